@@ -1,0 +1,41 @@
+"""onnxtrain: define a network Keras/KotlinDL-style, train it with ONNX Runtime, export portable ONNX.
+
+Example:
+    >>> from onnxtrain import Sequential
+    >>> from onnxtrain.layers import Input, Flatten, Dense
+    >>> model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10))
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from onnxtrain._runtime import check_single_flavour
+
+check_single_flavour()  # two onnxruntime packages in one environment break each other: say so up front
+
+from onnxtrain._ort_training import TrainingArtifacts  # noqa: E402
+from onnxtrain.artifacts import generate_artifacts  # noqa: E402
+from onnxtrain.callbacks import Callback  # noqa: E402
+from onnxtrain.datasets import Dataset  # noqa: E402
+from onnxtrain.history import EvaluationResult, History  # noqa: E402
+from onnxtrain.losses import Losses  # noqa: E402
+from onnxtrain.metrics import Metrics  # noqa: E402
+from onnxtrain.model import Sequential  # noqa: E402
+from onnxtrain.model_io import load_model  # noqa: E402
+from onnxtrain.saving import WritingMode  # noqa: E402
+
+__all__ = [
+    "Callback",
+    "Dataset",
+    "EvaluationResult",
+    "History",
+    "Losses",
+    "Metrics",
+    "Sequential",
+    "TrainingArtifacts",
+    "WritingMode",
+    "__version__",
+    "generate_artifacts",
+    "load_model",
+]

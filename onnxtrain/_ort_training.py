@@ -1,0 +1,300 @@
+"""The ONNX Runtime training backend: artifact generation (onnxblock) and the training session (training API).
+
+This is the only module that imports `onnxruntime.training`. Its quirks are handled here, once:
+- importing the package runs `onnxruntime/training/__init__.py`, which imports torch (ORT issue #22070); we load
+  only the torch-free submodules we need (see `_training_api`).
+- onnxblock writes the optimizer model with the installed onnx's IR version (14 with onnx 1.23) while ORT 1.19 loads
+  IR <= 10: every artifact's IR version is set explicitly.
+- softmax cross-entropy labels are int64 of shape [batch] (enforced by losses.py before a batch reaches ORT).
+- only AdamW and SGD optimizer graphs exist: Adam is AdamW with weight_decay=0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import math
+import os
+import sys
+import tempfile
+import types
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+
+from onnxtrain import emit
+from onnxtrain.errors import RuntimeSetupError, UnsupportedError
+from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
+from onnxtrain.layers import Layer
+from onnxtrain.losses import Loss
+from onnxtrain.optimizers import SGD, Adam, Optimizer
+
+SUPPORTED_OPTIMIZERS = (Adam, SGD)
+TRAINING_MODEL = "training_model.onnx"
+EVAL_MODEL = "eval_model.onnx"
+OPTIMIZER_MODEL = "optimizer_model.onnx"
+CHECKPOINT = "checkpoint"
+
+
+@cache
+def _training_api() -> types.SimpleNamespace:
+    """Import onnxblock and the training API without running `onnxruntime.training.__init__`.
+
+    That `__init__` imports `optim`/`amp`, which import torch (https://github.com/microsoft/onnxruntime/issues/22070),
+    although `artifacts`, `onnxblock` and `api` need none of it. Registering a bare package object with the real
+    search path lets Python import those submodules directly. If torch is installed the workaround changes nothing.
+    """
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise RuntimeSetupError(
+            "Training needs an ONNX Runtime training build: `pip install onnxtrain[cpu]` (onnxruntime-training-cpu) "
+            "or `onnxtrain[cuda]` (onnxruntime-training)."
+        ) from e
+    if "onnxruntime.training" not in sys.modules:
+        spec = importlib.util.find_spec("onnxruntime.training")
+        if spec is None or spec.submodule_search_locations is None:
+            raise RuntimeSetupError(
+                f"The installed onnxruntime {onnxruntime.__version__} is an inference-only build: it cannot train. "
+                "Replace it with `pip install onnxtrain[cpu]` (or [cuda]); exported models still run with it."
+            )
+        package = types.ModuleType("onnxruntime.training")
+        package.__path__ = list(spec.submodule_search_locations)
+        package.__spec__ = spec
+        sys.modules["onnxruntime.training"] = package
+    from onnxruntime.training import onnxblock
+
+    onnxruntime.set_default_logger_severity(3)  # the training build logs every graph transformer at INFO
+    from onnxruntime.training.api import CheckpointState, Module
+    from onnxruntime.training.api import Optimizer as OrtOptimizer
+
+    return types.SimpleNamespace(onnxblock=onnxblock, CheckpointState=CheckpointState, Module=Module,
+                                 Optimizer=OrtOptimizer, ort=onnxruntime)
+
+
+@contextlib.contextmanager
+def _native_stderr_captured() -> Iterator[None]:
+    """Hide native stderr output while the block runs; replay it if the block fails.
+
+    ORT's gradient builder logs every graph transformer at INFO level through a C++ logger that Python's
+    `set_default_logger_severity` does not reach.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace")[-4000:])
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@dataclass(frozen=True)
+class TrainingArtifacts:
+    """Paths of the four files ONNX Runtime's training API (Python, C, C++, C#, Java) needs.
+
+    Training model inputs: `input` (float32 [batch, ...]), `labels` (int64 [batch] for softmax cross-entropy,
+    float32 like the output otherwise), then the parameters. Outputs: `loss`, `logits`, then the gradients.
+    """
+
+    directory: Path
+    training_model: Path
+    eval_model: Path
+    optimizer_model: Path
+    checkpoint: Path
+    trainable: tuple[str, ...]
+    frozen: tuple[str, ...]
+
+
+def check_optimizer(optimizer: Optimizer) -> None:
+    if not isinstance(optimizer, SUPPORTED_OPTIMIZERS):
+        raise UnsupportedError(
+            f"The ort-training engine cannot express optimizer {type(optimizer).__name__}: ONNX Runtime training "
+            f"only has AdamW and SGD update graphs. Supported: {[c.__name__ for c in SUPPORTED_OPTIMIZERS]}."
+        )
+
+
+def _optimizer_block(api: types.SimpleNamespace, optimizer: Optimizer) -> Any:
+    optim = api.onnxblock.optim
+    clip = optim.ClipGradNorm(optimizer.clip_norm) if optimizer.clip_norm is not None else None
+    if isinstance(optimizer, Adam):
+        return optim.AdamW(
+            bias_correction=True,
+            betas=(optimizer.beta1, optimizer.beta2),
+            eps=optimizer.epsilon,
+            weight_decay=0.0,
+            clip_grad=clip,
+        )
+    return optim.SGD(clip_grad=clip)
+
+
+def write_artifacts(
+    layers: Sequence[Layer],
+    loss: Loss,
+    optimizer: Optimizer,
+    directory: str | Path,
+    opset: int = DEFAULT_OPSET,
+    ir_version: int = DEFAULT_IR_VERSION,
+) -> TrainingArtifacts:
+    """Emit forward+loss, let onnxblock build the gradient and optimizer graphs, and write the four artifacts."""
+    check_optimizer(optimizer)
+    check_opset_and_ir(opset, ir_version)
+    api = _training_api()
+    onnxblock = api.onnxblock
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    forward = emit.loss_model(layers, loss, opset, ir_version)
+    trainable = tuple(name for layer in layers if layer.trainable for name in layer.qualified_params())
+    frozen = tuple(name for layer in layers if not layer.trainable for name in layer.qualified_params())
+
+    class ForwardWithLoss(onnxblock.TrainingBlock):  # type: ignore[misc]
+        # The loss is already in the graph (emit.loss_model); this block only marks where backprop starts.
+        def build(self, *output_names: str) -> tuple[str, ...]:
+            return output_names
+
+    block = ForwardWithLoss()
+    for name in trainable:
+        block.requires_grad(name, True)
+    for name in frozen:
+        block.requires_grad(name, False)
+    with onnxblock.base(forward), _native_stderr_captured():
+        block(emit.LOSS_NAME, emit.LOGITS_NAME)
+        training_model, eval_model = block.to_model_proto()
+    parameters = block.parameters()
+
+    with onnxblock.empty_base(opset_version=opset):
+        optimizer_graph = _optimizer_block(api, optimizer)
+        optimizer_graph(parameters)
+        optimizer_model = optimizer_graph.to_model_proto()
+
+    paths = {}
+    for file_name, model in [(TRAINING_MODEL, training_model), (EVAL_MODEL, eval_model),
+                             (OPTIMIZER_MODEL, optimizer_model)]:
+        model.ir_version = ir_version  # see the module docstring: ORT 1.19 loads IR <= 10
+        onnx.save(model, directory / file_name)
+        paths[file_name] = directory / file_name
+    onnxblock.save_checkpoint(parameters, directory / CHECKPOINT)
+    return TrainingArtifacts(
+        directory=directory,
+        training_model=paths[TRAINING_MODEL],
+        eval_model=paths[EVAL_MODEL],
+        optimizer_model=paths[OPTIMIZER_MODEL],
+        checkpoint=directory / CHECKPOINT,
+        trainable=trainable,
+        frozen=frozen,
+    )
+
+
+def checkpoint_bytes_from_weights(weights: Mapping[str, np.ndarray]) -> bytes:
+    """An ORT training checkpoint holding `weights` (all trainable), for models saved before compile."""
+    api = _training_api()
+    tensors = [onnx.numpy_helper.from_array(np.asarray(v, np.float32), name) for name, v in weights.items()]
+    with tempfile.TemporaryDirectory(prefix="onnxtrain-ckpt-") as tmp:
+        path = Path(tmp) / CHECKPOINT
+        api.onnxblock.save_checkpoint((tensors, []), path)
+        return path.read_bytes()
+
+
+class OrtTrainingEngine:
+    """One training session over a set of artifacts: train/eval steps, weights, learning rate, checkpoints.
+
+    Args:
+        artifacts: what `write_artifacts` wrote.
+        optimizer: its learning rate is applied to ORT's optimizer.
+        device: "cpu" or "cuda:N".
+        threads: intra-op threads for ORT (None: ORT's default).
+        checkpoint: a checkpoint to start from instead of the artifacts' one (resuming with optimizer state).
+    """
+
+    def __init__(
+        self,
+        artifacts: TrainingArtifacts,
+        optimizer: Optimizer,
+        device: str = "cpu",
+        threads: int | None = None,
+        checkpoint: str | Path | None = None,
+    ):
+        api = _training_api()
+        options = api.ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self._api = api
+        self._state = api.CheckpointState.load_checkpoint(str(checkpoint or artifacts.checkpoint))
+        self._module = api.Module(
+            str(artifacts.training_model), self._state, str(artifacts.eval_model), device=device,
+            session_options=options,
+        )
+        self._optimizer = api.Optimizer(str(artifacts.optimizer_model), self._module)
+        self._optimizer.set_learning_rate(float(optimizer.learning_rate))
+        self.artifacts = artifacts
+        self._training = True
+
+    def train_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward, backward and, when the loss is finite, one optimizer update.
+
+        Returns (loss, outputs) of the batch before the update. A non-finite loss skips the update, so the
+        weights stay those of the last good step; the caller decides what to do about it.
+        """
+        if not self._training:
+            self._module.train()
+            self._training = True
+        loss_array, outputs = self._module(x, labels)
+        loss = float(loss_array)
+        if math.isfinite(loss):
+            self._optimizer.step()
+        self._module.lazy_reset_grad()
+        return loss, outputs
+
+    def eval_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        if self._training:
+            self._module.eval()
+            self._training = False
+        loss, outputs = self._module(x, labels)
+        return float(loss), outputs
+
+    def reset_gradients(self) -> None:
+        self._module.lazy_reset_grad()
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self._optimizer.get_learning_rate())
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._optimizer.set_learning_rate(float(value))
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        parameters = self._state.parameters
+        return {name: np.array(parameter.data, dtype=np.float32) for name, parameter in parameters}
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        parameters = self._state.parameters
+        for name, value in weights.items():
+            parameters[name] = np.ascontiguousarray(value, dtype=np.float32)
+
+    def save_checkpoint(self, path: str | Path, include_optimizer_state: bool = False) -> None:
+        self._api.CheckpointState.save_checkpoint(self._state, str(path), include_optimizer_state)
+
+    def checkpoint_bytes(self, include_optimizer_state: bool = False) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="onnxtrain-ckpt-") as tmp:
+            path = Path(tmp) / CHECKPOINT
+            self.save_checkpoint(path, include_optimizer_state)
+            return path.read_bytes()
+
+    def close(self) -> None:
+        # Dropping the references releases the native sessions.
+        self._optimizer = self._module = self._state = None  # type: ignore[assignment]

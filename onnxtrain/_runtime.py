@@ -1,0 +1,128 @@
+"""Which ONNX Runtime is installed, and which execution provider a device string maps to.
+
+Every onnxruntime flavour (onnxruntime, onnxruntime-gpu, onnxruntime-training, onnxruntime-training-cpu, ...)
+installs the same `onnxruntime` module; two of them in one environment overwrite each other's files and fail in
+confusing ways, so `import onnxtrain` checks for that once and says which to remove.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from dataclasses import dataclass
+
+from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
+
+# Distributions that ship the top-level `onnxruntime` module. The extras in pyproject.toml install one of them.
+ORT_FLAVOURS: dict[str, str] = {
+    "onnxruntime-training-cpu": "cpu",
+    "onnxruntime-training": "cuda",
+    "onnxruntime": "infer",
+    "onnxruntime-gpu": "infer-gpu",
+    "onnxruntime-directml": "",
+    "onnxruntime-openvino": "",
+    "onnxruntime-qnn": "",
+    "onnxruntime-rocm": "",
+    "onnxruntime-cann": "",
+    "onnxruntime-silicon": "",
+}
+TRAINING_FLAVOURS = frozenset({"onnxruntime-training-cpu", "onnxruntime-training"})
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_flavours() -> list[str]:
+    """Names of the installed distributions that provide the `onnxruntime` module, sorted."""
+    found = set()
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and _normalize(name) in ORT_FLAVOURS:
+            found.add(_normalize(name))
+    return sorted(found)
+
+
+def check_single_flavour(flavours: list[str] | None = None) -> str | None:
+    """Return the one installed onnxruntime flavour (or None), raising if there are several.
+
+    Raises:
+        RuntimeSetupError: two or more flavours are installed in this environment.
+    """
+    flavours = installed_flavours() if flavours is None else flavours
+    if len(flavours) > 1:
+        keep = next((f for f in flavours if f in TRAINING_FLAVOURS), flavours[0])
+        others = " ".join(f for f in flavours if f != keep)
+        raise RuntimeSetupError(
+            f"Several ONNX Runtime packages are installed together: {', '.join(flavours)}. They all install the "
+            f"same `onnxruntime` module and break each other; keep exactly one. To keep {keep}: "
+            f"`pip uninstall -y {' '.join(flavours)} && pip install {keep}` (or drop {others}). "
+            "Extras: [cpu] trains on CPU, [cuda] trains on GPU, [infer]/[infer-gpu] run exported models only."
+        )
+    return flavours[0] if flavours else None
+
+
+@dataclass(frozen=True)
+class Device:
+    """A parsed device string: `kind` is "cpu" or "cuda", `index` the CUDA device ordinal."""
+
+    kind: str
+    index: int = 0
+
+    @property
+    def provider(self) -> str:
+        return "CUDAExecutionProvider" if self.kind == "cuda" else "CPUExecutionProvider"
+
+    @property
+    def ort_device(self) -> str:
+        """The device string ORT's training API takes ("cpu" or "cuda:N")."""
+        return f"cuda:{self.index}" if self.kind == "cuda" else "cpu"
+
+    def __str__(self) -> str:
+        return self.ort_device
+
+
+def available_providers() -> list[str]:
+    """Execution providers of the installed onnxruntime ([] when none is installed)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return []
+    return list(onnxruntime.get_available_providers())
+
+
+def cuda_extra_hint() -> str:
+    return (
+        "The CUDA execution provider comes with `pip install onnxtrain[cuda]` (onnxruntime-training, Python <= 3.11) "
+        "for training, or `onnxtrain[infer-gpu]` (onnxruntime-gpu) for inference; uninstall the current flavour first."
+    )
+
+
+_DEVICE_PATTERN = re.compile(r"^(cpu|cuda|auto)(?::(\d+))?$")
+
+
+def resolve_device(device: str, providers: list[str] | None = None) -> Device:
+    """Map "cpu", "cuda", "cuda:N" or "auto" to a Device the installed runtime can run on.
+
+    Raises:
+        InvalidArgumentError: the string is not one of the accepted forms.
+        RuntimeSetupError: CUDA was asked for and the installed onnxruntime has no CUDA provider.
+    """
+    if not isinstance(device, str):
+        raise InvalidArgumentError(
+            f'device expects "cpu", "cuda", "cuda:N" or "auto". Received: device={device!r} ({type(device).__name__})'
+        )
+    match = _DEVICE_PATTERN.match(device.strip().lower())
+    if match is None or (match.group(1) != "cuda" and match.group(2) is not None):
+        raise InvalidArgumentError(f'device expects "cpu", "cuda", "cuda:N" or "auto". Received: device={device!r}')
+    kind, index = match.group(1), int(match.group(2) or 0)
+    providers = available_providers() if providers is None else providers
+    has_cuda = "CUDAExecutionProvider" in providers
+    if kind == "auto":
+        return Device("cuda", 0) if has_cuda else Device("cpu")
+    if kind == "cuda" and not has_cuda:
+        raise RuntimeSetupError(
+            f"device={device!r} needs ONNX Runtime's CUDA execution provider, but the installed build offers only "
+            f"{providers or 'no providers (onnxruntime is not installed)'}. {cuda_extra_hint()}"
+        )
+    return Device(kind, index)

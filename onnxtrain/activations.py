@@ -1,0 +1,192 @@
+"""Activation functions: how each is emitted as ONNX nodes, and the registry that maps names to them.
+
+Only operators with a gradient in ONNX Runtime training are used, so every activation can be trained.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from onnxtrain.errors import UnknownIdentifierError
+from onnxtrain.graph import GraphBuilder
+
+
+@dataclass(frozen=True)
+class Activation:
+    """Base activation: subclasses implement `emit`. `name` is the registry key used in configs."""
+
+    name: str = field(default="", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, **{k: v for k, v in self.__dict__.items() if k != "name"}}
+
+
+@dataclass(frozen=True)
+class Linear(Activation):
+    name: str = field(default="linear", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return x
+
+
+@dataclass(frozen=True)
+class Relu(Activation):
+    name: str = field(default="relu", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Relu", [x], hint="relu")
+
+
+@dataclass(frozen=True)
+class Sigmoid(Activation):
+    name: str = field(default="sigmoid", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Sigmoid", [x], hint="sigmoid")
+
+
+@dataclass(frozen=True)
+class Tanh(Activation):
+    name: str = field(default="tanh", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Tanh", [x], hint="tanh")
+
+
+@dataclass(frozen=True)
+class Selu(Activation):
+    """Scaled ELU with the standard constants (alpha 1.67326, gamma 1.0507)."""
+
+    name: str = field(default="selu", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Selu", [x], hint="selu")
+
+
+@dataclass(frozen=True)
+class Softmax(Activation):
+    """Softmax over the last axis."""
+
+    name: str = field(default="softmax", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Softmax", [x], hint="softmax", axis=-1)
+
+
+@dataclass(frozen=True)
+class LeakyRelu(Activation):
+    """max(alpha * x, x); KotlinDL's and TensorFlow's default alpha is 0.2 (Keras layers use 0.3)."""
+
+    alpha: float = 0.2
+    name: str = field(default="leaky_relu", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("LeakyRelu", [x], hint="leaky_relu", alpha=float(self.alpha))
+
+
+@dataclass(frozen=True)
+class Elu(Activation):
+    alpha: float = 1.0
+    name: str = field(default="elu", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Elu", [x], hint="elu", alpha=float(self.alpha))
+
+
+@dataclass(frozen=True)
+class Gelu(Activation):
+    """Exact GELU, x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2))); `approximate=True` uses the tanh form."""
+
+    approximate: bool = False
+    name: str = field(default="gelu", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        half = builder.constant(0.5, "gelu_half")
+        one = builder.constant(1.0, "gelu_one")
+        if self.approximate:
+            cube = builder.node("Mul", [builder.node("Mul", [x, x]), x])
+            inner = builder.node("Add", [x, builder.node("Mul", [cube, builder.constant(0.044715)])])
+            scaled = builder.node("Mul", [inner, builder.constant(math.sqrt(2.0 / math.pi))])
+            phi = builder.node("Add", [builder.node("Tanh", [scaled]), one])
+        else:
+            scaled = builder.node("Mul", [x, builder.constant(1.0 / math.sqrt(2.0), "gelu_inv_sqrt2")])
+            phi = builder.node("Add", [builder.node("Erf", [scaled]), one])
+        return builder.node("Mul", [builder.node("Mul", [x, half]), phi], hint="gelu")
+
+
+@dataclass(frozen=True)
+class Swish(Activation):
+    """x * sigmoid(x) (also called SiLU)."""
+
+    name: str = field(default="swish", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Mul", [x, builder.node("Sigmoid", [x])], hint="swish")
+
+
+class Activations(enum.Enum):
+    """KotlinDL's activation names, for `Dense(activation=Activations.Relu)`."""
+
+    Linear = "linear"
+    Relu = "relu"
+    Sigmoid = "sigmoid"
+    Tanh = "tanh"
+    Softmax = "softmax"
+    LeakyRelu = "leaky_relu"
+    Elu = "elu"
+    Selu = "selu"
+    Gelu = "gelu"
+    Swish = "swish"
+
+
+_REGISTRY: dict[str, type[Activation]] = {
+    "linear": Linear,
+    "relu": Relu,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "softmax": Softmax,
+    "leaky_relu": LeakyRelu,
+    "elu": Elu,
+    "selu": Selu,
+    "gelu": Gelu,
+    "swish": Swish,
+}
+_ALIASES = {"identity": "linear", "none": "linear", "leakyrelu": "leaky_relu", "silu": "swish"}
+
+
+def get(identifier: str | Activations | Activation | dict[str, Any] | None) -> Activation:
+    """Map a name ("relu"), an `Activations` member, a config dict or an instance to an Activation.
+
+    Raises:
+        UnknownIdentifierError: the name is not a known activation.
+    """
+    if isinstance(identifier, Activation):
+        return identifier
+    if identifier is None:
+        return Linear()
+    if isinstance(identifier, Activations):
+        identifier = identifier.value
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        cls = _lookup(str(config.pop("name", "")))
+        return cls(**config)
+    if isinstance(identifier, str):
+        return _lookup(identifier)()
+    raise UnknownIdentifierError(
+        f"Could not interpret activation {identifier!r} ({type(identifier).__name__}). "
+        f"Expected one of {sorted(_REGISTRY)}, an Activations member or an Activation instance."
+    )
+
+
+def _lookup(name: str) -> type[Activation]:
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    key = _ALIASES.get(key.replace("_", ""), _ALIASES.get(key, key))
+    if key not in _REGISTRY:
+        raise UnknownIdentifierError(f"Could not interpret activation {name!r}. Valid names: {sorted(_REGISTRY)}")
+    return _REGISTRY[key]

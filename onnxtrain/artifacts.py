@@ -1,0 +1,48 @@
+"""`generate_artifacts`: the four files ONNX Runtime's training API needs, for any language that has it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from onnxtrain import losses, optimizers
+from onnxtrain._ort_training import TrainingArtifacts, write_artifacts
+from onnxtrain.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from onnxtrain.model import Sequential
+
+
+def generate_artifacts(
+    model: Sequential,
+    loss: Any = None,
+    optimizer: Any = None,
+    directory: str | Path = "artifacts",
+    opset: int | None = None,
+    ir_version: int | None = None,
+) -> TrainingArtifacts:
+    """Write training_model.onnx, eval_model.onnx, optimizer_model.onnx and checkpoint into `directory`.
+
+    `loss` and `optimizer` default to the model's compiled ones. The files load in ONNX Runtime 1.19 training
+    (IR <= 10) from Python, C, C++, C#, Java or Objective-C. The training model takes `input` (float32
+    [batch, ...]) and `labels` (int64 [batch] for softmax cross-entropy, float32 shaped like the output otherwise)
+    and returns `loss` and `logits`; the weights start as the model's current weights.
+
+    Example:
+        >>> generate_artifacts(model, Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, Adam(), "artifacts")  # doctest: +SKIP
+    """
+    compiled = model._trainer.compiled if model._trainer is not None else None
+    if compiled is None and (loss is None or optimizer is None):
+        raise InvalidArgumentError(
+            "generate_artifacts needs loss=... and optimizer=... for a model that is not compiled. "
+            f"Received: loss={loss!r}, optimizer={optimizer!r}"
+        )
+    model.sync_weights()
+    return write_artifacts(
+        model.layers,
+        losses.get(loss) if loss is not None else compiled.loss,  # type: ignore[union-attr]
+        optimizers.get(optimizer) if optimizer is not None else compiled.optimizer,  # type: ignore[union-attr]
+        directory,
+        opset if opset is not None else (compiled.opset if compiled else 17),
+        ir_version if ir_version is not None else (compiled.ir_version if compiled else 8),
+    )

@@ -1,0 +1,86 @@
+"""The ONNX graphs of a model: forward + loss (what training engines differentiate) and the clean inference export.
+
+Both are emitted from the same layer list through one GraphBuilder, so parameter names (`dense_1.kernel`) are
+the same in the training artifacts, the checkpoint and the exported model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import onnx
+
+from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
+from onnxtrain.layers import Layer, Shape
+from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
+
+INPUT_NAME = "input"
+LABELS_NAME = "labels"
+LOSS_NAME = "loss"
+LOGITS_NAME = "logits"
+PROBABILITIES_NAME = "probabilities"
+
+
+def emit_forward(builder: GraphBuilder, layers: Sequence[Layer], x: str) -> str:
+    """Emit every layer after the Input, each inside its own name scope; returns the last value name."""
+    for layer in layers[1:]:
+        with builder.scope(layer.name or type(layer).__name__.lower()):
+            x = layer.emit(builder, x)
+    return x
+
+
+def loss_model(
+    layers: Sequence[Layer],
+    loss: Loss,
+    opset: int = DEFAULT_OPSET,
+    ir_version: int = DEFAULT_IR_VERSION,
+) -> onnx.ModelProto:
+    """Forward pass + loss. Inputs: `input`, `labels`. Outputs: `loss` (first: where backpropagation starts), `logits`.
+
+    Parameters are initializers; a training engine decides which of them are trainable.
+    """
+    input_shape, output_shape = _io_shapes(layers)
+    builder = GraphBuilder(opset, ir_version)
+    x = builder.add_input(INPUT_NAME, np.float32, (None, *input_shape))
+    label_dtype, label_shape = loss.label_spec(output_shape)
+    labels = builder.add_input(LABELS_NAME, label_dtype, label_shape)
+    output = emit_forward(builder, layers, x)
+    with builder.scope("loss"):
+        value = loss.emit(builder, output, labels)
+    builder.add_output(value, LOSS_NAME, np.float32, ())
+    builder.add_output(output, LOGITS_NAME, np.float32, (None, *output_shape))
+    return builder.build("onnxtrain_training")
+
+
+def inference_model(
+    layers: Sequence[Layer],
+    loss: Loss | None = None,
+    opset: int = DEFAULT_OPSET,
+    ir_version: int = DEFAULT_IR_VERSION,
+    metadata: Mapping[str, str] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> onnx.ModelProto:
+    """The deployable model: input `input` [batch, ...], output `logits`, plus `probabilities` (softmax) when the
+    loss is softmax cross-entropy. Default ONNX domain only, checked with the full ONNX checker.
+    """
+    input_shape, output_shape = _io_shapes(layers)
+    builder = GraphBuilder(opset, ir_version)
+    x = builder.add_input(INPUT_NAME, np.float32, (None, *input_shape))
+    output = emit_forward(builder, layers, x)
+    builder.add_output(output, LOGITS_NAME, np.float32, (None, *output_shape))
+    if isinstance(loss, SoftmaxCrossEntropyWithLogits):
+        probabilities = builder.node("Softmax", [LOGITS_NAME], hint="softmax", axis=-1)
+        builder.add_output(probabilities, PROBABILITIES_NAME, np.float32, (None, *output_shape))
+    for key, value in (metadata or {}).items():
+        builder.set_metadata(key, value)
+    if class_names is not None:
+        builder.set_metadata("class_names", json.dumps(list(class_names)))
+    return builder.build("onnxtrain_inference")
+
+
+def _io_shapes(layers: Sequence[Layer]) -> tuple[Shape, Shape]:
+    first, last = layers[0], layers[-1]
+    assert first.output_shape is not None and last.output_shape is not None, "layers must be built"
+    return first.output_shape, last.output_shape

@@ -1,0 +1,59 @@
+"""The project's exception types.
+
+Each subclasses the matching built-in (ValueError, TypeError, FileExistsError, ...) so callers can catch either
+the onnxtrain type or the standard one. Messages name the argument, what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+
+class OnnxtrainError(Exception):
+    """Base class of every error raised by onnxtrain."""
+
+
+class InvalidArgumentError(OnnxtrainError, ValueError):
+    """An argument has the right type but a value that is not allowed."""
+
+
+class InvalidTypeError(OnnxtrainError, TypeError):
+    """An argument has a type that is not allowed."""
+
+
+class ShapeError(InvalidArgumentError):
+    """A tensor or layer shape does not match what is expected."""
+
+
+class UnknownIdentifierError(InvalidArgumentError):
+    """A string identifier (activation, initializer, optimizer, loss, metric...) is not known."""
+
+
+class DataFormatError(OnnxtrainError, ValueError):
+    """A data file (IDX, dataset archive) is malformed, truncated or fails verification."""
+
+
+class DownloadError(OnnxtrainError, OSError):
+    """A download failed: HTTP error, time-out or refused connection."""
+
+
+class ModelExistsError(OnnxtrainError, FileExistsError):
+    """The save target already exists and the writing mode forbids touching it."""
+
+
+class ModelFileError(OnnxtrainError, ValueError):
+    """A saved model (directory, model.onnx, config.json, checkpoint) is missing, unreadable or invalid."""
+
+
+class ModelStateError(OnnxtrainError, RuntimeError):
+    """The model is in the wrong state for the call (not compiled, already closed, ...)."""
+
+
+class RuntimeSetupError(OnnxtrainError, ImportError):
+    """The installed ONNX Runtime cannot do what was asked (missing package, flavour clash, no CUDA provider)."""
+
+
+class UnsupportedError(OnnxtrainError, NotImplementedError):
+    """The requested combination cannot be expressed by the training engine."""
+
+
+class NonFiniteLossError(OnnxtrainError, FloatingPointError):
+    """Training produced a NaN or infinite loss."""

@@ -1,0 +1,181 @@
+"""GraphBuilder: the one place that creates ONNX nodes, initializers and value names.
+
+It owns the opset and IR version of everything onnxtrain emits. Layers receive a builder and emit nodes through
+it; they never touch a ModelProto.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxtrain.errors import InvalidArgumentError
+
+DEFAULT_OPSET = 17
+# ONNX Runtime 1.19 (the last onnxruntime-training release) loads IR versions up to 10; 8 is the IR version that
+# belongs to opset 17, and the widest-loadable choice for other runtimes.
+DEFAULT_IR_VERSION = 8
+MAX_ORT_TRAINING_IR_VERSION = 10
+PRODUCER_NAME = "onnxtrain"
+
+Dim = int | str | None
+
+
+def check_opset_and_ir(opset: int, ir_version: int) -> None:
+    """Raise when the opset or IR version is outside what onnxtrain can emit."""
+    latest = onnx.defs.onnx_opset_version()
+    if not isinstance(opset, int) or isinstance(opset, bool) or not 13 <= opset <= latest:
+        raise InvalidArgumentError(f"opset expects an int in [13, {latest}]. Received: opset={opset!r}")
+    needed = _min_ir_version(opset)
+    if not isinstance(ir_version, int) or isinstance(ir_version, bool) or not needed <= ir_version <= onnx.IR_VERSION:
+        raise InvalidArgumentError(
+            f"ir_version expects an int in [{needed}, {onnx.IR_VERSION}] for opset {opset} "
+            f"(ONNX Runtime 1.19 loads at most {MAX_ORT_TRAINING_IR_VERSION}). Received: ir_version={ir_version!r}"
+        )
+
+
+def _min_ir_version(opset: int) -> int:
+    # VERSION_TABLE rows are (onnx release, IR version, ai.onnx opset, ai.onnx.ml opset[, training opset]).
+    return min((row[1] for row in onnx.helper.VERSION_TABLE if row[2] >= opset), default=onnx.IR_VERSION)
+
+
+class GraphBuilder:
+    """Accumulates nodes, initializers, inputs and outputs and builds a checked ModelProto.
+
+    Names: `scope("dense_1")` prefixes parameters (`dense_1.kernel`) and intermediate values, so the same
+    hierarchical names appear in the graph, the training checkpoint and the exported model.
+
+    Example:
+        >>> b = GraphBuilder()
+        >>> x = b.add_input("input", np.float32, (None, 4))
+        >>> with b.scope("dense_1"):
+        ...     w = b.add_initializer("kernel", np.ones((4, 2), np.float32))
+        ...     y = b.node("MatMul", [x, w])
+        >>> b.add_output(y, "logits", np.float32, (None, 2))
+        >>> model = b.build()
+    """
+
+    def __init__(self, opset: int = DEFAULT_OPSET, ir_version: int = DEFAULT_IR_VERSION, batch_dim: str = "batch"):
+        check_opset_and_ir(opset, ir_version)
+        self.opset = opset
+        self.ir_version = ir_version
+        self.batch_dim = batch_dim
+        self._nodes: list[onnx.NodeProto] = []
+        self._initializers: list[onnx.TensorProto] = []
+        self._inputs: list[onnx.ValueInfoProto] = []
+        self._outputs: list[onnx.ValueInfoProto] = []
+        self._names: set[str] = set()
+        self._scopes: list[str] = []
+        self._metadata: dict[str, str] = {}
+
+    # --- naming -------------------------------------------------------------------------------------------
+    @contextmanager
+    def scope(self, name: str) -> Iterator[None]:
+        """Prefix every name created inside the block with `name.`."""
+        self._scopes.append(name)
+        try:
+            yield
+        finally:
+            self._scopes.pop()
+
+    def _qualified(self, name: str) -> str:
+        return ".".join([*self._scopes, name])
+
+    def unique_name(self, hint: str) -> str:
+        base = self._qualified(hint)
+        name, i = base, 1
+        while name in self._names:
+            name, i = f"{base}_{i}", i + 1
+        self._names.add(name)
+        return name
+
+    def _claim(self, name: str) -> str:
+        if name in self._names:
+            raise InvalidArgumentError(f"Graph name {name!r} is already used; parameter and value names must be unique.")
+        self._names.add(name)
+        return name
+
+    # --- graph pieces -------------------------------------------------------------------------------------
+    def value_info(self, name: str, dtype: Any, shape: Sequence[Dim]) -> onnx.ValueInfoProto:
+        dims = [self.batch_dim if d is None else d for d in shape]
+        return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), dims)
+
+    def add_input(self, name: str, dtype: Any, shape: Sequence[Dim]) -> str:
+        """Declare a graph input; `None` dimensions become the symbolic batch dimension."""
+        self._inputs.append(self.value_info(self._claim(name), dtype, shape))
+        return name
+
+    def add_output(self, value: str, name: str, dtype: Any, shape: Sequence[Dim]) -> str:
+        """Expose `value` as graph output `name` (an Identity node renames it when needed)."""
+        if value != name:
+            self._nodes.append(helper.make_node("Identity", [value], [self._claim(name)], name=f"{name}_identity"))
+        self._outputs.append(self.value_info(name, dtype, shape))
+        return name
+
+    def add_initializer(self, name: str, array: np.ndarray) -> str:
+        """Add a named constant tensor (a parameter when it is trainable); the name is scoped."""
+        qualified = self._claim(self._qualified(name))
+        self._initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), qualified))
+        return qualified
+
+    def constant(self, value: float | np.ndarray, hint: str = "const", dtype: Any = np.float32) -> str:
+        """A non-trainable constant, emitted as a Constant node so training never treats it as a parameter."""
+        array = np.asarray(value, dtype=dtype)
+        name = self.unique_name(hint)
+        self._nodes.append(
+            helper.make_node("Constant", [], [name], name=f"{name}_node", value=numpy_helper.from_array(array, name))
+        )
+        return name
+
+    def node(self, op_type: str, inputs: Sequence[str], hint: str | None = None, **attributes: Any) -> str:
+        """Append one single-output node of the default domain and return its output name."""
+        return self.multi_output_node(op_type, inputs, 1, hint, **attributes)[0]
+
+    def multi_output_node(
+        self, op_type: str, inputs: Sequence[str], num_outputs: int, hint: str | None = None, **attributes: Any
+    ) -> list[str]:
+        """Append a node with `num_outputs` outputs (some gradients need an op's optional outputs)."""
+        base = self.unique_name(hint or op_type.lower())
+        outs = [base] + [self.unique_name(f"{hint or op_type.lower()}_out{i}") for i in range(1, num_outputs)]
+        self._nodes.append(helper.make_node(op_type, list(inputs), outs, name=f"{base}_{op_type}", **attributes))
+        return outs
+
+    def set_metadata(self, key: str, value: str) -> None:
+        self._metadata[key] = value
+
+    # --- result -------------------------------------------------------------------------------------------
+    def build(self, graph_name: str = "onnxtrain", check: bool = True) -> onnx.ModelProto:
+        """Assemble the model with this builder's opset and IR version, and run the full ONNX checker."""
+        graph = helper.make_graph(self._nodes, graph_name, self._inputs, self._outputs, self._initializers)
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", self.opset)],
+            producer_name=PRODUCER_NAME,
+            producer_version=_version(),
+        )
+        model.ir_version = self.ir_version
+        for key, value in self._metadata.items():
+            model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+        if check:
+            onnx.checker.check_model(model, full_check=True)
+        return model
+
+
+def _version() -> str:
+    from onnxtrain import __version__
+
+    return __version__
+
+
+def tensor_type(dtype: Any) -> int:
+    """ONNX TensorProto element type of a numpy dtype."""
+    return int(helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+
+
+FLOAT = TensorProto.FLOAT
+INT64 = TensorProto.INT64

@@ -1,0 +1,122 @@
+"""Training records: `History` (per-epoch figures, Keras-compatible keys) and `EvaluationResult`."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from onnxtrain import metrics as metrics_module
+from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
+from onnxtrain.metrics import Metrics
+
+
+class MetricValues(Mapping[Metrics, float]):
+    """Metric values keyed by `Metrics` member; string keys ("accuracy", "acc") work too."""
+
+    def __init__(self, values: Mapping[Metrics, float]):
+        self._values = dict(values)
+
+    def __getitem__(self, key: Metrics | str) -> float:
+        return self._values[metrics_module.get(key)]
+
+    def __iter__(self) -> Iterator[Metrics]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{m.value}: {v:.4f}" for m, v in self._values.items()) + "}"
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What `evaluate` returns: the mean loss and each metric over the whole dataset."""
+
+    loss: float
+    metrics: MetricValues
+
+    def __str__(self) -> str:
+        return " - ".join([f"loss: {self.loss:.4f}", *(f"{m.value}: {v:.4f}" for m, v in self.metrics.items())])
+
+
+@dataclass
+class History:
+    """Per-epoch figures of a `fit` call.
+
+    `history` maps Keras-compatible keys ("loss", "accuracy", "val_loss", "val_accuracy", ...) to one value per
+    epoch; `epochs` holds the epoch numbers (1-based, continuing across `fit` calls on one model).
+    """
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs: list[int] = field(default_factory=list)
+
+    def append(self, epoch: int, logs: Mapping[str, float]) -> None:
+        """Record one epoch; keys first seen later are back-filled with NaN so every column has one value per epoch."""
+        for key in logs:
+            if key not in self.history:
+                self.history[key] = [math.nan] * len(self.epochs)
+        self.epochs.append(epoch)
+        for key, values in self.history.items():
+            values.append(float(logs.get(key, math.nan)))
+
+    def last(self) -> dict[str, float]:
+        return {key: values[-1] for key, values in self.history.items() if values}
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write one row per epoch: `epoch`, then every key. Returns the path."""
+        from onnxtrain.saving import write_atomically
+
+        rows = [["epoch", *self.history]]
+        rows += [[str(epoch), *(repr(v[i]) for v in self.history.values())] for i, epoch in enumerate(self.epochs)]
+        text = "".join(",".join(row) + "\n" for row in rows)
+        return write_atomically(Path(path), text.encode())
+
+    @classmethod
+    def from_csv(cls, path: str | Path) -> History:
+        """Read a file written by `to_csv` (or `CSVLogger`)."""
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header or header[0] != "epoch":
+                raise InvalidArgumentError(f"{path} is not a History CSV: expected a header starting with 'epoch'.")
+            history = cls(history={key: [] for key in header[1:]})
+            for row in reader:
+                history.epochs.append(int(row[0]))
+                for key, value in zip(header[1:], row[1:], strict=True):
+                    history.history[key].append(float(value))
+        return history
+
+    def plot(self, path: str | Path) -> Path:
+        """Save the loss and metric curves (train and validation) as a PNG. Needs the `plot` extra (matplotlib)."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError as e:
+            raise RuntimeSetupError(
+                "History.plot needs matplotlib: `pip install onnxtrain[plot]` (or `pip install matplotlib`)."
+            ) from e
+        names = [key for key in self.history if not key.startswith("val_")]
+        fig, axes = plt.subplots(1, len(names), figsize=(5 * max(1, len(names)), 4), squeeze=False)
+        for ax, name in zip(axes[0], names, strict=False):
+            ax.plot(self.epochs, self.history[name], marker="o", label=f"train {name}")
+            if f"val_{name}" in self.history:
+                ax.plot(self.epochs, self.history[f"val_{name}"], marker="o", label=f"validation {name}")
+            ax.set_xlabel("epoch")
+            ax.set_title(name)
+            ax.grid(True, alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png", dpi=100)
+        plt.close(fig)
+        return path

@@ -1,0 +1,213 @@
+"""Weight initializers (KotlinDL/Keras formulas) and their registry.
+
+An initializer is called with the parameter shape, the layer's fan-in and fan-out and a numpy Generator; the
+model hands each layer a Generator derived from its seed, so the same seed gives bit-identical weights. An
+initializer built with its own `seed` ignores that Generator and always produces the same values (as in Keras).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from onnxtrain.errors import InvalidArgumentError, UnknownIdentifierError
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Initializer:
+    """Base class: subclasses implement `sample`."""
+
+    name: str = field(default="", init=False)
+
+    def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+        seed = getattr(self, "seed", None)
+        generator = np.random.default_rng(seed) if seed is not None else rng
+        return np.asarray(self.sample(shape, fan_in, fan_out, generator), dtype=np.float32).reshape(shape)
+
+    def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return asdict(self) | {"name": self.name}
+
+
+@dataclass(frozen=True)
+class Zeros(Initializer):
+    name: str = field(default="zeros", init=False)
+
+    def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+        return np.zeros(shape, np.float32)
+
+
+@dataclass(frozen=True)
+class Ones(Initializer):
+    name: str = field(default="ones", init=False)
+
+    def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+        return np.ones(shape, np.float32)
+
+
+@dataclass(frozen=True)
+class Constant(Initializer):
+    value: float = 0.0
+    name: str = field(default="constant", init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.value, int | float) or not math.isfinite(self.value):
+            raise InvalidArgumentError(f"Constant(value=...) expects a finite number. Received: value={self.value!r}")
+
+    def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+        return np.full(shape, self.value, np.float32)
+
+
+@dataclass(frozen=True)
+class RandomNormal(Initializer):
+    mean: float = 0.0
+    stddev: float = 0.05
+    seed: int | None = None
+    name: str = field(default="random_normal", init=False)
+
+    def __post_init__(self) -> None:
+        _check_positive("RandomNormal", "stddev", self.stddev)
+
+    def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.normal(self.mean, self.stddev, shape)
+
+
+@dataclass(frozen=True)
+class RandomUniform(Initializer):
+    minval: float = -0.05
+    maxval: float = 0.05
+    seed: int | None = None
+    name: str = field(default="random_uniform", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.minval < self.maxval:
+            raise InvalidArgumentError(
+                f"RandomUniform expects minval < maxval. Received: minval={self.minval!r}, maxval={self.maxval!r}"
+            )
+
+    def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.uniform(self.minval, self.maxval, shape)
+
+
+@dataclass(frozen=True)
+class VarianceScaling(Initializer):
+    """Keras' variance scaling: variance = scale / n, n chosen by `mode`; `distribution` truncated normal or uniform.
+
+    The truncated normal is cut at two standard deviations and rescaled (stddev / 0.8796...) so that the
+    resulting variance is the requested one, as in Keras and KotlinDL.
+    """
+
+    scale: float = 1.0
+    mode: str = "fan_in"
+    distribution: str = "truncated_normal"
+    seed: int | None = None
+    name: str = field(default="variance_scaling", init=False)
+
+    def __post_init__(self) -> None:
+        _check_positive(type(self).__name__, "scale", self.scale)
+        if self.mode not in ("fan_in", "fan_out", "fan_avg"):
+            raise InvalidArgumentError(f"mode expects 'fan_in', 'fan_out' or 'fan_avg'. Received: mode={self.mode!r}")
+        if self.distribution not in ("truncated_normal", "uniform"):
+            raise InvalidArgumentError(
+                f"distribution expects 'truncated_normal' or 'uniform'. Received: distribution={self.distribution!r}"
+            )
+
+    def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        variance = self.scale / max(1.0, n)
+        if self.distribution == "uniform":
+            limit = math.sqrt(3.0 * variance)
+            return rng.uniform(-limit, limit, shape)
+        return truncated_normal(rng, shape, math.sqrt(variance) / 0.87962566103423978)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed}
+
+
+def truncated_normal(rng: np.random.Generator, shape: Shape, stddev: float) -> np.ndarray:
+    """Normal samples with |value| <= 2 * stddev, redrawing the rest (vectorized rejection sampling)."""
+    values = rng.standard_normal(shape)
+    outside = np.abs(values) > 2.0
+    while outside.any():
+        values[outside] = rng.standard_normal(int(outside.sum()))
+        outside = np.abs(values) > 2.0
+    return values * stddev
+
+
+def _scaling(name: str, scale: float, mode: str, distribution: str, doc: str) -> type[VarianceScaling]:
+    # Each named scheme is a VarianceScaling with fixed settings; only `seed` is left to the user.
+    def __init__(self: VarianceScaling, seed: int | None = None) -> None:
+        VarianceScaling.__init__(self, scale, mode, distribution, seed)
+        object.__setattr__(self, "name", name)
+
+    return type(name, (VarianceScaling,), {"__init__": __init__, "__doc__": doc})
+
+
+GlorotNormal = _scaling("glorot_normal", 1.0, "fan_avg", "truncated_normal", "Glorot (Xavier) normal.")
+GlorotUniform = _scaling("glorot_uniform", 1.0, "fan_avg", "uniform", "Glorot (Xavier) uniform.")
+HeNormal = _scaling("he_normal", 2.0, "fan_in", "truncated_normal", "He normal: stddev sqrt(2 / fan_in), truncated.")
+HeUniform = _scaling("he_uniform", 2.0, "fan_in", "uniform", "He uniform: limit sqrt(6 / fan_in).")
+LeCunNormal = _scaling("lecun_normal", 1.0, "fan_in", "truncated_normal", "LeCun normal.")
+LeCunUniform = _scaling("lecun_uniform", 1.0, "fan_in", "uniform", "LeCun uniform.")
+for _cls, _public in [(GlorotNormal, "GlorotNormal"), (GlorotUniform, "GlorotUniform"), (HeNormal, "HeNormal"),
+                      (HeUniform, "HeUniform"), (LeCunNormal, "LeCunNormal"), (LeCunUniform, "LeCunUniform")]:
+    _cls.__name__ = _cls.__qualname__ = _public
+
+
+def _check_positive(owner: str, arg: str, value: float) -> None:
+    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise InvalidArgumentError(f"{owner}({arg}=...) expects a positive finite number. Received: {arg}={value!r}")
+
+
+_REGISTRY: dict[str, type[Initializer]] = {
+    "zeros": Zeros,
+    "ones": Ones,
+    "constant": Constant,
+    "random_normal": RandomNormal,
+    "random_uniform": RandomUniform,
+    "variance_scaling": VarianceScaling,
+    "glorot_normal": GlorotNormal,
+    "glorot_uniform": GlorotUniform,
+    "he_normal": HeNormal,
+    "he_uniform": HeUniform,
+    "lecun_normal": LeCunNormal,
+    "lecun_uniform": LeCunUniform,
+}
+_ALIASES = {"xavier_normal": "glorot_normal", "xavier_uniform": "glorot_uniform", "zero": "zeros", "one": "ones"}
+
+
+def get(identifier: str | Initializer | type[Initializer] | dict[str, Any]) -> Initializer:
+    """Map a name ("he_normal"), a class (`HeNormal`), a config dict or an instance to an Initializer.
+
+    Raises:
+        UnknownIdentifierError: the identifier names no initializer.
+    """
+    if isinstance(identifier, Initializer):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Initializer):
+        return identifier()
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        return _lookup(str(config.pop("name", "")))(**config)
+    if isinstance(identifier, str):
+        return _lookup(identifier)()
+    raise UnknownIdentifierError(
+        f"Could not interpret initializer {identifier!r} ({type(identifier).__name__}). "
+        f"Expected one of {sorted(_REGISTRY)}, an Initializer class or instance."
+    )
+
+
+def _lookup(name: str) -> type[Initializer]:
+    key = "".join("_" + c.lower() if c.isupper() else c for c in name.strip()).lstrip("_").replace("-", "_")
+    key = key.replace("le_cun", "lecun").replace("__", "_")
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        raise UnknownIdentifierError(f"Could not interpret initializer {name!r}. Valid names: {sorted(_REGISTRY)}")
+    return _REGISTRY[key]

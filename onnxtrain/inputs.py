@@ -1,0 +1,70 @@
+"""Input checks done before ONNX Runtime sees a batch: shape, dtype conversion and finiteness.
+
+Conversion rule (documented in the README): float32 is used as is; float16/float64 are cast to float32;
+integer and bool arrays (e.g. uint8 images) are cast to float32 and multiplied by the model's `input_scale`
+(1/255 for a model trained on `fashion_mnist()`, 1.0 otherwise), so raw pixels give the same predictions as the
+scaled training data. Anything else (object, strings, complex) is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
+from onnxtrain.layers import Shape, format_shape
+
+
+def prepare_x(
+    x: Any, input_shape: Shape, input_scale: float = 1.0, argument: str = "x", allow_single: bool = False
+) -> tuple[np.ndarray, bool]:
+    """Return (C-contiguous float32 batch, whether `x` was a single example).
+
+    Raises:
+        InvalidTypeError: the dtype is not numeric.
+        ShapeError: the per-example shape is not `input_shape` (a single example is accepted if `allow_single`).
+        InvalidArgumentError: empty data, or NaN/inf values (naming the first offending index).
+    """
+    if isinstance(x, list | tuple):
+        try:
+            x = np.asarray(x)
+        except ValueError as e:
+            raise InvalidTypeError(f"{argument} expects a numeric array. Received: a ragged {type(x).__name__}") from e
+    if not isinstance(x, np.ndarray):
+        raise InvalidTypeError(
+            f"{argument} expects a numpy array of shape {format_shape(input_shape)}. Received: {type(x).__name__}"
+        )
+    if x.dtype.kind not in "fiub" or x.dtype.itemsize > 8:
+        raise InvalidTypeError(
+            f"{argument} expects a float or integer array. Received: dtype {x.dtype} (object, string and complex "
+            "arrays are not accepted)"
+        )
+    single = allow_single and x.shape == input_shape
+    if single:
+        x = x[np.newaxis]
+    if x.shape[1:] != input_shape:
+        expected = format_shape(input_shape) + (f" or {list(input_shape)} for one example" if allow_single else "")
+        hint = ""
+        if x.ndim >= 2 and int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
+            hint = f" Reshape it with {argument}.reshape(-1, {', '.join(map(str, input_shape))})."
+        raise ShapeError(f"{argument} expects shape {expected}. Received: {argument}.shape={x.shape}.{hint}")
+    if x.shape[0] == 0:
+        raise InvalidArgumentError(f"{argument} expects at least one example. Received: {argument}.shape={x.shape}")
+    if x.dtype.kind in "iub":
+        x = x.astype(np.float32) * np.float32(input_scale) if input_scale != 1.0 else x.astype(np.float32)
+    elif x.dtype != np.float32:
+        x = x.astype(np.float32)
+    x = np.ascontiguousarray(x)
+    if not np.isfinite(x).all():
+        index = np.unravel_index(int(np.flatnonzero(~np.isfinite(x))[0]), x.shape)
+        raise InvalidArgumentError(
+            f"{argument} expects finite values. Received: {argument}[{', '.join(map(str, index))}]={x[index]!r}"
+        )
+    return x, single
+
+
+def check_positive_int(argument: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise InvalidArgumentError(f"{argument} expects a positive int. Received: {argument}={value!r}")
+    return int(value)

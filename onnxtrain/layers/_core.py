@@ -1,0 +1,123 @@
+"""The core layers of the seed model: Input, Flatten and Dense."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from onnxtrain import activations, initializers
+from onnxtrain.activations import Activation
+from onnxtrain.errors import InvalidArgumentError, ShapeError
+from onnxtrain.graph import GraphBuilder
+from onnxtrain.initializers import Initializer
+from onnxtrain.layers._layer import Layer, Shape, format_shape
+
+
+def _positive_int(owner: str, arg: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+        raise InvalidArgumentError(f"{owner}({arg}=...) expects a positive int. Received: {arg}={value!r}")
+    return int(value)
+
+
+class Input(Layer):
+    """The model's input: `Input(28, 28, 1)` declares examples of shape (28, 28, 1) and a dynamic batch."""
+
+    def __init__(self, *dims: int, name: str | None = None, shape: Shape | None = None):
+        super().__init__(name=name)
+        if shape is not None and dims:
+            raise InvalidArgumentError(f"Input takes dims or shape=..., not both. Received: dims={dims}, shape={shape}")
+        dims = tuple(shape) if shape is not None else dims
+        if not dims:
+            raise InvalidArgumentError(
+                "Input(*dims) expects at least one dimension, e.g. Input(28, 28, 1). Received: no dimensions"
+            )
+        self.dims: Shape = tuple(_positive_int("Input", f"dims[{i}]", d) for i, d in enumerate(dims))
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return self.dims
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        return {"shape": list(self.dims), "name": self.name}
+
+
+class Flatten(Layer):
+    """Flattens each example to one dimension: (N, 28, 28, 1) -> (N, 784)."""
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (math.prod(input_shape),)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Flatten", [x], hint="flatten", axis=1)
+
+
+class Dense(Layer):
+    """Fully connected layer: activation(x @ kernel + bias).
+
+    The defaults are KotlinDL's, which differ from Keras: `activation="relu"` (Keras: linear),
+    `kernel_initializer=HeNormal` (Keras: GlorotUniform) and `bias_initializer=HeUniform` (Keras: zeros).
+
+    Args:
+        units: number of outputs, a positive int.
+        activation: name, `Activations` member or Activation instance.
+        kernel_initializer / bias_initializer: name, class or instance from `onnxtrain.initializers`.
+        use_bias: add a bias vector.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | Activation | activations.Activations | dict[str, Any] | None = "relu",
+        kernel_initializer: str | Initializer | type[Initializer] | dict[str, Any] = initializers.HeNormal,
+        bias_initializer: str | Initializer | type[Initializer] | dict[str, Any] = initializers.HeUniform,
+        use_bias: bool = True,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(name=name, trainable=trainable)
+        self.units = _positive_int("Dense", "units", units)
+        self.activation = activations.get(activation)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        if not isinstance(use_bias, bool):
+            raise InvalidArgumentError(f"Dense(use_bias=...) expects a bool. Received: use_bias={use_bias!r}")
+        self.use_bias = use_bias
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 1:
+            raise ShapeError(
+                f"Dense layer {self.name!r} expects a flat input of shape [None, features]. Received: input shape "
+                f"{format_shape(input_shape)}. Add Flatten() before it."
+            )
+        return (self.units,)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        fan_in, fan_out = input_shape[0], self.units
+        self.add_weight("kernel", self.kernel_initializer((fan_in, fan_out), fan_in, fan_out, rng))
+        if self.use_bias:
+            self.add_weight("bias", self.bias_initializer((fan_out,), fan_in, fan_out, rng))
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return self.activation.emit(builder, self.emit_linear(builder, x))
+
+    def emit_linear(self, builder: GraphBuilder, x: str) -> str:
+        """The layer without its activation (used when a loss wants pre-activation logits)."""
+        params = self.emit_params(builder)
+        if self.use_bias:
+            return builder.node("Gemm", [x, params["kernel"], params["bias"]], hint="gemm")
+        return builder.node("MatMul", [x, params["kernel"]], hint="matmul")
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "units": self.units,
+            "activation": self.activation.get_config(),
+            "kernel_initializer": self.kernel_initializer.get_config(),
+            "bias_initializer": self.bias_initializer.get_config(),
+            "use_bias": self.use_bias,
+            "name": self.name,
+            "trainable": self.trainable,
+        }

@@ -1,0 +1,102 @@
+"""The Layer base class: the lifecycle every layer follows, and the registry used to rebuild layers from config."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnknownIdentifierError
+from onnxtrain.graph import GraphBuilder
+
+Shape = tuple[int, ...]  # per-example shape: the batch dimension is never included
+
+
+def format_shape(shape: Shape) -> str:
+    """KotlinDL's way of printing a batched shape: [None, 28, 28, 1]."""
+    return "[" + ", ".join(["None", *map(str, shape)]) + "]"
+
+
+class Layer:
+    """A layer validates its arguments in `__init__`, makes named numpy parameters in `build`, and emits ONNX.
+
+    Subclasses implement `compute_output_shape` and `emit`, and `build` when they own parameters. They are
+    registered by class name, so `Layer.from_config(layer.get_config())` rebuilds any of them (custom layers
+    included, as long as their module has been imported).
+
+    Attributes:
+        name: unique within a model; assigned by the model (`dense_1`) when not given.
+        trainable: False freezes every parameter of the layer.
+        params: local parameter name ("kernel") -> float32 array, filled by `build`.
+    """
+
+    registry: ClassVar[dict[str, type[Layer]]] = {}
+
+    def __init__(self, name: str | None = None, trainable: bool = True):
+        if name is not None and (not isinstance(name, str) or not name or any(c in name for c in " ./:")):
+            raise InvalidArgumentError(
+                f"{type(self).__name__}(name=...) expects a non-empty string without spaces, dots, slashes or "
+                f"colons. Received: name={name!r}"
+            )
+        if not isinstance(trainable, bool):
+            raise InvalidTypeError(f"{type(self).__name__}(trainable=...) expects a bool. Received: {trainable!r}")
+        self.name = name
+        self.trainable = trainable
+        self.params: dict[str, np.ndarray] = {}
+        self.input_shape: Shape | None = None
+        self.output_shape: Shape | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Layer.registry[cls.__name__] = cls
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        """Create parameters for `input_shape`; layers without parameters keep the default."""
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        raise NotImplementedError
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        """Emit this layer's nodes reading value `x`; return the output value name."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "trainable": self.trainable}
+
+    # --- helpers shared by all layers ---------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Rebuild a layer from `{"class_name": ..., "config": {...}}` as written by `serialize`."""
+        class_name = config.get("class_name")
+        if class_name not in Layer.registry:
+            raise UnknownIdentifierError(
+                f"Could not interpret layer class {class_name!r}. Known layers: {sorted(Layer.registry)}"
+            )
+        return Layer.registry[class_name](**config.get("config", {}))
+
+    def serialize(self) -> dict[str, Any]:
+        return {"class_name": type(self).__name__, "config": self.get_config()}
+
+    def add_weight(self, local_name: str, value: np.ndarray) -> None:
+        self.params[local_name] = np.ascontiguousarray(value, dtype=np.float32)
+
+    def emit_params(self, builder: GraphBuilder) -> dict[str, str]:
+        """Add this layer's parameters as initializers (inside the layer's scope); returns local -> graph name."""
+        return {local: builder.add_initializer(local, value) for local, value in self.params.items()}
+
+    @property
+    def param_count(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    @property
+    def built(self) -> bool:
+        return self.output_shape is not None
+
+    def qualified_params(self) -> dict[str, np.ndarray]:
+        """Parameters under their graph names (`dense_1.kernel`)."""
+        return {f"{self.name}.{local}": value for local, value in self.params.items()}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if v is not None)
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,266 @@
+"""Loss functions: the ONNX nodes each emits, and the labels each expects (checked before ONNX Runtime sees them).
+
+Every loss is a mean over the batch, emitted through the GraphBuilder from operators that ONNX Runtime can
+differentiate, so the same definition serves training, evaluation and any engine.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnknownIdentifierError
+from onnxtrain.graph import GraphBuilder
+
+Shape = tuple[int, ...]
+
+
+class Losses(enum.Enum):
+    """KotlinDL's loss names."""
+
+    SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS = "softmax_cross_entropy_with_logits"
+    MSE = "mse"
+    MAE = "mae"
+    BINARY_CROSSENTROPY = "binary_crossentropy"
+    HUBER = "huber"
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Base class: `emit` adds the scalar loss; `prepare_labels` validates and converts user labels."""
+
+    name: str = field(default="", init=False)
+    # Class-index labels (int64 [batch]) rather than float targets shaped like the output.
+    classification: bool = field(default=False, init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        raise NotImplementedError
+
+    def label_spec(self, output_shape: Shape) -> tuple[type, tuple[int | None, ...]]:
+        """(numpy dtype, batched shape) of the labels graph input."""
+        return np.float32, (None, *output_shape)
+
+    def prepare_labels(self, y: Any, output_shape: Shape, argument: str = "y") -> np.ndarray:
+        """Float targets shaped like the model output; (N,) is accepted for a one-unit output."""
+        y = _numeric(y, argument)
+        if output_shape == (1,) and y.ndim == 1:
+            y = y.reshape(-1, 1)
+        if y.shape[1:] != output_shape:
+            raise InvalidArgumentError(
+                f"{argument} for loss {self.name!r} expects float targets of shape (N, {', '.join(map(str, output_shape))})"
+                f" like the model output. Received: {argument}.shape={y.shape}"
+            )
+        y = y.astype(np.float32, copy=False)
+        _check_finite(y, argument)
+        return y
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def decide(self, outputs: np.ndarray) -> np.ndarray:
+        """What `predict` returns for a batch of model outputs: raw outputs for regression losses."""
+        return outputs
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """What `predict_softly` returns; regression losses have no probabilities."""
+        raise InvalidArgumentError(
+            f"predict_softly needs a classification loss (softmax cross-entropy or binary cross-entropy). "
+            f"Received: loss {self.name!r}; use predict() for regression outputs."
+        )
+
+
+@dataclass(frozen=True)
+class SoftmaxCrossEntropyWithLogits(Loss):
+    """Softmax over the last axis, then cross-entropy with integer class labels (int64, shape [batch])."""
+
+    name: str = field(default="softmax_cross_entropy_with_logits", init=False)
+    classification: bool = field(default=True, init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        # The second output (log-probabilities) is what ORT's gradient of this op reads.
+        loss, _ = builder.multi_output_node(
+            "SoftmaxCrossEntropyLoss", [output, labels], 2, hint="loss", reduction="mean"
+        )
+        return loss
+
+    def label_spec(self, output_shape: Shape) -> tuple[type, tuple[int | None, ...]]:
+        return np.int64, (None,)
+
+    def prepare_labels(self, y: Any, output_shape: Shape, argument: str = "y") -> np.ndarray:
+        num_classes = output_shape[-1]
+        y = _numeric(y, argument)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise InvalidArgumentError(
+                f"{argument} for loss {self.name!r} expects class indices of shape (N,). Received: "
+                f"{argument}.shape={y.shape}" + (" (one-hot labels? pass y.argmax(axis=1))" if y.ndim == 2 else "")
+            )
+        if y.dtype.kind == "f":
+            _check_finite(y, argument)
+            fractional = np.flatnonzero(y != np.round(y))
+            if fractional.size:
+                i = int(fractional[0])
+                raise InvalidArgumentError(
+                    f"{argument} for loss {self.name!r} expects integral class indices. Received: {argument}[{i}]={y[i]!r}"
+                )
+        labels = y.astype(np.int64)  # ORT's SoftmaxCrossEntropyLoss takes int64 [batch]
+        bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+        if bad.size:
+            i = int(bad[0])
+            raise InvalidArgumentError(
+                f"{argument} for loss {self.name!r} expects class indices in [0, {num_classes - 1}] (the last layer has "
+                f"{num_classes} units). Received: {argument}[{i}]={y[i]!r} ({bad.size} labels out of range)"
+            )
+        return labels
+
+    def decide(self, outputs: np.ndarray) -> np.ndarray:
+        return outputs.argmax(axis=-1)
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        shifted = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
+        return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class MeanSquaredError(Loss):
+    name: str = field(default="mse", init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        diff = builder.node("Sub", [output, labels])
+        return builder.node("ReduceMean", [builder.node("Mul", [diff, diff])], hint="loss", keepdims=0)
+
+
+@dataclass(frozen=True)
+class MeanAbsoluteError(Loss):
+    name: str = field(default="mae", init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        diff = builder.node("Sub", [output, labels])
+        return builder.node("ReduceMean", [builder.node("Abs", [diff])], hint="loss", keepdims=0)
+
+
+@dataclass(frozen=True)
+class Huber(Loss):
+    """0.5 * e^2 where |e| <= delta, else delta * (|e| - 0.5 * delta)."""
+
+    delta: float = 1.0
+    name: str = field(default="huber", init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        error = builder.node("Abs", [builder.node("Sub", [output, labels])])
+        delta = builder.constant(self.delta, "huber_delta")
+        quadratic = builder.node("Min", [error, delta])
+        linear = builder.node("Sub", [error, quadratic])
+        half_sq = builder.node("Mul", [builder.node("Mul", [quadratic, quadratic]), builder.constant(0.5)])
+        total = builder.node("Add", [half_sq, builder.node("Mul", [linear, delta])])
+        return builder.node("ReduceMean", [total], hint="loss", keepdims=0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "delta": self.delta}
+
+
+@dataclass(frozen=True)
+class BinaryCrossentropy(Loss):
+    """Cross-entropy of probabilities (a sigmoid output) against targets in [0, 1], clipped like Keras (1e-7)."""
+
+    epsilon: float = 1e-7
+    name: str = field(default="binary_crossentropy", init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        p = builder.node(
+            "Clip", [output, builder.constant(self.epsilon, "bce_min"), builder.constant(1.0 - self.epsilon, "bce_max")]
+        )
+        one = builder.constant(1.0, "bce_one")
+        positive = builder.node("Mul", [labels, builder.node("Log", [p])])
+        negative = builder.node(
+            "Mul", [builder.node("Sub", [one, labels]), builder.node("Log", [builder.node("Sub", [one, p])])]
+        )
+        total = builder.node("Neg", [builder.node("Add", [positive, negative])])
+        return builder.node("ReduceMean", [total], hint="loss", keepdims=0)
+
+    def prepare_labels(self, y: Any, output_shape: Shape, argument: str = "y") -> np.ndarray:
+        y = super().prepare_labels(y, output_shape, argument)
+        bad = np.flatnonzero((y < 0) | (y > 1))
+        if bad.size:
+            raise InvalidArgumentError(
+                f"{argument} for loss {self.name!r} expects targets in [0, 1]. Received: "
+                f"{argument}.flat[{int(bad[0])}]={y.flat[int(bad[0])]!r}"
+            )
+        return y
+
+    def decide(self, outputs: np.ndarray) -> np.ndarray:
+        return (outputs > 0.5).astype(np.int64)[:, 0] if outputs.shape[1] == 1 else (outputs > 0.5).astype(np.int64)
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        return outputs
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "epsilon": self.epsilon}
+
+
+_REGISTRY: dict[str, type[Loss]] = {
+    Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS.value: SoftmaxCrossEntropyWithLogits,
+    Losses.MSE.value: MeanSquaredError,
+    Losses.MAE.value: MeanAbsoluteError,
+    Losses.BINARY_CROSSENTROPY.value: BinaryCrossentropy,
+    Losses.HUBER.value: Huber,
+}
+_ALIASES = {
+    "sparse_categorical_crossentropy": "softmax_cross_entropy_with_logits",
+    "soft_max_cross_entropy_with_logits": "softmax_cross_entropy_with_logits",
+    "mean_squared_error": "mse",
+    "mean_absolute_error": "mae",
+    "bce": "binary_crossentropy",
+}
+
+
+def get(identifier: str | Losses | Loss | dict[str, Any]) -> Loss:
+    """Map a `Losses` member, a name ("mse"), a config dict or a Loss instance to a Loss.
+
+    Raises:
+        UnknownIdentifierError: the name is not a known loss.
+    """
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, Losses):
+        return _REGISTRY[identifier.value]()
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        return _lookup(str(config.pop("name", "")))(**config)
+    if isinstance(identifier, str):
+        return _lookup(identifier)()
+    raise UnknownIdentifierError(
+        f"Could not interpret loss {identifier!r} ({type(identifier).__name__}). "
+        f"Expected a Losses member, one of {sorted(_REGISTRY)} or a Loss instance."
+    )
+
+
+def _lookup(name: str) -> type[Loss]:
+    key = name.strip().lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        raise UnknownIdentifierError(f"Could not interpret loss {name!r}. Valid names: {sorted(_REGISTRY)}")
+    return _REGISTRY[key]
+
+
+def _numeric(y: Any, argument: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise InvalidTypeError(f"{argument} expects numeric labels. Received: dtype {y.dtype}")
+    if y.ndim == 0:
+        raise InvalidArgumentError(f"{argument} expects one label per example. Received: a scalar {y!r}")
+    return y
+
+
+def _check_finite(y: np.ndarray, argument: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        i = int(bad[0])
+        raise InvalidArgumentError(
+            f"{argument} expects finite values. Received: {argument}.flat[{i}]={y.flat[i]!r} "
+            f"({bad.size} non-finite values)"
+        )

@@ -1,0 +1,64 @@
+"""Metrics, computed on the host from each batch's outputs and accumulated over an epoch.
+
+Accumulators keep running sums, so per-batch work is one small numpy reduction on a (batch, units) array.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import numpy as np
+
+from onnxtrain.errors import UnknownIdentifierError
+
+
+class Metrics(enum.Enum):
+    """KotlinDL's metric names; `.value` is the Keras-style key used in History ("accuracy", "mae", "mse")."""
+
+    ACCURACY = "accuracy"
+    MAE = "mae"
+    MSE = "mse"
+
+    def batch_sum(self, outputs: np.ndarray, labels: np.ndarray, classification: bool) -> float:
+        """Sum of this metric over the examples of one batch (divide by the example count for the mean)."""
+        if self is Metrics.ACCURACY:
+            if classification:
+                return float(np.count_nonzero(outputs.argmax(axis=1) == labels))
+            # Float targets: a one-unit output is a probability (threshold 0.5), several units are one-hot.
+            if outputs.shape[1] == 1:
+                return float(np.count_nonzero((outputs[:, 0] > 0.5) == (labels[:, 0] > 0.5)))
+            return float(np.count_nonzero(outputs.argmax(axis=1) == labels.argmax(axis=1)))
+        targets = _one_hot(labels, outputs.shape[1]) if classification else labels
+        if classification:
+            outputs = _softmax(outputs)
+        error = outputs - targets
+        per_example = np.abs(error) if self is Metrics.MAE else error * error
+        return float(per_example.mean(axis=1).sum())
+
+
+_ALIASES = {"acc": "accuracy", "mean_absolute_error": "mae", "mean_squared_error": "mse"}
+
+
+def get(identifier: str | Metrics | Any) -> Metrics:
+    """Map a Metrics member or a name ("accuracy", "acc", "mae", "mse") to a Metrics member."""
+    if isinstance(identifier, Metrics):
+        return identifier
+    if isinstance(identifier, str):
+        key = identifier.strip().lower()
+        key = _ALIASES.get(key, key)
+        for metric in Metrics:
+            if metric.value == key or metric.name.lower() == key:
+                return metric
+    raise UnknownIdentifierError(
+        f"Could not interpret metric {identifier!r}. Valid names: {[m.value for m in Metrics]}"
+    )
+
+
+def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)

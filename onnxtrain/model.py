@@ -1,0 +1,347 @@
+"""Sequential: build a model from layers, compile it for a training engine, fit, evaluate, predict, save.
+
+Example:
+    >>> model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10))
+    >>> with model:
+    ...     model.compile(optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, metric=Metrics.ACCURACY)
+    ...     model.fit(dataset=train, epochs=10, batch_size=100)
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from onnxtrain import losses, optimizers
+from onnxtrain import metrics as metrics_module
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
+from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
+from onnxtrain.history import EvaluationResult, History
+from onnxtrain.inputs import check_positive_int, prepare_x
+from onnxtrain.layers import Input, Layer, Shape, format_shape
+from onnxtrain.losses import Loss, Losses
+from onnxtrain.metrics import Metrics
+from onnxtrain.optimizers import Optimizer
+from onnxtrain.summary import summary_table
+from onnxtrain.training import Compiled, Trainer
+
+
+class Sequential:
+    """A linear stack of layers, the first of which is `Input`.
+
+    Layers are named (`dense_1`, ...), shape-checked and given weights when the model is created, so a shape
+    mistake fails on the line that builds the model. Weights come from `seed` (random when None; the seed used
+    is kept in `model.seed`), so the same seed gives bit-identical weights.
+
+    Args:
+        layers: Input first, then the other layers.
+        name: the model's name (config, summary, exported graph).
+        seed: seeds weight initialization and the default per-epoch shuffling.
+    """
+
+    def __init__(self, layers: Sequence[Layer] = (), name: str = "sequential", seed: int | None = None):
+        if isinstance(layers, Layer):
+            layers = [layers]
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise InvalidTypeError(
+                    f"Sequential expects Layer instances. Received: layers[{i}]={layer!r} ({type(layer).__name__})"
+                )
+        if not layers or not isinstance(layers[0], Input):
+            first = type(layers[0]).__name__ if layers else "nothing"
+            raise InvalidArgumentError(
+                f"Sequential expects an Input layer first, e.g. Sequential.of(Input(28, 28, 1), ...). Received: {first}"
+            )
+        for i, layer in enumerate(layers[1:], start=1):
+            if isinstance(layer, Input):
+                raise InvalidArgumentError(f"Sequential expects exactly one Input, first. Received: Input at layers[{i}]")
+        if len(set(map(id, layers))) != len(layers):
+            raise InvalidArgumentError("Sequential expects each layer instance once. Received: a repeated layer")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise InvalidArgumentError(f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}")
+        self.name = name
+        self.seed: int = seed if seed is not None else secrets.randbits(32)
+        self.layers: list[Layer] = layers
+        self.class_names: tuple[str, ...] | None = None
+        self.input_scale: float = 1.0
+        self.stop_training = False  # callbacks set it to end fit early
+        self._trainer: Trainer | None = None
+        self._resume_checkpoint: bytes | None = None  # set by load_model, consumed by compile
+        self._closed = False
+        self._name_layers()
+        self._build()
+
+    @classmethod
+    def of(cls, *layers: Layer, name: str = "sequential", seed: int | None = None) -> Sequential:
+        """KotlinDL's constructor: `Sequential.of(Input(28, 28, 1), Flatten(), Dense(10))`."""
+        return cls(layers, name=name, seed=seed)
+
+    # --- structure ----------------------------------------------------------------------------------------
+    def _name_layers(self) -> None:
+        taken = [layer.name for layer in self.layers if layer.name is not None]
+        duplicates = [name for name, count in Counter(taken).items() if count > 1]
+        if duplicates:
+            raise InvalidArgumentError(f"Layer names must be unique in a model. Received duplicates: {duplicates}")
+        counters: Counter[str] = Counter()
+        for layer in self.layers:
+            if layer.name is None:
+                prefix = "".join("_" + c.lower() if c.isupper() else c for c in type(layer).__name__).lstrip("_")
+                while True:
+                    counters[prefix] += 1
+                    candidate = f"{prefix}_{counters[prefix]}"
+                    if candidate not in taken:
+                        break
+                layer.name = candidate
+                taken.append(candidate)
+
+    def _build(self) -> None:
+        shape: Shape = ()
+        for index, layer in enumerate(self.layers):
+            output_shape = layer.compute_output_shape(shape)
+            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
+            layer.build(shape, rng)
+            layer.input_shape, layer.output_shape = shape, output_shape
+            shape = output_shape
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.layers[0].output_shape or ()
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.layers[-1].output_shape or ()
+
+    def count_params(self) -> tuple[int, int]:
+        """(trainable, frozen) parameter counts."""
+        trainable = sum(layer.param_count for layer in self.layers if layer.trainable)
+        frozen = sum(layer.param_count for layer in self.layers if not layer.trainable)
+        return trainable, frozen
+
+    def summary(self, print_fn: Any = print) -> str:
+        """Print (with `print_fn`, None for silence) and return KotlinDL's summary table."""
+        text = summary_table(self)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    print_summary = summary
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Current parameters by graph name (`dense_1.kernel`), copied from the training engine when compiled."""
+        if self._trainer is not None:
+            return self._trainer.engine.get_weights()
+        return {name: value.copy() for layer in self.layers for name, value in layer.qualified_params().items()}
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Replace parameters by graph name; every name and shape must match."""
+        current = {name: value for layer in self.layers for name, value in layer.qualified_params().items()}
+        unknown = sorted(set(weights) - set(current))
+        if unknown:
+            raise InvalidArgumentError(f"set_weights got unknown parameter names {unknown}. Expected: {sorted(current)}")
+        for name, value in weights.items():
+            value = np.asarray(value, dtype=np.float32)
+            if value.shape != current[name].shape:
+                raise InvalidArgumentError(
+                    f"set_weights: {name} expects shape {current[name].shape}. Received: {value.shape}"
+                )
+        for layer in self.layers:
+            for local in layer.params:
+                if f"{layer.name}.{local}" in weights:
+                    layer.params[local] = np.array(weights[f"{layer.name}.{local}"], dtype=np.float32)
+        if self._trainer is not None:
+            self._trainer.engine.set_weights(weights)
+            self._trainer.weights_changed()
+
+    def sync_weights(self) -> None:
+        """Copy the engine's current weights into the layers (before export or save)."""
+        if self._trainer is not None:
+            weights = self._trainer.engine.get_weights()
+            for layer in self.layers:
+                for local in layer.params:
+                    layer.params[local] = weights[f"{layer.name}.{local}"]
+
+    # --- compile / train ----------------------------------------------------------------------------------
+    def compile(
+        self,
+        optimizer: str | Optimizer | dict[str, Any] = "adam",
+        loss: str | Losses | Loss | dict[str, Any] = Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS,
+        metric: str | Metrics | None = None,
+        metrics: Iterable[str | Metrics] | None = None,
+        device: str = "cpu",
+        engine: str = "auto",
+        artifacts_dir: str | Path | None = None,
+        threads: int | None = None,
+        opset: int = DEFAULT_OPSET,
+        ir_version: int = DEFAULT_IR_VERSION,
+    ) -> None:
+        """Choose optimizer, loss and metrics, generate the training artifacts and open the training session.
+
+        Args:
+            optimizer: `Adam()`, `SGD()`, "adam" or "sgd".
+            loss: a `Losses` member, a name ("mse") or a Loss instance.
+            metric / metrics: one metric or several (`Metrics.ACCURACY`, "accuracy", "mae", "mse").
+            device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when the installed build has it).
+            engine: "auto" or "ort-training" (ONNX Runtime's training build).
+            artifacts_dir: keep the generated training artifacts there (e.g. "artifacts"); by default they go to a
+                temporary folder that `close()` removes.
+            threads: ONNX Runtime intra-op threads (None: one per physical core).
+            opset / ir_version: of the training artifacts (default opset 17, IR 8; ORT 1.19 loads IR <= 10).
+
+        Raises:
+            UnknownIdentifierError, UnsupportedError, RuntimeSetupError: see the messages.
+        """
+        self._check_open("compile")
+        if metric is not None and metrics is not None:
+            raise InvalidArgumentError("compile takes metric=... or metrics=[...], not both.")
+        resolved_metrics = [metric] if metric is not None else list(metrics or [])
+        check_opset_and_ir(opset, ir_version)
+        if threads is not None:
+            check_positive_int("threads", threads)
+        if engine not in ("auto", "ort-training"):
+            raise InvalidArgumentError(f'engine expects "auto" or "ort-training". Received: engine={engine!r}')
+        compiled = Compiled(
+            optimizer=optimizers.get(optimizer),
+            loss=losses.get(loss),
+            metrics=tuple(dict.fromkeys(metrics_module.get(m) for m in resolved_metrics)),
+            device=device,
+            opset=opset,
+            ir_version=ir_version,
+        )
+        self.sync_weights()
+        epochs_trained = self._trainer.epochs_trained if self._trainer is not None else 0
+        if self._trainer is not None:
+            self._trainer.close()
+            self._trainer = None
+        self._trainer = Trainer.create(self, compiled, artifacts_dir=artifacts_dir, threads=threads)
+        self._trainer.epochs_trained = epochs_trained
+
+    @property
+    def is_compiled(self) -> bool:
+        return self._trainer is not None
+
+    def _compiled_trainer(self, action: str) -> Trainer:
+        self._check_open(action)
+        if self._trainer is None:
+            raise ModelStateError(f"{action}() needs a compiled model: call model.compile(optimizer=..., loss=...) first.")
+        return self._trainer
+
+    def _check_open(self, action: str) -> None:
+        if self._closed:
+            raise ModelStateError(f"{action}() was called on a closed model; create or load the model again.")
+
+    def fit(
+        self,
+        dataset: Any = None,
+        y: Any = None,
+        *,
+        epochs: int = 1,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: int | None = None,
+        verbose: int = 1,
+        validation: Any = None,
+        validation_split: float = 0.0,
+        validation_batch_size: int | None = None,
+        callbacks: Sequence[Any] = (),
+    ) -> History:
+        """Train for `epochs` over `dataset` (a Dataset, an (x, y) tuple, or x with y=...).
+
+        Each epoch is shuffled from (`seed` or the model's seed, epoch number), so equal seeds give identical runs;
+        the last partial batch is included. `validation_split` holds out the *last* fraction of the data (before
+        shuffling, as in Keras). Returns a History with per-epoch `loss`, the metrics, and `val_*` when validating.
+        """
+        trainer = self._compiled_trainer("fit")
+        return trainer.fit(
+            _dataset_arg(dataset, y, "dataset"),
+            epochs=check_positive_int("epochs", epochs),
+            batch_size=check_positive_int("batch_size", batch_size),
+            shuffle=shuffle,
+            seed=seed,
+            verbose=verbose,
+            validation=validation,
+            validation_split=validation_split,
+            validation_batch_size=validation_batch_size,
+            callbacks=callbacks,
+        )
+
+    def evaluate(self, dataset: Any = None, y: Any = None, *, batch_size: int = 32, verbose: int = 0) -> EvaluationResult:
+        """Mean loss and metrics over `dataset`, in batches of `batch_size`."""
+        trainer = self._compiled_trainer("evaluate")
+        return trainer.evaluate(
+            _dataset_arg(dataset, y, "dataset"), batch_size=check_positive_int("batch_size", batch_size), verbose=verbose
+        )
+
+    def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray | int:
+        """Class index per example (an int for one example) for classification losses; raw outputs otherwise."""
+        trainer = self._compiled_trainer("predict")
+        outputs, single = trainer.predict_outputs(x, check_positive_int("batch_size", batch_size))
+        result = trainer.compiled.loss.decide(outputs)
+        return result[0].item() if single and result.ndim == 1 else (result[0] if single else result)
+
+    def predict_softly(self, x: Any, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities per example (softmax for softmax cross-entropy, the sigmoid output for BCE)."""
+        trainer = self._compiled_trainer("predict_softly")
+        outputs, single = trainer.predict_outputs(x, check_positive_int("batch_size", batch_size))
+        probabilities = trainer.compiled.loss.probabilities(outputs)
+        return probabilities[0] if single else probabilities
+
+    # --- saving -------------------------------------------------------------------------------------------
+    def inference_model(self, opset: int | None = None, ir_version: int | None = None) -> Any:
+        """The clean, portable inference ModelProto with the current weights (what `export` writes)."""
+        from onnxtrain.model_io import build_inference_model
+
+        self._check_open("inference_model")
+        return build_inference_model(self, opset=opset, ir_version=ir_version)
+
+    def save(
+        self, directory: str | Path, writing_mode: Any = "fail_if_exists", save_optimizer_state: bool = False
+    ) -> Path:
+        """Write model.onnx, config.json and checkpoint into `directory` crash-safely (see `WritingMode`)."""
+        from onnxtrain.model_io import save_model
+
+        self._check_open("save")
+        return save_model(self, directory, writing_mode, save_optimizer_state)
+
+    def export(
+        self, path: str | Path, opset: int | None = None, writing_mode: Any = "fail_if_exists",
+        ir_version: int | None = None,
+    ) -> Path:
+        """Write the inference model alone as one .onnx file."""
+        from onnxtrain.model_io import export_model
+
+        self._check_open("export")
+        return export_model(self, path, opset=opset, ir_version=ir_version, writing_mode=writing_mode)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed, "layers": [layer.serialize() for layer in self.layers]}
+
+    # --- lifetime -----------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release ONNX Runtime sessions and temporary artifacts. Idempotent."""
+        if self._trainer is not None:
+            self.sync_weights()
+            self._trainer.close()
+            self._trainer = None
+        self._closed = True
+
+    def __enter__(self) -> Sequential:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Sequential(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
+
+
+def _dataset_arg(dataset: Any, y: Any, argument: str) -> Any:
+    if dataset is None:
+        raise InvalidArgumentError(f"{argument} is required: pass a Dataset, an (x, y) tuple, or x and y.")
+    return (dataset, y) if y is not None else dataset
+

@@ -1,0 +1,279 @@
+"""The training loop around an engine: fit, evaluate and predict over numpy batches.
+
+Per-batch work is kept to the engine call plus one small numpy reduction for the metrics; everything else
+(validation of data and labels, shuffling) happens once per call or once per epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from onnxtrain import _ort_training
+from onnxtrain._runtime import Device, resolve_device
+from onnxtrain.callbacks import CallbackList
+from onnxtrain.datasets import Dataset, as_dataset
+from onnxtrain.errors import InvalidArgumentError, NonFiniteLossError
+from onnxtrain.history import EvaluationResult, History, MetricValues
+from onnxtrain.inputs import check_positive_int, prepare_x
+from onnxtrain.losses import Loss
+from onnxtrain.metrics import Metrics
+from onnxtrain.optimizers import Optimizer
+from onnxtrain.progress import Progress
+
+if TYPE_CHECKING:
+    from onnxtrain.model import Sequential
+
+logger = logging.getLogger("onnxtrain")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The settings `compile` fixed."""
+
+    optimizer: Optimizer
+    loss: Loss
+    metrics: tuple[Metrics, ...]
+    device: str = "cpu"
+    opset: int = 17
+    ir_version: int = 8
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.get_config(),
+            "loss": self.loss.get_config(),
+            "metrics": [m.value for m in self.metrics],
+            "device": self.device,
+            "opset": self.opset,
+            "ir_version": self.ir_version,
+        }
+
+
+@dataclass
+class _Batches:
+    """Validated arrays of one dataset argument."""
+
+    x: np.ndarray
+    y: np.ndarray
+    source: Any = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+class Trainer:
+    """Owns the engine of a compiled model and runs fit/evaluate/predict with it."""
+
+    def __init__(self, model: Sequential, compiled: Compiled, engine: Any, device: Device, temp_dir: Path | None):
+        self.model = model
+        self.compiled = compiled
+        self.engine = engine
+        self.device = device
+        self.epochs_trained = 0
+        self._temp_dir = temp_dir
+        self._inference_session: Any = None
+
+    @classmethod
+    def create(
+        cls, model: Sequential, compiled: Compiled, artifacts_dir: str | Path | None, threads: int | None
+    ) -> Trainer:
+        device = resolve_device(compiled.device)
+        _ort_training.check_optimizer(compiled.optimizer)
+        temp_dir = None if artifacts_dir is not None else Path(tempfile.mkdtemp(prefix="onnxtrain-artifacts-"))
+        try:
+            artifacts = _ort_training.write_artifacts(
+                model.layers, compiled.loss, compiled.optimizer, artifacts_dir or temp_dir, compiled.opset,
+                compiled.ir_version,
+            )
+            resume = None
+            if model._resume_checkpoint is not None:  # set by load_model: weights + optimizer state + step
+                resume = artifacts.directory / "resume_checkpoint"
+                resume.write_bytes(model._resume_checkpoint)
+            engine = _ort_training.OrtTrainingEngine(
+                artifacts, compiled.optimizer, device.ort_device, threads, checkpoint=resume
+            )
+            model._resume_checkpoint = None
+        except BaseException:
+            if temp_dir is not None:
+                shutil.rmtree(temp_dir, ignore_errors=True)
+            raise
+        return cls(model, compiled, engine, device, temp_dir)
+
+    # --- data ---------------------------------------------------------------------------------------------
+    def prepare(self, data: Any, argument: str) -> _Batches:
+        dataset = as_dataset(data, name=argument)
+        scale = getattr(dataset, "input_scale", None)
+        x, _ = prepare_x(dataset.x, self.model.input_shape, self.model.input_scale, f"{argument}.x")
+        y = self.compiled.loss.prepare_labels(dataset.y, self.model.output_shape, f"{argument}.y")
+        if len(y) != len(x):
+            raise InvalidArgumentError(
+                f"{argument} expects as many labels as examples. Received: {len(x)} examples, {len(y)} labels"
+            )
+        if self.model.class_names is None and getattr(dataset, "class_names", None):
+            self.model.class_names = tuple(dataset.class_names)
+        if scale is not None and self.epochs_trained == 0:
+            self.model.input_scale = float(scale)
+        return _Batches(x, y, dataset)
+
+    # --- training -----------------------------------------------------------------------------------------
+    def fit(
+        self,
+        data: Any,
+        epochs: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int | None,
+        verbose: int,
+        validation: Any,
+        validation_split: float,
+        validation_batch_size: int | None,
+        callbacks: Sequence[Any],
+    ) -> History:
+        train = self.prepare(data, "dataset")
+        if not isinstance(validation_split, int | float) or not 0.0 <= validation_split < 1.0:
+            raise InvalidArgumentError(f"validation_split expects a float in [0, 1). Received: {validation_split!r}")
+        if validation is not None and validation_split:
+            raise InvalidArgumentError("fit takes validation=... or validation_split=..., not both.")
+        val = self.prepare(validation, "validation") if validation is not None else None
+        if validation_split:
+            cut = len(train) - int(round(len(train) * validation_split))
+            if cut <= 0 or cut >= len(train):
+                raise InvalidArgumentError(
+                    f"validation_split={validation_split} leaves no training or no validation examples out of "
+                    f"{len(train)}."
+                )
+            train, val = _Batches(train.x[:cut], train.y[:cut]), _Batches(train.x[cut:], train.y[cut:])
+        val_batch = check_positive_int("validation_batch_size", validation_batch_size or batch_size)
+
+        history = History()
+        callback_list = CallbackList(callbacks, self.model)
+        self.model.stop_training = False
+        progress = Progress(verbose, steps=math.ceil(len(train) / batch_size), epochs=epochs)
+        base_seed = self.model.seed if seed is None else seed
+        callback_list.on_train_begin()
+        try:
+            for _ in range(epochs):
+                epoch = self.epochs_trained + 1
+                callback_list.on_epoch_begin(epoch)
+                progress.epoch_begin(epoch)
+                order = None
+                if shuffle:
+                    rng = np.random.default_rng(np.random.SeedSequence(base_seed, spawn_key=(1, epoch)))
+                    order = rng.permutation(len(train))
+                logs = self._train_epoch(train, batch_size, order, epoch, progress, callback_list)
+                self.epochs_trained = epoch
+                if val is not None:
+                    result = self._evaluate(val, val_batch)
+                    logs["val_loss"] = result.loss
+                    logs.update({f"val_{m.value}": v for m, v in result.metrics.items()})
+                history.append(epoch, logs)
+                progress.epoch_end(epoch, logs)
+                callback_list.on_epoch_end(epoch, logs)
+                if self.model.stop_training:
+                    break
+        finally:
+            progress.close()
+        callback_list.on_train_end(history.last())
+        return history
+
+    def _train_epoch(
+        self, train: _Batches, batch_size: int, order: np.ndarray | None, epoch: int, progress: Progress,
+        callbacks: CallbackList,
+    ) -> dict[str, float]:
+        loss_sum, seen = 0.0, 0
+        metric_sums = dict.fromkeys(self.compiled.metrics, 0.0)
+        classification = self.compiled.loss.classification
+        steps = math.ceil(len(train) / batch_size)
+        try:
+            for step in range(steps):
+                rows = slice(step * batch_size, (step + 1) * batch_size)
+                if order is None:
+                    xb, yb = train.x[rows], train.y[rows]
+                else:
+                    index = order[rows]
+                    xb, yb = train.x[index], train.y[index]
+                loss, outputs = self.engine.train_step(xb, yb)
+                self._inference_session = None
+                if not math.isfinite(loss):
+                    raise NonFiniteLossError(
+                        f"The loss became {loss} at epoch {epoch}, batch {step + 1}/{steps}; training stopped and the "
+                        "weights of the last finite step were kept. Lower the learning rate, check the inputs for "
+                        "extreme values, or clip gradients (e.g. Adam(clip_norm=1.0))."
+                    )
+                n = len(xb)
+                loss_sum += loss * n
+                seen += n
+                for metric in metric_sums:
+                    metric_sums[metric] += metric.batch_sum(outputs, yb, classification)
+                if progress.wants_batches or callbacks.wants_batches:
+                    logs = {"loss": loss_sum / seen, **{m.value: s / seen for m, s in metric_sums.items()}}
+                    progress.batch_end(step + 1, logs)
+                    callbacks.on_batch_end(step + 1, logs)
+                    if self.model.stop_training:
+                        break
+        except KeyboardInterrupt:
+            self.engine.reset_gradients()  # a step cut short must not leak its gradients into the next one
+            raise
+        return {"loss": loss_sum / seen, **{m.value: s / seen for m, s in metric_sums.items()}}
+
+    # --- evaluation and prediction ------------------------------------------------------------------------
+    def evaluate(self, data: Any, batch_size: int, verbose: int = 0) -> EvaluationResult:
+        result = self._evaluate(self.prepare(data, "dataset"), batch_size)
+        if verbose:
+            print(f"evaluate - {result}")
+        return result
+
+    def _evaluate(self, data: _Batches, batch_size: int) -> EvaluationResult:
+        loss_sum = 0.0
+        metric_sums = dict.fromkeys(self.compiled.metrics, 0.0)
+        for start in range(0, len(data), batch_size):
+            xb, yb = data.x[start : start + batch_size], data.y[start : start + batch_size]
+            loss, outputs = self.engine.eval_step(xb, yb)
+            loss_sum += loss * len(xb)
+            for metric in metric_sums:
+                metric_sums[metric] += metric.batch_sum(outputs, yb, self.compiled.loss.classification)
+        n = len(data)
+        return EvaluationResult(loss_sum / n, MetricValues({m: s / n for m, s in metric_sums.items()}))
+
+    def predict_outputs(self, x: Any, batch_size: int) -> tuple[np.ndarray, bool]:
+        """Model outputs (`logits`) for `x` through an inference session of the current weights."""
+        if isinstance(x, Dataset):
+            x = x.x
+        x, single = prepare_x(x, self.model.input_shape, self.model.input_scale, "x", allow_single=True)
+        session = self._session()
+        outputs = [
+            session.run(["logits"], {"input": x[start : start + batch_size]})[0]
+            for start in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(outputs), single
+
+    def _session(self) -> Any:
+        if self._inference_session is None:
+            import onnxruntime
+
+            self.model.sync_weights()
+            model = self.model.inference_model()
+            options = onnxruntime.SessionOptions()
+            self._inference_session = onnxruntime.InferenceSession(
+                model.SerializeToString(), options, providers=[self.device.provider]
+            )
+        return self._inference_session
+
+    def weights_changed(self) -> None:
+        self._inference_session = None
+
+    def close(self) -> None:
+        self._inference_session = None
+        self.engine.close()
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
