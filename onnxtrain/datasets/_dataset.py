@@ -1,0 +1,295 @@
+"""Dataset: validated (x, y) numpy arrays that fit/evaluate consume, with splitting, shuffling and batching.
+
+x is stored as float32; y as int64 (class indices) or float32 (regression targets). Whether y suits the loss
+(integral, in range) is checked by fit/evaluate, which see both.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
+
+from ._idx import read_idx
+
+
+class Dataset:
+    """Examples ``x`` and labels ``y`` of equal length.
+
+    Args:
+        x: numeric array ``(N, ...)``; integer and float64 inputs become float32 with unchanged values.
+        y: numeric array ``(N, ...)``; integers become int64 class indices, floats become float32 targets.
+        class_names: optional names of the classes, indexed by the integer labels.
+
+    Raises:
+        InvalidTypeError: x or y is not numeric (object, str, bool, complex...), or class_names not str.
+        ShapeError: x or y is a scalar, or their lengths differ.
+        InvalidArgumentError: the dataset is empty, a value is NaN or infinite, or a label has no class name.
+
+    Example:
+        >>> train = Dataset(np.zeros((4, 28, 28, 1)), np.array([0, 1, 2, 3]))
+        >>> train, val = train.split(0.5)
+    """
+
+    def __init__(self, x: Any, y: Any, *, class_names: Sequence[str] | None = None) -> None:
+        x, y = validate_arrays(x, y, x_name="x", y_name="y")
+        self._x, self._y = x, y
+        self._class_names = _validate_class_names(class_names, y)
+
+    @classmethod
+    def _trusted(cls, x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...] | None) -> Dataset:
+        """Wrap arrays that already passed validation (splits, shuffles, fashion_mnist) as they are."""
+        dataset = cls.__new__(cls)
+        dataset._x, dataset._y, dataset._class_names = x, y, class_names
+        return dataset
+
+    @classmethod
+    def from_idx(
+        cls,
+        images: str | os.PathLike[str],
+        labels: str | os.PathLike[str],
+        *,
+        normalize: bool = False,
+        class_names: Sequence[str] | None = None,
+    ) -> Dataset:
+        """A dataset from an IDX images file and an IDX labels file (gzip-compressed or plain).
+
+        Args:
+            images: IDX file of the examples, e.g. ``(N, 28, 28)`` uint8.
+            labels: IDX file of the labels, ``(N,)``.
+            normalize: divide the pixel values by 255 (uint8 pixels then lie in [0, 1]).
+            class_names: optional names of the classes.
+
+        Raises:
+            DataFormatError: a file is malformed. Plus the errors of ``Dataset(x, y)``.
+        """
+        x = read_idx(images)
+        if normalize:
+            x = np.divide(x, np.float32(255), dtype=np.float32)
+        return cls(x, read_idx(labels), class_names=class_names)
+
+    @property
+    def x(self) -> np.ndarray:
+        """The examples, float32 ``(N, ...)``."""
+        return self._x
+
+    @property
+    def y(self) -> np.ndarray:
+        """The labels: int64 class indices or float32 targets, ``(N, ...)``."""
+        return self._y
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """Names of the classes, indexed by label, or None."""
+        return self._class_names
+
+    def __len__(self) -> int:
+        return len(self._x)
+
+    def __repr__(self) -> str:
+        classes = "" if self._class_names is None else f", classes={len(self._class_names)}"
+        x, y = self._x, self._y
+        return f"Dataset(n={len(self)}, x={x.shape} {x.dtype}, y={y.shape} {y.dtype}{classes})"
+
+    def get_x(self, index: int) -> np.ndarray:
+        """The example at ``index`` (negative counts from the end)."""
+        return self._x[self._check_index(index)]
+
+    def get_y(self, index: int) -> np.ndarray:
+        """The label at ``index`` (negative counts from the end)."""
+        return self._y[self._check_index(index)]
+
+    def split(self, ratio: float, shuffle: bool = False, seed: int | None = None) -> tuple[Dataset, Dataset]:
+        """Two datasets: the first ``int(len * ratio)`` examples and the rest.
+
+        Without shuffle the parts are views of this dataset's arrays; with it, copies in a random order.
+
+        Raises:
+            InvalidTypeError: ratio is not a number or seed not an int.
+            InvalidArgumentError: ratio is not strictly between 0 and 1, or a part would be empty.
+        """
+        if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
+            raise InvalidTypeError(
+                f"split(ratio=...) expects a float in (0, 1). Received: {type(ratio).__name__}."
+            )
+        if not 0.0 < float(ratio) < 1.0:
+            raise InvalidArgumentError(
+                f"split(ratio=...) expects a float in (0, 1). Received: ratio={ratio}."
+            )
+        cut = int(len(self) * float(ratio))
+        if cut == 0 or cut == len(self):
+            raise InvalidArgumentError(
+                f"split(ratio={ratio}) of {len(self)} examples leaves a part empty "
+                f"({cut} and {len(self) - cut} examples). "
+                "Use a ratio that keeps at least one example on each side."
+            )
+        if shuffle:
+            order = _permutation(len(self), seed, "split")
+            first, rest = order[:cut], order[cut:]
+        else:
+            first, rest = slice(0, cut), slice(cut, None)
+        return (
+            Dataset._trusted(self._x[first], self._y[first], self._class_names),
+            Dataset._trusted(self._x[rest], self._y[rest], self._class_names),
+        )
+
+    def shuffle(self, seed: int | None = None) -> Dataset:
+        """A new dataset with the examples (and their labels) in a random order; this one is unchanged."""
+        order = _permutation(len(self), seed, "shuffle")
+        return Dataset._trusted(self._x[order], self._y[order], self._class_names)
+
+    def batches(
+        self, batch_size: int, shuffle: bool = False, seed: int | None = None, drop_last: bool = False
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Iterate over ``(x_batch, y_batch)`` pairs of ``batch_size`` examples.
+
+        The last, smaller batch is included unless ``drop_last``. Without shuffle the batches are views.
+
+        Raises:
+            InvalidTypeError, InvalidArgumentError: batch_size is not a positive int, or seed is invalid.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+            raise InvalidTypeError(
+                f"batches(batch_size=...) expects a positive int. Received: {type(batch_size).__name__}."
+            )
+        if batch_size < 1:
+            raise InvalidArgumentError(
+                f"batches(batch_size=...) expects a positive int. Received: batch_size={batch_size}."
+            )
+        order = _permutation(len(self), seed, "batches") if shuffle else None
+        return self._iterate(int(batch_size), order, drop_last)
+
+    def _iterate(
+        self, batch_size: int, order: np.ndarray | None, drop_last: bool
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        count = len(self)
+        end = count - count % batch_size if drop_last else count
+        for start in range(0, end, batch_size):
+            index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
+            yield self._x[index], self._y[index]
+
+    def _check_index(self, index: int) -> int:
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise InvalidTypeError(f"Dataset index expects an int. Received: {type(index).__name__}.")
+        if not -len(self) <= index < len(self):
+            raise InvalidArgumentError(
+                f"Dataset index expects -{len(self)} <= index < {len(self)}. Received: index={index}."
+            )
+        return int(index)
+
+
+def as_dataset(data: Any, name: str = "dataset") -> Dataset:
+    """``data`` as a Dataset: a Dataset is returned as is, an ``(x, y)`` tuple or list is validated.
+
+    Args:
+        data: a Dataset or an ``(x, y)`` pair of arrays.
+        name: the argument's name in error messages, e.g. ``"validation_data"``.
+
+    Raises:
+        InvalidTypeError: data is neither. Plus the errors of ``Dataset(x, y)``, naming ``name[i]``.
+    """
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, tuple | list) and len(data) == 2:
+        x, y = validate_arrays(data[0], data[1], x_name=f"{name}[0]", y_name=f"{name}[1]")
+        return Dataset._trusted(x, y, None)
+    received = type(data).__name__
+    if isinstance(data, tuple | list):
+        received += f" of length {len(data)}"
+    raise InvalidTypeError(f"{name} expects a Dataset or an (x, y) tuple of arrays. Received: {received}.")
+
+
+def validate_arrays(x: Any, y: Any, *, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check and convert examples and labels: x to float32, y to int64 or float32 (rules: see Dataset)."""
+    x = _as_numeric(x, x_name)
+    y = _as_numeric(y, y_name)
+    with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, reported by _check_finite
+        x = x.astype(np.float32, copy=False)
+    if y.dtype.kind in "iu":
+        if y.dtype == np.uint64 and y.size and int(y.max()) > np.iinfo(np.int64).max:
+            raise InvalidArgumentError(
+                f"Dataset expects {y_name} to fit in int64. Received: a label of {int(y.max())}."
+            )
+        y = y.astype(np.int64, copy=False)
+    else:
+        with np.errstate(over="ignore"):
+            y = y.astype(np.float32, copy=False)
+    if len(x) != len(y):
+        raise ShapeError(
+            f"Dataset expects {x_name} and {y_name} to have the same length. "
+            f"Received: {x_name}.shape={x.shape}, {y_name}.shape={y.shape}."
+        )
+    if len(x) == 0:
+        raise InvalidArgumentError(
+            f"Dataset expects at least one example. Received: {x_name}.shape={x.shape}."
+        )
+    _check_finite(x, x_name)
+    _check_finite(y, y_name)
+    return x, y
+
+
+def _as_numeric(value: Any, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise InvalidTypeError(
+            f"Dataset expects {name} to be a numeric array. "
+            f"Received: {type(value).__name__} that numpy cannot convert ({error})."
+        ) from error
+    if array.dtype.kind not in "iuf":
+        hint = f" Convert it first, e.g. {name}.astype(np.float32)." if array.dtype.kind == "b" else ""
+        raise InvalidTypeError(
+            f"Dataset expects {name} to be a numeric (integer or float) array. "
+            f"Received: {name} with dtype={array.dtype}.{hint}"
+        )
+    if array.ndim == 0:
+        raise ShapeError(f"Dataset expects {name} to have a first (example) axis. Received: a scalar {name}.")
+    return array
+
+
+def _check_finite(array: np.ndarray, name: str) -> None:
+    # min/max propagate NaN and reach +-inf, so this costs no temporary array in the common, finite case.
+    if array.dtype.kind != "f" or array.size == 0:
+        return
+    if np.isfinite(array.min()) and np.isfinite(array.max()):
+        return
+    flat = int(np.flatnonzero(~np.isfinite(array))[0])
+    index = tuple(int(i) for i in np.unravel_index(flat, array.shape))
+    position = ", ".join(map(str, index))
+    raise InvalidArgumentError(
+        f"Dataset expects finite values in {name} (float32). Received: {name}[{position}] = {array[index]}."
+    )
+
+
+def _validate_class_names(class_names: Sequence[str] | None, y: np.ndarray) -> tuple[str, ...] | None:
+    if class_names is None:
+        return None
+    if isinstance(class_names, str) or not all(isinstance(name, str) for name in class_names):
+        raise InvalidTypeError(
+            f"Dataset(class_names=...) expects a sequence of str. Received: {class_names!r}."
+        )
+    names = tuple(class_names)
+    if y.dtype.kind == "i" and y.ndim == 1 and (y.min() < 0 or y.max() >= len(names)):
+        raise InvalidArgumentError(
+            f"Dataset expects labels in [0, {len(names)}) with {len(names)} class_names. "
+            f"Received: labels from {y.min()} to {y.max()}."
+        )
+    return names
+
+
+def _permutation(count: int, seed: int | None, caller: str) -> np.ndarray:
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise InvalidTypeError(
+                f"{caller}(seed=...) expects None or an int >= 0. Received: seed={seed!r}."
+            )
+        if seed < 0:
+            raise InvalidArgumentError(
+                f"{caller}(seed=...) expects None or an int >= 0. Received: seed={seed}."
+            )
+    return np.random.default_rng(seed).permutation(count)
