@@ -15,6 +15,7 @@ import contextlib
 import importlib.util
 import math
 import os
+import re
 import sys
 import tempfile
 import types
@@ -170,9 +171,18 @@ def write_artifacts(
         block.requires_grad(name, True)
     for name in frozen:
         block.requires_grad(name, False)
-    with onnxblock.base(forward), _native_stderr_captured():
-        block(emit.LOSS_NAME, emit.LOGITS_NAME)
-        training_model, eval_model = block.to_model_proto()
+    try:
+        with onnxblock.base(forward), _native_stderr_captured():
+            block(emit.LOSS_NAME, emit.LOGITS_NAME)
+            training_model, eval_model = block.to_model_proto()
+    except RuntimeError as e:
+        missing = re.search(r"gradient builder has not been registered: (\w+) for node (\S+)", str(e))
+        if missing:
+            raise UnsupportedError(
+                f"ONNX Runtime training has no gradient for the {missing.group(1)} operator (node "
+                f"{missing.group(2)}), so the ort-training engine cannot train this model."
+            ) from e
+        raise
     parameters = block.parameters()
 
     with onnxblock.empty_base(opset_version=opset):

@@ -61,12 +61,21 @@ class Tanh(Activation):
 
 @dataclass(frozen=True)
 class Selu(Activation):
-    """Scaled ELU with the standard constants (alpha 1.67326, gamma 1.0507)."""
+    """Scaled ELU with the standard constants (alpha 1.67326, scale 1.0507)."""
 
     name: str = field(default="selu", init=False)
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
-        return builder.node("Selu", [x], hint="selu")
+        elu = _elu(builder, x, 1.6732632423543772)
+        return builder.node("Mul", [elu, builder.constant(1.0507009873554805, "selu_scale")], hint="selu")
+
+
+def _elu(builder: GraphBuilder, x: str, alpha: float) -> str:
+    # relu(x) + alpha * (exp(min(x, 0)) - 1): ONNX Runtime training has no gradient for the Elu/Selu operators.
+    negative = builder.node("Min", [x, builder.constant(0.0, "elu_zero")])
+    expm1 = builder.node("Sub", [builder.node("Exp", [negative]), builder.constant(1.0, "elu_one")])
+    scaled = builder.node("Mul", [expm1, builder.constant(alpha, "elu_alpha")])
+    return builder.node("Add", [builder.node("Relu", [x]), scaled], hint="elu")
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,7 @@ class Elu(Activation):
     name: str = field(default="elu", init=False)
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
-        return builder.node("Elu", [x], hint="elu", alpha=float(self.alpha))
+        return _elu(builder, x, float(self.alpha))
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def prepare_x(
     if not np.isfinite(x).all():
         index = np.unravel_index(int(np.flatnonzero(~np.isfinite(x))[0]), x.shape)
         raise InvalidArgumentError(
-            f"{argument} expects finite values. Received: {argument}[{', '.join(map(str, index))}]={x[index]!r}"
+            f"{argument} expects finite values. Received: {argument}[{', '.join(map(str, index))}]={x[index].item()!r}"
         )
     return x, single
 

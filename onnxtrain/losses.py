@@ -105,7 +105,7 @@ class SoftmaxCrossEntropyWithLogits(Loss):
             if fractional.size:
                 i = int(fractional[0])
                 raise InvalidArgumentError(
-                    f"{argument} for loss {self.name!r} expects integral class indices. Received: {argument}[{i}]={y[i]!r}"
+                    f"{argument} for loss {self.name!r} expects integral class indices. Received: {argument}[{i}]={y[i].item()!r}"
                 )
         labels = y.astype(np.int64)  # ORT's SoftmaxCrossEntropyLoss takes int64 [batch]
         bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
@@ -113,7 +113,7 @@ class SoftmaxCrossEntropyWithLogits(Loss):
             i = int(bad[0])
             raise InvalidArgumentError(
                 f"{argument} for loss {self.name!r} expects class indices in [0, {num_classes - 1}] (the last layer has "
-                f"{num_classes} units). Received: {argument}[{i}]={y[i]!r} ({bad.size} labels out of range)"
+                f"{num_classes} units). Received: {argument}[{i}]={y[i].item()!r} ({bad.size} labels out of range)"
             )
         return labels
 
@@ -188,7 +188,7 @@ class BinaryCrossentropy(Loss):
         if bad.size:
             raise InvalidArgumentError(
                 f"{argument} for loss {self.name!r} expects targets in [0, 1]. Received: "
-                f"{argument}.flat[{int(bad[0])}]={y.flat[int(bad[0])]!r}"
+                f"{argument}.flat[{int(bad[0])}]={y.flat[int(bad[0])].item()!r}"
             )
         return y
 
@@ -261,6 +261,6 @@ def _check_finite(y: np.ndarray, argument: str) -> None:
     if bad.size:
         i = int(bad[0])
         raise InvalidArgumentError(
-            f"{argument} expects finite values. Received: {argument}.flat[{i}]={y.flat[i]!r} "
+            f"{argument} expects finite values. Received: {argument}.flat[{i}]={y.flat[i].item()!r} "
             f"({bad.size} non-finite values)"
         )

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # for `import reference`
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from onnxtrain._runtime import available_providers
+
+    if "CUDAExecutionProvider" not in available_providers():
+        skip = pytest.mark.skip(reason="no CUDA execution provider in the installed onnxruntime")
+        for item in items:
+            if "cuda" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture
+def blobs() -> tuple[np.ndarray, np.ndarray]:
+    """A small separable 3-class problem shaped like tiny images: x (120, 4, 3), y int64 (120,)."""
+    rng = np.random.default_rng(7)
+    centers = rng.normal(0, 3, size=(3, 12))
+    y = np.repeat(np.arange(3), 40)
+    x = (centers[y] + rng.normal(0, 0.5, size=(120, 12))).astype(np.float32).reshape(120, 4, 3)
+    order = rng.permutation(120)
+    return x[order], y[order]

@@ -1,0 +1,73 @@
+"""Every activation: ORT forward equals numpy, and ORT training's gradient equals finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference as ref
+
+from onnxtrain import Sequential, activations
+from onnxtrain.activations import Activations, Gelu, LeakyRelu
+from onnxtrain.errors import UnknownIdentifierError
+from onnxtrain.layers import Dense, Input
+
+NAMES = sorted(ref.ACTIVATIONS)
+
+
+def model_with(activation: str) -> Sequential:
+    return Sequential.of(Input(5), Dense(4, activation=activation), Dense(3, activation="linear"), seed=11)
+
+
+def numpy_loss(weights, x, y, activation: str) -> float:
+    h = ref.ACTIVATIONS[activation](x.astype(np.float64) @ weights["dense_1.kernel"] + weights["dense_1.bias"])
+    z = h @ weights["dense_2.kernel"] + weights["dense_2.bias"]
+    p = ref.softmax(z)
+    return float(-np.log(p[np.arange(len(y)), y]).mean())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_activation_forward_matches_numpy(name):
+    x = np.random.default_rng(1).normal(size=(6, 5)).astype(np.float32)
+    with model_with(name) as model:
+        model.compile(optimizer="sgd", loss="mse")
+        outputs = model.predict(x)
+        w = model.get_weights()
+    h = ref.ACTIVATIONS[name](x.astype(np.float64) @ w["dense_1.kernel"] + w["dense_1.bias"])
+    np.testing.assert_allclose(outputs, h @ w["dense_2.kernel"] + w["dense_2.bias"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_activation_gradient_matches_finite_differences(name):
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(6, 5)).astype(np.float32), rng.integers(0, 3, 6)
+    with model_with(name) as model:
+        model.compile(optimizer="sgd", loss="softmax_cross_entropy_with_logits")
+        weights = {k: v.astype(np.float64) for k, v in model.get_weights().items()}
+        engine = model._trainer.engine
+        engine._module(x, y)
+        grad = engine._state.parameters["dense_1.kernel"].grad
+    numeric = np.zeros_like(weights["dense_1.kernel"])
+    eps = 1e-6
+    for index in np.ndindex(numeric.shape):
+        plus = {**weights, "dense_1.kernel": weights["dense_1.kernel"].copy()}
+        minus = {**weights, "dense_1.kernel": weights["dense_1.kernel"].copy()}
+        plus["dense_1.kernel"][index] += eps
+        minus["dense_1.kernel"][index] -= eps
+        numeric[index] = (numpy_loss(plus, x, y, name) - numpy_loss(minus, x, y, name)) / (2 * eps)
+    np.testing.assert_allclose(grad, numeric, rtol=2e-3, atol=2e-5)
+
+
+def test_registry_accepts_names_enums_configs_and_instances():
+    assert activations.get("ReLU").name == "relu"
+    assert activations.get(Activations.LeakyRelu) == LeakyRelu()
+    assert activations.get({"name": "leaky_relu", "alpha": 0.1}) == LeakyRelu(0.1)
+    assert activations.get(None).name == "linear"
+    assert activations.get("silu").name == "swish"
+    gelu = Gelu(approximate=True)
+    assert activations.get(gelu.get_config()) == gelu
+
+
+@pytest.mark.parametrize("bad", ["relux", "", 3, ["relu"]])
+def test_registry_rejects_unknown_activations_listing_valid_names(bad):
+    with pytest.raises(UnknownIdentifierError, match=r"Could not interpret activation.*"):
+        activations.get(bad)

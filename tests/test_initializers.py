@@ -1,0 +1,103 @@
+"""Initializers: the documented distributions, seeding, and the registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onnxtrain import Sequential, initializers
+from onnxtrain.errors import InvalidArgumentError, UnknownIdentifierError
+from onnxtrain.initializers import (
+    Constant,
+    GlorotNormal,
+    GlorotUniform,
+    HeNormal,
+    HeUniform,
+    LeCunNormal,
+    LeCunUniform,
+    Ones,
+    RandomNormal,
+    RandomUniform,
+    Zeros,
+)
+from onnxtrain.layers import Dense, Flatten, Input
+
+FAN_IN, FAN_OUT = 400, 200
+SHAPE = (FAN_IN, FAN_OUT)
+
+# (initializer, expected std, bound on |value| or None)
+STATS = [
+    (HeNormal(), np.sqrt(2 / FAN_IN), 2 * np.sqrt(2 / FAN_IN) / 0.8796),
+    (HeUniform(), np.sqrt(6 / FAN_IN) / np.sqrt(3), np.sqrt(6 / FAN_IN)),
+    (GlorotNormal(), np.sqrt(2 / (FAN_IN + FAN_OUT)), 2 * np.sqrt(2 / (FAN_IN + FAN_OUT)) / 0.8796),
+    (GlorotUniform(), np.sqrt(6 / (FAN_IN + FAN_OUT)) / np.sqrt(3), np.sqrt(6 / (FAN_IN + FAN_OUT))),
+    (LeCunNormal(), np.sqrt(1 / FAN_IN), 2 * np.sqrt(1 / FAN_IN) / 0.8796),
+    (LeCunUniform(), np.sqrt(3 / FAN_IN) / np.sqrt(3), np.sqrt(3 / FAN_IN)),
+    (RandomNormal(0.0, 0.05), 0.05, None),
+    (RandomUniform(-0.05, 0.05), 0.1 / np.sqrt(12), 0.05),
+]
+
+
+@pytest.mark.parametrize(("init", "std", "bound"), STATS, ids=[type(s[0]).__name__ for s in STATS])
+def test_initializer_distribution(init, std, bound):
+    values = init(SHAPE, FAN_IN, FAN_OUT, np.random.default_rng(0))
+    assert values.dtype == np.float32 and values.shape == SHAPE
+    assert abs(values.mean()) < 0.05 * std * 10
+    assert values.std() == pytest.approx(std, rel=0.03)
+    if bound is not None:
+        assert np.abs(values).max() <= bound * (1 + 1e-6)
+
+
+def test_constant_initializers():
+    rng = np.random.default_rng(0)
+    assert not Zeros()((2, 2), 2, 2, rng).any()
+    assert (Ones()((2, 2), 2, 2, rng) == 1).all()
+    assert (Constant(0.5)((3,), 2, 3, rng) == 0.5).all()
+
+
+def test_initializer_seed_gives_identical_values_whatever_the_generator():
+    a = HeNormal(seed=3)((5, 5), 5, 5, np.random.default_rng(1))
+    b = HeNormal(seed=3)((5, 5), 5, 5, np.random.default_rng(2))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_model_seed_gives_bit_identical_weights_and_other_seeds_differ():
+    def weights(seed):
+        return Sequential.of(Input(28, 28, 1), Flatten(), Dense(30), Dense(10), seed=seed).get_weights()
+
+    first, again, other = weights(12), weights(12), weights(13)
+    for name in first:
+        np.testing.assert_array_equal(first[name], again[name])
+        assert not np.array_equal(first[name], other[name])
+
+
+def test_default_seed_is_random_and_recorded():
+    a = Sequential.of(Input(3), Dense(2))
+    b = Sequential.of(Input(3), Dense(2), seed=a.seed)
+    np.testing.assert_array_equal(a.get_weights()["dense_1.kernel"], b.get_weights()["dense_1.kernel"])
+
+
+def test_registry_names_classes_configs():
+    assert initializers.get("he_normal") == HeNormal()
+    assert initializers.get("HeNormal") == HeNormal()
+    assert initializers.get("GlorotUniform") == GlorotUniform()
+    assert initializers.get(LeCunNormal) == LeCunNormal()
+    assert initializers.get("xavier_normal") == GlorotNormal()
+    assert initializers.get(RandomNormal(0.1, 0.2, 4).get_config()) == RandomNormal(0.1, 0.2, 4)
+    assert initializers.get(HeUniform(seed=9).get_config()) == HeUniform(seed=9)
+    assert Dense(3, kernel_initializer="zeros").kernel_initializer == Zeros()
+
+
+@pytest.mark.parametrize(
+    ("factory", "error", "message"),
+    [
+        (lambda: initializers.get("he_norm"), UnknownIdentifierError, "Could not interpret initializer 'he_norm'"),
+        (lambda: initializers.get(1.5), UnknownIdentifierError, "Could not interpret initializer 1.5"),
+        (lambda: RandomNormal(stddev=0), InvalidArgumentError, r"stddev=0"),
+        (lambda: RandomUniform(1, 0), InvalidArgumentError, r"minval < maxval"),
+        (lambda: Constant(float("nan")), InvalidArgumentError, r"finite number"),
+    ],
+)
+def test_bad_initializers(factory, error, message):
+    with pytest.raises(error, match=message):
+        factory()

@@ -1,0 +1,130 @@
+"""Layers end to end through one harness (config round trip, shapes, parameter count, ORT forward vs numpy),
+bad arguments, and a custom layer that doubles as the extension guide."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from onnxtrain import Sequential, emit
+from onnxtrain.errors import InvalidArgumentError, ShapeError, UnknownIdentifierError
+from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers import Dense, Flatten, Input, Layer
+
+
+def run_forward(model: Sequential, x: np.ndarray) -> np.ndarray:
+    proto = emit.inference_model(model.layers)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(["logits"], {"input": x})[0]
+
+
+def dense_reference(layer: Dense, x: np.ndarray, act: Any) -> np.ndarray:
+    y = x.reshape(len(x), -1) @ layer.params["kernel"]
+    if layer.use_bias:
+        y = y + layer.params["bias"]
+    return act(y)
+
+
+LAYER_CASES = [
+    # (layer factory, input dims, output shape, parameter count, numpy reference of the layer)
+    ("flatten", lambda: Flatten(), (2, 3, 2), (12,), 0, lambda layer, x: x.reshape(len(x), -1)),
+    ("dense_relu", lambda: Dense(4), (6,), (4,), 28, lambda layer, x: dense_reference(layer, x, lambda v: np.maximum(v, 0))),
+    ("dense_linear_nobias", lambda: Dense(3, activation="linear", use_bias=False), (5,), (3,), 15,
+     lambda layer, x: dense_reference(layer, x, lambda v: v)),
+    ("dense_tanh", lambda: Dense(2, activation="tanh"), (3,), (2,), 8, lambda layer, x: dense_reference(layer, x, np.tanh)),
+]
+
+
+@pytest.mark.parametrize(("label", "factory", "dims", "out_shape", "params", "reference"), LAYER_CASES,
+                         ids=[c[0] for c in LAYER_CASES])
+def test_layer_harness(label, factory, dims, out_shape, params, reference):
+    layer = factory()
+    model = Sequential.of(Input(*dims), layer, seed=5)
+    assert layer.output_shape == out_shape
+    assert layer.param_count == params
+    rebuilt = Layer.from_config(layer.serialize())
+    assert type(rebuilt) is type(layer)
+    assert rebuilt.get_config() == layer.get_config()
+    x = np.random.default_rng(0).normal(size=(7, *dims)).astype(np.float32)
+    np.testing.assert_allclose(run_forward(model, x), reference(layer, x), rtol=1e-5, atol=1e-5)
+
+
+def test_seed_model_has_kotlindl_parameter_count():
+    model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10))
+    assert model.count_params() == (266_610, 0)
+    assert [layer.name for layer in model.layers] == ["input_1", "flatten_1", "dense_1", "dense_2", "dense_3"]
+
+
+def test_dense_defaults_are_kotlindls():
+    layer = Dense(3)
+    assert layer.activation.name == "relu"
+    assert layer.kernel_initializer.name == "he_normal"
+    assert layer.bias_initializer.name == "he_uniform"
+    assert layer.use_bias
+
+
+BAD_LAYERS = [
+    (lambda: Dense(0), InvalidArgumentError, r"Dense\(units=...\) expects a positive int. Received: units=0"),
+    (lambda: Dense(-3), InvalidArgumentError, r"Received: units=-3"),
+    (lambda: Dense(2.5), InvalidArgumentError, r"Received: units=2.5"),
+    (lambda: Input(), InvalidArgumentError, r"Input\(\*dims\) expects at least one dimension"),
+    (lambda: Input(28, 0), InvalidArgumentError, r"Received: dims\[1\]=0"),
+    (lambda: Dense(3, activation="relux"), UnknownIdentifierError, r"Could not interpret activation 'relux'"),
+    (lambda: Dense(3, kernel_initializer="he_normall"), UnknownIdentifierError,
+     r"Could not interpret initializer 'he_normall'"),
+    (lambda: Dense(3, name="a b"), InvalidArgumentError, r"without spaces"),
+    (lambda: Sequential.of(Flatten(), Dense(3)), InvalidArgumentError, r"expects an Input layer first.*Received: Flatten"),
+    (lambda: Sequential([]), InvalidArgumentError, r"expects an Input layer first.*Received: nothing"),
+    (lambda: Sequential.of(Input(3), Input(3)), InvalidArgumentError, r"exactly one Input"),
+    (lambda: Sequential.of(Input(28, 28, 1), Dense(10)), ShapeError,
+     r"Dense layer 'dense_1' expects a flat input.*Received: input shape \[None, 28, 28, 1\]. Add Flatten\(\)"),
+    (lambda: Sequential.of(Input(3), Dense(2, name="d"), Dense(2, name="d")), InvalidArgumentError, r"unique"),
+    (lambda: Sequential.of(Input(3), "dense"), Exception, r"expects Layer instances. Received: layers\[1\]='dense'"),
+]
+
+
+@pytest.mark.parametrize(("factory", "error", "message"), BAD_LAYERS)
+def test_bad_layer_arguments_fail_with_clear_messages(factory, error, message):
+    with pytest.raises(error, match=message):
+        factory()
+
+
+# --- extension guide: a custom layer -----------------------------------------------------------------------
+class Scale(Layer):
+    """y = x * gamma with one trainable gamma per feature: all a new layer needs is these four methods."""
+
+    def __init__(self, init: float = 1.0, name: str | None = None, trainable: bool = True):
+        super().__init__(name=name, trainable=trainable)
+        self.init = init
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def build(self, input_shape, rng):
+        self.add_weight("gamma", np.full(input_shape, self.init, np.float32))
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        (gamma,) = self.emit_params(builder).values()
+        return builder.node("Mul", [x, gamma])
+
+    def get_config(self):
+        return {**super().get_config(), "init": self.init}
+
+
+def test_custom_layer_builds_exports_and_trains(blobs):
+    x, y = blobs
+    model = Sequential.of(Input(4, 3), Flatten(), Scale(0.5), Dense(3, activation="linear"), seed=2)
+    assert model.layers[2].name == "scale_1"
+    assert model.count_params()[0] == 12 + 39
+    with model:
+        model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits", metric="accuracy")
+        before = model.get_weights()["scale_1.gamma"].copy()
+        history = model.fit((x, y), epochs=3, batch_size=16, verbose=0)
+        assert not np.array_equal(model.get_weights()["scale_1.gamma"], before)
+        assert history.history["loss"][-1] < history.history["loss"][0]
+    assert isinstance(Layer.from_config(model.layers[2].serialize()), Scale)
+    assert math.isclose(Layer.from_config(model.layers[2].serialize()).init, 0.5)

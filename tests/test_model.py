@@ -1,0 +1,207 @@
+"""Sequential: the KotlinDL flow (compile, summary, fit, evaluate, predict, close) and its error paths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference as ref
+
+from onnxtrain import Dataset, Sequential
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    ModelStateError,
+    RuntimeSetupError,
+    UnknownIdentifierError,
+)
+from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.losses import Losses
+from onnxtrain.metrics import Metrics
+from onnxtrain.optimizers import Adam
+
+
+def blob_model(seed: int = 4) -> Sequential:
+    return Sequential.of(Input(4, 3), Flatten(), Dense(16), Dense(3, activation="linear"), seed=seed)
+
+
+def test_summary_is_kotlindls_table():
+    model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10))
+    text = model.summary(print_fn=None)
+    assert "Layer (type)" in text and "Output Shape" in text and "Param #" in text
+    assert "dense_1(Dense)" in text and "[None, 300]" in text and "235500" in text
+    assert "Total trainable params: 266610" in text
+    assert "Total frozen params: 0" in text
+    assert "Total params: 266610" in text
+    assert model.print_summary(print_fn=None) == text
+
+
+def test_fit_evaluate_predict_learn_a_separable_problem(blobs):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer=Adam(learning_rate=0.01), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS,
+                      metric=Metrics.ACCURACY)
+        history = model.fit(dataset=Dataset(x, y), epochs=5, batch_size=16, verbose=0)
+        assert history.epochs == [1, 2, 3, 4, 5]
+        assert set(history.history) == {"loss", "accuracy"}
+        assert history.history["loss"][-1] < history.history["loss"][0]
+        result = model.evaluate(dataset=(x, y), batch_size=32)
+        assert result.metrics[Metrics.ACCURACY] == result.metrics["accuracy"] >= 0.95
+        predictions = model.predict(x)
+        assert predictions.shape == (120,) and predictions.dtype == np.int64
+        assert isinstance(model.predict(x[0]), int)
+        probabilities = model.predict_softly(x)
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+        np.testing.assert_array_equal(probabilities.argmax(axis=1), predictions)
+
+
+def test_evaluate_equals_numpy_on_the_trained_weights(blobs):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer="adam", metric="accuracy")
+        model.fit((x, y), epochs=1, batch_size=50, verbose=0)
+        result = model.evaluate((x, y), batch_size=50)
+        weights = model.get_weights()
+    loss, _ = ref.mlp_gradients(weights, x, y, ["dense_1", "dense_2"], ["relu", "linear"])
+    logits = ref.mlp_forward(weights, x, ["dense_1", "dense_2"], ["relu", "linear"])[-1]
+    assert result.loss == pytest.approx(loss, rel=1e-4)
+    assert result.metrics["accuracy"] == pytest.approx(np.mean(logits.argmax(1) == y))
+
+
+def test_same_seed_gives_bit_identical_weights_after_fit(blobs):
+    x, y = blobs
+
+    def train(seed):
+        with blob_model(seed) as model:
+            model.compile(optimizer="adam")
+            model.fit((x, y), epochs=2, batch_size=16, verbose=0)
+            return model.get_weights()
+
+    first, again, other = train(1), train(1), train(2)
+    for name in first:
+        np.testing.assert_array_equal(first[name], again[name])
+        assert not np.array_equal(first[name], other[name])
+
+
+def test_fit_seed_changes_only_the_shuffle(blobs):
+    x, y = blobs
+
+    def train(fit_seed):
+        with blob_model(1) as model:
+            model.compile(optimizer="adam")
+            model.fit((x, y), epochs=1, batch_size=16, seed=fit_seed, verbose=0)
+            return model.get_weights()["dense_1.kernel"]
+
+    np.testing.assert_array_equal(train(5), train(5))
+    assert not np.array_equal(train(5), train(6))
+
+
+def test_last_partial_batch_is_trained(blobs):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer="sgd")
+        model.fit((x[:17], y[:17]), epochs=1, batch_size=16, shuffle=False, verbose=0)
+        after_two_steps = model.get_weights()
+    with blob_model() as model:
+        model.compile(optimizer="sgd")
+        model.fit((x[:16], y[:16]), epochs=1, batch_size=16, shuffle=False, verbose=0)
+        after_one_step = model.get_weights()
+    assert not np.array_equal(after_two_steps["dense_1.kernel"], after_one_step["dense_1.kernel"])
+
+
+def test_fit_prints_one_line_per_epoch(blobs, capsys):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer="adam", metric="accuracy")
+        model.fit((x, y), epochs=2, batch_size=32, verbose=2)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 2 and "loss" in lines[0] and "accuracy" in lines[0]
+
+
+def test_regression_loss_trains_and_predicts_raw_outputs():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 3)).astype(np.float32)
+    y = x @ np.array([1.0, -2.0, 0.5], np.float32)
+    with Sequential.of(Input(3), Dense(1, activation="linear"), seed=1) as model:
+        model.compile(optimizer=Adam(learning_rate=0.05), loss=Losses.MSE, metric=Metrics.MAE)
+        history = model.fit((x, y), epochs=30, batch_size=20, verbose=0)
+        assert history.history["loss"][-1] < 0.01
+        assert model.predict(x).shape == (200, 1)
+        with pytest.raises(InvalidArgumentError, match="predict_softly needs a classification loss"):
+            model.predict_softly(x)
+
+
+def test_binary_crossentropy_on_a_sigmoid_output():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(200, 2)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.float32)
+    with Sequential.of(Input(2), Dense(1, activation="sigmoid"), seed=1) as model:
+        model.compile(optimizer=Adam(learning_rate=0.05), loss=Losses.BINARY_CROSSENTROPY, metric="accuracy")
+        model.fit((x, y), epochs=20, batch_size=20, verbose=0)
+        assert model.evaluate((x, y)).metrics["accuracy"] > 0.95
+        assert set(np.unique(model.predict(x))) <= {0, 1}
+
+
+def test_with_block_closes_and_close_is_idempotent(blobs):
+    x, y = blobs
+    model = blob_model()
+    with model:
+        model.compile(optimizer="adam")
+        artifacts_dir = model._trainer.engine.artifacts.directory
+        assert artifacts_dir.is_dir()
+    assert not artifacts_dir.exists()
+    model.close()
+    with pytest.raises(ModelStateError, match="closed model"):
+        model.fit((x, y), epochs=1, batch_size=8)
+
+
+def test_artifacts_dir_keeps_the_artifacts(tmp_path):
+    with blob_model() as model:
+        model.compile(optimizer="adam", artifacts_dir=tmp_path / "artifacts")
+    assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == [
+        "checkpoint", "eval_model.onnx", "optimizer_model.onnx", "training_model.onnx"
+    ]
+
+
+BAD_CALLS = [
+    (lambda m, d: m.fit(d, epochs=1, batch_size=8), ModelStateError, r"fit\(\) needs a compiled model"),
+    (lambda m, d: m.evaluate(d), ModelStateError, r"evaluate\(\) needs a compiled model"),
+    (lambda m, d: m.predict(d[0]), ModelStateError, r"predict\(\) needs a compiled model"),
+    (lambda m, d: m.compile(optimizer="rmsprop2"), UnknownIdentifierError, r"Could not interpret optimizer 'rmsprop2'"),
+    (lambda m, d: m.compile(loss="hinge"), UnknownIdentifierError, r"Could not interpret loss 'hinge'"),
+    (lambda m, d: m.compile(metric="f1"), UnknownIdentifierError, r"Could not interpret metric 'f1'"),
+    (lambda m, d: m.compile(device="tpu"), InvalidArgumentError, r"device expects .*Received: device='tpu'"),
+    (lambda m, d: m.compile(engine="jax"), InvalidArgumentError, r"engine expects"),
+    (lambda m, d: m.compile(optimizer=Adam(learning_rate=-1)), InvalidArgumentError, r"learning_rate=-1"),
+    (lambda m, d: m.compile(opset=99), InvalidArgumentError, r"opset expects an int"),
+    (lambda m, d: m.compile(ir_version=3), InvalidArgumentError, r"ir_version expects an int"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "message"), BAD_CALLS)
+def test_bad_calls_fail_with_clear_messages(blobs, call, error, message):
+    with blob_model() as model, pytest.raises(error, match=message):
+        call(model, blobs)
+
+
+def test_cuda_without_a_cuda_provider_names_the_extra():
+    from onnxtrain._runtime import available_providers
+
+    if "CUDAExecutionProvider" in available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    with blob_model() as model, pytest.raises(RuntimeSetupError, match=r"CUDA execution provider.*onnxtrain\[cuda\]"):
+        model.compile(device="cuda")
+
+
+def test_auto_device_falls_back_to_cpu():
+    with blob_model() as model:
+        model.compile(device="auto")
+        assert model._trainer.device.kind in ("cpu", "cuda")
+
+
+@pytest.mark.cuda
+def test_short_cuda_fit(blobs):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer="adam", metric="accuracy", device="cuda")
+        history = model.fit((x, y), epochs=3, batch_size=16, verbose=0)
+        assert history.history["loss"][-1] < history.history["loss"][0]
+        assert model.evaluate((x, y)).metrics["accuracy"] > 0.9
