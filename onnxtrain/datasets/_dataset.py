@@ -25,6 +25,8 @@ class Dataset:
         x: numeric array ``(N, ...)``; integer and float64 inputs become float32 with unchanged values.
         y: numeric array ``(N, ...)``; integers become int64 class indices, floats become float32 targets.
         class_names: optional names of the classes, indexed by the integer labels.
+        input_scale: the factor that took raw integer inputs to `x`'s scale (1/255 when pixels were divided by 255).
+            A model trained on this dataset records it, and multiplies integer inputs given to `predict` by it.
 
     Raises:
         InvalidTypeError: x or y is not numeric (object, str, bool, complex...), or class_names not str.
@@ -36,16 +38,24 @@ class Dataset:
         >>> train, val = train.split(0.5)
     """
 
-    def __init__(self, x: Any, y: Any, *, class_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, x: Any, y: Any, *, class_names: Sequence[str] | None = None, input_scale: float | None = None
+    ) -> None:
         x, y = validate_arrays(x, y, x_name="x", y_name="y")
+        if input_scale is not None and not (isinstance(input_scale, int | float) and 0 < input_scale < float("inf")):
+            raise InvalidArgumentError(f"input_scale expects a positive finite number or None. Received: {input_scale!r}")
         self._x, self._y = x, y
         self._class_names = _validate_class_names(class_names, y)
+        self.input_scale = None if input_scale is None else float(input_scale)
 
     @classmethod
-    def _trusted(cls, x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...] | None) -> Dataset:
+    def _trusted(
+        cls, x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...] | None, input_scale: float | None = None
+    ) -> Dataset:
         """Wrap arrays that already passed validation (splits, shuffles, fashion_mnist) as they are."""
         dataset = cls.__new__(cls)
         dataset._x, dataset._y, dataset._class_names = x, y, class_names
+        dataset.input_scale = input_scale
         return dataset
 
     @classmethod
@@ -71,7 +81,7 @@ class Dataset:
         x = read_idx(images)
         if normalize:
             x = np.divide(x, np.float32(255), dtype=np.float32)
-        return cls(x, read_idx(labels), class_names=class_names)
+        return cls(x, read_idx(labels), class_names=class_names, input_scale=1 / 255 if normalize else None)
 
     @property
     def x(self) -> np.ndarray:
@@ -134,14 +144,14 @@ class Dataset:
         else:
             first, rest = slice(0, cut), slice(cut, None)
         return (
-            Dataset._trusted(self._x[first], self._y[first], self._class_names),
-            Dataset._trusted(self._x[rest], self._y[rest], self._class_names),
+            Dataset._trusted(self._x[first], self._y[first], self._class_names, self.input_scale),
+            Dataset._trusted(self._x[rest], self._y[rest], self._class_names, self.input_scale),
         )
 
     def shuffle(self, seed: int | None = None) -> Dataset:
         """A new dataset with the examples (and their labels) in a random order; this one is unchanged."""
         order = _permutation(len(self), seed, "shuffle")
-        return Dataset._trusted(self._x[order], self._y[order], self._class_names)
+        return Dataset._trusted(self._x[order], self._y[order], self._class_names, self.input_scale)
 
     def batches(
         self, batch_size: int, shuffle: bool = False, seed: int | None = None, drop_last: bool = False

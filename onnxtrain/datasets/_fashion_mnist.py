@@ -291,4 +291,4 @@ def _verify_download(file: Path, *, url: str, sha256: str) -> None:
 def _to_dataset(images: np.ndarray, labels: np.ndarray) -> Dataset:
     x = np.divide(images, np.float32(255), dtype=np.float32)
     x = x.reshape(*x.shape, 1)
-    return Dataset._trusted(x, labels.astype(np.int64), FASHION_MNIST_CLASSES)
+    return Dataset._trusted(x, labels.astype(np.int64), FASHION_MNIST_CLASSES, input_scale=1 / 255)
