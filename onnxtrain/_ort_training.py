@@ -208,6 +208,14 @@ def write_artifacts(
     )
 
 
+def default_threads() -> int:
+    """One intra-op thread per core available to this process."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def checkpoint_bytes_from_weights(weights: Mapping[str, np.ndarray]) -> bytes:
     """An ORT training checkpoint holding `weights` (all trainable), for models saved before compile."""
     api = _training_api()
@@ -239,9 +247,11 @@ class OrtTrainingEngine:
     ):
         api = _training_api()
         options = api.ort.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
+        options.intra_op_num_threads = threads or default_threads()
+        options.inter_op_num_threads = 1
+        # Idle intra-op threads otherwise spin between ops and fight the Python thread (and each other) for
+        # the cores; on small machines that costs more than the wake-up latency it saves (tools/bench.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._api = api
         self._state = api.CheckpointState.load_checkpoint(str(checkpoint or artifacts.checkpoint))
         self._module = api.Module(

@@ -1,0 +1,214 @@
+"""Side-by-side benchmark of the tutorial job: onnxtrain against PyTorch eager, on the real Fashion-MNIST.
+
+Each engine runs in its own process (784-300-100-10 MLP with ReLU everywhere as in the tutorial, He init, Adam
+1e-3 eps 1e-7, batch 100, per-epoch shuffle, 2 threads), alternating A/B/... over --repeats in one run. Reports per
+engine: fit s/epoch (median, min, max over repeats), training samples/s, test accuracy, peak RSS, and `predict` on
+the 10,000 test images (samples/s); plus the ratio of medians against PyTorch. Writes JSON and a markdown table.
+
+PyTorch is a bench-only dependency: `python -m venv .venv-torch && .venv-torch/bin/pip install torch==2.13.0 numpy`,
+then pass `--torch-python .venv-torch/bin/python` (default: this interpreter if it can import torch).
+
+Usage: python tools/bench.py [--repeats 3] [--epochs 10] [--engines ort-training,torch] [--out bench-results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+THREADS = 2
+
+
+# --- workers (run in child processes) -----------------------------------------------------------------------
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker_onnxtrain(data: Path, epochs: int, engine: str) -> dict:
+    import time
+
+    import numpy as np
+
+    from onnxtrain import Sequential
+    from onnxtrain.layers import Dense, Flatten, Input
+    from onnxtrain.losses import Losses
+    from onnxtrain.metrics import Metrics
+    from onnxtrain.optimizers import Adam
+
+    x, y = np.load(data / "x_train.npy"), np.load(data / "y_train.npy")
+    xt, yt = np.load(data / "x_test.npy"), np.load(data / "y_test.npy")
+    model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10), seed=12)
+    with model:
+        options = {} if engine == "ort-training" else {"engine": engine}
+        model.compile(optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, metric=Metrics.ACCURACY,
+                      threads=THREADS, **options)
+        epoch_times = []
+        for _ in range(epochs):
+            started = time.perf_counter()
+            model.fit((x, y), epochs=1, batch_size=100, verbose=0)
+            epoch_times.append(time.perf_counter() - started)
+        accuracy = model.evaluate((xt, yt), batch_size=100).metrics[Metrics.ACCURACY]
+        model.predict(xt[:1000])  # warm-up: builds the inference session
+        predict_times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            model.predict(xt)
+            predict_times.append(time.perf_counter() - started)
+    return {"epoch_times": epoch_times, "accuracy": float(accuracy), "predict_s": min(predict_times),
+            "peak_rss_mib": _peak_rss_mib()}
+
+
+def worker_torch(data: Path, epochs: int) -> dict:
+    import math
+    import time
+
+    import numpy as np
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(THREADS)
+    torch.manual_seed(12)
+    x = torch.from_numpy(np.load(data / "x_train.npy"))
+    y = torch.from_numpy(np.load(data / "y_train.npy"))
+    xt = torch.from_numpy(np.load(data / "x_test.npy"))
+    yt = torch.from_numpy(np.load(data / "y_test.npy"))
+    layers = [nn.Linear(784, 300), nn.Linear(300, 100), nn.Linear(100, 10)]
+    for layer in layers:  # KotlinDL's defaults: HeNormal (truncated) kernel, HeUniform bias
+        fan_in = layer.in_features
+        std = math.sqrt(2.0 / fan_in) / 0.87962566103423978
+        nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+        limit = math.sqrt(6.0 / fan_in)
+        nn.init.uniform_(layer.bias, -limit, limit)
+    model = nn.Sequential(nn.Flatten(), layers[0], nn.ReLU(), layers[1], nn.ReLU(), layers[2], nn.ReLU())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
+    epoch_times = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(x))
+        correct = 0
+        for start in range(0, len(x), 100):
+            index = order[start : start + 100]
+            xb, yb = x[index], y[index]
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
+            loss.backward()
+            optimizer.step()
+            correct += int((logits.argmax(1) == yb).sum())  # the same per-batch metric work onnxtrain does
+        epoch_times.append(time.perf_counter() - started)
+    model.eval()
+    with torch.no_grad():
+        accuracy = float((model(xt).argmax(1) == yt).float().mean())
+        model(xt[:1000])
+        predict_times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            torch.cat([model(xt[s : s + 1024]).argmax(1) for s in range(0, len(xt), 1024)])
+            predict_times.append(time.perf_counter() - started)
+    return {"epoch_times": epoch_times, "accuracy": accuracy, "predict_s": min(predict_times),
+            "peak_rss_mib": _peak_rss_mib()}
+
+
+# --- driver -------------------------------------------------------------------------------------------------
+def export_data(directory: Path) -> None:
+    import numpy as np
+
+    from onnxtrain.datasets import fashion_mnist
+
+    train, test = fashion_mnist()
+    np.save(directory / "x_train.npy", train.x)
+    np.save(directory / "y_train.npy", train.y)
+    np.save(directory / "x_test.npy", test.x)
+    np.save(directory / "y_test.npy", test.y)
+
+
+def run_worker(python: str, engine: str, data: Path, epochs: int) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
+    command = [python, str(HERE), "--worker", engine, "--data", str(data), "--epochs", str(epochs)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"{engine} worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summarize(runs: list[dict]) -> dict:
+    per_epoch = [statistics.mean(r["epoch_times"]) for r in runs]
+    median = statistics.median(per_epoch)
+    return {
+        "fit_s_per_epoch": {"median": median, "min": min(per_epoch), "max": max(per_epoch)},
+        "train_samples_per_s": 60000 / median,
+        "accuracy": statistics.median(r["accuracy"] for r in runs),
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+        "predict_samples_per_s": statistics.median(10000 / r["predict_s"] for r in runs),
+        "runs": runs,
+    }
+
+
+def table(results: dict[str, dict]) -> str:
+    lines = [
+        "| engine | fit s/epoch median (min–max) | train samples/s | test accuracy | peak RSS MiB | predict samples/s |"
+        " speed-up vs torch (fit) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    torch_median = results.get("torch", {}).get("fit_s_per_epoch", {}).get("median")
+    for engine, r in results.items():
+        fit = r["fit_s_per_epoch"]
+        ratio = f"{torch_median / fit['median']:.2f}×" if torch_median else "—"
+        lines.append(
+            f"| {engine} | {fit['median']:.3f} ({fit['min']:.3f}–{fit['max']:.3f}) | {r['train_samples_per_s']:,.0f} |"
+            f" {r['accuracy']:.4f} | {r['peak_rss_mib']:.0f} | {r['predict_samples_per_s']:,.0f} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--engines", default="ort-training,torch", help="comma-separated: ort-training,portable,torch")
+    parser.add_argument("--torch-python", default=sys.executable)
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        result = worker_torch(args.data, args.epochs) if args.worker == "torch" else worker_onnxtrain(
+            args.data, args.epochs, args.worker)
+        print(json.dumps(result))
+        return
+
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    runs: dict[str, list[dict]] = {e: [] for e in engines}
+    with tempfile.TemporaryDirectory(prefix="onnxtrain-bench-") as tmp:
+        data = Path(tmp)
+        export_data(data)
+        for repeat in range(args.repeats):
+            for engine in engines:  # alternate engines within each repeat
+                python = args.torch_python if engine == "torch" else sys.executable
+                runs[engine].append(run_worker(python, engine, data, args.epochs))
+                last = runs[engine][-1]
+                print(f"repeat {repeat + 1}/{args.repeats} {engine}: {statistics.mean(last['epoch_times']):.3f} s/epoch, "
+                      f"accuracy {last['accuracy']:.4f}", flush=True)
+    results = {engine: summarize(r) for engine, r in runs.items()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    markdown = table(results)
+    (args.out / "bench.md").write_text(markdown + "\n")
+    print(markdown)
+    print(f"\nwrote {args.out / 'bench.json'} and {args.out / 'bench.md'}")
+
+
+if __name__ == "__main__":
+    main()
