@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import reference as ref
@@ -189,6 +191,14 @@ def test_cuda_without_a_cuda_provider_names_the_extra():
         pytest.skip("this onnxruntime has CUDA")
     with blob_model() as model, pytest.raises(RuntimeSetupError, match=r"CUDA execution provider.*onnxtrain\[cuda\]"):
         model.compile(device="cuda")
+
+
+def test_activation_on_logits_warns_and_linear_logits_do_not():
+    with Sequential.of(Input(3), Dense(2)) as model, pytest.warns(UserWarning, match=r"expects logits.*'relu'"):
+        model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
+    with Sequential.of(Input(3), Dense(2, activation="linear")) as model, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
 
 
 def test_auto_device_falls_back_to_cpu():
