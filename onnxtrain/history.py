@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,22 +41,24 @@ class EvaluationResult:
     metrics: MetricValues
 
     def __str__(self) -> str:
-        return " - ".join([f"loss: {self.loss:.4f}", *(f"{m.value}: {v:.4f}" for m, v in self.metrics.items())])
+        return " - ".join(
+            [f"loss: {self.loss:.4f}", *(f"{m.value}: {v:.4f}" for m, v in self.metrics.items())]
+        )
 
 
 @dataclass
 class History:
     """Per-epoch figures of a `fit` call.
 
-    `history` maps Keras-compatible keys ("loss", "accuracy", "val_loss", "val_accuracy", ...) to one value per
-    epoch; `epochs` holds the epoch numbers (1-based, continuing across `fit` calls on one model).
+    `history` maps Keras-compatible keys ("loss", "accuracy", "val_loss", "val_accuracy", ...) to one value
+    per epoch; `epochs` holds the epoch numbers (1-based, continuing across `fit` calls on one model).
     """
 
     history: dict[str, list[float]] = field(default_factory=dict)
     epochs: list[int] = field(default_factory=list)
 
     def append(self, epoch: int, logs: Mapping[str, float]) -> None:
-        """Record one epoch; keys first seen later are back-filled with NaN so every column has one value per epoch."""
+        """Record one epoch; keys first seen later are back-filled with NaN (one value per epoch per key)."""
         for key in logs:
             if key not in self.history:
                 self.history[key] = [math.nan] * len(self.epochs)
@@ -74,49 +77,84 @@ class History:
         from onnxtrain.saving import write_atomically
 
         rows = [["epoch", *self.history]]
-        rows += [[str(epoch), *(repr(v[i]) for v in self.history.values())] for i, epoch in enumerate(self.epochs)]
+        rows += [
+            [str(epoch), *(repr(v[i]) for v in self.history.values())] for i, epoch in enumerate(self.epochs)
+        ]
         text = "".join(",".join(row) + "\n" for row in rows)
         return write_atomically(Path(path), text.encode())
 
     @classmethod
     def from_csv(cls, path: str | Path) -> History:
-        """Read a file written by `to_csv` (or `CSVLogger`)."""
-        with open(path, newline="") as f:
+        """Read a file written by `to_csv` or `CSVLogger`.
+
+        Raises:
+            InvalidArgumentError: the file is not a History CSV (header, column count or a non-numeric value).
+        """
+        with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if not header or header[0] != "epoch":
-                raise InvalidArgumentError(f"{path} is not a History CSV: expected a header starting with 'epoch'.")
+                raise InvalidArgumentError(
+                    f"{path} is not a History CSV: expected a header starting with 'epoch'."
+                )
             history = cls(history={key: [] for key in header[1:]})
             for row in reader:
-                history.epochs.append(int(row[0]))
-                for key, value in zip(header[1:], row[1:], strict=True):
-                    history.history[key].append(float(value))
+                if not row:
+                    continue
+                try:
+                    if len(row) != len(header):
+                        raise ValueError(f"{len(row)} fields, expected {len(header)}")
+                    epoch, values = int(row[0]), [float(value) for value in row[1:]]
+                except ValueError as e:
+                    raise InvalidArgumentError(
+                        f"{path}, line {reader.line_num}: not a History row ({e})."
+                    ) from e
+                history.epochs.append(epoch)
+                for key, value in zip(header[1:], values, strict=True):
+                    history.history[key].append(value)
         return history
 
     def plot(self, path: str | Path) -> Path:
-        """Save the loss and metric curves (train and validation) as a PNG. Needs the `plot` extra (matplotlib)."""
-        try:
-            import matplotlib
+        """Save the loss and metric curves (train and validation, one panel per figure) as a PNG.
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
+        Needs the `plot` extra (matplotlib). Draws on its own Agg canvas, so pyplot's backend and open figures
+        are left alone.
+
+        Raises:
+            RuntimeSetupError: matplotlib is not installed.
+            InvalidArgumentError: the History has no epochs.
+        """
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
         except ImportError as e:
             raise RuntimeSetupError(
                 "History.plot needs matplotlib: `pip install onnxtrain[plot]` (or `pip install matplotlib`)."
             ) from e
+        if not self.epochs:
+            raise InvalidArgumentError("History.plot needs at least one epoch. Received: an empty History")
         names = [key for key in self.history if not key.startswith("val_")]
-        fig, axes = plt.subplots(1, len(names), figsize=(5 * max(1, len(names)), 4), squeeze=False)
-        for ax, name in zip(axes[0], names, strict=False):
-            ax.plot(self.epochs, self.history[name], marker="o", label=f"train {name}")
+        names += [key for key in self.history if key.startswith("val_") and key[4:] not in self.history]
+        fig = Figure(figsize=(5 * len(names), 4))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, len(names), squeeze=False)[0]
+        for ax, name in zip(axes, names, strict=True):
+            ax.plot(self.epochs, self.history[name], marker="o", label=_label(name))
             if f"val_{name}" in self.history:
-                ax.plot(self.epochs, self.history[f"val_{name}"], marker="o", label=f"validation {name}")
+                ax.plot(self.epochs, self.history[f"val_{name}"], marker="o", label=_label(f"val_{name}"))
             ax.set_xlabel("epoch")
-            ax.set_title(name)
+            ax.set_title(name.removeprefix("val_"))
             ax.grid(True, alpha=0.3)
             ax.legend()
+            if len(self.epochs) <= 20:
+                ax.set_xticks(self.epochs)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", dpi=100)
-        plt.close(fig)
-        return path
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100)
+        from onnxtrain.saving import write_atomically
+
+        return write_atomically(Path(path), buffer.getvalue())
+
+
+def _label(key: str) -> str:
+    return f"validation {key[4:]}" if key.startswith("val_") else f"train {key}"

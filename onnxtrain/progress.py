@@ -1,31 +1,153 @@
-"""What `fit` prints: nothing (verbose=0), or one line per epoch with its figures and duration."""
+"""What `fit` and `evaluate` print: a tqdm bar per epoch on a terminal, plain per-epoch lines otherwise.
+
+verbose=0 prints nothing; verbose=1 shows a bar (batches done/total, ETA, running figures) when the output
+stream is a terminal and falls back to one plain line per epoch when it is not (logs, pipes, CI), so no
+carriage returns or ANSI codes reach a file; verbose=2 always prints one line per epoch.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Mapping
+from typing import IO, Any
+
+from onnxtrain.errors import InvalidArgumentError
+
+# Seconds between bar redraws. `batch_end` runs every training step (~1 ms), so between redraws it costs one
+# clock read and one comparison; the bar, its ETA and the postfix are formatted only when a redraw is due.
+REFRESH_SECONDS = 0.1
+FINAL_BAR_FORMAT = "{l_bar}{bar:20}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]"
+
+
+def check_verbose(verbose: Any) -> int:
+    if isinstance(verbose, bool):
+        return int(verbose)
+    if not isinstance(verbose, int) or verbose not in (0, 1, 2):
+        raise InvalidArgumentError(
+            "verbose expects 0 (silent), 1 (a progress bar) or 2 (one line per epoch). "
+            f"Received: verbose={verbose!r}"
+        )
+    return verbose
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    """Whether `stream` is an interactive terminal that can redraw a bar (TERM=dumb cannot)."""
+    try:
+        return bool(stream.isatty()) and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _fixed_size(stream: IO[str]) -> tuple[int, int] | None:
+    """None when the terminal reports its size (tqdm follows it), else (columns, rows) to use: a pty opened
+    without a size (`script` with a non-terminal stdin) reports 0x0, with which tqdm draws nothing."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return 100, 24
+    return None if size.columns > 0 and size.lines > 0 else (100, 24)
+
+
+def format_logs(logs: Mapping[str, float], separator: str = " - ") -> str:
+    return separator.join(f"{key}: {value:.4f}" for key, value in logs.items())
 
 
 class Progress:
-    def __init__(self, verbose: int, steps: int, epochs: int):
-        self.verbose = verbose
+    """Progress display of one `fit` (or `evaluate`, with `label="Evaluate"`) call.
+
+    Args:
+        verbose: 0, 1 or 2 (see the module docstring).
+        steps: batches per epoch.
+        epochs: epochs in this call; epochs are shown with their model-wide numbers ("Epoch 3/4" on a second
+            `fit` call of 2 epochs after 2 trained).
+        stream: where to write (default: `sys.stdout` at construction time).
+        label: the bar's description prefix.
+    """
+
+    def __init__(
+        self, verbose: int, steps: int, epochs: int, stream: IO[str] | None = None, label: str = "Epoch"
+    ):
+        self.verbose = check_verbose(verbose)
         self.steps = steps
         self.epochs = epochs
-        self.wants_batches = False
+        self.label = label
+        self.stream = stream if stream is not None else sys.stdout
+        self.bar_enabled = self.verbose == 1 and is_terminal(self.stream)
+        self.wants_batches = self.bar_enabled
+        self._bar: Any = None
+        self._first_epoch: int | None = None
         self._started = 0.0
+        self._next_refresh = 0.0
+        self._step = 0
+
+    def _title(self, epoch: int) -> str:
+        if self._first_epoch is None:
+            self._first_epoch = epoch
+        if self.label != "Epoch":
+            return self.label
+        return f"Epoch {epoch}/{self._first_epoch + self.epochs - 1}"
 
     def epoch_begin(self, epoch: int) -> None:
+        title = self._title(epoch)
         self._started = time.perf_counter()
+        self._step = 0
+        if self.bar_enabled:
+            from tqdm import tqdm
+
+            fixed = _fixed_size(self.stream)
+            self._bar = tqdm(
+                total=self.steps,
+                desc=title,
+                unit="batch",
+                file=self.stream,
+                leave=True,
+                dynamic_ncols=fixed is None,
+                ncols=fixed and fixed[0],
+                nrows=fixed and fixed[1],
+                mininterval=0,
+                miniters=1,
+                smoothing=0.1,
+            )
+            self._next_refresh = time.monotonic() + REFRESH_SECONDS
 
     def batch_end(self, step: int, logs: Mapping[str, float]) -> None:
-        pass
+        if self._bar is None:
+            return
+        self._step = step  # where the epoch's final line ends if a callback stops it early
+        now = time.monotonic()
+        if now < self._next_refresh:
+            return
+        self._next_refresh = now + REFRESH_SECONDS
+        self._bar.set_postfix_str(format_logs(logs, ", "), refresh=False)
+        self._bar.update(step - self._bar.n)
 
     def epoch_end(self, epoch: int, logs: Mapping[str, float]) -> None:
-        if self.verbose:
-            figures = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+        if self._bar is not None:
+            # The live bar is trimmed to the terminal's width; the epoch's final line (with the validation
+            # figures) is printed once instead, in full, so a narrow terminal wraps it but cuts nothing.
+            bar, self._bar = self._bar, None
+            elapsed = bar.format_dict["elapsed"]
+            bar.leave = False
+            bar.close()
+            line = bar.format_meter(
+                self._step, self.steps, elapsed, prefix=bar.desc, unit="batch", ascii=bar.ascii,
+                postfix=format_logs(logs, ", "), bar_format=FINAL_BAR_FORMAT,
+            )  # fmt: skip
+            print(line, file=self.stream, flush=True)
+        elif self.verbose:
+            title = self._title(epoch)
             elapsed = time.perf_counter() - self._started
-            print(f"Epoch {epoch} - {self.steps} batches - {elapsed:.2f}s - {figures}", file=sys.stdout, flush=True)
+            batches = "batch" if self.steps == 1 else "batches"
+            line = f"{title} - {self.steps} {batches} - {elapsed:.2f}s - {format_logs(logs)}"
+            print(line, file=self.stream, flush=True)
 
     def close(self) -> None:
-        pass
+        """Close a bar left open by an exception (an interrupted epoch), keeping what it showed."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+__all__ = ["Progress", "check_verbose", "format_logs", "is_terminal"]

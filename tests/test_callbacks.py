@@ -1,0 +1,403 @@
+"""Callbacks: scripted figures drive EarlyStopping, ModelCheckpoint, TimeStopping; real fits check wiring."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import pytest
+
+from onnxtrain import History, Sequential, load_model
+from onnxtrain.callbacks import (
+    Callback,
+    CallbackList,
+    CSVLogger,
+    EarlyStopping,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    TerminateOnNaN,
+    TimeStopping,
+)
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, NonFiniteLossError
+from onnxtrain.layers import Dense, Input
+from onnxtrain.optimizers import SGD
+
+
+class FakeModel:
+    """Stands in for Sequential: weights are {"w": [epoch of the last epoch_end]}."""
+
+    def __init__(self) -> None:
+        self.stop_training = False
+        self.epoch = 0
+        self.restored: dict[str, np.ndarray] | None = None
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {"w": np.array([self.epoch], dtype=np.float32)}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        self.restored = weights
+
+
+def run_scripted(callback: Callback, key: str, values: Iterable[float]) -> tuple[FakeModel, int]:
+    """What fit does with callbacks, `key` scripted per epoch. Returns the model and the last epoch run."""
+    model = FakeModel()
+    callback.set_model(model)  # type: ignore[arg-type]
+    callback.on_train_begin()
+    epoch = 0
+    for epoch, value in enumerate(values, start=1):
+        callback.on_epoch_begin(epoch)
+        model.epoch = epoch
+        callback.on_epoch_end(epoch, {"loss": 1.0, key: value})
+        if model.stop_training:
+            break
+    callback.on_train_end()
+    return model, epoch
+
+
+def tiny_model(optimizer="adam", loss="softmax_cross_entropy_with_logits") -> Sequential:
+    units = 1 if loss == "mse" else 3
+    model = Sequential.of(Input(4), Dense(8), Dense(units, activation="linear"), seed=0)
+    model.compile(optimizer=optimizer, loss=loss, metric="accuracy" if units == 3 else None)
+    return model
+
+
+def tiny_data(n: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    x = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
+    return x, (x[:, 0] > 0).astype(np.int64)
+
+
+class ScriptFigure(Callback):
+    """Adds a scripted figure to each epoch's logs (placed before the callback under test)."""
+
+    def __init__(self, key: str, values: list[float]):
+        self.key, self.values = key, values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs[self.key] = self.values[epoch - 1]  # type: ignore[index]
+
+
+class RecordWeights(Callback):
+    def __init__(self) -> None:
+        self.weights: dict[int, dict[str, np.ndarray]] = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights[epoch] = self.model.get_weights()
+
+
+# --- EarlyStopping --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "values", "stopped", "best"),
+    [
+        ({"patience": 2}, [1.0, 0.8, 0.9, 0.85, 0.7], 4, 2),  # two epochs without improvement after epoch 2
+        ({"patience": 0}, [1.0, 0.8, 0.9, 0.7], 3, 2),
+        ({"patience": 1}, [1.0, 0.8, 0.9, 0.7], 3, 2),  # Keras: patience 0 and 1 both stop at the first
+        ({"patience": 1}, [1.0, 0.9, 0.8, 0.7], 0, 4),  # always improving: never stops
+        ({"patience": 1, "min_delta": 0.15}, [1.0, 0.9, 0.8, 0.7], 2, 1),  # 0.1 steps are not enough
+        ({"monitor": "val_accuracy", "patience": 1}, [0.5, 0.7, 0.6, 0.9], 3, 2),  # auto: max for accuracy
+        ({"mode": "max", "patience": 1}, [0.5, 0.7, 0.6], 3, 2),
+        ({"patience": 1, "baseline": 0.5}, [0.9, 0.6, 0.4], 1, 0),  # never beat the baseline in time
+        ({"patience": 1}, [1.0, math.nan, 0.5], 2, 1),  # NaN never improves
+    ],
+)
+def test_early_stopping_stops_at_the_right_epoch(kwargs, values, stopped, best):
+    key = kwargs.get("monitor", "val_loss")
+    callback = EarlyStopping(**kwargs)
+    model, last = run_scripted(callback, key, values)
+    assert callback.stopped_epoch == stopped and callback.best_epoch == best
+    assert last == (stopped or len(values)) and model.stop_training == bool(stopped)
+
+
+def test_early_stopping_restores_the_best_epochs_weights():
+    callback = EarlyStopping(patience=2, restore_best_weights=True)
+    model, _ = run_scripted(callback, "val_loss", [1.0, 0.5, 0.6, 0.7, 0.1])
+    assert model.restored is not None and model.restored["w"][0] == 2
+    assert run_scripted(EarlyStopping(patience=2), "val_loss", [1.0, 0.5, 0.6, 0.7])[0].restored is None
+
+
+def test_early_stopping_state_resets_for_each_fit():
+    callback = EarlyStopping(patience=0)
+    run_scripted(callback, "val_loss", [0.1, 0.2])
+    assert run_scripted(callback, "val_loss", [0.5, 0.4])[0].stop_training is False
+
+
+def test_early_stopping_in_fit_stops_and_restores_real_weights():
+    x, y = tiny_data()
+    record = RecordWeights()
+    stopper = EarlyStopping(monitor="scripted", patience=2, restore_best_weights=True)
+    with tiny_model() as model:
+        history = model.fit(
+            x, y, epochs=10, batch_size=8, verbose=0,
+            callbacks=[ScriptFigure("scripted", [5, 4, 3, 3.5, 3.2, 1, 1, 1, 1, 1]), record, stopper],
+        )  # fmt: skip
+        final = model.get_weights()
+    assert history.epochs == [1, 2, 3, 4, 5] and stopper.stopped_epoch == 5 and stopper.best_epoch == 3
+    assert not np.array_equal(record.weights[3]["dense_1.kernel"], record.weights[5]["dense_1.kernel"])
+    for name, value in record.weights[3].items():
+        np.testing.assert_array_equal(final[name], value)
+
+
+def test_early_stopping_names_the_missing_figure():
+    x, y = tiny_data()
+    with tiny_model() as model, pytest.raises(InvalidArgumentError, match=r"'val_loss'.*Pass validation="):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[EarlyStopping()])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"patience": -1}, r"patience=\.\.\.\) expects an int >= 0"),
+        ({"patience": 1.5}, "patience"),
+        ({"mode": "up"}, "mode=.*'auto', 'min' or 'max'"),
+        ({"min_delta": -0.1}, "min_delta"),
+        ({"monitor": ""}, "monitor"),
+    ],
+)
+def test_early_stopping_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(InvalidArgumentError, match=match):
+        EarlyStopping(**kwargs)
+
+
+# --- TerminateOnNaN -------------------------------------------------------------------------------------
+def diverging_fit(callbacks):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32) * 100
+    y = rng.normal(size=(64, 1)).astype(np.float32) * 1e6
+    model = tiny_model(optimizer=SGD(learning_rate=10.0), loss="mse")
+    with model:
+        try:
+            return model.fit(
+                x, y, epochs=20, batch_size=8, verbose=0, shuffle=False, callbacks=callbacks
+            ), model
+        finally:
+            weights = model.get_weights()
+            assert all(np.isfinite(w).all() for w in weights.values())  # the last finite step's weights
+
+
+def test_non_finite_loss_raises_without_terminate_on_nan():
+    with pytest.raises(NonFiniteLossError, match=r"at epoch \d+, batch \d+/8"):
+        diverging_fit([])
+
+
+def test_terminate_on_nan_stops_gracefully_and_returns_the_history():
+    terminate, record = TerminateOnNaN(), RecordWeights()
+    history, _ = diverging_fit([terminate, record])
+    assert terminate.stopped_at is not None
+    epoch, batch = terminate.stopped_at
+    assert history.epochs[-1] == epoch and len(history) == epoch < 20 and 1 <= batch <= 8
+    assert not math.isfinite(history.history["loss"][-1])
+    assert all(math.isfinite(v) for v in history.history["loss"][:-1])
+    assert epoch in record.weights  # the other callbacks still saw the epoch end
+
+
+def test_terminate_on_nan_costs_nothing_per_batch():
+    assert not TerminateOnNaN().wants_batches
+    assert not CallbackList([TerminateOnNaN()], FakeModel()).wants_batches  # type: ignore[arg-type]
+
+
+# --- ModelCheckpoint ------------------------------------------------------------------------------------
+def test_model_checkpoint_saves_only_improvements_with_formatted_names(tmp_path):
+    x, y = tiny_data()
+    record = RecordWeights()
+    checkpoint = ModelCheckpoint(
+        tmp_path / "ckpt-{epoch:02d}-{scripted:.1f}", monitor="scripted", save_best_only=True
+    )
+    with tiny_model() as model:
+        model.fit(
+            x, y, epochs=4, batch_size=8, verbose=0,
+            callbacks=[ScriptFigure("scripted", [3.0, 2.0, 2.5, 1.0]), record, checkpoint],
+        )  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        "ckpt-01-3.0", "ckpt-02-2.0", "ckpt-04-1.0",
+    ]  # fmt: skip
+    assert checkpoint.last_saved == tmp_path / "ckpt-04-1.0"
+    with load_model(tmp_path / "ckpt-02-2.0") as loaded:
+        for name, value in record.weights[2].items():
+            np.testing.assert_array_equal(loaded.get_weights()[name], value)
+
+
+def test_model_checkpoint_without_fields_replaces_one_directory(tmp_path):
+    x, y = tiny_data()
+    record = RecordWeights()
+    with tiny_model() as model:
+        model.fit(
+            x, y, epochs=3, batch_size=8, verbose=0, callbacks=[record, ModelCheckpoint(tmp_path / "last")]
+        )
+    with load_model(tmp_path / "last") as loaded:
+        np.testing.assert_array_equal(
+            loaded.get_weights()["dense_2.kernel"], record.weights[3]["dense_2.kernel"]
+        )
+
+
+def test_model_checkpoint_names_an_unknown_format_field(tmp_path):
+    x, y = tiny_data()
+    with (
+        tiny_model() as model,
+        pytest.raises(InvalidArgumentError, match=r"val_loss.*available: \['epoch', 'loss'"),
+    ):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[ModelCheckpoint(tmp_path / "{val_loss:.2f}")])
+
+
+# --- CSVLogger ------------------------------------------------------------------------------------------
+def test_csv_logger_writes_what_history_holds_and_appends_across_fits(tmp_path):
+    x, y = tiny_data()
+    path = tmp_path / "log.csv"
+    with tiny_model() as model:
+        first = model.fit(
+            x, y, epochs=2, batch_size=8, verbose=0, validation_split=0.25, callbacks=[CSVLogger(path)]
+        )
+        assert History.from_csv(path).history == first.history
+        model.fit(
+            x, y, epochs=2, batch_size=8, verbose=0, validation_split=0.25, callbacks=[CSVLogger(path, True)]
+        )
+        assert History.from_csv(path).epochs == [1, 2, 3, 4]
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[CSVLogger(path)])
+    replaced = History.from_csv(path)
+    assert replaced.epochs == [5] and list(replaced.history) == ["loss", "accuracy"]
+
+
+def test_csv_logger_refuses_to_append_to_a_foreign_file(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text("name,value\n")
+    x, y = tiny_data()
+    with tiny_model() as model, pytest.raises(InvalidArgumentError, match="does not start with 'epoch'"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[CSVLogger(path, append=True)])
+
+
+# --- LearningRateScheduler ------------------------------------------------------------------------------
+class RecordRate(Callback):
+    def __init__(self) -> None:
+        self.per_epoch: list[float] = []
+        self.per_batch: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.per_epoch.append(self.model.learning_rate)
+
+    def on_batch_end(self, batch, logs=None):
+        self.per_batch.append(self.model.learning_rate)
+
+
+def test_scheduler_sets_the_rate_per_epoch_from_one_based_epochs():
+    x, y = tiny_data()
+    calls, record = [], RecordRate()
+
+    def schedule(epoch, lr):
+        calls.append((epoch, lr))
+        return 0.1 / epoch
+
+    with tiny_model() as model:
+        model.fit(
+            x, y, epochs=2, batch_size=8, verbose=0, callbacks=[LearningRateScheduler(schedule), record]
+        )
+        model.fit(
+            x, y, epochs=1, batch_size=8, verbose=0, callbacks=[LearningRateScheduler(schedule), record]
+        )
+    assert [c[0] for c in calls] == [1, 2, 3] and calls[0][1] == pytest.approx(1e-3)
+    assert record.per_epoch == pytest.approx([0.1, 0.05, 0.1 / 3])
+
+
+def test_scheduler_per_step_sets_the_rate_before_every_step():
+    x, y = tiny_data()  # 4 batches per epoch
+    record = RecordRate()
+    scheduler = LearningRateScheduler(lambda step, lr: 0.01 * step, per_step=True)
+    assert scheduler.wants_batches and not LearningRateScheduler(lambda e, lr: lr).wants_batches
+    with tiny_model() as model:
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[scheduler, record])
+    # The rate read after step k is the one set for step k + 1.
+    assert record.per_epoch == pytest.approx([0.01, 0.05])
+    assert record.per_batch == pytest.approx([0.01 * (k + 1) for k in range(1, 9)])
+
+
+def test_scheduler_rate_reaches_the_optimizer():
+    x, y = tiny_data()
+    with tiny_model() as model:
+        before = model.get_weights()
+        model.fit(
+            x, y, epochs=1, batch_size=8, verbose=0, callbacks=[LearningRateScheduler(lambda e, lr: 1e-30)]
+        )
+        after = model.get_weights()
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])  # steps of ~1e-30 vanish in float32
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, math.nan, "0.1", None])
+def test_scheduler_rejects_a_bad_rate(value):
+    x, y = tiny_data()
+    with (
+        tiny_model() as model,
+        pytest.raises(InvalidArgumentError, match=r"positive finite number.*at epoch 1"),
+    ):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[LearningRateScheduler(lambda e, lr: value)])
+
+
+def test_learning_rate_property_checks_state_and_value():
+    with tiny_model() as model:
+        model.learning_rate = 0.5
+        assert model.learning_rate == 0.5
+        with pytest.raises(InvalidArgumentError, match="learning_rate expects a positive finite number"):
+            model.learning_rate = 0
+    with pytest.raises(ModelStateError, match="compiled"):
+        _ = Sequential.of(Input(2), Dense(1)).learning_rate
+
+
+# --- TimeStopping ---------------------------------------------------------------------------------------
+def test_time_stopping_stops_after_the_first_epoch_past_the_limit():
+    ticks = iter([0.0, 3.0, 6.0, 9.5, 12.0])  # train begin, then one reading per epoch end
+    callback = TimeStopping(seconds=9, clock=lambda: next(ticks))
+    model, last = run_scripted(callback, "val_loss", [1.0] * 10)
+    assert last == 3 and callback.stopped_epoch == 3 and model.stop_training
+
+
+def test_time_stopping_in_fit_with_a_generous_limit_does_not_stop():
+    x, y = tiny_data()
+    callback = TimeStopping(seconds=3600)
+    with tiny_model() as model:
+        assert len(model.fit(x, y, epochs=2, verbose=0, callbacks=[callback])) == 2
+    assert callback.stopped_epoch == 0
+
+
+# --- the base class and the list ------------------------------------------------------------------------
+def test_callback_list_rejects_what_is_not_a_callback():
+    with pytest.raises(InvalidTypeError, match=r"callbacks\[1\]"):
+        CallbackList([TerminateOnNaN(), "early"], FakeModel())  # type: ignore[list-item,arg-type]
+
+
+def test_only_callbacks_that_use_on_batch_end_ask_for_batch_figures():
+    class Batches(Callback):
+        def on_batch_end(self, batch, logs=None):
+            pass
+
+    assert Batches().wants_batches and not Callback().wants_batches and not EarlyStopping().wants_batches
+
+
+def test_a_callback_sees_every_hook_in_order():
+    class Trace(Callback):
+        def __init__(self):
+            self.events = []
+
+        def on_train_begin(self, logs=None):
+            self.events.append("train_begin")
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.events.append(f"epoch_begin {epoch}")
+
+        def on_batch_end(self, batch, logs=None):
+            self.events.append(f"batch {batch} {sorted(logs)}")
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.events.append(f"epoch_end {epoch} {sorted(logs)}")
+
+        def on_train_end(self, logs=None):
+            self.events.append(f"train_end {sorted(logs)}")
+
+    x, y = tiny_data(16)
+    trace = Trace()
+    with tiny_model() as model:
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, validation=(x, y), callbacks=trace)
+    figures, running = "['accuracy', 'loss', 'val_accuracy', 'val_loss']", "['accuracy', 'loss']"
+    assert trace.events == [
+        "train_begin",
+        "epoch_begin 1", f"batch 1 {running}", f"batch 2 {running}", f"epoch_end 1 {figures}",
+        "epoch_begin 2", f"batch 1 {running}", f"batch 2 {running}", f"epoch_end 2 {figures}",
+        f"train_end {figures}",
+    ]  # fmt: skip

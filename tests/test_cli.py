@@ -1,0 +1,384 @@
+"""The `onnxtrain` command line, run as `python -m onnxtrain` in subprocesses (started concurrently).
+
+A tiny config (4x4 "images", 3 classes, .npz data) is trained once per module; the other sub-commands and
+every error case then run against its output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+import tomllib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from onnxtrain import History
+from onnxtrain.cli import EXAMPLES, main
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ["train", "evaluate", "predict", "export", "artifacts", "summary"]
+
+TINY_CONFIG = """
+name = "tiny"
+seed = 3
+optimizer = { name = "adam", learning_rate = 0.01 }
+loss = "softmax_cross_entropy_with_logits"
+metric = "accuracy"
+epochs = 3
+batch_size = 8
+
+[data]
+train = "train.npz"
+test = "test.npz"
+validation = "test"
+
+[[layers]]
+type = "Input"
+shape = [4, 4, 1]
+
+[[layers]]
+type = "Flatten"
+
+[[layers]]
+type = "Dense"
+units = 3
+activation = "linear"
+"""
+
+
+class Result(NamedTuple):
+    rc: int
+    out: str
+    err: str
+
+
+def run_cli(*args: str, cwd: Path) -> Result:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "onnxtrain", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_many(commands: dict[str, tuple[str, ...]], cwd: Path) -> dict[str, Result]:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = {key: pool.submit(run_cli, *args, cwd=cwd) for key, args in commands.items()}
+        return {key: future.result() for key, future in futures.items()}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """A folder with the tiny config, its data, a trained run in run/, and some bad inputs."""
+    root = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(60, 4, 4, 1)).astype(np.uint8)
+    y = (x[:, 0, 0, 0] > 128).astype(np.int64) + (x[:, 1, 1, 0] > 200).astype(np.int64)
+    np.savez(root / "train.npz", x=x[:48], y=y[:48], class_names=np.array(["zero", "one", "two"]))
+    np.savez(root / "test.npz", x=x[48:], y=y[48:])
+    np.savez(root / "no_labels.npz", x=x)
+    np.save(root / "batch.npy", x[:3])
+    np.save(root / "wrong_shape.npy", np.zeros((2, 5, 5, 1), np.uint8))
+    (root / "tiny.toml").write_text(TINY_CONFIG)
+    (root / "tiny.json").write_text(json.dumps(tomllib.loads(TINY_CONFIG)))
+    (root / "garbage.onnx").write_bytes(b"this is not a protobuf")
+    (root / "notes.txt").write_text("hello")
+    from PIL import Image
+
+    Image.fromarray(x[50, :, :, 0]).save(root / "image.png")
+    Image.fromarray(np.zeros((9, 7), np.uint8)).save(root / "big.png")
+    bad = {
+        "unknown_key.toml": TINY_CONFIG.replace("epochs = 3", "epoch = 3"),
+        "bad_syntax.toml": TINY_CONFIG.replace('name = "tiny"', "name = tiny"),
+        "unknown_layer.toml": TINY_CONFIG.replace('type = "Flatten"', 'type = "Flattn"'),
+        "bad_layer_arg.toml": TINY_CONFIG.replace("units = 3", "unit = 3"),
+        "bad_units.toml": TINY_CONFIG.replace("units = 3", "units = 0"),
+        "no_labels.toml": TINY_CONFIG.replace('train = "train.npz"', 'train = "no_labels.npz"'),
+        "config.yaml": TINY_CONFIG,
+    }
+    for name, text in bad.items():
+        (root / name).write_text(text)
+    result = run_cli("train", "tiny.toml", "--output", "run", cwd=root)
+    assert result.rc == 0, result.err
+    (root / "train_stdout.txt").write_text(result.out)
+    return root
+
+
+# --- train ----------------------------------------------------------------------------------------------
+def test_train_writes_model_csv_and_png_and_says_where(work):
+    out = (work / "train_stdout.txt").read_text()
+    assert "\r" not in out and "\x1b" not in out  # stdout is a pipe: plain lines
+    assert re.search(r"Epoch 3/3 - 6 batches - .* - val_accuracy: ", out)
+    assert re.search(r"Test \(12 examples\): loss: \d\.\d{4} - accuracy: \d\.\d{4}", out)
+    for label, path in (
+        ("model", "run/model/"),
+        ("history", "run/history.csv"),
+        ("curves", "run/curves.png"),
+    ):
+        assert re.search(rf"^  {label} +{re.escape(path)}$", out, re.MULTILINE)
+    assert {p.name for p in (work / "run" / "model").iterdir()} >= {"model.onnx", "config.json", "checkpoint"}
+    history = History.from_csv(work / "run" / "history.csv")
+    assert history.epochs == [1, 2, 3] and list(history.history) == [
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+    ]
+    assert (work / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_defaults_to_a_new_folder_and_takes_overrides(work):
+    results = run_many(
+        {
+            "json": ("train", "tiny.json", "--epochs", "1", "--batch-size", "16", "--verbose", "2"),
+            "again": ("train", "tiny.json", "--epochs", "1", "--verbose", "0"),
+        },
+        cwd=work,
+    )
+    assert all(r.rc == 0 for r in results.values()), [r.err for r in results.values()]
+    runs = sorted((work / "runs").iterdir())
+    assert len(runs) == 2 and all(re.fullmatch(r"tiny-\d{8}-\d{6}(-\d+)?", p.name) for p in runs)
+    assert "Epoch 1/1 - 3 batches" in results["json"].out and "Epoch" not in results["again"].out
+    assert all((run / "model" / "model.onnx").exists() and (run / "curves.png").exists() for run in runs)
+
+
+def test_train_on_a_terminal_shows_a_bar(work):
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "onnxtrain", "train", "tiny.toml", "--output", "tty", "--epochs", "2"],
+        cwd=work, stdout=secondary, stderr=secondary, env=env,
+    )  # fmt: skip
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    assert proc.wait(timeout=120) == 0
+    text = b"".join(chunks).decode()
+    assert "\r" in text and "6/6 [" in text and "100%|" in text
+    assert re.search(r"Epoch 2/2: 100%\|.*val_accuracy: \d\.\d{4}\]", text)
+
+
+def test_the_example_config_file_is_the_built_in_example():
+    with open(ROOT / "examples" / "fashion_mlp.toml", "rb") as f:
+        assert tomllib.load(f) == EXAMPLES["fashion-mlp"]
+
+
+# --- the other sub-commands -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def commands(work) -> dict[str, Result]:
+    return run_many(
+        {
+            "evaluate": ("evaluate", "run/model", "--data", "test.npz"),
+            "predict_npy": ("predict", "run/model", "--input", "batch.npy"),
+            "predict_png": ("predict", "run/model/model.onnx", "--input", "image.png"),
+            "export": ("export", "run/model", "exported.onnx", "--opset", "18"),
+            "artifacts_config": ("artifacts", "tiny.toml", "arts_config"),
+            "artifacts_model": ("artifacts", "run/model", "arts_model"),
+            "summary_dir": ("summary", "run/model"),
+            "summary_onnx": ("summary", "run/model/model.onnx"),
+            "module_help": ("--help",),
+            "version": ("--version",),
+        },
+        cwd=work,
+    )
+
+
+def test_python_m_onnxtrain_lists_every_command(commands):
+    assert commands["module_help"].rc == 0 and all(c in commands["module_help"].out for c in COMMANDS)
+    assert commands["version"].out.startswith("onnxtrain ")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    # In-process (the parser is the console script's): one subprocess per --help would only test argparse.
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: onnxtrain {command}")
+
+
+def test_evaluate_prints_the_figures(commands):
+    assert commands["evaluate"].rc == 0
+    assert re.fullmatch(r"loss: \d\.\d{4} - accuracy: \d\.\d{4}  \(12 examples\)\n", commands["evaluate"].out)
+
+
+def test_predict_names_the_classes_of_a_batch_and_an_image(commands, work):
+    lines = commands["predict_npy"].out.splitlines()
+    assert len(lines) == 3 and all(
+        re.fullmatch(r"\d: (zero|one|two) \(\d\) p=\d\.\d{4}", line) for line in lines
+    )
+    assert re.fullmatch(r"0: (zero|one|two) \(\d\) p=\d\.\d{4}\n", commands["predict_png"].out)
+
+
+def test_export_writes_the_requested_opset(commands, work):
+    import onnx
+
+    assert commands["export"].rc == 0 and "exported.onnx" in commands["export"].out
+    model = onnx.load(str(work / "exported.onnx"))
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [18]
+
+
+def test_artifacts_from_a_config_and_from_a_saved_model(commands, work):
+    for name in ("arts_config", "arts_model"):
+        assert commands[f"artifacts_{name.removeprefix('arts_')}"].rc == 0
+        files = {p.name for p in (work / name).iterdir()}
+        assert {"training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint"} <= files
+
+
+def test_summary_of_a_directory_and_of_an_onnx_file(commands):
+    directory, onnx_file = commands["summary_dir"].out, commands["summary_onnx"].out
+    assert (
+        "dense_1(Dense)" in directory and "Total params: 51" in directory and "Epochs trained: 3" in directory
+    )
+    for text in (directory, onnx_file):
+        assert "opsets: ai.onnx 17" in text and "Parameters: 51 in 2 initializers" in text
+        assert re.search(r"input +float32 \[batch, 4, 4, 1\]", text) and re.search(
+            r"probabilities +float32", text
+        )
+        assert re.search(r"ONNX file: .*model\.onnx \(\d+\.\d KB\)", text)
+
+
+# --- error cases ----------------------------------------------------------------------------------------
+ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
+    # (id, arguments, exit status, pattern the one stderr line must match)
+    ("no_command", (), 2, r"onnxtrain: error: the following arguments are required: COMMAND"),
+    ("unknown_command", ("fit",), 2, r"onnxtrain: error: argument COMMAND: invalid choice: 'fit'"),
+    ("train_nothing", ("train",), 1, r"train: error: train takes a CONFIG file or --example NAME"),
+    (
+        "train_both",
+        ("train", "tiny.toml", "--example", "fashion-mlp"),
+        1,
+        r"train: error: train takes a CONFIG",
+    ),
+    (
+        "train_zero_epochs",
+        ("train", "tiny.toml", "--epochs", "0"),
+        2,
+        r"--epochs: expected a positive integer",
+    ),
+    ("train_bad_example", ("train", "--example", "mnist"), 2, r"--example: invalid choice: 'mnist'"),
+    ("train_missing_config", ("train", "missing.toml"), 1, r"No such file or directory: 'missing.toml'"),
+    ("train_yaml", ("train", "config.yaml"), 1, r"the config must be a \.toml or \.json file"),
+    ("train_unknown_key", ("train", "unknown_key.toml"), 1, r"unknown keys \['epoch'\]\. Valid keys: "),
+    ("train_bad_toml", ("train", "bad_syntax.toml"), 1, r"'bad_syntax.toml' is not valid TOML: "),
+    ("train_unknown_layer", ("train", "unknown_layer.toml"), 1, r"Could not interpret layer class 'Flattn'"),
+    (
+        "train_bad_layer_arg",
+        ("train", "bad_layer_arg.toml"),
+        1,
+        r"layers\[2\] \(Dense\): .*unexpected keyword",
+    ),
+    ("train_bad_units", ("train", "bad_units.toml"), 1, r"Dense\(units=\.\.\.\) expects a positive int"),
+    ("train_no_labels", ("train", "no_labels.toml"), 1, r"needs arrays named x and y\. Found: \['x'\]"),
+    (
+        "train_output_exists",
+        ("train", "tiny.toml", "--output", "run"),
+        1,
+        r"run/model' already exists\. Pass --over",
+    ),
+    ("evaluate_missing_model", ("evaluate", "nowhere", "--data", "test.npz"), 1, r"nowhere"),
+    (
+        "evaluate_onnx_only",
+        ("evaluate", "exported_copy.onnx", "--data", "test.npz"),
+        1,
+        r"inference-only ONNX",
+    ),
+    ("evaluate_no_data", ("evaluate", "run/model"), 2, r"the following arguments are required: --data"),
+    (
+        "evaluate_bad_data",
+        ("evaluate", "run/model", "--data", "test.csv"),
+        1,
+        r"--data expects 'fashion-mnist",
+    ),
+    (
+        "predict_wrong_shape",
+        ("predict", "run/model", "--input", "wrong_shape.npy"),
+        1,
+        r"expects shape \[None, 4,",
+    ),
+    (
+        "predict_image_size",
+        ("predict", "run/model", "--input", "big.png"),
+        1,
+        r"is 7x9 pixels; the model expects 4x4",
+    ),
+    (
+        "predict_text_input",
+        ("predict", "run/model", "--input", "notes.txt"),
+        1,
+        r"--input expects a \.npy array",
+    ),
+    ("predict_garbage_model", ("predict", "garbage.onnx", "--input", "batch.npy"), 1, r"could not be loaded"),
+    (
+        "export_exists",
+        ("export", "run/model", "tiny.toml"),
+        1,
+        r"'tiny.toml' already exists\. Pass --overwrite",
+    ),
+    (
+        "export_bad_opset",
+        ("export", "run/model", "x.onnx", "--opset", "abc"),
+        2,
+        r"--opset: expected a positive",
+    ),
+    (
+        "artifacts_onnx_only",
+        ("artifacts", "exported_copy.onnx", "out"),
+        1,
+        r"needs a model config \(\.toml/\.json\)",
+    ),
+    ("summary_garbage", ("summary", "garbage.onnx"), 1, r"'garbage.onnx' is not a readable ONNX model"),
+    (
+        "summary_missing",
+        ("summary", "nowhere.onnx"),
+        1,
+        r"'nowhere.onnx' is neither an \.onnx file nor a saved",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def errors(work) -> dict[str, Result]:
+    import shutil
+
+    shutil.copy(work / "run" / "model" / "model.onnx", work / "exported_copy.onnx")  # an .onnx with no config
+    folders = lambda: {p.name for p in work.rglob("*") if p.is_dir()}  # noqa: E731
+    before = folders()
+    results = run_many({case: args for case, args, _, _ in ERRORS}, cwd=work)
+    results["new_folders"] = Result(0, "\n".join(sorted(folders() - before)), "")
+    return results
+
+
+def test_failed_commands_leave_no_folders_behind(errors):
+    assert errors["new_folders"].out == ""
+
+
+@pytest.mark.parametrize(("case", "args", "status", "pattern"), ERRORS, ids=[e[0] for e in ERRORS])
+def test_bad_input_exits_non_zero_with_one_line(errors, case, args, status, pattern):
+    result = errors[case]
+    assert result.rc == status, result.err
+    lines = result.err.splitlines()
+    assert len(lines) == 1, result.err
+    command = args[0] if args and args[0] in COMMANDS else None
+    assert lines[0].startswith(f"onnxtrain {command}: error: " if command else "onnxtrain: error: ")
+    assert re.search(pattern, lines[0]), lines[0]

@@ -1,0 +1,189 @@
+"""History: Keras-compatible per-epoch figures from fit, validation data, CSV round trip, the curves PNG."""
+
+from __future__ import annotations
+
+import math
+import struct
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from onnxtrain import Dataset, History, Sequential
+from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
+from onnxtrain.layers import Dense, Input
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def tiny_model(seed: int = 0) -> Sequential:
+    model = Sequential.of(Input(4), Dense(8), Dense(3, activation="linear"), seed=seed)
+    model.compile(optimizer="adam", metric="accuracy")
+    return model
+
+
+def tiny_data(n: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    return x, (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 1).astype(np.int64)
+
+
+# --- History as fit returns it --------------------------------------------------------------------------
+def test_fit_history_has_keras_keys_and_epoch_numbers_that_continue_across_fits():
+    x, y = tiny_data()
+    with tiny_model() as model:
+        first = model.fit(x, y, epochs=2, batch_size=16, verbose=0, validation=(x[:8], y[:8]))
+        second = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert list(first.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert first.epochs == [1, 2] and all(len(v) == 2 for v in first.history.values())
+    assert second.epochs == [3] and list(second.history) == ["loss", "accuracy"]
+
+
+def test_validation_split_takes_the_last_fraction_before_shuffling():
+    x, y = tiny_data(40)
+    with tiny_model() as model:
+        history = model.fit(
+            x, y, epochs=1, batch_size=8, validation_split=0.25, validation_batch_size=5, verbose=0
+        )
+        last = model.evaluate(x[30:], y[30:], batch_size=5)
+        first = model.evaluate(x[:10], y[:10], batch_size=5)
+    assert history.history["val_loss"][0] == pytest.approx(last.loss, rel=1e-6)
+    assert history.history["val_accuracy"][0] == pytest.approx(last.metrics["accuracy"])
+    assert history.history["val_loss"][0] != pytest.approx(first.loss, rel=1e-6)
+
+
+@pytest.mark.parametrize("as_dataset", [False, True], ids=["tuple", "Dataset"])
+def test_validation_accepts_a_tuple_or_a_dataset_and_its_own_batch_size(as_dataset):
+    x, y = tiny_data()
+    validation = Dataset(x[:10], y[:10]) if as_dataset else (x[:10], y[:10])
+    with tiny_model() as model:
+        history = model.fit(
+            x, y, epochs=1, batch_size=16, validation=validation, validation_batch_size=3, verbose=0
+        )
+        result = model.evaluate(x[:10], y[:10], batch_size=10)
+    assert history.history["val_loss"][0] == pytest.approx(result.loss, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"validation_split": 1.0}, r"validation_split expects a float in \[0, 1\)"),
+        ({"validation_split": 0.001}, "leaves no training or no validation examples"),
+        ({"validation_split": 0.2, "validation": "tiny"}, "not both"),
+    ],
+)
+def test_fit_rejects_bad_validation_arguments(kwargs, match):
+    x, y = tiny_data()
+    if kwargs.get("validation") == "tiny":
+        kwargs["validation"] = (x[:4], y[:4])
+    with tiny_model() as model, pytest.raises(InvalidArgumentError, match=match):
+        model.fit(x, y, epochs=1, verbose=0, **kwargs)
+
+
+def test_append_back_fills_keys_first_seen_later_with_nan():
+    history = History()
+    history.append(1, {"loss": 1.0})
+    history.append(2, {"loss": 0.5, "val_loss": 0.7})
+    assert history.epochs == [1, 2]
+    assert math.isnan(history.history["val_loss"][0]) and history.history["val_loss"][1] == 0.7
+    assert history.last() == {"loss": 0.5, "val_loss": 0.7} and len(history) == 2
+
+
+# --- CSV ------------------------------------------------------------------------------------------------
+floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    columns=st.lists(st.sampled_from(["loss", "accuracy", "mae", "val_loss", "val_accuracy"]), unique=True,
+                     min_size=1, max_size=5),
+    rows=st.integers(1, 6),
+    data=st.data(),
+)  # fmt: skip
+def test_csv_round_trip_preserves_every_value(tmp_path_factory, columns, rows, data):
+    history = History()
+    for epoch in range(1, rows + 1):
+        history.append(epoch + 10, {key: data.draw(floats) for key in columns})
+    path = history.to_csv(tmp_path_factory.mktemp("csv") / "history.csv")
+    loaded = History.from_csv(path)
+    assert loaded.epochs == history.epochs and list(loaded.history) == list(history.history)
+    for key, values in history.history.items():
+        np.testing.assert_array_equal(
+            loaded.history[key], values
+        )  # equal_nan by default, bit-exact otherwise
+
+
+def test_csv_from_fit_reads_back_equal(tmp_path):
+    x, y = tiny_data()
+    with tiny_model() as model:
+        history = model.fit(x, y, epochs=3, batch_size=16, validation_split=0.25, verbose=0)
+    loaded = History.from_csv(history.to_csv(tmp_path / "h.csv"))
+    assert loaded.history == history.history and loaded.epochs == [1, 2, 3]
+    assert (tmp_path / "h.csv").read_text().splitlines()[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("", "not a History CSV"),
+        ("step,loss\n1,0.5\n", "not a History CSV"),
+        ("epoch,loss\n1,abc\n", "line 2: not a History row"),
+        ("epoch,loss\n1,0.5,0.7\n", "line 2: not a History row .*3 fields, expected 2"),
+        ("epoch,loss\none,0.5\n", "line 2"),
+    ],
+)
+def test_from_csv_rejects_files_that_are_not_history(tmp_path, text, match):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(InvalidArgumentError, match=match):
+        History.from_csv(path)
+
+
+def test_from_csv_skips_blank_lines(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("epoch,loss\n1,0.5\n\n2,0.25\n\n")
+    assert History.from_csv(path).history == {"loss": [0.5, 0.25]}
+
+
+# --- plot -----------------------------------------------------------------------------------------------
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_plot_writes_a_valid_png_with_one_panel_per_figure(tmp_path):
+    history = History()
+    for epoch, loss in enumerate([1.0, 0.6, 0.5], start=1):
+        history.append(
+            epoch, {"loss": loss, "accuracy": 1 - loss, "val_loss": loss + 0.1, "val_accuracy": 0.4}
+        )
+    path = history.plot(tmp_path / "sub" / "curves.png")
+    width, height = png_size(path.read_bytes())
+    assert (width, height) == (1000, 400)  # two panels of 5x4 inches at 100 dpi
+    assert png_size(History(history={"loss": [1.0]}, epochs=[1]).plot(tmp_path / "one.png").read_bytes()) == (
+        500,
+        400,
+    )
+
+
+def test_plot_leaves_pyplot_backend_alone(tmp_path):
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    History(history={"loss": [1.0, 0.5]}, epochs=[1, 2]).plot(tmp_path / "c.png")
+    assert matplotlib.get_backend() == before
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, monkeypatch):
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(RuntimeSetupError, match=r"pip install onnxtrain\[plot\]"):
+        History(history={"loss": [1.0]}, epochs=[1]).plot(tmp_path / "c.png")
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_plot_of_an_empty_history_is_refused(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="at least one epoch"):
+        History().plot(tmp_path / "c.png")
