@@ -19,6 +19,7 @@ from onnxtrain.artifacts import generate_artifacts  # noqa: E402
 from onnxtrain.callbacks import Callback  # noqa: E402
 from onnxtrain.datasets import Dataset  # noqa: E402
 from onnxtrain.history import EvaluationResult, History  # noqa: E402
+from onnxtrain.inference import InferenceModel  # noqa: E402
 from onnxtrain.losses import Losses  # noqa: E402
 from onnxtrain.metrics import Metrics  # noqa: E402
 from onnxtrain.model import Sequential  # noqa: E402
@@ -30,6 +31,7 @@ __all__ = [
     "Dataset",
     "EvaluationResult",
     "History",
+    "InferenceModel",
     "Losses",
     "Metrics",
     "Sequential",

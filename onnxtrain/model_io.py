@@ -1,13 +1,14 @@
 """Saving, exporting and loading models.
 
-A saved model is a directory with `model.onnx` (the clean inference graph), `config.json` (enough to rebuild
-and recompile the model) and `checkpoint` (ONNX Runtime's training checkpoint: weights, plus optimizer state and
-step when asked). Files are written crash-safely by `onnxtrain.saving`.
+A saved model is a directory with `model.onnx` (the clean inference graph), `config.json` (enough to
+rebuild and recompile the model) and `checkpoint` (ONNX Runtime's training checkpoint: weights, plus
+optimizer state and step when asked). Files are written crash-safely by `onnxtrain.saving`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +16,17 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxtrain import emit
-from onnxtrain.errors import ModelFileError, OnnxtrainError
-from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
+from onnxtrain import emit, losses, metrics, optimizers
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelExistsError,
+    ModelFileError,
+    ModelStateError,
+    OnnxtrainError,
+    RuntimeSetupError,
+)
+from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer
 from onnxtrain.saving import WritingMode, reading_model, save_files, write_atomically
 
@@ -29,91 +38,173 @@ MODEL_FILE = "model.onnx"
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint"
 
+# Metadata properties of model.onnx, read back by onnxtrain.inference.InferenceModel.
+META_VERSION = "onnxtrain.version"
+META_MODEL_NAME = "onnxtrain.model_name"
+META_LOSS = "onnxtrain.loss"
+META_CLASS_NAMES = "class_names"
+META_INPUT_SCALE = "input_scale"
+META_INPUT_SCALING = "input_scaling"
 
-def build_inference_model(model: Sequential, opset: int | None = None, ir_version: int | None = None) -> onnx.ModelProto:
-    """The deployable ModelProto of `model` with its current weights and descriptive metadata."""
+
+def inference_opset_and_ir(model: Sequential, opset: int | None, ir_version: int | None) -> tuple[int, int]:
+    """The opset and IR version an export uses: the compiled ones (default 17 / 8) unless given.
+
+    A chosen opset without an IR version gets the oldest IR version that can hold it (never below 8), so the
+    file loads in as many runtimes as possible.
+    """
+    compiled = model._trainer.compiled if model._trainer is not None else None
+    chosen = opset if opset is not None else (compiled.opset if compiled else DEFAULT_OPSET)
+    if ir_version is None:
+        same = compiled is not None and compiled.opset == chosen
+        ir_version = compiled.ir_version if same else DEFAULT_IR_VERSION  # type: ignore[union-attr]
+        if isinstance(chosen, int) and not isinstance(chosen, bool):
+            try:
+                needed = onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", chosen)])
+            except ValueError:  # an opset onnx does not know: check_opset_and_ir says so below
+                needed = ir_version
+            ir_version = max(ir_version, needed)
+    check_opset_and_ir(chosen, ir_version)
+    return chosen, ir_version
+
+
+def build_inference_model(
+    model: Sequential, opset: int | None = None, ir_version: int | None = None
+) -> onnx.ModelProto:
+    """The deployable ModelProto of `model` with its current weights and descriptive metadata.
+
+    Raises:
+        InvalidArgumentError: the opset / IR version is out of range, or a layer cannot be expressed in it.
+    """
     from onnxtrain import __version__
 
+    opset, ir_version = inference_opset_and_ir(model, opset, ir_version)
     model.sync_weights()
     compiled = model._trainer.compiled if model._trainer is not None else None
-    opset = opset if opset is not None else (compiled.opset if compiled else DEFAULT_OPSET)
-    ir_version = ir_version if ir_version is not None else (compiled.ir_version if compiled else DEFAULT_IR_VERSION)
     metadata = {
-        "onnxtrain.version": __version__,
-        "onnxtrain.model_name": model.name,
-        "input_scale": repr(model.input_scale),
-        "input_scaling": f"integer inputs are multiplied by {model.input_scale!r}; float inputs are used as is",
+        META_VERSION: __version__,
+        META_MODEL_NAME: model.name,
+        META_INPUT_SCALE: repr(float(model.input_scale)),
+        META_INPUT_SCALING: (
+            "feed float32 inputs as the model was trained on them; integer inputs (e.g. uint8 pixels) are "
+            f"first converted to float32 and multiplied by input_scale={float(model.input_scale)!r}"
+        ),
     }
     if compiled is not None:
-        metadata["onnxtrain.loss"] = compiled.loss.name
-    return emit.inference_model(
-        model.layers,
-        compiled.loss if compiled else None,
-        opset=opset,
-        ir_version=ir_version,
-        metadata=metadata,
-        class_names=model.class_names,
-    )
+        metadata[META_LOSS] = compiled.loss.name
+    try:
+        return emit.inference_model(
+            model.layers,
+            compiled.loss if compiled else None,
+            opset=opset,
+            ir_version=ir_version,
+            metadata=metadata,
+            class_names=model.class_names,
+        )
+    except onnx.checker.ValidationError as e:
+        raise InvalidArgumentError(
+            f"The model cannot be exported with opset={opset}, ir_version={ir_version}: the ONNX checker "
+            f"refused the graph ({str(e).strip().splitlines()[0]}). Choose a newer opset, e.g. the default "
+            f"{DEFAULT_OPSET}."
+        ) from e
 
 
 def model_config(model: Sequential, optimizer_state_saved: bool = False) -> dict[str, Any]:
+    """The contents of config.json: layers, shapes, compile settings, class names, training progress."""
     from onnxtrain import __version__
 
     trainer = model._trainer
-    return {
+    config = {
         "format": CONFIG_FORMAT,
         "onnxtrain_version": __version__,
         **model.get_config(),
         "input_shape": list(model.input_shape),
         "output_shape": list(model.output_shape),
         "class_names": list(model.class_names) if model.class_names is not None else None,
-        "input_scale": model.input_scale,
+        "input_scale": float(model.input_scale),
         "compile": trainer.compiled.get_config() if trainer is not None else None,
         "epochs_trained": trainer.epochs_trained if trainer is not None else 0,
         "optimizer_state_saved": optimizer_state_saved,
     }
+    if trainer is not None:  # a callback may have changed it since compile
+        config["current_learning_rate"] = trainer.engine.learning_rate
+    return config
+
+
+def model_files(model: Sequential, save_optimizer_state: bool = False) -> dict[str, bytes]:
+    """{file name: contents} of a saved model directory, as `save` writes them."""
+    inference = build_inference_model(model)
+    files = {MODEL_FILE: inference.SerializeToString()}
+    if model._trainer is not None:
+        files[CHECKPOINT_FILE] = model._trainer.engine.checkpoint_bytes(
+            include_optimizer_state=save_optimizer_state
+        )
+    else:
+        from onnxtrain._ort_training import checkpoint_bytes_from_weights
+
+        try:
+            files[CHECKPOINT_FILE] = checkpoint_bytes_from_weights(model.get_weights())
+        except RuntimeSetupError:
+            pass  # an inference-only install: the checkpoint is only for training, which compile() recreates
+    config = model_config(model, optimizer_state_saved=save_optimizer_state)
+    files[CONFIG_FILE] = (json.dumps(config, indent=2) + "\n").encode()
+    return files
 
 
 def save_model(
     model: Sequential, directory: str | Path, writing_mode: WritingMode | str, save_optimizer_state: bool
 ) -> Path:
+    """See `Sequential.save`."""
     mode = WritingMode.get(writing_mode)
-    inference = build_inference_model(model)
-    if model._trainer is not None:
-        checkpoint = model._trainer.engine.checkpoint_bytes(include_optimizer_state=save_optimizer_state)
-    else:
-        from onnxtrain._ort_training import checkpoint_bytes_from_weights
-
-        checkpoint = checkpoint_bytes_from_weights(model.get_weights())
-        save_optimizer_state = False
-    config = model_config(model, optimizer_state_saved=save_optimizer_state)
-    files = {
-        MODEL_FILE: inference.SerializeToString(),
-        CONFIG_FILE: (json.dumps(config, indent=2) + "\n").encode(),
-        CHECKPOINT_FILE: checkpoint,
-    }
-    return save_files(directory, files, mode)
+    if not isinstance(save_optimizer_state, bool):
+        raise InvalidTypeError(f"save_optimizer_state expects a bool. Received: {save_optimizer_state!r}")
+    if save_optimizer_state and model._trainer is None:
+        raise ModelStateError(
+            "save(save_optimizer_state=True) needs a compiled model: an uncompiled one has no optimizer "
+            "state. "
+            "Call compile() first, or save with save_optimizer_state=False."
+        )
+    return save_files(directory, model_files(model, save_optimizer_state), mode)
 
 
 def export_model(
-    model: Sequential, path: str | Path, opset: int | None, ir_version: int | None, writing_mode: WritingMode | str
+    model: Sequential,
+    path: str | Path,
+    opset: int | None,
+    ir_version: int | None,
+    writing_mode: WritingMode | str,
 ) -> Path:
-    from onnxtrain.errors import ModelExistsError
-
+    """See `Sequential.export`. APPEND means OVERRIDE for a single file."""
     mode = WritingMode.get(writing_mode)
-    path = Path(path)
-    if path.is_dir():
-        raise ModelFileError(f"export(path=...) expects a file path such as model.onnx. Received: directory '{path}'")
-    if mode is WritingMode.FAIL_IF_EXISTS and path.exists():
-        raise ModelExistsError(
-            f"'{path}' already exists. Pass writing_mode=WritingMode.OVERRIDE to replace it."
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+        raise InvalidTypeError(
+            f"export(path=...) expects a file path such as 'model.onnx'. Received: {path!r}"
         )
-    return write_atomically(path, build_inference_model(model, opset, ir_version).SerializeToString())
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidArgumentError(
+            f"export(path=...) expects a file path such as 'model.onnx'. Received: '{target}', a directory; "
+            "use save() for a model directory."
+        )
+    if mode is WritingMode.FAIL_IF_EXISTS and os.path.lexists(target):
+        raise ModelExistsError(
+            f"Could not export to '{target}': it already exists and writing_mode=WritingMode.FAIL_IF_EXISTS "
+            "forbids replacing it. Pass writing_mode=WritingMode.OVERRIDE to replace it."
+        )
+    data = build_inference_model(model, opset, ir_version).SerializeToString()
+    return write_atomically(target, data)
 
 
-def load_model(directory: str | Path, compile: bool = True, device: str = "cpu", **compile_options: Any) -> Sequential:
-    """Rebuild a saved model; with `compile=True` (default) it is compiled with its saved settings and, when the
-    optimizer state was saved, training resumes exactly where it stopped.
+def load_model(
+    directory: str | Path, compile: bool = True, device: str = "cpu", **compile_options: Any
+) -> Sequential:
+    """Rebuild a saved model; with `compile=True` (default) it is compiled with its saved settings.
+
+    When the model was saved with `save_optimizer_state=True`, training resumes exactly where it stopped: the
+    optimizer's moments, step and learning rate and the epoch count are restored, so fit(2) + save + load +
+    fit(1) equals fit(3). Passing `optimizer=...` starts a fresh optimizer instead; other `compile_options`
+    (threads, artifacts_dir, metrics...) are passed to `compile`. With `compile=False` the weights, class
+    names and input scale are restored; compile() later starts a fresh optimizer at epoch 1.
 
     Raises:
         ModelFileError: the directory or one of its files is missing, unreadable or not an onnxtrain model.
@@ -130,55 +221,107 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
         config = _read_config(files[CONFIG_FILE])
         weights = read_onnx_weights(files[MODEL_FILE])
         checkpoint = files[CHECKPOINT_FILE].read_bytes() if CHECKPOINT_FILE in files else None
+        checkpoint_path = files.get(CHECKPOINT_FILE, Path(directory) / CHECKPOINT_FILE)
     try:
         layers = [Layer.from_config(entry) for entry in config["layers"]]
         model = Sequential(layers, name=str(config.get("name", "sequential")), seed=int(config["seed"]))
+        model.class_names = tuple(map(str, config["class_names"])) if config.get("class_names") else None
+        model.input_scale = float(config.get("input_scale", 1.0))
     except (OnnxtrainError, KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{files[CONFIG_FILE]} describes a model that cannot be rebuilt: {e}") from e
-    expected = model.get_weights()
-    missing = sorted(set(expected) - set(weights))
-    if missing:
-        raise ModelFileError(f"{files[MODEL_FILE]} lacks the parameters {missing} that config.json's layers need.")
-    for name, value in expected.items():
-        if weights[name].shape != value.shape:
-            raise ModelFileError(
-                f"{files[MODEL_FILE]}: parameter {name} has shape {weights[name].shape}; config.json's layers need "
-                f"{value.shape}."
-            )
-    model.set_weights({name: weights[name] for name in expected})
-    model.class_names = tuple(config["class_names"]) if config.get("class_names") else None
-    model.input_scale = float(config.get("input_scale", 1.0))
+    _check_weights(model.get_weights(), weights, files[MODEL_FILE])
+    model.set_weights({name: weights[name] for name in model.get_weights()})
     settings = config.get("compile")
     if compile and settings:
-        resume = checkpoint if config.get("optimizer_state_saved") else None
-        options = {
-            "optimizer": settings["optimizer"],
-            "loss": settings["loss"],
-            "metrics": settings["metrics"],
-            "opset": settings.get("opset", DEFAULT_OPSET),
-            "ir_version": settings.get("ir_version", DEFAULT_IR_VERSION),
-            "device": device,
-            **compile_options,
-        }
-        model._resume_checkpoint = resume
-        model.compile(**options)
-        assert model._trainer is not None
-        model._trainer.epochs_trained = int(config.get("epochs_trained", 0))
+        _compile_loaded(
+            model, config, files[CONFIG_FILE], checkpoint, checkpoint_path, device, compile_options
+        )
     return model
+
+
+def _check_weights(expected: dict[str, np.ndarray], found: dict[str, np.ndarray], path: Path) -> None:
+    missing = sorted(set(expected) - set(found))
+    if missing:
+        raise ModelFileError(f"{path} lacks the parameters {missing} that config.json's layers need.")
+    for name, value in expected.items():
+        if found[name].shape != value.shape:
+            raise ModelFileError(
+                f"{path}: parameter {name} has shape {found[name].shape}; config.json's layers need "
+                f"{value.shape}."
+            )
+
+
+def _compile_loaded(
+    model: Sequential,
+    config: dict[str, Any],
+    config_path: Path,
+    checkpoint: bytes | None,
+    checkpoint_path: Path,
+    device: str,
+    compile_options: dict[str, Any],
+) -> None:
+    resume = bool(config.get("optimizer_state_saved")) and "optimizer" not in compile_options
+    if resume and checkpoint is None:
+        raise ModelFileError(
+            f"{checkpoint_path} is missing although config.json says the optimizer state was saved. "
+            "Load with load_model(..., optimizer=...) to start a fresh optimizer, or save the model again."
+        )
+    settings = config["compile"]
+    try:
+        saved = {
+            "optimizer": optimizers.get(settings["optimizer"]),
+            "loss": losses.get(settings["loss"]),
+            "metrics": [metrics.get(m) for m in settings.get("metrics", [])],
+        }
+    except (OnnxtrainError, KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"{config_path} has compile settings that cannot be used: {e!r}") from e
+    options = {
+        **saved,
+        "opset": settings.get("opset", DEFAULT_OPSET),
+        "ir_version": settings.get("ir_version", DEFAULT_IR_VERSION),
+        "device": device,
+        **compile_options,
+    }
+    model._resume_checkpoint = checkpoint if resume else None
+    try:
+        model.compile(**options)
+    except OnnxtrainError:
+        raise
+    except Exception as e:  # ORT's own exception types: a damaged checkpoint is the likely cause
+        if not resume:
+            raise
+        raise ModelFileError(
+            f"Compiling the loaded model with the optimizer state of {checkpoint_path} failed "
+            f"({type(e).__name__}: {str(e).strip()[:300]}). The checkpoint may be damaged: load with "
+            "load_model(..., optimizer=...) to start a fresh optimizer, or save the model again."
+        ) from e
+    finally:
+        model._resume_checkpoint = None
+    trainer = model._trainer
+    assert trainer is not None
+    trainer.epochs_trained = int(config.get("epochs_trained", 0))
+    if resume and isinstance(config.get("current_learning_rate"), int | float):
+        trainer.engine.learning_rate = float(config["current_learning_rate"])
 
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"{path} is not readable JSON: {e}. The save is damaged; save the model again.") from e
+        raise ModelFileError(
+            f"{path} is not readable JSON: {e}. The save is damaged; save the model again."
+        ) from e
     if not isinstance(config, dict) or config.get("format") != CONFIG_FORMAT:
         found = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise ModelFileError(f"{path} is not an onnxtrain model config: expected format {CONFIG_FORMAT!r}, found {found!r}.")
+        raise ModelFileError(
+            f"{path} is not an onnxtrain model config: expected format {CONFIG_FORMAT!r}, found {found!r}."
+        )
     if not isinstance(config.get("layers"), list) or not config["layers"]:
         raise ModelFileError(f"{path} has no layer list.")
     if not isinstance(config.get("seed"), int):
         raise ModelFileError(f"{path} has no integer seed.")
+    if config.get("compile") is not None and not isinstance(config["compile"], dict):
+        raise ModelFileError(f"{path}: 'compile' must be an object or null. Found: {config['compile']!r}")
     return config
 
 

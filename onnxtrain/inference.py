@@ -1,0 +1,218 @@
+"""InferenceModel: run an exported or saved model with plain ONNX Runtime, no training build needed.
+
+Works with any onnxruntime flavour (`pip install onnxtrain[infer]` or `[infer-gpu]`): this module imports
+onnxruntime's inference API only, never `onnxruntime.training`.
+
+Example:
+    >>> model = InferenceModel.load("fashion_model/")  # doctest: +SKIP
+    >>> model.predict(test.x[0]), model.class_names[model.predict(test.x[0])]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from onnxtrain import losses
+from onnxtrain._runtime import resolve_device
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, OnnxtrainError
+from onnxtrain.inputs import check_positive_int, prepare_x
+from onnxtrain.layers import Shape
+from onnxtrain.model_io import META_CLASS_NAMES, META_INPUT_SCALE, META_LOSS, MODEL_FILE
+from onnxtrain.saving import reading_model
+
+LOGITS = "logits"
+PROBABILITIES = "probabilities"
+
+
+class InferenceModel:
+    """A model loaded for prediction only: `predict` (class indices), `predict_softly` (probabilities).
+
+    Input checks and conversions are `Sequential.predict`'s: the per-example shape comes from the graph's
+    input, and integer inputs (e.g. uint8 pixels) are multiplied by the `input_scale` in the model's metadata.
+
+    Args:
+        model: the bytes of an ONNX model (what `load` reads from a file or a saved directory).
+        device: "cpu", "cuda", "cuda:N" or "auto".
+        threads: ONNX Runtime intra-op threads (None: ORT's default).
+        source: where the bytes came from, for messages.
+    """
+
+    def __init__(
+        self, model: bytes, device: str = "cpu", threads: int | None = None, source: str = "<bytes>"
+    ):
+        import onnxruntime
+
+        if not isinstance(model, bytes | bytearray | memoryview):
+            raise InvalidTypeError(
+                "InferenceModel expects the model's bytes; use InferenceModel.load(path) for a file or "
+                f"directory. "
+                f"Received: {type(model).__name__}"
+            )
+        resolved = resolve_device(device)
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = check_positive_int("threads", threads)
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if resolved.kind == "cuda":
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": resolved.index}))
+        try:
+            self._session = onnxruntime.InferenceSession(bytes(model), options, providers=providers)
+        except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph, ... from its C++ layer
+            raise ModelFileError(
+                f"{source} could not be loaded by ONNX Runtime {onnxruntime.__version__} "
+                f"({type(e).__name__}: {str(e).strip()[:300]})."
+            ) from e
+        self.source = source
+        self.device = str(resolved)
+        self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.input_name, self.input_shape = self._check_input(source)
+        self.output_names: tuple[str, ...] = tuple(o.name for o in self._session.get_outputs())
+        self._logits = LOGITS if LOGITS in self.output_names else self.output_names[0]
+        self.input_scale = _float_metadata(self.metadata, META_INPUT_SCALE, source)
+        self.class_names = _class_names(self.metadata, source)
+        self.loss = _loss(self.metadata)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None
+    ) -> InferenceModel:
+        """Load a directory written by `Sequential.save` or a file written by `Sequential.export`.
+
+        Raises:
+            ModelFileError: nothing there, no model.onnx in the directory, or not a loadable ONNX model.
+        """
+        if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+            raise InvalidTypeError(
+                "InferenceModel.load(path=...) expects a model directory or .onnx file path. "
+                f"Received: {path!r}"
+            )
+        target = Path(path)
+        if target.is_dir():
+            with reading_model(target) as files:
+                if MODEL_FILE not in files:
+                    raise ModelFileError(
+                        f"'{target}' has no {MODEL_FILE}: pass a directory written by model.save() or a file "
+                        f"written by model.export(). Found: {sorted(files) or 'nothing'}"
+                    )
+                data = files[MODEL_FILE].read_bytes()
+            source = str(files[MODEL_FILE])
+        else:
+            try:
+                data = target.read_bytes()
+            except FileNotFoundError as e:
+                raise ModelFileError(
+                    f"No model at '{target}': expected a directory written by model.save() or a .onnx file "
+                    "written by model.export()."
+                ) from e
+            except OSError as e:
+                raise ModelFileError(f"Cannot read '{target}': {e.strerror or e}") from e
+            source = str(target)
+        return cls(data, device=device, threads=threads, source=source)
+
+    # --- prediction ---------------------------------------------------------------------------------------
+    def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray | int:
+        """Class index per example (an int for one example) for classifiers; raw outputs otherwise."""
+        outputs, single = self._run(x, self._logits, batch_size)
+        if self.loss is not None:
+            result = self.loss.decide(outputs)
+        elif PROBABILITIES in self.output_names:
+            result = outputs.argmax(axis=-1)
+        else:
+            result = outputs
+        return result[0].item() if single and result.ndim == 1 else (result[0] if single else result)
+
+    def predict_softly(self, x: Any, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities per example: the `probabilities` output, or a BCE model's sigmoid output."""
+        if PROBABILITIES in self.output_names:
+            probabilities, single = self._run(x, PROBABILITIES, batch_size)
+        elif self.loss is not None:
+            outputs, single = self._run(x, self._logits, batch_size)
+            probabilities = self.loss.probabilities(outputs)
+        else:
+            raise InvalidArgumentError(
+                f"predict_softly needs a classification model. {self.source} has no '{PROBABILITIES}' "
+                f"output and no loss in its metadata (outputs: {list(self.output_names)}); use predict() for "
+                "raw outputs."
+            )
+        return probabilities[0] if single else probabilities
+
+    def _run(self, x: Any, output: str, batch_size: int) -> tuple[np.ndarray, bool]:
+        batch_size = check_positive_int("batch_size", batch_size)
+        batch, single = prepare_x(x, self.input_shape, self.input_scale, "x", allow_single=True)
+        parts = [
+            self._session.run([output], {self.input_name: batch[start : start + batch_size]})[0]
+            for start in range(0, len(batch), batch_size)
+        ]
+        return np.concatenate(parts), single
+
+    def _check_input(self, source: str) -> tuple[str, Shape]:
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or inputs[0].type != "tensor(float)":
+            found = [(i.name, i.type) for i in inputs]
+            raise ModelFileError(
+                f"{source} is not a single-input float model as onnxtrain exports. Inputs: {found}"
+            )
+        dims = inputs[0].shape[1:]
+        if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
+            raise ModelFileError(
+                f"{source}: input {inputs[0].name!r} must have a batch dimension and fixed example "
+                "dimensions. "
+                f"Found: {inputs[0].shape}"
+            )
+        return inputs[0].name, tuple(dims)
+
+    # --- lifetime -----------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the ONNX Runtime session. Idempotent."""
+        self._session = None
+
+    def __enter__(self) -> InferenceModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"InferenceModel(source={self.source!r}, input_shape={self.input_shape}, "
+            f"outputs={list(self.output_names)}, device={self.device!r})"
+        )
+
+
+def _float_metadata(metadata: Mapping[str, str], key: str, source: str) -> float:
+    if key not in metadata:
+        return 1.0
+    try:
+        value = float(metadata[key])
+    except ValueError as e:
+        raise ModelFileError(f"{source}: metadata {key!r} must be a number. Found: {metadata[key]!r}") from e
+    if not np.isfinite(value) or value <= 0:
+        raise ModelFileError(
+            f"{source}: metadata {key!r} must be a positive number. Found: {metadata[key]!r}"
+        )
+    return value
+
+
+def _class_names(metadata: Mapping[str, str], source: str) -> tuple[str, ...] | None:
+    if META_CLASS_NAMES not in metadata:
+        return None
+    try:
+        names = json.loads(metadata[META_CLASS_NAMES])
+    except json.JSONDecodeError as e:
+        raise ModelFileError(f"{source}: metadata {META_CLASS_NAMES!r} is not a JSON list: {e}") from e
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(f"{source}: metadata {META_CLASS_NAMES!r} must be a JSON list of strings.")
+    return tuple(names)
+
+
+def _loss(metadata: Mapping[str, str]) -> losses.Loss | None:
+    try:
+        return losses.get(metadata[META_LOSS]) if META_LOSS in metadata else None
+    except OnnxtrainError:  # a loss this version does not know: fall back to the graph's outputs
+        return None

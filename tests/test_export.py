@@ -1,0 +1,300 @@
+"""Tests of the exported inference model: hygiene, opset choice, writing modes, and the same outputs in ONNX
+Runtime, the ONNX reference evaluator, the training engine's eval graph and Node.js (onnxruntime-node)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx.reference
+import onnxruntime
+import pytest
+
+import onnxtrain
+from onnxtrain import InferenceModel, Sequential, WritingMode
+from onnxtrain.errors import InvalidArgumentError, ModelExistsError
+from onnxtrain.layers import Dense, Flatten, Input
+
+REPO = Path(__file__).resolve().parents[1]
+NODE_EXAMPLE = REPO / "examples" / "node"
+TRAINING_OPS = {
+    "Gradient",
+    "SoftmaxCrossEntropyLoss",
+    "NegativeLogLikelihoodLoss",
+    "InPlaceAccumulatorV2",
+    "AdamWOptimizer",
+}
+ACTIVATIONS = ["relu", "sigmoid", "tanh", "selu", "elu", "leaky_relu", "gelu", "swish", "softmax", "linear"]
+
+
+def _model(loss: str = "softmax_cross_entropy_with_logits", units: int = 3, **compile_options) -> Sequential:
+    last = "sigmoid" if loss == "binary_crossentropy" else "linear"
+    model = Sequential.of(Input(4, 4, 1), Flatten(), Dense(8), Dense(units, activation=last), seed=2)
+    model.compile(optimizer="adam", loss=loss, **compile_options)
+    return model
+
+
+def _x(n: int = 7, shape: tuple[int, ...] = (4, 4, 1)) -> np.ndarray:
+    return np.random.default_rng(1).normal(size=(n, *shape)).astype(np.float32)
+
+
+def _ort(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x})
+
+
+# --- hygiene
+
+
+@pytest.mark.parametrize(
+    "loss, outputs",
+    [
+        ("softmax_cross_entropy_with_logits", ["logits", "probabilities"]),
+        ("mse", ["logits"]),
+        ("binary_crossentropy", ["logits"]),
+    ],
+)
+def test_exported_model_is_clean_and_portable(tmp_path, loss, outputs):
+    with _model(loss, units=1 if loss == "binary_crossentropy" else 3) as model:
+        model.class_names = ("cat", "dog", "bird")[: model.output_shape[0]]
+        model.input_scale = 1 / 255
+        path = model.export(tmp_path / "model.onnx")
+    exported = onnx.load(path)
+    onnx.checker.check_model(exported, full_check=True)
+    assert [(o.domain, o.version) for o in exported.opset_import] == [("", 17)]
+    assert exported.ir_version == 8
+    graph = exported.graph
+    assert [i.name for i in graph.input] == ["input"]
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "batch" and [d.dim_value for d in dims[1:]] == [4, 4, 1]
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert [o.name for o in graph.output] == outputs
+    assert all(o.type.tensor_type.shape.dim[0].dim_param == "batch" for o in graph.output)
+    assert {node.domain for node in graph.node} <= {""}
+    assert not {node.op_type for node in graph.node} & TRAINING_OPS
+    names = {n for node in graph.node for n in [*node.input, *node.output]} | {
+        i.name for i in graph.initializer
+    }
+    assert not [n for n in names if n in ("labels", "loss") or "grad" in n.lower() or n.startswith("loss.")]
+    assert sorted(i.name for i in graph.initializer) == [
+        "dense_1.bias",
+        "dense_1.kernel",
+        "dense_2.bias",
+        "dense_2.kernel",
+    ]
+    assert (exported.producer_name, exported.producer_version) == ("onnxtrain", onnxtrain.__version__)
+    metadata = {p.key: p.value for p in exported.metadata_props}
+    assert metadata["onnxtrain.version"] == onnxtrain.__version__
+    assert metadata["onnxtrain.loss"] == loss
+    assert json.loads(metadata["class_names"]) == list(model.class_names)
+    assert float(metadata["input_scale"]) == pytest.approx(1 / 255)
+    assert "input_scale=" in metadata["input_scaling"]
+
+
+def test_an_uncompiled_model_exports_logits_only(tmp_path):
+    model = Sequential.of(Input(4, 4, 1), Flatten(), Dense(3), seed=0)
+    exported = onnx.load(model.export(tmp_path / "m.onnx"))
+    assert [o.name for o in exported.graph.output] == ["logits"]
+    assert "onnxtrain.loss" not in {p.key for p in exported.metadata_props}
+
+
+@pytest.mark.parametrize("opset, ir_version", [(13, 8), (17, 8), (19, 9), (21, 10)])
+def test_export_opset_is_selectable_with_the_oldest_fitting_ir_version(tmp_path, opset, ir_version):
+    with _model() as model:
+        exported = onnx.load(model.export(tmp_path / "m.onnx", opset=opset))
+    assert [(o.domain, o.version) for o in exported.opset_import] == [("", opset)]
+    assert exported.ir_version == ir_version
+
+
+def test_export_defaults_to_the_compiled_opset_and_ir_version(tmp_path):
+    with _model(opset=19, ir_version=10) as model:
+        exported = onnx.load(model.export(tmp_path / "m.onnx"))
+    assert ([o.version for o in exported.opset_import], exported.ir_version) == ([19], 10)
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"opset": 12}, r"opset expects an int in \[13, \d+\]. Received: opset=12"),
+        ({"opset": 21, "ir_version": 8}, r"ir_version expects an int in \[10, \d+\] for opset 21"),
+        ({"opset": "17"}, r"opset expects an int"),
+    ],
+)
+def test_export_rejects_impossible_opsets(tmp_path, options, match):
+    with _model() as model, pytest.raises(InvalidArgumentError, match=match):
+        model.export(tmp_path / "m.onnx", **options)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+# --- writing modes of export
+
+
+def test_export_refuses_an_existing_file_naming_it_and_suggesting_override(tmp_path):
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"old")
+    with _model() as model:
+        with pytest.raises(ModelExistsError, match=rf"'{re.escape(str(target))}'.*WritingMode\.OVERRIDE"):
+            model.export(target)
+        assert target.read_bytes() == b"old"
+        for mode in (WritingMode.OVERRIDE, WritingMode.APPEND):  # APPEND means OVERRIDE for one file
+            target.write_bytes(b"old")
+            model.export(target, writing_mode=mode)
+            onnx.checker.check_model(onnx.load(target), full_check=True)
+
+
+def test_export_creates_parents_and_refuses_a_directory(tmp_path):
+    with _model() as model:
+        path = model.export(tmp_path / "a" / "b" / "m.onnx")
+        assert path.is_file() and [p.name for p in path.parent.iterdir()] == ["m.onnx"]
+        with pytest.raises(InvalidArgumentError, match=r"expects a file path .*a directory; use save\(\)"):
+            model.export(tmp_path / "a", writing_mode="override")
+
+
+# --- the same numbers everywhere
+
+
+@pytest.mark.parametrize("opset", [13, 17, 21])
+def test_onnx_runtime_and_the_reference_evaluator_agree(opset):
+    layers = [
+        Input(3, 4),
+        Flatten(),
+        *(Dense(5, activation=a) for a in ACTIVATIONS),
+        Dense(4, activation="linear"),
+    ]
+    with Sequential(layers, seed=4) as model:
+        model.compile(loss="softmax_cross_entropy_with_logits")
+        model.fit((_x(32, (3, 4)), np.arange(32) % 4), epochs=1, batch_size=8, verbose=0)
+        exported = model.inference_model(opset=opset)
+    onnx.checker.check_model(exported, full_check=True)
+    x = _x(9, (3, 4))
+    in_ort = _ort(exported, x)
+    in_reference = onnx.reference.ReferenceEvaluator(exported).run(None, {"input": x})
+    assert len(in_ort) == len(in_reference) == 2
+    for ours, theirs in zip(in_ort, in_reference, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy_with_logits", "mse"])
+def test_exported_outputs_equal_the_training_eval_graph(loss):
+    x = _x(10)
+    labels = np.arange(10) % 3 if loss != "mse" else np.zeros((10, 3), np.float32)
+    with _model(loss) as model:
+        model.fit((x, labels), epochs=2, batch_size=4, verbose=0)
+        _, eval_logits = model._trainer.engine.eval_step(
+            x, model._trainer.compiled.loss.prepare_labels(labels, (3,))
+        )
+        exported = _ort(model.inference_model(), x)
+        np.testing.assert_allclose(exported[0], eval_logits, rtol=0, atol=1e-5)
+        if loss != "mse":
+            np.testing.assert_allclose(exported[1], model.predict_softly(x), rtol=0, atol=1e-5)
+
+
+# --- Node.js (examples/node)
+
+
+def _node_workdir() -> Path:
+    """A folder with predict.mjs and an installed onnxruntime-node: examples/node itself when CI ran
+    `npm ci --ignore-scripts` there, otherwise a cached install made here (skips when npm cannot install)."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed (CI installs Node.js 20)")
+    if (NODE_EXAMPLE / "node_modules" / "onnxruntime-node").is_dir():
+        return NODE_EXAMPLE
+    lock = (NODE_EXAMPLE / "package-lock.json").read_bytes()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "onnxtrain"
+    workdir = cache / f"node-example-{hashlib.sha256(lock).hexdigest()[:12]}"
+    if not (workdir / "node_modules" / "onnxruntime-node").is_dir():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip("npm is not installed, and examples/node/node_modules is missing")
+        workdir.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(NODE_EXAMPLE / name, workdir / name)
+        try:
+            done = subprocess.run(
+                [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--fetch-retries=1"],
+                cwd=workdir,
+                capture_output=True,
+                text=True,
+                timeout=180,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.skip("npm ci --ignore-scripts timed out: no npm registry reachable?")
+        if done.returncode != 0:
+            pytest.skip(f"npm ci --ignore-scripts failed (no npm registry?): {done.stderr.strip()[-300:]}")
+    shutil.copy(NODE_EXAMPLE / "predict.mjs", workdir / "predict.mjs")
+    return workdir
+
+
+def _first_test_images(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(train x, train y, test x) from the real Fashion-MNIST when it is on this machine, else synthetic."""
+    from onnxtrain.datasets import fashion_mnist
+
+    try:
+        train, test = fashion_mnist(download=False, progress=False)
+        return train.x[:3000], train.y[:3000], test.x[:count], test.y[:count]
+    except Exception:
+        rng = np.random.default_rng(0)
+        x = rng.random(size=(600 + count, 28, 28, 1), dtype=np.float32)
+        y = (x[:, :14].mean(axis=(1, 2, 3)) * 10).astype(np.int64) % 10
+        return x[:600], y[:600], x[600:], y[600:]
+
+
+def test_node_predictions_are_identical_to_python(tmp_path):
+    """predict.mjs with onnxruntime-node gives Python's predictions for the first 100 test images."""
+    workdir = _node_workdir()
+    train_x, train_y, images, _ = _first_test_images(100)
+    with Sequential.of(
+        Input(28, 28, 1), Flatten(), Dense(32), Dense(10, activation="linear"), seed=7
+    ) as model:
+        model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits")
+        model.fit((train_x, train_y), epochs=1, batch_size=100, verbose=0)
+        model.export(tmp_path / "model.onnx")
+    np.save(tmp_path / "images.npy", images)
+    python = InferenceModel.load(tmp_path / "model.onnx")
+    done = subprocess.run(
+        ["node", str(workdir / "predict.mjs"), str(tmp_path / "model.onnx"), str(tmp_path / "images.npy")],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    node = json.loads(done.stdout)
+    assert (node["inputs"], node["outputs"]) == (["input"], ["logits", "probabilities"])
+    assert node["predictions"] == python.predict(images).tolist()
+    np.testing.assert_allclose(
+        np.array(node["probabilities"]), python.predict_softly(images), rtol=0, atol=1e-5
+    )
+
+
+def test_node_example_reads_uint8_pixels_with_the_input_scale(tmp_path):
+    workdir = _node_workdir()
+    pixels = np.random.default_rng(3).integers(0, 256, size=(12, 4, 4, 1), dtype=np.uint8)
+    with _model() as model:
+        model.input_scale = 1 / 255
+        model.export(tmp_path / "model.onnx")
+        expected = model.predict(pixels).tolist()
+    np.save(tmp_path / "pixels.npy", pixels)
+    done = subprocess.run(
+        [
+            "node",
+            str(workdir / "predict.mjs"),
+            str(tmp_path / "model.onnx"),
+            str(tmp_path / "pixels.npy"),
+            "--input-scale",
+            repr(1 / 255),
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["predictions"] == expected

@@ -1,0 +1,214 @@
+"""Tests of InferenceModel: the same predictions as Sequential from a saved directory or an exported file,
+with plain onnxruntime (no training build), and clear errors for bad paths and inputs."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from onnxtrain import InferenceModel, Sequential
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelFileError,
+    RuntimeSetupError,
+    ShapeError,
+)
+from onnxtrain.layers import Dense, Flatten, Input
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ("zero", "one", "two")
+
+
+def _x(n: int = 9) -> np.ndarray:
+    return np.random.default_rng(5).random(size=(n, 4, 4, 1), dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A classifier trained on [0, 1] inputs with input_scale 1/255, saved, exported, and its predictions."""
+    folder = tmp_path_factory.mktemp("inference")
+    x = _x(60)
+    y = (x.reshape(60, -1).mean(axis=1) * 6).astype(np.int64) % 3
+    with Sequential.of(Input(4, 4, 1), Flatten(), Dense(12), Dense(3, activation="linear"), seed=8) as model:
+        model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits")
+        model.fit((x, y), epochs=3, batch_size=10, verbose=0)
+        model.class_names, model.input_scale = CLASSES, 1 / 255
+        pixels = (x[:9] * 255).round().astype(np.uint8)
+        return {
+            "directory": model.save(folder / "model"),
+            "file": model.export(folder / "model.onnx"),
+            "predictions": model.predict(x[:9]),
+            "probabilities": model.predict_softly(x[:9]),
+            "pixels": pixels,
+            "pixel_predictions": model.predict(pixels),
+        }
+
+
+@pytest.mark.parametrize("source", ["directory", "file"])
+def test_predictions_equal_sequential_from_a_directory_or_a_file(saved, source):
+    with InferenceModel.load(saved[source]) as model:
+        assert model.class_names == CLASSES and model.input_shape == (4, 4, 1)
+        assert model.output_names == ("logits", "probabilities")
+        assert np.array_equal(model.predict(_x()), saved["predictions"])
+        np.testing.assert_allclose(model.predict_softly(_x()), saved["probabilities"], rtol=0, atol=1e-6)
+        assert np.array_equal(model.predict(saved["pixels"]), saved["pixel_predictions"])  # x input_scale
+
+
+def test_one_example_gives_a_class_index_and_one_probability_row(saved):
+    model = InferenceModel.load(saved["file"])
+    single = model.predict(_x()[0])
+    assert isinstance(single, int) and single == saved["predictions"][0]
+    assert model.class_names[single] in CLASSES
+    probabilities = model.predict_softly(_x()[0])
+    assert probabilities.shape == (3,) and probabilities.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_batches_do_not_change_the_result(saved):
+    model = InferenceModel.load(saved["file"])
+    assert np.array_equal(model.predict(_x(), batch_size=2), saved["predictions"])
+    with pytest.raises(
+        InvalidArgumentError, match=r"batch_size expects a positive int\. Received: batch_size=0"
+    ):
+        model.predict(_x(), batch_size=0)
+
+
+@pytest.mark.parametrize(
+    "x, error, match",
+    [
+        (
+            np.zeros((2, 16), np.float32),
+            ShapeError,
+            r"expects shape \[None, 4, 4, 1\].*Reshape it with x\.reshape",
+        ),
+        (np.zeros((0, 4, 4, 1), np.float32), InvalidArgumentError, "at least one example"),
+        (np.full((1, 4, 4, 1), np.nan, np.float32), InvalidArgumentError, "finite values"),
+        (np.array([["a"]]), InvalidTypeError, "float or integer array"),
+        ("pixels", InvalidTypeError, "expects a numpy array"),
+    ],
+)
+def test_bad_inputs_are_refused_like_sequential_predict(saved, x, error, match):
+    with pytest.raises(error, match=match):
+        InferenceModel.load(saved["file"]).predict(x)
+
+
+def _tiny(loss: str, last: str, units: int) -> Sequential:
+    model = Sequential.of(Input(3), Dense(units, activation=last), seed=1)
+    model.compile(loss=loss)
+    return model
+
+
+def test_a_regression_model_predicts_raw_outputs_and_has_no_probabilities(tmp_path):
+    x = _x(4).reshape(4, -1)[:, :3]
+    with _tiny("mse", "linear", 2) as model:
+        expected = model.predict(x)
+        model.export(tmp_path / "m.onnx")
+    inference = InferenceModel.load(tmp_path / "m.onnx")
+    np.testing.assert_allclose(inference.predict(x), expected, rtol=0, atol=1e-6)
+    with pytest.raises(InvalidArgumentError, match="predict_softly needs a classification loss"):
+        inference.predict_softly(x)
+
+
+def test_a_binary_model_thresholds_its_sigmoid_output(tmp_path):
+    x = _x(6).reshape(6, -1)[:, :3] * 4 - 2
+    with _tiny("binary_crossentropy", "sigmoid", 1) as model:
+        expected, soft = model.predict(x), model.predict_softly(x)
+        model.export(tmp_path / "m.onnx")
+    inference = InferenceModel.load(tmp_path / "m.onnx")
+    assert np.array_equal(inference.predict(x), expected)
+    np.testing.assert_allclose(inference.predict_softly(x), soft, rtol=0, atol=1e-6)
+
+
+def test_an_uncompiled_export_predicts_logits_and_has_no_probabilities(tmp_path):
+    model = Sequential.of(Input(3), Dense(2), seed=0)
+    inference = InferenceModel.load(model.export(tmp_path / "m.onnx"))
+    assert inference.predict(np.ones((2, 3), np.float32)).shape == (2, 2)
+    with pytest.raises(InvalidArgumentError, match="has no 'probabilities' output and no loss"):
+        inference.predict_softly(np.ones((2, 3), np.float32))
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        ("missing", r"No model at .*expected a directory written by model\.save\(\) or a \.onnx file"),
+        ("empty directory", r"has no model\.onnx"),
+        ("garbage", r"could not be loaded by ONNX Runtime"),
+    ],
+)
+def test_bad_paths_raise_model_file_error(tmp_path, make, match):
+    path = tmp_path / "thing"
+    if make == "empty directory":
+        path.mkdir()
+    elif make == "garbage":
+        path.write_bytes(b"\x00not onnx" * 8)
+    with pytest.raises(ModelFileError, match=match):
+        InferenceModel.load(path)
+
+
+def test_bad_arguments_are_refused(saved):
+    with pytest.raises(InvalidTypeError, match=r"expects a model directory or \.onnx file path"):
+        InferenceModel.load(42)
+    with pytest.raises(InvalidArgumentError, match='device expects "cpu", "cuda"'):
+        InferenceModel.load(saved["file"], device="tpu")
+
+
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(), reason="has CUDA"
+)
+def test_asking_for_cuda_without_the_provider_says_which_package_brings_it(saved):
+    with pytest.raises(RuntimeSetupError, match=r"CUDA execution provider.*onnxtrain\[infer-gpu\]"):
+        InferenceModel.load(saved["file"], device="cuda")
+
+
+# --- no training package needed
+
+
+def test_the_inference_module_never_imports_the_training_api():
+    tree = ast.parse((REPO / "onnxtrain" / "inference.py").read_text())
+    imported = {n.name for node in ast.walk(tree) if isinstance(node, ast.Import) for n in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not [
+        m for m in imported if m.startswith(("onnxruntime.training", "onnxtrain._ort_training", "torch"))
+    ]
+
+
+def _training_modules_after(code: str) -> list[str]:
+    found = "sorted(k for k in sys.modules if 'onnxruntime.training' in k or k == 'torch')"
+    script = f"import sys\n{code}\nprint({found})"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_loading_and_predicting_imports_no_more_of_onnxruntime_training_than_onnxruntime_does(saved):
+    # The training build's own `import onnxruntime` already pulls in parts of onnxruntime.training; an
+    # inference-only install has none (see the next test). InferenceModel must add nothing (no training API).
+    use = (
+        "import numpy as np\nfrom onnxtrain import InferenceModel\n"
+        f"InferenceModel.load({str(saved['directory'])!r}).predict(np.zeros((2, 4, 4, 1), np.float32))"
+    )
+    assert _training_modules_after(use) == _training_modules_after("import onnxruntime")
+
+
+def test_saved_and_exported_models_run_with_only_onnxruntime_installed():
+    """tools/check_infer_only.py builds (once, cached) a venv with onnxruntime but no training package and
+    runs InferenceModel there against Sequential's predictions."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "check_infer_only.py"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if done.returncode == 3:
+        pytest.skip(done.stdout.strip())
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["ort_packages"] == ["onnxruntime"]
+    assert result["saved_model"]["predictions_equal"] and result["model.onnx"]["predictions_equal"]
+    assert "inference-only build" in result["compile_error"]

@@ -1,0 +1,363 @@
+"""Tests of save / load: KotlinDL's writing modes on a real model, exact resume, damaged saves, kill -9."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import onnxtrain
+from onnxtrain import Sequential, WritingMode, load_model
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelExistsError,
+    ModelFileError,
+    ModelStateError,
+)
+from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.optimizers import SGD, Adam
+
+REPO = Path(__file__).resolve().parents[1]
+SAVED = ["checkpoint", "config.json", "model.onnx"]
+ALL_MODES = list(WritingMode)
+
+
+def _model(seed: int = 1, compiled: bool = True) -> Sequential:
+    model = Sequential.of(Input(4, 4, 1), Flatten(), Dense(8), Dense(3, activation="linear"), seed=seed)
+    if compiled:
+        model.compile(
+            optimizer=Adam(learning_rate=0.01), loss="softmax_cross_entropy_with_logits", metric="accuracy"
+        )
+    return model
+
+
+def _data(n: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 4, 4, 1)).astype(np.float32), rng.integers(0, 3, size=n)
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {
+        p.name: p.read_bytes() for p in sorted(directory.iterdir()) if not p.name.startswith(".onnxtrain-")
+    }
+
+
+def _assert_same_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray], atol: float = 0.0) -> None:
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=0, atol=atol, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained model saved with its optimizer state (read-only for the tests that use it)."""
+    x, y = _data()
+    with _model() as model:
+        model.class_names = ("a", "b", "c")
+        model.fit((x, y), epochs=2, batch_size=16, verbose=0)
+        return model.save(tmp_path_factory.mktemp("trained") / "model", save_optimizer_state=True)
+
+
+# --- what a save holds
+
+
+def test_save_writes_the_inference_model_the_config_and_the_checkpoint(trained):
+    assert sorted(os.listdir(trained)) == SAVED
+    config = json.loads((trained / "config.json").read_text())
+    assert config["format"] == "onnxtrain.sequential/1"
+    assert config["onnxtrain_version"] == onnxtrain.__version__
+    assert [layer["class_name"] for layer in config["layers"]] == ["Input", "Flatten", "Dense", "Dense"]
+    assert (config["input_shape"], config["output_shape"]) == ([4, 4, 1], [3])
+    assert config["class_names"] == ["a", "b", "c"]
+    assert config["compile"]["optimizer"]["name"] == "adam"
+    assert config["compile"]["loss"] == {"name": "softmax_cross_entropy_with_logits"}
+    assert (config["epochs_trained"], config["optimizer_state_saved"]) == (2, True)
+
+
+def test_load_rebuilds_weights_class_names_and_predictions(trained):
+    x, _ = _data()
+    with load_model(trained) as model, load_model(trained, compile=False) as plain:
+        assert model.class_names == ("a", "b", "c") and model.is_compiled and not plain.is_compiled
+        _assert_same_weights(model.get_weights(), plain.get_weights())
+        assert np.array_equal(model.predict(x), onnxtrain.InferenceModel.load(trained).predict(x))
+
+
+def test_an_uncompiled_model_round_trips_without_optimizer_state(tmp_path):
+    with _model(seed=5, compiled=False) as model:
+        model.input_scale = 0.5
+        model.save(tmp_path / "m")
+        with load_model(tmp_path / "m") as loaded:
+            assert not loaded.is_compiled and loaded.input_scale == 0.5
+            _assert_same_weights(loaded.get_weights(), model.get_weights())
+
+
+def test_optimizer_state_needs_a_compiled_model(tmp_path):
+    with pytest.raises(ModelStateError, match=r"needs a compiled model.*compile\(\) first"):
+        _model(compiled=False).save(tmp_path / "m", save_optimizer_state=True)
+    with pytest.raises(InvalidTypeError, match="save_optimizer_state expects a bool"):
+        _model(compiled=False).save(tmp_path / "m", save_optimizer_state="yes")
+    assert not (tmp_path / "m").exists()
+
+
+# --- writing modes (the file layer itself is tested in test_saving.py)
+
+
+def _prepare(tmp_path: Path, state: str) -> Path:
+    directory = tmp_path / "parent" / "model"
+    if state in ("empty", "existing"):
+        directory.mkdir(parents=True)
+    if state == "existing":
+        (directory / "model.onnx").write_bytes(b"old model")
+        (directory / "notes.txt").write_bytes(b"keep me?")
+    return directory
+
+
+@pytest.mark.parametrize(
+    "state, mode, expected",
+    [
+        ("missing", WritingMode.FAIL_IF_EXISTS, SAVED),  # missing parents are created
+        ("missing", WritingMode.OVERRIDE, SAVED),
+        ("missing", WritingMode.APPEND, SAVED),
+        ("empty", WritingMode.FAIL_IF_EXISTS, ModelExistsError),
+        ("empty", WritingMode.OVERRIDE, SAVED),
+        ("empty", WritingMode.APPEND, SAVED),
+        ("existing", WritingMode.FAIL_IF_EXISTS, ModelExistsError),
+        ("existing", WritingMode.OVERRIDE, SAVED),
+        ("existing", WritingMode.APPEND, [*SAVED, "notes.txt"]),
+    ],
+)
+def test_save_follows_kotlindl_writing_modes(tmp_path, state, mode, expected):
+    directory = _prepare(tmp_path, state)
+    before = _files(directory) if directory.exists() else None
+    with _model(compiled=False) as model:
+        if isinstance(expected, list):
+            assert model.save(directory, writing_mode=mode) == directory
+            assert sorted(_files(directory)) == sorted(expected)
+            assert _files(directory)["model.onnx"] != b"old model"
+            load_model(directory).close()
+        else:
+            with pytest.raises(expected, match=rf"'{re.escape(str(directory))}'.*WritingMode\.OVERRIDE"):
+                model.save(directory, writing_mode=mode)
+            assert _files(directory) == before
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_a_file_in_the_way_is_refused_and_kept(tmp_path, mode):
+    blocker = tmp_path / "model"
+    blocker.write_bytes(b"not a model")
+    with pytest.raises(InvalidArgumentError, match=r"is an existing file.*Remove the file"):
+        _model(compiled=False).save(blocker, writing_mode=mode)
+    assert blocker.read_bytes() == b"not a model"
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_permission_denied_keeps_the_previous_model(tmp_path, monkeypatch, mode):
+    directory = tmp_path / "model"
+    if mode is not WritingMode.FAIL_IF_EXISTS:
+        _model(seed=9, compiled=False).save(directory)
+    before = _files(directory) if directory.exists() else None
+    real_open = os.open
+
+    def refusing_open(path, flags, *args, **kwargs):  # root ignores chmod: refuse creation under tmp_path
+        if flags & os.O_CREAT and str(tmp_path) in str(path) and "-lock-" not in str(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    model = _model(compiled=False)
+    monkeypatch.setattr(os, "open", refusing_open)
+    with pytest.raises(PermissionError, match=r"Could not save .*Permission denied.*intact"):
+        model.save(directory, writing_mode=mode)
+    monkeypatch.undo()
+    assert (_files(directory) if directory.exists() else None) == before
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to run a save as nobody"
+)
+def test_a_read_only_folder_is_reported_as_permission_denied(tmp_path):
+    # Real permissions: a save run as user nobody into a root-owned folder it may read but not write.
+    folder = Path(tempfile.mkdtemp(prefix="onnxtrain-readonly-"))
+    try:
+        folder.chmod(0o755)
+        script = (  # imports and compile first: the interpreter's own files may be unreadable to nobody
+            "import os\nfrom onnxtrain import Sequential\nfrom onnxtrain.layers import Input, Dense\n"
+            "model = Sequential.of(Input(2), Dense(2))\nmodel.compile()\n"
+            f"os.setgid(65534)\nos.setuid(65534)\nmodel.save({str(folder / 'model')!r})\n"
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    finally:
+        os.rmdir(folder)
+    assert done.returncode == 1, done.stderr
+    assert re.search(r"PermissionError: .*Could not save .*Permission denied", done.stderr), done.stderr[
+        -2000:
+    ]
+
+
+# --- resuming training
+
+
+def test_fit_save_load_fit_equals_one_longer_fit(tmp_path):
+    """fit 2 epochs -> save(optimizer state) -> load -> fit 1 == fit 3 (same seed): Adam's moments and step,
+    the learning rate and the epoch count (which seeds the shuffle) all come back."""
+    x, y = _data()
+    with _model() as straight:
+        straight.fit((x, y), epochs=3, batch_size=16, verbose=0)
+        expected = straight.get_weights()
+    with _model() as first:
+        first.fit((x, y), epochs=2, batch_size=16, verbose=0)
+        first.save(tmp_path / "resume", save_optimizer_state=True)
+        first.save(tmp_path / "weights_only")
+    with load_model(tmp_path / "resume") as resumed:
+        history = resumed.fit((x, y), epochs=1, batch_size=16, verbose=0)
+        assert history.epochs == [3]
+        _assert_same_weights(resumed.get_weights(), expected, atol=1e-6)
+    with load_model(tmp_path / "weights_only") as restarted:  # control: a fresh optimizer does not match
+        restarted.fit((x, y), epochs=1, batch_size=16, verbose=0)
+        gap = max(np.abs(restarted.get_weights()[n] - expected[n]).max() for n in expected)
+        assert gap > 1e-3
+
+
+def test_a_changed_learning_rate_is_restored_with_the_optimizer_state(tmp_path):
+    with _model() as model:
+        model._trainer.engine.learning_rate = 0.003  # what a scheduler callback does
+        model.save(tmp_path / "m", save_optimizer_state=True)
+    with load_model(tmp_path / "m") as loaded:
+        assert loaded._trainer.engine.learning_rate == pytest.approx(0.003)
+
+
+def test_passing_an_optimizer_to_load_model_starts_a_fresh_one(trained):
+    with load_model(trained, optimizer=SGD(learning_rate=0.1)) as model:
+        assert model._trainer.compiled.optimizer == SGD(learning_rate=0.1)
+        assert model._trainer.epochs_trained == 2
+        model.fit(_data(), epochs=1, batch_size=16, verbose=0)
+
+
+# --- damaged or foreign saves
+
+
+def _damage(directory: Path, how: str) -> None:
+    config_path = directory / "config.json"
+    config = json.loads(config_path.read_text())
+    if how == "no config":
+        config_path.unlink()
+    elif how == "no model":
+        (directory / "model.onnx").unlink()
+    elif how == "config not json":
+        config_path.write_text("{ not json")
+    elif how == "foreign config":
+        config_path.write_text(json.dumps({"format": "keras"}))
+    elif how == "unknown layer":
+        config["layers"][2]["class_name"] = "Conv9D"
+        config_path.write_text(json.dumps(config))
+    elif how == "bad compile":
+        config["compile"]["optimizer"] = {"name": "no_such_optimizer"}
+        config_path.write_text(json.dumps(config))
+    elif how == "model not onnx":
+        (directory / "model.onnx").write_bytes(b"\x00garbage" * 10)
+    elif how == "shape mismatch":
+        config["layers"][2]["config"]["units"] = 9
+        config_path.write_text(json.dumps(config))
+    elif how == "no checkpoint":
+        (directory / "checkpoint").unlink()
+    elif how == "checkpoint damaged":
+        (directory / "checkpoint").write_bytes(b"\x01" * 64)
+
+
+@pytest.mark.parametrize(
+    "how, match",
+    [
+        ("no config", r"not a saved onnxtrain model: config\.json is missing"),
+        ("no model", r"not a saved onnxtrain model: model\.onnx is missing"),
+        ("config not json", r"config\.json is not readable JSON.*save the model again"),
+        ("foreign config", r"not an onnxtrain model config: expected format 'onnxtrain\.sequential/1'"),
+        ("unknown layer", r"cannot be rebuilt.*Could not interpret layer class 'Conv9D'"),
+        ("bad compile", r"compile settings that cannot be used.*no_such_optimizer"),
+        ("model not onnx", r"model\.onnx is not a readable ONNX model"),
+        ("shape mismatch", r"dense_1\.kernel has shape \(16, 8\); config\.json's layers need \(16, 9\)"),
+        ("no checkpoint", r"checkpoint is missing although config\.json says the optimizer state was saved"),
+        ("checkpoint damaged", r"optimizer state of .*checkpoint failed.*damaged"),
+    ],
+)
+def test_a_damaged_save_raises_model_file_error_naming_the_problem(tmp_path, trained, how, match):
+    directory = tmp_path / "model"
+    directory.mkdir()
+    for name, data in _files(trained).items():
+        (directory / name).write_bytes(data)
+    _damage(directory, how)
+    with pytest.raises(ModelFileError, match=match):
+        load_model(directory)
+
+
+@pytest.mark.parametrize(
+    "make, match", [(None, "no such directory"), ("file", "is a file, not a model directory")]
+)
+def test_loading_a_missing_directory_or_a_file_says_so(tmp_path, make, match):
+    path = tmp_path / "model"
+    if make == "file":
+        path.write_bytes(b"x")
+    with pytest.raises(ModelFileError, match=match):
+        load_model(path)
+
+
+# --- round trips
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    units=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+    activation=st.sampled_from(["relu", "tanh", "sigmoid", "linear", "elu", "swish"]),
+    use_bias=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+    class_names=st.none() | st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4),
+)
+def test_save_load_round_trips_config_and_weights(tmp_path, units, activation, use_bias, seed, class_names):
+    layers = [Input(3, 2), Flatten(), *(Dense(u, activation=activation, use_bias=use_bias) for u in units)]
+    with Sequential(layers, seed=seed) as model:
+        model.class_names = tuple(class_names) if class_names else None
+        directory = model.save(tmp_path / f"m{seed}-{len(units)}", writing_mode="override")
+        with load_model(directory) as loaded:
+            assert loaded.get_config() == model.get_config()
+            assert loaded.class_names == model.class_names
+            _assert_same_weights(loaded.get_weights(), model.get_weights())
+
+
+# --- kill -9 during save
+
+
+def _kill_loop(*args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "kill_during_save.py"), "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.strip(), done.stderr[-3000:]
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "returncode": done.returncode}
+
+
+@pytest.mark.parametrize("swap, kills", [("exchange", 30), ("fallback", 15)])
+def test_sigkill_during_save_always_leaves_a_loadable_old_or_new_model(swap, kills):
+    """A child trains and saves a real model in a loop; it is SIGKILLed at random moments. After every kill
+    the directory holds exactly the last complete version or the one being written, load_model reads it, and
+    the next child loads it compiled with its optimizer state. tools/kill_during_save.py runs longer loops."""
+    report = _kill_loop("--kills", str(kills), *(["--no-exchange"] if swap == "fallback" else []))
+    assert report["problems"] == [] and report["returncode"] == 0
+    assert report["kills"] == kills and report["reloads"] == kills
+    assert report["unloadable"] == 0
+    assert report["killed_mid_save"] > 0 and report["found_old"] + report["found_new"] == kills
+
+
+def test_the_kill_check_catches_an_unsafe_saver():
+    report = _kill_loop("--kills", "40", "--naive-writes")
+    assert report["unloadable"] == 1 and report["returncode"] == 1, report
