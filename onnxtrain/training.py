@@ -11,6 +11,7 @@ import math
 import shutil
 import tempfile
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,8 @@ class Trainer:
         self.epochs_trained = 0
         self._temp_dir = temp_dir
         self._inference_session: Any = None
+        # A model that is never closed still removes its temporary artifacts when collected or at exit.
+        self._cleanup = weakref.finalize(self, shutil.rmtree, temp_dir, True) if temp_dir is not None else None
 
     @classmethod
     def create(
@@ -193,6 +196,10 @@ class Trainer:
         metric_sums = dict.fromkeys(self.compiled.metrics, 0.0)
         classification = self.compiled.loss.classification
         steps = math.ceil(len(train) / batch_size)
+        # Shuffled batches are gathered into two reused buffers: a fresh 300 KB array per batch would cost an
+        # mmap/munmap pair and page faults every step.
+        x_buffer = np.empty((batch_size, *train.x.shape[1:]), train.x.dtype) if order is not None else None
+        y_buffer = np.empty((batch_size, *train.y.shape[1:]), train.y.dtype) if order is not None else None
         try:
             for step in range(steps):
                 rows = slice(step * batch_size, (step + 1) * batch_size)
@@ -200,10 +207,16 @@ class Trainer:
                     xb, yb = train.x[rows], train.y[rows]
                 else:
                     index = order[rows]
-                    xb, yb = train.x[index], train.y[index]
+                    xb = np.take(train.x, index, axis=0, out=x_buffer[: len(index)])
+                    yb = np.take(train.y, index, axis=0, out=y_buffer[: len(index)])
                 loss, outputs = self.engine.train_step(xb, yb)
                 self._inference_session = None
                 if not math.isfinite(loss):
+                    # A callback that stops training here (TerminateOnNaN) makes this a graceful stop.
+                    logs = {"loss": loss, **{m.value: s / max(seen, 1) for m, s in metric_sums.items()}}
+                    callbacks.on_batch_end(step + 1, logs)
+                    if self.model.stop_training:
+                        return logs
                     raise NonFiniteLossError(
                         f"The loss became {loss} at epoch {epoch}, batch {step + 1}/{steps}; training stopped and the "
                         "weights of the last finite step were kept. Lower the learning rate, check the inputs for "
@@ -227,12 +240,19 @@ class Trainer:
 
     # --- evaluation and prediction ------------------------------------------------------------------------
     def evaluate(self, data: Any, batch_size: int, verbose: int = 0) -> EvaluationResult:
-        result = self._evaluate(self.prepare(data, "dataset"), batch_size)
-        if verbose:
-            print(f"evaluate - {result}")
+        prepared = self.prepare(data, "dataset")
+        progress = Progress(verbose, steps=math.ceil(len(prepared) / batch_size), epochs=1, label="Evaluate")
+        progress.epoch_begin(1)
+        try:
+            result = self._evaluate(prepared, batch_size, progress)
+            progress.epoch_end(1, {"loss": result.loss, **{m.value: v for m, v in result.metrics.items()}})
+        finally:
+            progress.close()
         return result
 
-    def _evaluate(self, data: _Batches, batch_size: int) -> EvaluationResult:
+    def _evaluate(
+        self, data: _Batches, batch_size: int, progress: Progress | None = None
+    ) -> EvaluationResult:
         loss_sum = 0.0
         metric_sums = dict.fromkeys(self.compiled.metrics, 0.0)
         for start in range(0, len(data), batch_size):
@@ -241,6 +261,9 @@ class Trainer:
             loss_sum += loss * len(xb)
             for metric in metric_sums:
                 metric_sums[metric] += metric.batch_sum(outputs, yb, self.compiled.loss.classification)
+            if progress is not None and progress.wants_batches:
+                seen = start + len(xb)
+                progress.batch_end(start // batch_size + 1, {"loss": loss_sum / seen})
         n = len(data)
         return EvaluationResult(loss_sum / n, MetricValues({m: s / n for m, s in metric_sums.items()}))
 
@@ -274,6 +297,5 @@ class Trainer:
     def close(self) -> None:
         self._inference_session = None
         self.engine.close()
-        if self._temp_dir is not None:
-            shutil.rmtree(self._temp_dir, ignore_errors=True)
-            self._temp_dir = None
+        if self._cleanup is not None:
+            self._cleanup()  # removes the temporary artifacts folder, once

@@ -20,9 +20,10 @@ def format_shape(shape: Shape) -> str:
 class Layer:
     """A layer validates its arguments in `__init__`, makes named numpy parameters in `build`, and emits ONNX.
 
-    Subclasses implement `compute_output_shape` and `emit`, and `build` when they own parameters. They are
-    registered by class name, so `Layer.from_config(layer.get_config())` rebuilds any of them (custom layers
-    included, as long as their module has been imported).
+    Subclasses implement `compute_output_shape` and `emit`, and `build` when they own parameters. Every subclass
+    is registered, so `Layer.from_config(layer.serialize())` rebuilds any of them: onnxtrain's own layers under
+    their class name ("Dense"), custom layers under "module.ClassName" (so two custom `Scale` classes in different
+    modules never collide), as long as their module has been imported.
 
     Attributes:
         name: unique within a model; assigned by the model (`dense_1`) when not given.
@@ -48,7 +49,12 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        Layer.registry[cls.__name__] = cls
+        Layer.registry[cls.registry_key()] = cls
+
+    @classmethod
+    def registry_key(cls) -> str:
+        own = cls.__module__.startswith("onnxtrain.")
+        return cls.__name__ if own else f"{cls.__module__}.{cls.__qualname__}"
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
@@ -76,7 +82,7 @@ class Layer:
         return Layer.registry[class_name](**config.get("config", {}))
 
     def serialize(self) -> dict[str, Any]:
-        return {"class_name": type(self).__name__, "config": self.get_config()}
+        return {"class_name": type(self).registry_key(), "config": self.get_config()}
 
     def add_weight(self, local_name: str, value: np.ndarray) -> None:
         self.params[local_name] = np.ascontiguousarray(value, dtype=np.float32)
