@@ -75,8 +75,13 @@ def _training_api() -> types.SimpleNamespace:
     from onnxruntime.training.api import CheckpointState, Module
     from onnxruntime.training.api import Optimizer as OrtOptimizer
 
-    return types.SimpleNamespace(onnxblock=onnxblock, CheckpointState=CheckpointState, Module=Module,
-                                 Optimizer=OrtOptimizer, ort=onnxruntime)
+    return types.SimpleNamespace(
+        onnxblock=onnxblock,
+        CheckpointState=CheckpointState,
+        Module=Module,
+        Optimizer=OrtOptimizer,
+        ort=onnxruntime,
+    )
 
 
 @contextlib.contextmanager
@@ -191,8 +196,11 @@ def write_artifacts(
         optimizer_model = optimizer_graph.to_model_proto()
 
     paths = {}
-    for file_name, model in [(TRAINING_MODEL, training_model), (EVAL_MODEL, eval_model),
-                             (OPTIMIZER_MODEL, optimizer_model)]:
+    for file_name, model in [
+        (TRAINING_MODEL, training_model),
+        (EVAL_MODEL, eval_model),
+        (OPTIMIZER_MODEL, optimizer_model),
+    ]:
         model.ir_version = ir_version  # see the module docstring: ORT 1.19 loads IR <= 10
         onnx.save(model, directory / file_name)
         paths[file_name] = directory / file_name
@@ -255,7 +263,10 @@ class OrtTrainingEngine:
         self._api = api
         self._state = api.CheckpointState.load_checkpoint(str(checkpoint or artifacts.checkpoint))
         self._module = api.Module(
-            str(artifacts.training_model), self._state, str(artifacts.eval_model), device=device,
+            str(artifacts.training_model),
+            self._state,
+            str(artifacts.eval_model),
+            device=device,
             session_options=options,
         )
         self._optimizer = api.Optimizer(str(artifacts.optimizer_model), self._module)

@@ -197,5 +197,7 @@ def _lookup(name: str) -> type[Activation]:
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
     key = _ALIASES.get(key.replace("_", ""), _ALIASES.get(key, key))
     if key not in _REGISTRY:
-        raise UnknownIdentifierError(f"Could not interpret activation {name!r}. Valid names: {sorted(_REGISTRY)}")
+        raise UnknownIdentifierError(
+            f"Could not interpret activation {name!r}. Valid names: {sorted(_REGISTRY)}"
+        )
     return _REGISTRY[key]

@@ -59,7 +59,9 @@ class Constant(Initializer):
 
     def __post_init__(self) -> None:
         if not isinstance(self.value, int | float) or not math.isfinite(self.value):
-            raise InvalidArgumentError(f"Constant(value=...) expects a finite number. Received: value={self.value!r}")
+            raise InvalidArgumentError(
+                f"Constant(value=...) expects a finite number. Received: value={self.value!r}"
+            )
 
     def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         return np.full(shape, self.value, np.float32)
@@ -113,7 +115,9 @@ class VarianceScaling(Initializer):
     def __post_init__(self) -> None:
         _check_positive(type(self).__name__, "scale", self.scale)
         if self.mode not in ("fan_in", "fan_out", "fan_avg"):
-            raise InvalidArgumentError(f"mode expects 'fan_in', 'fan_out' or 'fan_avg'. Received: mode={self.mode!r}")
+            raise InvalidArgumentError(
+                f"mode expects 'fan_in', 'fan_out' or 'fan_avg'. Received: mode={self.mode!r}"
+            )
         if self.distribution not in ("truncated_normal", "uniform"):
             raise InvalidArgumentError(
                 f"distribution expects 'truncated_normal' or 'uniform'. Received: distribution={self.distribution!r}"
@@ -152,18 +156,28 @@ def _scaling(name: str, scale: float, mode: str, distribution: str, doc: str) ->
 
 GlorotNormal = _scaling("glorot_normal", 1.0, "fan_avg", "truncated_normal", "Glorot (Xavier) normal.")
 GlorotUniform = _scaling("glorot_uniform", 1.0, "fan_avg", "uniform", "Glorot (Xavier) uniform.")
-HeNormal = _scaling("he_normal", 2.0, "fan_in", "truncated_normal", "He normal: stddev sqrt(2 / fan_in), truncated.")
+HeNormal = _scaling(
+    "he_normal", 2.0, "fan_in", "truncated_normal", "He normal: stddev sqrt(2 / fan_in), truncated."
+)
 HeUniform = _scaling("he_uniform", 2.0, "fan_in", "uniform", "He uniform: limit sqrt(6 / fan_in).")
 LeCunNormal = _scaling("lecun_normal", 1.0, "fan_in", "truncated_normal", "LeCun normal.")
 LeCunUniform = _scaling("lecun_uniform", 1.0, "fan_in", "uniform", "LeCun uniform.")
-for _cls, _public in [(GlorotNormal, "GlorotNormal"), (GlorotUniform, "GlorotUniform"), (HeNormal, "HeNormal"),
-                      (HeUniform, "HeUniform"), (LeCunNormal, "LeCunNormal"), (LeCunUniform, "LeCunUniform")]:
+for _cls, _public in [
+    (GlorotNormal, "GlorotNormal"),
+    (GlorotUniform, "GlorotUniform"),
+    (HeNormal, "HeNormal"),
+    (HeUniform, "HeUniform"),
+    (LeCunNormal, "LeCunNormal"),
+    (LeCunUniform, "LeCunUniform"),
+]:
     _cls.__name__ = _cls.__qualname__ = _public
 
 
 def _check_positive(owner: str, arg: str, value: float) -> None:
     if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise InvalidArgumentError(f"{owner}({arg}=...) expects a positive finite number. Received: {arg}={value!r}")
+        raise InvalidArgumentError(
+            f"{owner}({arg}=...) expects a positive finite number. Received: {arg}={value!r}"
+        )
 
 
 _REGISTRY: dict[str, type[Initializer]] = {
@@ -180,7 +194,12 @@ _REGISTRY: dict[str, type[Initializer]] = {
     "lecun_normal": LeCunNormal,
     "lecun_uniform": LeCunUniform,
 }
-_ALIASES = {"xavier_normal": "glorot_normal", "xavier_uniform": "glorot_uniform", "zero": "zeros", "one": "ones"}
+_ALIASES = {
+    "xavier_normal": "glorot_normal",
+    "xavier_uniform": "glorot_uniform",
+    "zero": "zeros",
+    "one": "ones",
+}
 
 
 def get(identifier: str | Initializer | type[Initializer] | dict[str, Any]) -> Initializer:
@@ -209,5 +228,7 @@ def _lookup(name: str) -> type[Initializer]:
     key = key.replace("le_cun", "lecun").replace("__", "_")
     key = _ALIASES.get(key, key)
     if key not in _REGISTRY:
-        raise UnknownIdentifierError(f"Could not interpret initializer {name!r}. Valid names: {sorted(_REGISTRY)}")
+        raise UnknownIdentifierError(
+            f"Could not interpret initializer {name!r}. Valid names: {sorted(_REGISTRY)}"
+        )
     return _REGISTRY[key]

@@ -50,7 +50,8 @@ class Loss:
             y = y.reshape(-1, 1)
         if y.shape[1:] != output_shape:
             raise InvalidArgumentError(
-                f"{argument} for loss {self.name!r} expects float targets of shape (N, {', '.join(map(str, output_shape))})"
+                f"{argument} for loss {self.name!r} expects float targets of shape "
+                f"(N, {', '.join(map(str, output_shape))})"
                 f" like the model output. Received: {argument}.shape={y.shape}"
             )
         y = y.astype(np.float32, copy=False)
@@ -97,7 +98,8 @@ class SoftmaxCrossEntropyWithLogits(Loss):
         if y.ndim != 1:
             raise InvalidArgumentError(
                 f"{argument} for loss {self.name!r} expects class indices of shape (N,). Received: "
-                f"{argument}.shape={y.shape}" + (" (one-hot labels? pass y.argmax(axis=1))" if y.ndim == 2 else "")
+                f"{argument}.shape={y.shape}"
+                + (" (one-hot labels? pass y.argmax(axis=1))" if y.ndim == 2 else "")
             )
         if y.dtype.kind == "f":
             _check_finite(y, argument)
@@ -105,14 +107,16 @@ class SoftmaxCrossEntropyWithLogits(Loss):
             if fractional.size:
                 i = int(fractional[0])
                 raise InvalidArgumentError(
-                    f"{argument} for loss {self.name!r} expects integral class indices. Received: {argument}[{i}]={y[i].item()!r}"
+                    f"{argument} for loss {self.name!r} expects integral class indices. "
+                    f"Received: {argument}[{i}]={y[i].item()!r}"
                 )
         labels = y.astype(np.int64)  # ORT's SoftmaxCrossEntropyLoss takes int64 [batch]
         bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
         if bad.size:
             i = int(bad[0])
             raise InvalidArgumentError(
-                f"{argument} for loss {self.name!r} expects class indices in [0, {num_classes - 1}] (the last layer has "
+                f"{argument} for loss {self.name!r} expects class indices in [0, {num_classes - 1}] "
+                f"(the last layer has "
                 f"{num_classes} units). Received: {argument}[{i}]={y[i].item()!r} ({bad.size} labels out of range)"
             )
         return labels
@@ -172,7 +176,12 @@ class BinaryCrossentropy(Loss):
 
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
         p = builder.node(
-            "Clip", [output, builder.constant(self.epsilon, "bce_min"), builder.constant(1.0 - self.epsilon, "bce_max")]
+            "Clip",
+            [
+                output,
+                builder.constant(self.epsilon, "bce_min"),
+                builder.constant(1.0 - self.epsilon, "bce_max"),
+            ],
         )
         one = builder.constant(1.0, "bce_one")
         positive = builder.node("Mul", [labels, builder.node("Log", [p])])
@@ -193,7 +202,11 @@ class BinaryCrossentropy(Loss):
         return y
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
-        return (outputs > 0.5).astype(np.int64)[:, 0] if outputs.shape[1] == 1 else (outputs > 0.5).astype(np.int64)
+        return (
+            (outputs > 0.5).astype(np.int64)[:, 0]
+            if outputs.shape[1] == 1
+            else (outputs > 0.5).astype(np.int64)
+        )
 
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         return outputs

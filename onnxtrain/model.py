@@ -24,8 +24,8 @@ from onnxtrain import metrics as metrics_module
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.history import EvaluationResult, History
-from onnxtrain.inputs import check_positive_int, prepare_x
-from onnxtrain.layers import Input, Layer, Shape, format_shape
+from onnxtrain.inputs import check_positive_int
+from onnxtrain.layers import Input, Layer, Shape
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
@@ -62,11 +62,17 @@ class Sequential:
             )
         for i, layer in enumerate(layers[1:], start=1):
             if isinstance(layer, Input):
-                raise InvalidArgumentError(f"Sequential expects exactly one Input, first. Received: Input at layers[{i}]")
+                raise InvalidArgumentError(
+                    f"Sequential expects exactly one Input, first. Received: Input at layers[{i}]"
+                )
         if len(set(map(id, layers))) != len(layers):
-            raise InvalidArgumentError("Sequential expects each layer instance once. Received: a repeated layer")
+            raise InvalidArgumentError(
+                "Sequential expects each layer instance once. Received: a repeated layer"
+            )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise InvalidArgumentError(f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}")
+            raise InvalidArgumentError(
+                f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}"
+            )
         self.name = name
         self.seed: int = seed if seed is not None else secrets.randbits(32)
         self.layers: list[Layer] = layers
@@ -89,11 +95,15 @@ class Sequential:
         taken = [layer.name for layer in self.layers if layer.name is not None]
         duplicates = [name for name, count in Counter(taken).items() if count > 1]
         if duplicates:
-            raise InvalidArgumentError(f"Layer names must be unique in a model. Received duplicates: {duplicates}")
+            raise InvalidArgumentError(
+                f"Layer names must be unique in a model. Received duplicates: {duplicates}"
+            )
         counters: Counter[str] = Counter()
         for layer in self.layers:
             if layer.name is None:
-                prefix = "".join("_" + c.lower() if c.isupper() else c for c in type(layer).__name__).lstrip("_")
+                prefix = "".join("_" + c.lower() if c.isupper() else c for c in type(layer).__name__).lstrip(
+                    "_"
+                )
                 while True:
                     counters[prefix] += 1
                     candidate = f"{prefix}_{counters[prefix]}"
@@ -138,14 +148,18 @@ class Sequential:
         """Current parameters by graph name (`dense_1.kernel`), copied from the training engine when compiled."""
         if self._trainer is not None:
             return self._trainer.engine.get_weights()
-        return {name: value.copy() for layer in self.layers for name, value in layer.qualified_params().items()}
+        return {
+            name: value.copy() for layer in self.layers for name, value in layer.qualified_params().items()
+        }
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         """Replace parameters by graph name; every name and shape must match."""
         current = {name: value for layer in self.layers for name, value in layer.qualified_params().items()}
         unknown = sorted(set(weights) - set(current))
         if unknown:
-            raise InvalidArgumentError(f"set_weights got unknown parameter names {unknown}. Expected: {sorted(current)}")
+            raise InvalidArgumentError(
+                f"set_weights got unknown parameter names {unknown}. Expected: {sorted(current)}"
+            )
         for name, value in weights.items():
             value = np.asarray(value, dtype=np.float32)
             if value.shape != current[name].shape:
@@ -206,7 +220,9 @@ class Sequential:
         if threads is not None:
             check_positive_int("threads", threads)
         if engine not in ("auto", "ort-training"):
-            raise InvalidArgumentError(f'engine expects "auto" or "ort-training". Received: engine={engine!r}')
+            raise InvalidArgumentError(
+                f'engine expects "auto" or "ort-training". Received: engine={engine!r}'
+            )
         compiled = Compiled(
             optimizer=optimizers.get(optimizer),
             loss=losses.get(loss),
@@ -244,7 +260,9 @@ class Sequential:
     def _compiled_trainer(self, action: str) -> Trainer:
         self._check_open(action)
         if self._trainer is None:
-            raise ModelStateError(f"{action}() needs a compiled model: call model.compile(optimizer=..., loss=...) first.")
+            raise ModelStateError(
+                f"{action}() needs a compiled model: call model.compile(optimizer=..., loss=...) first."
+            )
         return self._trainer
 
     def _check_open(self, action: str) -> None:
@@ -286,11 +304,15 @@ class Sequential:
             callbacks=callbacks,
         )
 
-    def evaluate(self, dataset: Any = None, y: Any = None, *, batch_size: int = 32, verbose: int = 0) -> EvaluationResult:
+    def evaluate(
+        self, dataset: Any = None, y: Any = None, *, batch_size: int = 32, verbose: int = 0
+    ) -> EvaluationResult:
         """Mean loss and metrics over `dataset`, in batches of `batch_size`."""
         trainer = self._compiled_trainer("evaluate")
         return trainer.evaluate(
-            _dataset_arg(dataset, y, "dataset"), batch_size=check_positive_int("batch_size", batch_size), verbose=verbose
+            _dataset_arg(dataset, y, "dataset"),
+            batch_size=check_positive_int("batch_size", batch_size),
+            verbose=verbose,
         )
 
     def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray | int:
@@ -325,7 +347,10 @@ class Sequential:
         return save_model(self, directory, writing_mode, save_optimizer_state)
 
     def export(
-        self, path: str | Path, opset: int | None = None, writing_mode: Any = "fail_if_exists",
+        self,
+        path: str | Path,
+        opset: int | None = None,
+        writing_mode: Any = "fail_if_exists",
         ir_version: int | None = None,
     ) -> Path:
         """Write the inference model alone as one .onnx file."""
@@ -362,11 +387,15 @@ def _warn_about_squashed_logits(last: Layer, loss: Loss) -> None:
     MLP, 3 of 5 random seeds ended 10 epochs of Fashion-MNIST below 0.81 accuracy, against 0.881-0.890 with
     linear logits (tools/seed_study.py)."""
     activation = getattr(last, "activation", None)
-    if isinstance(loss, losses.SoftmaxCrossEntropyWithLogits) and activation is not None and activation.name != "linear":
+    if (
+        isinstance(loss, losses.SoftmaxCrossEntropyWithLogits)
+        and activation is not None
+        and activation.name != "linear"
+    ):
         warnings.warn(
             f"Loss {loss.name!r} expects logits, but the last layer {last.name!r} applies activation "
             f"{activation.name!r} to them. It trains, but worse and less reliably ({activation.name} logits can "
-            f"leave classes unlearnable). For logits use {type(last).__name__}(..., activation=\"linear\").",
+            f'leave classes unlearnable). For logits use {type(last).__name__}(..., activation="linear").',
             UserWarning,
             stacklevel=3,
         )
@@ -376,4 +405,3 @@ def _dataset_arg(dataset: Any, y: Any, argument: str) -> Any:
     if dataset is None:
         raise InvalidArgumentError(f"{argument} is required: pass a Dataset, an (x, y) tuple, or x and y.")
     return (dataset, y) if y is not None else dataset
-

@@ -15,8 +15,13 @@ WIDTHS = (39, 26, 13)
 def summary_table(model: Sequential) -> str:
     rule = "=" * sum(WIDTHS)
     thin = "_" * sum(WIDTHS)
-    lines = [rule, f"Model type: {type(model).__name__} ({model.name})", thin, _row("Layer (type)", "Output Shape", "Param #"),
-             rule]
+    lines = [
+        rule,
+        f"Model type: {type(model).__name__} ({model.name})",
+        thin,
+        _row("Layer (type)", "Output Shape", "Param #"),
+        rule,
+    ]
     for i, layer in enumerate(model.layers):
         if i:
             lines.append(thin)
@@ -24,8 +29,13 @@ def summary_table(model: Sequential) -> str:
         label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
         lines.append(_row(label, shape, str(layer.param_count)))
     trainable, frozen = model.count_params()
-    lines += [rule, f"Total trainable params: {trainable}", f"Total frozen params: {frozen}",
-              f"Total params: {trainable + frozen}", rule]
+    lines += [
+        rule,
+        f"Total trainable params: {trainable}",
+        f"Total frozen params: {frozen}",
+        f"Total params: {trainable + frozen}",
+        rule,
+    ]
     return "\n".join(line.rstrip() for line in lines)
 
 

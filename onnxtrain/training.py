@@ -10,7 +10,6 @@ import logging
 import math
 import shutil
 import tempfile
-import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,7 +73,9 @@ class _Batches:
 class Trainer:
     """Owns the engine of a compiled model and runs fit/evaluate/predict with it."""
 
-    def __init__(self, model: Sequential, compiled: Compiled, engine: Any, device: Device, temp_dir: Path | None):
+    def __init__(
+        self, model: Sequential, compiled: Compiled, engine: Any, device: Device, temp_dir: Path | None
+    ):
         self.model = model
         self.compiled = compiled
         self.engine = engine
@@ -83,7 +84,9 @@ class Trainer:
         self._temp_dir = temp_dir
         self._inference_session: Any = None
         # A model that is never closed still removes its temporary artifacts when collected or at exit.
-        self._cleanup = weakref.finalize(self, shutil.rmtree, temp_dir, True) if temp_dir is not None else None
+        self._cleanup = (
+            weakref.finalize(self, shutil.rmtree, temp_dir, True) if temp_dir is not None else None
+        )
 
     @classmethod
     def create(
@@ -91,10 +94,16 @@ class Trainer:
     ) -> Trainer:
         device = resolve_device(compiled.device)
         _ort_training.check_optimizer(compiled.optimizer)
-        temp_dir = None if artifacts_dir is not None else Path(tempfile.mkdtemp(prefix="onnxtrain-artifacts-"))
+        temp_dir = (
+            None if artifacts_dir is not None else Path(tempfile.mkdtemp(prefix="onnxtrain-artifacts-"))
+        )
         try:
             artifacts = _ort_training.write_artifacts(
-                model.layers, compiled.loss, compiled.optimizer, artifacts_dir or temp_dir, compiled.opset,
+                model.layers,
+                compiled.loss,
+                compiled.optimizer,
+                artifacts_dir or temp_dir,
+                compiled.opset,
                 compiled.ir_version,
             )
             resume = None
@@ -143,12 +152,14 @@ class Trainer:
     ) -> History:
         train = self.prepare(data, "dataset")
         if not isinstance(validation_split, int | float) or not 0.0 <= validation_split < 1.0:
-            raise InvalidArgumentError(f"validation_split expects a float in [0, 1). Received: {validation_split!r}")
+            raise InvalidArgumentError(
+                f"validation_split expects a float in [0, 1). Received: {validation_split!r}"
+            )
         if validation is not None and validation_split:
             raise InvalidArgumentError("fit takes validation=... or validation_split=..., not both.")
         val = self.prepare(validation, "validation") if validation is not None else None
         if validation_split:
-            cut = len(train) - int(round(len(train) * validation_split))
+            cut = len(train) - round(len(train) * validation_split)
             if cut <= 0 or cut >= len(train):
                 raise InvalidArgumentError(
                     f"validation_split={validation_split} leaves no training or no validation examples out of "
@@ -189,7 +200,12 @@ class Trainer:
         return history
 
     def _train_epoch(
-        self, train: _Batches, batch_size: int, order: np.ndarray | None, epoch: int, progress: Progress,
+        self,
+        train: _Batches,
+        batch_size: int,
+        order: np.ndarray | None,
+        epoch: int,
+        progress: Progress,
         callbacks: CallbackList,
     ) -> dict[str, float]:
         loss_sum, seen = 0.0, 0

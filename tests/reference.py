@@ -14,7 +14,9 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def mlp_forward(weights: dict[str, np.ndarray], x: np.ndarray, names: list[str], activations: list[str]) -> list[np.ndarray]:
+def mlp_forward(
+    weights: dict[str, np.ndarray], x: np.ndarray, names: list[str], activations: list[str]
+) -> list[np.ndarray]:
     """Activations of every Dense layer (float64), the input flattened first."""
     h = x.reshape(len(x), -1).astype(np.float64)
     outs = [h]
@@ -47,7 +49,15 @@ def mlp_gradients(
 
 
 def adam_step(
-    w: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, t: int, lr: float, b1: float, b2: float, eps: float
+    w: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    t: int,
+    lr: float,
+    b1: float,
+    b2: float,
+    eps: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Adam with bias correction, epsilon added to sqrt(v) (TensorFlow's and so KotlinDL's form, which is also
     what ONNX Runtime's AdamW computes): w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)."""

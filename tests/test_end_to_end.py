@@ -21,7 +21,9 @@ SYSTEM_DATA = Path("/usr/share/datasets/fashion-mnist")
 @pytest.fixture(scope="module")
 def fashion():
     if not (SYSTEM_DATA / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"real Fashion-MNIST not installed in {SYSTEM_DATA} (apt-get install dataset-fashion-mnist)")
+        pytest.skip(
+            f"real Fashion-MNIST not installed in {SYSTEM_DATA} (apt-get install dataset-fashion-mnist)"
+        )
     return fashion_mnist(download=False)
 
 
@@ -36,7 +38,9 @@ def test_tutorial_mlp_on_a_slice_reaches_a_sane_accuracy(fashion, tmp_path):
         Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10, activation="linear"), seed=12
     )
     with model:
-        model.compile(optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, metric=Metrics.ACCURACY)
+        model.compile(
+            optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, metric=Metrics.ACCURACY
+        )
         history = model.fit(dataset=small_train, epochs=1, batch_size=100, verbose=0)
         result = model.evaluate(dataset=small_test, batch_size=100)
         assert len(small_train) == 6000
@@ -46,7 +50,11 @@ def test_tutorial_mlp_on_a_slice_reaches_a_sane_accuracy(fashion, tmp_path):
         np.testing.assert_array_equal(model.predict(raw_pixels), model.predict(small_test.x[:50]))
         model.save(tmp_path / "my_model", writing_mode=WritingMode.OVERRIDE)
         expected = model.predict_softly(small_test.x[:20])
-    assert sorted(p.name for p in (tmp_path / "my_model").iterdir()) == ["checkpoint", "config.json", "model.onnx"]
+    assert sorted(p.name for p in (tmp_path / "my_model").iterdir()) == [
+        "checkpoint",
+        "config.json",
+        "model.onnx",
+    ]
     exported = onnx.load(tmp_path / "my_model" / "model.onnx")
     onnx.checker.check_model(exported, full_check=True)
     assert {p.key: p.value for p in exported.metadata_props}["class_names"].startswith('["T-shirt/top"')

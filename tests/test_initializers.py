@@ -91,7 +91,11 @@ def test_registry_names_classes_configs():
 @pytest.mark.parametrize(
     ("factory", "error", "message"),
     [
-        (lambda: initializers.get("he_norm"), UnknownIdentifierError, "Could not interpret initializer 'he_norm'"),
+        (
+            lambda: initializers.get("he_norm"),
+            UnknownIdentifierError,
+            "Could not interpret initializer 'he_norm'",
+        ),
         (lambda: initializers.get(1.5), UnknownIdentifierError, "Could not interpret initializer 1.5"),
         (lambda: RandomNormal(stddev=0), InvalidArgumentError, r"stddev=0"),
         (lambda: RandomUniform(1, 0), InvalidArgumentError, r"minval < maxval"),

@@ -32,15 +32,38 @@ def dense_reference(layer: Dense, x: np.ndarray, act: Any) -> np.ndarray:
 LAYER_CASES = [
     # (layer factory, input dims, output shape, parameter count, numpy reference of the layer)
     ("flatten", lambda: Flatten(), (2, 3, 2), (12,), 0, lambda layer, x: x.reshape(len(x), -1)),
-    ("dense_relu", lambda: Dense(4), (6,), (4,), 28, lambda layer, x: dense_reference(layer, x, lambda v: np.maximum(v, 0))),
-    ("dense_linear_nobias", lambda: Dense(3, activation="linear", use_bias=False), (5,), (3,), 15,
-     lambda layer, x: dense_reference(layer, x, lambda v: v)),
-    ("dense_tanh", lambda: Dense(2, activation="tanh"), (3,), (2,), 8, lambda layer, x: dense_reference(layer, x, np.tanh)),
+    (
+        "dense_relu",
+        lambda: Dense(4),
+        (6,),
+        (4,),
+        28,
+        lambda layer, x: dense_reference(layer, x, lambda v: np.maximum(v, 0)),
+    ),
+    (
+        "dense_linear_nobias",
+        lambda: Dense(3, activation="linear", use_bias=False),
+        (5,),
+        (3,),
+        15,
+        lambda layer, x: dense_reference(layer, x, lambda v: v),
+    ),
+    (
+        "dense_tanh",
+        lambda: Dense(2, activation="tanh"),
+        (3,),
+        (2,),
+        8,
+        lambda layer, x: dense_reference(layer, x, np.tanh),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("label", "factory", "dims", "out_shape", "params", "reference"), LAYER_CASES,
-                         ids=[c[0] for c in LAYER_CASES])
+@pytest.mark.parametrize(
+    ("label", "factory", "dims", "out_shape", "params", "reference"),
+    LAYER_CASES,
+    ids=[c[0] for c in LAYER_CASES],
+)
 def test_layer_harness(label, factory, dims, out_shape, params, reference):
     layer = factory()
     model = Sequential.of(Input(*dims), layer, seed=5)
@@ -74,16 +97,34 @@ BAD_LAYERS = [
     (lambda: Input(), InvalidArgumentError, r"Input\(\*dims\) expects at least one dimension"),
     (lambda: Input(28, 0), InvalidArgumentError, r"Received: dims\[1\]=0"),
     (lambda: Dense(3, activation="relux"), UnknownIdentifierError, r"Could not interpret activation 'relux'"),
-    (lambda: Dense(3, kernel_initializer="he_normall"), UnknownIdentifierError,
-     r"Could not interpret initializer 'he_normall'"),
+    (
+        lambda: Dense(3, kernel_initializer="he_normall"),
+        UnknownIdentifierError,
+        r"Could not interpret initializer 'he_normall'",
+    ),
     (lambda: Dense(3, name="a b"), InvalidArgumentError, r"without spaces"),
-    (lambda: Sequential.of(Flatten(), Dense(3)), InvalidArgumentError, r"expects an Input layer first.*Received: Flatten"),
+    (
+        lambda: Sequential.of(Flatten(), Dense(3)),
+        InvalidArgumentError,
+        r"expects an Input layer first.*Received: Flatten",
+    ),
     (lambda: Sequential([]), InvalidArgumentError, r"expects an Input layer first.*Received: nothing"),
     (lambda: Sequential.of(Input(3), Input(3)), InvalidArgumentError, r"exactly one Input"),
-    (lambda: Sequential.of(Input(28, 28, 1), Dense(10)), ShapeError,
-     r"Dense layer 'dense_1' expects a flat input.*Received: input shape \[None, 28, 28, 1\]. Add Flatten\(\)"),
-    (lambda: Sequential.of(Input(3), Dense(2, name="d"), Dense(2, name="d")), InvalidArgumentError, r"unique"),
-    (lambda: Sequential.of(Input(3), "dense"), Exception, r"expects Layer instances. Received: layers\[1\]='dense'"),
+    (
+        lambda: Sequential.of(Input(28, 28, 1), Dense(10)),
+        ShapeError,
+        r"Dense layer 'dense_1' expects a flat input.*Received: input shape \[None, 28, 28, 1\]. Add Flatten\(\)",
+    ),
+    (
+        lambda: Sequential.of(Input(3), Dense(2, name="d"), Dense(2, name="d")),
+        InvalidArgumentError,
+        r"unique",
+    ),
+    (
+        lambda: Sequential.of(Input(3), "dense"),
+        Exception,
+        r"expects Layer instances. Received: layers\[1\]='dense'",
+    ),
 ]
 
 

@@ -39,8 +39,11 @@ def test_summary_is_kotlindls_table():
 def test_fit_evaluate_predict_learn_a_separable_problem(blobs):
     x, y = blobs
     with blob_model() as model:
-        model.compile(optimizer=Adam(learning_rate=0.01), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS,
-                      metric=Metrics.ACCURACY)
+        model.compile(
+            optimizer=Adam(learning_rate=0.01),
+            loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS,
+            metric=Metrics.ACCURACY,
+        )
         history = model.fit(dataset=Dataset(x, y), epochs=5, batch_size=16, verbose=0)
         assert history.epochs == [1, 2, 3, 4, 5]
         assert set(history.history) == {"loss", "accuracy"}
@@ -159,7 +162,10 @@ def test_artifacts_dir_keeps_the_artifacts(tmp_path):
     with blob_model() as model:
         model.compile(optimizer="adam", artifacts_dir=tmp_path / "artifacts")
     assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == [
-        "checkpoint", "eval_model.onnx", "optimizer_model.onnx", "training_model.onnx"
+        "checkpoint",
+        "eval_model.onnx",
+        "optimizer_model.onnx",
+        "training_model.onnx",
     ]
 
 
@@ -167,7 +173,11 @@ BAD_CALLS = [
     (lambda m, d: m.fit(d, epochs=1, batch_size=8), ModelStateError, r"fit\(\) needs a compiled model"),
     (lambda m, d: m.evaluate(d), ModelStateError, r"evaluate\(\) needs a compiled model"),
     (lambda m, d: m.predict(d[0]), ModelStateError, r"predict\(\) needs a compiled model"),
-    (lambda m, d: m.compile(optimizer="rmsprop2"), UnknownIdentifierError, r"Could not interpret optimizer 'rmsprop2'"),
+    (
+        lambda m, d: m.compile(optimizer="rmsprop2"),
+        UnknownIdentifierError,
+        r"Could not interpret optimizer 'rmsprop2'",
+    ),
     (lambda m, d: m.compile(loss="hinge"), UnknownIdentifierError, r"Could not interpret loss 'hinge'"),
     (lambda m, d: m.compile(metric="f1"), UnknownIdentifierError, r"Could not interpret metric 'f1'"),
     (lambda m, d: m.compile(device="tpu"), InvalidArgumentError, r"device expects .*Received: device='tpu'"),
@@ -189,12 +199,18 @@ def test_cuda_without_a_cuda_provider_names_the_extra():
 
     if "CUDAExecutionProvider" in available_providers():
         pytest.skip("this onnxruntime has CUDA")
-    with blob_model() as model, pytest.raises(RuntimeSetupError, match=r"CUDA execution provider.*onnxtrain\[cuda\]"):
+    with (
+        blob_model() as model,
+        pytest.raises(RuntimeSetupError, match=r"CUDA execution provider.*onnxtrain\[cuda\]"),
+    ):
         model.compile(device="cuda")
 
 
 def test_activation_on_logits_warns_and_linear_logits_do_not():
-    with Sequential.of(Input(3), Dense(2)) as model, pytest.warns(UserWarning, match=r"expects logits.*'relu'"):
+    with (
+        Sequential.of(Input(3), Dense(2)) as model,
+        pytest.warns(UserWarning, match=r"expects logits.*'relu'"),
+    ):
         model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
     with Sequential.of(Input(3), Dense(2, activation="linear")) as model, warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -13,7 +13,9 @@ def test_this_environment_has_exactly_one_flavour():
 
 
 def test_two_flavours_fail_naming_both_and_the_fix():
-    with pytest.raises(RuntimeSetupError, match=r"onnxruntime, onnxruntime-training-cpu.*keep exactly one.*pip uninstall"):
+    with pytest.raises(
+        RuntimeSetupError, match=r"onnxruntime, onnxruntime-training-cpu.*keep exactly one.*pip uninstall"
+    ):
         check_single_flavour(["onnxruntime", "onnxruntime-training-cpu"])
     assert issubclass(RuntimeSetupError, ImportError)
 

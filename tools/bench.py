@@ -49,8 +49,13 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str) -> dict:
     model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10), seed=12)
     with model:
         options = {} if engine == "ort-training" else {"engine": engine}
-        model.compile(optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, metric=Metrics.ACCURACY,
-                      threads=THREADS, **options)
+        model.compile(
+            optimizer=Adam(),
+            loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS,
+            metric=Metrics.ACCURACY,
+            threads=THREADS,
+            **options,
+        )
         epoch_times = []
         for _ in range(epochs):
             started = time.perf_counter()
@@ -63,8 +68,12 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str) -> dict:
             started = time.perf_counter()
             model.predict(xt)
             predict_times.append(time.perf_counter() - started)
-    return {"epoch_times": epoch_times, "accuracy": float(accuracy), "predict_s": min(predict_times),
-            "peak_rss_mib": _peak_rss_mib()}
+    return {
+        "epoch_times": epoch_times,
+        "accuracy": float(accuracy),
+        "predict_s": min(predict_times),
+        "peak_rss_mib": _peak_rss_mib(),
+    }
 
 
 def worker_torch(data: Path, epochs: int) -> dict:
@@ -116,8 +125,12 @@ def worker_torch(data: Path, epochs: int) -> dict:
             started = time.perf_counter()
             torch.cat([model(xt[s : s + 1024]).argmax(1) for s in range(0, len(xt), 1024)])
             predict_times.append(time.perf_counter() - started)
-    return {"epoch_times": epoch_times, "accuracy": accuracy, "predict_s": min(predict_times),
-            "peak_rss_mib": _peak_rss_mib()}
+    return {
+        "epoch_times": epoch_times,
+        "accuracy": accuracy,
+        "predict_s": min(predict_times),
+        "peak_rss_mib": _peak_rss_mib(),
+    }
 
 
 # --- driver -------------------------------------------------------------------------------------------------
@@ -157,26 +170,30 @@ def summarize(runs: list[dict]) -> dict:
 
 def table(results: dict[str, dict]) -> str:
     lines = [
-        "| engine | fit s/epoch median (min–max) | train samples/s | test accuracy | peak RSS MiB | predict samples/s |"
+        "| engine | fit s/epoch median (min-max) | train samples/s | test accuracy | peak RSS MiB | predict samples/s |"
         " speed-up vs torch (fit) |",
         "|---|---|---|---|---|---|---|",
     ]
     torch_median = results.get("torch", {}).get("fit_s_per_epoch", {}).get("median")
     for engine, r in results.items():
         fit = r["fit_s_per_epoch"]
-        ratio = f"{torch_median / fit['median']:.2f}×" if torch_median else "—"
+        ratio = f"{torch_median / fit['median']:.2f}x" if torch_median else "—"
         lines.append(
-            f"| {engine} | {fit['median']:.3f} ({fit['min']:.3f}–{fit['max']:.3f}) | {r['train_samples_per_s']:,.0f} |"
+            f"| {engine} | {fit['median']:.3f} ({fit['min']:.3f}-{fit['max']:.3f}) | {r['train_samples_per_s']:,.0f} |"
             f" {r['accuracy']:.4f} | {r['peak_rss_mib']:.0f} | {r['predict_samples_per_s']:,.0f} | {ratio} |"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--engines", default="ort-training,torch", help="comma-separated: ort-training,portable,torch")
+    parser.add_argument(
+        "--engines", default="ort-training,torch", help="comma-separated: ort-training,portable,torch"
+    )
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -184,8 +201,11 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.worker:
-        result = worker_torch(args.data, args.epochs) if args.worker == "torch" else worker_onnxtrain(
-            args.data, args.epochs, args.worker)
+        result = (
+            worker_torch(args.data, args.epochs)
+            if args.worker == "torch"
+            else worker_onnxtrain(args.data, args.epochs, args.worker)
+        )
         print(json.dumps(result))
         return
 
@@ -199,8 +219,11 @@ def main() -> None:
                 python = args.torch_python if engine == "torch" else sys.executable
                 runs[engine].append(run_worker(python, engine, data, args.epochs))
                 last = runs[engine][-1]
-                print(f"repeat {repeat + 1}/{args.repeats} {engine}: {statistics.mean(last['epoch_times']):.3f} s/epoch, "
-                      f"accuracy {last['accuracy']:.4f}", flush=True)
+                print(
+                    f"repeat {repeat + 1}/{args.repeats} {engine}: {statistics.mean(last['epoch_times']):.3f} s/epoch, "
+                    f"accuracy {last['accuracy']:.4f}",
+                    flush=True,
+                )
     results = {engine: summarize(r) for engine, r in runs.items()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")

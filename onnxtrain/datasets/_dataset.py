@@ -43,7 +43,9 @@ class Dataset:
     ) -> None:
         x, y = validate_arrays(x, y, x_name="x", y_name="y")
         if input_scale is not None and not (isinstance(input_scale, int | float) and 0 < input_scale < float("inf")):
-            raise InvalidArgumentError(f"input_scale expects a positive finite number or None. Received: {input_scale!r}")
+            raise InvalidArgumentError(
+                f"input_scale expects a positive finite number or None. Received: {input_scale!r}"
+            )
         self._x, self._y = x, y
         self._class_names = _validate_class_names(class_names, y)
         self.input_scale = None if input_scale is None else float(input_scale)
