@@ -84,6 +84,15 @@ def _training_api() -> types.SimpleNamespace:
     )
 
 
+def training_available() -> bool:
+    """Whether an ONNX Runtime training build is installed (imports nothing heavy when it is not)."""
+    try:
+        _training_api()
+    except RuntimeSetupError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def _native_stderr_captured() -> Iterator[None]:
     """Hide native stderr output while the block runs; replay it if the block fails.

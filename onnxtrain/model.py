@@ -30,7 +30,7 @@ from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.summary import summary_table
-from onnxtrain.training import Compiled, Trainer
+from onnxtrain.training import ENGINES, Compiled, Trainer
 
 
 class Sequential:
@@ -203,7 +203,10 @@ class Sequential:
             loss: a `Losses` member, a name ("mse") or a Loss instance.
             metric / metrics: one metric or several (`Metrics.ACCURACY`, "accuracy", "mae", "mse").
             device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when the installed build has it).
-            engine: "auto" or "ort-training" (ONNX Runtime's training build).
+            engine: "ort-training" (ONNX Runtime's training build: onnxblock gradients, its Adam/SGD kernels),
+                "portable" (the whole train step as one standard ONNX graph: runs on any ONNX Runtime, including
+                plain onnxruntime/onnxruntime-gpu, and offers every optimizer) or "auto": ort-training when its
+                package imports and it can express the optimizer, portable otherwise.
             artifacts_dir: keep the generated training artifacts there (e.g. "artifacts"); by default they go to a
                 temporary folder that `close()` removes.
             threads: ONNX Runtime intra-op threads (None: one per physical core).
@@ -219,10 +222,8 @@ class Sequential:
         check_opset_and_ir(opset, ir_version)
         if threads is not None:
             check_positive_int("threads", threads)
-        if engine not in ("auto", "ort-training"):
-            raise InvalidArgumentError(
-                f'engine expects "auto" or "ort-training". Received: engine={engine!r}'
-            )
+        if engine not in ENGINES:
+            raise InvalidArgumentError(f"engine expects one of {list(ENGINES)}. Received: engine={engine!r}")
         compiled = Compiled(
             optimizer=optimizers.get(optimizer),
             loss=losses.get(loss),
@@ -230,6 +231,7 @@ class Sequential:
             device=device,
             opset=opset,
             ir_version=ir_version,
+            engine=engine,
         )
         _warn_about_squashed_logits(self.layers[-1], compiled.loss)
         self.sync_weights()

@@ -272,6 +272,7 @@ def _compile_loaded(
             "optimizer": optimizers.get(settings["optimizer"]),
             "loss": losses.get(settings["loss"]),
             "metrics": [metrics.get(m) for m in settings.get("metrics", [])],
+            "engine": str(settings.get("engine", "auto")),
         }
     except (OnnxtrainError, KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{config_path} has compile settings that cannot be used: {e!r}") from e

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from onnxtrain import _ort_training
 from onnxtrain._runtime import Device, resolve_device
 from onnxtrain.callbacks import CallbackList
 from onnxtrain.datasets import Dataset, as_dataset
-from onnxtrain.errors import InvalidArgumentError, NonFiniteLossError
+from onnxtrain.errors import InvalidArgumentError, NonFiniteLossError, UnsupportedError
 from onnxtrain.history import EvaluationResult, History, MetricValues
 from onnxtrain.inputs import check_positive_int, prepare_x
 from onnxtrain.losses import Loss
@@ -46,6 +46,7 @@ class Compiled:
     device: str = "cpu"
     opset: int = 17
     ir_version: int = 8
+    engine: str = "auto"
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -55,7 +56,24 @@ class Compiled:
             "device": self.device,
             "opset": self.opset,
             "ir_version": self.ir_version,
+            "engine": self.engine,
         }
+
+
+ENGINES = ("auto", "ort-training", "portable")
+
+
+def resolve_engine(requested: str, compiled: Compiled) -> str:
+    """ "auto" -> "ort-training" when its package imports and can express the optimizer, else "portable"."""
+    if requested != "auto":
+        return requested
+    if not _ort_training.training_available():
+        return "portable"
+    try:
+        _ort_training.check_optimizer(compiled.optimizer)
+    except UnsupportedError:
+        return "portable"
+    return "ort-training"
 
 
 @dataclass
@@ -93,6 +111,13 @@ class Trainer:
         cls, model: Sequential, compiled: Compiled, artifacts_dir: str | Path | None, threads: int | None
     ) -> Trainer:
         device = resolve_device(compiled.device)
+        kind = resolve_engine(compiled.engine, compiled)
+        if kind == "portable":
+            from onnxtrain import portable
+
+            engine = portable.create_engine(model.layers, compiled, device, threads, resume=model._resume_checkpoint)
+            model._resume_checkpoint = None
+            return cls(model, replace(compiled, engine=kind), engine, device, temp_dir=None)
         _ort_training.check_optimizer(compiled.optimizer)
         temp_dir = (
             None if artifacts_dir is not None else Path(tempfile.mkdtemp(prefix="onnxtrain-artifacts-"))
@@ -118,7 +143,7 @@ class Trainer:
             if temp_dir is not None:
                 shutil.rmtree(temp_dir, ignore_errors=True)
             raise
-        return cls(model, compiled, engine, device, temp_dir)
+        return cls(model, replace(compiled, engine=kind), engine, device, temp_dir)
 
     # --- data ---------------------------------------------------------------------------------------------
     def prepare(self, data: Any, argument: str) -> _Batches:
