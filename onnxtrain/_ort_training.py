@@ -137,7 +137,13 @@ def check_optimizer(optimizer: Optimizer) -> None:
     if not isinstance(optimizer, SUPPORTED_OPTIMIZERS):
         raise UnsupportedError(
             f"The ort-training engine cannot express optimizer {type(optimizer).__name__}: ONNX Runtime training "
-            f"only has AdamW and SGD update graphs. Supported: {[c.__name__ for c in SUPPORTED_OPTIMIZERS]}."
+            f"only has AdamW and SGD update graphs. Supported: {[c.__name__ for c in SUPPORTED_OPTIMIZERS]}; "
+            'compile(engine="portable") runs every optimizer.'
+        )
+    if getattr(optimizer, "clip_value", None) is not None:
+        raise UnsupportedError(
+            "The ort-training engine cannot clip gradients by value (onnxblock only has ClipGradNorm). "
+            f'Received: clip_value={optimizer.clip_value!r}. Use clip_norm=..., or compile(engine="portable").'
         )
 
 

@@ -62,10 +62,18 @@ for source in ("saved_model", "model.onnx"):
         assert diff <= 1e-5, diff
         report[source] = {"predictions_equal": True, "max_probability_diff": diff}
 try:
-    onnxtrain.Sequential.of(onnxtrain.layers.Input(2), onnxtrain.layers.Dense(2)).compile()
-    raise AssertionError("compile() worked without a training build")
+    onnxtrain.Sequential.of(onnxtrain.layers.Input(2), onnxtrain.layers.Dense(2)).compile(engine="ort-training")
+    raise AssertionError("compile(engine='ort-training') worked without a training build")
 except RuntimeSetupError as e:
     report["compile_error"] = str(e)[:120]
+# ... while the portable engine trains there: auto picks it.
+portable = onnxtrain.Sequential.of(onnxtrain.layers.Input(2), onnxtrain.layers.Dense(2, activation="linear"), seed=1)
+portable.compile(optimizer="adam", metric="accuracy")
+assert portable._trainer.compiled.engine == "portable", portable._trainer.compiled.engine
+xs = np.array([[0, 1], [1, 0]] * 8, np.float32)
+history = portable.fit((xs, xs.argmax(1)), epochs=5, batch_size=4, verbose=0)
+assert history.history["loss"][-1] < history.history["loss"][0], history.history
+report["portable_fit_losses"] = [round(v, 4) for v in history.history["loss"]]
 leaked = [m for m in ("onnxruntime.training", "torch") if m in sys.modules]
 assert not leaked, f"imported: {leaked}"
 print(json.dumps(report))
@@ -178,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {source}: predictions equal Sequential's; max |probability diff| = "
                 f"{result[source]['max_probability_diff']:.2e}"
             )
-        print(f"  compile() there says: {result['compile_error']}...")
+        print(f"  compile(engine='ort-training') there says: {result['compile_error']}...")
+        print(f"  compile() there picks the portable engine; fit losses: {result['portable_fit_losses']}")
     return 0
 
 

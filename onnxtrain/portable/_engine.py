@@ -1,0 +1,287 @@
+"""PortableEngine: runs the train-step graph with a stock ONNX Runtime, keeping weights and optimizer state on
+the
+device between steps.
+
+Parameters, optimizer state and the step counter live in two sets of OrtValues. Step k reads set A and writes
+set B through one IOBinding; step k+1 reads B and writes A through a second one (double buffering: ONNX
+Runtime
+must not write an output into a buffer it is still reading). Per step only the batch goes in and the loss and
+logits come out; a non-finite loss just leaves the sets unswapped, so that update is dropped for free.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from onnxtrain import emit
+from onnxtrain._runtime import Device
+from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
+from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
+from onnxtrain.layers import Layer
+from onnxtrain.losses import Loss
+from onnxtrain.optimizers import Optimizer
+from onnxtrain.portable._checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from onnxtrain.portable._graphs import (
+    LEARNING_RATE,
+    STEP,
+    TrainStepGraph,
+    eval_model,
+    model_parameters,
+    train_step_model,
+    updated,
+)
+
+CPU = Device("cpu")
+
+
+def _onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise RuntimeSetupError(
+            "The portable engine needs ONNX Runtime: `pip install onnxruntime` (CPU) or `onnxruntime-gpu` "
+            "(CUDA); "
+            "a training build (onnxtrain[cpu] / [cuda]) works too."
+        ) from e
+    return onnxruntime
+
+
+class PortableEngine:
+    """Train and eval steps over the portable graphs; the same interface as `OrtTrainingEngine`.
+
+    Args:
+        layers: the built layers of the model, Input first; their current parameters are the starting weights.
+        loss / optimizer: as compiled.
+        device: where the sessions run and the weights live.
+        threads: intra-op threads (None: ONNX Runtime's default).
+        resume: checkpoint bytes from `checkpoint_bytes` to continue from (weights, and state and step if
+        saved).
+        opset / ir_version: of the emitted graphs.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        loss: Loss,
+        optimizer: Optimizer,
+        device: Device = CPU,
+        threads: int | None = None,
+        resume: bytes | None = None,
+        opset: int = DEFAULT_OPSET,
+        ir_version: int = DEFAULT_IR_VERSION,
+    ):
+        ort = _onnxruntime()
+        self.device = device
+        self.optimizer = optimizer
+        self.graph: TrainStepGraph = train_step_model(layers, loss, optimizer, opset, ir_version)
+        self.eval_graph = eval_model(layers, loss, opset, ir_version)
+        self._output_shape = tuple(layers[-1].output_shape or ())
+        self._label_dtype = loss.label_spec(self._output_shape)[0]
+        self._ort = ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        # Worker threads that spin between operators burn a core each while the ~100 small update ops run one
+        # after another; on a shared machine that time is taken from the thread doing the work.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        providers = self._providers(ort, device)
+        self._train_session = ort.InferenceSession(self.graph.model.SerializeToString(), options, providers=providers)
+        self._eval_session = ort.InferenceSession(self.eval_graph.SerializeToString(), options, providers=providers)
+
+        values = self._initial_values(layers, resume)
+        self._learning_rate = float(optimizer.learning_rate)
+        self._fixed = {name: self._ortvalue(values[name]) for name in self.graph.frozen}
+        self._fixed[LEARNING_RATE] = self._ortvalue(np.array(self._learning_rate, np.float32))
+        carried = self.graph.carried
+        self._sets = [{name: self._ortvalue(values[name]) for name in carried} for _ in range(2)]
+        self._current = 0  # index of the set holding the current values
+        self._loss = np.zeros((), np.float32)  # loss output, written in place by every run
+        self._train_bindings = [self._train_binding(k) for k in range(2)]
+        self._eval_bindings = [self._eval_binding(k) for k in range(2)]
+
+    # --- set-up -------------------------------------------------------------------------------------------
+    @staticmethod
+    def _providers(ort: Any, device: Device) -> list[Any]:
+        if device.kind != "cuda":
+            return ["CPUExecutionProvider"]
+        available = ort.get_available_providers()
+        if "CUDAExecutionProvider" not in available:
+            raise RuntimeSetupError(
+                f"device={str(device)!r} needs ONNX Runtime's CUDA execution provider; the installed build "
+                "offers "
+                f"{available}. Install onnxruntime-gpu (alone: uninstall other onnxruntime packages first)."
+            )
+        return [("CUDAExecutionProvider", {"device_id": device.index}), "CPUExecutionProvider"]
+
+    def _initial_values(self, layers: Sequence[Layer], resume: bytes | None) -> dict[str, np.ndarray]:
+        values = {name: np.asarray(v, np.float32) for name, v in model_parameters(layers).items()}
+        for tensor in self.graph.state:
+            values[tensor.name] = np.full(values[tensor.parameter].shape, tensor.initial, np.float32)
+        values[STEP] = np.array(0, np.int64)
+        if resume is None:
+            return values
+        checkpoint = read_checkpoint(resume)
+        _check_names_and_shapes("checkpoint weights", checkpoint.weights, values, require_all=False)
+        values.update(checkpoint.weights)
+        if checkpoint.state:
+            if checkpoint.optimizer != self.optimizer.name:
+                raise InvalidArgumentError(
+                    f"The checkpoint holds optimizer state of {checkpoint.optimizer!r}; the model is "
+                    f"compiled with {self.optimizer.name!r}. Compile with {checkpoint.optimizer!r}, or load "
+                    "without optimizer state."
+                )
+            expected = {t.name: values[t.name] for t in self.graph.state}
+            _check_names_and_shapes("checkpoint optimizer state", checkpoint.state, expected, require_all=True)
+            values.update(checkpoint.state)
+        if checkpoint.step is not None:
+            values[STEP] = np.array(checkpoint.step, np.int64)
+        return values
+
+    def _ortvalue(self, value: np.ndarray) -> Any:
+        # A private copy: on CPU the OrtValue wraps this array's memory, which steps then overwrite.
+        value = np.array(value, copy=True, order="C")
+        return self._ort.OrtValue.ortvalue_from_numpy(value, self.device.kind, self.device.index)
+
+    def _train_binding(self, k: int) -> Any:
+        binding = self._train_session.io_binding()
+        source, target = self._sets[k], self._sets[1 - k]
+        for name, value in (*source.items(), *self._fixed.items()):
+            binding.bind_ortvalue_input(name, value)
+        for name, value in target.items():
+            binding.bind_ortvalue_output(updated(name), value)
+        self._bind_loss(binding)
+        return binding
+
+    def _eval_binding(self, k: int) -> Any:
+        binding = self._eval_session.io_binding()
+        inputs = {**{n: v for n, v in self._sets[k].items() if n in self.graph.trainable}, **self._fixed}
+        eval_inputs = {i.name for i in self.eval_graph.graph.input}
+        for name, value in inputs.items():
+            if name in eval_inputs:
+                binding.bind_ortvalue_input(name, value)
+        self._bind_loss(binding)
+        return binding
+
+    def _bind_loss(self, binding: Any) -> None:
+        binding.bind_output(emit.LOSS_NAME, "cpu", 0, np.float32, [], self._loss.ctypes.data)
+
+    # --- steps --------------------------------------------------------------------------------------------
+    def _run(self, session: Any, binding: Any, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        labels = np.ascontiguousarray(labels, dtype=self._label_dtype)
+        binding.bind_cpu_input(emit.INPUT_NAME, x)
+        binding.bind_cpu_input(emit.LABELS_NAME, labels)
+        logits = np.empty((len(x), *self._output_shape), np.float32)
+        binding.bind_output(emit.LOGITS_NAME, "cpu", 0, np.float32, list(logits.shape), logits.ctypes.data)
+        session.run_with_iobinding(binding)
+        return float(self._loss), logits
+
+    def train_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward, backward and, when the loss is finite, one optimizer update.
+
+        Returns (loss, outputs) of the batch before the update. A non-finite loss drops the update, so the
+        weights stay those of the last good step.
+        """
+        loss, logits = self._run(self._train_session, self._train_bindings[self._current], x, labels)
+        if math.isfinite(loss):
+            self._current = 1 - self._current
+        return loss, logits
+
+    def eval_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        return self._run(self._eval_session, self._eval_bindings[self._current], x, labels)
+
+    def reset_gradients(self) -> None:
+        """Nothing to do: gradients never outlive the run that computes them."""
+
+    # --- state --------------------------------------------------------------------------------------------
+    @property
+    def learning_rate(self) -> float:
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float | np.floating)
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise InvalidArgumentError(f"learning_rate expects a finite number >= 0. Received: {value!r}")
+        self._fixed[LEARNING_RATE].update_inplace(np.array(value, np.float32))
+        self._learning_rate = float(value)
+
+    @property
+    def step(self) -> int:
+        """Updates made so far."""
+        return int(self._sets[self._current][STEP].numpy())
+
+    def _values(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        current = {**self._sets[self._current], **self._fixed}
+        return {name: np.array(current[name].numpy(), copy=True) for name in names}
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return self._values([*self.graph.trainable, *self.graph.frozen])
+
+    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        weights = {name: np.asarray(v, np.float32) for name, v in weights.items()}
+        _check_names_and_shapes("set_weights", weights, self.get_weights(), require_all=False)
+        current = {**self._sets[self._current], **self._fixed}
+        for name, value in weights.items():
+            current[name].update_inplace(np.ascontiguousarray(value))
+
+    def optimizer_state(self) -> dict[str, np.ndarray]:
+        """The optimizer's state tensors by graph input name (`optimizer.m.dense_1.kernel`)."""
+        return self._values([t.name for t in self.graph.state])
+
+    def checkpoint_bytes(self, include_optimizer_state: bool = False) -> bytes:
+        checkpoint = Checkpoint(weights=self.get_weights())
+        if include_optimizer_state:
+            checkpoint.state, checkpoint.step, checkpoint.optimizer = (
+                self.optimizer_state(),
+                self.step,
+                self.optimizer.name,
+            )
+        return write_checkpoint(checkpoint)
+
+    def save_graphs(self, directory: str | Path) -> tuple[Path, Path]:
+        """Write train_step.onnx and eval.onnx (weights not included: they are inputs) for inspection or reuse
+        from another ONNX Runtime language binding.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = directory / "train_step.onnx", directory / "eval.onnx"
+        onnx.save(self.graph.model, paths[0])
+        onnx.save(self.eval_graph, paths[1])
+        return paths
+
+    def close(self) -> None:
+        # Dropping the references releases the sessions and the device buffers.
+        self._train_bindings = self._eval_bindings = []
+        self._sets, self._fixed = [], {}
+        self._train_session = self._eval_session = None
+
+
+def _check_names_and_shapes(
+    what: str, given: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], require_all: bool
+) -> None:
+    unknown = sorted(set(given) - set(expected))
+    missing = sorted(set(expected) - set(given)) if require_all else []
+    if unknown or missing:
+        raise InvalidArgumentError(
+            f"{what}: names do not match the model. Unknown: {unknown}; missing: {missing}. "
+            f"Expected: {sorted(expected)}"
+        )
+    for name, value in given.items():
+        if np.shape(value) != np.shape(expected[name]):
+            raise InvalidArgumentError(
+                f"{what}: {name} expects shape {np.shape(expected[name])}. Received: {np.shape(value)}"
+            )

@@ -1,0 +1,237 @@
+"""The portable engine's graphs, emitted from the layer list through one GraphBuilder, default ONNX domain
+only.
+
+Train step: inputs are the parameters, the optimizer state, `step` (int64, updates made so far),
+`learning_rate`
+and a batch (`input`, `labels`); outputs are `loss`, `logits`, then `updated.<parameter>`,
+`updated.<state>` and `updated.step`. Eval: parameters and a batch in, `loss` and `logits` out. Parameters
+keep
+their hierarchical names (`dense_1.kernel`), as in the inference export and the ort-training engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto
+
+from onnxtrain import emit
+from onnxtrain.errors import ShapeError, UnsupportedError
+from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
+from onnxtrain.layers import Layer
+from onnxtrain.losses import Loss
+from onnxtrain.optimizers import Optimizer
+from onnxtrain.portable._layer_gradients import Saved, layer_gradient
+from onnxtrain.portable._loss_gradients import loss_gradient
+from onnxtrain.portable._optimizers import clip_gradients, update_rule
+
+STEP = "step"
+LEARNING_RATE = "learning_rate"
+UPDATED = "updated."
+
+
+def updated(name: str) -> str:
+    """The train-step output that carries the new value of input `name`."""
+    return UPDATED + name
+
+
+@dataclass(frozen=True)
+class StateTensor:
+    """One optimizer state tensor: graph input `name`, slot `slot` of parameter `parameter`."""
+
+    name: str
+    parameter: str
+    slot: str
+    initial: float
+
+
+@dataclass(frozen=True)
+class TrainStepGraph:
+    """The train-step model and the names the engine binds."""
+
+    model: onnx.ModelProto
+    trainable: tuple[str, ...]
+    frozen: tuple[str, ...]
+    state: tuple[StateTensor, ...]
+
+    @property
+    def carried(self) -> tuple[str, ...]:
+        """Inputs whose new value comes back as `updated.<name>`: trainable parameters, state, step."""
+        return (*self.trainable, *(s.name for s in self.state), STEP)
+
+
+class ParameterInputBuilder(GraphBuilder):
+    """A GraphBuilder whose parameters are graph inputs: a layer's `emit_params` gets the input, not a copy.
+
+    So every layer's own `emit` builds the forward of the train and eval graphs unchanged.
+    """
+
+    def __init__(self, parameters: Mapping[str, np.ndarray], opset: int, ir_version: int):
+        super().__init__(opset, ir_version)
+        self._parameter_shapes = {name: tuple(value.shape) for name, value in parameters.items()}
+        for name, shape in self._parameter_shapes.items():
+            self.add_input(name, np.float32, shape)
+
+    def add_initializer(self, name: str, array: np.ndarray) -> str:
+        qualified = self._qualified(name)
+        expected = self._parameter_shapes.get(qualified)
+        if expected is None:
+            return super().add_initializer(name, array)
+        if tuple(np.shape(array)) != expected:
+            raise ShapeError(f"Parameter {qualified} has shape {np.shape(array)}; the graph declared {expected}.")
+        return qualified
+
+
+def model_parameters(layers: Sequence[Layer]) -> dict[str, np.ndarray]:
+    """Every parameter by graph name, in layer order."""
+    return {name: value for layer in layers for name, value in layer.qualified_params().items()}
+
+
+def train_step_model(
+    layers: Sequence[Layer],
+    loss: Loss,
+    optimizer: Optimizer,
+    opset: int = DEFAULT_OPSET,
+    ir_version: int = DEFAULT_IR_VERSION,
+) -> TrainStepGraph:
+    """Forward, loss, backward, clipping and the optimizer update as one ONNX model.
+
+    Raises:
+        UnsupportedError: a layer, activation, loss or optimizer has no rule in this engine.
+    """
+    layers = list(layers)
+    rule = update_rule(optimizer)
+    parameters = model_parameters(layers)
+    trainable = tuple(n for layer in layers if layer.trainable for n in layer.qualified_params())
+    frozen = tuple(n for n in parameters if n not in trainable)
+    b = ParameterInputBuilder(parameters, opset, ir_version)
+    state = tuple(
+        StateTensor(f"optimizer.{slot.name}.{name}", name, slot.name, slot.initial)
+        for name in trainable
+        for slot in rule.slots(optimizer)
+    )
+    for tensor in state:
+        b.add_input(tensor.name, np.float32, parameters[tensor.parameter].shape)
+    step = b.add_input(STEP, np.int64, ())
+    lr = b.add_input(LEARNING_RATE, np.float32, ())
+    x, labels, output_shape = _batch_inputs(b, layers, loss)
+
+    tape: list[tuple[Layer, Saved]] = []
+    value = x
+    for layer in layers[1:]:
+        with b.scope(_scope(layer)):
+            saved = layer_gradient(layer).forward(b, layer, value)
+        tape.append((layer, saved))
+        value = saved.y
+    with b.scope("loss"):
+        loss_value = loss.emit(b, value, labels)
+        grad = loss_gradient(loss)(b, loss, value, labels)
+
+    grads = _backward(b, tape, grad)
+    missing = [name for name in trainable if name not in grads]
+    if missing:
+        raise UnsupportedError(f"The gradient rules returned no gradient for the trainable parameters {missing}.")
+
+    b.add_output(loss_value, emit.LOSS_NAME, np.float32, ())
+    b.add_output(value, emit.LOGITS_NAME, np.float32, (None, *output_shape))
+    with b.scope("update"):
+        clipped = clip_gradients(b, optimizer, [grads[name] for name in trainable])
+        one = b.constant(np.int64(1), "one", np.int64)
+        next_step = b.node("Add", [step, one], hint="next_step")
+        t = b.node("Cast", [next_step], hint="t", to=TensorProto.FLOAT)
+        shared = rule.prepare(b, optimizer, lr, t)
+        new_state: dict[str, str] = {}
+        for name, g in zip(trainable, clipped, strict=True):
+            slots = {s.slot: s.name for s in state if s.parameter == name}
+            new_w, new_slots = rule.update(b, optimizer, name, g, slots, shared)
+            b.add_output(new_w, updated(name), np.float32, parameters[name].shape)
+            new_state.update({slots[slot]: value for slot, value in new_slots.items()})
+    for tensor in state:
+        b.add_output(new_state[tensor.name], updated(tensor.name), np.float32, parameters[tensor.parameter].shape)
+    b.add_output(next_step, updated(STEP), np.int64, ())
+    model = b.build("onnxtrain_train_step", check=False)
+    _fold_output_identities(model)
+    onnx.checker.check_model(model, full_check=True)
+    return TrainStepGraph(model, trainable, frozen, state)
+
+
+def eval_model(
+    layers: Sequence[Layer], loss: Loss, opset: int = DEFAULT_OPSET, ir_version: int = DEFAULT_IR_VERSION
+) -> onnx.ModelProto:
+    """Forward + loss with the parameters as inputs: `loss`, `logits` of a batch for the current weights."""
+    b = ParameterInputBuilder(model_parameters(layers), opset, ir_version)
+    x, labels, output_shape = _batch_inputs(b, layers, loss)
+    output = emit.emit_forward(b, layers, x)
+    with b.scope("loss"):
+        value = loss.emit(b, output, labels)
+    b.add_output(value, emit.LOSS_NAME, np.float32, ())
+    b.add_output(output, emit.LOGITS_NAME, np.float32, (None, *output_shape))
+    return b.build("onnxtrain_eval")
+
+
+def _backward(b: GraphBuilder, tape: list[tuple[Layer, Saved]], grad: str) -> dict[str, str]:
+    """Run the backward rules from the last layer to the first that trains; returns parameter gradients."""
+    trains = [i for i, (layer, _) in enumerate(tape) if layer.trainable and layer.params]
+    grads: dict[str, str] = {}
+    if not trains:
+        return grads
+    first = trains[0]
+    for i in range(len(tape) - 1, first - 1, -1):
+        layer, saved = tape[i]
+        scope = _scope(layer)
+        params = {local: f"{scope}.{local}" for local in layer.params}
+        with b.scope(scope):
+            grad_x, param_grads = layer_gradient(layer).backward(b, layer, saved, grad, params, i > first)
+        grads.update({params[local]: g for local, g in param_grads.items() if layer.trainable})
+        if i > first:
+            if grad_x is None:
+                raise UnsupportedError(
+                    f"The gradient rule of layer {layer.name!r} ({type(layer).__name__}) returned no input "
+                    "gradient, "
+                    "which the layers before it need."
+                )
+            grad = grad_x
+    return grads
+
+
+def _fold_output_identities(model: onnx.ModelProto) -> None:
+    """Let the producer of each `updated.*` output write it directly, instead of an Identity copying it.
+
+    `GraphBuilder.add_output` renames through an Identity; ONNX Runtime keeps Identity nodes that feed graph
+    outputs, which would copy every parameter and state tensor once per step.
+    """
+    graph = model.graph
+    keep = {o.name for o in graph.output} | {i.name for i in graph.input}
+    producers = {name for node in graph.node for name in node.output}
+    renames = {
+        node.input[0]: node.output[0]
+        for node in graph.node
+        if node.op_type == "Identity"
+        and node.output[0].startswith(UPDATED)
+        and node.input[0] in producers
+        and node.input[0] not in keep
+    }
+    folded = [n for n in graph.node if n.op_type == "Identity" and renames.get(n.input[0]) == n.output[0]]
+    for node in folded:
+        graph.node.remove(node)
+    for node in graph.node:
+        for names in (node.input, node.output):
+            for i, name in enumerate(names):
+                if name in renames:
+                    names[i] = renames[name]
+
+
+def _batch_inputs(b: GraphBuilder, layers: Sequence[Layer], loss: Loss) -> tuple[str, str, tuple[int, ...]]:
+    input_shape, output_shape = layers[0].output_shape, layers[-1].output_shape
+    assert input_shape is not None and output_shape is not None, "layers must be built"
+    x = b.add_input(emit.INPUT_NAME, np.float32, (None, *input_shape))
+    label_dtype, label_shape = loss.label_spec(output_shape)
+    labels = b.add_input(emit.LABELS_NAME, label_dtype, label_shape)
+    return x, labels, output_shape
+
+
+def _scope(layer: Layer) -> str:
+    return layer.name or type(layer).__name__.lower()  # the scope emit.emit_forward uses
