@@ -1,53 +1,27 @@
 """The `onnxtrain` command line: train, evaluate, predict, export, artifacts and summary.
 
 Every sub-command has --help; bad input ends with one line on stderr, `onnxtrain <command>: error: ...`, and a
-non-zero exit status (2 for bad arguments, 1 for anything else, 130 when interrupted).
+non-zero exit status (2 for bad arguments, 1 for anything else, 130 when interrupted). Run configs live in
+`_run_config`, the data the commands read in `_cli_data`.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
 import time
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import numpy as np
 
-from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError
+from onnxtrain._cli_data import DatasetLoader, load_run_data, read_input
+from onnxtrain._run_config import EXAMPLES, build_model, compile_settings, example_config, read_config
+from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError
 
-# The tutorial (README, tools/tutorial.py): KotlinDL's Fashion-MNIST MLP, with linear logits (the tutorial's
-# Dense(10) is relu, which compile warns about: it can leave classes unlearnable, see tools/seed_study.py), a
-# fixed seed and per-epoch figures on the test set. examples/fashion_mlp.toml is the same config.
-EXAMPLES: dict[str, dict[str, Any]] = {
-    "fashion-mlp": {
-        "name": "fashion_mlp",
-        "seed": 42,
-        "layers": [
-            {"type": "Input", "shape": [28, 28, 1]},
-            {"type": "Flatten"},
-            {"type": "Dense", "units": 300, "activation": "relu"},
-            {"type": "Dense", "units": 100, "activation": "relu"},
-            {"type": "Dense", "units": 10, "activation": "linear"},
-        ],
-        "optimizer": {"name": "adam", "learning_rate": 0.001},
-        "loss": "softmax_cross_entropy_with_logits",
-        "metric": "accuracy",
-        "epochs": 10,
-        "batch_size": 100,
-        "data": {"train": "fashion-mnist:train", "test": "fashion-mnist:test", "validation": "test"},
-    }
-}
-CONFIG_KEYS = {
-    "name", "seed", "layers", "optimizer", "loss", "metric", "metrics", "epochs", "batch_size",
-    "validation_split", "data",
-}  # fmt: skip
-DATA_KEYS = {"train", "test", "validation"}
 SAVED_MODEL = "a saved model directory (the model/ folder `onnxtrain train` writes)"
 ARTIFACT_FILES = ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint")
 
@@ -57,104 +31,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-# --- config and data --------------------------------------------------------------------------------------
-def read_config(path: str | Path) -> dict[str, Any]:
-    """A model config from a .toml or .json file, checked for unknown keys."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".toml":
-            config = tomllib.loads(text)
-        elif path.suffix.lower() == ".json":
-            config = json.loads(text)
-        else:
-            raise InvalidArgumentError(f"the config must be a .toml or .json file. Received: '{path}'")
-    except (ValueError, TypeError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-        if isinstance(e, OnnxtrainError):
-            raise
-        raise InvalidArgumentError(f"'{path}' is not valid {path.suffix[1:].upper()}: {e}") from e
-    return check_config(config, str(path))
-
-
-def check_config(config: Any, source: str) -> dict[str, Any]:
-    if not isinstance(config, dict):
-        raise InvalidArgumentError(f"{source} expects a table of settings. Received: {type(config).__name__}")
-    unknown = sorted(set(config) - CONFIG_KEYS)
-    if unknown:
-        raise InvalidArgumentError(f"{source} has unknown keys {unknown}. Valid keys: {sorted(CONFIG_KEYS)}")
-    layers = config.get("layers")
-    if (
-        not isinstance(layers, list)
-        or not layers
-        or not all(isinstance(x, dict) and "type" in x for x in layers)
-    ):
-        raise InvalidArgumentError(
-            f"{source} expects `layers`: a list of tables with a `type`, e.g. "
-            '[[layers]] type = "Dense" units = 10. Received: ' + repr(layers)[:80]
-        )
-    data = config.get("data", {})
-    if not isinstance(data, dict) or set(data) - DATA_KEYS:
-        raise InvalidArgumentError(f"{source}: [data] takes the keys {sorted(DATA_KEYS)}. Received: {data!r}")
-    return config
-
-
-def build_model(config: dict[str, Any]) -> Any:
-    from onnxtrain import Sequential
-    from onnxtrain.layers import Layer
-
-    layers = []
-    for i, entry in enumerate(config["layers"]):
-        settings = {k: v for k, v in entry.items() if k != "type"}
-        try:
-            layers.append(Layer.from_config({"class_name": entry["type"], "config": settings}))
-        except TypeError as e:  # an unexpected or missing keyword of the layer's constructor
-            raise InvalidArgumentError(f"layers[{i}] ({entry['type']}): {e}") from e
-    return Sequential(layers, name=str(config.get("name", "sequential")), seed=config.get("seed"))
-
-
-class _DataLoader:
-    """Resolves data specs: "fashion-mnist[:train|:test]" or a .npz file with arrays `x`, `y` (and optionally
-    `class_names`). uint8 `x` is taken as pixels and divided by 255, like fashion_mnist()."""
-
-    def __init__(self, base: Path):
-        self.base = base
-        self._fashion: Any = None
-
-    def load(self, spec: str, argument: str, default_split: str = "train") -> Any:
-        from onnxtrain.datasets import Dataset, fashion_mnist
-
-        if not isinstance(spec, str) or not spec:
-            raise InvalidArgumentError(
-                f"{argument} expects 'fashion-mnist[:train|:test]' or a .npz file. Received: {spec!r}"
-            )
-        name, _, split = spec.partition(":")
-        if name == "fashion-mnist":
-            split = split or default_split
-            if split not in ("train", "test"):
-                raise InvalidArgumentError(
-                    f"{argument}: fashion-mnist has the splits train and test. Received: {spec!r}"
-                )
-            if self._fashion is None:
-                self._fashion = fashion_mnist()
-            return self._fashion[0 if split == "train" else 1]
-        path = Path(spec) if Path(spec).is_absolute() else self.base / spec
-        if path.suffix.lower() != ".npz":
-            raise InvalidArgumentError(
-                f"{argument} expects 'fashion-mnist[:train|:test]' or a .npz file. Received: {spec!r}"
-            )
-        with np.load(path, allow_pickle=False) as arrays:
-            if "x" not in arrays or "y" not in arrays:
-                raise InvalidArgumentError(
-                    f"{argument}: '{path}' needs arrays named x and y. Found: {sorted(arrays)}"
-                )
-            names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None
-            x = arrays["x"]
-            if x.dtype == np.uint8:  # pixels: train on [0, 1]; the model then scales raw uint8 inputs itself
-                x = np.divide(x, np.float32(255), dtype=np.float32)
-                return Dataset(x, arrays["y"], class_names=names, input_scale=1 / 255)
-            return Dataset(x, arrays["y"], class_names=names)
 
 
 # --- train ------------------------------------------------------------------------------------------------
@@ -176,42 +52,31 @@ def _output_dir(requested: str | None, name: str) -> Path:
     raise InvalidArgumentError(f"could not create a new folder next to '{stem}'; pass --output DIR")
 
 
+def _writing_mode(args: argparse.Namespace) -> str:
+    """The `writing_mode` of save/export that --overwrite asks for."""
+    return "override" if args.overwrite else "fail_if_exists"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from onnxtrain.callbacks import CSVLogger
 
     if (args.config is None) == (args.example is None):
         raise InvalidArgumentError("train takes a CONFIG file or --example NAME (one of them)")
     if args.example is not None:
-        config, base = copy.deepcopy(EXAMPLES[args.example]), Path.cwd()
+        config, base = example_config(args.example), Path.cwd()
     else:
         config, base = read_config(args.config), Path(args.config).resolve().parent
     for key in ("epochs", "batch_size", "seed"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
     if args.output and (Path(args.output) / "model").exists() and not args.overwrite:
-        raise InvalidArgumentError(
-            f"'{args.output}/model' already exists. Pass --overwrite or another --output."
-        )
+        raise InvalidArgumentError(f"'{args.output}/model' already exists. Pass --overwrite or another --output.")
 
-    data = dict(config.get("data") or {})
-    if "train" not in data:
-        raise InvalidArgumentError("the config needs [data] train = 'fashion-mnist' or a .npz file")
-    loader = _DataLoader(base)
-    train = loader.load(data["train"], "data.train", "train")
-    test = loader.load(data["test"], "data.test", "test") if "test" in data else None
-    validation = data.get("validation")
-    if validation == "test":
-        if test is None:
-            raise InvalidArgumentError("data.validation = 'test' needs data.test")
-        validation = test
-    elif validation is not None:
-        validation = loader.load(validation, "data.validation", "test")
-
+    train, test, validation = load_run_data(dict(config.get("data") or {}), base)
+    batch_size = config.get("batch_size", 32)
     model = build_model(config)
     with model:
-        metric = {"metrics": config["metrics"]} if "metrics" in config else {"metric": config.get("metric")}
-        loss = config.get("loss", "softmax_cross_entropy_with_logits")
-        model.compile(optimizer=config.get("optimizer", "adam"), loss=loss, **metric)
+        model.compile(**compile_settings(config))
         output = _output_dir(args.output, model.name)  # made only once the config has proved usable
         model_dir, csv_path, png_path = output / "model", output / "history.csv", output / "curves.png"
         print(
@@ -221,16 +86,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         history = model.fit(
             train,
             epochs=config.get("epochs", 1),
-            batch_size=config.get("batch_size", 32),
+            batch_size=batch_size,
             verbose=args.verbose,
             validation=validation,
             validation_split=config.get("validation_split", 0.0),
             callbacks=[CSVLogger(csv_path)],
         )
         if test is not None:
-            result = model.evaluate(test, batch_size=config.get("batch_size", 32))
+            result = model.evaluate(test, batch_size=batch_size)
             print(f"Test ({len(test)} examples): {result}")
-        model.save(model_dir, writing_mode="override" if args.overwrite else "fail_if_exists")
+        model.save(model_dir, writing_mode=_writing_mode(args))
     written = [("model", f"{model_dir}/"), ("history", str(csv_path))]
     try:
         history.plot(png_path)
@@ -250,8 +115,7 @@ def _saved_model_dir(path: str, needs: str) -> Path:
         if (directory.parent / "config.json").is_file():
             return directory.parent
         raise InvalidArgumentError(
-            f"'{path}' is an inference-only ONNX file (no layer config, loss or optimizer); this needs "
-            f"{needs}"
+            f"'{path}' is an inference-only ONNX file (no layer config, loss or optimizer); this needs {needs}"
         )
     return directory
 
@@ -260,7 +124,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from onnxtrain import load_model
 
     directory = _saved_model_dir(args.model, SAVED_MODEL)
-    data = _DataLoader(Path.cwd()).load(args.data, "--data", "test")
+    data = DatasetLoader(Path.cwd()).load(args.data, "--data", "test")
     with load_model(directory) as model:
         result = model.evaluate(data, batch_size=args.batch_size, verbose=args.verbose)
     print(f"{result}  ({len(data)} examples)")
@@ -276,39 +140,11 @@ def _onnx_file(path: str) -> Path:
     return target
 
 
-def _read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if suffix not in (".png", ".jpg", ".jpeg", ".bmp", ".gif"):
-        raise InvalidArgumentError(
-            f"--input expects a .npy array or an image (.png, .jpg). Received: '{path}'"
-        )
-    try:
-        from PIL import Image
-    except ImportError as e:
-        raise RuntimeSetupError("reading images needs Pillow: pip install pillow (or onnxtrain[dev])") from e
-    channels = input_shape[2] if len(input_shape) == 3 else 1
-    if len(input_shape) not in (2, 3) or channels not in (1, 3):
-        raise InvalidArgumentError(
-            f"the model takes {list(input_shape)} inputs, not images; pass a .npy array"
-        )
-    with Image.open(path) as image:
-        pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"))
-    if pixels.shape[:2] != input_shape[:2]:
-        height, width = pixels.shape[:2]
-        raise InvalidArgumentError(
-            f"'{path}' is {width}x{height} pixels; the model expects {input_shape[1]}x{input_shape[0]}. "
-            "Resize it first."
-        )
-    return pixels.reshape(input_shape)
-
-
 def cmd_predict(args: argparse.Namespace) -> int:
     from onnxtrain.inference import InferenceModel
 
     with InferenceModel.load(args.model) as model:
-        x = _read_input(Path(args.input), model.input_shape)
+        x = read_input(Path(args.input), model.input_shape)
         try:
             probabilities = model.predict_softly(x)
         except InvalidArgumentError:  # a regression model: print its raw outputs
@@ -332,9 +168,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if Path(args.out).exists() and not args.overwrite:
         raise InvalidArgumentError(f"'{args.out}' already exists. Pass --overwrite to replace it.")
     with load_model(directory) as model:
-        path = model.export(
-            args.out, opset=args.opset, writing_mode="override" if args.overwrite else "fail_if_exists"
-        )
+        path = model.export(args.out, opset=args.opset, writing_mode=_writing_mode(args))
     print(f"Wrote {path} ({_size(path)})")
     return 0
 
@@ -345,16 +179,11 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
     source = Path(args.source)
     existing = [name for name in ARTIFACT_FILES if (Path(args.outdir) / name).exists()]
     if existing and not args.overwrite:
-        raise InvalidArgumentError(
-            f"'{args.outdir}' already holds {existing}. Pass --overwrite to replace them."
-        )
+        raise InvalidArgumentError(f"'{args.outdir}' already holds {existing}. Pass --overwrite to replace them.")
     if source.suffix.lower() in (".toml", ".json"):
         config = read_config(source)
-        model = build_model(config)
-        loss, optimizer = (
-            config.get("loss", "softmax_cross_entropy_with_logits"),
-            config.get("optimizer", "adam"),
-        )
+        model, settings = build_model(config), compile_settings(config)
+        loss, optimizer = settings["loss"], settings["optimizer"]
     else:
         model, loss, optimizer = (
             load_model(_saved_model_dir(args.source, f"a model config (.toml/.json) or {SAVED_MODEL}")),
@@ -407,17 +236,12 @@ def _print_onnx_summary(path: Path) -> None:
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in proto.opset_import)
     params = sum(int(np.prod(t.dims)) for t in graph.initializer)
     print(f"ONNX file: {path} ({_size(path)})")
-    print(
-        f"IR version {proto.ir_version}; opsets: {opsets}; "
-        f"producer: {proto.producer_name} {proto.producer_version}"
-    )
+    print(f"IR version {proto.ir_version}; opsets: {opsets}; producer: {proto.producer_name} {proto.producer_version}")
     for title, values in (("Inputs", graph.input), ("Outputs", graph.output)):
         print(f"{title}:")
         for value in values:
             tensor = value.type.tensor_type
-            dims = [
-                d.dim_param or (d.dim_value if d.HasField("dim_value") else "?") for d in tensor.shape.dim
-            ]
+            dims = [d.dim_param or (d.dim_value if d.HasField("dim_value") else "?") for d in tensor.shape.dim]
             dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "?"
             print(f"  {value.name:<16} {dtype} [{', '.join(map(str, dims))}]")
     counts: dict[str, int] = {}
@@ -443,16 +267,14 @@ def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        value = 0
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="onnxtrain", description="Train Keras-style models with ONNX Runtime; export portable ONNX."
-    )
+    parser = _Parser(prog="onnxtrain", description="Train Keras-style models with ONNX Runtime; export portable ONNX.")
     from onnxtrain import __version__
 
     parser.add_argument("--version", action="version", version=f"onnxtrain {__version__}")
@@ -470,9 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train from a config (TOML/JSON) or a built-in example",
         description="Train a model; write model/, history.csv and curves.png into --output.",
     )
-    train.add_argument(
-        "config", nargs="?", help="model config, .toml or .json (see examples/fashion_mlp.toml)"
-    )
+    train.add_argument("config", nargs="?", help="model config, .toml or .json (see examples/fashion_mlp.toml)")
     train.add_argument("--example", choices=sorted(EXAMPLES), help="a built-in config: the tutorial's MLP")
     train.add_argument("--epochs", type=_positive, help="override the config's epochs")
     train.add_argument("--batch-size", type=_positive, help="override the config's batch size")
@@ -488,9 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a saved model directory on a dataset.",
     )
     evaluate.add_argument("model", metavar="MODEL", help="saved model directory")
-    evaluate.add_argument(
-        "--data", required=True, help="'fashion-mnist[:test|:train]' or a .npz with x and y"
-    )
+    evaluate.add_argument("--data", required=True, help="'fashion-mnist[:test|:train]' or a .npz with x and y")
     evaluate.add_argument("--batch-size", type=_positive, default=100)
     evaluate.add_argument("--verbose", **{**verbose, "default": 0})
     evaluate.set_defaults(func=cmd_evaluate)
@@ -501,9 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a saved model directory or .onnx file on an input.",
     )
     predict.add_argument("model", metavar="MODEL", help="saved model directory or .onnx file")
-    predict.add_argument(
-        "--input", required=True, help="a .npy array (one example or a batch) or an image (.png)"
-    )
+    predict.add_argument("--input", required=True, help="a .npy array (one example or a batch) or an image (.png)")
     predict.set_defaults(func=cmd_predict)
 
     export = commands.add_parser(
@@ -523,9 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write training_model.onnx, eval_model.onnx, optimizer_model.onnx "
         "and checkpoint for ORT training in C, C++, C#, Java or Python.",
     )
-    artifacts.add_argument(
-        "source", metavar="CONFIG|MODEL", help="model config (.toml/.json) or saved model directory"
-    )
+    artifacts.add_argument("source", metavar="CONFIG|MODEL", help="model config (.toml/.json) or saved model directory")
     artifacts.add_argument("outdir", metavar="OUTDIR")
     artifacts.add_argument("--opset", type=_positive, help="ONNX opset (default 17)")
     artifacts.add_argument("--overwrite", action="store_true", help="replace artifacts already in OUTDIR")

@@ -1,0 +1,112 @@
+"""Data for the command line: the datasets a run config or --data names ("fashion-mnist[:train|:test]" or a .npz
+file), and the .npy array or image that `onnxtrain predict` reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
+
+if TYPE_CHECKING:
+    from onnxtrain.datasets import Dataset
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+class DatasetLoader:
+    """Resolves data specs: "fashion-mnist[:train|:test]" or a .npz file with arrays `x`, `y` (and optionally
+    `class_names`). uint8 `x` is taken as pixels and divided by 255, like fashion_mnist(). Relative paths are
+    taken from `base`; Fashion-MNIST is read once however many splits are asked for."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self._fashion: Any = None
+
+    def load(self, spec: str, argument: str, default_split: str = "train") -> Dataset:
+        """The dataset `spec` names; `argument` (e.g. "data.train", "--data") heads any error message."""
+        from onnxtrain.datasets import Dataset, fashion_mnist
+
+        expected = f"{argument} expects 'fashion-mnist[:train|:test]' or a .npz file. Received: {spec!r}"
+        if not isinstance(spec, str) or not spec:
+            raise InvalidArgumentError(expected)
+        name, _, split = spec.partition(":")
+        if name == "fashion-mnist":
+            split = split or default_split
+            if split not in ("train", "test"):
+                raise InvalidArgumentError(
+                    f"{argument}: fashion-mnist has the splits train and test. Received: {spec!r}"
+                )
+            if self._fashion is None:
+                self._fashion = fashion_mnist()
+            return self._fashion[0 if split == "train" else 1]
+        path = Path(spec) if Path(spec).is_absolute() else self.base / spec
+        if path.suffix.lower() != ".npz":
+            raise InvalidArgumentError(expected)
+        with np.load(path, allow_pickle=False) as arrays:
+            if "x" not in arrays or "y" not in arrays:
+                raise InvalidArgumentError(f"{argument}: '{path}' needs arrays named x and y. Found: {sorted(arrays)}")
+            names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None
+            x = arrays["x"]
+            if x.dtype == np.uint8:  # pixels: train on [0, 1]; the model then scales raw uint8 inputs itself
+                x = np.divide(x, np.float32(255), dtype=np.float32)
+                return Dataset(x, arrays["y"], class_names=names, input_scale=1 / 255)
+            return Dataset(x, arrays["y"], class_names=names)
+
+
+class RunData(NamedTuple):
+    """The datasets of a config's [data] table; validation may be the test set itself."""
+
+    train: Dataset
+    test: Dataset | None
+    validation: Dataset | None
+
+
+def load_run_data(data: dict[str, Any], base: Path) -> RunData:
+    """The datasets a config's [data] table names (`train` required; `validation = "test"` reuses the test set)."""
+    if "train" not in data:
+        raise InvalidArgumentError("the config needs [data] train = 'fashion-mnist' or a .npz file")
+    loader = DatasetLoader(base)
+    train = loader.load(data["train"], "data.train", "train")
+    test = loader.load(data["test"], "data.test", "test") if "test" in data else None
+    validation = data.get("validation")
+    if validation == "test":
+        if test is None:
+            raise InvalidArgumentError("data.validation = 'test' needs data.test")
+        return RunData(train, test, test)
+    if validation is not None:
+        return RunData(train, test, loader.load(validation, "data.validation", "test"))
+    return RunData(train, test, None)
+
+
+def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """The --input of `onnxtrain predict`: a .npy array as stored, or an image as grey or RGB pixels shaped to
+    `input_shape` (the model's input without the batch axis).
+
+    Raises:
+        InvalidArgumentError: another suffix, a model that does not take images, or an image of the wrong size.
+        RuntimeSetupError: an image, without Pillow installed.
+    """
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix not in IMAGE_SUFFIXES:
+        raise InvalidArgumentError(f"--input expects a .npy array or an image (.png, .jpg). Received: '{path}'")
+    try:
+        from PIL import Image
+    except ImportError as e:
+        raise RuntimeSetupError("reading images needs Pillow: pip install pillow (or onnxtrain[dev])") from e
+    channels = input_shape[2] if len(input_shape) == 3 else 1
+    if len(input_shape) not in (2, 3) or channels not in (1, 3):
+        raise InvalidArgumentError(f"the model takes {list(input_shape)} inputs, not images; pass a .npy array")
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+    if pixels.shape[:2] != input_shape[:2]:
+        height, width = pixels.shape[:2]
+        raise InvalidArgumentError(
+            f"'{path}' is {width}x{height} pixels; the model expects {input_shape[1]}x{input_shape[0]}. "
+            "Resize it first."
+        )
+    return pixels.reshape(input_shape)
