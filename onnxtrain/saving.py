@@ -7,24 +7,25 @@ Scratch entries start with `.onnxtrain-` and carry the owner's PID, so stale one
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import enum
 import errno
-import fcntl
-import hashlib
 import os
-import platform
-import secrets
-import shutil
 import stat
-import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import BinaryIO, TypeAlias
 
+from onnxtrain._renameat2 import RENAME_EXCHANGE, RENAME_NOREPLACE
+from onnxtrain._renameat2 import renameat2 as _renameat2  # a module global, so tests can simulate old kernels
+from onnxtrain._scratch import (  # SCRATCH_PREFIX and STALE_AFTER_SECONDS are part of this module's API
+    SCRATCH_PREFIX,
+    STALE_AFTER_SECONDS,
+    locked,
+    remove_entry,
+    remove_stale,
+    scratch_entries,
+    scratch_name,
+)
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -34,22 +35,23 @@ from onnxtrain.errors import (
     UnknownIdentifierError,
 )
 
+__all__ = [
+    "SCRATCH_PREFIX",
+    "STALE_AFTER_SECONDS",
+    "FileData",
+    "WritingMode",
+    "list_model_files",
+    "reading_model",
+    "recover_interrupted_save",
+    "resolve_model_directory",
+    "save_files",
+    "write_atomically",
+]
+
 FileData: TypeAlias = bytes | bytearray | memoryview | Callable[[BinaryIO], None]
 """The contents of one file: bytes, or a callable that writes them to a binary stream (without closing it)."""
 
-SCRATCH_PREFIX = ".onnxtrain-"
-"""Every temporary file, staged directory and lock file made by this module starts with this."""
-
-STALE_AFTER_SECONDS = 24 * 3600
-"""Scratch entries older than this are removed even when their owner PID looks alive (PID reuse)."""
-
-# tmp: garbage once its owner is gone; new: a complete directory to install if the target is missing.
-_KINDS = ("tmp", "new")
 _EXCHANGE_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM})
-_AT_FDCWD = -100
-_RENAME_NOREPLACE = 1
-_RENAME_EXCHANGE = 2
-_SYS_RENAMEAT2 = {"x86_64": 316, "amd64": 316, "aarch64": 276, "arm64": 276}
 _FIXES = {
     errno.ENOSPC: "The disk is full: free some space or save somewhere else.",
     errno.EDQUOT: "The disk quota is exceeded: free some space or save somewhere else.",
@@ -101,7 +103,7 @@ def write_atomically(path: str | os.PathLike[str], data: FileData) -> Path:
     _check_data(target.name, data)
     try:
         _make_directories(target.parent)
-        _remove_stale(target.parent, target.name)
+        remove_stale(target.parent, target.name)
         _replace_file(target.parent, target.name, data)
     except OSError as e:
         raise _write_error(target, e) from e
@@ -131,9 +133,7 @@ def save_files(
     mode = WritingMode.get(writing_mode)
     _check_files(files)
     if target.name.startswith(SCRATCH_PREFIX):
-        raise InvalidArgumentError(
-            f"directory names starting with {SCRATCH_PREFIX!r} are reserved. Received: {target}"
-        )
+        raise InvalidArgumentError(f"directory names starting with {SCRATCH_PREFIX!r} are reserved. Received: {target}")
     if os.path.lexists(target) and not target.is_dir():
         raise InvalidArgumentError(
             f"save_files(directory=...) expects a directory path, but '{target}' is an existing file. "
@@ -142,19 +142,19 @@ def save_files(
     try:
         _make_directories(target.parent)
         if mode is WritingMode.APPEND:
-            with _locked(target, exclusive=True):
+            with locked(target, exclusive=True):
                 _recover(target)
                 _append(target, files)
             return target
-        with _locked(target, exclusive=True):
+        with locked(target, exclusive=True):
             _recover(target)
             if mode is WritingMode.FAIL_IF_EXISTS:
                 _refuse_existing(target)
         staged = _stage_directory(target, files)  # outside the lock: it can take long and nobody else sees it
-        with _locked(target, exclusive=True):
+        with locked(target, exclusive=True):
             displaced = _commit(staged, target, mode)
         if displaced is not None:
-            _remove_entry(displaced)
+            remove_entry(displaced)
     except OSError as e:
         if isinstance(e, OnnxtrainError):
             raise
@@ -173,9 +173,7 @@ def resolve_model_directory(directory: str | os.PathLike[str]) -> Path:
         recover_interrupted_save(target)
     try:
         if not stat.S_ISDIR(os.stat(target).st_mode):
-            raise ModelFileError(
-                f"'{target}' is a file, not a model directory. Pass the folder that save() wrote."
-            )
+            raise ModelFileError(f"'{target}' is a file, not a model directory. Pass the folder that save() wrote.")
         os.listdir(target)
     except FileNotFoundError as e:
         raise ModelFileError(
@@ -200,7 +198,7 @@ def recover_interrupted_save(directory: str | os.PathLike[str]) -> bool:
     if not target.parent.is_dir():
         return False
     try:
-        with _locked(target, exclusive=True):
+        with locked(target, exclusive=True):
             return _recover(target)
     except OSError as e:
         if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -229,7 +227,7 @@ def reading_model(directory: str | os.PathLike[str]) -> Iterator[dict[str, Path]
             config = files["config.json"].read_text()
     """
     target = resolve_model_directory(directory)
-    with _locked(target, exclusive=False):
+    with locked(target, exclusive=False):
         yield _list_files(target)  # no recovery in here: it needs the exclusive lock
 
 
@@ -256,9 +254,7 @@ def _check_files(files: object) -> None:
             f"files expects a mapping of file name to bytes or writer. Received: files={type(files).__name__}"
         )
     if not files:
-        raise InvalidArgumentError(
-            "files expects at least one file: an empty directory is no model. Received: {}"
-        )
+        raise InvalidArgumentError("files expects at least one file: an empty directory is no model. Received: {}")
     for name, data in files.items():
         bad = not isinstance(name, str) or name in ("", ".", "..") or name.startswith(SCRATCH_PREFIX)
         if bad or any(c in name for c in ("/", "\0", os.altsep or "/")):
@@ -287,70 +283,9 @@ def _refuse_existing(target: Path) -> None:
         )
 
 
-def _scratch_name(kind: str, name: str) -> str:
-    return f"{SCRATCH_PREFIX}{kind}-{os.getpid()}-{secrets.token_hex(4)}-{_tag(name)}"
-
-
-def _tag(name: str) -> str:
-    # Keeps scratch names under NAME_MAX (255 bytes) for long target names.
-    if len(name.encode()) <= 200:
-        return name
-    return "sha1" + hashlib.sha1(name.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class _Entry:
-    path: Path
-    kind: str
-    pid: int
-
-    def is_stale(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:  # alive, owned by another user
-            pass
-        try:
-            return time.time() - self.path.lstat().st_mtime > STALE_AFTER_SECONDS
-        except FileNotFoundError:
-            return False
-
-
-def _scratch_entries(folder: Path, name: str | None) -> list[_Entry]:
-    """Our scratch entries in `folder`; only those made for `name` unless it is None."""
-    try:
-        names = os.listdir(folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    entries = []
-    for entry_name in names:
-        if not entry_name.startswith(SCRATCH_PREFIX):
-            continue
-        parts = entry_name[len(SCRATCH_PREFIX) :].split("-", 3)
-        if len(parts) == 4 and parts[0] in _KINDS and parts[1].isdigit() and int(parts[1]) > 0:
-            if name is None or parts[3] == _tag(name):
-                entries.append(_Entry(folder / entry_name, parts[0], int(parts[1])))
-    return entries
-
-
-def _remove_entry(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-
-
-def _remove_stale(folder: Path, name: str | None) -> None:
-    for entry in _scratch_entries(folder, name):
-        if entry.kind == "tmp" and entry.is_stale():
-            _remove_entry(entry.path)
-
-
 def _recover(target: Path) -> bool:
     """Lock held: install an orphaned complete "new" directory if the target is gone, drop garbage."""
-    stale = [e for e in _scratch_entries(target.parent, target.name) if e.is_stale()]
+    stale = [e for e in scratch_entries(target.parent, target.name) if e.is_stale()]
     restored = False
     ready = sorted((e for e in stale if e.kind == "new"), key=lambda e: e.path.lstat().st_mtime)
     if ready and not os.path.lexists(target):
@@ -359,29 +294,10 @@ def _recover(target: Path) -> bool:
         stale.remove(ready[-1])
         restored = True
     for entry in stale:
-        _remove_entry(entry.path)
+        remove_entry(entry.path)
     if target.is_dir():
-        _remove_stale(target, None)
+        remove_stale(target, None)
     return restored
-
-
-@contextlib.contextmanager
-def _locked(target: Path, *, exclusive: bool) -> Iterator[None]:
-    """flock a lock file beside `target` (never deleted: unlinking a lock file races with its users)."""
-    lock_path = target.parent / f"{SCRATCH_PREFIX}lock-{_tag(target.name)}"
-    try:
-        fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    except OSError:
-        if exclusive:
-            raise
-        fd = None  # a read-only location: nobody can be saving there either
-    try:
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)
 
 
 def _make_directories(folder: Path) -> None:
@@ -418,13 +334,13 @@ def _write_new_file(path: Path, data: FileData) -> None:
 
 
 def _replace_file(folder: Path, name: str, data: FileData) -> None:
-    temp = folder / _scratch_name("tmp", name)
+    temp = folder / scratch_name("tmp", name)
     try:
         _write_new_file(temp, data)
         os.replace(temp, folder / name)
         _fsync_directory(folder)
     except BaseException:
-        _remove_entry(temp)
+        remove_entry(temp)
         raise
 
 
@@ -432,7 +348,7 @@ def _append(target: Path, files: Mapping[str, FileData]) -> None:
     if not os.path.lexists(target):  # a new directory appears complete, as with OVERRIDE
         _commit(_stage_directory(target, files), target, WritingMode.FAIL_IF_EXISTS)
         return
-    temps = [target / _scratch_name("tmp", name) for name in files]
+    temps = [target / scratch_name("tmp", name) for name in files]
     try:
         for temp, data in zip(temps, files.values(), strict=True):
             _write_new_file(temp, data)
@@ -441,18 +357,18 @@ def _append(target: Path, files: Mapping[str, FileData]) -> None:
         _fsync_directory(target)
     finally:
         for temp in temps:
-            _remove_entry(temp)
+            remove_entry(temp)
 
 
 def _stage_directory(target: Path, files: Mapping[str, FileData]) -> Path:
-    staged = target.parent / _scratch_name("tmp", target.name)
+    staged = target.parent / scratch_name("tmp", target.name)
     os.mkdir(staged)
     try:
         for name, data in files.items():
             _write_new_file(staged / name, data)
         _fsync_directory(staged)
     except BaseException:
-        _remove_entry(staged)
+        remove_entry(staged)
         raise
     return staged
 
@@ -470,85 +386,47 @@ def _commit(staged: Path, target: Path, mode: WritingMode) -> Path | None:
             displaced = _swap(staged, target)
         _fsync_directory(target.parent)
     except BaseException:
-        _remove_entry(staged)  # the new directory, or the old one when only the fsync failed
+        remove_entry(staged)  # the new directory, or the old one when only the fsync failed
         raise
     return displaced
 
 
 def _swap(staged: Path, target: Path) -> Path:
     try:
-        _renameat2(staged, target, _RENAME_EXCHANGE)
+        _renameat2(staged, target, RENAME_EXCHANGE)
         return staged  # now holds the old directory
     except OSError as e:
         if e.errno not in _EXCHANGE_UNSUPPORTED:
             raise
     # No atomic exchange: mark the staged directory complete, move the old one aside, move the new one in.
     # A crash between the two moves leaves the target missing and a "new" entry that _recover installs.
-    ready = target.parent / _scratch_name("new", target.name)
-    aside = target.parent / _scratch_name("tmp", target.name)
+    ready = target.parent / scratch_name("new", target.name)
+    aside = target.parent / scratch_name("tmp", target.name)
     os.rename(staged, ready)
     try:
         _fsync_directory(target.parent)
         os.rename(target, aside)
     except BaseException:
-        _remove_entry(ready)
+        remove_entry(ready)
         raise
     try:
         os.rename(ready, target)
     except BaseException:
         os.rename(aside, target)
-        _remove_entry(ready)
+        remove_entry(ready)
         raise
     return aside
 
 
 def _rename_no_replace(source: Path, target: Path) -> None:
     try:
-        _renameat2(source, target, _RENAME_NOREPLACE)
+        _renameat2(source, target, RENAME_NOREPLACE)
     except OSError as e:
         if e.errno == errno.EEXIST:
             _refuse_existing(target)
         if e.errno not in _EXCHANGE_UNSUPPORTED:
             raise
         os.rename(source, target)  # the lock and the check before make this safe between onnxtrain savers
-
-
-def _renameat2(source: Path, target: Path, flags: int) -> None:
-    """Linux renameat2(2). Raises OSError: ENOSYS where unavailable, EINVAL where the file system lacks it."""
-    function = _renameat2_function()
-    if function is None:
-        raise OSError(errno.ENOSYS, "renameat2 is not available", str(source))
-    if function(os.fsencode(source), os.fsencode(target), flags) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code), str(source), None, str(target))
-
-
-@cache
-def _renameat2_function() -> Callable[[bytes, bytes, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-    if hasattr(libc, "renameat2"):  # glibc >= 2.28
-        function = libc.renameat2
-        function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-        function.restype = ctypes.c_int
-        return lambda source, target, flags: function(_AT_FDCWD, source, _AT_FDCWD, target, flags)
-    number = _SYS_RENAMEAT2.get(platform.machine().lower())
-    if number is None or not hasattr(libc, "syscall"):
-        return None
-    syscall = libc.syscall
-    syscall.restype = ctypes.c_long
-    return lambda source, target, flags: syscall(
-        ctypes.c_long(number),
-        ctypes.c_int(_AT_FDCWD),
-        ctypes.c_char_p(source),
-        ctypes.c_int(_AT_FDCWD),
-        ctypes.c_char_p(target),
-        ctypes.c_uint(flags),
-    )
 
 
 def _list_files(target: Path) -> dict[str, Path]:

@@ -381,7 +381,7 @@ def test_kill_after_the_exchange_leaves_a_complete_model_and_the_next_save_clean
     directory = saving.save_files(tmp_path / "model", OLD, "override")
 
     def crash_before_deleting_the_old_directory() -> None:
-        monkeypatch.setattr(saving, "_remove_entry", lambda path: _die())
+        monkeypatch.setattr(saving, "remove_entry", lambda path: _die())
         saving.save_files(directory, NEW, "override")
 
     _crash_in_child(crash_before_deleting_the_old_directory)
