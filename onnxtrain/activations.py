@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from onnxtrain.errors import UnknownIdentifierError
+from onnxtrain._registry import Registry
 from onnxtrain.graph import GraphBuilder
 
 
@@ -154,7 +154,7 @@ class Activations(enum.Enum):
     Swish = "swish"
 
 
-_REGISTRY: dict[str, type[Activation]] = {
+_CLASSES: dict[str, type[Activation]] = {
     "linear": Linear,
     "relu": Relu,
     "sigmoid": Sigmoid,
@@ -169,35 +169,22 @@ _REGISTRY: dict[str, type[Activation]] = {
 _ALIASES = {"identity": "linear", "none": "linear", "leakyrelu": "leaky_relu", "silu": "swish"}
 
 
+def _normalize(name: str) -> str:
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    return key if key.replace("_", "") not in _ALIASES else key.replace("_", "")
+
+
+_REGISTRY = Registry("activation", Activation, _CLASSES, _ALIASES, normalize=_normalize)
+
+
 def get(identifier: str | Activations | Activation | dict[str, Any] | None) -> Activation:
     """Map a name ("relu"), an `Activations` member, a config dict or an instance to an Activation.
 
     Raises:
         UnknownIdentifierError: the name is not a known activation.
     """
-    if isinstance(identifier, Activation):
-        return identifier
     if identifier is None:
         return Linear()
     if isinstance(identifier, Activations):
         identifier = identifier.value
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        cls = _lookup(str(config.pop("name", "")))
-        return cls(**config)
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    raise UnknownIdentifierError(
-        f"Could not interpret activation {identifier!r} ({type(identifier).__name__}). "
-        f"Expected one of {sorted(_REGISTRY)}, an Activations member or an Activation instance."
-    )
-
-
-def _lookup(name: str) -> type[Activation]:
-    key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    key = _ALIASES.get(key.replace("_", ""), _ALIASES.get(key, key))
-    if key not in _REGISTRY:
-        raise UnknownIdentifierError(
-            f"Could not interpret activation {name!r}. Valid names: {sorted(_REGISTRY)}"
-        )
-    return _REGISTRY[key]
+    return _REGISTRY.get(identifier, also_accepted=", an Activations member")

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain.errors import InvalidArgumentError, UnknownIdentifierError
+from onnxtrain._registry import Registry, snake_case
+from onnxtrain.errors import InvalidArgumentError
 
 Shape = tuple[int, ...]
 
@@ -59,9 +60,7 @@ class Constant(Initializer):
 
     def __post_init__(self) -> None:
         if not isinstance(self.value, int | float) or not math.isfinite(self.value):
-            raise InvalidArgumentError(
-                f"Constant(value=...) expects a finite number. Received: value={self.value!r}"
-            )
+            raise InvalidArgumentError(f"Constant(value=...) expects a finite number. Received: value={self.value!r}")
 
     def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         return np.full(shape, self.value, np.float32)
@@ -115,9 +114,7 @@ class VarianceScaling(Initializer):
     def __post_init__(self) -> None:
         _check_positive(type(self).__name__, "scale", self.scale)
         if self.mode not in ("fan_in", "fan_out", "fan_avg"):
-            raise InvalidArgumentError(
-                f"mode expects 'fan_in', 'fan_out' or 'fan_avg'. Received: mode={self.mode!r}"
-            )
+            raise InvalidArgumentError(f"mode expects 'fan_in', 'fan_out' or 'fan_avg'. Received: mode={self.mode!r}")
         if self.distribution not in ("truncated_normal", "uniform"):
             raise InvalidArgumentError(
                 f"distribution expects 'truncated_normal' or 'uniform'. Received: distribution={self.distribution!r}"
@@ -156,9 +153,7 @@ def _scaling(name: str, scale: float, mode: str, distribution: str, doc: str) ->
 
 GlorotNormal = _scaling("glorot_normal", 1.0, "fan_avg", "truncated_normal", "Glorot (Xavier) normal.")
 GlorotUniform = _scaling("glorot_uniform", 1.0, "fan_avg", "uniform", "Glorot (Xavier) uniform.")
-HeNormal = _scaling(
-    "he_normal", 2.0, "fan_in", "truncated_normal", "He normal: stddev sqrt(2 / fan_in), truncated."
-)
+HeNormal = _scaling("he_normal", 2.0, "fan_in", "truncated_normal", "He normal: stddev sqrt(2 / fan_in), truncated.")
 HeUniform = _scaling("he_uniform", 2.0, "fan_in", "uniform", "He uniform: limit sqrt(6 / fan_in).")
 LeCunNormal = _scaling("lecun_normal", 1.0, "fan_in", "truncated_normal", "LeCun normal.")
 LeCunUniform = _scaling("lecun_uniform", 1.0, "fan_in", "uniform", "LeCun uniform.")
@@ -175,12 +170,10 @@ for _cls, _public in [
 
 def _check_positive(owner: str, arg: str, value: float) -> None:
     if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise InvalidArgumentError(
-            f"{owner}({arg}=...) expects a positive finite number. Received: {arg}={value!r}"
-        )
+        raise InvalidArgumentError(f"{owner}({arg}=...) expects a positive finite number. Received: {arg}={value!r}")
 
 
-_REGISTRY: dict[str, type[Initializer]] = {
+_CLASSES: dict[str, type[Initializer]] = {
     "zeros": Zeros,
     "ones": Ones,
     "constant": Constant,
@@ -200,35 +193,15 @@ _ALIASES = {
     "zero": "zeros",
     "one": "ones",
 }
+_REGISTRY = Registry(
+    "initializer", Initializer, _CLASSES, _ALIASES, normalize=lambda name: snake_case(name).replace("le_cun", "lecun")
+)
 
 
 def get(identifier: str | Initializer | type[Initializer] | dict[str, Any]) -> Initializer:
-    """Map a name ("he_normal"), a class (`HeNormal`), a config dict or an instance to an Initializer.
+    """Map a name ("he_normal", "HeNormal"), a class (`HeNormal`), a config dict or an instance to an Initializer.
 
     Raises:
         UnknownIdentifierError: the identifier names no initializer.
     """
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        return _lookup(str(config.pop("name", "")))(**config)
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    raise UnknownIdentifierError(
-        f"Could not interpret initializer {identifier!r} ({type(identifier).__name__}). "
-        f"Expected one of {sorted(_REGISTRY)}, an Initializer class or instance."
-    )
-
-
-def _lookup(name: str) -> type[Initializer]:
-    key = "".join("_" + c.lower() if c.isupper() else c for c in name.strip()).lstrip("_").replace("-", "_")
-    key = key.replace("le_cun", "lecun").replace("__", "_")
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise UnknownIdentifierError(
-            f"Could not interpret initializer {name!r}. Valid names: {sorted(_REGISTRY)}"
-        )
-    return _REGISTRY[key]
+    return _REGISTRY.get(identifier)

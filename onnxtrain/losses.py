@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnknownIdentifierError
+from onnxtrain._registry import Registry
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.graph import GraphBuilder
 
 Shape = tuple[int, ...]
@@ -98,8 +99,7 @@ class SoftmaxCrossEntropyWithLogits(Loss):
         if y.ndim != 1:
             raise InvalidArgumentError(
                 f"{argument} for loss {self.name!r} expects class indices of shape (N,). Received: "
-                f"{argument}.shape={y.shape}"
-                + (" (one-hot labels? pass y.argmax(axis=1))" if y.ndim == 2 else "")
+                f"{argument}.shape={y.shape}" + (" (one-hot labels? pass y.argmax(axis=1))" if y.ndim == 2 else "")
             )
         if y.dtype.kind == "f":
             _check_finite(y, argument)
@@ -202,11 +202,7 @@ class BinaryCrossentropy(Loss):
         return y
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
-        return (
-            (outputs > 0.5).astype(np.int64)[:, 0]
-            if outputs.shape[1] == 1
-            else (outputs > 0.5).astype(np.int64)
-        )
+        return (outputs > 0.5).astype(np.int64)[:, 0] if outputs.shape[1] == 1 else (outputs > 0.5).astype(np.int64)
 
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         return outputs
@@ -215,7 +211,7 @@ class BinaryCrossentropy(Loss):
         return {"name": self.name, "epsilon": self.epsilon}
 
 
-_REGISTRY: dict[str, type[Loss]] = {
+_CLASSES: dict[str, type[Loss]] = {
     Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS.value: SoftmaxCrossEntropyWithLogits,
     Losses.MSE.value: MeanSquaredError,
     Losses.MAE.value: MeanAbsoluteError,
@@ -231,33 +227,18 @@ _ALIASES = {
 }
 
 
+_REGISTRY = Registry("loss", Loss, _CLASSES, _ALIASES, normalize=lambda name: name.strip().lower().replace("-", "_"))
+
+
 def get(identifier: str | Losses | Loss | dict[str, Any]) -> Loss:
     """Map a `Losses` member, a name ("mse"), a config dict or a Loss instance to a Loss.
 
     Raises:
         UnknownIdentifierError: the name is not a known loss.
     """
-    if isinstance(identifier, Loss):
-        return identifier
     if isinstance(identifier, Losses):
-        return _REGISTRY[identifier.value]()
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        return _lookup(str(config.pop("name", "")))(**config)
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    raise UnknownIdentifierError(
-        f"Could not interpret loss {identifier!r} ({type(identifier).__name__}). "
-        f"Expected a Losses member, one of {sorted(_REGISTRY)} or a Loss instance."
-    )
-
-
-def _lookup(name: str) -> type[Loss]:
-    key = name.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise UnknownIdentifierError(f"Could not interpret loss {name!r}. Valid names: {sorted(_REGISTRY)}")
-    return _REGISTRY[key]
+        identifier = identifier.value
+    return _REGISTRY.get(identifier, also_accepted=", a Losses member")
 
 
 def _numeric(y: Any, argument: str) -> np.ndarray:

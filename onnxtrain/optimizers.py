@@ -13,7 +13,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from onnxtrain.errors import InvalidArgumentError, UnknownIdentifierError
+from onnxtrain._registry import Registry
+from onnxtrain.errors import InvalidArgumentError
 
 
 def _check_number(
@@ -276,7 +277,7 @@ class Ftrl(Optimizer):
         _check_number("Ftrl", "initial_accumulator_value", self.initial_accumulator_value, low=0.0)
 
 
-_REGISTRY: dict[str, type[Optimizer]] = {
+_CLASSES: dict[str, type[Optimizer]] = {
     "sgd": SGD,
     "momentum": Momentum,
     "rmsprop": RMSProp,
@@ -289,31 +290,18 @@ _REGISTRY: dict[str, type[Optimizer]] = {
 }
 
 
+def _squash(name: str) -> str:
+    # "AdaGradDA", "adagrad_da" and "adagrad-da" all name the same class.
+    return name.strip().lower().translate({ord(c): None for c in "_- "})
+
+
+_REGISTRY = Registry("optimizer", Optimizer, _CLASSES, normalize=_squash)
+
+
 def get(identifier: str | Optimizer | type[Optimizer] | dict[str, Any]) -> Optimizer:
-    """Map a name ("adam", "rmsprop", "adagrad_da", ...), a class, a config dict or an instance to an
-    Optimizer.
+    """Map a name ("adam", "rmsprop", "adagrad_da", ...), a class, a config dict or an instance to an Optimizer.
 
     Raises:
         UnknownIdentifierError: the name is not a known optimizer.
     """
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
-        return identifier()
-    if isinstance(identifier, dict):
-        config = dict(identifier)
-        return _lookup(str(config.pop("name", "")))(**config)
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    raise UnknownIdentifierError(
-        f"Could not interpret optimizer {identifier!r} ({type(identifier).__name__}). "
-        f"Expected one of {sorted(_REGISTRY)} or an Optimizer instance."
-    )
-
-
-def _lookup(name: str) -> type[Optimizer]:
-    # "AdaGradDA", "adagrad_da" and "adagrad-da" all name the same class.
-    key = name.strip().lower().replace("_", "").replace("-", "").replace(" ", "")
-    if key not in _REGISTRY:
-        raise UnknownIdentifierError(f"Could not interpret optimizer {name!r}. Valid names: {sorted(_REGISTRY)}")
-    return _REGISTRY[key]
+    return _REGISTRY.get(identifier)

@@ -1,0 +1,77 @@
+"""Registry: the one place that turns a user's identifier ("adam", a class, a config dict, an instance) into an
+object of one kind (activation, initializer, loss, optimizer), with the same error wording for every kind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from onnxtrain.errors import UnknownIdentifierError
+
+T = TypeVar("T")
+
+
+def snake_case(name: str) -> str:
+    """ "HeNormal", "he-normal" and " he_normal " all become "he_normal"."""
+    name = name.strip().replace("-", "_").replace(" ", "_")
+    if name.lower() != name:
+        name = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    return name.replace("__", "_")
+
+
+class Registry(Generic[T]):
+    """Named classes of one kind, with aliases.
+
+    Args:
+        kind: what the names name ("optimizer"), for messages.
+        base: the base class; instances pass through `get`, subclasses are instantiated.
+        classes: canonical name -> class.
+        aliases: other spelling -> canonical name.
+        normalize: how a user's string becomes a key (default: snake_case).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        base: type[T],
+        classes: Mapping[str, type[T]],
+        aliases: Mapping[str, str] | None = None,
+        normalize: Callable[[str], str] = snake_case,
+    ):
+        self.kind = kind
+        self.base = base
+        self.classes = dict(classes)
+        self.aliases = dict(aliases or {})
+        self.normalize = normalize
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.classes)
+
+    def lookup(self, name: str) -> type[T]:
+        """The class a name stands for.
+
+        Raises:
+            UnknownIdentifierError: naming the received string and listing the valid names.
+        """
+        key = self.normalize(name)
+        key = self.aliases.get(key, key)
+        if key not in self.classes:
+            raise UnknownIdentifierError(f"Could not interpret {self.kind} {name!r}. Valid names: {self.names}")
+        return self.classes[key]
+
+    def get(self, identifier: Any, also_accepted: str = "") -> T:
+        """An instance for a name, a class, a config dict ({"name": ..., **arguments}) or an instance."""
+        if isinstance(identifier, self.base):
+            return identifier
+        if isinstance(identifier, type) and issubclass(identifier, self.base):
+            return identifier()
+        if isinstance(identifier, dict):
+            config = dict(identifier)
+            return self.lookup(str(config.pop("name", "")))(**config)
+        if isinstance(identifier, str):
+            return self.lookup(identifier)()
+        raise UnknownIdentifierError(
+            f"Could not interpret {self.kind} {identifier!r} ({type(identifier).__name__}). Expected one of "
+            f"{self.names}{also_accepted}, a {self.base.__name__} class or instance, or a config dict."
+        )
