@@ -7,7 +7,6 @@ so a later save can tell a killed saver's leftovers from a live saver's work.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import secrets
@@ -16,6 +15,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: saves stay atomic per file and per swap, but are not serialised
+    fcntl = None  # type: ignore[assignment]
 
 SCRATCH_PREFIX = ".onnxtrain-"
 """Every temporary file, staged directory and lock file made by a save starts with this."""
@@ -99,7 +103,7 @@ def locked(target: Path, *, exclusive: bool) -> Iterator[None]:
             raise
         fd = None  # a read-only location: nobody can be saving there either
     try:
-        if fd is not None:
+        if fd is not None and fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
     finally:
