@@ -54,9 +54,15 @@ class Callback:
 class CallbackList:
     """Calls every callback's hook in order."""
 
-    def __init__(self, callbacks: Sequence[Callback] | Callback, model: Sequential):
+    def __init__(self, callbacks: Sequence[Callback] | Callback | None, model: Sequential):
         if isinstance(callbacks, Callback):
             callbacks = [callbacks]
+        elif callbacks is None:
+            callbacks = []
+        elif not isinstance(callbacks, Sequence | set):
+            raise InvalidTypeError(
+                f"callbacks expects a list of Callback instances. Received: callbacks={callbacks!r}"
+            )
         for i, callback in enumerate(callbacks):
             if not isinstance(callback, Callback):
                 raise InvalidTypeError(

@@ -20,7 +20,14 @@ import numpy as np
 
 from onnxtrain import losses
 from onnxtrain._runtime import resolve_device
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, OnnxtrainError
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelFileError,
+    ModelStateError,
+    OnnxtrainError,
+    ShapeError,
+)
 from onnxtrain.inputs import check_positive_int, prepare_x
 from onnxtrain.layers import Shape
 from onnxtrain.model_io import META_CLASS_NAMES, META_INPUT_SCALE, META_LOSS, MODEL_FILE
@@ -70,9 +77,17 @@ class InferenceModel:
             ) from e
         self.source = source
         self.device = str(resolved)
-        self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
+        try:
+            self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
+        except UnicodeDecodeError as e:
+            raise ModelFileError(f"{source} has metadata that is not valid UTF-8 ({e}).") from e
         self.input_name, self.input_shape = self._check_input(source)
+        batch = self._session.get_inputs()[0].shape[0]
+        # A foreign model may fix its batch size; ORT refuses any other with an opaque INVALID_ARGUMENT.
+        self._fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
         self.output_names: tuple[str, ...] = tuple(o.name for o in self._session.get_outputs())
+        if not self.output_names:
+            raise ModelFileError(f"{source} has no outputs.")
         self._logits = LOGITS if LOGITS in self.output_names else self.output_names[0]
         self.input_scale = _float_metadata(self.metadata, META_INPUT_SCALE, source)
         self.class_names = _class_names(self.metadata, source)
@@ -100,7 +115,10 @@ class InferenceModel:
                         f"'{target}' has no {MODEL_FILE}: pass a directory written by model.save() or a file "
                         f"written by model.export(). Found: {sorted(files) or 'nothing'}"
                     )
-                data = files[MODEL_FILE].read_bytes()
+                try:
+                    data = files[MODEL_FILE].read_bytes()
+                except OSError as e:
+                    raise ModelFileError(f"Cannot read '{files[MODEL_FILE]}': {e.strerror or e}") from e
             source = str(files[MODEL_FILE])
         else:
             try:
@@ -143,12 +161,27 @@ class InferenceModel:
         return probabilities[0] if single else probabilities
 
     def _run(self, x: Any, output: str, batch_size: int) -> tuple[np.ndarray, bool]:
+        if self._session is None:
+            raise ModelStateError("predict() was called on a closed InferenceModel; load the model again.")
         batch_size = check_positive_int("batch_size", batch_size)
         batch, single = prepare_x(x, self.input_shape, self.input_scale, "x", allow_single=True)
-        parts = [
-            self._session.run([output], {self.input_name: batch[start : start + batch_size]})[0]
-            for start in range(0, len(batch), batch_size)
-        ]
+        if self._fixed_batch is not None:
+            if len(batch) % self._fixed_batch:
+                raise ShapeError(
+                    f"x expects a multiple of {self._fixed_batch} examples: {self.source} fixes the batch size "
+                    f"of its input {self.input_name!r} to {self._fixed_batch}. Received: x.shape={batch.shape}"
+                )
+            batch_size = self._fixed_batch
+        try:
+            parts = [
+                self._session.run([output], {self.input_name: batch[start : start + batch_size]})[0]
+                for start in range(0, len(batch), batch_size)
+            ]
+        except Exception as e:  # ORT's own types: the graph itself fails (a damaged or foreign model)
+            raise ModelFileError(
+                f"{self.source} failed in ONNX Runtime on x of shape {batch.shape} ({type(e).__name__}: "
+                f"{str(e).strip()[:300]}). The model is damaged or is not one that onnxtrain exports."
+            ) from e
         return np.concatenate(parts), single
 
     def _check_input(self, source: str) -> tuple[str, Shape]:

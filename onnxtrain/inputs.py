@@ -60,7 +60,8 @@ def prepare_x(
     if x.dtype.kind in "iub":
         x = x.astype(np.float32) * np.float32(input_scale) if input_scale != 1.0 else x.astype(np.float32)
     elif x.dtype != np.float32:
-        x = x.astype(np.float32)
+        with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, refused just below
+            x = x.astype(np.float32)
     x = np.ascontiguousarray(x)
     if not np.isfinite(x).all():
         index = np.unravel_index(int(np.flatnonzero(~np.isfinite(x))[0]), x.shape)

@@ -7,7 +7,9 @@ optimizer state and step when asked). Files are written crash-safely by `onnxtra
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,6 +149,8 @@ def model_files(model: Sequential, save_optimizer_state: bool = False) -> dict[s
         except RuntimeSetupError:
             pass  # an inference-only install: the checkpoint is only for training, which compile() recreates
     config = model_config(model, optimizer_state_saved=save_optimizer_state)
+    if CHECKPOINT_FILE in files:  # load_model checks it before ONNX Runtime parses the checkpoint
+        config["checkpoint_sha256"] = hashlib.sha256(files[CHECKPOINT_FILE]).hexdigest()
     files[CONFIG_FILE] = (json.dumps(config, indent=2) + "\n").encode()
     return files
 
@@ -220,14 +224,14 @@ def load_model(
                 )
         config = _read_config(files[CONFIG_FILE])
         weights = read_onnx_weights(files[MODEL_FILE])
-        checkpoint = files[CHECKPOINT_FILE].read_bytes() if CHECKPOINT_FILE in files else None
+        checkpoint = _read_file(files[CHECKPOINT_FILE]) if CHECKPOINT_FILE in files else None
         checkpoint_path = files.get(CHECKPOINT_FILE, Path(directory) / CHECKPOINT_FILE)
     try:
         layers = [Layer.from_config(entry) for entry in config["layers"]]
         model = Sequential(layers, name=str(config.get("name", "sequential")), seed=int(config["seed"]))
         model.class_names = tuple(map(str, config["class_names"])) if config.get("class_names") else None
         model.input_scale = float(config.get("input_scale", 1.0))
-    except (OnnxtrainError, KeyError, TypeError, ValueError) as e:
+    except (OnnxtrainError, AttributeError, KeyError, TypeError, ValueError, OverflowError, MemoryError) as e:
         raise ModelFileError(f"{files[CONFIG_FILE]} describes a model that cannot be rebuilt: {e}") from e
     _check_weights(model.get_weights(), weights, files[MODEL_FILE])
     model.set_weights({name: weights[name] for name in model.get_weights()})
@@ -266,14 +270,32 @@ def _compile_loaded(
             f"{checkpoint_path} is missing although config.json says the optimizer state was saved. "
             "Load with load_model(..., optimizer=...) to start a fresh optimizer, or save the model again."
         )
+    expected_sha256 = config.get("checkpoint_sha256")
+    if resume and expected_sha256 is not None and hashlib.sha256(checkpoint).hexdigest() != expected_sha256:
+        raise ModelFileError(
+            f"Resuming from the optimizer state of {checkpoint_path} failed: its SHA-256 differs from the one "
+            "config.json recorded at save time, so the checkpoint is damaged. Load with load_model(..., "
+            "optimizer=...) to start a fresh optimizer from the weights in model.onnx, or save the model again."
+        )
     settings = config["compile"]
     try:
+        from onnxtrain.training import ENGINES
+
         saved = {
             "optimizer": optimizers.get(settings["optimizer"]),
             "loss": losses.get(settings["loss"]),
             "metrics": [metrics.get(m) for m in settings.get("metrics", [])],
             "engine": str(settings.get("engine", "auto")),
         }
+        if saved["engine"] not in ENGINES:
+            raise InvalidArgumentError(f"engine must be one of {list(ENGINES)}. Found: {saved['engine']!r}")
+        check_opset_and_ir(settings.get("opset", DEFAULT_OPSET), settings.get("ir_version", DEFAULT_IR_VERSION))
+        epochs_trained = int(config.get("epochs_trained", 0))
+        learning_rate = config.get("current_learning_rate")
+        if learning_rate is not None and not (
+            isinstance(learning_rate, int | float) and math.isfinite(learning_rate) and learning_rate > 0
+        ):
+            raise InvalidArgumentError(f"current_learning_rate must be a positive number. Found: {learning_rate!r}")
     except (OnnxtrainError, KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{config_path} has compile settings that cannot be used: {e!r}") from e
     options = {
@@ -300,15 +322,23 @@ def _compile_loaded(
         model._resume_checkpoint = None
     trainer = model._trainer
     assert trainer is not None
-    trainer.epochs_trained = int(config.get("epochs_trained", 0))
-    if resume and isinstance(config.get("current_learning_rate"), int | float):
-        trainer.engine.learning_rate = float(config["current_learning_rate"])
+    trainer.epochs_trained = epochs_trained
+    if resume and learning_rate is not None:
+        trainer.engine.learning_rate = float(learning_rate)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ModelFileError(f"Cannot read '{path}': {e.strerror or e}. Check its permissions.") from e
 
 
 def _read_config(path: Path) -> dict[str, Any]:
+    data = _read_file(path)
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        config = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError, JSONDecodeError, too many digits, nesting
         raise ModelFileError(
             f"{path} is not readable JSON: {e}. The save is damaged; save the model again."
         ) from e
@@ -328,8 +358,13 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def read_onnx_weights(path: Path) -> dict[str, np.ndarray]:
     """Initializers of an ONNX file by name, or ModelFileError when it is not a readable ONNX model."""
+    data = _read_file(path)
+    if not data:
+        raise ModelFileError(f"{path} is empty. The save is damaged; save the model again.")
     try:
-        proto = onnx.load_model_from_string(path.read_bytes())
+        proto = onnx.load_model_from_string(data)
+        if not proto.HasField("graph"):
+            raise ValueError("it holds no graph")
         return {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
     except Exception as e:  # protobuf raises DecodeError, RuntimeWarning-like errors and more on garbage
         raise ModelFileError(f"{path} is not a readable ONNX model ({type(e).__name__}: {e}).") from e

@@ -150,6 +150,10 @@ class Trainer:
         dataset = as_dataset(data, name=argument)
         scale = getattr(dataset, "input_scale", None)
         x, _ = prepare_x(dataset.x, self.model.input_shape, self.model.input_scale, f"{argument}.x")
+        raw = data[0] if isinstance(data, tuple | list) else None
+        if raw is not None and np.asarray(raw).dtype.kind in "iu" and self.model.input_scale != 1.0:
+            # as_dataset's float32 copy hides that x was integer: apply the integer rule (inputs.py) here.
+            x = x * np.float32(self.model.input_scale)
         y = self.compiled.loss.prepare_labels(dataset.y, self.model.output_shape, f"{argument}.y")
         if len(y) != len(x):
             raise InvalidArgumentError(
@@ -175,6 +179,8 @@ class Trainer:
         validation_batch_size: int | None,
         callbacks: Sequence[Any],
     ) -> History:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+            raise InvalidArgumentError(f"seed expects a non-negative int or None. Received: seed={seed!r}")
         train = self.prepare(data, "dataset")
         if not isinstance(validation_split, int | float) or not 0.0 <= validation_split < 1.0:
             raise InvalidArgumentError(
@@ -239,8 +245,9 @@ class Trainer:
         steps = math.ceil(len(train) / batch_size)
         # Shuffled batches are gathered into two reused buffers: a fresh 300 KB array per batch would cost an
         # mmap/munmap pair and page faults every step.
-        x_buffer = np.empty((batch_size, *train.x.shape[1:]), train.x.dtype) if order is not None else None
-        y_buffer = np.empty((batch_size, *train.y.shape[1:]), train.y.dtype) if order is not None else None
+        buffer_rows = min(batch_size, len(train))  # a batch_size beyond the data must not allocate for it
+        x_buffer = np.empty((buffer_rows, *train.x.shape[1:]), train.x.dtype) if order is not None else None
+        y_buffer = np.empty((buffer_rows, *train.y.shape[1:]), train.y.dtype) if order is not None else None
         try:
             for step in range(steps):
                 rows = slice(step * batch_size, (step + 1) * batch_size)
@@ -276,6 +283,7 @@ class Trainer:
                         break
         except KeyboardInterrupt:
             self.engine.reset_gradients()  # a step cut short must not leak its gradients into the next one
+            self._inference_session = None  # the interrupted step may have updated the weights
             raise
         return {"loss": loss_sum / seen, **{m.value: s / seen for m, s in metric_sums.items()}}
 
