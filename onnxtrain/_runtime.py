@@ -114,9 +114,7 @@ def resolve_device(device: str, providers: list[str] | None = None) -> Device:
         )
     match = _DEVICE_PATTERN.match(device.strip().lower())
     if match is None or (match.group(1) != "cuda" and match.group(2) is not None):
-        raise InvalidArgumentError(
-            f'device expects "cpu", "cuda", "cuda:N" or "auto". Received: device={device!r}'
-        )
+        raise InvalidArgumentError(f'device expects "cpu", "cuda", "cuda:N" or "auto". Received: device={device!r}')
     kind, index = match.group(1), int(match.group(2) or 0)
     providers = available_providers() if providers is None else providers
     has_cuda = "CUDAExecutionProvider" in providers

@@ -60,14 +60,10 @@ class CallbackList:
         elif callbacks is None:
             callbacks = []
         elif not isinstance(callbacks, Sequence | set):
-            raise InvalidTypeError(
-                f"callbacks expects a list of Callback instances. Received: callbacks={callbacks!r}"
-            )
+            raise InvalidTypeError(f"callbacks expects a list of Callback instances. Received: callbacks={callbacks!r}")
         for i, callback in enumerate(callbacks):
             if not isinstance(callback, Callback):
-                raise InvalidTypeError(
-                    f"callbacks expects Callback instances. Received: callbacks[{i}]={callback!r}"
-                )
+                raise InvalidTypeError(f"callbacks expects Callback instances. Received: callbacks[{i}]={callback!r}")
             callback.set_model(model)
         self.callbacks = list(callbacks)
         # Only pay for per-batch logs when a callback actually uses on_batch_end.
@@ -103,13 +99,9 @@ class _Monitor:
                 f"{owner}(monitor=...) expects a log key such as 'val_loss'. Received: {monitor!r}"
             )
         if mode not in ("auto", "min", "max"):
-            raise InvalidArgumentError(
-                f"{owner}(mode=...) expects 'auto', 'min' or 'max'. Received: mode={mode!r}"
-            )
+            raise InvalidArgumentError(f"{owner}(mode=...) expects 'auto', 'min' or 'max'. Received: mode={mode!r}")
         if not isinstance(min_delta, int | float) or isinstance(min_delta, bool) or not min_delta >= 0:
-            raise InvalidArgumentError(
-                f"{owner}(min_delta=...) expects a number >= 0. Received: {min_delta!r}"
-            )
+            raise InvalidArgumentError(f"{owner}(min_delta=...) expects a number >= 0. Received: {min_delta!r}")
         if mode == "auto":
             mode = "max" if monitor.removeprefix("val_") in ("accuracy", "acc") else "min"
         self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, float(min_delta)
@@ -118,11 +110,7 @@ class _Monitor:
     def value(self, logs: Logs | None) -> float:
         logs = logs or {}
         if self.monitor not in logs:
-            hint = (
-                " Pass validation=... or validation_split=... to fit."
-                if self.monitor.startswith("val_")
-                else ""
-            )
+            hint = " Pass validation=... or validation_split=... to fit." if self.monitor.startswith("val_") else ""
             raise InvalidArgumentError(
                 f"{self.owner}(monitor={self.monitor!r}) found no such figure; the epoch logs have "
                 f"{sorted(logs)}." + hint
@@ -168,9 +156,7 @@ class EarlyStopping(Callback):
     ):
         self._monitor = _Monitor("EarlyStopping", monitor, mode, min_delta)
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise InvalidArgumentError(
-                f"EarlyStopping(patience=...) expects an int >= 0. Received: {patience!r}"
-            )
+            raise InvalidArgumentError(f"EarlyStopping(patience=...) expects an int >= 0. Received: {patience!r}")
         self.monitor, self.mode = monitor, self._monitor.mode
         self.patience = patience
         self.baseline = baseline
@@ -265,9 +251,7 @@ class ModelCheckpoint(Callback):
         save_optimizer_state: bool = False,
     ):
         if not isinstance(directory, str | Path) or not str(directory):
-            raise InvalidArgumentError(
-                f"ModelCheckpoint(directory=...) expects a path. Received: {directory!r}"
-            )
+            raise InvalidArgumentError(f"ModelCheckpoint(directory=...) expects a path. Received: {directory!r}")
         self.directory = str(directory)
         self._monitor = _Monitor("ModelCheckpoint", monitor, mode, min_delta)
         self.monitor = monitor
@@ -352,9 +336,7 @@ class LearningRateScheduler(Callback):
 
     def __init__(self, schedule: Callable[[int, float], float], per_step: bool = False, verbose: int = 0):
         if not callable(schedule):
-            raise InvalidTypeError(
-                f"LearningRateScheduler(schedule=...) expects a callable. Received: {schedule!r}"
-            )
+            raise InvalidTypeError(f"LearningRateScheduler(schedule=...) expects a callable. Received: {schedule!r}")
         self.schedule, self.per_step, self.verbose = schedule, per_step, verbose
         self._step = 0
 
@@ -401,9 +383,7 @@ class TimeStopping(Callback):
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-            raise InvalidArgumentError(
-                f"TimeStopping(seconds=...) expects a positive number. Received: {seconds!r}"
-            )
+            raise InvalidArgumentError(f"TimeStopping(seconds=...) expects a positive number. Received: {seconds!r}")
         self.seconds, self._clock = float(seconds), clock
         self.stopped_epoch = 0
         self._deadline = math.inf

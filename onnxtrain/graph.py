@@ -32,11 +32,7 @@ def check_opset_and_ir(opset: int, ir_version: int) -> None:
     if not isinstance(opset, int) or isinstance(opset, bool) or not 13 <= opset <= latest:
         raise InvalidArgumentError(f"opset expects an int in [13, {latest}]. Received: opset={opset!r}")
     needed = _min_ir_version(opset)
-    if (
-        not isinstance(ir_version, int)
-        or isinstance(ir_version, bool)
-        or not needed <= ir_version <= onnx.IR_VERSION
-    ):
+    if not isinstance(ir_version, int) or isinstance(ir_version, bool) or not needed <= ir_version <= onnx.IR_VERSION:
         raise InvalidArgumentError(
             f"ir_version expects an int in [{needed}, {onnx.IR_VERSION}] for opset {opset} "
             f"(ONNX Runtime 1.19 loads at most {MAX_ORT_TRAINING_IR_VERSION}). Received: ir_version={ir_version!r}"
@@ -64,9 +60,7 @@ class GraphBuilder:
         >>> model = b.build()
     """
 
-    def __init__(
-        self, opset: int = DEFAULT_OPSET, ir_version: int = DEFAULT_IR_VERSION, batch_dim: str = "batch"
-    ):
+    def __init__(self, opset: int = DEFAULT_OPSET, ir_version: int = DEFAULT_IR_VERSION, batch_dim: str = "batch"):
         check_opset_and_ir(opset, ir_version)
         self.opset = opset
         self.ir_version = ir_version
@@ -121,9 +115,7 @@ class GraphBuilder:
     def add_output(self, value: str, name: str, dtype: Any, shape: Sequence[Dim]) -> str:
         """Expose `value` as graph output `name` (an Identity node renames it when needed)."""
         if value != name:
-            self._nodes.append(
-                helper.make_node("Identity", [value], [self._claim(name)], name=f"{name}_identity")
-            )
+            self._nodes.append(helper.make_node("Identity", [value], [self._claim(name)], name=f"{name}_identity"))
         self._outputs.append(self.value_info(name, dtype, shape))
         return name
 
@@ -138,9 +130,7 @@ class GraphBuilder:
         array = np.asarray(value, dtype=dtype)
         name = self.unique_name(hint)
         self._nodes.append(
-            helper.make_node(
-                "Constant", [], [name], name=f"{name}_node", value=numpy_helper.from_array(array, name)
-            )
+            helper.make_node("Constant", [], [name], name=f"{name}_node", value=numpy_helper.from_array(array, name))
         )
         return name
 
@@ -159,9 +149,7 @@ class GraphBuilder:
         """Append a node with `num_outputs` outputs (some gradients need an op's optional outputs)."""
         base = self.unique_name(hint or op_type.lower())
         outs = [base] + [self.unique_name(f"{hint or op_type.lower()}_out{i}") for i in range(1, num_outputs)]
-        self._nodes.append(
-            helper.make_node(op_type, list(inputs), outs, name=f"{base}_{op_type}", **attributes)
-        )
+        self._nodes.append(helper.make_node(op_type, list(inputs), outs, name=f"{base}_{op_type}", **attributes))
         return outs
 
     def set_metadata(self, key: str, value: str) -> None:

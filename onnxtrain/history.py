@@ -41,9 +41,7 @@ class EvaluationResult:
     metrics: MetricValues
 
     def __str__(self) -> str:
-        return " - ".join(
-            [f"loss: {self.loss:.4f}", *(f"{m.value}: {v:.4f}" for m, v in self.metrics.items())]
-        )
+        return " - ".join([f"loss: {self.loss:.4f}", *(f"{m.value}: {v:.4f}" for m, v in self.metrics.items())])
 
 
 @dataclass
@@ -77,9 +75,7 @@ class History:
         from onnxtrain.saving import write_atomically
 
         rows = [["epoch", *self.history]]
-        rows += [
-            [str(epoch), *(repr(v[i]) for v in self.history.values())] for i, epoch in enumerate(self.epochs)
-        ]
+        rows += [[str(epoch), *(repr(v[i]) for v in self.history.values())] for i, epoch in enumerate(self.epochs)]
         text = "".join(",".join(row) + "\n" for row in rows)
         return write_atomically(Path(path), text.encode())
 
@@ -94,9 +90,7 @@ class History:
             reader = csv.reader(f)
             header = next(reader, None)
             if not header or header[0] != "epoch":
-                raise InvalidArgumentError(
-                    f"{path} is not a History CSV: expected a header starting with 'epoch'."
-                )
+                raise InvalidArgumentError(f"{path} is not a History CSV: expected a header starting with 'epoch'.")
             history = cls(history={key: [] for key in header[1:]})
             for row in reader:
                 if not row:
@@ -106,9 +100,7 @@ class History:
                         raise ValueError(f"{len(row)} fields, expected {len(header)}")
                     epoch, values = int(row[0]), [float(value) for value in row[1:]]
                 except ValueError as e:
-                    raise InvalidArgumentError(
-                        f"{path}, line {reader.line_num}: not a History row ({e})."
-                    ) from e
+                    raise InvalidArgumentError(f"{path}, line {reader.line_num}: not a History row ({e}).") from e
                 history.epochs.append(epoch)
                 for key, value in zip(header[1:], values, strict=True):
                     history.history[key].append(value)

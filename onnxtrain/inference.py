@@ -50,9 +50,7 @@ class InferenceModel:
         source: where the bytes came from, for messages.
     """
 
-    def __init__(
-        self, model: bytes, device: str = "cpu", threads: int | None = None, source: str = "<bytes>"
-    ):
+    def __init__(self, model: bytes, device: str = "cpu", threads: int | None = None, source: str = "<bytes>"):
         import onnxruntime
 
         if not isinstance(model, bytes | bytearray | memoryview):
@@ -94,9 +92,7 @@ class InferenceModel:
         self.loss = _loss(self.metadata)
 
     @classmethod
-    def load(
-        cls, path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None
-    ) -> InferenceModel:
+    def load(cls, path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None) -> InferenceModel:
         """Load a directory written by `Sequential.save` or a file written by `Sequential.export`.
 
         Raises:
@@ -104,8 +100,7 @@ class InferenceModel:
         """
         if not isinstance(path, str | os.PathLike) or not os.fspath(path):
             raise InvalidTypeError(
-                "InferenceModel.load(path=...) expects a model directory or .onnx file path. "
-                f"Received: {path!r}"
+                f"InferenceModel.load(path=...) expects a model directory or .onnx file path. Received: {path!r}"
             )
         target = Path(path)
         if target.is_dir():
@@ -188,9 +183,7 @@ class InferenceModel:
         inputs = self._session.get_inputs()
         if len(inputs) != 1 or inputs[0].type != "tensor(float)":
             found = [(i.name, i.type) for i in inputs]
-            raise ModelFileError(
-                f"{source} is not a single-input float model as onnxtrain exports. Inputs: {found}"
-            )
+            raise ModelFileError(f"{source} is not a single-input float model as onnxtrain exports. Inputs: {found}")
         dims = inputs[0].shape[1:]
         if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
             raise ModelFileError(
@@ -226,9 +219,7 @@ def _float_metadata(metadata: Mapping[str, str], key: str, source: str) -> float
     except ValueError as e:
         raise ModelFileError(f"{source}: metadata {key!r} must be a number. Found: {metadata[key]!r}") from e
     if not np.isfinite(value) or value <= 0:
-        raise ModelFileError(
-            f"{source}: metadata {key!r} must be a positive number. Found: {metadata[key]!r}"
-        )
+        raise ModelFileError(f"{source}: metadata {key!r} must be a positive number. Found: {metadata[key]!r}")
     return value
 
 

@@ -30,9 +30,7 @@ def prepare_x(
         try:
             x = np.asarray(x)
         except ValueError as e:
-            raise InvalidTypeError(
-                f"{argument} expects a numeric array. Received: a ragged {type(x).__name__}"
-            ) from e
+            raise InvalidTypeError(f"{argument} expects a numeric array. Received: a ragged {type(x).__name__}") from e
     if not isinstance(x, np.ndarray):
         raise InvalidTypeError(
             f"{argument} expects a numpy array of shape {format_shape(input_shape)}. Received: {type(x).__name__}"
@@ -46,17 +44,13 @@ def prepare_x(
     if single:
         x = x[np.newaxis]
     if x.shape[1:] != input_shape:
-        expected = format_shape(input_shape) + (
-            f" or {list(input_shape)} for one example" if allow_single else ""
-        )
+        expected = format_shape(input_shape) + (f" or {list(input_shape)} for one example" if allow_single else "")
         hint = ""
         if x.ndim >= 2 and int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
             hint = f" Reshape it with {argument}.reshape(-1, {', '.join(map(str, input_shape))})."
         raise ShapeError(f"{argument} expects shape {expected}. Received: {argument}.shape={x.shape}.{hint}")
     if x.shape[0] == 0:
-        raise InvalidArgumentError(
-            f"{argument} expects at least one example. Received: {argument}.shape={x.shape}"
-        )
+        raise InvalidArgumentError(f"{argument} expects at least one example. Received: {argument}.shape={x.shape}")
     if x.dtype.kind in "iub":
         x = x.astype(np.float32) * np.float32(input_scale) if input_scale != 1.0 else x.astype(np.float32)
     elif x.dtype != np.float32:

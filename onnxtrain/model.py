@@ -66,13 +66,9 @@ class Sequential:
                     f"Sequential expects exactly one Input, first. Received: Input at layers[{i}]"
                 )
         if len(set(map(id, layers))) != len(layers):
-            raise InvalidArgumentError(
-                "Sequential expects each layer instance once. Received: a repeated layer"
-            )
+            raise InvalidArgumentError("Sequential expects each layer instance once. Received: a repeated layer")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise InvalidArgumentError(
-                f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}"
-            )
+            raise InvalidArgumentError(f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}")
         self.name = name
         self.seed: int = seed if seed is not None else secrets.randbits(32)
         self.layers: list[Layer] = layers
@@ -95,15 +91,11 @@ class Sequential:
         taken = [layer.name for layer in self.layers if layer.name is not None]
         duplicates = [name for name, count in Counter(taken).items() if count > 1]
         if duplicates:
-            raise InvalidArgumentError(
-                f"Layer names must be unique in a model. Received duplicates: {duplicates}"
-            )
+            raise InvalidArgumentError(f"Layer names must be unique in a model. Received duplicates: {duplicates}")
         counters: Counter[str] = Counter()
         for layer in self.layers:
             if layer.name is None:
-                prefix = "".join("_" + c.lower() if c.isupper() else c for c in type(layer).__name__).lstrip(
-                    "_"
-                )
+                prefix = "".join("_" + c.lower() if c.isupper() else c for c in type(layer).__name__).lstrip("_")
                 while True:
                     counters[prefix] += 1
                     candidate = f"{prefix}_{counters[prefix]}"
@@ -148,9 +140,7 @@ class Sequential:
         """Current parameters by graph name (`dense_1.kernel`), copied from the training engine when compiled."""
         if self._trainer is not None:
             return self._trainer.engine.get_weights()
-        return {
-            name: value.copy() for layer in self.layers for name, value in layer.qualified_params().items()
-        }
+        return {name: value.copy() for layer in self.layers for name, value in layer.qualified_params().items()}
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         """Replace parameters by graph name; every name and shape must match."""

@@ -138,9 +138,7 @@ def model_files(model: Sequential, save_optimizer_state: bool = False) -> dict[s
     inference = build_inference_model(model)
     files = {MODEL_FILE: inference.SerializeToString()}
     if model._trainer is not None:
-        files[CHECKPOINT_FILE] = model._trainer.engine.checkpoint_bytes(
-            include_optimizer_state=save_optimizer_state
-        )
+        files[CHECKPOINT_FILE] = model._trainer.engine.checkpoint_bytes(include_optimizer_state=save_optimizer_state)
     else:
         from onnxtrain._ort_training import checkpoint_bytes_from_weights
 
@@ -181,9 +179,7 @@ def export_model(
     """See `Sequential.export`. APPEND means OVERRIDE for a single file."""
     mode = WritingMode.get(writing_mode)
     if not isinstance(path, str | os.PathLike) or not os.fspath(path):
-        raise InvalidTypeError(
-            f"export(path=...) expects a file path such as 'model.onnx'. Received: {path!r}"
-        )
+        raise InvalidTypeError(f"export(path=...) expects a file path such as 'model.onnx'. Received: {path!r}")
     target = Path(path)
     if target.is_dir():
         raise InvalidArgumentError(
@@ -199,9 +195,7 @@ def export_model(
     return write_atomically(target, data)
 
 
-def load_model(
-    directory: str | Path, compile: bool = True, device: str = "cpu", **compile_options: Any
-) -> Sequential:
+def load_model(directory: str | Path, compile: bool = True, device: str = "cpu", **compile_options: Any) -> Sequential:
     """Rebuild a saved model; with `compile=True` (default) it is compiled with its saved settings.
 
     When the model was saved with `save_optimizer_state=True`, training resumes exactly where it stopped: the
@@ -237,9 +231,7 @@ def load_model(
     model.set_weights({name: weights[name] for name in model.get_weights()})
     settings = config.get("compile")
     if compile and settings:
-        _compile_loaded(
-            model, config, files[CONFIG_FILE], checkpoint, checkpoint_path, device, compile_options
-        )
+        _compile_loaded(model, config, files[CONFIG_FILE], checkpoint, checkpoint_path, device, compile_options)
     return model
 
 
@@ -250,8 +242,7 @@ def _check_weights(expected: dict[str, np.ndarray], found: dict[str, np.ndarray]
     for name, value in expected.items():
         if found[name].shape != value.shape:
             raise ModelFileError(
-                f"{path}: parameter {name} has shape {found[name].shape}; config.json's layers need "
-                f"{value.shape}."
+                f"{path}: parameter {name} has shape {found[name].shape}; config.json's layers need {value.shape}."
             )
 
 
@@ -339,9 +330,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError, JSONDecodeError, too many digits, nesting
-        raise ModelFileError(
-            f"{path} is not readable JSON: {e}. The save is damaged; save the model again."
-        ) from e
+        raise ModelFileError(f"{path} is not readable JSON: {e}. The save is damaged; save the model again.") from e
     if not isinstance(config, dict) or config.get("format") != CONFIG_FORMAT:
         found = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise ModelFileError(

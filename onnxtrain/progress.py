@@ -26,8 +26,7 @@ def check_verbose(verbose: Any) -> int:
         return int(verbose)
     if not isinstance(verbose, int) or verbose not in (0, 1, 2):
         raise InvalidArgumentError(
-            "verbose expects 0 (silent), 1 (a progress bar) or 2 (one line per epoch). "
-            f"Received: verbose={verbose!r}"
+            f"verbose expects 0 (silent), 1 (a progress bar) or 2 (one line per epoch). Received: verbose={verbose!r}"
         )
     return verbose
 
@@ -66,9 +65,7 @@ class Progress:
         label: the bar's description prefix.
     """
 
-    def __init__(
-        self, verbose: int, steps: int, epochs: int, stream: IO[str] | None = None, label: str = "Epoch"
-    ):
+    def __init__(self, verbose: int, steps: int, epochs: int, stream: IO[str] | None = None, label: str = "Epoch"):
         self.verbose = check_verbose(verbose)
         self.steps = steps
         self.epochs = epochs

@@ -91,9 +91,7 @@ class _Batches:
 class Trainer:
     """Owns the engine of a compiled model and runs fit/evaluate/predict with it."""
 
-    def __init__(
-        self, model: Sequential, compiled: Compiled, engine: Any, device: Device, temp_dir: Path | None
-    ):
+    def __init__(self, model: Sequential, compiled: Compiled, engine: Any, device: Device, temp_dir: Path | None):
         self.model = model
         self.compiled = compiled
         self.engine = engine
@@ -102,9 +100,7 @@ class Trainer:
         self._temp_dir = temp_dir
         self._inference_session: Any = None
         # A model that is never closed still removes its temporary artifacts when collected or at exit.
-        self._cleanup = (
-            weakref.finalize(self, shutil.rmtree, temp_dir, True) if temp_dir is not None else None
-        )
+        self._cleanup = weakref.finalize(self, shutil.rmtree, temp_dir, True) if temp_dir is not None else None
 
     @classmethod
     def create(
@@ -119,9 +115,7 @@ class Trainer:
             model._resume_checkpoint = None
             return cls(model, replace(compiled, engine=kind), engine, device, temp_dir=None)
         _ort_training.check_optimizer(compiled.optimizer)
-        temp_dir = (
-            None if artifacts_dir is not None else Path(tempfile.mkdtemp(prefix="onnxtrain-artifacts-"))
-        )
+        temp_dir = None if artifacts_dir is not None else Path(tempfile.mkdtemp(prefix="onnxtrain-artifacts-"))
         try:
             artifacts = _ort_training.write_artifacts(
                 model.layers,
@@ -183,9 +177,7 @@ class Trainer:
             raise InvalidArgumentError(f"seed expects a non-negative int or None. Received: seed={seed!r}")
         train = self.prepare(data, "dataset")
         if not isinstance(validation_split, int | float) or not 0.0 <= validation_split < 1.0:
-            raise InvalidArgumentError(
-                f"validation_split expects a float in [0, 1). Received: {validation_split!r}"
-            )
+            raise InvalidArgumentError(f"validation_split expects a float in [0, 1). Received: {validation_split!r}")
         if validation is not None and validation_split:
             raise InvalidArgumentError("fit takes validation=... or validation_split=..., not both.")
         val = self.prepare(validation, "validation") if validation is not None else None
@@ -299,9 +291,7 @@ class Trainer:
             progress.close()
         return result
 
-    def _evaluate(
-        self, data: _Batches, batch_size: int, progress: Progress | None = None
-    ) -> EvaluationResult:
+    def _evaluate(self, data: _Batches, batch_size: int, progress: Progress | None = None) -> EvaluationResult:
         loss_sum = 0.0
         metric_sums = dict.fromkeys(self.compiled.metrics, 0.0)
         for start in range(0, len(data), batch_size):

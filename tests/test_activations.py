@@ -19,9 +19,7 @@ def model_with(activation: str) -> Sequential:
 
 
 def numpy_loss(weights, x, y, activation: str) -> float:
-    h = ref.ACTIVATIONS[activation](
-        x.astype(np.float64) @ weights["dense_1.kernel"] + weights["dense_1.bias"]
-    )
+    h = ref.ACTIVATIONS[activation](x.astype(np.float64) @ weights["dense_1.kernel"] + weights["dense_1.bias"])
     z = h @ weights["dense_2.kernel"] + weights["dense_2.bias"]
     p = ref.softmax(z)
     return float(-np.log(p[np.arange(len(y)), y]).mean())

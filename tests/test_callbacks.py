@@ -166,9 +166,7 @@ def diverging_fit(callbacks):
     model = tiny_model(optimizer=SGD(learning_rate=10.0), loss="mse")
     with model:
         try:
-            return model.fit(
-                x, y, epochs=20, batch_size=8, verbose=0, shuffle=False, callbacks=callbacks
-            ), model
+            return model.fit(x, y, epochs=20, batch_size=8, verbose=0, shuffle=False, callbacks=callbacks), model
         finally:
             weights = model.get_weights()
             assert all(np.isfinite(w).all() for w in weights.values())  # the last finite step's weights
@@ -199,9 +197,7 @@ def test_terminate_on_nan_costs_nothing_per_batch():
 def test_model_checkpoint_saves_only_improvements_with_formatted_names(tmp_path):
     x, y = tiny_data()
     record = RecordWeights()
-    checkpoint = ModelCheckpoint(
-        tmp_path / "ckpt-{epoch:02d}-{scripted:.1f}", monitor="scripted", save_best_only=True
-    )
+    checkpoint = ModelCheckpoint(tmp_path / "ckpt-{epoch:02d}-{scripted:.1f}", monitor="scripted", save_best_only=True)
     with tiny_model() as model:
         model.fit(
             x, y, epochs=4, batch_size=8, verbose=0,
@@ -220,13 +216,9 @@ def test_model_checkpoint_without_fields_replaces_one_directory(tmp_path):
     x, y = tiny_data()
     record = RecordWeights()
     with tiny_model() as model:
-        model.fit(
-            x, y, epochs=3, batch_size=8, verbose=0, callbacks=[record, ModelCheckpoint(tmp_path / "last")]
-        )
+        model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[record, ModelCheckpoint(tmp_path / "last")])
     with load_model(tmp_path / "last") as loaded:
-        np.testing.assert_array_equal(
-            loaded.get_weights()["dense_2.kernel"], record.weights[3]["dense_2.kernel"]
-        )
+        np.testing.assert_array_equal(loaded.get_weights()["dense_2.kernel"], record.weights[3]["dense_2.kernel"])
 
 
 def test_model_checkpoint_names_an_unknown_format_field(tmp_path):
@@ -243,13 +235,9 @@ def test_csv_logger_writes_what_history_holds_and_appends_across_fits(tmp_path):
     x, y = tiny_data()
     path = tmp_path / "log.csv"
     with tiny_model() as model:
-        first = model.fit(
-            x, y, epochs=2, batch_size=8, verbose=0, validation_split=0.25, callbacks=[CSVLogger(path)]
-        )
+        first = model.fit(x, y, epochs=2, batch_size=8, verbose=0, validation_split=0.25, callbacks=[CSVLogger(path)])
         assert History.from_csv(path).history == first.history
-        model.fit(
-            x, y, epochs=2, batch_size=8, verbose=0, validation_split=0.25, callbacks=[CSVLogger(path, True)]
-        )
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, validation_split=0.25, callbacks=[CSVLogger(path, True)])
         assert History.from_csv(path).epochs == [1, 2, 3, 4]
         model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[CSVLogger(path)])
     replaced = History.from_csv(path)
@@ -286,12 +274,8 @@ def test_scheduler_sets_the_rate_per_epoch_from_one_based_epochs():
         return 0.1 / epoch
 
     with tiny_model() as model:
-        model.fit(
-            x, y, epochs=2, batch_size=8, verbose=0, callbacks=[LearningRateScheduler(schedule), record]
-        )
-        model.fit(
-            x, y, epochs=1, batch_size=8, verbose=0, callbacks=[LearningRateScheduler(schedule), record]
-        )
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[LearningRateScheduler(schedule), record])
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[LearningRateScheduler(schedule), record])
     assert [c[0] for c in calls] == [1, 2, 3] and calls[0][1] == pytest.approx(1e-3)
     assert record.per_epoch == pytest.approx([0.1, 0.05, 0.1 / 3])
 
@@ -312,9 +296,7 @@ def test_scheduler_rate_reaches_the_optimizer():
     x, y = tiny_data()
     with tiny_model() as model:
         before = model.get_weights()
-        model.fit(
-            x, y, epochs=1, batch_size=8, verbose=0, callbacks=[LearningRateScheduler(lambda e, lr: 1e-30)]
-        )
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[LearningRateScheduler(lambda e, lr: 1e-30)])
         after = model.get_weights()
     for name in before:
         np.testing.assert_array_equal(before[name], after[name])  # steps of ~1e-30 vanish in float32

@@ -225,9 +225,7 @@ def test_evaluate_prints_the_figures(commands):
 
 def test_predict_names_the_classes_of_a_batch_and_an_image(commands, work):
     lines = commands["predict_npy"].out.splitlines()
-    assert len(lines) == 3 and all(
-        re.fullmatch(r"\d: (zero|one|two) \(\d\) p=\d\.\d{4}", line) for line in lines
-    )
+    assert len(lines) == 3 and all(re.fullmatch(r"\d: (zero|one|two) \(\d\) p=\d\.\d{4}", line) for line in lines)
     assert re.fullmatch(r"0: (zero|one|two) \(\d\) p=\d\.\d{4}\n", commands["predict_png"].out)
 
 
@@ -248,14 +246,10 @@ def test_artifacts_from_a_config_and_from_a_saved_model(commands, work):
 
 def test_summary_of_a_directory_and_of_an_onnx_file(commands):
     directory, onnx_file = commands["summary_dir"].out, commands["summary_onnx"].out
-    assert (
-        "dense_1(Dense)" in directory and "Total params: 51" in directory and "Epochs trained: 3" in directory
-    )
+    assert "dense_1(Dense)" in directory and "Total params: 51" in directory and "Epochs trained: 3" in directory
     for text in (directory, onnx_file):
         assert "opsets: ai.onnx 17" in text and "Parameters: 51 in 2 initializers" in text
-        assert re.search(r"input +float32 \[batch, 4, 4, 1\]", text) and re.search(
-            r"probabilities +float32", text
-        )
+        assert re.search(r"input +float32 \[batch, 4, 4, 1\]", text) and re.search(r"probabilities +float32", text)
         assert re.search(r"ONNX file: .*model\.onnx \(\d+\.\d KB\)", text)
 
 

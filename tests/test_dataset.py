@@ -86,9 +86,7 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("x", "y", "error", "message"), [c[1:] for c in BAD_VALUES], ids=[c[0] for c in BAD_VALUES]
-)
+@pytest.mark.parametrize(("x", "y", "error", "message"), [c[1:] for c in BAD_VALUES], ids=[c[0] for c in BAD_VALUES])
 def test_dataset_rejects_bad_values(x: object, y: object, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         Dataset(x, y)
@@ -138,9 +136,7 @@ def test_split_with_shuffle_is_a_seeded_partition() -> None:
     np.testing.assert_array_equal(first.x, again.x)
     rows = np.concatenate([first.x, rest.x])
     np.testing.assert_array_equal(np.sort(rows[:, 0]), dataset.x[:, 0])
-    np.testing.assert_array_equal(
-        first.y, (first.x[:, 0] // 3).astype(np.int64) % 4
-    )  # labels follow examples
+    np.testing.assert_array_equal(first.y, (first.x[:, 0] // 3).astype(np.int64) % 4)  # labels follow examples
 
 
 @pytest.mark.parametrize(
@@ -186,9 +182,7 @@ def test_shuffled_batches_are_a_seeded_permutation() -> None:
     xs = np.concatenate([x for x, _ in dataset.batches(3, shuffle=True, seed=1)])
     assert not np.array_equal(xs, dataset.x)
     np.testing.assert_array_equal(np.sort(xs[:, 0]), dataset.x[:, 0])
-    np.testing.assert_array_equal(
-        xs, np.concatenate([x for x, _ in dataset.batches(3, shuffle=True, seed=1)])
-    )
+    np.testing.assert_array_equal(xs, np.concatenate([x for x, _ in dataset.batches(3, shuffle=True, seed=1)]))
 
 
 @pytest.mark.parametrize(
@@ -242,9 +236,7 @@ def test_as_dataset_accepts_datasets_and_pairs() -> None:
     ],
 )
 def test_as_dataset_rejects_other_types(data: object, message: str) -> None:
-    with pytest.raises(
-        InvalidTypeError, match=f"validation_data expects a Dataset or an \\(x, y\\).*{message}"
-    ):
+    with pytest.raises(InvalidTypeError, match=f"validation_data expects a Dataset or an \\(x, y\\).*{message}"):
         as_dataset(data, name="validation_data")
 
 

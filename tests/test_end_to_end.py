@@ -21,9 +21,7 @@ SYSTEM_DATA = Path("/usr/share/datasets/fashion-mnist")
 @pytest.fixture(scope="module")
 def fashion():
     if not (SYSTEM_DATA / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(
-            f"real Fashion-MNIST not installed in {SYSTEM_DATA} (apt-get install dataset-fashion-mnist)"
-        )
+        pytest.skip(f"real Fashion-MNIST not installed in {SYSTEM_DATA} (apt-get install dataset-fashion-mnist)")
     return fashion_mnist(download=False)
 
 
@@ -34,13 +32,9 @@ def test_tutorial_mlp_on_a_slice_reaches_a_sane_accuracy(fashion, tmp_path):
     small_test, _ = test.split(0.2)
     # Linear logits: with the tutorial's ReLU on the last layer, an unlucky seed leaves some classes' units dead
     # from the start, which makes a one-epoch threshold depend on the seed rather than on the code under test.
-    model = Sequential.of(
-        Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10, activation="linear"), seed=12
-    )
+    model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10, activation="linear"), seed=12)
     with model:
-        model.compile(
-            optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, metric=Metrics.ACCURACY
-        )
+        model.compile(optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, metric=Metrics.ACCURACY)
         history = model.fit(dataset=small_train, epochs=1, batch_size=100, verbose=0)
         result = model.evaluate(dataset=small_test, batch_size=100)
         assert len(small_train) == 6000

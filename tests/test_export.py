@@ -79,9 +79,7 @@ def test_exported_model_is_clean_and_portable(tmp_path, loss, outputs):
     assert all(o.type.tensor_type.shape.dim[0].dim_param == "batch" for o in graph.output)
     assert {node.domain for node in graph.node} <= {""}
     assert not {node.op_type for node in graph.node} & TRAINING_OPS
-    names = {n for node in graph.node for n in [*node.input, *node.output]} | {
-        i.name for i in graph.initializer
-    }
+    names = {n for node in graph.node for n in [*node.input, *node.output]} | {i.name for i in graph.initializer}
     assert not [n for n in names if n in ("labels", "loss") or "grad" in n.lower() or n.startswith("loss.")]
     assert sorted(i.name for i in graph.initializer) == [
         "dense_1.bias",
@@ -187,9 +185,7 @@ def test_exported_outputs_equal_the_training_eval_graph(loss):
     labels = np.arange(10) % 3 if loss != "mse" else np.zeros((10, 3), np.float32)
     with _model(loss) as model:
         model.fit((x, labels), epochs=2, batch_size=4, verbose=0)
-        _, eval_logits = model._trainer.engine.eval_step(
-            x, model._trainer.compiled.loss.prepare_labels(labels, (3,))
-        )
+        _, eval_logits = model._trainer.engine.eval_step(x, model._trainer.compiled.loss.prepare_labels(labels, (3,)))
         exported = _ort(model.inference_model(), x)
         np.testing.assert_allclose(exported[0], eval_logits, rtol=0, atol=1e-5)
         if loss != "mse":
@@ -250,9 +246,7 @@ def test_node_predictions_are_identical_to_python(tmp_path):
     """predict.mjs with onnxruntime-node gives Python's predictions for the first 100 test images."""
     workdir = _node_workdir()
     train_x, train_y, images, _ = _first_test_images(100)
-    with Sequential.of(
-        Input(28, 28, 1), Flatten(), Dense(32), Dense(10, activation="linear"), seed=7
-    ) as model:
+    with Sequential.of(Input(28, 28, 1), Flatten(), Dense(32), Dense(10, activation="linear"), seed=7) as model:
         model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits")
         model.fit((train_x, train_y), epochs=1, batch_size=100, verbose=0)
         model.export(tmp_path / "model.onnx")
@@ -269,9 +263,7 @@ def test_node_predictions_are_identical_to_python(tmp_path):
     node = json.loads(done.stdout)
     assert (node["inputs"], node["outputs"]) == (["input"], ["logits", "probabilities"])
     assert node["predictions"] == python.predict(images).tolist()
-    np.testing.assert_allclose(
-        np.array(node["probabilities"]), python.predict_softly(images), rtol=0, atol=1e-5
-    )
+    np.testing.assert_allclose(np.array(node["probabilities"]), python.predict_softly(images), rtol=0, atol=1e-5)
 
 
 def test_node_example_reads_uint8_pixels_with_the_input_scale(tmp_path):

@@ -107,9 +107,7 @@ def test_sources_are_tried_in_order(
     shutil.rmtree(cache_of(env))
     fashion_mnist(download=False, cache_arrays=False)
     assert f"system folder {system}" in source_used(caplog)
-    assert fashion_mnist(download=False, system_dir=argument)[
-        0
-    ].class_names  # the keyword overrides SYSTEM_DIR
+    assert fashion_mnist(download=False, system_dir=argument)[0].class_names  # the keyword overrides SYSTEM_DIR
 
 
 def test_incomplete_source_is_skipped_with_a_warning(env: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -122,9 +120,7 @@ def test_incomplete_source_is_skipped_with_a_warning(env: Path, caplog: pytest.L
 
 def test_plain_and_regzipped_files_verify_by_content(env: Path) -> None:
     check_small(*fashion_mnist(fill(env / "plain", compress=False), download=False))
-    check_small(
-        *fashion_mnist(fill(env / "debian", level=1), download=False)
-    )  # other .gz bytes, same content
+    check_small(*fashion_mnist(fill(env / "debian", level=1), download=False))  # other .gz bytes, same content
 
 
 def test_fashion_mnist_folder_names_the_source_used(env: Path) -> None:
@@ -133,9 +129,7 @@ def test_fashion_mnist_folder_names_the_source_used(env: Path) -> None:
 
 
 def test_no_source_and_no_download_is_a_clear_error(env: Path) -> None:
-    with pytest.raises(
-        FileNotFoundError, match=r"not complete in any source.*download=False.*dataset-fashion-mnist"
-    ):
+    with pytest.raises(FileNotFoundError, match=r"not complete in any source.*download=False.*dataset-fashion-mnist"):
         fashion_mnist(download=False)
 
 
@@ -143,9 +137,7 @@ def test_no_source_and_no_download_is_a_clear_error(env: Path) -> None:
     ("where", "fix"),
     [("system", r"apt-get install --reinstall dataset-fashion-mnist"), ("arg", r"pass another path=")],
 )
-def test_corrupt_file_in_a_foreign_folder_is_an_error_naming_file_and_fix(
-    env: Path, where: str, fix: str
-) -> None:
+def test_corrupt_file_in_a_foreign_folder_is_an_error_naming_file_and_fix(env: Path, where: str, fix: str) -> None:
     folder = fill(env / where)
     bad = folder / "train-labels-idx1-ubyte.gz"
     bad.write_bytes(bad.read_bytes()[:-6])
@@ -154,9 +146,7 @@ def test_corrupt_file_in_a_foreign_folder_is_an_error_naming_file_and_fix(
     assert bad.exists()  # never deleted: not onnxtrain's folder
 
 
-def test_corrupt_cached_file_is_deleted_and_the_next_source_used(
-    env: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_corrupt_cached_file_is_deleted_and_the_next_source_used(env: Path, caplog: pytest.LogCaptureFixture) -> None:
     cache, system = fill(cache_of(env)), fill(env / "system")
     bad = cache / "t10k-images-idx3-ubyte.gz"
     bad.write_bytes(gzip.compress(SMALL["t10k-images-idx3-ubyte"][:-1] + b"\x01"))  # same size, one byte off
@@ -237,9 +227,7 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-def test_download_fills_the_cache(
-    env: Path, mirror: tuple[Path, str], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_download_fills_the_cache(env: Path, mirror: tuple[Path, str], caplog: pytest.LogCaptureFixture) -> None:
     check_small(*fashion_mnist(base_url=mirror[1], timeout=5))
     names = leftovers(cache_of(env))
     assert [n for n in names if n.endswith(".gz")] == sorted(f"{s}.gz" for s in SMALL)
@@ -298,9 +286,7 @@ def _unused_port() -> int:
 
 def test_connection_refused_names_the_url(env: Path) -> None:
     url = f"http://127.0.0.1:{_unused_port()}/"
-    with pytest.raises(
-        DownloadError, match=rf"Could not download {url}train-images-idx3-ubyte.gz: .*refused"
-    ):
+    with pytest.raises(DownloadError, match=rf"Could not download {url}train-images-idx3-ubyte.gz: .*refused"):
         fashion_mnist(base_url=url, timeout=5)
 
 
@@ -354,9 +340,7 @@ def test_real_files_match_the_upstream_checksums() -> None:
 
 @pytest.mark.realdata
 @real_files
-def test_real_fashion_mnist_counts_shapes_range_and_histogram(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_real_fashion_mnist_counts_shapes_range_and_histogram(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(fm.DATA_ENV, raising=False)
     train, test = fashion_mnist(cache_dir=tmp_path, download=False)
     warm_train, _ = fashion_mnist(cache_dir=tmp_path, download=False)  # from the verified decoded copies
@@ -371,15 +355,11 @@ def test_real_fashion_mnist_counts_shapes_range_and_histogram(
 
 @pytest.mark.realdata
 @real_files
-def test_real_load_peak_memory_stays_under_twice_the_arrays(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_real_load_peak_memory_stays_under_twice_the_arrays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(fm.DATA_ENV, raising=False)
     tracemalloc.start()
     try:
-        train, test = fashion_mnist(
-            cache_dir=tmp_path, download=False
-        )  # the cold path: decode .gz, write copies
+        train, test = fashion_mnist(cache_dir=tmp_path, download=False)  # the cold path: decode .gz, write copies
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

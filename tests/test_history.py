@@ -44,9 +44,7 @@ def test_fit_history_has_keras_keys_and_epoch_numbers_that_continue_across_fits(
 def test_validation_split_takes_the_last_fraction_before_shuffling():
     x, y = tiny_data(40)
     with tiny_model() as model:
-        history = model.fit(
-            x, y, epochs=1, batch_size=8, validation_split=0.25, validation_batch_size=5, verbose=0
-        )
+        history = model.fit(x, y, epochs=1, batch_size=8, validation_split=0.25, validation_batch_size=5, verbose=0)
         last = model.evaluate(x[30:], y[30:], batch_size=5)
         first = model.evaluate(x[:10], y[:10], batch_size=5)
     assert history.history["val_loss"][0] == pytest.approx(last.loss, rel=1e-6)
@@ -59,9 +57,7 @@ def test_validation_accepts_a_tuple_or_a_dataset_and_its_own_batch_size(as_datas
     x, y = tiny_data()
     validation = Dataset(x[:10], y[:10]) if as_dataset else (x[:10], y[:10])
     with tiny_model() as model:
-        history = model.fit(
-            x, y, epochs=1, batch_size=16, validation=validation, validation_batch_size=3, verbose=0
-        )
+        history = model.fit(x, y, epochs=1, batch_size=16, validation=validation, validation_batch_size=3, verbose=0)
         result = model.evaluate(x[:10], y[:10], batch_size=10)
     assert history.history["val_loss"][0] == pytest.approx(result.loss, rel=1e-5)
 
@@ -110,9 +106,7 @@ def test_csv_round_trip_preserves_every_value(tmp_path_factory, columns, rows, d
     loaded = History.from_csv(path)
     assert loaded.epochs == history.epochs and list(loaded.history) == list(history.history)
     for key, values in history.history.items():
-        np.testing.assert_array_equal(
-            loaded.history[key], values
-        )  # equal_nan by default, bit-exact otherwise
+        np.testing.assert_array_equal(loaded.history[key], values)  # equal_nan by default, bit-exact otherwise
 
 
 def test_csv_from_fit_reads_back_equal(tmp_path):
@@ -156,9 +150,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 def test_plot_writes_a_valid_png_with_one_panel_per_figure(tmp_path):
     history = History()
     for epoch, loss in enumerate([1.0, 0.6, 0.5], start=1):
-        history.append(
-            epoch, {"loss": loss, "accuracy": 1 - loss, "val_loss": loss + 0.1, "val_accuracy": 0.4}
-        )
+        history.append(epoch, {"loss": loss, "accuracy": 1 - loss, "val_loss": loss + 0.1, "val_accuracy": 0.4})
     path = history.plot(tmp_path / "sub" / "curves.png")
     width, height = png_size(path.read_bytes())
     assert (width, height) == (1000, 400)  # two panels of 5x4 inches at 100 dpi

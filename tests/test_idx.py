@@ -65,9 +65,7 @@ def test_load_idx_checks_the_sha256_of_the_decompressed_bytes(tmp_path: Path) ->
     plain, packed = write(tmp_path / "a", data), write(tmp_path / "a.gz", data, compress=True)
     for path in (plain, packed):
         np.testing.assert_array_equal(load_idx(path, sha256=digest.upper()), SAMPLE)
-        with pytest.raises(
-            DataFormatError, match=re.escape(str(path)) + r".*fails verification.*expected 00"
-        ):
+        with pytest.raises(DataFormatError, match=re.escape(str(path)) + r".*fails verification.*expected 00"):
             load_idx(path, sha256="00" * 32)
 
 

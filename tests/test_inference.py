@@ -73,9 +73,7 @@ def test_one_example_gives_a_class_index_and_one_probability_row(saved):
 def test_batches_do_not_change_the_result(saved):
     model = InferenceModel.load(saved["file"])
     assert np.array_equal(model.predict(_x(), batch_size=2), saved["predictions"])
-    with pytest.raises(
-        InvalidArgumentError, match=r"batch_size expects a positive int\. Received: batch_size=0"
-    ):
+    with pytest.raises(InvalidArgumentError, match=r"batch_size expects a positive int\. Received: batch_size=0"):
         model.predict(_x(), batch_size=0)
 
 
@@ -158,9 +156,7 @@ def test_bad_arguments_are_refused(saved):
         InferenceModel.load(saved["file"], device="tpu")
 
 
-@pytest.mark.skipif(
-    "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(), reason="has CUDA"
-)
+@pytest.mark.skipif("CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(), reason="has CUDA")
 def test_asking_for_cuda_without_the_provider_says_which_package_brings_it(saved):
     with pytest.raises(RuntimeSetupError, match=r"CUDA execution provider.*onnxtrain\[infer-gpu\]"):
         InferenceModel.load(saved["file"], device="cuda")
@@ -173,9 +169,7 @@ def test_the_inference_module_never_imports_the_training_api():
     tree = ast.parse((REPO / "onnxtrain" / "inference.py").read_text())
     imported = {n.name for node in ast.walk(tree) if isinstance(node, ast.Import) for n in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not [
-        m for m in imported if m.startswith(("onnxruntime.training", "onnxtrain._ort_training", "torch"))
-    ]
+    assert not [m for m in imported if m.startswith(("onnxruntime.training", "onnxtrain._ort_training", "torch"))]
 
 
 def _training_modules_after(code: str) -> list[str]:

@@ -36,9 +36,7 @@ ALL_MODES = list(WritingMode)
 def _model(seed: int = 1, compiled: bool = True) -> Sequential:
     model = Sequential.of(Input(4, 4, 1), Flatten(), Dense(8), Dense(3, activation="linear"), seed=seed)
     if compiled:
-        model.compile(
-            optimizer=Adam(learning_rate=0.01), loss="softmax_cross_entropy_with_logits", metric="accuracy"
-        )
+        model.compile(optimizer=Adam(learning_rate=0.01), loss="softmax_cross_entropy_with_logits", metric="accuracy")
     return model
 
 
@@ -48,9 +46,7 @@ def _data(n: int = 48) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _files(directory: Path) -> dict[str, bytes]:
-    return {
-        p.name: p.read_bytes() for p in sorted(directory.iterdir()) if not p.name.startswith(".onnxtrain-")
-    }
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if not p.name.startswith(".onnxtrain-")}
 
 
 def _assert_same_weights(a: dict[str, np.ndarray], b: dict[str, np.ndarray], atol: float = 0.0) -> None:
@@ -182,9 +178,7 @@ def test_permission_denied_keeps_the_previous_model(tmp_path, monkeypatch, mode)
     assert (_files(directory) if directory.exists() else None) == before
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to run a save as nobody"
-)
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to run a save as nobody")
 def test_a_read_only_folder_is_reported_as_permission_denied(tmp_path):
     # Real permissions: a save run as user nobody into a root-owned folder it may read but not write.
     folder = Path(tempfile.mkdtemp(prefix="onnxtrain-readonly-"))
@@ -199,9 +193,7 @@ def test_a_read_only_folder_is_reported_as_permission_denied(tmp_path):
     finally:
         os.rmdir(folder)
     assert done.returncode == 1, done.stderr
-    assert re.search(r"PermissionError: .*Could not save .*Permission denied", done.stderr), done.stderr[
-        -2000:
-    ]
+    assert re.search(r"PermissionError: .*Could not save .*Permission denied", done.stderr), done.stderr[-2000:]
 
 
 # --- resuming training
@@ -299,9 +291,7 @@ def test_a_damaged_save_raises_model_file_error_naming_the_problem(tmp_path, tra
         load_model(directory)
 
 
-@pytest.mark.parametrize(
-    "make, match", [(None, "no such directory"), ("file", "is a file, not a model directory")]
-)
+@pytest.mark.parametrize("make, match", [(None, "no such directory"), ("file", "is a file, not a model directory")])
 def test_loading_a_missing_directory_or_a_file_says_so(tmp_path, make, match):
     path = tmp_path / "model"
     if make == "file":

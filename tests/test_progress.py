@@ -43,9 +43,7 @@ def fit_output(monkeypatch):
         y = (x[:, 0] > 0).astype(np.int64)
         with Sequential.of(Input(4), Dense(3, activation="linear"), seed=0) as model:
             model.compile(metric="accuracy")
-            model.fit(
-                x, y, epochs=3, batch_size=8, validation=(x[:8], y[:8]), verbose=verbose, callbacks=callbacks
-            )
+            model.fit(x, y, epochs=3, batch_size=8, validation=(x[:8], y[:8]), verbose=verbose, callbacks=callbacks)
             if evaluate:
                 model.evaluate(x, y, batch_size=8, verbose=verbose)
         return stream.getvalue()

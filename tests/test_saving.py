@@ -108,16 +108,12 @@ def test_writing_mode_accepts_members_and_case_insensitive_names(value, expected
 
 
 def test_writing_mode_rejects_unknown_name_listing_the_choices():
-    with pytest.raises(
-        UnknownIdentifierError, match=r"Could not interpret writing_mode 'sideways'.*override"
-    ):
+    with pytest.raises(UnknownIdentifierError, match=r"Could not interpret writing_mode 'sideways'.*override"):
         WritingMode.get("sideways")
 
 
 def test_writing_mode_rejects_non_strings():
-    with pytest.raises(
-        InvalidTypeError, match=r"writing_mode expects a WritingMode.*Received: writing_mode=1"
-    ):
+    with pytest.raises(InvalidTypeError, match=r"writing_mode expects a WritingMode.*Received: writing_mode=1"):
         WritingMode.get(1)
 
 
@@ -398,9 +394,7 @@ def test_kill_between_fallback_renames_is_finished_by_the_loader(tmp_path, monke
 
     def crash_with_the_old_directory_moved_aside() -> None:
         with stress.without_exchange():
-            monkeypatch.setattr(
-                os, "rename", lambda a, b: _die() if Path(b) == directory else real_rename(a, b)
-            )
+            monkeypatch.setattr(os, "rename", lambda a, b: _die() if Path(b) == directory else real_rename(a, b))
             saving.save_files(directory, NEW, "override")
 
     _crash_in_child(crash_with_the_old_directory_moved_aside)

@@ -1,7 +1,8 @@
 """Side-by-side benchmark of the tutorial job: onnxtrain against PyTorch eager, on the real Fashion-MNIST.
 
-Each engine runs in its own process (the tutorial's 784-300-100-10 MLP with ReLU hidden layers and linear logits
--- the tutorial's ReLU logits make accuracy depend on the seed, see tools/seed_study.py --, He init, Adam 1e-3 eps 1e-7, batch 100, per-epoch shuffle, 2 threads), alternating A/B/... over --repeats in one run. Reports per
+Each engine runs in its own process: the tutorial's 784-300-100-10 MLP with ReLU hidden layers and linear logits
+(the tutorial's ReLU logits make accuracy depend on the seed, see tools/seed_study.py), He init, Adam 1e-3 eps 1e-7,
+batch 100, per-epoch shuffle, 2 threads; engines alternate A/B/... within each of --repeats rounds. Reports per
 engine: fit s/epoch (median, min, max over repeats), training samples/s, test accuracy, peak RSS, and `predict` on
 the 10,000 test images (samples/s); plus the ratio of medians against PyTorch. Writes JSON and a markdown table.
 
@@ -46,9 +47,7 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str) -> dict:
 
     x, y = np.load(data / "x_train.npy"), np.load(data / "y_train.npy")
     xt, yt = np.load(data / "x_test.npy"), np.load(data / "y_test.npy")
-    model = Sequential.of(
-        Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10, activation="linear"), seed=12
-    )
+    model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10, activation="linear"), seed=12)
     with model:
         options = {} if engine == "ort-training" else {"engine": engine}
         model.compile(
@@ -188,14 +187,10 @@ def table(results: dict[str, dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument(
-        "--engines", default="ort-training,torch", help="comma-separated: ort-training,portable,torch"
-    )
+    parser.add_argument("--engines", default="ort-training,torch", help="comma-separated: ort-training,portable,torch")
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)

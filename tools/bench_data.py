@@ -38,9 +38,7 @@ def child(source: str, cache: str, mode: str, trace: bool) -> None:
     if trace:
         tracemalloc.start()
     start = time.perf_counter()
-    train, test = fashion_mnist(
-        source, cache_dir=cache, download=False, cache_arrays=mode != "gz", progress=False
-    )
+    train, test = fashion_mnist(source, cache_dir=cache, download=False, cache_arrays=mode != "gz", progress=False)
     seconds = time.perf_counter() - start
     traced = tracemalloc.get_traced_memory()[1] if trace else 0
     final = sum(a.nbytes for d in (train, test) for a in (d.x, d.y))

@@ -121,11 +121,7 @@ def ensure_venv(venv: Path, rebuild: bool = False) -> tuple[Path | None, str]:
     with open(venv.parent / f".{venv.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs must not build the same environment at once
         marker = venv / READY_MARKER
-        if (
-            not rebuild
-            and marker.is_file()
-            and marker.read_text(errors="replace").strip() == " ".join(REQUIREMENTS)
-        ):
+        if not rebuild and marker.is_file() and marker.read_text(errors="replace").strip() == " ".join(REQUIREMENTS):
             return python, ""
         shutil.rmtree(venv, ignore_errors=True)
         steps = [
@@ -145,12 +141,8 @@ def ensure_venv(venv: Path, rebuild: bool = False) -> tuple[Path | None, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--venv", type=Path, default=None, help="the inference-only environment to use or build"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--venv", type=Path, default=None, help="the inference-only environment to use or build")
     parser.add_argument("--rebuild", action="store_true", help="build the environment again")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = parser.parse_args(argv)

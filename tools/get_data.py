@@ -31,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--path", help="a folder holding the four files, searched first")
     parser.add_argument("--cache-dir", help="download folder (default: the user cache)")
-    parser.add_argument(
-        "--base-url", help="mirror to download from (default: $ONNXTRAIN_FASHION_MNIST_URL, Zalando's)"
-    )
+    parser.add_argument("--base-url", help="mirror to download from (default: $ONNXTRAIN_FASHION_MNIST_URL, Zalando's)")
     parser.add_argument("--no-apt", action="store_true", help="never install Debian's package")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -158,9 +158,7 @@ def scratch_entries(directory: Path) -> list[str]:
     found = []
     for folder in (directory.parent, directory):
         with contextlib.suppress(FileNotFoundError):
-            found += [
-                n for n in os.listdir(folder) if n.startswith(saving.SCRATCH_PREFIX) and "-lock-" not in n
-            ]
+            found += [n for n in os.listdir(folder) if n.startswith(saving.SCRATCH_PREFIX) and "-lock-" not in n]
     return found
 
 
@@ -182,9 +180,7 @@ def run_kill_loop(directory: Path, kills: int, seed: int = 0, window: float = 0.
         if verified is not None:
             report.reloads += 1
             if ready["hashes"] != verified:
-                report.problems.append(
-                    f"round {round_index}: the child loaded other files than were verified"
-                )
+                report.problems.append(f"round {round_index}: the child loaded other files than were verified")
         if round_index == kills:
             child.kill()
             break
@@ -216,9 +212,7 @@ def run_kill_loop(directory: Path, kills: int, seed: int = 0, window: float = 0.
             report.found_new += 1
         else:
             report.unloadable += 1
-            report.problems.append(
-                f"round {round_index}: mixed or unknown files {found}; expected {complete}"
-            )
+            report.problems.append(f"round {round_index}: mixed or unknown files {found}; expected {complete}")
             break
         verified = found
     return report
@@ -260,9 +254,7 @@ def naive_writes() -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-exchange", action="store_true", help="use the rename-aside fallback")

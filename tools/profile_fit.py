@@ -25,9 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     train, _ = fashion_mnist()
     with Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10), seed=12) as model:
-        model.compile(
-            optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, metric=Metrics.ACCURACY
-        )
+        model.compile(optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, metric=Metrics.ACCURACY)
         profiler = cProfile.Profile()
         started = time.perf_counter()
         profiler.enable()

@@ -17,9 +17,7 @@ from onnxtrain.layers import Dense, Flatten, Input
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs=2, default=(0, 5), metavar=("FIRST", "STOP"))
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()

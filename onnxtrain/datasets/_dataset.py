@@ -126,13 +126,9 @@ class Dataset:
             InvalidArgumentError: ratio is not strictly between 0 and 1, or a part would be empty.
         """
         if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
-            raise InvalidTypeError(
-                f"split(ratio=...) expects a float in (0, 1). Received: {type(ratio).__name__}."
-            )
+            raise InvalidTypeError(f"split(ratio=...) expects a float in (0, 1). Received: {type(ratio).__name__}.")
         if not 0.0 < float(ratio) < 1.0:
-            raise InvalidArgumentError(
-                f"split(ratio=...) expects a float in (0, 1). Received: ratio={ratio}."
-            )
+            raise InvalidArgumentError(f"split(ratio=...) expects a float in (0, 1). Received: ratio={ratio}.")
         cut = int(len(self) * float(ratio))
         if cut == 0 or cut == len(self):
             raise InvalidArgumentError(
@@ -237,9 +233,7 @@ def validate_arrays(x: Any, y: Any, *, x_name: str, y_name: str) -> tuple[np.nda
             f"Received: {x_name}.shape={x.shape}, {y_name}.shape={y.shape}."
         )
     if len(x) == 0:
-        raise InvalidArgumentError(
-            f"Dataset expects at least one example. Received: {x_name}.shape={x.shape}."
-        )
+        raise InvalidArgumentError(f"Dataset expects at least one example. Received: {x_name}.shape={x.shape}.")
     _check_finite(x, x_name)
     _check_finite(y, y_name)
     return x, y
@@ -282,9 +276,7 @@ def _validate_class_names(class_names: Sequence[str] | None, y: np.ndarray) -> t
     if class_names is None:
         return None
     if isinstance(class_names, str) or not all(isinstance(name, str) for name in class_names):
-        raise InvalidTypeError(
-            f"Dataset(class_names=...) expects a sequence of str. Received: {class_names!r}."
-        )
+        raise InvalidTypeError(f"Dataset(class_names=...) expects a sequence of str. Received: {class_names!r}.")
     names = tuple(class_names)
     if y.dtype.kind == "i" and y.ndim == 1 and (y.min() < 0 or y.max() >= len(names)):
         raise InvalidArgumentError(
@@ -297,11 +289,7 @@ def _validate_class_names(class_names: Sequence[str] | None, y: np.ndarray) -> t
 def _permutation(count: int, seed: int | None, caller: str) -> np.ndarray:
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise InvalidTypeError(
-                f"{caller}(seed=...) expects None or an int >= 0. Received: seed={seed!r}."
-            )
+            raise InvalidTypeError(f"{caller}(seed=...) expects None or an int >= 0. Received: seed={seed!r}.")
         if seed < 0:
-            raise InvalidArgumentError(
-                f"{caller}(seed=...) expects None or an int >= 0. Received: seed={seed}."
-            )
+            raise InvalidArgumentError(f"{caller}(seed=...) expects None or an int >= 0. Received: seed={seed}.")
     return np.random.default_rng(seed).permutation(count)

@@ -47,9 +47,7 @@ def download_file(
         Whatever ``verify`` raises; the temporary file is removed in every failure.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-    )
+    descriptor, temporary_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     temporary = Path(temporary_name)
     try:
         os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide a shared cache_dir from other users

@@ -145,13 +145,9 @@ def _load_arrays(
     cache_arrays: bool,
 ) -> tuple[dict[str, np.ndarray], _Source]:
     if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
-        raise InvalidTypeError(
-            f"fashion_mnist(timeout=...) expects seconds. Received: {type(timeout).__name__}."
-        )
+        raise InvalidTypeError(f"fashion_mnist(timeout=...) expects seconds. Received: {type(timeout).__name__}.")
     if not timeout > 0:
-        raise InvalidArgumentError(
-            f"fashion_mnist(timeout=...) expects a positive number. Received: {timeout}."
-        )
+        raise InvalidArgumentError(f"fashion_mnist(timeout=...) expects a positive number. Received: {timeout}.")
     sources = _sources(path, cache_dir, system_dir)
     cache = next(source for source in sources if source.owned)
     array_cache = cache.folder if cache_arrays else None
@@ -170,9 +166,7 @@ def _load_arrays(
     _download_missing(cache.folder, url, timeout, progress)
     arrays = _load_source(cache, array_cache)
     if arrays is None:  # only if another process deleted the files meanwhile
-        raise DataFormatError(
-            f"The Fashion-MNIST files downloaded into {cache.folder} disappeared; try again."
-        )
+        raise DataFormatError(f"The Fashion-MNIST files downloaded into {cache.folder} disappeared; try again.")
     return arrays, cache
 
 
@@ -184,8 +178,7 @@ def _sources(
     for name, value in (("path", path), ("cache_dir", cache_dir), ("system_dir", system_dir)):
         if value is not None and not isinstance(value, str | os.PathLike):
             raise InvalidTypeError(
-                f"fashion_mnist({name}=...) expects a folder path (str or PathLike). "
-                f"Received: {type(value).__name__}."
+                f"fashion_mnist({name}=...) expects a folder path (str or PathLike). Received: {type(value).__name__}."
             )
     sources = []
     if path is not None:
@@ -283,9 +276,7 @@ def _verify_download(file: Path, *, url: str, sha256: str) -> None:
     try:
         load_idx(file, sha256=sha256, name=url)
     except DataFormatError as error:
-        raise DataFormatError(
-            f"{error} Nothing was saved; check the mirror (base_url= or {URL_ENV})."
-        ) from error
+        raise DataFormatError(f"{error} Nothing was saved; check the mirror (base_url= or {URL_ENV}).") from error
 
 
 def _to_dataset(images: np.ndarray, labels: np.ndarray) -> Dataset:

@@ -57,9 +57,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     return load_idx(path)
 
 
-def load_idx(
-    path: str | os.PathLike[str], *, sha256: str | None = None, name: str | None = None
-) -> np.ndarray:
+def load_idx(path: str | os.PathLike[str], *, sha256: str | None = None, name: str | None = None) -> np.ndarray:
     """Like read_idx, and when ``sha256`` is given also check the SHA-256 of the decompressed bytes.
 
     ``name`` replaces the path in error messages (e.g. the URL of a file being downloaded).
@@ -152,8 +150,7 @@ def _read_exact(stream: BinaryIO, count: int) -> bytes:
 def _parse_magic(label: str, header: bytes) -> tuple[np.dtype, int]:
     if len(header) < 4:
         raise DataFormatError(
-            f"IDX file {label} is too short for an IDX header: it has {len(header)} bytes, "
-            "expected at least 4."
+            f"IDX file {label} is too short for an IDX header: it has {len(header)} bytes, expected at least 4."
         )
     if header[0] != 0 or header[1] != 0:
         raise DataFormatError(
@@ -203,9 +200,7 @@ def _check_plain_size(
         )
 
 
-def _read_payload(
-    label: str, stream: BinaryIO, nbytes: int, shape: tuple[int, ...], dtype: np.dtype
-) -> bytearray:
+def _read_payload(label: str, stream: BinaryIO, nbytes: int, shape: tuple[int, ...], dtype: np.dtype) -> bytearray:
     # Grows with the data actually read, so a forged size allocates nothing it cannot fill.
     payload = bytearray()
     while len(payload) < nbytes:

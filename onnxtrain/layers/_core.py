@@ -27,9 +27,7 @@ class Input(Layer):
     def __init__(self, *dims: int, name: str | None = None, shape: Shape | None = None):
         super().__init__(name=name)
         if shape is not None and dims:
-            raise InvalidArgumentError(
-                f"Input takes dims or shape=..., not both. Received: dims={dims}, shape={shape}"
-            )
+            raise InvalidArgumentError(f"Input takes dims or shape=..., not both. Received: dims={dims}, shape={shape}")
         dims = tuple(shape) if shape is not None else dims
         if not dims:
             raise InvalidArgumentError(

@@ -40,9 +40,7 @@ class Layer:
                 f"colons. Received: name={name!r}"
             )
         if not isinstance(trainable, bool):
-            raise InvalidTypeError(
-                f"{type(self).__name__}(trainable=...) expects a bool. Received: {trainable!r}"
-            )
+            raise InvalidTypeError(f"{type(self).__name__}(trainable=...) expects a bool. Received: {trainable!r}")
         self.name = name
         self.trainable = trainable
         self.params: dict[str, np.ndarray] = {}
