@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from onnxtrain import _ort_training
+from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, resolve_device
 from onnxtrain.callbacks import CallbackList
 from onnxtrain.datasets import Dataset, as_dataset
@@ -99,6 +100,7 @@ class Trainer:
         self.epochs_trained = 0
         self._temp_dir = temp_dir
         self._inference_session: Any = None
+        self._flush = FlushToZero()
         # A model that is never closed still removes its temporary artifacts when collected or at exit.
         self._cleanup = weakref.finalize(self, shutil.rmtree, temp_dir, True) if temp_dir is not None else None
 
@@ -312,10 +314,11 @@ class Trainer:
             x = x.x
         x, single = prepare_x(x, self.model.input_shape, self.model.input_scale, "x", allow_single=True)
         session = self._session()
-        outputs = [
-            session.run(["logits"], {"input": x[start : start + batch_size]})[0]
-            for start in range(0, len(x), batch_size)
-        ]
+        with self._flush.active():
+            outputs = [
+                session.run(["logits"], {"input": x[start : start + batch_size]})[0]
+                for start in range(0, len(x), batch_size)
+            ]
         return np.concatenate(outputs), single
 
     def _session(self) -> Any:
@@ -325,9 +328,11 @@ class Trainer:
             self.model.sync_weights()
             model = self.model.inference_model()
             options = onnxruntime.SessionOptions()
-            self._inference_session = onnxruntime.InferenceSession(
-                model.SerializeToString(), options, providers=[self.device.provider]
-            )
+            options.add_session_config_entry("session.set_denormal_as_zero", "1")  # see _float_env.py
+            with self._flush.creating():
+                self._inference_session = onnxruntime.InferenceSession(
+                    model.SerializeToString(), options, providers=[self.device.provider]
+                )
         return self._inference_session
 
     def weights_changed(self) -> None:
