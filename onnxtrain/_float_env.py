@@ -54,19 +54,13 @@ def _set(env: ctypes.Array[ctypes.c_char] | None) -> None:
         libm.fesetenv(env)
 
 
-def _with_flush_bits(env: ctypes.Array[ctypes.c_char] | None) -> ctypes.Array[ctypes.c_char] | None:
-    spec = _FLUSH_BITS.get(platform.machine().lower()) if sys.platform.startswith("linux") else None
-    if env is None or spec is None:
-        return None
-    offset, bits = spec
-    flushed = ctypes.create_string_buffer(env.raw, _FENV_BYTES)
-    register = ctypes.c_uint32.from_buffer(flushed, offset)
-    register.value |= bits
-    return flushed
+def _flush_register() -> tuple[int, int] | None:
+    """(byte offset in fenv_t, bits) of the flush-to-zero control on this platform, or None."""
+    return _FLUSH_BITS.get(platform.machine().lower()) if sys.platform.startswith("linux") else None
 
 
 class FlushToZero:
-    """Keeps ORT's flush-to-zero mode inside ORT calls on the calling thread.
+    """Keeps ORT's flush-to-zero mode inside ORT calls on the calling thread (one thread, not re-entrant).
 
     Example:
         flush = FlushToZero()
@@ -75,6 +69,14 @@ class FlushToZero:
         with flush.active():
             session.run(...)
     """
+
+    def __init__(self) -> None:
+        # Reused buffers: this runs around every training step.
+        self._caller = ctypes.create_string_buffer(_FENV_BYTES)
+        self._flushed = ctypes.create_string_buffer(_FENV_BYTES)
+        spec = _flush_register() if _libm() is not None else None
+        self._register = ctypes.c_uint32.from_buffer(self._flushed, spec[0]) if spec else None
+        self._bits = spec[1] if spec else 0
 
     @contextlib.contextmanager
     def creating(self) -> Iterator[None]:
@@ -88,13 +90,15 @@ class FlushToZero:
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
         """Run ORT calls inside: this thread flushes subnormals like ORT's own threads, then goes back."""
-        caller = _get()
-        flushed = _with_flush_bits(caller)
-        if flushed is None:
+        libm = _libm()
+        if libm is None or self._register is None:
             yield
             return
-        _set(flushed)
+        libm.fegetenv(self._caller)
+        ctypes.memmove(self._flushed, self._caller, _FENV_BYTES)
+        self._register.value |= self._bits
+        libm.fesetenv(self._flushed)
         try:
             yield
         finally:
-            _set(caller)
+            libm.fesetenv(self._caller)
