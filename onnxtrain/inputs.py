@@ -1,9 +1,9 @@
 """Input checks done before ONNX Runtime sees a batch: shape, dtype conversion and finiteness.
 
 Conversion rule (documented in the README): float32 is used as is; float16/float64 are cast to float32;
-integer and bool arrays (e.g. uint8 images) are cast to float32 and multiplied by the model's `input_scale`
+integer arrays (e.g. uint8 images) are cast to float32 and multiplied by the model's `input_scale`
 (1/255 for a model trained on `fashion_mnist()`, 1.0 otherwise), so raw pixels give the same predictions as the
-scaled training data. Anything else (object, strings, complex) is refused.
+scaled training data. Anything else (bool, object, strings, complex) is refused.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ def prepare_x(
         raise InvalidTypeError(
             f"{argument} expects a numpy array of shape {format_shape(input_shape)}. Received: {type(x).__name__}"
         )
-    if x.dtype.kind not in "fiub" or x.dtype.itemsize > 8:
+    if x.dtype.kind not in "fiu" or x.dtype.itemsize > 8:
         raise InvalidTypeError(
-            f"{argument} expects a float or integer array. Received: dtype {x.dtype} (object, string and complex "
+            f"{argument} expects a float or integer array. Received: dtype {x.dtype} (bool, object, string and complex "
             "arrays are not accepted)"
         )
     single = allow_single and x.shape == input_shape

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 import secrets
 import warnings
 from collections import Counter
@@ -244,7 +245,7 @@ class Sequential:
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
         trainer = self._compiled_trainer("learning_rate")
-        valid = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
         if not valid or value <= 0:
             raise InvalidArgumentError(f"learning_rate expects a positive finite number. Received: {value!r}")
         trainer.engine.learning_rate = float(value)

@@ -23,7 +23,7 @@ from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, resolve_device
 from onnxtrain.callbacks import CallbackList
 from onnxtrain.datasets import Dataset, as_dataset
-from onnxtrain.errors import InvalidArgumentError, NonFiniteLossError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, NonFiniteLossError, UnsupportedError
 from onnxtrain.history import EvaluationResult, History, MetricValues
 from onnxtrain.inputs import check_positive_int, prepare_x
 from onnxtrain.losses import Loss
@@ -191,7 +191,11 @@ class Trainer:
                     f"{len(train)}."
                 )
             train, val = _Batches(train.x[:cut], train.y[:cut]), _Batches(train.x[cut:], train.y[cut:])
-        val_batch = check_positive_int("validation_batch_size", validation_batch_size or batch_size)
+        if not isinstance(shuffle, bool | np.bool_):
+            raise InvalidTypeError(f"shuffle expects a bool. Received: shuffle={shuffle!r}")
+        val_batch = check_positive_int(
+            "validation_batch_size", batch_size if validation_batch_size is None else validation_batch_size
+        )
 
         history = History()
         callback_list = CallbackList(callbacks, self.model)

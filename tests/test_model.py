@@ -11,6 +11,7 @@ import reference as ref
 from onnxtrain import Dataset, Sequential
 from onnxtrain.errors import (
     InvalidArgumentError,
+    InvalidTypeError,
     ModelStateError,
     RuntimeSetupError,
     UnknownIdentifierError,
@@ -231,3 +232,30 @@ def test_short_cuda_fit(blobs):
         history = model.fit((x, y), epochs=3, batch_size=16, verbose=0)
         assert history.history["loss"][-1] < history.history["loss"][0]
         assert model.evaluate((x, y)).metrics["accuracy"] > 0.9
+
+
+COMPILED_BAD_CALLS = [
+    (lambda m, x, y: m.fit((x, y), shuffle="no"), InvalidTypeError, r"shuffle expects a bool. Received: shuffle='no'"),
+    (
+        lambda m, x, y: m.fit((x, y), validation_split=0.2, validation_batch_size=0),
+        InvalidArgumentError,
+        r"validation_batch_size expects a positive int. Received: validation_batch_size=0",
+    ),
+    (lambda m, x, y: m.predict(x > 0), InvalidTypeError, r"Received: dtype bool"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "message"), COMPILED_BAD_CALLS)
+def test_bad_calls_on_a_compiled_model(blobs, call, error, message):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer="adam")
+        with pytest.raises(error, match=message):
+            call(model, x, y)
+
+
+def test_learning_rate_accepts_numpy_scalars():
+    with blob_model() as model:
+        model.compile(optimizer="adam")
+        model.learning_rate = np.float32(0.01)
+        assert model.learning_rate == pytest.approx(0.01)
