@@ -39,7 +39,7 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str) -> dict:
 
     import numpy as np
 
-    from onnxtrain import Sequential
+    from onnxtrain import Callback, Sequential
     from onnxtrain.layers import Dense, Flatten, Input
     from onnxtrain.losses import Losses
     from onnxtrain.metrics import Metrics
@@ -57,11 +57,19 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str) -> dict:
             threads=THREADS,
             **options,
         )
-        epoch_times = []
-        for _ in range(epochs):
-            started = time.perf_counter()
-            model.fit((x, y), epochs=1, batch_size=100, verbose=0)
-            epoch_times.append(time.perf_counter() - started)
+        epoch_times: list[float] = []
+
+        class EpochTimer(Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.started = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                epoch_times.append(time.perf_counter() - self.started)
+
+        # One fit call, as the tutorial makes; its one-time input checks are spread over the epochs.
+        started = time.perf_counter()
+        model.fit((x, y), epochs=epochs, batch_size=100, verbose=0, callbacks=[EpochTimer()])
+        fit_seconds = time.perf_counter() - started
         accuracy = model.evaluate((xt, yt), batch_size=100).metrics[Metrics.ACCURACY]
         model.predict(xt[:1000])  # warm-up: builds the inference session
         predict_times = []
@@ -71,6 +79,7 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str) -> dict:
             predict_times.append(time.perf_counter() - started)
     return {
         "epoch_times": epoch_times,
+        "fit_s": fit_seconds,
         "accuracy": float(accuracy),
         "predict_s": min(predict_times),
         "peak_rss_mib": _peak_rss_mib(),
@@ -157,7 +166,8 @@ def run_worker(python: str, engine: str, data: Path, epochs: int) -> dict:
 
 
 def summarize(runs: list[dict]) -> dict:
-    per_epoch = [statistics.mean(r["epoch_times"]) for r in runs]
+    # Whole fit time over epochs: onnxtrain's one-time input checks count (torch has none to count).
+    per_epoch = [r.get("fit_s", sum(r["epoch_times"])) / len(r["epoch_times"]) for r in runs]
     median = statistics.median(per_epoch)
     return {
         "fit_s_per_epoch": {"median": median, "min": min(per_epoch), "max": max(per_epoch)},
