@@ -490,8 +490,10 @@ def process_faults() -> dict[str, Any]:
             str(REPO / "tools" / "kill_during_fit.py"),
             "--kills",
             "4",
+            # Many more epochs than kills: a kill lands within ~1.3 epochs of a child's start, so a child can
+            # never finish the whole run first (with 4 epochs a fast child under a slow reference sometimes did).
             "--epochs",
-            "4",
+            "12",
             "--examples",
             "2000",
             "--concurrent-rounds",

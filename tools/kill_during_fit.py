@@ -354,7 +354,7 @@ def _check_read(directory: Path, versions: list[dict[str, str]], report: Concurr
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs during fit")
-    parser.add_argument("--epochs", type=int, help="epochs of the run (default: enough for the kills, >= 4)")
+    parser.add_argument("--epochs", type=int, help="epochs of the run (default: enough for the kills, >= 12)")
     parser.add_argument("--examples", type=int, default=3000, help="training examples (sets the epoch length)")
     parser.add_argument("--concurrent-rounds", type=int, default=0, help="rounds of two racing savers")
     parser.add_argument("--saves", type=int, default=15, help="saves per writer and round")
@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="override", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.epochs is None:  # a child gains at most one epoch before its kill, often none
-        args.epochs = max(4, args.kills // 2)
+        args.epochs = max(12, args.kills // 2)
     if args.child_fit:
         child_fit(args.child_fit, args.epochs, args.seed, args.examples)
         return 0
