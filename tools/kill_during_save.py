@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -39,6 +38,10 @@ except ImportError:  # run from a checkout without installing
     from onnxtrain import saving
 
 from onnxtrain import Sequential, load_model, model_io
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kill_save_stress import without_exchange
+
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.optimizers import Adam
 
@@ -216,21 +219,6 @@ def run_kill_loop(directory: Path, kills: int, seed: int = 0, window: float = 0.
             break
         verified = found
     return report
-
-
-@contextlib.contextmanager
-def without_exchange() -> Any:
-    """Make renameat2 look unsupported so saves use the rename-aside fallback (forked children inherit it)."""
-
-    def unsupported(source: Path, target: Path, flags: int) -> None:
-        raise OSError(errno.ENOSYS, "renameat2 disabled by kill_during_save", str(source))
-
-    original = saving._renameat2
-    saving._renameat2 = unsupported
-    try:
-        yield
-    finally:
-        saving._renameat2 = original
 
 
 @contextlib.contextmanager
