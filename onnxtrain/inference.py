@@ -30,7 +30,15 @@ from onnxtrain.errors import (
 )
 from onnxtrain.inputs import check_positive_int, prepare_x
 from onnxtrain.layers import Shape
-from onnxtrain.model_io import META_CLASS_NAMES, META_INPUT_SCALE, META_LOSS, MODEL_FILE
+from onnxtrain.model_io import (
+    CONFIG_FILE,
+    META_CLASS_NAMES,
+    META_INPUT_SCALE,
+    META_LOSS,
+    MODEL_FILE,
+    check_model_bytes,
+    read_config,
+)
 from onnxtrain.saving import reading_model
 
 LOGITS = "logits"
@@ -114,6 +122,7 @@ class InferenceModel:
                     data = files[MODEL_FILE].read_bytes()
                 except OSError as e:
                     raise ModelFileError(f"Cannot read '{files[MODEL_FILE]}': {e.strerror or e}") from e
+                config = _saved_config(files.get(CONFIG_FILE))
             source = str(files[MODEL_FILE])
         else:
             try:
@@ -126,7 +135,11 @@ class InferenceModel:
             except OSError as e:
                 raise ModelFileError(f"Cannot read '{target}': {e.strerror or e}") from e
             source = str(target)
-        return cls(data, device=device, threads=threads, source=source)
+            config = None
+        model = cls(data, device=device, threads=threads, source=source)
+        if config is not None:  # after parsing: a file that does not even parse gets the more precise message
+            check_model_bytes(data, config, Path(source))
+        return model
 
     # --- prediction ---------------------------------------------------------------------------------------
     def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray | int:
@@ -239,4 +252,15 @@ def _loss(metadata: Mapping[str, str]) -> losses.Loss | None:
     try:
         return losses.get(metadata[META_LOSS]) if META_LOSS in metadata else None
     except OnnxtrainError:  # a loss this version does not know: fall back to the graph's outputs
+        return None
+
+
+def _saved_config(path: Path | None) -> dict[str, Any] | None:
+    """config.json beside a saved model.onnx, or None when absent or damaged (inference needs only model.onnx;
+    load_model is the one that reports a damaged config)."""
+    if path is None:
+        return None
+    try:
+        return read_config(path)
+    except ModelFileError:
         return None

@@ -149,6 +149,8 @@ def model_files(model: Sequential, save_optimizer_state: bool = False) -> dict[s
     config = model_config(model, optimizer_state_saved=save_optimizer_state)
     if CHECKPOINT_FILE in files:  # load_model checks it before ONNX Runtime parses the checkpoint
         config["checkpoint_sha256"] = hashlib.sha256(files[CHECKPOINT_FILE]).hexdigest()
+    # A flipped bit in a weight still parses; loaders compare this first (see check_model_bytes).
+    config["model_sha256"] = hashlib.sha256(files[MODEL_FILE]).hexdigest()
     files[CONFIG_FILE] = (json.dumps(config, indent=2) + "\n").encode()
     return files
 
@@ -216,8 +218,8 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
                     f"'{Path(directory)}' is not a saved onnxtrain model: {required} is missing "
                     f"(found: {sorted(files) or 'nothing'})."
                 )
-        config = _read_config(files[CONFIG_FILE])
-        weights = read_onnx_weights(files[MODEL_FILE])
+        config = read_config(files[CONFIG_FILE])
+        model_bytes, weights = read_onnx_weights(files[MODEL_FILE])
         checkpoint = _read_file(files[CHECKPOINT_FILE]) if CHECKPOINT_FILE in files else None
         checkpoint_path = files.get(CHECKPOINT_FILE, Path(directory) / CHECKPOINT_FILE)
     try:
@@ -228,6 +230,8 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
     except (OnnxtrainError, AttributeError, KeyError, TypeError, ValueError, OverflowError, MemoryError) as e:
         raise ModelFileError(f"{files[CONFIG_FILE]} describes a model that cannot be rebuilt: {e}") from e
     _check_weights(model.get_weights(), weights, files[MODEL_FILE])
+    # Last: a file that does not parse, or holds another model, already got a more precise message above.
+    check_model_bytes(model_bytes, config, files[MODEL_FILE])
     model.set_weights({name: weights[name] for name in model.get_weights()})
     settings = config.get("compile")
     if compile and settings:
@@ -325,7 +329,7 @@ def _read_file(path: Path) -> bytes:
         raise ModelFileError(f"Cannot read '{path}': {e.strerror or e}. Check its permissions.") from e
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> dict[str, Any]:
     data = _read_file(path)
     try:
         config = json.loads(data.decode("utf-8"))
@@ -345,8 +349,19 @@ def _read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def read_onnx_weights(path: Path) -> dict[str, np.ndarray]:
-    """Initializers of an ONNX file by name, or ModelFileError when it is not a readable ONNX model."""
+def check_model_bytes(data: bytes, config: dict[str, Any], path: Path) -> None:
+    """Raise ModelFileError when model.onnx's bytes differ from the SHA-256 its save recorded in config.json."""
+    expected = config.get("model_sha256")
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise ModelFileError(
+            f"{path} does not match the SHA-256 that config.json recorded when it was saved: the file was changed "
+            "or damaged. Save the model again; if you edited model.onnx on purpose, remove 'model_sha256' from "
+            "config.json."
+        )
+
+
+def read_onnx_weights(path: Path) -> tuple[bytes, dict[str, np.ndarray]]:
+    """(file bytes, initializers by name) of an ONNX file, or ModelFileError when it is not a readable ONNX model."""
     data = _read_file(path)
     if not data:
         raise ModelFileError(f"{path} is empty. The save is damaged; save the model again.")
@@ -354,6 +369,7 @@ def read_onnx_weights(path: Path) -> dict[str, np.ndarray]:
         proto = onnx.load_model_from_string(data)
         if not proto.HasField("graph"):
             raise ValueError("it holds no graph")
-        return {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+        weights = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
     except Exception as e:  # protobuf raises DecodeError, RuntimeWarning-like errors and more on garbage
         raise ModelFileError(f"{path} is not a readable ONNX model ({type(e).__name__}: {e}).") from e
+    return data, weights

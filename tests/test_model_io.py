@@ -349,5 +349,30 @@ def test_sigkill_during_save_always_leaves_a_loadable_old_or_new_model(swap, kil
 
 
 def test_the_kill_check_catches_an_unsafe_saver():
-    report = _kill_loop("--kills", "40", "--naive-writes")
+    # The loop stops at the first unloadable directory, so a generous kill budget costs nothing when the check
+    # works, and keeps an unlucky run (no kill inside a write) from passing the unsafe saver.
+    report = _kill_loop("--kills", "200", "--naive-writes")
     assert report["unloadable"] == 1 and report["returncode"] == 1, report
+
+
+def test_a_flipped_weight_bit_in_model_onnx_is_caught_by_both_loaders(tmp_path):
+    import hashlib
+
+    from onnxtrain import InferenceModel
+    from onnxtrain.errors import ModelFileError
+
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    with Sequential.of(Input(4), Dense(3, activation="linear"), seed=1) as model:
+        model.compile(optimizer="adam")
+        model.fit((x, np.arange(16) % 3), epochs=1, batch_size=8, verbose=0)
+        directory = model.save(tmp_path / "m")
+    onnx_path = directory / "model.onnx"
+    data = bytearray(onnx_path.read_bytes())
+    config = json.loads((directory / "config.json").read_text())
+    assert config["model_sha256"] == hashlib.sha256(data).hexdigest()
+    data[-20] ^= 0x01  # inside the last initializer's float data: still a valid ONNX file
+    onnx_path.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match=r"model.onnx does not match the SHA-256"):
+        load_model(directory)
+    with pytest.raises(ModelFileError, match=r"model.onnx does not match the SHA-256"):
+        InferenceModel.load(directory)
