@@ -1,10 +1,8 @@
 """Optimizers: their hyper-parameters (KotlinDL's defaults), validation and registry.
 
-The classes only hold settings; each training engine turns them into update graphs (`onnxtrain.portable` has
-all
-nine, the ort-training engine Adam and SGD). The update rules are TensorFlow's `Apply*` kernels, which
-KotlinDL
-calls; each class docstring gives its rule, with `t` the 1-based number of the update.
+The classes only hold settings; each training engine turns them into update graphs (`onnxtrain.portable` has all nine,
+the ort-training engine Adam and SGD). The update rules are TensorFlow's `Apply*` kernels, which KotlinDL calls; each
+class docstring gives its rule, with `t` the 1-based number of the update.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """The portable training engine: the whole train step as one standard ONNX graph, run by any ONNX Runtime.
 
-Forward, loss, backward, gradient clipping and the optimizer update are emitted from the layer list with
-default-domain operators only, so onnxruntime, onnxruntime-gpu or a training build, on any Python they ship
-for, can train. Each layer, activation, loss and optimizer class contributes a rule; register rules for your
-own
-classes with the `register_*` functions. See docs/portable.md.
+Forward, loss, backward, gradient clipping and the optimizer update are emitted from the layer list with default-domain
+operators only, so onnxruntime, onnxruntime-gpu or a training build, on any Python they ship for, can train. Each layer,
+activation, loss and optimizer class contributes a rule; register rules for your own classes with the `register_*`
+functions. See docs/portable.md.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
-"""PortableEngine: runs the train-step graph with a stock ONNX Runtime, keeping weights and optimizer state on
-the
+"""PortableEngine: runs the train-step graph with a stock ONNX Runtime, keeping weights and optimizer state on the
 device between steps.
 
-Parameters, optimizer state and the step counter live in two sets of OrtValues. Step k reads set A and writes
-set B through one IOBinding; step k+1 reads B and writes A through a second one (double buffering: ONNX
-Runtime
-must not write an output into a buffer it is still reading). Per step only the batch goes in and the loss and
-logits come out; a non-finite loss just leaves the sets unswapped, so that update is dropped for free.
+Parameters, optimizer state and the step counter live in two sets of OrtValues. Step k reads set A and writes set B
+through one IOBinding; step k+1 reads B and writes A through a second one (double buffering: ONNX Runtime must not write
+an output into a buffer it is still reading). Per step only the batch goes in and the loss and logits come out; a
+non-finite loss just leaves the sets unswapped, so that update is dropped for free.
 """
 
 from __future__ import annotations

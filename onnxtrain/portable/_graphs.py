@@ -1,12 +1,9 @@
-"""The portable engine's graphs, emitted from the layer list through one GraphBuilder, default ONNX domain
-only.
+"""The portable engine's graphs, emitted from the layer list through one GraphBuilder, default ONNX domain only.
 
-Train step: inputs are the parameters, the optimizer state, `step` (int64, updates made so far),
-`learning_rate`
-and a batch (`input`, `labels`); outputs are `loss`, `logits`, then `updated.<parameter>`,
-`updated.<state>` and `updated.step`. Eval: parameters and a batch in, `loss` and `logits` out. Parameters
-keep
-their hierarchical names (`dense_1.kernel`), as in the inference export and the ort-training engine.
+Train step: inputs are the parameters, the optimizer state, `step` (int64, updates made so far), `learning_rate` and a
+batch (`input`, `labels`); outputs are `loss`, `logits`, then `updated.<parameter>`, `updated.<state>` and
+`updated.step`. Eval: parameters and a batch in, `loss` and `logits` out. Parameters keep their hierarchical names
+(`dense_1.kernel`), as in the inference export and the ort-training engine.
 """
 
 from __future__ import annotations

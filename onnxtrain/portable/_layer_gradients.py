@@ -1,8 +1,7 @@
-"""Gradient rules of the layers: each emits the layer's forward (saving what its backward reads) and its
-backward.
+"""Gradient rules of the layers: each emits the layer's forward (saving what its backward reads) and its backward.
 
-A rule is a `LayerGradient`. Custom layers register one with `register_layer_gradient`; the test of the custom
-layer in tests/test_portable_gradients.py is the worked example.
+A rule is a `LayerGradient`. Custom layers register one with `register_layer_gradient`; the test of the custom layer in
+tests/test_portable_gradients.py is the worked example.
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""Gradient rules of the losses: dL/d(output) of each loss's batch mean, next to the value `Loss.emit`
-computes.
+"""Gradient rules of the losses: dL/d(output) of each loss's batch mean, next to the value `Loss.emit` computes.
 
 Register a rule for a custom Loss with `register_loss_gradient`.
 """
