@@ -55,8 +55,7 @@ def create_engine(
     Raises:
         UnsupportedError: a layer, activation, loss or optimizer has no rule in this engine.
         RuntimeSetupError: onnxruntime is missing, or CUDA was asked for without its provider.
-        ModelFileError / InvalidArgumentError: `resume` is not a portable checkpoint of this model and
-        optimizer.
+        ModelFileError / InvalidArgumentError: `resume` is not a portable checkpoint of this model and optimizer.
     """
     return PortableEngine(
         layers,

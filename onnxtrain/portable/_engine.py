@@ -44,8 +44,7 @@ def _onnxruntime() -> Any:
         import onnxruntime
     except ImportError as e:
         raise RuntimeSetupError(
-            "The portable engine needs ONNX Runtime: `pip install onnxruntime` (CPU) or `onnxruntime-gpu` "
-            "(CUDA); "
+            "The portable engine needs ONNX Runtime: `pip install onnxruntime` (CPU) or `onnxruntime-gpu` (CUDA); "
             "a training build (onnxtrain[cpu] / [cuda]) works too."
         ) from e
     return onnxruntime

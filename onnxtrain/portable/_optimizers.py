@@ -31,8 +31,7 @@ class Slot:
 class UpdateRule:
     """How one optimizer class updates a parameter.
 
-    `prepare` emits per-step scalars once (bias corrections, constants); `update` emits one parameter's
-    update.
+    `prepare` emits per-step scalars once (bias corrections, constants); `update` emits one parameter's update.
     """
 
     def slots(self, optimizer: opt.Optimizer) -> tuple[Slot, ...]:
