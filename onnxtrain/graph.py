@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from onnxtrain.errors import InvalidArgumentError
 
@@ -177,12 +177,3 @@ def _version() -> str:
     from onnxtrain import __version__
 
     return __version__
-
-
-def tensor_type(dtype: Any) -> int:
-    """ONNX TensorProto element type of a numpy dtype."""
-    return int(helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
-
-
-FLOAT = TensorProto.FLOAT
-INT64 = TensorProto.INT64

@@ -57,7 +57,8 @@ def prepare_x(
         with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, refused just below
             x = x.astype(np.float32)
     x = np.ascontiguousarray(x)
-    if not np.isfinite(x).all():
+    # min/max propagate NaN and reach +-inf: no temporary array in the common, finite case.
+    if not (np.isfinite(x.min()) and np.isfinite(x.max())):
         index = np.unravel_index(int(np.flatnonzero(~np.isfinite(x))[0]), x.shape)
         raise InvalidArgumentError(
             f"{argument} expects finite values. Received: {argument}[{', '.join(map(str, index))}]={x[index].item()!r}"

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +83,6 @@ class _Batches:
 
     x: np.ndarray
     y: np.ndarray
-    source: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -144,12 +143,9 @@ class Trainer:
     # --- data ---------------------------------------------------------------------------------------------
     def prepare(self, data: Any, argument: str) -> _Batches:
         dataset = as_dataset(data, name=argument)
-        scale = getattr(dataset, "input_scale", None)
-        x, _ = prepare_x(dataset.x, self.model.input_shape, self.model.input_scale, f"{argument}.x")
-        raw = data[0] if isinstance(data, tuple | list) else None
-        if raw is not None and np.asarray(raw).dtype.kind in "iu" and self.model.input_scale != 1.0:
-            # as_dataset's float32 copy hides that x was integer: apply the integer rule (inputs.py) here.
-            x = x * np.float32(self.model.input_scale)
+        # An (x, y) pair's own x, not the Dataset's float32 copy: prepare_x applies the integer-input rule.
+        raw_x = data[0] if isinstance(data, tuple | list) else dataset.x
+        x, _ = prepare_x(raw_x, self.model.input_shape, self.model.input_scale, f"{argument}.x")
         y = self.compiled.loss.prepare_labels(dataset.y, self.model.output_shape, f"{argument}.y")
         if len(y) != len(x):
             raise InvalidArgumentError(
@@ -157,9 +153,9 @@ class Trainer:
             )
         if self.model.class_names is None and getattr(dataset, "class_names", None):
             self.model.class_names = tuple(dataset.class_names)
-        if scale is not None and self.epochs_trained == 0:
-            self.model.input_scale = float(scale)
-        return _Batches(x, y, dataset)
+        if dataset.input_scale is not None and self.epochs_trained == 0:
+            self.model.input_scale = dataset.input_scale
+        return _Batches(x, y)
 
     # --- training -----------------------------------------------------------------------------------------
     def fit(
