@@ -56,7 +56,9 @@ def test_read_idx_accepts_multi_member_gzip_and_zero_sized_dims(tmp_path: Path) 
 
 def test_read_idx_returns_a_writable_array(tmp_path: Path) -> None:
     array = read_idx(write(tmp_path / "a", idx_bytes(SAMPLE), compress=True))
-    array[0, 0, 0] = 7  # no read-only buffer surprises for callers that normalise in place
+    assert array.flags.writeable  # no read-only buffer surprises for callers that normalise in place
+    array[0, 0, 0] = 7
+    assert array[0, 0, 0] == 7
 
 
 def test_load_idx_checks_the_sha256_of_the_decompressed_bytes(tmp_path: Path) -> None:
