@@ -5,6 +5,7 @@ and the fit/evaluate/predict/save flow through the Trainer.
 
 from __future__ import annotations
 
+import io
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from onnxtrain._runtime import Device
 from onnxtrain.errors import InvalidArgumentError, ModelFileError, RuntimeSetupError, UnsupportedError
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.optimizers import SGD, Adam, Ftrl, RMSProp
-from onnxtrain.portable import PortableEngine, create_engine
+from onnxtrain.portable import PortableEngine, _checkpoint, create_engine
 from onnxtrain.training import Compiled, Trainer
 
 SCE = losses.get("softmax_cross_entropy_with_logits")
@@ -139,6 +140,36 @@ def test_checkpoint_resumes_exactly_where_training_stopped(blobs, optimizer):
         assert first.train_step(xb, yb)[0] == resumed.train_step(xb, yb)[0]
     for name, value in first.get_weights().items():
         np.testing.assert_array_equal(resumed.get_weights()[name], value)
+
+
+def test_adam_carries_rescaled_moments_and_reports_them_unscaled(blobs):
+    x, y = blobs
+    engine = PortableEngine(mlp().layers, SCE, Adam(beta1=0.8, beta2=0.99))
+    engine.train_step(x[:30], y[:30])
+    carried = engine._values([t.name for t in engine.graph.state])
+    for name, value in engine.optimizer_state().items():
+        scale = 1 / (1 - 0.8) if ".m." in name else 1 / (1 - 0.99)
+        np.testing.assert_allclose(carried[name], value * scale, rtol=1e-6, atol=1e-12)
+
+
+def test_format_1_checkpoint_with_unscaled_state_resumes(blobs):
+    # Format 1 stored Adam's moments unscaled; they are rescaled on reading and training goes on as before.
+    x, y = blobs
+    data = batches(x, y)
+    first = PortableEngine(mlp().layers, SCE, Adam(learning_rate=0.01))
+    for xb, yb in data[:3]:
+        first.train_step(xb, yb)
+    old = _checkpoint.Checkpoint(first.get_weights(), first.optimizer_state(), first.step, "adam")
+    arrays = dict(np.load(io.BytesIO(_checkpoint.write_checkpoint(old))))
+    arrays["format"] = np.array("onnxtrain.portable/1")
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    resumed = PortableEngine(mlp(seed=99).layers, SCE, Adam(learning_rate=0.01), resume=buffer.getvalue())
+    assert resumed.step == 3
+    for xb, yb in data[3:]:
+        assert resumed.train_step(xb, yb)[0] == pytest.approx(first.train_step(xb, yb)[0], rel=1e-6)
+    for name, value in first.get_weights().items():
+        np.testing.assert_allclose(resumed.get_weights()[name], value, rtol=1e-5, atol=1e-7)
 
 
 def test_checkpoint_without_state_restarts_the_optimizer():

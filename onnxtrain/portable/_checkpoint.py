@@ -1,8 +1,10 @@
 """The portable engine's checkpoint: an uncompressed .npz of weights, and optionally optimizer state and step.
 
 Keys: `format`, `optimizer` (the optimizer's registry name), `step`, `param/<name>`, `state/<state input
-name>`.
-Readable with `numpy.load` alone (no pickle), so a checkpoint can be inspected without onnxtrain.
+name>`. Readable with `numpy.load` alone (no pickle), so a checkpoint can be inspected without onnxtrain.
+
+Format 2 stores optimizer state as the train-step graph carries it (times its slot's `scale`, e.g. Adam's
+m / (1 - beta1)), so a resumed run continues bit for bit; format 1 stored unscaled state and is still read.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 
 from onnxtrain.errors import ModelFileError
 
-FORMAT = "onnxtrain.portable/1"
+FORMAT = "onnxtrain.portable/2"
+_READABLE = {"onnxtrain.portable/1": 1, FORMAT: 2}
 _PARAM, _STATE = "param/", "state/"
 
 
@@ -26,6 +29,7 @@ class Checkpoint:
     state: dict[str, np.ndarray] = field(default_factory=dict)
     step: int | None = None
     optimizer: str | None = None
+    version: int = 2  # 1: `state` is unscaled (see the module docstring)
 
 
 def write_checkpoint(checkpoint: Checkpoint) -> bytes:
@@ -59,13 +63,14 @@ def read_checkpoint(data: bytes) -> Checkpoint:
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise ModelFileError(f"The portable-engine checkpoint is damaged: {e}") from e
     found = str(arrays.get("format", ""))
-    if found != FORMAT:
-        raise ModelFileError(f"The checkpoint has format {found!r}; this engine reads {FORMAT!r}.")
+    if found not in _READABLE:
+        raise ModelFileError(f"The checkpoint has format {found!r}; this engine reads {sorted(_READABLE)}.")
     return Checkpoint(
         weights=_prefixed(arrays, _PARAM),
         state=_prefixed(arrays, _STATE),
         step=int(arrays["step"]) if "step" in arrays else None,
         optimizer=str(arrays["optimizer"]) if "optimizer" in arrays else None,
+        version=_READABLE[found],
     )
 
 

@@ -128,7 +128,7 @@ class PortableEngine:
     def _initial_values(self, layers: Sequence[Layer], resume: bytes | None) -> dict[str, np.ndarray]:
         values = {name: np.asarray(v, np.float32) for name, v in model_parameters(layers).items()}
         for tensor in self.graph.state:
-            values[tensor.name] = np.full(values[tensor.parameter].shape, tensor.initial, np.float32)
+            values[tensor.name] = np.full(values[tensor.parameter].shape, tensor.initial * tensor.scale, np.float32)
         values[STEP] = np.array(0, np.int64)
         if resume is None:
             return values
@@ -144,6 +144,9 @@ class PortableEngine:
                 )
             expected = {t.name: values[t.name] for t in self.graph.state}
             _check_names_and_shapes("checkpoint optimizer state", checkpoint.state, expected, require_all=True)
+            if checkpoint.version == 1:  # unscaled state: scale it as the graph carries it
+                scales = {t.name: np.float32(t.scale) for t in self.graph.state}
+                checkpoint.state = {name: value * scales[name] for name, value in checkpoint.state.items()}
             values.update(checkpoint.state)
         if checkpoint.step is not None:
             values[STEP] = np.array(checkpoint.step, np.int64)
@@ -243,14 +246,17 @@ class PortableEngine:
             current[name].update_inplace(np.ascontiguousarray(value))
 
     def optimizer_state(self) -> dict[str, np.ndarray]:
-        """The optimizer's state tensors by graph input name (`optimizer.m.dense_1.kernel`)."""
-        return self._values([t.name for t in self.graph.state])
+        """The optimizer's state tensors by graph input name (`optimizer.m.dense_1.kernel`), unscaled: the values
+        KotlinDL's and TensorFlow's formulas define (the graph may carry them rescaled, see `Slot`).
+        """
+        carried = self._values([t.name for t in self.graph.state])
+        return {t.name: carried[t.name] / np.float32(t.scale) for t in self.graph.state}
 
     def checkpoint_bytes(self, include_optimizer_state: bool = False) -> bytes:
         checkpoint = Checkpoint(weights=self.get_weights())
         if include_optimizer_state:
             checkpoint.state, checkpoint.step, checkpoint.optimizer = (
-                self.optimizer_state(),
+                self._values([t.name for t in self.graph.state]),  # as carried: a resumed run continues exactly
                 self.step,
                 self.optimizer.name,
             )

@@ -37,12 +37,16 @@ def updated(name: str) -> str:
 
 @dataclass(frozen=True)
 class StateTensor:
-    """One optimizer state tensor: graph input `name`, slot `slot` of parameter `parameter`."""
+    """One optimizer state tensor: graph input `name`, slot `slot` of parameter `parameter`.
+
+    The graph carries the slot's value times `scale` (see `Slot`); `initial` is unscaled.
+    """
 
     name: str
     parameter: str
     slot: str
     initial: float
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ def train_step_model(
     frozen = tuple(n for n in parameters if n not in trainable)
     b = ParameterInputBuilder(parameters, opset, ir_version)
     state = tuple(
-        StateTensor(f"optimizer.{slot.name}.{name}", name, slot.name, slot.initial)
+        StateTensor(f"optimizer.{slot.name}.{name}", name, slot.name, slot.initial, slot.scale)
         for name in trainable
         for slot in rule.slots(optimizer)
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Dense, Flatten, Layer
 from onnxtrain.portable._activation_gradients import activation_gradient
-from onnxtrain.portable._ops import reduce
+from onnxtrain.portable._ops import sum_over_batch
 from onnxtrain.portable._registry import RuleRegistry
 
 
@@ -96,7 +96,7 @@ class DenseGradient(LayerGradient):
             # Gemm's transpose flags avoid materializing x^T and kernel^T.
             grads["kernel"] = builder.node("Gemm", [saved.x, grad_z], hint="grad_kernel", transA=1)
             if layer.use_bias:
-                grads["bias"] = reduce(builder, "ReduceSum", grad_z, [0], keepdims=False, hint="grad_bias")
+                grads["bias"] = sum_over_batch(builder, grad_z, hint="grad_bias")
         grad_x = None
         if need_input_grad:
             grad_x = builder.node("Gemm", [grad_z, params["kernel"]], hint="grad_input", transB=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 from onnxtrain.graph import GraphBuilder
 
@@ -22,6 +22,18 @@ def reduce(builder: GraphBuilder, op: str, x: str, axes: Sequence[int] | None, k
         axes_value = builder.constant(np.array(list(axes), np.int64), f"{hint}_axes", np.int64)
         return builder.node(op, [x, axes_value], hint=hint, keepdims=int(keepdims))
     return builder.node(op, [x], hint=hint, axes=list(axes), keepdims=int(keepdims))
+
+
+def sum_over_batch(builder: GraphBuilder, x: str, hint: str) -> str:
+    """The sum of 2-D `x` over its first axis, as MatMul(ones[batch], x).
+
+    ONNX Runtime's CPU ReduceSum over axis 0 took about three times as long as this MatMul for a [100, 300]
+    gradient.
+    """
+    first = builder.constant(np.array([0], np.int64), "first", np.int64)
+    batch = builder.node("Gather", [builder.node("Shape", [x], hint="shape"), first], hint="batch")
+    ones = builder.node("ConstantOfShape", [batch], hint="ones", value=numpy_helper.from_array(np.ones(1, np.float32)))
+    return builder.node("MatMul", [ones, x], hint=hint)
 
 
 def float_size(builder: GraphBuilder, x: str, axis: int | None = None) -> str:

@@ -7,6 +7,7 @@ results match a numpy transcription of that kernel. `t` is the 1-based number of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,10 +23,15 @@ CLIP_NORM_EPSILON = 1e-6  # as ONNX Runtime's InplaceClipGradNorm and torch.nn.u
 
 @dataclass(frozen=True)
 class Slot:
-    """One optimizer state tensor per parameter, shaped like it, starting at `initial`."""
+    """One optimizer state tensor per parameter, shaped like it, starting at `initial`.
+
+    The graph carries the slot's value times `scale`: a rule may keep a rescaled moment when that saves a pass
+    over the tensor per step (Adam). `initial` and what `PortableEngine.optimizer_state` reports are unscaled.
+    """
 
     name: str
     initial: float = 0.0
+    scale: float = 1.0
 
 
 class UpdateRule:
@@ -227,10 +233,16 @@ class AdaGradDARule(UpdateRule):
 
 
 class AdamRule(UpdateRule):
-    # Written as scalar products where TensorFlow subtracts first ((g - m) * (1 - b1)): a tensor-by-scalar Mul
-    # costs ONNX Runtime's CPU about half a tensor-by-tensor Sub, and the float32 results agree to ~1 ulp.
+    """TensorFlow's ApplyAdam with the moments carried rescaled: m / (1 - beta1) and v / (1 - beta2).
+
+    Then m' = beta1 m + g and v' = beta2 v + g^2 need no multiplication of g, and the constants move into the
+    step's scalars: 10 passes over each parameter per step instead of 12, about a twentieth of the tutorial's
+    train step. The weights agree with the unscaled formula to float32 rounding (tests/test_portable_optimizers.py).
+    """
+
     def slots(self, optimizer: opt.Optimizer) -> tuple[Slot, ...]:
-        return (Slot("m"), Slot("v"))
+        assert isinstance(optimizer, opt.Adam)
+        return (Slot("m", scale=1.0 / (1.0 - optimizer.beta1)), Slot("v", scale=1.0 / (1.0 - optimizer.beta2)))
 
     def prepare(self, b: GraphBuilder, optimizer: opt.Optimizer, lr: str, t: str) -> Names:
         assert isinstance(optimizer, opt.Adam)
@@ -238,11 +250,12 @@ class AdamRule(UpdateRule):
         beta1, beta2 = scalar(b, optimizer.beta1, "beta1"), scalar(b, optimizer.beta2, "beta2")
         beta1_power = b.node("Pow", [beta1, t], hint="beta1_power")
         beta2_power = b.node("Pow", [beta2, t], hint="beta2_power")
-        # alpha = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+        # alpha = lr * sqrt(1 - beta2^t) / (1 - beta1^t), times (1 - beta1) / sqrt(1 - beta2) for the rescaled moments
+        rescale = scalar(b, (1.0 - optimizer.beta1) / math.sqrt(1.0 - optimizer.beta2), "moment_rescale")
         alpha = b.node(
             "Div",
             [
-                b.node("Mul", [lr, b.node("Sqrt", [b.node("Sub", [one, beta2_power])])]),
+                b.node("Mul", [b.node("Mul", [lr, rescale]), b.node("Sqrt", [b.node("Sub", [one, beta2_power])])]),
                 b.node("Sub", [one, beta1_power]),
             ],
             hint="alpha",
@@ -251,25 +264,12 @@ class AdamRule(UpdateRule):
             "alpha": alpha,
             "beta1": beta1,
             "beta2": beta2,
-            "one_minus_beta1": _one_minus(b, optimizer.beta1, "one_minus_beta1"),
-            "one_minus_beta2": _one_minus(b, optimizer.beta2, "one_minus_beta2"),
-            "eps": scalar(b, optimizer.epsilon, "eps"),
+            "eps": scalar(b, optimizer.epsilon / math.sqrt(1.0 - optimizer.beta2), "eps"),
         }
 
     def update(self, b: GraphBuilder, optimizer: opt.Optimizer, w: str, g: str, state: Names, s: Names) -> Update:
-        m = b.node(
-            "Add",
-            [b.node("Mul", [state["m"], s["beta1"]]), b.node("Mul", [g, s["one_minus_beta1"]])],
-            hint="m",
-        )
-        v = b.node(
-            "Add",
-            [
-                b.node("Mul", [state["v"], s["beta2"]]),
-                b.node("Mul", [b.node("Mul", [g, s["one_minus_beta2"]]), g]),
-            ],
-            hint="v",
-        )
+        m = b.node("Add", [b.node("Mul", [state["m"], s["beta1"]]), g], hint="m")
+        v = b.node("Add", [b.node("Mul", [state["v"], s["beta2"]]), b.node("Mul", [g, g])], hint="v")
         step = b.node("Div", [b.node("Mul", [m, s["alpha"]]), b.node("Add", [b.node("Sqrt", [v]), s["eps"]])])
         return b.node("Sub", [w, step], hint="new"), {"m": m, "v": v}
 
