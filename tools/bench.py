@@ -11,7 +11,11 @@ plus the ratio of medians against PyTorch. Writes JSON and a markdown table.
 PyTorch is a bench-only dependency: `python -m venv .venv-torch && .venv-torch/bin/pip install torch==2.13.0 numpy`,
 then pass `--torch-python .venv-torch/bin/python` (default: this interpreter if it can import torch).
 
-Usage: python tools/bench.py [--repeats 3] [--epochs 10] [--engines ort-training,torch] [--out bench-results]
+An engine may name the interpreter its worker runs on, `ENGINE@PYTHON`: `portable@/tmp/venv312/bin/python` runs the
+portable engine on that Python and its onnxruntime (onnxtrain imports from this checkout there). The table names
+each row's onnxruntime (or torch) and Python version.
+
+Usage: python tools/bench.py [--repeats 3] [--epochs 10] [--engines ort-training,portable@PYTHON,torch] [--out DIR]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 THREADS = 2
+ENGINES = ("ort-training", "portable", "torch")
 
 
 # --- workers (run in child processes) -----------------------------------------------------------------------
@@ -37,9 +42,11 @@ def _peak_rss_mib() -> float:
 
 
 def worker_onnxtrain(data: Path, epochs: int, engine: str, seed: int) -> dict:
+    import platform
     import time
 
     import numpy as np
+    import onnxruntime
 
     from onnxtrain import Callback, Sequential
     from onnxtrain.layers import Dense, Flatten, Input
@@ -95,11 +102,13 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str, seed: int) -> dict:
         "predict_s": min(predict_times),
         "session_predict_s": min(session_times),
         "peak_rss_mib": _peak_rss_mib(),
+        "runtime": f"onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}",
     }
 
 
 def worker_torch(data: Path, epochs: int, seed: int) -> dict:
     import math
+    import platform
     import time
 
     import numpy as np
@@ -152,6 +161,7 @@ def worker_torch(data: Path, epochs: int, seed: int) -> dict:
         "accuracy": accuracy,
         "predict_s": min(predict_times),
         "peak_rss_mib": _peak_rss_mib(),
+        "runtime": f"torch {torch.__version__}, Python {platform.python_version()}",
     }
 
 
@@ -168,8 +178,18 @@ def export_data(directory: Path) -> None:
     np.save(directory / "y_test.npy", test.y)
 
 
+def parse_engine(spec: str, torch_python: str) -> tuple[str, str]:
+    """`ENGINE` or `ENGINE@PYTHON` -> (engine, the interpreter that runs its worker)."""
+    engine, _, python = spec.partition("@")
+    if engine not in ENGINES:
+        raise SystemExit(f"--engines: unknown engine {engine!r} in {spec!r}; expected one of {list(ENGINES)}")
+    return engine, python or (torch_python if engine == "torch" else sys.executable)
+
+
 def run_worker(python: str, engine: str, data: Path, epochs: int, seed: int) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
+    # PYTHONPATH: an interpreter without onnxtrain installed (another Python, another onnxruntime) uses this checkout.
+    path = os.pathsep.join(p for p in (str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "PYTHONPATH": path}
     command = [python, str(HERE), "--worker", engine, "--data", str(data), "--epochs", str(epochs), "--seed", str(seed)]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -202,7 +222,9 @@ def table(results: dict[str, dict]) -> str:
         " speed-up vs torch (fit) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    torch_median = results.get("torch", {}).get("fit_s_per_epoch", {}).get("median")
+    torch_median = next(
+        (r["fit_s_per_epoch"]["median"] for name, r in results.items() if name.startswith("torch")), None
+    )
     for engine, r in results.items():
         fit = r["fit_s_per_epoch"]
         ratio = f"{torch_median / fit['median']:.2f}x" if torch_median else "—"
@@ -219,7 +241,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--engines", default="ort-training,torch", help="comma-separated: ort-training,portable,torch")
+    parser.add_argument(
+        "--engines",
+        default="ort-training,torch",
+        help="comma-separated ENGINE or ENGINE@PYTHON (ort-training, portable, torch), e.g."
+        " portable@.venv313/bin/python: that worker runs on that interpreter and its onnxruntime",
+    )
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--seed", type=int, default=12, help="round r uses seed + r (every engine the same)")
@@ -236,22 +263,23 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    runs: dict[str, list[dict]] = {e: [] for e in engines}
+    engines = {
+        spec: parse_engine(spec, args.torch_python) for spec in (e.strip() for e in args.engines.split(",")) if spec
+    }
+    runs: dict[str, list[dict]] = {spec: [] for spec in engines}
     with tempfile.TemporaryDirectory(prefix="onnxtrain-bench-") as tmp:
         data = Path(tmp)
         export_data(data)
         for repeat in range(args.repeats):
-            for engine in engines:  # alternate engines within each repeat
-                python = args.torch_python if engine == "torch" else sys.executable
-                runs[engine].append(run_worker(python, engine, data, args.epochs, args.seed + repeat))
-                last = runs[engine][-1]
+            for spec, (engine, python) in engines.items():  # alternate engines within each repeat
+                runs[spec].append(run_worker(python, engine, data, args.epochs, args.seed + repeat))
+                last = runs[spec][-1]
                 print(
-                    f"repeat {repeat + 1}/{args.repeats} {engine}: {statistics.mean(last['epoch_times']):.3f} s/epoch, "
+                    f"repeat {repeat + 1}/{args.repeats} {spec}: {statistics.mean(last['epoch_times']):.3f} s/epoch, "
                     f"accuracy {last['accuracy']:.4f}",
                     flush=True,
                 )
-    results = {engine: summarize(r) for engine, r in runs.items()}
+    results = {f"{engines[spec][0]} ({r[0]['runtime']})": summarize(r) for spec, r in runs.items()}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = table(results)
