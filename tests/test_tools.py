@@ -19,3 +19,49 @@ def test_profile_step_prints_parts_operators_and_nodes():
     assert done.returncode == 0, done.stderr
     for line in ("ms/step over 3 steps", "| optimizer update |", "| forward |", "| Gemm |", "| top 2 nodes |"):
         assert line in done.stdout, done.stdout
+
+
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench", TOOLS / "bench.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_engine_specs_name_their_interpreter():
+    bench = _bench_module()
+    assert bench.parse_engine("portable", "/torch/python") == ("portable", sys.executable)
+    assert bench.parse_engine("torch", "/torch/python") == ("torch", "/torch/python")
+    assert bench.parse_engine("portable@/other/python", "/torch/python") == ("portable", "/other/python")
+    try:
+        bench.parse_engine("tensorflow", "/torch/python")
+    except SystemExit as e:
+        assert "unknown engine 'tensorflow'" in str(e)
+    else:
+        raise AssertionError("an unknown engine must stop the benchmark")
+
+
+def test_bench_table_takes_the_torch_row_as_the_baseline():
+    bench = _bench_module()
+    runs = {
+        "portable (onnxruntime 1.32.0, Python 3.12.1)": [
+            {
+                "epoch_times": [1.0],
+                "fit_s": 1.0,
+                "accuracy": 0.88,
+                "predict_s": 0.02,
+                "session_predict_s": 0.01,
+                "peak_rss_mib": 300.0,
+            }
+        ],
+        "torch (torch 2.13.0, Python 3.11.7)": [
+            {"epoch_times": [2.5], "accuracy": 0.89, "predict_s": 0.04, "peak_rss_mib": 500.0}
+        ],
+    }
+    table = bench.table({name: bench.summarize(r) for name, r in runs.items()})
+    portable_row, torch_row = table.splitlines()[2:]
+    assert portable_row.endswith("| 500,000 | 1,000,000 | 2.50x |")
+    assert torch_row.endswith("| 250,000 | — | 1.00x |")
