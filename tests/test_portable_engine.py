@@ -285,3 +285,17 @@ def test_save_and_load_resume_exactly_with_the_portable_engine(blobs, tmp_path: 
         again.fit((x, y), epochs=1, batch_size=20, verbose=0)
         for name, value in again.get_weights().items():
             np.testing.assert_allclose(value, expected[name], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(("opset", "ir_version"), [(13, 7), (18, 8), (21, 10)])
+def test_train_step_at_other_opsets_matches_opset_17(blobs, opset, ir_version):
+    # Reductions take their axes as an input from opset 13 (ReduceSum) or 18 (the others): the rules emit both forms.
+    x, y = blobs
+    optimizer = Adam(learning_rate=0.01, clip_norm=1.0)
+    reference = PortableEngine(mlp().layers, SCE, optimizer)
+    engine = PortableEngine(mlp().layers, SCE, optimizer, opset=opset, ir_version=ir_version)
+    assert [(o.domain, o.version) for o in engine.graph.model.opset_import] == [("", opset)]
+    for xb, yb in batches(x, y)[:3]:
+        assert engine.train_step(xb, yb)[0] == pytest.approx(reference.train_step(xb, yb)[0], rel=1e-6)
+    for name, value in reference.get_weights().items():
+        np.testing.assert_allclose(engine.get_weights()[name], value, rtol=1e-5, atol=1e-7)
