@@ -146,7 +146,7 @@ def test_adam_carries_rescaled_moments_and_reports_them_unscaled(blobs):
     x, y = blobs
     engine = PortableEngine(mlp().layers, SCE, Adam(beta1=0.8, beta2=0.99))
     engine.train_step(x[:30], y[:30])
-    carried = engine._values([t.name for t in engine.graph.state])
+    carried = engine.carried_state()
     for name, value in engine.optimizer_state().items():
         scale = 1 / (1 - 0.8) if ".m." in name else 1 / (1 - 0.99)
         np.testing.assert_allclose(carried[name], value * scale, rtol=1e-6, atol=1e-12)

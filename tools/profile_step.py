@@ -59,7 +59,7 @@ def main() -> None:
     step_ms = (time.perf_counter() - started) / args.steps * 1e3
     print(f"engine.train_step (no profiler): {step_ms:.3f} ms/step over {args.steps} steps")
 
-    feeds: dict[str, np.ndarray] = {**engine.get_weights(), **engine._values([t.name for t in engine.graph.state])}
+    feeds: dict[str, np.ndarray] = {**engine.get_weights(), **engine.carried_state()}
     feeds.update({STEP: np.array(engine.step, np.int64), LEARNING_RATE: np.array(1e-3, np.float32)})
     feeds.update(input=x, labels=y)
     with tempfile.TemporaryDirectory(prefix="onnxtrain-profile-") as tmp:

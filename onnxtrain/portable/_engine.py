@@ -249,14 +249,20 @@ class PortableEngine:
         """The optimizer's state tensors by graph input name (`optimizer.m.dense_1.kernel`), unscaled: the values
         KotlinDL's and TensorFlow's formulas define (the graph may carry them rescaled, see `Slot`).
         """
-        carried = self._values([t.name for t in self.graph.state])
+        carried = self.carried_state()
         return {t.name: carried[t.name] / np.float32(t.scale) for t in self.graph.state}
+
+    def carried_state(self) -> dict[str, np.ndarray]:
+        """The optimizer state as the train-step graph carries it (times each slot's `scale`): what a saved
+        `train_step.onnx` is fed, and what checkpoints store so that a resumed run continues exactly.
+        """
+        return self._values([t.name for t in self.graph.state])
 
     def checkpoint_bytes(self, include_optimizer_state: bool = False) -> bytes:
         checkpoint = Checkpoint(weights=self.get_weights())
         if include_optimizer_state:
             checkpoint.state, checkpoint.step, checkpoint.optimizer = (
-                self._values([t.name for t in self.graph.state]),  # as carried: a resumed run continues exactly
+                self.carried_state(),
                 self.step,
                 self.optimizer.name,
             )
