@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import platform
 import sys
+import threading
 from collections.abc import Iterator
 from functools import cache
 
@@ -59,8 +60,53 @@ def _flush_register() -> tuple[int, int] | None:
     return _FLUSH_BITS.get(platform.machine().lower()) if sys.platform.startswith("linux") else None
 
 
+class _ThreadMode(threading.local):
+    """Per thread: how many flush scopes are open, and the mode to give back when the outermost one closes."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.caller = ctypes.create_string_buffer(_FENV_BYTES)
+        self.flushed = ctypes.create_string_buffer(_FENV_BYTES)
+        spec = _flush_register() if _libm() is not None else None
+        self.register = ctypes.c_uint32.from_buffer(self.flushed, spec[0]) if spec else None
+        self.bits = spec[1] if spec else 0
+
+
+_thread_mode = _ThreadMode()
+
+
+class _FlushScope:
+    """The calling thread flushes subnormals inside. Scopes nest: only the outermost switches the mode, so a loop
+    can hold one scope around many steps whose own scopes then cost a counter (this runs around every step).
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        mode = _thread_mode
+        mode.depth += 1
+        if mode.depth == 1 and mode.register is not None:
+            libm = _libm()
+            assert libm is not None  # a register is only found where libm is
+            libm.fegetenv(mode.caller)
+            ctypes.memmove(mode.flushed, mode.caller, _FENV_BYTES)
+            mode.register.value |= mode.bits
+            libm.fesetenv(mode.flushed)
+
+    def __exit__(self, *exc_info: object) -> None:
+        mode = _thread_mode
+        mode.depth -= 1
+        if mode.depth == 0 and mode.register is not None:
+            libm = _libm()
+            assert libm is not None
+            libm.fesetenv(mode.caller)
+
+
+_SCOPE = _FlushScope()
+
+
 class FlushToZero:
-    """Keeps ORT's flush-to-zero mode inside ORT calls on the calling thread (one thread, not re-entrant).
+    """Keeps ORT's flush-to-zero mode inside ORT calls on the calling thread.
 
     Example:
         flush = FlushToZero()
@@ -69,14 +115,6 @@ class FlushToZero:
         with flush.active():
             session.run(...)
     """
-
-    def __init__(self) -> None:
-        # Reused buffers: this runs around every training step.
-        self._caller = ctypes.create_string_buffer(_FENV_BYTES)
-        self._flushed = ctypes.create_string_buffer(_FENV_BYTES)
-        spec = _flush_register() if _libm() is not None else None
-        self._register = ctypes.c_uint32.from_buffer(self._flushed, spec[0]) if spec else None
-        self._bits = spec[1] if spec else 0
 
     @contextlib.contextmanager
     def creating(self) -> Iterator[None]:
@@ -87,18 +125,9 @@ class FlushToZero:
         finally:
             _set(caller)
 
-    @contextlib.contextmanager
-    def active(self) -> Iterator[None]:
-        """Run ORT calls inside: this thread flushes subnormals like ORT's own threads, then goes back."""
-        libm = _libm()
-        if libm is None or self._register is None:
-            yield
-            return
-        libm.fegetenv(self._caller)
-        ctypes.memmove(self._flushed, self._caller, _FENV_BYTES)
-        self._register.value |= self._bits
-        libm.fesetenv(self._flushed)
-        try:
-            yield
-        finally:
-            libm.fesetenv(self._caller)
+    def active(self) -> contextlib.AbstractContextManager[None]:
+        """Run ORT calls inside: this thread flushes subnormals like ORT's own threads, then goes back.
+
+        Hold one scope around a run of steps with no user code between them; the steps' own scopes nest.
+        """
+        return _SCOPE

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,7 +209,10 @@ class Trainer:
                 if shuffle:
                     rng = np.random.default_rng(np.random.SeedSequence(base_seed, spawn_key=(1, epoch)))
                     order = rng.permutation(len(train))
-                logs = self._train_epoch(train, batch_size, order, epoch, progress, callback_list)
+                # Unless a callback runs user code after every batch, this thread stays in ORT's float mode for the
+                # whole epoch, and the engine's switch around each step nests as a no-op (see _float_env.py).
+                with nullcontext() if callback_list.wants_batches else self._flush.active():
+                    logs = self._train_epoch(train, batch_size, order, epoch, progress, callback_list)
                 self.epochs_trained = epoch
                 if val is not None:
                     result = self._evaluate(val, val_batch)
@@ -296,15 +300,16 @@ class Trainer:
     def _evaluate(self, data: _Batches, batch_size: int, progress: Progress | None = None) -> EvaluationResult:
         loss_sum = 0.0
         metric_sums = dict.fromkeys(self.compiled.metrics, 0.0)
-        for start in range(0, len(data), batch_size):
-            xb, yb = data.x[start : start + batch_size], data.y[start : start + batch_size]
-            loss, outputs = self.engine.eval_step(xb, yb)
-            loss_sum += loss * len(xb)
-            for metric in metric_sums:
-                metric_sums[metric] += metric.batch_sum(outputs, yb, self.compiled.loss.classification)
-            if progress is not None and progress.wants_batches:
-                seen = start + len(xb)
-                progress.batch_end(start // batch_size + 1, {"loss": loss_sum / seen})
+        with self._flush.active():  # no user code in this loop: one float-mode switch for all of it
+            for start in range(0, len(data), batch_size):
+                xb, yb = data.x[start : start + batch_size], data.y[start : start + batch_size]
+                loss, outputs = self.engine.eval_step(xb, yb)
+                loss_sum += loss * len(xb)
+                for metric in metric_sums:
+                    metric_sums[metric] += metric.batch_sum(outputs, yb, self.compiled.loss.classification)
+                if progress is not None and progress.wants_batches:
+                    seen = start + len(xb)
+                    progress.batch_end(start // batch_size + 1, {"loss": loss_sum / seen})
         n = len(data)
         return EvaluationResult(loss_sum / n, MetricValues({m: s / n for m, s in metric_sums.items()}))
 

@@ -38,3 +38,65 @@ def test_flush_to_zero_is_active_inside_ort_calls():
         with flush.active():
             inside = subnormals_survive()
         assert not inside and subnormals_survive()
+
+
+def test_scopes_nest_and_only_the_outermost_gives_the_mode_back():
+    from onnxtrain._float_env import FlushToZero
+
+    a, b = FlushToZero(), FlushToZero()
+    with a.active():
+        with b.active():
+            assert not subnormals_survive()
+        assert not subnormals_survive()  # the inner scope closed, the outer one still flushes
+    assert subnormals_survive()
+
+
+def test_a_scope_is_per_thread():
+    import threading
+
+    from onnxtrain._float_env import FlushToZero
+
+    inside, seen = threading.Event(), []
+
+    def other_thread() -> None:
+        inside.wait()
+        seen.append(subnormals_survive())
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()  # before the scope: a new thread starts with its creator's float mode
+    with FlushToZero().active():
+        inside.set()
+        thread.join()
+        assert not subnormals_survive()
+    assert seen == [True] and subnormals_survive()
+
+
+@pytest.mark.parametrize("engine", ["ort-training", "portable"])
+def test_callbacks_run_outside_the_flush_mode_held_over_an_epoch(engine):
+    from onnxtrain.callbacks import Callback
+
+    class Probe(Callback):
+        def __init__(self) -> None:
+            self.batch, self.epoch = [], []
+
+        def on_batch_end(self, batch, logs=None):
+            self.batch.append(subnormals_survive())
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch.append(subnormals_survive())
+
+    class EpochProbe(Callback):
+        def __init__(self) -> None:
+            self.epoch = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch.append(subnormals_survive())
+
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    with Sequential.of(Input(4), Dense(3, activation="linear"), seed=1) as model:
+        model.compile(optimizer="adam", engine=engine)
+        per_batch, per_epoch = Probe(), EpochProbe()
+        model.fit((x, np.arange(32) % 3), epochs=2, batch_size=8, verbose=0, callbacks=[per_batch])
+        model.fit((x, np.arange(32) % 3), epochs=2, batch_size=8, verbose=0, callbacks=[per_epoch])
+    assert per_batch.batch == [True] * 8 and per_batch.epoch == [True] * 2
+    assert per_epoch.epoch == [True] * 2 and subnormals_survive()

@@ -113,6 +113,32 @@ def test_non_finite_loss_drops_the_update_and_training_continues(blobs):
     assert np.isfinite(engine.train_step(x[:30], y[:30])[0]) and engine.step == step + 1
 
 
+def test_a_batch_reusing_one_buffer_is_read_afresh_and_outputs_are_not_overwritten(blobs):
+    """The trainer gathers every batch into one buffer, which the engine binds once: each step must still see
+    the buffer's current contents, and the logits it returned must survive the next steps."""
+    x, y = blobs
+    reused = PortableEngine(mlp().layers, SCE, Adam())
+    fresh = PortableEngine(mlp().layers, SCE, Adam())
+    x_buffer, y_buffer = np.empty_like(x[:30]), np.empty_like(y[:30])
+    kept = []
+    for xb, yb in batches(x[:120], y[:120]):
+        x_buffer[:], y_buffer[:] = xb, yb
+        loss, logits = reused.train_step(x_buffer, y_buffer)
+        expected_loss, expected_logits = fresh.train_step(xb.copy(), yb.copy())
+        assert loss == expected_loss
+        np.testing.assert_array_equal(logits, expected_logits)
+        kept.append((logits, expected_logits.copy()))  # a copy made now, whatever the engine returns
+    for logits, expected in kept:
+        np.testing.assert_array_equal(logits, expected)
+    # A smaller batch (an epoch's last) in a view of the same buffer, then the full size again.
+    for size in (7, 30):
+        x_buffer[:size], y_buffer[:size] = x[-size:], y[-size:]
+        loss, logits = reused.eval_step(x_buffer[:size], y_buffer[:size])
+        expected_loss, expected_logits = fresh.eval_step(x[-size:], y[-size:])
+        assert logits.shape == (size, 3) and loss == expected_loss
+        np.testing.assert_array_equal(logits, expected_logits)
+
+
 def test_set_weights_checks_names_and_shapes():
     engine = PortableEngine(mlp().layers, SCE, SGD())
     weights = engine.get_weights()
