@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
@@ -19,6 +21,20 @@ def test_profile_step_prints_parts_operators_and_nodes():
     assert done.returncode == 0, done.stderr
     for line in ("ms/step over 3 steps", "| optimizer update |", "| forward |", "| Gemm |", "| top 2 nodes |"):
         assert line in done.stdout, done.stdout
+
+
+@pytest.mark.realdata
+def test_profile_fit_profiles_the_chosen_engine():
+    if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
+        pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    done = subprocess.run(
+        [sys.executable, str(TOOLS / "profile_fit.py"), "--epochs", "1", "--top", "3", "--engine", "portable"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "fit (portable):" in done.stdout and "run_with_iobinding" in done.stdout, done.stdout
 
 
 def _bench_module():

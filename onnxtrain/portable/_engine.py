@@ -295,26 +295,25 @@ class _BatchBinding:
     def __init__(self, binding: Any, output_shape: tuple[int, ...]):
         self.binding = binding
         self._output_shape = output_shape
-        self._inputs: dict[str, np.ndarray] = {}
+        # name -> (the bound array, and its address, shape and dtype when bound: `.shape` can be assigned in place)
+        self._inputs: dict[str, tuple[np.ndarray, int, tuple[int, ...], np.dtype]] = {}
         self._logits = np.empty((0, *output_shape), np.float32)
 
     def bind_batch(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Bind C-contiguous `x` and `labels`; returns the logits buffer the next run writes."""
         for name, value in ((emit.INPUT_NAME, x), (emit.LABELS_NAME, labels)):
             bound = self._inputs.get(name)
-            if bound is None or not _same_memory(bound, value):
+            if bound is not None and value is bound[0] and value.shape == bound[2]:
+                continue
+            memory = (value.ctypes.data, value.shape, value.dtype)
+            if bound is None or memory != bound[1:]:
                 self.binding.bind_cpu_input(name, value)
-                self._inputs[name] = value
+            self._inputs[name] = (value, *memory)
         if len(self._logits) != len(x):
             self._logits = np.empty((len(x), *self._output_shape), np.float32)
             shape = list(self._logits.shape)
             self.binding.bind_output(emit.LOGITS_NAME, "cpu", 0, np.float32, shape, self._logits.ctypes.data)
         return self._logits
-
-
-def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two C-contiguous arrays are the same bytes: address, shape and dtype."""
-    return a.shape == b.shape and a.dtype == b.dtype and a.ctypes.data == b.ctypes.data
 
 
 def _check_names_and_shapes(
