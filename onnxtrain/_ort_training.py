@@ -184,7 +184,7 @@ def write_artifacts(
     trainable = tuple(name for layer in layers if layer.trainable for name in layer.qualified_params())
     frozen = tuple(name for layer in layers if not layer.trainable for name in layer.qualified_params())
 
-    class ForwardWithLoss(onnxblock.TrainingBlock):  # type: ignore[misc]
+    class ForwardWithLoss(onnxblock.TrainingBlock):  # type: ignore[name-defined]
         # The loss is already in the graph (emit.loss_model); this block only marks where backprop starts.
         def build(self, *output_names: str) -> tuple[str, ...]:
             return output_names
@@ -349,4 +349,4 @@ class OrtTrainingEngine:
 
     def close(self) -> None:
         # Dropping the references releases the native sessions.
-        self._optimizer = self._module = self._state = None  # type: ignore[assignment]
+        self._optimizer = self._module = self._state = None

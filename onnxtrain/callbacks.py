@@ -211,7 +211,7 @@ class TerminateOnNaN(Callback):
     so it costs nothing per step.
     """
 
-    wants_batches = False  # type: ignore[assignment]
+    wants_batches = False
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.stopped_at: tuple[int, int] | None = None

@@ -273,6 +273,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _add_verbose_argument(parser: argparse.ArgumentParser, default: int) -> None:
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=default,
+        help="0 silent, 1 progress bar (plain lines when not a terminal), 2 one line per epoch",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="onnxtrain", description="Train Keras-style models with ONNX Runtime; export portable ONNX.")
     from onnxtrain import __version__
@@ -280,13 +290,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"onnxtrain {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    verbose = {
-        "type": int,
-        "choices": (0, 1, 2),
-        "default": 1,
-        "help": "0 silent, 1 progress bar (plain lines when not a terminal), 2 one line per epoch",
-    }
-
     train = commands.add_parser(
         "train",
         help="train from a config (TOML/JSON) or a built-in example",
@@ -299,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="override the config's seed")
     train.add_argument("--output", metavar="DIR", help="output folder (default: a new runs/NAME-TIME folder)")
     train.add_argument("--overwrite", action="store_true", help="replace DIR/model if it exists")
-    train.add_argument("--verbose", **verbose)
+    _add_verbose_argument(train, default=1)
     train.set_defaults(func=cmd_train)
 
     evaluate = commands.add_parser(
@@ -310,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", metavar="MODEL", help="saved model directory")
     evaluate.add_argument("--data", required=True, help="'fashion-mnist[:test|:train]' or a .npz with x and y")
     evaluate.add_argument("--batch-size", type=_positive, default=100)
-    evaluate.add_argument("--verbose", **{**verbose, "default": 0})
+    _add_verbose_argument(evaluate, default=0)
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = commands.add_parser(

@@ -125,7 +125,7 @@ class GraphBuilder:
         self._initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), qualified))
         return qualified
 
-    def constant(self, value: float | np.ndarray, hint: str = "const", dtype: Any = np.float32) -> str:
+    def constant(self, value: float | np.generic | np.ndarray, hint: str = "const", dtype: Any = np.float32) -> str:
         """A non-trainable constant, emitted as a Constant node so training never treats it as a parameter."""
         array = np.asarray(value, dtype=dtype)
         name = self.unique_name(hint)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import secrets
 import warnings
 from collections import Counter
@@ -215,6 +216,12 @@ class Sequential:
             check_positive_int("threads", threads)
         if engine not in ENGINES:
             raise InvalidArgumentError(f"engine expects one of {list(ENGINES)}. Received: engine={engine!r}")
+        path_given = isinstance(artifacts_dir, str | os.PathLike) and bool(os.fspath(artifacts_dir))
+        if artifacts_dir is not None and not path_given:
+            raise InvalidArgumentError(
+                'artifacts_dir expects a folder path (e.g. "artifacts") or None for a temporary folder. '
+                f"Received: artifacts_dir={artifacts_dir!r}"
+            )
         compiled = Compiled(
             optimizer=optimizers.get(optimizer),
             loss=losses.get(loss),

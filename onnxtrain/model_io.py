@@ -266,7 +266,12 @@ def _compile_loaded(
             "Load with load_model(..., optimizer=...) to start a fresh optimizer, or save the model again."
         )
     expected_sha256 = config.get("checkpoint_sha256")
-    if resume and expected_sha256 is not None and hashlib.sha256(checkpoint).hexdigest() != expected_sha256:
+    if (
+        resume
+        and checkpoint is not None
+        and expected_sha256 is not None
+        and hashlib.sha256(checkpoint).hexdigest() != expected_sha256
+    ):
         raise ModelFileError(
             f"Resuming from the optimizer state of {checkpoint_path} failed: its SHA-256 differs from the one "
             "config.json recorded at save time, so the checkpoint is damaged. Load with load_model(..., "

@@ -34,6 +34,7 @@ from onnxtrain.progress import Progress
 
 if TYPE_CHECKING:
     from onnxtrain.model import Sequential
+    from onnxtrain.portable import PortableEngine
 
 logger = logging.getLogger("onnxtrain")
 
@@ -92,7 +93,14 @@ class _Batches:
 class Trainer:
     """Owns the engine of a compiled model and runs fit/evaluate/predict with it."""
 
-    def __init__(self, model: Sequential, compiled: Compiled, engine: Any, device: Device, temp_dir: Path | None):
+    def __init__(
+        self,
+        model: Sequential,
+        compiled: Compiled,
+        engine: PortableEngine | _ort_training.OrtTrainingEngine,
+        device: Device,
+        temp_dir: Path | None,
+    ):
         self.model = model
         self.compiled = compiled
         self.engine = engine
@@ -110,6 +118,7 @@ class Trainer:
     ) -> Trainer:
         device = resolve_device(compiled.device)
         kind = resolve_engine(compiled.engine, compiled)
+        engine: PortableEngine | _ort_training.OrtTrainingEngine
         if kind == "portable":
             from onnxtrain import portable
 
@@ -118,12 +127,14 @@ class Trainer:
             return cls(model, replace(compiled, engine=kind), engine, device, temp_dir=None)
         _ort_training.check_optimizer(compiled.optimizer)
         temp_dir = None if artifacts_dir is not None else Path(tempfile.mkdtemp(prefix="onnxtrain-artifacts-"))
+        directory = artifacts_dir if artifacts_dir is not None else temp_dir
+        assert directory is not None  # one of the two is always set
         try:
             artifacts = _ort_training.write_artifacts(
                 model.layers,
                 compiled.loss,
                 compiled.optimizer,
-                artifacts_dir or temp_dir,
+                directory,
                 compiled.opset,
                 compiled.ir_version,
             )
@@ -152,7 +163,7 @@ class Trainer:
             raise InvalidArgumentError(
                 f"{argument} expects as many labels as examples. Received: {len(x)} examples, {len(y)} labels"
             )
-        if self.model.class_names is None and getattr(dataset, "class_names", None):
+        if self.model.class_names is None and dataset.class_names:
             self.model.class_names = tuple(dataset.class_names)
         if dataset.input_scale is not None and self.epochs_trained == 0:
             self.model.input_scale = dataset.input_scale
@@ -252,6 +263,7 @@ class Trainer:
                 if order is None:
                     xb, yb = train.x[rows], train.y[rows]
                 else:
+                    assert x_buffer is not None and y_buffer is not None  # allocated above whenever order is set
                     index = order[rows]
                     xb = np.take(train.x, index, axis=0, out=x_buffer[: len(index)])
                     yb = np.take(train.y, index, axis=0, out=y_buffer[: len(index)])

@@ -183,6 +183,8 @@ BAD_CALLS = [
     (lambda m, d: m.compile(metric="f1"), UnknownIdentifierError, r"Could not interpret metric 'f1'"),
     (lambda m, d: m.compile(device="tpu"), InvalidArgumentError, r"device expects .*Received: device='tpu'"),
     (lambda m, d: m.compile(engine="jax"), InvalidArgumentError, r"engine expects"),
+    (lambda m, d: m.compile(artifacts_dir=""), InvalidArgumentError, r"Received: artifacts_dir=''"),
+    (lambda m, d: m.compile(artifacts_dir=3), InvalidArgumentError, r"folder path.*Received: artifacts_dir=3"),
     (lambda m, d: m.compile(optimizer=Adam(learning_rate=-1)), InvalidArgumentError, r"learning_rate=-1"),
     (lambda m, d: m.compile(opset=99), InvalidArgumentError, r"opset expects an int"),
     (lambda m, d: m.compile(ir_version=3), InvalidArgumentError, r"ir_version expects an int"),

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import math
 import os
 import struct
 import zlib
 from contextlib import ExitStack
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
@@ -124,7 +124,7 @@ def idx_sha256(array: np.ndarray) -> str:
     return hasher.hexdigest()
 
 
-def _open(path: Path, stack: ExitStack) -> tuple[BinaryIO, int | None]:
+def _open(path: Path, stack: ExitStack) -> tuple[io.BufferedIOBase, int | None]:
     """Open ``path`` for reading decompressed bytes; also return its exact size when it is not compressed."""
     raw = stack.enter_context(open(path, "rb"))
     magic = raw.read(2)
@@ -134,7 +134,7 @@ def _open(path: Path, stack: ExitStack) -> tuple[BinaryIO, int | None]:
     return raw, os.fstat(raw.fileno()).st_size
 
 
-def _read_exact(stream: BinaryIO, count: int) -> bytes:
+def _read_exact(stream: io.BufferedIOBase, count: int) -> bytes:
     """Up to ``count`` bytes; fewer only at the end of the stream."""
     parts: list[bytes] = []
     remaining = count
@@ -200,7 +200,9 @@ def _check_plain_size(
         )
 
 
-def _read_payload(label: str, stream: BinaryIO, nbytes: int, shape: tuple[int, ...], dtype: np.dtype) -> bytearray:
+def _read_payload(
+    label: str, stream: io.BufferedIOBase, nbytes: int, shape: tuple[int, ...], dtype: np.dtype
+) -> bytearray:
     # Grows with the data actually read, so a forged size allocates nothing it cannot fill.
     payload = bytearray()
     while len(payload) < nbytes:
