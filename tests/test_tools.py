@@ -24,17 +24,22 @@ def test_profile_step_prints_parts_operators_and_nodes():
 
 
 @pytest.mark.realdata
-def test_profile_fit_profiles_the_chosen_engine():
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [((), ("fit (portable):", "run_with_iobinding")), (("--timers",), ("| ORT run | engine Python |", "| 1 |"))],
+)
+def test_profile_fit_profiles_the_chosen_engine(mode, expected):
     if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
         pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     done = subprocess.run(
-        [sys.executable, str(TOOLS / "profile_fit.py"), "--epochs", "1", "--top", "3", "--engine", "portable"],
+        [sys.executable, str(TOOLS / "profile_fit.py"), "--epochs", "1", "--top", "3", "--engine", "portable", *mode],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert "fit (portable):" in done.stdout and "run_with_iobinding" in done.stdout, done.stdout
+    for line in expected:
+        assert line in done.stdout, done.stdout
 
 
 def _bench_module():
