@@ -105,6 +105,29 @@ class _FlushScope:
 _SCOPE = _FlushScope()
 
 
+class _Suspension:
+    """Inside, the calling thread has its own mode back, as if no flush scope were open (user code runs here)."""
+
+    __slots__ = ("_depth",)
+
+    def __enter__(self) -> None:
+        mode = _thread_mode
+        self._depth, mode.depth = mode.depth, 0
+        if self._depth and mode.register is not None:
+            libm = _libm()
+            assert libm is not None
+            libm.fesetenv(mode.caller)
+
+    def __exit__(self, *exc_info: object) -> None:
+        mode = _thread_mode
+        if self._depth and mode.register is not None:
+            libm = _libm()
+            assert libm is not None
+            # Scopes opened and closed inside refreshed `caller` and `flushed` from this same caller mode.
+            libm.fesetenv(mode.flushed)
+        mode.depth = self._depth
+
+
 class FlushToZero:
     """Keeps ORT's flush-to-zero mode inside ORT calls on the calling thread.
 
@@ -131,3 +154,7 @@ class FlushToZero:
         Hold one scope around a run of steps with no user code between them; the steps' own scopes nest.
         """
         return _SCOPE
+
+    def suspended(self) -> contextlib.AbstractContextManager[None]:
+        """Give the calling thread its own mode back inside an open scope: wrap user code (callbacks) in it."""
+        return _Suspension()

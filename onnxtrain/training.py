@@ -12,7 +12,6 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -220,9 +219,9 @@ class Trainer:
                 if shuffle:
                     rng = np.random.default_rng(np.random.SeedSequence(base_seed, spawn_key=(1, epoch)))
                     order = rng.permutation(len(train))
-                # Unless a callback runs user code after every batch, this thread stays in ORT's float mode for the
-                # whole epoch, and the engine's switch around each step nests as a no-op (see _float_env.py).
-                with nullcontext() if callback_list.wants_batches else self._flush.active():
+                # This thread stays in ORT's float mode for the epoch: the engine's switch around each step nests
+                # as a no-op, and only per-batch callbacks (user code) get the caller's mode back (_float_env.py).
+                with self._flush.active():
                     logs = self._train_epoch(train, batch_size, order, epoch, progress, callback_list)
                 self.epochs_trained = epoch
                 if val is not None:
@@ -272,7 +271,8 @@ class Trainer:
                 if not math.isfinite(loss):
                     # A callback that stops training here (TerminateOnNaN) makes this a graceful stop.
                     logs = {"loss": loss, **{m.value: s / max(seen, 1) for m, s in metric_sums.items()}}
-                    callbacks.on_batch_end(step + 1, logs)
+                    with self._flush.suspended():  # fit may hold the float mode for the epoch; callbacks are user code
+                        callbacks.on_batch_end(step + 1, logs)
                     if self.model.stop_training:
                         return logs
                     raise NonFiniteLossError(
@@ -288,7 +288,8 @@ class Trainer:
                 if progress.wants_batches or callbacks.wants_batches:
                     logs = {"loss": loss_sum / seen, **{m.value: s / seen for m, s in metric_sums.items()}}
                     progress.batch_end(step + 1, logs)
-                    callbacks.on_batch_end(step + 1, logs)
+                    with self._flush.suspended():
+                        callbacks.on_batch_end(step + 1, logs)
                     if self.model.stop_training:
                         break
         except KeyboardInterrupt:

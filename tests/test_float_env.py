@@ -100,3 +100,37 @@ def test_callbacks_run_outside_the_flush_mode_held_over_an_epoch(engine):
         model.fit((x, np.arange(32) % 3), epochs=2, batch_size=8, verbose=0, callbacks=[per_epoch])
     assert per_batch.batch == [True] * 8 and per_batch.epoch == [True] * 2
     assert per_epoch.epoch == [True] * 2 and subnormals_survive()
+
+
+def test_a_suspension_gives_the_thread_its_own_mode_back_inside_a_scope():
+    from onnxtrain._float_env import FlushToZero
+
+    flush = FlushToZero()
+    with flush.suspended():
+        assert subnormals_survive()  # no scope open: nothing to suspend
+    with flush.active():
+        with flush.suspended():
+            assert subnormals_survive()
+            with flush.active():  # an ORT call made by user code inside, e.g. predict in a callback
+                assert not subnormals_survive()
+            assert subnormals_survive()
+        assert not subnormals_survive()
+    assert subnormals_survive()
+
+
+@pytest.mark.parametrize("engine", ["ort-training", "portable"])
+def test_a_callback_handed_a_non_finite_batch_runs_in_the_callers_mode(engine):
+    from onnxtrain.callbacks import TerminateOnNaN
+    from onnxtrain.optimizers import SGD
+
+    class Probe(TerminateOnNaN):  # asks for no per-batch figures, yet gets the failing batch
+        def on_batch_end(self, batch, logs=None):
+            self.mode = subnormals_survive()
+            super().on_batch_end(batch, logs)
+
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    probe = Probe()
+    with Sequential.of(Input(4), Dense(3, activation="linear"), seed=1) as model:
+        model.compile(optimizer=SGD(learning_rate=1e38), engine=engine)
+        model.fit((x, np.arange(32) % 3), epochs=3, batch_size=8, verbose=0, callbacks=[probe])
+    assert probe.stopped_at is not None and probe.mode is True and subnormals_survive()
