@@ -7,6 +7,9 @@ the first such session into flush-to-zero mode for good (once per process), whic
 user's own numpy results. So we give that thread its original mode back after creating sessions, and switch the
 calling thread into flush-to-zero (FTZ+DAZ on x86-64, FZ on AArch64) only around ORT calls, since it computes its
 share of every parallel operator. On other platforms the calling thread keeps its mode.
+
+Scopes nest, so a loop of our own (fit's epoch, evaluate, predict) holds one around all its steps instead of
+switching twice per step; user code called from inside such a loop (callbacks) runs `suspended`, in its own mode.
 """
 
 from __future__ import annotations
