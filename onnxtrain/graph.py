@@ -152,6 +152,22 @@ class GraphBuilder:
         self._nodes.append(helper.make_node(op_type, list(inputs), outs, name=f"{base}_{op_type}", **attributes))
         return outs
 
+    @contextmanager
+    def subgraph(self) -> Iterator[list[onnx.NodeProto]]:
+        """Collect the nodes created inside the block into the yielded list instead of this graph: the body of an
+        `If` branch or a `Loop`. Names stay unique across both, as ONNX requires of a subgraph and its outer graph.
+
+        Example:
+            >>> with b.subgraph() as body:
+            ...     y = b.node("Relu", [x])
+            >>> branch = onnx.helper.make_graph(body, "branch", [], [b.value_info(y, np.float32, (None, 2))])
+        """
+        outer, self._nodes = self._nodes, []
+        try:
+            yield self._nodes
+        finally:
+            self._nodes = outer
+
     def set_metadata(self, key: str, value: str) -> None:
         self._metadata[key] = value
 

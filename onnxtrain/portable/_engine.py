@@ -1,10 +1,12 @@
 """PortableEngine: runs the train-step graph with a stock ONNX Runtime, keeping weights and optimizer state on the
 device between steps.
 
-Parameters, optimizer state and the step counter live in two sets of OrtValues. Step k reads set A and writes set B
-through one IOBinding; step k+1 reads B and writes A through a second one (double buffering: ONNX Runtime must not write
-an output into a buffer it is still reading). Per step only the batch goes in and the loss and logits come out; a
-non-finite loss just leaves the sets unswapped, so that update is dropped for free.
+Parameters, optimizer state and the step counter live in OrtValues bound once. The graph's update is an `If` on a
+finite loss, so a NaN or infinite loss leaves every value as it was. On the CPU, a value whose update the graph
+provably writes only after every read of it (`_in_place.py`: all of them for most optimizers) is updated in its own
+buffer. Every other value is double-buffered: step k reads set A and writes set B through one IOBinding, step k+1
+reads B and writes A through a second one, because ONNX Runtime must not write an output into a buffer it is still
+reading. Per step only the batch goes in and the loss and logits come out.
 """
 
 from __future__ import annotations
@@ -104,8 +106,13 @@ class PortableEngine:
         self._learning_rate = float(optimizer.learning_rate)
         self._fixed = {name: self._ortvalue(values[name]) for name in self.graph.frozen}
         self._fixed[LEARNING_RATE] = self._ortvalue(np.array(self._learning_rate, np.float32))
-        carried = self.graph.carried
-        self._sets = [{name: self._ortvalue(values[name]) for name in carried} for _ in range(2)]
+        # In place on the CPU only: on CUDA the same holds in stream order, but no device has run it yet.
+        self.in_place = self.graph.in_place if device.kind == "cpu" else frozenset()
+        first = {name: self._ortvalue(values[name]) for name in self.graph.carried}
+        second = {
+            name: value if name in self.in_place else self._ortvalue(values[name]) for name, value in first.items()
+        }
+        self._sets = [first, second]  # the sets share the OrtValues of `in_place`
         self._current = 0  # index of the set holding the current values
         self._loss = np.zeros((), np.float32)  # loss output, written in place by every run
         self._train_bindings = [self._train_binding(k) for k in range(2)]
@@ -192,12 +199,11 @@ class PortableEngine:
     def train_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward, backward and, when the loss is finite, one optimizer update.
 
-        Returns (loss, outputs) of the batch before the update. A non-finite loss drops the update, so the
-        weights stay those of the last good step.
+        Returns (loss, outputs) of the batch before the update. A non-finite loss drops the update (the graph
+        passes every value through), so the weights stay those of the last good step.
         """
         loss, logits = self._run(self._train_session, self._train_bindings[self._current], x, labels)
-        if math.isfinite(loss):
-            self._current = 1 - self._current
+        self._current = 1 - self._current
         return loss, logits
 
     def eval_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:

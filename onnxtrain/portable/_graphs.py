@@ -21,6 +21,7 @@ from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers import Layer
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import Optimizer
+from onnxtrain.portable._in_place import in_place_updates
 from onnxtrain.portable._layer_gradients import Saved, layer_gradient
 from onnxtrain.portable._loss_gradients import loss_gradient
 from onnxtrain.portable._optimizers import clip_gradients, update_rule
@@ -62,6 +63,11 @@ class TrainStepGraph:
     def carried(self) -> tuple[str, ...]:
         """Inputs whose new value comes back as `updated.<name>`: trainable parameters, state, step."""
         return (*self.trainable, *(s.name for s in self.state), STEP)
+
+    @property
+    def in_place(self) -> frozenset[str]:
+        """Carried inputs whose `updated.<name>` output may be written into the input's own buffer."""
+        return in_place_updates(self.model.graph, self.carried, UPDATED)
 
 
 class ParameterInputBuilder(GraphBuilder):
@@ -138,25 +144,65 @@ def train_step_model(
 
     b.add_output(loss_value, emit.LOSS_NAME, np.float32, ())
     b.add_output(value, emit.LOGITS_NAME, np.float32, (None, *output_shape))
+    carried: dict[str, tuple[type, tuple[int, ...]]] = {
+        name: (np.float32, parameters[name].shape) for name in trainable
+    }
+    carried.update({t.name: (np.float32, parameters[t.parameter].shape) for t in state})
+    carried[STEP] = (np.int64, ())
     with b.scope("update"):
-        clipped = clip_gradients(b, optimizer, [grads[name] for name in trainable])
-        one = b.constant(np.int64(1), "one", np.int64)
-        next_step = b.node("Add", [step, one], hint="next_step")
-        t = b.node("Cast", [next_step], hint="t", to=TensorProto.FLOAT)
-        shared = rule.prepare(b, optimizer, lr, t)
-        new_state: dict[str, str] = {}
-        for name, g in zip(trainable, clipped, strict=True):
-            slots = {s.slot: s.name for s in state if s.parameter == name}
-            new_w, new_slots = rule.update(b, optimizer, name, g, slots, shared)
-            b.add_output(new_w, updated(name), np.float32, parameters[name].shape)
-            new_state.update({slots[slot]: value for slot, value in new_slots.items()})
-    for tensor in state:
-        b.add_output(new_state[tensor.name], updated(tensor.name), np.float32, parameters[tensor.parameter].shape)
-    b.add_output(next_step, updated(STEP), np.int64, ())
+        with b.subgraph() as apply_nodes:
+            clipped = clip_gradients(b, optimizer, [grads[name] for name in trainable])
+            one = b.constant(np.int64(1), "one", np.int64)
+            next_step = b.node("Add", [step, one], hint="next_step")
+            t = b.node("Cast", [next_step], hint="t", to=TensorProto.FLOAT)
+            shared = rule.prepare(b, optimizer, lr, t)
+            new_values = {STEP: next_step}
+            for name, g in zip(trainable, clipped, strict=True):
+                slots = {s.slot: s.name for s in state if s.parameter == name}
+                new_values[name], new_slots = rule.update(b, optimizer, name, g, slots, shared)
+                new_values.update({slots[slot]: value for slot, value in new_slots.items()})
+            # A branch's outputs must be its own, one value each: pass through what a rule left unchanged.
+            produced: set[str] = {out for node in apply_nodes for out in node.output}
+            for name in carried:
+                if new_values[name] not in produced:
+                    new_values[name] = b.node("Identity", [new_values[name]], hint="unchanged")
+                produced.discard(new_values[name])
+        results = _update_if_finite(b, loss_value, apply_nodes, {n: new_values[n] for n in carried}, carried)
+    for (name, (dtype, shape)), result in zip(carried.items(), results, strict=True):
+        b.add_output(result, updated(name), dtype, shape)
     model = b.build("onnxtrain_train_step", check=False)
     _fold_output_identities(model)
     onnx.checker.check_model(model, full_check=True)
     return TrainStepGraph(model, trainable, frozen, state)
+
+
+def _update_if_finite(
+    b: GraphBuilder,
+    loss: str,
+    apply_nodes: list[onnx.NodeProto],
+    new_values: Mapping[str, str],
+    specs: Mapping[str, tuple[type, tuple[int, ...]]],
+) -> list[str]:
+    """An `If` on a finite loss: its then branch (`apply_nodes`) computes `new_values`, its else branch passes each
+    carried input through. So a step whose loss is NaN or infinite changes no weight, state or step, in the graph
+    itself, which is also what lets the engine write the updates over their inputs (see `_in_place.py`).
+    """
+    is_finite = b.node("Equal", [b.node("Sub", [loss, loss], hint="loss_minus_loss"), b.constant(0.0, "zero")])
+    with b.subgraph() as keep_nodes:
+        kept = [b.node("Identity", [name], hint="kept") for name in new_values]
+
+    def branch(name: str, nodes: list[onnx.NodeProto], outputs: Sequence[str]) -> onnx.GraphProto:
+        infos = [b.value_info(value, *specs[carried]) for carried, value in zip(new_values, outputs, strict=True)]
+        return onnx.helper.make_graph(nodes, name, [], infos)
+
+    return b.multi_output_node(
+        "If",
+        [is_finite],
+        len(new_values),
+        hint="apply_if_finite",
+        then_branch=branch("apply_update", apply_nodes, list(new_values.values())),
+        else_branch=branch("keep_values", keep_nodes, kept),
+    )
 
 
 def eval_model(
