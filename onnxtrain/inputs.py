@@ -2,8 +2,8 @@
 
 Conversion rule (documented in the README): float32 is used as is; float16/float64 are cast to float32;
 integer arrays (e.g. uint8 images) are cast to float32 and multiplied by the model's `input_scale`
-(1/255 for a model trained on `fashion_mnist()`, 1.0 otherwise), so raw pixels give the same predictions as the
-scaled training data. Anything else (bool, object, strings, complex) is refused.
+(1/255 for a model trained on `fashion_mnist()`, 1.0 otherwise; a scale of 1/n divides by n, bit for bit the
+loaders' own scaling), so raw pixels give the same predictions as the scaled training data. Anything else (bool, object, strings, complex) is refused.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def prepare_x(
     if x.shape[0] == 0:
         raise InvalidArgumentError(f"{argument} expects at least one example. Received: {argument}.shape={x.shape}")
     if x.dtype.kind in "iub":
-        x = x.astype(np.float32) * np.float32(input_scale) if input_scale != 1.0 else x.astype(np.float32)
+        x = scale_integers(x, input_scale)
     elif x.dtype != np.float32:
         with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, refused just below
             x = x.astype(np.float32)
@@ -63,6 +63,22 @@ def prepare_x(
             f"{argument} expects finite values. Received: {argument}[{', '.join(map(str, index))}]={x[index].item()!r}"
         )
     return x, single
+
+
+def scale_integers(x: np.ndarray, input_scale: float) -> np.ndarray:
+    """Integer (or bool) `x` as float32 times `input_scale`: a new array.
+
+    A scale of 1/n for a whole n (1/255) divides by n instead. That is how the dataset loaders and the usual
+    `x / 255.0` make their floats, so raw pixels reach the model as exactly the values it trained on:
+    multiplying by float32(1/255) differs from them in the last bit for 126 of the 256 byte values.
+    """
+    floats = x.astype(np.float32)
+    if input_scale == 1.0:
+        return floats
+    divisor = 1.0 / input_scale
+    if divisor.is_integer() and divisor <= 2**24:  # a whole number that float32 holds exactly
+        return np.divide(floats, np.float32(divisor), out=floats)
+    return np.multiply(floats, np.float32(input_scale), out=floats)
 
 
 def _all_finite(x: np.ndarray) -> bool:

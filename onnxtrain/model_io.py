@@ -87,10 +87,7 @@ def build_inference_model(
         META_VERSION: __version__,
         META_MODEL_NAME: model.name,
         META_INPUT_SCALE: repr(float(model.input_scale)),
-        META_INPUT_SCALING: (
-            "feed float32 inputs as the model was trained on them; integer inputs (e.g. uint8 pixels) are "
-            f"first converted to float32 and multiplied by input_scale={float(model.input_scale)!r}"
-        ),
+        META_INPUT_SCALING: _input_scaling(float(model.input_scale)),
     }
     if compiled is not None:
         metadata[META_LOSS] = compiled.loss.name
@@ -109,6 +106,15 @@ def build_inference_model(
             f"refused the graph ({str(e).strip().splitlines()[0]}). Choose a newer opset, e.g. the default "
             f"{DEFAULT_OPSET}."
         ) from e
+
+
+def _input_scaling(scale: float) -> str:
+    """How to feed the model, for deployers in any language (the `input_scaling` metadata property)."""
+    text = "feed float32 inputs as the model was trained on them; integer inputs (e.g. uint8 pixels) are first "
+    divisor = 1.0 / scale
+    if scale != 1.0 and divisor.is_integer():
+        return text + f"converted to float32 and divided by {divisor!r} (input_scale={scale!r})"
+    return text + f"converted to float32 and multiplied by input_scale={scale!r}"
 
 
 def model_config(model: Sequential, optimizer_state_saved: bool = False) -> dict[str, Any]:

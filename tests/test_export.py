@@ -93,7 +93,7 @@ def test_exported_model_is_clean_and_portable(tmp_path, loss, outputs):
     assert metadata["onnxtrain.loss"] == loss
     assert json.loads(metadata["class_names"]) == list(model.class_names)
     assert float(metadata["input_scale"]) == pytest.approx(1 / 255)
-    assert "input_scale=" in metadata["input_scaling"]
+    assert "divided by 255.0 (input_scale=" in metadata["input_scaling"]
 
 
 def test_an_uncompiled_model_exports_logits_only(tmp_path):

@@ -1,4 +1,4 @@
-"""prepare_x: the finiteness screen (row sums) against numpy's exact element check."""
+"""prepare_x: the finiteness screen (row sums) against numpy's exact element check, and how integers are scaled."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.inputs import prepare_x
+from onnxtrain.inputs import prepare_x, scale_integers
 
 
 def test_finite_values_whose_sums_overflow_are_accepted():
@@ -28,3 +28,21 @@ def test_infinities_of_both_signs_in_one_row_are_found():
     x[1, 0], x[1, 3] = np.inf, -np.inf  # their sum is NaN, still caught
     with pytest.raises(InvalidArgumentError, match=r"x\[1, 0\]=inf"):
         prepare_x(x, (4,))
+
+
+def test_a_scale_of_one_over_255_gives_the_loaders_floats_bit_for_bit():
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    expected = np.divide(pixels, np.float32(255), dtype=np.float32)  # fashion_mnist() and Dataset.from_idx
+    np.testing.assert_array_equal(prepare_x(pixels, (16, 16), 1 / 255)[0], expected)
+    np.testing.assert_array_equal(expected, (pixels / 255.0).astype(np.float32))  # numpy's usual float64 route
+    # multiplying by float32(1/255) instead would change the last bit of about half the values
+    assert np.count_nonzero(pixels.astype(np.float32) * np.float32(1 / 255) != expected) > 100
+
+
+@pytest.mark.parametrize(("scale", "expected"), [(1.0, [0, 3, 200]), (0.5, [0, 1.5, 100]), (2 / 255, None)])
+def test_other_scales_multiply(scale, expected):
+    values = np.array([0, 3, 200], np.int32)
+    result = scale_integers(values, scale)
+    assert result.dtype == np.float32
+    want = values.astype(np.float32) * np.float32(scale) if expected is None else np.array(expected, np.float32)
+    np.testing.assert_array_equal(result, want)

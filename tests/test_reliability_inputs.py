@@ -872,13 +872,13 @@ def test_one_example_and_float16_are_accepted():
         assert math.isfinite(_fit(model, X[:1], Y[:1]).history["loss"][0])  # a dataset of one example
 
 
-# --- the conversion rule: integer inputs are multiplied by the model's input_scale everywhere -------------
+# --- the conversion rule: integer inputs are scaled by the model's input_scale everywhere -------------------
 
 
 def test_integer_pixels_are_scaled_alike_by_predict_evaluate_fit_and_inference(tmp_path):
     pixels = np.random.default_rng(3).integers(0, 256, (N, 4, 3)).astype(np.uint8)
     scale = 1 / 255
-    scaled = pixels.astype(np.float32) * np.float32(scale)
+    scaled = pixels / np.float32(255)  # as the dataset loaders (and the usual `x / 255.0`) scale pixels
     with _compiled(seed=8) as model:
         model.fit(Dataset(scaled, Y, input_scale=scale), epochs=1, verbose=0)  # the model records the scale
         assert model.input_scale == pytest.approx(scale)
@@ -890,7 +890,7 @@ def test_integer_pixels_are_scaled_alike_by_predict_evaluate_fit_and_inference(t
             warnings.simplefilter("error")  # no precision or overflow warnings on the way
             for dtype in (np.int8, np.int16, np.int32, np.int64, np.uint16):
                 as_dtype = pixels.astype(dtype)
-                assert np.array_equal(model.predict(as_dtype), model.predict(as_dtype.astype(np.float32) * scale))
+                assert np.array_equal(model.predict(as_dtype), model.predict(as_dtype / np.float32(255)))
         with _compiled(seed=8) as twin:  # fit on pixels continues exactly like fit on the scaled floats
             twin.fit(Dataset(scaled, Y, input_scale=scale), epochs=1, verbose=0)
             _fit(model, pixels)
