@@ -3,7 +3,8 @@
 Conversion rule (documented in the README): float32 is used as is; float16/float64 are cast to float32;
 integer arrays (e.g. uint8 images) are cast to float32 and multiplied by the model's `input_scale`
 (1/255 for a model trained on `fashion_mnist()`, 1.0 otherwise; a scale of 1/n divides by n, bit for bit the
-loaders' own scaling), so raw pixels give the same predictions as the scaled training data. Anything else (bool, object, strings, complex) is refused.
+loaders' own scaling), so raw pixels give the same predictions as the scaled training data. Anything else (bool,
+object, strings, complex) is refused.
 """
 
 from __future__ import annotations
