@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.reference
 import onnxruntime
 import pytest
 
@@ -69,6 +70,26 @@ def test_saved_train_step_runs_in_a_plain_session_like_the_engine(blobs, tmp_pat
     assert outputs["loss"] == pytest.approx(loss) and outputs["updated.step"] == 1
     for name, value in engine.get_weights().items():
         np.testing.assert_array_equal(outputs[f"updated.{name}"], value)
+
+
+def test_onnx_reference_evaluator_runs_the_train_step_like_the_engine(blobs):
+    """The ONNX specification's own Python evaluator, not ONNX Runtime: the graph is standard ONNX, If included."""
+    x, y = blobs
+    engine = PortableEngine(mlp().layers, SCE, Adam(learning_rate=0.01))
+    reference = onnx.reference.ReferenceEvaluator(engine.graph.model)
+    names = [o.name for o in engine.graph.model.graph.output]
+    bad = x[:30].copy()
+    bad[0, 0, 0] = np.nan
+    for xb in (x[:30], bad):
+        feeds: dict[str, np.ndarray] = {**engine.get_weights(), **engine.carried_state()}
+        feeds.update(step=np.array(engine.step, np.int64), learning_rate=np.array(0.01, np.float32))
+        outputs = dict(zip(names, reference.run(None, {**feeds, "input": xb, "labels": y[:30]}), strict=True))
+        loss, _ = engine.train_step(xb, y[:30])
+        np.testing.assert_allclose(outputs["loss"], loss, rtol=1e-5)
+        assert outputs["updated.step"] == engine.step
+        for name, value in {**engine.get_weights(), **engine.carried_state()}.items():
+            np.testing.assert_allclose(outputs[f"updated.{name}"], value, rtol=1e-5, atol=1e-7, err_msg=name)
+    assert engine.step == 1  # the NaN batch passed every value through, in both
 
 
 @pytest.mark.skipif(not ort_training_available(), reason="needs onnxruntime-training for the reference engine")
