@@ -21,6 +21,8 @@ def test_profile_step_prints_parts_operators_and_nodes():
     assert done.returncode == 0, done.stderr
     for line in ("ms/step over 3 steps", "| optimizer update |", "| forward |", "| Gemm |", "| top 2 nodes |"):
         assert line in done.stdout, done.stdout
+    # the update's If is reported on its own line, not double-counted with its branch's nodes in the tables
+    assert "us/step of its own around its" in done.stdout and "| If |" not in done.stdout, done.stdout
 
 
 @pytest.mark.realdata
