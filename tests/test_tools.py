@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -27,14 +28,20 @@ def test_profile_step_prints_parts_operators_and_nodes():
 
 @pytest.mark.realdata
 @pytest.mark.parametrize(
-    ("mode", "expected"),
-    [((), ("fit (portable):", "run_with_iobinding")), (("--timers",), ("| ORT run | engine Python |", "| 1 |"))],
+    ("engine", "mode", "expected"),
+    [
+        ("portable", (), ("fit (portable):", "run_with_iobinding")),
+        ("portable", ("--timers",), ("| ORT run | engine Python | trainer Python |", "| 1 |")),
+        ("ort-training", ("--timers",), ("| train run | optimizer step | engine Python |", "| 1 |")),
+    ],
 )
-def test_profile_fit_profiles_the_chosen_engine(mode, expected):
+def test_profile_fit_profiles_the_chosen_engine(engine, mode, expected):
     if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
         pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    if engine == "ort-training" and importlib.util.find_spec("onnxruntime.training") is None:
+        pytest.skip("needs a training build of ONNX Runtime (onnxtrain[cpu])")
     done = subprocess.run(
-        [sys.executable, str(TOOLS / "profile_fit.py"), "--epochs", "1", "--top", "3", "--engine", "portable", *mode],
+        [sys.executable, str(TOOLS / "profile_fit.py"), "--epochs", "1", "--top", "3", "--engine", engine, *mode],
         capture_output=True,
         text=True,
         timeout=300,
@@ -45,8 +52,6 @@ def test_profile_fit_profiles_the_chosen_engine(mode, expected):
 
 
 def _bench_module():
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location("bench", TOOLS / "bench.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

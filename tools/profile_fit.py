@@ -1,9 +1,9 @@
 """Profile `fit` on the tutorial model to see where an epoch goes: cProfile by own time, or plain timers.
 
 cProfile hooks every Python call, which inflates the Python side and shifts even the time it reports for ONNX
-Runtime; `--timers` runs the fit without it and splits each step into the engine's `train_step` and the trainer's
-own Python around it (batch gather, metrics, bookkeeping), and, for the portable engine, `train_step` into the ONNX
-Runtime run and the engine's Python around it.
+Runtime; `--timers` runs the fit without it and splits each step into ONNX Runtime's runs (portable: the one train
+step; ort-training: the training session's forward and backward, then the optimizer session's step), the engine's
+Python around them, and the trainer's own Python (batch gather, metrics, bookkeeping).
 
 Usage: python tools/profile_fit.py [--epochs 2] [--top 15] [--engine auto|ort-training|portable] [--timers]
 """
@@ -25,22 +25,38 @@ from onnxtrain.optimizers import Adam
 from onnxtrain.training import ENGINES
 
 
-class _TimedSession:
-    """Stands in for the portable engine's train session and adds up the time of its runs."""
+class _Timed:
+    """Stands in for an ONNX Runtime object and adds the time of calls to its `method` to `totals[key]`."""
 
-    def __init__(self, session: Any, totals: dict[str, float]):
-        self._session, self._totals = session, totals
+    def __init__(self, target: Any, method: str, totals: dict[str, float], key: str):
+        self._target, self._method, self._totals, self._key = target, method, totals, key
 
-    def run_with_iobinding(self, binding: Any) -> None:
-        started = time.perf_counter()
-        self._session.run_with_iobinding(binding)
-        self._totals["ort run"] += time.perf_counter() - started
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if name != self._method:
+            return attribute
+
+        def timed(*args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return attribute(*args)
+            finally:
+                self._totals[self._key] += time.perf_counter() - started
+
+        return timed
 
 
 def timed_fit(model: Sequential, train: Any, epochs: int) -> None:
     """Print per-epoch seconds and per-step microseconds of each part of the training loop."""
     engine = model._trainer.engine  # type: ignore[union-attr]
-    totals = {"train_step": 0.0, "ort run": 0.0}
+    totals = {"train_step": 0.0}
+    if hasattr(engine, "_train_session"):  # portable: one run per step
+        engine._train_session = _Timed(engine._train_session, "run_with_iobinding", totals, "ORT run")
+    else:  # ort-training: the training session's run, then the optimizer session's
+        engine._module._model = _Timed(engine._module._model, "train_step", totals, "train run")
+        engine._optimizer._optimizer = _Timed(engine._optimizer._optimizer, "optimizer_step", totals, "optimizer step")
+    runs = ["ORT run"] if hasattr(engine, "_train_session") else ["train run", "optimizer step"]
+    totals.update(dict.fromkeys(runs, 0.0))
     train_step = engine.train_step
 
     def timed_train_step(x: Any, labels: Any) -> Any:
@@ -50,24 +66,20 @@ def timed_fit(model: Sequential, train: Any, epochs: int) -> None:
         return result
 
     engine.train_step = timed_train_step
-    portable = hasattr(engine, "_train_session")
-    if portable:
-        engine._train_session = _TimedSession(engine._train_session, totals)
     steps = -(-len(train) // 100)
-    print(f"| epoch | s | {'ORT run | engine Python | ' if portable else 'engine train_step | '}trainer Python |")
-    print(f"|---|---|{'---|---|' if portable else '---|'}---|")
+    columns = [*runs, "engine Python", "trainer Python"]
+    print(f"| epoch | s | {' | '.join(columns)} |")
+    print(f"|---|---|{'---|' * len(columns)}")
     for epoch in range(1, epochs + 1):
         totals.update(dict.fromkeys(totals, 0.0))
         started = time.perf_counter()
         model.fit(dataset=train, epochs=1, batch_size=100, verbose=0)
         elapsed = time.perf_counter() - started
         per_step = {name: 1e6 * value / steps for name, value in totals.items()}
+        engine_python = per_step["train_step"] - sum(per_step[run] for run in runs)
         trainer = 1e6 * elapsed / steps - per_step["train_step"]
-        if portable:
-            parts = f"{per_step['ort run']:.0f} | {per_step['train_step'] - per_step['ort run']:.0f} | "
-        else:
-            parts = f"{per_step['train_step']:.0f} | "
-        print(f"| {epoch} | {elapsed:.3f} | {parts}{trainer:.0f} |")
+        values = [per_step[run] for run in runs] + [engine_python, trainer]
+        print(f"| {epoch} | {elapsed:.3f} | {' | '.join(f'{v:.0f}' for v in values)} |")
     print("(microseconds per step; a fit call per epoch, so each epoch includes fit's one-time input checks)")
 
 
