@@ -76,10 +76,16 @@ def scale_integers(x: np.ndarray, input_scale: float) -> np.ndarray:
     floats = x.astype(np.float32)
     if input_scale == 1.0:
         return floats
-    divisor = 1.0 / input_scale
-    if divisor.is_integer() and divisor <= 2**24:  # a whole number that float32 holds exactly
+    divisor = scale_divisor(input_scale)
+    if divisor is not None:
         return np.divide(floats, np.float32(divisor), out=floats)
     return np.multiply(floats, np.float32(input_scale), out=floats)
+
+
+def scale_divisor(input_scale: float) -> float | None:
+    """n when `input_scale` is 1/n for a whole n > 1 that float32 holds exactly (255.0 for 1/255), else None."""
+    divisor = 1.0 / input_scale if input_scale else 0.0
+    return divisor if divisor > 1.0 and divisor.is_integer() and divisor <= 2**24 else None
 
 
 def _all_finite(x: np.ndarray) -> bool:

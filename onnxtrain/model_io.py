@@ -29,6 +29,7 @@ from onnxtrain.errors import (
     RuntimeSetupError,
 )
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
+from onnxtrain.inputs import scale_divisor
 from onnxtrain.layers import Layer
 from onnxtrain.saving import WritingMode, reading_model, save_files, write_atomically
 
@@ -111,8 +112,8 @@ def build_inference_model(
 def _input_scaling(scale: float) -> str:
     """How to feed the model, for deployers in any language (the `input_scaling` metadata property)."""
     text = "feed float32 inputs as the model was trained on them; integer inputs (e.g. uint8 pixels) are first "
-    divisor = 1.0 / scale
-    if scale != 1.0 and divisor.is_integer():
+    divisor = scale_divisor(scale)
+    if divisor is not None:
         return text + f"converted to float32 and divided by {divisor!r} (input_scale={scale!r})"
     return text + f"converted to float32 and multiplied by input_scale={scale!r}"
 

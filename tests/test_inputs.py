@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.inputs import prepare_x, scale_integers
+from onnxtrain.inputs import prepare_x, scale_divisor, scale_integers
 
 
 def test_finite_values_whose_sums_overflow_are_accepted():
@@ -39,7 +39,12 @@ def test_a_scale_of_one_over_255_gives_the_loaders_floats_bit_for_bit():
     assert np.count_nonzero(pixels.astype(np.float32) * np.float32(1 / 255) != expected) > 100
 
 
-@pytest.mark.parametrize(("scale", "expected"), [(1.0, [0, 3, 200]), (0.5, [0, 1.5, 100]), (2 / 255, None)])
+@pytest.mark.parametrize(("scale", "divisor"), [(1 / 255, 255.0), (0.5, 2.0), (1.0, None), (0.3, None), (2**-30, None)])
+def test_a_scale_is_a_divisor_only_for_one_over_a_whole_number_float32_holds(scale, divisor):
+    assert scale_divisor(scale) == divisor
+
+
+@pytest.mark.parametrize(("scale", "expected"), [(1.0, [0, 3, 200]), (0.3, None), (2 / 255, None)])
 def test_other_scales_multiply(scale, expected):
     values = np.array([0, 3, 200], np.int32)
     result = scale_integers(values, scale)
