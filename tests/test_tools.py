@@ -91,5 +91,17 @@ def test_bench_table_takes_the_torch_row_as_the_baseline():
     }
     table = bench.table({name: bench.summarize(r) for name, r in runs.items()})
     portable_row, torch_row = table.splitlines()[2:]
-    assert portable_row.endswith("| 500,000 | 1,000,000 | 2.50x |")
-    assert torch_row.endswith("| 250,000 | — | 1.00x |")
+    assert portable_row.endswith("| 500,000 | 1,000,000 | 2.50x | 2.50x (2.50-2.50) |")
+    assert torch_row.endswith("| 250,000 | — | 1.00x | 1.00x (1.00-1.00) |")
+
+
+def test_bench_table_pairs_each_round_with_torch_s_same_round():
+    bench = _bench_module()
+
+    def runs(*seconds: float) -> list[dict]:
+        return [{"epoch_times": [s], "accuracy": 0.88, "predict_s": 0.02, "peak_rss_mib": 300.0} for s in seconds]
+
+    # torch's round 2 ran on a slow machine: the ratio of medians reads 3.64x, the rounds' median 2.20x
+    results = {"portable": bench.summarize(runs(1.0, 1.1, 2.0)), "torch": bench.summarize(runs(2.2, 4.0, 4.4))}
+    portable_row = bench.table(results).splitlines()[2]
+    assert portable_row.endswith("| 3.64x | 2.20x (2.20-3.64) |"), portable_row
