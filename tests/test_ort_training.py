@@ -10,7 +10,8 @@ import onnx
 import pytest
 import reference as ref
 
-from onnxtrain import Sequential, generate_artifacts
+from onnxtrain import Sequential, _ort_training, generate_artifacts
+from onnxtrain import losses as loss_module
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.losses import Losses
@@ -42,6 +43,33 @@ def test_artifacts_have_loadable_ir_and_expected_io(tmp_path):
 def test_generate_artifacts_needs_loss_and_optimizer_for_an_uncompiled_model(tmp_path):
     with pytest.raises(InvalidArgumentError, match=r"needs loss=\.\.\. and optimizer=\.\.\."):
         generate_artifacts(small_model(), directory=tmp_path)
+
+
+def test_relu_gradients_are_standard_operators_not_the_slow_relugrad_kernel(tmp_path):
+    artifacts = generate_artifacts(small_model(), Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, Adam(), tmp_path)
+    ops = [node.op_type for node in onnx.load(artifacts.training_model).graph.node]
+    assert "ReluGrad" not in ops
+    assert {"Greater", "Cast", "Mul"} <= set(ops)
+
+
+def test_rewritten_relu_gradients_train_bit_for_bit_like_onnx_runtimes_relugrad(tmp_path, monkeypatch):
+    sce, rng = loss_module.get("softmax_cross_entropy_with_logits"), np.random.default_rng(4)
+    x = rng.normal(size=(40, 4, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    rewritten = _ort_training.write_artifacts(small_model().layers, sce, Adam(learning_rate=0.05), tmp_path / "a")
+    monkeypatch.setattr(_ort_training, "_replace_relu_gradients", lambda model: None)
+    original = _ort_training.write_artifacts(small_model().layers, sce, Adam(learning_rate=0.05), tmp_path / "b")
+    assert "ReluGrad" in [node.op_type for node in onnx.load(original.training_model).graph.node]
+    engines = [_ort_training.OrtTrainingEngine(a, Adam(learning_rate=0.05)) for a in (rewritten, original)]
+    for step in range(20):
+        rows = slice(step % 4 * 10, step % 4 * 10 + 10)
+        losses = [engine.train_step(x[rows], y[rows])[0] for engine in engines]
+        assert losses[0] == losses[1]
+    weights = [engine.get_weights() for engine in engines]
+    for name in weights[0]:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name], err_msg=name)
+    for engine in engines:
+        engine.close()
 
 
 def test_gradients_match_numpy_backward():
