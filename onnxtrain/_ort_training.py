@@ -173,8 +173,13 @@ def write_artifacts(
     directory: str | Path,
     opset: int = DEFAULT_OPSET,
     ir_version: int = DEFAULT_IR_VERSION,
+    for_cpu: bool = True,
 ) -> TrainingArtifacts:
-    """Emit forward+loss, let onnxblock build the gradient and optimizer graphs, and write the four artifacts."""
+    """Emit forward+loss, let onnxblock build the gradient and optimizer graphs, and write the four artifacts.
+
+    `for_cpu`: rewrite ReLU gradients for ONNX Runtime's CPU kernels (`_replace_relu_gradients`). Artifacts for
+    CUDA keep the gradient builder's one `ReluGrad` kernel, which no GPU here has measured against three.
+    """
     check_optimizer(optimizer)
     check_opset_and_ir(opset, ir_version)
     api = _training_api()
@@ -209,7 +214,8 @@ def write_artifacts(
             ) from e
         raise
     parameters = block.parameters()
-    _replace_relu_gradients(training_model)
+    if for_cpu:
+        _replace_relu_gradients(training_model)
 
     with onnxblock.empty_base(opset_version=opset):
         optimizer_graph = _optimizer_block(api, optimizer)

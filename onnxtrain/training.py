@@ -136,6 +136,7 @@ class Trainer:
                 directory,
                 compiled.opset,
                 compiled.ir_version,
+                for_cpu=device.kind == "cpu",
             )
             resume = None
             if model._resume_checkpoint is not None:  # set by load_model: weights + optimizer state + step

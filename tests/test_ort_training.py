@@ -50,15 +50,19 @@ def test_relu_gradients_are_standard_operators_not_the_slow_relugrad_kernel(tmp_
     ops = [node.op_type for node in onnx.load(artifacts.training_model).graph.node]
     assert "ReluGrad" not in ops
     assert {"Greater", "Cast", "Mul"} <= set(ops)
+    sce = loss_module.get("softmax_cross_entropy_with_logits")
+    for_cuda = _ort_training.write_artifacts(small_model().layers, sce, Adam(), tmp_path / "cuda", for_cpu=False)
+    assert "ReluGrad" in [node.op_type for node in onnx.load(for_cuda.training_model).graph.node]
 
 
-def test_rewritten_relu_gradients_train_bit_for_bit_like_onnx_runtimes_relugrad(tmp_path, monkeypatch):
+def test_rewritten_relu_gradients_train_bit_for_bit_like_onnx_runtimes_relugrad(tmp_path):
     sce, rng = loss_module.get("softmax_cross_entropy_with_logits"), np.random.default_rng(4)
     x = rng.normal(size=(40, 4, 3)).astype(np.float32)
     y = rng.integers(0, 3, 40)
     rewritten = _ort_training.write_artifacts(small_model().layers, sce, Adam(learning_rate=0.05), tmp_path / "a")
-    monkeypatch.setattr(_ort_training, "_replace_relu_gradients", lambda model: None)
-    original = _ort_training.write_artifacts(small_model().layers, sce, Adam(learning_rate=0.05), tmp_path / "b")
+    original = _ort_training.write_artifacts(
+        small_model().layers, sce, Adam(learning_rate=0.05), tmp_path / "b", for_cpu=False
+    )
     assert "ReluGrad" in [node.op_type for node in onnx.load(original.training_model).graph.node]
     engines = [_ort_training.OrtTrainingEngine(a, Adam(learning_rate=0.05)) for a in (rewritten, original)]
     for step in range(20):

@@ -26,6 +26,21 @@ def test_profile_step_prints_parts_operators_and_nodes():
     assert "us/step of its own around its" in done.stdout and "| If |" not in done.stdout, done.stdout
 
 
+@pytest.mark.parametrize(("flags", "relu_gradient"), [((), "| Greater |"), (("--keep-relugrad",), "| ReluGrad |")])
+def test_profile_step_profiles_the_ort_training_session(flags, relu_gradient):
+    if importlib.util.find_spec("onnxruntime.training") is None:
+        pytest.skip("needs a training build of ONNX Runtime (onnxtrain[cpu])")
+    done = subprocess.run(
+        [sys.executable, str(TOOLS / "profile_step.py"), "--engine", "ort-training", "--steps", "3", *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for line in ("ms/step over 3 steps", "| loss and backward |", "| forward |", "| Gemm |", relu_gradient):
+        assert line in done.stdout, done.stdout
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize(
     ("engine", "mode", "expected"),

@@ -1,22 +1,32 @@
-"""Profile one portable train step of the tutorial MLP inside ONNX Runtime: time per operator and per node.
+"""Profile one train step of the tutorial MLP inside ONNX Runtime: time per operator and per node.
 
-`tools/profile_fit.py` shows where Python spends a fit; this shows what the single `run` call it reports is made
-of. The train-step graph runs in a session with ONNX Runtime's profiler on (which adds a little time to every
-node, so compare shares, not totals, with the unprofiled step time printed first). Nodes are grouped into the
-forward, backward and optimizer update by their scope (`update.` for the update; `grad`/`loss` for the backward).
+`tools/profile_fit.py` shows where Python spends a fit; this shows what ONNX Runtime's runs are made of. The step
+runs in a session with ONNX Runtime's profiler on (which adds a few microseconds to every node, so compare shares,
+not totals, with the unprofiled step time printed first). Nodes are grouped into the forward, the loss and
+backward, and the optimizer update by their names (`update.` for the portable update; `grad`, `accumulator` and
+`loss.` for the backward).
 
-Usage: python tools/profile_step.py [--optimizer adam] [--steps 500] [--threads 2] [--top 15]
+- `--engine portable` (default): the one train-step graph, bound as the engine binds it.
+- `--engine ort-training`: the training session of the generated artifacts (forward, backward, gradient
+  accumulation). Its optimizer step is a session of its own, outside the profile: the unprofiled step time covers
+  it, and `tools/profile_fit.py --engine ort-training --timers` times it alone. `--keep-relugrad` profiles the
+  artifacts with ONNX Runtime's ReluGrad kernel instead of onnxtrain's rewrite (`_replace_relu_gradients`).
+
+Usage: python tools/profile_step.py [--engine portable|ort-training] [--keep-relugrad] [--optimizer adam]
+       [--steps 500] [--threads 2] [--top 15]
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import gc
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -34,13 +44,16 @@ from onnxtrain.portable._graphs import LEARNING_RATE, STEP, updated
 def part(node_name: str) -> str:
     if node_name.startswith("update."):
         return "optimizer update"
-    if "grad" in node_name or node_name.startswith("loss."):
+    lowered = node_name.lower()
+    if "grad" in lowered or "accumulator" in lowered or node_name.startswith("loss."):
         return "loss and backward"
     return "forward"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", default="portable", choices=("portable", "ort-training"))
+    parser.add_argument("--keep-relugrad", action="store_true", help="ort-training: ONNX Runtime's ReluGrad kernel")
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--threads", type=int, default=2)
@@ -48,53 +61,73 @@ def main() -> None:
     args = parser.parse_args()
 
     model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10, activation="linear"), seed=12)
-    loss = losses.get("softmax_cross_entropy_with_logits")
-    engine = PortableEngine(model.layers, loss, optimizers.get(args.optimizer), threads=args.threads)
     rng = np.random.default_rng(0)
     x = rng.random((100, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, 100).astype(np.int64)
+    profile = profile_ort_training if args.engine == "ort-training" else profile_portable
+    with tempfile.TemporaryDirectory(prefix="onnxtrain-profile-") as tmp:
+        per_step = profile(args, model, x, y, Path(tmp))
+    report(per_step, args.top)
+
+
+def timed_steps(engine: Any, x: np.ndarray, y: np.ndarray, steps: int) -> None:
     for _ in range(100):
         engine.train_step(x, y)
     started = time.perf_counter()
-    for _ in range(args.steps):
+    for _ in range(steps):
         engine.train_step(x, y)
-    step_ms = (time.perf_counter() - started) / args.steps * 1e3
-    print(f"engine.train_step (no profiler): {step_ms:.3f} ms/step over {args.steps} steps")
+    step_ms = (time.perf_counter() - started) / steps * 1e3
+    print(f"engine.train_step (no profiler): {step_ms:.3f} ms/step over {steps} steps")
 
-    feeds: dict[str, np.ndarray] = {**engine.get_weights(), **engine.carried_state()}
-    feeds.update({STEP: np.array(engine.step, np.int64), LEARNING_RATE: np.array(1e-3, np.float32)})
-    feeds.update(input=x, labels=y)
-    with tempfile.TemporaryDirectory(prefix="onnxtrain-profile-") as tmp:
-        options = onnxruntime.SessionOptions()
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tmp) / "step")
-        options.intra_op_num_threads = args.threads
-        options.add_session_config_entry("session.set_denormal_as_zero", "1")
-        session = onnxruntime.InferenceSession(
-            engine.graph.model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-        # Bound as the engine binds them: updates the graph proves safe written over their inputs, the rest to
-        # buffers of their own. Unbound, the If would copy every updated tensor out of its branch.
-        values = {name: onnxruntime.OrtValue.ortvalue_from_numpy(np.array(v, copy=True)) for name, v in feeds.items()}
-        binding = session.io_binding()
-        for name, value in values.items():
-            binding.bind_ortvalue_input(name, value)
-        for name in engine.graph.carried:
-            target = values[name] if name in engine.in_place else onnxruntime.OrtValue.ortvalue_from_numpy(feeds[name])
-            binding.bind_ortvalue_output(updated(name), target)
-        for name in ("loss", "logits"):
-            binding.bind_output(name)
-        with FlushToZero().active():  # as the engine runs: the evolving state must not turn subnormal
-            for _ in range(args.steps):
-                session.run_with_iobinding(binding)
-        events = json.loads(Path(session.end_profiling()).read_text())
-    engine.close()
 
+def profiling_options(args: argparse.Namespace, prefix: Path) -> onnxruntime.SessionOptions:
+    options = onnxruntime.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(prefix)
+    options.intra_op_num_threads = args.threads
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    return options
+
+
+def node_times(events: list[dict], steps: int) -> dict[tuple[str, str], float]:
+    """Microseconds per step by (operator, node name)."""
     by_node: dict[tuple[str, str], float] = collections.defaultdict(float)
     for event in events:
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
             by_node[(event["args"]["op_name"], event["name"].removesuffix("_kernel_time"))] += event["dur"]
-    per_step = {key: us / args.steps for key, us in by_node.items()}
+    return {key: us / steps for key, us in by_node.items()}
+
+
+def profile_portable(
+    args: argparse.Namespace, model: Sequential, x: np.ndarray, y: np.ndarray, tmp: Path
+) -> dict[tuple[str, str], float]:
+    loss = losses.get("softmax_cross_entropy_with_logits")
+    engine = PortableEngine(model.layers, loss, optimizers.get(args.optimizer), threads=args.threads)
+    timed_steps(engine, x, y, args.steps)
+    feeds: dict[str, np.ndarray] = {**engine.get_weights(), **engine.carried_state()}
+    feeds.update({STEP: np.array(engine.step, np.int64), LEARNING_RATE: np.array(1e-3, np.float32)})
+    feeds.update(input=x, labels=y)
+    session = onnxruntime.InferenceSession(
+        engine.graph.model.SerializeToString(),
+        profiling_options(args, tmp / "step"),
+        providers=["CPUExecutionProvider"],
+    )
+    # Bound as the engine binds them: updates the graph proves safe written over their inputs, the rest to
+    # buffers of their own. Unbound, the If would copy every updated tensor out of its branch.
+    values = {name: onnxruntime.OrtValue.ortvalue_from_numpy(np.array(v, copy=True)) for name, v in feeds.items()}
+    binding = session.io_binding()
+    for name, value in values.items():
+        binding.bind_ortvalue_input(name, value)
+    for name in engine.graph.carried:
+        target = values[name] if name in engine.in_place else onnxruntime.OrtValue.ortvalue_from_numpy(feeds[name])
+        binding.bind_ortvalue_output(updated(name), target)
+    for name in ("loss", "logits"):
+        binding.bind_output(name)
+    with FlushToZero().active():  # as the engine runs: the evolving state must not turn subnormal
+        for _ in range(args.steps):
+            session.run_with_iobinding(binding)
+    per_step = node_times(json.loads(Path(session.end_profiling()).read_text()), args.steps)
+    engine.close()
     # A control-flow node's time (the update's If) includes its branch's nodes, which are listed too. What is left
     # of it is mostly the profiler's own cost per branch node (~4 us each): unprofiled, the If costs 0-2% of a step
     # (docs/portable.md). So it is reported apart, not in the tables.
@@ -104,6 +137,41 @@ def main() -> None:
         if inner and key in per_step:
             own = per_step.pop(key) - sum(us for (_, name), us in per_step.items() if name in inner)
             print(f"{node.op_type} {node.name}: {own:.0f} us/step of its own around its {len(inner)} branch nodes")
+    return per_step
+
+
+def profile_ort_training(
+    args: argparse.Namespace, model: Sequential, x: np.ndarray, y: np.ndarray, tmp: Path
+) -> dict[tuple[str, str], float]:
+    from onnxtrain import _ort_training
+
+    loss, optimizer = losses.get("softmax_cross_entropy_with_logits"), optimizers.get(args.optimizer)
+    artifacts = _ort_training.write_artifacts(
+        model.layers, loss, optimizer, tmp / "artifacts", for_cpu=not args.keep_relugrad
+    )
+    engine = _ort_training.OrtTrainingEngine(artifacts, optimizer, threads=args.threads)
+    timed_steps(engine, x, y, args.steps)
+    engine.close()
+    api = _ort_training._training_api()
+    options = profiling_options(args, tmp / "step")
+    state = api.CheckpointState.load_checkpoint(str(artifacts.checkpoint))
+    module = api.Module(
+        str(artifacts.training_model), state, str(artifacts.eval_model), device="cpu", session_options=options
+    )
+    optimizer_session = api.Optimizer(str(artifacts.optimizer_model), module)
+    with FlushToZero().active():
+        for _ in range(args.steps):
+            module._model.train_step([x, y], api.OrtValueVector())
+            optimizer_session._optimizer.optimizer_step()
+            module._model.lazy_reset_grad()
+    del optimizer_session, module, state  # the training session writes its profile when it is destroyed
+    gc.collect()
+    (path,) = tmp.glob("step*.json")
+    print("(the optimizer step runs in a session of its own: in the unprofiled time above, not in the tables)")
+    return node_times(json.loads(path.read_text()), args.steps)
+
+
+def report(per_step: dict[tuple[str, str], float], top: int) -> None:
     total = sum(per_step.values())
     print(f"profiled node time: {total:.0f} us/step over {len(per_step)} nodes\n")
     for title, key_of in (("part", lambda k: part(k[1])), ("operator", lambda k: k[0])):
@@ -114,8 +182,8 @@ def main() -> None:
         for name, us in sorted(groups.items(), key=lambda kv: -kv[1]):
             print(f"| {name} | {us:.0f} | {us / total:.0%} |")
         print()
-    print(f"| top {args.top} nodes | operator | us/step |\n|---|---|---|")
-    for (op, name), us in sorted(per_step.items(), key=lambda kv: -kv[1])[: args.top]:
+    print(f"| top {top} nodes | operator | us/step |\n|---|---|---|")
+    for (op, name), us in sorted(per_step.items(), key=lambda kv: -kv[1])[:top]:
         print(f"| {name} | {op} | {us:.1f} |")
 
 
