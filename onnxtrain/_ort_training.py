@@ -261,7 +261,7 @@ def _replace_relu_gradients(model: onnx.ModelProto) -> None:
             nodes.append(node)
             continue
         grad_y, y = node.input
-        base = f"{node.name or node.output[0]}.onnxtrain"
+        base = f"{node.output[0]}.onnxtrain"  # output names are unique (SSA); node names need not be
         nodes += [
             onnx.helper.make_node("Greater", [y, zero], [f"{base}.positive"], name=f"{base}.greater"),
             onnx.helper.make_node(

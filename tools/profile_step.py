@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import gc
 import json
 import sys
 import tempfile
@@ -181,24 +180,24 @@ def profile_ort_training(
     )
     engine = _ort_training.OrtTrainingEngine(artifacts, optimizer, threads=args.threads)
     timed_steps(engine, batches, args.steps)
+    weights = engine.get_weights()
     engine.close()
-    api = _ort_training._training_api()
-    options = profiling_options(args, tmp / "step")
-    state = api.CheckpointState.load_checkpoint(str(artifacts.checkpoint))
-    module = api.Module(
-        str(artifacts.training_model), state, str(artifacts.eval_model), device="cpu", session_options=options
+    # The training graph in a plain session of the training build, fed as the training API feeds it. The API's
+    # Module would profile its train and eval sessions into one file name (their start second), and the session
+    # destroyed last would win. The weights stay those after the timed steps: ReLU masks still change per batch.
+    session = onnxruntime.InferenceSession(
+        str(artifacts.training_model), profiling_options(args, tmp / "step"), providers=["CPUExecutionProvider"]
     )
-    optimizer_session = api.Optimizer(str(artifacts.optimizer_model), module)
+    feeds: dict[str, np.ndarray] = {"lazy_reset_grad": np.array([True])}
+    for name, value in weights.items():
+        feeds[name] = value
+        feeds[f"{name}_grad.accumulation.buffer"] = np.zeros_like(value)
     with FlushToZero().active():
         for step in range(args.steps):
-            module._model.train_step(list(batches.load(step)), api.OrtValueVector())
-            optimizer_session._optimizer.optimizer_step()
-            module._model.lazy_reset_grad()
-    del optimizer_session, module, state  # the training session writes its profile when it is destroyed
-    gc.collect()
-    (path,) = tmp.glob("step*.json")
+            x, y = batches.load(step)
+            session.run(None, {**feeds, "input": x, "labels": y})
     print("(the optimizer step runs in a session of its own: in the unprofiled time above, not in the tables)")
-    return node_times(json.loads(path.read_text()), args.steps)
+    return node_times(json.loads(Path(session.end_profiling()).read_text()), args.steps)
 
 
 def report(per_step: dict[tuple[str, str], float], top: int) -> None:
