@@ -55,14 +55,17 @@ def test_relu_gradients_are_standard_operators_not_the_slow_relugrad_kernel(tmp_
     assert "ReluGrad" in [node.op_type for node in onnx.load(for_cuda.training_model).graph.node]
 
 
-def test_rewritten_relu_gradients_train_bit_for_bit_like_onnx_runtimes_relugrad(tmp_path):
+@pytest.mark.parametrize("activation", ["relu", "elu", "selu"])  # ORT's ELU and SELU gradients use ReluGrad too
+def test_rewritten_relu_gradients_train_bit_for_bit_like_onnx_runtimes_relugrad(tmp_path, activation):
     sce, rng = loss_module.get("softmax_cross_entropy_with_logits"), np.random.default_rng(4)
     x = rng.normal(size=(40, 4, 3)).astype(np.float32)
     y = rng.integers(0, 3, 40)
-    rewritten = _ort_training.write_artifacts(small_model().layers, sce, Adam(learning_rate=0.05), tmp_path / "a")
-    original = _ort_training.write_artifacts(
-        small_model().layers, sce, Adam(learning_rate=0.05), tmp_path / "b", for_cpu=False
-    )
+
+    def layers() -> list:
+        return Sequential.of(Input(4, 3), Flatten(), Dense(5, activation=activation), Dense(3), seed=1).layers
+
+    rewritten = _ort_training.write_artifacts(layers(), sce, Adam(learning_rate=0.05), tmp_path / "a")
+    original = _ort_training.write_artifacts(layers(), sce, Adam(learning_rate=0.05), tmp_path / "b", for_cpu=False)
     assert "ReluGrad" in [node.op_type for node in onnx.load(original.training_model).graph.node]
     engines = [_ort_training.OrtTrainingEngine(a, Adam(learning_rate=0.05)) for a in (rewritten, original)]
     for step in range(20):
