@@ -16,7 +16,7 @@ from onnxtrain import optimizers as opt
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.portable import PortableEngine, train_step_model
-from onnxtrain.portable._graphs import UPDATED, TrainStepGraph
+from onnxtrain.portable._graphs import UPDATED, TrainStepGraph, _fold_output_identities
 from onnxtrain.portable._in_place import in_place_updates
 
 SCE = losses.get("softmax_cross_entropy_with_logits")
@@ -133,12 +133,7 @@ def update_graph(
         b.add_output(result, UPDATED + "x", np.float32, (4,))
     b.add_output(outer, "side", np.float32, (4,))
     model = b.build(check=False)
-    for node in model.graph.node:  # as _fold_output_identities: the producer writes updated.x itself
-        if node.op_type == "Identity" and node.output[0] == UPDATED + "x":
-            producer = next(n for n in model.graph.node if node.input[0] in n.output)
-            producer.output[list(producer.output).index(node.input[0])] = UPDATED + "x"
-            model.graph.node.remove(node)
-            break
+    _fold_output_identities(model)  # as train_step_model: the producer writes updated.x itself
     return model.graph
 
 
