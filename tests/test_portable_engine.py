@@ -60,7 +60,8 @@ def test_train_step_graph_is_standard_onnx_only():
 
 def test_saved_train_step_runs_in_a_plain_session_like_the_engine(blobs, tmp_path: Path):
     x, y = blobs
-    engine = PortableEngine(mlp().layers, SCE, Adam(learning_rate=0.01))
+    # Bit for bit with the graph's own update; test_portable_fused.py compares the fused kernel's result.
+    engine = PortableEngine(mlp().layers, SCE, Adam(learning_rate=0.01), update="graph")
     train_path, _ = engine.save_graphs(tmp_path)
     feeds: dict[str, np.ndarray] = {**engine.get_weights(), **engine.optimizer_state()}
     feeds.update(step=np.array(0, np.int64), learning_rate=np.array(0.01, np.float32), input=x[:30], labels=y[:30])

@@ -14,7 +14,7 @@ import pytest
 from onnxtrain import Sequential, losses
 from onnxtrain import optimizers as opt
 from onnxtrain.layers import Dense, Input
-from onnxtrain.portable import PortableEngine
+from onnxtrain.portable import PortableEngine, _fused
 
 STEPS = 4
 RNG = np.random.default_rng(3)
@@ -141,10 +141,24 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("optimizer", CASES, ids=repr)
-def test_update_rule_matches_tensorflow_kernel(optimizer):
+# The graph's update for every optimizer, and the fused kernel (portable/_fused.py) for those that have one.
+PATHS = [pytest.param(o, "graph", id=f"graph-{o!r}") for o in CASES] + [
+    pytest.param(
+        o,
+        "fused",
+        id=f"fused-{o!r}",
+        marks=pytest.mark.skipif(not _fused.available(), reason="numba is not installed (onnxtrain[fast])"),
+    )
+    for o in CASES
+    if _fused.supports(o)
+]
+
+
+@pytest.mark.parametrize(("optimizer", "update"), PATHS)
+def test_update_rule_matches_tensorflow_kernel(optimizer, update):
     model = Sequential.of(Input(4), Dense(3, activation="linear"), seed=9)
-    engine = PortableEngine(model.layers, losses.get("mse"), optimizer)
+    engine = PortableEngine(model.layers, losses.get("mse"), optimizer, update=update)
+    assert engine.fused == (update == "fused")
     w = {n: v.astype(np.float64) for n, v in model.get_weights().items()}
     state = {n: initial_state(optimizer, v) for n, v in w.items()}
     for t, (x, y) in enumerate(BATCHES, start=1):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from onnxtrain.portable import _fused
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
@@ -41,16 +44,25 @@ def test_profile_step_profiles_the_ort_training_session(flags, relu_gradient):
         assert line in done.stdout, done.stdout
 
 
+FUSED = "| ORT run | fused update | engine Python |" if _fused.available() else "| ORT run | engine Python |"
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize(
-    ("engine", "mode", "expected"),
+    ("engine", "mode", "expected", "env"),
     [
-        ("portable", (), ("fit (portable):", "run_with_iobinding")),
-        ("portable", ("--timers",), ("| ORT run | engine Python | trainer Python |", "| 1 |")),
-        ("ort-training", ("--timers",), ("| train run | optimizer step | engine Python |", "| 1 |")),
+        ("portable", (), ("fit (portable):", "run_with_iobinding"), {}),
+        ("portable", ("--timers",), (FUSED, "| 1 |"), {}),
+        (
+            "portable",
+            ("--timers",),
+            ("| ORT run | engine Python | trainer Python |", "| 1 |"),
+            {"ONNXTRAIN_FUSED_UPDATE": "0"},
+        ),
+        ("ort-training", ("--timers",), ("| train run | optimizer step | engine Python |", "| 1 |"), {}),
     ],
 )
-def test_profile_fit_profiles_the_chosen_engine(engine, mode, expected):
+def test_profile_fit_profiles_the_chosen_engine(engine, mode, expected, env):
     if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
         pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     if engine == "ort-training" and importlib.util.find_spec("onnxruntime.training") is None:
@@ -60,6 +72,7 @@ def test_profile_fit_profiles_the_chosen_engine(engine, mode, expected):
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, **env},
     )
     assert done.returncode == 0, done.stderr
     for line in expected:
@@ -79,6 +92,7 @@ def test_bench_engine_specs_name_their_interpreter():
     assert bench.parse_engine("portable", "/torch/python") == ("portable", sys.executable)
     assert bench.parse_engine("torch", "/torch/python") == ("torch", "/torch/python")
     assert bench.parse_engine("portable@/other/python", "/torch/python") == ("portable", "/other/python")
+    assert bench.parse_engine("portable-graph", "/torch/python") == ("portable-graph", sys.executable)
     try:
         bench.parse_engine("tensorflow", "/torch/python")
     except SystemExit as e:

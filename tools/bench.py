@@ -11,6 +11,9 @@ plus the ratio of medians against PyTorch. Writes JSON and a markdown table.
 PyTorch is a bench-only dependency: `python -m venv .venv-torch && .venv-torch/bin/pip install torch==2.13.0 numpy`,
 then pass `--torch-python .venv-torch/bin/python` (default: this interpreter if it can import torch).
 
+`portable` takes the fused update when numba is installed (onnxtrain[fast]); `portable-graph` is the portable engine
+with the update in its ONNX graph (ONNXTRAIN_FUSED_UPDATE=0), for the comparison in one run.
+
 An engine may name the interpreter its worker runs on, `ENGINE@PYTHON`: `portable@/tmp/venv312/bin/python` runs the
 portable engine on that Python and its onnxruntime (onnxtrain imports from this checkout there). The table names
 each row's onnxruntime (or torch) and Python version.
@@ -31,7 +34,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 THREADS = 2
-ENGINES = ("ort-training", "portable", "torch")
+ENGINES = ("ort-training", "portable", "portable-graph", "torch")
 
 
 # --- workers (run in child processes) -----------------------------------------------------------------------
@@ -59,7 +62,7 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str, seed: int) -> dict:
     layers = (Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10, activation="linear"))
     model = Sequential.of(*layers, seed=seed)
     with model:
-        options = {} if engine == "ort-training" else {"engine": engine}
+        options = {} if engine == "ort-training" else {"engine": "portable"}  # portable or portable-graph
         model.compile(
             optimizer=Adam(),
             loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS,
@@ -102,8 +105,20 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str, seed: int) -> dict:
         "predict_s": min(predict_times),
         "session_predict_s": min(session_times),
         "peak_rss_mib": _peak_rss_mib(),
-        "runtime": f"onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}",
+        "runtime": f"onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}{_update(model)}",
     }
+
+
+def _update(model) -> str:
+    """How the portable engine updates the weights, for the table: its fused kernel (numba's version) or the graph."""
+    engine = model._trainer.engine
+    if not hasattr(engine, "fused"):
+        return ""
+    if not engine.fused:
+        return ", update in the graph"
+    import numba
+
+    return f", fused update (numba {numba.__version__})"
 
 
 def worker_torch(data: Path, epochs: int, seed: int) -> dict:
@@ -190,6 +205,8 @@ def run_worker(python: str, engine: str, data: Path, epochs: int, seed: int) -> 
     # PYTHONPATH: an interpreter without onnxtrain installed (another Python, another onnxruntime) uses this checkout.
     path = os.pathsep.join(p for p in (str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "PYTHONPATH": path}
+    if engine == "portable-graph":
+        env["ONNXTRAIN_FUSED_UPDATE"] = "0"
     command = [python, str(HERE), "--worker", engine, "--data", str(data), "--epochs", str(epochs), "--seed", str(seed)]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:

@@ -3,7 +3,8 @@
 cProfile hooks every Python call, which inflates the Python side and shifts even the time it reports for ONNX
 Runtime; `--timers` runs the fit without it and splits each step into ONNX Runtime's runs (portable: the one train
 step; ort-training: the training session's forward and backward, then the optimizer session's step), the engine's
-Python around them, and the trainer's own Python (batch gather, metrics, bookkeeping).
+Python around them, and the trainer's own Python (batch gather, metrics, bookkeeping). With the fused update
+(numba installed; ONNXTRAIN_FUSED_UPDATE=0 turns it off) the portable step is ORT's run and then the update's kernel.
 
 Usage: python tools/profile_fit.py [--epochs 2] [--top 15] [--engine auto|ort-training|portable] [--timers]
 """
@@ -26,10 +27,19 @@ from onnxtrain.training import ENGINES
 
 
 class _Timed:
-    """Stands in for an ONNX Runtime object and adds the time of calls to its `method` to `totals[key]`."""
+    """Stands in for an object (ONNX Runtime's, or the fused update) and adds the time of calls to its `method`
+    (None: calls of the object itself) to `totals[key]`.
+    """
 
-    def __init__(self, target: Any, method: str, totals: dict[str, float], key: str):
+    def __init__(self, target: Any, method: str | None, totals: dict[str, float], key: str):
         self._target, self._method, self._totals, self._key = target, method, totals, key
+
+    def __call__(self, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._target(*args)
+        finally:
+            self._totals[self._key] += time.perf_counter() - started
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._target, name)
@@ -50,12 +60,17 @@ def timed_fit(model: Sequential, train: Any, epochs: int) -> None:
     """Print per-epoch seconds and per-step microseconds of each part of the training loop."""
     engine = model._trainer.engine  # type: ignore[union-attr]
     totals = {"train_step": 0.0}
-    if hasattr(engine, "_train_session"):  # portable: one run per step
+    if getattr(engine, "fused", False):  # portable, fused: ORT's forward and backward, then the kernel
         engine._train_session = _Timed(engine._train_session, "run_with_iobinding", totals, "ORT run")
+        engine._update = _Timed(engine._update, None, totals, "fused update")
+        runs = ["ORT run", "fused update"]
+    elif hasattr(engine, "_train_session"):  # portable, update in the graph: one run per step
+        engine._train_session = _Timed(engine._train_session, "run_with_iobinding", totals, "ORT run")
+        runs = ["ORT run"]
     else:  # ort-training: the training session's run, then the optimizer session's
         engine._module._model = _Timed(engine._module._model, "train_step", totals, "train run")
         engine._optimizer._optimizer = _Timed(engine._optimizer._optimizer, "optimizer_step", totals, "optimizer step")
-    runs = ["ORT run"] if hasattr(engine, "_train_session") else ["train run", "optimizer step"]
+        runs = ["train run", "optimizer step"]
     totals.update(dict.fromkeys(runs, 0.0))
     train_step = engine.train_step
 

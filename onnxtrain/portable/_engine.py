@@ -7,6 +7,11 @@ provably writes only after every read of it (`_in_place.py`: all of them for mos
 buffer. Every other value is double-buffered: step k reads set A and writes set B through one IOBinding, step k+1
 reads B and writes A through a second one, because ONNX Runtime must not write an output into a buffer it is still
 reading. Per step only the batch goes in and the loss and logits come out.
+
+With a fused update (`_fused.py`: the CPU, numba installed, Adam), ONNX Runtime runs the step without its update
+(`gradient_model`) and writes the gradients into one flat buffer; the kernel then updates the flat weight and state
+buffers that the session reads, in one pass, when the loss is finite. The values and checkpoints are the same as
+the graph's, to float32 rounding.
 """
 
 from __future__ import annotations
@@ -27,18 +32,22 @@ from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from onnxtrain.layers import Layer
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import Optimizer
+from onnxtrain.portable import _fused
 from onnxtrain.portable._checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from onnxtrain.portable._graphs import (
     LEARNING_RATE,
     STEP,
     TrainStepGraph,
     eval_model,
+    gradient,
+    gradient_model,
     model_parameters,
     train_step_model,
     updated,
 )
 
 CPU = Device("cpu")
+UPDATES = ("auto", "graph", "fused")
 
 
 def _onnxruntime() -> Any:
@@ -63,6 +72,9 @@ class PortableEngine:
         resume: checkpoint bytes from `checkpoint_bytes` to continue from (weights, and state and step if
         saved).
         opset / ir_version: of the emitted graphs.
+        update: "graph" runs the optimizer update inside the train-step graph; "fused" runs forward and backward
+        in ONNX Runtime and the update as one compiled pass (`_fused.py`: CPU only, needs numba, Adam);
+        "auto" takes "fused" where it can run.
     """
 
     def __init__(
@@ -75,10 +87,12 @@ class PortableEngine:
         resume: bytes | None = None,
         opset: int = DEFAULT_OPSET,
         ir_version: int = DEFAULT_IR_VERSION,
+        update: str = "auto",
     ):
         ort = _onnxruntime()
         self.device = device
         self.optimizer = optimizer
+        self.fused = _use_fused(update, optimizer, device)
         self.graph: TrainStepGraph = train_step_model(layers, loss, optimizer, opset, ir_version)
         self.eval_graph = eval_model(layers, loss, opset, ir_version)
         self._output_shape = tuple(layers[-1].output_shape or ())
@@ -96,10 +110,11 @@ class PortableEngine:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         providers = self._providers(ort, device)
+        # The fused path's session computes gradients only; `graph` keeps the whole step, for save_graphs.
+        step_model = gradient_model(layers, loss, optimizer, opset, ir_version) if self.fused else self.graph.model
+        self._step_inputs = {i.name for i in step_model.graph.input}
         with self._flush.creating():
-            self._train_session = ort.InferenceSession(
-                self.graph.model.SerializeToString(), options, providers=providers
-            )
+            self._train_session = ort.InferenceSession(step_model.SerializeToString(), options, providers=providers)
             self._eval_session = ort.InferenceSession(self.eval_graph.SerializeToString(), options, providers=providers)
 
         values = self._initial_values(layers, resume)
@@ -108,14 +123,17 @@ class PortableEngine:
         self._fixed[LEARNING_RATE] = self._ortvalue(np.array(self._learning_rate, np.float32))
         # In place on the CPU only: on CUDA the same holds in stream order, but no device has run it yet.
         self.in_place = self.graph.in_place if device.kind == "cpu" else frozenset()
-        first = {name: self._ortvalue(values[name]) for name in self.graph.carried}
-        second = {
-            name: value if name in self.in_place else self._ortvalue(values[name]) for name, value in first.items()
-        }
-        self._sets = [first, second]  # the sets share the OrtValues of `in_place`
         self._current = 0  # index of the set holding the current values
         self._loss = np.zeros((), np.float32)  # loss output, written in place by every run
-        self._train_bindings = [self._train_binding(k) for k in range(2)]
+        if self.fused:
+            self._set_up_fused(values)
+        else:
+            first = {name: self._ortvalue(values[name]) for name in self.graph.carried}
+            second = {
+                name: value if name in self.in_place else self._ortvalue(values[name]) for name, value in first.items()
+            }
+            self._sets = [first, second]  # the sets share the OrtValues of `in_place`
+            self._train_bindings = [self._train_binding(k) for k in range(2)]
         self._eval_bindings = [self._eval_binding(k) for k in range(2)]
 
     # --- set-up -------------------------------------------------------------------------------------------
@@ -164,6 +182,50 @@ class PortableEngine:
         value = np.array(value, copy=True, order="C")
         return self._ort.OrtValue.ortvalue_from_numpy(value, self.device.kind, self.device.index)
 
+    def _set_up_fused(self, values: Mapping[str, np.ndarray]) -> None:
+        """Flat buffers for the weights, each state slot and the gradients (one kernel call updates them all), a
+        view of them per tensor bound to the gradient session, and one set of values that every step updates.
+        """
+        trainable = self.graph.trainable
+        shapes = [values[name].shape for name in trainable]
+        sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes]
+        offsets = np.cumsum([0, *sizes])
+        update = _fused.fused_update(self.optimizer)
+
+        def flat(names: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:
+            buffer = np.zeros(int(offsets[-1]), np.float32)
+            views = {}
+            for name, shape, start, stop in zip(names, shapes, offsets[:-1], offsets[1:], strict=True):
+                view = buffer[start:stop].reshape(shape)
+                if name in values:
+                    view[...] = values[name]
+                views[name] = self._ort.OrtValue.ortvalue_from_numpy(view)  # shares the view's memory
+            return buffer, views
+
+        self._flat_weights, carried = flat(trainable)
+        by_slot = {t.slot: t for t in self.graph.state}
+        self._flat_state = []
+        for slot in update.slots:
+            names = [t.name for t in self.graph.state if t.slot == slot]
+            assert slot in by_slot and len(names) == len(trainable), f"fused slot {slot} matches the rule's slots"
+            buffer, views = flat(names)
+            self._flat_state.append(buffer)
+            carried.update(views)
+        self._flat_grads, grads = flat([gradient(name) for name in trainable])
+        self._step_value = np.array(values[STEP], np.int64)  # read by `step`, advanced by train_step
+        carried[STEP] = self._ort.OrtValue.ortvalue_from_numpy(self._step_value)
+        self._sets = [carried, carried]
+        self._update = update
+
+        binding = self._train_session.io_binding()
+        for name, value in (*carried.items(), *self._fixed.items()):
+            if name in self._step_inputs:
+                binding.bind_ortvalue_input(name, value)
+        for name, value in grads.items():
+            binding.bind_ortvalue_output(name, value)
+        self._bind_loss(binding)
+        self._train_bindings = [_BatchBinding(binding, self._output_shape)] * 2
+
     def _train_binding(self, k: int) -> _BatchBinding:
         binding = self._train_session.io_binding()
         source, target = self._sets[k], self._sets[1 - k]
@@ -203,7 +265,12 @@ class PortableEngine:
         passes every value through), so the weights stay those of the last good step.
         """
         loss, logits = self._run(self._train_session, self._train_bindings[self._current], x, labels)
-        self._current = 1 - self._current
+        if not self.fused:
+            self._current = 1 - self._current
+        elif math.isfinite(loss):  # the graph's condition: loss - loss == 0
+            t = int(self._step_value) + 1
+            self._update(self._flat_weights, self._flat_grads, tuple(self._flat_state), t, self._learning_rate)
+            self._step_value[...] = t
         return loss, logits
 
     def eval_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -286,7 +353,25 @@ class PortableEngine:
         # Dropping the references releases the sessions and the device buffers.
         self._train_bindings = self._eval_bindings = []
         self._sets, self._fixed = [], {}
+        if self.fused:
+            self._flat_weights = self._flat_grads = np.empty(0, np.float32)
+            self._flat_state = []
         self._train_session = self._eval_session = None
+
+
+def _use_fused(update: str, optimizer: Optimizer, device: Device) -> bool:
+    if update not in UPDATES:
+        raise InvalidArgumentError(f"update expects one of {list(UPDATES)}. Received: {update!r}")
+    reasons = []
+    if device.kind != "cpu":
+        reasons.append(f"it runs on the CPU only (device={str(device)!r})")
+    if not _fused.supports(optimizer):
+        reasons.append(f"it has no kernel for {type(optimizer).__name__} (only for {_fused.supported_names()})")
+    if not _fused.available():
+        reasons.append("numba is not installed (pip install onnxtrain[fast]) or ONNXTRAIN_FUSED_UPDATE=0")
+    if update == "fused" and reasons:
+        raise InvalidArgumentError(f"update='fused' cannot run here: {'; '.join(reasons)}. Use update='graph'.")
+    return update != "graph" and not reasons
 
 
 class _BatchBinding:

@@ -29,11 +29,17 @@ from onnxtrain.portable._optimizers import clip_gradients, update_rule
 STEP = "step"
 LEARNING_RATE = "learning_rate"
 UPDATED = "updated."
+GRADIENT = "gradient."
 
 
 def updated(name: str) -> str:
     """The train-step output that carries the new value of input `name`."""
     return UPDATED + name
+
+
+def gradient(name: str) -> str:
+    """The gradient model's output that carries the (clipped) gradient of parameter `name`."""
+    return GRADIENT + name
 
 
 @dataclass(frozen=True)
@@ -124,26 +130,7 @@ def train_step_model(
         b.add_input(tensor.name, np.float32, parameters[tensor.parameter].shape)
     step = b.add_input(STEP, np.int64, ())
     lr = b.add_input(LEARNING_RATE, np.float32, ())
-    x, labels, output_shape = _batch_inputs(b, layers, loss)
-
-    tape: list[tuple[Layer, Saved]] = []
-    value = x
-    for layer in layers[1:]:
-        with b.scope(_scope(layer)):
-            saved = layer_gradient(layer).forward(b, layer, value)
-        tape.append((layer, saved))
-        value = saved.y
-    with b.scope("loss"):
-        loss_value = loss.emit(b, value, labels)
-        grad = loss_gradient(loss)(b, loss, value, labels)
-
-    grads = _backward(b, tape, grad)
-    missing = [name for name in trainable if name not in grads]
-    if missing:
-        raise UnsupportedError(f"The gradient rules returned no gradient for the trainable parameters {missing}.")
-
-    b.add_output(loss_value, emit.LOSS_NAME, np.float32, ())
-    b.add_output(value, emit.LOGITS_NAME, np.float32, (None, *output_shape))
+    loss_value, _, grads = _forward_backward(b, layers, loss, trainable)
     carried: dict[str, tuple[type, tuple[int, ...]]] = {
         name: (np.float32, parameters[name].shape) for name in trainable
     }
@@ -174,6 +161,63 @@ def train_step_model(
     _fold_output_identities(model)
     onnx.checker.check_model(model, full_check=True)
     return TrainStepGraph(model, trainable, frozen, state)
+
+
+def gradient_model(
+    layers: Sequence[Layer],
+    loss: Loss,
+    optimizer: Optimizer,
+    opset: int = DEFAULT_OPSET,
+    ir_version: int = DEFAULT_IR_VERSION,
+) -> onnx.ModelProto:
+    """The train step without its update: forward, loss, backward and the optimizer's gradient clipping.
+
+    Inputs are the parameters and a batch; outputs are `loss`, `logits` and `gradient.<parameter>` for every
+    trainable parameter, clipped as `optimizer` clips. The engine applies the update with a fused kernel
+    (`_fused.py`) where one exists; `train_step_model` is the same step with the update in the graph.
+    """
+    layers = list(layers)
+    parameters = model_parameters(layers)
+    trainable = tuple(n for layer in layers if layer.trainable for n in layer.qualified_params())
+    b = ParameterInputBuilder(parameters, opset, ir_version)
+    _, _, grads = _forward_backward(b, layers, loss, trainable)
+    with b.scope("clip"):
+        clipped = clip_gradients(b, optimizer, [grads[name] for name in trainable])
+    for name, g in zip(trainable, clipped, strict=True):
+        b.add_output(g, gradient(name), np.float32, parameters[name].shape)
+    model = b.build("onnxtrain_gradients", check=False)
+    _fold_output_identities(model, GRADIENT)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _forward_backward(
+    b: GraphBuilder, layers: Sequence[Layer], loss: Loss, trainable: Sequence[str]
+) -> tuple[str, str, dict[str, str]]:
+    """Emit the batch inputs, forward, loss and backward; add the `loss` and `logits` outputs.
+
+    Returns (loss, logits, gradient by trainable parameter name).
+    """
+    x, labels, output_shape = _batch_inputs(b, layers, loss)
+
+    tape: list[tuple[Layer, Saved]] = []
+    value = x
+    for layer in layers[1:]:
+        with b.scope(_scope(layer)):
+            saved = layer_gradient(layer).forward(b, layer, value)
+        tape.append((layer, saved))
+        value = saved.y
+    with b.scope("loss"):
+        loss_value = loss.emit(b, value, labels)
+        grad = loss_gradient(loss)(b, loss, value, labels)
+
+    grads = _backward(b, tape, grad)
+    missing = [name for name in trainable if name not in grads]
+    if missing:
+        raise UnsupportedError(f"The gradient rules returned no gradient for the trainable parameters {missing}.")
+    b.add_output(loss_value, emit.LOSS_NAME, np.float32, ())
+    b.add_output(value, emit.LOGITS_NAME, np.float32, (None, *output_shape))
+    return loss_value, value, grads
 
 
 def _update_if_finite(
@@ -244,11 +288,11 @@ def _backward(b: GraphBuilder, tape: list[tuple[Layer, Saved]], grad: str) -> di
     return grads
 
 
-def _fold_output_identities(model: onnx.ModelProto) -> None:
-    """Let the producer of each `updated.*` output write it directly, instead of an Identity copying it.
+def _fold_output_identities(model: onnx.ModelProto, prefix: str = UPDATED) -> None:
+    """Let the producer of each `<prefix>*` output write it directly, instead of an Identity copying it.
 
     `GraphBuilder.add_output` renames through an Identity; ONNX Runtime keeps Identity nodes that feed graph
-    outputs, which would copy every parameter and state tensor once per step.
+    outputs, which would copy every parameter, state tensor or gradient once per step.
     """
     graph = model.graph
     keep = {o.name for o in graph.output} | {i.name for i in graph.input}
@@ -257,7 +301,7 @@ def _fold_output_identities(model: onnx.ModelProto) -> None:
         node.input[0]: node.output[0]
         for node in graph.node
         if node.op_type == "Identity"
-        and node.output[0].startswith(UPDATED)
+        and node.output[0].startswith(prefix)
         and node.input[0] in producers
         and node.input[0] not in keep
     }

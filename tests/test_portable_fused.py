@@ -1,0 +1,227 @@
+"""The fused update (portable/_fused.py): its kernel against a numpy transcription, and the engine that runs it
+against the engine whose graph makes the update (the same values to float32 rounding), for steps, NaN batches,
+frozen layers, checkpoints, learning rates and its argument's errors. `gradient_model` is checked here too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+
+from onnxtrain import Sequential, losses
+from onnxtrain import optimizers as opt
+from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.portable import PortableEngine, _fused
+from onnxtrain.portable._graphs import gradient_model
+
+SCE = losses.get("softmax_cross_entropy_with_logits")
+needs_numba = pytest.mark.skipif(not _fused.available(), reason="numba is not installed (onnxtrain[fast])")
+f32 = np.float32
+
+
+def mlp(seed: int = 3, frozen_first: bool = False) -> Sequential:
+    return Sequential.of(
+        Input(4, 3), Flatten(), Dense(16, trainable=not frozen_first), Dense(3, activation="linear"), seed=seed
+    )
+
+
+def numpy_adam(w, g, m, v, beta1, beta2, alpha, eps):
+    """AdamRule's rescaled update in float32, one numpy operation per ONNX node of the graph."""
+    m = m * beta1 + g
+    v = v * beta2 + g * g
+    return w - (m * alpha) / (np.sqrt(v) + eps), m, v
+
+
+def close_to_graph(fused: dict[str, np.ndarray], graph: dict[str, np.ndarray], rtol: float = 1e-5) -> None:
+    """Agreement to float32 rounding, relative to each tensor's scale (single elements near 0 differ in many ulps)."""
+    assert fused.keys() == graph.keys()
+    for name in fused:
+        scale = max(float(np.max(np.abs(graph[name]))), 1e-30)
+        np.testing.assert_allclose(fused[name], graph[name], rtol=0, atol=rtol * scale, err_msg=name)
+
+
+@needs_numba
+def test_kernel_matches_numpy_bit_for_bit():
+    rng = np.random.default_rng(0)
+    n = 10_001  # not a multiple of any vector width
+    w, g = rng.normal(size=n).astype(f32), rng.normal(scale=1e-2, size=n).astype(f32)
+    m, v = rng.normal(scale=1e-2, size=n).astype(f32), np.abs(rng.normal(scale=1e-4, size=n)).astype(f32)
+    beta1, beta2, alpha, eps = f32(0.9), f32(0.999), f32(1.3e-3), f32(3.2e-6)
+    expected = numpy_adam(w, g, m, v, beta1, beta2, alpha, eps)
+    _fused._adam_kernel()(w, g, m, v, beta1, beta2, alpha, eps, f32(_fused.FLT_MIN))
+    for got, want, name in zip((w, m, v), expected, "wmv", strict=True):
+        np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+@needs_numba
+def test_kernel_flushes_subnormal_results_to_zero_as_the_graph_does():
+    tiny = f32(_fused.FLT_MIN)
+    g = np.array([1e-30, 0, 0, 1.0], f32)  # g*g underflows; m and v decay below the smallest normal float
+    m = np.array([0, tiny, 0, 0], f32)
+    v = np.array([0, 0, tiny, 0], f32)
+    w = np.array([0, 0, 0, 1e-3], f32)
+    _fused._adam_kernel()(w, g, m, v, f32(0.5), f32(0.5), f32(1e-3), f32(1.0), tiny)
+    assert m[1] == 0 and v[2] == 0 and v[0] == 0  # would be subnormal: tiny/2, tiny/2, 1e-60
+    assert m[0] == f32(1e-30) and m[3] == 1 and v[3] == 1  # normal values are kept
+    assert np.all(np.abs(w[w != 0]) >= tiny)
+
+
+@needs_numba
+def test_fused_engine_trains_like_the_graph_engine_and_skips_a_nan_batch(blobs):
+    x, y = blobs
+    fused = PortableEngine(mlp().layers, SCE, opt.Adam(learning_rate=0.01))
+    graph = PortableEngine(mlp().layers, SCE, opt.Adam(learning_rate=0.01), update="graph")
+    assert fused.fused and not graph.fused
+    bad = x[:30].copy()
+    bad[0, 0, 0] = np.nan
+    for step in range(30):
+        xb, yb = (bad, y[:30]) if step == 7 else (x[step * 3 : step * 3 + 30], y[step * 3 : step * 3 + 30])
+        before = fused.get_weights()
+        loss, logits = fused.train_step(xb, yb)
+        expected_loss, expected_logits = graph.train_step(xb, yb)
+        if step == 7:
+            assert math.isnan(loss) and math.isnan(expected_loss)
+            for name, value in fused.get_weights().items():
+                np.testing.assert_array_equal(value, before[name])  # no update, not even a partial one
+        else:
+            assert loss == pytest.approx(expected_loss, rel=1e-5)
+            np.testing.assert_allclose(logits, expected_logits, rtol=1e-4, atol=1e-5)
+    assert fused.step == graph.step == 29
+    close_to_graph(fused.get_weights(), graph.get_weights())
+    close_to_graph(fused.carried_state(), graph.carried_state())
+
+
+@needs_numba
+@pytest.mark.parametrize("optimizer", [opt.Adam(clip_norm=0.05), opt.Adam(clip_value=0.01)], ids=repr)
+def test_fused_engine_clips_gradients_like_the_graph(blobs, optimizer):
+    x, y = blobs
+    fused, graph = (PortableEngine(mlp().layers, SCE, optimizer, update=u) for u in ("fused", "graph"))
+    for start in range(0, 90, 30):
+        fused.train_step(x[start : start + 30], y[start : start + 30])
+        graph.train_step(x[start : start + 30], y[start : start + 30])
+    close_to_graph(fused.get_weights(), graph.get_weights())
+
+
+@needs_numba
+def test_frozen_layers_stay_as_they_are(blobs):
+    x, y = blobs
+    model = mlp(frozen_first=True)
+    engine = PortableEngine(model.layers, SCE, opt.Adam(learning_rate=0.05), update="fused")
+    start = engine.get_weights()
+    for _ in range(3):
+        engine.train_step(x[:30], y[:30])
+    after = engine.get_weights()
+    np.testing.assert_array_equal(after["dense_1.kernel"], start["dense_1.kernel"])
+    np.testing.assert_array_equal(after["dense_1.bias"], start["dense_1.bias"])
+    assert not np.array_equal(after["dense_2.kernel"], start["dense_2.kernel"])
+    assert set(engine.optimizer_state()) == {f"optimizer.{s}.dense_2.{p}" for s in "mv" for p in ("kernel", "bias")}
+
+
+@needs_numba
+def test_checkpoints_move_between_the_fused_and_the_graph_update(blobs):
+    x, y = blobs
+    first = PortableEngine(mlp().layers, SCE, opt.Adam(learning_rate=0.01), update="fused")
+    for start in range(0, 60, 30):
+        first.train_step(x[start : start + 30], y[start : start + 30])
+    saved = first.checkpoint_bytes(include_optimizer_state=True)
+    graph = PortableEngine(mlp(seed=9).layers, SCE, opt.Adam(learning_rate=0.01), resume=saved, update="graph")
+    fused = PortableEngine(mlp(seed=9).layers, SCE, opt.Adam(learning_rate=0.01), resume=saved, update="fused")
+    assert graph.step == fused.step == first.step == 2
+    for name, value in first.get_weights().items():
+        np.testing.assert_array_equal(fused.get_weights()[name], value)
+        np.testing.assert_array_equal(graph.get_weights()[name], value)
+    for name, value in first.carried_state().items():
+        np.testing.assert_array_equal(fused.carried_state()[name], value)
+    graph.train_step(x[60:90], y[60:90])
+    fused.train_step(x[60:90], y[60:90])
+    close_to_graph(fused.get_weights(), graph.get_weights())
+    assert fused.step == graph.step == 3
+
+
+@needs_numba
+def test_learning_rate_and_set_weights_reach_the_fused_update(blobs):
+    x, y = blobs
+    engine = PortableEngine(mlp().layers, SCE, opt.Adam(learning_rate=0.01), update="fused")
+    engine.learning_rate = 0.0
+    start = engine.get_weights()
+    engine.train_step(x[:30], y[:30])
+    for name, value in engine.get_weights().items():
+        np.testing.assert_array_equal(value, start[name])  # lr 0: the weights stay, the moments and step move
+    assert engine.step == 1 and np.any(engine.optimizer_state()["optimizer.m.dense_1.kernel"] != 0)
+    engine.learning_rate = 0.01
+    zeros = {name: np.zeros_like(value) for name, value in start.items()}
+    engine.set_weights(zeros)
+    _, logits = engine.train_step(x[:30], y[:30])
+    np.testing.assert_array_equal(logits, 0)  # the session reads the buffers set_weights wrote
+    assert np.any(engine.get_weights()["dense_2.bias"] != 0)  # and the kernel updated those buffers
+
+
+@needs_numba
+def test_saved_train_step_matches_the_fused_engine_to_rounding(blobs, tmp_path):
+    x, y = blobs
+    engine = PortableEngine(mlp().layers, SCE, opt.Adam(learning_rate=0.01), update="fused")
+    train_path, _ = engine.save_graphs(tmp_path)  # the whole step, update included, for other runtimes
+    feeds: dict[str, np.ndarray] = {**engine.get_weights(), **engine.carried_state()}
+    feeds.update(step=np.array(0, np.int64), learning_rate=np.array(0.01, np.float32), input=x[:30], labels=y[:30])
+    session = onnxruntime.InferenceSession(str(train_path), providers=["CPUExecutionProvider"])
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True))
+    loss, _ = engine.train_step(x[:30], y[:30])
+    assert outputs["loss"] == loss and outputs["updated.step"] == engine.step == 1
+    close_to_graph(engine.get_weights(), {n: outputs[f"updated.{n}"] for n in engine.get_weights()})
+
+
+def test_gradient_model_is_the_train_step_without_its_update(blobs):
+    x, y = blobs
+    model = mlp()
+    graph = gradient_model(model.layers, SCE, opt.SGD(learning_rate=1.0))
+    onnx.checker.check_model(graph, full_check=True)
+    assert {n.domain for n in graph.graph.node} == {""}
+    names = [o.name for o in graph.graph.output]
+    assert names == ["loss", "logits", *(f"gradient.{n}" for n in model.get_weights())]
+    assert not [n for n in graph.graph.node if n.op_type == "Identity" and n.output[0] in names[2:]]
+    session = onnxruntime.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    weights = model.get_weights()
+    outputs = dict(zip(names, session.run(None, {**weights, "input": x[:30], "labels": y[:30]}), strict=True))
+    # SGD at rate 1 makes w - g exactly: the graph engine's step gives the same numbers bit for bit.
+    engine = PortableEngine(mlp().layers, SCE, opt.SGD(learning_rate=1.0), update="graph")
+    loss, _ = engine.train_step(x[:30], y[:30])
+    assert outputs["loss"] == loss
+    for name, value in engine.get_weights().items():
+        np.testing.assert_array_equal(value, weights[name] - outputs[f"gradient.{name}"], err_msg=name)
+
+
+def test_update_argument_is_checked(monkeypatch):
+    layers = mlp().layers
+    with pytest.raises(
+        InvalidArgumentError, match=r"update expects one of \['auto', 'graph', 'fused'\]\. Received: 'fast'"
+    ):
+        PortableEngine(layers, SCE, opt.Adam(), update="fast")
+    with pytest.raises(InvalidArgumentError, match=r"no kernel for RMSProp \(only for \['Adam'\]\)"):
+        PortableEngine(layers, SCE, opt.RMSProp(), update="fused")
+    assert not PortableEngine(layers, SCE, opt.RMSProp()).fused  # auto: the graph's update
+    monkeypatch.setattr(_fused, "available", lambda: False)
+    with pytest.raises(InvalidArgumentError, match=r"numba is not installed"):
+        PortableEngine(layers, SCE, opt.Adam(), update="fused")
+    assert not PortableEngine(layers, SCE, opt.Adam()).fused
+
+
+@needs_numba
+def test_environment_variable_turns_the_fused_update_off():
+    code = (
+        "from onnxtrain import Sequential, losses, optimizers; from onnxtrain.layers import Input, Dense;"
+        "from onnxtrain.portable import PortableEngine;"
+        "m = Sequential.of(Input(4), Dense(2), seed=1);"
+        "print(PortableEngine(m.layers, losses.get('mse'), optimizers.Adam()).fused)"
+    )
+    for value, expected in (("0", "False"), ("1", "True")):
+        env = {**os.environ, "ONNXTRAIN_FUSED_UPDATE": value}
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert result.stdout.strip() == expected
