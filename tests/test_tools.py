@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from onnxtrain.portable import _fused
@@ -85,6 +86,30 @@ def _bench_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.mark.parametrize(
+    ("engine", "env", "update"),
+    [
+        ("ort-training", {}, ""),
+        ("portable", {}, "fused update" if _fused.available() else "update in the graph"),
+        ("portable-graph", {"ONNXTRAIN_FUSED_UPDATE": "0"}, "update in the graph"),
+    ],
+)
+def test_bench_worker_trains_and_reports(tmp_path, monkeypatch, engine, env, update):
+    bench = _bench_module()
+    if engine == "ort-training" and importlib.util.find_spec("onnxruntime.training") is None:
+        pytest.skip("needs a training build of ONNX Runtime (onnxtrain[cpu])")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 600), ("test", 200)):
+        np.save(tmp_path / f"x_{split}.npy", rng.random((n, 28, 28, 1), np.float32))
+        np.save(tmp_path / f"y_{split}.npy", rng.integers(0, 10, n).astype(np.int64))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # read when the engine is built (a fresh process in the benchmark)
+    monkeypatch.setattr(_fused, "available", lambda: _fused._numba() is not None and not env)
+    result = bench.worker_onnxtrain(tmp_path, 1, engine, 3)
+    assert len(result["epoch_times"]) == 1 and 0 <= result["accuracy"] <= 1 and result["peak_rss_mib"] > 0
+    assert result["runtime"].startswith("onnxruntime ") and update in result["runtime"]
 
 
 def test_bench_engine_specs_name_their_interpreter():

@@ -92,6 +92,7 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str, seed: int) -> dict:
             outputs = [session.run(["logits"], {"input": xt[s : s + 1024]})[0] for s in range(0, len(xt), 1024)]
             np.concatenate(outputs).argmax(1)
 
+        update = _update(model)  # before the model closes
         predict_times, session_times = [], []
         for _ in range(3):
             for run, times in ((lambda: model.predict(xt), predict_times), (session_only, session_times)):
@@ -105,7 +106,7 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str, seed: int) -> dict:
         "predict_s": min(predict_times),
         "session_predict_s": min(session_times),
         "peak_rss_mib": _peak_rss_mib(),
-        "runtime": f"onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}{_update(model)}",
+        "runtime": f"onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}{update}",
     }
 
 
