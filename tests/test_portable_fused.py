@@ -126,6 +126,18 @@ def test_frozen_layers_stay_as_they_are(blobs):
 
 
 @needs_numba
+def test_a_model_with_nothing_to_train_still_steps(blobs):
+    x, y = blobs
+    model = Sequential.of(Input(4, 3), Flatten(), Dense(3, activation="linear", trainable=False), seed=3)
+    engine = PortableEngine(model.layers, SCE, opt.Adam(), update="fused")
+    start = engine.get_weights()
+    engine.train_step(x[:30], y[:30])
+    assert engine.step == 1 and engine.optimizer_state() == {}
+    for name, value in engine.get_weights().items():
+        np.testing.assert_array_equal(value, start[name])
+
+
+@needs_numba
 def test_checkpoints_move_between_the_fused_and_the_graph_update(blobs):
     x, y = blobs
     first = PortableEngine(mlp().layers, SCE, opt.Adam(learning_rate=0.01), update="fused")

@@ -203,14 +203,14 @@ class PortableEngine:
             return buffer, views
 
         self._flat_weights, carried = flat(trainable)
-        by_slot = {t.slot: t for t in self.graph.state}
-        self._flat_state = []
-        for slot in update.slots:
+        state = []
+        for slot in update.slots:  # the rule's slots, one per trainable parameter, in the same order
             names = [t.name for t in self.graph.state if t.slot == slot]
-            assert slot in by_slot and len(names) == len(trainable), f"fused slot {slot} matches the rule's slots"
+            assert len(names) == len(trainable), f"the kernel's slot {slot!r} is one of the update rule's"
             buffer, views = flat(names)
-            self._flat_state.append(buffer)
+            state.append(buffer)
             carried.update(views)
+        self._flat_state = tuple(state)
         self._flat_grads, grads = flat([gradient(name) for name in trainable])
         self._step_value = np.array(values[STEP], np.int64)  # read by `step`, advanced by train_step
         carried[STEP] = self._ort.OrtValue.ortvalue_from_numpy(self._step_value)
@@ -269,7 +269,7 @@ class PortableEngine:
             self._current = 1 - self._current
         elif math.isfinite(loss):  # the graph's condition: loss - loss == 0
             t = int(self._step_value) + 1
-            self._update(self._flat_weights, self._flat_grads, tuple(self._flat_state), t, self._learning_rate)
+            self._update(self._flat_weights, self._flat_grads, self._flat_state, t, self._learning_rate)
             self._step_value[...] = t
         return loss, logits
 
@@ -355,7 +355,7 @@ class PortableEngine:
         self._sets, self._fixed = [], {}
         if self.fused:
             self._flat_weights = self._flat_grads = np.empty(0, np.float32)
-            self._flat_state = []
+            self._flat_state = ()
         self._train_session = self._eval_session = None
 
 
