@@ -21,10 +21,11 @@ from onnxtrain._runtime import Device
 from onnxtrain.errors import InvalidArgumentError, ModelFileError, RuntimeSetupError, UnsupportedError
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.optimizers import SGD, Adam, Ftrl, RMSProp
-from onnxtrain.portable import PortableEngine, _checkpoint, create_engine
+from onnxtrain.portable import PortableEngine, _checkpoint, _fused, create_engine
 from onnxtrain.training import Compiled, Trainer
 
 SCE = losses.get("softmax_cross_entropy_with_logits")
+NEEDS_NUMBA = pytest.mark.skipif(not _fused.available(), reason="numba is not installed (onnxtrain[fast])")
 
 
 def mlp(seed: int = 3, activation: str = "relu") -> Sequential:
@@ -347,3 +348,12 @@ def test_train_step_at_other_opsets_matches_opset_17(blobs, opset, ir_version):
         assert engine.train_step(xb, yb)[0] == pytest.approx(reference.train_step(xb, yb)[0], rel=1e-6)
     for name, value in reference.get_weights().items():
         np.testing.assert_allclose(engine.get_weights()[name], value, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("update", ["graph", pytest.param("fused", marks=NEEDS_NUMBA)])
+def test_an_empty_batch_is_refused_before_onnx_runtime_sees_it(update):
+    engine = PortableEngine(mlp().layers, SCE, Adam(), update=update)
+    for step in (engine.train_step, engine.eval_step):
+        with pytest.raises(InvalidArgumentError, match=r"at least one example. Received: x.shape=\(0, 4, 3\)"):
+            step(np.zeros((0, 4, 3), np.float32), np.zeros(0, np.int64))
+    assert engine.step == 0

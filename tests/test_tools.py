@@ -18,7 +18,7 @@ TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 def test_profile_step_prints_parts_operators_and_nodes():
     done = subprocess.run(
-        [sys.executable, str(TOOLS / "profile_step.py"), "--steps", "3", "--top", "2"],
+        [sys.executable, str(TOOLS / "profile_step.py"), "--steps", "3", "--top", "2", "--update", "graph"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -28,6 +28,20 @@ def test_profile_step_prints_parts_operators_and_nodes():
         assert line in done.stdout, done.stdout
     # the update's If is reported on its own line, not double-counted with its branch's nodes in the tables
     assert "us/step of its own around its" in done.stdout and "| If |" not in done.stdout, done.stdout
+
+
+@pytest.mark.skipif(not _fused.available(), reason="numba is not installed (onnxtrain[fast])")
+def test_profile_step_adds_the_fused_kernel_to_the_gradient_session():
+    done = subprocess.run(
+        [sys.executable, str(TOOLS / "profile_step.py"), "--steps", "3", "--top", "40", "--update", "fused"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for line in ("| optimizer update |", "| FusedAdam |", "| fused update (numba kernel, unprofiled) |", "| Gemm |"):
+        assert line in done.stdout, done.stdout
+    assert "| If |" not in done.stdout and "update." not in done.stdout  # no graph update ran
 
 
 @pytest.mark.parametrize(("flags", "relu_gradient"), [((), "| Greater |"), (("--keep-relugrad",), "| ReluGrad |")])

@@ -6,14 +6,17 @@ not totals, with the unprofiled step time printed first). Nodes are grouped into
 backward, and the optimizer update by their names (`update.` for the portable update; `grad`, `accumulator` and
 `loss.` for the backward).
 
-- `--engine portable` (default): the one train-step graph, bound as the engine binds it.
+- `--engine portable` (default): the one train-step graph, bound as the engine binds it. With the fused update
+  (numba installed, Adam; `--update graph` turns it off) ONNX Runtime runs the step without its update
+  (`gradient_model`), and the table adds the kernel's time per step, measured around its calls without the
+  profiler.
 - `--engine ort-training`: the training session of the generated artifacts (forward, backward, gradient
   accumulation). Its optimizer step is a session of its own, outside the profile: the unprofiled step time covers
   it, and `tools/profile_fit.py --engine ort-training --timers` times it alone. `--keep-relugrad` profiles the
   artifacts with ONNX Runtime's ReluGrad kernel instead of onnxtrain's rewrite (`_replace_relu_gradients`).
 
-Usage: python tools/profile_step.py [--engine portable|ort-training] [--keep-relugrad] [--optimizer adam]
-       [--steps 500] [--threads 2] [--top 15]
+Usage: python tools/profile_step.py [--engine portable|ort-training] [--update auto|graph|fused] [--keep-relugrad]
+       [--optimizer adam] [--steps 500] [--threads 2] [--top 15]
 """
 
 from __future__ import annotations
@@ -38,11 +41,13 @@ from onnxtrain._float_env import FlushToZero
 from onnxtrain.errors import OnnxtrainError
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.portable import PortableEngine
-from onnxtrain.portable._graphs import LEARNING_RATE, STEP, updated
+from onnxtrain.portable._graphs import LEARNING_RATE, STEP, gradient_model, updated
+
+FUSED = "fused update (numba kernel, unprofiled)"
 
 
 def part(node_name: str) -> str:
-    if node_name.startswith("update."):
+    if node_name.startswith(("update.", "clip.")) or node_name == FUSED:
         return "optimizer update"
     lowered = node_name.lower()
     if "grad" in lowered or "accumulator" in lowered or node_name.startswith("loss."):
@@ -54,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", default="portable", choices=("portable", "ort-training"))
     parser.add_argument("--keep-relugrad", action="store_true", help="ort-training: ONNX Runtime's ReluGrad kernel")
+    parser.add_argument("--update", default="auto", choices=("auto", "graph", "fused"), help="portable: the update")
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--threads", type=int, default=2)
@@ -128,9 +134,16 @@ def node_times(events: list[dict], steps: int) -> dict[tuple[str, str], float]:
 def profile_portable(
     args: argparse.Namespace, model: Sequential, batches: Batches, tmp: Path
 ) -> dict[tuple[str, str], float]:
-    loss = losses.get("softmax_cross_entropy_with_logits")
-    engine = PortableEngine(model.layers, loss, optimizers.get(args.optimizer), threads=args.threads)
+    loss, optimizer = losses.get("softmax_cross_entropy_with_logits"), optimizers.get(args.optimizer)
+    engine = PortableEngine(model.layers, loss, optimizer, threads=args.threads, update=args.update)
     timed_steps(engine, batches, args.steps)
+    if engine.fused:
+        session = onnxruntime.InferenceSession(
+            gradient_model(model.layers, loss, optimizer).SerializeToString(),
+            profiling_options(args, tmp / "step"),
+            providers=["CPUExecutionProvider"],
+        )
+        return profile_fused(args, engine, session, batches)
     feeds: dict[str, np.ndarray] = {**engine.get_weights(), **engine.carried_state()}
     feeds.update({STEP: np.array(engine.step, np.int64), LEARNING_RATE: np.array(1e-3, np.float32)})
     session = onnxruntime.InferenceSession(
@@ -166,6 +179,36 @@ def profile_portable(
         if inner and key in per_step:
             own = per_step.pop(key) - sum(us for (_, name), us in per_step.items() if name in inner)
             print(f"{node.op_type} {node.name}: {own:.0f} us/step of its own around its {len(inner)} branch nodes")
+    return per_step
+
+
+def profile_fused(
+    args: argparse.Namespace, engine: Any, session: Any, batches: Batches
+) -> dict[tuple[str, str], float]:
+    """The gradient session bound to the engine's own buffers, each run followed by the engine's kernel, timed."""
+    binding = session.io_binding()
+    inputs = {i.name for i in session.get_inputs()}
+    for name, value in {**engine._sets[0], **engine._fixed}.items():
+        if name in inputs:
+            binding.bind_ortvalue_input(name, value)
+    binding.bind_cpu_input("input", batches.x)  # read at each run: `load` refills the buffers
+    binding.bind_cpu_input("labels", batches.y)
+    for name, value in engine._gradients.items():
+        binding.bind_ortvalue_output(name, value)
+    for name in ("loss", "logits"):
+        binding.bind_output(name)
+    kernel_seconds, t = 0.0, engine.step
+    with FlushToZero().active():
+        for step in range(args.steps):
+            batches.load(step)
+            session.run_with_iobinding(binding)
+            t += 1
+            started = time.perf_counter()
+            engine._update(engine._flat_weights, engine._flat_grads, engine._flat_state, t, engine.learning_rate)
+            kernel_seconds += time.perf_counter() - started
+    per_step = node_times(json.loads(Path(session.end_profiling()).read_text()), args.steps)
+    per_step[("FusedAdam", FUSED)] = kernel_seconds / args.steps * 1e6
+    engine.close()
     return per_step
 
 

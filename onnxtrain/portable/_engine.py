@@ -211,7 +211,7 @@ class PortableEngine:
             state.append(buffer)
             carried.update(views)
         self._flat_state = tuple(state)
-        self._flat_grads, grads = flat([gradient(name) for name in trainable])
+        self._flat_grads, self._gradients = flat([gradient(name) for name in trainable])
         self._step_value = np.array(values[STEP], np.int64)  # read by `step`, advanced by train_step
         carried[STEP] = self._ort.OrtValue.ortvalue_from_numpy(self._step_value)
         self._sets = [carried, carried]
@@ -221,7 +221,7 @@ class PortableEngine:
         for name, value in (*carried.items(), *self._fixed.items()):
             if name in self._step_inputs:
                 binding.bind_ortvalue_input(name, value)
-        for name, value in grads.items():
+        for name, value in self._gradients.items():
             binding.bind_ortvalue_output(name, value)
         self._bind_loss(binding)
         self._train_bindings = [_BatchBinding(binding, self._output_shape)] * 2
@@ -251,6 +251,8 @@ class PortableEngine:
 
     # --- steps --------------------------------------------------------------------------------------------
     def _run(self, session: Any, binding: _BatchBinding, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        if len(x) == 0:  # ONNX Runtime 1.19 dies of SIGFPE (an integer division by zero) on an empty batch
+            raise InvalidArgumentError(f"A step expects at least one example. Received: x.shape={np.shape(x)}")
         x = np.ascontiguousarray(x, dtype=np.float32)
         labels = np.ascontiguousarray(labels, dtype=self._label_dtype)
         logits = binding.bind_batch(x, labels)
@@ -355,7 +357,7 @@ class PortableEngine:
         self._sets, self._fixed = [], {}
         if self.fused:
             self._flat_weights = self._flat_grads = np.empty(0, np.float32)
-            self._flat_state = ()
+            self._flat_state, self._gradients = (), {}
         self._train_session = self._eval_session = None
 
 
