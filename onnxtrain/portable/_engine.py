@@ -271,7 +271,8 @@ class PortableEngine:
             self._current = 1 - self._current
         elif math.isfinite(loss):  # the graph's condition: loss - loss == 0
             t = int(self._step_value) + 1
-            self._update(self._flat_weights, self._flat_grads, self._flat_state, t, self._learning_rate)
+            with self._flush.active():  # the float mode ORT ran in, whoever calls (fit already holds it)
+                self._update(self._flat_weights, self._flat_grads, self._flat_state, t, self._learning_rate)
             self._step_value[...] = t
         return loss, logits
 

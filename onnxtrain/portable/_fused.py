@@ -12,9 +12,9 @@ keeps the update in the graph. This is the only module that imports numba.
 Numerics. Each kernel evaluates its `UpdateRule`'s formula in the same order, in float32, so the carried state
 (and checkpoints) mean the same thing on both paths. Two differences remain, both within float32 rounding:
 - numba's square root is correctly rounded; ONNX Runtime 1.19's CPU Sqrt is not (1 ulp off for ~40% of inputs);
-- the engine runs ORT with subnormals flushed to zero (`_float_env.py`), while numba's threads run in whatever float
-  mode they started with, so the kernels flush the subnormal values they store themselves. Stored values therefore
-  never become subnormal, as in the graph, and the arithmetic never slows down on them.
+- the engine calls the kernel in the float mode it runs ORT in (subnormals flushed to zero, `_float_env.py`), and
+  the kernel also flushes the subnormal values it stores itself, so stored values never become subnormal, as in
+  the graph, on platforms where that mode cannot be set too; the arithmetic never slows down on them.
 """
 
 from __future__ import annotations
