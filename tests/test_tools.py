@@ -16,47 +16,42 @@ from onnxtrain.portable import _fused
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
-def test_profile_step_prints_parts_operators_and_nodes():
+def run_tool(script: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run tools/<script> with `args`; returns its stdout after checking that it exited 0."""
     done = subprocess.run(
-        [sys.executable, str(TOOLS / "profile_step.py"), "--steps", "3", "--top", "2", "--update", "graph"],
+        [sys.executable, str(TOOLS / script), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
+        env={**os.environ, **(env or {})},
     )
     assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_profile_step_prints_parts_operators_and_nodes():
+    stdout = run_tool("profile_step.py", "--steps", "3", "--top", "2", "--update", "graph")
     for line in ("ms/step over 3 steps", "| optimizer update |", "| forward |", "| Gemm |", "| top 2 nodes |"):
-        assert line in done.stdout, done.stdout
+        assert line in stdout, stdout
     # the update's If is reported on its own line, not double-counted with its branch's nodes in the tables
-    assert "us/step of its own around its" in done.stdout and "| If |" not in done.stdout, done.stdout
+    assert "us/step of its own around its" in stdout and "| If |" not in stdout, stdout
 
 
 @pytest.mark.skipif(not _fused.available(), reason="numba is not installed (onnxtrain[fast])")
 def test_profile_step_adds_the_fused_kernel_to_the_gradient_session():
-    done = subprocess.run(
-        [sys.executable, str(TOOLS / "profile_step.py"), "--steps", "3", "--top", "40", "--update", "fused"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    stdout = run_tool("profile_step.py", "--steps", "3", "--top", "40", "--update", "fused")
     for line in ("| optimizer update |", "| FusedAdam |", "| fused update (numba kernel, unprofiled) |", "| Gemm |"):
-        assert line in done.stdout, done.stdout
-    assert "| If |" not in done.stdout and "update." not in done.stdout  # no graph update ran
+        assert line in stdout, stdout
+    assert "| If |" not in stdout and "update." not in stdout  # no graph update ran
 
 
 @pytest.mark.parametrize(("flags", "relu_gradient"), [((), "| Greater |"), (("--keep-relugrad",), "| ReluGrad |")])
 def test_profile_step_profiles_the_ort_training_session(flags, relu_gradient):
     if importlib.util.find_spec("onnxruntime.training") is None:
         pytest.skip("needs a training build of ONNX Runtime (onnxtrain[cpu])")
-    done = subprocess.run(
-        [sys.executable, str(TOOLS / "profile_step.py"), "--engine", "ort-training", "--steps", "3", *flags],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    stdout = run_tool("profile_step.py", "--engine", "ort-training", "--steps", "3", *flags)
     for line in ("ms/step over 3 steps", "| loss and backward |", "| forward |", "| Gemm |", relu_gradient):
-        assert line in done.stdout, done.stdout
+        assert line in stdout, stdout
 
 
 FUSED = "| ORT run | fused update | engine Python |" if _fused.available() else "| ORT run | engine Python |"
@@ -82,16 +77,9 @@ def test_profile_fit_profiles_the_chosen_engine(engine, mode, expected, env):
         pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     if engine == "ort-training" and importlib.util.find_spec("onnxruntime.training") is None:
         pytest.skip("needs a training build of ONNX Runtime (onnxtrain[cpu])")
-    done = subprocess.run(
-        [sys.executable, str(TOOLS / "profile_fit.py"), "--epochs", "1", "--top", "3", "--engine", engine, *mode],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **env},
-    )
-    assert done.returncode == 0, done.stderr
+    stdout = run_tool("profile_fit.py", "--epochs", "1", "--top", "3", "--engine", engine, *mode, env=env)
     for line in expected:
-        assert line in done.stdout, done.stdout
+        assert line in stdout, stdout
 
 
 def _bench_module():

@@ -103,6 +103,11 @@ def model_parameters(layers: Sequence[Layer]) -> dict[str, np.ndarray]:
     return {name: value for layer in layers for name, value in layer.qualified_params().items()}
 
 
+def trainable_parameters(layers: Sequence[Layer]) -> tuple[str, ...]:
+    """The graph names of the parameters the optimizer updates, in layer order."""
+    return tuple(name for layer in layers if layer.trainable for name in layer.qualified_params())
+
+
 def train_step_model(
     layers: Sequence[Layer],
     loss: Loss,
@@ -117,8 +122,7 @@ def train_step_model(
     """
     layers = list(layers)
     rule = update_rule(optimizer)
-    parameters = model_parameters(layers)
-    trainable = tuple(n for layer in layers if layer.trainable for n in layer.qualified_params())
+    parameters, trainable = model_parameters(layers), trainable_parameters(layers)
     frozen = tuple(n for n in parameters if n not in trainable)
     b = ParameterInputBuilder(parameters, opset, ir_version)
     state = tuple(
@@ -177,8 +181,7 @@ def gradient_model(
     (`_fused.py`) where one exists; `train_step_model` is the same step with the update in the graph.
     """
     layers = list(layers)
-    parameters = model_parameters(layers)
-    trainable = tuple(n for layer in layers if layer.trainable for n in layer.qualified_params())
+    parameters, trainable = model_parameters(layers), trainable_parameters(layers)
     b = ParameterInputBuilder(parameters, opset, ir_version)
     _, _, grads = _forward_backward(b, layers, loss, trainable)
     with b.scope("clip"):
