@@ -33,6 +33,7 @@ import onnx.numpy_helper
 
 from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
+from onnxtrain._runtime import check_not_empty
 from onnxtrain.errors import RuntimeSetupError, UnsupportedError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer
@@ -342,6 +343,7 @@ class OrtTrainingEngine:
         Returns (loss, outputs) of the batch before the update. A non-finite loss skips the update, so the
         weights stay those of the last good step; the caller decides what to do about it.
         """
+        check_not_empty(x)
         # The pybind objects behind Module/Optimizer, called directly: Module.__call__ converts every fetch and
         # rebuilds its argument list each step, about a tenth of a step for this model.
         fetches = self._api.OrtValueVector()
@@ -354,6 +356,7 @@ class OrtTrainingEngine:
         return loss, fetches[1].numpy()
 
     def eval_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        check_not_empty(x)
         fetches = self._api.OrtValueVector()
         with self._flush.active():
             self._module._model.eval_step([x, labels], fetches)

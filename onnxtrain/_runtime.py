@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
 
@@ -80,6 +81,17 @@ class Device:
 
     def __str__(self) -> str:
         return self.ort_device
+
+
+def check_not_empty(x: Any) -> None:
+    """Refuse an empty batch before a session runs it: ONNX Runtime 1.19 dies of SIGFPE (an integer division by
+    zero) on one, in training and plain sessions alike. `fit`, `evaluate` and `predict` refuse empty data earlier;
+    this guards the engines' own steps.
+    """
+    if len(x) == 0:
+        raise InvalidArgumentError(
+            f"A step expects at least one example. Received: x.shape={getattr(x, 'shape', None)}"
+        )
 
 
 def available_providers() -> list[str]:

@@ -79,6 +79,16 @@ def test_rewritten_relu_gradients_train_bit_for_bit_like_onnx_runtimes_relugrad(
         engine.close()
 
 
+def test_an_empty_batch_is_refused_before_onnx_runtime_sees_it(tmp_path):
+    sce = loss_module.get("softmax_cross_entropy_with_logits")
+    layers = Sequential.of(Input(4, 3), Flatten(), Dense(5), Dense(3), seed=1).layers
+    engine = _ort_training.OrtTrainingEngine(_ort_training.write_artifacts(layers, sce, Adam(), tmp_path), Adam())
+    for step in (engine.train_step, engine.eval_step):
+        with pytest.raises(InvalidArgumentError, match=r"at least one example. Received: x.shape=\(0, 4, 3\)"):
+            step(np.zeros((0, 4, 3), np.float32), np.zeros(0, np.int64))
+    engine.close()
+
+
 def test_gradients_match_numpy_backward():
     x, y = batch()
     with small_model() as model:

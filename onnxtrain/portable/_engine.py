@@ -26,7 +26,7 @@ import onnx
 
 from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
-from onnxtrain._runtime import Device
+from onnxtrain._runtime import Device, check_not_empty
 from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from onnxtrain.layers import Layer
@@ -251,8 +251,7 @@ class PortableEngine:
 
     # --- steps --------------------------------------------------------------------------------------------
     def _run(self, session: Any, binding: _BatchBinding, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        if len(x) == 0:  # ONNX Runtime 1.19 dies of SIGFPE (an integer division by zero) on an empty batch
-            raise InvalidArgumentError(f"A step expects at least one example. Received: x.shape={np.shape(x)}")
+        check_not_empty(x)
         x = np.ascontiguousarray(x, dtype=np.float32)
         labels = np.ascontiguousarray(labels, dtype=self._label_dtype)
         logits = binding.bind_batch(x, labels)
