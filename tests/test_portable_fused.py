@@ -33,8 +33,28 @@ def mlp(seed: int = 3, frozen_first: bool = False) -> Sequential:
     )
 
 
-def numpy_adam(w, g, m, v, beta1, beta2, alpha, eps):
-    """AdamRule's rescaled update in float32, one numpy operation per ONNX node of the graph."""
+# One optimizer per kernel and option that changes its code path.
+FUSED = [
+    opt.SGD(learning_rate=0.1),
+    opt.Momentum(learning_rate=0.05),
+    opt.Momentum(learning_rate=0.05, use_nesterov=False),
+    opt.RMSProp(learning_rate=0.01),
+    opt.RMSProp(learning_rate=0.01, momentum=0.5),
+    opt.RMSProp(learning_rate=0.01, centered=True),
+    opt.RMSProp(learning_rate=0.01, momentum=0.5, centered=True),
+    opt.AdaGrad(learning_rate=0.05),
+    opt.Adam(learning_rate=0.01),
+    opt.Adamax(learning_rate=0.01),
+]
+
+
+def numpy_adam(w, g, m, v, optimizer, lr, t):
+    """AdamRule's rescaled update in float32, one numpy operation per ONNX node of the graph (prepare's too)."""
+    beta1, beta2, one = f32(optimizer.beta1), f32(optimizer.beta2), f32(1.0)
+    rescale = f32((1.0 - optimizer.beta1) / math.sqrt(1.0 - optimizer.beta2))
+    eps = f32(optimizer.epsilon / math.sqrt(1.0 - optimizer.beta2))
+    t = f32(t)
+    alpha = (f32(lr) * rescale) * np.sqrt(one - np.power(beta2, t)) / (one - np.power(beta1, t))
     m = m * beta1 + g
     v = v * beta2 + g * g
     return w - (m * alpha) / (np.sqrt(v) + eps), m, v
@@ -54,11 +74,12 @@ def test_kernel_matches_numpy_bit_for_bit():
     n = 10_001  # not a multiple of any vector width
     w, g = rng.normal(size=n).astype(f32), rng.normal(scale=1e-2, size=n).astype(f32)
     m, v = rng.normal(scale=1e-2, size=n).astype(f32), np.abs(rng.normal(scale=1e-4, size=n)).astype(f32)
-    beta1, beta2, alpha, eps = f32(0.9), f32(0.999), f32(1.3e-3), f32(3.2e-6)
-    expected = numpy_adam(w, g, m, v, beta1, beta2, alpha, eps)
-    _fused._adam_kernel()(w, g, m, v, beta1, beta2, alpha, eps, f32(_fused.FLT_MIN))
-    for got, want, name in zip((w, m, v), expected, "wmv", strict=True):
-        np.testing.assert_array_equal(got, want, err_msg=name)
+    optimizer = opt.Adam(learning_rate=0.01, beta1=0.8, beta2=0.99, epsilon=1e-6)
+    for t in (1, 2, 17):
+        expected = numpy_adam(w, g, m, v, optimizer, 0.01, t)
+        _fused.fused_update(optimizer)(w, g, (m, v), t, 0.01)
+        for got, want, name in zip((w, m, v), expected, "wmv", strict=True):
+            np.testing.assert_array_equal(got, want, err_msg=f"{name} at t={t}")
 
 
 @needs_numba
@@ -68,17 +89,19 @@ def test_kernel_flushes_subnormal_results_to_zero_as_the_graph_does():
     m = np.array([0, tiny, 0, 0], f32)
     v = np.array([0, 0, tiny, 0], f32)
     w = np.array([0, 0, 0, 1e-3], f32)
-    _fused._adam_kernel()(w, g, m, v, f32(0.5), f32(0.5), f32(1e-3), f32(1.0), tiny)
+    scalars = np.array([0.5, 0.5, 1e-3, 1.0, tiny], f32)  # beta1, beta2, alpha, eps, tiny
+    _fused._compiled(_fused._adam)(w, g, m, v, np.zeros(0, f32), scalars)
     assert m[1] == 0 and v[2] == 0 and v[0] == 0  # would be subnormal: tiny/2, tiny/2, 1e-60
     assert m[0] == f32(1e-30) and m[3] == 1 and v[3] == 1  # normal values are kept
     assert np.all(np.abs(w[w != 0]) >= tiny)
 
 
 @needs_numba
-def test_fused_engine_trains_like_the_graph_engine_and_skips_a_nan_batch(blobs):
+@pytest.mark.parametrize("optimizer", FUSED, ids=repr)
+def test_fused_engine_trains_like_the_graph_engine_and_skips_a_nan_batch(blobs, optimizer):
     x, y = blobs
-    fused = PortableEngine(mlp().layers, SCE, opt.Adam(learning_rate=0.01))
-    graph = PortableEngine(mlp().layers, SCE, opt.Adam(learning_rate=0.01), update="graph")
+    fused = PortableEngine(mlp().layers, SCE, optimizer)
+    graph = PortableEngine(mlp().layers, SCE, optimizer, update="graph")
     assert fused.fused and not graph.fused
     bad = x[:30].copy()
     bad[0, 0, 0] = np.nan
@@ -216,9 +239,9 @@ def test_update_argument_is_checked(monkeypatch):
         InvalidArgumentError, match=r"update expects one of \['auto', 'graph', 'fused'\]\. Received: 'fast'"
     ):
         PortableEngine(layers, SCE, opt.Adam(), update="fast")
-    with pytest.raises(InvalidArgumentError, match=r"no kernel for RMSProp \(only for \['Adam'\]\)"):
-        PortableEngine(layers, SCE, opt.RMSProp(), update="fused")
-    assert not PortableEngine(layers, SCE, opt.RMSProp()).fused  # auto: the graph's update
+    with pytest.raises(InvalidArgumentError, match=r"no kernel for Ftrl \(only for \['SGD', 'Momentum', 'RMSProp', "):
+        PortableEngine(layers, SCE, opt.Ftrl(), update="fused")
+    assert not PortableEngine(layers, SCE, opt.Ftrl()).fused  # auto: the graph's update
     monkeypatch.setattr(_fused, "available", lambda: False)
     with pytest.raises(InvalidArgumentError, match=r"numba is not installed"):
         PortableEngine(layers, SCE, opt.Adam(), update="fused")

@@ -8,10 +8,10 @@ buffer. Every other value is double-buffered: step k reads set A and writes set 
 reads B and writes A through a second one, because ONNX Runtime must not write an output into a buffer it is still
 reading. Per step only the batch goes in and the loss and logits come out.
 
-With a fused update (`_fused.py`: the CPU, numba installed, Adam), ONNX Runtime runs the step without its update
-(`gradient_model`) and writes the gradients into one flat buffer; the kernel then updates the flat weight and state
-buffers that the session reads, in one pass, when the loss is finite. The values and checkpoints are the same as
-the graph's, to float32 rounding.
+With a fused update (`_fused.py`: the CPU, numba installed, an optimizer with a kernel), ONNX Runtime runs the
+step without its update (`gradient_model`) and writes the gradients into one flat buffer; the kernel then updates
+the flat weight and state buffers that the session reads, in one pass, when the loss is finite. The values and
+checkpoints are the same as the graph's, to float32 rounding.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ class PortableEngine:
         saved).
         opset / ir_version: of the emitted graphs.
         update: "graph" runs the optimizer update inside the train-step graph; "fused" runs forward and backward
-        in ONNX Runtime and the update as one compiled pass (`_fused.py`: CPU only, needs numba, Adam);
+        in ONNX Runtime and the update as one compiled pass (`_fused.py`: CPU only, needs numba; SGD, Momentum,
+        RMSProp, AdaGrad, Adam and Adamax);
         "auto" takes "fused" where it can run.
     """
 

@@ -7,8 +7,9 @@ weight, gradient and moment once: ~180 µs alone, ~220-250 µs inside a fit, on 
 runs only forward, loss, backward and clipping in ONNX Runtime (`gradient_model`) and calls the kernel between
 runs, on the very buffers ONNX Runtime reads.
 
-numba is optional (`pip install onnxtrain[fast]`); without it, or for an optimizer with no kernel here, the engine
-keeps the update in the graph. This is the only module that imports numba.
+Kernels exist for SGD, Momentum, RMSProp, AdaGrad, Adam and Adamax; AdaDelta, AdaGradDA and Ftrl keep the graph's
+update. numba is optional (`pip install onnxtrain[fast]`); without it the engine keeps the update in the graph.
+This is the only module that imports numba.
 
 Numerics. Each kernel evaluates its `UpdateRule`'s formula in the same order, in float32, so the carried state
 (and checkpoints) mean the same thing on both paths. The results agree to float32 rounding, not bit for bit:
@@ -51,50 +52,113 @@ def available() -> bool:
     return _numba() is not None
 
 
-def _rescaled_adam(
-    w: np.ndarray,
-    g: np.ndarray,
-    m: np.ndarray,
-    v: np.ndarray,
-    beta1: np.float32,
-    beta2: np.float32,
-    alpha: np.float32,
-    eps: np.float32,
-    tiny: np.float32,
-) -> None:
-    """The rescaled Adam of `AdamRule` (moments carried as m / (1 - beta1) and v / (1 - beta2)), in its op order."""
+# Every kernel takes (w, g, a, b, c, k): the weights, the gradients, up to three state buffers (zero-length where
+# the rule has fewer slots, or where an option leaves one out) and a float32 array of scalars, computed per step in
+# Python with the float32 operations of the rule's `prepare`. Each evaluates its `UpdateRule.update` in its order.
+# `TINY` (the last scalar) is the smallest normal float32: values below it are stored as 0, as flush-to-zero does.
+
+
+def _sgd(w: np.ndarray, g: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
+    """SGDRule. k: lr, tiny."""
+    lr, tiny = k[0], k[1]
+    for i in range(w.size):
+        wi = w[i] - g[i] * lr
+        w[i] = wi if abs(wi) >= tiny else np.float32(0.0)
+
+
+def _momentum(w: np.ndarray, g: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
+    """MomentumRule; a = accum. k: lr, momentum, lr * momentum, nesterov (1 or 0), tiny."""
+    lr, momentum, lr_momentum, nesterov, tiny = k[0], k[1], k[2], k[3], k[4]
     for i in range(w.size):
         gi = g[i]
-        mi = m[i] * beta1 + gi
-        vi = v[i] * beta2 + gi * gi
+        ai = a[i] * momentum + gi
+        step = gi * lr + ai * lr_momentum if nesterov != 0 else ai * lr
+        wi = w[i] - step
+        a[i] = ai if abs(ai) >= tiny else np.float32(0.0)
+        w[i] = wi if abs(wi) >= tiny else np.float32(0.0)
+
+
+def _rmsprop(w: np.ndarray, g: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
+    """RMSPropRule; a = ms, b = mom (empty without momentum), c = mg (empty unless centered).
+    k: lr, 1 - rho, eps, momentum, tiny."""
+    lr, one_minus_rho, eps, momentum, tiny = k[0], k[1], k[2], k[3], k[4]
+    with_momentum, centered = b.size > 0, c.size > 0
+    for i in range(w.size):
+        gi = g[i]
+        ms = a[i] + (gi * gi - a[i]) * one_minus_rho
+        denom = ms
+        if centered:
+            mg = c[i] + (gi - c[i]) * one_minus_rho
+            denom = ms - mg * mg
+            c[i] = mg if abs(mg) >= tiny else np.float32(0.0)
+        step = (gi * lr) / np.sqrt(denom + eps)
+        if with_momentum:
+            step = b[i] * momentum + step
+            b[i] = step if abs(step) >= tiny else np.float32(0.0)
+        wi = w[i] - step
+        a[i] = ms if ms >= tiny else np.float32(0.0)
+        w[i] = wi if abs(wi) >= tiny else np.float32(0.0)
+
+
+def _adagrad(w: np.ndarray, g: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
+    """AdaGradRule; a = accum. k: lr, tiny."""
+    lr, tiny = k[0], k[1]
+    for i in range(w.size):
+        gi = g[i]
+        ai = a[i] + gi * gi
+        wi = w[i] - (gi * lr) / np.sqrt(ai)
+        a[i] = ai if ai >= tiny else np.float32(0.0)
+        w[i] = wi if abs(wi) >= tiny else np.float32(0.0)
+
+
+def _adam(w: np.ndarray, g: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
+    """AdamRule, moments carried rescaled (m / (1 - beta1) and v / (1 - beta2)); a = m, b = v.
+    k: beta1, beta2, alpha, eps (rescaled), tiny."""
+    beta1, beta2, alpha, eps, tiny = k[0], k[1], k[2], k[3], k[4]
+    for i in range(w.size):
+        gi = g[i]
+        mi = a[i] * beta1 + gi
+        vi = b[i] * beta2 + gi * gi
         wi = w[i] - (mi * alpha) / (np.sqrt(vi) + eps)
-        m[i] = mi if abs(mi) >= tiny else np.float32(0.0)
-        v[i] = vi if vi >= tiny else np.float32(0.0)
+        a[i] = mi if abs(mi) >= tiny else np.float32(0.0)
+        b[i] = vi if vi >= tiny else np.float32(0.0)
+        w[i] = wi if abs(wi) >= tiny else np.float32(0.0)
+
+
+def _adamax(w: np.ndarray, g: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
+    """AdamaxRule; a = m, b = v. k: alpha, 1 - beta1, beta2, eps, tiny."""
+    alpha, one_minus_beta1, beta2, eps, tiny = k[0], k[1], k[2], k[3], k[4]
+    for i in range(w.size):
+        gi = g[i]
+        mi = a[i] + (gi - a[i]) * one_minus_beta1
+        vi = max(b[i] * beta2, abs(gi))
+        wi = w[i] - alpha * (mi / (vi + eps))
+        a[i] = mi if abs(mi) >= tiny else np.float32(0.0)
+        b[i] = vi if vi >= tiny else np.float32(0.0)
         w[i] = wi if abs(wi) >= tiny else np.float32(0.0)
 
 
 @cache
-def _adam_kernel() -> Callable[..., None]:
-    """`_rescaled_adam` compiled for flat float32 buffers, on the calling thread.
+def _compiled(kernel: Callable[..., None]) -> Callable[..., None]:
+    """`kernel` compiled for flat float32 buffers, on the calling thread.
 
-    Vectorised (AVX-512 on this machine), one thread takes ~180 µs for the tutorial's 266,610 weights alone and
+    Vectorised (AVX-512 on this machine), Adam's takes ~180 µs for the tutorial's 266,610 weights alone and
     ~220-250 µs inside a fit, where ORT's GEMMs have just pushed the moments out of the cache. One thread on purpose:
     numba's thread pools fight ONNX Runtime's spinning workers for the cores (OpenMP's, which spins by default,
-    made the step 2.5x slower), and a worker thread of our own cut the kernel to 155-186 µs inside a fit only with
-    ORT's spinning stopped after each run: too little for a thread per engine.
+    made the step 2.5x slower), and splitting the pass with a helper thread of our own (ORT's spinning stopped after
+    each run) made 3-epoch fits slower in three of four alternating pairs.
     """
     numba = _numba()
     assert numba is not None, "callers check available() first"
     # error_model="numpy": no ZeroDivisionError check per division, which would keep the loop from vectorising.
     options = {"nogil": True, "error_model": "numpy", "boundscheck": False}
     try:
-        kernel = numba.njit(cache=True, **options)(_rescaled_adam)  # compiled once per machine, then loaded
+        compiled = numba.njit(cache=True, **options)(kernel)  # compiled once per machine, then loaded
     except RuntimeError:  # no writable cache directory (read-only install and home): compile in every process
-        kernel = numba.njit(**options)(_rescaled_adam)
-    one = np.zeros(1, np.float32)
-    scalar = np.float32(1.0)
-    kernel(one, one.copy(), one.copy(), one.copy(), scalar, scalar, scalar, scalar, scalar)  # compile or load now
-    return kernel
+        compiled = numba.njit(**options)(kernel)
+    one = np.ones(1, np.float32)
+    compiled(one, one.copy(), one.copy(), one.copy(), one.copy(), np.ones(8, np.float32))  # compile or load it now
+    return compiled
 
 
 @dataclass(frozen=True)
@@ -111,24 +175,84 @@ class FusedUpdate:
         self._step(weights, grads, state, t, lr)
 
 
-def _adam(optimizer: opt.Adam) -> FusedUpdate:
-    f32 = np.float32
-    beta1, beta2 = f32(optimizer.beta1), f32(optimizer.beta2)
+f32 = np.float32
+_NONE = np.zeros(0, np.float32)  # a state buffer the rule does not have
+
+
+def _fused(
+    kernel: Callable[..., None], slots: tuple[str, ...], scalars: Callable[[int, np.float32], list[np.float32]]
+) -> FusedUpdate:
+    """A FusedUpdate calling the compiled `kernel` with `scalars(t, lr)` (float32, TINY appended)."""
+    compiled = _compiled(kernel)
+
+    def step(w: np.ndarray, g: np.ndarray, state: tuple[np.ndarray, ...], t: int, lr: float) -> None:
+        buffers = (*state, _NONE, _NONE, _NONE)[:3]
+        compiled(w, g, *buffers, np.array([*scalars(t, f32(lr)), FLT_MIN], np.float32))
+
+    return FusedUpdate(slots, step)
+
+
+def _sgd_update(optimizer: opt.SGD) -> FusedUpdate:
+    return _fused(_sgd, (), lambda t, lr: [lr])
+
+
+def _momentum_update(optimizer: opt.Momentum) -> FusedUpdate:
+    momentum = f32(optimizer.momentum)
+    nesterov = f32(1.0 if optimizer.use_nesterov else 0.0)
+    return _fused(_momentum, ("accum",), lambda t, lr: [lr, momentum, momentum * lr, nesterov])
+
+
+def _rmsprop_update(optimizer: opt.RMSProp) -> FusedUpdate:
+    # RMSPropRule.slots: ms, then mom only with momentum, then mg only when centered. The kernel's b is mom and
+    # its c is mg, so a centered rule without momentum passes mg third, after an empty mom.
+    slots = ("ms", *(("mom",) if optimizer.momentum > 0 else ()), *(("mg",) if optimizer.centered else ()))
+    one_minus_rho, eps, momentum = f32(1.0 - optimizer.decay), f32(optimizer.epsilon), f32(optimizer.momentum)
+    update = _fused(_rmsprop, slots, lambda t, lr: [lr, one_minus_rho, eps, momentum])
+    if optimizer.momentum > 0 or not optimizer.centered:
+        return update
+
+    def step(w: np.ndarray, g: np.ndarray, state: tuple[np.ndarray, ...], t: int, lr: float) -> None:
+        update(w, g, (state[0], _NONE, state[1]), t, lr)
+
+    return FusedUpdate(slots, step)
+
+
+def _adagrad_update(optimizer: opt.AdaGrad) -> FusedUpdate:
+    return _fused(_adagrad, ("accum",), lambda t, lr: [lr])
+
+
+def _adam_update(optimizer: opt.Adam) -> FusedUpdate:
+    beta1, beta2, one = f32(optimizer.beta1), f32(optimizer.beta2), f32(1.0)
     # AdamRule.prepare's scalars, with its float32 operations in its order.
     rescale = f32((1.0 - optimizer.beta1) / math.sqrt(1.0 - optimizer.beta2))
     eps = f32(optimizer.epsilon / math.sqrt(1.0 - optimizer.beta2))
-    kernel = _adam_kernel()
 
-    def step(w: np.ndarray, g: np.ndarray, state: tuple[np.ndarray, ...], t: int, lr: float) -> None:
+    def scalars(t: int, lr: np.float32) -> list[np.float32]:
         tf = f32(t)
-        one = f32(1.0)
-        alpha = (f32(lr) * rescale) * np.sqrt(one - np.power(beta2, tf)) / (one - np.power(beta1, tf))
-        kernel(w, g, state[0], state[1], beta1, beta2, f32(alpha), eps, f32(FLT_MIN))
+        alpha = (lr * rescale) * np.sqrt(one - np.power(beta2, tf)) / (one - np.power(beta1, tf))
+        return [beta1, beta2, alpha, eps]
 
-    return FusedUpdate(("m", "v"), step)
+    return _fused(_adam, ("m", "v"), scalars)
 
 
-_FUSED: dict[type[opt.Optimizer], Callable[[Any], FusedUpdate]] = {opt.Adam: _adam}
+def _adamax_update(optimizer: opt.Adamax) -> FusedUpdate:
+    beta1, one = f32(optimizer.beta1), f32(1.0)
+    one_minus_beta1, beta2, eps = f32(1.0 - optimizer.beta1), f32(optimizer.beta2), f32(optimizer.epsilon)
+
+    def scalars(t: int, lr: np.float32) -> list[np.float32]:  # AdamaxRule.prepare
+        return [lr / (one - np.power(beta1, f32(t))), one_minus_beta1, beta2, eps]
+
+    return _fused(_adamax, ("m", "v"), scalars)
+
+
+_FUSED: dict[type[opt.Optimizer], Callable[[Any], FusedUpdate]] = {
+    opt.SGD: _sgd_update,
+    opt.Momentum: _momentum_update,
+    opt.RMSProp: _rmsprop_update,
+    opt.AdaGrad: _adagrad_update,
+    opt.Adam: _adam_update,
+    opt.Adamax: _adamax_update,
+}
 
 
 def supported_names() -> list[str]:
