@@ -243,9 +243,31 @@ def test_update_argument_is_checked(monkeypatch):
         PortableEngine(layers, SCE, opt.Ftrl(), update="fused")
     assert not PortableEngine(layers, SCE, opt.Ftrl()).fused  # auto: the graph's update
     monkeypatch.setattr(_fused, "available", lambda: False)
+    monkeypatch.setattr(_fused, "unavailable_reason", lambda: "numba is not installed (pip install onnxtrain[fast])")
     with pytest.raises(InvalidArgumentError, match=r"numba is not installed"):
         PortableEngine(layers, SCE, opt.Adam(), update="fused")
     assert not PortableEngine(layers, SCE, opt.Adam()).fused
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        ("raise ImportError(\"No module named 'numba'\", name='numba')", "numba is not installed (pip install"),
+        ("raise ImportError('Numba needs NumPy 2.3 or less', name=None)", "numba does not import: Numba needs NumPy"),
+        ("raise OSError('libllvmlite.so: cannot open shared object file')", "numba does not import: OSError: libllvm"),
+    ],
+)
+def test_a_numba_that_does_not_import_leaves_the_graph_update_and_says_why(tmp_path, failure, reason):
+    (tmp_path / "numba.py").write_text(failure + "\n")  # shadows any installed numba in the child process
+    code = (
+        "from onnxtrain import Sequential, losses, optimizers; from onnxtrain.layers import Input, Dense;"
+        "from onnxtrain.portable import PortableEngine, _fused;"
+        "m = Sequential.of(Input(4), Dense(2), seed=1);"
+        "print(PortableEngine(m.layers, losses.get('mse'), optimizers.Adam()).fused, _fused.unavailable_reason())"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("False " + reason), result.stdout
 
 
 @needs_numba

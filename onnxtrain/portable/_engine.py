@@ -371,7 +371,7 @@ def _use_fused(update: str, optimizer: Optimizer, device: Device) -> bool:
     if not _fused.supports(optimizer):
         reasons.append(f"it has no kernel for {type(optimizer).__name__} (only for {_fused.supported_names()})")
     if not _fused.available():
-        reasons.append("numba is not installed (pip install onnxtrain[fast]) or ONNXTRAIN_FUSED_UPDATE=0")
+        reasons.append(_fused.unavailable_reason())
     if update == "fused" and reasons:
         raise InvalidArgumentError(f"update='fused' cannot run here: {'; '.join(reasons)}. Use update='graph'.")
     return update != "graph" and not reasons

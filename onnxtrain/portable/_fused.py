@@ -36,20 +36,29 @@ FLT_MIN = float(np.finfo(np.float32).tiny)  # the smallest normal float32; below
 
 
 @cache
-def _numba() -> Any | None:
-    """The numba module, or None where it is not installed (or disabled with ONNXTRAIN_FUSED_UPDATE=0)."""
+def _numba() -> tuple[Any | None, str]:
+    """(the numba module, "") or (None, why fused updates cannot run here)."""
     if os.environ.get("ONNXTRAIN_FUSED_UPDATE", "1") == "0":
-        return None
+        return None, "ONNXTRAIN_FUSED_UPDATE=0 turns it off"
     try:
         import numba
-    except ImportError:
-        return None
-    return numba
+    except ImportError as e:
+        if e.name in ("numba", "llvmlite"):
+            return None, "numba is not installed (pip install onnxtrain[fast])"
+        return None, f"numba does not import: {e}"  # e.g. a numpy newer than the numba release supports
+    except Exception as e:  # a broken install (a missing LLVM library, ...) is not the user's training problem
+        return None, f"numba does not import: {type(e).__name__}: {e}"
+    return numba, ""
 
 
 def available() -> bool:
     """Whether fused updates can run here (numba imports)."""
-    return _numba() is not None
+    return _numba()[0] is not None
+
+
+def unavailable_reason() -> str:
+    """Why `available()` is False ("" when it is True)."""
+    return _numba()[1]
 
 
 # Every kernel takes (w, g, a, b, c, k): the weights, the gradients, up to three state buffers (zero-length where
@@ -148,7 +157,7 @@ def _compiled(kernel: Callable[..., None]) -> Callable[..., None]:
     made the step 2.5x slower), and splitting the pass with a helper thread of our own (ORT's spinning stopped after
     each run) made 3-epoch fits slower in three of four alternating pairs.
     """
-    numba = _numba()
+    numba = _numba()[0]
     assert numba is not None, "callers check available() first"
     # error_model="numpy": no ZeroDivisionError check per division, which would keep the loop from vectorising.
     options = {"nogil": True, "error_model": "numpy", "boundscheck": False}
