@@ -45,6 +45,13 @@ def test_profile_step_adds_the_fused_kernel_to_the_gradient_session():
     assert "| If |" not in stdout and "update." not in stdout  # no graph update ran
 
 
+@pytest.mark.skipif(not _fused.available(), reason="numba is not installed (onnxtrain[fast])")
+def test_bench_update_compares_the_two_update_paths_per_optimizer():
+    stdout = run_tool("bench_update.py", "--chunks", "2", "--steps", "2", "--warmup", "1", "--optimizers", "adam,sgd")
+    assert "| optimizer | graph update µs/step | fused µs/step |" in stdout, stdout
+    assert stdout.count("\n| adam | ") == 1 and stdout.count("\n| sgd | ") == 1, stdout
+
+
 @pytest.mark.parametrize(("flags", "relu_gradient"), [((), "| Greater |"), (("--keep-relugrad",), "| ReluGrad |")])
 def test_profile_step_profiles_the_ort_training_session(flags, relu_gradient):
     if importlib.util.find_spec("onnxruntime.training") is None:
