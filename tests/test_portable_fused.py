@@ -42,9 +42,19 @@ FUSED = [
     opt.RMSProp(learning_rate=0.01, momentum=0.5),
     opt.RMSProp(learning_rate=0.01, centered=True),
     opt.RMSProp(learning_rate=0.01, momentum=0.5, centered=True),
+    opt.AdaDelta(learning_rate=1.0),
     opt.AdaGrad(learning_rate=0.05),
+    opt.AdaGradDA(learning_rate=0.05),
+    opt.AdaGradDA(learning_rate=0.05, l1_strength=0.0),
     opt.Adam(learning_rate=0.01),
     opt.Adamax(learning_rate=0.01),
+    opt.Ftrl(learning_rate=0.1, l1_regularization_strength=0.001, l2_regularization_strength=0.01),
+    opt.Ftrl(
+        learning_rate=0.1,
+        learning_rate_power=-0.7,
+        l2_shrinkage_regularization_strength=0.01,
+        initial_accumulator_value=0.1,
+    ),
 ]
 
 
@@ -239,9 +249,13 @@ def test_update_argument_is_checked(monkeypatch):
         InvalidArgumentError, match=r"update expects one of \['auto', 'graph', 'fused'\]\. Received: 'fast'"
     ):
         PortableEngine(layers, SCE, opt.Adam(), update="fast")
-    with pytest.raises(InvalidArgumentError, match=r"no kernel for Ftrl \(only for \['SGD', 'Momentum', 'RMSProp', "):
-        PortableEngine(layers, SCE, opt.Ftrl(), update="fused")
-    assert not PortableEngine(layers, SCE, opt.Ftrl()).fused  # auto: the graph's update
+
+    class MyAdam(opt.Adam):  # a subclass may change the rule: the graph's update, which its registered rule makes
+        pass
+
+    with pytest.raises(InvalidArgumentError, match=r"no kernel for MyAdam \(only for \['SGD', 'Momentum', 'RMSProp', "):
+        PortableEngine(layers, SCE, MyAdam(), update="fused")
+    assert not PortableEngine(layers, SCE, MyAdam()).fused  # auto: the graph's update
     monkeypatch.setattr(_fused, "available", lambda: False)
     monkeypatch.setattr(_fused, "unavailable_reason", lambda: "numba is not installed (pip install onnxtrain[fast])")
     with pytest.raises(InvalidArgumentError, match=r"numba is not installed"):

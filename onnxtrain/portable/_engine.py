@@ -73,9 +73,8 @@ class PortableEngine:
         saved).
         opset / ir_version: of the emitted graphs.
         update: "graph" runs the optimizer update inside the train-step graph; "fused" runs forward and backward
-        in ONNX Runtime and the update as one compiled pass (`_fused.py`: CPU only, needs numba; SGD, Momentum,
-        RMSProp, AdaGrad, Adam and Adamax);
-        "auto" takes "fused" where it can run.
+        in ONNX Runtime and the update as one compiled pass (`_fused.py`: CPU only, needs numba, and a kernel for
+        the optimizer's class: the nine built-in ones have one); "auto" takes "fused" where it can run.
     """
 
     def __init__(

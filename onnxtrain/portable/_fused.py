@@ -7,13 +7,15 @@ weight, gradient and moment once: ~180 µs alone, ~220-250 µs inside a fit, on 
 runs only forward, loss, backward and clipping in ONNX Runtime (`gradient_model`) and calls the kernel between
 runs, on the very buffers ONNX Runtime reads.
 
-Kernels exist for SGD, Momentum, RMSProp, AdaGrad, Adam and Adamax; AdaDelta, AdaGradDA and Ftrl keep the graph's
-update. numba is optional (`pip install onnxtrain[fast]`); without it the engine keeps the update in the graph.
-This is the only module that imports numba.
+Every optimizer the portable engine knows has a kernel: SGD, Momentum, RMSProp, AdaDelta, AdaGrad, AdaGradDA,
+Adam, Adamax and Ftrl (a registered rule of your own keeps the graph's update). numba is optional
+(`pip install onnxtrain[fast]`); without it the engine keeps the update in the graph. This is the only module that
+imports numba.
 
 Numerics. Each kernel evaluates its `UpdateRule`'s formula in the same order, in float32, so the carried state
 (and checkpoints) mean the same thing on both paths. The results agree to float32 rounding, not bit for bit:
-numba's square root is correctly rounded, ONNX Runtime 1.19's CPU Sqrt is not (1 ulp off for ~40% of inputs).
+numba's square root is correctly rounded, ONNX Runtime 1.19's CPU Sqrt is not (1 ulp off for ~40% of inputs), and
+numba's float32 power (Ftrl with a learning-rate power other than -1/2) is not always the C library's powf.
 The engine calls the kernel in the float mode it runs ORT in (subnormals flushed to zero, `_float_env.py`), and
 the kernel flushes the subnormal values it stores itself too, so that, as in the graph, stored values never become
 subnormal (which would also slow the arithmetic) where that mode cannot be set.
@@ -147,6 +149,63 @@ def _adamax(w: np.ndarray, g: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.nd
         w[i] = wi if abs(wi) >= tiny else np.float32(0.0)
 
 
+def _adadelta(w: np.ndarray, g: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
+    """AdaDeltaRule; a = accum, b = accum_update. k: lr, rho, 1 - rho, eps, tiny."""
+    lr, rho, one_minus_rho, eps, tiny = k[0], k[1], k[2], k[3], k[4]
+    for i in range(w.size):
+        gi = g[i]
+        ai = a[i] * rho + (gi * gi) * one_minus_rho
+        step = (np.sqrt(b[i] + eps) / np.sqrt(ai + eps)) * gi
+        ui = b[i] * rho + (step * step) * one_minus_rho
+        wi = w[i] - step * lr
+        a[i] = ai if ai >= tiny else np.float32(0.0)
+        b[i] = ui if ui >= tiny else np.float32(0.0)
+        w[i] = wi if abs(wi) >= tiny else np.float32(0.0)
+
+
+def _adagrad_da(w: np.ndarray, g: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
+    """AdaGradDARule; a = grad_accum, b = grad_squared_accum. k: -lr, l2 * t * lr, l1 * t, l1 > 0 (1 or 0), tiny."""
+    minus_lr, l2_t_lr, l1_t, with_l1, tiny = k[0], k[1], k[2], k[3], k[4]
+    zero = np.float32(0.0)
+    for i in range(w.size):
+        gi = g[i]
+        acc = a[i] + gi
+        sq = b[i] + gi * gi
+        denom = l2_t_lr + np.sqrt(sq)
+        if with_l1 != 0:
+            numerator = (minus_lr * np.sign(acc)) * max(abs(acc) - l1_t, zero)
+        else:
+            numerator = minus_lr * acc
+        wi = numerator / denom
+        a[i] = acc if abs(acc) >= tiny else zero
+        b[i] = sq if sq >= tiny else zero
+        w[i] = wi if abs(wi) >= tiny else zero
+
+
+def _ftrl(w: np.ndarray, g: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, k: np.ndarray) -> None:
+    """FtrlRule; a = accum, b = linear. k: lr, l1, 2 * l2, -learning_rate_power, 2 * l2_shrinkage (0: none),
+    the power is 1/2 (1 or 0: Sqrt instead of Pow, as the graph), tiny."""
+    lr, l1, two_l2, power, shrink, square_root, tiny = k[0], k[1], k[2], k[3], k[4], k[5], k[6]
+    zero = np.float32(0.0)
+    for i in range(w.size):
+        wi, gi = w[i], g[i]
+        if shrink > 0:
+            gi = gi + wi * shrink
+        new_accum = a[i] + gi * gi
+        if square_root != 0:
+            new_power, old_power = np.sqrt(new_accum), np.sqrt(a[i])
+        else:
+            new_power, old_power = new_accum**power, a[i] ** power
+        sigma = (new_power - old_power) / lr
+        linear = b[i] + (gi - sigma * wi)
+        x = l1 * np.sign(linear) - linear
+        y = new_power / lr + two_l2
+        wi = x / y if abs(linear) > l1 else zero
+        a[i] = new_accum if new_accum >= tiny else zero
+        b[i] = linear if abs(linear) >= tiny else zero
+        w[i] = wi if abs(wi) >= tiny else zero
+
+
 @cache
 def _compiled(kernel: Callable[..., None]) -> Callable[..., None]:
     """`kernel` compiled for flat float32 buffers, on the calling thread.
@@ -254,13 +313,40 @@ def _adamax_update(optimizer: opt.Adamax) -> FusedUpdate:
     return _fused(_adamax, ("m", "v"), scalars)
 
 
+def _adadelta_update(optimizer: opt.AdaDelta) -> FusedUpdate:
+    rho, one_minus_rho, eps = f32(optimizer.rho), f32(1.0 - optimizer.rho), f32(optimizer.epsilon)
+    return _fused(_adadelta, ("accum", "accum_update"), lambda t, lr: [lr, rho, one_minus_rho, eps])
+
+
+def _adagrad_da_update(optimizer: opt.AdaGradDA) -> FusedUpdate:
+    l1, l2 = f32(optimizer.l1_strength), f32(optimizer.l2_strength)
+    with_l1 = f32(1.0 if optimizer.l1_strength > 0 else 0.0)
+
+    def scalars(t: int, lr: np.float32) -> list[np.float32]:  # AdaGradDARule.prepare
+        tf = f32(t)
+        return [-lr, (l2 * tf) * lr, l1 * tf, with_l1]
+
+    return _fused(_adagrad_da, ("grad_accum", "grad_squared_accum"), scalars)
+
+
+def _ftrl_update(optimizer: opt.Ftrl) -> FusedUpdate:
+    l1, two_l2 = f32(optimizer.l1_regularization_strength), f32(2.0 * optimizer.l2_regularization_strength)
+    power = f32(-optimizer.learning_rate_power)
+    shrink = f32(2.0 * optimizer.l2_shrinkage_regularization_strength)
+    square_root = f32(1.0 if optimizer.learning_rate_power == -0.5 else 0.0)
+    return _fused(_ftrl, ("accum", "linear"), lambda t, lr: [lr, l1, two_l2, power, shrink, square_root])
+
+
 _FUSED: dict[type[opt.Optimizer], Callable[[Any], FusedUpdate]] = {
     opt.SGD: _sgd_update,
     opt.Momentum: _momentum_update,
     opt.RMSProp: _rmsprop_update,
+    opt.AdaDelta: _adadelta_update,
     opt.AdaGrad: _adagrad_update,
+    opt.AdaGradDA: _adagrad_da_update,
     opt.Adam: _adam_update,
     opt.Adamax: _adamax_update,
+    opt.Ftrl: _ftrl_update,
 }
 
 
