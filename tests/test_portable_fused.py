@@ -282,6 +282,9 @@ def test_a_numba_that_does_not_import_leaves_the_graph_update_and_says_why(tmp_p
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.startswith("False " + reason), result.stdout
+    broken = "not installed" not in reason  # installed but failing: one warning says so; absent: silence
+    assert ("RuntimeWarning: " + reason in result.stderr) == broken, result.stderr
+    assert result.stderr.count("RuntimeWarning") == int(broken), result.stderr
 
 
 @needs_numba

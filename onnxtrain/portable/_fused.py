@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -47,10 +48,14 @@ def _numba() -> tuple[Any | None, str]:
     except ImportError as e:
         if e.name in ("numba", "llvmlite"):
             return None, "numba is not installed (pip install onnxtrain[fast])"
-        return None, f"numba does not import: {e}"  # e.g. a numpy newer than the numba release supports
+        reason = f"numba does not import: {e}"  # e.g. a numpy newer than the numba release supports
     except Exception as e:  # a broken install (a missing LLVM library, ...) is not the user's training problem
-        return None, f"numba does not import: {type(e).__name__}: {e}"
-    return numba, ""
+        reason = f"numba does not import: {type(e).__name__}: {e}"
+    else:
+        return numba, ""
+    # Installed but broken: say so once, or the user would lose the speed without knowing why.
+    warnings.warn(f"{reason}. The portable engine keeps its optimizer update in the graph.", RuntimeWarning, 2)
+    return None, reason
 
 
 def available() -> bool:
