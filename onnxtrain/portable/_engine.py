@@ -364,16 +364,19 @@ class PortableEngine:
 def _use_fused(update: str, optimizer: Optimizer, device: Device) -> bool:
     if update not in UPDATES:
         raise InvalidArgumentError(f"update expects one of {list(UPDATES)}. Received: {update!r}")
+    if update == "graph":
+        return False
     reasons = []
     if device.kind != "cpu":
         reasons.append(f"it runs on the CPU only (device={str(device)!r})")
     if not _fused.supports(optimizer):
         reasons.append(f"it has no kernel for {type(optimizer).__name__} (only for {_fused.supported_names()})")
-    if not _fused.available():
+    # Importing numba costs ~0.5 s and ~100 MiB: only where the answer still depends on it.
+    if (update == "fused" or not reasons) and not _fused.available():
         reasons.append(_fused.unavailable_reason())
     if update == "fused" and reasons:
         raise InvalidArgumentError(f"update='fused' cannot run here: {'; '.join(reasons)}. Use update='graph'.")
-    return update != "graph" and not reasons
+    return not reasons
 
 
 class _BatchBinding:

@@ -253,14 +253,23 @@ _NONE = np.zeros(0, np.float32)  # a state buffer the rule does not have
 
 
 def _fused(
-    kernel: Callable[..., None], slots: tuple[str, ...], scalars: Callable[[int, np.float32], list[np.float32]]
+    kernel: Callable[..., None],
+    slots: tuple[str, ...],
+    scalars: Callable[[int, np.float32], list[np.float32]],
+    buffers: tuple[str, ...] | None = None,
 ) -> FusedUpdate:
-    """A FusedUpdate calling the compiled `kernel` with `scalars(t, lr)` (float32, TINY appended)."""
+    """A FusedUpdate calling the compiled `kernel` with `scalars(t, lr)` (float32, TINY appended).
+
+    `buffers` names the slot the kernel expects as its a, b and c (default: `slots` in order); a slot the rule
+    does not have this time (an option left it out) is passed as an empty buffer.
+    """
     compiled = _compiled(kernel)
+    positions = tuple(slots.index(name) if name in slots else None for name in (buffers or slots))
+    padding = (_NONE,) * (3 - len(positions))
 
     def step(w: np.ndarray, g: np.ndarray, state: tuple[np.ndarray, ...], t: int, lr: float) -> None:
-        buffers = (*state, _NONE, _NONE, _NONE)[:3]
-        compiled(w, g, *buffers, np.array([*scalars(t, f32(lr)), FLT_MIN], np.float32))
+        abc = (*(_NONE if i is None else state[i] for i in positions), *padding)
+        compiled(w, g, *abc, np.array([*scalars(t, f32(lr)), FLT_MIN], np.float32))
 
     return FusedUpdate(slots, step)
 
@@ -276,18 +285,10 @@ def _momentum_update(optimizer: opt.Momentum) -> FusedUpdate:
 
 
 def _rmsprop_update(optimizer: opt.RMSProp) -> FusedUpdate:
-    # RMSPropRule.slots: ms, then mom only with momentum, then mg only when centered. The kernel's b is mom and
-    # its c is mg, so a centered rule without momentum passes mg third, after an empty mom.
+    # RMSPropRule.slots: ms, then mom only with momentum, then mg only when centered.
     slots = ("ms", *(("mom",) if optimizer.momentum > 0 else ()), *(("mg",) if optimizer.centered else ()))
     one_minus_rho, eps, momentum = f32(1.0 - optimizer.decay), f32(optimizer.epsilon), f32(optimizer.momentum)
-    update = _fused(_rmsprop, slots, lambda t, lr: [lr, one_minus_rho, eps, momentum])
-    if optimizer.momentum > 0 or not optimizer.centered:
-        return update
-
-    def step(w: np.ndarray, g: np.ndarray, state: tuple[np.ndarray, ...], t: int, lr: float) -> None:
-        update(w, g, (state[0], _NONE, state[1]), t, lr)
-
-    return FusedUpdate(slots, step)
+    return _fused(_rmsprop, slots, lambda t, lr: [lr, one_minus_rho, eps, momentum], ("ms", "mom", "mg"))
 
 
 def _adagrad_update(optimizer: opt.AdaGrad) -> FusedUpdate:
