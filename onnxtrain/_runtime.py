@@ -106,8 +106,41 @@ def available_providers() -> list[str]:
 def cuda_extra_hint() -> str:
     return (
         "The CUDA execution provider comes with `pip install onnxtrain[cuda]` (onnxruntime-training, Python <= 3.11) "
-        "for training, or `onnxtrain[infer-gpu]` (onnxruntime-gpu) for inference; uninstall the current flavour first."
+        "for either engine, or `onnxtrain[infer-gpu]` (onnxruntime-gpu, any Python) for inference and the portable "
+        "engine; uninstall the current flavour first."
     )
+
+
+def create_session(ort: Any, model: bytes, options: Any, device: Device) -> Any:
+    """An `ort.InferenceSession` of `model` on `device`, that runs there or not at all.
+
+    ONNX Runtime quietly builds a CPU-only session when its CUDA provider's libraries (CUDA, cuDNN) do not load,
+    and quietly moves a session to the CPU when a CUDA run fails. Asked for CUDA, this preloads the libraries that
+    pip's nvidia packages installed (`onnxruntime.preload_dlls`, ORT >= 1.21) and tries once more; then it
+    raises, and the sessions it returns raise their run errors instead of moving.
+
+    Raises:
+        RuntimeSetupError: the CUDA provider did not start.
+    """
+    if device.kind != "cuda":
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    providers = [("CUDAExecutionProvider", {"device_id": device.index}), "CPUExecutionProvider"]
+    session = ort.InferenceSession(model, options, providers=providers)
+    preload = getattr(ort, "preload_dlls", None)
+    if "CUDAExecutionProvider" not in session.get_providers() and preload is not None:
+        preload()
+        session = ort.InferenceSession(model, options, providers=providers)
+    if "CUDAExecutionProvider" not in session.get_providers():
+        wants = f"CUDA {getattr(ort, 'cuda_version', None) or '12 or 13'} and cuDNN 9"
+        raise RuntimeSetupError(
+            f"device={str(device)!r}: ONNX Runtime {ort.__version__} has a CUDA provider but could not start it "
+            f"(session providers: {session.get_providers()}); its libraries did not load (ONNX Runtime's log above "
+            f"names the missing one). This build needs {wants}: `pip install onnxruntime-gpu[cuda,cudnn]` installs "
+            "them as Python packages, or put the system's on LD_LIBRARY_PATH; check with "
+            "`python -c 'import onnxruntime; onnxruntime.preload_dlls(); onnxruntime.print_debug_info()'`."
+        )
+    session.disable_fallback()
+    return session
 
 
 _DEVICE_PATTERN = re.compile(r"^(cpu|cuda|auto)(?::(\d+))?$")

@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 
 from onnxtrain import losses
-from onnxtrain._runtime import resolve_device
+from onnxtrain._runtime import create_session, resolve_device
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
     ModelFileError,
     ModelStateError,
     OnnxtrainError,
+    RuntimeSetupError,
     ShapeError,
 )
 from onnxtrain.inputs import check_positive_int, prepare_x
@@ -71,11 +72,10 @@ class InferenceModel:
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = check_positive_int("threads", threads)
-        providers: list[Any] = ["CPUExecutionProvider"]
-        if resolved.kind == "cuda":
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": resolved.index}))
         try:
-            self._session = onnxruntime.InferenceSession(bytes(model), options, providers=providers)
+            self._session = create_session(onnxruntime, bytes(model), options, resolved)
+        except RuntimeSetupError:
+            raise
         except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph, ... from its C++ layer
             raise ModelFileError(
                 f"{source} could not be loaded by ONNX Runtime {onnxruntime.__version__} "

@@ -20,7 +20,7 @@ import numpy as np
 
 from onnxtrain import _ort_training
 from onnxtrain._float_env import FlushToZero
-from onnxtrain._runtime import Device, resolve_device
+from onnxtrain._runtime import Device, create_session, resolve_device
 from onnxtrain.callbacks import CallbackList
 from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, NonFiniteLossError, UnsupportedError
@@ -351,9 +351,7 @@ class Trainer:
             options = onnxruntime.SessionOptions()
             options.add_session_config_entry("session.set_denormal_as_zero", "1")  # see _float_env.py
             with self._flush.creating():
-                self._inference_session = onnxruntime.InferenceSession(
-                    model.SerializeToString(), options, providers=[self.device.provider]
-                )
+                self._inference_session = create_session(onnxruntime, model.SerializeToString(), options, self.device)
         return self._inference_session
 
     def weights_changed(self) -> None:

@@ -10,13 +10,21 @@ sys.path.insert(0, str(Path(__file__).parent))  # for `import reference`
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from onnxtrain import _ort_training
     from onnxtrain._runtime import available_providers
+    from onnxtrain.errors import RuntimeSetupError
 
+    missing = {}
     if "CUDAExecutionProvider" not in available_providers():
-        skip = pytest.mark.skip(reason="no CUDA execution provider in the installed onnxruntime")
-        for item in items:
-            if "cuda" in item.keywords:
-                item.add_marker(skip)
+        missing["cuda"] = "no CUDA execution provider in the installed onnxruntime"
+    try:
+        _ort_training._training_api()
+    except RuntimeSetupError:
+        missing["training"] = "no onnxruntime-training build installed (the ort-training engine)"
+    for item in items:
+        for marker, reason in missing.items():
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture

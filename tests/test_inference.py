@@ -162,6 +162,14 @@ def test_asking_for_cuda_without_the_provider_says_which_package_brings_it(saved
         InferenceModel.load(saved["file"], device="cuda")
 
 
+@pytest.mark.cuda
+def test_a_cuda_session_runs_on_the_gpu_and_predicts_what_the_cpu_does(saved):
+    with InferenceModel.load(saved["directory"], device="cuda") as model:
+        assert model.device == "cuda:0" and model._session.get_providers()[0] == "CUDAExecutionProvider"
+        assert np.array_equal(model.predict(_x()), saved["predictions"])
+        np.testing.assert_allclose(model.predict_softly(_x()), saved["probabilities"], rtol=0, atol=1e-5)
+
+
 # --- no training package needed
 
 

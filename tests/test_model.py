@@ -146,6 +146,7 @@ def test_binary_crossentropy_on_a_sigmoid_output():
         assert set(np.unique(model.predict(x))) <= {0, 1}
 
 
+@pytest.mark.training
 def test_with_block_closes_and_close_is_idempotent(blobs):
     x, y = blobs
     model = blob_model()
@@ -159,6 +160,7 @@ def test_with_block_closes_and_close_is_idempotent(blobs):
         model.fit((x, y), epochs=1, batch_size=8)
 
 
+@pytest.mark.training
 def test_artifacts_dir_keeps_the_artifacts(tmp_path):
     with blob_model() as model:
         model.compile(optimizer="adam", artifacts_dir=tmp_path / "artifacts")

@@ -13,6 +13,7 @@ from onnx import helper
 
 from onnxtrain import Sequential, losses
 from onnxtrain import optimizers as opt
+from onnxtrain._runtime import Device
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.portable import PortableEngine, train_step_model
@@ -20,6 +21,7 @@ from onnxtrain.portable._graphs import UPDATED, TrainStepGraph, _fold_output_ide
 from onnxtrain.portable._in_place import in_place_updates
 
 SCE = losses.get("softmax_cross_entropy_with_logits")
+CPU = Device("cpu")
 OPTIMIZERS = [
     opt.SGD(learning_rate=0.1),
     opt.Momentum(use_nesterov=True),
@@ -37,17 +39,21 @@ def mlp() -> Sequential:
     return Sequential.of(Input(4, 3), Flatten(), Dense(16), Dense(3, activation="linear"), seed=5)
 
 
-def double_buffered(model: Sequential, optimizer: opt.Optimizer, monkeypatch: pytest.MonkeyPatch) -> PortableEngine:
+def double_buffered(
+    model: Sequential, optimizer: opt.Optimizer, monkeypatch: pytest.MonkeyPatch, device: Device = CPU
+) -> PortableEngine:
     with monkeypatch.context() as patch:
         patch.setattr(TrainStepGraph, "in_place", property(lambda self: frozenset()))
-        return PortableEngine(model.layers, SCE, optimizer, update="graph")
+        return PortableEngine(model.layers, SCE, optimizer, device=device, update="graph")
 
 
+@pytest.mark.parametrize("device", [CPU, pytest.param(Device("cuda"), marks=pytest.mark.cuda)], ids=str)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=repr)
-def test_in_place_engine_matches_a_double_buffered_one_bit_for_bit(blobs, optimizer, monkeypatch):
+def test_in_place_engine_matches_a_double_buffered_one_bit_for_bit(blobs, optimizer, device, monkeypatch):
     x, y = blobs
-    fast = PortableEngine(mlp().layers, SCE, optimizer, update="graph")  # the graph's update (Adam could be fused)
-    reference = double_buffered(mlp(), optimizer, monkeypatch)
+    # The graph's update (Adam could be fused on the CPU).
+    fast = PortableEngine(mlp().layers, SCE, optimizer, device=device, update="graph")
+    reference = double_buffered(mlp(), optimizer, monkeypatch, device)
     assert fast.in_place and not reference.in_place
     bad = x[:30].copy()
     bad[0, 0, 0] = np.nan

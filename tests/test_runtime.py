@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from onnxtrain._runtime import Device, check_single_flavour, installed_flavours, resolve_device
+from onnxtrain._runtime import Device, check_single_flavour, create_session, installed_flavours, resolve_device
 from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
 
 
@@ -50,3 +50,67 @@ def test_cuda_without_provider_says_which_extra():
     with pytest.raises(RuntimeSetupError, match=r"onnxtrain\[cuda\].*onnxtrain\[infer-gpu\]"):
         resolve_device("cuda:0", ["CPUExecutionProvider"])
     assert Device("cuda", 1).ort_device == "cuda:1" and Device("cpu").provider == "CPUExecutionProvider"
+
+
+class FakeSession:
+    def __init__(self, providers: list[str]):
+        self._providers = providers
+        self.fallback = True
+
+    def get_providers(self) -> list[str]:
+        return self._providers
+
+    def disable_fallback(self) -> None:
+        self.fallback = False
+
+
+class FakeOrt:
+    """An onnxruntime whose CUDA provider starts only once its libraries are preloaded (or never)."""
+
+    __version__ = "1.31.1"
+    cuda_version = "13.0"
+
+    def __init__(self, loads_after_preload: bool, has_preload: bool = True):
+        self.loads_after_preload = loads_after_preload
+        self.preloaded = False
+        self.sessions: list[tuple[list, FakeSession]] = []
+        if has_preload:
+            self.preload_dlls = self._preload
+
+    def _preload(self) -> None:
+        self.preloaded = True
+
+    def InferenceSession(self, model: bytes, options: object, providers: list) -> FakeSession:
+        wanted = [p[0] if isinstance(p, tuple) else p for p in providers]
+        started = wanted if self.preloaded and self.loads_after_preload else ["CPUExecutionProvider"]
+        session = FakeSession(started)
+        self.sessions.append((providers, session))
+        return session
+
+
+def test_a_cpu_session_asks_for_the_cpu_provider_only():
+    ort = FakeOrt(loads_after_preload=True)
+    create_session(ort, b"model", None, Device("cpu"))
+    assert [p for p, _ in ort.sessions] == [["CPUExecutionProvider"]] and not ort.preloaded
+
+
+def test_a_cuda_provider_that_starts_after_preloading_its_libraries_is_used_and_cannot_fall_back():
+    ort = FakeOrt(loads_after_preload=True)
+    session = create_session(ort, b"model", None, Device("cuda", 1))
+    assert ort.preloaded and len(ort.sessions) == 2
+    assert ort.sessions[-1][0][0] == ("CUDAExecutionProvider", {"device_id": 1})
+    assert session.get_providers()[0] == "CUDAExecutionProvider"
+    assert not session.fallback  # a failing CUDA run raises instead of moving to the CPU
+
+
+@pytest.mark.parametrize("has_preload", [True, False])
+def test_a_cuda_provider_that_does_not_start_is_an_error_not_a_quiet_cpu_session(has_preload):
+    ort = FakeOrt(loads_after_preload=False, has_preload=has_preload)
+    with pytest.raises(
+        RuntimeSetupError,
+        match=r"device='cuda:0': ONNX Runtime 1\.31\.1 has a CUDA provider but could not start it \(session "
+        r"providers: \['CPUExecutionProvider'\]\).*needs CUDA 13\.0 and cuDNN 9: `pip install "
+        r"onnxruntime-gpu\[cuda,cudnn\]`",
+    ):
+        create_session(ort, b"model", None, Device("cuda", 0))
+    assert len(ort.sessions) == (2 if has_preload else 1)
