@@ -306,11 +306,40 @@ def test_cuda_engine_keeps_state_on_the_device_and_matches_cpu(blobs):
     cpu = PortableEngine(mlp().layers, SCE, Adam(learning_rate=0.01))
     gpu = PortableEngine(mlp().layers, SCE, Adam(learning_rate=0.01), device=Device("cuda", 0))
     assert all(v.device_name().lower() == "cuda" for v in gpu._sets[0].values())
-    for xb, yb in batches(x, y) * 3:
-        cpu.train_step(xb, yb)
-        gpu.train_step(xb, yb)
+    # Every batch through one reused buffer, as the trainer feeds them.
+    xb, yb = np.empty((30, *x.shape[1:]), np.float32), np.empty(30, np.int64)
+    for start in list(range(0, len(x), 30)) * 3:
+        np.take(x, np.arange(start, start + 30), axis=0, out=xb)
+        np.take(y, np.arange(start, start + 30), out=yb)
+        (cpu_loss, cpu_logits), (gpu_loss, gpu_logits) = cpu.train_step(xb, yb), gpu.train_step(xb, yb)
+        np.testing.assert_allclose(gpu_loss, cpu_loss, rtol=1e-4)
+        np.testing.assert_allclose(gpu_logits, cpu_logits, rtol=1e-4, atol=1e-5)
     for name, value in cpu.get_weights().items():
         np.testing.assert_allclose(gpu.get_weights()[name], value, rtol=1e-3, atol=1e-5)
+
+
+class RecordingBinding:
+    def __init__(self) -> None:
+        self.bound: list[str] = []
+
+    def bind_cpu_input(self, name: str, value: np.ndarray) -> None:
+        self.bound.append(name)
+
+    def bind_output(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("copied_when_bound", "binds"), [(False, 2), (True, 6)])
+def test_a_reused_batch_buffer_is_bound_once_unless_the_device_copies_it_when_bound(copied_when_bound, binds):
+    from onnxtrain.portable._engine import _BatchBinding
+
+    binding = RecordingBinding()
+    batch = _BatchBinding(binding, (3,), copied_when_bound)
+    x, labels = np.zeros((4, 2), np.float32), np.zeros(4, np.int64)
+    for value in range(3):
+        x[...] = value  # the trainer gathers each batch into the same buffer
+        batch.bind_batch(x, labels)
+    assert len(binding.bound) == binds  # CUDA copies a host input when it is bound, so every batch is bound anew
 
 
 def test_save_and_load_resume_exactly_with_the_portable_engine(blobs, tmp_path: Path):

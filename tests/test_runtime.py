@@ -98,7 +98,7 @@ def test_a_cuda_provider_that_starts_after_preloading_its_libraries_is_used_and_
     ort = FakeOrt(loads_after_preload=True)
     session = create_session(ort, b"model", None, Device("cuda", 1))
     assert ort.preloaded and len(ort.sessions) == 2
-    assert ort.sessions[-1][0][0] == ("CUDAExecutionProvider", {"device_id": 1})
+    assert ort.sessions[-1][0][0] == ("CUDAExecutionProvider", {"device_id": "1", "use_tf32": "0"})
     assert session.get_providers()[0] == "CUDAExecutionProvider"
     assert not session.fallback  # a failing CUDA run raises instead of moving to the CPU
 

@@ -222,7 +222,7 @@ class PortableEngine:
         for name, value in self._gradients.items():
             binding.bind_ortvalue_output(name, value)
         self._bind_loss(binding)
-        self._train_bindings = [_BatchBinding(binding, self._output_shape)] * 2
+        self._train_bindings = [_BatchBinding(binding, self._output_shape, self.device.kind != "cpu")] * 2
 
     def _train_binding(self, k: int) -> _BatchBinding:
         binding = self._train_session.io_binding()
@@ -232,7 +232,7 @@ class PortableEngine:
         for name, value in target.items():
             binding.bind_ortvalue_output(updated(name), value)
         self._bind_loss(binding)
-        return _BatchBinding(binding, self._output_shape)
+        return _BatchBinding(binding, self._output_shape, self.device.kind != "cpu")
 
     def _eval_binding(self, k: int) -> _BatchBinding:
         binding = self._eval_session.io_binding()
@@ -242,7 +242,7 @@ class PortableEngine:
             if name in eval_inputs:
                 binding.bind_ortvalue_input(name, value)
         self._bind_loss(binding)
-        return _BatchBinding(binding, self._output_shape)
+        return _BatchBinding(binding, self._output_shape, self.device.kind != "cpu")
 
     def _bind_loss(self, binding: Any) -> None:
         binding.bind_output(emit.LOSS_NAME, "cpu", 0, np.float32, [], self._loss.ctypes.data)
@@ -380,15 +380,18 @@ def _use_fused(update: str, optimizer: Optimizer, device: Device) -> bool:
 class _BatchBinding:
     """An IOBinding whose weights are bound, and the host arrays bound to its batch, labels and logits.
 
-    ONNX Runtime reads and writes bound host arrays in place. So a batch in the memory of the last one (the trainer
-    gathers every shuffled batch into one reused buffer) needs no new binding, and one logits buffer serves every
-    batch of a size (rebinding both cost 20-40 µs of a ~1.5 ms tutorial step inside a fit). The bound arrays are
-    held here, which keeps their memory alive while ORT may read it.
+    A CPU session reads and writes bound host arrays in place. So there a batch in the memory of the last one (the
+    trainer gathers every shuffled batch into one reused buffer) needs no new binding, and one logits buffer serves
+    every batch of a size (rebinding both cost 20-40 µs of a ~1.5 ms tutorial step inside a fit). A CUDA session
+    copies a host input to the GPU when it is bound, not when it runs (`IOBinding::BindInput`), so there every
+    batch is bound anew (`copied_when_bound`). The bound arrays are held here, which keeps their memory alive while
+    ORT may read it.
     """
 
-    def __init__(self, binding: Any, output_shape: tuple[int, ...]):
+    def __init__(self, binding: Any, output_shape: tuple[int, ...], copied_when_bound: bool):
         self.binding = binding
         self._output_shape = output_shape
+        self._copied_when_bound = copied_when_bound
         # name -> (the bound array, and its address, shape and dtype when bound: `.shape` can be assigned in place)
         self._inputs: dict[str, tuple[np.ndarray, int, tuple[int, ...], np.dtype]] = {}
         self._logits = np.empty((0, *output_shape), np.float32)
@@ -397,10 +400,10 @@ class _BatchBinding:
         """Bind C-contiguous `x` and `labels`; returns the logits buffer the next run writes."""
         for name, value in ((emit.INPUT_NAME, x), (emit.LABELS_NAME, labels)):
             bound = self._inputs.get(name)
-            if bound is not None and value is bound[0] and value.shape == bound[2]:
+            if bound is not None and value is bound[0] and value.shape == bound[2] and not self._copied_when_bound:
                 continue
             memory = (value.ctypes.data, value.shape, value.dtype)
-            if bound is None or memory != bound[1:]:
+            if bound is None or memory != bound[1:] or self._copied_when_bound:
                 self.binding.bind_cpu_input(name, value)
             self._inputs[name] = (value, *memory)
         if len(self._logits) != len(x):
