@@ -229,13 +229,18 @@ def test_auto_device_falls_back_to_cpu():
 
 
 @pytest.mark.cuda
-def test_short_cuda_fit(blobs):
+def test_a_short_cuda_fit_learns_what_the_cpu_fit_learns(blobs):
     x, y = blobs
-    with blob_model() as model:
-        model.compile(optimizer="adam", metric="accuracy", device="cuda")
-        history = model.fit((x, y), epochs=3, batch_size=16, verbose=0)
-        assert history.history["loss"][-1] < history.history["loss"][0]
-        assert model.evaluate((x, y)).metrics["accuracy"] > 0.9
+    fits = {}
+    for device in ("cpu", "cuda"):
+        with blob_model() as model:
+            model.compile(optimizer="adam", metric="accuracy", device=device)
+            history = model.fit((x, y), epochs=10, batch_size=16, verbose=0)
+            fits[device] = history.history["loss"], model.evaluate((x, y)).metrics["accuracy"], model.predict(x)
+    losses, accuracy, predictions = fits["cuda"]
+    assert losses[-1] < losses[0] / 5 and accuracy > 0.95
+    np.testing.assert_allclose(losses, fits["cpu"][0], rtol=1e-3)  # the same steps, to float32 rounding
+    assert accuracy == fits["cpu"][1] and np.array_equal(predictions, fits["cpu"][2])
 
 
 COMPILED_BAD_CALLS = [
