@@ -111,12 +111,15 @@ def cuda_extra_hint() -> str:
     )
 
 
+_PRELOADED: set[Any] = set()  # the onnxruntime modules whose preload_dlls() has run (once per process)
+
+
 def create_session(ort: Any, model: bytes, options: Any, device: Device) -> Any:
     """An `ort.InferenceSession` of `model` on `device`, that runs there or not at all.
 
     ONNX Runtime quietly builds a CPU-only session when its CUDA provider's libraries (CUDA, cuDNN) do not load,
     and quietly moves a session to the CPU when a CUDA run fails. Asked for CUDA, this preloads the libraries that
-    pip's nvidia packages installed (`onnxruntime.preload_dlls`, ORT >= 1.21) and tries once more; then it
+    pip's nvidia packages installed (`onnxruntime.preload_dlls`, ORT >= 1.21; once a process) and tries again; then it
     raises, and the sessions it returns raise their run errors instead of moving.
 
     Raises:
@@ -130,7 +133,8 @@ def create_session(ort: Any, model: bytes, options: Any, device: Device) -> Any:
     providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
     session = ort.InferenceSession(model, options, providers=providers)
     preload = getattr(ort, "preload_dlls", None)
-    if "CUDAExecutionProvider" not in session.get_providers() and preload is not None:
+    if "CUDAExecutionProvider" not in session.get_providers() and preload is not None and ort not in _PRELOADED:
+        _PRELOADED.add(ort)
         preload()
         session = ort.InferenceSession(model, options, providers=providers)
     if "CUDAExecutionProvider" not in session.get_providers():

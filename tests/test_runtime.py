@@ -114,3 +114,11 @@ def test_a_cuda_provider_that_does_not_start_is_an_error_not_a_quiet_cpu_session
     ):
         create_session(ort, b"model", None, Device("cuda", 0))
     assert len(ort.sessions) == (2 if has_preload else 1)
+
+
+def test_the_libraries_are_preloaded_once_a_process():
+    ort = FakeOrt(loads_after_preload=False)
+    for _ in range(2):
+        with pytest.raises(RuntimeSetupError, match="could not start it"):
+            create_session(ort, b"model", None, Device("cuda", 0))
+    assert len(ort.sessions) == 3  # the second call does not preload and retry again
