@@ -6,7 +6,7 @@ it; they never touch a ModelProto.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -72,6 +72,7 @@ class GraphBuilder:
         self._names: set[str] = set()
         self._scopes: list[str] = []
         self._metadata: dict[str, str] = {}
+        self._shared: dict[str, str] = {}
 
     # --- naming -------------------------------------------------------------------------------------------
     @contextmanager
@@ -134,6 +135,15 @@ class GraphBuilder:
         )
         return name
 
+    def shared(self, key: str, make: Callable[[], str]) -> str:
+        """The value `make()` emits, emitted once per graph under `key` and reused by every later call: e.g. the
+        batch size, which every per-example tensor of a Sequential's graph shares. A value made inside a
+        `subgraph()` block is not visible outside it, so it is forgotten when the block ends.
+        """
+        if key not in self._shared:
+            self._shared[key] = make()
+        return self._shared[key]
+
     def node(self, op_type: str, inputs: Sequence[str], hint: str | None = None, **attributes: Any) -> str:
         """Append one single-output node of the default domain and return its output name."""
         return self.multi_output_node(op_type, inputs, 1, hint, **attributes)[0]
@@ -163,10 +173,11 @@ class GraphBuilder:
             >>> branch = onnx.helper.make_graph(body, "branch", [], [b.value_info(y, np.float32, (None, 2))])
         """
         outer, self._nodes = self._nodes, []
+        outer_shared = dict(self._shared)
         try:
             yield self._nodes
         finally:
-            self._nodes = outer
+            self._nodes, self._shared = outer, outer_shared
 
     def set_metadata(self, key: str, value: str) -> None:
         self._metadata[key] = value

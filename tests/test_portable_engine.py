@@ -22,6 +22,7 @@ from onnxtrain.errors import InvalidArgumentError, ModelFileError, RuntimeSetupE
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.optimizers import SGD, Adam, Ftrl, RMSProp
 from onnxtrain.portable import PortableEngine, _checkpoint, _fused, create_engine
+from onnxtrain.portable._graphs import gradient_model
 from onnxtrain.training import Compiled, Trainer
 
 SCE = losses.get("softmax_cross_entropy_with_logits")
@@ -55,8 +56,20 @@ def test_train_step_graph_is_standard_onnx_only():
         assert not model.graph.initializer  # parameters and state are inputs, bound once
     names = [o.name for o in engine.graph.model.graph.output]
     assert names[:3] == ["loss", "logits", "updated.dense_1.kernel"] and names[-1] == "updated.step"
-    # every updated.* output is written by its producer: no Identity copies a parameter per step
-    assert not [n for n in engine.graph.model.graph.node if n.op_type == "Identity" and n.output[0] in names[2:]]
+    # every output is written by its producer: no Identity copies a parameter, the loss or the logits per step
+    for model in (engine.graph.model, engine.eval_graph, gradient_model(mlp().layers, SCE, Adam())):
+        outputs = {o.name for o in model.graph.output}
+        assert not [n for n in model.graph.node if n.op_type == "Identity" and n.output[0] in outputs]
+
+
+def test_the_backward_reads_the_batch_size_once_for_every_layer():
+    # The loss gradient's 1/batch and each Dense layer's bias gradient (a MatMul with ones[batch]) share one Shape.
+    model = gradient_model(mlp().layers, SCE, Adam())
+    ones = [n for n in model.graph.node if n.op_type == "ConstantOfShape"]
+    size = [n for n in model.graph.node if n.op_type == "Cast" and n.output[0].endswith("batch_size")]
+    assert len(ones) == len(size) == 1 and ones[0].input[0] == size[0].input[0]
+    bias_sums = [n for n in model.graph.node if n.op_type == "MatMul"]
+    assert len(bias_sums) == 2 and {n.input[0] for n in bias_sums} == {ones[0].output[0]}
 
 
 def test_saved_train_step_runs_in_a_plain_session_like_the_engine(blobs, tmp_path: Path):

@@ -48,5 +48,7 @@ step cuda_tests "$PY" -m pytest -q -p no:cacheprovider -m cuda -rs tests/
 step tests "$PY" -m pytest -q -p no:cacheprovider tests/test_runtime.py tests/test_inference.py \
     tests/test_portable_engine.py tests/test_portable_in_place.py tests/test_portable_fused.py tests/test_model.py
 step tutorial "$PY" tools/cuda_fit.py --devices cuda,cpu --epochs "${EPOCHS:-10}" --json "$OUT/tutorial.json"
+# Ten times the batch: where a GPU starts to pay off for this small MLP.
+step large_batch "$PY" tools/cuda_fit.py --devices cuda,cpu --epochs 3 --batch-size 1000 --json "$OUT/large_batch.json"
 echo "failed steps: $failed"
 exit "$failed"

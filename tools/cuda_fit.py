@@ -5,7 +5,7 @@ A GPU check for `tools/cuda_check.sh`; it runs anywhere (`--devices cpu`). Every
 10,000 test images through the saved model with InferenceModel on that device, and the devices' predictions are
 compared.
 
-    python tools/cuda_fit.py --devices cuda,cpu --epochs 3 [--engine portable] [--json FILE]
+    python tools/cuda_fit.py --devices cuda,cpu --epochs 3 [--batch-size 100] [--engine portable] [--json FILE]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class EpochTimer(Callback):
         self.seconds.append(time.perf_counter() - self._started)
 
 
-def run(device: str, engine: str, epochs: int, folder: Path) -> dict[str, Any]:
+def run(device: str, engine: str, epochs: int, batch_size: int, folder: Path) -> dict[str, Any]:
     train, test = fashion_mnist()
     timer = EpochTimer()
     with Sequential.of(
@@ -55,7 +55,7 @@ def run(device: str, engine: str, epochs: int, folder: Path) -> dict[str, Any]:
         )
         trainer = model._trainer
         sessions = getattr(trainer.engine, "_train_session", None)
-        model.fit(dataset=train, epochs=epochs, batch_size=100, verbose=0, callbacks=[timer])
+        model.fit(dataset=train, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer])
         accuracy = model.evaluate(dataset=test, batch_size=100).metrics[Metrics.ACCURACY]
         saved = model.save(folder)
     x_test = test.x
@@ -66,11 +66,13 @@ def run(device: str, engine: str, epochs: int, folder: Path) -> dict[str, Any]:
         inference_providers = inference._session.get_providers()
     return {
         "device": device,
+        "batch_size": batch_size,
         "engine": type(trainer.engine).__name__,
         "train_session_providers": sessions.get_providers() if sessions is not None else None,
         "inference_providers": inference_providers,
         "seconds_per_epoch": [round(s, 3) for s in timer.seconds],
         "median_after_first": round(float(np.median(timer.seconds[1:] or timer.seconds)), 3),
+        "train_samples_per_s": round(len(train) / float(np.median(timer.seconds[1:] or timer.seconds))),
         "test_accuracy": round(float(accuracy), 4),
         "predict_samples_per_s": round(len(x_test) / predict_seconds),
         "predictions": predictions,
@@ -82,12 +84,13 @@ def main() -> None:
     parser.add_argument("--devices", default="cuda,cpu", help="comma-separated device strings (default cuda,cpu)")
     parser.add_argument("--engine", default="auto", help="compile(engine=...): auto, portable or ort-training")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for device in args.devices.split(","):
-            results.append(run(device, args.engine, args.epochs, Path(folder) / str(len(results))))
+            results.append(run(device, args.engine, args.epochs, args.batch_size, Path(folder) / str(len(results))))
             shown = {k: v for k, v in results[-1].items() if k != "predictions"}
             print(json.dumps(shown), flush=True)
     first = results[0]["predictions"]

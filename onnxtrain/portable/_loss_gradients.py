@@ -12,7 +12,7 @@ from onnx import TensorProto
 
 from onnxtrain import losses
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.portable._ops import float_size, scalar
+from onnxtrain.portable._ops import batch_size, float_size, scalar
 from onnxtrain.portable._registry import RuleRegistry
 
 LossGradient = Callable[[GraphBuilder, losses.Loss, str, str], str]
@@ -39,7 +39,7 @@ def _softmax_cross_entropy(b: GraphBuilder, loss: losses.Loss, output: str, labe
     probabilities = b.node("Softmax", [output], hint="probabilities", axis=-1)
     depth = b.node("Gather", [b.node("Shape", [output]), b.constant(np.int64(-1), "last", np.int64)], axis=0)
     one_hot = b.node("OneHot", [labels, depth, b.constant(np.array([0.0, 1.0], np.float32), "off_on")], axis=-1)
-    return b.node("Div", [b.node("Sub", [probabilities, one_hot]), float_size(b, output, axis=0)], hint="grad")
+    return b.node("Div", [b.node("Sub", [probabilities, one_hot]), batch_size(b, output)], hint="grad")
 
 
 def _mean_squared_error(b: GraphBuilder, loss: losses.Loss, output: str, labels: str) -> str:

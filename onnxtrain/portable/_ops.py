@@ -24,26 +24,41 @@ def reduce(builder: GraphBuilder, op: str, x: str, axes: Sequence[int] | None, k
     return builder.node(op, [x], hint=hint, axes=list(axes), keepdims=int(keepdims))
 
 
+def _batch(builder: GraphBuilder, x: str) -> str:
+    """The batch size, as int64 [1], emitted once per graph: every per-example tensor of a Sequential's step has
+    the batch as its first dimension, so the first caller's `x` gives it for all.
+    """
+
+    def make() -> str:
+        first = builder.constant(np.array([0], np.int64), "first", np.int64)
+        return builder.node("Gather", [builder.node("Shape", [x], hint="shape"), first], hint="batch")
+
+    return builder.shared("batch", make)
+
+
 def sum_over_batch(builder: GraphBuilder, x: str, hint: str) -> str:
-    """The sum of 2-D `x` over its first axis, as MatMul(ones[batch], x).
+    """The sum of 2-D `x` over its first axis, as MatMul(ones[batch], x), with one `ones` for every layer.
 
     ONNX Runtime's CPU ReduceSum over axis 0 took about three times as long as this MatMul for a [100, 300]
     gradient.
     """
-    first = builder.constant(np.array([0], np.int64), "first", np.int64)
-    batch = builder.node("Gather", [builder.node("Shape", [x], hint="shape"), first], hint="batch")
-    ones = builder.node("ConstantOfShape", [batch], hint="ones", value=numpy_helper.from_array(np.ones(1, np.float32)))
+    one = numpy_helper.from_array(np.ones(1, np.float32))
+    ones = builder.shared(
+        "ones_over_batch", lambda: builder.node("ConstantOfShape", [_batch(builder, x)], hint="ones", value=one)
+    )
     return builder.node("MatMul", [ones, x], hint=hint)
 
 
-def float_size(builder: GraphBuilder, x: str, axis: int | None = None) -> str:
-    """The element count of `x` (or its dimension `axis`) as a float32 scalar: batch sizes vary per call."""
-    if axis is None:
-        count = builder.node("Size", [x], hint="size")
-    else:
-        shape = builder.node("Shape", [x], hint="shape")
-        count = builder.node("Gather", [shape, builder.constant(np.int64(axis), "axis", np.int64)], hint="dim", axis=0)
-    return builder.node("Cast", [count], hint="count", to=TensorProto.FLOAT)
+def batch_size(builder: GraphBuilder, x: str) -> str:
+    """The batch size (the first dimension of `x`) as float32 [1], which broadcasts like a scalar; once per graph."""
+    return builder.shared(
+        "batch_size", lambda: builder.node("Cast", [_batch(builder, x)], hint="batch_size", to=TensorProto.FLOAT)
+    )
+
+
+def float_size(builder: GraphBuilder, x: str) -> str:
+    """The element count of `x` as a float32 scalar: batch sizes vary per call."""
+    return builder.node("Cast", [builder.node("Size", [x], hint="size")], hint="count", to=TensorProto.FLOAT)
 
 
 def scalar(builder: GraphBuilder, value: float, hint: str) -> str:
