@@ -6,7 +6,9 @@ batch 100, per-epoch shuffle, 2 threads; engines alternate A/B/... within each o
 seed --seed + r for every engine, so the accuracy is a median over seeds, not one draw. Reports per engine: fit
 s/epoch (median, min, max over repeats), training samples/s, test accuracy (median, min), peak RSS, and `predict`
 on the 10,000 test images (samples/s; for onnxtrain also its inference session alone, without the input checks);
-plus the ratio of medians against PyTorch. Writes JSON and a markdown table.
+plus the ratio of medians against PyTorch. Each worker ends by timing 300 train steps on one reused batch (no
+gather, metrics or progress): x 600 that is the epoch's floor, and fit / bare is what the loop adds to it. Writes
+JSON and a markdown table.
 
 PyTorch is a bench-only dependency: `python -m venv .venv-torch && .venv-torch/bin/pip install torch==2.13.0 numpy`,
 then pass `--torch-python .venv-torch/bin/python` (default: this interpreter if it can import torch).
@@ -38,6 +40,20 @@ ENGINES = ("ort-training", "portable", "portable-graph", "torch")
 
 
 # --- workers (run in child processes) -----------------------------------------------------------------------
+def _bare_step_s(step, warmup: int = 50, steps: int = 300) -> float:
+    """Seconds per call of `step()`: one train step on one reused batch, the floor a fit loop adds its work to
+    (the issue's "bare ORT training step": no gather, no metrics, no progress, the batch in cache).
+    """
+    import time
+
+    for _ in range(warmup):
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - started) / steps
+
+
 def _peak_rss_mib() -> float:
     import resource
 
@@ -99,12 +115,15 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str, seed: int) -> dict:
                 started = time.perf_counter()
                 run()
                 times.append(time.perf_counter() - started)
+        engine_, xb, yb = model._trainer.engine, np.ascontiguousarray(x[:100]), np.ascontiguousarray(y[:100])
+        bare_step_s = _bare_step_s(lambda: engine_.train_step(xb, yb))  # last: it changes the weights
     return {
         "epoch_times": epoch_times,
         "fit_s": fit_seconds,
         "accuracy": float(accuracy),
         "predict_s": min(predict_times),
         "session_predict_s": min(session_times),
+        "bare_step_s": bare_step_s,
         "peak_rss_mib": _peak_rss_mib(),
         "runtime": f"onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}{update}",
     }
@@ -172,10 +191,20 @@ def worker_torch(data: Path, epochs: int, seed: int) -> dict:
             started = time.perf_counter()
             torch.cat([model(xt[s : s + 1024]).argmax(1) for s in range(0, len(xt), 1024)])
             predict_times.append(time.perf_counter() - started)
+    model.train()
+    xb, yb = x[:100].clone(), y[:100].clone()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(xb), yb).backward()
+        optimizer.step()
+
+    bare_step_s = _bare_step_s(step)
     return {
         "epoch_times": epoch_times,
         "accuracy": accuracy,
         "predict_s": min(predict_times),
+        "bare_step_s": bare_step_s,
         "peak_rss_mib": _peak_rss_mib(),
         "runtime": f"torch {torch.__version__}, Python {platform.python_version()}",
     }
@@ -222,6 +251,8 @@ def summarize(runs: list[dict]) -> dict:
     return {
         "fit_s_per_epoch": {"median": median, "min": min(per_epoch), "max": max(per_epoch), "rounds": per_epoch},
         "train_samples_per_s": 60000 / median,
+        # 600 bare steps: an epoch of the same steps without the loop's work
+        "bare_step_s_per_epoch": statistics.median(600 * r["bare_step_s"] for r in runs),
         "accuracy": statistics.median(r["accuracy"] for r in runs),
         "accuracy_min": min(r["accuracy"] for r in runs),
         "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
@@ -237,8 +268,8 @@ def table(results: dict[str, dict]) -> str:
     lines = [
         "| engine | fit s/epoch median (min-max) | train samples/s | test accuracy median (min) | peak RSS MiB |"
         " predict samples/s | of which ORT session alone |"
-        " speed-up vs torch (fit) | per-round speed-up median (min-max) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " speed-up vs torch (fit) | per-round speed-up median (min-max) | bare step x 600, s (fit / bare) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     torch_fit = next((r["fit_s_per_epoch"] for name, r in results.items() if name.startswith("torch")), None)
     for engine, r in results.items():
@@ -255,6 +286,7 @@ def table(results: dict[str, dict]) -> str:
             f"| {engine} | {fit['median']:.3f} ({fit['min']:.3f}-{fit['max']:.3f}) | {r['train_samples_per_s']:,.0f} |"
             f" {r['accuracy']:.4f} ({r['accuracy_min']:.4f}) | {r['peak_rss_mib']:.0f} |"
             f" {r['predict_samples_per_s']:,.0f} | {session} | {ratio} | {paired} |"
+            f" {r['bare_step_s_per_epoch']:.3f} ({fit['median'] / r['bare_step_s_per_epoch']:.2f}x) |"
         )
     return "\n".join(lines)
 
