@@ -222,7 +222,7 @@ class PortableEngine:
         for name, value in self._gradients.items():
             binding.bind_ortvalue_output(name, value)
         self._bind_loss(binding)
-        self._train_bindings = [_BatchBinding(binding, self._output_shape, self.device.kind != "cpu")] * 2
+        self._train_bindings = [_BatchBinding(binding, self._output_shape, self.device)] * 2
 
     def _train_binding(self, k: int) -> _BatchBinding:
         binding = self._train_session.io_binding()
@@ -232,7 +232,7 @@ class PortableEngine:
         for name, value in target.items():
             binding.bind_ortvalue_output(updated(name), value)
         self._bind_loss(binding)
-        return _BatchBinding(binding, self._output_shape, self.device.kind != "cpu")
+        return _BatchBinding(binding, self._output_shape, self.device)
 
     def _eval_binding(self, k: int) -> _BatchBinding:
         binding = self._eval_session.io_binding()
@@ -242,7 +242,7 @@ class PortableEngine:
             if name in eval_inputs:
                 binding.bind_ortvalue_input(name, value)
         self._bind_loss(binding)
-        return _BatchBinding(binding, self._output_shape, self.device.kind != "cpu")
+        return _BatchBinding(binding, self._output_shape, self.device)
 
     def _bind_loss(self, binding: Any) -> None:
         binding.bind_output(emit.LOSS_NAME, "cpu", 0, np.float32, [], self._loss.ctypes.data)
@@ -384,14 +384,13 @@ class _BatchBinding:
     trainer gathers every shuffled batch into one reused buffer) needs no new binding, and one logits buffer serves
     every batch of a size (rebinding both cost 20-40 µs of a ~1.5 ms tutorial step inside a fit). A CUDA session
     copies a host input to the GPU when it is bound, not when it runs (`IOBinding::BindInput`), so there every
-    batch is bound anew (`copied_when_bound`). The bound arrays are held here, which keeps their memory alive while
-    ORT may read it.
+    batch is bound anew. The bound arrays are held here, which keeps their memory alive while ORT may read it.
     """
 
-    def __init__(self, binding: Any, output_shape: tuple[int, ...], copied_when_bound: bool):
+    def __init__(self, binding: Any, output_shape: tuple[int, ...], device: Device):
         self.binding = binding
         self._output_shape = output_shape
-        self._copied_when_bound = copied_when_bound
+        self._copied_when_bound = device.kind != "cpu"
         # name -> (the bound array, and its address, shape and dtype when bound: `.shape` can be assigned in place)
         self._inputs: dict[str, tuple[np.ndarray, int, tuple[int, ...], np.dtype]] = {}
         self._logits = np.empty((0, *output_shape), np.float32)
