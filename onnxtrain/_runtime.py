@@ -131,23 +131,45 @@ def create_session(ort: Any, model: bytes, options: Any, device: Device) -> Any:
     # ~1e-3 relative; this MLP's steps are launch-bound, so it buys nothing here).
     cuda = {"device_id": str(device.index), "use_tf32": "0"}
     providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
-    session = ort.InferenceSession(model, options, providers=providers)
+    session = _cuda_session(ort, model, options, providers, device)
     preload = getattr(ort, "preload_dlls", None)
     if "CUDAExecutionProvider" not in session.get_providers() and preload is not None and ort not in _PRELOADED:
         _PRELOADED.add(ort)
         preload()
-        session = ort.InferenceSession(model, options, providers=providers)
+        session = _cuda_session(ort, model, options, providers, device)
     if "CUDAExecutionProvider" not in session.get_providers():
-        wants = f"CUDA {getattr(ort, 'cuda_version', None) or '12 or 13'} and cuDNN 9"
         raise RuntimeSetupError(
             f"device={str(device)!r}: ONNX Runtime {ort.__version__} has a CUDA provider but could not start it "
-            f"(session providers: {session.get_providers()}); its libraries did not load (ONNX Runtime's log above "
-            f"names the missing one). This build needs {wants}: `pip install onnxruntime-gpu[cuda,cudnn]` installs "
-            "them as Python packages, or put the system's on LD_LIBRARY_PATH; check with "
-            "`python -c 'import onnxruntime; onnxruntime.preload_dlls(); onnxruntime.print_debug_info()'`."
+            f"(session providers: {session.get_providers()}; ONNX Runtime's log above says why). "
+            + _cuda_causes(ort, device)
         )
     session.disable_fallback()
     return session
+
+
+def _cuda_session(ort: Any, model: bytes, options: Any, providers: list[Any], device: Device) -> Any:
+    """The session, or RuntimeSetupError when ONNX Runtime raised for CUDA's sake: the model alone loads on the CPU."""
+    try:
+        return ort.InferenceSession(model, options, providers=providers)
+    except Exception as error:  # ORT raises Fail, RuntimeException, ... from its C++ layer
+        try:
+            ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        except Exception:
+            raise error from None  # the model itself: the caller's handling of a bad model applies
+        raise RuntimeSetupError(
+            f"device={str(device)!r}: ONNX Runtime {ort.__version__} could not start its CUDA provider "
+            f"({type(error).__name__}: {str(error).strip()[:300]}). {_cuda_causes(ort, device)}"
+        ) from error
+
+
+def _cuda_causes(ort: Any, device: Device) -> str:
+    wants = f"CUDA {getattr(ort, 'cuda_version', None) or '12 or 13'} and cuDNN 9"
+    return (
+        f"Either there is no GPU {device.index} (`nvidia-smi -L` lists them, numbered from 0), or the provider's "
+        f"libraries did not load: this build needs {wants}, which `pip install onnxruntime-gpu[cuda,cudnn]` "
+        "installs as Python packages (or put the system's on LD_LIBRARY_PATH); check with "
+        "`python -c 'import onnxruntime; onnxruntime.preload_dlls(); onnxruntime.print_debug_info()'`."
+    )
 
 
 _DEVICE_PATTERN = re.compile(r"^(cpu|cuda|auto)(?::(\d+))?$")

@@ -170,6 +170,12 @@ def test_a_cuda_session_runs_on_the_gpu_and_predicts_what_the_cpu_does(saved):
         np.testing.assert_allclose(model.predict_softly(_x()), saved["probabilities"], rtol=0, atol=1e-5)
 
 
+@pytest.mark.cuda
+def test_a_gpu_that_is_not_there_is_one_clear_error(saved):
+    with pytest.raises(RuntimeSetupError, match=r"device='cuda:63'.*no GPU 63"):
+        InferenceModel.load(saved["file"], device="cuda:63")
+
+
 # --- no training package needed
 
 

@@ -331,6 +331,12 @@ def test_cuda_engine_keeps_state_on_the_device_and_matches_cpu(blobs):
         np.testing.assert_allclose(gpu.get_weights()[name], value, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.cuda
+def test_a_gpu_that_is_not_there_is_one_clear_error_when_the_engine_starts():
+    with pytest.raises(RuntimeSetupError, match=r"device='cuda:63'.*no GPU 63"):
+        PortableEngine(mlp().layers, SCE, Adam(), device=Device("cuda", 63))
+
+
 class RecordingBinding:
     def __init__(self) -> None:
         self.bound: list[str] = []

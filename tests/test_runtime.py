@@ -70,8 +70,9 @@ class FakeOrt:
     __version__ = "1.31.1"
     cuda_version = "13.0"
 
-    def __init__(self, loads_after_preload: bool, has_preload: bool = True):
+    def __init__(self, loads_after_preload: bool, has_preload: bool = True, raises: tuple[bool, bool] | None = None):
         self.loads_after_preload = loads_after_preload
+        self.raises = raises  # (on CUDA, on the CPU): InferenceSession raises instead
         self.preloaded = False
         self.sessions: list[tuple[list, FakeSession]] = []
         if has_preload:
@@ -82,6 +83,8 @@ class FakeOrt:
 
     def InferenceSession(self, model: bytes, options: object, providers: list) -> FakeSession:
         wanted = [p[0] if isinstance(p, tuple) else p for p in providers]
+        if self.raises is not None and self.raises["CUDAExecutionProvider" not in wanted]:
+            raise RuntimeError("CUDA failure 101: invalid device ordinal" if len(wanted) > 1 else "Invalid model")
         started = wanted if self.preloaded and self.loads_after_preload else ["CPUExecutionProvider"]
         session = FakeSession(started)
         self.sessions.append((providers, session))
@@ -109,8 +112,8 @@ def test_a_cuda_provider_that_does_not_start_is_an_error_not_a_quiet_cpu_session
     with pytest.raises(
         RuntimeSetupError,
         match=r"device='cuda:0': ONNX Runtime 1\.31\.1 has a CUDA provider but could not start it \(session "
-        r"providers: \['CPUExecutionProvider'\]\).*needs CUDA 13\.0 and cuDNN 9: `pip install "
-        r"onnxruntime-gpu\[cuda,cudnn\]`",
+        r"providers: \['CPUExecutionProvider'\];.*no GPU 0 \(`nvidia-smi -L`.*needs CUDA 13\.0 and cuDNN 9, which "
+        r"`pip install onnxruntime-gpu\[cuda,cudnn\]`",
     ):
         create_session(ort, b"model", None, Device("cuda", 0))
     assert len(ort.sessions) == (2 if has_preload else 1)
@@ -122,3 +125,19 @@ def test_the_libraries_are_preloaded_once_a_process():
         with pytest.raises(RuntimeSetupError, match="could not start it"):
             create_session(ort, b"model", None, Device("cuda", 0))
     assert len(ort.sessions) == 3  # the second call does not preload and retry again
+
+
+def test_a_cuda_session_that_raises_for_cuda_s_sake_is_a_setup_error_naming_onnx_runtime_s_reason():
+    ort = FakeOrt(loads_after_preload=True, raises=(True, False))
+    with pytest.raises(
+        RuntimeSetupError,
+        match=r"device='cuda:7': ONNX Runtime 1\.31\.1 could not start its CUDA provider \(RuntimeError: CUDA "
+        r"failure 101: invalid device ordinal\)\. Either there is no GPU 7",
+    ):
+        create_session(ort, b"model", None, Device("cuda", 7))
+
+
+def test_a_model_that_no_provider_loads_keeps_onnx_runtime_s_own_error():
+    ort = FakeOrt(loads_after_preload=True, raises=(True, True))
+    with pytest.raises(RuntimeError, match="invalid device ordinal"):  # the caller wraps a bad model's error
+        create_session(ort, b"model", None, Device("cuda", 0))
