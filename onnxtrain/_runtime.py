@@ -150,7 +150,9 @@ def create_session(ort: Any, model: bytes, options: Any, device: Device) -> Any:
 def _cuda_session(ort: Any, model: bytes, options: Any, providers: list[Any], device: Device) -> Any:
     """The session, or RuntimeSetupError when ONNX Runtime raised for CUDA's sake: the model alone loads on the CPU."""
     try:
-        return ort.InferenceSession(model, options, providers=providers)
+        # enable_fallback=0 (ORT >= 1.2x; older ones ignore it): raise here, instead of printing a banner and
+        # building a CPU session that the providers check below would refuse anyway.
+        return ort.InferenceSession(model, options, providers=providers, enable_fallback=0)
     except Exception as error:  # ORT raises Fail, RuntimeException, ... from its C++ layer
         try:
             ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

@@ -81,7 +81,8 @@ class FakeOrt:
     def _preload(self) -> None:
         self.preloaded = True
 
-    def InferenceSession(self, model: bytes, options: object, providers: list) -> FakeSession:
+    def InferenceSession(self, model: bytes, options: object, providers: list, enable_fallback: int = 1) -> FakeSession:
+        assert enable_fallback == (0 if len(providers) > 1 else 1)  # no quiet CPU session in place of a CUDA one
         wanted = [p[0] if isinstance(p, tuple) else p for p in providers]
         if self.raises is not None and self.raises["CUDAExecutionProvider" not in wanted]:
             raise RuntimeError("CUDA failure 101: invalid device ordinal" if len(wanted) > 1 else "Invalid model")
