@@ -160,8 +160,14 @@ def _cuda_session(ort: Any, model: bytes, options: Any, providers: list[Any], de
             raise error from None  # the model itself: the caller's handling of a bad model applies
         raise RuntimeSetupError(
             f"device={str(device)!r}: ONNX Runtime {ort.__version__} could not start its CUDA provider "
-            f"({type(error).__name__}: {str(error).strip()[:300]}). {_cuda_causes(ort, device)}"
+            f"({type(error).__name__}: {_tail(str(error))}). {_cuda_causes(ort, device)}"
         ) from error
+
+
+def _tail(message: str, limit: int = 300) -> str:
+    """The end of an ONNX Runtime error, where it says what failed (it starts with a long source location)."""
+    message = " ".join(message.split())
+    return message if len(message) <= limit else "..." + message[-limit:]
 
 
 def _cuda_causes(ort: Any, device: Device) -> str:

@@ -85,7 +85,9 @@ class FakeOrt:
         assert enable_fallback == (0 if len(providers) > 1 else 1)  # no quiet CPU session in place of a CUDA one
         wanted = [p[0] if isinstance(p, tuple) else p for p in providers]
         if self.raises is not None and self.raises["CUDAExecutionProvider" not in wanted]:
-            raise RuntimeError("CUDA failure 101: invalid device ordinal" if len(wanted) > 1 else "Invalid model")
+            # ONNX Runtime's messages start with the C++ source location; the reason comes last.
+            location = "/onnxruntime_src/onnxruntime/core/providers/cuda/cuda_execution_provider_info.cc:63 " * 5
+            raise RuntimeError(location + ("Invalid device ID: 7" if len(wanted) > 1 else "Invalid model"))
         started = wanted if self.preloaded and self.loads_after_preload else ["CPUExecutionProvider"]
         session = FakeSession(started)
         self.sessions.append((providers, session))
@@ -132,13 +134,13 @@ def test_a_cuda_session_that_raises_for_cuda_s_sake_is_a_setup_error_naming_onnx
     ort = FakeOrt(loads_after_preload=True, raises=(True, False))
     with pytest.raises(
         RuntimeSetupError,
-        match=r"device='cuda:7': ONNX Runtime 1\.31\.1 could not start its CUDA provider \(RuntimeError: CUDA "
-        r"failure 101: invalid device ordinal\)\. Either there is no GPU 7",
+        match=r"device='cuda:7': ONNX Runtime 1\.31\.1 could not start its CUDA provider \(RuntimeError: \.\.\..*"
+        r"cuda_execution_provider_info\.cc:63 Invalid device ID: 7\)\. Either there is no GPU 7",
     ):
         create_session(ort, b"model", None, Device("cuda", 7))
 
 
 def test_a_model_that_no_provider_loads_keeps_onnx_runtime_s_own_error():
     ort = FakeOrt(loads_after_preload=True, raises=(True, True))
-    with pytest.raises(RuntimeError, match="invalid device ordinal"):  # the caller wraps a bad model's error
+    with pytest.raises(RuntimeError, match="Invalid device ID"):  # the caller wraps a bad model's error
         create_session(ort, b"model", None, Device("cuda", 0))
