@@ -131,13 +131,22 @@ def create_session(ort: Any, model: bytes, options: Any, device: Device) -> Any:
     # ~1e-3 relative; this MLP's steps are launch-bound, so it buys nothing here).
     cuda = {"device_id": str(device.index), "use_tf32": "0"}
     providers = [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
-    session = _cuda_session(ort, model, options, providers, device)
+    session = _cuda_session(ort, model, options, providers)
     preload = getattr(ort, "preload_dlls", None)
-    if "CUDAExecutionProvider" not in session.get_providers() and preload is not None and ort not in _PRELOADED:
+    if not _on_cuda(session) and preload is not None and ort not in _PRELOADED:
         _PRELOADED.add(ort)
         preload()
-        session = _cuda_session(ort, model, options, providers, device)
-    if "CUDAExecutionProvider" not in session.get_providers():
+        session = _cuda_session(ort, model, options, providers)
+    if isinstance(session, Exception):
+        try:  # a model that does not load on the CPU either is the caller's bad model, not a CUDA problem
+            ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        except Exception:
+            raise session from None
+        raise RuntimeSetupError(
+            f"device={str(device)!r}: ONNX Runtime {ort.__version__} could not start its CUDA provider "
+            f"({type(session).__name__}: {_tail(str(session))}). {_cuda_causes(ort, device)}"
+        ) from session
+    if not _on_cuda(session):
         raise RuntimeSetupError(
             f"device={str(device)!r}: ONNX Runtime {ort.__version__} has a CUDA provider but could not start it "
             f"(session providers: {session.get_providers()}; ONNX Runtime's log above says why). "
@@ -147,21 +156,18 @@ def create_session(ort: Any, model: bytes, options: Any, device: Device) -> Any:
     return session
 
 
-def _cuda_session(ort: Any, model: bytes, options: Any, providers: list[Any], device: Device) -> Any:
-    """The session, or RuntimeSetupError when ONNX Runtime raised for CUDA's sake: the model alone loads on the CPU."""
+def _cuda_session(ort: Any, model: bytes, options: Any, providers: list[Any]) -> Any:
+    """The session, or the exception ONNX Runtime raised building it. enable_fallback=0 (ORT >= 1.2x; older ones
+    ignore it) makes a provider that fails to start raise, instead of printing a banner and building a CPU session.
+    """
     try:
-        # enable_fallback=0 (ORT >= 1.2x; older ones ignore it): raise here, instead of printing a banner and
-        # building a CPU session that the providers check below would refuse anyway.
         return ort.InferenceSession(model, options, providers=providers, enable_fallback=0)
     except Exception as error:  # ORT raises Fail, RuntimeException, ... from its C++ layer
-        try:
-            ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        except Exception:
-            raise error from None  # the model itself: the caller's handling of a bad model applies
-        raise RuntimeSetupError(
-            f"device={str(device)!r}: ONNX Runtime {ort.__version__} could not start its CUDA provider "
-            f"({type(error).__name__}: {_tail(str(error))}). {_cuda_causes(ort, device)}"
-        ) from error
+        return error
+
+
+def _on_cuda(session: Any) -> bool:
+    return not isinstance(session, Exception) and "CUDAExecutionProvider" in session.get_providers()
 
 
 def _tail(message: str, limit: int = 300) -> str:

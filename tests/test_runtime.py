@@ -84,7 +84,8 @@ class FakeOrt:
     def InferenceSession(self, model: bytes, options: object, providers: list, enable_fallback: int = 1) -> FakeSession:
         assert enable_fallback == (0 if len(providers) > 1 else 1)  # no quiet CPU session in place of a CUDA one
         wanted = [p[0] if isinstance(p, tuple) else p for p in providers]
-        if self.raises is not None and self.raises["CUDAExecutionProvider" not in wanted]:
+        loads = self.preloaded and self.loads_after_preload
+        if self.raises is not None and self.raises["CUDAExecutionProvider" not in wanted] and not loads:
             # ONNX Runtime's messages start with the C++ source location; the reason comes last.
             location = "/onnxruntime_src/onnxruntime/core/providers/cuda/cuda_execution_provider_info.cc:63 " * 5
             raise RuntimeError(location + ("Invalid device ID: 7" if len(wanted) > 1 else "Invalid model"))
@@ -130,17 +131,24 @@ def test_the_libraries_are_preloaded_once_a_process():
     assert len(ort.sessions) == 3  # the second call does not preload and retry again
 
 
-def test_a_cuda_session_that_raises_for_cuda_s_sake_is_a_setup_error_naming_onnx_runtime_s_reason():
+def test_a_cuda_provider_that_raises_until_its_libraries_are_preloaded_is_used():
     ort = FakeOrt(loads_after_preload=True, raises=(True, False))
+    session = create_session(ort, b"model", None, Device("cuda", 0))
+    assert ort.preloaded and session.get_providers()[0] == "CUDAExecutionProvider"
+
+
+def test_a_cuda_session_that_raises_for_cuda_s_sake_is_a_setup_error_naming_onnx_runtime_s_reason():
+    ort = FakeOrt(loads_after_preload=False, raises=(True, False))
     with pytest.raises(
         RuntimeSetupError,
         match=r"device='cuda:7': ONNX Runtime 1\.31\.1 could not start its CUDA provider \(RuntimeError: \.\.\..*"
         r"cuda_execution_provider_info\.cc:63 Invalid device ID: 7\)\. Either there is no GPU 7",
     ):
         create_session(ort, b"model", None, Device("cuda", 7))
+    assert ort.preloaded  # tried with the libraries preloaded before giving up
 
 
 def test_a_model_that_no_provider_loads_keeps_onnx_runtime_s_own_error():
-    ort = FakeOrt(loads_after_preload=True, raises=(True, True))
+    ort = FakeOrt(loads_after_preload=False, raises=(True, True))
     with pytest.raises(RuntimeError, match="Invalid device ID"):  # the caller wraps a bad model's error
         create_session(ort, b"model", None, Device("cuda", 0))
