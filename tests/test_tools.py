@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -87,6 +88,19 @@ def test_profile_fit_profiles_the_chosen_engine(engine, mode, expected, env):
     stdout = run_tool("profile_fit.py", "--epochs", "1", "--top", "3", "--engine", engine, *mode, env=env)
     for line in expected:
         assert line in stdout, stdout
+
+
+@pytest.mark.realdata
+def test_cuda_fit_trains_each_device_named_and_compares_their_predictions(tmp_path):
+    if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists():
+        pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    # The GPU check's tool, run on the CPU twice: the same seed must give the same model and predictions.
+    out = tmp_path / "fit.json"
+    stdout = run_tool("cuda_fit.py", "--devices", "cpu,cpu", "--epochs", "1", "--batch-size", "500", "--json", str(out))
+    assert "predictions of cpu and cpu agree on 100.00% of the test images" in stdout, stdout
+    first, second = json.loads(out.read_text())
+    assert first["test_accuracy"] == second["test_accuracy"] > 0.7
+    assert first["train_session_providers"] in (None, ["CPUExecutionProvider"]) and first["train_samples_per_s"] > 0
 
 
 def _bench_module():

@@ -64,6 +64,7 @@ def run(device: str, engine: str, epochs: int, batch_size: int, folder: Path) ->
         predictions = inference.predict(x_test)
         predict_seconds = time.perf_counter() - started
         inference_providers = inference._session.get_providers()
+    epoch_seconds = float(np.median(timer.seconds[1:] or timer.seconds))
     return {
         "device": device,
         "batch_size": batch_size,
@@ -71,8 +72,8 @@ def run(device: str, engine: str, epochs: int, batch_size: int, folder: Path) ->
         "train_session_providers": sessions.get_providers() if sessions is not None else None,
         "inference_providers": inference_providers,
         "seconds_per_epoch": [round(s, 3) for s in timer.seconds],
-        "median_after_first": round(float(np.median(timer.seconds[1:] or timer.seconds)), 3),
-        "train_samples_per_s": round(len(train) / float(np.median(timer.seconds[1:] or timer.seconds))),
+        "median_after_first": round(epoch_seconds, 3),
+        "train_samples_per_s": round(len(train) / epoch_seconds),
         "test_accuracy": round(float(accuracy), 4),
         "predict_samples_per_s": round(len(x_test) / predict_seconds),
         "predictions": predictions,
