@@ -398,11 +398,14 @@ class _BatchBinding:
     def bind_batch(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Bind C-contiguous `x` and `labels`; returns the logits buffer the next run writes."""
         for name, value in ((emit.INPUT_NAME, x), (emit.LABELS_NAME, labels)):
+            if self._copied_when_bound:  # the copy to the device happens now, whatever memory the batch is in
+                self.binding.bind_cpu_input(name, value)
+                continue
             bound = self._inputs.get(name)
-            if bound is not None and value is bound[0] and value.shape == bound[2] and not self._copied_when_bound:
+            if bound is not None and value is bound[0] and value.shape == bound[2]:
                 continue
             memory = (value.ctypes.data, value.shape, value.dtype)
-            if bound is None or memory != bound[1:] or self._copied_when_bound:
+            if bound is None or memory != bound[1:]:
                 self.binding.bind_cpu_input(name, value)
             self._inputs[name] = (value, *memory)
         if len(self._logits) != len(x):
