@@ -199,8 +199,9 @@ class Sequential:
                 "portable" (the whole train step as one standard ONNX graph: runs on any ONNX Runtime, including
                 plain onnxruntime/onnxruntime-gpu, and offers every optimizer) or "auto": ort-training when its
                 package imports and it can express the optimizer, portable otherwise.
-            artifacts_dir: keep the generated training artifacts there (e.g. "artifacts"); by default they go to a
-                temporary folder that `close()` removes.
+            artifacts_dir: keep the generated training artifacts there (e.g. "artifacts"): ort-training's four files
+                (by default they go to a temporary folder that `close()` removes), or the portable engine's
+                `train_step.onnx` and `eval.onnx` (by default not written).
             threads: ONNX Runtime intra-op threads (None: one per physical core).
             opset / ir_version: of the training artifacts (default opset 17, IR 8; ORT 1.19 loads IR <= 10).
 

@@ -122,6 +122,12 @@ class Trainer:
             from onnxtrain import portable
 
             engine = portable.create_engine(model.layers, compiled, device, threads, resume=model._resume_checkpoint)
+            if artifacts_dir is not None:  # this engine's artifacts: its train-step and eval graphs
+                try:
+                    engine.save_graphs(artifacts_dir)
+                except BaseException:
+                    engine.close()
+                    raise
             model._resume_checkpoint = None
             return cls(model, replace(compiled, engine=kind), engine, device, temp_dir=None)
         _ort_training.check_optimizer(compiled.optimizer)

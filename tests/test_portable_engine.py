@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -21,9 +20,8 @@ from onnxtrain._runtime import Device
 from onnxtrain.errors import InvalidArgumentError, ModelFileError, RuntimeSetupError, UnsupportedError
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.optimizers import SGD, Adam, Ftrl, RMSProp
-from onnxtrain.portable import PortableEngine, _checkpoint, _fused, create_engine
+from onnxtrain.portable import PortableEngine, _checkpoint, _fused
 from onnxtrain.portable._graphs import gradient_model
-from onnxtrain.training import Compiled, Trainer
 
 SCE = losses.get("softmax_cross_entropy_with_logits")
 NEEDS_NUMBA = pytest.mark.skipif(not _fused.available(), reason="numba is not installed (onnxtrain[fast])")
@@ -279,27 +277,10 @@ def test_unsupported_pieces_fail_when_the_engine_is_made():
 # --- through the Trainer: fit / evaluate / predict / save ---------------------------------------------------
 
 
-def compile_portable(model: Sequential, **settings: Any) -> None:
-    """compile(engine="portable") once the lead wires it in; until then the same objects, built here."""
-    try:
-        model.compile(engine="portable", **settings)
-        return
-    except InvalidArgumentError as e:
-        if "engine" not in str(e):
-            raise
-    compiled = Compiled(
-        optimizer=optimizers.get(settings.get("optimizer", "adam")),
-        loss=losses.get(settings.get("loss", SCE)),
-        metrics=tuple(metrics.get(m) for m in settings.get("metrics", ())),
-    )
-    device = Device("cpu")
-    model._trainer = Trainer(model, compiled, create_engine(model.layers, compiled, device), device, None)
-
-
 def test_fit_evaluate_predict_and_save_with_the_portable_engine(blobs, tmp_path: Path):
     x, y = blobs
     with mlp() as model:
-        compile_portable(model, optimizer=Adam(learning_rate=0.02), loss=SCE, metrics=["accuracy"])
+        model.compile(engine="portable", optimizer=Adam(learning_rate=0.02), loss=SCE, metrics=["accuracy"])
         history = model.fit((x, y), epochs=15, batch_size=20, verbose=0)
         assert history.history["loss"][-1] < history.history["loss"][0]
         result = model.evaluate((x, y), batch_size=32)
@@ -311,6 +292,30 @@ def test_fit_evaluate_predict_and_save_with_the_portable_engine(blobs, tmp_path:
     stored = {i.name: onnx.numpy_helper.to_array(i) for i in exported.graph.initializer}
     for name, value in saved_weights.items():
         np.testing.assert_array_equal(stored[name], value)
+
+
+def test_artifacts_dir_keeps_the_train_step_and_eval_graphs(blobs, tmp_path: Path):
+    """compile(artifacts_dir=...) keeps this engine's artifacts, as it keeps ort-training's four files."""
+    x, y = blobs
+    with mlp() as model:
+        model.compile(engine="portable", optimizer=Adam(learning_rate=0.02), loss=SCE, artifacts_dir=tmp_path / "a")
+        assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["eval.onnx", "train_step.onnx"]
+        before = model.get_weights()
+        model.fit((x, y), epochs=1, batch_size=20, verbose=0)  # the engine trains as without the folder
+        assert any(not np.array_equal(before[k], v) for k, v in model.get_weights().items())
+    step = onnx.load(tmp_path / "a" / "train_step.onnx")
+    onnx.checker.check_model(step, full_check=True)
+    assert {i.name for i in step.graph.input} >= {"input", "labels", "learning_rate", "step", "dense_1.kernel"}
+    assert (tmp_path / "a" / "eval.onnx").is_file()  # close() removes temporary folders only
+
+
+def test_an_artifacts_dir_that_cannot_be_written_fails_the_compile_and_leaves_the_model_uncompiled(tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with mlp() as model:
+        with pytest.raises(OSError):
+            model.compile(engine="portable", artifacts_dir=blocker / "artifacts")
+        assert not model.is_compiled
 
 
 @pytest.mark.cuda
@@ -368,13 +373,11 @@ def test_save_and_load_resume_exactly_with_the_portable_engine(blobs, tmp_path: 
     x, y = blobs
     settings = {"optimizer": RMSProp(learning_rate=0.01, momentum=0.5), "loss": SCE}
     with mlp() as straight:
-        compile_portable(straight, **settings)
+        straight.compile(engine="portable", **settings)
         straight.fit((x, y), epochs=3, batch_size=20, verbose=0)
         expected = straight.get_weights()
     with mlp() as first:
-        compile_portable(first, **settings)
-        if getattr(first._trainer.compiled, "engine", None) != "portable":
-            pytest.skip("compile(engine='portable') is not wired into Sequential.compile yet")
+        first.compile(engine="portable", **settings)
         first.fit((x, y), epochs=2, batch_size=20, verbose=0)
         first.save(tmp_path / "saved", save_optimizer_state=True)
     with load_model(tmp_path / "saved") as again:
