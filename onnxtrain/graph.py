@@ -73,6 +73,7 @@ class GraphBuilder:
         self._scopes: list[str] = []
         self._metadata: dict[str, str] = {}
         self._shared: dict[str, str] = {}
+        self._output_renames: list[tuple[str, str]] = []  # (value, output name), one Identity node each
 
     # --- naming -------------------------------------------------------------------------------------------
     @contextmanager
@@ -114,9 +115,14 @@ class GraphBuilder:
         return name
 
     def add_output(self, value: str, name: str, dtype: Any, shape: Sequence[Dim]) -> str:
-        """Expose `value` as graph output `name` (an Identity node renames it when needed)."""
+        """Expose `value` as graph output `name`.
+
+        Under another name, an Identity node renames it, and `build()` lets the node that computes `value` write
+        `name` directly wherever it can (see `_fold_output_renames`).
+        """
         if value != name:
             self._nodes.append(helper.make_node("Identity", [value], [self._claim(name)], name=f"{name}_identity"))
+            self._output_renames.append((value, name))
         self._outputs.append(self.value_info(name, dtype, shape))
         return name
 
@@ -185,7 +191,9 @@ class GraphBuilder:
     # --- result -------------------------------------------------------------------------------------------
     def build(self, graph_name: str = "onnxtrain", check: bool = True) -> onnx.ModelProto:
         """Assemble the model with this builder's opset and IR version, and run the full ONNX checker."""
-        graph = helper.make_graph(self._nodes, graph_name, self._inputs, self._outputs, self._initializers)
+        fixed = {v.name for v in self._inputs} | {t.name for t in self._initializers}
+        nodes = _fold_output_renames(self._nodes, self._output_renames, fixed, {o.name for o in self._outputs})
+        graph = helper.make_graph(nodes, graph_name, self._inputs, self._outputs, self._initializers)
         model = helper.make_model(
             graph,
             opset_imports=[helper.make_opsetid("", self.opset)],
@@ -204,3 +212,46 @@ def _version() -> str:
     from onnxtrain import __version__
 
     return __version__
+
+
+def _fold_output_renames(
+    nodes: Sequence[onnx.NodeProto], renames: Sequence[tuple[str, str]], fixed: set[str], outputs: set[str]
+) -> list[onnx.NodeProto]:
+    """`nodes` (copied) with the producer of each renamed output writing the output's name itself, its Identity gone.
+
+    ONNX Runtime keeps an Identity that feeds a graph output as a copy: once per run for `logits`, and once per
+    parameter, state tensor or gradient and step in the portable engine's graphs. A rename stays an Identity where
+    its value is a graph input or initializer (no node computes it), is itself a graph output, is renamed to a
+    second output as well (only the first takes its name), or is read by a subgraph (an `If` branch reads outer
+    values by name).
+    """
+    keep = fixed | outputs | _subgraph_reads(nodes)
+    produced = {name for node in nodes for name in node.output}
+    identities = {(n.input[0], n.output[0]) for n in nodes if n.op_type == "Identity"}
+    folds: dict[str, str] = {}
+    for value, name in renames:
+        if (value, name) in identities and value in produced and value not in keep and value not in folds:
+            folds[value] = name
+    result = []
+    for original in nodes:
+        if original.op_type == "Identity" and folds.get(original.input[0]) == original.output[0]:
+            continue
+        node = onnx.NodeProto()
+        node.CopyFrom(original)
+        for names in (node.input, node.output):
+            for i, name in enumerate(names):
+                names[i] = folds.get(name, name)
+        result.append(node)
+    return result
+
+
+def _subgraph_reads(nodes: Sequence[onnx.NodeProto]) -> set[str]:
+    """The names that the subgraphs of `nodes` (If branches, Loop bodies), at any depth, read."""
+    reads: set[str] = set()
+    for node in nodes:
+        for attribute in node.attribute:
+            bodies = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else attribute.graphs
+            for body in bodies:
+                reads.update(name for inner in body.node for name in inner.input)
+                reads |= _subgraph_reads(body.node)
+    return reads

@@ -17,7 +17,7 @@ from onnxtrain._runtime import Device
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.portable import PortableEngine, train_step_model
-from onnxtrain.portable._graphs import UPDATED, TrainStepGraph, _fold_output_identities
+from onnxtrain.portable._graphs import UPDATED, TrainStepGraph
 from onnxtrain.portable._in_place import in_place_updates
 
 SCE = losses.get("softmax_cross_entropy_with_logits")
@@ -138,8 +138,7 @@ def update_graph(
         result = b.node("If", [cond], **branches)
         b.add_output(result, UPDATED + "x", np.float32, (4,))
     b.add_output(outer, "side", np.float32, (4,))
-    model = b.build(check=False)
-    _fold_output_identities(model)  # as train_step_model: the producer writes updated.x itself
+    model = b.build(check=False)  # as in train_step_model, the producer writes updated.x itself
     return model.graph
 
 
@@ -170,14 +169,3 @@ def test_an_else_branch_that_changes_the_value_blocks_in_place():
 def test_an_update_outside_an_if_is_never_in_place():
     # Without the If, a NaN step would already have overwritten the input it must keep.
     assert check(update_graph(guarded=False)) == frozenset()
-
-
-def test_subgraph_collects_nodes_apart_with_names_unique_across_both():
-    b = GraphBuilder()
-    x = b.add_input("x", np.float32, (2,))
-    outer = b.node("Relu", [x])
-    with b.subgraph() as body:
-        inner = b.node("Relu", [x])
-    assert [n.output[0] for n in body] == [inner] and inner != outer
-    b.add_output(outer, "y", np.float32, (2,))
-    assert [n.op_type for n in b.build().graph.node] == ["Relu", "Identity"]

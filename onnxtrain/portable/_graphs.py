@@ -161,9 +161,7 @@ def train_step_model(
         results = _update_if_finite(b, loss_value, apply_nodes, {n: new_values[n] for n in carried}, carried)
     for (name, (dtype, shape)), result in zip(carried.items(), results, strict=True):
         b.add_output(result, updated(name), dtype, shape)
-    model = b.build("onnxtrain_train_step", check=False)
-    _fold_output_identities(model)
-    onnx.checker.check_model(model, full_check=True)
+    model = b.build("onnxtrain_train_step")
     return TrainStepGraph(model, trainable, frozen, state)
 
 
@@ -188,9 +186,7 @@ def gradient_model(
         clipped = clip_gradients(b, optimizer, [grads[name] for name in trainable])
     for name, g in zip(trainable, clipped, strict=True):
         b.add_output(g, gradient(name), np.float32, parameters[name].shape)
-    model = b.build("onnxtrain_gradients", check=False)
-    _fold_output_identities(model, (GRADIENT,))
-    onnx.checker.check_model(model, full_check=True)
+    model = b.build("onnxtrain_gradients")
     return model
 
 
@@ -263,10 +259,7 @@ def eval_model(
         value = loss.emit(b, output, labels)
     b.add_output(value, emit.LOSS_NAME, np.float32, ())
     b.add_output(output, emit.LOGITS_NAME, np.float32, (None, *output_shape))
-    model = b.build("onnxtrain_eval")
-    _fold_output_identities(model, ())
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    return b.build("onnxtrain_eval")
 
 
 def _backward(b: GraphBuilder, tape: list[tuple[Layer, Saved]], grad: str) -> dict[str, str]:
@@ -292,51 +285,6 @@ def _backward(b: GraphBuilder, tape: list[tuple[Layer, Saved]], grad: str) -> di
                 )
             grad = grad_x
     return grads
-
-
-def _fold_output_identities(model: onnx.ModelProto, prefixes: Sequence[str] = (UPDATED,)) -> None:
-    """Let the producer of each output named `<prefix>*`, and of `loss` and `logits`, write it directly, instead of an
-    Identity copying it.
-
-    `GraphBuilder.add_output` renames through an Identity; ONNX Runtime keeps Identity nodes that feed graph
-    outputs, which would copy every parameter, state tensor or gradient once per step (and cost a node each for the
-    loss and logits). A value that a subgraph reads by name keeps its name, and its Identity.
-    """
-    graph = model.graph
-    keep = {o.name for o in graph.output} | {i.name for i in graph.input} | _subgraph_reads(graph)
-    outputs = {o.name for o in graph.output}
-    producers = {name for node in graph.node for name in node.output}
-    renames = {
-        node.input[0]: node.output[0]
-        for node in graph.node
-        if node.op_type == "Identity"
-        and node.output[0] in outputs
-        and (node.output[0].startswith(tuple(prefixes)) or node.output[0] in (emit.LOSS_NAME, emit.LOGITS_NAME))
-        and node.input[0] in producers
-        and node.input[0] not in keep
-    }
-    folded = [n for n in graph.node if n.op_type == "Identity" and renames.get(n.input[0]) == n.output[0]]
-    for node in folded:
-        graph.node.remove(node)
-    for node in graph.node:
-        for names in (node.input, node.output):
-            for i, name in enumerate(names):
-                if name in renames:
-                    names[i] = renames[name]
-
-
-def _subgraph_reads(graph: onnx.GraphProto) -> set[str]:
-    """The names that the subgraphs of `graph`'s nodes (If branches, Loop bodies), at any depth, read."""
-    reads: set[str] = set()
-    for node in graph.node:
-        for attribute in node.attribute:
-            for body in [attribute.g, *attribute.graphs] if attribute.type in _GRAPH_ATTRIBUTES else []:
-                reads.update(name for inner in body.node for name in inner.input)
-                reads |= _subgraph_reads(body)
-    return reads
-
-
-_GRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 
 
 def _batch_inputs(b: GraphBuilder, layers: Sequence[Layer], loss: Loss) -> tuple[str, str, tuple[int, ...]]:
