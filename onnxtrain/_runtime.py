@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
@@ -101,6 +102,51 @@ def available_providers() -> list[str]:
     except ImportError:
         return []
     return list(onnxruntime.get_available_providers())
+
+
+def check_runtime_loads(opset: int, ir_version: int) -> None:
+    """Raise when the installed onnxruntime cannot load models of this opset and IR version (onnx knows newer ones
+    than a runtime does: onnx 1.23 writes IR 14 and opset 25, ONNX Runtime 1.19 loads IR 10 and opset 21).
+
+    Raises:
+        InvalidArgumentError: naming both values and ONNX Runtime's reason.
+    """
+    reason = _runtime_refuses(opset, ir_version)
+    if reason:
+        raise InvalidArgumentError(
+            f"The installed ONNX Runtime cannot load a model of opset {opset} and IR version {ir_version} ({reason}). "
+            "Choose an older opset / ir_version (the defaults, 17 and 8, load everywhere). "
+            f"Received: opset={opset}, ir_version={ir_version}"
+        )
+
+
+@cache
+def _runtime_refuses(opset: int, ir_version: int) -> str:
+    """ONNX Runtime's reason for refusing a one-node model of this opset and IR version ("": it loads it)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return ""  # nothing to run it with here; the engine says so when it starts
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = ir_version
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        known = re.search(
+            r"Unsupported model IR version: \d+, max supported IR version: \d+|[^.]*is till opset \d+", str(e)
+        )
+        return f"onnxruntime {onnxruntime.__version__}: {known[0].strip() if known else _tail(str(e), 200)}"
+    return ""
 
 
 def cuda_extra_hint() -> str:

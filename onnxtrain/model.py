@@ -23,6 +23,7 @@ import numpy as np
 
 from onnxtrain import losses, optimizers
 from onnxtrain import metrics as metrics_module
+from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.history import EvaluationResult, History
@@ -69,10 +70,18 @@ class Sequential:
                 )
         if len(set(map(id, layers))) != len(layers):
             raise InvalidArgumentError("Sequential expects each layer instance once. Received: a repeated layer")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        for i, layer in enumerate(layers):
+            if layer.built:  # its parameters, shapes and name are another model's: sharing would corrupt that one
+                raise InvalidArgumentError(
+                    f"Sequential expects new layers; layers[{i}] ({layer.name}, {type(layer).__name__}) already "
+                    f"belongs to a model. Received: {layer!r}. Create a new layer (e.g. from layer.get_config())."
+                )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}")
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"Sequential(name=...) expects a non-empty string. Received: name={name!r}")
         self.name = name
-        self.seed: int = seed if seed is not None else secrets.randbits(32)
+        self.seed: int = int(seed) if seed is not None else secrets.randbits(32)
         self.layers: list[Layer] = layers
         self.class_names: tuple[str, ...] | None = None
         self.input_scale: float = 1.0
@@ -80,6 +89,7 @@ class Sequential:
         self._trainer: Trainer | None = None
         self._resume_checkpoint: bytes | None = None  # set by load_model, consumed by compile
         self._closed = False
+        self._fitting = False  # compile and close wait for fit to return (a callback may call them)
         self._name_layers()
         self._build()
 
@@ -139,31 +149,43 @@ class Sequential:
     print_summary = summary
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Current parameters by graph name (`dense_1.kernel`), copied from the training engine when compiled."""
+        """Current parameters by graph name (`dense_1.kernel`), in layer order, copied from the training engine when
+        compiled."""
+        own = {name: value for layer in self.layers for name, value in layer.qualified_params().items()}
         if self._trainer is not None:
-            return self._trainer.engine.get_weights()
-        return {name: value.copy() for layer in self.layers for name, value in layer.qualified_params().items()}
+            engine = self._trainer.engine.get_weights()
+            return {name: engine[name] for name in own}
+        return {name: value.copy() for name, value in own.items()}
 
-    def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
-        """Replace parameters by graph name; every name and shape must match."""
+    def set_weights(self, weights: Mapping[str, Any] | Sequence[Any]) -> None:
+        """Replace parameters: a mapping by graph name (`dense_1.kernel`; any subset), or, as in Keras, a list of
+        every parameter in `get_weights()` order. Each value must match its parameter's shape and be finite.
+        """
         current = {name: value for layer in self.layers for name, value in layer.qualified_params().items()}
+        if isinstance(weights, list | tuple):
+            if len(weights) != len(current):
+                raise InvalidArgumentError(
+                    f"set_weights with a list expects one array per parameter, in get_weights() order: "
+                    f"{len(current)} ({list(current)}). Received: {len(weights)} arrays"
+                )
+            weights = dict(zip(current, weights, strict=True))
+        if not isinstance(weights, Mapping):
+            raise InvalidTypeError(
+                "set_weights expects a mapping of parameter name to array, or a list of arrays in get_weights() "
+                f"order. Received: {type(weights).__name__}"
+            )
         unknown = sorted(set(weights) - set(current))
         if unknown:
             raise InvalidArgumentError(
                 f"set_weights got unknown parameter names {unknown}. Expected: {sorted(current)}"
             )
-        for name, value in weights.items():
-            value = np.asarray(value, dtype=np.float32)
-            if value.shape != current[name].shape:
-                raise InvalidArgumentError(
-                    f"set_weights: {name} expects shape {current[name].shape}. Received: {value.shape}"
-                )
+        arrays = {name: _weight_array(name, value, current[name].shape) for name, value in weights.items()}
         for layer in self.layers:
             for local in layer.params:
-                if f"{layer.name}.{local}" in weights:
-                    layer.params[local] = np.array(weights[f"{layer.name}.{local}"], dtype=np.float32)
+                if f"{layer.name}.{local}" in arrays:
+                    layer.params[local] = arrays[f"{layer.name}.{local}"].copy()
         if self._trainer is not None:
-            self._trainer.engine.set_weights(weights)
+            self._trainer.engine.set_weights(arrays)
             self._trainer.weights_changed()
 
     def sync_weights(self) -> None:
@@ -209,10 +231,18 @@ class Sequential:
             UnknownIdentifierError, UnsupportedError, RuntimeSetupError: see the messages.
         """
         self._check_open("compile")
+        self._check_not_fitting("compile")
         if metric is not None and metrics is not None:
             raise InvalidArgumentError("compile takes metric=... or metrics=[...], not both.")
+        if isinstance(metrics, str | Metrics):  # Keras users write metrics="accuracy" too
+            metrics = [metrics]
+        if metrics is not None and not isinstance(metrics, Iterable):
+            raise InvalidTypeError(
+                f'metrics expects a list of metrics, e.g. ["accuracy"]. Received: metrics={metrics!r}'
+            )
         resolved_metrics = [metric] if metric is not None else list(metrics or [])
         check_opset_and_ir(opset, ir_version)
+        check_runtime_loads(opset, ir_version)
         if threads is not None:
             check_positive_int("threads", threads)
         if engine not in ENGINES:
@@ -232,14 +262,17 @@ class Sequential:
             ir_version=ir_version,
             engine=engine,
         )
+        _check_trainable(self.layers, compiled.loss)
         _warn_about_squashed_logits(self.layers[-1], compiled.loss)
         self.sync_weights()
-        epochs_trained = self._trainer.epochs_trained if self._trainer is not None else 0
-        if self._trainer is not None:
-            self._trainer.close()
-            self._trainer = None
-        self._trainer = Trainer.create(self, compiled, artifacts_dir=artifacts_dir, threads=threads)
-        self._trainer.epochs_trained = epochs_trained
+        # The new trainer first: a compile that fails (an optimizer the engine lacks, no CUDA, ...) leaves the
+        # model compiled as it was, optimizer state included.
+        previous = self._trainer
+        trainer = Trainer.create(self, compiled, artifacts_dir=artifacts_dir, threads=threads)
+        if previous is not None:
+            trainer.epochs_trained = previous.epochs_trained
+            previous.close()
+        self._trainer = trainer
 
     @property
     def is_compiled(self) -> bool:
@@ -270,6 +303,13 @@ class Sequential:
         if self._closed:
             raise ModelStateError(f"{action}() was called on a closed model; create or load the model again.")
 
+    def _check_not_fitting(self, action: str) -> None:
+        if self._fitting:
+            raise ModelStateError(
+                f"{action}() was called while fit() is running (from a callback); it would pull the training "
+                f"session from under fit. Set model.stop_training = True to end fit, and call {action}() after."
+            )
+
     def fit(
         self,
         dataset: Any = None,
@@ -284,32 +324,43 @@ class Sequential:
         validation_split: float = 0.0,
         validation_batch_size: int | None = None,
         callbacks: Sequence[Any] = (),
+        x: Any = None,
+        validation_data: Any = None,
     ) -> History:
         """Train for `epochs` over `dataset` (a Dataset, an (x, y) tuple, or x with y=...).
 
         Each epoch is shuffled from (`seed` or the model's seed, epoch number), so equal seeds give identical runs;
         the last partial batch is included. `validation_split` holds out the *last* fraction of the data (before
         shuffling, as in Keras). Returns a History with per-epoch `loss`, the metrics, and `val_*` when validating.
+        Keras' spellings work too: `fit(x=..., y=..., validation_data=(x_val, y_val))`.
         """
         trainer = self._compiled_trainer("fit")
-        return trainer.fit(
-            _dataset_arg(dataset, y, "dataset"),
-            epochs=check_positive_int("epochs", epochs),
-            batch_size=check_positive_int("batch_size", batch_size),
-            shuffle=shuffle,
-            seed=seed,
-            verbose=verbose,
-            validation=validation,
-            validation_split=validation_split,
-            validation_batch_size=validation_batch_size,
-            callbacks=callbacks,
-        )
+        self._check_not_fitting("fit")
+        dataset = _alias("dataset", dataset, "x", x)
+        validation = _alias("validation", validation, "validation_data", validation_data)
+        self._fitting = True
+        try:
+            return trainer.fit(
+                _dataset_arg(dataset, y, "dataset"),
+                epochs=check_positive_int("epochs", epochs),
+                batch_size=check_positive_int("batch_size", batch_size),
+                shuffle=shuffle,
+                seed=seed,
+                verbose=verbose,
+                validation=validation,
+                validation_split=validation_split,
+                validation_batch_size=validation_batch_size,
+                callbacks=callbacks,
+            )
+        finally:
+            self._fitting = False
 
     def evaluate(
-        self, dataset: Any = None, y: Any = None, *, batch_size: int = 32, verbose: int = 0
+        self, dataset: Any = None, y: Any = None, *, batch_size: int = 32, verbose: int = 0, x: Any = None
     ) -> EvaluationResult:
-        """Mean loss and metrics over `dataset`, in batches of `batch_size`."""
+        """Mean loss and metrics over `dataset` (or Keras' `x=..., y=...`), in batches of `batch_size`."""
         trainer = self._compiled_trainer("evaluate")
+        dataset = _alias("dataset", dataset, "x", x)
         return trainer.evaluate(
             _dataset_arg(dataset, y, "dataset"),
             batch_size=check_positive_int("batch_size", batch_size),
@@ -366,6 +417,7 @@ class Sequential:
     # --- lifetime -----------------------------------------------------------------------------------------
     def close(self) -> None:
         """Release ONNX Runtime sessions and temporary artifacts. Idempotent."""
+        self._check_not_fitting("close")
         if self._trainer is not None:
             self.sync_weights()
             self._trainer.close()
@@ -380,6 +432,23 @@ class Sequential:
 
     def __repr__(self) -> str:
         return f"Sequential(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
+
+
+def _check_trainable(layers: Sequence[Layer], loss: Loss) -> None:
+    """Refuse what compile could only train into nothing: no trainable parameter, or softmax over one unit."""
+    if not any(layer.trainable and layer.params for layer in layers):
+        raise InvalidArgumentError(
+            "compile: the model has no trainable parameters, so there is nothing to train. Received layers: "
+            f"{[f'{layer.name} ({type(layer).__name__})' for layer in layers]}. Add a Dense layer, or set "
+            "trainable=True on one."
+        )
+    units = (layers[-1].output_shape or (0,))[-1]
+    if isinstance(loss, losses.SoftmaxCrossEntropyWithLogits) and units < 2:
+        raise InvalidArgumentError(
+            f"Softmax cross-entropy needs at least 2 output units (one per class); over 1 unit its softmax is always "
+            f"1 and nothing trains. Received: {layers[-1].name} with {units} unit. For two classes use Dense(2), or "
+            'Dense(1, activation="sigmoid") with loss=Losses.BINARY_CROSSENTROPY.'
+        )
 
 
 def _warn_about_squashed_logits(last: Layer, loss: Loss) -> None:
@@ -400,6 +469,34 @@ def _warn_about_squashed_logits(last: Layer, loss: Loss) -> None:
             UserWarning,
             stacklevel=3,
         )
+
+
+def _weight_array(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """`value` as the float32 array of parameter `name`, or one clear error."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiu":
+        raise InvalidTypeError(f"set_weights: {name} expects a float or integer array. Received: dtype={array.dtype}")
+    with np.errstate(over="ignore"):  # values beyond float32's range become inf, refused below
+        array = array.astype(np.float32)
+    if array.shape != shape:
+        raise InvalidArgumentError(f"set_weights: {name} expects shape {shape}. Received: {array.shape}")
+    bad = np.argwhere(~np.isfinite(array))
+    if len(bad):
+        where = tuple(int(i) for i in bad[0])
+        raise InvalidArgumentError(
+            f"set_weights: {name} expects finite float32 values. Received: {name}{list(where)}={array[where]} "
+            f"({len(bad)} non-finite in all; float64 values beyond float32's range become inf)"
+        )
+    return array
+
+
+def _alias(name: str, value: Any, alias: str, aliased: Any) -> Any:
+    """The argument given as `name` or as its Keras spelling `alias`, refusing both."""
+    if aliased is None:
+        return value
+    if value is not None:
+        raise InvalidArgumentError(f"Pass {name}=... or {alias}=..., not both (they are the same argument).")
+    return aliased
 
 
 def _dataset_arg(dataset: Any, y: Any, argument: str) -> Any:

@@ -80,10 +80,12 @@ def resolve_engine(requested: str, compiled: Compiled) -> str:
 
 @dataclass
 class _Batches:
-    """Validated arrays of one dataset argument."""
+    """Validated arrays of one dataset argument, and what a `Dataset` says about them."""
 
     x: np.ndarray
     y: np.ndarray
+    class_names: tuple[str, ...] | None = None
+    input_scale: float | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -169,11 +171,18 @@ class Trainer:
             raise InvalidArgumentError(
                 f"{argument} expects as many labels as examples. Received: {len(x)} examples, {len(y)} labels"
             )
-        if self.model.class_names is None and dataset.class_names:
-            self.model.class_names = tuple(dataset.class_names)
-        if dataset.input_scale is not None and self.epochs_trained == 0:
-            self.model.input_scale = dataset.input_scale
-        return _Batches(x, y)
+        class_names = tuple(dataset.class_names) if dataset.class_names else None
+        return _Batches(x, y, class_names, dataset.input_scale)
+
+    def _adopt(self, train: _Batches) -> None:
+        """Keep what the training data says about itself, for predict and save: its class names where the model
+        has none, and its input scale before the first epoch. Only fit's training data, once every argument of
+        the call has passed its checks: validation or evaluation data must not change how a model reads inputs.
+        """
+        if self.model.class_names is None and train.class_names:
+            self.model.class_names = train.class_names
+        if train.input_scale is not None and self.epochs_trained == 0:
+            self.model.input_scale = train.input_scale
 
     # --- training -----------------------------------------------------------------------------------------
     def fit(
@@ -204,7 +213,7 @@ class Trainer:
                     f"validation_split={validation_split} leaves no training or no validation examples out of "
                     f"{len(train)}."
                 )
-            train, val = _Batches(train.x[:cut], train.y[:cut]), _Batches(train.x[cut:], train.y[cut:])
+            train, val = replace(train, x=train.x[:cut], y=train.y[:cut]), _Batches(train.x[cut:], train.y[cut:])
         if not isinstance(shuffle, bool | np.bool_):
             raise InvalidTypeError(f"shuffle expects a bool. Received: shuffle={shuffle!r}")
         val_batch = check_positive_int(
@@ -215,6 +224,7 @@ class Trainer:
         callback_list = CallbackList(callbacks, self.model)
         self.model.stop_training = False
         progress = Progress(verbose, steps=math.ceil(len(train) / batch_size), epochs=epochs)
+        self._adopt(train)
         base_seed = self.model.seed if seed is None else seed
         callback_list.on_train_begin()
         try:

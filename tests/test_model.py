@@ -268,3 +268,136 @@ def test_learning_rate_accepts_numpy_scalars():
         model.compile(optimizer="adam")
         model.learning_rate = np.float32(0.01)
         assert model.learning_rate == pytest.approx(0.01)
+
+
+# --- what a failing or unusual call must leave as it was ----------------------------------------------------
+def test_a_compile_that_fails_leaves_the_model_compiled_as_it_was(blobs):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer=Adam(learning_rate=0.01), engine="portable")
+        model.fit((x, y), epochs=2, batch_size=16, verbose=0)
+        engine, weights = model._trainer.engine, model.get_weights()
+        with pytest.raises(InvalidArgumentError, match="opset"):
+            model.compile(optimizer="adam", opset=12)  # refused by the checks before anything is built
+        with pytest.raises(InvalidArgumentError, match="engine"):
+            model.compile(optimizer="adam", engine="tensorflow")
+        with pytest.raises(RuntimeSetupError):
+            model.compile(optimizer="adam", engine="portable", device="cuda:63")  # fails while building
+        assert model.is_compiled and model._trainer.engine is engine and engine.step == 16
+        assert model._trainer.epochs_trained == 2
+        for name, value in model.get_weights().items():
+            np.testing.assert_array_equal(value, weights[name])
+        model.fit((x, y), epochs=1, batch_size=16, verbose=0)  # and it trains on, optimizer state included
+        assert engine.step == 24
+
+
+def test_only_fits_training_data_sets_the_input_scale_and_class_names(blobs):
+    x, y = blobs
+    pixels = np.clip(np.rint(x * 10 + 100), 0, 255).astype(np.uint8)
+    scaled = Dataset(pixels / 255, y, input_scale=1 / 255, class_names=["a", "b", "c"])
+    with blob_model() as model:
+        model.compile(optimizer="adam")
+        model.evaluate(scaled)  # evaluating data says nothing about what the model is trained on
+        with pytest.raises(InvalidArgumentError, match="validation_split"):
+            model.fit(scaled, epochs=1, validation_split=5, verbose=0)  # refused before it trains
+        assert (model.input_scale, model.class_names) == (1.0, None)
+        model.fit((pixels, y), epochs=1, batch_size=16, verbose=0, validation_data=scaled)
+        assert (model.input_scale, model.class_names) == (1.0, None)  # raw pixels trained, raw pixels predicted
+        model.fit(scaled, epochs=1, batch_size=16, verbose=0)  # a later fit does not change the scale either
+        assert (model.input_scale, model.class_names) == (1.0, ("a", "b", "c"))
+    with blob_model() as model:
+        model.compile(optimizer="adam")
+        model.fit(scaled, epochs=1, batch_size=16, verbose=0)
+        assert (model.input_scale, model.class_names) == (1 / 255, ("a", "b", "c"))
+
+
+def test_a_layer_of_one_model_is_refused_by_another():
+    dense = Dense(3)
+    first = Sequential.of(Input(4), dense, seed=1)
+    with pytest.raises(InvalidArgumentError, match=r"layers\[1\] \(dense_1, Dense\) already belongs to a model"):
+        Sequential.of(Input(6), dense)
+    assert first.layers[1].params["kernel"].shape == (4, 3)
+
+
+def test_an_opset_or_ir_version_the_installed_runtime_cannot_load_is_refused_at_compile():
+    import onnx
+
+    from onnxtrain._runtime import _runtime_refuses
+
+    opset, ir_version = onnx.defs.onnx_opset_version(), onnx.IR_VERSION
+    if not _runtime_refuses(opset, ir_version):
+        pytest.skip(f"this onnxruntime loads opset {opset} and IR {ir_version}")
+    with blob_model() as model:
+        with pytest.raises(InvalidArgumentError, match=rf"cannot load.*onnxruntime .*Received: opset={opset}"):
+            model.compile(optimizer="adam", opset=opset, ir_version=ir_version)
+        assert not model.is_compiled
+
+
+def test_set_weights_takes_a_keras_list_and_refuses_what_is_not_finite_float_data():
+    model = blob_model()
+    weights = model.get_weights()
+    assert list(weights) == ["dense_1.kernel", "dense_1.bias", "dense_2.kernel", "dense_2.bias"]
+    doubled = [2 * v for v in weights.values()]
+    model.set_weights(doubled)
+    np.testing.assert_array_equal(model.get_weights()["dense_2.bias"], doubled[3])
+    kernel = np.array(doubled[0], np.float64)
+    kernel[3, 1] = 1e300  # beyond float32: inf
+    bad = [
+        ({"dense_1.kernel": kernel}, InvalidArgumentError, r"dense_1.kernel\[3, 1\]=inf"),
+        ({"dense_1.bias": np.full(16, np.nan)}, InvalidArgumentError, r"finite.*dense_1.bias\[0\]=nan \(16 non"),
+        ({"dense_1.bias": np.array(["a"] * 16)}, InvalidTypeError, r"float or integer array. Received: dtype=<U1"),
+        (doubled[:2], InvalidArgumentError, r"one array per parameter.*4 .*Received: 2 arrays"),
+        (None, InvalidTypeError, r"mapping .* Received: NoneType"),
+    ]
+    for weights_arg, error, message in bad:
+        with pytest.raises(error, match=message):
+            model.set_weights(weights_arg)
+    np.testing.assert_array_equal(model.get_weights()["dense_1.kernel"], doubled[0])  # nothing half-applied
+
+
+def test_keras_keyword_spellings_of_fit_and_evaluate(blobs):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer=Adam(learning_rate=0.01), metrics="accuracy")
+        history = model.fit(x=x, y=y, epochs=2, batch_size=16, verbose=0, validation_data=(x[:20], y[:20]))
+        assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+        assert model.evaluate(x=x, y=y).metrics["accuracy"] > 0.5
+        with pytest.raises(InvalidArgumentError, match=r"validation=\.\.\. or validation_data=\.\.\., not both"):
+            model.fit((x, y), validation=(x, y), validation_data=(x, y), verbose=0)
+        with pytest.raises(InvalidArgumentError, match=r"dataset=\.\.\. or x=\.\.\., not both"):
+            model.evaluate((x, y), x=x)
+        with pytest.raises(InvalidTypeError, match=r"metrics expects a list.*Received: metrics=5"):
+            model.compile(metrics=5)
+
+
+def test_models_that_could_only_train_into_nothing_are_refused_at_compile():
+    with pytest.raises(InvalidArgumentError, match=r"no trainable parameters.*flatten_1 \(Flatten\)"):
+        Sequential.of(Input(3), Flatten()).compile(loss="mse")
+    with pytest.raises(InvalidArgumentError, match="no trainable parameters"):
+        Sequential.of(Input(3), Dense(2, trainable=False)).compile(loss="mse")
+    with pytest.raises(InvalidArgumentError, match=r"at least 2 output units.*dense_1 with 1 unit"):
+        Sequential.of(Input(3), Dense(1, activation="linear")).compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
+
+
+@pytest.mark.parametrize("action", ["close", "compile"])
+def test_a_callback_cannot_close_or_recompile_the_model_fit_is_training(blobs, action):
+    from onnxtrain.callbacks import Callback
+
+    x, y = blobs
+
+    class Meddler(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            getattr(self.model, action)()
+
+    with blob_model() as model:
+        model.compile(optimizer="adam")
+        with pytest.raises(ModelStateError, match=rf"{action}\(\) was called while fit\(\) is running"):
+            model.fit((x, y), epochs=2, batch_size=16, verbose=0, callbacks=[Meddler()])
+        assert model.is_compiled
+        model.fit((x, y), epochs=1, batch_size=16, verbose=0)  # fit is over: the model works as before
+
+
+def test_sequential_takes_numpy_seeds_and_refuses_a_name_that_is_not_text():
+    assert Sequential.of(Input(2), Dense(2), seed=np.int64(5)).seed == 5
+    with pytest.raises(InvalidArgumentError, match=r"name=\.\.\.\) expects a non-empty string. Received: name=123"):
+        Sequential.of(Input(2), Dense(2), name=123)
