@@ -298,7 +298,7 @@ def main() -> None:
     parser.add_argument(
         "--engines",
         default="ort-training,torch",
-        help="comma-separated ENGINE or ENGINE@PYTHON (ort-training, portable, torch), e.g."
+        help="comma-separated ENGINE or ENGINE@PYTHON (ort-training, portable, portable-graph, torch), e.g."
         " portable@.venv313/bin/python: that worker runs on that interpreter and its onnxruntime",
     )
     parser.add_argument("--torch-python", default=sys.executable)

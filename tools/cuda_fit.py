@@ -5,7 +5,8 @@ A GPU check for `tools/cuda_check.sh`; it runs anywhere (`--devices cpu`). Every
 10,000 test images through the saved model with InferenceModel on that device, and the devices' predictions are
 compared.
 
-    python tools/cuda_fit.py --devices cuda,cpu --epochs 3 [--batch-size 100] [--engine portable] [--json FILE]
+    python tools/cuda_fit.py --devices cuda,cpu --epochs 3 [--batch-size 100] [--json FILE]
+        [--engine auto|portable|ort-training]
 """
 
 from __future__ import annotations

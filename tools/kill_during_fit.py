@@ -1,6 +1,6 @@
 """Kill -9 a training process that checkpoints every epoch, and race two processes saving to one directory.
 
-    python tools/kill_during_fit.py --kills 50 [--epochs 25] [--seed 0] [--json]
+    python tools/kill_during_fit.py --kills 50 [--epochs N] [--seed 0] [--json]
     python tools/kill_during_fit.py --concurrent-rounds 20 [--saves 15] [--json]
 
 Kill during fit: a reference child trains `--epochs` epochs uninterrupted. Then children train the same model
