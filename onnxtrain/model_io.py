@@ -7,10 +7,12 @@ optimizer state and step when asked). Files are written crash-safely by `onnxtra
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +33,7 @@ from onnxtrain.errors import (
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.inputs import scale_divisor
 from onnxtrain.layers import Layer
-from onnxtrain.saving import WritingMode, reading_model, save_files, write_atomically
+from onnxtrain.saving import WritingMode, check_replaceable, reading_model, save_files, write_atomically
 
 if TYPE_CHECKING:
     from onnxtrain.model import Sequential
@@ -40,6 +42,11 @@ CONFIG_FORMAT = "onnxtrain.sequential/1"
 MODEL_FILE = "model.onnx"
 CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint"
+SAVED_FILES = frozenset({MODEL_FILE, CONFIG_FILE, CHECKPOINT_FILE})
+"""Every file `save` writes: an OVERRIDE save replaces only a directory that holds nothing else."""
+
+# What rebuilding a layer, loss, optimizer or metric from a damaged config.json raises.
+_REBUILD_ERRORS = (OnnxtrainError, AttributeError, KeyError, TypeError, ValueError, OverflowError, MemoryError)
 
 # Metadata properties of model.onnx, read back by onnxtrain.inference.InferenceModel.
 META_VERSION = "onnxtrain.version"
@@ -175,6 +182,8 @@ def save_model(
             "state. "
             "Call compile() first, or save with save_optimizer_state=False."
         )
+    if mode is WritingMode.OVERRIDE:  # before the files are built: a refusal is quick and changes nothing
+        check_replaceable(directory, SAVED_FILES)
     return save_files(directory, model_files(model, save_optimizer_state), mode)
 
 
@@ -226,24 +235,72 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
                     f"(found: {sorted(files) or 'nothing'})."
                 )
         config = read_config(files[CONFIG_FILE])
+        _check_saved_values(config, files[CONFIG_FILE])
         model_bytes, weights = read_onnx_weights(files[MODEL_FILE])
         checkpoint = _read_file(files[CHECKPOINT_FILE]) if CHECKPOINT_FILE in files else None
         checkpoint_path = files.get(CHECKPOINT_FILE, Path(directory) / CHECKPOINT_FILE)
-    try:
-        layers = [Layer.from_config(entry) for entry in config["layers"]]
-        model = Sequential(layers, name=str(config.get("name", "sequential")), seed=int(config["seed"]))
-        model.class_names = tuple(map(str, config["class_names"])) if config.get("class_names") else None
-        model.input_scale = float(config.get("input_scale", 1.0))
-    except (OnnxtrainError, AttributeError, KeyError, TypeError, ValueError, OverflowError, MemoryError) as e:
-        raise ModelFileError(f"{files[CONFIG_FILE]} describes a model that cannot be rebuilt: {e}") from e
+    config_path = files[CONFIG_FILE]
+    unbuildable = f"{config_path} describes a model that cannot be rebuilt"
+    layers = []
+    for index, entry in enumerate(config["layers"]):
+        with _config_entry(unbuildable, f"layers[{index}]", entry):
+            layers.append(Layer.from_config(entry))
+    with _config_entry(unbuildable):
+        model = Sequential(layers, name=str(config.get("name", "sequential")), seed=config["seed"])
+    model.class_names = tuple(config["class_names"]) if config.get("class_names") else None
+    model.input_scale = float(config.get("input_scale", 1.0))
     _check_weights(model.get_weights(), weights, files[MODEL_FILE])
     # Last: a file that does not parse, or holds another model, already got a more precise message above.
     check_model_bytes(model_bytes, config, files[MODEL_FILE])
     model.set_weights({name: weights[name] for name in model.get_weights()})
     settings = config.get("compile")
     if compile and settings:
-        _compile_loaded(model, config, files[CONFIG_FILE], checkpoint, checkpoint_path, device, compile_options)
+        _compile_loaded(model, config, config_path, checkpoint, checkpoint_path, device, compile_options)
     return model
+
+
+def _check_saved_values(config: dict[str, Any], path: Path) -> None:
+    """Refuse damaged values of the plain keys of config.json, naming the key, the value and what was expected."""
+
+    def refuse(key: str, expected: str) -> ModelFileError:
+        return ModelFileError(
+            f"{path}: {key!r} expects {expected}. Received: {key}={config[key]!r}. The file is damaged or was "
+            "edited: fix the value, or save the model again."
+        )
+
+    if "input_scale" in config and not _is_finite_positive(config["input_scale"]):
+        raise refuse("input_scale", "a finite positive number such as 1.0 or 0.00392156862745098 (1/255)")
+    epochs = config.get("epochs_trained", 0)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise refuse("epochs_trained", "a non-negative int")
+    names = config.get("class_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise refuse("class_names", "null or a list of strings")
+
+
+def _is_finite_positive(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value) and value > 0
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+@contextlib.contextmanager
+def _config_entry(problem: str, entry: str | None = None, value: Any = None) -> Iterator[None]:
+    """Re-raise what rebuilding `entry` of config.json raises as a ModelFileError that names the entry."""
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except _REBUILD_ERRORS as e:
+        cause = str(e) if isinstance(e, OnnxtrainError) else f"{type(e).__name__}: {e}"
+        if entry is None:
+            raise ModelFileError(f"{problem}: {cause}") from e
+        text = json.dumps(value, default=repr)
+        text = text if len(text) <= 200 else text[:199] + "…"
+        raise ModelFileError(f"{problem}: {entry} = {text}: {cause}") from e
 
 
 def _check_weights(expected: dict[str, np.ndarray], found: dict[str, np.ndarray], path: Path) -> None:
@@ -285,26 +342,35 @@ def _compile_loaded(
             "optimizer=...) to start a fresh optimizer from the weights in model.onnx, or save the model again."
         )
     settings = config["compile"]
-    try:
+    unusable = f"{config_path} has compile settings that cannot be used"
+    # An optimizer, loss, metric(s) or engine the caller passes replaces the saved one, which is then not read:
+    # load_model(..., optimizer=...) is the way round a damaged saved optimizer, and metric= (or metrics=) alone
+    # must not meet the saved metrics= in compile().
+    saved: dict[str, Any] = {}
+    if "optimizer" not in compile_options:
+        with _config_entry(unusable, "compile.optimizer", settings.get("optimizer")):
+            saved["optimizer"] = optimizers.get(settings["optimizer"])
+    if "loss" not in compile_options:
+        with _config_entry(unusable, "compile.loss", settings.get("loss")):
+            saved["loss"] = losses.get(settings["loss"])
+    if "metric" not in compile_options and "metrics" not in compile_options:
+        saved_metrics = settings.get("metrics", [])
+        with _config_entry(unusable, "compile.metrics", saved_metrics):
+            if not isinstance(saved_metrics, list):
+                raise InvalidTypeError(f"metrics must be a list. Found: {type(saved_metrics).__name__}")
+            saved["metrics"] = [metrics.get(m) for m in saved_metrics]
+    with _config_entry(unusable):
         from onnxtrain.training import ENGINES
 
-        saved = {
-            "optimizer": optimizers.get(settings["optimizer"]),
-            "loss": losses.get(settings["loss"]),
-            "metrics": [metrics.get(m) for m in settings.get("metrics", [])],
-            "engine": str(settings.get("engine", "auto")),
-        }
-        if saved["engine"] not in ENGINES:
-            raise InvalidArgumentError(f"engine must be one of {list(ENGINES)}. Found: {saved['engine']!r}")
+        if "engine" not in compile_options:
+            saved["engine"] = str(settings.get("engine", "auto"))
+            if saved["engine"] not in ENGINES:
+                raise InvalidArgumentError(f"engine must be one of {list(ENGINES)}. Found: {saved['engine']!r}")
         check_opset_and_ir(settings.get("opset", DEFAULT_OPSET), settings.get("ir_version", DEFAULT_IR_VERSION))
-        epochs_trained = int(config.get("epochs_trained", 0))
         learning_rate = config.get("current_learning_rate")
-        if learning_rate is not None and not (
-            isinstance(learning_rate, int | float) and math.isfinite(learning_rate) and learning_rate > 0
-        ):
+        if learning_rate is not None and not _is_finite_positive(learning_rate):
             raise InvalidArgumentError(f"current_learning_rate must be a positive number. Found: {learning_rate!r}")
-    except (OnnxtrainError, KeyError, TypeError, ValueError) as e:
-        raise ModelFileError(f"{config_path} has compile settings that cannot be used: {e!r}") from e
+    epochs_trained: int = config.get("epochs_trained", 0)  # checked by _check_saved_values
     options = {
         **saved,
         "opset": settings.get("opset", DEFAULT_OPSET),

@@ -11,7 +11,7 @@ import enum
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO, TypeAlias
 
@@ -40,6 +40,7 @@ __all__ = [
     "STALE_AFTER_SECONDS",
     "FileData",
     "WritingMode",
+    "check_replaceable",
     "list_model_files",
     "reading_model",
     "recover_interrupted_save",
@@ -118,9 +119,11 @@ def save_files(
     """Save a complete set of files as a model directory.
 
     FAIL_IF_EXISTS refuses any existing directory (even an empty one). OVERRIDE builds the new directory
-    beside the old one and swaps it in with one atomic exchange, so the directory holds exactly `files` after.
-    APPEND replaces same-named files one atomic rename at a time and keeps the others. Saves to one directory
-    are serialised by a lock file beside it, and each save first cleans up after earlier killed saves.
+    beside the old one and swaps it in with one atomic exchange, so the directory holds exactly `files` after:
+    whatever else it held is deleted, so call `check_replaceable` first unless the caller owns the whole
+    directory. APPEND replaces same-named files one atomic rename at a time and keeps the others. Saves to one
+    directory are serialised by a lock file beside it, and each save first cleans up after earlier killed saves.
+    A save refused before writing creates nothing, not even the lock file.
 
     Returns:
         The absolute directory path.
@@ -140,6 +143,8 @@ def save_files(
             "Remove the file or choose another directory."
         )
     try:
+        if mode is WritingMode.FAIL_IF_EXISTS:  # refused before anything, even the lock file, is created
+            _refuse_existing(target)
         _make_directories(target.parent)
         if mode is WritingMode.APPEND:
             with locked(target, exclusive=True):
@@ -160,6 +165,48 @@ def save_files(
             raise
         raise _write_error(target, e) from e
     return target
+
+
+def check_replaceable(directory: str | os.PathLike[str], replaceable: Collection[str]) -> None:
+    """Refuse an OVERRIDE of a directory that holds anything but regular files named in `replaceable`.
+
+    OVERRIDE swaps the whole directory and deletes the old one, so only an empty directory or one holding
+    nothing but what a save wrote (and onnxtrain's scratch entries) may be replaced. A missing directory passes;
+    so does a file, which `save_files` refuses with its own message. Nothing is created or changed. It checks
+    without the save lock, so an entry added later, while the new directory is staged, is not seen.
+
+    Raises:
+        ModelExistsError: naming the directory and its first unexpected entries.
+        OSError: the directory cannot be listed.
+    """
+    target = _as_path(directory, "directory")
+    if not target.is_dir():
+        return
+    try:
+        names = sorted(os.listdir(target))
+    except OSError as e:
+        raise _write_error(target, e) from e
+    ours = {entry.path.name for entry in scratch_entries(target, None)}
+    unexpected = []
+    for name in names:
+        if name in ours:
+            continue
+        try:
+            mode = os.lstat(target / name).st_mode
+        except FileNotFoundError:  # removed since the listing
+            continue
+        if name not in replaceable or not stat.S_ISREG(mode):
+            unexpected.append(f"{name}/" if stat.S_ISDIR(mode) else name)
+    if unexpected:
+        shown = ", ".join(repr(name) for name in unexpected[:5])
+        if len(unexpected) > 5:
+            shown += f" and {len(unexpected) - 5} more"
+        raise ModelExistsError(
+            f"Could not save to '{target}' with writing_mode=WritingMode.OVERRIDE: it holds {shown}, which are "
+            "not files of a saved model, and OVERRIDE would delete them with the rest of the directory. OVERRIDE "
+            f"replaces only an empty directory or one holding nothing but {sorted(replaceable)}. Choose another "
+            f"directory (e.g. '{target / 'model'}'), or move or remove those entries first. Nothing was changed."
+        )
 
 
 def resolve_model_directory(directory: str | os.PathLike[str]) -> Path:
@@ -195,9 +242,9 @@ def recover_interrupted_save(directory: str | os.PathLike[str]) -> bool:
         True when a directory was restored. Nothing happens where the folder is read-only.
     """
     target = _as_path(directory, "directory")
-    if not target.parent.is_dir():
-        return False
     try:
+        if not any(entry.kind == "new" for entry in scratch_entries(target.parent, target.name)):
+            return False  # nothing to install: take no lock, so looking up a mistyped path creates no file
         with locked(target, exclusive=True):
             return _recover(target)
     except OSError as e:

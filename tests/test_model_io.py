@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import onnxtrain
-from onnxtrain import Sequential, WritingMode, load_model
+from onnxtrain import Sequential, WritingMode, load_model, metrics
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -113,9 +113,11 @@ def _prepare(tmp_path: Path, state: str) -> Path:
     directory = tmp_path / "parent" / "model"
     if state in ("empty", "existing"):
         directory.mkdir(parents=True)
-    if state == "existing":
+    if state == "existing":  # a model save and a file of the user's: OVERRIDE must not delete it
         (directory / "model.onnx").write_bytes(b"old model")
-        (directory / "notes.txt").write_bytes(b"keep me?")
+        (directory / "notes.txt").write_bytes(b"keep me")
+    if state == "saved":
+        _model(seed=9, compiled=False).save(directory)
     return directory
 
 
@@ -129,8 +131,11 @@ def _prepare(tmp_path: Path, state: str) -> Path:
         ("empty", WritingMode.OVERRIDE, SAVED),
         ("empty", WritingMode.APPEND, SAVED),
         ("existing", WritingMode.FAIL_IF_EXISTS, ModelExistsError),
-        ("existing", WritingMode.OVERRIDE, SAVED),
+        ("existing", WritingMode.OVERRIDE, ModelExistsError),  # notes.txt is not part of a saved model
         ("existing", WritingMode.APPEND, [*SAVED, "notes.txt"]),
+        ("saved", WritingMode.FAIL_IF_EXISTS, ModelExistsError),
+        ("saved", WritingMode.OVERRIDE, SAVED),
+        ("saved", WritingMode.APPEND, SAVED),
     ],
 )
 def test_save_follows_kotlindl_writing_modes(tmp_path, state, mode, expected):
@@ -140,12 +145,82 @@ def test_save_follows_kotlindl_writing_modes(tmp_path, state, mode, expected):
         if isinstance(expected, list):
             assert model.save(directory, writing_mode=mode) == directory
             assert sorted(_files(directory)) == sorted(expected)
-            assert _files(directory)["model.onnx"] != b"old model"
+            assert _files(directory)["model.onnx"] not in (b"old model", (before or {}).get("model.onnx"))
+            if "notes.txt" in expected:
+                assert _files(directory)["notes.txt"] == b"keep me"
             load_model(directory).close()
         else:
             with pytest.raises(expected, match=rf"'{re.escape(str(directory))}'.*WritingMode\.OVERRIDE"):
                 model.save(directory, writing_mode=mode)
             assert _files(directory) == before
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every entry under `folder`, scratch and lock files included: its bytes, or None for a directory."""
+    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
+
+
+def _project(tmp_path: Path) -> Path:
+    """A user's project folder: code and data that no save may delete."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "train.csv").write_bytes(b"x,y\n1,0\n")
+    (project / "train.py").write_bytes(b"model.save('.')\n")
+    return project
+
+
+def test_override_refuses_the_working_directory_of_a_project_and_changes_nothing(tmp_path, monkeypatch):
+    project = _project(tmp_path)
+    before = _tree(tmp_path)
+    monkeypatch.chdir(project)
+    with _model(compiled=False) as model:
+        with pytest.raises(ModelExistsError) as caught:
+            model.save(".", writing_mode=WritingMode.OVERRIDE)
+        with pytest.raises(ModelExistsError, match=r"holds 'project/',"):
+            model.save("..", writing_mode="override")  # a parent of the working directory
+    message = str(caught.value)
+    assert f"Could not save to '{project}' with writing_mode=WritingMode.OVERRIDE" in message
+    assert "it holds 'data/', 'train.py', which are not files of a saved model" in message
+    assert "['checkpoint', 'config.json', 'model.onnx']" in message
+    assert "Choose another directory" in message and "remove those entries first" in message
+    assert _tree(tmp_path) == before  # no deletion, no model file, no scratch or lock file
+
+
+def test_override_refuses_a_single_foreign_file_beside_a_saved_model(tmp_path):
+    directory = _model(seed=9, compiled=False).save(tmp_path / "model")
+    (directory / "README.md").write_bytes(b"notes")
+    before = _tree(tmp_path)
+    with pytest.raises(ModelExistsError, match=r"holds 'README\.md', which are not files of a saved model"):
+        _model(compiled=False).save(directory, writing_mode="override")
+    assert _tree(tmp_path) == before
+
+
+def test_append_into_a_project_keeps_its_files_and_folders(tmp_path):
+    project = _project(tmp_path)
+    with _model(compiled=False) as model:
+        model.save(project, writing_mode=WritingMode.APPEND)
+        model.save(project, writing_mode=WritingMode.APPEND)  # replaces its own files, nothing else
+    assert sorted(os.listdir(project)) == sorted([*SAVED, "data", "train.py"])
+    assert (project / "train.py").read_bytes() == b"model.save('.')\n"
+    assert (project / "data" / "train.csv").read_bytes() == b"x,y\n1,0\n"
+    load_model(project, compile=False).close()
+
+
+@pytest.mark.parametrize(
+    "save",
+    [
+        lambda m, d: m.save(d, writing_mode="fail_if_exists"),
+        lambda m, d: m.save(d, writing_mode="sideways"),
+        lambda m, d: m.save(d, save_optimizer_state="yes"),
+    ],
+    ids=["fail-if-exists", "bad-mode", "bad-flag"],
+)
+def test_a_save_refused_before_writing_leaves_no_lock_file(tmp_path, save):
+    directory = tmp_path / "model"
+    directory.mkdir()
+    with pytest.raises((ModelExistsError, InvalidArgumentError, InvalidTypeError)):
+        save(_model(compiled=False), directory)
+    assert sorted(os.listdir(tmp_path)) == ["model"] and os.listdir(directory) == []
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)
@@ -298,6 +373,156 @@ def test_loading_a_missing_directory_or_a_file_says_so(tmp_path, make, match):
         path.write_bytes(b"x")
     with pytest.raises(ModelFileError, match=match):
         load_model(path)
+
+
+def test_loading_a_mistyped_path_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelFileError, match=rf"No saved model at '{re.escape(str(tmp_path / 'typo'))}'"):
+        load_model("typo")
+    with pytest.raises(ModelFileError, match=r"No model at 'typo'"):
+        onnxtrain.InferenceModel.load("typo")
+    assert os.listdir(tmp_path) == []  # in particular no .onnxtrain-lock-typo
+
+
+# --- damaged values in config.json
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small compiled model's save (read-only for the tests that use it)."""
+    with Sequential.of(Input(4), Dense(3, activation="linear"), seed=1) as model:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model.save(tmp_path_factory.mktemp("small") / "model")
+
+
+def _edited_copy(source: Path, target: Path, edit) -> Path:
+    """A copy of the save at `source` whose config.json `edit(config)` changed."""
+    target.mkdir()
+    for name, data in _files(source).items():
+        (target / name).write_bytes(data)
+    config = json.loads((target / "config.json").read_text())
+    edit(config)
+    (target / "config.json").write_text(json.dumps(config))
+    return target
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("input_scale", -1, "a finite positive number"),
+        ("input_scale", 0, "a finite positive number"),
+        ("input_scale", "nan", "a finite positive number"),
+        ("input_scale", float("nan"), "a finite positive number"),
+        ("input_scale", float("inf"), "a finite positive number"),
+        pytest.param("input_scale", 10**400, "a finite positive number", id="input_scale-huge-int"),
+        ("input_scale", "0.5", "a finite positive number"),
+        ("input_scale", True, "a finite positive number"),
+        ("input_scale", None, "a finite positive number"),
+        ("epochs_trained", -3, "a non-negative int"),
+        ("epochs_trained", 1.5, "a non-negative int"),
+        ("epochs_trained", True, "a non-negative int"),
+        ("epochs_trained", "2", "a non-negative int"),
+        ("class_names", "abc", "null or a list of strings"),
+        ("class_names", {"a": 1}, "null or a list of strings"),
+        ("class_names", ["a", 1, "c"], "null or a list of strings"),
+    ],
+)
+@pytest.mark.parametrize("compile", [True, False])
+def test_a_damaged_config_value_raises_model_file_error_naming_key_and_value(
+    tmp_path, small, key, value, expected, compile
+):
+    directory = _edited_copy(small, tmp_path / "model", lambda config: config.__setitem__(key, value))
+    message = rf"config\.json: '{key}' expects {expected}.*Received: {key}={re.escape(repr(value))}\. .*save the model"
+    with pytest.raises(ModelFileError, match=message):
+        load_model(directory, compile=compile)
+
+
+def _set_activation(config: dict, activation: dict) -> None:
+    config["layers"][1]["config"]["activation"] = activation
+
+
+@pytest.mark.parametrize(
+    "edit, entry, cause",
+    [
+        (
+            lambda c: _set_activation(c, {"name": "leaky_relu", "alpha": "x"}),
+            r"cannot be rebuilt: layers\[1\] = \{\"class_name\": \"Dense\".*\"alpha\": \"x\"",
+            r"LeakyRelu\(alpha=\.\.\.\).*Received: alpha='x'",
+        ),
+        (
+            lambda c: _set_activation(c, {"name": "no_such_activation"}),
+            r"cannot be rebuilt: layers\[1\] = ",
+            r"Could not interpret activation 'no_such_activation'",
+        ),
+        (
+            lambda c: c["layers"][1]["config"].__setitem__("units", "3"),
+            r"cannot be rebuilt: layers\[1\] = ",
+            r"Dense\(units=\.\.\.\)",
+        ),
+        (
+            lambda c: c["layers"].__setitem__(1, "Dense"),
+            r"cannot be rebuilt: layers\[1\] = \"Dense\"",
+            r"AttributeError",
+        ),
+        (
+            lambda c: c["compile"].__setitem__("loss", {"name": "huber", "delta": "x"}),
+            r"compile settings that cannot be used: compile\.loss = \{\"name\": \"huber\", \"delta\": \"x\"\}",
+            r"Huber\(delta=\.\.\.\).*Received: delta='x'",
+        ),
+        (
+            lambda c: c["compile"]["optimizer"].__setitem__("learning_rate", "x"),
+            r"compile settings that cannot be used: compile\.optimizer = ",
+            r"learning_rate='x'",
+        ),
+        (
+            lambda c: c["compile"].__setitem__("metrics", "accuracy"),
+            r"compile settings that cannot be used: compile\.metrics = \"accuracy\"",
+            r"metrics must be a list",
+        ),
+    ],
+    ids=["activation-alpha", "unknown-activation", "units", "layer-not-an-object", "huber-delta", "lr", "metrics"],
+)
+def test_a_damaged_hyper_parameter_raises_model_file_error_naming_the_entry(tmp_path, small, edit, entry, cause):
+    directory = _edited_copy(small, tmp_path / "model", edit)
+    with pytest.raises(ModelFileError, match=rf"{re.escape(str(directory / 'config.json'))} .*{entry}.*: {cause}") as e:
+        load_model(directory)
+    assert isinstance(e.value.__cause__, ValueError | TypeError | AttributeError)  # chained, not swallowed
+
+
+def test_an_optimizer_passed_to_load_model_replaces_a_damaged_saved_one(tmp_path, small):
+    edit = lambda c: c["compile"]["optimizer"].__setitem__("learning_rate", "x")  # noqa: E731
+    directory = _edited_copy(small, tmp_path / "model", edit)
+    with load_model(directory, optimizer=SGD(learning_rate=0.1)) as model:
+        assert model._trainer.compiled.optimizer == SGD(learning_rate=0.1)
+
+
+# --- compile options passed through load_model
+
+
+@pytest.mark.parametrize(
+    "options, expected",
+    [
+        ({}, ()),
+        ({"metric": "mae"}, (metrics.Metrics.MAE,)),
+        ({"metrics": ["mse", "accuracy"]}, (metrics.Metrics.MSE, metrics.Metrics.ACCURACY)),
+    ],
+    ids=["saved", "metric", "metrics"],
+)
+def test_load_model_takes_metric_or_metrics(small, options, expected):
+    with load_model(small, **options) as model:
+        assert model._trainer.compiled.metrics == expected
+
+
+def test_load_model_replaces_saved_metrics(tmp_path, small):
+    directory = _edited_copy(small, tmp_path / "model", lambda c: c["compile"].__setitem__("metrics", ["accuracy"]))
+    with load_model(directory) as saved, load_model(directory, metric="mse") as replaced:
+        assert saved._trainer.compiled.metrics == (metrics.Metrics.ACCURACY,)
+        assert replaced._trainer.compiled.metrics == (metrics.Metrics.MSE,)
+
+
+def test_load_model_refuses_metric_and_metrics_together(small):
+    with pytest.raises(InvalidArgumentError, match=r"compile takes metric=\.\.\. or metrics=\[\.\.\.\], not both"):
+        load_model(small, metric="mae", metrics=["mse"])
 
 
 # --- round trips

@@ -377,9 +377,12 @@ CONFIG_FAULTS = {  # found by tools/fuzz.py --target config; each was an excepti
     "layer-not-an-object": (lambda c: c["layers"].insert(1, [1, 2]), r"describes a model that cannot be rebuilt"),
     "layer-too-big-to-build": (
         lambda c: c["layers"][2]["config"].update(units=10**16),  # beyond any address space: no OOM risk
-        r"describes a model that cannot be rebuilt: Unable to allocate",
+        r"describes a model that cannot be rebuilt: MemoryError: Unable to allocate",
     ),
-    "epochs-trained-not-a-number": (lambda c: c.update(epochs_trained={}), r"compile settings that cannot be used"),
+    "epochs-trained-not-a-number": (
+        lambda c: c.update(epochs_trained={}),
+        r"'epochs_trained' expects a non-negative int\. Received: epochs_trained=\{\}",
+    ),
     "negative-learning-rate": (
         lambda c: c.update(current_learning_rate=-0.1),
         r"current_learning_rate must be a positive number\. Found: -0\.1",

@@ -293,6 +293,122 @@ def test_save_files_accepts_writer_callables(tmp_path):
     assert _read(tmp_path / "model") == {"a.bin": b"abc"}
 
 
+# --- what OVERRIDE may replace, and refusals that create nothing
+
+MODEL_NAMES = frozenset({"model.onnx", "config.json", "checkpoint"})
+
+
+def _snapshot(folder: Path) -> dict[str, bytes | str | None]:
+    """Every entry under `folder` (lock files included): its bytes, a link's target, or None for a directory."""
+
+    def state(path: Path) -> bytes | str | None:
+        if path.is_symlink():
+            return os.readlink(path)
+        return None if path.is_dir() else path.read_bytes()
+
+    return {str(p.relative_to(folder)): state(p) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        {},
+        {"model.onnx": b"m", "config.json": b"{}", "checkpoint": b"c"},
+        {"model.onnx": b"m", ".onnxtrain-tmp-1-abcd-model.onnx": b"a killed save's leftover"},
+    ],
+    ids=["empty", "saved-model", "with-scratch"],
+)
+def test_check_replaceable_accepts_an_empty_or_saved_model_directory(tmp_path, entries):
+    directory = tmp_path / "model"
+    directory.mkdir()
+    for name, data in entries.items():
+        (directory / name).write_bytes(data)
+    saving.check_replaceable(directory, MODEL_NAMES)
+    saving.check_replaceable(tmp_path / "missing", MODEL_NAMES)
+    assert sorted(os.listdir(directory)) == sorted(entries)
+
+
+@pytest.mark.parametrize(
+    "make, shown",
+    [
+        (lambda d: (d / "train.py").write_bytes(b"print()"), "'train.py'"),
+        (lambda d: (d / "data").mkdir(), "'data/'"),
+        (lambda d: (d / "checkpoint").mkdir(), "'checkpoint/'"),  # a model file name, but a folder
+        (lambda d: (d / "config.json").symlink_to(d.parent / "elsewhere.json"), "'config.json'"),
+    ],
+    ids=["foreign-file", "folder", "folder-named-like-a-model-file", "symlink"],
+)
+def test_check_replaceable_refuses_foreign_entries_and_names_them(tmp_path, make, shown):
+    directory = tmp_path / "model"
+    directory.mkdir()
+    (directory / "model.onnx").write_bytes(b"m")
+    make(directory)
+    before = _snapshot(tmp_path)
+    with pytest.raises(ModelExistsError) as caught:
+        saving.check_replaceable(directory, MODEL_NAMES)
+    message = str(caught.value)
+    assert f"Could not save to '{directory}' with writing_mode=WritingMode.OVERRIDE: it holds {shown}," in message
+    assert "Choose another directory" in message and "remove those entries" in message
+    assert "'model.onnx'" not in message.split("OVERRIDE replaces")[0]  # a model file is not listed
+    assert _snapshot(tmp_path) == before
+
+
+def test_check_replaceable_lists_the_first_five_unexpected_entries(tmp_path):
+    for index in range(7):
+        (tmp_path / f"notes{index}.txt").write_bytes(b"")
+    with pytest.raises(ModelExistsError, match=r"holds 'notes0\.txt', .*'notes4\.txt' and 2 more, which"):
+        saving.check_replaceable(tmp_path, MODEL_NAMES)
+
+
+@pytest.mark.parametrize("where", ["cwd", "parent of cwd"])
+def test_check_replaceable_refuses_the_working_directory_and_its_parents(tmp_path, monkeypatch, where):
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "train.py").write_bytes(b"print()")
+    monkeypatch.chdir(project)
+    with pytest.raises(ModelExistsError, match="Choose another directory"):
+        saving.check_replaceable("." if where == "cwd" else "..", MODEL_NAMES)
+    assert (project / "train.py").read_bytes() == b"print()" and (project / "data").is_dir()
+
+
+def test_a_file_is_left_to_save_files_to_refuse(tmp_path):
+    (tmp_path / "model").write_bytes(b"not a model")
+    saving.check_replaceable(tmp_path / "model", MODEL_NAMES)  # save_files says "is an existing file"
+
+
+def test_a_refused_fail_if_exists_save_creates_no_lock_file(tmp_path):
+    directory = saving.save_files(tmp_path / "model", OLD, "override")
+    before = _snapshot(tmp_path)
+    lock = tmp_path / ".onnxtrain-lock-model"
+    lock.unlink()  # the first save made it; the refused save must not make it again
+    with pytest.raises(ModelExistsError):
+        saving.save_files(directory, NEW, "fail_if_exists")
+    assert not lock.exists()
+    lock.touch()
+    assert _snapshot(tmp_path) == before
+
+
+def test_looking_up_a_missing_directory_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelFileError, match=rf"No saved model at '{re.escape(str(tmp_path / 'typo'))}'"):
+        saving.resolve_model_directory("typo")
+    assert saving.recover_interrupted_save("typo") is False
+    with pytest.raises(ModelFileError, match="no such directory"), saving.reading_model("typo"):
+        pass
+    assert os.listdir(tmp_path) == []
+
+
+def test_append_keeps_foreign_files_and_folders(tmp_path):
+    directory = tmp_path / "project"
+    (directory / "data").mkdir(parents=True)
+    (directory / "data" / "train.csv").write_bytes(b"1,2")
+    (directory / "train.py").write_bytes(b"print()")
+    saving.save_files(directory, NEW, "append")
+    saving.save_files(directory, {"model.onnx": b"newer"}, "append")
+    assert _read(directory) == {"config.json": b"{}", "model.onnx": b"newer", "train.py": b"print()"}
+    assert (directory / "data" / "train.csv").read_bytes() == b"1,2"
+
+
 # --- write_atomically
 
 
