@@ -3,10 +3,11 @@ object of one kind (activation, initializer, loss, optimizer), with the same err
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from onnxtrain.errors import UnknownIdentifierError
+from onnxtrain.errors import InvalidArgumentError, UnknownIdentifierError
 
 T = TypeVar("T")
 
@@ -67,11 +68,35 @@ class Registry(Generic[T]):
         if isinstance(identifier, type) and issubclass(identifier, self.base):
             return identifier()
         if isinstance(identifier, dict):
-            config = dict(identifier)
-            return self.lookup(str(config.pop("name", "")))(**config)
+            if "name" not in identifier:
+                raise InvalidArgumentError(
+                    f"Could not interpret {self.kind} config {identifier!r}: it has no 'name' key. "
+                    f"Expected {{'name': one of {self.names}, **arguments}}."
+                )
+            arguments = {key: value for key, value in identifier.items() if key != "name"}
+            cls = self.lookup(str(identifier["name"]))
+            accepted = _keyword_arguments(cls)
+            unknown = [key for key in arguments if accepted is not None and key not in accepted]
+            if unknown:
+                raise InvalidArgumentError(
+                    f"Could not interpret {self.kind} config {identifier!r}: unknown key(s) {unknown} for "
+                    f"{cls.__name__}. Accepted keys: {['name', *(accepted or [])]}"
+                )
+            return cls(**arguments)
         if isinstance(identifier, str):
             return self.lookup(identifier)()
         raise UnknownIdentifierError(
             f"Could not interpret {self.kind} {identifier!r} ({type(identifier).__name__}). Expected one of "
             f"{self.names}{also_accepted}, a {self.base.__name__} class or instance, or a config dict."
         )
+
+
+def _keyword_arguments(cls: type) -> list[str] | None:
+    """The arguments `cls(...)` takes by keyword, or None when it takes any (**kwargs) or has no readable signature."""
+    try:
+        parameters = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

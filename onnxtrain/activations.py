@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from onnxtrain._registry import Registry
+from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.graph import GraphBuilder
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,21 @@ class Selu(Activation):
         return builder.node("Mul", [elu, builder.constant(1.0507009873554805, "selu_scale")], hint="selu")
 
 
+def _check_alpha(owner: str, value: object) -> float:
+    """`alpha` as a Python float: a real number (numpy scalars too, not bools) finite in float32, as graphs hold it."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float64 range
+            number = math.inf
+        if abs(number) <= _FLOAT32_MAX:  # NaN fails the comparison
+            return number
+    raise InvalidArgumentError(
+        f"{owner}(alpha=...) expects a finite number within float32 range (|alpha| <= 3.4e38). "
+        f"Received: alpha={value!r}"
+    )
+
+
 def _elu(builder: GraphBuilder, x: str, alpha: float) -> str:
     # relu(x) + alpha * (exp(min(x, 0)) - 1): ONNX Runtime training has no gradient for the Elu/Selu operators.
     negative = builder.node("Min", [x, builder.constant(0.0, "elu_zero")])
@@ -95,14 +116,22 @@ class LeakyRelu(Activation):
     alpha: float = 0.2
     name: str = field(default="leaky_relu", init=False)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", _check_alpha("LeakyRelu", self.alpha))
+
     def emit(self, builder: GraphBuilder, x: str) -> str:
         return builder.node("LeakyRelu", [x], hint="leaky_relu", alpha=float(self.alpha))
 
 
 @dataclass(frozen=True)
 class Elu(Activation):
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+
     alpha: float = 1.0
     name: str = field(default="elu", init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", _check_alpha("Elu", self.alpha))
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
         return _elu(builder, x, float(self.alpha))
@@ -114,6 +143,14 @@ class Gelu(Activation):
 
     approximate: bool = False
     name: str = field(default="gelu", init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.approximate, bool | np.bool_):
+            raise InvalidArgumentError(
+                "Gelu(approximate=...) expects a bool (True for the tanh form). "
+                f"Received: approximate={self.approximate!r}"
+            )
+        object.__setattr__(self, "approximate", bool(self.approximate))
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
         half = builder.constant(0.5, "gelu_half")

@@ -5,8 +5,10 @@ Epochs are numbered from 1 and keep counting across `fit` calls (as in the Histo
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
+import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +23,43 @@ if TYPE_CHECKING:
 
 Logs = Mapping[str, float]
 logger = logging.getLogger("onnxtrain")
+
+
+def _as_real(value: object) -> float | None:
+    """`value` as a float if it is a real number (Python or numpy, not a bool), else None."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float range
+            return math.inf
+    return None
+
+
+def _check_bool(owner: str, arg: str, value: object) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise InvalidArgumentError(f"{owner}({arg}=...) expects a bool. Received: {arg}={value!r}")
+    return bool(value)
+
+
+def _takes_lr(schedule: Callable[..., float]) -> bool:
+    """Whether `schedule` is Keras' `schedule(epoch, lr)` rather than `schedule(epoch)`, from its signature."""
+    try:
+        signature = inspect.signature(schedule)
+    except (TypeError, ValueError):  # no readable signature (some builtins and extension types)
+        return True
+    kinds = [p.kind for p in signature.parameters.values()]
+    positional = sum(
+        kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD) for kind in kinds
+    )
+    takes_lr = positional >= 2 or inspect.Parameter.VAR_POSITIONAL in kinds
+    try:
+        signature.bind(*[0] * (2 if takes_lr else 1))
+    except TypeError as e:
+        raise InvalidTypeError(
+            "LearningRateScheduler(schedule=...) expects a callable taking (epoch, lr) or (epoch). "
+            f"Received: {schedule!r} with signature {signature}"
+        ) from e
+    return takes_lr
 
 
 class Callback:
@@ -100,11 +139,14 @@ class _Monitor:
             )
         if mode not in ("auto", "min", "max"):
             raise InvalidArgumentError(f"{owner}(mode=...) expects 'auto', 'min' or 'max'. Received: mode={mode!r}")
-        if not isinstance(min_delta, int | float) or isinstance(min_delta, bool) or not min_delta >= 0:
-            raise InvalidArgumentError(f"{owner}(min_delta=...) expects a number >= 0. Received: {min_delta!r}")
+        delta = _as_real(min_delta)
+        if delta is None or not 0 <= delta < math.inf:
+            raise InvalidArgumentError(
+                f"{owner}(min_delta=...) expects a finite number >= 0. Received: min_delta={min_delta!r}"
+            )
         if mode == "auto":
             mode = "max" if monitor.removeprefix("val_") in ("accuracy", "acc") else "min"
-        self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, float(min_delta)
+        self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, delta
         self.best = math.inf if mode == "min" else -math.inf
 
     def value(self, logs: Logs | None) -> float:
@@ -155,12 +197,19 @@ class EarlyStopping(Callback):
         restore_best_weights: bool = False,
     ):
         self._monitor = _Monitor("EarlyStopping", monitor, mode, min_delta)
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise InvalidArgumentError(f"EarlyStopping(patience=...) expects an int >= 0. Received: {patience!r}")
+        if isinstance(patience, bool) or not isinstance(patience, int | np.integer) or patience < 0:
+            raise InvalidArgumentError(
+                f"EarlyStopping(patience=...) expects an int >= 0. Received: patience={patience!r}"
+            )
+        limit = _as_real(baseline)
+        if baseline is not None and (limit is None or not math.isfinite(limit)):
+            raise InvalidArgumentError(
+                f"EarlyStopping(baseline=...) expects a finite number or None. Received: baseline={baseline!r}"
+            )
         self.monitor, self.mode = monitor, self._monitor.mode
-        self.patience = patience
-        self.baseline = baseline
-        self.restore_best_weights = restore_best_weights
+        self.patience = int(patience)
+        self.baseline = limit
+        self.restore_best_weights = _check_bool("EarlyStopping", "restore_best_weights", restore_best_weights)
         self.on_train_begin()
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
@@ -170,7 +219,7 @@ class EarlyStopping(Callback):
         self.best_weights: dict[str, np.ndarray] | None = None
         self._monitor.best = math.inf if self.mode == "min" else -math.inf
         if self.baseline is not None:
-            self._monitor.best = float(self.baseline)
+            self._monitor.best = self.baseline
 
     @property
     def best(self) -> float:
@@ -255,8 +304,8 @@ class ModelCheckpoint(Callback):
         self.directory = str(directory)
         self._monitor = _Monitor("ModelCheckpoint", monitor, mode, min_delta)
         self.monitor = monitor
-        self.save_best_only = save_best_only
-        self.save_optimizer_state = save_optimizer_state
+        self.save_best_only = _check_bool("ModelCheckpoint", "save_best_only", save_best_only)
+        self.save_optimizer_state = _check_bool("ModelCheckpoint", "save_optimizer_state", save_optimizer_state)
         self.last_saved: Path | None = None
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
@@ -293,7 +342,7 @@ class CSVLogger(Callback):
     def __init__(self, path: str | Path, append: bool = False):
         if not isinstance(path, str | Path) or not str(path):
             raise InvalidArgumentError(f"CSVLogger(path=...) expects a file path. Received: {path!r}")
-        self.path, self.append = Path(path), append
+        self.path, self.append = Path(path), _check_bool("CSVLogger", "append", append)
         self._keys: list[str] | None = None
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
@@ -323,21 +372,36 @@ class CSVLogger(Callback):
 
 
 class LearningRateScheduler(Callback):
-    """Set the learning rate from `schedule(epoch, lr) -> new_lr` before each epoch (or step).
+    """Set the learning rate from `schedule(epoch, lr) -> new_lr` or `schedule(epoch) -> new_lr` before each epoch
+    (or step).
 
     `epoch` is the 1-based epoch number used everywhere in onnxtrain (Keras passes a 0-based index: a Keras
-    schedule `epoch < 10` becomes `epoch <= 10`). With `per_step=True`, `schedule(step, lr)` is called before
-    every training step with the step number counted from 1 across the whole `fit` call. `lr` is the current
-    rate.
+    schedule `epoch < 10` becomes `epoch <= 10`). With `per_step=True`, the schedule is called before every
+    training step with the step number counted from 1 across the whole `fit` call. `lr` is the current rate.
+    Which form `schedule` has is read once from its signature; one whose signature cannot be read gets two
+    arguments.
 
     Example:
         >>> LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch > 5 else lr)  # doctest: +SKIP
+        >>> LearningRateScheduler(lambda epoch: 0.01 if epoch <= 10 else 0.001)  # doctest: +SKIP
     """
 
-    def __init__(self, schedule: Callable[[int, float], float], per_step: bool = False, verbose: int = 0):
+    def __init__(
+        self,
+        schedule: Callable[[int, float], float] | Callable[[int], float],
+        per_step: bool = False,
+        verbose: int = 0,
+    ):
         if not callable(schedule):
             raise InvalidTypeError(f"LearningRateScheduler(schedule=...) expects a callable. Received: {schedule!r}")
-        self.schedule, self.per_step, self.verbose = schedule, per_step, verbose
+        if not isinstance(verbose, bool | np.bool_ | numbers.Integral) or verbose < 0:
+            raise InvalidArgumentError(
+                f"LearningRateScheduler(verbose=...) expects an int >= 0 or a bool. Received: verbose={verbose!r}"
+            )
+        self.schedule: Callable[..., float] = schedule
+        self._takes_lr = _takes_lr(schedule)
+        self.per_step = _check_bool("LearningRateScheduler", "per_step", per_step)
+        self.verbose = int(verbose)
         self._step = 0
 
     @property
@@ -345,7 +409,7 @@ class LearningRateScheduler(Callback):
         return self.per_step
 
     def _apply(self, count: int, unit: str) -> None:
-        lr = self.schedule(count, self.model.learning_rate)
+        lr = self.schedule(count, self.model.learning_rate) if self._takes_lr else self.schedule(count)
         if isinstance(lr, np.floating | np.integer):
             lr = float(lr)
         if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr) or lr <= 0:
@@ -382,9 +446,12 @@ class TimeStopping(Callback):
     """
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-            raise InvalidArgumentError(f"TimeStopping(seconds=...) expects a positive number. Received: {seconds!r}")
-        self.seconds, self._clock = float(seconds), clock
+        limit = _as_real(seconds)
+        if limit is None or not limit > 0:
+            raise InvalidArgumentError(
+                f"TimeStopping(seconds=...) expects a positive number. Received: seconds={seconds!r}"
+            )
+        self.seconds, self._clock = limit, clock
         self.stopped_epoch = 0
         self._deadline = math.inf
 

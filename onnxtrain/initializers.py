@@ -8,6 +8,7 @@ initializer built with its own `seed` ignores that Generator and always produces
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,18 +18,26 @@ from onnxtrain._registry import Registry, snake_case
 from onnxtrain.errors import InvalidArgumentError
 
 Shape = tuple[int, ...]
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
 class Initializer:
-    """Base class: subclasses implement `sample`."""
+    """Base class: subclasses implement `sample`; the float32 weights `__call__` returns are always finite."""
 
     name: str = field(default="", init=False)
 
     def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         seed = getattr(self, "seed", None)
         generator = np.random.default_rng(seed) if seed is not None else rng
-        return np.asarray(self.sample(shape, fan_in, fan_out, generator), dtype=np.float32).reshape(shape)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
+            values = np.asarray(self.sample(shape, fan_in, fan_out, generator), dtype=np.float32).reshape(shape)
+        if not np.isfinite(values).all():
+            raise InvalidArgumentError(
+                f"{type(self).__name__} produced non-finite float32 weights ({np.count_nonzero(~np.isfinite(values))} "
+                f"of {values.size}) for shape {shape}: its arguments overflow float32. Received: {self!r}"
+            )
+        return values
 
     def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
@@ -59,8 +68,7 @@ class Constant(Initializer):
     name: str = field(default="constant", init=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, int | float) or not math.isfinite(self.value):
-            raise InvalidArgumentError(f"Constant(value=...) expects a finite number. Received: value={self.value!r}")
+        object.__setattr__(self, "value", _check_float32("Constant", "value", self.value))
 
     def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         return np.full(shape, self.value, np.float32)
@@ -74,7 +82,9 @@ class RandomNormal(Initializer):
     name: str = field(default="random_normal", init=False)
 
     def __post_init__(self) -> None:
-        _check_positive("RandomNormal", "stddev", self.stddev)
+        object.__setattr__(self, "mean", _check_float32("RandomNormal", "mean", self.mean))
+        object.__setattr__(self, "stddev", _check_float32("RandomNormal", "stddev", self.stddev, positive=True))
+        object.__setattr__(self, "seed", _check_seed("RandomNormal", self.seed))
 
     def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         return rng.normal(self.mean, self.stddev, shape)
@@ -88,6 +98,9 @@ class RandomUniform(Initializer):
     name: str = field(default="random_uniform", init=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "minval", _check_float32("RandomUniform", "minval", self.minval))
+        object.__setattr__(self, "maxval", _check_float32("RandomUniform", "maxval", self.maxval))
+        object.__setattr__(self, "seed", _check_seed("RandomUniform", self.seed))
         if not self.minval < self.maxval:
             raise InvalidArgumentError(
                 f"RandomUniform expects minval < maxval. Received: minval={self.minval!r}, maxval={self.maxval!r}"
@@ -112,12 +125,17 @@ class VarianceScaling(Initializer):
     name: str = field(default="variance_scaling", init=False)
 
     def __post_init__(self) -> None:
-        _check_positive(type(self).__name__, "scale", self.scale)
+        owner = type(self).__name__
+        object.__setattr__(self, "scale", _check_float32(owner, "scale", self.scale, positive=True))
+        object.__setattr__(self, "seed", _check_seed(owner, self.seed))
         if self.mode not in ("fan_in", "fan_out", "fan_avg"):
-            raise InvalidArgumentError(f"mode expects 'fan_in', 'fan_out' or 'fan_avg'. Received: mode={self.mode!r}")
+            raise InvalidArgumentError(
+                f"{owner}(mode=...) expects 'fan_in', 'fan_out' or 'fan_avg'. Received: mode={self.mode!r}"
+            )
         if self.distribution not in ("truncated_normal", "uniform"):
             raise InvalidArgumentError(
-                f"distribution expects 'truncated_normal' or 'uniform'. Received: distribution={self.distribution!r}"
+                f"{owner}(distribution=...) expects 'truncated_normal' or 'uniform'. "
+                f"Received: distribution={self.distribution!r}"
             )
 
     def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
@@ -129,7 +147,9 @@ class VarianceScaling(Initializer):
         return truncated_normal(rng, shape, math.sqrt(variance) / 0.87962566103423978)
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "seed": self.seed}
+        if type(self) is VarianceScaling:
+            return super().get_config()
+        return {"name": self.name, "seed": self.seed}  # the named schemes (HeNormal, ...) fix the rest
 
 
 def truncated_normal(rng: np.random.Generator, shape: Shape, stddev: float) -> np.ndarray:
@@ -168,9 +188,27 @@ for _cls, _public in [
     _cls.__name__ = _cls.__qualname__ = _public
 
 
-def _check_positive(owner: str, arg: str, value: float) -> None:
-    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise InvalidArgumentError(f"{owner}({arg}=...) expects a positive finite number. Received: {arg}={value!r}")
+def _check_float32(owner: str, arg: str, value: object, positive: bool = False) -> float:
+    """`value` as a Python float, if it is a real number (numpy scalars too, not bools) that is finite in float32."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float64 range
+            number = math.inf
+        if abs(number) <= _FLOAT32_MAX and (number > 0 or not positive):  # NaN fails the comparison
+            return number
+    expected = "a positive finite number" if positive else "a finite number"
+    raise InvalidArgumentError(
+        f"{owner}({arg}=...) expects {expected} within float32 range (|{arg}| <= 3.4e38). Received: {arg}={value!r}"
+    )
+
+
+def _check_seed(owner: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 0:
+        return int(value)
+    raise InvalidArgumentError(f"{owner}(seed=...) expects a non-negative int or None. Received: seed={value!r}")
 
 
 _CLASSES: dict[str, type[Initializer]] = {

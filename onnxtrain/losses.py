@@ -7,6 +7,7 @@ differentiate, so the same definition serves training, evaluation and any engine
 from __future__ import annotations
 
 import enum
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.graph import GraphBuilder
 
 Shape = tuple[int, ...]
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class Losses(enum.Enum):
@@ -154,6 +156,16 @@ class Huber(Loss):
     delta: float = 1.0
     name: str = field(default="huber", init=False)
 
+    def __post_init__(self) -> None:
+        # Compared before float(): that overflows for an int beyond 1e308. NaN fails the comparison.
+        valid = isinstance(self.delta, numbers.Real) and not isinstance(self.delta, bool)
+        if not (valid and 0 < self.delta <= _FLOAT32_MAX):
+            raise InvalidArgumentError(
+                "Huber(delta=...) expects a positive finite number within float32 range (delta <= 3.4e38). "
+                f"Received: delta={self.delta!r}"
+            )
+        object.__setattr__(self, "delta", float(self.delta))
+
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
         error = builder.node("Abs", [builder.node("Sub", [output, labels])])
         delta = builder.constant(self.delta, "huber_delta")
@@ -169,10 +181,22 @@ class Huber(Loss):
 
 @dataclass(frozen=True)
 class BinaryCrossentropy(Loss):
-    """Cross-entropy of probabilities (a sigmoid output) against targets in [0, 1], clipped like Keras (1e-7)."""
+    """Cross-entropy of probabilities (a sigmoid output) against targets in [0, 1], clipped like Keras (1e-7).
+
+    The outputs are clipped to [epsilon, 1 - epsilon], so epsilon must be in [0, 0.5).
+    """
 
     epsilon: float = 1e-7
     name: str = field(default="binary_crossentropy", init=False)
+
+    def __post_init__(self) -> None:
+        valid = isinstance(self.epsilon, numbers.Real) and not isinstance(self.epsilon, bool)
+        if not (valid and 0 <= self.epsilon < 0.5):
+            raise InvalidArgumentError(
+                "BinaryCrossentropy(epsilon=...) expects a number in [0, 0.5) (the outputs are clipped to "
+                f"[epsilon, 1 - epsilon]). Received: epsilon={self.epsilon!r}"
+            )
+        object.__setattr__(self, "epsilon", float(self.epsilon))
 
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
         p = builder.node(

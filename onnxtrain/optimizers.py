@@ -8,44 +8,61 @@ class docstring gives its rule, with `t` the 1-based number of the update.
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
 
 from onnxtrain._registry import Registry
 from onnxtrain.errors import InvalidArgumentError
 
 
-def _check_number(
-    owner: str,
-    arg: str,
-    value: object,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> None:
-    """Raise unless `value` is a finite real number in the interval from `low` to `high`."""
-    ok = False
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        ok = True
-        if low is not None:
-            ok = value > low if low_open else value >= low
-        if ok and high is not None:
-            ok = value < high if high_open else value <= high
-    if not ok:
-        left = "-inf" if low is None else f"{low:g}"
-        right = "inf" if high is None else f"{high:g}"
-        opening = "(" if low_open or low is None else "["
-        closing = ")" if high_open or high is None else "]"
-        interval = f"{opening}{left}, {right}{closing}"
-        raise InvalidArgumentError(
-            f"{owner}({arg}=...) expects a finite number in {interval}. Received: {arg}={value!r}"
-        )
+@dataclass(frozen=True)
+class _Interval:
+    """A hyper-parameter rule: a finite real number (numpy scalars too, never a bool) from `low` to `high`."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    optional: bool = False  # None is allowed too (and means "off")
+
+    def __call__(self, owner: str, arg: str, value: object) -> float | None:
+        """`value` as a Python float; otherwise InvalidArgumentError naming `owner`, `arg`, the interval and `value`."""
+        if value is None and self.optional:
+            return None
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond float range
+                number = math.inf
+            inside = math.isfinite(number)
+            if inside and self.low is not None:
+                inside = number > self.low if self.low_open else number >= self.low
+            if inside and self.high is not None:
+                inside = number < self.high if self.high_open else number <= self.high
+            if inside:
+                return number
+        left = "-inf" if self.low is None else f"{self.low:g}"
+        right = "inf" if self.high is None else f"{self.high:g}"
+        opening = "(" if self.low_open or self.low is None else "["
+        closing = ")" if self.high_open or self.high is None else "]"
+        expected = f"a finite number in {opening}{left}, {right}{closing}" + (" or None" if self.optional else "")
+        raise InvalidArgumentError(f"{owner}({arg}=...) expects {expected}. Received: {arg}={value!r}")
 
 
-def _check_bool(owner: str, arg: str, value: object) -> None:
-    if not isinstance(value, bool):
+def _check_bool(owner: str, arg: str, value: object) -> bool:
+    if not isinstance(value, bool | np.bool_):
         raise InvalidArgumentError(f"{owner}({arg}=...) expects a bool. Received: {arg}={value!r}")
+    return bool(value)
+
+
+_Check = Callable[[str, str, object], object]
+_POSITIVE = _Interval(0.0, low_open=True)
+_NON_NEGATIVE = _Interval(0.0)
+_UNIT_OPEN = _Interval(0.0, 1.0, low_open=True, high_open=True)
 
 
 @dataclass
@@ -57,6 +74,10 @@ class Optimizer:
         clip_norm: rescale all gradients together so their global L2 norm is at most clip_norm
             (`g *= clip_norm / (norm + 1e-6)` when that factor is below 1, as ONNX Runtime and PyTorch do).
         With both, values are clamped first.
+
+    The hyper-parameters in `_checks` (a subclass's table adds to its bases') are checked on every assignment,
+    in the constructor and after it, and numbers are stored as Python floats: `Adam(learning_rate=np.float32(0.01))`
+    works, `optimizer.beta1 = 5` raises InvalidArgumentError.
     """
 
     learning_rate: float
@@ -64,13 +85,19 @@ class Optimizer:
     clip_value: float | None = None
     name: str = field(default="", init=False)
 
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-        _check_number(owner, "learning_rate", self.learning_rate, low=0.0, low_open=True)
-        if self.clip_norm is not None:
-            _check_number(owner, "clip_norm", self.clip_norm, low=0.0, low_open=True)
-        if self.clip_value is not None:
-            _check_number(owner, "clip_value", self.clip_value, low=0.0, low_open=True)
+    _checks: ClassVar[dict[str, _Check]] = {
+        "learning_rate": _POSITIVE,
+        "clip_norm": _Interval(0.0, low_open=True, optional=True),
+        "clip_value": _Interval(0.0, low_open=True, optional=True),
+    }
+
+    def __setattr__(self, name: str, value: object) -> None:
+        for cls in type(self).__mro__:  # the nearest class with a rule for `name` decides
+            check = vars(cls).get("_checks", {}).get(name)
+            if check is not None:
+                value = check(type(self).__name__, name, value)
+                break
+        super().__setattr__(name, value)
 
     def get_config(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,10 +127,7 @@ class Momentum(Optimizer):
     clip_value: float | None = None
     name: str = field(default="momentum", init=False)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_number("Momentum", "momentum", self.momentum, low=0.0)
-        _check_bool("Momentum", "use_nesterov", self.use_nesterov)
+    _checks: ClassVar[dict[str, _Check]] = {"momentum": _NON_NEGATIVE, "use_nesterov": _check_bool}
 
 
 @dataclass
@@ -125,12 +149,12 @@ class RMSProp(Optimizer):
     clip_value: float | None = None
     name: str = field(default="rmsprop", init=False)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_number("RMSProp", "decay", self.decay, low=0.0, high=1.0)
-        _check_number("RMSProp", "momentum", self.momentum, low=0.0)
-        _check_number("RMSProp", "epsilon", self.epsilon, low=0.0, low_open=True)
-        _check_bool("RMSProp", "centered", self.centered)
+    _checks: ClassVar[dict[str, _Check]] = {
+        "decay": _Interval(0.0, 1.0),
+        "momentum": _NON_NEGATIVE,
+        "epsilon": _POSITIVE,
+        "centered": _check_bool,
+    }
 
 
 @dataclass
@@ -148,10 +172,7 @@ class AdaDelta(Optimizer):
     clip_value: float | None = None
     name: str = field(default="adadelta", init=False)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_number("AdaDelta", "rho", self.rho, low=0.0, high=1.0)
-        _check_number("AdaDelta", "epsilon", self.epsilon, low=0.0, low_open=True)
+    _checks: ClassVar[dict[str, _Check]] = {"rho": _Interval(0.0, 1.0), "epsilon": _POSITIVE}
 
 
 @dataclass
@@ -167,9 +188,7 @@ class AdaGrad(Optimizer):
     clip_value: float | None = None
     name: str = field(default="adagrad", init=False)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_number("AdaGrad", "initial_accumulator_value", self.initial_accumulator_value, low=0.0, low_open=True)
+    _checks: ClassVar[dict[str, _Check]] = {"initial_accumulator_value": _POSITIVE}
 
 
 @dataclass
@@ -191,11 +210,11 @@ class AdaGradDA(Optimizer):
     clip_value: float | None = None
     name: str = field(default="adagradda", init=False)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_number("AdaGradDA", "initial_accumulator_value", self.initial_accumulator_value, low=0.0, low_open=True)
-        _check_number("AdaGradDA", "l1_strength", self.l1_strength, low=0.0)
-        _check_number("AdaGradDA", "l2_strength", self.l2_strength, low=0.0)
+    _checks: ClassVar[dict[str, _Check]] = {
+        "initial_accumulator_value": _POSITIVE,
+        "l1_strength": _NON_NEGATIVE,
+        "l2_strength": _NON_NEGATIVE,
+    }
 
 
 @dataclass
@@ -216,11 +235,7 @@ class Adam(Optimizer):
     clip_value: float | None = None
     name: str = field(default="adam", init=False)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_number("Adam", "beta1", self.beta1, low=0.0, high=1.0, low_open=True, high_open=True)
-        _check_number("Adam", "beta2", self.beta2, low=0.0, high=1.0, low_open=True, high_open=True)
-        _check_number("Adam", "epsilon", self.epsilon, low=0.0, low_open=True)
+    _checks: ClassVar[dict[str, _Check]] = {"beta1": _UNIT_OPEN, "beta2": _UNIT_OPEN, "epsilon": _POSITIVE}
 
 
 @dataclass
@@ -239,11 +254,7 @@ class Adamax(Optimizer):
     clip_value: float | None = None
     name: str = field(default="adamax", init=False)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_number("Adamax", "beta1", self.beta1, low=0.0, high=1.0, low_open=True, high_open=True)
-        _check_number("Adamax", "beta2", self.beta2, low=0.0, high=1.0, low_open=True, high_open=True)
-        _check_number("Adamax", "epsilon", self.epsilon, low=0.0, low_open=True)
+    _checks: ClassVar[dict[str, _Check]] = {"beta1": _UNIT_OPEN, "beta2": _UNIT_OPEN, "epsilon": _POSITIVE}
 
 
 @dataclass
@@ -266,15 +277,13 @@ class Ftrl(Optimizer):
     clip_value: float | None = None
     name: str = field(default="ftrl", init=False)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_number("Ftrl", "l1_regularization_strength", self.l1_regularization_strength, low=0.0)
-        _check_number("Ftrl", "l2_regularization_strength", self.l2_regularization_strength, low=0.0)
-        _check_number("Ftrl", "learning_rate_power", self.learning_rate_power, high=0.0)
-        _check_number(
-            "Ftrl", "l2_shrinkage_regularization_strength", self.l2_shrinkage_regularization_strength, low=0.0
-        )
-        _check_number("Ftrl", "initial_accumulator_value", self.initial_accumulator_value, low=0.0)
+    _checks: ClassVar[dict[str, _Check]] = {
+        "l1_regularization_strength": _NON_NEGATIVE,
+        "l2_regularization_strength": _NON_NEGATIVE,
+        "learning_rate_power": _Interval(high=0.0),
+        "l2_shrinkage_regularization_strength": _NON_NEGATIVE,
+        "initial_accumulator_value": _NON_NEGATIVE,
+    }
 
 
 _CLASSES: dict[str, type[Optimizer]] = {

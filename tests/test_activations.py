@@ -7,8 +7,8 @@ import pytest
 import reference as ref
 
 from onnxtrain import Sequential, activations
-from onnxtrain.activations import Activations, Gelu, LeakyRelu
-from onnxtrain.errors import UnknownIdentifierError
+from onnxtrain.activations import Activations, Elu, Gelu, LeakyRelu
+from onnxtrain.errors import InvalidArgumentError, UnknownIdentifierError
 from onnxtrain.layers import Dense, Input
 
 NAMES = sorted(ref.ACTIVATIONS)
@@ -71,3 +71,28 @@ def test_registry_accepts_names_enums_configs_and_instances():
 def test_registry_rejects_unknown_activations_listing_valid_names(bad):
     with pytest.raises(UnknownIdentifierError, match=r"Could not interpret activation.*"):
         activations.get(bad)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: LeakyRelu(alpha=float("nan")), r"LeakyRelu\(alpha=...\) expects a finite number.*Received: alpha=nan"),
+        (lambda: LeakyRelu(alpha="x"), r"LeakyRelu\(alpha=...\) expects a finite number.*Received: alpha='x'"),
+        (lambda: LeakyRelu(alpha=True), r"Received: alpha=True"),
+        (lambda: LeakyRelu(alpha=1e39), r"within float32 range.*Received: alpha=1e\+39"),
+        (lambda: Elu(alpha=-float("inf")), r"Elu\(alpha=...\) expects a finite number.*Received: alpha=-inf"),
+        (lambda: Gelu(approximate="yes"), r"Gelu\(approximate=...\) expects a bool.*Received: approximate='yes'"),
+        (lambda: Gelu(approximate=1), r"Received: approximate=1"),
+        (lambda: activations.get({"name": "elu", "alpha": None}), r"Received: alpha=None"),
+    ],
+)
+def test_bad_activation_arguments_fail_at_construction(make, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        make()
+
+
+def test_numpy_scalar_arguments_are_stored_as_python_values():
+    alpha = LeakyRelu(np.float32(0.5)).alpha
+    assert type(alpha) is float and alpha == 0.5
+    assert Elu(np.int64(2)).alpha == 2.0 and type(Elu(np.int64(2)).alpha) is float
+    assert Gelu(np.True_).approximate is True

@@ -383,3 +383,75 @@ def test_a_callback_sees_every_hook_in_order():
         "epoch_begin 2", f"batch 1 {running}", f"batch 2 {running}", f"epoch_end 2 {figures}",
         f"train_end {figures}",
     ]  # fmt: skip
+
+
+# --- argument checks ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: EarlyStopping(restore_best_weights="no"),
+            r"EarlyStopping\(restore_best_weights=...\) expects a bool. Received: restore_best_weights='no'",
+        ),
+        (
+            lambda: EarlyStopping(baseline="x"),
+            r"EarlyStopping\(baseline=...\) expects a finite number or None. Received: baseline='x'",
+        ),
+        (lambda: EarlyStopping(baseline=math.nan), r"Received: baseline=nan"),
+        (lambda: EarlyStopping(min_delta=math.inf), r"min_delta=...\) expects a finite number >= 0. .*min_delta=inf"),
+        (lambda: EarlyStopping(patience=True), r"patience=...\) expects an int >= 0. Received: patience=True"),
+        (
+            lambda: ModelCheckpoint("ckpt", save_best_only="x"),
+            r"ModelCheckpoint\(save_best_only=...\) expects a bool. Received: save_best_only='x'",
+        ),
+        (lambda: ModelCheckpoint("ckpt", save_optimizer_state=1), r"Received: save_optimizer_state=1"),
+        (lambda: CSVLogger("log.csv", append="yes"), r"CSVLogger\(append=...\) expects a bool. Received: append='yes'"),
+        (
+            lambda: LearningRateScheduler(lambda e, lr: lr, verbose="x"),
+            r"LearningRateScheduler\(verbose=...\) expects an int >= 0 or a bool. Received: verbose='x'",
+        ),
+        (lambda: LearningRateScheduler(lambda e, lr: lr, per_step=None), r"per_step=...\) expects a bool"),
+        (lambda: TimeStopping(seconds="60"), r"TimeStopping\(seconds=...\) .* Received: seconds='60'"),
+    ],
+)
+def test_callbacks_reject_bad_arguments_naming_the_value(make, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        make()
+
+
+def test_callbacks_accept_numpy_scalars():
+    stopping = EarlyStopping(min_delta=np.float32(0.5), patience=np.int64(2), baseline=np.float64(1.0))
+    assert (stopping.patience, stopping.baseline, stopping._monitor.min_delta) == (2, 1.0, 0.5)
+    assert type(stopping.patience) is int and type(stopping.baseline) is float
+    assert EarlyStopping(restore_best_weights=np.True_).restore_best_weights is True
+    assert TimeStopping(seconds=np.int64(5)).seconds == 5.0
+    assert LearningRateScheduler(lambda e, lr: lr, verbose=True).verbose == 1
+
+
+def run_schedule(scheduler: LearningRateScheduler, epochs: int) -> list[float]:
+    """The rate after each epoch's on_epoch_begin, on a stand-in model that starts at 0.5."""
+    model = FakeModel()
+    model.learning_rate = 0.5  # type: ignore[attr-defined]
+    scheduler.set_model(model)  # type: ignore[arg-type]
+    scheduler.on_train_begin()
+    rates = []
+    for epoch in range(1, epochs + 1):
+        scheduler.on_epoch_begin(epoch)
+        rates.append(model.learning_rate)  # type: ignore[attr-defined]
+    return rates
+
+
+def test_scheduler_takes_a_one_argument_schedule_of_one_based_epochs():
+    assert run_schedule(LearningRateScheduler(lambda epoch: 0.1 / epoch), 3) == pytest.approx([0.1, 0.05, 0.1 / 3])
+
+
+def test_scheduler_passes_the_rate_to_two_argument_and_unreadable_schedules():
+    assert run_schedule(LearningRateScheduler(lambda epoch, lr: lr / 2), 2) == pytest.approx([0.25, 0.125])
+    assert run_schedule(LearningRateScheduler(lambda *args: args[1] * 2), 1) == pytest.approx([1.0])
+    assert run_schedule(LearningRateScheduler(max), 2) == [1.0, 2.0]  # no signature: max(epoch, lr)
+
+
+@pytest.mark.parametrize("schedule", [lambda: 0.1, lambda epoch, lr, extra: lr, lambda epoch, *, lr: lr])
+def test_scheduler_rejects_a_schedule_it_cannot_call(schedule):
+    with pytest.raises(InvalidTypeError, match=r"expects a callable taking \(epoch, lr\) or \(epoch\). Received: "):
+        LearningRateScheduler(schedule)

@@ -18,6 +18,7 @@ from onnxtrain.initializers import (
     Ones,
     RandomNormal,
     RandomUniform,
+    VarianceScaling,
     Zeros,
 )
 from onnxtrain.layers import Dense, Flatten, Input
@@ -105,3 +106,53 @@ def test_registry_names_classes_configs():
 def test_bad_initializers(factory, error, message):
     with pytest.raises(error, match=message):
         factory()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: RandomUniform("a", "b"), r"RandomUniform\(minval=...\) expects a finite number.*Received: minval='a'"),
+        (lambda: RandomUniform(0, "b"), r"RandomUniform\(maxval=...\) .*Received: maxval='b'"),
+        (
+            lambda: RandomNormal(seed=1.5),
+            r"RandomNormal\(seed=...\) expects a non-negative int or None. Received: seed=1.5",
+        ),
+        (lambda: RandomNormal(seed=-1), r"Received: seed=-1"),
+        (lambda: HeNormal(seed=True), r"HeNormal\(seed=...\) .*Received: seed=True"),
+        (
+            lambda: RandomNormal(mean=float("nan")),
+            r"RandomNormal\(mean=...\) expects a finite number.*Received: mean=nan",
+        ),
+        (lambda: Constant(1e300), r"Constant\(value=...\) .*within float32 range.*Received: value=1e\+300"),
+        (lambda: Constant(10**400), r"Constant\(value=...\) .*within float32 range"),
+        (lambda: RandomNormal(stddev=1e300), r"RandomNormal\(stddev=...\) .*Received: stddev=1e\+300"),
+        (lambda: RandomUniform(-1e300, 1e300), r"RandomUniform\(minval=...\) .*Received: minval=-1e\+300"),
+        (lambda: VarianceScaling(scale=1e300), r"VarianceScaling\(scale=...\) .*Received: scale=1e\+300"),
+        (lambda: VarianceScaling(mode="fan"), r"VarianceScaling\(mode=...\) .*Received: mode='fan'"),
+    ],
+)
+def test_bad_initializer_arguments_fail_at_construction(make, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        make()
+
+
+def test_weights_that_overflow_float32_fail_naming_the_initializer():
+    # Each argument fits in float32, but mean + a few stddevs does not.
+    init = RandomNormal(mean=3e38, stddev=3e38, seed=0)
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"RandomNormal produced non-finite float32 weights .* for shape \(64,\).*mean=3e\+38",
+    ):
+        init((64,), 1, 64, np.random.default_rng(0))
+
+
+def test_numpy_scalar_arguments_are_stored_as_python_numbers():
+    init = RandomNormal(np.float32(0.5), np.float64(0.25), np.int64(3))
+    assert (type(init.mean), type(init.stddev), type(init.seed)) == (float, float, int)
+    assert init == RandomNormal(0.5, 0.25, 3)
+    assert (Constant(np.int32(2))((2,), 1, 2, np.random.default_rng(0)) == 2).all()
+
+
+def test_variance_scaling_config_keeps_its_settings():
+    init = VarianceScaling(scale=3.0, mode="fan_out", distribution="uniform", seed=1)
+    assert initializers.get(init.get_config()) == init

@@ -82,3 +82,32 @@ def test_registry():
     assert losses.get({"name": "huber", "delta": 2.0}) == losses.Huber(2.0)
     with pytest.raises(UnknownIdentifierError, match=r"Could not interpret loss 'hinge'. Valid names"):
         losses.get("hinge")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: losses.Huber(delta=-1), r"Huber\(delta=...\) expects a positive finite number.*Received: delta=-1"),
+        (lambda: losses.Huber(delta="x"), r"Received: delta='x'"),
+        (lambda: losses.Huber(delta=0), r"Received: delta=0"),
+        (lambda: losses.Huber(delta=float("inf")), r"Received: delta=inf"),
+        (lambda: losses.Huber(delta=True), r"Received: delta=True"),
+        (
+            lambda: losses.BinaryCrossentropy(epsilon=0.7),
+            r"BinaryCrossentropy\(epsilon=...\) expects a number in \[0, 0.5\).*Received: epsilon=0.7",
+        ),
+        (lambda: losses.BinaryCrossentropy(epsilon=0.5), r"Received: epsilon=0.5"),
+        (lambda: losses.BinaryCrossentropy(epsilon=-1e-7), r"Received: epsilon=-1e-07"),
+        (lambda: losses.get({"name": "bce", "epsilon": "small"}), r"Received: epsilon='small'"),
+    ],
+)
+def test_bad_loss_arguments_fail_at_construction(make, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        make()
+
+
+def test_numpy_scalar_loss_arguments_are_stored_as_python_floats():
+    delta, epsilon = losses.Huber(np.int64(2)).delta, losses.BinaryCrossentropy(np.float32(0.25)).epsilon
+    assert type(delta) is float and delta == 2.0
+    assert type(epsilon) is float and epsilon == 0.25
+    assert losses.BinaryCrossentropy(0).epsilon == 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from onnxtrain import optimizers as opt
@@ -111,3 +112,66 @@ BAD = [
 def test_bad_hyper_parameters_fail_with_clear_messages(make, message):
     with pytest.raises(InvalidArgumentError, match=message):
         make()
+
+
+@pytest.mark.parametrize(
+    ("make", "arg", "expected"),
+    [
+        (lambda: opt.Adam(learning_rate=np.float32(0.5)), "learning_rate", 0.5),
+        (lambda: opt.SGD(learning_rate=np.int64(1)), "learning_rate", 1.0),
+        (lambda: opt.Adam(beta1=np.float64(0.8)), "beta1", 0.8),
+        (lambda: opt.RMSProp(clip_norm=np.float16(2)), "clip_norm", 2.0),
+        (lambda: opt.Ftrl(learning_rate_power=np.int32(-1)), "learning_rate_power", -1.0),
+    ],
+)
+def test_numpy_scalars_are_accepted_and_stored_as_python_floats(make, arg, expected):
+    value = getattr(make(), arg)
+    assert type(value) is float and value == expected
+
+
+def test_numpy_bool_flags_are_stored_as_bools():
+    assert opt.Momentum(use_nesterov=np.bool_(False)).use_nesterov is False
+
+
+@pytest.mark.parametrize("value", [True, np.True_, 10**400, "0.1", None])
+def test_bools_strings_and_overflowing_ints_are_not_learning_rates(value):
+    with pytest.raises(InvalidArgumentError, match=r"SGD\(learning_rate=...\) expects a finite number in \(0, inf\)"):
+        opt.SGD(learning_rate=value)
+
+
+ASSIGNMENTS = [
+    (opt.Adam, "learning_rate", -1.0, r"Adam\(learning_rate=...\) expects .* \(0, inf\). Received: learning_rate=-1.0"),
+    (opt.Adam, "beta1", 5, r"Adam\(beta1=...\) expects a finite number in \(0, 1\). Received: beta1=5"),
+    (opt.SGD, "learning_rate", "x", r"SGD\(learning_rate=...\) expects .* Received: learning_rate='x'"),
+    (opt.SGD, "clip_norm", float("nan"), r"SGD\(clip_norm=...\) expects .* or None. Received: clip_norm=nan"),
+    (opt.Momentum, "use_nesterov", 1, r"Momentum\(use_nesterov=...\) expects a bool. Received: use_nesterov=1"),
+    (opt.RMSProp, "decay", 1.5, r"RMSProp\(decay=...\) expects a finite number in \[0, 1\]. Received: decay=1.5"),
+    (opt.Ftrl, "learning_rate_power", 0.5, r"Ftrl\(learning_rate_power=...\) .* Received: learning_rate_power=0.5"),
+]
+
+
+@pytest.mark.parametrize(("cls", "arg", "value", "message"), ASSIGNMENTS)
+def test_assignment_after_construction_is_checked_like_the_constructor(cls, arg, value, message):
+    optimizer = cls()
+    before = getattr(optimizer, arg)
+    with pytest.raises(InvalidArgumentError, match=message):
+        setattr(optimizer, arg, value)
+    assert getattr(optimizer, arg) == before
+
+
+def test_assigning_a_valid_rate_stores_a_float_and_keeps_the_config_round_trip():
+    optimizer = opt.Adam()
+    optimizer.learning_rate = np.float64(0.25)
+    optimizer.clip_value = None
+    assert type(optimizer.learning_rate) is float and optimizer.learning_rate == 0.25
+    assert opt.get(optimizer.get_config()) == optimizer
+
+
+def test_a_subclass_keeps_the_checks_of_its_bases():
+    class Custom(opt.Adam):
+        pass
+
+    with pytest.raises(InvalidArgumentError, match=r"Custom\(beta2=...\) .* Received: beta2=2"):
+        Custom(beta2=2)
+    with pytest.raises(InvalidArgumentError, match=r"Custom\(learning_rate=...\) .* Received: learning_rate=0"):
+        Custom().learning_rate = 0
