@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import enum
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from onnxtrain._checks import FLOAT32_MAX, as_real
 from onnxtrain._registry import Registry
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.graph import GraphBuilder
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -78,13 +76,9 @@ class Selu(Activation):
 
 def _check_alpha(owner: str, value: object) -> float:
     """`alpha` as a Python float: a real number (numpy scalars too, not bools) finite in float32, as graphs hold it."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:  # an int beyond float64 range
-            number = math.inf
-        if abs(number) <= _FLOAT32_MAX:  # NaN fails the comparison
-            return number
+    number = as_real(value)
+    if number is not None and abs(number) <= FLOAT32_MAX:  # NaN fails the comparison
+        return number
     raise InvalidArgumentError(
         f"{owner}(alpha=...) expects a finite number within float32 range (|alpha| <= 3.4e38). "
         f"Received: alpha={value!r}"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from onnxtrain._checks import as_real, check_bool
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:
@@ -23,22 +24,6 @@ if TYPE_CHECKING:
 
 Logs = Mapping[str, float]
 logger = logging.getLogger("onnxtrain")
-
-
-def _as_real(value: object) -> float | None:
-    """`value` as a float if it is a real number (Python or numpy, not a bool), else None."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except OverflowError:  # an int beyond float range
-            return math.inf
-    return None
-
-
-def _check_bool(owner: str, arg: str, value: object) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise InvalidArgumentError(f"{owner}({arg}=...) expects a bool. Received: {arg}={value!r}")
-    return bool(value)
 
 
 def _takes_lr(schedule: Callable[..., float]) -> bool:
@@ -139,7 +124,7 @@ class _Monitor:
             )
         if mode not in ("auto", "min", "max"):
             raise InvalidArgumentError(f"{owner}(mode=...) expects 'auto', 'min' or 'max'. Received: mode={mode!r}")
-        delta = _as_real(min_delta)
+        delta = as_real(min_delta)
         if delta is None or not 0 <= delta < math.inf:
             raise InvalidArgumentError(
                 f"{owner}(min_delta=...) expects a finite number >= 0. Received: min_delta={min_delta!r}"
@@ -201,7 +186,7 @@ class EarlyStopping(Callback):
             raise InvalidArgumentError(
                 f"EarlyStopping(patience=...) expects an int >= 0. Received: patience={patience!r}"
             )
-        limit = _as_real(baseline)
+        limit = as_real(baseline)
         if baseline is not None and (limit is None or not math.isfinite(limit)):
             raise InvalidArgumentError(
                 f"EarlyStopping(baseline=...) expects a finite number or None. Received: baseline={baseline!r}"
@@ -209,7 +194,7 @@ class EarlyStopping(Callback):
         self.monitor, self.mode = monitor, self._monitor.mode
         self.patience = int(patience)
         self.baseline = limit
-        self.restore_best_weights = _check_bool("EarlyStopping", "restore_best_weights", restore_best_weights)
+        self.restore_best_weights = check_bool("EarlyStopping", "restore_best_weights", restore_best_weights)
         self.on_train_begin()
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
@@ -304,8 +289,8 @@ class ModelCheckpoint(Callback):
         self.directory = str(directory)
         self._monitor = _Monitor("ModelCheckpoint", monitor, mode, min_delta)
         self.monitor = monitor
-        self.save_best_only = _check_bool("ModelCheckpoint", "save_best_only", save_best_only)
-        self.save_optimizer_state = _check_bool("ModelCheckpoint", "save_optimizer_state", save_optimizer_state)
+        self.save_best_only = check_bool("ModelCheckpoint", "save_best_only", save_best_only)
+        self.save_optimizer_state = check_bool("ModelCheckpoint", "save_optimizer_state", save_optimizer_state)
         self.last_saved: Path | None = None
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
@@ -342,7 +327,7 @@ class CSVLogger(Callback):
     def __init__(self, path: str | Path, append: bool = False):
         if not isinstance(path, str | Path) or not str(path):
             raise InvalidArgumentError(f"CSVLogger(path=...) expects a file path. Received: {path!r}")
-        self.path, self.append = Path(path), _check_bool("CSVLogger", "append", append)
+        self.path, self.append = Path(path), check_bool("CSVLogger", "append", append)
         self._keys: list[str] | None = None
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
@@ -400,7 +385,7 @@ class LearningRateScheduler(Callback):
             )
         self.schedule: Callable[..., float] = schedule
         self._takes_lr = _takes_lr(schedule)
-        self.per_step = _check_bool("LearningRateScheduler", "per_step", per_step)
+        self.per_step = check_bool("LearningRateScheduler", "per_step", per_step)
         self.verbose = int(verbose)
         self._step = 0
 
@@ -446,7 +431,7 @@ class TimeStopping(Callback):
     """
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
-        limit = _as_real(seconds)
+        limit = as_real(seconds)
         if limit is None or not limit > 0:
             raise InvalidArgumentError(
                 f"TimeStopping(seconds=...) expects a positive number. Received: seconds={seconds!r}"

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from onnxtrain._checks import FLOAT32_MAX, as_real
 from onnxtrain._registry import Registry, snake_case
 from onnxtrain.errors import InvalidArgumentError
 
 Shape = tuple[int, ...]
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -190,13 +190,9 @@ for _cls, _public in [
 
 def _check_float32(owner: str, arg: str, value: object, positive: bool = False) -> float:
     """`value` as a Python float, if it is a real number (numpy scalars too, not bools) that is finite in float32."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:  # an int beyond float64 range
-            number = math.inf
-        if abs(number) <= _FLOAT32_MAX and (number > 0 or not positive):  # NaN fails the comparison
-            return number
+    number = as_real(value)
+    if number is not None and abs(number) <= FLOAT32_MAX and (number > 0 or not positive):  # NaN fails it
+        return number
     expected = "a positive finite number" if positive else "a finite number"
     raise InvalidArgumentError(
         f"{owner}({arg}=...) expects {expected} within float32 range (|{arg}| <= 3.4e38). Received: {arg}={value!r}"

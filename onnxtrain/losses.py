@@ -7,18 +7,17 @@ differentiate, so the same definition serves training, evaluation and any engine
 from __future__ import annotations
 
 import enum
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from onnxtrain._checks import FLOAT32_MAX, as_real
 from onnxtrain._registry import Registry
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.graph import GraphBuilder
 
 Shape = tuple[int, ...]
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class Losses(enum.Enum):
@@ -157,14 +156,13 @@ class Huber(Loss):
     name: str = field(default="huber", init=False)
 
     def __post_init__(self) -> None:
-        # Compared before float(): that overflows for an int beyond 1e308. NaN fails the comparison.
-        valid = isinstance(self.delta, numbers.Real) and not isinstance(self.delta, bool)
-        if not (valid and 0 < self.delta <= _FLOAT32_MAX):
+        delta = as_real(self.delta)
+        if delta is None or not 0 < delta <= FLOAT32_MAX:  # NaN fails the comparison
             raise InvalidArgumentError(
                 "Huber(delta=...) expects a positive finite number within float32 range (delta <= 3.4e38). "
                 f"Received: delta={self.delta!r}"
             )
-        object.__setattr__(self, "delta", float(self.delta))
+        object.__setattr__(self, "delta", delta)
 
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
         error = builder.node("Abs", [builder.node("Sub", [output, labels])])
@@ -190,13 +188,13 @@ class BinaryCrossentropy(Loss):
     name: str = field(default="binary_crossentropy", init=False)
 
     def __post_init__(self) -> None:
-        valid = isinstance(self.epsilon, numbers.Real) and not isinstance(self.epsilon, bool)
-        if not (valid and 0 <= self.epsilon < 0.5):
+        epsilon = as_real(self.epsilon)
+        if epsilon is None or not 0 <= epsilon < 0.5:
             raise InvalidArgumentError(
                 "BinaryCrossentropy(epsilon=...) expects a number in [0, 0.5) (the outputs are clipped to "
                 f"[epsilon, 1 - epsilon]). Received: epsilon={self.epsilon!r}"
             )
-        object.__setattr__(self, "epsilon", float(self.epsilon))
+        object.__setattr__(self, "epsilon", epsilon)
 
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
         p = builder.node(

@@ -8,13 +8,11 @@ class docstring gives its rule, with `t` the 1-based number of the update.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
-import numpy as np
-
+from onnxtrain._checks import as_real, check_bool
 from onnxtrain._registry import Registry
 from onnxtrain.errors import InvalidArgumentError
 
@@ -33,11 +31,8 @@ class _Interval:
         """`value` as a Python float; otherwise InvalidArgumentError naming `owner`, `arg`, the interval and `value`."""
         if value is None and self.optional:
             return None
-        if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            try:
-                number = float(value)
-            except OverflowError:  # an int beyond float range
-                number = math.inf
+        number = as_real(value)
+        if number is not None:
             inside = math.isfinite(number)
             if inside and self.low is not None:
                 inside = number > self.low if self.low_open else number >= self.low
@@ -51,12 +46,6 @@ class _Interval:
         closing = ")" if self.high_open or self.high is None else "]"
         expected = f"a finite number in {opening}{left}, {right}{closing}" + (" or None" if self.optional else "")
         raise InvalidArgumentError(f"{owner}({arg}=...) expects {expected}. Received: {arg}={value!r}")
-
-
-def _check_bool(owner: str, arg: str, value: object) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise InvalidArgumentError(f"{owner}({arg}=...) expects a bool. Received: {arg}={value!r}")
-    return bool(value)
 
 
 _Check = Callable[[str, str, object], object]
@@ -127,7 +116,7 @@ class Momentum(Optimizer):
     clip_value: float | None = None
     name: str = field(default="momentum", init=False)
 
-    _checks: ClassVar[dict[str, _Check]] = {"momentum": _NON_NEGATIVE, "use_nesterov": _check_bool}
+    _checks: ClassVar[dict[str, _Check]] = {"momentum": _NON_NEGATIVE, "use_nesterov": check_bool}
 
 
 @dataclass
@@ -153,7 +142,7 @@ class RMSProp(Optimizer):
         "decay": _Interval(0.0, 1.0),
         "momentum": _NON_NEGATIVE,
         "epsilon": _POSITIVE,
-        "centered": _check_bool,
+        "centered": check_bool,
     }
 
 
