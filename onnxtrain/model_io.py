@@ -21,6 +21,7 @@ import onnx
 from onnx import numpy_helper
 
 from onnxtrain import emit, losses, metrics, optimizers
+from onnxtrain._checks import as_real
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -279,12 +280,8 @@ def _check_saved_values(config: dict[str, Any], path: Path) -> None:
 
 
 def _is_finite_positive(value: object) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value) and value > 0
-    except OverflowError:  # an int too large for a float
-        return False
+    number = as_real(value)
+    return number is not None and 0 < number < math.inf  # NaN fails the comparison
 
 
 @contextlib.contextmanager
