@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onnxtrain import losses, optimizers
 from onnxtrain._ort_training import TrainingArtifacts, write_artifacts
-from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:
     from onnxtrain.model import Sequential
@@ -28,9 +29,14 @@ def generate_artifacts(
     [batch, ...]) and `labels` (int64 [batch] for softmax cross-entropy, float32 shaped like the output otherwise)
     and returns `loss` and `logits`; the weights start as the model's current weights.
 
+    Raises:
+        InvalidTypeError / InvalidArgumentError: `directory` is not a str or os.PathLike, or is empty ("." is
+            the current folder); nothing is written.
+
     Example:
         >>> generate_artifacts(model, Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, Adam(), "artifacts")  # doctest: +SKIP
     """
+    _check_directory(directory)
     compiled = model._trainer.compiled if model._trainer is not None else None
     if compiled is None and (loss is None or optimizer is None):
         raise InvalidArgumentError(
@@ -46,3 +52,12 @@ def generate_artifacts(
         opset if opset is not None else (compiled.opset if compiled else 17),
         ir_version if ir_version is not None else (compiled.ir_version if compiled else 8),
     )
+
+
+def _check_directory(directory: object) -> None:
+    """Refuse what is not a folder path; "" would write into the current folder, which "." says on purpose."""
+    expected = 'generate_artifacts(directory=...) expects a folder path (e.g. "artifacts").'
+    if not isinstance(directory, str | os.PathLike) or not isinstance(os.fspath(directory), str):
+        raise InvalidTypeError(f"{expected} Received: directory={directory!r} ({type(directory).__name__})")
+    if not os.fspath(directory):
+        raise InvalidArgumentError(f'{expected} Received: directory={directory!r}; pass "." for the current folder.')

@@ -185,7 +185,8 @@ def save_model(
         )
     if mode is WritingMode.OVERRIDE:  # before the files are built: a refusal is quick and changes nothing
         check_replaceable(directory, SAVED_FILES)
-    return save_files(directory, model_files(model, save_optimizer_state), mode)
+    # save_files checks again with the save lock held, just before the swap: an entry added meanwhile is seen.
+    return save_files(directory, model_files(model, save_optimizer_state), mode, replaceable=SAVED_FILES)
 
 
 def export_model(

@@ -115,26 +115,41 @@ def save_files(
     directory: str | os.PathLike[str],
     files: Mapping[str, FileData],
     writing_mode: WritingMode | str = WritingMode.FAIL_IF_EXISTS,
+    *,
+    replaceable: Collection[str] | None = None,
 ) -> Path:
     """Save a complete set of files as a model directory.
 
     FAIL_IF_EXISTS refuses any existing directory (even an empty one). OVERRIDE builds the new directory
     beside the old one and swaps it in with one atomic exchange, so the directory holds exactly `files` after:
-    whatever else it held is deleted, so call `check_replaceable` first unless the caller owns the whole
-    directory. APPEND replaces same-named files one atomic rename at a time and keeps the others. Saves to one
-    directory are serialised by a lock file beside it, and each save first cleans up after earlier killed saves.
-    A save refused before writing creates nothing, not even the lock file.
+    whatever else it held is deleted, so pass `replaceable` (see `check_replaceable`) unless the caller owns
+    the whole directory. APPEND replaces same-named files one atomic rename at a time and keeps the others.
+    Saves to one directory are serialised by a lock file beside it, and each save first cleans up after
+    earlier killed saves. A save refused before writing creates nothing, not even the lock file.
+
+    Args:
+        replaceable: with OVERRIDE, the file names the old directory may hold; anything else refuses the save.
+            Checked before anything is created, and again with the lock held just before the swap, so an entry
+            added while the new directory was staged is seen too (that refusal leaves only the lock file). A
+            writer that takes no lock can still add one between that check and the swap. Other modes ignore it.
 
     Returns:
         The absolute directory path.
     Raises:
-        ModelExistsError: FAIL_IF_EXISTS and the directory exists.
-        InvalidArgumentError / InvalidTypeError: bad `files` or `writing_mode`, or `directory` is a file.
+        ModelExistsError: FAIL_IF_EXISTS and the directory exists; OVERRIDE and it holds what `replaceable`
+            does not name (the old directory is left as it was and the staged one removed).
+        InvalidArgumentError / InvalidTypeError: bad `files`, `writing_mode` or `replaceable`, or `directory` is
+            a file.
         OSError: disk full, permission denied, ... naming the path; the previous directory is left intact.
     """
     target = _as_path(directory, "directory")
     mode = WritingMode.get(writing_mode)
     _check_files(files)
+    if replaceable is not None and (isinstance(replaceable, str) or not isinstance(replaceable, Collection)):
+        raise InvalidTypeError(
+            "replaceable expects a collection of file names such as {'model.onnx'}, or None. "
+            f"Received: replaceable={replaceable!r}"
+        )
     if target.name.startswith(SCRATCH_PREFIX):
         raise InvalidArgumentError(f"directory names starting with {SCRATCH_PREFIX!r} are reserved. Received: {target}")
     if os.path.lexists(target) and not target.is_dir():
@@ -142,9 +157,12 @@ def save_files(
             f"save_files(directory=...) expects a directory path, but '{target}' is an existing file. "
             "Remove the file or choose another directory."
         )
+    guarded = replaceable if mode is WritingMode.OVERRIDE else None
     try:
         if mode is WritingMode.FAIL_IF_EXISTS:  # refused before anything, even the lock file, is created
             _refuse_existing(target)
+        if guarded is not None:  # likewise; checked again below, under the lock
+            _refuse_unreplaceable(target, guarded)
         _make_directories(target.parent)
         if mode is WritingMode.APPEND:
             with locked(target, exclusive=True):
@@ -157,6 +175,12 @@ def save_files(
                 _refuse_existing(target)
         staged = _stage_directory(target, files)  # outside the lock: it can take long and nobody else sees it
         with locked(target, exclusive=True):
+            if guarded is not None:  # what the swap would delete, as it stands now that no other save can run
+                try:
+                    _refuse_unreplaceable(target, guarded)
+                except BaseException:
+                    remove_entry(staged)
+                    raise
             displaced = _commit(staged, target, mode)
         if displaced is not None:
             remove_entry(displaced)
@@ -172,20 +196,27 @@ def check_replaceable(directory: str | os.PathLike[str], replaceable: Collection
 
     OVERRIDE swaps the whole directory and deletes the old one, so only an empty directory or one holding
     nothing but what a save wrote (and onnxtrain's scratch entries) may be replaced. A missing directory passes;
-    so does a file, which `save_files` refuses with its own message. Nothing is created or changed. It checks
-    without the save lock, so an entry added later, while the new directory is staged, is not seen.
+    so does a file, which `save_files` refuses with its own message. Nothing is created or changed. This is a
+    quick early answer, without the save lock: `save_files(..., replaceable=...)` checks again under the lock.
 
     Raises:
         ModelExistsError: naming the directory and its first unexpected entries.
         OSError: the directory cannot be listed.
     """
     target = _as_path(directory, "directory")
+    try:
+        _refuse_unreplaceable(target, replaceable)
+    except OSError as e:
+        if isinstance(e, OnnxtrainError):
+            raise
+        raise _write_error(target, e) from e
+
+
+def _refuse_unreplaceable(target: Path, replaceable: Collection[str]) -> None:
+    """`check_replaceable` on an absolute path; a failed listing raises the plain OSError."""
     if not target.is_dir():
         return
-    try:
-        names = sorted(os.listdir(target))
-    except OSError as e:
-        raise _write_error(target, e) from e
+    names = sorted(os.listdir(target))
     ours = {entry.path.name for entry in scratch_entries(target, None)}
     unexpected = []
     for name in names:

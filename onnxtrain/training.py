@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import tempfile
 import weakref
@@ -117,6 +118,13 @@ class Trainer:
     def create(
         cls, model: Sequential, compiled: Compiled, artifacts_dir: str | Path | None, threads: int | None
     ) -> Trainer:
+        """Open the engine `compiled` asks for, writing its artifacts to `artifacts_dir` when given.
+
+        A failure removes again the folders of `artifacts_dir` that did not exist before, while they are empty:
+        never a folder that existed, nor one that holds anything.
+        """
+        created = _missing_folders(artifacts_dir)  # removed again, while empty, if the engine fails
+
         device = resolve_device(compiled.device)
         kind = resolve_engine(compiled.engine, compiled)
         engine: PortableEngine | _ort_training.OrtTrainingEngine
@@ -129,6 +137,7 @@ class Trainer:
                     engine.save_graphs(artifacts_dir)
                 except BaseException:
                     engine.close()
+                    _remove_empty(created)
                     raise
             model._resume_checkpoint = None
             return cls(model, replace(compiled, engine=kind), engine, device, temp_dir=None)
@@ -157,6 +166,7 @@ class Trainer:
         except BaseException:
             if temp_dir is not None:
                 shutil.rmtree(temp_dir, ignore_errors=True)
+            _remove_empty(created)
             raise
         return cls(model, replace(compiled, engine=kind), engine, device, temp_dir)
 
@@ -378,3 +388,23 @@ class Trainer:
         self.engine.close()
         if self._cleanup is not None:
             self._cleanup()  # removes the temporary artifacts folder, once
+
+
+def _missing_folders(directory: str | Path | None) -> list[Path]:
+    """`directory` and those of its ancestors that do not exist yet, deepest first."""
+    missing: list[Path] = []
+    folder = Path(directory).absolute() if directory is not None else None
+    # os.path.lexists, unlike Path.exists, answers False for an unreadable path instead of raising.
+    while folder is not None and not os.path.lexists(folder):
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove `folders` (deepest first) while they are empty: never one that holds anything, nor its parents."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from onnxtrain.errors import (
     ModelStateError,
     RuntimeSetupError,
     UnknownIdentifierError,
+    UnsupportedError,
 )
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.losses import Losses
@@ -170,6 +173,51 @@ def test_artifacts_dir_keeps_the_artifacts(tmp_path):
         "optimizer_model.onnx",
         "training_model.onnx",
     ]
+
+
+def _fail_after_making(monkeypatch, engine: str, write: bool) -> None:
+    """Make the engine's artifact writer create its folder (and, with `write`, a file in it), then fail, as
+    onnxblock does for an operator without a gradient (ort-training) or a full disk does (portable)."""
+    from onnxtrain import _ort_training
+    from onnxtrain.portable import PortableEngine
+
+    def make_then_fail(directory):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        if write:
+            (Path(directory) / "eval.onnx").write_bytes(b"half")
+        raise UnsupportedError("no gradient for this operator")
+
+    if engine == "ort-training":
+        monkeypatch.setattr(_ort_training, "write_artifacts", lambda layers, loss, opt, d, *a, **k: make_then_fail(d))
+    else:
+        monkeypatch.setattr(PortableEngine, "save_graphs", lambda self, d: make_then_fail(d))
+
+
+@pytest.mark.parametrize("engine", ["ort-training", "portable"])
+def test_a_failed_compile_removes_the_artifacts_folders_it_created(tmp_path, monkeypatch, engine):
+    _fail_after_making(monkeypatch, engine, write=False)
+    with blob_model() as model:
+        with pytest.raises(UnsupportedError, match="no gradient"):
+            model.compile(engine=engine, artifacts_dir=tmp_path / "runs" / "artifacts")
+        assert not model.is_compiled
+    assert os.listdir(tmp_path) == []  # the missing parent "runs" it made is gone too
+
+
+@pytest.mark.parametrize("engine", ["ort-training", "portable"])
+@pytest.mark.parametrize("before", ["empty folder", "user file", "missing"])
+def test_a_failed_compile_keeps_a_folder_that_existed_or_holds_files(tmp_path, monkeypatch, engine, before):
+    directory = tmp_path / "artifacts"
+    if before != "missing":
+        directory.mkdir()
+    if before == "user file":
+        (directory / "notes.txt").write_bytes(b"keep me")
+    _fail_after_making(monkeypatch, engine, write=before == "missing")  # missing: made, then written into
+    with blob_model() as model, pytest.raises(UnsupportedError):
+        model.compile(engine=engine, artifacts_dir=directory)
+    expected = {"empty folder": [], "user file": ["notes.txt"], "missing": ["eval.onnx"]}[before]
+    assert sorted(os.listdir(directory)) == expected
+    if before == "user file":
+        assert (directory / "notes.txt").read_bytes() == b"keep me"
 
 
 BAD_CALLS = [

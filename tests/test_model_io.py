@@ -195,6 +195,26 @@ def test_override_refuses_a_single_foreign_file_beside_a_saved_model(tmp_path):
     assert _tree(tmp_path) == before
 
 
+def test_override_refuses_a_file_added_beside_the_model_while_the_save_was_staged(tmp_path, monkeypatch):
+    from onnxtrain import saving
+
+    directory = _model(seed=9, compiled=False).save(tmp_path / "model")
+    before = _files(directory)
+    stage = saving._stage_directory
+
+    def stage_then_add(target, files):  # another writer adds a file after the early check passed
+        staged = stage(target, files)
+        (directory / "README.md").write_bytes(b"notes")
+        return staged
+
+    monkeypatch.setattr(saving, "_stage_directory", stage_then_add)
+    with pytest.raises(ModelExistsError, match=r"holds 'README\.md', which are not files of a saved model"):
+        _model(compiled=False).save(directory, writing_mode="override")
+    assert _files(directory) == {**before, "README.md": b"notes"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".onnxtrain-") and "-lock-" not in p.name] == []
+    load_model(directory, compile=False).close()
+
+
 def test_append_into_a_project_keeps_its_files_and_folders(tmp_path):
     project = _project(tmp_path)
     with _model(compiled=False) as model:
@@ -578,6 +598,9 @@ def test_the_kill_check_catches_an_unsafe_saver():
     # works, and keeps an unlucky run (no kill inside a write) from passing the unsafe saver.
     report = _kill_loop("--kills", "200", "--naive-writes")
     assert report["unloadable"] == 1 and report["returncode"] == 1, report
+    # ...because a kill landed inside a naive write, not because the naive saver itself failed.
+    assert report["killed_mid_save"] >= 1 and report["saves_completed"] >= 1, report
+    assert all("TypeError" not in problem for problem in report["problems"]), report
 
 
 def test_a_flipped_weight_bit_in_model_onnx_is_caught_by_both_loaders(tmp_path):

@@ -288,6 +288,15 @@ def test_save_files_rejects_bad_arguments(tmp_path, monkeypatch, directory, file
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("replaceable", ["model.onnx", 3, iter(["model.onnx"])], ids=["str", "int", "iterator"])
+def test_save_files_rejects_replaceable_that_is_not_a_collection_of_names(tmp_path, replaceable):
+    with pytest.raises(
+        InvalidTypeError, match=r"replaceable expects a collection of file names.*Received: replaceable="
+    ):
+        saving.save_files(tmp_path / "model", NEW, "override", replaceable=replaceable)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_save_files_accepts_writer_callables(tmp_path):
     saving.save_files(tmp_path / "model", {"a.bin": lambda stream: stream.write(b"abc")}, "override")
     assert _read(tmp_path / "model") == {"a.bin": b"abc"}
@@ -386,6 +395,70 @@ def test_a_refused_fail_if_exists_save_creates_no_lock_file(tmp_path):
     assert not lock.exists()
     lock.touch()
     assert _snapshot(tmp_path) == before
+
+
+def test_a_refused_override_save_creates_no_lock_file(tmp_path):
+    directory = tmp_path / "model"
+    directory.mkdir()
+    (directory / "train.py").write_bytes(b"print()")
+    before = _snapshot(tmp_path)
+    with pytest.raises(ModelExistsError, match=r"it holds 'train\.py', which are not files of a saved model"):
+        saving.save_files(directory, NEW, "override", replaceable=MODEL_NAMES)
+    assert _snapshot(tmp_path) == before  # no lock file, no staged directory
+
+
+def _add_while_staging(monkeypatch, directory: Path, name: str) -> None:
+    """Put a file `name` into `directory` once the new directory is staged, as another writer could."""
+    stage = saving._stage_directory
+
+    def stage_then_add(target: Path, files):
+        staged = stage(target, files)
+        (directory / name).write_bytes(b"added meanwhile")
+        return staged
+
+    monkeypatch.setattr(saving, "_stage_directory", stage_then_add)
+
+
+def test_override_refuses_an_entry_added_while_the_new_directory_was_staged(tmp_path, monkeypatch):
+    directory = saving.save_files(tmp_path / "model", {"model.onnx": b"old model"}, "override")
+    _add_while_staging(monkeypatch, directory, "notes.txt")
+    with pytest.raises(ModelExistsError, match=r"it holds 'notes\.txt', which are not files of a saved model"):
+        saving.save_files(directory, {"model.onnx": b"new model"}, "override", replaceable=MODEL_NAMES)
+    assert _read(directory) == {"model.onnx": b"old model", "notes.txt": b"added meanwhile"}
+    assert _scratch(tmp_path) == []  # the staged directory is gone
+
+
+def test_override_without_replaceable_replaces_whatever_the_directory_holds(tmp_path, monkeypatch):
+    directory = saving.save_files(tmp_path / "model", {"model.onnx": b"old model"}, "override")
+    _add_while_staging(monkeypatch, directory, "notes.txt")
+    saving.save_files(directory, {"model.onnx": b"new model"}, "override")  # the caller owns the directory
+    assert _read(directory) == {"model.onnx": b"new model"}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="saves are not serialised by a lock on Windows")
+def test_the_replaceable_check_runs_before_the_lock_and_again_with_it_held(tmp_path, monkeypatch):
+    import fcntl
+
+    directory = saving.save_files(tmp_path / "model", OLD, "override")
+    lock = tmp_path / ".onnxtrain-lock-model"
+    check = saving._refuse_unreplaceable
+    held = []
+
+    def check_and_probe(target: Path, replaceable):
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # succeeds only when no save holds the lock
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        finally:
+            os.close(fd)
+        check(target, replaceable)
+
+    monkeypatch.setattr(saving, "_refuse_unreplaceable", check_and_probe)
+    saving.save_files(directory, NEW, "override", replaceable={*OLD, *NEW})
+    assert held == [False, True]
+    assert _read(directory) == NEW
 
 
 def test_looking_up_a_missing_directory_creates_nothing(tmp_path, monkeypatch):

@@ -225,7 +225,7 @@ def run_kill_loop(directory: Path, kills: int, seed: int = 0, window: float = 0.
 def naive_writes() -> Any:
     """Replace the crash-safe file layer by plain in-place writes, to show that the check catches them."""
 
-    def write_in_place(directory: Any, files: Any, writing_mode: Any = None) -> Path:
+    def write_in_place(directory: Any, files: Any, writing_mode: Any = None, **options: Any) -> Path:
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():

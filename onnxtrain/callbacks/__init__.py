@@ -1,0 +1,26 @@
+"""Callbacks: hooks into `fit` (Keras' contract), the list that dispatches to them, and the stock callbacks.
+
+Epochs are numbered from 1 and keep counting across `fit` calls (as in the History); batches from 1 per epoch.
+"""
+
+from onnxtrain.callbacks._callback import (
+    Callback,
+    CallbackList,
+    CSVLogger,
+    LearningRateScheduler,
+    TerminateOnNaN,
+    TimeStopping,
+)
+from onnxtrain.callbacks._callback import Logs as Logs  # the type of `logs`, for custom callbacks
+from onnxtrain.callbacks._monitored import EarlyStopping, ModelCheckpoint
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "TerminateOnNaN",
+    "TimeStopping",
+]

@@ -1,0 +1,55 @@
+"""generate_artifacts: the folder argument is checked before anything is written."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from onnxtrain import Sequential, generate_artifacts
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.layers import Dense, Input
+from onnxtrain.losses import Losses
+from onnxtrain.optimizers import Adam
+
+
+@pytest.mark.parametrize(
+    "directory, error, message",
+    [
+        ("", InvalidArgumentError, r"Received: directory=''; pass \"\.\" for the current folder"),
+        (3, InvalidTypeError, r"Received: directory=3 \(int\)"),
+        (None, InvalidTypeError, r"Received: directory=None \(NoneType\)"),
+        (b"artifacts", InvalidTypeError, r"Received: directory=b'artifacts' \(bytes\)"),
+    ],
+    ids=["empty", "int", "none", "bytes"],
+)
+def test_generate_artifacts_refuses_what_is_not_a_folder_path_and_writes_nothing(
+    tmp_path, monkeypatch, directory, error, message
+):
+    monkeypatch.chdir(tmp_path)  # "" would otherwise write into the working directory
+    model = Sequential.of(Input(3), Dense(2, activation="linear"), seed=1)
+    expected = r'generate_artifacts\(directory=\.\.\.\) expects a folder path \(e\.g\. "artifacts"\)\. '
+    with pytest.raises(error, match=expected + message):
+        generate_artifacts(model, Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, Adam(), directory)
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_directory_is_checked_before_the_loss_and_optimizer(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidArgumentError, match=r"expects a folder path.*Received: directory=''"):
+        generate_artifacts(Sequential.of(Input(3), Dense(2), seed=1), directory="")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.training
+def test_dot_writes_the_artifacts_into_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = Sequential.of(Input(3), Dense(2, activation="linear"), seed=1)
+    artifacts = generate_artifacts(model, Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, Adam(), ".")
+    assert artifacts.directory.resolve() == tmp_path.resolve()
+    assert sorted(os.listdir(tmp_path)) == [
+        "checkpoint",
+        "eval_model.onnx",
+        "optimizer_model.onnx",
+        "training_model.onnx",
+    ]
