@@ -1,7 +1,8 @@
 """Scratch entries of crash-safe saves: their names, who owns them, when they are stale, and the save lock.
 
-Every temporary file, staged directory and lock file starts with SCRATCH_PREFIX and carries its owner's PID,
-so a later save can tell a killed saver's leftovers from a live saver's work.
+Every temporary file, staged directory and journal starts with SCRATCH_PREFIX and carries its owner's PID, so a
+later save can tell a killed saver's leftovers from a live saver's work. The lock file beside a saved directory,
+`.onnxtrain-lock-<name>`, is shared by every saver of that directory and never deleted (see `locked`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ SCRATCH_PREFIX = ".onnxtrain-"
 STALE_AFTER_SECONDS = 24 * 3600
 """Scratch entries older than this are removed even when their owner PID looks alive (PID reuse)."""
 
-# tmp: garbage once its owner is gone; new: a complete directory to install if the target is missing.
-KINDS = ("tmp", "new")
+# tmp: garbage once its owner is gone; new: a complete directory to install if the target is missing;
+# commit: inside a model directory, the journal of an APPEND save whose files are to be renamed in (saving.py).
+KINDS = ("tmp", "new", "commit")
 
 
 def scratch_name(kind: str, name: str) -> str:

@@ -1,7 +1,10 @@
 """Crash-safe writing of model directories: atomic files, atomic directory swaps and recovery after a crash.
 
-A model directory is only ever seen with a complete old or complete new file set, whatever kills the saver.
-Scratch entries start with `.onnxtrain-` and carry the owner's PID, so stale ones can be told from live ones.
+A model directory is only ever seen with a complete old or complete new file set, whatever kills the saver:
+FAIL_IF_EXISTS and OVERRIDE install a staged directory with one atomic rename or exchange; APPEND into an existing
+directory commits a journal before it renames its files in, and a save killed among those renames is finished by
+the next save or load (a program reading the folder by other means could see that moment's mix). Scratch entries
+start with `.onnxtrain-` and carry the owner's PID, so stale ones can be told from live ones.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
+import json
 import os
 import stat
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -241,14 +245,13 @@ def _refuse_unreplaceable(target: Path, replaceable: Collection[str]) -> None:
 
 
 def resolve_model_directory(directory: str | os.PathLike[str]) -> Path:
-    """Return the absolute model directory, first finishing a save that was interrupted mid-swap.
+    """Return the absolute model directory, first finishing a save that was killed part-way.
 
     Raises:
         ModelFileError: the directory is missing, is a file, or cannot be read.
     """
     target = _as_path(directory, "directory")
-    if not os.path.lexists(target):
-        recover_interrupted_save(target)
+    recover_interrupted_save(target)
     try:
         if not stat.S_ISDIR(os.stat(target).st_mode):
             raise ModelFileError(f"'{target}' is a file, not a model directory. Pass the folder that save() wrote.")
@@ -267,15 +270,20 @@ def resolve_model_directory(directory: str | os.PathLike[str]) -> Path:
 
 
 def recover_interrupted_save(directory: str | os.PathLike[str]) -> bool:
-    """Install a complete new directory left beside a missing target by a save killed mid-swap.
+    """Finish a save that was killed part-way: install the complete new directory that an OVERRIDE killed mid-swap
+    left beside a missing target, or finish the renames of an APPEND killed after its commit point.
 
     Returns:
-        True when a directory was restored. Nothing happens where the folder is read-only.
+        True when it finished one. Nothing happens where the folder is read-only.
     """
     target = _as_path(directory, "directory")
     try:
-        if not any(entry.kind == "new" for entry in scratch_entries(target.parent, target.name)):
-            return False  # nothing to install: take no lock, so looking up a mistyped path creates no file
+        swapping = not os.path.lexists(target) and any(
+            entry.kind == "new" for entry in scratch_entries(target.parent, target.name)
+        )
+        appending = any(entry.kind == "commit" for entry in scratch_entries(target, None))
+        if not (swapping or appending):
+            return False  # nothing to finish: take no lock, so looking up a mistyped path creates no file
         with locked(target, exclusive=True):
             return _recover(target)
     except OSError as e:
@@ -362,7 +370,8 @@ def _refuse_existing(target: Path) -> None:
 
 
 def _recover(target: Path) -> bool:
-    """Lock held: install an orphaned complete "new" directory if the target is gone, drop garbage."""
+    """Lock held: install an orphaned complete "new" directory if the target is gone, finish killed APPEND saves,
+    drop garbage. Returns whether it installed or finished anything."""
     stale = [e for e in scratch_entries(target.parent, target.name) if e.is_stale()]
     restored = False
     ready = sorted((e for e in stale if e.kind == "new"), key=lambda e: e.path.lstat().st_mtime)
@@ -374,6 +383,7 @@ def _recover(target: Path) -> bool:
     for entry in stale:
         remove_entry(entry.path)
     if target.is_dir():
+        restored |= _finish_appends(target)  # before the stale scratch files go: a journal names some of them
         remove_stale(target, None)
     return restored
 
@@ -423,19 +433,68 @@ def _replace_file(folder: Path, name: str, data: FileData) -> None:
 
 
 def _append(target: Path, files: Mapping[str, FileData]) -> None:
+    """Lock held: put `files` into `target`, keeping its other entries; all of them or none, whatever kills us.
+
+    The new files are written beside the old ones under scratch names. Then a journal naming each scratch file
+    and the file it replaces appears with one atomic rename: the commit point. Before it, a killed save leaves
+    only scratch files (garbage, removed later); after it, the renames are finished by this saver or, if it is
+    killed among them, by the next save or load of the directory (`_finish_appends`, under the lock).
+    """
     if not os.path.lexists(target):  # a new directory appears complete, as with OVERRIDE
         _commit(_stage_directory(target, files), target, WritingMode.FAIL_IF_EXISTS)
         return
-    temps = [target / scratch_name("tmp", name) for name in files]
+    temps = {name: target / scratch_name("tmp", name) for name in files}
+    journal = target / scratch_name("commit", target.name)
+    draft = target / scratch_name("tmp", journal.name)
+    committed = False
     try:
-        for temp, data in zip(temps, files.values(), strict=True):
-            _write_new_file(temp, data)
-        for temp, name in zip(temps, files, strict=True):
-            os.replace(temp, target / name)
-        _fsync_directory(target)
+        for name, data in files.items():
+            _write_new_file(temps[name], data)
+        _write_new_file(draft, json.dumps({temp.name: name for name, temp in temps.items()}).encode())
+        os.rename(draft, journal)  # the commit point
+        committed = True
+        _finish_append(target, journal)
     finally:
-        for temp in temps:
-            remove_entry(temp)
+        if not committed:
+            for temp in (*temps.values(), draft):
+                remove_entry(temp)
+
+
+def _finish_append(target: Path, journal: Path) -> None:
+    """Lock held: rename the journal's scratch files over the files they replace, then drop the journal.
+
+    Safe to repeat after a kill at any point: a scratch file already renamed is simply gone.
+    """
+    try:
+        renames = json.loads(journal.read_bytes())
+        valid = isinstance(renames, dict) and all(
+            isinstance(k, str) and isinstance(v, str) and _plain_name(k) and _plain_name(v) for k, v in renames.items()
+        )
+    except (ValueError, UnicodeDecodeError):
+        valid = False
+    if not valid:
+        raise ModelFileError(
+            f"The journal of an interrupted save, '{journal}', is damaged, so '{target}' may hold a mix of old and "
+            "new files. Save the model again, then delete the journal."
+        )
+    for temp, name in renames.items():
+        if os.path.lexists(target / temp):
+            os.replace(target / temp, target / name)
+    _fsync_directory(target)
+    os.unlink(journal)
+    _fsync_directory(target)
+
+
+def _finish_appends(target: Path) -> bool:
+    """Lock held: finish the APPEND saves killed after their commit point. Returns whether there were any."""
+    journals = [e.path for e in scratch_entries(target, None) if e.kind == "commit"]
+    for journal in journals:
+        _finish_append(target, journal)
+    return bool(journals)
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and os.sep not in name and "/" not in name
 
 
 def _stage_directory(target: Path, files: Mapping[str, FileData]) -> Path:

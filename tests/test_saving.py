@@ -641,11 +641,83 @@ def test_sigkill_during_override_never_leaves_a_mixed_or_partial_model(tmp_path,
     assert report.unloadable == 0 and report.problems == [], report.problems[:3]
 
 
-def test_sigkill_during_append_never_leaves_a_partial_file(tmp_path):
+def test_sigkill_during_append_never_leaves_a_mixed_or_partial_set(tmp_path):
+    # Three files replaced per save beside a kept fourth: a kill among the renames used to leave a mix.
     report = stress.run_kill_loop(tmp_path / "model", KILLS, mode="append", seed=2)
     print(report.summary())
     assert report.kills == KILLS and report.interrupted > 0, report.summary()
     assert report.unloadable == 0 and report.problems == [], report.problems[:3]
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL at one point of a save (the lock is released as a dead process's would be)."""
+
+
+def _append_killed_after_commit(monkeypatch, directory: Path, files: dict[str, bytes], renames_done: int) -> None:
+    """APPEND `files`, "killed" after its journal is committed and `renames_done` files are renamed in."""
+    real_replace = os.replace
+    calls = []
+
+    def replace(source, target):
+        if len(calls) == renames_done:
+            raise _Killed
+        calls.append(target)
+        real_replace(source, target)
+
+    monkeypatch.setattr(saving.os, "replace", replace)
+    with pytest.raises(_Killed):
+        saving.save_files(directory, files, "append")
+    monkeypatch.setattr(saving.os, "replace", real_replace)
+
+
+@pytest.mark.parametrize("renames_done", [0, 1])  # of NEW's two files
+def test_append_killed_among_its_renames_is_finished_by_the_next_load(tmp_path, monkeypatch, renames_done):
+    directory = tmp_path / "model"
+    saving.save_files(directory, OLD | {"notes.txt": b"kept"}, "append")
+    _append_killed_after_commit(monkeypatch, directory, NEW, renames_done)
+    journals = [n for n in os.listdir(directory) if n.startswith(".onnxtrain-commit-")]
+    assert len(journals) == 1  # committed: the set is decided, only the renames are left
+
+    with saving.reading_model(directory) as files:
+        found = {name: path.read_bytes() for name, path in files.items()}
+    assert found == {**OLD, **NEW, "notes.txt": b"kept"}
+    assert not [n for n in os.listdir(directory) if n.startswith(".onnxtrain-")]
+
+
+def test_append_killed_among_its_renames_is_finished_by_the_next_save(tmp_path, monkeypatch):
+    directory = tmp_path / "model"
+    saving.save_files(directory, OLD, "append")
+    _append_killed_after_commit(monkeypatch, directory, NEW, 1)
+    saving.save_files(directory, {"extra.bin": b"x"}, "append")
+    assert saving.list_model_files(directory).keys() == {*OLD, *NEW, "extra.bin"}
+    assert all((directory / name).read_bytes() == data for name, data in NEW.items())
+
+
+def test_append_stopped_before_its_commit_point_leaves_the_old_files(tmp_path, monkeypatch):
+    directory = tmp_path / "model"
+    saving.save_files(directory, OLD, "append")
+    real_rename = os.rename
+
+    def rename(source, target):
+        if Path(target).name.startswith(".onnxtrain-commit-"):
+            raise OSError(errno.EIO, "simulated I/O error", str(target))
+        real_rename(source, target)
+
+    monkeypatch.setattr(saving.os, "rename", rename)
+    with pytest.raises(OSError, match="simulated I/O error"):
+        saving.save_files(directory, NEW, "append")
+    monkeypatch.setattr(saving.os, "rename", real_rename)
+    assert sorted(os.listdir(directory)) == sorted(OLD)  # no scratch file left either
+    assert all((directory / name).read_bytes() == data for name, data in OLD.items())
+
+
+def test_a_damaged_append_journal_is_reported_not_guessed(tmp_path):
+    directory = tmp_path / "model"
+    saving.save_files(directory, OLD, "append")
+    (directory / f".onnxtrain-commit-{os.getpid()}-00000000-model").write_text('{"../escape": "model.onnx"}')
+    with pytest.raises(ModelFileError, match=r"journal of an interrupted save.*is damaged.*Save the model again"):
+        saving.list_model_files(directory)
+    assert all((directory / name).read_bytes() == data for name, data in OLD.items())
 
 
 # --- concurrent savers

@@ -3,7 +3,8 @@
     python tools/kill_save_stress.py --kills 500 [--mode override|append] [--no-exchange] [--seed 0]
 
 A forked child saves two distinct complete file sets in turn (OVERRIDE: three files whose contents all carry
-a version tag, with one file name differing; APPEND: one file replaced in a directory that has another). The
+a version tag, with one file name differing; APPEND: three such files replaced in a directory that keeps a
+fourth). The
 parent kills it at a random moment, then loads the directory the way a loader does. Every load must find one
 complete version: no missing file, no mix of versions, no partial file. Exits 1 when any load fails.
 tests/test_saving.py runs a short version of the same loop.
@@ -49,7 +50,7 @@ class Scenario:
 class KillReport:
     kills: int = 0
     interrupted: int = 0  # kills that left scratch entries behind: a save killed part-way
-    restored: int = 0  # kills after which the loader finished an interrupted directory swap
+    restored: int = 0  # kills after which the loader finished a save: a directory swap, or an APPEND's renames
     saves_completed: int = 0
     unloadable: int = 0
     versions_found: list[int] = field(default_factory=lambda: [0, 0])
@@ -78,9 +79,10 @@ def scenario(mode: str, size: int = FILE_SIZE) -> Scenario:
         sets = tuple({n: contents(v, n, size) for n in names[v]} for v in ("A", "B"))
         return Scenario(saving.WritingMode.OVERRIDE, sets, sets)
     if mode == "append":
-        config = {"config.json": contents("C", "config.json", size)}
-        saves = tuple({"weights.bin": contents(v, "weights.bin", size)} for v in ("A", "B"))
-        return Scenario(saving.WritingMode.APPEND, saves, tuple(config | s for s in saves))
+        kept = {"notes.txt": contents("C", "notes.txt", size)}
+        names = ("model.onnx", "config.json", "weights.bin")
+        saves = tuple({n: contents(v, n, size) for n in names} for v in ("A", "B"))
+        return Scenario(saving.WritingMode.APPEND, saves, tuple(kept | s for s in saves))
     raise ValueError(f"mode expects 'override' or 'append'. Received: mode={mode!r}")
 
 
@@ -166,7 +168,10 @@ def run_kill_loop(
             report.problems.append(f"the saver exited by itself (status {status}); see its traceback above")
         report.kills += 1
         report.interrupted += any(f"-{pid}-" in name for name in scratch_entries(directory))
-        missing_before = not directory.exists()
+        # What the load must finish: a swap (the directory is missing) or an APPEND's renames (a journal inside).
+        missing_before = not directory.exists() or any(
+            n.startswith(".onnxtrain-commit-") for n in os.listdir(directory)
+        )
         found, problem = load(directory, plan.loadable)
         if found is None:
             report.unloadable += 1
