@@ -6,14 +6,16 @@ the same in the training artifacts, the checkpoint and the exported model.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
 
+from onnxtrain import activations
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
-from onnxtrain.layers import Layer, Shape
+from onnxtrain.layers import Dense, Layer, Shape
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
 
 INPUT_NAME = "input"
@@ -21,6 +23,28 @@ LABELS_NAME = "labels"
 LOSS_NAME = "loss"
 LOGITS_NAME = "logits"
 PROBABILITIES_NAME = "probabilities"
+
+
+def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
+    """The layers as the graphs emit them for `loss`.
+
+    Softmax cross-entropy applies the softmax itself, to logits. A last layer that ends in a softmax (Keras'
+    usual `Dense(10, activation="softmax")` with "sparse_categorical_crossentropy") is therefore emitted without
+    it, as Keras does: training sees the logits, the `logits` output is the logits, and the exported
+    `probabilities` output is the layer's own softmax, not a softmax of it. The layer itself is not changed.
+    """
+    layers = list(layers)
+    last = layers[-1]
+    if (
+        isinstance(loss, SoftmaxCrossEntropyWithLogits)
+        and isinstance(last, Dense)
+        and type(last).emit is Dense.emit  # its forward is Dense's: the linear part, then the activation
+        and isinstance(last.activation, activations.Softmax)
+    ):
+        logits = copy.copy(last)  # shares the layer's name and weights; only the activation differs
+        logits.activation = activations.Linear()
+        layers[-1] = logits
+    return layers
 
 
 def emit_forward(builder: GraphBuilder, layers: Sequence[Layer], x: str) -> str:
@@ -41,6 +65,7 @@ def loss_model(
 
     Parameters are initializers; a training engine decides which of them are trainable.
     """
+    layers = graph_layers(layers, loss)
     input_shape, output_shape = _io_shapes(layers)
     builder = GraphBuilder(opset, ir_version)
     x = builder.add_input(INPUT_NAME, np.float32, (None, *input_shape))
@@ -63,8 +88,9 @@ def inference_model(
     class_names: Sequence[str] | None = None,
 ) -> onnx.ModelProto:
     """The deployable model: input `input` [batch, ...], output `logits`, plus `probabilities` (softmax) when the
-    loss is softmax cross-entropy. Default ONNX domain only, checked with the full ONNX checker.
+    loss is softmax cross-entropy (see `graph_layers`). Default ONNX domain only, checked with the full ONNX checker.
     """
+    layers = graph_layers(layers, loss)
     input_shape, output_shape = _io_shapes(layers)
     builder = GraphBuilder(opset, ir_version)
     x = builder.add_input(INPUT_NAME, np.float32, (None, *input_shape))

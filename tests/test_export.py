@@ -290,3 +290,42 @@ def test_node_example_reads_uint8_pixels_with_the_input_scale(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["predictions"] == expected
+
+
+# --- a softmax output layer with softmax cross-entropy
+
+
+def test_a_softmax_output_layer_exports_its_logits_and_its_own_softmax_as_probabilities():
+    with Sequential.of(Input(4, 4, 1), Flatten(), Dense(8), Dense(3, activation="softmax"), seed=2) as model:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        x = _x()
+        logits, probabilities = _ort(model.inference_model(), x)
+        weights = model.get_weights()
+    # numpy reference: the layers as declared, ReLU then the last layer's softmax
+    hidden = np.maximum(x.reshape(len(x), -1) @ weights["dense_1.kernel"] + weights["dense_1.bias"], 0)
+    z = hidden @ weights["dense_2.kernel"] + weights["dense_2.bias"]
+    softmax = np.exp(z - z.max(axis=1, keepdims=True))
+    softmax /= softmax.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(logits, z, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(probabilities, softmax, rtol=1e-5, atol=1e-6)
+
+
+def test_only_softmax_cross_entropy_leaves_a_final_softmax_to_the_loss():
+    from onnxtrain import emit, losses
+
+    class Scaled(Dense):  # a forward of its own: its activation is not Dense's last step any more
+        def emit(self, builder, x):
+            return builder.node("Mul", [super().emit(builder, x), builder.constant(2.0, "two")])
+
+    for last, loss, folded in [
+        (Dense(3, activation="softmax"), losses.SoftmaxCrossEntropyWithLogits(), True),
+        (Dense(3, activation="softmax"), losses.MeanSquaredError(), False),
+        (Dense(3, activation="softmax"), None, False),
+        (Dense(3, activation="sigmoid"), losses.SoftmaxCrossEntropyWithLogits(), False),
+        (Scaled(3, activation="softmax"), losses.SoftmaxCrossEntropyWithLogits(), False),
+    ]:
+        layers = [Input(4), Dense(5, activation="softmax"), last]
+        emitted = emit.graph_layers(layers, loss)
+        assert emitted[:2] == layers[:2]  # only the last layer can change
+        assert emitted[-1].activation.name == ("linear" if folded else last.activation.name), (last, loss)
+        assert last.activation.name in ("softmax", "sigmoid")  # the model's own layer is never changed

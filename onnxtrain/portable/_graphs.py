@@ -120,7 +120,7 @@ def train_step_model(
     Raises:
         UnsupportedError: a layer, activation, loss or optimizer has no rule in this engine.
     """
-    layers = list(layers)
+    layers = emit.graph_layers(layers, loss)
     rule = update_rule(optimizer)
     parameters, trainable = model_parameters(layers), trainable_parameters(layers)
     frozen = tuple(n for n in parameters if n not in trainable)
@@ -178,7 +178,7 @@ def gradient_model(
     trainable parameter, clipped as `optimizer` clips. The engine applies the update with a fused kernel
     (`_fused.py`) where one exists; `train_step_model` is the same step with the update in the graph.
     """
-    layers = list(layers)
+    layers = emit.graph_layers(layers, loss)
     parameters, trainable = model_parameters(layers), trainable_parameters(layers)
     b = ParameterInputBuilder(parameters, opset, ir_version)
     _, _, grads = _forward_backward(b, layers, loss, trainable)
@@ -252,6 +252,7 @@ def eval_model(
     layers: Sequence[Layer], loss: Loss, opset: int = DEFAULT_OPSET, ir_version: int = DEFAULT_IR_VERSION
 ) -> onnx.ModelProto:
     """Forward + loss with the parameters as inputs: `loss`, `logits` of a batch for the current weights."""
+    layers = emit.graph_layers(layers, loss)
     b = ParameterInputBuilder(model_parameters(layers), opset, ir_version)
     x, labels, output_shape = _batch_inputs(b, layers, loss)
     output = emit.emit_forward(b, layers, x)
