@@ -50,7 +50,8 @@ class InferenceModel:
     """A model loaded for prediction only: `predict` (class indices), `predict_softly` (probabilities).
 
     Input checks and conversions are `Sequential.predict`'s: the per-example shape comes from the graph's
-    input, and integer inputs (e.g. uint8 pixels) are multiplied by the `input_scale` in the model's metadata.
+    input, and integer inputs (e.g. uint8 pixels) are scaled by the `input_scale` in the model's metadata:
+    divided by n when it is 1/n for a whole number n (255 for 1/255), multiplied by it otherwise.
 
     Args:
         model: the bytes of an ONNX model (what `load` reads from a file or a saved directory).

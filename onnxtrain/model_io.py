@@ -1,8 +1,9 @@
 """Saving, exporting and loading models.
 
 A saved model is a directory with `model.onnx` (the clean inference graph), `config.json` (enough to
-rebuild and recompile the model) and `checkpoint` (ONNX Runtime's training checkpoint: weights, plus
-optimizer state and step when asked). Files are written crash-safely by `onnxtrain.saving`.
+rebuild and recompile the model) and `checkpoint` (weights, plus optimizer state and step when asked: the
+engine's format, ONNX Runtime's training checkpoint or the portable engine's .npz; an uncompiled model saved
+without a training build has none). Files are written crash-safely by `onnxtrain.saving`.
 """
 
 from __future__ import annotations

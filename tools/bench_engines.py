@@ -1,16 +1,14 @@
-"""The tutorial job on both training engines in one process: s/epoch and test accuracy, portable vs
-ort-training.
+"""The tutorial job on both training engines in one process: s/epoch and test accuracy, portable vs ort-training.
 
-Epochs alternate between the engines (ort-training epoch 1, portable epoch 1, ort-training epoch 2, ...), so
-both
+Epochs alternate between the engines (ort-training epoch 1, portable epoch 1, ort-training epoch 2, ...), so both
 see the same machine load. Then a step micro-benchmark: `engine.train_step` alone on the tutorial MLP
 (784-300-100-10, batch 100), alternating blocks of steps, and the per-call overhead of one tiny step (what a
 multi-step ONNX Loop could save at most). Without onnxruntime-training (e.g. on Python 3.13) only the portable
 engine runs.
 
 Usage:
-    python tools/bench_engines.py [--epochs 10] [--threads 2] [--seed 12] [--optimizer adam] [--min-accuracy
-    0.88]
+    python tools/bench_engines.py [--epochs 10] [--threads 2] [--seed 12] [--optimizer adam]
+        [--min-accuracy 0.88]
 """
 
 from __future__ import annotations
@@ -132,7 +130,7 @@ def call_overhead_ms(threads: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=12)
