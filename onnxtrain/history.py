@@ -35,10 +35,21 @@ class MetricValues(Mapping[Metrics, float]):
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """What `evaluate` returns: the mean loss and each metric over the whole dataset."""
+    """What `evaluate` returns: the mean loss and each metric over the whole dataset.
+
+    It unpacks like Keras' list, the loss first and then the metrics in the order compile was given them:
+    `loss, accuracy = model.evaluate(x, y)`; `len(result)` is 1 + the number of metrics.
+    """
 
     loss: float
     metrics: MetricValues
+
+    def __iter__(self) -> Iterator[float]:
+        yield self.loss
+        yield from self.metrics.values()
+
+    def __len__(self) -> int:
+        return 1 + len(self.metrics)
 
     def __str__(self) -> str:
         return " - ".join([f"loss: {self.loss:.4f}", *(f"{m.value}: {v:.4f}" for m, v in self.metrics.items())])

@@ -23,16 +23,23 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Initializer:
-    """Base class: subclasses implement `sample`; the float32 weights `__call__` returns are always finite."""
+    """Base class: subclasses implement `sample`; the float32 weights `__call__` returns are always finite.
+
+    Weights that do not fit in memory are an InvalidArgumentError naming their shape and size, not a bare MemoryError.
+    """
 
     name: str = field(default="", init=False)
 
     def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         seed = getattr(self, "seed", None)
         generator = np.random.default_rng(seed) if seed is not None else rng
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
-            values = np.asarray(self.sample(shape, fan_in, fan_out, generator), dtype=np.float32).reshape(shape)
-        if not np.isfinite(values).all():
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, by name
+                values = np.asarray(self.sample(shape, fan_in, fan_out, generator), dtype=np.float32).reshape(shape)
+            finite = bool(np.isfinite(values).all())
+        except MemoryError as error:
+            raise InvalidArgumentError(_out_of_memory(self, shape)) from error
+        if not finite:
             raise InvalidArgumentError(
                 f"{type(self).__name__} produced non-finite float32 weights ({np.count_nonzero(~np.isfinite(values))} "
                 f"of {values.size}) for shape {shape}: its arguments overflow float32. Received: {self!r}"
@@ -186,6 +193,20 @@ for _cls, _public in [
     (LeCunUniform, "LeCunUniform"),
 ]:
     _cls.__name__ = _cls.__qualname__ = _public
+
+
+def _out_of_memory(initializer: Initializer, shape: Shape) -> str:
+    # The draws are float64 and cast to float32 after: drawing in float32 would change every seeded weight.
+    count = math.prod(shape)
+    return (
+        f"{type(initializer).__name__} ran out of memory creating weights of shape {shape} ({count:,} values): "
+        f"they take {_gib(4 * count)} as float32, and about {_gib(12 * count)} while they are drawn (as float64, "
+        f"then cast). Give the layer fewer units or a smaller input. Received: {initializer!r}"
+    )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB"
 
 
 def _check_float32(owner: str, arg: str, value: object, positive: bool = False) -> float:

@@ -50,6 +50,19 @@ class Sequential:
     """
 
     def __init__(self, layers: Sequence[Layer] = (), name: str = "sequential", seed: int | None = None):
+        if isinstance(name, Layer) or isinstance(seed, Layer):  # Sequential(Input(3), Dense(3)): layers not listed
+            listed_first = list(layers) if isinstance(layers, Sequence) else [layers]
+            given = [layer for layer in [*listed_first, name, seed] if isinstance(layer, Layer)]
+            listed = ", ".join(f"{type(layer).__name__}(...)" for layer in given)
+            misplaced = ", ".join(
+                f"{arg}={type(value).__name__}(...)"
+                for arg, value in (("name", name), ("seed", seed))
+                if isinstance(value, Layer)
+            )
+            raise InvalidTypeError(
+                f"Sequential expects its layers as one list: Sequential([{listed}]), or use Sequential.of({listed}). "
+                f"Received: the layers as separate arguments: {misplaced}"
+            )
         if isinstance(layers, Layer):
             layers = [layers]
         layers = list(layers)
@@ -139,12 +152,25 @@ class Sequential:
         frozen = sum(layer.param_count for layer in self.layers if not layer.trainable)
         return trainable, frozen
 
-    def summary(self, print_fn: Any = print) -> str:
-        """Print (with `print_fn`, None for silence) and return KotlinDL's summary table."""
+    def summary(self, print_fn: Any = print) -> str | None:
+        """KotlinDL's summary table: printed, or returned as a string.
+
+        Args:
+            print_fn: called with the table (default `print`); None prints nothing and returns the table instead.
+
+        Returns:
+            None after printing (as in Keras, so a REPL or notebook does not echo the table a second time), or
+            the table when `print_fn` is None.
+
+        Example:
+            >>> model.summary()  # doctest: +SKIP
+            >>> text = model.summary(print_fn=None)  # doctest: +SKIP
+        """
         text = summary_table(self)
-        if print_fn is not None:
-            print_fn(text)
-        return text
+        if print_fn is None:
+            return text
+        print_fn(text)
+        return None
 
     print_summary = summary
 
@@ -163,6 +189,13 @@ class Sequential:
         """
         current = {name: value for layer in self.layers for name, value in layer.qualified_params().items()}
         if isinstance(weights, list | tuple):
+            if any(isinstance(value, str) for value in weights):  # [w * 0 for w in model.get_weights()]: its keys
+                raise InvalidTypeError(
+                    "set_weights with a list expects arrays, in get_weights() order. Received: strings "
+                    f"({weights[:3]!r}{'...' if len(weights) > 3 else ''}). get_weights() returns a dict "
+                    "{name: array}, so iterating it gives the names: pass a dict, e.g. "
+                    "{name: w * 0 for name, w in model.get_weights().items()}, or list(model.get_weights().values())."
+                )
             if len(weights) != len(current):
                 raise InvalidArgumentError(
                     f"set_weights with a list expects one array per parameter, in get_weights() order: "
@@ -213,7 +246,9 @@ class Sequential:
         """Choose optimizer, loss and metrics, generate the training artifacts and open the training session.
 
         Args:
-            optimizer: `Adam()`, `SGD()`, "adam" or "sgd".
+            optimizer: an Optimizer instance (`Adam()`, `RMSProp(...)`, ...), a name ("adam", "sgd", "rmsprop",
+                "adagrad_da", ...) or a config dict: any of the nine in `onnxtrain.optimizers`. The ort-training
+                engine runs only Adam and SGD.
             loss: a `Losses` member, a name ("mse") or a Loss instance.
             metric / metrics: one metric or several (`Metrics.ACCURACY`, "accuracy", "mae", "mse").
             device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when the installed build has it).
@@ -452,20 +487,31 @@ def _check_trainable(layers: Sequence[Layer], loss: Loss) -> None:
 
 
 def _warn_about_squashed_logits(last: Layer, loss: Loss) -> None:
-    """Softmax cross-entropy expects raw logits; an activation on them (KotlinDL's default ReLU, or a softmax)
-    still trains, but ReLU leaves a class whose unit starts inactive without gradient for good: on the tutorial
-    MLP, 3 of 5 random seeds ended 10 epochs of Fashion-MNIST below 0.81 accuracy, against 0.881-0.890 with
-    linear logits (tools/seed_study.py)."""
+    """Warn when the last layer's activation does not fit the loss.
+
+    Softmax cross-entropy expects raw logits. A softmax there is left out of the graphs (`emit.graph_layers`), as
+    Keras does; any other activation (KotlinDL's default ReLU) still trains, but ReLU leaves a class whose unit
+    starts inactive without gradient for good: on the tutorial MLP, 3 of 5 random seeds ended 10 epochs of
+    Fashion-MNIST below 0.81 accuracy, against 0.881-0.890 with linear logits (tools/seed_study.py).
+    Binary cross-entropy expects probabilities: without a sigmoid, outputs outside [0, 1] are clipped, which
+    stops their gradient, and "probabilities" are not probabilities.
+    """
     activation = getattr(last, "activation", None)
-    if (
-        isinstance(loss, losses.SoftmaxCrossEntropyWithLogits)
-        and activation is not None
-        and activation.name != "linear"
-    ):
+    if activation is None:
+        return
+    if isinstance(loss, losses.SoftmaxCrossEntropyWithLogits) and activation.name not in ("linear", "softmax"):
         warnings.warn(
             f"Loss {loss.name!r} expects logits, but the last layer {last.name!r} applies activation "
             f"{activation.name!r} to them. It trains, but worse and less reliably ({activation.name} logits can "
             f'leave classes unlearnable). For logits use {type(last).__name__}(..., activation="linear").',
+            UserWarning,
+            stacklevel=3,
+        )
+    elif isinstance(loss, losses.BinaryCrossentropy) and activation.name != "sigmoid":
+        warnings.warn(
+            f"Loss {loss.name!r} expects probabilities, but the last layer {last.name!r} ends in activation "
+            f"{activation.name!r}: outputs outside [0, 1] are clipped, so they get no gradient, and predict_softly "
+            f'returns them as they are. Use {type(last).__name__}(..., activation="sigmoid").',
             UserWarning,
             stacklevel=3,
         )

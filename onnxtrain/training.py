@@ -24,7 +24,14 @@ from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, create_session, resolve_device
 from onnxtrain.callbacks import CallbackList
 from onnxtrain.datasets import Dataset, as_dataset
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, NonFiniteLossError, UnsupportedError
+from onnxtrain.datasets._dataset import model_inputs
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelStateError,
+    NonFiniteLossError,
+    UnsupportedError,
+)
 from onnxtrain.history import EvaluationResult, History, MetricValues
 from onnxtrain.inputs import check_positive_int, prepare_x
 from onnxtrain.losses import Loss
@@ -108,6 +115,7 @@ class Trainer:
         self.engine = engine
         self.device = device
         self.epochs_trained = 0
+        self._trainable = tuple(layer.trainable for layer in model.layers)  # what the engine was built to train
         self._temp_dir = temp_dir
         self._inference_session: Any = None
         self._flush = FlushToZero()
@@ -173,8 +181,9 @@ class Trainer:
     # --- data ---------------------------------------------------------------------------------------------
     def prepare(self, data: Any, argument: str) -> _Batches:
         dataset = as_dataset(data, name=argument)
-        # An (x, y) pair's own x, not the Dataset's float32 copy: prepare_x applies the integer-input rule.
-        raw_x = data[0] if isinstance(data, tuple | list) else dataset.x
+        # One integer-input rule for a Dataset and an (x, y) pair: integers without a scale of their own take the
+        # model's, so both give the same numbers. Float32 x is used as it is, never copied.
+        raw_x = model_inputs(dataset, self.model.input_scale)
         x, _ = prepare_x(raw_x, self.model.input_shape, self.model.input_scale, f"{argument}.x")
         y = self.compiled.loss.prepare_labels(dataset.y, self.model.output_shape, f"{argument}.y")
         if len(y) != len(x):
@@ -210,6 +219,14 @@ class Trainer:
     ) -> History:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"seed expects a non-negative int or None. Received: seed={seed!r}")
+        changed = [
+            layer.name for layer, was in zip(self.model.layers, self._trainable, strict=True) if layer.trainable != was
+        ]
+        if changed:  # Keras would train on as compiled, which count_params() already contradicts
+            raise ModelStateError(
+                f"The trainable flag of layer(s) {changed} changed after compile(); the compiled engine still trains "
+                "as before. Call compile() again to apply it (the weights are kept, the optimizer state starts anew)."
+            )
         train = self.prepare(data, "dataset")
         if not isinstance(validation_split, int | float) or not 0.0 <= validation_split < 1.0:
             raise InvalidArgumentError(f"validation_split expects a float in [0, 1). Received: {validation_split!r}")
@@ -285,6 +302,9 @@ class Trainer:
         y_buffer = np.empty((buffer_rows, *train.y.shape[1:]), train.y.dtype) if order is not None else None
         try:
             for step in range(steps):
+                if callbacks.wants_batch_begin:
+                    with self._flush.suspended():  # callbacks are user code: the caller's float mode (_float_env.py)
+                        callbacks.on_batch_begin(step + 1)
                 rows = slice(step * batch_size, (step + 1) * batch_size)
                 if order is None:
                     xb, yb = train.x[rows], train.y[rows]
@@ -358,7 +378,7 @@ class Trainer:
     def predict_outputs(self, x: Any, batch_size: int) -> tuple[np.ndarray, bool]:
         """Model outputs (`logits`) for `x` through an inference session of the current weights."""
         if isinstance(x, Dataset):
-            x = x.x
+            x = model_inputs(x, self.model.input_scale)
         x, single = prepare_x(x, self.model.input_shape, self.model.input_scale, "x", allow_single=True)
         session = self._session()
         with self._flush.active():

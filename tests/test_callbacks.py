@@ -455,3 +455,105 @@ def test_scheduler_passes_the_rate_to_two_argument_and_unreadable_schedules():
 def test_scheduler_rejects_a_schedule_it_cannot_call(schedule):
     with pytest.raises(InvalidTypeError, match=r"expects a callable taking \(epoch, lr\) or \(epoch\). Received: "):
         LearningRateScheduler(schedule)
+
+
+# --- Keras' batch hooks -----------------------------------------------------------------------------------
+class TrainBatchEnd(Callback):
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, list[str]]] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches.append((batch, sorted(logs)))
+
+
+class BatchEnd(Callback):
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, list[str]]] = []
+
+    def on_batch_end(self, batch, logs=None):
+        self.batches.append((batch, sorted(logs)))
+
+
+class BothEnds(BatchEnd):
+    def on_train_batch_end(self, batch, logs=None):  # as in Keras: the alias is then the subclass's to call
+        super().on_train_batch_end(batch, logs)
+
+
+@pytest.mark.parametrize("make", [TrainBatchEnd, BatchEnd, BothEnds])
+def test_either_spelling_of_the_batch_end_hook_is_called_once_per_batch(make):
+    x, y = tiny_data(16)
+    callback = make()
+    assert callback.wants_batches and not callback.wants_batch_begin
+    with tiny_model() as model:
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[callback])
+    running = ["accuracy", "loss"]
+    assert callback.batches == [(1, running), (2, running), (1, running), (2, running)]  # numbered per epoch
+
+
+def test_callback_list_dispatches_batch_begin_to_either_spelling():
+    class TrainBatchBegin(Callback):
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.calls.append(batch)
+
+    class BatchBegin(Callback):
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        def on_batch_begin(self, batch, logs=None):
+            self.calls.append(batch)
+
+    callbacks = [TrainBatchBegin(), BatchBegin()]
+    dispatch = CallbackList([*callbacks, EarlyStopping()], FakeModel())  # type: ignore[arg-type]
+    assert dispatch.wants_batch_begin and not dispatch.wants_batches
+    assert all(c.wants_batch_begin and not c.wants_batches for c in callbacks)
+    dispatch.on_batch_begin(1)
+    dispatch.on_train_batch_begin(2)
+    assert [c.calls for c in callbacks] == [[1, 2], [1, 2]]
+    assert not CallbackList([EarlyStopping(), TerminateOnNaN()], FakeModel()).wants_batch_begin  # type: ignore[arg-type]
+
+
+def test_fit_calls_the_batch_begin_hooks_once_per_batch():
+    class Begin(Callback):
+        def __init__(self) -> None:
+            self.calls: list[int] = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.calls.append(batch)
+
+    x, y = tiny_data(16)
+    begin = Begin()
+    with tiny_model() as model:
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[begin])
+    assert begin.calls == [1, 2, 1, 2]
+
+
+def test_hooks_that_are_never_called_are_named_in_a_warning():
+    class KerasHabits(Callback):
+        def on_test_end(self, logs=None):
+            pass
+
+        def on_predict_batch_end(self, batch, logs=None):
+            pass
+
+    x, y = tiny_data(16)
+    with tiny_model() as model, pytest.warns(UserWarning) as caught:
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[KerasHabits(), EarlyStopping(monitor="loss")])
+    assert [str(w.message) for w in caught] == [
+        "Callback KerasHabits overrides on_test_end, on_predict_batch_end, which onnxtrain never calls: evaluate "
+        "and predict take no callbacks, and fit's validation runs none. Move the code to on_epoch_end (its logs "
+        "hold the val_* figures), or run it after evaluate()/predict()."
+    ]
+    assert caught[0].filename == __file__  # points at the fit call
+
+
+def test_stock_callbacks_warn_about_nothing():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stock = [EarlyStopping(), TerminateOnNaN(), TimeStopping(60), Callback(), CSVLogger("log.csv")]
+        stock += [ModelCheckpoint("ckpt"), LearningRateScheduler(lambda epoch: 0.1)]
+        CallbackList(stock, FakeModel())  # type: ignore[arg-type]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import math
+import re
 import struct
 from pathlib import Path
 
@@ -12,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onnxtrain.datasets import Dataset, as_dataset
+from onnxtrain.datasets._dataset import model_inputs
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
+from onnxtrain.inputs import scale_integers
 
 
 def make(n: int = 10, features: int = 3) -> Dataset:
@@ -215,7 +219,8 @@ def test_from_idx_reads_images_and_labels(tmp_path: Path) -> None:
     np.testing.assert_array_equal(raw.x, images.astype(np.float32))
     assert raw.y.tolist() == [2, 0, 1] and raw.class_names == ("a", "b", "c")
     scaled = Dataset.from_idx(image_file, label_file, normalize=True)
-    np.testing.assert_allclose(scaled.x, images / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(scaled.x, images / np.float32(255))  # bit for bit as predict scales pixels
+    assert scaled.input_scale == 1 / 255
 
 
 def test_as_dataset_accepts_datasets_and_pairs() -> None:
@@ -245,3 +250,56 @@ def test_as_dataset_errors_name_the_argument() -> None:
         as_dataset((np.full((2, 2), np.nan), [0, 1]), name="validation_data")
     with pytest.raises(ShapeError, match=r"validation_data\[0\] and validation_data\[1\]"):
         as_dataset((np.ones((2, 2)), [0]), name="validation_data")
+
+
+# --- integer x and input_scale: the conversion rule of onnxtrain.inputs --------------------------------------
+
+PIXELS = np.array([[0, 1, 128], [200, 254, 255]], np.uint8)
+
+
+@pytest.mark.parametrize("scale", [1 / 255, np.float32(1 / 255), np.float64(1 / 255)], ids=["float", "f32", "f64"])
+def test_integer_x_with_an_input_scale_is_scaled_as_predict_scales_it(scale: float) -> None:
+    dataset = Dataset(PIXELS, [0, 1], input_scale=scale)
+    assert dataset.x.dtype == np.float32 and type(dataset.input_scale) is float
+    assert dataset.input_scale == float(scale)
+    np.testing.assert_array_equal(dataset.x, scale_integers(PIXELS, float(scale)))  # what predict(PIXELS) feeds
+    if float(scale) == 1 / 255:
+        np.testing.assert_array_equal(dataset.x, PIXELS / np.float32(255))  # divided, not multiplied by 1/255
+    assert model_inputs(dataset, 0.5) is dataset.x  # its own scale was applied; the model's does not apply
+
+
+def test_integer_x_without_a_scale_takes_the_models_at_fit_time_in_every_part() -> None:
+    dataset = Dataset(np.repeat(PIXELS, 5, axis=0), np.arange(10) % 2)
+    np.testing.assert_array_equal(dataset.x, np.repeat(PIXELS, 5, axis=0).astype(np.float32))
+    assert model_inputs(dataset, 1.0) is dataset.x
+    for part in (*dataset.split(0.5), *dataset.split(0.3, shuffle=True, seed=1), dataset.shuffle(seed=2)):
+        np.testing.assert_array_equal(model_inputs(part, 1 / 255), part.x / np.float32(255))
+    from_tuple = as_dataset((PIXELS, [0, 1]))
+    np.testing.assert_array_equal(model_inputs(from_tuple, 1 / 255), PIXELS / np.float32(255))
+
+
+def test_float_x_is_never_rescaled_nor_copied_whatever_the_scales() -> None:
+    x = np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3)
+    dataset = Dataset(x, [0, 1], input_scale=1 / 255)
+    assert np.shares_memory(dataset.x, x) and model_inputs(dataset, 0.5) is dataset.x
+    np.testing.assert_array_equal(dataset.x, np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3))
+    assert np.shares_memory(model_inputs(as_dataset((x, [0, 1])), 1 / 255), x)
+
+
+@pytest.mark.parametrize("scale", [0, -1.0, math.nan, math.inf, True, np.bool_(True), "0.5", 10**400])
+def test_input_scale_must_be_a_positive_finite_number(scale: object) -> None:
+    expected = r"Dataset\(input_scale=\.\.\.\) expects a positive finite number or None. Received: input_scale="
+    with pytest.raises(InvalidArgumentError, match=expected + re.escape(repr(scale))):
+        Dataset(PIXELS, [0, 1], input_scale=scale)  # type: ignore[arg-type]
+
+
+def test_as_dataset_says_a_dataset_already_carries_its_labels() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"A Dataset already carries its labels, so y must be None"):
+        as_dataset((make(), np.zeros(10)), name="dataset")
+
+
+def test_as_dataset_says_an_array_alone_lacks_its_labels() -> None:
+    with pytest.raises(
+        InvalidTypeError, match=r"Received: an ndarray of shape \(3, 2\) alone: y \(the labels\) is missing"
+    ):
+        as_dataset(np.ones((3, 2)), name="dataset")

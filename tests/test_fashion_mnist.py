@@ -110,12 +110,44 @@ def test_sources_are_tried_in_order(
     assert fashion_mnist(download=False, system_dir=argument)[0].class_names  # the keyword overrides SYSTEM_DIR
 
 
-def test_incomplete_source_is_skipped_with_a_warning(env: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_incomplete_source_is_skipped_with_a_warning(
+    env: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     partial, system = fill(env / "partial", skip="t10k-labels-idx1-ubyte"), fill(env / "system")
-    fashion_mnist(partial, download=False)
+    monkeypatch.setenv(fm.DATA_ENV, str(partial))
+    fashion_mnist(download=False)
     warning = next(r for r in caplog.records if r.levelno == logging.WARNING)
     assert "lacks t10k-labels-idx1-ubyte" in warning.getMessage()
     assert f"system folder {system}" in source_used(caplog)
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["incomplete folder", "no folder"])
+def test_an_incomplete_path_without_download_is_an_error_naming_it_and_the_missing_files(
+    env: Path, exists: bool
+) -> None:
+    fill(env / "system")  # complete, but path= must never fall back to it
+    folder = fill(env / "partial", skip="t10k-labels-idx1-ubyte") if exists else env / "nonexistent"
+    missing = "t10k-labels-idx1-ubyte" if exists else ", ".join(SMALL)
+    with pytest.raises(FileNotFoundError, match=rf"path argument {folder} lacks {missing} .*download=False"):
+        fashion_mnist(folder, download=False)
+    with pytest.raises(FileNotFoundError, match=rf"path argument {folder} lacks"):
+        fm.fashion_mnist_folder(folder, download=False)
+
+
+def test_an_incomplete_path_is_completed_by_a_download_into_it(env: Path, mirror: tuple[Path, str]) -> None:
+    folder = fill(env / "partial", skip="train-images-idx3-ubyte")
+    check_small(*fashion_mnist(folder, base_url=mirror[1], timeout=5))
+    assert (folder / "train-images-idx3-ubyte.gz").is_file()
+    assert not [n for n in leftovers(cache_of(env)) if n.endswith(".gz")]  # not the user cache
+
+
+def test_a_failed_download_into_a_path_names_it_and_leaves_no_folder_behind(env: Path) -> None:
+    fill(env / "system")
+    folder = env / "new" / "fashion"
+    url = f"http://127.0.0.1:{_unused_port()}/"
+    with pytest.raises(DownloadError, match=rf"path argument {folder} lacks .*downloading them into it failed.*{url}"):
+        fashion_mnist(folder, base_url=url, timeout=5)
+    assert not (env / "new").exists()
 
 
 def test_plain_and_regzipped_files_verify_by_content(env: Path) -> None:

@@ -179,3 +179,20 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, monkeypatch):
 def test_plot_of_an_empty_history_is_refused(tmp_path):
     with pytest.raises(InvalidArgumentError, match="at least one epoch"):
         History().plot(tmp_path / "c.png")
+
+
+# --- EvaluationResult -----------------------------------------------------------------------------------
+def test_evaluation_result_unpacks_as_keras_list_loss_then_metrics_in_compile_order():
+    x, y = tiny_data()
+    model = Sequential.of(Input(4), Dense(8), Dense(3, activation="linear"), seed=0)
+    with model:
+        model.compile(optimizer="adam", metrics=["mse", "accuracy"])
+        result = model.evaluate(x, y)
+        loss, mse, accuracy = model.evaluate(x, y)
+    assert (loss, mse, accuracy) == (result.loss, result.metrics["mse"], result.metrics["accuracy"])
+    assert len(result) == 3 and list(result) == [loss, mse, accuracy]
+    assert str(result) == f"loss: {loss:.4f} - mse: {mse:.4f} - accuracy: {accuracy:.4f}"  # str unchanged
+    with tiny_model() as plain:
+        plain.compile(optimizer="adam")
+        (only_loss,) = plain.evaluate(x, y)
+        assert len(plain.evaluate(x, y)) == 1 and only_loss == plain.evaluate(x, y).loss

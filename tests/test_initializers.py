@@ -156,3 +156,48 @@ def test_numpy_scalar_arguments_are_stored_as_python_numbers():
 def test_variance_scaling_config_keeps_its_settings():
     init = VarianceScaling(scale=3.0, mode="fan_out", distribution="uniform", seed=1)
     assert initializers.get(init.get_config()) == init
+
+
+def test_seeded_draws_are_pinned():
+    # Weights are drawn in float64 and cast: float32 draws would be other numbers, and every seeded model (the
+    # tutorial's accuracy among them) would change.
+    rng = np.random.default_rng(0)
+    pinned = {
+        HeNormal(seed=3): [[-0.5145931243896484, -0.24510103464126587], [0.47531452775001526, -0.6454672813415527]],
+        GlorotUniform(seed=3): [[-1.0149481296539307, -0.6446799635887146], [0.7379686832427979, 0.20125506818294525]],
+        RandomNormal(seed=3): [
+            [0.1020459532737732, -0.12778325378894806],
+            [0.020904941484332085, -0.028388479724526405],
+        ],
+    }
+    for init, values in pinned.items():
+        np.testing.assert_array_equal(init((2, 2), 2, 2, rng), np.array(values, np.float32))
+
+
+class _ExhaustedGenerator:
+    """Stands in for a numpy Generator on a machine without the memory for the draws."""
+
+    def standard_normal(self, *args: object, **kwargs: object) -> np.ndarray:
+        raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000) and data type float64")
+
+    uniform = normal = standard_normal
+
+
+@pytest.mark.parametrize("init", [HeNormal(), GlorotUniform(), RandomNormal()], ids=lambda i: type(i).__name__)
+def test_weights_beyond_memory_are_a_clear_error_naming_shape_and_size(init):
+    with pytest.raises(InvalidArgumentError) as caught:
+        init((100000, 100000), 100000, 100000, _ExhaustedGenerator())
+    assert str(caught.value).startswith(
+        f"{type(init).__name__} ran out of memory creating weights of shape (100000, 100000) (10,000,000,000 values): "
+        "they take 37.3 GiB as float32, and about 111.8 GiB while they are drawn"
+    )
+    assert isinstance(caught.value.__cause__, MemoryError)
+
+
+def test_a_model_too_big_for_memory_fails_on_its_own_line(monkeypatch):
+    def exhausted(*args: object) -> np.ndarray:
+        raise MemoryError
+
+    monkeypatch.setattr(initializers, "truncated_normal", exhausted)  # HeNormal's draw, without 75 GB of memory
+    with pytest.raises(InvalidArgumentError, match=r"HeNormal ran out of memory .* shape \(100000, 100000\)"):
+        Sequential([Input(100000), Dense(100000)])

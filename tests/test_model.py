@@ -270,6 +270,51 @@ def test_activation_on_logits_warns_and_linear_logits_do_not():
         model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
 
 
+@pytest.mark.parametrize("engine", ["ort-training", "portable"])
+def test_a_softmax_output_trains_on_its_logits_as_in_keras(blobs, engine):
+    # Keras' usual classifier: Dense(n, activation="softmax") with "sparse_categorical_crossentropy". The loss
+    # applies the softmax itself, so the graphs leave the layer's out: the same steps as linear logits, no warning.
+    x, y = blobs
+    results = {}
+    for last in ("softmax", "linear"):
+        with Sequential.of(Input(4, 3), Flatten(), Dense(16), Dense(3, activation=last), seed=4) as model:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", engine=engine)
+            history = model.fit((x, y), epochs=10, batch_size=16, verbose=0)
+            results[last] = (
+                model.get_weights(),
+                history.history["loss"],
+                model.predict_softly(x),
+                model.predict(x),
+                model.inference_model(),
+            )
+            assert model.layers[-1].activation.name == last  # the layer itself is unchanged
+    weights, losses, probabilities, classes, exported = results["softmax"]
+    for name, value in results["linear"][0].items():
+        np.testing.assert_array_equal(weights[name], value, err_msg=name)
+    assert losses == results["linear"][1] and losses[-1] < losses[0]
+    np.testing.assert_allclose(probabilities, results["linear"][2], rtol=1e-6)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    # Squashed twice, three classes could not pass e / (e + 2) = 0.58.
+    assert np.median(probabilities.max(axis=1)) > 0.8
+    np.testing.assert_array_equal(classes, results["linear"][3])
+    ops = [node.op_type for node in exported.graph.node]
+    assert ops.count("Softmax") == 1  # only the `probabilities` output's
+
+
+@pytest.mark.parametrize("activation", ["relu", "linear", "softmax"])
+def test_binary_cross_entropy_without_a_sigmoid_warns(activation):
+    with (
+        Sequential.of(Input(3), Dense(1, activation=activation)) as model,
+        pytest.warns(UserWarning, match=rf"expects probabilities.*'{activation}'.*activation=\"sigmoid\""),
+    ):
+        model.compile(loss="binary_crossentropy")
+    with Sequential.of(Input(3), Dense(1, activation="sigmoid")) as model, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.compile(loss="binary_crossentropy")
+
+
 def test_auto_device_falls_back_to_cpu():
     with blob_model() as model:
         model.compile(device="auto")
@@ -449,3 +494,98 @@ def test_sequential_takes_numpy_seeds_and_refuses_a_name_that_is_not_text():
     assert Sequential.of(Input(2), Dense(2), seed=np.int64(5)).seed == 5
     with pytest.raises(InvalidArgumentError, match=r"name=\.\.\.\) expects a non-empty string. Received: name=123"):
         Sequential.of(Input(2), Dense(2), name=123)
+
+
+@pytest.mark.parametrize("engine", ["ort-training", "portable"])
+def test_changing_trainable_after_compile_asks_for_compile_before_fit(blobs, engine):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer="adam", engine=engine)
+        model.layers[2].trainable = False  # dense_1
+        before = model.get_weights()
+        with pytest.raises(ModelStateError, match=r"trainable flag of layer\(s\) \['dense_1'\] changed after compile"):
+            model.fit((x, y), epochs=1, verbose=0)
+        assert all(np.array_equal(before[k], v) for k, v in model.get_weights().items())  # nothing trained
+        model.compile(optimizer="adam", engine=engine)
+        model.fit((x, y), epochs=1, verbose=0)
+        after = model.get_weights()
+        np.testing.assert_array_equal(after["dense_1.kernel"], before["dense_1.kernel"])  # frozen now
+        assert not np.array_equal(after["dense_2.kernel"], before["dense_2.kernel"])
+
+
+def test_summary_prints_once_and_returns_none_or_returns_the_table_without_printing(capsys):
+    model = blob_model()
+    assert model.summary() is None  # a REPL or notebook then has nothing to echo a second time
+    printed = capsys.readouterr().out
+    assert printed.count("Layer (type)") == 1
+    text = model.summary(print_fn=None)
+    assert capsys.readouterr().out == "" and printed == text + "\n"
+    lines: list[str] = []
+    assert model.print_summary(print_fn=lines.append) is None and lines == [text]
+
+
+def test_layers_passed_without_a_list_say_how_to_pass_them():
+    with pytest.raises(InvalidTypeError, match=r"Sequential\(\[Input\(...\), Dense\(...\)\]\), or use Sequential\.of"):
+        Sequential(Input(3), Dense(3))  # type: ignore[arg-type]
+    with pytest.raises(InvalidTypeError, match=r"Received: the layers as separate arguments: name=Dense\(...\), seed="):
+        Sequential(Input(3), Dense(3), Dense(2))  # type: ignore[arg-type]
+
+
+def test_set_weights_with_the_names_of_get_weights_explains_the_dict():
+    model = blob_model()
+    before = model.get_weights()
+    for names in ([w * 0 for w in model.get_weights()], list(model.get_weights())):  # iterating the dict's keys
+        with pytest.raises(InvalidTypeError, match=r"get_weights\(\) returns a dict \{name: array\}.*\.values\(\)"):
+            model.set_weights(names)
+    for name, value in model.get_weights().items():
+        np.testing.assert_array_equal(value, before[name])
+    model.set_weights(list(model.get_weights().values()))  # the fix the message names works
+
+
+def test_a_dataset_and_a_tuple_of_the_same_integer_arrays_give_the_same_numbers(blobs):
+    x, y = blobs
+    pixels = np.clip(np.rint(x * 10 + 100), 0, 255).astype(np.uint8)
+    with blob_model() as model:
+        model.compile(optimizer="adam", metric="accuracy")
+        model.input_scale = 1 / 255
+        assert model.evaluate(Dataset(pixels, y)) == model.evaluate((pixels, y))
+        assert model.evaluate(Dataset(pixels, y)) == model.evaluate((pixels / np.float32(255), y))
+    with blob_model() as model, blob_model() as twin:
+        model.compile(optimizer="adam")
+        twin.compile(optimizer="adam")
+        model.fit(Dataset(pixels, y, input_scale=np.float32(1 / 255)), epochs=2, batch_size=16, verbose=0)
+        twin.fit(Dataset(pixels, y, input_scale=float(np.float32(1 / 255))), epochs=2, batch_size=16, verbose=0)
+        assert model.input_scale == twin.input_scale == float(np.float32(1 / 255))
+        for name, value in model.get_weights().items():
+            np.testing.assert_array_equal(value, twin.get_weights()[name])
+    with blob_model() as model, blob_model() as twin:
+        model.compile(optimizer="adam")
+        twin.compile(optimizer="adam")
+        model.fit(Dataset(pixels, y, input_scale=1 / 255), epochs=2, batch_size=16, verbose=0)
+        twin.fit(Dataset(pixels / np.float32(255), y, input_scale=1 / 255), epochs=2, batch_size=16, verbose=0)
+        assert model.input_scale == 1 / 255  # recorded, and what it trained on
+        for name, value in model.get_weights().items():
+            np.testing.assert_array_equal(value, twin.get_weights()[name])
+        np.testing.assert_array_equal(model.predict(pixels), twin.predict(pixels / np.float32(255)))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda m, x, y: m.fit(Dataset(x, y), y),
+            InvalidArgumentError,
+            r"A Dataset already carries its labels, so y must be None",
+        ),
+        (lambda m, x, y: m.fit(x), InvalidTypeError, r"dataset expects .* alone: y \(the labels\) is missing"),
+        (lambda m, x, y: m.evaluate(x), InvalidTypeError, r"y \(the labels\) is missing"),
+        (lambda m, x, y: m.evaluate(x=x), InvalidTypeError, r"y \(the labels\) is missing"),
+    ],
+    ids=["dataset and y", "fit x alone", "evaluate x alone", "evaluate x= alone"],
+)
+def test_missing_or_doubled_labels_say_so(blobs, call, error, message):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer="adam")
+        with pytest.raises(error, match=message):
+            call(model, x, y)

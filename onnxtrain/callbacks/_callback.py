@@ -7,6 +7,7 @@ import logging
 import math
 import numbers
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,11 +24,29 @@ Logs = Mapping[str, float]
 logger = logging.getLogger("onnxtrain")
 
 
+# Keras hooks that fit never calls: evaluate and predict take no callbacks. Overriding one earns a warning.
+UNCALLED_HOOKS = (
+    "on_test_begin",
+    "on_test_end",
+    "on_test_batch_begin",
+    "on_test_batch_end",
+    "on_predict_begin",
+    "on_predict_end",
+    "on_predict_batch_begin",
+    "on_predict_batch_end",
+)
+
+
 class Callback:
     """Base class: override any hook. `self.model` is the model being trained; set
     `self.model.stop_training = True` to stop after the current batch or epoch.
 
-    Overriding `on_batch_end` makes `fit` compute running figures every batch (a microsecond or so per step);
+    The batch hooks are Keras': `on_train_batch_begin` and `on_train_batch_end`, with `on_batch_begin` and
+    `on_batch_end` as their aliases (the `on_train_batch_*` defaults call them), so a callback overriding either
+    spelling is called once per batch. Batches are numbered from 1 in each epoch; begin gets no logs, end gets
+    the running loss and metrics of the epoch. Keras' test and predict hooks are never called (a warning says so).
+
+    Overriding an end hook makes `fit` compute running figures every batch (a microsecond or so per step);
     a subclass can opt out by setting `wants_batches = False` while a flag of its own leaves that hook idle.
     """
 
@@ -38,7 +57,13 @@ class Callback:
 
     @property
     def wants_batches(self) -> bool:
-        return type(self).on_batch_end is not Callback.on_batch_end
+        """Whether `fit` must call the batch-end hooks with running figures (one of them is overridden)."""
+        return _overrides(self, "on_train_batch_end", "on_batch_end")
+
+    @property
+    def wants_batch_begin(self) -> bool:
+        """Whether `fit` must call the batch-begin hooks (one of them is overridden)."""
+        return _overrides(self, "on_train_batch_begin", "on_batch_begin")
 
     def on_train_begin(self, logs: Logs | None = None) -> None: ...
 
@@ -48,7 +73,31 @@ class Callback:
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None: ...
 
+    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self.on_batch_end(batch, logs)
+
+    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
+
     def on_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
+
+
+def _overrides(callback: Callback, *hooks: str) -> bool:
+    return any(getattr(type(callback), hook) is not getattr(Callback, hook) for hook in hooks)
+
+
+def _warn_about_uncalled_hooks(callback: Callback) -> None:
+    hooks = [hook for hook in UNCALLED_HOOKS if callable(getattr(type(callback), hook, None))]
+    if hooks:
+        warnings.warn(
+            f"Callback {type(callback).__name__} overrides {', '.join(hooks)}, which onnxtrain never calls: "
+            "evaluate and predict take no callbacks, and fit's validation runs none. Move the code to "
+            "on_epoch_end (its logs hold the val_* figures), or run it after evaluate()/predict().",
+            UserWarning,
+            stacklevel=5,  # the user's fit call: Sequential.fit -> Trainer.fit -> CallbackList -> here
+        )
 
 
 class CallbackList:
@@ -65,9 +114,11 @@ class CallbackList:
             if not isinstance(callback, Callback):
                 raise InvalidTypeError(f"callbacks expects Callback instances. Received: callbacks[{i}]={callback!r}")
             callback.set_model(model)
+            _warn_about_uncalled_hooks(callback)
         self.callbacks = list(callbacks)
-        # Only pay for per-batch logs when a callback actually uses on_batch_end.
+        # Only pay for per-batch calls and logs when a callback actually uses a batch hook.
         self.wants_batches = any(c.wants_batches for c in self.callbacks)
+        self.wants_batch_begin = any(c.wants_batch_begin for c in self.callbacks)
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         for c in self.callbacks:
@@ -85,9 +136,18 @@ class CallbackList:
         for c in self.callbacks:
             c.on_epoch_end(epoch, logs)
 
-    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        """Call every callback's `on_train_batch_begin` (which by default calls its `on_batch_begin`)."""
         for c in self.callbacks:
-            c.on_batch_end(batch, logs)
+            c.on_train_batch_begin(batch, logs)
+
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        """Call every callback's `on_train_batch_end` (which by default calls its `on_batch_end`)."""
+        for c in self.callbacks:
+            c.on_train_batch_end(batch, logs)
+
+    on_train_batch_begin = on_batch_begin
+    on_train_batch_end = on_batch_end
 
 
 class TerminateOnNaN(Callback):

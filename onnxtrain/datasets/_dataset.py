@@ -1,7 +1,8 @@
 """Dataset: validated (x, y) numpy arrays that fit/evaluate consume, with splitting, shuffling and batching.
 
 x is stored as float32; y as int64 (class indices) or float32 (regression targets). Whether y suits the loss
-(integral, in range) is checked by fit/evaluate, which see both.
+(integral, in range) is checked by fit/evaluate, which see both. Integer x follows the conversion rule of
+onnxtrain.inputs, so a Dataset and an (x, y) tuple of the same arrays reach the model as the same numbers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from onnxtrain._checks import as_real
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
+from onnxtrain.inputs import scale_integers
 
 from ._idx import read_idx
 
@@ -22,16 +25,21 @@ class Dataset:
     """Examples ``x`` and labels ``y`` of equal length.
 
     Args:
-        x: numeric array ``(N, ...)``; integer and float64 inputs become float32 with unchanged values.
+        x: numeric array ``(N, ...)``; float inputs become float32 with unchanged values. Integer inputs (e.g.
+            uint8 pixels) become float32 times ``input_scale`` when one is given (a scale of 1/n divides by n);
+            without one they keep their values here, and fit/evaluate scale them by the model's ``input_scale``,
+            as they scale an integer array.
         y: numeric array ``(N, ...)``; integers become int64 class indices, floats become float32 targets.
         class_names: optional names of the classes, indexed by the integer labels.
-        input_scale: the factor that took raw integer inputs to `x`'s scale (1/255 when pixels were divided by 255).
-            A model trained on this dataset records it, and multiplies integer inputs given to `predict` by it.
+        input_scale: the factor that takes raw integer inputs to `x`'s scale (1/255 when pixels were divided by
+            255, or to divide integer `x` by 255 here). A model whose first fit trains on this dataset records it,
+            and multiplies integer inputs given to `predict` by it.
 
     Raises:
         InvalidTypeError: x or y is not numeric (object, str, bool, complex...), or class_names not str.
         ShapeError: x or y is a scalar, or their lengths differ.
-        InvalidArgumentError: the dataset is empty, a value is NaN or infinite, or a label has no class name.
+        InvalidArgumentError: the dataset is empty, a value is NaN or infinite, a label has no class name, or
+            input_scale is not a positive finite number.
 
     Example:
         >>> train = Dataset(np.zeros((4, 28, 28, 1)), np.array([0, 1, 2, 3]))
@@ -41,23 +49,35 @@ class Dataset:
     def __init__(
         self, x: Any, y: Any, *, class_names: Sequence[str] | None = None, input_scale: float | None = None
     ) -> None:
-        x, y = validate_arrays(x, y, x_name="x", y_name="y")
-        if input_scale is not None and not (isinstance(input_scale, int | float) and 0 < input_scale < float("inf")):
+        scale = None if input_scale is None else as_real(input_scale)
+        if input_scale is not None and (scale is None or not 0 < scale < float("inf")):
             raise InvalidArgumentError(
-                f"input_scale expects a positive finite number or None. Received: {input_scale!r}"
+                "Dataset(input_scale=...) expects a positive finite number or None. "
+                f"Received: input_scale={input_scale!r}"
             )
+        x, y, unscaled = validate_arrays(x, y, x_name="x", y_name="y", input_scale=scale)
         self._x, self._y = x, y
         self._class_names = _validate_class_names(class_names, y)
-        self.input_scale = None if input_scale is None else float(input_scale)
+        self.input_scale = scale
+        self._unscaled_integers = unscaled
 
     @classmethod
     def _trusted(
-        cls, x: np.ndarray, y: np.ndarray, class_names: tuple[str, ...] | None, input_scale: float | None = None
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        class_names: tuple[str, ...] | None,
+        input_scale: float | None = None,
+        unscaled_integers: bool = False,
     ) -> Dataset:
-        """Wrap arrays that already passed validation (splits, shuffles, fashion_mnist) as they are."""
+        """Wrap arrays that already passed validation (splits, shuffles, fashion_mnist) as they are.
+
+        ``unscaled_integers``: x holds the values of integer inputs that no input_scale was applied to.
+        """
         dataset = cls.__new__(cls)
         dataset._x, dataset._y, dataset._class_names = x, y, class_names
         dataset.input_scale = input_scale
+        dataset._unscaled_integers = unscaled_integers
         return dataset
 
     @classmethod
@@ -74,16 +94,14 @@ class Dataset:
         Args:
             images: IDX file of the examples, e.g. ``(N, 28, 28)`` uint8.
             labels: IDX file of the labels, ``(N,)``.
-            normalize: divide the pixel values by 255 (uint8 pixels then lie in [0, 1]).
+            normalize: divide the pixel values by 255 (uint8 pixels then lie in [0, 1]; input_scale is 1/255).
             class_names: optional names of the classes.
 
         Raises:
             DataFormatError: a file is malformed. Plus the errors of ``Dataset(x, y)``.
         """
-        x = read_idx(images)
-        if normalize:
-            x = np.divide(x, np.float32(255), dtype=np.float32)
-        return cls(x, read_idx(labels), class_names=class_names, input_scale=1 / 255 if normalize else None)
+        scale = 1 / 255 if normalize else None
+        return cls(read_idx(images), read_idx(labels), class_names=class_names, input_scale=scale)
 
     @property
     def x(self) -> np.ndarray:
@@ -142,14 +160,14 @@ class Dataset:
         else:
             first, rest = slice(0, cut), slice(cut, None)
         return (
-            Dataset._trusted(self._x[first], self._y[first], self._class_names, self.input_scale),
-            Dataset._trusted(self._x[rest], self._y[rest], self._class_names, self.input_scale),
+            Dataset._trusted(self._x[first], self._y[first], *self._provenance()),
+            Dataset._trusted(self._x[rest], self._y[rest], *self._provenance()),
         )
 
     def shuffle(self, seed: int | None = None) -> Dataset:
         """A new dataset with the examples (and their labels) in a random order; this one is unchanged."""
         order = _permutation(len(self), seed, "shuffle")
-        return Dataset._trusted(self._x[order], self._y[order], self._class_names, self.input_scale)
+        return Dataset._trusted(self._x[order], self._y[order], *self._provenance())
 
     def batches(
         self, batch_size: int, shuffle: bool = False, seed: int | None = None, drop_last: bool = False
@@ -181,6 +199,10 @@ class Dataset:
             index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
             yield self._x[index], self._y[index]
 
+    def _provenance(self) -> tuple[tuple[str, ...] | None, float | None, bool]:
+        """What a part of this dataset inherits: class names, input scale, whether x holds unscaled integers."""
+        return self._class_names, self.input_scale, self._unscaled_integers
+
     def _check_index(self, index: int) -> int:
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
             raise InvalidTypeError(f"Dataset index expects an int. Received: {type(index).__name__}.")
@@ -199,25 +221,57 @@ def as_dataset(data: Any, name: str = "dataset") -> Dataset:
         name: the argument's name in error messages, e.g. ``"validation_data"``.
 
     Raises:
-        InvalidTypeError: data is neither. Plus the errors of ``Dataset(x, y)``, naming ``name[i]``.
+        InvalidTypeError: data is neither (an array alone: its labels are missing). Plus the errors of
+            ``Dataset(x, y)``, naming ``name[i]``.
+        InvalidArgumentError: a Dataset paired with labels (it carries its own).
     """
     if isinstance(data, Dataset):
         return data
+    expected = f"{name} expects a Dataset or an (x, y) tuple of arrays."
     if isinstance(data, tuple | list) and len(data) == 2:
-        x, y = validate_arrays(data[0], data[1], x_name=f"{name}[0]", y_name=f"{name}[1]")
-        return Dataset._trusted(x, y, None)
+        if isinstance(data[0], Dataset):
+            raise InvalidArgumentError(
+                f"{expected} Received: a Dataset and labels of type {type(data[1]).__name__}. A Dataset already "
+                "carries its labels, so y must be None: pass the Dataset alone, e.g. fit(train)."
+            )
+        x, y, unscaled = validate_arrays(data[0], data[1], x_name=f"{name}[0]", y_name=f"{name}[1]")
+        return Dataset._trusted(x, y, None, unscaled_integers=unscaled)
+    if isinstance(data, np.ndarray):
+        raise InvalidTypeError(
+            f"{expected} Received: an ndarray of shape {data.shape} alone: y (the labels) is missing. Pass the "
+            "labels too: x and y (e.g. fit(x, y), evaluate(x, y)), an (x, y) tuple, or a Dataset."
+        )
     received = type(data).__name__
     if isinstance(data, tuple | list):
         received += f" of length {len(data)}"
-    raise InvalidTypeError(f"{name} expects a Dataset or an (x, y) tuple of arrays. Received: {received}.")
+    raise InvalidTypeError(f"{expected} Received: {received}.")
 
 
-def validate_arrays(x: Any, y: Any, *, x_name: str, y_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Check and convert examples and labels: x to float32, y to int64 or float32 (rules: see Dataset)."""
+def model_inputs(dataset: Dataset, input_scale: float) -> np.ndarray:
+    """The examples of ``dataset`` as a model with ``input_scale`` reads them (the rule of onnxtrain.inputs).
+
+    Integer examples given without an input_scale of their own are scaled by the model's (a new array), exactly
+    as an integer array given to fit, evaluate or predict is; everything else is ``dataset.x`` itself.
+    """
+    if dataset._unscaled_integers and input_scale != 1.0:
+        return scale_integers(dataset.x, input_scale)  # float32 integer values: the same floats as from the ints
+    return dataset.x
+
+
+def validate_arrays(
+    x: Any, y: Any, *, x_name: str, y_name: str, input_scale: float | None = None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Check and convert examples and labels (rules: see Dataset): x to float32, integer x times ``input_scale``
+    when one is given; y to int64 or float32. The flag says whether x holds integers that no scale was applied to.
+    """
     x = _as_numeric(x, x_name)
     y = _as_numeric(y, y_name)
-    with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, reported by _check_finite
-        x = x.astype(np.float32, copy=False)
+    integers = x.dtype.kind in "iu"
+    if integers and input_scale is not None:
+        x = scale_integers(x, input_scale)
+    else:
+        with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, reported by _check_finite
+            x = x.astype(np.float32, copy=False)
     if y.dtype.kind in "iu":
         if y.dtype == np.uint64 and y.size and int(y.max()) > np.iinfo(np.int64).max:
             raise InvalidArgumentError(
@@ -236,7 +290,7 @@ def validate_arrays(x: Any, y: Any, *, x_name: str, y_name: str) -> tuple[np.nda
         raise InvalidArgumentError(f"Dataset expects at least one example. Received: {x_name}.shape={x.shape}.")
     _check_finite(x, x_name)
     _check_finite(y, y_name)
-    return x, y
+    return x, y, integers and input_scale is None
 
 
 def _as_numeric(value: Any, name: str) -> np.ndarray:

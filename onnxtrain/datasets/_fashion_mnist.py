@@ -1,11 +1,13 @@
 """fashion_mnist(): Zalando's Fashion-MNIST from the first complete source, every file verified by SHA-256.
 
-Sources, in order: the path argument, $ONNXTRAIN_DATA, the user cache, Debian's dataset-fashion-mnist package,
-then a download into the user cache. Checksums cover the decompressed bytes, so re-gzipped copies verify too.
+Sources, in order: $ONNXTRAIN_DATA, the user cache, Debian's dataset-fashion-mnist package, then a download into
+the user cache. A path argument replaces them all: its folder, with missing files downloaded into it, or an error.
+Checksums cover the decompressed bytes, so re-gzipped copies verify too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import numbers
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxtrain.errors import DataFormatError, InvalidArgumentError, InvalidTypeError
+from onnxtrain.errors import DataFormatError, DownloadError, InvalidArgumentError, InvalidTypeError
 
 from ._array_cache import cached_array_path, load_cached_array, store_cached_array
 from ._dataset import Dataset
@@ -82,10 +84,11 @@ def fashion_mnist(
     truncated file in the cache is reported, deleted and fetched again; nothing unverified is returned.
 
     Args:
-        path: a folder holding the four files (``train-images-idx3-ubyte.gz``..., .gz or plain).
+        path: a folder holding the four files (``train-images-idx3-ubyte.gz``..., .gz or plain). When given it
+            is the only source: files it lacks are downloaded into it (or, with ``download=False``, an error).
         cache_dir: the download folder; default ``$XDG_CACHE_HOME`` (or ``~/.cache``)
-            ``/onnxtrain/datasets/fashion-mnist``.
-        download: fetch missing files into ``cache_dir`` when no source is complete.
+            ``/onnxtrain/datasets/fashion-mnist``. Also holds the decoded copies.
+        download: fetch missing files into ``cache_dir`` when no source is complete (into ``path`` when given).
         base_url: the mirror to download from; default ``$ONNXTRAIN_FASHION_MNIST_URL``, then Zalando's.
         system_dir: the system folder; default ``/usr/share/datasets/fashion-mnist`` (Debian's package).
         timeout: seconds to wait for a connection or a read.
@@ -98,8 +101,8 @@ def fashion_mnist(
     Raises:
         DataFormatError: a file in a folder onnxtrain must not change fails verification (the message names it
             and the fix), or a download is not the expected file.
-        DownloadError: the download failed (HTTP error, refused connection, time-out).
-        FileNotFoundError: no complete source and ``download=False``.
+        DownloadError: the download failed (HTTP error, refused connection, time-out, or ``path`` not writable).
+        FileNotFoundError: no complete source and ``download=False`` (``path`` lacks files, naming them).
 
     Example:
         >>> train, test = fashion_mnist()  # doctest: +SKIP
@@ -151,6 +154,9 @@ def _load_arrays(
     sources = _sources(path, cache_dir, system_dir)
     cache = next(source for source in sources if source.owned)
     array_cache = cache.folder if cache_arrays else None
+    url = base_url or os.environ.get(URL_ENV) or DEFAULT_BASE_URL
+    if path is not None:  # the caller's folder is authoritative: never data from another source
+        return _load_path(sources[0], array_cache, download, url, timeout, progress), sources[0]
     for source in sources:
         arrays = _load_source(source, array_cache)
         if arrays is not None:
@@ -162,12 +168,42 @@ def _load_arrays(
             "Pass download=True, or install Debian's dataset-fashion-mnist package, "
             f"or pass path= or set {DATA_ENV} to a folder holding the four files."
         )
-    url = base_url or os.environ.get(URL_ENV) or DEFAULT_BASE_URL
     _download_missing(cache.folder, url, timeout, progress)
     arrays = _load_source(cache, array_cache)
     if arrays is None:  # only if another process deleted the files meanwhile
         raise DataFormatError(f"The Fashion-MNIST files downloaded into {cache.folder} disappeared; try again.")
     return arrays, cache
+
+
+def _load_path(
+    source: _Source, array_cache: Path | None, download: bool, url: str, timeout: float, progress: bool
+) -> dict[str, np.ndarray]:
+    """The verified arrays of the path argument's folder, after downloading the files it lacks into it."""
+    _, missing = _find_files(source.folder)
+    if missing:
+        lacks = f"Fashion-MNIST: the path argument {source.folder} lacks {', '.join(missing)}"
+        if not download:
+            raise FileNotFoundError(
+                f"{lacks} (.gz or plain) and download=False. Put the four files there, pass download=True to "
+                "download them into it, or leave path= out to search the other sources."
+            )
+        created = [folder for folder in (source.folder, *source.folder.parents) if not os.path.lexists(folder)]
+        try:
+            _download_missing(source.folder, url, timeout, progress)
+        except BaseException as error:
+            for folder in created:  # the folders made for the download, deepest first, while they are empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            if not isinstance(error, OSError):  # a file that fails verification says so itself
+                raise
+            # A DownloadError, or a folder that cannot be created or written.
+            raise DownloadError(
+                f"{lacks}, and downloading them into it failed (leave path= out to use the other sources): {error}"
+            ) from error
+    arrays = _load_source(source, array_cache)
+    if arrays is None:  # only if another process deleted the files meanwhile
+        raise DataFormatError(f"The Fashion-MNIST files in {source.folder} disappeared while loading; try again.")
+    return arrays
 
 
 def _sources(
