@@ -1,9 +1,9 @@
 """Fetch or locate Fashion-MNIST for the README's main job and print the folder of verified files.
 
-Order: a complete source that fashion_mnist() already finds (path, $ONNXTRAIN_DATA, the user cache,
+Order: a complete source that fashion_mnist() already finds ($ONNXTRAIN_DATA, the user cache,
 /usr/share/datasets/fashion-mnist); else Debian's dataset-fashion-mnist package when running as root with
-apt-get; else a download into the user cache. Every file is checked against its SHA-256 before the folder is
-printed.
+apt-get; else a download into the user cache. With --path, that folder only: its files, or a download into it.
+Every file is checked against its SHA-256 before the folder is printed.
 
 Usage:
     python tools/get_data.py [--path DIR] [--cache-dir DIR] [--base-url URL] [--no-apt]
@@ -29,7 +29,7 @@ APT_PACKAGE = "dataset-fashion-mnist"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--path", help="a folder holding the four files, searched first")
+    parser.add_argument("--path", help="use this folder only: the four files there, or a download into it")
     parser.add_argument("--cache-dir", help="download folder (default: the user cache)")
     parser.add_argument("--base-url", help="mirror to download from (default: $ONNXTRAIN_FASHION_MNIST_URL, Zalando's)")
     parser.add_argument("--no-apt", action="store_true", help="never install Debian's package")
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         folder = _locate(args)
-        if folder is None and not args.no_apt and _can_use_apt():
+        if folder is None and args.path is None and not args.no_apt and _can_use_apt():
             _apt_install()
             folder = _locate(args)
         if folder is None:
