@@ -344,6 +344,14 @@ COMPILED_BAD_CALLS = [
         r"validation_batch_size expects a positive int. Received: validation_batch_size=0",
     ),
     (lambda m, x, y: m.predict(x > 0), InvalidTypeError, r"Received: dtype bool"),
+    (
+        lambda m, x, y: m.fit(Dataset(x, y), y),
+        InvalidArgumentError,
+        r"A Dataset already carries its labels, so y must be None",
+    ),
+    (lambda m, x, y: m.fit(x), InvalidTypeError, r"dataset expects .* alone: y \(the labels\) is missing"),
+    (lambda m, x, y: m.evaluate(x), InvalidTypeError, r"y \(the labels\) is missing"),
+    (lambda m, x, y: m.evaluate(x=x), InvalidTypeError, r"y \(the labels\) is missing"),
 ]
 
 
@@ -567,25 +575,3 @@ def test_a_dataset_and_a_tuple_of_the_same_integer_arrays_give_the_same_numbers(
         for name, value in model.get_weights().items():
             np.testing.assert_array_equal(value, twin.get_weights()[name])
         np.testing.assert_array_equal(model.predict(pixels), twin.predict(pixels / np.float32(255)))
-
-
-@pytest.mark.parametrize(
-    ("call", "error", "message"),
-    [
-        (
-            lambda m, x, y: m.fit(Dataset(x, y), y),
-            InvalidArgumentError,
-            r"A Dataset already carries its labels, so y must be None",
-        ),
-        (lambda m, x, y: m.fit(x), InvalidTypeError, r"dataset expects .* alone: y \(the labels\) is missing"),
-        (lambda m, x, y: m.evaluate(x), InvalidTypeError, r"y \(the labels\) is missing"),
-        (lambda m, x, y: m.evaluate(x=x), InvalidTypeError, r"y \(the labels\) is missing"),
-    ],
-    ids=["dataset and y", "fit x alone", "evaluate x alone", "evaluate x= alone"],
-)
-def test_missing_or_doubled_labels_say_so(blobs, call, error, message):
-    x, y = blobs
-    with blob_model() as model:
-        model.compile(optimizer="adam")
-        with pytest.raises(error, match=message):
-            call(model, x, y)
