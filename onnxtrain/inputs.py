@@ -83,9 +83,17 @@ def scale_integers(x: np.ndarray, input_scale: float) -> np.ndarray:
 
 
 def scale_divisor(input_scale: float) -> float | None:
-    """n when `input_scale` is 1/n for a whole n > 1 that float32 holds exactly (255.0 for 1/255), else None."""
-    divisor = 1.0 / input_scale if input_scale else 0.0
-    return divisor if divisor > 1.0 and divisor.is_integer() and divisor <= 2**24 else None
+    """n when `input_scale` is 1/n for a whole n > 1 that float32 holds exactly (255.0 for 1/255), else None.
+
+    1/n is recognised as Python computes it (1 / 49 is 0.02040816326530612, whose own inverse is not exactly 49)
+    and as float32 holds it (np.float32(1 / 255)).
+    """
+    if not input_scale > 0.0:
+        return None
+    n = round(1.0 / input_scale)
+    if not 1 < n <= 2**24:
+        return None
+    return float(n) if input_scale in (1.0 / n, float(np.float32(1.0 / n))) else None
 
 
 def _all_finite(x: np.ndarray) -> bool:

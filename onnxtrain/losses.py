@@ -179,9 +179,12 @@ class Huber(Loss):
 
 @dataclass(frozen=True)
 class BinaryCrossentropy(Loss):
-    """Cross-entropy of probabilities (a sigmoid output) against targets in [0, 1], clipped like Keras (1e-7).
+    """Cross-entropy of probabilities (a sigmoid output) against targets in [0, 1], as KotlinDL and Keras'
+    TensorFlow backend compute it: p = clip(output, epsilon, 1 - epsilon), then
+    -(y log(p + epsilon) + (1 - y) log(1 - p + epsilon)), averaged over the last axis and the batch.
 
-    The outputs are clipped to [epsilon, 1 - epsilon], so epsilon must be in [0, 0.5).
+    epsilon must be in [0, 0.5). Unlike tf.keras, a sigmoid output is not traced back to its logits, so outputs
+    that saturate the sigmoid (|logit| beyond ~16) are clipped, and get no gradient, as in KotlinDL.
     """
 
     epsilon: float = 1e-7
@@ -206,10 +209,10 @@ class BinaryCrossentropy(Loss):
             ],
         )
         one = builder.constant(1.0, "bce_one")
-        positive = builder.node("Mul", [labels, builder.node("Log", [p])])
-        negative = builder.node(
-            "Mul", [builder.node("Sub", [one, labels]), builder.node("Log", [builder.node("Sub", [one, p])])]
-        )
+        epsilon = builder.constant(self.epsilon, "bce_epsilon")
+        positive = builder.node("Mul", [labels, builder.node("Log", [builder.node("Add", [p, epsilon])])])
+        complement = builder.node("Add", [builder.node("Sub", [one, p]), epsilon])
+        negative = builder.node("Mul", [builder.node("Sub", [one, labels]), builder.node("Log", [complement])])
         total = builder.node("Neg", [builder.node("Add", [positive, negative])])
         return builder.node("ReduceMean", [total], hint="loss", keepdims=0)
 

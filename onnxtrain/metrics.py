@@ -14,7 +14,12 @@ from onnxtrain.errors import UnknownIdentifierError
 
 
 class Metrics(enum.Enum):
-    """KotlinDL's metric names; `.value` is the Keras-style key used in History ("accuracy", "mae", "mse")."""
+    """KotlinDL's metric names; `.value` is the Keras-style key used in History ("accuracy", "mae", "mse").
+
+    With softmax cross-entropy, MAE and MSE compare softmax(logits) with the one-hot labels, as KotlinDL computes
+    its metrics on the softmax of the outputs (Keras would compare the raw outputs with the labels). ACCURACY is
+    the argmax's for class labels and one-hot targets, and a 0.5 threshold for one output unit.
+    """
 
     ACCURACY = "accuracy"
     MAE = "mae"

@@ -283,13 +283,24 @@ def test_scheduler_sets_the_rate_per_epoch_from_one_based_epochs():
 def test_scheduler_per_step_sets_the_rate_before_every_step():
     x, y = tiny_data()  # 4 batches per epoch
     record = RecordRate()
-    scheduler = LearningRateScheduler(lambda step, lr: 0.01 * step, per_step=True)
-    assert scheduler.wants_batches and not LearningRateScheduler(lambda e, lr: lr).wants_batches
+    steps: list[int] = []
+
+    def schedule(step: int, lr: float) -> float:
+        steps.append(step)
+        return 0.01 * step
+
+    scheduler = LearningRateScheduler(schedule, per_step=True)
+    # Its per-step work is at batch begin, which needs no running figures; per epoch it needs no batch call.
+    assert scheduler.wants_batch_begin and not scheduler.wants_batches
+    assert not LearningRateScheduler(lambda e, lr: lr).wants_batch_begin
     with tiny_model() as model:
+        initial = model.learning_rate
         model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[scheduler, record])
-    # The rate read after step k is the one set for step k + 1.
-    assert record.per_epoch == pytest.approx([0.01, 0.05])
-    assert record.per_batch == pytest.approx([0.01 * (k + 1) for k in range(1, 9)])
+        final = model.learning_rate
+    # Set right before each step: the rate read at the end of step k is step k's, and no step 9 is scheduled.
+    assert steps == list(range(1, 9))
+    assert record.per_batch == pytest.approx([0.01 * k for k in range(1, 9)])
+    assert record.per_epoch == pytest.approx([initial, 0.04]) and final == pytest.approx(0.08)
 
 
 def test_scheduler_rate_reaches_the_optimizer():

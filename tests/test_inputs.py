@@ -39,9 +39,33 @@ def test_a_scale_of_one_over_255_gives_the_loaders_floats_bit_for_bit():
     assert np.count_nonzero(pixels.astype(np.float32) * np.float32(1 / 255) != expected) > 100
 
 
-@pytest.mark.parametrize(("scale", "divisor"), [(1 / 255, 255.0), (0.5, 2.0), (1.0, None), (0.3, None), (2**-30, None)])
+@pytest.mark.parametrize(
+    ("scale", "divisor"),
+    [
+        (1 / 255, 255.0),
+        (0.5, 2.0),
+        (1 / 49, 49.0),  # 1 / (1 / 49) is 49.00000000000001 in float64
+        (float(np.float32(1 / 255)), 255.0),
+        (np.float32(1 / 255), 255.0),
+        (1.0, None),
+        (0.3, None),
+        (2 / 255, None),
+        (1 / 255 + 1e-12, None),
+        (2**-30, None),
+        (0.0, None),
+        (-1 / 255, None),
+    ],
+)
 def test_a_scale_is_a_divisor_only_for_one_over_a_whole_number_float32_holds(scale, divisor):
     assert scale_divisor(scale) == divisor
+
+
+def test_every_one_over_n_divides_bit_for_bit():
+    # All n up to 100,000: the ~12% whose float64 inverse is not whole (49, 93, 98, ...) used to multiply.
+    n = np.arange(2, 100_001)
+    assert all(scale_divisor(1 / int(k)) == k for k in n)
+    pixels = np.arange(256, dtype=np.uint8)
+    np.testing.assert_array_equal(scale_integers(pixels, 1 / 49), np.divide(pixels, np.float32(49), dtype=np.float32))
 
 
 @pytest.mark.parametrize(("scale", "expected"), [(1.0, [0, 3, 200]), (0.3, None), (2 / 255, None)])

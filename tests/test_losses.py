@@ -26,8 +26,8 @@ def numpy_loss(name: str, out: np.ndarray, y: np.ndarray) -> float:
     if name == "huber":
         a = np.abs(e)
         return float(np.where(a <= 1, 0.5 * e**2, a - 0.5).mean())
-    p = np.clip(out, 1e-7, 1 - 1e-7)
-    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+    p = np.clip(out, 1e-7, 1 - 1e-7)  # KotlinDL's and Keras' TensorFlow backend's formula
+    return float(-(y * np.log(p + 1e-7) + (1 - y) * np.log(1 - p + 1e-7)).mean())
 
 
 CASES = [

@@ -274,7 +274,7 @@ class LearningRateScheduler(Callback):
         self._step = 0
 
     @property
-    def wants_batches(self) -> bool:
+    def wants_batch_begin(self) -> bool:
         return self.per_step
 
     def _apply(self, count: int, unit: str) -> None:
@@ -294,15 +294,11 @@ class LearningRateScheduler(Callback):
         self._step = 0
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
-        if self.per_step:
-            if self._step == 0:
-                self._step = 1
-                self._apply(1, "step")
-        else:
+        if not self.per_step:
             self._apply(epoch, "epoch")
 
-    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
-        if self.per_step:
+    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        if self.per_step:  # right before the step: no call for a step that never comes
             self._step += 1
             self._apply(self._step, "step")
 

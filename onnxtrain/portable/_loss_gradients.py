@@ -62,11 +62,17 @@ def _huber(b: GraphBuilder, loss: losses.Loss, output: str, labels: str) -> str:
 def _binary_crossentropy(b: GraphBuilder, loss: losses.Loss, output: str, labels: str) -> str:
     assert isinstance(loss, losses.BinaryCrossentropy)
     low, high = loss.epsilon, 1.0 - loss.epsilon
-    one = scalar(b, 1.0, "one")
+    one, epsilon = scalar(b, 1.0, "one"), scalar(b, loss.epsilon, "epsilon")
     p = b.node("Clip", [output, scalar(b, low, "low"), scalar(b, high, "high")])
-    # d/dp -(y log p + (1 - y) log(1 - p)) = (p - y) / (p (1 - p)); zero where the clip is active, as for
-    # Clip.
-    slope = b.node("Div", [b.node("Sub", [p, labels]), b.node("Mul", [p, b.node("Sub", [one, p])])])
+    # d/dp -(y log(p + eps) + (1 - y) log(1 - p + eps)) = (1 - y) / (1 - p + eps) - y / (p + eps); zero where
+    # the clip is active, as for Clip.
+    slope = b.node(
+        "Sub",
+        [
+            b.node("Div", [b.node("Sub", [one, labels]), b.node("Add", [b.node("Sub", [one, p]), epsilon])]),
+            b.node("Div", [labels, b.node("Add", [p, epsilon])]),
+        ],
+    )
     inside = b.node(
         "And",
         [
