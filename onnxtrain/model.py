@@ -298,7 +298,7 @@ class Sequential:
             engine=engine,
         )
         _check_trainable(self.layers, compiled.loss)
-        _warn_about_squashed_logits(self.layers[-1], compiled.loss)
+        _warn_about_output_activation(self.layers[-1], compiled.loss)
         self.sync_weights()
         # The new trainer first: a compile that fails (an optimizer the engine lacks, no CUDA, ...) leaves the
         # model compiled as it was, optimizer state included.
@@ -486,7 +486,7 @@ def _check_trainable(layers: Sequence[Layer], loss: Loss) -> None:
         )
 
 
-def _warn_about_squashed_logits(last: Layer, loss: Loss) -> None:
+def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
     """Warn when the last layer's activation does not fit the loss.
 
     Softmax cross-entropy expects raw logits. A softmax there is left out of the graphs (`emit.graph_layers`), as
