@@ -66,8 +66,9 @@ def _training_api() -> types.SimpleNamespace:
         spec = importlib.util.find_spec("onnxruntime.training")
         if spec is None or spec.submodule_search_locations is None:
             raise RuntimeSetupError(
-                f"The installed onnxruntime {onnxruntime.__version__} is an inference-only build: it cannot train. "
-                "Replace it with `pip install onnxtrain[cpu]` (or [cuda]); exported models still run with it."
+                f"The installed onnxruntime {onnxruntime.__version__} is an inference-only build: the ort-training "
+                'engine cannot run on it. engine="portable" trains with it; for ort-training, replace it with '
+                "`pip install onnxtrain[cpu]` (or [cuda]). Exported models run with either."
             )
         package = types.ModuleType("onnxruntime.training")
         package.__path__ = list(spec.submodule_search_locations)

@@ -118,14 +118,15 @@ class History:
         return history
 
     def plot(self, path: str | Path) -> Path:
-        """Save the loss and metric curves (train and validation, one panel per figure) as a PNG.
+        """Save the loss and metric curves (train and validation, one panel per figure) as an image.
 
-        Needs the `plot` extra (matplotlib). Draws on its own Agg canvas, so pyplot's backend and open figures
-        are left alone.
+        The file name's suffix picks the format ("curves.png", ".pdf", ".svg", ...; PNG when there is none). Needs
+        the `plot` extra (matplotlib). Draws on its own Agg canvas, so pyplot's backend and open figures are left
+        alone.
 
         Raises:
             RuntimeSetupError: matplotlib is not installed.
-            InvalidArgumentError: the History has no epochs.
+            InvalidArgumentError: the History has no epochs, or the suffix names no format matplotlib writes.
         """
         try:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -136,6 +137,13 @@ class History:
             ) from e
         if not self.epochs:
             raise InvalidArgumentError("History.plot needs at least one epoch. Received: an empty History")
+        image_format = Path(path).suffix.lower().removeprefix(".") or "png"
+        formats = FigureCanvasAgg.get_supported_filetypes()
+        if image_format not in formats:
+            raise InvalidArgumentError(
+                f"History.plot writes the format its file name's suffix names: one of {sorted(formats)}. "
+                f"Received: path={str(path)!r}"
+            )
         names = [key for key in self.history if not key.startswith("val_")]
         names += [key for key in self.history if key.startswith("val_") and key[4:] not in self.history]
         fig = Figure(figsize=(5 * len(names), 4))
@@ -153,7 +161,7 @@ class History:
                 ax.set_xticks(self.epochs)
         fig.tight_layout()
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100)
+        fig.savefig(buffer, format=image_format, dpi=100)
         from onnxtrain.saving import write_atomically
 
         return write_atomically(Path(path), buffer.getvalue())

@@ -29,7 +29,7 @@ from onnxtrain.errors import (
     RuntimeSetupError,
     ShapeError,
 )
-from onnxtrain.inputs import check_positive_int, prepare_x
+from onnxtrain.inputs import check_positive_int, check_threads, prepare_x
 from onnxtrain.layers import Shape
 from onnxtrain.model_io import (
     CONFIG_FILE,
@@ -72,7 +72,7 @@ class InferenceModel:
         resolved = resolve_device(device)
         options = onnxruntime.SessionOptions()
         if threads is not None:
-            options.intra_op_num_threads = check_positive_int("threads", threads)
+            options.intra_op_num_threads = check_threads(threads)
         try:
             self._session = create_session(onnxruntime, bytes(model), options, resolved)
         except RuntimeSetupError:

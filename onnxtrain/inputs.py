@@ -9,6 +9,7 @@ object, strings, complex) is refused.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,11 @@ def prepare_x(
         expected = format_shape(input_shape) + (f" or {list(input_shape)} for one example" if allow_single else "")
         hint = ""
         if x.ndim >= 2 and int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
-            hint = f" Reshape it with {argument}.reshape(-1, {', '.join(map(str, input_shape))})."
+            target = ", ".join(map(str, input_shape))
+            if argument.endswith(".x"):  # fit/evaluate data: a tuple's x, or a Dataset's (read-only) examples
+                hint = f" Reshape the examples: x.reshape(-1, {target}), or Dataset(x.reshape(-1, {target}), y)."
+            else:
+                hint = f" Reshape it with {argument}.reshape(-1, {target})."
         raise ShapeError(f"{argument} expects shape {expected}. Received: {argument}.shape={x.shape}.{hint}")
     if x.shape[0] == 0:
         raise InvalidArgumentError(f"{argument} expects at least one example. Received: {argument}.shape={x.shape}")
@@ -108,6 +113,21 @@ def _all_finite(x: np.ndarray) -> bool:
     with np.errstate(invalid="ignore", over="ignore"):
         sums = np.einsum("ij->i", x.reshape(len(x), -1))
     return bool(np.isfinite(sums).all()) or bool(np.isfinite(x).all())
+
+
+MAX_THREADS = 1024
+"""More intra-op threads than this is a mistake, not a machine: ONNX Runtime would fail allocating them."""
+
+
+def check_threads(value: Any) -> int:
+    """A positive thread count up to MAX_THREADS."""
+    threads = check_positive_int("threads", value)
+    if threads > MAX_THREADS:
+        raise InvalidArgumentError(
+            f"threads expects an int in [1, {MAX_THREADS}] (this machine has {os.cpu_count()} logical CPUs). "
+            f"Received: threads={value!r}"
+        )
+    return threads
 
 
 def check_positive_int(argument: str, value: Any) -> int:

@@ -27,7 +27,7 @@ from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.history import EvaluationResult, History
-from onnxtrain.inputs import check_positive_int
+from onnxtrain.inputs import check_positive_int, check_threads
 from onnxtrain.layers import Input, Layer, Shape
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
@@ -279,7 +279,7 @@ class Sequential:
         check_opset_and_ir(opset, ir_version)
         check_runtime_loads(opset, ir_version)
         if threads is not None:
-            check_positive_int("threads", threads)
+            check_threads(threads)
         if engine not in ENGINES:
             raise InvalidArgumentError(f"engine expects one of {list(ENGINES)}. Received: engine={engine!r}")
         path_given = isinstance(artifacts_dir, str | os.PathLike) and bool(os.fspath(artifacts_dir))

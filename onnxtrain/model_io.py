@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -313,6 +314,31 @@ def _check_weights(expected: dict[str, np.ndarray], found: dict[str, np.ndarray]
             )
 
 
+def _engine_here(saved_engine: str, resume: bool, directory: Path) -> str:
+    """The engine to compile a loaded model with: the saved one, or the portable engine where the saved one is
+    ort-training and this onnxruntime has no training API. Both compute the same steps; only ORT's own optimizer
+    state cannot move, so resuming it needs the training build or an explicit fresh optimizer.
+    """
+    from onnxtrain._ort_training import training_available
+
+    if saved_engine != "ort-training" or training_available():
+        return saved_engine
+    if resume:
+        raise RuntimeSetupError(
+            f"{directory} was trained with the ort-training engine and saved with its optimizer state, which only an "
+            "ONNX Runtime training build reads; the installed onnxruntime is inference-only. Load it with "
+            'load_model(..., engine="portable", optimizer=...) to continue with a fresh optimizer, or install '
+            "`onnxtrain[cpu]` to resume exactly."
+        )
+    warnings.warn(
+        f"{directory} was trained with the ort-training engine, which the installed (inference-only) onnxruntime "
+        "cannot run: it is compiled with the portable engine, which computes the same steps.",
+        UserWarning,
+        stacklevel=4,
+    )
+    return "portable"
+
+
 def _compile_loaded(
     model: Sequential,
     config: dict[str, Any],
@@ -369,6 +395,8 @@ def _compile_loaded(
         learning_rate = config.get("current_learning_rate")
         if learning_rate is not None and not _is_finite_positive(learning_rate):
             raise InvalidArgumentError(f"current_learning_rate must be a positive number. Found: {learning_rate!r}")
+    if "engine" in saved:
+        saved["engine"] = _engine_here(saved["engine"], resume, config_path.parent)
     epochs_trained: int = config.get("epochs_trained", 0)  # checked by _check_saved_values
     options = {
         **saved,

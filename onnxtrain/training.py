@@ -109,12 +109,14 @@ class Trainer:
         engine: PortableEngine | _ort_training.OrtTrainingEngine,
         device: Device,
         temp_dir: Path | None,
+        threads: int | None = None,
     ):
         self.model = model
         self.compiled = compiled
         self.engine = engine
         self.device = device
         self.epochs_trained = 0
+        self.threads = threads  # intra-op threads of every session, predict's included (None: ORT's default)
         self._trainable = tuple(layer.trainable for layer in model.layers)  # what the engine was built to train
         self._temp_dir = temp_dir
         self._inference_session: Any = None
@@ -148,7 +150,7 @@ class Trainer:
                     _remove_empty(created)
                     raise
             model._resume_checkpoint = None
-            return cls(model, replace(compiled, engine=kind), engine, device, temp_dir=None)
+            return cls(model, replace(compiled, engine=kind), engine, device, temp_dir=None, threads=threads)
         _ort_training.check_optimizer(compiled.optimizer)
         temp_dir = None if artifacts_dir is not None else Path(tempfile.mkdtemp(prefix="onnxtrain-artifacts-"))
         directory = artifacts_dir if artifacts_dir is not None else temp_dir
@@ -176,7 +178,7 @@ class Trainer:
                 shutil.rmtree(temp_dir, ignore_errors=True)
             _remove_empty(created)
             raise
-        return cls(model, replace(compiled, engine=kind), engine, device, temp_dir)
+        return cls(model, replace(compiled, engine=kind), engine, device, temp_dir, threads=threads)
 
     # --- data ---------------------------------------------------------------------------------------------
     def prepare(self, data: Any, argument: str) -> _Batches:
@@ -396,6 +398,9 @@ class Trainer:
             model = self.model.inference_model()
             options = onnxruntime.SessionOptions()
             options.add_session_config_entry("session.set_denormal_as_zero", "1")  # see _float_env.py
+            if self.threads is not None:
+                options.intra_op_num_threads = self.threads
+                options.inter_op_num_threads = 1
             with self._flush.creating():
                 self._inference_session = create_session(onnxruntime, model.SerializeToString(), options, self.device)
         return self._inference_session

@@ -200,7 +200,8 @@ def test_batches_reject_bad_sizes_at_call_time(batch_size: object, error: type[E
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(n=st.integers(1, 40), batch_size=st.integers(1, 50), drop_last=st.booleans(), shuffle=st.booleans())
 def test_batch_sizes_match_arithmetic(n: int, batch_size: int, drop_last: bool, shuffle: bool) -> None:
-    sizes = [len(x) for x, _ in make(n).batches(batch_size, shuffle=shuffle, seed=0, drop_last=drop_last)]
+    seed = 0 if shuffle else None
+    sizes = [len(x) for x, _ in make(n).batches(batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)]
     full, rest = divmod(n, batch_size)
     assert sizes == [batch_size] * full + ([rest] if rest and not drop_last else [])
 
@@ -303,3 +304,10 @@ def test_as_dataset_says_an_array_alone_lacks_its_labels() -> None:
         InvalidTypeError, match=r"Received: an ndarray of shape \(3, 2\) alone: y \(the labels\) is missing"
     ):
         as_dataset(np.ones((3, 2)), name="dataset")
+
+
+def test_a_seed_without_shuffle_is_refused() -> None:
+    with pytest.raises(
+        InvalidArgumentError, match=r"batches\(seed=\.\.\.\) orders a shuffle, so it needs shuffle=True"
+    ):
+        make(4).batches(2, seed=5)

@@ -16,6 +16,7 @@ import shutil
 import socket
 import struct
 import threading
+import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -341,6 +342,30 @@ class _ShortHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+class _StallingHandler(http.server.BaseHTTPRequestHandler):
+    """Sends 100 bytes of a promised 1000, then nothing until the client gives up."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b"\x1f\x8b" + bytes(98))
+        self.wfile.flush()
+        time.sleep(2)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_stalled_download_says_how_much_arrived(env: Path) -> None:
+    with (
+        serve(_StallingHandler) as url,
+        pytest.raises(DownloadError, match=rf"{url}train-images.*timed out after 0.5 s after 100 bytes"),
+    ):
+        fashion_mnist(base_url=url, timeout=0.5)
+    assert not [n for n in leftovers(cache_of(env)) if n.endswith(".part")]
 
 
 def test_connection_closed_early_is_a_download_error(env: Path) -> None:

@@ -181,6 +181,16 @@ def test_plot_of_an_empty_history_is_refused(tmp_path):
         History().plot(tmp_path / "c.png")
 
 
+def test_plot_writes_the_format_its_suffix_names(tmp_path):
+    history = History(history={"loss": [1.0, 0.5]}, epochs=[1, 2])
+    assert history.plot(tmp_path / "c.pdf").read_bytes().startswith(b"%PDF")
+    assert b"<svg" in history.plot(tmp_path / "c.svg").read_bytes()[:400]
+    assert history.plot(tmp_path / "curves").read_bytes()[:8] == PNG_SIGNATURE  # no suffix: PNG
+    with pytest.raises(InvalidArgumentError, match=r"one of \[.*'pdf'.*'png'.*\]\. Received: path='.*c\.docx'"):
+        history.plot(tmp_path / "c.docx")
+    assert not (tmp_path / "c.docx").exists()
+
+
 # --- EvaluationResult -----------------------------------------------------------------------------------
 def test_evaluation_result_unpacks_as_keras_list_loss_then_metrics_in_compile_order():
     x, y = tiny_data()

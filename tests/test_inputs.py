@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.inputs import prepare_x, scale_divisor, scale_integers
+from onnxtrain.inputs import check_threads, prepare_x, scale_divisor, scale_integers
 
 
 def test_finite_values_whose_sums_overflow_are_accepted():
@@ -75,3 +75,35 @@ def test_other_scales_multiply(scale, expected):
     assert result.dtype == np.float32
     want = values.astype(np.float32) * np.float32(scale) if expected is None else np.array(expected, np.float32)
     np.testing.assert_array_equal(result, want)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (0, r"threads expects a positive int. Received: threads=0"),
+        (True, r"threads expects a positive int. Received: threads=True"),
+        (2.0, r"threads expects a positive int. Received: threads=2.0"),
+        (
+            10**9,
+            r"threads expects an int in \[1, 1024\] \(this machine has \d+ logical CPUs\)\. "
+            r"Received: threads=1000000000",
+        ),
+    ],
+)
+def test_thread_counts_are_positive_and_sane(value, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        check_threads(value)
+
+
+def test_compile_and_inference_model_check_threads_before_onnx_runtime_sees_them(tmp_path):
+    from onnxtrain import InferenceModel, Sequential
+    from onnxtrain.layers import Dense, Input
+
+    assert check_threads(np.int64(2)) == 2
+    with Sequential.of(Input(3), Dense(2, activation="linear")) as model:
+        with pytest.raises(InvalidArgumentError, match=r"Received: threads=1000000000"):
+            model.compile(threads=10**9)  # ORT itself failed with std::bad_alloc
+        model.compile()
+        path = model.export(tmp_path / "m.onnx")
+    with pytest.raises(InvalidArgumentError, match=r"Received: threads=1000000000"):
+        InferenceModel.load(path, threads=10**9)

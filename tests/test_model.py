@@ -575,3 +575,16 @@ def test_a_dataset_and_a_tuple_of_the_same_integer_arrays_give_the_same_numbers(
         for name, value in model.get_weights().items():
             np.testing.assert_array_equal(value, twin.get_weights()[name])
         np.testing.assert_array_equal(model.predict(pixels), twin.predict(pixels / np.float32(255)))
+
+
+@pytest.mark.parametrize("engine", ["ort-training", "portable"])
+def test_compile_threads_reach_the_prediction_session_too(blobs, engine):
+    x, _ = blobs
+    with blob_model() as model:
+        model.compile(engine=engine, threads=1)
+        model.predict(x)
+        assert model._trainer._session().get_session_options().intra_op_num_threads == 1
+    with blob_model() as model:
+        model.compile(engine=engine)
+        model.predict(x)
+        assert model._trainer._session().get_session_options().intra_op_num_threads == 0  # ORT's default

@@ -624,3 +624,44 @@ def test_a_flipped_weight_bit_in_model_onnx_is_caught_by_both_loaders(tmp_path):
         load_model(directory)
     with pytest.raises(ModelFileError, match=r"model.onnx does not match the SHA-256"):
         InferenceModel.load(directory)
+
+
+# --- an ort-training save on an install without the training API
+
+
+@pytest.fixture
+def inference_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make this process look like an inference-only install (plain onnxruntime, no training API)."""
+    from onnxtrain import _ort_training
+    from onnxtrain.errors import RuntimeSetupError
+
+    def missing() -> None:
+        raise RuntimeSetupError("The installed onnxruntime 0.0 is an inference-only build (simulated)")
+
+    monkeypatch.setattr(_ort_training, "_training_api", missing)
+
+
+def test_an_ort_training_save_loads_with_the_portable_engine_where_training_is_missing(trained, inference_only):
+    assert json.loads((trained / "config.json").read_text())["compile"]["engine"] == "ort-training"
+    x, _ = _data(8)
+    with pytest.warns(UserWarning, match=r"trained with the ort-training engine.*compiled with the portable engine"):
+        model = load_model(trained, optimizer="adam")  # a fresh optimizer: nothing of ORT's state to read
+    with model:
+        assert model._trainer.compiled.engine == "portable"
+        expected = model.predict_softly(x)
+    # the same weights as the save's exported model
+    with onnxtrain.InferenceModel.load(trained) as exported:
+        np.testing.assert_allclose(expected, exported.predict_softly(x), rtol=1e-6)
+
+
+def test_an_ort_training_save_with_optimizer_state_says_how_to_continue_without_the_training_api(
+    trained, inference_only
+):
+    from onnxtrain.errors import RuntimeSetupError
+
+    with pytest.raises(
+        RuntimeSetupError,
+        match=r"trained with the ort-training engine and saved with its optimizer state.*"
+        r'load_model\(\.\.\., engine="portable", optimizer=\.\.\.\)',
+    ):
+        load_model(trained)

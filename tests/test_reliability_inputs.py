@@ -125,7 +125,7 @@ BAD: list[Bad] = [
         lambda e: _fit(e.model, X.reshape(N, 12)),
         ShapeError,
         r"dataset\.x expects shape \[None, 4, 3\]\. Received: dataset\.x\.shape=\(24, 12\)\. "
-        r"Reshape it with dataset\.x\.reshape\(-1, 4, 3\)",
+        r"Reshape the examples: x\.reshape\(-1, 4, 3\), or Dataset\(x\.reshape\(-1, 4, 3\), y\)",
         "dataset.x",
     ),
     Bad(

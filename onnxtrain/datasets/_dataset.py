@@ -187,6 +187,10 @@ class Dataset:
             raise InvalidArgumentError(
                 f"batches(batch_size=...) expects a positive int. Received: batch_size={batch_size}."
             )
+        if seed is not None and not shuffle:
+            raise InvalidArgumentError(
+                f"batches(seed=...) orders a shuffle, so it needs shuffle=True. Received: seed={seed!r}, shuffle=False"
+            )
         order = _permutation(len(self), seed, "batches") if shuffle else None
         return self._iterate(int(batch_size), order, drop_last)
 

@@ -81,7 +81,7 @@ def _stream(url: str, output: BinaryIO, *, timeout: float, progress: bool, label
         show = progress and sys.stderr.isatty()
         with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=not show, leave=False) as bar:
             try:
-                while chunk := response.read(_CHUNK):
+                while chunk := response.read1(_CHUNK):  # what has arrived: a time-out loses no count
                     output.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
