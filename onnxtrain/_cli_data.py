@@ -1,19 +1,27 @@
-"""Data for the command line: the datasets a run config or --data names ("fashion-mnist[:train|:test]" or a .npz
-file), and the .npy array or image that `onnxtrain predict` reads."""
+"""What the command line reads: the datasets a run config or --data names ("fashion-mnist[:train|:test]" or a .npz
+file), the .npy array or image that `onnxtrain predict` reads, and the saved models the other commands load."""
 
 from __future__ import annotations
 
+import sys
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
+from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError
+from onnxtrain.model_io import CONFIG_FILE, MODEL_FILE
+from onnxtrain.saving import resolve_model_directory
 
 if TYPE_CHECKING:
+    from onnxtrain import Sequential
     from onnxtrain.datasets import Dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+SAVED_MODEL = "a saved model directory (the model/ folder `onnxtrain train` writes)"
+LISTED_ENTRIES = 10  # error messages name at most this many files of a folder
 
 
 class DatasetLoader:
@@ -110,3 +118,88 @@ def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
             "Resize it first."
         )
     return pixels.reshape(input_shape)
+
+
+# --- saved models ------------------------------------------------------------------------------------------
+def saved_model_dir(path: str, needs: str) -> Path:
+    """The saved model directory `path` names (a model.onnx beside its config.json names its folder).
+
+    Raises:
+        InvalidArgumentError: an .onnx file without a config.json beside it.
+        ModelFileError: a missing folder, or one that lacks config.json or model.onnx (naming a few of its files).
+    """
+    directory = Path(path)
+    if directory.suffix.lower() == ".onnx" and directory.is_file():
+        if (directory.parent / CONFIG_FILE).is_file():
+            return directory.parent
+        raise InvalidArgumentError(
+            f"'{path}' is an inference-only ONNX file (no layer config, loss or optimizer); this needs {needs}"
+        )
+    check_saved_model(directory, needs)
+    return directory
+
+
+def check_saved_model(directory: Path, needs: str) -> None:
+    """Refuse a folder that is not a saved model, naming only its first few files (it may hold thousands)."""
+    folder = resolve_model_directory(directory)  # also finishes a save that was killed part-way
+    missing = [name for name in (CONFIG_FILE, MODEL_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise ModelFileError(
+            f"'{directory}' is not a saved onnxtrain model: {missing[0]} is missing (it holds "
+            f"{listing(sorted(p.name for p in folder.iterdir()))}); this needs {needs}."
+        )
+
+
+def _saved_optimizer(directory: Path) -> dict[str, Any]:
+    """`optimizer=` the saved compile settings name, so that load_model starts it fresh instead of resuming it:
+    evaluate and export need no optimizer state, and the state one engine saved cannot move to another."""
+    from onnxtrain import optimizers
+    from onnxtrain.model_io import read_config as read_saved_config
+
+    try:
+        settings = read_saved_config(directory / CONFIG_FILE).get("compile") or {}
+        return {"optimizer": optimizers.get(settings["optimizer"])}
+    except (OnnxtrainError, LookupError, TypeError, ValueError):
+        return {}  # an uncompiled save, or a damaged one: load_model reports what is wrong
+
+
+def load_compiled(directory: Path, engine: str | None, command: str) -> Sequential:
+    """The saved model compiled with `engine`, or with the engine it was trained with, and a fresh optimizer.
+
+    Where the recorded engine is ort-training and the installed onnxruntime cannot train (an inference-only
+    install), the portable engine, which computes the same steps, is used instead. A note on stderr says so;
+    warnings of the load become one-line notes too, printed once the model has loaded.
+    """
+    from onnxtrain import load_model
+    from onnxtrain._ort_training import training_available
+
+    fresh = _saved_optimizer(directory)
+    notes = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if engine is not None:
+            model = load_model(directory, engine=engine, **fresh)
+        else:
+            try:
+                model = load_model(directory, **fresh)
+            except RuntimeSetupError:
+                if training_available():
+                    raise
+                model = load_model(directory, engine="portable", **fresh)
+                notes.append(
+                    f"'{directory}' was trained with the ort-training engine, which needs an ONNX Runtime training "
+                    "build; using the portable engine (see --engine)"
+                )
+    notes += [" ".join(str(warning.message).split()) for warning in caught]
+    for note in notes:
+        print(f"onnxtrain {command}: note: {note}", file=sys.stderr)
+    return model
+
+
+def listing(names: Iterable[str]) -> str:
+    """`names` quoted, the first LISTED_ENTRIES of them, then how many more there are."""
+    names = list(names)
+    if not names:
+        return "nothing"
+    shown = ", ".join(repr(name) for name in names[:LISTED_ENTRIES])
+    return shown + (f" and {len(names) - LISTED_ENTRIES} more" if len(names) > LISTED_ENTRIES else "")

@@ -1,15 +1,24 @@
-"""Run configs for the command line: reading a TOML/JSON config and checking its keys, the built-in examples, and
-the Sequential model and compile settings a config describes."""
+"""Runs of `onnxtrain train`: reading a TOML/JSON config and checking its keys, the built-in examples, the
+Sequential model and compile settings a config describes, and the output folder a run writes into."""
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import re
+import stat
+import time
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from onnxtrain.errors import InvalidArgumentError, OnnxtrainError
+from onnxtrain._cli_data import listing
+from onnxtrain._scratch import scratch_entries
+from onnxtrain.callbacks import Callback, CSVLogger, Logs
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelExistsError, OnnxtrainError
+from onnxtrain.model_io import SAVED_FILES
+from onnxtrain.saving import check_replaceable
 
 if TYPE_CHECKING:
     from onnxtrain import Sequential
@@ -41,6 +50,8 @@ CONFIG_KEYS = {
     "validation_split", "data",
 }  # fmt: skip
 DATA_KEYS = {"train", "test", "validation"}
+MAX_NAME_LENGTH = 100
+SAFE_NAME = re.compile(rf"\w[\w.-]{{0,{MAX_NAME_LENGTH - 1}}}")
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_LOSS = "softmax_cross_entropy_with_logits"
 
@@ -73,7 +84,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
 
 def check_config(config: Any, source: str) -> dict[str, Any]:
-    """`config` itself once it is a table of known keys with a non-empty `layers` list and a valid [data] table."""
+    """`config` itself once it is a table of known keys with a non-empty `layers` list and a valid [data] table,
+    and its plain settings (name, epochs, batch_size, validation_split, metric/metrics) have usable values: a
+    run refuses a bad config before it prints or creates anything."""
     if not isinstance(config, dict):
         raise InvalidArgumentError(f"{source} expects a table of settings. Received: {type(config).__name__}")
     unknown = sorted(set(config) - CONFIG_KEYS)
@@ -85,10 +98,53 @@ def check_config(config: Any, source: str) -> dict[str, Any]:
             f"{source} expects `layers`: a list of tables with a `type`, e.g. "
             '[[layers]] type = "Dense" units = 10. Received: ' + repr(layers)[:80]
         )
+    for i, layer in enumerate(layers):
+        if not isinstance(layer["type"], str):
+            raise InvalidTypeError(
+                f'{source}: layers[{i}] expects `type` to be a layer class name (a str such as "Dense"). '
+                f"Received: type={layer['type']!r}"
+            )
     data = config.get("data", {})
     if not isinstance(data, dict) or set(data) - DATA_KEYS:
         raise InvalidArgumentError(f"{source}: [data] takes the keys {sorted(DATA_KEYS)}. Received: {data!r}")
+    _check_name(config, source)
+    for key in ("epochs", "batch_size"):
+        value = config.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InvalidArgumentError(f"{source}: {key} expects a positive int. Received: {key}={value!r}")
+    split = config.get("validation_split", 0.0)
+    if isinstance(split, bool) or not isinstance(split, int | float) or not 0.0 <= split < 1.0:
+        raise InvalidArgumentError(
+            f"{source}: validation_split expects a number in [0, 1), e.g. 0.1. Received: validation_split={split!r}"
+        )
+    if split and data.get("validation") is not None:
+        raise InvalidArgumentError(
+            f"{source} sets both validation_split = {split!r} and [data] validation = {data['validation']!r}; "
+            "a run validates on one of them: remove the other."
+        )
+    if "metric" in config and "metrics" in config:
+        raise InvalidArgumentError(
+            f"{source} sets both `metric` and `metrics`; compile() takes one of them: use metrics = [...] for "
+            f"several. Received: metric={config['metric']!r}, metrics={config['metrics']!r}"
+        )
     return config
+
+
+def _check_name(config: dict[str, Any], source: str) -> None:
+    """The model name also names the run folder (runs/NAME-TIME), so it must be one safe path component."""
+    if "name" not in config:
+        return
+    name = config["name"]
+    if not isinstance(name, str):
+        raise InvalidTypeError(
+            f'{source}: name expects a str such as "fashion_mlp". Received: name={name!r} ({type(name).__name__})'
+        )
+    if not SAFE_NAME.fullmatch(name):
+        raise InvalidArgumentError(
+            f"{source}: name names the run folder runs/NAME-TIME, so it takes 1 to {MAX_NAME_LENGTH} letters, "
+            "digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '\\' or spaces). "
+            f"Received: name={name!r}"
+        )
 
 
 def build_model(config: dict[str, Any]) -> Sequential:
@@ -103,14 +159,95 @@ def build_model(config: dict[str, Any]) -> Sequential:
             layers.append(Layer.from_config({"class_name": entry["type"], "config": settings}))
         except TypeError as e:  # an unexpected or missing keyword of the layer's constructor
             raise InvalidArgumentError(f"layers[{i}] ({entry['type']}): {e}") from e
-    return Sequential(layers, name=str(config.get("name", "sequential")), seed=config.get("seed"))
+    return Sequential(layers, name=config.get("name", "sequential"), seed=config.get("seed"))
 
 
 def compile_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments of `Sequential.compile` a config gives: optimizer, loss, and metric or metrics."""
-    metric = {"metrics": config["metrics"]} if "metrics" in config else {"metric": config.get("metric")}
+    metric = {"metrics": config["metrics"]} if "metrics" in config else {"metric": config.get("metric")}  # not both
     return {
         "optimizer": config.get("optimizer", DEFAULT_OPTIMIZER),
         "loss": config.get("loss", DEFAULT_LOSS),
         **metric,
     }
+
+
+# --- the output folder -------------------------------------------------------------------------------------
+def output_dir(requested: str | None, name: str) -> Path:
+    """The --output folder, or a new runs/NAME-TIME[-N] folder created atomically (so two runs started in
+    the same second get different folders)."""
+    if requested:
+        Path(requested).mkdir(parents=True, exist_ok=True)
+        return Path(requested)
+    stem = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = stem if n == 1 else stem.with_name(f"{stem.name}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise InvalidArgumentError(f"could not create a new folder next to '{stem}'; pass --output DIR")
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+    """Refuse an --output whose model/ folder the final save would refuse, before anything is trained or created.
+
+    Raises:
+        InvalidArgumentError: --output is a file, or OUTPUT/model exists without --overwrite or is not a folder.
+        ModelExistsError: OUTPUT/model holds entries that are not files of a saved model.
+    """
+    if output.exists() and not output.is_dir():
+        raise InvalidArgumentError(f"--output expects a folder. Received: '{output}', which is a file")
+    model_dir = output / "model"
+    if not os.path.lexists(model_dir):
+        return
+    if not overwrite:
+        raise InvalidArgumentError(f"'{model_dir}' already exists. Pass --overwrite or another --output.")
+    if not model_dir.is_dir():
+        raise InvalidArgumentError(
+            f"'{model_dir}' is a file, not a saved model folder; --overwrite replaces only a folder that a save "
+            "wrote. Move it, or pass another --output."
+        )
+    try:
+        check_replaceable(model_dir, SAVED_FILES)
+    except ModelExistsError as e:
+        raise ModelExistsError(
+            f"--overwrite replaces '{model_dir}' only when it holds nothing but a saved model "
+            f"({', '.join(sorted(SAVED_FILES))}); it also holds {listing(_foreign_entries(model_dir))}. Move or "
+            "remove those, or pass another --output. Nothing was trained or changed."
+        ) from e
+
+
+def _foreign_entries(directory: Path) -> list[str]:
+    """The entries of `directory` that are not regular files a save writes (nor onnxtrain's scratch entries)."""
+    ours = {entry.path.name for entry in scratch_entries(directory, None)}
+    found = []
+    for path in sorted(directory.iterdir()):
+        mode = path.lstat().st_mode
+        if path.name not in ours and (path.name not in SAVED_FILES or not stat.S_ISREG(mode)):
+            found.append(f"{path.name}/" if stat.S_ISDIR(mode) else path.name)
+    return found
+
+
+class RunOutput(Callback):
+    """Creates the output folder and starts history.csv when training begins.
+
+    By then fit has accepted its settings and data, so a run it refuses prints nothing and leaves no folder.
+    """
+
+    def __init__(self, requested: str | None, model_name: str, headline: str):
+        self.requested, self.model_name, self.headline = requested, model_name, headline
+        self.folder: Path | None = None
+        self._csv: CSVLogger | None = None
+
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self.folder = output_dir(self.requested, self.model_name)
+        print(f"{self.headline}; writing to {self.folder}/", flush=True)
+        self._csv = CSVLogger(self.folder / "history.csv")
+        self._csv.on_train_begin(logs)
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        assert self._csv is not None, "on_train_begin comes first"
+        self._csv.on_epoch_end(epoch, logs)

@@ -1,8 +1,8 @@
 """The `onnxtrain` command line: train, evaluate, predict, export, artifacts and summary.
 
 Every sub-command has --help; bad input ends with one line on stderr, `onnxtrain <command>: error: ...`, and a
-non-zero exit status (2 for bad arguments, 1 for anything else, 130 when interrupted). Run configs live in
-`_run_config`, the data the commands read in `_cli_data`.
+non-zero exit status (2 for bad arguments, 1 for anything else, 130 when interrupted). A run's config and output
+folder live in `_run_config`; what the commands read (datasets, inputs, saved models) in `_cli_data`.
 """
 
 from __future__ import annotations
@@ -11,18 +11,38 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from onnxtrain._cli_data import DatasetLoader, load_run_data, read_input
-from onnxtrain._run_config import EXAMPLES, build_model, compile_settings, example_config, read_config
-from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError
+from onnxtrain._cli_data import (
+    LISTED_ENTRIES,
+    SAVED_MODEL,
+    DatasetLoader,
+    check_saved_model,
+    load_compiled,
+    load_run_data,
+    read_input,
+    saved_model_dir,
+)
+from onnxtrain._run_config import (
+    EXAMPLES,
+    RunOutput,
+    build_model,
+    check_output,
+    compile_settings,
+    example_config,
+    read_config,
+)
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, OnnxtrainError
+from onnxtrain.model_io import CONFIG_FILE, MODEL_FILE, inference_opset_and_ir
+from onnxtrain.training import ENGINES
 
-SAVED_MODEL = "a saved model directory (the model/ folder `onnxtrain train` writes)"
+if TYPE_CHECKING:
+    from onnxtrain import Sequential
+
 ARTIFACT_FILES = ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint")
 
 
@@ -34,32 +54,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 # --- train ------------------------------------------------------------------------------------------------
-def _output_dir(requested: str | None, name: str) -> Path:
-    """The --output folder, or a new runs/NAME-TIME[-N] folder created atomically (so two runs started in
-    the same second get different folders)."""
-    if requested:
-        Path(requested).mkdir(parents=True, exist_ok=True)
-        return Path(requested)
-    stem = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        candidate = stem if n == 1 else stem.with_name(f"{stem.name}-{n}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise InvalidArgumentError(f"could not create a new folder next to '{stem}'; pass --output DIR")
-
-
 def _writing_mode(args: argparse.Namespace) -> str:
     """The `writing_mode` of save/export that --overwrite asks for."""
     return "override" if args.overwrite else "fail_if_exists"
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from onnxtrain.callbacks import CSVLogger
+def _naming_the_data(error: OnnxtrainError, data: dict[str, Any]) -> OnnxtrainError:
+    """`error` of fit, naming the [data] entry of the config rather than fit's `dataset`/`validation` argument."""
+    text = str(error)
+    key = "train" if text.startswith("dataset") else "validation" if text.startswith("validation.") else None
+    if key is None or key not in data:
+        return error
+    return type(error)(f"[data] {key} = {data[key]!r} does not fit the model: {text}")
 
+
+def cmd_train(args: argparse.Namespace) -> int:
     if (args.config is None) == (args.example is None):
         raise InvalidArgumentError("train takes a CONFIG file or --example NAME (one of them)")
     if args.example is not None:
@@ -69,29 +78,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key in ("epochs", "batch_size", "seed"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
-    if args.output and (Path(args.output) / "model").exists() and not args.overwrite:
-        raise InvalidArgumentError(f"'{args.output}/model' already exists. Pass --overwrite or another --output.")
+    if args.output:
+        check_output(Path(args.output), args.overwrite)
 
-    train, test, validation = load_run_data(dict(config.get("data") or {}), base)
+    data = dict(config.get("data") or {})
+    train, test, validation = load_run_data(data, base)
     batch_size = config.get("batch_size", 32)
     model = build_model(config)
     with model:
         model.compile(**compile_settings(config))
-        output = _output_dir(args.output, model.name)  # made only once the config has proved usable
+        run = RunOutput(args.output, model.name, f"Training {model.name} (seed {model.seed}) on {len(train)} examples")
+        try:
+            history = model.fit(
+                train,
+                epochs=config.get("epochs", 1),
+                batch_size=batch_size,
+                verbose=args.verbose,
+                validation=validation,
+                validation_split=config.get("validation_split", 0.0),
+                callbacks=[run],
+            )
+        except (InvalidArgumentError, InvalidTypeError) as e:
+            if run.folder is not None:
+                raise
+            raise _naming_the_data(e, data) from e
+        assert run.folder is not None, "fit calls on_train_begin"
+        output = run.folder
         model_dir, csv_path, png_path = output / "model", output / "history.csv", output / "curves.png"
-        print(
-            f"Training {model.name} (seed {model.seed}) on {len(train)} examples; writing to {output}/",
-            flush=True,
-        )
-        history = model.fit(
-            train,
-            epochs=config.get("epochs", 1),
-            batch_size=batch_size,
-            verbose=args.verbose,
-            validation=validation,
-            validation_split=config.get("validation_split", 0.0),
-            callbacks=[CSVLogger(csv_path)],
-        )
         if test is not None:
             result = model.evaluate(test, batch_size=batch_size)
             print(f"Test ({len(test)} examples): {result}")
@@ -109,24 +122,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # --- evaluate / predict -----------------------------------------------------------------------------------
-def _saved_model_dir(path: str, needs: str) -> Path:
-    directory = Path(path)
-    if directory.suffix.lower() == ".onnx" and directory.is_file():
-        if (directory.parent / "config.json").is_file():
-            return directory.parent
-        raise InvalidArgumentError(
-            f"'{path}' is an inference-only ONNX file (no layer config, loss or optimizer); this needs {needs}"
-        )
-    return directory
+def _naming_the_option(error: OnnxtrainError, option: str, value: str) -> OnnxtrainError:
+    """`error` about the array `x`/`dataset.x`, naming the command-line option that gave it."""
+    return type(error)(f"{option} {value!r} does not fit the model: {error}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from onnxtrain import load_model
-
-    directory = _saved_model_dir(args.model, SAVED_MODEL)
+    directory = saved_model_dir(args.model, SAVED_MODEL)
     data = DatasetLoader(Path.cwd()).load(args.data, "--data", "test")
-    with load_model(directory) as model:
-        result = model.evaluate(data, batch_size=args.batch_size, verbose=args.verbose)
+    with load_compiled(directory, args.engine, "evaluate") as model:
+        try:
+            result = model.evaluate(data, batch_size=args.batch_size, verbose=args.verbose)
+        except (InvalidArgumentError, InvalidTypeError) as e:
+            raise _naming_the_option(e, "--data", args.data) from e
     print(f"{result}  ({len(data)} examples)")
     return 0
 
@@ -134,7 +142,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _onnx_file(path: str) -> Path:
     target = Path(path)
     if target.is_dir():
-        target = target / "model.onnx"
+        target = target / MODEL_FILE
     if not target.is_file():
         raise InvalidArgumentError(f"'{path}' is neither an .onnx file nor a saved model directory")
     return target
@@ -146,12 +154,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     with InferenceModel.load(args.model) as model:
         x = read_input(Path(args.input), model.input_shape)
         try:
-            probabilities = model.predict_softly(x)
-        except InvalidArgumentError:  # a regression model: print its raw outputs
-            outputs = np.atleast_2d(model.predict(x))
-            for i, row in enumerate(outputs.reshape(len(outputs), -1)):
-                print(f"{i}: {np.array2string(row, precision=4)}")
-            return 0
+            try:
+                probabilities = model.predict_softly(x)
+            except InvalidArgumentError:  # a regression model (or bad data, which predict refuses again)
+                outputs = np.atleast_2d(model.predict(x))
+                for i, row in enumerate(outputs.reshape(len(outputs), -1)):
+                    print(f"{i}: {np.array2string(row, precision=4)}")
+                return 0
+        except (InvalidArgumentError, InvalidTypeError) as e:
+            raise _naming_the_option(e, "--input", args.input) from e
     classes = model.class_names
     for i, row in enumerate(np.atleast_2d(probabilities)):
         best = int(row.argmax())
@@ -162,36 +173,50 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 # --- export / artifacts / summary -------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
-    from onnxtrain import load_model
-
-    directory = _saved_model_dir(args.model, SAVED_MODEL)
+    directory = saved_model_dir(args.model, SAVED_MODEL)
     if Path(args.out).exists() and not args.overwrite:
         raise InvalidArgumentError(f"'{args.out}' already exists. Pass --overwrite to replace it.")
-    with load_model(directory) as model:
-        path = model.export(args.out, opset=args.opset, writing_mode=_writing_mode(args))
+    # Compiled, not just the weights: the loss decides the `probabilities` output and the loss metadata.
+    with load_compiled(directory, args.engine, "export") as model:
+        path = model.export(args.out, opset=args.opset, ir_version=args.ir_version, writing_mode=_writing_mode(args))
     print(f"Wrote {path} ({_size(path)})")
     return 0
 
 
 def cmd_artifacts(args: argparse.Namespace) -> int:
-    from onnxtrain import generate_artifacts, load_model
+    from onnxtrain import generate_artifacts
+    from onnxtrain._ort_training import _training_api
 
     source = Path(args.source)
     existing = [name for name in ARTIFACT_FILES if (Path(args.outdir) / name).exists()]
     if existing and not args.overwrite:
         raise InvalidArgumentError(f"'{args.outdir}' already holds {existing}. Pass --overwrite to replace them.")
+    _training_api()  # an inference-only onnxruntime cannot write them: say so before building anything
+    model: Sequential
     if source.suffix.lower() in (".toml", ".json"):
         config = read_config(source)
         model, settings = build_model(config), compile_settings(config)
         loss, optimizer = settings["loss"], settings["optimizer"]
     else:
-        model, loss, optimizer = (
-            load_model(_saved_model_dir(args.source, f"a model config (.toml/.json) or {SAVED_MODEL}")),
-            None,
-            None,
-        )
+        directory = saved_model_dir(args.source, f"a model config (.toml/.json) or {SAVED_MODEL}")
+        model, loss, optimizer = load_compiled(directory, None, "artifacts"), None, None
     with model:
-        artifacts = generate_artifacts(model, loss, optimizer, args.outdir, opset=args.opset)
+        # An --opset alone gets the oldest IR version that can hold it, as export does.
+        opset, ir_version = inference_opset_and_ir(model, args.opset, args.ir_version)
+        outdir_is_new = not os.path.lexists(args.outdir)
+        try:
+            artifacts = generate_artifacts(model, loss, optimizer, args.outdir, opset=opset, ir_version=ir_version)
+        except BaseException as e:
+            if outdir_is_new and Path(args.outdir).is_dir() and not any(Path(args.outdir).iterdir()):
+                Path(args.outdir).rmdir()  # a failed command leaves no folder behind
+            if not isinstance(e, RuntimeError) or isinstance(e, OnnxtrainError):
+                raise
+            # ORT's own errors, e.g. an opset or IR version newer than the installed ORT's; the reason comes last
+            cause = " ".join(str(e).split()).rstrip(".")
+            raise InvalidArgumentError(
+                f"ONNX Runtime could not build training artifacts with opset {opset} and IR version {ir_version}: "
+                f"{'…' + cause[-300:] if len(cause) > 300 else cause}. Try an older --opset (default: the model's)."
+            ) from e
     print(f"Wrote training artifacts to {artifacts.directory}/:")
     for path in (
         artifacts.training_model,
@@ -208,9 +233,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     target = Path(args.model)
     if target.is_dir():
+        check_saved_model(target, "a saved model directory or an .onnx file")
         with load_model(target, compile=False) as model:
             model.summary()
-        config = json.loads((target / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((target / CONFIG_FILE).read_text(encoding="utf-8"))
         settings = config.get("compile") or {}
         if settings:
             optimizer = settings["optimizer"]
@@ -219,8 +245,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
                 f"loss {settings['loss'].get('name')}, metrics {settings.get('metrics')}"
             )
         print(f"Epochs trained: {config.get('epochs_trained', 0)}")
-        files = ", ".join(f"{p.name} {_size(p)}" for p in sorted(target.iterdir()) if p.is_file())
-        print(f"Files: {files}")
+        files = [f"{p.name} {_size(p)}" for p in sorted(target.iterdir()) if p.is_file()]
+        more = f" and {len(files) - LISTED_ENTRIES} more" if len(files) > LISTED_ENTRIES else ""
+        print(f"Files: {', '.join(files[:LISTED_ENTRIES])}{more}")
     _print_onnx_summary(_onnx_file(args.model))
     return 0
 
@@ -273,13 +300,30 @@ def _positive(text: str) -> int:
     return value
 
 
-def _add_verbose_argument(parser: argparse.ArgumentParser, default: int) -> None:
+def _add_verbose_argument(parser: argparse.ArgumentParser, default: int, two: str) -> None:
     parser.add_argument(
         "--verbose",
         type=int,
         choices=(0, 1, 2),
         default=default,
-        help="0 silent, 1 progress bar (plain lines when not a terminal), 2 one line per epoch",
+        help=f"0 silent, 1 progress bar (plain lines when not a terminal), 2 {two}",
+    )
+
+
+def _add_engine_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="training engine to load the model with (default: the one it was trained with; portable when "
+        "that is ort-training and the installed onnxruntime cannot train)",
+    )
+
+
+def _add_ir_version_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ir-version",
+        type=_positive,
+        help="ONNX IR version (default: the model's, raised to the oldest one that can hold --opset)",
     )
 
 
@@ -301,8 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive, help="override the config's batch size")
     train.add_argument("--seed", type=int, help="override the config's seed")
     train.add_argument("--output", metavar="DIR", help="output folder (default: a new runs/NAME-TIME folder)")
-    train.add_argument("--overwrite", action="store_true", help="replace DIR/model if it exists")
-    _add_verbose_argument(train, default=1)
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace DIR/model if it holds a saved model (and nothing else)"
+    )
+    _add_verbose_argument(train, default=1, two="one line per epoch")
     train.set_defaults(func=cmd_train)
 
     evaluate = commands.add_parser(
@@ -313,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", metavar="MODEL", help="saved model directory")
     evaluate.add_argument("--data", required=True, help="'fashion-mnist[:test|:train]' or a .npz with x and y")
     evaluate.add_argument("--batch-size", type=_positive, default=100)
-    _add_verbose_argument(evaluate, default=0)
+    _add_verbose_argument(evaluate, default=0, two="one line with the figures")
+    _add_engine_argument(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     predict = commands.add_parser(
@@ -333,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("model", metavar="MODEL", help="saved model directory")
     export.add_argument("out", metavar="OUT.onnx")
     export.add_argument("--opset", type=_positive, help="ONNX opset of the file (default: the model's)")
+    _add_ir_version_argument(export)
+    _add_engine_argument(export)
     export.add_argument("--overwrite", action="store_true", help="replace OUT.onnx if it exists")
     export.set_defaults(func=cmd_export)
 
@@ -344,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     artifacts.add_argument("source", metavar="CONFIG|MODEL", help="model config (.toml/.json) or saved model directory")
     artifacts.add_argument("outdir", metavar="OUTDIR")
-    artifacts.add_argument("--opset", type=_positive, help="ONNX opset (default 17)")
+    artifacts.add_argument("--opset", type=_positive, help="ONNX opset (default: the model's, or 17)")
+    _add_ir_version_argument(artifacts)
     artifacts.add_argument("--overwrite", action="store_true", help="replace artifacts already in OUTDIR")
     artifacts.set_defaults(func=cmd_artifacts)
 

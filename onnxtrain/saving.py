@@ -240,7 +240,8 @@ def _refuse_unreplaceable(target: Path, replaceable: Collection[str]) -> None:
             f"Could not save to '{target}' with writing_mode=WritingMode.OVERRIDE: it holds {shown}, which are "
             "not files of a saved model, and OVERRIDE would delete them with the rest of the directory. OVERRIDE "
             f"replaces only an empty directory or one holding nothing but {sorted(replaceable)}. Choose another "
-            f"directory (e.g. '{target / 'model'}'), or move or remove those entries first. Nothing was changed."
+            f"directory (e.g. a new folder inside it, '{target / 'saved_model'}'), or move or remove those entries "
+            "first. Nothing was changed."
         )
 
 

@@ -92,6 +92,7 @@ def work(tmp_path_factory) -> Path:
     np.savez(root / "no_labels.npz", x=x)
     np.save(root / "batch.npy", x[:3])
     np.save(root / "wrong_shape.npy", np.zeros((2, 5, 5, 1), np.uint8))
+    np.savez(root / "wrong_shape.npz", x=np.zeros((5, 3, 3, 1), np.float32), y=np.zeros(5, np.int64))
     (root / "tiny.toml").write_text(TINY_CONFIG)
     (root / "tiny.json").write_text(json.dumps(tomllib.loads(TINY_CONFIG)))
     (root / "garbage.onnx").write_bytes(b"this is not a protobuf")
@@ -192,9 +193,12 @@ def commands(work) -> dict[str, Result]:
             "evaluate": ("evaluate", "run/model", "--data", "test.npz"),
             "predict_npy": ("predict", "run/model", "--input", "batch.npy"),
             "predict_png": ("predict", "run/model/model.onnx", "--input", "image.png"),
+            "evaluate_portable": ("evaluate", "run/model", "--data", "test.npz", "--engine", "portable"),
             "export": ("export", "run/model", "exported.onnx", "--opset", "18"),
+            "export_portable": ("export", "run/model", "exported_portable.onnx", "--engine", "portable"),
             "artifacts_config": ("artifacts", "tiny.toml", "arts_config"),
             "artifacts_model": ("artifacts", "run/model", "arts_model"),
+            "artifacts_opset_21": ("artifacts", "run/model", "arts_21", "--opset", "21"),
             "summary_dir": ("summary", "run/model"),
             "summary_onnx": ("summary", "run/model/model.onnx"),
             "module_help": ("--help",),
@@ -253,6 +257,34 @@ def test_summary_of_a_directory_and_of_an_onnx_file(commands):
         assert re.search(r"ONNX file: .*model\.onnx \(\d+\.\d KB\)", text)
 
 
+def test_evaluate_and_export_take_the_engine_to_load_with(commands, work):
+    import onnx
+
+    figures = [re.findall(r"\d\.\d{4}", commands[key].out) for key in ("evaluate", "evaluate_portable")]
+    assert commands["evaluate_portable"].rc == 0 and len(figures[1]) == 2
+    assert np.allclose(np.array(figures[0], float), np.array(figures[1], float), atol=2e-4)
+    assert commands["export_portable"].rc == 0, commands["export_portable"].err
+    exported = onnx.load(str(work / "exported_portable.onnx"))
+    assert [o.name for o in exported.graph.output] == ["logits", "probabilities"]
+
+
+def test_artifacts_with_a_newer_opset_get_the_oldest_ir_version_that_holds_it(commands, work):
+    import onnx
+
+    assert commands["artifacts_opset_21"].rc == 0, commands["artifacts_opset_21"].err
+    model = onnx.load(str(work / "arts_21" / "training_model.onnx"))
+    assert model.ir_version == 10
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [21]
+
+
+def test_evaluate_help_does_not_speak_of_epochs(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "epoch" not in text and "2 one line with the figures" in text
+    assert "--engine {auto,ort-training,portable}" in text
+
+
 # --- error cases ----------------------------------------------------------------------------------------
 ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
     # (id, arguments, exit status, pattern the one stderr line must match)
@@ -309,7 +341,7 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
         "predict_wrong_shape",
         ("predict", "run/model", "--input", "wrong_shape.npy"),
         1,
-        r"expects shape \[None, 4,",
+        r"--input 'wrong_shape.npy' does not fit the model: x expects shape \[None, 4,",
     ),
     (
         "predict_image_size",
@@ -322,6 +354,25 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
         ("predict", "run/model", "--input", "notes.txt"),
         1,
         r"--input expects a \.npy array",
+    ),
+    (
+        "evaluate_wrong_shape",
+        ("evaluate", "run/model", "--data", "wrong_shape.npz"),
+        1,
+        r"--data 'wrong_shape.npz' does not fit the model: dataset.x expects shape \[None, 4, 4, 1\]",
+    ),
+    (
+        "evaluate_bad_engine",
+        ("evaluate", "run/model", "--data", "test.npz", "--engine", "ort"),
+        2,
+        r"argument --engine: invalid choice: 'ort'",
+    ),
+    (
+        "evaluate_not_a_model",
+        ("evaluate", "many_files", "--data", "test.npz"),
+        1,
+        r"'many_files' is not a saved onnxtrain model: config.json is missing \(it holds 'f00.txt', 'f01.txt', "
+        r".*'f09.txt' and 5 more\)",
     ),
     ("predict_garbage_model", ("predict", "garbage.onnx", "--input", "batch.npy"), 1, r"could not be loaded"),
     (
@@ -342,6 +393,32 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
         1,
         r"needs a model config \(\.toml/\.json\)",
     ),
+    (
+        "export_ir_too_old",
+        ("export", "run/model", "x.onnx", "--opset", "21", "--ir-version", "8"),
+        1,
+        r"ir_version expects an int in \[10, \d+\] for opset 21 .*Received: ir_version=8",
+    ),
+    (
+        "train_overwrite_foreign_folder",
+        ("train", "tiny.toml", "--output", "foreign", "--overwrite"),
+        1,
+        r"--overwrite replaces 'foreign/model' only when it holds nothing but a saved model \(checkpoint, "
+        r"config.json, model.onnx\); it also holds 'notes.txt'\. .*Nothing was trained",
+    ),
+    ("train_output_is_a_file", ("train", "tiny.toml", "--output", "notes.txt"), 1, r"--output expects a folder"),
+    (
+        "summary_not_a_model",
+        ("summary", "many_files"),
+        1,
+        r"'many_files' is not a saved onnxtrain model: config.json is missing \(it holds 'f00.txt', .* and 5 more\)",
+    ),
+    (
+        "artifacts_opset_too_new",
+        ("artifacts", "run/model", "arts_new", "--opset", "22"),
+        1,
+        r"ONNX Runtime could not build training artifacts with opset 22 and IR version 10: .+\. Try an older --opset",
+    ),
     ("summary_garbage", ("summary", "garbage.onnx"), 1, r"'garbage.onnx' is not a readable ONNX model"),
     (
         "summary_missing",
@@ -357,6 +434,11 @@ def errors(work) -> dict[str, Result]:
     import shutil
 
     shutil.copy(work / "run" / "model" / "model.onnx", work / "exported_copy.onnx")  # an .onnx with no config
+    (work / "foreign" / "model").mkdir(parents=True)  # --overwrite must not replace a folder holding notes
+    (work / "foreign" / "model" / "notes.txt").write_text("keep me")
+    (work / "many_files").mkdir()
+    for i in range(15):
+        (work / "many_files" / f"f{i:02}.txt").write_text("")
     folders = lambda: {p.name for p in work.rglob("*") if p.is_dir()}  # noqa: E731
     before = folders()
     results = run_many({case: args for case, args, _, _ in ERRORS}, cwd=work)
@@ -377,3 +459,191 @@ def test_bad_input_exits_non_zero_with_one_line(errors, case, args, status, patt
     command = args[0] if args and args[0] in COMMANDS else None
     assert lines[0].startswith(f"onnxtrain {command}: error: " if command else "onnxtrain: error: ")
     assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_overwrite_refuses_a_foreign_model_folder_before_training(errors, work):
+    assert errors["train_overwrite_foreign_folder"].out == ""  # not even "Training ..."
+    assert sorted(str(p.relative_to(work / "foreign")) for p in (work / "foreign").rglob("*")) == [
+        "model",
+        "model/notes.txt",
+    ]
+
+
+# --- config checks, in-process: a refused config prints nothing and creates no folder --------------------
+CONFIG_ERRORS: list[tuple[str, dict[str, str], str]] = [
+    # (id, {text in TINY_CONFIG: its replacement}, pattern of the error line)
+    ("zero_epochs", {"epochs = 3": "epochs = 0"}, r"c\.toml: epochs expects a positive int\. Received: epochs=0$"),
+    ("bool_epochs", {"epochs = 3": "epochs = true"}, r"epochs expects a positive int\. Received: epochs=True$"),
+    (
+        "text_batch_size",
+        {"batch_size = 8": 'batch_size = "8"'},
+        r"c\.toml: batch_size expects a positive int\. Received: batch_size='8'$",
+    ),
+    (
+        "split_out_of_range",
+        {"epochs = 3": "epochs = 3\nvalidation_split = 1.0"},
+        r"c\.toml: validation_split expects a number in \[0, 1\), e\.g\. 0\.1\. Received: validation_split=1\.0$",
+    ),
+    (
+        "split_and_validation",
+        {"epochs = 3": "epochs = 3\nvalidation_split = 0.2"},
+        r"c\.toml sets both validation_split = 0\.2 and \[data\] validation = 'test'; .*remove the other\.$",
+    ),
+    (
+        "metric_and_metrics",
+        {'metric = "accuracy"': 'metric = "accuracy"\nmetrics = ["accuracy"]'},
+        r"c\.toml sets both `metric` and `metrics`; .*Received: metric='accuracy', metrics=\['accuracy'\]$",
+    ),
+    (
+        "layer_type_list",
+        {'type = "Input"': 'type = ["Input"]'},
+        r"c\.toml: layers\[0\] expects `type` to be a layer class name \(a str such as \"Dense\"\)\. "
+        r"Received: type=\['Input'\]$",
+    ),
+    (
+        "name_escapes",
+        {'name = "tiny"': 'name = "../escape"'},
+        r"c\.toml: name names the run folder runs/NAME-TIME, so it takes 1 to 100 letters, digits, '_', '-' and "
+        r"'\.', .*Received: name='\.\./escape'$",
+    ),
+    ("name_nests", {'name = "tiny"': 'name = "a/b"'}, r"Received: name='a/b'$"),
+    ("name_backslash", {'name = "tiny"': 'name = "a\\\\b"'}, r"Received: name='a\\\\b'$"),
+    ("name_dots", {'name = "tiny"': 'name = ".."'}, r"Received: name='\.\.'$"),
+    (
+        "name_number",
+        {'name = "tiny"': "name = 7"},
+        r'c\.toml: name expects a str such as "fashion_mlp"\. Received: name=7',
+    ),
+    (
+        "data_does_not_fit",
+        {"shape = [4, 4, 1]": "shape = [5, 5, 1]"},
+        r"\[data\] train = '.*train\.npz' does not fit the model: dataset\.x expects shape \[None, 5, 5, 1\]",
+    ),
+    (
+        "split_leaves_nothing",
+        {'validation = "test"': "", "epochs = 3": "epochs = 3\nvalidation_split = 0.001"},
+        r"validation_split=0\.001 leaves no training or no validation examples out of 48\.$",
+    ),
+]
+
+
+def _config_text(work: Path, changes: dict[str, str]) -> str:
+    text = TINY_CONFIG
+    for old, new in changes.items():
+        text = text.replace(old, new)
+    for name in ("train.npz", "test.npz"):  # the config lives elsewhere: name the data absolutely
+        text = text.replace(f'"{name}"', json.dumps(str(work / name)))
+    return text
+
+
+@pytest.mark.parametrize(("case", "change", "pattern"), CONFIG_ERRORS, ids=[e[0] for e in CONFIG_ERRORS])
+def test_a_refused_config_prints_nothing_and_creates_no_folder(
+    work, tmp_path, monkeypatch, capsys, case, change, pattern
+):
+    (tmp_path / "c.toml").write_text(_config_text(work, change))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "c.toml", "--verbose", "0"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith("onnxtrain train: error: ") and re.search(pattern, err.strip()), err
+    assert [p.name for p in tmp_path.iterdir()] == ["c.toml"]  # no runs/NAME-TIME
+
+
+def test_a_json_config_with_a_null_name_is_refused(work, tmp_path, monkeypatch, capsys):
+    config = tomllib.loads(_config_text(work, {}))
+    (tmp_path / "c.json").write_text(json.dumps({**config, "name": None}))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "c.json"]) == 1
+    assert re.fullmatch(
+        r'onnxtrain train: error: c\.json: name expects a str such as "fashion_mlp"\. Received: name=None '
+        r"\(NoneType\)\n",
+        capsys.readouterr().err,
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["c.json"]
+
+
+# --- an inference-only install (plain onnxruntime), simulated in-process ----------------------------------
+@pytest.fixture
+def inference_only(monkeypatch) -> None:
+    """Make onnxtrain see no training API, as with plain `onnxruntime` installed."""
+    from onnxtrain import _ort_training
+    from onnxtrain.errors import RuntimeSetupError
+
+    def missing() -> None:
+        raise RuntimeSetupError("The installed onnxruntime is an inference-only build: it cannot train. (simulated)")
+
+    monkeypatch.setattr(_ort_training, "_training_api", missing)
+
+
+@pytest.fixture
+def saved_with_state(work, tmp_path) -> Path:
+    """The trained run/model saved again with its ort-training optimizer state, which only a training build reads."""
+    from onnxtrain import load_model
+
+    with load_model(work / "run" / "model") as model:
+        return model.save(tmp_path / "with_state", save_optimizer_state=True)
+
+
+@pytest.mark.training
+def test_evaluate_and_export_fall_back_to_the_portable_engine_without_a_training_build(
+    work, saved_with_state, tmp_path, monkeypatch, capsys, request
+):
+    import onnx
+
+    assert json.loads((work / "run" / "model" / "config.json").read_text())["compile"]["engine"] == "ort-training"
+    request.getfixturevalue("inference_only")
+    monkeypatch.chdir(work)
+    for model in ("run/model", str(saved_with_state)):
+        assert main(["evaluate", model, "--data", "test.npz"]) == 0, capsys.readouterr().err
+        out, err = capsys.readouterr()
+        assert re.fullmatch(r"loss: \d\.\d{4} - accuracy: \d\.\d{4}  \(12 examples\)\n", out)
+        assert re.fullmatch(r"onnxtrain evaluate: note: [^\n]*ort-training engine[^\n]*portable engine[^\n]*\n", err)
+
+    target = tmp_path / "inference_only.onnx"
+    assert main(["export", "run/model", str(target)]) == 0, capsys.readouterr().err
+    exported = onnx.load(str(target))
+    assert [o.name for o in exported.graph.output] == ["logits", "probabilities"]
+    metadata = {p.key: p.value for p in exported.metadata_props}
+    assert json.loads(metadata["class_names"]) == ["zero", "one", "two"]
+    assert metadata["onnxtrain.loss"] == "softmax_cross_entropy_with_logits"
+    capsys.readouterr()
+
+
+@pytest.mark.training
+def test_an_explicit_engine_and_artifacts_still_need_the_training_build(
+    work, tmp_path, monkeypatch, capsys, inference_only
+):
+    monkeypatch.chdir(work)
+    assert main(["evaluate", "run/model", "--data", "test.npz", "--engine", "ort-training"]) == 1
+    assert re.fullmatch(
+        r"onnxtrain evaluate: error: .*inference-only build: it cannot train\..*\n", capsys.readouterr().err
+    )
+    assert main(["artifacts", "run/model", str(tmp_path / "arts")]) == 1
+    assert "inference-only build" in capsys.readouterr().err and not (tmp_path / "arts").exists()
+
+
+@pytest.mark.training
+def test_a_load_refused_for_want_of_the_training_api_is_retried_with_the_portable_engine(
+    work, monkeypatch, capsys, inference_only
+):
+    # Whether or not load_model itself switches engines: the command must not depend on it.
+    import onnxtrain
+    from onnxtrain.errors import RuntimeSetupError
+
+    real_load_model, engines = onnxtrain.load_model, []
+
+    def load_model(directory, **options):
+        engines.append(options.get("engine"))
+        if "engine" not in options:
+            raise RuntimeSetupError("The installed onnxruntime is an inference-only build: it cannot train.")
+        return real_load_model(directory, **options)
+
+    monkeypatch.setattr(onnxtrain, "load_model", load_model)
+    monkeypatch.chdir(work)
+    assert main(["evaluate", "run/model", "--data", "test.npz"]) == 0
+    out, err = capsys.readouterr()
+    assert engines == [None, "portable"] and out.endswith("(12 examples)\n")
+    assert err == (
+        "onnxtrain evaluate: note: 'run/model' was trained with the ort-training engine, which needs an ONNX "
+        "Runtime training build; using the portable engine (see --engine)\n"
+    )
