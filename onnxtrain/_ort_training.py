@@ -33,7 +33,7 @@ import onnx.numpy_helper
 
 from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
-from onnxtrain._runtime import check_not_empty
+from onnxtrain._runtime import check_not_empty, session_options
 from onnxtrain.errors import RuntimeSetupError, UnsupportedError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer
@@ -315,14 +315,7 @@ class OrtTrainingEngine:
         checkpoint: str | Path | None = None,
     ):
         api = _training_api()
-        options = api.ort.SessionOptions()
-        options.intra_op_num_threads = threads or default_threads()
-        options.inter_op_num_threads = 1
-        # Intra-op threads keep ORT's default and spin between operators: with one thread per core they take no
-        # core from the Python thread, and on an otherwise idle 2-core machine steps were 7-11% faster than with
-        # spinning off (both engines, tools/bench.py). On a machine busy with other work, spinning costs more.
-        # Subnormal floats make late epochs 1.5-2x slower; see _float_env.py for how the mode stays inside ORT.
-        options.add_session_config_entry("session.set_denormal_as_zero", "1")
+        options = session_options(api.ort, threads or default_threads())
         self._api = api
         self._flush = FlushToZero()
         self._state = api.CheckpointState.load_checkpoint(str(checkpoint or artifacts.checkpoint))

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import losses, optimizers
+from onnxtrain import emit, losses, optimizers
 from onnxtrain import metrics as metrics_module
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
@@ -499,7 +499,8 @@ def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
     activation = getattr(last, "activation", None)
     if activation is None:
         return
-    if isinstance(loss, losses.SoftmaxCrossEntropyWithLogits) and activation.name not in ("linear", "softmax"):
+    left_to_the_loss = emit.graph_layers([last], loss)[-1] is not last  # a final softmax the loss applies itself
+    if isinstance(loss, losses.SoftmaxCrossEntropyWithLogits) and activation.name != "linear" and not left_to_the_loss:
         warnings.warn(
             f"Loss {loss.name!r} expects logits, but the last layer {last.name!r} applies activation "
             f"{activation.name!r} to them. It trains, but worse and less reliably ({activation.name} logits can "

@@ -21,7 +21,7 @@ import numpy as np
 
 from onnxtrain import _ort_training
 from onnxtrain._float_env import FlushToZero
-from onnxtrain._runtime import Device, create_session, resolve_device
+from onnxtrain._runtime import Device, create_session, resolve_device, session_options
 from onnxtrain.callbacks import CallbackList
 from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.datasets._dataset import model_inputs
@@ -396,11 +396,7 @@ class Trainer:
 
             self.model.sync_weights()
             model = self.model.inference_model()
-            options = onnxruntime.SessionOptions()
-            options.add_session_config_entry("session.set_denormal_as_zero", "1")  # see _float_env.py
-            if self.threads is not None:
-                options.intra_op_num_threads = self.threads
-                options.inter_op_num_threads = 1
+            options = session_options(onnxruntime, self.threads)
             with self._flush.creating():
                 self._inference_session = create_session(onnxruntime, model.SerializeToString(), options, self.device)
         return self._inference_session

@@ -26,7 +26,7 @@ import onnx
 
 from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
-from onnxtrain._runtime import Device, check_not_empty, create_session
+from onnxtrain._runtime import Device, check_not_empty, create_session, session_options
 from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from onnxtrain.layers import Layer
@@ -99,16 +99,9 @@ class PortableEngine:
         self._label_dtype = loss.label_spec(self._output_shape)[0]
         self._ort = ort
 
-        options = ort.SessionOptions()
+        options = session_options(ort, threads)
         options.log_severity_level = 3
-        # Threads keep ORT's default and spin between operators: 7-11% faster steps on an otherwise idle machine
-        # (see _ort_training.py); it is a cost only where other processes want the cores.
-        # Subnormal floats make late epochs 1.5-2x slower; see _float_env.py for how the mode stays inside ORT.
-        options.add_session_config_entry("session.set_denormal_as_zero", "1")
         self._flush = FlushToZero()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
         self._check_provider(ort, device)
         # The fused path's session computes gradients only; `graph` keeps the whole step, for save_graphs.
         step_model = gradient_model(layers, loss, optimizer, opset, ir_version) if self.fused else self.graph.model
