@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError
+from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError, listing
 from onnxtrain.model_io import CONFIG_FILE, MODEL_FILE
 from onnxtrain.saving import resolve_model_directory
 
@@ -146,7 +145,7 @@ def check_saved_model(directory: Path, needs: str) -> None:
     if missing:
         raise ModelFileError(
             f"'{directory}' is not a saved onnxtrain model: {missing[0]} is missing (it holds "
-            f"{listing(sorted(p.name for p in folder.iterdir()))}); this needs {needs}."
+            f"{listing(sorted(p.name for p in folder.iterdir()), LISTED_ENTRIES)}); this needs {needs}."
         )
 
 
@@ -167,39 +166,17 @@ def load_compiled(directory: Path, engine: str | None, command: str) -> Sequenti
     """The saved model compiled with `engine`, or with the engine it was trained with, and a fresh optimizer.
 
     Where the recorded engine is ort-training and the installed onnxruntime cannot train (an inference-only
-    install), the portable engine, which computes the same steps, is used instead. A note on stderr says so;
-    warnings of the load become one-line notes too, printed once the model has loaded.
+    install), load_model compiles with the portable engine, which computes the same steps, and warns: warnings
+    of the load become one-line notes on stderr, printed once the model has loaded.
     """
     from onnxtrain import load_model
-    from onnxtrain._ort_training import training_available
 
-    fresh = _saved_optimizer(directory)
-    notes = []
+    options = _saved_optimizer(directory)
+    if engine is not None:
+        options["engine"] = engine
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if engine is not None:
-            model = load_model(directory, engine=engine, **fresh)
-        else:
-            try:
-                model = load_model(directory, **fresh)
-            except RuntimeSetupError:
-                if training_available():
-                    raise
-                model = load_model(directory, engine="portable", **fresh)
-                notes.append(
-                    f"'{directory}' was trained with the ort-training engine, which needs an ONNX Runtime training "
-                    "build; using the portable engine (see --engine)"
-                )
-    notes += [" ".join(str(warning.message).split()) for warning in caught]
-    for note in notes:
-        print(f"onnxtrain {command}: note: {note}", file=sys.stderr)
+        model = load_model(directory, **options)
+    for warning in caught:
+        print(f"onnxtrain {command}: note: {' '.join(str(warning.message).split())}", file=sys.stderr)
     return model
-
-
-def listing(names: Iterable[str]) -> str:
-    """`names` quoted, the first LISTED_ENTRIES of them, then how many more there are."""
-    names = list(names)
-    if not names:
-        return "nothing"
-    shown = ", ".join(repr(name) for name in names[:LISTED_ENTRIES])
-    return shown + (f" and {len(names) - LISTED_ENTRIES} more" if len(names) > LISTED_ENTRIES else "")

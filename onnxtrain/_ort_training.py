@@ -7,6 +7,8 @@ This is the only module that imports `onnxruntime.training`. Its quirks are hand
   IR <= 10: every artifact's IR version is set explicitly.
 - softmax cross-entropy labels are int64 of shape [batch] (enforced by losses.py before a batch reaches ORT).
 - only AdamW and SGD optimizer graphs exist: Adam is AdamW with weight_decay=0.
+- the gradient builder raises a bare RuntimeError for what it cannot build (an operator without a gradient, an
+  opset newer than it knows): `_explained` turns it into an onnxtrain error that says why.
 - the CPU kernel of the gradient builder's `ReluGrad` is slow: 151-158 µs for a 100x300 batch where
   `Mul(dY, Cast(Greater(Y, 0)))` takes 26-28 µs, so the training graph gets the latter (`_replace_relu_gradients`).
 """
@@ -34,11 +36,12 @@ import onnx.numpy_helper
 from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import check_not_empty, session_options
-from onnxtrain.errors import RuntimeSetupError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, OnnxtrainError, RuntimeSetupError, UnsupportedError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import SGD, Adam, Optimizer
+from onnxtrain.saving import created_directories
 
 SUPPORTED_OPTIMIZERS = (Adam, SGD)
 TRAINING_MODEL = "training_model.onnx"
@@ -98,6 +101,15 @@ def training_available() -> bool:
     except RuntimeSetupError:
         return False
     return True
+
+
+def require_training_api() -> None:
+    """Check that ONNX Runtime's training API imports, before starting work that needs it.
+
+    Raises:
+        RuntimeSetupError: onnxruntime is missing or an inference-only build; the message says what to install.
+    """
+    _training_api()
 
 
 @contextlib.contextmanager
@@ -181,13 +193,19 @@ def write_artifacts(
 
     `for_cpu`: rewrite ReLU gradients for ONNX Runtime's CPU kernels (`_replace_relu_gradients`). Artifacts for
     CUDA keep the gradient builder's one `ReluGrad` kernel, which no GPU here has measured against three.
+    `directory` and its missing parents are created once the graphs are built; a failure writing the files removes
+    those again while they are empty.
+
+    Raises:
+        UnsupportedError: the optimizer, or an operator without a gradient in ONNX Runtime training.
+        InvalidArgumentError: ONNX Runtime refused the graphs, e.g. an opset newer than it knows (quoting why).
+        RuntimeSetupError: no ONNX Runtime training build is installed.
     """
     check_optimizer(optimizer)
     check_opset_and_ir(opset, ir_version)
     api = _training_api()
     onnxblock = api.onnxblock
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
 
     forward = emit.loss_model(layers, loss, opset, ir_version)
     trainable = tuple(name for layer in layers if layer.trainable for name in layer.qualified_params())
@@ -208,13 +226,9 @@ def write_artifacts(
             block(emit.LOSS_NAME, emit.LOGITS_NAME)
             training_model, eval_model = block.to_model_proto()
     except RuntimeError as e:
-        missing = re.search(r"gradient builder has not been registered: (\w+) for node (\S+)", str(e))
-        if missing:
-            raise UnsupportedError(
-                f"ONNX Runtime training has no gradient for the {missing.group(1)} operator (node "
-                f"{missing.group(2)}), so the ort-training engine cannot train this model."
-            ) from e
-        raise
+        if isinstance(e, OnnxtrainError):
+            raise
+        raise _explained(e, opset, ir_version) from e
     parameters = block.parameters()
     if for_cpu:
         _replace_relu_gradients(training_model)
@@ -225,15 +239,16 @@ def write_artifacts(
         optimizer_model = optimizer_graph.to_model_proto()
 
     paths = {}
-    for file_name, model in [
-        (TRAINING_MODEL, training_model),
-        (EVAL_MODEL, eval_model),
-        (OPTIMIZER_MODEL, optimizer_model),
-    ]:
-        model.ir_version = ir_version  # see the module docstring: ORT 1.19 loads IR <= 10
-        onnx.save(model, directory / file_name)
-        paths[file_name] = directory / file_name
-    onnxblock.save_checkpoint(parameters, directory / CHECKPOINT)
+    with created_directories(directory):
+        for file_name, model in [
+            (TRAINING_MODEL, training_model),
+            (EVAL_MODEL, eval_model),
+            (OPTIMIZER_MODEL, optimizer_model),
+        ]:
+            model.ir_version = ir_version  # see the module docstring: ORT 1.19 loads IR <= 10
+            onnx.save(model, directory / file_name)
+            paths[file_name] = directory / file_name
+        onnxblock.save_checkpoint(parameters, directory / CHECKPOINT)
     return TrainingArtifacts(
         directory=directory,
         training_model=paths[TRAINING_MODEL],
@@ -242,6 +257,24 @@ def write_artifacts(
         checkpoint=directory / CHECKPOINT,
         trainable=trainable,
         frozen=frozen,
+    )
+
+
+def _explained(error: RuntimeError, opset: int, ir_version: int) -> OnnxtrainError:
+    """ONNX Runtime's RuntimeError from building the training graphs, as the onnxtrain error it stands for."""
+    missing = re.search(r"gradient builder has not been registered: (\w+) for node (\S+)", str(error))
+    if missing:
+        return UnsupportedError(
+            f"ONNX Runtime training has no gradient for the {missing.group(1)} operator (node "
+            f"{missing.group(2)}), so the ort-training engine cannot train this model."
+        )
+    # Others are ORT's refusals of the model, e.g. opset 22 on ORT 1.19 ("Opset 22 is under development"). The
+    # reason comes last in ORT's text, after the C++ source location.
+    cause = " ".join(str(error).split()).rstrip(".")
+    return InvalidArgumentError(
+        f"ONNX Runtime could not build training artifacts with opset {opset} and IR version {ir_version}: "
+        f"{'…' + cause[-300:] if len(cause) > 300 else cause}. Try an older --opset or opset=... (the default is "
+        f"{DEFAULT_OPSET}), or a lower IR version."
     )
 
 

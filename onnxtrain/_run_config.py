@@ -7,18 +7,17 @@ import copy
 import json
 import os
 import re
-import stat
 import time
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from onnxtrain._cli_data import listing
-from onnxtrain._scratch import scratch_entries
+from onnxtrain._cli_data import LISTED_ENTRIES
 from onnxtrain.callbacks import Callback, CSVLogger, Logs
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelExistsError, OnnxtrainError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelExistsError, OnnxtrainError, listing
+from onnxtrain.inputs import check_positive_int, check_validation_split
 from onnxtrain.model_io import SAVED_FILES
-from onnxtrain.saving import check_replaceable
+from onnxtrain.saving import unreplaceable_entries
 
 if TYPE_CHECKING:
     from onnxtrain import Sequential
@@ -108,15 +107,18 @@ def check_config(config: Any, source: str) -> dict[str, Any]:
     if not isinstance(data, dict) or set(data) - DATA_KEYS:
         raise InvalidArgumentError(f"{source}: [data] takes the keys {sorted(DATA_KEYS)}. Received: {data!r}")
     _check_name(config, source)
-    for key in ("epochs", "batch_size"):
-        value = config.get(key, 1)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise InvalidArgumentError(f"{source}: {key} expects a positive int. Received: {key}={value!r}")
+    for key in ("epochs", "batch_size"):  # fit's own checks, so that a run refuses them before it starts
+        try:
+            check_positive_int(key, config.get(key, 1))
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"{source}: {e}") from e
     split = config.get("validation_split", 0.0)
-    if isinstance(split, bool) or not isinstance(split, int | float) or not 0.0 <= split < 1.0:
-        raise InvalidArgumentError(
+    try:
+        check_validation_split(split)
+    except InvalidArgumentError as e:
+        raise InvalidArgumentError(  # fit's rule, in the config's words
             f"{source}: validation_split expects a number in [0, 1), e.g. 0.1. Received: validation_split={split!r}"
-        )
+        ) from e
     if split and data.get("validation") is not None:
         raise InvalidArgumentError(
             f"{source} sets both validation_split = {split!r} and [data] validation = {data['validation']!r}; "
@@ -197,6 +199,7 @@ def check_output(output: Path, overwrite: bool) -> None:
     Raises:
         InvalidArgumentError: --output is a file, or OUTPUT/model exists without --overwrite or is not a folder.
         ModelExistsError: OUTPUT/model holds entries that are not files of a saved model.
+        OSError: OUTPUT/model cannot be listed.
     """
     if output.exists() and not output.is_dir():
         raise InvalidArgumentError(f"--output expects a folder. Received: '{output}', which is a file")
@@ -210,25 +213,13 @@ def check_output(output: Path, overwrite: bool) -> None:
             f"'{model_dir}' is a file, not a saved model folder; --overwrite replaces only a folder that a save "
             "wrote. Move it, or pass another --output."
         )
-    try:
-        check_replaceable(model_dir, SAVED_FILES)
-    except ModelExistsError as e:
+    foreign = unreplaceable_entries(model_dir, SAVED_FILES)
+    if foreign:
         raise ModelExistsError(
             f"--overwrite replaces '{model_dir}' only when it holds nothing but a saved model "
-            f"({', '.join(sorted(SAVED_FILES))}); it also holds {listing(_foreign_entries(model_dir))}. Move or "
+            f"({', '.join(sorted(SAVED_FILES))}); it also holds {listing(foreign, LISTED_ENTRIES)}. Move or "
             "remove those, or pass another --output. Nothing was trained or changed."
-        ) from e
-
-
-def _foreign_entries(directory: Path) -> list[str]:
-    """The entries of `directory` that are not regular files a save writes (nor onnxtrain's scratch entries)."""
-    ours = {entry.path.name for entry in scratch_entries(directory, None)}
-    found = []
-    for path in sorted(directory.iterdir()):
-        mode = path.lstat().st_mode
-        if path.name not in ours and (path.name not in SAVED_FILES or not stat.S_ISREG(mode)):
-            found.append(f"{path.name}/" if stat.S_ISDIR(mode) else path.name)
-    return found
+        )
 
 
 class RunOutput(Callback):

@@ -1,10 +1,12 @@
-"""The project's exception types.
+"""The project's exception types, and `listing`, which names a few of many entries in their messages.
 
 Each subclasses the matching built-in (ValueError, TypeError, FileExistsError, ...) so callers can catch either
 the onnxtrain type or the standard one. Messages name the argument, what was expected and what was received.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 
 class OnnxtrainError(Exception):
@@ -57,3 +59,13 @@ class UnsupportedError(OnnxtrainError, NotImplementedError):
 
 class NonFiniteLossError(OnnxtrainError, FloatingPointError):
     """Training produced a NaN or infinite loss."""
+
+
+def listing(names: Iterable[str], limit: int, *, quote: bool = True) -> str:
+    """`names` for a message: the first `limit` of them (quoted with repr unless `quote=False`), then how many
+    more there are; "nothing" when there are none. A folder may hold thousands of entries."""
+    names = list(names)
+    if not names:
+        return "nothing"
+    shown = ", ".join(repr(name) if quote else name for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

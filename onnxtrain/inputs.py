@@ -134,3 +134,14 @@ def check_positive_int(argument: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
         raise InvalidArgumentError(f"{argument} expects a positive int. Received: {argument}={value!r}")
     return int(value)
+
+
+def check_validation_split(value: Any) -> float:
+    """fit's `validation_split`: a number in [0, 1), the fraction of the data held out (0 holds out none).
+
+    Raises:
+        InvalidArgumentError: a bool (True is an int, but no fraction), a non-number, NaN or a value outside [0, 1).
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+        raise InvalidArgumentError(f"validation_split expects a float in [0, 1). Received: {value!r}")
+    return float(value)

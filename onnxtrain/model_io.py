@@ -226,8 +226,13 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
     (threads, artifacts_dir, metrics...) are passed to `compile`. With `compile=False` the weights, class
     names and input scale are restored; compile() later starts a fresh optimizer at epoch 1.
 
+    A model trained with the ort-training engine is compiled with the portable engine, which computes the same
+    steps, where the installed onnxruntime has no training API (an inference-only install), with a UserWarning.
+
     Raises:
         ModelFileError: the directory or one of its files is missing, unreadable or not an onnxtrain model.
+        RuntimeSetupError: the saved optimizer state is ONNX Runtime training's, which only its training build
+            reads, and this install has none: pass `optimizer=...` to start a fresh optimizer instead.
     """
     from onnxtrain.model import Sequential
 

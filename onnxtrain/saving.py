@@ -12,13 +12,15 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
-import json
 import os
 import stat
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO, TypeAlias
 
+from onnxtrain._fsync import FileData
+from onnxtrain._fsync import fsync_directory as _fsync_directory
+from onnxtrain._fsync import write_new_file as _write_new_file  # a module global, so tests can fill the disk
+from onnxtrain._journal import finish_appends, is_plain_name, rename_in
 from onnxtrain._renameat2 import RENAME_EXCHANGE, RENAME_NOREPLACE
 from onnxtrain._renameat2 import renameat2 as _renameat2  # a module global, so tests can simulate old kernels
 from onnxtrain._scratch import (  # SCRATCH_PREFIX and STALE_AFTER_SECONDS are part of this module's API
@@ -37,6 +39,7 @@ from onnxtrain.errors import (
     ModelFileError,
     OnnxtrainError,
     UnknownIdentifierError,
+    listing,
 )
 
 __all__ = [
@@ -45,17 +48,17 @@ __all__ = [
     "FileData",
     "WritingMode",
     "check_replaceable",
+    "created_directories",
     "list_model_files",
     "reading_model",
     "recover_interrupted_save",
     "resolve_model_directory",
     "save_files",
+    "unreplaceable_entries",
     "write_atomically",
 ]
 
-FileData: TypeAlias = bytes | bytearray | memoryview | Callable[[BinaryIO], None]
-"""The contents of one file: bytes, or a callable that writes them to a binary stream (without closing it)."""
-
+_LISTED_ENTRIES = 5  # a refusal names at most this many entries of a folder
 _EXCHANGE_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM})
 _FIXES = {
     errno.ENOSPC: "The disk is full: free some space or save somewhere else.",
@@ -216,10 +219,17 @@ def check_replaceable(directory: str | os.PathLike[str], replaceable: Collection
         raise _write_error(target, e) from e
 
 
-def _refuse_unreplaceable(target: Path, replaceable: Collection[str]) -> None:
-    """`check_replaceable` on an absolute path; a failed listing raises the plain OSError."""
+def unreplaceable_entries(target: Path, replaceable: Collection[str]) -> list[str]:
+    """The entries of the folder `target` that an OVERRIDE with `replaceable` would refuse to delete: all but
+    regular files named in `replaceable` and onnxtrain's scratch entries, sorted, folders with a trailing "/".
+
+    A missing `target`, or one that is not a folder, has none. Nothing is locked, created or changed.
+
+    Raises:
+        OSError: the folder cannot be listed.
+    """
     if not target.is_dir():
-        return
+        return []
     names = sorted(os.listdir(target))
     ours = {entry.path.name for entry in scratch_entries(target, None)}
     unexpected = []
@@ -232,12 +242,16 @@ def _refuse_unreplaceable(target: Path, replaceable: Collection[str]) -> None:
             continue
         if name not in replaceable or not stat.S_ISREG(mode):
             unexpected.append(f"{name}/" if stat.S_ISDIR(mode) else name)
+    return unexpected
+
+
+def _refuse_unreplaceable(target: Path, replaceable: Collection[str]) -> None:
+    """`check_replaceable` on an absolute path; a failed listing raises the plain OSError."""
+    unexpected = unreplaceable_entries(target, replaceable)
     if unexpected:
-        shown = ", ".join(repr(name) for name in unexpected[:5])
-        if len(unexpected) > 5:
-            shown += f" and {len(unexpected) - 5} more"
         raise ModelExistsError(
-            f"Could not save to '{target}' with writing_mode=WritingMode.OVERRIDE: it holds {shown}, which are "
+            f"Could not save to '{target}' with writing_mode=WritingMode.OVERRIDE: it holds "
+            f"{listing(unexpected, _LISTED_ENTRIES)}, which are "
             "not files of a saved model, and OVERRIDE would delete them with the rest of the directory. OVERRIDE "
             f"replaces only an empty directory or one holding nothing but {sorted(replaceable)}. Choose another "
             f"directory (e.g. a new folder inside it, '{target / 'saved_model'}'), or move or remove those entries "
@@ -318,6 +332,30 @@ def reading_model(directory: str | os.PathLike[str]) -> Iterator[dict[str, Path]
         yield _list_files(target)  # no recovery in here: it needs the exclusive lock
 
 
+@contextlib.contextmanager
+def created_directories(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Create the folder `path` and its missing parents for the block that fills it; if the block raises, remove
+    again, deepest first, those this call created while they are empty: never one that existed before, nor one
+    that holds anything.
+
+    Yields `path` as a Path. A folder that cannot be created raises the OSError, after the same clean-up.
+
+    Example:
+        with created_directories("artifacts/run1") as folder:
+            (folder / "eval.onnx").write_bytes(data)  # a failure here leaves no empty artifacts/run1/
+    """
+    folder = Path(path)
+    created: list[Path] = []
+    try:
+        _make_directories(folder.absolute(), created)
+        yield folder
+    except BaseException:
+        for made in reversed(created):
+            with contextlib.suppress(OSError):  # it holds something (or is gone): keep it
+                os.rmdir(made)
+        raise
+
+
 def _as_path(value: object, argument: str) -> Path:
     if not isinstance(value, str | os.PathLike):
         raise InvalidTypeError(f"{argument} expects a str or os.PathLike. Received: {argument}={value!r}")
@@ -343,8 +381,7 @@ def _check_files(files: object) -> None:
     if not files:
         raise InvalidArgumentError("files expects at least one file: an empty directory is no model. Received: {}")
     for name, data in files.items():
-        bad = not isinstance(name, str) or name in ("", ".", "..") or name.startswith(SCRATCH_PREFIX)
-        if bad or any(c in name for c in ("/", "\0", os.altsep or "/")):
+        if not is_plain_name(name) or name.startswith(SCRATCH_PREFIX):
             raise InvalidArgumentError(
                 f"files keys must be plain file names (no folders, not starting with {SCRATCH_PREFIX!r}). "
                 f"Received: {name!r}"
@@ -384,42 +421,27 @@ def _recover(target: Path) -> bool:
     for entry in stale:
         remove_entry(entry.path)
     if target.is_dir():
-        restored |= _finish_appends(target)  # before the stale scratch files go: a journal names some of them
+        restored |= finish_appends(target)  # before the stale scratch files go: a journal names some of them
         remove_stale(target, None)
     return restored
 
 
-def _make_directories(folder: Path) -> None:
+def _make_directories(folder: Path, created: list[Path] | None = None) -> None:
+    """Create `folder` and its missing parents, durably; `created` gets each one this call made, outermost
+    first, as it is made (so a caller sees them when a deeper one fails)."""
     missing = []
-    while not folder.is_dir():
+    # os.path.lexists, unlike Path.exists, answers False for an unreadable path instead of raising.
+    while not os.path.lexists(folder):
         missing.append(folder)
         folder = folder.parent
     for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):
+        try:
             os.mkdir(path)
+            if created is not None:
+                created.append(path)
+        except FileExistsError:  # made meanwhile by someone else: theirs
+            pass
         _fsync_directory(path.parent)
-
-
-def _fsync_directory(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    except OSError as e:
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP):  # some file systems cannot fsync a directory
-            raise
-    finally:
-        os.close(fd)
-
-
-def _write_new_file(path: Path, data: FileData) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    with open(fd, "wb") as stream:
-        if callable(data):
-            data(stream)
-        else:
-            stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
 
 
 def _replace_file(folder: Path, name: str, data: FileData) -> None:
@@ -436,66 +458,21 @@ def _replace_file(folder: Path, name: str, data: FileData) -> None:
 def _append(target: Path, files: Mapping[str, FileData]) -> None:
     """Lock held: put `files` into `target`, keeping its other entries; all of them or none, whatever kills us.
 
-    The new files are written beside the old ones under scratch names. Then a journal naming each scratch file
-    and the file it replaces appears with one atomic rename: the commit point. Before it, a killed save leaves
-    only scratch files (garbage, removed later); after it, the renames are finished by this saver or, if it is
-    killed among them, by the next save or load of the directory (`_finish_appends`, under the lock).
+    The new files are written beside the old ones under scratch names, then renamed in by the journal's protocol
+    (`onnxtrain._journal`). A new directory appears complete, as with OVERRIDE.
     """
-    if not os.path.lexists(target):  # a new directory appears complete, as with OVERRIDE
+    if not os.path.lexists(target):
         _commit(_stage_directory(target, files), target, WritingMode.FAIL_IF_EXISTS)
         return
     temps = {name: target / scratch_name("tmp", name) for name in files}
-    journal = target / scratch_name("commit", target.name)
-    draft = target / scratch_name("tmp", journal.name)
-    committed = False
     try:
         for name, data in files.items():
             _write_new_file(temps[name], data)
-        _write_new_file(draft, json.dumps({temp.name: name for name, temp in temps.items()}).encode())
-        os.rename(draft, journal)  # the commit point
-        committed = True
-        _finish_append(target, journal)
-    finally:
-        if not committed:
-            for temp in (*temps.values(), draft):
-                remove_entry(temp)
-
-
-def _finish_append(target: Path, journal: Path) -> None:
-    """Lock held: rename the journal's scratch files over the files they replace, then drop the journal.
-
-    Safe to repeat after a kill at any point: a scratch file already renamed is simply gone.
-    """
-    try:
-        renames = json.loads(journal.read_bytes())
-        valid = isinstance(renames, dict) and all(
-            isinstance(k, str) and isinstance(v, str) and _plain_name(k) and _plain_name(v) for k, v in renames.items()
-        )
-    except (ValueError, UnicodeDecodeError):
-        valid = False
-    if not valid:
-        raise ModelFileError(
-            f"The journal of an interrupted save, '{journal}', is damaged, so '{target}' may hold a mix of old and "
-            "new files. Save the model again, then delete the journal."
-        )
-    for temp, name in renames.items():
-        if os.path.lexists(target / temp):
-            os.replace(target / temp, target / name)
-    _fsync_directory(target)
-    os.unlink(journal)
-    _fsync_directory(target)
-
-
-def _finish_appends(target: Path) -> bool:
-    """Lock held: finish the APPEND saves killed after their commit point. Returns whether there were any."""
-    journals = [e.path for e in scratch_entries(target, None) if e.kind == "commit"]
-    for journal in journals:
-        _finish_append(target, journal)
-    return bool(journals)
-
-
-def _plain_name(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and os.sep not in name and "/" not in name
+    except BaseException:
+        for temp in temps.values():
+            remove_entry(temp)
+        raise
+    rename_in(target, {temp.name: name for name, temp in temps.items()})
 
 
 def _stage_directory(target: Path, files: Mapping[str, FileData]) -> Path:

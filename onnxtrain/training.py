@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
 import tempfile
 import weakref
@@ -33,7 +32,7 @@ from onnxtrain.errors import (
     UnsupportedError,
 )
 from onnxtrain.history import EvaluationResult, History, MetricValues
-from onnxtrain.inputs import check_positive_int, prepare_x
+from onnxtrain.inputs import check_positive_int, check_validation_split, prepare_x
 from onnxtrain.losses import Loss
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
@@ -130,11 +129,9 @@ class Trainer:
     ) -> Trainer:
         """Open the engine `compiled` asks for, writing its artifacts to `artifacts_dir` when given.
 
-        A failure removes again the folders of `artifacts_dir` that did not exist before, while they are empty:
-        never a folder that existed, nor one that holds anything.
+        A failure leaves no empty folder of `artifacts_dir` that did not exist before: the artifact writers remove
+        what they created (`saving.created_directories`).
         """
-        created = _missing_folders(artifacts_dir)  # removed again, while empty, if the engine fails
-
         device = resolve_device(compiled.device)
         kind = resolve_engine(compiled.engine, compiled)
         engine: PortableEngine | _ort_training.OrtTrainingEngine
@@ -147,7 +144,6 @@ class Trainer:
                     engine.save_graphs(artifacts_dir)
                 except BaseException:
                     engine.close()
-                    _remove_empty(created)
                     raise
             model._resume_checkpoint = None
             return cls(model, replace(compiled, engine=kind), engine, device, temp_dir=None, threads=threads)
@@ -176,7 +172,6 @@ class Trainer:
         except BaseException:
             if temp_dir is not None:
                 shutil.rmtree(temp_dir, ignore_errors=True)
-            _remove_empty(created)
             raise
         return cls(model, replace(compiled, engine=kind), engine, device, temp_dir, threads=threads)
 
@@ -230,8 +225,7 @@ class Trainer:
                 "as before. Call compile() again to apply it (the weights are kept, the optimizer state starts anew)."
             )
         train = self.prepare(data, "dataset")
-        if not isinstance(validation_split, int | float) or not 0.0 <= validation_split < 1.0:
-            raise InvalidArgumentError(f"validation_split expects a float in [0, 1). Received: {validation_split!r}")
+        validation_split = check_validation_split(validation_split)
         if validation is not None and validation_split:
             raise InvalidArgumentError("fit takes validation=... or validation_split=..., not both.")
         val = self.prepare(validation, "validation") if validation is not None else None
@@ -409,23 +403,3 @@ class Trainer:
         self.engine.close()
         if self._cleanup is not None:
             self._cleanup()  # removes the temporary artifacts folder, once
-
-
-def _missing_folders(directory: str | Path | None) -> list[Path]:
-    """`directory` and those of its ancestors that do not exist yet, deepest first."""
-    missing: list[Path] = []
-    folder = Path(directory).absolute() if directory is not None else None
-    # os.path.lexists, unlike Path.exists, answers False for an unreadable path instead of raising.
-    while folder is not None and not os.path.lexists(folder):
-        missing.append(folder)
-        folder = folder.parent
-    return missing
-
-
-def _remove_empty(folders: Sequence[Path]) -> None:
-    """Remove `folders` (deepest first) while they are empty: never one that holds anything, nor its parents."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:
-            return

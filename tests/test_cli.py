@@ -485,6 +485,11 @@ CONFIG_ERRORS: list[tuple[str, dict[str, str], str]] = [
         r"c\.toml: validation_split expects a number in \[0, 1\), e\.g\. 0\.1\. Received: validation_split=1\.0$",
     ),
     (
+        "bool_split",
+        {"epochs = 3": "epochs = 3\nvalidation_split = true"},
+        r"c\.toml: validation_split expects a number in \[0, 1\), e\.g\. 0\.1\. Received: validation_split=True$",
+    ),
+    (
         "split_and_validation",
         {"epochs = 3": "epochs = 3\nvalidation_split = 0.2"},
         r"c\.toml sets both validation_split = 0\.2 and \[data\] validation = 'test'; .*remove the other\.$",
@@ -620,30 +625,3 @@ def test_an_explicit_engine_and_artifacts_still_need_the_training_build(
     )
     assert main(["artifacts", "run/model", str(tmp_path / "arts")]) == 1
     assert "inference-only build" in capsys.readouterr().err and not (tmp_path / "arts").exists()
-
-
-@pytest.mark.training
-def test_a_load_refused_for_want_of_the_training_api_is_retried_with_the_portable_engine(
-    work, monkeypatch, capsys, inference_only
-):
-    # Whether or not load_model itself switches engines: the command must not depend on it.
-    import onnxtrain
-    from onnxtrain.errors import RuntimeSetupError
-
-    real_load_model, engines = onnxtrain.load_model, []
-
-    def load_model(directory, **options):
-        engines.append(options.get("engine"))
-        if "engine" not in options:
-            raise RuntimeSetupError("The installed onnxruntime is an inference-only build: it cannot train.")
-        return real_load_model(directory, **options)
-
-    monkeypatch.setattr(onnxtrain, "load_model", load_model)
-    monkeypatch.chdir(work)
-    assert main(["evaluate", "run/model", "--data", "test.npz"]) == 0
-    out, err = capsys.readouterr()
-    assert engines == [None, "portable"] and out.endswith("(12 examples)\n")
-    assert err == (
-        "onnxtrain evaluate: note: 'run/model' was trained with the ort-training engine, which needs an ONNX "
-        "Runtime training build; using the portable engine (see --engine)\n"
-    )

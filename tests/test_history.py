@@ -66,6 +66,7 @@ def test_validation_accepts_a_tuple_or_a_dataset_and_its_own_batch_size(as_datas
     ("kwargs", "match"),
     [
         ({"validation_split": 1.0}, r"validation_split expects a float in \[0, 1\)"),
+        ({"validation_split": True}, r"validation_split expects a float in \[0, 1\)\. Received: True"),
         ({"validation_split": 0.001}, "leaves no training or no validation examples"),
         ({"validation_split": 0.2, "validation": "tiny"}, "not both"),
     ],

@@ -175,27 +175,26 @@ def test_artifacts_dir_keeps_the_artifacts(tmp_path):
     ]
 
 
-def _fail_after_making(monkeypatch, engine: str, write: bool) -> None:
-    """Make the engine's artifact writer create its folder (and, with `write`, a file in it), then fail, as
-    onnxblock does for an operator without a gradient (ort-training) or a full disk does (portable)."""
-    from onnxtrain import _ort_training
-    from onnxtrain.portable import PortableEngine
+def _fail_after_making(monkeypatch, write: bool) -> None:
+    """Make the engine's artifact writer fail on its first file, once it has created its folder (and, with
+    `write`, left a file in it), as a full disk would. Both engines' writers save their graphs with onnx.save."""
+    import onnx
 
-    def make_then_fail(directory):
-        Path(directory).mkdir(parents=True, exist_ok=True)
+    def save_then_fail(model, path, *args, **kwargs):
         if write:
-            (Path(directory) / "eval.onnx").write_bytes(b"half")
+            (Path(path).parent / "eval.onnx").write_bytes(b"half")
         raise UnsupportedError("no gradient for this operator")
 
-    if engine == "ort-training":
-        monkeypatch.setattr(_ort_training, "write_artifacts", lambda layers, loss, opt, d, *a, **k: make_then_fail(d))
-    else:
-        monkeypatch.setattr(PortableEngine, "save_graphs", lambda self, d: make_then_fail(d))
+    monkeypatch.setattr(onnx, "save", save_then_fail)
 
 
-@pytest.mark.parametrize("engine", ["ort-training", "portable"])
+# The ort-training engine builds its graphs with the training API before it writes them.
+ARTIFACT_ENGINES = [pytest.param("ort-training", marks=pytest.mark.training), "portable"]
+
+
+@pytest.mark.parametrize("engine", ARTIFACT_ENGINES)
 def test_a_failed_compile_removes_the_artifacts_folders_it_created(tmp_path, monkeypatch, engine):
-    _fail_after_making(monkeypatch, engine, write=False)
+    _fail_after_making(monkeypatch, write=False)
     with blob_model() as model:
         with pytest.raises(UnsupportedError, match="no gradient"):
             model.compile(engine=engine, artifacts_dir=tmp_path / "runs" / "artifacts")
@@ -203,7 +202,7 @@ def test_a_failed_compile_removes_the_artifacts_folders_it_created(tmp_path, mon
     assert os.listdir(tmp_path) == []  # the missing parent "runs" it made is gone too
 
 
-@pytest.mark.parametrize("engine", ["ort-training", "portable"])
+@pytest.mark.parametrize("engine", ARTIFACT_ENGINES)
 @pytest.mark.parametrize("before", ["empty folder", "user file", "missing"])
 def test_a_failed_compile_keeps_a_folder_that_existed_or_holds_files(tmp_path, monkeypatch, engine, before):
     directory = tmp_path / "artifacts"
@@ -211,7 +210,7 @@ def test_a_failed_compile_keeps_a_folder_that_existed_or_holds_files(tmp_path, m
         directory.mkdir()
     if before == "user file":
         (directory / "notes.txt").write_bytes(b"keep me")
-    _fail_after_making(monkeypatch, engine, write=before == "missing")  # missing: made, then written into
+    _fail_after_making(monkeypatch, write=before == "missing")  # missing: made, then written into
     with blob_model() as model, pytest.raises(UnsupportedError):
         model.compile(engine=engine, artifacts_dir=directory)
     expected = {"empty folder": [], "user file": ["notes.txt"], "missing": ["eval.onnx"]}[before]

@@ -7,7 +7,6 @@ Checksums cover the decompressed bytes, so re-gzipped copies verify too.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import numbers
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from onnxtrain.errors import DataFormatError, DownloadError, InvalidArgumentError, InvalidTypeError
+from onnxtrain.saving import created_directories
 
 from ._array_cache import cached_array_path, load_cached_array, store_cached_array
 from ._dataset import Dataset
@@ -187,16 +187,10 @@ def _load_path(
                 f"{lacks} (.gz or plain) and download=False. Put the four files there, pass download=True to "
                 "download them into it, or leave path= out to search the other sources."
             )
-        created = [folder for folder in (source.folder, *source.folder.parents) if not os.path.lexists(folder)]
         try:
-            _download_missing(source.folder, url, timeout, progress)
-        except BaseException as error:
-            for folder in created:  # the folders made for the download, deepest first, while they are empty
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-            if not isinstance(error, OSError):  # a file that fails verification says so itself
-                raise
-            # A DownloadError, or a folder that cannot be created or written.
+            with created_directories(source.folder):  # a failed download leaves no empty folder behind
+                _download_missing(source.folder, url, timeout, progress)
+        except OSError as error:  # a DownloadError, or a folder that cannot be created or written
             raise DownloadError(
                 f"{lacks}, and downloading them into it failed (leave path= out to use the other sources): {error}"
             ) from error

@@ -334,12 +334,16 @@ class PortableEngine:
     def save_graphs(self, directory: str | Path) -> tuple[Path, Path]:
         """Write train_step.onnx and eval.onnx (weights not included: they are inputs) for inspection or reuse
         from another ONNX Runtime language binding.
+
+        `directory` and its missing parents are created; a failure removes those again while they are empty.
         """
+        from onnxtrain.saving import created_directories
+
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         paths = directory / "train_step.onnx", directory / "eval.onnx"
-        onnx.save(self.graph.model, paths[0])
-        onnx.save(self.eval_graph, paths[1])
+        with created_directories(directory):
+            onnx.save(self.graph.model, paths[0])
+            onnx.save(self.eval_graph, paths[1])
         return paths
 
     def close(self) -> None:
