@@ -10,13 +10,15 @@ the next save or load of the directory (`finish_appends`, under the lock). The j
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from onnxtrain._fsync import fsync_directory, write_new_file
-from onnxtrain._scratch import remove_entry, scratch_entries, scratch_name
+from onnxtrain._scratch import SCRATCH_PREFIX, remove_entry, scratch_entries, scratch_name
 from onnxtrain.errors import ModelFileError
 
 
@@ -38,6 +40,7 @@ def rename_in(target: Path, renames: Mapping[str, str]) -> None:
     draft = target / scratch_name("tmp", journal.name)
     committed = False
     try:
+        _refuse_non_files(target, renames.values())  # a rename over a folder would fail after the commit point
         write_new_file(draft, json.dumps(dict(renames)).encode())
         os.rename(draft, journal)  # the commit point
         committed = True
@@ -46,6 +49,19 @@ def rename_in(target: Path, renames: Mapping[str, str]) -> None:
         if not committed:
             for temp in (*renames, draft.name):
                 remove_entry(target / temp)
+
+
+def _refuse_non_files(target: Path, names: Iterable[str]) -> None:
+    for name in names:
+        path = target / name
+        if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+            kind = "folder" if path.is_dir() and not path.is_symlink() else "non-file entry"
+            raise IsADirectoryError(
+                errno.EISDIR,
+                f"Could not save '{name}' into '{target}': a {kind} of that name is in the way. Move or remove it, "
+                "or save somewhere else. Nothing was changed",
+                str(path),
+            )
 
 
 def finish_appends(target: Path) -> bool:
@@ -63,13 +79,17 @@ def _finish(target: Path, journal: Path) -> None:
     """
     try:
         renames = json.loads(journal.read_bytes())
-        valid = isinstance(renames, dict) and all(is_plain_name(k) and is_plain_name(v) for k, v in renames.items())
+        # Only our own scratch files may be renamed, and only over plain names that are not scratch entries.
+        valid = isinstance(renames, dict) and all(
+            is_plain_name(k) and k.startswith(SCRATCH_PREFIX) and is_plain_name(v) and not v.startswith(SCRATCH_PREFIX)
+            for k, v in renames.items()
+        )
     except (ValueError, UnicodeDecodeError):
         valid = False
     if not valid:
         raise ModelFileError(
             f"The journal of an interrupted save, '{journal}', is damaged, so '{target}' may hold a mix of old and "
-            "new files. Save the model again, then delete the journal."
+            "new files. Delete the journal, then save the model again."
         )
     for temp, name in renames.items():
         if os.path.lexists(target / temp):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxtrain._checks import as_real
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from onnxtrain.layers import Shape, format_shape
 
@@ -87,13 +88,24 @@ def scale_integers(x: np.ndarray, input_scale: float) -> np.ndarray:
     return np.multiply(floats, np.float32(input_scale), out=floats)
 
 
+INPUT_SCALE_RANGE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
+"""An input scale is a float32 normal number: smaller ones flush to zero in ORT's float mode, larger overflow."""
+
+
+def valid_input_scale(value: object) -> float | None:
+    """`value` as a float when it can scale inputs: a real number in INPUT_SCALE_RANGE, not a bool; else None."""
+    scale = as_real(value)
+    low, high = INPUT_SCALE_RANGE
+    return scale if scale is not None and low <= scale <= high else None
+
+
 def scale_divisor(input_scale: float) -> float | None:
     """n when `input_scale` is 1/n for a whole n > 1 that float32 holds exactly (255.0 for 1/255), else None.
 
     1/n is recognised as Python computes it (1 / 49 is 0.02040816326530612, whose own inverse is not exactly 49)
     and as float32 holds it (np.float32(1 / 255)).
     """
-    if not input_scale > 0.0:
+    if not 2.0**-25 < input_scale < 1.0:  # n in (1, 2**24], with room for rounding; also refuses NaN
         return None
     n = round(1.0 / input_scale)
     if not 1 < n <= 2**24:
@@ -142,6 +154,7 @@ def check_validation_split(value: Any) -> float:
     Raises:
         InvalidArgumentError: a bool (True is an int, but no fraction), a non-number, NaN or a value outside [0, 1).
     """
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < 1.0:
+    fraction = as_real(value)  # Python or numpy reals; never a bool
+    if fraction is None or not 0.0 <= fraction < 1.0:
         raise InvalidArgumentError(f"validation_split expects a float in [0, 1). Received: {value!r}")
-    return float(value)
+    return fraction

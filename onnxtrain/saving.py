@@ -329,7 +329,15 @@ def reading_model(directory: str | os.PathLike[str]) -> Iterator[dict[str, Path]
     """
     target = resolve_model_directory(directory)
     with locked(target, exclusive=False):
-        yield _list_files(target)  # no recovery in here: it needs the exclusive lock
+        # No recovery in here (it needs the exclusive lock), and no saver can be mid-way: a journal left now is a
+        # killed APPEND that resolve_model_directory could not finish (a read-only folder).
+        if any(entry.kind == "commit" for entry in scratch_entries(target, None)):
+            raise ModelFileError(
+                f"'{target}' holds an APPEND save that was interrupted after it was committed, and it could not be "
+                "finished here (the folder is read-only). Its files may be a mix of old and new: load it once "
+                "where the folder is writable, which finishes the save."
+            )
+        yield _list_files(target)
 
 
 @contextlib.contextmanager

@@ -176,12 +176,13 @@ class Trainer:
         return cls(model, replace(compiled, engine=kind), engine, device, temp_dir, threads=threads)
 
     # --- data ---------------------------------------------------------------------------------------------
-    def prepare(self, data: Any, argument: str) -> _Batches:
+    def prepare(self, data: Any, argument: str, input_scale: float | None = None) -> _Batches:
+        """`data` as the model reads it. Integers without a scale of their own take `input_scale` (default: the
+        model's), for a Dataset as for an (x, y) pair, so both give the same numbers; float32 x is not copied."""
         dataset = as_dataset(data, name=argument)
-        # One integer-input rule for a Dataset and an (x, y) pair: integers without a scale of their own take the
-        # model's, so both give the same numbers. Float32 x is used as it is, never copied.
-        raw_x = model_inputs(dataset, self.model.input_scale)
-        x, _ = prepare_x(raw_x, self.model.input_shape, self.model.input_scale, f"{argument}.x")
+        scale = self.model.input_scale if input_scale is None else input_scale
+        raw_x = model_inputs(dataset, scale)
+        x, _ = prepare_x(raw_x, self.model.input_shape, scale, f"{argument}.x")
         y = self.compiled.loss.prepare_labels(dataset.y, self.model.output_shape, f"{argument}.y")
         if len(y) != len(x):
             raise InvalidArgumentError(
@@ -190,6 +191,12 @@ class Trainer:
         class_names = tuple(dataset.class_names) if dataset.class_names else None
         return _Batches(x, y, class_names, dataset.input_scale)
 
+    def _scale_after(self, train: _Batches) -> float:
+        """The input scale the model will read inputs with once `fit` adopts `train` (see `_adopt`)."""
+        if train.input_scale is not None and self.epochs_trained == 0:
+            return train.input_scale
+        return self.model.input_scale
+
     def _adopt(self, train: _Batches) -> None:
         """Keep what the training data says about itself, for predict and save: its class names where the model
         has none, and its input scale before the first epoch. Only fit's training data, once every argument of
@@ -197,8 +204,7 @@ class Trainer:
         """
         if self.model.class_names is None and train.class_names:
             self.model.class_names = train.class_names
-        if train.input_scale is not None and self.epochs_trained == 0:
-            self.model.input_scale = train.input_scale
+        self.model.input_scale = self._scale_after(train)
 
     # --- training -----------------------------------------------------------------------------------------
     def fit(
@@ -228,7 +234,8 @@ class Trainer:
         validation_split = check_validation_split(validation_split)
         if validation is not None and validation_split:
             raise InvalidArgumentError("fit takes validation=... or validation_split=..., not both.")
-        val = self.prepare(validation, "validation") if validation is not None else None
+        # Read as the model will read inputs once this fit adopts the training data's scale.
+        val = self.prepare(validation, "validation", self._scale_after(train)) if validation is not None else None
         if validation_split:
             cut = len(train) - round(len(train) * validation_split)
             if cut <= 0 or cut >= len(train):

@@ -568,3 +568,29 @@ def test_stock_callbacks_warn_about_nothing():
         stock = [EarlyStopping(), TerminateOnNaN(), TimeStopping(60), Callback(), CSVLogger("log.csv")]
         stock += [ModelCheckpoint("ckpt"), LearningRateScheduler(lambda epoch: 0.1)]
         CallbackList(stock, FakeModel())  # type: ignore[arg-type]
+
+
+def test_subclasses_of_callbacks_that_skip_batches_still_get_their_own_batch_hooks():
+    class Scheduler(LearningRateScheduler):
+        def __init__(self) -> None:
+            super().__init__(lambda epoch, lr: lr)  # per epoch: the base needs no batch call
+            self.begins: list[int] = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.begins.append(batch)
+            super().on_train_batch_begin(batch, logs)
+
+    class Terminate(TerminateOnNaN):
+        def __init__(self) -> None:
+            self.ends: list[int] = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends.append(batch)
+            super().on_train_batch_end(batch, logs)
+
+    assert not LearningRateScheduler(lambda e, lr: lr).wants_batch_begin and not TerminateOnNaN().wants_batches
+    x, y = tiny_data()  # 4 batches per epoch
+    scheduler, terminate = Scheduler(), Terminate()
+    with tiny_model() as model:
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[scheduler, terminate])
+    assert scheduler.begins == [1, 2, 3, 4] and terminate.ends == [1, 2, 3, 4]

@@ -287,9 +287,12 @@ def test_float_x_is_never_rescaled_nor_copied_whatever_the_scales() -> None:
     assert np.shares_memory(model_inputs(as_dataset((x, [0, 1])), 1 / 255), x)
 
 
-@pytest.mark.parametrize("scale", [0, -1.0, math.nan, math.inf, True, np.bool_(True), "0.5", 10**400])
-def test_input_scale_must_be_a_positive_finite_number(scale: object) -> None:
-    expected = r"Dataset\(input_scale=\.\.\.\) expects a positive finite number or None. Received: input_scale="
+@pytest.mark.parametrize("scale", [0, -1.0, math.nan, math.inf, True, np.bool_(True), "0.5", 10**400, 1e-310, 1e300])
+def test_input_scale_must_be_a_positive_number_float32_holds(scale: object) -> None:
+    expected = (
+        r"Dataset\(input_scale=\.\.\.\) expects a positive number float32 holds \(1\.18e-38 to 3\.4e\+38\), or None\. "
+        r"Received: input_scale="
+    )
     with pytest.raises(InvalidArgumentError, match=expected + re.escape(repr(scale))):
         Dataset(PIXELS, [0, 1], input_scale=scale)  # type: ignore[arg-type]
 

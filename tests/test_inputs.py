@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.inputs import check_threads, prepare_x, scale_divisor, scale_integers
+from onnxtrain.inputs import check_threads, check_validation_split, prepare_x, scale_divisor, scale_integers
 
 
 def test_finite_values_whose_sums_overflow_are_accepted():
@@ -107,3 +109,29 @@ def test_compile_and_inference_model_check_threads_before_onnx_runtime_sees_them
         path = model.export(tmp_path / "m.onnx")
     with pytest.raises(InvalidArgumentError, match=r"Received: threads=1000000000"):
         InferenceModel.load(path, threads=10**9)
+
+
+@pytest.mark.parametrize("scale", [1e-310, 5e-324, 1e-50, 1e300, math.inf, math.nan, -1 / 255, 2.0**-24 * 0.99])
+def test_scales_far_from_one_over_n_never_divide_and_never_raise(scale):
+    assert scale_divisor(scale) is None
+
+
+@pytest.mark.parametrize("scale", [1e-310, 1e-50, 1e300, 3.5e38, math.inf, True])
+def test_a_dataset_refuses_input_scales_float32_cannot_hold(scale):
+    from onnxtrain import Dataset
+
+    with pytest.raises(
+        InvalidArgumentError, match=r"expects a positive number float32 holds \(1\.18e-38 to 3\.4e\+38\)"
+    ):
+        Dataset(np.zeros((2, 3), np.uint8), np.zeros(2, np.int64), input_scale=scale)
+
+
+@pytest.mark.parametrize("value", [0.2, np.float32(0.2), np.float64(0.2), 0, np.int64(0)])
+def test_validation_split_takes_python_and_numpy_numbers(value):
+    assert check_validation_split(value) == pytest.approx(float(value))
+
+
+@pytest.mark.parametrize("value", [True, np.bool_(False), 1.0, -0.1, math.nan, "0.2", None])
+def test_validation_split_refuses_flags_strings_and_fractions_outside_zero_one(value):
+    with pytest.raises(InvalidArgumentError, match=r"validation_split expects a float in \[0, 1\)"):
+        check_validation_split(value)

@@ -587,3 +587,16 @@ def test_compile_threads_reach_the_prediction_session_too(blobs, engine):
         model.compile(engine=engine)
         model.predict(x)
         assert model._trainer._session().get_session_options().intra_op_num_threads == 0  # ORT's default
+
+
+@pytest.mark.parametrize("engine", ["ort-training", "portable"])
+def test_integer_validation_data_is_read_with_the_scale_the_first_fit_adopts(engine):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (60, 4)).astype(np.uint8), rng.integers(0, 3, 60)
+    for validation in ((x[40:], y[40:]), Dataset(x[40:], y[40:])):
+        with Sequential.of(Input(4), Dense(8), Dense(3, activation="linear"), seed=3) as model:
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", engine=engine)
+            history = model.fit(Dataset(x[:40], y[:40], input_scale=1 / 255), epochs=2, validation=validation)
+            assert model.input_scale == 1 / 255
+            # the last epoch's validation loss is the loss of the validation data as the model now reads it
+            assert history.history["val_loss"][-1] == pytest.approx(model.evaluate((x[40:], y[40:])).loss, rel=1e-6)

@@ -715,7 +715,9 @@ def test_a_damaged_append_journal_is_reported_not_guessed(tmp_path):
     directory = tmp_path / "model"
     saving.save_files(directory, OLD, "append")
     (directory / f".onnxtrain-commit-{os.getpid()}-00000000-model").write_text('{"../escape": "model.onnx"}')
-    with pytest.raises(ModelFileError, match=r"journal of an interrupted save.*is damaged.*Save the model again"):
+    with pytest.raises(
+        ModelFileError, match=r"journal of an interrupted save.*is damaged.*Delete the journal, then save"
+    ):
         saving.list_model_files(directory)
     assert all((directory / name).read_bytes() == data for name, data in OLD.items())
 
@@ -821,3 +823,40 @@ def test_saved_files_round_trip(tmp_path, first, second):
     assert _read(directory) == first | second
     saving.save_files(directory, second, "override")
     assert _read(directory) == second
+
+
+def test_a_journal_may_only_rename_our_scratch_files(tmp_path):
+    directory = tmp_path / "model"
+    saving.save_files(directory, OLD, "append")
+    (directory / "notes.txt").write_bytes(b"the user's")
+    (directory / f".onnxtrain-commit-{os.getpid()}-00000000-model").write_text('{"notes.txt": "model.onnx"}')
+    with pytest.raises(ModelFileError, match=r"is damaged"):
+        saving.list_model_files(directory)
+    assert (directory / "model.onnx").read_bytes() == OLD["model.onnx"]
+    assert (directory / "notes.txt").read_bytes() == b"the user's"
+
+
+def test_append_over_a_folder_is_refused_before_anything_changes(tmp_path):
+    directory = tmp_path / "model"
+    saving.save_files(directory, OLD, "append")
+    (directory / "config.json").mkdir()  # in the way of one of NEW's files
+    with pytest.raises(
+        IsADirectoryError, match=r"'config\.json'.*a folder of that name is in the way.*Nothing was changed"
+    ):
+        saving.save_files(directory, NEW, "append")
+    assert sorted(os.listdir(directory)) == sorted([*OLD, "config.json"])  # no journal, no scratch file
+    assert all((directory / name).read_bytes() == data for name, data in OLD.items())
+    saving.list_model_files(directory)  # and it still loads
+
+
+def test_a_journal_that_cannot_be_finished_is_reported_by_the_loader(tmp_path, monkeypatch):
+    directory = tmp_path / "model"
+    saving.save_files(directory, OLD, "append")
+    _append_killed_after_commit(monkeypatch, directory, NEW, 1)
+    # A read-only folder: the recovery cannot take the lock to finish the renames.
+    monkeypatch.setattr(saving, "recover_interrupted_save", lambda directory: False)
+    with (
+        pytest.raises(ModelFileError, match=r"holds an APPEND save that was interrupted after it was committed"),
+        saving.reading_model(directory),
+    ):
+        pass

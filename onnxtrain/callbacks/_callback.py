@@ -84,8 +84,9 @@ class Callback:
     def on_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
 
 
-def _overrides(callback: Callback, *hooks: str) -> bool:
-    return any(getattr(type(callback), hook) is not getattr(Callback, hook) for hook in hooks)
+def _overrides(callback: Callback, *hooks: str, since: type[Callback] = Callback) -> bool:
+    """Whether `callback`'s class overrides one of `hooks` as `since` (a base class of it) has them."""
+    return any(getattr(type(callback), hook) is not getattr(since, hook) for hook in hooks)
 
 
 def _warn_about_uncalled_hooks(callback: Callback) -> None:
@@ -162,7 +163,10 @@ class TerminateOnNaN(Callback):
     so it costs nothing per step.
     """
 
-    wants_batches = False
+    @property
+    def wants_batches(self) -> bool:
+        # fit calls the batch-end hooks for a non-finite loss anyway; only a subclass's own end hook needs more.
+        return _overrides(self, "on_train_batch_end", "on_batch_end", since=TerminateOnNaN)
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.stopped_at: tuple[int, int] | None = None
@@ -275,7 +279,7 @@ class LearningRateScheduler(Callback):
 
     @property
     def wants_batch_begin(self) -> bool:
-        return self.per_step
+        return self.per_step or _overrides(self, "on_train_batch_begin", "on_batch_begin", since=LearningRateScheduler)
 
     def _apply(self, count: int, unit: str) -> None:
         lr = self.schedule(count, self.model.learning_rate) if self._takes_lr else self.schedule(count)

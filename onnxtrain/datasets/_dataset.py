@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain._checks import as_real
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
-from onnxtrain.inputs import scale_integers
+from onnxtrain.inputs import INPUT_SCALE_RANGE, scale_integers, valid_input_scale
 
 from ._idx import read_idx
 
@@ -49,10 +48,11 @@ class Dataset:
     def __init__(
         self, x: Any, y: Any, *, class_names: Sequence[str] | None = None, input_scale: float | None = None
     ) -> None:
-        scale = None if input_scale is None else as_real(input_scale)
-        if input_scale is not None and (scale is None or not 0 < scale < float("inf")):
+        scale = None if input_scale is None else valid_input_scale(input_scale)
+        if input_scale is not None and scale is None:
             raise InvalidArgumentError(
-                "Dataset(input_scale=...) expects a positive finite number or None. "
+                "Dataset(input_scale=...) expects a positive number float32 holds "
+                f"({INPUT_SCALE_RANGE[0]:.3g} to {INPUT_SCALE_RANGE[1]:.3g}), or None. "
                 f"Received: input_scale={input_scale!r}"
             )
         x, y, unscaled = validate_arrays(x, y, x_name="x", y_name="y", input_scale=scale)

@@ -54,8 +54,9 @@ def read_checkpoint(data: bytes) -> Checkpoint:
     if not zipfile.is_zipfile(io.BytesIO(data)):
         raise ModelFileError(
             "The checkpoint is not a portable-engine checkpoint (.npz); it was probably written by the "
-            "ort-training engine. Resume it with engine='ort-training', or load the model without its "
-            "optimizer state (the weights in model.onnx are enough to continue with a fresh optimizer)."
+            'ort-training engine. Resume it with engine="ort-training" (which needs an onnxruntime-training '
+            "build), or continue with a fresh optimizer from the weights in model.onnx: "
+            "load_model(..., optimizer=...)."
         )
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
