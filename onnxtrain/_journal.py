@@ -40,7 +40,7 @@ def rename_in(target: Path, renames: Mapping[str, str]) -> None:
     draft = target / scratch_name("tmp", journal.name)
     committed = False
     try:
-        _refuse_non_files(target, renames.values())  # a rename over a folder would fail after the commit point
+        _refuse_folders(target, renames.values())  # a rename over a folder would fail after the commit point
         write_new_file(draft, json.dumps(dict(renames)).encode())
         os.rename(draft, journal)  # the commit point
         committed = True
@@ -51,16 +51,13 @@ def rename_in(target: Path, renames: Mapping[str, str]) -> None:
                 remove_entry(target / temp)
 
 
-def _refuse_non_files(target: Path, names: Iterable[str]) -> None:
+def _refuse_folders(target: Path, names: Iterable[str]) -> None:
+    """A rename over a folder fails (over a file, a symlink or a FIFO it does not): refuse one before committing."""
     for name in names:
         path = target / name
-        if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
-            kind = "folder" if path.is_dir() and not path.is_symlink() else "non-file entry"
+        if os.path.lexists(path) and stat.S_ISDIR(os.lstat(path).st_mode):
             raise IsADirectoryError(
-                errno.EISDIR,
-                f"Could not save '{name}' into '{target}': a {kind} of that name is in the way. Move or remove it, "
-                "or save somewhere else. Nothing was changed",
-                str(path),
+                errno.EISDIR, f"a folder named '{name}' is in the way: move or remove it, or save elsewhere", str(path)
             )
 
 

@@ -29,7 +29,7 @@ from onnxtrain.errors import (
     RuntimeSetupError,
     ShapeError,
 )
-from onnxtrain.inputs import check_positive_int, check_threads, prepare_x, valid_input_scale
+from onnxtrain.inputs import check_positive_int, check_threads, prepare_x
 from onnxtrain.layers import Shape
 from onnxtrain.model_io import (
     CONFIG_FILE,
@@ -232,10 +232,8 @@ def _float_metadata(metadata: Mapping[str, str], key: str, source: str) -> float
         value = float(metadata[key])
     except ValueError as e:
         raise ModelFileError(f"{source}: metadata {key!r} must be a number. Found: {metadata[key]!r}") from e
-    if valid_input_scale(value) is None:
-        raise ModelFileError(
-            f"{source}: metadata {key!r} must be a positive number float32 holds. Found: {metadata[key]!r}"
-        )
+    if not np.isfinite(value) or value <= 0:
+        raise ModelFileError(f"{source}: metadata {key!r} must be a positive number. Found: {metadata[key]!r}")
     return value
 
 

@@ -34,7 +34,7 @@ from onnxtrain.errors import (
     RuntimeSetupError,
 )
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
-from onnxtrain.inputs import scale_divisor, valid_input_scale
+from onnxtrain.inputs import scale_divisor
 from onnxtrain.layers import Layer
 from onnxtrain.saving import WritingMode, check_replaceable, reading_model, save_files, write_atomically
 
@@ -277,8 +277,9 @@ def _check_saved_values(config: dict[str, Any], path: Path) -> None:
             "edited: fix the value, or save the model again."
         )
 
-    if "input_scale" in config and valid_input_scale(config["input_scale"]) is None:
-        raise refuse("input_scale", "a positive number float32 holds, such as 1.0 or 0.00392156862745098 (1/255)")
+    # Any finite positive scale loads (what earlier versions saved); new Datasets are held to float32's range.
+    if "input_scale" in config and not _is_finite_positive(config["input_scale"]):
+        raise refuse("input_scale", "a finite positive number such as 1.0 or 0.00392156862745098 (1/255)")
     epochs = config.get("epochs_trained", 0)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise refuse("epochs_trained", "a non-negative int")

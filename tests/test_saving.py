@@ -840,9 +840,7 @@ def test_append_over_a_folder_is_refused_before_anything_changes(tmp_path):
     directory = tmp_path / "model"
     saving.save_files(directory, OLD, "append")
     (directory / "config.json").mkdir()  # in the way of one of NEW's files
-    with pytest.raises(
-        IsADirectoryError, match=r"'config\.json'.*a folder of that name is in the way.*Nothing was changed"
-    ):
+    with pytest.raises(IsADirectoryError, match=r"a folder named 'config\.json' is in the way.*contents are intact"):
         saving.save_files(directory, NEW, "append")
     assert sorted(os.listdir(directory)) == sorted([*OLD, "config.json"])  # no journal, no scratch file
     assert all((directory / name).read_bytes() == data for name, data in OLD.items())
@@ -860,3 +858,15 @@ def test_a_journal_that_cannot_be_finished_is_reported_by_the_loader(tmp_path, m
         saving.reading_model(directory),
     ):
         pass
+
+
+def test_append_replaces_a_symlink_in_the_way_not_the_file_it_points_to(tmp_path):
+    directory = tmp_path / "model"
+    saving.save_files(directory, OLD, "append")
+    elsewhere = tmp_path / "annexed.onnx"  # git-annex and DVC keep model files as symlinks
+    elsewhere.write_bytes(b"annexed")
+    (directory / "model.onnx").unlink()
+    (directory / "model.onnx").symlink_to(elsewhere)
+    saving.save_files(directory, NEW, "append")
+    assert (directory / "model.onnx").read_bytes() == NEW["model.onnx"] and not (directory / "model.onnx").is_symlink()
+    assert elsewhere.read_bytes() == b"annexed"
