@@ -58,6 +58,10 @@ _UNIT_OPEN = _Interval(0.0, 1.0, low_open=True, high_open=True)
 class Optimizer:
     """Base class. `learning_rate` may be changed between steps (e.g. by a scheduler callback).
 
+    Positional arguments follow KotlinDL's constructors (and Keras'): the learning rate, then the optimizer's own
+    settings in the order its class lists them, so `Adam(0.001, 0.8)` sets beta1. The clip settings are
+    keyword-only.
+
     Gradient clipping, applied before the update:
         clip_value: clamp each gradient element to [-clip_value, clip_value] (KotlinDL's ClipGradientByValue).
         clip_norm: rescale all gradients together so their global L2 norm is at most clip_norm
@@ -70,8 +74,9 @@ class Optimizer:
     """
 
     learning_rate: float
-    clip_norm: float | None = None
-    clip_value: float | None = None
+    # Keyword-only: a subclass's own settings come right after learning_rate among the positional arguments.
+    clip_norm: float | None = field(default=None, kw_only=True)
+    clip_value: float | None = field(default=None, kw_only=True)
     name: str = field(default="", init=False)
 
     _checks: ClassVar[dict[str, _Check]] = {
@@ -97,8 +102,6 @@ class SGD(Optimizer):
     """Plain stochastic gradient descent: w -= learning_rate * g. KotlinDL's default learning rate is 0.2."""
 
     learning_rate: float = 0.2
-    clip_norm: float | None = None
-    clip_value: float | None = None
     name: str = field(default="sgd", init=False)
 
 
@@ -112,8 +115,6 @@ class Momentum(Optimizer):
     learning_rate: float = 0.001
     momentum: float = 0.99
     use_nesterov: bool = True
-    clip_norm: float | None = None
-    clip_value: float | None = None
     name: str = field(default="momentum", init=False)
 
     _checks: ClassVar[dict[str, _Check]] = {"momentum": _NON_NEGATIVE, "use_nesterov": check_bool}
@@ -124,9 +125,8 @@ class RMSProp(Optimizer):
     """RMSProp (TensorFlow's ApplyRmsProp / ApplyCenteredRmsProp). KotlinDL's defaults: 0.001, decay 0.9,
     momentum 0, epsilon 1e-10, not centered; the mean-square slot starts at 1.0 as in KotlinDL.
 
-    ms = decay * ms + (1 - decay) * g^2; centered: mg = decay * mg + (1 - decay) * g and ms - mg^2 replaces
-    ms;
-    mom = momentum * mom + lr * g / sqrt(ms + epsilon); w -= mom.
+    ms = decay * ms + (1 - decay) * g^2 (centered: also mg = decay * mg + (1 - decay) * g, and ms - mg^2 is used
+    in place of ms below); mom = momentum * mom + lr * g / sqrt(ms + epsilon); w -= mom.
     """
 
     learning_rate: float = 0.001
@@ -134,8 +134,6 @@ class RMSProp(Optimizer):
     momentum: float = 0.0
     epsilon: float = 1e-10
     centered: bool = False
-    clip_norm: float | None = None
-    clip_value: float | None = None
     name: str = field(default="rmsprop", init=False)
 
     _checks: ClassVar[dict[str, _Check]] = {
@@ -157,8 +155,6 @@ class AdaDelta(Optimizer):
     learning_rate: float = 0.1
     rho: float = 0.95
     epsilon: float = 1e-8
-    clip_norm: float | None = None
-    clip_value: float | None = None
     name: str = field(default="adadelta", init=False)
 
     _checks: ClassVar[dict[str, _Check]] = {"rho": _Interval(0.0, 1.0), "epsilon": _POSITIVE}
@@ -173,8 +169,6 @@ class AdaGrad(Optimizer):
 
     learning_rate: float = 0.1
     initial_accumulator_value: float = 0.01
-    clip_norm: float | None = None
-    clip_value: float | None = None
     name: str = field(default="adagrad", init=False)
 
     _checks: ClassVar[dict[str, _Check]] = {"initial_accumulator_value": _POSITIVE}
@@ -182,8 +176,7 @@ class AdaGrad(Optimizer):
 
 @dataclass
 class AdaGradDA(Optimizer):
-    """AdaGrad dual averaging (TensorFlow's ApplyAdagradDA). KotlinDL's defaults: 0.1, initial accumulator
-    0.01,
+    """AdaGrad dual averaging (TensorFlow's ApplyAdagradDA). KotlinDL's defaults: 0.1, initial accumulator 0.01,
     l1 0.01, l2 0.01.
 
     acc += g; sq += g^2; w = -lr * sign(acc) * max(|acc| - l1 * t, 0) / (l2 * t * lr + sqrt(sq)) (without the
@@ -195,8 +188,6 @@ class AdaGradDA(Optimizer):
     initial_accumulator_value: float = 0.01
     l1_strength: float = 0.01
     l2_strength: float = 0.01
-    clip_norm: float | None = None
-    clip_value: float | None = None
     name: str = field(default="adagradda", init=False)
 
     _checks: ClassVar[dict[str, _Check]] = {
@@ -211,8 +202,8 @@ class Adam(Optimizer):
     """Adam with bias correction (TensorFlow's ApplyAdam). KotlinDL's defaults: 1e-3, beta1 0.9, beta2 0.999,
     epsilon 1e-7.
 
-    m = b1 * m + (1 - b1) * g; v = b2 * v + (1 - b2) * g^2; w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m /
-    (sqrt(v) + eps)
+    m = b1 * m + (1 - b1) * g; v = b2 * v + (1 - b2) * g^2;
+    w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
     (epsilon outside the bias correction, as TensorFlow and ONNX Runtime's AdamW in Hugging Face mode).
     """
 
@@ -220,8 +211,6 @@ class Adam(Optimizer):
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-7
-    clip_norm: float | None = None
-    clip_value: float | None = None
     name: str = field(default="adam", init=False)
 
     _checks: ClassVar[dict[str, _Check]] = {"beta1": _UNIT_OPEN, "beta2": _UNIT_OPEN, "epsilon": _POSITIVE}
@@ -239,8 +228,6 @@ class Adamax(Optimizer):
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-7
-    clip_norm: float | None = None
-    clip_value: float | None = None
     name: str = field(default="adamax", init=False)
 
     _checks: ClassVar[dict[str, _Check]] = {"beta1": _UNIT_OPEN, "beta2": _UNIT_OPEN, "epsilon": _POSITIVE}
@@ -249,8 +236,7 @@ class Adamax(Optimizer):
 @dataclass
 class Ftrl(Optimizer):
     """FTRL-proximal (TensorFlow's ApplyFtrlV2 CPU kernel). KotlinDL's defaults: 1e-3, l1 0, l2 0, learning
-    rate
-    power -0.5, l2 shrinkage 0, initial accumulator 0.
+    rate power -0.5, l2 shrinkage 0, initial accumulator 0.
 
     gs = g + 2 * l2_shrinkage * w; n' = n + gs^2; z += gs - (n'^(-p) - n^(-p)) / lr * w;
     w = (sign(z) * l1 - z) / (n'^(-p) / lr + 2 * l2) where |z| > l1, else 0.
@@ -262,8 +248,6 @@ class Ftrl(Optimizer):
     learning_rate_power: float = -0.5
     l2_shrinkage_regularization_strength: float = 0.0
     initial_accumulator_value: float = 0.0
-    clip_norm: float | None = None
-    clip_value: float | None = None
     name: str = field(default="ftrl", init=False)
 
     _checks: ClassVar[dict[str, _Check]] = {

@@ -175,3 +175,78 @@ def test_a_subclass_keeps_the_checks_of_its_bases():
         Custom(beta2=2)
     with pytest.raises(InvalidArgumentError, match=r"Custom\(learning_rate=...\) .* Received: learning_rate=0"):
         Custom().learning_rate = 0
+
+
+# Positional arguments follow KotlinDL's constructors (and Keras'): learning_rate, then each optimizer's own
+# settings in KotlinDL's order. Every value differs from its default, so a value in the wrong field shows.
+POSITIONAL = [
+    (lambda: opt.SGD(0.5), {"learning_rate": 0.5}),
+    (lambda: opt.Momentum(0.01, 0.9, False), {"learning_rate": 0.01, "momentum": 0.9, "use_nesterov": False}),
+    (
+        lambda: opt.RMSProp(0.01, 0.8, 0.5, 1e-6, True),
+        {"learning_rate": 0.01, "decay": 0.8, "momentum": 0.5, "epsilon": 1e-6, "centered": True},
+    ),
+    (lambda: opt.AdaDelta(0.5, 0.9, 1e-6), {"learning_rate": 0.5, "rho": 0.9, "epsilon": 1e-6}),
+    (lambda: opt.AdaGrad(0.5, 0.2), {"learning_rate": 0.5, "initial_accumulator_value": 0.2}),
+    (
+        lambda: opt.AdaGradDA(0.5, 0.2, 0.3, 0.4),
+        {"learning_rate": 0.5, "initial_accumulator_value": 0.2, "l1_strength": 0.3, "l2_strength": 0.4},
+    ),
+    (
+        lambda: opt.Adam(0.01, 0.8, 0.99, 1e-8),
+        {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.99, "epsilon": 1e-8},
+    ),
+    (
+        lambda: opt.Adamax(0.01, 0.8, 0.99, 1e-8),
+        {"learning_rate": 0.01, "beta1": 0.8, "beta2": 0.99, "epsilon": 1e-8},
+    ),
+    (
+        lambda: opt.Ftrl(0.01, 0.1, 0.2, -1.0, 0.3, 0.4),
+        {
+            "learning_rate": 0.01,
+            "l1_regularization_strength": 0.1,
+            "l2_regularization_strength": 0.2,
+            "learning_rate_power": -1.0,
+            "l2_shrinkage_regularization_strength": 0.3,
+            "initial_accumulator_value": 0.4,
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    POSITIONAL,
+    ids=["SGD", "Momentum", "RMSProp", "AdaDelta", "AdaGrad", "AdaGradDA", "Adam", "Adamax", "Ftrl"],
+)
+def test_positional_arguments_follow_kotlindls_constructor_order(make, expected):
+    optimizer = make()
+    assert {name: getattr(optimizer, name) for name in expected} == expected
+    assert optimizer.clip_norm is None and optimizer.clip_value is None
+    assert opt.get(optimizer.get_config()) == optimizer
+
+
+def test_adam_second_positional_argument_is_beta1():
+    adam = opt.Adam(0.001, 0.8)
+    assert adam.beta1 == 0.8 and adam.clip_norm is None
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: opt.SGD(0.1, 1.0),
+        lambda: opt.Momentum(0.01, 0.9, True, 1.0),
+        lambda: opt.Adam(0.001, 0.9, 0.999, 1e-7, 1.0),
+        lambda: opt.AdaGrad(0.1, 0.01, 1.0),
+        lambda: opt.Ftrl(0.001, 0.0, 0.0, -0.5, 0.0, 0.0, 1.0),
+    ],
+    ids=["SGD", "Momentum", "Adam", "AdaGrad", "Ftrl"],
+)
+def test_clip_settings_are_keyword_only(make):
+    with pytest.raises(TypeError, match="positional argument"):
+        make()
+
+
+def test_clip_settings_by_keyword_still_work():
+    adam = opt.Adam(0.01, clip_norm=1.0, clip_value=0.5)
+    assert (adam.learning_rate, adam.beta1, adam.clip_norm, adam.clip_value) == (0.01, 0.9, 1.0, 0.5)
