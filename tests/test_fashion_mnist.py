@@ -12,13 +12,14 @@ import gzip
 import hashlib
 import http.server
 import logging
+import os
 import shutil
 import socket
 import struct
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,59 @@ def test_decoded_copies_are_reused_and_reverified(env: Path, caplog: pytest.LogC
     np.save(tampered, array)
     check_small(*fashion_mnist(download=False))
     assert any("Discarding the decoded copy" in r.getMessage() for r in caplog.records)
+
+
+def _cut(file: Path) -> None:
+    file.write_bytes(file.read_bytes()[:-6])
+
+
+def _regzip_other_label(file: Path) -> None:
+    data = bytearray(gzip.decompress(file.read_bytes()))
+    data[-1] = (data[-1] + 1) % 10
+    file.write_bytes(gzip.compress(bytes(data), mtime=0))
+
+
+def _alter_in_place(file: Path) -> None:
+    """One label changed, size and timestamps kept: only the content tells the file apart."""
+    before = file.stat()
+    data = bytearray(file.read_bytes())
+    data[-1] = (data[-1] + 1) % 10
+    file.write_bytes(bytes(data))
+    os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+@pytest.mark.parametrize(
+    ("compress", "damage", "match"),
+    [
+        (True, _cut, r"is not a valid gzip stream"),
+        (True, _regzip_other_label, r"fails verification"),
+        (False, _alter_in_place, r"fails verification"),
+    ],
+    ids=["truncated gz", "other label re-gzipped", "other label in place, same size and mtime"],
+)
+def test_a_decoded_copy_serves_only_the_file_it_was_decoded_from(
+    env: Path, caplog: pytest.LogCaptureFixture, compress: bool, damage: Callable[[Path], None], match: str
+) -> None:
+    folder = fill(env / "arg", compress=compress)
+    fashion_mnist(folder, download=False)
+    check_small(*fashion_mnist(folder, download=False))
+    assert "decoded copies" in source_used(caplog)  # the copies exist and are used for the unchanged files
+    labels = folder / ("t10k-labels-idx1-ubyte.gz" if compress else "t10k-labels-idx1-ubyte")
+    damage(labels)
+    with pytest.raises(DataFormatError, match=rf"{labels}.*{match}.*pass another path="):
+        fashion_mnist(folder, download=False)
+
+
+def test_a_copy_with_other_bytes_and_the_same_content_is_decoded_once_and_replaces_the_copies(
+    env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream, debian = fill(env / "upstream"), fill(env / "debian", level=1)  # same content, other .gz bytes
+    fashion_mnist(upstream, download=False)
+    check_small(*fashion_mnist(debian, download=False))
+    assert "decoded copies" not in source_used(caplog)
+    check_small(*fashion_mnist(debian, download=False))
+    assert "decoded copies" in source_used(caplog)
+    assert len(list(cache_of(env).glob("*.npy"))) == 4  # one decoded copy per file name, not one per source
 
 
 def test_cache_arrays_false_writes_no_copies(env: Path) -> None:

@@ -1,11 +1,16 @@
-"""Decoded-array cache: .npy copies of verified IDX files, re-verified against the same SHA-256 on every load.
+"""Decoded-array cache: .npy copies of verified IDX files, each serving only the very file it was decoded from.
 
-Loading a .npy and hashing it is about twice as fast as decompressing the .gz (see tools/bench_data.py).
+A copy is named by the SHA-256 of its source file's bytes as stored (.gz or plain), so a file that was truncated,
+edited or replaced, even with its size and timestamps kept, finds no copy and is decoded and verified again; the
+copy itself is re-verified against the content's SHA-256 on every load. Hashing the source costs ~1 ms per MB
+(SHA-256 with the CPU's SHA extensions): with full-size synthetic files (34 MB of .gz) a warm load took 0.10 s
+instead of 0.08 s keyed by name, and decoding the .gz 0.6-0.9 s, on a shared 2-core machine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import tempfile
@@ -20,9 +25,15 @@ from ._idx import idx_sha256
 logger = logging.getLogger("onnxtrain.datasets")
 
 
-def cached_array_path(folder: Path, stem: str, sha256: str) -> Path:
-    """Where the decoded copy of the IDX file ``stem`` with content ``sha256`` lives."""
-    return folder / f"{stem}.{sha256[:16]}.npy"
+def source_sha256(file: Path) -> str:
+    """SHA-256 of ``file``'s bytes as stored: the identity of the file a decoded copy was made from."""
+    with open(file, "rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def cached_array_path(folder: Path, stem: str, source: str) -> Path:
+    """Where the decoded copy of the IDX file ``stem`` whose bytes have the SHA-256 ``source`` lives."""
+    return folder / f"{stem}.{source}.npy"
 
 
 def load_cached_array(path: Path, sha256: str) -> np.ndarray | None:
@@ -42,8 +53,11 @@ def load_cached_array(path: Path, sha256: str) -> np.ndarray | None:
     return None
 
 
-def store_cached_array(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` atomically; an unwritable folder is skipped (logged at debug level)."""
+def store_cached_array(path: Path, array: np.ndarray, stem: str) -> None:
+    """Write ``array`` to ``path`` atomically, and delete the other copies of ``stem`` (one copy per file name,
+    however many sources: at most the size of the data set). An unwritable folder is skipped (logged at debug
+    level).
+    """
     temporary: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,3 +72,8 @@ def store_cached_array(path: Path, array: np.ndarray) -> None:
         if temporary is not None:
             with contextlib.suppress(OSError):
                 temporary.unlink()
+        return
+    for other in path.parent.glob(f"{stem}.*.npy"):  # another source's copy, or one named by content (older)
+        if other != path:
+            with contextlib.suppress(OSError):
+                other.unlink()

@@ -19,7 +19,7 @@ import numpy as np
 from onnxtrain.errors import DataFormatError, DownloadError, InvalidArgumentError, InvalidTypeError
 from onnxtrain.saving import created_directories
 
-from ._array_cache import cached_array_path, load_cached_array, store_cached_array
+from ._array_cache import cached_array_path, load_cached_array, source_sha256, store_cached_array
 from ._dataset import Dataset
 from ._download import download_file
 from ._idx import load_idx
@@ -93,7 +93,8 @@ def fashion_mnist(
         system_dir: the system folder; default ``/usr/share/datasets/fashion-mnist`` (Debian's package).
         timeout: seconds to wait for a connection or a read.
         progress: show download progress bars (on a terminal).
-        cache_arrays: keep verified decoded copies (.npy) in ``cache_dir`` for faster loads.
+        cache_arrays: keep verified decoded copies (.npy) in ``cache_dir`` for faster loads. A copy serves only
+            the file it was decoded from, recognised by the SHA-256 of its bytes (not its name, size or time).
 
     Returns:
         ``(train, test)`` Datasets.
@@ -271,15 +272,18 @@ def _load_source(source: _Source, array_cache: Path | None) -> dict[str, np.ndar
 
 
 def _load_verified(file: Path, stem: str, sha256: str, array_cache: Path | None) -> tuple[np.ndarray, bool]:
-    """The content of ``file`` (or its decoded copy, which is checked against the same checksum)."""
-    if array_cache is not None:
-        copy = cached_array_path(array_cache, stem, sha256)
-        array = load_cached_array(copy, sha256)
-        if array is not None:
-            return array, True
+    """The content of ``file``, or its decoded copy: the one made from these very bytes, checked against the same
+    checksum. A copy is never used for another file with the same name (see _array_cache)."""
+    if array_cache is None:
+        return load_idx(file, sha256=sha256), False
+    source = source_sha256(file)
+    copy = cached_array_path(array_cache, stem, source)
+    array = load_cached_array(copy, sha256)
+    if array is not None:
+        return array, True
     array = load_idx(file, sha256=sha256)
-    if array_cache is not None:
-        store_cached_array(copy, array)
+    if source_sha256(file) == source:  # not rewritten while it was decoded: the copy is of these bytes
+        store_cached_array(copy, array, stem)
     return array, False
 
 
