@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 
 DEFAULT_OPSET = 17
 # ONNX Runtime 1.19 (the last onnxruntime-training release) loads IR versions up to 10; 8 is the IR version that
@@ -22,6 +22,8 @@ DEFAULT_OPSET = 17
 DEFAULT_IR_VERSION = 8
 MAX_ORT_TRAINING_IR_VERSION = 10
 PRODUCER_NAME = "onnxtrain"
+# Reductions whose `axes` moved from an attribute to an input at an opset other than 18 (the others' move).
+_AXES_AS_INPUT_FROM = {"ReduceSum": 13}
 
 Dim = int | str | None
 
@@ -74,6 +76,7 @@ class GraphBuilder:
         self._metadata: dict[str, str] = {}
         self._shared: dict[str, str] = {}
         self._output_renames: list[tuple[str, str]] = []  # (value, output name), one Identity node each
+        self._value_info: list[onnx.ValueInfoProto] = []  # a model's own, kept by `from_model` for shape inference
 
     # --- naming -------------------------------------------------------------------------------------------
     @contextmanager
@@ -168,6 +171,17 @@ class GraphBuilder:
         self._nodes.append(helper.make_node(op_type, list(inputs), outs, name=f"{base}_{op_type}", **attributes))
         return outs
 
+    def reduce(self, op_type: str, x: str, axes: Sequence[int] | None, keepdims: bool, hint: str | None = None) -> str:
+        """`op_type` (ReduceSum, ReduceMean, ReduceMax, ...) of `x` over `axes` (None: every axis), with the axes as
+        the input or the attribute that this builder's opset takes (an input from opset 13 for ReduceSum, 18 for the
+        others)."""
+        if axes is None:
+            return self.node(op_type, [x], hint=hint, keepdims=int(keepdims))
+        if self.opset >= _AXES_AS_INPUT_FROM.get(op_type, 18):
+            axes_value = self.constant(np.array(list(axes), np.int64), f"{hint or op_type.lower()}_axes", np.int64)
+            return self.node(op_type, [x, axes_value], hint=hint, keepdims=int(keepdims))
+        return self.node(op_type, [x], hint=hint, axes=list(axes), keepdims=int(keepdims))
+
     @contextmanager
     def subgraph(self) -> Iterator[list[onnx.NodeProto]]:
         """Collect the nodes created inside the block into the yielded list instead of this graph: the body of an
@@ -188,6 +202,88 @@ class GraphBuilder:
     def set_metadata(self, key: str, value: str) -> None:
         self._metadata[key] = value
 
+    # --- reading the graph so far (autodiff differentiates what a builder holds) --------------------------
+    @classmethod
+    def from_model(cls, model: onnx.ModelProto, batch_dim: str = "batch") -> GraphBuilder:
+        """A builder that holds `model`'s nodes, initializers, inputs, outputs, opset and IR version (copied), with
+        every name in it claimed, so that nodes added later extend the model: e.g. its gradient graph.
+
+        Raises:
+            UnsupportedError: the model imports an operator set other than the default ONNX domain, or has local
+                functions or sparse initializers (which the builder cannot carry).
+            InvalidArgumentError: its opset or IR version is outside what onnxtrain emits.
+        """
+        others = [o.domain for o in model.opset_import if o.domain not in ("", "ai.onnx")]
+        if others or model.functions or model.graph.sparse_initializer:
+            what = f"operator sets {others}" if others else "local functions or sparse initializers"
+            raise UnsupportedError(
+                f"GraphBuilder.from_model takes models of the default ONNX domain only. Received a model with {what}."
+            )
+        opsets = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+        if not opsets:
+            raise InvalidArgumentError("GraphBuilder.from_model expects a model that imports the default ONNX domain.")
+        builder = cls(opsets[0], model.ir_version, batch_dim)
+        graph = model.graph
+        builder._nodes = [_copied(node) for node in graph.node]
+        builder._initializers = [_copied(t) for t in graph.initializer]
+        builder._inputs = [_copied(v) for v in graph.input]
+        builder._outputs = [_copied(v) for v in graph.output]
+        builder._value_info = [_copied(v) for v in graph.value_info]
+        builder._metadata = {entry.key: entry.value for entry in model.metadata_props}
+        names = {v.name for v in [*graph.input, *graph.output, *graph.initializer]}
+        names |= {name for node in graph.node for name in node.output} | _subgraph_values(graph.node)
+        builder._names |= names - {""}
+        return builder
+
+    @property
+    def nodes(self) -> tuple[onnx.NodeProto, ...]:
+        """The nodes added so far, in order (a topological order). Read them; add outputs with `node_output`."""
+        return tuple(self._nodes)
+
+    @property
+    def inputs(self) -> tuple[onnx.ValueInfoProto, ...]:
+        return tuple(self._inputs)
+
+    @property
+    def outputs(self) -> tuple[onnx.ValueInfoProto, ...]:
+        return tuple(self._outputs)
+
+    @property
+    def initializers(self) -> tuple[onnx.TensorProto, ...]:
+        return tuple(self._initializers)
+
+    def node_output(self, node: onnx.NodeProto, index: int, hint: str | None = None) -> str:
+        """Output `index` of `node`, one of this builder's nodes, added under a new name if the node did not emit it
+        (an optional output such as MaxPool's Indices or Dropout's mask). Skipped optional outputs before it get
+        the empty name, as ONNX marks an absent output.
+        """
+        if not any(n is node for n in self._nodes):
+            raise InvalidArgumentError(f"node_output expects one of this builder's nodes. Received: {node.name!r}")
+        if index < len(node.output) and node.output[index]:
+            return node.output[index]
+        while len(node.output) <= index:
+            node.output.append("")
+        node.output[index] = self.unique_name(hint or f"{node.output[0] or node.op_type.lower()}_out{index}")
+        return node.output[index]
+
+    def value_types(self) -> dict[str, onnx.TypeProto]:
+        """The type (element type and shape where known) of every value of the graph so far, from the declared
+        inputs, outputs and initializers and ONNX shape inference over the nodes (unknown values are missing)."""
+        graph = helper.make_graph(
+            self._nodes, "value_types", self._inputs, self._outputs, self._initializers, value_info=self._value_info
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
+        model.ir_version = self.ir_version
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
+        except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
+            inferred = model.graph
+        types = {t.name: helper.make_tensor_type_proto(t.data_type, list(t.dims)) for t in self._initializers}
+        for value in [*inferred.input, *inferred.value_info, *inferred.output]:
+            if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type:
+                types.setdefault(value.name, value.type)
+        return types
+
     # --- result -------------------------------------------------------------------------------------------
     def build(self, graph_name: str = "onnxtrain", check: bool = True) -> onnx.ModelProto:
         """Assemble the model with this builder's opset and IR version, and run the full ONNX checker."""
@@ -206,6 +302,24 @@ class GraphBuilder:
         if check:
             onnx.checker.check_model(model, full_check=True)
         return model
+
+
+def _copied(proto: Any) -> Any:
+    copy = type(proto)()
+    copy.CopyFrom(proto)
+    return copy
+
+
+def _subgraph_values(nodes: Sequence[onnx.NodeProto]) -> set[str]:
+    """Every value name that the subgraphs of `nodes` (If branches, Loop bodies), at any depth, define."""
+    names: set[str] = set()
+    for node in nodes:
+        for attribute in node.attribute:
+            for body in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else attribute.graphs:
+                names.update(v.name for v in [*body.input, *body.output, *body.initializer])
+                names.update(name for inner in body.node for name in inner.output)
+                names |= _subgraph_values(body.node)
+    return names
 
 
 def _version() -> str:

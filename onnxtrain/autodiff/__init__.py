@@ -1,0 +1,14 @@
+"""Reverse-mode differentiation of ONNX graphs into standard ONNX: one gradient rule per op, in one table.
+
+- `gradients(model, wrt, loss)`: a ModelProto with `<name>_grad` outputs added.
+- `backward(builder, loss, wrt)`: the same inside a GraphBuilder (the portable engine's train step).
+- `rule("OpType")` and `GradientContext`: how a rule is written (docs/autodiff.md).
+"""
+
+from __future__ import annotations
+
+from onnxtrain.autodiff._backward import backward, gradients
+from onnxtrain.autodiff._context import GradientContext
+from onnxtrain.autodiff._rules import RULES, Rule, rule
+
+__all__ = ["RULES", "GradientContext", "Rule", "backward", "gradients", "rule"]

@@ -1,0 +1,287 @@
+"""GradientContext: what a gradient rule reads (the forward node, its attributes, shapes, incoming gradients) and the
+idioms it emits with (constants of the right dtype, shapes, undoing broadcasting, reductions)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from onnxtrain.errors import UnsupportedError
+from onnxtrain.graph import Dim, GraphBuilder
+
+Shape = tuple[Dim, ...]
+FLOAT_TYPES = {
+    onnx.TensorProto.FLOAT,
+    onnx.TensorProto.DOUBLE,
+    onnx.TensorProto.FLOAT16,
+    onnx.TensorProto.BFLOAT16,
+}
+
+
+@dataclass
+class GraphFacts:
+    """What backward knows of the forward graph: value types (from shape inference), constant values, and the values
+    known to hold ones (the loss seed), shared by the contexts of every node."""
+
+    builder: GraphBuilder
+    types: dict[str, onnx.TypeProto]
+    constants: dict[str, np.ndarray]
+    ones: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, builder: GraphBuilder) -> GraphFacts:
+        constants = {t.name: numpy_helper.to_array(t) for t in builder.initializers}
+        for node in builder.nodes:
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and len(node.attribute) == 1:
+                value = _constant_node_value(node.attribute[0])
+                if value is not None:
+                    constants[node.output[0]] = value
+        return cls(builder, builder.value_types(), constants)
+
+    def elem_type(self, value: str) -> int | None:
+        t = self.types.get(value)
+        return t.tensor_type.elem_type if t is not None else None
+
+    def shape(self, value: str) -> Shape | None:
+        t = self.types.get(value)
+        if t is None or not t.tensor_type.HasField("shape"):
+            return None
+        return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.tensor_type.shape.dim)
+
+    def is_float(self, value: str) -> bool:
+        """Whether `value` can carry a gradient: a floating-point tensor, or one of unknown type."""
+        elem = self.elem_type(value)
+        return elem is None or elem in FLOAT_TYPES
+
+
+def _constant_node_value(attribute: onnx.AttributeProto) -> np.ndarray | None:
+    if attribute.name == "value":
+        return numpy_helper.to_array(attribute.t)
+    simple = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64, "value_ints": np.int64}
+    if attribute.name in simple:
+        return np.array(helper.get_attribute_value(attribute), simple[attribute.name])
+    return None
+
+
+class GradientContext:
+    """One forward node seen by its gradient rule.
+
+    A rule returns the gradient of each input of `node` (None for inputs that take none or that `needs_grad` says
+    nobody needs) and emits every node through `emit` (or `builder`), in the default ONNX domain. The gradient of a
+    value always has the value's shape and dtype.
+    """
+
+    def __init__(
+        self,
+        node: onnx.NodeProto,
+        builder: GraphBuilder,
+        facts: GraphFacts,
+        grad_outputs: Sequence[str | None],
+        needs: Sequence[bool],
+    ):
+        self.node = node
+        self.builder = builder
+        self.facts = facts
+        self.grad_outputs = tuple(grad_outputs)
+        self.needs = tuple(needs)
+        self._attributes: dict[str, Any] | None = None
+
+    # --- the forward node -----------------------------------------------------------------------------------
+    @property
+    def opset(self) -> int:
+        return self.builder.opset
+
+    @property
+    def op_type(self) -> str:
+        return self.node.op_type
+
+    @property
+    def inputs(self) -> list[str]:
+        """The node's input names; "" for an absent optional input."""
+        return list(self.node.input)
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self.node.output)
+
+    def input(self, index: int) -> str:
+        """Input `index`, "" where it is absent (an optional input left out or past the end)."""
+        return self.node.input[index] if index < len(self.node.input) else ""
+
+    def output(self, index: int = 0) -> str:
+        return self.node.output[index] if index < len(self.node.output) else ""
+
+    def grad(self, index: int = 0) -> str | None:
+        """dL/d(output `index`); None where no gradient flows into it."""
+        return self.grad_outputs[index] if index < len(self.grad_outputs) else None
+
+    def needs_grad(self, index: int) -> bool:
+        """Whether dL/d(input `index`) is wanted: rules skip the work for the others."""
+        return index < len(self.needs) and self.needs[index]
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """The node's attributes, with the defaults of its schema at this opset for those it does not set."""
+        if self._attributes is None:
+            schema = onnx.defs.get_schema(self.node.op_type, self.opset, self.node.domain)
+            values = {
+                name: helper.get_attribute_value(a.default_value)
+                for name, a in schema.attributes.items()
+                if a.default_value.type != onnx.AttributeProto.UNDEFINED
+            }
+            values.update({a.name: helper.get_attribute_value(a) for a in self.node.attribute})
+            self._attributes = {k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()}
+        return self._attributes
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        """Attribute `name` (strings decoded), its schema default, else `default`."""
+        return self.attributes.get(name, default)
+
+    def forward_output(self, index: int) -> str:
+        """Output `index` of the forward node, added to it if it did not emit it (Dropout's mask, MaxPool's
+        Indices): the gradient then reuses what the forward computed."""
+        return self.builder.node_output(self.node, index, hint=f"{self.output(0)}_out{index}")
+
+    # --- static facts -----------------------------------------------------------------------------------------
+    def shape(self, value: str) -> Shape | None:
+        """The static shape of a forward value: ints, dim_param names or None per dim; None if the rank is unknown."""
+        return self.facts.shape(value)
+
+    def rank(self, value: str) -> int | None:
+        shape = self.shape(value)
+        return None if shape is None else len(shape)
+
+    def static_shape(self, value: str) -> tuple[int, ...] | None:
+        """The shape when every dimension is a known int, else None."""
+        shape = self.shape(value)
+        if shape is None or not all(isinstance(d, int) for d in shape):
+            return None
+        return tuple(int(d) for d in shape)  # type: ignore[arg-type]
+
+    def dtype(self, value: str) -> np.dtype:
+        """The numpy dtype of a forward value (float32 where unknown)."""
+        elem = self.facts.elem_type(value)
+        return np.dtype(helper.tensor_dtype_to_np_dtype(elem)) if elem else np.dtype(np.float32)
+
+    def elem_type(self, value: str) -> int:
+        return self.facts.elem_type(value) or onnx.TensorProto.FLOAT
+
+    def constant_value(self, value: str) -> np.ndarray | None:
+        """The value of an initializer or Constant output, None for anything computed at run time."""
+        return self.facts.constants.get(value) if value else None
+
+    def is_one(self, value: str | None) -> bool:
+        """Whether `value` is known to hold ones (the loss seed): multiplying by it changes nothing."""
+        return value in self.facts.ones
+
+    # --- emitting -------------------------------------------------------------------------------------------
+    def _hint(self, hint: str | None, op_type: str) -> str:
+        return hint or f"{self.output(0)}_grad_{op_type.lower()}"
+
+    def emit(self, op_type: str, inputs: Sequence[str], hint: str | None = None, **attributes: Any) -> str:
+        """Append one single-output node (default domain) and return its output."""
+        return self.builder.node(op_type, inputs, self._hint(hint, op_type), **attributes)
+
+    def emit_multi(
+        self, op_type: str, inputs: Sequence[str], num_outputs: int, hint: str | None = None, **attributes: Any
+    ) -> list[str]:
+        return self.builder.multi_output_node(op_type, inputs, num_outputs, self._hint(hint, op_type), **attributes)
+
+    def scalar(self, value: float, like: str) -> str:
+        """A scalar constant of `like`'s dtype, emitted once per graph."""
+        dtype = self.dtype(like)
+        key = f"autodiff.scalar.{dtype.name}.{float(value)!r}"
+        return self.builder.shared(key, lambda: self.builder.constant(value, f"{dtype.name}_{value:g}", dtype))
+
+    def constant(self, array: np.ndarray, hint: str = "const") -> str:
+        return self.builder.constant(np.asarray(array), hint, np.asarray(array).dtype)
+
+    def ints(self, values: Sequence[int], hint: str = "ints") -> str:
+        """An int64 1-D constant, emitted once per graph."""
+        key = f"autodiff.ints.{tuple(int(v) for v in values)}"
+        return self.builder.shared(key, lambda: self.builder.constant(np.array(values, np.int64), hint, np.int64))
+
+    def times(self, value: str, grad: str | None) -> str:
+        """value * grad, or `value` itself when `grad` is the scalar loss seed (a rank-0 one changes no shape)."""
+        assert grad is not None
+        if self.is_one(grad) and self.facts.shape(grad) == ():
+            return value
+        return self.emit("Mul", [value, grad])
+
+    def cast_like(self, value: str, like: str) -> str:
+        """`value` (a bool or other mask) cast to `like`'s dtype."""
+        return self.emit("Cast", [value], to=self.elem_type(like))
+
+    def reduce(self, op_type: str, x: str, axes: Sequence[int] | None, keepdims: bool, hint: str | None = None) -> str:
+        """`op_type` over `axes` in the form this opset takes (see GraphBuilder.reduce)."""
+        return self.builder.reduce(op_type, x, axes, keepdims, self._hint(hint, op_type))
+
+    def shape_of(self, value: str) -> str:
+        """The shape of a forward value as int64 [rank]: a constant when static, else one Shape node per value."""
+        static = self.static_shape(value)
+        if static is not None:
+            return self.ints(static, "shape")
+        return self.builder.shared(f"autodiff.shape.{value}", lambda: self.emit("Shape", [value], hint="shape"))
+
+    def dim(self, value: str, axis: int, size: Dim = None) -> str:
+        """Dimension `axis` of `value` as int64 [1]: a constant when known, one shared Gather per symbolic
+        dimension name (every value whose dim is "batch" has the same batch size), else one per value and axis.
+        `size` is the dimension as far as known where `value` is no forward value (a gradient, say)."""
+        shape = self.shape(value)
+        if size is None and shape is not None:
+            axis = axis % len(shape)
+            size = shape[axis]
+        if isinstance(size, int):
+            return self.ints([size], "dim")
+        key = f"autodiff.dim.{size}" if isinstance(size, str) else f"autodiff.dim.{value}.{axis}"
+        return self.builder.shared(key, lambda: self._gathered_dim(value, axis))
+
+    def _gathered_dim(self, value: str, axis: int) -> str:
+        shape = self.shape_of(value) if self.shape(value) is not None else self.emit("Shape", [value], hint="shape")
+        return self.builder.node("Gather", [shape, self.ints([axis], "axis")], hint="dim", axis=0)
+
+    def count(self, value: str, like: str) -> str:
+        """The number of elements of forward `value`, as a [1]-shaped constant or value of `like`'s dtype."""
+        static = self.static_shape(value)
+        if static is not None:
+            return self.scalar(float(np.prod(static, dtype=np.int64)), like)
+        shape = self.shape(value)
+        size = self.dim(value, 0) if shape is not None and len(shape) == 1 else self.emit("Size", [value])
+        key = f"autodiff.count.{size}.{self.dtype(like).name}"
+        return self.builder.shared(
+            key, lambda: self.builder.node("Cast", [size], hint="count", to=self.elem_type(like))
+        )
+
+    def ones(self, length_of: str, axis: int, like: str, size: Dim = None) -> str:
+        """A 1-D tensor of ones, as long as dimension `axis` of `length_of` (see `dim`), in `like`'s dtype; once per
+        graph and length."""
+        dim = self.dim(length_of, axis, size)
+        one = numpy_helper.from_array(np.ones(1, self.dtype(like)))
+        key = f"autodiff.ones.{dim}.{self.dtype(like).name}"
+        return self.builder.shared(key, lambda: self.builder.node("ConstantOfShape", [dim], hint="ones", value=one))
+
+    def zeros_like(self, value: str) -> str:
+        zero = numpy_helper.from_array(np.zeros(1, self.dtype(value)))
+        return self.emit("ConstantOfShape", [self.shape_of(value)], hint=f"{value}_zeros", value=zero)
+
+    def unbroadcast(self, grad: str, to: str, grad_shape: Shape | None = None) -> str:
+        """`grad` (shaped like the node's first output, or `grad_shape`) summed down to the shape of input `to`, as
+        multidirectional broadcasting had expanded `to`: nothing when the shapes match. See `_broadcast.py`."""
+        from onnxtrain.autodiff._broadcast import unbroadcast
+
+        shape = grad_shape if grad_shape is not None else self.shape(self.output(0))
+        return unbroadcast(self, grad, shape, to)
+
+    # --- refusing -------------------------------------------------------------------------------------------
+    def unsupported(self, attribute: str, value: Any, expected: str = "") -> UnsupportedError:
+        """The error a rule raises for a form of its op that it cannot differentiate."""
+        why = f" ({expected})" if expected else ""
+        return UnsupportedError(
+            f"No gradient for {self.op_type} node {self.node.name!r} with {attribute}={value!r}{why}. "
+            f"Received it in the graph at opset {self.opset}, on the path to the loss."
+        )

@@ -1,0 +1,76 @@
+"""Gradient rules of the reductions ReduceSum, ReduceMean, ReduceMax and ReduceMin, with their axes as the attribute
+(ReduceMean/Max/Min before opset 18) or the input (ReduceSum from 13, the others from 18), keepdims and
+noop_with_empty_axes. A max's gradient is shared evenly between tied maxima."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from onnxtrain.autodiff._context import GradientContext
+from onnxtrain.autodiff._rules import rule
+
+Grads = list[str | None]
+NOOP = "noop"
+
+
+def _axes(ctx: GradientContext) -> list[int] | str | None:
+    """The reduced axes (None: every axis; NOOP: none, the op copies its input), as ints where known, else the name of
+    the run-time axes input."""
+    if len(ctx.inputs) > 1 and ctx.input(1):
+        constant = ctx.constant_value(ctx.input(1))
+        if constant is None:
+            return ctx.input(1)
+        axes = [int(a) for a in constant.reshape(-1)]
+    else:
+        axes = [int(a) for a in ctx.attr("axes", None) or []]
+    if axes:
+        return axes
+    return NOOP if ctx.attr("noop_with_empty_axes", 0) else None
+
+
+def _kept(ctx: GradientContext, value: str, axes: list[int] | str | None) -> str:
+    """`value` (shaped like the output) with the reduced axes back as size 1, so it broadcasts against the input."""
+    if ctx.attr("keepdims") or axes is None:
+        return value  # without keepdims, reducing every axis leaves a scalar, which broadcasts as it is
+    if isinstance(axes, str):
+        raise ctx.unsupported("axes", f"<run-time value {axes!r}>", "keepdims=0 needs constant axes")
+    return ctx.emit("Unsqueeze", [value, ctx.ints(axes)])
+
+
+def _reduced_count(ctx: GradientContext, x: str, axes: list[int] | str | None) -> str:
+    """How many elements each output element reduces, in x's dtype."""
+    shape = ctx.shape(x)
+    if shape is not None and not isinstance(axes, str):
+        dims = [shape[a] for a in (axes if axes is not None else range(len(shape)))]
+        if all(isinstance(d, int) for d in dims):
+            return ctx.scalar(float(np.prod(dims, dtype=np.int64)), x)
+    sizes = [ctx.emit("Cast", [ctx.emit("Size", [v])], to=ctx.elem_type(x)) for v in (x, ctx.output(0))]
+    return ctx.emit("Div", sizes)
+
+
+@rule("ReduceSum", "ReduceMean")
+def _reduce_sum(ctx: GradientContext) -> Grads:
+    x, g = ctx.input(0), ctx.grad()
+    assert g is not None
+    axes = _axes(ctx)
+    if axes == NOOP:
+        return [g]
+    g = _kept(ctx, g, axes)
+    if ctx.op_type == "ReduceMean":
+        g = ctx.emit("Div", [g, _reduced_count(ctx, x, axes)])
+    return [ctx.emit("Expand", [g, ctx.shape_of(x)], hint=f"{x}_grad")]
+
+
+@rule("ReduceMax", "ReduceMin")
+def _reduce_max(ctx: GradientContext) -> Grads:
+    x, g = ctx.input(0), ctx.grad()
+    assert g is not None
+    axes = _axes(ctx)
+    if axes == NOOP:
+        return [g]
+    mask = ctx.cast_like(ctx.emit("Equal", [x, _kept(ctx, ctx.output(0), axes)]), x)
+    if isinstance(axes, str):
+        ties = ctx.emit("ReduceSum", [mask, axes], keepdims=1)
+    else:
+        ties = ctx.reduce("ReduceSum", mask, axes, keepdims=True)
+    return [ctx.emit("Mul", [mask, ctx.emit("Div", [_kept(ctx, g, axes), ties])], hint=f"{x}_grad")]
