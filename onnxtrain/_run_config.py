@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from onnxtrain._cli_data import LISTED_ENTRIES
 from onnxtrain.callbacks import Callback, CSVLogger, Logs
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelExistsError, OnnxtrainError, listing
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelExistsError, listing
 from onnxtrain.inputs import check_positive_int, check_validation_split
 from onnxtrain.model_io import SAVED_FILES
 from onnxtrain.saving import unreplaceable_entries
@@ -53,6 +53,7 @@ MAX_NAME_LENGTH = 100
 SAFE_NAME = re.compile(rf"\w[\w.-]{{0,{MAX_NAME_LENGTH - 1}}}")
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_LOSS = "softmax_cross_entropy_with_logits"
+CONFIG_EXPECTED = "train expects a run config, a .toml or .json file (see examples/fashion_mlp.toml), or --example NAME"
 
 
 def example_config(name: str) -> dict[str, Any]:
@@ -64,22 +65,60 @@ def read_config(path: str | Path) -> dict[str, Any]:
     """A model config from a .toml or .json file, checked for unknown keys.
 
     Raises:
-        InvalidArgumentError: another suffix, a file that does not parse, or a config `check_config` rejects.
+        InvalidArgumentError: a folder, an ONNX model, another suffix, a binary or non-UTF-8 file, a file that
+            does not parse, or a config `check_config` rejects.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    if path.is_dir():
+        raise InvalidArgumentError(f"'{path}' is a folder, not a run config: {CONFIG_EXPECTED}")
+    data = path.read_bytes()
+    suffix = path.suffix.lower()
+    if suffix == ".onnx" or (not _is_text(data) and _is_onnx_model(data)):
+        raise InvalidArgumentError(
+            f"'{path}' is an ONNX model, not a run config: `onnxtrain train` builds and trains a model that a "
+            ".toml or .json config (see examples/fashion_mlp.toml) or --example NAME describes, and cannot import "
+            f"or fine-tune ONNX models. To inspect this one: onnxtrain summary {path}"
+        )
+    if suffix not in (".toml", ".json"):
+        raise InvalidArgumentError(
+            f"the config must be a .toml or .json file (see examples/fashion_mlp.toml), or pass --example NAME. "
+            f"Received: '{path}'"
+        )
     try:
-        if path.suffix.lower() == ".toml":
-            config = tomllib.loads(text)
-        elif path.suffix.lower() == ".json":
-            config = json.loads(text)
-        else:
-            raise InvalidArgumentError(f"the config must be a .toml or .json file. Received: '{path}'")
-    except (ValueError, TypeError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
-        if isinstance(e, OnnxtrainError):
-            raise
-        raise InvalidArgumentError(f"'{path}' is not valid {path.suffix[1:].upper()}: {e}") from e
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidArgumentError(
+            f"'{path}' is not a run config: it is not UTF-8 text (byte 0x{data[e.start]:02x} at position {e.start}). "
+            f"{CONFIG_EXPECTED}"
+        ) from e
+    if "\x00" in text:
+        raise InvalidArgumentError(
+            f"'{path}' is not a run config: it is a binary file (a NUL byte at position {text.index(chr(0))}). "
+            f"{CONFIG_EXPECTED}"
+        )
+    try:
+        config = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
+    except (ValueError, TypeError, RecursionError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise InvalidArgumentError(f"'{path}' is not valid {suffix[1:].upper()}: {e}") from e
     return check_config(config, str(path))
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        return "\x00" not in data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+
+
+def _is_onnx_model(data: bytes) -> bool:
+    """Whether binary `data` parses as an ONNX model with a graph (a renamed model.onnx, say)."""
+    import onnx
+
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception:  # protobuf raises DecodeError and more on other binary files
+        return False
+    return proto.ir_version > 0 and len(proto.graph.node) > 0
 
 
 def check_config(config: Any, source: str) -> dict[str, Any]:

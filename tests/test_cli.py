@@ -97,6 +97,8 @@ def work(tmp_path_factory) -> Path:
     (root / "tiny.json").write_text(json.dumps(tomllib.loads(TINY_CONFIG)))
     (root / "garbage.onnx").write_bytes(b"this is not a protobuf")
     (root / "notes.txt").write_text("hello")
+    (root / "latin1.json").write_bytes(b'{"name": "tiny", \xbf}')  # not UTF-8 at position 17
+    (root / "nul.toml").write_bytes(b'name = "tiny"\x00\x01')
     from PIL import Image
 
     Image.fromarray(x[50, :, :, 0]).save(root / "image.png")
@@ -419,6 +421,24 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
         1,
         r"ONNX Runtime could not build training artifacts with opset 22 and IR version 10: .+\. Try an older --opset",
     ),
+    (
+        "train_onnx_model",
+        ("train", "exported_copy.onnx"),
+        1,
+        r"'exported_copy\.onnx' is an ONNX model, not a run config: `onnxtrain train` builds and trains a model that a "
+        r"\.toml or \.json config \(see examples/fashion_mlp\.toml\) or --example NAME describes, and cannot import "
+        r"or fine-tune ONNX models\. To inspect this one: onnxtrain summary exported_copy\.onnx$",
+    ),
+    ("train_onnx_named_json", ("train", "onnx_model.json"), 1, r"'onnx_model\.json' is an ONNX model, not a run"),
+    (
+        "train_not_utf8",
+        ("train", "latin1.json"),
+        1,
+        r"'latin1\.json' is not a run config: it is not UTF-8 text \(byte 0xbf at position 17\)\. train expects a "
+        r"run config, a \.toml or \.json file \(see examples/fashion_mlp\.toml\), or --example NAME$",
+    ),
+    ("train_binary", ("train", "nul.toml"), 1, r"'nul\.toml' is not a run config: it is a binary file \(a NUL byte at"),
+    ("train_folder", ("train", "many_files"), 1, r"'many_files' is a folder, not a run config: train expects a run"),
     ("summary_garbage", ("summary", "garbage.onnx"), 1, r"'garbage.onnx' is not a readable ONNX model"),
     (
         "summary_missing",
@@ -434,6 +454,7 @@ def errors(work) -> dict[str, Result]:
     import shutil
 
     shutil.copy(work / "run" / "model" / "model.onnx", work / "exported_copy.onnx")  # an .onnx with no config
+    shutil.copy(work / "run" / "model" / "model.onnx", work / "onnx_model.json")  # an ONNX model misnamed
     (work / "foreign" / "model").mkdir(parents=True)  # --overwrite must not replace a folder holding notes
     (work / "foreign" / "model" / "notes.txt").write_text("keep me")
     (work / "many_files").mkdir()
