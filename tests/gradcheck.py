@@ -138,7 +138,7 @@ def forward_model(case: Case, dtype: np.dtype) -> tuple[onnx.ModelProto, dict[st
     outputs = ["y"] + [f"y{i}" for i in range(1, case.num_outputs)]
     node = helper.make_node(case.op_type, node_inputs, outputs, name="node_under_test", **case.attributes)
     graph = helper.make_graph(
-        [*case.extra_nodes, node],
+        [*(_constants_as(n, dtype) for n in case.extra_nodes), node],
         "rule_under_test",
         [helper.make_tensor_value_info(name, _elem(a.dtype), a.shape) for name, a in feeds.items()],
         [helper.make_tensor_value_info(name, onnx.TensorProto.UNDEFINED, None) for name in outputs],
@@ -168,7 +168,8 @@ def loss_model(
         if output.type.tensor_type.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
             continue
         shape = [d.dim_value for d in output.type.tensor_type.shape.dim]
-        r = np.random.default_rng(100 + k).uniform(-1, 1, size=shape).astype(dtype)
+        out_dtype = helper.tensor_dtype_to_np_dtype(output.type.tensor_type.elem_type)
+        r = np.random.default_rng(100 + k).uniform(-1, 1, size=shape).astype(out_dtype)
         projections[output.name] = r
         graph.initializer.append(numpy_helper.from_array(r, f"r_{output.name}"))
         graph.node.append(helper.make_node("Mul", [output.name, f"r_{output.name}"], [f"p_{output.name}"]))
@@ -179,7 +180,8 @@ def loss_model(
         graph.node.append(helper.make_node("Add", [total, term], [f"total_{i}"]))
         total = f"total_{i}"
     graph.node.append(helper.make_node("Identity", [total], [LOSS]))
-    graph.output.insert(0, helper.make_tensor_value_info(LOSS, _elem(dtype), []))
+    loss_dtype = next(iter(projections.values())).dtype
+    graph.output.insert(0, helper.make_tensor_value_info(LOSS, _elem(loss_dtype), []))
     onnx.checker.check_model(model, full_check=True)
     return model, feeds, wrt, projections
 
@@ -290,6 +292,19 @@ def _split_inputs(case: Case, dtype: np.dtype) -> tuple[dict[str, np.ndarray], d
             initializers[name] = value
     wrt = list(case.wrt) if case.wrt is not None else list(feeds)
     return feeds, initializers, wrt
+
+
+def _constants_as(node: onnx.NodeProto, dtype: np.dtype) -> onnx.NodeProto:
+    """`node`, with a Constant's float value in `dtype` (extra nodes are written in float64)."""
+    if node.op_type != "Constant" or not node.attribute or node.attribute[0].name != "value":
+        return node
+    value = numpy_helper.to_array(node.attribute[0].t)
+    if value.dtype.kind != "f":
+        return node
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    copy.attribute[0].t.CopyFrom(numpy_helper.from_array(value.astype(dtype)))
+    return copy
 
 
 def _elem(dtype: np.dtype) -> int:

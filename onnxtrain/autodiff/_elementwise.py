@@ -50,3 +50,91 @@ def _div(ctx: GradientContext) -> Grads:
     if ctx.needs_grad(1):
         db = ctx.emit("Neg", [ctx.unbroadcast(ctx.emit("Div", [ctx.times(ctx.output(0), g), b]), b)])
     return [da, db]
+
+
+@rule("Pow")
+def _pow(ctx: GradientContext) -> Grads:
+    # y = a ** b: da = g * b * a ** (b - 1), db = g * y * log(a)
+    a, b = ctx.inputs
+    g = ctx.grad()
+    assert g is not None
+    da = db = None
+    if ctx.needs_grad(0):
+        exponent = ctx.constant_value(b)
+        if exponent is not None and exponent.size == 1 and float(exponent.reshape(-1)[0]) in (1.0, 2.0):
+            value = float(exponent.reshape(-1)[0])
+            slope = ctx.scalar(1.0, a) if value == 1.0 else ctx.emit("Mul", [a, ctx.scalar(2.0, a)])
+        else:
+            b_float = b if ctx.dtype(b) == ctx.dtype(a) else ctx.cast_like(b, a)
+            lower = ctx.emit("Pow", [a, ctx.emit("Sub", [b, ctx.scalar(1.0, b)])])
+            slope = ctx.emit("Mul", [b_float, lower])
+        da = ctx.unbroadcast(ctx.emit("Mul", [g, slope]), a)
+    if ctx.needs_grad(1):
+        db = ctx.unbroadcast(ctx.emit("Mul", [ctx.times(ctx.output(0), g), ctx.emit("Log", [a])]), b)
+    return [da, db]
+
+
+@rule("Sqrt")
+def _sqrt(ctx: GradientContext) -> Grads:
+    # d sqrt(x) = 1 / (2 y)
+    return [ctx.emit("Div", [ctx.emit("Mul", [ctx.grad(), ctx.scalar(0.5, ctx.input(0))]), ctx.output(0)])]
+
+
+@rule("Exp")
+def _exp(ctx: GradientContext) -> Grads:
+    return [ctx.times(ctx.output(0), ctx.grad())]
+
+
+@rule("Log")
+def _log(ctx: GradientContext) -> Grads:
+    return [ctx.emit("Div", [ctx.grad(), ctx.input(0)])]
+
+
+@rule("Abs")
+def _abs(ctx: GradientContext) -> Grads:
+    return [ctx.times(ctx.emit("Sign", [ctx.input(0)]), ctx.grad())]
+
+
+@rule("Sign", "Floor", "Ceil", "Round", "OneHot", "RandomNormalLike", "RandomUniformLike", "Bernoulli")
+def _piecewise_constant(ctx: GradientContext) -> Grads:
+    """Zero almost everywhere (or random): no gradient flows back."""
+    return []
+
+
+@rule("Max", "Min")
+def _min_max(ctx: GradientContext) -> Grads:
+    # The gradient goes to the first input that attains the result, TensorFlow's convention at ties.
+    g = ctx.grad()
+    assert g is not None
+    y = ctx.output(0)
+    grads: Grads = []
+    taken: str | None = None  # where an earlier input attained y
+    last = max(i for i in range(len(ctx.inputs)) if ctx.needs_grad(i))
+    for i, x in enumerate(ctx.inputs[: last + 1]):
+        if i == len(ctx.inputs) - 1 and taken is not None:
+            mine = ctx.emit("Not", [taken])  # the last input attains y wherever no earlier one did
+        else:
+            equal = ctx.emit("Equal", [x, y])
+            mine = equal if taken is None else ctx.emit("And", [equal, ctx.emit("Not", [taken])])
+            if i < last:
+                taken = equal if taken is None else ctx.emit("Or", [taken, equal])
+        grads.append(ctx.unbroadcast(ctx.emit("Mul", [g, ctx.cast_like(mine, y)]), x) if ctx.needs_grad(i) else None)
+    return grads
+
+
+@rule("Where")
+def _where(ctx: GradientContext) -> Grads:
+    condition, a, b = ctx.inputs
+    g = ctx.grad()
+    assert g is not None
+    zero = ctx.scalar(0.0, ctx.output(0))
+    da = ctx.unbroadcast(ctx.emit("Where", [condition, g, zero]), a) if ctx.needs_grad(1) else None
+    db = ctx.unbroadcast(ctx.emit("Where", [condition, zero, g]), b) if ctx.needs_grad(2) else None
+    return [None, da, db]
+
+
+@rule("Cast")
+def _cast(ctx: GradientContext) -> Grads:
+    # Only a float -> float Cast is on a gradient path (integer values carry none).
+    x = ctx.input(0)
+    return [ctx.emit("Cast", [ctx.grad()], to=ctx.elem_type(x))]
