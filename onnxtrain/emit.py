@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping, Sequence
+from typing import TypeGuard
 
 import numpy as np
 import onnx
@@ -28,23 +29,37 @@ PROBABILITIES_NAME = "probabilities"
 def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
     """The layers as the graphs emit them for `loss`.
 
-    Softmax cross-entropy applies the softmax itself, to logits. A last layer that ends in a softmax (Keras'
-    usual `Dense(10, activation="softmax")` with "sparse_categorical_crossentropy") is therefore emitted without
-    it, as Keras does: training sees the logits, the `logits` output is the logits, and the exported
-    `probabilities` output is the layer's own softmax, not a softmax of it. The layer itself is not changed.
+    Softmax cross-entropy applies the softmax itself, to logits, so a last Dense (with Dense's own forward) is
+    emitted without its activation when that is
+      * a softmax (Keras' usual `Dense(10, activation="softmax")` with "sparse_categorical_crossentropy"), as
+        Keras does: training sees the logits, the `logits` output is the logits, and the exported
+        `probabilities` output is the layer's own softmax, not a softmax of it; or
+      * not given (`Dense(10)`, as KotlinDL's tutorial writes it): Dense's ReLU default would apply to the
+        logits, and a class whose unit starts inactive would never learn. An explicit `activation="relu"` stays.
+    Every graph of a model (each engine's training and eval graphs, and the export) goes through here, so they
+    all compute the same function. The layer itself is not changed.
     """
     layers = list(layers)
     last = layers[-1]
-    if (
-        isinstance(loss, SoftmaxCrossEntropyWithLogits)
-        and isinstance(last, Dense)
-        and type(last).emit is Dense.emit  # its forward is Dense's: the linear part, then the activation
-        and isinstance(last.activation, activations.Softmax)
-    ):
+    if _emits_its_logits(last, loss):
         logits = copy.copy(last)  # shares the layer's name and weights; only the activation differs
         logits.activation = activations.Linear()
         layers[-1] = logits
     return layers
+
+
+def default_activation_emits_logits(layer: Layer, loss: Loss | None) -> bool:
+    """Whether `layer`, last in a model, is emitted linear for `loss` because its activation was not given."""
+    return _emits_its_logits(layer, loss) and not getattr(layer, "activation_given", True)
+
+
+def _emits_its_logits(last: Layer, loss: Loss | None) -> TypeGuard[Dense]:
+    return (
+        isinstance(loss, SoftmaxCrossEntropyWithLogits)
+        and isinstance(last, Dense)
+        and type(last).emit is Dense.emit  # its forward is Dense's: the linear part, then the activation
+        and (isinstance(last.activation, activations.Softmax) or not getattr(last, "activation_given", True))
+    )
 
 
 def emit_forward(builder: GraphBuilder, layers: Sequence[Layer], x: str) -> str:

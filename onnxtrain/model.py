@@ -153,7 +153,8 @@ class Sequential:
         return trainable, frozen
 
     def summary(self, print_fn: Any = print) -> str | None:
-        """KotlinDL's summary table: printed, or returned as a string.
+        """KotlinDL's summary table: printed, or returned as a string. Once compiled, a last Dense left at its
+        default activation under softmax cross-entropy shows "[linear (logits)]": that is what it emits.
 
         Args:
             print_fn: called with the table (default `print`); None prints nothing and returns the table instead.
@@ -166,7 +167,7 @@ class Sequential:
             >>> model.summary()  # doctest: +SKIP
             >>> text = model.summary(print_fn=None)  # doctest: +SKIP
         """
-        text = summary_table(self)
+        text = summary_table(self, self._trainer.compiled.loss if self._trainer is not None else None)
         if print_fn is None:
             return text
         print_fn(text)
@@ -489,10 +490,11 @@ def _check_trainable(layers: Sequence[Layer], loss: Loss) -> None:
 def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
     """Warn when the last layer's activation does not fit the loss.
 
-    Softmax cross-entropy expects raw logits. A softmax there is left out of the graphs (`emit.graph_layers`), as
-    Keras does; any other activation (KotlinDL's default ReLU) still trains, but ReLU leaves a class whose unit
-    starts inactive without gradient for good: on the tutorial MLP, 3 of 5 random seeds ended 10 epochs of
-    Fashion-MNIST below 0.81 accuracy, against 0.881-0.890 with linear logits (tools/seed_study.py).
+    Softmax cross-entropy expects raw logits. A softmax there, or a Dense activation left at its default, is left
+    out of the graphs (`emit.graph_layers`); any other activation given explicitly (`activation="relu"`) still
+    trains, but ReLU leaves a class whose unit starts inactive without gradient for good: on the tutorial MLP
+    with ReLU logits, 3 of 5 random seeds ended 10 epochs of Fashion-MNIST below 0.81 accuracy, against
+    0.881-0.890 with linear logits (tools/seed_study.py).
     Binary cross-entropy expects probabilities: without a sigmoid, outputs outside [0, 1] are clipped, which
     stops their gradient, and "probabilities" are not probabilities.
     """
@@ -504,7 +506,8 @@ def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
         warnings.warn(
             f"Loss {loss.name!r} expects logits, but the last layer {last.name!r} applies activation "
             f"{activation.name!r} to them. It trains, but worse and less reliably ({activation.name} logits can "
-            f'leave classes unlearnable). For logits use {type(last).__name__}(..., activation="linear").',
+            f'leave classes unlearnable). For logits use {type(last).__name__}(..., activation="linear"), or leave '
+            "the activation out.",
             UserWarning,
             stacklevel=3,
         )

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from onnxtrain import emit
 from onnxtrain.layers import format_shape
 
 if TYPE_CHECKING:
+    from onnxtrain.losses import Loss
     from onnxtrain.model import Sequential
 
 WIDTHS = (39, 26, 13)
 
 
-def summary_table(model: Sequential) -> str:
+def summary_table(model: Sequential, loss: Loss | None = None) -> str:
+    """The table; with the compiled `loss`, a last layer whose activation gives way to logits (a Dense left at its
+    default under softmax cross-entropy, see `emit.graph_layers`) is marked "[linear (logits)]"."""
     rule = "=" * sum(WIDTHS)
     thin = "_" * sum(WIDTHS)
     lines = [
@@ -27,6 +31,8 @@ def summary_table(model: Sequential) -> str:
             lines.append(thin)
         shape = format_shape(layer.output_shape or ())
         label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
+        if layer is model.layers[-1] and emit.default_activation_emits_logits(layer, loss):
+            label += " [linear (logits)]"
         lines.append(_row(label, shape, str(layer.param_count)))
     trainable, frozen = model.count_params()
     lines += [

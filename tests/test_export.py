@@ -310,22 +310,30 @@ def test_a_softmax_output_layer_exports_its_logits_and_its_own_softmax_as_probab
     np.testing.assert_allclose(probabilities, softmax, rtol=1e-5, atol=1e-6)
 
 
-def test_only_softmax_cross_entropy_leaves_a_final_softmax_to_the_loss():
+def test_only_softmax_cross_entropy_leaves_a_final_softmax_or_default_activation_to_the_loss():
     from onnxtrain import emit, losses
 
     class Scaled(Dense):  # a forward of its own: its activation is not Dense's last step any more
         def emit(self, builder, x):
             return builder.node("Mul", [super().emit(builder, x), builder.constant(2.0, "two")])
 
+    softmax_ce = losses.SoftmaxCrossEntropyWithLogits()
     for last, loss, folded in [
-        (Dense(3, activation="softmax"), losses.SoftmaxCrossEntropyWithLogits(), True),
+        (Dense(3, activation="softmax"), softmax_ce, True),
         (Dense(3, activation="softmax"), losses.MeanSquaredError(), False),
         (Dense(3, activation="softmax"), None, False),
-        (Dense(3, activation="sigmoid"), losses.SoftmaxCrossEntropyWithLogits(), False),
-        (Scaled(3, activation="softmax"), losses.SoftmaxCrossEntropyWithLogits(), False),
+        (Dense(3, activation="sigmoid"), softmax_ce, False),
+        (Scaled(3, activation="softmax"), softmax_ce, False),
+        (Dense(3), softmax_ce, True),  # KotlinDL's tutorial: the default ReLU gives way to logits
+        (Dense(3, activation="relu"), softmax_ce, False),  # an explicit ReLU stays (and compile warns)
+        (Dense(3), losses.MeanSquaredError(), False),
+        (Dense(3), losses.BinaryCrossentropy(), False),  # takes probabilities, not logits
+        (Dense(3), None, False),
+        (Scaled(3), softmax_ce, False),
     ]:
-        layers = [Input(4), Dense(5, activation="softmax"), last]
+        layers = [Input(4), Dense(5), last]
         emitted = emit.graph_layers(layers, loss)
         assert emitted[:2] == layers[:2]  # only the last layer can change
         assert emitted[-1].activation.name == ("linear" if folded else last.activation.name), (last, loss)
-        assert last.activation.name in ("softmax", "sigmoid")  # the model's own layer is never changed
+        assert last.activation.name in ("softmax", "sigmoid", "relu")  # the model's own layer is never changed
+        assert emit.default_activation_emits_logits(last, loss) is (folded and not last.activation_given)

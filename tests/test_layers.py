@@ -84,10 +84,31 @@ def test_seed_model_has_kotlindl_parameter_count():
 
 def test_dense_defaults_are_kotlindls():
     layer = Dense(3)
-    assert layer.activation.name == "relu"
+    assert layer.activation.name == "relu" and not layer.activation_given
     assert layer.kernel_initializer.name == "he_normal"
     assert layer.bias_initializer.name == "he_uniform"
     assert layer.use_bias
+
+
+def test_dense_config_round_trips_whether_the_activation_was_given():
+    # Not given, the activation is left out of the config, so a rebuilt (or loaded) last layer keeps the rule that
+    # emits linear logits for softmax cross-entropy; an explicit "relu" stays explicit.
+    default, explicit = Dense(3), Dense(3, activation="relu")
+    assert "activation" not in default.get_config()
+    assert explicit.get_config()["activation"] == {"name": "relu"}
+    for layer in (default, explicit):
+        rebuilt = Layer.from_config(layer.serialize())
+        assert rebuilt.get_config() == layer.get_config()
+        assert rebuilt.activation_given is layer.activation_given
+        assert rebuilt.activation == layer.activation
+    assert Dense(3, activation=None).activation_given  # Keras' spelling of linear is a choice too
+
+
+def test_assigning_a_dense_activation_counts_as_giving_it():
+    layer = Dense(3)
+    layer.activation = "tanh"
+    assert layer.activation.name == "tanh" and layer.activation_given
+    assert layer.get_config()["activation"] == {"name": "tanh"}
 
 
 BAD_LAYERS = [

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import reference as ref
 
@@ -258,15 +259,88 @@ def test_cuda_without_a_cuda_provider_names_the_extra():
         model.compile(device="cuda")
 
 
-def test_activation_on_logits_warns_and_linear_logits_do_not():
+def test_activation_on_logits_warns_and_linear_or_default_logits_do_not():
     with (
-        Sequential.of(Input(3), Dense(2)) as model,
+        Sequential.of(Input(3), Dense(2, activation="relu")) as model,
         pytest.warns(UserWarning, match=r"expects logits.*'relu'"),
     ):
         model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
-    with Sequential.of(Input(3), Dense(2, activation="linear")) as model, warnings.catch_warnings():
+    for last in (Dense(2, activation="linear"), Dense(2)):
+        with Sequential.of(Input(3), last) as model, warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
+
+
+def tutorial_model(last: Dense) -> Sequential:
+    return Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), last, seed=0)
+
+
+def relu_inputs(model: onnx.ModelProto | Path) -> set[str]:
+    """The values a graph passes through a Relu: the forward's (both engines write ReLU's gradient without one)."""
+    graph = (onnx.load(model) if isinstance(model, Path) else model).graph
+    return {node.input[0] for node in graph.node if node.op_type == "Relu"}
+
+
+TRAINING_GRAPHS = [
+    pytest.param("ort-training", "training_model.onnx", marks=pytest.mark.training),
+    ("portable", "train_step.onnx"),
+]
+
+
+@pytest.mark.parametrize(("engine", "graph"), TRAINING_GRAPHS)
+def test_the_tutorial_as_written_trains_linear_logits_and_hidden_relus(tmp_path, engine, graph):
+    # KotlinDL's tutorial: Dense(10) with no activation under softmax cross-entropy. Dense's ReLU default stays
+    # on the hidden layers; on the logits it would leave a class whose unit starts inactive unlearnable.
+    with tutorial_model(Dense(10)) as model, warnings.catch_warnings():
         warnings.simplefilter("error")
+        model.compile(
+            optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, engine=engine, artifacts_dir=tmp_path
+        )
+        assert model.layers[-1].activation.name == "relu" and not model.layers[-1].activation_given
+    assert relu_inputs(tmp_path / graph) == {"dense_1.gemm", "dense_2.gemm"}  # none after dense_3's Gemm
+
+
+@pytest.mark.parametrize(("engine", "graph"), TRAINING_GRAPHS)
+def test_explicit_relu_logits_keep_their_relu_and_warn(tmp_path, engine, graph):
+    with (
+        tutorial_model(Dense(10, activation="relu")) as model,
+        pytest.warns(UserWarning, match=r"expects logits.*'dense_3' applies activation 'relu'"),
+    ):
+        model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, engine=engine, artifacts_dir=tmp_path)
+    assert relu_inputs(tmp_path / graph) == {"dense_1.gemm", "dense_2.gemm", "dense_3.gemm"}
+
+
+@pytest.mark.parametrize("engine", ["ort-training", "portable"])
+def test_a_last_dense_without_activation_trains_and_exports_as_linear_logits(blobs, engine):
+    x, y = blobs
+    results = {}
+    for given in (False, True):
+        last = Dense(3, activation="linear") if given else Dense(3)
+        with Sequential.of(Input(4, 3), Flatten(), Dense(16), last, seed=4) as model:
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", engine=engine)
+            history = model.fit((x, y), epochs=3, batch_size=16, verbose=0)
+            results[given] = (model.get_weights(), history.history["loss"], model.predict_softly(x))
+            exported = model.inference_model()
+            assert relu_inputs(exported) == {"dense_1.gemm"}
+    for name, value in results[True][0].items():
+        np.testing.assert_array_equal(results[False][0][name], value, err_msg=name)
+    assert results[False][1] == results[True][1]
+    np.testing.assert_array_equal(results[False][2], results[True][2])
+
+
+def test_summary_shows_linear_logits_where_the_default_activation_gives_way():
+    with tutorial_model(Dense(10)) as model:
+        assert "linear (logits)" not in model.summary(print_fn=None)  # no loss yet: nothing is decided
         model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
+        text = model.summary(print_fn=None)
+        row = next(line for line in text.splitlines() if line.startswith("dense_3"))
+        assert row.split() == ["dense_3(Dense)", "[linear", "(logits)]", "[None,", "10]", "1010"]
+        assert text.count("linear (logits)") == 1  # the hidden layers keep their ReLU
+        model.compile(loss="mse")
+        assert "linear (logits)" not in model.summary(print_fn=None)
+    with tutorial_model(Dense(10, activation="relu")) as model, pytest.warns(UserWarning):
+        model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
+        assert "linear (logits)" not in model.summary(print_fn=None)
 
 
 @pytest.mark.parametrize("engine", ["ort-training", "portable"])

@@ -9,9 +9,11 @@ import re
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -573,6 +575,34 @@ def test_save_load_round_trips_config_and_weights(tmp_path, units, activation, u
             assert loaded.get_config() == model.get_config()
             assert loaded.class_names == model.class_names
             _assert_same_weights(loaded.get_weights(), model.get_weights())
+
+
+def _relu_inputs(model: onnx.ModelProto) -> set[str]:
+    return {node.input[0] for node in model.graph.node if node.op_type == "Relu"}
+
+
+@pytest.mark.parametrize("given", [None, "relu"])
+def test_save_load_keeps_whether_the_last_activation_was_given(tmp_path, given):
+    # Dense(3) leaves its activation to the loss (linear logits under softmax cross-entropy); Dense(3, "relu")
+    # keeps ReLU. Either way config.json, the loaded model, its re-export and the saved model.onnx all agree.
+    x, y = _data()
+    last = Dense(3) if given is None else Dense(3, activation=given)
+    relus = {"dense_1.gemm"} if given is None else {"dense_1.gemm", "dense_2.gemm"}
+    with Sequential.of(Input(4, 4, 1), Flatten(), Dense(8), last, seed=3) as model, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # explicit ReLU logits warn; test_model checks that
+        model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits")
+        model.fit((x, y), epochs=1, batch_size=16, verbose=0)
+        directory = model.save(tmp_path / "m")
+        expected = model.predict_softly(x)
+    config = json.loads((directory / "config.json").read_text())
+    assert ("activation" in config["layers"][-1]["config"]) is (given is not None)
+    assert _relu_inputs(onnx.load(directory / "model.onnx")) == relus
+    with load_model(directory) as loaded, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert loaded.layers[-1].activation_given is (given is not None)
+        assert _relu_inputs(loaded.inference_model()) == relus
+        np.testing.assert_allclose(loaded.predict_softly(x), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(onnxtrain.InferenceModel.load(directory).predict_softly(x), expected, rtol=1e-6)
 
 
 # --- kill -9 during save

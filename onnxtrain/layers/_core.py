@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any
 
@@ -55,23 +56,39 @@ class Flatten(Layer):
         return builder.node("Flatten", [x], hint="flatten", axis=1)
 
 
+ActivationLike = str | Activation | activations.Activations | dict[str, Any] | None
+
+
+class DefaultActivation(enum.Enum):
+    """The `activation` of a Dense that was not given one (a sentinel, so a config can tell it from "relu")."""
+
+    RELU = "relu"  # KotlinDL's default; a last layer feeding a loss that takes logits emits them linear
+
+
 class Dense(Layer):
     """Fully connected layer: activation(x @ kernel + bias).
 
     The defaults are KotlinDL's, which differ from Keras: `activation="relu"` (Keras: linear),
     `kernel_initializer=HeNormal` (Keras: GlorotUniform) and `bias_initializer=HeUniform` (Keras: zeros).
+    One exception: a last Dense whose activation is not given, feeding a loss that takes logits (softmax
+    cross-entropy), emits its logits linear (`emit.graph_layers`), since ReLU logits can leave a class unlearnable.
+    `activation="relu"` given explicitly is kept there too.
 
     Args:
         units: number of outputs, a positive int.
-        activation: name, `Activations` member or Activation instance.
+        activation: name, `Activations` member or Activation instance; not given: ReLU (see above).
         kernel_initializer / bias_initializer: name, class or instance from `onnxtrain.initializers`.
         use_bias: add a bias vector.
+
+    Attributes:
+        activation: the Activation (ReLU when not given); assigning one counts as giving it.
+        activation_given: whether an activation was given; `get_config` leaves it out when it was not.
     """
 
     def __init__(
         self,
         units: int,
-        activation: str | Activation | activations.Activations | dict[str, Any] | None = "relu",
+        activation: ActivationLike | DefaultActivation = DefaultActivation.RELU,
         kernel_initializer: str | Initializer | type[Initializer] | dict[str, Any] = initializers.HeNormal,
         bias_initializer: str | Initializer | type[Initializer] | dict[str, Any] = initializers.HeUniform,
         use_bias: bool = True,
@@ -80,12 +97,25 @@ class Dense(Layer):
     ):
         super().__init__(name=name, trainable=trainable)
         self.units = _positive_int("Dense", "units", units)
-        self.activation = activations.get(activation)
+        if isinstance(activation, DefaultActivation):
+            self._activation = activations.get(activation.value)
+            self.activation_given = False
+        else:
+            self.activation = activation
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         if not isinstance(use_bias, bool):
             raise InvalidArgumentError(f"Dense(use_bias=...) expects a bool. Received: use_bias={use_bias!r}")
         self.use_bias = use_bias
+
+    @property
+    def activation(self) -> Activation:
+        return self._activation
+
+    @activation.setter
+    def activation(self, value: ActivationLike) -> None:
+        self._activation = activations.get(value)
+        self.activation_given = True
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 1:
@@ -112,9 +142,10 @@ class Dense(Layer):
         return builder.node("MatMul", [x, params["kernel"]], hint="matmul")
 
     def get_config(self) -> dict[str, Any]:
+        activation = {"activation": self.activation.get_config()} if self.activation_given else {}
         return {
             "units": self.units,
-            "activation": self.activation.get_config(),
+            **activation,  # left out when not given, so the rebuilt layer keeps the default's rule
             "kernel_initializer": self.kernel_initializer.get_config(),
             "bias_initializer": self.bias_initializer.get_config(),
             "use_bias": self.use_bias,
