@@ -266,6 +266,30 @@ class GraphBuilder:
         node.output[index] = self.unique_name(hint or f"{node.output[0] or node.op_type.lower()}_out{index}")
         return node.output[index]
 
+    def complete_output_types(self, types: dict[str, onnx.TypeProto]) -> None:
+        """Give the graph outputs declared without a shape (valid, but refused by the full checker) their type from
+        `types` (see `value_types`) where it has one."""
+        for output in self._outputs:
+            known = types.get(output.name)
+            if (
+                known is not None
+                and not output.type.tensor_type.HasField("shape")
+                and known.tensor_type.HasField("shape")
+            ):
+                output.type.CopyFrom(known)
+
+    def remove_if_unread(self, value: str) -> bool:
+        """Remove the node that computes `value` when nothing reads it and it is no graph output: a value made in case
+        a later node needed it (autodiff's loss seed). Returns whether a node was removed."""
+        read = {name for node in self._nodes for name in node.input} | _subgraph_reads(self._nodes)
+        if value in read or value in {o.name for o in self._outputs}:
+            return False
+        for i, node in enumerate(self._nodes):
+            if list(node.output) == [value]:
+                del self._nodes[i]
+                return True
+        return False
+
     def value_types(self) -> dict[str, onnx.TypeProto]:
         """The type (element type and shape where known) of every value of the graph so far, from the declared
         inputs, outputs and initializers and ONNX shape inference over the nodes (unknown values are missing)."""

@@ -43,7 +43,8 @@ def backward(builder: GraphBuilder, loss: str, wrt: Sequence[str]) -> dict[str, 
     _check_loss(facts, loss)
     active = _active_values(nodes, facts, loss, wrt)
 
-    grads: dict[str, list[str]] = {loss: [_seed(builder, facts, loss)]} if loss in active else {}
+    seed = _seed(builder, facts, loss) if loss in active else None
+    grads: dict[str, list[str]] = {loss: [seed]} if seed else {}
     for node in reversed(nodes):
         if not any(out in active for out in node.output):
             continue
@@ -70,6 +71,8 @@ def backward(builder: GraphBuilder, loss: str, wrt: Sequence[str]) -> dict[str, 
     for name in dict.fromkeys(wrt):
         total = _total(builder, grads, name) if name in grads else None
         result[name] = total if total is not None else _zeros(builder, facts, name)
+    if seed and seed not in result.values():
+        builder.remove_if_unread(seed)  # the loss rule multiplied by it for nothing (`GradientContext.times`)
     return result
 
 
@@ -90,6 +93,7 @@ def gradients(model: onnx.ModelProto, wrt: Sequence[str], loss: str = "loss") ->
         raise InvalidArgumentError(f"gradients(wrt=...) expects a sequence of names. Received: wrt={wrt!r}")
     builder = GraphBuilder.from_model(model)
     types = builder.value_types()
+    builder.complete_output_types(types)
     taken = [f"{name}{GRAD_SUFFIX}" for name in wrt if f"{name}{GRAD_SUFFIX}" in builder._names]
     if taken:
         raise InvalidArgumentError(f"gradients() adds outputs named <name>_grad; the model already has {taken}.")

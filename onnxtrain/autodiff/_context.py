@@ -282,6 +282,6 @@ class GradientContext:
         """The error a rule raises for a form of its op that it cannot differentiate."""
         why = f" ({expected})" if expected else ""
         return UnsupportedError(
-            f"No gradient for {self.op_type} node {self.node.name!r} with {attribute}={value!r}{why}. "
-            f"Received it in the graph at opset {self.opset}, on the path to the loss."
+            f"No gradient for {self.op_type} node {self.node.name!r} with {attribute}={value!r}{why}. The node is "
+            f"on the path from a wrt value to the loss (opset {self.opset}); freeze what reaches it or change it."
         )

@@ -1,0 +1,287 @@
+"""onnxtrain.autodiff: the gradients() and backward() entry points, what gets differentiated (consumers summed,
+frozen and shape-only parts skipped), its errors, and the tutorial MLP against the portable engine's hand-written
+backward. The per-op rules are in test_autodiff_rules.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxtrain import Sequential, autodiff, emit, losses, optimizers
+from onnxtrain.autodiff import RULES, GradientContext
+from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError
+from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.portable._graphs import ParameterInputBuilder, gradient, gradient_model, model_parameters
+
+SCE = losses.get("softmax_cross_entropy_with_logits")
+RNG = np.random.default_rng(5)
+
+
+def run(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds), strict=True))
+
+
+def graph(nodes, inputs, initializers=(), outputs=("loss",), opset=17) -> onnx.ModelProto:
+    """A model of `nodes`; inputs are (name, shape) float32 graph inputs, outputs float32 (`loss` a scalar, the others
+    of unknown shape)."""
+    model = helper.make_model(
+        helper.make_graph(
+            nodes,
+            "test",
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+            [helper.make_tensor_value_info(n, TensorProto.FLOAT, [] if n == "loss" else None) for n in outputs],
+            [numpy_helper.from_array(np.asarray(a, np.float32), n) for n, a in initializers],
+        ),
+        opset_imports=[helper.make_opsetid("", opset)],
+    )
+    model.ir_version = 8 if opset <= 17 else 9
+    return model
+
+
+def mlp(seed: int = 12) -> Sequential:
+    return Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10), seed=seed)
+
+
+def tutorial_batch(size: int = 32) -> dict[str, np.ndarray]:
+    return {
+        "input": RNG.random((size, 28, 28, 1), dtype=np.float32),
+        "labels": RNG.integers(0, 10, size).astype(np.int64),
+    }
+
+
+# --- gradients() --------------------------------------------------------------------------------------------------
+def test_gradients_adds_one_checked_output_per_name_with_its_shape_and_dtype():
+    w = RNG.normal(size=(3, 2)).astype(np.float32)
+    model = graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["y"]),
+            helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0),
+        ],
+        [("x", [4, 3])],
+        [("w", w)],
+    )
+    result = autodiff.gradients(model, ["w", "x"])
+    onnx.checker.check_model(result, full_check=True)
+    outputs = {o.name: o for o in result.graph.output}
+    assert list(outputs) == ["loss", "w_grad", "x_grad"]
+    assert [d.dim_value for d in outputs["w_grad"].type.tensor_type.shape.dim] == [3, 2]
+    assert outputs["x_grad"].type.tensor_type.elem_type == TensorProto.FLOAT
+    x = RNG.normal(size=(4, 3)).astype(np.float32)
+    values = run(result, {"x": x})
+    np.testing.assert_allclose(values["w_grad"], np.repeat(x.sum(0)[:, None], 2, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(values["x_grad"], np.repeat(w.sum(1)[None], 4, axis=0), rtol=1e-6)
+    assert {n.domain for n in result.graph.node} == {""}
+
+
+def test_the_gradients_of_several_consumers_are_summed_by_one_sum():
+    # loss = sum(x * x + exp(x) + x): three consumers of x (Mul reads it twice)
+    model = graph(
+        [
+            helper.make_node("Mul", ["x", "x"], ["sq"]),
+            helper.make_node("Exp", ["x"], ["e"]),
+            helper.make_node("Sum", ["sq", "e", "x"], ["s"]),
+            helper.make_node("ReduceSum", ["s"], ["loss"], keepdims=0),
+        ],
+        [("x", [2, 3])],
+    )
+    result = autodiff.gradients(model, ["x"])
+    sums = [n for n in result.graph.node if n.op_type == "Sum" and n.output[0] != "s"]
+    assert len(sums) == 1 and len(sums[0].input) == 4
+    x = RNG.normal(size=(2, 3)).astype(np.float32)
+    np.testing.assert_allclose(run(result, {"x": x})["x_grad"], 2 * x + np.exp(x) + 1, rtol=1e-5)
+
+
+def test_frozen_and_unreachable_parts_are_not_differentiated():
+    # y = relu(x @ w1) @ w2; only w2 trains, so nothing flows into the first layer; `unused` gets zeros.
+    model = graph(
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["a"]),
+            helper.make_node("MatMul", ["a", "w2"], ["y"]),
+            helper.make_node("Cos", ["y"], ["not_on_the_path"]),  # no rule, but no gradient needs it
+            helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0),
+        ],
+        [("x", [4, 3])],
+        [("w1", RNG.normal(size=(3, 5))), ("w2", RNG.normal(size=(5, 2))), ("unused", np.ones((2, 2)))],
+        outputs=("loss", "not_on_the_path"),
+    )
+    result = autodiff.gradients(model, ["w2", "unused"])
+    backward_ops = [n.op_type for n in result.graph.node[len(model.graph.node) :]]
+    assert "Relu" not in backward_ops and "Greater" not in backward_ops  # no Relu gradient
+    assert backward_ops.count("Gemm") + backward_ops.count("MatMul") == 1  # w2's gradient only
+    values = run(result, {"x": np.ones((4, 3), np.float32)})
+    np.testing.assert_array_equal(values["unused_grad"], np.zeros((2, 2)))
+
+
+def test_shape_computations_are_not_differentiated():
+    # Reshape's target is computed from x's shape (Shape, Gather, Concat: integer values, no rules needed)
+    model = graph(
+        [
+            helper.make_node("Shape", ["x"], ["shape"]),
+            helper.make_node("Gather", ["shape", "zero"], ["batch"], axis=0),
+            helper.make_node("Concat", ["batch", "minus_one"], ["target"], axis=0),
+            helper.make_node("Reshape", ["x", "target"], ["flat"]),
+            helper.make_node("Mul", ["flat", "flat"], ["sq"]),
+            helper.make_node("ReduceSum", ["sq"], ["loss"], keepdims=0),
+        ],
+        [("x", [2, 3, 4])],
+    )
+    for name, value in (("zero", [0]), ("minus_one", [-1])):
+        model.graph.initializer.append(numpy_helper.from_array(np.array(value, np.int64), name))
+    result = autodiff.gradients(model, ["x"])
+    added = [n.op_type for n in result.graph.node[len(model.graph.node) :]]
+    assert "Gather" not in added and "Concat" not in added
+    x = RNG.normal(size=(2, 3, 4)).astype(np.float32)
+    np.testing.assert_allclose(run(result, {"x": x})["x_grad"], 2 * x, rtol=1e-6)
+
+
+def test_broadcasting_with_unknown_dims_is_undone_at_run_time():
+    model = graph(
+        [helper.make_node("Add", ["a", "b"], ["y"]), helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0)],
+        [("a", ["n", "m"]), ("b", ["k"])],
+    )
+    result = autodiff.gradients(model, ["a", "b"])
+    for b_size in (3, 1):
+        values = run(result, {"a": np.ones((2, 3), np.float32), "b": np.ones(b_size, np.float32)})
+        np.testing.assert_array_equal(values["b_grad"], np.full(b_size, 6.0 / b_size))
+        np.testing.assert_array_equal(values["a_grad"], np.ones((2, 3)))
+
+
+def test_matching_static_shapes_emit_no_reduction():
+    model = graph(
+        [helper.make_node("Add", ["a", "b"], ["y"]), helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0)],
+        [("a", ["n", 3]), ("b", ["n", 3])],
+    )
+    added = [n.op_type for n in autodiff.gradients(model, ["a", "b"]).graph.node[2:]]
+    # the seed expanded over y, which Add passes on as it is to both (the second output a copy)
+    assert added == ["Constant", "Shape", "Expand", "Identity"]
+
+
+# --- errors -------------------------------------------------------------------------------------------------------
+def sum_of(op: str, **attributes) -> onnx.ModelProto:
+    return graph(
+        [
+            helper.make_node(op, ["x"], ["y"], name="my_node", **attributes),
+            helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0),
+        ],
+        [("x", [2, 3])],
+        opset=20,
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "wrt", "loss", "error", "match"),
+    [
+        (sum_of("Cos"), ["x"], "loss", UnsupportedError, r"No gradient rule for op 'Cos'.*node 'my_node' computes 'y'"),
+        (sum_of("Relu"), ["w"], "loss", InvalidArgumentError, r"wrt=.*Received names not in the graph: \['w'\]"),
+        (sum_of("Relu"), "x", "loss", InvalidArgumentError, r"expects a sequence of names. Received: wrt='x'"),
+        (sum_of("Relu"), ["x"], "total", InvalidArgumentError, r"loss=.*such as one of its outputs 'loss'.*total"),
+        (sum_of("Relu"), ["x"], "y", ShapeError, r"The loss 'y' must be a scalar .*Received: shape \(2, 3\)"),
+        (
+            sum_of("Gelu", approximate="erf"),
+            ["x"],
+            "loss",
+            UnsupportedError,
+            r"No gradient for Gelu node 'my_node' with approximate='erf' \(expected 'none' or 'tanh'\)",
+        ),
+    ],
+    ids=["no rule", "unknown wrt", "wrt string", "unknown loss", "loss not scalar", "unsupported attribute"],
+)
+def test_bad_calls_say_what_was_received(model, wrt, loss, error, match):
+    with pytest.raises(error, match=match):
+        autodiff.gradients(model, wrt, loss)
+
+
+def test_reduce_with_run_time_axes_and_no_keepdims_is_refused_by_name():
+    model = graph(
+        [
+            helper.make_node("ReduceSum", ["x", "axes"], ["y"], name="sum_axes", keepdims=0),
+            helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0),
+        ],
+        [("x", [2, 3])],
+    )
+    model.graph.input.append(helper.make_tensor_value_info("axes", TensorProto.INT64, [1]))
+    with pytest.raises(
+        UnsupportedError,
+        match=r"ReduceSum node 'sum_axes' with axes=\"<run-time value 'axes'>\" \(keepdims=0 needs constant",
+    ):
+        autodiff.gradients(model, ["x"])
+
+
+# --- backward() inside a builder ----------------------------------------------------------------------------------
+def test_backward_differentiates_what_a_parameter_input_builder_holds():
+    w = RNG.normal(size=(3, 2)).astype(np.float32)
+    b = ParameterInputBuilder({"dense.kernel": w}, 17, 8)
+    x = b.add_input("x", np.float32, (None, 3))
+    y = b.node("Tanh", [b.node("MatMul", [x, "dense.kernel"])])
+    loss = b.reduce("ReduceMean", b.node("Mul", [y, y]), None, keepdims=False)
+    grads = autodiff.backward(b, loss, ["dense.kernel"])
+    b.add_output(loss, "loss", np.float32, ())
+    b.add_output(grads["dense.kernel"], "grad", np.float32, (3, 2))
+    xs = RNG.normal(size=(4, 3)).astype(np.float32)
+    values = run(b.build(), {"x": xs, "dense.kernel": w})
+    t = np.tanh(xs @ w)
+    np.testing.assert_allclose(values["grad"], xs.T @ (2 * t * (1 - t * t) / t.size), rtol=1e-5)
+
+
+def test_a_rule_can_add_an_optional_output_to_the_forward_node(monkeypatch):
+    # TopK's rule reads the forward's Indices; here a stand-in rule for Dropout asks for the mask the node left out.
+    def dropout_with_mask(ctx: GradientContext) -> list[str | None]:
+        mask = ctx.forward_output(1)
+        return [ctx.emit("Mul", [ctx.grad(), ctx.cast_like(mask, ctx.input(0))])]
+
+    from onnxtrain.autodiff import _rules
+
+    _rules.lookup("", "Relu")  # loads the table before it is patched
+    monkeypatch.setitem(RULES, ("", "Dropout"), dropout_with_mask)
+    model = graph(
+        [helper.make_node("Dropout", ["x"], ["y"]), helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0)],
+        [("x", [2, 3])],
+    )
+    result = autodiff.gradients(model, ["x"])
+    dropout = next(n for n in result.graph.node if n.op_type == "Dropout")
+    assert len(dropout.output) == 2 and dropout.output[1]
+    np.testing.assert_array_equal(run(result, {"x": np.ones((2, 3), np.float32)})["x_grad"], np.ones((2, 3)))
+
+
+def test_from_model_adopts_the_model_and_claims_its_names():
+    model = sum_of("Relu")
+    b = GraphBuilder.from_model(model)
+    assert (b.opset, b.ir_version) == (20, 9) and [n.op_type for n in b.nodes] == ["Relu", "ReduceSum"]
+    assert b.unique_name("y") == "y_1"
+    types = b.value_types()
+    assert [d.dim_value for d in types["y"].tensor_type.shape.dim] == [2, 3]
+
+
+# --- the tutorial MLP ---------------------------------------------------------------------------------------------
+def test_the_tutorial_mlp_gets_the_hand_written_backward_s_gradients():
+    model = mlp()
+    layers = emit.graph_layers(model.layers, SCE)
+    parameters = model_parameters(layers)
+    ours = autodiff.gradients(emit.loss_model(model.layers, SCE), list(parameters))
+    theirs = gradient_model(model.layers, SCE, optimizers.get("adam"))
+    batch = tutorial_batch()
+    new = run(ours, batch)
+    old = run(theirs, {**batch, **{k: v.astype(np.float32) for k, v in parameters.items()}})
+    for name in parameters:
+        np.testing.assert_allclose(new[f"{name}_grad"], old[gradient(name)], rtol=1e-6, atol=1e-6)
+
+
+def test_the_tutorial_mlp_backward_is_what_the_hand_written_one_emits():
+    # Gemm with transA for kernels, MatMul(ones[batch], dz) for biases, (softmax - one_hot) / batch for the loss,
+    # the ReLU mask from the output; no input gradient, no ReduceSum, no Transpose, no Identity; one batch size.
+    model = mlp()
+    ours = autodiff.gradients(emit.loss_model(model.layers, SCE), list(model_parameters(model.layers)))
+    added = [n for n in ours.graph.node[7:]]
+    ops = [n.op_type for n in added]
+    assert {op: ops.count(op) for op in set(ops)} == {
+        "Softmax": 1, "Constant": 4, "OneHot": 1, "Sub": 1, "Shape": 1, "Gather": 1, "Cast": 3, "Div": 1,
+        "Gemm": 5, "ConstantOfShape": 1, "MatMul": 3, "Greater": 2, "Mul": 2,
+    }  # fmt: skip
+    kernel_grads = [n for n in added if n.op_type == "Gemm" and n.output[0].endswith("kernel_grad")]
+    assert [helper.get_attribute_value(a) for n in kernel_grads for a in n.attribute] == [1, 1, 1]  # transA
