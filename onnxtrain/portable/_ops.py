@@ -9,19 +9,10 @@ from onnx import TensorProto, numpy_helper
 
 from onnxtrain.graph import GraphBuilder
 
-# Reductions whose `axes` moved from an attribute to an input: ReduceSum at opset 13, the others at 18.
-_AXES_AS_INPUT_FROM = {"ReduceSum": 13}
-_DEFAULT_AXES_AS_INPUT_FROM = 18
-
 
 def reduce(builder: GraphBuilder, op: str, x: str, axes: Sequence[int] | None, keepdims: bool, hint: str) -> str:
     """`op` (ReduceSum, ReduceMean, ReduceMax, ReduceSumSquare, ...) over `axes` (None: all axes)."""
-    if axes is None:
-        return builder.node(op, [x], hint=hint, keepdims=int(keepdims))
-    if builder.opset >= _AXES_AS_INPUT_FROM.get(op, _DEFAULT_AXES_AS_INPUT_FROM):
-        axes_value = builder.constant(np.array(list(axes), np.int64), f"{hint}_axes", np.int64)
-        return builder.node(op, [x, axes_value], hint=hint, keepdims=int(keepdims))
-    return builder.node(op, [x], hint=hint, axes=list(axes), keepdims=int(keepdims))
+    return builder.reduce(op, x, axes, keepdims, hint)
 
 
 def _batch(builder: GraphBuilder, x: str) -> str:
