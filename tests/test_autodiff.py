@@ -285,3 +285,32 @@ def test_the_tutorial_mlp_backward_is_what_the_hand_written_one_emits():
     }  # fmt: skip
     kernel_grads = [n for n in added if n.op_type == "Gemm" and n.output[0].endswith("kernel_grad")]
     assert [helper.get_attribute_value(a) for n in kernel_grads for a in n.attribute] == [1, 1, 1]  # transA
+
+
+def small_model(activation: str, last: str = "linear") -> Sequential:
+    return Sequential.of(Input(4, 3), Flatten(), Dense(6, activation=activation), Dense(3, activation=last), seed=4)
+
+
+def compare_with_the_portable_engine(model: Sequential, loss: losses.Loss, labels: np.ndarray) -> None:
+    parameters = model_parameters(emit.graph_layers(model.layers, loss))
+    ours = autodiff.gradients(emit.loss_model(model.layers, loss), list(parameters))
+    theirs = gradient_model(model.layers, loss, optimizers.get("sgd"))
+    batch = {"input": RNG.normal(size=(5, 4, 3)).astype(np.float32), "labels": labels}
+    new = run(ours, batch)
+    old = run(theirs, {**batch, **{k: v.astype(np.float32) for k, v in parameters.items()}})
+    for name in parameters:
+        np.testing.assert_allclose(new[f"{name}_grad"], old[gradient(name)], rtol=2e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu", "sigmoid", "tanh", "softmax", "leaky_relu", "elu", "selu",
+                                        "gelu", "swish"])  # fmt: skip
+def test_every_activation_gets_the_portable_engine_s_gradients(activation):
+    labels = RNG.integers(0, 3, 5).astype(np.int64)
+    compare_with_the_portable_engine(small_model(activation), SCE, labels)
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber", "binary_crossentropy"])
+def test_every_loss_gets_the_portable_engine_s_gradients(loss):
+    last = "sigmoid" if loss == "binary_crossentropy" else "linear"
+    labels = RNG.integers(0, 2, (5, 3)).astype(np.float32) if last == "sigmoid" else RNG.normal(size=(5, 3))
+    compare_with_the_portable_engine(small_model("tanh", last), losses.get(loss), labels.astype(np.float32))
