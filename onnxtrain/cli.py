@@ -36,7 +36,7 @@ from onnxtrain._run_config import (
     example_config,
     read_config,
 )
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, OnnxtrainError, listing
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, listing
 from onnxtrain.model_io import CONFIG_FILE, MODEL_FILE, inference_opset_and_ir
 from onnxtrain.training import ENGINES
 
@@ -242,10 +242,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def _print_onnx_summary(path: Path) -> None:
     import onnx
 
-    try:
-        proto = onnx.load_model_from_string(path.read_bytes())
-    except Exception as e:  # protobuf raises DecodeError and more on garbage
-        raise ModelFileError(f"'{path}' is not a readable ONNX model ({type(e).__name__}: {e})") from e
+    from onnxtrain._onnx_file import parse_onnx_file
+
+    proto = parse_onnx_file(path.read_bytes(), f"'{path}'", "")
     graph = proto.graph
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in proto.opset_import)
     params = sum(int(np.prod(t.dims)) for t in graph.initializer)

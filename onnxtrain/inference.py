@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from onnxtrain import losses
+from onnxtrain._onnx_file import onnx_file_problem
 from onnxtrain._runtime import create_session, resolve_device
 from onnxtrain.errors import (
     InvalidArgumentError,
@@ -78,6 +79,12 @@ class InferenceModel:
         except RuntimeSetupError:
             raise
         except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph, ... from its C++ layer
+            problem = onnx_file_problem(bytes(model))  # ORT's "INVALID_PROTOBUF", said in words
+            if problem is not None:
+                raise ModelFileError(
+                    f"{source} {problem}; ONNX Runtime cannot load it. Export or save the model again, or pass "
+                    "another model."
+                ) from e
             raise ModelFileError(
                 f"{source} could not be loaded by ONNX Runtime {onnxruntime.__version__} "
                 f"({type(e).__name__}: {str(e).strip()[:300]})."
@@ -137,10 +144,9 @@ class InferenceModel:
                 raise ModelFileError(f"Cannot read '{target}': {e.strerror or e}") from e
             source = str(target)
             config = None
-        model = cls(data, device=device, threads=threads, source=source)
-        if config is not None:  # after parsing: a file that does not even parse gets the more precise message
+        if config is not None:  # first: it names the file that was damaged, and says how
             check_model_bytes(data, config, Path(source))
-        return model
+        return cls(data, device=device, threads=threads, source=source)
 
     # --- prediction ---------------------------------------------------------------------------------------
     def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray | int:

@@ -24,6 +24,7 @@ from onnx import numpy_helper
 
 from onnxtrain import emit, losses, metrics, optimizers
 from onnxtrain._checks import as_real
+from onnxtrain._onnx_file import onnx_file_problem, parse_onnx_file
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -245,7 +246,8 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
                 )
         config = read_config(files[CONFIG_FILE])
         _check_saved_values(config, files[CONFIG_FILE])
-        model_bytes, weights = read_onnx_weights(files[MODEL_FILE])
+        model_bytes = _read_file(files[MODEL_FILE])
+        weights = _onnx_weights(model_bytes, files[MODEL_FILE], config)
         checkpoint = _read_file(files[CHECKPOINT_FILE]) if CHECKPOINT_FILE in files else None
         checkpoint_path = files.get(CHECKPOINT_FILE, Path(directory) / CHECKPOINT_FILE)
     config_path = files[CONFIG_FILE]
@@ -259,7 +261,7 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
     model.class_names = tuple(config["class_names"]) if config.get("class_names") else None
     model.input_scale = float(config.get("input_scale", 1.0))
     _check_weights(model.get_weights(), weights, files[MODEL_FILE])
-    # Last: a file that does not parse, or holds another model, already got a more precise message above.
+    # Last for a file that parses: one holding another model already got a more precise message above.
     check_model_bytes(model_bytes, config, files[MODEL_FILE])
     model.set_weights({name: weights[name] for name in model.get_weights()})
     settings = config.get("compile")
@@ -461,26 +463,33 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def check_model_bytes(data: bytes, config: dict[str, Any], path: Path) -> None:
-    """Raise ModelFileError when model.onnx's bytes differ from the SHA-256 its save recorded in config.json."""
+    """Raise ModelFileError when model.onnx's bytes differ from the SHA-256 its save recorded in config.json,
+    saying what is wrong with them when they are not an ONNX model (empty, truncated...)."""
     expected = config.get("model_sha256")
-    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+    if expected is None or hashlib.sha256(data).hexdigest() == expected:
+        return
+    problem = onnx_file_problem(data)
+    if problem is not None:
         raise ModelFileError(
-            f"{path} does not match the SHA-256 that config.json recorded when it was saved: the file was changed "
-            "or damaged. Save the model again; if you edited model.onnx on purpose, remove 'model_sha256' from "
-            "config.json."
+            f"{path} does not match the SHA-256 that config.json recorded when it was saved, and it {problem}: "
+            f"the file was damaged after the save. Save the model again, or restore {path.name} from a copy."
         )
+    raise ModelFileError(
+        f"{path} does not match the SHA-256 that config.json recorded when it was saved: the file was changed "
+        "or damaged. Save the model again; if you edited model.onnx on purpose, remove 'model_sha256' from "
+        "config.json."
+    )
 
 
-def read_onnx_weights(path: Path) -> tuple[bytes, dict[str, np.ndarray]]:
-    """(file bytes, initializers by name) of an ONNX file, or ModelFileError when it is not a readable ONNX model."""
-    data = _read_file(path)
-    if not data:
-        raise ModelFileError(f"{path} is empty. The save is damaged; save the model again.")
+def _onnx_weights(data: bytes, path: Path, config: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The initializers by name of the ONNX file `path` holding `data`; ModelFileError when it is not a readable
+    ONNX model, saying so with the checksum config.json recorded, when it did."""
     try:
-        proto = onnx.load_model_from_string(data)
-        if not proto.HasField("graph"):
-            raise ValueError("it holds no graph")
-        weights = {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
-    except Exception as e:  # protobuf raises DecodeError, RuntimeWarning-like errors and more on garbage
+        proto = parse_onnx_file(data, str(path), "The save is damaged; save the model again.")
+    except ModelFileError:
+        check_model_bytes(data, config, path)  # names the damage: the file changed after the save
+        raise  # a save made before config.json recorded model.onnx's SHA-256
+    try:
+        return {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+    except Exception as e:  # a tensor whose data does not fit its dims or type
         raise ModelFileError(f"{path} is not a readable ONNX model ({type(e).__name__}: {e}).") from e
-    return data, weights

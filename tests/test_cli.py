@@ -96,6 +96,7 @@ def work(tmp_path_factory) -> Path:
     (root / "tiny.toml").write_text(TINY_CONFIG)
     (root / "tiny.json").write_text(json.dumps(tomllib.loads(TINY_CONFIG)))
     (root / "garbage.onnx").write_bytes(b"this is not a protobuf")
+    (root / "empty.onnx").write_bytes(b"")
     (root / "notes.txt").write_text("hello")
     (root / "latin1.json").write_bytes(b'{"name": "tiny", \xbf}')  # not UTF-8 at position 17
     (root / "nul.toml").write_bytes(b'name = "tiny"\x00\x01')
@@ -376,7 +377,12 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
         r"'many_files' is not a saved onnxtrain model: config.json is missing \(it holds 'f00.txt', 'f01.txt', "
         r".*'f09.txt' and 5 more\)",
     ),
-    ("predict_garbage_model", ("predict", "garbage.onnx", "--input", "batch.npy"), 1, r"could not be loaded"),
+    (
+        "predict_garbage_model",
+        ("predict", "garbage.onnx", "--input", "batch.npy"),
+        1,
+        r"garbage\.onnx is not an ONNX model \(it does not parse as an ONNX ModelProto\)",
+    ),
     (
         "export_exists",
         ("export", "run/model", "tiny.toml"),
@@ -439,7 +445,13 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
     ),
     ("train_binary", ("train", "nul.toml"), 1, r"'nul\.toml' is not a run config: it is a binary file \(a NUL byte at"),
     ("train_folder", ("train", "many_files"), 1, r"'many_files' is a folder, not a run config: train expects a run"),
-    ("summary_garbage", ("summary", "garbage.onnx"), 1, r"'garbage.onnx' is not a readable ONNX model"),
+    (
+        "summary_garbage",
+        ("summary", "garbage.onnx"),
+        1,
+        r"'garbage\.onnx' is not an ONNX model \(it does not parse as an ONNX ModelProto\)\.",
+    ),
+    ("summary_empty_onnx", ("summary", "empty.onnx"), 1, r"'empty\.onnx' is empty \(0 bytes\)\."),
     (
         "summary_missing",
         ("summary", "nowhere.onnx"),

@@ -7,9 +7,11 @@ import ast
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from onnxtrain import InferenceModel, Sequential
@@ -136,7 +138,7 @@ def test_an_uncompiled_export_predicts_logits_and_has_no_probabilities(tmp_path)
     [
         ("missing", r"No model at .*expected a directory written by model\.save\(\) or a \.onnx file"),
         ("empty directory", r"has no model\.onnx"),
-        ("garbage", r"could not be loaded by ONNX Runtime"),
+        ("garbage", r"thing is not an ONNX model \(it does not parse as an ONNX ModelProto\)"),
     ],
 )
 def test_bad_paths_raise_model_file_error(tmp_path, make, match):
@@ -147,6 +149,52 @@ def test_bad_paths_raise_model_file_error(tmp_path, make, match):
         path.write_bytes(b"\x00not onnx" * 8)
     with pytest.raises(ModelFileError, match=match):
         InferenceModel.load(path)
+
+
+def _without(field: str) -> Callable[[bytes], bytes]:
+    """The model with `field` cleared: what a cut at that field's start leaves (fields are written in order)."""
+
+    def cut(data: bytes) -> bytes:
+        proto = onnx.load_model_from_string(data)
+        proto.ClearField(field)
+        return proto.SerializeToString()
+
+    return cut
+
+
+DAMAGED_FILES = [
+    ("empty", lambda data: b"", r"m\.onnx is empty \(0 bytes\)"),
+    (
+        "random bytes",
+        lambda data: np.random.default_rng(0).bytes(len(data)),
+        r"m\.onnx is not an ONNX model \(it does not parse as an ONNX ModelProto\)",
+    ),
+    (
+        "truncated",
+        lambda data: data[: len(data) // 2],
+        r"m\.onnx is truncated \(\d+ bytes; it ends inside its 'graph' field, so it does not parse as an ONNX "
+        r"ModelProto\)",
+    ),
+    ("last byte cut", lambda data: data[:-1], r"m\.onnx is truncated \(\d+ bytes; it ends inside its '\w+' field"),
+    ("cut before the graph", _without("graph"), r"m\.onnx has no graph \(truncated or not an ONNX model\?\)"),
+    (
+        "cut after the graph",
+        _without("opset_import"),
+        r"m\.onnx has a graph but no opset_import \(truncated or not an ONNX model\?\)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("damage", "match"), [row[1:] for row in DAMAGED_FILES], ids=[r[0] for r in DAMAGED_FILES])
+def test_a_damaged_onnx_file_is_described_in_words_with_onnx_runtimes_error_as_the_cause(
+    tmp_path, saved, damage, match
+):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(damage(saved["file"].read_bytes()))
+    with pytest.raises(ModelFileError, match=match) as error:
+        InferenceModel.load(path)
+    assert "ONNXRuntimeError" not in str(error.value)  # ORT's text is the cause, not the message
+    assert type(error.value.__cause__).__module__.startswith("onnxruntime")
 
 
 def test_bad_arguments_are_refused(saved):

@@ -372,7 +372,7 @@ def _damage(directory: Path, how: str) -> None:
         ("foreign config", r"not an onnxtrain model config: expected format 'onnxtrain\.sequential/1'"),
         ("unknown layer", r"cannot be rebuilt.*Could not interpret layer class 'Conv9D'"),
         ("bad compile", r"compile settings that cannot be used.*no_such_optimizer"),
-        ("model not onnx", r"model\.onnx is not a readable ONNX model"),
+        ("model not onnx", r"model\.onnx does not match the SHA-256 .* and it is not an ONNX model"),
         ("shape mismatch", r"dense_1\.kernel has shape \(16, 8\); config\.json's layers need \(16, 9\)"),
         ("no checkpoint", r"checkpoint is missing although config\.json says the optimizer state was saved"),
         ("checkpoint damaged", r"optimizer state of .*checkpoint failed.*damaged"),
@@ -404,6 +404,49 @@ def test_loading_a_mistyped_path_creates_nothing(tmp_path, monkeypatch):
     with pytest.raises(ModelFileError, match=r"No model at 'typo'"):
         onnxtrain.InferenceModel.load("typo")
     assert os.listdir(tmp_path) == []  # in particular no .onnxtrain-lock-typo
+
+
+# --- a damaged model.onnx: the checksum names it, and the bytes say what is wrong
+
+DAMAGED_MODEL_FILES = [
+    ("empty", lambda data: b"", r"is empty \(0 bytes\)"),
+    (
+        "random bytes",
+        lambda data: np.random.default_rng(0).bytes(len(data)),
+        r"is not an ONNX model \(it does not parse as an ONNX ModelProto\)",
+    ),
+    ("truncated", lambda data: data[: len(data) // 2], r"is truncated \(\d+ bytes; it ends inside its 'graph' field"),
+    ("last byte cut", lambda data: data[:-1], r"is truncated \(\d+ bytes; it ends inside its '\w+' field"),
+]
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"), [row[1:] for row in DAMAGED_MODEL_FILES], ids=[row[0] for row in DAMAGED_MODEL_FILES]
+)
+@pytest.mark.parametrize("loader", ["load_model", "InferenceModel.load"])
+def test_a_damaged_model_onnx_fails_its_checksum_and_says_what_is_wrong(tmp_path, small, loader, damage, problem):
+    directory = _edited_copy(small, tmp_path / "model", lambda config: None)
+    (directory / "model.onnx").write_bytes(damage((small / "model.onnx").read_bytes()))
+    load = load_model if loader == "load_model" else onnxtrain.InferenceModel.load
+    message = (
+        rf"{re.escape(str(directory / 'model.onnx'))} does not match the SHA-256 that config\.json recorded when "
+        rf"it was saved, and it {problem}.*: the file was damaged after the save\. Save the model again"
+    )
+    with pytest.raises(ModelFileError, match=message):
+        load(directory)
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"), [row[1:] for row in DAMAGED_MODEL_FILES], ids=[row[0] for row in DAMAGED_MODEL_FILES]
+)
+def test_a_damaged_model_onnx_of_a_save_without_checksums_says_what_is_wrong(tmp_path, small, damage, problem):
+    directory = _edited_copy(small, tmp_path / "model", lambda config: config.pop("model_sha256"))
+    (directory / "model.onnx").write_bytes(damage((small / "model.onnx").read_bytes()))
+    with pytest.raises(ModelFileError, match=rf"model\.onnx {problem}.*\. The save is damaged; save the model again"):
+        load_model(directory)
+    with pytest.raises(ModelFileError, match=rf"model\.onnx {problem}") as error:
+        onnxtrain.InferenceModel.load(directory)
+    assert type(error.value.__cause__).__module__.startswith("onnxruntime")
 
 
 # --- damaged values in config.json

@@ -209,12 +209,13 @@ FAULTS: dict[str, Callable[[bytes], bytes | None]] = {
     "directory": lambda data: None,
     "unreadable": lambda data: data,
 }
+MODEL_CHECKSUM = r"model\.onnx does not match the SHA-256 that config\.json recorded when it was saved"
 # What load_model says, per file and fault (the file is always named).
 LOAD_MESSAGES = {
-    ("model.onnx", "empty"): r"model\.onnx is empty\. The save is damaged",
-    ("model.onnx", "truncated"): r"model\.onnx is not a readable ONNX model \(DecodeError",
-    ("model.onnx", "last-byte-cut"): r"model\.onnx is not a readable ONNX model",
-    ("model.onnx", "random-bytes"): r"model\.onnx is not a readable ONNX model",
+    ("model.onnx", "empty"): rf"{MODEL_CHECKSUM}, and it is empty \(0 bytes\): the file was damaged after the save",
+    ("model.onnx", "truncated"): rf"{MODEL_CHECKSUM}, and it is truncated \(\d+ bytes; it ends inside its 'graph'",
+    ("model.onnx", "last-byte-cut"): rf"{MODEL_CHECKSUM}, and it is truncated \(\d+ bytes; it ends inside its",
+    ("model.onnx", "random-bytes"): rf"{MODEL_CHECKSUM}, and it is not an ONNX model \(it does not parse as an ONNX",
     ("model.onnx", "directory"): r"not a saved onnxtrain model: model\.onnx is missing",
     ("model.onnx", "unreadable"): r"Cannot read '.*model\.onnx': Permission denied",
     ("config.json", "empty"): r"config\.json is not readable JSON: Expecting value",
@@ -227,11 +228,8 @@ LOAD_MESSAGES = {
     ("checkpoint", "unreadable"): r"Cannot read '.*checkpoint': Permission denied",
 }
 DAMAGED_CHECKPOINT = r"optimizer state of .*checkpoint failed: its SHA-256 differs .* the checkpoint is damaged"
-INFERENCE_MESSAGES = {
-    "empty": r"model\.onnx could not be loaded by ONNX Runtime .*No graph was found",
-    "truncated": r"model\.onnx could not be loaded by ONNX Runtime .*INVALID_PROTOBUF",
-    "last-byte-cut": r"model\.onnx could not be loaded by ONNX Runtime",
-    "random-bytes": r"model\.onnx could not be loaded by ONNX Runtime",
+INFERENCE_MESSAGES = {  # the same checksum check as load_model's
+    **{fault: LOAD_MESSAGES["model.onnx", fault] for fault in ("empty", "truncated", "last-byte-cut", "random-bytes")},
     "directory": r"has no model\.onnx: pass a directory written by model\.save\(\)",
     "unreadable": r"Cannot read '.*model\.onnx': Permission denied",
 }
