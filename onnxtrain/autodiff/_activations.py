@@ -19,7 +19,7 @@ def positive(ctx: GradientContext, value: str) -> str:
 
 @rule("Relu")
 def _relu(ctx: GradientContext) -> Grads:
-    return [ctx.emit("Mul", [ctx.grad(), positive(ctx, ctx.output(0))])]
+    return [ctx.emit("Mul", [ctx.dy, positive(ctx, ctx.output(0))])]
 
 
 def _blend(ctx: GradientContext, mask: str, if_positive: str, otherwise: str) -> str:
@@ -33,7 +33,7 @@ def _leaky_relu(ctx: GradientContext) -> Grads:
     alpha = float(ctx.attr("alpha"))
     mask = positive(ctx, y if alpha > 0 else x)  # with alpha <= 0, y > 0 no longer tells x > 0
     slope = ctx.emit("Add", [ctx.emit("Mul", [mask, ctx.scalar(1.0 - alpha, x)]), ctx.scalar(alpha, x)])
-    return [ctx.emit("Mul", [ctx.grad(), slope])]
+    return [ctx.emit("Mul", [ctx.dy, slope])]
 
 
 @rule("Elu")
@@ -43,7 +43,7 @@ def _elu(ctx: GradientContext) -> Grads:
     alpha = float(ctx.attr("alpha"))
     mask = positive(ctx, y if alpha > 0 else x)
     slope = _blend(ctx, mask, ctx.scalar(1.0, x), ctx.emit("Add", [y, ctx.scalar(alpha, x)]))
-    return [ctx.emit("Mul", [ctx.grad(), slope])]
+    return [ctx.emit("Mul", [ctx.dy, slope])]
 
 
 @rule("Selu")
@@ -53,19 +53,19 @@ def _selu(ctx: GradientContext) -> Grads:
     alpha, gamma = float(ctx.attr("alpha")), float(ctx.attr("gamma"))
     mask = positive(ctx, y if alpha > 0 and gamma > 0 else x)
     slope = _blend(ctx, mask, ctx.scalar(gamma, x), ctx.emit("Add", [y, ctx.scalar(gamma * alpha, x)]))
-    return [ctx.emit("Mul", [ctx.grad(), slope])]
+    return [ctx.emit("Mul", [ctx.dy, slope])]
 
 
 @rule("Sigmoid")
 def _sigmoid(ctx: GradientContext) -> Grads:
     y = ctx.output(0)
-    return [ctx.emit("Mul", [ctx.grad(), ctx.emit("Mul", [y, ctx.emit("Sub", [ctx.scalar(1.0, y), y])])])]
+    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Mul", [y, ctx.emit("Sub", [ctx.scalar(1.0, y), y])])])]
 
 
 @rule("Tanh")
 def _tanh(ctx: GradientContext) -> Grads:
     y = ctx.output(0)
-    return [ctx.emit("Mul", [ctx.grad(), ctx.emit("Sub", [ctx.scalar(1.0, y), ctx.emit("Mul", [y, y])])])]
+    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Sub", [ctx.scalar(1.0, y), ctx.emit("Mul", [y, y])])])]
 
 
 @rule("Erf")
@@ -73,7 +73,7 @@ def _erf(ctx: GradientContext) -> Grads:
     # 2 / sqrt(pi) * exp(-x^2)
     x = ctx.input(0)
     bell = ctx.emit("Exp", [ctx.emit("Mul", [ctx.emit("Mul", [x, x]), ctx.scalar(-1.0, x)])])
-    return [ctx.emit("Mul", [ctx.grad(), ctx.emit("Mul", [bell, ctx.scalar(2 / math.sqrt(math.pi), x)])])]
+    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Mul", [bell, ctx.scalar(2 / math.sqrt(math.pi), x)])])]
 
 
 @rule("Gelu")
@@ -110,7 +110,7 @@ def _gelu(ctx: GradientContext) -> Grads:
         slope = ctx.emit("Add", [cdf, ctx.emit("Mul", [x, pdf])])
     else:
         raise ctx.unsupported("approximate", approximate, "expected 'none' or 'tanh'")
-    return [ctx.emit("Mul", [ctx.grad(), slope])]
+    return [ctx.emit("Mul", [ctx.dy, slope])]
 
 
 @rule("HardSigmoid")
@@ -119,20 +119,19 @@ def _hard_sigmoid(ctx: GradientContext) -> Grads:
     y = ctx.output(0)
     inside = ctx.emit("And", [ctx.emit("Greater", [y, ctx.scalar(0.0, y)]), ctx.emit("Less", [y, ctx.scalar(1.0, y)])])
     slope = ctx.emit("Mul", [ctx.cast_like(inside, y), ctx.scalar(float(ctx.attr("alpha")), y)])
-    return [ctx.emit("Mul", [ctx.grad(), slope])]
+    return [ctx.emit("Mul", [ctx.dy, slope])]
 
 
 @rule("Softplus")
 def _softplus(ctx: GradientContext) -> Grads:
-    return [ctx.emit("Mul", [ctx.grad(), ctx.emit("Sigmoid", [ctx.input(0)])])]
+    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Sigmoid", [ctx.input(0)])])]
 
 
 @rule("Clip")
 def _clip(ctx: GradientContext) -> Grads:
     # dx = g where min <= x <= max; the bounds (inputs since opset 11) take g where they clipped
     x, low, high = ctx.input(0), ctx.input(1), ctx.input(2)
-    g = ctx.grad()
-    assert g is not None
+    g = ctx.dy
     inside = None
     for bound, op in ((low, "GreaterOrEqual"), (high, "LessOrEqual")):
         if bound:
@@ -149,7 +148,7 @@ def _clip(ctx: GradientContext) -> Grads:
 @rule("Softmax")
 def _softmax(ctx: GradientContext) -> Grads:
     # y * (g - sum(g * y)) over the softmax axis (one axis from opset 13)
-    y, g = ctx.output(0), ctx.grad()
+    y, g = ctx.output(0), ctx.dy
     dot = ctx.reduce("ReduceSum", ctx.emit("Mul", [g, y]), [int(ctx.attr("axis"))], keepdims=True)
     return [ctx.emit("Mul", [y, ctx.emit("Sub", [g, dot])])]
 
@@ -157,7 +156,6 @@ def _softmax(ctx: GradientContext) -> Grads:
 @rule("LogSoftmax")
 def _log_softmax(ctx: GradientContext) -> Grads:
     # g - softmax * sum(g) over the axis
-    y, g = ctx.output(0), ctx.grad()
-    assert g is not None
+    y, g = ctx.output(0), ctx.dy
     total = ctx.reduce("ReduceSum", g, [int(ctx.attr("axis"))], keepdims=True)
     return [ctx.emit("Sub", [g, ctx.emit("Mul", [ctx.emit("Exp", [y]), total])])]

@@ -158,7 +158,7 @@ def _active_values(nodes: Sequence[onnx.NodeProto], facts: GraphFacts, loss: str
 def _seed(builder: GraphBuilder, facts: GraphFacts, loss: str) -> str:
     """dL/dL: ones of the loss's shape and dtype, known to the rules as ones (`GradientContext.is_one`)."""
     dtype = onnx.helper.tensor_dtype_to_np_dtype(facts.elem_type(loss) or onnx.TensorProto.FLOAT)
-    shape = facts.shape(loss) or ()
+    shape = tuple(d for d in facts.shape(loss) or () if isinstance(d, int))  # static: checked by _check_loss
     seed = builder.constant(np.ones(shape, dtype), f"{loss}_grad_seed", dtype)
     facts.ones.add(seed)
     facts.types[seed] = onnx.helper.make_tensor_type_proto(facts.elem_type(loss) or onnx.TensorProto.FLOAT, shape)

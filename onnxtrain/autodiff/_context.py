@@ -120,6 +120,16 @@ class GradientContext:
         """dL/d(output `index`); None where no gradient flows into it."""
         return self.grad_outputs[index] if index < len(self.grad_outputs) else None
 
+    @property
+    def dy(self) -> str:
+        """dL/d(output 0), for the ops whose rule only runs with one: every single-output op."""
+        g = self.grad(0)
+        if g is None:
+            raise AssertionError(
+                f"{self.op_type} node {self.node.name!r}: its rule read dy, but no gradient flows into output 0"
+            )
+        return g
+
     def needs_grad(self, index: int) -> bool:
         """Whether dL/d(input `index`) is wanted: rules skip the work for the others."""
         return index < len(self.needs) and self.needs[index]

@@ -10,32 +10,32 @@ Grads = list[str | None]
 
 @rule("Identity")
 def _identity(ctx: GradientContext) -> Grads:
-    return [ctx.grad()]
+    return [ctx.dy]
 
 
 @rule("Add", "Sum")
 def _add(ctx: GradientContext) -> Grads:
-    return [ctx.unbroadcast(ctx.grad(), x) if ctx.needs_grad(i) else None for i, x in enumerate(ctx.inputs)]
+    return [ctx.unbroadcast(ctx.dy, x) if ctx.needs_grad(i) else None for i, x in enumerate(ctx.inputs)]
 
 
 @rule("Sub")
 def _sub(ctx: GradientContext) -> Grads:
     a, b = ctx.inputs
-    da = ctx.unbroadcast(ctx.grad(), a) if ctx.needs_grad(0) else None
-    db = ctx.emit("Neg", [ctx.unbroadcast(ctx.grad(), b)]) if ctx.needs_grad(1) else None
+    da = ctx.unbroadcast(ctx.dy, a) if ctx.needs_grad(0) else None
+    db = ctx.emit("Neg", [ctx.unbroadcast(ctx.dy, b)]) if ctx.needs_grad(1) else None
     return [da, db]
 
 
 @rule("Neg")
 def _neg(ctx: GradientContext) -> Grads:
-    return [ctx.emit("Neg", [ctx.grad()])]
+    return [ctx.emit("Neg", [ctx.dy])]
 
 
 @rule("Mul")
 def _mul(ctx: GradientContext) -> Grads:
     a, b = ctx.inputs
-    da = ctx.unbroadcast(ctx.times(b, ctx.grad()), a) if ctx.needs_grad(0) else None
-    db = ctx.unbroadcast(ctx.times(a, ctx.grad()), b) if ctx.needs_grad(1) else None
+    da = ctx.unbroadcast(ctx.times(b, ctx.dy), a) if ctx.needs_grad(0) else None
+    db = ctx.unbroadcast(ctx.times(a, ctx.dy), b) if ctx.needs_grad(1) else None
     return [da, db]
 
 
@@ -43,8 +43,7 @@ def _mul(ctx: GradientContext) -> Grads:
 def _div(ctx: GradientContext) -> Grads:
     # y = a / b: da = g / b, db = -g * y / b
     a, b = ctx.inputs
-    g = ctx.grad()
-    assert g is not None
+    g = ctx.dy
     da = ctx.unbroadcast(ctx.emit("Div", [g, b]), a) if ctx.needs_grad(0) else None
     db = None
     if ctx.needs_grad(1):
@@ -56,8 +55,7 @@ def _div(ctx: GradientContext) -> Grads:
 def _pow(ctx: GradientContext) -> Grads:
     # y = a ** b: da = g * b * a ** (b - 1), db = g * y * log(a)
     a, b = ctx.inputs
-    g = ctx.grad()
-    assert g is not None
+    g = ctx.dy
     da = db = None
     if ctx.needs_grad(0):
         exponent = ctx.constant_value(b)
@@ -77,22 +75,22 @@ def _pow(ctx: GradientContext) -> Grads:
 @rule("Sqrt")
 def _sqrt(ctx: GradientContext) -> Grads:
     # d sqrt(x) = 1 / (2 y)
-    return [ctx.emit("Div", [ctx.emit("Mul", [ctx.grad(), ctx.scalar(0.5, ctx.input(0))]), ctx.output(0)])]
+    return [ctx.emit("Div", [ctx.emit("Mul", [ctx.dy, ctx.scalar(0.5, ctx.input(0))]), ctx.output(0)])]
 
 
 @rule("Exp")
 def _exp(ctx: GradientContext) -> Grads:
-    return [ctx.times(ctx.output(0), ctx.grad())]
+    return [ctx.times(ctx.output(0), ctx.dy)]
 
 
 @rule("Log")
 def _log(ctx: GradientContext) -> Grads:
-    return [ctx.emit("Div", [ctx.grad(), ctx.input(0)])]
+    return [ctx.emit("Div", [ctx.dy, ctx.input(0)])]
 
 
 @rule("Abs")
 def _abs(ctx: GradientContext) -> Grads:
-    return [ctx.times(ctx.emit("Sign", [ctx.input(0)]), ctx.grad())]
+    return [ctx.times(ctx.emit("Sign", [ctx.input(0)]), ctx.dy)]
 
 
 @rule("Sign", "Floor", "Ceil", "Round", "OneHot", "RandomNormalLike", "RandomUniformLike", "Bernoulli")
@@ -104,8 +102,7 @@ def _piecewise_constant(ctx: GradientContext) -> Grads:
 @rule("Max", "Min")
 def _min_max(ctx: GradientContext) -> Grads:
     # The gradient goes to the first input that attains the result, TensorFlow's convention at ties.
-    g = ctx.grad()
-    assert g is not None
+    g = ctx.dy
     y = ctx.output(0)
     grads: Grads = []
     taken: str | None = None  # where an earlier input attained y
@@ -125,8 +122,7 @@ def _min_max(ctx: GradientContext) -> Grads:
 @rule("Where")
 def _where(ctx: GradientContext) -> Grads:
     condition, a, b = ctx.inputs
-    g = ctx.grad()
-    assert g is not None
+    g = ctx.dy
     zero = ctx.scalar(0.0, ctx.output(0))
     da = ctx.unbroadcast(ctx.emit("Where", [condition, g, zero]), a) if ctx.needs_grad(1) else None
     db = ctx.unbroadcast(ctx.emit("Where", [condition, zero, g]), b) if ctx.needs_grad(2) else None
@@ -137,4 +133,4 @@ def _where(ctx: GradientContext) -> Grads:
 def _cast(ctx: GradientContext) -> Grads:
     # Only a float -> float Cast is on a gradient path (integer values carry none).
     x = ctx.input(0)
-    return [ctx.emit("Cast", [ctx.grad()], to=ctx.elem_type(x))]
+    return [ctx.emit("Cast", [ctx.dy], to=ctx.elem_type(x))]

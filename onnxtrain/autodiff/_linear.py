@@ -26,8 +26,7 @@ def _gemm(ctx: GradientContext, a: str, b: str, trans_a: int, trans_b: int, alph
 def _gemm_rule(ctx: GradientContext) -> Grads:
     # Y = alpha * A' B' + beta * C with A' = A^T when transA (B' likewise).
     a, b, c = ctx.input(0), ctx.input(1), ctx.input(2)
-    g = ctx.grad()
-    assert g is not None
+    g = ctx.dy
     ta, tb = int(ctx.attr("transA")), int(ctx.attr("transB"))
     alpha, beta = float(ctx.attr("alpha")), float(ctx.attr("beta"))
     da = db = dc = None
@@ -58,8 +57,7 @@ def _swap_last(ctx: GradientContext, x: str) -> str:
 @rule("MatMul")
 def _matmul(ctx: GradientContext) -> Grads:
     a, b = ctx.inputs
-    g = ctx.grad()
-    assert g is not None
+    g = ctx.dy
     ra, rb, out = ctx.rank(a), ctx.rank(b), ctx.shape(ctx.output(0))
     if ra is None or rb is None or out is None:
         raise ctx.unsupported("rank", (ra, rb), "MatMul's gradient needs the ranks of its inputs")

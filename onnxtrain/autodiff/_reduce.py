@@ -43,15 +43,14 @@ def _reduced_count(ctx: GradientContext, x: str, axes: list[int] | str | None) -
     if shape is not None and not isinstance(axes, str):
         dims = [shape[a] for a in (axes if axes is not None else range(len(shape)))]
         if all(isinstance(d, int) for d in dims):
-            return ctx.scalar(float(np.prod(dims, dtype=np.int64)), x)
+            return ctx.scalar(float(np.prod([int(d) for d in dims if d is not None], dtype=np.int64)), x)
     sizes = [ctx.emit("Cast", [ctx.emit("Size", [v])], to=ctx.elem_type(x)) for v in (x, ctx.output(0))]
     return ctx.emit("Div", sizes)
 
 
 @rule("ReduceSum", "ReduceMean")
 def _reduce_sum(ctx: GradientContext) -> Grads:
-    x, g = ctx.input(0), ctx.grad()
-    assert g is not None
+    x, g = ctx.input(0), ctx.dy
     axes = _axes(ctx)
     if axes == NOOP:
         return [g]
@@ -63,8 +62,7 @@ def _reduce_sum(ctx: GradientContext) -> Grads:
 
 @rule("ReduceMax", "ReduceMin")
 def _reduce_max(ctx: GradientContext) -> Grads:
-    x, g = ctx.input(0), ctx.grad()
-    assert g is not None
+    x, g = ctx.input(0), ctx.dy
     axes = _axes(ctx)
     if axes == NOOP:
         return [g]

@@ -22,7 +22,7 @@ def reshaped_like(ctx: GradientContext, g: str, x: str) -> str:
 
 @rule("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 def _reshape(ctx: GradientContext) -> Grads:
-    return [reshaped_like(ctx, ctx.grad(), ctx.input(0))]
+    return [reshaped_like(ctx, ctx.dy, ctx.input(0))]
 
 
 @rule("Transpose")
@@ -34,7 +34,7 @@ def _transpose(ctx: GradientContext) -> Grads:
             raise ctx.unsupported("perm", None, "without perm the rank of the input must be known")
         perm = list(reversed(range(rank)))
     inverse = [int(i) for i in np.argsort(perm)]
-    return [ctx.emit("Transpose", [ctx.grad()], perm=inverse)]
+    return [ctx.emit("Transpose", [ctx.dy], perm=inverse)]
 
 
 def _sizes_along(ctx: GradientContext, values: list[str], axis: int) -> str:
@@ -53,12 +53,12 @@ def _concat(ctx: GradientContext) -> Grads:
     axis = int(ctx.attr("axis"))
     inputs = ctx.inputs
     if len(inputs) == 1:
-        return [ctx.grad()]
+        return [ctx.dy]
     rank = ctx.rank(inputs[0])
     if rank is None:
         raise ctx.unsupported("axis", axis, "Concat's gradient needs the rank of its inputs")
     axis %= rank
-    parts = ctx.emit_multi("Split", [ctx.grad(), _sizes_along(ctx, inputs, axis)], len(inputs), axis=axis)
+    parts = ctx.emit_multi("Split", [ctx.dy, _sizes_along(ctx, inputs, axis)], len(inputs), axis=axis)
     return [part if ctx.needs_grad(i) else None for i, part in enumerate(parts)]
 
 
@@ -71,8 +71,7 @@ def _split(ctx: GradientContext) -> Grads:
 
 @rule("Slice")
 def _slice(ctx: GradientContext) -> Grads:
-    x, g = ctx.input(0), ctx.grad()
-    assert g is not None
+    x, g = ctx.input(0), ctx.dy
     pads = _slice_pads(ctx)
     if pads is not None:
         return [ctx.emit("Pad", [g, ctx.ints(pads, "pads")], hint=f"{x}_grad")]
@@ -121,8 +120,7 @@ def _slice_pads(ctx: GradientContext) -> list[int] | None:
 def _gather(ctx: GradientContext) -> Grads:
     # Scatter-add g's rows into zeros shaped like data with `axis` moved to the front, then move it back.
     data, indices = ctx.input(0), ctx.input(1)
-    g = ctx.grad()
-    assert g is not None
+    g = ctx.dy
     data_shape, index_rank = ctx.shape(data), ctx.rank(indices)
     if data_shape is None or index_rank is None:
         raise ctx.unsupported("rank", None, "Gather's gradient needs the ranks of its data and indices")
@@ -172,7 +170,7 @@ def _non_negative(ctx: GradientContext, indices: str, data: str, axis: int) -> s
 
 @rule("Expand")
 def _expand(ctx: GradientContext) -> Grads:
-    return [ctx.unbroadcast(ctx.grad(), ctx.input(0)), None]
+    return [ctx.unbroadcast(ctx.dy, ctx.input(0)), None]
 
 
 @rule("Tile")
@@ -182,13 +180,12 @@ def _tile(ctx: GradientContext) -> Grads:
     rank = ctx.rank(x)
     if repeats is None or rank is None:
         raise ctx.unsupported("repeats", "<run-time value>", "Tile's gradient needs constant repeats and a known rank")
-    shape = ctx.shape(x)
-    assert shape is not None
-    if all(isinstance(d, int) for d in shape):
-        view = ctx.ints([v for r, d in zip(repeats.tolist(), shape, strict=True) for v in (r, d)], "tile_view")
+    static = ctx.static_shape(x)
+    if static is not None:
+        view = ctx.ints([v for r, d in zip(repeats.tolist(), static, strict=True) for v in (r, d)], "tile_view")
     else:
         view = ctx.emit(
             "Concat", [p for i, r in enumerate(repeats.tolist()) for p in (ctx.ints([r]), ctx.dim(x, i))], axis=0
         )
-    grouped = ctx.emit("Reshape", [ctx.grad(), view])
+    grouped = ctx.emit("Reshape", [ctx.dy, view])
     return [ctx.reduce("ReduceSum", grouped, list(range(0, 2 * rank, 2)), keepdims=False, hint=f"{x}_grad"), None]
