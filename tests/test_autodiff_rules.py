@@ -298,7 +298,57 @@ CONSTANT_INPUT = [
     ),
 ]
 
-CASES = ELEMENTWISE + ACTIVATIONS + LINEAR + SHAPE + REDUCE + LOSSES + CONSTANT_INPUT
+# The forms that changed between opsets 13 and 21, at both ends.
+OPSETS = [
+    Case("Softmax (opset 13)", "Softmax", {"x": rand(2, 3, 4)}, {"axis": 1}, opset=13),
+    Case("LogSoftmax (opset 21)", "LogSoftmax", {"x": rand(3, 4)}, opset=21),
+    Case(
+        "ReduceSum axes input (opset 13)", "ReduceSum", {"x": rand(2, 3, 4), "axes": ints(1)}, {"keepdims": 0}, opset=13
+    ),
+    Case("ReduceMean axes attribute (opset 13)", "ReduceMean", {"x": rand(2, 3, 4)}, {"axes": [0, 2]}, opset=13),
+    Case(
+        "ReduceMean axes input (opset 21)",
+        "ReduceMean",
+        {"x": rand(2, 3, 4), "axes": ints(1)},
+        {"keepdims": 0},
+        opset=21,
+    ),
+    Case(
+        "ReduceMax axes attribute (opset 13)",
+        "ReduceMax",
+        {"x": distinct(2, 3)},
+        {"axes": [1], "keepdims": 0},
+        opset=13,
+    ),
+    Case("ReduceMax axes input (opset 21)", "ReduceMax", {"x": distinct(2, 3), "axes": ints(0)}, opset=21),
+    Case("Split split input (opset 13)", "Split", {"x": rand(5, 2), "split": ints(3, 2)}, opset=13, num_outputs=2),
+    Case(
+        "Split num_outputs uneven (opset 21)", "Split", {"x": rand(5, 2)}, {"num_outputs": 2}, opset=21, num_outputs=2
+    ),
+    Case("Squeeze axes input (opset 13)", "Squeeze", {"x": rand(1, 3, 1), "axes": ints(0)}, opset=13),
+    Case("Unsqueeze axes input (opset 21)", "Unsqueeze", {"x": rand(3, 2), "axes": ints(1)}, opset=21),
+    Case(
+        "Clip (opset 13)",
+        "Clip",
+        {"x": distinct(3, 4), "lo": np.array(-0.3), "hi": np.array(0.5)},
+        opset=13,
+        constants=["lo", "hi"],
+    ),
+    Case("Reshape (opset 21)", "Reshape", {"x": rand(2, 6), "shape": ints(0, 3, -1)}, opset=21),
+    Case("Gather (opset 21)", "Gather", {"w": rand(5, 3), "i": np.array([4, 0, 4], np.int64)}, opset=21),
+    Case("Gemm (opset 13)", "Gemm", {"a": rand(3, 4), "b": rand(5, 4), "c": rand(5)}, {"transB": 1}, opset=13),
+    Case("Pow (opset 21)", "Pow", {"a": rand(2, 3, low=0.5, high=2), "b": np.array(1.5)}, opset=21, constants=["b"]),
+    Case(
+        "SoftmaxCrossEntropyLoss (opset 13)",
+        "SoftmaxCrossEntropyLoss",
+        {"x": rand(4, 5), "t": LABELS},
+        opset=13,
+        num_outputs=2,
+        loss_outputs=[0],
+    ),
+]
+
+CASES = ELEMENTWISE + ACTIVATIONS + LINEAR + SHAPE + REDUCE + LOSSES + CONSTANT_INPUT + OPSETS
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
