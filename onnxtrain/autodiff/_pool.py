@@ -1,0 +1,143 @@
+"""Gradient rules of the pooling ops: MaxPool (from the Indices output it is asked for, never a mask of ties),
+AveragePool (the adjoint window sum with each window's divisor), GlobalAveragePool and GlobalMaxPool."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from onnx import numpy_helper
+
+from onnxtrain.autodiff._context import GradientContext
+from onnxtrain.autodiff._rules import rule
+from onnxtrain.autodiff._window import Window, spatial, window, window_transpose
+
+Grads = list[str | None]
+
+# ScatterElements takes reduction="add" (several windows that chose one element add up) from opset 16.
+_SCATTER_ADD_FROM = 16
+
+
+def _flat_zeros(ctx: GradientContext, x: str) -> str:
+    """Zeros of `x`'s dtype with as many elements as `x`, 1-D."""
+    static = ctx.static_shape(x)
+    size = (
+        ctx.ints([int(np.prod(static))], "size")
+        if static is not None
+        else ctx.emit("Reshape", [ctx.emit("Size", [x]), ctx.ints([1], "shape")])
+    )
+    zero = numpy_helper.from_array(np.zeros(1, ctx.dtype(x)))
+    return ctx.emit("ConstantOfShape", [size], hint=f"{x}_zeros", value=zero)
+
+
+def _scatter(ctx: GradientContext, zeros: str, indices: str, updates: str, add: bool) -> str:
+    flat = ctx.ints([-1], "shape")
+    indices, updates = ctx.emit("Reshape", [indices, flat]), ctx.emit("Reshape", [updates, flat])
+    attributes = {"reduction": "add"} if add else {}
+    return ctx.emit("ScatterElements", [zeros, indices, updates], hint=f"{ctx.input(0)}_grad", **attributes)
+
+
+def _overlap_period(win: Window) -> tuple[int, ...]:
+    """Per axis, how many consecutive windows may share an element: windows o and o + period never do."""
+    return tuple(-(-e // s) for e, s in zip(win.extents, win.strides, strict=True))
+
+
+@rule("MaxPool")
+def _max_pool(ctx: GradientContext) -> Grads:
+    # dX[i] = sum of dY over the windows whose maximum is element i, as the Indices output names it: one element
+    # per window even where the window's maxima tie (a mask Equal(x, max) would route to every tied one).
+    x, g = ctx.input(0), ctx.grad()
+    assert g is not None
+    if int(ctx.attr("storage_order")) != 0:
+        raise ctx.unsupported("storage_order", ctx.attr("storage_order"), "expected 0 (row-major Indices)")
+    if ctx.grad(1) is not None:
+        raise ctx.unsupported("Indices", "differentiated", "the Indices output takes no gradient")
+    indices = ctx.forward_output(1)  # flat over N*C*H*W of the unpadded input, row-major
+    zeros = _flat_zeros(ctx, x)
+    if ctx.opset >= _SCATTER_ADD_FROM:
+        dx = _scatter(ctx, zeros, indices, g, add=True)
+    else:
+        # Without ScatterElements' reduction, the windows are split into groups (every period-th along each axis)
+        # that share no element, one scatter each, and the groups' scatters are summed.
+        kernel = tuple(ctx.attr("kernel_shape"))
+        win = window(ctx, kernel, spatial(ctx, x, "X"), spatial(ctx, ctx.output(0), "Y"))
+        periods = _overlap_period(win)
+        parts = []
+        axes = ctx.ints(list(range(2, 2 + len(kernel))), "axes")
+        steps = ctx.ints(list(periods), "steps")
+        big = ctx.ints([np.iinfo(np.int64).max] * len(kernel), "ends")
+        for start in itertools.product(*(range(p) for p in periods)):
+            if not any(start) and all(p == 1 for p in periods):
+                parts.append(_scatter(ctx, zeros, indices, g, add=False))
+                continue
+            starts = ctx.ints(list(start), "starts")
+            group_g = ctx.emit("Slice", [g, starts, big, axes, steps])
+            group_i = ctx.emit("Slice", [indices, starts, big, axes, steps])
+            parts.append(_scatter(ctx, zeros, group_i, group_g, add=False))
+        dx = parts[0] if len(parts) == 1 else ctx.emit("Sum", parts, hint=f"{x}_grad")
+    return [ctx.emit("Reshape", [dx, ctx.shape_of(x)], hint=f"{x}_grad")]
+
+
+def _divisors(win: Window, inputs: tuple[int, ...], outputs: tuple[int, ...], include_pad: bool) -> np.ndarray:
+    """Each output position's divisor: the window's elements inside the input (or inside the padded input)."""
+    per_axis = []
+    for i, o, s, k, d, b, e in zip(
+        inputs, outputs, win.strides, win.kernel, win.dilations, win.begin, win.end, strict=True
+    ):
+        positions = np.arange(o)[:, None] * s + np.arange(k)[None, :] * d - b
+        low, high = (-b, i + e) if include_pad else (0, i)
+        per_axis.append(((positions >= low) & (positions < high)).sum(axis=1))
+    counts = np.ones((), np.int64)
+    for c in per_axis:
+        counts = np.multiply.outer(counts, c)
+    return np.maximum(counts, 1)  # a window in the padding alone reads nothing: its divisor does not matter
+
+
+@rule("AveragePool")
+def _average_pool(ctx: GradientContext) -> Grads:
+    # y[o] = sum over the window of x / divisor[o]: dX is the adjoint window sum (ConvTranspose with a kernel of
+    # ones, the batch and channels folded into one axis) of dY / divisor.
+    x, g = ctx.input(0), ctx.grad()
+    assert g is not None
+    kernel = tuple(ctx.attr("kernel_shape"))
+    inputs, outputs = spatial(ctx, x, "X"), spatial(ctx, ctx.output(0), "Y")
+    win = window(ctx, kernel, inputs, outputs)
+    divisors = _divisors(win, inputs, outputs, bool(ctx.attr("count_include_pad")))
+    dtype = ctx.dtype(x)
+    if np.all(divisors == divisors.flat[0]):
+        scaled = ctx.emit("Mul", [g, ctx.scalar(1.0 / float(divisors.flat[0]), x)])
+    else:
+        scaled = ctx.emit("Mul", [g, ctx.constant((1.0 / divisors).astype(dtype), "inverse_divisors")])
+    folded = ctx.emit("Reshape", [scaled, ctx.ints([-1, 1, *outputs], "shape")])
+    ones = ctx.constant(np.ones((1, 1, *kernel), dtype), "ones_kernel")
+    dx = window_transpose(ctx, folded, ones, win, inputs, outputs, group=1)
+    return [ctx.emit("Reshape", [dx, ctx.shape_of(x)], hint=f"{x}_grad")]
+
+
+@rule("GlobalAveragePool")
+def _global_average_pool(ctx: GradientContext) -> Grads:
+    x, g = ctx.input(0), ctx.grad()
+    assert g is not None
+    shape = ctx.shape(x)
+    sizes = shape[2:] if shape is not None else None
+    if sizes is not None and all(isinstance(d, int) for d in sizes):
+        share = ctx.emit("Mul", [g, ctx.scalar(1.0 / float(np.prod(sizes)), x)])  # type: ignore[arg-type]
+    else:
+        share = ctx.emit("Div", [g, ctx.emit("Div", [ctx.count(x, x), ctx.count(ctx.output(0), x)])])
+    return [ctx.emit("Expand", [share, ctx.shape_of(x)], hint=f"{x}_grad")]
+
+
+@rule("GlobalMaxPool")
+def _global_max_pool(ctx: GradientContext) -> Grads:
+    # The gradient goes to the first maximum of each (n, c) map (ArgMax picks the first), never to all tied ones.
+    x, g = ctx.input(0), ctx.grad()
+    assert g is not None
+    shape = ctx.shape(x)
+    if shape is None:
+        raise ctx.unsupported("rank", None, "the rank of X must be known statically")
+    maps = ctx.emit("Reshape", [x, ctx.ints([0, 0, -1], "shape")])
+    first = ctx.emit("ArgMax", [maps], axis=2, keepdims=1)
+    zeros = ctx.emit("Reshape", [ctx.zeros_like(x), ctx.ints([0, 0, -1], "shape")])
+    updates = ctx.emit("Reshape", [g, ctx.ints([0, 0, 1], "shape")])
+    dx = ctx.emit("ScatterElements", [zeros, first, updates], axis=2)
+    return [ctx.emit("Reshape", [dx, ctx.shape_of(x)], hint=f"{x}_grad")]

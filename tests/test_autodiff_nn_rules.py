@@ -1,0 +1,392 @@
+"""Gradient rules of the network ops (convolutions, pooling): one row per op and attribute variant against finite
+differences, and against ONNX Runtime training's gradient graph where it has one (tests/gradcheck.py is the
+harness). ONNX Runtime's CPU build has no float64 Conv, ConvTranspose or AveragePool, so those rows run in float32
+with the harness's wider tolerance."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from gradcheck import (
+    Case,
+    autodiff_gradients,
+    check_against_ort,
+    check_case,
+    distinct,
+    loss_model,
+    rand,
+)
+
+from onnxtrain import autodiff
+from onnxtrain.errors import UnsupportedError
+
+X1 = rand(2, 3, 7)
+X2 = rand(2, 3, 6, 5)
+X3 = rand(1, 2, 4, 3, 5)
+
+CONV = [
+    Case("Conv 2-D", "Conv", {"x": X2, "w": rand(4, 3, 3, 3), "b": rand(4)}),
+    Case("Conv 2-D no bias", "Conv", {"x": X2, "w": rand(4, 3, 3, 2)}),
+    Case(
+        "Conv 1-D strides pads", "Conv", {"x": X1, "w": rand(2, 3, 3), "b": rand(2)}, {"strides": [2], "pads": [1, 2]}
+    ),
+    Case(
+        "Conv 2-D strides pads dilations",
+        "Conv",
+        {"x": X2, "w": rand(2, 3, 2, 3), "b": rand(2)},
+        {"strides": [2, 1], "pads": [1, 0, 2, 1], "dilations": [2, 1]},
+    ),
+    Case("Conv stride leaves a tail", "Conv", {"x": rand(1, 2, 8, 7), "w": rand(3, 2, 2, 2)}, {"strides": [3, 3]}),
+    Case("Conv SAME_UPPER", "Conv", {"x": X2, "w": rand(2, 3, 2, 2)}, {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    Case("Conv SAME_LOWER", "Conv", {"x": X2, "w": rand(2, 3, 2, 3)}, {"auto_pad": "SAME_LOWER"}),
+    Case("Conv VALID", "Conv", {"x": X2, "w": rand(2, 3, 3, 3)}, {"auto_pad": "VALID", "strides": [2, 2]}),
+    Case(
+        "Conv group 3",
+        "Conv",
+        {"x": rand(2, 6, 5, 5), "w": rand(9, 2, 3, 3), "b": rand(9)},
+        {"group": 3, "pads": [1] * 4},
+    ),
+    Case("Conv depthwise", "Conv", {"x": X2, "w": rand(6, 1, 3, 3)}, {"group": 3, "strides": [2, 2]}),
+    Case("Conv 1x1", "Conv", {"x": X2, "w": rand(5, 3, 1, 1), "b": rand(5)}),
+    Case("Conv 3-D", "Conv", {"x": X3, "w": rand(2, 2, 2, 2, 3), "b": rand(2)}, {"pads": [1, 0, 1, 0, 1, 1]}),
+    Case("Conv kernel_shape attribute", "Conv", {"x": X2, "w": rand(2, 3, 3, 3)}, {"kernel_shape": [3, 3]}),
+    Case("Conv weight only", "Conv", {"x": X2, "w": rand(2, 3, 3, 3)}, wrt=["w"]),
+    Case("Conv opset 13", "Conv", {"x": X2, "w": rand(2, 3, 3, 3), "b": rand(2)}, opset=13),
+    Case("Conv opset 21", "Conv", {"x": X2, "w": rand(2, 3, 3, 3), "b": rand(2)}, opset=21),
+]
+
+CONV_TRANSPOSE = [
+    Case("ConvTranspose 2-D", "ConvTranspose", {"x": X2, "w": rand(3, 2, 3, 3), "b": rand(2)}),
+    Case(
+        "ConvTranspose 1-D strides pads",
+        "ConvTranspose",
+        {"x": X1, "w": rand(3, 2, 3)},
+        {"strides": [2], "pads": [1, 0]},
+    ),
+    Case(
+        "ConvTranspose output_padding",
+        "ConvTranspose",
+        {"x": X2, "w": rand(3, 2, 3, 3), "b": rand(2)},
+        {"strides": [2, 3], "output_padding": [1, 2], "pads": [1, 1, 0, 1]},
+    ),
+    Case(
+        "ConvTranspose dilations",
+        "ConvTranspose",
+        {"x": X2, "w": rand(3, 2, 2, 3)},
+        {"dilations": [2, 2], "strides": [2, 1]},
+    ),
+    Case(
+        "ConvTranspose group",
+        "ConvTranspose",
+        {"x": rand(2, 4, 4, 3), "w": rand(4, 3, 3, 3), "b": rand(6)},
+        {"group": 2, "strides": [2, 2]},
+    ),
+    Case(
+        "ConvTranspose output_shape",
+        "ConvTranspose",
+        {"x": X2, "w": rand(3, 2, 3, 3)},
+        {"strides": [2, 2], "output_shape": [12, 10]},
+    ),
+    Case(
+        "ConvTranspose SAME_UPPER",
+        "ConvTranspose",
+        {"x": X2, "w": rand(3, 2, 3, 2)},
+        {"strides": [2, 2], "auto_pad": "SAME_UPPER"},
+    ),
+    Case(
+        "ConvTranspose SAME_LOWER",
+        "ConvTranspose",
+        {"x": X2, "w": rand(3, 2, 3, 2)},
+        {"strides": [2, 2], "auto_pad": "SAME_LOWER"},
+    ),
+    Case("ConvTranspose 3-D", "ConvTranspose", {"x": X3, "w": rand(2, 2, 2, 2, 2)}, {"strides": [1, 2, 1]}),
+]
+
+MAX_POOL = [
+    Case("MaxPool 2x2", "MaxPool", {"x": distinct(2, 3, 6, 4)}, {"kernel_shape": [2, 2], "strides": [2, 2]}),
+    Case(
+        "MaxPool overlapping pads",
+        "MaxPool",
+        {"x": distinct(2, 2, 5, 6)},
+        {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]},
+    ),
+    Case(
+        "MaxPool strides ceil_mode",
+        "MaxPool",
+        {"x": distinct(1, 2, 7, 6)},
+        {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 0], "ceil_mode": 1},
+    ),
+    Case("MaxPool dilations", "MaxPool", {"x": distinct(1, 2, 7, 7)}, {"kernel_shape": [2, 3], "dilations": [2, 2]}),
+    Case(
+        "MaxPool SAME_UPPER", "MaxPool", {"x": distinct(1, 2, 5, 5)}, {"kernel_shape": [2, 2], "auto_pad": "SAME_UPPER"}
+    ),
+    Case(
+        "MaxPool SAME_LOWER",
+        "MaxPool",
+        {"x": distinct(1, 2, 5, 5)},
+        {"kernel_shape": [3, 3], "strides": [2, 2], "auto_pad": "SAME_LOWER"},
+    ),
+    Case("MaxPool 1-D", "MaxPool", {"x": distinct(2, 3, 9)}, {"kernel_shape": [3], "strides": [2]}),
+    Case("MaxPool 3-D", "MaxPool", {"x": distinct(1, 2, 4, 4, 5)}, {"kernel_shape": [2, 2, 3], "strides": [1, 2, 2]}),
+    Case(
+        "MaxPool opset 13 apart",
+        "MaxPool",
+        {"x": distinct(2, 2, 6, 6)},
+        {"kernel_shape": [2, 2], "strides": [2, 2]},
+        opset=13,
+    ),
+    Case(
+        "MaxPool opset 13 overlapping",
+        "MaxPool",
+        {"x": distinct(2, 2, 6, 7)},
+        {"kernel_shape": [3, 3], "strides": [1, 2], "pads": [1, 1, 1, 1]},
+        opset=13,
+    ),
+    Case(
+        "MaxPool opset 15 dilations",
+        "MaxPool",
+        {"x": distinct(1, 2, 7, 7)},
+        {"kernel_shape": [3, 2], "dilations": [2, 3]},
+        opset=15,
+    ),
+    Case(
+        "MaxPool opset 21",
+        "MaxPool",
+        {"x": distinct(2, 2, 6, 6)},
+        {"kernel_shape": [3, 3], "strides": [2, 2]},
+        opset=21,
+    ),
+]
+
+AVERAGE_POOL = [
+    Case("AveragePool 2x2", "AveragePool", {"x": X2}, {"kernel_shape": [2, 2], "strides": [2, 2]}),
+    Case("AveragePool pads exclude", "AveragePool", {"x": X2}, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
+    Case(
+        "AveragePool pads include",
+        "AveragePool",
+        {"x": X2},
+        {"kernel_shape": [3, 3], "pads": [1, 2, 1, 0], "count_include_pad": 1},
+    ),
+    Case(
+        "AveragePool ceil_mode exclude",
+        "AveragePool",
+        {"x": rand(1, 2, 7, 6)},
+        {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 0], "ceil_mode": 1},
+    ),
+    Case(
+        "AveragePool ceil_mode include",
+        "AveragePool",
+        {"x": rand(1, 2, 7, 6)},
+        {"kernel_shape": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 0], "ceil_mode": 1, "count_include_pad": 1},
+    ),
+    Case(
+        "AveragePool SAME_UPPER",
+        "AveragePool",
+        {"x": X2},
+        {"kernel_shape": [2, 3], "auto_pad": "SAME_UPPER", "strides": [2, 2]},
+    ),
+    Case("AveragePool 1-D", "AveragePool", {"x": X1}, {"kernel_shape": [3], "strides": [2]}),
+    Case("AveragePool 3-D", "AveragePool", {"x": X3}, {"kernel_shape": [2, 2, 2], "pads": [0, 1, 0, 1, 0, 1]}),
+    Case(
+        "AveragePool dilations opset 19",
+        "AveragePool",
+        {"x": rand(1, 2, 7, 7)},
+        {"kernel_shape": [2, 3], "dilations": [2, 2], "pads": [1, 1, 1, 1]},
+        opset=19,
+    ),
+    Case("AveragePool opset 13", "AveragePool", {"x": X2}, {"kernel_shape": [3, 2], "strides": [2, 1]}, opset=13),
+    Case("GlobalAveragePool", "GlobalAveragePool", {"x": X2}),
+    Case("GlobalAveragePool 1-D", "GlobalAveragePool", {"x": X1}),
+    Case("GlobalMaxPool", "GlobalMaxPool", {"x": distinct(2, 3, 4, 5)}),
+    Case("GlobalMaxPool 3-D", "GlobalMaxPool", {"x": distinct(2, 2, 3, 2, 3)}),
+]
+
+CASES = CONV + CONV_TRANSPOSE + MAX_POOL + AVERAGE_POOL
+
+# ONNX Runtime training (1.19.2 CPU) as a second reference. Its CPU build has no ConvTransposeGrad kernel. Rows where
+# it differs from finite differences (which these rules match) are strict xfails.
+ORT_OPS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool"}
+ORT_DIFFERS = {
+    "Conv SAME_UPPER": "its ConvGrad ignores auto_pad",
+    "Conv SAME_LOWER": "its ConvGrad ignores auto_pad",
+    "AveragePool SAME_UPPER": "its AveragePoolGrad ignores auto_pad",
+    "AveragePool 3-D": "its AveragePoolGrad is wrong for 3-D windows",
+    "AveragePool dilations opset 19": "its AveragePoolGrad ignores dilations",
+}
+ORT_CASES = [
+    pytest.param(
+        c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=ORT_DIFFERS[c.id])] if c.id in ORT_DIFFERS else []
+    )
+    for c in CASES
+    if c.op_type in ORT_OPS
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_nn_rule_matches_finite_differences(case: Case) -> None:
+    check_case(case)
+
+
+@pytest.mark.training
+@pytest.mark.parametrize("case", ORT_CASES)
+def test_nn_rule_matches_onnxruntime_training(case: Case) -> None:
+    check_against_ort(case)
+
+
+def _first_max_reference(x: np.ndarray, r: np.ndarray, kernel: int, stride: int, pad: int) -> tuple[np.ndarray, ...]:
+    """MaxPool's gradient for loss sum(y * r): each window's r goes to its first maximum (row-major), as ONNX
+    Runtime's Indices name it; also the wrong mask gradient, which gives r to every tied maximum."""
+    n, c, h, w = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=-np.inf)
+    first, mask = np.zeros_like(padded), np.zeros_like(padded)
+    for i, j in np.ndindex(r.shape[2:]):
+        rows, cols = slice(i * stride, i * stride + kernel), slice(j * stride, j * stride + kernel)
+        for b, ch in np.ndindex(n, c):
+            window = padded[b, ch, rows, cols]
+            top = np.unravel_index(np.argmax(window), window.shape)
+            first[b, ch, rows, cols][top] += r[b, ch, i, j]
+            mask[b, ch, rows, cols] += r[b, ch, i, j] * (window == window.max())
+    crop = (slice(None), slice(None), slice(pad, pad + h), slice(pad, pad + w))
+    return first[crop], mask[crop]
+
+
+@pytest.mark.parametrize(("kernel", "stride", "pad", "opset"), [(2, 2, 0, 17), (3, 1, 1, 17), (3, 1, 1, 13)])
+def test_max_pool_gradient_takes_one_of_tied_maxima(kernel: int, stride: int, pad: int, opset: int) -> None:
+    # A zero background, as in Fashion-MNIST: most windows hold tied maxima (0), and two pixels tie at 0.7.
+    x = np.zeros((2, 2, 6, 6))
+    x[:, :, 1:3, 2:5] = rand(2, 2, 2, 3, low=0.1, high=0.6)
+    x[0, 1, 4, 4] = x[0, 1, 4, 5] = 0.7
+    attributes = {"kernel_shape": [kernel] * 2, "strides": [stride] * 2, "pads": [pad] * 4}
+    case = Case("MaxPool ties", "MaxPool", {"x": x}, attributes, opset)
+    analytic, _ = autodiff_gradients(case, np.dtype(np.float64))
+    _, _, _, projections = loss_model(case, np.dtype(np.float64))
+    expected, wrong = _first_max_reference(x, projections["y"], kernel, stride, pad)
+    np.testing.assert_allclose(analytic["x"], expected, rtol=1e-12, atol=1e-12)
+    assert np.abs(wrong - expected).max() > 0.5 * np.abs(expected).max()  # the data does tell the two apart
+
+
+REFUSED = [
+    (
+        Case("MaxPool storage_order 1", "MaxPool", {"x": X2}, {"kernel_shape": [2, 2], "storage_order": 1}),
+        "storage_order=1",
+    ),
+    (
+        Case(
+            "ConvTranspose output_padding",
+            "ConvTranspose",
+            {"x": X2, "w": rand(3, 2, 3, 3)},
+            {"strides": [2, 2], "dilations": [3, 3], "output_padding": [2, 0]},
+        ),
+        r"output_padding=\[2, 0\]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "message"), REFUSED, ids=[c.id for c, _ in REFUSED])
+def test_nn_rule_refuses_what_it_cannot_differentiate(case: Case, message: str) -> None:
+    model, _, wrt, _ = loss_model(case, np.dtype(np.float32))
+    with pytest.raises(UnsupportedError, match=f"{case.op_type} node .*{message}"):
+        autodiff.gradients(model, wrt)
+
+
+def _with_symbolic_image(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with input x's height and width symbolic, as a graph for variable-sized images has them."""
+    for value in (model.graph.input[0], *model.graph.output[1:]):
+        for i, dim in enumerate(value.type.tensor_type.shape.dim):
+            if i >= 2:
+                dim.dim_param = f"{value.name}_{i}"
+    del model.graph.value_info[:]
+    return model
+
+
+def test_conv_refuses_an_image_size_known_at_run_time_only() -> None:
+    model, _, wrt, _ = loss_model(Case("Conv", "Conv", {"x": X2, "w": rand(2, 3, 3, 3)}), np.dtype(np.float32))
+    with pytest.raises(UnsupportedError, match=r"spatial shape=.*known statically"):
+        autodiff.gradients(_with_symbolic_image(model), wrt)
+
+
+def lenet(
+    batch: int, size: int, filters: tuple[int, int] = (32, 64), hidden: int = 128, classes: int = 10, seed: int = 0
+) -> tuple[onnx.ModelProto, dict[str, np.ndarray], list[str]]:
+    """A LeNet-style loss graph written with onnx.helper: Conv(same)-Relu-MaxPool-Conv(valid)-Relu-MaxPool-Flatten-
+    Gemm-Relu-Gemm and SoftmaxCrossEntropyLoss; its parameters are initializers. Returns (model, feeds, parameter
+    names); the images have a zero background, as Fashion-MNIST's do, so pooling windows tie."""
+    rng = np.random.default_rng(seed)
+    pooled = (size // 2 - 2) // 2
+    shapes = {
+        "conv1.w": (filters[0], 1, 3, 3),
+        "conv1.b": (filters[0],),
+        "conv2.w": (filters[1], filters[0], 3, 3),
+        "conv2.b": (filters[1],),
+        "dense1.w": (filters[1] * pooled * pooled, hidden),
+        "dense1.b": (hidden,),
+        "dense2.w": (hidden, classes),
+        "dense2.b": (classes,),
+    }
+    params = {
+        name: (rng.normal(0, (2 / np.prod(s[1:])) ** 0.5, s) if len(s) > 1 else rng.normal(0, 0.1, s))
+        for name, s in shapes.items()
+    }
+    make = onnx.helper.make_node
+    nodes = [
+        make("Conv", ["x", "conv1.w", "conv1.b"], ["c1"], pads=[1, 1, 1, 1]),
+        make("Relu", ["c1"], ["r1"]),
+        make("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        make("Conv", ["p1", "conv2.w", "conv2.b"], ["c2"]),
+        make("Relu", ["c2"], ["r2"]),
+        make("MaxPool", ["r2"], ["p2"], kernel_shape=[2, 2], strides=[2, 2]),
+        make("Flatten", ["p2"], ["f"]),
+        make("Gemm", ["f", "dense1.w", "dense1.b"], ["d1"]),
+        make("Relu", ["d1"], ["h"]),
+        make("Gemm", ["h", "dense2.w", "dense2.b"], ["logits"]),
+        make("SoftmaxCrossEntropyLoss", ["logits", "labels"], ["loss"]),
+    ]
+    graph = onnx.helper.make_graph(
+        nodes,
+        "lenet",
+        [
+            onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [batch, 1, size, size]),
+            onnx.helper.make_tensor_value_info("labels", onnx.TensorProto.INT64, [batch]),
+        ],
+        [onnx.helper.make_tensor_value_info("loss", onnx.TensorProto.FLOAT, [])],
+        [onnx.numpy_helper.from_array(p.astype(np.float32), name) for name, p in params.items()],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    images = rng.uniform(0, 1, (batch, 1, size, size)) * (rng.uniform(0, 1, (batch, 1, size, size)) < 0.4)
+    images[:, :, :2] = images[:, :, -2:] = 0  # a zero border: whole pooling windows of zeros
+    feeds = {"x": images.astype(np.float32), "labels": rng.integers(0, classes, batch).astype(np.int64)}
+    return model, feeds, list(params)
+
+
+def _lenet_loss(model: onnx.ModelProto, feeds: dict[str, np.ndarray], name: str, value: np.ndarray) -> float:
+    """The loss with parameter `name` set to `value`."""
+    parameter = next(t for t in model.graph.initializer if t.name == name)
+    original = onnx.numpy_helper.to_array(parameter)
+    parameter.CopyFrom(onnx.numpy_helper.from_array(value, name))
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    parameter.CopyFrom(onnx.numpy_helper.from_array(original, name))
+    return float(session.run(["loss"], feeds)[0])
+
+
+def test_lenet_gradients_match_finite_differences() -> None:
+    model, feeds, params = lenet(batch=4, size=12, filters=(4, 6), hidden=16)
+    grad_model = autodiff.gradients(model, params)
+    session = onnxruntime.InferenceSession(grad_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    grads = dict(zip(params, session.run([f"{p}_grad" for p in params], feeds), strict=True))
+    values = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    rng = np.random.default_rng(1)
+    for name in params:
+        for index in [tuple(rng.integers(0, d) for d in values[name].shape) for _ in range(3)]:
+            numeric = []
+            # float32 central differences at two steps: the larger may cross a Relu or pooling kink, the smaller
+            # has more rounding; the gradient must match one of them.
+            for eps in (2e-3, 4e-4):
+                up, down = values[name].copy(), values[name].copy()
+                up[index] += eps
+                down[index] -= eps
+                difference = _lenet_loss(model, feeds, name, up) - _lenet_loss(model, feeds, name, down)
+                numeric.append(difference / (2 * eps))
+            assert any(abs(grads[name][index] - n) <= 1e-3 + 1e-2 * abs(n) for n in numeric), (name, index, numeric)
