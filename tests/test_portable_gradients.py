@@ -1,8 +1,9 @@
-"""Portable engine gradient rules: every layer, activation and loss against central finite differences.
+"""The portable engine's train step, differentiated by `onnxtrain.autodiff`: every layer, activation and loss
+against central finite differences.
 
-The analytic gradient is read from one SGD(learning_rate=1) train step (w_new = w - g), so the check covers
-the
-graph the engine really runs. The custom-layer test at the end is the guide to registering a gradient rule.
+The analytic gradient is read from one SGD(learning_rate=1) train step (w_new = w - g), so the check covers the
+graph the engine really runs. The custom-layer tests at the end are the guide: a layer emits only its forward,
+and an op without a gradient rule gets one with `@onnxtrain.autodiff.rule`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import pytest
 from onnxtrain import Sequential
 from onnxtrain import activations as act
 from onnxtrain import losses as loss_module
+from onnxtrain.autodiff import RULES, GradientContext, rule
 from onnxtrain.errors import UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Dense, Flatten, Input, Layer, Shape
 from onnxtrain.optimizers import SGD
-from onnxtrain.portable import LayerGradient, PortableEngine, Saved, register_layer_gradient
+from onnxtrain.portable import PortableEngine
 
 EPS = 3e-3
 RNG = np.random.default_rng(11)
@@ -117,7 +119,7 @@ def test_dense_without_bias_and_frozen_layer_gradients():
     assert all(np.array_equal(before[n], w) for n, w in engine.get_weights().items())
 
 
-# --- extension guide: a custom layer with its own gradient rule ---------------------------------------------
+# --- extension guide: custom layers emit their forward; autodiff differentiates it ---------------------------
 
 
 class Scale(Layer):
@@ -133,49 +135,59 @@ class Scale(Layer):
         return builder.node("Mul", [x, self.emit_params(builder)["alpha"]], hint="scale")
 
 
-class ScaleGradient(LayerGradient):
-    # forward: the default (Scale.emit) is enough; Saved holds x and y.
-    def backward(self, builder, layer, saved: Saved, grad_y, params, need_input_grad):
-        grad_alpha = builder.node(
-            "ReduceSum",
-            [
-                builder.node("Mul", [grad_y, saved.x]),
-                builder.constant(np.array([0], np.int64), "axes", np.int64),
-            ],
-            keepdims=0,
-        )
-        grad_x = builder.node("Mul", [grad_y, params["alpha"]]) if need_input_grad else None
-        return grad_x, {"alpha": grad_alpha}
-
-
-def test_custom_layer_needs_a_rule_then_trains_with_it():
+def test_a_custom_layer_trains_without_a_gradient_rule_of_its_own():
     model = Sequential.of(Input(2, 3), Flatten(), Scale(), Dense(2, activation="linear"), seed=8)
-    with pytest.raises(UnsupportedError, match=r"no gradient rule for layer Scale.*register_layer_gradient"):
-        PortableEngine(model.layers, loss_module.get("mse"), SGD())
-    register_layer_gradient(Scale, ScaleGradient())
     check_gradients(model, "mse", RNG.normal(size=(8, 2)).astype(np.float32))
 
 
-def test_subclass_that_changes_the_forward_does_not_inherit_the_rule():
+class Sine(Layer):
+    """y = sin(x): ONNX's Sin, an op autodiff has no rule for."""
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return input_shape
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Sin", [x], hint="sine")
+
+
+def _sin_rule(ctx: GradientContext) -> list[str | None]:
+    """d sin(x) = cos(x) dy."""
+    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Cos", [ctx.input(0)])])]
+
+
+@pytest.fixture
+def sin_rule():
+    rule("Sin")(_sin_rule)
+    yield
+    del RULES[("", "Sin")]
+
+
+def test_an_op_without_a_rule_is_named_then_trains_with_one(sin_rule):
+    model = Sequential.of(Input(2, 3), Flatten(), Dense(4, activation="linear"), Sine(), Dense(2), seed=8)
+    del RULES[("", "Sin")]
+    with pytest.raises(UnsupportedError, match=r"No gradient rule for op 'Sin'.*node 'sine_1.sine_Sin'"):
+        PortableEngine(model.layers, loss_module.get("mse"), SGD())
+    rule("Sin")(_sin_rule)
+    check_gradients(model, "mse", RNG.normal(size=(8, 2)).astype(np.float32))
+
+
+def test_a_subclass_that_changes_the_forward_gets_the_gradient_of_its_own_forward():
     class Doubled(Dense):
         def emit(self, builder: GraphBuilder, x: str) -> str:
             return builder.node("Add", [super().emit(builder, x)] * 2)
 
-    class Renamed(Dense):
-        pass
-
-    model = Sequential.of(Input(3), Renamed(2), seed=1)
-    PortableEngine(model.layers, loss_module.get("mse"), SGD()).close()
-    model = Sequential.of(Input(3), Doubled(2), seed=1)
-    with pytest.raises(UnsupportedError, match=r"Doubled \(it overrides the forward of Dense"):
-        PortableEngine(model.layers, loss_module.get("mse"), SGD())
+    model = Sequential.of(Input(3), Doubled(2, activation="tanh"), Dense(2, activation="linear"), seed=1)
+    check_gradients(
+        model, "mse", RNG.normal(size=(8, 2)).astype(np.float32), RNG.normal(size=(8, 3)).astype(np.float32)
+    )
 
 
-def test_custom_activation_without_rule_is_rejected():
+def test_a_custom_activation_trains_without_a_rule_of_its_own():
     class Cube(act.Activation):
         def emit(self, builder: GraphBuilder, x: str) -> str:
             return builder.node("Mul", [builder.node("Mul", [x, x]), x])
 
-    model = Sequential.of(Input(3), Dense(2, activation=Cube()), seed=1)
-    with pytest.raises(UnsupportedError, match="no gradient rule for activation Cube"):
-        PortableEngine(model.layers, loss_module.get("mse"), SGD())
+    model = Sequential.of(Input(3), Dense(2, activation=Cube()), Dense(2, activation="linear"), seed=1)
+    check_gradients(
+        model, "mse", RNG.normal(size=(8, 2)).astype(np.float32), RNG.normal(size=(8, 3)).astype(np.float32)
+    )

@@ -15,7 +15,11 @@ Grads = list[str | None]
 def _one_hot(ctx: GradientContext, scores: str, labels: str) -> str:
     """one_hot(labels) along axis 1, in `scores`' dtype and shape."""
     shape = ctx.shape(scores)
-    depth = ctx.ints([shape[1]], "depth") if shape is not None and isinstance(shape[1], int) else ctx.dim(scores, 1)
+    # A scalar depth where it is known: the ONNX reference evaluator's OneHot takes no [1]-shaped depth.
+    if shape is not None and isinstance(shape[1], int):
+        depth = ctx.builder.constant(np.int64(shape[1]), "depth", np.int64)
+    else:
+        depth = ctx.dim(scores, 1)
     dtype = ctx.dtype(scores)
     off_on = ctx.builder.shared(
         f"autodiff.off_on.{dtype.name}", lambda: ctx.constant(np.array([0, 1], dtype), "off_on")

@@ -1,9 +1,9 @@
 """The portable training engine: the whole train step as one standard ONNX graph, run by any ONNX Runtime.
 
-Forward, loss, backward, gradient clipping and the optimizer update are emitted from the layer list with default-domain
-operators only, so onnxruntime, onnxruntime-gpu or a training build, on any Python they ship for, can train. Each layer,
-activation, loss and optimizer class contributes a rule; register rules for your own classes with the `register_*`
-functions. See docs/portable.md.
+Forward, loss, backward, gradient clipping and the optimizer update are emitted with default-domain operators only,
+so onnxruntime, onnxruntime-gpu or a training build, on any Python they ship for, can train. The layers and the loss
+emit their forward; `onnxtrain.autodiff` differentiates it op by op; each optimizer contributes an update rule
+(`register_update_rule` for your own). See docs/portable.md.
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ from typing import TYPE_CHECKING
 
 from onnxtrain._runtime import Device
 from onnxtrain.layers import Layer
-from onnxtrain.portable._activation_gradients import ActivationGradient, register_activation_gradient
 from onnxtrain.portable._engine import PortableEngine
 from onnxtrain.portable._graphs import TrainStepGraph, eval_model, train_step_model
-from onnxtrain.portable._layer_gradients import LayerGradient, Saved, register_layer_gradient
-from onnxtrain.portable._loss_gradients import LossGradient, register_loss_gradient
 from onnxtrain.portable._optimizers import Slot, UpdateRule, register_update_rule
 
 if TYPE_CHECKING:
@@ -25,19 +22,12 @@ if TYPE_CHECKING:
     from onnxtrain.training import Compiled
 
 __all__ = [
-    "ActivationGradient",
-    "LayerGradient",
-    "LossGradient",
     "PortableEngine",
-    "Saved",
     "Slot",
     "TrainStepGraph",
     "UpdateRule",
     "create_engine",
     "eval_model",
-    "register_activation_gradient",
-    "register_layer_gradient",
-    "register_loss_gradient",
     "register_update_rule",
     "train_step_model",
 ]

@@ -15,15 +15,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from onnxtrain import emit
-from onnxtrain.errors import ShapeError, UnsupportedError
+from onnxtrain import autodiff, emit
+from onnxtrain.errors import ShapeError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers import Layer
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.portable._in_place import in_place_updates
-from onnxtrain.portable._layer_gradients import Saved, layer_gradient
-from onnxtrain.portable._loss_gradients import loss_gradient
 from onnxtrain.portable._optimizers import clip_gradients, update_rule
 
 STEP = "step"
@@ -118,7 +116,8 @@ def train_step_model(
     """Forward, loss, backward, clipping and the optimizer update as one ONNX model.
 
     Raises:
-        UnsupportedError: a layer, activation, loss or optimizer has no rule in this engine.
+        UnsupportedError: an op of the model has no gradient rule (`onnxtrain.autodiff`), or the optimizer no
+            update rule.
     """
     layers = emit.graph_layers(layers, loss)
     rule = update_rule(optimizer)
@@ -195,25 +194,16 @@ def _forward_backward(
 ) -> tuple[str, str, dict[str, str]]:
     """Emit the batch inputs, forward, loss and backward; add the `loss` and `logits` outputs.
 
+    The layers emit their forward only; `autodiff.backward` differentiates it op by op.
+
     Returns (loss, logits, gradient by trainable parameter name).
     """
     x, labels, output_shape = _batch_inputs(b, layers, loss)
-
-    tape: list[tuple[Layer, Saved]] = []
-    value = x
-    for layer in layers[1:]:
-        with b.scope(_scope(layer)):
-            saved = layer_gradient(layer).forward(b, layer, value)
-        tape.append((layer, saved))
-        value = saved.y
+    value = emit.emit_forward(b, layers, x)
     with b.scope("loss"):
         loss_value = loss.emit(b, value, labels)
-        grad = loss_gradient(loss)(b, loss, value, labels)
-
-    grads = _backward(b, tape, grad)
-    missing = [name for name in trainable if name not in grads]
-    if missing:
-        raise UnsupportedError(f"The gradient rules returned no gradient for the trainable parameters {missing}.")
+    with b.scope("backward"):
+        grads = autodiff.backward(b, loss_value, trainable)
     b.add_output(loss_value, emit.LOSS_NAME, np.float32, ())
     b.add_output(value, emit.LOGITS_NAME, np.float32, (None, *output_shape))
     return loss_value, value, grads
@@ -263,31 +253,6 @@ def eval_model(
     return b.build("onnxtrain_eval")
 
 
-def _backward(b: GraphBuilder, tape: list[tuple[Layer, Saved]], grad: str) -> dict[str, str]:
-    """Run the backward rules from the last layer to the first that trains; returns parameter gradients."""
-    trains = [i for i, (layer, _) in enumerate(tape) if layer.trainable and layer.params]
-    grads: dict[str, str] = {}
-    if not trains:
-        return grads
-    first = trains[0]
-    for i in range(len(tape) - 1, first - 1, -1):
-        layer, saved = tape[i]
-        scope = _scope(layer)
-        params = {local: f"{scope}.{local}" for local in layer.params}
-        with b.scope(scope):
-            grad_x, param_grads = layer_gradient(layer).backward(b, layer, saved, grad, params, i > first)
-        grads.update({params[local]: g for local, g in param_grads.items() if layer.trainable})
-        if i > first:
-            if grad_x is None:
-                raise UnsupportedError(
-                    f"The gradient rule of layer {layer.name!r} ({type(layer).__name__}) returned no input "
-                    "gradient, "
-                    "which the layers before it need."
-                )
-            grad = grad_x
-    return grads
-
-
 def _batch_inputs(b: GraphBuilder, layers: Sequence[Layer], loss: Loss) -> tuple[str, str, tuple[int, ...]]:
     input_shape, output_shape = layers[0].output_shape, layers[-1].output_shape
     assert input_shape is not None and output_shape is not None, "layers must be built"
@@ -295,7 +260,3 @@ def _batch_inputs(b: GraphBuilder, layers: Sequence[Layer], loss: Loss) -> tuple
     label_dtype, label_shape = loss.label_spec(output_shape)
     labels = b.add_input(emit.LABELS_NAME, label_dtype, label_shape)
     return x, labels, output_shape
-
-
-def _scope(layer: Layer) -> str:
-    return layer.name or type(layer).__name__.lower()  # the scope emit.emit_forward uses
