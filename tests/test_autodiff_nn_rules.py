@@ -1,7 +1,7 @@
-"""Gradient rules of the network ops (convolutions, pooling): one row per op and attribute variant against finite
-differences, and against ONNX Runtime training's gradient graph where it has one (tests/gradcheck.py is the
-harness). ONNX Runtime's CPU build has no float64 Conv, ConvTranspose or AveragePool, so those rows run in float32
-with the harness's wider tolerance."""
+"""Gradient rules of the network ops (convolutions, pooling, normalization, Dropout, Pad, Resize): one row per op
+and attribute variant against finite differences, and against ONNX Runtime training's gradient graph where it has
+one (tests/gradcheck.py is the harness). ONNX Runtime's CPU build has no float64 Conv, ConvTranspose, AveragePool
+or Resize, so those rows run in float32 with the harness's wider tolerance."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import onnx
 import onnxruntime
 import pytest
 from gradcheck import (
+    FLOAT32,
     Case,
     autodiff_gradients,
+    away_from_zero,
     check_against_ort,
     check_case,
     distinct,
     loss_model,
+    numeric_gradients,
     rand,
 )
 
@@ -203,24 +206,229 @@ AVERAGE_POOL = [
     Case("GlobalMaxPool 3-D", "GlobalMaxPool", {"x": distinct(2, 2, 3, 2, 3)}),
 ]
 
-CASES = CONV + CONV_TRANSPOSE + MAX_POOL + AVERAGE_POOL
+C3 = {"scale": rand(3, seed=1), "b": rand(3, seed=2)}
+STATS = {"mean": rand(3, seed=3), "var": rand(3, low=0.5, high=1.5, seed=4)}
+NORM = [
+    Case("BatchNormalization inference", "BatchNormalization", {"x": X2, **C3, **STATS}),
+    Case("BatchNormalization inference 2-D", "BatchNormalization", {"x": rand(4, 3), **C3, **STATS}, {"epsilon": 0.1}),
+    Case("BatchNormalization inference opset 13", "BatchNormalization", {"x": X2, **C3, **STATS}, opset=13),
+    Case(
+        "BatchNormalization inference constant statistics",
+        "BatchNormalization",
+        {"x": X2, **C3, **STATS},
+        constants=["mean", "var"],
+    ),
+    Case(
+        "BatchNormalization training",
+        "BatchNormalization",
+        {"x": X2, **C3, **STATS},
+        {"training_mode": 1},
+        num_outputs=3,
+        loss_outputs=[0],
+        wrt=["x", "scale", "b"],
+        opset=14,
+    ),
+    Case(
+        "BatchNormalization training 1-D",
+        "BatchNormalization",
+        {"x": rand(3, 3, 5), **C3, **STATS},
+        {"training_mode": 1, "epsilon": 1e-3},
+        num_outputs=3,
+        loss_outputs=[0],
+        wrt=["x", "scale", "b"],
+        opset=15,
+    ),
+    Case(
+        "LayerNormalization last axis",
+        "LayerNormalization",
+        {"x": rand(2, 3, 4), "scale": rand(4), "b": rand(4, seed=2)},
+        num_outputs=3,
+        loss_outputs=[0],
+    ),
+    Case(
+        "LayerNormalization axis 1",
+        "LayerNormalization",
+        {"x": rand(2, 3, 4), "scale": rand(3, 4), "b": rand(3, 4, seed=2)},
+        {"axis": 1, "epsilon": 1e-3},
+        num_outputs=3,
+        loss_outputs=[0],
+    ),
+    Case(
+        "LayerNormalization axis 0",
+        "LayerNormalization",
+        {"x": rand(3, 4), "scale": rand(3, 4), "b": rand(3, 4, seed=2)},
+        {"axis": 0},
+        num_outputs=3,
+        loss_outputs=[0],
+    ),
+    Case(
+        "LayerNormalization no bias",
+        "LayerNormalization",
+        {"x": rand(3, 5), "scale": rand(5)},
+        num_outputs=3,
+        loss_outputs=[0],
+    ),
+    Case(
+        "LayerNormalization Y only",
+        "LayerNormalization",
+        {"x": rand(3, 5), "scale": rand(5), "b": rand(5, seed=2)},
+        opset=21,
+    ),
+]
 
-# ONNX Runtime training (1.19.2 CPU) as a second reference. Its CPU build has no ConvTransposeGrad kernel. Rows where
-# it differs from finite differences (which these rules match) are strict xfails.
-ORT_OPS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool"}
+
+def pads(*values: int) -> np.ndarray:
+    return np.array(values, np.int64)
+
+
+DROPOUT_AND_PAD = [
+    Case("Dropout inference", "Dropout", {"x": X2}),
+    Case(
+        "Dropout training_mode false",
+        "Dropout",
+        {"x": X2, "ratio": np.array(0.3), "mode": np.array(False)},
+        constants=["ratio"],
+        num_outputs=2,
+    ),
+    Case(
+        "Dropout training ratio 0",
+        "Dropout",
+        {"x": X2, "ratio": np.array(0.0), "mode": np.array(True)},
+        constants=["ratio"],
+        num_outputs=2,
+    ),
+    Case("Pad constant", "Pad", {"x": X2, "pads": pads(0, 0, 1, 2, 0, 1, 0, 3)}),
+    Case("Pad constant crops", "Pad", {"x": X2, "pads": pads(0, 0, -1, 2, 1, 0, 1, -2)}),
+    Case("Pad constant value", "Pad", {"x": X2, "pads": pads(0, 1, 1, 0, 1, 0, 1, 1), "value": np.array(0.5)}),
+    Case(
+        "Pad constant axes", "Pad", {"x": X2, "pads": pads(1, -1, 2, 0), "value": None, "axes": pads(-1, 2)}, opset=18
+    ),
+    Case("Pad reflect", "Pad", {"x": X2, "pads": pads(0, 0, 2, 1, 0, 0, 5, 4)}, {"mode": "reflect"}),
+    Case("Pad edge", "Pad", {"x": X2, "pads": pads(0, 1, 3, 0, 0, 0, 7, 2)}, {"mode": "edge"}),
+    Case("Pad edge opset 13", "Pad", {"x": X1, "pads": pads(0, 0, 2, 0, 0, 1)}, {"mode": "edge"}, opset=13),
+    Case(
+        "Pad reflect axes",
+        "Pad",
+        {"x": X2, "pads": pads(1, 4, 3, 0), "value": None, "axes": pads(2, 3)},
+        {"mode": "reflect"},
+        opset=18,
+    ),
+    Case("Pad wrap", "Pad", {"x": X2, "pads": pads(0, 0, 6, 2, 0, 0, 1, 5)}, {"mode": "wrap"}, opset=19),
+    Case("Pad wrap opset 21", "Pad", {"x": X1, "pads": pads(0, 0, 3, 0, 1, 7)}, {"mode": "wrap"}, opset=21),
+]
+
+
+def resize(
+    case_id: str,
+    x: np.ndarray,
+    attributes: dict,
+    scales: list[float] | None = None,
+    sizes: list[int] | None = None,
+    opset: int = 17,
+) -> Case:
+    """A Resize row: scales come from a Constant's value_floats (float32 at every test dtype, as Resize wants),
+    sizes from an int64 initializer."""
+    nodes = (
+        []
+        if scales is None
+        else [onnx.helper.make_node("Constant", [], ["scales"], value_floats=[float(s) for s in scales])]
+    )
+    inputs = {"x": x} if sizes is None else {"x": x, "sizes": np.array(sizes, np.int64)}
+    node_inputs = ["x", "", "scales" if scales is not None else "", *(["sizes"] if sizes is not None else [])]
+    return Case(case_id, "Resize", inputs, attributes, opset, extra_nodes=nodes, node_inputs=node_inputs)
+
+
+RESIZE = [
+    resize("Resize nearest x2", X2, {}, [1, 1, 2, 2]),
+    resize(
+        "Resize nearest x3 asymmetric floor",
+        X2,
+        {"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"},
+        [1, 1, 3, 3],
+    ),
+    resize("Resize nearest asymmetric round", X2, {"coordinate_transformation_mode": "asymmetric"}, [1, 1, 2, 3]),
+    resize(
+        "Resize nearest ceil align_corners",
+        X2,
+        {"coordinate_transformation_mode": "align_corners", "nearest_mode": "ceil"},
+        sizes=[2, 3, 9, 7],
+    ),
+    resize("Resize nearest downsample", rand(1, 2, 8, 9), {"nearest_mode": "round_prefer_ceil"}, [1, 1, 0.5, 0.7]),
+    resize(
+        "Resize nearest tf_half_pixel_for_nn",
+        X2,
+        {"coordinate_transformation_mode": "tf_half_pixel_for_nn"},
+        [1, 1, 1.5, 2],
+        opset=13,
+    ),
+    resize("Resize linear x2", X2, {"mode": "linear"}, [1, 1, 2, 2]),
+    resize(
+        "Resize linear align_corners",
+        X2,
+        {"mode": "linear", "coordinate_transformation_mode": "align_corners"},
+        sizes=[2, 3, 11, 8],
+    ),
+    resize(
+        "Resize linear pytorch_half_pixel",
+        X2,
+        {"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"},
+        sizes=[2, 3, 1, 7],
+    ),
+    resize(
+        "Resize linear asymmetric downsample",
+        rand(1, 2, 8, 9),
+        {"mode": "linear", "coordinate_transformation_mode": "asymmetric"},
+        [1, 1, 0.6, 0.5],
+    ),
+    resize(
+        "Resize linear half_pixel_symmetric",
+        X2,
+        {"mode": "linear", "coordinate_transformation_mode": "half_pixel_symmetric"},
+        [1, 1, 1.7, 2.5],
+        opset=19,
+    ),
+    resize("Resize linear 1-D", X1, {"mode": "linear"}, [1, 1, 2.5]),
+    resize("Resize linear 3-D", X3, {"mode": "linear"}, [1, 1, 2, 1, 1.5]),
+    resize("Resize linear axes", X2, {"mode": "linear", "axes": [3, 2]}, [2, 1.5], opset=18),
+    resize("Resize cubic", X2, {"mode": "cubic"}, [1, 1, 2, 1.5]),
+    resize(
+        "Resize cubic exclude_outside",
+        X2,
+        {"mode": "cubic", "exclude_outside": 1, "cubic_coeff_a": -0.5},
+        [1, 1, 1.5, 2],
+    ),
+    resize("Resize sizes opset 21", X2, {"mode": "linear"}, sizes=[2, 3, 4, 10], opset=21),
+]
+
+CASES = CONV + CONV_TRANSPOSE + MAX_POOL + AVERAGE_POOL + NORM + DROPOUT_AND_PAD + RESIZE
+
+# ONNX Runtime training (1.19.2 CPU) as a second reference. Its CPU build has no ConvTransposeGrad or ResizeGrad
+# kernel and no BatchNormalization gradient. Rows where it differs from finite differences (which these rules match)
+# are strict xfails; rows its gradient builder cannot take are left out.
+ORT_OPS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "LayerNormalization", "Dropout", "Pad"}
 ORT_DIFFERS = {
     "Conv SAME_UPPER": "its ConvGrad ignores auto_pad",
     "Conv SAME_LOWER": "its ConvGrad ignores auto_pad",
     "AveragePool SAME_UPPER": "its AveragePoolGrad ignores auto_pad",
     "AveragePool 3-D": "its AveragePoolGrad is wrong for 3-D windows",
     "AveragePool dilations opset 19": "its AveragePoolGrad ignores dilations",
+    "Dropout training_mode false": "its DropoutGrad scales by 1 / (1 - ratio) in inference mode too",
+}
+ORT_CANNOT = {
+    "LayerNormalization no bias",  # its builder needs B
+    "LayerNormalization Y only",  # its builder needs the Mean and InvStdDev outputs
+    "Dropout inference",  # its builder needs the mask output
+    "Pad constant value",  # no gradient for constant_value
+    "Pad constant axes",  # its gradient ignores the axes input (opset 18) and fails
+    # its Pad gradient takes constant mode only
+    *("Pad reflect", "Pad edge", "Pad edge opset 13", "Pad reflect axes", "Pad wrap", "Pad wrap opset 21"),
 }
 ORT_CASES = [
     pytest.param(
         c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=ORT_DIFFERS[c.id])] if c.id in ORT_DIFFERS else []
     )
     for c in CASES
-    if c.op_type in ORT_OPS
+    if c.op_type in ORT_OPS and c.id not in ORT_CANNOT
 ]
 
 
@@ -233,6 +441,20 @@ def test_nn_rule_matches_finite_differences(case: Case) -> None:
 @pytest.mark.parametrize("case", ORT_CASES)
 def test_nn_rule_matches_onnxruntime_training(case: Case) -> None:
     check_against_ort(case)
+
+
+def test_layer_normalization_mean_and_inv_std_dev_outputs_take_gradients() -> None:
+    # Mean and InvStdDev are float32 whatever X is (stash_type), so this row runs in float32 only.
+    case = Case(
+        "LayerNormalization Mean InvStdDev in the loss",
+        "LayerNormalization",
+        {"x": rand(2, 3, 4), "scale": rand(4), "b": rand(4, seed=2)},
+        num_outputs=3,
+    )
+    analytic, _ = autodiff_gradients(case, np.dtype(np.float32))
+    numeric = numeric_gradients(case, np.dtype(np.float32), FLOAT32.eps)
+    for name, value in analytic.items():
+        np.testing.assert_allclose(value, numeric[name], rtol=FLOAT32.rtol, atol=FLOAT32.atol, err_msg=name)
 
 
 def _first_max_reference(x: np.ndarray, r: np.ndarray, kernel: int, stride: int, pad: int) -> tuple[np.ndarray, ...]:
@@ -267,6 +489,29 @@ def test_max_pool_gradient_takes_one_of_tied_maxima(kernel: int, stride: int, pa
     assert np.abs(wrong - expected).max() > 0.5 * np.abs(expected).max()  # the data does tell the two apart
 
 
+@pytest.mark.parametrize("ratio_as_input", [False, True])
+def test_dropout_gradient_drops_what_the_forward_dropped(ratio_as_input: bool) -> None:
+    # Training-mode Dropout is random, so no finite differences: y = x * mask / (1 - ratio) and, for the harness's
+    # loss sum(y * r), dx = r * mask / (1 - ratio), with the mask of the same run.
+    x = away_from_zero(4, 50)
+    case = Case(
+        "Dropout training",
+        "Dropout",
+        {"x": x, "ratio": np.array(0.4), "mode": np.array(True)},
+        constants=[] if ratio_as_input else ["ratio"],
+        wrt=["x"],
+    )
+    model, feeds, _, projections = loss_model(case, np.dtype(np.float64))
+    session = onnxruntime.InferenceSession(
+        autodiff.gradients(model, ["x"]).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    y, dx = session.run(["y", "x_grad"], feeds)
+    kept = y != 0
+    assert 0.3 < kept.mean() < 0.9
+    np.testing.assert_allclose(y, np.where(kept, x / 0.6, 0), rtol=1e-6)
+    np.testing.assert_allclose(dx, np.where(kept, projections["y"] / 0.6, 0), rtol=1e-6)
+
+
 REFUSED = [
     (
         Case("MaxPool storage_order 1", "MaxPool", {"x": X2}, {"kernel_shape": [2, 2], "storage_order": 1}),
@@ -281,6 +526,25 @@ REFUSED = [
         ),
         r"output_padding=\[2, 0\]",
     ),
+    (
+        Case("Pad reflect wider than X", "Pad", {"x": X1, "pads": pads(0, 0, 7, 0, 0, 0)}, {"mode": "reflect"}),
+        r"pads=\[7, 0\].*'reflect' takes pads from 0 to 6",
+    ),
+    (Case("Pad edge cropping", "Pad", {"x": X1, "pads": pads(0, 0, -1, 0, 0, 2)}, {"mode": "edge"}), r"pads=\[-1, 2\]"),
+    (
+        resize("Resize tf_crop_and_resize", X2, {"coordinate_transformation_mode": "tf_crop_and_resize"}, [1, 1, 2, 2]),
+        "coordinate_transformation_mode='tf_crop_and_resize'",
+    ),
+    (
+        resize("Resize antialias", rand(1, 1, 8, 8), {"mode": "linear", "antialias": 1}, [1, 1, 0.5, 0.5], opset=18),
+        "antialias=1",
+    ),
+    (
+        Case(
+            "Dropout ratio 1", "Dropout", {"x": X2, "ratio": np.array(1.0), "mode": np.array(True)}, constants=["ratio"]
+        ),
+        "ratio=1.0",
+    ),
 ]
 
 
@@ -289,6 +553,14 @@ def test_nn_rule_refuses_what_it_cannot_differentiate(case: Case, message: str) 
     model, _, wrt, _ = loss_model(case, np.dtype(np.float32))
     with pytest.raises(UnsupportedError, match=f"{case.op_type} node .*{message}"):
         autodiff.gradients(model, wrt)
+
+
+def test_batch_normalization_refuses_opset_13_training_form() -> None:
+    case = Case("BatchNormalization", "BatchNormalization", {"x": X2, **C3, **STATS}, wrt=["x"], opset=13)
+    model, _, _, _ = loss_model(case, np.dtype(np.float32))
+    model.graph.node[0].output.extend(["running_mean", "running_var"])  # opset 13's training form
+    with pytest.raises(UnsupportedError, match=r"outputs=3 .*training_mode=1"):
+        autodiff.gradients(model, ["x"])
 
 
 def _with_symbolic_image(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -305,6 +577,13 @@ def test_conv_refuses_an_image_size_known_at_run_time_only() -> None:
     model, _, wrt, _ = loss_model(Case("Conv", "Conv", {"x": X2, "w": rand(2, 3, 3, 3)}), np.dtype(np.float32))
     with pytest.raises(UnsupportedError, match=r"spatial shape=.*known statically"):
         autodiff.gradients(_with_symbolic_image(model), wrt)
+
+
+def test_resize_refuses_scales_computed_at_run_time() -> None:
+    case = Case("Resize", "Resize", {"x": X2, "roi": None, "scales": np.array([1, 1, 2, 2.0])}, wrt=["x"])
+    model, _, _, _ = loss_model(case, np.dtype(np.float32))
+    with pytest.raises(UnsupportedError, match="scales='computed at run time'"):
+        autodiff.gradients(model, ["x"])
 
 
 def lenet(
