@@ -298,10 +298,13 @@ class GraphBuilder:
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
         model.ir_version = self.ir_version
-        try:
-            inferred = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
-        except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
-            inferred = model.graph
+        inferred = model.graph
+        for data_prop in (True, False):  # propagating shape values (Shape -> Reshape) fails on a few graphs
+            try:
+                inferred = onnx.shape_inference.infer_shapes(model, data_prop=data_prop).graph
+                break
+            except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
+                continue
         types = {t.name: helper.make_tensor_type_proto(t.data_type, list(t.dims)) for t in self._initializers}
         for value in [*inferred.input, *inferred.value_info, *inferred.output]:
             if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type:
