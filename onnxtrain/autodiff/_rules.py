@@ -29,7 +29,7 @@ def rule(*op_types: str, domain: str = "") -> Callable[[Rule], Rule]:
     Example:
         >>> @rule("Neg")
         ... def _neg(ctx: GradientContext) -> list[str | None]:
-        ...     return [ctx.emit("Neg", [ctx.grad()])]
+        ...     return [ctx.emit("Neg", [ctx.dy])]
     """
 
     def register(function: Rule) -> Rule:
