@@ -54,6 +54,7 @@ TARGETS = ("idx", "config", "onnx", "checkpoint")
 EXTRA_TARGETS = ("ort-checkpoint",)
 OK, REFUSED, UNCLEAR, LEAKED, CRASHED, HUNG = "ok", "refused", "unclear", "leaked", "crashed", "hung"
 BAD_VERDICTS = (UNCLEAR, LEAKED, CRASHED, HUNG)
+READY = '{"ready": true}'  # the worker's first line, once it has imported what the checks need
 MAX_PREDICT_VALUES = 10**6  # a mutated input shape can ask for more memory than a probe batch should take
 
 # --- what the worker runs ------------------------------------------------------------------------------
@@ -110,12 +111,16 @@ def _check_saved_model(path: Path) -> None:
 
 
 def _worker() -> None:
-    """Answer one JSON line per request line: {"target", "path"} -> {"verdict", "error", "message"}."""
+    """Say READY once imported, then answer one JSON line per request line: {"target", "path"} -> {"verdict",
+    "error", "message"}."""
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # native code that prints to stdout must not corrupt the answers
     sys.stdout = sys.stderr
+    import onnxtrain.datasets  # noqa: F401  (imported before READY, so that no check's time includes them)
+    from onnxtrain import InferenceModel, load_model  # noqa: F401
     from onnxtrain.errors import DataFormatError, ModelFileError, OnnxtrainError
 
+    answers.write(READY + "\n")
     for line in sys.stdin:
         request = json.loads(line)
         path = Path(request["path"])
@@ -141,28 +146,51 @@ def _worker() -> None:
         answers.write(json.dumps(answer) + "\n")
 
 
-class IsolatedChecker:
-    """Runs checks in a worker process; a crash or hang becomes a verdict and the worker is restarted."""
+class WorkerStartError(RuntimeError):
+    """The worker process died or stayed silent before it was ready: no case was checked."""
 
-    def __init__(self, timeout: float = 60.0, log: Path | None = None):
+
+class IsolatedChecker:
+    """Runs checks in a worker process; a crash or hang becomes a verdict and the worker is restarted.
+
+    A case's `timeout` counts from the moment it is sent to a worker that said it is ready, so the time a (re)started
+    worker takes to import onnxtrain, which a busy machine stretches to seconds, never turns a case into a hang;
+    starting gets `start_timeout` of its own.
+    """
+
+    def __init__(self, timeout: float = 60.0, log: Path | None = None, start_timeout: float = 300.0):
         self.timeout = timeout
+        self.start_timeout = start_timeout
         self.log = log or Path(tempfile.mkstemp(prefix="onnxtrain-fuzz-worker-", suffix=".log")[1])
         self.restarts = 0
         self._process: subprocess.Popen[str] | None = None
 
     def _start(self) -> subprocess.Popen[str]:
-        if self._process is None or self._process.poll() is not None:
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-            with open(self.log, "ab") as log:
-                self._process = subprocess.Popen(
-                    [sys.executable, str(Path(__file__).resolve()), "--worker"],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=log,
-                    text=True,
-                    env=env,
-                )
-        return self._process
+        if self._process is not None and self._process.poll() is None:
+            return self._process
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+        with open(self.log, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=env,
+            )
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], self.start_timeout)
+        line = process.stdout.readline() if ready else ""
+        if line.strip() != READY:
+            process.kill()
+            code = process.wait()
+            what = "stayed silent" if not ready else f"exited with status {code}" if not line else "answered"
+            raise WorkerStartError(
+                f"the fuzz worker {what} before it was ready (start timeout {self.start_timeout} s; output "
+                f"{line[:200]!r}); its stderr is in {self.log}"
+            )
+        self._process = process
+        return process
 
     def check(self, target: str, path: Path) -> dict[str, Any]:
         process = self._start()
@@ -570,7 +598,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=500, help="cases per target")
     parser.add_argument("--target", choices=[*TARGETS, *EXTRA_TARGETS, "all"], default="all")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds before a case counts as hung")
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds before a case counts as hung (worker start-up excluded)"
+    )
     parser.add_argument("--keep-failures", type=Path, help="copy every leaked/crashed/hung case here")
     parser.add_argument("--json", action="store_true", help="print one JSON summary line at the end")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
