@@ -62,11 +62,23 @@ class GraphBuilder:
         >>> model = b.build()
     """
 
-    def __init__(self, opset: int = DEFAULT_OPSET, ir_version: int = DEFAULT_IR_VERSION, batch_dim: str = "batch"):
+    def __init__(
+        self,
+        opset: int = DEFAULT_OPSET,
+        ir_version: int = DEFAULT_IR_VERSION,
+        batch_dim: str = "batch",
+        training: bool = False,
+    ):
         check_opset_and_ir(opset, ir_version)
         self.opset = opset
         self.ir_version = ir_version
         self.batch_dim = batch_dim
+        # Whether layers emit the training graph (batch statistics, dropout) or the inference graph.
+        self.training = training
+        # The int64 scalar counting the updates made before this step, in a train step's graph (for layers that
+        # draw random numbers per step, reproducibly); None in every other graph.
+        self.step: str | None = None
+        self._state_updates: dict[str, str] = {}
         self._nodes: list[onnx.NodeProto] = []
         self._initializers: list[onnx.TensorProto] = []
         self._inputs: list[onnx.ValueInfoProto] = []
@@ -198,6 +210,22 @@ class GraphBuilder:
             yield self._nodes
         finally:
             self._nodes, self._shared = outer, outer_shared
+
+    def update_state(self, parameter: str, value: str) -> None:
+        """Record `value` as the new value of non-trainable `parameter` (a graph name such as
+        `batch_normalization_1.moving_mean`) after a training step: BatchNormalization's running statistics.
+        Only a training graph records updates; every other graph ignores them.
+        """
+        if not self.training:
+            return
+        if parameter in self._state_updates:
+            raise InvalidArgumentError(f"The state {parameter!r} was given a new value twice in one graph.")
+        self._state_updates[parameter] = value
+
+    @property
+    def state_updates(self) -> dict[str, str]:
+        """Parameter graph name -> the value it takes after the step, as recorded by `update_state`."""
+        return dict(self._state_updates)
 
     def set_metadata(self, key: str, value: str) -> None:
         self._metadata[key] = value

@@ -148,8 +148,8 @@ class Sequential:
 
     def count_params(self) -> tuple[int, int]:
         """(trainable, frozen) parameter counts."""
-        trainable = sum(layer.param_count for layer in self.layers if layer.trainable)
-        frozen = sum(layer.param_count for layer in self.layers if not layer.trainable)
+        trainable = sum(layer.trainable_param_count for layer in self.layers)
+        frozen = sum(layer.param_count for layer in self.layers) - trainable
         return trainable, frozen
 
     def summary(self, print_fn: Any = print) -> str | None:
@@ -472,7 +472,7 @@ class Sequential:
 
 def _check_trainable(layers: Sequence[Layer], loss: Loss) -> None:
     """Refuse what compile could only train into nothing: no trainable parameter, or softmax over one unit."""
-    if not any(layer.trainable and layer.params for layer in layers):
+    if not any(layer.trainable_params() for layer in layers):
         raise InvalidArgumentError(
             "compile: the model has no trainable parameters, so there is nothing to train. Received layers: "
             f"{[f'{layer.name} ({type(layer).__name__})' for layer in layers]}. Add a Dense layer, or set "

@@ -29,6 +29,9 @@ class Layer:
         name: unique within a model; assigned by the model (`dense_1`) when not given.
         trainable: False freezes every parameter of the layer.
         params: local parameter name ("kernel") -> float32 array, filled by `build`.
+        non_trainable: the local names of parameters no optimizer updates even when the layer trains (Keras'
+            non-trainable weights: BatchNormalization's moving statistics, which the layer itself updates in the
+            training graph with `builder.update_state`).
     """
 
     registry: ClassVar[dict[str, type[Layer]]] = {}
@@ -44,6 +47,7 @@ class Layer:
         self.name = name
         self.trainable = trainable
         self.params: dict[str, np.ndarray] = {}
+        self.non_trainable: set[str] = set()
         self.input_shape: Shape | None = None
         self.output_shape: Shape | None = None
 
@@ -84,8 +88,11 @@ class Layer:
     def serialize(self) -> dict[str, Any]:
         return {"class_name": type(self).registry_key(), "config": self.get_config()}
 
-    def add_weight(self, local_name: str, value: np.ndarray) -> None:
+    def add_weight(self, local_name: str, value: np.ndarray, trainable: bool = True) -> None:
+        """Add parameter `local_name`; `trainable=False` keeps it out of the optimizer's reach (see `non_trainable`)."""
         self.params[local_name] = np.ascontiguousarray(value, dtype=np.float32)
+        if not trainable:
+            self.non_trainable.add(local_name)
 
     def emit_params(self, builder: GraphBuilder) -> dict[str, str]:
         """Add this layer's parameters as initializers (inside the layer's scope); returns local -> graph name."""
@@ -96,12 +103,25 @@ class Layer:
         return int(sum(p.size for p in self.params.values()))
 
     @property
+    def trainable_param_count(self) -> int:
+        """The parameters an optimizer updates: none for a frozen layer, never its non-trainable ones."""
+        if not self.trainable:
+            return 0
+        return int(sum(p.size for local, p in self.params.items() if local not in self.non_trainable))
+
+    @property
     def built(self) -> bool:
         return self.output_shape is not None
 
     def qualified_params(self) -> dict[str, np.ndarray]:
         """Parameters under their graph names (`dense_1.kernel`)."""
         return {f"{self.name}.{local}": value for local, value in self.params.items()}
+
+    def trainable_params(self) -> dict[str, np.ndarray]:
+        """The parameters an optimizer updates, under their graph names: none for a frozen layer."""
+        if not self.trainable:
+            return {}
+        return {f"{self.name}.{local}": v for local, v in self.params.items() if local not in self.non_trainable}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if v is not None)

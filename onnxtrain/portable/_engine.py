@@ -92,8 +92,8 @@ class PortableEngine:
         ort = _onnxruntime()
         self.device = device
         self.optimizer = optimizer
-        self.fused = _use_fused(update, optimizer, device)
         self.graph: TrainStepGraph = train_step_model(layers, loss, optimizer, opset, ir_version)
+        self.fused = _use_fused(update, optimizer, device, self.graph.layer_state)
         self.eval_graph = eval_model(layers, loss, opset, ir_version)
         self._output_shape = tuple(layers[-1].output_shape or ())
         self._label_dtype = loss.label_spec(self._output_shape)[0]
@@ -229,7 +229,7 @@ class PortableEngine:
 
     def _eval_binding(self, k: int) -> _BatchBinding:
         binding = self._eval_session.io_binding()
-        inputs = {**{n: v for n, v in self._sets[k].items() if n in self.graph.trainable}, **self._fixed}
+        inputs = {**self._sets[k], **self._fixed}
         eval_inputs = {i.name for i in self.eval_graph.graph.input}
         for name, value in inputs.items():
             if name in eval_inputs:
@@ -299,7 +299,7 @@ class PortableEngine:
         return {name: np.array(current[name].numpy(), copy=True) for name in names}
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        return self._values([*self.graph.trainable, *self.graph.frozen])
+        return self._values(self.graph.parameters)
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         weights = {name: np.asarray(v, np.float32) for name, v in weights.items()}
@@ -356,7 +356,7 @@ class PortableEngine:
         self._train_session = self._eval_session = None
 
 
-def _use_fused(update: str, optimizer: Optimizer, device: Device) -> bool:
+def _use_fused(update: str, optimizer: Optimizer, device: Device, layer_state: Sequence[str] = ()) -> bool:
     if update not in UPDATES:
         raise InvalidArgumentError(f"update expects one of {list(UPDATES)}. Received: {update!r}")
     if update == "graph":
@@ -364,6 +364,8 @@ def _use_fused(update: str, optimizer: Optimizer, device: Device) -> bool:
     reasons = []
     if device.kind != "cpu":
         reasons.append(f"it runs on the CPU only (device={str(device)!r})")
+    if layer_state:  # the kernel updates weights and optimizer state; the graph's update covers layer state too
+        reasons.append(f"the model has layer state that each step updates ({', '.join(layer_state[:3])})")
     if not _fused.supports(optimizer):
         reasons.append(f"it has no kernel for {type(optimizer).__name__} (only for {_fused.supported_names()})")
     # Importing numba costs ~0.5 s and ~100 MiB: only where the answer still depends on it.

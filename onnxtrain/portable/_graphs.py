@@ -62,11 +62,19 @@ class TrainStepGraph:
     trainable: tuple[str, ...]
     frozen: tuple[str, ...]
     state: tuple[StateTensor, ...]
+    # Non-trainable parameters the step gives new values (BatchNormalization's moving statistics).
+    layer_state: tuple[str, ...] = ()
 
     @property
     def carried(self) -> tuple[str, ...]:
-        """Inputs whose new value comes back as `updated.<name>`: trainable parameters, state, step."""
-        return (*self.trainable, *(s.name for s in self.state), STEP)
+        """Inputs whose new value comes back as `updated.<name>`: trainable parameters, layer state, optimizer
+        state, step."""
+        return (*self.trainable, *self.layer_state, *(s.name for s in self.state), STEP)
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """Every parameter of the model: trainable, layer state and frozen."""
+        return (*self.trainable, *self.layer_state, *self.frozen)
 
     @property
     def in_place(self) -> frozenset[str]:
@@ -80,8 +88,8 @@ class ParameterInputBuilder(GraphBuilder):
     So every layer's own `emit` builds the forward of the train and eval graphs unchanged.
     """
 
-    def __init__(self, parameters: Mapping[str, np.ndarray], opset: int, ir_version: int):
-        super().__init__(opset, ir_version)
+    def __init__(self, parameters: Mapping[str, np.ndarray], opset: int, ir_version: int, training: bool = False):
+        super().__init__(opset, ir_version, training=training)
         self._parameter_shapes = {name: tuple(value.shape) for name, value in parameters.items()}
         for name, shape in self._parameter_shapes.items():
             self.add_input(name, np.float32, shape)
@@ -103,7 +111,7 @@ def model_parameters(layers: Sequence[Layer]) -> dict[str, np.ndarray]:
 
 def trainable_parameters(layers: Sequence[Layer]) -> tuple[str, ...]:
     """The graph names of the parameters the optimizer updates, in layer order."""
-    return tuple(name for layer in layers if layer.trainable for name in layer.qualified_params())
+    return tuple(name for layer in layers for name in layer.trainable_params())
 
 
 def train_step_model(
@@ -122,8 +130,7 @@ def train_step_model(
     layers = emit.graph_layers(layers, loss)
     rule = update_rule(optimizer)
     parameters, trainable = model_parameters(layers), trainable_parameters(layers)
-    frozen = tuple(n for n in parameters if n not in trainable)
-    b = ParameterInputBuilder(parameters, opset, ir_version)
+    b = ParameterInputBuilder(parameters, opset, ir_version, training=True)
     state = tuple(
         StateTensor(f"optimizer.{slot.name}.{name}", name, slot.name, slot.initial, slot.scale)
         for name in trainable
@@ -132,10 +139,14 @@ def train_step_model(
     for tensor in state:
         b.add_input(tensor.name, np.float32, parameters[tensor.parameter].shape)
     step = b.add_input(STEP, np.int64, ())
+    b.step = step
     lr = b.add_input(LEARNING_RATE, np.float32, ())
     loss_value, _, grads = _forward_backward(b, layers, loss, trainable)
+    layer_updates = b.state_updates
+    layer_state = tuple(name for name in parameters if name in layer_updates and name not in trainable)
+    frozen = tuple(n for n in parameters if n not in trainable and n not in layer_state)
     carried: dict[str, tuple[type, tuple[int, ...]]] = {
-        name: (np.float32, parameters[name].shape) for name in trainable
+        name: (np.float32, parameters[name].shape) for name in (*trainable, *layer_state)
     }
     carried.update({t.name: (np.float32, parameters[t.parameter].shape) for t in state})
     carried[STEP] = (np.int64, ())
@@ -146,7 +157,7 @@ def train_step_model(
             next_step = b.node("Add", [step, one], hint="next_step")
             t = b.node("Cast", [next_step], hint="t", to=TensorProto.FLOAT)
             shared = rule.prepare(b, optimizer, lr, t)
-            new_values = {STEP: next_step}
+            new_values = {STEP: next_step, **{name: layer_updates[name] for name in layer_state}}
             for name, g in zip(trainable, clipped, strict=True):
                 slots = {s.slot: s.name for s in state if s.parameter == name}
                 new_values[name], new_slots = rule.update(b, optimizer, name, g, slots, shared)
@@ -161,7 +172,7 @@ def train_step_model(
     for (name, (dtype, shape)), result in zip(carried.items(), results, strict=True):
         b.add_output(result, updated(name), dtype, shape)
     model = b.build("onnxtrain_train_step")
-    return TrainStepGraph(model, trainable, frozen, state)
+    return TrainStepGraph(model, trainable, frozen, state, layer_state)
 
 
 def gradient_model(
@@ -179,7 +190,7 @@ def gradient_model(
     """
     layers = emit.graph_layers(layers, loss)
     parameters, trainable = model_parameters(layers), trainable_parameters(layers)
-    b = ParameterInputBuilder(parameters, opset, ir_version)
+    b = ParameterInputBuilder(parameters, opset, ir_version, training=True)
     _, _, grads = _forward_backward(b, layers, loss, trainable)
     with b.scope("clip"):
         clipped = clip_gradients(b, optimizer, [grads[name] for name in trainable])
