@@ -253,10 +253,10 @@ class Sequential:
             loss: a `Losses` member, a name ("mse") or a Loss instance.
             metric / metrics: one metric or several (`Metrics.ACCURACY`, "accuracy", "mae", "mse").
             device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when the installed build has it).
-            engine: "ort-training" (ONNX Runtime's training build: onnxblock gradients, its Adam/SGD kernels),
-                "portable" (the whole train step as one standard ONNX graph: runs on any ONNX Runtime, including
-                plain onnxruntime/onnxruntime-gpu, and offers every optimizer) or "auto": ort-training when its
-                package imports and it can express the optimizer, portable otherwise.
+            engine: "portable" (the whole train step as one standard ONNX graph, differentiated op by op by
+                `onnxtrain.autodiff`: runs on any ONNX Runtime, including plain onnxruntime/onnxruntime-gpu, with
+                every optimizer), "ort-training" (ONNX Runtime's training build: onnxblock gradients, its Adam/SGD
+                kernels) or "auto" (the default): portable.
             artifacts_dir: keep the generated training artifacts there (e.g. "artifacts"): ort-training's four files
                 (by default they go to a temporary folder that `close()` removes), or the portable engine's
                 `train_step.onnx` and `eval.onnx` (by default not written).

@@ -29,7 +29,6 @@ from onnxtrain.errors import (
     InvalidTypeError,
     ModelStateError,
     NonFiniteLossError,
-    UnsupportedError,
 )
 from onnxtrain.history import EvaluationResult, History, MetricValues
 from onnxtrain.inputs import check_positive_int, check_validation_split, prepare_x
@@ -72,17 +71,11 @@ class Compiled:
 ENGINES = ("auto", "ort-training", "portable")
 
 
-def resolve_engine(requested: str, compiled: Compiled) -> str:
-    """ "auto" -> "ort-training" when its package imports and can express the optimizer, else "portable"."""
-    if requested != "auto":
-        return requested
-    if not _ort_training.training_available():
-        return "portable"
-    try:
-        _ort_training.check_optimizer(compiled.optimizer)
-    except UnsupportedError:
-        return "portable"
-    return "ort-training"
+def resolve_engine(requested: str) -> str:
+    """ "auto" -> "portable": the engine every ONNX Runtime build runs, with every optimizer and op that has a
+    gradient rule. "ort-training" is used only where asked for (its training builds ended at ONNX Runtime 1.19).
+    """
+    return "portable" if requested == "auto" else requested
 
 
 @dataclass
@@ -133,7 +126,7 @@ class Trainer:
         what they created (`saving.created_directories`).
         """
         device = resolve_device(compiled.device)
-        kind = resolve_engine(compiled.engine, compiled)
+        kind = resolve_engine(compiled.engine)
         engine: PortableEngine | _ort_training.OrtTrainingEngine
         if kind == "portable":
             from onnxtrain import portable
