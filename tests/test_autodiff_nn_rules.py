@@ -669,3 +669,23 @@ def test_lenet_gradients_match_finite_differences() -> None:
                 difference = _lenet_loss(model, feeds, name, up) - _lenet_loss(model, feeds, name, down)
                 numeric.append(difference / (2 * eps))
             assert any(abs(grads[name][index] - n) <= 1e-3 + 1e-2 * abs(n) for n in numeric), (name, index, numeric)
+
+
+def _with_symbolic_batch(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` with the first axis of input x and of the node's outputs a symbolic "batch"."""
+    graph = model.graph
+    for value in (*(v for v in graph.input if v.name == "x"), *graph.output[1:]):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    del graph.value_info[:]
+    return model
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "sizes" not in c.inputs], ids=str)  # sizes fix the batch
+def test_nn_rule_takes_a_batch_known_at_run_time_only(case: Case) -> None:
+    dtype = np.dtype(np.float32)
+    static, _ = autodiff_gradients(case, dtype)
+    model, feeds, wrt, _ = loss_model(case, dtype)
+    grad_model = autodiff.gradients(_with_symbolic_batch(model), wrt)
+    session = onnxruntime.InferenceSession(grad_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for name, value in zip(wrt, session.run([f"{name}_grad" for name in wrt], feeds), strict=True):
+        np.testing.assert_allclose(value, static[name], rtol=1e-5, atol=1e-6, err_msg=name)

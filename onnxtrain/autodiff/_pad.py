@@ -31,28 +31,31 @@ def _pad(ctx: GradientContext) -> Grads:
         return [dx if ctx.needs_grad(0) else None, None, dvalue]
     if mode not in ("reflect", "edge", "wrap"):
         raise ctx.unsupported("mode", mode, "expected constant, reflect, edge or wrap")
-    shape = ctx.static_shape(x)
+    shape = ctx.shape(x)
     known = ctx.constant_value(pads)
     axes_value = ctx.constant_value(axes) if axes else None
     if shape is None or known is None or (axes and axes_value is None):
         raise ctx.unsupported(
             "pads",
             "computed at run time" if known is None else known.tolist(),
-            f"mode {mode!r} needs constant pads (and axes) and X's shape known statically",
+            f"mode {mode!r} needs constant pads (and axes) and X's rank known statically",
         )
     rank = len(shape)
     padded_axes = [int(a) % rank for a in axes_value] if axes_value is not None else list(range(rank))
     n = len(padded_axes)
-    for axis, begin, end in zip(padded_axes, known[:n], known[n:], strict=True):
-        g = _fold(ctx, g, axis, int(begin), int(end), shape[axis], rank, mode)
+    for axis, begin, end in zip(padded_axes, known[:n].tolist(), known[n:].tolist(), strict=True):
+        if begin == end == 0:
+            continue
+        size = shape[axis]
+        if not isinstance(size, int):
+            raise ctx.unsupported("shape", tuple(shape), f"mode {mode!r} needs the size of padded axis {axis}")
+        g = _fold(ctx, g, axis, begin, end, size, rank, mode)
     return [g, None, None]
 
 
 def _fold(ctx: GradientContext, g: str, axis: int, begin: int, end: int, size: int, rank: int, mode: str) -> str:
     """The gradient along one axis padded by (begin, end): the middle plus each border added where it was copied
     from (edge: the first or last element; reflect: mirrored without the edge; wrap: the other end)."""
-    if begin == end == 0:
-        return g
     limit = size - 1 if mode == "reflect" else size if mode == "wrap" else None
     if begin < 0 or end < 0 or (limit is not None and max(begin, end) > limit):
         raise ctx.unsupported(

@@ -12,8 +12,6 @@ from onnxtrain.autodiff._rules import rule
 
 Grads = list[str | None]
 
-_IDENTITY_AT_SCALE_1 = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric"}
-
 
 def _source_positions(mode: str, outputs: int, inputs: int, scale: float) -> np.ndarray | None:
     """Where in the input each output position samples (coordinate_transformation_mode); None: unknown mode."""
@@ -130,21 +128,27 @@ def _resize(ctx: GradientContext) -> Grads:
     for axis in reversed(range(rank)):  # last axis first: the axes after `axis` then have X's sizes
         inputs, outputs = in_shape[axis], out_shape[axis]
         if not isinstance(inputs, int) or not isinstance(outputs, int):
-            if scales[axis] == 1.0 and transform in _IDENTITY_AT_SCALE_1:
-                continue
+            if scales[axis] == 1.0 and all(
+                np.array_equal(_matrix(ctx, mode, transform, n, n, 1.0), np.eye(n)) for n in range(1, 5)
+            ):
+                continue  # not resized (the batch, say): the identity at every size
             raise ctx.unsupported("shape", tuple(in_shape), f"axis {axis} is resized but its size is not static")
-        positions = _source_positions(transform, outputs, inputs, scales[axis])
-        assert positions is not None
-        if mode == "nearest":
-            matrix = _nearest(positions, inputs, ctx.attr("nearest_mode"))
-        elif mode == "linear":
-            matrix = _linear(positions, inputs)
-        else:
-            matrix = _cubic(positions, inputs, float(ctx.attr("cubic_coeff_a")), bool(ctx.attr("exclude_outside")))
+        matrix = _matrix(ctx, mode, transform, outputs, inputs, scales[axis])
         if matrix.shape[0] == matrix.shape[1] and np.array_equal(matrix, np.eye(inputs)):
             continue
         g = _apply_transpose(ctx, g, matrix.astype(dtype), axis, rank, in_shape)
     return [g]
+
+
+def _matrix(ctx: GradientContext, mode: str, transform: str, outputs: int, inputs: int, scale: float) -> np.ndarray:
+    """The (outputs, inputs) interpolation matrix of one axis."""
+    positions = _source_positions(transform, outputs, inputs, scale)
+    assert positions is not None
+    if mode == "nearest":
+        return _nearest(positions, inputs, ctx.attr("nearest_mode"))
+    if mode == "linear":
+        return _linear(positions, inputs)
+    return _cubic(positions, inputs, float(ctx.attr("cubic_coeff_a")), bool(ctx.attr("exclude_outside")))
 
 
 def _apply_transpose(ctx: GradientContext, g: str, matrix: np.ndarray, axis: int, rank: int, in_shape: tuple) -> str:
