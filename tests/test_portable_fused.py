@@ -1,6 +1,7 @@
-"""The fused update (portable/_fused.py): its kernel against a numpy transcription, and the engine that runs it
-against the engine whose graph makes the update (the same values to float32 rounding), for steps, NaN batches,
-frozen layers, checkpoints, learning rates and its argument's errors. `gradient_model` is checked here too.
+"""The fused update (portable/_fused.py; each kernel lives with its optimizer, optimizers/_adam.py, ...): its
+kernel against a numpy transcription, and the engine that runs it against the engine whose graph makes the update
+(the same values to float32 rounding), for steps, NaN batches, frozen layers, checkpoints, learning rates and its
+argument's errors. `gradient_model` is checked here too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from onnxtrain import Sequential, losses
 from onnxtrain import optimizers as opt
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.optimizers._adam import adam_kernel
 from onnxtrain.portable import PortableEngine, _fused
 from onnxtrain.portable._graphs import gradient_model
 
@@ -100,7 +102,7 @@ def test_kernel_flushes_subnormal_results_to_zero_as_the_graph_does():
     v = np.array([0, 0, tiny, 0], f32)
     w = np.array([0, 0, 0, 1e-3], f32)
     scalars = np.array([0.5, 0.5, 1e-3, 1.0, tiny], f32)  # beta1, beta2, alpha, eps, tiny
-    _fused._compiled(_fused._adam)(w, g, m, v, np.zeros(0, f32), scalars)
+    _fused._compiled(adam_kernel)(w, g, m, v, np.zeros(0, f32), scalars)
     assert m[1] == 0 and v[2] == 0 and v[0] == 0  # would be subnormal: tiny/2, tiny/2, 1e-60
     assert m[0] == f32(1e-30) and m[3] == 1 and v[3] == 1  # normal values are kept
     assert np.all(np.abs(w[w != 0]) >= tiny)

@@ -1,0 +1,67 @@
+"""Optimizers: their hyper-parameters (KotlinDL's defaults), validation and registry.
+
+Each optimizer has one module here (`_adam.py`, ...) with its settings class, whose docstring gives its update with
+`t` the 1-based number of the update; its ONNX update rule (TensorFlow's `Apply*` kernel, which KotlinDL calls);
+and the same rule as one loop that the portable engine compiles with numba when it is installed. `_base.py` holds
+what they share: the `Optimizer` base class, its hyper-parameter checks and gradient clipping. The portable engine
+runs all nine; the ort-training engine maps Adam and SGD onto ONNX Runtime's own optimizer graphs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from onnxtrain._registry import Registry
+from onnxtrain.optimizers._adadelta import AdaDelta
+from onnxtrain.optimizers._adagrad import AdaGrad
+from onnxtrain.optimizers._adagrad_da import AdaGradDA
+from onnxtrain.optimizers._adam import Adam
+from onnxtrain.optimizers._adamax import Adamax
+from onnxtrain.optimizers._base import Optimizer
+from onnxtrain.optimizers._ftrl import Ftrl
+from onnxtrain.optimizers._momentum import Momentum
+from onnxtrain.optimizers._rmsprop import RMSProp
+from onnxtrain.optimizers._sgd import SGD
+
+__all__ = [
+    "SGD",
+    "AdaDelta",
+    "AdaGrad",
+    "AdaGradDA",
+    "Adam",
+    "Adamax",
+    "Ftrl",
+    "Momentum",
+    "Optimizer",
+    "RMSProp",
+    "get",
+]
+
+_CLASSES: dict[str, type[Optimizer]] = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "rmsprop": RMSProp,
+    "adadelta": AdaDelta,
+    "adagrad": AdaGrad,
+    "adagradda": AdaGradDA,
+    "adam": Adam,
+    "adamax": Adamax,
+    "ftrl": Ftrl,
+}
+
+
+def _squash(name: str) -> str:
+    # "AdaGradDA", "adagrad_da" and "adagrad-da" all name the same class.
+    return name.strip().lower().translate({ord(c): None for c in "_- "})
+
+
+_REGISTRY = Registry("optimizer", Optimizer, _CLASSES, normalize=_squash)
+
+
+def get(identifier: str | Optimizer | type[Optimizer] | dict[str, Any]) -> Optimizer:
+    """Map a name ("adam", "rmsprop", "adagrad_da", ...), a class, a config dict or an instance to an Optimizer.
+
+    Raises:
+        UnknownIdentifierError: the name is not a known optimizer.
+    """
+    return _REGISTRY.get(identifier)
