@@ -292,6 +292,68 @@ def test_node_example_reads_uint8_pixels_with_the_input_scale(tmp_path):
     assert json.loads(done.stdout)["predictions"] == expected
 
 
+@pytest.mark.parametrize("input_scale", [1 / 255, 1 / 49, 0.003, 1.0])
+def test_node_example_takes_the_input_scale_of_uint8_pixels_from_the_model(tmp_path, input_scale):
+    """Without --input-scale, predict.mjs scales uint8 pixels by the model's `input_scale` metadata as Python
+    does: a float32 division by n for a scale of 1/n, else a float32 product (the probabilities are compared)."""
+    workdir = _node_workdir()
+    pixels = np.random.default_rng(3).integers(0, 256, size=(12, 4, 4, 1), dtype=np.uint8)
+    with _model() as model:
+        model.input_scale = input_scale
+        model.export(tmp_path / "model.onnx")
+        expected = model.predict_softly(pixels)
+    np.save(tmp_path / "pixels.npy", pixels)
+    done = subprocess.run(
+        ["node", str(workdir / "predict.mjs"), str(tmp_path / "model.onnx"), str(tmp_path / "pixels.npy")],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(np.array(json.loads(done.stdout)["probabilities"]), expected, rtol=0, atol=1e-6)
+
+
+def test_node_example_refuses_uint8_pixels_without_any_input_scale(tmp_path):
+    workdir = _node_workdir()
+    with _model() as model:
+        proto = onnx.load_model_from_string(model.export(tmp_path / "model.onnx").read_bytes())
+    del proto.metadata_props[:]  # an ONNX file from elsewhere: no input_scale metadata
+    onnx.save(proto, str(tmp_path / "foreign.onnx"))
+    np.save(tmp_path / "pixels.npy", np.zeros((2, 4, 4, 1), np.uint8))
+    done = subprocess.run(
+        ["node", str(workdir / "predict.mjs"), str(tmp_path / "foreign.onnx"), str(tmp_path / "pixels.npy")],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert re.search(r"uint8 pixels need --input-scale: .*foreign\.onnx has no input_scale metadata", done.stderr)
+
+
+def test_compare_with_python_runs_from_the_repository_root(tmp_path, monkeypatch, capsys):
+    """The example's README runs it from the repository root: relative --out paths must reach node too."""
+    import importlib.util
+
+    from onnxtrain.datasets import Dataset
+
+    workdir = _node_workdir()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(120, 28, 28, 1), dtype=np.uint8)
+    y = (x[:, :14].mean(axis=(1, 2, 3)) > 127.5).astype(np.int64)
+    scaled = np.divide(x, np.float32(255), dtype=np.float32)
+    splits = (Dataset(scaled[:100], y[:100], input_scale=1 / 255), Dataset(scaled[100:], y[100:], input_scale=1 / 255))
+    monkeypatch.setattr("onnxtrain.datasets.fashion_mnist", lambda **kwargs: splits)
+    spec = importlib.util.spec_from_file_location("compare_with_python", NODE_EXAMPLE / "compare_with_python.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    monkeypatch.chdir(tmp_path)  # the repository root's place: node itself runs in --node-dir
+    assert example.main(["--count", "20", "--out", "runs/node-demo", "--node-dir", str(workdir)]) == 0
+    assert "identical predictions: 20/20" in capsys.readouterr().out
+    assert (tmp_path / "runs" / "node-demo" / "model.onnx").is_file()
+
+
 # --- a softmax output layer with softmax cross-entropy
 
 

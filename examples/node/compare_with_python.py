@@ -28,8 +28,8 @@ def node_predictions(workdir: Path, model: Path, images: Path) -> dict:
         raise SystemExit("node is not installed")
     if not (workdir / "node_modules" / "onnxruntime-node").is_dir():
         raise SystemExit(f"run `npm ci --ignore-scripts` in {workdir} first")
-    done = subprocess.run(
-        [node, str(workdir / "predict.mjs"), str(model), str(images)],
+    done = subprocess.run(  # absolute paths: node runs in `workdir`, the caller may be anywhere
+        [node, str(workdir / "predict.mjs"), str(model.resolve()), str(images.resolve())],
         capture_output=True,
         text=True,
         timeout=300,
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         "--node-dir", type=Path, default=HERE, help="folder with predict.mjs and node_modules"
     )
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # relative to where this runs (e.g. the repository root, as the README allows)
 
     train, test = fashion_mnist(progress=False)
     with Sequential.of(
