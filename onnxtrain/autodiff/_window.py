@@ -110,41 +110,37 @@ def weight_gradient(
     within each group: a convolution's weight gradient (a = dY, image = X) and a transposed convolution's (a = X,
     image = dY). `channels` = (P, Q) of a and image; the result is (P, Q / group, *kernel).
 
-    ONNX has no op for it: the image's patches (im2col, one Slice per kernel offset, in (Q, K, N, L) order so
-    that no large tensor is transposed) meet `a` in one Gemm (a batched MatMul per group otherwise). On 2 threads
-    this took 5.3 ms for conv2 of the LeNet in tests (32 -> 64 channels, 14x14, batch 100) where a Conv with the
-    batch as channels took 12.4 ms.
+    ONNX has no op for it. Per kernel offset, the image's strided Slice (channels last, so that it reshapes to
+    (group, N * L, Q / group) without a copy) meets `a` in one batched MatMul over the groups: no im2col tensor
+    (N * L * K * Q elements, 16.6 MB for conv2 of the LeNet in tests) and no transposed copy per group. For that
+    conv2 (32 -> 64 channels, 14x14, batch 100; CPU ms on 1 thread of a loaded 2-core machine) it took 7.2 ms alone,
+    im2col (one Concat of the slices) + one Gemm 10.8 ms and a Conv with the batch as channels 14.4 ms (which the
+    notes also found unsteady on 2 threads); in the whole LeNet step the first two measured the same.
     """
     p, q = channels
     rank = len(length)
     needed = [(n - 1) * s + e for n, s, e in zip(length, win.strides, win.extents, strict=True)]
     end = [max(0, n - b - i) for n, b, i in zip(needed, win.begin, image_size, strict=True)]
-    perm = [1, 0, *range(2, 2 + rank)]
     if any(win.begin) or any(end):
         image = ctx.emit("Pad", [image, ctx.ints([0, 0, *win.begin, 0, 0, *end], "pads")], hint="im2col_pad")
-    image = ctx.emit("Transpose", [image], hint="im2col_cnhw", perm=perm)  # (Q, N, *padded)
+    # (N, Q, *S) -> (group, N, *S, Q / group) and (N, P, *L) -> (group, P / group, N * L)
+    padded = [i + b + e for i, b, e in zip(image_size, win.begin, end, strict=True)]
+    image = ctx.emit("Reshape", [image, ctx.ints([0, group, q // group, *padded], "shape")], hint="im2col_groups")
+    image = ctx.emit("Transpose", [image], hint="im2col_channels_last", perm=[1, 0, *range(3, 3 + rank), 2])
+    a = ctx.emit("Reshape", [a, ctx.ints([0, group, p // group, -1], "shape")])
+    a = ctx.emit("Transpose", [a], perm=[1, 2, 0, 3])
+    a = ctx.emit("Reshape", [a, ctx.ints([group, p // group, -1], "shape")], hint="weight_grad_lhs")
     axes = ctx.ints(list(range(2, 2 + rank)), "axes")
     steps = ctx.ints(list(win.strides), "steps")
-    patches = []
+    rows = ctx.ints([group, -1, q // group], "shape")
+    products = []
     for offset in itertools.product(*(range(k) for k in win.kernel)):
         starts = [j * d for j, d in zip(offset, win.dilations, strict=True)]
         stops = [st + (n - 1) * s + 1 for st, n, s in zip(starts, length, win.strides, strict=True)]
         patch = ctx.emit(
             "Slice", [image, ctx.ints(starts, "starts"), ctx.ints(stops, "ends"), axes, steps], hint="im2col_slice"
         )
-        patches.append(ctx.emit("Unsqueeze", [patch, ctx.ints([1], "axis")], hint="im2col_patch"))
-    cols = patches[0] if len(patches) == 1 else ctx.emit("Concat", patches, hint="im2col", axis=1)  # (Q, K, N, *L)
-    a = ctx.emit("Transpose", [a], hint="im2col_grad", perm=perm)  # (P, N, *L)
-    kernel_size = 1
-    for k in win.kernel:
-        kernel_size *= k
-    if group == 1:
-        cols = ctx.emit("Reshape", [cols, ctx.ints([q * kernel_size, -1], "shape")])
-        a = ctx.emit("Reshape", [a, ctx.ints([p, -1], "shape")])
-        w_grad = ctx.emit("Gemm", [a, cols], hint="weight_grad", transB=1)
-    else:
-        cols = ctx.emit("Reshape", [cols, ctx.ints([group, q // group * kernel_size, -1], "shape")])
-        cols = ctx.emit("Transpose", [cols], perm=[0, 2, 1])
-        a = ctx.emit("Reshape", [a, ctx.ints([group, p // group, -1], "shape")])
-        w_grad = ctx.emit("MatMul", [a, cols], hint="weight_grad")
+        product = ctx.emit("MatMul", [a, ctx.emit("Reshape", [patch, rows])], hint="weight_grad_offset")
+        products.append(ctx.emit("Unsqueeze", [product, ctx.ints([-1], "axis")]))
+    w_grad = products[0] if len(products) == 1 else ctx.emit("Concat", products, hint="weight_grad", axis=-1)
     return ctx.emit("Reshape", [w_grad, ctx.ints([p, q // group, *win.kernel], "shape")], hint="weight_grad")
