@@ -17,6 +17,7 @@ import onnx
 from onnxtrain import activations
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers import Dense, Layer, Shape
+from onnxtrain.layers._layout import channels_last, emit_layer
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
 
 INPUT_NAME = "input"
@@ -63,11 +64,13 @@ def _emits_its_logits(last: Layer, loss: Loss | None) -> TypeGuard[Dense]:
 
 
 def emit_forward(builder: GraphBuilder, layers: Sequence[Layer], x: str) -> str:
-    """Emit every layer after the Input, each inside its own name scope; returns the last value name."""
+    """Emit every layer after the Input, each inside its own name scope; returns the last value name, in Keras'
+    channels-last order (see `layers/_layout.py`)."""
     for layer in layers[1:]:
-        with builder.scope(layer.name or type(layer).__name__.lower()):
-            x = layer.emit(builder, x)
-    return x
+        x = emit_layer(builder, layer, x)
+    output_shape = layers[-1].output_shape
+    assert output_shape is not None, "layers must be built"
+    return channels_last(builder, x, len(output_shape) + 1)
 
 
 def loss_model(

@@ -79,6 +79,9 @@ class GraphBuilder:
         # draw random numbers per step, reproducibly); None in every other graph.
         self.step: str | None = None
         self._state_updates: dict[str, str] = {}
+        # value -> "channels_first" for values whose channels sit at axis 1 (see layers/_layout.py); absent: Keras'
+        # channels-last order.
+        self.layouts: dict[str, str] = {}
         self._nodes: list[onnx.NodeProto] = []
         self._initializers: list[onnx.TensorProto] = []
         self._inputs: list[onnx.ValueInfoProto] = []

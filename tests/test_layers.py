@@ -7,19 +7,13 @@ import math
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import pytest
+from layer_harness import LayerCase, check_keras, check_reference, check_training_and_export
 
-from onnxtrain import Sequential, emit
+from onnxtrain import Sequential
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnknownIdentifierError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Dense, Flatten, Input, Layer
-
-
-def run_forward(model: Sequential, x: np.ndarray) -> np.ndarray:
-    proto = emit.inference_model(model.layers)
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(["logits"], {"input": x})[0]
 
 
 def dense_reference(layer: Dense, x: np.ndarray, act: Any) -> np.ndarray:
@@ -29,51 +23,52 @@ def dense_reference(layer: Dense, x: np.ndarray, act: Any) -> np.ndarray:
     return act(y)
 
 
-LAYER_CASES = [
-    # (layer factory, input dims, output shape, parameter count, numpy reference of the layer)
-    ("flatten", lambda: Flatten(), (2, 3, 2), (12,), 0, lambda layer, x: x.reshape(len(x), -1)),
-    (
+def dense_keras(weights: list[np.ndarray]) -> dict[str, np.ndarray]:
+    return dict(zip(["kernel", "bias"], weights, strict=False))  # Keras' (in, out) kernel is ours
+
+
+CASES = [
+    LayerCase("flatten", lambda: Flatten(), (2, 3, 2), (12,), 0, lambda layer, x: x.reshape(len(x), -1)),
+    LayerCase(
         "dense_relu",
         lambda: Dense(4),
         (6,),
         (4,),
         28,
         lambda layer, x: dense_reference(layer, x, lambda v: np.maximum(v, 0)),
+        dense_keras,
     ),
-    (
+    LayerCase(
         "dense_linear_nobias",
         lambda: Dense(3, activation="linear", use_bias=False),
         (5,),
         (3,),
         15,
         lambda layer, x: dense_reference(layer, x, lambda v: v),
+        dense_keras,
     ),
-    (
+    LayerCase(
         "dense_tanh",
         lambda: Dense(2, activation="tanh"),
         (3,),
         (2,),
         8,
         lambda layer, x: dense_reference(layer, x, np.tanh),
+        dense_keras,
     ),
 ]
 
 
-@pytest.mark.parametrize(
-    ("label", "factory", "dims", "out_shape", "params", "reference"),
-    LAYER_CASES,
-    ids=[c[0] for c in LAYER_CASES],
-)
-def test_layer_harness(label, factory, dims, out_shape, params, reference):
-    layer = factory()
-    model = Sequential.of(Input(*dims), layer, seed=5)
-    assert layer.output_shape == out_shape
-    assert layer.param_count == params
-    rebuilt = Layer.from_config(layer.serialize())
-    assert type(rebuilt) is type(layer)
-    assert rebuilt.get_config() == layer.get_config()
-    x = np.random.default_rng(0).normal(size=(7, *dims)).astype(np.float32)
-    np.testing.assert_allclose(run_forward(model, x), reference(layer, x), rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_layer_forward_matches_numpy_and_keras(case: LayerCase):
+    check_reference(case)
+    assert check_keras(case), f"no Keras fixture for {case.id}: run tools/keras_fixtures.py"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
+def test_layer_trains_and_exports(case: LayerCase, engine: str, tmp_path):
+    check_training_and_export(case, tmp_path, engine)
 
 
 def test_seed_model_has_kotlindl_parameter_count():
