@@ -5,6 +5,10 @@ or Resize, so those rows run in float32 with the harness's wider tolerance."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -689,3 +693,10 @@ def test_nn_rule_takes_a_batch_known_at_run_time_only(case: Case) -> None:
     session = onnxruntime.InferenceSession(grad_model.SerializeToString(), providers=["CPUExecutionProvider"])
     for name, value in zip(wrt, session.run([f"{name}_grad" for name in wrt], feeds), strict=True):
         np.testing.assert_allclose(value, static[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_lenet_benchmark_tool_runs() -> None:
+    tool = Path(__file__).resolve().parents[1] / "tools" / "bench_autodiff_lenet.py"
+    done = subprocess.run([sys.executable, str(tool), "--batch", "2", "--runs", "1"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "forward + gradients" in done.stdout
