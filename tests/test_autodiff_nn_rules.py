@@ -493,8 +493,8 @@ def test_max_pool_gradient_takes_one_of_tied_maxima(kernel: int, stride: int, pa
     assert np.abs(wrong - expected).max() > 0.5 * np.abs(expected).max()  # the data does tell the two apart
 
 
-@pytest.mark.parametrize("ratio_as_input", [False, True])
-def test_dropout_gradient_drops_what_the_forward_dropped(ratio_as_input: bool) -> None:
+@pytest.mark.parametrize(("ratio_as_input", "mode_as_input"), [(False, False), (True, False), (True, True)])
+def test_dropout_gradient_drops_what_the_forward_dropped(ratio_as_input: bool, mode_as_input: bool) -> None:
     # Training-mode Dropout is random, so no finite differences: y = x * mask / (1 - ratio) and, for the harness's
     # loss sum(y * r), dx = r * mask / (1 - ratio), with the mask of the same run.
     x = away_from_zero(4, 50)
@@ -506,6 +506,11 @@ def test_dropout_gradient_drops_what_the_forward_dropped(ratio_as_input: bool) -
         wrt=["x"],
     )
     model, feeds, _, projections = loss_model(case, np.dtype(np.float64))
+    if mode_as_input:  # training_mode known at run time only
+        mode = next(t for t in model.graph.initializer if t.name == "mode")
+        model.graph.initializer.remove(mode)
+        model.graph.input.append(onnx.helper.make_tensor_value_info("mode", onnx.TensorProto.BOOL, []))
+        feeds["mode"] = np.array(True)
     session = onnxruntime.InferenceSession(
         autodiff.gradients(model, ["x"]).SerializeToString(), providers=["CPUExecutionProvider"]
     )
@@ -514,6 +519,9 @@ def test_dropout_gradient_drops_what_the_forward_dropped(ratio_as_input: bool) -
     assert 0.3 < kept.mean() < 0.9
     np.testing.assert_allclose(y, np.where(kept, x / 0.6, 0), rtol=1e-6)
     np.testing.assert_allclose(dx, np.where(kept, projections["y"] / 0.6, 0), rtol=1e-6)
+    if mode_as_input:  # inference mode: the identity
+        y, dx = session.run(["y", "x_grad"], {**feeds, "mode": np.array(False)})
+        np.testing.assert_allclose(dx, projections["y"], rtol=1e-12)
 
 
 REFUSED = [
