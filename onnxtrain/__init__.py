@@ -8,9 +8,8 @@ Example:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from onnxtrain._runtime import check_single_flavour
+from onnxtrain._version import __version__
 
 check_single_flavour()  # two onnxruntime packages in one environment break each other: say so up front
 

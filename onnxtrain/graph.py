@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from onnxtrain._version import __version__
 from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 
 DEFAULT_OPSET = 17
@@ -352,7 +353,7 @@ class GraphBuilder:
             graph,
             opset_imports=[helper.make_opsetid("", self.opset)],
             producer_name=PRODUCER_NAME,
-            producer_version=_version(),
+            producer_version=__version__,
         )
         model.ir_version = self.ir_version
         for key, value in self._metadata.items():
@@ -378,12 +379,6 @@ def _subgraph_values(nodes: Sequence[onnx.NodeProto]) -> set[str]:
                 names.update(name for inner in body.node for name in inner.output)
                 names |= _subgraph_values(body.node)
     return names
-
-
-def _version() -> str:
-    from onnxtrain import __version__
-
-    return __version__
 
 
 def _fold_output_renames(

@@ -25,6 +25,7 @@ from onnx import numpy_helper
 from onnxtrain import emit, losses, metrics, optimizers
 from onnxtrain._checks import as_real
 from onnxtrain._onnx_file import onnx_file_problem, parse_onnx_file
+from onnxtrain._version import __version__
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -90,8 +91,6 @@ def build_inference_model(
     Raises:
         InvalidArgumentError: the opset / IR version is out of range, or a layer cannot be expressed in it.
     """
-    from onnxtrain import __version__
-
     opset, ir_version = inference_opset_and_ir(model, opset, ir_version)
     model.sync_weights()
     compiled = model._trainer.compiled if model._trainer is not None else None
@@ -131,8 +130,6 @@ def _input_scaling(scale: float) -> str:
 
 def model_config(model: Sequential, optimizer_state_saved: bool = False) -> dict[str, Any]:
     """The contents of config.json: layers, shapes, compile settings, class names, training progress."""
-    from onnxtrain import __version__
-
     trainer = model._trainer
     config = {
         "format": CONFIG_FORMAT,
