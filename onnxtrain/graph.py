@@ -76,9 +76,6 @@ class GraphBuilder:
         self.batch_dim = batch_dim
         # Whether layers emit the training graph (batch statistics, dropout) or the inference graph.
         self.training = training
-        # The int64 scalar counting the updates made before this step, in a train step's graph (for layers that
-        # draw random numbers per step, reproducibly); None in every other graph.
-        self.step: str | None = None
         self._state_updates: dict[str, str] = {}
         # value -> "channels_first" for values whose channels sit at axis 1 (see layers/_layout.py); absent: Keras'
         # channels-last order.
@@ -225,6 +222,16 @@ class GraphBuilder:
         if parameter in self._state_updates:
             raise InvalidArgumentError(f"The state {parameter!r} was given a new value twice in one graph.")
         self._state_updates[parameter] = value
+
+    def training_step(self) -> str:
+        """The int64 scalar counting the updates made before this step, in a training engine's graph: what a
+        layer that draws random numbers (Dropout) seeds them with, so that every step differs and a resumed run
+        draws the same numbers again.
+
+        Raises:
+            UnsupportedError: this graph is not a training engine's (it has no step counter).
+        """
+        raise UnsupportedError("Only a training engine's train-step graph counts steps; this graph does not.")
 
     @property
     def state_updates(self) -> dict[str, str]:

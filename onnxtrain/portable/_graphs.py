@@ -94,6 +94,14 @@ class ParameterInputBuilder(GraphBuilder):
         for name, shape in self._parameter_shapes.items():
             self.add_input(name, np.float32, shape)
 
+    def training_step(self) -> str:
+        """The `step` input (int64 scalar, updates made so far), added the first time it is asked for."""
+        if self.training and STEP not in self._names:
+            self.add_input(STEP, np.int64, ())
+        if STEP not in self._names:
+            return super().training_step()
+        return STEP
+
     def add_initializer(self, name: str, array: np.ndarray) -> str:
         qualified = self._qualified(name)
         expected = self._parameter_shapes.get(qualified)
@@ -138,8 +146,7 @@ def train_step_model(
     )
     for tensor in state:
         b.add_input(tensor.name, np.float32, parameters[tensor.parameter].shape)
-    step = b.add_input(STEP, np.int64, ())
-    b.step = step
+    step = b.training_step()
     lr = b.add_input(LEARNING_RATE, np.float32, ())
     loss_value, _, grads = _forward_backward(b, layers, loss, trainable)
     layer_updates = b.state_updates
