@@ -198,18 +198,18 @@ def test_override_refuses_a_single_foreign_file_beside_a_saved_model(tmp_path):
 
 
 def test_override_refuses_a_file_added_beside_the_model_while_the_save_was_staged(tmp_path, monkeypatch):
-    from onnxtrain import saving
+    from onnxtrain.saving import _writing
 
     directory = _model(seed=9, compiled=False).save(tmp_path / "model")
     before = _files(directory)
-    stage = saving._stage_directory
+    stage = _writing._stage_directory
 
     def stage_then_add(target, files):  # another writer adds a file after the early check passed
         staged = stage(target, files)
         (directory / "README.md").write_bytes(b"notes")
         return staged
 
-    monkeypatch.setattr(saving, "_stage_directory", stage_then_add)
+    monkeypatch.setattr(_writing, "_stage_directory", stage_then_add)
     with pytest.raises(ModelExistsError, match=r"holds 'README\.md', which are not files of a saved model"):
         _model(compiled=False).save(directory, writing_mode="override")
     assert _files(directory) == {**before, "README.md": b"notes"}

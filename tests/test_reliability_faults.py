@@ -27,6 +27,7 @@ from onnxtrain.callbacks import Callback
 from onnxtrain.errors import ModelFileError, NonFiniteLossError, ShapeError
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.optimizers import SGD, Adam
+from onnxtrain.saving import _writing
 
 REPO = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(4)
@@ -416,7 +417,7 @@ def full_disk(request, tmp_path, monkeypatch) -> Iterator[Path]:
         finally:
             subprocess.run(["umount", "-l", str(folder)], check=False)
         return
-    real = saving._write_new_file
+    real = _writing._write_new_file
 
     def write_until_full(path: Path, data: Any) -> None:
         if path.is_relative_to(folder) and not callable(data) and len(data) > 64 * 1024:
@@ -424,7 +425,7 @@ def full_disk(request, tmp_path, monkeypatch) -> Iterator[Path]:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path, data)
 
-    monkeypatch.setattr(saving, "_write_new_file", write_until_full)
+    monkeypatch.setattr(_writing, "_write_new_file", write_until_full)
     yield folder
 
 

@@ -28,7 +28,7 @@ from onnxtrain.errors import (
     ModelFileError,
     UnknownIdentifierError,
 )
-from onnxtrain.saving import WritingMode
+from onnxtrain.saving import WritingMode, _recovery, _writing
 
 
 def _load_stress_tool():
@@ -409,14 +409,14 @@ def test_a_refused_override_save_creates_no_lock_file(tmp_path):
 
 def _add_while_staging(monkeypatch, directory: Path, name: str) -> None:
     """Put a file `name` into `directory` once the new directory is staged, as another writer could."""
-    stage = saving._stage_directory
+    stage = _writing._stage_directory
 
     def stage_then_add(target: Path, files):
         staged = stage(target, files)
         (directory / name).write_bytes(b"added meanwhile")
         return staged
 
-    monkeypatch.setattr(saving, "_stage_directory", stage_then_add)
+    monkeypatch.setattr(_writing, "_stage_directory", stage_then_add)
 
 
 def test_override_refuses_an_entry_added_while_the_new_directory_was_staged(tmp_path, monkeypatch):
@@ -441,7 +441,7 @@ def test_the_replaceable_check_runs_before_the_lock_and_again_with_it_held(tmp_p
 
     directory = saving.save_files(tmp_path / "model", OLD, "override")
     lock = tmp_path / ".onnxtrain-lock-model"
-    check = saving._refuse_unreplaceable
+    check = _writing._refuse_unreplaceable
     held = []
 
     def check_and_probe(target: Path, replaceable):
@@ -455,7 +455,7 @@ def test_the_replaceable_check_runs_before_the_lock_and_again_with_it_held(tmp_p
             os.close(fd)
         check(target, replaceable)
 
-    monkeypatch.setattr(saving, "_refuse_unreplaceable", check_and_probe)
+    monkeypatch.setattr(_writing, "_refuse_unreplaceable", check_and_probe)
     saving.save_files(directory, NEW, "override", replaceable={*OLD, *NEW})
     assert held == [False, True]
     assert _read(directory) == NEW
@@ -566,7 +566,7 @@ def test_kill_after_the_exchange_leaves_a_complete_model_and_the_next_save_clean
     directory = saving.save_files(tmp_path / "model", OLD, "override")
 
     def crash_before_deleting_the_old_directory() -> None:
-        monkeypatch.setattr(saving, "remove_entry", lambda path: _die())
+        monkeypatch.setattr(_writing, "remove_entry", lambda path: _die())
         saving.save_files(directory, NEW, "override")
 
     _crash_in_child(crash_before_deleting_the_old_directory)
@@ -664,10 +664,10 @@ def _append_killed_after_commit(monkeypatch, directory: Path, files: dict[str, b
         calls.append(target)
         real_replace(source, target)
 
-    monkeypatch.setattr(saving.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(_Killed):
         saving.save_files(directory, files, "append")
-    monkeypatch.setattr(saving.os, "replace", real_replace)
+    monkeypatch.setattr(os, "replace", real_replace)
 
 
 @pytest.mark.parametrize("renames_done", [0, 1])  # of NEW's two files
@@ -703,10 +703,10 @@ def test_append_stopped_before_its_commit_point_leaves_the_old_files(tmp_path, m
             raise OSError(errno.EIO, "simulated I/O error", str(target))
         real_rename(source, target)
 
-    monkeypatch.setattr(saving.os, "rename", rename)
+    monkeypatch.setattr(os, "rename", rename)
     with pytest.raises(OSError, match="simulated I/O error"):
         saving.save_files(directory, NEW, "append")
-    monkeypatch.setattr(saving.os, "rename", real_rename)
+    monkeypatch.setattr(os, "rename", real_rename)
     assert sorted(os.listdir(directory)) == sorted(OLD)  # no scratch file left either
     assert all((directory / name).read_bytes() == data for name, data in OLD.items())
 
@@ -852,7 +852,7 @@ def test_a_journal_that_cannot_be_finished_is_reported_by_the_loader(tmp_path, m
     saving.save_files(directory, OLD, "append")
     _append_killed_after_commit(monkeypatch, directory, NEW, 1)
     # A read-only folder: the recovery cannot take the lock to finish the renames.
-    monkeypatch.setattr(saving, "recover_interrupted_save", lambda directory: False)
+    monkeypatch.setattr(_recovery, "recover_interrupted_save", lambda directory: False)
     with (
         pytest.raises(ModelFileError, match=r"holds an APPEND save that was interrupted after it was committed"),
         saving.reading_model(directory),

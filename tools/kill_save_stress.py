@@ -35,6 +35,7 @@ except ImportError:  # run from a checkout without installing
     from onnxtrain import saving
 
 from onnxtrain.errors import ModelFileError
+from onnxtrain.saving import _writing
 
 FILE_SIZE = 256 * 1024
 
@@ -116,12 +117,12 @@ def without_exchange() -> Iterator[None]:
     def unsupported(source: Path, target: Path, flags: int) -> None:
         raise OSError(errno.ENOSYS, "renameat2 disabled by kill_save_stress", str(source))
 
-    original = saving._renameat2
-    saving._renameat2 = unsupported
+    original = _writing._renameat2
+    _writing._renameat2 = unsupported
     try:
         yield
     finally:
-        saving._renameat2 = original
+        _writing._renameat2 = original
 
 
 def _spawn_saver(directory: Path, plan: Scenario, first: int, counter: mmap.mmap) -> int:

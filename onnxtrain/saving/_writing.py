@@ -1,10 +1,8 @@
-"""Crash-safe writing of model directories: atomic files, atomic directory swaps and recovery after a crash.
+"""Writing a model directory crash-safely: `WritingMode`, `save_files`, `write_atomically` and their checks.
 
-A model directory is only ever seen with a complete old or complete new file set, whatever kills the saver:
 FAIL_IF_EXISTS and OVERRIDE install a staged directory with one atomic rename or exchange; APPEND into an existing
-directory commits a journal before it renames its files in, and a save killed among those renames is finished by
-the next save or load (a program reading the folder by other means could see that moment's mix). Scratch entries
-start with `.onnxtrain-` and carry the owner's PID, so stale ones can be told from live ones.
+directory commits a journal (`_journal.py`) before it renames its files in. Every save first finishes or removes
+what earlier killed saves left (`_recovery.py`).
 """
 
 from __future__ import annotations
@@ -17,46 +15,22 @@ import stat
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
-from onnxtrain._fsync import FileData
-from onnxtrain._fsync import fsync_directory as _fsync_directory
-from onnxtrain._fsync import write_new_file as _write_new_file  # a module global, so tests can fill the disk
-from onnxtrain._journal import finish_appends, is_plain_name, rename_in
-from onnxtrain._renameat2 import RENAME_EXCHANGE, RENAME_NOREPLACE
-from onnxtrain._renameat2 import renameat2 as _renameat2  # a module global, so tests can simulate old kernels
-from onnxtrain._scratch import (  # SCRATCH_PREFIX and STALE_AFTER_SECONDS are part of this module's API
-    SCRATCH_PREFIX,
-    STALE_AFTER_SECONDS,
-    locked,
-    remove_entry,
-    remove_stale,
-    scratch_entries,
-    scratch_name,
-)
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
     ModelExistsError,
-    ModelFileError,
     OnnxtrainError,
     UnknownIdentifierError,
     listing,
 )
-
-__all__ = [
-    "SCRATCH_PREFIX",
-    "STALE_AFTER_SECONDS",
-    "FileData",
-    "WritingMode",
-    "check_replaceable",
-    "created_directories",
-    "list_model_files",
-    "reading_model",
-    "recover_interrupted_save",
-    "resolve_model_directory",
-    "save_files",
-    "unreplaceable_entries",
-    "write_atomically",
-]
+from onnxtrain.saving._fsync import FileData
+from onnxtrain.saving._fsync import fsync_directory as _fsync_directory
+from onnxtrain.saving._fsync import write_new_file as _write_new_file  # a module global, so tests can fill the disk
+from onnxtrain.saving._journal import is_plain_name, rename_in
+from onnxtrain.saving._recovery import as_path, recover
+from onnxtrain.saving._renameat2 import RENAME_EXCHANGE, RENAME_NOREPLACE
+from onnxtrain.saving._renameat2 import renameat2 as _renameat2  # a module global, so tests can simulate old kernels
+from onnxtrain.saving._scratch import SCRATCH_PREFIX, locked, remove_entry, remove_stale, scratch_entries, scratch_name
 
 _LISTED_ENTRIES = 5  # a refusal names at most this many entries of a folder
 _EXCHANGE_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM})
@@ -107,7 +81,7 @@ def write_atomically(path: str | os.PathLike[str], data: FileData) -> Path:
         OSError: (same errno subclass, e.g. PermissionError) naming the path; the old file is untouched and no
             temporary file remains. Other errors from a writer callable propagate unchanged.
     """
-    target = _as_path(path, "path")
+    target = as_path(path, "path")
     _check_data(target.name, data)
     try:
         _make_directories(target.parent)
@@ -149,7 +123,7 @@ def save_files(
             a file.
         OSError: disk full, permission denied, ... naming the path; the previous directory is left intact.
     """
-    target = _as_path(directory, "directory")
+    target = as_path(directory, "directory")
     mode = WritingMode.get(writing_mode)
     _check_files(files)
     if replaceable is not None and (isinstance(replaceable, str) or not isinstance(replaceable, Collection)):
@@ -173,11 +147,11 @@ def save_files(
         _make_directories(target.parent)
         if mode is WritingMode.APPEND:
             with locked(target, exclusive=True):
-                _recover(target)
+                recover(target)
                 _append(target, files)
             return target
         with locked(target, exclusive=True):
-            _recover(target)
+            recover(target)
             if mode is WritingMode.FAIL_IF_EXISTS:
                 _refuse_existing(target)
         staged = _stage_directory(target, files)  # outside the lock: it can take long and nobody else sees it
@@ -210,7 +184,7 @@ def check_replaceable(directory: str | os.PathLike[str], replaceable: Collection
         ModelExistsError: naming the directory and its first unexpected entries.
         OSError: the directory cannot be listed.
     """
-    target = _as_path(directory, "directory")
+    target = as_path(directory, "directory")
     try:
         _refuse_unreplaceable(target, replaceable)
     except OSError as e:
@@ -259,87 +233,6 @@ def _refuse_unreplaceable(target: Path, replaceable: Collection[str]) -> None:
         )
 
 
-def resolve_model_directory(directory: str | os.PathLike[str]) -> Path:
-    """Return the absolute model directory, first finishing a save that was killed part-way.
-
-    Raises:
-        ModelFileError: the directory is missing, is a file, or cannot be read.
-    """
-    target = _as_path(directory, "directory")
-    recover_interrupted_save(target)
-    try:
-        if not stat.S_ISDIR(os.stat(target).st_mode):
-            raise ModelFileError(f"'{target}' is a file, not a model directory. Pass the folder that save() wrote.")
-        os.listdir(target)
-    except FileNotFoundError as e:
-        raise ModelFileError(
-            f"No saved model at '{target}': no such directory. Check the path, or save a model there first."
-        ) from e
-    except PermissionError as e:
-        raise ModelFileError(
-            f"Cannot read the saved model at '{target}': permission denied. Fix its permissions."
-        ) from e
-    except OSError as e:
-        raise ModelFileError(f"Cannot read the saved model at '{target}': {e.strerror or e}") from e
-    return target
-
-
-def recover_interrupted_save(directory: str | os.PathLike[str]) -> bool:
-    """Finish a save that was killed part-way: install the complete new directory that an OVERRIDE killed mid-swap
-    left beside a missing target, or finish the renames of an APPEND killed after its commit point.
-
-    Returns:
-        True when it finished one. Nothing happens where the folder is read-only.
-    """
-    target = _as_path(directory, "directory")
-    try:
-        swapping = not os.path.lexists(target) and any(
-            entry.kind == "new" for entry in scratch_entries(target.parent, target.name)
-        )
-        appending = any(entry.kind == "commit" for entry in scratch_entries(target, None))
-        if not (swapping or appending):
-            return False  # nothing to finish: take no lock, so looking up a mistyped path creates no file
-        with locked(target, exclusive=True):
-            return _recover(target)
-    except OSError as e:
-        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return False
-        raise ModelFileError(f"Could not finish the interrupted save of '{target}': {e}") from e
-
-
-def list_model_files(directory: str | os.PathLike[str]) -> dict[str, Path]:
-    """Return {file name: path} for the files of a model directory, sorted, without our scratch files.
-
-    Raises:
-        ModelFileError: see `resolve_model_directory`.
-    """
-    return _list_files(resolve_model_directory(directory))
-
-
-@contextlib.contextmanager
-def reading_model(directory: str | os.PathLike[str]) -> Iterator[dict[str, Path]]:
-    """Hold off onnxtrain saves to `directory` while the block reads the files it is given.
-
-    Without it, an OVERRIDE finishing between two reads could hand a loader one old and one new file. Do not
-    save to the same directory inside the block: the save would wait for the block forever.
-
-    Example:
-        with reading_model("model/") as files:
-            config = files["config.json"].read_text()
-    """
-    target = resolve_model_directory(directory)
-    with locked(target, exclusive=False):
-        # No recovery in here (it needs the exclusive lock), and no saver can be mid-way: a journal left now is a
-        # killed APPEND that resolve_model_directory could not finish (a read-only folder).
-        if any(entry.kind == "commit" for entry in scratch_entries(target, None)):
-            raise ModelFileError(
-                f"'{target}' holds an APPEND save that was interrupted after it was committed, and it could not be "
-                "finished here (the folder is read-only). Its files may be a mix of old and new: load it once "
-                "where the folder is writable, which finishes the save."
-            )
-        yield _list_files(target)
-
-
 @contextlib.contextmanager
 def created_directories(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Create the folder `path` and its missing parents for the block that fills it; if the block raises, remove
@@ -362,15 +255,6 @@ def created_directories(path: str | os.PathLike[str]) -> Iterator[Path]:
             with contextlib.suppress(OSError):  # it holds something (or is gone): keep it
                 os.rmdir(made)
         raise
-
-
-def _as_path(value: object, argument: str) -> Path:
-    if not isinstance(value, str | os.PathLike):
-        raise InvalidTypeError(f"{argument} expects a str or os.PathLike. Received: {argument}={value!r}")
-    text = os.fspath(value)
-    if not isinstance(text, str) or not text:
-        raise InvalidArgumentError(f"{argument} expects a non-empty path. Received: {argument}={value!r}")
-    return Path(os.path.realpath(os.path.expanduser(text)))
 
 
 def _check_data(name: str, data: object) -> None:
@@ -415,25 +299,6 @@ def _refuse_existing(target: Path) -> None:
         )
 
 
-def _recover(target: Path) -> bool:
-    """Lock held: install an orphaned complete "new" directory if the target is gone, finish killed APPEND saves,
-    drop garbage. Returns whether it installed or finished anything."""
-    stale = [e for e in scratch_entries(target.parent, target.name) if e.is_stale()]
-    restored = False
-    ready = sorted((e for e in stale if e.kind == "new"), key=lambda e: e.path.lstat().st_mtime)
-    if ready and not os.path.lexists(target):
-        os.rename(ready[-1].path, target)
-        _fsync_directory(target.parent)
-        stale.remove(ready[-1])
-        restored = True
-    for entry in stale:
-        remove_entry(entry.path)
-    if target.is_dir():
-        restored |= finish_appends(target)  # before the stale scratch files go: a journal names some of them
-        remove_stale(target, None)
-    return restored
-
-
 def _make_directories(folder: Path, created: list[Path] | None = None) -> None:
     """Create `folder` and its missing parents, durably; `created` gets each one this call made, outermost
     first, as it is made (so a caller sees them when a deeper one fails)."""
@@ -467,7 +332,7 @@ def _append(target: Path, files: Mapping[str, FileData]) -> None:
     """Lock held: put `files` into `target`, keeping its other entries; all of them or none, whatever kills us.
 
     The new files are written beside the old ones under scratch names, then renamed in by the journal's protocol
-    (`onnxtrain._journal`). A new directory appears complete, as with OVERRIDE.
+    (`_journal.py`). A new directory appears complete, as with OVERRIDE.
     """
     if not os.path.lexists(target):
         _commit(_stage_directory(target, files), target, WritingMode.FAIL_IF_EXISTS)
@@ -550,11 +415,3 @@ def _rename_no_replace(source: Path, target: Path) -> None:
         if e.errno not in _EXCHANGE_UNSUPPORTED:
             raise
         os.rename(source, target)  # the lock and the check before make this safe between onnxtrain savers
-
-
-def _list_files(target: Path) -> dict[str, Path]:
-    try:
-        names = sorted(os.listdir(target))
-    except OSError as e:
-        raise ModelFileError(f"Cannot read the saved model at '{target}': {e.strerror or e}") from e
-    return {n: target / n for n in names if not n.startswith(SCRATCH_PREFIX) and (target / n).is_file()}

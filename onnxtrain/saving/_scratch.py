@@ -29,7 +29,7 @@ STALE_AFTER_SECONDS = 24 * 3600
 """Scratch entries older than this are removed even when their owner PID looks alive (PID reuse)."""
 
 # tmp: garbage once its owner is gone; new: a complete directory to install if the target is missing;
-# commit: inside a model directory, the journal of an APPEND save whose files are to be renamed in (saving.py).
+# commit: inside a model directory, the journal of an APPEND save whose files are to be renamed in (_journal.py).
 KINDS = ("tmp", "new", "commit")
 
 

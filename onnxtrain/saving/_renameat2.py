@@ -1,7 +1,7 @@
 """Linux renameat2(2) through ctypes: an atomic exchange of two paths, or a rename that never replaces.
 
-Python's os module has neither; `saving` falls back to plain renames where this raises ENOSYS, EINVAL, ENOTSUP
-or EPERM (`saving._EXCHANGE_UNSUPPORTED`).
+Python's os module has neither; saves fall back to plain renames where this raises ENOSYS, EINVAL, ENOTSUP or
+EPERM (`_writing._EXCHANGE_UNSUPPORTED`).
 """
 
 from __future__ import annotations

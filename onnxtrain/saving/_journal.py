@@ -17,9 +17,9 @@ import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from onnxtrain._fsync import fsync_directory, write_new_file
-from onnxtrain._scratch import SCRATCH_PREFIX, remove_entry, scratch_entries, scratch_name
 from onnxtrain.errors import ModelFileError
+from onnxtrain.saving._fsync import fsync_directory, write_new_file
+from onnxtrain.saving._scratch import SCRATCH_PREFIX, remove_entry, scratch_entries, scratch_name
 
 
 def is_plain_name(name: object) -> bool:
