@@ -36,12 +36,14 @@ def test_activation_forward_matches_numpy(name):
     np.testing.assert_allclose(outputs, h @ w["dense_2.kernel"] + w["dense_2.bias"], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("name", NAMES)
 def test_activation_gradient_matches_finite_differences(name):
+    # ONNX Runtime training's gradient graph; the portable engine's (autodiff) is checked in test_portable_gradients
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(6, 5)).astype(np.float32), rng.integers(0, 3, 6)
     with model_with(name) as model:
-        model.compile(optimizer="sgd", loss="softmax_cross_entropy_with_logits")
+        model.compile(optimizer="sgd", loss="softmax_cross_entropy_with_logits", engine="ort-training")
         weights = {k: v.astype(np.float64) for k, v in model.get_weights().items()}
         engine = model._trainer.engine
         engine._module(x, y)

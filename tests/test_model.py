@@ -155,7 +155,7 @@ def test_with_block_closes_and_close_is_idempotent(blobs):
     x, y = blobs
     model = blob_model()
     with model:
-        model.compile(optimizer="adam")
+        model.compile(optimizer="adam", engine="ort-training")
         artifacts_dir = model._trainer.engine.artifacts.directory
         assert artifacts_dir.is_dir()
     assert not artifacts_dir.exists()
@@ -167,7 +167,7 @@ def test_with_block_closes_and_close_is_idempotent(blobs):
 @pytest.mark.training
 def test_artifacts_dir_keeps_the_artifacts(tmp_path):
     with blob_model() as model:
-        model.compile(optimizer="adam", artifacts_dir=tmp_path / "artifacts")
+        model.compile(optimizer="adam", artifacts_dir=tmp_path / "artifacts", engine="ort-training")
     assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == [
         "checkpoint",
         "eval_model.onnx",

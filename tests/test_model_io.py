@@ -722,7 +722,23 @@ def inference_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_ort_training, "_training_api", missing)
 
 
-def test_an_ort_training_save_loads_with_the_portable_engine_where_training_is_missing(trained, inference_only):
+@pytest.fixture(scope="module")
+def trained_by_ort_training(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained with the ort-training engine and saved with ORT's optimizer state."""
+    x, y = _data()
+    with _model(compiled=False) as model:
+        model.compile(
+            optimizer=Adam(learning_rate=0.01), loss="softmax_cross_entropy_with_logits", engine="ort-training"
+        )
+        model.fit((x, y), epochs=2, batch_size=16, verbose=0)
+        return model.save(tmp_path_factory.mktemp("trained-ort") / "model", save_optimizer_state=True)
+
+
+@pytest.mark.training
+def test_an_ort_training_save_loads_with_the_portable_engine_where_training_is_missing(
+    trained_by_ort_training, inference_only
+):
+    trained = trained_by_ort_training
     assert json.loads((trained / "config.json").read_text())["compile"]["engine"] == "ort-training"
     x, _ = _data(8)
     with pytest.warns(UserWarning, match=r"trained with the ort-training engine.*compiled with the portable engine"):
@@ -735,9 +751,11 @@ def test_an_ort_training_save_loads_with_the_portable_engine_where_training_is_m
         np.testing.assert_allclose(expected, exported.predict_softly(x), rtol=1e-6)
 
 
+@pytest.mark.training
 def test_an_ort_training_save_with_optimizer_state_says_how_to_continue_without_the_training_api(
-    trained, inference_only
+    trained_by_ort_training, inference_only
 ):
+    trained = trained_by_ort_training
     from onnxtrain.errors import RuntimeSetupError
 
     with pytest.raises(

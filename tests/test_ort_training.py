@@ -92,7 +92,7 @@ def test_an_empty_batch_is_refused_before_onnx_runtime_sees_it(tmp_path):
 def test_gradients_match_numpy_backward():
     x, y = batch()
     with small_model() as model:
-        model.compile(optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
+        model.compile(optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, engine="ort-training")
         weights = model.get_weights()
         expected_loss, expected = ref.mlp_gradients(weights, x, y, ["dense_1", "dense_2"], ["relu", "linear"])
         engine = model._trainer.engine

@@ -27,7 +27,7 @@ import onnx
 from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, check_not_empty, create_session, session_options
-from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
+from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from onnxtrain.layers import Layer
 from onnxtrain.losses import Loss
@@ -149,7 +149,7 @@ class PortableEngine:
         if resume is None:
             return values
         checkpoint = read_checkpoint(resume)
-        _check_names_and_shapes("checkpoint weights", checkpoint.weights, values, require_all=False)
+        _check_names_and_shapes("checkpoint weights", checkpoint.weights, values, False, ModelFileError)
         values.update(checkpoint.weights)
         if checkpoint.state:
             if checkpoint.optimizer != self.optimizer.name:
@@ -159,7 +159,7 @@ class PortableEngine:
                     "without optimizer state."
                 )
             expected = {t.name: values[t.name] for t in self.graph.state}
-            _check_names_and_shapes("checkpoint optimizer state", checkpoint.state, expected, require_all=True)
+            _check_names_and_shapes("checkpoint optimizer state", checkpoint.state, expected, True, ModelFileError)
             if checkpoint.version == 1:  # unscaled state: scale it as the graph carries it
                 scales = {t.name: np.float32(t.scale) for t in self.graph.state}
                 checkpoint.state = {name: value * scales[name] for name, value in checkpoint.state.items()}
@@ -415,17 +415,23 @@ class _BatchBinding:
 
 
 def _check_names_and_shapes(
-    what: str, given: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], require_all: bool
+    what: str,
+    given: Mapping[str, np.ndarray],
+    expected: Mapping[str, np.ndarray],
+    require_all: bool,
+    error: type[OnnxtrainError] = InvalidArgumentError,
 ) -> None:
+    """Raise `error` unless `given` has names (all of them, with `require_all`) and shapes of `expected`: a
+    ModelFileError for a checkpoint, which does not belong to this model or was damaged."""
     unknown = sorted(set(given) - set(expected))
     missing = sorted(set(expected) - set(given)) if require_all else []
     if unknown or missing:
-        raise InvalidArgumentError(
+        raise error(
             f"{what}: names do not match the model. Unknown: {unknown}; missing: {missing}. "
             f"Expected: {sorted(expected)}"
         )
     for name, value in given.items():
         if np.shape(value) != np.shape(expected[name]):
-            raise InvalidArgumentError(
+            raise error(
                 f"{what}: {name} expects shape {np.shape(expected[name])}. Received: {np.shape(value)}"
             )
