@@ -19,18 +19,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from onnxtrain import Sequential, losses, optimizers
+from _tutorial import tutorial_data, tutorial_model
+
+from onnxtrain import losses, optimizers
 from onnxtrain._float_env import FlushToZero
 from onnxtrain.errors import OnnxtrainError
-from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.portable import PortableEngine
 
 
 def data(rows: int = 60000) -> tuple[np.ndarray, np.ndarray, str]:
     try:
-        from onnxtrain.datasets import fashion_mnist
-
-        train, _ = fashion_mnist()
+        train, _ = tutorial_data()
         return train.x, train.y, "Fashion-MNIST"
     except OnnxtrainError as e:
         rng = np.random.default_rng(0)
@@ -40,9 +39,7 @@ def data(rows: int = 60000) -> tuple[np.ndarray, np.ndarray, str]:
 
 def compare(name: str, x: np.ndarray, y: np.ndarray, chunks: int, steps: int, warmup: int) -> str:
     def engine(update: str) -> PortableEngine:
-        model = Sequential.of(
-            Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10, activation="linear"), seed=12
-        )
+        model = tutorial_model(seed=12)
         loss = losses.get("softmax_cross_entropy_with_logits")
         return PortableEngine(model.layers, loss, optimizers.get(name), threads=2, update=update)
 

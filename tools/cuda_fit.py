@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _tutorial import tutorial_data, tutorial_model
 
-from onnxtrain import InferenceModel, Sequential
+from onnxtrain import InferenceModel
 from onnxtrain.callbacks import Callback
-from onnxtrain.datasets import fashion_mnist
-from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.losses import Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Adam
@@ -42,11 +41,9 @@ class EpochTimer(Callback):
 
 
 def run(device: str, engine: str, epochs: int, batch_size: int, folder: Path) -> dict[str, Any]:
-    train, test = fashion_mnist()
+    train, test = tutorial_data()
     timer = EpochTimer()
-    with Sequential.of(
-        Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10, activation="linear"), seed=42
-    ) as model:
+    with tutorial_model(seed=42) as model:
         model.compile(
             optimizer=Adam(),
             loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS,

@@ -17,9 +17,9 @@ import pstats
 import time
 from typing import Any
 
+from _tutorial import tutorial_data, tutorial_model
+
 from onnxtrain import Sequential
-from onnxtrain.datasets import fashion_mnist
-from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.losses import Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Adam
@@ -105,9 +105,8 @@ def main() -> None:
     parser.add_argument("--engine", default="auto", choices=ENGINES)
     parser.add_argument("--timers", action="store_true", help="time the loop's parts instead of running cProfile")
     args = parser.parse_args()
-    train, _ = fashion_mnist()
-    layers = [Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10, activation="linear")]  # as bench.py
-    with Sequential.of(*layers, seed=12) as model:
+    train, _ = tutorial_data()
+    with tutorial_model(seed=12) as model:  # as bench.py
         model.compile(
             optimizer=Adam(),
             loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS,

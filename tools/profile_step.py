@@ -36,10 +36,11 @@ import onnxruntime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from _tutorial import tutorial_data, tutorial_model
+
 from onnxtrain import Sequential, losses, optimizers
 from onnxtrain._float_env import FlushToZero
 from onnxtrain.errors import OnnxtrainError
-from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.portable import PortableEngine
 from onnxtrain.portable._graphs import LEARNING_RATE, STEP, gradient_model, updated
 
@@ -66,7 +67,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15)
     args = parser.parse_args()
 
-    model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10, activation="linear"), seed=12)
+    model = tutorial_model(seed=12)
     profile = profile_ort_training if args.engine == "ort-training" else profile_portable
     with tempfile.TemporaryDirectory(prefix="onnxtrain-profile-") as tmp:
         per_step = profile(args, model, Batches(), Path(tmp))
@@ -84,9 +85,7 @@ class Batches:
     def __init__(self, count: int = 32, seed: int = 0):
         rng = np.random.default_rng(seed)
         try:
-            from onnxtrain.datasets import fashion_mnist
-
-            train, _ = fashion_mnist()
+            train, _ = tutorial_data()
             rows = rng.permutation(len(train))[: count * 100].reshape(count, 100)
             self._x, self._y = train.x[rows], train.y[rows]
             print(f"data: {count} shuffled Fashion-MNIST batches")
