@@ -13,7 +13,8 @@ from onnxtrain import layers as onnxtrain_layers
 from onnxtrain.datasets import fashion_mnist
 from onnxtrain.layers import Dense, Flatten, Input, Layer
 
-CNN_LAYERS = ("Conv2D", "MaxPooling2D")
+# The CNN's layer classes, each by its names in onnxtrain.layers (Keras' first, then KotlinDL's).
+CNN_LAYERS = (("Conv2D",), ("MaxPooling2D", "MaxPool2D"))
 
 
 def tutorial_layers(last_activation: str | None = "linear") -> list[Layer]:
@@ -41,8 +42,12 @@ def tutorial_data(path: str | Path | None = None) -> tuple[Dataset, Dataset]:
 
 def missing_cnn_layers(dropout: float = 0.0) -> list[str]:
     """The layer classes `cnn_layers(dropout)` needs that onnxtrain.layers does not have yet."""
-    needed = [*CNN_LAYERS, *(["Dropout"] if dropout else [])]
-    return [name for name in needed if not hasattr(onnxtrain_layers, name)]
+    needed = [*CNN_LAYERS, *([("Dropout",)] if dropout else [])]
+    return [names[0] for names in needed if _layer_class(names) is None]
+
+
+def _layer_class(names: tuple[str, ...]) -> type[Layer] | None:
+    return next((getattr(onnxtrain_layers, name) for name in names if hasattr(onnxtrain_layers, name)), None)
 
 
 def cnn_layers(dropout: float = 0.5) -> list[Layer]:
@@ -61,7 +66,7 @@ def cnn_layers(dropout: float = 0.5) -> list[Layer]:
             "(--engines torch,jax,keras-jax)"
             + (", or pass --dropout 0 where only Dropout is missing." if missing == ["Dropout"] else ".")
         )
-    conv, pool = onnxtrain_layers.Conv2D, onnxtrain_layers.MaxPooling2D  # type: ignore[attr-defined]
+    conv, pool = (_layer_class(names) for names in CNN_LAYERS)
     return [
         Input(28, 28, 1),
         conv(filters=32, kernel_size=3, padding="same", activation="relu"),
@@ -70,6 +75,6 @@ def cnn_layers(dropout: float = 0.5) -> list[Layer]:
         pool(pool_size=2),
         Flatten(),
         Dense(128),
-        *([onnxtrain_layers.Dropout(dropout)] if dropout else []),  # type: ignore[attr-defined]
+        *([_layer_class(("Dropout",))(dropout)] if dropout else []),
         Dense(10, activation="linear"),
     ]

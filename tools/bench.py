@@ -1,84 +1,109 @@
-"""Side-by-side benchmark of the tutorial job: onnxtrain against PyTorch eager, on the real Fashion-MNIST.
+"""Side-by-side benchmark of the tutorial job: onnxtrain against PyTorch eager, JAX and Keras 3, on the real
+Fashion-MNIST.
 
 Each engine runs in its own process: the tutorial's 784-300-100-10 MLP with ReLU hidden layers and linear logits
 (the tutorial's ReLU logits make accuracy depend on the seed, see tools/seed_study.py), He init, Adam 1e-3 eps 1e-7,
-batch 100, per-epoch shuffle, 2 threads; engines alternate A/B/... within each of --repeats rounds, and round r uses
-seed --seed + r for every engine, so the accuracy is a median over seeds, not one draw. Reports per engine: fit
-s/epoch (median, min, max over repeats), training samples/s, test accuracy (median, min), peak RSS, and `predict`
-on the 10,000 test images (samples/s; for onnxtrain also its inference session alone, without the input checks);
-plus the ratio of medians against PyTorch. Each worker ends by timing 300 train steps on one reused batch (no
-gather, metrics or progress): x 600 that is the epoch's floor, and fit / bare is what the loop adds to it. Writes
-JSON and a markdown table.
+batch 100, per-epoch shuffle, softmax cross-entropy, 2 threads; engines alternate A/B/... within each of --repeats
+rounds, and round r uses seed --seed + r for every engine, so the accuracy is a median over seeds, not one draw.
+Reports per engine: fit s/epoch (median, min, max over repeats), training samples/s, test accuracy (median, min), peak
+RSS, and `predict` on the 10,000 test images (samples/s; for onnxtrain also its inference session alone, without the
+input checks); plus the ratio of medians, and the median of the per-round ratios, against PyTorch and against JAX.
+Each worker ends by timing 300 train steps on one reused batch (no gather, metrics or progress): x 600 that is the
+epoch's floor, and fit / bare is what the loop adds to it. Writes JSON and a markdown table.
 
-PyTorch is a bench-only dependency: `python -m venv .venv-torch && .venv-torch/bin/pip install torch==2.13.0 numpy`,
-then pass `--torch-python .venv-torch/bin/python` (default: this interpreter if it can import torch).
+Engines: onnxtrain's `auto` (what compile() picks by default), `ort-training`, `portable` (the fused update when
+numba is installed, onnxtrain[fast]) and `portable-graph` (the portable engine with the update in its ONNX graph,
+ONNXTRAIN_FUSED_UPDATE=0); the peers `torch` (PyTorch eager), `jax` (JAX + optax, the whole step one jitted call with
+donated buffers; its compile time is kept apart, as onnxtrain's compile() is) and `keras-jax` (Keras 3's
+model.fit on the JAX backend, its first epoch's compiling included). The peers run tools/bench_peers/*_peer.py in
+their own virtual environments, start from the same initial weights (drawn with numpy), and never import onnxtrain:
 
-`portable` takes the fused update when numba is installed (onnxtrain[fast]); `portable-graph` is the portable engine
-with the update in its ONNX graph (ONNXTRAIN_FUSED_UPDATE=0), for the comparison in one run.
+    bash tools/peer_venvs.sh     # ../venv-torch (torch 2.13.0), ../venv-jax (jax[cpu] 0.10.2, optax, keras)
+    python tools/bench.py --engines auto,ort-training,torch,jax,keras-jax \
+        --torch-python ../venv-torch/bin/python --jax-python ../venv-jax/bin/python
 
-An engine may name the interpreter its worker runs on, `ENGINE@PYTHON`: `portable@/tmp/venv312/bin/python` runs the
-portable engine on that Python and its onnxruntime (onnxtrain imports from this checkout there). The table names
-each row's onnxruntime (or torch) and Python version.
+A peer's flag may be left out when this interpreter imports its framework. An engine may name the interpreter its
+worker runs on, `ENGINE@PYTHON`: `portable@/tmp/venv312/bin/python` runs the portable engine on that Python and its
+onnxruntime (onnxtrain imports from this checkout there). The table names each row's runtime and Python version.
 
-Usage: python tools/bench.py [--repeats 3] [--epochs 10] [--engines ort-training,portable@PYTHON,torch] [--out DIR]
+`--model cnn` (issue 20) trains a LeNet-style CNN instead (Conv2D 32 3x3 same, MaxPool 2, Conv2D 64 3x3 valid,
+MaxPool 2, Dense 128, Dropout --dropout, Dense 10) and writes bench-cnn.json/.md; onnxtrain's engines need
+onnxtrain.layers.Conv2D and MaxPooling2D for it, which do not exist yet: until then run the peers alone.
+
+Usage: python tools/bench.py [--repeats 3] [--epochs 10] [--engines ENGINE[@PYTHON],...] [--model mlp|cnn]
+    [--dropout 0.5] [--torch-python PATH] [--jax-python PATH] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
+PEER_FOLDER = HERE.parent / "bench_peers"
 THREADS = 2
-ENGINES = ("ort-training", "portable", "portable-graph", "torch")
+ONNXTRAIN_ENGINES = ("auto", "ort-training", "portable", "portable-graph")
+# compile(engine=...) per benchmark engine; portable-graph differs from portable by its environment (run_worker)
+COMPILE_ENGINE = {"auto": None, "ort-training": "ort-training", "portable": "portable", "portable-graph": "portable"}
+MODELS = ("mlp", "cnn")
+BASELINES = ("torch", "jax")  # the speed-up columns, in this order
+VENVS = "bash tools/peer_venvs.sh makes both (../venv-torch and ../venv-jax beside this checkout)"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A reference framework's worker: its script in tools/bench_peers, the flag naming its interpreter, and the
+    modules that interpreter must import."""
+
+    script: str
+    flag: str
+    modules: tuple[str, ...]
+
+
+PEERS = {
+    "torch": Peer("torch_peer.py", "--torch-python", ("numpy", "torch")),
+    "jax": Peer("jax_peer.py", "--jax-python", ("numpy", "jax", "optax")),
+    "keras-jax": Peer("keras_peer.py", "--jax-python", ("numpy", "jax", "keras")),
+}
+ENGINES = (*ONNXTRAIN_ENGINES, *PEERS)
+# What a worker's last stdout line must hold (the peers' _harness.report writes it).
+RESULT_KEYS = ("epoch_times", "accuracy", "predict_s", "bare_step_s", "peak_rss_mib", "runtime")
 
 
 # --- workers (run in child processes) -----------------------------------------------------------------------
-def _bare_step_s(step, warmup: int = 50, steps: int = 300) -> float:
-    """Seconds per call of `step()`: one train step on one reused batch, the floor a fit loop adds its work to
-    (the issue's "bare ORT training step": no gather, no metrics, no progress, the batch in cache).
-    """
-    import time
-
-    for _ in range(warmup):
-        step()
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - started) / steps
-
-
-def _peak_rss_mib() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def worker_onnxtrain(data: Path, epochs: int, engine: str, seed: int) -> dict:
+def worker_onnxtrain(
+    data: Path, epochs: int, engine: str, seed: int, model_name: str = "mlp", dropout: float = 0.0
+) -> dict:
     import platform
     import time
 
     import numpy as np
     import onnxruntime
+    from _tutorial import cnn_layers, tutorial_layers
+
+    sys.path.insert(0, str(PEER_FOLDER))  # the bare step and peak RSS measured as the peers measure them
+    import _harness
 
     from onnxtrain import Callback, Sequential
-    from onnxtrain.layers import Dense, Flatten, Input
     from onnxtrain.losses import Losses
     from onnxtrain.metrics import Metrics
     from onnxtrain.optimizers import Adam
 
     x, y = np.load(data / "x_train.npy"), np.load(data / "y_train.npy")
     xt, yt = np.load(data / "x_test.npy"), np.load(data / "y_test.npy")
-    layers = (Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10, activation="linear"))
-    model = Sequential.of(*layers, seed=seed)
+    layers = cnn_layers(dropout) if model_name == "cnn" else tutorial_layers()
+    model = Sequential(layers, seed=seed)
     with model:
-        options = {} if engine == "ort-training" else {"engine": "portable"}  # portable or portable-graph
+        options = {"engine": COMPILE_ENGINE[engine]} if COMPILE_ENGINE[engine] else {}
         model.compile(
             optimizer=Adam(),
             loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS,
@@ -102,6 +127,7 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str, seed: int) -> dict:
         accuracy = model.evaluate((xt, yt), batch_size=100).metrics[Metrics.ACCURACY]
         model.predict(xt[:1000])  # warm-up: builds the inference session
         # The same batches through the inference session alone (no input checks): what `predict` adds to ORT.
+        # Private: there is no public handle on predict's session (tools/README.md, "Private access").
         session = model._trainer._session()
 
         def session_only() -> None:
@@ -109,14 +135,17 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str, seed: int) -> dict:
             np.concatenate(outputs).argmax(1)
 
         update = _update(model)  # before the model closes
+        if engine == "auto":  # private: the engine compile() resolved "auto" to has no public name
+            update += f", runs {model._trainer.compiled.engine}"
         predict_times, session_times = [], []
         for _ in range(3):
             for run, times in ((lambda: model.predict(xt), predict_times), (session_only, session_times)):
                 started = time.perf_counter()
                 run()
                 times.append(time.perf_counter() - started)
+        # private: a compiled model's engine (its train_step) has no public handle
         engine_, xb, yb = model._trainer.engine, np.ascontiguousarray(x[:100]), np.ascontiguousarray(y[:100])
-        bare_step_s = _bare_step_s(lambda: engine_.train_step(xb, yb))  # last: it changes the weights
+        bare_step_s = _harness.bare_step_s(lambda: engine_.train_step(xb, yb))  # last: it changes the weights
     return {
         "epoch_times": epoch_times,
         "fit_s": fit_seconds,
@@ -124,7 +153,7 @@ def worker_onnxtrain(data: Path, epochs: int, engine: str, seed: int) -> dict:
         "predict_s": min(predict_times),
         "session_predict_s": min(session_times),
         "bare_step_s": bare_step_s,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": _harness.peak_rss_mib(),
         "runtime": f"onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}{update}",
     }
 
@@ -141,118 +170,146 @@ def _update(model) -> str:
     return f", fused update (numba {numba.__version__})"
 
 
-def worker_torch(data: Path, epochs: int, seed: int) -> dict:
-    import math
-    import platform
-    import time
-
-    import numpy as np
-    import torch
-    from torch import nn
-
-    torch.set_num_threads(THREADS)
-    torch.manual_seed(seed)
-    x = torch.from_numpy(np.load(data / "x_train.npy"))
-    y = torch.from_numpy(np.load(data / "y_train.npy"))
-    xt = torch.from_numpy(np.load(data / "x_test.npy"))
-    yt = torch.from_numpy(np.load(data / "y_test.npy"))
-    layers = [nn.Linear(784, 300), nn.Linear(300, 100), nn.Linear(100, 10)]
-    for layer in layers:  # KotlinDL's defaults: HeNormal (truncated) kernel, HeUniform bias
-        fan_in = layer.in_features
-        std = math.sqrt(2.0 / fan_in) / 0.87962566103423978
-        nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
-        limit = math.sqrt(6.0 / fan_in)
-        nn.init.uniform_(layer.bias, -limit, limit)
-    model = nn.Sequential(nn.Flatten(), layers[0], nn.ReLU(), layers[1], nn.ReLU(), layers[2])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    loss_fn = nn.CrossEntropyLoss()
-    epoch_times = []
-    for _ in range(epochs):
-        started = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(x))
-        correct = 0
-        for start in range(0, len(x), 100):
-            index = order[start : start + 100]
-            xb, yb = x[index], y[index]
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(xb)
-            loss = loss_fn(logits, yb)
-            loss.backward()
-            optimizer.step()
-            correct += int((logits.argmax(1) == yb).sum())  # the same per-batch metric work onnxtrain does
-        epoch_times.append(time.perf_counter() - started)
-    model.eval()
-    with torch.no_grad():
-        accuracy = float((model(xt).argmax(1) == yt).float().mean())
-        model(xt[:1000])
-        predict_times = []
-        for _ in range(3):
-            started = time.perf_counter()
-            torch.cat([model(xt[s : s + 1024]).argmax(1) for s in range(0, len(xt), 1024)])
-            predict_times.append(time.perf_counter() - started)
-    model.train()
-    xb, yb = x[:100].clone(), y[:100].clone()
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn(model(xb), yb).backward()
-        optimizer.step()
-
-    bare_step_s = _bare_step_s(step)
-    return {
-        "epoch_times": epoch_times,
-        "accuracy": accuracy,
-        "predict_s": min(predict_times),
-        "bare_step_s": bare_step_s,
-        "peak_rss_mib": _peak_rss_mib(),
-        "runtime": f"torch {torch.__version__}, Python {platform.python_version()}",
-    }
-
-
 # --- driver -------------------------------------------------------------------------------------------------
-def export_data(directory: Path) -> None:
+def export_data(directory: Path, subset: int | None = None) -> int:
+    """Fashion-MNIST as .npy files every worker reads: x (N, 28, 28, 1) float32 in [0, 1], y int64; the first
+    `subset` training images only when given. Returns the number of training images.
+    """
     import numpy as np
+    from _tutorial import tutorial_data
 
-    from onnxtrain.datasets import fashion_mnist
-
-    train, test = fashion_mnist()
-    np.save(directory / "x_train.npy", train.x)
-    np.save(directory / "y_train.npy", train.y)
+    train, test = tutorial_data()
+    np.save(directory / "x_train.npy", train.x[:subset])
+    np.save(directory / "y_train.npy", train.y[:subset])
     np.save(directory / "x_test.npy", test.x)
     np.save(directory / "y_test.npy", test.y)
+    return len(train.x[:subset])
 
 
-def parse_engine(spec: str, torch_python: str) -> tuple[str, str]:
-    """`ENGINE` or `ENGINE@PYTHON` -> (engine, the interpreter that runs its worker)."""
+def parse_engine(spec: str, torch_python: str | None = None, jax_python: str | None = None) -> tuple[str, str]:
+    """`ENGINE` or `ENGINE@PYTHON` -> (engine, the interpreter that runs its worker).
+
+    A peer without @PYTHON runs on its flag's interpreter (--torch-python, --jax-python), else on this one if it
+    imports the peer's modules; otherwise the benchmark stops here, before any round, naming the flag.
+    """
     engine, _, python = spec.partition("@")
     if engine not in ENGINES:
         raise SystemExit(f"--engines: unknown engine {engine!r} in {spec!r}; expected one of {list(ENGINES)}")
-    return engine, python or (torch_python if engine == "torch" else sys.executable)
+    if python:
+        return engine, python
+    if engine not in PEERS:
+        return engine, sys.executable
+    peer = PEERS[engine]
+    given = torch_python if peer.flag == "--torch-python" else jax_python
+    if given:
+        return engine, given
+    missing = [m for m in peer.modules if importlib.util.find_spec(m) is None]
+    if not missing:
+        return engine, sys.executable
+    raise SystemExit(
+        f"--engines {engine} needs {peer.flag} PATH, an interpreter that imports {', '.join(peer.modules)}: this one"
+        f" ({sys.executable}) lacks {', '.join(missing)}. {VENVS}."
+    )
 
 
-def run_worker(python: str, engine: str, data: Path, epochs: int, seed: int) -> dict:
-    # PYTHONPATH: an interpreter without onnxtrain installed (another Python, another onnxruntime) uses this checkout.
-    path = os.pathsep.join(p for p in (str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "PYTHONPATH": path}
-    if engine == "portable-graph":
-        env["ONNXTRAIN_FUSED_UPDATE"] = "0"
-    command = [python, str(HERE), "--worker", engine, "--data", str(data), "--epochs", str(epochs), "--seed", str(seed)]
+def check_interpreter(engine: str, python: str) -> None:
+    """Stop before the first round when `python` cannot run `engine`'s peer worker."""
+    peer = PEERS[engine]
+    if shutil.which(python) is None:
+        raise SystemExit(f"{peer.flag} {python}: no such interpreter (for engine {engine}). {VENVS}.")
+    done = subprocess.run(
+        [python, "-c", f"import {', '.join(peer.modules)}"],
+        capture_output=True,
+        text=True,
+        env=peer_environment(),
+        timeout=600,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise SystemExit(
+            f"{peer.flag} {python} cannot run engine {engine}: importing {', '.join(peer.modules)} failed with"
+            f" {last}. {VENVS}."
+        )
+
+
+def check_model(engines: dict[str, tuple[str, str]], model_name: str, dropout: float) -> None:
+    """Stop before the first round when an onnxtrain engine cannot build `model_name` (the CNN's layers)."""
+    onnxtrain_specs = [spec for spec, (engine, _) in engines.items() if engine in ONNXTRAIN_ENGINES]
+    if model_name != "cnn" or not onnxtrain_specs:
+        return
+    from _tutorial import cnn_layers
+
+    try:
+        cnn_layers(dropout)
+    except ImportError as e:
+        raise SystemExit(f"--model cnn with engine(s) {', '.join(onnxtrain_specs)}: {e}") from e
+
+
+def peer_environment() -> dict[str, str]:
+    # No PYTHONPATH to this checkout: a peer must not import onnxtrain. JAX on the CPU, as the other engines run.
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return {**environment, "OMP_NUM_THREADS": str(THREADS), "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+
+
+def worker_command(
+    engine: str, python: str, data: Path, epochs: int, seed: int, model_name: str, dropout: float
+) -> list[str]:
+    common = ["--data", str(data), "--epochs", str(epochs), "--seed", str(seed), "--model", model_name]
+    common += ["--dropout", str(dropout if model_name == "cnn" else 0.0)]
+    if engine in PEERS:
+        return [python, str(PEER_FOLDER / PEERS[engine].script), *common, "--threads", str(THREADS)]
+    return [python, str(HERE), "--worker", engine, *common]
+
+
+def run_worker(
+    python: str, engine: str, data: Path, epochs: int, seed: int, model_name: str = "mlp", dropout: float = 0.0
+) -> dict:
+    if engine in PEERS:
+        env = peer_environment()
+    else:
+        # PYTHONPATH: an interpreter without onnxtrain installed (another Python, another onnxruntime) uses this
+        # checkout.
+        path = os.pathsep.join(p for p in (str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "PYTHONPATH": path}
+        if engine == "portable-graph":
+            env["ONNXTRAIN_FUSED_UPDATE"] = "0"
+    command = worker_command(engine, python, data, epochs, seed, model_name, dropout)
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{engine} worker failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return parse_worker_output(engine, done.stdout)
 
 
-def summarize(runs: list[dict]) -> dict:
+def parse_worker_output(engine: str, stdout: str) -> dict:
+    """A worker's result: the JSON object on its last non-empty stdout line, with every key of RESULT_KEYS."""
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        result = None
+    if not isinstance(result, dict):
+        tail = "\n".join(lines[-5:]) or "(nothing)"
+        raise SystemExit(
+            f"{engine} worker printed no result (a JSON object as its last stdout line); it printed:\n{tail}"
+        )
+    missing = [key for key in RESULT_KEYS if key not in result]
+    if missing or not result["epoch_times"]:
+        raise SystemExit(
+            f"{engine} worker's result lacks {missing or ['epoch_times (empty)']}; expected the keys"
+            f" {list(RESULT_KEYS)}. Received: {lines[-1][:500]}"
+        )
+    return result
+
+
+def summarize(runs: list[dict], train_samples: int = 60000) -> dict:
     # Whole fit time over epochs: onnxtrain's one-time input checks count (torch has none to count).
     per_epoch = [r.get("fit_s", sum(r["epoch_times"])) / len(r["epoch_times"]) for r in runs]
     median = statistics.median(per_epoch)
     return {
         "fit_s_per_epoch": {"median": median, "min": min(per_epoch), "max": max(per_epoch), "rounds": per_epoch},
-        "train_samples_per_s": 60000 / median,
-        # 600 bare steps: an epoch of the same steps without the loop's work
-        "bare_step_s_per_epoch": statistics.median(600 * r["bare_step_s"] for r in runs),
+        "train_samples_per_s": train_samples / median,
+        # an epoch of bare steps (600 for the full set): the same steps without the loop's work
+        "bare_step_s_per_epoch": statistics.median(train_samples // 100 * r["bare_step_s"] for r in runs),
         "accuracy": statistics.median(r["accuracy"] for r in runs),
         "accuracy_min": min(r["accuracy"] for r in runs),
         "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
@@ -264,82 +321,117 @@ def summarize(runs: list[dict]) -> dict:
     }
 
 
+def engine_of(label: str) -> str:
+    """The engine a result label names: "torch (torch 2.13.0, Python 3.11.7)" -> "torch"."""
+    return label.split(" ", 1)[0]
+
+
 def table(results: dict[str, dict]) -> str:
-    lines = [
+    """The markdown table: a row per engine, and a pair of speed-up columns per baseline (torch, jax) it holds."""
+    baselines = {
+        name: next(r["fit_s_per_epoch"] for label, r in results.items() if engine_of(label) == name)
+        for name in BASELINES
+        if any(engine_of(label) == name for label in results)
+    }
+    header = (
         "| engine | fit s/epoch median (min-max) | train samples/s | test accuracy median (min) | peak RSS MiB |"
         " predict samples/s | of which ORT session alone |"
-        " speed-up vs torch (fit) | per-round speed-up median (min-max) | bare step x 600, s (fit / bare) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    torch_fit = next((r["fit_s_per_epoch"] for name, r in results.items() if name.startswith("torch")), None)
+    )
+    for name in baselines:
+        header += f" speed-up vs {name} (fit) | per-round speed-up vs {name}, median (min-max) |"
+    header += " bare step x 600, s (fit / bare) |"
+    lines = [header, "|---" * header.count(" |") + "|"]
     for engine, r in results.items():
         fit = r["fit_s_per_epoch"]
-        ratio = paired = "—"
-        if torch_fit:
-            ratio = f"{torch_fit['median'] / fit['median']:.2f}x"
-            # Round r of every engine ran back to back with the same seed: each round's ratio cancels most of the
-            # machine's drift between rounds.
-            rounds = [t / e for t, e in zip(torch_fit["rounds"], fit["rounds"], strict=True)]
-            paired = f"{statistics.median(rounds):.2f}x ({min(rounds):.2f}-{max(rounds):.2f})"
         session = f"{r['session_predict_samples_per_s']:,.0f}" if r["session_predict_samples_per_s"] else "—"
-        lines.append(
+        row = (
             f"| {engine} | {fit['median']:.3f} ({fit['min']:.3f}-{fit['max']:.3f}) | {r['train_samples_per_s']:,.0f} |"
             f" {r['accuracy']:.4f} ({r['accuracy_min']:.4f}) | {r['peak_rss_mib']:.0f} |"
-            f" {r['predict_samples_per_s']:,.0f} | {session} | {ratio} | {paired} |"
-            f" {r['bare_step_s_per_epoch']:.3f} ({fit['median'] / r['bare_step_s_per_epoch']:.2f}x) |"
+            f" {r['predict_samples_per_s']:,.0f} | {session} |"
         )
+        for baseline in baselines.values():
+            # Round r of every engine ran back to back with the same seed: each round's ratio cancels most of the
+            # machine's drift between rounds.
+            rounds = [b / e for b, e in zip(baseline["rounds"], fit["rounds"], strict=True)]
+            row += (
+                f" {baseline['median'] / fit['median']:.2f}x |"
+                f" {statistics.median(rounds):.2f}x ({min(rounds):.2f}-{max(rounds):.2f}) |"
+            )
+        row += f" {r['bare_step_s_per_epoch']:.3f} ({fit['median'] / r['bare_step_s_per_epoch']:.2f}x) |"
+        lines.append(row)
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument(
         "--engines",
         default="ort-training,torch",
-        help="comma-separated ENGINE or ENGINE@PYTHON (ort-training, portable, portable-graph, torch), e.g."
-        " portable@.venv313/bin/python: that worker runs on that interpreter and its onnxruntime",
+        help=f"comma-separated ENGINE or ENGINE@PYTHON, of {', '.join(ENGINES)}; e.g. portable@.venv313/bin/python:"
+        " that worker runs on that interpreter and its onnxruntime",
     )
-    parser.add_argument("--torch-python", default=sys.executable)
+    parser.add_argument("--model", choices=MODELS, default="mlp", help="the tutorial MLP, or issue 20's CNN")
+    parser.add_argument("--dropout", type=float, default=0.5, help="the CNN's dropout rate, 0 for none (--model cnn)")
+    parser.add_argument("--torch-python", help="interpreter with torch for the torch engine (default: this one)")
+    parser.add_argument(
+        "--jax-python", help="interpreter with jax[cpu], optax and keras for jax and keras-jax (default: this one)"
+    )
+    parser.add_argument(
+        "--subset",
+        type=int,
+        help="train on the first N training images only, a multiple of 100 (smoke runs: the numbers are not the"
+        " benchmark's)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--seed", type=int, default=12, help="round r uses seed + r (every engine the same)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.epochs < 1:
+        parser.error(f"--repeats and --epochs expect positive ints. Received: {args.repeats}, {args.epochs}")
+    if args.subset is not None and (args.subset < 100 or args.subset % 100):
+        parser.error(f"--subset expects a positive multiple of the batch size, 100. Received: {args.subset}")
+    if not 0 <= args.dropout < 1:
+        parser.error(f"--dropout expects a rate in [0, 1). Received: {args.dropout}")
+    return args
 
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.worker:
-        result = (
-            worker_torch(args.data, args.epochs, args.seed)
-            if args.worker == "torch"
-            else worker_onnxtrain(args.data, args.epochs, args.worker, args.seed)
-        )
-        print(json.dumps(result))
+        print(json.dumps(worker_onnxtrain(args.data, args.epochs, args.worker, args.seed, args.model, args.dropout)))
         return
 
-    engines = {
-        spec: parse_engine(spec, args.torch_python) for spec in (e.strip() for e in args.engines.split(",")) if spec
-    }
+    specs = [spec for spec in (e.strip() for e in args.engines.split(",")) if spec]
+    engines = {spec: parse_engine(spec, args.torch_python, args.jax_python) for spec in specs}
+    for engine, python in dict.fromkeys(engines.values()):  # each interpreter once, before any round
+        if engine in PEERS:
+            check_interpreter(engine, python)
+    check_model(engines, args.model, args.dropout)
     runs: dict[str, list[dict]] = {spec: [] for spec in engines}
     with tempfile.TemporaryDirectory(prefix="onnxtrain-bench-") as tmp:
         data = Path(tmp)
-        export_data(data)
+        train_samples = export_data(data, args.subset)
         for repeat in range(args.repeats):
             for spec, (engine, python) in engines.items():  # alternate engines within each repeat
-                runs[spec].append(run_worker(python, engine, data, args.epochs, args.seed + repeat))
+                seed = args.seed + repeat
+                runs[spec].append(run_worker(python, engine, data, args.epochs, seed, args.model, args.dropout))
                 last = runs[spec][-1]
                 print(
                     f"repeat {repeat + 1}/{args.repeats} {spec}: {statistics.mean(last['epoch_times']):.3f} s/epoch, "
                     f"accuracy {last['accuracy']:.4f}",
                     flush=True,
                 )
-    results = {f"{engines[spec][0]} ({r[0]['runtime']})": summarize(r) for spec, r in runs.items()}
+    results = {f"{engines[spec][0]} ({r[0]['runtime']})": summarize(r, train_samples) for spec, r in runs.items()}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    stem = "bench" if args.model == "mlp" else f"bench-{args.model}"
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = table(results)
-    (args.out / "bench.md").write_text(markdown + "\n")
+    (args.out / f"{stem}.md").write_text(markdown + "\n")
     print(markdown)
-    print(f"\nwrote {args.out / 'bench.json'} and {args.out / 'bench.md'}")
+    print(f"\nwrote {args.out / f'{stem}.json'} and {args.out / f'{stem}.md'}")
 
 
 if __name__ == "__main__":
