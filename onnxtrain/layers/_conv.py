@@ -1,0 +1,283 @@
+"""Convolutions over channels-last inputs: Conv1D and Conv2D, and what every convolution layer shares (argument
+checks, Keras' "valid"/"same"/"causal" padding as explicit ONNX pads, the activation on channels-first values)."""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from onnxtrain import activations, initializers
+from onnxtrain.activations import Activation
+from onnxtrain.errors import InvalidArgumentError, ShapeError
+from onnxtrain.graph import GraphBuilder
+from onnxtrain.initializers import Initializer
+from onnxtrain.layers._core import ActivationLike, _positive_int
+from onnxtrain.layers._layer import Layer, Shape, format_shape
+from onnxtrain.layers._layout import channels_first, channels_last, mark_channels_first
+
+InitializerLike = str | Initializer | type[Initializer] | dict[str, Any]
+IntOrInts = int | tuple[int, ...] | list[int]
+
+_SPATIAL_NAMES = {1: "steps", 2: "height, width", 3: "depth, height, width"}
+
+
+class ConvPadding(enum.Enum):
+    """KotlinDL's padding names, for `Conv2D(32, 3, padding=ConvPadding.VALID)`."""
+
+    SAME = "same"
+    VALID = "valid"
+
+
+def conv_ints(owner: str, arg: str, value: object, rank: int, kotlindl: bool = False, minimum: int = 1) -> Shape:
+    """`value` (one int, or `rank` ints) as `rank` ints >= `minimum`; with `kotlindl`, also KotlinDL's strides and
+    dilations spelling (1, *values, 1)."""
+    items = [value] * rank if isinstance(value, int | np.integer) else value
+    if isinstance(items, tuple | list) and kotlindl and len(items) == rank + 2 and items[0] == items[-1] == 1:
+        items = items[1:-1]
+    if (
+        isinstance(items, tuple | list)
+        and len(items) == rank
+        and all(isinstance(v, int | np.integer) and not isinstance(v, bool) and v >= minimum for v in items)
+    ):
+        return tuple(int(v) for v in items)
+    what = "positive int" if minimum == 1 else "non-negative int"
+    tuple_of = f"a tuple of {rank} {what}s" if rank > 1 else f"a tuple of one {what}"
+    also = f", or KotlinDL's ({', '.join(['1'] + ['n'] * rank + ['1'])})" if kotlindl else ""
+    raise InvalidArgumentError(f"{owner}({arg}=...) expects a {what} or {tuple_of}{also}. Received: {arg}={value!r}")
+
+
+def conv_padding(owner: str, value: object, causal: bool = False) -> str:
+    """Keras' padding name, lower-cased: "valid", "same", or for Conv1D also "causal"."""
+    choices = ("valid", "same", "causal") if causal else ("valid", "same")
+    if isinstance(value, ConvPadding):
+        value = value.value
+    if isinstance(value, str) and value.lower() in choices:
+        return value.lower()
+    raise InvalidArgumentError(f"{owner}(padding=...) expects one of {list(choices)}. Received: padding={value!r}")
+
+
+def conv_bool(owner: str, arg: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"{owner}({arg}=...) expects a bool. Received: {arg}={value!r}")
+    return value
+
+
+def receptive_field(kernel_size: Shape) -> int:
+    """Keras' fans of a convolution kernel are its channels times this: the kernel's positions."""
+    return math.prod(kernel_size)
+
+
+class BaseConv(Layer):
+    """What every convolution layer shares: the window (kernel_size, strides, padding, dilation_rate), the bias,
+    the activation and the channels-first layout (see `_layout.py`). Subclasses make the kernel in `build` and
+    call `emit_conv`.
+
+    The ONNX graph gets Keras' padding as explicit pads (no auto_pad): "same" pads like TensorFlow, the odd
+    position at the end, so the output has ceil(size / stride) positions; "causal" (Conv1D) pads at the start only.
+    """
+
+    rank: ClassVar[int] = 2
+    accepts_channels_first = True
+    causal_allowed: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        kernel_size: IntOrInts,
+        strides: IntOrInts,
+        padding: str | ConvPadding,
+        dilation_rate: IntOrInts,
+        activation: ActivationLike,
+        use_bias: bool,
+        bias_initializer: InitializerLike,
+        name: str | None,
+        trainable: bool,
+    ):
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.kernel_size = conv_ints(owner, "kernel_size", kernel_size, self.rank)
+        self.strides = conv_ints(owner, "strides", strides, self.rank, kotlindl=True)
+        self.padding = conv_padding(owner, padding, causal=self.causal_allowed)
+        self.dilation_rate = conv_ints(owner, "dilation_rate", dilation_rate, self.rank, kotlindl=True)
+        self.activation: Activation = activations.get(activation)
+        self.use_bias = conv_bool(owner, "use_bias", use_bias)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    # --- shapes -------------------------------------------------------------------------------------------
+    @property
+    def extents(self) -> Shape:
+        """How many input positions one window spans, dilation included."""
+        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate, strict=True))
+
+    def check_input(self, input_shape: Shape) -> int:
+        """The input's channels, once its rank is checked."""
+        if len(input_shape) != self.rank + 1:
+            raise ShapeError(
+                f"{type(self).__name__} layer {self.name!r} expects input of shape "
+                f"[None, {_SPATIAL_NAMES[self.rank]}, channels]. Received: input shape {format_shape(input_shape)}"
+            )
+        return input_shape[-1]
+
+    def window(self, input_shape: Shape) -> tuple[Shape, list[int]]:
+        """The output's spatial size and the ONNX pads (all begins, then all ends) for `input_shape`."""
+        sizes, begins, ends = [], [], []
+        for size, extent, stride in zip(input_shape[:-1], self.extents, self.strides, strict=True):
+            if self.padding == "valid":
+                begin = end = 0
+            else:
+                total = max((math.ceil(size / stride) - 1) * stride + extent - size, 0)
+                begin = extent - 1 if self.padding == "causal" else total // 2
+                end = total - begin if self.padding == "same" else 0
+            sizes.append((size + begin + end - extent) // stride + 1)
+            begins.append(begin)
+            ends.append(end)
+        if min(sizes) <= 0:
+            raise ShapeError(
+                f"{type(self).__name__} layer {self.name!r} with padding='valid' needs at least "
+                f"{'x'.join(map(str, self.extents))} input positions for its kernel_size={self.kernel_size} and "
+                f"dilation_rate={self.dilation_rate}. Received: input shape {format_shape(input_shape)}. "
+                "Use padding='same' or a smaller kernel."
+            )
+        return tuple(sizes), [*begins, *ends]
+
+    # --- graph --------------------------------------------------------------------------------------------
+    def emit_conv(self, builder: GraphBuilder, x: str, kernel: str, bias: str | None, group: int) -> str:
+        """One ONNX Conv of channels-first `x` with this layer's window; returns a channels-first value."""
+        assert self.input_shape is not None, "layers must be built"
+        _, pads = self.window(self.input_shape)
+        attributes: dict[str, Any] = {
+            "kernel_shape": list(self.kernel_size),
+            "strides": list(self.strides),
+            "dilations": list(self.dilation_rate),
+            "pads": pads,
+        }
+        if group != 1:
+            attributes["group"] = group
+        inputs = [channels_first(builder, x, self.rank + 2), kernel, *([bias] if bias else [])]
+        return mark_channels_first(builder, builder.node("Conv", inputs, hint="conv", **attributes))
+
+    def activate(self, builder: GraphBuilder, y: str) -> str:
+        """The activation of channels-first `y`: elementwise ones stay channels-first; softmax runs over the
+        channels as in Keras, so it reads them last."""
+        if isinstance(self.activation, activations.Softmax):
+            return self.activation.emit(builder, channels_last(builder, y, self.rank + 2))
+        return mark_channels_first(builder, self.activation.emit(builder, y))
+
+    def window_config(self) -> dict[str, Any]:
+        return {
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "dilation_rate": list(self.dilation_rate),
+        }
+
+
+class _Conv(BaseConv):
+    """A convolution into `filters` channels: Conv1D and Conv2D (documented there) fix its rank."""
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: IntOrInts,
+        strides: IntOrInts = 1,
+        padding: str | ConvPadding = "same",
+        dilation_rate: IntOrInts = 1,
+        groups: int = 1,
+        activation: ActivationLike = "relu",
+        use_bias: bool = True,
+        kernel_initializer: InitializerLike = initializers.HeNormal,
+        bias_initializer: InitializerLike = initializers.HeUniform,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        owner = type(self).__name__
+        self.filters = _positive_int(owner, "filters", filters)
+        self.groups = _positive_int(owner, "groups", groups)
+        if self.filters % self.groups:
+            raise InvalidArgumentError(
+                f"{owner}(filters=..., groups=...) expects filters divisible by groups. "
+                f"Received: filters={filters}, groups={groups}"
+            )
+        super().__init__(
+            kernel_size, strides, padding, dilation_rate, activation, use_bias, bias_initializer, name, trainable
+        )
+        self.kernel_initializer = initializers.get(kernel_initializer)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        channels = self.check_input(input_shape)
+        if channels % self.groups:
+            raise ShapeError(
+                f"{type(self).__name__} layer {self.name!r} with groups={self.groups} expects input channels "
+                f"divisible by {self.groups}. Received: input shape {format_shape(input_shape)}"
+            )
+        return (*self.window(input_shape)[0], self.filters)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        per_group = input_shape[-1] // self.groups
+        field = receptive_field(self.kernel_size)
+        fan_in, fan_out = per_group * field, self.filters * field
+        shape = (self.filters, per_group, *self.kernel_size)
+        self.add_weight("kernel", self.kernel_initializer(shape, fan_in, fan_out, rng))
+        if self.use_bias:
+            self.add_weight("bias", self.bias_initializer((self.filters,), fan_in, fan_out, rng))
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        params = self.emit_params(builder)
+        y = self.emit_conv(builder, x, params["kernel"], params.get("bias"), self.groups)
+        return self.activate(builder, y)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "filters": self.filters,
+            **self.window_config(),
+            "groups": self.groups,
+            "activation": self.activation.get_config(),
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer.get_config(),
+            "bias_initializer": self.bias_initializer.get_config(),
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+
+class Conv1D(_Conv):
+    """1-D convolution over (steps, channels) inputs, e.g. `Conv1D(16, 5, padding="causal")`.
+
+    Arguments, defaults and layout as Conv2D's, with one int per axis; `padding="causal"` pads the start only,
+    so output step t sees input steps up to t.
+    """
+
+    rank = 1
+    causal_allowed = True
+
+
+class Conv2D(_Conv):
+    """2-D convolution over (height, width, channels) inputs, e.g. `Conv2D(32, 3, activation="relu")`.
+
+    The defaults are KotlinDL's, which differ from Keras: `padding="same"` (Keras: "valid"),
+    `activation="relu"` (Keras: linear), `kernel_initializer=HeNormal` (Keras: GlorotUniform) and
+    `bias_initializer=HeUniform` (Keras: zeros). Fans are Keras': the kernel's positions times its input
+    channels (per group) for fan-in, times `filters` for fan-out.
+
+    The kernel is stored as ONNX's Conv reads it, (filters, in_channels / groups, *kernel_size); Keras' is
+    (*kernel_size, in_channels / groups, filters). Unlike Keras, strides and dilation_rate above 1 may be combined.
+
+    Args:
+        filters: output channels, a positive int.
+        kernel_size: the window, an int or one int per spatial axis.
+        strides: an int or one per spatial axis; KotlinDL's (1, s, s, 1) is accepted too.
+        padding: "valid", "same" or a `ConvPadding`; Conv1D also takes "causal" (padding at the start only).
+        dilation_rate: an int or one per spatial axis (KotlinDL's (1, d, d, 1) too).
+        groups: split the input channels into this many groups, each convolved into filters / groups outputs.
+        activation: name, `Activations` member or Activation instance.
+        use_bias: add a bias per filter.
+        kernel_initializer / bias_initializer: name, class or instance from `onnxtrain.initializers`.
+    """
+
+    rank = 2
+
+
+Convolution1D = Conv1D  # Keras' other names
+Convolution2D = Conv2D
