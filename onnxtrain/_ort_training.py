@@ -20,9 +20,11 @@ import importlib.util
 import math
 import os
 import re
+import shutil
 import sys
 import tempfile
 import types
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -36,6 +38,7 @@ import onnx.numpy_helper
 from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import check_not_empty, session_options
+from onnxtrain.engine import EngineRequest
 from onnxtrain.errors import InvalidArgumentError, OnnxtrainError, RuntimeSetupError, UnsupportedError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer
@@ -340,6 +343,47 @@ def checkpoint_bytes_from_weights(weights: Mapping[str, np.ndarray]) -> bytes:
         return path.read_bytes()
 
 
+def create_engine(request: EngineRequest) -> OrtTrainingEngine:
+    """The ort-training engine for a compiled model (`onnxtrain.engines.ENGINES["ort-training"]`): writes the four
+    artifacts to `request.artifacts_dir`, or to a temporary folder that closing the engine removes, and opens a
+    training session over them, from `request.resume` when given (weights, optimizer state and step).
+
+    Raises:
+        UnsupportedError / InvalidArgumentError / RuntimeSetupError: see `write_artifacts`. A failure leaves no
+            temporary folder, and no folder of `request.artifacts_dir` that it created (`created_directories`).
+    """
+    check_optimizer(request.optimizer)
+    temporary = None if request.artifacts_dir is not None else Path(tempfile.mkdtemp(prefix="onnxtrain-artifacts-"))
+    directory = request.artifacts_dir if request.artifacts_dir is not None else temporary
+    assert directory is not None  # one of the two is always set
+    try:
+        artifacts = write_artifacts(
+            request.layers,
+            request.loss,
+            request.optimizer,
+            directory,
+            request.opset,
+            request.ir_version,
+            for_cpu=request.device.kind == "cpu",
+        )
+        resume = None
+        if request.resume is not None:
+            resume = artifacts.directory / "resume_checkpoint"
+            resume.write_bytes(request.resume)
+        return OrtTrainingEngine(
+            artifacts,
+            request.optimizer,
+            request.device.ort_device,
+            request.threads,
+            checkpoint=resume,
+            owns_directory=temporary is not None,
+        )
+    except BaseException:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
 class OrtTrainingEngine:
     """One training session over a set of artifacts: train/eval steps, weights, learning rate, checkpoints.
 
@@ -349,6 +393,8 @@ class OrtTrainingEngine:
         device: "cpu" or "cuda:N".
         threads: intra-op threads for ORT (None: ORT's default).
         checkpoint: a checkpoint to start from instead of the artifacts' one (resuming with optimizer state).
+        owns_directory: remove the artifacts' folder (a temporary one) when the engine is closed, or, if it never
+            is, when it is collected or at exit.
     """
 
     def __init__(
@@ -358,6 +404,7 @@ class OrtTrainingEngine:
         device: str = "cpu",
         threads: int | None = None,
         checkpoint: str | Path | None = None,
+        owns_directory: bool = False,
     ):
         api = _training_api()
         options = session_options(api.ort, threads or default_threads())
@@ -375,6 +422,7 @@ class OrtTrainingEngine:
             self._optimizer = api.Optimizer(str(artifacts.optimizer_model), self._module)
         self._optimizer.set_learning_rate(float(optimizer.learning_rate))
         self.artifacts = artifacts
+        self._cleanup = weakref.finalize(self, shutil.rmtree, artifacts.directory, True) if owns_directory else None
 
     def train_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward, backward and, when the loss is finite, one optimizer update.
@@ -433,3 +481,5 @@ class OrtTrainingEngine:
     def close(self) -> None:
         # Dropping the references releases the native sessions.
         self._optimizer = self._module = self._state = None
+        if self._cleanup is not None:
+            self._cleanup()  # removes the temporary artifacts folder, once

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import emit, losses, optimizers
+from onnxtrain import emit, engines, losses, optimizers
 from onnxtrain import metrics as metrics_module
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
@@ -33,7 +33,7 @@ from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.summary import summary_table
-from onnxtrain.training import ENGINES, Compiled, Trainer
+from onnxtrain.training import Compiled, Trainer
 
 
 class Sequential:
@@ -100,7 +100,6 @@ class Sequential:
         self.input_scale: float = 1.0
         self.stop_training = False  # callbacks set it to end fit early
         self._trainer: Trainer | None = None
-        self._resume_checkpoint: bytes | None = None  # set by load_model, consumed by compile
         self._closed = False
         self._fitting = False  # compile and close wait for fit to return (a callback may call them)
         self._name_layers()
@@ -167,7 +166,8 @@ class Sequential:
             >>> model.summary()  # doctest: +SKIP
             >>> text = model.summary(print_fn=None)  # doctest: +SKIP
         """
-        text = summary_table(self, self._trainer.compiled.loss if self._trainer is not None else None)
+        loss = self._trainer.compiled.loss if self._trainer is not None else None
+        text = summary_table(f"{type(self).__name__} ({self.name})", self.layers, self.count_params(), loss)
         if print_fn is None:
             return text
         print_fn(text)
@@ -266,6 +266,24 @@ class Sequential:
         Raises:
             UnknownIdentifierError, UnsupportedError, RuntimeSetupError: see the messages.
         """
+        self._compile(optimizer, loss, metric, metrics, device, engine, artifacts_dir, threads, opset, ir_version)
+
+    def _compile(
+        self,
+        optimizer: str | Optimizer | dict[str, Any],
+        loss: str | Losses | Loss | dict[str, Any],
+        metric: str | Metrics | None,
+        metrics: Iterable[str | Metrics] | None,
+        device: str,
+        engine: str,
+        artifacts_dir: str | Path | None,
+        threads: int | None,
+        opset: int,
+        ir_version: int,
+        resume: bytes | None = None,
+    ) -> None:
+        """`compile`, continuing from `resume` when given: checkpoint bytes of the engine's own format, with the
+        weights, optimizer state and step (what `load_model` passes for a save with the optimizer state)."""
         self._check_open("compile")
         self._check_not_fitting("compile")
         if metric is not None and metrics is not None:
@@ -281,8 +299,7 @@ class Sequential:
         check_runtime_loads(opset, ir_version)
         if threads is not None:
             check_threads(threads)
-        if engine not in ENGINES:
-            raise InvalidArgumentError(f"engine expects one of {list(ENGINES)}. Received: engine={engine!r}")
+        engines.get(engine)  # an unknown name is refused here, before any other work
         path_given = isinstance(artifacts_dir, str | os.PathLike) and bool(os.fspath(artifacts_dir))
         if artifacts_dir is not None and not path_given:
             raise InvalidArgumentError(
@@ -304,7 +321,7 @@ class Sequential:
         # The new trainer first: a compile that fails (an optimizer the engine lacks, no CUDA, ...) leaves the
         # model compiled as it was, optimizer state included.
         previous = self._trainer
-        trainer = Trainer.create(self, compiled, artifacts_dir=artifacts_dir, threads=threads)
+        trainer = Trainer.create(self, compiled, artifacts_dir=artifacts_dir, threads=threads, resume=resume)
         if previous is not None:
             trainer.epochs_trained = previous.epochs_trained
             previous.close()
@@ -509,7 +526,7 @@ def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
             f'leave classes unlearnable). For logits use {type(last).__name__}(..., activation="linear"), or leave '
             "the activation out.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of compile: compile -> _compile -> here
         )
     elif isinstance(loss, losses.BinaryCrossentropy) and activation.name != "sigmoid":
         warnings.warn(
@@ -517,7 +534,7 @@ def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
             f"{activation.name!r}: outputs outside [0, 1] are clipped, so they get no gradient, and predict_softly "
             f'returns them as they are. Use {type(last).__name__}(..., activation="sigmoid").',
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
 
 

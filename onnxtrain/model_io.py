@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -22,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxtrain import emit, losses, metrics, optimizers
+from onnxtrain import emit, engines, losses, metrics, optimizers
 from onnxtrain._checks import as_real
 from onnxtrain._onnx_file import onnx_file_problem, parse_onnx_file
 from onnxtrain._version import __version__
@@ -390,12 +391,10 @@ def _compile_loaded(
                 raise InvalidTypeError(f"metrics must be a list. Found: {type(saved_metrics).__name__}")
             saved["metrics"] = [metrics.get(m) for m in saved_metrics]
     with _config_entry(unusable):
-        from onnxtrain.training import ENGINES
-
         if "engine" not in compile_options:
-            saved["engine"] = str(settings.get("engine", "auto"))
-            if saved["engine"] not in ENGINES:
-                raise InvalidArgumentError(f"engine must be one of {list(ENGINES)}. Found: {saved['engine']!r}")
+            saved["engine"] = str(settings.get("engine", engines.AUTO))
+            if saved["engine"] not in engines.names():
+                raise InvalidArgumentError(f"engine must be one of {list(engines.names())}. Found: {saved['engine']!r}")
         check_opset_and_ir(settings.get("opset", DEFAULT_OPSET), settings.get("ir_version", DEFAULT_IR_VERSION))
         learning_rate = config.get("current_learning_rate")
         if learning_rate is not None and not _is_finite_positive(learning_rate):
@@ -410,9 +409,11 @@ def _compile_loaded(
         "device": device,
         **compile_options,
     }
-    model._resume_checkpoint = checkpoint if resume else None
     try:
-        model.compile(**options)
+        # compile's defaults for what is not given; an option compile does not take raises compile's TypeError.
+        arguments = inspect.signature(model.compile).bind(**options)
+        arguments.apply_defaults()
+        model._compile(**arguments.arguments, resume=checkpoint if resume else None)
     except OnnxtrainError:
         raise
     except Exception as e:  # ORT's own exception types: a damaged checkpoint is the likely cause
@@ -423,8 +424,6 @@ def _compile_loaded(
             f"({type(e).__name__}: {str(e).strip()[:300]}). The checkpoint may be damaged: load with "
             "load_model(..., optimizer=...) to start a fresh optimizer, or save the model again."
         ) from e
-    finally:
-        model._resume_checkpoint = None
     trainer = model._trainer
     assert trainer is not None
     trainer.epochs_trained = epochs_trained

@@ -2,39 +2,38 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 from onnxtrain import emit
-from onnxtrain.layers import format_shape
-
-if TYPE_CHECKING:
-    from onnxtrain.losses import Loss
-    from onnxtrain.model import Sequential
+from onnxtrain.layers import Layer, format_shape
+from onnxtrain.losses import Loss
 
 WIDTHS = (39, 26, 13)
 
 
-def summary_table(model: Sequential, loss: Loss | None = None) -> str:
-    """The table; with the compiled `loss`, a last layer whose activation gives way to logits (a Dense left at its
-    default under softmax cross-entropy, see `emit.graph_layers`) is marked "[linear (logits)]"."""
+def summary_table(model_type: str, layers: Sequence[Layer], params: tuple[int, int], loss: Loss | None = None) -> str:
+    """The table of a model of type `model_type` ("Sequential (sequential)"), its `layers` and its (trainable,
+    frozen) parameter counts `params`. With the compiled `loss`, a last layer whose activation gives way to
+    logits (a Dense left at its default under softmax cross-entropy, see `emit.graph_layers`) is marked
+    "[linear (logits)]"."""
     rule = "=" * sum(WIDTHS)
     thin = "_" * sum(WIDTHS)
     lines = [
         rule,
-        f"Model type: {type(model).__name__} ({model.name})",
+        f"Model type: {model_type}",
         thin,
         _row("Layer (type)", "Output Shape", "Param #"),
         rule,
     ]
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(layers):
         if i:
             lines.append(thin)
         shape = format_shape(layer.output_shape or ())
         label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
-        if layer is model.layers[-1] and emit.default_activation_emits_logits(layer, loss):
+        if layer is layers[-1] and emit.default_activation_emits_logits(layer, loss):
             label += " [linear (logits)]"
         lines.append(_row(label, shape, str(layer.param_count)))
-    trainable, frozen = model.count_params()
+    trainable, frozen = params
     lines += [
         rule,
         f"Total trainable params: {trainable}",

@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
-import tempfile
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from onnxtrain import _ort_training
+from onnxtrain import engines
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, create_session, resolve_device, session_options
-from onnxtrain.callbacks import CallbackList
+from onnxtrain.callbacks import CallbackList, CallbackModel
 from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.datasets._dataset import model_inputs
+from onnxtrain.engine import Engine, EngineRequest
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -32,14 +30,11 @@ from onnxtrain.errors import (
 )
 from onnxtrain.history import EvaluationResult, History, MetricValues
 from onnxtrain.inputs import check_positive_int, check_validation_split, prepare_x
+from onnxtrain.layers import Layer, Shape
 from onnxtrain.losses import Loss
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.progress import Progress
-
-if TYPE_CHECKING:
-    from onnxtrain.model import Sequential
-    from onnxtrain.portable import PortableEngine
 
 logger = logging.getLogger("onnxtrain")
 
@@ -68,14 +63,31 @@ class Compiled:
         }
 
 
-ENGINES = ("auto", "ort-training", "portable")
+ENGINES = engines.names()  # the CLI's --engine choices until it asks onnxtrain.engines itself
 
 
-def resolve_engine(requested: str) -> str:
-    """ "auto" -> "portable": the engine every ONNX Runtime build runs, with every optimizer and op that has a
-    gradient rule. "ort-training" is used only where asked for (its training builds ended at ONNX Runtime 1.19).
-    """
-    return "portable" if requested == "auto" else requested
+class TrainedModel(CallbackModel, Protocol):
+    """What the trainer reads and writes of the model it trains (a `Sequential`), besides what callbacks use."""
+
+    @property
+    def layers(self) -> Sequence[Layer]: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def input_shape(self) -> Shape: ...
+
+    @property
+    def output_shape(self) -> Shape: ...
+
+    # fit adopts the training data's class names and input scale (`Trainer._adopt`)
+    class_names: tuple[str, ...] | None
+    input_scale: float
+
+    def sync_weights(self) -> None: ...
+
+    def inference_model(self, opset: int | None = None, ir_version: int | None = None) -> Any: ...
 
 
 @dataclass
@@ -96,11 +108,10 @@ class Trainer:
 
     def __init__(
         self,
-        model: Sequential,
+        model: TrainedModel,
         compiled: Compiled,
-        engine: PortableEngine | _ort_training.OrtTrainingEngine,
+        engine: Engine,
         device: Device,
-        temp_dir: Path | None,
         threads: int | None = None,
     ):
         self.model = model
@@ -110,63 +121,39 @@ class Trainer:
         self.epochs_trained = 0
         self.threads = threads  # intra-op threads of every session, predict's included (None: ORT's default)
         self._trainable = tuple(layer.trainable for layer in model.layers)  # what the engine was built to train
-        self._temp_dir = temp_dir
         self._inference_session: Any = None
         self._flush = FlushToZero()
-        # A model that is never closed still removes its temporary artifacts when collected or at exit.
-        self._cleanup = weakref.finalize(self, shutil.rmtree, temp_dir, True) if temp_dir is not None else None
 
     @classmethod
     def create(
-        cls, model: Sequential, compiled: Compiled, artifacts_dir: str | Path | None, threads: int | None
+        cls,
+        model: TrainedModel,
+        compiled: Compiled,
+        artifacts_dir: str | Path | None,
+        threads: int | None,
+        resume: bytes | None = None,
     ) -> Trainer:
-        """Open the engine `compiled` asks for, writing its artifacts to `artifacts_dir` when given.
+        """Open the engine `compiled` names (`onnxtrain.engines`), writing its artifacts to `artifacts_dir` when
+        given, and continuing from the checkpoint bytes `resume` when given (what `load_model` passes).
 
         A failure leaves no empty folder of `artifacts_dir` that did not exist before: the artifact writers remove
         what they created (`saving.created_directories`).
         """
         device = resolve_device(compiled.device)
-        kind = resolve_engine(compiled.engine)
-        engine: PortableEngine | _ort_training.OrtTrainingEngine
-        if kind == "portable":
-            from onnxtrain import portable
-
-            engine = portable.create_engine(model.layers, compiled, device, threads, resume=model._resume_checkpoint)
-            if artifacts_dir is not None:  # this engine's artifacts: its train-step and eval graphs
-                try:
-                    engine.save_graphs(artifacts_dir)
-                except BaseException:
-                    engine.close()
-                    raise
-            model._resume_checkpoint = None
-            return cls(model, replace(compiled, engine=kind), engine, device, temp_dir=None, threads=threads)
-        _ort_training.check_optimizer(compiled.optimizer)
-        temp_dir = None if artifacts_dir is not None else Path(tempfile.mkdtemp(prefix="onnxtrain-artifacts-"))
-        directory = artifacts_dir if artifacts_dir is not None else temp_dir
-        assert directory is not None  # one of the two is always set
-        try:
-            artifacts = _ort_training.write_artifacts(
-                model.layers,
-                compiled.loss,
-                compiled.optimizer,
-                directory,
-                compiled.opset,
-                compiled.ir_version,
-                for_cpu=device.kind == "cpu",
-            )
-            resume = None
-            if model._resume_checkpoint is not None:  # set by load_model: weights + optimizer state + step
-                resume = artifacts.directory / "resume_checkpoint"
-                resume.write_bytes(model._resume_checkpoint)
-            engine = _ort_training.OrtTrainingEngine(
-                artifacts, compiled.optimizer, device.ort_device, threads, checkpoint=resume
-            )
-            model._resume_checkpoint = None
-        except BaseException:
-            if temp_dir is not None:
-                shutil.rmtree(temp_dir, ignore_errors=True)
-            raise
-        return cls(model, replace(compiled, engine=kind), engine, device, temp_dir, threads=threads)
+        name = engines.resolve(compiled.engine)
+        request = EngineRequest(
+            layers=model.layers,
+            loss=compiled.loss,
+            optimizer=compiled.optimizer,
+            device=device,
+            threads=threads,
+            resume=resume,
+            artifacts_dir=Path(artifacts_dir) if artifacts_dir is not None else None,
+            opset=compiled.opset,
+            ir_version=compiled.ir_version,
+        )
+        engine = engines.get(name)(request)
+        return cls(model, replace(compiled, engine=name), engine, device, threads=threads)
 
     # --- data ---------------------------------------------------------------------------------------------
     def prepare(self, data: Any, argument: str, input_scale: float | None = None) -> _Batches:
@@ -401,5 +388,3 @@ class Trainer:
     def close(self) -> None:
         self._inference_session = None
         self.engine.close()
-        if self._cleanup is not None:
-            self._cleanup()  # removes the temporary artifacts folder, once

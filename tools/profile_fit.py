@@ -19,11 +19,10 @@ from typing import Any
 
 from _tutorial import tutorial_data, tutorial_model
 
-from onnxtrain import Sequential
+from onnxtrain import Sequential, engines
 from onnxtrain.losses import Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Adam
-from onnxtrain.training import ENGINES
 
 
 class _Timed:
@@ -102,7 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--top", type=int, default=15)
-    parser.add_argument("--engine", default="auto", choices=ENGINES)
+    parser.add_argument("--engine", default="auto", choices=engines.names())
     parser.add_argument("--timers", action="store_true", help="time the loop's parts instead of running cProfile")
     args = parser.parse_args()
     train, _ = tutorial_data()

@@ -6,6 +6,7 @@ Epochs are numbered from 1 and keep counting across `fit` calls (as in the Histo
 from onnxtrain.callbacks._callback import (
     Callback,
     CallbackList,
+    CallbackModel,
     CSVLogger,
     LearningRateScheduler,
     TerminateOnNaN,
@@ -18,6 +19,7 @@ __all__ = [
     "CSVLogger",
     "Callback",
     "CallbackList",
+    "CallbackModel",
     "EarlyStopping",
     "LearningRateScheduler",
     "ModelCheckpoint",

@@ -10,15 +10,12 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
 from onnxtrain._checks import as_real, check_bool
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
-
-if TYPE_CHECKING:
-    from onnxtrain.model import Sequential
 
 Logs = Mapping[str, float]
 logger = logging.getLogger("onnxtrain")
@@ -37,6 +34,25 @@ UNCALLED_HOOKS = (
 )
 
 
+class CallbackModel(Protocol):
+    """What the stock callbacks use of the model being trained (a `Sequential`, which a callback's `self.model`
+    is): the flag that stops `fit`, the learning rate, the weights and `save`."""
+
+    stop_training: bool
+
+    @property
+    def learning_rate(self) -> float: ...
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None: ...
+
+    def get_weights(self) -> dict[str, np.ndarray]: ...
+
+    def set_weights(self, weights: Mapping[str, Any] | Sequence[Any]) -> None: ...
+
+    def save(self, directory: str | Path, writing_mode: Any = ..., save_optimizer_state: bool = ...) -> Path: ...
+
+
 class Callback:
     """Base class: override any hook. `self.model` is the model being trained; set
     `self.model.stop_training = True` to stop after the current batch or epoch.
@@ -50,9 +66,9 @@ class Callback:
     a subclass can opt out by setting `wants_batches = False` while a flag of its own leaves that hook idle.
     """
 
-    model: Sequential
+    model: CallbackModel
 
-    def set_model(self, model: Sequential) -> None:
+    def set_model(self, model: CallbackModel) -> None:
         self.model = model
 
     @property
@@ -104,7 +120,7 @@ def _warn_about_uncalled_hooks(callback: Callback) -> None:
 class CallbackList:
     """Calls every callback's hook in order."""
 
-    def __init__(self, callbacks: Sequence[Callback] | Callback | None, model: Sequential):
+    def __init__(self, callbacks: Sequence[Callback] | Callback | None, model: CallbackModel):
         if isinstance(callbacks, Callback):
             callbacks = [callbacks]
         elif callbacks is None:

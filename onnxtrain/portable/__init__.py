@@ -8,18 +8,10 @@ emit their forward; `onnxtrain.autodiff` differentiates it op by op; each optimi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from onnxtrain._runtime import Device
-from onnxtrain.layers import Layer
+from onnxtrain.engine import EngineRequest
 from onnxtrain.portable._engine import PortableEngine
 from onnxtrain.portable._graphs import TrainStepGraph, eval_model, train_step_model
 from onnxtrain.portable._optimizers import Slot, UpdateRule, register_update_rule
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from onnxtrain.training import Compiled
 
 __all__ = [
     "PortableEngine",
@@ -33,27 +25,32 @@ __all__ = [
 ]
 
 
-def create_engine(
-    layers: Sequence[Layer],
-    compiled: Compiled,
-    device: Device,
-    threads: int | None = None,
-    resume: bytes | None = None,
-) -> PortableEngine:
-    """The portable engine for a compiled model (what `Trainer.create` calls for engine="portable").
+def create_engine(request: EngineRequest) -> PortableEngine:
+    """The portable engine for a compiled model (`onnxtrain.engines.ENGINES["portable"]`), starting from
+    `request.resume` when given. With `request.artifacts_dir` its train-step and eval graphs are written there
+    (`PortableEngine.save_graphs`).
 
     Raises:
         UnsupportedError: a layer, activation, loss or optimizer has no rule in this engine.
         RuntimeSetupError: onnxruntime is missing, or CUDA was asked for without its provider.
         ModelFileError / InvalidArgumentError: `resume` is not a portable checkpoint of this model and optimizer.
+        OSError: the artifacts could not be written (the engine is closed again, and the folders it created are
+            removed while empty).
     """
-    return PortableEngine(
-        layers,
-        compiled.loss,
-        compiled.optimizer,
-        device,
-        threads,
-        resume,
-        compiled.opset,
-        compiled.ir_version,
+    engine = PortableEngine(
+        request.layers,
+        request.loss,
+        request.optimizer,
+        request.device,
+        request.threads,
+        request.resume,
+        request.opset,
+        request.ir_version,
     )
+    if request.artifacts_dir is not None:
+        try:
+            engine.save_graphs(request.artifacts_dir)
+        except BaseException:
+            engine.close()
+            raise
+    return engine
