@@ -32,6 +32,12 @@ class DatasetLoader:
         self.base = base
         self._fashion: Any = None
 
+    def absolute(self, spec: str) -> str:
+        """`spec` with a relative file path taken from `base`; "fashion-mnist[:split]" as it is."""
+        if not isinstance(spec, str) or spec.partition(":")[0] == "fashion-mnist" or Path(spec).is_absolute():
+            return spec
+        return str(self.base / spec)
+
     def load(self, spec: str, argument: str, default_split: str = "train") -> Dataset:
         """The dataset `spec` names; `argument` (e.g. "data.train", "--data") heads any error message."""
         from onnxtrain.datasets import Dataset, fashion_mnist
@@ -49,7 +55,7 @@ class DatasetLoader:
             if self._fashion is None:
                 self._fashion = fashion_mnist()
             return self._fashion[0 if split == "train" else 1]
-        path = Path(spec) if Path(spec).is_absolute() else self.base / spec
+        path = Path(self.absolute(spec))
         if path.suffix.lower() != ".npz":
             raise InvalidArgumentError(expected)
         with np.load(path, allow_pickle=False) as arrays:
@@ -162,8 +168,9 @@ def _saved_optimizer(directory: Path) -> dict[str, Any]:
         return {}  # an uncompiled save, or a damaged one: load_model reports what is wrong
 
 
-def load_compiled(directory: Path, engine: str | None, command: str) -> Sequential:
-    """The saved model compiled with `engine`, or with the engine it was trained with, and a fresh optimizer.
+def load_compiled(directory: Path, engine: str | None, command: str, resume: bool = False) -> Sequential:
+    """The saved model compiled with `engine`, or with the engine it was trained with, and a fresh optimizer
+    (`resume`: the saved optimizer and its state, where the save holds it).
 
     Where the recorded engine is ort-training and the installed onnxruntime cannot train (an inference-only
     install), load_model compiles with the portable engine, which computes the same steps, and warns: warnings
@@ -171,7 +178,7 @@ def load_compiled(directory: Path, engine: str | None, command: str) -> Sequenti
     """
     from onnxtrain import load_model
 
-    options = _saved_optimizer(directory)
+    options = {} if resume else _saved_optimizer(directory)
     if engine is not None:
         options["engine"] = engine
     with warnings.catch_warnings(record=True) as caught:

@@ -7,16 +7,17 @@ import copy
 import json
 import os
 import re
+import shutil
 import time
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from onnxtrain._cli_data import LISTED_ENTRIES
+from onnxtrain._cli_data import LISTED_ENTRIES, SAVED_MODEL, DatasetLoader, check_saved_model
 from onnxtrain.callbacks import Callback, CSVLogger, Logs
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelExistsError, listing
 from onnxtrain.inputs import check_positive_int, check_validation_split
-from onnxtrain.model_io import SAVED_FILES
+from onnxtrain.model_io import CONFIG_FILE, MODEL_FILE, SAVED_FILES
 from onnxtrain.saving import unreplaceable_entries
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ MAX_NAME_LENGTH = 100
 SAFE_NAME = re.compile(rf"\w[\w.-]{{0,{MAX_NAME_LENGTH - 1}}}")
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_LOSS = "softmax_cross_entropy_with_logits"
+RUN_FILE = "run.json"  # beside model/: the run's config, data paths absolute, epochs counting all the model trained
+HISTORY_FILE = "history.csv"
+RESUME_EPOCHS = "with --epochs N, the number of epochs to add"
 CONFIG_EXPECTED = "train expects a run config, a .toml or .json file (see examples/fashion_mlp.toml), or --example NAME"
 
 
@@ -70,14 +74,29 @@ def read_config(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if path.is_dir():
+        if _is_saved_model(path):
+            raise InvalidArgumentError(
+                f"'{path}' is a saved model directory, not a run config; to continue training a saved model use "
+                f"--resume {path} ({RESUME_EPOCHS})"
+            )
+        if _is_saved_model(path / "model"):
+            raise InvalidArgumentError(
+                f"'{path}' is the output folder of a run, not a run config; to continue training its model use "
+                f"--resume {path / 'model'} ({RESUME_EPOCHS})"
+            )
         raise InvalidArgumentError(f"'{path}' is a folder, not a run config: {CONFIG_EXPECTED}")
     data = path.read_bytes()
     suffix = path.suffix.lower()
     if suffix == ".onnx" or (not _is_text(data) and _is_onnx_model(data)):
+        resume = (
+            f"; to continue training the saved model it belongs to: onnxtrain train --resume {path.parent} --epochs N"
+            if _is_saved_model(path.parent)
+            else ""
+        )
         raise InvalidArgumentError(
             f"'{path}' is an ONNX model, not a run config: `onnxtrain train` builds and trains a model that a "
             ".toml or .json config (see examples/fashion_mlp.toml) or --example NAME describes, and cannot import "
-            f"or fine-tune ONNX models. To inspect this one: onnxtrain summary {path}"
+            f"or fine-tune ONNX models. To inspect this one: onnxtrain summary {path}{resume}"
         )
     if suffix not in (".toml", ".json"):
         raise InvalidArgumentError(
@@ -101,6 +120,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
     except (ValueError, TypeError, RecursionError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
         raise InvalidArgumentError(f"'{path}' is not valid {suffix[1:].upper()}: {e}") from e
     return check_config(config, str(path))
+
+
+def _is_saved_model(directory: Path) -> bool:
+    return (directory / CONFIG_FILE).is_file() and (directory / MODEL_FILE).is_file()
 
 
 def _is_text(data: bytes) -> bool:
@@ -213,6 +236,45 @@ def compile_settings(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- what a run records, and resuming it ---------------------------------------------------------------------
+def run_record(config: dict[str, Any], base: Path) -> dict[str, Any]:
+    """`config` as OUTPUT/run.json records it: its data paths made absolute (taken from `base`), so that
+    `onnxtrain train --resume` finds the data from anywhere."""
+    record = copy.deepcopy(config)
+    if record.get("data"):
+        loader = DatasetLoader(base)
+        data = record["data"]
+        record["data"] = {k: v if k == "validation" and v == "test" else loader.absolute(v) for k, v in data.items()}
+    return record
+
+
+class SavedRun(NamedTuple):
+    """A saved model to resume, with the run config and history.csv of the run that wrote it (None: not found)."""
+
+    directory: Path
+    record: dict[str, Any] | None
+    history: Path | None
+
+
+def find_saved_run(path: str) -> SavedRun:
+    """The saved model --resume names (a run's model/ folder, or the run's folder), and what its run left beside it.
+
+    Raises:
+        ModelFileError: not a saved model.
+        InvalidArgumentError: a run.json beside it that is not a valid run config.
+    """
+    directory = Path(path)
+    if not (directory / CONFIG_FILE).exists() and _is_saved_model(directory / "model"):
+        directory = directory / "model"
+    check_saved_model(directory, SAVED_MODEL)
+    run_folder = directory.parent if directory.name == "model" else None  # the layout `onnxtrain train` writes
+    if run_folder is None:
+        return SavedRun(directory, None, None)
+    record = read_config(run_folder / RUN_FILE) if (run_folder / RUN_FILE).is_file() else None
+    history = run_folder / HISTORY_FILE if (run_folder / HISTORY_FILE).is_file() else None
+    return SavedRun(directory, record, history)
+
+
 # --- the output folder -------------------------------------------------------------------------------------
 def output_dir(requested: str | None, name: str) -> Path:
     """The --output folder, or a new runs/NAME-TIME[-N] folder created atomically (so two runs started in
@@ -264,18 +326,23 @@ def check_output(output: Path, overwrite: bool) -> None:
 class RunOutput(Callback):
     """Creates the output folder and starts history.csv when training begins.
 
-    By then fit has accepted its settings and data, so a run it refuses prints nothing and leaves no folder.
+    By then fit has accepted its settings and data, so a run it refuses prints nothing and leaves no folder. A
+    resumed run's history.csv continues `history_from`, the history of the run it resumes.
     """
 
-    def __init__(self, requested: str | None, model_name: str, headline: str):
+    def __init__(self, requested: str | None, model_name: str, headline: str, history_from: Path | None = None):
         self.requested, self.model_name, self.headline = requested, model_name, headline
+        self.history_from = history_from
         self.folder: Path | None = None
         self._csv: CSVLogger | None = None
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.folder = output_dir(self.requested, self.model_name)
         print(f"{self.headline}; writing to {self.folder}/", flush=True)
-        self._csv = CSVLogger(self.folder / "history.csv")
+        csv, previous = self.folder / HISTORY_FILE, self.history_from
+        if previous is not None and not (csv.exists() and csv.samefile(previous)):
+            shutil.copyfile(previous, csv)
+        self._csv = CSVLogger(csv, append=previous is not None)
         self._csv.on_train_begin(logs)
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:

@@ -1,8 +1,9 @@
 """The `onnxtrain` command line: train, evaluate, predict, export, artifacts and summary.
 
 Every sub-command has --help; bad input ends with one line on stderr, `onnxtrain <command>: error: ...`, and a
-non-zero exit status (2 for bad arguments, 1 for anything else, 130 when interrupted). A run's config and output
-folder live in `_run_config`; what the commands read (datasets, inputs, saved models) in `_cli_data`.
+non-zero exit status (2 for bad arguments, 1 for anything else, 130 when interrupted). The train command lives in
+`_cli_train`, a run's config and output folder in `_run_config`; what the commands read (datasets, inputs, saved
+models) in `_cli_data`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
@@ -23,19 +24,11 @@ from onnxtrain._cli_data import (
     DatasetLoader,
     check_saved_model,
     load_compiled,
-    load_run_data,
     read_input,
     saved_model_dir,
 )
-from onnxtrain._run_config import (
-    EXAMPLES,
-    RunOutput,
-    build_model,
-    check_output,
-    compile_settings,
-    example_config,
-    read_config,
-)
+from onnxtrain._cli_train import cmd_train, writing_mode
+from onnxtrain._run_config import EXAMPLES, build_model, compile_settings, read_config
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, listing
 from onnxtrain.model_io import CONFIG_FILE, MODEL_FILE, inference_opset_and_ir
 from onnxtrain.training import ENGINES
@@ -51,74 +44,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-# --- train ------------------------------------------------------------------------------------------------
-def _writing_mode(args: argparse.Namespace) -> str:
-    """The `writing_mode` of save/export that --overwrite asks for."""
-    return "override" if args.overwrite else "fail_if_exists"
-
-
-def _naming_the_data(error: OnnxtrainError, data: dict[str, Any]) -> OnnxtrainError:
-    """`error` of fit, naming the [data] entry of the config rather than fit's `dataset`/`validation` argument."""
-    text = str(error)
-    key = "train" if text.startswith("dataset") else "validation" if text.startswith("validation.") else None
-    if key is None or key not in data:
-        return error
-    return type(error)(f"[data] {key} = {data[key]!r} does not fit the model: {text}")
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    if (args.config is None) == (args.example is None):
-        raise InvalidArgumentError("train takes a CONFIG file or --example NAME (one of them)")
-    if args.example is not None:
-        config, base = example_config(args.example), Path.cwd()
-    else:
-        config, base = read_config(args.config), Path(args.config).resolve().parent
-    for key in ("epochs", "batch_size", "seed"):
-        if getattr(args, key) is not None:
-            config[key] = getattr(args, key)
-    if args.output:
-        check_output(Path(args.output), args.overwrite)
-
-    data = dict(config.get("data") or {})
-    train, test, validation = load_run_data(data, base)
-    batch_size = config.get("batch_size", 32)
-    model = build_model(config)
-    with model:
-        model.compile(**compile_settings(config))
-        run = RunOutput(args.output, model.name, f"Training {model.name} (seed {model.seed}) on {len(train)} examples")
-        try:
-            history = model.fit(
-                train,
-                epochs=config.get("epochs", 1),
-                batch_size=batch_size,
-                verbose=args.verbose,
-                validation=validation,
-                validation_split=config.get("validation_split", 0.0),
-                callbacks=[run],
-            )
-        except (InvalidArgumentError, InvalidTypeError) as e:
-            if run.folder is not None:
-                raise
-            raise _naming_the_data(e, data) from e
-        assert run.folder is not None, "fit calls on_train_begin"
-        output = run.folder
-        model_dir, csv_path, png_path = output / "model", output / "history.csv", output / "curves.png"
-        if test is not None:
-            result = model.evaluate(test, batch_size=batch_size)
-            print(f"Test ({len(test)} examples): {result}")
-        model.save(model_dir, writing_mode=_writing_mode(args))
-    written = [("model", f"{model_dir}/"), ("history", str(csv_path))]
-    try:
-        history.plot(png_path)
-        written.append(("curves", str(png_path)))
-    except ImportError as e:
-        print(f"onnxtrain train: curves skipped: {e}", file=sys.stderr)
-    print("Wrote:")
-    for label, path in written:
-        print(f"  {label:<8} {path}")
-    return 0
 
 
 # --- evaluate / predict -----------------------------------------------------------------------------------
@@ -178,7 +103,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"'{args.out}' already exists. Pass --overwrite to replace it.")
     # Compiled, not just the weights: the loss decides the `probabilities` output and the loss metadata.
     with load_compiled(directory, args.engine, "export") as model:
-        path = model.export(args.out, opset=args.opset, ir_version=args.ir_version, writing_mode=_writing_mode(args))
+        path = model.export(args.out, opset=args.opset, ir_version=args.ir_version, writing_mode=writing_mode(args))
     print(f"Wrote {path} ({_size(path)})")
     return 0
 
@@ -322,12 +247,30 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = commands.add_parser(
         "train",
-        help="train from a config (TOML/JSON) or a built-in example",
-        description="Train a model; write model/, history.csv and curves.png into --output.",
+        help="train from a config (TOML/JSON) or a built-in example, or resume a saved model",
+        description="Train a model; write model/ (with its optimizer state), run.json (the run config, data paths "
+        "absolute), history.csv and curves.png into --output. --resume DIR --epochs N continues a saved model "
+        "exactly where it stopped and trains N more epochs (on top of those it has trained: Keras' "
+        "fit(initial_epoch=k, epochs=k+N)), so resuming a 1-epoch run by 1 epoch gives the model of a 2-epoch run.",
     )
     train.add_argument("config", nargs="?", help="model config, .toml or .json (see examples/fashion_mlp.toml)")
     train.add_argument("--example", choices=sorted(EXAMPLES), help="a built-in config: the tutorial's MLP")
-    train.add_argument("--epochs", type=_positive, help="override the config's epochs")
+    train.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue training the saved model in DIR (a run's model/ folder, or the run's folder) with its "
+        "optimizer state, on the data its run.json names (or --data); writes a new run like train does",
+    )
+    train.add_argument(
+        "--data",
+        help="with --resume: the training data, 'fashion-mnist[:train]' or a .npz with x and y (default: the "
+        "[data] of the run.json beside DIR)",
+    )
+    train.add_argument(
+        "--epochs",
+        type=_positive,
+        help="override the config's epochs; with --resume (required), how many more epochs to train",
+    )
     train.add_argument("--batch-size", type=_positive, help="override the config's batch size")
     train.add_argument("--seed", type=int, help="override the config's seed")
     train.add_argument("--output", metavar="DIR", help="output folder (default: a new runs/NAME-TIME folder)")

@@ -293,7 +293,12 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
     # (id, arguments, exit status, pattern the one stderr line must match)
     ("no_command", (), 2, r"onnxtrain: error: the following arguments are required: COMMAND"),
     ("unknown_command", ("fit",), 2, r"onnxtrain: error: argument COMMAND: invalid choice: 'fit'"),
-    ("train_nothing", ("train",), 1, r"train: error: train takes a CONFIG file or --example NAME"),
+    (
+        "train_nothing",
+        ("train",),
+        1,
+        r"train: error: train takes a CONFIG file, --example NAME or --resume DIR \(one of them\)$",
+    ),
     (
         "train_both",
         ("train", "tiny.toml", "--example", "fashion-mlp"),
@@ -435,6 +440,64 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
         r"\.toml or \.json config \(see examples/fashion_mlp\.toml\) or --example NAME describes, and cannot import "
         r"or fine-tune ONNX models\. To inspect this one: onnxtrain summary exported_copy\.onnx$",
     ),
+    (
+        "train_onnx_of_a_saved_model",
+        ("train", "run/model/model.onnx"),
+        1,
+        r"'run/model/model\.onnx' is an ONNX model, not a run config: .*cannot import or fine-tune ONNX models\. To "
+        r"inspect this one: onnxtrain summary run/model/model\.onnx; to continue training the saved model it belongs "
+        r"to: onnxtrain train --resume run/model --epochs N$",
+    ),
+    (
+        "train_saved_model",
+        ("train", "run/model"),
+        1,
+        r"'run/model' is a saved model directory, not a run config; to continue training a saved model use --resume "
+        r"run/model \(with --epochs N, the number of epochs to add\)$",
+    ),
+    (
+        "train_run_folder",
+        ("train", "run"),
+        1,
+        r"'run' is the output folder of a run, not a run config; to continue training its model use --resume run/model "
+        r"\(with --epochs N, the number of epochs to add\)$",
+    ),
+    (
+        "resume_and_config",
+        ("train", "tiny.toml", "--resume", "run/model", "--epochs", "1"),
+        1,
+        r"train takes a CONFIG file, --example NAME or --resume DIR \(one of them\)$",
+    ),
+    (
+        "resume_without_epochs",
+        ("train", "--resume", "run/model"),
+        1,
+        r"--resume needs --epochs N: how many epochs to train on top of the 3 that 'run/model' has trained$",
+    ),
+    (
+        "resume_with_seed",
+        ("train", "--resume", "run/model", "--epochs", "1", "--seed", "4"),
+        1,
+        r"--seed cannot change a resumed model: its shuffling continues from the seed it was trained with \(3\)$",
+    ),
+    (
+        "resume_not_a_model",
+        ("train", "--resume", "many_files", "--epochs", "1"),
+        1,
+        r"'many_files' is not a saved onnxtrain model: config\.json is missing",
+    ),
+    (
+        "resume_data_does_not_fit",
+        ("train", "--resume", "run/model", "--epochs", "1", "--data", "wrong_shape.npz"),
+        1,
+        r"--data 'wrong_shape\.npz' does not fit the model: dataset\.x expects shape \[None, 4, 4, 1\]",
+    ),
+    (
+        "data_without_resume",
+        ("train", "tiny.toml", "--data", "train.npz"),
+        1,
+        r"--data goes with --resume DIR; a run config names its data in its \[data\] table$",
+    ),
     ("train_onnx_named_json", ("train", "onnx_model.json"), 1, r"'onnx_model\.json' is an ONNX model, not a run"),
     (
         "train_not_utf8",
@@ -500,6 +563,85 @@ def test_overwrite_refuses_a_foreign_model_folder_before_training(errors, work):
         "model",
         "model/notes.txt",
     ]
+
+
+# --- resuming a saved model -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def resumed(work) -> dict[str, Result]:
+    """A 1-epoch run resumed by 1 epoch (its data found in the run's run.json), beside a 2-epoch run."""
+    results = run_many(
+        {
+            "one": ("train", "tiny.toml", "--epochs", "1", "--output", "one", "--verbose", "0"),
+            "two": ("train", "tiny.toml", "--epochs", "2", "--output", "two", "--verbose", "0"),
+        },
+        cwd=work,
+    )
+    assert results["one"].rc == 0, results["one"].err
+    results["resumed"] = run_cli(
+        "train", "--resume", "one/model", "--epochs", "1", "--output", "resumed", "--verbose", "2", cwd=work
+    )
+    return results
+
+
+def test_resuming_a_one_epoch_run_by_one_epoch_gives_the_two_epoch_run(resumed, work):
+    from onnxtrain import load_model
+
+    assert resumed["two"].rc == 0 and resumed["resumed"].rc == 0, resumed["resumed"].err
+    with load_model(work / "two" / "model", compile=False) as straight:
+        expected = straight.get_weights()
+    with load_model(work / "resumed" / "model", compile=False) as again:
+        weights = again.get_weights()
+    assert weights.keys() == expected.keys()
+    for name, value in expected.items():
+        np.testing.assert_allclose(weights[name], value, rtol=0, atol=1e-6, err_msg=name)
+    out = resumed["resumed"].out
+    assert re.search(r"^Resuming tiny \(seed 3\) after 1 epoch: 1 more on 48 examples; writing to resumed/$", out, re.M)
+    assert "Epoch 2/2 - 6 batches" in out and "Epoch 1/" not in out
+    assert re.search(r"^  config +resumed/run\.json$", out, re.MULTILINE)
+    # The history continues the first run's: the same figures as the 2-epoch run's.
+    history, straight_history = (History.from_csv(work / name / "history.csv") for name in ("resumed", "two"))
+    assert history.epochs == [1, 2] and list(history.history) == list(straight_history.history)
+    for key, values in straight_history.history.items():
+        np.testing.assert_allclose(history.history[key], values, rtol=0, atol=1e-6, err_msg=key)
+    saved = json.loads((work / "resumed" / "model" / "config.json").read_text())
+    assert saved["epochs_trained"] == 2 and saved["optimizer_state_saved"] is True
+    run = json.loads((work / "resumed" / "run.json").read_text())  # a config that trains the same model anew
+    assert run["epochs"] == 2 and run["data"]["train"] == str(work / "train.npz")
+    assert run["data"]["validation"] == "test"
+
+
+def test_a_model_saved_without_a_run_config_resumes_on_the_data_given(work, tmp_path):
+    from onnxtrain import load_model
+
+    with load_model(work / "run" / "model") as model:
+        model.save(tmp_path / "saved")  # model.save: no run.json, no optimizer state
+    refused = run_cli("train", "--resume", str(tmp_path / "saved"), "--epochs", "1", cwd=work)
+    assert refused.rc == 1 and refused.out == ""
+    assert re.fullmatch(
+        r"onnxtrain train: error: --resume: no run config \(run\.json, which onnxtrain train writes beside model/\) "
+        r"says what '.*saved' was trained on; pass --data 'fashion-mnist\[:train\]' or a \.npz file\n",
+        refused.err,
+    )
+    done = run_cli(
+        "train", "--resume", str(tmp_path / "saved"), "--epochs", "1", "--data", "train.npz",
+        "--output", str(tmp_path / "out"), "--verbose", "0", cwd=work,
+    )  # fmt: skip
+    assert done.rc == 0, done.err
+    assert re.fullmatch(
+        r"onnxtrain train: note: '.*saved' was saved without its optimizer state: training goes on with a fresh "
+        r"adam optimizer, not exactly where it stopped\.\n",
+        done.err,
+    )
+    assert json.loads((tmp_path / "out" / "model" / "config.json").read_text())["epochs_trained"] == 4
+    assert History.from_csv(tmp_path / "out" / "history.csv").epochs == [4]
+    assert not (tmp_path / "out" / "run.json").exists()  # nothing to record: the layers are only in config.json
+
+
+def test_train_help_explains_resume(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--resume DIR" in text and "how many more epochs to train" in text
 
 
 # --- config checks, in-process: a refused config prints nothing and creates no folder --------------------

@@ -1,0 +1,204 @@
+"""`onnxtrain train`: a run from a config or a built-in example, or `--resume` of a saved model, which trains
+more epochs exactly where the saved model stopped (its optimizer state, epoch count and shuffling seed), on the
+data its run recorded in run.json or on --data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from onnxtrain._cli_data import DatasetLoader, RunData, load_compiled, load_run_data
+from onnxtrain._run_config import (
+    HISTORY_FILE,
+    RUN_FILE,
+    RunOutput,
+    build_model,
+    check_output,
+    compile_settings,
+    example_config,
+    find_saved_run,
+    read_config,
+    run_record,
+)
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError
+from onnxtrain.history import History
+from onnxtrain.model_io import CONFIG_FILE
+from onnxtrain.model_io import read_config as read_saved_config
+from onnxtrain.saving import write_atomically
+
+if TYPE_CHECKING:
+    from onnxtrain import Sequential
+
+
+def writing_mode(args: argparse.Namespace) -> str:
+    """The `writing_mode` of save/export that --overwrite asks for."""
+    return "override" if args.overwrite else "fail_if_exists"
+
+
+def _data_sources(data: dict[str, Any]) -> dict[str, str]:
+    """How errors name the entries of a run config's [data] table."""
+    return {key: f"[data] {key} = {spec!r}" for key, spec in data.items()}
+
+
+def _naming_the_data(error: OnnxtrainError, sources: dict[str, str]) -> OnnxtrainError:
+    """`error` of fit, naming where the run's train or validation data came from (`sources`, by [data] key)
+    rather than fit's `dataset`/`validation` argument."""
+    text = str(error)
+    key = "train" if text.startswith("dataset") else "validation" if text.startswith("validation.") else None
+    if key is None or key not in sources:
+        return error
+    return type(error)(f"{sources[key]} does not fit the model: {text}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if [args.config, args.example, args.resume].count(None) != 2:
+        raise InvalidArgumentError("train takes a CONFIG file, --example NAME or --resume DIR (one of them)")
+    if args.resume is not None:
+        return _resume(args)
+    if args.data is not None:
+        raise InvalidArgumentError("--data goes with --resume DIR; a run config names its data in its [data] table")
+    if args.example is not None:
+        config, base = example_config(args.example), Path.cwd()
+    else:
+        config, base = read_config(args.config), Path(args.config).resolve().parent
+    for key in ("epochs", "batch_size", "seed"):
+        if getattr(args, key) is not None:
+            config[key] = getattr(args, key)
+    if args.output:
+        check_output(Path(args.output), args.overwrite)
+
+    data = dict(config.get("data") or {})
+    datasets = load_run_data(data, base)
+    model = build_model(config)
+    with model:
+        model.compile(**compile_settings(config))
+        return _fit_and_save(
+            args,
+            model,
+            datasets,
+            f"Training {model.name} (seed {model.seed}) on {len(datasets.train)} examples",
+            epochs=config.get("epochs", 1),
+            batch_size=config.get("batch_size", 32),
+            validation_split=config.get("validation_split", 0.0),
+            sources=_data_sources(data),
+            record=run_record(config, base),
+            history_from=None,
+        )
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """`train --resume DIR --epochs N`: N more epochs of a saved model, on the data of its run.json or --data."""
+    run = find_saved_run(args.resume)
+    saved = read_saved_config(run.directory / CONFIG_FILE)
+    trained = saved.get("epochs_trained", 0)
+    if args.epochs is None:
+        raise InvalidArgumentError(
+            f"--resume needs --epochs N: how many epochs to train on top of the {trained} that '{args.resume}' "
+            "has trained"
+        )
+    if args.seed is not None:
+        raise InvalidArgumentError(
+            "--seed cannot change a resumed model: its shuffling continues from the seed it was trained with "
+            f"({saved['seed']})"
+        )
+    if not saved.get("compile"):
+        raise InvalidArgumentError(
+            f"'{args.resume}' holds a model saved before compile(): --resume needs its optimizer and loss. Train "
+            "it from a run config instead."
+        )
+    record = run.record or {}
+    data = dict(record.get("data") or {})
+    sources = _data_sources(data)
+    if args.data is not None:  # replaces the training data only: the run's test and validation data stay
+        data["train"], sources["train"] = DatasetLoader(Path.cwd()).absolute(args.data), f"--data {args.data!r}"
+    elif "train" not in data:
+        raise InvalidArgumentError(
+            f"--resume: no run config ({RUN_FILE}, which onnxtrain train writes beside model/) says what "
+            f"'{args.resume}' was trained on; pass --data 'fashion-mnist[:train]' or a .npz file"
+        )
+    if args.output:
+        check_output(Path(args.output), args.overwrite)
+    datasets = load_run_data(data, run.directory.parent)  # where run.json is; its paths are absolute anyway
+    batch_size = args.batch_size or record.get("batch_size", 32)
+    model = load_compiled(run.directory, None, "train", resume=True)
+    with model:
+        if not saved.get("optimizer_state_saved"):
+            print(
+                f"onnxtrain train: note: '{args.resume}' was saved without its optimizer state: training goes on "
+                f"with a fresh {saved['compile']['optimizer'].get('name')} optimizer, not exactly where it stopped.",
+                file=sys.stderr,
+            )
+        return _fit_and_save(
+            args,
+            model,
+            datasets,
+            f"Resuming {model.name} (seed {model.seed}) after {trained} epoch{'' if trained == 1 else 's'}: "
+            f"{args.epochs} more on {len(datasets.train)} examples",
+            epochs=args.epochs,
+            batch_size=batch_size,
+            validation_split=record.get("validation_split", 0.0),
+            sources=sources,
+            # A config that trains this model from scratch: the same epochs in all (none without the run's layers).
+            record={**record, "data": data, "epochs": trained + args.epochs, "batch_size": batch_size}
+            if run.record is not None
+            else None,
+            history_from=run.history,
+        )
+
+
+def _fit_and_save(
+    args: argparse.Namespace,
+    model: Sequential,
+    datasets: RunData,
+    headline: str,
+    *,
+    epochs: int,
+    batch_size: int,
+    validation_split: float,
+    sources: dict[str, str],
+    record: dict[str, Any] | None,
+    history_from: Path | None,
+) -> int:
+    """Fit, evaluate on the test data, and write model/ (with the optimizer state, so that --resume continues
+    exactly), run.json (`record`), history.csv and curves.png into the output folder."""
+    run = RunOutput(args.output, model.name, headline, history_from)
+    try:
+        history = model.fit(
+            datasets.train,
+            epochs=epochs,
+            batch_size=batch_size,
+            verbose=args.verbose,
+            validation=datasets.validation,
+            validation_split=validation_split,
+            callbacks=[run],
+        )
+    except (InvalidArgumentError, InvalidTypeError) as e:
+        if run.folder is not None:
+            raise
+        raise _naming_the_data(e, sources) from e
+    assert run.folder is not None, "fit calls on_train_begin"
+    output = run.folder
+    model_dir, csv_path, png_path = output / "model", output / HISTORY_FILE, output / "curves.png"
+    if datasets.test is not None:
+        result = model.evaluate(datasets.test, batch_size=batch_size)
+        print(f"Test ({len(datasets.test)} examples): {result}")
+    model.save(model_dir, writing_mode=writing_mode(args), save_optimizer_state=True)
+    written = [("model", f"{model_dir}/")]
+    if record is not None:
+        write_atomically(output / RUN_FILE, (json.dumps(record, indent=2) + "\n").encode())
+        written.append(("config", str(output / RUN_FILE)))
+    written.append(("history", str(csv_path)))
+    if history_from is not None:  # the curves of the whole run, not only of the epochs added
+        history = History.from_csv(csv_path)
+    try:
+        history.plot(png_path)
+        written.append(("curves", str(png_path)))
+    except ImportError as e:
+        print(f"onnxtrain train: curves skipped: {e}", file=sys.stderr)
+    print("Wrote:")
+    for label, path in written:
+        print(f"  {label:<8} {path}")
+    return 0
