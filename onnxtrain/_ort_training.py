@@ -9,8 +9,8 @@ This is the only module that imports `onnxruntime.training`. Its quirks are hand
 - only AdamW and SGD optimizer graphs exist: Adam is AdamW with weight_decay=0.
 - the gradient builder raises a bare RuntimeError for what it cannot build (an operator without a gradient, an
   opset newer than it knows): `_explained` turns it into an onnxtrain error that says why.
-- the CPU kernel of the gradient builder's `ReluGrad` is slow: 151-158 µs for a 100x300 batch where
-  `Mul(dY, Cast(Greater(Y, 0)))` takes 26-28 µs, so the training graph gets the latter (`_replace_relu_gradients`).
+- the CPU kernel of the gradient builder's `ReluGrad` is several times slower than `Mul(dY, Cast(Greater(Y, 0)))`,
+  so the training graph gets the latter (`_replace_relu_gradients`; the timings are in docs/measurements.md).
 """
 
 from __future__ import annotations
@@ -297,10 +297,9 @@ def _replace_relu_gradients(model: onnx.ModelProto) -> None:
     """Rewrite each `ReluGrad(dY, Y)` (com.microsoft) of a training graph as `Mul(dY, Cast(Greater(Y, 0)))`.
 
     The same values: dY where Y > 0, else zero (-0.0 for a negative dY, which sums as 0.0). ONNX Runtime 1.19's
-    kernel branches on the mask: on shuffled Fashion-MNIST batches the tutorial's two ReLU gradients took 210-280 µs
-    per step (profiled) and take about 80 µs rewritten, so the ort-training step is 1.07x as fast, with
-    bit-identical weights after 3,000 steps (`tools/profile_step.py --engine ort-training [--keep-relugrad]`). The
-    portable engine's ReLU rule is the same.
+    kernel branches on the mask, which shuffled batches make unpredictable: rewritten, the ort-training step is
+    faster, with bit-identical weights (docs/measurements.md; `tools/profile_step.py --engine ort-training
+    [--keep-relugrad]`). The portable engine's ReLU rule is the same.
     """
     graph = model.graph
     if not any(node.op_type == "ReluGrad" for node in graph.node):

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from onnxtrain.errors import InvalidArgumentError
 
-# Seconds between bar redraws. `batch_end` runs every training step (~1 ms), so between redraws it costs one
+# Seconds between bar redraws. `batch_end` runs every training step, so between redraws it costs one
 # clock read and one comparison; the bar, its ETA and the postfix are formatted only when a redraw is due.
 REFRESH_SECONDS = 0.1
 FINAL_BAR_FORMAT = "{l_bar}{bar:20}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]"

@@ -295,7 +295,7 @@ class Trainer:
                     assert x_buffer is not None and y_buffer is not None  # allocated above whenever order is set
                     index = order[rows]
                     # mode="clip": with the default "raise", np.take gathers into a scratch copy first (a second
-                    # 300 KB pass, a third of the gather's time). A permutation's indices are all in range.
+                    # pass over the batch, docs/measurements.md). A permutation's indices are all in range.
                     xb = np.take(train.x, index, axis=0, out=x_buffer[: len(index)], mode="clip")
                     yb = np.take(train.y, index, axis=0, out=y_buffer[: len(index)], mode="clip")
                 loss, outputs = self.engine.train_step(xb, yb)

@@ -368,7 +368,7 @@ def _use_fused(update: str, optimizer: Optimizer, device: Device, layer_state: S
         reasons.append(f"the model has layer state that each step updates ({', '.join(layer_state[:3])})")
     if not _fused.supports(optimizer):
         reasons.append(f"it has no kernel for {type(optimizer).__name__} (only for {_fused.supported_names()})")
-    # Importing numba costs ~0.5 s and ~100 MiB: only where the answer still depends on it.
+    # Importing numba takes time and memory (docs/measurements.md): only where the answer still depends on it.
     if (update == "fused" or not reasons) and not _fused.available():
         reasons.append(_fused.unavailable_reason())
     if update == "fused" and reasons:
@@ -381,7 +381,7 @@ class _BatchBinding:
 
     A CPU session reads and writes bound host arrays in place. So there a batch in the memory of the last one (the
     trainer gathers every shuffled batch into one reused buffer) needs no new binding, and one logits buffer serves
-    every batch of a size (rebinding both cost 20-40 µs of a ~1.5 ms tutorial step inside a fit). A CUDA session
+    every batch of a size (rebinding both was a measurable part of a step, docs/measurements.md). A CUDA session
     copies a host input to the GPU when it is bound, not when it runs (`IOBinding::BindInput`), so there every
     batch is bound anew. The bound arrays are held here, which keeps their memory alive while ORT may read it.
     """
