@@ -56,13 +56,13 @@ def cnn_layers(dropout: float = 0.5) -> list[Layer]:
     when it is not 0, Dense(10) linear logits.
 
     Raises:
-        ImportError: onnxtrain.layers lacks a layer it needs (Conv2D and MaxPooling2D until issue 20 lands).
+        ImportError: onnxtrain.layers lacks a layer it needs (Conv2D, MaxPooling2D, Dropout: issue 20).
     """
     missing = missing_cnn_layers(dropout)
     if missing:
         names = ", ".join(f"onnxtrain.layers.{name}" for name in missing)
         raise ImportError(
-            f"The CNN needs {names}, which this checkout does not have yet (issue 20). Benchmark the peers alone "
+            f"The CNN needs {names}, which this checkout does not have (issue 20). Benchmark the peers alone "
             "(--engines torch,jax,keras-jax)"
             + (", or pass --dropout 0 where only Dropout is missing." if missing == ["Dropout"] else ".")
         )

@@ -27,8 +27,9 @@ worker runs on, `ENGINE@PYTHON`: `portable@/tmp/venv312/bin/python` runs the por
 onnxruntime (onnxtrain imports from this checkout there). The table names each row's runtime and Python version.
 
 `--model cnn` (issue 20) trains a LeNet-style CNN instead (Conv2D 32 3x3 same, MaxPool 2, Conv2D 64 3x3 valid,
-MaxPool 2, Dense 128, Dropout --dropout, Dense 10) and writes bench-cnn.json/.md; onnxtrain's engines need
-onnxtrain.layers.Conv2D and MaxPooling2D for it, which do not exist yet: until then run the peers alone.
+MaxPool 2, Dense 128, Dropout --dropout, Dense 10) and writes bench-cnn.json/.md. onnxtrain's engines build it from
+onnxtrain.layers.Conv2D, MaxPooling2D and Dropout; a checkout without them stops before the first round, naming the
+missing ones, and `--engines torch,jax,keras-jax` runs the peers alone.
 
 Usage: python tools/bench.py [--repeats 3] [--epochs 10] [--engines ENGINE[@PYTHON],...] [--model mlp|cnn]
     [--dropout 0.5] [--torch-python PATH] [--jax-python PATH] [--out DIR]
