@@ -7,16 +7,39 @@ axes computed from the run-time shapes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from onnx import numpy_helper
 
-if TYPE_CHECKING:
-    from onnxtrain.autodiff._context import GradientContext, Shape
+from onnxtrain.graph import Dim, GraphBuilder
+
+Shape = tuple[Dim, ...]
 
 
-def unbroadcast(ctx: GradientContext, grad: str, grad_shape: Shape | None, to: str) -> str:
+class Context(Protocol):
+    """What undoing broadcasting uses of a `GradientContext`, whose `unbroadcast` calls this module."""
+
+    @property
+    def builder(self) -> GraphBuilder: ...
+
+    def shape(self, value: str) -> Shape | None: ...
+
+    def shape_of(self, value: str) -> str: ...
+
+    def emit(self, op_type: str, inputs: Sequence[str], hint: str | None = None, **attributes: Any) -> str: ...
+
+    def ints(self, values: Sequence[int], hint: str = "ints") -> str: ...
+
+    def ones(self, length_of: str, axis: int, like: str, size: Dim = None) -> str: ...
+
+    def reduce(
+        self, op_type: str, x: str, axes: Sequence[int] | None, keepdims: bool, hint: str | None = None
+    ) -> str: ...
+
+
+def unbroadcast(ctx: Context, grad: str, grad_shape: Shape | None, to: str) -> str:
     """`grad`, of shape `grad_shape`, summed over the axes along which `to` was broadcast to that shape."""
     to_shape = ctx.shape(to)
     if grad_shape is not None and to_shape is not None:
@@ -47,7 +70,7 @@ def _broadcast_axes(grad_shape: Shape, to_shape: Shape) -> tuple[list[int], list
     return list(range(offset)), kept
 
 
-def _static(ctx: GradientContext, grad: str, grad_shape: Shape, to: str, leading: list[int], kept: list[int]) -> str:
+def _static(ctx: Context, grad: str, grad_shape: Shape, to: str, leading: list[int], kept: list[int]) -> str:
     if not leading and not kept:
         return grad
     if len(grad_shape) == 2 and leading == [0] and not kept:
@@ -61,7 +84,7 @@ def _static(ctx: GradientContext, grad: str, grad_shape: Shape, to: str, leading
     return grad
 
 
-def _dynamic(ctx: GradientContext, grad: str, to: str) -> str:
+def _dynamic(ctx: Context, grad: str, to: str) -> str:
     """Sum over the axes where the run-time shapes differ: `to`'s shape padded with leading ones vs `grad`'s."""
     b = ctx.builder
     grad_shape = b.node("Shape", [grad], hint=f"{to}_grad_shape")

@@ -11,10 +11,11 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from onnxtrain.autodiff import _broadcast
+from onnxtrain.autodiff._broadcast import Shape
 from onnxtrain.errors import UnsupportedError
 from onnxtrain.graph import Dim, GraphBuilder
 
-Shape = tuple[Dim, ...]
 FLOAT_TYPES = {
     onnx.TensorProto.FLOAT,
     onnx.TensorProto.DOUBLE,
@@ -282,10 +283,8 @@ class GradientContext:
     def unbroadcast(self, grad: str, to: str, grad_shape: Shape | None = None) -> str:
         """`grad` (shaped like the node's first output, or `grad_shape`) summed down to the shape of input `to`, as
         multidirectional broadcasting had expanded `to`: nothing when the shapes match. See `_broadcast.py`."""
-        from onnxtrain.autodiff._broadcast import unbroadcast
-
         shape = grad_shape if grad_shape is not None else self.shape(self.output(0))
-        return unbroadcast(self, grad, shape, to)
+        return _broadcast.unbroadcast(self, grad, shape, to)
 
     # --- refusing -------------------------------------------------------------------------------------------
     def unsupported(self, attribute: str, value: Any, expected: str = "") -> UnsupportedError:
