@@ -13,7 +13,7 @@ from onnxtrain.activations import Activation
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import Initializer
-from onnxtrain.layers._layer import Layer, Shape, format_shape
+from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, format_shape
 
 
 def _positive_int(owner: str, arg: str, value: object) -> int:
@@ -22,8 +22,11 @@ def _positive_int(owner: str, arg: str, value: object) -> int:
     return int(value)
 
 
-class Input(Layer):
-    """The model's input: `Input(28, 28, 1)` declares examples of shape (28, 28, 1) and a dynamic batch."""
+class Input(Layer, SymbolicTensor):
+    """The model's input: `Input(28, 28, 1)` declares examples of shape (28, 28, 1) and a dynamic batch.
+
+    It is the first layer of a Sequential, and a symbolic tensor of the Functional API: `Dense(10)(Flatten()(x))`.
+    """
 
     def __init__(self, *dims: int, name: str | None = None, shape: Shape | None = None):
         super().__init__(name=name)
@@ -35,6 +38,7 @@ class Input(Layer):
                 "Input(*dims) expects at least one dimension, e.g. Input(28, 28, 1). Received: no dimensions"
             )
         self.dims: Shape = tuple(_positive_int("Input", f"dims[{i}]", d) for i, d in enumerate(dims))
+        SymbolicTensor.__init__(self, self.dims, self, 0, ())
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return self.dims

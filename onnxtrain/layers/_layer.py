@@ -1,13 +1,26 @@
-"""The Layer base class: the lifecycle every layer follows, and the registry used to rebuild layers from config."""
+"""The Layer base class: the lifecycle every layer follows, and the registry used to rebuild layers from config.
+
+Calling a layer on a `SymbolicTensor` (`Dense(10)(Flatten()(x))`, the Functional API) computes nothing. Each call
+checks its input shapes, fixes the layer's shapes on the layer's first call (`compute_output_shape`), and returns a
+new `SymbolicTensor` that records the layer, which of its calls made it and the tensors that call read;
+`onnxtrain.functional.Functional` walks those records back from a model's outputs. Weights are drawn later, when a
+model holding the layer is made (from the model's seed, as in `Sequential`), and layer names are given there too.
+A layer that takes several inputs (the merges: `Add()([a, b])`) sets `multi_input = True`: it is called on a list,
+and its `compute_output_shape`, `build` and `emit` take lists (of shapes, of values).
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnknownIdentifierError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnknownIdentifierError
 from onnxtrain.graph import GraphBuilder
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 Shape = tuple[int, ...]  # per-example shape: the batch dimension is never included
 
@@ -15,6 +28,31 @@ Shape = tuple[int, ...]  # per-example shape: the batch dimension is never inclu
 def format_shape(shape: Shape) -> str:
     """KotlinDL's way of printing a batched shape: [None, 28, 28, 1]."""
     return "[" + ", ".join(["None", *map(str, shape)]) + "]"
+
+
+class SymbolicTensor:
+    """A value in a graph of layers: its per-example shape and the layer call that computes it.
+
+    `Input(28, 28, 1)` is one itself (its own layer), so layers can be called on it directly.
+
+    Attributes:
+        shape: the per-example shape, channels last, without the batch dimension (as layers describe shapes).
+        layer: the layer whose call computes it; an Input is its own layer.
+        call_index: which call of `layer` made it (0 for the first); a layer called again shares its weights.
+        inputs: the tensors that call read, in order (empty for an Input).
+    """
+
+    def __init__(self, shape: Shape, layer: Layer, call_index: int, inputs: Sequence[SymbolicTensor]):
+        self.shape: Shape = tuple(shape)
+        self.layer = layer
+        self.call_index = call_index
+        self.inputs: tuple[SymbolicTensor, ...] = tuple(inputs)
+
+    def __repr__(self) -> str:
+        return (
+            f"SymbolicTensor(shape={format_shape(self.shape)}, layer={describe(self.layer)}, "
+            f"call_index={self.call_index})"
+        )
 
 
 class Layer:
@@ -32,9 +70,14 @@ class Layer:
         non_trainable: the local names of parameters no optimizer updates even when the layer trains (Keras'
             non-trainable weights: BatchNormalization's moving statistics, which the layer itself updates in the
             training graph with `builder.update_state`).
+        multi_input: True for a layer called on a list of tensors (`Add()([a, b])`, see the module docstring):
+            its `compute_output_shape`, `build` and `emit` then take lists, and `input_shapes` holds its input
+            shapes (`input_shape` stays None).
+        symbolic_calls: the tensors this layer's calls returned, by call index (the Functional API).
     """
 
     registry: ClassVar[dict[str, type[Layer]]] = {}
+    multi_input: bool = False
 
     def __init__(self, name: str | None = None, trainable: bool = True):
         if name is not None and (not isinstance(name, str) or not name or any(c in name for c in " ./:")):
@@ -50,6 +93,17 @@ class Layer:
         self.non_trainable: set[str] = set()
         self.input_shape: Shape | None = None
         self.output_shape: Shape | None = None
+        self.input_shapes: list[Shape] | None = None
+        self.symbolic_calls: list[SymbolicTensor] = []
+
+    def __call__(self, inputs: SymbolicTensor | Sequence[SymbolicTensor]) -> SymbolicTensor:
+        """Call the layer on a symbolic tensor (a list of them for a multi-input layer): the Functional API.
+
+        Example:
+            >>> x = Input(8)
+            >>> y = Dense(3)(Add()([Dense(8)(x), x]))
+        """
+        return _call(self, inputs)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -83,7 +137,13 @@ class Layer:
             raise UnknownIdentifierError(
                 f"Could not interpret layer class {class_name!r}. Known layers: {sorted(Layer.registry)}"
             )
-        return Layer.registry[class_name](**config.get("config", {}))
+        return Layer.registry[class_name].from_layer_config(config.get("config", {}))
+
+    @classmethod
+    def from_layer_config(cls, config: dict[str, Any]) -> Layer:
+        """The layer that `config` (what `get_config` returned) describes; a layer whose constructor does not take
+        its config (a Functional) overrides this."""
+        return cls(**config)
 
     def serialize(self) -> dict[str, Any]:
         return {"class_name": type(self).registry_key(), "config": self.get_config()}
@@ -95,8 +155,18 @@ class Layer:
             self.non_trainable.add(local_name)
 
     def emit_params(self, builder: GraphBuilder) -> dict[str, str]:
-        """Add this layer's parameters as initializers (inside the layer's scope); returns local -> graph name."""
-        return {local: builder.add_initializer(local, value) for local, value in self.params.items()}
+        """Add this layer's parameters as initializers (inside the layer's scope); returns local -> graph name.
+
+        A layer emitted twice into one graph (a shared layer, called twice) adds them once, at its first emission,
+        and gets the same names again: the builder remembers them per `params` dict, which a shallow copy of the
+        layer shares (`emit.graph_layers` emits a last Dense's copy without its activation).
+        """
+        return {
+            local: builder.shared(
+                f"parameter:{id(self.params)}:{local}", partial(builder.add_initializer, local, value)
+            )
+            for local, value in self.params.items()
+        }
 
     @property
     def param_count(self) -> int:
@@ -126,3 +196,86 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if v is not None)
         return f"{type(self).__name__}({args})"
+
+
+def describe(layer: Layer) -> str:
+    """`Dense layer 'dense_1'`, or `Dense layer` while the layer has no name yet (names are given by a model)."""
+    return f"{type(layer).__name__} layer" + (f" {layer.name!r}" if layer.name else "")
+
+
+def _call(layer: Layer, inputs: object) -> SymbolicTensor:
+    """What `layer(inputs)` returns: a new symbolic tensor, after the shape checks (see the module docstring).
+
+    Raises:
+        InvalidTypeError: `inputs` is not a symbolic tensor (a list of them for a multi-input layer), or `layer` is
+            an Input.
+        ShapeError: the layer cannot take these shapes, or was built for others by an earlier call.
+    """
+    if isinstance(layer, SymbolicTensor):
+        raise InvalidTypeError(
+            f"{describe(layer)} is a tensor already, not a layer to call. Pass it to a layer instead, e.g. "
+            "x = Input(4); y = Dense(8)(x)."
+        )
+    tensors = _tensors(layer, inputs)
+    shapes = [tensor.shape for tensor in tensors]
+    if layer.built:
+        _check_same_shapes(layer, shapes)
+    elif layer.multi_input:
+        layer.output_shape = layer.compute_output_shape(shapes)  # type: ignore[arg-type]
+        layer.input_shapes = shapes
+    else:
+        layer.output_shape = layer.compute_output_shape(shapes[0])
+        layer.input_shape = shapes[0]
+    assert layer.output_shape is not None
+    output = SymbolicTensor(layer.output_shape, layer, len(layer.symbolic_calls), tensors)
+    layer.symbolic_calls.append(output)
+    return output
+
+
+def _tensors(layer: Layer, inputs: object) -> list[SymbolicTensor]:
+    kind = type(layer).__name__
+    if layer.multi_input:
+        if not isinstance(inputs, list | tuple):
+            raise InvalidTypeError(
+                f"{describe(layer)} takes a list of tensors, e.g. {kind}()([a, b]). Received: {_received(inputs)}"
+            )
+        if not inputs:
+            raise InvalidArgumentError(f"{describe(layer)} takes a list of tensors. Received: an empty list")
+        items = list(inputs)
+    elif isinstance(inputs, list | tuple):
+        if len(inputs) != 1:
+            raise InvalidTypeError(
+                f"{describe(layer)} takes one tensor. Received: a list of {len(inputs)}. Merge several tensors "
+                "first, e.g. Concatenate()([a, b])."
+            )
+        items = list(inputs)
+    else:
+        items = [inputs]
+    for i, item in enumerate(items):
+        if not isinstance(item, SymbolicTensor):
+            where = f"inputs[{i}]" if layer.multi_input else "its input"
+            raise InvalidTypeError(
+                f"{describe(layer)} is called on symbolic tensors: an Input(...) or another layer's output. "
+                f"Received as {where}: {_received(item)}. To compute on data, make a model of the layers and run it."
+            )
+    return items
+
+
+def _check_same_shapes(layer: Layer, shapes: list[Shape]) -> None:
+    """A called layer has weights for the shapes of its first call: a later call (a shared layer) takes those."""
+    expected = layer.input_shapes if layer.multi_input else [layer.input_shape]
+    if expected == shapes:
+        return
+    if expected is None or None in expected:
+        raise ShapeError(f"{describe(layer)} has no input shape to check a call against; it was not built by a call.")
+    shown = ", ".join(format_shape(s) for s in expected)  # type: ignore[arg-type]
+    received = ", ".join(format_shape(s) for s in shapes)
+    raise ShapeError(
+        f"{describe(layer)} was built for inputs of shape {shown} by its first call. Calling it again shares its "
+        f"weights, so the inputs must have that shape. Received: {received}. Use a new layer for these inputs."
+    )
+
+
+def _received(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} ({text[:60]}{'...' if len(text) > 60 else ''})"

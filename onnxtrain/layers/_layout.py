@@ -4,7 +4,8 @@ Layers describe shapes as Keras does, channels last: `(N, H, W, C)`. ONNX's Conv
 want channels first: `(N, C, H, W)`. A layer that computes channels-first reads its input through
 `channels_first(builder, x, rank)` (one Transpose, emitted once per value) and marks its output with
 `mark_channels_first`, so the next such layer reads it with no Transpose at all: a CNN has one Transpose after the
-input and one before Flatten, not two per layer.
+input and one before Flatten, not two per layer. A multi-input layer (the merges) reads a list of values:
+`emit_multi_input_layer` converts each the same way.
 
 Every other layer, custom ones included, receives channels-last values: `emit_layer` converts a channels-first
 input back before calling a layer whose class does not set `accepts_channels_first = True`, and the model's
@@ -61,3 +62,13 @@ def emit_layer(builder: GraphBuilder, layer: Layer, x: str) -> str:
         x = channels_last(builder, x, len(layer.input_shape) + 1)
     with builder.scope(layer.name or type(layer).__name__.lower()):
         return layer.emit(builder, x)
+
+
+def emit_multi_input_layer(builder: GraphBuilder, layer: Layer, xs: list[str]) -> str:
+    """`emit_layer` for a multi-input layer (`layer.multi_input`): `layer.emit(builder, xs)` in the layer's scope,
+    every input channels-last unless the layer accepts channels-first values (then it sees them as they are)."""
+    if not getattr(layer, "accepts_channels_first", False):
+        assert layer.input_shapes is not None, "layers must be built"
+        xs = [channels_last(builder, x, len(shape) + 1) for x, shape in zip(xs, layer.input_shapes, strict=True)]
+    with builder.scope(layer.name or type(layer).__name__.lower()):
+        return layer.emit(builder, xs)  # type: ignore[arg-type]

@@ -1,0 +1,374 @@
+"""Functional: a graph of layer calls, from `Input` tensors to outputs, that emits ONNX (the Functional API's core).
+
+Example:
+    >>> a, b = Input(8, name="a"), Input(4, name="b")
+    >>> h = Add()([Dense(8)(a), a])  # a skip connection
+    >>> y = Dense(3, activation="linear")(Concatenate()([h, b]))
+    >>> graph = Functional([a, b], y, seed=0)
+    >>> outputs = graph.emit(builder, ["a", "b"])  # builder: a GraphBuilder with inputs "a" and "b"
+
+Layers are named (`dense_1`, ...) and given weights (from `seed`, as in Sequential) when the Functional is made.
+A layer called twice shares its weights: the graph emits its parameters once. A Functional is a layer too, so it
+can be called inside another; its layers' parameters are then named under its own name (`encoder.dense_1.kernel`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
+from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers import Input, Layer, Shape, format_shape
+from onnxtrain.layers._layer import SymbolicTensor, describe
+from onnxtrain.layers._layout import channels_last, emit_layer, emit_multi_input_layer
+
+SummaryRow = tuple[str, str, str, str]  # layer (type), output shape, params, connected to
+
+
+class Functional(Layer):
+    """The layers between `inputs` and `outputs`, in the order they are called.
+
+    Args:
+        inputs: the Input tensors the graph starts from: one, or a list (their order is `emit`'s).
+        outputs: the tensors it computes: one, or a list.
+        name: the graph's name; as a layer inside another graph, its parameters' names start with it.
+        seed: seeds the weights of the layers that have none yet (random when None; kept in `seed`).
+        trainable: False freezes every layer of the graph (and sets their `trainable`, as Keras does).
+
+    Attributes:
+        inputs / outputs: as given, as lists.
+        layers: every layer once, Inputs first, in the order of their first call.
+
+    Raises:
+        InvalidTypeError: an input is not an Input, or an output not a symbolic tensor.
+        InvalidArgumentError: an output depends on an Input not in `inputs`, an input reaches no output, an input
+            is listed twice, or two layers have one name.
+    """
+
+    def __init__(
+        self,
+        inputs: Input | Sequence[Input],
+        outputs: SymbolicTensor | Sequence[SymbolicTensor],
+        name: str | None = None,
+        seed: int | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(name=name, trainable=trainable)
+        self.inputs: list[Input] = _listed(inputs, "inputs", Input, "Input(...) tensors")
+        self.outputs: list[SymbolicTensor] = _listed(outputs, "outputs", SymbolicTensor, "symbolic tensors")
+        if len({id(x) for x in self.inputs}) != len(self.inputs):
+            raise InvalidArgumentError(f"Functional(inputs=...) lists an Input twice. Received: {self.inputs}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+            raise InvalidArgumentError(f"Functional(seed=...) expects a non-negative int or None. Received: {seed!r}")
+        self.seed: int = int(seed) if seed is not None else secrets.randbits(32)
+        self._nodes = _topological_calls(self.inputs, self.outputs)
+        self.layers: list[Layer] = list({id(node.layer): node.layer for node in self._nodes}.values())
+        name_layers(self.layers)
+        self._build_layers()
+        self.multi_input = len(self.inputs) > 1
+        if self.multi_input:
+            self.input_shapes = [x.shape for x in self.inputs]
+        else:
+            self.input_shape = self.inputs[0].shape
+        self.output_shape = self.outputs[0].shape if len(self.outputs) == 1 else None
+        if not trainable:
+            self.trainable = False  # now that the layers are known: freeze them
+
+    # --- structure ----------------------------------------------------------------------------------------
+    def _build_layers(self) -> None:
+        for index, layer in enumerate(self.layers):
+            if isinstance(layer, Input):
+                if not layer.built:
+                    layer.input_shape, layer.output_shape = (), layer.dims
+            elif not layer.params and not isinstance(layer, Functional):  # weights from an earlier graph stay
+                rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
+                layer.build(layer.input_shapes if layer.multi_input else layer.input_shape, rng)  # type: ignore[arg-type]
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        """Set on every layer too, as Keras does (a graph made with trainable=True leaves its layers as they are)."""
+        self._trainable = value
+        for layer in getattr(self, "layers", ()):  # none yet while Layer.__init__ sets it
+            if not isinstance(layer, Input):
+                layer.trainable = value
+
+    @property
+    def built(self) -> bool:
+        return True
+
+    def __call__(self, inputs: SymbolicTensor | Sequence[SymbolicTensor]) -> SymbolicTensor:
+        if len(self.outputs) != 1:
+            raise UnsupportedError(
+                f"{describe(self)} has {len(self.outputs)} outputs; only a Functional with one output can be called "
+                "as a layer of another. Call it on each output's sub-graph instead."
+            )
+        return super().__call__(inputs)
+
+    def compute_output_shape(self, input_shape: Any) -> Shape:
+        expected = [x.shape for x in self.inputs] if self.multi_input else self.inputs[0].shape
+        if input_shape != expected or self.output_shape is None:
+            raise ShapeError(f"{describe(self)} takes inputs of shape {expected}. Received: {input_shape}")
+        return self.output_shape
+
+    # --- parameters ---------------------------------------------------------------------------------------
+    def _named_params(self, prefix: str, seen: set[int]) -> Iterator[tuple[str, Layer, str]]:
+        """(graph name, layer, local name) of every parameter, each layer once, in the order `emit` adds them."""
+        for layer in self.layers:
+            if id(layer) in seen or isinstance(layer, Input):
+                continue
+            seen.add(id(layer))
+            if isinstance(layer, Functional):
+                yield from layer._named_params(f"{prefix}{layer.name}.", seen)
+            else:
+                yield from ((f"{prefix}{layer.name}.{local}", layer, local) for local in layer.params)
+
+    def params_by_name(self) -> dict[str, np.ndarray]:
+        """Every parameter under its name in this graph's ONNX (`dense_1.kernel`, `encoder.dense_1.kernel`)."""
+        return {name: layer.params[local] for name, layer, local in self._named_params("", set())}
+
+    def trainable_params_by_name(self) -> dict[str, np.ndarray]:
+        """The parameters an optimizer updates: not those of frozen layers, nor non-trainable ones (statistics)."""
+        return {
+            name: layer.params[local]
+            for name, layer, local in self._named_params("", set())
+            if layer.trainable and local not in layer.non_trainable
+        }
+
+    def set_params_by_name(self, weights: dict[str, np.ndarray]) -> None:
+        """Replace parameters by their `params_by_name` names (any subset); shapes must match."""
+        owners = {name: (layer, local) for name, layer, local in self._named_params("", set())}
+        unknown = sorted(set(weights) - set(owners))
+        if unknown:
+            raise InvalidArgumentError(f"Unknown parameter names {unknown}. Expected some of: {sorted(owners)}")
+        for name, value in weights.items():
+            layer, local = owners[name]
+            array = np.asarray(value, dtype=np.float32)
+            if array.shape != layer.params[local].shape:
+                raise ShapeError(f"Parameter {name} has shape {layer.params[local].shape}. Received: {array.shape}")
+            layer.params[local] = np.ascontiguousarray(array)
+
+    def qualified_params(self) -> dict[str, np.ndarray]:
+        return {f"{self.name}.{name}": value for name, value in self.params_by_name().items()}
+
+    def trainable_params(self) -> dict[str, np.ndarray]:
+        return {f"{self.name}.{name}": value for name, value in self.trainable_params_by_name().items()}
+
+    @property
+    def param_count(self) -> int:
+        return int(sum(value.size for value in self.params_by_name().values()))
+
+    @property
+    def trainable_param_count(self) -> int:
+        return int(sum(value.size for value in self.trainable_params_by_name().values()))
+
+    # --- ONNX ---------------------------------------------------------------------------------------------
+    def emit(  # type: ignore[override]
+        self,
+        builder: GraphBuilder,
+        input_values: list[str],
+        substitutes: Mapping[SymbolicTensor, Layer] | None = None,
+    ) -> list[str]:
+        """Emit every layer call, in order, reading `input_values` (one per input, channels last); returns the
+        outputs' values, channels last. Each layer emits inside its own name scope; a layer called twice adds its
+        parameters once (`Layer.emit_params`).
+
+        Args:
+            substitutes: tensor -> a layer that computes it instead of the layer that was called (e.g. a shallow
+                copy of an output's Dense without its activation, as `emit.graph_layers` makes for a loss on logits).
+        """
+        if isinstance(input_values, str) or len(input_values) != len(self.inputs):
+            raise InvalidArgumentError(
+                f"{describe(self)} emits from a list of {len(self.inputs)} input values. Received: {input_values!r}"
+            )
+        values = {id(x): value for x, value in zip(self.inputs, input_values, strict=True)}
+        for node in self._nodes[len(self.inputs) :]:
+            layer = (substitutes or {}).get(node, node.layer)
+            values[id(node)] = _emit_call(builder, layer, [values[id(x)] for x in node.inputs])
+        return [channels_last(builder, values[id(y)], len(y.shape) + 1) for y in self.outputs]
+
+    # --- config and summary -------------------------------------------------------------------------------
+    def _calls_here(self) -> dict[int, list[SymbolicTensor]]:
+        """Each layer's calls in this graph, in call order (the config's call indices count these only)."""
+        calls: dict[int, list[SymbolicTensor]] = {id(layer): [] for layer in self.layers}
+        for node in sorted(self._nodes, key=lambda node: node.call_index):
+            calls[id(node.layer)].append(node)
+        return calls
+
+    def _connections(self) -> tuple[dict[int, list[SymbolicTensor]], dict[int, list[str | int]]]:
+        calls = self._calls_here()
+        ref = {id(node): [node.layer.name, i] for nodes in calls.values() for i, node in enumerate(nodes)}
+        return calls, ref  # type: ignore[return-value]
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras' layout: each layer with, per call, the [layer name, call index] of each tensor it read."""
+        calls, ref = self._connections()
+        layers = [
+            {
+                **layer.serialize(),
+                "inbound_nodes": []
+                if isinstance(layer, Input)
+                else [[ref[id(x)] for x in node.inputs] for node in calls[id(layer)]],
+            }
+            for layer in self.layers
+        ]
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "seed": self.seed,
+            "layers": layers,
+            "input_layers": [ref[id(x)] for x in self.inputs],
+            "output_layers": [ref[id(y)] for y in self.outputs],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Functional:
+        """The graph that `get_config()` (or `serialize()`) described, made of new layers whose weights are drawn
+        again from the config's seed."""
+        return cls.from_layer_config(config["config"] if "class_name" in config else config)
+
+    @classmethod
+    def from_layer_config(cls, config: dict[str, Any]) -> Functional:
+        inputs, outputs = _rebuild_calls(config)
+        return cls(inputs, outputs, config.get("name"), config.get("seed"), config.get("trainable", True))
+
+    def summary_rows(self) -> list[SummaryRow]:
+        """Keras' summary rows: layer (type), output shape, parameter count, and the calls it reads ("Connected to")."""
+        calls, ref = self._connections()
+        rows = []
+        for layer in self.layers:
+            label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
+            shape = format_shape(calls[id(layer)][0].shape)
+            read = [ref[id(x)] for node in calls[id(layer)] for x in node.inputs]
+            rows.append((label, shape, str(layer.param_count), ", ".join(f"{n}[{i}]" for n, i in read)))
+        return rows
+
+    def __repr__(self) -> str:
+        return f"Functional(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
+
+
+def _emit_call(builder: GraphBuilder, layer: Layer, xs: list[str]) -> str:
+    if isinstance(layer, Functional):
+        with builder.scope(layer.name or "functional"):
+            return layer.emit(builder, xs)[0]
+    if layer.multi_input:
+        return emit_multi_input_layer(builder, layer, xs)
+    return emit_layer(builder, layer, xs[0])
+
+
+def _rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTensor]]:
+    """New layers from a `get_config` dict, called as it records; returns (inputs, outputs)."""
+    try:
+        entries = [(Layer.from_config(entry), entry["inbound_nodes"]) for entry in config["layers"]]
+        input_refs, output_refs = config["input_layers"], config["output_layers"]
+    except (KeyError, TypeError) as e:
+        raise InvalidArgumentError(
+            "A Functional config needs 'layers' (each with 'inbound_nodes'), 'input_layers' and 'output_layers', "
+            f"as get_config() writes them. Missing or malformed: {e}"
+        ) from e
+    tensors: dict[tuple[str, int], SymbolicTensor] = {}
+    pending = {}
+    for layer, inbound in entries:
+        if isinstance(layer, Input):
+            tensors[(str(layer.name), 0)] = layer
+        else:
+            pending[id(layer)] = (layer, list(inbound))
+    while pending:  # a shared layer's later call may read layers listed after it: call whatever is ready
+        progressed = False
+        for key, (layer, inbound) in list(pending.items()):
+            while inbound and all((name, i) in tensors for name, i in map(tuple, inbound[0])):
+                xs = [tensors[(name, i)] for name, i in inbound.pop(0)]
+                output = layer(xs if layer.multi_input else xs[0])
+                tensors[(str(layer.name), output.call_index)] = output
+                progressed = True
+            if not inbound:
+                del pending[key]
+        if not progressed:
+            waiting = sorted(str(layer.name) for layer, _ in pending.values())
+            raise InvalidArgumentError(f"The Functional config's calls of {waiting} read tensors no layer makes.")
+    try:
+        return [tensors[tuple(ref)] for ref in input_refs], [tensors[tuple(ref)] for ref in output_refs]  # type: ignore[misc]
+    except KeyError as e:
+        raise InvalidArgumentError(f"The Functional config names an input or output no layer makes: {e}") from e
+
+
+def _listed(value: Any, argument: str, kind: type, expected: str) -> list[Any]:
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    if not items:
+        raise InvalidArgumentError(f"Functional({argument}=...) expects at least one. Received: an empty list")
+    for i, item in enumerate(items):
+        if not isinstance(item, kind):
+            received = describe(item.layer) + " output" if isinstance(item, SymbolicTensor) else type(item).__name__
+            raise InvalidTypeError(
+                f"Functional({argument}=...) expects {expected}. Received: {argument}[{i}]: {received}"
+            )
+    return items
+
+
+def _topological_calls(inputs: list[Input], outputs: list[SymbolicTensor]) -> list[SymbolicTensor]:
+    """The inputs, then every call that the outputs depend on, each after the calls it reads (depth first)."""
+    order: list[SymbolicTensor] = list(inputs)
+    done = {id(x) for x in inputs}
+    reached: set[int] = set()
+    for index, output in enumerate(outputs):
+        stack: list[tuple[SymbolicTensor, bool]] = [(output, False)]
+        while stack:
+            tensor, inputs_done = stack.pop()
+            if isinstance(tensor, Input):
+                if id(tensor) not in done:
+                    given = ", ".join(_label(x) for x in inputs)
+                    raise InvalidArgumentError(
+                        f"Graph disconnected: outputs[{index}] depends on {_label(tensor)}, which is not in inputs "
+                        f"({given}). Add it to inputs."
+                    )
+                reached.add(id(tensor))
+            elif id(tensor) in done:
+                continue
+            elif inputs_done:
+                done.add(id(tensor))
+                order.append(tensor)
+            else:
+                stack.append((tensor, True))
+                stack.extend((x, False) for x in reversed(tensor.inputs))
+    for index, x in enumerate(inputs):
+        if id(x) not in reached:
+            raise InvalidArgumentError(
+                f"inputs[{index}] ({_label(x)}) reaches no output: no output depends on it. Remove it from inputs, "
+                "or use it."
+            )
+    return order
+
+
+def _label(x: Input) -> str:
+    return f"Input {x.name!r}" if x.name else f"Input of shape {format_shape(x.shape)}"
+
+
+def name_layers(layers: Sequence[Layer]) -> None:
+    """Name each unnamed layer after its class, numbered in order (`dense_1`, `dense_2`), skipping taken names, as
+    Sequential does; layer names must be unique in a model (a nested graph's layers are under its name)."""
+    taken = [layer.name for layer in layers if layer.name is not None]
+    duplicates = [name for name, count in Counter(taken).items() if count > 1]
+    if duplicates:
+        raise InvalidArgumentError(
+            f"Layer names must be unique in a model. Received duplicates: {duplicates}. Name the layers "
+            "(e.g. Dense(8, name=...)), or use a new layer where one was meant to be a copy."
+        )
+    counters: Counter[str] = Counter()
+    for layer in layers:
+        if layer.name is None:
+            prefix = "".join("_" + c.lower() if c.isupper() else c for c in type(layer).__name__).lstrip("_")
+            while True:
+                counters[prefix] += 1
+                candidate = f"{prefix}_{counters[prefix]}"
+                if candidate not in taken:
+                    break
+            layer.name = candidate
+            taken.append(candidate)
