@@ -91,7 +91,7 @@ def loss_model(
     labels = builder.add_input(LABELS_NAME, label_dtype, label_shape)
     output = emit_forward(builder, layers, x)
     with builder.scope("loss"):
-        value = loss.emit(builder, output, labels)
+        value = builder.with_added_losses(loss.emit(builder, output, labels))  # weight penalties (regularizers)
     builder.add_output(value, LOSS_NAME, np.float32, ())
     builder.add_output(output, LOGITS_NAME, np.float32, (None, *output_shape))
     return builder.build("onnxtrain_training")

@@ -77,6 +77,7 @@ class GraphBuilder:
         # Whether layers emit the training graph (batch statistics, dropout) or the inference graph.
         self.training = training
         self._state_updates: dict[str, str] = {}
+        self._added_losses: list[tuple[list[str], Callable[[], str]]] = []  # (scope, term): see `add_loss`
         # value -> "channels_first" for values whose channels sit at axis 1 (see layers/_layout.py); absent: Keras'
         # channels-last order.
         self.layouts: dict[str, str] = {}
@@ -222,6 +223,24 @@ class GraphBuilder:
         if parameter in self._state_updates:
             raise InvalidArgumentError(f"The state {parameter!r} was given a new value twice in one graph.")
         self._state_updates[parameter] = value
+
+    def add_loss(self, term: Callable[[], str]) -> None:
+        """Record a scalar that a model's loss adds to itself: a weight penalty (`kernel_regularizer`), as Keras'
+        `layer.add_loss`. `term()` emits it, in the scope it was recorded in, only when a graph with a loss calls
+        `with_added_losses` (training and evaluation graphs), so the inference export holds none of its nodes.
+        """
+        self._added_losses.append((list(self._scopes), term))
+
+    def with_added_losses(self, loss: str) -> str:
+        """`loss` plus every term recorded with `add_loss`; `loss` itself when there is none."""
+        for scopes, term in self._added_losses:
+            outer, self._scopes = self._scopes, list(scopes)
+            try:
+                value = term()
+            finally:
+                self._scopes = outer
+            loss = self.node("Add", [loss, value], hint="loss_with_penalty")
+        return loss
 
     def training_step(self) -> str:
         """The int64 scalar counting the updates made before this step, in a training engine's graph: what a

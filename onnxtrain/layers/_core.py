@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import activations, initializers
+from onnxtrain import activations, initializers, regularizers
 from onnxtrain.activations import Activation
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import Initializer
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, format_shape
+from onnxtrain.regularizers import Regularizer, RegularizerLike
 
 
 def _positive_int(owner: str, arg: str, value: object) -> int:
@@ -83,6 +84,8 @@ class Dense(Layer):
         activation: name, `Activations` member or Activation instance; not given: ReLU (see above).
         kernel_initializer / bias_initializer: name, class or instance from `onnxtrain.initializers`.
         use_bias: add a bias vector.
+        kernel_regularizer / bias_regularizer: a penalty the loss adds for the weight (`onnxtrain.regularizers`:
+            "l2", L2(0.001), ...); None: none.
 
     Attributes:
         activation: the Activation (ReLU when not given); assigning one counts as giving it.
@@ -96,6 +99,8 @@ class Dense(Layer):
         kernel_initializer: str | Initializer | type[Initializer] | dict[str, Any] = initializers.HeNormal,
         bias_initializer: str | Initializer | type[Initializer] | dict[str, Any] = initializers.HeUniform,
         use_bias: bool = True,
+        kernel_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
         name: str | None = None,
         trainable: bool = True,
     ):
@@ -111,6 +116,8 @@ class Dense(Layer):
         if not isinstance(use_bias, bool):
             raise InvalidArgumentError(f"Dense(use_bias=...) expects a bool. Received: use_bias={use_bias!r}")
         self.use_bias = use_bias
+        self.kernel_regularizer: Regularizer | None = regularizers.get(kernel_regularizer)
+        self.bias_regularizer: Regularizer | None = regularizers.get(bias_regularizer)
 
     @property
     def activation(self) -> Activation:
@@ -141,18 +148,28 @@ class Dense(Layer):
     def emit_linear(self, builder: GraphBuilder, x: str) -> str:
         """The layer without its activation (used when a loss wants pre-activation logits)."""
         params = self.emit_params(builder)
+        if self.trainable:  # Keras leaves out a frozen layer's penalties
+            regularizers.add_penalty(builder, self.kernel_regularizer, params["kernel"])
+            if self.use_bias:
+                regularizers.add_penalty(builder, self.bias_regularizer, params["bias"])
         if self.use_bias:
             return builder.node("Gemm", [x, params["kernel"], params["bias"]], hint="gemm")
         return builder.node("MatMul", [x, params["kernel"]], hint="matmul")
 
     def get_config(self) -> dict[str, Any]:
         activation = {"activation": self.activation.get_config()} if self.activation_given else {}
+        penalties = {  # left out when not given, so configs written before regularizers read the same
+            f"{weight}_regularizer": regularizer.get_config()
+            for weight, regularizer in (("kernel", self.kernel_regularizer), ("bias", self.bias_regularizer))
+            if regularizer is not None
+        }
         return {
             "units": self.units,
             **activation,  # left out when not given, so the rebuilt layer keeps the default's rule
             "kernel_initializer": self.kernel_initializer.get_config(),
             "bias_initializer": self.bias_initializer.get_config(),
             "use_bias": self.use_bias,
+            **penalties,
             "name": self.name,
             "trainable": self.trainable,
         }

@@ -219,7 +219,7 @@ def _forward_backward(
     x, labels, output_shape = _batch_inputs(b, layers, loss)
     value = emit.emit_forward(b, layers, x)
     with b.scope("loss"):
-        loss_value = loss.emit(b, value, labels)
+        loss_value = b.with_added_losses(loss.emit(b, value, labels))  # weight penalties (regularizers)
     with b.scope("backward"):
         grads = autodiff.backward(b, loss_value, trainable)
     b.add_output(loss_value, emit.LOSS_NAME, np.float32, ())
@@ -265,7 +265,7 @@ def eval_model(
     x, labels, output_shape = _batch_inputs(b, layers, loss)
     output = emit.emit_forward(b, layers, x)
     with b.scope("loss"):
-        value = loss.emit(b, output, labels)
+        value = b.with_added_losses(loss.emit(b, output, labels))
     b.add_output(value, emit.LOSS_NAME, np.float32, ())
     b.add_output(output, emit.LOGITS_NAME, np.float32, (None, *output_shape))
     return b.build("onnxtrain_eval")
