@@ -1,0 +1,215 @@
+"""Pooling layers: MaxPooling1D/2D, AveragePooling1D/2D and the global poolings, as ONNX's channels-first pooling ops.
+
+Shapes and arguments are Keras': channels last, `strides` defaulting to `pool_size`, `padding="same"` padding the
+odd element at the end and leaving padding out of an average (ONNX's `count_include_pad=0`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from onnxtrain.errors import InvalidArgumentError, ShapeError
+from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers._layer import Layer, Shape, format_shape
+from onnxtrain.layers._layout import channels_first, mark_channels_first
+
+PADDINGS = ("valid", "same")
+
+
+def _int_tuple(owner: str, arg: str, value: object, rank: int) -> tuple[int, ...]:
+    """`value` (an int, or `rank` ints) as `rank` positive ints, as Keras reads pool_size and strides."""
+    items = [value] * rank if isinstance(value, int | np.integer) and not isinstance(value, bool) else value
+    if (
+        not isinstance(items, list | tuple)
+        or len(items) != rank
+        or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v <= 0 for v in items)
+    ):
+        expected = "a positive int" if rank == 1 else f"a positive int or a tuple of {rank} positive ints"
+        raise InvalidArgumentError(f"{owner}({arg}=...) expects {expected}. Received: {arg}={value!r}")
+    return tuple(int(v) for v in items)
+
+
+def _padding(owner: str, padding: object) -> str:
+    if not isinstance(padding, str) or padding.lower() not in PADDINGS:
+        raise InvalidArgumentError(f"{owner}(padding=...) expects 'valid' or 'same'. Received: padding={padding!r}")
+    return padding.lower()
+
+
+def _spatial_rank(layer: Layer, input_shape: Shape, rank: int) -> None:
+    if len(input_shape) != rank + 1:
+        expected = "[None, steps, channels]" if rank == 1 else "[None, height, width, channels]"
+        raise ShapeError(
+            f"{type(layer).__name__} layer {layer.name!r} expects inputs of shape {expected}. Received: input "
+            f"shape {format_shape(input_shape)}."
+        )
+
+
+class _Pooling(Layer):
+    """A window pooling over the `rank` spatial axes of a channels-last input."""
+
+    accepts_channels_first = True
+    op_type: ClassVar[str]
+    rank: ClassVar[int]
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, ...] = 2,
+        strides: int | tuple[int, ...] | None = None,
+        padding: str = "valid",
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.pool_size = _int_tuple(owner, "pool_size", pool_size, self.rank)
+        self.strides = self.pool_size if strides is None else _int_tuple(owner, "strides", strides, self.rank)
+        self.padding = _padding(owner, padding)
+
+    def _pads(self, input_shape: Shape) -> tuple[list[int], list[int]]:
+        """(begin, end) pads per spatial axis: none for "valid"; for "same", TensorFlow's (the odd one at the end)."""
+        begin, end = [], []
+        for size, k, s in zip(input_shape[:-1], self.pool_size, self.strides, strict=True):
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0) if self.padding == "same" else 0
+            begin.append(total // 2)
+            end.append(total - total // 2)
+        return begin, end
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        _spatial_rank(self, input_shape, self.rank)
+        *spatial, channels = input_shape
+        if self.padding == "same":
+            return (*(math.ceil(n / s) for n, s in zip(spatial, self.strides, strict=True)), channels)
+        if any(n < k for n, k in zip(spatial, self.pool_size, strict=True)):
+            raise ShapeError(
+                f"{type(self).__name__} layer {self.name!r} with padding='valid' needs inputs at least as large as "
+                f"pool_size={self.pool_size}. Received: input shape {format_shape(input_shape)}. Use padding='same' "
+                "or a smaller pool_size."
+            )
+        return (*((n - k) // s + 1 for n, k, s in zip(spatial, self.pool_size, self.strides, strict=True)), channels)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        assert self.input_shape is not None, "layers must be built"
+        x = channels_first(builder, x, self.rank + 2)
+        begin, end = self._pads(self.input_shape)
+        attributes: dict[str, Any] = {"kernel_shape": list(self.pool_size), "strides": list(self.strides)}
+        if any(begin) or any(end):
+            attributes["pads"] = begin + end
+        if self.op_type == "AveragePool":
+            attributes["count_include_pad"] = 0  # Keras averages over the window's elements inside the input
+        return mark_channels_first(builder, builder.node(self.op_type, [x], hint=self.op_type.lower(), **attributes))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "pool_size": list(self.pool_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            **super().get_config(),
+        }
+
+
+class MaxPooling1D(_Pooling):
+    """The maximum of each window of `pool_size` steps: (N, steps, C) -> (N, steps', C)."""
+
+    op_type, rank = "MaxPool", 1
+
+
+class MaxPooling2D(_Pooling):
+    """The maximum of each `pool_size` window: (N, H, W, C) -> (N, H', W', C). `MaxPooling2D()` halves H and W."""
+
+    op_type, rank = "MaxPool", 2
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, int] = (2, 2),
+        strides: int | tuple[int, int] | None = None,
+        padding: str = "valid",
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(pool_size, strides, padding, name, trainable)
+
+
+class AveragePooling1D(_Pooling):
+    """The mean of each window of `pool_size` steps (padding left out of the mean)."""
+
+    op_type, rank = "AveragePool", 1
+
+
+class AveragePooling2D(_Pooling):
+    """The mean of each `pool_size` window (padding left out of the mean, as in Keras)."""
+
+    op_type, rank = "AveragePool", 2
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, int] = (2, 2),
+        strides: int | tuple[int, int] | None = None,
+        padding: str = "valid",
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(pool_size, strides, padding, name, trainable)
+
+
+MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D
+
+
+class _GlobalPooling(Layer):
+    """The mean or maximum over every spatial position: (N, *spatial, C) -> (N, C), or (N, 1, ..., 1, C) with
+    `keepdims=True`."""
+
+    accepts_channels_first = True
+    op_type: ClassVar[str]
+    rank: ClassVar[int]
+
+    def __init__(self, keepdims: bool = False, name: str | None = None, trainable: bool = True):
+        super().__init__(name=name, trainable=trainable)
+        if not isinstance(keepdims, bool):
+            raise InvalidArgumentError(
+                f"{type(self).__name__}(keepdims=...) expects a bool. Received: keepdims={keepdims!r}"
+            )
+        self.keepdims = keepdims
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        _spatial_rank(self, input_shape, self.rank)
+        return (*[1] * self.rank, input_shape[-1]) if self.keepdims else (input_shape[-1],)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        pooled = builder.node(self.op_type, [channels_first(builder, x, self.rank + 2)], hint=self.op_type.lower())
+        if self.keepdims:
+            return mark_channels_first(builder, pooled)
+        return builder.node("Flatten", [pooled], hint="flatten", axis=1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"keepdims": self.keepdims, **super().get_config()}
+
+
+class GlobalAveragePooling1D(_GlobalPooling):
+    """The mean over the steps: (N, steps, C) -> (N, C)."""
+
+    op_type, rank = "GlobalAveragePool", 1
+
+
+class GlobalAveragePooling2D(_GlobalPooling):
+    """The mean over height and width: (N, H, W, C) -> (N, C)."""
+
+    op_type, rank = "GlobalAveragePool", 2
+
+
+class GlobalMaxPooling1D(_GlobalPooling):
+    """The maximum over the steps: (N, steps, C) -> (N, C)."""
+
+    op_type, rank = "GlobalMaxPool", 1
+
+
+class GlobalMaxPooling2D(_GlobalPooling):
+    """The maximum over height and width: (N, H, W, C) -> (N, C)."""
+
+    op_type, rank = "GlobalMaxPool", 2
+
+
+GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
+GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
