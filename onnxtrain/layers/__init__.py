@@ -1,10 +1,21 @@
 """Layers: `Input`, `Flatten`, `Dense`, the convolutions (`Conv2D`, ...) and the `Layer` base class."""
 
+from onnxtrain.layers._activation import (
+    ELU,
+    Activation,
+    ActivationLayer,
+    LeakyReLU,
+    PReLU,
+    ReLU,
+    Softmax,
+    ThresholdedReLU,
+)
 from onnxtrain.layers._conv import Conv1D, Conv2D, Convolution1D, Convolution2D, ConvPadding
 from onnxtrain.layers._conv_transpose import Conv2DTranspose, Convolution2DTranspose
 from onnxtrain.layers._core import Dense, Flatten, Input
 from onnxtrain.layers._depthwise import DepthwiseConv2D
 from onnxtrain.layers._dropout import Dropout, SpatialDropout2D
+from onnxtrain.layers._embedding import Embedding
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, format_shape
 from onnxtrain.layers._merge import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from onnxtrain.layers._normalization import BatchNormalization, LayerNormalization
@@ -26,9 +37,14 @@ from onnxtrain.layers._pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from onnxtrain.layers._preprocessing import Normalization, Rescaling
+from onnxtrain.layers._reshaping import Cropping2D, Permute, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D
 from onnxtrain.layers._separable import SeparableConv2D, SeparableConvolution2D
 
 __all__ = [
+    "ELU",
+    "Activation",
+    "ActivationLayer",
     "Add",
     "Average",
     "AveragePooling1D",
@@ -44,10 +60,12 @@ __all__ = [
     "Convolution1D",
     "Convolution2D",
     "Convolution2DTranspose",
+    "Cropping2D",
     "Dense",
     "DepthwiseConv2D",
     "Dot",
     "Dropout",
+    "Embedding",
     "Flatten",
     "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
@@ -60,6 +78,7 @@ __all__ = [
     "Input",
     "Layer",
     "LayerNormalization",
+    "LeakyReLU",
     "MaxPool1D",
     "MaxPool2D",
     "MaxPooling1D",
@@ -67,11 +86,22 @@ __all__ = [
     "Maximum",
     "Minimum",
     "Multiply",
+    "Normalization",
+    "PReLU",
+    "Permute",
+    "ReLU",
+    "RepeatVector",
+    "Rescaling",
+    "Reshape",
     "SeparableConv2D",
     "SeparableConvolution2D",
     "Shape",
+    "Softmax",
     "SpatialDropout2D",
     "Subtract",
     "SymbolicTensor",
+    "ThresholdedReLU",
+    "UpSampling2D",
+    "ZeroPadding2D",
     "format_shape",
 ]

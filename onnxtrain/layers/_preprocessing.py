@@ -1,0 +1,271 @@
+"""Preprocessing layers in the graph: Rescaling (x * scale + offset) and Normalization ((x - mean) / std, with
+mean and variance given or computed from data by `adapt`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from onnxtrain._checks import FLOAT32_MAX
+from onnxtrain.errors import InvalidArgumentError, ShapeError
+from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers._layer import Layer, Shape, format_shape
+from onnxtrain.layers._layout import same_layout
+
+EPSILON = 1e-7  # Keras' backend.epsilon(): the smallest standard deviation Normalization divides by
+
+ArrayLike = float | int | list[Any] | tuple[Any, ...] | np.ndarray
+
+
+def _finite_array(owner: str, arg: str, value: object) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.dtype == object or not np.all(np.isfinite(array)) or np.any(np.abs(array) > FLOAT32_MAX):
+        raise InvalidArgumentError(
+            f"{owner}({arg}=...) expects a finite number or an array of them. Received: {arg}={value!r}"
+        )
+    return array
+
+
+def _config_value(array: np.ndarray) -> float | list[Any]:
+    return float(array) if array.ndim == 0 else array.tolist()
+
+
+class Rescaling(Layer):
+    """x * scale + offset: e.g. `Rescaling(1 / 255)` for pixels, `Rescaling(1 / 127.5, offset=-1)` for [-1, 1].
+
+    `scale` and `offset` are numbers, or arrays that broadcast against each example (one value per channel).
+    """
+
+    def __init__(self, scale: ArrayLike, offset: ArrayLike = 0.0, name: str | None = None, trainable: bool = True):
+        super().__init__(name=name, trainable=trainable)
+        self.scale = _finite_array("Rescaling", "scale", scale)
+        self.offset = _finite_array("Rescaling", "offset", offset)
+
+    @property
+    def accepts_channels_first(self) -> bool:
+        return self.scale.ndim == 0 and self.offset.ndim == 0  # per-channel arrays broadcast channels last
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        try:
+            shape = np.broadcast_shapes(input_shape, self.scale.shape, self.offset.shape)
+        except ValueError:
+            shape = None
+        if shape != tuple(input_shape):
+            raise ShapeError(
+                f"Rescaling layer {self.name!r} has scale of shape {self.scale.shape} and offset of shape "
+                f"{self.offset.shape}, which do not broadcast against examples of shape {format_shape(input_shape)}"
+            )
+        return input_shape
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        y = builder.node("Mul", [x, builder.constant(self.scale, "scale")])
+        if np.any(self.offset != 0):
+            y = builder.node("Add", [y, builder.constant(self.offset, "offset")])
+        return same_layout(builder, x, y)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"scale": _config_value(self.scale), "offset": _config_value(self.offset), **super().get_config()}
+
+
+class Normalization(Layer):
+    """(x - mean) / max(sqrt(variance), 1e-7), one mean and variance per position along `axis` (Keras' layer).
+
+    Either give `mean` and `variance` (constants in the graph), or call `adapt(data)` before compiling: it computes
+    them from the data in numpy and stores them as non-trainable weights (`normalization_1.mean`, `.variance`),
+    which training never changes and which are saved and exported with the model.
+
+    Args:
+        axis: the axes, numbered as Keras does with the batch axis 0, that keep their own statistics (default -1:
+            per feature or channel); None: one mean and variance for everything.
+        mean / variance: the statistics, broadcast against the kept axes (aligned from the right); both or neither.
+        invert: undo a normalization instead: mean + x * std.
+    """
+
+    def __init__(
+        self,
+        axis: int | tuple[int, ...] | list[int] | None = -1,
+        mean: ArrayLike | None = None,
+        variance: ArrayLike | None = None,
+        invert: bool = False,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(name=name, trainable=trainable)
+        axes = () if axis is None else (axis,) if isinstance(axis, int | np.integer) else axis
+        if not isinstance(axes, tuple | list) or not all(
+            isinstance(a, int | np.integer) and not isinstance(a, bool) for a in axes
+        ):
+            raise InvalidArgumentError(
+                f"Normalization(axis=...) expects an int, a tuple of ints or None. Received: axis={axis!r}"
+            )
+        self.axis: tuple[int, ...] = tuple(int(a) for a in axes)
+        if (mean is None) != (variance is None):
+            raise InvalidArgumentError(
+                "Normalization expects both mean and variance, or neither (then call adapt(data)). "
+                f"Received: mean={mean!r}, variance={variance!r}"
+            )
+        self.input_mean = None if mean is None else _finite_array("Normalization", "mean", mean)
+        self.input_variance = None if variance is None else _finite_array("Normalization", "variance", variance)
+        if self.input_mean is not None and self.input_variance is not None:
+            if self.input_mean.shape != self.input_variance.shape or self.input_mean.ndim > len(self.axis):
+                raise InvalidArgumentError(
+                    "Normalization expects mean and variance of the same shape, of rank at most the number of axes "
+                    f"({len(self.axis)}). Received: mean shape {self.input_mean.shape}, "
+                    f"variance shape {self.input_variance.shape}"
+                )
+            if np.any(self.input_variance < 0):
+                raise InvalidArgumentError(f"Normalization expects variance >= 0. Received: variance={variance!r}")
+        if not isinstance(invert, bool):
+            raise InvalidArgumentError(f"Normalization(invert=...) expects a bool. Received: invert={invert!r}")
+        self.invert = invert
+        self._adapted: tuple[np.ndarray, np.ndarray] | None = None  # adapt() before the layer is built
+
+    # --- shapes ---------------------------------------------------------------------------------------------
+    def _kept_axes(self, input_shape: Shape) -> tuple[int, ...]:
+        """The kept axes of a batched input (1-based per-example positions), sorted."""
+        rank = len(input_shape) + 1
+        kept = sorted({a + rank if a < 0 else a for a in self.axis})
+        if any(not 1 <= a < rank for a in kept):
+            raise ShapeError(
+                f"Normalization layer {self.name!r} with axis={self.axis} expects axes of its input other than the "
+                f"batch axis 0: in 1..{rank - 1} or -{rank - 1}..-1. Received: input shape {format_shape(input_shape)}"
+            )
+        return tuple(kept)
+
+    def _statistics_shape(self, input_shape: Shape) -> Shape:
+        """The shape of mean and variance as Keras stores them: the sizes of the kept axes."""
+        return tuple(input_shape[a - 1] for a in self._kept_axes(input_shape))
+
+    def _broadcast_shape(self, input_shape: Shape) -> Shape:
+        """Mean and variance as the graph broadcasts them against a batch: 1 for the batch and every reduced axis."""
+        kept = self._kept_axes(input_shape)
+        return (1, *(d if i + 1 in kept else 1 for i, d in enumerate(input_shape)))
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        self._kept_axes(input_shape)
+        if self.input_mean is not None:
+            self._given_statistics(input_shape)
+        return input_shape
+
+    def _given_statistics(self, input_shape: Shape) -> tuple[np.ndarray, np.ndarray]:
+        """The given mean and variance, shaped to broadcast against a batch (Keras aligns them from the right)."""
+        assert self.input_mean is not None and self.input_variance is not None
+        kept, shape = self._kept_axes(input_shape), [1] * (len(input_shape) + 1)
+        for i, size in enumerate(reversed(self.input_mean.shape)):
+            shape[kept[-1 - i]] = size
+        try:
+            broadcast = self._broadcast_shape(input_shape)
+            return tuple(np.broadcast_to(a.reshape(shape), broadcast) for a in (self.input_mean, self.input_variance))  # type: ignore[return-value]
+        except ValueError as e:
+            raise ShapeError(
+                f"Normalization layer {self.name!r} has mean and variance of shape {self.input_mean.shape}, which "
+                f"do not match the axes {self.axis} of input {format_shape(input_shape)}"
+            ) from e
+
+    # --- statistics -----------------------------------------------------------------------------------------
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        if self.input_mean is not None:
+            return  # constants, not weights
+        shape = self._statistics_shape(input_shape)
+        mean, variance = np.zeros(shape), np.ones(shape)
+        if self._adapted is not None:
+            if self._adapted[0].shape != shape:
+                raise ShapeError(
+                    f"Normalization layer {self.name!r} was adapted to data whose axes {self.axis} have sizes "
+                    f"{self._adapted[0].shape}; the model gives it input {format_shape(input_shape)}, sizes {shape}"
+                )
+            mean, variance = self._adapted
+        self.add_weight("mean", mean, trainable=False)
+        self.add_weight("variance", variance, trainable=False)
+
+    def adapt(self, data: np.ndarray | Iterable[np.ndarray]) -> None:
+        """Compute mean and variance from `data`: an array of examples (N, ...) or an iterable of such batches.
+
+        Call it before compiling the model (a compiled model's engine keeps the weights it was given; after
+        compiling, pass the new statistics to `model.set_weights`).
+
+        Raises:
+            InvalidArgumentError: the layer was given mean and variance, or `data` is empty or not finite.
+            ShapeError: the data's shape does not match the model's input of the layer.
+        """
+        if self.input_mean is not None:
+            raise InvalidArgumentError(
+                f"Normalization layer {self.name!r} was given mean and variance; adapt computes them. Create it "
+                "without mean and variance to adapt it."
+            )
+        batches = [data] if isinstance(data, np.ndarray) else data
+        count, mean, m2 = 0, None, None
+        example_shape: Shape | None = None
+        for batch in batches:
+            values = np.asarray(batch, dtype=np.float64)
+            if values.ndim < 1 or not np.all(np.isfinite(values)):
+                raise InvalidArgumentError(
+                    f"Normalization.adapt expects batches of finite numbers with a batch axis. Received: a batch of "
+                    f"shape {values.shape}"
+                )
+            if example_shape is None:
+                example_shape = values.shape[1:]
+                reduced = tuple(a for a in range(values.ndim) if a not in self._kept_axes(example_shape))
+            elif values.shape[1:] != example_shape:
+                raise ShapeError(
+                    f"Normalization.adapt expects batches of one example shape. Received: {example_shape}, then "
+                    f"{values.shape[1:]}"
+                )
+            n = int(np.prod([values.shape[a] for a in reduced]))
+            if n == 0:
+                continue
+            batch_mean, batch_m2 = values.mean(axis=reduced), values.var(axis=reduced) * n
+            if mean is None or m2 is None:
+                count, mean, m2 = n, batch_mean, batch_m2
+                continue
+            delta, total = batch_mean - mean, count + n  # Chan et al.'s pairwise update of mean and squared error
+            mean, m2, count = mean + delta * n / total, m2 + batch_m2 + delta**2 * count * n / total, total
+        if mean is None or m2 is None or example_shape is None:
+            raise InvalidArgumentError("Normalization.adapt expects at least one example. Received: no data")
+        statistics = (mean.astype(np.float32), (m2 / count).astype(np.float32))
+        if not self.built:
+            self._adapted = statistics
+            return
+        assert self.input_shape is not None
+        if statistics[0].shape != self._statistics_shape(self.input_shape):
+            raise ShapeError(
+                f"Normalization layer {self.name!r} takes examples of shape {format_shape(self.input_shape)}. "
+                f"Received: data of examples of shape {format_shape(example_shape)}"
+            )
+        self.add_weight("mean", statistics[0], trainable=False)
+        self.add_weight("variance", statistics[1], trainable=False)
+
+    # --- graph ----------------------------------------------------------------------------------------------
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        assert self.input_shape is not None, "layers must be built"
+        if self.input_mean is not None:
+            mean_value, variance_value = self._given_statistics(self.input_shape)
+            mean = builder.constant(mean_value, "mean")
+            std = builder.constant(np.maximum(np.sqrt(variance_value), EPSILON), "std")
+        else:
+            params = self.emit_params(builder)
+            mean, variance = params["mean"], params["variance"]
+            broadcast = self._broadcast_shape(self.input_shape)
+            stored = self.params["mean"].shape
+            if (1,) * (len(broadcast) - len(stored)) + stored != broadcast:  # kept axes not the last ones
+                shape = builder.constant(np.array(broadcast, np.int64), "broadcast_shape", np.int64)
+                mean, variance = (builder.node("Reshape", [v, shape]) for v in (mean, variance))
+            std = builder.node("Max", [builder.node("Sqrt", [variance]), builder.constant(EPSILON, "epsilon")])
+        if self.invert:
+            return builder.node("Add", [mean, builder.node("Mul", [x, std])], hint="denormalized")
+        return builder.node("Div", [builder.node("Sub", [x, mean]), std], hint="normalized")
+
+    def get_config(self) -> dict[str, Any]:
+        given = self.input_mean is not None and self.input_variance is not None
+        return {
+            "axis": list(self.axis),
+            "mean": _config_value(self.input_mean) if given else None,  # type: ignore[arg-type]
+            "variance": _config_value(self.input_variance) if given else None,  # type: ignore[arg-type]
+            "invert": self.invert,
+            **super().get_config(),
+        }

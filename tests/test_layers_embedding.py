@@ -1,0 +1,83 @@
+"""Embedding through the layer harness (numpy reference, Keras fixtures, training its table on both engines: the
+gradient of Gather), its float32 input cast to indices, and bad arguments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from layer_harness import LayerCase, check_keras, check_reference, check_training_and_export, forward
+
+from onnxtrain import Sequential
+from onnxtrain.errors import InvalidArgumentError, UnsupportedError
+from onnxtrain.layers import Dense, Embedding, Flatten, Input
+from onnxtrain.regularizers import L1
+
+
+def lookup(layer: Embedding, x: np.ndarray) -> np.ndarray:
+    return layer.params["embeddings"][x.astype(np.int64)]  # truncates, as the layer's Cast and Keras' do
+
+
+def table(weights: list[np.ndarray]) -> dict[str, np.ndarray]:
+    return {"embeddings": weights[0]}
+
+
+CASES = [
+    LayerCase("embedding", lambda: Embedding(6, 3), (4,), (4, 3), 18, lookup, table, input_range=(0.0, 6.0)),
+    LayerCase("embedding_2d", lambda: Embedding(5, 2), (2, 3), (2, 3, 2), 10, lookup, table, input_range=(0.0, 5.0)),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_layer_forward_matches_numpy_and_keras(case: LayerCase):
+    # The Keras fixtures' inputs lie in [-2, 2): -1 reads the last row, as in Keras (jax.numpy.take wraps it too).
+    check_reference(case)
+    assert check_keras(case), f"no Keras fixture for {case.id}: run tools/keras_fixtures.py"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
+def test_layer_trains_and_exports(case: LayerCase, engine: str, tmp_path):
+    check_training_and_export(case, tmp_path, engine)
+
+
+def test_embedding_defaults_are_keras():
+    layer = Embedding(10, 4)
+    assert layer.embeddings_initializer.get_config() == {
+        "name": "random_uniform",
+        "minval": -0.05,
+        "maxval": 0.05,
+        "seed": None,
+    }
+    model = Sequential.of(Input(3), layer, seed=0)
+    assert np.abs(model.layers[1].params["embeddings"]).max() <= 0.05
+
+
+def test_embedding_reads_rows_by_integer_valued_float_input():
+    model = Sequential.of(Input(3), Embedding(4, 2), seed=0)
+    rows = model.layers[1].params["embeddings"]
+    x = np.array([[0, 3, 1], [2, 2, 0]], np.float32)
+    np.testing.assert_array_equal(forward(model, x), rows[x.astype(np.int64)])
+
+
+BAD_LAYERS = [
+    (lambda: Embedding(0, 3), InvalidArgumentError, r"Embedding\(input_dim=...\) expects a positive int"),
+    (lambda: Embedding(3, 2.5), InvalidArgumentError, r"Embedding\(output_dim=...\).*output_dim=2.5"),
+    (lambda: Embedding(3, 2, mask_zero=True), UnsupportedError, r"mask_zero=True\) is not supported"),
+]
+
+
+@pytest.mark.parametrize(("factory", "error", "message"), BAD_LAYERS)
+def test_bad_embedding_arguments_fail_with_clear_messages(factory, error, message):
+    with pytest.raises(error, match=message):
+        factory()
+
+
+def test_embeddings_regularizer_adds_to_the_loss():
+    embedding = Embedding(4, 2, embeddings_initializer="ones", embeddings_regularizer=L1(0.25))
+    model = Sequential.of(Input(3), embedding, Flatten(), Dense(3, activation="linear", kernel_initializer="zeros"))
+    with model:
+        model.compile(optimizer="sgd", loss="softmax_cross_entropy_with_logits")
+        loss = model.evaluate(np.zeros((5, 3), np.float32), np.zeros(5, np.int64), verbose=0).loss
+        bias = model.get_weights()["dense_1.bias"]
+        data_loss = -np.log(np.exp(bias[0]) / np.exp(bias).sum())  # every logit is the bias
+        assert loss == pytest.approx(data_loss + 0.25 * 8, rel=1e-5)  # the table: 8 ones
