@@ -169,17 +169,6 @@ def check_optimizer(optimizer: Optimizer) -> None:
         )
 
 
-def check_layers(layers: Sequence[Layer]) -> None:
-    """Refuse layers with state that a training step updates (BatchNormalization's moving statistics): ONNX Runtime
-    training keeps such statistics frozen (https://github.com/microsoft/onnxruntime/issues/17879)."""
-    stateful = [f"{layer.name}.{local}" for layer in layers for local in sorted(layer.non_trainable)]
-    if stateful:
-        raise UnsupportedError(
-            f"The ort-training engine cannot update layer state such as {stateful[:3]} (ONNX Runtime training "
-            "keeps it frozen). Compile with engine='portable', which updates it in every step."
-        )
-
-
 def _optimizer_block(api: types.SimpleNamespace, optimizer: Optimizer) -> Any:
     optim = api.onnxblock.optim
     clip = optim.ClipGradNorm(optimizer.clip_norm) if optimizer.clip_norm is not None else None
@@ -217,12 +206,17 @@ def write_artifacts(
     """
     check_optimizer(optimizer)
     check_opset_and_ir(opset, ir_version)
-    check_layers(layers)
     api = _training_api()
     onnxblock = api.onnxblock
     directory = Path(directory)
 
-    forward = emit.loss_model(layers, loss, opset, ir_version)
+    try:
+        forward = emit.loss_model(layers, loss, opset, ir_version, training=True)
+    except UnsupportedError as e:  # layer state (ONNX Runtime training keeps it frozen: onnxruntime#17879), Dropout
+        raise UnsupportedError(
+            f"The ort-training engine cannot train this model: {e}. Compile with engine='portable', which updates "
+            "layer state and draws Dropout's masks in every step."
+        ) from e
     trainable = tuple(name for layer in layers for name in layer.trainable_params())
     frozen = tuple(name for layer in layers for name in layer.qualified_params() if name not in trainable)
 

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from onnxtrain import activations
+from onnxtrain.errors import UnsupportedError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers import Dense, Layer, Shape
 from onnxtrain.layers._layout import channels_last, emit_layer
@@ -78,20 +79,32 @@ def loss_model(
     loss: Loss,
     opset: int = DEFAULT_OPSET,
     ir_version: int = DEFAULT_IR_VERSION,
+    training: bool = False,
 ) -> onnx.ModelProto:
     """Forward pass + loss. Inputs: `input`, `labels`. Outputs: `loss` (first: where backpropagation starts), `logits`.
 
-    Parameters are initializers; a training engine decides which of them are trainable.
+    Parameters are initializers; a training engine decides which of them are trainable. `training=True` emits the
+    layers' training graph (a generic training engine's forward).
+
+    Raises:
+        UnsupportedError: with `training`, a layer updates state in each step (BatchNormalization's moving
+            statistics), which this graph has no output for, or draws per-step random numbers (Dropout), for
+            which it has no step counter.
     """
     layers = graph_layers(layers, loss)
     input_shape, output_shape = _io_shapes(layers)
-    builder = GraphBuilder(opset, ir_version)
+    builder = GraphBuilder(opset, ir_version, training=training)
     x = builder.add_input(INPUT_NAME, np.float32, (None, *input_shape))
     label_dtype, label_shape = loss.label_spec(output_shape)
     labels = builder.add_input(LABELS_NAME, label_dtype, label_shape)
     output = emit_forward(builder, layers, x)
     with builder.scope("loss"):
         value = builder.with_added_losses(loss.emit(builder, output, labels))  # weight penalties (regularizers)
+    if builder.state_updates:
+        raise UnsupportedError(
+            f"the layer state {sorted(builder.state_updates)} takes a new value in each training step, which a "
+            "forward-and-loss graph has no output for"
+        )
     builder.add_output(value, LOSS_NAME, np.float32, ())
     builder.add_output(output, LOGITS_NAME, np.float32, (None, *output_shape))
     return builder.build("onnxtrain_training")

@@ -250,7 +250,10 @@ class GraphBuilder:
         Raises:
             UnsupportedError: this graph is not a training engine's (it has no step counter).
         """
-        raise UnsupportedError("Only a training engine's train-step graph counts steps; this graph does not.")
+        raise UnsupportedError(
+            f"{'.'.join(self._scopes) or 'a layer'} draws random numbers per training step (e.g. Dropout), and this "
+            "graph has no step counter: only the portable engine's train step has one"
+        )
 
     @property
     def state_updates(self) -> dict[str, str]:
