@@ -19,10 +19,10 @@ from onnxtrain.callbacks import Callback  # noqa: E402
 from onnxtrain.datasets import Dataset  # noqa: E402
 from onnxtrain.history import EvaluationResult, History  # noqa: E402
 from onnxtrain.inference import InferenceModel  # noqa: E402
+from onnxtrain.loading import load_model  # noqa: E402
 from onnxtrain.losses import Losses  # noqa: E402
 from onnxtrain.metrics import Metrics  # noqa: E402
 from onnxtrain.model import Sequential  # noqa: E402
-from onnxtrain.model_io import load_model  # noqa: E402
 from onnxtrain.saving import WritingMode  # noqa: E402
 
 __all__ = [

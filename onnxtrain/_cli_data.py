@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError, listing
-from onnxtrain.model_io import CONFIG_FILE, MODEL_FILE
+from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE
 from onnxtrain.saving import resolve_model_directory
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def _saved_optimizer(directory: Path) -> dict[str, Any]:
     """`optimizer=` the saved compile settings name, so that load_model starts it fresh instead of resuming it:
     evaluate and export need no optimizer state, and the state one engine saved cannot move to another."""
     from onnxtrain import optimizers
-    from onnxtrain.model_io import read_config as read_saved_config
+    from onnxtrain.model_files import read_config as read_saved_config
 
     try:
         settings = read_saved_config(directory / CONFIG_FILE).get("compile") or {}

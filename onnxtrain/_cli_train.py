@@ -25,8 +25,8 @@ from onnxtrain._run_config import (
 )
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError
 from onnxtrain.history import History
-from onnxtrain.model_io import CONFIG_FILE
-from onnxtrain.model_io import read_config as read_saved_config
+from onnxtrain.model_files import CONFIG_FILE
+from onnxtrain.model_files import read_config as read_saved_config
 from onnxtrain.saving import write_atomically
 
 if TYPE_CHECKING:

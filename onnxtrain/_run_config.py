@@ -17,7 +17,7 @@ from onnxtrain._cli_data import LISTED_ENTRIES, SAVED_MODEL, DatasetLoader, chec
 from onnxtrain.callbacks import Callback, CSVLogger, Logs
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelExistsError, listing
 from onnxtrain.inputs import check_positive_int, check_validation_split
-from onnxtrain.model_io import CONFIG_FILE, MODEL_FILE, SAVED_FILES
+from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, SAVED_FILES
 from onnxtrain.saving import unreplaceable_entries
 
 if TYPE_CHECKING:

@@ -37,7 +37,7 @@ def generate_artifacts(
         >>> generate_artifacts(model, Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, Adam(), "artifacts")  # doctest: +SKIP
     """
     _check_directory(directory)
-    compiled = model._trainer.compiled if model._trainer is not None else None
+    compiled = model._compiled
     if compiled is None and (loss is None or optimizer is None):
         raise InvalidArgumentError(
             "generate_artifacts needs loss=... and optimizer=... for a model that is not compiled. "

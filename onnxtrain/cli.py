@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
+from onnxtrain import engines
 from onnxtrain._cli_data import (
     LISTED_ENTRIES,
     SAVED_MODEL,
@@ -30,8 +31,7 @@ from onnxtrain._cli_data import (
 from onnxtrain._cli_train import cmd_train, writing_mode
 from onnxtrain._run_config import EXAMPLES, build_model, compile_settings, read_config
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, listing
-from onnxtrain.model_io import CONFIG_FILE, MODEL_FILE, inference_opset_and_ir
-from onnxtrain.training import ENGINES
+from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, inference_opset_and_ir
 
 if TYPE_CHECKING:
     from onnxtrain import Sequential
@@ -127,7 +127,7 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
         model, loss, optimizer = load_compiled(directory, None, "artifacts"), None, None
     with model:
         # An --opset alone gets the oldest IR version that can hold it, as export does.
-        opset, ir_version = inference_opset_and_ir(model, args.opset, args.ir_version)
+        opset, ir_version = inference_opset_and_ir(model._compiled, args.opset, args.ir_version)
         # A failure leaves no folder behind, and ORT's refusals are explained (an opset newer than it knows...).
         artifacts = generate_artifacts(model, loss, optimizer, args.outdir, opset=opset, ir_version=ir_version)
     print(f"Wrote training artifacts to {artifacts.directory}/:")
@@ -224,7 +224,7 @@ def _add_verbose_argument(parser: argparse.ArgumentParser, default: int, two: st
 def _add_engine_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--engine",
-        choices=ENGINES,
+        choices=engines.names(),
         help="training engine to load the model with (default: the one it was trained with; portable when "
         "that is ort-training and the installed onnxruntime cannot train)",
     )

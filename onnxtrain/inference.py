@@ -32,7 +32,7 @@ from onnxtrain.errors import (
 )
 from onnxtrain.inputs import check_positive_int, check_threads, prepare_x
 from onnxtrain.layers import Shape
-from onnxtrain.model_io import (
+from onnxtrain.model_files import (
     CONFIG_FILE,
     META_CLASS_NAMES,
     META_INPUT_SCALE,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import emit, engines, losses, optimizers
+from onnxtrain import emit, engines, losses, model_files, optimizers
 from onnxtrain import metrics as metrics_module
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
@@ -166,7 +166,7 @@ class Sequential:
             >>> model.summary()  # doctest: +SKIP
             >>> text = model.summary(print_fn=None)  # doctest: +SKIP
         """
-        loss = self._trainer.compiled.loss if self._trainer is not None else None
+        loss = self._compiled.loss if self._compiled is not None else None
         text = summary_table(f"{type(self).__name__} ({self.name})", self.layers, self.count_params(), loss)
         if print_fn is None:
             return text
@@ -332,6 +332,11 @@ class Sequential:
         return self._trainer is not None
 
     @property
+    def _compiled(self) -> Compiled | None:
+        """The settings of the last compile, or None."""
+        return self._trainer.compiled if self._trainer is not None else None
+
+    @property
     def learning_rate(self) -> float:
         """The optimizer's current learning rate; may be set between steps (as schedulers do)."""
         return float(self._compiled_trainer("learning_rate").engine.learning_rate)
@@ -437,19 +442,15 @@ class Sequential:
     # --- saving -------------------------------------------------------------------------------------------
     def inference_model(self, opset: int | None = None, ir_version: int | None = None) -> Any:
         """The clean, portable inference ModelProto with the current weights (what `export` writes)."""
-        from onnxtrain.model_io import build_inference_model
-
         self._check_open("inference_model")
-        return build_inference_model(self, opset=opset, ir_version=ir_version)
+        return model_files.exported_model(self, self._compiled, opset=opset, ir_version=ir_version)
 
     def save(
         self, directory: str | Path, writing_mode: Any = "fail_if_exists", save_optimizer_state: bool = False
     ) -> Path:
         """Write model.onnx, config.json and checkpoint into `directory` crash-safely (see `WritingMode`)."""
-        from onnxtrain.model_io import save_model
-
         self._check_open("save")
-        return save_model(self, directory, writing_mode, save_optimizer_state)
+        return model_files.save_model(self, self._trainer, directory, writing_mode, save_optimizer_state)
 
     def export(
         self,
@@ -459,10 +460,8 @@ class Sequential:
         ir_version: int | None = None,
     ) -> Path:
         """Write the inference model alone as one .onnx file."""
-        from onnxtrain.model_io import export_model
-
         self._check_open("export")
-        return export_model(self, path, opset=opset, ir_version=ir_version, writing_mode=writing_mode)
+        return model_files.export_model(self, self._compiled, path, opset, ir_version, writing_mode)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "layers": [layer.serialize() for layer in self.layers]}

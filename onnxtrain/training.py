@@ -63,9 +63,6 @@ class Compiled:
         }
 
 
-ENGINES = engines.names()  # the CLI's --engine choices until it asks onnxtrain.engines itself
-
-
 class TrainedModel(CallbackModel, Protocol):
     """What the trainer reads and writes of the model it trains (a `Sequential`), besides what callbacks use."""
 

@@ -114,11 +114,11 @@ def child_fit(directory: Path, epochs: int, seed: int, examples: int) -> None:
 
 def child_save(directory: Path, seed: int, saves: int, mode: str) -> None:
     """Save one model (its own seed and class names) to `directory` `saves` times."""
-    from onnxtrain import model_io
+    from onnxtrain import model_files
 
     model = _new_model(seed, units=8 + seed % 7)
     model.class_names = (f"writer-{seed}", "b", "c", "d")
-    _say(event="files", digest=digest(model_io.model_files(model, save_optimizer_state=True)))
+    _say(event="files", digest=digest(model_files.saved_files(model, model._trainer, save_optimizer_state=True)))
     sys.stdin.readline()  # wait for "go", so that both writers save at the same time
     for _ in range(saves):
         model.save(directory, writing_mode=mode, save_optimizer_state=True)

@@ -37,7 +37,7 @@ except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from onnxtrain import saving
 
-from onnxtrain import Sequential, load_model, model_io
+from onnxtrain import Sequential, load_model, model_files
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kill_save_stress import without_exchange
@@ -45,7 +45,7 @@ from kill_save_stress import without_exchange
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.optimizers import Adam
 
-SAVED_FILES = (model_io.MODEL_FILE, model_io.CONFIG_FILE, model_io.CHECKPOINT_FILE)
+SAVED_FILES = (model_files.MODEL_FILE, model_files.CONFIG_FILE, model_files.CHECKPOINT_FILE)
 
 
 @dataclass
@@ -106,7 +106,8 @@ def _child(directory: Path, write_fd: int, seed: int) -> None:
         y = rng.integers(0, 4, size=32)
         while True:
             model.fit((x, y), epochs=1, batch_size=32, verbose=0)
-            send(event="saving", hashes=digest(model_io.model_files(model, save_optimizer_state=True)))
+            files = model_files.saved_files(model, model._trainer, save_optimizer_state=True)
+            send(event="saving", hashes=digest(files))
             model.save(directory, saving.WritingMode.OVERRIDE, save_optimizer_state=True)
             send(event="saved")
     except BaseException:
@@ -234,11 +235,11 @@ def naive_writes() -> Any:
 
     original = saving.save_files
     saving.save_files = write_in_place
-    model_io.save_files = write_in_place
+    model_files.save_files = write_in_place
     try:
         yield
     finally:
-        saving.save_files = model_io.save_files = original
+        saving.save_files = model_files.save_files = original
 
 
 def main(argv: list[str] | None = None) -> int:

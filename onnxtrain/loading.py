@@ -1,0 +1,201 @@
+"""`load_model`: a saved model directory back as a compiled `Sequential`, ready to continue training.
+
+It sits above `onnxtrain.model` (which never imports it): the files' formats and checks are `onnxtrain.model_files`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from onnxtrain import _ort_training, engines, losses, metrics, model_files, optimizers
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, OnnxtrainError, RuntimeSetupError
+from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
+from onnxtrain.layers import Layer
+from onnxtrain.model import Sequential
+from onnxtrain.model_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
+from onnxtrain.saving import reading_model
+
+# What rebuilding a layer, loss, optimizer or metric from a damaged config.json raises.
+_REBUILD_ERRORS = (OnnxtrainError, AttributeError, KeyError, TypeError, ValueError, OverflowError, MemoryError)
+
+
+def load_model(directory: str | Path, compile: bool = True, device: str = "cpu", **compile_options: Any) -> Sequential:
+    """Rebuild a saved model; with `compile=True` (default) it is compiled with its saved settings.
+
+    When the model was saved with `save_optimizer_state=True`, training resumes exactly where it stopped: the
+    optimizer's moments, step and learning rate and the epoch count are restored, so fit(2) + save + load +
+    fit(1) equals fit(3). Passing `optimizer=...` starts a fresh optimizer instead; other `compile_options`
+    (threads, artifacts_dir, metrics...) are passed to `compile`. With `compile=False` the weights, class
+    names and input scale are restored; compile() later starts a fresh optimizer at epoch 1.
+
+    A model trained with the ort-training engine is compiled with the portable engine, which computes the same
+    steps, where the installed onnxruntime has no training API (an inference-only install), with a UserWarning.
+
+    Raises:
+        ModelFileError: the directory or one of its files is missing, unreadable or not an onnxtrain model.
+        RuntimeSetupError: the saved optimizer state is ONNX Runtime training's, which only its training build
+            reads, and this install has none: pass `optimizer=...` to start a fresh optimizer instead.
+    """
+    with reading_model(directory) as files:
+        for required in (CONFIG_FILE, MODEL_FILE):
+            if required not in files:
+                raise ModelFileError(
+                    f"'{Path(directory)}' is not a saved onnxtrain model: {required} is missing "
+                    f"(found: {sorted(files) or 'nothing'})."
+                )
+        config = model_files.read_config(files[CONFIG_FILE])
+        model_files.check_saved_values(config, files[CONFIG_FILE])
+        model_bytes = model_files.read_file(files[MODEL_FILE])
+        weights = model_files.onnx_weights(model_bytes, files[MODEL_FILE], config)
+        checkpoint = model_files.read_file(files[CHECKPOINT_FILE]) if CHECKPOINT_FILE in files else None
+        checkpoint_path = files.get(CHECKPOINT_FILE, Path(directory) / CHECKPOINT_FILE)
+    config_path = files[CONFIG_FILE]
+    unbuildable = f"{config_path} describes a model that cannot be rebuilt"
+    layers = []
+    for index, entry in enumerate(config["layers"]):
+        with _config_entry(unbuildable, f"layers[{index}]", entry):
+            layers.append(Layer.from_config(entry))
+    with _config_entry(unbuildable):
+        model = Sequential(layers, name=str(config.get("name", "sequential")), seed=config["seed"])
+    model.class_names = tuple(config["class_names"]) if config.get("class_names") else None
+    model.input_scale = float(config.get("input_scale", 1.0))
+    model_files.check_weights(model.get_weights(), weights, files[MODEL_FILE])
+    # Last for a file that parses: one holding another model already got a more precise message above.
+    model_files.check_model_bytes(model_bytes, config, files[MODEL_FILE])
+    model.set_weights({name: weights[name] for name in model.get_weights()})
+    settings = config.get("compile")
+    if compile and settings:
+        _compile_loaded(model, config, config_path, checkpoint, checkpoint_path, device, compile_options)
+    return model
+
+
+@contextlib.contextmanager
+def _config_entry(problem: str, entry: str | None = None, value: Any = None) -> Iterator[None]:
+    """Re-raise what rebuilding `entry` of config.json raises as a ModelFileError that names the entry."""
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except _REBUILD_ERRORS as e:
+        cause = str(e) if isinstance(e, OnnxtrainError) else f"{type(e).__name__}: {e}"
+        if entry is None:
+            raise ModelFileError(f"{problem}: {cause}") from e
+        text = json.dumps(value, default=repr)
+        text = text if len(text) <= 200 else text[:199] + "…"
+        raise ModelFileError(f"{problem}: {entry} = {text}: {cause}") from e
+
+
+def _engine_here(saved_engine: str, resume: bool, directory: Path) -> str:
+    """The engine to compile a loaded model with: the saved one, or the portable engine where the saved one is
+    ort-training and this onnxruntime has no training API. Both compute the same steps; only ORT's own optimizer
+    state cannot move, so resuming it needs the training build or an explicit fresh optimizer.
+    """
+    if saved_engine != "ort-training" or _ort_training.training_available():
+        return saved_engine
+    if resume:
+        raise RuntimeSetupError(
+            f"{directory} was trained with the ort-training engine and saved with its optimizer state, which only an "
+            "ONNX Runtime training build reads; the installed onnxruntime is inference-only. Load it with "
+            'load_model(..., engine="portable", optimizer=...) to continue with a fresh optimizer, or install '
+            "`onnxtrain[cpu]` to resume exactly."
+        )
+    warnings.warn(
+        f"{directory} was trained with the ort-training engine, which the installed (inference-only) onnxruntime "
+        "cannot run: it is compiled with the portable engine, which computes the same steps.",
+        UserWarning,
+        stacklevel=4,
+    )
+    return "portable"
+
+
+def _compile_loaded(
+    model: Sequential,
+    config: dict[str, Any],
+    config_path: Path,
+    checkpoint: bytes | None,
+    checkpoint_path: Path,
+    device: str,
+    compile_options: dict[str, Any],
+) -> None:
+    resume = bool(config.get("optimizer_state_saved")) and "optimizer" not in compile_options
+    if resume and checkpoint is None:
+        raise ModelFileError(
+            f"{checkpoint_path} is missing although config.json says the optimizer state was saved. "
+            "Load with load_model(..., optimizer=...) to start a fresh optimizer, or save the model again."
+        )
+    expected_sha256 = config.get("checkpoint_sha256")
+    if (
+        resume
+        and checkpoint is not None
+        and expected_sha256 is not None
+        and hashlib.sha256(checkpoint).hexdigest() != expected_sha256
+    ):
+        raise ModelFileError(
+            f"Resuming from the optimizer state of {checkpoint_path} failed: its SHA-256 differs from the one "
+            "config.json recorded at save time, so the checkpoint is damaged. Load with load_model(..., "
+            "optimizer=...) to start a fresh optimizer from the weights in model.onnx, or save the model again."
+        )
+    settings = config["compile"]
+    unusable = f"{config_path} has compile settings that cannot be used"
+    # An optimizer, loss, metric(s) or engine the caller passes replaces the saved one, which is then not read:
+    # load_model(..., optimizer=...) is the way round a damaged saved optimizer, and metric= (or metrics=) alone
+    # must not meet the saved metrics= in compile().
+    saved: dict[str, Any] = {}
+    if "optimizer" not in compile_options:
+        with _config_entry(unusable, "compile.optimizer", settings.get("optimizer")):
+            saved["optimizer"] = optimizers.get(settings["optimizer"])
+    if "loss" not in compile_options:
+        with _config_entry(unusable, "compile.loss", settings.get("loss")):
+            saved["loss"] = losses.get(settings["loss"])
+    if "metric" not in compile_options and "metrics" not in compile_options:
+        saved_metrics = settings.get("metrics", [])
+        with _config_entry(unusable, "compile.metrics", saved_metrics):
+            if not isinstance(saved_metrics, list):
+                raise InvalidTypeError(f"metrics must be a list. Found: {type(saved_metrics).__name__}")
+            saved["metrics"] = [metrics.get(m) for m in saved_metrics]
+    with _config_entry(unusable):
+        if "engine" not in compile_options:
+            saved["engine"] = str(settings.get("engine", engines.AUTO))
+            if saved["engine"] not in engines.names():
+                raise InvalidArgumentError(f"engine must be one of {list(engines.names())}. Found: {saved['engine']!r}")
+        check_opset_and_ir(settings.get("opset", DEFAULT_OPSET), settings.get("ir_version", DEFAULT_IR_VERSION))
+        learning_rate = config.get("current_learning_rate")
+        if learning_rate is not None and not model_files.is_finite_positive(learning_rate):
+            raise InvalidArgumentError(f"current_learning_rate must be a positive number. Found: {learning_rate!r}")
+    if "engine" in saved:
+        saved["engine"] = _engine_here(saved["engine"], resume, config_path.parent)
+    epochs_trained: int = config.get("epochs_trained", 0)  # checked by _check_saved_values
+    options = {
+        **saved,
+        "opset": settings.get("opset", DEFAULT_OPSET),
+        "ir_version": settings.get("ir_version", DEFAULT_IR_VERSION),
+        "device": device,
+        **compile_options,
+    }
+    try:
+        # compile's defaults for what is not given; an option compile does not take raises compile's TypeError.
+        arguments = inspect.signature(model.compile).bind(**options)
+        arguments.apply_defaults()
+        model._compile(**arguments.arguments, resume=checkpoint if resume else None)
+    except OnnxtrainError:
+        raise
+    except Exception as e:  # ORT's own exception types: a damaged checkpoint is the likely cause
+        if not resume:
+            raise
+        raise ModelFileError(
+            f"Compiling the loaded model with the optimizer state of {checkpoint_path} failed "
+            f"({type(e).__name__}: {str(e).strip()[:300]}). The checkpoint may be damaged: load with "
+            "load_model(..., optimizer=...) to start a fresh optimizer, or save the model again."
+        ) from e
+    trainer = model._trainer
+    assert trainer is not None
+    trainer.epochs_trained = epochs_trained
+    if resume and learning_rate is not None:
+        trainer.engine.learning_rate = float(learning_rate)
