@@ -9,9 +9,11 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 import pytest
-from layer_harness import LayerCase, check_keras, check_reference, check_training_and_export
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from layer_harness import LayerCase, check_keras, check_reference, check_training_and_export, forward
 
-from onnxtrain import Sequential, emit, initializers
+from onnxtrain import Sequential, emit, initializers, regularizers
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnknownIdentifierError
 from onnxtrain.layers import (
     Conv1D,
@@ -299,6 +301,38 @@ def test_conv_trains_and_exports(case: LayerCase, engine: str, tmp_path, request
     check_training_and_export(case, tmp_path, engine)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    stride=st.integers(1, 3),
+    dilation=st.integers(1, 2),
+    padding=st.sampled_from(["valid", "same"]),
+    transpose=st.booleans(),
+    extra=st.integers(0, 2),
+)
+def test_any_window_matches_numpy(size, kernel, stride, dilation, padding, transpose, extra):
+    # Shape rules and pads for any geometry: the layer's shape, ONNX Runtime's output and numpy's agree.
+    if transpose:
+        output_padding = None if extra == 0 else min(extra, stride - 1)
+        layer = Conv2DTranspose(2, kernel, stride, padding, output_padding, dilation, activation="linear")
+        reference: Callable = conv_transpose_reference
+    else:
+        extents = [(k - 1) * dilation + 1 for k in kernel]
+        assume(padding == "same" or all(e <= n for e, n in zip(extents, size, strict=True)))
+        layer = Conv2D(2, kernel, stride, padding, dilation, groups=1 + extra % 2, activation="linear")
+        reference = conv_reference
+    try:
+        model = Sequential.of(Input(*size, 2), layer, seed=0)
+    except ShapeError:  # only an empty transposed output is refused
+        assert transpose and output_padding == 0
+        return
+    x = np.random.default_rng(0).uniform(-1, 1, (2, *size, 2)).astype(np.float32)
+    y = forward(model, x)
+    assert y.shape[1:] == layer.output_shape
+    np.testing.assert_allclose(y, reference(layer, x.astype(np.float64)), rtol=1e-5, atol=1e-5)
+
+
 # --- arguments, defaults and configs -----------------------------------------------------------------------
 def test_conv_defaults_are_kotlindls():
     for layer in (Conv2D(8, 3), Conv1D(8, 3), DepthwiseConv2D(3), SeparableConv2D(8, 3), Conv2DTranspose(8, 3)):
@@ -348,6 +382,54 @@ def test_conv_configs_round_trip_through_json():
     ):
         rebuilt = Layer.from_config(json.loads(json.dumps(layer.serialize())))
         assert type(rebuilt) is type(layer) and rebuilt.get_config() == layer.get_config()
+
+
+REGULARIZED = [  # each layer with every regularizer argument it takes, and the parameter each penalizes
+    (lambda **r: Conv2D(3, 3, **r), {"kernel_regularizer": "kernel", "bias_regularizer": "bias"}),
+    (lambda **r: Conv1D(3, 3, **r), {"kernel_regularizer": "kernel", "bias_regularizer": "bias"}),
+    (lambda **r: DepthwiseConv2D(3, **r), {"depthwise_regularizer": "kernel", "bias_regularizer": "bias"}),
+    (
+        lambda **r: SeparableConv2D(3, 3, **r),
+        {
+            "depthwise_regularizer": "depthwise_kernel",
+            "pointwise_regularizer": "pointwise_kernel",
+            "bias_regularizer": "bias",
+        },
+    ),
+    (lambda **r: Conv2DTranspose(3, 3, **r), {"kernel_regularizer": "kernel", "bias_regularizer": "bias"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "arguments"), REGULARIZED, ids=["conv2d", "conv1d", "depthwise", "separable", "transpose"]
+)
+def test_conv_regularizers_add_their_penalties_to_the_loss(make, arguments, blobs):
+    x, y = blobs  # (120, 4, 3): a Conv1D input; the 2-D layers see it as (4, 3, 1)
+    x = x if isinstance(make(), Conv1D) else x[..., None]
+    factors = dict(zip(arguments, (0.5, 0.25, 0.125), strict=False))
+    given = {argument: regularizers.L2(factor) for argument, factor in factors.items()}
+    losses_by_model = []
+    for kwargs in ({}, given):
+        layer = make(**kwargs)
+        model = Sequential.of(Input(*x.shape[1:]), layer, Flatten(), Dense(3, activation="linear"), seed=4)
+        with model:
+            model.compile(optimizer="sgd", loss="softmax_cross_entropy_with_logits")
+            losses_by_model.append(model.evaluate(x, y, verbose=0).loss)
+    penalty = sum(
+        factors[argument] * np.sum(np.square(layer.params[p], dtype=np.float64)) for argument, p in arguments.items()
+    )
+    assert losses_by_model[1] - losses_by_model[0] == pytest.approx(penalty, rel=1e-4)
+    assert Layer.from_config(layer.serialize()).get_config() == layer.get_config()
+    assert {k: v for k, v in layer.get_config().items() if k.endswith("_regularizer")} == {
+        argument: {"name": "l2", "l2": factor} for argument, factor in factors.items()
+    }
+    assert not any(k.endswith("_regularizer") for k in make().get_config())  # left out when not given
+
+
+def test_frozen_conv_adds_no_penalty():
+    model = Sequential.of(Input(4, 4, 1), Conv2D(2, 3, kernel_regularizer="l2", trainable=False), Flatten(), Dense(2))
+    nodes = emit.loss_model(model.layers, model_loss()).graph.node
+    assert not [n for n in nodes if "penalty" in n.output[0]]
 
 
 BAD_CONVS = [

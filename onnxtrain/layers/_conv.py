@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from onnxtrain import activations, initializers
+from onnxtrain import activations, initializers, regularizers
 from onnxtrain.activations import Activation
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
@@ -17,6 +17,7 @@ from onnxtrain.initializers import Initializer
 from onnxtrain.layers._core import ActivationLike, _positive_int
 from onnxtrain.layers._layer import Layer, Shape, format_shape
 from onnxtrain.layers._layout import channels_first, channels_last, mark_channels_first
+from onnxtrain.regularizers import Regularizer, RegularizerLike
 
 InitializerLike = str | Initializer | type[Initializer] | dict[str, Any]
 IntOrInts = int | tuple[int, ...] | list[int]
@@ -73,7 +74,7 @@ def receptive_field(kernel_size: Shape) -> int:
 class BaseConv(Layer):
     """What every convolution layer shares: the window (kernel_size, strides, padding, dilation_rate), the bias,
     the activation and the channels-first layout (see `_layout.py`). Subclasses make the kernel in `build` and
-    call `emit_conv`.
+    call `emit_conv` and `add_penalties`.
 
     The ONNX graph gets Keras' padding as explicit pads (no auto_pad): "same" pads like TensorFlow, the odd
     position at the end, so the output has ceil(size / stride) positions; "causal" (Conv1D) pads at the start only.
@@ -82,6 +83,11 @@ class BaseConv(Layer):
     rank: ClassVar[int] = 2
     accepts_channels_first = True
     causal_allowed: ClassVar[bool] = False
+    # (argument, parameter) of each weight a regularizer argument penalizes, in Keras' names
+    regularized: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("kernel_regularizer", "kernel"),
+        ("bias_regularizer", "bias"),
+    )
 
     def __init__(
         self,
@@ -92,6 +98,7 @@ class BaseConv(Layer):
         activation: ActivationLike,
         use_bias: bool,
         bias_initializer: InitializerLike,
+        bias_regularizer: RegularizerLike,
         name: str | None,
         trainable: bool,
     ):
@@ -104,6 +111,7 @@ class BaseConv(Layer):
         self.activation: Activation = activations.get(activation)
         self.use_bias = conv_bool(owner, "use_bias", use_bias)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.bias_regularizer: Regularizer | None = regularizers.get(bias_regularizer)
 
     # --- shapes -------------------------------------------------------------------------------------------
     @property
@@ -158,6 +166,18 @@ class BaseConv(Layer):
         inputs = [channels_first(builder, x, self.rank + 2), kernel, *([bias] if bias else [])]
         return mark_channels_first(builder, builder.node("Conv", inputs, hint="conv", **attributes))
 
+    def add_penalties(self, builder: GraphBuilder, params: dict[str, str]) -> None:
+        """Record each regularizer's penalty of its weight as a loss term; none for a frozen layer (as Keras)."""
+        if self.trainable:
+            for argument, parameter in self.regularized:
+                if parameter in params:
+                    regularizers.add_penalty(builder, getattr(self, argument), params[parameter])
+
+    def regularizer_config(self) -> dict[str, Any]:
+        """The regularizers given, by argument (left out when None, as Dense's)."""
+        given = ((argument, getattr(self, argument)) for argument, _ in self.regularized)
+        return {argument: regularizer.get_config() for argument, regularizer in given if regularizer is not None}
+
     def activate(self, builder: GraphBuilder, y: str) -> str:
         """The activation of channels-first `y`: elementwise ones stay channels-first; softmax runs over the
         channels as in Keras, so it reads them last."""
@@ -189,6 +209,8 @@ class _Conv(BaseConv):
         use_bias: bool = True,
         kernel_initializer: InitializerLike = initializers.HeNormal,
         bias_initializer: InitializerLike = initializers.HeUniform,
+        kernel_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
         name: str | None = None,
         trainable: bool = True,
     ):
@@ -201,9 +223,19 @@ class _Conv(BaseConv):
                 f"Received: filters={filters}, groups={groups}"
             )
         super().__init__(
-            kernel_size, strides, padding, dilation_rate, activation, use_bias, bias_initializer, name, trainable
+            kernel_size,
+            strides,
+            padding,
+            dilation_rate,
+            activation,
+            use_bias,
+            bias_initializer,
+            bias_regularizer,
+            name,
+            trainable,
         )
         self.kernel_initializer = initializers.get(kernel_initializer)
+        self.kernel_regularizer: Regularizer | None = regularizers.get(kernel_regularizer)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         channels = self.check_input(input_shape)
@@ -225,6 +257,7 @@ class _Conv(BaseConv):
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
         params = self.emit_params(builder)
+        self.add_penalties(builder, params)
         y = self.emit_conv(builder, x, params["kernel"], params.get("bias"), self.groups)
         return self.activate(builder, y)
 
@@ -237,6 +270,7 @@ class _Conv(BaseConv):
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer.get_config(),
             "bias_initializer": self.bias_initializer.get_config(),
+            **self.regularizer_config(),
             "name": self.name,
             "trainable": self.trainable,
         }
@@ -274,6 +308,8 @@ class Conv2D(_Conv):
         activation: name, `Activations` member or Activation instance.
         use_bias: add a bias per filter.
         kernel_initializer / bias_initializer: name, class or instance from `onnxtrain.initializers`.
+        kernel_regularizer / bias_regularizer: a penalty the loss adds for the weight (`onnxtrain.regularizers`:
+            "l2", L2(0.001), ...); None: none.
     """
 
     rank = 2

@@ -6,13 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import initializers
+from onnxtrain import initializers, regularizers
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._conv import BaseConv, ConvPadding, InitializerLike, IntOrInts, conv_ints, receptive_field
 from onnxtrain.layers._core import ActivationLike, _positive_int
 from onnxtrain.layers._layer import Shape, format_shape
 from onnxtrain.layers._layout import channels_first, mark_channels_first
+from onnxtrain.regularizers import Regularizer, RegularizerLike
 
 
 class Conv2DTranspose(BaseConv):
@@ -34,7 +35,7 @@ class Conv2DTranspose(BaseConv):
     Args:
         filters: output channels, a positive int.
         kernel_size, strides, padding, dilation_rate, activation, use_bias, kernel_initializer,
-            bias_initializer: as for Conv2D.
+            bias_initializer, kernel_regularizer, bias_regularizer: as for Conv2D.
         output_padding: None, or extra output positions at the end of each axis, each below its stride.
     """
 
@@ -50,13 +51,24 @@ class Conv2DTranspose(BaseConv):
         use_bias: bool = True,
         kernel_initializer: InitializerLike = initializers.HeNormal,
         bias_initializer: InitializerLike = initializers.HeUniform,
+        kernel_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
         name: str | None = None,
         trainable: bool = True,
     ):
         owner = type(self).__name__
         self.filters = _positive_int(owner, "filters", filters)
         super().__init__(
-            kernel_size, strides, padding, dilation_rate, activation, use_bias, bias_initializer, name, trainable
+            kernel_size,
+            strides,
+            padding,
+            dilation_rate,
+            activation,
+            use_bias,
+            bias_initializer,
+            bias_regularizer,
+            name,
+            trainable,
         )
         self.output_padding: Shape | None = None
         if output_padding is not None:
@@ -67,6 +79,7 @@ class Conv2DTranspose(BaseConv):
                     f"Received: output_padding={output_padding!r}"
                 )
         self.kernel_initializer = initializers.get(kernel_initializer)
+        self.kernel_regularizer: Regularizer | None = regularizers.get(kernel_regularizer)
 
     def transpose_window(self, input_shape: Shape) -> tuple[Shape, list[int], list[int]]:
         """The output's spatial size, ConvTranspose's pads (begins, then ends) and its output_padding."""
@@ -111,6 +124,7 @@ class Conv2DTranspose(BaseConv):
         assert self.input_shape is not None, "layers must be built"
         _, pads, extras = self.transpose_window(self.input_shape)
         params = self.emit_params(builder)
+        self.add_penalties(builder, params)
         attributes: dict[str, Any] = {
             "kernel_shape": list(self.kernel_size),
             "strides": list(self.strides),
@@ -136,6 +150,7 @@ class Conv2DTranspose(BaseConv):
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer.get_config(),
             "bias_initializer": self.bias_initializer.get_config(),
+            **self.regularizer_config(),
             "name": self.name,
             "trainable": self.trainable,
         }

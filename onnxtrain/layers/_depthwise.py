@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import initializers
+from onnxtrain import initializers, regularizers
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._conv import BaseConv, ConvPadding, InitializerLike, IntOrInts, receptive_field
 from onnxtrain.layers._core import ActivationLike, _positive_int
 from onnxtrain.layers._layer import Shape
+from onnxtrain.regularizers import Regularizer, RegularizerLike
 
 
 def depthwise_kernel(
@@ -43,7 +44,10 @@ class DepthwiseConv2D(BaseConv):
         kernel_size, strides, padding, dilation_rate, activation, use_bias, bias_initializer: as for Conv2D.
         depth_multiplier: output channels per input channel, a positive int.
         depthwise_initializer: the kernel's initializer.
+        depthwise_regularizer / bias_regularizer: as Conv2D's kernel_regularizer / bias_regularizer.
     """
+
+    regularized = (("depthwise_regularizer", "kernel"), ("bias_regularizer", "bias"))
 
     def __init__(
         self,
@@ -56,14 +60,26 @@ class DepthwiseConv2D(BaseConv):
         use_bias: bool = True,
         depthwise_initializer: InitializerLike = initializers.HeNormal,
         bias_initializer: InitializerLike = initializers.HeUniform,
+        depthwise_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
         name: str | None = None,
         trainable: bool = True,
     ):
         self.depth_multiplier = _positive_int(type(self).__name__, "depth_multiplier", depth_multiplier)
         super().__init__(
-            kernel_size, strides, padding, dilation_rate, activation, use_bias, bias_initializer, name, trainable
+            kernel_size,
+            strides,
+            padding,
+            dilation_rate,
+            activation,
+            use_bias,
+            bias_initializer,
+            bias_regularizer,
+            name,
+            trainable,
         )
         self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.depthwise_regularizer: Regularizer | None = regularizers.get(depthwise_regularizer)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         channels = self.check_input(input_shape)
@@ -81,6 +97,7 @@ class DepthwiseConv2D(BaseConv):
     def emit(self, builder: GraphBuilder, x: str) -> str:
         assert self.input_shape is not None, "layers must be built"
         params = self.emit_params(builder)
+        self.add_penalties(builder, params)
         y = self.emit_conv(builder, x, params["kernel"], params.get("bias"), group=self.input_shape[-1])
         return self.activate(builder, y)
 
@@ -92,6 +109,7 @@ class DepthwiseConv2D(BaseConv):
             "use_bias": self.use_bias,
             "depthwise_initializer": self.depthwise_initializer.get_config(),
             "bias_initializer": self.bias_initializer.get_config(),
+            **self.regularizer_config(),
             "name": self.name,
             "trainable": self.trainable,
         }

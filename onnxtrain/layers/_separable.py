@@ -6,13 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import initializers
+from onnxtrain import initializers, regularizers
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._conv import BaseConv, ConvPadding, InitializerLike, IntOrInts
 from onnxtrain.layers._core import ActivationLike, _positive_int
 from onnxtrain.layers._depthwise import depthwise_kernel
 from onnxtrain.layers._layer import Shape
 from onnxtrain.layers._layout import mark_channels_first
+from onnxtrain.regularizers import Regularizer, RegularizerLike
 
 
 class SeparableConv2D(BaseConv):
@@ -33,7 +34,15 @@ class SeparableConv2D(BaseConv):
             window is the depthwise step's).
         depth_multiplier: depthwise output channels per input channel.
         depthwise_initializer / pointwise_initializer: the two kernels' initializers.
+        depthwise_regularizer / pointwise_regularizer / bias_regularizer: penalties the loss adds for each weight
+            (`onnxtrain.regularizers`); None: none.
     """
+
+    regularized = (
+        ("depthwise_regularizer", "depthwise_kernel"),
+        ("pointwise_regularizer", "pointwise_kernel"),
+        ("bias_regularizer", "bias"),
+    )
 
     def __init__(
         self,
@@ -48,6 +57,9 @@ class SeparableConv2D(BaseConv):
         depthwise_initializer: InitializerLike = initializers.HeNormal,
         pointwise_initializer: InitializerLike = initializers.HeNormal,
         bias_initializer: InitializerLike = initializers.HeUniform,
+        depthwise_regularizer: RegularizerLike = None,
+        pointwise_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
         name: str | None = None,
         trainable: bool = True,
     ):
@@ -55,10 +67,21 @@ class SeparableConv2D(BaseConv):
         self.filters = _positive_int(owner, "filters", filters)
         self.depth_multiplier = _positive_int(owner, "depth_multiplier", depth_multiplier)
         super().__init__(
-            kernel_size, strides, padding, dilation_rate, activation, use_bias, bias_initializer, name, trainable
+            kernel_size,
+            strides,
+            padding,
+            dilation_rate,
+            activation,
+            use_bias,
+            bias_initializer,
+            bias_regularizer,
+            name,
+            trainable,
         )
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.pointwise_initializer = initializers.get(pointwise_initializer)
+        self.depthwise_regularizer: Regularizer | None = regularizers.get(depthwise_regularizer)
+        self.pointwise_regularizer: Regularizer | None = regularizers.get(pointwise_regularizer)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         self.check_input(input_shape)
@@ -77,6 +100,7 @@ class SeparableConv2D(BaseConv):
     def emit(self, builder: GraphBuilder, x: str) -> str:
         assert self.input_shape is not None, "layers must be built"
         params = self.emit_params(builder)
+        self.add_penalties(builder, params)
         depthwise = self.emit_conv(builder, x, params["depthwise_kernel"], None, group=self.input_shape[-1])
         inputs = [depthwise, params["pointwise_kernel"], *([params["bias"]] if self.use_bias else [])]
         pointwise = builder.node("Conv", inputs, hint="pointwise", kernel_shape=[1, 1])
@@ -92,6 +116,7 @@ class SeparableConv2D(BaseConv):
             "depthwise_initializer": self.depthwise_initializer.get_config(),
             "pointwise_initializer": self.pointwise_initializer.get_config(),
             "bias_initializer": self.bias_initializer.get_config(),
+            **self.regularizer_config(),
             "name": self.name,
             "trainable": self.trainable,
         }
