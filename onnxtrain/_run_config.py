@@ -13,10 +13,10 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from onnxtrain._checks import check_positive_int, check_validation_split
 from onnxtrain._cli_data import LISTED_ENTRIES, SAVED_MODEL, DatasetLoader, check_saved_model
 from onnxtrain.callbacks import Callback, CSVLogger, Logs
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelExistsError, listing
-from onnxtrain.inputs import check_positive_int, check_validation_split
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, SAVED_FILES
 from onnxtrain.saving import unreplaceable_entries
 

@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from onnxtrain import losses
+from onnxtrain._checks import check_positive_int, check_threads
 from onnxtrain._onnx_file import onnx_file_problem
 from onnxtrain._runtime import create_session, resolve_device
+from onnxtrain.arrays import prepare_x
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -30,7 +32,6 @@ from onnxtrain.errors import (
     RuntimeSetupError,
     ShapeError,
 )
-from onnxtrain.inputs import check_positive_int, check_threads, prepare_x
 from onnxtrain.layers import Shape
 from onnxtrain.model_files import (
     CONFIG_FILE,

@@ -23,11 +23,11 @@ import numpy as np
 
 from onnxtrain import emit, engines, losses, model_files, optimizers
 from onnxtrain import metrics as metrics_module
+from onnxtrain._checks import check_positive_int, check_threads
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.history import EvaluationResult, History
-from onnxtrain.inputs import check_positive_int, check_threads
 from onnxtrain.layers import Input, Layer, Shape
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics

@@ -28,6 +28,7 @@ from onnxtrain._checks import as_real
 from onnxtrain._onnx_file import onnx_file_problem, parse_onnx_file
 from onnxtrain._ort_training import checkpoint_bytes_from_weights
 from onnxtrain._version import __version__
+from onnxtrain.arrays import scale_divisor
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -37,7 +38,6 @@ from onnxtrain.errors import (
     RuntimeSetupError,
 )
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
-from onnxtrain.inputs import scale_divisor
 from onnxtrain.layers import Layer, Shape
 from onnxtrain.saving import WritingMode, check_replaceable, save_files, write_atomically
 

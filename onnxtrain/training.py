@@ -16,8 +16,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from onnxtrain import engines
+from onnxtrain._checks import check_positive_int, check_validation_split
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, create_session, resolve_device, session_options
+from onnxtrain.arrays import prepare_x
 from onnxtrain.callbacks import CallbackList, CallbackModel
 from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.datasets._dataset import model_inputs
@@ -29,7 +31,6 @@ from onnxtrain.errors import (
     NonFiniteLossError,
 )
 from onnxtrain.history import EvaluationResult, History, MetricValues
-from onnxtrain.inputs import check_positive_int, check_validation_split, prepare_x
 from onnxtrain.layers import Layer, Shape
 from onnxtrain.losses import Loss
 from onnxtrain.metrics import Metrics

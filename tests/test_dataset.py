@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from onnxtrain.arrays import scale_integers
 from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.datasets._dataset import model_inputs
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
-from onnxtrain.inputs import scale_integers
 
 
 def make(n: int = 10, features: int = 3) -> Dataset:
@@ -253,7 +253,7 @@ def test_as_dataset_errors_name_the_argument() -> None:
         as_dataset((np.ones((2, 2)), [0]), name="validation_data")
 
 
-# --- integer x and input_scale: the conversion rule of onnxtrain.inputs --------------------------------------
+# --- integer x and input_scale: the conversion rule of onnxtrain.arrays --------------------------------------
 
 PIXELS = np.array([[0, 1, 128], [200, 254, 255]], np.uint8)
 

@@ -2,7 +2,7 @@
 
 x is stored as float32; y as int64 (class indices) or float32 (regression targets). Whether y suits the loss
 (integral, in range) is checked by fit/evaluate, which see both. Integer x follows the conversion rule of
-onnxtrain.inputs, so a Dataset and an (x, y) tuple of the same arrays reach the model as the same numbers.
+onnxtrain.arrays, so a Dataset and an (x, y) tuple of the same arrays reach the model as the same numbers.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from onnxtrain.arrays import INPUT_SCALE_RANGE, scale_integers, valid_input_scale
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
-from onnxtrain.inputs import INPUT_SCALE_RANGE, scale_integers, valid_input_scale
 
 from ._idx import read_idx
 
@@ -252,7 +252,7 @@ def as_dataset(data: Any, name: str = "dataset") -> Dataset:
 
 
 def model_inputs(dataset: Dataset, input_scale: float) -> np.ndarray:
-    """The examples of ``dataset`` as a model with ``input_scale`` reads them (the rule of onnxtrain.inputs).
+    """The examples of ``dataset`` as a model with ``input_scale`` reads them (the rule of onnxtrain.arrays).
 
     Integer examples given without an input_scale of their own are scaled by the model's (a new array), exactly
     as an integer array given to fit, evaluate or predict is; everything else is ``dataset.x`` itself.

@@ -1,4 +1,5 @@
-"""Input checks done before ONNX Runtime sees a batch: shape, dtype conversion and finiteness.
+"""Input arrays as a model reads them: the checks and conversions done before ONNX Runtime sees a batch (shape,
+dtype, finiteness) and the input scale that turns integers into the floats the model trained on.
 
 Conversion rule (documented in the README): float32 is used as is; float16/float64 are cast to float32;
 integer arrays (e.g. uint8 images) are cast to float32 and multiplied by the model's `input_scale`
@@ -9,7 +10,6 @@ object, strings, complex) is refused.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -117,44 +117,10 @@ def _all_finite(x: np.ndarray) -> bool:
     """Whether every value of C-contiguous float32 `x` is finite, in one pass over it.
 
     Row sums (einsum's own SIMD loop): a NaN or an infinity makes its row's sum NaN or infinite. A row of finite
-    values whose sum overflows makes this screen fail too; the exact element check then decides. About twice as
-    fast as min() and max() on Fashion-MNIST arrays, which matters for every `predict` call. Not a BLAS
-    matrix-vector product: that was faster still, but OpenBLAS's threads then spin on the cores ONNX Runtime
-    needs next, and predict got 40% slower.
+    values whose sum overflows makes this screen fail too; the exact element check then decides. Faster than min()
+    and max(), which matters for every `predict` call. Not a BLAS matrix-vector product: faster alone, but
+    OpenBLAS's threads then spin on the cores ONNX Runtime needs next (docs/measurements.md).
     """
     with np.errstate(invalid="ignore", over="ignore"):
         sums = np.einsum("ij->i", x.reshape(len(x), -1))
     return bool(np.isfinite(sums).all()) or bool(np.isfinite(x).all())
-
-
-MAX_THREADS = 1024
-"""More intra-op threads than this is a mistake, not a machine: ONNX Runtime would fail allocating them."""
-
-
-def check_threads(value: Any) -> int:
-    """A positive thread count up to MAX_THREADS."""
-    threads = check_positive_int("threads", value)
-    if threads > MAX_THREADS:
-        raise InvalidArgumentError(
-            f"threads expects an int in [1, {MAX_THREADS}] (this machine has {os.cpu_count()} logical CPUs). "
-            f"Received: threads={value!r}"
-        )
-    return threads
-
-
-def check_positive_int(argument: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-        raise InvalidArgumentError(f"{argument} expects a positive int. Received: {argument}={value!r}")
-    return int(value)
-
-
-def check_validation_split(value: Any) -> float:
-    """fit's `validation_split`: a number in [0, 1), the fraction of the data held out (0 holds out none).
-
-    Raises:
-        InvalidArgumentError: a bool (True is an int, but no fraction), a non-number, NaN or a value outside [0, 1).
-    """
-    fraction = as_real(value)  # Python or numpy reals; never a bool
-    if fraction is None or not 0.0 <= fraction < 1.0:
-        raise InvalidArgumentError(f"validation_split expects a float in [0, 1). Received: {value!r}")
-    return fraction

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from onnxtrain._checks import check_threads, check_validation_split
+from onnxtrain.arrays import prepare_x, scale_divisor, scale_integers
 from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.inputs import check_threads, check_validation_split, prepare_x, scale_divisor, scale_integers
 
 
 def test_finite_values_whose_sums_overflow_are_accepted():
