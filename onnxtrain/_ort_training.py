@@ -405,13 +405,24 @@ class OrtTrainingEngine:
         self._flush = FlushToZero()
         self._state = api.CheckpointState.load_checkpoint(str(checkpoint or artifacts.checkpoint))
         with self._flush.creating():
-            self._module = api.Module(
-                str(artifacts.training_model),
-                self._state,
-                str(artifacts.eval_model),
-                device=device,
-                session_options=options,
-            )
+            try:
+                self._module = api.Module(
+                    str(artifacts.training_model),
+                    self._state,
+                    str(artifacts.eval_model),
+                    device=device,
+                    session_options=options,
+                )
+            except Exception as e:  # ORT's own exception types: any failure to open the gradient graph
+                pattern = r"Could not find an implementation for (\w+)\(\d+\) node with name '([^']*)'"
+                missing = re.search(pattern, str(e))
+                if missing is None:
+                    raise
+                raise UnsupportedError(
+                    f"ONNX Runtime training has no {device} kernel for {missing.group(1)} (node "
+                    f"{missing.group(2)!r}), which the gradient of this model needs, so the ort-training engine "
+                    "cannot train it. Compile with engine='portable'."
+                ) from e
             self._optimizer = api.Optimizer(str(artifacts.optimizer_model), self._module)
         self._optimizer.set_learning_rate(float(optimizer.learning_rate))
         self.artifacts = artifacts

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from layer_harness import LayerCase, check_keras, check_reference, check_training_and_export, forward
 
 from onnxtrain import Sequential, emit, initializers, regularizers
-from onnxtrain.errors import InvalidArgumentError, ShapeError, UnknownIdentifierError
+from onnxtrain.errors import InvalidArgumentError, ShapeError, UnknownIdentifierError, UnsupportedError
 from onnxtrain.layers import (
     Conv1D,
     Conv2D,
@@ -291,14 +291,17 @@ def test_conv_forward_matches_numpy_and_keras(case: LayerCase):
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 @pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
-def test_conv_trains_and_exports(case: LayerCase, engine: str, tmp_path, request):
-    if engine == "ort-training" and isinstance(case.make(), Conv2DTranspose):
-        # ORT 1.19 builds ConvTransposeGrad but has no CPU kernel for it, and the engine lets ORT's raw
-        # NOT_IMPLEMENTED RuntimeError through at compile instead of an UnsupportedError (which the harness
-        # accepts): strict, so the mark goes once the engine explains it.
-        reason = "ort-training: ConvTransposeGrad has no CPU kernel; raw ORT error"
-        request.applymarker(pytest.mark.xfail(raises=RuntimeError, strict=True, reason=reason))
+def test_conv_trains_and_exports(case: LayerCase, engine: str, tmp_path):
+    # ORT 1.19 builds ConvTransposeGrad but has no CPU kernel for it: the ort-training engine refuses
+    # Conv2DTranspose with an UnsupportedError (which the harness accepts), naming the op.
     check_training_and_export(case, tmp_path, engine)
+
+
+@pytest.mark.training
+def test_ort_training_names_the_gradient_kernel_it_lacks():
+    with Sequential.of(Input(4, 4, 2), Conv2DTranspose(3, 2), Flatten(), Dense(2), seed=1) as model:
+        with pytest.raises(UnsupportedError, match=r"no cpu kernel for ConvTransposeGrad \(node .*engine='portable'"):
+            model.compile(optimizer="adam", loss="mse", engine="ort-training")
 
 
 @settings(max_examples=40, deadline=None)
@@ -480,7 +483,7 @@ def test_consecutive_convolutions_share_one_channels_first_layout():
         Flatten(),
         Dense(3),
     )
-    for proto in (emit.inference_model(model.layers), emit.loss_model(model.layers, model_loss())):
+    for proto in (emit.inference_graph(model.layers), emit.loss_model(model.layers, model_loss())):
         transposes = [n for n in proto.graph.node if n.op_type == "Transpose"]
         assert len(transposes) == 2, [n.name for n in transposes]  # after the input and before Flatten
         onnx.checker.check_model(proto)
