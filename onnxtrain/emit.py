@@ -110,7 +110,7 @@ def loss_model(
     return builder.build("onnxtrain_training")
 
 
-def inference_model(
+def inference_graph(
     layers: Sequence[Layer],
     loss: Loss | None = None,
     opset: int = DEFAULT_OPSET,
@@ -118,8 +118,10 @@ def inference_model(
     metadata: Mapping[str, str] | None = None,
     class_names: Sequence[str] | None = None,
 ) -> onnx.ModelProto:
-    """The deployable model: input `input` [batch, ...], output `logits`, plus `probabilities` (softmax) when the
-    loss is softmax cross-entropy (see `graph_layers`). Default ONNX domain only, checked with the full ONNX checker.
+    """The inference graph of `layers`, their parameters as initializers: input `input` [batch, ...], output
+    `logits`, plus `probabilities` (softmax) when the loss is softmax cross-entropy (see `graph_layers`). Default
+    ONNX domain only, checked with the full ONNX checker. `model_files.exported_model` adds the descriptive metadata
+    (what `Sequential.inference_model` returns and `export` writes).
     """
     layers = graph_layers(layers, loss)
     input_shape, output_shape = _io_shapes(layers)

@@ -129,7 +129,7 @@ def exported_model(
     if compiled is not None:
         metadata[META_LOSS] = compiled.loss.name
     try:
-        return emit.inference_model(
+        return emit.inference_graph(
             model.layers,
             compiled.loss if compiled else None,
             opset=opset,

@@ -64,7 +64,7 @@ def sample(case: LayerCase, n: int = 7, seed: int = 0) -> np.ndarray:
 
 def forward(model: Sequential, x: np.ndarray) -> np.ndarray:
     """The inference graph's output (no loss: the layers exactly as declared)."""
-    proto = emit.inference_model(model.layers)
+    proto = emit.inference_graph(model.layers)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     return session.run(["logits"], {"input": x})[0]
 

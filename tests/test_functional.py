@@ -102,7 +102,7 @@ def test_input_is_a_symbolic_tensor_and_still_starts_a_sequential() -> None:
     y = Dense(10)(Flatten()(x))
     assert y.shape == (10,) and y.inputs[0].inputs == (x,) and y.call_index == 0
     model = Sequential.of(Input(3), Dense(2, activation="linear"), seed=0)
-    proto = emit.inference_model(model.layers)
+    proto = emit.inference_graph(model.layers)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     x3 = data(4, 3)
     np.testing.assert_allclose(session.run(None, {"input": x3})[0], dense(model.get_weights(), "dense_1", x3), 1e-5)

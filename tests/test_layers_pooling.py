@@ -114,7 +114,7 @@ def test_poolings_normalization_and_dropout_between_them_stay_channels_first():
         Flatten(),
         seed=1,
     )
-    transposes = [n for n in emit.inference_model(model.layers).graph.node if n.op_type == "Transpose"]
+    transposes = [n for n in emit.inference_graph(model.layers).graph.node if n.op_type == "Transpose"]
     assert len(transposes) == 2
 
 

@@ -168,11 +168,11 @@ def test_image_layers_keep_channels_first_values_channels_first(make):
     x = np.random.default_rng(0).normal(size=(2, 5, 6, 3)).astype(np.float32)
     plain = Sequential.of(Input(5, 6, 3), make(), seed=1)
     after_conv = Sequential.of(Input(5, 6, 3), ToChannelsFirst(), make(), seed=1)
-    proto = emit.inference_model(after_conv.layers)
+    proto = emit.inference_graph(after_conv.layers)
     assert [n.op_type for n in proto.graph.node].count("Transpose") == 2  # in, and out to the channels-last output
     outputs = []
     for model in (plain, after_conv):
-        session = ort.InferenceSession(emit.inference_model(model.layers).SerializeToString())
+        session = ort.InferenceSession(emit.inference_graph(model.layers).SerializeToString())
         outputs.append(session.run(["logits"], {"input": x})[0])
     np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-6, atol=1e-6)
 

@@ -262,7 +262,7 @@ def test_eval_step_matches_the_exported_inference_model(blobs):
         for local in layer.params:
             layer.params[local] = weights[f"{layer.name}.{local}"]
     session = onnxruntime.InferenceSession(
-        emit.inference_model(model.layers, SCE).SerializeToString(), providers=["CPUExecutionProvider"]
+        emit.inference_graph(model.layers, SCE).SerializeToString(), providers=["CPUExecutionProvider"]
     )
     np.testing.assert_allclose(session.run(["logits"], {"input": x})[0], logits, rtol=1e-5, atol=1e-6)
     assert loss == pytest.approx(float(-np.log(SCE.probabilities(logits)[np.arange(len(y)), y]).mean()), rel=1e-5)

@@ -59,7 +59,7 @@ def test_penalty_is_in_the_loss_and_its_gradient_in_the_step(regularizer, gradie
 
 def test_export_holds_no_penalty():
     model = Sequential.of(Input(3), Dense(2, kernel_regularizer="l2", bias_regularizer="l1"), seed=1)
-    exported = emit.inference_model(model.layers)
+    exported = emit.inference_graph(model.layers)
     training = emit.loss_model(model.layers, SoftmaxCrossEntropyWithLogits())
     assert not [n for n in exported.graph.node if "penalty" in n.output[0]]
     penalties = {n.output[0] for n in training.graph.node if n.output[0].endswith("_penalty")}
