@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from onnxtrain import History
-from onnxtrain._run_config import EXAMPLES
 from onnxtrain.cli import main
+from onnxtrain.cli._run_config import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["train", "evaluate", "predict", "export", "artifacts", "summary"]

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from onnxtrain._checks import check_positive_int, check_validation_split
-from onnxtrain._cli_data import LISTED_ENTRIES, SAVED_MODEL, DatasetLoader, check_saved_model
 from onnxtrain.callbacks import Callback, CSVLogger, Logs
+from onnxtrain.cli._data import LISTED_ENTRIES, SAVED_MODEL, DatasetLoader, check_saved_model
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelExistsError, listing
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, SAVED_FILES
 from onnxtrain.saving import unreplaceable_entries
 
 if TYPE_CHECKING:
-    from onnxtrain import Sequential
+    from onnxtrain.model import Sequential
 
 # The tutorial (README, tools/tutorial.py): KotlinDL's Fashion-MNIST MLP, with linear logits (the tutorial's
 # Dense(10) is relu, which compile warns about: it can leave classes unlearnable, see tools/seed_study.py), a
@@ -213,8 +213,8 @@ def _check_name(config: dict[str, Any], source: str) -> None:
 
 def build_model(config: dict[str, Any]) -> Sequential:
     """The Sequential model of a checked config's `layers`, `name` and `seed`."""
-    from onnxtrain import Sequential
     from onnxtrain.layers import Layer
+    from onnxtrain.model import Sequential
 
     layers = []
     for i, entry in enumerate(config["layers"]):

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from onnxtrain._cli_data import DatasetLoader, RunData, load_compiled, load_run_data
-from onnxtrain._run_config import (
+from onnxtrain.cli._data import DatasetLoader, RunData, load_compiled, load_run_data
+from onnxtrain.cli._run_config import (
     HISTORY_FILE,
     RUN_FILE,
     RunOutput,
@@ -30,7 +30,7 @@ from onnxtrain.model_files import read_config as read_saved_config
 from onnxtrain.saving import write_atomically
 
 if TYPE_CHECKING:
-    from onnxtrain import Sequential
+    from onnxtrain.model import Sequential
 
 
 def writing_mode(args: argparse.Namespace) -> str:

@@ -15,8 +15,8 @@ from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE
 from onnxtrain.saving import resolve_model_directory
 
 if TYPE_CHECKING:
-    from onnxtrain import Sequential
     from onnxtrain.datasets import Dataset
+    from onnxtrain.model import Sequential
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SAVED_MODEL = "a saved model directory (the model/ folder `onnxtrain train` writes)"
@@ -176,7 +176,7 @@ def load_compiled(directory: Path, engine: str | None, command: str, resume: boo
     install), load_model compiles with the portable engine, which computes the same steps, and warns: warnings
     of the load become one-line notes on stderr, printed once the model has loaded.
     """
-    from onnxtrain import load_model
+    from onnxtrain.loading import load_model
 
     options = {} if resume else _saved_optimizer(directory)
     if engine is not None:

@@ -2,8 +2,8 @@
 
 Every sub-command has --help; bad input ends with one line on stderr, `onnxtrain <command>: error: ...`, and a
 non-zero exit status (2 for bad arguments, 1 for anything else, 130 when interrupted). The train command lives in
-`_cli_train`, a run's config and output folder in `_run_config`; what the commands read (datasets, inputs, saved
-models) in `_cli_data`.
+`_train`, a run's config and output folder in `_run_config`; what the commands read (datasets, inputs, saved
+models) in `_data`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 import numpy as np
 
 from onnxtrain import engines
-from onnxtrain._cli_data import (
+from onnxtrain.cli._data import (
     LISTED_ENTRIES,
     SAVED_MODEL,
     DatasetLoader,
@@ -28,13 +28,13 @@ from onnxtrain._cli_data import (
     read_input,
     saved_model_dir,
 )
-from onnxtrain._cli_train import cmd_train, writing_mode
-from onnxtrain._run_config import EXAMPLES, build_model, compile_settings, read_config
+from onnxtrain.cli._run_config import EXAMPLES, build_model, compile_settings, read_config
+from onnxtrain.cli._train import cmd_train, writing_mode
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, listing
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, inference_opset_and_ir
 
 if TYPE_CHECKING:
-    from onnxtrain import Sequential
+    from onnxtrain.model import Sequential
 
 ARTIFACT_FILES = ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint")
 
@@ -109,8 +109,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_artifacts(args: argparse.Namespace) -> int:
-    from onnxtrain import generate_artifacts
     from onnxtrain._ort_training import require_training_api
+    from onnxtrain.artifacts import generate_artifacts
 
     source = Path(args.source)
     existing = [name for name in ARTIFACT_FILES if (Path(args.outdir) / name).exists()]
@@ -142,7 +142,7 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from onnxtrain import load_model
+    from onnxtrain.loading import load_model
 
     target = Path(args.model)
     if target.is_dir():
@@ -240,7 +240,7 @@ def _add_ir_version_argument(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="onnxtrain", description="Train Keras-style models with ONNX Runtime; export portable ONNX.")
-    from onnxtrain import __version__
+    from onnxtrain._version import __version__
 
     parser.add_argument("--version", action="version", version=f"onnxtrain {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
