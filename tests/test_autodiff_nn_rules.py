@@ -703,6 +703,7 @@ def test_nn_rule_takes_a_batch_known_at_run_time_only(case: Case) -> None:
         np.testing.assert_allclose(value, static[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.slow
 def test_lenet_benchmark_tool_runs() -> None:
     tool = Path(__file__).resolve().parents[1] / "tools" / "bench_autodiff_lenet.py"
     done = subprocess.run([sys.executable, str(tool), "--batch", "2", "--runs", "1"], capture_output=True, text=True)

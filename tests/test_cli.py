@@ -122,6 +122,7 @@ def work(tmp_path_factory) -> Path:
 
 
 # --- train ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_train_writes_model_csv_and_png_and_says_where(work):
     out = (work / "train_stdout.txt").read_text()
     assert "\r" not in out and "\x1b" not in out  # stdout is a pipe: plain lines
@@ -144,6 +145,7 @@ def test_train_writes_model_csv_and_png_and_says_where(work):
     assert (work / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_train_defaults_to_a_new_folder_and_takes_overrides(work):
     results = run_many(
         {
@@ -159,6 +161,7 @@ def test_train_defaults_to_a_new_folder_and_takes_overrides(work):
     assert all((run / "model" / "model.onnx").exists() and (run / "curves.png").exists() for run in runs)
 
 
+@pytest.mark.slow
 def test_train_on_a_terminal_shows_a_bar(work):
     primary, secondary = pty.openpty()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm"}
@@ -211,6 +214,7 @@ def commands(work) -> dict[str, Result]:
     )
 
 
+@pytest.mark.slow
 def test_python_m_onnxtrain_lists_every_command(commands):
     assert commands["module_help"].rc == 0 and all(c in commands["module_help"].out for c in COMMANDS)
     assert commands["version"].out.startswith("onnxtrain ")
@@ -225,17 +229,20 @@ def test_every_command_has_help(command, capsys):
     assert capsys.readouterr().out.startswith(f"usage: onnxtrain {command}")
 
 
+@pytest.mark.slow
 def test_evaluate_prints_the_figures(commands):
     assert commands["evaluate"].rc == 0
     assert re.fullmatch(r"loss: \d\.\d{4} - accuracy: \d\.\d{4}  \(12 examples\)\n", commands["evaluate"].out)
 
 
+@pytest.mark.slow
 def test_predict_names_the_classes_of_a_batch_and_an_image(commands, work):
     lines = commands["predict_npy"].out.splitlines()
     assert len(lines) == 3 and all(re.fullmatch(r"\d: (zero|one|two) \(\d\) p=\d\.\d{4}", line) for line in lines)
     assert re.fullmatch(r"0: (zero|one|two) \(\d\) p=\d\.\d{4}\n", commands["predict_png"].out)
 
 
+@pytest.mark.slow
 def test_export_writes_the_requested_opset(commands, work):
     import onnx
 
@@ -244,6 +251,7 @@ def test_export_writes_the_requested_opset(commands, work):
     assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [18]
 
 
+@pytest.mark.slow
 def test_artifacts_from_a_config_and_from_a_saved_model(commands, work):
     for name in ("arts_config", "arts_model"):
         assert commands[f"artifacts_{name.removeprefix('arts_')}"].rc == 0
@@ -251,6 +259,7 @@ def test_artifacts_from_a_config_and_from_a_saved_model(commands, work):
         assert {"training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint"} <= files
 
 
+@pytest.mark.slow
 def test_summary_of_a_directory_and_of_an_onnx_file(commands):
     directory, onnx_file = commands["summary_dir"].out, commands["summary_onnx"].out
     assert "dense_1(Dense)" in directory and "Total params: 51" in directory and "Epochs trained: 3" in directory
@@ -260,6 +269,7 @@ def test_summary_of_a_directory_and_of_an_onnx_file(commands):
         assert re.search(r"ONNX file: .*model\.onnx \(\d+\.\d KB\)", text)
 
 
+@pytest.mark.slow
 def test_evaluate_and_export_take_the_engine_to_load_with(commands, work):
     import onnx
 
@@ -271,6 +281,7 @@ def test_evaluate_and_export_take_the_engine_to_load_with(commands, work):
     assert [o.name for o in exported.graph.output] == ["logits", "probabilities"]
 
 
+@pytest.mark.slow
 def test_artifacts_with_a_newer_opset_get_the_oldest_ir_version_that_holds_it(commands, work):
     import onnx
 
@@ -542,11 +553,13 @@ def errors(work) -> dict[str, Result]:
     return results
 
 
+@pytest.mark.slow
 def test_failed_commands_leave_no_folders_behind(errors):
     assert errors["new_folders"].out == ""
 
 
 @pytest.mark.parametrize(("case", "args", "status", "pattern"), ERRORS, ids=[e[0] for e in ERRORS])
+@pytest.mark.slow
 def test_bad_input_exits_non_zero_with_one_line(errors, case, args, status, pattern):
     result = errors[case]
     assert result.rc == status, result.err
@@ -557,6 +570,7 @@ def test_bad_input_exits_non_zero_with_one_line(errors, case, args, status, patt
     assert re.search(pattern, lines[0]), lines[0]
 
 
+@pytest.mark.slow
 def test_overwrite_refuses_a_foreign_model_folder_before_training(errors, work):
     assert errors["train_overwrite_foreign_folder"].out == ""  # not even "Training ..."
     assert sorted(str(p.relative_to(work / "foreign")) for p in (work / "foreign").rglob("*")) == [
@@ -583,6 +597,7 @@ def resumed(work) -> dict[str, Result]:
     return results
 
 
+@pytest.mark.slow
 def test_resuming_a_one_epoch_run_by_one_epoch_gives_the_two_epoch_run(resumed, work):
     from onnxtrain import load_model
 
@@ -610,6 +625,7 @@ def test_resuming_a_one_epoch_run_by_one_epoch_gives_the_two_epoch_run(resumed, 
     assert run["data"]["validation"] == "test"
 
 
+@pytest.mark.slow
 def test_a_model_saved_without_a_run_config_resumes_on_the_data_given(work, tmp_path):
     from onnxtrain import load_model
 
@@ -717,6 +733,7 @@ def _config_text(work: Path, changes: dict[str, str]) -> str:
 
 
 @pytest.mark.parametrize(("case", "change", "pattern"), CONFIG_ERRORS, ids=[e[0] for e in CONFIG_ERRORS])
+@pytest.mark.slow
 def test_a_refused_config_prints_nothing_and_creates_no_folder(
     work, tmp_path, monkeypatch, capsys, case, change, pattern
 ):
@@ -729,6 +746,7 @@ def test_a_refused_config_prints_nothing_and_creates_no_folder(
     assert [p.name for p in tmp_path.iterdir()] == ["c.toml"]  # no runs/NAME-TIME
 
 
+@pytest.mark.slow
 def test_a_json_config_with_a_null_name_is_refused(work, tmp_path, monkeypatch, capsys):
     config = tomllib.loads(_config_text(work, {}))
     (tmp_path / "c.json").write_text(json.dumps({**config, "name": None}))
@@ -765,6 +783,7 @@ def saved_with_state(work, tmp_path) -> Path:
 
 
 @pytest.mark.training
+@pytest.mark.slow
 def test_evaluate_and_export_fall_back_to_the_portable_engine_without_a_training_build(
     work, saved_with_state, tmp_path, monkeypatch, capsys, request
 ):
@@ -790,6 +809,7 @@ def test_evaluate_and_export_fall_back_to_the_portable_engine_without_a_training
 
 
 @pytest.mark.training
+@pytest.mark.slow
 def test_an_explicit_engine_and_artifacts_still_need_the_training_build(
     work, tmp_path, monkeypatch, capsys, inference_only
 ):

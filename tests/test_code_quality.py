@@ -18,6 +18,7 @@ def _run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_package_type_checks():
     done = _run("mypy")  # files and options: [tool.mypy] in pyproject.toml
     assert done.returncode == 0, done.stdout + done.stderr

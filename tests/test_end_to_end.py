@@ -15,6 +15,8 @@ from onnxtrain.losses import Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Adam
 
+pytestmark = pytest.mark.slow
+
 SYSTEM_DATA = Path("/usr/share/datasets/fashion-mnist")
 
 

@@ -242,6 +242,7 @@ def _first_test_images(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         return x[:600], y[:600], x[600:], y[600:]
 
 
+@pytest.mark.slow
 def test_node_predictions_are_identical_to_python(tmp_path):
     """predict.mjs with onnxruntime-node gives Python's predictions for the first 100 test images."""
     workdir = _node_workdir()
@@ -266,6 +267,7 @@ def test_node_predictions_are_identical_to_python(tmp_path):
     np.testing.assert_allclose(np.array(node["probabilities"]), python.predict_softly(images), rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_node_example_reads_uint8_pixels_with_the_input_scale(tmp_path):
     workdir = _node_workdir()
     pixels = np.random.default_rng(3).integers(0, 256, size=(12, 4, 4, 1), dtype=np.uint8)
@@ -293,6 +295,7 @@ def test_node_example_reads_uint8_pixels_with_the_input_scale(tmp_path):
 
 
 @pytest.mark.parametrize("input_scale", [1 / 255, 1 / 49, 0.003, 1.0])
+@pytest.mark.slow
 def test_node_example_takes_the_input_scale_of_uint8_pixels_from_the_model(tmp_path, input_scale):
     """Without --input-scale, predict.mjs scales uint8 pixels by the model's `input_scale` metadata as Python
     does: a float32 division by n for a scale of 1/n, else a float32 product (the probabilities are compared)."""
@@ -314,6 +317,7 @@ def test_node_example_takes_the_input_scale_of_uint8_pixels_from_the_model(tmp_p
     np.testing.assert_allclose(np.array(json.loads(done.stdout)["probabilities"]), expected, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_node_example_refuses_uint8_pixels_without_any_input_scale(tmp_path):
     workdir = _node_workdir()
     with _model() as model:
@@ -332,6 +336,7 @@ def test_node_example_refuses_uint8_pixels_without_any_input_scale(tmp_path):
     assert re.search(r"uint8 pixels need --input-scale: .*foreign\.onnx has no input_scale metadata", done.stderr)
 
 
+@pytest.mark.slow
 def test_compare_with_python_runs_from_the_repository_root(tmp_path, monkeypatch, capsys):
     """The example's README runs it from the repository root: relative --out paths must reach node too."""
     import importlib.util

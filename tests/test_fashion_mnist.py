@@ -443,6 +443,7 @@ real_files = pytest.mark.skipif(
 
 @pytest.mark.realdata
 @real_files
+@pytest.mark.slow
 def test_real_files_match_the_upstream_checksums() -> None:
     for stem, digest in fm.FILES.items():
         with gzip.open(REAL / f"{stem}.gz") as stream:
@@ -451,6 +452,7 @@ def test_real_files_match_the_upstream_checksums() -> None:
 
 @pytest.mark.realdata
 @real_files
+@pytest.mark.slow
 def test_real_fashion_mnist_counts_shapes_range_and_histogram(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(fm.DATA_ENV, raising=False)
     train, test = fashion_mnist(cache_dir=tmp_path, download=False)
@@ -466,6 +468,7 @@ def test_real_fashion_mnist_counts_shapes_range_and_histogram(tmp_path: Path, mo
 
 @pytest.mark.realdata
 @real_files
+@pytest.mark.slow
 def test_real_load_peak_memory_stays_under_twice_the_arrays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(fm.DATA_ENV, raising=False)
     tracemalloc.start()

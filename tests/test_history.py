@@ -148,6 +148,7 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.slow
 def test_plot_writes_a_valid_png_with_one_panel_per_figure(tmp_path):
     history = History()
     for epoch, loss in enumerate([1.0, 0.6, 0.5], start=1):
@@ -161,6 +162,7 @@ def test_plot_writes_a_valid_png_with_one_panel_per_figure(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_plot_leaves_pyplot_backend_alone(tmp_path):
     import matplotlib
 
@@ -177,11 +179,13 @@ def test_plot_without_matplotlib_says_how_to_install_it(tmp_path, monkeypatch):
     assert not (tmp_path / "c.png").exists()
 
 
+@pytest.mark.slow
 def test_plot_of_an_empty_history_is_refused(tmp_path):
     with pytest.raises(InvalidArgumentError, match="at least one epoch"):
         History().plot(tmp_path / "c.png")
 
 
+@pytest.mark.slow
 def test_plot_writes_the_format_its_suffix_names(tmp_path):
     history = History(history={"loss": [1.0, 0.5]}, epochs=[1, 2])
     assert history.plot(tmp_path / "c.pdf").read_bytes().startswith(b"%PDF")

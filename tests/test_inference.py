@@ -227,6 +227,7 @@ def test_a_gpu_that_is_not_there_is_one_clear_error(saved):
 # --- no training package needed
 
 
+@pytest.mark.slow
 def test_the_inference_module_never_imports_the_training_api():
     tree = ast.parse((REPO / "onnxtrain" / "inference.py").read_text())
     imported = {n.name for node in ast.walk(tree) if isinstance(node, ast.Import) for n in node.names}
@@ -242,6 +243,7 @@ def _training_modules_after(code: str) -> list[str]:
     return done.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_loading_and_predicting_imports_no_more_of_onnxruntime_training_than_onnxruntime_does(saved):
     # The training build's own `import onnxruntime` already pulls in parts of onnxruntime.training; an
     # inference-only install has none (see the next test). InferenceModel must add nothing (no training API).
@@ -252,6 +254,7 @@ def test_loading_and_predicting_imports_no_more_of_onnxruntime_training_than_onn
     assert _training_modules_after(use) == _training_modules_after("import onnxruntime")
 
 
+@pytest.mark.slow
 def test_saved_and_exported_models_run_with_only_onnxruntime_installed():
     """tools/check_infer_only.py builds (once, cached) a venv with onnxruntime but no training package and
     runs InferenceModel there against Sequential's predictions."""

@@ -276,6 +276,7 @@ def test_permission_denied_keeps_the_previous_model(tmp_path, monkeypatch, mode)
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to run a save as nobody")
+@pytest.mark.slow
 def test_a_read_only_folder_is_reported_as_permission_denied(tmp_path):
     # Real permissions: a save run as user nobody into a root-owned folder it may read but not write.
     folder = Path(tempfile.mkdtemp(prefix="onnxtrain-readonly-"))
@@ -609,6 +610,7 @@ def test_load_model_refuses_metric_and_metrics_together(small):
     seed=st.integers(0, 2**32 - 1),
     class_names=st.none() | st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=4),
 )
+@pytest.mark.slow
 def test_save_load_round_trips_config_and_weights(tmp_path, units, activation, use_bias, seed, class_names):
     layers = [Input(3, 2), Flatten(), *(Dense(u, activation=activation, use_bias=use_bias) for u in units)]
     with Sequential(layers, seed=seed) as model:
@@ -663,6 +665,7 @@ def _kill_loop(*args: str) -> dict:
 
 
 @pytest.mark.parametrize("swap, kills", [("exchange", 30), ("fallback", 15)])
+@pytest.mark.slow
 def test_sigkill_during_save_always_leaves_a_loadable_old_or_new_model(swap, kills):
     """A child trains and saves a real model in a loop; it is SIGKILLed at random moments. After every kill
     the directory holds exactly the last complete version or the one being written, load_model reads it, and
@@ -674,6 +677,7 @@ def test_sigkill_during_save_always_leaves_a_loadable_old_or_new_model(swap, kil
     assert report["killed_mid_save"] > 0 and report["found_old"] + report["found_new"] == kills
 
 
+@pytest.mark.slow
 def test_the_kill_check_catches_an_unsafe_saver():
     # The loop stops at the first unloadable directory, so a generous kill budget costs nothing when the check
     # works, and keeps an unlucky run (no kill inside a write) from passing the unsafe saver.

@@ -141,6 +141,7 @@ def test_frozen_layer_is_not_updated():
     assert not np.array_equal(after["dense_2.kernel"], before["dense_2.kernel"])
 
 
+@pytest.mark.slow
 def test_training_api_import_does_not_import_torch():
     code = "import sys, onnxtrain._ort_training as o; o._training_api(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -273,6 +273,7 @@ def test_update_argument_is_checked(monkeypatch):
         ("raise OSError('libllvmlite.so: cannot open shared object file')", "numba does not import: OSError: libllvm"),
     ],
 )
+@pytest.mark.slow
 def test_a_numba_that_does_not_import_leaves_the_graph_update_and_says_why(tmp_path, failure, reason):
     (tmp_path / "numba.py").write_text(failure + "\n")  # shadows any installed numba in the child process
     code = (
@@ -290,6 +291,7 @@ def test_a_numba_that_does_not_import_leaves_the_graph_update_and_says_why(tmp_p
 
 
 @needs_numba
+@pytest.mark.slow
 def test_the_kernel_compiles_without_a_writable_cache_directory():
     # numba refuses cache=True where it finds no writable place for the cache (a read-only install and home).
     code = (
@@ -306,6 +308,7 @@ def test_the_kernel_compiles_without_a_writable_cache_directory():
 
 
 @needs_numba
+@pytest.mark.slow
 def test_environment_variable_turns_the_fused_update_off():
     code = (
         "from onnxtrain import Sequential, losses, optimizers; from onnxtrain.layers import Input, Dense;"

@@ -139,6 +139,7 @@ def test_bad_verbose_is_refused(verbose):
         Progress(verbose, steps=1, epochs=1)
 
 
+@pytest.mark.slow
 def test_piped_stdout_of_a_real_process_has_no_bar_characters(tmp_path):
     script = textwrap.dedent(
         """

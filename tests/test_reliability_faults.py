@@ -154,6 +154,7 @@ SIGINT_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_real_sigint_during_fit_leaves_a_saveable_model(tmp_path):
     child = subprocess.Popen(
         [sys.executable, "-c", SIGINT_CHILD, str(tmp_path / "m")], stdout=subprocess.PIPE, text=True, cwd=REPO
@@ -526,6 +527,7 @@ def process_faults() -> dict[str, Any]:
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "returncode": done.returncode, "out": done.stdout}
 
 
+@pytest.mark.slow
 def test_kill_9_during_fit_loses_at_most_the_epoch_in_progress(process_faults):
     """Children train with ModelCheckpoint(save_optimizer_state=True) and are SIGKILLed mid-epoch (sometimes
     inside the save); each resumes from the checkpoint, and the finished run equals an uninterrupted one."""
@@ -537,6 +539,7 @@ def test_kill_9_during_fit_loses_at_most_the_epoch_in_progress(process_faults):
     assert report["final_matches_reference"] and report["max_weight_difference"] <= 1e-5
 
 
+@pytest.mark.slow
 def test_two_processes_saving_one_directory_leave_one_complete_model(process_faults):
     report = process_faults["concurrent_saves"]
     assert report["problems"] == [], process_faults["out"]
@@ -544,6 +547,7 @@ def test_two_processes_saving_one_directory_leave_one_complete_model(process_fau
     assert report["mixed_or_partial"] == 0 and report["unloadable"] == 0 and report["models_lost"] == 0
 
 
+@pytest.mark.slow
 def test_the_kill_check_catches_lost_epochs_and_unloadable_checkpoints(tmp_path):
     tool = _load_tool("kill_during_fit")
     with _model() as model:

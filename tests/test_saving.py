@@ -633,6 +633,7 @@ def test_kill_during_write_atomically_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "rename-aside-fallback"])
+@pytest.mark.slow
 def test_sigkill_during_override_never_leaves_a_mixed_or_partial_model(tmp_path, exchange):
     with contextlib.nullcontext() if exchange else stress.without_exchange():
         report = stress.run_kill_loop(tmp_path / "model", KILLS, mode="override", seed=1)
@@ -641,6 +642,7 @@ def test_sigkill_during_override_never_leaves_a_mixed_or_partial_model(tmp_path,
     assert report.unloadable == 0 and report.problems == [], report.problems[:3]
 
 
+@pytest.mark.slow
 def test_sigkill_during_append_never_leaves_a_mixed_or_partial_set(tmp_path):
     # Three files replaced per save beside a kept fourth: a kill among the renames used to leave a mix.
     report = stress.run_kill_loop(tmp_path / "model", KILLS, mode="append", seed=2)
