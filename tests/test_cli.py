@@ -774,32 +774,36 @@ def inference_only(monkeypatch) -> None:
 
 
 @pytest.fixture
-def saved_with_state(work, tmp_path) -> Path:
-    """The trained run/model saved again with its ort-training optimizer state, which only a training build reads."""
+def trained_by_ort_training(work, tmp_path) -> tuple[Path, Path]:
+    """run/model trained one more epoch with the ort-training engine, saved without and with ORT's optimizer state
+    (which only a training build reads)."""
     from onnxtrain import load_model
 
-    with load_model(work / "run" / "model") as model:
-        return model.save(tmp_path / "with_state", save_optimizer_state=True)
+    with load_model(work / "run" / "model", engine="ort-training", optimizer="adam") as model:
+        with np.load(work / "train.npz") as data:
+            model.fit(data["x"], data["y"], epochs=1, batch_size=8, verbose=0)
+        return model.save(tmp_path / "ort"), model.save(tmp_path / "with_state", save_optimizer_state=True)
 
 
 @pytest.mark.training
 @pytest.mark.slow
 def test_evaluate_and_export_fall_back_to_the_portable_engine_without_a_training_build(
-    work, saved_with_state, tmp_path, monkeypatch, capsys, request
+    work, trained_by_ort_training, tmp_path, monkeypatch, capsys, request
 ):
     import onnx
 
-    assert json.loads((work / "run" / "model" / "config.json").read_text())["compile"]["engine"] == "ort-training"
+    ort_model, saved_with_state = trained_by_ort_training
+    assert json.loads((ort_model / "config.json").read_text())["compile"]["engine"] == "ort-training"
     request.getfixturevalue("inference_only")
     monkeypatch.chdir(work)
-    for model in ("run/model", str(saved_with_state)):
+    for model in (str(ort_model), str(saved_with_state)):
         assert main(["evaluate", model, "--data", "test.npz"]) == 0, capsys.readouterr().err
         out, err = capsys.readouterr()
         assert re.fullmatch(r"loss: \d\.\d{4} - accuracy: \d\.\d{4}  \(12 examples\)\n", out)
         assert re.fullmatch(r"onnxtrain evaluate: note: [^\n]*ort-training engine[^\n]*portable engine[^\n]*\n", err)
 
     target = tmp_path / "inference_only.onnx"
-    assert main(["export", "run/model", str(target)]) == 0, capsys.readouterr().err
+    assert main(["export", str(ort_model), str(target)]) == 0, capsys.readouterr().err
     exported = onnx.load(str(target))
     assert [o.name for o in exported.graph.output] == ["logits", "probabilities"]
     metadata = {p.key: p.value for p in exported.metadata_props}

@@ -107,5 +107,8 @@ def test_a_resumed_run_continues_the_layer_state_exactly(tmp_path):
 
 @pytest.mark.training
 def test_the_ort_training_engine_refuses_layer_state():
-    with model() as m, pytest.raises(UnsupportedError, match=r"ort-training engine cannot train.*centering_1.moving_mean"):
+    with (
+        model() as m,
+        pytest.raises(UnsupportedError, match=r"ort-training engine cannot train.*centering_1.moving_mean"),
+    ):
         m.compile(optimizer="adam", loss="mse", engine="ort-training")

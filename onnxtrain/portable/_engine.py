@@ -432,6 +432,4 @@ def _check_names_and_shapes(
         )
     for name, value in given.items():
         if np.shape(value) != np.shape(expected[name]):
-            raise error(
-                f"{what}: {name} expects shape {np.shape(expected[name])}. Received: {np.shape(value)}"
-            )
+            raise error(f"{what}: {name} expects shape {np.shape(expected[name])}. Received: {np.shape(value)}")
