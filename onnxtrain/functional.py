@@ -14,6 +14,7 @@ can be called inside another; its layers' parameters are then named under its ow
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -351,9 +352,16 @@ def _label(x: Input) -> str:
     return f"Input {x.name!r}" if x.name else f"Input of shape {format_shape(x.shape)}"
 
 
+def to_snake_case(class_name: str) -> str:
+    """Keras' layer name of a class: `Conv2D` -> `conv2d`, `MaxPooling2D` -> `max_pooling2d`, `ReLU` -> `re_lu`."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
 def name_layers(layers: Sequence[Layer]) -> None:
-    """Name each unnamed layer after its class, numbered in order (`dense_1`, `dense_2`), skipping taken names, as
-    Sequential does; layer names must be unique in a model (a nested graph's layers are under its name)."""
+    """Name each unnamed layer after its class in Keras' snake case, numbered in order (`dense_1`, `conv2d_1`,
+    `dense_2`), skipping taken names; layer names must be unique in a model (a nested graph's layers are under its
+    name). Sequential and Functional both name their layers here."""
     taken = [layer.name for layer in layers if layer.name is not None]
     duplicates = [name for name, count in Counter(taken).items() if count > 1]
     if duplicates:
@@ -364,7 +372,7 @@ def name_layers(layers: Sequence[Layer]) -> None:
     counters: Counter[str] = Counter()
     for layer in layers:
         if layer.name is None:
-            prefix = "".join("_" + c.lower() if c.isupper() else c for c in type(layer).__name__).lstrip("_")
+            prefix = to_snake_case(type(layer).__name__)
             while True:
                 counters[prefix] += 1
                 candidate = f"{prefix}_{counters[prefix]}"

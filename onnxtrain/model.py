@@ -14,7 +14,6 @@ import numbers
 import os
 import secrets
 import warnings
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from onnxtrain import metrics as metrics_module
 from onnxtrain._checks import check_positive_int, check_threads
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
+from onnxtrain.functional import name_layers
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import Input, Layer, Shape
@@ -102,7 +102,7 @@ class Sequential:
         self._trainer: Trainer | None = None
         self._closed = False
         self._fitting = False  # compile and close wait for fit to return (a callback may call them)
-        self._name_layers()
+        name_layers(self.layers)
         self._build()
 
     @classmethod
@@ -111,23 +111,6 @@ class Sequential:
         return cls(layers, name=name, seed=seed)
 
     # --- structure ----------------------------------------------------------------------------------------
-    def _name_layers(self) -> None:
-        taken = [layer.name for layer in self.layers if layer.name is not None]
-        duplicates = [name for name, count in Counter(taken).items() if count > 1]
-        if duplicates:
-            raise InvalidArgumentError(f"Layer names must be unique in a model. Received duplicates: {duplicates}")
-        counters: Counter[str] = Counter()
-        for layer in self.layers:
-            if layer.name is None:
-                prefix = "".join("_" + c.lower() if c.isupper() else c for c in type(layer).__name__).lstrip("_")
-                while True:
-                    counters[prefix] += 1
-                    candidate = f"{prefix}_{counters[prefix]}"
-                    if candidate not in taken:
-                        break
-                layer.name = candidate
-                taken.append(candidate)
-
     def _build(self) -> None:
         shape: Shape = ()
         for index, layer in enumerate(self.layers):

@@ -212,7 +212,7 @@ BAD_LAYERS = [
     (
         lambda: Sequential.of(Input(4, 4), ZeroPadding2D(1)),
         ShapeError,
-        r"ZeroPadding2D layer 'zero_padding2_d_1' expects images of shape \[None, height, width, channels\]",
+        r"ZeroPadding2D layer 'zero_padding2d_1' expects images of shape \[None, height, width, channels\]",
     ),
     (
         lambda: Sequential.of(Input(4, 5, 1), Cropping2D(((2, 2), (0, 0)))),
