@@ -73,8 +73,9 @@ def receptive_field(kernel_size: Shape) -> int:
 
 class BaseConv(Layer):
     """What every convolution layer shares: the window (kernel_size, strides, padding, dilation_rate), the bias,
-    the activation and the channels-first layout (see `_layout.py`). Subclasses make the kernel in `build` and
-    call `emit_conv` and `add_penalties`.
+    the activation, the channels-first layout (see `_layout.py`) and the config. Subclasses name their weights in
+    `weight_arguments` and their own arguments in `layer_config`, make the kernel in `build`, and call `emit_conv`
+    and `add_penalties`.
 
     The ONNX graph gets Keras' padding as explicit pads (no auto_pad): "same" pads like TensorFlow, the odd
     position at the end, so the output has ceil(size / stride) positions; "causal" (Conv1D) pads at the start only.
@@ -83,11 +84,9 @@ class BaseConv(Layer):
     rank: ClassVar[int] = 2
     accepts_channels_first = True
     causal_allowed: ClassVar[bool] = False
-    # (argument, parameter) of each weight a regularizer argument penalizes, in Keras' names
-    regularized: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("kernel_regularizer", "kernel"),
-        ("bias_regularizer", "bias"),
-    )
+    # (prefix, parameter) of each weight, in Keras' names: `<prefix>_initializer` makes it and
+    # `<prefix>_regularizer` penalizes it
+    weight_arguments: ClassVar[tuple[tuple[str, str], ...]] = (("kernel", "kernel"), ("bias", "bias"))
 
     def __init__(
         self,
@@ -169,14 +168,9 @@ class BaseConv(Layer):
     def add_penalties(self, builder: GraphBuilder, params: dict[str, str]) -> None:
         """Record each regularizer's penalty of its weight as a loss term; none for a frozen layer (as Keras)."""
         if self.trainable:
-            for argument, parameter in self.regularized:
+            for prefix, parameter in self.weight_arguments:
                 if parameter in params:
-                    regularizers.add_penalty(builder, getattr(self, argument), params[parameter])
-
-    def regularizer_config(self) -> dict[str, Any]:
-        """The regularizers given, by argument (left out when None, as Dense's)."""
-        given = ((argument, getattr(self, argument)) for argument, _ in self.regularized)
-        return {argument: regularizer.get_config() for argument, regularizer in given if regularizer is not None}
+                    regularizers.add_penalty(builder, getattr(self, f"{prefix}_regularizer"), params[parameter])
 
     def activate(self, builder: GraphBuilder, y: str) -> str:
         """The activation of channels-first `y`: elementwise ones stay channels-first; softmax runs over the
@@ -191,6 +185,23 @@ class BaseConv(Layer):
             "strides": list(self.strides),
             "padding": self.padding,
             "dilation_rate": list(self.dilation_rate),
+        }
+
+    def layer_config(self) -> dict[str, Any]:
+        """The config's head: the window and the layer's own arguments, in the order of its signature."""
+        return self.window_config()
+
+    def get_config(self) -> dict[str, Any]:
+        prefixes = [prefix for prefix, _ in self.weight_arguments]
+        regularizers_given = {f"{p}_regularizer": getattr(self, f"{p}_regularizer") for p in prefixes}
+        return {
+            **self.layer_config(),
+            "activation": self.activation.get_config(),
+            "use_bias": self.use_bias,
+            **{f"{p}_initializer": getattr(self, f"{p}_initializer").get_config() for p in prefixes},
+            # the regularizers given; None is left out, as Dense leaves it
+            **{argument: r.get_config() for argument, r in regularizers_given.items() if r is not None},
+            **super().get_config(),
         }
 
 
@@ -261,19 +272,8 @@ class _Conv(BaseConv):
         y = self.emit_conv(builder, x, params["kernel"], params.get("bias"), self.groups)
         return self.activate(builder, y)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "filters": self.filters,
-            **self.window_config(),
-            "groups": self.groups,
-            "activation": self.activation.get_config(),
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer.get_config(),
-            "bias_initializer": self.bias_initializer.get_config(),
-            **self.regularizer_config(),
-            "name": self.name,
-            "trainable": self.trainable,
-        }
+    def layer_config(self) -> dict[str, Any]:
+        return {"filters": self.filters, **self.window_config(), "groups": self.groups}
 
 
 class Conv1D(_Conv):

@@ -141,19 +141,9 @@ class Conv2DTranspose(BaseConv):
         y = builder.node("ConvTranspose", inputs, hint="conv_transpose", **attributes)
         return self.activate(builder, mark_channels_first(builder, y))
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "filters": self.filters,
-            **self.window_config(),
-            "output_padding": None if self.output_padding is None else list(self.output_padding),
-            "activation": self.activation.get_config(),
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer.get_config(),
-            "bias_initializer": self.bias_initializer.get_config(),
-            **self.regularizer_config(),
-            "name": self.name,
-            "trainable": self.trainable,
-        }
+    def layer_config(self) -> dict[str, Any]:
+        output_padding = None if self.output_padding is None else list(self.output_padding)
+        return {"filters": self.filters, **self.window_config(), "output_padding": output_padding}
 
 
 Convolution2DTranspose = Conv2DTranspose  # Keras' other name

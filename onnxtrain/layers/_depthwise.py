@@ -47,7 +47,7 @@ class DepthwiseConv2D(BaseConv):
         depthwise_regularizer / bias_regularizer: as Conv2D's kernel_regularizer / bias_regularizer.
     """
 
-    regularized = (("depthwise_regularizer", "kernel"), ("bias_regularizer", "bias"))
+    weight_arguments = (("depthwise", "kernel"), ("bias", "bias"))
 
     def __init__(
         self,
@@ -101,15 +101,5 @@ class DepthwiseConv2D(BaseConv):
         y = self.emit_conv(builder, x, params["kernel"], params.get("bias"), group=self.input_shape[-1])
         return self.activate(builder, y)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **self.window_config(),
-            "depth_multiplier": self.depth_multiplier,
-            "activation": self.activation.get_config(),
-            "use_bias": self.use_bias,
-            "depthwise_initializer": self.depthwise_initializer.get_config(),
-            "bias_initializer": self.bias_initializer.get_config(),
-            **self.regularizer_config(),
-            "name": self.name,
-            "trainable": self.trainable,
-        }
+    def layer_config(self) -> dict[str, Any]:
+        return {**self.window_config(), "depth_multiplier": self.depth_multiplier}

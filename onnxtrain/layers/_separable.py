@@ -38,11 +38,7 @@ class SeparableConv2D(BaseConv):
             (`onnxtrain.regularizers`); None: none.
     """
 
-    regularized = (
-        ("depthwise_regularizer", "depthwise_kernel"),
-        ("pointwise_regularizer", "pointwise_kernel"),
-        ("bias_regularizer", "bias"),
-    )
+    weight_arguments = (("depthwise", "depthwise_kernel"), ("pointwise", "pointwise_kernel"), ("bias", "bias"))
 
     def __init__(
         self,
@@ -106,20 +102,8 @@ class SeparableConv2D(BaseConv):
         pointwise = builder.node("Conv", inputs, hint="pointwise", kernel_shape=[1, 1])
         return self.activate(builder, mark_channels_first(builder, pointwise))
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "filters": self.filters,
-            **self.window_config(),
-            "depth_multiplier": self.depth_multiplier,
-            "activation": self.activation.get_config(),
-            "use_bias": self.use_bias,
-            "depthwise_initializer": self.depthwise_initializer.get_config(),
-            "pointwise_initializer": self.pointwise_initializer.get_config(),
-            "bias_initializer": self.bias_initializer.get_config(),
-            **self.regularizer_config(),
-            "name": self.name,
-            "trainable": self.trainable,
-        }
+    def layer_config(self) -> dict[str, Any]:
+        return {"filters": self.filters, **self.window_config(), "depth_multiplier": self.depth_multiplier}
 
 
 SeparableConvolution2D = SeparableConv2D  # Keras' other name
