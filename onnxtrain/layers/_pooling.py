@@ -48,7 +48,8 @@ def _spatial_rank(layer: Layer, input_shape: Shape, rank: int) -> None:
 
 
 class _Pooling(Layer):
-    """A window pooling over the `rank` spatial axes of a channels-last input."""
+    """A window pooling over the `rank` spatial axes of a channels-last input. An int is that size on every axis,
+    so the default `pool_size=2` is a 2x2 window for the 2-D poolings."""
 
     accepts_channels_first = True
     op_type: ClassVar[str]
@@ -121,16 +122,6 @@ class MaxPooling2D(_Pooling):
 
     op_type, rank = "MaxPool", 2
 
-    def __init__(
-        self,
-        pool_size: int | tuple[int, int] = (2, 2),
-        strides: int | tuple[int, int] | None = None,
-        padding: str = "valid",
-        name: str | None = None,
-        trainable: bool = True,
-    ):
-        super().__init__(pool_size, strides, padding, name, trainable)
-
 
 class AveragePooling1D(_Pooling):
     """The mean of each window of `pool_size` steps (padding left out of the mean)."""
@@ -142,16 +133,6 @@ class AveragePooling2D(_Pooling):
     """The mean of each `pool_size` window (padding left out of the mean, as in Keras)."""
 
     op_type, rank = "AveragePool", 2
-
-    def __init__(
-        self,
-        pool_size: int | tuple[int, int] = (2, 2),
-        strides: int | tuple[int, int] | None = None,
-        padding: str = "valid",
-        name: str | None = None,
-        trainable: bool = True,
-    ):
-        super().__init__(pool_size, strides, padding, name, trainable)
 
 
 MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D
