@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 
 from onnxtrain import InferenceModel, Sequential, emit
 from onnxtrain.errors import UnsupportedError
@@ -139,3 +140,24 @@ def check_training_and_export(case: LayerCase, tmp_path: Path, engine: str = "po
         expected = model.predict_softly(x)
     exported = InferenceModel.load(tmp_path / f"{engine}.onnx")
     np.testing.assert_allclose(exported.predict_softly(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def table_tests(cases: list[LayerCase]) -> tuple[Callable[..., None], Callable[..., None]]:
+    """The two tests every module's table of cases gets, for the module to bind to its own test names: the forward
+    against numpy and Keras (`check_reference`, `check_keras`), and `check_training_and_export` on each engine.
+
+        test_layer_forward_matches_numpy_and_keras, test_layer_trains_and_exports = table_tests(CASES)
+    """
+    ids = [case.id for case in cases]
+
+    @pytest.mark.parametrize("case", cases, ids=ids)
+    def forward_matches_numpy_and_keras(case: LayerCase) -> None:
+        check_reference(case)
+        assert check_keras(case), f"no Keras fixture for {case.id}: run tools/keras_fixtures.py"
+
+    @pytest.mark.parametrize("case", cases, ids=ids)
+    @pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
+    def trains_and_exports(case: LayerCase, engine: str, tmp_path: Path) -> None:
+        check_training_and_export(case, tmp_path, engine)
+
+    return forward_matches_numpy_and_keras, trains_and_exports

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import onnxruntime as ort
 import pytest
-from layer_harness import LayerCase, check_keras, check_reference, check_training_and_export
+from layer_harness import LayerCase, table_tests
 
 from onnxtrain import Sequential, load_model
 from onnxtrain.errors import InvalidArgumentError, ShapeError
@@ -41,16 +41,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_dropout_forward_is_the_identity_and_matches_keras(case: LayerCase):
-    check_reference(case)
-    assert check_keras(case), f"no Keras fixture for {case.id}: run tools/keras_fixtures.py"
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
-def test_dropout_trains_and_exports(case: LayerCase, engine: str, tmp_path):
-    check_training_and_export(case, tmp_path, engine)
+test_dropout_forward_is_the_identity_and_matches_keras, test_dropout_trains_and_exports = table_tests(CASES)
 
 
 def test_a_model_with_dropout_learns_and_predicts_without_it(blobs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from layer_harness import LayerCase, check_keras, check_reference, check_training_and_export, forward
+from layer_harness import LayerCase, forward, table_tests
 
 from onnxtrain import Sequential
 from onnxtrain.errors import InvalidArgumentError, UnsupportedError
@@ -27,17 +27,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_layer_forward_matches_numpy_and_keras(case: LayerCase):
-    # The Keras fixtures' inputs lie in [-2, 2): -1 reads the last row, as in Keras (jax.numpy.take wraps it too).
-    check_reference(case)
-    assert check_keras(case), f"no Keras fixture for {case.id}: run tools/keras_fixtures.py"
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
-def test_layer_trains_and_exports(case: LayerCase, engine: str, tmp_path):
-    check_training_and_export(case, tmp_path, engine)
+# The Keras fixtures' inputs lie in [-2, 2): -1 reads the last row, as in Keras (jax.numpy.take wraps it too).
+test_layer_forward_matches_numpy_and_keras, test_layer_trains_and_exports = table_tests(CASES)
 
 
 def test_embedding_defaults_are_keras():

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from layer_harness import LayerCase, check_keras, check_reference, check_training_and_export
+from layer_harness import LayerCase, table_tests
 
 from onnxtrain import Sequential, emit
 from onnxtrain.errors import InvalidArgumentError, ShapeError
@@ -89,16 +89,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_pooling_forward_matches_numpy_and_keras(case: LayerCase):
-    check_reference(case)
-    assert check_keras(case), f"no Keras fixture for {case.id}: run tools/keras_fixtures.py"
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
-def test_pooling_trains_and_exports(case: LayerCase, engine: str, tmp_path):
-    check_training_and_export(case, tmp_path, engine)
+test_pooling_forward_matches_numpy_and_keras, test_pooling_trains_and_exports = table_tests(CASES)
 
 
 def test_poolings_normalization_and_dropout_between_them_stay_channels_first():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from layer_gradients import check_input_gradient
-from layer_harness import LayerCase, check_keras, check_reference, check_training_and_export, forward
+from layer_harness import LayerCase, forward, table_tests
 
 from onnxtrain import InferenceModel, Sequential
 from onnxtrain.errors import InvalidArgumentError, ShapeError
@@ -102,16 +102,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_layer_forward_matches_numpy_and_keras(case: LayerCase):
-    check_reference(case)
-    assert check_keras(case), f"no Keras fixture for {case.id}: run tools/keras_fixtures.py"
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
-def test_layer_trains_and_exports(case: LayerCase, engine: str, tmp_path):
-    check_training_and_export(case, tmp_path, engine)
+test_layer_forward_matches_numpy_and_keras, test_layer_trains_and_exports = table_tests(CASES)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from layer_gradients import check_input_gradient
-from layer_harness import LayerCase, check_keras, check_reference, check_training_and_export
+from layer_harness import LayerCase, table_tests
 
 from onnxtrain import Sequential, emit
 from onnxtrain.errors import InvalidArgumentError, ShapeError
@@ -128,16 +128,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_layer_forward_matches_numpy_and_keras(case: LayerCase):
-    check_reference(case)
-    assert check_keras(case), f"no Keras fixture for {case.id}: run tools/keras_fixtures.py"
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
-def test_layer_trains_and_exports(case: LayerCase, engine: str, tmp_path):
-    check_training_and_export(case, tmp_path, engine)
+test_layer_forward_matches_numpy_and_keras, test_layer_trains_and_exports = table_tests(CASES)
 
 
 class ToChannelsFirst(Layer):
