@@ -19,7 +19,9 @@ import pytest
 
 from onnxtrain import InferenceModel, Sequential, emit
 from onnxtrain.errors import UnsupportedError
+from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Dense, Flatten, Input, Layer
+from onnxtrain.layers._layout import channels_first
 
 KERAS_FIXTURES = Path(__file__).parent / "data" / "keras"
 
@@ -56,6 +58,19 @@ class LayerCase:
     tolerance: tuple[float, float] = (1e-5, 1e-5)
     input_range: tuple[float, float] = (-2.0, 2.0)
     extra: Mapping[str, object] = field(default_factory=dict)
+
+
+class ToChannelsFirst(Layer):
+    """Hands its input on channels first, as a convolution does (the next layer sees a channels-first value)."""
+
+    accepts_channels_first = True
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        assert self.input_shape is not None
+        return channels_first(builder, x, len(self.input_shape) + 1)
 
 
 def sample(case: LayerCase, n: int = 7, seed: int = 0) -> np.ndarray:

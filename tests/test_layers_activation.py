@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from layer_gradients import check_input_gradient
-from layer_harness import LayerCase, forward, table_tests
-from test_layers_reshaping import ToChannelsFirst
+from layer_harness import LayerCase, ToChannelsFirst, forward, table_tests
 
 from onnxtrain import Sequential
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnknownIdentifierError

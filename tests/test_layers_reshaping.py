@@ -8,22 +8,19 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from layer_gradients import check_input_gradient
-from layer_harness import LayerCase, table_tests
+from layer_harness import LayerCase, ToChannelsFirst, table_tests
 
 from onnxtrain import Sequential, emit
 from onnxtrain.errors import InvalidArgumentError, ShapeError
-from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import (
     Cropping2D,
     Input,
-    Layer,
     Permute,
     RepeatVector,
     Reshape,
     UpSampling2D,
     ZeroPadding2D,
 )
-from onnxtrain.layers._layout import channels_first
 
 
 def pad(x: np.ndarray, top: int, bottom: int, left: int, right: int) -> np.ndarray:
@@ -129,19 +126,6 @@ CASES = [
 
 
 test_layer_forward_matches_numpy_and_keras, test_layer_trains_and_exports = table_tests(CASES)
-
-
-class ToChannelsFirst(Layer):
-    """Hands its input on channels first, as a convolution does (the next layer sees a channels-first value)."""
-
-    accepts_channels_first = True
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def emit(self, builder: GraphBuilder, x: str) -> str:
-        assert self.input_shape is not None
-        return channels_first(builder, x, len(self.input_shape) + 1)
 
 
 @pytest.mark.parametrize(
