@@ -25,7 +25,7 @@ import sys
 import tempfile
 import types
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -40,8 +40,8 @@ from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import check_not_empty, session_options
 from onnxtrain.engine import EngineRequest
 from onnxtrain.errors import InvalidArgumentError, OnnxtrainError, RuntimeSetupError, UnsupportedError
+from onnxtrain.functional import as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
-from onnxtrain.layers import Layer
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import SGD, Adam, Optimizer
 from onnxtrain.saving import created_directories
@@ -184,7 +184,7 @@ def _optimizer_block(api: types.SimpleNamespace, optimizer: Optimizer) -> Any:
 
 
 def write_artifacts(
-    layers: Sequence[Layer],
+    layers: emit.ModelGraph,
     loss: Loss,
     optimizer: Optimizer,
     directory: str | Path,
@@ -217,8 +217,9 @@ def write_artifacts(
             f"The ort-training engine cannot train this model: {e}. Compile with engine='portable', which updates "
             "layer state and draws Dropout's masks in every step."
         ) from e
-    trainable = tuple(name for layer in layers for name in layer.trainable_params())
-    frozen = tuple(name for layer in layers for name in layer.qualified_params() if name not in trainable)
+    graph = as_graph(layers)
+    trainable = tuple(graph.trainable_params_by_name())
+    frozen = tuple(name for name in graph.params_by_name() if name not in trainable)
 
     class ForwardWithLoss(onnxblock.TrainingBlock):  # type: ignore[name-defined]
         # The loss is already in the graph (emit.loss_model); this block only marks where backprop starts.

@@ -1,7 +1,9 @@
 """The ONNX graphs of a model: forward + loss (what training engines differentiate) and the clean inference export.
 
-Both are emitted from the same layer list through one GraphBuilder, so parameter names (`dense_1.kernel`) are
-the same in the training artifacts, the checkpoint and the exported model.
+Both are emitted from the same graph of layers (a `Functional`, or a Sequential's layer list: `functional.as_graph`)
+through one GraphBuilder, so parameter names (`dense_1.kernel`) are the same in the training artifacts, the checkpoint
+and the exported model. A model of one input reads graph input `input`; one of several reads one graph input per
+`Input`, named as the Input layer is (`input_names`).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import onnx
 
 from onnxtrain import activations
 from onnxtrain.errors import UnsupportedError
+from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers import Dense, Layer, Shape
-from onnxtrain.layers._layout import channels_last, emit_layer
+from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
 
 INPUT_NAME = "input"
@@ -26,6 +29,39 @@ LABELS_NAME = "labels"
 LOSS_NAME = "loss"
 LOGITS_NAME = "logits"
 PROBABILITIES_NAME = "probabilities"
+RESERVED_NAMES = frozenset({INPUT_NAME, LABELS_NAME, LOSS_NAME, LOGITS_NAME, PROBABILITIES_NAME})
+
+ModelGraph = Sequence[Layer] | Functional
+"""What the graphs are emitted from: a Functional, or a Sequential's built layer list (Input first)."""
+
+
+def input_names(graph: Functional) -> list[str]:
+    """The graph input names of `graph`'s inputs: `input` for one, the Input layers' names for several."""
+    return [INPUT_NAME] if len(graph.inputs) == 1 else [str(x.name) for x in graph.inputs]
+
+
+def output_shape(graph: Functional) -> Shape:
+    """The shape of the graph's one output (a model's graphs have one: `loss` and `logits` are computed from it)."""
+    if len(graph.outputs) != 1:
+        raise UnsupportedError(f"A model with several outputs is not supported yet. Received: {len(graph.outputs)}")
+    return graph.outputs[0].shape
+
+
+def logits_substitutes(graph: Functional, loss: Loss | None) -> dict[SymbolicTensor, Layer]:
+    """What `Functional.emit` computes instead for `loss`: the output's Dense without its activation where
+    `graph_layers` would emit it so (same rule, same reasons); nothing otherwise."""
+    output = graph.outputs[0]
+    if not _emits_its_logits(output.layer, loss):
+        return {}
+    logits = copy.copy(output.layer)  # shares the layer's name and weights; only the activation differs
+    logits.activation = activations.Linear()
+    return {output: logits}
+
+
+def add_graph_inputs(builder: GraphBuilder, graph: Functional) -> list[str]:
+    """Declare the graph's inputs ([batch, ...] float32, named by `input_names`); returns their value names."""
+    names = input_names(graph)
+    return [builder.add_input(name, np.float32, (None, *x.shape)) for name, x in zip(names, graph.inputs, strict=True)]
 
 
 def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
@@ -64,24 +100,28 @@ def _emits_its_logits(last: Layer, loss: Loss | None) -> TypeGuard[Dense]:
     )
 
 
-def emit_forward(builder: GraphBuilder, layers: Sequence[Layer], x: str) -> str:
-    """Emit every layer after the Input, each inside its own name scope; returns the last value name, in Keras'
-    channels-last order (see `layers/_layout.py`)."""
-    for layer in layers[1:]:
-        x = emit_layer(builder, layer, x)
-    output_shape = layers[-1].output_shape
-    assert output_shape is not None, "layers must be built"
-    return channels_last(builder, x, len(output_shape) + 1)
+def emit_forward(
+    builder: GraphBuilder,
+    layers: ModelGraph,
+    x: str | Sequence[str],
+    substitutes: Mapping[SymbolicTensor, Layer] | None = None,
+) -> str:
+    """Emit every layer call after the Inputs, each inside its own name scope, reading `x` (one value per input);
+    returns the output's value name, in Keras' channels-last order (see `layers/_layout.py`)."""
+    graph = as_graph(layers)
+    output_shape(graph)  # one output
+    return graph.emit(builder, [x] if isinstance(x, str) else list(x), substitutes)[0]
 
 
 def loss_model(
-    layers: Sequence[Layer],
+    layers: ModelGraph,
     loss: Loss,
     opset: int = DEFAULT_OPSET,
     ir_version: int = DEFAULT_IR_VERSION,
     training: bool = False,
 ) -> onnx.ModelProto:
-    """Forward pass + loss. Inputs: `input`, `labels`. Outputs: `loss` (first: where backpropagation starts), `logits`.
+    """Forward pass + loss. Inputs: `input` (or one per Input, `input_names`), `labels`. Outputs: `loss` (first:
+    where backpropagation starts), `logits`.
 
     Parameters are initializers; a training engine decides which of them are trainable. `training=True` emits the
     layers' training graph (a generic training engine's forward).
@@ -91,13 +131,13 @@ def loss_model(
             statistics), which this graph has no output for, or draws per-step random numbers (Dropout), for
             which it has no step counter.
     """
-    layers = graph_layers(layers, loss)
-    input_shape, output_shape = _io_shapes(layers)
+    graph = as_graph(layers)
+    shape = output_shape(graph)
     builder = GraphBuilder(opset, ir_version, training=training)
-    x = builder.add_input(INPUT_NAME, np.float32, (None, *input_shape))
-    label_dtype, label_shape = loss.label_spec(output_shape)
+    xs = add_graph_inputs(builder, graph)
+    label_dtype, label_shape = loss.label_spec(shape)
     labels = builder.add_input(LABELS_NAME, label_dtype, label_shape)
-    output = emit_forward(builder, layers, x)
+    output = emit_forward(builder, graph, xs, logits_substitutes(graph, loss))
     with builder.scope("loss"):
         value = builder.with_added_losses(loss.emit(builder, output, labels))  # weight penalties (regularizers)
     if builder.state_updates:
@@ -106,40 +146,35 @@ def loss_model(
             "forward-and-loss graph has no output for"
         )
     builder.add_output(value, LOSS_NAME, np.float32, ())
-    builder.add_output(output, LOGITS_NAME, np.float32, (None, *output_shape))
+    builder.add_output(output, LOGITS_NAME, np.float32, (None, *shape))
     return builder.build("onnxtrain_training")
 
 
 def inference_graph(
-    layers: Sequence[Layer],
+    layers: ModelGraph,
     loss: Loss | None = None,
     opset: int = DEFAULT_OPSET,
     ir_version: int = DEFAULT_IR_VERSION,
     metadata: Mapping[str, str] | None = None,
     class_names: Sequence[str] | None = None,
 ) -> onnx.ModelProto:
-    """The inference graph of `layers`, their parameters as initializers: input `input` [batch, ...], output
+    """The inference graph of `layers`, their parameters as initializers: input `input` [batch, ...] (or one per
+    Input, named by `input_names`), output
     `logits`, plus `probabilities` (softmax) when the loss is softmax cross-entropy (see `graph_layers`). Default
     ONNX domain only, checked with the full ONNX checker. `model_files.exported_model` adds the descriptive metadata
     (what `Sequential.inference_model` returns and `export` writes).
     """
-    layers = graph_layers(layers, loss)
-    input_shape, output_shape = _io_shapes(layers)
+    graph = as_graph(layers)
+    shape = output_shape(graph)
     builder = GraphBuilder(opset, ir_version)
-    x = builder.add_input(INPUT_NAME, np.float32, (None, *input_shape))
-    output = emit_forward(builder, layers, x)
-    builder.add_output(output, LOGITS_NAME, np.float32, (None, *output_shape))
+    xs = add_graph_inputs(builder, graph)
+    output = emit_forward(builder, graph, xs, logits_substitutes(graph, loss))
+    builder.add_output(output, LOGITS_NAME, np.float32, (None, *shape))
     if isinstance(loss, SoftmaxCrossEntropyWithLogits):
         probabilities = builder.node("Softmax", [LOGITS_NAME], hint="softmax", axis=-1)
-        builder.add_output(probabilities, PROBABILITIES_NAME, np.float32, (None, *output_shape))
+        builder.add_output(probabilities, PROBABILITIES_NAME, np.float32, (None, *shape))
     for key, value in (metadata or {}).items():
         builder.set_metadata(key, value)
     if class_names is not None:
         builder.set_metadata("class_names", json.dumps(list(class_names)))
     return builder.build("onnxtrain_inference")
-
-
-def _io_shapes(layers: Sequence[Layer]) -> tuple[Shape, Shape]:
-    first, last = layers[0], layers[-1]
-    assert first.output_shape is not None and last.output_shape is not None, "layers must be built"
-    return first.output_shape, last.output_shape

@@ -380,3 +380,19 @@ def name_layers(layers: Sequence[Layer]) -> None:
                     break
             layer.name = candidate
             taken.append(candidate)
+
+
+def as_graph(layers: Sequence[Layer] | Functional) -> Functional:
+    """`layers` as a Functional: a Functional as it is; a built layer list (a Sequential's: Input first, each layer
+    reading the one before) as the chain of its calls. The chain's tensors are made here, not by calling the layers,
+    so the layers keep no record of it (and their weights are theirs already)."""
+    if isinstance(layers, Functional):
+        return layers
+    layers = list(layers)
+    if not layers or not isinstance(layers[0], Input):
+        raise InvalidArgumentError(f"A layer list starts with its Input. Received: {layers!r}")
+    tensor: SymbolicTensor = layers[0]
+    for layer in layers[1:]:
+        assert layer.output_shape is not None, "layers must be built"
+        tensor = SymbolicTensor(layer.output_shape, layer, 0, [tensor])
+    return Functional(layers[0], tensor, seed=0)

@@ -17,8 +17,8 @@ from onnx import TensorProto
 
 from onnxtrain import autodiff, emit
 from onnxtrain.errors import ShapeError
+from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
-from onnxtrain.layers import Layer
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.portable._in_place import in_place_updates
@@ -112,18 +112,18 @@ class ParameterInputBuilder(GraphBuilder):
         return qualified
 
 
-def model_parameters(layers: Sequence[Layer]) -> dict[str, np.ndarray]:
-    """Every parameter by graph name, in layer order."""
-    return {name: value for layer in layers for name, value in layer.qualified_params().items()}
+def model_parameters(layers: emit.ModelGraph) -> dict[str, np.ndarray]:
+    """Every parameter by graph name (a nested model's under its name), in layer order."""
+    return as_graph(layers).params_by_name()
 
 
-def trainable_parameters(layers: Sequence[Layer]) -> tuple[str, ...]:
+def trainable_parameters(layers: emit.ModelGraph) -> tuple[str, ...]:
     """The graph names of the parameters the optimizer updates, in layer order."""
-    return tuple(name for layer in layers for name in layer.trainable_params())
+    return tuple(as_graph(layers).trainable_params_by_name())
 
 
 def train_step_model(
-    layers: Sequence[Layer],
+    layers: emit.ModelGraph,
     loss: Loss,
     optimizer: Optimizer,
     opset: int = DEFAULT_OPSET,
@@ -135,9 +135,9 @@ def train_step_model(
         UnsupportedError: an op of the model has no gradient rule (`onnxtrain.autodiff`), or the optimizer no
             update rule.
     """
-    layers = emit.graph_layers(layers, loss)
+    graph = as_graph(layers)
     rule = update_rule(optimizer)
-    parameters, trainable = model_parameters(layers), trainable_parameters(layers)
+    parameters, trainable = model_parameters(graph), trainable_parameters(graph)
     b = ParameterInputBuilder(parameters, opset, ir_version, training=True)
     state = tuple(
         StateTensor(f"optimizer.{slot.name}.{name}", name, slot.name, slot.initial, slot.scale)
@@ -148,7 +148,7 @@ def train_step_model(
         b.add_input(tensor.name, np.float32, parameters[tensor.parameter].shape)
     step = b.training_step()
     lr = b.add_input(LEARNING_RATE, np.float32, ())
-    loss_value, _, grads = _forward_backward(b, layers, loss, trainable)
+    loss_value, _, grads = _forward_backward(b, graph, loss, trainable)
     layer_updates = b.state_updates
     layer_state = tuple(name for name in parameters if name in layer_updates and name not in trainable)
     frozen = tuple(n for n in parameters if n not in trainable and n not in layer_state)
@@ -183,7 +183,7 @@ def train_step_model(
 
 
 def gradient_model(
-    layers: Sequence[Layer],
+    layers: emit.ModelGraph,
     loss: Loss,
     optimizer: Optimizer,
     opset: int = DEFAULT_OPSET,
@@ -195,10 +195,10 @@ def gradient_model(
     trainable parameter, clipped as `optimizer` clips. The engine applies the update with a fused kernel
     (`_fused.py`) where one exists; `train_step_model` is the same step with the update in the graph.
     """
-    layers = emit.graph_layers(layers, loss)
-    parameters, trainable = model_parameters(layers), trainable_parameters(layers)
+    graph = as_graph(layers)
+    parameters, trainable = model_parameters(graph), trainable_parameters(graph)
     b = ParameterInputBuilder(parameters, opset, ir_version, training=True)
-    _, _, grads = _forward_backward(b, layers, loss, trainable)
+    _, _, grads = _forward_backward(b, graph, loss, trainable)
     with b.scope("clip"):
         clipped = clip_gradients(b, optimizer, [grads[name] for name in trainable])
     for name, g in zip(trainable, clipped, strict=True):
@@ -208,7 +208,7 @@ def gradient_model(
 
 
 def _forward_backward(
-    b: GraphBuilder, layers: Sequence[Layer], loss: Loss, trainable: Sequence[str]
+    b: GraphBuilder, graph: Functional, loss: Loss, trainable: Sequence[str]
 ) -> tuple[str, str, dict[str, str]]:
     """Emit the batch inputs, forward, loss and backward; add the `loss` and `logits` outputs.
 
@@ -216,8 +216,8 @@ def _forward_backward(
 
     Returns (loss, logits, gradient by trainable parameter name).
     """
-    x, labels, output_shape = _batch_inputs(b, layers, loss)
-    value = emit.emit_forward(b, layers, x)
+    xs, labels, output_shape = _batch_inputs(b, graph, loss)
+    value = emit.emit_forward(b, graph, xs, emit.logits_substitutes(graph, loss))
     with b.scope("loss"):
         loss_value = b.with_added_losses(loss.emit(b, value, labels))  # weight penalties (regularizers)
     with b.scope("backward"):
@@ -257,13 +257,13 @@ def _update_if_finite(
 
 
 def eval_model(
-    layers: Sequence[Layer], loss: Loss, opset: int = DEFAULT_OPSET, ir_version: int = DEFAULT_IR_VERSION
+    layers: emit.ModelGraph, loss: Loss, opset: int = DEFAULT_OPSET, ir_version: int = DEFAULT_IR_VERSION
 ) -> onnx.ModelProto:
     """Forward + loss with the parameters as inputs: `loss`, `logits` of a batch for the current weights."""
-    layers = emit.graph_layers(layers, loss)
-    b = ParameterInputBuilder(model_parameters(layers), opset, ir_version)
-    x, labels, output_shape = _batch_inputs(b, layers, loss)
-    output = emit.emit_forward(b, layers, x)
+    graph = as_graph(layers)
+    b = ParameterInputBuilder(model_parameters(graph), opset, ir_version)
+    xs, labels, output_shape = _batch_inputs(b, graph, loss)
+    output = emit.emit_forward(b, graph, xs, emit.logits_substitutes(graph, loss))
     with b.scope("loss"):
         value = b.with_added_losses(loss.emit(b, output, labels))
     b.add_output(value, emit.LOSS_NAME, np.float32, ())
@@ -271,10 +271,9 @@ def eval_model(
     return b.build("onnxtrain_eval")
 
 
-def _batch_inputs(b: GraphBuilder, layers: Sequence[Layer], loss: Loss) -> tuple[str, str, tuple[int, ...]]:
-    input_shape, output_shape = layers[0].output_shape, layers[-1].output_shape
-    assert input_shape is not None and output_shape is not None, "layers must be built"
-    x = b.add_input(emit.INPUT_NAME, np.float32, (None, *input_shape))
+def _batch_inputs(b: GraphBuilder, graph: Functional, loss: Loss) -> tuple[list[str], str, tuple[int, ...]]:
+    output_shape = emit.output_shape(graph)
+    xs = emit.add_graph_inputs(b, graph)
     label_dtype, label_shape = loss.label_spec(output_shape)
     labels = b.add_input(emit.LABELS_NAME, label_dtype, label_shape)
-    return x, labels, output_shape
+    return xs, labels, output_shape
