@@ -28,7 +28,7 @@ from onnxtrain.cli._data import (
     read_input,
     saved_model_dir,
 )
-from onnxtrain.cli._run_config import EXAMPLES, build_model, compile_settings, read_config
+from onnxtrain.cli._run_config import EXAMPLE_HELP, EXAMPLES, build_model, compile_settings, read_config
 from onnxtrain.cli._train import cmd_train, writing_mode
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, listing
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, inference_opset_and_ir
@@ -254,7 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
         "fit(initial_epoch=k, epochs=k+N)), so resuming a 1-epoch run by 1 epoch gives the model of a 2-epoch run.",
     )
     train.add_argument("config", nargs="?", help="model config, .toml or .json (see examples/fashion_mlp.toml)")
-    train.add_argument("--example", choices=sorted(EXAMPLES), help="a built-in config: the tutorial's MLP")
+    train.add_argument(
+        "--example",
+        choices=sorted(EXAMPLES),
+        help="a built-in config: " + ", ".join(f"{name} ({EXAMPLE_HELP[name]})" for name in sorted(EXAMPLES)),
+    )
     train.add_argument(
         "--resume",
         metavar="DIR",

@@ -4,6 +4,7 @@ Sequential model and compile settings a config describes, and the output folder 
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
 import re
@@ -16,11 +17,18 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from onnxtrain._checks import check_positive_int, check_validation_split
 from onnxtrain.callbacks import Callback, CSVLogger, Logs
 from onnxtrain.cli._data import LISTED_ENTRIES, SAVED_MODEL, DatasetLoader, check_saved_model
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelExistsError, listing
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelExistsError,
+    UnknownIdentifierError,
+    listing,
+)
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, SAVED_FILES
 from onnxtrain.saving import unreplaceable_entries
 
 if TYPE_CHECKING:
+    from onnxtrain.layers import Layer
     from onnxtrain.model import Sequential
 
 # The tutorial (README, tools/tutorial.py): KotlinDL's Fashion-MNIST MLP, with linear logits (the tutorial's
@@ -43,8 +51,32 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "epochs": 10,
         "batch_size": 100,
         "data": {"train": "fashion-mnist:train", "test": "fashion-mnist:test", "validation": "test"},
-    }
+    },
+    # The LeNet-style CNN of issue 20 (tools/_tutorial.py cnn_layers, which tools/bench_peers times against torch,
+    # JAX and Keras), trained as the MLP is. examples/fashion_cnn.toml is the same config.
+    "fashion-cnn": {
+        "name": "fashion_cnn",
+        "seed": 42,
+        "layers": [
+            {"type": "Input", "shape": [28, 28, 1]},
+            {"type": "Conv2D", "filters": 32, "kernel_size": 3, "padding": "same", "activation": "relu"},
+            {"type": "MaxPooling2D", "pool_size": 2},
+            {"type": "Conv2D", "filters": 64, "kernel_size": 3, "padding": "valid", "activation": "relu"},
+            {"type": "MaxPooling2D", "pool_size": 2},
+            {"type": "Flatten"},
+            {"type": "Dense", "units": 128, "activation": "relu"},
+            {"type": "Dropout", "rate": 0.5},
+            {"type": "Dense", "units": 10, "activation": "linear"},
+        ],
+        "optimizer": {"name": "adam", "learning_rate": 0.001},
+        "loss": "softmax_cross_entropy_with_logits",
+        "metric": "accuracy",
+        "epochs": 10,
+        "batch_size": 100,
+        "data": {"train": "fashion-mnist:train", "test": "fashion-mnist:test", "validation": "test"},
+    },
 }
+EXAMPLE_HELP = {"fashion-mlp": "the tutorial's MLP", "fashion-cnn": "a LeNet-style CNN"}  # for train --help
 CONFIG_KEYS = {
     "name", "seed", "layers", "optimizer", "loss", "metric", "metrics", "epochs", "batch_size",
     "validation_split", "data",
@@ -212,18 +244,75 @@ def _check_name(config: dict[str, Any], source: str) -> None:
 
 
 def build_model(config: dict[str, Any]) -> Sequential:
-    """The Sequential model of a checked config's `layers`, `name` and `seed`."""
-    from onnxtrain.layers import Layer
+    """The Sequential model of a checked config's `layers`, `name` and `seed`: each entry is the layer class its
+    `type` names (any layer of `onnxtrain.layers`, aliases such as MaxPool2D included) built with the entry's
+    other keys as keyword arguments.
+
+    Raises:
+        UnknownIdentifierError: a `type` that names no layer.
+        InvalidArgumentError: an argument the layer does not take, lacks or refuses.
+    """
     from onnxtrain.model import Sequential
 
     layers = []
     for i, entry in enumerate(config["layers"]):
+        layer_class = _layer_class(i, entry["type"])
         settings = {k: v for k, v in entry.items() if k != "type"}
+        _check_arguments(i, entry["type"], layer_class, settings)
         try:
-            layers.append(Layer.from_config({"class_name": entry["type"], "config": settings}))
-        except TypeError as e:  # an unexpected or missing keyword of the layer's constructor
+            layers.append(layer_class.from_layer_config(settings))
+        except TypeError as e:  # a keyword the signature check cannot see (a layer taking **kwargs)
             raise InvalidArgumentError(f"layers[{i}] ({entry['type']}): {e}") from e
     return Sequential(layers, name=config.get("name", "sequential"), seed=config.get("seed"))
+
+
+def _public_layers() -> dict[str, type[Layer]]:
+    """The layer classes a config may name, by name: the public ones of onnxtrain.layers (aliases too) and the
+    Layer subclasses a user defined."""
+    import onnxtrain.layers as module
+    from onnxtrain.layers import Layer
+
+    found = {
+        name: cls
+        for name in module.__all__
+        if isinstance(cls := getattr(module, name), type) and issubclass(cls, Layer)
+        if cls.registry_key() in Layer.registry  # not the Layer and ActivationLayer bases
+    }
+    # A user's own layers, registered by subclassing Layer; the package's private bases (BaseConv, _Pooling) stay out.
+    custom = {k: v for k, v in Layer.registry.items() if not v.__module__.startswith("onnxtrain.")}
+    return {**custom, **found}
+
+
+def _layer_class(index: int, name: str) -> type[Layer]:
+    known = _public_layers()
+    if name not in known:
+        raise UnknownIdentifierError(
+            f"layers[{index}]: Could not interpret layer class {name!r}. Known layers: {', '.join(sorted(known))}"
+        )
+    return known[name]
+
+
+def _check_arguments(index: int, name: str, layer_class: type[Layer], settings: dict[str, Any]) -> None:
+    """Unknown or missing keyword arguments, named with what the layer takes (not a private base's TypeError)."""
+    from onnxtrain.layers import Layer
+
+    if layer_class.from_layer_config.__func__ is not Layer.from_layer_config.__func__:  # type: ignore[attr-defined]
+        return  # a layer that reads its config itself
+    parameters = list(inspect.signature(layer_class.__init__).parameters.values())[1:]
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return
+    takes = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unexpected = [key for key in settings if key not in takes]
+    if unexpected:
+        raise InvalidArgumentError(
+            f"layers[{index}] ({name}): unexpected keyword argument {', '.join(map(repr, unexpected))}. "
+            f"{name} takes: {', '.join(takes)}"
+        )
+    missing = [p.name for p in parameters if p.name in takes and p.default is p.empty and p.name not in settings]
+    if missing:
+        raise InvalidArgumentError(
+            f"layers[{index}] ({name}) needs {', '.join(missing)}, e.g. " + " ".join(f"{key} = ..." for key in missing)
+        )
 
 
 def compile_settings(config: dict[str, Any]) -> dict[str, Any]:
