@@ -22,7 +22,7 @@ from onnxtrain.inference import InferenceModel  # noqa: E402
 from onnxtrain.loading import load_model  # noqa: E402
 from onnxtrain.losses import Losses  # noqa: E402
 from onnxtrain.metrics import Metrics  # noqa: E402
-from onnxtrain.model import Sequential  # noqa: E402
+from onnxtrain.model import Model, Sequential  # noqa: E402
 from onnxtrain.saving import WritingMode  # noqa: E402
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "InferenceModel",
     "Losses",
     "Metrics",
+    "Model",
     "Sequential",
     "TrainingArtifacts",
     "WritingMode",

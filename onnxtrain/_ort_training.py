@@ -38,7 +38,7 @@ import onnx.numpy_helper
 from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import check_not_empty, session_options
-from onnxtrain.engine import EngineRequest
+from onnxtrain.engine import Batch, EngineRequest
 from onnxtrain.errors import InvalidArgumentError, OnnxtrainError, RuntimeSetupError, UnsupportedError
 from onnxtrain.functional import as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
@@ -429,29 +429,31 @@ class OrtTrainingEngine:
         self.artifacts = artifacts
         self._cleanup = weakref.finalize(self, shutil.rmtree, artifacts.directory, True) if owns_directory else None
 
-    def train_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    def train_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward, backward and, when the loss is finite, one optimizer update.
 
         Returns (loss, outputs) of the batch before the update. A non-finite loss skips the update, so the
         weights stay those of the last good step; the caller decides what to do about it.
         """
-        check_not_empty(x)
+        xs = [x] if isinstance(x, np.ndarray) else list(x)  # the graph's inputs: one per model input, then labels
+        check_not_empty(xs[0])
         # The pybind objects behind Module/Optimizer, called directly: Module.__call__ converts every fetch and
         # rebuilds its argument list each step, about a tenth of a step for this model.
         fetches = self._api.OrtValueVector()
         with self._flush.active():
-            self._module._model.train_step([x, labels], fetches)
+            self._module._model.train_step([*xs, labels], fetches)
             loss = float(fetches[0].numpy())
             if math.isfinite(loss):
                 self._optimizer._optimizer.optimizer_step()
             self._module._model.lazy_reset_grad()
         return loss, fetches[1].numpy()
 
-    def eval_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        check_not_empty(x)
+    def eval_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        xs = [x] if isinstance(x, np.ndarray) else list(x)
+        check_not_empty(xs[0])
         fetches = self._api.OrtValueVector()
         with self._flush.active():
-            self._module._model.eval_step([x, labels], fetches)
+            self._module._model.eval_step([*xs, labels], fetches)
         return float(fetches[0].numpy()), fetches[1].numpy()
 
     def reset_gradients(self) -> None:

@@ -10,6 +10,7 @@ object, strings, complex) is refused.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -124,3 +125,69 @@ def _all_finite(x: np.ndarray) -> bool:
     with np.errstate(invalid="ignore", over="ignore"):
         sums = np.einsum("ij->i", x.reshape(len(x), -1))
     return bool(np.isfinite(sums).all()) or bool(np.isfinite(x).all())
+
+
+class InputArrays:
+    """The arrays of a model of several inputs, one per input in the model's order, with one row per example:
+    sliced and gathered together as the trainer batches one array.
+
+    Attributes:
+        arrays: one C-contiguous float32 array per input.
+    """
+
+    def __init__(self, arrays: Sequence[np.ndarray]):
+        self.arrays: tuple[np.ndarray, ...] = tuple(arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, rows: Any) -> InputArrays:
+        return InputArrays([array[rows] for array in self.arrays])
+
+    def take(self, index: np.ndarray) -> InputArrays:
+        return InputArrays([np.take(array, index, axis=0) for array in self.arrays])
+
+
+def prepare_inputs(
+    x: Any,
+    inputs: Sequence[tuple[str, Shape]],
+    input_scale: float = 1.0,
+    argument: str = "x",
+    allow_single: bool = False,
+) -> tuple[np.ndarray | InputArrays, bool]:
+    """`prepare_x` for a model whose `inputs` are (name, shape) pairs: one input reads an array; several read a
+    list or tuple of arrays in the inputs' order, or a dict {input name: array} (Keras' two ways).
+
+    Returns (the array, or the InputArrays of several inputs; whether `x` was a single example).
+
+    Raises:
+        InvalidTypeError: several inputs, and `x` is neither a list, a tuple nor a dict.
+        InvalidArgumentError: the wrong number of arrays, names other than the inputs', or arrays of different lengths.
+        The errors of `prepare_x`, naming the input (`x['image']`).
+    """
+    if len(inputs) == 1:
+        return prepare_x(x, inputs[0][1], input_scale, argument, allow_single)
+    names = [name for name, _ in inputs]
+    if isinstance(x, dict):
+        if set(x) != set(names):
+            raise InvalidArgumentError(
+                f"{argument} expects a dict with one array per model input, keyed {names}. Received keys: {list(x)}"
+            )
+        given = [x[name] for name in names]
+    elif isinstance(x, list | tuple) and len(x) == len(names) and not all(np.isscalar(v) for v in x):
+        given = list(x)
+    else:
+        received = f"a {type(x).__name__} of {len(x)}" if isinstance(x, list | tuple) else type(x).__name__
+        raise InvalidTypeError(
+            f"{argument} expects one array per model input ({names}): a list of {len(names)} arrays in that order, "
+            f"or a dict {{name: array}}. Received: {received}"
+        )
+    prepared = [
+        prepare_x(value, shape, input_scale, f"{argument}[{name!r}]", allow_single)
+        for value, (name, shape) in zip(given, inputs, strict=True)
+    ]
+    arrays, singles = [array for array, _ in prepared], {single for _, single in prepared}
+    lengths = {name: len(array) for name, array in zip(names, arrays, strict=True)}
+    if len(set(lengths.values())) != 1 or len(singles) != 1:
+        raise InvalidArgumentError(f"{argument} expects as many examples in every input. Received: {lengths}")
+    return InputArrays(arrays), singles.pop()

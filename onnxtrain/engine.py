@@ -15,10 +15,13 @@ from typing import Protocol
 import numpy as np
 
 from onnxtrain._runtime import Device
+from onnxtrain.emit import ModelGraph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
-from onnxtrain.layers import Layer
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import Optimizer
+
+Batch = np.ndarray | Sequence[np.ndarray]
+"""A step's examples: one array, or one per input of a model of several (in the model's input order)."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,8 @@ class EngineRequest:
     """Everything an engine is opened from.
 
     Attributes:
-        layers: the model's built layers, Input first; their current parameters are the starting weights.
+        layers: the model's graph (a Functional), or a Sequential's built layers, Input first; their current
+            parameters are the starting weights.
         loss / optimizer: as compiled.
         device: where the engine runs and keeps the weights.
         threads: ONNX Runtime intra-op threads (None: the engine's default).
@@ -36,7 +40,7 @@ class EngineRequest:
         opset / ir_version: of the generated graphs.
     """
 
-    layers: Sequence[Layer]
+    layers: ModelGraph
     loss: Loss
     optimizer: Optimizer
     device: Device
@@ -51,7 +55,7 @@ class Engine(Protocol):
     """A training engine: train and eval steps over numpy batches, with the weights and the optimizer state kept
     by the engine between them. The trainer uses this interface only; it never asks which engine it holds."""
 
-    def train_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    def train_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward, backward and, when the loss is finite, one optimizer update.
 
         Returns (loss, outputs) of the batch before the update. A non-finite loss makes no update, so the weights
@@ -59,7 +63,7 @@ class Engine(Protocol):
         """
         ...
 
-    def eval_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    def eval_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
         """(loss, outputs) of the batch, changing nothing."""
         ...
 

@@ -18,7 +18,7 @@ from onnxtrain import _ort_training, engines, losses, metrics, model_files, opti
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, OnnxtrainError, RuntimeSetupError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer
-from onnxtrain.model import Sequential
+from onnxtrain.model import Model, Sequential
 from onnxtrain.model_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
 from onnxtrain.saving import reading_model
 
@@ -26,7 +26,8 @@ from onnxtrain.saving import reading_model
 _REBUILD_ERRORS = (OnnxtrainError, AttributeError, KeyError, TypeError, ValueError, OverflowError, MemoryError)
 
 
-def load_model(directory: str | Path, compile: bool = True, device: str = "cpu", **compile_options: Any) -> Sequential:
+# Returns a Model (a Sequential for a Sequential's save); typed Any until the CLI's annotations say Model.
+def load_model(directory: str | Path, compile: bool = True, device: str = "cpu", **compile_options: Any) -> Any:
     """Rebuild a saved model; with `compile=True` (default) it is compiled with its saved settings.
 
     When the model was saved with `save_optimizer_state=True`, training resumes exactly where it stopped: the
@@ -58,12 +59,17 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
         checkpoint_path = files.get(CHECKPOINT_FILE, Path(directory) / CHECKPOINT_FILE)
     config_path = files[CONFIG_FILE]
     unbuildable = f"{config_path} describes a model that cannot be rebuilt"
-    layers = []
-    for index, entry in enumerate(config["layers"]):
-        with _config_entry(unbuildable, f"layers[{index}]", entry):
-            layers.append(Layer.from_config(entry))
-    with _config_entry(unbuildable):
-        model = Sequential(layers, name=str(config.get("name", "sequential")), seed=config["seed"])
+    model: Model
+    if config.get("class_name") == "Functional":  # a Model's: Keras' layout of layers and their calls
+        with _config_entry(unbuildable):
+            model = Model.from_config(config)
+    else:
+        layers = []
+        for index, entry in enumerate(config["layers"]):
+            with _config_entry(unbuildable, f"layers[{index}]", entry):
+                layers.append(Layer.from_config(entry))
+        with _config_entry(unbuildable):
+            model = Sequential(layers, name=str(config.get("name", "sequential")), seed=config["seed"])
     model.class_names = tuple(config["class_names"]) if config.get("class_names") else None
     model.input_scale = float(config.get("input_scale", 1.0))
     model_files.check_weights(model.get_weights(), weights, files[MODEL_FILE])
@@ -116,7 +122,7 @@ def _engine_here(saved_engine: str, resume: bool, directory: Path) -> str:
 
 
 def _compile_loaded(
-    model: Sequential,
+    model: Model,
     config: dict[str, Any],
     config_path: Path,
     checkpoint: bytes | None,

@@ -14,6 +14,7 @@ import numbers
 import os
 import secrets
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,115 +25,102 @@ from onnxtrain import emit, engines, losses, model_files, optimizers
 from onnxtrain import metrics as metrics_module
 from onnxtrain._checks import check_positive_int, check_threads
 from onnxtrain._runtime import check_runtime_loads
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
-from onnxtrain.functional import name_layers
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
+from onnxtrain.functional import Functional, as_graph, name_layers
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.history import EvaluationResult, History
-from onnxtrain.layers import Input, Layer, Shape
+from onnxtrain.layers import BatchNormalization, Input, Layer, Shape
+from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
-from onnxtrain.summary import summary_table
+from onnxtrain.summary import connected_summary_table, summary_table
 from onnxtrain.training import Compiled, Trainer
 
 
-class Sequential:
-    """A linear stack of layers, the first of which is `Input`.
+class Model:
+    """Keras' functional Model: the layers between `inputs` and `outputs`, called as the graph records
+    (`onnxtrain.functional`), trained, saved and exported as a Sequential is (a Sequential is a Model).
 
-    Layers are named (`dense_1`, ...), shape-checked and given weights when the model is created, so a shape
-    mistake fails on the line that builds the model. Weights come from `seed` (random when None; the seed used
-    is kept in `model.seed`), so the same seed gives bit-identical weights.
+    Example:
+        >>> a, b = Input(8, name="a"), Input(4, name="b")
+        >>> h = Add()([Dense(8)(a), a])  # a skip connection
+        >>> model = Model(inputs=[a, b], outputs=Dense(3)(Concatenate()([h, b])))
+        >>> model.fit([xa, xb], y)  # or {"a": xa, "b": xb}  # doctest: +SKIP
+
+    Layers are named (`dense_1`, `conv2d_1`, ...) and given weights from `seed` when the model is made. A model of
+    one input reads graph input `input`; a model of several reads one per Input, named as the Input layer is, in
+    its training graphs and its export alike. A Model can be called on tensors as a layer of another model.
 
     Args:
-        layers: Input first, then the other layers.
-        name: the model's name (config, summary, exported graph).
+        inputs: the Input tensor, or a list of them (the order in which fit, evaluate and predict take arrays).
+        outputs: the output tensor (one: several outputs are not supported yet).
+        name: the model's name (config, summary, exported metadata; as a layer of another model, the prefix of
+            its parameters' names).
         seed: seeds weight initialization and the default per-epoch shuffling.
+
+    Raises:
+        UnsupportedError: several outputs, or a BatchNormalization called more than once (shared).
+        InvalidArgumentError: what `Functional` refuses; an Input named like a graph input or output onnxtrain
+            reserves (`labels`, `logits`, ...) in a model of several inputs.
     """
 
-    def __init__(self, layers: Sequence[Layer] = (), name: str = "sequential", seed: int | None = None):
-        if isinstance(name, Layer) or isinstance(seed, Layer):  # Sequential(Input(3), Dense(3)): layers not listed
-            listed_first = list(layers) if isinstance(layers, Sequence) else [layers]
-            given = [layer for layer in [*listed_first, name, seed] if isinstance(layer, Layer)]
-            listed = ", ".join(f"{type(layer).__name__}(...)" for layer in given)
-            misplaced = ", ".join(
-                f"{arg}={type(value).__name__}(...)"
-                for arg, value in (("name", name), ("seed", seed))
-                if isinstance(value, Layer)
-            )
-            raise InvalidTypeError(
-                f"Sequential expects its layers as one list: Sequential([{listed}]), or use Sequential.of({listed}). "
-                f"Received: the layers as separate arguments: {misplaced}"
-            )
-        if isinstance(layers, Layer):
-            layers = [layers]
-        layers = list(layers)
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise InvalidTypeError(
-                    f"Sequential expects Layer instances. Received: layers[{i}]={layer!r} ({type(layer).__name__})"
-                )
-        if not layers or not isinstance(layers[0], Input):
-            first = type(layers[0]).__name__ if layers else "nothing"
-            raise InvalidArgumentError(
-                f"Sequential expects an Input layer first, e.g. Sequential.of(Input(28, 28, 1), ...). Received: {first}"
-            )
-        for i, layer in enumerate(layers[1:], start=1):
-            if isinstance(layer, Input):
-                raise InvalidArgumentError(
-                    f"Sequential expects exactly one Input, first. Received: Input at layers[{i}]"
-                )
-        if len(set(map(id, layers))) != len(layers):
-            raise InvalidArgumentError("Sequential expects each layer instance once. Received: a repeated layer")
-        for i, layer in enumerate(layers):
-            if layer.built:  # its parameters, shapes and name are another model's: sharing would corrupt that one
-                raise InvalidArgumentError(
-                    f"Sequential expects new layers; layers[{i}] ({layer.name}, {type(layer).__name__}) already "
-                    f"belongs to a model. Received: {layer!r}. Create a new layer (e.g. from layer.get_config())."
-                )
+    def __init__(
+        self,
+        inputs: Input | Sequence[Input],
+        outputs: SymbolicTensor | Sequence[SymbolicTensor],
+        name: str = "functional",
+        seed: int | None = None,
+    ):
+        if isinstance(outputs, list | tuple) and len(outputs) > 1:
+            raise UnsupportedError(f"Model with several outputs is not supported yet. Received: outputs={outputs!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
-            raise InvalidArgumentError(f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}")
+            raise InvalidArgumentError(f"Model(seed=...) expects a non-negative int or None. Received: {seed!r}")
+        graph = Functional(inputs, outputs, name=name, seed=seed)
+        self._setup(graph, name, graph.seed)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Model:
+        """The model `get_config()` describes, with weights drawn again from its seed."""
+        graph = Functional.from_layer_config(config)
+        return cls(graph.inputs, graph.outputs, name=str(config.get("name", "functional")), seed=graph.seed)
+
+    def _setup(self, graph: Functional, name: str, seed: int) -> None:
         if not isinstance(name, str) or not name:
-            raise InvalidArgumentError(f"Sequential(name=...) expects a non-empty string. Received: name={name!r}")
+            raise InvalidArgumentError(
+                f"{type(self).__name__}(name=...) expects a non-empty string. Received: name={name!r}"
+            )
+        _check_graph(graph)
+        self.graph = graph
         self.name = name
-        self.seed: int = int(seed) if seed is not None else secrets.randbits(32)
-        self.layers: list[Layer] = layers
+        self.seed: int = seed
+        self.layers: list[Layer] = list(graph.layers)
         self.class_names: tuple[str, ...] | None = None
         self.input_scale: float = 1.0
         self.stop_training = False  # callbacks set it to end fit early
         self._trainer: Trainer | None = None
         self._closed = False
         self._fitting = False  # compile and close wait for fit to return (a callback may call them)
-        name_layers(self.layers)
-        self._build()
 
-    @classmethod
-    def of(cls, *layers: Layer, name: str = "sequential", seed: int | None = None) -> Sequential:
-        """KotlinDL's constructor: `Sequential.of(Input(28, 28, 1), Flatten(), Dense(10))`."""
-        return cls(layers, name=name, seed=seed)
-
-    # --- structure ----------------------------------------------------------------------------------------
-    def _build(self) -> None:
-        shape: Shape = ()
-        for index, layer in enumerate(self.layers):
-            output_shape = layer.compute_output_shape(shape)
-            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
-            layer.build(shape, rng)
-            layer.input_shape, layer.output_shape = shape, output_shape
-            shape = output_shape
+    def __call__(self, inputs: SymbolicTensor | Sequence[SymbolicTensor]) -> SymbolicTensor:
+        """Call the model as a layer of another (Keras' nested models): its weights are shared with it."""
+        return self.graph(inputs)
 
     @property
     def input_shape(self) -> Shape:
-        return self.layers[0].output_shape or ()
+        """The per-example input shape; a list of them for a model of several inputs."""
+        shapes = [x.shape for x in self.graph.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes  # type: ignore[return-value]
 
     @property
     def output_shape(self) -> Shape:
-        return self.layers[-1].output_shape or ()
+        return self.graph.outputs[0].shape
 
     def count_params(self) -> tuple[int, int]:
         """(trainable, frozen) parameter counts."""
-        trainable = sum(layer.trainable_param_count for layer in self.layers)
-        frozen = sum(layer.param_count for layer in self.layers) - trainable
-        return trainable, frozen
+        trainable = sum(value.size for value in self.graph.trainable_params_by_name().values())
+        total = sum(value.size for value in self.graph.params_by_name().values())
+        return int(trainable), int(total - trainable)
 
     def summary(self, print_fn: Any = print) -> str | None:
         """KotlinDL's summary table: printed, or returned as a string. Once compiled, a last Dense left at its
@@ -150,18 +138,17 @@ class Sequential:
             >>> text = model.summary(print_fn=None)  # doctest: +SKIP
         """
         loss = self._compiled.loss if self._compiled is not None else None
-        text = summary_table(f"{type(self).__name__} ({self.name})", self.layers, self.count_params(), loss)
-        if print_fn is None:
-            return text
-        print_fn(text)
-        return None
+        rows = self.graph.summary_rows()
+        return _print(
+            connected_summary_table(f"Functional ({self.name})", rows, self.count_params(), loss, self.graph), print_fn
+        )
 
     print_summary = summary
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Current parameters by graph name (`dense_1.kernel`), in layer order, copied from the training engine when
         compiled."""
-        own = {name: value for layer in self.layers for name, value in layer.qualified_params().items()}
+        own = self.graph.params_by_name()
         if self._trainer is not None:
             engine = self._trainer.engine.get_weights()
             return {name: engine[name] for name in own}
@@ -171,7 +158,7 @@ class Sequential:
         """Replace parameters: a mapping by graph name (`dense_1.kernel`; any subset), or, as in Keras, a list of
         every parameter in `get_weights()` order. Each value must match its parameter's shape and be finite.
         """
-        current = {name: value for layer in self.layers for name, value in layer.qualified_params().items()}
+        current = self.graph.params_by_name()
         if isinstance(weights, list | tuple):
             if any(isinstance(value, str) for value in weights):  # [w * 0 for w in model.get_weights()]: its keys
                 raise InvalidTypeError(
@@ -197,10 +184,7 @@ class Sequential:
                 f"set_weights got unknown parameter names {unknown}. Expected: {sorted(current)}"
             )
         arrays = {name: _weight_array(name, value, current[name].shape) for name, value in weights.items()}
-        for layer in self.layers:
-            for local in layer.params:
-                if f"{layer.name}.{local}" in arrays:
-                    layer.params[local] = arrays[f"{layer.name}.{local}"].copy()
+        self.graph.set_params_by_name({name: value.copy() for name, value in arrays.items()})
         if self._trainer is not None:
             self._trainer.engine.set_weights(arrays)
             self._trainer.weights_changed()
@@ -209,9 +193,7 @@ class Sequential:
         """Copy the engine's current weights into the layers (before export or save)."""
         if self._trainer is not None:
             weights = self._trainer.engine.get_weights()
-            for layer in self.layers:
-                for local in layer.params:
-                    layer.params[local] = weights[f"{layer.name}.{local}"]
+            self.graph.set_params_by_name({name: weights[name] for name in self.graph.params_by_name()})
 
     # --- compile / train ----------------------------------------------------------------------------------
     def compile(
@@ -298,8 +280,8 @@ class Sequential:
             ir_version=ir_version,
             engine=engine,
         )
-        _check_trainable(self.layers, compiled.loss)
-        _warn_about_output_activation(self.layers[-1], compiled.loss)
+        _check_trainable(self.graph, compiled.loss)
+        _warn_about_output_activation(self.graph.outputs[0].layer, compiled.loss)
         self.sync_weights()
         # The new trainer first: a compile that fails (an optimizer the engine lacks, no CUDA, ...) leaves the
         # model compiled as it was, optimizer state included.
@@ -447,7 +429,8 @@ class Sequential:
         return model_files.export_model(self, self._compiled, path, opset, ir_version, writing_mode)
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "seed": self.seed, "layers": [layer.serialize() for layer in self.layers]}
+        """Keras' Functional config (`Functional.get_config`) under the model's name and seed."""
+        return {"class_name": "Functional", **self.graph.get_config(), "name": self.name, "seed": self.seed}
 
     # --- lifetime -----------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -459,29 +442,152 @@ class Sequential:
             self._trainer = None
         self._closed = True
 
-    def __enter__(self) -> Sequential:
+    def __enter__(self) -> Model:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
+        return f"Model(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
+
+
+class Sequential(Model):
+    """A linear stack of layers, the first of which is `Input`.
+
+    Layers are named (`dense_1`, ...), shape-checked and given weights when the model is created, so a shape
+    mistake fails on the line that builds the model. Weights come from `seed` (random when None; the seed used
+    is kept in `model.seed`), so the same seed gives bit-identical weights.
+
+    Args:
+        layers: Input first, then the other layers.
+        name: the model's name (config, summary, exported graph).
+        seed: seeds weight initialization and the default per-epoch shuffling.
+    """
+
+    def __init__(self, layers: Sequence[Layer] = (), name: str = "sequential", seed: int | None = None):
+        if isinstance(name, Layer) or isinstance(seed, Layer):  # Sequential(Input(3), Dense(3)): layers not listed
+            listed_first = list(layers) if isinstance(layers, Sequence) else [layers]
+            given = [layer for layer in [*listed_first, name, seed] if isinstance(layer, Layer)]
+            listed = ", ".join(f"{type(layer).__name__}(...)" for layer in given)
+            misplaced = ", ".join(
+                f"{arg}={type(value).__name__}(...)"
+                for arg, value in (("name", name), ("seed", seed))
+                if isinstance(value, Layer)
+            )
+            raise InvalidTypeError(
+                f"Sequential expects its layers as one list: Sequential([{listed}]), or use Sequential.of({listed}). "
+                f"Received: the layers as separate arguments: {misplaced}"
+            )
+        if isinstance(layers, Layer):
+            layers = [layers]
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise InvalidTypeError(
+                    f"Sequential expects Layer instances. Received: layers[{i}]={layer!r} ({type(layer).__name__})"
+                )
+        if not layers or not isinstance(layers[0], Input):
+            first = type(layers[0]).__name__ if layers else "nothing"
+            raise InvalidArgumentError(
+                f"Sequential expects an Input layer first, e.g. Sequential.of(Input(28, 28, 1), ...). Received: {first}"
+            )
+        for i, layer in enumerate(layers[1:], start=1):
+            if isinstance(layer, Input):
+                raise InvalidArgumentError(
+                    f"Sequential expects exactly one Input, first. Received: Input at layers[{i}]"
+                )
+        if len(set(map(id, layers))) != len(layers):
+            raise InvalidArgumentError("Sequential expects each layer instance once. Received: a repeated layer")
+        for i, layer in enumerate(layers):
+            if layer.built:  # its parameters, shapes and name are another model's: sharing would corrupt that one
+                raise InvalidArgumentError(
+                    f"Sequential expects new layers; layers[{i}] ({layer.name}, {type(layer).__name__}) already "
+                    f"belongs to a model. Received: {layer!r}. Create a new layer (e.g. from layer.get_config())."
+                )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+            raise InvalidArgumentError(f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}")
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"Sequential(name=...) expects a non-empty string. Received: name={name!r}")
+        self.seed = int(seed) if seed is not None else secrets.randbits(32)
+        name_layers(layers)
+        self._build_stack(layers)
+        self._setup(as_graph(layers), name, self.seed)
+        self.layers = layers
+
+    @classmethod
+    def of(cls, *layers: Layer, name: str = "sequential", seed: int | None = None) -> Sequential:
+        """KotlinDL's constructor: `Sequential.of(Input(28, 28, 1), Flatten(), Dense(10))`."""
+        return cls(layers, name=name, seed=seed)
+
+    def _build_stack(self, layers: list[Layer]) -> None:
+        shape: Shape = ()
+        for index, layer in enumerate(layers):
+            output_shape = layer.compute_output_shape(shape)
+            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
+            layer.build(shape, rng)
+            layer.input_shape, layer.output_shape = shape, output_shape
+            shape = output_shape
+
+    def summary(self, print_fn: Any = print) -> str | None:
+        """KotlinDL's summary table (see `Model.summary`): Layer (type) | Output Shape | Param #."""
+        loss = self._compiled.loss if self._compiled is not None else None
+        return _print(
+            summary_table(f"{type(self).__name__} ({self.name})", self.layers, self.count_params(), loss), print_fn
+        )
+
+    print_summary = summary
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed, "layers": [layer.serialize() for layer in self.layers]}
+
+    def __repr__(self) -> str:
         return f"Sequential(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
 
 
-def _check_trainable(layers: Sequence[Layer], loss: Loss) -> None:
+def _check_graph(graph: Functional) -> None:
+    """Refuse at construction what the graphs cannot emit: see `Model`'s Raises."""
+    if len(graph.outputs) > 1:
+        raise UnsupportedError(f"Model with several outputs is not supported yet. Received: outputs={graph.outputs!r}")
+    if len(graph.inputs) > 1:
+        reserved = sorted({str(x.name) for x in graph.inputs} & emit.RESERVED_NAMES)
+        if reserved:
+            raise InvalidArgumentError(
+                f"A model of several inputs names its graph inputs after its Input layers, and {reserved} is a name "
+                f"onnxtrain's graphs use already. Name the Input otherwise, e.g. Input(..., name='x_{reserved[0]}')."
+            )
+    calls = Counter(id(node.layer) for node in graph._nodes)
+    shared = [layer.name for layer in graph.layers if isinstance(layer, BatchNormalization) and calls[id(layer)] > 1]
+    if shared:
+        raise UnsupportedError(
+            f"BatchNormalization layer(s) {shared} are called more than once: a shared BatchNormalization would "
+            "update its moving statistics twice in one training step, which onnxtrain does not support yet. Use "
+            "one BatchNormalization per call."
+        )
+
+
+def _print(text: str, print_fn: Any) -> str | None:
+    if print_fn is None:
+        return text
+    print_fn(text)
+    return None
+
+
+def _check_trainable(graph: Functional, loss: Loss) -> None:
     """Refuse what compile could only train into nothing: no trainable parameter, or softmax over one unit."""
-    if not any(layer.trainable_params() for layer in layers):
+    layers = graph.layers
+    if not graph.trainable_params_by_name():
         raise InvalidArgumentError(
             "compile: the model has no trainable parameters, so there is nothing to train. Received layers: "
             f"{[f'{layer.name} ({type(layer).__name__})' for layer in layers]}. Add a Dense layer, or set "
             "trainable=True on one."
         )
-    units = (layers[-1].output_shape or (0,))[-1]
+    last = graph.outputs[0].layer
+    units = graph.outputs[0].shape[-1] if graph.outputs[0].shape else 0
     if isinstance(loss, losses.SoftmaxCrossEntropyWithLogits) and units < 2:
         raise InvalidArgumentError(
             f"Softmax cross-entropy needs at least 2 output units (one per class); over 1 unit its softmax is always "
-            f"1 and nothing trains. Received: {layers[-1].name} with {units} unit. For two classes use Dense(2), or "
+            f"1 and nothing trains. Received: {last.name} with {units} unit. For two classes use Dense(2), or "
             'Dense(1, activation="sigmoid") with loss=Losses.BINARY_CROSSENTROPY.'
         )
 

@@ -37,6 +37,7 @@ from onnxtrain.errors import (
     ModelStateError,
     RuntimeSetupError,
 )
+from onnxtrain.functional import Functional
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer, Shape
 from onnxtrain.saving import WritingMode, check_replaceable, save_files, write_atomically
@@ -61,13 +62,16 @@ META_INPUT_SCALING = "input_scaling"
 
 
 class SavedModel(Protocol):
-    """What saving and exporting read of a model (a `Sequential`)."""
+    """What saving and exporting read of a model (a `Model` or `Sequential`)."""
 
     @property
     def name(self) -> str: ...
 
     @property
     def layers(self) -> Sequence[Layer]: ...
+
+    @property
+    def graph(self) -> Functional: ...
 
     @property
     def input_shape(self) -> Shape: ...
@@ -130,7 +134,7 @@ def exported_model(
         metadata[META_LOSS] = compiled.loss.name
     try:
         return emit.inference_graph(
-            model.layers,
+            model.graph,
             compiled.loss if compiled else None,
             opset=opset,
             ir_version=ir_version,

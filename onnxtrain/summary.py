@@ -1,14 +1,17 @@
-"""KotlinDL's model summary table: Layer (type) | Output Shape | Param #, then parameter totals."""
+"""KotlinDL's model summary table: Layer (type) | Output Shape | Param #, then parameter totals; a functional
+Model's adds Keras' "Connected to" column (each call's inputs, `layer[call index]`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from onnxtrain import emit
+from onnxtrain.functional import Functional, SummaryRow
 from onnxtrain.layers import Layer, format_shape
 from onnxtrain.losses import Loss
 
 WIDTHS = (39, 26, 13)
+CONNECTED_WIDTHS = (*WIDTHS, 30)
 
 
 def summary_table(model_type: str, layers: Sequence[Layer], params: tuple[int, int], loss: Loss | None = None) -> str:
@@ -33,16 +36,46 @@ def summary_table(model_type: str, layers: Sequence[Layer], params: tuple[int, i
         if layer is layers[-1] and emit.default_activation_emits_logits(layer, loss):
             label += " [linear (logits)]"
         lines.append(_row(label, shape, str(layer.param_count)))
+    return "\n".join(line.rstrip() for line in [*lines, *_totals(params, rule)])
+
+
+def connected_summary_table(
+    model_type: str, rows: Sequence[SummaryRow], params: tuple[int, int], loss: Loss | None, graph: Functional
+) -> str:
+    """`summary_table` of a functional model, from `Functional.summary_rows`, with Keras' "Connected to" column: a
+    layer called several times (shared) lists the inputs of each call, one per line."""
+    rule = "=" * sum(CONNECTED_WIDTHS)
+    thin = "_" * sum(CONNECTED_WIDTHS)
+    lines = [
+        rule,
+        f"Model type: {model_type}",
+        thin,
+        _row("Layer (type)", "Output Shape", "Param #", "Connected to"),
+        rule,
+    ]
+    output_layer = graph.outputs[0].layer
+    for i, ((label, shape, count, connected), layer) in enumerate(zip(rows, graph.layers, strict=True)):
+        if i:
+            lines.append(thin)
+        if layer is output_layer and emit.default_activation_emits_logits(layer, loss):
+            label += " [linear (logits)]"
+        reads = connected.split(", ") if connected else [""]
+        lines.append(_row(label, shape, count, reads[0]))
+        lines += [_row("", "", "", read) for read in reads[1:]]
+    return "\n".join(line.rstrip() for line in [*lines, *_totals(params, rule)])
+
+
+def _totals(params: tuple[int, int], rule: str) -> list[str]:
     trainable, frozen = params
-    lines += [
+    return [
         rule,
         f"Total trainable params: {trainable}",
         f"Total frozen params: {frozen}",
         f"Total params: {trainable + frozen}",
         rule,
     ]
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def _row(*cells: str) -> str:
-    return "".join(cell.ljust(width) for cell, width in zip(cells, WIDTHS, strict=True))
+    widths = WIDTHS if len(cells) == len(WIDTHS) else CONNECTED_WIDTHS
+    return "".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))

@@ -15,11 +15,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from onnxtrain import engines
+from onnxtrain import emit, engines
 from onnxtrain._checks import check_positive_int, check_validation_split
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, create_session, resolve_device, session_options
-from onnxtrain.arrays import prepare_x
+from onnxtrain.arrays import InputArrays, prepare_inputs
 from onnxtrain.callbacks import CallbackList, CallbackModel
 from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.datasets._dataset import model_inputs
@@ -30,6 +30,7 @@ from onnxtrain.errors import (
     ModelStateError,
     NonFiniteLossError,
 )
+from onnxtrain.functional import Functional
 from onnxtrain.history import EvaluationResult, History, MetricValues
 from onnxtrain.layers import Layer, Shape
 from onnxtrain.losses import Loss
@@ -71,6 +72,9 @@ class TrainedModel(CallbackModel, Protocol):
     def layers(self) -> Sequence[Layer]: ...
 
     @property
+    def graph(self) -> Functional: ...
+
+    @property
     def seed(self) -> int: ...
 
     @property
@@ -92,7 +96,7 @@ class TrainedModel(CallbackModel, Protocol):
 class _Batches:
     """Validated arrays of one dataset argument, and what a `Dataset` says about them."""
 
-    x: np.ndarray
+    x: np.ndarray | InputArrays  # InputArrays for a model of several inputs
     y: np.ndarray
     class_names: tuple[str, ...] | None = None
     input_scale: float | None = None
@@ -121,6 +125,9 @@ class Trainer:
         self._trainable = tuple(layer.trainable for layer in model.layers)  # what the engine was built to train
         self._inference_session: Any = None
         self._flush = FlushToZero()
+        # (graph input name, per-example shape) of each model input, in order
+        self._inputs = [(str(x.name), x.shape) for x in model.graph.inputs]
+        self._input_names = emit.input_names(model.graph)
 
     @classmethod
     def create(
@@ -140,7 +147,7 @@ class Trainer:
         device = resolve_device(compiled.device)
         name = engines.resolve(compiled.engine)
         request = EngineRequest(
-            layers=model.layers,
+            layers=model.graph,
             loss=compiled.loss,
             optimizer=compiled.optimizer,
             device=device,
@@ -157,10 +164,24 @@ class Trainer:
     def prepare(self, data: Any, argument: str, input_scale: float | None = None) -> _Batches:
         """`data` as the model reads it. Integers without a scale of their own take `input_scale` (default: the
         model's), for a Dataset as for an (x, y) pair, so both give the same numbers; float32 x is not copied."""
-        dataset = as_dataset(data, name=argument)
         scale = self.model.input_scale if input_scale is None else input_scale
+        if len(self._inputs) > 1:  # x: a list or dict of arrays, which a Dataset does not hold
+            if not (isinstance(data, tuple | list) and len(data) == 2) or isinstance(data[0], Dataset):
+                raise InvalidTypeError(
+                    f"{argument} for a model of several inputs expects an (x, y) tuple, or x and y, with x a list of "
+                    f"arrays or a dict {{input name: array}} ({[name for name, _ in self._inputs]}). Received: "
+                    f"{type(data).__name__}"
+                )
+            x, _ = prepare_inputs(data[0], self._inputs, scale, f"{argument}.x")
+            y = self.compiled.loss.prepare_labels(data[1], self.model.output_shape, f"{argument}.y")
+            if len(y) != len(x):
+                raise InvalidArgumentError(
+                    f"{argument} expects as many labels as examples. Received: {len(x)} examples, {len(y)} labels"
+                )
+            return _Batches(x, y)
+        dataset = as_dataset(data, name=argument)
         raw_x = model_inputs(dataset, scale)
-        x, _ = prepare_x(raw_x, self.model.input_shape, scale, f"{argument}.x")
+        x, _ = prepare_inputs(raw_x, self._inputs, scale, f"{argument}.x")
         y = self.compiled.loss.prepare_labels(dataset.y, self.model.output_shape, f"{argument}.y")
         if len(y) != len(x):
             raise InvalidArgumentError(
@@ -279,7 +300,9 @@ class Trainer:
         # Shuffled batches are gathered into two reused buffers: a fresh 300 KB array per batch would cost an
         # mmap/munmap pair and page faults every step.
         buffer_rows = min(batch_size, len(train))  # a batch_size beyond the data must not allocate for it
-        x_buffer = np.empty((buffer_rows, *train.x.shape[1:]), train.x.dtype) if order is not None else None
+        x_buffer = None  # several inputs (InputArrays) are gathered into new arrays
+        if order is not None and isinstance(train.x, np.ndarray):
+            x_buffer = np.empty((buffer_rows, *train.x.shape[1:]), train.x.dtype)
         y_buffer = np.empty((buffer_rows, *train.y.shape[1:]), train.y.dtype) if order is not None else None
         try:
             for step in range(steps):
@@ -290,13 +313,17 @@ class Trainer:
                 if order is None:
                     xb, yb = train.x[rows], train.y[rows]
                 else:
-                    assert x_buffer is not None and y_buffer is not None  # allocated above whenever order is set
+                    assert y_buffer is not None  # allocated above whenever order is set
                     index = order[rows]
                     # mode="clip": with the default "raise", np.take gathers into a scratch copy first (a second
                     # pass over the batch, docs/measurements.md). A permutation's indices are all in range.
-                    xb = np.take(train.x, index, axis=0, out=x_buffer[: len(index)], mode="clip")
+                    if isinstance(train.x, InputArrays):
+                        xb = train.x.take(index)
+                    else:
+                        assert x_buffer is not None
+                        xb = np.take(train.x, index, axis=0, out=x_buffer[: len(index)], mode="clip")
                     yb = np.take(train.y, index, axis=0, out=y_buffer[: len(index)], mode="clip")
-                loss, outputs = self.engine.train_step(xb, yb)
+                loss, outputs = self.engine.train_step(_batch(xb), yb)
                 self._inference_session = None
                 if not math.isfinite(loss):
                     # A callback that stops training here (TerminateOnNaN) makes this a graceful stop.
@@ -346,7 +373,7 @@ class Trainer:
         with self._flush.active():  # no user code in this loop: one float-mode switch for all of it
             for start in range(0, len(data), batch_size):
                 xb, yb = data.x[start : start + batch_size], data.y[start : start + batch_size]
-                loss, outputs = self.engine.eval_step(xb, yb)
+                loss, outputs = self.engine.eval_step(_batch(xb), yb)
                 loss_sum += loss * len(xb)
                 for metric in metric_sums:
                     metric_sums[metric] += metric.batch_sum(outputs, yb, self.compiled.loss.classification)
@@ -360,11 +387,14 @@ class Trainer:
         """Model outputs (`logits`) for `x` through an inference session of the current weights."""
         if isinstance(x, Dataset):
             x = model_inputs(x, self.model.input_scale)
-        x, single = prepare_x(x, self.model.input_shape, self.model.input_scale, "x", allow_single=True)
+        x, single = prepare_inputs(x, self._inputs, self.model.input_scale, "x", allow_single=True)
         session = self._session()
         with self._flush.active():
             outputs = [
-                session.run(["logits"], {"input": x[start : start + batch_size]})[0]
+                session.run(
+                    [emit.LOGITS_NAME],
+                    dict(zip(self._input_names, _batch(x[start : start + batch_size]), strict=True)),
+                )[0]
                 for start in range(0, len(x), batch_size)
             ]
         return np.concatenate(outputs), single
@@ -386,3 +416,8 @@ class Trainer:
     def close(self) -> None:
         self._inference_session = None
         self.engine.close()
+
+
+def _batch(x: np.ndarray | InputArrays) -> list[np.ndarray]:
+    """The arrays of a batch, one per model input (what an engine step and a session feed take)."""
+    return list(x.arrays) if isinstance(x, InputArrays) else [x]

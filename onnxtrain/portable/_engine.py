@@ -27,9 +27,11 @@ import onnx
 from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, check_not_empty, create_session, session_options
+from onnxtrain.emit import ModelGraph
+from onnxtrain.engine import Batch
 from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError
+from onnxtrain.functional import as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
-from onnxtrain.layers import Layer
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.portable import _fused
@@ -65,7 +67,8 @@ class PortableEngine:
     """Train and eval steps over the portable graphs; the same interface as `OrtTrainingEngine`.
 
     Args:
-        layers: the built layers of the model, Input first; their current parameters are the starting weights.
+        layers: the model's graph (or a Sequential's built layers, Input first); their current parameters are
+            the starting weights.
         loss / optimizer: as compiled.
         device: where the sessions run and the weights live.
         threads: intra-op threads (None: ONNX Runtime's default).
@@ -79,7 +82,7 @@ class PortableEngine:
 
     def __init__(
         self,
-        layers: Sequence[Layer],
+        layers: ModelGraph,
         loss: Loss,
         optimizer: Optimizer,
         device: Device = CPU,
@@ -95,7 +98,9 @@ class PortableEngine:
         self.graph: TrainStepGraph = train_step_model(layers, loss, optimizer, opset, ir_version)
         self.fused = _use_fused(update, optimizer, device, self.graph.layer_state)
         self.eval_graph = eval_model(layers, loss, opset, ir_version)
-        self._output_shape = tuple(layers[-1].output_shape or ())
+        graph = as_graph(layers)
+        self._output_shape = emit.output_shape(graph)
+        self._input_names = tuple(emit.input_names(graph))
         self._label_dtype = loss.label_spec(self._output_shape)[0]
         self._ort = ort
 
@@ -141,7 +146,7 @@ class PortableEngine:
                 f"{available}. Install onnxruntime-gpu (alone: uninstall other onnxruntime packages first)."
             )
 
-    def _initial_values(self, layers: Sequence[Layer], resume: bytes | None) -> dict[str, np.ndarray]:
+    def _initial_values(self, layers: ModelGraph, resume: bytes | None) -> dict[str, np.ndarray]:
         values = {name: np.asarray(v, np.float32) for name, v in model_parameters(layers).items()}
         for tensor in self.graph.state:
             values[tensor.name] = np.full(values[tensor.parameter].shape, tensor.initial * tensor.scale, np.float32)
@@ -215,7 +220,7 @@ class PortableEngine:
         for name, value in self._gradients.items():
             binding.bind_ortvalue_output(name, value)
         self._bind_loss(binding)
-        self._train_bindings = [_BatchBinding(binding, self._output_shape, self.device)] * 2
+        self._train_bindings = [_BatchBinding(binding, self._output_shape, self.device, self._input_names)] * 2
 
     def _train_binding(self, k: int) -> _BatchBinding:
         binding = self._train_session.io_binding()
@@ -225,7 +230,7 @@ class PortableEngine:
         for name, value in target.items():
             binding.bind_ortvalue_output(updated(name), value)
         self._bind_loss(binding)
-        return _BatchBinding(binding, self._output_shape, self.device)
+        return _BatchBinding(binding, self._output_shape, self.device, self._input_names)
 
     def _eval_binding(self, k: int) -> _BatchBinding:
         binding = self._eval_session.io_binding()
@@ -235,22 +240,23 @@ class PortableEngine:
             if name in eval_inputs:
                 binding.bind_ortvalue_input(name, value)
         self._bind_loss(binding)
-        return _BatchBinding(binding, self._output_shape, self.device)
+        return _BatchBinding(binding, self._output_shape, self.device, self._input_names)
 
     def _bind_loss(self, binding: Any) -> None:
         binding.bind_output(emit.LOSS_NAME, "cpu", 0, np.float32, [], self._loss.ctypes.data)
 
     # --- steps --------------------------------------------------------------------------------------------
-    def _run(self, session: Any, binding: _BatchBinding, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        check_not_empty(x)
-        x = np.ascontiguousarray(x, dtype=np.float32)
+    def _run(self, session: Any, binding: _BatchBinding, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        xs = [x] if isinstance(x, np.ndarray) else list(x)  # one array per model input
+        check_not_empty(xs[0])
+        xs = [np.ascontiguousarray(array, dtype=np.float32) for array in xs]
         labels = np.ascontiguousarray(labels, dtype=self._label_dtype)
-        logits = binding.bind_batch(x, labels)
+        logits = binding.bind_batch(xs, labels)
         with self._flush.active():
             session.run_with_iobinding(binding.binding)
         return float(self._loss), logits.copy()
 
-    def train_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    def train_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward, backward and, when the loss is finite, one optimizer update.
 
         Returns (loss, outputs) of the batch before the update. A non-finite loss drops the update (the graph
@@ -266,7 +272,7 @@ class PortableEngine:
             self._step_value[...] = t
         return loss, logits
 
-    def eval_step(self, x: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    def eval_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
         return self._run(self._eval_session, self._eval_bindings[self._current], x, labels)
 
     def reset_gradients(self) -> None:
@@ -386,17 +392,27 @@ class _BatchBinding:
     batch is bound anew. The bound arrays are held here, which keeps their memory alive while ORT may read it.
     """
 
-    def __init__(self, binding: Any, output_shape: tuple[int, ...], device: Device):
+    def __init__(
+        self,
+        binding: Any,
+        output_shape: tuple[int, ...],
+        device: Device,
+        input_names: Sequence[str] = (emit.INPUT_NAME,),
+    ):
         self.binding = binding
+        self._input_names = tuple(input_names)
         self._output_shape = output_shape
         self._copied_when_bound = device.kind != "cpu"
         # name -> (the bound array, and its address, shape and dtype when bound: `.shape` can be assigned in place)
         self._inputs: dict[str, tuple[np.ndarray, int, tuple[int, ...], np.dtype]] = {}
         self._logits = np.empty((0, *output_shape), np.float32)
 
-    def bind_batch(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """Bind C-contiguous `x` and `labels`; returns the logits buffer the next run writes."""
-        for name, value in ((emit.INPUT_NAME, x), (emit.LABELS_NAME, labels)):
+    def bind_batch(self, xs: Batch, labels: np.ndarray) -> np.ndarray:
+        """Bind C-contiguous `xs` (one array per model input) and `labels`; returns the logits buffer the next run
+        writes."""
+        if isinstance(xs, np.ndarray):
+            xs = [xs]
+        for name, value in (*zip(self._input_names, xs, strict=True), (emit.LABELS_NAME, labels)):
             if self._copied_when_bound:  # the copy to the device happens now, whatever memory the batch is in
                 self.binding.bind_cpu_input(name, value)
                 continue
@@ -407,8 +423,8 @@ class _BatchBinding:
             if bound is None or memory != bound[1:]:
                 self.binding.bind_cpu_input(name, value)
             self._inputs[name] = (value, *memory)
-        if len(self._logits) != len(x):
-            self._logits = np.empty((len(x), *self._output_shape), np.float32)
+        if len(self._logits) != len(xs[0]):
+            self._logits = np.empty((len(xs[0]), *self._output_shape), np.float32)
             shape = list(self._logits.shape)
             self.binding.bind_output(emit.LOGITS_NAME, "cpu", 0, np.float32, shape, self._logits.ctypes.data)
         return self._logits

@@ -1,0 +1,184 @@
+"""onnxtrain.Model: the functional API's model, trained, saved and exported as a Sequential is."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from onnxtrain import Model, Sequential, load_model
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
+from onnxtrain.layers import Add, BatchNormalization, Concatenate, Conv2D, Dense, Flatten, Input, MaxPooling2D, ReLU
+
+SUMMARY = """\
+============================================================================================================
+Model type: Functional (functional)
+____________________________________________________________________________________________________________
+Layer (type)                           Output Shape              Param #      Connected to
+============================================================================================================
+a(Input)                               [None, 8]                 0
+____________________________________________________________________________________________________________
+b(Input)                               [None, 4]                 0
+____________________________________________________________________________________________________________
+dense_1(Dense)                         [None, 8]                 72           a[0]
+____________________________________________________________________________________________________________
+add_1(Add)                             [None, 8]                 0            dense_1[0]
+                                                                              a[0]
+____________________________________________________________________________________________________________
+concatenate_1(Concatenate)             [None, 12]                0            add_1[0]
+                                                                              b[0]
+____________________________________________________________________________________________________________
+dense_2(Dense)                         [None, 3]                 39           concatenate_1[0]
+============================================================================================================
+Total trainable params: 111
+Total frozen params: 0
+Total params: 111
+============================================================================================================"""
+
+RNG = np.random.default_rng(0)
+XA = RNG.normal(size=(64, 8)).astype(np.float32)
+XB = RNG.normal(size=(64, 4)).astype(np.float32)
+Y = RNG.integers(0, 3, 64)
+
+
+def two_inputs(seed: int = 0) -> Model:
+    a, b = Input(8, name="a"), Input(4, name="b")
+    h = Add()([Dense(8)(a), a])  # a skip connection
+    return Model(inputs=[a, b], outputs=Dense(3)(Concatenate()([h, b])), seed=seed)
+
+
+def compiled(engine: str = "portable", seed: int = 0) -> Model:
+    model = two_inputs(seed)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], engine=engine)
+    return model
+
+
+def test_summary_of_two_inputs_and_a_skip_connection_has_connected_to():
+    assert two_inputs().summary(print_fn=None) == SUMMARY
+
+
+def test_keras_default_names():
+    x = Input(8, 8, 1)
+    y = Dense(2)(Flatten()(MaxPooling2D()(ReLU()(BatchNormalization()(Conv2D(2, 3, padding="same")(x))))))
+    names = [layer.name for layer in Model(x, y, seed=0).layers]
+    assert names == [
+        "input_1",
+        "conv2d_1",
+        "batch_normalization_1",
+        "re_lu_1",
+        "max_pooling2d_1",
+        "flatten_1",
+        "dense_1",
+    ]
+
+
+@pytest.mark.parametrize("engine", ["portable", "ort-training"])
+def test_fit_evaluate_predict_take_a_list_or_a_dict(engine):
+    if engine == "ort-training":
+        pytest.importorskip("onnxruntime.training")
+    with compiled(engine) as model:
+        history = model.fit([XA, XB], Y, epochs=2, batch_size=16, verbose=0)
+        assert len(history.history["loss"]) == 2
+        as_list, as_dict = model.evaluate([XA, XB], Y), model.evaluate({"b": XB, "a": XA}, Y)
+        assert as_list.loss == as_dict.loss
+        assert model.predict([XA[:5], XB[:5]]).shape == (5,)
+        assert model.predict([XA[0], XB[0]]) == model.predict([XA[:1], XB[:1]])[0]
+
+
+def test_save_load_and_export_name_the_inputs(tmp_path):
+    with compiled() as model:
+        model.fit([XA, XB], Y, epochs=1, verbose=0)
+        model.save(tmp_path / "saved")
+        exported = model.export(tmp_path / "model.onnx")
+        expected = model.predict_softly([XA, XB])
+    loaded = load_model(tmp_path / "saved")
+    assert isinstance(loaded, Model) and not isinstance(loaded, Sequential)
+    np.testing.assert_allclose(loaded.predict_softly({"a": XA, "b": XB}), expected, rtol=1e-6)
+    assert [i.name for i in onnx.load(exported).graph.input] == ["a", "b"]
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(["probabilities"], {"a": XA, "b": XB})[0], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_resume_one_plus_one_epochs_equals_two(tmp_path):
+    with compiled() as straight:
+        straight.fit([XA, XB], Y, epochs=2, batch_size=16, verbose=0)
+        expected = straight.get_weights()
+    with compiled() as first:
+        first.fit([XA, XB], Y, epochs=1, batch_size=16, verbose=0)
+        first.save(tmp_path / "m", save_optimizer_state=True)
+    with load_model(tmp_path / "m") as resumed:
+        resumed.fit([XA, XB], Y, epochs=1, batch_size=16, verbose=0)
+        for name, value in resumed.get_weights().items():
+            np.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
+def test_a_model_is_a_layer_of_another_and_a_shared_layer_shares_weights():
+    inner_in = Input(4)
+    encoder = Model(inner_in, Dense(4, activation="relu")(inner_in), name="encoder", seed=1)
+    a, b = Input(4, name="a"), Input(4, name="b")
+    shared = Dense(4)
+    y = Dense(2)(Concatenate()([shared(encoder(a)), shared(b)]))
+    model = Model([a, b], y, seed=0)
+    assert list(model.get_weights()) == [
+        "encoder.dense_1.kernel", "encoder.dense_1.bias", "dense_1.kernel", "dense_1.bias", "dense_2.kernel",
+        "dense_2.bias",
+    ]  # fmt: skip
+    rows = [line.split() for line in model.summary(print_fn=None).splitlines()]
+    assert ["encoder(Functional)", "[None,", "4]", "20", "a[0]"] in rows
+    assert ["dense_1(Dense)", "[None,", "4]", "20", "encoder[0]"] in rows  # the shared layer: one row, two calls
+    assert ["concatenate_1(Concatenate)", "[None,", "8]", "0", "dense_1[0]"] in rows and ["dense_1[1]"] in rows
+    with model:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        before = model.get_weights()["encoder.dense_1.kernel"].copy()
+        model.fit([XA[:, :4], XB], Y % 2, epochs=1, verbose=0)
+        assert not np.array_equal(model.get_weights()["encoder.dense_1.kernel"], before)
+        assert model.predict([XA[:3, :4], XB[:3]]).shape == (3,)
+
+
+def test_sequential_is_a_model_and_saves_as_before(tmp_path):
+    model = Sequential.of(Input(4), Dense(3), seed=0)
+    assert isinstance(model, Model)
+    assert "layers" in model.get_config() and "class_name" not in model.get_config()
+    model.save(tmp_path / "s")
+    assert isinstance(load_model(tmp_path / "s"), Sequential)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda a, b: Model([a, b], [Dense(2)(a), Dense(2)(b)]), UnsupportedError, "several outputs is not supported"),
+        (lambda a, b: Model(a, Dense(2)(Concatenate()([a, b]))), InvalidArgumentError, "Graph disconnected"),
+        (lambda a, b: Model([a, Input(4, name="labels")], Dense(2)(a)), InvalidArgumentError, "reaches no output"),
+    ],
+)
+def test_bad_models_are_refused(make, error, match):
+    with pytest.raises(error, match=match):
+        make(Input(4, name="a"), Input(4, name="b"))
+
+
+def test_an_input_named_like_a_graph_input_is_refused():
+    a, labels = Input(4, name="a"), Input(4, name="labels")
+    with pytest.raises(InvalidArgumentError, match="'labels'"):
+        Model([a, labels], Dense(2)(Concatenate()([a, labels])))
+
+
+def test_a_shared_batch_normalization_is_refused():
+    a, b, norm = Input(4), Input(4), BatchNormalization()
+    with pytest.raises(UnsupportedError, match="called more than once"):
+        Model([a, b], Dense(2)(Concatenate()([norm(a), norm(b)])))
+
+
+@pytest.mark.parametrize(
+    ("x", "error", "match"),
+    [
+        (XA, InvalidTypeError, r"one array per model input \(\['a', 'b'\]\)"),
+        ([XA], InvalidTypeError, "a list of 1"),
+        ({"a": XA}, InvalidArgumentError, r"keyed \['a', 'b'\]"),
+        ([XA, XB[:10]], InvalidArgumentError, "as many examples in every input"),
+        ([XB, XA], Exception, r"x\['a'\] expects shape"),
+    ],
+)
+def test_bad_inputs_of_several_are_refused(x, error, match):
+    with compiled() as model, pytest.raises(error, match=match):
+        model.predict(x)
