@@ -98,6 +98,17 @@ def _config_entry(problem: str, entry: str | None = None, value: Any = None) -> 
         raise ModelFileError(f"{problem}: {entry} = {text}: {cause}") from e
 
 
+def _check_state_engine(saved: str, wanted: str) -> None:
+    """Refuse to resume one engine's optimizer state with another: each engine writes its own checkpoint format."""
+    if saved == engines.AUTO or engines.resolve(wanted) == engines.resolve(saved):
+        return
+    raise InvalidArgumentError(
+        f"The save holds the {engines.resolve(saved)} engine's optimizer state, which the "
+        f"{engines.resolve(wanted)} engine cannot read. Load with engine={engines.resolve(saved)!r} to resume "
+        f"exactly, or pass optimizer=... as well to continue with engine={wanted!r} and a fresh optimizer."
+    )
+
+
 def _engine_here(saved_engine: str, resume: bool, directory: Path) -> str:
     """The engine to compile a loaded model with: the saved one, or the portable engine where the saved one is
     ort-training and this onnxruntime has no training API. Both compute the same steps; only ORT's own optimizer
@@ -185,6 +196,8 @@ def _compile_loaded(
         "device": device,
         **compile_options,
     }
+    if resume:
+        _check_state_engine(str(settings.get("engine", engines.AUTO)), str(options.get("engine", engines.AUTO)))
     try:
         # compile's defaults for what is not given; an option compile does not take raises compile's TypeError.
         arguments = inspect.signature(model.compile).bind(**options)

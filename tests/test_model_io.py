@@ -768,3 +768,13 @@ def test_an_ort_training_save_with_optimizer_state_says_how_to_continue_without_
         r'load_model\(\.\.\., engine="portable", optimizer=\.\.\.\)',
     ):
         load_model(trained)
+
+
+def test_resuming_one_engines_optimizer_state_with_the_other_says_how(trained):
+    # `trained` is a portable save with optimizer state; ort-training's checkpoint format is ONNX Runtime's own.
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"holds the portable engine's optimizer state, which the ort-training engine cannot read\. "
+        r"Load with engine='portable' to resume exactly, or pass optimizer=\.\.\.",
+    ):
+        load_model(trained, engine="ort-training")
