@@ -77,5 +77,16 @@ def _totals(params: tuple[int, int], rule: str) -> list[str]:
 
 
 def _row(*cells: str) -> str:
+    """One table row; a cell wider than its column wraps onto continuation lines (as Keras' summary does), so the
+    columns after it stay aligned."""
     widths = WIDTHS if len(cells) == len(WIDTHS) else CONNECTED_WIDTHS
-    return "".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+    pieces = [
+        [cell[i : i + width - 1] for i in range(0, max(len(cell), 1), width - 1)]
+        for cell, width in zip(cells, widths, strict=True)
+    ]
+    depth = max(len(p) for p in pieces)
+    lines = [
+        "".join((p[k] if k < len(p) else "").ljust(width) for p, width in zip(pieces, widths, strict=True)).rstrip()
+        for k in range(depth)
+    ]
+    return "\n".join(lines)

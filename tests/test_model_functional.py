@@ -182,3 +182,14 @@ def test_a_shared_batch_normalization_is_refused():
 def test_bad_inputs_of_several_are_refused(x, error, match):
     with compiled() as model, pytest.raises(error, match=match):
         model.predict(x)
+
+
+def test_a_label_wider_than_its_column_wraps_and_the_columns_stay_aligned():
+    from onnxtrain.layers import GlobalAveragePooling2D
+
+    x = Input(4, 4, 2, name="image")
+    model = Model(inputs=x, outputs=Dense(3)(GlobalAveragePooling2D()(x)), seed=0)
+    lines = model.summary(print_fn=None).splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("global_average_pooling2d_1("))
+    assert lines[first] == "global_average_pooling2d_1(GlobalAvera [None, 2]                 0            image[0]"
+    assert lines[first + 1] == "gePooling2D)"
