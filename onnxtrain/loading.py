@@ -18,6 +18,7 @@ from onnxtrain import _ort_training, engines, losses, metrics, model_files, opti
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, OnnxtrainError, RuntimeSetupError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer
+from onnxtrain.losses import Loss
 from onnxtrain.model import Model, Sequential
 from onnxtrain.model_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
 from onnxtrain.saving import reading_model
@@ -72,6 +73,7 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
             model = Sequential(layers, name=str(config.get("name", "sequential")), seed=config["seed"])
     model.class_names = tuple(config["class_names"]) if config.get("class_names") else None
     model.input_scale = float(config.get("input_scale", 1.0))
+    model.trained_loss = _trained_loss(config)
     model_files.check_weights(model.get_weights(), weights, files[MODEL_FILE])
     # Last for a file that parses: one holding another model already got a more precise message above.
     model_files.check_model_bytes(model_bytes, config, files[MODEL_FILE])
@@ -80,6 +82,15 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
     if compile and settings:
         _compile_loaded(model, config, config_path, checkpoint, checkpoint_path, device, compile_options)
     return model
+
+
+def _trained_loss(config: dict[str, Any]) -> Loss | None:
+    """The loss the save was compiled with, or None (never compiled, or an entry compile=True would refuse)."""
+    settings = config.get("compile")
+    try:
+        return losses.get(settings["loss"]) if isinstance(settings, dict) and "loss" in settings else None
+    except (OnnxtrainError, TypeError, ValueError):
+        return None
 
 
 @contextlib.contextmanager

@@ -97,6 +97,9 @@ class Model:
         self.layers: list[Layer] = list(graph.layers)
         self.class_names: tuple[str, ...] | None = None
         self.input_scale: float = 1.0
+        # The loss a loaded model was trained with, known from its save even before compile: the export emits the
+        # graph training used (a last Dense left at its default activation gives logits to that loss).
+        self.trained_loss: Loss | None = None
         self.stop_training = False  # callbacks set it to end fit early
         self._trainer: Trainer | None = None
         self._closed = False

@@ -40,6 +40,7 @@ from onnxtrain.errors import (
 from onnxtrain.functional import Functional
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer, Shape
+from onnxtrain.losses import Loss
 from onnxtrain.saving import WritingMode, check_replaceable, save_files, write_atomically
 
 if TYPE_CHECKING:
@@ -85,6 +86,9 @@ class SavedModel(Protocol):
     @property
     def input_scale(self) -> float: ...
 
+    @property
+    def trained_loss(self) -> Loss | None: ...
+
     def get_config(self) -> dict[str, Any]: ...
 
     def get_weights(self) -> dict[str, np.ndarray]: ...
@@ -123,6 +127,7 @@ def exported_model(
         InvalidArgumentError: the opset / IR version is out of range, or a layer cannot be expressed in it.
     """
     opset, ir_version = inference_opset_and_ir(compiled, opset, ir_version)
+    loss = compiled.loss if compiled is not None else model.trained_loss
     model.sync_weights()
     metadata = {
         META_VERSION: __version__,
@@ -130,12 +135,12 @@ def exported_model(
         META_INPUT_SCALE: repr(float(model.input_scale)),
         META_INPUT_SCALING: _input_scaling(float(model.input_scale)),
     }
-    if compiled is not None:
-        metadata[META_LOSS] = compiled.loss.name
+    if loss is not None:
+        metadata[META_LOSS] = loss.name
     try:
         return emit.inference_graph(
             model.graph,
-            compiled.loss if compiled else None,
+            loss,
             opset=opset,
             ir_version=ir_version,
             metadata=metadata,

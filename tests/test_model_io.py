@@ -778,3 +778,18 @@ def test_resuming_one_engines_optimizer_state_with_the_other_says_how(trained):
         r"Load with engine='portable' to resume exactly, or pass optimizer=\.\.\.",
     ):
         load_model(trained, engine="ort-training")
+
+
+def test_an_uncompiled_load_exports_the_graph_that_was_trained(tmp_path):
+    # A last Dense left at its default activation gives logits to softmax cross-entropy: without compile, the
+    # loaded model still knows the saved loss, so its export is the trained graph, not one with ReLU logits.
+    x, y = _data()
+    with Sequential.of(Input(4, 4, 1), Flatten(), Dense(8), Dense(3), seed=2) as model:
+        model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits")
+        model.fit((x, y), epochs=1, batch_size=16, verbose=0)
+        expected = model.predict_softly(x)
+        model.save(tmp_path / "saved")
+    with load_model(tmp_path / "saved", compile=False) as plain:
+        plain.export(tmp_path / "plain.onnx")
+    exported = onnxtrain.InferenceModel.load(tmp_path / "plain.onnx")
+    np.testing.assert_allclose(exported.predict_softly(x), expected, rtol=1e-6, atol=1e-7)
