@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from onnxtrain import activations, initializers, regularizers
+from onnxtrain._checks import check_bool
 from onnxtrain.activations import Activation
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
@@ -60,12 +61,6 @@ def conv_padding(owner: str, value: object, causal: bool = False) -> str:
     raise InvalidArgumentError(f"{owner}(padding=...) expects one of {list(choices)}. Received: padding={value!r}")
 
 
-def conv_bool(owner: str, arg: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidArgumentError(f"{owner}({arg}=...) expects a bool. Received: {arg}={value!r}")
-    return value
-
-
 def receptive_field(kernel_size: Shape) -> int:
     """Keras' fans of a convolution kernel are its channels times this: the kernel's positions."""
     return math.prod(kernel_size)
@@ -108,7 +103,7 @@ class BaseConv(Layer):
         self.padding = conv_padding(owner, padding, causal=self.causal_allowed)
         self.dilation_rate = conv_ints(owner, "dilation_rate", dilation_rate, self.rank, kotlindl=True)
         self.activation: Activation = activations.get(activation)
-        self.use_bias = conv_bool(owner, "use_bias", use_bias)
+        self.use_bias = check_bool(owner, "use_bias", use_bias)
         self.bias_initializer = initializers.get(bias_initializer)
         self.bias_regularizer: Regularizer | None = regularizers.get(bias_regularizer)
 

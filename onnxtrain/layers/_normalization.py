@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from onnxtrain import initializers
-from onnxtrain._checks import as_real
+from onnxtrain._checks import as_real, check_bool
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import Initializer
@@ -27,12 +27,6 @@ def _number(owner: str, arg: str, value: object, low: float, high: float, low_op
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
         raise InvalidArgumentError(f"{owner}({arg}=...) expects a number in {interval}. Received: {arg}={value!r}")
     return number
-
-
-def _flag(owner: str, arg: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidArgumentError(f"{owner}({arg}=...) expects a bool. Received: {arg}={value!r}")
-    return value
 
 
 def _batched_axis(layer: Layer, axis: int, input_shape: Shape) -> int:
@@ -84,8 +78,8 @@ class BatchNormalization(Layer):
         self.axis = int(axis)
         self.momentum = _number("BatchNormalization", "momentum", momentum, 0.0, 1.0)
         self.epsilon = _number("BatchNormalization", "epsilon", epsilon, 0.0, np.inf, low_open=True)
-        self.center = _flag("BatchNormalization", "center", center)
-        self.scale = _flag("BatchNormalization", "scale", scale)
+        self.center = check_bool("BatchNormalization", "center", center)
+        self.scale = check_bool("BatchNormalization", "scale", scale)
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
@@ -203,8 +197,8 @@ class LayerNormalization(Layer):
             )
         self.axis: int | list[int] = int(axis) if isinstance(axis, int | np.integer) else [int(a) for a in axes]
         self.epsilon = _number("LayerNormalization", "epsilon", epsilon, 0.0, np.inf, low_open=True)
-        self.center = _flag("LayerNormalization", "center", center)
-        self.scale = _flag("LayerNormalization", "scale", scale)
+        self.center = check_bool("LayerNormalization", "center", center)
+        self.scale = check_bool("LayerNormalization", "scale", scale)
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
 

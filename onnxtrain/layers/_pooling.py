@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from onnxtrain._checks import check_bool
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._layer import Layer, Shape, format_shape
@@ -148,11 +149,7 @@ class _GlobalPooling(Layer):
 
     def __init__(self, keepdims: bool = False, name: str | None = None, trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
-        if not isinstance(keepdims, bool):
-            raise InvalidArgumentError(
-                f"{type(self).__name__}(keepdims=...) expects a bool. Received: keepdims={keepdims!r}"
-            )
-        self.keepdims = keepdims
+        self.keepdims = check_bool(type(self).__name__, "keepdims", keepdims)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         _spatial_rank(self, input_shape, self.rank)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain._checks import FLOAT32_MAX
+from onnxtrain._checks import FLOAT32_MAX, check_bool
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._layer import Layer, Shape, format_shape
@@ -120,9 +120,7 @@ class Normalization(Layer):
                 )
             if np.any(self.input_variance < 0):
                 raise InvalidArgumentError(f"Normalization expects variance >= 0. Received: variance={variance!r}")
-        if not isinstance(invert, bool):
-            raise InvalidArgumentError(f"Normalization(invert=...) expects a bool. Received: invert={invert!r}")
-        self.invert = invert
+        self.invert = check_bool("Normalization", "invert", invert)
         self._adapted: tuple[np.ndarray, np.ndarray] | None = None  # adapt() before the layer is built
 
     # --- shapes ---------------------------------------------------------------------------------------------
