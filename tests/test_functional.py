@@ -1,6 +1,6 @@
 """The Functional API: symbolic calls, the merge layers, and the `Functional` graph of layer calls.
 
-Forwards run in ONNX Runtime against numpy; the merge rows also against Keras 3 where a fixture exists
+Forwards run in ONNX Runtime against numpy; the merge rows also against Keras 3 fixtures
 (tests/data/keras/<row id>.npz, written by tools/keras_fixtures.py from tools/keras_cases/merge.py).
 """
 
@@ -362,8 +362,7 @@ def test_merge_layer(case: MergeCase) -> None:
 @pytest.mark.parametrize("case", MERGES, ids=[case.id for case in MERGES])
 def test_merge_layer_matches_keras(case: MergeCase) -> None:
     path = KERAS_FIXTURES / f"merge_{case.id}.npz"
-    if not path.exists():
-        pytest.skip(f"no Keras fixture {path.name}")
+    assert path.exists(), f"no Keras fixture {path.name}: run tools/keras_fixtures.py"
     with np.load(path) as fixture:
         xs = [fixture[f"x{i}"] for i in range(int(fixture["inputs"]))]
         expected = fixture["y"]
