@@ -73,10 +73,8 @@ def test_keras_default_names():
     ]
 
 
-@pytest.mark.parametrize("engine", ["portable", "ort-training"])
+@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
 def test_fit_evaluate_predict_take_a_list_or_a_dict(engine):
-    if engine == "ort-training":
-        pytest.importorskip("onnxruntime.training")
     with compiled(engine) as model:
         history = model.fit([XA, XB], Y, epochs=2, batch_size=16, verbose=0)
         assert len(history.history["loss"]) == 2
