@@ -95,10 +95,10 @@ class PortableEngine:
         ort = _onnxruntime()
         self.device = device
         self.optimizer = optimizer
-        self.graph: TrainStepGraph = train_step_model(layers, loss, optimizer, opset, ir_version)
+        graph = as_graph(layers)  # once: a layer list would be turned into a new Functional by every graph below
+        self.graph: TrainStepGraph = train_step_model(graph, loss, optimizer, opset, ir_version)
         self.fused = _use_fused(update, optimizer, device, self.graph.layer_state)
-        self.eval_graph = eval_model(layers, loss, opset, ir_version)
-        graph = as_graph(layers)
+        self.eval_graph = eval_model(graph, loss, opset, ir_version)
         self._output_shape = emit.output_shape(graph)
         self._input_names = tuple(emit.input_names(graph))
         self._label_dtype = loss.label_spec(self._output_shape)[0]
@@ -109,13 +109,13 @@ class PortableEngine:
         self._flush = FlushToZero()
         self._check_provider(ort, device)
         # The fused path's session computes gradients only; `graph` keeps the whole step, for save_graphs.
-        step_model = gradient_model(layers, loss, optimizer, opset, ir_version) if self.fused else self.graph.model
+        step_model = gradient_model(graph, loss, optimizer, opset, ir_version) if self.fused else self.graph.model
         self._step_inputs = {i.name for i in step_model.graph.input}
         with self._flush.creating():
             self._train_session = create_session(ort, step_model.SerializeToString(), options, device)
             self._eval_session = create_session(ort, self.eval_graph.SerializeToString(), options, device)
 
-        values = self._initial_values(layers, resume)
+        values = self._initial_values(graph, resume)
         self._learning_rate = float(optimizer.learning_rate)
         self._fixed = {name: self._ortvalue(values[name]) for name in self.graph.frozen}
         self._fixed[LEARNING_RATE] = self._ortvalue(np.array(self._learning_rate, np.float32))
