@@ -175,9 +175,7 @@ class Layer:
     @property
     def trainable_param_count(self) -> int:
         """The parameters an optimizer updates: none for a frozen layer, never its non-trainable ones."""
-        if not self.trainable:
-            return 0
-        return int(sum(p.size for local, p in self.params.items() if local not in self.non_trainable))
+        return int(sum(p.size for p in self.trainable_params().values()))
 
     @property
     def built(self) -> bool:
