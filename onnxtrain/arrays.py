@@ -144,9 +144,6 @@ class InputArrays:
     def __getitem__(self, rows: Any) -> InputArrays:
         return InputArrays([array[rows] for array in self.arrays])
 
-    def take(self, index: np.ndarray) -> InputArrays:
-        return InputArrays([np.take(array, index, axis=0) for array in self.arrays])
-
 
 def prepare_inputs(
     x: Any,

@@ -297,13 +297,11 @@ class Trainer:
         metric_sums = dict.fromkeys(self.compiled.metrics, 0.0)
         classification = self.compiled.loss.classification
         steps = math.ceil(len(train) / batch_size)
-        # Shuffled batches are gathered into two reused buffers: a fresh 300 KB array per batch would cost an
-        # mmap/munmap pair and page faults every step.
+        # Shuffled batches are gathered into reused buffers (one per input, and the labels'): a fresh 300 KB array
+        # per batch would cost an mmap/munmap pair and page faults every step.
         buffer_rows = min(batch_size, len(train))  # a batch_size beyond the data must not allocate for it
-        x_buffer = None  # several inputs (InputArrays) are gathered into new arrays
-        if order is not None and isinstance(train.x, np.ndarray):
-            x_buffer = np.empty((buffer_rows, *train.x.shape[1:]), train.x.dtype)
-        y_buffer = np.empty((buffer_rows, *train.y.shape[1:]), train.y.dtype) if order is not None else None
+        x_buffer = _empty_rows(train.x, buffer_rows) if order is not None else None
+        y_buffer = _empty_rows(train.y, buffer_rows) if order is not None else None
         try:
             for step in range(steps):
                 if callbacks.wants_batch_begin:
@@ -313,16 +311,9 @@ class Trainer:
                 if order is None:
                     xb, yb = train.x[rows], train.y[rows]
                 else:
-                    assert y_buffer is not None  # allocated above whenever order is set
+                    assert x_buffer is not None and y_buffer is not None  # allocated above whenever order is set
                     index = order[rows]
-                    # mode="clip": with the default "raise", np.take gathers into a scratch copy first (a second
-                    # pass over the batch, docs/measurements.md). A permutation's indices are all in range.
-                    if isinstance(train.x, InputArrays):
-                        xb = train.x.take(index)
-                    else:
-                        assert x_buffer is not None
-                        xb = np.take(train.x, index, axis=0, out=x_buffer[: len(index)], mode="clip")
-                    yb = np.take(train.y, index, axis=0, out=y_buffer[: len(index)], mode="clip")
+                    xb, yb = _gather(train.x, index, x_buffer), _gather(train.y, index, y_buffer)
                 loss, outputs = self.engine.train_step(_batch(xb), yb)
                 self._inference_session = None
                 if not math.isfinite(loss):
@@ -416,6 +407,24 @@ class Trainer:
     def close(self) -> None:
         self._inference_session = None
         self.engine.close()
+
+
+def _empty_rows(x: Any, rows: int) -> Any:
+    """An uninitialised buffer of `rows` rows laid out as `x` (an array, or the InputArrays of several inputs)."""
+    if isinstance(x, InputArrays):
+        return InputArrays([_empty_rows(array, rows) for array in x.arrays])
+    return np.empty((rows, *x.shape[1:]), x.dtype)
+
+
+def _gather(x: Any, index: np.ndarray, out: Any) -> Any:
+    """Rows `index` of `x` (an array, or InputArrays) into the first len(index) rows of `out` (`_empty_rows`).
+
+    mode="clip": with the default "raise", np.take gathers into a scratch copy first (a second pass over the
+    batch, docs/measurements.md). A permutation's indices are all in range.
+    """
+    if isinstance(x, InputArrays):
+        return InputArrays([_gather(a, index, o) for a, o in zip(x.arrays, out.arrays, strict=True)])
+    return np.take(x, index, axis=0, out=out[: len(index)], mode="clip")
 
 
 def _batch(x: np.ndarray | InputArrays) -> list[np.ndarray]:
