@@ -172,23 +172,19 @@ class Trainer:
                     f"arrays or a dict {{input name: array}} ({[name for name, _ in self._inputs]}). Received: "
                     f"{type(data).__name__}"
                 )
-            x, _ = prepare_inputs(data[0], self._inputs, scale, f"{argument}.x")
-            y = self.compiled.loss.prepare_labels(data[1], self.model.output_shape, f"{argument}.y")
-            if len(y) != len(x):
-                raise InvalidArgumentError(
-                    f"{argument} expects as many labels as examples. Received: {len(x)} examples, {len(y)} labels"
-                )
-            return _Batches(x, y)
-        dataset = as_dataset(data, name=argument)
-        raw_x = model_inputs(dataset, scale)
+            raw_x, raw_y, class_names, data_scale = data[0], data[1], None, None
+        else:
+            dataset = as_dataset(data, name=argument)
+            raw_x, raw_y = model_inputs(dataset, scale), dataset.y
+            class_names = tuple(dataset.class_names) if dataset.class_names else None
+            data_scale = dataset.input_scale
         x, _ = prepare_inputs(raw_x, self._inputs, scale, f"{argument}.x")
-        y = self.compiled.loss.prepare_labels(dataset.y, self.model.output_shape, f"{argument}.y")
+        y = self.compiled.loss.prepare_labels(raw_y, self.model.output_shape, f"{argument}.y")
         if len(y) != len(x):
             raise InvalidArgumentError(
                 f"{argument} expects as many labels as examples. Received: {len(x)} examples, {len(y)} labels"
             )
-        class_names = tuple(dataset.class_names) if dataset.class_names else None
-        return _Batches(x, y, class_names, dataset.input_scale)
+        return _Batches(x, y, class_names, data_scale)
 
     def _scale_after(self, train: _Batches) -> float:
         """The input scale the model will read inputs with once `fit` adopts `train` (see `_adopt`)."""
