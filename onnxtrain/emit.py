@@ -51,11 +51,7 @@ def logits_substitutes(graph: Functional, loss: Loss | None) -> dict[SymbolicTen
     """What `Functional.emit` computes instead for `loss`: the output's Dense without its activation where
     `graph_layers` would emit it so (same rule, same reasons); nothing otherwise."""
     output = graph.outputs[0]
-    if not _emits_its_logits(output.layer, loss):
-        return {}
-    logits = copy.copy(output.layer)  # shares the layer's name and weights; only the activation differs
-    logits.activation = activations.Linear()
-    return {output: logits}
+    return {output: _linear_copy(output.layer)} if _emits_its_logits(output.layer, loss) else {}
 
 
 def add_graph_inputs(builder: GraphBuilder, graph: Functional) -> list[str]:
@@ -80,10 +76,15 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
     layers = list(layers)
     last = layers[-1]
     if _emits_its_logits(last, loss):
-        logits = copy.copy(last)  # shares the layer's name and weights; only the activation differs
-        logits.activation = activations.Linear()
-        layers[-1] = logits
+        layers[-1] = _linear_copy(last)
     return layers
+
+
+def _linear_copy(layer: Dense) -> Dense:
+    """`layer` without its activation: a copy that shares the layer's name and weights."""
+    logits = copy.copy(layer)
+    logits.activation = activations.Linear()
+    return logits
 
 
 def default_activation_emits_logits(layer: Layer, loss: Loss | None) -> bool:
