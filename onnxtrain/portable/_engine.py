@@ -154,7 +154,9 @@ class PortableEngine:
         if resume is None:
             return values
         checkpoint = read_checkpoint(resume)
-        _check_names_and_shapes("checkpoint weights", checkpoint.weights, values, False, ModelFileError)
+        _check_names_and_shapes(
+            "checkpoint weights", checkpoint.weights, values, require_all=False, error=ModelFileError
+        )
         values.update(checkpoint.weights)
         if checkpoint.state:
             if checkpoint.optimizer != self.optimizer.name:
@@ -164,7 +166,9 @@ class PortableEngine:
                     "without optimizer state."
                 )
             expected = {t.name: values[t.name] for t in self.graph.state}
-            _check_names_and_shapes("checkpoint optimizer state", checkpoint.state, expected, True, ModelFileError)
+            _check_names_and_shapes(
+                "checkpoint optimizer state", checkpoint.state, expected, require_all=True, error=ModelFileError
+            )
             if checkpoint.version == 1:  # unscaled state: scale it as the graph carries it
                 scales = {t.name: np.float32(t.scale) for t in self.graph.state}
                 checkpoint.state = {name: value * scales[name] for name, value in checkpoint.state.items()}
