@@ -1,14 +1,21 @@
-"""What is wrong with bytes that should hold an ONNX model, in words: empty, truncated, not ONNX, no graph.
+"""Reading an ONNX model file through one gate, and what is wrong with bytes that should hold one, in words.
 
-ONNX Runtime reports these as "INVALID_PROTOBUF" or "No graph was found in the protobuf"; loaders say this
-instead and keep ONNX Runtime's (or protobuf's) error as the cause.
+`read_onnx_model` is the gate every model file onnxtrain reads goes through before a runtime sees it: the file
+is bounded and parsed, its external data checked and read in (`onnxtrain._onnx_tensors`), every tensor's size
+checked against its dtype x shape. ONNX Runtime reports empty, truncated or foreign bytes as "INVALID_PROTOBUF"
+or "No graph was found in the protobuf"; loaders say what is wrong instead, with protobuf's error as the cause.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import onnx
 from google.protobuf.descriptor import FieldDescriptor
 
+from onnxtrain._bounded_read import read_bounded
+from onnxtrain._onnx_tensors import MAX_MODEL_BYTES, check_tensor_size, load_external_data, model_tensors
 from onnxtrain.errors import ModelFileError
 
 # Top-level ModelProto fields by number: their name and protobuf wire type (2: length-delimited, 0: varint).
@@ -18,6 +25,45 @@ _FIELDS: dict[int, tuple[str, int]] = {
     for field in onnx.ModelProto.DESCRIPTOR.fields
 }
 _MAX_IR_VERSION = 64  # far above today's 11: a first byte that is an ir_version, not a coincidence
+
+
+def read_onnx_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """The ONNX model in the file `path`, with its external data checked and loaded in memory.
+
+    External data must be at relative locations inside the file's folder (after resolving symbolic links), in
+    regular files, at an offset and length inside them that match the tensor's dtype x shape; every tensor's
+    inline data must match its declared size too. All of this is checked before anything of the declared size
+    is allocated, and the returned proto holds no external reference, so a runtime can be given its bytes.
+
+    Raises:
+        ModelFileError: naming the file, and the tensor and location when one of them is refused.
+    """
+    target = Path(path)
+    data = read_bounded(target, MAX_MODEL_BYTES, ModelFileError, "an ONNX model")
+    return parse_onnx_model(data, str(target), target.parent)
+
+
+def parse_onnx_model(data: bytes, source: str, folder: Path | None, fix: str = "") -> onnx.ModelProto:
+    """The model in `data` (the bytes of `source`) through the gate of `read_onnx_model`, its external data read
+    from `folder` (None: a model with external data is refused)."""
+    proto = parse_onnx_file(data, source, fix)
+    load_external_data(proto, source, folder)
+    check_onnx_model(proto, source)
+    return proto
+
+
+def check_onnx_model(proto: onnx.ModelProto, source: str) -> None:
+    """Refuse a model given in memory whose tensors keep data outside it (there is no folder to check them
+    against) or hold data that does not match their dtype x shape.
+
+    Raises:
+        ModelFileError: naming `source` and the tensor.
+    """
+    if not isinstance(proto, onnx.ModelProto):
+        raise ModelFileError(f"{source} expects an onnx.ModelProto. Received: {type(proto).__name__}")
+    load_external_data(proto, source, None)  # refuses the first external reference; reads nothing
+    for where, tensor in model_tensors(proto):
+        check_tensor_size(tensor, source, where)
 
 
 def onnx_file_problem(data: bytes) -> str | None:
