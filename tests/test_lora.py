@@ -1,0 +1,244 @@
+"""LoRA (onnxtrain.lora): the adapted graph against numpy, merging, the adapters' gradients against finite
+differences, the trainable set of `lora()` on an imported model, and the errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxtrain import autodiff
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.lora import add_adapters, merge_adapters
+
+MLP_FIXTURE = Path(__file__).parent / "data" / "onnx_models" / "mlp_torchscript.onnx"
+RNG = np.random.default_rng(0)
+W_GEMM = RNG.standard_normal((5, 4))  # Gemm transB=1: (out, in), as torch exports Linear
+C_GEMM = RNG.standard_normal(5)
+W_RIGHT = RNG.standard_normal((5, 3))  # MatMul(x, W): (in, out)
+W_LEFT = RNG.standard_normal((2, 3))  # MatMul(W, x): (out, in)
+
+
+def _model(dtype: type = np.float32, gemm_alpha: float = 0.5) -> onnx.ModelProto:
+    """x (N, 4) -> Gemm(transB, alpha) -> Relu -> MatMul(., W_RIGHT) -> Transpose -> MatMul(W_LEFT, .) = y (2, N)."""
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    nodes = [
+        helper.make_node("Gemm", ["x", "w_gemm", "c"], ["h"], name="fc1", transB=1, alpha=gemm_alpha),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        helper.make_node("MatMul", ["r", "w_right"], ["m"], name="fc2"),
+        helper.make_node("Transpose", ["m"], ["mt"], name="t"),
+        helper.make_node("MatMul", ["w_left", "mt"], ["y"], name="fc3"),
+    ]
+    weights = {"w_gemm": W_GEMM, "c": C_GEMM, "w_right": W_RIGHT, "w_left": W_LEFT}
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", elem, ["N", 4])],
+        [helper.make_tensor_value_info("y", elem, [2, "N"])],
+        [numpy_helper.from_array(w.astype(dtype), name) for name, w in weights.items()],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def _run(model: onnx.ModelProto, x: np.ndarray, output: str = "y") -> np.ndarray:
+    options = onnxruntime.SessionOptions()
+    # ORT's fusions (FusedMatMul) have float32 kernels only; the gradient check runs in float64.
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run([output], {"x": x})[0]
+
+
+def _weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def _set(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> None:
+    for tensor in model.graph.initializer:
+        if tensor.name in values:
+            tensor.CopyFrom(numpy_helper.from_array(values[tensor.name].astype(np.float32), tensor.name))
+
+
+def _numpy_forward(x: np.ndarray, w: dict[str, np.ndarray], gemm_alpha: float = 0.5) -> np.ndarray:
+    h = np.maximum(gemm_alpha * x @ w["w_gemm"].T + w["c"], 0)
+    return w["w_left"] @ (h @ w["w_right"]).T
+
+
+X = RNG.standard_normal((7, 4)).astype(np.float32)
+
+
+def test_adapted_model_at_b_zero_equals_the_original() -> None:
+    original = _model()
+    adapted = add_adapters(original, rank=2, alpha=4)
+    onnx.checker.check_model(adapted, full_check=True)
+    np.testing.assert_array_equal(_run(adapted, X), _run(original, X))
+    weights = _weights(adapted)
+    assert weights["w_gemm.lora_A"].shape == (2, 4) and weights["w_gemm.lora_B"].shape == (5, 2)  # peft's layout
+    assert weights["w_right.lora_A"].shape == (5, 2) and weights["w_right.lora_B"].shape == (2, 3)
+    assert weights["w_left.lora_A"].shape == (2, 3) and weights["w_left.lora_B"].shape == (2, 2)
+    for name in ("w_gemm", "w_right", "w_left"):
+        assert not weights[f"{name}.lora_B"].any()
+        fan_in = weights[f"{name}.lora_A"].size // 2
+        assert 0 < np.abs(weights[f"{name}.lora_A"]).max() <= 1 / np.sqrt(fan_in)  # Kaiming uniform, as peft
+        assert weights[f"{name}.lora_scale"] == pytest.approx(2.0)  # alpha / rank
+    assert [n.name for n in adapted.graph.node][:5] == [
+        "fc1",
+        "fc1.lora/down",
+        "fc1.lora/up",
+        "fc1.lora/scale",
+        "fc1.lora/add",
+    ]
+
+
+def test_adapted_output_is_x_times_w_plus_scaled_a_b() -> None:
+    adapted = add_adapters(_model(), rank=3, alpha=6)
+    w = {k: v.astype(np.float64) for k, v in _weights(adapted).items()}
+    for name in ("w_gemm", "w_right", "w_left"):
+        w[f"{name}.lora_A"] = RNG.standard_normal(w[f"{name}.lora_A"].shape)
+        w[f"{name}.lora_B"] = RNG.standard_normal(w[f"{name}.lora_B"].shape)
+    _set(adapted, w)
+    s = 6 / 3
+    effective = {  # W + s·A·B in each weight's own layout: (out, in) ones take B·A
+        "w_gemm": w["w_gemm"] + s * w["w_gemm.lora_B"] @ w["w_gemm.lora_A"],
+        "w_right": w["w_right"] + s * w["w_right.lora_A"] @ w["w_right.lora_B"],
+        "w_left": w["w_left"] + s * w["w_left.lora_B"] @ w["w_left.lora_A"],
+        "c": w["c"],
+    }
+    expected = _numpy_forward(X.astype(np.float64), effective)
+    np.testing.assert_allclose(_run(adapted, X), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_merge_folds_adapters_into_plain_weights_exactly() -> None:
+    original = _model()
+    adapted = add_adapters(original, rank=2)
+    _set(adapted, {k: RNG.standard_normal(v.shape) for k, v in _weights(adapted).items() if k.endswith(".lora_B")})
+    merged = merge_adapters(adapted)
+    onnx.checker.check_model(merged, full_check=True)
+    np.testing.assert_allclose(_run(merged, X), _run(adapted, X), rtol=1e-5, atol=1e-5)
+    assert [(n.name, n.op_type, list(n.input), list(n.output)) for n in merged.graph.node] == [
+        (n.name, n.op_type, list(n.input), list(n.output)) for n in original.graph.node
+    ]
+    assert sorted(_weights(merged)) == sorted(_weights(original))
+    assert merged.ByteSize() == original.ByteSize()
+
+
+def test_merge_of_a_fresh_adapter_returns_the_original_weights() -> None:
+    original = _model()
+    merged = merge_adapters(add_adapters(original))
+    for name, value in _weights(original).items():
+        np.testing.assert_array_equal(_weights(merged)[name], value)
+
+
+def test_adapters_on_a_torch_exported_mlp_and_a_batched_matmul() -> None:
+    original = onnx.load(MLP_FIXTURE)
+    adapted = add_adapters(original, rank=4, targets=("Gemm",), nodes=["/fc2/*", "head.weight"])
+    assert sorted(n for n in _weights(adapted) if n.endswith(".lora_A")) == ["fc2.weight.lora_A", "head.weight.lora_A"]
+    x = RNG.standard_normal((3, 8)).astype(np.float32)
+    session = onnxruntime.InferenceSession(adapted.SerializeToString(), providers=["CPUExecutionProvider"])
+    reference = onnxruntime.InferenceSession(original.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_array_equal(session.run(None, {"input": x})[0], reference.run(None, {"input": x})[0])
+    # A 3-D input (a transformer's tokens) through MatMul(x, W): the adapters broadcast over the batch.
+    w = RNG.standard_normal((4, 6)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="proj")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", "T", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", "T", 6])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    adapted = add_adapters(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), rank=2)
+    a, b = RNG.standard_normal((4, 2)), RNG.standard_normal((2, 6))
+    _set(adapted, {"w.lora_A": a, "w.lora_B": b})
+    x3 = RNG.standard_normal((2, 3, 4)).astype(np.float32)
+    expected = x3.astype(np.float64) @ (w + 8 * a.astype(np.float32) @ b.astype(np.float32))
+    np.testing.assert_allclose(_run(adapted, x3), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_adapter_gradients_match_finite_differences() -> None:
+    adapted = add_adapters(_model(np.float64), rank=2, alpha=4, seed=3)
+    r = RNG.standard_normal((2, 7))
+    x = RNG.standard_normal((7, 4))
+    w = _weights(adapted)
+    for name in ("w_gemm", "w_right", "w_left"):
+        w[f"{name}.lora_B"] = 0.3 * RNG.standard_normal(w[f"{name}.lora_B"].shape)
+    graph = adapted.graph
+    for tensor in graph.initializer:
+        tensor.CopyFrom(numpy_helper.from_array(w[tensor.name], tensor.name))
+    graph.initializer.append(numpy_helper.from_array(r, "projection"))
+    graph.node.extend(
+        [
+            helper.make_node("Mul", ["y", "projection"], ["yr"]),
+            helper.make_node("ReduceSum", ["yr"], ["loss"], keepdims=0),
+        ]
+    )
+    graph.output.append(helper.make_tensor_value_info("loss", TensorProto.DOUBLE, []))
+    adapters = sorted(n for n in w if n.endswith((".lora_A", ".lora_B")))
+    with_grads = autodiff.gradients(adapted, adapters, loss="loss")
+    grads = {n: _run(with_grads, x, f"{n}_grad") for n in adapters}
+
+    def loss(values: dict[str, np.ndarray]) -> float:
+        model = onnx.ModelProto()
+        model.CopyFrom(adapted)
+        for tensor in model.graph.initializer:
+            if tensor.name in values:
+                tensor.CopyFrom(numpy_helper.from_array(values[tensor.name], tensor.name))
+        return float(_run(model, x, "loss"))
+
+    eps = 1e-6
+    for name in adapters:
+        numeric = np.zeros_like(w[name])
+        for index in np.ndindex(w[name].shape):
+            plus, minus = w[name].copy(), w[name].copy()
+            plus[index] += eps
+            minus[index] -= eps
+            numeric[index] = (loss({name: plus}) - loss({name: minus})) / (2 * eps)
+        np.testing.assert_allclose(grads[name], numeric, rtol=1e-5, atol=1e-6, err_msg=name)
+        assert np.abs(numeric).max() > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"rank": 0}, InvalidArgumentError, r"rank to be a positive int. Received: rank=0"),
+        ({"rank": 2.5}, InvalidArgumentError, r"Received: rank=2.5"),
+        ({"rank": "8"}, InvalidTypeError, r"Received: rank='8'"),
+        ({"alpha": 0}, InvalidArgumentError, r"alpha to be a positive number. Received: alpha=0"),
+        ({"alpha": -1.0}, InvalidArgumentError, r"Received: alpha=-1.0"),
+        (
+            {"targets": ("Conv",)},
+            InvalidArgumentError,
+            r"targets among 'MatMul' and 'Gemm'. Received: targets=\['Conv'\]",
+        ),
+        (
+            {"nodes": ["fc9"]},
+            InvalidArgumentError,
+            r"'fc9' matches no adaptable node or weight. Adaptable: fc1 \(w_gemm\)",
+        ),
+    ],
+)
+def test_add_adapters_rejects_bad_arguments(kwargs: dict, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        add_adapters(_model(), **kwargs)
+
+
+def test_add_adapters_lists_the_op_types_when_nothing_matches() -> None:
+    with pytest.raises(
+        InvalidArgumentError, match=r"targets=\['Gemm'\] match no node .* op types: MatMul, Relu, Transpose"
+    ):
+        add_adapters(_model_without_gemm(), targets=("Gemm",))
+    with pytest.raises(InvalidArgumentError, match="already has them"):
+        add_adapters(add_adapters(_model()))
+
+
+def _model_without_gemm() -> onnx.ModelProto:
+    model = _model()
+    gemm = model.graph.node[0]
+    replacement = helper.make_node("MatMul", ["x", "x_t"], ["h"], name="fc1")  # x·x^T: no weight operand
+    del model.graph.node[0]
+    model.graph.node.insert(0, replacement)
+    model.graph.node.insert(0, helper.make_node("Transpose", ["x"], ["x_t"], name="t0"))
+    assert gemm.op_type == "Gemm"
+    return model
