@@ -448,15 +448,17 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
         ("train", "exported_copy.onnx"),
         1,
         r"'exported_copy\.onnx' is an ONNX model, not a run config: `onnxtrain train` builds and trains a model that a "
-        r"\.toml or \.json config \(see examples/fashion_mlp\.toml\) or --example NAME describes, and cannot import "
-        r"or fine-tune ONNX models\. To inspect this one: onnxtrain summary exported_copy\.onnx$",
+        r"\.toml or \.json config \(see examples/fashion_mlp\.toml\) or --example NAME describes\. To fine-tune this "
+        r"one: onnxtrain finetune exported_copy\.onnx --data DATA --output DIR; to inspect it: onnxtrain summary "
+        r"exported_copy\.onnx$",
     ),
     (
         "train_onnx_of_a_saved_model",
         ("train", "run/model/model.onnx"),
         1,
-        r"'run/model/model\.onnx' is an ONNX model, not a run config: .*cannot import or fine-tune ONNX models\. To "
-        r"inspect this one: onnxtrain summary run/model/model\.onnx; to continue training the saved model it belongs "
+        r"'run/model/model\.onnx' is an ONNX model, not a run config: .*To fine-tune this one: onnxtrain finetune "
+        r"run/model/model\.onnx --data DATA --output DIR; to inspect it: onnxtrain summary run/model/model\.onnx; to "
+        r"continue training the saved model it belongs "
         r"to: onnxtrain train --resume run/model --epochs N$",
     ),
     (

@@ -127,8 +127,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
         )
         raise InvalidArgumentError(
             f"'{path}' is an ONNX model, not a run config: `onnxtrain train` builds and trains a model that a "
-            ".toml or .json config (see examples/fashion_mlp.toml) or --example NAME describes, and cannot import "
-            f"or fine-tune ONNX models. To inspect this one: onnxtrain summary {path}{resume}"
+            ".toml or .json config (see examples/fashion_mlp.toml) or --example NAME describes. To fine-tune this "
+            f"one: onnxtrain finetune {path} --data DATA --output DIR; to inspect it: onnxtrain summary {path}{resume}"
         )
     if suffix not in (".toml", ".json"):
         raise InvalidArgumentError(
