@@ -1,0 +1,361 @@
+"""Write real exporters' ONNX graphs with torch's reference training: tests/data/onnx_models/<name>.{onnx,npz,json}.
+
+Each fixture is a small torch model exported by torch.onnx (the TorchScript exporter, `dynamo=False`, or the dynamo
+exporter), five fixed batches with labels, and the weights after each of five plain SGD steps (no momentum) on the
+mean softmax cross-entropy of the logits, computed by torch in float32. The tests import the graph, append the
+loss, differentiate it with onnxtrain.autodiff and compare their weights with torch's, without torch installed.
+The format (keys, trainable set, how exporters rename weights) is in tests/data/onnx_models/README.md.
+
+Exporters fold and rename weights (TorchScript's constant folding turns a Linear's weight on a 3-D input into the
+transposed initializer `onnx::MatMul_123`): each float initializer is matched to the torch parameter or buffer of
+equal value, as is or transposed, and torch's weights after each step are stored under the initializer's name,
+transformed the same way. Initializers matched to a parameter are the trainable set; the other float initializers
+(BatchNorm's running statistics, folded constants) are frozen.
+
+Runs in a Python with torch, onnx and onnxscript (not onnxtrain's); checks that each graph loads in onnxtrain's
+ONNX Runtime 1.19.2 by running `--check-python` on it. Seconds.
+
+Usage: /work/venv-torch/bin/python tools/onnx_fixtures.py [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "tests" / "data" / "onnx_models"
+STEPS = 5
+BATCH = 4
+LEARNING_RATE = 0.1
+TORCHSCRIPT_OPSET = 17  # ONNX Runtime 1.19.2 (onnxtrain's) loads IR <= 10; opset 17 is IR 8
+DYNAMO_OPSET = 20  # the first opset with Gelu; IR 9
+
+
+# --- the models ---------------------------------------------------------------------------------------------------
+class Mlp(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(8, 16)
+        self.fc2 = nn.Linear(16, 12)
+        self.head = nn.Linear(12, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(y)) + x)
+
+
+class ResidualCnn(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.block = ResidualBlock(4)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(torch.relu(self.bn(self.stem(x))))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm self-attention and a Gelu feed-forward, written out so the attention MatMuls are in the graph."""
+
+    def __init__(self, width: int, heads: int, hidden: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width)
+        self.ff1 = nn.Linear(width, hidden)
+        self.ff2 = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        q, k, v = self.qkv(self.norm1(x)).split(width, dim=-1)
+        q, k, v = (t.reshape(batch, length, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(width // self.heads)
+        attended = torch.matmul(torch.softmax(scores, dim=-1), v).transpose(1, 2).reshape(batch, length, width)
+        x = x + self.proj(attended)
+        return x + self.ff2(nn.functional.gelu(self.ff1(self.norm2(x))))
+
+
+class Transformer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([EncoderLayer(8, 2, 16) for _ in range(2)])
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(self.norm(x).mean(dim=1))
+
+
+@dataclass(frozen=True)
+class Fixture:
+    name: str
+    make: Callable[[], nn.Module]
+    example_shape: tuple[int, ...]  # one example, without the batch
+    classes: int
+    exporter: str  # "torchscript" or "dynamo"
+    description: str
+    # The dynamo exporter's default optimizer folds eval-mode BatchNorm into the Conv weights: off keeps the nodes.
+    optimize: bool = True
+
+
+FIXTURES = [
+    Fixture("mlp_torchscript", Mlp, (8,), 4, "torchscript", "MLP: Linear-ReLU-Linear-ReLU-Linear"),
+    Fixture(
+        "cnn_torchscript",
+        ResidualCnn,
+        (1, 6, 6),
+        3,
+        "torchscript",
+        "ResNet-style CNN: Conv-BN-ReLU, a residual block with BatchNorm and Add, global average pool, Linear",
+    ),
+    Fixture(
+        "cnn_dynamo",
+        ResidualCnn,
+        (1, 6, 6),
+        3,
+        "dynamo",
+        "ResNet-style CNN: Conv-BN-ReLU, a residual block with BatchNorm and Add, global average pool, Linear "
+        "(exported with optimize=False, which keeps the BatchNorm nodes)",
+        optimize=False,
+    ),
+    Fixture(
+        "transformer_torchscript",
+        Transformer,
+        (5, 8),
+        3,
+        "torchscript",
+        "2-layer pre-norm transformer encoder (LayerNorm, 2-head attention MatMuls, Softmax, Gelu), mean pool, Linear",
+    ),
+    Fixture(
+        "transformer_dynamo",
+        Transformer,
+        (5, 8),
+        3,
+        "dynamo",
+        "2-layer pre-norm transformer encoder (LayerNorm, 2-head attention MatMuls, Softmax, Gelu), mean pool, Linear",
+    ),
+]
+
+
+# --- export -------------------------------------------------------------------------------------------------------
+def export(fixture: Fixture, model: nn.Module, example: torch.Tensor) -> onnx.ModelProto:
+    """The graph the exporter writes for `model` in eval mode (BatchNorm with its running statistics), batch dynamic."""
+    model.eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if fixture.exporter == "torchscript":
+            # PRESERVE keeps BatchNormalization nodes: EVAL's peephole pass would fold them into the Conv weights.
+            torch.onnx.export(
+                model,
+                (example,),
+                buffer,
+                dynamo=False,
+                opset_version=TORCHSCRIPT_OPSET,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_axes={"input": {0: "batch"}},
+                training=torch.onnx.TrainingMode.PRESERVE,
+            )
+            return onnx.load_from_string(buffer.getvalue())
+        batch = torch.export.Dim("batch", min=2)
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            opset_version=DYNAMO_OPSET,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+            optimize=fixture.optimize,
+        )
+        assert program is not None
+        return program.model_proto
+
+
+def match_initializers(graph: onnx.ModelProto, model: nn.Module) -> tuple[dict[str, tuple[str, bool]], list[str]]:
+    """Trainable initializer -> (torch parameter name, transposed); and the frozen float initializers."""
+    parameters = dict(model.named_parameters())
+    tensors = {**dict(model.named_buffers()), **parameters}
+    trainable: dict[str, tuple[str, bool]] = {}
+    frozen: list[str] = []
+    for init in graph.graph.initializer:
+        value = numpy_helper.to_array(init)
+        if value.dtype.kind != "f":
+            continue
+        found = None
+        for torch_name, tensor in tensors.items():
+            array = tensor.detach().numpy()
+            if array.shape == value.shape and np.array_equal(array, value):
+                found = (torch_name, False)
+            elif array.ndim == 2 and array.T.shape == value.shape and np.array_equal(array.T, value):
+                found = (torch_name, True)
+            if found:
+                break
+        if found and found[0] in parameters:
+            trainable[init.name] = found
+        else:
+            frozen.append(init.name)
+    matched = [torch_name for torch_name, _ in trainable.values()]
+    if sorted(matched) != sorted(parameters):
+        raise SystemExit(
+            f"each parameter must match exactly one initializer of the exported graph. Received: parameters "
+            f"{sorted(parameters)}, matched {sorted(matched)}"
+        )
+    return trainable, frozen
+
+
+def randomize(model: nn.Module, generator: torch.Generator) -> None:
+    """Non-trivial BatchNorm and LayerNorm affine parameters and BatchNorm statistics (not 1 and 0)."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d | nn.LayerNorm):
+                module.weight.copy_(1 + 0.2 * torch.randn(module.weight.shape, generator=generator))
+                module.bias.copy_(0.2 * torch.randn(module.bias.shape, generator=generator))
+            if isinstance(module, nn.BatchNorm2d):
+                assert module.running_mean is not None and module.running_var is not None
+                module.running_mean.copy_(0.3 * torch.randn(module.running_mean.shape, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(module.running_var.shape, generator=generator))
+
+
+# --- reference training -------------------------------------------------------------------------------------------
+def write_fixture(fixture: Fixture, check_python: str) -> dict[str, object]:
+    seed = sum(fixture.make.__name__.encode())  # one model and data for both exporters
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = fixture.make()
+    randomize(model, generator)
+    x = torch.randn((STEPS, BATCH, *fixture.example_shape), generator=generator)
+    labels = torch.randint(0, fixture.classes, (STEPS, BATCH), generator=generator)
+
+    graph = export(fixture, model, x[0])
+    onnx.checker.check_model(graph, full_check=True)
+    trainable, frozen = match_initializers(graph, model)
+
+    def weights() -> dict[str, np.ndarray]:
+        parameters = dict(model.named_parameters())
+        result = {}
+        for name, (torch_name, transposed) in trainable.items():
+            array = parameters[torch_name].detach().numpy().copy()
+            result[name] = array.T.copy() if transposed else array
+        return result
+
+    # Eval mode throughout: BatchNorm normalizes with its running statistics, which stay as exported.
+    model.eval()
+    with torch.no_grad():
+        logits0 = model(x[0]).numpy()
+    arrays: dict[str, np.ndarray] = {"x": x.numpy(), "labels": labels.numpy(), "logits_0": logits0}
+    arrays |= {f"step_0/{name}": value for name, value in weights().items()}
+    losses = []
+    for step in range(STEPS):
+        model.zero_grad()
+        loss = nn.functional.cross_entropy(model(x[step]), labels[step])
+        loss.backward()
+        with torch.no_grad():
+            for parameter in model.parameters():
+                assert parameter.grad is not None
+                parameter -= LEARNING_RATE * parameter.grad
+        losses.append(loss.item())
+        arrays |= {f"step_{step + 1}/{name}": value for name, value in weights().items()}
+    arrays["losses"] = np.array(losses, np.float32)
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    onnx.save(graph, OUT / f"{fixture.name}.onnx")
+    np.savez_compressed(OUT / f"{fixture.name}.npz", **arrays)
+    opset = next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
+    meta: dict[str, object] = {
+        "description": fixture.description,
+        "exporter": f"torch.onnx {fixture.exporter}" + ("" if fixture.optimize else " (optimize=False)"),
+        "torch": torch.__version__,
+        "opset": opset,
+        "ir_version": graph.ir_version,
+        "ops": sorted({node.op_type for node in graph.graph.node}),
+        "input": graph.graph.input[0].name,
+        "output": graph.graph.output[0].name,
+        "classes": fixture.classes,
+        "loss": "softmax_cross_entropy_with_logits (mean over the batch)",
+        "optimizer": "SGD, no momentum, no weight decay",
+        "learning_rate": LEARNING_RATE,
+        "steps": STEPS,
+        "batch_norm": "eval mode (running statistics frozen)" if "BatchNormalization" in _ops(graph) else None,
+        "trainable": {name: f"{t}{' (transposed)' if tr else ''}" for name, (t, tr) in trainable.items()},
+        "frozen": frozen,
+        "loads_in_onnxruntime_1_19": _loads(check_python, OUT / f"{fixture.name}.onnx"),
+    }
+    (OUT / f"{fixture.name}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    size = sum((OUT / f"{fixture.name}{s}").stat().st_size for s in (".onnx", ".npz", ".json"))
+    print(
+        f"{fixture.name}: opset {opset}, IR {graph.ir_version}, {len(graph.graph.node)} nodes, "
+        f"{len(trainable)} trainable, {len(frozen)} frozen, loss {losses[0]:.4f} -> {losses[-1]:.4f}, "
+        f"{size / 1024:.1f} KiB, ORT 1.19 loads: {meta['loads_in_onnxruntime_1_19']}"
+    )
+    return meta
+
+
+def _ops(graph: onnx.ModelProto) -> set[str]:
+    return {node.op_type for node in graph.graph.node}
+
+
+def _loads(python: str, path: Path) -> bool | str:
+    """Whether onnxtrain's ONNX Runtime (1.19.2) builds a session of the graph; the error's first line if not."""
+    code = "import sys, onnxruntime as o; o.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])"
+    done = subprocess.run([python, "-c", code, str(path)], capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        return True
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", help="fixture names to write (default: all)")
+    parser.add_argument(
+        "--check-python",
+        default=str(ROOT / ".venv" / "bin" / "python"),
+        help="a Python with onnxruntime 1.19.2, to check each graph loads there",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, onnx {onnx.__version__}", file=sys.stderr)
+    for fixture in FIXTURES:
+        if not args.only or fixture.name in args.only:
+            write_fixture(fixture, args.check_python)
+
+
+if __name__ == "__main__":
+    main()
