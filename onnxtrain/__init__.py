@@ -17,6 +17,7 @@ from onnxtrain._ort_training import TrainingArtifacts  # noqa: E402
 from onnxtrain.artifacts import generate_artifacts  # noqa: E402
 from onnxtrain.callbacks import Callback  # noqa: E402
 from onnxtrain.datasets import Dataset  # noqa: E402
+from onnxtrain.foreign._import import from_onnx  # noqa: E402
 from onnxtrain.history import EvaluationResult, History  # noqa: E402
 from onnxtrain.inference import InferenceModel  # noqa: E402
 from onnxtrain.loading import load_model  # noqa: E402
@@ -38,6 +39,7 @@ __all__ = [
     "TrainingArtifacts",
     "WritingMode",
     "__version__",
+    "from_onnx",
     "generate_artifacts",
     "load_model",
 ]

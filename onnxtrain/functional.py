@@ -130,7 +130,8 @@ class Functional(Layer):
             if isinstance(layer, Functional):
                 yield from layer._named_params(f"{prefix}{layer.name}.", seen)
             else:
-                yield from ((f"{prefix}{layer.name}.{local}", layer, local) for local in layer.params)
+                scope = f"{layer.name}." if getattr(layer, "prefix_names", True) else ""  # see _emit_call
+                yield from ((f"{prefix}{scope}{local}", layer, local) for local in layer.params)
 
     def params_by_name(self) -> dict[str, np.ndarray]:
         """Every parameter under its name in this graph's ONNX (`dense_1.kernel`, `encoder.dense_1.kernel`)."""
@@ -260,6 +261,11 @@ def _emit_call(builder: GraphBuilder, layer: Layer, xs: list[str]) -> str:
     if isinstance(layer, Functional):
         with builder.scope(layer.name or "functional"):
             return layer.emit(builder, xs)[0]
+    if not getattr(layer, "prefix_names", True):  # OnnxLayer(prefix_names=False): weights keep their own names
+        assert layer.input_shapes is not None or layer.input_shape is not None, "layers must be built"
+        shapes = layer.input_shapes if layer.multi_input else [layer.input_shape]
+        xs = [channels_last(builder, x, len(shape) + 1) for x, shape in zip(xs, shapes, strict=True)]  # type: ignore[arg-type]
+        return layer.emit(builder, xs if layer.multi_input else xs[0])  # type: ignore[arg-type]
     if layer.multi_input:
         return emit_multi_input_layer(builder, layer, xs)
     return emit_layer(builder, layer, xs[0])

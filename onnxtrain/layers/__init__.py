@@ -1,5 +1,6 @@
 """Layers: `Input`, `Flatten`, `Dense`, the convolutions (`Conv2D`, ...) and the `Layer` base class."""
 
+from onnxtrain.foreign._layer import OnnxLayer  # a foreign ONNX graph as a layer (package onnxtrain.foreign)
 from onnxtrain.layers._activation import (
     ELU,
     Activation,
@@ -87,6 +88,7 @@ __all__ = [
     "Minimum",
     "Multiply",
     "Normalization",
+    "OnnxLayer",
     "PReLU",
     "Permute",
     "ReLU",

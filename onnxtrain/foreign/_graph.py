@@ -1,0 +1,283 @@
+"""A foreign ONNX graph as an `OnnxLayer` holds it: read, cut at chosen values, shape subgraphs folded, weights split.
+
+The layer keeps the graph *weight-free*: each float32 initializer (a weight) becomes an extra graph input of the
+same name, type and shape, and its value moves to the layer's parameters. Everything else (int initializers,
+other constants) stays in the graph. The stripped graph is what the layer's config stores (base64), so a saved
+model's config.json holds the structure and its checkpoint and model.onnx the weights, as for every layer.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, UnsupportedError
+
+Shape = tuple[int, ...]
+WEIGHTS_KEY = "onnxtrain.weights"  # metadata of a stripped graph: which graph inputs are weights (JSON list)
+# ONNX Runtime's basic level, less every rewrite but constant folding: fusions (Conv+BatchNormalization) would
+# merge the layers a user trains or freezes, and Dropout elimination would drop what training uses.
+_NOT_FOLDING = [
+    "Level1_RuleBasedTransformer",
+    "CommonSubexpressionElimination",
+    "ConstantSharing",
+    "MatMulAddFusion",
+    "ReshapeFusion",
+    "FreeDimensionOverrideTransformer",
+    "QDQPropagationTransformer",
+    "EnsureUniqueDQForNodeUnitTransformer",
+]
+
+
+def read_model(source: object, owner: str) -> onnx.ModelProto:
+    """`source` (a path, or a ModelProto, copied) as a ModelProto with its external data in memory.
+
+    Raises:
+        InvalidTypeError: `source` is neither.
+        ModelFileError: the file cannot be read or parsed.
+    """
+    if isinstance(source, onnx.ModelProto):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(source)
+        return copy
+    if not isinstance(source, str | os.PathLike):
+        raise InvalidTypeError(
+            f"{owner} expects a path to an .onnx file or an onnx.ModelProto. Received: {type(source).__name__}"
+        )
+    return _load(Path(source))
+
+
+def _load(path: Path) -> onnx.ModelProto:
+    # To be replaced by onnxtrain._onnx_file.read_onnx_model (issue 24), which checks external data locations.
+    if not path.is_file():
+        raise ModelFileError(f"'{path}' is not an ONNX file: it does not exist or is a folder.")
+    try:
+        return onnx.load(str(path), load_external_data=True)
+    except Exception as e:  # protobuf's DecodeError, OSError for missing external data
+        raise ModelFileError(f"'{path}' could not be read as an ONNX model: {e}") from e
+
+
+def check_default_domain(model: onnx.ModelProto, owner: str) -> None:
+    """Refuse graphs that an onnxtrain graph cannot hold: other op domains, local functions, subgraph ops."""
+    foreign = sorted({f"{n.domain}:{n.op_type}" for n in model.graph.node if n.domain not in ("", "ai.onnx")})
+    if foreign or model.functions:
+        what = f"ops of other domains {foreign}" if foreign else f"local functions {[f.name for f in model.functions]}"
+        raise UnsupportedError(f"{owner} takes graphs of the default ONNX domain only. Received a graph with {what}.")
+    nested = sorted({n.op_type for n in model.graph.node for a in n.attribute if a.type in _GRAPH_ATTRIBUTES})
+    if nested:
+        raise UnsupportedError(
+            f"{owner} does not import control flow yet. Received a graph with the subgraph ops {nested}."
+        )
+
+
+_GRAPH_ATTRIBUTES = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    if not versions:
+        raise InvalidArgumentError("The ONNX model imports no default-domain opset; there is no graph to import.")
+    return int(versions[0])
+
+
+def value_names(model: onnx.ModelProto) -> list[str]:
+    """Every value a cut can end at: the graph inputs and every node output, in graph order."""
+    weights = {t.name for t in model.graph.initializer}
+    names = [v.name for v in model.graph.input if v.name not in weights]
+    return names + [name for node in model.graph.node for name in node.output if name]
+
+
+def cut(model: onnx.ModelProto, outputs: Sequence[str], owner: str) -> onnx.ModelProto:
+    """`model` computing `outputs` (value names) as its graph outputs, without the nodes and initializers they do
+    not need.
+
+    Raises:
+        InvalidArgumentError: a name is no value of the graph (the error lists close matches).
+    """
+    if isinstance(outputs, str) or not outputs or not all(isinstance(o, str) for o in outputs):
+        raise InvalidArgumentError(
+            f"{owner}(outputs=...) expects a non-empty list of value names. Received: outputs={outputs!r}"
+        )
+    known = value_names(model)
+    for name in outputs:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
+            hint = f"Close matches: {close}." if close else f"The graph's values include: {known[-8:]}."
+            raise InvalidArgumentError(f"{owner}(outputs=...) names no value of the graph: {name!r}. {hint}")
+    needed = set(outputs)
+    kept: list[onnx.NodeProto] = []
+    for node in reversed(model.graph.node):
+        if needed & set(node.output):
+            kept.append(node)
+            needed |= {name for name in node.input if name}
+    graph = model.graph
+    types = {v.name: v for v in [*graph.input, *graph.output, *graph.value_info]}
+    new_outputs = [types.get(name) or onnx.helper.make_empty_tensor_value_info(name) for name in outputs]
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    del result.graph.node[:]
+    result.graph.node.extend(reversed(kept))
+    _keep_only(result.graph.initializer, needed)
+    _keep_only(result.graph.input, needed)
+    del result.graph.output[:]
+    result.graph.output.extend(new_outputs)
+    return _with_output_types(result)
+
+
+def _keep_only(field: object, names: set[str]) -> None:
+    items = [item for item in field if item.name in names]  # type: ignore[attr-defined]
+    del field[:]  # type: ignore[attr-defined]
+    field.extend(items)  # type: ignore[attr-defined]
+
+
+def _with_output_types(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Give outputs declared without a type (a cut's) their inferred type."""
+    inferred = infer(model)
+    for output in model.graph.output:
+        if not output.type.tensor_type.elem_type and output.name in inferred:
+            output.type.CopyFrom(inferred[output.name])
+    return model
+
+
+def infer(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    """The type of every value onnx's shape inference (with shape-value propagation where it works) knows."""
+    for data_prop in (True, False):
+        try:
+            graph = onnx.shape_inference.infer_shapes(model, data_prop=data_prop).graph
+            break
+        except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
+            continue
+    else:
+        graph = model.graph
+    return {v.name: v.type for v in [*graph.input, *graph.value_info, *graph.output] if v.type.tensor_type.elem_type}
+
+
+def weight_names(model: onnx.ModelProto) -> list[str]:
+    """The graph inputs of a stripped graph that are weights (its metadata says which)."""
+    entry = next((e.value for e in model.metadata_props if e.key == WEIGHTS_KEY), "[]")
+    return list(json.loads(entry))
+
+
+def weight_shape(stripped: onnx.ModelProto, name: str) -> Shape:
+    value = next(v for v in stripped.graph.input if v.name == name)
+    return tuple(int(d.dim_value) for d in value.type.tensor_type.shape.dim)
+
+
+def split_weights(model: onnx.ModelProto, settings: set[str]) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """The weight-free graph and the weights by initializer name: each float32 initializer not in `settings`
+    becomes a graph input after the data inputs, listed in the metadata (`weight_names`). A graph stripped
+    before keeps its weight inputs."""
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(model)
+    graph = stripped.graph
+    known = weight_names(model)
+    weights = {
+        t.name: numpy_helper.to_array(t)
+        for t in graph.initializer
+        if t.data_type == onnx.TensorProto.FLOAT and t.name not in settings
+    }
+    kept = [t for t in graph.initializer if t.name not in weights]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    constants = {t.name for t in kept}
+    data = [v for v in graph.input if v.name not in weights and v.name not in constants and v.name not in known]
+    old = [v for v in graph.input if v.name in known]
+    del graph.input[:]
+    graph.input.extend([*data, *old])
+    for name, array in weights.items():
+        graph.input.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, array.shape))
+    entries = [e for e in stripped.metadata_props if e.key != WEIGHTS_KEY]
+    del stripped.metadata_props[:]
+    stripped.metadata_props.extend(entries)
+    stripped.metadata_props.append(onnx.StringStringEntryProto(key=WEIGHTS_KEY, value=json.dumps([*known, *weights])))
+    return stripped, {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in weights.items()}
+
+
+def fold_shapes(stripped: onnx.ModelProto, batch: int | None = None) -> onnx.ModelProto:
+    """`stripped` with its constant subgraphs (shape computations over static dims) folded by ONNX Runtime's
+    constant folding. Weights are graph inputs there, so nothing that reads one is folded; the rest of ORT's
+    rewrites are off (`_NOT_FOLDING`). Returns `stripped` itself when ORT cannot or changes nothing it may."""
+    import onnxruntime as ort  # the inference API only; imported here to keep importing onnxtrain light
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as folder:
+        options.optimized_model_filepath = str(Path(folder) / "folded.onnx")
+        try:
+            ort.InferenceSession(
+                stripped.SerializeToString(),
+                options,
+                providers=["CPUExecutionProvider"],
+                disabled_optimizers=_NOT_FOLDING,
+            )
+            folded = onnx.load(options.optimized_model_filepath)
+        except Exception:  # ORT refuses the graph or writes none: keep it as it is, the engine will say why
+            return stripped
+    domains = {n.domain for n in folded.graph.node} - {"", "ai.onnx"}
+    same_interface = [v.name for v in folded.graph.input] == [v.name for v in stripped.graph.input] and [
+        v.name for v in folded.graph.output
+    ] == [v.name for v in stripped.graph.output]
+    if domains or not same_interface:
+        return stripped
+    del folded.opset_import[:]
+    folded.opset_import.extend(o for o in stripped.opset_import if o.domain in ("", "ai.onnx"))
+    folded.ir_version = stripped.ir_version
+    del folded.graph.output[:]
+    folded.graph.output.extend(stripped.graph.output)
+    del folded.graph.input[:]
+    folded.graph.input.extend(stripped.graph.input)
+    del folded.metadata_props[:]
+    folded.metadata_props.extend(stripped.metadata_props)
+    return folded
+
+
+def per_example_shape(value: onnx.ValueInfoProto | onnx.TypeProto, what: str, owner: str) -> Shape:
+    """The shape without its first (batch) dimension, which must all be known.
+
+    Raises:
+        UnsupportedError: a non-batch dimension is symbolic or unknown, or the value has no shape.
+    """
+    tensor_type = value.type.tensor_type if isinstance(value, onnx.ValueInfoProto) else value.tensor_type
+    if not tensor_type.HasField("shape") or not tensor_type.shape.dim:
+        raise UnsupportedError(f"{owner}: {what} has no known shape with a batch dimension, which onnxtrain needs.")
+    dims = tensor_type.shape.dim[1:]
+    if not all(d.HasField("dim_value") for d in dims):
+        shown = ["batch", *[d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims]]
+        raise UnsupportedError(
+            f"{owner}: {what} has shape {shown}; every dimension but the first (the batch) must be a number."
+        )
+    return tuple(int(d.dim_value) for d in dims)
+
+
+def with_dynamic_batch(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The data inputs' and outputs' first dimension made symbolic (`batch`): exporters often write 1 there."""
+    weights = {t.name for t in model.graph.initializer} | set(weight_names(model))
+    for value in [*model.graph.input, *model.graph.output]:
+        shape = value.type.tensor_type.shape
+        if value.name not in weights and shape.dim:
+            shape.dim[0].Clear()
+            shape.dim[0].dim_param = "batch"
+    return model
+
+
+def encode(stripped: onnx.ModelProto) -> str:
+    return base64.b64encode(stripped.SerializeToString()).decode("ascii")
+
+
+def decode(text: str, owner: str) -> onnx.ModelProto:
+    try:
+        proto = onnx.ModelProto()
+        proto.ParseFromString(base64.b64decode(text.encode("ascii"), validate=True))
+    except Exception as e:  # binascii.Error, protobuf's DecodeError
+        raise InvalidArgumentError(f"{owner}: the config's graph is not base64 of an ONNX model: {e}") from e
+    return proto

@@ -1,0 +1,85 @@
+"""`from_onnx`: an ONNX model someone else made, as an onnxtrain Model to compile, fit, save and export.
+
+It sits above `onnxtrain.model` (the layer it wraps, `OnnxLayer`, sits with the layers).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from onnxtrain.emit import RESERVED_NAMES
+from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.foreign._layer import OnnxLayer
+from onnxtrain.layers import Input
+from onnxtrain.model import Model
+
+
+def from_onnx(
+    model: Any,
+    *,
+    trainable: bool | str | Sequence[str] | None = None,
+    frozen: str | Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
+    input_scale: float | None = None,
+    batch_norm: str = "inference",
+    name: str = "imported",
+) -> Model:
+    """The ONNX model `model` (a path, external data read from its folder, or an onnx.ModelProto) as a Model:
+    its inputs, then one `OnnxLayer` holding the graph. `compile / fit / evaluate / predict / save / export /
+    summary` work as for a Sequential, and `load_model` reads its save back.
+
+    Every float32 initializer is a weight, kept under its initializer name (`get_weights()["fc1.weight"]`), and
+    trains unless `trainable` or `frozen` says otherwise; int initializers are constants. Shape-only subgraphs
+    are folded by ONNX Runtime's constant folding; the batch dimension is made symbolic.
+
+    Args:
+        model: the path or ModelProto.
+        trainable: None or True: every weight trains; False: none; names or glob patterns: only those.
+        frozen: names or glob patterns of weights that do not train (applied after `trainable`).
+        outputs: value names to cut the graph at: `outputs=["/fc2/Relu_output_0"]` makes a feature extractor.
+        input_scale: what inputs are multiplied by before the graph sees them in `fit`, `evaluate` and `predict`
+            (as for a model trained by onnxtrain, e.g. 1/255 for bytes); None keeps 1.
+        batch_norm: "inference" or "train" (see `OnnxLayer`).
+        name: the model's name.
+
+    Returns:
+        A Model whose graph is Input(s) -> OnnxLayer.
+
+    Raises:
+        InvalidArgumentError, UnsupportedError, ModelFileError: see `OnnxLayer`.
+
+    Example:
+        >>> model = from_onnx("mlp.onnx", frozen=["fc1.*"])  # doctest: +SKIP
+        >>> model.compile(optimizer=SGD(0.1), loss="softmax_cross_entropy_with_logits")  # doctest: +SKIP
+    """
+    layer = OnnxLayer(
+        model,
+        trainable=True if trainable is None else trainable,
+        outputs=outputs,
+        frozen=frozen,
+        batch_norm=batch_norm,
+        prefix_names=False,
+        name="onnx_model",
+    )
+    several = layer.multi_input
+    inputs = [
+        Input(*shape, name=_input_name(value.name) if several else None)
+        for value, shape in zip(layer.data_inputs, layer.data_shapes, strict=True)
+    ]
+    output = layer(inputs if several else inputs[0])
+    result = Model(inputs if several else inputs[0], output, name=name, seed=0)
+    if input_scale is not None:
+        if isinstance(input_scale, bool) or not isinstance(input_scale, int | float) or not input_scale > 0:
+            raise InvalidArgumentError(
+                f"from_onnx(input_scale=...) expects a positive number. Received: input_scale={input_scale!r}"
+            )
+        result.input_scale = float(input_scale)
+    return result
+
+
+def _input_name(name: str) -> str:
+    """A foreign graph input's name as an Input layer's (no dots, slashes, spaces or colons; not a reserved one)."""
+    cleaned = re.sub(r"[ ./:]+", "_", name).strip("_") or "x"
+    return f"x_{cleaned}" if cleaned in RESERVED_NAMES else cleaned

@@ -1,0 +1,350 @@
+"""OnnxLayer: a foreign ONNX graph (or a cut of it) as one layer, its float initializers as the layer's weights.
+
+Example:
+    >>> base = OnnxLayer("mlp.onnx", outputs=["/fc2/Gemm_output_0"], trainable=False)  # doctest: +SKIP
+    >>> model = Sequential.of(Input(784), base, Dense(10))  # doctest: +SKIP
+
+`emit` inlines the graph's nodes through the GraphBuilder under fresh value names; its weights are initializers
+like any layer's (`onnx_layer_1.fc1.weight`). BatchNormalization and Dropout nodes follow the layer's modes (see
+`OnnxLayer`); every other node is copied as it is, attributes included.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
+from onnxtrain.foreign import _graph
+from onnxtrain.foreign._graph import Shape
+from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers._dropout import keep_mask, layer_key
+from onnxtrain.layers._layer import Layer, format_shape
+
+BATCH_NORM_MODES = ("inference", "train")
+# Float initializers read only here are settings, not weights: Dropout's ratio, Resize's roi and scales, ...
+_SETTING_INPUTS = {"Dropout": {1}, "Resize": {1, 2}, "Upsample": {1}, "Pad": {2}, "Clip": {1, 2}}
+
+
+class OnnxLayer(Layer):
+    """An ONNX model (a path or a ModelProto) used as a layer: in Sequential, the Functional API, or alone
+    (`onnxtrain.from_onnx`).
+
+    Args:
+        model: a path to an .onnx file (external data read from its folder) or an onnx.ModelProto.
+        trainable: True (every float initializer trains), False (the layer is frozen), or initializer names and
+            glob patterns (`["head.*"]`): only those train.
+        outputs: value names to cut the graph at (a feature extractor); the layer's output is the one named.
+        name: the layer's name (`onnx_layer_1` when not given).
+        frozen: names or glob patterns of initializers that do not train, applied after `trainable`.
+        batch_norm: "inference" (default): BatchNormalization nodes normalize with their running statistics in
+            training too, which stay frozen while scale and bias train. "train": in training they normalize with
+            the batch's statistics and update the running ones in each step, as the ONNX op's training mode
+            defines it (population variance; momentum from the node): the portable engine only.
+        prefix_names: False keeps each weight's graph name its initializer name (what `from_onnx` does) instead
+            of `<layer name>.<initializer>`; then the model can hold no other layer with such a weight name.
+
+    Dropout nodes drop in training (ratio from the node, 0.5 by default) and are the identity in evaluation,
+    prediction and the export, whatever their `training_mode` input says: an exported graph carries the mode it
+    was exported in, and onnxtrain chooses the mode per graph as for its own Dropout layer.
+
+    Raises:
+        InvalidTypeError / ModelFileError: `model` is neither a path nor a ModelProto, or cannot be read.
+        InvalidArgumentError: a pattern matches no initializer, an output name is no value of the graph, or the
+            graph has several outputs (cut it with `outputs=[...]`).
+        UnsupportedError: the graph uses other op domains, control flow, or non-batch dimensions that are not
+            numbers.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        trainable: bool | str | Sequence[str] = True,
+        outputs: Sequence[str] | None = None,
+        name: str | None = None,
+        frozen: str | Sequence[str] | None = None,
+        batch_norm: str = "inference",
+        prefix_names: bool = True,
+    ):
+        patterns = _patterns("trainable", trainable) if not isinstance(trainable, bool) else None
+        super().__init__(name=name, trainable=trainable if isinstance(trainable, bool) else True)
+        if batch_norm not in BATCH_NORM_MODES:
+            raise InvalidArgumentError(
+                f"OnnxLayer(batch_norm=...) expects one of {list(BATCH_NORM_MODES)}. Received: {batch_norm!r}"
+            )
+        if not isinstance(prefix_names, bool):
+            raise InvalidTypeError(f"OnnxLayer(prefix_names=...) expects a bool. Received: {prefix_names!r}")
+        self.batch_norm = batch_norm
+        self.prefix_names = prefix_names
+        self.trainable_patterns = patterns
+        self.frozen_patterns = _patterns("frozen", frozen) if frozen is not None else None
+        proto = _graph.read_model(model, "OnnxLayer")
+        _graph.check_default_domain(proto, "OnnxLayer")
+        if outputs is not None:
+            proto = _graph.cut(proto, list(outputs), "OnnxLayer")
+        if len(proto.graph.output) != 1:
+            names = [o.name for o in proto.graph.output]
+            raise InvalidArgumentError(
+                f"OnnxLayer expects a graph with one output. Received: {len(names)} outputs {names}. Choose one "
+                "with outputs=[name]."
+            )
+        proto = _graph.with_dynamic_batch(proto)
+        stripped, weights = _graph.split_weights(proto, _settings(proto))
+        self.graph = _graph.fold_shapes(stripped)
+        self.weight_shapes: dict[str, Shape] = {
+            name: _graph.weight_shape(self.graph, name) for name in _graph.weight_names(self.graph)
+        }
+        self.data_inputs = [v for v in self.graph.graph.input if v.name not in self.weight_shapes]
+        self.multi_input = len(self.data_inputs) > 1
+        self.data_shapes = [_graph.per_example_shape(v, f"input {v.name!r}", "OnnxLayer") for v in self.data_inputs]
+        self._converted: dict[int, onnx.ModelProto] = {}
+        self._own_output_shape = self._infer_output_shape()
+        for local, value in weights.items():
+            self.add_weight(local, value)
+        self.non_trainable = self._frozen_names()
+
+    # --- selection ----------------------------------------------------------------------------------------
+    def _frozen_names(self) -> set[str]:
+        names = list(self.weight_shapes)
+        selected = set(names)
+        if self.trainable_patterns is not None:
+            selected = _matching("trainable", self.trainable_patterns, names)
+        if self.frozen_patterns is not None:
+            selected -= _matching("frozen", self.frozen_patterns, names)
+        statistics = {
+            name for node in self.graph.graph.node if node.op_type == "BatchNormalization" for name in node.input[3:5]
+        }
+        return (set(names) - selected) | (statistics & set(names))
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+    def _infer_output_shape(self) -> Shape:
+        output = self.graph.graph.output[0]
+        types = _graph.infer(self.graph)
+        known = types.get(output.name, output.type)
+        if known.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+            raise UnsupportedError(
+                f"OnnxLayer expects a float32 output. Received: output {output.name!r} of type "
+                f"{onnx.TensorProto.DataType.Name(known.tensor_type.elem_type)}. Cut the graph before it "
+                "(outputs=[...])."
+            )
+        return _graph.per_example_shape(known, f"output {output.name!r}", "OnnxLayer")
+
+    def compute_output_shape(self, input_shape: Any) -> Shape:
+        expected: Any = self.data_shapes if self.multi_input else self.data_shapes[0]
+        given = [tuple(s) for s in input_shape] if self.multi_input else tuple(input_shape)
+        if given != expected:
+            shown = ", ".join(format_shape(s) for s in self.data_shapes)
+            received = ", ".join(format_shape(tuple(s)) for s in (input_shape if self.multi_input else [input_shape]))
+            raise ShapeError(f"OnnxLayer {self.name!r} takes inputs of shape {shown}. Received: {received}")
+        return self._own_output_shape
+
+    def build(self, input_shape: Any, rng: np.random.Generator) -> None:
+        """The weights it was made with stay; a layer rebuilt from its config gets zeros until weights are set."""
+        for name, shape in self.weight_shapes.items():
+            if name not in self.params:
+                self.add_weight(name, np.zeros(shape, np.float32))
+
+    def qualified_params(self) -> dict[str, np.ndarray]:
+        return self.params.copy() if not self.prefix_names else super().qualified_params()
+
+    def trainable_params(self) -> dict[str, np.ndarray]:
+        if self.prefix_names:
+            return super().trainable_params()
+        return {k: v for k, v in self.params.items() if k not in self.non_trainable} if self.trainable else {}
+
+    # --- ONNX ---------------------------------------------------------------------------------------------
+    def graph_at(self, opset: int) -> onnx.ModelProto:
+        """The stripped graph in `opset`: upgraded (or downgraded) by onnx's version converter when it differs,
+        so that it joins a graph of that opset (a model has one default-domain opset)."""
+        own = _graph.opset_of(self.graph)
+        if opset == own:
+            return self.graph
+        if opset not in self._converted:
+            try:
+                self._converted[opset] = onnx.version_converter.convert_version(self.graph, opset)
+            except Exception as e:  # the converter's RuntimeError / ValidationError name the op it lacks
+                raise UnsupportedError(
+                    f"OnnxLayer {self.name!r} holds an opset-{own} graph that onnx's version converter cannot "
+                    f"turn into opset {opset}: {e}. Compile with opset={own} instead."
+                ) from e
+        return self._converted[opset]
+
+    def emit(self, builder: GraphBuilder, x: Any) -> str:
+        xs = list(x) if self.multi_input else [x]
+        graph = self.graph_at(builder.opset)
+        names: dict[str, str] = dict(self.emit_params(builder))
+        # emit_layer opened the layer's scope, except for prefix_names=False (weights unscoped): values get it here
+        own: AbstractContextManager[None] = builder.scope(str(self.name)) if not self.prefix_names else nullcontext()
+        with own:
+            return _Inliner(self, builder, graph, names).run(xs)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "model": _graph.encode(self.graph),
+            "trainable": self.trainable if self.trainable_patterns is None else list(self.trainable_patterns),
+            "frozen": list(self.frozen_patterns) if self.frozen_patterns is not None else None,
+            "batch_norm": self.batch_norm,
+            "prefix_names": self.prefix_names,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_layer_config(cls, config: dict[str, Any]) -> OnnxLayer:
+        options = dict(config)
+        options["model"] = _graph.decode(str(options.get("model", "")), "OnnxLayer")
+        return cls(**options)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{format_shape(s)}" for s in self.data_shapes)
+        return f"OnnxLayer(name={self.name!r}, inputs={shown}, weights={len(self.weight_shapes)})"
+
+
+class _Inliner:
+    """Copies one graph's nodes into a builder under fresh names (`names`: foreign name -> builder name)."""
+
+    def __init__(self, layer: OnnxLayer, builder: GraphBuilder, graph: onnx.ModelProto, names: dict[str, str]):
+        self.layer, self.builder, self.graph, self.names = layer, builder, graph, names
+        self.types: dict[str, onnx.TypeProto] | None = None
+
+    def run(self, xs: list[str]) -> str:
+        b = self.builder
+        for value, x in zip(self.layer.data_inputs, xs, strict=True):
+            elem = value.type.tensor_type.elem_type
+            self.names[value.name] = x if elem == onnx.TensorProto.FLOAT else b.node("Cast", [x], "input_cast", to=elem)
+        for tensor in self.graph.graph.initializer:
+            array = numpy_helper.to_array(tensor)
+            self.names[tensor.name] = b.constant(array, _hint(tensor.name), array.dtype)
+        for index, node in enumerate(self.graph.graph.node):
+            if node.op_type == "BatchNormalization":
+                self._batch_norm(node)
+            elif node.op_type == "Dropout":
+                self._dropout(node, index)
+            else:
+                self._copy(node)
+        return self.names[self.graph.graph.output[0].name]
+
+    def _inputs(self, node: onnx.NodeProto) -> list[str]:
+        return [self.names[name] if name else "" for name in node.input]
+
+    def _copy(self, node: onnx.NodeProto) -> None:
+        outs = self.builder.multi_output_node(node.op_type, self._inputs(node), len(node.output), _hint(node.output[0]))
+        emitted = self.builder.nodes[-1]
+        emitted.attribute.extend(node.attribute)
+        for i, name in enumerate(node.output):
+            if name:
+                self.names[name] = outs[i]
+            else:
+                emitted.output[i] = ""
+
+    def _type(self, name: str) -> onnx.TypeProto:
+        if self.types is None:
+            self.types = _graph.infer(self.graph)
+        if name not in self.types:
+            raise UnsupportedError(f"OnnxLayer {self.layer.name!r}: shape inference gives no shape for {name!r}.")
+        return self.types[name]
+
+    def _batch_norm(self, node: onnx.NodeProto) -> None:
+        b, layer = self.builder, self.layer
+        x, scale, bias, mean, var = self._inputs(node)[:5]
+        epsilon = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        momentum = next((a.f for a in node.attribute if a.name == "momentum"), 0.9)
+        statistics = (mean, var)
+        if layer.batch_norm == "train" and b.training and layer.trainable:
+            try:
+                b.training_step()  # only the portable engine's train step updates state (and has a step counter)
+            except UnsupportedError as e:
+                raise UnsupportedError(
+                    f"OnnxLayer {layer.name!r} (batch_norm='train') updates its BatchNormalization statistics in "
+                    "each training step, which only the portable engine does. Use engine='portable', or "
+                    "batch_norm='inference'."
+                ) from e
+            rank = len(self._type(node.input[0]).tensor_type.shape.dim)
+            axes = [0, *range(2, rank)]
+            batch_mean = b.reduce("ReduceMean", x, axes, keepdims=False, hint="batch_mean")
+            centered = b.node("Sub", [x, b.node("Reshape", [batch_mean, _channel_shape(b, rank)])], hint="centered")
+            batch_var = b.reduce("ReduceMean", b.node("Mul", [centered, centered]), axes, keepdims=False, hint="var")
+            kept = b.constant(np.float32(momentum), "momentum")
+            rest = b.constant(np.float32(1.0 - momentum), "one_minus_momentum")
+            for running, batch, foreign in ((mean, batch_mean, node.input[3]), (var, batch_var, node.input[4])):
+                if foreign in layer.weight_shapes:
+                    updated = b.node("Add", [b.node("Mul", [running, kept]), b.node("Mul", [batch, rest])], "new")
+                    b.update_state(running, updated)
+            statistics = (batch_mean, batch_var)
+        y = b.node("BatchNormalization", [x, scale, bias, *statistics], _hint(node.output[0]), epsilon=epsilon)
+        self.names[node.output[0]] = y
+        for extra, value in zip(node.output[1:3], (mean, var), strict=False):  # a training-mode export's outputs
+            if extra:
+                self.names[extra] = value
+
+    def _dropout(self, node: onnx.NodeProto, index: int) -> None:
+        b, layer = self.builder, self.layer
+        x = self._inputs(node)[0]
+        if len(node.output) > 1 and node.output[1]:
+            read = any(node.output[1] in other.input for other in self.graph.graph.node)
+            if read or node.output[1] in {o.name for o in self.graph.graph.output}:
+                raise UnsupportedError(f"OnnxLayer {layer.name!r}: Dropout {node.name!r}'s mask output is read.")
+        rate = self._ratio(node)
+        if not b.training or rate == 0.0:
+            self.names[node.output[0]] = x
+            return
+        shape = _graph.per_example_shape(self._type(node.input[0]), f"Dropout {node.name!r}'s input", "OnnxLayer")
+        mask = keep_mask(b, x, shape, True, rate, layer_key(f"{layer.name}.{index}", None))
+        self.names[node.output[0]] = b.node("Mul", [x, mask], hint="dropped")
+
+    def _ratio(self, node: onnx.NodeProto) -> float:
+        attribute = next((a.f for a in node.attribute if a.name == "ratio"), None)
+        if attribute is not None:
+            return float(attribute)
+        if len(node.input) < 2 or not node.input[1]:
+            return 0.5
+        constants = {t.name: t for t in self.graph.graph.initializer}
+        constants |= {n.output[0]: n.attribute[0].t for n in self.graph.graph.node if n.op_type == "Constant"}
+        if node.input[1] not in constants:
+            raise UnsupportedError(f"OnnxLayer {self.layer.name!r}: Dropout {node.name!r}'s ratio is not a constant.")
+        return float(numpy_helper.to_array(constants[node.input[1]]))
+
+
+def _channel_shape(builder: GraphBuilder, rank: int) -> str:
+    return builder.constant(np.array([1, -1] + [1] * (rank - 2), np.int64), "channel_shape", np.int64)
+
+
+def _hint(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "value"
+
+
+def _settings(model: onnx.ModelProto) -> set[str]:
+    """Float initializers that are settings, not weights: read only at `_SETTING_INPUTS` positions."""
+    reads: dict[str, set[bool]] = {}
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            reads.setdefault(name, set()).add(i in _SETTING_INPUTS.get(node.op_type, ()))
+    return {name for name, kinds in reads.items() if kinds == {True}}
+
+
+def _patterns(argument: str, value: object) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(p, str) and p for p in items):
+        raise InvalidTypeError(
+            f"OnnxLayer({argument}=...) expects a bool or a list of initializer names and glob patterns, e.g. "
+            f'["head.*"]. Received: {argument}={value!r}'
+        )
+    return tuple(items)
+
+
+def _matching(argument: str, patterns: Sequence[str], names: list[str]) -> set[str]:
+    matched: set[str] = set()
+    for pattern in patterns:
+        found = {name for name in names if fnmatch.fnmatchcase(name, pattern)}
+        if not found:
+            raise InvalidArgumentError(
+                f"OnnxLayer({argument}=...): {pattern!r} matches no float initializer of the graph. Available: {names}"
+            )
+        matched |= found
+    return matched
