@@ -1,0 +1,166 @@
+"""onnxtrain.bundle: the training bundle JavaScript trains from, checked against the Python engine it continues."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from onnxtrain import Sequential
+from onnxtrain.bundle import BUNDLE_FILES, read_metadata, read_state, unpack_state
+from onnxtrain.cli import main
+from onnxtrain.errors import ModelExistsError, ModelFileError, ModelStateError
+from onnxtrain.layers import BatchNormalization, Dense, Flatten, Input
+
+RNG = np.random.default_rng(5)
+X = RNG.random((24, 4, 4, 1), dtype=np.float32)
+Y = RNG.integers(0, 3, 24)
+
+
+def _model(optimizer: str = "adam", engine: str = "portable", *extra: object) -> Sequential:
+    model = Sequential.of(Input(4, 4, 1), Flatten(), Dense(6), *extra, Dense(3, activation="linear"), seed=3)
+    model.compile(optimizer=optimizer, loss="softmax_cross_entropy_with_logits", engine=engine)
+    return model
+
+
+def _run_train_step(bundle, x, y):
+    """One step of the bundle's train_step.onnx, fed from its state.bin, in Python's onnxruntime."""
+    metadata, state = read_metadata(bundle), read_state(bundle)
+    session = ort.InferenceSession(str(bundle / "train_step.onnx"), providers=["CPUExecutionProvider"])
+    feeds = {name: state[name] for name in (i.name for i in session.get_inputs()) if name in state}
+    feeds.update(input=x, labels=y.astype(np.int64), learning_rate=np.array(metadata["learning_rate"], np.float32))
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, feeds), strict=True))
+
+
+@pytest.mark.slow  # the first fit of the module compiles the fused update
+def test_bundle_holds_the_engines_weights_optimizer_state_and_step(tmp_path):
+    with _model() as model:
+        model.fit((X, Y), epochs=1, batch_size=8, shuffle=False, verbose=0)
+        model.export_training_bundle(tmp_path / "b")
+        engine = model._trainer.engine
+        weights, carried, step = engine.get_weights(), engine.carried_state(), engine.step
+    assert {p.name for p in (tmp_path / "b").iterdir()} == BUNDLE_FILES
+    state = read_state(tmp_path / "b")
+    assert set(state) == {*weights, *carried, "step"}
+    for name, value in {**weights, **carried}.items():
+        np.testing.assert_array_equal(state[name], value)
+    assert state["step"] == step == 3
+    metadata = read_metadata(tmp_path / "b")
+    assert metadata["inputs"] == [{"name": "input", "dtype": "float32", "shape": [None, 4, 4, 1]}]
+    assert metadata["labels"] == {"name": "labels", "dtype": "int64", "shape": [None]}
+    assert metadata["state_source"] == "engine"
+    assert all(entry["offset"] % 8 == 0 for entry in metadata["tensors"])
+
+
+def test_the_bundles_train_step_continues_the_python_run(tmp_path):
+    """state.bin fed to train_step.onnx gives what one more Python step gives: the bundle resumes exactly."""
+    with _model() as model:
+        model.fit((X[:16], Y[:16]), epochs=1, batch_size=8, shuffle=False, verbose=0)
+        model.export_training_bundle(tmp_path / "b")
+        model.fit((X[16:], Y[16:]), epochs=1, batch_size=8, shuffle=False, verbose=0)
+        expected = {**model._trainer.engine.get_weights(), **model._trainer.engine.carried_state()}
+    outputs = _run_train_step(tmp_path / "b", X[16:], Y[16:])
+    assert outputs["updated.step"] == 3
+    for name, value in expected.items():
+        np.testing.assert_allclose(outputs[f"updated.{name}"], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_the_template_is_the_exported_model(tmp_path):
+    with _model() as model:
+        model.fit((X, Y), epochs=1, batch_size=8, verbose=0)
+        model.class_names = ("a", "b", "c")
+        model.export_training_bundle(tmp_path / "b")
+        exported = model.inference_model()
+    template = onnx.load(tmp_path / "b" / "model.onnx")
+    assert template.SerializeToString() == exported.SerializeToString()
+    metadata = read_metadata(tmp_path / "b")
+    assert metadata["class_names"] == ["a", "b", "c"]
+    assert metadata["export_initializers"] == {name: name for name in metadata["trainable"]}
+
+
+def test_layer_state_is_carried_and_listed(tmp_path):
+    with _model("sgd", "portable", BatchNormalization()) as model:
+        model.export_training_bundle(tmp_path / "b")
+    metadata = read_metadata(tmp_path / "b")
+    assert metadata["layer_state"] == ["batch_normalization_1.moving_mean", "batch_normalization_1.moving_variance"]
+    outputs = _run_train_step(tmp_path / "b", X[:8], Y[:8])
+    assert {f"updated.{name}" for name in metadata["layer_state"]} <= set(outputs)
+
+
+@pytest.mark.training
+def test_an_ort_training_model_bundles_fresh_optimizer_state(tmp_path):
+    pytest.importorskip("onnxruntime.training")
+    with _model("adam", "ort-training") as model:
+        model.fit((X, Y), epochs=1, batch_size=8, verbose=0)
+        model.export_training_bundle(tmp_path / "b")
+        weights = model.get_weights()
+    state, metadata = read_state(tmp_path / "b"), read_metadata(tmp_path / "b")
+    assert metadata["state_source"] == "fresh" and state["step"] == 0
+    np.testing.assert_array_equal(state["dense_1.kernel"], weights["dense_1.kernel"])
+    assert not state["optimizer.m.dense_1.kernel"].any()
+
+
+def test_bundle_refuses_an_existing_folder_unless_overwritten(tmp_path):
+    with _model() as model:
+        model.export_training_bundle(tmp_path / "b")
+        with pytest.raises(ModelExistsError, match="exists"):
+            model.export_training_bundle(tmp_path / "b")
+        model.fit((X, Y), epochs=1, batch_size=8, verbose=0)
+        model.export_training_bundle(tmp_path / "b", writing_mode="override")
+    assert read_state(tmp_path / "b")["step"] == 3
+
+
+def test_bundle_needs_a_compiled_model(tmp_path):
+    model = Sequential.of(Input(2), Dense(2))
+    with pytest.raises(ModelStateError, match=r"export_training_bundle\(\) needs a compiled model"):
+        model.export_training_bundle(tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ("{not json", "not a readable training bundle index"),
+        (
+            json.dumps({"format": "something/9"}),
+            r"expects format 'onnxtrain.training_bundle/1'. Received: 'something/9'",
+        ),
+        ("[1]", "Received: 'list'"),
+    ],
+)
+def test_read_metadata_refuses_what_is_not_a_bundle(tmp_path, metadata, message):
+    (tmp_path / "bundle.json").write_text(metadata, encoding="utf-8")
+    with pytest.raises(ModelFileError, match=message):
+        read_metadata(tmp_path)
+
+
+def test_unpack_state_refuses_a_short_buffer_and_other_dtypes():
+    index = [{"name": "w", "dtype": "float32", "shape": [2, 2], "offset": 8}]
+    with pytest.raises(ModelFileError, match=r"w expects bytes 8..24; the state holds 16"):
+        unpack_state(bytes(16), index)
+    with pytest.raises(ModelFileError, match=r"expects dtype float32 or int64\. Received: float64"):
+        unpack_state(bytes(64), [{**index[0], "dtype": "float64"}])
+    np.testing.assert_array_equal(
+        unpack_state(bytes(8) + np.arange(4, dtype="<f4").tobytes(), index)["w"],
+        np.arange(4, dtype=np.float32).reshape(2, 2),
+    )
+
+
+@pytest.mark.slow
+def test_cli_bundles_a_saved_model_with_its_optimizer_state(tmp_path, capsys):
+    with _model() as model:
+        model.fit((X, Y), epochs=1, batch_size=8, verbose=0)
+        model.save(tmp_path / "saved", save_optimizer_state=True)
+        carried = model._trainer.engine.carried_state()
+    assert main(["bundle", str(tmp_path / "saved"), str(tmp_path / "b")]) == 0
+    assert "Wrote training bundle" in capsys.readouterr().out
+    state = read_state(tmp_path / "b")
+    assert state["step"] == 3
+    for name, value in carried.items():
+        np.testing.assert_array_equal(state[name], value)
+    assert main(["bundle", str(tmp_path / "saved"), str(tmp_path / "b")]) == 1
+    assert "exists" in capsys.readouterr().err
