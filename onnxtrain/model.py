@@ -431,6 +431,14 @@ class Model:
         self._check_open("export")
         return model_files.export_model(self, self._compiled, path, opset, ir_version, writing_mode)
 
+    def export_training_bundle(self, directory: str | Path, writing_mode: Any = "fail_if_exists") -> Path:
+        """Write the folder onnxtrain-js trains from in a browser or Node.js (`onnxtrain.bundle`): the portable
+        train step, eval and inference graphs, the weights and optimizer state, and their metadata."""
+        from onnxtrain.bundle import write_training_bundle
+
+        trainer = self._compiled_trainer("export_training_bundle")
+        return write_training_bundle(self, trainer, directory, writing_mode)
+
     def get_config(self) -> dict[str, Any]:
         """Keras' Functional config (`Functional.get_config`) under the model's name and seed."""
         return {"class_name": "Functional", **self.graph.get_config(), "name": self.name, "seed": self.seed}
