@@ -1,4 +1,4 @@
-"""The `onnxtrain` command line: train, evaluate, predict, export, artifacts and summary.
+"""The `onnxtrain` command line: train, evaluate, predict, export, artifacts, summary and bundle.
 
 Every sub-command has --help; bad input ends with one line on stderr, `onnxtrain <command>: error: ...`, and a
 non-zero exit status (2 for bad arguments, 1 for anything else, 130 when interrupted). The train command lives in
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 import numpy as np
 
 from onnxtrain import engines
+from onnxtrain.cli._bundle import add_bundle_command
 from onnxtrain.cli._data import (
     LISTED_ENTRIES,
     SAVED_MODEL,
@@ -338,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("model", metavar="MODEL|file.onnx")
     summary.set_defaults(func=cmd_summary)
+    add_bundle_command(commands)
     return parser
 
 
