@@ -64,6 +64,7 @@ ELEMENTWISE = [
         ort_skip="ORT 1.19's Where gradient does not undo broadcasting (returns b_grad shaped [2, 3] for b [2, 1])",
     ),
     Case("Cast float64 to float32", "Cast", {"x": rand(2, 3)}, {"to": 1}, tolerance=FLOAT32),
+    Case("CastLike (its type input takes none)", "CastLike", {"x": rand(2, 3), "like": rand(1)}, opset=15),
 ]
 
 ACTIVATIONS = [

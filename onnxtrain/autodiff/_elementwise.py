@@ -134,3 +134,11 @@ def _cast(ctx: GradientContext) -> Grads:
     # Only a float -> float Cast is on a gradient path (integer values carry none).
     x = ctx.input(0)
     return [ctx.emit("Cast", [ctx.dy], to=ctx.elem_type(x))]
+
+
+@rule("CastLike")
+def _cast_like(ctx: GradientContext) -> Grads:
+    # The second input gives only the element type (the dynamo exporter's CastLike(constant, activation) makes a
+    # zero bias of the activation's dtype): no gradient flows to it.
+    x = ctx.input(0)
+    return [ctx.emit("Cast", [ctx.dy], to=ctx.elem_type(x)) if ctx.needs_grad(0) else None, None]
