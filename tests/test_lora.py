@@ -1,5 +1,5 @@
-"""LoRA (onnxtrain.lora): the adapted graph against numpy, merging, the adapters' gradients against finite
-differences, the trainable set of `lora()` on an imported model, and the errors."""
+"""LoRA (onnxtrain.adapters, onnxtrain.lora): the adapted graph against numpy, merging, the adapters' gradients
+against finite differences, the trainable set of `lora()` on an imported model, and the errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from onnxtrain import autodiff
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
-from onnxtrain.lora import add_adapters, merge_adapters
+from onnxtrain.adapters import add_adapters, merge_adapters
 
 MLP_FIXTURE = Path(__file__).parent / "data" / "onnx_models" / "mlp_torchscript.onnx"
 RNG = np.random.default_rng(0)

@@ -3,7 +3,8 @@
 `add_adapters` rewrites each chosen MatMul/Gemm whose weight operand is a 2-D float initializer W so that
 y = x·W + (alpha/rank)·(x·A)·B, with A Kaiming-uniform (as peft) and B zero, so the adapted model starts out
 computing what the original did; `merge_adapters` folds W += (alpha/rank)·A·B and removes the adapter nodes.
-`lora` does both around an imported model (`onnxtrain.from_onnx`), training the adapters only.
+`onnxtrain.lora` (in `onnxtrain.foreign._lora`, above the model) adapts an imported model and trains the adapters
+only; this module sits with the graphs, below the model, so that `export(merge_adapters=True)` can call it.
 
 The adapters are stored in the weight's own layout: for W of shape (in, out) (MatMul's right operand, Gemm with
 transB=0) A is (in, rank) and B (rank, out); for W of shape (out, in) (Gemm with transB=1, MatMul's left operand)
