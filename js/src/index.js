@@ -1,0 +1,12 @@
+// onnxtrain-js: train an onnxtrain model in the browser (onnxruntime-web) or Node.js (onnxruntime-node) from the
+// training bundle Python writes (`model.export_training_bundle(dir)`, `onnxtrain bundle MODEL DIR`).
+//
+//   import * as ort from "onnxruntime-node";          // or "onnxruntime-web"
+//   import { Trainer } from "onnxtrain-js";
+//   const trainer = await Trainer.load(ort, "bundle/"); // a folder path in Node.js, a URL in the browser
+//   const { loss } = await trainer.step(x, y);         // x: Float32Array (or uint8 pixels), y: class indices
+//   const onnxBytes = trainer.exportModel();           // the inference model with the trained weights
+
+export { FORMAT, packState, readBundle, unpackState } from "./bundle.js";
+export { readInitializers, writeInitializers } from "./protobuf.js";
+export { Trainer } from "./trainer.js";
