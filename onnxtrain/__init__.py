@@ -18,6 +18,7 @@ from onnxtrain.artifacts import generate_artifacts  # noqa: E402
 from onnxtrain.callbacks import Callback  # noqa: E402
 from onnxtrain.datasets import Dataset  # noqa: E402
 from onnxtrain.foreign._import import from_onnx  # noqa: E402
+from onnxtrain.foreign._lora import lora  # noqa: E402
 from onnxtrain.history import EvaluationResult, History  # noqa: E402
 from onnxtrain.inference import InferenceModel  # noqa: E402
 from onnxtrain.loading import load_model  # noqa: E402
@@ -42,4 +43,5 @@ __all__ = [
     "from_onnx",
     "generate_artifacts",
     "load_model",
+    "lora",
 ]

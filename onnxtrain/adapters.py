@@ -59,7 +59,8 @@ def add_adapters(
         nodes: node names or weight names (glob patterns allowed) to restrict the adapted nodes to.
 
     Returns:
-        The adapted model: per weight W, initializers `W.lora_A`, `W.lora_B` (zeros) and `W.lora_scale`; a weight
+        The adapted model: per weight W, initializers `W.lora_A` and `W.lora_B` (zeros) and a Constant node
+        `W.lora_scale` holding alpha / rank; a weight
         that several nodes read gets one pair of adapters, which they share.
 
     Raises:
@@ -86,14 +87,18 @@ def add_adapters(
     initializers = {t.name: t for t in graph.initializer}
     names = _Names(graph)
     rng = np.random.default_rng(seed)
-    scale = alpha / rank
-    made: set[str] = set()
+    scales: dict[str, str] = {}  # weight -> the value holding its adapters' scale
     for target in found:
         weight = numpy_helper.to_array(initializers[target.weight])
-        if target.weight not in made:
-            made.add(target.weight)
-            graph.initializer.extend(_adapter_tensors(target, weight, rank, scale, rng))
-        _rewire(graph, target, names, opset=_default_opset(model))
+        if target.weight not in scales:
+            scales[target.weight] = names(target.weight + SCALE_SUFFIX)
+            graph.initializer.extend(_adapter_tensors(target, weight, rank, rng))
+            # A Constant node, not an initializer: an initializer would count as one more (frozen) weight.
+            value = numpy_helper.from_array(np.array(alpha / rank, weight.dtype))
+            constant = helper.make_node("Constant", [], [scales[target.weight]], value=value)
+            constant.name = names(f"{target.weight}.lora/scale_value")
+            graph.node.insert(0, constant)
+        _rewire(graph, target, scales[target.weight], names, opset=_default_opset(model))
     return model
 
 
@@ -238,7 +243,7 @@ def _default_opset(model: onnx.ModelProto) -> int:
 
 
 def _adapter_tensors(
-    target: _Target, weight: np.ndarray, rank: int, scale: float, rng: np.random.Generator
+    target: _Target, weight: np.ndarray, rank: int, rng: np.random.Generator
 ) -> list[onnx.TensorProto]:
     fan_in = weight.shape[1] if target.out_in else weight.shape[0]
     fan_out = weight.shape[0] if target.out_in else weight.shape[1]
@@ -251,14 +256,13 @@ def _adapter_tensors(
     return [
         numpy_helper.from_array(a, target.weight + A_SUFFIX),
         numpy_helper.from_array(b, target.weight + B_SUFFIX),
-        numpy_helper.from_array(np.array(scale, weight.dtype), target.weight + SCALE_SUFFIX),
     ]
 
 
-def _rewire(graph: onnx.GraphProto, target: _Target, names: _Names, opset: int) -> None:
+def _rewire(graph: onnx.GraphProto, target: _Target, scale: str, names: _Names, opset: int) -> None:
     """Insert down, up, scale and add after `target.node`, whose output now feeds the add."""
     node, weight = target.node, target.weight
-    a, b, scale = weight + A_SUFFIX, weight + B_SUFFIX, weight + SCALE_SUFFIX
+    a, b = weight + A_SUFFIX, weight + B_SUFFIX
     x = node.input[1 - target.weight_index]
     y = node.output[0]
     prefix = f"{node.name or weight}.lora"
@@ -351,10 +355,10 @@ def _scalar(
     mul: onnx.NodeProto, initializers: dict[str, onnx.TensorProto], constants: dict[str, onnx.NodeProto]
 ) -> float:
     for name in mul.input:
-        if name in initializers and name.endswith(SCALE_SUFFIX):
-            return float(numpy_helper.to_array(initializers[name]))
-        if name in constants:
-            return float(numpy_helper.to_array(constants[name].attribute[0].t))
+        if name in initializers and np.size(value := numpy_helper.to_array(initializers[name])) == 1:
+            return float(value.reshape(()))
+        if name in constants and constants[name].attribute[0].name == "value":
+            return float(numpy_helper.to_array(constants[name].attribute[0].t).reshape(()))
     raise InvalidArgumentError(f"merge_adapters: the scale of Mul node {mul.name!r} is not a constant")
 
 

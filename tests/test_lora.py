@@ -11,9 +11,11 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxtrain import autodiff
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain import Dataset, Model, Sequential, autodiff, from_onnx, lora
 from onnxtrain.adapters import add_adapters, merge_adapters
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.layers import Dense, Input
+from onnxtrain.optimizers import SGD
 
 MLP_FIXTURE = Path(__file__).parent / "data" / "onnx_models" / "mlp_torchscript.onnx"
 RNG = np.random.default_rng(0)
@@ -83,8 +85,13 @@ def test_adapted_model_at_b_zero_equals_the_original() -> None:
         assert not weights[f"{name}.lora_B"].any()
         fan_in = weights[f"{name}.lora_A"].size // 2
         assert 0 < np.abs(weights[f"{name}.lora_A"]).max() <= 1 / np.sqrt(fan_in)  # Kaiming uniform, as peft
-        assert weights[f"{name}.lora_scale"] == pytest.approx(2.0)  # alpha / rank
-    assert [n.name for n in adapted.graph.node][:5] == [
+    scales = {
+        n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in adapted.graph.node if n.op_type == "Constant"
+    }
+    assert scales == {
+        f"{name}.lora_scale": pytest.approx(2.0) for name in ("w_gemm", "w_right", "w_left")
+    }  # alpha/rank
+    assert [n.name for n in adapted.graph.node][3:8] == [
         "fc1",
         "fc1.lora/down",
         "fc1.lora/up",
@@ -242,3 +249,58 @@ def _model_without_gemm() -> onnx.ModelProto:
     model.graph.node.insert(0, helper.make_node("Transpose", ["x"], ["x_t"], name="t0"))
     assert gemm.op_type == "Gemm"
     return model
+
+
+# --- lora() on an imported model -------------------------------------------------------------------------------
+def _mlp_data(n: int = 24) -> Dataset:
+    rng = np.random.default_rng(1)
+    return Dataset(rng.standard_normal((n, 8)).astype(np.float32), rng.integers(0, 4, n))
+
+
+def test_lora_trains_the_adapters_only_and_merges_to_the_original_size(tmp_path: Path) -> None:
+    base = from_onnx(MLP_FIXTURE)
+    data = _mlp_data()
+    model = lora(base, rank=2, alpha=4)
+    weights = model.get_weights()
+    adapters = {n for n in weights if n.endswith((".lora_A", ".lora_B"))}
+    assert adapters == {f"{w}.weight.lora_{m}" for w in ("fc1", "fc2", "head") for m in "AB"}
+    assert set(weights) == adapters | set(base.get_weights())
+    assert _trainable(model) == adapters
+    model.compile(optimizer=SGD(0.5), loss="softmax_cross_entropy_with_logits")
+    base.compile(optimizer=SGD(0.5), loss="softmax_cross_entropy_with_logits")
+    np.testing.assert_array_equal(model.predict(data.x), base.predict(data.x))  # B = 0: the original's outputs
+    model.fit(data, epochs=2, batch_size=8, verbose=0)
+    trained = model.get_weights()
+    for name, value in base.get_weights().items():
+        np.testing.assert_array_equal(trained[name], value, err_msg=name)  # frozen
+    assert all(np.abs(trained[n]).max() > 0 for n in adapters if n.endswith("_B"))
+    # The export's adapters fold into its weights: the original's graph and size, the adapted model's outputs.
+    path = model.export(tmp_path / "adapted.onnx")
+    merged = merge_adapters(onnx.load(path))
+    plain = onnx.load(base.export(tmp_path / "plain.onnx"))
+    assert sorted(t.name for t in merged.graph.initializer) == sorted(t.name for t in plain.graph.initializer)
+    assert [n.op_type for n in merged.graph.node] == [n.op_type for n in plain.graph.node]
+    assert abs(merged.ByteSize() - plain.ByteSize()) < 64  # the same tensors; only names of values may differ
+    adapted_outputs, merged_outputs = (_outputs(m, data.x) for m in (onnx.load(path), merged))
+    np.testing.assert_allclose(merged_outputs, adapted_outputs, rtol=1e-5, atol=1e-5)
+    assert np.abs(adapted_outputs - _outputs(plain, data.x)).max() > 1e-3  # and the training changed them
+
+
+def _outputs(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run([model.graph.output[0].name], {model.graph.input[0].name: x})[0]
+
+
+def _trainable(model: Model) -> set[str]:
+    return {name for layer in model.layers for name in layer.trainable_params()}
+
+
+def test_lora_takes_a_path_and_refuses_other_models() -> None:
+    model = lora(MLP_FIXTURE, rank=1, targets=("Gemm",), nodes=["head.weight"])
+    assert _trainable(model) == {"head.weight.lora_A", "head.weight.lora_B"}
+    with pytest.raises(InvalidTypeError, match=r"lora expects a model that from_onnx made .* Received: a Sequential"):
+        lora(Sequential.of(Input(8), Dense(4)))
+    with pytest.raises(InvalidArgumentError, match=r"Received: rank=0"):
+        lora(from_onnx(MLP_FIXTURE), rank=0)
+    with pytest.raises(InvalidArgumentError, match=r"no node to adapt: targets=\['MatMul'\] .* op types: Gemm, Relu"):
+        lora(MLP_FIXTURE, targets=("MatMul",))
