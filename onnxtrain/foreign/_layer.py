@@ -29,6 +29,9 @@ from onnxtrain.layers._dropout import keep_mask, layer_key
 from onnxtrain.layers._layer import Layer, format_shape
 
 BATCH_NORM_MODES = ("inference", "train")
+# Ops whose gradient in ONNX Runtime's training build reads optional outputs (LayerNormalization's mean and
+# inverse standard deviation): training graphs emit them.
+_OUTPUTS_FOR_GRADIENTS = {"LayerNormalization": 3}
 # Float initializers read only here are settings, not weights: Dropout's ratio, Resize's roi and scales, ...
 _SETTING_INPUTS = {"Dropout": {1}, "Resize": {1, 2}, "Upsample": {1}, "Pad": {2}, "Clip": {1, 2}}
 
@@ -88,7 +91,7 @@ class OnnxLayer(Layer):
         proto = _graph.read_model(model, "OnnxLayer")
         _graph.check_default_domain(proto, "OnnxLayer")
         if outputs is not None:
-            proto = _graph.cut(proto, list(outputs), "OnnxLayer")
+            proto = _graph.cut(proto, outputs, "OnnxLayer")
         if len(proto.graph.output) != 1:
             names = [o.name for o in proto.graph.output]
             raise InvalidArgumentError(
@@ -161,11 +164,23 @@ class OnnxLayer(Layer):
 
     # --- ONNX ---------------------------------------------------------------------------------------------
     def graph_at(self, opset: int) -> onnx.ModelProto:
-        """The stripped graph in `opset`: upgraded (or downgraded) by onnx's version converter when it differs,
-        so that it joins a graph of that opset (a model has one default-domain opset)."""
+        """The stripped graph in `opset` (a model has one default-domain opset): an older graph is upgraded by
+        onnx's version converter, whose upgrade adapters cover every standard op. A newer one is refused rather
+        than downgraded: downgrade adapters are missing for many ops (Gelu has no earlier version) or leave
+        attributes the older op lacks (Cast's `saturate`), so the model is compiled at the graph's opset instead.
+
+        Raises:
+            UnsupportedError: `opset` is older than the graph's, or the converter fails (naming the op).
+        """
         own = _graph.opset_of(self.graph)
         if opset == own:
             return self.graph
+        if opset < own:
+            raise UnsupportedError(
+                f"OnnxLayer {self.name!r} holds an opset-{own} graph, newer than the opset-{opset} graph it is "
+                f"emitted into. Compile (or export) with opset={own}, e.g. model.compile(..., opset={own}, "
+                f"ir_version={max(own - 10, 8)})."
+            )
         if opset not in self._converted:
             try:
                 self._converted[opset] = onnx.version_converter.convert_version(self.graph, opset)
@@ -234,7 +249,10 @@ class _Inliner:
         return [self.names[name] if name else "" for name in node.input]
 
     def _copy(self, node: onnx.NodeProto) -> None:
-        outs = self.builder.multi_output_node(node.op_type, self._inputs(node), len(node.output), _hint(node.output[0]))
+        count = len(node.output)
+        if self.builder.training:  # ORT's gradient builder reads optional outputs the exporter left out
+            count = max(count, _OUTPUTS_FOR_GRADIENTS.get(node.op_type, 0))
+        outs = self.builder.multi_output_node(node.op_type, self._inputs(node), count, _hint(node.output[0]))
         emitted = self.builder.nodes[-1]
         emitted.attribute.extend(node.attribute)
         for i, name in enumerate(node.output):
@@ -277,11 +295,28 @@ class _Inliner:
                     updated = b.node("Add", [b.node("Mul", [running, kept]), b.node("Mul", [batch, rest])], "new")
                     b.update_state(running, updated)
             statistics = (batch_mean, batch_var)
-        y = b.node("BatchNormalization", [x, scale, bias, *statistics], _hint(node.output[0]), epsilon=epsilon)
+        if b.training:
+            y = self._normalized(node, [x, scale, bias, *statistics], epsilon)
+        else:
+            y = b.node("BatchNormalization", [x, scale, bias, *statistics], _hint(node.output[0]), epsilon=epsilon)
         self.names[node.output[0]] = y
         for extra, value in zip(node.output[1:3], (mean, var), strict=False):  # a training-mode export's outputs
             if extra:
                 self.names[extra] = value
+
+    def _normalized(self, node: onnx.NodeProto, inputs: list[str], epsilon: float) -> str:
+        """BatchNormalization's inference form as arithmetic, in training graphs: ONNX Runtime's gradient builder
+        differentiates a BatchNormalization node as if it normalized with the batch's statistics (ORT #17879),
+        which is wrong for frozen statistics and for the batch statistics computed here alike."""
+        b = self.builder
+        rank = len(self._type(node.input[0]).tensor_type.shape.dim)
+        x, scale, bias, mean, var = inputs
+        shape = _channel_shape(b, rank)
+        per_channel = [b.node("Reshape", [v, shape], hint="per_channel") for v in (scale, bias, mean, var)]
+        eps = b.constant(np.float32(epsilon), "epsilon")
+        factor = b.node("Div", [per_channel[0], b.node("Sqrt", [b.node("Add", [per_channel[3], eps])])], "factor")
+        centered = b.node("Sub", [x, per_channel[2]], hint="centered")
+        return b.node("Add", [b.node("Mul", [centered, factor]), per_channel[1]], hint=_hint(node.output[0]))
 
     def _dropout(self, node: onnx.NodeProto, index: int) -> None:
         b, layer = self.builder, self.layer

@@ -1,0 +1,409 @@
+"""from_onnx and OnnxLayer: import, trainable/frozen selection, cut, BatchNorm and Dropout modes, save/load, export.
+
+The graphs are made here with onnx.helper (as an exporter writes them: weights as initializers, a symbolic batch
+dimension, an int shape initializer); references are numpy's, ONNX Runtime running the original graph, and
+torch's weights after 5 SGD steps where the fixtures of tests/data/onnx_models/ exist.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from onnxtrain import from_onnx, load_model
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
+from onnxtrain.layers import Dense, Input, OnnxLayer
+from onnxtrain.model import Model, Sequential
+from onnxtrain.optimizers import SGD
+
+FIXTURES = Path(__file__).parent / "data" / "onnx_models"
+LOSS = "softmax_cross_entropy_with_logits"
+
+
+def _model(nodes, inputs, outputs, initializers, opset: int = 17) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "foreign", inputs, outputs, initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="test")
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _mlp(seed: int = 0, opset: int = 17) -> onnx.ModelProto:
+    """[batch, 2, 3] -> Reshape (int shape initializer) -> Gemm 6-5, Relu -> MatMul 5-3 + Add: logits."""
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "fc1.weight": rng.normal(0, 0.5, (5, 6)).astype(np.float32),
+        "fc1.bias": rng.normal(0, 0.1, (5,)).astype(np.float32),
+        "head.weight": rng.normal(0, 0.5, (5, 3)).astype(np.float32),
+        "head.bias": np.zeros(3, np.float32),
+    }
+    initializers = [numpy_helper.from_array(a, n) for n, a in arrays.items()]
+    initializers.append(numpy_helper.from_array(np.array([-1, 6], np.int64), "flat_shape"))
+    nodes = [
+        helper.make_node("Reshape", ["x", "flat_shape"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "fc1.weight", "fc1.bias"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["hidden"]),
+        helper.make_node("MatMul", ["hidden", "head.weight"], ["mm"]),
+        helper.make_node("Add", ["mm", "head.bias"], ["logits"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    return _model(nodes, [x], [y], initializers, opset)
+
+
+def _data(n: int = 8, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 2, 3)).astype(np.float32), rng.integers(0, 3, n).astype(np.int64)
+
+
+def _run(model: onnx.ModelProto, **feeds: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)[0]
+
+
+def _sgd_step(weights: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, lr: float) -> dict[str, np.ndarray]:
+    """numpy's SGD step of `_mlp` on the mean softmax cross-entropy."""
+    w1, b1, w2, b2 = (weights[k] for k in ("fc1.weight", "fc1.bias", "head.weight", "head.bias"))
+    flat = x.reshape(len(x), -1)
+    h = flat @ w1.T + b1
+    hidden = np.maximum(h, 0)
+    logits = hidden @ w2 + b2
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    d_logits = (p - np.eye(3)[y]) / len(x)
+    d_h = (d_logits @ w2.T) * (h > 0)
+    grads = {"head.weight": hidden.T @ d_logits, "head.bias": d_logits.sum(0), "fc1.weight": d_h.T @ flat}
+    grads["fc1.bias"] = d_h.sum(0)
+    return {k: weights[k] - lr * grads[k] for k in weights}
+
+
+# --- import -------------------------------------------------------------------------------------------------
+def test_from_onnx_keys_weights_by_initializer_name_and_keeps_ints_out():
+    proto = _mlp()
+    model = from_onnx(proto)
+    weights = model.get_weights()
+    assert list(weights) == ["fc1.weight", "fc1.bias", "head.weight", "head.bias"]
+    for tensor in proto.graph.initializer[:4]:
+        np.testing.assert_array_equal(weights[tensor.name], numpy_helper.to_array(tensor))
+    assert model.input_shape == (2, 3) and model.output_shape == (3,)
+    assert model.count_params() == (5 * 6 + 5 + 5 * 3 + 3, 0)
+
+
+def test_the_export_computes_what_the_original_graph_computes():
+    proto = _mlp()
+    x, _ = _data()
+    exported = from_onnx(proto).inference_model()
+    np.testing.assert_allclose(_run(exported, input=x), _run(proto, x=x), rtol=1e-6, atol=1e-6)
+    assert {t.name for t in exported.graph.initializer} >= {"fc1.weight", "head.bias"}
+
+
+@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
+def test_sgd_steps_equal_numpy(engine):
+    proto = _mlp()
+    model = from_onnx(proto)
+    expected = model.get_weights()
+    model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS, engine=engine)
+    for step in range(3):
+        x, y = _data(seed=step)
+        model.fit(x, y, batch_size=len(x), shuffle=False, verbose=0)
+        expected = _sgd_step(expected, x, y, 0.5)
+    for name, value in model.get_weights().items():
+        np.testing.assert_allclose(value, expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    model.close()
+
+
+def test_a_file_with_external_data_is_read_from_its_folder(tmp_path):
+    path = tmp_path / "mlp.onnx"
+    onnx.save(_mlp(), str(path), save_as_external_data=True, location="mlp.data", size_threshold=0)
+    assert (tmp_path / "mlp.data").stat().st_size > 0
+    np.testing.assert_array_equal(
+        from_onnx(path).get_weights()["head.weight"], from_onnx(_mlp()).get_weights()["head.weight"]
+    )
+
+
+def test_an_older_opset_is_converted_to_the_builders():
+    proto = _mlp(opset=13)
+    x, _ = _data()
+    exported = from_onnx(proto).inference_model()
+    assert exported.opset_import[0].version == 17
+    np.testing.assert_allclose(_run(exported, input=x), _run(proto, x=x), rtol=1e-6, atol=1e-6)
+
+
+def test_shape_subgraphs_over_a_symbolic_batch_train():
+    """TorchScript's flatten: Shape -> Gather -> Unsqueeze -> Concat -> Reshape, the batch dimension symbolic."""
+    w = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "axes"], ["n1"]),
+        helper.make_node("Concat", ["n1", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(np.array(0, np.int64), "zero"),
+        numpy_helper.from_array(np.array([0], np.int64), "axes"),
+        numpy_helper.from_array(np.array([-1], np.int64), "minus_one"),
+    ]
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, 3])
+    proto = _model(
+        nodes, [x_info], [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])], initializers
+    )
+    model = from_onnx(proto)
+    assert list(model.get_weights()) == ["w"] and model.output_shape == (3,)
+    x, y = _data()
+    model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
+    before = model.evaluate(x, y).loss
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0)
+    assert model.evaluate(x, y).loss < before
+    model.close()
+
+
+def test_a_graph_of_two_inputs_is_a_model_of_two():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 3)).astype(np.float32)
+    nodes = [helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("MatMul", ["s", "w"], ["logits"])]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 4]) for n in ("a", "b")]
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    proto = _model(nodes, inputs, [logits], [numpy_helper.from_array(w, "w")])
+    model = from_onnx(proto)
+    a, b = rng.normal(size=(2, 5, 4)).astype(np.float32)
+    model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
+    logits_ours = model.predict_softly([a, b])
+    expected = _run(proto, a=a, b=b)
+    softmax = np.exp(expected) / np.exp(expected).sum(1, keepdims=True)
+    np.testing.assert_allclose(logits_ours, softmax, rtol=1e-5, atol=1e-6)
+    model.close()
+
+
+# --- selection ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("trainable", "frozen", "expected"),
+    [
+        (None, None, {"fc1.weight", "fc1.bias", "head.weight", "head.bias"}),
+        (["head.*"], None, {"head.weight", "head.bias"}),
+        (None, ["fc1.*"], {"head.weight", "head.bias"}),
+        (["*.weight"], ["fc1.weight"], {"head.weight"}),
+        (False, None, set()),
+    ],
+)
+def test_trainable_and_frozen_select_weights_by_name_and_glob(trainable, frozen, expected):
+    model = from_onnx(_mlp(), trainable=trainable, frozen=frozen)
+    assert set(model.graph.trainable_params_by_name()) == expected
+
+
+def test_frozen_weights_do_not_change_in_training():
+    model = from_onnx(_mlp(), frozen=["fc1.*"])
+    before = model.get_weights()
+    model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS)
+    model.fit(*_data(), batch_size=4, verbose=0)
+    after = model.get_weights()
+    np.testing.assert_array_equal(after["fc1.weight"], before["fc1.weight"])
+    assert not np.array_equal(after["head.weight"], before["head.weight"])
+    model.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"trainable": ["fc9.*"]}, InvalidArgumentError, r"'fc9\.\*' matches no float initializer.*fc1\.weight"),
+        ({"frozen": ["nope"]}, InvalidArgumentError, r"'nope' matches no float initializer"),
+        ({"trainable": 3}, InvalidTypeError, r"trainable=3"),
+        ({"outputs": ["hiden"]}, InvalidArgumentError, r"names no value of the graph: 'hiden'.*'hidden'"),
+        ({"outputs": "hidden"}, InvalidArgumentError, r"list of value names"),
+        ({"batch_norm": "sometimes"}, InvalidArgumentError, r"batch_norm=.*'sometimes'"),
+    ],
+)
+def test_bad_arguments_are_refused_with_what_was_received(options, error, match):
+    with pytest.raises(error, match=match):
+        from_onnx(_mlp(), **options)
+
+
+def test_a_graph_that_onnxtrain_cannot_hold_is_refused():
+    node = helper.make_node("Inverse", ["x"], ["y"], domain="com.microsoft")
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 2])],
+    )
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    with pytest.raises(UnsupportedError, match=r"default ONNX domain only.*com\.microsoft:Inverse"):
+        from_onnx(proto)
+    with pytest.raises(InvalidTypeError, match=r"path to an \.onnx file or an onnx\.ModelProto. Received: int"):
+        from_onnx(3)
+
+
+# --- cut, head, save, export ------------------------------------------------------------------------------
+def test_a_cut_is_a_feature_extractor():
+    proto = _mlp()
+    model = from_onnx(proto, outputs=["hidden"])
+    assert model.output_shape == (5,) and set(model.get_weights()) == {"fc1.weight", "fc1.bias"}
+    x, _ = _data()
+    w, b = (model.get_weights()[k] for k in ("fc1.weight", "fc1.bias"))
+    expected = np.maximum(x.reshape(len(x), -1) @ w.T + b, 0)
+    np.testing.assert_allclose(_run(model.inference_model(), input=x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_frozen_onnx_layer_under_a_new_head_trains_the_head_only(tmp_path):
+    base = OnnxLayer(_mlp(), outputs=["hidden"], trainable=False)
+    model = Sequential.of(Input(2, 3), base, Dense(3), seed=0)
+    assert list(model.get_weights()) == [
+        "onnx_layer_1.fc1.weight",
+        "onnx_layer_1.fc1.bias",
+        "dense_1.kernel",
+        "dense_1.bias",
+    ]
+    before = model.get_weights()
+    model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS)
+    model.fit(*_data(), batch_size=4, verbose=0)
+    after = model.get_weights()
+    np.testing.assert_array_equal(after["onnx_layer_1.fc1.weight"], before["onnx_layer_1.fc1.weight"])
+    assert not np.array_equal(after["dense_1.kernel"], before["dense_1.kernel"])
+    exported = onnx.load(str(model.export(tmp_path / "head.onnx")))
+    onnx.checker.check_model(exported, full_check=True)
+    x, _ = _data()
+    hidden = np.maximum(x.reshape(len(x), -1) @ after["onnx_layer_1.fc1.weight"].T + after["onnx_layer_1.fc1.bias"], 0)
+    expected = hidden @ after["dense_1.kernel"] + after["dense_1.bias"]
+    np.testing.assert_allclose(_run(exported, input=x), expected, rtol=1e-5, atol=1e-5)
+    model.close()
+
+
+def test_onnx_layer_in_the_functional_api():
+    x = Input(2, 3)
+    features = OnnxLayer(_mlp(), outputs=["hidden"], trainable=["fc1.bias"], name="base")(x)
+    model = Model(x, Dense(3)(features), seed=0)
+    assert set(model.graph.trainable_params_by_name()) == {"base.fc1.bias", "dense_1.kernel", "dense_1.bias"}
+
+
+@pytest.mark.slow
+def test_save_and_load_round_trip_the_imported_model(tmp_path):
+    model = from_onnx(_mlp(), frozen=["fc1.weight"], input_scale=0.5)
+    model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS)
+    x, y = _data()
+    model.fit(x, y, batch_size=4, verbose=0)
+    model.save(tmp_path / "saved")
+    loaded = load_model(tmp_path / "saved")
+    assert loaded.input_scale == 0.5
+    assert set(loaded.graph.trainable_params_by_name()) == {"fc1.bias", "head.weight", "head.bias"}
+    for name, value in model.get_weights().items():
+        np.testing.assert_array_equal(loaded.get_weights()[name], value)
+    np.testing.assert_allclose(loaded.predict_softly(x), model.predict_softly(x), rtol=1e-6)
+    config = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert "fc1.weight" not in json.dumps(config) or len(json.dumps(config)) < 4000  # the weights are not in it
+    model.close()
+    loaded.close()
+
+
+# --- BatchNormalization and Dropout -----------------------------------------------------------------------
+def _bn_model() -> onnx.ModelProto:
+    """[N, 2, 3] (channels first: 2 channels, 3 steps) -> BatchNormalization -> Flatten -> MatMul: logits."""
+    rng = np.random.default_rng(3)
+    arrays = {
+        "bn.weight": np.array([1.0, 2.0], np.float32),
+        "bn.bias": np.array([0.1, -0.1], np.float32),
+        "bn.running_mean": np.array([0.5, -0.5], np.float32),
+        "bn.running_var": np.array([2.0, 0.5], np.float32),
+        "w": rng.normal(size=(6, 3)).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("BatchNormalization", ["x", *list(arrays)[:4]], ["bn_out"], epsilon=1e-5, momentum=0.8),
+        helper.make_node("Flatten", ["bn_out"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    return _model(nodes, [x], [y], [numpy_helper.from_array(a, n) for n, a in arrays.items()])
+
+
+def test_batch_norm_trains_in_inference_form_by_default():
+    model = from_onnx(_bn_model())
+    assert set(model.graph.trainable_params_by_name()) == {"bn.weight", "bn.bias", "w"}
+    before = model.get_weights()
+    model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS)
+    model.fit(*_data(), batch_size=8, verbose=0)
+    after = model.get_weights()
+    for name in ("bn.running_mean", "bn.running_var"):
+        np.testing.assert_array_equal(after[name], before[name])
+    assert not np.array_equal(after["bn.weight"], before["bn.weight"])
+    model.close()
+
+
+def test_batch_norm_train_mode_updates_the_running_statistics_as_onnx_defines():
+    model = from_onnx(_bn_model(), batch_norm="train", trainable=["w"])
+    before = model.get_weights()
+    x, y = _data()
+    model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS)
+    model.fit(x, y, batch_size=8, shuffle=False, verbose=0)
+    after = model.get_weights()
+    mean, var = x.mean(axis=(0, 2)), x.var(axis=(0, 2))
+    np.testing.assert_allclose(after["bn.running_mean"], 0.8 * before["bn.running_mean"] + 0.2 * mean, rtol=1e-5)
+    np.testing.assert_allclose(after["bn.running_var"], 0.8 * before["bn.running_var"] + 0.2 * var, rtol=1e-5)
+    model.close()
+
+
+@pytest.mark.training
+def test_batch_norm_train_mode_is_refused_by_ort_training():
+    model = from_onnx(_bn_model(), batch_norm="train")
+    with pytest.raises(UnsupportedError, match=r"batch_norm='train'.*only the portable engine"):
+        model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS, engine="ort-training")
+
+
+def test_dropout_is_the_identity_outside_training_and_drops_in_it():
+    w = np.eye(6, 3, dtype=np.float32)
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["flat"]),
+        helper.make_node("Dropout", ["flat", "ratio", "training"], ["dropped"]),
+        helper.make_node("MatMul", ["dropped", "w"], ["logits"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(np.array(0.5, np.float32), "ratio"),
+        numpy_helper.from_array(np.array(True), "training"),
+    ]
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    proto = _model(
+        nodes, [x_info], [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])], initializers
+    )
+    model = from_onnx(proto)
+    assert list(model.get_weights()) == ["w"]  # the ratio is a setting, not a weight
+    x, y = _data()
+    np.testing.assert_allclose(_run(model.inference_model(), input=x), x.reshape(8, 6) @ w, rtol=1e-6)
+    logits = x.reshape(8, 6) @ w
+    expected = np.mean(np.log(np.exp(logits).sum(1)) - logits[np.arange(8), y])
+    model.compile(optimizer=SGD(learning_rate=1e-9), loss=LOSS)
+    assert model.evaluate(x, y).loss == pytest.approx(expected, rel=1e-5)
+    history = model.fit(x, y, batch_size=8, verbose=0)
+    assert history.history["loss"][0] != pytest.approx(expected, rel=1e-3)  # the training graph dropped
+    model.close()
+
+
+# --- the exporters' fixtures --------------------------------------------------------------------------------
+FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.onnx")) if FIXTURES.is_dir() else []
+
+
+@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_five_sgd_steps_equal_the_exporting_frameworks(name, engine):
+    meta = json.loads((FIXTURES / f"{name}.json").read_text())
+    data = np.load(FIXTURES / f"{name}.npz")
+    model = from_onnx(FIXTURES / f"{name}.onnx", trainable=list(meta["trainable"]))
+    opset, ir_version = max(meta["opset"], 17), max(meta["ir_version"], 8)  # a dynamo export's opset 20 stays
+    model.compile(SGD(learning_rate=meta["learning_rate"]), LOSS, engine=engine, opset=opset, ir_version=ir_version)
+    for step in range(meta["steps"]):
+        model.fit(data["x"][step], data["labels"][step], batch_size=len(data["x"][step]), shuffle=False, verbose=0)
+    weights = model.get_weights()
+    for initializer in meta["trainable"]:
+        reference = data[f"step_{meta['steps']}/{initializer}"]
+        scale = max(float(np.abs(reference).max()), 1e-12)
+        assert float(np.abs(weights[initializer] - reference).max()) / scale <= 1e-5, initializer
+    model.close()
