@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import emit, engines, losses, model_files, optimizers
+from onnxtrain import adapters, emit, engines, losses, model_files, optimizers
 from onnxtrain import metrics as metrics_module
-from onnxtrain._checks import check_positive_int, check_threads
+from onnxtrain._checks import check_bool, check_positive_int, check_threads
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional, as_graph, name_layers
@@ -426,10 +426,17 @@ class Model:
         opset: int | None = None,
         writing_mode: Any = "fail_if_exists",
         ir_version: int | None = None,
+        merge_adapters: bool = False,
     ) -> Path:
-        """Write the inference model alone as one .onnx file."""
+        """Write the inference model alone as one .onnx file.
+
+        Args:
+            merge_adapters: fold LoRA adapters (`onnxtrain.lora`) into their weights first
+                (`onnxtrain.adapters.merge_adapters`): a plain model of the original's size.
+        """
         self._check_open("export")
-        return model_files.export_model(self, self._compiled, path, opset, ir_version, writing_mode)
+        transform = adapters.merge_adapters if check_bool("export", "merge_adapters", merge_adapters) else None
+        return model_files.export_model(self, self._compiled, path, opset, ir_version, writing_mode, transform)
 
     def export_training_bundle(self, directory: str | Path, writing_mode: Any = "fail_if_exists") -> Path:
         """Write the folder onnxtrain-js trains from in a browser or Node.js (`onnxtrain.bundle`): the portable

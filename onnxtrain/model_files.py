@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -232,8 +232,10 @@ def export_model(
     opset: int | None,
     ir_version: int | None,
     writing_mode: WritingMode | str,
+    transform: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None,
 ) -> Path:
-    """See `Sequential.export`. APPEND means OVERRIDE for a single file."""
+    """See `Sequential.export`. APPEND means OVERRIDE for a single file. `transform` rewrites the model before
+    it is written (`export(merge_adapters=True)` folds LoRA adapters)."""
     mode = WritingMode.get(writing_mode)
     if not isinstance(path, str | os.PathLike) or not os.fspath(path):
         raise InvalidTypeError(f"export(path=...) expects a file path such as 'model.onnx'. Received: {path!r}")
@@ -248,7 +250,8 @@ def export_model(
             f"Could not export to '{target}': it already exists and writing_mode=WritingMode.FAIL_IF_EXISTS "
             "forbids replacing it. Pass writing_mode=WritingMode.OVERRIDE to replace it."
         )
-    data = exported_model(model, compiled, opset, ir_version).SerializeToString()
+    proto = exported_model(model, compiled, opset, ir_version)
+    data = (transform(proto) if transform is not None else proto).SerializeToString()
     return write_atomically(target, data)
 
 
