@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxtrain import from_onnx, load_model
+from onnxtrain import from_onnx, load_model, lora
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 from onnxtrain.layers import Dense, Input, OnnxLayer
 from onnxtrain.model import Model, Sequential
@@ -396,9 +396,15 @@ FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.onnx")) if FIXTURES.is_d
 def test_five_sgd_steps_equal_the_exporting_frameworks(name, engine):
     meta = json.loads((FIXTURES / f"{name}.json").read_text())
     data = np.load(FIXTURES / f"{name}.npz")
-    model = from_onnx(FIXTURES / f"{name}.onnx", trainable=list(meta["trainable"]))
+    batch_norm = "train" if str(meta["batch_norm"]).startswith("training mode") else "inference"
+    model = from_onnx(FIXTURES / f"{name}.onnx", trainable=list(meta["trainable"]), batch_norm=batch_norm)
     opset, ir_version = max(meta["opset"], 17), max(meta["ir_version"], 8)  # a dynamo export's opset 20 stays
-    model.compile(SGD(learning_rate=meta["learning_rate"]), LOSS, engine=engine, opset=opset, ir_version=ir_version)
+    options = {"engine": engine, "opset": opset, "ir_version": ir_version}
+    if batch_norm == "train" and engine == "ort-training":
+        with pytest.raises(UnsupportedError, match=r"batch_norm='train'.*only the portable engine"):
+            model.compile(SGD(learning_rate=meta["learning_rate"]), LOSS, **options)
+        return
+    model.compile(SGD(learning_rate=meta["learning_rate"]), LOSS, **options)
     for step in range(meta["steps"]):
         model.fit(data["x"][step], data["labels"][step], batch_size=len(data["x"][step]), shuffle=False, verbose=0)
     weights = model.get_weights()
@@ -406,4 +412,21 @@ def test_five_sgd_steps_equal_the_exporting_frameworks(name, engine):
         reference = data[f"step_{meta['steps']}/{initializer}"]
         scale = max(float(np.abs(reference).max()), 1e-12)
         assert float(np.abs(weights[initializer] - reference).max()) / scale <= 1e-5, initializer
+    model.close()
+
+
+def test_export_merges_lora_adapters_into_plain_weights(tmp_path):
+    proto = _mlp()
+    model = lora(from_onnx(proto), rank=2)
+    model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS)
+    x, y = _data()
+    model.fit(x, y, batch_size=4, verbose=0)
+    adapted = _run(model.inference_model(), input=x)
+    merged = onnx.load(str(model.export(tmp_path / "merged.onnx", merge_adapters=True)))
+    assert sorted(t.name for t in merged.graph.initializer if t.data_type == TensorProto.FLOAT) == sorted(
+        t.name for t in proto.graph.initializer if t.data_type == TensorProto.FLOAT
+    )
+    np.testing.assert_allclose(_run(merged, input=x), adapted, rtol=1e-5, atol=1e-5)
+    with pytest.raises(InvalidArgumentError, match=r"merge_adapters=.*'yes'"):
+        model.export(tmp_path / "other.onnx", merge_adapters="yes")
     model.close()

@@ -179,7 +179,7 @@ def split_weights(model: onnx.ModelProto, settings: set[str]) -> tuple[onnx.Mode
     stripped = onnx.ModelProto()
     stripped.CopyFrom(model)
     graph = stripped.graph
-    known = weight_names(model)
+    known = [name for name in weight_names(model) if name in {v.name for v in graph.input}]  # still inputs
     weights = {
         t.name: numpy_helper.to_array(t)
         for t in graph.initializer
@@ -198,7 +198,8 @@ def split_weights(model: onnx.ModelProto, settings: set[str]) -> tuple[onnx.Mode
     entries = [e for e in stripped.metadata_props if e.key != WEIGHTS_KEY]
     del stripped.metadata_props[:]
     stripped.metadata_props.extend(entries)
-    stripped.metadata_props.append(onnx.StringStringEntryProto(key=WEIGHTS_KEY, value=json.dumps([*known, *weights])))
+    names = list(dict.fromkeys([*known, *weights]))
+    stripped.metadata_props.append(onnx.StringStringEntryProto(key=WEIGHTS_KEY, value=json.dumps(names)))
     return stripped, {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in weights.items()}
 
 
