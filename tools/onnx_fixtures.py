@@ -130,6 +130,9 @@ class Fixture:
     description: str
     # The dynamo exporter's default optimizer folds eval-mode BatchNorm into the Conv weights: off keeps the nodes.
     optimize: bool = True
+    # Torch trains in train mode (BatchNorm: batch statistics, running statistics updated); the graph is still the
+    # eval-mode export, for an importer's "switch BatchNorm to training mode" option.
+    batch_norm_training: bool = False
 
 
 FIXTURES = [
@@ -151,6 +154,16 @@ FIXTURES = [
         "ResNet-style CNN: Conv-BN-ReLU, a residual block with BatchNorm and Add, global average pool, Linear "
         "(exported with optimize=False, which keeps the BatchNorm nodes)",
         optimize=False,
+    ),
+    Fixture(
+        "cnn_torchscript_bn_training",
+        ResidualCnn,
+        (1, 6, 6),
+        3,
+        "torchscript",
+        "cnn_torchscript's graph, trained by torch with BatchNorm in training mode (batch statistics, running "
+        "statistics updated)",
+        batch_norm_training=True,
     ),
     Fixture(
         "transformer_torchscript",
@@ -208,12 +221,16 @@ def export(fixture: Fixture, model: nn.Module, example: torch.Tensor) -> onnx.Mo
         return program.model_proto
 
 
-def match_initializers(graph: onnx.ModelProto, model: nn.Module) -> tuple[dict[str, tuple[str, bool]], list[str]]:
-    """Trainable initializer -> (torch parameter name, transposed); and the frozen float initializers."""
+def match_initializers(
+    graph: onnx.ModelProto, model: nn.Module
+) -> tuple[dict[str, tuple[str, bool]], list[str], dict[str, str]]:
+    """Trainable initializer -> (torch parameter name, transposed); the frozen float initializers; and frozen
+    initializer -> the torch buffer it holds (BatchNorm's running statistics)."""
     parameters = dict(model.named_parameters())
     tensors = {**dict(model.named_buffers()), **parameters}
     trainable: dict[str, tuple[str, bool]] = {}
     frozen: list[str] = []
+    buffers: dict[str, str] = {}
     for init in graph.graph.initializer:
         value = numpy_helper.to_array(init)
         if value.dtype.kind != "f":
@@ -231,13 +248,15 @@ def match_initializers(graph: onnx.ModelProto, model: nn.Module) -> tuple[dict[s
             trainable[init.name] = found
         else:
             frozen.append(init.name)
+            if found and not found[1]:
+                buffers[init.name] = found[0]
     matched = [torch_name for torch_name, _ in trainable.values()]
     if sorted(matched) != sorted(parameters):
         raise SystemExit(
             f"each parameter must match exactly one initializer of the exported graph. Received: parameters "
             f"{sorted(parameters)}, matched {sorted(matched)}"
         )
-    return trainable, frozen
+    return trainable, frozen, buffers
 
 
 def randomize(model: nn.Module, generator: torch.Generator) -> None:
@@ -265,7 +284,7 @@ def write_fixture(fixture: Fixture, check_python: str) -> dict[str, object]:
 
     graph = export(fixture, model, x[0])
     onnx.checker.check_model(graph, full_check=True)
-    trainable, frozen = match_initializers(graph, model)
+    trainable, frozen, buffers = match_initializers(graph, model)
 
     def weights() -> dict[str, np.ndarray]:
         parameters = dict(model.named_parameters())
@@ -275,12 +294,19 @@ def write_fixture(fixture: Fixture, check_python: str) -> dict[str, object]:
             result[name] = array.T.copy() if transposed else array
         return result
 
-    # Eval mode throughout: BatchNorm normalizes with its running statistics, which stay as exported.
+    def state() -> dict[str, np.ndarray]:
+        named = dict(model.named_buffers())
+        return {name: named[torch_name].numpy().copy() for name, torch_name in buffers.items()}
+
     model.eval()
     with torch.no_grad():
         logits0 = model(x[0]).numpy()
     arrays: dict[str, np.ndarray] = {"x": x.numpy(), "labels": labels.numpy(), "logits_0": logits0}
     arrays |= {f"step_0/{name}": value for name, value in weights().items()}
+    if fixture.batch_norm_training:
+        model.train()
+        arrays |= {f"state_0/{name}": value for name, value in state().items()}
+    # Otherwise eval mode throughout: BatchNorm normalizes with its running statistics, which stay as exported.
     losses = []
     for step in range(STEPS):
         model.zero_grad()
@@ -292,6 +318,8 @@ def write_fixture(fixture: Fixture, check_python: str) -> dict[str, object]:
                 parameter -= LEARNING_RATE * parameter.grad
         losses.append(loss.item())
         arrays |= {f"step_{step + 1}/{name}": value for name, value in weights().items()}
+        if fixture.batch_norm_training:
+            arrays |= {f"state_{step + 1}/{name}": value for name, value in state().items()}
     arrays["losses"] = np.array(losses, np.float32)
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -312,7 +340,7 @@ def write_fixture(fixture: Fixture, check_python: str) -> dict[str, object]:
         "optimizer": "SGD, no momentum, no weight decay",
         "learning_rate": LEARNING_RATE,
         "steps": STEPS,
-        "batch_norm": "eval mode (running statistics frozen)" if "BatchNormalization" in _ops(graph) else None,
+        "batch_norm": _batch_norm_mode(fixture, graph),
         "trainable": {name: f"{t}{' (transposed)' if tr else ''}" for name, (t, tr) in trainable.items()},
         "frozen": frozen,
         "loads_in_onnxruntime_1_19": _loads(check_python, OUT / f"{fixture.name}.onnx"),
@@ -327,8 +355,15 @@ def write_fixture(fixture: Fixture, check_python: str) -> dict[str, object]:
     return meta
 
 
-def _ops(graph: onnx.ModelProto) -> set[str]:
-    return {node.op_type for node in graph.graph.node}
+def _batch_norm_mode(fixture: Fixture, graph: onnx.ModelProto) -> str | None:
+    if not any(node.op_type == "BatchNormalization" for node in graph.graph.node):
+        return None
+    if not fixture.batch_norm_training:
+        return "eval mode (running statistics frozen)"
+    return (
+        "training mode: batch statistics (biased variance); running statistics updated, with torch's momentum 0.1 "
+        "(ONNX's momentum 0.9) and the unbiased batch variance (ONNX's spec: biased)"
+    )
 
 
 def _loads(python: str, path: Path) -> bool | str:
