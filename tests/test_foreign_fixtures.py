@@ -28,6 +28,7 @@ ORT_TRAINING = {
     # with batch statistics and updates them (onnxruntime#17879), which is not the model torch trained.
     "cnn_torchscript": "BatchNormalization",
     "cnn_dynamo": "CastLike",  # no gradient builder registered
+    "cnn_torchscript_bn_training": "matches",  # what torch trained: batch statistics (its weights; not the statistics)
     # Its LayerNormalization gradient reads the optional Mean and InvStdDev outputs, which exporters leave out: it
     # fails an index check with no op name (gradient_builder_base.h:123). Given the outputs, it matches torch.
     "transformer_torchscript": "LayerNormalization",
@@ -42,23 +43,50 @@ def fixture(name: str) -> tuple[onnx.ModelProto, dict[str, Any], dict[str, np.nd
     return onnx.load(DATA / f"{name}.onnx"), json.loads((DATA / f"{name}.json").read_text()), reference
 
 
+def trains_batch_norm(meta: dict[str, Any]) -> bool:
+    return str(meta["batch_norm"]).startswith("training mode")
+
+
 def with_loss(model: onnx.ModelProto, meta: dict[str, Any], trainable_as_inputs: bool) -> onnx.ModelProto:
     """`model` with a `labels` input and a `loss` output: the mean softmax cross-entropy of its logits (what
-    onnxtrain's softmax_cross_entropy_with_logits computes); trainable initializers optionally turned into inputs."""
+    onnxtrain's softmax_cross_entropy_with_logits computes); trainable initializers optionally turned into inputs.
+
+    For a fixture that torch trained with BatchNorm in training mode, the BatchNormalization nodes are switched to
+    training mode, their running statistics become inputs and the updated statistics outputs `<name>_next`."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
+    moving = set(meta["trainable"])
+    if trains_batch_norm(meta):
+        moving |= switch_batch_norm_to_training(graph)
     graph.input.append(helper.make_tensor_value_info("labels", TensorProto.INT64, ["batch"]))
     graph.node.append(
         helper.make_node("SoftmaxCrossEntropyLoss", [meta["output"], "labels"], ["loss"], reduction="mean")
     )
     graph.output.append(helper.make_tensor_value_info("loss", TensorProto.FLOAT, []))
     if trainable_as_inputs:
-        kept = [init for init in graph.initializer if init.name not in meta["trainable"]]
-        moved = [init for init in graph.initializer if init.name in meta["trainable"]]
+        kept = [init for init in graph.initializer if init.name not in moving]
+        moved = [init for init in graph.initializer if init.name in moving]
         del graph.initializer[:]
         graph.initializer.extend(kept)
         graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in moved)
     return model
+
+
+def switch_batch_norm_to_training(graph: onnx.GraphProto) -> set[str]:
+    """Each BatchNormalization node in training mode (epsilon and momentum as exported), its running statistics'
+    updates graph outputs `<statistic>_next`; returns the statistics' names."""
+    statistics = set()
+    for node in graph.node:
+        if node.op_type != "BatchNormalization":
+            continue
+        mean, var = node.input[3], node.input[4]
+        kept = [a for a in node.attribute if a.name != "training_mode"]
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute("training_mode", 1)])
+        node.output.extend([f"{mean}_next", f"{var}_next"])
+        graph.output.extend(helper.make_tensor_value_info(f"{v}_next", TensorProto.FLOAT, None) for v in (mean, var))
+        statistics |= {mean, var}
+    return statistics
 
 
 def relative_difference(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -66,23 +94,27 @@ def relative_difference(ours: np.ndarray, theirs: np.ndarray) -> float:
 
 
 def train_with_autodiff(name: str) -> tuple[dict[int, dict[str, np.ndarray]], list[float], np.ndarray]:
-    """Five SGD steps of the fixture's graph with our gradients on ONNX Runtime: the weights after each step (0 is
-    the start), the loss of each step and the first batch's logits."""
+    """Five SGD steps of the fixture's graph with our gradients on ONNX Runtime: the weights (and BatchNorm
+    statistics where they train) after each step (0 is the start), the loss of each step and the first batch's
+    logits (the graph as exported, before any step)."""
     model, meta, reference = fixture(name)
     trainable = list(meta["trainable"])
     trained = autodiff.gradients(with_loss(model, meta, trainable_as_inputs=True), trainable, loss="loss")
     session = onnxruntime.InferenceSession(trained.SerializeToString(), providers=["CPUExecutionProvider"])
-    fetch = ["loss", meta["output"], *(f"{w}_grad" for w in trainable)]
-    weights = {w: reference[f"step_0/{w}"] for w in trainable}
-    history, losses, logits = {0: dict(weights)}, [], np.empty(0)
+    statistics = [key.split("/", 1)[1] for key in reference if key.startswith("state_0/")]
+    fetch = ["loss", *(f"{w}_grad" for w in trainable), *(f"{s}_next" for s in statistics)]
+    weights = {w: reference[f"step_0/{w}"] for w in trainable} | {s: reference[f"state_0/{s}"] for s in statistics}
+    history, losses = {0: dict(weights)}, []
     for step in range(meta["steps"]):
         feeds = {meta["input"]: reference["x"][step], "labels": reference["labels"][step], **weights}
-        loss, output, *grads = session.run(fetch, feeds)
-        if step == 0:
-            logits = output
+        loss, *values = session.run(fetch, feeds)
         losses.append(float(loss))
+        grads, updates = values[: len(trainable)], values[len(trainable) :]
         weights = {w: weights[w] - np.float32(meta["learning_rate"]) * g for w, g in zip(trainable, grads, strict=True)}
+        weights |= dict(zip(statistics, updates, strict=True))
         history[step + 1] = dict(weights)
+    inference = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    logits = inference.run([meta["output"]], {meta["input"]: reference["x"][0]})[0]
     return history, losses, logits
 
 
@@ -155,6 +187,27 @@ def worst_difference(history: dict[int, dict[str, np.ndarray]], meta: dict[str, 
         for step in range(1, meta["steps"] + 1)
         for w in meta["trainable"]
     )
+
+
+def test_batch_norm_switched_to_training_mode_updates_statistics_as_onnx_specifies() -> None:
+    # torch updates running_var with the unbiased batch variance, ONNX (and ONNX Runtime's kernel) with the biased
+    # one: torch's updates are rescaled by (n - 1) / n, n the values per channel (batch x 6 x 6 at every BatchNorm).
+    _, meta, reference = fixture("cnn_torchscript_bn_training")
+    history, _, _ = train_with_autodiff("cnn_torchscript_bn_training")
+    x = reference["x"]
+    n = x.shape[1] * x.shape[3] * x.shape[4]
+    statistics = [key.split("/", 1)[1] for key in reference if key.startswith("state_0/")]
+    assert len(statistics) == 6
+    for name in statistics:
+        expected = reference[f"state_0/{name}"]
+        for step in range(1, meta["steps"] + 1):
+            before, after = reference[f"state_{step - 1}/{name}"], reference[f"state_{step}/{name}"]
+            if name.endswith("running_var"):
+                batch_var = (after - 0.9 * before) / 0.1 * (n - 1) / n
+                expected = 0.9 * expected + 0.1 * batch_var
+            else:
+                expected = after
+            assert relative_difference(history[step][name], expected) <= TOLERANCE, (name, step)
 
 
 def test_every_fixture_has_its_ort_training_outcome() -> None:
