@@ -3,13 +3,18 @@ on disk in the layout `js/tools/steps.js` reads, the same steps in Python, and t
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +22,18 @@ ROOT = Path(__file__).resolve().parent.parent
 JS = ROOT / "js"
 ORT_NODE = JS / "node_modules" / "onnxruntime-node"
 ORT_WEB = JS / "node_modules" / "onnxruntime-web"
+CHROMIUM = Path("/usr/bin/chromium")
+# Chromium hangs on a machine without network unless these are off (and Playwright downloads no browser: Debian's).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def in_ci() -> bool:
@@ -72,3 +89,85 @@ def run_node(bundle: Path, batches: Path, out: Path, steps: int | None = None, t
     if done.returncode != 0:
         raise AssertionError(f"node tools/parity.mjs failed ({done.returncode}): {done.stderr[-2000:]}")
     return json.loads((out / "result.json").read_text(encoding="utf-8"))
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Static files with the headers that make a page cross-origin isolated (COOP/COEP), which onnxruntime-web
+    needs for WebAssembly threads (SharedArrayBuffer); without them it runs one thread."""
+
+    extensions_map = {  # noqa: RUF012 (SimpleHTTPRequestHandler's own class attribute)
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".mjs": "text/javascript",
+        ".js": "text/javascript",
+        ".wasm": "application/wasm",
+        ".onnx": "application/octet-stream",
+    }
+    isolated = True
+
+    def end_headers(self) -> None:
+        if self.isolated:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the tests print what matters
+        pass
+
+
+@contextlib.contextmanager
+def serve(root: Path, isolated: bool = True) -> Iterator[str]:
+    """Serve `root` on a free localhost port from a thread; yields the base URL (ending in /)."""
+    handler = type("Handler", (_Handler,), {"isolated": isolated})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def missing_browser() -> str | None:
+    """Why the browser checks cannot run here (Playwright for Python, Debian's chromium), or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e .[dev])"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does as root)"
+    return missing_js_dependencies(ORT_WEB)
+
+
+@contextlib.contextmanager
+def chromium_page() -> Iterator[Any]:
+    """A new page of a headless Debian Chromium, closed after."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            messages: list[str] = []
+            page.on("console", lambda message: messages.append(message.text))
+            page.on("pageerror", lambda error: messages.append(f"page error: {error}"))
+            page.console_messages = messages  # read by the tests' failure messages
+            yield page
+        finally:
+            browser.close()
+
+
+def run_browser(page: Any, base: str, bundle: str, batches: str, threads: int = 1, steps: int | None = None) -> dict:
+    """js/tools/browser/harness.html on a bundle and batches under the served root; returns runParity's result."""
+    page.goto(base + "js/tools/browser/harness.html")
+    try:
+        page.wait_for_function("window.harnessReady === true", timeout=60_000)
+    except Exception as e:
+        raise AssertionError(f"the harness page did not load: {page.console_messages[-10:]}") from e
+    options = {"threads": threads} if steps is None else {"threads": threads, "steps": steps}
+    return page.evaluate(
+        "([bundle, batches, options]) => window.runParity(bundle, batches, options)",
+        [base + bundle, base + batches, options],
+    )

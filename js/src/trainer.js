@@ -15,6 +15,17 @@ import { writeInitializers } from "./protobuf.js";
 
 const product = (shape) => shape.reduce((n, d) => n * d, 1);
 
+/**
+ * n when `scale` is 1/n for a whole n > 1 (as Python or float32 computes 1/n), else null: onnxtrain.arrays.scale_divisor.
+ * @param {number} scale
+ */
+export function scaleDivisor(scale) {
+  if (!(2 ** -25 < scale && scale < 1)) return null;
+  const n = Math.round(1 / scale);
+  if (!(1 < n && n <= 2 ** 24)) return null;
+  return scale === 1 / n || scale === Math.fround(1 / n) ? n : null;
+}
+
 export class Trainer {
   /**
    * Load a bundle and open its train-step and eval sessions.
@@ -111,12 +122,19 @@ export class Trainer {
     return feeds;
   }
 
-  /** float32 as given; integer pixels (Uint8Array, ...) times the model's input scale, as Python's fit reads them. */
+  /**
+   * float32 as given; integers (Uint8Array pixels, ...) scaled by the model's input scale exactly as Python's fit
+   * reads them (onnxtrain.arrays: divided by n when the scale is 1/n, else multiplied by the float32 scale).
+   */
   _scaled(values) {
     if (values instanceof Float32Array) return values;
-    const scale = Math.fround(this.metadata.input_scale);
-    const out = new Float32Array(values.length);
-    for (let i = 0; i < values.length; i++) out[i] = Math.fround(values[i] * scale);
+    const scale = this.metadata.input_scale;
+    const out = Float32Array.from(values);
+    if (scale === 1) return out;
+    const divisor = scaleDivisor(scale);
+    const factor = Math.fround(scale);
+    // float64 arithmetic rounded to float32 is float32 arithmetic for one division or product of float32 values
+    for (let i = 0; i < out.length; i++) out[i] = divisor !== null ? out[i] / divisor : out[i] * factor;
     return out;
   }
 

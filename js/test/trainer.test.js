@@ -86,10 +86,10 @@ test("the exported model holds the trained weights and predicts as the eval grap
   assert.ok(maxDifference(written, template, ["dense_1.kernel"]) > 0); // the weights did change
 });
 
-test("uint8 pixels are read with the model's input scale", async () => {
+test("uint8 pixels are divided by 255 for input scale 1/255, as Python reads them", async () => {
   const trainer = await Trainer.load(ort, BUNDLE);
   const pixels = Uint8Array.from({ length: 8 * 16 }, (_, i) => (i * 37) % 256);
-  const scaled = Float32Array.from(pixels, (p) => Math.fround(p * Math.fround(1 / 255)));
+  const scaled = Float32Array.from(pixels, (p) => Math.fround(p / 255)); // as numpy divides by 255 for 1/255
   const labels = [0, 1, 2, 0, 1, 2, 0, 1];
   const a = await trainer.evaluate(pixels, labels);
   const b = await trainer.evaluate(scaled, labels);

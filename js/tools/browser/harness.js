@@ -1,0 +1,41 @@
+// window.runParity(bundleUrl, batchesUrl, {threads, steps}): train a bundle on fixed batches with onnxruntime-web
+// and return the state (base64 of state.bin's layout), the exported model (base64), timings and eval logits.
+// Served from the repository root, so that onnxruntime-web comes from js/node_modules.
+
+import * as ort from "../../node_modules/onnxruntime-web/dist/ort.wasm.bundle.min.mjs";
+import { Trainer } from "../../src/index.js";
+import { evaluateFirstBatch, loadBatches, runSteps } from "../steps.js";
+
+function base64(bytes) {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`fetching ${url} failed: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+window.runParity = async (bundleUrl, batchesUrl, { threads = 1, steps } = {}) => {
+  ort.env.wasm.numThreads = threads;
+  const trainer = await Trainer.load(ort, bundleUrl, { sessionOptions: { executionProviders: ["wasm"] } });
+  const batches = await loadBatches((name) => fetchBytes(new URL(name, new URL(batchesUrl, location.href))));
+  const { seconds, losses } = await runSteps(trainer, batches, steps ?? batches.steps);
+  const evaluation = await evaluateFirstBatch(trainer, batches);
+  const result = {
+    runtime: `onnxruntime-web ${ort.env.versions?.web ?? ""}`.trim(),
+    threads: ort.env.wasm.numThreads,
+    crossOriginIsolated: globalThis.crossOriginIsolated === true,
+    steps: steps ?? batches.steps,
+    seconds,
+    losses,
+    evaluation,
+    state: base64(trainer.stateBytes()),
+    model: base64(trainer.exportModel()),
+  };
+  await trainer.release();
+  return result;
+};
+window.harnessReady = true;
