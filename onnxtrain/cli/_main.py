@@ -1,4 +1,4 @@
-"""The `onnxtrain` command line: train, evaluate, predict, export, artifacts, summary and bundle.
+"""The `onnxtrain` command line: train, evaluate, predict, export, artifacts, summary, bundle and finetune.
 
 Every sub-command has --help; bad input ends with one line on stderr, `onnxtrain <command>: error: ...`, and a
 non-zero exit status (2 for bad arguments, 1 for anything else, 130 when interrupted). The train command lives in
@@ -29,6 +29,7 @@ from onnxtrain.cli._data import (
     read_input,
     saved_model_dir,
 )
+from onnxtrain.cli._finetune import add_finetune_command
 from onnxtrain.cli._run_config import EXAMPLE_HELP, EXAMPLES, build_model, compile_settings, read_config
 from onnxtrain.cli._train import cmd_train, writing_mode
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, listing
@@ -340,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("model", metavar="MODEL|file.onnx")
     summary.set_defaults(func=cmd_summary)
     add_bundle_command(commands)
+    add_finetune_command(commands)
     return parser
 
 

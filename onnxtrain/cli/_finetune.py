@@ -1,0 +1,194 @@
+"""`onnxtrain finetune MODEL.onnx`: fine-tune an ONNX model made elsewhere (`onnxtrain.from_onnx`): choose what
+trains (--trainable/--frozen), cut it (--outputs), put a new Dense head on it (--head) or train LoRA adapters only
+(--lora); writes what `onnxtrain train` writes (model/, history.csv, curves.png) and the export, model.onnx."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from onnxtrain import optimizers
+from onnxtrain.cli._data import DatasetLoader, RunData
+from onnxtrain.cli._run_config import DEFAULT_LOSS, check_output
+from onnxtrain.cli._train import _fit_and_save, writing_mode
+from onnxtrain.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from onnxtrain.model import Model
+
+EXPORT_FILE = "model.onnx"  # beside model/: the inference model (adapters merged), what deployment takes
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    source = Path(args.model)
+    if not source.is_file():
+        raise InvalidArgumentError(
+            f"finetune expects an .onnx file. Received: '{source}', which "
+            f"{'is a folder (for a saved model use onnxtrain train --resume)' if source.is_dir() else 'does not exist'}"
+        )
+    if args.lora is not None and (args.trainable or args.frozen):
+        raise InvalidArgumentError(
+            "--lora trains the adapters only (and the --head); --trainable/--frozen choose what trains without "
+            f"--lora. Received: --lora {args.lora} with {'--trainable' if args.trainable else '--frozen'}"
+        )
+    output = Path(args.output)
+    check_output(output, args.overwrite)
+    if (output / EXPORT_FILE).exists() and not args.overwrite:
+        raise InvalidArgumentError(f"'{output / EXPORT_FILE}' already exists. Pass --overwrite or another --output.")
+    optimizer = optimizers.get({"name": args.optimizer, "learning_rate": args.learning_rate})  # refused up front
+    data = _datasets(args)
+    model = _build(args)
+    with model:
+        model.compile(optimizer=optimizer, loss=args.loss, metric="accuracy" if args.loss == DEFAULT_LOSS else None)
+        trainable, total = _counts(model)
+        if data.test is not None:
+            print(f"Test before fine-tuning ({len(data.test)} examples): {model.evaluate(data.test)}", flush=True)
+        status = _fit_and_save(
+            args,
+            model,  # type: ignore[arg-type]  # typed Sequential; it uses Model's fit, evaluate and save only
+            data,
+            f"Fine-tuning {source.name} ({_what(args)}: {trainable:,} of {total:,} parameters train) on "
+            f"{len(data.train)} examples",
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_split=0.0,
+            sources={"train": f"--data {args.data!r}"},
+            record=None,
+            history_from=None,
+        )
+        path = _export(model, output / EXPORT_FILE, merge=args.lora is not None, mode=writing_mode(args))
+    merged = ", adapters merged" if args.lora else ""
+    print(f"  {'export':<8} {output / EXPORT_FILE} ({path.stat().st_size:,} bytes{merged})")
+    return status
+
+
+def _datasets(args: argparse.Namespace) -> RunData:
+    loader = DatasetLoader(Path.cwd())
+    train = loader.load(args.data, "--data", "train")
+    test = loader.load(args.test, "--test", "test") if args.test else None
+    if args.validation == "test":
+        if test is None:
+            raise InvalidArgumentError("--validation test needs --test DATA")
+        return RunData(train, test, test)
+    validation = loader.load(args.validation, "--validation", "test") if args.validation else None
+    return RunData(train, test, validation)
+
+
+def _build(args: argparse.Namespace) -> Model:
+    """from_onnx (with lora) for the model alone; a Functional model of its OnnxLayer and a Dense head with --head."""
+    from onnxtrain.adapters import ADAPTER_PATTERNS, add_adapters
+    from onnxtrain.foreign._graph import read_model
+    from onnxtrain.foreign._import import from_onnx
+    from onnxtrain.foreign._layer import OnnxLayer
+    from onnxtrain.foreign._lora import lora
+    from onnxtrain.layers import Dense, Flatten, Input
+    from onnxtrain.model import Model
+
+    outputs = [args.outputs] if args.outputs else None
+    trainable: Any = args.trainable or None
+    if args.head is None:
+        model = from_onnx(
+            args.model, trainable=trainable, frozen=args.frozen or None, outputs=outputs, name=_name(args.model)
+        )
+        return lora(model, rank=args.lora, alpha=args.lora_alpha) if args.lora is not None else model
+    proto = read_model(args.model, "finetune")
+    if args.lora is not None:  # the base trains its adapters only
+        base = OnnxLayer(
+            add_adapters(proto, rank=args.lora, alpha=args.lora_alpha), outputs=outputs, trainable=ADAPTER_PATTERNS
+        )
+    else:  # a frozen feature extractor unless --trainable/--frozen say what trains
+        chosen = trainable if trainable is not None else (True if args.frozen else False)
+        base = OnnxLayer(proto, trainable=chosen, frozen=args.frozen or None, outputs=outputs)
+    if base.multi_input:
+        raise InvalidArgumentError(f"--head needs a model with one input. Received: '{args.model}' takes several")
+    x = Input(*base.data_shapes[0])
+    features = base(x)
+    if len(base.compute_output_shape(base.data_shapes[0])) > 1:
+        features = Flatten()(features)
+    return Model(x, Dense(args.head, name="head")(features), name=_name(args.model), seed=args.seed)
+
+
+def _what(args: argparse.Namespace) -> str:
+    """What trains, for the run's headline."""
+    base = f"LoRA rank {args.lora} adapters" if args.lora else "its weights"
+    if args.head is None:
+        return base
+    if args.lora is None and not (args.trainable or args.frozen):
+        return f"a new Dense({args.head}) head on the frozen model"
+    return f"{base} and a new Dense({args.head}) head"
+
+
+def _name(path: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in Path(path).stem) or "imported"
+
+
+def _counts(model: Model) -> tuple[int, int]:
+    trainable = sum(v.size for layer in model.layers for v in layer.trainable_params().values())
+    return trainable, sum(v.size for v in model.get_weights().values())
+
+
+def _export(model: Model, path: Path, *, merge: bool, mode: str) -> Path:
+    """The inference model; with `merge`, the adapters folded into the weights (the original's size)."""
+    import onnx
+
+    from onnxtrain.adapters import merge_adapters
+    from onnxtrain.saving import write_atomically
+
+    written = model.export(path, writing_mode=mode)
+    if merge:
+        write_atomically(written, merge_adapters(onnx.load(written)).SerializeToString())
+    return written
+
+
+def add_finetune_command(commands: argparse._SubParsersAction) -> None:
+    """Register `finetune` on the parser's sub-commands."""
+    finetune = commands.add_parser(
+        "finetune",
+        help="fine-tune an ONNX model made elsewhere (freeze, cut, new head, LoRA)",
+        description="Import MODEL.onnx (onnxtrain.from_onnx), train it on --data and write model/ (with its "
+        "optimizer state: onnxtrain train --resume continues it), history.csv, curves.png and the export "
+        f"{EXPORT_FILE} into --output. Every float initializer trains unless --trainable/--frozen say otherwise; "
+        "with --head N the model is a frozen feature extractor under a new Dense(N) head unless they do; --lora R "
+        "trains rank-R adapters only and merges them into the exported weights.",
+    )
+    finetune.add_argument("model", metavar="MODEL.onnx", help="the ONNX model (external data read from its folder)")
+    finetune.add_argument("--data", required=True, help="training data: 'fashion-mnist[:train]' or a .npz with x, y")
+    finetune.add_argument("--test", help="evaluated after training: 'fashion-mnist:test' or a .npz")
+    finetune.add_argument("--validation", help="evaluated after each epoch: 'test' (the --test data) or a .npz")
+    finetune.add_argument(
+        "--trainable", nargs="+", metavar="PATTERN", help="initializer names or glob patterns: only these train"
+    )
+    finetune.add_argument(
+        "--frozen", nargs="+", metavar="PATTERN", help="initializer names or glob patterns that do not train"
+    )
+    finetune.add_argument("--outputs", metavar="NAME", help="cut the graph at this value (a feature extractor)")
+    finetune.add_argument("--head", type=_positive, metavar="N", help="a new Dense(N) head on the model's output")
+    finetune.add_argument("--lora", type=_positive, metavar="RANK", help="train LoRA adapters of this rank only")
+    finetune.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA scale numerator (default: 16)")
+    finetune.add_argument("--epochs", type=_positive, default=1)
+    finetune.add_argument("--batch-size", type=_positive, default=32)
+    finetune.add_argument("--optimizer", default="adam", help="adam, sgd, rmsprop, ... (default: adam)")
+    finetune.add_argument("--learning-rate", type=float, default=0.001, help="(default: 0.001)")
+    finetune.add_argument("--loss", default=DEFAULT_LOSS, help=f"(default: {DEFAULT_LOSS})")
+    finetune.add_argument("--seed", type=int, default=0, help="seeds the head and the shuffling (default: 0)")
+    finetune.add_argument("--output", metavar="DIR", required=True, help="output folder")
+    finetune.add_argument("--overwrite", action="store_true", help="replace DIR/model and DIR/model.onnx")
+    finetune.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="0 silent, 1 progress bar (plain lines when not a terminal), 2 one line per epoch",
+    )
+    finetune.set_defaults(func=cmd_finetune)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
