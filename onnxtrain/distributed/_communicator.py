@@ -1,0 +1,60 @@
+"""The communicator interface a data-parallel fit needs (rank, size, in-place all-reduce sum, broadcast, abort),
+and what is built on it alone: a bytes broadcast and the rows each process takes of a global batch."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Communicator(Protocol):
+    """One process's handle on a world of `size` processes, numbered 0..size-1.
+
+    Every call is collective: all processes of the world make it, in the same order, with buffers of the same
+    shape and dtype. Implementations wrap an existing distributed engine (`MPICommunicator`,
+    `TorchCommunicator`); onnxtrain has no sockets or protocols of its own.
+    """
+
+    @property
+    def rank(self) -> int:
+        """This process's number; 0 prints and writes the files."""
+        ...
+
+    @property
+    def size(self) -> int:
+        """How many processes the world has."""
+        ...
+
+    def all_reduce_sum(self, buffer: np.ndarray) -> None:
+        """Replace the C-contiguous `buffer` by its elementwise sum over all processes, in place."""
+        ...
+
+    def broadcast(self, buffer: np.ndarray, root: int = 0) -> None:
+        """Overwrite the C-contiguous `buffer` of every process with that of process `root`, in place."""
+        ...
+
+    def abort(self, code: int = 1) -> None:
+        """End every process of the world now, with exit status `code` (what one process does when it fails
+        alone, so that the others are not left waiting in a collective call)."""
+        ...
+
+
+def broadcast_bytes(communicator: Communicator, data: bytes | None, root: int = 0) -> bytes:
+    """`data` of process `root` on every process (the others pass anything, None included): two broadcasts, the
+    length and then the bytes."""
+    length = np.array([len(data) if communicator.rank == root and data is not None else 0], np.int64)
+    communicator.broadcast(length, root)
+    buffer = np.empty(int(length[0]), np.uint8)
+    if communicator.rank == root and data is not None:
+        buffer[:] = np.frombuffer(data, np.uint8)
+    communicator.broadcast(buffer, root)
+    return buffer.tobytes()
+
+
+def local_rows(start: int, stop: int, rank: int, size: int) -> slice:
+    """Process `rank`'s share of the rows [start, stop) of a global batch: contiguous, the sizes differing by at
+    most one, in rank order, so that the shares of all processes put together are the global batch."""
+    count = stop - start
+    return slice(start + count * rank // size, start + count * (rank + 1) // size)
