@@ -16,6 +16,7 @@ This is the only module that imports `onnxruntime.training`. Its quirks are hand
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import math
 import os
@@ -38,6 +39,8 @@ import onnx.numpy_helper
 from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import check_not_empty, session_options
+from onnxtrain.distributed._communicator import Communicator, broadcast_bytes
+from onnxtrain.distributed._reduce import GradientReduction
 from onnxtrain.engine import Batch, EngineRequest
 from onnxtrain.errors import InvalidArgumentError, OnnxtrainError, RuntimeSetupError, UnsupportedError
 from onnxtrain.functional import as_graph
@@ -347,6 +350,11 @@ def create_engine(request: EngineRequest) -> OrtTrainingEngine:
             temporary folder, and no folder of `request.artifacts_dir` that it created (`created_directories`).
     """
     check_optimizer(request.optimizer)
+    optimizer = request.optimizer
+    if request.communicator is not None:
+        # Distributed, GradientReduction clips the all-reduced gradients: ORT's ClipGradNorm gave two processes
+        # different bits (1 ulp, from the same inputs) within a few steps, and the copies must stay equal.
+        optimizer = dataclasses.replace(optimizer, clip_norm=None)
     temporary = None if request.artifacts_dir is not None else Path(tempfile.mkdtemp(prefix="onnxtrain-artifacts-"))
     directory = request.artifacts_dir if request.artifacts_dir is not None else temporary
     assert directory is not None  # one of the two is always set
@@ -354,16 +362,21 @@ def create_engine(request: EngineRequest) -> OrtTrainingEngine:
         artifacts = write_artifacts(
             request.layers,
             request.loss,
-            request.optimizer,
+            optimizer,
             directory,
             request.opset,
             request.ir_version,
             for_cpu=request.device.kind == "cpu",
         )
         resume = None
-        if request.resume is not None:
+        if request.communicator is not None:  # every process starts from process 0's checkpoint
+            start = request.resume if request.resume is not None else artifacts.checkpoint.read_bytes()
+            resume_bytes: bytes | None = broadcast_bytes(request.communicator, start)
+        else:
+            resume_bytes = request.resume
+        if resume_bytes is not None:
             resume = artifacts.directory / "resume_checkpoint"
-            resume.write_bytes(request.resume)
+            resume.write_bytes(resume_bytes)
         return OrtTrainingEngine(
             artifacts,
             request.optimizer,
@@ -371,6 +384,7 @@ def create_engine(request: EngineRequest) -> OrtTrainingEngine:
             request.threads,
             checkpoint=resume,
             owns_directory=temporary is not None,
+            communicator=request.communicator,
         )
     except BaseException:
         if temporary is not None:
@@ -389,6 +403,8 @@ class OrtTrainingEngine:
         checkpoint: a checkpoint to start from instead of the artifacts' one (resuming with optimizer state).
         owns_directory: remove the artifacts' folder (a temporary one) when the engine is closed, or, if it never
             is, when it is collected or at exit.
+        communicator: the world of a data-parallel fit (None: alone). Each step then all-reduces the gradients
+            between `train_step` and `optimizer_step`, and clips them (the artifacts' optimizer then must not).
     """
 
     def __init__(
@@ -399,6 +415,7 @@ class OrtTrainingEngine:
         threads: int | None = None,
         checkpoint: str | Path | None = None,
         owns_directory: bool = False,
+        communicator: Communicator | None = None,
     ):
         api = _training_api()
         options = session_options(api.ort, threads or default_threads())
@@ -427,6 +444,15 @@ class OrtTrainingEngine:
             self._optimizer = api.Optimizer(str(artifacts.optimizer_model), self._module)
         self._optimizer.set_learning_rate(float(optimizer.learning_rate))
         self.artifacts = artifacts
+        self._reduction = None
+        if communicator is not None:
+            state = self._state._state  # the pybind CheckpointState: its parameters' gradients are OrtValues
+            self._trainable = [
+                state.get_parameter(name) for name in state.parameter_names() if state.get_parameter(name).requires_grad
+            ]
+            sizes = [int(np.prod(p.data.shape())) for p in self._trainable]
+            self._offsets = np.cumsum([0, *sizes]).tolist()
+            self._reduction = GradientReduction.clipping_as(optimizer, communicator, self._offsets[-1])
         self._cleanup = weakref.finalize(self, shutil.rmtree, artifacts.directory, True) if owns_directory else None
 
     def train_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -435,6 +461,8 @@ class OrtTrainingEngine:
         Returns (loss, outputs) of the batch before the update. A non-finite loss skips the update, so the
         weights stay those of the last good step; the caller decides what to do about it.
         """
+        if self._reduction is not None:
+            return self._reduced_train_step(x, labels, self._reduction)
         xs = [x] if isinstance(x, np.ndarray) else list(x)  # the graph's inputs: one per model input, then labels
         check_not_empty(xs[0])
         # The pybind objects behind Module/Optimizer, called directly: Module.__call__ converts every fetch and
@@ -447,6 +475,38 @@ class OrtTrainingEngine:
                 self._optimizer._optimizer.optimizer_step()
             self._module._model.lazy_reset_grad()
         return loss, fetches[1].numpy()
+
+    def _reduced_train_step(
+        self, x: Batch, labels: np.ndarray, reduction: GradientReduction
+    ) -> tuple[float, np.ndarray]:
+        """A data-parallel step: this process's gradients, copied into the reduction's buffer, all-reduced, copied
+        back, then `optimizer_step` when the mean loss of all processes is finite."""
+        xs = [x] if isinstance(x, np.ndarray) else list(x)
+        examples = len(xs[0])
+        fetches = self._api.OrtValueVector()
+        with self._flush.active():
+            loss, logits = 0.0, None
+            if examples:  # an uneven last batch may leave this process no rows: it only joins the all-reduce
+                self._module._model.train_step([*xs, labels], fetches)
+                loss, logits = float(fetches[0].numpy()), fetches[1].numpy()
+                for parameter, start, stop in zip(self._trainable, self._offsets[:-1], self._offsets[1:], strict=True):
+                    reduction.gradients[start:stop] = parameter.grad.numpy().reshape(-1)
+            loss = reduction.reduce(loss, examples)
+            if math.isfinite(loss):
+                for parameter, start, stop in zip(self._trainable, self._offsets[:-1], self._offsets[1:], strict=True):
+                    gradient = parameter.grad
+                    gradient.update_inplace(reduction.gradients[start:stop].reshape(gradient.shape()))
+                self._optimizer._optimizer.optimizer_step()
+            self._module._model.lazy_reset_grad()
+        if logits is None:
+            logits = np.empty((0, *self._output_shape()), np.float32)
+        return loss, logits
+
+    def _output_shape(self) -> tuple[int, ...]:
+        """The per-example output shape, read off the eval model (for an empty batch's outputs)."""
+        model = onnx.load(str(self.artifacts.eval_model), load_external_data=False)
+        dims = model.graph.output[1].type.tensor_type.shape.dim[1:]
+        return tuple(int(d.dim_value) for d in dims)
 
     def eval_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
         xs = [x] if isinstance(x, np.ndarray) else list(x)

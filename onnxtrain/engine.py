@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from onnxtrain._runtime import Device
+from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.emit import ModelGraph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from onnxtrain.losses import Loss
@@ -38,6 +39,11 @@ class EngineRequest:
             weights, and the optimizer state and step when they were saved. None starts from `layers`.
         artifacts_dir: where to keep the graphs the engine generates (None: the engine keeps none of them).
         opset / ir_version: of the generated graphs.
+        communicator: the world of a data-parallel fit (`onnxtrain.distributed`), or None to train alone. With
+            one, the engine starts from process 0's weights and optimizer state (`resume` or `layers` of that
+            process), and every train step all-reduces the gradients before clipping and the update
+            (`onnxtrain.distributed.GradientReduction`); a process may then get an empty batch (an uneven last
+            batch split over more processes than it has rows), which contributes nothing to the step.
     """
 
     layers: ModelGraph
@@ -49,6 +55,7 @@ class EngineRequest:
     artifacts_dir: Path | None = None
     opset: int = DEFAULT_OPSET
     ir_version: int = DEFAULT_IR_VERSION
+    communicator: Communicator | None = None
 
 
 class Engine(Protocol):

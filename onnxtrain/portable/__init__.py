@@ -46,6 +46,7 @@ def create_engine(request: EngineRequest) -> PortableEngine:
         request.resume,
         request.opset,
         request.ir_version,
+        communicator=request.communicator,
     )
     if request.artifacts_dir is not None:
         try:

@@ -12,12 +12,16 @@ With a fused update (`_fused.py`: the CPU, numba installed, an optimizer with a 
 step without its update (`gradient_model`) and writes the gradients into one flat buffer; the kernel then updates
 the flat weight and state buffers that the session reads, in one pass, when the loss is finite. The values and
 checkpoints are the same as the graph's, to float32 rounding.
+
+In a data-parallel fit (a `communicator`), the engine always runs the gradient model, unclipped, and between it and
+the kernel all-reduces the gradients with the loss sum and example count (`GradientReduction`), which then clips.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +31,11 @@ import onnx
 from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, check_not_empty, create_session, session_options
+from onnxtrain.distributed._communicator import Communicator
+from onnxtrain.distributed._reduce import GradientReduction
 from onnxtrain.emit import ModelGraph
 from onnxtrain.engine import Batch
-from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError
+from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError, UnsupportedError
 from onnxtrain.functional import as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from onnxtrain.losses import Loss
@@ -78,6 +84,8 @@ class PortableEngine:
         update: "graph" runs the optimizer update inside the train-step graph; "fused" runs forward and backward
         in ONNX Runtime and the update as one compiled pass (`_fused.py`: CPU only, needs numba, and a kernel for
         the optimizer's class: the nine built-in ones have one); "auto" takes "fused" where it can run.
+        communicator: the world of a data-parallel fit (None: this process trains alone). It needs the fused
+        update: the gradients are all-reduced between ONNX Runtime's run and the kernel.
     """
 
     def __init__(
@@ -91,13 +99,14 @@ class PortableEngine:
         opset: int = DEFAULT_OPSET,
         ir_version: int = DEFAULT_IR_VERSION,
         update: str = "auto",
+        communicator: Communicator | None = None,
     ):
         ort = _onnxruntime()
         self.device = device
         self.optimizer = optimizer
         graph = as_graph(layers)  # once: a layer list would be turned into a new Functional by every graph below
         self.graph: TrainStepGraph = train_step_model(graph, loss, optimizer, opset, ir_version)
-        self.fused = _use_fused(update, optimizer, device, self.graph.layer_state)
+        self.fused = _use_fused(update, optimizer, device, self.graph.layer_state, communicator is not None)
         self.eval_graph = eval_model(graph, loss, opset, ir_version)
         self._output_shape = emit.output_shape(graph)
         self._input_names = tuple(emit.input_names(graph))
@@ -109,13 +118,21 @@ class PortableEngine:
         self._flush = FlushToZero()
         self._check_provider(ort, device)
         # The fused path's session computes gradients only; `graph` keeps the whole step, for save_graphs.
-        step_model = gradient_model(graph, loss, optimizer, opset, ir_version) if self.fused else self.graph.model
+        # Distributed, the gradients are clipped after the all-reduce (GradientReduction), not in the graph.
+        unclipped = replace(optimizer, clip_norm=None, clip_value=None) if communicator is not None else optimizer
+        step_model = gradient_model(graph, loss, unclipped, opset, ir_version) if self.fused else self.graph.model
         self._step_inputs = {i.name for i in step_model.graph.input}
         with self._flush.creating():
             self._train_session = create_session(ort, step_model.SerializeToString(), options, device)
             self._eval_session = create_session(ort, self.eval_graph.SerializeToString(), options, device)
 
         values = self._initial_values(graph, resume)
+        if communicator is not None:  # every process starts from process 0's weights, state and step
+            for name in sorted(values):
+                values[name] = np.array(values[name], order="C")  # a 0-d step stays 0-d
+                communicator.broadcast(values[name])
+        self._communicator = communicator
+        self._reduction: GradientReduction | None = None
         self._learning_rate = float(optimizer.learning_rate)
         self._fixed = {name: self._ortvalue(values[name]) for name in self.graph.frozen}
         self._fixed[LEARNING_RATE] = self._ortvalue(np.array(self._learning_rate, np.float32))
@@ -211,7 +228,15 @@ class PortableEngine:
             state.append(buffer)
             carried.update(views)
         self._flat_state = tuple(state)
-        self._flat_grads, self._gradients = flat([gradient(name) for name in trainable])
+        if self._communicator is None:
+            self._flat_grads, self._gradients = flat([gradient(name) for name in trainable])
+        else:  # ORT writes the gradients straight into the buffer that is all-reduced
+            self._reduction = GradientReduction.clipping_as(self.optimizer, self._communicator, int(offsets[-1]))
+            self._flat_grads = self._reduction.gradients
+            self._gradients = {
+                gradient(name): self._ort.OrtValue.ortvalue_from_numpy(self._flat_grads[start:stop].reshape(shape))
+                for name, shape, start, stop in zip(trainable, shapes, offsets[:-1], offsets[1:], strict=True)
+            }
         self._step_value = np.array(values[STEP], np.int64)  # read by `step`, advanced by train_step
         carried[STEP] = self._ort.OrtValue.ortvalue_from_numpy(self._step_value)
         self._sets = [carried, carried]
@@ -266,12 +291,32 @@ class PortableEngine:
         Returns (loss, outputs) of the batch before the update. A non-finite loss drops the update (the graph
         passes every value through), so the weights stay those of the last good step.
         """
+        if self._reduction is not None:
+            return self._reduced_train_step(x, labels, self._reduction)
         loss, logits = self._run(self._train_session, self._train_bindings[self._current], x, labels)
         if not self.fused:
             self._current = 1 - self._current
         elif math.isfinite(loss):  # the graph's condition: loss - loss == 0
             t = int(self._step_value) + 1
             with self._flush.active():  # the float mode ORT ran in, whoever calls (fit already holds it)
+                self._update(self._flat_weights, self._flat_grads, self._flat_state, t, self._learning_rate)
+            self._step_value[...] = t
+        return loss, logits
+
+    def _reduced_train_step(
+        self, x: Batch, labels: np.ndarray, reduction: GradientReduction
+    ) -> tuple[float, np.ndarray]:
+        """A data-parallel step: this process's gradients, the all-reduce, then the update when the mean loss of
+        all processes is finite. Returns that mean loss and this process's outputs."""
+        examples = len(x if isinstance(x, np.ndarray) else x[0])
+        if examples:
+            loss, logits = self._run(self._train_session, self._train_bindings[0], x, labels)
+        else:  # an uneven last batch left this process no rows: it only takes part in the all-reduce
+            loss, logits = 0.0, np.empty((0, *self._output_shape), np.float32)
+        loss = reduction.reduce(loss, examples)
+        if math.isfinite(loss):
+            t = int(self._step_value) + 1
+            with self._flush.active():
                 self._update(self._flat_weights, self._flat_grads, self._flat_state, t, self._learning_rate)
             self._step_value[...] = t
         return loss, logits
@@ -366,10 +411,12 @@ class PortableEngine:
         self._train_session = self._eval_session = None
 
 
-def _use_fused(update: str, optimizer: Optimizer, device: Device, layer_state: Sequence[str] = ()) -> bool:
+def _use_fused(
+    update: str, optimizer: Optimizer, device: Device, layer_state: Sequence[str] = (), distributed: bool = False
+) -> bool:
     if update not in UPDATES:
         raise InvalidArgumentError(f"update expects one of {list(UPDATES)}. Received: {update!r}")
-    if update == "graph":
+    if update == "graph" and not distributed:
         return False
     reasons = []
     if device.kind != "cpu":
@@ -381,6 +428,13 @@ def _use_fused(update: str, optimizer: Optimizer, device: Device, layer_state: S
     # Importing numba takes time and memory (docs/measurements.md): only where the answer still depends on it.
     if (update == "fused" or not reasons) and not _fused.available():
         reasons.append(_fused.unavailable_reason())
+    if distributed and (reasons or update == "graph"):
+        raise UnsupportedError(
+            "The portable engine trains data-parallel with its fused update only (the gradients are all-reduced "
+            f"between ONNX Runtime's run and the update), which cannot run here: "
+            f"{'; '.join(reasons) or 'update=graph was asked for'}. Train this model in one process, or "
+            "compile(engine='ort-training')."
+        )
     if update == "fused" and reasons:
         raise InvalidArgumentError(f"update='fused' cannot run here: {'; '.join(reasons)}. Use update='graph'.")
     return not reasons
