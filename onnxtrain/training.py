@@ -2,6 +2,11 @@
 
 Per-batch work is kept to the engine call plus one small numpy reduction for the metrics; everything else
 (validation of data and labels, shuffling) happens once per call or once per epoch.
+
+In a data-parallel fit (`onnxtrain.distributed.init()` before compile), every process shuffles with the same
+(seed, epoch), takes its rows of each global batch (`local_rows`) and gets the step's mean loss over all of them
+from the engine; the epoch's metrics and validation are all-reduced, and only process 0 prints and runs the
+callbacks that write files.
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from onnxtrain._checks import check_positive_int, check_validation_split
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, create_session, resolve_device, session_options
 from onnxtrain.arrays import InputArrays, prepare_inputs
-from onnxtrain.callbacks import CallbackList, CallbackModel
+from onnxtrain.callbacks import Callback, CallbackList, CallbackModel, CSVLogger, ModelCheckpoint
 from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.datasets._dataset import model_inputs
+from onnxtrain.distributed._communicator import Communicator, local_rows
+from onnxtrain.distributed._reduce import all_reduce_sums
+from onnxtrain.distributed._world import world
 from onnxtrain.engine import Engine, EngineRequest
 from onnxtrain.errors import (
     InvalidArgumentError,
@@ -115,6 +123,7 @@ class Trainer:
         engine: Engine,
         device: Device,
         threads: int | None = None,
+        communicator: Communicator | None = None,
     ):
         self.model = model
         self.compiled = compiled
@@ -128,6 +137,8 @@ class Trainer:
         # (graph input name, per-example shape) of each model input, in order
         self._inputs = [(str(x.name), x.shape) for x in model.graph.inputs]
         self._input_names = emit.input_names(model.graph)
+        self.communicator = communicator  # the world the engine all-reduces over (None: this process alone)
+        self._agree_each_batch = False  # fit sets it: a data-parallel fit with per-batch callbacks
 
     @classmethod
     def create(
@@ -142,9 +153,11 @@ class Trainer:
         given, and continuing from the checkpoint bytes `resume` when given (what `load_model` passes).
 
         A failure leaves no empty folder of `artifacts_dir` that did not exist before: the artifact writers remove
-        what they created (`saving.created_directories`).
+        what they created (`saving.created_directories`). After `onnxtrain.distributed.init()` the engine trains
+        data-parallel over that world, from process 0's weights and optimizer state.
         """
         device = resolve_device(compiled.device)
+        communicator = world()
         name = engines.resolve(compiled.engine)
         request = EngineRequest(
             layers=model.graph,
@@ -156,9 +169,10 @@ class Trainer:
             artifacts_dir=Path(artifacts_dir) if artifacts_dir is not None else None,
             opset=compiled.opset,
             ir_version=compiled.ir_version,
+            communicator=communicator,
         )
         engine = engines.get(name)(request)
-        return cls(model, replace(compiled, engine=name), engine, device, threads=threads)
+        return cls(model, replace(compiled, engine=name), engine, device, threads=threads, communicator=communicator)
 
     # --- data ---------------------------------------------------------------------------------------------
     def prepare(self, data: Any, argument: str, input_scale: float | None = None) -> _Batches:
@@ -245,12 +259,21 @@ class Trainer:
             "validation_batch_size", batch_size if validation_batch_size is None else validation_batch_size
         )
 
+        communicator = self._check_world(len(train), batch_size)
+        if communicator is not None and communicator.rank != 0:  # process 0 prints and writes the files
+            verbose, callbacks = 0, _not_writing(callbacks)
         history = History()
         callback_list = CallbackList(callbacks, self.model)
         self.model.stop_training = False
         progress = Progress(verbose, steps=math.ceil(len(train) / batch_size), epochs=epochs)
+        # Every process stops at the same batch: per-batch stops (a callback's) are agreed on after each batch.
+        self._agree_each_batch = communicator is not None and self._any_process(callback_list.wants_batches)
         self._adopt(train)
         base_seed = self.model.seed if seed is None else seed
+        if communicator is not None:  # one shuffle for all processes: process 0's
+            shared_seed = np.array([base_seed], np.int64)
+            communicator.broadcast(shared_seed)
+            base_seed = int(shared_seed[0])
         callback_list.on_train_begin()
         try:
             for _ in range(epochs):
@@ -267,12 +290,14 @@ class Trainer:
                     logs = self._train_epoch(train, batch_size, order, epoch, progress, callback_list)
                 self.epochs_trained = epoch
                 if val is not None:
-                    result = self._evaluate(val, val_batch)
+                    result = self._evaluate(val, val_batch, communicator=communicator)
                     logs["val_loss"] = result.loss
                     logs.update({f"val_{m.value}": v for m, v in result.metrics.items()})
                 history.append(epoch, logs)
                 progress.epoch_end(epoch, logs)
                 callback_list.on_epoch_end(epoch, logs)
+                if communicator is not None:
+                    self.model.stop_training = self._any_process(self.model.stop_training)
                 if self.model.stop_training:
                     break
         finally:
@@ -290,12 +315,16 @@ class Trainer:
         callbacks: CallbackList,
     ) -> dict[str, float]:
         loss_sum, seen = 0.0, 0
+        local_seen = 0  # the examples of this process, over which the metric sums run (`seen` counts every process's)
         metric_sums = dict.fromkeys(self.compiled.metrics, 0.0)
         classification = self.compiled.loss.classification
         steps = math.ceil(len(train) / batch_size)
+        communicator = self.communicator
         # Shuffled batches are gathered into reused buffers (one per input, and the labels'): a fresh 300 KB array
         # per batch would cost an mmap/munmap pair and page faults every step.
         buffer_rows = min(batch_size, len(train))  # a batch_size beyond the data must not allocate for it
+        if communicator is not None:
+            buffer_rows = math.ceil(buffer_rows / communicator.size)
         x_buffer = _empty_rows(train.x, buffer_rows) if order is not None else None
         y_buffer = _empty_rows(train.y, buffer_rows) if order is not None else None
         try:
@@ -304,6 +333,9 @@ class Trainer:
                     with self._flush.suspended():  # callbacks are user code: the caller's float mode (_float_env.py)
                         callbacks.on_batch_begin(step + 1)
                 rows = slice(step * batch_size, (step + 1) * batch_size)
+                n = min(rows.stop, len(train)) - rows.start  # the global batch's
+                if communicator is not None:  # this process's rows of it
+                    rows = local_rows(rows.start, rows.start + n, communicator.rank, communicator.size)
                 if order is None:
                     xb, yb = train.x[rows], train.y[rows]
                 else:
@@ -312,11 +344,13 @@ class Trainer:
                     xb, yb = _gather(train.x, index, x_buffer), _gather(train.y, index, y_buffer)
                 loss, outputs = self.engine.train_step(_batch(xb), yb)
                 self._inference_session = None
-                if not math.isfinite(loss):
+                if not math.isfinite(loss):  # distributed: the loss of all processes, so all of them are here
                     # A callback that stops training here (TerminateOnNaN) makes this a graceful stop.
-                    logs = {"loss": loss, **{m.value: s / max(seen, 1) for m, s in metric_sums.items()}}
+                    logs = {"loss": loss, **{m.value: s / max(local_seen, 1) for m, s in metric_sums.items()}}
                     with self._flush.suspended():  # fit may hold the float mode for the epoch; callbacks are user code
                         callbacks.on_batch_end(step + 1, logs)
+                    if communicator is not None:
+                        self.model.stop_training = self._any_process(self.model.stop_training)
                     if self.model.stop_training:
                         return logs
                     raise NonFiniteLossError(
@@ -324,23 +358,64 @@ class Trainer:
                         "weights of the last finite step were kept. Lower the learning rate, check the inputs for "
                         "extreme values, or clip gradients (e.g. Adam(clip_norm=1.0))."
                     )
-                n = len(xb)
                 loss_sum += loss * n
                 seen += n
+                local_seen += len(xb)
                 for metric in metric_sums:
                     metric_sums[metric] += metric.batch_sum(outputs, yb, classification)
-                if progress.wants_batches or callbacks.wants_batches:
-                    logs = {"loss": loss_sum / seen, **{m.value: s / seen for m, s in metric_sums.items()}}
+                if progress.wants_batches or callbacks.wants_batches or self._agree_each_batch:
+                    logs = {
+                        "loss": loss_sum / seen,
+                        **{m.value: s / max(local_seen, 1) for m, s in metric_sums.items()},
+                    }
                     progress.batch_end(step + 1, logs)
                     with self._flush.suspended():
                         callbacks.on_batch_end(step + 1, logs)
+                    if self._agree_each_batch:
+                        self.model.stop_training = self._any_process(self.model.stop_training)
                     if self.model.stop_training:
                         break
         except KeyboardInterrupt:
             self.engine.reset_gradients()  # a step cut short must not leak its gradients into the next one
             self._inference_session = None  # the interrupted step may have updated the weights
             raise
-        return {"loss": loss_sum / seen, **{m.value: s / seen for m, s in metric_sums.items()}}
+        examples: float = local_seen
+        if communicator is not None:  # the metrics over every process's examples
+            *sums, examples = all_reduce_sums(communicator, [*metric_sums.values(), local_seen])
+            metric_sums = dict(zip(metric_sums, sums, strict=True))
+        return {"loss": loss_sum / seen, **{m.value: s / examples for m, s in metric_sums.items()}}
+
+    # --- data-parallel fit ----------------------------------------------------------------------------------
+    def _check_world(self, examples: int, batch_size: int) -> Communicator | None:
+        """The world this fit trains over (the engine's), after checking, on every process alike, that all
+        processes hold the same number of training examples and that a global batch has a row for each."""
+        communicator = self.communicator
+        if world() is not communicator:
+            raise ModelStateError(
+                "onnxtrain.distributed.init() or leave() was called after compile(): the compiled engine still "
+                f"trains {'alone' if communicator is None else 'over the world it was compiled in'}. Call "
+                "init() first, then compile() (or load_model)."
+            )
+        if communicator is None:
+            return None
+        count, squares = all_reduce_sums(communicator, [examples, examples * examples])
+        if count * count != communicator.size * squares:  # equal iff every process holds the same count
+            raise InvalidArgumentError(
+                f"A data-parallel fit expects every process to hold the same training data. Received: {examples} "
+                f"examples in process {communicator.rank}, {count / communicator.size:g} on average over "
+                f"{communicator.size} processes"
+            )
+        if min(batch_size, examples) < communicator.size:
+            raise InvalidArgumentError(
+                f"A data-parallel fit over {communicator.size} processes expects batch_size >= {communicator.size} "
+                f"(a row of each batch for each process). Received: batch_size={batch_size} on {examples} examples"
+            )
+        return communicator
+
+    def _any_process(self, flag: bool) -> bool:
+        """Whether `flag` is set in any process (a collective call: every process makes it)."""
+        assert self.communicator is not None
+        return all_reduce_sums(self.communicator, [float(flag)])[0] > 0
 
     # --- evaluation and prediction ------------------------------------------------------------------------
     def evaluate(self, data: Any, batch_size: int, verbose: int = 0) -> EvaluationResult:
@@ -354,9 +429,21 @@ class Trainer:
             progress.close()
         return result
 
-    def _evaluate(self, data: _Batches, batch_size: int, progress: Progress | None = None) -> EvaluationResult:
+    def _evaluate(
+        self,
+        data: _Batches,
+        batch_size: int,
+        progress: Progress | None = None,
+        communicator: Communicator | None = None,
+    ) -> EvaluationResult:
+        """Loss and metrics over `data`; with a `communicator` (fit's validation), each process evaluates its
+        share of the rows and the sums are all-reduced."""
         loss_sum = 0.0
         metric_sums = dict.fromkeys(self.compiled.metrics, 0.0)
+        n = len(data)
+        if communicator is not None:
+            share = local_rows(0, n, communicator.rank, communicator.size)
+            data = _Batches(data.x[share], data.y[share])
         with self._flush.active():  # no user code in this loop: one float-mode switch for all of it
             for start in range(0, len(data), batch_size):
                 xb, yb = data.x[start : start + batch_size], data.y[start : start + batch_size]
@@ -367,7 +454,9 @@ class Trainer:
                 if progress is not None and progress.wants_batches:
                     seen = start + len(xb)
                     progress.batch_end(start // batch_size + 1, {"loss": loss_sum / seen})
-        n = len(data)
+        if communicator is not None:
+            loss_sum, *sums = all_reduce_sums(communicator, [loss_sum, *metric_sums.values()])
+            metric_sums = dict(zip(metric_sums, sums, strict=True))
         return EvaluationResult(loss_sum / n, MetricValues({m: s / n for m, s in metric_sums.items()}))
 
     def predict_outputs(self, x: Any, batch_size: int) -> tuple[np.ndarray, bool]:
@@ -403,6 +492,15 @@ class Trainer:
     def close(self) -> None:
         self._inference_session = None
         self.engine.close()
+
+
+def _not_writing(callbacks: Any) -> Any:
+    """`callbacks` less those that write files (CSVLogger, ModelCheckpoint): what processes other than 0 run."""
+    if isinstance(callbacks, Callback):
+        callbacks = [callbacks]
+    if callbacks is None or not isinstance(callbacks, Sequence | set):
+        return callbacks  # CallbackList says what is wrong with it
+    return [c for c in callbacks if not isinstance(c, CSVLogger | ModelCheckpoint)]
 
 
 def _empty_rows(x: Any, rows: int) -> Any:
