@@ -1,0 +1,404 @@
+"""Data-parallel training (onnxtrain.distributed): the communicator helpers and the packed gradient all-reduce in a
+fake in-process world of threads, a whole fit in that world against a fit alone, and the equivalence table over
+two MPI processes (tests/distributed_worker.py) against the same runs in one process."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import distributed_worker
+import numpy as np
+import pytest
+
+import onnxtrain.distributed as dist
+from onnxtrain import Sequential
+from onnxtrain.callbacks import Callback, CSVLogger
+from onnxtrain.distributed._mpi import _check_contiguous
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
+from onnxtrain.layers import BatchNormalization, Dense, Input
+from onnxtrain.optimizers import SGD, Adam
+
+HERE = Path(__file__).parent
+
+
+class ThreadWorld:
+    """A fake world of `size` threads: one communicator object (so that `dist.init` can hold it) whose rank is
+    the calling thread's. Collectives meet at a barrier and sum in rank order, so every thread gets the same bits.
+    """
+
+    def __init__(self, size: int):
+        self._size = size
+        self._barrier = threading.Barrier(size, timeout=60)
+        self._slots: list[Any] = [None] * size
+        self._local = threading.local()
+
+    @property
+    def rank(self) -> int:
+        return int(getattr(self._local, "rank", 0))
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def all_reduce_sum(self, buffer: np.ndarray) -> None:
+        self._slots[self.rank] = buffer.copy()
+        self._barrier.wait()
+        total = self._slots[0].copy()
+        for part in self._slots[1:]:
+            total += part
+        self._barrier.wait()  # nobody writes the next collective's slot before everyone has read this one
+        buffer[...] = total
+
+    def broadcast(self, buffer: np.ndarray, root: int = 0) -> None:
+        if self.rank == root:
+            self._slots[root] = buffer.copy()
+        self._barrier.wait()
+        value = self._slots[root]
+        self._barrier.wait()
+        buffer[...] = value
+
+    def abort(self, code: int = 1) -> None:
+        self._barrier.abort()
+
+    def run(self, function: Callable[[int], Any]) -> list[Any]:
+        """`function(rank)` in each thread of the world; its results in rank order (an exception is re-raised)."""
+        results: list[Any] = [None] * self._size
+        errors: list[BaseException] = []
+
+        def body(rank: int) -> None:
+            self._local.rank = rank
+            try:
+                results[rank] = function(rank)
+            except BaseException as e:
+                errors.append(e)
+                self._barrier.abort()  # the others must not wait for this thread
+
+        threads = [threading.Thread(target=body, args=(rank,)) for rank in range(self._size)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return results
+
+
+@pytest.fixture(autouse=True)
+def _alone_after() -> Any:
+    yield
+    dist.leave()
+
+
+# --- communicator helpers ---------------------------------------------------------------------------------------
+def test_broadcast_bytes_gives_every_process_the_roots_bytes() -> None:
+    world = ThreadWorld(3)
+    received = world.run(lambda rank: dist.broadcast_bytes(world, b"weights of 1" if rank == 1 else None, root=1))
+    assert received == [b"weights of 1"] * 3
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+@pytest.mark.parametrize("count", [0, 1, 4, 7, 11])
+def test_local_rows_split_a_batch_into_contiguous_shares(size: int, count: int) -> None:
+    shares = [dist.local_rows(10, 10 + count, rank, size) for rank in range(size)]
+    rows = [row for share in shares for row in range(share.start, share.stop)]
+    assert rows == list(range(10, 10 + count))
+    lengths = [share.stop - share.start for share in shares]
+    assert max(lengths) - min(lengths) <= 1
+
+
+def test_check_contiguous_names_what_it_received() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"C-contiguous numpy array.*not C-contiguous"):
+        _check_contiguous(np.zeros((4, 4), np.float32)[:, 1], "all_reduce_sum")
+    with pytest.raises(InvalidArgumentError, match="Received: list"):
+        _check_contiguous([1.0], "broadcast")  # type: ignore[arg-type]
+
+
+def test_init_rejects_an_unknown_backend_and_a_non_communicator() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"one of \['mpi', 'torch'\]. Received: 'nccl'"):
+        dist.init(backend="nccl")
+    with pytest.raises(InvalidTypeError, match=r"expects a Communicator.*Received: int"):
+        dist.init(communicator=3)  # type: ignore[arg-type]
+
+
+def test_init_and_leave_set_the_world_of_this_process() -> None:
+    world = ThreadWorld(1)
+    assert (dist.world(), dist.rank(), dist.size()) == (None, 0, 1)
+    assert dist.init(communicator=world) is world
+    assert (dist.world(), dist.rank(), dist.size()) == (world, 0, 1)
+    dist.leave()
+    assert dist.world() is None
+
+
+# --- the packed all-reduce ----------------------------------------------------------------------------------------
+def _shares(rows: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[slice]]:
+    """Per-example gradients (sum(rows), 6) and losses, and each process's rows of them."""
+    rng = np.random.default_rng(seed)
+    gradients = rng.normal(size=(sum(rows), 6)).astype(np.float32)
+    losses = rng.uniform(0.5, 2.0, sum(rows))
+    bounds = np.cumsum([0, *rows])
+    return gradients, losses, [slice(a, b) for a, b in itertools.pairwise(bounds)]
+
+
+def _reduce_in(
+    world: ThreadWorld, reduction_args: dict[str, Any], gradients: np.ndarray, losses: np.ndarray, shares: list[slice]
+) -> list[tuple[float, np.ndarray]]:
+    def step(rank: int) -> tuple[float, np.ndarray]:
+        reduction = dist.GradientReduction(world, gradients.shape[1], **reduction_args)
+        rows = shares[rank]
+        count = rows.stop - rows.start
+        reduction.gradients[:] = gradients[rows].mean(axis=0) if count else np.nan  # NaN: must be ignored
+        loss = reduction.reduce(float(losses[rows].mean()) if count else float("nan"), count)
+        return loss, reduction.gradients.copy()
+
+    return world.run(step)
+
+
+def test_reduction_gives_the_mean_over_uneven_shares_and_empty_ones() -> None:
+    gradients, losses, shares = _shares([3, 0, 5])
+    results = _reduce_in(ThreadWorld(3), {}, gradients, losses, shares)
+    for loss, reduced in results:
+        np.testing.assert_allclose(loss, losses.mean(), rtol=1e-6)
+        np.testing.assert_allclose(reduced, gradients.mean(axis=0), rtol=1e-5, atol=1e-7)
+    assert all(np.array_equal(reduced, results[0][1]) for _, reduced in results)
+
+
+@pytest.mark.parametrize("clipping", [{"clip_norm": 0.05}, {"clip_value": 0.02}])
+def test_reduction_clips_the_reduced_gradient_not_each_share(clipping: dict[str, float]) -> None:
+    gradients, losses, shares = _shares([4, 4], seed=1)
+    mean = gradients.mean(axis=0)
+    if "clip_norm" in clipping:
+        expected = mean * min(1.0, clipping["clip_norm"] / (np.linalg.norm(mean) + 1e-6))
+        per_share = [
+            g.mean(0) * min(1.0, clipping["clip_norm"] / np.linalg.norm(g.mean(0)))
+            for g in (gradients[s] for s in shares)
+        ]
+    else:
+        expected = np.clip(mean, -0.02, 0.02)
+        per_share = [np.clip(gradients[s].mean(0), -0.02, 0.02) for s in shares]
+    results = _reduce_in(ThreadWorld(2), clipping, gradients, losses, shares)
+    np.testing.assert_allclose(results[0][1], expected, rtol=1e-5, atol=1e-8)
+    assert not np.allclose(np.mean(per_share, axis=0), expected, rtol=1e-3)  # clipping first would differ
+
+
+def test_a_non_finite_loss_in_one_process_reaches_every_process() -> None:
+    gradients, losses, shares = _shares([2, 2])
+    losses[3] = np.inf
+    results = _reduce_in(ThreadWorld(2), {}, gradients, losses, shares)
+    assert all(not np.isfinite(loss) for loss, _ in results)
+
+
+# --- a whole fit in the fake world -------------------------------------------------------------------------------
+def _model(engine: str, seed: int, optimizer: Any = None) -> Sequential:
+    model = Sequential.of(Input(5), Dense(7, activation="tanh"), Dense(3), seed=seed)
+    model.compile(
+        optimizer=optimizer or Adam(0.05, clip_norm=0.4),
+        loss="sparse_categorical_crossentropy",
+        engine=engine,
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _data(rows: int = 29) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return rng.normal(size=(rows, 5)).astype(np.float32), rng.integers(0, 3, rows)
+
+
+def _fit_in(world: ThreadWorld | None, engine: str, **fit: Any) -> list[tuple[dict[str, np.ndarray], Any]]:
+    x, y = _data()
+
+    def train(rank: int) -> tuple[dict[str, np.ndarray], Any]:
+        with _model(engine, seed=5 + rank) as model:  # process 0's weights and seed must win
+            history = model.fit(x, y, epochs=2, batch_size=6, verbose=0, validation=(x[:9], y[:9]), **fit)
+            return model.get_weights(), history
+
+    if world is None:
+        return [train(0)]
+    dist.init(communicator=world)
+    return world.run(train)
+
+
+def _max_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a)
+
+
+def _scale(weights: dict[str, np.ndarray]) -> float:
+    return max(float(np.abs(w).max()) for w in weights.values())
+
+
+def test_three_threads_train_as_one_process() -> None:
+    # Portable only: onnxblock builds ort-training's artifacts through one global model accessor, which threads
+    # cannot share; test_two_mpi_processes_train_as_one covers both engines.
+    [(alone, alone_history)] = _fit_in(None, "portable")
+    results = _fit_in(ThreadWorld(3), "portable")  # 29 rows, batches of 6: shares 2/2/2, last 1/2/2
+    for weights, history in results:
+        assert _max_difference(weights, alone) <= 1e-6 * _scale(alone)
+        assert np.array_equal(weights["dense_1.kernel"], results[0][0]["dense_1.kernel"])
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):  # all-reduced: those of the fit alone
+            np.testing.assert_allclose(history.history[key], alone_history.history[key], rtol=1e-5)
+
+
+def test_only_process_zero_runs_the_callbacks_that_write(tmp_path: Path) -> None:
+    class Epochs(Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[int] = []
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.seen.append(epoch)
+
+    x, y = _data()
+    world = ThreadWorld(2)
+    dist.init(communicator=world)
+    counters = [Epochs(), Epochs()]
+
+    def train(rank: int) -> None:
+        with _model("portable", seed=1) as model:
+            model.fit(
+                x,
+                y,
+                epochs=2,
+                batch_size=6,
+                verbose=0,
+                callbacks=[CSVLogger(tmp_path / f"log{rank}.csv"), counters[rank]],
+            )
+
+    world.run(train)
+    assert (tmp_path / "log0.csv").exists() and not (tmp_path / "log1.csv").exists()
+    assert [c.seen for c in counters] == [[1, 2], [1, 2]]  # callbacks of your own run everywhere
+
+
+def test_a_callback_stopping_one_process_stops_all() -> None:
+    class StopAtBatch(Callback):
+        def __init__(self, rank: int) -> None:
+            super().__init__()
+            self.rank = rank
+
+        def on_batch_end(self, batch: int, logs: Any = None) -> None:
+            if self.rank == 1 and batch == 2:
+                self.model.stop_training = True
+
+    x, y = _data()
+    world = ThreadWorld(2)
+    dist.init(communicator=world)
+
+    def train(rank: int) -> int:
+        with _model("portable", seed=1) as model:
+            model.fit(x, y, epochs=3, batch_size=6, verbose=0, callbacks=[StopAtBatch(rank)])
+            return int(model._trainer.engine.step)  # type: ignore[union-attr]
+
+    assert world.run(train) == [2, 2]
+
+
+def test_fit_refuses_processes_holding_different_data() -> None:
+    world = ThreadWorld(2)
+    dist.init(communicator=world)
+
+    def train(rank: int) -> None:
+        x, y = _data(20 + rank)
+        with _model("portable", seed=1) as model:
+            model.fit(x, y, epochs=1, batch_size=6, verbose=0)
+
+    with pytest.raises(InvalidArgumentError, match=r"same training data. Received: 2[01] examples in process"):
+        world.run(train)
+
+
+def test_fit_refuses_a_world_joined_after_compile() -> None:
+    x, y = _data()
+    with _model("portable", seed=1) as model:
+        dist.init(communicator=ThreadWorld(1))
+        with pytest.raises(ModelStateError, match=r"init\(\) or leave\(\) was called after compile\(\)"):
+            model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_the_portable_engine_says_why_it_cannot_train_a_model_with_layer_state_data_parallel() -> None:
+    dist.init(communicator=ThreadWorld(1))
+    model = Sequential.of(Input(5), Dense(4), BatchNormalization(), Dense(3))
+    with pytest.raises(UnsupportedError, match=r"fused update only.*layer state"):
+        model.compile(optimizer=SGD(), loss="sparse_categorical_crossentropy", engine="portable")
+
+
+# --- two MPI processes -----------------------------------------------------------------------------------------
+def _mpiexec() -> str:
+    pytest.importorskip("mpi4py", reason="the MPI runs need `pip install onnxtrain[distributed]`")
+    beside = Path(sys.executable).parent / "mpiexec"
+    found = str(beside) if beside.exists() else shutil.which("mpiexec")
+    if found is None:
+        pytest.fail("mpi4py is installed but no mpiexec was found: `pip install mpich`")
+    return found
+
+
+def _run_two_processes(engine: str, output: Path) -> None:
+    """The worker under `mpiexec -n 2 python -m mpi4py`; a hang fails the test instead of blocking it."""
+    command = [
+        _mpiexec(),
+        "-n",
+        "2",
+        sys.executable,
+        "-m",
+        "mpi4py",
+        str(HERE / "distributed_worker.py"),
+        engine,
+        str(output),
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    try:
+        out, _ = process.communicate(timeout=150)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, _ = process.communicate()
+        pytest.fail(f"the two MPI processes hung (killed after 150 s):\n{out.decode()[-3000:]}")
+    assert process.returncode == 0, out.decode()[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
+def test_two_mpi_processes_train_as_one(engine: str, tmp_path: Path) -> None:
+    """The equivalence table: each scenario over 2 MPI processes against the same run alone."""
+    two, alone = tmp_path / "two", tmp_path / "alone"
+    two.mkdir()
+    alone.mkdir()
+    _run_two_processes(engine, two)
+    for scenario in ("equal", "single_row_last", "nan"):
+        distributed_worker.run(scenario, engine, alone, None)
+
+    def load(path: Path) -> tuple[str, dict[str, np.ndarray]]:
+        with np.load(path) as f:
+            return str(f["error"]), {k: f[k] for k in f.files if k != "error"}
+
+    rows = []
+    # scenario run over 2 processes, its reference alone, whether it must match
+    for scenario, reference, matches in [
+        ("equal", "equal", True),  # Adam(clip_norm) on 37 rows in batches of 8: the last batch split 2 + 3
+        ("single_row_last", "single_row_last", True),  # 33 rows: the last batch leaves process 0 no row
+        ("nan", "nan", True),  # batch 2's NaN loss comes from process 1's rows: both skip, both raise
+        ("resume", "equal", True),  # 1 epoch over 2 processes, saved, 1 more alone
+        ("no_all_reduce", "equal", False),  # the control
+    ]:
+        error_alone, expected = load(alone / f"{reference}.rank0.npz")
+        runs = [load(two / f"{scenario}.rank{rank}.npz") for rank in (0, 1)]
+        difference = _max_difference(runs[0][1], expected) / _scale(expected)
+        same_copies = all(np.array_equal(runs[0][1][k], runs[1][1][k]) for k in expected)
+        copies = "-" if scenario == "resume" else same_copies  # process 1 stopped after the first epoch
+        rows.append(f"| {engine} | {scenario} | {difference:.2e} | {copies} | {runs[0][0] or '-'} |")
+        if matches:
+            assert difference <= 1e-6, scenario
+            assert [error for error, _ in runs] == [error_alone] * 2, scenario
+            if scenario != "resume":
+                assert same_copies, scenario
+        else:
+            assert difference > 1e-3, scenario
+    print("\n| engine | scenario | max |w2 - w1| / max |w1| | copies bitwise equal | error |")
+    print("\n".join(rows))
