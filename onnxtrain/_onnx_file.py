@@ -47,8 +47,7 @@ def parse_onnx_model(data: bytes, source: str, folder: Path | None, fix: str = "
     """The model in `data` (the bytes of `source`) through the gate of `read_onnx_model`, its external data read
     from `folder` (None: a model with external data is refused)."""
     proto = parse_onnx_file(data, source, fix)
-    load_external_data(proto, source, folder)
-    check_onnx_model(proto, source)
+    check_onnx_tensors(proto, source, folder)
     return proto
 
 
@@ -61,7 +60,13 @@ def check_onnx_model(proto: onnx.ModelProto, source: str) -> None:
     """
     if not isinstance(proto, onnx.ModelProto):
         raise ModelFileError(f"{source} expects an onnx.ModelProto. Received: {type(proto).__name__}")
-    load_external_data(proto, source, None)  # refuses the first external reference; reads nothing
+    check_onnx_tensors(proto, source, None)
+
+
+def check_onnx_tensors(proto: onnx.ModelProto, source: str, folder: Path | None) -> None:
+    """Read `proto`'s external data in from `folder` through the checks (None: refuse any), then refuse a
+    tensor whose data does not match its dtype x shape. `proto` is changed in place."""
+    load_external_data(proto, source, folder)
     for where, tensor in model_tensors(proto):
         check_tensor_size(tensor, source, where)
 

@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from onnxtrain import losses
+from onnxtrain._bounded_read import read_bounded
 from onnxtrain._checks import check_positive_int, check_threads
-from onnxtrain._onnx_file import onnx_file_problem
+from onnxtrain._onnx_file import check_onnx_tensors, onnx_file_problem, parse_onnx_file, parse_onnx_model
+from onnxtrain._onnx_tensors import MAX_MODEL_BYTES, has_external_data, model_tensors
 from onnxtrain._runtime import create_session, resolve_device
 from onnxtrain.arrays import prepare_x
 from onnxtrain.errors import (
@@ -41,6 +43,7 @@ from onnxtrain.model_files import (
     MODEL_FILE,
     check_model_bytes,
     read_config,
+    read_file,
 )
 from onnxtrain.saving import reading_model
 
@@ -75,17 +78,20 @@ class InferenceModel:
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = check_threads(threads)
+        data = bytes(model)
+        problem = onnx_file_problem(data)  # ORT's "INVALID_PROTOBUF", said in words
+        if problem is not None:
+            raise ModelFileError(
+                f"{source} {problem}; ONNX Runtime cannot load it. Export or save the model again, or pass "
+                "another model."
+            )
+        # The gate before ORT: bytes given in memory may not refer to external files; sizes match dtype x shape.
+        parse_onnx_model(data, source, None)
         try:
-            self._session = create_session(onnxruntime, bytes(model), options, resolved)
+            self._session = create_session(onnxruntime, data, options, resolved)
         except RuntimeSetupError:
             raise
-        except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph, ... from its C++ layer
-            problem = onnx_file_problem(bytes(model))  # ORT's "INVALID_PROTOBUF", said in words
-            if problem is not None:
-                raise ModelFileError(
-                    f"{source} {problem}; ONNX Runtime cannot load it. Export or save the model again, or pass "
-                    "another model."
-                ) from e
+        except Exception as e:  # ORT raises Fail, InvalidGraph, ... from its C++ layer
             raise ModelFileError(
                 f"{source} could not be loaded by ONNX Runtime {onnxruntime.__version__} "
                 f"({type(e).__name__}: {str(e).strip()[:300]})."
@@ -127,27 +133,21 @@ class InferenceModel:
                         f"'{target}' has no {MODEL_FILE}: pass a directory written by model.save() or a file "
                         f"written by model.export(). Found: {sorted(files) or 'nothing'}"
                     )
-                try:
-                    data = files[MODEL_FILE].read_bytes()
-                except OSError as e:
-                    raise ModelFileError(f"Cannot read '{files[MODEL_FILE]}': {e.strerror or e}") from e
+                source = files[MODEL_FILE]
+                data = read_file(source)
                 config = _saved_config(files.get(CONFIG_FILE))
-            source = str(files[MODEL_FILE])
+                if config is not None:  # first: it names the file that was damaged, and says how
+                    check_model_bytes(data, config, source)
+                data = _through_gate(data, source)
         else:
-            try:
-                data = target.read_bytes()
-            except FileNotFoundError as e:
+            if not target.exists():
                 raise ModelFileError(
                     f"No model at '{target}': expected a directory written by model.save() or a .onnx file "
                     "written by model.export()."
-                ) from e
-            except OSError as e:
-                raise ModelFileError(f"Cannot read '{target}': {e.strerror or e}") from e
-            source = str(target)
-            config = None
-        if config is not None:  # first: it names the file that was damaged, and says how
-            check_model_bytes(data, config, Path(source))
-        return cls(data, device=device, threads=threads, source=source)
+                )
+            source = target
+            data = _through_gate(read_bounded(target, MAX_MODEL_BYTES, ModelFileError, "an ONNX model"), source)
+        return cls(data, device=device, threads=threads, source=str(source))
 
     # --- prediction ---------------------------------------------------------------------------------------
     def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray | int:
@@ -272,3 +272,13 @@ def _saved_config(path: Path | None) -> dict[str, Any] | None:
         return read_config(path)
     except ModelFileError:
         return None
+
+
+def _through_gate(data: bytes, source: Path) -> bytes:
+    """The bytes of the model file `source` with its external data read in from inside its folder through the
+    checks (the same bytes when it has none): ORT gets bytes with every tensor inline, never a path, since
+    ORT 1.19.2 follows "../" locations when it loads a path."""
+    proto = parse_onnx_file(data, str(source), "Export or save the model again.")
+    external = any(has_external_data(tensor) for _, tensor in model_tensors(proto))
+    check_onnx_tensors(proto, str(source), source.parent)
+    return proto.SerializeToString() if external else data

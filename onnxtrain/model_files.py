@@ -12,10 +12,12 @@ Nothing here needs a `Sequential`: the functions take what they read of one (`Sa
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,8 +26,11 @@ import onnx
 from onnx import numpy_helper
 
 from onnxtrain import emit
+from onnxtrain._bounded_read import MIB, read_bounded
 from onnxtrain._checks import as_real
-from onnxtrain._onnx_file import onnx_file_problem, parse_onnx_file
+from onnxtrain._npy_file import npz_headers, open_npz
+from onnxtrain._onnx_file import check_onnx_tensors, onnx_file_problem, parse_onnx_file
+from onnxtrain._onnx_tensors import MAX_MODEL_BYTES
 from onnxtrain._ort_training import checkpoint_bytes_from_weights
 from onnxtrain._version import __version__
 from onnxtrain.arrays import scale_divisor
@@ -52,6 +57,9 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint"
 SAVED_FILES = frozenset({MODEL_FILE, CONFIG_FILE, CHECKPOINT_FILE})
 """Every file `save` writes: an OVERRIDE save replaces only a directory that holds nothing else."""
+# config.json may keep an imported ONNX layer's weight-free graph (base64), so a few MB is normal.
+MAX_CONFIG_BYTES = 64 * MIB
+MAX_CONFIG_NESTING = 64
 
 # Metadata properties of model.onnx, read back by onnxtrain.inference.InferenceModel.
 META_VERSION = "onnxtrain.version"
@@ -294,25 +302,31 @@ def check_weights(expected: dict[str, np.ndarray], found: dict[str, np.ndarray],
             )
 
 
-def read_file(path: Path) -> bytes:
-    """The bytes of `path`; ModelFileError naming it when they cannot be read."""
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise ModelFileError(f"Cannot read '{path}': {e.strerror or e}. Check its permissions.") from e
+def read_file(path: Path, limit: int = MAX_MODEL_BYTES) -> bytes:
+    """The bytes of the regular file `path`; ModelFileError naming it when they cannot be read, or when it is
+    larger than `limit` bytes (checked before reading: a FIFO or a forged huge file neither blocks nor fills
+    memory)."""
+    return read_bounded(path, limit, ModelFileError, f"{path.name} of a saved model")
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """config.json of a saved model, checked for its format, layer list, seed and compile settings' type.
+    """config.json of a saved model, checked for its size (MAX_CONFIG_BYTES) and nesting (MAX_CONFIG_NESTING),
+    format, layer list, seed and compile settings' type (check_saved_values checks the plain values).
 
     Raises:
         ModelFileError: naming the file and what is wrong with it.
     """
-    data = read_file(path)
+    data = read_file(path, MAX_CONFIG_BYTES)
     try:
         config = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError, JSONDecodeError, too many digits, nesting
         raise ModelFileError(f"{path} is not readable JSON: {e}. The save is damaged; save the model again.") from e
+    depth = _nesting(config)
+    if depth > MAX_CONFIG_NESTING:
+        raise ModelFileError(
+            f"{path} nests {depth} levels of lists and objects; a model config has at most {MAX_CONFIG_NESTING}. "
+            "The file is damaged or forged."
+        )
     if not isinstance(config, dict) or config.get("format") != CONFIG_FORMAT:
         found = config.get("format") if isinstance(config, dict) else type(config).__name__
         raise ModelFileError(
@@ -325,6 +339,64 @@ def read_config(path: Path) -> dict[str, Any]:
     if config.get("compile") is not None and not isinstance(config["compile"], dict):
         raise ModelFileError(f"{path}: 'compile' must be an object or null. Found: {config['compile']!r}")
     return config
+
+
+def _nesting(value: Any) -> int:
+    """How deep lists and objects nest in parsed JSON `value` (0 for a plain value), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_CONFIG_NESTING:  # deeper is refused anyway: stop counting
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def checkpoint_limit(weights: Mapping[str, np.ndarray]) -> int:
+    """The most bytes a checkpoint of a model with `weights` may have: the weights and up to four optimizer
+    slots per weight (AMSGrad keeps three), plus names and headers."""
+    return 5 * sum(int(w.nbytes) for w in weights.values()) + 16 * MIB
+
+
+def check_checkpoint(data: bytes, weights: Mapping[str, np.ndarray], path: Path) -> None:
+    """Refuse a portable-engine checkpoint (.npz) whose arrays do not fit the model with `weights`, from the
+    arrays' headers alone, before any is allocated: a parameter of another shape or that the model lacks, an
+    optimizer-state array larger than the largest weight, an unknown key. An ORT training checkpoint (not a zip)
+    is left to ONNX Runtime's reader, after the SHA-256 that config.json records.
+
+    Raises:
+        ModelFileError: naming the file and the array.
+    """
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        return
+    with open_npz(data, str(path), ModelFileError) as archive:
+        headers = npz_headers(archive, str(path), ModelFileError)
+    largest = max((int(w.size) for w in weights.values()), default=0)
+    states = 0
+    for key, header in headers.items():
+        name = key.removeprefix("param/")
+        if key in ("format", "optimizer"):
+            fits = header.dtype.kind in "US" and header.declared_bytes <= 4096
+        elif key == "step":
+            fits = header.shape == () and header.dtype.kind in "iu"
+        elif key.startswith("param/"):
+            fits = name in weights and header.shape == weights[name].shape and header.dtype == np.float32
+        elif key.startswith("state/"):
+            states += 1
+            fits = math.prod(header.shape) <= largest and header.dtype == np.float32
+        else:
+            fits = False
+        if not fits:
+            raise ModelFileError(
+                f"{path}: array {key!r} (shape {header.shape} of {header.dtype}) does not fit the model "
+                "config.json describes: the checkpoint is damaged or forged. Load with load_model(..., "
+                "optimizer=...) to start a fresh optimizer from the weights in model.onnx."
+            )
+    if states > 4 * len(weights) + 16:
+        raise ModelFileError(f"{path} holds {states} optimizer-state arrays for {len(weights)} weights: forged?")
 
 
 def check_model_bytes(data: bytes, config: dict[str, Any], path: Path) -> None:
@@ -354,7 +426,8 @@ def onnx_weights(data: bytes, path: Path, config: dict[str, Any]) -> dict[str, n
     except ModelFileError:
         check_model_bytes(data, config, path)  # names the damage: the file changed after the save
         raise  # a save made before config.json recorded model.onnx's SHA-256
-    try:
+    check_onnx_tensors(proto, str(path), path.parent)
+    try:  # the gate above read external data in and checked every size: to_array reads nothing else
         return {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
     except Exception as e:  # a tensor whose data does not fit its dims or type
         raise ModelFileError(f"{path} is not a readable ONNX model ({type(e).__name__}: {e}).") from e

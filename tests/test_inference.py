@@ -186,15 +186,15 @@ DAMAGED_FILES = [
 
 
 @pytest.mark.parametrize(("damage", "match"), [row[1:] for row in DAMAGED_FILES], ids=[r[0] for r in DAMAGED_FILES])
-def test_a_damaged_onnx_file_is_described_in_words_with_onnx_runtimes_error_as_the_cause(
-    tmp_path, saved, damage, match
-):
+def test_a_damaged_onnx_file_is_described_in_words_before_onnx_runtime_sees_it(tmp_path, saved, damage, match):
     path = tmp_path / "m.onnx"
     path.write_bytes(damage(saved["file"].read_bytes()))
     with pytest.raises(ModelFileError, match=match) as error:
         InferenceModel.load(path)
-    assert "ONNXRuntimeError" not in str(error.value)  # ORT's text is the cause, not the message
-    assert type(error.value.__cause__).__module__.startswith("onnxruntime")
+    assert "ONNXRuntimeError" not in str(error.value)
+    # The gate refuses it first (ORT is the second line): the cause, if any, is protobuf's parse error.
+    cause = error.value.__cause__
+    assert cause is None or not type(cause).__module__.startswith("onnxruntime")
 
 
 def test_bad_arguments_are_refused(saved):

@@ -447,7 +447,8 @@ def test_a_damaged_model_onnx_of_a_save_without_checksums_says_what_is_wrong(tmp
         load_model(directory)
     with pytest.raises(ModelFileError, match=rf"model\.onnx {problem}") as error:
         onnxtrain.InferenceModel.load(directory)
-    assert type(error.value.__cause__).__module__.startswith("onnxruntime")
+    # Refused before ONNX Runtime sees it (the gate is the first line): any cause is protobuf's parse error.
+    assert error.value.__cause__ is None or not type(error.value.__cause__).__module__.startswith("onnxruntime")
 
 
 # --- damaged values in config.json

@@ -169,9 +169,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def _print_onnx_summary(path: Path) -> None:
     import onnx
 
-    from onnxtrain._onnx_file import parse_onnx_file
+    from onnxtrain._onnx_file import read_onnx_model
 
-    proto = parse_onnx_file(path.read_bytes(), f"'{path}'", "")
+    proto = read_onnx_model(path)  # the gate: external data only from inside its folder, sizes checked
     graph = proto.graph
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in proto.opset_import)
     params = sum(int(np.prod(t.dims)) for t in graph.initializer)
