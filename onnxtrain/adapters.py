@@ -59,8 +59,8 @@ def add_adapters(
         nodes: node names or weight names (glob patterns allowed) to restrict the adapted nodes to.
 
     Returns:
-        The adapted model: per weight W, initializers `W.lora_A` and `W.lora_B` (zeros) and a Constant node
-        `W.lora_scale` holding alpha / rank; a weight
+        The adapted model: per weight W, initializers `W.lora_A`, `W.lora_B` (zeros) and the scalar
+        `W.lora_scale` = alpha / rank; a weight
         that several nodes read gets one pair of adapters, which they share.
 
     Raises:
@@ -93,11 +93,11 @@ def add_adapters(
         if target.weight not in scales:
             scales[target.weight] = names(target.weight + SCALE_SUFFIX)
             graph.initializer.extend(_adapter_tensors(target, weight, rank, rng))
-            # A Constant node, not an initializer: an initializer would count as one more (frozen) weight.
-            value = numpy_helper.from_array(np.array(alpha / rank, weight.dtype))
-            constant = helper.make_node("Constant", [], [scales[target.weight]], value=value)
-            constant.name = names(f"{target.weight}.lora/scale_value")
-            graph.node.insert(0, constant)
+            # An initializer, not a Constant node: an imported model's save keeps initializers (as frozen weights)
+            # but not a Constant that ONNX Runtime's folding turned into one.
+            graph.initializer.append(
+                numpy_helper.from_array(np.array(alpha / rank, weight.dtype), scales[target.weight])
+            )
         _rewire(graph, target, scales[target.weight], names, opset=_default_opset(model))
     return model
 

@@ -1,0 +1,167 @@
+"""`onnxtrain finetune`, run in-process through `onnxtrain.cli.main` on the torch-exported MLP fixture
+(8 features, 4 classes) with a tiny .npz dataset the test writes; and what `train` and `load_model` say when given
+an .onnx file."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from onnx import numpy_helper
+
+from onnxtrain.cli import main
+from onnxtrain.errors import ModelFileError
+from onnxtrain.loading import load_model
+
+FIXTURE = Path(__file__).parent / "data" / "onnx_models" / "mlp_torchscript.onnx"
+ORIGINAL = {t.name: numpy_helper.to_array(t) for t in onnx.load(FIXTURE).graph.initializer}
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((48, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + 2 * (x[:, 1] > 0)
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    np.savez(tmp_path / "test.npz", x=x[:16], y=y[:16])
+    shutil.copy(FIXTURE, tmp_path / "mlp.onnx")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _finetune(*arguments: str) -> int:
+    common = ["--data", "train.npz", "--test", "test.npz", "--batch-size", "16", "--learning-rate", "0.05"]
+    return main(["finetune", "mlp.onnx", *common, "--verbose", "0", *arguments])
+
+
+def _weights(path: Path) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+
+
+def _logits(path: Path, x: np.ndarray) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+@pytest.mark.slow
+def test_finetune_trains_what_is_not_frozen_and_writes_a_run(folder: Path, capsys: pytest.CaptureFixture) -> None:
+    assert _finetune("--frozen", "fc1.*", "--epochs", "2", "--output", "run") == 0
+    out = capsys.readouterr().out
+    assert "Test before fine-tuning (16 examples): loss: " in out
+    assert "Fine-tuning mlp.onnx (its weights: 256 of 400 parameters train) on 48 examples; writing to run/" in out
+    assert "  export   run/model.onnx (" in out
+    assert {p.name for p in (folder / "run").iterdir()} >= {"model", "model.onnx", "history.csv"}
+    exported = _weights(folder / "run" / "model.onnx")
+    for name in ("fc1.weight", "fc1.bias"):
+        np.testing.assert_array_equal(exported[name], ORIGINAL[name])
+    for name in ("fc2.weight", "fc2.bias", "head.weight", "head.bias"):
+        assert not np.array_equal(exported[name], ORIGINAL[name]), name
+    with load_model(folder / "run" / "model", compile=False) as saved:  # the save reads back
+        np.testing.assert_array_equal(saved.get_weights()["head.weight"], exported["head.weight"])
+
+
+@pytest.mark.slow
+def test_finetune_lora_merges_the_adapters_into_the_export(folder: Path, capsys: pytest.CaptureFixture) -> None:
+    assert _finetune("--lora", "2", "--lora-alpha", "4", "--epochs", "2", "--output", "run") == 0
+    out = capsys.readouterr().out
+    assert "(LoRA rank 2 adapters: 136 of 539 parameters train)" in out  # 2·(8+16+16+12+12+4); 3 scales
+    assert "(adapters merged)" not in out and ", adapters merged)" in out
+    merged = _weights(folder / "run" / "model.onnx")
+    assert {k: v.shape for k, v in merged.items()} == {k: v.shape for k, v in ORIGINAL.items()}
+    for name in ("fc1.bias", "fc2.bias", "head.bias"):
+        np.testing.assert_array_equal(merged[name], ORIGINAL[name])  # LoRA adapts the matrices only
+    assert not np.array_equal(merged["head.weight"], ORIGINAL["head.weight"])
+    # The merged export computes what the adapted model does: export the saved (unmerged) model and compare.
+    with load_model(folder / "run" / "model") as saved:
+        unmerged = saved.export(folder / "unmerged.onnx")
+    x = np.load(folder / "test.npz")["x"]
+    np.testing.assert_allclose(_logits(folder / "run" / "model.onnx", x), _logits(unmerged, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_finetune_head_on_a_cut_model_keeps_it_frozen(folder: Path, capsys: pytest.CaptureFixture) -> None:
+    assert _finetune("--outputs", "/Relu_1_output_0", "--head", "4", "--output", "run") == 0
+    assert "(a new Dense(4) head on the frozen model: 52 of 400 parameters train)" in capsys.readouterr().out
+    exported = folder / "run" / "model.onnx"
+    weights = _weights(exported)
+    assert {k: v.shape for k, v in weights.items()} == {
+        "onnx_layer_1.fc1.weight": (16, 8),
+        "onnx_layer_1.fc1.bias": (16,),
+        "onnx_layer_1.fc2.weight": (12, 16),
+        "onnx_layer_1.fc2.bias": (12,),
+        "head.kernel": (12, 4),
+        "head.bias": (4,),
+    }
+    for name in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"):
+        np.testing.assert_array_equal(weights[f"onnx_layer_1.{name}"], ORIGINAL[name])
+    x = np.load(folder / "test.npz")["x"]
+    features = np.maximum(
+        np.maximum(x @ ORIGINAL["fc1.weight"].T + ORIGINAL["fc1.bias"], 0) @ ORIGINAL["fc2.weight"].T
+        + ORIGINAL["fc2.bias"],
+        0,
+    )
+    expected = features @ weights["head.kernel"] + weights["head.bias"]
+    np.testing.assert_allclose(_logits(exported, x), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [
+        (
+            ("--lora", "2", "--trainable", "head.*"),
+            r"--lora trains the adapters only .* Received: --lora 2 with --trainable",
+        ),
+        (("--optimizer", "adamm"), r"Could not interpret optimizer"),
+        (("--validation", "test", "--test", ""), r"--validation test needs --test DATA"),
+        (("--trainable", "nope.*"), r"nope"),
+        (("--outputs", "missing_value"), r"missing_value"),
+    ],
+)
+def test_finetune_refuses_bad_arguments(
+    folder: Path, capsys: pytest.CaptureFixture, arguments: tuple, match: str
+) -> None:
+    assert main(["finetune", "mlp.onnx", "--data", "train.npz", "--output", "run", *arguments]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("onnxtrain finetune: error: ")
+    assert re.search(match, err), err
+    assert not (folder / "run" / "model").exists()
+
+
+def test_finetune_refuses_a_folder_a_missing_file_and_an_existing_output(
+    folder: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (folder / "run" / "model").mkdir(parents=True)
+    cases = [
+        (
+            ["finetune", "run", "--data", "train.npz", "--output", "out"],
+            r"expects an \.onnx file\. Received: 'run', which is a folder",
+        ),
+        (
+            ["finetune", "nope.onnx", "--data", "train.npz", "--output", "out"],
+            r"Received: 'nope\.onnx', which does not exist",
+        ),
+        (
+            ["finetune", "mlp.onnx", "--data", "train.npz", "--output", "run"],
+            r"'run/model' already exists\. Pass --overwrite",
+        ),
+    ]
+    for argv, match in cases:
+        assert main(argv) == 1
+        assert re.search(match, capsys.readouterr().err)
+
+
+def test_train_and_load_model_given_an_onnx_file_point_to_finetune_and_from_onnx(
+    folder: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["train", "mlp.onnx"]) == 1
+    assert "To fine-tune this one: onnxtrain finetune mlp.onnx --data DATA --output DIR" in capsys.readouterr().err
+    with pytest.raises(
+        ModelFileError,
+        match=r"'mlp\.onnx' is an ONNX file, not a saved model directory: .* onnxtrain\.from_onnx\('mlp\.onnx'\)",
+    ):
+        load_model("mlp.onnx")
