@@ -62,7 +62,8 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
         model_files.check_saved_values(config, files[CONFIG_FILE])
         model_bytes = model_files.read_file(files[MODEL_FILE])
         weights = model_files.onnx_weights(model_bytes, files[MODEL_FILE], config)
-        checkpoint = model_files.read_file(files[CHECKPOINT_FILE]) if CHECKPOINT_FILE in files else None
+        limit = model_files.checkpoint_limit(weights)
+        checkpoint = model_files.read_file(files[CHECKPOINT_FILE], limit) if CHECKPOINT_FILE in files else None
         checkpoint_path = files.get(CHECKPOINT_FILE, Path(directory) / CHECKPOINT_FILE)
     config_path = files[CONFIG_FILE]
     unbuildable = f"{config_path} describes a model that cannot be rebuilt"
@@ -176,6 +177,8 @@ def _compile_loaded(
             "config.json recorded at save time, so the checkpoint is damaged. Load with load_model(..., "
             "optimizer=...) to start a fresh optimizer from the weights in model.onnx, or save the model again."
         )
+    if resume and checkpoint is not None:  # from the arrays' headers, before the engine allocates any
+        model_files.check_checkpoint(checkpoint, model.get_weights(), checkpoint_path)
     settings = config["compile"]
     unusable = f"{config_path} has compile settings that cannot be used"
     # An optimizer, loss, metric(s) or engine the caller passes replaces the saved one, which is then not read:

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError, listing
+from onnxtrain._npy_file import read_npy, read_npz
+from onnxtrain.errors import (
+    DataFormatError,
+    InvalidArgumentError,
+    ModelFileError,
+    OnnxtrainError,
+    RuntimeSetupError,
+    listing,
+)
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE
 from onnxtrain.saving import resolve_model_directory
 
@@ -58,15 +66,16 @@ class DatasetLoader:
         path = Path(self.absolute(spec))
         if path.suffix.lower() != ".npz":
             raise InvalidArgumentError(expected)
-        with np.load(path, allow_pickle=False) as arrays:
-            if "x" not in arrays or "y" not in arrays:
-                raise InvalidArgumentError(f"{argument}: '{path}' needs arrays named x and y. Found: {sorted(arrays)}")
-            names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None
-            x = arrays["x"]
-            if x.dtype == np.uint8:  # pixels: train on [0, 1]; the model then scales raw uint8 inputs itself
-                x = np.divide(x, np.float32(255), dtype=np.float32)
-                return Dataset(x, arrays["y"], class_names=names, input_scale=1 / 255)
-            return Dataset(x, arrays["y"], class_names=names)
+        # Headers are checked against the file and MAX_DATA_BYTES before any array is allocated; never a pickle.
+        arrays = read_npz(path, f"{argument}: '{path}'", DataFormatError)
+        if "x" not in arrays or "y" not in arrays:
+            raise InvalidArgumentError(f"{argument}: '{path}' needs arrays named x and y. Found: {sorted(arrays)}")
+        names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None
+        x = arrays["x"]
+        if x.dtype == np.uint8:  # pixels: train on [0, 1]; the model then scales raw uint8 inputs itself
+            x = np.divide(x, np.float32(255), dtype=np.float32)
+            return Dataset(x, arrays["y"], class_names=names, input_scale=1 / 255)
+        return Dataset(x, arrays["y"], class_names=names)
 
 
 class RunData(NamedTuple):
@@ -104,7 +113,7 @@ def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     """
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        return read_npy(path, DataFormatError)
     if suffix not in IMAGE_SUFFIXES:
         raise InvalidArgumentError(f"--input expects a .npy array or an image (.png, .jpg). Received: '{path}'")
     try:

@@ -1,0 +1,131 @@
+""".npy and .npz files from an untrusted source: each array's header (dtype, shape) checked against the bytes
+the file holds and against a bound before the array is allocated, and never a pickle.
+
+`np.load` allocates what a header declares before it reads the data (for a .npz member it trusts the shape),
+so a 1 KB file claiming a terabyte array costs that much memory; these readers refuse it first.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import stat
+import zipfile
+from pathlib import Path
+from typing import IO, NamedTuple
+
+import numpy as np
+
+from onnxtrain.errors import OnnxtrainError
+
+MAX_DATA_BYTES = 1 << 32
+"""The most a .npy or .npz file given to the command line may declare (4 GiB); load bigger data with numpy."""
+_MAX_HEADER = 10_000  # numpy's own default limit on a header's length
+
+
+class ArrayHeader(NamedTuple):
+    """What a .npy header declares, and the bytes of data that follow it in the file or archive member."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    data_bytes: int
+
+    @property
+    def declared_bytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def read_header(stream: IO[bytes], size: int, source: str, error: type[OnnxtrainError]) -> ArrayHeader:
+    """The header at the start of `stream` (a .npy of `size` bytes), refusing an object dtype (a pickle), a
+    header numpy cannot read, and a declared size other than the bytes that follow the header."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream, max_header_size=_MAX_HEADER)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream, max_header_size=_MAX_HEADER)
+        else:
+            raise ValueError(f"format version {version} is not one this reader takes (1.0 or 2.0)")
+    except (ValueError, OSError, SyntaxError, TypeError) as e:
+        raise error(f"{source} is not a readable .npy array: {e}.") from e
+    if dtype.hasobject:
+        raise error(
+            f"{source} holds an array of Python objects (dtype {dtype}), which only a pickle can read; onnxtrain "
+            "never unpickles a file. Save numeric or string arrays."
+        )
+    header = ArrayHeader(dtype, tuple(int(d) for d in shape), size - stream.tell())
+    if header.declared_bytes != header.data_bytes:
+        raise error(
+            f"{source} declares shape {header.shape} of {dtype} ({header.declared_bytes:,} bytes), but holds "
+            f"{header.data_bytes:,} bytes of data: the file is truncated, damaged or forged."
+        )
+    return header
+
+
+def read_npy(path: Path, error: type[OnnxtrainError], limit: int = MAX_DATA_BYTES) -> np.ndarray:
+    """The array in the .npy file `path`, its header checked against the file's size and `limit` first."""
+    try:
+        with open(path, "rb") as file:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise error(f"'{path}' is not a regular file (a FIFO, device or socket?); expected a .npy array.")
+            header = read_header(file, info.st_size, f"'{path}'", error)
+            _check_limit(header.declared_bytes, limit, f"'{path}'", error)
+            file.seek(0)
+            return np.lib.format.read_array(file, allow_pickle=False)
+    except OSError as e:
+        raise error(f"Cannot read '{path}': {e.strerror or e}.") from e
+
+
+def npz_headers(archive: zipfile.ZipFile, source: str, error: type[OnnxtrainError]) -> dict[str, ArrayHeader]:
+    """{array name: header} of every member of a .npz archive, read from the members' first bytes only."""
+    headers: dict[str, ArrayHeader] = {}
+    for info in archive.infolist():
+        if not info.filename.endswith(".npy"):
+            raise error(f"{source} holds {info.filename!r}, which is not a .npy array: not a .npz numpy wrote.")
+        name = info.filename[: -len(".npy")]
+        try:
+            with archive.open(info) as member:
+                headers[name] = read_header(member, info.file_size, f"{source} (array {name!r})", error)
+        except (OSError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as e:
+            raise error(f"{source} has an unreadable member {info.filename!r}: {e}.") from e
+    return headers
+
+
+def open_npz(data: bytes | Path, source: str, error: type[OnnxtrainError]) -> zipfile.ZipFile:
+    """The zip archive of a .npz file or its bytes."""
+    try:
+        if isinstance(data, Path):
+            info = os.stat(data)
+            if not stat.S_ISREG(info.st_mode):
+                raise error(f"{source} is not a regular file (a FIFO, device or socket?); expected a .npz archive.")
+        return zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
+    except (OSError, zipfile.BadZipFile, ValueError) as e:
+        raise error(f"{source} is not a readable .npz archive: {getattr(e, 'strerror', None) or e}.") from e
+
+
+def read_npz(
+    data: bytes | Path, source: str, error: type[OnnxtrainError], limit: int = MAX_DATA_BYTES
+) -> dict[str, np.ndarray]:
+    """{name: array} of a .npz archive, every header checked (and the total against `limit`) before any array
+    is read."""
+    with open_npz(data, source, error) as archive:
+        headers = npz_headers(archive, source, error)
+        _check_limit(sum(h.declared_bytes for h in headers.values()), limit, source, error)
+        arrays = {}
+        for name in headers:
+            try:
+                with archive.open(name + ".npy") as member:
+                    arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+            except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:  # a bad CRC, a short member
+                raise error(f"{source}: array {name!r} is damaged: {e}.") from e
+    return arrays
+
+
+def _check_limit(declared: int, limit: int, source: str, error: type[OnnxtrainError]) -> None:
+    if declared > limit:
+        raise error(
+            f"{source} declares {declared:,} bytes of arrays, more than the {limit:,} allowed here; load such "
+            "data with numpy and pass the arrays instead."
+        )
