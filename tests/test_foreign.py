@@ -17,7 +17,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxtrain import from_onnx, load_model, lora
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, UnsupportedError
 from onnxtrain.layers import Dense, Input, OnnxLayer
 from onnxtrain.model import Model, Sequential
 from onnxtrain.optimizers import SGD
@@ -125,6 +125,20 @@ def test_a_file_with_external_data_is_read_from_its_folder(tmp_path):
     np.testing.assert_array_equal(
         from_onnx(path).get_weights()["head.weight"], from_onnx(_mlp()).get_weights()["head.weight"]
     )
+
+
+def test_external_data_outside_the_files_folder_is_refused(tmp_path):
+    (tmp_path / "inner").mkdir()
+    path = tmp_path / "inner" / "mlp.onnx"
+    onnx.save(_mlp(), str(tmp_path / "mlp.onnx"), save_as_external_data=True, location="mlp.data", size_threshold=0)
+    proto = onnx.load(str(tmp_path / "mlp.onnx"), load_external_data=False)
+    for tensor in proto.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../mlp.data"
+    path.write_bytes(proto.SerializeToString())
+    with pytest.raises(ModelFileError, match=r"mlp\.onnx"):
+        from_onnx(path)
 
 
 def test_an_older_opset_is_converted_to_the_builders():

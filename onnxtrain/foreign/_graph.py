@@ -20,7 +20,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, UnsupportedError
+from onnxtrain._onnx_file import check_onnx_model, read_onnx_model
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 
 Shape = tuple[int, ...]
 WEIGHTS_KEY = "onnxtrain.weights"  # metadata of a stripped graph: which graph inputs are weights (JSON list)
@@ -39,31 +40,24 @@ _NOT_FOLDING = [
 
 
 def read_model(source: object, owner: str) -> onnx.ModelProto:
-    """`source` (a path, or a ModelProto, copied) as a ModelProto with its external data in memory.
+    """`source` (a path, or a ModelProto, copied) as a ModelProto with its external data in memory, through the
+    one gate for ONNX files (`onnxtrain._onnx_file`): external data only from the file's folder, every tensor's
+    size checked against its dtype and shape.
 
     Raises:
         InvalidTypeError: `source` is neither.
-        ModelFileError: the file cannot be read or parsed.
+        ModelFileError: the file cannot be read or parsed, or a tensor is refused (the message names it).
     """
     if isinstance(source, onnx.ModelProto):
         copy = onnx.ModelProto()
         copy.CopyFrom(source)
+        check_onnx_model(copy, f"{owner}(model=...)")
         return copy
     if not isinstance(source, str | os.PathLike):
         raise InvalidTypeError(
             f"{owner} expects a path to an .onnx file or an onnx.ModelProto. Received: {type(source).__name__}"
         )
-    return _load(Path(source))
-
-
-def _load(path: Path) -> onnx.ModelProto:
-    # To be replaced by onnxtrain._onnx_file.read_onnx_model (issue 24), which checks external data locations.
-    if not path.is_file():
-        raise ModelFileError(f"'{path}' is not an ONNX file: it does not exist or is a folder.")
-    try:
-        return onnx.load(str(path), load_external_data=True)
-    except Exception as e:  # protobuf's DecodeError, OSError for missing external data
-        raise ModelFileError(f"'{path}' could not be read as an ONNX model: {e}") from e
+    return read_onnx_model(source)
 
 
 def check_default_domain(model: onnx.ModelProto, owner: str) -> None:
