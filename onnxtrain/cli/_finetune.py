@@ -57,7 +57,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             record=None,
             history_from=None,
         )
-        path = _export(model, output / EXPORT_FILE, merge=args.lora is not None, mode=writing_mode(args))
+        path = model.export(output / EXPORT_FILE, writing_mode=writing_mode(args), merge_adapters=bool(args.lora))
     merged = ", adapters merged" if args.lora else ""
     print(f"  {'export':<8} {output / EXPORT_FILE} ({path.stat().st_size:,} bytes{merged})")
     return status
@@ -126,19 +126,6 @@ def _name(path: str) -> str:
 def _counts(model: Model) -> tuple[int, int]:
     trainable = sum(v.size for layer in model.layers for v in layer.trainable_params().values())
     return trainable, sum(v.size for v in model.get_weights().values())
-
-
-def _export(model: Model, path: Path, *, merge: bool, mode: str) -> Path:
-    """The inference model; with `merge`, the adapters folded into the weights (the original's size)."""
-    import onnx
-
-    from onnxtrain.adapters import merge_adapters
-    from onnxtrain.saving import write_atomically
-
-    written = model.export(path, writing_mode=mode)
-    if merge:
-        write_atomically(written, merge_adapters(onnx.load(written)).SerializeToString())
-    return written
 
 
 def add_finetune_command(commands: argparse._SubParsersAction) -> None:
