@@ -83,6 +83,11 @@ def opset_of(model: onnx.ModelProto) -> int:
     return int(versions[0])
 
 
+def min_ir_version(opset: int) -> int:
+    """The oldest IR version that holds `opset` (ONNX Runtime 1.19, the training build, loads IR <= 10)."""
+    return int(onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", opset)]))
+
+
 def value_names(model: onnx.ModelProto) -> list[str]:
     """Every value a cut can end at: the graph inputs and every node output, in graph order."""
     weights = {t.name for t in model.graph.initializer}

@@ -163,6 +163,11 @@ class OnnxLayer(Layer):
         return {k: v for k, v in self.params.items() if k not in self.non_trainable} if self.trainable else {}
 
     # --- ONNX ---------------------------------------------------------------------------------------------
+    @property
+    def opset(self) -> int:
+        """The default-domain opset of the graph: compile at least at this one (see `graph_at`)."""
+        return _graph.opset_of(self.graph)
+
     def graph_at(self, opset: int) -> onnx.ModelProto:
         """The stripped graph in `opset` (a model has one default-domain opset): an older graph is upgraded by
         onnx's version converter, whose upgrade adapters cover every standard op. A newer one is refused rather
@@ -179,7 +184,7 @@ class OnnxLayer(Layer):
             raise UnsupportedError(
                 f"OnnxLayer {self.name!r} holds an opset-{own} graph, newer than the opset-{opset} graph it is "
                 f"emitted into. Compile (or export) with opset={own}, e.g. model.compile(..., opset={own}, "
-                f"ir_version={max(own - 10, 8)})."
+                f"ir_version={max(_graph.min_ir_version(own), 8)})."
             )
         if opset not in self._converted:
             try:
