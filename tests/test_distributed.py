@@ -5,6 +5,7 @@ two MPI processes (tests/distributed_worker.py) against the same runs in one pro
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 import onnxtrain.distributed as dist
-from onnxtrain import Sequential
+from onnxtrain import Sequential, load_model
 from onnxtrain.callbacks import Callback, CSVLogger
 from onnxtrain.distributed._mpi import _check_contiguous
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
@@ -402,3 +403,51 @@ def test_two_mpi_processes_train_as_one(engine: str, tmp_path: Path) -> None:
             assert difference > 1e-3, scenario
     print("\n| engine | scenario | max |w2 - w1| / max |w1| | copies bitwise equal | error |")
     print("\n".join(rows))
+
+
+def _run_cli(arguments: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m onnxtrain ARGUMENTS` in `cwd`; a hang fails the test instead of blocking it."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "onnxtrain", *arguments],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"onnxtrain {' '.join(arguments)} hung (killed after 150 s): {e.stdout!r} {e.stderr!r}")
+
+
+@pytest.mark.slow
+def test_train_with_two_workers_writes_the_run_of_one_process(tmp_path: Path) -> None:
+    _mpiexec()
+    x, y = _data(50)
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    config = {
+        "name": "tiny",
+        "seed": 3,
+        "optimizer": {"name": "adam", "learning_rate": 0.01, "clip_norm": 0.5},
+        "loss": "sparse_categorical_crossentropy",
+        "metric": "accuracy",
+        "epochs": 2,
+        "batch_size": 8,
+        "data": {"train": "train.npz", "validation": "train.npz"},
+        "layers": [{"type": "Input", "shape": [5]}, {"type": "Dense", "units": 8}, {"type": "Dense", "units": 3}],
+    }
+    (tmp_path / "tiny.json").write_text(json.dumps(config))
+    two = _run_cli(["train", "tiny.json", "--workers", "2", "--output", "two", "--verbose", "2"], tmp_path)
+    assert two.returncode == 0, two.stderr
+    assert two.stdout.count("Epoch 2/2") == 1  # process 0 alone prints
+    one = _run_cli(["train", "tiny.json", "--output", "one"], tmp_path)
+    assert one.returncode == 0, one.stderr
+    alone = load_model(tmp_path / "one" / "model", compile=False).get_weights()
+    assert _max_difference(load_model(tmp_path / "two" / "model", compile=False).get_weights(), alone) <= 1e-6 * (
+        _scale(alone)
+    )
+    # A failure in one process (process 0 refuses an output folder that exists) ends them all.
+    failed = _run_cli(["train", "tiny.json", "--workers", "2", "--output", "two"], tmp_path)
+    assert failed.returncode != 0
+    assert "error in process 0" in failed.stderr

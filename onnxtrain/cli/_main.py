@@ -283,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--overwrite", action="store_true", help="replace DIR/model if it holds a saved model (and nothing else)"
     )
+    train.add_argument(
+        "--workers",
+        type=_positive,
+        metavar="N",
+        help="train data-parallel in N processes on this machine (mpiexec -n N; needs onnxtrain[distributed]); "
+        "the weights are those of one process, to float32 rounding (docs/scaling.md)",
+    )
     _add_verbose_argument(train, default=1, two="one line per epoch")
     train.set_defaults(func=cmd_train)
 
@@ -348,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `train --workers N` runs in each process
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

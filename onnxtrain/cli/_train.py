@@ -1,6 +1,7 @@
 """`onnxtrain train`: a run from a config or a built-in example, or `--resume` of a saved model, which trains
 more epochs exactly where the saved model stopped (its optimizer state, epoch count and shuffling seed), on the
-data its run recorded in run.json or on --data."""
+data its run recorded in run.json or on --data. With `--workers N`, the same command in N MPI processes that train
+data-parallel, of which the first prints and writes the run's files."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from onnxtrain.cli._run_config import (
     read_config,
     run_record,
 )
+from onnxtrain.distributed._launch import launch, worker_count
+from onnxtrain.distributed._world import init as init_world
+from onnxtrain.distributed._world import rank as world_rank
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError
 from onnxtrain.history import History
 from onnxtrain.model_files import CONFIG_FILE
@@ -54,6 +58,30 @@ def _naming_the_data(error: OnnxtrainError, sources: dict[str, str]) -> Onnxtrai
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers > 1 and worker_count() is None:
+        return launch(workers, args.argv)
+    if worker_count() is None:
+        return _train(args)
+    world = init_world()  # one of the processes `launch` started
+    if world.size != worker_count():
+        raise InvalidArgumentError(
+            f"--workers {worker_count()} started processes that see an MPI world of {world.size}: is mpi4py built "
+            "against another MPI than the mpiexec that ran them? Reinstall onnxtrain[distributed]."
+        )
+    try:
+        return _train(args)
+    except BaseException as e:  # alone: the others would wait for it in the next all-reduce
+        print(
+            f"onnxtrain train: error in process {world.rank}: {' '.join(str(e).split()) or type(e).__name__}",
+            file=sys.stderr,
+            flush=True,
+        )
+        world.abort(1)
+        raise
+
+
+def _train(args: argparse.Namespace) -> int:
     if [args.config, args.example, args.resume].count(None) != 2:
         raise InvalidArgumentError("train takes a CONFIG file, --example NAME or --resume DIR (one of them)")
     if args.resume is not None:
@@ -67,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     for key in ("epochs", "batch_size", "seed"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
-    if args.output:
+    if args.output and world_rank() == 0:
         check_output(Path(args.output), args.overwrite)
 
     data = dict(config.get("data") or {})
@@ -119,7 +147,7 @@ def _resume(args: argparse.Namespace) -> int:
             f"--resume: no run config ({RUN_FILE}, which onnxtrain train writes beside model/) says what "
             f"'{args.resume}' was trained on; pass --data 'fashion-mnist[:train]' or a .npz file"
         )
-    if args.output:
+    if args.output and world_rank() == 0:
         check_output(Path(args.output), args.overwrite)
     datasets = load_run_data(data, run.directory.parent)  # where run.json is; its paths are absolute anyway
     batch_size = args.batch_size or record.get("batch_size", 32)
@@ -163,7 +191,18 @@ def _fit_and_save(
     history_from: Path | None,
 ) -> int:
     """Fit, evaluate on the test data, and write model/ (with the optimizer state, so that --resume continues
-    exactly), run.json (`record`), history.csv and curves.png into the output folder."""
+    exactly), run.json (`record`), history.csv and curves.png into the output folder. In a data-parallel run,
+    processes other than the first only train."""
+    if world_rank() != 0:
+        model.fit(
+            datasets.train,
+            epochs=epochs,
+            batch_size=batch_size,
+            verbose=0,
+            validation=datasets.validation,
+            validation_split=validation_split,
+        )
+        return 0
     run = RunOutput(args.output, model.name, headline, history_from)
     try:
         history = model.fit(
