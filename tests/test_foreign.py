@@ -352,6 +352,28 @@ def test_save_and_load_round_trip_the_imported_model(tmp_path):
     loaded.close()
 
 
+def test_what_folding_computes_stays_a_constant_through_save_and_load(tmp_path):
+    """ORT folds Sqrt(Constant) into a float tensor: a constant in the stored graph, not a weight on loading."""
+    w = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    four = numpy_helper.from_array(np.array(4.0, np.float32), "four")
+    nodes = [
+        helper.make_node("Constant", [], ["four"], value=four),
+        helper.make_node("Sqrt", ["four"], ["two"]),
+        helper.make_node("Flatten", ["x"], ["flat"]),
+        helper.make_node("Mul", ["flat", "two"], ["doubled"]),
+        helper.make_node("MatMul", ["doubled", "w"], ["logits"]),
+    ]
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    model = from_onnx(_model(nodes, [x_info], [logits], [numpy_helper.from_array(w, "w")]))
+    assert "Sqrt" not in {node.op_type for node in model.layers[-1].graph.graph.node}  # folded
+    model.save(tmp_path / "saved")
+    loaded = load_model(tmp_path / "saved")
+    assert list(loaded.get_weights()) == ["w"]
+    x, _ = _data()
+    np.testing.assert_allclose(_run(loaded.inference_model(), input=x), 2 * x.reshape(8, 6) @ w, rtol=1e-5)
+
+
 # --- BatchNormalization and Dropout -----------------------------------------------------------------------
 def _bn_model() -> onnx.ModelProto:
     """[N, 2, 3] (channels first: 2 channels, 3 steps) -> BatchNormalization -> Flatten -> MatMul: logits."""

@@ -238,6 +238,15 @@ def fold_shapes(stripped: onnx.ModelProto, batch: int | None = None) -> onnx.Mod
     folded.graph.input.extend(stripped.graph.input)
     del folded.metadata_props[:]
     folded.metadata_props.extend(stripped.metadata_props)
+    # What folding computed becomes Constant nodes, as exporters write constants: as float initializers they would
+    # be taken for weights when the stored graph is imported again (load_model, lora).
+    own = {t.name for t in stripped.graph.initializer}
+    computed = [t for t in folded.graph.initializer if t.name not in own]
+    _keep_only(folded.graph.initializer, own)
+    constants = [onnx.helper.make_node("Constant", [], [t.name], name=f"{t.name}_folded", value=t) for t in computed]
+    nodes = [*constants, *folded.graph.node]
+    del folded.graph.node[:]
+    folded.graph.node.extend(nodes)
     return folded
 
 
