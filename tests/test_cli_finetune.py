@@ -30,6 +30,9 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     np.savez(tmp_path / "train.npz", x=x, y=y)
     np.savez(tmp_path / "test.npz", x=x[:16], y=y[:16])
     shutil.copy(FIXTURE, tmp_path / "mlp.onnx")
+    two = onnx.load(FIXTURE)
+    two.graph.output.append(onnx.helper.make_empty_tensor_value_info("/Relu_output_0"))
+    onnx.save(two, tmp_path / "two_outputs.onnx")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -148,6 +151,11 @@ def test_finetune_refuses_a_folder_a_missing_file_and_an_existing_output(
         (
             ["finetune", "mlp.onnx", "--data", "train.npz", "--output", "run"],
             r"'run/model' already exists\. Pass --overwrite",
+        ),
+        (
+            ["finetune", "two_outputs.onnx", "--data", "train.npz", "--output", "out"],
+            r"'two_outputs\.onnx' has 2 outputs \['logits', '/Relu_output_0'\]; finetune trains one: choose it with "
+            r"--outputs NAME \(for an onnxtrain export: --outputs logits\)$",
         ),
     ]
     for argv, match in cases:

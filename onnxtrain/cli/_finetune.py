@@ -37,9 +37,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if (output / EXPORT_FILE).exists() and not args.overwrite:
         raise InvalidArgumentError(f"'{output / EXPORT_FILE}' already exists. Pass --overwrite or another --output.")
     optimizer = optimizers.get({"name": args.optimizer, "learning_rate": args.learning_rate})  # refused up front
-    data = _datasets(args)
-    model = _build(args)
+    model = _build(args)  # before the data: a model it cannot import is refused without waiting for that
     with model:
+        data = _datasets(args)
         model.compile(optimizer=optimizer, loss=args.loss, metric="accuracy" if args.loss == DEFAULT_LOSS else None)
         trainable, total = _counts(model)
         if data.test is not None:
@@ -78,28 +78,31 @@ def _datasets(args: argparse.Namespace) -> RunData:
 def _build(args: argparse.Namespace) -> Model:
     """from_onnx (with lora) for the model alone; a Functional model of its OnnxLayer and a Dense head with --head."""
     from onnxtrain.adapters import ADAPTER_PATTERNS, add_adapters
-    from onnxtrain.foreign._graph import read_model
+    from onnxtrain.foreign._graph import cut, read_model
     from onnxtrain.foreign._import import from_onnx
     from onnxtrain.foreign._layer import OnnxLayer
     from onnxtrain.foreign._lora import lora
     from onnxtrain.layers import Dense, Flatten, Input
     from onnxtrain.model import Model
 
-    outputs = [args.outputs] if args.outputs else None
+    proto = read_model(args.model, "finetune")
+    if args.outputs:  # cut before adapting: no adapters on nodes the cut drops
+        proto = cut(proto, [args.outputs], "finetune")
+    elif len(proto.graph.output) > 1:
+        names = [o.name for o in proto.graph.output]
+        raise InvalidArgumentError(
+            f"'{args.model}' has {len(names)} outputs {names}; finetune trains one: choose it with --outputs NAME"
+            + (" (for an onnxtrain export: --outputs logits)" if "logits" in names else "")
+        )
     trainable: Any = args.trainable or None
     if args.head is None:
-        model = from_onnx(
-            args.model, trainable=trainable, frozen=args.frozen or None, outputs=outputs, name=_name(args.model)
-        )
+        model = from_onnx(proto, trainable=trainable, frozen=args.frozen or None, name=_name(args.model))
         return lora(model, rank=args.lora, alpha=args.lora_alpha) if args.lora is not None else model
-    proto = read_model(args.model, "finetune")
     if args.lora is not None:  # the base trains its adapters only
-        base = OnnxLayer(
-            add_adapters(proto, rank=args.lora, alpha=args.lora_alpha), outputs=outputs, trainable=ADAPTER_PATTERNS
-        )
+        base = OnnxLayer(add_adapters(proto, rank=args.lora, alpha=args.lora_alpha), trainable=ADAPTER_PATTERNS)
     else:  # a frozen feature extractor unless --trainable/--frozen say what trains
         chosen = trainable if trainable is not None else (True if args.frozen else False)
-        base = OnnxLayer(proto, trainable=chosen, frozen=args.frozen or None, outputs=outputs)
+        base = OnnxLayer(proto, trainable=chosen, frozen=args.frozen or None)
     if base.multi_input:
         raise InvalidArgumentError(f"--head needs a model with one input. Received: '{args.model}' takes several")
     x = Input(*base.data_shapes[0])
