@@ -299,7 +299,8 @@ def test_a_cut_is_a_feature_extractor():
     np.testing.assert_allclose(_run(model.inference_model(), input=x), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_a_frozen_onnx_layer_under_a_new_head_trains_the_head_only(tmp_path):
+@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
+def test_a_frozen_onnx_layer_under_a_new_head_trains_the_head_only(tmp_path, engine):
     base = OnnxLayer(_mlp(), outputs=["hidden"], trainable=False)
     model = Sequential.of(Input(2, 3), base, Dense(3), seed=0)
     assert list(model.get_weights()) == [
@@ -309,7 +310,7 @@ def test_a_frozen_onnx_layer_under_a_new_head_trains_the_head_only(tmp_path):
         "dense_1.bias",
     ]
     before = model.get_weights()
-    model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS)
+    model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS, engine=engine)
     model.fit(*_data(), batch_size=4, verbose=0)
     after = model.get_weights()
     np.testing.assert_array_equal(after["onnx_layer_1.fc1.weight"], before["onnx_layer_1.fc1.weight"])
@@ -321,6 +322,20 @@ def test_a_frozen_onnx_layer_under_a_new_head_trains_the_head_only(tmp_path):
     expected = hidden @ after["dense_1.kernel"] + after["dense_1.bias"]
     np.testing.assert_allclose(_run(exported, input=x), expected, rtol=1e-5, atol=1e-5)
     model.close()
+
+
+def test_a_two_input_onnx_layer_in_the_functional_api():
+    nodes = [helper.make_node("Sub", ["a", "b"], ["d"]), helper.make_node("MatMul", ["d", "w"], ["out"])]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 4]) for n in ("a", "b")]
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 2])
+    w = np.arange(8, dtype=np.float32).reshape(4, 2)
+    layer = OnnxLayer(_model(nodes, inputs, [out], [numpy_helper.from_array(w, "w")]), name="difference")
+    a, b = Input(4, name="a"), Input(4, name="b")
+    model = Model([a, b], Dense(3, activation="linear")(layer([a, b])), seed=0)
+    xa, xb = np.random.default_rng(0).normal(size=(2, 5, 4)).astype(np.float32)
+    weights = model.get_weights()
+    expected = (xa - xb) @ w @ weights["dense_1.kernel"] + weights["dense_1.bias"]
+    np.testing.assert_allclose(_run(model.inference_model(), a=xa, b=xb), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_onnx_layer_in_the_functional_api():
