@@ -252,6 +252,7 @@ def _mlp_data(n: int = 24) -> Dataset:
     return Dataset(rng.standard_normal((n, 8)).astype(np.float32), rng.integers(0, 4, n))
 
 
+@pytest.mark.slow
 def test_lora_trains_the_adapters_only_and_merges_to_the_original_size(tmp_path: Path) -> None:
     base = from_onnx(MLP_FIXTURE)
     data = _mlp_data()
@@ -300,3 +301,26 @@ def test_lora_takes_a_path_and_refuses_other_models() -> None:
         lora(from_onnx(MLP_FIXTURE), rank=0)
     with pytest.raises(InvalidArgumentError, match=r"no node to adapt: targets=\['MatMul'\] .* op types: Gemm, Relu"):
         lora(MLP_FIXTURE, targets=("MatMul",))
+
+
+@pytest.mark.training
+def test_lora_trains_the_same_adapters_on_both_engines() -> None:
+    data = _mlp_data(16)
+    weights = {}
+    for engine in ("portable", "ort-training"):
+        with lora(MLP_FIXTURE, rank=2) as model:
+            model.compile(optimizer=SGD(0.1), loss="softmax_cross_entropy_with_logits", engine=engine)
+            model.fit(data, epochs=3, batch_size=8, shuffle=False, verbose=0)
+            weights[engine] = model.get_weights()
+    for name, value in weights["portable"].items():
+        np.testing.assert_allclose(weights["ort-training"][name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+        if name.endswith(".lora_B"):
+            assert np.abs(value).max() > 0
+        elif not name.endswith(".lora_A"):
+            np.testing.assert_array_equal(value, numpy_helper.to_array(_fixture_weights()[name]))
+
+
+def _fixture_weights() -> dict[str, onnx.TensorProto]:
+    weights = {t.name: t for t in onnx.load(MLP_FIXTURE).graph.initializer}
+    weights.update((f"{w}.weight.lora_scale", numpy_helper.from_array(np.float32(8.0))) for w in ("fc1", "fc2", "head"))
+    return weights
