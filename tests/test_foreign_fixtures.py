@@ -29,6 +29,7 @@ ORT_TRAINING = {
     "cnn_torchscript": "BatchNormalization",
     "cnn_dynamo": "CastLike",  # no gradient builder registered
     "cnn_torchscript_bn_training": "matches",  # what torch trained: batch statistics (its weights; not the statistics)
+    "keras_cnn_torch": "matches",
     # Its LayerNormalization gradient reads the optional Mean and InvStdDev outputs, which exporters leave out: it
     # fails an index check with no op name (gradient_builder_base.h:123). Given the outputs, it matches torch.
     "transformer_torchscript": "LayerNormalization",
