@@ -158,7 +158,11 @@ class Inliner:
         if len(node.input) < 2 or not node.input[1]:
             return 0.5
         constants = {t.name: t for t in self.graph.graph.initializer}
-        constants |= {n.output[0]: n.attribute[0].t for n in self.graph.graph.node if n.op_type == "Constant"}
+        constants |= {
+            n.output[0]: n.attribute[0].t
+            for n in self.graph.graph.node
+            if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"
+        }
         if node.input[1] not in constants:
             raise UnsupportedError(f"OnnxLayer {self.owner!r}: Dropout {node.name!r}'s ratio is not a constant.")
         return float(numpy_helper.to_array(constants[node.input[1]]))

@@ -4,9 +4,9 @@ Example:
     >>> base = OnnxLayer("mlp.onnx", outputs=["/fc2/Gemm_output_0"], trainable=False)  # doctest: +SKIP
     >>> model = Sequential.of(Input(784), base, Dense(10))  # doctest: +SKIP
 
-`emit` inlines the graph's nodes through the GraphBuilder under fresh value names; its weights are initializers
-like any layer's (`onnx_layer_1.fc1.weight`). BatchNormalization and Dropout nodes follow the layer's modes (see
-`OnnxLayer`); every other node is copied as it is, attributes included.
+`emit` inlines the graph's nodes through the GraphBuilder under fresh value names (`onnxtrain.foreign._inline`);
+its weights are initializers like any layer's (`onnx_layer_1.fc1.weight`). BatchNormalization and Dropout nodes
+follow the layer's modes (see `OnnxLayer`); every other node is copied as it is, attributes included.
 """
 
 from __future__ import annotations
