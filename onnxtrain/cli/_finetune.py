@@ -38,6 +38,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"'{output / EXPORT_FILE}' already exists. Pass --overwrite or another --output.")
     optimizer = optimizers.get({"name": args.optimizer, "learning_rate": args.learning_rate})  # refused up front
     model = _build(args)  # before the data: a model it cannot import is refused without waiting for that
+    model.seed = args.seed  # the shuffling's (from_onnx makes seed 0 models); saved, so --resume continues it
     with model:
         data = _datasets(args)
         model.compile(optimizer=optimizer, loss=args.loss, metric="accuracy" if args.loss == DEFAULT_LOSS else None)
@@ -161,7 +162,7 @@ def add_finetune_command(commands: argparse._SubParsersAction) -> None:
     finetune.add_argument("--optimizer", default="adam", help="adam, sgd, rmsprop, ... (default: adam)")
     finetune.add_argument("--learning-rate", type=float, default=0.001, help="(default: 0.001)")
     finetune.add_argument("--loss", default=DEFAULT_LOSS, help=f"(default: {DEFAULT_LOSS})")
-    finetune.add_argument("--seed", type=int, default=0, help="seeds the head and the shuffling (default: 0)")
+    finetune.add_argument("--seed", type=int, default=0, help="seeds the shuffling and the head (default: 0)")
     finetune.add_argument("--output", metavar="DIR", required=True, help="output folder")
     finetune.add_argument("--overwrite", action="store_true", help="replace DIR/model and DIR/model.onnx")
     finetune.add_argument(
