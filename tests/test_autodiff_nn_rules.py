@@ -57,6 +57,13 @@ CONV = [
     ),
     Case("Conv depthwise", "Conv", {"x": X2, "w": rand(6, 1, 3, 3)}, {"group": 3, "strides": [2, 2]}),
     Case("Conv 1x1", "Conv", {"x": X2, "w": rand(5, 3, 1, 1), "b": rand(5)}),
+    # 9 input channels x 9 offsets: one weight-gradient Gemm per offset, not the stacked im2col of the rows above.
+    Case(
+        "Conv many input channels strides pads",
+        "Conv",
+        {"x": rand(2, 9, 6, 5), "w": rand(2, 9, 3, 3), "b": rand(2)},
+        {"strides": [2, 1], "pads": [1, 0, 2, 1]},
+    ),
     Case("Conv 3-D", "Conv", {"x": X3, "w": rand(2, 2, 2, 2, 3), "b": rand(2)}, {"pads": [1, 0, 1, 0, 1, 1]}),
     Case("Conv kernel_shape attribute", "Conv", {"x": X2, "w": rand(2, 3, 3, 3)}, {"kernel_shape": [3, 3]}),
     Case("Conv weight only", "Conv", {"x": X2, "w": rand(2, 3, 3, 3)}, wrt=["w"]),

@@ -1,8 +1,11 @@
 """Gradient rules of the convolutions: Conv and ConvTranspose (1-D, 2-D, 3-D; strides, pads and auto_pad,
-dilations, groups, bias). Each one's input gradient is the other op; weight gradients are im2col + one matrix
-product (`_window.weight_gradient`)."""
+dilations, groups, bias). Each one's input gradient is the other op; weight gradients are matrix products of
+strided slices (`_ungrouped_weight_gradient` for a Conv of one group, `_window.weight_gradient` otherwise)."""
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
 
 from onnxtrain.autodiff._context import GradientContext
 from onnxtrain.autodiff._rules import rule
@@ -41,10 +44,71 @@ def _conv(ctx: GradientContext) -> Grads:
     if ctx.needs_grad(0):
         dx = window_transpose(ctx, g, w, win, inputs, outputs, group)
     if ctx.needs_grad(1):
-        dw = weight_gradient(ctx, g, x, inputs, outputs, win, group, (w_shape[0], w_shape[1] * group))
+        channels = (w_shape[0], w_shape[1] * group)
+        if group == 1:
+            dw = _ungrouped_weight_gradient(ctx, g, x, inputs, outputs, win, channels)
+        else:
+            dw = weight_gradient(ctx, g, x, inputs, outputs, win, group, channels)
     if b and ctx.needs_grad(2):
         db = _bias_grad(ctx, g, 2 + len(kernel))
     return [dx, dw, db]
+
+
+# Up to this many rows (input channels x kernel offsets), the weight gradient stacks the offsets' slices into one
+# matrix (im2col) for a single Gemm; above it, one Gemm per offset (docs/measurements.md).
+_IM2COL_ROWS = 64
+
+
+def _ungrouped_weight_gradient(
+    ctx: GradientContext,
+    g: str,
+    x: str,
+    image_size: Sequence[int],
+    length: Sequence[int],
+    win: Window,
+    channels: tuple[int, int],
+) -> str:
+    """A Conv's weight gradient for group 1: w_grad[p, q, *k] = sum over n and l of g[n, p, *l] *
+    x_padded[n, q, *(l * stride + k * dilation)].
+
+    Both operands move the batch next to the spatial axes, (C, N, *S): a Transpose that copies whole planes, where
+    `_window.weight_gradient`'s channels-last layout moves every element. Each kernel offset's strided Slice of x
+    then reshapes to (Q, N * L) and meets g's (P, N * L) in a Gemm with transB; with few input channels the
+    slices are stacked first (im2col, Q * K rows) for one Gemm, as one Gemm per offset would reread g K times to
+    produce K thin columns.
+    """
+    p, q = channels
+    rank = len(length)
+    needed = [(n - 1) * s + e for n, s, e in zip(length, win.strides, win.extents, strict=True)]
+    end = [max(0, n - b - i) for n, b, i in zip(needed, win.begin, image_size, strict=True)]
+    if any(win.begin) or any(end):
+        x = ctx.emit("Pad", [x, ctx.ints([0, 0, *win.begin, 0, 0, *end], "pads")], hint="im2col_pad")
+    batch_second = [1, 0, *range(2, 2 + rank)]
+    x = ctx.emit("Transpose", [x], hint="im2col_batch_second", perm=batch_second)
+    g = ctx.emit("Transpose", [g], hint="weight_grad_batch_second", perm=batch_second)
+    g = ctx.emit("Reshape", [g, ctx.ints([p, -1], "shape")], hint="weight_grad_lhs")
+    axes = ctx.ints(list(range(2, 2 + rank)), "axes")
+    steps = ctx.ints(list(win.strides), "steps")
+    rows = ctx.ints([q, -1], "shape")
+    patches = []
+    for offset in itertools.product(*(range(k) for k in win.kernel)):
+        starts = [j * d for j, d in zip(offset, win.dilations, strict=True)]
+        stops = [st + (n - 1) * s + 1 for st, n, s in zip(starts, length, win.strides, strict=True)]
+        patch = ctx.emit(
+            "Slice", [x, ctx.ints(starts, "starts"), ctx.ints(stops, "ends"), axes, steps], hint="im2col_slice"
+        )
+        patches.append(ctx.emit("Reshape", [patch, rows]))
+    count = len(patches)
+    if q * count <= _IM2COL_ROWS:
+        cols = patches[0] if count == 1 else ctx.emit("Concat", patches, hint="im2col", axis=0)
+        w_grad = ctx.emit("Gemm", [g, cols], hint="weight_grad", transB=1)  # (P, K * Q), offset-major
+        w_grad = ctx.emit("Reshape", [w_grad, ctx.ints([p, count, q], "shape")])
+        w_grad = ctx.emit("Transpose", [w_grad], hint="weight_grad", perm=[0, 2, 1])
+    else:
+        products = [ctx.emit("Gemm", [g, patch], hint="weight_grad_offset", transB=1) for patch in patches]
+        products = [ctx.emit("Unsqueeze", [product, ctx.ints([-1], "axis")]) for product in products]
+        w_grad = products[0] if count == 1 else ctx.emit("Concat", products, hint="weight_grad", axis=-1)
+    return ctx.emit("Reshape", [w_grad, ctx.ints([p, q, *win.kernel], "shape")], hint="weight_grad")
 
 
 def _transpose_window(
