@@ -19,6 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from onnxtrain import from_onnx, load_model, lora
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, UnsupportedError
+from onnxtrain.foreign import _graph
 from onnxtrain.layers import Dense, Input, OnnxLayer
 from onnxtrain.model import Model, Sequential
 from onnxtrain.optimizers import SGD
@@ -187,6 +188,27 @@ def test_shape_subgraphs_over_a_symbolic_batch_train():
     model.fit(x, y, epochs=3, batch_size=8, verbose=0)
     assert model.evaluate(x, y).loss < before
     model.close()
+
+
+def test_an_output_shape_that_inference_cannot_give_comes_from_a_run(monkeypatch):
+    """Shape -> ReduceProd -> Reshape: onnx's shape inference leaves both dims unknown (ORT's folding, which would
+    make the target a constant, is turned off here); running the graph gives (6,)."""
+    monkeypatch.setattr(_graph, "fold_shapes", lambda model: model)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], start=1),
+        helper.make_node("ReduceProd", ["s"], ["p"], keepdims=1),
+        helper.make_node("Concat", ["minus_one", "p"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["flat"]),
+        helper.make_node("Mul", ["flat", "scale"], ["scaled"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array([-1], np.int64), "minus_one"),
+        numpy_helper.from_array(np.full(6, 2.0, np.float32), "scale"),
+    ]
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    scaled = helper.make_tensor_value_info("scaled", TensorProto.FLOAT, ["N", 6])
+    model = from_onnx(_model(nodes, [x_info], [scaled], initializers), outputs=["flat"])
+    assert model.output_shape == (6,)
 
 
 def test_a_graph_of_two_inputs_is_a_model_of_two():

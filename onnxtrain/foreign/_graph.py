@@ -268,6 +268,32 @@ def per_example_shape(value: onnx.ValueInfoProto | onnx.TypeProto, what: str, ow
     return tuple(int(d.dim_value) for d in dims)
 
 
+def run_for_shape(
+    stripped: onnx.ModelProto,
+    data_inputs: Sequence[onnx.ValueInfoProto],
+    data_shapes: Sequence[Shape],
+    weight_shapes: dict[str, Shape],
+) -> Shape | None:
+    """The per-example shape of the output, from running the graph on a batch of 2 zeros (zero weights) in ONNX
+    Runtime; None when it cannot run."""
+    import onnxruntime as ort  # the inference API only, as in fold_shapes
+
+    feeds = {
+        value.name: np.zeros((2, *shape), numpy_dtype(value))
+        for value, shape in zip(data_inputs, data_shapes, strict=True)
+    }
+    feeds |= {name: np.zeros(shape, np.float32) for name, shape in weight_shapes.items()}
+    try:
+        session = ort.InferenceSession(stripped.SerializeToString(), providers=["CPUExecutionProvider"])
+        return tuple(int(d) for d in session.run(None, feeds)[0].shape[1:])
+    except Exception:  # ORT's own error types; the caller reports the unknown shape
+        return None
+
+
+def numpy_dtype(value: onnx.ValueInfoProto) -> np.dtype:
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+
+
 def with_dynamic_batch(model: onnx.ModelProto) -> onnx.ModelProto:
     """The data inputs' and outputs' first dimension made symbolic (`batch`): exporters often write 1 there."""
     weights = {t.name for t in model.graph.initializer} | set(weight_names(model))

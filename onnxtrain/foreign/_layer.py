@@ -132,7 +132,13 @@ class OnnxLayer(Layer):
                 f"{onnx.TensorProto.DataType.Name(known.tensor_type.elem_type)}. Cut the graph before it "
                 "(outputs=[...])."
             )
-        return _graph.per_example_shape(known, f"output {output.name!r}", "OnnxLayer")
+        try:
+            return _graph.per_example_shape(known, f"output {output.name!r}", "OnnxLayer")
+        except UnsupportedError:  # shape inference stopped short of it: run the graph once on zeros
+            shape = _graph.run_for_shape(self.graph, self.data_inputs, self.data_shapes, self.weight_shapes)
+            if shape is None:
+                raise
+            return shape
 
     def compute_output_shape(self, input_shape: Any) -> Shape:
         expected: Any = self.data_shapes if self.multi_input else self.data_shapes[0]
