@@ -60,12 +60,14 @@ def add_adapters(
 
     Returns:
         The adapted model: per weight W, initializers `W.lora_A`, `W.lora_B` (zeros) and the scalar
-        `W.lora_scale` = alpha / rank; a weight
-        that several nodes read gets one pair of adapters, which they share.
+        `W.lora_scale` = alpha / rank; a weight that several adapted nodes read gets one pair, which they share.
+        A weight that another node reads too (a tied embedding's Gather) is left alone, since merging its
+        adapters would change what that node computes.
 
     Raises:
         InvalidArgumentError: rank or alpha not positive, a target that is not MatMul or Gemm, a `nodes` entry
-            that matches no adaptable node, no node to adapt, or a model that already has adapters.
+            that matches no adaptable node or one whose weight another node reads too, no node to adapt, or a
+            model that already has adapters.
     """
     rank = int(_check_positive("rank", rank, integer=True))
     alpha = _check_positive("alpha", alpha, integer=False)
@@ -78,6 +80,7 @@ def add_adapters(
     found = _find_targets(graph, targets)
     if nodes is not None:
         found = _select(found, nodes)
+    found = _without_shared_weights(graph, found, explicit=nodes is not None)
     if not found:
         present = sorted({n.op_type for n in graph.node})
         raise InvalidArgumentError(
@@ -113,10 +116,11 @@ def merge_adapters(proto: onnx.ModelProto) -> onnx.ModelProto:
     model.CopyFrom(proto)
     graph = model.graph
     initializers = {t.name: t for t in graph.initializer}
-    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+    nodes = list(graph.node)  # one wrapper per node, so that ids below name nodes
+    constants = {n.output[0]: n for n in nodes if n.op_type == "Constant"}
     consumers: dict[str, list[onnx.NodeProto]] = {}
     producers: dict[str, onnx.NodeProto] = {}
-    for node in graph.node:
+    for node in nodes:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
         for name in node.output:
@@ -150,16 +154,13 @@ def merge_adapters(proto: onnx.ModelProto) -> onnx.ModelProto:
             w = numpy_helper.to_array(tensor)
             tensor.CopyFrom(numpy_helper.from_array((w.astype(np.float64) + delta).astype(w.dtype), weight))
         dropped.update((a_name, b_name))
-    kept_nodes = [n for n in graph.node if id(n) not in removed]
-    still_read = {name for n in kept_nodes for name in n.input} | {o.name for o in graph.output}
-    dropped -= still_read
+    kept = [n for n in nodes if id(n) not in removed]
+    dropped -= {name for n in kept for name in n.input} | {o.name for o in graph.output}
+    kept = [n for n in kept if not (n.op_type == "Constant" and n.output[0] in dropped)]  # a Constant scale
     del graph.node[:]
-    graph.node.extend(kept_nodes)
+    graph.node.extend(kept)
     _remove_by_name(graph.initializer, dropped)
     _remove_by_name(graph.value_info, dropped)
-    kept_constants = [n for n in graph.node if not (n.op_type == "Constant" and n.output[0] in dropped)]
-    del graph.node[:]
-    graph.node.extend(kept_constants)
     return model
 
 
@@ -219,6 +220,24 @@ def _select(found: list[_Target], patterns: Iterable[str]) -> list[_Target]:
         for t in found
         if any(fnmatch.fnmatchcase(t.node.name, p) or fnmatch.fnmatchcase(t.weight, p) for p in patterns)
     ]
+
+
+def _without_shared_weights(graph: onnx.GraphProto, found: list[_Target], *, explicit: bool) -> list[_Target]:
+    """`found` less the targets whose weight a node outside `found` reads: the merge would change that node."""
+    chosen = {t.node.output[0] for t in found}
+    others: dict[str, onnx.NodeProto] = {}
+    for node in graph.node:
+        if node.output and node.output[0] not in chosen:
+            others.update((name, node) for name in node.input if name not in others)
+    shared = [t for t in found if t.weight in others]
+    if shared and explicit:
+        t = shared[0]
+        other = others[t.weight]
+        raise InvalidArgumentError(
+            f"add_adapters: weight {t.weight!r} of node {t.node.name!r} is also read by {other.op_type} node "
+            f"{other.name!r}, which the adapters would not reach: merging them would change that node too"
+        )
+    return [t for t in found if t.weight not in others]
 
 
 # --- rewriting ---------------------------------------------------------------------------------------------------
@@ -291,8 +310,8 @@ def _rewire(graph: onnx.GraphProto, target: _Target, scale: str, names: _Names, 
     new += [helper.make_node("Mul", [up, scale], [scaled]), helper.make_node("Add", [base, scaled], [y])]
     for part, created in zip(("down", "up", "scale", "add"), new, strict=True):
         created.name = names(f"{prefix}/{part}")
+    position = next(i for i, n in enumerate(graph.node) if y in n.output)  # outputs are unique (SSA)
     node.output[0] = base
-    position = next(i for i, n in enumerate(graph.node) if n is node)
     for offset, created in enumerate(new, start=1):
         graph.node.insert(position + offset, created)
 

@@ -3,6 +3,7 @@ against finite differences, the trainable set of `lora()` on an imported model, 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxtrain import Dataset, Model, Sequential, autodiff, from_onnx, lora
-from onnxtrain.adapters import add_adapters, merge_adapters
+from onnxtrain.adapters import A_SUFFIX, add_adapters, merge_adapters
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.layers import Dense, Input
 from onnxtrain.optimizers import SGD
@@ -324,3 +325,49 @@ def _fixture_weights() -> dict[str, onnx.TensorProto]:
     weights = {t.name: t for t in onnx.load(MLP_FIXTURE).graph.initializer}
     weights.update((f"{w}.weight.lora_scale", numpy_helper.from_array(np.float32(8.0))) for w in ("fc1", "fc2", "head"))
     return weights
+
+
+def test_a_weight_that_another_node_reads_is_left_alone() -> None:
+    """A tied embedding: Gather reads the table that the MatMul `tied` multiplies by; `proj` has its own weight."""
+    table, w2 = RNG.standard_normal((4, 4)).astype(np.float32), RNG.standard_normal((4, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["table", "ids"], ["embedded"], name="embed"),
+            helper.make_node("MatMul", ["embedded", "w2"], ["hidden"], name="proj"),
+            helper.make_node("MatMul", ["hidden", "table"], ["logits"], name="tied"),
+        ],
+        "tied",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["N"])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4])],
+        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(w2, "w2")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    adapted = add_adapters(model, rank=2)
+    onnx.checker.check_model(adapted, full_check=True)
+    assert sorted(n for n in _weights(adapted) if n.endswith(A_SUFFIX)) == ["w2.lora_A"]
+    with pytest.raises(
+        InvalidArgumentError, match=r"weight 'table' of node 'tied' is also read by Gather node 'embed'"
+    ):
+        add_adapters(model, nodes=["tied"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["transformer_torchscript", "transformer_dynamo", "cnn_dynamo"])
+def test_lora_on_torch_exported_graphs_starts_at_the_original_and_merges_exactly(fixture: str, tmp_path: Path) -> None:
+    folder = MLP_FIXTURE.parent
+    meta = json.loads((folder / f"{fixture}.json").read_text())
+    arrays = np.load(folder / f"{fixture}.npz")
+    x, labels = arrays["x"][0], arrays["labels"][0]
+    settings = {"opset": meta["opset"], "ir_version": meta["ir_version"]}
+    with from_onnx(folder / f"{fixture}.onnx") as base, lora(base, rank=2) as model:
+        base.compile(optimizer=SGD(0.1), **settings)
+        model.compile(optimizer=SGD(0.1), **settings)
+        np.testing.assert_array_equal(model.predict_softly(x), base.predict_softly(x))
+        model.fit(Dataset(x, labels), epochs=2, batch_size=len(x), verbose=0)
+        adapted = _outputs(onnx.load(model.export(tmp_path / "adapted.onnx")), x)
+        merged = onnx.load(model.export(tmp_path / "merged.onnx", merge_adapters=True))
+        plain = onnx.load(base.export(tmp_path / "plain.onnx"))
+    assert not any(t.name.endswith((A_SUFFIX, ".lora_B", ".lora_scale")) for t in merged.graph.initializer)
+    assert {t.name for t in merged.graph.initializer} <= {t.name for t in plain.graph.initializer}
+    np.testing.assert_allclose(_outputs(merged, x), adapted, rtol=1e-5, atol=1e-5)
+    assert np.abs(adapted - _outputs(plain, x)).max() > 1e-4  # the adapters trained
