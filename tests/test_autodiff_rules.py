@@ -50,6 +50,7 @@ ELEMENTWISE = [
         ort_skip="ORT 1.19 has no gradient for Pow's exponent",
     ),
     Case("Sqrt", "Sqrt", {"x": rand(2, 3, low=0.5, high=2)}),
+    Case("Reciprocal", "Reciprocal", {"x": rand(2, 3, low=0.5, high=2) * np.array([1.0, -1.0, 1.0])}),
     Case("Exp", "Exp", {"x": rand(2, 3)}),
     Case("Log", "Log", {"x": rand(2, 3, low=0.5, high=2)}),
     Case("Abs", "Abs", {"x": away_from_zero(2, 3)}),

@@ -78,6 +78,13 @@ def _sqrt(ctx: GradientContext) -> Grads:
     return [ctx.emit("Div", [ctx.emit("Mul", [ctx.dy, ctx.scalar(0.5, ctx.input(0))]), ctx.output(0)])]
 
 
+@rule("Reciprocal")
+def _reciprocal(ctx: GradientContext) -> Grads:
+    # d (1 / x) = -1 / x^2 = -y^2 (tf2onnx writes LayerNormalization's rsqrt as Reciprocal(Sqrt(var + eps)))
+    y = ctx.output(0)
+    return [ctx.emit("Neg", [ctx.times(ctx.emit("Mul", [y, y]), ctx.dy)])]
+
+
 @rule("Exp")
 def _exp(ctx: GradientContext) -> Grads:
     return [ctx.times(ctx.output(0), ctx.dy)]
