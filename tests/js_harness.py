@@ -78,13 +78,15 @@ def max_difference(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], nam
     return max(float(np.max(np.abs(np.asarray(a[n], np.float64) - np.asarray(b[n], np.float64)))) for n in names)
 
 
-def run_node(bundle: Path, batches: Path, out: Path, steps: int | None = None, threads: int = 0) -> dict:
+def run_node(
+    bundle: Path, batches: Path, out: Path, steps: int | None = None, threads: int = 0, warmup: int = 0
+) -> dict:
     """js/tools/parity.mjs on a bundle and batches; returns its result.json (state.bin and model.onnx are in
-    `out`)."""
+    `out`). `threads` 0 is onnxruntime-node's default; `warmup` untimed steps run first on a trainer of their own."""
     command = ["node", str(JS / "tools" / "parity.mjs"), str(bundle), str(batches), str(out)]
     if steps is not None:
         command.append(str(steps))
-    env = {**os.environ, "ONNXTRAIN_JS_THREADS": str(threads)}
+    env = {**os.environ, "ONNXTRAIN_JS_THREADS": str(threads), "ONNXTRAIN_JS_WARMUP": str(warmup)}
     done = subprocess.run(command, cwd=JS, capture_output=True, text=True, timeout=300, env=env)
     if done.returncode != 0:
         raise AssertionError(f"node tools/parity.mjs failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -159,14 +161,19 @@ def chromium_page() -> Iterator[Any]:
             browser.close()
 
 
-def run_browser(page: Any, base: str, bundle: str, batches: str, threads: int = 1, steps: int | None = None) -> dict:
-    """js/tools/browser/harness.html on a bundle and batches under the served root; returns runParity's result."""
+def run_browser(
+    page: Any, base: str, bundle: str, batches: str, threads: int = 1, steps: int | None = None, warmup: int = 0
+) -> dict:
+    """js/tools/browser/harness.html, loaded afresh (onnxruntime-web takes `threads` when it first starts), on a
+    bundle and batches under the served root; returns runParity's result."""
     page.goto(base + "js/tools/browser/harness.html")
     try:
         page.wait_for_function("window.harnessReady === true", timeout=60_000)
     except Exception as e:
         raise AssertionError(f"the harness page did not load: {page.console_messages[-10:]}") from e
-    options = {"threads": threads} if steps is None else {"threads": threads, "steps": steps}
+    options: dict[str, int] = {"threads": threads, "warmup": warmup}
+    if steps is not None:
+        options["steps"] = steps
     return page.evaluate(
         "([bundle, batches, options]) => window.runParity(bundle, batches, options)",
         [base + bundle, base + batches, options],

@@ -18,22 +18,24 @@ async function bytes(url) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
+// onnxruntime-web takes its thread count when it first starts, so a change reloads the page (?threads=N).
+// More than one thread needs a cross-origin isolated page (COOP/COEP headers), which python -m http.server
+// does not send.
 function setUpThreads() {
   const cores = navigator.hardwareConcurrency ?? 1;
-  const most = globalThis.crossOriginIsolated ? Math.min(cores, 8) : 1; // threads need COOP/COEP headers
-  for (let n = 1; n <= most; n *= 2) $("threads").add(new Option(String(n), String(n)));
+  const most = globalThis.crossOriginIsolated ? Math.min(cores, 8) : 1;
+  const wanted = Math.min(Number(params.get("threads") ?? 1) || 1, most);
+  for (let n = 1; n <= most; n *= 2) $("threads").add(new Option(String(n), String(n), false, n === wanted));
   $("threads").title = globalThis.crossOriginIsolated ? "" : "more threads need a cross-origin isolated page";
+  $("threads").onchange = () => {
+    params.set("threads", $("threads").value);
+    location.search = params.toString();
+  };
+  ort.env.wasm.numThreads = wanted;
 }
 
-/** Open the bundle with the chosen threads; a second press continues from the weights trained so far. */
 async function openTrainer() {
-  const threads = Number($("threads").value || 1);
-  if (state.trainer !== null && threads === ort.env.wasm.numThreads) return;
-  const previous = state.trainer?.getState();
-  await state.trainer?.release();
-  ort.env.wasm.numThreads = threads; // read when the first session is created: a change needs a reload
   state.trainer = await Trainer.load(ort, BUNDLE, { sessionOptions: { executionProviders: ["wasm"] } });
-  if (previous !== undefined) state.trainer.setState(previous);
 }
 
 /** Images [start, start + n) as uint8 pixels and int labels. */
@@ -117,8 +119,7 @@ async function drawGallery() {
 async function fineTune() {
   const count = Math.min(Number($("count").value), state.spec.count);
   const batch = Number($("batch").value);
-  const epochs = Number($("epochs").value);
-  await openTrainer();
+  const epochs = Number($("epochs").value); // a second press continues from the weights trained so far
   state.trainer.learningRate = Number($("lr").value);
   state.history = [];
   state.stop = false;

@@ -1,4 +1,4 @@
-// node tools/parity.mjs BUNDLE BATCHES OUT [STEPS]: train a bundle on fixed batches with onnxruntime-node and
+// node tools/parity.mjs BUNDLE BATCHES OUT [STEPS] (env ONNXTRAIN_JS_THREADS, ONNXTRAIN_JS_WARMUP): train a bundle on fixed batches with onnxruntime-node and
 // write OUT/state.bin (the trainer's state, the bundle's layout), OUT/model.onnx (exportModel) and OUT/result.json
 // (seconds, losses, the first batch's eval logits). tests/test_js.py and tools/js_parity.py compare it with Python.
 
@@ -15,8 +15,14 @@ if (out === undefined) {
 }
 const threads = Number(process.env.ONNXTRAIN_JS_THREADS ?? 0);
 const sessionOptions = threads > 0 ? { intraOpNumThreads: threads } : {};
-const trainer = await Trainer.load(ort, bundle, { sessionOptions });
+const warmup = Number(process.env.ONNXTRAIN_JS_WARMUP ?? 0); // untimed steps on a trainer of their own first
 const batches = await loadBatches(async (name) => new Uint8Array(await readFile(join(batchesDir, name))));
+if (warmup > 0) {
+  const scratch = await Trainer.load(ort, bundle, { sessionOptions });
+  await runSteps(scratch, batches, warmup);
+  await scratch.release();
+}
+const trainer = await Trainer.load(ort, bundle, { sessionOptions });
 const steps = stepsArg === undefined ? batches.steps : Number(stepsArg);
 const { seconds, losses } = await runSteps(trainer, batches, steps);
 const evaluation = await evaluateFirstBatch(trainer, batches);

@@ -43,8 +43,8 @@ export async function runSteps(trainer, batches, steps = batches.steps) {
   const losses = [];
   const start = performance.now();
   for (let k = 0; k < steps; k++) {
-    const x = batches.x.subarray(k * batchSize * features, (k + 1) * batchSize * features);
-    const y = batches.y.subarray(k * batchSize * labelWidth, (k + 1) * batchSize * labelWidth);
+    const x = batches.x.slice(k * batchSize * features, (k + 1) * batchSize * features);
+    const y = batches.y.slice(k * batchSize * labelWidth, (k + 1) * batchSize * labelWidth);
     const { loss } = await trainer.step(x, y);
     losses.push(loss);
   }

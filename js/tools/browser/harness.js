@@ -18,10 +18,18 @@ async function fetchBytes(url) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-window.runParity = async (bundleUrl, batchesUrl, { threads = 1, steps } = {}) => {
+// Call once per page load: onnxruntime-web reads numThreads when it first initializes its WebAssembly.
+// `warmup` steps run first on a trainer of their own (compiling the wasm, warming the JIT), untimed.
+window.runParity = async (bundleUrl, batchesUrl, { threads = 1, steps, warmup = 0 } = {}) => {
   ort.env.wasm.numThreads = threads;
-  const trainer = await Trainer.load(ort, bundleUrl, { sessionOptions: { executionProviders: ["wasm"] } });
+  const options = { sessionOptions: { executionProviders: ["wasm"] } };
   const batches = await loadBatches((name) => fetchBytes(new URL(name, new URL(batchesUrl, location.href))));
+  if (warmup > 0) {
+    const scratch = await Trainer.load(ort, bundleUrl, options);
+    await runSteps(scratch, batches, warmup);
+    await scratch.release();
+  }
+  const trainer = await Trainer.load(ort, bundleUrl, options);
   const { seconds, losses } = await runSteps(trainer, batches, steps ?? batches.steps);
   const evaluation = await evaluateFirstBatch(trainer, batches);
   const result = {
