@@ -102,7 +102,7 @@ def print_table(rows: list[dict[str, object]]) -> None:
         )
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="the fashion-mlp's saved model directory or its .onnx export")
     parser.add_argument("--ranks", type=int, nargs="+", default=[4, 8])
@@ -114,7 +114,11 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=60000, help="fine-tune on the first N images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=Path("runs/lora"))
-    print_table(run(parser.parse_args()))
+    return parser
+
+
+def main() -> None:
+    print_table(run(build_parser().parse_args()))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ against finite differences, the trainable set of `lora()` on an imported model, 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -15,10 +16,11 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxtrain import Dataset, Model, Sequential, autodiff, from_onnx, lora
 from onnxtrain.adapters import A_SUFFIX, add_adapters, merge_adapters
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
-from onnxtrain.layers import Dense, Input
+from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.optimizers import SGD
 
-MLP_FIXTURE = Path(__file__).parent / "data" / "onnx_models" / "mlp_torchscript.onnx"
+ROOT = Path(__file__).resolve().parents[1]
+MLP_FIXTURE = ROOT / "tests" / "data" / "onnx_models" / "mlp_torchscript.onnx"
 RNG = np.random.default_rng(0)
 W_GEMM = RNG.standard_normal((5, 4))  # Gemm transB=1: (out, in), as torch exports Linear
 C_GEMM = RNG.standard_normal(5)
@@ -371,3 +373,23 @@ def test_lora_on_torch_exported_graphs_starts_at_the_original_and_merges_exactly
     assert {t.name for t in merged.graph.initializer} <= {t.name for t in plain.graph.initializer}
     np.testing.assert_allclose(_outputs(merged, x), adapted, rtol=1e-5, atol=1e-5)
     assert np.abs(adapted - _outputs(plain, x)).max() > 1e-4  # the adapters trained
+
+
+@pytest.mark.slow
+def test_the_lora_example_runs_on_a_small_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("lora_finetune", ROOT / "examples" / "lora_finetune.py")
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    rng = np.random.default_rng(0)
+    images = [Dataset(rng.random((n, 28, 28, 1), np.float32), rng.integers(0, 10, n)) for n in (200, 100)]
+    monkeypatch.setattr(example, "fashion_mnist", lambda: tuple(images))
+    with Sequential.of(Input(28, 28, 1), Flatten(), Dense(10, activation="linear")) as small:
+        small.compile()
+        path = small.export(tmp_path / "small.onnx")
+    arguments = ["--ranks", "2", "--tasks", "inverted", "--batch-size", "50", "--output", str(tmp_path / "out")]
+    rows = example.run(example.build_parser().parse_args([str(path), *arguments]))
+    assert [(row["task"], row["rank"], row["trainable"], row["total"]) for row in rows] == [
+        ("inverted", 2, 2 * (784 + 10), 784 * 10 + 10 + 2 * (784 + 10) + 1)
+    ]
+    assert rows[0]["max_diff"] < 1e-5
