@@ -494,6 +494,50 @@ def test_dropout_is_the_identity_outside_training_and_drops_in_it():
     model.close()
 
 
+def _tanh_gelu_model() -> onnx.ModelProto:
+    rng = np.random.default_rng(5)
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["h"]),
+        helper.make_node("Gelu", ["h"], ["g"], approximate="tanh"),
+        helper.make_node("MatMul", ["g", "v"], ["logits"]),
+    ]
+    weights = [
+        numpy_helper.from_array(rng.normal(size=s).astype(np.float32), n) for n, s in (("w", (6, 5)), ("v", (5, 3)))
+    ]
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    return _model(nodes, [x_info], [logits], weights, opset=20)
+
+
+def _numpy_tanh_gelu_step(weights: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, lr: float) -> np.ndarray:
+    """numpy's SGD step of `_tanh_gelu_model`: the new `w`."""
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    h = flat @ weights["w"]
+    inner = np.sqrt(2 / np.pi) * (h + 0.044715 * h**3)
+    g = 0.5 * h * (1 + np.tanh(inner))
+    logits = g @ weights["v"]
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    d_g = ((p - np.eye(3)[y]) / len(x)) @ weights["v"].T
+    d_inner = 0.5 * h * (1 - np.tanh(inner) ** 2) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * h**2)
+    d_h = d_g * (0.5 * (1 + np.tanh(inner)) + d_inner)
+    return weights["w"] - lr * flat.T @ d_h
+
+
+@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
+def test_tanh_gelu_trains_as_its_formula_and_exports_as_gelu(engine):
+    """ORT's gradient builder differentiates Gelu(approximate="tanh") as the exact Gelu: training graphs emit the
+    formula, the export keeps the node."""
+    model = from_onnx(_tanh_gelu_model())
+    expected = _numpy_tanh_gelu_step(model.get_weights(), *_data(), 0.5)
+    model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS, engine=engine, opset=20, ir_version=9)
+    model.fit(*_data(), batch_size=8, verbose=0)
+    np.testing.assert_allclose(model.get_weights()["w"], expected, rtol=1e-5, atol=1e-6)
+    assert "Gelu" in {node.op_type for node in model.inference_model().graph.node}
+    model.close()
+
+
 # --- the exporters' fixtures --------------------------------------------------------------------------------
 FIXTURE_NAMES = sorted(p.stem for p in FIXTURES.glob("*.onnx")) if FIXTURES.is_dir() else []
 
