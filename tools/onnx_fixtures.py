@@ -8,9 +8,10 @@ The format (keys, trainable set, how exporters rename weights) is in tests/data/
 
 Exporters fold and rename weights (TorchScript's constant folding turns a Linear's weight on a 3-D input into the
 transposed initializer `onnx::MatMul_123`): each float initializer is matched to the torch parameter or buffer of
-equal value, as is or transposed, and torch's weights after each step are stored under the initializer's name,
-transformed the same way. Initializers matched to a parameter are the trainable set; the other float initializers
-(BatchNorm's running statistics, folded constants) are frozen.
+equal value (as is, transposed or reshaped: tools/_onnx_fixture_files.py), and torch's weights after each step
+are stored under the initializer's name, transformed the same way. Initializers matched to a parameter are the
+trainable set; the other float initializers (BatchNorm's running statistics, folded constants) are frozen. Keras'
+exports are written by tools/onnx_fixtures_keras.py.
 
 Runs in a Python with torch, onnx and onnxscript (not onnxtrain's); checks that each graph loads in onnxtrain's
 ONNX Runtime 1.19.2 by running `--check-python` on it. Seconds.
@@ -22,32 +23,28 @@ from __future__ import annotations
 
 import argparse
 import io
-import itertools
-import json
 import math
-import os
-import subprocess
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
-from onnx import numpy_helper
+from _onnx_fixture_files import (
+    BATCH,
+    LEARNING_RATE,
+    ROOT,
+    STEPS,
+    match_initializers,
+    save,
+    steps_arrays,
+)
 from torch import nn
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "tests" / "data" / "onnx_models"
-STEPS = 5
-BATCH = 4
-LEARNING_RATE = 0.1
 TORCHSCRIPT_OPSET = 17  # ONNX Runtime 1.19.2 (onnxtrain's) loads IR <= 10; opset 17 is IR 8
 DYNAMO_OPSET = 20  # the first opset with Gelu; IR 9
-KERAS_FIXTURE = "keras_cnn_torch"
 
 
 # --- the models ---------------------------------------------------------------------------------------------------
@@ -122,29 +119,6 @@ class Transformer(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return self.head(self.norm(x).mean(dim=1))
-
-
-@dataclass(frozen=True)
-class Match:
-    """The framework's weight `name` that an initializer holds: `weight.transpose(perm).reshape(shape)`."""
-
-    name: str
-    perm: tuple[int, ...]
-    shape: tuple[int, ...]
-
-    def take(self, weights: dict[str, np.ndarray]) -> np.ndarray:
-        return np.ascontiguousarray(weights[self.name].transpose(self.perm).reshape(self.shape))
-
-    def is_identity(self) -> bool:
-        return self.perm == tuple(range(len(self.perm))) and len(self.shape) == len(self.perm)
-
-    def __str__(self) -> str:
-        changes = []
-        if self.perm != tuple(range(len(self.perm))):
-            changes.append("transposed" if self.perm == (1, 0) else f"axes {self.perm}")
-        if len(self.shape) != len(self.perm):
-            changes.append(f"reshaped to {list(self.shape)}")
-        return f"{self.name} ({', '.join(changes)})" if changes else self.name
 
 
 @dataclass(frozen=True)
@@ -253,43 +227,6 @@ def export(fixture: Fixture, model: nn.Module, example: torch.Tensor) -> onnx.Mo
     return graph
 
 
-def match_initializers(
-    graph: onnx.ModelProto, parameters: dict[str, np.ndarray], buffers: dict[str, np.ndarray]
-) -> tuple[dict[str, Match], list[str], dict[str, str]]:
-    """Trainable initializer -> the parameter it holds; the frozen float initializers; and frozen initializer -> the
-    buffer it holds (BatchNorm's running statistics). Matched by value, as is or with its axes permuted."""
-    trainable: dict[str, Match] = {}
-    frozen: list[str] = []
-    held: dict[str, str] = {}
-    for init in graph.graph.initializer:
-        value = numpy_helper.to_array(init)
-        if value.dtype.kind != "f":
-            continue
-        found = next(
-            (
-                match
-                for name, array in {**buffers, **parameters}.items()
-                for perm in itertools.permutations(range(array.ndim))
-                if array.size == value.size
-                and np.array_equal((match := Match(name, perm, value.shape)).take({name: array}), value)
-            ),
-            None,
-        )
-        if found and found.name in parameters:
-            trainable[init.name] = found
-        else:
-            frozen.append(init.name)
-            if found and found.is_identity():
-                held[init.name] = found.name
-    matched = [match.name for match in trainable.values()]
-    if sorted(matched) != sorted(parameters):
-        raise SystemExit(
-            f"each parameter must match exactly one initializer of the exported graph. Received: parameters "
-            f"{sorted(parameters)}, matched {sorted(matched)}"
-        )
-    return trainable, frozen, held
-
-
 def randomize(model: nn.Module, generator: torch.Generator) -> None:
     """Non-trivial BatchNorm and LayerNorm affine parameters and BatchNorm statistics (not 1 and 0)."""
     with torch.no_grad():
@@ -359,123 +296,6 @@ def write_fixture(fixture: Fixture, check_python: str) -> None:
     )
 
 
-def steps_arrays(
-    step: int,
-    trainable: dict[str, Match],
-    parameters: dict[str, np.ndarray],
-    held: dict[str, str],
-    buffers: dict[str, np.ndarray],
-) -> dict[str, np.ndarray]:
-    """The npz entries of the weights (`step_<k>/`) and trained statistics (`state_<k>/`) after step k."""
-    arrays = {f"step_{step}/{name}": match.take(parameters) for name, match in trainable.items()}
-    return arrays | {f"state_{step}/{name}": buffers[buffer] for name, buffer in held.items()}
-
-
-def save(
-    name: str,
-    graph: onnx.ModelProto,
-    arrays: dict[str, np.ndarray],
-    trainable: dict[str, Match],
-    frozen: list[str],
-    check_python: str,
-    **description: object,
-) -> None:
-    """Check the graph and write `<name>.onnx`, `.npz` and `.json`."""
-    onnx.checker.check_model(graph, full_check=True)
-    OUT.mkdir(parents=True, exist_ok=True)
-    onnx.save(graph, OUT / f"{name}.onnx")
-    np.savez_compressed(OUT / f"{name}.npz", **arrays)
-    opset = next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx"))
-    losses = arrays["losses"]
-    meta: dict[str, object] = {
-        "description": description.pop("description"),
-        "exporter": description.pop("exporter"),
-        "framework": description.pop("framework"),
-        "opset": opset,
-        "ir_version": graph.ir_version,
-        "ops": sorted({node.op_type for node in graph.graph.node}),
-        "input": graph.graph.input[0].name,
-        "output": graph.graph.output[0].name,
-        "classes": int(arrays["logits_0"].shape[-1]),
-        "loss": "softmax_cross_entropy_with_logits (mean over the batch)",
-        "optimizer": "SGD, no momentum, no weight decay",
-        "learning_rate": LEARNING_RATE,
-        "steps": STEPS,
-        **description,
-        "trainable": {init: str(match) for init, match in trainable.items()},
-        "frozen": frozen,
-        "loads_in_onnxruntime_1_19": _loads(check_python, OUT / f"{name}.onnx"),
-    }
-    (OUT / f"{name}.json").write_text(json.dumps(meta, indent=2) + "\n")
-    size = sum((OUT / f"{name}{s}").stat().st_size for s in (".onnx", ".npz", ".json"))
-    print(
-        f"{name}: opset {opset}, IR {graph.ir_version}, {len(graph.graph.node)} nodes, "
-        f"{len(trainable)} trainable, {len(frozen)} frozen, loss {losses[0]:.4f} -> {losses[-1]:.4f}, "
-        f"{size / 1024:.1f} KiB, ORT 1.19 loads: {meta['loads_in_onnxruntime_1_19']}"
-    )
-
-
-def write_keras_fixture(name: str, check_python: str) -> None:
-    """A Keras 3 model (torch backend) exported by `model.export(format="onnx")` (Keras' own exporter, which traces
-    the torch backend with torch.onnx's TorchScript exporter), trained by Keras' SGD on its
-    SparseCategoricalCrossentropy(from_logits=True). No normalization layer: Keras' BatchNormalization export folds
-    gamma / sqrt(var + eps) into one constant, a parameterization Keras does not train, and its LayerNormalization
-    does not export with a dynamic batch (the TorchScript exporter: "Failed to export a node ... because it is not
-    constant", keras 3.15.1)."""
-    os.environ["KERAS_BACKEND"] = "torch"
-    import keras
-
-    keras.utils.set_random_seed(7)
-    rng = np.random.default_rng(7)
-    model = keras.Sequential(
-        [
-            keras.Input((6, 6, 1)),
-            keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(8, activation="gelu"),
-            keras.layers.Dense(3),
-        ]
-    )
-    # Random biases (not zeros), so no two weights are equal.
-    model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(np.float32) for w in model.weights])
-    x = rng.normal(size=(STEPS, BATCH, 6, 6, 1)).astype(np.float32)
-    labels = rng.integers(0, 3, size=(STEPS, BATCH)).astype(np.int64)
-    logits0 = np.asarray(model(x[0], training=False).detach().cpu())
-    with tempfile.TemporaryDirectory() as directory, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.export(f"{directory}/model.onnx", format="onnx", verbose=False)
-        graph = onnx.load(f"{directory}/model.onnx")
-
-    def parameters() -> dict[str, np.ndarray]:
-        return {w.path: np.asarray(w.numpy()).copy() for w in model.trainable_weights}
-
-    trainable, frozen, _ = match_initializers(graph, parameters(), {})
-    model.compile(
-        optimizer=keras.optimizers.SGD(LEARNING_RATE),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    arrays: dict[str, np.ndarray] = {"x": x, "labels": labels, "logits_0": logits0}
-    arrays |= steps_arrays(0, trainable, parameters(), {}, {})
-    losses = []
-    for step in range(STEPS):
-        losses.append(float(model.train_on_batch(x[step], labels[step])))
-        arrays |= steps_arrays(step + 1, trainable, parameters(), {}, {})
-    arrays["losses"] = np.array(losses, np.float32)
-    save(
-        name,
-        graph,
-        arrays,
-        trainable,
-        frozen,
-        check_python,
-        description="Keras Sequential: Conv2D (relu, channels last), GlobalAveragePooling2D, Dense (gelu, exact "
-        "form), Dense",
-        exporter="Keras model.export(format='onnx'), torch backend (torch.onnx TorchScript)",
-        framework=f"Keras {keras.__version__}, torch {torch.__version__}",
-        batch_norm=None,
-    )
-
-
 def _batch_norm_mode(fixture: Fixture, graph: onnx.ModelProto) -> str | None:
     if not any(node.op_type == "BatchNormalization" for node in graph.graph.node):
         return None
@@ -485,16 +305,6 @@ def _batch_norm_mode(fixture: Fixture, graph: onnx.ModelProto) -> str | None:
         "training mode: batch statistics (biased variance); running statistics updated, with torch's momentum 0.1 "
         "(ONNX's momentum 0.9) and the unbiased batch variance (ONNX's spec: biased)"
     )
-
-
-def _loads(python: str, path: Path) -> bool | str:
-    """Whether onnxtrain's ONNX Runtime (1.19.2) builds a session of the graph; the error's first line if not."""
-    code = "import sys, onnxruntime as o; o.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])"
-    done = subprocess.run([python, "-c", code, str(path)], capture_output=True, text=True, check=False)
-    if done.returncode == 0:
-        return True
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    return lines[-1] if lines else f"exit status {done.returncode}"
 
 
 def main() -> None:
@@ -511,8 +321,6 @@ def main() -> None:
     for fixture in FIXTURES:
         if not args.only or fixture.name in args.only:
             write_fixture(fixture, args.check_python)
-    if not args.only or KERAS_FIXTURE in args.only:
-        write_keras_fixture(KERAS_FIXTURE, args.check_python)
 
 
 if __name__ == "__main__":
