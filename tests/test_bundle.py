@@ -8,9 +8,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from onnxtrain import Sequential
-from onnxtrain.bundle import BUNDLE_FILES, read_metadata, read_state, unpack_state
+from onnxtrain.bundle import BUNDLE_FILES, _pack, read_metadata, read_state, unpack_state
 from onnxtrain.cli import main
 from onnxtrain.errors import ModelExistsError, ModelFileError, ModelStateError
 from onnxtrain.layers import BatchNormalization, Dense, Flatten, Input
@@ -164,3 +166,21 @@ def test_cli_bundles_a_saved_model_with_its_optimizer_state(tmp_path, capsys):
         np.testing.assert_array_equal(state[name], value)
     assert main(["bundle", str(tmp_path / "saved"), str(tmp_path / "b")]) == 1
     assert "exists" in capsys.readouterr().err
+
+
+@given(
+    shapes=st.lists(st.lists(st.integers(0, 4), max_size=3), min_size=1, max_size=5),
+    step=st.integers(0, 2**62),
+    seed=st.integers(0, 2**16),
+)
+def test_packed_state_reads_back_bit_for_bit(shapes, step, seed):
+    rng = np.random.default_rng(seed)
+    tensors = {f"t{k}": rng.standard_normal(shape).astype(np.float32) for k, shape in enumerate(shapes)}
+    tensors["step"] = np.array(step, np.int64)
+    data, index = _pack(tensors)
+    assert all(entry["offset"] % 8 == 0 for entry in index) and len(data) % 8 == 0
+    unpacked = unpack_state(data, index)
+    assert list(unpacked) == list(tensors)
+    for name, value in tensors.items():
+        assert unpacked[name].dtype == value.dtype and unpacked[name].shape == value.shape
+        np.testing.assert_array_equal(unpacked[name], value)
