@@ -253,8 +253,9 @@ def _matching(argument: str, patterns: Sequence[str], names: list[str]) -> set[s
     for pattern in patterns:
         found = {name for name in names if fnmatch.fnmatchcase(name, pattern)}
         if not found:
+            shown = f"{names}" if len(names) <= 30 else f"{names[:30]} and {len(names) - 30} more"
             raise InvalidArgumentError(
-                f"OnnxLayer({argument}=...): {pattern!r} matches no float initializer of the graph. Available: {names}"
+                f"OnnxLayer({argument}=...): {pattern!r} matches no float initializer of the graph. Available: {shown}"
             )
         matched |= found
     return matched
