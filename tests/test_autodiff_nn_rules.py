@@ -485,18 +485,27 @@ def _first_max_reference(x: np.ndarray, r: np.ndarray, kernel: int, stride: int,
     return first[crop], mask[crop]
 
 
-@pytest.mark.parametrize(("kernel", "stride", "pad", "opset"), [(2, 2, 0, 17), (3, 1, 1, 17), (3, 1, 1, 13)])
-def test_max_pool_gradient_takes_one_of_tied_maxima(kernel: int, stride: int, pad: int, opset: int) -> None:
+@pytest.mark.parametrize(
+    ("kernel", "stride", "pad", "opset", "dtype"),
+    # float32 windows that do not overlap: MaxUnpool (ONNX Runtime has no float64 one); the others scatter.
+    [(2, 2, 0, 17, np.float64), (2, 2, 0, 17, np.float32), (3, 1, 1, 17, np.float64), (3, 1, 1, 13, np.float64)],
+)
+def test_max_pool_gradient_takes_one_of_tied_maxima(
+    kernel: int, stride: int, pad: int, opset: int, dtype: type
+) -> None:
     # A zero background, as in Fashion-MNIST: most windows hold tied maxima (0), and two pixels tie at 0.7.
     x = np.zeros((2, 2, 6, 6))
     x[:, :, 1:3, 2:5] = rand(2, 2, 2, 3, low=0.1, high=0.6)
     x[0, 1, 4, 4] = x[0, 1, 4, 5] = 0.7
     attributes = {"kernel_shape": [kernel] * 2, "strides": [stride] * 2, "pads": [pad] * 4}
     case = Case("MaxPool ties", "MaxPool", {"x": x}, attributes, opset)
-    analytic, _ = autodiff_gradients(case, np.dtype(np.float64))
-    _, _, _, projections = loss_model(case, np.dtype(np.float64))
-    expected, wrong = _first_max_reference(x, projections["y"], kernel, stride, pad)
-    np.testing.assert_allclose(analytic["x"], expected, rtol=1e-12, atol=1e-12)
+    analytic, grad_model = autodiff_gradients(case, np.dtype(dtype))
+    _, _, _, projections = loss_model(case, np.dtype(dtype))
+    expected, wrong = _first_max_reference(x.astype(dtype), projections["y"], kernel, stride, pad)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(analytic["x"], expected, rtol=tolerance, atol=tolerance)
+    used = {node.op_type for node in grad_model.graph.node}
+    assert ("MaxUnpool" in used) == (dtype == np.float32 and kernel == stride)
     assert np.abs(wrong - expected).max() > 0.5 * np.abs(expected).max()  # the data does tell the two apart
 
 

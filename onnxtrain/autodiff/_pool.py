@@ -1,5 +1,6 @@
-"""Gradient rules of the pooling ops: MaxPool (from the Indices output it is asked for, never a mask of ties),
-AveragePool (the adjoint window sum with each window's divisor), GlobalAveragePool and GlobalMaxPool."""
+"""Gradient rules of the pooling ops: MaxPool (from the Indices output it is asked for, never a mask of ties; by
+MaxUnpool where windows do not overlap, else ScatterElements), AveragePool (the adjoint window sum with each
+window's divisor), GlobalAveragePool and GlobalMaxPool."""
 
 from __future__ import annotations
 
@@ -53,14 +54,18 @@ def _max_pool(ctx: GradientContext) -> Grads:
     if ctx.grad(1) is not None:
         raise ctx.unsupported("Indices", "differentiated", "the Indices output takes no gradient")
     indices = ctx.forward_output(1)  # flat over N*C*H*W of the unpadded input, row-major
+    kernel = tuple(ctx.attr("kernel_shape"))
+    inputs = spatial(ctx, x, "X")
+    win = window(ctx, kernel, inputs, spatial(ctx, ctx.output(0), "Y"))
+    unpool = _max_unpool(ctx, g, indices, win, inputs)
+    if unpool is not None:
+        return [unpool]
     zeros = _flat_zeros(ctx, x)
     if ctx.opset >= _SCATTER_ADD_FROM:
         dx = _scatter(ctx, zeros, indices, g, add=True)
     else:
         # Without ScatterElements' reduction, the windows are split into groups (every period-th along each axis)
         # that share no element, one scatter each, and the groups' scatters are summed.
-        kernel = tuple(ctx.attr("kernel_shape"))
-        win = window(ctx, kernel, spatial(ctx, x, "X"), spatial(ctx, ctx.output(0), "Y"))
         periods = _overlap_period(win)
         parts = []
         axes = ctx.ints(list(range(2, 2 + len(kernel))), "axes")
@@ -76,6 +81,25 @@ def _max_pool(ctx: GradientContext) -> Grads:
             parts.append(_scatter(ctx, zeros, group_i, group_g, add=False))
         dx = parts[0] if len(parts) == 1 else ctx.emit("Sum", parts, hint=f"{x}_grad")
     return [ctx.emit("Reshape", [dx, ctx.shape_of(x)], hint=f"{x}_grad")]
+
+
+def _max_unpool(ctx: GradientContext, g: str, indices: str, win: Window, inputs: tuple[int, ...]) -> str | None:
+    """dX as MaxUnpool(dY, Indices) where that is exact and ONNX Runtime runs it: float32 (its only CPU kernel),
+    windows that share no element (MaxUnpool writes, it does not add), and an input no smaller than the size
+    MaxUnpool infers from the kernel, strides and pads (it refuses a smaller output_shape). Faster than zeros and
+    ScatterElements (docs/measurements.md). None where it does not apply."""
+    if ctx.dtype(ctx.input(0)) != np.float32 or any(p != 1 for p in _overlap_period(win)):
+        return None
+    outputs = spatial(ctx, ctx.output(0), "Y")
+    inferred = [
+        (o - 1) * s + k - b - e
+        for o, s, k, b, e in zip(outputs, win.strides, win.kernel, win.begin, win.end, strict=True)
+    ]
+    if any(n > i for n, i in zip(inferred, inputs, strict=True)):
+        return None
+    attributes = {"kernel_shape": list(win.kernel), "strides": list(win.strides), "pads": [*win.begin, *win.end]}
+    x = ctx.input(0)
+    return ctx.emit("MaxUnpool", [g, indices, ctx.shape_of(x)], hint=f"{x}_grad", **attributes)
 
 
 def _divisors(win: Window, inputs: tuple[int, ...], outputs: tuple[int, ...], include_pad: bool) -> np.ndarray:
