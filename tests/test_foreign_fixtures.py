@@ -29,6 +29,7 @@ ORT_TRAINING = {
     # with batch statistics and updates them (onnxruntime#17879), which is not the model torch trained.
     "cnn_torchscript": "BatchNormalization",
     "cnn_dynamo": "CastLike",  # no gradient builder registered
+    "cnn_dynamo_folded": "matches",
     "cnn_torchscript_bn_training": "matches",  # what torch trained: batch statistics (its weights; not the statistics)
     "keras_cnn_torch": "Gelu",  # its gradient of approximate="tanh" is the exact form's: 2e-5 off after 5 steps
     "keras_cnn_tf2onnx": "matches",

@@ -32,6 +32,11 @@ class Match:
     def take(self, weights: dict[str, np.ndarray]) -> np.ndarray:
         return np.ascontiguousarray(weights[self.name].transpose(self.perm).reshape(self.shape))
 
+    def give(self, value: np.ndarray, like: np.ndarray) -> np.ndarray:
+        """The initializer's `value` in the framework's layout (shaped like `like`): the inverse of `take`."""
+        transposed = value.reshape(like.transpose(self.perm).shape)
+        return np.ascontiguousarray(transposed.transpose(np.argsort(self.perm)))
+
     def is_identity(self) -> bool:
         return self.perm == tuple(range(len(self.perm))) and len(self.shape) == len(self.perm)
 
@@ -45,10 +50,11 @@ class Match:
 
 
 def match_initializers(
-    graph: onnx.ModelProto, parameters: dict[str, np.ndarray], buffers: dict[str, np.ndarray]
+    graph: onnx.ModelProto, parameters: dict[str, np.ndarray], buffers: dict[str, np.ndarray], rtol: float = 0.0
 ) -> tuple[dict[str, Match], list[str], dict[str, str]]:
     """Trainable initializer -> the parameter it holds; the frozen float initializers; and frozen initializer -> the
-    buffer it holds (BatchNorm's running statistics). Matched by value, as is or with its axes permuted."""
+    buffer it holds (BatchNorm's running statistics). Matched by value (equal, or within `rtol` for weights that the
+    exporter computed, as folded BatchNorm), as is, with its axes permuted or reshaped."""
     trainable: dict[str, Match] = {}
     frozen: list[str] = []
     held: dict[str, str] = {}
@@ -62,7 +68,7 @@ def match_initializers(
                 for name, array in {**buffers, **parameters}.items()
                 for perm in itertools.permutations(range(array.ndim))
                 if array.size == value.size
-                and np.array_equal((match := Match(name, perm, value.shape)).take({name: array}), value)
+                and _same((match := Match(name, perm, value.shape)).take({name: array}), value, rtol)
             ),
             None,
         )
@@ -145,3 +151,7 @@ def loads_in_onnxruntime(python: str, path: Path) -> bool | str:
         return True
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     return lines[-1] if lines else f"exit status {done.returncode}"
+
+
+def _same(a: np.ndarray, b: np.ndarray, rtol: float) -> bool:
+    return bool(np.allclose(a, b, rtol=rtol, atol=0.0)) if rtol else bool(np.array_equal(a, b))

@@ -41,6 +41,7 @@ from _onnx_fixture_files import (
     save,
     steps_arrays,
 )
+from onnx import numpy_helper
 from torch import nn
 
 TORCHSCRIPT_OPSET = 17  # ONNX Runtime 1.19.2 (onnxtrain's) loads IR <= 10; opset 17 is IR 8
@@ -134,6 +135,9 @@ class Fixture:
     # Torch trains in train mode (BatchNorm: batch statistics, running statistics updated); the graph is still the
     # eval-mode export, for an importer's "switch BatchNorm to training mode" option.
     batch_norm_training: bool = False
+    # The graph has BatchNorm folded into the Conv weights (the dynamo exporter's default): torch trains the model
+    # fused the same way (torch.nn.utils.fusion), starting from the graph's weights.
+    batch_norm_folded: bool = False
 
 
 FIXTURES = [
@@ -155,6 +159,16 @@ FIXTURES = [
         "ResNet-style CNN: Conv-BN-ReLU, a residual block with BatchNorm and Add, global average pool, Linear "
         "(exported with optimize=False, which keeps the BatchNorm nodes)",
         optimize=False,
+    ),
+    Fixture(
+        "cnn_dynamo_folded",
+        ResidualCnn,
+        (1, 6, 6),
+        3,
+        "dynamo",
+        "ResNet-style CNN as the dynamo exporter writes it by default (optimize=True): each BatchNorm folded into the "
+        "Conv before it; trained by torch as the same fused model",
+        batch_norm_folded=True,
     ),
     Fixture(
         "cnn_torchscript_bn_training",
@@ -227,6 +241,23 @@ def export(fixture: Fixture, model: nn.Module, example: torch.Tensor) -> onnx.Mo
     return graph
 
 
+def folded(model: nn.Module) -> nn.Module:
+    """`model` (a ResidualCnn, in eval mode) with each BatchNorm folded into the Conv before it, as the dynamo
+    exporter's optimizer folds them; the BatchNorms become Identity."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    assert isinstance(model, ResidualCnn)
+    model.eval()
+    model.stem = fuse_conv_bn_eval(model.stem, model.bn)
+    model.bn = nn.Identity()  # type: ignore[assignment]
+    block = model.block
+    block.conv1, block.bn1 = fuse_conv_bn_eval(block.conv1, block.bn1), nn.Identity()  # type: ignore[assignment]
+    block.conv2, block.bn2 = fuse_conv_bn_eval(block.conv2, block.bn2), nn.Identity()  # type: ignore[assignment]
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)  # a bias the fusion created for a bias-less Conv comes without
+    return model
+
+
 def randomize(model: nn.Module, generator: torch.Generator) -> None:
     """Non-trivial BatchNorm and LayerNorm affine parameters and BatchNorm statistics (not 1 and 0)."""
     with torch.no_grad():
@@ -258,7 +289,17 @@ def write_fixture(fixture: Fixture, check_python: str) -> None:
     def buffers() -> dict[str, np.ndarray]:
         return {name: b.numpy().copy() for name, b in model.named_buffers() if b.dtype.is_floating_point}
 
-    trainable, frozen, held = match_initializers(graph, parameters(), buffers())
+    if fixture.batch_norm_folded:
+        model = folded(model)
+        trainable, frozen, held = match_initializers(graph, parameters(), buffers(), rtol=1e-5)
+        initial = {init.name: numpy_helper.to_array(init) for init in graph.graph.initializer}
+        named = dict(model.named_parameters())
+        with torch.no_grad():  # start from the graph's folded values, not torch's (a rounding apart)
+            for name, match in trainable.items():
+                like = named[match.name].detach().numpy()
+                named[match.name].copy_(torch.tensor(match.give(initial[name], like)))
+    else:
+        trainable, frozen, held = match_initializers(graph, parameters(), buffers())
     model.eval()
     with torch.no_grad():
         logits0 = model(x[0]).numpy()
@@ -297,6 +338,8 @@ def write_fixture(fixture: Fixture, check_python: str) -> None:
 
 
 def _batch_norm_mode(fixture: Fixture, graph: onnx.ModelProto) -> str | None:
+    if fixture.batch_norm_folded:
+        return "folded into the Conv weights by the exporter (no BatchNormalization node)"
     if not any(node.op_type == "BatchNormalization" for node in graph.graph.node):
         return None
     if not fixture.batch_norm_training:
