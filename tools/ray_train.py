@@ -44,11 +44,13 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 class KillOnce(Callback):
     """Kills the worker of rank `victim` at batch `batch` of epoch `epoch`, the first time only (a marker file
-    says it happened: the restarted worker must go on)."""
+    says it happened: the restarted worker must go on), `wait` seconds after that batch. Ray's controller learns
+    of reported checkpoints by polling the workers: killed within a second of the last epoch's report, the group
+    restarts from the checkpoint before it (as exactly, one epoch more to redo)."""
 
-    def __init__(self, marker: str, epoch: int, batch: int = 10, victim: int = 1):
+    def __init__(self, marker: str, epoch: int, batch: int = 10, victim: int = 1, wait: float = 5.0):
         super().__init__()
-        self.marker, self.kill_epoch, self.batch, self.victim = marker, epoch, batch, victim
+        self.marker, self.kill_epoch, self.batch, self.victim, self.wait = marker, epoch, batch, victim, wait
         self.epoch = 0
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
@@ -58,6 +60,7 @@ class KillOnce(Callback):
         if (self.epoch, batch, rank()) == (self.kill_epoch, self.batch, self.victim) and not os.path.exists(
             self.marker
         ):
+            time.sleep(self.wait)
             Path(self.marker).write_text(f"killed pid {os.getpid()} at epoch {self.epoch}, batch {batch}\n")
             print(f"[fault] SIGKILL to worker {rank()} (pid {os.getpid()}) at epoch {self.epoch}, batch {batch}")
             sys.stdout.flush()
