@@ -145,8 +145,10 @@ def add_finetune_command(commands: argparse._SubParsersAction) -> None:
     )
     finetune.add_argument("model", metavar="MODEL.onnx", help="the ONNX model (external data read from its folder)")
     finetune.add_argument("--data", required=True, help="training data: 'fashion-mnist[:train]' or a .npz with x, y")
-    finetune.add_argument("--test", help="evaluated after training: 'fashion-mnist:test' or a .npz")
-    finetune.add_argument("--validation", help="evaluated after each epoch: 'test' (the --test data) or a .npz")
+    finetune.add_argument("--test", help="evaluated before and after training: 'fashion-mnist:test' or a .npz")
+    finetune.add_argument(
+        "--validation", metavar="test|DATA", help="evaluated after each epoch: 'test' (the --test data) or a .npz"
+    )
     finetune.add_argument(
         "--trainable", nargs="+", metavar="PATTERN", help="initializer names or glob patterns: only these train"
     )
@@ -156,9 +158,11 @@ def add_finetune_command(commands: argparse._SubParsersAction) -> None:
     finetune.add_argument("--outputs", metavar="NAME", help="cut the graph at this value (a feature extractor)")
     finetune.add_argument("--head", type=_positive, metavar="N", help="a new Dense(N) head on the model's output")
     finetune.add_argument("--lora", type=_positive, metavar="RANK", help="train LoRA adapters of this rank only")
-    finetune.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA scale numerator (default: 16)")
-    finetune.add_argument("--epochs", type=_positive, default=1)
-    finetune.add_argument("--batch-size", type=_positive, default=32)
+    finetune.add_argument(
+        "--lora-alpha", type=float, default=16.0, metavar="ALPHA", help="LoRA scale numerator (default: 16)"
+    )
+    finetune.add_argument("--epochs", type=_positive, default=1, help="(default: 1)")
+    finetune.add_argument("--batch-size", type=_positive, default=32, help="(default: 32)")
     finetune.add_argument("--optimizer", default="adam", help="adam, sgd, rmsprop, ... (default: adam)")
     finetune.add_argument("--learning-rate", type=float, default=0.001, help="(default: 0.001)")
     finetune.add_argument("--loss", default=DEFAULT_LOSS, help=f"(default: {DEFAULT_LOSS})")
