@@ -42,7 +42,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     with model:
         data = _datasets(args)
         model.compile(optimizer=optimizer, loss=args.loss, metric="accuracy" if args.loss == DEFAULT_LOSS else None)
-        trainable, total = _counts(model)
+        trainable, frozen = model.count_params()
+        total = trainable + frozen
         if data.test is not None:
             print(f"Test before fine-tuning ({len(data.test)} examples): {model.evaluate(data.test)}", flush=True)
         status = _fit_and_save(
@@ -125,11 +126,6 @@ def _what(args: argparse.Namespace) -> str:
 
 def _name(path: str) -> str:
     return "".join(c if c.isalnum() or c in "_-." else "_" for c in Path(path).stem) or "imported"
-
-
-def _counts(model: Model) -> tuple[int, int]:
-    trainable = sum(v.size for layer in model.layers for v in layer.trainable_params().values())
-    return trainable, sum(v.size for v in model.get_weights().values())
 
 
 def add_finetune_command(commands: argparse._SubParsersAction) -> None:
