@@ -59,7 +59,7 @@ def add_adapters(
         nodes: node names or weight names (glob patterns allowed) to restrict the adapted nodes to.
 
     Returns:
-        The adapted model: per weight W, initializers `W.lora_A`, `W.lora_B` (zeros) and the scalar
+        The adapted model: per weight W, initializers `W.lora_A` and `W.lora_B` (zeros), and a Constant node
         `W.lora_scale` = alpha / rank; a weight that several adapted nodes read gets one pair, which they share.
         A weight that another node reads too (a tied embedding's Gather) is left alone, since merging its
         adapters would change what that node computes.
@@ -96,11 +96,11 @@ def add_adapters(
         if target.weight not in scales:
             scales[target.weight] = names(target.weight + SCALE_SUFFIX)
             graph.initializer.extend(_adapter_tensors(target, weight, rank, rng))
-            # An initializer, not a Constant node: an imported model's save keeps initializers (as frozen weights)
-            # but not a Constant that ONNX Runtime's folding turned into one.
-            graph.initializer.append(
-                numpy_helper.from_array(np.array(alpha / rank, weight.dtype), scales[target.weight])
-            )
+            # A Constant node, not an initializer: an imported model's float initializers are its weights.
+            value = numpy_helper.from_array(np.array(alpha / rank, weight.dtype))
+            constant = helper.make_node("Constant", [], [scales[target.weight]], value=value)
+            constant.name = names(f"{target.weight}.lora/scale")
+            graph.node.insert(0, constant)
         _rewire(graph, target, scales[target.weight], names, opset=_default_opset(model))
     return model
 

@@ -72,7 +72,7 @@ def test_finetune_trains_what_is_not_frozen_and_writes_a_run(folder: Path, capsy
 def test_finetune_lora_merges_the_adapters_into_the_export(folder: Path, capsys: pytest.CaptureFixture) -> None:
     assert _finetune("--lora", "2", "--lora-alpha", "4", "--epochs", "2", "--output", "run") == 0
     out = capsys.readouterr().out
-    assert "(LoRA rank 2 adapters: 136 of 539 parameters train)" in out  # 2·(8+16+16+12+12+4); 3 scales
+    assert "(LoRA rank 2 adapters: 136 of 536 parameters train)" in out  # 2·(8+16+16+12+12+4)
     assert "(adapters merged)" not in out and ", adapters merged)" in out
     merged = _weights(folder / "run" / "model.onnx")
     assert {k: v.shape for k, v in merged.items()} == {k: v.shape for k, v in ORIGINAL.items()}

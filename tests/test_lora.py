@@ -88,8 +88,9 @@ def test_adapted_model_at_b_zero_equals_the_original() -> None:
         assert not weights[f"{name}.lora_B"].any()
         fan_in = weights[f"{name}.lora_A"].size // 2
         assert 0 < np.abs(weights[f"{name}.lora_A"]).max() <= 1 / np.sqrt(fan_in)  # Kaiming uniform, as peft
-        assert weights[f"{name}.lora_scale"] == pytest.approx(2.0)  # alpha / rank
-    assert [n.name for n in adapted.graph.node][:5] == [
+    scales = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in adapted.graph.node[:3]}
+    assert scales == {f"{name}.lora_scale": pytest.approx(2.0) for name in ("w_right", "w_left", "w_gemm")}  # a/r
+    assert [n.name for n in adapted.graph.node][3:8] == [
         "fc1",
         "fc1.lora/down",
         "fc1.lora/up",
@@ -263,8 +264,7 @@ def test_lora_trains_the_adapters_only_and_merges_to_the_original_size(tmp_path:
     weights = model.get_weights()
     adapters = {n for n in weights if n.endswith((".lora_A", ".lora_B"))}
     assert adapters == {f"{w}.weight.lora_{m}" for w in ("fc1", "fc2", "head") for m in "AB"}
-    scales = {f"{w}.weight.lora_scale" for w in ("fc1", "fc2", "head")}  # frozen, as the base weights
-    assert set(weights) == adapters | scales | set(base.get_weights())
+    assert set(weights) == adapters | set(base.get_weights())
     assert _trainable(model) == adapters
     model.compile(optimizer=SGD(0.5), loss="softmax_cross_entropy_with_logits")
     base.compile(optimizer=SGD(0.5), loss="softmax_cross_entropy_with_logits")
@@ -324,9 +324,7 @@ def test_lora_trains_the_same_adapters_on_both_engines() -> None:
 
 
 def _fixture_weights() -> dict[str, onnx.TensorProto]:
-    weights = {t.name: t for t in onnx.load(MLP_FIXTURE).graph.initializer}
-    weights.update((f"{w}.weight.lora_scale", numpy_helper.from_array(np.float32(8.0))) for w in ("fc1", "fc2", "head"))
-    return weights
+    return {t.name: t for t in onnx.load(MLP_FIXTURE).graph.initializer}
 
 
 def test_a_weight_that_another_node_reads_is_left_alone() -> None:
@@ -390,6 +388,6 @@ def test_the_lora_example_runs_on_a_small_model(tmp_path: Path, monkeypatch: pyt
     arguments = ["--ranks", "2", "--tasks", "inverted", "--batch-size", "50", "--output", str(tmp_path / "out")]
     rows = example.run(example.build_parser().parse_args([str(path), *arguments]))
     assert [(row["task"], row["rank"], row["trainable"], row["total"]) for row in rows] == [
-        ("inverted", 2, 2 * (784 + 10), 784 * 10 + 10 + 2 * (784 + 10) + 1)
+        ("inverted", 2, 2 * (784 + 10), 784 * 10 + 10 + 2 * (784 + 10))
     ]
     assert rows[0]["max_diff"] < 1e-5
