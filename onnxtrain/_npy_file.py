@@ -10,13 +10,13 @@ from __future__ import annotations
 import io
 import math
 import os
-import stat
 import zipfile
 from pathlib import Path
 from typing import IO, NamedTuple
 
 import numpy as np
 
+from onnxtrain._bounded_read import open_regular
 from onnxtrain.errors import OnnxtrainError
 
 MAX_DATA_BYTES = 1 << 32
@@ -66,16 +66,15 @@ def read_header(stream: IO[bytes], size: int, source: str, error: type[Onnxtrain
 def read_npy(path: Path, error: type[OnnxtrainError], limit: int = MAX_DATA_BYTES) -> np.ndarray:
     """The array in the .npy file `path`, its header checked against the file's size and `limit` first."""
     try:
-        with open(path, "rb") as file:
-            info = os.fstat(file.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise error(f"'{path}' is not a regular file (a FIFO, device or socket?); expected a .npy array.")
-            header = read_header(file, info.st_size, f"'{path}'", error)
+        with open_regular(path) as file:
+            header = read_header(file, os.fstat(file.fileno()).st_size, f"'{path}'", error)
             _check_limit(header.declared_bytes, limit, f"'{path}'", error)
             file.seek(0)
             return np.lib.format.read_array(file, allow_pickle=False)
-    except OSError as e:
-        raise error(f"Cannot read '{path}': {e.strerror or e}.") from e
+    except OnnxtrainError:
+        raise
+    except (OSError, ValueError) as e:  # ValueError: not a regular file, or it shrank while it was read
+        raise error(f"Cannot read '{path}' as a .npy array: {getattr(e, 'strerror', None) or e}.") from e
 
 
 def npz_headers(archive: zipfile.ZipFile, source: str, error: type[OnnxtrainError]) -> dict[str, ArrayHeader]:
@@ -96,12 +95,11 @@ def npz_headers(archive: zipfile.ZipFile, source: str, error: type[OnnxtrainErro
 def open_npz(data: bytes | Path, source: str, error: type[OnnxtrainError]) -> zipfile.ZipFile:
     """The zip archive of a .npz file or its bytes."""
     try:
-        if isinstance(data, Path):
-            info = os.stat(data)
-            if not stat.S_ISREG(info.st_mode):
-                raise error(f"{source} is not a regular file (a FIFO, device or socket?); expected a .npz archive.")
-        return zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
-    except (OSError, zipfile.BadZipFile, ValueError) as e:
+        if isinstance(data, bytes):
+            return zipfile.ZipFile(io.BytesIO(data))
+        open_regular(data).close()  # refuses a FIFO or device without blocking on it
+        return zipfile.ZipFile(data)
+    except (OSError, zipfile.BadZipFile, ValueError) as e:  # ValueError: not a regular file
         raise error(f"{source} is not a readable .npz archive: {getattr(e, 'strerror', None) or e}.") from e
 
 

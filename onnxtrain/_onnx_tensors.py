@@ -150,7 +150,8 @@ def load_external_data(model: onnx.ModelProto, source: str, folder: Path | None)
     if folder is None:
         where, tensor = references[0]
         raise ModelFileError(
-            f"{source}: {where} keeps its data in an external file ({_entries(tensor).get('location')!r}), and "
+            f"{source}: {where} keeps its data in an external file "
+            f"({_entries(tensor, source, where).get('location')!r}), and "
             "a model given in memory has no folder to read it from. Pass the .onnx file's path instead."
         )
     root = Path(os.path.realpath(folder))
@@ -175,8 +176,18 @@ def load_external_data(model: onnx.ModelProto, source: str, folder: Path | None)
         tensor.raw_data = data
 
 
-def _entries(tensor: TensorProto) -> dict[str, str]:
-    return {entry.key: entry.value for entry in tensor.external_data}
+def _entries(tensor: TensorProto, source: str, where: str) -> dict[str, str]:
+    """The external_data key/value pairs; protobuf gives bytes for a string that is not UTF-8 (refused)."""
+    entries: dict[str, str] = {}
+    for entry in tensor.external_data:
+        key, value = entry.key, entry.value
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ModelFileError(
+                f"{source}: {where} has an external data entry that is not UTF-8 text ({key!r}: {value!r}); "
+                "expected a relative file name such as 'weights.bin'."
+            )
+        entries[key] = value
+    return entries
 
 
 Plan = tuple[str, TensorProto, Path, int, int]
@@ -184,7 +195,7 @@ Plan = tuple[str, TensorProto, Path, int, int]
 
 def _plan(tensor: TensorProto, where: str, source: str, root: Path) -> Plan:
     """(where, tensor, resolved file, offset, length) of one checked external-data reference."""
-    entries = _entries(tensor)
+    entries = _entries(tensor, source, where)
     location = entries.get("location", "")
     at = f"{where} (external data location {location!r})"
     if tensor.data_location != T.EXTERNAL:

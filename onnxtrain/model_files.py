@@ -306,7 +306,7 @@ def read_file(path: Path, limit: int = MAX_MODEL_BYTES) -> bytes:
     """The bytes of the regular file `path`; ModelFileError naming it when they cannot be read, or when it is
     larger than `limit` bytes (checked before reading: a FIFO or a forged huge file neither blocks nor fills
     memory)."""
-    return read_bounded(path, limit, ModelFileError, f"{path.name} of a saved model")
+    return read_bounded(path, limit, ModelFileError, f"the {path.name} of a saved model")
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -321,11 +321,10 @@ def read_config(path: Path) -> dict[str, Any]:
         config = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError, JSONDecodeError, too many digits, nesting
         raise ModelFileError(f"{path} is not readable JSON: {e}. The save is damaged; save the model again.") from e
-    depth = _nesting(config)
-    if depth > MAX_CONFIG_NESTING:
+    if _nesting(config) > MAX_CONFIG_NESTING:
         raise ModelFileError(
-            f"{path} nests {depth} levels of lists and objects; a model config has at most {MAX_CONFIG_NESTING}. "
-            "The file is damaged or forged."
+            f"{path} nests lists and objects more than {MAX_CONFIG_NESTING} levels deep, the most a model config "
+            "has: the file is damaged or forged."
         )
     if not isinstance(config, dict) or config.get("format") != CONFIG_FORMAT:
         found = config.get("format") if isinstance(config, dict) else type(config).__name__
@@ -342,7 +341,8 @@ def read_config(path: Path) -> dict[str, Any]:
 
 
 def _nesting(value: Any) -> int:
-    """How deep lists and objects nest in parsed JSON `value` (0 for a plain value), without recursion."""
+    """How deep lists and objects nest in parsed JSON `value` (0 for a plain value), without recursion; counting
+    stops one level past MAX_CONFIG_NESTING."""
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, depth = stack.pop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import pathlib
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from onnxtrain import InferenceModel, Sequential, load_model, saving
+from onnxtrain import InferenceModel, Sequential, _bounded_read, load_model, saving
 from onnxtrain.callbacks import Callback
 from onnxtrain.errors import ModelFileError, NonFiniteLossError, ShapeError
 from onnxtrain.layers import Dense, Flatten, Input
@@ -192,14 +193,21 @@ def _copy(files: dict[str, bytes], directory: Path) -> Path:
 def _unreadable(name: str) -> Iterator[None]:
     """Reads of files called `name` fail with EACCES (chmod does not stop root, who may run the tests)."""
     real = pathlib.Path.read_bytes
+    real_open = _bounded_read.open_regular  # how the loaders open a model's files
 
     def read_bytes(self: Path) -> bytes:
         if self.name == name:
             raise PermissionError(errno.EACCES, "Permission denied", str(self))
         return real(self)
 
+    def open_regular(path: Path) -> io.BufferedReader:
+        if Path(path).name == name:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(pathlib.Path, "read_bytes", read_bytes)
+        patch.setattr(_bounded_read, "open_regular", open_regular)
         yield
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from onnxtrain._bounded_read import open_regular
 from onnxtrain.errors import DataFormatError
 
 # IDX element type codes (http://yann.lecun.com/exdb/mnist/); multi-byte values are big-endian.
@@ -126,7 +127,10 @@ def idx_sha256(array: np.ndarray) -> str:
 
 def _open(path: Path, stack: ExitStack) -> tuple[io.BufferedIOBase, int | None]:
     """Open ``path`` for reading decompressed bytes; also return its exact size when it is not compressed."""
-    raw = stack.enter_context(open(path, "rb"))
+    try:  # not a FIFO or device: one would block the read or never end
+        raw = stack.enter_context(open_regular(path))
+    except ValueError as e:
+        raise DataFormatError(f"IDX file {path} {str(e).removeprefix('it ')}; expected an IDX file.") from e
     magic = raw.read(2)
     raw.seek(0)
     if magic == _GZIP_MAGIC:
