@@ -16,6 +16,7 @@ import onnx
 from onnx import TensorProto
 
 from onnxtrain import autodiff, emit
+from onnxtrain.autodiff._rewrites import mask_pooled_relu_gradients
 from onnxtrain.errors import ShapeError
 from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
@@ -212,7 +213,8 @@ def _forward_backward(
 ) -> tuple[str, str, dict[str, str]]:
     """Emit the batch inputs, forward, loss and backward; add the `loss` and `logits` outputs.
 
-    The layers emit their forward only; `autodiff.backward` differentiates it op by op.
+    The layers emit their forward only; `autodiff.backward` differentiates it op by op, and the exact rewrites of
+    `autodiff._rewrites` make that backward cheaper.
 
     Returns (loss, logits, gradient by trainable parameter name).
     """
@@ -222,6 +224,7 @@ def _forward_backward(
         loss_value = b.with_added_losses(loss.emit(b, value, labels))  # weight penalties (regularizers)
     with b.scope("backward"):
         grads = autodiff.backward(b, loss_value, trainable)
+        mask_pooled_relu_gradients(b)  # exact: ReLU masks over pooled maps, not the full ones
     b.add_output(loss_value, emit.LOSS_NAME, np.float32, ())
     b.add_output(value, emit.LOGITS_NAME, np.float32, (None, *output_shape))
     return loss_value, value, grads
