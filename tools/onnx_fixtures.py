@@ -122,6 +122,23 @@ class Transformer(nn.Module):
         return self.head(self.norm(x).mean(dim=1))
 
 
+class TorchEncoder(nn.Module):
+    """torch's own nn.TransformerEncoder (2 pre-norm layers, gelu, no dropout), mean pool, Linear: the graph its
+    attention module exports to (packed in_proj, Slice/Mod shape arithmetic), not one written out by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(8, 3)
+        with torch.no_grad():  # TransformerEncoder copies one layer: both start equal, which exporters deduplicate
+            for parameter in self.parameters():
+                parameter.normal_(0.0, 0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x).mean(dim=1))
+
+
 @dataclass(frozen=True)
 class Fixture:
     name: str
@@ -187,6 +204,22 @@ FIXTURES = [
         3,
         "torchscript",
         "2-layer pre-norm transformer encoder (LayerNorm, 2-head attention MatMuls, Softmax, Gelu), mean pool, Linear",
+    ),
+    Fixture(
+        "torch_encoder_torchscript",
+        TorchEncoder,
+        (5, 8),
+        3,
+        "torchscript",
+        "torch's nn.TransformerEncoder: 2 pre-norm layers (MultiheadAttention, gelu feed-forward), mean pool, Linear",
+    ),
+    Fixture(
+        "torch_encoder_dynamo",
+        TorchEncoder,
+        (5, 8),
+        3,
+        "dynamo",
+        "torch's nn.TransformerEncoder: 2 pre-norm layers (MultiheadAttention, gelu feed-forward), mean pool, Linear",
     ),
     Fixture(
         "transformer_dynamo",
