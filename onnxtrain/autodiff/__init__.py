@@ -3,12 +3,15 @@
 - `gradients(model, wrt, loss)`: a ModelProto with `<name>_grad` outputs added.
 - `backward(builder, loss, wrt)`: the same inside a GraphBuilder (the portable engine's train step).
 - `rule("OpType")` and `GradientContext`: how a rule is written (docs/autodiff.md).
+- `fold_constants(model, keep)`: an exported graph's shape arithmetic folded by ONNX Runtime, where shape inference
+  cannot give the ranks a rule needs.
 """
 
 from __future__ import annotations
 
 from onnxtrain.autodiff._backward import backward, gradients
 from onnxtrain.autodiff._context import GradientContext
+from onnxtrain.autodiff._fold import fold_constants
 from onnxtrain.autodiff._rules import RULES, Rule, rule
 
-__all__ = ["RULES", "GradientContext", "Rule", "backward", "gradients", "rule"]
+__all__ = ["RULES", "GradientContext", "Rule", "backward", "fold_constants", "gradients", "rule"]

@@ -1,0 +1,67 @@
+"""Constant-folding of an exported graph's shape arithmetic by ONNX Runtime's basic optimizer, for the ranks and
+shapes the gradient rules need that ONNX shape inference cannot propagate (`fold_constants`)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnx
+
+from onnxtrain.errors import InvalidArgumentError
+
+
+def fold_constants(model: onnx.ModelProto, keep: Sequence[str]) -> onnx.ModelProto:
+    """`model` after ONNX Runtime's basic graph optimizations (constant folding, redundant node elimination), with
+    the initializers named in `keep` (the weights to differentiate) left as they are.
+
+    Exporters compute shapes at run time: torch.onnx's TorchScript export of `nn.MultiheadAttention` reshapes by
+    `Concat(Slice(Shape(x), 0, Mod(-1, 3)), ...)`, and ONNX shape inference, which does not evaluate `Mod`, leaves
+    the rank of what follows unknown, so `gradients()` refuses its Gather. ONNX Runtime folds the constant parts.
+    The `keep` initializers are graph inputs while it optimizes, so nothing computed from them is folded into a new
+    constant, and initializers again after. Imports of operator sets that no node uses (ONNX Runtime adds its own)
+    are dropped.
+
+    Example:
+        >>> folded = fold_constants(exported, keep=trainable)
+        >>> trained = gradients(folded, trainable, loss="loss")
+
+    Raises:
+        InvalidArgumentError: a `keep` name is not an initializer of `model`, or ONNX Runtime refused the model.
+    """
+    import onnxruntime
+
+    kept = {t.name: t for t in model.graph.initializer if t.name in set(keep)}
+    missing = sorted(set(keep) - set(kept))
+    if missing:
+        raise InvalidArgumentError(f"fold_constants(keep=...) expects initializers of the model. Received: {missing}")
+    opened = onnx.ModelProto.FromString(model.SerializeToString())
+    others = [t for t in opened.graph.initializer if t.name not in kept]
+    del opened.graph.initializer[:]
+    opened.graph.initializer.extend(others)
+    inputs = [onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in kept.values()]
+    opened.graph.input.extend(inputs)
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.intra_op_num_threads = 1
+    with tempfile.TemporaryDirectory() as directory:
+        options.optimized_model_filepath = str(Path(directory) / "folded.onnx")
+        try:
+            onnxruntime.InferenceSession(opened.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise InvalidArgumentError(f"ONNX Runtime could not optimize the model to fold its constants: {e}") from e
+        folded = onnx.load(options.optimized_model_filepath)
+
+    names = set(kept)
+    graph_inputs = [v for v in folded.graph.input if v.name not in names]
+    del folded.graph.input[:]
+    folded.graph.input.extend(graph_inputs)
+    folded.graph.initializer.extend(kept.values())
+    used = {node.domain for node in folded.graph.node} | {"", "ai.onnx"}
+    imports = [o for o in folded.opset_import if o.domain in used]
+    del folded.opset_import[:]
+    folded.opset_import.extend(imports)
+    folded.ir_version = model.ir_version
+    return folded
