@@ -167,6 +167,15 @@ def test_bench_engine_specs_name_their_interpreter(bench):
         raise AssertionError("an unknown engine must stop the benchmark")
 
 
+def test_bench_labels_the_same_engine_on_a_second_interpreter_apart(bench):
+    engines = {"auto": ("auto", "/venv/python"), "auto@/tmp/base-python": ("auto", "/tmp/base-python")}
+    runs = {spec: [{"runtime": "onnxruntime 1.19.2, Python 3.11.7"}] for spec in engines}
+    assert list(bench.labelled(engines, runs)) == [
+        "auto (onnxruntime 1.19.2, Python 3.11.7)",
+        "auto (onnxruntime 1.19.2, Python 3.11.7) [/tmp/base-python]",
+    ]
+
+
 def test_bench_table_takes_the_torch_row_as_the_baseline(bench):
     runs = {
         "portable (onnxruntime 1.32.0, Python 3.12.1)": [

@@ -25,6 +25,9 @@ their own virtual environments, start from the same initial weights (drawn with 
 A peer's flag may be left out when this interpreter imports its framework. An engine may name the interpreter its
 worker runs on, `ENGINE@PYTHON`: `portable@/tmp/venv312/bin/python` runs the portable engine on that Python and its
 onnxruntime (onnxtrain imports from this checkout there). The table names each row's runtime and Python version.
+To compare two versions of onnxtrain in one run, name an interpreter wrapper that sets PYTHONPATH to the other
+checkout (`auto,auto@/tmp/base-python`, where the wrapper runs `PYTHONPATH=/tmp/base exec .venv/bin/python "$@"`);
+a second row of the same engine and runtime is labelled with its interpreter.
 
 `--model cnn` (issue 20) trains a LeNet-style CNN instead (Conv2D 32 3x3 same, MaxPool 2, Conv2D 64 3x3 valid,
 MaxPool 2, Dense 128, Dropout --dropout, Dense 10) and writes bench-cnn.json/.md. onnxtrain's engines build it from
@@ -399,6 +402,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def labelled(engines: dict[str, tuple[str, str]], runs: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Each spec's runs under its row label, "ENGINE (RUNTIME)". The same engine on a second interpreter of the same
+    runtime (a wrapper that puts another checkout on PYTHONPATH, to compare code side by side) adds the interpreter:
+    "ENGINE (RUNTIME) [PYTHON]"."""
+    rows: dict[str, list[dict]] = {}
+    for spec, spec_runs in runs.items():
+        engine, python = engines[spec]
+        label = f"{engine} ({spec_runs[0]['runtime']})"
+        rows[label if label not in rows else f"{label} [{python}]"] = spec_runs
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.worker:
@@ -425,7 +440,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"accuracy {last['accuracy']:.4f}",
                     flush=True,
                 )
-    results = {f"{engines[spec][0]} ({r[0]['runtime']})": summarize(r, train_samples) for spec, r in runs.items()}
+    results = {label: summarize(r, train_samples) for label, r in labelled(engines, runs).items()}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "bench" if args.model == "mlp" else f"bench-{args.model}"
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
