@@ -4,6 +4,7 @@ two MPI processes (tests/distributed_worker.py) against the same runs in one pro
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import os
@@ -451,3 +452,18 @@ def test_train_with_two_workers_writes_the_run_of_one_process(tmp_path: Path) ->
     failed = _run_cli(["train", "tiny.json", "--workers", "2", "--output", "two"], tmp_path)
     assert failed.returncode != 0
     assert "error in process 0" in failed.stderr
+
+
+def test_the_scaling_estimate_follows_its_formula() -> None:
+    """tools/scaling_estimate.py against the formula worked by hand: 1,000,000 parameters on 4 machines on
+    10 Gbit/s, B=100, c0 = 1 ms, c1 = 0.1 ms/row, alpha = 30 us."""
+    spec = importlib.util.spec_from_file_location("scaling_estimate", HERE.parent / "tools" / "scaling_estimate.py")
+    assert spec is not None and spec.loader is not None
+    estimate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(estimate)
+    compute = 1.0 + 0.1 * 100 / 4
+    latency = 2 * 2 * 0.030  # 2 log2(4) alpha
+    transfer = 2 * 3 / 4 * 4 * 1_000_002 / 1.25e9 * 1e3  # 2 (N-1)/N S / bandwidth, in ms
+    assert estimate.step_ms(4, 100, 1.0, 0.1, 1_000_000, 10, 30.0) == pytest.approx(compute + latency + transfer)
+    assert estimate.step_ms(1, 100, 1.0, 0.1, 1_000_000, 10, 30.0) == pytest.approx(11.0)
+    assert estimate.fit(100, 11.0, 6.0) == pytest.approx((1.0, 0.1))
