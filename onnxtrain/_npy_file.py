@@ -47,12 +47,16 @@ def read_header(stream: IO[bytes], size: int, source: str, error: type[Onnxtrain
             shape, _, dtype = np.lib.format.read_array_header_2_0(stream, max_header_size=_MAX_HEADER)
         else:
             raise ValueError(f"format version {version} is not one this reader takes (1.0 or 2.0)")
-    except (ValueError, OSError, SyntaxError, TypeError) as e:
-        raise error(f"{source} is not a readable .npy array: {e}.") from e
+    except Exception as e:  # numpy's header parser raises ValueError, SyntaxError, tokenize.TokenError, ...
+        raise error(f"{source} is not a readable .npy array: {type(e).__name__}: {e}.") from e
     if dtype.hasobject:
         raise error(
             f"{source} holds an array of Python objects (dtype {dtype}), which only a pickle can read; onnxtrain "
             "never unpickles a file. Save numeric or string arrays."
+        )
+    if any(int(d) < 0 for d in shape):
+        raise error(
+            f"{source} declares shape {tuple(shape)}, with a negative dimension: the file is damaged or forged."
         )
     header = ArrayHeader(dtype, tuple(int(d) for d in shape), size - stream.tell())
     if header.declared_bytes != header.data_bytes:

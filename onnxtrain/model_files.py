@@ -397,6 +397,12 @@ def check_checkpoint(data: bytes, weights: Mapping[str, np.ndarray], path: Path)
             )
     if states > 4 * len(weights) + 16:
         raise ModelFileError(f"{path} holds {states} optimizer-state arrays for {len(weights)} weights: forged?")
+    missing = sorted({"format", "optimizer", "step"} - set(headers))
+    if missing:
+        raise ModelFileError(
+            f"{path} lacks the arrays {missing} that a checkpoint with optimizer state holds: it is damaged or "
+            "forged. Load with load_model(..., optimizer=...) to start a fresh optimizer."
+        )
 
 
 def check_model_bytes(data: bytes, config: dict[str, Any], path: Path) -> None:

@@ -79,6 +79,18 @@ def test_a_mutated_checkpoint_is_refused_before_onnx_runtime_parses_it(corpus, c
         assert verdict["verdict"] == fuzz.REFUSED and "SHA-256 differs" in verdict["message"], verdict
 
 
+@settings(FUZZ, max_examples=60)
+@given(data=st.data())
+def test_mutated_external_data_is_refused_or_read_from_inside_the_folder_only(corpus, checker, data):
+    _assert_documented(checker.check("external", fuzz.draw_case("external", data, corpus)))  # never "escaped"
+
+
+@settings(FUZZ, max_examples=60)
+@given(data=st.data())
+def test_mutated_npz_headers_of_checkpoints_and_datasets_are_refused_with_onnxtrain_errors(corpus, checker, data):
+    _assert_documented(checker.check("npz", fuzz.draw_case("npz", data, corpus)))
+
+
 def test_the_worker_turns_a_crash_and_a_hang_into_verdicts(tmp_path):
     """The isolation is real: a worker dying of SIGSEGV or stuck past the timeout is reported and replaced.
 

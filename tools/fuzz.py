@@ -9,8 +9,16 @@ Targets (each mutates a valid file made here, then loads it the way a user would
 - onnx: protobuf-level mutations of model.onnx (initializer dims, types and data, node ops and inputs, graph
   inputs, opset and IR versions) and byte-level ones, through `load_model` and `InferenceModel.load` +
   `predict` (ONNX Runtime's C++ parser and graph checks).
-- checkpoint: byte-level mutations of the ORT training checkpoint of a save, loaded with `load_model`
-  (resuming the optimizer state): the SHA-256 that config.json records must refuse the damage.
+- checkpoint: byte-level mutations of the checkpoint of a save, loaded with `load_model` (resuming the
+  optimizer state): the SHA-256 that config.json records must refuse the damage.
+- external: the save's model.onnx with its weights in data.bin, its external-data fields mutated (location:
+  '../', absolute, symlinks, non-UTF-8, empty; offset, length, dims, dtype, data_location, duplicate and
+  missing entries) and data.bin itself (truncated, grown, a symlink out, a folder, a FIFO), with config.json's
+  SHA-256 recomputed as an attacker would. Through `read_onnx_model`, `load_model` and `InferenceModel.load`;
+  a weight holding the value of `secret.bin`, which sits beside the case folder, is a bad verdict (escaped).
+- npz: .npy headers inside .npz archives mutated (shape, dtype, fortran order, header bytes, truncated data,
+  deflated members, renamed, added and pickled members): the portable checkpoint of a save (its SHA-256
+  recomputed) through `load_model`, resuming, and a dataset through the CLI's `--data` reader.
 - ort-checkpoint (not part of "all"): the same mutations in a save whose config.json lacks the SHA-256 (as
   saves made before it was recorded), so ONNX Runtime's native checkpoint reader parses the damage. With
   onnxruntime-training 1.19.2 about 1 case in 1,000 segfaults there (`--examples 3000 --seed 2` finds 3).
@@ -18,8 +26,9 @@ Targets (each mutates a valid file made here, then loads it the way a user would
 Verdicts: ok (loaded and ran), refused (the documented error: DataFormatError from read_idx, ModelFileError
 from the loaders, any onnxtrain error from a call on a model that loaded), unclear (a loader raised another
 onnxtrain error), leaked (any other exception), crashed (the worker died: a native crash), hung (no answer
-within --timeout). The run exits 1 unless every case is ok or refused. tests/test_reliability_fuzz.py runs
-a bounded, derandomized version of the config, onnx and checkpoint targets.
+within --timeout), escaped (a loader returned data from outside the model's folder). The run exits 1 unless
+every case is ok or refused. tests/test_reliability_fuzz.py runs a bounded, derandomized version of the
+config, onnx, checkpoint, external and npz targets.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from __future__ import annotations
 import argparse
 import copy
 import gzip
+import hashlib
+import io
 import json
 import math
 import os
@@ -39,6 +50,7 @@ import sys
 import tempfile
 import time
 import traceback
+import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +62,12 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[1]
-TARGETS = ("idx", "config", "onnx", "checkpoint")
+TARGETS = ("idx", "config", "onnx", "checkpoint", "external", "npz")
 EXTRA_TARGETS = ("ort-checkpoint",)
 OK, REFUSED, UNCLEAR, LEAKED, CRASHED, HUNG = "ok", "refused", "unclear", "leaked", "crashed", "hung"
-BAD_VERDICTS = (UNCLEAR, LEAKED, CRASHED, HUNG)
+ESCAPED = "escaped"
+BAD_VERDICTS = (UNCLEAR, LEAKED, CRASHED, HUNG, ESCAPED)
+SECRET_VALUE = np.float32(31337.0)  # fills secret.bin, beside every case folder: no loader may return it
 READY = '{"ready": true}'  # the worker's first line, once it has imported what the checks need
 MAX_PREDICT_VALUES = 10**6  # a mutated input shape can ask for more memory than a probe batch should take
 
@@ -110,6 +124,48 @@ def _check_saved_model(path: Path) -> None:
             inference.predict(x)
 
 
+class SecretRead(Exception):
+    """A loader returned bytes of secret.bin, a file outside the model's folder."""
+
+
+def _check_secret(arrays: dict[str, np.ndarray], loader: str) -> None:
+    for name, array in arrays.items():
+        if np.issubdtype(array.dtype, np.floating) and np.any(array == SECRET_VALUE):
+            raise SecretRead(f"{loader} returned {name} holding secret.bin's value {SECRET_VALUE}")
+
+
+def _check_external(path: Path) -> None:
+    """read_onnx_model, load_model and InferenceModel.load of a save whose weights are external data: each must
+    refuse with ModelFileError or return no byte of secret.bin; then the full `_check_saved_model`."""
+    from onnx import numpy_helper
+
+    from onnxtrain import load_model
+    from onnxtrain._onnx_file import read_onnx_model
+    from onnxtrain.errors import ModelFileError, OnnxtrainError
+
+    try:
+        proto = read_onnx_model(path / "model.onnx")
+    except OnnxtrainError as e:
+        if not isinstance(e, ModelFileError):
+            raise WrongErrorType(f"read_onnx_model raised {type(e).__name__}: {e}") from e
+        raise
+    _check_secret({t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}, "read_onnx_model")
+    with load_model(path, compile=False) as model:
+        _check_secret(model.get_weights(), "load_model")
+    _check_saved_model(path)
+
+
+def _check_npz_data(path: Path) -> None:
+    """The CLI's --data reader: DataFormatError for a malformed file, any onnxtrain error for a wrong one."""
+    from onnxtrain.cli._data import DatasetLoader
+
+    DatasetLoader(path.parent).load(path.name, "--data")
+
+
+def _bad_verdict(error: Exception) -> str:
+    return UNCLEAR if isinstance(error, WrongErrorType) else ESCAPED if isinstance(error, SecretRead) else LEAKED
+
+
 def _worker() -> None:
     """Say READY once imported, then answer one JSON line per request line: {"target", "path"} -> {"verdict",
     "error", "message"}."""
@@ -131,6 +187,10 @@ def _worker() -> None:
         try:
             if request["target"] == "idx":
                 _check_idx(path)
+            elif request["target"] == "external":
+                _check_external(path)
+            elif path.suffix == ".npz":
+                _check_npz_data(path)
             else:
                 _check_saved_model(path)
             answer = {"verdict": OK}
@@ -138,7 +198,11 @@ def _worker() -> None:
             answer = {"verdict": REFUSED, "error": type(e).__name__, "message": str(e)[:500]}
         except Exception as e:
             answer = {
-                "verdict": UNCLEAR if isinstance(e, WrongErrorType) else LEAKED,
+                "verdict": UNCLEAR
+                if isinstance(e, WrongErrorType)
+                else ESCAPED
+                if isinstance(e, SecretRead)
+                else LEAKED,
                 "error": f"{type(e).__module__}.{type(e).__name__}",
                 "message": str(e)[:500],
                 "traceback": traceback.format_exc()[-3000:],
@@ -240,6 +304,8 @@ class Corpus:
     config: dict[str, Any]
     idx: bytes
     scratch: dict[str, Path] = field(default_factory=dict)
+    external: dict[str, bytes] = field(default_factory=dict)  # model.onnx with its weights in data.bin
+    data_npz: bytes = b""  # a dataset as the CLI's --data reads it
 
     @classmethod
     def create(cls, root: Path) -> Corpus:
@@ -260,7 +326,13 @@ class Corpus:
         files = {name: (model_dir / name).read_bytes() for name in sorted(os.listdir(model_dir))}
         labels = np.arange(12, dtype=np.uint8)
         idx = bytes((0, 0, 0x08, 1)) + struct.pack(">I", 12) + labels.tobytes()
-        return cls(root, model_dir, files, json.loads(files["config.json"]), idx)
+        corpus = cls(root, model_dir, files, json.loads(files["config.json"]), idx)
+        corpus.external = _external_model(files["model.onnx"], root / "external-base")
+        (root / "secret.bin").write_bytes(np.full(1024, SECRET_VALUE, np.float32).tobytes())
+        buffer = io.BytesIO()
+        np.savez(buffer, x=(x * 255).astype(np.uint8), y=y, class_names=np.array(["a", "b", "c"]))
+        corpus.data_npz = buffer.getvalue()
+        return corpus
 
     def case(self, target: str, name: str, data: bytes, config: bytes | None = None) -> Path:
         """A fresh model directory (or IDX file) for one case, holding the mutated file."""
@@ -278,6 +350,15 @@ class Corpus:
             (directory / "config.json").write_bytes(config)
         (directory / name).write_bytes(data)
         return directory
+
+    def config_with_checksums(self, **files: bytes) -> bytes:
+        """config.json with the SHA-256 of the given files (model.onnx, checkpoint) recomputed, as an attacker who
+        edits a save does, so that a mutation reaches the checks behind the checksum."""
+        names = {"model.onnx": "model_sha256", "checkpoint": "checkpoint_sha256"}
+        config = dict(self.config)
+        for name, content in files.items():
+            config[names[name.replace("_", ".")]] = hashlib.sha256(content).hexdigest()
+        return (json.dumps(config, indent=2) + "\n").encode()
 
     def config_without_checksum(self) -> bytes:
         config = {k: v for k, v in self.config.items() if k != "checkpoint_sha256"}
@@ -507,6 +588,153 @@ def draw_idx_case(data: st.DataObject, corpus: Corpus) -> bytes:
     return content
 
 
+def _external_model(model: bytes, folder: Path) -> dict[str, bytes]:
+    """model.onnx's bytes with every initializer's data moved to data.bin, and data.bin's."""
+    import onnx
+    from onnx import external_data_helper
+
+    folder.mkdir()
+    proto = onnx.load_model_from_string(model)
+    external_data_helper.convert_model_to_external_data(proto, location="data.bin", size_threshold=0)
+    onnx.save(proto, folder / "model.onnx")
+    return {name: (folder / name).read_bytes() for name in ("model.onnx", "data.bin")}
+
+
+_LOCATIONS = [
+    "data.bin", "./data.bin", "sub/../data.bin", "inner.bin", "../secret.bin", "sub/../../secret.bin", "link.bin",
+    "/dev/zero", "C:\\secret.bin", "", ".", "..", "data.bin\u0000", "data.bin/", "%2e%2e/secret.bin", "\u00e9.bin",
+]  # fmt: skip
+_EXTERNAL_NUMBERS = ["0", "1", "-1", "48", "120", "4096", "9" * 30, "abc", "1e3", " 4", "0x10", "", str(2**63)]
+_DATA_FILE_OPS = ["truncate", "grow", "symlink-out", "folder", "fifo", "missing"]
+
+
+def draw_external_case(data: st.DataObject, corpus: Corpus) -> Path:
+    """A save whose model.onnx keeps its weights in data.bin, with its external-data fields (and data.bin)
+    mutated; link.bin points at ../secret.bin, inner.bin at data.bin."""
+    import onnx
+
+    directory = corpus.case("external", "model.onnx", corpus.external["model.onnx"])
+    model = onnx.load_model_from_string(corpus.external["model.onnx"])
+    tensors = list(model.graph.initializer)
+    raw = corpus.external["data.bin"]
+    file_op = None
+    for _ in range(data.draw(st.integers(1, 3), label="mutations")):
+        tensor = tensors[data.draw(st.integers(0, len(tensors) - 1), label="tensor")]
+        entries = tensor.external_data
+        what = data.draw(st.sampled_from(["location", "offset", "length", "entry", "dims", "type", "where", "file"]))
+        if what == "location":
+            entries.add(
+                key="location", value=data.draw(st.sampled_from([*_LOCATIONS, str(corpus.root / "secret.bin")]))
+            )
+        elif what in ("offset", "length"):
+            entries.add(key=what, value=data.draw(st.sampled_from(_EXTERNAL_NUMBERS), label=what))
+        elif what == "entry":  # drop one, or add a key nobody reads
+            if data.draw(st.booleans(), label="drop") and len(entries):
+                del entries[data.draw(st.integers(0, len(entries) - 1))]
+            else:
+                entries.add(key=data.draw(st.sampled_from(["checksum", "basepath", "x"])), value="1")
+        elif what == "dims":
+            dims = data.draw(st.lists(st.sampled_from([0, 1, 3, 5, 6, 2**31, 2**40, 2**62]), max_size=4))
+            del tensor.dims[:]
+            tensor.dims.extend(dims)
+        elif what == "type":
+            tensor.data_type = data.draw(st.sampled_from([0, 1, 2, 7, 8, 10, 11, 16, 21, 29, 40]), label="type")
+        elif what == "where":
+            if data.draw(st.booleans(), label="default location"):
+                tensor.data_location = onnx.TensorProto.DEFAULT
+            else:
+                tensor.raw_data = data.draw(st.binary(max_size=24), label="raw")
+        else:
+            file_op = data.draw(st.sampled_from(_DATA_FILE_OPS), label="data.bin")
+    serialized = model.SerializeToString()
+    if data.draw(st.integers(0, 9), label="non-UTF-8") == 0:  # protobuf then gives bytes, not str
+        serialized = serialized.replace(b"data.bin", b"dat\xff.bin", 1)
+    (directory / "model.onnx").write_bytes(serialized)
+    (directory / "config.json").write_bytes(corpus.config_with_checksums(model_onnx=serialized))
+    (directory / "link.bin").symlink_to(Path("..") / "secret.bin")
+    (directory / "inner.bin").symlink_to("data.bin")
+    data_file = directory / "data.bin"
+    if file_op == "truncate":
+        data_file.write_bytes(raw[: data.draw(st.integers(0, len(raw) - 1), label="cut")])
+    elif file_op == "grow":
+        data_file.write_bytes(raw + data.draw(st.binary(min_size=1, max_size=64), label="grown"))
+    elif file_op == "symlink-out":
+        data_file.symlink_to(Path("..") / "secret.bin")
+    elif file_op == "folder":
+        data_file.mkdir()
+    elif file_op == "fifo":
+        os.mkfifo(data_file)
+    elif file_op is None:
+        data_file.write_bytes(raw)
+    return directory
+
+
+_NPY_DESCRS = ["<f4", "<f8", "|u1", "<i8", "|O", "<U10", "<U0", ">f4", "|V8", "<c8", "|b1", "<m8"]
+
+
+def _mutate_npy(data: st.DataObject, content: bytes) -> bytes:
+    """One .npy member with its header (shape, dtype, order or raw bytes) or data mutated."""
+    stream = io.BytesIO(content)
+    try:
+        version = np.lib.format.read_magic(stream)
+        header = np.lib.format._read_array_header(stream, version)  # (shape, fortran_order, dtype)
+    except Exception:  # an earlier mutation broke it: mutate the bytes instead
+        return _mutate_bytes(data, content, "npy bytes")
+    body = content[stream.tell() :]
+    fields = {"descr": np.lib.format.dtype_to_descr(header[2]), "fortran_order": header[1], "shape": header[0]}
+    what = data.draw(st.sampled_from(["shape", "descr", "fortran", "bytes", "body"]), label="npy mutation")
+    if what == "shape":
+        sizes = [0, 1, 2, 3, 5, 6, -1, -6, 2**31, 2**40, 10**12]
+        fields["shape"] = tuple(data.draw(st.lists(st.sampled_from(sizes), max_size=4), label="shape"))
+    elif what == "descr":
+        fields["descr"] = data.draw(st.sampled_from(_NPY_DESCRS), label="descr")
+    elif what == "fortran":
+        fields["fortran_order"] = not fields["fortran_order"]
+    elif what == "bytes":
+        return _mutate_bytes(data, content[:128], "npy header bytes") + content[128:]
+    else:
+        body = _mutate_bytes(data, body, "npy data")
+    written = io.BytesIO()
+    np.lib.format.write_array_header_1_0(written, fields)
+    return written.getvalue() + body
+
+
+def _mutate_npz(data: st.DataObject, archive: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(archive)) as source:
+        members = {info.filename: source.read(info) for info in source.infolist()}
+    for _ in range(data.draw(st.integers(1, 3), label="npz mutations")):
+        name = data.draw(st.sampled_from(sorted(members)), label="member")
+        what = data.draw(st.sampled_from(["npy", "npy", "npy", "rename", "add", "pickle", "drop"]), label="npz op")
+        if what == "npy":
+            members[name] = _mutate_npy(data, members[name])
+        elif what == "rename":
+            members[data.draw(st.sampled_from(["x.txt", "step.npy", "param/.npy", "../x.npy"]))] = members.pop(name)
+        elif what == "add":
+            members[data.draw(st.sampled_from(["param/nope.npy", "state/nope.npy", "junk.npy"]))] = members[name]
+        elif what == "pickle":
+            buffer = io.BytesIO()
+            np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+            members[name] = buffer.getvalue()
+        elif len(members) > 1:
+            del members[name]
+    written = io.BytesIO()
+    compression = zipfile.ZIP_DEFLATED if data.draw(st.booleans(), label="deflate") else zipfile.ZIP_STORED
+    with zipfile.ZipFile(written, "w", compression) as target:
+        for name, content in members.items():
+            target.writestr(name, content)
+    return written.getvalue()
+
+
+def draw_npz_case(data: st.DataObject, corpus: Corpus) -> Path:
+    """A save whose portable checkpoint (.npz) has mutated members, its SHA-256 recomputed; or a dataset .npz."""
+    if data.draw(st.booleans(), label="checkpoint or dataset"):
+        checkpoint = _mutate_npz(data, corpus.files["checkpoint"])
+        return corpus.case("npz", "checkpoint", checkpoint, config=corpus.config_with_checksums(checkpoint=checkpoint))
+    path = corpus.root / "case-data.npz"
+    path.write_bytes(_mutate_npz(data, corpus.data_npz))
+    return path
+
+
 def draw_case(target: str, data: st.DataObject, corpus: Corpus) -> Path:
     """Draw one mutated file of `target` and write the case; returns the path to load."""
     if target == "idx":
@@ -517,6 +745,10 @@ def draw_case(target: str, data: st.DataObject, corpus: Corpus) -> Path:
         return corpus.case("onnx", "model.onnx", draw_onnx_case(data, corpus))
     if target == "checkpoint":
         return corpus.case("checkpoint", "checkpoint", draw_checkpoint_case(data, corpus))
+    if target == "external":
+        return draw_external_case(data, corpus)
+    if target == "npz":
+        return draw_npz_case(data, corpus)
     if target == "ort-checkpoint":
         case = draw_checkpoint_case(data, corpus)
         return corpus.case("ort-checkpoint", "checkpoint", case, config=corpus.config_without_checksum())
@@ -543,7 +775,7 @@ class TargetReport:
         v = self.verdicts
         return (
             f"{self.target:<10} {self.examples:>8} {v[OK]:>6} {v[REFUSED]:>8} {v[UNCLEAR]:>7} {v[LEAKED]:>7} "
-            f"{v[CRASHED]:>8} {v[HUNG]:>5} {self.seconds:>7.1f}s"
+            f"{v[CRASHED]:>8} {v[HUNG]:>5} {v[ESCAPED]:>7} {self.seconds:>7.1f}s"
         )
 
 
@@ -579,8 +811,8 @@ def fuzz_target(
             report.failures.append(verdict)
             if failures_dir is not None:
                 keep = failures_dir / f"{target}-{report.examples:06d}"
-                if path.is_dir():
-                    shutil.copytree(path, keep)
+                if path.is_dir():  # links stay links; a FIFO is not copied
+                    shutil.copytree(path, keep, symlinks=True, ignore_dangling_symlinks=True, dirs_exist_ok=True)
                 else:
                     keep.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy(path, keep)
@@ -616,7 +848,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(
                 f"{'target':<10} {'examples':>8} {'ok':>6} {'refused':>8} {'unclear':>7} {'leaked':>7} "
-                f"{'crashed':>8} {'hung':>5} {'time':>8}"
+                f"{'crashed':>8} {'hung':>5} {'escaped':>7} {'time':>8}"
             )
             for target in targets:
                 report = fuzz_target(target, corpus, checker, args.examples, args.seed, args.keep_failures)
