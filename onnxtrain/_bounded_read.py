@@ -15,7 +15,7 @@ MIB = 1 << 20
 
 
 def _size_text(size: int) -> str:
-    return f"{size:,} bytes" if size < MIB else f"{size / MIB:,.1f} MiB"
+    return f"{size:,} bytes" if size < MIB else f"{size:,} bytes ({size / MIB:,.1f} MiB)"
 
 
 def open_regular(path: Path) -> io.BufferedReader:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from onnxtrain import _ort_training, engines, losses, metrics, model_files, optimizers
+from onnxtrain._checkpoint_check import check_checkpoint, checkpoint_limit
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, OnnxtrainError, RuntimeSetupError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer
@@ -62,7 +63,7 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
         model_files.check_saved_values(config, files[CONFIG_FILE])
         model_bytes = model_files.read_file(files[MODEL_FILE])
         weights = model_files.onnx_weights(model_bytes, files[MODEL_FILE], config)
-        limit = model_files.checkpoint_limit(weights)
+        limit = checkpoint_limit(weights)
         checkpoint = model_files.read_file(files[CHECKPOINT_FILE], limit) if CHECKPOINT_FILE in files else None
         checkpoint_path = files.get(CHECKPOINT_FILE, Path(directory) / CHECKPOINT_FILE)
     config_path = files[CONFIG_FILE]
@@ -178,7 +179,7 @@ def _compile_loaded(
             "optimizer=...) to start a fresh optimizer from the weights in model.onnx, or save the model again."
         )
     if resume and checkpoint is not None:  # from the arrays' headers, before the engine allocates any
-        model_files.check_checkpoint(checkpoint, model.get_weights(), checkpoint_path)
+        check_checkpoint(checkpoint, model.get_weights(), checkpoint_path)
     settings = config["compile"]
     unusable = f"{config_path} has compile settings that cannot be used"
     # An optimizer, loss, metric(s) or engine the caller passes replaces the saved one, which is then not read:
