@@ -66,7 +66,10 @@ class Engine(Protocol):
         """Forward, backward and, when the loss is finite, one optimizer update.
 
         Returns (loss, outputs) of the batch before the update. A non-finite loss makes no update, so the weights
-        stay those of the last good step; the caller decides what to do about it.
+        stay those of the last good step; the caller decides what to do about it. In a data-parallel fit (a
+        `communicator`), `x` is this process's rows of the global batch (maybe none), the loss is the mean over
+        every process's rows (the same in all of them, so all skip a non-finite one) and the outputs are this
+        process's.
         """
         ...
 
