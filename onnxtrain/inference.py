@@ -21,7 +21,7 @@ import numpy as np
 from onnxtrain import losses
 from onnxtrain._bounded_read import read_bounded
 from onnxtrain._checks import check_positive_int, check_threads
-from onnxtrain._onnx_file import check_onnx_tensors, onnx_file_problem, parse_onnx_file, parse_onnx_model
+from onnxtrain._onnx_file import check_onnx_tensors, parse_onnx_file, parse_onnx_model
 from onnxtrain._onnx_tensors import MAX_MODEL_BYTES, has_external_data, model_tensors
 from onnxtrain._runtime import create_session, resolve_device
 from onnxtrain.arrays import prepare_x
@@ -79,14 +79,9 @@ class InferenceModel:
         if threads is not None:
             options.intra_op_num_threads = check_threads(threads)
         data = bytes(model)
-        problem = onnx_file_problem(data)  # ORT's "INVALID_PROTOBUF", said in words
-        if problem is not None:
-            raise ModelFileError(
-                f"{source} {problem}; ONNX Runtime cannot load it. Export or save the model again, or pass "
-                "another model."
-            )
-        # The gate before ORT: bytes given in memory may not refer to external files; sizes match dtype x shape.
-        parse_onnx_model(data, source, None)
+        # The gate before ORT: what ORT calls "INVALID_PROTOBUF" said in words; bytes given in memory may not
+        # refer to external files; every tensor's data matches its dtype x shape.
+        parse_onnx_model(data, source, None, "ONNX Runtime cannot load it: export or save the model again.")
         try:
             self._session = create_session(onnxruntime, data, options, resolved)
         except RuntimeSetupError:
