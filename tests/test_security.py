@@ -197,6 +197,20 @@ def test_external_data_inside_the_folder_through_a_symlink_loads_the_same_weight
         np.testing.assert_array_equal(found[name], value)
 
 
+@pytest.mark.parametrize("loader", list(ONNX_LOADERS))
+def test_a_folder_whose_name_is_not_utf8_loads_and_is_checked_the_same(tmp_path, saved, loader):
+    # onnx itself cannot save into such a folder: build the models elsewhere, then rename the folders.
+    for name, edit in (("valid", _symlink_inside), ("escaping", _set(KERNEL, location="../secret.bin"))):
+        (tmp_path / name).mkdir()
+        _external(saved, tmp_path / name, edit)
+        os.rename(tmp_path / name, tmp_path / os.fsdecode(name.encode() + b"\xff"))
+    ONNX_LOADERS[loader](tmp_path / os.fsdecode(b"valid\xff") / "model")
+    with pytest.raises(
+        ModelFileError, match=r"escaping\udcff/model/model\.onnx: initializer 'dense_1\.kernel' .*outside"
+    ):
+        ONNX_LOADERS[loader](tmp_path / os.fsdecode(b"escaping\xff") / "model")
+
+
 def test_a_model_given_in_memory_may_not_refer_to_external_files():
     tensor = onnx.TensorProto(name="w", data_type=onnx.TensorProto.FLOAT, dims=[2])
     tensor.data_location = onnx.TensorProto.EXTERNAL
