@@ -14,7 +14,8 @@ the flat weight and state buffers that the session reads, in one pass, when the 
 checkpoints are the same as the graph's, to float32 rounding.
 
 In a data-parallel fit (a `communicator`), the engine always runs the gradient model, unclipped, and between it and
-the kernel all-reduces the gradients with the loss sum and example count (`GradientReduction`), which then clips.
+the update (the kernel, or the update alone as a second ONNX model where the kernel cannot run) all-reduces the
+gradients with the loss sum and example count (`GradientReduction`), which then clips.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from onnxtrain.portable._graphs import (
     train_step_model,
     updated,
 )
+from onnxtrain.portable._update_model import update_model
 
 CPU = Device("cpu")
 UPDATES = ("auto", "graph", "fused")
@@ -84,8 +86,9 @@ class PortableEngine:
         update: "graph" runs the optimizer update inside the train-step graph; "fused" runs forward and backward
         in ONNX Runtime and the update as one compiled pass (`_fused.py`: CPU only, needs numba, and a kernel for
         the optimizer's class: the nine built-in ones have one); "auto" takes "fused" where it can run.
-        communicator: the world of a data-parallel fit (None: this process trains alone). It needs the fused
-        update: the gradients are all-reduced between ONNX Runtime's run and the kernel.
+        communicator: the world of a data-parallel fit (None: this process trains alone); CPU only, and models
+        without layer state. The gradients are all-reduced between ONNX Runtime's run and the update: the fused
+        kernel, or else an update session (`update_model`).
     """
 
     def __init__(
@@ -120,7 +123,8 @@ class PortableEngine:
         # The fused path's session computes gradients only; `graph` keeps the whole step, for save_graphs.
         # Distributed, the gradients are clipped after the all-reduce (GradientReduction), not in the graph.
         unclipped = replace(optimizer, clip_norm=None, clip_value=None) if communicator is not None else optimizer
-        step_model = gradient_model(graph, loss, unclipped, opset, ir_version) if self.fused else self.graph.model
+        gradients_only = self.fused or communicator is not None
+        step_model = gradient_model(graph, loss, unclipped, opset, ir_version) if gradients_only else self.graph.model
         self._step_inputs = {i.name for i in step_model.graph.input}
         with self._flush.creating():
             self._train_session = create_session(ort, step_model.SerializeToString(), options, device)
@@ -143,6 +147,8 @@ class PortableEngine:
         self._loss = np.zeros((), np.float32)  # loss output, written in place by every run
         if self.fused:
             self._set_up_fused(values)
+        elif communicator is not None:
+            self._set_up_reduced_graph(values, update_model(self.graph, graph, optimizer, opset, ir_version), options)
         else:
             first = {name: self._ortvalue(values[name]) for name in self.graph.carried}
             second = {
@@ -251,6 +257,40 @@ class PortableEngine:
         self._bind_loss(binding)
         self._train_bindings = [_BatchBinding(binding, self._output_shape, self.device, self._input_names)] * 2
 
+    def _set_up_reduced_graph(self, values: Mapping[str, np.ndarray], update: onnx.ModelProto, options: Any) -> None:
+        """Data-parallel without the fused kernel: the gradient session writes into the reduction's buffer, and an
+        update session (`update_model`) reads the reduced gradients and set k, and writes set 1 - k."""
+        assert self._communicator is not None
+        trainable = self.graph.trainable
+        shapes = [values[name].shape for name in trainable]
+        offsets = np.cumsum([0, *(int(np.prod(shape, dtype=np.int64)) for shape in shapes)]).tolist()
+        self._reduction = GradientReduction.clipping_as(self.optimizer, self._communicator, offsets[-1])
+        gradients = {
+            gradient(name): self._ort.OrtValue.ortvalue_from_numpy(self._reduction.gradients[a:b].reshape(shape))
+            for name, shape, a, b in zip(trainable, shapes, offsets[:-1], offsets[1:], strict=True)
+        }
+        carried = (*trainable, *(t.name for t in self.graph.state), STEP)
+        self._sets = [{name: self._ortvalue(values[name]) for name in carried} for _ in range(2)]
+        with self._flush.creating():
+            self._update_session = create_session(self._ort, update.SerializeToString(), options, self.device)
+        self._train_bindings, self._update_bindings = [], []
+        for k in range(2):
+            binding = self._train_session.io_binding()
+            for name, value in (*self._sets[k].items(), *self._fixed.items()):
+                if name in self._step_inputs:
+                    binding.bind_ortvalue_input(name, value)
+            for name, value in gradients.items():
+                binding.bind_ortvalue_output(name, value)
+            self._bind_loss(binding)
+            self._train_bindings.append(_BatchBinding(binding, self._output_shape, self.device, self._input_names))
+            step = self._update_session.io_binding()
+            for name, value in (*self._sets[k].items(), *gradients.items()):
+                step.bind_ortvalue_input(name, value)
+            step.bind_ortvalue_input(LEARNING_RATE, self._fixed[LEARNING_RATE])
+            for name, value in self._sets[1 - k].items():
+                step.bind_ortvalue_output(updated(name), value)
+            self._update_bindings.append(step)
+
     def _train_binding(self, k: int) -> _BatchBinding:
         binding = self._train_session.io_binding()
         source, target = self._sets[k], self._sets[1 - k]
@@ -310,11 +350,15 @@ class PortableEngine:
         all processes is finite. Returns that mean loss and this process's outputs."""
         examples = len(x if isinstance(x, np.ndarray) else x[0])
         if examples:
-            loss, logits = self._run(self._train_session, self._train_bindings[0], x, labels)
+            loss, logits = self._run(self._train_session, self._train_bindings[self._current], x, labels)
         else:  # an uneven last batch left this process no rows: it only takes part in the all-reduce
             loss, logits = 0.0, np.empty((0, *self._output_shape), np.float32)
         loss = reduction.reduce(loss, examples)
-        if math.isfinite(loss):
+        if math.isfinite(loss) and not self.fused:  # the update session writes the other set
+            with self._flush.active():
+                self._update_session.run_with_iobinding(self._update_bindings[self._current])
+            self._current = 1 - self._current
+        elif math.isfinite(loss):
             t = int(self._step_value) + 1
             with self._flush.active():
                 self._update(self._flat_weights, self._flat_grads, self._flat_state, t, self._learning_rate)
@@ -409,6 +453,7 @@ class PortableEngine:
             self._flat_weights = self._flat_grads = np.empty(0, np.float32)
             self._flat_state, self._gradients = (), {}
         self._train_session = self._eval_session = None
+        self._update_bindings, self._update_session, self._reduction = [], None, None
 
 
 def _use_fused(
@@ -416,7 +461,16 @@ def _use_fused(
 ) -> bool:
     if update not in UPDATES:
         raise InvalidArgumentError(f"update expects one of {list(UPDATES)}. Received: {update!r}")
-    if update == "graph" and not distributed:
+    if distributed:
+        blockers = [f"device={str(device)!r}"] if device.kind != "cpu" else []
+        if layer_state:  # each process would move the statistics its own way
+            blockers.append(f"the model has layer state that each step updates ({', '.join(layer_state[:3])})")
+        if blockers:
+            raise UnsupportedError(
+                "The portable engine trains data-parallel on the CPU, for models without layer state (BatchNorm's "
+                f"statistics). Received: {'; '.join(blockers)}. Train this model in one process."
+            )
+    if update == "graph":
         return False
     reasons = []
     if device.kind != "cpu":
@@ -428,13 +482,6 @@ def _use_fused(
     # Importing numba takes time and memory (docs/measurements.md): only where the answer still depends on it.
     if (update == "fused" or not reasons) and not _fused.available():
         reasons.append(_fused.unavailable_reason())
-    if distributed and (reasons or update == "graph"):
-        raise UnsupportedError(
-            "The portable engine trains data-parallel with its fused update only (the gradients are all-reduced "
-            f"between ONNX Runtime's run and the update), which cannot run here: "
-            f"{'; '.join(reasons) or 'update=graph was asked for'}. Train this model in one process, or "
-            "compile(engine='ort-training')."
-        )
     if update == "fused" and reasons:
         raise InvalidArgumentError(f"update='fused' cannot run here: {'; '.join(reasons)}. Use update='graph'.")
     return not reasons
