@@ -97,7 +97,8 @@ def check_tensor_size(tensor: TensorProto, source: str, where: str) -> None:
     over a few bytes, a truncated raw_data): checked before anything allocates the declared size."""
     expected = declared_bytes(tensor, source, where)
     count = math.prod(tensor.dims)
-    present = [name for name in _DATA_FIELDS if _field_length(tensor, name)]
+    lengths = {name: len(getattr(tensor, name)) for name in _DATA_FIELDS}  # raw_data's is a copy: take it once
+    present = [name for name, length in lengths.items() if length]
     dtype = T.DataType.Name(tensor.data_type)
     shape = f"{dtype} {list(tensor.dims)}"
     if len(present) > 1:
@@ -107,7 +108,7 @@ def check_tensor_size(tensor: TensorProto, source: str, where: str) -> None:
             raise ModelFileError(f"{source}: {where} ({shape}) declares {count:,} elements but holds no data.")
         return
     field = present[0]
-    held = _field_length(tensor, field)
+    held = lengths[field]
     if field == "raw_data":
         if held != expected:
             raise ModelFileError(
@@ -122,10 +123,6 @@ def check_tensor_size(tensor: TensorProto, source: str, where: str) -> None:
             f"{source}: {where} ({shape}) declares {wanted:,} values in {name} but holds {held:,} in {field}: the "
             "file is damaged or forged."
         )
-
-
-def _field_length(tensor: TensorProto, name: str) -> int:
-    return len(getattr(tensor, name))
 
 
 def has_external_data(tensor: TensorProto) -> bool:

@@ -12,7 +12,9 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
+import re
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -400,3 +402,65 @@ def test_npz_and_npy_data_that_fit_load_as_numpy_saved_them(tmp_path):
     np.testing.assert_allclose(dataset.x, x / np.float32(255), rtol=1e-6)
     np.testing.assert_array_equal(dataset.y, y)
     np.testing.assert_array_equal(DATA_LOADERS["npy"](tmp_path / "x.npy"), x.astype(np.float32))
+
+
+# --- every tensor of a model, not only the initializers ------------------------------------------------------
+
+
+def _model_with(tensor: onnx.TensorProto, where: str) -> onnx.ModelProto:
+    """A model holding `tensor` as an initializer, a Constant's value, or an initializer of an If's branch."""
+    out = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)
+    if where == "initializer":
+        graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", [tensor.name], ["y"])], "g", [], [out])
+        graph.initializer.append(tensor)
+    elif where == "constant":
+        graph = onnx.helper.make_graph([onnx.helper.make_node("Constant", [], ["y"], value=tensor)], "g", [], [out])
+    else:
+        branch = onnx.helper.make_graph([onnx.helper.make_node("Identity", [tensor.name], ["y"])], "b", [], [out])
+        branch.initializer.append(tensor)
+        node = onnx.helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch)
+        cond = onnx.helper.make_tensor_value_info("c", onnx.TensorProto.BOOL, [])
+        graph = onnx.helper.make_graph([node], "g", [cond], [out])
+    return onnx.helper.make_model(graph)
+
+
+def _tensor(**fields: object) -> onnx.TensorProto:
+    return onnx.TensorProto(name="t", **fields)  # type: ignore[arg-type]
+
+
+F, I4, S = onnx.TensorProto.FLOAT, onnx.TensorProto.INT4, onnx.TensorProto.STRING
+TENSORS = [  # (row, tensor, None when valid or the refusal's pattern)
+    ("float raw_data", onnx.numpy_helper.from_array(np.ones((2, 3), np.float32), "t"), None),
+    ("float_data", _tensor(data_type=F, dims=[2, 3], float_data=[1.0] * 6), None),
+    ("int4 packed in int32_data", onnx.helper.make_tensor("t", I4, [3], [1, -2, 3]), None),
+    ("strings", _tensor(data_type=S, dims=[2], string_data=[b"a", b"b"]), None),
+    ("empty", _tensor(data_type=F, dims=[0, 5]), None),
+    ("forged dims", _tensor(data_type=F, dims=[10**9], raw_data=b"\0" * 8), r"declares 4,000,000,000 bytes"),
+    ("float_data short", _tensor(data_type=F, dims=[2, 3], float_data=[1.0] * 5), r"declares 6 values in float_data"),
+    ("wrong typed field", _tensor(data_type=F, dims=[2], int64_data=[1, 2]), r"holds 2 in int64_data"),
+    ("two fields", _tensor(data_type=F, dims=[1], float_data=[1.0], raw_data=b"\0" * 4), r"in several fields"),
+    ("no data", _tensor(data_type=F, dims=[4]), r"declares 4 elements but holds no data"),
+    ("strings short", _tensor(data_type=S, dims=[3], string_data=[b"a"]), r"declares 3 values in string_data"),
+    ("negative dim", _tensor(data_type=F, dims=[-1], raw_data=b""), r"has a negative dimension"),
+    ("unknown dtype", _tensor(data_type=99, dims=[1], raw_data=b"\0"), r"data_type 99, which is not an ONNX tensor"),
+]  # fmt: skip
+
+
+WHERE = {  # how the first line names the tensor, as a pattern
+    "initializer": r"initializer 't'",
+    "constant": r"node 'Constant' attribute 'value'",
+    "subgraph": r"node 'If' attribute '(then|else)_branch' subgraph: initializer 't'",
+}
+
+
+@pytest.mark.parametrize("where", list(WHERE))
+@pytest.mark.parametrize(("tensor", "match"), [row[1:] for row in TENSORS], ids=[row[0] for row in TENSORS])
+def test_every_tensor_of_a_model_must_hold_what_its_dtype_and_shape_declare(tensor, match, where):
+    model = _model_with(tensor, where)
+    if match is None:
+        check_onnx_model(model, "<m>")
+        np.testing.assert_array_equal(onnx.numpy_helper.to_array(tensor).size, math.prod(tensor.dims))
+        return
+    with pytest.raises(ModelFileError, match=match) as error:
+        check_onnx_model(model, "<m>")
+    assert re.match(f"<m>: {WHERE[where]}", str(error.value)), error.value
