@@ -27,7 +27,7 @@ _FIELDS: dict[int, tuple[str, int]] = {
 _MAX_IR_VERSION = 64  # far above today's 11: a first byte that is an ir_version, not a coincidence
 
 
-def read_onnx_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
+def read_onnx_model(path: str | os.PathLike[str], source: str | None = None) -> onnx.ModelProto:
     """The ONNX model in the file `path`, with its external data checked and loaded in memory.
 
     External data must be at relative locations inside the file's folder (after resolving symbolic links), in
@@ -35,12 +35,14 @@ def read_onnx_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
     inline data must match its declared size too. All of this is checked before anything of the declared size
     is allocated, and the returned proto holds no external reference, so a runtime can be given its bytes.
 
+    `source` names the file in messages (default: the path as given).
+
     Raises:
         ModelFileError: naming the file, and the tensor and location when one of them is refused.
     """
     target = Path(path)
     data = read_bounded(target, MAX_MODEL_BYTES, ModelFileError, "an ONNX model")
-    return parse_onnx_model(data, str(target), target.parent)
+    return parse_onnx_model(data, str(target) if source is None else source, target.parent)
 
 
 def parse_onnx_model(data: bytes, source: str, folder: Path | None, fix: str = "") -> onnx.ModelProto:

@@ -171,7 +171,7 @@ def _print_onnx_summary(path: Path) -> None:
 
     from onnxtrain._onnx_file import read_onnx_model
 
-    proto = read_onnx_model(path)  # the gate: external data only from inside its folder, sizes checked
+    proto = read_onnx_model(path, f"'{path}'")  # the gate: external data only from inside its folder, sizes checked
     graph = proto.graph
     opsets = ", ".join(f"{o.domain or 'ai.onnx'} {o.version}" for o in proto.opset_import)
     params = sum(int(np.prod(t.dims)) for t in graph.initializer)
