@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -107,11 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     bad = [r for r in rows if not r["outcome"].startswith(("loaded", "ModelFileError", "DataFormatError"))]
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:  # one line per file and outcome: the loaders that gave it, the largest peak
-        outcome = r["outcome"].replace("onnxtrain summary: error: ", "").replace(tempfile.gettempdir(), "$TMP")
-        grouped.setdefault((r["file"], outcome), []).append(r)
+        r["outcome"] = r["outcome"].replace(tempfile.gettempdir(), "$TMP")
+        # `onnxtrain summary` prefixes its command and quotes the file name: the same outcome otherwise.
+        same = re.sub(r"^(\w+: )onnxtrain summary: error: '([^']*)'", r"\1\2", r["outcome"])
+        grouped.setdefault((r["file"], same), []).append(r)
     print("| file | loaders | outcome (first line of the error) | peak RSS (added by the loader) |")
     print("|---|---|---|---|")
-    for (name, outcome), group in grouped.items():
+    for (name, _), group in grouped.items():
+        outcome = group[0]["outcome"]
         loaders = ", ".join(r["loader"] for r in group)
         peak = max((r["peak_mib"] or 0) for r in group)
         added = max((r.get("added_mib") or 0) for r in group)
