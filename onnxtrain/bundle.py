@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 
 from onnxtrain import emit
+from onnxtrain._bounded_read import read_bounded
 from onnxtrain._version import __version__
 from onnxtrain.errors import ModelFileError, UnsupportedError
 from onnxtrain.model_files import SavedModel, exported_model
@@ -42,6 +43,8 @@ EVAL_FILE = "eval.onnx"
 MODEL_FILE = "model.onnx"
 STATE_FILE = "state.bin"
 BUNDLE_FILES = frozenset({BUNDLE_FILE, TRAIN_STEP_FILE, EVAL_FILE, MODEL_FILE, STATE_FILE})
+_MAX_STATE_BYTES = 4 << 30  # the 2 GiB protobuf limit on the model, twice: weights and optimizer state
+_MAX_INDEX_BYTES = 64 << 20
 _ALIGNMENT = 8  # BigInt64Array (the int64 step) needs offsets that are multiples of 8; Float32Array of 4
 
 
@@ -135,7 +138,13 @@ def read_state(directory: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """
     folder = Path(directory)
     metadata = read_metadata(folder)
-    return unpack_state((folder / metadata["files"]["state"]).read_bytes(), metadata["tensors"])
+    files = metadata.get("files")
+    named = files.get("state") if isinstance(files, dict) else None
+    if named != STATE_FILE:  # never a path the index chose: it could name a file outside the folder
+        raise ModelFileError(f"'{folder / BUNDLE_FILE}' expects files.state {STATE_FILE!r}. Received: {named!r}")
+    return unpack_state(
+        read_bounded(folder / STATE_FILE, _MAX_STATE_BYTES, ModelFileError, "a bundle's state"), metadata["tensors"]
+    )
 
 
 def read_metadata(directory: str | os.PathLike[str]) -> dict[str, Any]:
@@ -146,8 +155,10 @@ def read_metadata(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = Path(directory) / BUNDLE_FILE
     try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+        metadata = json.loads(read_bounded(path, _MAX_INDEX_BYTES, ModelFileError, "bundle.json").decode("utf-8"))
+    except ModelFileError:
+        raise
+    except ValueError as e:
         raise ModelFileError(f"'{path}' is not a readable training bundle index: {e}") from e
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__

@@ -140,6 +140,20 @@ def test_read_metadata_refuses_what_is_not_a_bundle(tmp_path, metadata, message)
         read_metadata(tmp_path)
 
 
+def test_read_state_reads_only_the_bundles_own_state_file(tmp_path):
+    (tmp_path / "secret.bin").write_bytes(np.arange(4, dtype="<f4").tobytes())
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    index = [{"name": "w", "dtype": "float32", "shape": [4], "offset": 0}]
+    metadata = {"format": "onnxtrain.training_bundle/1", "files": {"state": "../secret.bin"}, "tensors": index}
+    (bundle / "bundle.json").write_text(json.dumps(metadata), encoding="utf-8")
+    with pytest.raises(ModelFileError, match=r"expects files.state 'state.bin'. Received: '../secret.bin'"):
+        read_state(bundle)
+    (bundle / "bundle.json").write_text(json.dumps({**metadata, "files": {"state": "state.bin"}}), encoding="utf-8")
+    (bundle / "state.bin").write_bytes(np.arange(4, dtype="<f4").tobytes())
+    np.testing.assert_array_equal(read_state(bundle)["w"], np.arange(4, dtype=np.float32))
+
+
 def test_unpack_state_refuses_a_short_buffer_and_other_dtypes():
     index = [{"name": "w", "dtype": "float32", "shape": [2, 2], "offset": 8}]
     with pytest.raises(ModelFileError, match=r"w expects bytes 8..24; the state holds 16"):
