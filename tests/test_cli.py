@@ -323,7 +323,7 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
         r"--epochs: expected a positive integer",
     ),
     ("train_bad_example", ("train", "--example", "mnist"), 2, r"--example: invalid choice: 'mnist'"),
-    ("train_missing_config", ("train", "missing.toml"), 1, r"No such file or directory: 'missing.toml'"),
+    ("train_missing_config", ("train", "missing.toml"), 1, r"Cannot read 'missing.toml': No such file or directory"),
     ("train_yaml", ("train", "config.yaml"), 1, r"the config must be a \.toml or \.json file"),
     ("train_unknown_key", ("train", "unknown_key.toml"), 1, r"unknown keys \['epoch'\]\. Valid keys: "),
     ("train_bad_toml", ("train", "bad_syntax.toml"), 1, r"'bad_syntax.toml' is not valid TOML: "),

@@ -9,7 +9,6 @@ models) in `_data`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from onnxtrain.cli._run_config import EXAMPLE_HELP, EXAMPLES, build_model, compi
 from onnxtrain.cli._train import cmd_train, writing_mode
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, listing
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, inference_opset_and_ir
+from onnxtrain.model_files import read_config as read_saved_config
 
 if TYPE_CHECKING:
     from onnxtrain.model import Sequential
@@ -151,7 +151,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         check_saved_model(target, "a saved model directory or an .onnx file")
         with load_model(target, compile=False) as model:
             model.summary()
-        config = json.loads((target / CONFIG_FILE).read_text(encoding="utf-8"))
+        config = read_saved_config(target / CONFIG_FILE)
         settings = config.get("compile") or {}
         if settings:
             optimizer = settings["optimizer"]

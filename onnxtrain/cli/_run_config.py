@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from onnxtrain._bounded_read import read_bounded
 from onnxtrain._checks import check_positive_int, check_validation_split
 from onnxtrain.callbacks import Callback, CSVLogger, Logs
 from onnxtrain.cli._data import LISTED_ENTRIES, SAVED_MODEL, DatasetLoader, check_saved_model
@@ -86,6 +87,7 @@ MAX_NAME_LENGTH = 100
 SAFE_NAME = re.compile(rf"\w[\w.-]{{0,{MAX_NAME_LENGTH - 1}}}")
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_LOSS = "softmax_cross_entropy_with_logits"
+MAX_RUN_CONFIG_BYTES = 1 << 20  # a run config is a few lines; a FIFO or a huge file is refused, not read
 RUN_FILE = "run.json"  # beside model/: the run's config, data paths absolute, epochs counting all the model trained
 HISTORY_FILE = "history.csv"
 RESUME_EPOCHS = "with --epochs N, the number of epochs to add"
@@ -117,7 +119,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
                 f"--resume {path / 'model'} ({RESUME_EPOCHS})"
             )
         raise InvalidArgumentError(f"'{path}' is a folder, not a run config: {CONFIG_EXPECTED}")
-    data = path.read_bytes()
+    data = read_bounded(path, MAX_RUN_CONFIG_BYTES, InvalidArgumentError, "a run config")
     suffix = path.suffix.lower()
     if suffix == ".onnx" or (not _is_text(data) and _is_onnx_model(data)):
         resume = (
