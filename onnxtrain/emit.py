@@ -23,6 +23,7 @@ from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers import Dense, Layer, Shape
 from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
+from onnxtrain.multi_output import OutputLosses, pack_outputs, packed_width
 
 INPUT_NAME = "input"
 LABELS_NAME = "labels"
@@ -41,17 +42,55 @@ def input_names(graph: Functional) -> list[str]:
 
 
 def output_shape(graph: Functional) -> Shape:
-    """The shape of the graph's one output (a model's graphs have one: `loss` and `logits` are computed from it)."""
+    """The per-example shape of the training graphs' `logits`: the one output's, or for several outputs the
+    packed [width] of every output and its loss (`multi_output.pack_outputs`)."""
     if len(graph.outputs) != 1:
-        raise UnsupportedError(f"A model with several outputs is not supported yet. Received: {len(graph.outputs)}")
+        return (packed_width([y.shape for y in graph.outputs]),)
     return graph.outputs[0].shape
 
 
+def output_names(graph: Functional) -> list[str]:
+    """The export's output names: `logits` for one output; the output layers' names for several."""
+    return [LOGITS_NAME] if len(graph.outputs) == 1 else [str(y.layer.name) for y in graph.outputs]
+
+
+def output_losses(graph: Functional, loss: Loss | None) -> list[Loss | None]:
+    """Each output's loss: `loss` itself for one output, the per-output losses of an `OutputLosses`."""
+    if isinstance(loss, OutputLosses):
+        return [spec.loss for spec in loss.outputs]
+    if len(graph.outputs) != 1 and loss is not None:
+        raise UnsupportedError(
+            f"A model of several outputs takes one loss per output (compile builds them). Received: {loss.name!r}"
+        )
+    return [loss] * len(graph.outputs)
+
+
 def logits_substitutes(graph: Functional, loss: Loss | None) -> dict[SymbolicTensor, Layer]:
-    """What `Functional.emit` computes instead for `loss`: the output's Dense without its activation where
+    """What `Functional.emit` computes instead for `loss`: an output's Dense without its activation where
     `graph_layers` would emit it so (same rule, same reasons); nothing otherwise."""
-    output = graph.outputs[0]
-    return {output: _linear_copy(output.layer)} if _emits_its_logits(output.layer, loss) else {}
+    return {
+        output: _linear_copy(output.layer)
+        for output, own in zip(graph.outputs, output_losses(graph, loss), strict=True)
+        if _emits_its_logits(output.layer, own)
+    }
+
+
+def forward_and_loss(
+    builder: GraphBuilder, graph: Functional, xs: Sequence[str], labels: str, loss: Loss
+) -> tuple[str, str]:
+    """Emit the forward and the loss (with the weight penalties) reading `xs` and `labels`; returns (loss,
+    logits): the one output, or for several outputs their packed values and losses (`output_shape`)."""
+    outputs = graph.emit(builder, list(xs), logits_substitutes(graph, loss))
+    with builder.scope("loss"):
+        if isinstance(loss, OutputLosses):
+            total, per_output = loss.emit_outputs(builder, outputs, labels)
+        else:
+            total, per_output = loss.emit(builder, outputs[0], labels), []
+        value = builder.with_added_losses(total)  # weight penalties (regularizers)
+    if not per_output:
+        return value, outputs[0]
+    with builder.scope("outputs"):
+        return value, pack_outputs(builder, outputs, per_output)
 
 
 def add_graph_inputs(builder: GraphBuilder, graph: Functional) -> list[str]:
@@ -110,7 +149,8 @@ def emit_forward(
     """Emit every layer call after the Inputs, each inside its own name scope, reading `x` (one value per input);
     returns the output's value name, in Keras' channels-last order (see `layers/_layout.py`)."""
     graph = as_graph(layers)
-    output_shape(graph)  # one output
+    if len(graph.outputs) != 1:
+        raise UnsupportedError(f"emit_forward emits a graph of one output. Received: {len(graph.outputs)} outputs")
     return graph.emit(builder, [x] if isinstance(x, str) else list(x), substitutes)[0]
 
 
@@ -138,9 +178,7 @@ def loss_model(
     xs = add_graph_inputs(builder, graph)
     label_dtype, label_shape = loss.label_spec(shape)
     labels = builder.add_input(LABELS_NAME, label_dtype, label_shape)
-    output = emit_forward(builder, graph, xs, logits_substitutes(graph, loss))
-    with builder.scope("loss"):
-        value = builder.with_added_losses(loss.emit(builder, output, labels))  # weight penalties (regularizers)
+    value, output = forward_and_loss(builder, graph, xs, labels, loss)
     if builder.state_updates:
         raise UnsupportedError(
             f"the layer state {sorted(builder.state_updates)} takes a new value in each training step, which a "
@@ -161,19 +199,23 @@ def inference_graph(
 ) -> onnx.ModelProto:
     """The inference graph of `layers`, their parameters as initializers: input `input` [batch, ...] (or one per
     Input, named by `input_names`), output
-    `logits`, plus `probabilities` (softmax) when the loss is softmax cross-entropy (see `graph_layers`). Default
+    `logits`, plus `probabilities` (softmax) when the loss is softmax cross-entropy (see `graph_layers`); a model
+    of several outputs has one output per model output, named as its layer (`output_names`), each followed by
+    `<name>_probabilities` where its loss is softmax cross-entropy. Default
     ONNX domain only, checked with the full ONNX checker. `model_files.exported_model` adds the descriptive metadata
     (what `Sequential.inference_model` returns and `export` writes).
     """
     graph = as_graph(layers)
-    shape = output_shape(graph)
     builder = GraphBuilder(opset, ir_version)
     xs = add_graph_inputs(builder, graph)
-    output = emit_forward(builder, graph, xs, logits_substitutes(graph, loss))
-    builder.add_output(output, LOGITS_NAME, np.float32, (None, *shape))
-    if isinstance(loss, SoftmaxCrossEntropyWithLogits):
-        probabilities = builder.node("Softmax", [LOGITS_NAME], hint="softmax", axis=-1)
-        builder.add_output(probabilities, PROBABILITIES_NAME, np.float32, (None, *shape))
+    outputs = graph.emit(builder, xs, logits_substitutes(graph, loss))
+    names = output_names(graph)
+    for output, name, own, y in zip(outputs, names, output_losses(graph, loss), graph.outputs, strict=True):
+        builder.add_output(output, name, np.float32, (None, *y.shape))
+        if isinstance(own, SoftmaxCrossEntropyWithLogits):
+            probabilities = builder.node("Softmax", [name], hint="softmax", axis=-1)
+            companion = PROBABILITIES_NAME if len(names) == 1 else f"{name}_{PROBABILITIES_NAME}"
+            builder.add_output(probabilities, companion, np.float32, (None, *y.shape))
     for key, value in (metadata or {}).items():
         builder.set_metadata(key, value)
     if class_names is not None:

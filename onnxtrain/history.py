@@ -14,23 +14,30 @@ from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
 from onnxtrain.metrics import Metrics
 
 
-class MetricValues(Mapping[Metrics, float]):
-    """Metric values keyed by `Metrics` member; string keys ("accuracy", "acc") work too."""
+class MetricValues(Mapping[Metrics | str, float]):
+    """Metric values keyed by `Metrics` member; string keys ("accuracy", "acc") work too. A model of several
+    outputs keys them by Keras' names instead: "<output>_loss", "<output>_accuracy"."""
 
-    def __init__(self, values: Mapping[Metrics, float]):
+    def __init__(self, values: Mapping[Metrics | str, float]):
         self._values = dict(values)
 
     def __getitem__(self, key: Metrics | str) -> float:
+        if isinstance(key, str) and key in self._values:
+            return self._values[key]
         return self._values[metrics_module.get(key)]
 
-    def __iter__(self) -> Iterator[Metrics]:
+    def __iter__(self) -> Iterator[Metrics | str]:
         return iter(self._values)
 
     def __len__(self) -> int:
         return len(self._values)
 
     def __repr__(self) -> str:
-        return "{" + ", ".join(f"{m.value}: {v:.4f}" for m, v in self._values.items()) + "}"
+        return "{" + ", ".join(f"{_name(m)}: {v:.4f}" for m, v in self._values.items()) + "}"
+
+
+def _name(key: Metrics | str) -> str:
+    return key.value if isinstance(key, Metrics) else key
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,8 @@ class EvaluationResult:
     """What `evaluate` returns: the mean loss and each metric over the whole dataset.
 
     It unpacks like Keras' list, the loss first and then the metrics in the order compile was given them:
-    `loss, accuracy = model.evaluate(x, y)`; `len(result)` is 1 + the number of metrics.
+    `loss, accuracy = model.evaluate(x, y)`; `len(result)` is 1 + the number of metrics. For a model of several
+    outputs, the total loss, then each output's loss, then each output's metrics (`result.metrics["head_loss"]`).
     """
 
     loss: float
@@ -52,7 +60,7 @@ class EvaluationResult:
         return 1 + len(self.metrics)
 
     def __str__(self) -> str:
-        return " - ".join([f"loss: {self.loss:.4f}", *(f"{m.value}: {v:.4f}" for m, v in self.metrics.items())])
+        return " - ".join([f"loss: {self.loss:.4f}", *(f"{_name(m)}: {v:.4f}" for m, v in self.metrics.items())])
 
 
 @dataclass

@@ -22,6 +22,7 @@ from onnxtrain.layers import Layer
 from onnxtrain.losses import Loss
 from onnxtrain.model import Model, Sequential
 from onnxtrain.model_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
+from onnxtrain.multi_output import OutputLosses
 from onnxtrain.saving import reading_model
 
 # What rebuilding a layer, loss, optimizer or metric from a damaged config.json raises.
@@ -92,11 +93,18 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
     return model
 
 
+def _saved_loss(config: Any) -> Loss:
+    """The loss a save's compile settings hold: one loss, or a model of several outputs' `OutputLosses`."""
+    if isinstance(config, dict) and config.get("name") == OutputLosses.name:
+        return OutputLosses.from_config(config)
+    return losses.get(config)
+
+
 def _trained_loss(config: dict[str, Any]) -> Loss | None:
     """The loss the save was compiled with, or None (never compiled, or an entry compile=True would refuse)."""
     settings = config.get("compile")
     try:
-        return losses.get(settings["loss"]) if isinstance(settings, dict) and "loss" in settings else None
+        return _saved_loss(settings["loss"]) if isinstance(settings, dict) and "loss" in settings else None
     except (OnnxtrainError, TypeError, ValueError):
         return None
 
@@ -191,7 +199,7 @@ def _compile_loaded(
             saved["optimizer"] = optimizers.get(settings["optimizer"])
     if "loss" not in compile_options:
         with _config_entry(unusable, "compile.loss", settings.get("loss")):
-            saved["loss"] = losses.get(settings["loss"])
+            saved["loss"] = _saved_loss(settings["loss"])
     if "metric" not in compile_options and "metrics" not in compile_options:
         saved_metrics = settings.get("metrics", [])
         with _config_entry(unusable, "compile.metrics", saved_metrics):

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import adapters, emit, engines, losses, model_files, optimizers
+from onnxtrain import adapters, emit, engines, losses, model_files, multi_output, optimizers
 from onnxtrain import metrics as metrics_module
 from onnxtrain._checks import check_bool, check_positive_int, check_threads
 from onnxtrain._runtime import check_runtime_loads
@@ -54,15 +54,16 @@ class Model:
 
     Args:
         inputs: the Input tensor, or a list of them (the order in which fit, evaluate and predict take arrays).
-        outputs: the output tensor (one: several outputs are not supported yet).
+        outputs: the output tensor, or a list of them (Keras' several outputs: compile takes a loss per output or
+            one for all, fit and evaluate a label array per output, predict returns one array per output).
         name: the model's name (config, summary, exported metadata; as a layer of another model, the prefix of
             its parameters' names).
         seed: seeds weight initialization and the default per-epoch shuffling.
 
     Raises:
-        UnsupportedError: several outputs, or a BatchNormalization called more than once (shared).
+        UnsupportedError: a BatchNormalization called more than once (shared).
         InvalidArgumentError: what `Functional` refuses; an Input named like a graph input or output onnxtrain
-            reserves (`labels`, `logits`, ...) in a model of several inputs.
+            reserves (`labels`, `logits`, ...) in a model of several inputs; several outputs of one layer.
     """
 
     def __init__(
@@ -72,8 +73,6 @@ class Model:
         name: str = "functional",
         seed: int | None = None,
     ):
-        if isinstance(outputs, list | tuple) and len(outputs) > 1:
-            raise UnsupportedError(f"Model with several outputs is not supported yet. Received: outputs={outputs!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"Model(seed=...) expects a non-negative int or None. Received: {seed!r}")
         graph = Functional(inputs, outputs, name=name, seed=seed)
@@ -117,7 +116,14 @@ class Model:
 
     @property
     def output_shape(self) -> Shape:
-        return self.graph.outputs[0].shape
+        """The per-example output shape; a list of them for a model of several outputs."""
+        shapes = [y.shape for y in self.graph.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes  # type: ignore[return-value]
+
+    @property
+    def output_names(self) -> list[str]:
+        """The outputs' names, as Keras names them: their layers' (the keys of per-output losses and metrics)."""
+        return [str(y.layer.name) for y in self.graph.outputs]
 
     def count_params(self) -> tuple[int, int]:
         """(trainable, frozen) parameter counts."""
@@ -211,6 +217,7 @@ class Model:
         threads: int | None = None,
         opset: int = DEFAULT_OPSET,
         ir_version: int = DEFAULT_IR_VERSION,
+        loss_weights: Sequence[float] | Mapping[str, float] | None = None,
     ) -> None:
         """Choose optimizer, loss and metrics, generate the training artifacts and open the training session.
 
@@ -218,8 +225,12 @@ class Model:
             optimizer: an Optimizer instance (`Adam()`, `RMSProp(...)`, ...), a name ("adam", "sgd", "rmsprop",
                 "adagrad_da", ...) or a config dict: any of the nine in `onnxtrain.optimizers`. The ort-training
                 engine runs only Adam and SGD.
-            loss: a `Losses` member, a name ("mse") or a Loss instance.
-            metric / metrics: one metric or several (`Metrics.ACCURACY`, "accuracy", "mae", "mse").
+            loss: a `Losses` member, a name ("mse") or a Loss instance. A model of several outputs takes one for
+                every output, a list (one per output) or a dict keyed by output name (`output_names`); it trains
+                their weighted sum.
+            metric / metrics: one metric or several (`Metrics.ACCURACY`, "accuracy", "mae", "mse"). Several
+                outputs: these for every output, or a list (one list per output) or a dict keyed by output name;
+                History and evaluate name them "<output>_<metric>", next to "loss" and each "<output>_loss".
             device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when the installed build has it).
             engine: "portable" (the whole train step as one standard ONNX graph, differentiated op by op by
                 `onnxtrain.autodiff`: runs on any ONNX Runtime, including plain onnxruntime/onnxruntime-gpu, with
@@ -230,11 +241,15 @@ class Model:
                 `train_step.onnx` and `eval.onnx` (by default not written).
             threads: ONNX Runtime intra-op threads (None: one per physical core).
             opset / ir_version: of the training artifacts (default opset 17, IR 8; ORT 1.19 loads IR <= 10).
+            loss_weights: several outputs only: each output's loss weight, a list or a dict keyed by output name
+                (default 1 each).
 
         Raises:
             UnknownIdentifierError, UnsupportedError, RuntimeSetupError: see the messages.
         """
-        self._compile(optimizer, loss, metric, metrics, device, engine, artifacts_dir, threads, opset, ir_version)
+        self._compile(
+            optimizer, loss, metric, metrics, device, engine, artifacts_dir, threads, opset, ir_version, loss_weights
+        )
 
     def _compile(
         self,
@@ -248,6 +263,7 @@ class Model:
         threads: int | None,
         opset: int,
         ir_version: int,
+        loss_weights: Sequence[float] | Mapping[str, float] | None = None,
         resume: bytes | None = None,
     ) -> None:
         """`compile`, continuing from `resume` when given: checkpoint bytes of the engine's own format, with the
@@ -258,6 +274,12 @@ class Model:
             raise InvalidArgumentError("compile takes metric=... or metrics=[...], not both.")
         if isinstance(metrics, str | Metrics):  # Keras users write metrics="accuracy" too
             metrics = [metrics]
+        several = len(self.graph.outputs) > 1
+        if loss_weights is not None and not several:
+            raise InvalidArgumentError(
+                f"loss_weights weighs the losses of a model of several outputs; this one has one. Received: "
+                f"loss_weights={loss_weights!r}"
+            )
         if metrics is not None and not isinstance(metrics, Iterable):
             raise InvalidTypeError(
                 f'metrics expects a list of metrics, e.g. ["accuracy"]. Received: metrics={metrics!r}'
@@ -274,9 +296,14 @@ class Model:
                 'artifacts_dir expects a folder path (e.g. "artifacts") or None for a temporary folder. '
                 f"Received: artifacts_dir={artifacts_dir!r}"
             )
+        if several:
+            model_loss: Loss = _output_losses(self, loss, loss_weights, metric if metric is not None else metrics)
+            resolved_metrics = []
+        else:
+            model_loss = losses.get(loss)
         compiled = Compiled(
             optimizer=optimizers.get(optimizer),
-            loss=losses.get(loss),
+            loss=model_loss,
             metrics=tuple(dict.fromkeys(metrics_module.get(m) for m in resolved_metrics)),
             device=device,
             opset=opset,
@@ -284,7 +311,9 @@ class Model:
             engine=engine,
         )
         _check_trainable(self.graph, compiled.loss)
-        _warn_about_output_activation(self.graph.outputs[0].layer, compiled.loss)
+        for output, own in zip(self.graph.outputs, emit.output_losses(self.graph, compiled.loss), strict=True):
+            assert own is not None  # compiled
+            _warn_about_output_activation(output.layer, own)
         self.sync_weights()
         # The new trainer first: a compile that fails (an optimizer the engine lacks, no CUDA, ...) leaves the
         # model compiled as it was, optimizer state included.
@@ -393,19 +422,29 @@ class Model:
             verbose=verbose,
         )
 
-    def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray | int:
-        """Class index per example (an int for one example) for classification losses; raw outputs otherwise."""
+    def predict(self, x: Any, batch_size: int = 1024) -> Any:
+        """Class index per example (an int for one example) for classification losses; raw outputs otherwise. A
+        model of several outputs returns a list: one such array per output, each by its own loss."""
         trainer = self._compiled_trainer("predict")
-        outputs, single = trainer.predict_outputs(x, check_positive_int("batch_size", batch_size))
-        result = trainer.compiled.loss.decide(outputs)
-        return result[0].item() if single and result.ndim == 1 else (result[0] if single else result)
+        outputs, single = trainer.predict_all_outputs(x, check_positive_int("batch_size", batch_size))
+        results = []
+        for output, own in zip(outputs, emit.output_losses(self.graph, trainer.compiled.loss), strict=True):
+            assert own is not None  # compiled
+            result = own.decide(output)
+            results.append(result[0].item() if single and result.ndim == 1 else (result[0] if single else result))
+        return results[0] if len(results) == 1 else results
 
-    def predict_softly(self, x: Any, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities per example (softmax for softmax cross-entropy, the sigmoid output for BCE)."""
+    def predict_softly(self, x: Any, batch_size: int = 1024) -> Any:
+        """Class probabilities per example (softmax for softmax cross-entropy, the sigmoid output for BCE). A model
+        of several outputs returns a list, one array per output; each output's loss must be a classification's."""
         trainer = self._compiled_trainer("predict_softly")
-        outputs, single = trainer.predict_outputs(x, check_positive_int("batch_size", batch_size))
-        probabilities = trainer.compiled.loss.probabilities(outputs)
-        return probabilities[0] if single else probabilities
+        outputs, single = trainer.predict_all_outputs(x, check_positive_int("batch_size", batch_size))
+        results = []
+        for output, own in zip(outputs, emit.output_losses(self.graph, trainer.compiled.loss), strict=True):
+            assert own is not None  # compiled
+            probabilities = own.probabilities(output)
+            results.append(probabilities[0] if single else probabilities)
+        return results[0] if len(results) == 1 else results
 
     # --- saving -------------------------------------------------------------------------------------------
     def inference_model(self, opset: int | None = None, ir_version: int | None = None) -> Any:
@@ -566,7 +605,20 @@ class Sequential(Model):
 def _check_graph(graph: Functional) -> None:
     """Refuse at construction what the graphs cannot emit: see `Model`'s Raises."""
     if len(graph.outputs) > 1:
-        raise UnsupportedError(f"Model with several outputs is not supported yet. Received: outputs={graph.outputs!r}")
+        names = [str(y.layer.name) for y in graph.outputs]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise InvalidArgumentError(
+                f"A model of several outputs names each output after its layer, so each must come from its own "
+                f"layer. Received: outputs {names}, {repeated} more than once. Add an Identity-like layer (e.g. "
+                "Activation('linear')) to one of them."
+            )
+        clashing = sorted(set(names) & (emit.RESERVED_NAMES | set(emit.input_names(graph))))
+        if clashing:
+            raise InvalidArgumentError(
+                f"A model of several outputs names its exported outputs after their layers, and {clashing} is the "
+                "name of a graph input or of an output onnxtrain reserves. Name the layer otherwise."
+            )
     if len(graph.inputs) > 1:
         reserved = sorted({str(x.name) for x in graph.inputs} & emit.RESERVED_NAMES)
         if reserved:
@@ -582,6 +634,20 @@ def _check_graph(graph: Functional) -> None:
             "update its moving statistics twice in one training step, which onnxtrain does not support yet. Use "
             "one BatchNormalization per call."
         )
+
+
+def _output_losses(model: Model, loss: Any, loss_weights: Any, metrics: Any) -> multi_output.OutputLosses:
+    """compile's loss, loss_weights and metrics of a model of several outputs (`multi_output.resolve`); an
+    OutputLosses (what `load_model` passes from a save) as it is."""
+    if isinstance(loss, multi_output.OutputLosses):
+        if loss.names != model.output_names:
+            raise InvalidArgumentError(
+                f"compile(loss=...) got the losses of outputs {loss.names}; this model's are {model.output_names}."
+            )
+        if loss_weights is None and not metrics:
+            return loss
+    shapes = [y.shape for y in model.graph.outputs]
+    return multi_output.resolve(model.output_names, shapes, loss, loss_weights, metrics)
 
 
 def _print(text: str, print_fn: Any) -> str | None:
@@ -600,14 +666,14 @@ def _check_trainable(graph: Functional, loss: Loss) -> None:
             f"{[f'{layer.name} ({type(layer).__name__})' for layer in layers]}. Add a Dense layer, or set "
             "trainable=True on one."
         )
-    last = graph.outputs[0].layer
-    units = graph.outputs[0].shape[-1] if graph.outputs[0].shape else 0
-    if isinstance(loss, losses.SoftmaxCrossEntropyWithLogits) and units < 2:
-        raise InvalidArgumentError(
-            f"Softmax cross-entropy needs at least 2 output units (one per class); over 1 unit its softmax is always "
-            f"1 and nothing trains. Received: {last.name} with {units} unit. For two classes use Dense(2), or "
-            'Dense(1, activation="sigmoid") with loss=Losses.BINARY_CROSSENTROPY.'
-        )
+    for output, own in zip(graph.outputs, emit.output_losses(graph, loss), strict=True):
+        units = output.shape[-1] if output.shape else 0
+        if isinstance(own, losses.SoftmaxCrossEntropyWithLogits) and units < 2:
+            raise InvalidArgumentError(
+                f"Softmax cross-entropy needs at least 2 output units (one per class); over 1 unit its softmax is "
+                f"always 1 and nothing trains. Received: {output.layer.name} with {units} unit. For two classes use "
+                'Dense(2), or Dense(1, activation="sigmoid") with loss=Losses.BINARY_CROSSENTROPY.'
+            )
 
 
 def _warn_about_output_activation(last: Layer, loss: Loss) -> None:

@@ -43,7 +43,8 @@ def connected_summary_table(
     model_type: str, rows: Sequence[SummaryRow], params: tuple[int, int], loss: Loss | None, graph: Functional
 ) -> str:
     """`summary_table` of a functional model, from `Functional.summary_rows`, with Keras' "Connected to" column: a
-    layer called several times (shared) lists the inputs of each call, one per line."""
+    layer called several times (shared) lists the inputs of each call, one per line. Each output layer is marked
+    as `summary_table` marks the last one, by its own loss."""
     rule = "=" * sum(CONNECTED_WIDTHS)
     thin = "_" * sum(CONNECTED_WIDTHS)
     lines = [
@@ -53,11 +54,11 @@ def connected_summary_table(
         _row("Layer (type)", "Output Shape", "Param #", "Connected to"),
         rule,
     ]
-    output_layer = graph.outputs[0].layer
+    output_losses = {id(y.layer): own for y, own in zip(graph.outputs, emit.output_losses(graph, loss), strict=True)}
     for i, ((label, shape, count, connected), layer) in enumerate(zip(rows, graph.layers, strict=True)):
         if i:
             lines.append(thin)
-        if layer is output_layer and emit.default_activation_emits_logits(layer, loss):
+        if id(layer) in output_losses and emit.default_activation_emits_logits(layer, output_losses[id(layer)]):
             label += " [linear (logits)]"
         reads = connected.split(", ") if connected else [""]
         lines.append(_row(label, shape, count, reads[0]))

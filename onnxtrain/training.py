@@ -43,6 +43,7 @@ from onnxtrain.history import EvaluationResult, History, MetricValues
 from onnxtrain.layers import Layer, Shape
 from onnxtrain.losses import Loss
 from onnxtrain.metrics import Metrics
+from onnxtrain.multi_output import OutputLosses
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.progress import Progress
 
@@ -137,6 +138,9 @@ class Trainer:
         # (graph input name, per-example shape) of each model input, in order
         self._inputs = [(str(x.name), x.shape) for x in model.graph.inputs]
         self._input_names = emit.input_names(model.graph)
+        self._output_names = emit.output_names(model.graph)
+        # A model of several outputs: each output's loss, weight and metrics (None for one output)
+        self._outputs = compiled.loss if isinstance(compiled.loss, OutputLosses) else None
         self.communicator = communicator  # the world the engine all-reduces over (None: this process alone)
         self._agree_each_batch = False  # fit sets it: a data-parallel fit with per-batch callbacks
 
@@ -179,12 +183,13 @@ class Trainer:
         """`data` as the model reads it. Integers without a scale of their own take `input_scale` (default: the
         model's), for a Dataset as for an (x, y) pair, so both give the same numbers; float32 x is not copied."""
         scale = self.model.input_scale if input_scale is None else input_scale
-        if len(self._inputs) > 1:  # x: a list or dict of arrays, which a Dataset does not hold
+        if len(self._inputs) > 1 or self._outputs is not None:  # lists or dicts of arrays, not a Dataset's
             if not (isinstance(data, tuple | list) and len(data) == 2) or isinstance(data[0], Dataset):
+                several = "inputs" if len(self._inputs) > 1 else "outputs"
                 raise InvalidTypeError(
-                    f"{argument} for a model of several inputs expects an (x, y) tuple, or x and y, with x a list of "
-                    f"arrays or a dict {{input name: array}} ({[name for name, _ in self._inputs]}). Received: "
-                    f"{type(data).__name__}"
+                    f"{argument} for a model of several {several} expects an (x, y) tuple, or x and y, with x a list "
+                    f"of arrays or a dict {{input name: array}} ({[name for name, _ in self._inputs]}) for several "
+                    f"inputs, y one array per output for several outputs. Received: {type(data).__name__}"
                 )
             raw_x, raw_y, class_names, data_scale = data[0], data[1], None, None
         else:
@@ -292,7 +297,7 @@ class Trainer:
                 if val is not None:
                     result = self._evaluate(val, val_batch, communicator=communicator)
                     logs["val_loss"] = result.loss
-                    logs.update({f"val_{m.value}": v for m, v in result.metrics.items()})
+                    logs.update({f"val_{_key(m)}": v for m, v in result.metrics.items()})
                 history.append(epoch, logs)
                 progress.epoch_end(epoch, logs)
                 callback_list.on_epoch_end(epoch, logs)
@@ -316,8 +321,7 @@ class Trainer:
     ) -> dict[str, float]:
         loss_sum, seen = 0.0, 0
         local_seen = 0  # the examples of this process, over which the metric sums run (`seen` counts every process's)
-        metric_sums = dict.fromkeys(self.compiled.metrics, 0.0)
-        classification = self.compiled.loss.classification
+        metric_sums = dict.fromkeys(self._metric_keys(), 0.0)
         steps = math.ceil(len(train) / batch_size)
         communicator = self.communicator
         # Shuffled batches are gathered into reused buffers (one per input, and the labels'): a fresh 300 KB array
@@ -346,7 +350,7 @@ class Trainer:
                 self._inference_session = None
                 if not math.isfinite(loss):  # distributed: the loss of all processes, so all of them are here
                     # A callback that stops training here (TerminateOnNaN) makes this a graceful stop.
-                    logs = {"loss": loss, **{m.value: s / max(local_seen, 1) for m, s in metric_sums.items()}}
+                    logs = {"loss": loss, **{_key(m): s / max(local_seen, 1) for m, s in metric_sums.items()}}
                     with self._flush.suspended():  # fit may hold the float mode for the epoch; callbacks are user code
                         callbacks.on_batch_end(step + 1, logs)
                     if communicator is not None:
@@ -361,12 +365,12 @@ class Trainer:
                 loss_sum += loss * n
                 seen += n
                 local_seen += len(xb)
-                for metric in metric_sums:
-                    metric_sums[metric] += metric.batch_sum(outputs, yb, classification)
+                for metric, value in self._batch_sums(outputs, yb).items():
+                    metric_sums[metric] += value
                 if progress.wants_batches or callbacks.wants_batches or self._agree_each_batch:
                     logs = {
                         "loss": loss_sum / seen,
-                        **{m.value: s / max(local_seen, 1) for m, s in metric_sums.items()},
+                        **{_key(m): s / max(local_seen, 1) for m, s in metric_sums.items()},
                     }
                     progress.batch_end(step + 1, logs)
                     with self._flush.suspended():
@@ -383,7 +387,7 @@ class Trainer:
         if communicator is not None:  # the metrics over every process's examples
             *sums, examples = all_reduce_sums(communicator, [*metric_sums.values(), local_seen])
             metric_sums = dict(zip(metric_sums, sums, strict=True))
-        return {"loss": loss_sum / seen, **{m.value: s / examples for m, s in metric_sums.items()}}
+        return {"loss": loss_sum / seen, **{_key(m): s / examples for m, s in metric_sums.items()}}
 
     # --- data-parallel fit ----------------------------------------------------------------------------------
     def _check_world(self, examples: int, batch_size: int) -> Communicator | None:
@@ -424,7 +428,7 @@ class Trainer:
         progress.epoch_begin(1)
         try:
             result = self._evaluate(prepared, batch_size, progress)
-            progress.epoch_end(1, {"loss": result.loss, **{m.value: v for m, v in result.metrics.items()}})
+            progress.epoch_end(1, {"loss": result.loss, **{_key(m): v for m, v in result.metrics.items()}})
         finally:
             progress.close()
         return result
@@ -439,7 +443,7 @@ class Trainer:
         """Loss and metrics over `data`; with a `communicator` (fit's validation), each process evaluates its
         share of the rows and the sums are all-reduced."""
         loss_sum = 0.0
-        metric_sums = dict.fromkeys(self.compiled.metrics, 0.0)
+        metric_sums = dict.fromkeys(self._metric_keys(), 0.0)
         n = len(data)
         if communicator is not None:
             share = local_rows(0, n, communicator.rank, communicator.size)
@@ -449,8 +453,8 @@ class Trainer:
                 xb, yb = data.x[start : start + batch_size], data.y[start : start + batch_size]
                 loss, outputs = self.engine.eval_step(_batch(xb), yb)
                 loss_sum += loss * len(xb)
-                for metric in metric_sums:
-                    metric_sums[metric] += metric.batch_sum(outputs, yb, self.compiled.loss.classification)
+                for metric, value in self._batch_sums(outputs, yb).items():
+                    metric_sums[metric] += value
                 if progress is not None and progress.wants_batches:
                     seen = start + len(xb)
                     progress.batch_end(start // batch_size + 1, {"loss": loss_sum / seen})
@@ -459,21 +463,39 @@ class Trainer:
             metric_sums = dict(zip(metric_sums, sums, strict=True))
         return EvaluationResult(loss_sum / n, MetricValues({m: s / n for m, s in metric_sums.items()}))
 
+    def _metric_keys(self) -> list[Metrics | str]:
+        """What `_batch_sums` returns sums of: the compiled metrics, or each output's loss and metrics."""
+        return list(self.compiled.metrics) if self._outputs is None else list(self._outputs.keys())
+
+    def _batch_sums(self, outputs: np.ndarray, labels: np.ndarray) -> dict[Metrics | str, float]:
+        """Each metric summed over a batch's examples (and each output's loss, for several outputs)."""
+        if self._outputs is not None:
+            sums: dict[Metrics | str, float] = {k: v for k, v in self._outputs.batch_sums(outputs, labels).items()}
+            return sums
+        classification = self.compiled.loss.classification
+        return {metric: metric.batch_sum(outputs, labels, classification) for metric in self.compiled.metrics}
+
     def predict_outputs(self, x: Any, batch_size: int) -> tuple[np.ndarray, bool]:
-        """Model outputs (`logits`) for `x` through an inference session of the current weights."""
+        """Model outputs (`logits`) for `x` through an inference session of the current weights (a model of
+        several outputs: `predict_all_outputs`)."""
+        outputs, single = self.predict_all_outputs(x, batch_size)
+        return outputs[0], single
+
+    def predict_all_outputs(self, x: Any, batch_size: int) -> tuple[list[np.ndarray], bool]:
+        """Every model output for `x`, in the model's output order, through an inference session."""
         if isinstance(x, Dataset):
             x = model_inputs(x, self.model.input_scale)
         x, single = prepare_inputs(x, self._inputs, self.model.input_scale, "x", allow_single=True)
         session = self._session()
         with self._flush.active():
-            outputs = [
+            batches = [
                 session.run(
-                    [emit.LOGITS_NAME],
+                    self._output_names,
                     dict(zip(self._input_names, _batch(x[start : start + batch_size]), strict=True)),
-                )[0]
+                )
                 for start in range(0, len(x), batch_size)
             ]
-        return np.concatenate(outputs), single
+        return [np.concatenate([batch[i] for batch in batches]) for i in range(len(self._output_names))], single
 
     def _session(self) -> Any:
         if self._inference_session is None:
@@ -492,6 +514,11 @@ class Trainer:
     def close(self) -> None:
         self._inference_session = None
         self.engine.close()
+
+
+def _key(metric: Metrics | str) -> str:
+    """A figure's name in the logs: a metric's Keras name, or the name a model of several outputs gives it."""
+    return metric.value if isinstance(metric, Metrics) else metric
 
 
 def _not_writing(callbacks: Any) -> Any:

@@ -219,9 +219,7 @@ def _forward_backward(
     Returns (loss, logits, gradient by trainable parameter name).
     """
     xs, labels, output_shape = _batch_inputs(b, graph, loss)
-    value = emit.emit_forward(b, graph, xs, emit.logits_substitutes(graph, loss))
-    with b.scope("loss"):
-        loss_value = b.with_added_losses(loss.emit(b, value, labels))  # weight penalties (regularizers)
+    loss_value, value = emit.forward_and_loss(b, graph, xs, labels, loss)
     with b.scope("backward"):
         grads = autodiff.backward(b, loss_value, trainable)
         mask_pooled_relu_gradients(b)  # exact: ReLU masks over pooled maps, not the full ones
@@ -266,9 +264,7 @@ def eval_model(
     graph = as_graph(layers)
     b = ParameterInputBuilder(model_parameters(graph), opset, ir_version)
     xs, labels, output_shape = _batch_inputs(b, graph, loss)
-    output = emit.emit_forward(b, graph, xs, emit.logits_substitutes(graph, loss))
-    with b.scope("loss"):
-        value = b.with_added_losses(loss.emit(b, output, labels))
+    value, output = emit.forward_and_loss(b, graph, xs, labels, loss)
     b.add_output(value, emit.LOSS_NAME, np.float32, ())
     b.add_output(output, emit.LOGITS_NAME, np.float32, (None, *output_shape))
     return b.build("onnxtrain_eval")

@@ -1,0 +1,326 @@
+"""A model of several outputs: one loss, weight and set of metrics per output, and how engines see them as one.
+
+Engines train one loss over one labels array and return one outputs array per batch. A model of several outputs
+keeps that interface: `OutputLosses` is the model's Loss (the weighted sum of one loss per output); its labels are
+every output's labels packed into one float32 array [batch, width] (class indices are exact in float32 below 2**24)
+and unpacked inside the graph; the outputs an engine returns are every output flattened into one array, followed
+by one column per output holding that output's loss (`pack_outputs`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from onnx import TensorProto
+
+from onnxtrain import losses
+from onnxtrain import metrics as metrics_module
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.graph import GraphBuilder
+from onnxtrain.losses import Loss
+from onnxtrain.metrics import Metrics
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What compile fixed for one output: its name (the layer's), shape, loss, loss weight and metrics."""
+
+    name: str
+    shape: Shape
+    loss: Loss
+    weight: float = 1.0
+    metrics: tuple[Metrics, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def label_width(self) -> int:
+        return 1 if self.loss.classification else self.size
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "loss": self.loss.get_config(),
+            "weight": self.weight,
+            "metrics": [m.value for m in self.metrics],
+        }
+
+
+@dataclass(frozen=True)
+class OutputLosses(Loss):
+    """The loss of a model of several outputs: sum over outputs of weight * loss (each a mean over the batch)."""
+
+    outputs: tuple[OutputSpec, ...] = ()
+    name: str = field(default="output_losses", init=False)
+
+    @property
+    def names(self) -> list[str]:
+        return [spec.name for spec in self.outputs]
+
+    @property
+    def label_width(self) -> int:
+        return sum(spec.label_width for spec in self.outputs)
+
+    @property
+    def packed_width(self) -> int:
+        """Columns of the outputs array an engine returns: each output flattened, then one loss per output."""
+        return packed_width([spec.shape for spec in self.outputs])
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        raise InvalidArgumentError(
+            f"The loss of a model of several outputs ({self.names}) is emitted from every output: emit_outputs."
+        )
+
+    def emit_outputs(self, builder: GraphBuilder, outputs: Sequence[str], labels: str) -> tuple[str, list[str]]:
+        """The weighted total and each output's own loss, reading each output's columns of the packed `labels`."""
+        per_output: list[str] = []
+        total = ""
+        start = 0
+        for spec, output in zip(self.outputs, outputs, strict=True):
+            with builder.scope(spec.name):
+                columns = builder.node(
+                    "Slice",
+                    [
+                        labels,
+                        builder.constant(np.array([start], np.int64), "start", np.int64),
+                        builder.constant(np.array([start + spec.label_width], np.int64), "end", np.int64),
+                        builder.constant(np.array([1], np.int64), "axis", np.int64),
+                    ],
+                    hint="labels",
+                )
+                start += spec.label_width
+                if spec.loss.classification:
+                    flat = builder.node(
+                        "Reshape", [columns, builder.constant(np.array([-1], np.int64), "flat", np.int64)]
+                    )
+                    own_labels = builder.node("Cast", [flat], hint="labels", to=TensorProto.INT64)
+                else:
+                    shape = builder.constant(np.array([-1, *spec.shape], np.int64), "shape", np.int64)
+                    own_labels = builder.node("Reshape", [columns, shape], hint="labels")
+                value = spec.loss.emit(builder, output, own_labels)
+                per_output.append(value)
+                weighted = builder.node("Mul", [value, builder.constant(spec.weight, "weight")], hint="weighted")
+            total = weighted if not total else builder.node("Add", [total, weighted], hint="total")
+        return total, per_output
+
+    def label_spec(self, output_shape: Shape) -> tuple[type, tuple[int | None, ...]]:
+        return np.float32, (None, self.label_width)
+
+    def prepare_labels(self, y: Any, output_shape: Shape, argument: str = "y") -> np.ndarray:
+        """One label array per output (a list in the outputs' order, or a dict keyed by output name), each checked
+        by its output's loss, packed into one float32 array."""
+        given = self.per_output(y, argument)
+        prepared = [
+            spec.loss.prepare_labels(value, spec.shape, f"{argument}[{spec.name!r}]")
+            for spec, value in zip(self.outputs, given, strict=True)
+        ]
+        counts = {spec.name: len(value) for spec, value in zip(self.outputs, prepared, strict=True)}
+        if len(set(counts.values())) > 1:
+            raise InvalidArgumentError(f"{argument} expects as many labels for every output. Received: {counts}")
+        return np.concatenate([value.reshape(len(value), -1).astype(np.float32) for value in prepared], axis=1)
+
+    def per_output(self, value: Any, argument: str) -> list[Any]:
+        """`value` given per output, as a list in the outputs' order or a dict keyed by output name, as a list."""
+        if isinstance(value, Mapping):
+            unknown = [key for key in value if key not in self.names]
+            missing = [name for name in self.names if name not in value]
+            if unknown or missing:
+                raise InvalidArgumentError(
+                    f"{argument} expects one entry per output, keyed by the output names {self.names}. Received "
+                    f"keys: {list(value)}" + (f" (unknown: {unknown})" if unknown else "")
+                )
+            return [value[name] for name in self.names]
+        if isinstance(value, list | tuple):
+            if len(value) != len(self.outputs):
+                raise InvalidArgumentError(
+                    f"{argument} expects one array per output ({len(self.outputs)}: {self.names}). Received: "
+                    f"{len(value)}"
+                )
+            return list(value)
+        raise InvalidTypeError(
+            f"{argument} for a model of several outputs expects a list of arrays (one per output, in order) or a dict "
+            f"{{output name: array}} ({self.names}). Received: {type(value).__name__}"
+        )
+
+    def unpack_outputs(self, packed: np.ndarray) -> list[np.ndarray]:
+        """Each output's values, shaped as the output, from an engine's outputs array."""
+        arrays, start = [], 0
+        for spec in self.outputs:
+            arrays.append(packed[:, start : start + spec.size].reshape(len(packed), *spec.shape))
+            start += spec.size
+        return arrays
+
+    def unpack_labels(self, packed: np.ndarray) -> list[np.ndarray]:
+        """Each output's labels as its loss takes them (int64 class indices, or float targets)."""
+        arrays, start = [], 0
+        for spec in self.outputs:
+            columns = packed[:, start : start + spec.label_width]
+            start += spec.label_width
+            arrays.append(columns[:, 0].astype(np.int64) if spec.loss.classification else columns)
+        return arrays
+
+    def batch_sums(self, packed: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        """Sums over the batch's examples of each output's loss and metrics, keyed as Keras names them
+        (`<output>_loss`, `<output>_accuracy`): divided by the example count, they are the means."""
+        n = len(packed)
+        losses_start = packed.shape[1] - len(self.outputs)
+        sums = {
+            f"{spec.name}_loss": float(packed[0, losses_start + i]) * n if n else 0.0
+            for i, spec in enumerate(self.outputs)
+        }
+        if any(spec.metrics for spec in self.outputs):
+            for spec, out, lab in zip(
+                self.outputs, self.unpack_outputs(packed), self.unpack_labels(labels), strict=True
+            ):
+                for metric in spec.metrics:
+                    sums[f"{spec.name}_{metric.value}"] = metric.batch_sum(
+                        out.reshape(n, -1), lab, spec.loss.classification
+                    )
+        return sums
+
+    def keys(self) -> list[str]:
+        """The keys of `batch_sums`, in order."""
+        return [f"{spec.name}_loss" for spec in self.outputs] + [
+            f"{spec.name}_{metric.value}" for spec in self.outputs for metric in spec.metrics
+        ]
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "outputs": [spec.get_config() for spec in self.outputs]}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> OutputLosses:
+        """The OutputLosses `get_config` describes."""
+        specs = config.get("outputs")
+        if not isinstance(specs, list) or not all(isinstance(spec, dict) for spec in specs):
+            raise InvalidArgumentError(f"An output_losses config expects a list of outputs. Received: {specs!r}")
+        return cls(
+            tuple(
+                OutputSpec(
+                    str(spec["name"]),
+                    tuple(int(d) for d in spec["shape"]),
+                    losses.get(spec["loss"]),
+                    float(spec.get("weight", 1.0)),
+                    tuple(metrics_module.get(m) for m in spec.get("metrics", [])),
+                )
+                for spec in specs
+            )
+        )
+
+
+def packed_width(shapes: Sequence[Shape]) -> int:
+    """Columns of the outputs array of a model with outputs of `shapes` (see the module docstring)."""
+    return sum(math.prod(shape) for shape in shapes) + len(shapes)
+
+
+def pack_outputs(builder: GraphBuilder, outputs: Sequence[str], output_losses: Sequence[str]) -> str:
+    """[batch, width]: each output flattened, then each output's loss repeated down its column."""
+    flat = [builder.node("Flatten", [value], hint="flat", axis=1) for value in outputs]
+    batch = builder.node("Shape", [flat[0]], hint="batch", start=0, end=1)
+    one = builder.constant(np.array([1], np.int64), "one", np.int64)
+    column_shape = builder.node("Concat", [batch, one], hint="column_shape", axis=0)
+    square = builder.constant(np.array([1, 1], np.int64), "square", np.int64)
+    columns = [
+        builder.node("Expand", [builder.node("Reshape", [value, square]), column_shape], hint="loss_column")
+        for value in output_losses
+    ]
+    return builder.node("Concat", [*flat, *columns], hint="outputs", axis=1)
+
+
+def resolve(
+    names: Sequence[str],
+    shapes: Sequence[Shape],
+    loss: Any,
+    loss_weights: Any,
+    metrics: Any,
+) -> OutputLosses:
+    """compile's arguments for a model of several outputs as one OutputLosses.
+
+    Args:
+        loss: one loss for every output, a list (one per output) or a dict keyed by output name.
+        loss_weights: None (1 each), a list or a dict keyed by output name (missing names weigh 1, as in Keras).
+        metrics: None, a list of metrics for every output, or a list (one list or metric per output) or a dict.
+
+    Raises:
+        InvalidArgumentError: a list of the wrong length, or a dict key that names no output.
+    """
+    names = list(names)
+    if isinstance(loss, list | tuple):
+        per_loss = _listed(loss, names, "loss")
+    elif isinstance(loss, Mapping) and "name" not in loss:
+        per_loss = _keyed(loss, names, "loss", default=None)
+    else:
+        per_loss = [loss] * len(names)
+    if loss_weights is None:
+        weights: list[Any] = [1.0] * len(names)
+    elif isinstance(loss_weights, list | tuple):
+        weights = _listed(loss_weights, names, "loss_weights")
+    elif isinstance(loss_weights, Mapping):
+        weights = _keyed(loss_weights, names, "loss_weights", default=1.0)
+    else:
+        raise InvalidTypeError(
+            f"loss_weights expects a list (one per output) or a dict keyed by output name {names}. "
+            f"Received: {loss_weights!r}"
+        )
+    for name, weight in zip(names, weights, strict=True):
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
+            raise InvalidArgumentError(
+                f"loss_weights expects non-negative finite numbers. Received: {weight!r} for output {name!r}"
+            )
+    if metrics is None:
+        per_metrics: list[Any] = [[]] * len(names)
+    elif isinstance(metrics, Mapping):
+        per_metrics = _keyed(metrics, names, "metrics", default=[])
+    elif isinstance(metrics, list | tuple) and any(isinstance(m, list | tuple | type(None)) for m in metrics):
+        per_metrics = _listed(metrics, names, "metrics")
+    else:
+        per_metrics = [metrics] * len(names)
+    missing = [name for name, value in zip(names, per_loss, strict=True) if value is None]
+    if missing:
+        raise InvalidArgumentError(f"loss given as a dict has no loss for output(s) {missing}. Outputs: {names}")
+    return OutputLosses(
+        tuple(
+            OutputSpec(
+                name,
+                tuple(shape),
+                losses.get(each_loss),
+                float(weight),
+                tuple(dict.fromkeys(metrics_module.get(m) for m in _as_list(each_metrics))),
+            )
+            for name, shape, each_loss, weight, each_metrics in zip(
+                names, shapes, per_loss, weights, per_metrics, strict=True
+            )
+        )
+    )
+
+
+def _listed(values: Sequence[Any], names: list[str], argument: str) -> list[Any]:
+    if len(values) != len(names):
+        raise InvalidArgumentError(
+            f"{argument} given as a list expects one entry per output: {len(names)} ({names}). Received: a list of "
+            f"{len(values)}"
+        )
+    return list(values)
+
+
+def _keyed(values: Mapping[str, Any], names: list[str], argument: str, default: Any) -> list[Any]:
+    unknown = [key for key in values if key not in names]
+    if unknown:
+        raise InvalidArgumentError(
+            f"{argument} given as a dict expects output names as keys: {names}. Received unknown key(s): {unknown}"
+        )
+    return [values.get(name, default) for name in names]
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
