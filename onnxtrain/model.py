@@ -55,7 +55,8 @@ class Model:
     Args:
         inputs: the Input tensor, or a list of them (the order in which fit, evaluate and predict take arrays).
         outputs: the output tensor, or a list of them (Keras' several outputs: compile takes a loss per output or
-            one for all, fit and evaluate a label array per output, predict returns one array per output).
+            one for all, fit and evaluate a label array per output, predict returns one array per output), or a
+            dict {name: tensor}: each output's layer takes that name (a layer already named otherwise is refused).
         name: the model's name (config, summary, exported metadata; as a layer of another model, the prefix of
             its parameters' names).
         seed: seeds weight initialization and the default per-epoch shuffling.
@@ -69,10 +70,12 @@ class Model:
     def __init__(
         self,
         inputs: Input | Sequence[Input],
-        outputs: SymbolicTensor | Sequence[SymbolicTensor],
+        outputs: SymbolicTensor | Sequence[SymbolicTensor] | Mapping[str, SymbolicTensor],
         name: str = "functional",
         seed: int | None = None,
     ):
+        if isinstance(outputs, Mapping):
+            outputs = _named_outputs(outputs)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"Model(seed=...) expects a non-negative int or None. Received: {seed!r}")
         graph = Functional(inputs, outputs, name=name, seed=seed)
@@ -634,6 +637,24 @@ def _check_graph(graph: Functional) -> None:
             "update its moving statistics twice in one training step, which onnxtrain does not support yet. Use "
             "one BatchNormalization per call."
         )
+
+
+def _named_outputs(outputs: Mapping[str, SymbolicTensor]) -> list[SymbolicTensor]:
+    """The tensors of Keras' dict of outputs, their layers named by the keys (the names outputs go by)."""
+    for key, tensor in outputs.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidArgumentError(f"Model(outputs={{...}}) expects non-empty string keys. Received: {key!r}")
+        layer = getattr(tensor, "layer", None)
+        if layer is None:
+            continue  # Functional names what is not a tensor
+        if layer.name is None:
+            layer.name = key
+        elif layer.name != key:
+            raise InvalidArgumentError(
+                f"Model(outputs={{...}}) names each output's layer by its key, but output {key!r} comes from a layer "
+                f"already named {layer.name!r}. Use the key {layer.name!r}, or leave the layer unnamed."
+            )
+    return list(outputs.values())
 
 
 def _output_losses(model: Model, loss: Any, loss_weights: Any, metrics: Any) -> multi_output.OutputLosses:

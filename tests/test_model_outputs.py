@@ -234,3 +234,16 @@ def test_labels_of_the_wrong_count_or_shape_are_refused(y, error, match):
         model.compile(loss=["sparse_categorical_crossentropy", "mse"])
         with pytest.raises(error, match=match):
             model.evaluate(X, y)
+
+
+def test_a_dict_of_outputs_names_them_by_key():
+    x = Input(4)
+    h = Dense(6)(x)
+    with Model(x, {"kind": Dense(3)(h), "size": Dense(2, activation="linear")(h)}, seed=0) as model:
+        assert model.output_names == ["kind", "size"]
+        model.compile(optimizer="sgd", loss={"kind": "sparse_categorical_crossentropy", "size": "mse"})
+        result = model.evaluate(X, {"kind": Y_CLASS, "size": Y_VALUE})
+    assert list(result.metrics) == ["kind_loss", "size_loss"]
+    named = Dense(2, name="other")(h)
+    with pytest.raises(InvalidArgumentError, match="already named 'other'"):
+        Model(x, {"kind": Dense(3)(h), "size": named})
