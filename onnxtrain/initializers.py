@@ -3,20 +3,27 @@
 An initializer is called with the parameter shape, the layer's fan-in and fan-out and a numpy Generator; the
 model hands each layer a Generator derived from its seed, so the same seed gives bit-identical weights. An
 initializer built with its own `seed` ignores that Generator and always produces the same values (as in Keras).
+
+While `load_model` rebuilds a model's layers (`weights_declared_by`), the weights come from model.onnx: initializers
+draw nothing, and `Layer.add_weight` refuses a weight the file does not declare before allocating it.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from onnxtrain._checks import FLOAT32_MAX, as_real
 from onnxtrain._registry import Registry, snake_case
-from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.errors import InvalidArgumentError, ModelFileError
 
 Shape = tuple[int, ...]
 
@@ -31,6 +38,8 @@ class Initializer:
     name: str = field(default="", init=False)
 
     def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+        if _DECLARED.get() is not None:  # loading: model.onnx holds the values; a read-only zero view allocates none
+            return np.broadcast_to(np.float32(0), shape)
         seed = getattr(self, "seed", None)
         generator = np.random.default_rng(seed) if seed is not None else rng
         try:
@@ -193,6 +202,50 @@ for _cls, _public in [
     (LeCunUniform, "LeCunUniform"),
 ]:
     _cls.__name__ = _cls.__qualname__ = _public
+
+
+@dataclass(frozen=True)
+class DeclaredWeights:
+    """The weights a saved model's model.onnx declares (graph name -> shape), read before its layers are rebuilt."""
+
+    shapes: Mapping[str, Shape]
+    source: Path
+
+
+_DECLARED: ContextVar[DeclaredWeights | None] = ContextVar("onnxtrain_declared_weights", default=None)
+
+
+@contextmanager
+def weights_declared_by(shapes: Mapping[str, Shape], source: Path) -> Iterator[None]:
+    """Rebuild layers whose weights `source` (a model.onnx) holds: inside, initializers return zero views that
+    allocate nothing, and `check_declared` (called by `Layer.add_weight`) refuses a weight `source` lacks, so a
+    forged config.json (`Dense(units=10**9)`) cannot allocate what the file does not hold. `load_model` uses it."""
+    token = _DECLARED.set(DeclaredWeights({name: tuple(shape) for name, shape in shapes.items()}, source))
+    try:
+        yield
+    finally:
+        _DECLARED.reset(token)
+
+
+def check_declared(owner: str, local_name: str, graph_name: str, shape: Shape) -> None:
+    """Inside `weights_declared_by`: refuse weight `graph_name` (`dense_1.kernel`; inside a nested model its name
+    in the file ends so) unless the file declares it with `shape`. Outside, nothing to check.
+
+    Raises:
+        ModelFileError: naming the layer, the weight, its shape, what the file declares and the file.
+    """
+    declared = _DECLARED.get()
+    if declared is None:
+        return
+    found = {name: s for name, s in declared.shapes.items() if name == graph_name or name.endswith(f".{graph_name}")}
+    if tuple(shape) in found.values():
+        return
+    said = ", ".join(f"{name!r} of shape {s}" for name, s in list(found.items())[:3])
+    raise ModelFileError(
+        f"{declared.source}: {owner} makes weight {local_name!r} of shape {tuple(shape)}, which {declared.source.name} "
+        f"does not declare ({f'it declares {said}' if found else f'it has no weight {graph_name!r}'}): config.json "
+        "and the weights describe different models (damaged or forged); the weight was not allocated."
+    )
 
 
 def _out_of_memory(initializer: Initializer, shape: Shape) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from onnxtrain import _ort_training, engines, losses, metrics, model_files, optimizers
+from onnxtrain import _ort_training, engines, initializers, losses, metrics, model_files, optimizers
 from onnxtrain._checkpoint_check import check_checkpoint, checkpoint_limit
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, OnnxtrainError, RuntimeSetupError
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
@@ -70,16 +70,18 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
     config_path = files[CONFIG_FILE]
     unbuildable = f"{config_path} describes a model that cannot be rebuilt"
     model: Model
-    if config.get("class_name") == "Functional":  # a Model's: Keras' layout of layers and their calls
-        with _config_entry(unbuildable):
-            model = Model.from_config(config)
-    else:
-        layers = []
-        for index, entry in enumerate(config["layers"]):
-            with _config_entry(unbuildable, f"layers[{index}]", entry):
-                layers.append(Layer.from_config(entry))
-        with _config_entry(unbuildable):
-            model = Sequential(layers, name=str(config.get("name", "sequential")), seed=config["seed"])
+    # model.onnx passed the gate: a layer config.json sizes otherwise is refused before its weights are allocated.
+    with initializers.weights_declared_by({name: w.shape for name, w in weights.items()}, files[MODEL_FILE]):
+        if config.get("class_name") == "Functional":  # a Model's: Keras' layout of layers and their calls
+            with _config_entry(unbuildable):
+                model = Model.from_config(config)
+        else:
+            layers = []
+            for index, entry in enumerate(config["layers"]):
+                with _config_entry(unbuildable, f"layers[{index}]", entry):
+                    layers.append(Layer.from_config(entry))
+            with _config_entry(unbuildable):
+                model = Sequential(layers, name=str(config.get("name", "sequential")), seed=config["seed"])
     model.class_names = tuple(config["class_names"]) if config.get("class_names") else None
     model.input_scale = float(config.get("input_scale", 1.0))
     model.trained_loss = _trained_loss(config)

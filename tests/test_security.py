@@ -266,7 +266,30 @@ def _huge_config(folder: Path) -> None:
         file.truncate(MAX_CONFIG_BYTES + 1)
 
 
+def _forged_units(units: int) -> Callable[[Path], None]:
+    """config.json's Dense(3) made Dense(units): its kernel would be (4, units) floats; model.onnx's stays (4, 3)."""
+
+    def edit(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        config["layers"][1]["config"]["units"] = units
+        (folder / "config.json").write_text(json.dumps(config))
+
+    return edit
+
+
+FORGED_UNITS = 10**7  # 160 MB of float32 kernel (320 MB as the float64 an initializer draws): a peak, not a crash
 HOSTILE_SAVES = [
+    (
+        "config.json: forged Dense(units=10**7)",
+        _forged_units(FORGED_UNITS),
+        r"model\.onnx: Dense layer 'dense_1' makes weight 'kernel' of shape \(4, 10000000\), which model\.onnx does "
+        r"not declare \(it declares 'dense_1\.kernel' of shape \(4, 3\)\)",
+    ),
+    (
+        "config.json: forged Dense(units=10**12)",
+        _forged_units(10**12),
+        r"Dense layer 'dense_1' makes weight 'kernel' of shape \(4, 1000000000000\), which model\.onnx does not",
+    ),
     (
         "checkpoint: forged huge param header",
         lambda f: _replace_member(f / "checkpoint", f"param/{KERNEL}.npy", _forged_npy((10**6, 10**6))),

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from onnxtrain import initializers
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.foreign import _graph
 from onnxtrain.foreign._graph import Shape
@@ -153,7 +154,7 @@ class OnnxLayer(Layer):
         """The weights it was made with stay; a layer rebuilt from its config gets zeros until weights are set."""
         for name, shape in self.weight_shapes.items():
             if name not in self.params:
-                self.add_weight(name, np.zeros(shape, np.float32))
+                self.add_weight(name, initializers.Zeros()(shape, 0, 0, rng))  # allocates nothing in load_model
 
     def qualified_params(self) -> dict[str, np.ndarray]:
         return self.params.copy() if not self.prefix_names else super().qualified_params()

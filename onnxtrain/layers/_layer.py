@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from onnxtrain import initializers
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnknownIdentifierError
 from onnxtrain.graph import GraphBuilder
 
@@ -149,7 +150,13 @@ class Layer:
         return {"class_name": type(self).registry_key(), "config": self.get_config()}
 
     def add_weight(self, local_name: str, value: np.ndarray, trainable: bool = True) -> None:
-        """Add parameter `local_name`; `trainable=False` keeps it out of the optimizer's reach (see `non_trainable`)."""
+        """Add parameter `local_name`; `trainable=False` keeps it out of the optimizer's reach (see `non_trainable`).
+
+        While `load_model` rebuilds the layer, a weight its model.onnx does not declare is refused before it is
+        allocated (`initializers.check_declared`).
+        """
+        graph_name = f"{self.name}.{local_name}" if getattr(self, "prefix_names", True) else local_name
+        initializers.check_declared(describe(self), local_name, graph_name, np.shape(value))
         self.params[local_name] = np.ascontiguousarray(value, dtype=np.float32)
         if not trainable:
             self.non_trainable.add(local_name)
