@@ -97,39 +97,179 @@ def test_browser_steps_give_pythons_weights_and_its_export_predicts_alike(tmp_pa
     np.testing.assert_allclose(logits.ravel(), result["evaluation"]["logits"], rtol=0, atol=1e-5)
 
 
-def test_demo_page_fine_tunes_and_its_download_predicts_like_the_page(tmp_path):
-    site = _site(tmp_path)
-    pixels, labels = _images(300)
+def _demo_data(site: Path, count: int) -> tuple[np.ndarray, np.ndarray, Path]:
+    """The demo page's data/ under `site` (what examples/web/prepare.py writes), with `_images(count)`."""
+    pixels, labels = _images(count)
     data = site / "data"
     data.mkdir()
     pixels.tofile(data / "test-images.bin")
     labels.astype(np.uint8).tofile(data / "test-labels.bin")
     spec = {"count": len(pixels), "shape": [28, 28, 1], "class_names": list(CLASSES)}
     (data / "data.json").write_text(json.dumps(spec), encoding="utf-8")
+    return pixels, labels, data
+
+
+def _open_demo(page, base: str, query: str = "bundle=/data/bundle/&data=/data/") -> None:
+    page.goto(base + "examples/web/?" + query)
+    page.wait_for_function("window.demoReady === true || window.demoError !== undefined", timeout=60_000)
+    assert page.evaluate("window.demoError") is None, page.console_messages
+
+
+def _fine_tune(page, **fields: str) -> dict:
+    """Fill the fine-tune controls (#id: value), press Fine-tune and wait for the page's result."""
+    for name, value in fields.items():
+        page.fill(f"#{name}", value)
+        page.press(f"#{name}", "Tab")  # commits it, as a person moving on does
+    page.click("#train")
+    page.wait_for_function("window.demoResult !== undefined || window.demoError !== undefined", timeout=120_000)
+    assert page.evaluate("window.demoError") is None, page.console_messages
+    return page.evaluate("window.demoResult")
+
+
+def _download(page) -> bytes:
+    """Press the download button; checks it names the file it saves and returns the file."""
+    with page.expect_download() as download:
+        page.click("#download")
+    assert page.text_content("#download") == f"Download {download.value.suggested_filename}"
+    assert download.value.suggested_filename == "sequential-finetuned.onnx"
+    return Path(download.value.path()).read_bytes()
+
+
+def _logits(model: bytes | Path, pixels: np.ndarray) -> np.ndarray:
+    """The exported model's logits for uint8 pixels, scaled as the page scales them."""
+    source = model if isinstance(model, bytes) else str(model)
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    x = np.asarray(pixels, np.uint8).reshape(-1, 28, 28, 1).astype(np.float32) / np.float32(255)
+    return session.run(["logits"], {"input": x})[0]
+
+
+def _held_out_shown(page, which: str) -> tuple[str, str]:
+    return page.text_content(f"#{which}"), page.text_content(f"#{which}-count")
+
+
+def _expected_shown(right: int, total: int) -> tuple[str, str]:
+    return f"{right / total * 100:.2f}%", f"{right} of {total}"
+
+
+def test_demo_page_fine_tunes_and_scores_the_held_out_slice_as_python_does(tmp_path):
+    site = _site(tmp_path)
+    pixels, labels, data = _demo_data(site, 300)
     with _model() as model:
         model.export_training_bundle(data / "bundle")
-        python_steps(model, pixels, labels, 50)  # uint8 pixels: read with the model's input scale, as the page
+        python_steps(model, pixels[:200], labels[:200], 50)  # uint8 pixels: read with the model's input scale
         expected = model.get_weights()
     with serve(site) as base, chromium_page() as page:
-        page.goto(base + "examples/web/?bundle=/data/bundle/&data=/data/")
-        page.wait_for_function("window.demoReady === true || window.demoError !== undefined", timeout=60_000)
-        assert page.evaluate("window.demoError") is None, page.console_messages
-        page.fill("#count", "300")
-        page.fill("#batch", "50")
-        page.click("#train")
-        page.wait_for_function("window.demoResult !== undefined || window.demoError !== undefined", timeout=120_000)
-        assert page.evaluate("window.demoError") is None, page.console_messages
-        result = page.evaluate("window.demoResult")
+        _open_demo(page, base)
+        page.fill("#heldout", "100")
+        page.press("#heldout", "Tab")
+        assert page.get_attribute("#count", "max") == "200"
+        page.uncheck("#shuffle")  # in order, as python_steps
+        result = _fine_tune(page, count="200", batch="50")
+        before, after = _held_out_shown(page, "before"), _held_out_shown(page, "after")
         shown = page.eval_on_selector_all("#gallery figcaption", "captions => captions.map(c => c.textContent)")
-        with page.expect_download() as download:
-            page.click("#download")
-        path = download.value.path()
-        assert download.value.suggested_filename == "sequential-finetuned.onnx"
-        model_bytes = Path(path).read_bytes()
-    assert result["steps"] == 6 and result["images"] == 300
+        status = page.text_content("#status")
+        model_bytes = _download(page)
+    assert result["steps"] == 4 and result["images"] == 200
+    assert result["heldOut"]["first"] == 200 and result["heldOut"]["count"] == 100
+    assert status.startswith("Done: 4 steps") and "sequential-finetuned.onnx" in status
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["logits", "probabilities"]
-    predicted = session.run(["logits"], {"input": pixels[:16].astype(np.float32) / np.float32(255)})[0].argmax(1)
-    assert shown == [CLASSES[k] for k in predicted]
+    held_out = slice(200, 300)
+    right_before = int((_logits(data / "bundle" / "model.onnx", pixels[held_out]).argmax(1) == labels[held_out]).sum())
+    right_after = int((_logits(model_bytes, pixels[held_out]).argmax(1) == labels[held_out]).sum())
+    assert before == _expected_shown(right_before, 100)
+    assert after == _expected_shown(right_after, 100)
+    assert shown == [CLASSES[k] for k in _logits(model_bytes, pixels[200:216]).argmax(1)]
     weights = {t.name: numpy_helper.to_array(t) for t in onnx.load_from_string(model_bytes).graph.initializer}
     assert max_difference(weights, expected, list(expected)) < 1e-5
+
+
+# Strokes in fractions of the drawing pad: a filled box with a handle (a bag) and two legs (trousers).
+BODY = [(0.2, 0.4), (0.8, 0.4), (0.8, 0.85), (0.2, 0.85), (0.2, 0.5), (0.8, 0.5), (0.8, 0.65), (0.2, 0.65)]
+BAG = [[*BODY, (0.2, 0.75), (0.8, 0.75)], [(0.35, 0.4), (0.4, 0.2), (0.6, 0.2), (0.65, 0.4)]]
+TROUSERS = [[(0.35, 0.1), (0.65, 0.1)], [(0.38, 0.1), (0.32, 0.9)], [(0.62, 0.1), (0.68, 0.9)]]
+
+
+def _draw(page, strokes: list[list[tuple[float, float]]]) -> list[int]:
+    """Draw `strokes` on the pad with the mouse; returns the 28x28 pixels the page made of them once its live
+    prediction has caught up with the drawing."""
+    pad = page.locator("#draw")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0] * box["width"], box["y"] + stroke[0][1] * box["height"])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=6)
+        page.mouse.up()
+    page.wait_for_function(
+        "window.demoPrediction?.guess != null && window.demoPrediction.version === window.demoDrawing().version",
+        timeout=30_000,
+    )
+    return page.evaluate("window.demoDrawing().pixels")
+
+
+def _assert_like_fashion_mnist(pixels: list[int]) -> None:
+    """White on black, the longer side spanning the 28 pixels and the shorter one centred, as Fashion-MNIST."""
+    image = np.asarray(pixels).reshape(28, 28)
+    rows, columns = np.nonzero(image.any(axis=1))[0], np.nonzero(image.any(axis=0))[0]
+    spans = sorted([(rows[0], rows[-1]), (columns[0], columns[-1])], key=lambda s: s[1] - s[0])
+    assert image.max() == 255 and (image == 0).mean() > 0.2
+    assert spans[1] == (0, 27)
+    assert abs((spans[0][0] + spans[0][1]) / 2 - 13.5) <= 1
+
+
+def test_demo_page_learns_drawn_examples_and_its_download_predicts_like_the_page(tmp_path):
+    site = _site(tmp_path)
+    pixels, labels, data = _demo_data(site, 300)
+    with _model() as model:
+        model.export_training_bundle(data / "bundle")
+    template = data / "bundle" / "model.onnx"
+    with serve(site) as base, chromium_page() as page:
+        _open_demo(page, base)
+        drawn = []
+        for strokes, label in ((BAG, 8), (TROUSERS, 1)):
+            drawn.append(_draw(page, strokes))
+            guess = page.evaluate("window.demoPrediction.guess")
+            assert page.text_content("#prediction li span") == CLASSES[guess]  # the likeliest class comes first
+            assert guess == _logits(template, drawn[-1]).argmax(1)[0]
+            page.select_option("#example-class", CLASSES[label])
+            page.click("#add")
+        page.wait_for_function("document.querySelectorAll('#examples figcaption').length === 2")
+        assert page.evaluate("window.demoExamples()") == [
+            {"label": 8, "pixels": drawn[0]},
+            {"label": 1, "pixels": drawn[1]},
+        ]
+        assert page.is_checked("#mine")
+        result = _fine_tune(page, heldout="100", count="100", repeats="10", batch="20", epochs="3")
+        captions = page.eval_on_selector_all("#examples figcaption", "captions => captions.map(c => c.textContent)")
+        after = _held_out_shown(page, "after")
+        model_bytes = _download(page)
+        page.fill("#epochs", "20")
+        page.fill("#batch", "1")
+        page.click("#train")
+        page.click("#stop")  # enabled once training starts; the page finishes the step in flight and scores
+        page.wait_for_function("window.demoResult !== undefined || window.demoError !== undefined", timeout=60_000)
+        stopped, status = page.evaluate("window.demoResult"), page.text_content("#status")
+        assert page.is_enabled("#download") and page.is_enabled("#train")
+    assert status.startswith(f"Stopped: {stopped['steps']} steps") and stopped["steps"] < 20 * 120
+    assert result["steps"] == 3 * 6 and result["images"] == 3 * (100 + 2 * 10)
+    for strokes in drawn:
+        _assert_like_fashion_mnist(strokes)
+    guesses = _logits(model_bytes, np.asarray(drawn)).argmax(1)
+    assert captions == [f"{CLASSES[8]} → {CLASSES[guesses[0]]}", f"{CLASSES[1]} → {CLASSES[guesses[1]]}"]
+    right = int((_logits(model_bytes, pixels[200:]).argmax(1) == labels[200:]).sum())
+    assert after == _expected_shown(right, 100)
+
+
+def test_demo_page_says_which_command_makes_a_missing_bundle(tmp_path):
+    site = _site(tmp_path)
+    _demo_data(site, 300)
+    with serve(site) as base, chromium_page() as page:
+        page.goto(base + "examples/web/?bundle=/no-bundle/&data=/data/")
+        page.wait_for_function("window.demoError !== undefined", timeout=60_000)
+        assert page.get_attribute("body", "data-state") == "error"
+        assert page.is_visible("#error") and page.is_disabled("#train")
+        message = page.text_content("#error")
+    assert "/no-bundle/" in message and "HTTP 404" in message
+    assert "python examples/web/prepare.py" in message
