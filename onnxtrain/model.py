@@ -486,6 +486,11 @@ class Model:
         from onnxtrain.bundle import write_training_bundle
 
         trainer = self._compiled_trainer("export_training_bundle")
+        if len(self.graph.outputs) > 1:  # onnxtrain-js reads one loss and one output
+            raise UnsupportedError(
+                f"export_training_bundle writes models of one output; this one has {len(self.graph.outputs)} "
+                f"({self.output_names}). Export the inference model with export() instead."
+            )
         return write_training_bundle(self, trainer, directory, writing_mode)
 
     def get_config(self) -> dict[str, Any]:

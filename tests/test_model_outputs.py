@@ -10,7 +10,7 @@ import onnxruntime
 import pytest
 
 from onnxtrain.callbacks import CSVLogger
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 from onnxtrain.history import History
 from onnxtrain.layers import Dense, Input
 from onnxtrain.loading import load_model
@@ -168,6 +168,10 @@ def test_save_load_resume_and_export_parity(tmp_path, engine):
         kind, size = model.predict(X[:5])
         continued = model.fit(*data, epochs=1, batch_size=8, shuffle=False, verbose=0).history
         weights = model.get_weights()
+    with load_model(tmp_path / "saved", compile=False) as uncompiled:  # the saved losses shape its export too
+        assert (
+            uncompiled.inference_model().SerializeToString() == onnx.load(tmp_path / "model.onnx").SerializeToString()
+        )
     with load_model(tmp_path / "saved") as loaded:
         assert str(loaded.evaluate(*data)) == str(expected)
         resumed = loaded.fit(*data, epochs=1, batch_size=8, shuffle=False, verbose=0).history
@@ -247,3 +251,23 @@ def test_a_dict_of_outputs_names_them_by_key():
     named = Dense(2, name="other")(h)
     with pytest.raises(InvalidArgumentError, match="already named 'other'"):
         Model(x, {"kind": Dense(3)(h), "size": named})
+
+
+def test_predict_softly_gives_each_classification_head_its_probabilities(tmp_path):
+    x = Input(4)
+    h = Dense(6)(x)
+    model = Model(x, [Dense(3, name="kind")(h), Dense(1, activation="sigmoid", name="flag")(h)], seed=0)
+    with model:
+        model.compile(loss=["sparse_categorical_crossentropy", "binary_crossentropy"])
+        kind_logits, flag = onnxruntime.InferenceSession(model.inference_model().SerializeToString()).run(
+            ["kind", "flag"], {"input": X}
+        )
+        kind_probabilities, flag_probabilities = model.predict_softly(X)
+        kind, flag_class = model.predict(X)
+        with pytest.raises(UnsupportedError, match=r"one output; this one has 2 \(\['kind', 'flag'\]\)"):
+            model.export_training_bundle(tmp_path / "bundle")
+    shifted = np.exp(kind_logits - kind_logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(kind_probabilities, shifted / shifted.sum(axis=1, keepdims=True), rtol=1e-5)
+    np.testing.assert_array_equal(flag_probabilities, flag)
+    np.testing.assert_array_equal(kind, kind_logits.argmax(axis=1))
+    np.testing.assert_array_equal(flag_class, (flag[:, 0] > 0.5).astype(np.int64))
