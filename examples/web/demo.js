@@ -226,6 +226,8 @@ async function fineTune() {
     }
   }
   const seconds = (performance.now() - start) / 1000;
+  $("time").textContent = `${seconds.toFixed(1)} s`;
+  $("speed").textContent = Math.round(seen / seconds).toLocaleString();
   $("status").textContent = "Scoring the held-out images after fine-tuning…";
   const after = await heldOutAccuracy();
   showAccuracy("after", after);
@@ -346,6 +348,7 @@ function setUpDrawing() {
     if (pixels === null) return;
     state.examples.push({ pixels, label: Number($("example-class").value) });
     $("mine").checked = true;
+    $("example-class").value = ""; // each drawing gets its class chosen afresh
     pad.clear();
     drawExamples().catch(fail);
   };
