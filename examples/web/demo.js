@@ -66,8 +66,8 @@ async function loadTrainer() {
     ort = await import("../../js/node_modules/onnxruntime-web/dist/ort.wasm.bundle.min.mjs");
     ({ Trainer } = await import("../../js/src/index.js"));
   } catch (e) {
-    throw new PageError(`onnxruntime-web or onnxtrain-js did not load (${e.message}). Serve the repository root, `
-      + "not examples/web/, and install the page's runtime:", "(cd js && npm ci --ignore-scripts)");
+    throw new PageError(`onnxruntime-web or onnxtrain-js did not load (${e.message}). If you served examples/web/, `
+      + "serve the repository root instead; otherwise install the page's runtime.", "(cd js && npm ci --ignore-scripts)");
   }
   setUpThreads(ort);
   try {
@@ -396,7 +396,8 @@ function fail(error) {
   $("error-message").textContent = error.message;
   $("error-fix").innerHTML = error.fix ? "Fix: <code></code>, then reload this page." : "";
   if (error.fix) $("error-fix").querySelector("code").textContent = error.fix;
-  setState("error", `Error: ${error.message}`);
+  $("error-title").textContent = window.demoReady ? "Something went wrong." : "The demo cannot start.";
+  setState("error", "Stopped by the error above.");
   window.demoError = String(error.message);
   console.error(error);
 }
