@@ -4,13 +4,15 @@
     python examples/web/prepare.py --model runs/fashion-mlp/model   # or bundles a model you saved
 
 writes examples/web/data/bundle/ (`onnxtrain bundle`) and examples/web/data/test-images.bin (uint8 pixels,
-784 per image), test-labels.bin (uint8) and data.json (count, image shape, class names).
+784 per image), test-labels.bin (uint8) and data.json (count, image shape, class names). When js/node_modules lacks
+onnxruntime-web, the page's runtime, it runs `npm ci --ignore-scripts` in js/ first.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,17 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+JS = HERE.parent.parent / "js"
+
+
+def install_runtime() -> None:
+    """onnxruntime-web for the page, from js/package-lock.json, unless it is there already."""
+    if (JS / "node_modules" / "onnxruntime-web").is_dir():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit("The page needs onnxruntime-web from npm: install Node.js 20, then run this again.")
+    subprocess.run([npm, "ci", "--ignore-scripts"], cwd=JS, check=True)
 
 
 def write_images(out: Path, count: int) -> None:
@@ -41,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    install_runtime()
     cli = [sys.executable, "-m", "onnxtrain"]
     with tempfile.TemporaryDirectory() as scratch:
         model = args.model
@@ -51,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             model = str(run / "model")
         subprocess.run([*cli, "bundle", model, str(out / "bundle"), "--overwrite"], check=True)
     write_images(out, args.count)
-    print(f"Wrote {out}. Serve the repository root (python -m http.server) and open /examples/web/")
+    print(
+        f"Wrote {out}. In the repository root run `python -m http.server 8000`, open http://localhost:8000/examples/web/"
+    )
     return 0
 
 
