@@ -247,7 +247,8 @@ def resolve(
     Args:
         loss: one loss for every output, a list (one per output) or a dict keyed by output name.
         loss_weights: None (1 each), a list or a dict keyed by output name (missing names weigh 1, as in Keras).
-        metrics: None, a list of metrics for every output, or a list (one list or metric per output) or a dict.
+        metrics: None; one metric or a flat list of them, for every output; a list of lists (one per output, None
+            for none); or a dict keyed by output name (one metric or a list each).
 
     Raises:
         InvalidArgumentError: a list of the wrong length, or a dict key that names no output.
