@@ -26,8 +26,9 @@ from onnxtrain import metrics as metrics_module
 from onnxtrain._checks import check_bool, check_positive_int, check_threads
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
+from onnxtrain.foreign._layer import compile_opset
 from onnxtrain.functional import Functional, as_graph, name_layers
-from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
+from onnxtrain.graph import check_opset_and_ir
 from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import BatchNormalization, Input, Layer, Shape
 from onnxtrain.layers._layer import SymbolicTensor
@@ -218,8 +219,8 @@ class Model:
         engine: str = "auto",
         artifacts_dir: str | Path | None = None,
         threads: int | None = None,
-        opset: int = DEFAULT_OPSET,
-        ir_version: int = DEFAULT_IR_VERSION,
+        opset: int | None = None,
+        ir_version: int | None = None,
         loss_weights: Sequence[float] | Mapping[str, float] | None = None,
     ) -> None:
         """Choose optimizer, loss and metrics, generate the training artifacts and open the training session.
@@ -243,7 +244,8 @@ class Model:
                 (by default they go to a temporary folder that `close()` removes), or the portable engine's
                 `train_step.onnx` and `eval.onnx` (by default not written).
             threads: ONNX Runtime intra-op threads (None: one per physical core).
-            opset / ir_version: of the training artifacts (default opset 17, IR 8; ORT 1.19 loads IR <= 10).
+            opset / ir_version: of the training artifacts (default opset 17, or an imported graph's newer one; IR
+                the oldest that holds the opset, at least 8; ORT 1.19 loads IR <= 10).
             loss_weights: several outputs only: each output's loss weight, a list or a dict keyed by output name
                 (default 1 each).
 
@@ -264,8 +266,8 @@ class Model:
         engine: str,
         artifacts_dir: str | Path | None,
         threads: int | None,
-        opset: int,
-        ir_version: int,
+        opset: int | None,
+        ir_version: int | None,
         loss_weights: Sequence[float] | Mapping[str, float] | None = None,
         resume: bytes | None = None,
     ) -> None:
@@ -288,6 +290,7 @@ class Model:
                 f'metrics expects a list of metrics, e.g. ["accuracy"]. Received: metrics={metrics!r}'
             )
         resolved_metrics = [metric] if metric is not None else list(metrics or [])
+        opset, ir_version = compile_opset(self.graph.layers, opset, ir_version)
         check_opset_and_ir(opset, ir_version)
         check_runtime_loads(opset, ir_version)
         if threads is not None:

@@ -62,6 +62,7 @@ def from_onnx(
         batch_norm=batch_norm,
         prefix_names=False,
         name="onnx_model",
+        caller="from_onnx",
     )
     several = layer.multi_input
     inputs = [

@@ -12,7 +12,7 @@ follow the layer's modes (see `OnnxLayer`); every other node is copied as it is,
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -20,11 +20,12 @@ import numpy as np
 import onnx
 
 from onnxtrain import initializers
+from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.foreign import _graph
 from onnxtrain.foreign._graph import Shape
 from onnxtrain.foreign._inline import Inliner
-from onnxtrain.graph import GraphBuilder
+from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers._layer import Layer, format_shape
 
 BATCH_NORM_MODES = ("inference", "train")
@@ -49,6 +50,7 @@ class OnnxLayer(Layer):
             defines it (population variance; momentum from the node): the portable engine only.
         prefix_names: False keeps each weight's graph name its initializer name (what `from_onnx` does) instead
             of `<layer name>.<initializer>`; then the model can hold no other layer with such a weight name.
+        caller: what errors about the arguments name: "from_onnx" when `from_onnx` makes the layer.
 
     Dropout nodes drop in training (ratio from the node, 0.5 by default) and are the identity in evaluation,
     prediction and the export, whatever their `training_mode` input says: an exported graph carries the mode it
@@ -59,7 +61,7 @@ class OnnxLayer(Layer):
         InvalidArgumentError: a pattern matches no initializer, an output name is no value of the graph, or the
             graph has several outputs (cut it with `outputs=[...]`).
         UnsupportedError: the graph uses other op domains, control flow, or non-batch dimensions that are not
-            numbers.
+            numbers, or a Reshape node fixes the batch dimension to a number (`x.view(1, -1)` exported).
     """
 
     def __init__(
@@ -71,38 +73,42 @@ class OnnxLayer(Layer):
         frozen: str | Sequence[str] | None = None,
         batch_norm: str = "inference",
         prefix_names: bool = True,
+        *,
+        caller: str = "OnnxLayer",
     ):
-        patterns = _patterns("trainable", trainable) if not isinstance(trainable, bool) else None
+        self.caller = caller
+        patterns = _patterns(caller, "trainable", trainable) if not isinstance(trainable, bool) else None
         super().__init__(name=name, trainable=trainable if isinstance(trainable, bool) else True)
         if batch_norm not in BATCH_NORM_MODES:
             raise InvalidArgumentError(
-                f"OnnxLayer(batch_norm=...) expects one of {list(BATCH_NORM_MODES)}. Received: {batch_norm!r}"
+                f"{caller}(batch_norm=...) expects one of {list(BATCH_NORM_MODES)}. Received: {batch_norm!r}"
             )
         if not isinstance(prefix_names, bool):
-            raise InvalidTypeError(f"OnnxLayer(prefix_names=...) expects a bool. Received: {prefix_names!r}")
+            raise InvalidTypeError(f"{caller}(prefix_names=...) expects a bool. Received: {prefix_names!r}")
         self.batch_norm = batch_norm
         self.prefix_names = prefix_names
         self.trainable_patterns = patterns
-        self.frozen_patterns = _patterns("frozen", frozen) if frozen is not None else None
-        proto = _graph.read_model(model, "OnnxLayer")
-        _graph.check_default_domain(proto, "OnnxLayer")
+        self.frozen_patterns = _patterns(caller, "frozen", frozen) if frozen is not None else None
+        proto = _graph.read_model(model, caller)
+        _graph.check_default_domain(proto, caller)
         if outputs is not None:
-            proto = _graph.cut(proto, outputs, "OnnxLayer")
+            proto = _graph.cut(proto, outputs, caller)
         if len(proto.graph.output) != 1:
             names = [o.name for o in proto.graph.output]
             raise InvalidArgumentError(
-                f"OnnxLayer expects a graph with one output. Received: {len(names)} outputs {names}. Choose one "
+                f"{caller} expects a graph with one output. Received: {len(names)} outputs {names}. Choose one "
                 "with outputs=[name]."
             )
         proto = _graph.with_dynamic_batch(proto)
         stripped, weights = _graph.split_weights(proto, _settings(proto))
         self.graph = _graph.fold_shapes(stripped)
+        _graph.check_batch_not_fixed(self.graph, caller)
         self.weight_shapes: dict[str, Shape] = {
             name: _graph.weight_shape(self.graph, name) for name in _graph.weight_names(self.graph)
         }
         self.data_inputs = [v for v in self.graph.graph.input if v.name not in self.weight_shapes]
         self.multi_input = len(self.data_inputs) > 1
-        self.data_shapes = [_graph.per_example_shape(v, f"input {v.name!r}", "OnnxLayer") for v in self.data_inputs]
+        self.data_shapes = [_graph.per_example_shape(v, f"input {v.name!r}", caller) for v in self.data_inputs]
         self._converted: dict[int, onnx.ModelProto] = {}
         self._own_output_shape = self._infer_output_shape()
         for local, value in weights.items():
@@ -114,9 +120,9 @@ class OnnxLayer(Layer):
         names = list(self.weight_shapes)
         selected = set(names)
         if self.trainable_patterns is not None:
-            selected = _matching("trainable", self.trainable_patterns, names)
+            selected = _matching(self.caller, "trainable", self.trainable_patterns, names)
         if self.frozen_patterns is not None:
-            selected -= _matching("frozen", self.frozen_patterns, names)
+            selected -= _matching(self.caller, "frozen", self.frozen_patterns, names)
         statistics = {
             name for node in self.graph.graph.node if node.op_type == "BatchNormalization" for name in node.input[3:5]
         }
@@ -129,12 +135,12 @@ class OnnxLayer(Layer):
         known = types.get(output.name, output.type)
         if known.tensor_type.elem_type != onnx.TensorProto.FLOAT:
             raise UnsupportedError(
-                f"OnnxLayer expects a float32 output. Received: output {output.name!r} of type "
+                f"{self.caller} expects a float32 output. Received: output {output.name!r} of type "
                 f"{onnx.TensorProto.DataType.Name(known.tensor_type.elem_type)}. Cut the graph before it "
                 "(outputs=[...])."
             )
         try:
-            return _graph.per_example_shape(known, f"output {output.name!r}", "OnnxLayer")
+            return _graph.per_example_shape(known, f"output {output.name!r}", self.caller)
         except UnsupportedError:  # shape inference stopped short of it: run the graph once on zeros
             shape = _graph.run_for_shape(self.graph, self.data_inputs, self.data_shapes, self.weight_shapes)
             if shape is None:
@@ -185,8 +191,8 @@ class OnnxLayer(Layer):
         if opset < own:
             raise UnsupportedError(
                 f"OnnxLayer {self.name!r} holds an opset-{own} graph, newer than the opset-{opset} graph it is "
-                f"emitted into. Compile (or export) with opset={own}, e.g. model.compile(..., opset={own}, "
-                f"ir_version={max(_graph.min_ir_version(own), 8)})."
+                f"emitted into. Pass opset={own} (or newer), or compile without opset: compile's default follows "
+                "the graph, and export follows compile."
             )
         if opset not in self._converted:
             try:
@@ -239,24 +245,74 @@ def _settings(model: onnx.ModelProto) -> set[str]:
     return {name for name, kinds in reads.items() if kinds == {True}}
 
 
-def _patterns(argument: str, value: object) -> tuple[str, ...]:
+def _patterns(caller: str, argument: str, value: object) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(p, str) and p for p in items):
         raise InvalidTypeError(
-            f"OnnxLayer({argument}=...) expects a bool or a list of initializer names and glob patterns, e.g. "
+            f"{caller}({argument}=...) expects a bool or a list of initializer names and glob patterns, e.g. "
             f'["head.*"]. Received: {argument}={value!r}'
         )
     return tuple(items)
 
 
-def _matching(argument: str, patterns: Sequence[str], names: list[str]) -> set[str]:
+def _matching(caller: str, argument: str, patterns: Sequence[str], names: list[str]) -> set[str]:
     matched: set[str] = set()
     for pattern in patterns:
         found = {name for name in names if fnmatch.fnmatchcase(name, pattern)}
         if not found:
             shown = f"{names}" if len(names) <= 30 else f"{names[:30]} and {len(names) - 30} more"
             raise InvalidArgumentError(
-                f"OnnxLayer({argument}=...): {pattern!r} matches no float initializer of the graph. Available: {shown}"
+                f"{caller}({argument}=...): {pattern!r} matches no float initializer of the graph. Available: {shown}"
             )
         matched |= found
     return matched
+
+
+def compile_opset(layers: Iterable[Any], opset: int | None, ir_version: int | None) -> tuple[int, int]:
+    """The opset and IR version `compile` uses for a model of `layers` where the caller gives none: the default
+    (opset 17), raised to the newest opset of an OnnxLayer's graph among them (nested models' too), since such a
+    graph is never downgraded (`OnnxLayer.graph_at`): a dynamo export of opset 20 compiles at opset 20. The IR
+    version is the oldest that holds the opset, at least 8: 9 for opset 20, within ONNX Runtime 1.19's IR <= 10.
+
+    Raises:
+        UnsupportedError: no opset was given and a graph's opset is newer than the installed ONNX Runtime loads.
+    """
+    if opset is None:
+        graphs = sorted((layer for layer in _walk(layers) if isinstance(layer, OnnxLayer)), key=lambda g: g.opset)
+        opset = max(DEFAULT_OPSET, graphs[-1].opset if graphs else DEFAULT_OPSET)
+        if opset > DEFAULT_OPSET:
+            _check_runtime_loads_graph(graphs[-1])
+    if ir_version is None:  # an opset onnx does not know keeps 8, for check_opset_and_ir to name
+        known = isinstance(opset, int) and not isinstance(opset, bool) and 0 < opset <= onnx.defs.onnx_opset_version()
+        ir_version = max(DEFAULT_IR_VERSION, _graph.min_ir_version(opset)) if known else DEFAULT_IR_VERSION
+    return opset, ir_version
+
+
+def _walk(layers: Iterable[Any]) -> Iterator[Any]:
+    for layer in layers:
+        yield layer
+        yield from _walk(getattr(layer, "layers", ()))  # a nested model's
+
+
+def _check_runtime_loads_graph(layer: OnnxLayer) -> None:
+    own = layer.opset
+    try:
+        check_runtime_loads(own, max(DEFAULT_IR_VERSION, _graph.min_ir_version(own)))
+    except InvalidArgumentError as e:
+        loaded = [
+            o
+            for o in range(own - 1, DEFAULT_OPSET - 1, -1)
+            if not _refused(o, max(DEFAULT_IR_VERSION, _graph.min_ir_version(o)))
+        ]
+        raise UnsupportedError(
+            f"OnnxLayer {layer.name!r} holds an opset-{own} graph, which the installed ONNX Runtime cannot run. "
+            f"Export the ONNX model again at opset {loaded[0] if loaded else DEFAULT_OPSET} or older."
+        ) from e
+
+
+def _refused(opset: int, ir_version: int) -> bool:
+    try:
+        check_runtime_loads(opset, ir_version)
+    except InvalidArgumentError:
+        return True
+    return False
