@@ -177,6 +177,7 @@ def test_demo_page_fine_tunes_and_scores_the_held_out_slice_as_python_does(tmp_p
     held_out = slice(200, 300)
     right_before = int((_logits(data / "bundle" / "model.onnx", pixels[held_out]).argmax(1) == labels[held_out]).sum())
     right_after = int((_logits(model_bytes, pixels[held_out]).argmax(1) == labels[held_out]).sum())
+    print(json.dumps({"held_out_shown": [before, after], "python": [right_before, right_after], **result}))
     assert before == _expected_shown(right_before, 100)
     assert after == _expected_shown(right_after, 100)
     assert shown == [CLASSES[k] for k in _logits(model_bytes, pixels[200:216]).argmax(1)]
@@ -259,6 +260,7 @@ def test_demo_page_learns_drawn_examples_and_its_download_predicts_like_the_page
     guesses = _logits(model_bytes, np.asarray(drawn)).argmax(1)
     assert captions == [f"{CLASSES[8]} → {CLASSES[guesses[0]]}", f"{CLASSES[1]} → {CLASSES[guesses[1]]}"]
     right = int((_logits(model_bytes, pixels[200:]).argmax(1) == labels[200:]).sum())
+    print(json.dumps({"examples_shown": captions, "held_out_shown": after, "python": right, "stopped": stopped}))
     assert after == _expected_shown(right, 100)
 
 
