@@ -581,3 +581,101 @@ def test_export_merges_lora_adapters_into_plain_weights(tmp_path):
     with pytest.raises(InvalidArgumentError, match=r"merge_adapters=.*'yes'"):
         model.export(tmp_path / "other.onnx", merge_adapters="yes")
     model.close()
+
+
+# --- opset defaults, from_onnx's errors, a batch fixed by a Reshape ---------------------------------------------
+def test_compile_follows_a_graph_newer_than_the_default_opset():
+    proto = _mlp(opset=20)
+    model = from_onnx(proto)
+    model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)  # nothing about opsets written
+    assert (model._compiled.opset, model._compiled.ir_version) == (20, 9)
+    exported = model.inference_model()
+    assert (exported.opset_import[0].version, exported.ir_version) == (20, 9)
+    x, _ = _data()
+    np.testing.assert_allclose(_run(exported, input=x), _run(proto, x=x), rtol=1e-6, atol=1e-6)
+    model.close()
+
+
+@pytest.mark.training
+def test_ort_training_compiles_an_opset_21_graph_at_ir_10():
+    model = from_onnx(_mlp(opset=21))
+    model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS, engine="ort-training")
+    assert (model._compiled.opset, model._compiled.ir_version) == (21, 10)  # ONNX Runtime 1.19 loads IR <= 10
+    model.close()
+
+
+def test_an_older_opset_given_to_compile_says_what_to_change():
+    model = from_onnx(_mlp(opset=20))
+    with pytest.raises(UnsupportedError, match=r"opset-20 graph.*Pass opset=20 \(or newer\), or compile without opset"):
+        model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS, opset=17)
+
+
+def test_a_graph_newer_than_the_runtime_runs_names_the_opset_to_export_at():
+    from onnxtrain._runtime import check_runtime_loads
+
+    try:
+        check_runtime_loads(23, 11)
+        pytest.skip("the installed ONNX Runtime loads opset 23")
+    except InvalidArgumentError:
+        pass
+    model = from_onnx(_mlp(opset=23))
+    with pytest.raises(UnsupportedError, match=r"opset-23 graph, which the installed ONNX Runtime cannot run\. Export"):
+        model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"trainable": ["nope*"]}, InvalidArgumentError, r"^from_onnx\(trainable=\.\.\.\): 'nope\*' matches no"),
+        ({"frozen": [3]}, InvalidTypeError, r"^from_onnx\(frozen=\.\.\.\) expects a bool or a list"),
+        ({"trainable": 3}, InvalidTypeError, r"^from_onnx\(trainable=\.\.\.\) expects a bool or a list"),
+        ({"batch_norm": "moving"}, InvalidArgumentError, r"^from_onnx\(batch_norm=\.\.\.\) expects one of"),
+        ({"outputs": ["nowhere"]}, InvalidArgumentError, r"^from_onnx\(outputs=\.\.\.\) names no value"),
+    ],
+)
+def test_from_onnx_errors_name_from_onnx_and_onnx_layers_name_onnx_layer(options, error, message):
+    with pytest.raises(error, match=message):
+        from_onnx(_mlp(), **options)
+    with pytest.raises(error, match=message.replace("from_onnx", "OnnxLayer")):
+        OnnxLayer(_mlp(), **options)
+
+
+def _fixed_batch_model(shape: list[int], reshaped: str = "x") -> onnx.ModelProto:
+    """x [1, 2, 3] (exported at batch 1) -> Reshape(`reshaped`, shape) ... -> logits [1, 3]."""
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.normal(0, 0.5, (6, 3)).astype(np.float32), "fc.weight")
+    bias = numpy_helper.from_array(np.zeros(3, np.float32), "fc.bias")
+    target = numpy_helper.from_array(np.array(shape, np.int64), "target")
+    if reshaped == "x":  # the batch goes through the Reshape
+        nodes = [
+            helper.make_node("Reshape", ["x", "target"], ["flat"], name="/Reshape"),
+            helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"]),
+        ]
+    else:  # a weight is reshaped: no batch there
+        nodes = [
+            helper.make_node("Flatten", ["x"], ["flat"]),
+            helper.make_node("Reshape", ["fc.bias", "target"], ["row"], name="/bias_row"),
+            helper.make_node("MatMul", ["flat", "fc.weight"], ["mm"]),
+            helper.make_node("Add", ["mm", "row"], ["logits"]),
+        ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])
+    return _model(nodes, [x], [y], [weight, bias, target])
+
+
+def test_a_reshape_that_fixes_the_batch_is_refused_at_import_naming_the_node():
+    with pytest.raises(
+        UnsupportedError,
+        match=r"^from_onnx: Reshape node '/Reshape' fixes the batch dimension: its shape \[1, -1\] makes the first "
+        r"dimension 1, but its input 'x' has shape \['batch', 2, 3\].*only batches of exactly 1",
+    ):
+        from_onnx(_fixed_batch_model([1, -1]))
+
+
+@pytest.mark.parametrize(("shape", "reshaped"), [([0, -1], "x"), ([-1, 6], "x"), ([1, 3], "fc.bias")])
+def test_reshapes_that_keep_the_batch_import_and_run_at_any_batch(shape, reshaped):
+    proto = _fixed_batch_model(shape, reshaped)
+    model = from_onnx(proto)
+    x = np.random.default_rng(1).random((5, 2, 3), dtype=np.float32)
+    expected = x.reshape(5, 6) @ numpy_helper.to_array(proto.graph.initializer[0])  # zero bias
+    np.testing.assert_allclose(_run(model.inference_model(), input=x), expected, rtol=1e-5, atol=1e-6)

@@ -24,6 +24,7 @@ from onnxtrain._onnx_file import check_onnx_model, read_onnx_model
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 
 Shape = tuple[int, ...]
+BATCH = "batch"  # the symbolic first dimension of an imported graph's data inputs and outputs
 WEIGHTS_KEY = "onnxtrain.weights"  # metadata of a stripped graph: which graph inputs are weights (JSON list)
 # ONNX Runtime's basic level, less every rewrite but constant folding: fusions (Conv+BatchNormalization) would
 # merge the layers a user trains or freezes, and Dropout elimination would drop what training uses.
@@ -301,8 +302,44 @@ def with_dynamic_batch(model: onnx.ModelProto) -> onnx.ModelProto:
         shape = value.type.tensor_type.shape
         if value.name not in weights and shape.dim:
             shape.dim[0].Clear()
-            shape.dim[0].dim_param = "batch"
+            shape.dim[0].dim_param = BATCH
     return model
+
+
+def check_batch_not_fixed(model: onnx.ModelProto, owner: str) -> None:
+    """Refuse a Reshape whose constant shape makes the first dimension a number n > 0 while its input's first
+    dimension is the batch (onnx's shape inference says so): an export of `x.view(1, -1)` runs for batches of n
+    only; any other batch size fails in a later node or mixes examples. Shapes of 0 (copy) or -1 pass, as do
+    Reshapes whose input's first dimension shape inference cannot tie to the batch (nothing proves a conflict).
+
+    Raises:
+        UnsupportedError: naming the node, its shape and its input's.
+    """
+    constants = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output:
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    constants[node.output[0]] = attribute.t
+                elif attribute.name == "value_ints":
+                    constants[node.output[0]] = numpy_helper.from_array(np.array(attribute.ints, np.int64))
+    reshapes = [n for n in model.graph.node if n.op_type == "Reshape" and len(n.input) > 1 and n.input[1] in constants]
+    if not reshapes:
+        return
+    types = infer(model)
+    for node in reshapes:
+        target = numpy_helper.to_array(constants[node.input[1]]).reshape(-1)
+        known = types.get(node.input[0])
+        dims = known.tensor_type.shape.dim if known is not None else []
+        if not target.size or target[0] <= 0 or not dims or dims[0].dim_param != BATCH:
+            continue
+        shown = [d.dim_param or (d.dim_value if d.HasField("dim_value") else "?") for d in dims]
+        raise UnsupportedError(
+            f"{owner}: Reshape node {node.name or node.output[0]!r} fixes the batch dimension: its shape "
+            f"{target.tolist()} makes the first dimension {int(target[0])}, but its input {node.input[0]!r} has shape "
+            f"{shown}, the batch first, so only batches of exactly {int(target[0])} would run. Export the model with "
+            "a dynamic batch (torch: x.flatten(1) or x.view(x.size(0), -1), and dynamic_axes / dynamic_shapes)."
+        )
 
 
 def encode(stripped: onnx.ModelProto) -> str:
