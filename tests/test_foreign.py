@@ -679,3 +679,31 @@ def test_reshapes_that_keep_the_batch_import_and_run_at_any_batch(shape, reshape
     x = np.random.default_rng(1).random((5, 2, 3), dtype=np.float32)
     expected = x.reshape(5, 6) @ numpy_helper.to_array(proto.graph.initializer[0])  # zero bias
     np.testing.assert_allclose(_run(model.inference_model(), input=x), expected, rtol=1e-5, atol=1e-6)
+
+
+# --- onnxtrain summary FILE.onnx ---------------------------------------------------------------------------------
+def test_summary_of_a_foreign_file_shows_the_nodes_that_hold_weights_as_its_layers(tmp_path, capsys):
+    from onnxtrain.cli._main import main
+
+    onnx.save(_mlp(), tmp_path / "foreign.onnx")
+    assert main(["summary", str(tmp_path / "foreign.onnx")]) == 0
+    shown = capsys.readouterr().out
+    imported = shown[shown.index("As from_onnx imports it") :].splitlines()
+    assert imported[0] == "As from_onnx imports it: x [None, 2, 3] -> OnnxLayer -> logits [None, 3]"
+    rows = [line.split() for line in imported[3:6]]
+    assert rows == [  # after Reshape(-1), shape inference cannot tell the batch: "?"
+        ["h", "(Gemm)", "[?,", "5]", "fc1.weight", "[5,", "6],", "fc1.bias", "[5]", "35"],
+        ["mm", "(MatMul)", "[?,", "3]", "head.weight", "[5,", "3]", "15"],
+        ["logits", "(Add)", "[None,", "3]", "head.bias", "[3]", "3"],
+    ]
+    assert imported[6].startswith("Parameters: 53 in 4 weights (float initializers): 53 train by default, 0 frozen")
+    assert imported[7] == "Nodes without weights: Relu 1, Reshape 1"
+
+
+def test_summary_says_why_from_onnx_cannot_import_a_file(tmp_path, capsys):
+    from onnxtrain.cli._main import main
+
+    onnx.save(_fixed_batch_model([1, -1]), tmp_path / "fixed.onnx")
+    assert main(["summary", str(tmp_path / "fixed.onnx")]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith("As from_onnx imports it: it cannot (UnsupportedError: from_onnx: Reshape node '/Reshape'")

@@ -191,6 +191,10 @@ def _print_onnx_summary(path: Path) -> None:
     print(f"Nodes: {len(graph.node)} ({', '.join(f'{op} {n}' for op, n in sorted(counts.items()))})")
     for prop in proto.metadata_props:
         print(f"  metadata {prop.key}: {prop.value}")
+    if not any(prop.key == "onnxtrain.version" for prop in proto.metadata_props):  # not one onnxtrain wrote
+        from onnxtrain.foreign._summary import print_imported
+
+        print_imported(proto)
 
 
 def _size(path: Path) -> str:
