@@ -8,6 +8,7 @@ through the same loaders in subprocesses and reports each one's peak memory.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
@@ -331,6 +332,29 @@ def test_a_hostile_checkpoint_or_config_is_refused_by_load_model(tmp_path, saved
     folder = _edited_save(saved, tmp_path, edit)
     with pytest.raises(ModelFileError, match=match):
         onnxtrain.load_model(folder)  # compiled, resuming the optimizer state: the checkpoint is read
+
+
+def test_an_imported_graph_in_config_json_is_held_to_model_onnx_too(tmp_path, saved):
+    """An OnnxLayer's config keeps its weight-free graph; a forged weight shape there is refused, not allocated."""
+    onnx_file = saved / "model.onnx"  # the tiny model's export: Dense(3) over 4 inputs
+    with onnxtrain.from_onnx(onnx_file, outputs=["logits"]) as model:
+        model.save(tmp_path / "imported")
+
+    def forge(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        entry = next(e for e in config["layers"] if e["class_name"] == "OnnxLayer")
+        graph = onnx.ModelProto.FromString(base64.b64decode(entry["config"]["model"]))
+        kernel = next(v for v in graph.graph.input if v.name == KERNEL)
+        kernel.type.tensor_type.shape.dim[1].dim_value = 10**12
+        entry["config"]["model"] = base64.b64encode(graph.SerializeToString()).decode("ascii")
+        (folder / "config.json").write_text(json.dumps(config))
+
+    with pytest.raises(
+        ModelFileError,
+        match=r"model\.onnx: OnnxLayer layer 'onnx_model' makes weight 'dense_1\.kernel' of shape "
+        r"\(4, 1000000000000\), which model\.onnx does not declare \(it declares 'dense_1\.kernel' of shape \(4, 3\)\)",
+    ):
+        onnxtrain.load_model(_edited_save(tmp_path / "imported", tmp_path / "forged", forge))
 
 
 def test_a_config_of_a_few_megabytes_still_loads(tmp_path, saved):
