@@ -1,4 +1,4 @@
-"""Profile one train step of the tutorial MLP inside ONNX Runtime: time per operator and per node.
+"""Profile one train step of the tutorial MLP (or the fashion-cnn) inside ONNX Runtime: time per operator and node.
 
 `tools/profile_fit.py` shows where Python spends a fit; this shows what ONNX Runtime's runs are made of. The step
 runs in a session with ONNX Runtime's profiler on (which adds a few microseconds to every node, so compare shares,
@@ -15,8 +15,11 @@ backward, and the optimizer update by their names (`update.` for the portable up
   it, and `tools/profile_fit.py --engine ort-training --timers` times it alone. `--keep-relugrad` profiles the
   artifacts with ONNX Runtime's ReluGrad kernel instead of onnxtrain's rewrite (`_replace_relu_gradients`).
 
+`--model cnn` profiles the fashion-cnn of tools/bench.py (`_tutorial.cnn_layers`, Dropout `--dropout`) instead of
+the tutorial MLP.
+
 Usage: python tools/profile_step.py [--engine portable|ort-training] [--update auto|graph|fused] [--keep-relugrad]
-       [--optimizer adam] [--steps 500] [--threads 2] [--top 15]
+       [--optimizer adam] [--steps 500] [--threads 2] [--top 15] [--model mlp|cnn] [--dropout 0.5]
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import onnxruntime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from _tutorial import tutorial_data, tutorial_model
+from _tutorial import cnn_layers, tutorial_data, tutorial_model
 
 from onnxtrain import Sequential, losses, optimizers
 from onnxtrain._float_env import FlushToZero
@@ -65,9 +68,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--model", default="mlp", choices=("mlp", "cnn"))
+    parser.add_argument("--dropout", type=float, default=0.5, help="the CNN's dropout rate (--model cnn)")
     args = parser.parse_args()
 
-    model = tutorial_model(seed=12)
+    model = Sequential(cnn_layers(args.dropout), seed=12) if args.model == "cnn" else tutorial_model(seed=12)
     profile = profile_ort_training if args.engine == "ort-training" else profile_portable
     with tempfile.TemporaryDirectory(prefix="onnxtrain-profile-") as tmp:
         per_step = profile(args, model, Batches(), Path(tmp))
