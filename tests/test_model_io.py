@@ -374,7 +374,11 @@ def _damage(directory: Path, how: str) -> None:
         ("unknown layer", r"cannot be rebuilt.*Could not interpret layer class 'Conv9D'"),
         ("bad compile", r"compile settings that cannot be used.*no_such_optimizer"),
         ("model not onnx", r"model\.onnx does not match the SHA-256 .* and it is not an ONNX model"),
-        ("shape mismatch", r"dense_1\.kernel has shape \(16, 8\); config\.json's layers need \(16, 9\)"),
+        (
+            "shape mismatch",
+            r"makes weight 'kernel' of shape \(16, 9\), which model\.onnx does not declare \(it declares "
+            r"'dense_1\.kernel' of shape \(16, 8\)\)",
+        ),
         ("no checkpoint", r"checkpoint is missing although config\.json says the optimizer state was saved"),
         ("checkpoint damaged", r"optimizer state of .*checkpoint failed.*damaged"),
     ],
