@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from onnxtrain import optimizers
 from onnxtrain.cli._data import DatasetLoader, RunData
-from onnxtrain.cli._run_config import DEFAULT_LOSS, check_output
+from onnxtrain.cli._run_config import DEFAULT_LOSS, check_output, positive_int
 from onnxtrain.cli._train import _fit_and_save, writing_mode
 from onnxtrain.errors import InvalidArgumentError
 
@@ -152,13 +152,13 @@ def add_finetune_command(commands: argparse._SubParsersAction) -> None:
         "--frozen", nargs="+", metavar="PATTERN", help="initializer names or glob patterns that do not train"
     )
     finetune.add_argument("--outputs", metavar="NAME", help="cut the graph at this value (a feature extractor)")
-    finetune.add_argument("--head", type=_positive, metavar="N", help="a new Dense(N) head on the model's output")
-    finetune.add_argument("--lora", type=_positive, metavar="RANK", help="train LoRA adapters of this rank only")
+    finetune.add_argument("--head", type=positive_int, metavar="N", help="a new Dense(N) head on the model's output")
+    finetune.add_argument("--lora", type=positive_int, metavar="RANK", help="train LoRA adapters of this rank only")
     finetune.add_argument(
         "--lora-alpha", type=float, default=16.0, metavar="ALPHA", help="LoRA scale numerator (default: 16)"
     )
-    finetune.add_argument("--epochs", type=_positive, default=1, help="(default: 1)")
-    finetune.add_argument("--batch-size", type=_positive, default=32, help="(default: 32)")
+    finetune.add_argument("--epochs", type=positive_int, default=1, help="(default: 1)")
+    finetune.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")
     finetune.add_argument("--optimizer", default="adam", help="adam, sgd, rmsprop, ... (default: adam)")
     finetune.add_argument("--learning-rate", type=float, default=0.001, help="(default: 0.001)")
     finetune.add_argument("--loss", default=DEFAULT_LOSS, help=f"(default: {DEFAULT_LOSS})")
@@ -173,13 +173,3 @@ def add_finetune_command(commands: argparse._SubParsersAction) -> None:
         help="0 silent, 1 progress bar (plain lines when not a terminal), 2 one line per epoch",
     )
     finetune.set_defaults(func=cmd_finetune)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value

@@ -29,7 +29,14 @@ from onnxtrain.cli._data import (
     saved_model_dir,
 )
 from onnxtrain.cli._finetune import add_finetune_command
-from onnxtrain.cli._run_config import EXAMPLE_HELP, EXAMPLES, build_model, compile_settings, read_config
+from onnxtrain.cli._run_config import (
+    EXAMPLE_HELP,
+    EXAMPLES,
+    build_model,
+    compile_settings,
+    positive_int,
+    read_config,
+)
 from onnxtrain.cli._train import cmd_train, writing_mode
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, listing
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, inference_opset_and_ir
@@ -207,16 +214,6 @@ def _size(path: Path) -> str:
 
 
 # --- parser -----------------------------------------------------------------------------------------------
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _add_verbose_argument(parser: argparse.ArgumentParser, default: int, two: str) -> None:
     parser.add_argument(
         "--verbose",
@@ -239,7 +236,7 @@ def _add_engine_argument(parser: argparse.ArgumentParser) -> None:
 def _add_ir_version_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ir-version",
-        type=_positive,
+        type=positive_int,
         help="ONNX IR version (default: the model's, raised to the oldest one that can hold --opset)",
     )
 
@@ -278,10 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--epochs",
-        type=_positive,
+        type=positive_int,
         help="override the config's epochs; with --resume (required), how many more epochs to train",
     )
-    train.add_argument("--batch-size", type=_positive, help="override the config's batch size")
+    train.add_argument("--batch-size", type=positive_int, help="override the config's batch size")
     train.add_argument("--seed", type=int, help="override the config's seed")
     train.add_argument("--output", metavar="DIR", help="output folder (default: a new runs/NAME-TIME folder)")
     train.add_argument(
@@ -289,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--workers",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         help="train data-parallel in N processes on this machine (mpiexec -n N; needs onnxtrain[distributed]); "
         "the weights are those of one process, to float32 rounding (docs/scaling.md)",
@@ -304,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("model", metavar="MODEL", help="saved model directory")
     evaluate.add_argument("--data", required=True, help="'fashion-mnist[:test|:train]' or a .npz with x and y")
-    evaluate.add_argument("--batch-size", type=_positive, default=100)
+    evaluate.add_argument("--batch-size", type=positive_int, default=100)
     _add_verbose_argument(evaluate, default=0, two="one line with the figures")
     _add_engine_argument(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
@@ -325,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("model", metavar="MODEL", help="saved model directory")
     export.add_argument("out", metavar="OUT.onnx")
-    export.add_argument("--opset", type=_positive, help="ONNX opset of the file (default: the model's)")
+    export.add_argument("--opset", type=positive_int, help="ONNX opset of the file (default: the model's)")
     _add_ir_version_argument(export)
     _add_engine_argument(export)
     export.add_argument("--overwrite", action="store_true", help="replace OUT.onnx if it exists")
@@ -339,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     artifacts.add_argument("source", metavar="CONFIG|MODEL", help="model config (.toml/.json) or saved model directory")
     artifacts.add_argument("outdir", metavar="OUTDIR")
-    artifacts.add_argument("--opset", type=_positive, help="ONNX opset (default: the model's, or 17)")
+    artifacts.add_argument("--opset", type=positive_int, help="ONNX opset (default: the model's, or 17)")
     _add_ir_version_argument(artifacts)
     artifacts.add_argument("--overwrite", action="store_true", help="replace artifacts already in OUTDIR")
     artifacts.set_defaults(func=cmd_artifacts)

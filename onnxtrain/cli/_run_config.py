@@ -3,6 +3,7 @@ Sequential model and compile settings a config describes, and the output folder 
 
 from __future__ import annotations
 
+import argparse
 import copy
 import inspect
 import json
@@ -97,6 +98,17 @@ CONFIG_EXPECTED = "train expects a run config, a .toml or .json file (see exampl
 def example_config(name: str) -> dict[str, Any]:
     """A copy of the built-in config `name` (one of EXAMPLES), safe to override."""
     return copy.deepcopy(EXAMPLES[name])
+
+
+def positive_int(text: str) -> int:
+    """argparse's `type` for options that take a positive integer (--epochs, --batch-size, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
