@@ -75,14 +75,19 @@ class _Runs:
         ]
 
 
+_HELD_OUT = 2000  # images after the 10,000 the demo epoch trains on
 PYTHON = "Python, portable engine (onnxruntime-training 1.19.2)"
 
 
-def _write_demo_data(folder: Path, test: Any) -> None:
-    """The demo page's images beside the bundle: what examples/web/prepare.py writes."""
-    pixels = np.rint(np.asarray(test.x) / test.input_scale).astype(np.uint8)
+def _write_demo_data(folder: Path, test: Any, train: Any) -> None:
+    """The demo page's images beside the bundle, in the layout examples/web/prepare.py writes: the 10,000 test
+    images the timed epoch trains on, then `_HELD_OUT` training-set images as the slice the page scores (the page
+    holds out the last ones; here the timing is what counts)."""
+    x = np.concatenate([np.asarray(test.x), np.asarray(train.x[:_HELD_OUT])])
+    pixels = np.rint(x / test.input_scale).astype(np.uint8)
     pixels.tofile(folder / "test-images.bin")
-    np.asarray(test.y, np.uint8).tofile(folder / "test-labels.bin")
+    labels = np.concatenate([np.asarray(test.y), np.asarray(train.y[:_HELD_OUT])])
+    labels.astype(np.uint8).tofile(folder / "test-labels.bin")
     spec = {"count": len(pixels), "shape": list(pixels.shape[1:]), "class_names": list(test.class_names or ())}
     (folder / "data.json").write_text(json.dumps(spec), encoding="utf-8")
 
@@ -95,6 +100,8 @@ def _demo_epoch(page: Any, base: str, threads: int, batch_size: int) -> dict[str
     shown = page.eval_on_selector("#threads", "select => select.value")
     if shown != str(threads):
         raise RuntimeError(f"the demo page offers no {threads} threads (it shows {shown}): not cross-origin isolated?")
+    page.fill("#heldout", str(_HELD_OUT))
+    page.dispatch_event("#heldout", "change")
     page.fill("#count", "10000")
     page.fill("#batch", str(batch_size))
     page.click("#train")
@@ -137,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             model.export_training_bundle(bundle)
             model.save(work / "saved", save_optimizer_state=True)  # each repeat's Python run resumes from here
         write_batches(site / "batches", x, y, args.batch_size)
-        _write_demo_data(site / "data", test)
+        _write_demo_data(site / "data", test, train)
         metadata = read_metadata(bundle)
         names = metadata["trainable"]
         python: dict[str, np.ndarray] = {}
