@@ -7,8 +7,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-import numpy as np
-
 from onnxtrain.autodiff._context import GradientContext
 from onnxtrain.autodiff._rules import rule
 from onnxtrain.autodiff._window import Window, spatial, weight_gradient, window, window_transpose
@@ -57,7 +55,7 @@ def _conv(ctx: GradientContext) -> Grads:
 
 
 # Up to this many rows (input channels x kernel offsets), the weight gradient stacks the offsets' slices into one
-# matrix per example (im2col) for a single batched MatMul; above it, one Gemm per offset (docs/measurements.md).
+# matrix (im2col) for a single Gemm; above it, one Gemm per offset (docs/measurements.md).
 _IM2COL_ROWS = 64
 
 
@@ -71,52 +69,27 @@ def _ungrouped_weight_gradient(
     channels: tuple[int, int],
 ) -> str:
     """A Conv's weight gradient for group 1: w_grad[p, q, *k] = sum over n and l of g[n, p, *l] *
-    x_padded[n, q, *(l * stride + k * dilation)], from one strided Slice of x per kernel offset.
+    x_padded[n, q, *(l * stride + k * dilation)].
 
-    With few rows (input channels x offsets, conv1 of a LeNet), the slices are stacked per example (im2col) and
-    transposed, a copy smaller than g, for one batched MatMul with g as it is; one product per offset would reread
-    g for a thin column each time. With many, x and g move the batch next to the spatial axes, (C, N, *S): a
-    Transpose that copies whole planes, where `_window.weight_gradient`'s channels-last layout moves every
-    element; each offset's slice then reshapes to (Q, N * L) for a Gemm with g's (P, N * L).
+    Both operands move the batch next to the spatial axes, (C, N, *S): a Transpose that copies whole planes, where
+    `_window.weight_gradient`'s channels-last layout moves every element. Each kernel offset's strided Slice of x
+    then reshapes to (Q, N * L) and meets g's (P, N * L) in a Gemm with transB; with few input channels the
+    slices are stacked first (im2col, Q * K rows) for one Gemm, as one Gemm per offset would reread g K times to
+    produce K thin columns.
     """
     p, q = channels
     rank = len(length)
-    count = int(np.prod(win.kernel))
     needed = [(n - 1) * s + e for n, s, e in zip(length, win.strides, win.extents, strict=True)]
     end = [max(0, n - b - i) for n, b, i in zip(needed, win.begin, image_size, strict=True)]
     if any(win.begin) or any(end):
         x = ctx.emit("Pad", [x, ctx.ints([0, 0, *win.begin, 0, 0, *end], "pads")], hint="im2col_pad")
-    few_rows = q * count <= _IM2COL_ROWS
-    if few_rows:
-        rows = ctx.ints([0, q, -1], "shape")
-    else:
-        batch_second = [1, 0, *range(2, 2 + rank)]
-        x = ctx.emit("Transpose", [x], hint="im2col_batch_second", perm=batch_second)
-        rows = ctx.ints([q, -1], "shape")
-    patches = _offset_slices(ctx, x, length, win, rows)
-    if few_rows:
-        cols = patches[0] if count == 1 else ctx.emit("Concat", patches, hint="im2col", axis=1)  # (N, K * Q, L)
-        cols = ctx.emit("Transpose", [cols], hint="im2col_rows_last", perm=[0, 2, 1])
-        g = ctx.emit("Reshape", [g, ctx.ints([0, p, -1], "shape")])
-        products = ctx.emit("MatMul", [g, cols], hint="weight_grad_per_example")  # (N, P, K * Q)
-        w_grad = ctx.reduce("ReduceSum", products, [0], keepdims=False, hint="weight_grad")
-        w_grad = ctx.emit("Reshape", [w_grad, ctx.ints([p, count, q], "shape")])
-        w_grad = ctx.emit("Transpose", [w_grad], hint="weight_grad", perm=[0, 2, 1])
-    else:
-        g = ctx.emit("Transpose", [g], hint="weight_grad_batch_second", perm=batch_second)
-        g = ctx.emit("Reshape", [g, ctx.ints([p, -1], "shape")], hint="weight_grad_lhs")
-        per_offset = [ctx.emit("Gemm", [g, patch], hint="weight_grad_offset", transB=1) for patch in patches]
-        per_offset = [ctx.emit("Unsqueeze", [product, ctx.ints([-1], "axis")]) for product in per_offset]
-        w_grad = per_offset[0] if count == 1 else ctx.emit("Concat", per_offset, hint="weight_grad", axis=-1)
-    return ctx.emit("Reshape", [w_grad, ctx.ints([p, q, *win.kernel], "shape")], hint="weight_grad")
-
-
-def _offset_slices(ctx: GradientContext, x: str, length: Sequence[int], win: Window, shape: str) -> list[str]:
-    """Per kernel offset (row-major), the positions of padded `x` that the window's outputs read there, along the
-    spatial axes 2.. (`length` outputs each), reshaped to `shape`."""
-    rank = len(length)
+    batch_second = [1, 0, *range(2, 2 + rank)]
+    x = ctx.emit("Transpose", [x], hint="im2col_batch_second", perm=batch_second)
+    g = ctx.emit("Transpose", [g], hint="weight_grad_batch_second", perm=batch_second)
+    g = ctx.emit("Reshape", [g, ctx.ints([p, -1], "shape")], hint="weight_grad_lhs")
     axes = ctx.ints(list(range(2, 2 + rank)), "axes")
     steps = ctx.ints(list(win.strides), "steps")
+    rows = ctx.ints([q, -1], "shape")
     patches = []
     for offset in itertools.product(*(range(k) for k in win.kernel)):
         starts = [j * d for j, d in zip(offset, win.dilations, strict=True)]
@@ -124,8 +97,18 @@ def _offset_slices(ctx: GradientContext, x: str, length: Sequence[int], win: Win
         patch = ctx.emit(
             "Slice", [x, ctx.ints(starts, "starts"), ctx.ints(stops, "ends"), axes, steps], hint="im2col_slice"
         )
-        patches.append(ctx.emit("Reshape", [patch, shape]))
-    return patches
+        patches.append(ctx.emit("Reshape", [patch, rows]))
+    count = len(patches)
+    if q * count <= _IM2COL_ROWS:
+        cols = patches[0] if count == 1 else ctx.emit("Concat", patches, hint="im2col", axis=0)
+        w_grad = ctx.emit("Gemm", [g, cols], hint="weight_grad", transB=1)  # (P, K * Q), offset-major
+        w_grad = ctx.emit("Reshape", [w_grad, ctx.ints([p, count, q], "shape")])
+        w_grad = ctx.emit("Transpose", [w_grad], hint="weight_grad", perm=[0, 2, 1])
+    else:
+        products = [ctx.emit("Gemm", [g, patch], hint="weight_grad_offset", transB=1) for patch in patches]
+        products = [ctx.emit("Unsqueeze", [product, ctx.ints([-1], "axis")]) for product in products]
+        w_grad = products[0] if count == 1 else ctx.emit("Concat", products, hint="weight_grad", axis=-1)
+    return ctx.emit("Reshape", [w_grad, ctx.ints([p, q, *win.kernel], "shape")], hint="weight_grad")
 
 
 def _transpose_window(
