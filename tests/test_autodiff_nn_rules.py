@@ -725,3 +725,20 @@ def test_lenet_benchmark_tool_runs() -> None:
     done = subprocess.run([sys.executable, str(tool), "--batch", "2", "--runs", "1"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "forward + gradients" in done.stdout
+
+
+def test_conv_weight_gradient_at_lenet_scale_equals_numpy():
+    """conv1 of the fashion-cnn at its real size (a batch of 100 28x28 images with a zero background, 32 filters
+    of 3x3, 'same' padding) against numpy in float64: the rows above use small shapes, and the weight gradient
+    takes another form (stacked offsets) from some number of rows on."""
+    rng = np.random.default_rng(0)
+    x = np.where(rng.random((100, 1, 28, 28)) < 0.5, 0.0, rng.random((100, 1, 28, 28))).astype(np.float32)
+    case = Case("Conv LeNet conv1", "Conv", {"x": x, "w": rand(32, 1, 3, 3), "b": rand(32)}, {"pads": [1, 1, 1, 1]})
+    _, _, _, projections = loss_model(case, np.dtype(np.float32))
+    grads, _ = autodiff_gradients(case, np.dtype(np.float32))
+    r = projections["y"].astype(np.float64)
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3), axis=(2, 3))  # (N, Q, 28, 28, 3, 3)
+    expected = np.einsum("nphw,nqhwij->pqij", r, windows)
+    np.testing.assert_allclose(grads["w"], expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    np.testing.assert_allclose(grads["b"], r.sum(axis=(0, 2, 3)), rtol=1e-4, atol=1e-3)
