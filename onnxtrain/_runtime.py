@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
+
+if TYPE_CHECKING:
+    import onnx
 
 # Distributions that ship the top-level `onnxruntime` module. The extras in pyproject.toml install one of them.
 ORT_FLAVOURS: dict[str, str] = {
@@ -158,6 +164,27 @@ def cuda_extra_hint() -> str:
 
 
 _PRELOADED: set[Any] = set()  # the onnxruntime modules whose preload_dlls() has run (once per process)
+
+
+def optimized_by_ort(model: onnx.ModelProto, disabled_optimizers: Sequence[str] = ()) -> onnx.ModelProto:
+    """`model` as ONNX Runtime's basic graph optimizations (constant folding, redundant node elimination) leave it,
+    on the CPU, one thread; ONNX Runtime's own exception when it refuses the model."""
+    import onnx
+    import onnxruntime as ort  # the inference API only
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as folder:
+        options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
+        ort.InferenceSession(
+            model.SerializeToString(),
+            options,
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(disabled_optimizers),
+        )
+        return onnx.load(options.optimized_model_filepath)
 
 
 def session_options(ort: Any, threads: int | None) -> Any:

@@ -3,12 +3,11 @@ shapes the gradient rules need that ONNX shape inference cannot propagate (`fold
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import onnx
 
+from onnxtrain._runtime import optimized_by_ort
 from onnxtrain.errors import InvalidArgumentError
 
 
@@ -30,8 +29,6 @@ def fold_constants(model: onnx.ModelProto, keep: Sequence[str]) -> onnx.ModelPro
     Raises:
         InvalidArgumentError: a `keep` name is not an initializer of `model`, or ONNX Runtime refused the model.
     """
-    import onnxruntime
-
     kept = {t.name: t for t in model.graph.initializer if t.name in set(keep)}
     missing = sorted(set(keep) - set(kept))
     if missing:
@@ -43,16 +40,10 @@ def fold_constants(model: onnx.ModelProto, keep: Sequence[str]) -> onnx.ModelPro
     inputs = [onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in kept.values()]
     opened.graph.input.extend(inputs)
 
-    options = onnxruntime.SessionOptions()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    options.intra_op_num_threads = 1
-    with tempfile.TemporaryDirectory() as directory:
-        options.optimized_model_filepath = str(Path(directory) / "folded.onnx")
-        try:
-            onnxruntime.InferenceSession(opened.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise InvalidArgumentError(f"ONNX Runtime could not optimize the model to fold its constants: {e}") from e
-        folded = onnx.load(options.optimized_model_filepath)
+    try:
+        folded = optimized_by_ort(opened)
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise InvalidArgumentError(f"ONNX Runtime could not optimize the model to fold its constants: {e}") from e
 
     names = set(kept)
     graph_inputs = [v for v in folded.graph.input if v.name not in names]

@@ -12,15 +12,14 @@ import base64
 import difflib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from onnxtrain._onnx_file import check_onnx_model, read_onnx_model
+from onnxtrain._runtime import optimized_by_ort
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 
 Shape = tuple[int, ...]
@@ -207,23 +206,10 @@ def fold_shapes(stripped: onnx.ModelProto, batch: int | None = None) -> onnx.Mod
     """`stripped` with its constant subgraphs (shape computations over static dims) folded by ONNX Runtime's
     constant folding. Weights are graph inputs there, so nothing that reads one is folded; the rest of ORT's
     rewrites are off (`_NOT_FOLDING`). Returns `stripped` itself when ORT cannot or changes nothing it may."""
-    import onnxruntime as ort  # the inference API only; imported here to keep importing onnxtrain light
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    options.log_severity_level = 3
-    with tempfile.TemporaryDirectory() as folder:
-        options.optimized_model_filepath = str(Path(folder) / "folded.onnx")
-        try:
-            ort.InferenceSession(
-                stripped.SerializeToString(),
-                options,
-                providers=["CPUExecutionProvider"],
-                disabled_optimizers=_NOT_FOLDING,
-            )
-            folded = onnx.load(options.optimized_model_filepath)
-        except Exception:  # ORT refuses the graph or writes none: keep it as it is, the engine will say why
-            return stripped
+    try:
+        folded = optimized_by_ort(stripped, disabled_optimizers=_NOT_FOLDING)
+    except Exception:  # ORT refuses the graph or writes none: keep it as it is, the engine will say why
+        return stripped
     domains = {n.domain for n in folded.graph.node} - {"", "ai.onnx"}
     same_interface = [v.name for v in folded.graph.input] == [v.name for v in stripped.graph.input] and [
         v.name for v in folded.graph.output
@@ -277,7 +263,7 @@ def run_for_shape(
 ) -> Shape | None:
     """The per-example shape of the output, from running the graph on a batch of 2 zeros (zero weights) in ONNX
     Runtime; None when it cannot run."""
-    import onnxruntime as ort  # the inference API only, as in fold_shapes
+    import onnxruntime as ort  # the inference API only; imported here to keep importing onnxtrain light
 
     feeds = {
         value.name: np.zeros((2, *shape), numpy_dtype(value))
