@@ -189,6 +189,20 @@ SHAPE = [
     Case("Gather rows opset 13", "Gather", {"w": rand(5, 3), "i": np.array([1, 1, 4, -1], np.int64)}, opset=13),
     Case("Gather axis 1", "Gather", {"w": rand(2, 4, 3), "i": np.array([3, 0, 3], np.int64)}, {"axis": 1}),
     Case("Gather scalar index", "Gather", {"w": rand(4, 3), "i": np.array(2, np.int64)}, {"axis": 1}),
+    Case(
+        "GatherElements axis 1, duplicates, negative",
+        "GatherElements",
+        {"w": rand(2, 4), "i": np.array([[0, 3, 3], [-1, 1, 0]], np.int64)},
+        {"axis": 1},
+    ),
+    Case("GatherElements axis 0", "GatherElements", {"w": rand(3, 2), "i": np.array([[2, 0], [2, 2]], np.int64)}),
+    Case(
+        "GatherElements opset 15 (one-hot)",
+        "GatherElements",
+        {"w": rand(2, 3), "i": np.array([[0, 2, 2], [-1, 1, 0]], np.int64)},
+        {"axis": 1},
+        opset=15,
+    ),
     Case("Expand", "Expand", {"x": rand(3, 1), "shape": ints(2, 3, 4)}),
     Case("Tile", "Tile", {"x": rand(2, 3), "repeats": ints(2, 3)}),
 ]

@@ -158,6 +158,38 @@ def _shape_value(ctx: GradientContext, data: str, head: list[int], axes: list[in
     return ctx.emit("Concat", parts, axis=0)
 
 
+@rule("GatherElements")
+def _gather_elements(ctx: GradientContext) -> Grads:
+    # Each g element goes back to the data position its index names; duplicate indices add up.
+    data, indices = ctx.input(0), ctx.input(1)
+    rank = ctx.rank(data)
+    if rank is None:
+        raise ctx.unsupported("rank", None, "GatherElements' gradient needs the rank of its data")
+    axis = int(ctx.attr("axis")) % rank
+    index = _non_negative(ctx, indices, data, axis)
+    if ctx.opset >= 16:
+        zeros = ctx.emit("ConstantOfShape", [ctx.emit("Shape", [data])], value=_zero_tensor(ctx.dtype(data)))
+        return [ctx.emit("ScatterElements", [zeros, index, ctx.dy], axis=axis, reduction="add"), None]
+    # No ScatterElements reduction before opset 16: g times one_hot(index) along a new axis after `axis`, summed
+    # over the index axis: the indices must span the data on the other axes (same size or same symbolic dim).
+    data_shape, index_shape = ctx.shape(data), ctx.shape(indices)
+    others_differ = (
+        data_shape is not None
+        and index_shape is not None
+        and any(
+            d != i and isinstance(d, int) and isinstance(i, int)
+            for k, (d, i) in enumerate(zip(data_shape, index_shape, strict=True))
+            if k != axis
+        )
+    )
+    if others_differ:
+        raise ctx.unsupported("opset", ctx.opset, "before opset 16 its gradient needs indices shaped like the data")
+    off_on = ctx.constant(np.array([0, 1], ctx.dtype(data)), "off_on")
+    one_hot = ctx.emit("OneHot", [index, ctx.dim(data, axis), off_on], axis=axis + 1)
+    spread = ctx.emit("Mul", [ctx.emit("Unsqueeze", [ctx.dy, ctx.ints([axis + 1])]), one_hot])
+    return [ctx.reduce("ReduceSum", spread, [axis], keepdims=False), None]
+
+
 def _non_negative(ctx: GradientContext, indices: str, data: str, axis: int) -> str:
     """`indices` with negative ones counted from the end of `data`'s axis, as int64."""
     constant = ctx.constant_value(indices)
