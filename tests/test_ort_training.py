@@ -17,6 +17,8 @@ from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.losses import Losses
 from onnxtrain.optimizers import SGD, Adam
 
+pytestmark = pytest.mark.training  # every test here runs onnxruntime-training (none on Python 3.13+)
+
 
 def small_model(seed: int = 1) -> Sequential:
     return Sequential.of(Input(4, 3), Flatten(), Dense(5), Dense(3, activation="linear"), seed=seed)
