@@ -736,8 +736,6 @@ def test_a_flipped_weight_bit_in_model_onnx_is_caught_by_both_loaders(tmp_path):
 @pytest.fixture
 def inference_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make this process look like an inference-only install (plain onnxruntime, no training API)."""
-    from onnxtrain import _ort_training
-    from onnxtrain.errors import RuntimeSetupError
 
     def missing() -> None:
         raise RuntimeSetupError("The installed onnxruntime 0.0 is an inference-only build (simulated)")
@@ -779,8 +777,6 @@ def test_an_ort_training_save_with_optimizer_state_says_how_to_continue_without_
     trained_by_ort_training, inference_only
 ):
     trained = trained_by_ort_training
-    from onnxtrain.errors import RuntimeSetupError
-
     with pytest.raises(
         RuntimeSetupError,
         match=r"trained with the ort-training engine and saved with its optimizer state.*"
