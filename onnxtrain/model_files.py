@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,6 +39,7 @@ from onnxtrain.errors import (
     ModelStateError,
     RuntimeSetupError,
 )
+from onnxtrain.foreign._layer import compile_opset
 from onnxtrain.functional import Functional
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer, Shape
@@ -103,13 +104,23 @@ class SavedModel(Protocol):
         ...
 
 
-def inference_opset_and_ir(compiled: Compiled | None, opset: int | None, ir_version: int | None) -> tuple[int, int]:
-    """The opset and IR version an export uses: the `compiled` ones (default 17 / 8) unless given.
+def inference_opset_and_ir(
+    layers: Iterable[Any], compiled: Compiled | None, opset: int | None, ir_version: int | None
+) -> tuple[int, int]:
+    """The opset and IR version an export of a model of `layers` uses, unless given: the `compiled` ones, or for
+    an uncompiled model the ones compile would choose (`compile_opset`: 17 / 8, or an imported graph's newer
+    opset, which is never downgraded).
 
     A chosen opset without an IR version gets the oldest IR version that can hold it (never below 8), so the
     file loads in as many runtimes as possible.
+
+    Raises:
+        InvalidArgumentError: the opset / IR version is out of range.
+        UnsupportedError: uncompiled, no opset given, and an imported graph's opset is newer than ONNX Runtime runs.
     """
-    chosen = opset if opset is not None else (compiled.opset if compiled else DEFAULT_OPSET)
+    chosen = opset
+    if chosen is None:  # uncompiled: as compile would, so an imported opset-20 graph exports at 20, not 17
+        chosen = compiled.opset if compiled is not None else compile_opset(layers, None, None)[0]
     if ir_version is None:
         ir_version = compiled.ir_version if compiled is not None and compiled.opset == chosen else DEFAULT_IR_VERSION
         if isinstance(chosen, int) and not isinstance(chosen, bool):
@@ -131,7 +142,7 @@ def exported_model(
     Raises:
         InvalidArgumentError: the opset / IR version is out of range, or a layer cannot be expressed in it.
     """
-    opset, ir_version = inference_opset_and_ir(compiled, opset, ir_version)
+    opset, ir_version = inference_opset_and_ir(model.graph.layers, compiled, opset, ir_version)
     loss = compiled.loss if compiled is not None else model.trained_loss
     model.sync_weights()
     metadata = {

@@ -151,12 +151,32 @@ def test_an_older_opset_is_converted_to_the_builders():
     np.testing.assert_allclose(_run(exported, input=x), _run(proto, x=x), rtol=1e-6, atol=1e-6)
 
 
-def test_a_newer_opset_is_refused_with_the_opset_to_compile_at():
+def test_an_older_opset_than_the_graphs_is_refused_with_the_opset_to_export_at():
     model = from_onnx(_mlp(opset=19))
     with pytest.raises(UnsupportedError, match=r"opset-19 graph, newer than the opset-17.*opset=19"):
-        model.inference_model()
+        model.inference_model(opset=17)
     x, _ = _data()
     np.testing.assert_allclose(_run(model.inference_model(opset=19), input=x), _run(_mlp(opset=19), x=x), rtol=1e-6)
+
+
+def test_an_uncompiled_import_exports_and_saves_at_the_opset_compile_uses(tmp_path):
+    """A dynamo export (opset 20) imported and never compiled: export and save's model.onnx are at opset 20 / IR 9
+    as after compile (not the default 17, which the graph cannot be downgraded to), and predict what the compiled
+    export and the original graph predict."""
+    path = FIXTURES / "cnn_dynamo.onnx"
+    x = np.load(FIXTURES / "cnn_dynamo.npz")["x"][0]
+    model = from_onnx(path)
+    exported = onnx.load(str(model.export(tmp_path / "model.onnx")))
+    saved = onnx.load(str(model.save(tmp_path / "saved") / "model.onnx"))
+    model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
+    compiled = model.inference_model()
+    model.close()
+    assert (compiled.opset_import[0].version, compiled.ir_version) == (20, 9)
+    expected = _run(compiled, input=x)
+    np.testing.assert_allclose(expected, _run(onnx.load(str(path)), input=x), rtol=1e-5, atol=1e-6)
+    for proto in (exported, saved):
+        assert (proto.opset_import[0].version, proto.ir_version) == (20, 9)
+        np.testing.assert_allclose(_run(proto, input=x), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_shape_subgraphs_over_a_symbolic_batch_train():
@@ -606,7 +626,7 @@ def test_ort_training_compiles_an_opset_21_graph_at_ir_10():
 
 def test_an_older_opset_given_to_compile_says_what_to_change():
     model = from_onnx(_mlp(opset=20))
-    with pytest.raises(UnsupportedError, match=r"opset-20 graph.*Pass opset=20 \(or newer\), or compile without opset"):
+    with pytest.raises(UnsupportedError, match=r"opset-20 graph.*Pass opset=20 \(or newer\), or leave opset out"):
         model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS, opset=17)
 
 

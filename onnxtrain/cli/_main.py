@@ -136,7 +136,7 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
         model, loss, optimizer = load_compiled(directory, None, "artifacts"), None, None
     with model:
         # An --opset alone gets the oldest IR version that can hold it, as export does.
-        opset, ir_version = inference_opset_and_ir(model._compiled, args.opset, args.ir_version)
+        opset, ir_version = inference_opset_and_ir(model.graph.layers, model._compiled, args.opset, args.ir_version)
         # A failure leaves no folder behind, and ORT's refusals are explained (an opset newer than it knows...).
         artifacts = generate_artifacts(model, loss, optimizer, args.outdir, opset=opset, ir_version=ir_version)
     print(f"Wrote training artifacts to {artifacts.directory}/:")

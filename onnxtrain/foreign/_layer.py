@@ -191,8 +191,8 @@ class OnnxLayer(Layer):
         if opset < own:
             raise UnsupportedError(
                 f"OnnxLayer {self.name!r} holds an opset-{own} graph, newer than the opset-{opset} graph it is "
-                f"emitted into. Pass opset={own} (or newer), or compile without opset: compile's default follows "
-                "the graph, and export follows compile."
+                f"emitted into. Pass opset={own} (or newer), or leave opset out: compile's default follows the "
+                "graph, and export's follows compile's (an uncompiled model's too)."
             )
         if opset not in self._converted:
             try:
