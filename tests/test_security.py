@@ -17,8 +17,9 @@ import math
 import os
 import re
 import shutil
+import tracemalloc
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ import pytest
 from onnx import external_data_helper
 
 import onnxtrain
-from onnxtrain import layers
+from onnxtrain import initializers, layers
 from onnxtrain._npy_file import MAX_DATA_BYTES
 from onnxtrain._onnx_file import check_onnx_model, read_onnx_model
 from onnxtrain.cli._data import DatasetLoader, read_input
@@ -355,6 +356,58 @@ def test_an_imported_graph_in_config_json_is_held_to_model_onnx_too(tmp_path, sa
         r"\(4, 1000000000000\), which model\.onnx does not declare \(it declares 'dense_1\.kernel' of shape \(4, 3\)\)",
     ):
         onnxtrain.load_model(_edited_save(tmp_path / "imported", tmp_path / "forged", forge))
+
+
+@contextlib.contextmanager
+def _peak_while_layers_are_rebuilt(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Record (in the list it yields) the traced peak in bytes while load_model rebuilds the layers inside
+    `initializers.weights_declared_by`, so the bounded reads of the files before it do not count."""
+    peaks: list[int] = []
+    declared_by = initializers.weights_declared_by
+
+    @contextlib.contextmanager
+    def traced(*args: object) -> Iterator[None]:
+        tracemalloc.reset_peak()
+        try:
+            with declared_by(*args):  # type: ignore[arg-type]
+                yield
+        finally:
+            peaks.append(tracemalloc.get_traced_memory()[1])
+
+    monkeypatch.setattr(initializers, "weights_declared_by", traced)
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    try:
+        yield peaks
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+
+
+@pytest.mark.parametrize("size", [10**7, 10**12])
+def test_a_forged_normalization_size_is_refused_before_its_statistics_are_allocated(tmp_path, monkeypatch, size):
+    """Normalization makes its mean and variance in build, from the input size config.json declares: 10**7 was
+    160 MB of float64 allocated before the refusal, 10**12 a MemoryError instead of it."""
+    normalization = layers.Normalization()
+    normalization.adapt(np.random.default_rng(0).random((8, 4)))
+    with onnxtrain.Sequential([layers.Input(4), normalization, layers.Dense(3)], seed=0) as model:
+        model.save(tmp_path / "saved")
+
+    def forge(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        config["layers"][0]["config"]["shape"] = [size]
+        (folder / "config.json").write_text(json.dumps(config))
+
+    folder = _edited_save(tmp_path / "saved", tmp_path / "forged", forge)
+    refusal = (
+        rf"model\.onnx: Normalization layer 'normalization_1' makes weight 'mean' of shape \({size},\), which "
+        r"model\.onnx does not declare \(it declares 'normalization_1\.mean' of shape \(4,\)\)"
+        r".* the weight was not allocated"
+    )
+    with _peak_while_layers_are_rebuilt(monkeypatch) as peaks, pytest.raises(ModelFileError, match=refusal):
+        onnxtrain.load_model(folder, compile=False)
+    assert len(peaks) == 1 and peaks[0] < 4 * 2**20, f"{peaks[0]:,} bytes traced while the layers were rebuilt"
 
 
 def test_a_config_of_a_few_megabytes_still_loads(tmp_path, saved):

@@ -170,7 +170,9 @@ class Normalization(Layer):
         if self.input_mean is not None:
             return  # constants, not weights
         shape = self._statistics_shape(input_shape)
-        mean, variance = np.zeros(shape), np.ones(shape)
+        # Read-only views that allocate nothing: add_weight checks the shape against a loaded model.onnx
+        # (`initializers.weights_declared_by`) before it copies them, so a forged input size is never allocated.
+        mean, variance = np.broadcast_to(np.float32(0), shape), np.broadcast_to(np.float32(1), shape)
         if self._adapted is not None:
             if self._adapted[0].shape != shape:
                 raise ShapeError(
