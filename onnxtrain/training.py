@@ -7,6 +7,9 @@ In a data-parallel fit (`onnxtrain.distributed.init()` before compile), every pr
 (seed, epoch), takes its rows of each global batch (`local_rows`) and gets the step's mean loss over all of them
 from the engine; the epoch's metrics and validation are all-reduced, and only process 0 prints and runs the
 callbacks that write files.
+
+Modules of their own: the batches the loop reads (`_batches`), the metric figures and the evaluation loop
+(`_evaluation`), predictions (`_prediction`) and what a data-parallel fit adds (`_data_parallel_fit`).
 """
 
 from __future__ import annotations
@@ -20,26 +23,22 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from onnxtrain import emit, engines
+from onnxtrain import engines
+from onnxtrain._batches import Batches, batch_arrays, empty_rows, epoch_order, gather, read_batches
 from onnxtrain._checks import check_positive_int, check_validation_split
+from onnxtrain._data_parallel_fit import any_process, check_world, not_writing, shared_seed
+from onnxtrain._evaluation import BatchFigures, evaluate_batches, log_key
 from onnxtrain._float_env import FlushToZero
-from onnxtrain._runtime import Device, create_session, resolve_device, session_options
-from onnxtrain.arrays import InputArrays, prepare_inputs
-from onnxtrain.callbacks import Callback, CallbackList, CallbackModel, CSVLogger, ModelCheckpoint
-from onnxtrain.datasets import Dataset, as_dataset
-from onnxtrain.datasets._dataset import model_inputs
+from onnxtrain._prediction import Predictor
+from onnxtrain._runtime import Device, resolve_device
+from onnxtrain.callbacks import CallbackList, CallbackModel
 from onnxtrain.distributed._communicator import Communicator, local_rows
 from onnxtrain.distributed._reduce import all_reduce_sums
 from onnxtrain.distributed._world import world
 from onnxtrain.engine import Engine, EngineRequest
-from onnxtrain.errors import (
-    InvalidArgumentError,
-    InvalidTypeError,
-    ModelStateError,
-    NonFiniteLossError,
-)
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, NonFiniteLossError
 from onnxtrain.functional import Functional
-from onnxtrain.history import EvaluationResult, History, MetricValues
+from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import Layer, Shape
 from onnxtrain.losses import Loss
 from onnxtrain.metrics import Metrics
@@ -101,19 +100,6 @@ class TrainedModel(CallbackModel, Protocol):
     def inference_model(self, opset: int | None = None, ir_version: int | None = None) -> Any: ...
 
 
-@dataclass
-class _Batches:
-    """Validated arrays of one dataset argument, and what a `Dataset` says about them."""
-
-    x: np.ndarray | InputArrays  # InputArrays for a model of several inputs
-    y: np.ndarray
-    class_names: tuple[str, ...] | None = None
-    input_scale: float | None = None
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-
 class Trainer:
     """Owns the engine of a compiled model and runs fit/evaluate/predict with it."""
 
@@ -133,14 +119,13 @@ class Trainer:
         self.epochs_trained = 0
         self.threads = threads  # intra-op threads of every session, predict's included (None: ORT's default)
         self._trainable = tuple(layer.trainable for layer in model.layers)  # what the engine was built to train
-        self._inference_session: Any = None
         self._flush = FlushToZero()
+        self._predictor = Predictor(model, device, threads, self._flush)
         # (graph input name, per-example shape) of each model input, in order
         self._inputs = [(str(x.name), x.shape) for x in model.graph.inputs]
-        self._input_names = emit.input_names(model.graph)
-        self._output_names = emit.output_names(model.graph)
         # A model of several outputs: each output's loss, weight and metrics (None for one output)
         self._outputs = compiled.loss if isinstance(compiled.loss, OutputLosses) else None
+        self._figures = BatchFigures(compiled.metrics, compiled.loss.classification, self._outputs)
         self.communicator = communicator  # the world the engine all-reduces over (None: this process alone)
         self._agree_each_batch = False  # fit sets it: a data-parallel fit with per-batch callbacks
 
@@ -179,39 +164,21 @@ class Trainer:
         return cls(model, replace(compiled, engine=name), engine, device, threads=threads, communicator=communicator)
 
     # --- data ---------------------------------------------------------------------------------------------
-    def prepare(self, data: Any, argument: str, input_scale: float | None = None) -> _Batches:
-        """`data` as the model reads it. Integers without a scale of their own take `input_scale` (default: the
-        model's), for a Dataset as for an (x, y) pair, so both give the same numbers; float32 x is not copied."""
+    def prepare(self, data: Any, argument: str, input_scale: float | None = None) -> Batches:
+        """`data` as the model reads it (`read_batches`). Integers without a scale of their own take `input_scale`
+        (default: the model's), for a Dataset as for an (x, y) pair, so both give the same numbers."""
         scale = self.model.input_scale if input_scale is None else input_scale
-        if len(self._inputs) > 1 or self._outputs is not None:  # lists or dicts of arrays, not a Dataset's
-            if not (isinstance(data, tuple | list) and len(data) == 2) or isinstance(data[0], Dataset):
-                several = "inputs" if len(self._inputs) > 1 else "outputs"
-                raise InvalidTypeError(
-                    f"{argument} for a model of several {several} expects an (x, y) tuple, or x and y, with x a list "
-                    f"of arrays or a dict {{input name: array}} ({[name for name, _ in self._inputs]}) for several "
-                    f"inputs, y one array per output for several outputs. Received: {type(data).__name__}"
-                )
-            raw_x, raw_y, class_names, data_scale = data[0], data[1], None, None
-        else:
-            dataset = as_dataset(data, name=argument)
-            raw_x, raw_y = model_inputs(dataset, scale), dataset.y
-            class_names = tuple(dataset.class_names) if dataset.class_names else None
-            data_scale = dataset.input_scale
-        x, _ = prepare_inputs(raw_x, self._inputs, scale, f"{argument}.x")
-        y = self.compiled.loss.prepare_labels(raw_y, self.model.output_shape, f"{argument}.y")
-        if len(y) != len(x):
-            raise InvalidArgumentError(
-                f"{argument} expects as many labels as examples. Received: {len(x)} examples, {len(y)} labels"
-            )
-        return _Batches(x, y, class_names, data_scale)
+        several_outputs = self._outputs is not None
+        loss, output_shape = self.compiled.loss, self.model.output_shape
+        return read_batches(data, argument, self._inputs, several_outputs, loss, output_shape, scale)
 
-    def _scale_after(self, train: _Batches) -> float:
+    def _scale_after(self, train: Batches) -> float:
         """The input scale the model will read inputs with once `fit` adopts `train` (see `_adopt`)."""
         if train.input_scale is not None and self.epochs_trained == 0:
             return train.input_scale
         return self.model.input_scale
 
-    def _adopt(self, train: _Batches) -> None:
+    def _adopt(self, train: Batches) -> None:
         """Keep what the training data says about itself, for predict and save: its class names where the model
         has none, and its input scale before the first epoch. Only fit's training data, once every argument of
         the call has passed its checks: validation or evaluation data must not change how a model reads inputs.
@@ -257,52 +224,49 @@ class Trainer:
                     f"validation_split={validation_split} leaves no training or no validation examples out of "
                     f"{len(train)}."
                 )
-            train, val = replace(train, x=train.x[:cut], y=train.y[:cut]), _Batches(train.x[cut:], train.y[cut:])
+            train, val = replace(train, x=train.x[:cut], y=train.y[:cut]), Batches(train.x[cut:], train.y[cut:])
         if not isinstance(shuffle, bool | np.bool_):
             raise InvalidTypeError(f"shuffle expects a bool. Received: shuffle={shuffle!r}")
         val_batch = check_positive_int(
             "validation_batch_size", batch_size if validation_batch_size is None else validation_batch_size
         )
 
-        communicator = self._check_world(len(train), batch_size)
+        communicator = check_world(self.communicator, len(train), batch_size)
         if communicator is not None and communicator.rank != 0:  # process 0 prints and writes the files
-            verbose, callbacks = 0, _not_writing(callbacks)
+            verbose, callbacks = 0, not_writing(callbacks)
         history = History()
         callback_list = CallbackList(callbacks, self.model)
         self.model.stop_training = False
         progress = Progress(verbose, steps=math.ceil(len(train) / batch_size), epochs=epochs)
         # Every process stops at the same batch: per-batch stops (a callback's) are agreed on after each batch.
-        self._agree_each_batch = communicator is not None and self._any_process(callback_list.wants_batches)
+        self._agree_each_batch = communicator is not None and any_process(communicator, callback_list.wants_batches)
         self._adopt(train)
         base_seed = self.model.seed if seed is None else seed
         if communicator is not None:  # one shuffle for all processes: process 0's
-            shared_seed = np.array([base_seed], np.int64)
-            communicator.broadcast(shared_seed)
-            base_seed = int(shared_seed[0])
+            base_seed = shared_seed(communicator, base_seed)
         callback_list.on_train_begin()
         try:
             for _ in range(epochs):
                 epoch = self.epochs_trained + 1
                 callback_list.on_epoch_begin(epoch)
                 progress.epoch_begin(epoch)
-                order = None
-                if shuffle:
-                    rng = np.random.default_rng(np.random.SeedSequence(base_seed, spawn_key=(1, epoch)))
-                    order = rng.permutation(len(train))
+                order = epoch_order(base_seed, epoch, len(train)) if shuffle else None
                 # This thread stays in ORT's float mode for the epoch: the engine's switch around each step nests
                 # as a no-op, and only per-batch callbacks (user code) get the caller's mode back (_float_env.py).
                 with self._flush.active():
                     logs = self._train_epoch(train, batch_size, order, epoch, progress, callback_list)
                 self.epochs_trained = epoch
                 if val is not None:
-                    result = self._evaluate(val, val_batch, communicator=communicator)
+                    result = evaluate_batches(
+                        self.engine, val, val_batch, self._figures, self._flush, communicator=communicator
+                    )
                     logs["val_loss"] = result.loss
-                    logs.update({f"val_{_key(m)}": v for m, v in result.metrics.items()})
+                    logs.update({f"val_{log_key(m)}": v for m, v in result.metrics.items()})
                 history.append(epoch, logs)
                 progress.epoch_end(epoch, logs)
                 callback_list.on_epoch_end(epoch, logs)
                 if communicator is not None:
-                    self.model.stop_training = self._any_process(self.model.stop_training)
+                    self.model.stop_training = any_process(communicator, self.model.stop_training)
                 if self.model.stop_training:
                     break
         finally:
@@ -312,7 +276,7 @@ class Trainer:
 
     def _train_epoch(
         self,
-        train: _Batches,
+        train: Batches,
         batch_size: int,
         order: np.ndarray | None,
         epoch: int,
@@ -321,7 +285,7 @@ class Trainer:
     ) -> dict[str, float]:
         loss_sum, seen = 0.0, 0
         local_seen = 0  # the examples of this process, over which the metric sums run (`seen` counts every process's)
-        metric_sums = dict.fromkeys(self._metric_keys(), 0.0)
+        metric_sums = dict.fromkeys(self._figures.keys(), 0.0)
         steps = math.ceil(len(train) / batch_size)
         communicator = self.communicator
         # Shuffled batches are gathered into reused buffers (one per input, and the labels'): a fresh 300 KB array
@@ -329,8 +293,8 @@ class Trainer:
         buffer_rows = min(batch_size, len(train))  # a batch_size beyond the data must not allocate for it
         if communicator is not None:
             buffer_rows = math.ceil(buffer_rows / communicator.size)
-        x_buffer = _empty_rows(train.x, buffer_rows) if order is not None else None
-        y_buffer = _empty_rows(train.y, buffer_rows) if order is not None else None
+        x_buffer = empty_rows(train.x, buffer_rows) if order is not None else None
+        y_buffer = empty_rows(train.y, buffer_rows) if order is not None else None
         try:
             for step in range(steps):
                 if callbacks.wants_batch_begin:
@@ -345,16 +309,16 @@ class Trainer:
                 else:
                     assert x_buffer is not None and y_buffer is not None  # allocated above whenever order is set
                     index = order[rows]
-                    xb, yb = _gather(train.x, index, x_buffer), _gather(train.y, index, y_buffer)
-                loss, outputs = self.engine.train_step(_batch(xb), yb)
-                self._inference_session = None
+                    xb, yb = gather(train.x, index, x_buffer), gather(train.y, index, y_buffer)
+                loss, outputs = self.engine.train_step(batch_arrays(xb), yb)
+                self._predictor.invalidate()
                 if not math.isfinite(loss):  # distributed: the loss of all processes, so all of them are here
                     # A callback that stops training here (TerminateOnNaN) makes this a graceful stop.
-                    logs = {"loss": loss, **{_key(m): s / max(local_seen, 1) for m, s in metric_sums.items()}}
+                    logs = {"loss": loss, **{log_key(m): s / max(local_seen, 1) for m, s in metric_sums.items()}}
                     with self._flush.suspended():  # fit may hold the float mode for the epoch; callbacks are user code
                         callbacks.on_batch_end(step + 1, logs)
                     if communicator is not None:
-                        self.model.stop_training = self._any_process(self.model.stop_training)
+                        self.model.stop_training = any_process(communicator, self.model.stop_training)
                     if self.model.stop_training:
                         return logs
                     raise NonFiniteLossError(
@@ -365,61 +329,29 @@ class Trainer:
                 loss_sum += loss * n
                 seen += n
                 local_seen += len(xb)
-                for metric, value in self._batch_sums(outputs, yb).items():
+                for metric, value in self._figures.batch_sums(outputs, yb).items():
                     metric_sums[metric] += value
                 if progress.wants_batches or callbacks.wants_batches or self._agree_each_batch:
                     logs = {
                         "loss": loss_sum / seen,
-                        **{_key(m): s / max(local_seen, 1) for m, s in metric_sums.items()},
+                        **{log_key(m): s / max(local_seen, 1) for m, s in metric_sums.items()},
                     }
                     progress.batch_end(step + 1, logs)
                     with self._flush.suspended():
                         callbacks.on_batch_end(step + 1, logs)
-                    if self._agree_each_batch:
-                        self.model.stop_training = self._any_process(self.model.stop_training)
+                    if self._agree_each_batch and communicator is not None:
+                        self.model.stop_training = any_process(communicator, self.model.stop_training)
                     if self.model.stop_training:
                         break
         except KeyboardInterrupt:
             self.engine.reset_gradients()  # a step cut short must not leak its gradients into the next one
-            self._inference_session = None  # the interrupted step may have updated the weights
+            self._predictor.invalidate()  # the interrupted step may have updated the weights
             raise
         examples: float = local_seen
         if communicator is not None:  # the metrics over every process's examples
             *sums, examples = all_reduce_sums(communicator, [*metric_sums.values(), local_seen])
             metric_sums = dict(zip(metric_sums, sums, strict=True))
-        return {"loss": loss_sum / seen, **{_key(m): s / examples for m, s in metric_sums.items()}}
-
-    # --- data-parallel fit ----------------------------------------------------------------------------------
-    def _check_world(self, examples: int, batch_size: int) -> Communicator | None:
-        """The world this fit trains over (the engine's), after checking, on every process alike, that all
-        processes hold the same number of training examples and that a global batch has a row for each."""
-        communicator = self.communicator
-        if world() is not communicator:
-            raise ModelStateError(
-                "onnxtrain.distributed.init() or leave() was called after compile(): the compiled engine still "
-                f"trains {'alone' if communicator is None else 'over the world it was compiled in'}. Call "
-                "init() first, then compile() (or load_model)."
-            )
-        if communicator is None:
-            return None
-        count, squares = all_reduce_sums(communicator, [examples, examples * examples])
-        if count * count != communicator.size * squares:  # equal iff every process holds the same count
-            raise InvalidArgumentError(
-                f"A data-parallel fit expects every process to hold the same training data. Received: {examples} "
-                f"examples in process {communicator.rank}, {count / communicator.size:g} on average over "
-                f"{communicator.size} processes"
-            )
-        if min(batch_size, examples) < communicator.size:
-            raise InvalidArgumentError(
-                f"A data-parallel fit over {communicator.size} processes expects batch_size >= {communicator.size} "
-                f"(a row of each batch for each process). Received: batch_size={batch_size} on {examples} examples"
-            )
-        return communicator
-
-    def _any_process(self, flag: bool) -> bool:
-        """Whether `flag` is set in any process (a collective call: every process makes it)."""
-        assert self.communicator is not None
-        return all_reduce_sums(self.communicator, [float(flag)])[0] > 0
+        return {"loss": loss_sum / seen, **{log_key(m): s / examples for m, s in metric_sums.items()}}
 
     # --- evaluation and prediction ------------------------------------------------------------------------
     def evaluate(self, data: Any, batch_size: int, verbose: int = 0) -> EvaluationResult:
@@ -427,53 +359,11 @@ class Trainer:
         progress = Progress(verbose, steps=math.ceil(len(prepared) / batch_size), epochs=1, label="Evaluate")
         progress.epoch_begin(1)
         try:
-            result = self._evaluate(prepared, batch_size, progress)
-            progress.epoch_end(1, {"loss": result.loss, **{_key(m): v for m, v in result.metrics.items()}})
+            result = evaluate_batches(self.engine, prepared, batch_size, self._figures, self._flush, progress)
+            progress.epoch_end(1, {"loss": result.loss, **{log_key(m): v for m, v in result.metrics.items()}})
         finally:
             progress.close()
         return result
-
-    def _evaluate(
-        self,
-        data: _Batches,
-        batch_size: int,
-        progress: Progress | None = None,
-        communicator: Communicator | None = None,
-    ) -> EvaluationResult:
-        """Loss and metrics over `data`; with a `communicator` (fit's validation), each process evaluates its
-        share of the rows and the sums are all-reduced."""
-        loss_sum = 0.0
-        metric_sums = dict.fromkeys(self._metric_keys(), 0.0)
-        n = len(data)
-        if communicator is not None:
-            share = local_rows(0, n, communicator.rank, communicator.size)
-            data = _Batches(data.x[share], data.y[share])
-        with self._flush.active():  # no user code in this loop: one float-mode switch for all of it
-            for start in range(0, len(data), batch_size):
-                xb, yb = data.x[start : start + batch_size], data.y[start : start + batch_size]
-                loss, outputs = self.engine.eval_step(_batch(xb), yb)
-                loss_sum += loss * len(xb)
-                for metric, value in self._batch_sums(outputs, yb).items():
-                    metric_sums[metric] += value
-                if progress is not None and progress.wants_batches:
-                    seen = start + len(xb)
-                    progress.batch_end(start // batch_size + 1, {"loss": loss_sum / seen})
-        if communicator is not None:
-            loss_sum, *sums = all_reduce_sums(communicator, [loss_sum, *metric_sums.values()])
-            metric_sums = dict(zip(metric_sums, sums, strict=True))
-        return EvaluationResult(loss_sum / n, MetricValues({m: s / n for m, s in metric_sums.items()}))
-
-    def _metric_keys(self) -> list[Metrics | str]:
-        """What `_batch_sums` returns sums of: the compiled metrics, or each output's loss and metrics."""
-        return list(self.compiled.metrics) if self._outputs is None else list(self._outputs.keys())
-
-    def _batch_sums(self, outputs: np.ndarray, labels: np.ndarray) -> dict[Metrics | str, float]:
-        """Each metric summed over a batch's examples (and each output's loss, for several outputs)."""
-        if self._outputs is not None:
-            sums: dict[Metrics | str, float] = {k: v for k, v in self._outputs.batch_sums(outputs, labels).items()}
-            return sums
-        classification = self.compiled.loss.classification
-        return {metric: metric.batch_sum(outputs, labels, classification) for metric in self.compiled.metrics}
 
     def predict_outputs(self, x: Any, batch_size: int) -> tuple[np.ndarray, bool]:
         """Model outputs (`logits`) for `x` through an inference session of the current weights (a model of
@@ -483,71 +373,15 @@ class Trainer:
 
     def predict_all_outputs(self, x: Any, batch_size: int) -> tuple[list[np.ndarray], bool]:
         """Every model output for `x`, in the model's output order, through an inference session."""
-        if isinstance(x, Dataset):
-            x = model_inputs(x, self.model.input_scale)
-        x, single = prepare_inputs(x, self._inputs, self.model.input_scale, "x", allow_single=True)
-        session = self._session()
-        with self._flush.active():
-            batches = [
-                session.run(
-                    self._output_names,
-                    dict(zip(self._input_names, _batch(x[start : start + batch_size]), strict=True)),
-                )
-                for start in range(0, len(x), batch_size)
-            ]
-        return [np.concatenate([batch[i] for batch in batches]) for i in range(len(self._output_names))], single
+        return self._predictor.predict(x, batch_size)
 
     def _session(self) -> Any:
-        if self._inference_session is None:
-            import onnxruntime
-
-            self.model.sync_weights()
-            model = self.model.inference_model()
-            options = session_options(onnxruntime, self.threads)
-            with self._flush.creating():
-                self._inference_session = create_session(onnxruntime, model.SerializeToString(), options, self.device)
-        return self._inference_session
+        """The inference session predictions run in (its options: tests, tools/bench.py)."""
+        return self._predictor.session()
 
     def weights_changed(self) -> None:
-        self._inference_session = None
+        self._predictor.invalidate()
 
     def close(self) -> None:
-        self._inference_session = None
+        self._predictor.invalidate()
         self.engine.close()
-
-
-def _key(metric: Metrics | str) -> str:
-    """A figure's name in the logs: a metric's Keras name, or the name a model of several outputs gives it."""
-    return metric.value if isinstance(metric, Metrics) else metric
-
-
-def _not_writing(callbacks: Any) -> Any:
-    """`callbacks` less those that write files (CSVLogger, ModelCheckpoint): what processes other than 0 run."""
-    if isinstance(callbacks, Callback):
-        callbacks = [callbacks]
-    if callbacks is None or not isinstance(callbacks, Sequence | set):
-        return callbacks  # CallbackList says what is wrong with it
-    return [c for c in callbacks if not isinstance(c, CSVLogger | ModelCheckpoint)]
-
-
-def _empty_rows(x: Any, rows: int) -> Any:
-    """An uninitialised buffer of `rows` rows laid out as `x` (an array, or the InputArrays of several inputs)."""
-    if isinstance(x, InputArrays):
-        return InputArrays([_empty_rows(array, rows) for array in x.arrays])
-    return np.empty((rows, *x.shape[1:]), x.dtype)
-
-
-def _gather(x: Any, index: np.ndarray, out: Any) -> Any:
-    """Rows `index` of `x` (an array, or InputArrays) into the first len(index) rows of `out` (`_empty_rows`).
-
-    mode="clip": with the default "raise", np.take gathers into a scratch copy first (a second pass over the
-    batch, docs/measurements.md). A permutation's indices are all in range.
-    """
-    if isinstance(x, InputArrays):
-        return InputArrays([_gather(a, index, o) for a, o in zip(x.arrays, out.arrays, strict=True)])
-    return np.take(x, index, axis=0, out=out[: len(index)], mode="clip")
-
-
-def _batch(x: np.ndarray | InputArrays) -> list[np.ndarray]:
-    """The arrays of a batch, one per model input (what an engine step and a session feed take)."""
-    return list(x.arrays) if isinstance(x, InputArrays) else [x]

@@ -1,0 +1,101 @@
+"""The data a `Trainer` steps through: one dataset argument checked and read into arrays (`Batches`), each epoch's
+shuffled order, and the rows of a shuffled batch gathered into buffers reused from batch to batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from onnxtrain.arrays import InputArrays, prepare_inputs
+from onnxtrain.datasets import Dataset, as_dataset
+from onnxtrain.datasets._dataset import model_inputs
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.layers import Shape
+from onnxtrain.losses import Loss
+
+
+@dataclass
+class Batches:
+    """Validated arrays of one dataset argument, and what a `Dataset` says about them."""
+
+    x: np.ndarray | InputArrays  # InputArrays for a model of several inputs
+    y: np.ndarray
+    class_names: tuple[str, ...] | None = None
+    input_scale: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def read_batches(
+    data: Any,
+    argument: str,
+    inputs: Sequence[tuple[str, Shape]],
+    several_outputs: bool,
+    loss: Loss,
+    output_shape: Shape,
+    input_scale: float,
+) -> Batches:
+    """`data` (the argument named `argument`) as a model of `inputs` (name, per-example shape) and `output_shape`
+    reads it, its labels checked by `loss`. Integers without a scale of their own take `input_scale`, for a
+    Dataset as for an (x, y) pair, so both give the same numbers; float32 x is not copied.
+
+    Raises:
+        InvalidTypeError: a model of several inputs or outputs was given anything but an (x, y) pair.
+        InvalidArgumentError: as many labels as examples were not given (and what `prepare_inputs` and the
+            loss's `prepare_labels` raise).
+    """
+    if len(inputs) > 1 or several_outputs:  # lists or dicts of arrays, not a Dataset's
+        if not (isinstance(data, tuple | list) and len(data) == 2) or isinstance(data[0], Dataset):
+            several = "inputs" if len(inputs) > 1 else "outputs"
+            raise InvalidTypeError(
+                f"{argument} for a model of several {several} expects an (x, y) tuple, or x and y, with x a list "
+                f"of arrays or a dict {{input name: array}} ({[name for name, _ in inputs]}) for several "
+                f"inputs, y one array per output for several outputs. Received: {type(data).__name__}"
+            )
+        raw_x, raw_y, class_names, data_scale = data[0], data[1], None, None
+    else:
+        dataset = as_dataset(data, name=argument)
+        raw_x, raw_y = model_inputs(dataset, input_scale), dataset.y
+        class_names = tuple(dataset.class_names) if dataset.class_names else None
+        data_scale = dataset.input_scale
+    x, _ = prepare_inputs(raw_x, inputs, input_scale, f"{argument}.x")
+    y = loss.prepare_labels(raw_y, output_shape, f"{argument}.y")
+    if len(y) != len(x):
+        raise InvalidArgumentError(
+            f"{argument} expects as many labels as examples. Received: {len(x)} examples, {len(y)} labels"
+        )
+    return Batches(x, y, class_names, data_scale)
+
+
+def epoch_order(seed: int, epoch: int, examples: int) -> np.ndarray:
+    """The shuffled order of `examples` rows in `epoch`: the same for the same (seed, epoch) in every process."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, epoch)))
+    return rng.permutation(examples)
+
+
+def empty_rows(x: Any, rows: int) -> Any:
+    """An uninitialised buffer of `rows` rows laid out as `x` (an array, or the InputArrays of several inputs)."""
+    if isinstance(x, InputArrays):
+        return InputArrays([empty_rows(array, rows) for array in x.arrays])
+    return np.empty((rows, *x.shape[1:]), x.dtype)
+
+
+def gather(x: Any, index: np.ndarray, out: Any) -> Any:
+    """Rows `index` of `x` (an array, or InputArrays) into the first len(index) rows of `out` (`empty_rows`).
+
+    mode="clip": with the default "raise", np.take gathers into a scratch copy first (a second pass over the
+    batch, docs/measurements.md). A permutation's indices are all in range.
+    """
+    if isinstance(x, InputArrays):
+        return InputArrays([gather(a, index, o) for a, o in zip(x.arrays, out.arrays, strict=True)])
+    return np.take(x, index, axis=0, out=out[: len(index)], mode="clip")
+
+
+def batch_arrays(x: np.ndarray | InputArrays) -> list[np.ndarray]:
+    """The arrays of a batch, one per model input (what an engine step and a session feed take)."""
+    return list(x.arrays) if isinstance(x, InputArrays) else [x]

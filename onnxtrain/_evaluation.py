@@ -1,0 +1,85 @@
+"""The figures of a model over batches: what each batch adds to the metric sums of an epoch or an evaluation
+(`BatchFigures`), their names in the logs (`log_key`), and the loop of `evaluate` and fit's validation
+(`evaluate_batches`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from onnxtrain._batches import Batches, batch_arrays
+from onnxtrain._float_env import FlushToZero
+from onnxtrain.distributed._communicator import Communicator, local_rows
+from onnxtrain.distributed._reduce import all_reduce_sums
+from onnxtrain.engine import Engine
+from onnxtrain.history import EvaluationResult, MetricValues
+from onnxtrain.metrics import Metrics
+from onnxtrain.multi_output import OutputLosses
+from onnxtrain.progress import Progress
+
+
+@dataclass(frozen=True)
+class BatchFigures:
+    """The figures summed over a batch's examples besides the loss: the compiled `metrics`, or, for a model of
+    several outputs, each output's loss and metrics (`outputs`).
+
+    Args:
+        metrics: the metrics `compile` asked for.
+        classification: whether the loss compares class indices (what `Metrics.batch_sum` reads labels as).
+        outputs: each output's loss, weight and metrics (None for a model of one output).
+    """
+
+    metrics: tuple[Metrics, ...]
+    classification: bool
+    outputs: OutputLosses | None = None
+
+    def keys(self) -> list[Metrics | str]:
+        """What `batch_sums` returns sums of, in order."""
+        return list(self.metrics) if self.outputs is None else list(self.outputs.keys())
+
+    def batch_sums(self, outputs: np.ndarray, labels: np.ndarray) -> dict[Metrics | str, float]:
+        """Each figure summed over a batch's examples."""
+        if self.outputs is not None:
+            sums: dict[Metrics | str, float] = {k: v for k, v in self.outputs.batch_sums(outputs, labels).items()}
+            return sums
+        return {metric: metric.batch_sum(outputs, labels, self.classification) for metric in self.metrics}
+
+
+def log_key(metric: Metrics | str) -> str:
+    """A figure's name in the logs: a metric's Keras name, or the name a model of several outputs gives it."""
+    return metric.value if isinstance(metric, Metrics) else metric
+
+
+def evaluate_batches(
+    engine: Engine,
+    data: Batches,
+    batch_size: int,
+    figures: BatchFigures,
+    flush: FlushToZero,
+    progress: Progress | None = None,
+    communicator: Communicator | None = None,
+) -> EvaluationResult:
+    """Loss and figures over `data`, `batch_size` rows per eval step of `engine`; with a `communicator` (fit's
+    validation), each process evaluates its share of the rows and the sums are all-reduced."""
+    loss_sum = 0.0
+    metric_sums = dict.fromkeys(figures.keys(), 0.0)
+    n = len(data)
+    if communicator is not None:
+        share = local_rows(0, n, communicator.rank, communicator.size)
+        data = Batches(data.x[share], data.y[share])
+    with flush.active():  # no user code in this loop: one float-mode switch for all of it
+        for start in range(0, len(data), batch_size):
+            xb, yb = data.x[start : start + batch_size], data.y[start : start + batch_size]
+            loss, outputs = engine.eval_step(batch_arrays(xb), yb)
+            loss_sum += loss * len(xb)
+            for metric, value in figures.batch_sums(outputs, yb).items():
+                metric_sums[metric] += value
+            if progress is not None and progress.wants_batches:
+                seen = start + len(xb)
+                progress.batch_end(start // batch_size + 1, {"loss": loss_sum / seen})
+    if communicator is not None:
+        loss_sum, *sums = all_reduce_sums(communicator, [loss_sum, *metric_sums.values()])
+        metric_sums = dict(zip(metric_sums, sums, strict=True))
+    return EvaluationResult(loss_sum / n, MetricValues({m: s / n for m, s in metric_sums.items()}))

@@ -1,0 +1,85 @@
+"""Predictions of a model in training: an inference session of its current weights, opened on first use and
+dropped whenever the weights change (`invalidate`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from onnxtrain import emit
+from onnxtrain._batches import batch_arrays
+from onnxtrain._float_env import FlushToZero
+from onnxtrain._runtime import Device, create_session, session_options
+from onnxtrain.arrays import prepare_inputs
+from onnxtrain.datasets import Dataset
+from onnxtrain.datasets._dataset import model_inputs
+from onnxtrain.functional import Functional
+
+
+class PredictedModel(Protocol):
+    """What a `Predictor` reads of the model: its graph, input scale, and an inference model of its weights."""
+
+    @property
+    def graph(self) -> Functional: ...
+
+    input_scale: float
+
+    def sync_weights(self) -> None: ...
+
+    def inference_model(self, opset: int | None = None, ir_version: int | None = None) -> Any: ...
+
+
+class Predictor:
+    """Every output of `model` for an input, through an inference session of its weights when first asked.
+
+    Args:
+        model: the model in training (a `TrainedModel`).
+        device: where the session runs.
+        threads: the session's intra-op threads (None: ONNX Runtime's default).
+        flush: the float mode kept inside ONNX Runtime calls (`_float_env.py`).
+    """
+
+    def __init__(self, model: PredictedModel, device: Device, threads: int | None, flush: FlushToZero):
+        self.model = model
+        self.device = device
+        self.threads = threads
+        self._flush = flush
+        # (graph input name, per-example shape) of each model input, in order
+        self._inputs = [(str(x.name), x.shape) for x in model.graph.inputs]
+        self._input_names = emit.input_names(model.graph)
+        self._output_names = emit.output_names(model.graph)
+        self._session: Any = None
+
+    def predict(self, x: Any, batch_size: int) -> tuple[list[np.ndarray], bool]:
+        """Every model output for `x`, in the model's output order, and whether `x` was a single example."""
+        if isinstance(x, Dataset):
+            x = model_inputs(x, self.model.input_scale)
+        x, single = prepare_inputs(x, self._inputs, self.model.input_scale, "x", allow_single=True)
+        session = self.session()
+        with self._flush.active():
+            batches = [
+                session.run(
+                    self._output_names,
+                    dict(zip(self._input_names, batch_arrays(x[start : start + batch_size]), strict=True)),
+                )
+                for start in range(0, len(x), batch_size)
+            ]
+        return [np.concatenate([batch[i] for batch in batches]) for i in range(len(self._output_names))], single
+
+    def session(self) -> Any:
+        """The inference session of the model's current weights (opened now if the weights changed since)."""
+        if self._session is None:
+            import onnxruntime
+
+            self.model.sync_weights()
+            model = self.model.inference_model()
+            options = session_options(onnxruntime, self.threads)
+            with self._flush.creating():
+                self._session = create_session(onnxruntime, model.SerializeToString(), options, self.device)
+        return self._session
+
+    def invalidate(self) -> None:
+        """Forget the session: the weights changed (a train step, `set_weights`) or the model is closed."""
+        self._session = None
