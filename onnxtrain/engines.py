@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from onnxtrain import _ort_training, portable
+from onnxtrain import _ort_training_session, portable
 from onnxtrain.engine import EngineFactory
 from onnxtrain.errors import InvalidArgumentError
 
@@ -17,7 +17,7 @@ AUTO = "auto"
 """The engine `compile` picks by default: the portable one (`resolve`)."""
 
 ENGINES: dict[str, EngineFactory] = {
-    "ort-training": _ort_training.create_engine,
+    "ort-training": _ort_training_session.create_engine,
     "portable": portable.create_engine,
 }
 

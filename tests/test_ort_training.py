@@ -10,8 +10,7 @@ import onnx
 import pytest
 import reference as ref
 
-from onnxtrain import Sequential, _ort_training, generate_artifacts
-from onnxtrain import losses as loss_module
+from onnxtrain import Sequential, generate_artifacts
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.losses import Losses
@@ -45,50 +44,6 @@ def test_artifacts_have_loadable_ir_and_expected_io(tmp_path):
 def test_generate_artifacts_needs_loss_and_optimizer_for_an_uncompiled_model(tmp_path):
     with pytest.raises(InvalidArgumentError, match=r"needs loss=\.\.\. and optimizer=\.\.\."):
         generate_artifacts(small_model(), directory=tmp_path)
-
-
-def test_relu_gradients_are_standard_operators_not_the_slow_relugrad_kernel(tmp_path):
-    artifacts = generate_artifacts(small_model(), Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, Adam(), tmp_path)
-    ops = [node.op_type for node in onnx.load(artifacts.training_model).graph.node]
-    assert "ReluGrad" not in ops
-    assert {"Greater", "Cast", "Mul"} <= set(ops)
-    sce = loss_module.get("softmax_cross_entropy_with_logits")
-    for_cuda = _ort_training.write_artifacts(small_model().layers, sce, Adam(), tmp_path / "cuda", for_cpu=False)
-    assert "ReluGrad" in [node.op_type for node in onnx.load(for_cuda.training_model).graph.node]
-
-
-@pytest.mark.parametrize("activation", ["relu", "elu", "selu"])  # ORT's ELU and SELU gradients use ReluGrad too
-def test_rewritten_relu_gradients_train_bit_for_bit_like_onnx_runtimes_relugrad(tmp_path, activation):
-    sce, rng = loss_module.get("softmax_cross_entropy_with_logits"), np.random.default_rng(4)
-    x = rng.normal(size=(40, 4, 3)).astype(np.float32)
-    y = rng.integers(0, 3, 40)
-
-    def layers() -> list:
-        return Sequential.of(Input(4, 3), Flatten(), Dense(5, activation=activation), Dense(3), seed=1).layers
-
-    rewritten = _ort_training.write_artifacts(layers(), sce, Adam(learning_rate=0.05), tmp_path / "a")
-    original = _ort_training.write_artifacts(layers(), sce, Adam(learning_rate=0.05), tmp_path / "b", for_cpu=False)
-    assert "ReluGrad" in [node.op_type for node in onnx.load(original.training_model).graph.node]
-    engines = [_ort_training.OrtTrainingEngine(a, Adam(learning_rate=0.05)) for a in (rewritten, original)]
-    for step in range(20):
-        rows = slice(step % 4 * 10, step % 4 * 10 + 10)
-        losses = [engine.train_step(x[rows], y[rows])[0] for engine in engines]
-        assert losses[0] == losses[1]
-    weights = [engine.get_weights() for engine in engines]
-    for name in weights[0]:
-        np.testing.assert_array_equal(weights[0][name], weights[1][name], err_msg=name)
-    for engine in engines:
-        engine.close()
-
-
-def test_an_empty_batch_is_refused_before_onnx_runtime_sees_it(tmp_path):
-    sce = loss_module.get("softmax_cross_entropy_with_logits")
-    layers = Sequential.of(Input(4, 3), Flatten(), Dense(5), Dense(3), seed=1).layers
-    engine = _ort_training.OrtTrainingEngine(_ort_training.write_artifacts(layers, sce, Adam(), tmp_path), Adam())
-    for step in (engine.train_step, engine.eval_step):
-        with pytest.raises(InvalidArgumentError, match=r"at least one example. Received: x.shape=\(0, 4, 3\)"):
-            step(np.zeros((0, 4, 3), np.float32), np.zeros(0, np.int64))
-    engine.close()
 
 
 def test_gradients_match_numpy_backward():

@@ -15,7 +15,7 @@ import onnx.reference
 import onnxruntime
 import pytest
 
-from onnxtrain import Sequential, _ort_training, emit, losses, metrics, optimizers
+from onnxtrain import Sequential, _ort_training, _ort_training_session, emit, losses, metrics, optimizers
 from onnxtrain._runtime import Device
 from onnxtrain.errors import InvalidArgumentError, ModelFileError, RuntimeSetupError, UnsupportedError
 from onnxtrain.layers import Dense, Flatten, Input
@@ -116,7 +116,7 @@ def test_adam_weights_match_the_ort_training_engine_after_50_steps(blobs):
     model, optimizer = mlp(), Adam(learning_rate=0.01)
     portable = PortableEngine(model.layers, SCE, optimizer)
     with tempfile.TemporaryDirectory() as tmp:
-        reference = _ort_training.OrtTrainingEngine(
+        reference = _ort_training_session.OrtTrainingEngine(
             _ort_training.write_artifacts(model.layers, SCE, optimizer, tmp), optimizer
         )
         data = batches(x, y)

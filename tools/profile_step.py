@@ -13,7 +13,7 @@ backward, and the optimizer update by their names (`update.` for the portable up
 - `--engine ort-training`: the training session of the generated artifacts (forward, backward, gradient
   accumulation). Its optimizer step is a session of its own, outside the profile: the unprofiled step time covers
   it, and `tools/profile_fit.py --engine ort-training --timers` times it alone. `--keep-relugrad` profiles the
-  artifacts with ONNX Runtime's ReluGrad kernel instead of onnxtrain's rewrite (`_replace_relu_gradients`).
+  artifacts with ONNX Runtime's ReluGrad kernel instead of onnxtrain's rewrite (`_ort_rewrites.replace_relu_gradients`).
 
 `--model cnn` profiles the fashion-cnn of tools/bench.py (`_tutorial.cnn_layers`, Dropout `--dropout`) instead of
 the tutorial MLP.
@@ -219,13 +219,13 @@ def profile_fused(
 def profile_ort_training(
     args: argparse.Namespace, model: Sequential, batches: Batches, tmp: Path
 ) -> dict[tuple[str, str], float]:
-    from onnxtrain import _ort_training
+    from onnxtrain import _ort_training, _ort_training_session
 
     loss, optimizer = losses.get("softmax_cross_entropy_with_logits"), optimizers.get(args.optimizer)
     artifacts = _ort_training.write_artifacts(
         model.layers, loss, optimizer, tmp / "artifacts", for_cpu=not args.keep_relugrad
     )
-    engine = _ort_training.OrtTrainingEngine(artifacts, optimizer, threads=args.threads)
+    engine = _ort_training_session.OrtTrainingEngine(artifacts, optimizer, threads=args.threads)
     timed_steps(engine, batches, args.steps)
     weights = engine.get_weights()
     engine.close()
