@@ -5,6 +5,10 @@
 runs every scenario of `SCENARIOS` in turn, training the tiny MLP of `build` on `data()`, and writes each
 process's final weights, and the name of the error fit raised if any, to OUTPUT_DIR/<scenario>.rank<R>.npz. The
 test runs the same scenarios in its own process, alone (`run(..., world=None)`), as the reference.
+
+The "batchnorm" scenario (portable engine) trains the BatchNormalization MLP of `batchnorm_model` and also writes
+each process's predictions (`predictions.rank<R>.npy`); its reference is `averaged_shares`, which derives the
+data-parallel run from one-process steps on each process's rows.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 import onnxtrain.distributed as dist
-from onnxtrain import Sequential, load_model
+from onnxtrain import Sequential, load_model, losses
 from onnxtrain.errors import NonFiniteLossError
-from onnxtrain.layers import Dense, Input
-from onnxtrain.optimizers import Adam
+from onnxtrain.layers import BatchNormalization, Dense, Input
+from onnxtrain.optimizers import SGD, Adam
+from onnxtrain.portable import PortableEngine
 
 EXAMPLES = 37  # batches of 8: the last holds 5 rows, split 2 + 3 over two processes
 BATCH = 8
@@ -68,7 +73,54 @@ def build(engine: str, seed: int) -> Sequential:
     return model
 
 
-SCENARIOS = ("equal", "single_row_last", "nan", "resume", "no_all_reduce")
+def batchnorm_model(seed: int, inputs: int = 6) -> Sequential:
+    """An MLP with layer state (BatchNormalization's moving statistics, momentum 0.8 so that they move fast)."""
+    return Sequential.of(
+        Input(inputs),
+        Dense(8),
+        BatchNormalization(momentum=0.8),
+        Dense(8, activation="relu"),
+        Dense(3),
+        seed=seed,
+    )
+
+
+BATCHNORM_SGD = 0.1  # SGD: its step is linear in the gradient, which `averaged_shares` relies on
+
+
+def averaged_shares(
+    model: Sequential, batches: list[tuple[np.ndarray, np.ndarray]], size: int, update: str = "graph"
+) -> dict[str, np.ndarray]:
+    """The weights and layer state of a data-parallel SGD run over `size` processes, derived from one process.
+
+    In a data-parallel step each process normalises with its own rows' statistics, the gradients are averaged
+    (weighted by rows) and so are the new moving statistics. SGD's update is linear in the gradient, so that step
+    is the weighted mean, over the processes' shares, of one-process steps that each start from the same weights
+    and see one share: which this computes, share by share, with one engine alone (the train-step graph, layer
+    state and all), in float64 between the steps. A non-finite loss in any share skips the step everywhere.
+    """
+    loss = losses.get("sparse_categorical_crossentropy")
+    engine = PortableEngine(model.graph, loss, SGD(BATCHNORM_SGD), update=update)
+    current = engine.get_weights()
+    for x, y in batches:
+        shares = [dist.local_rows(0, len(x), rank, size) for rank in range(size)]
+        stepped = []
+        for rows in (share for share in shares if share.stop > share.start):
+            engine.set_weights(current)
+            loss, _ = engine.train_step(x[rows], y[rows])
+            stepped.append((rows.stop - rows.start, engine.get_weights()))
+            if not np.isfinite(loss):
+                break
+        if not np.isfinite(loss):
+            continue
+        current = {
+            name: (sum(n * np.float64(w[name]) for n, w in stepped) / len(x)).astype(np.float32) for name in current
+        }
+    engine.close()
+    return current
+
+
+SCENARIOS = ("equal", "single_row_last", "nan", "resume", "no_all_reduce", "batchnorm")
 
 
 def run(scenario: str, engine: str, output: Path, world: dist.Communicator | None) -> None:
@@ -76,6 +128,8 @@ def run(scenario: str, engine: str, output: Path, world: dist.Communicator | Non
     if world is not None:
         world = dist.init(communicator=NoAllReduce(world) if scenario == "no_all_reduce" else world)
     rank = 0 if world is None else world.rank
+    if scenario == "batchnorm":
+        return run_batchnorm(output, rank)
     # Process 0's initial weights and shuffling seed must win: the others start from a seed of their own.
     model = build(engine, seed=11 + rank)
     x, y = data(nan=scenario == "nan")
@@ -101,10 +155,31 @@ def run(scenario: str, engine: str, output: Path, world: dist.Communicator | Non
     np.savez(output / f"{scenario}.rank{rank}.npz", error=np.array(error), **weights)
 
 
+def run_batchnorm(output: Path, rank: int) -> None:
+    """2 epochs of the BatchNormalization MLP, unshuffled (37 rows in batches of 8: the last split 2 + 3), from
+    process 0's weights; each process's weights, moving statistics included, and predictions after the fit."""
+    x, y = data()
+    with batchnorm_model(seed=11 + rank) as model:
+        model.compile(optimizer=SGD(BATCHNORM_SGD), loss="sparse_categorical_crossentropy", engine="portable")
+        model.fit(x, y, epochs=2, batch_size=BATCH, verbose=0, shuffle=False)
+        weights = model.get_weights()
+        np.save(output / f"predictions.rank{rank}.npy", model.predict_softly(x))
+    dist.leave()
+    np.savez(output / f"batchnorm.rank{rank}.npz", error=np.array(""), **weights)
+
+
+def batchnorm_reference() -> dict[str, np.ndarray]:
+    """`run_batchnorm`'s two processes, derived from one (`averaged_shares`)."""
+    x, y = data()
+    batches = [(x[i : i + BATCH], y[i : i + BATCH]) for i in range(0, EXAMPLES, BATCH)] * 2
+    return averaged_shares(batchnorm_model(seed=11), batches, size=2)
+
+
 def main(engine: str, output: Path) -> None:
     world = dist.init()
     for scenario in SCENARIOS:
-        run(scenario, engine, output, world)
+        if scenario != "batchnorm" or engine == "portable":  # ort-training refuses layer state (onnxruntime#17879)
+            run(scenario, engine, output, world)
 
 
 if __name__ == "__main__":

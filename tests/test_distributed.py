@@ -1,6 +1,7 @@
 """Data-parallel training (onnxtrain.distributed): the communicator helpers and the packed gradient all-reduce in a
-fake in-process world of threads, a whole fit in that world against a fit alone, and the equivalence table over
-two MPI processes (tests/distributed_worker.py) against the same runs in one process."""
+fake in-process world of threads, a whole fit in that world against a fit alone, layer state (BatchNormalization)
+and Dropout over processes, and the equivalence table over two MPI processes (tests/distributed_worker.py) against
+the same runs in one process."""
 
 from __future__ import annotations
 
@@ -23,12 +24,14 @@ import pytest
 
 import onnxtrain.distributed as dist
 from onnxtrain import Sequential, load_model, losses
+from onnxtrain._runtime import Device
 from onnxtrain.callbacks import Callback, CSVLogger
 from onnxtrain.distributed._mpi import _check_contiguous
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
-from onnxtrain.layers import BatchNormalization, Dense, Input
+from onnxtrain.layers import Dense, Dropout, Input
 from onnxtrain.optimizers import SGD, AdaDelta, AdaGrad, AdaGradDA, Adam, Adamax, Ftrl, Momentum, RMSProp
-from onnxtrain.portable import PortableEngine
+from onnxtrain.portable import PortableEngine, _engine, _fused
+from onnxtrain.portable._checkpoint import Checkpoint, write_checkpoint
 
 HERE = Path(__file__).parent
 
@@ -190,6 +193,23 @@ def test_reduction_clips_the_reduced_gradient_not_each_share(clipping: dict[str,
     results = _reduce_in(ThreadWorld(2), clipping, gradients, losses, shares)
     np.testing.assert_allclose(results[0][1], expected, rtol=1e-5, atol=1e-8)
     assert not np.allclose(np.mean(per_share, axis=0), expected, rtol=1e-3)  # clipping first would differ
+
+
+def test_reduction_averages_layer_state_by_rows_without_clipping_it() -> None:
+    world = ThreadWorld(3)
+    rows = [3, 0, 1]  # process 1 has no rows: its layer state (NaN here) must count for nothing
+    states = [np.array([1.0, 10.0], np.float32), np.full(2, np.nan, np.float32), np.array([5.0, -2.0], np.float32)]
+
+    def step(rank: int) -> np.ndarray:
+        reduction = dist.GradientReduction(world, 3, clip_value=0.01, clip_norm=0.01, layer_state=2)
+        reduction.gradients[:] = rank + 1.0
+        reduction.layer_state[:] = states[rank]
+        reduction.reduce(1.0, rows[rank])
+        return reduction.layer_state.copy()
+
+    expected = (3 * states[0] + 1 * states[2]) / 4  # [2, 7]: weighted by rows, far above the clipping bounds
+    for reduced in world.run(step):
+        np.testing.assert_allclose(reduced, expected, rtol=1e-7)
 
 
 def test_a_non_finite_loss_in_one_process_reaches_every_process() -> None:
@@ -367,11 +387,86 @@ def test_every_optimizer_trains_data_parallel_with_either_update(name: str) -> N
         assert all(np.array_equal(copies[0][k], copies[1][k]) for k in alone), update
 
 
-def test_the_portable_engine_says_why_it_cannot_train_a_model_with_layer_state_data_parallel() -> None:
-    dist.init(communicator=ThreadWorld(1))
-    model = Sequential.of(Input(5), Dense(4), BatchNormalization(), Dense(3))
-    with pytest.raises(UnsupportedError, match=r"on the CPU, for models without layer state.*Received: the model"):
-        model.compile(optimizer=SGD(), loss="sparse_categorical_crossentropy", engine="portable")
+def _global_batches(x: np.ndarray, y: np.ndarray, sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    bounds = np.cumsum([0, *sizes])
+    return [(x[a:b], y[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+@pytest.mark.parametrize("update", ["graph", "auto"])  # the update model; the fused kernel where numba imports
+def test_a_batchnorm_model_trains_data_parallel_as_its_shares_averaged(update: str) -> None:
+    """Two processes on a BatchNormalization MLP (SGD): each normalises with its own rows' statistics, gradients and
+    moving statistics are averaged; the reference derives that run from one-process steps on each share
+    (`distributed_worker.averaged_shares`). Every process ends with the same weights and moving statistics."""
+    x, y = _data(44)
+    x[21] = 3e38  # the third batch, process 1's rows: a NaN loss, so every process skips that step, statistics and all
+    batches = _global_batches(x, y, [8, 8, 7, 8, 6, 7])  # shares 4+4, or 3+4 for an odd batch
+    loss = losses.get("sparse_categorical_crossentropy")
+    world = ThreadWorld(2)
+
+    def steps(rank: int) -> tuple[dict[str, np.ndarray], bool]:
+        model = distributed_worker.batchnorm_model(seed=5 + rank, inputs=5)  # process 0's weights must win
+        engine = PortableEngine(model.graph, loss, SGD(distributed_worker.BATCHNORM_SGD), update=update,
+                                communicator=world)  # fmt: skip
+        for bx, by in batches:
+            rows = dist.local_rows(0, len(bx), rank, world.size)
+            engine.train_step(bx[rows], by[rows])
+        assert engine.step == len(batches) - 1  # the NaN batch's step was skipped
+        weights, fused = engine.get_weights(), engine.fused
+        engine.close()
+        return weights, fused
+
+    results = world.run(steps)
+    assert results[0][1] == (update == "auto" and _fused.available())
+    copies = [weights for weights, _ in results]
+    reference = distributed_worker.averaged_shares(distributed_worker.batchnorm_model(5, inputs=5), batches, 2)
+    assert {"batch_normalization_1.moving_mean", "batch_normalization_1.moving_variance"} <= set(reference)
+    assert _max_difference(copies[0], reference) <= 1e-6 * _scale(reference)
+    assert all(np.array_equal(copies[0][k], copies[1][k]) for k in reference)
+    # The control: one process on whole batches normalises with the whole batch's statistics (what SyncBatchNorm
+    # would give), so its moving variance differs from the shares' mean.
+    whole = distributed_worker.averaged_shares(distributed_worker.batchnorm_model(5, inputs=5), batches, 1)
+    variance = "batch_normalization_1.moving_variance"
+    assert float(np.abs(whole[variance] - copies[0][variance]).max()) > 1e-3 * float(np.abs(whole[variance]).max())
+
+
+@pytest.mark.parametrize("update", ["graph", "auto"])
+def test_dropout_draws_other_masks_in_each_process(update: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dropout's masks are a function of (seed, layer, step, row of the batch): at the same step every process
+    would drop the same units of its rows. Each draws at step `step * size + rank` instead: process r's outputs at
+    step s are those of one process at step 2s + r. The control draws at `step` everywhere, as before."""
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    y = np.array([0, 1, 2, 0])
+    loss = losses.get("sparse_categorical_crossentropy")
+    initial = Sequential.of(Input(6), Dropout(0.5, seed=1), Dense(3), seed=3).get_weights()
+
+    def outputs(world: ThreadWorld) -> list[list[np.ndarray]]:
+        def steps(rank: int) -> list[np.ndarray]:
+            model = Sequential.of(Input(6), Dropout(0.5, seed=1), Dense(3), seed=3 + rank)
+            engine = PortableEngine(model.graph, loss, SGD(1e-30), update=update, communicator=world)
+            logits = [engine.train_step(x, y)[1] for _ in range(2)]  # the same rows in both processes
+            engine.close()
+            return logits
+
+        return world.run(steps)
+
+    drawn = outputs(ThreadWorld(2))
+    for step, rank in itertools.product(range(2), range(2)):
+        model = Sequential.of(Input(6), Dropout(0.5, seed=1), Dense(3), seed=3)
+        resume = write_checkpoint(Checkpoint(weights=initial, step=2 * step + rank))
+        alone = PortableEngine(model.graph, loss, SGD(1e-30), update=update, resume=resume)
+        np.testing.assert_allclose(drawn[rank][step], alone.train_step(x, y)[1], rtol=1e-6, atol=1e-6)
+        alone.close()
+        assert not np.allclose(drawn[0][step], drawn[1][step])
+    monkeypatch.setattr(_engine, "_dropout_step", lambda step, communicator: step)
+    same = outputs(ThreadWorld(2))
+    assert all(np.array_equal(same[0][step], same[1][step]) for step in range(2))
+
+
+def test_the_portable_engine_trains_data_parallel_on_the_cpu_only() -> None:
+    model = Sequential.of(Input(5), Dense(3))
+    loss = losses.get("sparse_categorical_crossentropy")
+    with pytest.raises(UnsupportedError, match=r"data-parallel on the CPU only. Received: device='cuda:0'"):
+        PortableEngine(model.graph, loss, SGD(), device=Device("cuda"), communicator=ThreadWorld(1))
 
 
 # --- two MPI processes -----------------------------------------------------------------------------------------
@@ -449,6 +544,35 @@ def test_two_mpi_processes_train_as_one(engine: str, tmp_path: Path) -> None:
             assert difference > 1e-3, scenario
     print("\n| engine | scenario | max |w2 - w1| / max |w1| | copies bitwise equal | error |")
     print("\n".join(rows))
+    if engine == "portable":
+        _check_batchnorm_run(two)
+
+
+def _check_batchnorm_run(two: Path) -> None:
+    """The BatchNormalization MLP over 2 MPI processes against its reference derived from one process
+    (`distributed_worker.averaged_shares`): weights and moving statistics, and equal across the processes, as are
+    the predictions after the fit."""
+    reference = distributed_worker.batchnorm_reference()
+    runs = []
+    for rank in (0, 1):
+        with np.load(two / f"batchnorm.rank{rank}.npz") as f:
+            runs.append({k: f[k] for k in f.files if k != "error"})
+    statistics = [k for k in reference if k.endswith(("moving_mean", "moving_variance"))]
+    weights = [k for k in reference if k not in statistics]
+    assert len(statistics) == 2 and weights
+    print(
+        "\n| BatchNorm MLP, 2 processes | max abs diff vs reference | max abs diff rank 0 vs rank 1 | max abs value |"
+    )
+    for what, names in (("weights", weights), ("moving statistics", statistics)):
+        versus = max(float(np.abs(runs[r][k] - reference[k]).max()) for r in (0, 1) for k in names)
+        across = max(float(np.abs(runs[0][k] - runs[1][k]).max()) for k in names)
+        scale = max(float(np.abs(reference[k]).max()) for k in names)
+        print(f"| {what} | {versus:.2e} | {across:.2e} | {scale:.3g} |")
+        assert versus <= 1e-6 * scale, what
+        assert across == 0.0, what
+    predictions = [np.load(two / f"predictions.rank{rank}.npy") for rank in (0, 1)]
+    assert predictions[0].shape == (distributed_worker.EXAMPLES, 3)
+    assert np.array_equal(predictions[0], predictions[1])
 
 
 def _run_cli(arguments: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

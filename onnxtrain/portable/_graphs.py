@@ -192,9 +192,11 @@ def gradient_model(
 ) -> onnx.ModelProto:
     """The train step without its update: forward, loss, backward and the optimizer's gradient clipping.
 
-    Inputs are the parameters and a batch; outputs are `loss`, `logits` and `gradient.<parameter>` for every
-    trainable parameter, clipped as `optimizer` clips. The engine applies the update with a fused kernel
-    (`_fused.py`) where one exists; `train_step_model` is the same step with the update in the graph.
+    Inputs are the parameters and a batch; outputs are `loss`, `logits`, `gradient.<parameter>` for every
+    trainable parameter, clipped as `optimizer` clips, then `updated.<name>` for every layer state tensor (its new
+    value from this batch, whatever the loss: a data-parallel engine averages it over the processes first). The
+    engine applies the update with a fused kernel (`_fused.py`) where one exists; `train_step_model` is the same
+    step with the update in the graph.
     """
     graph = as_graph(layers)
     parameters, trainable = model_parameters(graph), trainable_parameters(graph)
@@ -204,6 +206,12 @@ def gradient_model(
         clipped = clip_gradients(b, optimizer, [grads[name] for name in trainable])
     for name, g in zip(trainable, clipped, strict=True):
         b.add_output(g, gradient(name), np.float32, parameters[name].shape)
+    layer_updates = b.state_updates
+    for name in (n for n in parameters if n in layer_updates and n not in trainable):
+        value = layer_updates[name]
+        if value == name:  # a graph output must not be an input
+            value = b.node("Identity", [value], hint="unchanged")
+        b.add_output(value, updated(name), np.float32, parameters[name].shape)
     model = b.build("onnxtrain_gradients")
     return model
 
