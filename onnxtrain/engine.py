@@ -2,7 +2,7 @@
 (`EngineRequest`).
 
 The engines themselves are the portable engine (`onnxtrain.portable`) and ONNX Runtime training's
-(`onnxtrain._ort_training`); `onnxtrain.engines` finds them by name. This module imports neither.
+(`onnxtrain._ort_training_session`); `onnxtrain.engines` finds them by name. This module imports neither.
 """
 
 from __future__ import annotations
