@@ -357,10 +357,10 @@ class RecordingBinding:
 
 @pytest.mark.parametrize(("device", "binds"), [(Device("cpu"), 2), (Device("cuda", 0), 6)])
 def test_a_reused_batch_buffer_is_bound_once_unless_the_device_copies_it_when_bound(device, binds):
-    from onnxtrain.portable._engine import _BatchBinding
+    from onnxtrain.portable._batch_binding import BatchBinding
 
     binding = RecordingBinding()
-    batch = _BatchBinding(binding, (3,), device)
+    batch = BatchBinding(binding, (3,), device)
     x, labels = np.zeros((4, 2), np.float32), np.zeros(4, np.int64)
     for value in range(3):
         x[...] = value  # the trainer gathers each batch into the same buffer

@@ -46,6 +46,7 @@ from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.portable import _fused
+from onnxtrain.portable._batch_binding import BatchBinding
 from onnxtrain.portable._checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from onnxtrain.portable._graphs import (
     GRADIENT,
@@ -261,7 +262,7 @@ class PortableEngine:
         for name, value in self._gradients.items():
             binding.bind_ortvalue_output(name, value)
         self._bind_loss(binding)
-        self._train_bindings = [_BatchBinding(binding, self._output_shape, self.device, self._input_names)] * 2
+        self._train_bindings = [BatchBinding(binding, self._output_shape, self.device, self._input_names)] * 2
 
     def _set_up_reduction(
         self, values: Mapping[str, np.ndarray]
@@ -320,7 +321,7 @@ class PortableEngine:
             for name, value in outputs.items():
                 binding.bind_ortvalue_output(name, value)
             self._bind_loss(binding)
-            self._train_bindings.append(_BatchBinding(binding, self._output_shape, self.device, self._input_names))
+            self._train_bindings.append(BatchBinding(binding, self._output_shape, self.device, self._input_names))
             step = self._update_session.io_binding()
             for name, value in (*updates[k].items(), *gradients.items()):
                 step.bind_ortvalue_input(name, value)
@@ -329,7 +330,7 @@ class PortableEngine:
                 step.bind_ortvalue_output(updated(name), value)
             self._update_bindings.append(step)
 
-    def _train_binding(self, k: int) -> _BatchBinding:
+    def _train_binding(self, k: int) -> BatchBinding:
         binding = self._train_session.io_binding()
         source, target = self._sets[k], self._sets[1 - k]
         for name, value in (*source.items(), *self._fixed.items()):
@@ -337,9 +338,9 @@ class PortableEngine:
         for name, value in target.items():
             binding.bind_ortvalue_output(updated(name), value)
         self._bind_loss(binding)
-        return _BatchBinding(binding, self._output_shape, self.device, self._input_names)
+        return BatchBinding(binding, self._output_shape, self.device, self._input_names)
 
-    def _eval_binding(self, k: int) -> _BatchBinding:
+    def _eval_binding(self, k: int) -> BatchBinding:
         binding = self._eval_session.io_binding()
         inputs = {**self._sets[k], **self._fixed}
         eval_inputs = {i.name for i in self.eval_graph.graph.input}
@@ -347,13 +348,13 @@ class PortableEngine:
             if name in eval_inputs:
                 binding.bind_ortvalue_input(name, value)
         self._bind_loss(binding)
-        return _BatchBinding(binding, self._output_shape, self.device, self._input_names)
+        return BatchBinding(binding, self._output_shape, self.device, self._input_names)
 
     def _bind_loss(self, binding: Any) -> None:
         binding.bind_output(emit.LOSS_NAME, "cpu", 0, np.float32, [], self._loss.ctypes.data)
 
     # --- steps --------------------------------------------------------------------------------------------
-    def _run(self, session: Any, binding: _BatchBinding, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    def _run(self, session: Any, binding: BatchBinding, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
         xs = [x] if isinstance(x, np.ndarray) else list(x)  # one array per model input
         check_not_empty(xs[0])
         xs = [np.ascontiguousarray(array, dtype=np.float32) for array in xs]
@@ -540,54 +541,6 @@ def _dropout_step(step: int, communicator: Communicator) -> int:
 
 def _elements(shapes: Mapping[str, tuple[int, ...]]) -> int:
     return sum(int(np.prod(shape, dtype=np.int64)) for shape in shapes.values())
-
-
-class _BatchBinding:
-    """An IOBinding whose weights are bound, and the host arrays bound to its batch, labels and logits.
-
-    A CPU session reads and writes bound host arrays in place. So there a batch in the memory of the last one (the
-    trainer gathers every shuffled batch into one reused buffer) needs no new binding, and one logits buffer serves
-    every batch of a size (rebinding both was a measurable part of a step, docs/measurements.md). A CUDA session
-    copies a host input to the GPU when it is bound, not when it runs (`IOBinding::BindInput`), so there every
-    batch is bound anew. The bound arrays are held here, which keeps their memory alive while ORT may read it.
-    """
-
-    def __init__(
-        self,
-        binding: Any,
-        output_shape: tuple[int, ...],
-        device: Device,
-        input_names: Sequence[str] = (emit.INPUT_NAME,),
-    ):
-        self.binding = binding
-        self._input_names = tuple(input_names)
-        self._output_shape = output_shape
-        self._copied_when_bound = device.kind != "cpu"
-        # name -> (the bound array, and its address, shape and dtype when bound: `.shape` can be assigned in place)
-        self._inputs: dict[str, tuple[np.ndarray, int, tuple[int, ...], np.dtype]] = {}
-        self._logits = np.empty((0, *output_shape), np.float32)
-
-    def bind_batch(self, xs: Batch, labels: np.ndarray) -> np.ndarray:
-        """Bind C-contiguous `xs` (one array per model input) and `labels`; returns the logits buffer the next run
-        writes."""
-        if isinstance(xs, np.ndarray):
-            xs = [xs]
-        for name, value in (*zip(self._input_names, xs, strict=True), (emit.LABELS_NAME, labels)):
-            if self._copied_when_bound:  # the copy to the device happens now, whatever memory the batch is in
-                self.binding.bind_cpu_input(name, value)
-                continue
-            bound = self._inputs.get(name)
-            if bound is not None and value is bound[0] and value.shape == bound[2]:
-                continue
-            memory = (value.ctypes.data, value.shape, value.dtype)
-            if bound is None or memory != bound[1:]:
-                self.binding.bind_cpu_input(name, value)
-            self._inputs[name] = (value, *memory)
-        if len(self._logits) != len(xs[0]):
-            self._logits = np.empty((len(xs[0]), *self._output_shape), np.float32)
-            shape = list(self._logits.shape)
-            self.binding.bind_output(emit.LOGITS_NAME, "cpu", 0, np.float32, shape, self._logits.ctypes.data)
-        return self._logits
 
 
 def _check_names_and_shapes(

@@ -1,0 +1,61 @@
+"""The IOBinding of one of the portable engine's sessions with its weights bound, and the host arrays bound to its
+batch, labels and outputs: what a step rebinds, and when it need not."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from onnxtrain import emit
+from onnxtrain._runtime import Device
+from onnxtrain.engine import Batch
+
+
+class BatchBinding:
+    """An IOBinding whose weights are bound, and the host arrays bound to its batch, labels and logits.
+
+    A CPU session reads and writes bound host arrays in place. So there a batch in the memory of the last one (the
+    trainer gathers every shuffled batch into one reused buffer) needs no new binding, and one logits buffer serves
+    every batch of a size (rebinding both was a measurable part of a step, docs/measurements.md). A CUDA session
+    copies a host input to the GPU when it is bound, not when it runs (`IOBinding::BindInput`), so there every
+    batch is bound anew. The bound arrays are held here, which keeps their memory alive while ORT may read it.
+    """
+
+    def __init__(
+        self,
+        binding: Any,
+        output_shape: tuple[int, ...],
+        device: Device,
+        input_names: Sequence[str] = (emit.INPUT_NAME,),
+    ):
+        self.binding = binding
+        self._input_names = tuple(input_names)
+        self._output_shape = output_shape
+        self._copied_when_bound = device.kind != "cpu"
+        # name -> (the bound array, and its address, shape and dtype when bound: `.shape` can be assigned in place)
+        self._inputs: dict[str, tuple[np.ndarray, int, tuple[int, ...], np.dtype]] = {}
+        self._logits = np.empty((0, *output_shape), np.float32)
+
+    def bind_batch(self, xs: Batch, labels: np.ndarray) -> np.ndarray:
+        """Bind C-contiguous `xs` (one array per model input) and `labels`; returns the logits buffer the next run
+        writes."""
+        if isinstance(xs, np.ndarray):
+            xs = [xs]
+        for name, value in (*zip(self._input_names, xs, strict=True), (emit.LABELS_NAME, labels)):
+            if self._copied_when_bound:  # the copy to the device happens now, whatever memory the batch is in
+                self.binding.bind_cpu_input(name, value)
+                continue
+            bound = self._inputs.get(name)
+            if bound is not None and value is bound[0] and value.shape == bound[2]:
+                continue
+            memory = (value.ctypes.data, value.shape, value.dtype)
+            if bound is None or memory != bound[1:]:
+                self.binding.bind_cpu_input(name, value)
+            self._inputs[name] = (value, *memory)
+        if len(self._logits) != len(xs[0]):
+            self._logits = np.empty((len(xs[0]), *self._output_shape), np.float32)
+            shape = list(self._logits.shape)
+            self.binding.bind_output(emit.LOGITS_NAME, "cpu", 0, np.float32, shape, self._logits.ctypes.data)
+        return self._logits
