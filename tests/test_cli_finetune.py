@@ -121,8 +121,17 @@ def test_finetune_head_on_a_cut_model_keeps_it_frozen(folder: Path, capsys: pyte
         ),
         (("--optimizer", "adamm"), r"Could not interpret optimizer"),
         (("--validation", "test", "--test", ""), r"--validation test needs --test DATA"),
-        (("--trainable", "nope.*"), r"nope"),
-        (("--outputs", "missing_value"), r"missing_value"),
+        # Errors about the import name the option given, not from_onnx's or OnnxLayer's argument.
+        (
+            ("--trainable", "nope.*"),
+            r"error: --trainable: 'nope\.\*' matches no float initializer of the graph\. Avail",
+        ),
+        (
+            ("--frozen", "fc1.*", "nope"),
+            r"error: --frozen: 'nope' matches no float initializer of the graph\. Available",
+        ),
+        (("--head", "3", "--trainable", "nope"), r"error: --trainable: 'nope' matches no float initializer of the"),
+        (("--outputs", "missing_value"), r"error: --outputs names no value of the graph: 'missing_value'\. "),
     ],
 )
 def test_finetune_refuses_bad_arguments(

@@ -81,15 +81,16 @@ def _build(args: argparse.Namespace) -> Model:
     """from_onnx (with lora) for the model alone; a Functional model of its OnnxLayer and a Dense head with --head."""
     from onnxtrain.adapters import ADAPTER_PATTERNS, add_adapters
     from onnxtrain.foreign._graph import cut, read_model
-    from onnxtrain.foreign._import import from_onnx
+    from onnxtrain.foreign._import import imported_model
     from onnxtrain.foreign._layer import OnnxLayer
     from onnxtrain.foreign._lora import lora
     from onnxtrain.layers import Dense, Flatten, Input
     from onnxtrain.model import Model
 
-    proto = read_model(args.model, "finetune")
+    caller = "finetune"  # errors about the options name them: --trainable, --outputs
+    proto = read_model(args.model, caller)
     if args.outputs:  # cut before adapting: no adapters on nodes the cut drops
-        proto = cut(proto, [args.outputs], "finetune")
+        proto = cut(proto, [args.outputs], caller)
     elif len(proto.graph.output) > 1:
         names = [o.name for o in proto.graph.output]
         raise InvalidArgumentError(
@@ -98,13 +99,15 @@ def _build(args: argparse.Namespace) -> Model:
         )
     trainable: Any = args.trainable or None
     if args.head is None:
-        model = from_onnx(proto, trainable=trainable, frozen=args.frozen or None, name=_name(args.model))
+        frozen = args.frozen or None
+        model = imported_model(proto, trainable=trainable, frozen=frozen, name=_name(args.model), caller=caller)
         return lora(model, rank=args.lora, alpha=args.lora_alpha) if args.lora is not None else model
     if args.lora is not None:  # the base trains its adapters only
-        base = OnnxLayer(add_adapters(proto, rank=args.lora, alpha=args.lora_alpha), trainable=ADAPTER_PATTERNS)
+        adapted = add_adapters(proto, rank=args.lora, alpha=args.lora_alpha)
+        base = OnnxLayer(adapted, trainable=ADAPTER_PATTERNS, caller=caller)
     else:  # a frozen feature extractor unless --trainable/--frozen say what trains
         chosen = trainable if trainable is not None else (True if args.frozen else False)
-        base = OnnxLayer(proto, trainable=chosen, frozen=args.frozen or None)
+        base = OnnxLayer(proto, trainable=chosen, frozen=args.frozen or None, caller=caller)
     if base.multi_input:
         raise InvalidArgumentError(f"--head needs a model with one input. Received: '{args.model}' takes several")
     x = Input(*base.data_shapes[0])
@@ -135,7 +138,8 @@ def add_finetune_command(commands: argparse._SubParsersAction) -> None:
         help="fine-tune an ONNX model made elsewhere (freeze, cut, new head, LoRA)",
         description="Import MODEL.onnx (onnxtrain.from_onnx), train it on --data and write model/ (with its "
         "optimizer state: onnxtrain train --resume continues it), history.csv, curves.png and the export "
-        f"{EXPORT_FILE} into --output. Every float initializer trains unless --trainable/--frozen say otherwise; "
+        f"{EXPORT_FILE} into --output. Every float initializer but BatchNormalization's running statistics trains "
+        "unless --trainable/--frozen say otherwise; "
         "with --head N the model is a frozen feature extractor under a new Dense(N) head unless they do; --lora R "
         "trains rank-R adapters only and merges them into the exported weights.",
     )

@@ -39,6 +39,15 @@ _NOT_FOLDING = [
 ]
 
 
+COMMANDS = frozenset({"finetune"})
+"""Owners that are `onnxtrain` commands: their errors name options (`--trainable`), not arguments."""
+
+
+def argument(owner: str, name: str) -> str:
+    """How an error names argument `name` of `owner`: `from_onnx(trainable=...)`, or a command's `--trainable`."""
+    return f"--{name}" if owner in COMMANDS else f"{owner}({name}=...)"
+
+
 def read_model(source: object, owner: str) -> onnx.ModelProto:
     """`source` (a path, or a ModelProto, copied) as a ModelProto with its external data in memory, through the
     one gate for ONNX files (`onnxtrain._onnx_file`): external data only from the file's folder, every tensor's
@@ -104,14 +113,14 @@ def cut(model: onnx.ModelProto, outputs: Sequence[str], owner: str) -> onnx.Mode
     """
     if isinstance(outputs, str) or not outputs or not all(isinstance(o, str) for o in outputs):
         raise InvalidArgumentError(
-            f"{owner}(outputs=...) expects a non-empty list of value names. Received: outputs={outputs!r}"
+            f"{argument(owner, 'outputs')} expects a non-empty list of value names. Received: outputs={outputs!r}"
         )
     known = value_names(model)
     for name in outputs:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
             hint = f"Close matches: {close}." if close else f"The graph's values include: {known[-8:]}."
-            raise InvalidArgumentError(f"{owner}(outputs=...) names no value of the graph: {name!r}. {hint}")
+            raise InvalidArgumentError(f"{argument(owner, 'outputs')} names no value of the graph: {name!r}. {hint}")
     needed = set(outputs)
     kept: list[onnx.NodeProto] = []
     for node in reversed(model.graph.node):

@@ -54,6 +54,30 @@ def from_onnx(
         >>> model = from_onnx("mlp.onnx", frozen=["fc1.*"])  # doctest: +SKIP
         >>> model.compile(optimizer=SGD(0.1), loss="softmax_cross_entropy_with_logits")  # doctest: +SKIP
     """
+    result = imported_model(
+        model, trainable=trainable, frozen=frozen, outputs=outputs, batch_norm=batch_norm, name=name, caller="from_onnx"
+    )
+    if input_scale is not None:
+        if isinstance(input_scale, bool) or not isinstance(input_scale, int | float) or not input_scale > 0:
+            raise InvalidArgumentError(
+                f"from_onnx(input_scale=...) expects a positive number. Received: input_scale={input_scale!r}"
+            )
+        result.input_scale = float(input_scale)
+    return result
+
+
+def imported_model(
+    model: Any,
+    *,
+    trainable: bool | str | Sequence[str] | None,
+    frozen: str | Sequence[str] | None,
+    outputs: Sequence[str] | None = None,
+    batch_norm: str = "inference",
+    name: str,
+    caller: str,
+) -> Model:
+    """`from_onnx` but `input_scale`, for a `caller` whose errors name its own arguments: the `finetune` command
+    names its options (`--trainable`, see `OnnxLayer`'s `caller`)."""
     layer = OnnxLayer(
         model,
         trainable=True if trainable is None else trainable,
@@ -62,7 +86,7 @@ def from_onnx(
         batch_norm=batch_norm,
         prefix_names=False,
         name="onnx_model",
-        caller="from_onnx",
+        caller=caller,
     )
     several = layer.multi_input
     inputs = [
@@ -70,14 +94,7 @@ def from_onnx(
         for value, shape in zip(layer.data_inputs, layer.data_shapes, strict=True)
     ]
     output = layer(inputs if several else inputs[0])
-    result = Model(inputs if several else inputs[0], output, name=name, seed=0)
-    if input_scale is not None:
-        if isinstance(input_scale, bool) or not isinstance(input_scale, int | float) or not input_scale > 0:
-            raise InvalidArgumentError(
-                f"from_onnx(input_scale=...) expects a positive number. Received: input_scale={input_scale!r}"
-            )
-        result.input_scale = float(input_scale)
-    return result
+    return Model(inputs if several else inputs[0], output, name=name, seed=0)
 
 
 def _input_name(name: str) -> str:

@@ -50,7 +50,8 @@ class OnnxLayer(Layer):
             defines it (population variance; momentum from the node): the portable engine only.
         prefix_names: False keeps each weight's graph name its initializer name (what `from_onnx` does) instead
             of `<layer name>.<initializer>`; then the model can hold no other layer with such a weight name.
-        caller: what errors about the arguments name: "from_onnx" when `from_onnx` makes the layer.
+        caller: what errors about the arguments name: "from_onnx" when `from_onnx` makes the layer; a command
+            (`_graph.COMMANDS`: "finetune") has them name its options (`--trainable`).
 
     Dropout nodes drop in training (ratio from the node, 0.5 by default) and are the identity in evaluation,
     prediction and the export, whatever their `training_mode` input says: an exported graph carries the mode it
@@ -249,8 +250,8 @@ def _patterns(caller: str, argument: str, value: object) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(p, str) and p for p in items):
         raise InvalidTypeError(
-            f"{caller}({argument}=...) expects a bool or a list of initializer names and glob patterns, e.g. "
-            f'["head.*"]. Received: {argument}={value!r}'
+            f"{_graph.argument(caller, argument)} expects a bool or a list of initializer names and glob patterns, "
+            f'e.g. ["head.*"]. Received: {argument}={value!r}'
         )
     return tuple(items)
 
@@ -262,7 +263,8 @@ def _matching(caller: str, argument: str, patterns: Sequence[str], names: list[s
         if not found:
             shown = f"{names}" if len(names) <= 30 else f"{names[:30]} and {len(names) - 30} more"
             raise InvalidArgumentError(
-                f"{caller}({argument}=...): {pattern!r} matches no float initializer of the graph. Available: {shown}"
+                f"{_graph.argument(caller, argument)}: {pattern!r} matches no float initializer of the graph. "
+                f"Available: {shown}"
             )
         matched |= found
     return matched
