@@ -30,7 +30,7 @@ from onnxtrain.distributed._mpi import _check_contiguous
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.layers import Dense, Dropout, Input
 from onnxtrain.optimizers import SGD, AdaDelta, AdaGrad, AdaGradDA, Adam, Adamax, Ftrl, Momentum, RMSProp
-from onnxtrain.portable import PortableEngine, _engine, _fused
+from onnxtrain.portable import PortableEngine, _data_parallel, _fused
 from onnxtrain.portable._checkpoint import Checkpoint, write_checkpoint
 
 HERE = Path(__file__).parent
@@ -457,7 +457,7 @@ def test_dropout_draws_other_masks_in_each_process(update: str, monkeypatch: pyt
         np.testing.assert_allclose(drawn[rank][step], alone.train_step(x, y)[1], rtol=1e-6, atol=1e-6)
         alone.close()
         assert not np.allclose(drawn[0][step], drawn[1][step])
-    monkeypatch.setattr(_engine, "_dropout_step", lambda step, communicator: step)
+    monkeypatch.setattr(_data_parallel, "dropout_step", lambda step, communicator: step)
     same = outputs(ThreadWorld(2))
     assert all(np.array_equal(same[0][step], same[1][step]) for step in range(2))
 

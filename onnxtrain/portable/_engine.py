@@ -13,13 +13,13 @@ step without its update (`gradient_model`) and writes the gradients into one fla
 the flat weight and state buffers that the session reads, in one pass, when the loss is finite. The values and
 checkpoints are the same as the graph's, to float32 rounding.
 
-In a data-parallel fit (a `communicator`), the engine always runs the gradient model, unclipped, and between it and
-the update (the kernel, or the update alone as a second ONNX model where the kernel cannot run) all-reduces the
-gradients with the loss sum and example count (`GradientReduction`), which then clips. The new layer state (BatchNorm's
-moving statistics from this process's rows) goes into the same all-reduce and comes back as the processes' mean,
-which the engine writes over the layer state it binds; so every process holds the same weights and the same layer
-state after each step. Dropout draws a process's masks at step `step * size + rank` (`_dropout_step`), so that
-no two processes drop the same units of their rows.
+In a data-parallel fit (a `communicator`, `_data_parallel.py`), the engine always runs the gradient model,
+unclipped, and between it and the update (the kernel, or the update alone as a second ONNX model where the kernel
+cannot run) all-reduces the gradients with the loss sum and example count (`GradientReduction`), which then clips.
+The new layer state (BatchNorm's moving statistics from this process's rows) goes into the same all-reduce and
+comes back as the processes' mean, written over the layer state the sessions read; so every process holds the same
+weights and the same layer state after each step. Dropout draws a process's masks at step `step * size + rank`, so
+that no two processes drop the same units of their rows.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, check_not_empty, create_session, session_options
 from onnxtrain.distributed._communicator import Communicator
-from onnxtrain.distributed._reduce import GradientReduction
 from onnxtrain.emit import ModelGraph
 from onnxtrain.engine import Batch
 from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError, UnsupportedError
@@ -48,8 +47,8 @@ from onnxtrain.optimizers import Optimizer
 from onnxtrain.portable import _fused
 from onnxtrain.portable._batch_binding import BatchBinding
 from onnxtrain.portable._checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from onnxtrain.portable._data_parallel import DataParallel
 from onnxtrain.portable._graphs import (
-    GRADIENT,
     LEARNING_RATE,
     STEP,
     TrainStepGraph,
@@ -142,9 +141,7 @@ class PortableEngine:
                 values[name] = np.array(values[name], order="C")  # a 0-d step stays 0-d
                 communicator.broadcast(values[name])
         self._communicator = communicator
-        self._reduction: GradientReduction | None = None
-        self._layer_state = np.empty(0, np.float32)  # data-parallel: the layer state, flat, bound by views
-        self._mask_step: np.ndarray | None = None  # data-parallel with Dropout: the step its masks are drawn at
+        self._parallel: DataParallel | None = None
         self._learning_rate = float(optimizer.learning_rate)
         self._fixed = {name: self._ortvalue(values[name]) for name in self.graph.frozen}
         self._fixed[LEARNING_RATE] = self._ortvalue(np.array(self._learning_rate, np.float32))
@@ -246,10 +243,10 @@ class PortableEngine:
         if self._communicator is None:
             self._flat_grads, self._gradients = flat([gradient(name) for name in trainable])
         else:  # ORT writes the gradients and the new layer state straight into the buffer that is all-reduced
-            self._gradients, layer_state, step_inputs = self._set_up_reduction(values)
-            assert self._reduction is not None
-            self._flat_grads = self._reduction.gradients
-            carried.update(layer_state)
+            parallel = self._data_parallel(values)
+            self._flat_grads, self._gradients = parallel.reduction.gradients, parallel.outputs
+            carried.update(parallel.layer_state)
+            step_inputs = parallel.step_inputs
         self._step_value = np.array(values[STEP], np.int64)  # read by `step`, advanced by train_step
         carried[STEP] = self._ort.OrtValue.ortvalue_from_numpy(self._step_value)
         self._sets = [carried, carried]
@@ -264,71 +261,33 @@ class PortableEngine:
         self._bind_loss(binding)
         self._train_bindings = [BatchBinding(binding, self._output_shape, self.device, self._input_names)] * 2
 
-    def _set_up_reduction(
-        self, values: Mapping[str, np.ndarray]
-    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        """The data-parallel buffers: the reduction, whose gradients and layer state the gradient session writes,
-        and the layer state (`_layer_state`) that it reads; and, with Dropout, the step its masks are drawn at.
-
-        Returns the gradient session's outputs over the reduction's buffer, the layer state's inputs (which both
-        sets of values share: the engine writes the reduced state over them, after the session has run), and the
-        step input that replaces the carried one in the gradient session.
-        """
-        assert self._communicator is not None
-        trainable = {name: values[name].shape for name in self.graph.trainable}
-        layer_state = {name: values[name].shape for name in self.graph.layer_state}
-        self._reduction = GradientReduction.clipping_as(
-            self.optimizer, self._communicator, _elements(trainable), _elements(layer_state)
-        )
-        outputs = {
-            **self._views(self._reduction.gradients, {gradient(name): shape for name, shape in trainable.items()}),
-            **self._views(self._reduction.layer_state, {updated(name): shape for name, shape in layer_state.items()}),
-        }
-        self._layer_state = np.concatenate([np.ravel(values[name]) for name in layer_state] or [np.empty(0)])
-        self._layer_state = self._layer_state.astype(np.float32)
-        inputs = self._views(self._layer_state, layer_state)
-        step_inputs = {}
-        if STEP in self._step_inputs:  # only Dropout (a layer drawing random numbers) reads the step here
-            self._mask_step = np.array(values[STEP], np.int64)
-            step_inputs[STEP] = self._ort.OrtValue.ortvalue_from_numpy(self._mask_step)
-        return outputs, inputs, step_inputs
-
-    def _views(self, buffer: np.ndarray, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
-        """An OrtValue per name over consecutive slices of `buffer`, in the mapping's order, sharing its memory."""
-        views, start = {}, 0
-        for name, shape in shapes.items():
-            stop = start + int(np.prod(shape, dtype=np.int64))
-            views[name] = self._ort.OrtValue.ortvalue_from_numpy(buffer[start:stop].reshape(shape))
-            start = stop
-        return views
-
     def _set_up_reduced_graph(self, values: Mapping[str, np.ndarray], update: onnx.ModelProto, options: Any) -> None:
         """Data-parallel without the fused kernel: the gradient session writes into the reduction's buffer, and an
         update session (`update_model`) reads the reduced gradients and set k, and writes set 1 - k."""
-        outputs, layer_state, step_inputs = self._set_up_reduction(values)
-        gradients = {name: value for name, value in outputs.items() if name.startswith(GRADIENT)}
+        parallel = self._data_parallel(values)
         carried = (*self.graph.trainable, *(t.name for t in self.graph.state), STEP)
         updates = [{name: self._ortvalue(values[name]) for name in carried} for _ in range(2)]
-        self._sets = [{**updates[k], **layer_state} for k in range(2)]
+        self._sets = [{**updates[k], **parallel.layer_state} for k in range(2)]
         with self._flush.creating():
             self._update_session = create_session(self._ort, update.SerializeToString(), options, self.device)
-        self._train_bindings, self._update_bindings = [], []
+        self._update_bindings = parallel.update_bindings(self._update_session, updates, self._fixed[LEARNING_RATE])
+        self._train_bindings = []
         for k in range(2):
             binding = self._train_session.io_binding()
-            for name, value in {**self._sets[k], **self._fixed, **step_inputs}.items():
+            for name, value in {**self._sets[k], **self._fixed, **parallel.step_inputs}.items():
                 if name in self._step_inputs:
                     binding.bind_ortvalue_input(name, value)
-            for name, value in outputs.items():
+            for name, value in parallel.outputs.items():
                 binding.bind_ortvalue_output(name, value)
             self._bind_loss(binding)
             self._train_bindings.append(BatchBinding(binding, self._output_shape, self.device, self._input_names))
-            step = self._update_session.io_binding()
-            for name, value in (*updates[k].items(), *gradients.items()):
-                step.bind_ortvalue_input(name, value)
-            step.bind_ortvalue_input(LEARNING_RATE, self._fixed[LEARNING_RATE])
-            for name, value in updates[1 - k].items():
-                step.bind_ortvalue_output(updated(name), value)
-            self._update_bindings.append(step)
+
+    def _data_parallel(self, values: Mapping[str, np.ndarray]) -> DataParallel:
+        assert self._communicator is not None
+        self._parallel = DataParallel(
+            self._ort, self._communicator, self.optimizer, self.graph, values, self._step_inputs
+        )
+        return self._parallel
 
     def _train_binding(self, k: int) -> BatchBinding:
         binding = self._train_session.io_binding()
@@ -370,8 +329,8 @@ class PortableEngine:
         Returns (loss, outputs) of the batch before the update. A non-finite loss drops the update (the graph
         passes every value through), so the weights stay those of the last good step.
         """
-        if self._reduction is not None:
-            return self._reduced_train_step(x, labels, self._reduction)
+        if self._parallel is not None:
+            return self._reduced_train_step(x, labels, self._parallel)
         loss, logits = self._run(self._train_session, self._train_bindings[self._current], x, labels)
         if not self.fused:
             self._current = 1 - self._current
@@ -382,21 +341,15 @@ class PortableEngine:
             self._step_value[...] = t
         return loss, logits
 
-    def _reduced_train_step(
-        self, x: Batch, labels: np.ndarray, reduction: GradientReduction
-    ) -> tuple[float, np.ndarray]:
+    def _reduced_train_step(self, x: Batch, labels: np.ndarray, parallel: DataParallel) -> tuple[float, np.ndarray]:
         """A data-parallel step: this process's gradients, the all-reduce, then the update when the mean loss of
         all processes is finite. Returns that mean loss and this process's outputs."""
         examples = len(x if isinstance(x, np.ndarray) else x[0])
-        if examples:
-            if self._mask_step is not None:
-                self._mask_step[...] = _dropout_step(self.step, reduction.communicator)
-            loss, logits = self._run(self._train_session, self._train_bindings[self._current], x, labels)
-        else:  # an uneven last batch left this process no rows: it only takes part in the all-reduce
-            loss, logits = 0.0, np.empty((0, *self._output_shape), np.float32)
-        loss = reduction.reduce(loss, examples)
-        if math.isfinite(loss) and self._layer_state.size:  # the session has run: nothing reads these buffers now
-            self._layer_state[...] = reduction.layer_state
+
+        def run() -> tuple[float, np.ndarray]:
+            return self._run(self._train_session, self._train_bindings[self._current], x, labels)
+
+        loss, logits = parallel.train_step(run, examples, lambda: self.step, self._output_shape)
         if math.isfinite(loss) and not self.fused:  # the update session writes the other set
             with self._flush.active():
                 self._update_session.run_with_iobinding(self._update_bindings[self._current])
@@ -496,8 +449,7 @@ class PortableEngine:
             self._flat_weights = self._flat_grads = np.empty(0, np.float32)
             self._flat_state, self._gradients = (), {}
         self._train_session = self._eval_session = None
-        self._update_bindings, self._update_session, self._reduction = [], None, None
-        self._layer_state, self._mask_step = np.empty(0, np.float32), None
+        self._update_bindings, self._update_session, self._parallel = [], None, None
 
 
 def _use_fused(
@@ -527,20 +479,6 @@ def _use_fused(
     if update == "fused" and reasons:
         raise InvalidArgumentError(f"update='fused' cannot run here: {'; '.join(reasons)}. Use update='graph'.")
     return not reasons
-
-
-def _dropout_step(step: int, communicator: Communicator) -> int:
-    """The step at which a process draws Dropout's masks for its rows in a data-parallel step `step`.
-
-    The masks are a function of (seed, layer, step, row within the batch): at the same step, every process would
-    drop the same units of its first row, its second row, ... Step `step * size + rank` is each process's own
-    (the one-process run's `step` when size is 1), and no step of another process or another step uses it.
-    """
-    return step * communicator.size + communicator.rank
-
-
-def _elements(shapes: Mapping[str, tuple[int, ...]]) -> int:
-    return sum(int(np.prod(shape, dtype=np.int64)) for shape in shapes.values())
 
 
 def _check_names_and_shapes(
