@@ -39,7 +39,7 @@ from onnxtrain._runtime import Device, check_not_empty, create_session, session_
 from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.emit import ModelGraph
 from onnxtrain.engine import Batch
-from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError
 from onnxtrain.functional import as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from onnxtrain.losses import Loss
@@ -62,7 +62,6 @@ from onnxtrain.portable._graphs import (
 from onnxtrain.portable._update_model import update_model
 
 CPU = Device("cpu")
-UPDATES = ("auto", "graph", "fused")
 
 
 def _onnxruntime() -> Any:
@@ -114,7 +113,7 @@ class PortableEngine:
         self.optimizer = optimizer
         graph = as_graph(layers)  # once: a layer list would be turned into a new Functional by every graph below
         self.graph: TrainStepGraph = train_step_model(graph, loss, optimizer, opset, ir_version)
-        self.fused = _use_fused(update, optimizer, device, self.graph.layer_state, communicator is not None)
+        self.fused = _fused.use_fused(update, optimizer, device, self.graph.layer_state, communicator is not None)
         self.eval_graph = eval_model(graph, loss, opset, ir_version)
         self._output_shape = emit.output_shape(graph)
         self._input_names = tuple(emit.input_names(graph))
@@ -450,35 +449,6 @@ class PortableEngine:
             self._flat_state, self._gradients = (), {}
         self._train_session = self._eval_session = None
         self._update_bindings, self._update_session, self._parallel = [], None, None
-
-
-def _use_fused(
-    update: str, optimizer: Optimizer, device: Device, layer_state: Sequence[str] = (), distributed: bool = False
-) -> bool:
-    if update not in UPDATES:
-        raise InvalidArgumentError(f"update expects one of {list(UPDATES)}. Received: {update!r}")
-    if distributed and device.kind != "cpu":
-        raise UnsupportedError(
-            f"The portable engine trains data-parallel on the CPU only. Received: device={str(device)!r}. Train "
-            "on the CPU, or in one process."
-        )
-    if update == "graph":
-        return False
-    reasons = []
-    if device.kind != "cpu":
-        reasons.append(f"it runs on the CPU only (device={str(device)!r})")
-    # The kernel updates weights and optimizer state; alone, the graph's update covers layer state too (data-parallel,
-    # the engine writes the all-reduced layer state itself).
-    if layer_state and not distributed:
-        reasons.append(f"the model has layer state that each step updates ({', '.join(layer_state[:3])})")
-    if not _fused.supports(optimizer):
-        reasons.append(f"it has no kernel for {type(optimizer).__name__} (only for {_fused.supported_names()})")
-    # Importing numba takes time and memory (docs/measurements.md): only where the answer still depends on it.
-    if (update == "fused" or not reasons) and not _fused.available():
-        reasons.append(_fused.unavailable_reason())
-    if update == "fused" and reasons:
-        raise InvalidArgumentError(f"update='fused' cannot run here: {'; '.join(reasons)}. Use update='graph'.")
-    return not reasons
 
 
 def _check_names_and_shapes(

@@ -1,5 +1,5 @@
 """Optimizer updates fused into one compiled pass over the weights, for the portable engine on the CPU: which
-kernel each optimizer class has, and numba, which compiles it.
+kernel each optimizer class has, numba, which compiles it, and whether an engine runs one (`use_fused`).
 
 In the train-step graph, Adam's update is ten elementwise ONNX operators per parameter: ten passes over the
 weights, each its own ONNX Runtime kernel, and ORT's Sqrt is not vectorised for this CPU's widest registers. Inside
@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import numpy as np
 
+from onnxtrain._runtime import Device
+from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 from onnxtrain.optimizers import SGD, AdaDelta, AdaGrad, AdaGradDA, Adam, Adamax, Ftrl, Momentum, Optimizer, RMSProp
 from onnxtrain.optimizers._adadelta import fused_adadelta
 from onnxtrain.optimizers._adagrad import fused_adagrad
@@ -46,6 +48,7 @@ from onnxtrain.optimizers._momentum import fused_momentum
 from onnxtrain.optimizers._rmsprop import fused_rmsprop
 from onnxtrain.optimizers._sgd import fused_sgd
 
+UPDATES = ("auto", "graph", "fused")
 FLT_MIN = float(np.finfo(np.float32).tiny)  # the smallest normal float32; below it, the graph's FTZ mode gives 0
 
 
@@ -160,3 +163,38 @@ def supports(optimizer: Optimizer) -> bool:
 def fused_update(optimizer: Optimizer) -> FusedUpdate:
     """The fused update for `optimizer`; callers check `available()` and `supports(optimizer)` first."""
     return _fused(_KERNELS[type(optimizer)](optimizer))
+
+
+def use_fused(
+    update: str, optimizer: Optimizer, device: Device, layer_state: Sequence[str] = (), distributed: bool = False
+) -> bool:
+    """Whether the engine runs `update` ("auto", "graph" or "fused") as the kernel: "auto" where it can run.
+
+    Raises:
+        InvalidArgumentError: an unknown `update`, or "fused" where the kernel cannot run (the reasons named).
+        UnsupportedError: a data-parallel fit (`distributed`) off the CPU.
+    """
+    if update not in UPDATES:
+        raise InvalidArgumentError(f"update expects one of {list(UPDATES)}. Received: {update!r}")
+    if distributed and device.kind != "cpu":
+        raise UnsupportedError(
+            f"The portable engine trains data-parallel on the CPU only. Received: device={str(device)!r}. Train "
+            "on the CPU, or in one process."
+        )
+    if update == "graph":
+        return False
+    reasons = []
+    if device.kind != "cpu":
+        reasons.append(f"it runs on the CPU only (device={str(device)!r})")
+    # The kernel updates weights and optimizer state; alone, the graph's update covers layer state too (data-parallel,
+    # the engine writes the all-reduced layer state itself).
+    if layer_state and not distributed:
+        reasons.append(f"the model has layer state that each step updates ({', '.join(layer_state[:3])})")
+    if not supports(optimizer):
+        reasons.append(f"it has no kernel for {type(optimizer).__name__} (only for {supported_names()})")
+    # Importing numba takes time and memory (docs/measurements.md): only where the answer still depends on it.
+    if (update == "fused" or not reasons) and not available():
+        reasons.append(unavailable_reason())
+    if update == "fused" and reasons:
+        raise InvalidArgumentError(f"update='fused' cannot run here: {'; '.join(reasons)}. Use update='graph'.")
+    return not reasons
