@@ -410,6 +410,54 @@ def test_a_forged_normalization_size_is_refused_before_its_statistics_are_alloca
     assert len(peaks) == 1 and peaks[0] < 4 * 2**20, f"{peaks[0]:,} bytes traced while the layers were rebuilt"
 
 
+def _graph_of_a_data_dependent_shape() -> onnx.ModelProto:
+    """x [N, 4] @ w [4, 3], reshaped to [-1, 3 + int(max(x))]: shape inference cannot give the output's shape, so
+    OnnxLayer runs the graph once, on zeros of the input's and weights' shapes, to learn it."""
+    helper, numpy_helper = onnx.helper, onnx.numpy_helper
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["mm"]),
+        helper.make_node("ReduceMax", ["x"], ["top"], keepdims=0),
+        helper.make_node("Cast", ["top"], ["top_int"], to=onnx.TensorProto.INT64),
+        helper.make_node("Reshape", ["top_int", "one"], ["extra"]),
+        helper.make_node("Add", ["extra", "three"], ["width"]),
+        helper.make_node("Concat", ["minus_one", "width"], ["target"], axis=0),
+        helper.make_node("Reshape", ["mm", "target"], ["logits"]),
+    ]
+    constants = {"one": [1], "three": [3], "minus_one": [-1]}
+    initializers_ = [numpy_helper.from_array(np.ones((4, 3), np.float32), "w")]
+    initializers_ += [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in constants.items()]
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 4])
+    logits = helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "data_dependent", [x], [logits], initializers_)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_a_forged_weight_shape_in_an_imported_graph_is_refused_before_the_graph_runs(tmp_path, monkeypatch):
+    """The graph in config.json declares w of shape (4, 12 * 10**6): OnnxLayer ran it on 192 MB of zeros to learn
+    its output shape before add_weight refused the weight."""
+    with onnxtrain.from_onnx(_graph_of_a_data_dependent_shape()) as model:
+        assert model.output_shape == (3,)  # from the run
+        model.save(tmp_path / "saved")
+
+    def forge(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        entry = next(e for e in config["layers"] if e["class_name"] == "OnnxLayer")
+        graph = onnx.ModelProto.FromString(base64.b64decode(entry["config"]["model"]))
+        next(v for v in graph.graph.input if v.name == "w").type.tensor_type.shape.dim[1].dim_value = 12 * 10**6
+        entry["config"]["model"] = base64.b64encode(graph.SerializeToString()).decode("ascii")
+        (folder / "config.json").write_text(json.dumps(config))
+
+    folder = _edited_save(tmp_path / "saved", tmp_path / "forged", forge)
+    refusal = (
+        r"OnnxLayer layer 'onnx_model' makes weight 'w' of shape \(4, 12000000\), which model\.onnx does not declare"
+    )
+    with _peak_while_layers_are_rebuilt(monkeypatch) as peaks, pytest.raises(ModelFileError, match=refusal):
+        onnxtrain.load_model(folder, compile=False)
+    assert len(peaks) == 1 and peaks[0] < 4 * 2**20, f"{peaks[0]:,} bytes traced while the layers were rebuilt"
+
+
 def test_a_config_of_a_few_megabytes_still_loads(tmp_path, saved):
     # An imported ONNX layer keeps its weight-free graph in config.json as base64.
     def pad(folder: Path) -> None:

@@ -26,7 +26,7 @@ from onnxtrain.foreign import _graph
 from onnxtrain.foreign._graph import Shape
 from onnxtrain.foreign._inline import Inliner
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
-from onnxtrain.layers._layer import Layer, format_shape
+from onnxtrain.layers._layer import Layer, describe, format_shape
 
 BATCH_NORM_MODES = ("inference", "train")
 # Float initializers read only here are settings, not weights: Dropout's ratio, Resize's roi and scales, ...
@@ -107,6 +107,8 @@ class OnnxLayer(Layer):
         self.weight_shapes: dict[str, Shape] = {
             name: _graph.weight_shape(self.graph, name) for name in _graph.weight_names(self.graph)
         }
+        for local, shape in self.weight_shapes.items():  # under load_model: before the graph runs on them below
+            initializers.check_declared(describe(self), local, f"{self.name}.{local}" if prefix_names else local, shape)
         self.data_inputs = [v for v in self.graph.graph.input if v.name not in self.weight_shapes]
         self.multi_input = len(self.data_inputs) > 1
         self.data_shapes = [_graph.per_example_shape(v, f"input {v.name!r}", caller) for v in self.data_inputs]
