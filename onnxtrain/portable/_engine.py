@@ -39,14 +39,14 @@ from onnxtrain._runtime import Device, check_not_empty, create_session, session_
 from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.emit import ModelGraph
 from onnxtrain.engine import Batch
-from onnxtrain.errors import InvalidArgumentError, ModelFileError, OnnxtrainError, RuntimeSetupError
+from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
 from onnxtrain.functional import as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.portable import _fused
 from onnxtrain.portable._batch_binding import BatchBinding
-from onnxtrain.portable._checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from onnxtrain.portable._checkpoint import Checkpoint, write_checkpoint
 from onnxtrain.portable._data_parallel import DataParallel
 from onnxtrain.portable._graphs import (
     LEARNING_RATE,
@@ -55,10 +55,10 @@ from onnxtrain.portable._graphs import (
     eval_model,
     gradient,
     gradient_model,
-    model_parameters,
     train_step_model,
     updated,
 )
+from onnxtrain.portable._starting_values import check_names_and_shapes, starting_values
 from onnxtrain.portable._update_model import update_model
 
 CPU = Device("cpu")
@@ -134,11 +134,7 @@ class PortableEngine:
             self._train_session = create_session(ort, step_model.SerializeToString(), options, device)
             self._eval_session = create_session(ort, self.eval_graph.SerializeToString(), options, device)
 
-        values = self._initial_values(graph, resume)
-        if communicator is not None:  # every process starts from process 0's weights, state and step
-            for name in sorted(values):
-                values[name] = np.array(values[name], order="C")  # a 0-d step stays 0-d
-                communicator.broadcast(values[name])
+        values = starting_values(self.graph, graph, optimizer, resume, communicator)
         self._communicator = communicator
         self._parallel: DataParallel | None = None
         self._learning_rate = float(optimizer.learning_rate)
@@ -172,37 +168,6 @@ class PortableEngine:
                 "offers "
                 f"{available}. Install onnxruntime-gpu (alone: uninstall other onnxruntime packages first)."
             )
-
-    def _initial_values(self, layers: ModelGraph, resume: bytes | None) -> dict[str, np.ndarray]:
-        values = {name: np.asarray(v, np.float32) for name, v in model_parameters(layers).items()}
-        for tensor in self.graph.state:
-            values[tensor.name] = np.full(values[tensor.parameter].shape, tensor.initial * tensor.scale, np.float32)
-        values[STEP] = np.array(0, np.int64)
-        if resume is None:
-            return values
-        checkpoint = read_checkpoint(resume)
-        _check_names_and_shapes(
-            "checkpoint weights", checkpoint.weights, values, require_all=False, error=ModelFileError
-        )
-        values.update(checkpoint.weights)
-        if checkpoint.state:
-            if checkpoint.optimizer != self.optimizer.name:
-                raise InvalidArgumentError(
-                    f"The checkpoint holds optimizer state of {checkpoint.optimizer!r}; the model is "
-                    f"compiled with {self.optimizer.name!r}. Compile with {checkpoint.optimizer!r}, or load "
-                    "without optimizer state."
-                )
-            expected = {t.name: values[t.name] for t in self.graph.state}
-            _check_names_and_shapes(
-                "checkpoint optimizer state", checkpoint.state, expected, require_all=True, error=ModelFileError
-            )
-            if checkpoint.version == 1:  # unscaled state: scale it as the graph carries it
-                scales = {t.name: np.float32(t.scale) for t in self.graph.state}
-                checkpoint.state = {name: value * scales[name] for name, value in checkpoint.state.items()}
-            values.update(checkpoint.state)
-        if checkpoint.step is not None:
-            values[STEP] = np.array(checkpoint.step, np.int64)
-        return values
 
     def _ortvalue(self, value: np.ndarray) -> Any:
         # A private copy: on CPU the OrtValue wraps this array's memory, which steps then overwrite.
@@ -397,7 +362,7 @@ class PortableEngine:
 
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         weights = {name: np.asarray(v, np.float32) for name, v in weights.items()}
-        _check_names_and_shapes("set_weights", weights, self.get_weights(), require_all=False)
+        check_names_and_shapes("set_weights", weights, self.get_weights(), require_all=False)
         current = {**self._sets[self._current], **self._fixed}
         for name, value in weights.items():
             current[name].update_inplace(np.ascontiguousarray(value))
@@ -449,24 +414,3 @@ class PortableEngine:
             self._flat_state, self._gradients = (), {}
         self._train_session = self._eval_session = None
         self._update_bindings, self._update_session, self._parallel = [], None, None
-
-
-def _check_names_and_shapes(
-    what: str,
-    given: Mapping[str, np.ndarray],
-    expected: Mapping[str, np.ndarray],
-    require_all: bool,
-    error: type[OnnxtrainError] = InvalidArgumentError,
-) -> None:
-    """Raise `error` unless `given` has names (all of them, with `require_all`) and shapes of `expected`: a
-    ModelFileError for a checkpoint, which does not belong to this model or was damaged."""
-    unknown = sorted(set(given) - set(expected))
-    missing = sorted(set(expected) - set(given)) if require_all else []
-    if unknown or missing:
-        raise error(
-            f"{what}: names do not match the model. Unknown: {unknown}; missing: {missing}. "
-            f"Expected: {sorted(expected)}"
-        )
-    for name, value in given.items():
-        if np.shape(value) != np.shape(expected[name]):
-            raise error(f"{what}: {name} expects shape {np.shape(expected[name])}. Received: {np.shape(value)}")
