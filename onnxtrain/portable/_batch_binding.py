@@ -1,9 +1,10 @@
-"""The IOBinding of one of the portable engine's sessions with its weights bound, and the host arrays bound to its
-batch, labels and outputs: what a step rebinds, and when it need not."""
+"""Host memory bound to the portable engine's sessions: OrtValue views of flat buffers (`ortvalue_views`), and the
+IOBinding of a session with its weights bound, with the host arrays bound to its batch, labels and outputs
+(`BatchBinding`): what a step rebinds, and when it need not."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,3 +60,13 @@ class BatchBinding:
             shape = list(self._logits.shape)
             self.binding.bind_output(emit.LOGITS_NAME, "cpu", 0, np.float32, shape, self._logits.ctypes.data)
         return self._logits
+
+
+def ortvalue_views(ort: Any, buffer: np.ndarray, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
+    """An OrtValue per name over consecutive slices of `buffer`, in the mapping's order, sharing its memory."""
+    views, start = {}, 0
+    for name, shape in shapes.items():
+        stop = start + int(np.prod(shape, dtype=np.int64))
+        views[name] = ort.OrtValue.ortvalue_from_numpy(buffer[start:stop].reshape(shape))
+        start = stop
+    return views

@@ -16,6 +16,7 @@ import numpy as np
 from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.distributed._reduce import GradientReduction
 from onnxtrain.optimizers import Optimizer
+from onnxtrain.portable._batch_binding import ortvalue_views
 from onnxtrain.portable._graphs import GRADIENT, LEARNING_RATE, STEP, TrainStepGraph, gradient, updated
 
 
@@ -120,16 +121,6 @@ def dropout_step(step: int, communicator: Communicator) -> int:
     (the one-process run's `step` when size is 1), and no step of another process or another step uses it.
     """
     return step * communicator.size + communicator.rank
-
-
-def ortvalue_views(ort: Any, buffer: np.ndarray, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
-    """An OrtValue per name over consecutive slices of `buffer`, in the mapping's order, sharing its memory."""
-    views, start = {}, 0
-    for name, shape in shapes.items():
-        stop = start + int(np.prod(shape, dtype=np.int64))
-        views[name] = ort.OrtValue.ortvalue_from_numpy(buffer[start:stop].reshape(shape))
-        start = stop
-    return views
 
 
 def _elements(shapes: Mapping[str, tuple[int, ...]]) -> int:

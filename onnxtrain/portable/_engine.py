@@ -25,7 +25,7 @@ that no two processes drop the same units of their rows.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.portable import _fused
-from onnxtrain.portable._batch_binding import BatchBinding
+from onnxtrain.portable._batch_binding import BatchBinding, ortvalue_views
 from onnxtrain.portable._checkpoint import Checkpoint, write_checkpoint
 from onnxtrain.portable._data_parallel import DataParallel
 from onnxtrain.portable._graphs import (
@@ -155,8 +155,15 @@ class PortableEngine:
                 name: value if name in self.in_place else self._ortvalue(values[name]) for name, value in first.items()
             }
             self._sets = [first, second]  # the sets share the OrtValues of `in_place`
-            self._train_bindings = [self._train_binding(k) for k in range(2)]
-        self._eval_bindings = [self._eval_binding(k) for k in range(2)]
+            self._train_bindings = [
+                self._binding(self._train_session, {**self._sets[k], **self._fixed}, self._step_inputs,
+                              {updated(name): value for name, value in self._sets[1 - k].items()})
+                for k in range(2)
+            ]  # fmt: skip
+        eval_inputs = {i.name for i in self.eval_graph.graph.input}
+        self._eval_bindings = [
+            self._binding(self._eval_session, {**self._sets[k], **self._fixed}, eval_inputs) for k in range(2)
+        ]
 
     # --- set-up -------------------------------------------------------------------------------------------
     @staticmethod
@@ -180,19 +187,13 @@ class PortableEngine:
         """
         trainable = self.graph.trainable
         shapes = [values[name].shape for name in trainable]
-        sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes]
-        offsets = np.cumsum([0, *sizes])
         update = _fused.fused_update(self.optimizer)
 
-        def flat(names: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:
-            buffer = np.zeros(int(offsets[-1]), np.float32)
-            views = {}
-            for name, shape, start, stop in zip(names, shapes, offsets[:-1], offsets[1:], strict=True):
-                view = buffer[start:stop].reshape(shape)
-                if name in values:
-                    view[...] = values[name]
-                views[name] = self._ort.OrtValue.ortvalue_from_numpy(view)  # shares the view's memory
-            return buffer, views
+        def flat(names: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:  # gradients start as zeros
+            named = dict(zip(names, shapes, strict=True))
+            parts = [np.ravel(values.get(name, np.zeros(shape))) for name, shape in named.items()]
+            buffer = np.concatenate([*parts, np.empty(0)]).astype(np.float32)
+            return buffer, ortvalue_views(self._ort, buffer, named)
 
         self._flat_weights, carried = flat(trainable)
         state = []
@@ -216,14 +217,8 @@ class PortableEngine:
         self._sets = [carried, carried]
         self._update = update
 
-        binding = self._train_session.io_binding()
-        for name, value in {**carried, **self._fixed, **step_inputs}.items():
-            if name in self._step_inputs:
-                binding.bind_ortvalue_input(name, value)
-        for name, value in self._gradients.items():
-            binding.bind_ortvalue_output(name, value)
-        self._bind_loss(binding)
-        self._train_bindings = [BatchBinding(binding, self._output_shape, self.device, self._input_names)] * 2
+        inputs = {**carried, **self._fixed, **step_inputs}
+        self._train_bindings = [self._binding(self._train_session, inputs, self._step_inputs, self._gradients)] * 2
 
     def _set_up_reduced_graph(self, values: Mapping[str, np.ndarray], update: onnx.ModelProto, options: Any) -> None:
         """Data-parallel without the fused kernel: the gradient session writes into the reduction's buffer, and an
@@ -235,16 +230,11 @@ class PortableEngine:
         with self._flush.creating():
             self._update_session = create_session(self._ort, update.SerializeToString(), options, self.device)
         self._update_bindings = parallel.update_bindings(self._update_session, updates, self._fixed[LEARNING_RATE])
-        self._train_bindings = []
-        for k in range(2):
-            binding = self._train_session.io_binding()
-            for name, value in {**self._sets[k], **self._fixed, **parallel.step_inputs}.items():
-                if name in self._step_inputs:
-                    binding.bind_ortvalue_input(name, value)
-            for name, value in parallel.outputs.items():
-                binding.bind_ortvalue_output(name, value)
-            self._bind_loss(binding)
-            self._train_bindings.append(BatchBinding(binding, self._output_shape, self.device, self._input_names))
+        self._train_bindings = [
+            self._binding(self._train_session, {**self._sets[k], **self._fixed, **parallel.step_inputs},
+                          self._step_inputs, parallel.outputs)
+            for k in range(2)
+        ]  # fmt: skip
 
     def _data_parallel(self, values: Mapping[str, np.ndarray]) -> DataParallel:
         assert self._communicator is not None
@@ -253,28 +243,19 @@ class PortableEngine:
         )
         return self._parallel
 
-    def _train_binding(self, k: int) -> BatchBinding:
-        binding = self._train_session.io_binding()
-        source, target = self._sets[k], self._sets[1 - k]
-        for name, value in (*source.items(), *self._fixed.items()):
-            binding.bind_ortvalue_input(name, value)
-        for name, value in target.items():
-            binding.bind_ortvalue_output(updated(name), value)
-        self._bind_loss(binding)
-        return BatchBinding(binding, self._output_shape, self.device, self._input_names)
-
-    def _eval_binding(self, k: int) -> BatchBinding:
-        binding = self._eval_session.io_binding()
-        inputs = {**self._sets[k], **self._fixed}
-        eval_inputs = {i.name for i in self.eval_graph.graph.input}
+    def _binding(
+        self, session: Any, inputs: Mapping[str, Any], accepted: Collection[str], outputs: Mapping[str, Any] = {}
+    ) -> BatchBinding:
+        """An IOBinding of `session` that reads the `inputs` whose names it `accepted` and writes `outputs` and the
+        loss (into `_loss`), for the batches of a BatchBinding."""
+        binding = session.io_binding()
         for name, value in inputs.items():
-            if name in eval_inputs:
+            if name in accepted:
                 binding.bind_ortvalue_input(name, value)
-        self._bind_loss(binding)
-        return BatchBinding(binding, self._output_shape, self.device, self._input_names)
-
-    def _bind_loss(self, binding: Any) -> None:
+        for name, value in outputs.items():
+            binding.bind_ortvalue_output(name, value)
         binding.bind_output(emit.LOSS_NAME, "cpu", 0, np.float32, [], self._loss.ctypes.data)
+        return BatchBinding(binding, self._output_shape, self.device, self._input_names)
 
     # --- steps --------------------------------------------------------------------------------------------
     def _run(self, session: Any, binding: BatchBinding, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -299,30 +280,27 @@ class PortableEngine:
         if not self.fused:
             self._current = 1 - self._current
         elif math.isfinite(loss):  # the graph's condition: loss - loss == 0
-            t = int(self._step_value) + 1
-            with self._flush.active():  # the float mode ORT ran in, whoever calls (fit already holds it)
-                self._update(self._flat_weights, self._flat_grads, self._flat_state, t, self._learning_rate)
-            self._step_value[...] = t
+            self._run_kernel()
         return loss, logits
+
+    def _run_kernel(self) -> None:
+        t = int(self._step_value) + 1
+        with self._flush.active():  # the float mode ORT ran in, whoever calls (fit already holds it)
+            self._update(self._flat_weights, self._flat_grads, self._flat_state, t, self._learning_rate)
+        self._step_value[...] = t
 
     def _reduced_train_step(self, x: Batch, labels: np.ndarray, parallel: DataParallel) -> tuple[float, np.ndarray]:
         """A data-parallel step: this process's gradients, the all-reduce, then the update when the mean loss of
         all processes is finite. Returns that mean loss and this process's outputs."""
         examples = len(x if isinstance(x, np.ndarray) else x[0])
-
-        def run() -> tuple[float, np.ndarray]:
-            return self._run(self._train_session, self._train_bindings[self._current], x, labels)
-
+        run = lambda: self._run(self._train_session, self._train_bindings[self._current], x, labels)  # noqa: E731
         loss, logits = parallel.train_step(run, examples, lambda: self.step, self._output_shape)
         if math.isfinite(loss) and not self.fused:  # the update session writes the other set
             with self._flush.active():
                 self._update_session.run_with_iobinding(self._update_bindings[self._current])
             self._current = 1 - self._current
         elif math.isfinite(loss):
-            t = int(self._step_value) + 1
-            with self._flush.active():
-                self._update(self._flat_weights, self._flat_grads, self._flat_state, t, self._learning_rate)
-            self._step_value[...] = t
+            self._run_kernel()
         return loss, logits
 
     def eval_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -383,11 +361,8 @@ class PortableEngine:
     def checkpoint_bytes(self, include_optimizer_state: bool = False) -> bytes:
         checkpoint = Checkpoint(weights=self.get_weights())
         if include_optimizer_state:
-            checkpoint.state, checkpoint.step, checkpoint.optimizer = (
-                self.carried_state(),
-                self.step,
-                self.optimizer.name,
-            )
+            checkpoint.state, checkpoint.step = self.carried_state(), self.step
+            checkpoint.optimizer = self.optimizer.name
         return write_checkpoint(checkpoint)
 
     def save_graphs(self, directory: str | Path) -> tuple[Path, Path]:
