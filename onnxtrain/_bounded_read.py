@@ -12,6 +12,7 @@ from pathlib import Path
 from onnxtrain.errors import OnnxtrainError
 
 MIB = 1 << 20
+_CHUNK = MIB  # what is read at a time past the size fstat reports (a file that grows, /proc's files of size 0)
 
 
 def _size_text(size: int) -> str:
@@ -40,7 +41,7 @@ def read_bounded(path: Path, limit: int, error: type[OnnxtrainError], what: str 
                     f"'{path}' is {_size_text(size)}, more than the {_size_text(limit)} {what} may have: it is "
                     "not one onnxtrain wrote, or it is damaged."
                 )
-            data = file.read(limit + 1)
+            data = _read_at_most(file, size, limit + 1)
     except ValueError as e:
         if isinstance(e, error):
             raise
@@ -50,6 +51,23 @@ def read_bounded(path: Path, limit: int, error: type[OnnxtrainError], what: str 
     if len(data) > limit:  # the file grew while it was read
         raise error(f"'{path}' grew past the {_size_text(limit)} {what} may have while it was read.")
     return data
+
+
+def _read_at_most(file: io.BufferedReader, size: int, most: int) -> bytes:
+    """The file's bytes up to `most`. The first read asks for the `size` fstat reported plus one byte (to see a
+    file that grew), not `most`: a read reserves all it asks for, and `most` may be gigabytes. Past that, it reads
+    in chunks, so a stream whose size fstat does not tell (/proc's files report 0) still stops at `most`."""
+    chunks: list[bytes] = []
+    total = 0
+    request = min(size + 1, most)
+    while total < most:
+        chunk = file.read(request) or b""  # None: nothing available yet on a non-blocking stream
+        chunks.append(chunk)
+        total += len(chunk)
+        if len(chunk) < request:  # a buffered read returns less only at the end (or when it would block)
+            break
+        request = min(_CHUNK, most - total)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def read_range(path: Path, offset: int, length: int) -> bytes:
