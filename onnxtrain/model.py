@@ -24,10 +24,11 @@ import numpy as np
 from onnxtrain import adapters, emit, engines, losses, model_files, multi_output, optimizers
 from onnxtrain import metrics as metrics_module
 from onnxtrain._checks import check_bool, check_positive_int, check_threads
+from onnxtrain._layer_names import name_layers
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.foreign._layer import compile_opset
-from onnxtrain.functional import Functional, as_graph, name_layers
+from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import check_opset_and_ir
 from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import BatchNormalization, Input, Layer, Shape

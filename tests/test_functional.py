@@ -274,12 +274,6 @@ def test_mistakes_are_refused_with_a_clear_message(
         make()
 
 
-def test_two_layers_with_one_name_are_refused() -> None:
-    x = Input(2)
-    with pytest.raises(InvalidArgumentError, match=r"unique in a model. Received duplicates: \['same'\]"):
-        Functional(x, Dense(2, name="same")(Dense(2, name="same")(x)))
-
-
 def test_a_graph_of_several_outputs_is_not_yet_a_layer() -> None:
     x = Input(2)
     graph = Functional(x, [Dense(2)(x), Dense(3)(x)], seed=0)
