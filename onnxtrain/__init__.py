@@ -24,8 +24,9 @@ from onnxtrain.inference import InferenceModel  # noqa: E402
 from onnxtrain.loading import load_model  # noqa: E402
 from onnxtrain.losses import Losses  # noqa: E402
 from onnxtrain.metrics import Metrics  # noqa: E402
-from onnxtrain.model import Model, Sequential  # noqa: E402
+from onnxtrain.model import Model  # noqa: E402
 from onnxtrain.saving import WritingMode  # noqa: E402
+from onnxtrain.sequential import Sequential  # noqa: E402
 
 __all__ = [
     "Callback",

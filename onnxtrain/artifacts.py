@@ -11,7 +11,7 @@ from onnxtrain._ort_training import TrainingArtifacts, write_artifacts
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:
-    from onnxtrain.model import Sequential
+    from onnxtrain.sequential import Sequential
 
 
 def generate_artifacts(

@@ -20,10 +20,11 @@ from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileEr
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer
 from onnxtrain.losses import Loss
-from onnxtrain.model import Model, Sequential
+from onnxtrain.model import Model
 from onnxtrain.model_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
 from onnxtrain.multi_output import OutputLosses
 from onnxtrain.saving import reading_model
+from onnxtrain.sequential import Sequential
 
 # What rebuilding a layer, loss, optimizer or metric from a damaged config.json raises.
 _REBUILD_ERRORS = (OnnxtrainError, AttributeError, KeyError, TypeError, ValueError, OverflowError, MemoryError)

@@ -1,10 +1,5 @@
-"""Sequential: build a model from layers, compile it for a training engine, fit, evaluate, predict, save.
-
-Example:
-    >>> model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10))
-    >>> with model:
-    ...     model.compile(optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, metric=Metrics.ACCURACY)
-    ...     model.fit(dataset=train, epochs=10, batch_size=100)
+"""Model: Keras' functional model, a `Functional` graph of layer calls that compiles for a training engine, fits,
+evaluates, predicts, saves and exports (`onnxtrain.sequential.Sequential` is the Model of a layer list).
 """
 
 from __future__ import annotations
@@ -12,7 +7,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import secrets
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,11 +18,10 @@ import numpy as np
 from onnxtrain import adapters, emit, engines, losses, model_files, multi_output, optimizers
 from onnxtrain import metrics as metrics_module
 from onnxtrain._checks import check_bool, check_positive_int, check_threads
-from onnxtrain._layer_names import name_layers
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.foreign._layer import compile_opset
-from onnxtrain.functional import Functional, as_graph
+from onnxtrain.functional import Functional
 from onnxtrain.graph import check_opset_and_ir
 from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import BatchNormalization, Input, Layer, Shape
@@ -36,7 +29,7 @@ from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
-from onnxtrain.summary import connected_summary_table, summary_table
+from onnxtrain.summary import connected_summary_table
 from onnxtrain.training import Compiled, Trainer
 
 
@@ -151,13 +144,15 @@ class Model:
             >>> model.summary()  # doctest: +SKIP
             >>> text = model.summary(print_fn=None)  # doctest: +SKIP
         """
-        loss = self._compiled.loss if self._compiled is not None else None
-        rows = self.graph.summary_rows()
-        return _print(
-            connected_summary_table(f"Functional ({self.name})", rows, self.count_params(), loss, self.graph), print_fn
-        )
+        return _print(self._summary_table(), print_fn)
 
     print_summary = summary
+
+    def _summary_table(self) -> str:
+        """Keras' summary table with "Connected to" (a Sequential's is KotlinDL's: `Sequential._summary_table`)."""
+        loss = self._compiled.loss if self._compiled is not None else None
+        rows = self.graph.summary_rows()
+        return connected_summary_table(f"Functional ({self.name})", rows, self.count_params(), loss, self.graph)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Current parameters by graph name (`dense_1.kernel`), in layer order, copied from the training engine when
@@ -519,99 +514,6 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
-
-
-class Sequential(Model):
-    """A linear stack of layers, the first of which is `Input`.
-
-    Layers are named (`dense_1`, ...), shape-checked and given weights when the model is created, so a shape
-    mistake fails on the line that builds the model. Weights come from `seed` (random when None; the seed used
-    is kept in `model.seed`), so the same seed gives bit-identical weights.
-
-    Args:
-        layers: Input first, then the other layers.
-        name: the model's name (config, summary, exported graph).
-        seed: seeds weight initialization and the default per-epoch shuffling.
-    """
-
-    def __init__(self, layers: Sequence[Layer] = (), name: str = "sequential", seed: int | None = None):
-        if isinstance(name, Layer) or isinstance(seed, Layer):  # Sequential(Input(3), Dense(3)): layers not listed
-            listed_first = list(layers) if isinstance(layers, Sequence) else [layers]
-            given = [layer for layer in [*listed_first, name, seed] if isinstance(layer, Layer)]
-            listed = ", ".join(f"{type(layer).__name__}(...)" for layer in given)
-            misplaced = ", ".join(
-                f"{arg}={type(value).__name__}(...)"
-                for arg, value in (("name", name), ("seed", seed))
-                if isinstance(value, Layer)
-            )
-            raise InvalidTypeError(
-                f"Sequential expects its layers as one list: Sequential([{listed}]), or use Sequential.of({listed}). "
-                f"Received: the layers as separate arguments: {misplaced}"
-            )
-        if isinstance(layers, Layer):
-            layers = [layers]
-        layers = list(layers)
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise InvalidTypeError(
-                    f"Sequential expects Layer instances. Received: layers[{i}]={layer!r} ({type(layer).__name__})"
-                )
-        if not layers or not isinstance(layers[0], Input):
-            first = type(layers[0]).__name__ if layers else "nothing"
-            raise InvalidArgumentError(
-                f"Sequential expects an Input layer first, e.g. Sequential.of(Input(28, 28, 1), ...). Received: {first}"
-            )
-        for i, layer in enumerate(layers[1:], start=1):
-            if isinstance(layer, Input):
-                raise InvalidArgumentError(
-                    f"Sequential expects exactly one Input, first. Received: Input at layers[{i}]"
-                )
-        if len(set(map(id, layers))) != len(layers):
-            raise InvalidArgumentError("Sequential expects each layer instance once. Received: a repeated layer")
-        for i, layer in enumerate(layers):
-            if layer.built:  # its parameters, shapes and name are another model's: sharing would corrupt that one
-                raise InvalidArgumentError(
-                    f"Sequential expects new layers; layers[{i}] ({layer.name}, {type(layer).__name__}) already "
-                    f"belongs to a model. Received: {layer!r}. Create a new layer (e.g. from layer.get_config())."
-                )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
-            raise InvalidArgumentError(f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}")
-        if not isinstance(name, str) or not name:
-            raise InvalidArgumentError(f"Sequential(name=...) expects a non-empty string. Received: name={name!r}")
-        self.seed = int(seed) if seed is not None else secrets.randbits(32)
-        name_layers(layers)
-        self._build_stack(layers)
-        self._setup(as_graph(layers), name, self.seed)
-        self.layers = layers
-
-    @classmethod
-    def of(cls, *layers: Layer, name: str = "sequential", seed: int | None = None) -> Sequential:
-        """KotlinDL's constructor: `Sequential.of(Input(28, 28, 1), Flatten(), Dense(10))`."""
-        return cls(layers, name=name, seed=seed)
-
-    def _build_stack(self, layers: list[Layer]) -> None:
-        shape: Shape = ()
-        for index, layer in enumerate(layers):
-            output_shape = layer.compute_output_shape(shape)
-            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
-            layer.build(shape, rng)
-            layer.input_shape, layer.output_shape = shape, output_shape
-            shape = output_shape
-
-    def summary(self, print_fn: Any = print) -> str | None:
-        """KotlinDL's summary table (see `Model.summary`): Layer (type) | Output Shape | Param #."""
-        loss = self._compiled.loss if self._compiled is not None else None
-        return _print(
-            summary_table(f"{type(self).__name__} ({self.name})", self.layers, self.count_params(), loss), print_fn
-        )
-
-    print_summary = summary
-
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "seed": self.seed, "layers": [layer.serialize() for layer in self.layers]}
-
-    def __repr__(self) -> str:
-        return f"Sequential(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
 
 
 def _check_graph(graph: Functional) -> None:

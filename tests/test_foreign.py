@@ -21,8 +21,9 @@ from onnxtrain import from_onnx, load_model, lora
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, UnsupportedError
 from onnxtrain.foreign import _graph
 from onnxtrain.layers import Dense, Input, OnnxLayer
-from onnxtrain.model import Model, Sequential
+from onnxtrain.model import Model
 from onnxtrain.optimizers import SGD
+from onnxtrain.sequential import Sequential
 
 FIXTURES = Path(__file__).parent / "data" / "onnx_models"
 LOSS = "softmax_cross_entropy_with_logits"

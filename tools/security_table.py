@@ -67,7 +67,7 @@ UNCHECKED = "layers rebuilt unchecked"
 def _rebuild_unchecked(folder: Path) -> Any:
     """A saved Sequential's layers built from its config.json alone: the weights they draw, unchecked."""
     from onnxtrain.layers import Layer
-    from onnxtrain.model import Sequential
+    from onnxtrain.sequential import Sequential
 
     config = json.loads((folder / "config.json").read_text())
     return Sequential([Layer.from_config(entry) for entry in config["layers"]], seed=config["seed"])

@@ -24,7 +24,7 @@ from onnxtrain.saving import resolve_model_directory
 
 if TYPE_CHECKING:
     from onnxtrain.datasets import Dataset
-    from onnxtrain.model import Sequential
+    from onnxtrain.sequential import Sequential
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SAVED_MODEL = "a saved model directory (the model/ folder `onnxtrain train` writes)"

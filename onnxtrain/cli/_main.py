@@ -43,7 +43,7 @@ from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, inference_opset_and_i
 from onnxtrain.model_files import read_config as read_saved_config
 
 if TYPE_CHECKING:
-    from onnxtrain.model import Sequential
+    from onnxtrain.sequential import Sequential
 
 ARTIFACT_FILES = ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint")
 

@@ -31,7 +31,7 @@ from onnxtrain.saving import unreplaceable_entries
 
 if TYPE_CHECKING:
     from onnxtrain.layers import Layer
-    from onnxtrain.model import Sequential
+    from onnxtrain.sequential import Sequential
 
 # The tutorial (README, tools/tutorial.py): KotlinDL's Fashion-MNIST MLP, with linear logits (the tutorial's
 # Dense(10) is relu, which compile warns about: it can leave classes unlearnable, see tools/seed_study.py), a
@@ -266,7 +266,7 @@ def build_model(config: dict[str, Any]) -> Sequential:
         UnknownIdentifierError: a `type` that names no layer.
         InvalidArgumentError: an argument the layer does not take, lacks or refuses.
     """
-    from onnxtrain.model import Sequential
+    from onnxtrain.sequential import Sequential
 
     layers = []
     for i, entry in enumerate(config["layers"]):

@@ -34,7 +34,7 @@ from onnxtrain.model_files import read_config as read_saved_config
 from onnxtrain.saving import write_atomically
 
 if TYPE_CHECKING:
-    from onnxtrain.model import Sequential
+    from onnxtrain.sequential import Sequential
 
 
 def writing_mode(args: argparse.Namespace) -> str:

@@ -1,0 +1,113 @@
+"""Sequential: a `Model` of a layer list, Input first, each layer reading the one before (KotlinDL's and Keras'
+Sequential): the list checked, named and built in order when the model is made.
+
+Example:
+    >>> model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10))
+    >>> with model:
+    ...     model.compile(optimizer=Adam(), loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, metric=Metrics.ACCURACY)
+    ...     model.fit(dataset=train, epochs=10, batch_size=100)
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from onnxtrain._layer_names import name_layers
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.functional import as_graph
+from onnxtrain.layers import Input, Layer, Shape
+from onnxtrain.model import Model
+from onnxtrain.summary import summary_table
+
+
+class Sequential(Model):
+    """A linear stack of layers, the first of which is `Input`.
+
+    Layers are named (`dense_1`, ...), shape-checked and given weights when the model is created, so a shape
+    mistake fails on the line that builds the model. Weights come from `seed` (random when None; the seed used
+    is kept in `model.seed`), so the same seed gives bit-identical weights.
+
+    Args:
+        layers: Input first, then the other layers.
+        name: the model's name (config, summary, exported graph).
+        seed: seeds weight initialization and the default per-epoch shuffling.
+    """
+
+    def __init__(self, layers: Sequence[Layer] = (), name: str = "sequential", seed: int | None = None):
+        if isinstance(name, Layer) or isinstance(seed, Layer):  # Sequential(Input(3), Dense(3)): layers not listed
+            listed_first = list(layers) if isinstance(layers, Sequence) else [layers]
+            given = [layer for layer in [*listed_first, name, seed] if isinstance(layer, Layer)]
+            listed = ", ".join(f"{type(layer).__name__}(...)" for layer in given)
+            misplaced = ", ".join(
+                f"{arg}={type(value).__name__}(...)"
+                for arg, value in (("name", name), ("seed", seed))
+                if isinstance(value, Layer)
+            )
+            raise InvalidTypeError(
+                f"Sequential expects its layers as one list: Sequential([{listed}]), or use Sequential.of({listed}). "
+                f"Received: the layers as separate arguments: {misplaced}"
+            )
+        if isinstance(layers, Layer):
+            layers = [layers]
+        layers = list(layers)
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise InvalidTypeError(
+                    f"Sequential expects Layer instances. Received: layers[{i}]={layer!r} ({type(layer).__name__})"
+                )
+        if not layers or not isinstance(layers[0], Input):
+            first = type(layers[0]).__name__ if layers else "nothing"
+            raise InvalidArgumentError(
+                f"Sequential expects an Input layer first, e.g. Sequential.of(Input(28, 28, 1), ...). Received: {first}"
+            )
+        for i, layer in enumerate(layers[1:], start=1):
+            if isinstance(layer, Input):
+                raise InvalidArgumentError(
+                    f"Sequential expects exactly one Input, first. Received: Input at layers[{i}]"
+                )
+        if len(set(map(id, layers))) != len(layers):
+            raise InvalidArgumentError("Sequential expects each layer instance once. Received: a repeated layer")
+        for i, layer in enumerate(layers):
+            if layer.built:  # its parameters, shapes and name are another model's: sharing would corrupt that one
+                raise InvalidArgumentError(
+                    f"Sequential expects new layers; layers[{i}] ({layer.name}, {type(layer).__name__}) already "
+                    f"belongs to a model. Received: {layer!r}. Create a new layer (e.g. from layer.get_config())."
+                )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
+            raise InvalidArgumentError(f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}")
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(f"Sequential(name=...) expects a non-empty string. Received: name={name!r}")
+        self.seed = int(seed) if seed is not None else secrets.randbits(32)
+        name_layers(layers)
+        self._build_stack(layers)
+        self._setup(as_graph(layers), name, self.seed)
+        self.layers = layers
+
+    @classmethod
+    def of(cls, *layers: Layer, name: str = "sequential", seed: int | None = None) -> Sequential:
+        """KotlinDL's constructor: `Sequential.of(Input(28, 28, 1), Flatten(), Dense(10))`."""
+        return cls(layers, name=name, seed=seed)
+
+    def _build_stack(self, layers: list[Layer]) -> None:
+        shape: Shape = ()
+        for index, layer in enumerate(layers):
+            output_shape = layer.compute_output_shape(shape)
+            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
+            layer.build(shape, rng)
+            layer.input_shape, layer.output_shape = shape, output_shape
+            shape = output_shape
+
+    def _summary_table(self) -> str:
+        """KotlinDL's summary table (what `Model.summary` prints): Layer (type) | Output Shape | Param #."""
+        loss = self._compiled.loss if self._compiled is not None else None
+        return summary_table(f"{type(self).__name__} ({self.name})", self.layers, self.count_params(), loss)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed, "layers": [layer.serialize() for layer in self.layers]}
+
+    def __repr__(self) -> str:
+        return f"Sequential(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
