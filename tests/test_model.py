@@ -30,17 +30,6 @@ def blob_model(seed: int = 4) -> Sequential:
     return Sequential.of(Input(4, 3), Flatten(), Dense(16), Dense(3, activation="linear"), seed=seed)
 
 
-def test_summary_is_kotlindls_table():
-    model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10))
-    text = model.summary(print_fn=None)
-    assert "Layer (type)" in text and "Output Shape" in text and "Param #" in text
-    assert "dense_1(Dense)" in text and "[None, 300]" in text and "235500" in text
-    assert "Total trainable params: 266610" in text
-    assert "Total frozen params: 0" in text
-    assert "Total params: 266610" in text
-    assert model.print_summary(print_fn=None) == text
-
-
 def test_fit_evaluate_predict_learn_a_separable_problem(blobs):
     x, y = blobs
     with blob_model() as model:
@@ -485,14 +474,6 @@ def test_only_fits_training_data_sets_the_input_scale_and_class_names(blobs):
         assert (model.input_scale, model.class_names) == (1 / 255, ("a", "b", "c"))
 
 
-def test_a_layer_of_one_model_is_refused_by_another():
-    dense = Dense(3)
-    first = Sequential.of(Input(4), dense, seed=1)
-    with pytest.raises(InvalidArgumentError, match=r"layers\[1\] \(dense_1, Dense\) already belongs to a model"):
-        Sequential.of(Input(6), dense)
-    assert first.layers[1].params["kernel"].shape == (4, 3)
-
-
 def test_an_opset_or_ir_version_the_installed_runtime_cannot_load_is_refused_at_compile():
     import onnx
 
@@ -571,12 +552,6 @@ def test_a_callback_cannot_close_or_recompile_the_model_fit_is_training(blobs, a
         model.fit((x, y), epochs=1, batch_size=16, verbose=0)  # fit is over: the model works as before
 
 
-def test_sequential_takes_numpy_seeds_and_refuses_a_name_that_is_not_text():
-    assert Sequential.of(Input(2), Dense(2), seed=np.int64(5)).seed == 5
-    with pytest.raises(InvalidArgumentError, match=r"name=\.\.\.\) expects a non-empty string. Received: name=123"):
-        Sequential.of(Input(2), Dense(2), name=123)
-
-
 @pytest.mark.parametrize("engine", ["ort-training", "portable"])
 def test_changing_trainable_after_compile_asks_for_compile_before_fit(blobs, engine):
     x, y = blobs
@@ -603,13 +578,6 @@ def test_summary_prints_once_and_returns_none_or_returns_the_table_without_print
     assert capsys.readouterr().out == "" and printed == text + "\n"
     lines: list[str] = []
     assert model.print_summary(print_fn=lines.append) is None and lines == [text]
-
-
-def test_layers_passed_without_a_list_say_how_to_pass_them():
-    with pytest.raises(InvalidTypeError, match=r"Sequential\(\[Input\(...\), Dense\(...\)\]\), or use Sequential\.of"):
-        Sequential(Input(3), Dense(3))  # type: ignore[arg-type]
-    with pytest.raises(InvalidTypeError, match=r"Received: the layers as separate arguments: name=Dense\(...\), seed="):
-        Sequential(Input(3), Dense(3), Dense(2))  # type: ignore[arg-type]
 
 
 def test_set_weights_with_the_names_of_get_weights_explains_the_dict():
