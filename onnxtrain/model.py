@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -15,14 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import adapters, emit, engines, losses, model_files, multi_output, optimizers
-from onnxtrain import metrics as metrics_module
-from onnxtrain._checks import check_bool, check_positive_int, check_threads
-from onnxtrain._runtime import check_runtime_loads
+from onnxtrain import adapters, emit, model_files
+from onnxtrain._checks import check_bool, check_positive_int
+from onnxtrain._compile_settings import compile_settings
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
-from onnxtrain.foreign._layer import compile_opset
 from onnxtrain.functional import Functional
-from onnxtrain.graph import check_opset_and_ir
 from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import BatchNormalization, Input, Layer, Shape
 from onnxtrain.layers._layer import SymbolicTensor
@@ -271,51 +266,20 @@ class Model:
         weights, optimizer state and step (what `load_model` passes for a save with the optimizer state)."""
         self._check_open("compile")
         self._check_not_fitting("compile")
-        if metric is not None and metrics is not None:
-            raise InvalidArgumentError("compile takes metric=... or metrics=[...], not both.")
-        if isinstance(metrics, str | Metrics):  # Keras users write metrics="accuracy" too
-            metrics = [metrics]
-        several = len(self.graph.outputs) > 1
-        if loss_weights is not None and not several:
-            raise InvalidArgumentError(
-                f"loss_weights weighs the losses of a model of several outputs; this one has one. Received: "
-                f"loss_weights={loss_weights!r}"
-            )
-        if metrics is not None and not isinstance(metrics, Iterable):
-            raise InvalidTypeError(
-                f'metrics expects a list of metrics, e.g. ["accuracy"]. Received: metrics={metrics!r}'
-            )
-        resolved_metrics = [metric] if metric is not None else list(metrics or [])
-        opset, ir_version = compile_opset(self.graph.layers, opset, ir_version)
-        check_opset_and_ir(opset, ir_version)
-        check_runtime_loads(opset, ir_version)
-        if threads is not None:
-            check_threads(threads)
-        engines.get(engine)  # an unknown name is refused here, before any other work
-        path_given = isinstance(artifacts_dir, str | os.PathLike) and bool(os.fspath(artifacts_dir))
-        if artifacts_dir is not None and not path_given:
-            raise InvalidArgumentError(
-                'artifacts_dir expects a folder path (e.g. "artifacts") or None for a temporary folder. '
-                f"Received: artifacts_dir={artifacts_dir!r}"
-            )
-        if several:
-            model_loss: Loss = _output_losses(self, loss, loss_weights, metric if metric is not None else metrics)
-            resolved_metrics = []
-        else:
-            model_loss = losses.get(loss)
-        compiled = Compiled(
-            optimizer=optimizers.get(optimizer),
-            loss=model_loss,
-            metrics=tuple(dict.fromkeys(metrics_module.get(m) for m in resolved_metrics)),
-            device=device,
-            opset=opset,
-            ir_version=ir_version,
-            engine=engine,
+        compiled = compile_settings(
+            self.graph,
+            optimizer,
+            loss,
+            metric,
+            metrics,
+            device,
+            engine,
+            artifacts_dir,
+            threads,
+            opset,
+            ir_version,
+            loss_weights,
         )
-        _check_trainable(self.graph, compiled.loss)
-        for output, own in zip(self.graph.outputs, emit.output_losses(self.graph, compiled.loss), strict=True):
-            assert own is not None  # compiled
-            _warn_about_output_activation(output.layer, own)
         self.sync_weights()
         # The new trainer first: a compile that fails (an optimizer the engine lacks, no CUDA, ...) leaves the
         # model compiled as it was, optimizer state included.
@@ -568,78 +532,11 @@ def _named_outputs(outputs: Mapping[str, SymbolicTensor]) -> list[SymbolicTensor
     return list(outputs.values())
 
 
-def _output_losses(model: Model, loss: Any, loss_weights: Any, metrics: Any) -> multi_output.OutputLosses:
-    """compile's loss, loss_weights and metrics of a model of several outputs (`multi_output.resolve`); an
-    OutputLosses (what `load_model` passes from a save) as it is."""
-    if isinstance(loss, multi_output.OutputLosses):
-        if loss.names != model.output_names:
-            raise InvalidArgumentError(
-                f"compile(loss=...) got the losses of outputs {loss.names}; this model's are {model.output_names}."
-            )
-        if loss_weights is None and not metrics:
-            return loss
-    shapes = [y.shape for y in model.graph.outputs]
-    return multi_output.resolve(model.output_names, shapes, loss, loss_weights, metrics)
-
-
 def _print(text: str, print_fn: Any) -> str | None:
     if print_fn is None:
         return text
     print_fn(text)
     return None
-
-
-def _check_trainable(graph: Functional, loss: Loss) -> None:
-    """Refuse what compile could only train into nothing: no trainable parameter, or softmax over one unit."""
-    layers = graph.layers
-    if not graph.trainable_params_by_name():
-        raise InvalidArgumentError(
-            "compile: the model has no trainable parameters, so there is nothing to train. Received layers: "
-            f"{[f'{layer.name} ({type(layer).__name__})' for layer in layers]}. Add a Dense layer, or set "
-            "trainable=True on one."
-        )
-    for output, own in zip(graph.outputs, emit.output_losses(graph, loss), strict=True):
-        units = output.shape[-1] if output.shape else 0
-        if isinstance(own, losses.SoftmaxCrossEntropyWithLogits) and units < 2:
-            raise InvalidArgumentError(
-                f"Softmax cross-entropy needs at least 2 output units (one per class); over 1 unit its softmax is "
-                f"always 1 and nothing trains. Received: {output.layer.name} with {units} unit. For two classes use "
-                'Dense(2), or Dense(1, activation="sigmoid") with loss=Losses.BINARY_CROSSENTROPY.'
-            )
-
-
-def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
-    """Warn when the last layer's activation does not fit the loss.
-
-    Softmax cross-entropy expects raw logits. A softmax there, or a Dense activation left at its default, is left
-    out of the graphs (`emit.graph_layers`); any other activation given explicitly (`activation="relu"`) still
-    trains, but ReLU leaves a class whose unit starts inactive without gradient for good: on the tutorial MLP
-    with ReLU logits, 3 of 5 random seeds ended 10 epochs of Fashion-MNIST below 0.81 accuracy, against
-    0.881-0.890 with linear logits (tools/seed_study.py).
-    Binary cross-entropy expects probabilities: without a sigmoid, outputs outside [0, 1] are clipped, which
-    stops their gradient, and "probabilities" are not probabilities.
-    """
-    activation = getattr(last, "activation", None)
-    if activation is None:
-        return
-    left_to_the_loss = emit.graph_layers([last], loss)[-1] is not last  # a final softmax the loss applies itself
-    if isinstance(loss, losses.SoftmaxCrossEntropyWithLogits) and activation.name != "linear" and not left_to_the_loss:
-        warnings.warn(
-            f"Loss {loss.name!r} expects logits, but the last layer {last.name!r} applies activation "
-            f"{activation.name!r} to them. It trains, but worse and less reliably ({activation.name} logits can "
-            f'leave classes unlearnable). For logits use {type(last).__name__}(..., activation="linear"), or leave '
-            "the activation out.",
-            UserWarning,
-            stacklevel=4,  # the caller of compile: compile -> _compile -> here
-        )
-    elif isinstance(loss, losses.BinaryCrossentropy) and activation.name != "sigmoid":
-        warnings.warn(
-            f"Loss {loss.name!r} expects probabilities, but the last layer {last.name!r} ends in activation "
-            f"{activation.name!r}: outputs outside [0, 1] are clipped, so they get no gradient, and predict_softly "
-            f'returns them as they are. Use {type(last).__name__}(..., activation="sigmoid").',
-            UserWarning,
-            stacklevel=4,
-        )
 
 
 def _weight_array(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:

@@ -248,18 +248,6 @@ def test_cuda_without_a_cuda_provider_names_the_extra():
         model.compile(device="cuda")
 
 
-def test_activation_on_logits_warns_and_linear_or_default_logits_do_not():
-    with (
-        Sequential.of(Input(3), Dense(2, activation="relu")) as model,
-        pytest.warns(UserWarning, match=r"expects logits.*'relu'"),
-    ):
-        model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
-    for last in (Dense(2, activation="linear"), Dense(2)):
-        with Sequential.of(Input(3), last) as model, warnings.catch_warnings():
-            warnings.simplefilter("error")
-            model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
-
-
 def tutorial_model(last: Dense) -> Sequential:
     return Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), last, seed=0)
 
@@ -363,18 +351,6 @@ def test_a_softmax_output_trains_on_its_logits_as_in_keras(blobs, engine):
     np.testing.assert_array_equal(classes, results["linear"][3])
     ops = [node.op_type for node in exported.graph.node]
     assert ops.count("Softmax") == 1  # only the `probabilities` output's
-
-
-@pytest.mark.parametrize("activation", ["relu", "linear", "softmax"])
-def test_binary_cross_entropy_without_a_sigmoid_warns(activation):
-    with (
-        Sequential.of(Input(3), Dense(1, activation=activation)) as model,
-        pytest.warns(UserWarning, match=rf"expects probabilities.*'{activation}'.*activation=\"sigmoid\""),
-    ):
-        model.compile(loss="binary_crossentropy")
-    with Sequential.of(Input(3), Dense(1, activation="sigmoid")) as model, warnings.catch_warnings():
-        warnings.simplefilter("error")
-        model.compile(loss="binary_crossentropy")
 
 
 def test_auto_device_falls_back_to_cpu():
@@ -523,15 +499,6 @@ def test_keras_keyword_spellings_of_fit_and_evaluate(blobs):
             model.evaluate((x, y), x=x)
         with pytest.raises(InvalidTypeError, match=r"metrics expects a list.*Received: metrics=5"):
             model.compile(metrics=5)
-
-
-def test_models_that_could_only_train_into_nothing_are_refused_at_compile():
-    with pytest.raises(InvalidArgumentError, match=r"no trainable parameters.*flatten_1 \(Flatten\)"):
-        Sequential.of(Input(3), Flatten()).compile(loss="mse")
-    with pytest.raises(InvalidArgumentError, match="no trainable parameters"):
-        Sequential.of(Input(3), Dense(2, trainable=False)).compile(loss="mse")
-    with pytest.raises(InvalidArgumentError, match=r"at least 2 output units.*dense_1 with 1 unit"):
-        Sequential.of(Input(3), Dense(1, activation="linear")).compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
 
 
 @pytest.mark.parametrize("action", ["close", "compile"])
