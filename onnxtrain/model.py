@@ -16,7 +16,8 @@ import numpy as np
 from onnxtrain import adapters, emit, model_files
 from onnxtrain._checks import check_bool, check_positive_int
 from onnxtrain._compile_settings import compile_settings
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
+from onnxtrain._weight_arrays import weight_arrays
+from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import BatchNormalization, Input, Layer, Shape
@@ -162,32 +163,7 @@ class Model:
         """Replace parameters: a mapping by graph name (`dense_1.kernel`; any subset), or, as in Keras, a list of
         every parameter in `get_weights()` order. Each value must match its parameter's shape and be finite.
         """
-        current = self.graph.params_by_name()
-        if isinstance(weights, list | tuple):
-            if any(isinstance(value, str) for value in weights):  # [w * 0 for w in model.get_weights()]: its keys
-                raise InvalidTypeError(
-                    "set_weights with a list expects arrays, in get_weights() order. Received: strings "
-                    f"({weights[:3]!r}{'...' if len(weights) > 3 else ''}). get_weights() returns a dict "
-                    "{name: array}, so iterating it gives the names: pass a dict, e.g. "
-                    "{name: w * 0 for name, w in model.get_weights().items()}, or list(model.get_weights().values())."
-                )
-            if len(weights) != len(current):
-                raise InvalidArgumentError(
-                    f"set_weights with a list expects one array per parameter, in get_weights() order: "
-                    f"{len(current)} ({list(current)}). Received: {len(weights)} arrays"
-                )
-            weights = dict(zip(current, weights, strict=True))
-        if not isinstance(weights, Mapping):
-            raise InvalidTypeError(
-                "set_weights expects a mapping of parameter name to array, or a list of arrays in get_weights() "
-                f"order. Received: {type(weights).__name__}"
-            )
-        unknown = sorted(set(weights) - set(current))
-        if unknown:
-            raise InvalidArgumentError(
-                f"set_weights got unknown parameter names {unknown}. Expected: {sorted(current)}"
-            )
-        arrays = {name: _weight_array(name, value, current[name].shape) for name, value in weights.items()}
+        arrays = weight_arrays(weights, self.graph.params_by_name())
         self.graph.set_params_by_name({name: value.copy() for name, value in arrays.items()})
         if self._trainer is not None:
             self._trainer.engine.set_weights(arrays)
@@ -537,25 +513,6 @@ def _print(text: str, print_fn: Any) -> str | None:
         return text
     print_fn(text)
     return None
-
-
-def _weight_array(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """`value` as the float32 array of parameter `name`, or one clear error."""
-    array = np.asarray(value)
-    if array.dtype.kind not in "fiu":
-        raise InvalidTypeError(f"set_weights: {name} expects a float or integer array. Received: dtype={array.dtype}")
-    with np.errstate(over="ignore"):  # values beyond float32's range become inf, refused below
-        array = array.astype(np.float32)
-    if array.shape != shape:
-        raise InvalidArgumentError(f"set_weights: {name} expects shape {shape}. Received: {array.shape}")
-    bad = np.argwhere(~np.isfinite(array))
-    if len(bad):
-        where = tuple(int(i) for i in bad[0])
-        raise InvalidArgumentError(
-            f"set_weights: {name} expects finite float32 values. Received: {name}{list(where)}={array[where]} "
-            f"({len(bad)} non-finite in all; float64 values beyond float32's range become inf)"
-        )
-    return array
 
 
 def _alias(name: str, value: Any, alias: str, aliased: Any) -> Any:
