@@ -6,30 +6,28 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from onnxtrain import adapters, emit, model_files
-from onnxtrain._checks import check_bool, check_positive_int
+from onnxtrain import emit
+from onnxtrain._checks import check_positive_int
 from onnxtrain._compile_settings import compile_settings
-from onnxtrain._weight_arrays import weight_arrays
+from onnxtrain._model_graph import ModelGraph, named_outputs
 from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.history import EvaluationResult, History
-from onnxtrain.layers import BatchNormalization, Input, Layer, Shape
+from onnxtrain.layers import Input
 from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
-from onnxtrain.summary import connected_summary_table
-from onnxtrain.training import Compiled, Trainer
+from onnxtrain.training import Trainer
 
 
-class Model:
+class Model(ModelGraph):
     """Keras' functional Model: the layers between `inputs` and `outputs`, called as the graph records
     (`onnxtrain.functional`), trained, saved and exported as a Sequential is (a Sequential is a Model).
 
@@ -66,7 +64,7 @@ class Model:
         seed: int | None = None,
     ):
         if isinstance(outputs, Mapping):
-            outputs = _named_outputs(outputs)
+            outputs = named_outputs(outputs)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"Model(seed=...) expects a non-negative int or None. Received: {seed!r}")
         graph = Functional(inputs, outputs, name=name, seed=seed)
@@ -79,101 +77,9 @@ class Model:
         return cls(graph.inputs, graph.outputs, name=str(config.get("name", "functional")), seed=graph.seed)
 
     def _setup(self, graph: Functional, name: str, seed: int) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidArgumentError(
-                f"{type(self).__name__}(name=...) expects a non-empty string. Received: name={name!r}"
-            )
-        _check_graph(graph)
-        self.graph = graph
-        self.name = name
-        self.seed: int = seed
-        self.layers: list[Layer] = list(graph.layers)
-        self.class_names: tuple[str, ...] | None = None
-        self.input_scale: float = 1.0
-        # The loss a loaded model was trained with, known from its save even before compile: the export emits the
-        # graph training used (a last Dense left at its default activation gives logits to that loss).
-        self.trained_loss: Loss | None = None
+        super()._setup(graph, name, seed)
         self.stop_training = False  # callbacks set it to end fit early
-        self._trainer: Trainer | None = None
-        self._closed = False
         self._fitting = False  # compile and close wait for fit to return (a callback may call them)
-
-    def __call__(self, inputs: SymbolicTensor | Sequence[SymbolicTensor]) -> SymbolicTensor:
-        """Call the model as a layer of another (Keras' nested models): its weights are shared with it."""
-        return self.graph(inputs)
-
-    @property
-    def input_shape(self) -> Shape:
-        """The per-example input shape; a list of them for a model of several inputs."""
-        shapes = [x.shape for x in self.graph.inputs]
-        return shapes[0] if len(shapes) == 1 else shapes  # type: ignore[return-value]
-
-    @property
-    def output_shape(self) -> Shape:
-        """The per-example output shape; a list of them for a model of several outputs."""
-        shapes = [y.shape for y in self.graph.outputs]
-        return shapes[0] if len(shapes) == 1 else shapes  # type: ignore[return-value]
-
-    @property
-    def output_names(self) -> list[str]:
-        """The outputs' names, as Keras names them: their layers' (the keys of per-output losses and metrics)."""
-        return [str(y.layer.name) for y in self.graph.outputs]
-
-    def count_params(self) -> tuple[int, int]:
-        """(trainable, frozen) parameter counts."""
-        trainable = sum(value.size for value in self.graph.trainable_params_by_name().values())
-        total = sum(value.size for value in self.graph.params_by_name().values())
-        return int(trainable), int(total - trainable)
-
-    def summary(self, print_fn: Any = print) -> str | None:
-        """KotlinDL's summary table: printed, or returned as a string. Once compiled, a last Dense left at its
-        default activation under softmax cross-entropy shows "[linear (logits)]": that is what it emits.
-
-        Args:
-            print_fn: called with the table (default `print`); None prints nothing and returns the table instead.
-
-        Returns:
-            None after printing (as in Keras, so a REPL or notebook does not echo the table a second time), or
-            the table when `print_fn` is None.
-
-        Example:
-            >>> model.summary()  # doctest: +SKIP
-            >>> text = model.summary(print_fn=None)  # doctest: +SKIP
-        """
-        return _print(self._summary_table(), print_fn)
-
-    print_summary = summary
-
-    def _summary_table(self) -> str:
-        """Keras' summary table with "Connected to" (a Sequential's is KotlinDL's: `Sequential._summary_table`)."""
-        loss = self._compiled.loss if self._compiled is not None else None
-        rows = self.graph.summary_rows()
-        return connected_summary_table(f"Functional ({self.name})", rows, self.count_params(), loss, self.graph)
-
-    def get_weights(self) -> dict[str, np.ndarray]:
-        """Current parameters by graph name (`dense_1.kernel`), in layer order, copied from the training engine when
-        compiled."""
-        own = self.graph.params_by_name()
-        if self._trainer is not None:
-            engine = self._trainer.engine.get_weights()
-            return {name: engine[name] for name in own}
-        return {name: value.copy() for name, value in own.items()}
-
-    def set_weights(self, weights: Mapping[str, Any] | Sequence[Any]) -> None:
-        """Replace parameters: a mapping by graph name (`dense_1.kernel`; any subset), or, as in Keras, a list of
-        every parameter in `get_weights()` order. Each value must match its parameter's shape and be finite.
-        """
-        arrays = weight_arrays(weights, self.graph.params_by_name())
-        self.graph.set_params_by_name({name: value.copy() for name, value in arrays.items()})
-        if self._trainer is not None:
-            self._trainer.engine.set_weights(arrays)
-            self._trainer.weights_changed()
-
-    def sync_weights(self) -> None:
-        """Copy the engine's current weights into the layers (before export or save)."""
-        if self._trainer is not None:
-            weights = self._trainer.engine.get_weights()
-            self.graph.set_params_by_name({name: weights[name] for name in self.graph.params_by_name()})
 
     # --- compile / train ----------------------------------------------------------------------------------
     def compile(
@@ -271,11 +177,6 @@ class Model:
         return self._trainer is not None
 
     @property
-    def _compiled(self) -> Compiled | None:
-        """The settings of the last compile, or None."""
-        return self._trainer.compiled if self._trainer is not None else None
-
-    @property
     def learning_rate(self) -> float:
         """The optimizer's current learning rate; may be set between steps (as schedulers do)."""
         return float(self._compiled_trainer("learning_rate").engine.learning_rate)
@@ -295,10 +196,6 @@ class Model:
                 f"{action}() needs a compiled model: call model.compile(optimizer=..., loss=...) first."
             )
         return self._trainer
-
-    def _check_open(self, action: str) -> None:
-        if self._closed:
-            raise ModelStateError(f"{action}() was called on a closed model; create or load the model again.")
 
     def _check_not_fitting(self, action: str) -> None:
         if self._fitting:
@@ -388,37 +285,6 @@ class Model:
             results.append(probabilities[0] if single else probabilities)
         return results[0] if len(results) == 1 else results
 
-    # --- saving -------------------------------------------------------------------------------------------
-    def inference_model(self, opset: int | None = None, ir_version: int | None = None) -> Any:
-        """The clean, portable inference ModelProto with the current weights (what `export` writes)."""
-        self._check_open("inference_model")
-        return model_files.exported_model(self, self._compiled, opset=opset, ir_version=ir_version)
-
-    def save(
-        self, directory: str | Path, writing_mode: Any = "fail_if_exists", save_optimizer_state: bool = False
-    ) -> Path:
-        """Write model.onnx, config.json and checkpoint into `directory` crash-safely (see `WritingMode`)."""
-        self._check_open("save")
-        return model_files.save_model(self, self._trainer, directory, writing_mode, save_optimizer_state)
-
-    def export(
-        self,
-        path: str | Path,
-        opset: int | None = None,
-        writing_mode: Any = "fail_if_exists",
-        ir_version: int | None = None,
-        merge_adapters: bool = False,
-    ) -> Path:
-        """Write the inference model alone as one .onnx file.
-
-        Args:
-            merge_adapters: fold LoRA adapters (`onnxtrain.lora`) into their weights first
-                (`onnxtrain.adapters.merge_adapters`): a plain model of the original's size.
-        """
-        self._check_open("export")
-        transform = adapters.merge_adapters if check_bool("export", "merge_adapters", merge_adapters) else None
-        return model_files.export_model(self, self._compiled, path, opset, ir_version, writing_mode, transform)
-
     def export_training_bundle(self, directory: str | Path, writing_mode: Any = "fail_if_exists") -> Path:
         """Write the folder onnxtrain-js trains from in a browser or Node.js (`onnxtrain.bundle`): the portable
         train step, eval and inference graphs, the weights and optimizer state, and their metadata."""
@@ -431,10 +297,6 @@ class Model:
                 f"({self.output_names}). Export the inference model with export() instead."
             )
         return write_training_bundle(self, trainer, directory, writing_mode)
-
-    def get_config(self) -> dict[str, Any]:
-        """Keras' Functional config (`Functional.get_config`) under the model's name and seed."""
-        return {"class_name": "Functional", **self.graph.get_config(), "name": self.name, "seed": self.seed}
 
     # --- lifetime -----------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -454,65 +316,6 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
-
-
-def _check_graph(graph: Functional) -> None:
-    """Refuse at construction what the graphs cannot emit: see `Model`'s Raises."""
-    if len(graph.outputs) > 1:
-        names = [str(y.layer.name) for y in graph.outputs]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise InvalidArgumentError(
-                f"A model of several outputs names each output after its layer, so each must come from its own "
-                f"layer. Received: outputs {names}, {repeated} more than once. Add an Identity-like layer (e.g. "
-                "Activation('linear')) to one of them."
-            )
-        clashing = sorted(set(names) & (emit.RESERVED_NAMES | set(emit.input_names(graph))))
-        if clashing:
-            raise InvalidArgumentError(
-                f"A model of several outputs names its exported outputs after their layers, and {clashing} is the "
-                "name of a graph input or of an output onnxtrain reserves. Name the layer otherwise."
-            )
-    if len(graph.inputs) > 1:
-        reserved = sorted({str(x.name) for x in graph.inputs} & emit.RESERVED_NAMES)
-        if reserved:
-            raise InvalidArgumentError(
-                f"A model of several inputs names its graph inputs after its Input layers, and {reserved} is a name "
-                f"onnxtrain's graphs use already. Name the Input otherwise, e.g. Input(..., name='x_{reserved[0]}')."
-            )
-    calls = Counter(id(node.layer) for node in graph._nodes)
-    shared = [layer.name for layer in graph.layers if isinstance(layer, BatchNormalization) and calls[id(layer)] > 1]
-    if shared:
-        raise UnsupportedError(
-            f"BatchNormalization layer(s) {shared} are called more than once: a shared BatchNormalization would "
-            "update its moving statistics twice in one training step, which onnxtrain does not support yet. Use "
-            "one BatchNormalization per call."
-        )
-
-
-def _named_outputs(outputs: Mapping[str, SymbolicTensor]) -> list[SymbolicTensor]:
-    """The tensors of Keras' dict of outputs, their layers named by the keys (the names outputs go by)."""
-    for key, tensor in outputs.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidArgumentError(f"Model(outputs={{...}}) expects non-empty string keys. Received: {key!r}")
-        layer = getattr(tensor, "layer", None)
-        if layer is None:
-            continue  # Functional names what is not a tensor
-        if layer.name is None:
-            layer.name = key
-        elif layer.name != key:
-            raise InvalidArgumentError(
-                f"Model(outputs={{...}}) names each output's layer by its key, but output {key!r} comes from a layer "
-                f"already named {layer.name!r}. Use the key {layer.name!r}, or leave the layer unnamed."
-            )
-    return list(outputs.values())
-
-
-def _print(text: str, print_fn: Any) -> str | None:
-    if print_fn is None:
-        return text
-    print_fn(text)
-    return None
 
 
 def _alias(name: str, value: Any, alias: str, aliased: Any) -> Any:

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 
 from onnxtrain import Model, Sequential, load_model
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.layers import Add, BatchNormalization, Concatenate, Conv2D, Dense, Flatten, Input, MaxPooling2D, ReLU
 
 SUMMARY = """\
@@ -153,18 +153,6 @@ def test_sequential_is_a_model_and_saves_as_before(tmp_path):
 def test_bad_models_are_refused(make, error, match):
     with pytest.raises(error, match=match):
         make(Input(4, name="a"), Input(4, name="b"))
-
-
-def test_an_input_named_like_a_graph_input_is_refused():
-    a, labels = Input(4, name="a"), Input(4, name="labels")
-    with pytest.raises(InvalidArgumentError, match="'labels'"):
-        Model([a, labels], Dense(2)(Concatenate()([a, labels])))
-
-
-def test_a_shared_batch_normalization_is_refused():
-    a, b, norm = Input(4), Input(4), BatchNormalization()
-    with pytest.raises(UnsupportedError, match="called more than once"):
-        Model([a, b], Dense(2)(Concatenate()([norm(a), norm(b)])))
 
 
 @pytest.mark.parametrize(
