@@ -15,7 +15,7 @@ import numpy as np
 from onnxtrain import emit
 from onnxtrain._checks import check_positive_int
 from onnxtrain._compile_settings import compile_settings
-from onnxtrain._model_graph import ModelGraph, named_outputs
+from onnxtrain._model_base import ModelBase, named_outputs
 from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.history import EvaluationResult, History
@@ -27,7 +27,7 @@ from onnxtrain.optimizers import Optimizer
 from onnxtrain.training import Trainer
 
 
-class Model(ModelGraph):
+class Model(ModelBase):
     """Keras' functional Model: the layers between `inputs` and `outputs`, called as the graph records
     (`onnxtrain.functional`), trained, saved and exported as a Sequential is (a Sequential is a Model).
 

@@ -1,4 +1,4 @@
-"""What a Model's graph is checked for when the model is made (`onnxtrain._model_graph.check_model_graph`)."""
+"""What a Model's graph is checked for when the model is made (`onnxtrain._model_base.check_model_base`)."""
 
 from __future__ import annotations
 

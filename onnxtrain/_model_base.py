@@ -1,4 +1,4 @@
-"""ModelGraph: what a model is and does without compiling (`Model` adds compile and what needs it): its checked
+"""ModelBase: what a model is and does without compiling (`Model` adds compile and what needs it): its checked
 `Functional` graph, shapes, weights (the training engine's once compiled), summary, config, and the files `save`
 and `export` write.
 """
@@ -24,7 +24,7 @@ from onnxtrain.summary import connected_summary_table
 from onnxtrain.training import Compiled, Trainer
 
 
-class ModelGraph:
+class ModelBase:
     """The half of a `Model` that needs no compile (Keras keeps it in `Layer`, and the training half in `Trainer`).
     A Model (and a Sequential) is one: make a model with `Model(...)` or `Sequential(...)`, not with this class.
     """
@@ -35,7 +35,7 @@ class ModelGraph:
             raise InvalidArgumentError(
                 f"{type(self).__name__}(name=...) expects a non-empty string. Received: name={name!r}"
             )
-        check_model_graph(graph)
+        check_model_base(graph)
         self.graph = graph
         self.name = name
         self.seed: int = seed
@@ -169,7 +169,7 @@ class ModelGraph:
         return {"class_name": "Functional", **self.graph.get_config(), "name": self.name, "seed": self.seed}
 
 
-def check_model_graph(graph: Functional) -> None:
+def check_model_base(graph: Functional) -> None:
     """Refuse at construction what the model's graphs cannot emit: see `Model`'s Raises."""
     if len(graph.outputs) > 1:
         names = [str(y.layer.name) for y in graph.outputs]
