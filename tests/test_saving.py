@@ -61,6 +61,12 @@ def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+# The crash tests fork: Python 3.12+ warns that the test process has threads (ONNX Runtime's and numba's pools from
+# earlier tests). The children only run saving code, which takes none of those threads' locks, then exit or are
+# killed; the warning is expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork")
+
+
 def _crash_in_child(action: Callable[[], None]) -> None:
     """Run `action` in a forked child that is expected to SIGKILL itself at the crash point it patched in."""
     pid = os.fork()
