@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from onnxtrain._graph_names import fold_output_renames, subgraph_reads, subgraph_values
 from onnxtrain._version import __version__
 from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 
@@ -135,7 +136,7 @@ class GraphBuilder:
         """Expose `value` as graph output `name`.
 
         Under another name, an Identity node renames it, and `build()` lets the node that computes `value` write
-        `name` directly wherever it can (see `_fold_output_renames`).
+        `name` directly wherever it can (see `_graph_names.fold_output_renames`).
         """
         if value != name:
             self._nodes.append(helper.make_node("Identity", [value], [self._claim(name)], name=f"{name}_identity"))
@@ -292,7 +293,7 @@ class GraphBuilder:
         builder._value_info = [_copied(v) for v in graph.value_info]
         builder._metadata = {entry.key: entry.value for entry in model.metadata_props}
         names = {v.name for v in [*graph.input, *graph.output, *graph.initializer]}
-        names |= {name for node in graph.node for name in node.output} | _subgraph_values(graph.node)
+        names |= {name for node in graph.node for name in node.output} | subgraph_values(graph.node)
         builder._names |= names - {""}
         return builder
 
@@ -342,7 +343,7 @@ class GraphBuilder:
     def remove_if_unread(self, value: str) -> bool:
         """Remove the node that computes `value` when nothing reads it and it is no graph output: a value made in case
         a later node needed it (autodiff's loss seed). Returns whether a node was removed."""
-        read = {name for node in self._nodes for name in node.input} | _subgraph_reads(self._nodes)
+        read = {name for node in self._nodes for name in node.input} | subgraph_reads(self._nodes)
         if value in read or value in {o.name for o in self._outputs}:
             return False
         for i, node in enumerate(self._nodes):
@@ -376,7 +377,7 @@ class GraphBuilder:
     def build(self, graph_name: str = "onnxtrain", check: bool = True) -> onnx.ModelProto:
         """Assemble the model with this builder's opset and IR version, and run the full ONNX checker."""
         fixed = {v.name for v in self._inputs} | {t.name for t in self._initializers}
-        nodes = _fold_output_renames(self._nodes, self._output_renames, fixed, {o.name for o in self._outputs})
+        nodes = fold_output_renames(self._nodes, self._output_renames, fixed, {o.name for o in self._outputs})
         graph = helper.make_graph(nodes, graph_name, self._inputs, self._outputs, self._initializers)
         model = helper.make_model(
             graph,
@@ -396,58 +397,3 @@ def _copied(proto: Any) -> Any:
     copy = type(proto)()
     copy.CopyFrom(proto)
     return copy
-
-
-def _subgraph_values(nodes: Sequence[onnx.NodeProto]) -> set[str]:
-    """Every value name that the subgraphs of `nodes` (If branches, Loop bodies), at any depth, define."""
-    names: set[str] = set()
-    for node in nodes:
-        for attribute in node.attribute:
-            for body in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else attribute.graphs:
-                names.update(v.name for v in [*body.input, *body.output, *body.initializer])
-                names.update(name for inner in body.node for name in inner.output)
-                names |= _subgraph_values(body.node)
-    return names
-
-
-def _fold_output_renames(
-    nodes: Sequence[onnx.NodeProto], renames: Sequence[tuple[str, str]], fixed: set[str], outputs: set[str]
-) -> list[onnx.NodeProto]:
-    """`nodes` (copied) with the producer of each renamed output writing the output's name itself, its Identity gone.
-
-    ONNX Runtime keeps an Identity that feeds a graph output as a copy: once per run for `logits`, and once per
-    parameter, state tensor or gradient and step in the portable engine's graphs. A rename stays an Identity where
-    its value is a graph input or initializer (no node computes it), is itself a graph output, is renamed to a
-    second output as well (only the first takes its name), or is read by a subgraph (an `If` branch reads outer
-    values by name).
-    """
-    keep = fixed | outputs | _subgraph_reads(nodes)
-    produced = {name for node in nodes for name in node.output}
-    identities = {(n.input[0], n.output[0]) for n in nodes if n.op_type == "Identity"}
-    folds: dict[str, str] = {}
-    for value, name in renames:
-        if (value, name) in identities and value in produced and value not in keep and value not in folds:
-            folds[value] = name
-    result = []
-    for original in nodes:
-        if original.op_type == "Identity" and folds.get(original.input[0]) == original.output[0]:
-            continue
-        node = onnx.NodeProto()
-        node.CopyFrom(original)
-        for names in (node.input, node.output):
-            for i, name in enumerate(names):
-                names[i] = folds.get(name, name)
-        result.append(node)
-    return result
-
-
-def _subgraph_reads(nodes: Sequence[onnx.NodeProto]) -> set[str]:
-    """The names that the subgraphs of `nodes` (If branches, Loop bodies), at any depth, read."""
-    reads: set[str] = set()
-    for node in nodes:
-        for attribute in node.attribute:
-            bodies = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else attribute.graphs
-            for body in bodies:
-                reads.update(name for inner in body.node for name in inner.input)
-                reads |= _subgraph_reads(body.node)
-    return reads

@@ -9,10 +9,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from onnxtrain._graph_names import subgraph_reads
 from onnxtrain.autodiff._context import GradientContext, GraphFacts
 from onnxtrain.autodiff._rules import lookup
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError, listing
-from onnxtrain.graph import GraphBuilder, _subgraph_reads
+from onnxtrain.graph import GraphBuilder
 
 GRAD_SUFFIX = "_grad"
 
@@ -144,7 +145,7 @@ def _check_loss(facts: GraphFacts, loss: str) -> None:
 def _active_values(nodes: Sequence[onnx.NodeProto], facts: GraphFacts, loss: str, wrt: Sequence[str]) -> set[str]:
     """The floating-point values on a path from a `wrt` value to the loss (the wrt values and the loss included)."""
     reached = set(wrt)
-    reads = {id(node): [*node.input, *_subgraph_reads([node])] for node in nodes}
+    reads = {id(node): [*node.input, *subgraph_reads([node])] for node in nodes}
     for node in nodes:
         if any(name in reached for name in reads[id(node)] if name):
             reached.update(out for out in node.output if out and facts.is_float(out))
