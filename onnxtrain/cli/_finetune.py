@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onnxtrain import optimizers
+from onnxtrain.cli._config_model import DEFAULT_LOSS
 from onnxtrain.cli._data import DatasetLoader, RunData
-from onnxtrain.cli._run_config import DEFAULT_LOSS, check_output, positive_int
+from onnxtrain.cli._run_config import check_output, positive_int
 from onnxtrain.cli._train import _fit_and_save, writing_mode
 from onnxtrain.errors import InvalidArgumentError
 

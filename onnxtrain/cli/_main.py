@@ -19,6 +19,7 @@ import numpy as np
 
 from onnxtrain import engines
 from onnxtrain.cli._bundle import add_bundle_command
+from onnxtrain.cli._config_model import build_model, compile_settings
 from onnxtrain.cli._data import (
     LISTED_ENTRIES,
     SAVED_MODEL,
@@ -32,8 +33,6 @@ from onnxtrain.cli._finetune import add_finetune_command
 from onnxtrain.cli._run_config import (
     EXAMPLE_HELP,
     EXAMPLES,
-    build_model,
-    compile_settings,
     positive_int,
     read_config,
 )

@@ -1,11 +1,10 @@
-"""Runs of `onnxtrain train`: reading a TOML/JSON config and checking its keys, the built-in examples, the
-Sequential model and compile settings a config describes, and the output folder a run writes into."""
+"""Runs of `onnxtrain train`: reading a TOML/JSON config and checking its keys, the built-in examples, what a run
+records for --resume, and the output folder a run writes into (the model a config describes: `_config_model`)."""
 
 from __future__ import annotations
 
 import argparse
 import copy
-import inspect
 import json
 import os
 import re
@@ -13,7 +12,7 @@ import shutil
 import time
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from onnxtrain._bounded_read import read_bounded
 from onnxtrain._checks import check_positive_int, check_validation_split
@@ -23,15 +22,10 @@ from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
     ModelExistsError,
-    UnknownIdentifierError,
     listing,
 )
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, SAVED_FILES
 from onnxtrain.saving import unreplaceable_entries
-
-if TYPE_CHECKING:
-    from onnxtrain.layers import Layer
-    from onnxtrain.sequential import Sequential
 
 # The tutorial (README, tools/tutorial.py): KotlinDL's Fashion-MNIST MLP, with linear logits (the tutorial's
 # Dense(10) is relu, which compile warns about: it can leave classes unlearnable, see tools/seed_study.py), a
@@ -86,8 +80,6 @@ CONFIG_KEYS = {
 DATA_KEYS = {"train", "test", "validation"}
 MAX_NAME_LENGTH = 100
 SAFE_NAME = re.compile(rf"\w[\w.-]{{0,{MAX_NAME_LENGTH - 1}}}")
-DEFAULT_OPTIMIZER = "adam"
-DEFAULT_LOSS = "softmax_cross_entropy_with_logits"
 MAX_RUN_CONFIG_BYTES = 1 << 20  # a run config is a few lines; a FIFO or a huge file is refused, not read
 RUN_FILE = "run.json"  # beside model/: the run's config, data paths absolute, epochs counting all the model trained
 HISTORY_FILE = "history.csv"
@@ -255,88 +247,6 @@ def _check_name(config: dict[str, Any], source: str) -> None:
             "digits, '_', '-' and '.', starting with a letter, digit or '_' (no '/', '\\' or spaces). "
             f"Received: name={name!r}"
         )
-
-
-def build_model(config: dict[str, Any]) -> Sequential:
-    """The Sequential model of a checked config's `layers`, `name` and `seed`: each entry is the layer class its
-    `type` names (any layer of `onnxtrain.layers`, aliases such as MaxPool2D included) built with the entry's
-    other keys as keyword arguments.
-
-    Raises:
-        UnknownIdentifierError: a `type` that names no layer.
-        InvalidArgumentError: an argument the layer does not take, lacks or refuses.
-    """
-    from onnxtrain.sequential import Sequential
-
-    layers = []
-    for i, entry in enumerate(config["layers"]):
-        layer_class = _layer_class(i, entry["type"])
-        settings = {k: v for k, v in entry.items() if k != "type"}
-        _check_arguments(i, entry["type"], layer_class, settings)
-        try:
-            layers.append(layer_class.from_layer_config(settings))
-        except TypeError as e:  # a keyword the signature check cannot see (a layer taking **kwargs)
-            raise InvalidArgumentError(f"layers[{i}] ({entry['type']}): {e}") from e
-    return Sequential(layers, name=config.get("name", "sequential"), seed=config.get("seed"))
-
-
-def _public_layers() -> dict[str, type[Layer]]:
-    """The layer classes a config may name, by name: the public ones of onnxtrain.layers (aliases too) and the
-    Layer subclasses a user defined."""
-    import onnxtrain.layers as module
-    from onnxtrain.layers import Layer
-
-    found = {
-        name: cls
-        for name in module.__all__
-        if isinstance(cls := getattr(module, name), type) and issubclass(cls, Layer)
-        if cls.registry_key() in Layer.registry  # not the Layer and ActivationLayer bases
-    }
-    # A user's own layers, registered by subclassing Layer; the package's private bases (BaseConv, _Pooling) stay out.
-    custom = {k: v for k, v in Layer.registry.items() if not v.__module__.startswith("onnxtrain.")}
-    return {**custom, **found}
-
-
-def _layer_class(index: int, name: str) -> type[Layer]:
-    known = _public_layers()
-    if name not in known:
-        raise UnknownIdentifierError(
-            f"layers[{index}]: Could not interpret layer class {name!r}. Known layers: {', '.join(sorted(known))}"
-        )
-    return known[name]
-
-
-def _check_arguments(index: int, name: str, layer_class: type[Layer], settings: dict[str, Any]) -> None:
-    """Unknown or missing keyword arguments, named with what the layer takes (not a private base's TypeError)."""
-    from onnxtrain.layers import Layer
-
-    if layer_class.from_layer_config.__func__ is not Layer.from_layer_config.__func__:  # type: ignore[attr-defined]
-        return  # a layer that reads its config itself
-    parameters = list(inspect.signature(layer_class.__init__).parameters.values())[1:]
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return
-    takes = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unexpected = [key for key in settings if key not in takes]
-    if unexpected:
-        raise InvalidArgumentError(
-            f"layers[{index}] ({name}): unexpected keyword argument {', '.join(map(repr, unexpected))}. "
-            f"{name} takes: {', '.join(takes)}"
-        )
-    missing = [p.name for p in parameters if p.name in takes and p.default is p.empty and p.name not in settings]
-    if missing:
-        raise InvalidArgumentError(
-            f"layers[{index}] ({name}) needs {', '.join(missing)}, e.g. " + " ".join(f"{key} = ..." for key in missing)
-        )
-
-
-def compile_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of `Sequential.compile` a config gives: optimizer, loss, and metric or metrics."""
-    metric = {"metrics": config["metrics"]} if "metrics" in config else {"metric": config.get("metric")}  # not both
-    return {
-        "optimizer": config.get("optimizer", DEFAULT_OPTIMIZER),
-        "loss": config.get("loss", DEFAULT_LOSS),
-        **metric,
-    }
 
 
 # --- what a run records, and resuming it ---------------------------------------------------------------------

@@ -11,14 +11,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from onnxtrain.cli._config_model import build_model, compile_settings
 from onnxtrain.cli._data import DatasetLoader, RunData, load_compiled, load_run_data
 from onnxtrain.cli._run_config import (
     HISTORY_FILE,
     RUN_FILE,
     RunOutput,
-    build_model,
     check_output,
-    compile_settings,
     example_config,
     find_saved_run,
     read_config,
