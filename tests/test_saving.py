@@ -447,7 +447,7 @@ def test_the_replaceable_check_runs_before_the_lock_and_again_with_it_held(tmp_p
 
     directory = saving.save_files(tmp_path / "model", OLD, "override")
     lock = tmp_path / ".onnxtrain-lock-model"
-    check = _writing._refuse_unreplaceable
+    check = _writing.refuse_unreplaceable
     held = []
 
     def check_and_probe(target: Path, replaceable):
@@ -461,7 +461,7 @@ def test_the_replaceable_check_runs_before_the_lock_and_again_with_it_held(tmp_p
             os.close(fd)
         check(target, replaceable)
 
-    monkeypatch.setattr(_writing, "_refuse_unreplaceable", check_and_probe)
+    monkeypatch.setattr(_writing, "refuse_unreplaceable", check_and_probe)
     saving.save_files(directory, NEW, "override", replaceable={*OLD, *NEW})
     assert held == [False, True]
     assert _read(directory) == NEW

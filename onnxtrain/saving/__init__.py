@@ -6,9 +6,9 @@ directory commits a journal before it renames its files in, and a save killed am
 the next save or load (a program reading the folder by other means could see that moment's mix). Scratch entries
 start with `.onnxtrain-` and carry the owner's PID, so stale ones can be told from live ones.
 
-Modules: `_writing` (the writing modes and saves), `_recovery` (finishing killed saves, reading with saves held
-off), `_journal` (APPEND's commit point), `_scratch` (scratch names, staleness, the save lock), `_fsync` (durable
-writes) and `_renameat2` (Linux's atomic exchange).
+Modules: `_writing` (the writing modes and saves), `_replaceable` (what OVERRIDE may delete), `_recovery` (finishing
+killed saves, reading with saves held off), `_journal` (APPEND's commit point), `_scratch` (scratch names,
+staleness, the save lock), `_fsync` (durable writes) and `_renameat2` (Linux's atomic exchange).
 """
 
 from onnxtrain.saving._fsync import FileData
@@ -18,13 +18,13 @@ from onnxtrain.saving._recovery import (
     recover_interrupted_save,
     resolve_model_directory,
 )
+from onnxtrain.saving._replaceable import unreplaceable_entries
 from onnxtrain.saving._scratch import SCRATCH_PREFIX, STALE_AFTER_SECONDS
 from onnxtrain.saving._writing import (
     WritingMode,
     check_replaceable,
     created_directories,
     save_files,
-    unreplaceable_entries,
     write_atomically,
 )
 

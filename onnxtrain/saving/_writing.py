@@ -2,7 +2,7 @@
 
 FAIL_IF_EXISTS and OVERRIDE install a staged directory with one atomic rename or exchange; APPEND into an existing
 directory commits a journal (`_journal.py`) before it renames its files in. Every save first finishes or removes
-what earlier killed saves left (`_recovery.py`).
+what earlier killed saves left (`_recovery.py`). What an OVERRIDE may delete is decided in `_replaceable.py`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import contextlib
 import enum
 import errno
 import os
-import stat
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from onnxtrain.errors import (
     ModelExistsError,
     OnnxtrainError,
     UnknownIdentifierError,
-    listing,
 )
 from onnxtrain.saving._fsync import FileData
 from onnxtrain.saving._fsync import fsync_directory as _fsync_directory
@@ -30,9 +28,9 @@ from onnxtrain.saving._journal import is_plain_name, rename_in
 from onnxtrain.saving._recovery import as_path, recover
 from onnxtrain.saving._renameat2 import RENAME_EXCHANGE, RENAME_NOREPLACE
 from onnxtrain.saving._renameat2 import renameat2 as _renameat2  # a module global, so tests can simulate old kernels
-from onnxtrain.saving._scratch import SCRATCH_PREFIX, locked, remove_entry, remove_stale, scratch_entries, scratch_name
+from onnxtrain.saving._replaceable import refuse_unreplaceable
+from onnxtrain.saving._scratch import SCRATCH_PREFIX, locked, remove_entry, remove_stale, scratch_name
 
-_LISTED_ENTRIES = 5  # a refusal names at most this many entries of a folder
 _EXCHANGE_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM})
 _FIXES = {
     errno.ENOSPC: "The disk is full: free some space or save somewhere else.",
@@ -143,7 +141,7 @@ def save_files(
         if mode is WritingMode.FAIL_IF_EXISTS:  # refused before anything, even the lock file, is created
             _refuse_existing(target)
         if guarded is not None:  # likewise; checked again below, under the lock
-            _refuse_unreplaceable(target, guarded)
+            refuse_unreplaceable(target, guarded)
         _make_directories(target.parent)
         if mode is WritingMode.APPEND:
             with locked(target, exclusive=True):
@@ -158,7 +156,7 @@ def save_files(
         with locked(target, exclusive=True):
             if guarded is not None:  # what the swap would delete, as it stands now that no other save can run
                 try:
-                    _refuse_unreplaceable(target, guarded)
+                    refuse_unreplaceable(target, guarded)
                 except BaseException:
                     remove_entry(staged)
                     raise
@@ -186,51 +184,11 @@ def check_replaceable(directory: str | os.PathLike[str], replaceable: Collection
     """
     target = as_path(directory, "directory")
     try:
-        _refuse_unreplaceable(target, replaceable)
+        refuse_unreplaceable(target, replaceable)
     except OSError as e:
         if isinstance(e, OnnxtrainError):
             raise
         raise _write_error(target, e) from e
-
-
-def unreplaceable_entries(target: Path, replaceable: Collection[str]) -> list[str]:
-    """The entries of the folder `target` that an OVERRIDE with `replaceable` would refuse to delete: all but
-    regular files named in `replaceable` and onnxtrain's scratch entries, sorted, folders with a trailing "/".
-
-    A missing `target`, or one that is not a folder, has none. Nothing is locked, created or changed.
-
-    Raises:
-        OSError: the folder cannot be listed.
-    """
-    if not target.is_dir():
-        return []
-    names = sorted(os.listdir(target))
-    ours = {entry.path.name for entry in scratch_entries(target, None)}
-    unexpected = []
-    for name in names:
-        if name in ours:
-            continue
-        try:
-            mode = os.lstat(target / name).st_mode
-        except FileNotFoundError:  # removed since the listing
-            continue
-        if name not in replaceable or not stat.S_ISREG(mode):
-            unexpected.append(f"{name}/" if stat.S_ISDIR(mode) else name)
-    return unexpected
-
-
-def _refuse_unreplaceable(target: Path, replaceable: Collection[str]) -> None:
-    """`check_replaceable` on an absolute path; a failed listing raises the plain OSError."""
-    unexpected = unreplaceable_entries(target, replaceable)
-    if unexpected:
-        raise ModelExistsError(
-            f"Could not save to '{target}' with writing_mode=WritingMode.OVERRIDE: it holds "
-            f"{listing(unexpected, _LISTED_ENTRIES)}, which are "
-            "not files of a saved model, and OVERRIDE would delete them with the rest of the directory. OVERRIDE "
-            f"replaces only an empty directory or one holding nothing but {sorted(replaceable)}. Choose another "
-            f"directory (e.g. a new folder inside it, '{target / 'saved_model'}'), or move or remove those entries "
-            "first. Nothing was changed."
-        )
 
 
 @contextlib.contextmanager
