@@ -161,6 +161,25 @@ def chromium_page() -> Iterator[Any]:
             browser.close()
 
 
+def draw_on_pad(page: Any, strokes: Sequence[Sequence[tuple[float, float]]], steps: int = 6) -> list[int]:
+    """Draw `strokes` (points in fractions of the demo page's drawing pad) with the mouse, `steps` mouse moves per
+    segment; returns the 28x28 pixels the page made of them once its live prediction has caught up."""
+    pad = page.locator("#draw")
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0] * box["width"], box["y"] + stroke[0][1] * box["height"])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=steps)
+        page.mouse.up()
+    page.wait_for_function(
+        "window.demoPrediction?.guess != null && window.demoPrediction.version === window.demoDrawing().version",
+        timeout=30_000,
+    )
+    return page.evaluate("window.demoDrawing().pixels")
+
+
 def run_browser(
     page: Any, base: str, bundle: str, batches: str, threads: int = 1, steps: int | None = None, warmup: int = 0
 ) -> dict:

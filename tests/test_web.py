@@ -24,6 +24,7 @@ from onnxtrain.layers import Dense, Flatten, Input
 from tests.js_harness import (
     ROOT,
     chromium_page,
+    draw_on_pad,
     in_ci,
     max_difference,
     missing_browser,
@@ -191,25 +192,6 @@ BAG = [[*BODY, (0.2, 0.75), (0.8, 0.75)], [(0.35, 0.4), (0.4, 0.2), (0.6, 0.2), 
 TROUSERS = [[(0.35, 0.1), (0.65, 0.1)], [(0.38, 0.1), (0.32, 0.9)], [(0.62, 0.1), (0.68, 0.9)]]
 
 
-def _draw(page, strokes: list[list[tuple[float, float]]]) -> list[int]:
-    """Draw `strokes` on the pad with the mouse; returns the 28x28 pixels the page made of them once its live
-    prediction has caught up with the drawing."""
-    pad = page.locator("#draw")
-    pad.scroll_into_view_if_needed()
-    box = pad.bounding_box()
-    for stroke in strokes:
-        page.mouse.move(box["x"] + stroke[0][0] * box["width"], box["y"] + stroke[0][1] * box["height"])
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=6)
-        page.mouse.up()
-    page.wait_for_function(
-        "window.demoPrediction?.guess != null && window.demoPrediction.version === window.demoDrawing().version",
-        timeout=30_000,
-    )
-    return page.evaluate("window.demoDrawing().pixels")
-
-
 def _assert_like_fashion_mnist(pixels: list[int]) -> None:
     """White on black, the longer side spanning the 28 pixels and the shorter one centred, as Fashion-MNIST."""
     image = np.asarray(pixels).reshape(28, 28)
@@ -230,7 +212,7 @@ def test_demo_page_learns_drawn_examples_and_its_download_predicts_like_the_page
         _open_demo(page, base)
         drawn = []
         for strokes, label in ((BAG, 8), (TROUSERS, 1)):
-            drawn.append(_draw(page, strokes))
+            drawn.append(draw_on_pad(page, strokes))
             guess = page.evaluate("window.demoPrediction.guess")
             assert page.text_content("#prediction li span") == CLASSES[guess]  # the likeliest class comes first
             assert guess == _logits(template, drawn[-1]).argmax(1)[0]

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # tests.js_harness: the static server and the Chromium launch the tests use
 
-from tests.js_harness import chromium_page, serve  # noqa: E402
+from tests.js_harness import chromium_page, draw_on_pad, serve  # noqa: E402
 
 # Strokes in fractions of the drawing pad, drawn with the thick brush.
 TROUSERS = [
@@ -39,22 +39,6 @@ BAG = [
 ]
 
 
-def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
-    """Draw `strokes` on the pad with the mouse and wait for the page's live guess."""
-    pad = page.locator("#draw")
-    pad.scroll_into_view_if_needed()
-    box = pad.bounding_box()
-    for stroke in strokes:
-        page.mouse.move(box["x"] + stroke[0][0] * box["width"], box["y"] + stroke[0][1] * box["height"])
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=8)
-        page.mouse.up()
-    page.wait_for_function(
-        "window.demoPrediction?.guess != null && window.demoPrediction.version === window.demoDrawing().version"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "examples" / "web" / "screenshot.png"), help="PNG to write")
@@ -67,13 +51,13 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"The demo page failed: {page.text_content('#error')}")
         page.select_option("#brush", "thick")
         for strokes, name in ((TROUSERS, "Trouser"), (T_SHIRT, "T-shirt/top")):
-            draw(page, strokes)
+            draw_on_pad(page, strokes, steps=8)
             page.select_option("#example-class", name)
             page.click("#add")
         page.click("#train")
         page.wait_for_function("window.demoResult !== undefined || window.demoError !== undefined", timeout=600_000)
         result = page.evaluate("window.demoResult")
-        draw(page, BAG)
+        draw_on_pad(page, BAG, steps=8)
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=args.out, full_page=True)
         print(json.dumps({**result, "status": page.text_content("#status")}))
