@@ -126,42 +126,27 @@ class Model(ModelBase):
             UnknownIdentifierError, UnsupportedError, RuntimeSetupError: see the messages.
         """
         self._compile(
-            optimizer, loss, metric, metrics, device, engine, artifacts_dir, threads, opset, ir_version, loss_weights
+            optimizer=optimizer,
+            loss=loss,
+            metric=metric,
+            metrics=metrics,
+            device=device,
+            engine=engine,
+            artifacts_dir=artifacts_dir,
+            threads=threads,
+            opset=opset,
+            ir_version=ir_version,
+            loss_weights=loss_weights,
         )
 
-    def _compile(
-        self,
-        optimizer: str | Optimizer | dict[str, Any],
-        loss: str | Losses | Loss | dict[str, Any],
-        metric: str | Metrics | None,
-        metrics: Iterable[str | Metrics] | None,
-        device: str,
-        engine: str,
-        artifacts_dir: str | Path | None,
-        threads: int | None,
-        opset: int | None,
-        ir_version: int | None,
-        loss_weights: Sequence[float] | Mapping[str, float] | None = None,
-        resume: bytes | None = None,
-    ) -> None:
-        """`compile`, continuing from `resume` when given: checkpoint bytes of the engine's own format, with the
-        weights, optimizer state and step (what `load_model` passes for a save with the optimizer state)."""
+    def _compile(self, resume: bytes | None = None, **options: Any) -> None:
+        """`compile` with its `options` by name, continuing from `resume` when given: checkpoint bytes of the
+        engine's own format, with the weights, optimizer state and step (what `load_model` passes for a save with
+        the optimizer state)."""
         self._check_open("compile")
         self._check_not_fitting("compile")
-        compiled = compile_settings(
-            self.graph,
-            optimizer,
-            loss,
-            metric,
-            metrics,
-            device,
-            engine,
-            artifacts_dir,
-            threads,
-            opset,
-            ir_version,
-            loss_weights,
-        )
+        compiled = compile_settings(self.graph, **options)
+        artifacts_dir, threads = options["artifacts_dir"], options["threads"]
         self.sync_weights()
         # The new trainer first: a compile that fails (an optimizer the engine lacks, no CUDA, ...) leaves the
         # model compiled as it was, optimizer state included.
