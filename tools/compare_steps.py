@@ -50,7 +50,9 @@ def gradient_graph(checkout: Path, model: str, folder: Path, index: int) -> onnx
     path = folder / f"step{index}.onnx"
     environment = {**os.environ, "PYTHONPATH": str(checkout.resolve())}
     tools = str(Path(__file__).resolve().parent)
-    subprocess.run([sys.executable, "-c", _DUMP, str(path), model, tools], check=True, env=environment)
+    subprocess.run(  # in the checkout: the working folder comes first on sys.path
+        [sys.executable, "-c", _DUMP, str(path), model, tools], check=True, env=environment, cwd=checkout
+    )
     return onnx.load(path)
 
 
