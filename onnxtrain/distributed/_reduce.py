@@ -11,7 +11,7 @@ import numpy as np
 
 from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.optimizers import Optimizer
-from onnxtrain.optimizers._base import CLIP_NORM_EPSILON
+from onnxtrain.optimizers._base import clip_flat_gradients
 
 
 class GradientReduction:
@@ -85,14 +85,7 @@ class GradientReduction:
         if not math.isfinite(mean_loss):
             return mean_loss
         means *= np.float32(1.0 / total)
-        gradients = self.gradients
-        if self.clip_value is not None:
-            np.clip(gradients, -self.clip_value, self.clip_value, out=gradients)
-        if self.clip_norm is not None:
-            norm = math.sqrt(float(np.dot(gradients, gradients)))
-            factor = self.clip_norm / (norm + CLIP_NORM_EPSILON)
-            if factor < 1.0:
-                gradients *= np.float32(factor)
+        clip_flat_gradients(self.gradients, self.clip_value, self.clip_norm)
         return mean_loss
 
 

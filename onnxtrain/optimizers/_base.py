@@ -198,3 +198,16 @@ def clip_gradients(b: GraphBuilder, optimizer: Optimizer, grads: Sequence[str]) 
         )
         grads = [b.node("Mul", [g, factor], hint="clipped") for g in grads]
     return grads
+
+
+def clip_flat_gradients(gradients: np.ndarray, clip_value: float | None, clip_norm: float | None) -> None:
+    """`clip_gradients` in place on every gradient at once, flat (float32): for an engine that combines the
+    gradients of several runs first (a data-parallel or split step), as clipping each run's share would clip a
+    different vector."""
+    if clip_value is not None:
+        np.clip(gradients, -clip_value, clip_value, out=gradients)
+    if clip_norm is not None:
+        norm = math.sqrt(float(np.dot(gradients, gradients)))
+        factor = clip_norm / (norm + CLIP_NORM_EPSILON)
+        if factor < 1.0:
+            gradients *= np.float32(factor)
