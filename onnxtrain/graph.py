@@ -256,6 +256,11 @@ class GraphBuilder:
             "graph has no step counter: only the portable engine's train step has one"
         )
 
+    def first_row(self) -> str | None:
+        """The int64 scalar index, within the whole batch, of this graph's first row where the graph runs on a share
+        of the batch (Dropout draws each row's mask by that index); None: the graph sees the whole batch."""
+        return None
+
     @property
     def state_updates(self) -> dict[str, str]:
         """Parameter graph name -> the value it takes after the step, as recorded by `update_state`."""

@@ -188,7 +188,9 @@ def keep_mask(builder: GraphBuilder, x: str, shape: Shape, per_example: bool, ra
         step_key = scramble(builder.node("Add", [step, const(layer, "layer")]), STEP, "step_key")
         if per_example:
             n = builder.node("Gather", [builder.node("Shape", [x]), const(0, "batch_axis")], hint="batch")
-            examples = builder.node("Range", [const(0, "zero"), n, const(1, "one")], hint="examples")
+            first = builder.first_row()  # a share of the batch (a split step) numbers its rows from there
+            start, stop = (const(0, "zero"), n) if first is None else (first, builder.node("Add", [first, n]))
+            examples = builder.node("Range", [start, stop, const(1, "one")], hint="examples")
         else:
             examples = builder.constant(np.zeros(1, np.int64), "examples", np.int64)
         row = scramble(builder.node("Add", [examples, step_key]), ROW, "row")

@@ -20,6 +20,10 @@ The new layer state (BatchNorm's moving statistics from this process's rows) goe
 comes back as the processes' mean, written over the layer state the sessions read; so every process holds the same
 weights and the same layer state after each step. Dropout draws a process's masks at step `step * size + rank`, so
 that no two processes drop the same units of their rows.
+
+A convolution network on two or more CPU cores trains with the split step (`_split_step.py`): each batch is cut
+into one share of rows per core, one-thread copies of the gradient session run the shares at once, and the shares'
+gradients are combined and clipped before the fused update.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from onnxtrain.portable._graphs import (
     train_step_model,
     updated,
 )
+from onnxtrain.portable._split_step import SplitStep, share_count
 from onnxtrain.portable._starting_values import check_names_and_shapes, starting_values
 from onnxtrain.portable._update_model import update_model
 
@@ -124,14 +129,24 @@ class PortableEngine:
         options.log_severity_level = 3
         self._flush = FlushToZero()
         self._check_provider(ort, device)
+        split = self.fused and communicator is None and not self.graph.layer_state
+        self._shares = share_count(self.graph.model, device, threads, split)
         # The fused path's session computes gradients only; `graph` keeps the whole step, for save_graphs.
-        # Distributed, the gradients are clipped after the all-reduce (GradientReduction), not in the graph.
-        unclipped = replace(optimizer, clip_norm=None, clip_value=None) if communicator is not None else optimizer
+        # Distributed or split, the gradients are clipped once combined (GradientReduction, SplitStep).
+        combined = communicator is not None or self._shares > 1
+        unclipped = replace(optimizer, clip_norm=None, clip_value=None) if combined else optimizer
         gradients_only = self.fused or communicator is not None
-        step_model = gradient_model(graph, loss, unclipped, opset, ir_version) if gradients_only else self.graph.model
+        step_model = (
+            gradient_model(graph, loss, unclipped, opset, ir_version, shares=self._shares > 1)
+            if gradients_only
+            else self.graph.model
+        )
         self._step_inputs = {i.name for i in step_model.graph.input}
+        step_bytes = step_model.SerializeToString()
+        self._split: SplitStep | None = None
+        self._split_set_up = (step_bytes, threads) if self._shares > 1 else None  # for _set_up_fused
         with self._flush.creating():
-            self._train_session = create_session(ort, step_model.SerializeToString(), options, device)
+            self._train_session = create_session(ort, step_bytes, options, device) if self._shares == 1 else None
             self._eval_session = create_session(ort, self.eval_graph.SerializeToString(), options, device)
 
         values = starting_values(self.graph, graph, optimizer, resume, communicator)
@@ -218,6 +233,14 @@ class PortableEngine:
         self._update = update
 
         inputs = {**carried, **self._fixed, **step_inputs}
+        if self._split_set_up is not None:
+            (model, threads), self._split_set_up = self._split_set_up, None
+            named = {gradient(name): shape for name, shape in zip(trainable, shapes, strict=True)}
+            clip = (self.optimizer.clip_value, self.optimizer.clip_norm)
+            self._split = SplitStep(self._ort, model, self.device, self._shares, threads, inputs, named,
+                                    self._flat_grads, *clip, self._output_shape, self._input_names)  # fmt: skip
+            self._train_bindings = []
+            return
         self._train_bindings = [self._binding(self._train_session, inputs, self._step_inputs, self._gradients)] * 2
 
     def _set_up_reduced_graph(self, values: Mapping[str, np.ndarray], update: onnx.ModelProto, options: Any) -> None:
@@ -258,11 +281,14 @@ class PortableEngine:
         return BatchBinding(binding, self._output_shape, self.device, self._input_names)
 
     # --- steps --------------------------------------------------------------------------------------------
-    def _run(self, session: Any, binding: BatchBinding, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    def _batch(self, x: Batch, labels: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         xs = [x] if isinstance(x, np.ndarray) else list(x)  # one array per model input
         check_not_empty(xs[0])
         xs = [np.ascontiguousarray(array, dtype=np.float32) for array in xs]
-        labels = np.ascontiguousarray(labels, dtype=self._label_dtype)
+        return xs, np.ascontiguousarray(labels, dtype=self._label_dtype)
+
+    def _run(self, session: Any, binding: BatchBinding, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        xs, labels = self._batch(x, labels)
         logits = binding.bind_batch(xs, labels)
         with self._flush.active():
             session.run_with_iobinding(binding.binding)
@@ -276,6 +302,11 @@ class PortableEngine:
         """
         if self._parallel is not None:
             return self._reduced_train_step(x, labels, self._parallel)
+        if self._split is not None:
+            loss, logits = self._split.run(*self._batch(x, labels))
+            if math.isfinite(loss):
+                self._run_kernel()
+            return loss, logits
         loss, logits = self._run(self._train_session, self._train_bindings[self._current], x, labels)
         if not self.fused:
             self._current = 1 - self._current
@@ -387,5 +418,7 @@ class PortableEngine:
         if self.fused:
             self._flat_weights = self._flat_grads = np.empty(0, np.float32)
             self._flat_state, self._gradients = (), {}
-        self._train_session = self._eval_session = None
+        if self._split is not None:
+            self._split.close()
+        self._train_session = self._eval_session = self._split = None
         self._update_bindings, self._update_session, self._parallel = [], None, None

@@ -27,6 +27,7 @@ from onnxtrain.portable._optimizers import clip_gradients, update_rule
 
 STEP = "step"
 LEARNING_RATE = "learning_rate"
+FIRST_ROW = "first_row"  # a split step's share: the batch index of its first row (`_split_step.py`)
 UPDATED = "updated."
 GRADIENT = "gradient."
 
@@ -89,8 +90,16 @@ class ParameterInputBuilder(GraphBuilder):
     So every layer's own `emit` builds the forward of the train and eval graphs unchanged.
     """
 
-    def __init__(self, parameters: Mapping[str, np.ndarray], opset: int, ir_version: int, training: bool = False):
+    def __init__(
+        self,
+        parameters: Mapping[str, np.ndarray],
+        opset: int,
+        ir_version: int,
+        training: bool = False,
+        shares: bool = False,
+    ):
         super().__init__(opset, ir_version, training=training)
+        self._shares = shares  # the graph runs on a share of the batch: Dropout asks for the `first_row` input
         self._parameter_shapes = {name: tuple(value.shape) for name, value in parameters.items()}
         for name, shape in self._parameter_shapes.items():
             self.add_input(name, np.float32, shape)
@@ -102,6 +111,13 @@ class ParameterInputBuilder(GraphBuilder):
         if STEP not in self._names:
             return super().training_step()
         return STEP
+
+    def first_row(self) -> str | None:
+        """The `first_row` input (int64 scalar), added the first time it is asked for, in a graph that runs on a
+        share of the batch; None otherwise."""
+        if self._shares and FIRST_ROW not in self._names:
+            self.add_input(FIRST_ROW, np.int64, ())
+        return FIRST_ROW if self._shares else None
 
     def add_initializer(self, name: str, array: np.ndarray) -> str:
         qualified = self._qualified(name)
@@ -189,8 +205,12 @@ def gradient_model(
     optimizer: Optimizer,
     opset: int = DEFAULT_OPSET,
     ir_version: int = DEFAULT_IR_VERSION,
+    shares: bool = False,
 ) -> onnx.ModelProto:
     """The train step without its update: forward, loss, backward and the optimizer's gradient clipping.
+
+    With `shares`, the graph runs on a share of each batch (`_split_step.py`): a model with Dropout then reads
+    the `first_row` input, the index of the share's first row in the batch, so that every row draws its own mask.
 
     Inputs are the parameters and a batch; outputs are `loss`, `logits`, `gradient.<parameter>` for every
     trainable parameter, clipped as `optimizer` clips, then `updated.<name>` for every layer state tensor (its new
@@ -200,7 +220,7 @@ def gradient_model(
     """
     graph = as_graph(layers)
     parameters, trainable = model_parameters(graph), trainable_parameters(graph)
-    b = ParameterInputBuilder(parameters, opset, ir_version, training=True)
+    b = ParameterInputBuilder(parameters, opset, ir_version, training=True, shares=shares)
     _, _, grads = _forward_backward(b, graph, loss, trainable)
     with b.scope("clip"):
         clipped = clip_gradients(b, optimizer, [grads[name] for name in trainable])
