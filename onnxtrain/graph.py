@@ -214,6 +214,31 @@ class GraphBuilder:
         finally:
             self._nodes, self._shared = outer, outer_shared
 
+    @contextmanager
+    def replacing(self, nodes: Sequence[onnx.NodeProto]) -> Iterator[dict[str, str]]:
+        """Replace `nodes` (this builder's, in graph order) with the nodes created inside the block, which go where
+        the first of them was (the node list stays topologically sorted): a rewrite that computes the same values
+        another way. Map each new value that stands for an output of `nodes` to that output's name in the yielded
+        dict; its node then writes that name.
+
+        Example:
+            >>> with b.replacing([relu]) as outputs:
+            ...     outputs[b.node("Max", [x, zero])] = relu.output[0]
+        """
+        outer, self._nodes = self._nodes, []
+        outputs: dict[str, str] = {}
+        try:
+            yield outputs
+        finally:
+            added, self._nodes = self._nodes, outer
+        for node in added:
+            node.input[:] = [outputs.get(name, name) for name in node.input]
+            node.output[:] = [outputs.get(name, name) for name in node.output]
+        at = next(i for i, n in enumerate(outer) if n is nodes[0])
+        doomed = {id(n) for n in nodes}
+        self._nodes = [n for n in outer[:at] if id(n) not in doomed] + added
+        self._nodes += [n for n in outer[at:] if id(n) not in doomed]
+
     def update_state(self, parameter: str, value: str) -> None:
         """Record `value` as the new value of non-trainable `parameter` (a graph name such as
         `batch_normalization_1.moving_mean`) after a training step: BatchNormalization's running statistics.
