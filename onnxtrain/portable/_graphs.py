@@ -16,7 +16,7 @@ import onnx
 from onnx import TensorProto
 
 from onnxtrain import autodiff, emit
-from onnxtrain.autodiff._rewrites import mask_pooled_relu_gradients
+from onnxtrain.autodiff._rewrites import mask_pooled_relu_gradients, pool_convolutions_by_phase
 from onnxtrain.errors import ShapeError
 from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
@@ -248,6 +248,7 @@ def _forward_backward(
     """
     xs, labels, output_shape = _batch_inputs(b, graph, loss)
     loss_value, value = emit.forward_and_loss(b, graph, xs, labels, loss)
+    pool_convolutions_by_phase(b, trainable)  # the same values; a cheaper backward
     with b.scope("backward"):
         grads = autodiff.backward(b, loss_value, trainable)
         mask_pooled_relu_gradients(b)  # exact: ReLU masks over pooled maps, not the full ones
