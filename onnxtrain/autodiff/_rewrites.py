@@ -132,11 +132,10 @@ def pool_convolutions_by_phase(builder: GraphBuilder, wrt: Sequence[str]) -> int
             continue
         conv, relu = chain
         x, w = conv.input[0], conv.input[1]
-        x_shape, w_shape, c_shape = facts.shape(x), facts.shape(w), facts.shape(conv.output[0])
-        static = [x_shape[2:], w_shape[1:], c_shape[2:]] if x_shape and w_shape and c_shape else None
-        if static is None or not all(isinstance(d, int) for dims in static for d in dims) or x in differentiated:
+        x_shape, w_shape, c_shape = (_static(facts, v) for v in (x, w, conv.output[0]))
+        if x_shape is None or w_shape is None or c_shape is None or len(x_shape) != 4 or w_shape[1] != 1:
             continue
-        if len(x_shape) != 4 or w_shape[1] != 1:
+        if x in differentiated:
             continue
         with builder.scope("phases"), builder.replacing([conv, relu, pool]) as replaced:
             phases = [
@@ -203,6 +202,14 @@ def _phase(
     return builder.node(
         "Conv", inputs, hint=f"conv{a}{b}", kernel_shape=list(kernel), strides=[2, 2], pads=[*before, *after]
     )
+
+
+def _static(facts: GraphFacts, value: str) -> tuple[int, ...] | None:
+    """`value`'s shape where every dimension but the first (the batch) is known, else None."""
+    shape = facts.shape(value)
+    if shape is None or not all(isinstance(d, int) for d in shape[1:]):
+        return None
+    return tuple(d if isinstance(d, int) else -1 for d in shape)
 
 
 def _downstream(nodes: Sequence[onnx.NodeProto], sources: set[str]) -> set[str]:
