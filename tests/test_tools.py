@@ -135,6 +135,7 @@ def bench(monkeypatch):
         ("auto", {}, ", runs "),
         ("portable", {}, "fused update" if _fused.available() else "update in the graph"),
         ("portable-graph", {"ONNXTRAIN_FUSED_UPDATE": "0"}, "update in the graph"),
+        ("portable-unsplit", {"ONNXTRAIN_SPLIT_STEP": "0"}, "fused update" if _fused.available() else "in the graph"),
     ],
 )
 @pytest.mark.slow
@@ -147,7 +148,8 @@ def test_bench_worker_trains_and_reports(bench, tmp_path, monkeypatch, engine, e
         np.save(tmp_path / f"y_{split}.npy", rng.integers(0, 10, n).astype(np.int64))
     for name, value in env.items():
         monkeypatch.setenv(name, value)  # read when the engine is built (a fresh process in the benchmark)
-    monkeypatch.setattr(_fused, "available", lambda: _fused._numba() is not None and not env)
+    no_kernel = env.get("ONNXTRAIN_FUSED_UPDATE") == "0"
+    monkeypatch.setattr(_fused, "available", lambda: _fused._numba() is not None and not no_kernel)
     result = bench.worker_onnxtrain(tmp_path, 1, engine, 3)
     assert len(result["epoch_times"]) == 1 and 0 <= result["accuracy"] <= 1 and result["peak_rss_mib"] > 0
     assert 0 < result["bare_step_s"] < result["fit_s"]

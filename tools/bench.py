@@ -12,11 +12,12 @@ Each worker ends by timing 300 train steps on one reused batch (no gather, metri
 epoch's floor, and fit / bare is what the loop adds to it. Writes JSON and a markdown table.
 
 Engines: onnxtrain's `auto` (what compile() picks by default), `ort-training`, `portable` (the fused update when
-numba is installed, onnxtrain[fast]) and `portable-graph` (the portable engine with the update in its ONNX graph,
-ONNXTRAIN_FUSED_UPDATE=0); the peers `torch` (PyTorch eager), `jax` (JAX + optax, the whole step one jitted call with
-donated buffers; its compile time is kept apart, as onnxtrain's compile() is) and `keras-jax` (Keras 3's
-model.fit on the JAX backend, its first epoch's compiling included). The peers run tools/bench_peers/*_peer.py in
-their own virtual environments, start from the same initial weights (drawn with numpy), and never import onnxtrain:
+numba is installed, onnxtrain[fast]), `portable-graph` (the portable engine with the update in its ONNX graph,
+ONNXTRAIN_FUSED_UPDATE=0) and `portable-unsplit` (never the split step, ONNXTRAIN_SPLIT_STEP=0); the peers `torch`
+(PyTorch eager), `jax` (JAX + optax, the whole step one jitted call with donated buffers; its compile time is kept
+apart, as onnxtrain's compile() is) and `keras-jax` (Keras 3's model.fit on the JAX backend, its first epoch's
+compiling included). The peers run tools/bench_peers/*_peer.py in their own virtual environments, start from the
+same initial weights (drawn with numpy), and never import onnxtrain:
 
     bash tools/peer_venvs.sh     # ../venv-torch (torch 2.13.0), ../venv-jax (jax[cpu] 0.10.2, optax, keras)
     python tools/bench.py --engines auto,ort-training,torch,jax,keras-jax \
@@ -55,9 +56,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 PEER_FOLDER = HERE.parent / "bench_peers"
 THREADS = 2
-ONNXTRAIN_ENGINES = ("auto", "ort-training", "portable", "portable-graph")
-# compile(engine=...) per benchmark engine; portable-graph differs from portable by its environment (run_worker)
-COMPILE_ENGINE = {"auto": None, "ort-training": "ort-training", "portable": "portable", "portable-graph": "portable"}
+ONNXTRAIN_ENGINES = ("auto", "ort-training", "portable", "portable-graph", "portable-unsplit")
+# compile(engine=...) per benchmark engine; portable-graph and -unsplit differ from portable by their environment
+COMPILE_ENGINE = {
+    "auto": None,
+    "ort-training": "ort-training",
+    "portable": "portable",
+    "portable-graph": "portable",
+    "portable-unsplit": "portable",
+}
+ENVIRONMENT = {"portable-graph": {"ONNXTRAIN_FUSED_UPDATE": "0"}, "portable-unsplit": {"ONNXTRAIN_SPLIT_STEP": "0"}}
 MODELS = ("mlp", "cnn")
 BASELINES = ("torch", "jax")  # the speed-up columns, in this order
 VENVS = "bash tools/peer_venvs.sh makes both (../venv-torch and ../venv-jax beside this checkout)"
@@ -171,7 +179,9 @@ def _update(model) -> str:
         return ", update in the graph"
     import numba
 
-    return f", fused update (numba {numba.__version__})"
+    shares = engine._shares  # private: how many shares the split step cuts a batch into (1: unsplit)
+    split = f", split step ({shares} shares)" if shares > 1 else ""
+    return f", fused update (numba {numba.__version__}){split}"
 
 
 # --- driver -------------------------------------------------------------------------------------------------
@@ -275,8 +285,7 @@ def run_worker(
         # checkout.
         path = os.pathsep.join(p for p in (str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")) if p)
         env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "PYTHONPATH": path}
-        if engine == "portable-graph":
-            env["ONNXTRAIN_FUSED_UPDATE"] = "0"
+        env.update(ENVIRONMENT.get(engine, {}))
     command = worker_command(engine, python, data, epochs, seed, model_name, dropout)
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
