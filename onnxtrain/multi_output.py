@@ -173,8 +173,10 @@ class OutputLosses(Loss):
         (`<output>_loss`, `<output>_accuracy`): divided by the example count, they are the means."""
         n = len(packed)
         losses_start = packed.shape[1] - len(self.outputs)
+        # Each row carries the mean loss of the rows its run saw (the batch's, or a split step's share's): the sum
+        # down the column is the batch's loss sum either way.
         sums = {
-            f"{spec.name}_loss": float(packed[0, losses_start + i]) * n if n else 0.0
+            f"{spec.name}_loss": float(np.sum(packed[:, losses_start + i], dtype=np.float64))
             for i, spec in enumerate(self.outputs)
         }
         if any(spec.metrics for spec in self.outputs):

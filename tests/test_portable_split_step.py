@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnxtrain import Sequential, losses
+from onnxtrain import Model, Sequential, losses
 from onnxtrain._runtime import Device
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D
@@ -129,3 +129,25 @@ def test_a_non_finite_loss_in_one_share_skips_the_update(monkeypatch):
     assert split.step == 0
     split.close()
     assert split._split is None
+
+
+def test_a_model_of_several_outputs_logs_each_outputs_loss_over_the_whole_batch(monkeypatch):
+    # Each share's packed outputs carry that share's own mean loss per output: the logs must weigh them by rows.
+    x, y = data()
+    histories = []
+    for setting in ("0", "1"):
+        monkeypatch.setenv("ONNXTRAIN_SPLIT_STEP", setting)
+        inputs = Input(8, 8, 1)
+        trunk = Flatten()(MaxPooling2D(2)(Conv2D(4, 3, padding="same", activation="relu")(inputs)))
+        kind, size = Dense(3, name="kind")(trunk), Dense(2, name="size")(trunk)
+        model = Model(inputs=inputs, outputs=[kind, size], seed=5)
+        with model:
+            model.compile(optimizer=SGD(0.05), loss=["sparse_categorical_crossentropy", "mse"], threads=2)
+            assert model._trainer.engine._shares == (2 if setting == "1" else 1)
+            sizes = np.stack([x.mean(axis=(1, 2, 3)), x.std(axis=(1, 2, 3))], axis=1).astype(np.float32)
+            history = model.fit(x[:96], [y[:96], sizes[:96]], epochs=2, batch_size=32, shuffle=False, verbose=0)
+            histories.append(history.history)
+    unsplit, split = histories
+    assert set(split) == {"loss", "kind_loss", "size_loss"}
+    for key, values in unsplit.items():
+        np.testing.assert_allclose(split[key], values, rtol=1e-5, err_msg=key)
