@@ -79,7 +79,7 @@ class SplitStep:
         gradients: the shape of each `gradient.<name>` output, in the order of `combined`.
         combined: the flat buffer that `run` writes the batch's clipped mean gradient into.
         clip_value / clip_norm: the optimizer's clipping (None: none).
-        output_shape / input_names / label_dtype: the model's outputs per example, its inputs, its labels' dtype.
+        output_shape / input_names: the shape of the model's outputs per example, and its input names.
     """
 
     def __init__(
