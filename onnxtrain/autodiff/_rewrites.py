@@ -73,8 +73,8 @@ def _pattern(
     """(pooled output, Greater, Cast, Mul) of the pattern at `unpool`, or None."""
     if not _is(unpool, "MaxUnpool") or len(unpool.input) < 2:
         return None
-    pool = producer.get(unpool.input[1])
-    if pool is None or not _is(pool, "MaxPool") or list(pool.output[1:2]) != [unpool.input[1]]:
+    pool = _pool_of(unpool.input[1], producer)
+    if pool is None:
         return None
     relu = producer.get(pool.input[0])
     if relu is None or not _is(relu, "Relu"):
@@ -92,6 +92,33 @@ def _pattern(
     if greater.input[0] != relu.output[0] or zero is None or zero.size != 1 or float(zero.reshape(-1)[0]) != 0.0:
         return None
     return pool.output[0], greater, cast, mul
+
+
+def _pool_of(indices: str, producer: dict[str, onnx.NodeProto]) -> onnx.NodeProto | None:
+    """The MaxPool whose window maxima `indices` names: the one that outputs it, or the one whose pooled output the
+    MaxPool rule derived it from (`_pool._pair_indices`: three more pools over the same input, each compared with
+    the pooled output, and arithmetic on shapes and constants). None for anything else."""
+    node = producer.get(indices)
+    if node is not None and _is(node, "MaxPool") and list(node.output[1:2]) == [indices]:
+        return node
+    pools: dict[int, onnx.NodeProto] = {}
+    stack, seen = [indices], set()
+    while stack:
+        value = stack.pop()
+        node = producer.get(value)
+        if node is None or value in seen or _is(node, "Shape"):  # a shape carries no values: stop there
+            continue
+        seen.add(value)
+        if len(seen) > 64:  # the derivation is a few dozen nodes: this is something else
+            return None
+        if _is(node, "Equal"):
+            pooled = producer.get(node.input[1])
+            if pooled is None or not _is(pooled, "MaxPool") or node.input[1] != pooled.output[0]:
+                return None
+            pools[id(pooled)] = pooled
+            continue
+        stack.extend(node.input)
+    return next(iter(pools.values())) if len(pools) == 1 else None
 
 
 def _is(node: onnx.NodeProto, op_type: str) -> bool:
