@@ -60,6 +60,12 @@ class GraphFacts:
         return elem is None or elem in FLOAT_TYPES
 
 
+def node_attributes(node: onnx.NodeProto) -> dict[str, Any]:
+    """The attributes `node` sets (strings decoded), without its schema's defaults."""
+    values = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return {k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()}
+
+
 def _constant_node_value(attribute: onnx.AttributeProto) -> np.ndarray | None:
     if attribute.name == "value":
         return numpy_helper.to_array(attribute.t)
@@ -145,8 +151,8 @@ class GradientContext:
                 for name, a in schema.attributes.items()
                 if a.default_value.type != onnx.AttributeProto.UNDEFINED
             }
-            values.update({a.name: helper.get_attribute_value(a) for a in self.node.attribute})
             self._attributes = {k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()}
+            self._attributes.update(node_attributes(self.node))
         return self._attributes
 
     def attr(self, name: str, default: Any = None) -> Any:

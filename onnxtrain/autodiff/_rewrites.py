@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnx
 
-from onnxtrain.autodiff._context import GraphFacts
+from onnxtrain.autodiff._context import GraphFacts, node_attributes
 from onnxtrain.graph import GraphBuilder
 
 
@@ -140,7 +140,7 @@ def pool_convolutions_by_phase(builder: GraphBuilder, wrt: Sequence[str]) -> int
     order), and so are the gradients: `Max` gives its gradient to the first input that attains the maximum, the
     window element in row-major order that MaxPool's Indices name, ties included. The backward then needs neither
     MaxPool's Indices nor MaxUnpool, which took most of this layer's time: on one thread, the fashion-cnn's gradient
-    step took 36.4 instead of 40.3 ms (docs/measurements.md). A convolution of more input channels, or whose input
+    step took 37.4 instead of 39.8 ms (docs/measurements.md). A convolution of more input channels, or whose input
     takes a gradient (four transposed convolutions instead of one), measured slower this way.
     """
     facts = GraphFacts.of(builder)
@@ -177,7 +177,7 @@ def _pooled_convolution(
     pool: onnx.NodeProto, producer: dict[str, onnx.NodeProto], readers: dict[str, int], outputs: set[str]
 ) -> tuple[onnx.NodeProto, onnx.NodeProto] | None:
     """(Conv, Relu) of a `MaxPool(Relu(Conv))` that `pool_convolutions_by_phase` rewrites, or None."""
-    pooling = _attributes(pool)
+    pooling = node_attributes(pool)
     if not _is(pool, "MaxPool") or len([o for o in pool.output if o]) != 1 or pooling.get("kernel_shape") != [2, 2]:
         return None
     if pooling.get("strides") != [2, 2] or any(pooling.get("pads", [0])) or pooling.get("ceil_mode", 0):
@@ -190,7 +190,7 @@ def _pooled_convolution(
         return None
     if any(readers.get(v, 0) != 1 or v in outputs for v in (conv.output[0], relu.output[0])):
         return None
-    convolution = _attributes(conv)
+    convolution = node_attributes(conv)
     if convolution.get("group", 1) != 1 or convolution.get("auto_pad", "NOTSET") != "NOTSET":
         return None
     if any(s != 1 for s in convolution.get("strides", [1])) or any(d != 1 for d in convolution.get("dilations", [1])):
@@ -208,7 +208,7 @@ def _phase(
 ) -> str:
     """`conv`'s outputs (2i + a, 2j + b) for `phase` (a, b), of the pooled map's size: the convolution at stride 2
     of x cropped or padded so that its first window starts at row a and column b of the padded input."""
-    pads = _attributes(conv).get("pads", [0] * 4)
+    pads = node_attributes(conv).get("pads", [0] * 4)
     starts, ends, before, after = [], [], [], []
     for axis in range(2):
         pooled = convolved[axis] // 2
@@ -246,7 +246,3 @@ def _downstream(nodes: Sequence[onnx.NodeProto], sources: set[str]) -> set[str]:
         if any(name in found for name in node.input):
             found.update(o for o in node.output if o)
     return found
-
-
-def _attributes(node: onnx.NodeProto) -> dict:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
