@@ -144,7 +144,6 @@ class PortableEngine:
         self._step_inputs = {i.name for i in step_model.graph.input}
         step_bytes = step_model.SerializeToString()
         self._split: SplitStep | None = None
-        self._split_set_up = (step_bytes, threads) if self._shares > 1 else None  # for _set_up_fused
         with self._flush.creating():
             self._train_session = create_session(ort, step_bytes, options, device) if self._shares == 1 else None
             self._eval_session = create_session(ort, self.eval_graph.SerializeToString(), options, device)
@@ -161,7 +160,7 @@ class PortableEngine:
         self._current = 0  # index of the set holding the current values
         self._loss = np.zeros((), np.float32)  # loss output, written in place by every run
         if self.fused:
-            self._set_up_fused(values)
+            self._set_up_fused(values, step_bytes if self._shares > 1 else None, threads)
         elif communicator is not None:
             self._set_up_reduced_graph(values, update_model(self.graph, graph, optimizer, opset, ir_version), options)
         else:
@@ -196,9 +195,10 @@ class PortableEngine:
         value = np.array(value, copy=True, order="C")
         return self._ort.OrtValue.ortvalue_from_numpy(value, self.device.kind, self.device.index)
 
-    def _set_up_fused(self, values: Mapping[str, np.ndarray]) -> None:
+    def _set_up_fused(self, values: Mapping[str, np.ndarray], split: bytes | None, threads: int | None) -> None:
         """Flat buffers for the weights, each state slot and the gradients (one kernel call updates them all), a
         view of them per tensor bound to the gradient session, and one set of values that every step updates.
+        With `split` (the gradient model, serialized), copies of it on `threads` split each batch (`SplitStep`).
         """
         trainable = self.graph.trainable
         shapes = [values[name].shape for name in trainable]
@@ -233,11 +233,10 @@ class PortableEngine:
         self._update = update
 
         inputs = {**carried, **self._fixed, **step_inputs}
-        if self._split_set_up is not None:
-            (model, threads), self._split_set_up = self._split_set_up, None
+        if split is not None:
             named = {gradient(name): shape for name, shape in zip(trainable, shapes, strict=True)}
             clip = (self.optimizer.clip_value, self.optimizer.clip_norm)
-            self._split = SplitStep(self._ort, model, self.device, self._shares, threads, inputs, named,
+            self._split = SplitStep(self._ort, split, self.device, self._shares, threads, inputs, named,
                                     self._flat_grads, *clip, self._output_shape, self._input_names)  # fmt: skip
             self._train_bindings = []
             return
