@@ -15,6 +15,7 @@ from onnxtrain.distributed._communicator import Communicator, local_rows
 from onnxtrain.distributed._reduce import all_reduce_sums
 from onnxtrain.engine import Engine
 from onnxtrain.history import EvaluationResult, MetricValues
+from onnxtrain.losses import Loss
 from onnxtrain.metrics import Metrics
 from onnxtrain.multi_output import OutputLosses
 from onnxtrain.progress import Progress
@@ -27,12 +28,12 @@ class BatchFigures:
 
     Args:
         metrics: the metrics `compile` asked for.
-        classification: whether the loss compares class indices (what `Metrics.batch_sum` reads labels as).
+        loss: the compiled loss (how `Metrics.batch_sum` reads labels and outputs).
         outputs: each output's loss, weight and metrics (None for a model of one output).
     """
 
     metrics: tuple[Metrics, ...]
-    classification: bool
+    loss: Loss
     outputs: OutputLosses | None = None
 
     def keys(self) -> list[Metrics | str]:
@@ -44,7 +45,7 @@ class BatchFigures:
         if self.outputs is not None:
             sums: dict[Metrics | str, float] = {k: v for k, v in self.outputs.batch_sums(outputs, labels).items()}
             return sums
-        return {metric: metric.batch_sum(outputs, labels, self.classification) for metric in self.metrics}
+        return {metric: metric.batch_sum(outputs, labels, self.loss) for metric in self.metrics}
 
 
 def log_key(metric: Metrics | str) -> str:

@@ -37,6 +37,9 @@ class Loss:
     name: str = field(default="", init=False)
     # Class-index labels (int64 [batch]) rather than float targets shaped like the output.
     classification: bool = field(default=False, init=False)
+    # Each output unit is a probability of its own, against a 0/1 target (binary cross-entropy): accuracy
+    # thresholds every unit at 0.5, as Keras' binary accuracy does, instead of comparing argmaxes.
+    binary: bool = field(default=False, init=False)
 
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
         raise NotImplementedError
@@ -189,6 +192,7 @@ class BinaryCrossentropy(Loss):
 
     epsilon: float = 1e-7
     name: str = field(default="binary_crossentropy", init=False)
+    binary: bool = field(default=True, init=False)
 
     def __post_init__(self) -> None:
         epsilon = as_real(self.epsilon)

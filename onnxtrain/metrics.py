@@ -6,37 +6,49 @@ Accumulators keep running sums, so per-batch work is one small numpy reduction o
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from onnxtrain.errors import UnknownIdentifierError
+
+if TYPE_CHECKING:
+    from onnxtrain.losses import Loss
 
 
 class Metrics(enum.Enum):
     """KotlinDL's metric names; `.value` is the Keras-style key used in History ("accuracy", "mae", "mse").
 
     With softmax cross-entropy, MAE and MSE compare softmax(logits) with the one-hot labels, as KotlinDL computes
-    its metrics on the softmax of the outputs (Keras would compare the raw outputs with the labels). ACCURACY is
-    the argmax's for class labels and one-hot targets, and a 0.5 threshold for one output unit.
+    its metrics on the softmax of the outputs (Keras would compare the raw outputs with the labels). MAE and MSE
+    are means over every element of an example's output, whatever its rank. ACCURACY is the argmax's for class
+    labels and one-hot targets, and, as Keras' binary accuracy, the share of units on the target's side of 0.5
+    for binary cross-entropy and for one output unit.
     """
 
     ACCURACY = "accuracy"
     MAE = "mae"
     MSE = "mse"
 
-    def batch_sum(self, outputs: np.ndarray, labels: np.ndarray, classification: bool) -> float:
-        """Sum of this metric over the examples of one batch (divide by the example count for the mean)."""
+    def batch_sum(self, outputs: np.ndarray, labels: np.ndarray, loss: Loss) -> float:
+        """Sum of this metric over the examples of one batch (divide by the example count for the mean).
+
+        `labels` are what `loss.prepare_labels` made: class indices (N,) for a classification loss, else float
+        targets shaped like `outputs`.
+        """
+        outputs = outputs.reshape(len(outputs), -1)
         if self is Metrics.ACCURACY:
-            if classification:
+            if loss.classification:
                 return float(np.count_nonzero(outputs.argmax(axis=1) == labels))
-            # Float targets: a one-unit output is a probability (threshold 0.5), several units are one-hot.
-            if outputs.shape[1] == 1:
-                return float(np.count_nonzero((outputs[:, 0] > 0.5) == (labels[:, 0] > 0.5)))
+            labels = labels.reshape(len(labels), -1)
+            if loss.binary or outputs.shape[1] == 1:  # each unit a probability of its own
+                hits = (outputs > 0.5) == (labels > 0.5)
+                return float(np.count_nonzero(hits) / outputs.shape[1])
             return float(np.count_nonzero(outputs.argmax(axis=1) == labels.argmax(axis=1)))
-        targets = _one_hot(labels, outputs.shape[1]) if classification else labels
-        if classification:
-            outputs = _softmax(outputs)
+        if loss.classification:
+            outputs, targets = _softmax(outputs), _one_hot(labels, outputs.shape[1])
+        else:
+            targets = labels.reshape(len(labels), -1)
         error = outputs - targets
         per_example = np.abs(error) if self is Metrics.MAE else error * error
         return float(per_example.mean(axis=1).sum())

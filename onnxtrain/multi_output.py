@@ -171,7 +171,6 @@ class OutputLosses(Loss):
     def batch_sums(self, packed: np.ndarray, labels: np.ndarray) -> dict[str, float]:
         """Sums over the batch's examples of each output's loss and metrics, keyed as Keras names them
         (`<output>_loss`, `<output>_accuracy`): divided by the example count, they are the means."""
-        n = len(packed)
         losses_start = packed.shape[1] - len(self.outputs)
         # Each row carries the mean loss of the rows its run saw (the batch's, or a split step's share's): the sum
         # down the column is the batch's loss sum either way.
@@ -184,9 +183,7 @@ class OutputLosses(Loss):
                 self.outputs, self.unpack_outputs(packed), self.unpack_labels(labels), strict=True
             ):
                 for metric in spec.metrics:
-                    sums[f"{spec.name}_{metric.value}"] = metric.batch_sum(
-                        out.reshape(n, -1), lab, spec.loss.classification
-                    )
+                    sums[f"{spec.name}_{metric.value}"] = metric.batch_sum(out, lab, spec.loss)
         return sums
 
     def keys(self) -> list[str]:

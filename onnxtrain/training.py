@@ -125,7 +125,7 @@ class Trainer:
         self._inputs = [(str(x.name), x.shape) for x in model.graph.inputs]
         # A model of several outputs: each output's loss, weight and metrics (None for one output)
         self._outputs = compiled.loss if isinstance(compiled.loss, OutputLosses) else None
-        self._figures = BatchFigures(compiled.metrics, compiled.loss.classification, self._outputs)
+        self._figures = BatchFigures(compiled.metrics, compiled.loss, self._outputs)
         self.communicator = communicator  # the world the engine all-reduces over (None: this process alone)
         self._agree_each_batch = False  # fit sets it: a data-parallel fit with per-batch callbacks
 

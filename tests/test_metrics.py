@@ -1,0 +1,94 @@
+"""onnxtrain.metrics against Keras' definitions written out in numpy: per batch, and through evaluate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onnxtrain import Sequential
+from onnxtrain.errors import UnknownIdentifierError
+from onnxtrain.layers import Conv2D, Dense, Input
+from onnxtrain.losses import BinaryCrossentropy, MeanAbsoluteError, MeanSquaredError, SoftmaxCrossEntropyWithLogits
+from onnxtrain.metrics import Metrics, get
+
+RNG = np.random.default_rng(7)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("shape", [(5,), (4, 3, 2)], ids=["flat", "rank-4"])
+@pytest.mark.parametrize("metric", [Metrics.MAE, Metrics.MSE])
+def test_mae_and_mse_are_means_over_every_element_of_an_example(metric: Metrics, shape: tuple[int, ...]) -> None:
+    outputs = RNG.standard_normal((6, *shape)).astype(np.float32)
+    targets = RNG.standard_normal((6, *shape)).astype(np.float32)
+    error = (outputs - targets).reshape(6, -1)
+    per_example = np.abs(error) if metric is Metrics.MAE else error**2
+    assert metric.batch_sum(outputs, targets, MeanSquaredError()) == pytest.approx(per_example.mean(axis=1).sum())
+
+
+@pytest.mark.parametrize("metric", [Metrics.MAE, Metrics.MSE])
+def test_mae_and_mse_of_class_labels_compare_the_softmax_with_one_hot_labels(metric: Metrics) -> None:
+    logits = RNG.standard_normal((6, 4)).astype(np.float32)
+    labels = np.array([0, 3, 1, 1, 2, 0])
+    error = _softmax(logits) - np.eye(4)[labels]
+    per_example = np.abs(error) if metric is Metrics.MAE else error**2
+    expected = per_example.mean(axis=1).sum()
+    assert metric.batch_sum(logits, labels, SoftmaxCrossEntropyWithLogits()) == pytest.approx(expected, rel=1e-6)
+
+
+def test_accuracy_of_class_labels_is_the_argmax_hit_count() -> None:
+    logits = np.array([[0.1, 2.0, 0.3], [3.0, 0.0, 1.0], [0.0, 0.1, 0.2]], np.float32)
+    assert Metrics.ACCURACY.batch_sum(logits, np.array([1, 2, 2]), SoftmaxCrossEntropyWithLogits()) == 2.0
+
+
+def test_accuracy_under_binary_cross_entropy_thresholds_every_unit_as_keras_binary_accuracy() -> None:
+    """Several sigmoid units with multi-label targets: the share of units on the target's side of 0.5 per
+    example (Keras picks binary accuracy for binary cross-entropy), not whether the argmaxes agree."""
+    probabilities = RNG.uniform(size=(50, 3)).astype(np.float32)
+    targets = (RNG.uniform(size=(50, 3)) > 0.5).astype(np.float32)
+    binary_accuracy = np.mean((probabilities > 0.5) == (targets > 0.5), axis=-1)  # keras.metrics.binary_accuracy
+    got = Metrics.ACCURACY.batch_sum(probabilities, targets, BinaryCrossentropy())
+    assert got == pytest.approx(binary_accuracy.sum())
+    argmax_hits = np.count_nonzero(probabilities.argmax(1) == targets.argmax(1))
+    assert got != pytest.approx(float(argmax_hits))  # the old reading, which these targets tell apart
+
+
+def test_accuracy_of_one_unit_thresholds_at_one_half_and_of_one_hot_targets_compares_argmaxes() -> None:
+    one = np.array([[0.2], [0.7], [0.6]], np.float32)
+    assert Metrics.ACCURACY.batch_sum(one, np.array([[0.0], [1.0], [0.0]], np.float32), MeanSquaredError()) == 2.0
+    scores = np.array([[0.1, 0.9], [0.8, 0.2], [0.4, 0.6]], np.float32)
+    one_hot = np.array([[0, 1], [0, 1], [0, 1]], np.float32)
+    assert Metrics.ACCURACY.batch_sum(scores, one_hot, MeanAbsoluteError()) == 2.0
+
+
+def test_get_reads_keras_names_and_refuses_others() -> None:
+    assert get("acc") is Metrics.ACCURACY and get("mean_squared_error") is Metrics.MSE
+    assert get(Metrics.MAE) is Metrics.MAE
+    with pytest.raises(UnknownIdentifierError, match="Could not interpret metric 'f1'"):
+        get("f1")
+
+
+def test_evaluate_reports_the_mse_of_a_convolution_output_as_its_mse_loss() -> None:
+    """A rank-4 output (an image-to-image model): with loss and metric both MSE the two agree, and MAE is the
+    mean absolute error over every element, as computed from predict."""
+    x = RNG.standard_normal((16, 6, 6, 2)).astype(np.float32)
+    with Sequential([Input(6, 6, 2), Conv2D(2, 3, padding="same", activation="linear")], seed=0) as model:
+        model.compile(optimizer="adam", loss="mse", metrics=["mae", "mse"])
+        result = model.evaluate(x, x, batch_size=5)
+        predicted = model.predict(x)
+    assert result.metrics[Metrics.MSE] == pytest.approx(result.loss, rel=1e-5)
+    assert result.metrics[Metrics.MAE] == pytest.approx(float(np.mean(np.abs(predicted - x))), rel=1e-5)
+    assert result.loss == pytest.approx(float(np.mean((predicted - x) ** 2)), rel=1e-5)
+
+
+def test_fit_logs_binary_accuracy_for_several_sigmoid_units() -> None:
+    x = RNG.standard_normal((40, 4)).astype(np.float32)
+    y = (RNG.uniform(size=(40, 3)) > 0.5).astype(np.float32)
+    with Sequential([Input(4), Dense(3, activation="sigmoid")], seed=0) as model:
+        model.compile(optimizer="sgd", loss="binary_crossentropy", metrics=["accuracy"])
+        accuracy = model.evaluate(x, y).metrics[Metrics.ACCURACY]
+        p = model.predict(x)
+    assert accuracy == pytest.approx(float(np.mean((p > 0.5) == (y > 0.5))), abs=1e-6)
