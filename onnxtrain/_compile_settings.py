@@ -17,7 +17,7 @@ from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.foreign._layer import compile_opset
 from onnxtrain.functional import Functional
 from onnxtrain.graph import check_opset_and_ir
-from onnxtrain.layers import Layer
+from onnxtrain.layers import Activation, Layer
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
@@ -140,11 +140,15 @@ def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
         return
     left_to_the_loss = emit.graph_layers([last], loss)[-1] is not last  # a final softmax the loss applies itself
     if isinstance(loss, losses.SoftmaxCrossEntropyWithLogits) and activation.name != "linear" and not left_to_the_loss:
+        fix = (
+            "leave that layer out"
+            if isinstance(last, Activation)
+            else f'use {type(last).__name__}(..., activation="linear"), or leave the activation out'
+        )
         warnings.warn(
             f"Loss {loss.name!r} expects logits, but the last layer {last.name!r} applies activation "
             f"{activation.name!r} to them. It trains, but worse and less reliably ({activation.name} logits can "
-            f'leave classes unlearnable). For logits use {type(last).__name__}(..., activation="linear"), or leave '
-            "the activation out.",
+            f"leave classes unlearnable). For logits {fix}.",
             UserWarning,
             stacklevel=5,  # the caller of compile: compile -> _compile -> compile_settings -> here
         )

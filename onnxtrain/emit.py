@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping, Sequence
-from typing import TypeGuard
 
 import numpy as np
 import onnx
@@ -20,7 +19,8 @@ from onnxtrain import activations
 from onnxtrain.errors import UnsupportedError
 from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
-from onnxtrain.layers import Dense, Layer, Shape
+from onnxtrain.layers import Activation, Dense, Layer, Shape
+from onnxtrain.layers import Softmax as SoftmaxLayer
 from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
 from onnxtrain.multi_output import OutputLosses, pack_outputs, packed_width
@@ -66,13 +66,14 @@ def output_losses(graph: Functional, loss: Loss | None) -> list[Loss | None]:
 
 
 def logits_substitutes(graph: Functional, loss: Loss | None) -> dict[SymbolicTensor, Layer]:
-    """What `Functional.emit` computes instead for `loss`: an output's Dense without its activation where
-    `graph_layers` would emit it so (same rule, same reasons); nothing otherwise."""
-    return {
-        output: _linear_copy(output.layer)
-        for output, own in zip(graph.outputs, output_losses(graph, loss), strict=True)
-        if _emits_its_logits(output.layer, own)
-    }
+    """What `Functional.emit` computes instead for `loss`: an output's layer without its softmax (or its default
+    activation) where `graph_layers` would emit it so (same rule, same reasons); nothing otherwise."""
+    substitutes = {}
+    for output, own in zip(graph.outputs, output_losses(graph, loss), strict=True):
+        logits = _logits_layer(output.layer, own)
+        if logits is not None:
+            substitutes[output] = logits
+    return substitutes
 
 
 def forward_and_loss(
@@ -102,42 +103,52 @@ def add_graph_inputs(builder: GraphBuilder, graph: Functional) -> list[str]:
 def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
     """The layers as the graphs emit them for `loss`.
 
-    Softmax cross-entropy applies the softmax itself, to logits, so a last Dense (with Dense's own forward) is
-    emitted without its activation when that is
-      * a softmax (Keras' usual `Dense(10, activation="softmax")` with "sparse_categorical_crossentropy"), as
-        Keras does: training sees the logits, the `logits` output is the logits, and the exported
+    Softmax cross-entropy applies the softmax itself, to logits, so the last layer is emitted without its
+    activation when that is
+      * a softmax: Keras' usual `Dense(10, activation="softmax")`, or a last `Softmax()` or
+        `Activation("softmax")` layer, with "sparse_categorical_crossentropy". As in Keras, training sees the
+        logits (the softmax is applied once), the `logits` output is the logits, and the exported
         `probabilities` output is the layer's own softmax, not a softmax of it; or
-      * not given (`Dense(10)`, as KotlinDL's tutorial writes it): Dense's ReLU default would apply to the
-        logits, and a class whose unit starts inactive would never learn. An explicit `activation="relu"` stays.
+      * a Dense's activation not given (`Dense(10)`, as KotlinDL's tutorial writes it): Dense's ReLU default would
+        apply to the logits, and a class whose unit starts inactive would never learn. An explicit
+        `activation="relu"` stays.
     Every graph of a model (each engine's training and eval graphs, and the export) goes through here, so they
     all compute the same function. The layer itself is not changed.
     """
     layers = list(layers)
-    last = layers[-1]
-    if _emits_its_logits(last, loss):
-        layers[-1] = _linear_copy(last)
+    logits = _logits_layer(layers[-1], loss)
+    if logits is not None:
+        layers[-1] = logits
     return layers
-
-
-def _linear_copy(layer: Dense) -> Dense:
-    """`layer` without its activation: a copy that shares the layer's name and weights."""
-    logits = copy.copy(layer)
-    logits.activation = activations.Linear()
-    return logits
 
 
 def default_activation_emits_logits(layer: Layer, loss: Loss | None) -> bool:
     """Whether `layer`, last in a model, is emitted linear for `loss` because its activation was not given."""
-    return _emits_its_logits(layer, loss) and not getattr(layer, "activation_given", True)
+    return _logits_layer(layer, loss) is not None and not getattr(layer, "activation_given", True)
 
 
-def _emits_its_logits(last: Layer, loss: Loss | None) -> TypeGuard[Dense]:
-    return (
-        isinstance(loss, SoftmaxCrossEntropyWithLogits)
-        and isinstance(last, Dense)
-        and type(last).emit is Dense.emit  # its forward is Dense's: the linear part, then the activation
-        and (isinstance(last.activation, activations.Softmax) or not getattr(last, "activation_given", True))
-    )
+def _logits_layer(last: Layer, loss: Loss | None) -> Layer | None:
+    """What the graphs emit in place of a model's last layer `last` under `loss` (`graph_layers`): a copy that
+    shares the layer's name and weights, with a linear activation; None where `last` is emitted as it is."""
+    if not isinstance(loss, SoftmaxCrossEntropyWithLogits):
+        return None
+    activation = getattr(last, "activation", None)
+    if isinstance(last, Dense):
+        default = not getattr(last, "activation_given", True)
+        if type(last).emit is not Dense.emit or not (isinstance(activation, activations.Softmax) or default):
+            return None  # a subclass with its own forward, or an activation given that is not a softmax
+    elif type(last) is Activation:
+        if not isinstance(activation, activations.Softmax):
+            return None
+    elif type(last) is SoftmaxLayer:
+        if last.axis != -1:  # a softmax over another axis than the classes'
+            return None
+        return Activation(activations.Linear(), name=last.name)
+    else:
+        return None
+    linear = copy.copy(last)
+    linear.activation = activations.Linear()
+    return linear
 
 
 def emit_forward(

@@ -377,6 +377,30 @@ def test_a_softmax_output_layer_exports_its_logits_and_its_own_softmax_as_probab
     np.testing.assert_allclose(probabilities, softmax, rtol=1e-5, atol=1e-6)
 
 
+def test_a_last_softmax_or_softmax_activation_layer_is_left_to_softmax_cross_entropy():
+    from onnxtrain import emit, losses
+    from onnxtrain.layers import Activation, Softmax
+
+    softmax_ce = losses.SoftmaxCrossEntropyWithLogits()
+    for last, loss, folded in [
+        (Softmax(), softmax_ce, True),
+        (Activation("softmax"), softmax_ce, True),
+        (Softmax(axis=1), softmax_ce, False),  # not the last axis, as Keras numbers them
+        (Activation("relu"), softmax_ce, False),
+        (Softmax(), losses.MeanSquaredError(), False),
+        (Activation("softmax"), None, False),
+    ]:
+        layers = [Input(4), Dense(3, activation="linear"), last]
+        emitted = emit.graph_layers(layers, loss)
+        assert emitted[:2] == layers[:2]
+        if folded:
+            assert isinstance(emitted[-1], Activation) and emitted[-1].activation.name == "linear", (last, loss)
+            assert emitted[-1].name == last.name
+        else:
+            assert emitted[-1] is last, (last, loss)
+        assert not emit.default_activation_emits_logits(last, loss)  # no Dense default behind it
+
+
 def test_only_softmax_cross_entropy_leaves_a_final_softmax_or_default_activation_to_the_loss():
     from onnxtrain import emit, losses
 

@@ -11,7 +11,7 @@ import onnx
 import pytest
 import reference as ref
 
-from onnxtrain import Dataset, Sequential
+from onnxtrain import Dataset, Sequential, activations
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -20,7 +20,7 @@ from onnxtrain.errors import (
     UnknownIdentifierError,
     UnsupportedError,
 )
-from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.layers import Activation, Dense, Flatten, Input, Softmax
 from onnxtrain.losses import Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Adam
@@ -287,6 +287,14 @@ def test_explicit_relu_logits_keep_their_relu_and_warn(tmp_path, engine, graph):
     assert relu_inputs(tmp_path / graph) == {"dense_1.gemm", "dense_2.gemm", "dense_3.gemm"}
 
 
+def test_a_last_relu_activation_layer_warns_to_leave_the_layer_out():
+    with (
+        Sequential.of(Input(4), Dense(3, activation="linear"), Activation("relu")) as model,
+        pytest.warns(UserWarning, match=r"'activation_1' applies activation 'relu'.*For logits leave that layer out"),
+    ):
+        model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
+
+
 @pytest.mark.parametrize("engine", ["ort-training", "portable"])
 def test_a_last_dense_without_activation_trains_and_exports_as_linear_logits(blobs, engine):
     x, y = blobs
@@ -324,33 +332,42 @@ def test_summary_shows_linear_logits_where_the_default_activation_gives_way():
 def test_a_softmax_output_trains_on_its_logits_as_in_keras(blobs, engine):
     # Keras' usual classifier: Dense(n, activation="softmax") with "sparse_categorical_crossentropy". The loss
     # applies the softmax itself, so the graphs leave the layer's out: the same steps as linear logits, no warning.
+    # A last Softmax() or Activation("softmax") layer after linear logits is the same model in Keras.
     x, y = blobs
+    forms = {
+        "linear": [Dense(3, activation="linear")],
+        "Dense softmax": [Dense(3, activation="softmax")],
+        "Softmax layer": [Dense(3, activation="linear"), Softmax()],
+        "Activation softmax": [Dense(3, activation="linear"), Activation("softmax")],
+    }
     results = {}
-    for last in ("softmax", "linear"):
-        with Sequential.of(Input(4, 3), Flatten(), Dense(16), Dense(3, activation=last), seed=4) as model:
+    for form, last in forms.items():
+        with Sequential.of(Input(4, 3), Flatten(), Dense(16), *last, seed=4) as model:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
                 model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", engine=engine)
             history = model.fit((x, y), epochs=10, batch_size=16, verbose=0)
-            results[last] = (
+            results[form] = (
                 model.get_weights(),
                 history.history["loss"],
                 model.predict_softly(x),
                 model.predict(x),
                 model.inference_model(),
             )
-            assert model.layers[-1].activation.name == last  # the layer itself is unchanged
-    weights, losses, probabilities, classes, exported = results["softmax"]
-    for name, value in results["linear"][0].items():
-        np.testing.assert_array_equal(weights[name], value, err_msg=name)
-    assert losses == results["linear"][1] and losses[-1] < losses[0]
-    np.testing.assert_allclose(probabilities, results["linear"][2], rtol=1e-6)
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    # Squashed twice, three classes could not pass e / (e + 2) = 0.58.
-    assert np.median(probabilities.max(axis=1)) > 0.8
-    np.testing.assert_array_equal(classes, results["linear"][3])
-    ops = [node.op_type for node in exported.graph.node]
-    assert ops.count("Softmax") == 1  # only the `probabilities` output's
+        unchanged = getattr(last[-1], "activation", activations.Softmax()).name  # the model's layers are not changed
+        assert unchanged == ("linear" if form == "linear" else "softmax")
+    reference = results.pop("linear")
+    for form, (weights, losses, probabilities, classes, exported) in results.items():
+        for name, value in reference[0].items():
+            np.testing.assert_array_equal(weights[name], value, err_msg=f"{form}: {name}")
+        assert losses == reference[1] and losses[-1] < losses[0], form
+        np.testing.assert_allclose(probabilities, reference[2], rtol=1e-6, err_msg=form)
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+        # Squashed twice, three classes could not pass e / (e + 2) = 0.58.
+        assert np.median(probabilities.max(axis=1)) > 0.8, form
+        np.testing.assert_array_equal(classes, reference[3], err_msg=form)
+        ops = [node.op_type for node in exported.graph.node]
+        assert ops.count("Softmax") == 1, form  # only the `probabilities` output's
 
 
 def test_auto_device_falls_back_to_cpu():
