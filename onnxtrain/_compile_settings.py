@@ -17,7 +17,21 @@ from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.foreign._layer import compile_opset
 from onnxtrain.functional import Functional
 from onnxtrain.graph import check_opset_and_ir
-from onnxtrain.layers import Activation, Layer
+from onnxtrain.layers import (
+    Activation,
+    Add,
+    Average,
+    Concatenate,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    Maximum,
+    Minimum,
+    Reshape,
+    SpatialDropout2D,
+    SymbolicTensor,
+)
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
@@ -87,6 +101,8 @@ def compile_settings(
     for output, own in zip(graph.outputs, emit.output_losses(graph, compiled.loss), strict=True):
         assert own is not None  # compiled
         _warn_about_output_activation(output.layer, own)
+        if isinstance(own, losses.SoftmaxCrossEntropyWithLogits):
+            _warn_about_default_relu_logits(output)
     return compiled
 
 
@@ -122,6 +138,38 @@ def _check_trainable(graph: Functional, loss: Loss) -> None:
                 f"always 1 and nothing trains. Received: {output.layer.name} with {units} unit. For two classes use "
                 'Dense(2), or Dense(1, activation="sigmoid") with loss=Losses.BINARY_CROSSENTROPY.'
             )
+
+
+# Layers whose output holds the values they read (at inference), or merges them: a Dense's ReLU before them still
+# clamps the logits.
+_CARRIERS = (Dropout, SpatialDropout2D, Flatten, Reshape, Add, Average, Maximum, Minimum, Concatenate)
+
+
+def _warn_about_default_relu_logits(output: SymbolicTensor) -> None:
+    """Warn when softmax cross-entropy's logits come from a Dense left at its default ReLU through layers that
+    only carry or merge values (`Dense(10)` then `Dropout`, or `Add` of two): `graph_layers` emits only a last
+    Dense linear, so these logits are clamped at 0, a trap for Keras users, whose Dense defaults to linear."""
+    pending, seen, found = [output], set(), []
+    while pending:
+        tensor = pending.pop()
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        layer = tensor.layer
+        if isinstance(layer, _CARRIERS):
+            pending.extend(tensor.inputs)
+        elif tensor is not output and isinstance(layer, Dense) and not getattr(layer, "activation_given", True):
+            # (the output's own Dense is emitted linear: graph_layers)
+            found.append(layer.name)
+    if found:
+        warnings.warn(
+            f"Softmax cross-entropy expects logits, but output {output.layer.name!r} carries the values of Dense "
+            f"layer(s) {sorted(set(found))} left at Dense's default activation, ReLU (KotlinDL's default; Keras' is "
+            "linear): the logits are clamped at 0, and classes can become unlearnable. Give them "
+            'activation="linear".',
+            UserWarning,
+            stacklevel=5,  # the caller of compile: compile -> _compile -> compile_settings -> here
+        )
 
 
 def _warn_about_output_activation(last: Layer, loss: Loss) -> None:

@@ -7,8 +7,9 @@ import warnings
 
 import pytest
 
+from onnxtrain import Model
 from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.layers import Activation, Add, Dense, Dropout, Flatten, Input
 from onnxtrain.losses import Losses
 from onnxtrain.sequential import Sequential
 
@@ -23,6 +24,42 @@ def test_activation_on_logits_warns_and_linear_or_default_logits_do_not():
         with Sequential.of(Input(3), last) as model, warnings.catch_warnings():
             warnings.simplefilter("error")
             model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
+
+
+def test_a_last_relu_activation_layer_warns_to_leave_the_layer_out():
+    with (
+        Sequential.of(Input(4), Dense(3, activation="linear"), Activation("relu")) as model,
+        pytest.warns(UserWarning, match=r"'activation_1' applies activation 'relu'.*For logits leave that layer out"),
+    ):
+        model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
+
+
+def _two_dense_sum(linear: bool) -> Model:
+    a = Input(4)
+    kwargs = {"activation": "linear"} if linear else {}
+    return Model(inputs=a, outputs=Add()([Dense(3, **kwargs)(a), Dense(3, **kwargs)(a)]))
+
+
+def test_logits_carried_from_a_dense_at_its_default_relu_warn():
+    """Dense defaults to ReLU (KotlinDL's default): only a last Dense is emitted linear for softmax cross-entropy,
+    so one behind a Dropout or a merge clamps the logits at 0, which a Keras user (linear default) does not expect."""
+    for model, names in [
+        (Sequential.of(Input(4), Dense(3), Dropout(0.1)), r"\['dense_1'\]"),
+        (_two_dense_sum(linear=False), r"\['dense_1', 'dense_2'\]"),
+    ]:
+        with model, pytest.warns(UserWarning, match=rf"carries the values of Dense layer\(s\) {names}.*ReLU"):
+            model.compile(loss="sparse_categorical_crossentropy")
+    for model in (
+        Sequential.of(Input(4), Dense(3, activation="linear"), Dropout(0.1)),
+        _two_dense_sum(linear=True),
+        Sequential.of(Input(4), Dense(8), Dense(3)),  # the hidden ReLU is meant; the last Dense is emitted linear
+    ):
+        with model, warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model.compile(loss="sparse_categorical_crossentropy")
+    with Sequential.of(Input(4), Dense(3), Dropout(0.1)) as model, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.compile(loss="mse")  # not logits
 
 
 @pytest.mark.parametrize("activation", ["relu", "linear", "softmax"])

@@ -287,14 +287,6 @@ def test_explicit_relu_logits_keep_their_relu_and_warn(tmp_path, engine, graph):
     assert relu_inputs(tmp_path / graph) == {"dense_1.gemm", "dense_2.gemm", "dense_3.gemm"}
 
 
-def test_a_last_relu_activation_layer_warns_to_leave_the_layer_out():
-    with (
-        Sequential.of(Input(4), Dense(3, activation="linear"), Activation("relu")) as model,
-        pytest.warns(UserWarning, match=r"'activation_1' applies activation 'relu'.*For logits leave that layer out"),
-    ):
-        model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
-
-
 @pytest.mark.parametrize("engine", ["ort-training", "portable"])
 def test_a_last_dense_without_activation_trains_and_exports_as_linear_logits(blobs, engine):
     x, y = blobs
