@@ -149,7 +149,7 @@ def _warn_about_default_relu_logits(output: SymbolicTensor) -> None:
     """Warn when softmax cross-entropy's logits come from a Dense left at its default ReLU through layers that
     only carry or merge values (`Dense(10)` then `Dropout`, or `Add` of two): `graph_layers` emits only a last
     Dense linear, so these logits are clamped at 0, a trap for Keras users, whose Dense defaults to linear."""
-    pending, seen, found = [output], set(), []
+    pending, seen, found = [output], set(), set[str]()
     while pending:
         tensor = pending.pop()
         if id(tensor) in seen:
@@ -160,11 +160,11 @@ def _warn_about_default_relu_logits(output: SymbolicTensor) -> None:
             pending.extend(tensor.inputs)
         elif tensor is not output and isinstance(layer, Dense) and not getattr(layer, "activation_given", True):
             # (the output's own Dense is emitted linear: graph_layers)
-            found.append(layer.name)
+            found.add(str(layer.name))
     if found:
         warnings.warn(
             f"Softmax cross-entropy expects logits, but output {output.layer.name!r} carries the values of Dense "
-            f"layer(s) {sorted(set(found))} left at Dense's default activation, ReLU (KotlinDL's default; Keras' is "
+            f"layer(s) {sorted(found)} left at Dense's default activation, ReLU (KotlinDL's default; Keras' is "
             "linear): the logits are clamped at 0, and classes can become unlearnable. Give them "
             'activation="linear".',
             UserWarning,
