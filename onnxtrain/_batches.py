@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxtrain._token_ids import TokenIds
 from onnxtrain.arrays import InputArrays, prepare_inputs
 from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.datasets._dataset import model_inputs
@@ -39,10 +40,12 @@ def read_batches(
     loss: Loss,
     output_shape: Shape,
     input_scale: float,
+    token_ids: Sequence[TokenIds | None] | None = None,
 ) -> Batches:
     """`data` (the argument named `argument`) as a model of `inputs` (name, per-example shape) and `output_shape`
     reads it, its labels checked by `loss`. Integers without a scale of their own take `input_scale`, for a
-    Dataset as for an (x, y) pair, so both give the same numbers; float32 x is not copied.
+    Dataset as for an (x, y) pair, so both give the same numbers; float32 x is not copied. The inputs that feed
+    Embedding layers (`token_ids`, one entry per input) are checked once here, not per batch.
 
     Raises:
         InvalidTypeError: a model of several inputs or outputs was given anything but an (x, y) pair.
@@ -63,7 +66,7 @@ def read_batches(
         raw_x, raw_y = model_inputs(dataset, input_scale), dataset.y
         class_names = tuple(dataset.class_names) if dataset.class_names else None
         data_scale = dataset.input_scale
-    x, _ = prepare_inputs(raw_x, inputs, input_scale, f"{argument}.x")
+    x, _ = prepare_inputs(raw_x, inputs, input_scale, f"{argument}.x", token_ids=token_ids)
     y = loss.prepare_labels(raw_y, output_shape, f"{argument}.y")
     if len(y) != len(x):
         raise InvalidArgumentError(

@@ -12,6 +12,7 @@ from onnxtrain import emit
 from onnxtrain._batches import batch_arrays
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, create_session, session_options
+from onnxtrain._token_ids import token_id_inputs
 from onnxtrain.arrays import prepare_inputs
 from onnxtrain.datasets import Dataset
 from onnxtrain.datasets._dataset import model_inputs
@@ -48,6 +49,7 @@ class Predictor:
         self._flush = flush
         # (graph input name, per-example shape) of each model input, in order
         self._inputs = [(str(x.name), x.shape) for x in model.graph.inputs]
+        self._token_ids = token_id_inputs(model.graph)
         self._input_names = emit.input_names(model.graph)
         self._output_names = emit.output_names(model.graph)
         self._session: Any = None
@@ -56,7 +58,9 @@ class Predictor:
         """Every model output for `x`, in the model's output order, and whether `x` was a single example."""
         if isinstance(x, Dataset):
             x = model_inputs(x, self.model.input_scale)
-        x, single = prepare_inputs(x, self._inputs, self.model.input_scale, "x", allow_single=True)
+        x, single = prepare_inputs(
+            x, self._inputs, self.model.input_scale, "x", allow_single=True, token_ids=self._token_ids
+        )
         session = self.session()
         with self._flush.active():
             batches = [

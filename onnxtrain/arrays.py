@@ -1,5 +1,6 @@
 """Input arrays as a model reads them: the checks and conversions done before ONNX Runtime sees a batch (shape,
-dtype, finiteness) and the input scale that turns integers into the floats the model trained on.
+dtype, finiteness, an Embedding's token ids) and the input scale that turns integers into the floats the model
+trained on.
 
 Conversion rule (documented in the README): float32 is used as is; float16/float64 are cast to float32;
 integer arrays (e.g. uint8 images) are cast to float32 and multiplied by the model's `input_scale`
@@ -16,19 +17,30 @@ from typing import Any
 import numpy as np
 
 from onnxtrain._checks import as_real
+from onnxtrain._token_ids import TokenIds, check_token_ids
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from onnxtrain.layers import Shape, format_shape
 
 
 def prepare_x(
-    x: Any, input_shape: Shape, input_scale: float = 1.0, argument: str = "x", allow_single: bool = False
+    x: Any,
+    input_shape: Shape,
+    input_scale: float = 1.0,
+    argument: str = "x",
+    allow_single: bool = False,
+    token_ids: TokenIds | None = None,
 ) -> tuple[np.ndarray, bool]:
     """Return (C-contiguous float32 batch, whether `x` was a single example).
+
+    Args:
+        token_ids: the ids the Embedding layers this input feeds accept (`_token_ids.token_id_inputs`); None
+            for an input that feeds none, which costs nothing more.
 
     Raises:
         InvalidTypeError: the dtype is not numeric.
         ShapeError: the per-example shape is not `input_shape` (a single example is accepted if `allow_single`).
-        InvalidArgumentError: empty data, or NaN/inf values (naming the first offending index).
+        InvalidArgumentError: empty data, NaN/inf values, or token ids that are fractional or outside
+            [0, input_dim) (naming the first offending index).
     """
     if isinstance(x, list | tuple):
         try:
@@ -70,6 +82,8 @@ def prepare_x(
         raise InvalidArgumentError(
             f"{argument} expects finite values. Received: {argument}[{', '.join(map(str, index))}]={x[index].item()!r}"
         )
+    if token_ids is not None:
+        check_token_ids(x, token_ids, argument, input_scale)
     return x, single
 
 
@@ -151,9 +165,11 @@ def prepare_inputs(
     input_scale: float = 1.0,
     argument: str = "x",
     allow_single: bool = False,
+    token_ids: Sequence[TokenIds | None] | None = None,
 ) -> tuple[np.ndarray | InputArrays, bool]:
     """`prepare_x` for a model whose `inputs` are (name, shape) pairs: one input reads an array; several read a
-    list or tuple of arrays in the inputs' order, or a dict {input name: array} (Keras' two ways).
+    list or tuple of arrays in the inputs' order, or a dict {input name: array} (Keras' two ways). `token_ids`,
+    when given, holds one entry per input (`_token_ids.token_id_inputs`).
 
     Returns (the array, or the InputArrays of several inputs; whether `x` was a single example).
 
@@ -162,8 +178,9 @@ def prepare_inputs(
         InvalidArgumentError: the wrong number of arrays, names other than the inputs', or arrays of different lengths.
         The errors of `prepare_x`, naming the input (`x['image']`).
     """
+    ids = list(token_ids) if token_ids is not None else [None] * len(inputs)
     if len(inputs) == 1:
-        return prepare_x(x, inputs[0][1], input_scale, argument, allow_single)
+        return prepare_x(x, inputs[0][1], input_scale, argument, allow_single, ids[0])
     names = [name for name, _ in inputs]
     if isinstance(x, dict):
         if set(x) != set(names):
@@ -180,8 +197,8 @@ def prepare_inputs(
             f"or a dict {{name: array}}. Received: {received}"
         )
     prepared = [
-        prepare_x(value, shape, input_scale, f"{argument}[{name!r}]", allow_single)
-        for value, (name, shape) in zip(given, inputs, strict=True)
+        prepare_x(value, shape, input_scale, f"{argument}[{name!r}]", allow_single, input_ids)
+        for value, (name, shape), input_ids in zip(given, inputs, ids, strict=True)
     ]
     arrays, singles = [array for array, _ in prepared], {single for _, single in prepared}
     lengths = {name: len(array) for name, array in zip(names, arrays, strict=True)}

@@ -24,6 +24,7 @@ from onnxtrain._checks import check_positive_int, check_threads
 from onnxtrain._onnx_file import check_onnx_tensors, parse_onnx_file, parse_onnx_model
 from onnxtrain._onnx_tensors import MAX_MODEL_BYTES, has_external_data, model_tensors
 from onnxtrain._runtime import create_session, resolve_device
+from onnxtrain._token_ids import exported_token_ids
 from onnxtrain.arrays import prepare_x
 from onnxtrain.errors import (
     InvalidArgumentError,
@@ -56,7 +57,8 @@ class InferenceModel:
 
     Input checks and conversions are `Sequential.predict`'s: the per-example shape comes from the graph's
     input, and integer inputs (e.g. uint8 pixels) are scaled by the `input_scale` in the model's metadata:
-    divided by n when it is 1/n for a whole number n (255 for 1/255), multiplied by it otherwise.
+    divided by n when it is 1/n for a whole number n (255 for 1/255), multiplied by it otherwise. An input that an
+    exported Embedding reads (Cast -> Gather of a table) takes whole token ids in [0, input_dim) only.
 
     Args:
         model: the bytes of an ONNX model (what `load` reads from a file or a saved directory).
@@ -81,7 +83,7 @@ class InferenceModel:
         data = bytes(model)
         # The gate before ORT: what ORT calls "INVALID_PROTOBUF" said in words; bytes given in memory may not
         # refer to external files; every tensor's data matches its dtype x shape.
-        parse_onnx_model(data, source, None, "ONNX Runtime cannot load it: export or save the model again.")
+        proto = parse_onnx_model(data, source, None, "ONNX Runtime cannot load it: export or save the model again.")
         try:
             self._session = create_session(onnxruntime, data, options, resolved)
         except RuntimeSetupError:
@@ -98,6 +100,8 @@ class InferenceModel:
         except UnicodeDecodeError as e:
             raise ModelFileError(f"{source} has metadata that is not valid UTF-8 ({e}).") from e
         self.input_name, self.input_shape = self._check_input(source)
+        # An input that feeds an exported Embedding: its ids are checked as the trained model checks them.
+        self._token_ids = exported_token_ids(proto.graph, self.input_name)
         batch = self._session.get_inputs()[0].shape[0]
         # A foreign model may fix its batch size; ORT refuses any other with an opaque INVALID_ARGUMENT.
         self._fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
@@ -175,7 +179,9 @@ class InferenceModel:
         if self._session is None:
             raise ModelStateError("predict() was called on a closed InferenceModel; load the model again.")
         batch_size = check_positive_int("batch_size", batch_size)
-        batch, single = prepare_x(x, self.input_shape, self.input_scale, "x", allow_single=True)
+        batch, single = prepare_x(
+            x, self.input_shape, self.input_scale, "x", allow_single=True, token_ids=self._token_ids
+        )
         if self._fixed_batch is not None:
             if len(batch) % self._fixed_batch:
                 raise ShapeError(

@@ -45,6 +45,8 @@ class LayerCase:
             the layer, so layers without parameters are trained through too).
         tolerance: (rtol, atol) of the forward comparisons.
         input_range: inputs are drawn uniformly from this range (e.g. positive for a log).
+        integer_inputs: the draws are rounded down to whole numbers (an Embedding's token ids, which fit and
+            predict refuse when fractional).
     """
 
     id: str
@@ -57,6 +59,7 @@ class LayerCase:
     trains: bool = True
     tolerance: tuple[float, float] = (1e-5, 1e-5)
     input_range: tuple[float, float] = (-2.0, 2.0)
+    integer_inputs: bool = False
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -75,7 +78,8 @@ class ToChannelsFirst(Layer):
 
 def sample(case: LayerCase, n: int = 7, seed: int = 0) -> np.ndarray:
     low, high = case.input_range
-    return np.random.default_rng(seed).uniform(low, high, size=(n, *case.input_shape)).astype(np.float32)
+    x = np.random.default_rng(seed).uniform(low, high, size=(n, *case.input_shape))
+    return (np.floor(x) if case.integer_inputs else x).astype(np.float32)
 
 
 def forward(model: Sequential, x: np.ndarray) -> np.ndarray:

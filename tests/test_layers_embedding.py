@@ -22,8 +22,28 @@ def table(weights: list[np.ndarray]) -> dict[str, np.ndarray]:
 
 
 CASES = [
-    LayerCase("embedding", lambda: Embedding(6, 3), (4,), (4, 3), 18, lookup, table, input_range=(0.0, 6.0)),
-    LayerCase("embedding_2d", lambda: Embedding(5, 2), (2, 3), (2, 3, 2), 10, lookup, table, input_range=(0.0, 5.0)),
+    LayerCase(
+        "embedding",
+        lambda: Embedding(6, 3),
+        (4,),
+        (4, 3),
+        18,
+        lookup,
+        table,
+        input_range=(0.0, 6.0),
+        integer_inputs=True,
+    ),
+    LayerCase(
+        "embedding_2d",
+        lambda: Embedding(5, 2),
+        (2, 3),
+        (2, 3, 2),
+        10,
+        lookup,
+        table,
+        input_range=(0.0, 5.0),
+        integer_inputs=True,
+    ),
 ]
 
 

@@ -19,8 +19,10 @@ from onnxtrain.regularizers import Regularizer, RegularizerLike
 class Embedding(Layer):
     """Maps each index in [0, input_dim) to a trainable vector of `output_dim` values: (N, ...) -> (N, ..., output_dim).
 
-    The model's input is float32, so the layer casts it to int64 (truncating, as Keras casts) before the lookup.
-    An index of -k reads row input_dim - k, as ONNX Gather does; indices out of range fail at run time.
+    The model's input is float32, so the layer casts it to int64 before the lookup. When the layer reads a model
+    input directly, fit, evaluate and predict refuse ids outside [0, input_dim) and fractional ones before ONNX
+    Runtime runs (`onnxtrain._token_ids`); ids computed in the graph (after a Reshape, a cast, ...) reach the Cast
+    as they are: it truncates, and ONNX Gather reads row input_dim - k for -k and fails past the table.
 
     Args:
         input_dim: the number of rows (vocabulary size).

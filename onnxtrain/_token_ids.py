@@ -1,0 +1,111 @@
+"""Token ids: which model inputs an Embedding reads straight from (by the layers, or by an exported graph's
+Cast -> Gather), and the check that refuses ids outside [0, input_dim) or fractional ones before ONNX Runtime
+runs. ONNX Gather fails on an id past the table with an opaque error and reads row input_dim - k for -k; the
+layer's Cast truncates 1.5 to 1. Keras refuses ids out of range; fractional ids are refused as fractional class
+labels are (`losses`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NoReturn
+
+import numpy as np
+import onnx
+
+from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.functional import Functional
+from onnxtrain.layers import Embedding
+
+_BLOCK = 1 << 16
+"""Values checked at a time: min, max and the fraction test read a block from cache, the array once from memory."""
+
+
+@dataclass(frozen=True)
+class TokenIds:
+    """What a model input that feeds Embedding layers accepts: whole numbers in [0, input_dim).
+
+    Attributes:
+        input_dim: the rows of the smallest table the input feeds.
+        layer: that table's layer, for messages.
+    """
+
+    input_dim: int
+    layer: str
+
+
+def token_id_inputs(graph: Functional) -> list[TokenIds | None]:
+    """Per input of `graph`, in order: the ids its Embedding layers accept, or None when it feeds none directly.
+
+    An Embedding called on the output of another layer (a Reshape, a Lambda's cast, ...) is not traced back to an
+    input: its ids are computed in the graph, and ONNX Gather alone sees them. A nested Functional (a Model called
+    as a layer) is followed to the Embedding layers its own inputs feed.
+    """
+    found: list[list[TokenIds]] = [[] for _ in graph.inputs]
+    position = {id(x): i for i, x in enumerate(graph.inputs)}
+    for node in graph._nodes[len(graph.inputs) :]:
+        if isinstance(node.layer, Embedding) and id(node.inputs[0]) in position:
+            found[position[id(node.inputs[0])]].append(TokenIds(node.layer.input_dim, str(node.layer.name)))
+        elif isinstance(node.layer, Functional):
+            for x, inner in zip(node.inputs, token_id_inputs(node.layer), strict=True):
+                if inner is not None and id(x) in position:
+                    found[position[id(x)]].append(inner)
+    return [min(ids, key=lambda t: t.input_dim) if ids else None for ids in found]
+
+
+def exported_token_ids(graph: onnx.GraphProto, input_name: str) -> TokenIds | None:
+    """The ids graph input `input_name` accepts when it is cast to integers and gathers rows of a table, as an
+    exported Embedding reads it (`Cast(to=INT64) -> Gather(table, ids, axis=0)`); None when it is not."""
+    tables = {tensor.name: tensor for tensor in graph.initializer}
+    casts = {
+        node.output[0]
+        for node in graph.node
+        if node.op_type == "Cast"
+        and list(node.input) == [input_name]
+        and any(a.name == "to" and a.i in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) for a in node.attribute)
+    }
+    found = [
+        TokenIds(int(tables[node.input[0]].dims[0]), node.input[0].rsplit(".", 1)[0])  # "embedding_1.embeddings"
+        for node in graph.node
+        if node.op_type == "Gather"
+        and len(node.input) == 2
+        and node.input[1] in casts
+        and node.input[0] in tables
+        and len(tables[node.input[0]].dims) >= 1
+        and all(a.i == 0 for a in node.attribute if a.name == "axis")
+    ]
+    return min(found, key=lambda t: t.input_dim) if found else None
+
+
+def check_token_ids(x: np.ndarray, ids: TokenIds, argument: str, input_scale: float = 1.0) -> None:
+    """Refuse `x` (C-contiguous float32, as `arrays.prepare_x` makes it) unless every value is a whole number in
+    [0, ids.input_dim), in one pass over it.
+
+    Raises:
+        InvalidArgumentError: naming the first offending position and value, the range and the layer.
+    """
+    flat = x.reshape(-1)
+    high = np.float32(ids.input_dim - 1)
+    scratch = np.empty(min(_BLOCK, flat.size), np.float32)
+    for start in range(0, flat.size, _BLOCK):
+        block = flat[start : start + _BLOCK]
+        fraction = scratch[: len(block)]
+        np.subtract(block, np.trunc(block, out=fraction), out=fraction)
+        if block.min() < 0 or block.max() > high or fraction.any():
+            _refuse(x, ids, argument, input_scale)
+
+
+def _refuse(x: np.ndarray, ids: TokenIds, argument: str, input_scale: float) -> NoReturn:
+    """The error for `x`, found invalid: its first invalid id (the slow path, once)."""
+    bad = (x < 0) | (x > ids.input_dim - 1) | (np.trunc(x) != x)
+    index = np.unravel_index(int(np.flatnonzero(bad)[0]), x.shape)
+    value = np.format_float_positional(x[index], trim="-")
+    count = int(np.count_nonzero(bad))
+    others = f" ({count} invalid ids in all)" if count > 1 else ""
+    scaled = ""
+    if input_scale != 1.0:  # the ids the model reads are not the integers given
+        scaled = f" (integer inputs are multiplied by the model's input_scale={input_scale!r} first)"
+    raise InvalidArgumentError(
+        f"{argument} expects integer token ids in [0, {ids.input_dim - 1}] for Embedding layer {ids.layer!r} "
+        f"(input_dim={ids.input_dim}). Received: {argument}[{', '.join(map(str, index))}]={value}{others}{scaled}"
+    )
