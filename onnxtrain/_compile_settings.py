@@ -122,14 +122,9 @@ def _output_losses(graph: Functional, loss: Any, loss_weights: Any, metrics: Any
 
 
 def _check_trainable(graph: Functional, loss: Loss) -> None:
-    """Refuse what compile could only train into nothing: no trainable parameter, or softmax over one unit."""
-    layers = graph.layers
-    if not graph.trainable_params_by_name():
-        raise InvalidArgumentError(
-            "compile: the model has no trainable parameters, so there is nothing to train. Received layers: "
-            f"{[f'{layer.name} ({type(layer).__name__})' for layer in layers]}. Add a Dense layer, or set "
-            "trainable=True on one."
-        )
+    """Refuse what compile could only train into nothing: softmax over one unit. A model with no trainable
+    parameter compiles (a frozen feature extractor evaluates, predicts and exports; Keras compiles it too), and
+    `fit` warns that its weights will not change."""
     for output, own in zip(graph.outputs, emit.output_losses(graph, loss), strict=True):
         units = output.shape[-1] if output.shape else 0
         if isinstance(own, losses.SoftmaxCrossEntropyWithLogits) and units < 2:

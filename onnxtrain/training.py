@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -214,6 +215,14 @@ class Trainer:
                 "as before. Call compile() again to apply it (the weights are kept, the optimizer state starts anew)."
             )
         train = self.prepare(data, "dataset")
+        if not self.model.graph.trainable_params_by_name():
+            warnings.warn(
+                "fit: the model has no trainable parameters (every layer is frozen, or none has weights), so its "
+                "weights will not change; only layer state such as BatchNormalization's moving statistics may. "
+                "Set trainable=True on the layers to train.",
+                UserWarning,
+                stacklevel=3,  # the caller of fit: Model.fit -> Trainer.fit -> here
+            )
         validation_split = check_validation_split(validation_split)
         if validation is not None and validation_split:
             raise InvalidArgumentError("fit takes validation=... or validation_split=..., not both.")

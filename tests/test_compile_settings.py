@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 
 from onnxtrain import Model
-from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 from onnxtrain.layers import Activation, Add, Dense, Dropout, Flatten, Input
 from onnxtrain.losses import Losses
 from onnxtrain.sequential import Sequential
@@ -74,11 +75,37 @@ def test_binary_cross_entropy_without_a_sigmoid_warns(activation):
         model.compile(loss="binary_crossentropy")
 
 
+def test_a_model_without_trainable_parameters_compiles_predicts_and_warns_when_fit():
+    """A frozen feature extractor, or a model of weightless layers: Keras compiles it, and predict needs compile
+    here, so compile must not refuse it; fit warns (its weights cannot change) and leaves them as they were."""
+    x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
+    with Sequential.of(Input(3), Dense(2, trainable=False, activation="linear"), seed=0) as model:
+        model.compile(optimizer="adam", loss="mse")
+        weights = model.get_weights()
+        expected = x @ weights["dense_1.kernel"] + weights["dense_1.bias"]
+        np.testing.assert_allclose(model.predict(x), expected, rtol=1e-5, atol=1e-6)
+        assert model.evaluate(x, np.zeros((8, 2), np.float32)).loss == pytest.approx(float(np.mean(expected**2)))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(x, np.zeros((8, 2), np.float32), epochs=2, verbose=0)
+        assert [(w.filename, "no trainable parameters" in str(w.message)) for w in caught] == [(__file__, True)]
+        for name, value in model.get_weights().items():
+            np.testing.assert_array_equal(value, weights[name], err_msg=name)
+    with Sequential.of(Input(3), Flatten()) as model:
+        model.compile(loss="mse")
+        np.testing.assert_array_equal(model.predict(x), x)
+
+
+@pytest.mark.training
+def test_the_ort_training_engine_refuses_a_model_without_trainable_parameters():
+    with (
+        Sequential.of(Input(3), Dense(2, trainable=False)) as model,
+        pytest.raises(UnsupportedError, match=r"ort-training engine needs at least one trainable.*engine='portable'"),
+    ):
+        model.compile(loss="mse", engine="ort-training")
+
+
 def test_models_that_could_only_train_into_nothing_are_refused_at_compile():
-    with pytest.raises(InvalidArgumentError, match=r"no trainable parameters.*flatten_1 \(Flatten\)"):
-        Sequential.of(Input(3), Flatten()).compile(loss="mse")
-    with pytest.raises(InvalidArgumentError, match="no trainable parameters"):
-        Sequential.of(Input(3), Dense(2, trainable=False)).compile(loss="mse")
     with pytest.raises(InvalidArgumentError, match=r"at least 2 output units.*dense_1 with 1 unit"):
         Sequential.of(Input(3), Dense(1, activation="linear")).compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
 
