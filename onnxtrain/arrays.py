@@ -11,6 +11,7 @@ object, strings, complex) is refused.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,6 +72,7 @@ def prepare_x(
         raise ShapeError(f"{argument} expects shape {expected}. Received: {argument}.shape={x.shape}.{hint}")
     if x.shape[0] == 0:
         raise InvalidArgumentError(f"{argument} expects at least one example. Received: {argument}.shape={x.shape}")
+    given = x
     if x.dtype.kind in "iub":
         x = scale_integers(x, input_scale)
     elif x.dtype != np.float32:
@@ -79,9 +81,15 @@ def prepare_x(
     x = np.ascontiguousarray(x)
     if not _all_finite(x):
         index = np.unravel_index(int(np.flatnonzero(~np.isfinite(x))[0]), x.shape)
-        raise InvalidArgumentError(
-            f"{argument} expects finite values. Received: {argument}[{', '.join(map(str, index))}]={x[index].item()!r}"
-        )
+        value = given[index].item()
+        where = f"{argument}[{', '.join(map(str, index))}]={value!r}"
+        if math.isfinite(value):  # finite as given: beyond float32's range, or scaled beyond it
+            scaled = f" times input_scale={input_scale!r}" if given.dtype.kind in "iub" and input_scale != 1.0 else ""
+            raise InvalidArgumentError(
+                f"{argument} expects values within float32's range (|x| <= 3.4e38), which the model computes in. "
+                f"Received: {where}{scaled}"
+            )
+        raise InvalidArgumentError(f"{argument} expects finite values. Received: {where}")
     if token_ids is not None:
         check_token_ids(x, token_ids, argument, input_scale)
     return x, single
@@ -100,7 +108,8 @@ def scale_integers(x: np.ndarray, input_scale: float) -> np.ndarray:
     divisor = scale_divisor(input_scale)
     if divisor is not None:
         return np.divide(floats, np.float32(divisor), out=floats)
-    return np.multiply(floats, np.float32(input_scale), out=floats)
+    with np.errstate(over="ignore"):  # products beyond float32 become inf, which prepare_x refuses
+        return np.multiply(floats, np.float32(input_scale), out=floats)
 
 
 INPUT_SCALE_RANGE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))

@@ -33,6 +33,16 @@ def test_infinities_of_both_signs_in_one_row_are_found():
         prepare_x(x, (4,))
 
 
+def test_a_finite_value_beyond_float32_is_named_as_given_not_as_its_cast():
+    x = np.zeros((2, 4))
+    x[1, 2] = -1e300  # finite in float64, -inf in float32
+    with pytest.raises(InvalidArgumentError, match=r"within float32's range.*Received: x\[1, 2\]=-1e\+300$"):
+        prepare_x(x, (4,))
+    big = np.full((1, 4), 2**62, np.int64)  # finite, and so is the scale, but not their product in float32
+    with pytest.raises(InvalidArgumentError, match=r"x\[0, 0\]=4611686018427387904 times input_scale=1e\+30"):
+        prepare_x(big, (4,), 1e30)
+
+
 def test_a_scale_of_one_over_255_gives_the_loaders_floats_bit_for_bit():
     pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
     expected = np.divide(pixels, np.float32(255), dtype=np.float32)  # fashion_mnist() and Dataset.from_idx
