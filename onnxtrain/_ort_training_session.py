@@ -33,8 +33,8 @@ from onnxtrain._runtime import check_not_empty, session_options
 from onnxtrain.distributed._communicator import Communicator, broadcast_bytes
 from onnxtrain.distributed._reduce import GradientReduction
 from onnxtrain.engine import Batch, EngineRequest
-from onnxtrain.functional import as_graph
 from onnxtrain.errors import UnsupportedError
+from onnxtrain.functional import as_graph
 from onnxtrain.optimizers import Optimizer
 
 
