@@ -21,6 +21,7 @@ from onnxtrain import InferenceModel, Sequential, emit
 from onnxtrain.errors import UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Dense, Flatten, Input, Layer
+from onnxtrain.layers._keras_arguments import keras_arguments
 from onnxtrain.layers._layout import channels_first
 
 KERAS_FIXTURES = Path(__file__).parent / "data" / "keras"
@@ -97,9 +98,24 @@ def check_structure(case: LayerCase) -> Sequential:
     rebuilt = Layer.from_config(layer.serialize())
     assert type(rebuilt) is type(layer)
     assert rebuilt.get_config() == layer.get_config()
+    check_keras_defaults(layer)
     y = forward(model, sample(case))
     assert y.shape[1:] == case.output_shape, (y.shape, case.output_shape)
     return model
+
+
+def check_keras_defaults(layer: Layer) -> None:
+    """A config that also holds Keras' defaults of the arguments onnxtrain has no parameter for (what Keras'
+    get_config writes: data_format="channels_last", every constraint None) rebuilds the same layer, whose own
+    config leaves them out."""
+    names = keras_arguments(type(layer))
+    if not names:
+        return
+    config = layer.get_config()
+    assert not names & config.keys(), sorted(names & config.keys())
+    defaults = {name: "channels_last" if name == "data_format" else None for name in names}
+    rebuilt = Layer.from_config({"class_name": type(layer).registry_key(), "config": {**config, **defaults}})
+    assert type(rebuilt) is type(layer) and rebuilt.get_config() == config
 
 
 def check_reference(case: LayerCase) -> None:

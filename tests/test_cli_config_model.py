@@ -7,7 +7,7 @@ import pytest
 
 from onnxtrain.cli._config_model import build_model
 from onnxtrain.cli._run_config import example_config
-from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 
 
 def test_the_cnn_example_builds_the_lenet_style_cnn():
@@ -70,3 +70,11 @@ def test_a_config_may_name_a_layer_by_its_alias():
     layers = [{"type": "Input", "shape": [8, 8, 1]}, {"type": "MaxPool2D", "pool_size": 2}, {"type": "Flatten"}]
     with build_model({"layers": layers}) as model:
         assert type(model.layers[1]).__name__ == "MaxPooling2D" and model.layers[-1].output_shape == (16,)
+
+
+def test_a_config_layer_takes_keras_data_format_and_refuses_channels_first():
+    conv = {"type": "Conv2D", "filters": 2, "kernel_size": 3}
+    model = build_model({"layers": [{"type": "Input", "shape": [8, 8, 1]}, {**conv, "data_format": "channels_last"}]})
+    assert type(model.layers[1]).__name__ == "Conv2D"
+    with pytest.raises(UnsupportedError, match=r"^Conv2D\(data_format='channels_first'\) is not supported"):
+        build_model({"layers": [{"type": "Input", "shape": [8, 8, 1]}, {**conv, "data_format": "channels_first"}]})

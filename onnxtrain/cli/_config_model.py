@@ -67,8 +67,11 @@ def _layer_class(index: int, name: str) -> type[Layer]:
 
 
 def _check_arguments(index: int, name: str, layer_class: type[Layer], settings: dict[str, Any]) -> None:
-    """Unknown or missing keyword arguments, named with what the layer takes (not a private base's TypeError)."""
+    """Unknown or missing keyword arguments, named with what the layer takes (not a private base's TypeError).
+    Keras' arguments the layer has no parameter for (`data_format = "channels_last"`, a constraint) reach the layer,
+    which accepts or refuses them itself."""
     from onnxtrain.layers import Layer
+    from onnxtrain.layers._keras_arguments import keras_arguments
 
     if layer_class.from_layer_config.__func__ is not Layer.from_layer_config.__func__:  # type: ignore[attr-defined]
         return  # a layer that reads its config itself
@@ -76,7 +79,7 @@ def _check_arguments(index: int, name: str, layer_class: type[Layer], settings: 
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return
     takes = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    unexpected = [key for key in settings if key not in takes]
+    unexpected = [key for key in settings if key not in takes and key not in keras_arguments(layer_class)]
     if unexpected:
         raise InvalidArgumentError(
             f"layers[{index}] ({name}): unexpected keyword argument {', '.join(map(repr, unexpected))}. "

@@ -78,6 +78,7 @@ class BaseConv(Layer):
 
     rank: ClassVar[int] = 2
     accepts_channels_first = True
+    keras_data_format = True
     causal_allowed: ClassVar[bool] = False
     # (prefix, parameter) of each weight, in Keras' names: `<prefix>_initializer` makes it and
     # `<prefix>_regularizer` penalizes it

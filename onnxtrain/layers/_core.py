@@ -54,6 +54,8 @@ class Input(Layer, SymbolicTensor):
 class Flatten(Layer):
     """Flattens each example to one dimension: (N, 28, 28, 1) -> (N, 784)."""
 
+    keras_data_format = True
+
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (math.prod(input_shape),)
 

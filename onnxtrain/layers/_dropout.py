@@ -147,6 +147,8 @@ class SpatialDropout2D(Dropout):
     """Drops whole feature maps: one draw per (example, channel) of (N, H, W, C) inputs, kept maps scaled by
     1 / (1 - rate). The identity in evaluation, prediction and the export."""
 
+    keras_data_format = True
+
     def __init__(self, rate: float, seed: int | None = None, name: str | None = None, trainable: bool = True):
         super().__init__(rate, None, seed, name, trainable)
 

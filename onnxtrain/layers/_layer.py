@@ -19,6 +19,7 @@ import numpy as np
 from onnxtrain import initializers
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnknownIdentifierError
 from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers._keras_arguments import taking_keras_arguments
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -75,11 +76,17 @@ class Layer:
             its `compute_output_shape`, `build` and `emit` then take lists, and `input_shapes` holds its input
             shapes (`input_shape` stays None).
         symbolic_calls: the tensors this layer's calls returned, by call index (the Functional API).
+
+    Keras' arguments a layer has no parameter for (`data_format`, `kernel_constraint` & co.) are checked and
+    dropped before its `__init__` runs (`_keras_arguments.py`): a layer class that Keras gives `data_format` sets
+    `keras_data_format = True`.
     """
 
     registry: ClassVar[dict[str, type[Layer]]] = {}
     multi_input: bool = False
+    keras_data_format: ClassVar[bool] = False
 
+    @taking_keras_arguments  # for the layers without an __init__ of their own (Flatten); see __init_subclass__
     def __init__(self, name: str | None = None, trainable: bool = True):
         if name is not None and (not isinstance(name, str) or not name or any(c in name for c in " ./:")):
             raise InvalidArgumentError(
@@ -109,6 +116,8 @@ class Layer:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         Layer.registry[cls.registry_key()] = cls
+        if "__init__" in cls.__dict__:  # Keras' data_format and constraints, checked in one place
+            cls.__init__ = taking_keras_arguments(cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     @classmethod
     def registry_key(cls) -> str:

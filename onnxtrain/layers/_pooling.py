@@ -53,6 +53,7 @@ class _Pooling(Layer):
     so the default `pool_size=2` is a 2x2 window for the 2-D poolings."""
 
     accepts_channels_first = True
+    keras_data_format = True
     op_type: ClassVar[str]
     rank: ClassVar[int]
 
@@ -144,6 +145,7 @@ class _GlobalPooling(Layer):
     `keepdims=True`."""
 
     accepts_channels_first = True
+    keras_data_format = True
     op_type: ClassVar[str]
     rank: ClassVar[int]
 

@@ -158,6 +158,7 @@ class ZeroPadding2D(Layer):
     of each) or ((top, bottom), (left, right))."""
 
     accepts_channels_first = True
+    keras_data_format = True
 
     def __init__(self, padding: int | tuple[Any, Any] = (1, 1), name: str | None = None, trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
@@ -184,6 +185,7 @@ class Cropping2D(Layer):
     `padding`."""
 
     accepts_channels_first = True
+    keras_data_format = True
 
     def __init__(
         self, cropping: int | tuple[Any, Any] = ((0, 0), (0, 0)), name: str | None = None, trainable: bool = True
@@ -242,6 +244,7 @@ class UpSampling2D(Layer):
     "bicubic" interpolate as Keras does (at pixel centers, edges clamped)."""
 
     accepts_channels_first = True
+    keras_data_format = True
 
     def __init__(
         self,

@@ -1,0 +1,131 @@
+"""Keras' layer arguments that onnxtrain's layers have no parameter for, checked in one place for every layer.
+
+`data_format` (on the layers that set `keras_data_format`) is accepted where it says what onnxtrain does anyway,
+"channels_last" or None, and refused for "channels_first"; the weight constraints (`kernel_constraint`, and
+`<weight>_constraint` for each `<weight>_initializer` a layer takes) are accepted as None and refused otherwise.
+Neither reaches the layer's `__init__`, so neither is in its config. Any other keyword the layer does not take is
+refused naming the layer's public class and its arguments, not a private base's `__init__`.
+
+`Layer.__init_subclass__` wraps each layer class's `__init__` with `taking_keras_arguments`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
+
+DATA_FORMAT = "data_format"
+CHANNELS_LAST = "channels_last"
+CHANNELS_FIRST = "channels_first"
+_CONSTRAINT = "_constraint"
+_INITIALIZER = "_initializer"
+
+
+def taking_keras_arguments(init: Callable[..., None]) -> Callable[..., None]:
+    """`init`, a layer class's `__init__`, checking and dropping the Keras arguments (`keras_arguments`) of the
+    class it belongs to: the layer's own class when it inherits `init` (Flatten, which takes data_format, has
+    Layer's), else the base whose `__init__` it is (a subclass' `super().__init__(**kwargs)` call passing a
+    constraint on). The signature is `init`'s."""
+
+    @functools.wraps(init)
+    def init_taking_keras_arguments(self: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs:
+            kwargs = without_keras_arguments(_owner(type(self), init_taking_keras_arguments), kwargs)
+        init(self, *args, **kwargs)
+
+    return init_taking_keras_arguments
+
+
+def _owner(layer_class: type, init: object) -> type:
+    """The class whose constructor `init` is, for a layer of `layer_class` (see `taking_keras_arguments`)."""
+    defining = [c for c in layer_class.__mro__ if "__init__" in c.__dict__]
+    if defining[0].__dict__["__init__"] is init:  # the constructor of the layer being made
+        return layer_class
+    return next(c for c in defining if c.__dict__["__init__"] is init)
+
+
+def keras_arguments(layer_class: type) -> frozenset[str]:
+    """The Keras arguments `layer_class` takes without a parameter of its own (see the module docstring)."""
+    return _keras_arguments(layer_class)
+
+
+@functools.cache
+def _keras_arguments(layer_class: type) -> frozenset[str]:
+    takes, _ = _keyword_parameters(layer_class)
+    names = {name.removesuffix(_INITIALIZER) + _CONSTRAINT for name in takes if name.endswith(_INITIALIZER)}
+    if getattr(layer_class, "keras_data_format", False):
+        names.add(DATA_FORMAT)
+    return frozenset(names - set(takes))
+
+
+def without_keras_arguments(layer_class: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` of `layer_class(...)` without its Keras arguments, once each is checked.
+
+    Raises:
+        UnsupportedError: data_format="channels_first", or a constraint other than None.
+        InvalidArgumentError: a data_format that is neither "channels_last", "channels_first" nor None.
+        InvalidTypeError: a keyword argument the layer takes neither as a parameter nor as a Keras argument.
+    """
+    owner = layer_class.__name__
+    keras = keras_arguments(layer_class)
+    for name in sorted(keras & kwargs.keys()):
+        if name == DATA_FORMAT:
+            _check_data_format(owner, kwargs[name])
+        else:
+            _check_constraint(layer_class, name, kwargs[name])
+    takes, any_keyword = _keyword_parameters(layer_class)
+    unexpected = [name for name in kwargs if name not in takes and name not in keras]
+    if unexpected and not any_keyword:
+        raise InvalidTypeError(
+            f"{owner}() got an unexpected keyword argument {', '.join(map(repr, unexpected))}. "
+            f"{owner} takes: {', '.join(takes)}"
+        )
+    return {name: value for name, value in kwargs.items() if name not in keras}
+
+
+def _check_data_format(owner: str, value: object) -> None:
+    text = value.lower() if isinstance(value, str) else value
+    if text is None or text == CHANNELS_LAST:
+        return
+    if text == CHANNELS_FIRST:
+        raise UnsupportedError(
+            f"{owner}(data_format='channels_first') is not supported: onnxtrain's shapes are always channels last, "
+            "(batch, ..., channels), and the layers hand ONNX channels-first values themselves. Move the channels "
+            "of your data last (np.moveaxis(x, 1, -1)) and leave data_format out. "
+            f"Received: data_format={value!r}"
+        )
+    raise InvalidArgumentError(
+        f"{owner}(data_format=...) expects 'channels_last' (onnxtrain's only layout) or None. "
+        f"Received: data_format={value!r}"
+    )
+
+
+def _check_constraint(layer_class: type, name: str, value: object) -> None:
+    if value is None:
+        return
+    owner = layer_class.__name__
+    regularizer = name.removesuffix(_CONSTRAINT) + "_regularizer"
+    instead = (
+        f" To keep the weights small, penalize them instead: {regularizer}='l2' (onnxtrain.regularizers)."
+        if regularizer in _keyword_parameters(layer_class)[0]
+        else ""
+    )
+    raise UnsupportedError(
+        f"{owner}({name}=...) is not supported: onnxtrain has no weight constraints. Leave {name} out (or "
+        f"None).{instead} Received: {name}={value!r}"
+    )
+
+
+@functools.cache
+def _keyword_parameters(layer_class: type) -> tuple[tuple[str, ...], bool]:
+    """The names `layer_class.__init__` takes by keyword, and whether it takes any keyword (**kwargs)."""
+    try:
+        parameters = list(inspect.signature(layer_class).parameters.values())  # its __init__'s, without self
+    except (TypeError, ValueError):
+        return (), True
+    takes = tuple(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    return takes, any(p.kind is p.VAR_KEYWORD for p in parameters)
