@@ -27,8 +27,10 @@ class Registry(Generic[T]):
         kind: what the names name ("optimizer"), for messages.
         base: the base class; instances pass through `get`, subclasses are instantiated.
         classes: canonical name -> class.
-        aliases: other spelling -> canonical name.
+        aliases: other spelling -> canonical name; the message for an unknown name lists them too.
         normalize: how a user's string becomes a key (default: snake_case).
+        hints: a name this registry does not know but users reach for (another library's) -> what to do
+            instead, added to the message for it.
     """
 
     def __init__(
@@ -38,12 +40,14 @@ class Registry(Generic[T]):
         classes: Mapping[str, type[T]],
         aliases: Mapping[str, str] | None = None,
         normalize: Callable[[str], str] = snake_case,
+        hints: Mapping[str, str] | None = None,
     ):
         self.kind = kind
         self.base = base
         self.classes = dict(classes)
         self.aliases = dict(aliases or {})
         self.normalize = normalize
+        self.hints = dict(hints or {})
 
     @property
     def names(self) -> list[str]:
@@ -53,13 +57,18 @@ class Registry(Generic[T]):
         """The class a name stands for.
 
         Raises:
-            UnknownIdentifierError: naming the received string and listing the valid names.
+            UnknownIdentifierError: naming the received string and listing the valid names and aliases, with the
+                hint for it if there is one.
         """
         key = self.normalize(name)
-        key = self.aliases.get(key, key)
-        if key not in self.classes:
-            raise UnknownIdentifierError(f"Could not interpret {self.kind} {name!r}. Valid names: {self.names}")
-        return self.classes[key]
+        if self.aliases.get(key, key) in self.classes:
+            return self.classes[self.aliases.get(key, key)]
+        aliases = sorted(alias for alias, target in self.aliases.items() if alias != target)
+        also = f", and the aliases {', '.join(f'{a!r} (= {self.aliases[a]!r})' for a in aliases)}" if aliases else ""
+        hint = f" {self.hints[key]}" if key in self.hints else ""
+        raise UnknownIdentifierError(
+            f"Could not interpret {self.kind} {name!r}. Valid names: {self.names}{also}.{hint}"
+        )
 
     def get(self, identifier: Any, also_accepted: str = "") -> T:
         """An instance for a name, a class, a config dict ({"name": ..., **arguments}) or an instance."""

@@ -255,8 +255,19 @@ _ALIASES = {
     "bce": "binary_crossentropy",
 }
 
+# Keras names onnxtrain has no loss of, with what to do instead
+_HINTS = {
+    "categorical_crossentropy": (
+        "Keras' categorical_crossentropy takes one-hot labels, which onnxtrain's softmax cross-entropy does not: "
+        "pass class indices, y.argmax(axis=1), with loss='sparse_categorical_crossentropy' (the same as "
+        "'softmax_cross_entropy_with_logits'). A last softmax activation may stay: the loss applies it once itself."
+    ),
+}
 
-_REGISTRY = Registry("loss", Loss, _CLASSES, _ALIASES, normalize=lambda name: name.strip().lower().replace("-", "_"))
+
+_REGISTRY = Registry(
+    "loss", Loss, _CLASSES, _ALIASES, normalize=lambda name: name.strip().lower().replace("-", "_"), hints=_HINTS
+)
 
 
 def get(identifier: str | Losses | Loss | dict[str, Any]) -> Loss:

@@ -84,6 +84,18 @@ def test_registry():
         losses.get("hinge")
 
 
+def test_keras_categorical_crossentropy_says_to_pass_class_indices_with_the_sparse_loss():
+    with pytest.raises(UnknownIdentifierError) as raised:
+        losses.get("categorical_crossentropy")
+    message = str(raised.value)
+    assert message.startswith("Could not interpret loss 'categorical_crossentropy'. Valid names: [")
+    assert "'sparse_categorical_crossentropy' (= 'softmax_cross_entropy_with_logits')" in message  # the aliases
+    assert "one-hot labels" in message and "y.argmax(axis=1)" in message
+    assert "loss='sparse_categorical_crossentropy'" in message and "'softmax_cross_entropy_with_logits'" in message
+    with pytest.raises(InvalidArgumentError, match=r"one-hot labels\? pass y\.argmax\(axis=1\)"):
+        SCE.prepare_labels(np.eye(3), (3,))  # as the hint says: the loss takes no one-hot labels
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [

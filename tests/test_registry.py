@@ -62,3 +62,23 @@ class _Anything:
 def test_a_class_taking_any_keyword_gets_every_key():
     registry = Registry("widget", _Anything, {"anything": _Anything})
     assert registry.get({"name": "anything", "size": 3}).options == {"size": 3}
+
+
+def test_an_unknown_name_lists_the_aliases_with_what_they_stand_for():
+    with pytest.raises(UnknownIdentifierError) as raised:
+        losses.get("hinge")
+    message = str(raised.value)
+    assert message.startswith("Could not interpret loss 'hinge'. Valid names: ['binary_crossentropy', ")
+    assert "'sparse_categorical_crossentropy' (= 'softmax_cross_entropy_with_logits')" in message
+    assert "'mean_squared_error' (= 'mse')" in message and "'mean_absolute_error' (= 'mae')" in message
+
+
+def test_a_hinted_name_gets_its_hint_and_the_listing():
+    registry = Registry("widget", _Anything, {"anything": _Anything}, {"any": "anything"}, hints={"other": "Do X."})
+    with pytest.raises(UnknownIdentifierError) as raised:
+        registry.get("Other")
+    assert str(raised.value) == (
+        "Could not interpret widget 'Other'. Valid names: ['anything'], and the aliases 'any' (= 'anything'). Do X."
+    )
+    with pytest.raises(UnknownIdentifierError, match=r"\['anything'\], and the aliases 'any' \(= 'anything'\)\.$"):
+        registry.get("thing")
