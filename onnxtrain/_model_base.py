@@ -19,7 +19,7 @@ from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedE
 from onnxtrain.functional import Functional
 from onnxtrain.layers import BatchNormalization, Layer, Shape
 from onnxtrain.layers._layer import SymbolicTensor
-from onnxtrain.losses import Loss
+from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
 from onnxtrain.summary import connected_summary_table
 from onnxtrain.training import Compiled, Trainer
 
@@ -201,6 +201,27 @@ def check_model_base(graph: Functional) -> None:
             "update its moving statistics twice in one training step, which onnxtrain does not support yet. Use "
             "one BatchNormalization per call."
         )
+
+
+def check_probability_outputs(graph: Functional, loss: Loss) -> None:
+    """Refuse at compile a model of several outputs whose export could not name an output's probabilities: each
+    output trained with softmax cross-entropy gets a second output, `<output>_probabilities`
+    (`emit.inference_graph`, which predict and export run), and no other output or Input may have that name.
+    """
+    if len(graph.outputs) < 2:
+        return
+    taken = {name: f"output layer {name!r}" for name in emit.output_names(graph)}
+    if len(graph.inputs) > 1:
+        taken.update({name: f"Input layer {name!r}" for name in emit.input_names(graph)})
+    for name, own in zip(emit.output_names(graph), emit.output_losses(graph, loss), strict=True):
+        companion = f"{name}_{emit.PROBABILITIES_NAME}"
+        if isinstance(own, SoftmaxCrossEntropyWithLogits) and companion in taken:
+            raise InvalidArgumentError(
+                f"Output {name!r} is trained with softmax cross-entropy, so the exported model (which predict also "
+                f"runs) gives its class probabilities as a second output named {companion!r}; {taken[companion]} "
+                f"has that name already. Rename that layer, e.g. name={name + '_probs'!r}, or the output layer "
+                f"{name!r}."
+            )
 
 
 def named_outputs(outputs: Mapping[str, SymbolicTensor]) -> list[SymbolicTensor]:

@@ -127,7 +127,9 @@ def write_training_bundle(
         MODEL_FILE: template.SerializeToString(),
         STATE_FILE: blob,
     }
-    return save_files(directory, files, writing_mode, replaceable=BUNDLE_FILES)
+    return save_files(
+        directory, files, writing_mode, replaceable=BUNDLE_FILES, argument="export_training_bundle(directory=...)"
+    )
 
 
 def read_state(directory: str | os.PathLike[str]) -> dict[str, np.ndarray]:

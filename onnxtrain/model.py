@@ -15,7 +15,7 @@ import numpy as np
 from onnxtrain import emit
 from onnxtrain._checks import check_positive_int
 from onnxtrain._compile_settings import compile_settings
-from onnxtrain._model_base import ModelBase, named_outputs
+from onnxtrain._model_base import ModelBase, check_probability_outputs, named_outputs
 from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.history import EvaluationResult, History
@@ -146,6 +146,7 @@ class Model(ModelBase):
         self._check_open("compile")
         self._check_not_fitting("compile")
         compiled = compile_settings(self.graph, **options)
+        check_probability_outputs(self.graph, compiled.loss)
         artifacts_dir, threads = options["artifacts_dir"], options["threads"]
         self.sync_weights()
         # The new trainer first: a compile that fails (an optimizer the engine lacks, no CUDA, ...) leaves the

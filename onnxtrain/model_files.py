@@ -235,10 +235,25 @@ def save_model(
             "save(save_optimizer_state=True) needs a compiled model: an uncompiled one has no optimizer state. "
             "Call compile() first, or save with save_optimizer_state=False."
         )
+    _refuse_file_target(directory)
     if mode is WritingMode.OVERRIDE:  # before the files are built: a refusal is quick and changes nothing
         check_replaceable(directory, SAVED_FILES)
     # save_files checks again with the save lock held, just before the swap: an entry added meanwhile is seen.
-    return save_files(directory, saved_files(model, trainer, save_optimizer_state), mode, replaceable=SAVED_FILES)
+    files = saved_files(model, trainer, save_optimizer_state)
+    return save_files(directory, files, mode, replaceable=SAVED_FILES, argument="save(directory=...)")
+
+
+def _refuse_file_target(directory: object) -> None:
+    """Refuse `save` into an existing file before any work, pointing to `export` (a Keras user saves to a file:
+    `model.save("model.keras")`)."""
+    if isinstance(directory, str | os.PathLike):
+        path = os.path.expanduser(os.fspath(directory))
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise InvalidArgumentError(
+                f"save(directory=...) expects a directory path, but '{directory}' is an existing file: save writes "
+                "a model directory (model.onnx, config.json, checkpoint). Remove the file or choose another "
+                "directory, or use export(path) to write the inference model alone as one .onnx file."
+            )
 
 
 def export_model(

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from onnxtrain import Sequential
 from onnxtrain.bundle import BUNDLE_FILES, _pack, read_metadata, read_state, unpack_state
 from onnxtrain.cli import main
-from onnxtrain.errors import ModelExistsError, ModelFileError, ModelStateError
+from onnxtrain.errors import InvalidArgumentError, ModelExistsError, ModelFileError, ModelStateError
 from onnxtrain.layers import BatchNormalization, Dense, Flatten, Input
 
 RNG = np.random.default_rng(5)
@@ -114,6 +114,14 @@ def test_bundle_refuses_an_existing_folder_unless_overwritten(tmp_path):
         model.fit((X, Y), epochs=1, batch_size=8, verbose=0)
         model.export_training_bundle(tmp_path / "b", writing_mode="override")
     assert read_state(tmp_path / "b")["step"] == 3
+
+
+def test_bundle_onto_a_file_names_export_training_bundle(tmp_path):
+    (tmp_path / "b").write_bytes(b"not a bundle")
+    with _model() as model, pytest.raises(InvalidArgumentError) as raised:
+        model.export_training_bundle(tmp_path / "b")
+    assert str(raised.value).startswith("export_training_bundle(directory=...) expects a directory path, but '")
+    assert (tmp_path / "b").read_bytes() == b"not a bundle"
 
 
 def test_bundle_needs_a_compiled_model(tmp_path):

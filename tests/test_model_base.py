@@ -1,7 +1,9 @@
-"""What a Model's graph is checked for when the model is made (`onnxtrain._model_base.check_model_base`)."""
+"""What a Model's graph is checked for when the model is made (`onnxtrain._model_base.check_model_base`), and at
+compile (`check_probability_outputs`)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from onnxtrain.errors import InvalidArgumentError, UnsupportedError
@@ -19,3 +21,32 @@ def test_a_shared_batch_normalization_is_refused():
     a, b, norm = Input(4), Input(4), BatchNormalization()
     with pytest.raises(UnsupportedError, match="called more than once"):
         Model([a, b], Dense(2)(Concatenate()([norm(a), norm(b)])))
+
+
+def _heads(second: str, inputs: tuple[str, ...] = ("x",)) -> Model:
+    xs = [Input(4, name=name) for name in inputs]
+    h = Dense(6, name="trunk")(xs[0] if len(xs) == 1 else Concatenate()(xs))
+    return Model(xs, [Dense(3, activation="linear", name="kind")(h), Dense(3, activation="softmax", name=second)(h)])
+
+
+def test_an_output_named_like_another_outputs_probabilities_is_refused_at_compile_naming_both():
+    with _heads("kind_probabilities") as model:
+        with pytest.raises(InvalidArgumentError) as raised:
+            model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"])
+        assert not model.is_compiled
+    message = str(raised.value)
+    assert message.startswith("Output 'kind' is trained with softmax cross-entropy, so the exported model")
+    assert "named 'kind_probabilities'; output layer 'kind_probabilities' has that name already" in message
+    assert "Rename that layer, e.g. name='kind_probs', or the output layer 'kind'." in message
+
+
+def test_an_input_named_like_an_outputs_probabilities_is_refused_at_compile():
+    with _heads("size", inputs=("kind_probabilities", "b")) as model:
+        with pytest.raises(InvalidArgumentError, match=r"; Input layer 'kind_probabilities' has that name already"):
+            model.compile(optimizer="adam", loss={"kind": "sparse_categorical_crossentropy", "size": "mse"})
+
+
+def test_the_name_is_free_when_the_output_has_no_probabilities():
+    with _heads("kind_probabilities") as model:
+        model.compile(optimizer="adam", loss="mse")  # no softmax cross-entropy: no second output
+        assert [p.shape for p in model.predict(np.zeros((2, 4), np.float32))] == [(2, 3), (2, 3)]

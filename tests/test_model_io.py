@@ -268,6 +268,18 @@ def test_a_file_in_the_way_is_refused_and_kept(tmp_path, mode):
     assert blocker.read_bytes() == b"not a model"
 
 
+def test_save_onto_an_onnx_file_names_save_and_points_to_export(tmp_path):
+    with _model(compiled=False) as model:
+        exported = model.export(tmp_path / "model.onnx")
+        before = exported.read_bytes()
+        with pytest.raises(InvalidArgumentError) as raised:
+            model.save(str(exported))
+    message = str(raised.value)
+    assert message.startswith(f"save(directory=...) expects a directory path, but '{exported}' is an existing file")
+    assert "export(path)" in message and "save_files" not in message
+    assert exported.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["model.onnx"]
+
+
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_permission_denied_keeps_the_previous_model(tmp_path, monkeypatch, mode):
     directory = tmp_path / "model"

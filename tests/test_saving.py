@@ -184,6 +184,15 @@ def test_a_file_in_the_way_is_refused_for_every_mode(tmp_path, mode):
     assert blocker.read_bytes() == b"not a model"
 
 
+def test_a_file_in_the_way_is_named_as_the_caller_names_the_argument(tmp_path):
+    blocker = tmp_path / "model"
+    blocker.write_bytes(b"not a model")
+    with pytest.raises(InvalidArgumentError, match=r"^save\(directory=\.\.\.\) expects a directory path, but '"):
+        saving.save_files(blocker, NEW, argument="save(directory=...)")
+    with pytest.raises(InvalidArgumentError, match=r"^save_files\(directory=\.\.\.\) expects a directory path"):
+        saving.save_files(blocker, NEW)
+
+
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_permission_denied_keeps_the_previous_directory(tmp_path, monkeypatch, mode):
     # We run as root, where chmod does not deny anything: refuse file creation under tmp_path instead.

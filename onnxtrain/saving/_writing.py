@@ -96,6 +96,7 @@ def save_files(
     writing_mode: WritingMode | str = WritingMode.FAIL_IF_EXISTS,
     *,
     replaceable: Collection[str] | None = None,
+    argument: str = "save_files(directory=...)",
 ) -> Path:
     """Save a complete set of files as a model directory.
 
@@ -111,6 +112,7 @@ def save_files(
             Checked before anything is created, and again with the lock held just before the swap, so an entry
             added while the new directory was staged is seen too (that refusal leaves only the lock file). A
             writer that takes no lock can still add one between that check and the swap. Other modes ignore it.
+        argument: `directory` as the caller's caller gave it, for messages ("save(directory=...)").
 
     Returns:
         The absolute directory path.
@@ -133,7 +135,7 @@ def save_files(
         raise InvalidArgumentError(f"directory names starting with {SCRATCH_PREFIX!r} are reserved. Received: {target}")
     if os.path.lexists(target) and not target.is_dir():
         raise InvalidArgumentError(
-            f"save_files(directory=...) expects a directory path, but '{target}' is an existing file. "
+            f"{argument} expects a directory path, but '{target}' is an existing file. "
             "Remove the file or choose another directory."
         )
     guarded = replaceable if mode is WritingMode.OVERRIDE else None
