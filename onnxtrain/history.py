@@ -62,6 +62,11 @@ class EvaluationResult:
     def __str__(self) -> str:
         return " - ".join([f"loss: {self.loss:.4f}", *(f"{_name(m)}: {v:.4f}" for m, v in self.metrics.items())])
 
+    def to_dict(self) -> dict[str, float]:
+        """Keras' `evaluate(..., return_dict=True)`: {"loss": ..., "accuracy": ...}, the keys as in the logs of
+        `fit` (a model of several outputs: "loss", "<output>_loss", "<output>_accuracy", ...)."""
+        return {"loss": self.loss, **{_name(m): v for m, v in self.metrics.items()}}
+
 
 @dataclass
 class History:

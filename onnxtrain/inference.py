@@ -46,6 +46,7 @@ from onnxtrain.model_files import (
     read_config,
     read_file,
 )
+from onnxtrain.progress import check_verbose
 from onnxtrain.saving import reading_model
 
 LOGITS = "logits"
@@ -149,8 +150,10 @@ class InferenceModel:
         return cls(data, device=device, threads=threads, source=str(source))
 
     # --- prediction ---------------------------------------------------------------------------------------
-    def predict(self, x: Any, batch_size: int = 1024) -> np.ndarray | int:
-        """Class index per example (an int for one example) for classifiers; raw outputs otherwise."""
+    def predict(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto") -> np.ndarray | int:
+        """Class index per example (an int for one example) for classifiers; raw outputs otherwise. `verbose` is
+        Keras' argument (0, 1, 2 or "auto"), checked and otherwise ignored: predict shows no progress bar."""
+        check_verbose(verbose)
         outputs, single = self._run(x, self._logits, batch_size)
         if self.loss is not None:
             result = self.loss.decide(outputs)
@@ -160,8 +163,10 @@ class InferenceModel:
             result = outputs
         return result[0].item() if single and result.ndim == 1 else (result[0] if single else result)
 
-    def predict_softly(self, x: Any, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities per example: the `probabilities` output, or a BCE model's sigmoid output."""
+    def predict_softly(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto") -> np.ndarray:
+        """Class probabilities per example: the `probabilities` output, or a BCE model's sigmoid output. `verbose`
+        as predict's: checked, no progress bar."""
+        check_verbose(verbose)
         if PROBABILITIES in self.output_names:
             probabilities, single = self._run(x, PROBABILITIES, batch_size)
         elif self.loss is not None:

@@ -8,12 +8,12 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
 from onnxtrain import emit
-from onnxtrain._checks import check_positive_int
+from onnxtrain._checks import check_bool, check_positive_int
 from onnxtrain._compile_settings import compile_settings
 from onnxtrain._model_base import ModelBase, check_probability_outputs, named_outputs
 from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedError
@@ -24,6 +24,7 @@ from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
+from onnxtrain.progress import check_verbose
 from onnxtrain.training import Trainer
 
 
@@ -199,7 +200,7 @@ class Model(ModelBase):
         batch_size: int = 32,
         shuffle: bool = True,
         seed: int | None = None,
-        verbose: int = 1,
+        verbose: int | str = 1,
         validation: Any = None,
         validation_split: float = 0.0,
         validation_batch_size: int | None = None,
@@ -212,7 +213,8 @@ class Model(ModelBase):
         Each epoch is shuffled from (`seed` or the model's seed, epoch number), so equal seeds give identical runs;
         the last partial batch is included. `validation_split` holds out the *last* fraction of the data (before
         shuffling, as in Keras). Returns a History with per-epoch `loss`, the metrics, and `val_*` when validating.
-        Keras' spellings work too: `fit(x=..., y=..., validation_data=(x_val, y_val))`.
+        Keras' spellings work too: `fit(x=..., y=..., validation_data=(x_val, y_val))`; `verbose` is 0, 1, 2 or
+        Keras' "auto" (1), see `onnxtrain.progress`.
         """
         trainer = self._compiled_trainer("fit")
         self._check_not_fitting("fit")
@@ -226,7 +228,7 @@ class Model(ModelBase):
                 batch_size=check_positive_int("batch_size", batch_size),
                 shuffle=shuffle,
                 seed=seed,
-                verbose=verbose,
+                verbose=check_verbose(verbose),
                 validation=validation,
                 validation_split=validation_split,
                 validation_batch_size=validation_batch_size,
@@ -235,21 +237,65 @@ class Model(ModelBase):
         finally:
             self._fitting = False
 
+    @overload
     def evaluate(
-        self, dataset: Any = None, y: Any = None, *, batch_size: int = 32, verbose: int = 0, x: Any = None
-    ) -> EvaluationResult:
-        """Mean loss and metrics over `dataset` (or Keras' `x=..., y=...`), in batches of `batch_size`."""
+        self,
+        dataset: Any = None,
+        y: Any = None,
+        *,
+        batch_size: int = 32,
+        verbose: int | str = 0,
+        x: Any = None,
+        return_dict: Literal[False] = False,
+    ) -> EvaluationResult: ...
+
+    @overload
+    def evaluate(
+        self,
+        dataset: Any = None,
+        y: Any = None,
+        *,
+        batch_size: int = 32,
+        verbose: int | str = 0,
+        x: Any = None,
+        return_dict: Literal[True],
+    ) -> dict[str, float]: ...
+
+    def evaluate(
+        self,
+        dataset: Any = None,
+        y: Any = None,
+        *,
+        batch_size: int = 32,
+        verbose: int | str = 0,
+        x: Any = None,
+        return_dict: bool = False,
+    ) -> EvaluationResult | dict[str, float]:
+        """Mean loss and metrics over `dataset` (or Keras' `x=..., y=...`), in batches of `batch_size`.
+
+        Args:
+            verbose: 0 (silent), 1 (a progress bar on a terminal), 2 (one line) or Keras' "auto" (1).
+            return_dict: as in Keras, a dict of the figures, {"loss": ..., "accuracy": ...}, keyed as `fit`'s
+                logs (`EvaluationResult.to_dict`), instead of the EvaluationResult (which unpacks as Keras' list).
+        """
         trainer = self._compiled_trainer("evaluate")
         dataset = _alias("dataset", dataset, "x", x)
-        return trainer.evaluate(
+        as_dict = check_bool("evaluate", "return_dict", return_dict)
+        result = trainer.evaluate(
             _dataset_arg(dataset, y, "dataset"),
             batch_size=check_positive_int("batch_size", batch_size),
-            verbose=verbose,
+            verbose=check_verbose(verbose),
         )
+        return result.to_dict() if as_dict else result
 
-    def predict(self, x: Any, batch_size: int = 1024) -> Any:
+    def predict(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto") -> Any:
         """Class index per example (an int for one example) for classification losses; raw outputs otherwise. A
-        model of several outputs returns a list: one such array per output, each by its own loss."""
+        model of several outputs returns a list: one such array per output, each by its own loss.
+
+        `verbose` is Keras' argument (0, 1, 2 or "auto"), checked and otherwise ignored: predict shows no
+        progress bar.
+        """
+        check_verbose(verbose)
         trainer = self._compiled_trainer("predict")
         outputs, single = trainer.predict_all_outputs(x, check_positive_int("batch_size", batch_size))
         results = []
@@ -259,9 +305,11 @@ class Model(ModelBase):
             results.append(result[0].item() if single and result.ndim == 1 else (result[0] if single else result))
         return results[0] if len(results) == 1 else results
 
-    def predict_softly(self, x: Any, batch_size: int = 1024) -> Any:
+    def predict_softly(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto") -> Any:
         """Class probabilities per example (softmax for softmax cross-entropy, the sigmoid output for BCE). A model
-        of several outputs returns a list, one array per output; each output's loss must be a classification's."""
+        of several outputs returns a list, one array per output; each output's loss must be a classification's.
+        `verbose` as predict's: checked, no progress bar."""
+        check_verbose(verbose)
         trainer = self._compiled_trainer("predict_softly")
         outputs, single = trainer.predict_all_outputs(x, check_positive_int("batch_size", batch_size))
         results = []

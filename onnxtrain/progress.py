@@ -1,8 +1,8 @@
 """What `fit` and `evaluate` print: a tqdm bar per epoch on a terminal, plain per-epoch lines otherwise.
 
-verbose=0 prints nothing; verbose=1 shows a bar (batches done/total, ETA, running figures) when the output
-stream is a terminal and falls back to one plain line per epoch when it is not (logs, pipes, CI), so no
-carriage returns or ANSI codes reach a file; verbose=2 always prints one line per epoch.
+verbose=0 prints nothing; verbose=1 (or Keras' "auto") shows a bar (batches done/total, ETA, running figures) when
+the output stream is a terminal and falls back to one plain line per epoch when it is not (logs, pipes, CI), so no
+carriage returns or ANSI codes reach a file; verbose=2 always prints one line per epoch. `predict` shows nothing.
 """
 
 from __future__ import annotations
@@ -22,11 +22,16 @@ FINAL_BAR_FORMAT = "{l_bar}{bar:20}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{
 
 
 def check_verbose(verbose: Any) -> int:
+    """`verbose` as 0, 1 or 2: a bool as 0 or 1, and Keras' "auto" as 1 (what Keras makes of it outside a
+    parameter-server strategy)."""
     if isinstance(verbose, bool):
         return int(verbose)
+    if verbose == "auto":
+        return 1
     if not isinstance(verbose, int) or verbose not in (0, 1, 2):
         raise InvalidArgumentError(
-            f"verbose expects 0 (silent), 1 (a progress bar) or 2 (one line per epoch). Received: verbose={verbose!r}"
+            "verbose expects 0 (silent), 1 (a progress bar) or 2 (one line per epoch), or 'auto' (Keras' default: "
+            f"1). Received: verbose={verbose!r}"
         )
     return verbose
 

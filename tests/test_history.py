@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from onnxtrain import Dataset, History, Sequential
 from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
+from onnxtrain.history import EvaluationResult, MetricValues
 from onnxtrain.layers import Dense, Input
+from onnxtrain.metrics import Metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -211,3 +213,9 @@ def test_evaluation_result_unpacks_as_keras_list_loss_then_metrics_in_compile_or
         plain.compile(optimizer="adam")
         (only_loss,) = plain.evaluate(x, y)
         assert len(plain.evaluate(x, y)) == 1 and only_loss == plain.evaluate(x, y).loss
+
+
+def test_evaluation_result_to_dict_is_keras_return_dict_keyed_as_the_logs():
+    result = EvaluationResult(0.5, MetricValues({Metrics.ACCURACY: 0.75, "head_mae": 0.25}))
+    assert result.to_dict() == {"loss": 0.5, "accuracy": 0.75, "head_mae": 0.25}
+    assert list(result.to_dict().values()) == list(result)

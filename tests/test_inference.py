@@ -63,6 +63,16 @@ def test_predictions_equal_sequential_from_a_directory_or_a_file(saved, source):
         assert np.array_equal(model.predict(saved["pixels"]), saved["pixel_predictions"])  # x input_scale
 
 
+@pytest.mark.parametrize("verbose", [0, 1, 2, "auto"])
+def test_predict_takes_keras_verbose_and_shows_no_progress(saved, capsys, verbose):
+    with InferenceModel.load(saved["file"]) as model:
+        assert np.array_equal(model.predict(_x(), verbose=verbose), saved["predictions"])
+        np.testing.assert_allclose(model.predict_softly(_x(), verbose=verbose), saved["probabilities"], atol=1e-6)
+        with pytest.raises(InvalidArgumentError, match=r"verbose expects 0 \(silent\).*Received: verbose='loud'"):
+            model.predict(_x(), verbose="loud")
+    assert capsys.readouterr().out == ""
+
+
 def test_one_example_gives_a_class_index_and_one_probability_row(saved):
     model = InferenceModel.load(saved["file"])
     single = model.predict(_x()[0])

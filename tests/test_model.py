@@ -585,3 +585,46 @@ def test_integer_validation_data_is_read_with_the_scale_the_first_fit_adopts(eng
             assert model.input_scale == 1 / 255
             # the last epoch's validation loss is the loss of the validation data as the model now reads it
             assert history.history["val_loss"][-1] == pytest.approx(model.evaluate((x[40:], y[40:])).loss, rel=1e-6)
+
+
+@pytest.mark.parametrize("verbose", [0, 1, 2, "auto", True])
+def test_predict_takes_keras_verbose_and_shows_no_progress(blobs, capsys, verbose):
+    x, _ = blobs
+    with blob_model() as model:
+        model.compile(optimizer="adam")
+        predictions, probabilities = model.predict(x), model.predict_softly(x)
+        np.testing.assert_array_equal(model.predict(x, verbose=verbose), predictions)
+        np.testing.assert_array_equal(model.predict_softly(x, batch_size=7, verbose=verbose), probabilities)
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("call", ["predict", "predict_softly", "evaluate"])
+def test_a_bad_verbose_is_refused_by_predict_and_evaluate(blobs, call):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer="adam")
+        args = (x, y) if call == "evaluate" else (x,)
+        with pytest.raises(InvalidArgumentError, match=r"verbose expects 0 \(silent\).*'auto'.*Received: verbose=3"):
+            getattr(model, call)(*args, verbose=3)
+
+
+def test_fit_and_evaluate_take_keras_verbose_auto(blobs, capsys):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer="adam")
+        model.fit(x, y, epochs=1, batch_size=60, verbose="auto")
+        model.evaluate(x, y, verbose="auto")
+    out = capsys.readouterr().out  # not a terminal: one plain line each
+    assert "Epoch 1/1 - 2 batches" in out and "Evaluate - 4 batches" in out
+
+
+def test_evaluate_return_dict_gives_keras_dict_of_loss_and_metrics(blobs):
+    x, y = blobs
+    with blob_model() as model:
+        model.compile(optimizer="adam", metrics=["accuracy", "mse"])
+        result = model.evaluate(x, y)
+        figures = model.evaluate(x, y, return_dict=True)
+        assert figures == {"loss": result.loss, "accuracy": result.metrics["accuracy"], "mse": result.metrics["mse"]}
+        assert list(figures) == ["loss", "accuracy", "mse"] and isinstance(model.evaluate(x, y), type(result))
+        with pytest.raises(InvalidArgumentError, match=r"evaluate\(return_dict=\.\.\.\) expects a bool\. Received"):
+            model.evaluate(x, y, return_dict="yes")

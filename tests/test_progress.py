@@ -15,7 +15,7 @@ from onnxtrain import Callback, Sequential
 from onnxtrain import progress as progress_module
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.layers import Dense, Input
-from onnxtrain.progress import Progress, is_terminal
+from onnxtrain.progress import Progress, check_verbose, is_terminal
 
 CONTROL = ("\r", "\x1b")
 
@@ -133,10 +133,16 @@ def test_dumb_terminal_and_closed_streams_count_as_not_a_terminal(monkeypatch):
     assert not is_terminal(closed)
 
 
-@pytest.mark.parametrize("verbose", [3, -1, "1", 1.0, None])
+@pytest.mark.parametrize("verbose", [3, -1, "1", "AUTO", 1.0, None])
 def test_bad_verbose_is_refused(verbose):
-    with pytest.raises(InvalidArgumentError, match=r"verbose expects 0 .*, 1 .* or 2"):
+    with pytest.raises(InvalidArgumentError, match=r"verbose expects 0 .*, 1 .* or 2 .*, or 'auto' \(Keras' default"):
         Progress(verbose, steps=1, epochs=1)
+
+
+@pytest.mark.parametrize(("verbose", "level"), [("auto", 1), (True, 1), (False, 0), (2, 2)])
+def test_keras_auto_and_bools_are_verbose_levels(verbose, level):
+    assert check_verbose(verbose) == level
+    assert Progress(verbose, steps=1, epochs=1).verbose == level
 
 
 @pytest.mark.slow
