@@ -4,6 +4,9 @@ backward. The per-op rules are in test_autodiff_rules.py."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -314,3 +317,11 @@ def test_every_loss_gets_the_portable_engine_s_gradients(loss):
     last = "sigmoid" if loss == "binary_crossentropy" else "linear"
     labels = RNG.integers(0, 2, (5, 3)).astype(np.float32) if last == "sigmoid" else RNG.normal(size=(5, 3))
     compare_with_the_portable_engine(small_model("tanh", last), losses.get(loss), labels.astype(np.float32))
+
+
+def test_the_rules_table_is_filled_on_import() -> None:
+    """`onnxtrain.autodiff.RULES` is the whole table from the import on (docs/autodiff.md), in a fresh interpreter."""
+    code = "import onnxtrain.autodiff as a; print(len(a.RULES), ('', 'Relu') in a.RULES, ('', 'Gemm') in a.RULES)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    count, relu, gemm = result.stdout.split()
+    assert int(count) > 50 and relu == gemm == "True"

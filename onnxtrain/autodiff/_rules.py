@@ -45,14 +45,14 @@ def rule(*op_types: str, domain: str = "") -> Callable[[Rule], Rule]:
 
 def lookup(domain: str, op_type: str) -> Rule | None:
     """The rule of the op, None when there is none; imports every rule module of the package the first time."""
-    _load_rule_modules()
+    load_rule_modules()
     return RULES.get(("" if domain == "ai.onnx" else domain, op_type))
 
 
 _loaded = False
 
 
-def _load_rule_modules() -> None:
+def load_rule_modules() -> None:
     """Import every module of this package (each one's `@rule`s fill the table): a new rule module needs no list."""
     global _loaded
     if _loaded:
