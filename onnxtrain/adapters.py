@@ -8,7 +8,9 @@ only; this module sits with the graphs, below the model, so that `export(merge_a
 
 The adapters are stored in the weight's own layout: for W of shape (in, out) (MatMul's right operand, Gemm with
 transB=0) A is (in, rank) and B (rank, out); for W of shape (out, in) (Gemm with transB=1, MatMul's left operand)
-they are peft's (rank, in) and (out, rank), and the merge is W += (alpha/rank)·B·A.
+they are peft's (rank, in) and (out, rank), and the merge is W += (alpha/rank)·B·A. A weight that two nodes read in
+opposite layouts (a tied encoder's Gemm transB=1 and decoder's transB=0) gets one pair, in the first node's layout;
+the other node applies it transposed (its product reads B first, then A), so the merge is the same ΔW for both.
 """
 
 from __future__ import annotations
@@ -60,9 +62,10 @@ def add_adapters(
 
     Returns:
         The adapted model: per weight W, initializers `W.lora_A` and `W.lora_B` (zeros), and a Constant node
-        `W.lora_scale` = alpha / rank; a weight that several adapted nodes read gets one pair, which they share.
-        A weight that another node reads too (a tied embedding's Gather) is left alone, since merging its
-        adapters would change what that node computes.
+        `W.lora_scale` = alpha / rank; a weight that several adapted nodes read gets one pair, which they
+        share, each applying it in the layout it reads W in (so the merge is one ΔW in W's own layout). A
+        weight that another node reads too (a tied embedding's Gather) is left alone, since merging its adapters
+        would change what that node computes.
 
     Raises:
         InvalidArgumentError: rank or alpha not positive, a target that is not MatMul or Gemm, a `nodes` entry
@@ -91,17 +94,20 @@ def add_adapters(
     names = _Names(graph)
     rng = np.random.default_rng(seed)
     scales: dict[str, str] = {}  # weight -> the value holding its adapters' scale
+    layouts: dict[str, bool] = {}  # weight -> whether its pair is stored as peft's (out, in) pair
     for target in found:
         weight = numpy_helper.to_array(initializers[target.weight])
         if target.weight not in scales:
             scales[target.weight] = names(target.weight + SCALE_SUFFIX)
+            layouts[target.weight] = target.out_in
             graph.initializer.extend(_adapter_tensors(target, weight, rank, rng))
             # A Constant node, not an initializer: an imported model's float initializers are its weights.
             value = numpy_helper.from_array(np.array(alpha / rank, weight.dtype))
             constant = helper.make_node("Constant", [], [scales[target.weight]], value=value)
             constant.name = names(f"{target.weight}.lora/scale")
             graph.node.insert(0, constant)
-        _rewire(graph, target, scales[target.weight], names, opset=_default_opset(model))
+        transposed = target.out_in != layouts[target.weight]
+        _rewire(graph, target, scales[target.weight], names, opset=_default_opset(model), transposed=transposed)
     return model
 
 
@@ -135,12 +141,15 @@ def merge_adapters(proto: onnx.ModelProto) -> onnx.ModelProto:
                 f"merge_adapters: adapter {a_name!r} has no {b_name!r} or no weight {weight!r} to fold into"
             )
         delta: np.ndarray | None = None
-        for down in consumers.get(a_name, []):
-            path = _adapter_path(down, a_name, b_name, consumers, producers)
+        a = numpy_helper.to_array(initializers[a_name]).astype(np.float64)
+        b = numpy_helper.to_array(initializers[b_name]).astype(np.float64)
+        for down, first in _down_nodes(a_name, b_name, consumers):
+            second = b_name if first == a_name else a_name
+            path = _adapter_path(down, first, second, consumers, producers)
             factor = _scalar(path.mul, initializers, constants)
-            a = numpy_helper.to_array(initializers[a_name]).astype(np.float64)
-            b = numpy_helper.to_array(initializers[b_name]).astype(np.float64)
-            step = factor * (b @ a if path.out_in else a @ b)
+            # The down node reads P or Q of ΔW = P·Q (W's layout): Q when it reads W transposed, P otherwise.
+            p, q = (a, b) if first == a_name else (b, a)
+            step = factor * (q @ p if path.out_in else p @ q)
             if delta is not None and not np.array_equal(delta, step):
                 raise InvalidArgumentError(f"merge_adapters: the nodes sharing {a_name!r} scale it differently")
             delta = step
@@ -167,9 +176,10 @@ def merge_adapters(proto: onnx.ModelProto) -> onnx.ModelProto:
 # --- finding the nodes -----------------------------------------------------------------------------------------
 def _check_positive(argument: str, value: object, *, integer: bool) -> float:
     kind = "a positive int" if integer else "a positive number"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    numbers = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, numbers):  # rank=2.0 too: a float is no rank
         raise InvalidTypeError(f"LoRA expects {argument} to be {kind}. Received: {argument}={value!r}")
-    if (integer and int(value) != value) or not math.isfinite(value) or value <= 0:
+    if not math.isfinite(value) or value <= 0:
         raise InvalidArgumentError(f"LoRA expects {argument} to be {kind}. Received: {argument}={value!r}")
     return int(value) if integer else float(value)
 
@@ -278,10 +288,19 @@ def _adapter_tensors(
     ]
 
 
-def _rewire(graph: onnx.GraphProto, target: _Target, scale: str, names: _Names, opset: int) -> None:
-    """Insert down, up, scale and add after `target.node`, whose output now feeds the add."""
+def _rewire(
+    graph: onnx.GraphProto, target: _Target, scale: str, names: _Names, opset: int, *, transposed: bool = False
+) -> None:
+    """Insert down, up, scale and add after `target.node`, whose output now feeds the add.
+
+    `transposed`: the pair is stored in the other layout than this node reads W in (a weight two nodes read in
+    opposite layouts); ΔW = P·Q in W's layout with (P, Q) = (A, B) or (B, A), so the node reads B where it would
+    read A and A where it would read B: x·Wᵀ + x·(B·A)ᵀ = x·Wᵀ + (x·Aᵀ)·Bᵀ, and x·W + x·(B·A) = x·W + (x·B)·A.
+    """
     node, weight = target.node, target.weight
     a, b = weight + A_SUFFIX, weight + B_SUFFIX
+    if transposed:
+        a, b = b, a
     x = node.input[1 - target.weight_index]
     y = node.output[0]
     prefix = f"{node.name or weight}.lora"
@@ -328,6 +347,16 @@ class _Path:
     out_in: bool
 
 
+def _down_nodes(
+    a_name: str, b_name: str, consumers: dict[str, list[onnx.NodeProto]]
+) -> list[tuple[onnx.NodeProto, str]]:
+    """The nodes that start an adapter product, each with the adapter it reads: A, or B where the node applies
+    the pair transposed. The other nodes reading A or B are the products' second halves, fed by one of these."""
+    readers = [(node, name) for name in (a_name, b_name) for node in consumers.get(name, [])]
+    second_halves = {id(up) for node, _ in readers for up in consumers.get(node.output[0], [])}
+    return [(node, name) for node, name in readers if id(node) not in second_halves]
+
+
 def _adapter_path(
     down: onnx.NodeProto,
     a_name: str,
@@ -335,7 +364,8 @@ def _adapter_path(
     consumers: dict[str, list[onnx.NodeProto]],
     producers: dict[str, onnx.NodeProto],
 ) -> _Path:
-    """The down → up → Mul → Add chain that starts at `down`, which reads the adapter `a_name`."""
+    """The down → up → Mul → Add chain that starts at `down`, which reads the adapter `a_name` (A, or B when the
+    node applies the pair transposed) and whose second product reads `b_name`."""
 
     def only_consumer(node: onnx.NodeProto, op_type: str) -> onnx.NodeProto:
         found = consumers.get(node.output[0], [])
@@ -361,7 +391,7 @@ def _adapter_path(
     add = only_consumer(mul, "Add")
     base_output = next(i for i in add.input if i != mul.output[0])
     base = producers.get(base_output)
-    weight = a_name[: -len(A_SUFFIX)]
+    weight = a_name[: -len(A_SUFFIX)]  # A or B: the two suffixes have one length
     if base is None or weight not in base.input or len(consumers.get(base_output, [])) != 1:
         raise InvalidArgumentError(
             f"merge_adapters: adapter {a_name!r} is added to {base_output!r}, which is not the product by "

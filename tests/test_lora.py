@@ -209,7 +209,8 @@ def test_adapter_gradients_match_finite_differences() -> None:
     ("kwargs", "error", "match"),
     [
         ({"rank": 0}, InvalidArgumentError, r"rank to be a positive int. Received: rank=0"),
-        ({"rank": 2.5}, InvalidArgumentError, r"Received: rank=2.5"),
+        ({"rank": 2.5}, InvalidTypeError, r"Received: rank=2.5"),
+        ({"rank": 2.0}, InvalidTypeError, r"rank to be a positive int. Received: rank=2.0"),
         ({"rank": "8"}, InvalidTypeError, r"Received: rank='8'"),
         ({"alpha": 0}, InvalidArgumentError, r"alpha to be a positive number. Received: alpha=0"),
         ({"alpha": -1.0}, InvalidArgumentError, r"Received: alpha=-1.0"),
@@ -349,6 +350,51 @@ def test_a_weight_that_another_node_reads_is_left_alone() -> None:
         InvalidArgumentError, match=r"weight 'table' of node 'tied' is also read by Gather node 'embed'"
     ):
         add_adapters(model, nodes=["tied"])
+
+
+def _tied(w: np.ndarray) -> onnx.ModelProto:
+    """A tied autoencoder: Gemm(x, W, transB=1) -> Relu -> Gemm(r, W, transB=0), W of shape (hidden, in)."""
+    hidden, width = w.shape
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "W", "b1"], ["h"], name="encode", transB=1),
+            helper.make_node("Relu", ["h"], ["r"], name="relu"),
+            helper.make_node("Gemm", ["r", "W", "b2"], ["logits"], name="decode", transB=0),
+        ],
+        "tied",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", width])],
+        [
+            numpy_helper.from_array(w, "W"),
+            numpy_helper.from_array(np.zeros(hidden, np.float32), "b1"),
+            numpy_helper.from_array(np.zeros(width, np.float32), "b2"),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (16, 8)])
+def test_a_weight_read_in_both_layouts_shares_one_pair_and_merges_in_its_own(shape: tuple, tmp_path: Path) -> None:
+    """Each Gemm applies the shared pair in the layout it reads W in; the merge is W + scale·B·A in W's layout."""
+    w = (np.random.default_rng(2).standard_normal(shape) * 0.3).astype(np.float32)
+    rng = np.random.default_rng(3)
+    data = Dataset(rng.standard_normal((40, shape[1])).astype(np.float32), rng.integers(0, shape[1], 40))
+    model = lora(_tied(w), rank=2, alpha=4)
+    assert {n: v.shape for n, v in model.get_weights().items() if "lora" in n} == {
+        "W.lora_A": (2, shape[1]),
+        "W.lora_B": (shape[0], 2),
+    }
+    model.compile(optimizer=SGD(0.5), loss="softmax_cross_entropy_with_logits")
+    model.fit(data, epochs=2, batch_size=10, verbose=0)
+    trained = model.get_weights()
+    assert np.abs(trained["W.lora_B"]).max() > 0
+    merged = onnx.load(model.export(tmp_path / "merged.onnx", merge_adapters=True))
+    assert [n.op_type for n in merged.graph.node] == ["Gemm", "Relu", "Gemm", "Softmax"]
+    merged_w = numpy_helper.to_array(next(t for t in merged.graph.initializer if t.name == "W"))
+    np.testing.assert_allclose(merged_w, w + 2 * trained["W.lora_B"] @ trained["W.lora_A"], rtol=1e-5, atol=1e-6)
+    session = onnxruntime.InferenceSession(merged.SerializeToString(), providers=["CPUExecutionProvider"])
+    probabilities = session.run(["probabilities"], {merged.graph.input[0].name: data.x})[0]
+    np.testing.assert_allclose(probabilities, model.predict_softly(data.x), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.slow
