@@ -38,7 +38,13 @@ import onnx.numpy_helper
 
 from onnxtrain import emit
 from onnxtrain._ort_rewrites import replace_relu_gradients
-from onnxtrain.errors import InvalidArgumentError, OnnxtrainError, RuntimeSetupError, UnsupportedError
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    OnnxtrainError,
+    PortableEngineOnlyError,
+    RuntimeSetupError,
+    UnsupportedError,
+)
 from onnxtrain.functional import as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.losses import Loss
@@ -215,10 +221,10 @@ def write_artifacts(
 
     try:
         forward = emit.loss_model(layers, loss, opset, ir_version, training=True)
-    except UnsupportedError as e:  # layer state (ONNX Runtime training keeps it frozen: onnxruntime#17879), Dropout
-        raise UnsupportedError(
-            f"The ort-training engine cannot train this model: {e}. Compile with engine='portable', which updates "
-            "layer state and draws Dropout's masks in every step."
+    except PortableEngineOnlyError as e:  # layer state (ORT training keeps it frozen: onnxruntime#17879), Dropout
+        raise PortableEngineOnlyError(
+            f"The ort-training engine cannot train this model: {str(e).rstrip('.')}. Compile with "
+            "engine='portable', which updates layer state and draws Dropout's masks in every step."
         ) from e
     graph = as_graph(layers)
     trainable = tuple(graph.trainable_params_by_name())

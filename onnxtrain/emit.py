@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from onnxtrain import activations
-from onnxtrain.errors import UnsupportedError
+from onnxtrain.errors import PortableEngineOnlyError, UnsupportedError
 from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers import Activation, Dense, Layer, Shape
@@ -191,7 +191,7 @@ def loss_model(
     labels = builder.add_input(LABELS_NAME, label_dtype, label_shape)
     value, output = forward_and_loss(builder, graph, xs, labels, loss)
     if builder.state_updates:
-        raise UnsupportedError(
+        raise PortableEngineOnlyError(
             f"the layer state {sorted(builder.state_updates)} takes a new value in each training step, which a "
             "forward-and-loss graph has no output for"
         )

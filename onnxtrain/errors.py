@@ -57,6 +57,20 @@ class UnsupportedError(OnnxtrainError, NotImplementedError):
     """The requested combination cannot be expressed by the training engine."""
 
 
+class PortableEngineOnlyError(UnsupportedError):
+    """A training graph needs what only the portable engine's train step has: a step counter (Dropout's masks) or
+    outputs for layer state (BatchNormalization's running statistics). The ort-training engine adds that advice."""
+
+
+class OpsetTooOldError(UnsupportedError):
+    """An opset older than a graph the model holds, which is never downgraded (`OnnxLayer.graph_at`): `required`
+    is the oldest opset that takes it, so that a command can say which option value to pass (`--opset 21`)."""
+
+    def __init__(self, message: str, *, required: int | None = None):
+        super().__init__(message)
+        self.required = required
+
+
 class NonFiniteLossError(OnnxtrainError, FloatingPointError):
     """Training produced a NaN or infinite loss."""
 

@@ -16,7 +16,7 @@ from onnx import helper, numpy_helper
 
 from onnxtrain._graph_names import fold_output_renames, subgraph_reads, subgraph_values
 from onnxtrain._version import __version__
-from onnxtrain.errors import InvalidArgumentError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, PortableEngineOnlyError, UnsupportedError
 
 DEFAULT_OPSET = 17
 # ONNX Runtime 1.19 (the last onnxruntime-training release) loads IR versions up to 10; 8 is the IR version that
@@ -92,6 +92,7 @@ class GraphBuilder:
         self._shared: dict[str, str] = {}
         self._output_renames: list[tuple[str, str]] = []  # (value, output name), one Identity node each
         self._value_info: list[onnx.ValueInfoProto] = []  # a model's own, kept by `from_model` for shape inference
+        self._sources: dict[str, tuple[str, str]] = {}  # value -> (node, value) it copies: see `record_source`
 
     # --- naming -------------------------------------------------------------------------------------------
     @contextmanager
@@ -274,9 +275,9 @@ class GraphBuilder:
         draws the same numbers again.
 
         Raises:
-            UnsupportedError: this graph is not a training engine's (it has no step counter).
+            PortableEngineOnlyError: this graph is not a training engine's (it has no step counter).
         """
-        raise UnsupportedError(
+        raise PortableEngineOnlyError(
             f"{'.'.join(self._scopes) or 'a layer'} draws random numbers per training step (e.g. Dropout), and this "
             "graph has no step counter: only the portable engine's train step has one"
         )
@@ -290,6 +291,15 @@ class GraphBuilder:
     def state_updates(self) -> dict[str, str]:
         """Parameter graph name -> the value it takes after the step, as recorded by `update_state`."""
         return dict(self._state_updates)
+
+    def record_source(self, value: str, node: str, original: str) -> None:
+        """Note that `value` is what node `node` computes as `original` in an imported graph (`OnnxLayer` inlines
+        it under fresh names), so that errors about it can use the names of the user's file."""
+        self._sources[value] = (node, original)
+
+    def source(self, value: str) -> tuple[str, str] | None:
+        """The (node, value) names of the imported graph `value` copies (`record_source`); None for others."""
+        return self._sources.get(value)
 
     def set_metadata(self, key: str, value: str) -> None:
         self._metadata[key] = value

@@ -444,7 +444,9 @@ def _bn_model() -> onnx.ModelProto:
         "w": rng.normal(size=(6, 3)).astype(np.float32),
     }
     nodes = [
-        helper.make_node("BatchNormalization", ["x", *list(arrays)[:4]], ["bn_out"], epsilon=1e-5, momentum=0.8),
+        helper.make_node(
+            "BatchNormalization", ["x", *list(arrays)[:4]], ["bn_out"], name="bn", epsilon=1e-5, momentum=0.8
+        ),
         helper.make_node("Flatten", ["bn_out"], ["flat"]),
         helper.make_node("MatMul", ["flat", "w"], ["logits"]),
     ]
@@ -482,8 +484,81 @@ def test_batch_norm_train_mode_updates_the_running_statistics_as_onnx_defines():
 @pytest.mark.training
 def test_batch_norm_train_mode_is_refused_by_ort_training():
     model = from_onnx(_bn_model(), batch_norm="train")
-    with pytest.raises(UnsupportedError, match=r"batch_norm='train'.*only the portable engine"):
+    with pytest.raises(UnsupportedError, match=r"batch_norm='train'.*node 'bn'.*only the portable engine") as caught:
         model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS, engine="ort-training")
+    message = str(caught.value)
+    assert message.count("engine='portable'") == 1 and ".." not in message  # the advice once
+
+
+def _training_mode_bn_model(saved_mean_read: bool = False) -> onnx.ModelProto:
+    """`_bn_model` as torch exports it in training mode at opset 13: BatchNormalization with 5 outputs (Y, running
+    mean and variance, saved mean and variance), which onnx's version converter refuses to take to opset 14."""
+    model = _bn_model()
+    bn = model.graph.node[0]
+    bn.output.extend(["running_mean_out", "running_var_out", "saved_mean", "saved_var"])
+    if saved_mean_read:  # a graph that reads the saved mean cannot drop it
+        model.graph.node[2].output[0] = "mm"
+        model.graph.node.extend(
+            [
+                helper.make_node("ReduceSum", ["saved_mean"], ["saved_sum"], keepdims=0),
+                helper.make_node("Add", ["mm", "saved_sum"], ["logits"]),
+            ]
+        )
+    model.opset_import[0].version = 13
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_a_training_mode_batch_norm_of_opset_13_is_upgraded_without_its_unread_outputs():
+    """The unread statistics outputs are dropped at import, so the default opset (17) takes the graph."""
+    model = from_onnx(_training_mode_bn_model())
+    layer = model.layers[-1]
+    assert isinstance(layer, OnnxLayer)
+    assert [list(n.output) for n in layer.graph.graph.node if n.op_type == "BatchNormalization"] == [["bn_out"]]
+    model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
+    x, y = _data()
+    model.fit(x, y, batch_size=4, verbose=0)
+    exported = model.inference_model()
+    assert exported.opset_import[0].version == 17
+    logits = _run(exported, input=x)
+    softmax = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(softmax / softmax.sum(1, keepdims=True), model.predict_softly(x), rtol=1e-5, atol=1e-6)
+    model.close()
+
+
+@pytest.mark.training
+def test_a_graph_the_converter_refuses_gets_no_portable_advice_from_ort_training():
+    """Both engines fail the same way on a graph that cannot be upgraded: no advice to switch engines."""
+    messages = []
+    for engine in ("portable", "ort-training"):
+        model = from_onnx(_training_mode_bn_model(saved_mean_read=True))
+        with pytest.raises(UnsupportedError, match=r"cannot turn into opset 17: .*Compile with opset=13") as caught:
+            model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS, engine=engine)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and "engine='portable'" not in messages[1]
+
+
+@pytest.mark.training
+def test_a_dropout_node_is_refused_by_ort_training_under_its_own_name():
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["flat"], name="/flatten/Flatten"),
+        helper.make_node("Dropout", ["flat", "ratio"], ["/drop/Dropout_output_0"], name="/drop/Dropout"),
+        helper.make_node("MatMul", ["/drop/Dropout_output_0", "w"], ["logits"], name="/fc/MatMul"),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.eye(6, 3, dtype=np.float32), "w"),
+        numpy_helper.from_array(np.array(0.5, np.float32), "ratio"),
+    ]
+    x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    y_info = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    model = from_onnx(_model(nodes, [x_info], [y_info], initializers))
+    with pytest.raises(
+        UnsupportedError,
+        match=r"ort-training engine cannot train this model: OnnxLayer 'onnx_model': Dropout node '/drop/Dropout' "
+        r"\(output '/drop/Dropout_output_0'\) draws a new mask in each training step.*Compile with engine='portable'",
+    ) as caught:
+        model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS, engine="ort-training")
+    assert str(caught.value).count("engine='portable'") == 1
 
 
 def test_dropout_is_the_identity_outside_training_and_drops_in_it():
@@ -513,6 +588,35 @@ def test_dropout_is_the_identity_outside_training_and_drops_in_it():
     history = model.fit(x, y, batch_size=8, verbose=0)
     assert history.history["loss"][0] != pytest.approx(expected, rel=1e-3)  # the training graph dropped
     model.close()
+
+
+def _cos_model() -> onnx.ModelProto:
+    """x -> Gemm /blk/fc -> Cos /blk/act/Cos (no gradient rule) -> Gemm /head: logits."""
+    rng = np.random.default_rng(7)
+    shapes = {"fc.weight": (4, 6), "fc.bias": (4,), "head.weight": (3, 4), "head.bias": (3,)}
+    arrays = {name: rng.normal(size=shape).astype(np.float32) for name, shape in shapes.items()}
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["flat"], name="/blk/Flatten"),
+        helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["/blk/fc/Gemm_output_0"], transB=1, name="/blk/fc"),
+        helper.make_node("Cos", ["/blk/fc/Gemm_output_0"], ["/blk/act/Cos_output_0"], name="/blk/act/Cos"),
+        helper.make_node("Gemm", ["/blk/act/Cos_output_0", "head.weight", "head.bias"], ["logits"], transB=1),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    return _model(nodes, [x], [y], [numpy_helper.from_array(a, n) for n, a in arrays.items()])
+
+
+def test_a_missing_gradient_names_the_files_node_and_the_weights_that_need_it():
+    with pytest.raises(
+        UnsupportedError,
+        match=r"No gradient rule for op 'Cos' .*: node '/blk/act/Cos' computes '/blk/act/Cos_output_0' \(here .*\), "
+        r"which the loss .* depends on, and the gradients of 'fc.weight', 'fc.bias' need it\. .* or freeze those "
+        r"weights\.$",
+    ):
+        from_onnx(_cos_model()).compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
+    with from_onnx(_cos_model(), frozen=["fc.*"]) as model:  # what the message says to do works
+        model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
+        model.fit(*_data(), batch_size=4, verbose=0)
 
 
 def _tanh_gelu_model() -> onnx.ModelProto:

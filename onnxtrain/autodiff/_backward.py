@@ -56,11 +56,7 @@ def backward(builder: GraphBuilder, loss: str, wrt: Sequence[str]) -> dict[str, 
         rule = lookup(node.domain, node.op_type)
         if rule is None:
             needed = next(out for out, g in zip(node.output, grad_outputs, strict=True) if g is not None)
-            raise UnsupportedError(
-                f"No gradient rule for op {node.op_type!r} (domain {node.domain or 'ai.onnx'!r}): node "
-                f"{node.name!r} computes {needed!r}, which the loss {loss!r} depends on. Add a rule with "
-                "@onnxtrain.autodiff.rule (see docs/autodiff.md), or freeze the values that reach it."
-            )
+            raise UnsupportedError(_no_rule_message(builder, node, needed, loss, wrt, active))
         ctx = GradientContext(node, builder, facts, grad_outputs, needs)
         results = list(rule(ctx))[: len(needs)]  # a rule may list optional inputs the node leaves out
         results += [None] * (len(needs) - len(results))
@@ -154,6 +150,37 @@ def _active_values(nodes: Sequence[onnx.NodeProto], facts: GraphFacts, loss: str
         if any(out in useful for out in node.output):
             useful.update(name for name in reads[id(node)] if name in reached)
     return reached & useful
+
+
+def _no_rule_message(
+    builder: GraphBuilder, node: onnx.NodeProto, needed: str, loss: str, wrt: Sequence[str], active: set[str]
+) -> str:
+    """Why `node` needs a rule, in the names of the user's file where it comes from an imported graph, and which
+    `wrt` values (the trainable weights) have a gradient through it: those to freeze to do without one."""
+    source = builder.source(needed)
+    if source is not None:  # an imported graph's node, inlined under fresh names
+        node_name, value = source
+        where = f"node {node_name!r}" if node_name else f"an unnamed {node.op_type} node"
+        where += f" computes {value!r} (here node {node.name!r}, value {needed!r})"
+    else:
+        where = f"node {node.name!r} computes {needed!r}"
+    producers = {out: n for n in builder.nodes for out in n.output if out}
+    upstream, pending = set(), [name for name in node.input if name in active]
+    while pending:  # the active values before the node: the wrt values among them train through it
+        name = pending.pop()
+        if name not in upstream:
+            upstream.add(name)
+            if name in producers:
+                pending.extend(i for i in producers[name].input if i in active)
+    weights = [name for name in dict.fromkeys(wrt) if name in upstream]
+    one = len(weights) == 1
+    needing = f"the gradient{'' if one else 's'} of {listing(weights, 5)} need{'s' if one else ''} it"
+    freeze = f"freeze {'that weight' if one else 'those weights'}" if weights else "freeze the values that reach it"
+    return (
+        f"No gradient rule for op {node.op_type!r} (domain {node.domain or 'ai.onnx'!r}): {where}, which the loss "
+        f"{loss!r} depends on{', and ' + needing if weights else ''}. Add a rule with @onnxtrain.autodiff.rule (see "
+        f"docs/autodiff.md), or {freeze}."
+    )
 
 
 def _seed(builder: GraphBuilder, facts: GraphFacts, loss: str) -> str:

@@ -141,6 +141,25 @@ def cut(model: onnx.ModelProto, outputs: Sequence[str], owner: str) -> onnx.Mode
     return _with_output_types(result)
 
 
+def without_unread_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
+    """`model` without the BatchNormalization outputs after Y that nothing reads: a training-mode export's running
+    and saved statistics (opset 13 and older have five outputs, which onnx's version converter refuses to take to
+    opset 14). The layer computes Y in the mode it chooses (`OnnxLayer`'s batch_norm), never from these."""
+    read = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    read.discard("")
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    for node in result.graph.node:
+        if node.op_type != "BatchNormalization":
+            continue
+        while len(node.output) > 1 and node.output[-1] not in read:
+            del node.output[-1]
+        for i in range(1, len(node.output)):
+            if node.output[i] not in read:
+                node.output[i] = ""  # an optional output left out
+    return result
+
+
 def _keep_only(field: object, names: set[str]) -> None:
     items = [item for item in field if item.name in names]  # type: ignore[attr-defined]
     del field[:]  # type: ignore[attr-defined]

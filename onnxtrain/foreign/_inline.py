@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxtrain.errors import UnsupportedError
+from onnxtrain.errors import PortableEngineOnlyError, UnsupportedError
 from onnxtrain.foreign import _graph
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._dropout import keep_mask, layer_key
@@ -78,6 +78,7 @@ class Inliner:
         for i, name in enumerate(node.output):
             if name:
                 self.names[name] = outs[i]
+                self.builder.record_source(outs[i], node.name, name)
             else:
                 emitted.output[i] = ""
 
@@ -97,11 +98,11 @@ class Inliner:
         if self.train_batch_norm:
             try:
                 b.training_step()  # only the portable engine's train step updates state (and has a step counter)
-            except UnsupportedError as e:
-                raise UnsupportedError(
-                    f"OnnxLayer {self.owner!r} (batch_norm='train') updates its BatchNormalization statistics in "
-                    "each training step, which only the portable engine does. Use engine='portable', or "
-                    "batch_norm='inference'."
+            except PortableEngineOnlyError as e:
+                raise PortableEngineOnlyError(
+                    f"OnnxLayer {self.owner!r} (batch_norm='train') updates the statistics of BatchNormalization "
+                    f"node {node.name!r} in each training step, which only the portable engine does; "
+                    "batch_norm='inference' keeps them frozen, on either engine"
                 ) from e
             rank = len(self._type(node.input[0]).tensor_type.shape.dim)
             axes = [0, *range(2, rank)]
@@ -164,7 +165,14 @@ class Inliner:
             self.names[node.output[0]] = x
             return
         shape = _graph.per_example_shape(self._type(node.input[0]), f"Dropout {node.name!r}'s input", "OnnxLayer")
-        mask = keep_mask(b, x, shape, True, rate, layer_key(f"{self.owner}.{index}", None))
+        try:
+            mask = keep_mask(b, x, shape, True, rate, layer_key(f"{self.owner}.{index}", None))
+        except PortableEngineOnlyError as e:  # named as the user's file names it, not by its inlined value
+            raise PortableEngineOnlyError(
+                f"OnnxLayer {self.owner!r}: Dropout node {node.name or '(unnamed)'!r} (output {node.output[0]!r}) "
+                "draws a new mask in each training step, and this graph has no step counter: only the portable "
+                "engine's train step has one"
+            ) from e
         self.names[node.output[0]] = b.node("Mul", [x, mask], hint="dropped")
 
     def _ratio(self, node: onnx.NodeProto) -> float:

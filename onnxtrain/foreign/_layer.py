@@ -21,7 +21,13 @@ import onnx
 
 from onnxtrain import initializers
 from onnxtrain._runtime import check_runtime_loads
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    OpsetTooOldError,
+    ShapeError,
+    UnsupportedError,
+)
 from onnxtrain.foreign import _graph
 from onnxtrain.foreign._graph import Shape
 from onnxtrain.foreign._inline import Inliner
@@ -100,7 +106,7 @@ class OnnxLayer(Layer):
                 f"{caller} expects a graph with one output. Received: {len(names)} outputs {names}. Choose one "
                 "with outputs=[name]."
             )
-        proto = _graph.with_dynamic_batch(proto)
+        proto = _graph.with_dynamic_batch(_graph.without_unread_statistics(proto))
         stripped, weights = _graph.split_weights(proto, _settings(proto))
         self.graph = _graph.fold_shapes(stripped)
         _graph.check_batch_not_fixed(self.graph, caller)
@@ -192,10 +198,11 @@ class OnnxLayer(Layer):
         if opset == own:
             return self.graph
         if opset < own:
-            raise UnsupportedError(
+            raise OpsetTooOldError(
                 f"OnnxLayer {self.name!r} holds an opset-{own} graph, newer than the opset-{opset} graph it is "
                 f"emitted into. Pass opset={own} (or newer), or leave opset out: compile's default follows the "
-                "graph, and export's follows compile's (an uncompiled model's too)."
+                "graph, and export's follows compile's (an uncompiled model's too).",
+                required=own,
             )
         if opset not in self._converted:
             try:
