@@ -31,6 +31,11 @@ SAVED_MODEL = "a saved model directory (the model/ folder `onnxtrain train` writ
 LISTED_ENTRIES = 10  # error messages name at most this many files of a folder
 
 
+def naming_the_option(error: OnnxtrainError, option: str, value: str) -> OnnxtrainError:
+    """`error` about an array (`x`, `dataset.x`), naming the command-line option that gave it."""
+    return type(error)(f"{option} {value!r} does not fit the model: {error}")
+
+
 class DatasetLoader:
     """Resolves data specs: "fashion-mnist[:train|:test]" or a .npz file with arrays `x`, `y` (and optionally
     `class_names`). uint8 `x` is taken as pixels and divided by 255, like fashion_mnist(). Relative paths are

@@ -5,20 +5,22 @@ trains (--trainable/--frozen), cut it (--outputs), put a new Dense head on it (-
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onnxtrain import optimizers
 from onnxtrain.cli._config_model import DEFAULT_LOSS
-from onnxtrain.cli._data import DatasetLoader, RunData
+from onnxtrain.cli._data import DatasetLoader, RunData, naming_the_option
 from onnxtrain.cli._run_config import check_output, positive_int
 from onnxtrain.cli._train import _fit_and_save, writing_mode
-from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:
     from onnxtrain.model import Model
 
 EXPORT_FILE = "model.onnx"  # beside model/: the inference model (adapters merged), what deployment takes
+LORA_ALPHA = 16.0  # --lora-alpha's default, lora()'s
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
@@ -33,6 +35,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             "--lora trains the adapters only (and the --head); --trainable/--frozen choose what trains without "
             f"--lora. Received: --lora {args.lora} with {'--trainable' if args.trainable else '--frozen'}"
         )
+    _check_numbers(args)
     output = Path(args.output)
     check_output(output, args.overwrite)
     if (output / EXPORT_FILE).exists() and not args.overwrite:
@@ -45,8 +48,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         model.compile(optimizer=optimizer, loss=args.loss, metric="accuracy" if args.loss == DEFAULT_LOSS else None)
         trainable, frozen = model.count_params()
         total = trainable + frozen
-        if data.test is not None:
-            print(f"Test before fine-tuning ({len(data.test)} examples): {model.evaluate(data.test)}", flush=True)
+        if data.test is not None:  # before training: test data that does not fit is refused up front
+            try:
+                result = model.evaluate(data.test)
+            except (InvalidArgumentError, InvalidTypeError) as e:
+                raise naming_the_option(e, "--test", args.test) from e
+            print(f"Test before fine-tuning ({len(data.test)} examples): {result}", flush=True)
         status = _fit_and_save(
             args,
             model,  # type: ignore[arg-type]  # typed Sequential; it uses Model's fit, evaluate and save only
@@ -56,7 +63,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             validation_split=0.0,
-            sources={"train": f"--data {args.data!r}"},
+            sources={"train": f"--data {args.data!r}", "validation": _validation_source(args)},
             record=None,
             history_from=None,
         )
@@ -64,6 +71,28 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     merged = ", adapters merged" if args.lora else ""
     print(f"  {'export':<8} {output / EXPORT_FILE} ({path.stat().st_size:,} bytes{merged})")
     return status
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """--seed and --lora-alpha, refused before anything is written (argparse's int and float take -1 and nan)."""
+    if args.seed < 0:
+        raise InvalidArgumentError(f"--seed expects a non-negative integer. Received: --seed {args.seed}")
+    if args.lora_alpha is None:
+        return
+    if args.lora is None:
+        raise InvalidArgumentError(
+            f"--lora-alpha scales the adapters that --lora RANK adds. Received: --lora-alpha {args.lora_alpha:g} "
+            "without --lora"
+        )
+    if not (math.isfinite(args.lora_alpha) and args.lora_alpha > 0):
+        raise InvalidArgumentError(
+            f"--lora-alpha expects a positive number. Received: --lora-alpha {args.lora_alpha:g}"
+        )
+
+
+def _validation_source(args: argparse.Namespace) -> str:
+    """How errors name the validation data: the --test data for `--validation test`."""
+    return f"--test {args.test!r}" if args.validation == "test" else f"--validation {args.validation!r}"
 
 
 def _datasets(args: argparse.Namespace) -> RunData:
@@ -102,9 +131,9 @@ def _build(args: argparse.Namespace) -> Model:
     if args.head is None:
         frozen = args.frozen or None
         model = imported_model(proto, trainable=trainable, frozen=frozen, name=_name(args.model), caller=caller)
-        return lora(model, rank=args.lora, alpha=args.lora_alpha) if args.lora is not None else model
+        return lora(model, rank=args.lora, alpha=_lora_alpha(args)) if args.lora is not None else model
     if args.lora is not None:  # the base trains its adapters only
-        adapted = add_adapters(proto, rank=args.lora, alpha=args.lora_alpha)
+        adapted = add_adapters(proto, rank=args.lora, alpha=_lora_alpha(args))
         base = OnnxLayer(adapted, trainable=ADAPTER_PATTERNS, caller=caller)
     else:  # a frozen feature extractor unless --trainable/--frozen say what trains
         chosen = trainable if trainable is not None else (True if args.frozen else False)
@@ -116,6 +145,10 @@ def _build(args: argparse.Namespace) -> Model:
     if len(base.compute_output_shape(base.data_shapes[0])) > 1:
         features = Flatten()(features)
     return Model(x, Dense(args.head, name="head")(features), name=_name(args.model), seed=args.seed)
+
+
+def _lora_alpha(args: argparse.Namespace) -> float:
+    return LORA_ALPHA if args.lora_alpha is None else float(args.lora_alpha)
 
 
 def _what(args: argparse.Namespace) -> str:
@@ -160,7 +193,7 @@ def add_finetune_command(commands: argparse._SubParsersAction) -> None:
     finetune.add_argument("--head", type=positive_int, metavar="N", help="a new Dense(N) head on the model's output")
     finetune.add_argument("--lora", type=positive_int, metavar="RANK", help="train LoRA adapters of this rank only")
     finetune.add_argument(
-        "--lora-alpha", type=float, default=16.0, metavar="ALPHA", help="LoRA scale numerator (default: 16)"
+        "--lora-alpha", type=float, metavar="ALPHA", help=f"LoRA scale numerator (default: {LORA_ALPHA:g})"
     )
     finetune.add_argument("--epochs", type=positive_int, default=1, help="(default: 1)")
     finetune.add_argument("--batch-size", type=positive_int, default=32, help="(default: 32)")

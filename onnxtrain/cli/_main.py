@@ -26,6 +26,7 @@ from onnxtrain.cli._data import (
     DatasetLoader,
     check_saved_model,
     load_compiled,
+    naming_the_option,
     read_input,
     saved_model_dir,
 )
@@ -37,7 +38,7 @@ from onnxtrain.cli._run_config import (
     read_config,
 )
 from onnxtrain.cli._train import cmd_train, writing_mode
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, listing
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, OpsetTooOldError, listing
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, inference_opset_and_ir
 from onnxtrain.model_files import read_config as read_saved_config
 
@@ -55,11 +56,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # --- evaluate / predict -----------------------------------------------------------------------------------
-def _naming_the_option(error: OnnxtrainError, option: str, value: str) -> OnnxtrainError:
-    """`error` about the array `x`/`dataset.x`, naming the command-line option that gave it."""
-    return type(error)(f"{option} {value!r} does not fit the model: {error}")
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     directory = saved_model_dir(args.model, SAVED_MODEL)
     data = DatasetLoader(Path.cwd()).load(args.data, "--data", "test")
@@ -67,7 +63,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         try:
             result = model.evaluate(data, batch_size=args.batch_size, verbose=args.verbose)
         except (InvalidArgumentError, InvalidTypeError) as e:
-            raise _naming_the_option(e, "--data", args.data) from e
+            raise naming_the_option(e, "--data", args.data) from e
     print(f"{result}  ({len(data)} examples)")
     return 0
 
@@ -95,7 +91,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     print(f"{i}: {np.array2string(row, precision=4)}")
                 return 0
         except (InvalidArgumentError, InvalidTypeError) as e:
-            raise _naming_the_option(e, "--input", args.input) from e
+            raise naming_the_option(e, "--input", args.input) from e
     classes = model.class_names
     for i, row in enumerate(np.atleast_2d(probabilities)):
         best = int(row.argmax())
@@ -111,9 +107,26 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"'{args.out}' already exists. Pass --overwrite to replace it.")
     # Compiled, not just the weights: the loss decides the `probabilities` output and the loss metadata.
     with load_compiled(directory, args.engine, "export") as model:
-        path = model.export(args.out, opset=args.opset, ir_version=args.ir_version, writing_mode=writing_mode(args))
+        try:
+            path = model.export(
+                args.out,
+                opset=args.opset,
+                ir_version=args.ir_version,
+                writing_mode=writing_mode(args),
+                merge_adapters=args.merge_adapters,
+            )
+        except OpsetTooOldError as e:
+            raise _naming_opset(e, args.opset) from e
     print(f"Wrote {path} ({_size(path)})")
     return 0
+
+
+def _naming_opset(error: OpsetTooOldError, opset: int | None) -> InvalidArgumentError:
+    """`error`, whose advice names the Python argument (`opset=21`), as the command's option `--opset`."""
+    return InvalidArgumentError(
+        f"--opset {opset} is older than the model's imported graph (opset {error.required}), which is never "
+        f"downgraded. Pass --opset {error.required} or newer, or leave --opset out: the model's opset is the default."
+    )
 
 
 def cmd_artifacts(args: argparse.Namespace) -> int:
@@ -137,7 +150,10 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
         # An --opset alone gets the oldest IR version that can hold it, as export does.
         opset, ir_version = inference_opset_and_ir(model.graph.layers, model._compiled, args.opset, args.ir_version)
         # A failure leaves no folder behind, and ORT's refusals are explained (an opset newer than it knows...).
-        artifacts = generate_artifacts(model, loss, optimizer, args.outdir, opset=opset, ir_version=ir_version)
+        try:
+            artifacts = generate_artifacts(model, loss, optimizer, args.outdir, opset=opset, ir_version=ir_version)
+        except OpsetTooOldError as e:
+            raise _naming_opset(e, args.opset) from e
     print(f"Wrote training artifacts to {artifacts.directory}/:")
     for path in (
         artifacts.training_model,
@@ -324,6 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--opset", type=positive_int, help="ONNX opset of the file (default: the model's)")
     _add_ir_version_argument(export)
     _add_engine_argument(export)
+    export.add_argument(
+        "--merge-adapters",
+        action="store_true",
+        help="fold LoRA adapters (onnxtrain.lora, finetune --lora) into their weights: a model of the original's size",
+    )
     export.add_argument("--overwrite", action="store_true", help="replace OUT.onnx if it exists")
     export.set_defaults(func=cmd_export)
 
