@@ -148,6 +148,7 @@ def test_finetune_head_on_a_cut_model_keeps_it_frozen(folder: Path, capsys: pyte
         ),
         (("--head", "3", "--trainable", "nope"), r"error: --trainable: 'nope' matches no float initializer of the"),
         (("--outputs", "missing_value"), r"error: --outputs names no value of the graph: 'missing_value'\. "),
+        (("--frozen", "*"), r"error: finetune would train no parameter: .*Received: --frozen \*$"),
     ],
 )
 def test_finetune_refuses_bad_arguments(

@@ -43,6 +43,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     optimizer = optimizers.get({"name": args.optimizer, "learning_rate": args.learning_rate})  # refused up front
     model = _build(args)  # before the data: a model it cannot import is refused without waiting for that
     model.seed = args.seed  # the shuffling's (from_onnx makes seed 0 models); saved, so --resume continues it
+    _refuse_training_nothing(args, model, source)
     with model:
         data = _datasets(args)
         model.compile(optimizer=optimizer, loss=args.loss, metric="accuracy" if args.loss == DEFAULT_LOSS else None)
@@ -88,6 +89,19 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise InvalidArgumentError(
             f"--lora-alpha expects a positive number. Received: --lora-alpha {args.lora_alpha:g}"
         )
+
+
+def _refuse_training_nothing(args: argparse.Namespace, model: Model, source: Path) -> None:
+    """Refuse options that leave no parameter to train: a fine-tuning run that trains nothing is their mistake
+    (Python's fit only warns, as Keras trains such a model without a word)."""
+    if model.graph.trainable_params_by_name():
+        return
+    chosen = [f"--{flag} {' '.join(getattr(args, flag))}" for flag in ("trainable", "frozen") if getattr(args, flag)]
+    raise InvalidArgumentError(
+        f"finetune would train no parameter: the options leave none of {source.name}'s weights trainable (the "
+        "statistics of a BatchNormalization never train; they follow the batches). Received: "
+        f"{' '.join(chosen) or 'no --trainable or --frozen'}"
+    )
 
 
 def _validation_source(args: argparse.Namespace) -> str:
