@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from onnxtrain import metrics as metrics_module
-from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, RuntimeSetupError
 from onnxtrain.metrics import Metrics
 
 
@@ -47,6 +47,7 @@ class EvaluationResult:
     It unpacks like Keras' list, the loss first and then the metrics in the order compile was given them:
     `loss, accuracy = model.evaluate(x, y)`; `len(result)` is 1 + the number of metrics. For a model of several
     outputs, the total loss, then each output's loss, then each output's metrics (`result.metrics["head_loss"]`).
+    Where Keras returns the loss alone (no metrics), it is also that number: `float(result)`, `f"{result:.3f}"`.
     """
 
     loss: float
@@ -61,6 +62,18 @@ class EvaluationResult:
 
     def __str__(self) -> str:
         return " - ".join([f"loss: {self.loss:.4f}", *(f"{_name(m)}: {v:.4f}" for m, v in self.metrics.items())])
+
+    def __float__(self) -> float:
+        if self.metrics:
+            raise InvalidTypeError(
+                f"float() takes the result of an evaluate without metrics, which is its loss (Keras returns the loss "
+                f"alone then). This one also holds {[_name(m) for m in self.metrics]}: use result.loss, "
+                "result.metrics[...] or `loss, *metrics = result`."
+            )
+        return self.loss
+
+    def __format__(self, spec: str) -> str:
+        return format(float(self), spec) if spec else str(self)
 
     def to_dict(self) -> dict[str, float]:
         """Keras' `evaluate(..., return_dict=True)`: {"loss": ..., "accuracy": ...}, the keys as in the logs of

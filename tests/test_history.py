@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onnxtrain import Dataset, History, Sequential
-from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, RuntimeSetupError
 from onnxtrain.history import EvaluationResult, MetricValues
 from onnxtrain.layers import Dense, Input
 from onnxtrain.metrics import Metrics
@@ -213,6 +213,17 @@ def test_evaluation_result_unpacks_as_keras_list_loss_then_metrics_in_compile_or
         plain.compile(optimizer="adam")
         (only_loss,) = plain.evaluate(x, y)
         assert len(plain.evaluate(x, y)) == 1 and only_loss == plain.evaluate(x, y).loss
+
+
+def test_an_evaluation_result_without_metrics_is_its_loss_as_keras_returns_a_scalar():
+    result = EvaluationResult(0.25, {})
+    assert float(result) == 0.25 and f"{result:.3f}" == "0.250" and f"{result}" == str(result) == "loss: 0.2500"
+    with_metrics = EvaluationResult(0.25, {Metrics.ACCURACY: 0.5})
+    assert f"{with_metrics}" == "loss: 0.2500 - accuracy: 0.5000"
+    with pytest.raises(InvalidTypeError, match=r"evaluate without metrics.*\['accuracy'\]: use result\.loss"):
+        float(with_metrics)
+    with pytest.raises(InvalidTypeError, match="evaluate without metrics"):
+        f"{with_metrics:.3f}"
 
 
 def test_evaluation_result_to_dict_is_keras_return_dict_keyed_as_the_logs():
