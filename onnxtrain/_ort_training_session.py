@@ -167,11 +167,12 @@ class OrtTrainingEngine:
             self._reduction = GradientReduction.clipping_as(optimizer, communicator, self._offsets[-1])
         self._cleanup = weakref.finalize(self, shutil.rmtree, artifacts.directory, True) if owns_directory else None
 
-    def train_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    def train_step(self, x: Batch, labels: np.ndarray, first_row: int = 0) -> tuple[float, np.ndarray]:
         """Forward, backward and, when the loss is finite, one optimizer update.
 
         Returns (loss, outputs) of the batch before the update. A non-finite loss skips the update, so the
-        weights stay those of the last good step; the caller decides what to do about it.
+        weights stay those of the last good step; the caller decides what to do about it. `first_row` is not
+        read: these graphs hold no Dropout (write_artifacts refuses it).
         """
         if self._reduction is not None:
             return self._reduced_train_step(x, labels, self._reduction)

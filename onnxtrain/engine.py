@@ -62,14 +62,15 @@ class Engine(Protocol):
     """A training engine: train and eval steps over numpy batches, with the weights and the optimizer state kept
     by the engine between them. The trainer uses this interface only; it never asks which engine it holds."""
 
-    def train_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    def train_step(self, x: Batch, labels: np.ndarray, first_row: int = 0) -> tuple[float, np.ndarray]:
         """Forward, backward and, when the loss is finite, one optimizer update.
 
         Returns (loss, outputs) of the batch before the update. A non-finite loss makes no update, so the weights
         stay those of the last good step; the caller decides what to do about it. In a data-parallel fit (a
-        `communicator`), `x` is this process's rows of the global batch (maybe none), the loss is the mean over
-        every process's rows (the same in all of them, so all skip a non-finite one) and the outputs are this
-        process's.
+        `communicator`), `x` is this process's rows of the global batch (maybe none), `first_row` the index of
+        its first row in the global batch (Dropout draws each row's mask by that index, so the processes drop
+        the units one process would), the loss is the mean over every process's rows (the same in all of them,
+        so all skip a non-finite one) and the outputs are this process's.
         """
         ...
 

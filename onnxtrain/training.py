@@ -321,7 +321,11 @@ class Trainer:
                     assert x_buffer is not None and y_buffer is not None  # allocated above whenever order is set
                     index = order[rows]
                     xb, yb = gather(train.x, index, x_buffer), gather(train.y, index, y_buffer)
-                loss, outputs = self.engine.train_step(batch_arrays(xb), yb)
+                if communicator is None:
+                    loss, outputs = self.engine.train_step(batch_arrays(xb), yb)
+                else:  # where this process's rows start in the global batch: Dropout's masks go by it
+                    first_row = rows.start - step * batch_size
+                    loss, outputs = self.engine.train_step(batch_arrays(xb), yb, first_row=first_row)
                 self._predictor.invalidate()
                 if not math.isfinite(loss):  # distributed: the loss of all processes, so all of them are here
                     # A callback that stops training here (TerminateOnNaN) makes this a graceful stop.

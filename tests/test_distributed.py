@@ -30,8 +30,7 @@ from onnxtrain.distributed._mpi import _check_contiguous
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.layers import Dense, Dropout, Input
 from onnxtrain.optimizers import SGD, AdaDelta, AdaGrad, AdaGradDA, Adam, Adamax, Ftrl, Momentum, RMSProp
-from onnxtrain.portable import PortableEngine, _data_parallel, _fused
-from onnxtrain.portable._checkpoint import Checkpoint, write_checkpoint
+from onnxtrain.portable import PortableEngine, _fused
 
 HERE = Path(__file__).parent
 
@@ -220,8 +219,9 @@ def test_a_non_finite_loss_in_one_process_reaches_every_process() -> None:
 
 
 # --- a whole fit in the fake world -------------------------------------------------------------------------------
-def _model(engine: str, seed: int, optimizer: Any = None) -> Sequential:
-    model = Sequential.of(Input(5), Dense(7, activation="tanh"), Dense(3), seed=seed)
+def _model(engine: str, seed: int, optimizer: Any = None, dropout: bool = False) -> Sequential:
+    dropped = [Dropout(0.5, seed=1)] if dropout else []
+    model = Sequential.of(Input(5), Dense(7, activation="tanh"), *dropped, Dense(3), seed=seed)
     model.compile(
         optimizer=optimizer or Adam(0.05, clip_norm=0.4),
         loss="sparse_categorical_crossentropy",
@@ -236,11 +236,13 @@ def _data(rows: int = 29) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=(rows, 5)).astype(np.float32), rng.integers(0, 3, rows)
 
 
-def _fit_in(world: ThreadWorld | None, engine: str, **fit: Any) -> list[tuple[dict[str, np.ndarray], Any]]:
+def _fit_in(
+    world: ThreadWorld | None, engine: str, dropout: bool = False, **fit: Any
+) -> list[tuple[dict[str, np.ndarray], Any]]:
     x, y = _data()
 
     def train(rank: int) -> tuple[dict[str, np.ndarray], Any]:
-        with _model(engine, seed=5 + rank) as model:  # process 0's weights and seed must win
+        with _model(engine, seed=5 + rank, dropout=dropout) as model:  # process 0's weights and seed must win
             history = model.fit(x, y, epochs=2, batch_size=6, verbose=0, validation=(x[:9], y[:9]), **fit)
             return model.get_weights(), history
 
@@ -258,11 +260,13 @@ def _scale(weights: dict[str, np.ndarray]) -> float:
     return max(float(np.abs(w).max()) for w in weights.values())
 
 
-def test_three_threads_train_as_one_process() -> None:
+@pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
+def test_three_threads_train_as_one_process(dropout: bool) -> None:
     # Portable only: onnxblock builds ort-training's artifacts through one global model accessor, which threads
-    # cannot share; test_two_mpi_processes_train_as_one covers both engines.
-    [(alone, alone_history)] = _fit_in(None, "portable")
-    results = _fit_in(ThreadWorld(3), "portable")  # 29 rows, batches of 6: shares 2/2/2, last 1/2/2
+    # cannot share; test_two_mpi_processes_train_as_one covers both engines. With Dropout, fit tells each process
+    # where its rows start in the global batch, so the three draw one process's masks.
+    [(alone, alone_history)] = _fit_in(None, "portable", dropout)
+    results = _fit_in(ThreadWorld(3), "portable", dropout)  # 29 rows, batches of 6: shares 2/2/2, last 1/2/2
     for weights, history in results:
         assert _max_difference(weights, alone) <= 1e-6 * _scale(alone)
         assert np.array_equal(weights["dense_1.kernel"], results[0][0]["dense_1.kernel"])
@@ -430,36 +434,33 @@ def test_a_batchnorm_model_trains_data_parallel_as_its_shares_averaged(update: s
 
 
 @pytest.mark.parametrize("update", ["graph", "auto"])
-def test_dropout_draws_other_masks_in_each_process(update: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dropout's masks are a function of (seed, layer, step, row of the batch): at the same step every process
-    would drop the same units of its rows. Each draws at step `step * size + rank` instead: process r's outputs at
-    step s are those of one process at step 2s + r. The control draws at `step` everywhere, as before."""
-    x = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
-    y = np.array([0, 1, 2, 0])
+def test_dropout_over_processes_drops_the_units_of_one_process(update: str) -> None:
+    """Dropout's masks are a function of (seed, layer, step, row): each process numbers its rows from where they
+    start in the global batch (`first_row`), so two processes on the shares of each batch train the weights of one
+    process on the whole batches. The control numbers every process's rows from 0, as if each held a batch of its
+    own: the same units of each process's first rows drop, and the run departs from one process's."""
+    x, y = _data(30)
     loss = losses.get("sparse_categorical_crossentropy")
-    initial = Sequential.of(Input(6), Dropout(0.5, seed=1), Dense(3), seed=3).get_weights()
 
-    def outputs(world: ThreadWorld) -> list[list[np.ndarray]]:
-        def steps(rank: int) -> list[np.ndarray]:
-            model = Sequential.of(Input(6), Dropout(0.5, seed=1), Dense(3), seed=3 + rank)
-            engine = PortableEngine(model.graph, loss, SGD(1e-30), update=update, communicator=world)
-            logits = [engine.train_step(x, y)[1] for _ in range(2)]  # the same rows in both processes
+    def train(world: ThreadWorld | None, offset: Callable[[slice, int], int]) -> list[dict[str, np.ndarray]]:
+        def steps(rank: int) -> dict[str, np.ndarray]:
+            model = Sequential.of(Input(5), Dense(8, activation="tanh"), Dropout(0.5, seed=1), Dense(3), seed=3)
+            engine = PortableEngine(model.graph, loss, SGD(0.1), update=update, communicator=world)
+            for start in range(0, 30, 7):  # batches of 7 (the last of 2): shares of 3 and 4
+                rows = dist.local_rows(start, min(start + 7, 30), rank, 1 if world is None else world.size)
+                engine.train_step(x[rows], y[rows], first_row=offset(rows, start))
+            weights = engine.get_weights()
             engine.close()
-            return logits
+            return weights
 
-        return world.run(steps)
+        return [steps(0)] if world is None else world.run(steps)
 
-    drawn = outputs(ThreadWorld(2))
-    for step, rank in itertools.product(range(2), range(2)):
-        model = Sequential.of(Input(6), Dropout(0.5, seed=1), Dense(3), seed=3)
-        resume = write_checkpoint(Checkpoint(weights=initial, step=2 * step + rank))
-        alone = PortableEngine(model.graph, loss, SGD(1e-30), update=update, resume=resume)
-        np.testing.assert_allclose(drawn[rank][step], alone.train_step(x, y)[1], rtol=1e-6, atol=1e-6)
-        alone.close()
-        assert not np.allclose(drawn[0][step], drawn[1][step])
-    monkeypatch.setattr(_data_parallel, "dropout_step", lambda step, communicator: step)
-    same = outputs(ThreadWorld(2))
-    assert all(np.array_equal(same[0][step], same[1][step]) for step in range(2))
+    [alone] = train(None, lambda rows, start: 0)
+    copies = train(ThreadWorld(2), lambda rows, start: rows.start - start)
+    assert _max_difference(copies[0], alone) <= 2e-6 * _scale(alone)
+    assert all(np.array_equal(copies[0][k], copies[1][k]) for k in alone)
+    [control, _] = train(ThreadWorld(2), lambda rows, start: 0)
+    assert _max_difference(control, alone) > 1e-3 * _scale(alone)
 
 
 def test_the_portable_engine_trains_data_parallel_on_the_cpu_only() -> None:

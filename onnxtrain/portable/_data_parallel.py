@@ -1,6 +1,6 @@
 """The portable engine's data-parallel step (docs/scaling.md): the buffer of the step's one all-reduce, which the
-gradient session writes (gradients and new layer state), the layer state and Dropout step that session reads, and
-the step itself: this process's rows, the all-reduce, the averaged layer state written back.
+gradient session writes (gradients and new layer state), the layer state and Dropout's first row that session
+reads, and the step itself: this process's rows, the all-reduce, the averaged layer state written back.
 
 The engine keeps the update (the fused kernel, or the update model, whose bindings `update_bindings` makes).
 """
@@ -17,7 +17,7 @@ from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.distributed._reduce import GradientReduction
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.portable._batch_binding import ortvalue_views
-from onnxtrain.portable._graphs import GRADIENT, LEARNING_RATE, STEP, TrainStepGraph, gradient, updated
+from onnxtrain.portable._graphs import FIRST_ROW, GRADIENT, LEARNING_RATE, TrainStepGraph, gradient, updated
 
 
 class DataParallel:
@@ -37,7 +37,9 @@ class DataParallel:
             parameter, then `updated.<name>` of every layer state tensor (BatchNorm's moving statistics).
         layer_state: the layer state's OrtValues over one flat buffer that `train_step` writes the mean into,
             after the session has run; the engine's two sets of values share them.
-        step_inputs: `{"step": the Dropout step}` where the gradient session reads the step, else empty.
+        step_inputs: `{"first_row": where this process's rows start in the global batch}` where the gradient
+            session reads it (Dropout: each row's mask goes by its index in the global batch, so the processes
+            together drop the units that one process would on the whole batch), else empty.
     """
 
     def __init__(
@@ -62,11 +64,11 @@ class DataParallel:
         flat = np.concatenate([np.ravel(values[name]) for name in layer_state] or [np.empty(0)])
         self._layer_state = flat.astype(np.float32)
         self.layer_state = ortvalue_views(ort, self._layer_state, layer_state)
-        self._dropout_step: np.ndarray | None = None
+        self._first_row: np.ndarray | None = None
         self.step_inputs: dict[str, Any] = {}
-        if STEP in step_inputs:  # only Dropout (a layer drawing random numbers) reads the step here
-            self._dropout_step = np.array(values[STEP], np.int64)
-            self.step_inputs[STEP] = ort.OrtValue.ortvalue_from_numpy(self._dropout_step)
+        if FIRST_ROW in step_inputs:  # only Dropout (a layer drawing random numbers) reads it
+            self._first_row = np.zeros((), np.int64)
+            self.step_inputs[FIRST_ROW] = ort.OrtValue.ortvalue_from_numpy(self._first_row)
 
     @property
     def gradients(self) -> dict[str, Any]:
@@ -92,18 +94,19 @@ class DataParallel:
         self,
         run: Callable[[], tuple[float, np.ndarray]],
         examples: int,
-        step: Callable[[], int],
+        first_row: int,
         output_shape: tuple[int, ...],
     ) -> tuple[float, np.ndarray]:
-        """`run` the gradient session on this process's `examples` rows (when there are any) at the engine's
-        `step()`, all-reduce, and write the layer state's mean back when the mean loss is finite.
+        """`run` the gradient session on this process's `examples` rows (when there are any), which start at row
+        `first_row` of the global batch, all-reduce, and write the layer state's mean back when the mean loss is
+        finite.
 
         Returns the mean loss of all processes' rows and this process's outputs. When that loss is finite, the
         reduction holds the clipped mean gradient and the caller updates; when it is not, every process skips.
         """
         if examples:
-            if self._dropout_step is not None:
-                self._dropout_step[...] = dropout_step(step(), self.communicator)
+            if self._first_row is not None:
+                self._first_row[...] = first_row
             loss, outputs = run()
         else:  # an uneven last batch left this process no rows: it only takes part in the all-reduce
             loss, outputs = 0.0, np.empty((0, *output_shape), np.float32)
@@ -111,16 +114,6 @@ class DataParallel:
         if math.isfinite(loss) and self._layer_state.size:  # the session has run: nothing reads these buffers now
             self._layer_state[...] = self.reduction.layer_state
         return loss, outputs
-
-
-def dropout_step(step: int, communicator: Communicator) -> int:
-    """The step at which a process draws Dropout's masks for its rows in a data-parallel step `step`.
-
-    The masks are a function of (seed, layer, step, row within the batch): at the same step, every process would
-    drop the same units of its first row, its second row, ... Step `step * size + rank` is each process's own
-    (the one-process run's `step` when size is 1), and no step of another process or another step uses it.
-    """
-    return step * communicator.size + communicator.rank
 
 
 def _elements(shapes: Mapping[str, tuple[int, ...]]) -> int:

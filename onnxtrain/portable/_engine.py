@@ -18,8 +18,8 @@ unclipped, and between it and the update (the kernel, or the update alone as a s
 cannot run) all-reduces the gradients with the loss sum and example count (`GradientReduction`), which then clips.
 The new layer state (BatchNorm's moving statistics from this process's rows) goes into the same all-reduce and
 comes back as the processes' mean, written over the layer state the sessions read; so every process holds the same
-weights and the same layer state after each step. Dropout draws a process's masks at step `step * size + rank`, so
-that no two processes drop the same units of their rows.
+weights and the same layer state after each step. Dropout draws each row's mask by its index in the global batch
+(the `first_row` of this process's rows), so the processes drop the units one process would.
 
 A convolution network on two or more CPU cores trains with the split step (`_split_step.py`): each batch is cut
 into one share of rows per core, one-thread copies of the gradient session run the shares at once, and the shares'
@@ -137,7 +137,7 @@ class PortableEngine:
         unclipped = replace(optimizer, clip_norm=None, clip_value=None) if combined else optimizer
         gradients_only = self.fused or communicator is not None
         step_model = (
-            gradient_model(graph, loss, unclipped, opset, ir_version, shares=self._shares > 1)
+            gradient_model(graph, loss, unclipped, opset, ir_version, shares=self._shares > 1 or combined)
             if gradients_only
             else self.graph.model
         )
@@ -293,14 +293,15 @@ class PortableEngine:
             session.run_with_iobinding(binding.binding)
         return float(self._loss), logits.copy()
 
-    def train_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    def train_step(self, x: Batch, labels: np.ndarray, first_row: int = 0) -> tuple[float, np.ndarray]:
         """Forward, backward and, when the loss is finite, one optimizer update.
 
         Returns (loss, outputs) of the batch before the update. A non-finite loss drops the update (the graph
-        passes every value through), so the weights stay those of the last good step.
+        passes every value through), so the weights stay those of the last good step. `first_row`: where `x`
+        starts in the global batch of a data-parallel step (`Engine.train_step`).
         """
         if self._parallel is not None:
-            return self._reduced_train_step(x, labels, self._parallel)
+            return self._reduced_train_step(x, labels, self._parallel, first_row)
         if self._split is not None:
             loss, logits = self._split.run(*self._batch(x, labels))
             if math.isfinite(loss):
@@ -319,12 +320,14 @@ class PortableEngine:
             self._update(self._flat_weights, self._flat_grads, self._flat_state, t, self._learning_rate)
         self._step_value[...] = t
 
-    def _reduced_train_step(self, x: Batch, labels: np.ndarray, parallel: DataParallel) -> tuple[float, np.ndarray]:
+    def _reduced_train_step(
+        self, x: Batch, labels: np.ndarray, parallel: DataParallel, first_row: int
+    ) -> tuple[float, np.ndarray]:
         """A data-parallel step: this process's gradients, the all-reduce, then the update when the mean loss of
         all processes is finite. Returns that mean loss and this process's outputs."""
         examples = len(x if isinstance(x, np.ndarray) else x[0])
         run = lambda: self._run(self._train_session, self._train_bindings[self._current], x, labels)  # noqa: E731
-        loss, logits = parallel.train_step(run, examples, lambda: self.step, self._output_shape)
+        loss, logits = parallel.train_step(run, examples, first_row, self._output_shape)
         if math.isfinite(loss) and not self.fused:  # the update session writes the other set
             with self._flush.active():
                 self._update_session.run_with_iobinding(self._update_bindings[self._current])
