@@ -126,10 +126,11 @@ def require_training_api() -> types.SimpleNamespace:
 
 @contextlib.contextmanager
 def _native_stderr_captured() -> Iterator[None]:
-    """Hide native stderr output while the block runs; replay it if the block fails.
+    """Hide native stderr output while the block runs; replay what is not INFO-level logging if it fails.
 
     ORT's gradient builder logs every graph transformer at INFO level through a C++ logger that Python's
-    `set_default_logger_severity` does not reach.
+    `set_default_logger_severity` does not reach: ~20 lines of "GraphTransformer ... modified: 0" that would
+    bury the error (which names its cause itself).
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -140,7 +141,8 @@ def _native_stderr_captured() -> Iterator[None]:
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace")[-4000:])
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if "[I:onnxruntime" not in line)[-4000:])
             raise
         finally:
             os.dup2(saved, 2)

@@ -195,9 +195,11 @@ def session_options(ort: Any, threads: int | None) -> Any:
     defaults for None. Intra-op threads keep ORT's default spinning between operators: with one thread per core
     they take no core from the Python thread, and on an otherwise idle 2-core machine steps were 7-11% faster than
     with spinning off (tools/bench.py); on a machine busy with other work, spinning costs more.
-    `InferenceModel` keeps plain options: its results match other runtimes', subnormals included.
+    `InferenceModel` keeps plain options: its results match other runtimes', subnormals included. ONNX Runtime
+    logs errors only: its warnings (e.g. an imported graph's unused initializer) are not the user's to act on.
     """
     options = ort.SessionOptions()
+    options.log_severity_level = 3
     options.add_session_config_entry("session.set_denormal_as_zero", "1")
     if threads is not None:
         options.intra_op_num_threads = threads

@@ -79,6 +79,7 @@ class InferenceModel:
             )
         resolved = resolve_device(device)
         options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: an imported graph's unused initializers are not the user's
         if threads is not None:
             options.intra_op_num_threads = check_threads(threads)
         data = bytes(model)

@@ -116,3 +116,19 @@ def test_non_finite_loss_skips_the_update():
         assert not np.isfinite(loss)
         for k, value in model.get_weights().items():
             np.testing.assert_array_equal(value, before[k])
+
+
+def test_a_failing_block_replays_its_native_stderr_without_onnx_runtime_s_info_lines(capfd):
+    """The gradient builder logs every graph transformer at INFO level; when the block fails, only the rest of
+    what it wrote comes back (the error names its cause itself)."""
+    import os
+
+    from onnxtrain import _ort_training
+
+    capfd.readouterr()
+    with pytest.raises(RuntimeError, match="the block failed"), _ort_training._native_stderr_captured():
+        os.write(2, b"2026 [I:onnxruntime:Default, graph_transformer.cc:15 Apply] GraphTransformer x modified: 0\n")
+        os.write(2, b"2026 [W:onnxruntime:Default, a warning worth reading]\n")
+        raise RuntimeError("the block failed")
+    err = capfd.readouterr().err
+    assert "a warning worth reading" in err and "GraphTransformer" not in err

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from onnxtrain._runtime import Device, check_single_flavour, create_session, installed_flavours, resolve_device
@@ -152,3 +156,36 @@ def test_a_model_that_no_provider_loads_keeps_onnx_runtime_s_own_error():
     ort = FakeOrt(loads_after_preload=False, raises=(True, True))
     with pytest.raises(RuntimeError, match="Invalid device ID"):  # the caller wraps a bad model's error
         create_session(ort, b"model", None, Device("cuda", 0))
+
+
+@pytest.mark.slow
+def test_sessions_keep_onnx_runtime_s_warnings_off_the_user_s_stderr(tmp_path):
+    """An imported graph whose Dropout ratio is unread at inference made ONNX Runtime print "Removing initializer
+    ... It is not used" on compile, every predict and the export's: not the user's to act on. In a fresh process
+    (a test process's earlier sessions may have quietened ONNX Runtime's default logger already)."""
+    script = f"""
+import numpy as np, onnx, onnxtrain
+from onnx import TensorProto, helper, numpy_helper
+graph = helper.make_graph(
+    [helper.make_node("Dropout", ["x", "ratio"], ["h"]), helper.make_node("Gemm", ["h", "w", "b"], ["y"])],
+    "unused",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])],
+    [
+        numpy_helper.from_array(np.ones((3, 2), np.float32), "w"),
+        numpy_helper.from_array(np.zeros(2, np.float32), "b"),
+        numpy_helper.from_array(np.array(0.5, np.float32), "ratio"),
+    ],
+)
+onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), r"{tmp_path / "m.onnx"}")
+with onnxtrain.from_onnx(r"{tmp_path / "m.onnx"}") as model:
+    model.compile(optimizer="sgd", loss="mse")
+    assert np.allclose(model.predict(np.ones((4, 3), np.float32)), 3.0)
+    model.export(r"{tmp_path / "out.onnx"}")
+onnxtrain.InferenceModel.load(r"{tmp_path / "out.onnx"}").predict(np.ones((4, 3), np.float32))
+print("done")
+"""
+    root = Path(__file__).parent.parent
+    run = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "done", run.stderr
+    assert "Removing initializer" not in run.stderr, run.stderr

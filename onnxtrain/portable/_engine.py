@@ -126,7 +126,6 @@ class PortableEngine:
         self._ort = ort
 
         options = session_options(ort, threads)
-        options.log_severity_level = 3
         self._flush = FlushToZero()
         self._check_provider(ort, device)
         split = self.fused and communicator is None and not self.graph.layer_state
