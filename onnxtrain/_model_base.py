@@ -69,6 +69,35 @@ class ModelBase:
         """The outputs' names, as Keras names them: their layers' (the keys of per-output losses and metrics)."""
         return [str(y.layer.name) for y in self.graph.outputs]
 
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """Keras' `get_layer`: the layer named `name`, or the one at `index` of `model.layers` (Input first).
+
+        Raises:
+            InvalidArgumentError: neither or both given, no such name (the names are listed), or an index out of
+                range.
+        """
+        if (name is None) == (index is None):
+            raise InvalidArgumentError(
+                f"get_layer expects a name or an index, one of them. Received: name={name!r}, index={index!r}"
+            )
+        if index is not None:
+            if (
+                isinstance(index, bool)
+                or not isinstance(index, int)
+                or not -len(self.layers) <= index < len(self.layers)
+            ):
+                raise InvalidArgumentError(
+                    f"get_layer(index=...) expects an int in [{-len(self.layers)}, {len(self.layers) - 1}] (the model "
+                    f"has {len(self.layers)} layers). Received: index={index!r}"
+                )
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise InvalidArgumentError(
+            f"get_layer found no layer named {name!r}. The model's layers: {[layer.name for layer in self.layers]}"
+        )
+
     def count_params(self) -> tuple[int, int]:
         """(trainable, frozen) parameter counts."""
         trainable = sum(value.size for value in self.graph.trainable_params_by_name().values())

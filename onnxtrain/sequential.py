@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from onnxtrain._layer_names import name_layers
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
 from onnxtrain.functional import as_graph
 from onnxtrain.layers import Input, Layer, Shape
 from onnxtrain.model import Model
@@ -54,38 +54,54 @@ class Sequential(Model):
         if isinstance(layers, Layer):
             layers = [layers]
         layers = list(layers)
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise InvalidTypeError(
-                    f"Sequential expects Layer instances. Received: layers[{i}]={layer!r} ({type(layer).__name__})"
-                )
-        if not layers or not isinstance(layers[0], Input):
-            first = type(layers[0]).__name__ if layers else "nothing"
-            raise InvalidArgumentError(
-                f"Sequential expects an Input layer first, e.g. Sequential.of(Input(28, 28, 1), ...). Received: {first}"
-            )
-        for i, layer in enumerate(layers[1:], start=1):
-            if isinstance(layer, Input):
-                raise InvalidArgumentError(
-                    f"Sequential expects exactly one Input, first. Received: Input at layers[{i}]"
-                )
-        if len(set(map(id, layers))) != len(layers):
-            raise InvalidArgumentError("Sequential expects each layer instance once. Received: a repeated layer")
-        for i, layer in enumerate(layers):
-            if layer.built:  # its parameters, shapes and name are another model's: sharing would corrupt that one
-                raise InvalidArgumentError(
-                    f"Sequential expects new layers; layers[{i}] ({layer.name}, {type(layer).__name__}) already "
-                    f"belongs to a model. Received: {layer!r}. Create a new layer (e.g. from layer.get_config())."
-                )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}")
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"Sequential(name=...) expects a non-empty string. Received: name={name!r}")
         self.seed = int(seed) if seed is not None else secrets.randbits(32)
+        if not layers:  # Keras' Sequential(), then add(Input(...)), add(...): a model once it has its Input
+            self.name, self.layers, self._closed, self._trainer = name, [], False, None
+            self.stop_training, self._fitting = False, False
+            return
+        _check_layers(layers, "layers", new=0)
         name_layers(layers)
         self._build_stack(layers)
         self._setup(as_graph(layers), name, self.seed)
         self.layers = layers
+
+    def add(self, layer: Layer) -> None:
+        """Append `layer` (Keras' `Sequential.add`), Input first: it is named, shape-checked and built at once,
+        with the weights `Sequential([...all the layers...], seed=model.seed)` gives it. Before `compile` only.
+
+        Raises:
+            ModelStateError: the model is compiled or closed.
+            InvalidTypeError / InvalidArgumentError: as Sequential's checks of its layer list.
+        """
+        self._check_open("add")
+        if self._trainer is not None:
+            raise ModelStateError(
+                "add() was called after compile(): the compiled engine trains the layers it was given. Add the "
+                "layers first, then compile (the weights of the layers already built are kept)."
+            )
+        layers = [*self.layers, layer]
+        _check_layers(layers, "add(layer)" if self.layers else "add(layer) on an empty Sequential", new=len(layers) - 1)
+        name_layers(layers)
+        shape = self.layers[-1].output_shape if self.layers else ()
+        assert shape is not None  # every layer of the model is built
+        self._build_layer(len(layers) - 1, layer, shape)
+        kept = (self.class_names, self.input_scale) if self.layers else (None, 1.0)
+        self._setup(as_graph(layers), self.name, self.seed)
+        self.layers = layers
+        self.class_names, self.input_scale = kept
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for an attribute not set: what an empty Sequential() lacks until its Input is added.
+        if not self.__dict__.get("layers") and name in {"graph", "class_names", "input_scale", "trained_loss"}:
+            raise ModelStateError(
+                f"This Sequential has no layers yet ({name} needs them): add its Input first, then the other "
+                "layers: model.add(Input(28, 28, 1)); model.add(Dense(10)). Or Sequential([Input(...), ...])."
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @classmethod
     def of(cls, *layers: Layer, name: str = "sequential", seed: int | None = None) -> Sequential:
@@ -95,11 +111,16 @@ class Sequential(Model):
     def _build_stack(self, layers: list[Layer]) -> None:
         shape: Shape = ()
         for index, layer in enumerate(layers):
-            output_shape = layer.compute_output_shape(shape)
-            rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
-            layer.build(shape, rng)
-            layer.input_shape, layer.output_shape = shape, output_shape
-            shape = output_shape
+            shape = self._build_layer(index, layer, shape)
+
+    def _build_layer(self, index: int, layer: Layer, shape: Shape) -> Shape:
+        """Build `layer`, the `index`-th of the stack, on inputs of `shape` with its weights drawn from the model's
+        seed; returns its output shape."""
+        output_shape = layer.compute_output_shape(shape)
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
+        layer.build(shape, rng)
+        layer.input_shape, layer.output_shape = shape, output_shape
+        return output_shape
 
     def _summary_table(self) -> str:
         """KotlinDL's summary table (what `Model.summary` prints): Layer (type) | Output Shape | Param #."""
@@ -111,3 +132,29 @@ class Sequential(Model):
 
     def __repr__(self) -> str:
         return f"Sequential(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
+
+
+def _check_layers(layers: list[Any], argument: str, new: int) -> None:
+    """Sequential's rules for its layer list: Layer instances, one Input first, each once, and the layers from
+    index `new` on of no model yet (those before it are this model's own, built)."""
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise InvalidTypeError(
+                f"Sequential expects Layer instances. Received: layers[{i}]={layer!r} ({type(layer).__name__})"
+            )
+    if not isinstance(layers[0], Input):
+        raise InvalidArgumentError(
+            f"Sequential expects an Input layer first, e.g. Sequential.of(Input(28, 28, 1), ...) or "
+            f"model.add(Input(28, 28, 1)). Received: {type(layers[0]).__name__} ({argument})"
+        )
+    for i, layer in enumerate(layers[1:], start=1):
+        if isinstance(layer, Input):
+            raise InvalidArgumentError(f"Sequential expects exactly one Input, first. Received: Input at layers[{i}]")
+    if len(set(map(id, layers))) != len(layers):
+        raise InvalidArgumentError("Sequential expects each layer instance once. Received: a repeated layer")
+    for i, layer in enumerate(layers[new:], start=new):
+        if layer.built:  # its parameters, shapes and name are another model's: sharing would corrupt that one
+            raise InvalidArgumentError(
+                f"Sequential expects new layers; layers[{i}] ({layer.name}, {type(layer).__name__}) already "
+                f"belongs to a model. Received: {layer!r}. Create a new layer (e.g. from layer.get_config())."
+            )

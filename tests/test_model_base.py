@@ -9,6 +9,7 @@ import pytest
 from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 from onnxtrain.layers import BatchNormalization, Concatenate, Dense, Input
 from onnxtrain.model import Model
+from onnxtrain.sequential import Sequential
 
 
 def test_an_input_named_like_a_graph_input_is_refused():
@@ -50,3 +51,15 @@ def test_the_name_is_free_when_the_output_has_no_probabilities():
     with _heads("kind_probabilities") as model:
         model.compile(optimizer="adam", loss="mse")  # no softmax cross-entropy: no second output
         assert [p.shape for p in model.predict(np.zeros((2, 4), np.float32))] == [(2, 3), (2, 3)]
+
+
+def test_get_layer_finds_a_layer_by_name_or_index_as_keras_does():
+    model = Sequential([Input(4), Dense(3, name="hidden"), Dense(2)])
+    assert model.get_layer("hidden") is model.layers[1]
+    assert model.get_layer(index=-1) is model.layers[2] and model.get_layer(index=0) is model.layers[0]
+    with pytest.raises(InvalidArgumentError, match=r"no layer named 'hiden'\. The model's layers: \['input_1', 'hid"):
+        model.get_layer("hiden")
+    with pytest.raises(InvalidArgumentError, match=r"an int in \[-3, 2\] \(the model has 3 layers\)\. Received: in"):
+        model.get_layer(index=3)
+    with pytest.raises(InvalidArgumentError, match=r"a name or an index, one of them"):
+        model.get_layer()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
 from onnxtrain.layers import Dense, Flatten, Input
 from onnxtrain.sequential import Sequential
 
@@ -40,3 +40,45 @@ def test_layers_passed_without_a_list_say_how_to_pass_them():
         Sequential(Input(3), Dense(3))  # type: ignore[arg-type]
     with pytest.raises(InvalidTypeError, match=r"Received: the layers as separate arguments: name=Dense\(...\), seed="):
         Sequential(Input(3), Dense(3), Dense(2))  # type: ignore[arg-type]
+
+
+# --- Keras' Sequential() and add() ---------------------------------------------------------------------------
+def test_add_builds_the_model_a_layer_list_builds_with_the_same_seed():
+    added = Sequential(seed=3)
+    for layer in (Input(4, 4), Flatten(), Dense(5), Dense(2, activation="linear")):
+        added.add(layer)
+    listed = Sequential([Input(4, 4), Flatten(), Dense(5), Dense(2, activation="linear")], seed=3)
+    assert [layer.name for layer in added.layers] == [layer.name for layer in listed.layers]
+    assert added.get_config() == listed.get_config()
+    weights = listed.get_weights()
+    assert all(np.array_equal(value, weights[name]) for name, value in added.get_weights().items())
+    x = np.random.default_rng(0).standard_normal((3, 4, 4)).astype(np.float32)
+    with added, listed:
+        added.compile(loss="mse")
+        listed.compile(loss="mse")
+        np.testing.assert_array_equal(added.predict(x), listed.predict(x))
+
+
+def test_add_refuses_what_a_layer_list_refuses_and_a_compiled_model():
+    empty = Sequential()
+    with pytest.raises(InvalidArgumentError, match=r"Input layer first.*Received: Dense \(add\(layer\) on an empty"):
+        empty.add(Dense(3))
+    with pytest.raises(ModelStateError, match=r"no layers yet \(graph needs them\): add its Input first"):
+        empty.compile(loss="mse")
+    with pytest.raises(ModelStateError, match="no layers yet"):
+        empty.summary()
+    empty.close()  # an empty model closes like any other
+    model = Sequential([Input(3)])
+    with pytest.raises(InvalidArgumentError, match=r"exactly one Input, first\. Received: Input at layers\[1\]"):
+        model.add(Input(3))
+    with pytest.raises(InvalidTypeError, match=r"Layer instances\. Received: layers\[1\]='dense'"):
+        model.add("dense")
+    other = Sequential([Input(3), Dense(2)])
+    with pytest.raises(InvalidArgumentError, match=r"layers\[1\] \(dense_1, Dense\) already belongs to a model"):
+        model.add(other.layers[1])
+    model.add(Dense(2))
+    assert [layer.name for layer in model.layers] == ["input_1", "dense_1"]
+    with model:
+        model.compile(loss="mse")
+        with pytest.raises(ModelStateError, match=r"add\(\) was called after compile\(\)"):
+            model.add(Dense(2))
