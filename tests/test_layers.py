@@ -124,7 +124,6 @@ BAD_LAYERS = [
         InvalidArgumentError,
         r"expects an Input layer first.*Received: Flatten",
     ),
-    (lambda: Sequential([]), InvalidArgumentError, r"expects an Input layer first.*Received: nothing"),
     (lambda: Sequential.of(Input(3), Input(3)), InvalidArgumentError, r"exactly one Input"),
     (
         lambda: Sequential.of(Input(28, 28, 1), Dense(10)),
