@@ -106,7 +106,7 @@ def test_frozen_and_unreachable_parts_are_not_differentiated():
             helper.make_node("MatMul", ["x", "w1"], ["h"]),
             helper.make_node("Relu", ["h"], ["a"]),
             helper.make_node("MatMul", ["a", "w2"], ["y"]),
-            helper.make_node("Cos", ["y"], ["not_on_the_path"]),  # no rule, but no gradient needs it
+            helper.make_node("Cosh", ["y"], ["not_on_the_path"]),  # no rule, but no gradient needs it
             helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0),
         ],
         [("x", [4, 3])],
@@ -180,7 +180,13 @@ def sum_of(op: str, **attributes) -> onnx.ModelProto:
 @pytest.mark.parametrize(
     ("model", "wrt", "loss", "error", "match"),
     [
-        (sum_of("Cos"), ["x"], "loss", UnsupportedError, r"No gradient rule for op 'Cos'.*node 'my_node' computes 'y'"),
+        (
+            sum_of("Cosh"),
+            ["x"],
+            "loss",
+            UnsupportedError,
+            r"No gradient rule for op 'Cosh'.*node 'my_node' computes 'y'",
+        ),
         (sum_of("Relu"), ["w"], "loss", InvalidArgumentError, r"wrt=.*Received names not in the graph: \['w'\]"),
         (sum_of("Relu"), "x", "loss", InvalidArgumentError, r"expects a sequence of names. Received: wrt='x'"),
         (sum_of("Relu"), ["x"], "total", InvalidArgumentError, r"loss=.*such as one of its outputs 'loss'.*total"),

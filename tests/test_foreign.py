@@ -591,15 +591,15 @@ def test_dropout_is_the_identity_outside_training_and_drops_in_it():
 
 
 def _cos_model() -> onnx.ModelProto:
-    """x -> Gemm /blk/fc -> Cos /blk/act/Cos (no gradient rule) -> Gemm /head: logits."""
+    """x -> Gemm /blk/fc -> Cosh /blk/act/Cosh (no gradient rule) -> Gemm /head: logits."""
     rng = np.random.default_rng(7)
     shapes = {"fc.weight": (4, 6), "fc.bias": (4,), "head.weight": (3, 4), "head.bias": (3,)}
     arrays = {name: rng.normal(size=shape).astype(np.float32) for name, shape in shapes.items()}
     nodes = [
         helper.make_node("Flatten", ["x"], ["flat"], name="/blk/Flatten"),
         helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["/blk/fc/Gemm_output_0"], transB=1, name="/blk/fc"),
-        helper.make_node("Cos", ["/blk/fc/Gemm_output_0"], ["/blk/act/Cos_output_0"], name="/blk/act/Cos"),
-        helper.make_node("Gemm", ["/blk/act/Cos_output_0", "head.weight", "head.bias"], ["logits"], transB=1),
+        helper.make_node("Cosh", ["/blk/fc/Gemm_output_0"], ["/blk/act/Cosh_output_0"], name="/blk/act/Cosh"),
+        helper.make_node("Gemm", ["/blk/act/Cosh_output_0", "head.weight", "head.bias"], ["logits"], transB=1),
     ]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
@@ -609,7 +609,7 @@ def _cos_model() -> onnx.ModelProto:
 def test_a_missing_gradient_names_the_files_node_and_the_weights_that_need_it():
     with pytest.raises(
         UnsupportedError,
-        match=r"No gradient rule for op 'Cos' .*: node '/blk/act/Cos' computes '/blk/act/Cos_output_0' \(here .*\), "
+        match=r"No gradient rule for op 'Cosh' .*: node '/blk/act/Cosh' computes '/blk/act/Cosh_output_0' \(here .*\), "
         r"which the loss .* depends on, and the gradients of 'fc.weight', 'fc.bias' need it\. .* or freeze those "
         r"weights\.$",
     ):

@@ -141,33 +141,33 @@ def test_a_custom_layer_trains_without_a_gradient_rule_of_its_own():
 
 
 class Sine(Layer):
-    """y = sin(x): ONNX's Sin, an op autodiff has no rule for."""
+    """y = sinh(x): ONNX's Sinh, an op autodiff has no rule for."""
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
-        return builder.node("Sin", [x], hint="sine")
+        return builder.node("Sinh", [x], hint="sine")
 
 
 def _sin_rule(ctx: GradientContext) -> list[str | None]:
-    """d sin(x) = cos(x) dy."""
-    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Cos", [ctx.input(0)])])]
+    """d sinh(x) = cosh(x) dy."""
+    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Cosh", [ctx.input(0)])])]
 
 
 @pytest.fixture
 def sin_rule():
-    rule("Sin")(_sin_rule)
+    rule("Sinh")(_sin_rule)
     yield
-    del RULES[("", "Sin")]
+    del RULES[("", "Sinh")]
 
 
 def test_an_op_without_a_rule_is_named_then_trains_with_one(sin_rule):
     model = Sequential.of(Input(2, 3), Flatten(), Dense(4, activation="linear"), Sine(), Dense(2), seed=8)
-    del RULES[("", "Sin")]
-    with pytest.raises(UnsupportedError, match=r"No gradient rule for op 'Sin'.*node 'sine_1.sine_Sin'"):
+    del RULES[("", "Sinh")]
+    with pytest.raises(UnsupportedError, match=r"No gradient rule for op 'Sinh'.*node 'sine_1.sine_Sinh'"):
         PortableEngine(model.layers, loss_module.get("mse"), SGD())
-    rule("Sin")(_sin_rule)
+    rule("Sinh")(_sin_rule)
     check_gradients(model, "mse", RNG.normal(size=(8, 2)).astype(np.float32))
 
 

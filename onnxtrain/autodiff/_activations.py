@@ -127,6 +127,66 @@ def _softplus(ctx: GradientContext) -> Grads:
     return [ctx.emit("Mul", [ctx.dy, ctx.emit("Sigmoid", [ctx.input(0)])])]
 
 
+@rule("PRelu")
+def _prelu(ctx: GradientContext) -> Grads:
+    # y = x where x > 0, else slope * x; slope broadcasts to x (per channel as [C, 1, 1] from torch and Keras)
+    x, slope = ctx.inputs
+    dx = None
+    if ctx.needs_grad(0):
+        dx = ctx.emit("Mul", [ctx.dy, _blend(ctx, positive(ctx, x), ctx.scalar(1.0, x), slope)])
+    dslope = None
+    if ctx.needs_grad(1):
+        dslope = ctx.unbroadcast(ctx.emit("Mul", [ctx.dy, ctx.emit("Min", [x, ctx.scalar(0.0, x)])]), slope)
+    return [dx, dslope]
+
+
+@rule("HardSwish")
+def _hard_swish(ctx: GradientContext) -> Grads:
+    # y = x * HardSigmoid(x; 1/6, 1/2): slope 0 below -3, x/3 + 1/2 between, 1 above 3
+    x = ctx.input(0)
+    above = ctx.cast_like(ctx.emit("Greater", [x, ctx.scalar(3.0, x)]), x)
+    inside = ctx.cast_like(ctx.emit("Less", [ctx.emit("Abs", [x]), ctx.scalar(3.0, x)]), x)
+    ramp = ctx.emit("Add", [ctx.emit("Mul", [x, ctx.scalar(1 / 3, x)]), ctx.scalar(0.5, x)])
+    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Add", [above, ctx.emit("Mul", [inside, ramp])])])]
+
+
+@rule("Softsign")
+def _softsign(ctx: GradientContext) -> Grads:
+    # y = x / (1 + |x|): y' = 1 / (1 + |x|)^2
+    x = ctx.input(0)
+    denominator = ctx.emit("Add", [ctx.scalar(1.0, x), ctx.emit("Abs", [x])])
+    return [ctx.emit("Div", [ctx.dy, ctx.emit("Mul", [denominator, denominator])])]
+
+
+@rule("Celu")
+def _celu(ctx: GradientContext) -> Grads:
+    # y = max(0, x) + min(0, alpha (e^(x/alpha) - 1)): slope 1 for x > 0, else e^(x/alpha) = y / alpha + 1
+    x, y = ctx.input(0), ctx.output(0)
+    alpha = float(ctx.attr("alpha"))
+    if alpha == 0:
+        raise ctx.unsupported("alpha", alpha, "Celu divides by alpha")
+    inner = ctx.emit("Add", [ctx.emit("Mul", [y, ctx.scalar(1 / alpha, x)]), ctx.scalar(1.0, x)])
+    slope = _blend(ctx, positive(ctx, x), ctx.scalar(1.0, x), inner)
+    return [ctx.emit("Mul", [ctx.dy, slope])]
+
+
+@rule("ThresholdedRelu")
+def _thresholded_relu(ctx: GradientContext) -> Grads:
+    x = ctx.input(0)
+    above = ctx.cast_like(ctx.emit("Greater", [x, ctx.scalar(float(ctx.attr("alpha")), x)]), x)
+    return [ctx.emit("Mul", [ctx.dy, above])]
+
+
+@rule("Mish")
+def _mish(ctx: GradientContext) -> Grads:
+    # y = x tanh(softplus(x)): y' = t + x (1 - t^2) sigmoid(x), t = tanh(softplus(x))
+    x = ctx.input(0)
+    t = ctx.emit("Tanh", [ctx.emit("Softplus", [x])])
+    sech2 = ctx.emit("Sub", [ctx.scalar(1.0, x), ctx.emit("Mul", [t, t])])
+    slope = ctx.emit("Add", [t, ctx.emit("Mul", [ctx.emit("Mul", [x, sech2]), ctx.emit("Sigmoid", [x])])])
+    return [ctx.emit("Mul", [ctx.dy, slope])]
+
+
 @rule("Clip")
 def _clip(ctx: GradientContext) -> Grads:
     # dx = g where min <= x <= max; the bounds (inputs since opset 11) take g where they clipped

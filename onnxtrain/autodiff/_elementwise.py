@@ -18,6 +18,12 @@ def _add(ctx: GradientContext) -> Grads:
     return [ctx.unbroadcast(ctx.dy, x) if ctx.needs_grad(i) else None for i, x in enumerate(ctx.inputs)]
 
 
+@rule("Mean")
+def _mean(ctx: GradientContext) -> Grads:
+    share = ctx.emit("Mul", [ctx.dy, ctx.scalar(1 / len(ctx.inputs), ctx.output(0))])
+    return [ctx.unbroadcast(share, x) if ctx.needs_grad(i) else None for i, x in enumerate(ctx.inputs)]
+
+
 @rule("Sub")
 def _sub(ctx: GradientContext) -> Grads:
     a, b = ctx.inputs
@@ -95,14 +101,38 @@ def _log(ctx: GradientContext) -> Grads:
     return [ctx.emit("Div", [ctx.dy, ctx.input(0)])]
 
 
+@rule("Sin")
+def _sin(ctx: GradientContext) -> Grads:
+    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Cos", [ctx.input(0)])])]
+
+
+@rule("Cos")
+def _cos(ctx: GradientContext) -> Grads:
+    return [ctx.emit("Neg", [ctx.emit("Mul", [ctx.dy, ctx.emit("Sin", [ctx.input(0)])])])]
+
+
+@rule("Tan")
+def _tan(ctx: GradientContext) -> Grads:
+    # 1 / cos^2 = 1 + y^2
+    y = ctx.output(0)
+    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Add", [ctx.scalar(1.0, y), ctx.emit("Mul", [y, y])])])]
+
+
+@rule("Atan")
+def _atan(ctx: GradientContext) -> Grads:
+    x = ctx.input(0)
+    return [ctx.emit("Div", [ctx.dy, ctx.emit("Add", [ctx.scalar(1.0, x), ctx.emit("Mul", [x, x])])])]
+
+
 @rule("Abs")
 def _abs(ctx: GradientContext) -> Grads:
     return [ctx.times(ctx.emit("Sign", [ctx.input(0)]), ctx.dy)]
 
 
-@rule("Sign", "Floor", "Ceil", "Round", "OneHot", "RandomNormalLike", "RandomUniformLike", "Bernoulli")
+@rule("Sign", "Floor", "Ceil", "Round", "Hardmax", "OneHot", "RandomNormalLike", "RandomUniformLike", "Bernoulli")
 def _piecewise_constant(ctx: GradientContext) -> Grads:
-    """Zero almost everywhere (or random): no gradient flows back."""
+    """Zero almost everywhere (or random): no gradient flows back. (ArgMax, ArgMin and the like need no rule: their
+    integer outputs carry none.)"""
     return []
 
 

@@ -1,8 +1,9 @@
-"""Gradient rules of the matrix products: Gemm (transposes, alpha, beta, broadcast C) and MatMul (batched,
-broadcast, 1-D operands). Transposes ride on Gemm's flags wherever both operands are matrices."""
+"""Gradient rules of the matrix products: Gemm (transposes, alpha, beta, broadcast C), MatMul (batched,
+broadcast, 1-D operands) and Einsum. Transposes ride on Gemm's flags wherever both operands are matrices."""
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 from onnxtrain.autodiff._context import GradientContext
@@ -97,3 +98,62 @@ def _matmul(ctx: GradientContext) -> Grads:
     if ctx.needs_grad(1):
         db = ctx.unbroadcast(ctx.emit("MatMul", [_swap_last(ctx, a), g]), b, (*out[:-2], *b_shape[-2:]))
     return [da, db]
+
+
+@rule("Einsum")
+def _einsum(ctx: GradientContext) -> Grads:
+    # d operand i = the einsum of g with the other operands into operand i's indices; an index that only operand i
+    # has (summed within it) comes back by broadcasting.
+    terms, out = _einsum_terms(ctx)
+    grads: Grads = []
+    for i, (x, term) in enumerate(zip(ctx.inputs, terms, strict=True)):
+        if not ctx.needs_grad(i):
+            grads.append(None)
+            continue
+        others = [t for j, t in enumerate(terms) if j != i]
+        reached = "".join(c for c in term if c in out or any(c in t for t in others))
+        equation = f"{','.join([out, *others])}->{reached}"
+        grad = ctx.emit("Einsum", [ctx.dy, *(v for j, v in enumerate(ctx.inputs) if j != i)], equation=equation)
+        if reached != term:
+            missing = [k for k, c in enumerate(term) if c not in reached]
+            grad = ctx.emit("Expand", [ctx.emit("Unsqueeze", [grad, ctx.ints(missing)]), ctx.shape_of(x)])
+        grads.append(grad)
+    return grads
+
+
+def _einsum_terms(ctx: GradientContext) -> tuple[list[str], str]:
+    """The equation's input terms and output term, an ellipsis spelled out in unused letters (which needs the
+    operands' ranks) and the implicit output (the indices seen once, in order) made explicit."""
+    equation = str(ctx.attr("equation")).replace(" ", "")
+    inputs, arrow, out = equation.partition("->")
+    terms = inputs.split(",")
+    if "..." in equation:
+        ranks = [ctx.rank(x) for x in ctx.inputs]
+        if any(r is None for r, t in zip(ranks, terms, strict=True) if "..." in t):
+            raise ctx.unsupported("equation", equation, "an ellipsis needs the operands' ranks")
+        spans = [r - len(t) + 3 if r is not None and "..." in t else 0 for r, t in zip(ranks, terms, strict=True)]
+        letters = "".join(c for c in string.ascii_letters if c not in equation)[: max(spans)]
+        terms = [t.replace("...", letters[len(letters) - n :]) for t, n in zip(terms, spans, strict=True)]
+        out = out.replace("...", letters)
+    else:
+        letters = ""
+    if not arrow:
+        out = letters + "".join(sorted(c for c in set("".join(terms)) if c not in letters and inputs.count(c) == 1))
+    for term in [*terms, out]:
+        if len(set(term)) != len(term):
+            raise ctx.unsupported(
+                "equation", equation, "an index repeated within one term (a diagonal) is not supported"
+            )
+    _check_no_broadcast(ctx, equation, terms)
+    return terms, out
+
+
+def _check_no_broadcast(ctx: GradientContext, equation: str, terms: list[str]) -> None:
+    """Refuse an index that is 1 in one operand and longer in another (broadcast ellipsis dimensions)."""
+    sizes: dict[str, set[int]] = {}
+    for x, term in zip(ctx.inputs, terms, strict=True):
+        for c, d in zip(term, ctx.shape(x) or (), strict=False):
+            if isinstance(d, int):
+                sizes.setdefault(c, set()).add(d)
+    if any(len(s) > 1 for s in sizes.values()):
+        raise ctx.unsupported("equation", equation, "operands broadcast along the ellipsis")

@@ -1,6 +1,6 @@
-"""Gradient rules of the reductions ReduceSum, ReduceMean, ReduceMax and ReduceMin, with their axes as the attribute
-(ReduceMean/Max/Min before opset 18) or the input (ReduceSum from 13, the others from 18), keepdims and
-noop_with_empty_axes. A max's gradient is shared evenly between tied maxima."""
+"""Gradient rules of the reductions ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceSumSquare, ReduceL1, ReduceL2 and
+ReduceLogSumExp, with their axes as the attribute (all but ReduceSum before opset 18) or the input (ReduceSum from 13,
+the others from 18), keepdims and noop_with_empty_axes. A max's gradient is shared evenly between tied maxima."""
 
 from __future__ import annotations
 
@@ -72,3 +72,21 @@ def _reduce_max(ctx: GradientContext) -> Grads:
     else:
         ties = ctx.reduce("ReduceSum", mask, axes, keepdims=True)
     return [ctx.emit("Mul", [mask, ctx.emit("Div", [_kept(ctx, g, axes), ties])], hint=f"{x}_grad")]
+
+
+@rule("ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSumExp")
+def _reduce_norm(ctx: GradientContext) -> Grads:
+    # dx = g * d(reduced)/dx, with g and y brought back to x's rank: 2 x, sign(x), x / y, exp(x - y)
+    x, g = ctx.input(0), ctx.dy
+    axes = _axes(ctx)
+    if axes == NOOP:
+        return [g]  # the op copies its input (the spec and ONNX Runtime; onnx's reference applies the map)
+    if ctx.op_type == "ReduceSumSquare":
+        slope = ctx.emit("Mul", [x, ctx.scalar(2.0, x)])
+    elif ctx.op_type == "ReduceL1":
+        slope = ctx.emit("Sign", [x])
+    elif ctx.op_type == "ReduceL2":
+        slope = ctx.emit("Div", [x, _kept(ctx, ctx.output(0), axes)])
+    else:
+        slope = ctx.emit("Exp", [ctx.emit("Sub", [x, _kept(ctx, ctx.output(0), axes)])])
+    return [ctx.emit("Mul", [_kept(ctx, g, axes), slope], hint=f"{x}_grad")]

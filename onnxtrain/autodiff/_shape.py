@@ -1,8 +1,10 @@
 """Gradient rules of the ops that move values without computing new ones: Reshape, Flatten, Squeeze, Unsqueeze,
-Transpose, Concat, Split, Slice, Gather, Expand and Tile. The shape inputs (axes, splits, starts, indices) take no
-gradient."""
+Transpose, Concat, Split, Slice, Gather, GatherElements, GatherND, ScatterND, Expand, Tile, Trilu, DepthToSpace and
+SpaceToDepth. The shape inputs (axes, splits, starts, indices) take no gradient."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -149,13 +151,23 @@ def _gather(ctx: GradientContext) -> Grads:
 
 def _shape_value(ctx: GradientContext, data: str, head: list[int], axes: list[int]) -> str:
     """int64 [head..., data's dims at `axes`...]: a constant where those dims are static."""
-    shape = ctx.shape(data)
-    assert shape is not None
-    dims = [shape[a] for a in axes]
-    if all(isinstance(d, int) for d in dims):
-        return ctx.ints([*head, *dims], "shape")  # type: ignore[list-item]
-    parts = ([ctx.ints(head)] if head else []) + [ctx.dim(data, a) for a in axes]
-    return ctx.emit("Concat", parts, axis=0)
+    return shape_value(ctx, [*head, *((data, a) for a in axes)])
+
+
+def shape_value(ctx: GradientContext, parts: Sequence[int | tuple[str, int]]) -> str:
+    """A shape as int64 [len(parts)]: each part a number, or (value, axis) for that dimension of a forward value; a
+    constant where every dimension is static."""
+    dims = [p if isinstance(p, int) else _static_dim(ctx, *p) for p in parts]
+    if all(d is not None for d in dims):
+        return ctx.ints([int(d) for d in dims if d is not None], "shape")
+    pieces = [ctx.ints([p]) if isinstance(p, int) else ctx.dim(*p) for p in parts]
+    return ctx.emit("Concat", pieces, hint="shape", axis=0)
+
+
+def _static_dim(ctx: GradientContext, value: str, axis: int) -> int | None:
+    shape = ctx.shape(value)
+    d = shape[axis] if shape is not None else None
+    return d if isinstance(d, int) else None
 
 
 @rule("GatherElements")
@@ -221,3 +233,95 @@ def _tile(ctx: GradientContext) -> Grads:
         )
     grouped = ctx.emit("Reshape", [ctx.dy, view])
     return [ctx.reduce("ReduceSum", grouped, list(range(0, 2 * rank, 2)), keepdims=False, hint=f"{x}_grad"), None]
+
+
+@rule("GatherND")
+def _gather_nd(ctx: GradientContext) -> Grads:
+    # Each slice of g goes back to where its index tuple points (batch coordinates prepended); duplicates add up.
+    data, indices = ctx.input(0), ctx.input(1)
+    batch = int(ctx.attr("batch_dims"))
+    index_shape = ctx.shape(indices)
+    depth = index_shape[-1] if index_shape else None
+    if not isinstance(depth, int):
+        raise ctx.unsupported("indices shape", index_shape, "the gradient needs the index tuples' length statically")
+    index = _non_negative_tuples(ctx, indices, data, batch, depth)
+    if batch:
+        index = ctx.emit("Concat", [*_batch_coordinates(ctx, indices, batch), index], axis=-1)
+    zeros = ctx.zeros_like(data)
+    if ctx.opset >= 16:
+        return [ctx.emit("ScatterND", [zeros, index, ctx.dy], hint=f"{data}_grad", reduction="add"), None]
+    if not _distinct_tuples(ctx.constant_value(indices), batch, depth):
+        raise ctx.unsupported("opset", ctx.opset, "before opset 16 it needs constant indices without duplicates")
+    return [ctx.emit("ScatterND", [zeros, index, ctx.dy], hint=f"{data}_grad"), None]
+
+
+def _non_negative_tuples(ctx: GradientContext, indices: str, data: str, batch: int, depth: int) -> str:
+    """GatherND's index tuples with negative entries counted from the end of their data axis."""
+    constant = ctx.constant_value(indices)
+    if constant is not None and np.all(constant >= 0):
+        return indices
+    sizes = shape_value(ctx, [(data, a) for a in range(batch, batch + depth)])
+    negative = ctx.emit("Cast", [ctx.emit("Less", [indices, ctx.ints([0])])], to=7)
+    return ctx.emit("Add", [indices, ctx.emit("Mul", [negative, sizes])])
+
+
+def _batch_coordinates(ctx: GradientContext, indices: str, batch: int) -> list[str]:
+    """For each of the first `batch` axes of `indices`, each tuple's position along it, shaped [..., 1]."""
+    rank = len(ctx.shape(indices) or ())
+    tuples = ctx.emit(
+        "Concat", [ctx.emit("Slice", [ctx.shape_of(indices), ctx.ints([0]), ctx.ints([-1])]), ctx.ints([1])], axis=0
+    )
+    zero, one = (ctx.emit("Squeeze", [ctx.ints([v])]) for v in (0, 1))
+    coordinates = []
+    for axis in range(batch):
+        positions = ctx.emit("Range", [zero, ctx.emit("Squeeze", [ctx.dim(indices, axis)]), one])
+        along = ctx.emit("Reshape", [positions, ctx.ints([-1 if a == axis else 1 for a in range(rank)])])
+        coordinates.append(ctx.emit("Expand", [along, tuples]))
+    return coordinates
+
+
+def _distinct_tuples(constant: np.ndarray | None, batch: int, depth: int) -> bool:
+    """Whether constant GatherND indices name no slice twice within a batch entry (non-negative ones only)."""
+    if constant is None or np.any(constant < 0):
+        return False
+    groups = constant.reshape(int(np.prod(constant.shape[:batch], dtype=np.int64)), -1, depth)
+    return all(len(np.unique(rows, axis=0)) == len(rows) for rows in groups)
+
+
+@rule("ScatterND")
+def _scatter_nd(ctx: GradientContext) -> Grads:
+    # y = data with the slices at `indices` replaced by (or, with reduction add, increased by) updates
+    _, indices, updates = ctx.inputs
+    g = ctx.dy
+    reduction = ctx.attr("reduction") or "none"  # no attribute before opset 16
+    if reduction not in ("none", "add"):
+        raise ctx.unsupported("reduction", reduction, "expected 'none' or 'add'")
+    ddata = dupdates = None
+    if ctx.needs_grad(0):
+        ddata = g if reduction == "add" else ctx.emit("ScatterND", [g, indices, ctx.zeros_like(updates)])
+    if ctx.needs_grad(2):
+        dupdates = ctx.emit("GatherND", [g, indices], hint=f"{updates}_grad")
+    return [ddata, None, dupdates]
+
+
+@rule("Trilu")
+def _trilu(ctx: GradientContext) -> Grads:
+    return [ctx.emit("Trilu", [ctx.dy, *ctx.inputs[1:]], upper=int(ctx.attr("upper"))), None]
+
+
+@rule("SpaceToDepth")
+def _space_to_depth(ctx: GradientContext) -> Grads:
+    return [ctx.emit("DepthToSpace", [ctx.dy], blocksize=int(ctx.attr("blocksize")), mode="DCR")]
+
+
+@rule("DepthToSpace")
+def _depth_to_space(ctx: GradientContext) -> Grads:
+    # DCR undoes SpaceToDepth; CRD moved x viewed as [N, C/b², b, b, H, W] to [N, C/b², H, b, W, b]
+    x, g = ctx.input(0), ctx.dy
+    block, mode = int(ctx.attr("blocksize")), ctx.attr("mode")
+    if mode == "DCR":
+        return [ctx.emit("SpaceToDepth", [g], blocksize=block)]
+    if mode != "CRD":
+        raise ctx.unsupported("mode", mode, "expected 'DCR' or 'CRD'")
+    blocks = ctx.emit("Reshape", [g, shape_value(ctx, [0, 0, -1, block, (x, 3), block])])
+    return [reshaped_like(ctx, ctx.emit("Transpose", [blocks], perm=[0, 1, 3, 5, 2, 4]), x)]
