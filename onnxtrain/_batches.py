@@ -13,7 +13,6 @@ import numpy as np
 from onnxtrain._token_ids import TokenIds
 from onnxtrain.arrays import InputArrays, prepare_inputs
 from onnxtrain.datasets import Dataset, as_dataset
-from onnxtrain.datasets._dataset import model_inputs
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.layers import Shape
 from onnxtrain.losses import Loss
@@ -41,11 +40,13 @@ def read_batches(
     output_shape: Shape,
     input_scale: float,
     token_ids: Sequence[TokenIds | None] | None = None,
+    dtypes: Sequence[Any] | None = None,
 ) -> Batches:
     """`data` (the argument named `argument`) as a model of `inputs` (name, per-example shape) and `output_shape`
     reads it, its labels checked by `loss`. Integers without a scale of their own take `input_scale`, for a
     Dataset as for an (x, y) pair, so both give the same numbers; float32 x is not copied. The inputs that feed
-    Embedding layers (`token_ids`, one entry per input) are checked once here, not per batch.
+    Embedding layers (`token_ids`, one entry per input) are checked once here, not per batch; each input's
+    arrays take its dtype (`dtypes`, float32 when not given): integer inputs stay integers, unscaled.
 
     Raises:
         InvalidTypeError: a model of several inputs or outputs was given anything but an (x, y) pair.
@@ -63,10 +64,10 @@ def read_batches(
         raw_x, raw_y, class_names, data_scale = data[0], data[1], None, None
     else:
         dataset = as_dataset(data, name=argument)
-        raw_x, raw_y = model_inputs(dataset, input_scale), dataset.y
+        raw_x, raw_y = dataset.x, dataset.y
         class_names = tuple(dataset.class_names) if dataset.class_names else None
         data_scale = dataset.input_scale
-    x, _ = prepare_inputs(raw_x, inputs, input_scale, f"{argument}.x", token_ids=token_ids)
+    x, _ = prepare_inputs(raw_x, inputs, input_scale, f"{argument}.x", token_ids=token_ids, dtypes=dtypes)
     y = loss.prepare_labels(raw_y, output_shape, f"{argument}.y")
     if len(y) != len(x):
         raise InvalidArgumentError(

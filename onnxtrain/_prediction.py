@@ -15,7 +15,6 @@ from onnxtrain._runtime import Device, create_session, session_options
 from onnxtrain._token_ids import token_id_inputs
 from onnxtrain.arrays import prepare_inputs
 from onnxtrain.datasets import Dataset
-from onnxtrain.datasets._dataset import model_inputs
 from onnxtrain.functional import Functional
 
 
@@ -50,6 +49,7 @@ class Predictor:
         # (graph input name, per-example shape) of each model input, in order
         self._inputs = [(str(x.name), x.shape) for x in model.graph.inputs]
         self._token_ids = token_id_inputs(model.graph)
+        self._dtypes = [x.dtype for x in model.graph.inputs]
         self._input_names = emit.input_names(model.graph)
         self._output_names = emit.output_names(model.graph)
         self._session: Any = None
@@ -57,9 +57,9 @@ class Predictor:
     def predict(self, x: Any, batch_size: int) -> tuple[list[np.ndarray], bool]:
         """Every model output for `x`, in the model's output order, and whether `x` was a single example."""
         if isinstance(x, Dataset):
-            x = model_inputs(x, self.model.input_scale)
+            x = x.x
         x, single = prepare_inputs(
-            x, self._inputs, self.model.input_scale, "x", allow_single=True, token_ids=self._token_ids
+            x, self._inputs, self.model.input_scale, "x", True, token_ids=self._token_ids, dtypes=self._dtypes
         )
         session = self.session()
         with self._flush.active():

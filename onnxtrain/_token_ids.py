@@ -1,8 +1,9 @@
 """Token ids: which model inputs an Embedding reads straight from (by the layers, or by an exported graph's
-Cast -> Gather), and the check that refuses ids outside [0, input_dim) or fractional ones before ONNX Runtime
-runs. ONNX Gather fails on an id past the table with an opaque error and reads row input_dim - k for -k; the
-layer's Cast truncates 1.5 to 1. Keras refuses ids out of range; fractional ids are refused as fractional class
-labels are (`losses`).
+Gather of the input, cast to integers or already integers), and the check that refuses ids outside
+[0, input_dim) or fractional ones before ONNX Runtime runs. ONNX Gather fails on an id past the table with an
+opaque error and reads row input_dim - k for -k; the layer's Cast truncates 1.5 to 1. Keras refuses ids out of
+range; fractional ids are refused as fractional class labels are (`losses`). Token ids are never scaled by the
+model's input_scale (`arrays.prepare_x`).
 """
 
 from __future__ import annotations
@@ -54,16 +55,20 @@ def token_id_inputs(graph: Functional) -> list[TokenIds | None]:
 
 
 def exported_token_ids(graph: onnx.GraphProto, input_name: str) -> TokenIds | None:
-    """The ids graph input `input_name` accepts when it is cast to integers and gathers rows of a table, as an
-    exported Embedding reads it (`Cast(to=INT64) -> Gather(table, ids, axis=0)`); None when it is not."""
+    """The ids graph input `input_name` accepts when it gathers rows of a table, as an exported Embedding reads
+    it: `Gather(table, ids, axis=0)` of the input itself when it holds integers, or of `Cast(to=INT64)` of it;
+    None when it does not."""
     tables = {tensor.name: tensor for tensor in graph.initializer}
+    integers = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
     casts = {
         node.output[0]
         for node in graph.node
         if node.op_type == "Cast"
         and list(node.input) == [input_name]
-        and any(a.name == "to" and a.i in (onnx.TensorProto.INT64, onnx.TensorProto.INT32) for a in node.attribute)
+        and any(a.name == "to" and a.i in integers for a in node.attribute)
     }
+    if any(v.name == input_name and v.type.tensor_type.elem_type in integers for v in graph.input):
+        casts.add(input_name)
     found = [
         TokenIds(int(tables[node.input[0]].dims[0]), node.input[0].rsplit(".", 1)[0])  # "embedding_1.embeddings"
         for node in graph.node
@@ -77,14 +82,18 @@ def exported_token_ids(graph: onnx.GraphProto, input_name: str) -> TokenIds | No
     return min(found, key=lambda t: t.input_dim) if found else None
 
 
-def check_token_ids(x: np.ndarray, ids: TokenIds, argument: str, input_scale: float = 1.0) -> None:
-    """Refuse `x` (C-contiguous float32, as `arrays.prepare_x` makes it) unless every value is a whole number in
-    [0, ids.input_dim), in one pass over it.
+def check_token_ids(x: np.ndarray, ids: TokenIds, argument: str) -> None:
+    """Refuse `x` (C-contiguous: float32, as `arrays.prepare_x` makes it for a float input, or the integers of an
+    integer input) unless every value is a whole number in [0, ids.input_dim), in one pass over it.
 
     Raises:
         InvalidArgumentError: naming the first offending position and value, the range and the layer.
     """
     flat = x.reshape(-1)
+    if x.dtype.kind in "iu":  # whole already: the range alone
+        if flat.size and (flat.min() < 0 or flat.max() > ids.input_dim - 1):
+            _refuse(x, ids, argument)
+        return
     high = np.float32(ids.input_dim - 1)
     scratch = np.empty(min(_BLOCK, flat.size), np.float32)
     for start in range(0, flat.size, _BLOCK):
@@ -92,20 +101,17 @@ def check_token_ids(x: np.ndarray, ids: TokenIds, argument: str, input_scale: fl
         fraction = scratch[: len(block)]
         np.subtract(block, np.trunc(block, out=fraction), out=fraction)
         if block.min() < 0 or block.max() > high or fraction.any():
-            _refuse(x, ids, argument, input_scale)
+            _refuse(x, ids, argument)
 
 
-def _refuse(x: np.ndarray, ids: TokenIds, argument: str, input_scale: float) -> NoReturn:
+def _refuse(x: np.ndarray, ids: TokenIds, argument: str) -> NoReturn:
     """The error for `x`, found invalid: its first invalid id (the slow path, once)."""
     bad = (x < 0) | (x > ids.input_dim - 1) | (np.trunc(x) != x)
     index = np.unravel_index(int(np.flatnonzero(bad)[0]), x.shape)
-    value = np.format_float_positional(x[index], trim="-")
+    value = np.format_float_positional(x[index], trim="-") if x.dtype.kind == "f" else str(x[index])
     count = int(np.count_nonzero(bad))
     others = f" ({count} invalid ids in all)" if count > 1 else ""
-    scaled = ""
-    if input_scale != 1.0:  # the ids the model reads are not the integers given
-        scaled = f" (integer inputs are multiplied by the model's input_scale={input_scale!r} first)"
     raise InvalidArgumentError(
         f"{argument} expects integer token ids in [0, {ids.input_dim - 1}] for Embedding layer {ids.layer!r} "
-        f"(input_dim={ids.input_dim}). Received: {argument}[{', '.join(map(str, index))}]={value}{others}{scaled}"
+        f"(input_dim={ids.input_dim}). Received: {argument}[{', '.join(map(str, index))}]={value}{others}"
     )

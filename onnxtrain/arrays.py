@@ -2,11 +2,14 @@
 dtype, finiteness, an Embedding's token ids) and the input scale that turns integers into the floats the model
 trained on.
 
-Conversion rule (documented in the README): float32 is used as is; float16/float64 are cast to float32;
-integer arrays (e.g. uint8 images) are cast to float32 and multiplied by the model's `input_scale`
-(1/255 for a model trained on `fashion_mnist()`, 1.0 otherwise; a scale of 1/n divides by n, bit for bit the
-loaders' own scaling), so raw pixels give the same predictions as the scaled training data. Anything else (bool,
-object, strings, complex) is refused.
+Conversion rule (documented in the README), for a float32 input (the default): float32 is used as is;
+float16/float64 are cast to float32; integer arrays (e.g. uint8 images) are cast to float32 and multiplied by the
+model's `input_scale` (1/255 for a model trained on `fashion_mnist()`, 1.0 otherwise; a scale of 1/n divides by n,
+bit for bit the loaders' own scaling), so raw pixels give the same predictions as the scaled training data, except
+for an input that an Embedding reads (token ids, never scaled). An integer input (`Input(dtype="int64")`, a foreign
+int64 input) takes integer arrays, range-checked and cast to its dtype, or float arrays of whole numbers; it is
+never scaled, and its ids never pass through float32 (exact above 2**24). Anything else (bool, object, strings,
+complex) is refused.
 """
 
 from __future__ import annotations
@@ -30,18 +33,21 @@ def prepare_x(
     argument: str = "x",
     allow_single: bool = False,
     token_ids: TokenIds | None = None,
+    dtype: Any = np.float32,
 ) -> tuple[np.ndarray, bool]:
-    """Return (C-contiguous float32 batch, whether `x` was a single example).
+    """Return (C-contiguous batch of the input's `dtype`, whether `x` was a single example).
 
     Args:
         token_ids: the ids the Embedding layers this input feeds accept (`_token_ids.token_id_inputs`); None
-            for an input that feeds none, which costs nothing more.
+            for an input that feeds none, which costs nothing more. Such an input is never scaled.
+        dtype: the input's: float32, or int64 / int32 for an integer input (see the module's rule).
 
     Raises:
         InvalidTypeError: the dtype is not numeric.
         ShapeError: the per-example shape is not `input_shape` (a single example is accepted if `allow_single`).
-        InvalidArgumentError: empty data, NaN/inf values, or token ids that are fractional or outside
-            [0, input_dim) (naming the first offending index).
+        InvalidArgumentError: empty data, NaN/inf values, values an integer input cannot hold (fractional, out of
+            its range), or token ids that are fractional or outside [0, input_dim) (naming the first offending
+            index).
     """
     if isinstance(x, list | tuple):
         try:
@@ -72,6 +78,13 @@ def prepare_x(
         raise ShapeError(f"{argument} expects shape {expected}. Received: {argument}.shape={x.shape}.{hint}")
     if x.shape[0] == 0:
         raise InvalidArgumentError(f"{argument} expects at least one example. Received: {argument}.shape={x.shape}")
+    if np.dtype(dtype).kind == "i":
+        x = _as_integers(x, np.dtype(dtype), argument)
+        if token_ids is not None:
+            check_token_ids(x, token_ids, argument)
+        return x, single
+    if token_ids is not None:  # token ids, not pixels
+        input_scale = 1.0
     given = x
     if x.dtype.kind in "iub":
         x = scale_integers(x, input_scale)
@@ -91,8 +104,31 @@ def prepare_x(
             )
         raise InvalidArgumentError(f"{argument} expects finite values. Received: {where}")
     if token_ids is not None:
-        check_token_ids(x, token_ids, argument, input_scale)
+        check_token_ids(x, token_ids, argument)
     return x, single
+
+
+def _as_integers(x: np.ndarray, dtype: np.dtype, argument: str) -> np.ndarray:
+    """`x` (integers, or floats holding whole numbers) as a C-contiguous array of integer `dtype`, unscaled.
+
+    Raises:
+        InvalidArgumentError: a value is fractional, not finite, or outside `dtype`'s range (the first named).
+    """
+    info = np.iinfo(dtype)
+    if x.dtype.kind in "iu" and np.can_cast(x.dtype, dtype):
+        return np.ascontiguousarray(x, dtype)
+    if x.dtype.kind in "iu":
+        bad = (x < info.min) | (x > info.max)
+    else:
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(x) | (np.trunc(x) != x) | (x < info.min) | (x >= float(info.max) + 1.0)
+    if bad.any():
+        index = np.unravel_index(int(np.flatnonzero(bad)[0]), x.shape)
+        raise InvalidArgumentError(
+            f"{argument} expects whole numbers in [{info.min}, {info.max}] for the model's {dtype} input (token "
+            f"ids). Received: {argument}[{', '.join(map(str, index))}]={x[index].item()!r}"
+        )
+    return np.ascontiguousarray(x, dtype)
 
 
 def scale_integers(x: np.ndarray, input_scale: float) -> np.ndarray:
@@ -155,7 +191,7 @@ class InputArrays:
     sliced and gathered together as the trainer batches one array.
 
     Attributes:
-        arrays: one C-contiguous float32 array per input.
+        arrays: one C-contiguous array per input, of the input's dtype.
     """
 
     def __init__(self, arrays: Sequence[np.ndarray]):
@@ -175,10 +211,12 @@ def prepare_inputs(
     argument: str = "x",
     allow_single: bool = False,
     token_ids: Sequence[TokenIds | None] | None = None,
+    dtypes: Sequence[Any] | None = None,
 ) -> tuple[np.ndarray | InputArrays, bool]:
     """`prepare_x` for a model whose `inputs` are (name, shape) pairs: one input reads an array; several read a
-    list or tuple of arrays in the inputs' order, or a dict {input name: array} (Keras' two ways). `token_ids`,
-    when given, holds one entry per input (`_token_ids.token_id_inputs`).
+    list or tuple of arrays in the inputs' order, or a dict {input name: array} (Keras' two ways). `token_ids`
+    and `dtypes` (each Input's, float32 when not given), when given, hold one entry per input
+    (`_token_ids.token_id_inputs`, `input_dtypes`).
 
     Returns (the array, or the InputArrays of several inputs; whether `x` was a single example).
 
@@ -188,8 +226,9 @@ def prepare_inputs(
         The errors of `prepare_x`, naming the input (`x['image']`).
     """
     ids = list(token_ids) if token_ids is not None else [None] * len(inputs)
+    types = list(dtypes) if dtypes is not None else [np.float32] * len(inputs)
     if len(inputs) == 1:
-        return prepare_x(x, inputs[0][1], input_scale, argument, allow_single, ids[0])
+        return prepare_x(x, inputs[0][1], input_scale, argument, allow_single, ids[0], types[0])
     names = [name for name, _ in inputs]
     if isinstance(x, dict):
         if set(x) != set(names):
@@ -206,8 +245,8 @@ def prepare_inputs(
             f"or a dict {{name: array}}. Received: {received}"
         )
     prepared = [
-        prepare_x(value, shape, input_scale, f"{argument}[{name!r}]", allow_single, input_ids)
-        for value, (name, shape), input_ids in zip(given, inputs, ids, strict=True)
+        prepare_x(value, shape, input_scale, f"{argument}[{name!r}]", allow_single, input_ids, dtype)
+        for value, (name, shape), input_ids, dtype in zip(given, inputs, ids, types, strict=True)
     ]
     arrays, singles = [array for array, _ in prepared], {single for _, single in prepared}
     lengths = {name: len(array) for name, array in zip(names, arrays, strict=True)}

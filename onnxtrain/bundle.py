@@ -96,7 +96,7 @@ def write_training_bundle(
         "opset": compiled.opset,
         "ir_version": compiled.ir_version,
         "inputs": [
-            {"name": name, "dtype": "float32", "shape": [None, *x.shape]}
+            {"name": name, "dtype": x.dtype.name, "shape": [None, *x.shape]}  # int64/int32: token ids
             for name, x in zip(emit.input_names(graph), graph.inputs, strict=True)
         ],
         "labels": {"name": emit.LABELS_NAME, "dtype": np.dtype(label_dtype).name, "shape": list(label_shape)},

@@ -95,9 +95,10 @@ def forward_and_loss(
 
 
 def add_graph_inputs(builder: GraphBuilder, graph: Functional) -> list[str]:
-    """Declare the graph's inputs ([batch, ...] float32, named by `input_names`); returns their value names."""
+    """Declare the graph's inputs ([batch, ...] of each Input's dtype, float32 unless it holds integer ids; named
+    by `input_names`); returns their value names."""
     names = input_names(graph)
-    return [builder.add_input(name, np.float32, (None, *x.shape)) for name, x in zip(names, graph.inputs, strict=True)]
+    return [builder.add_input(name, x.dtype, (None, *x.shape)) for name, x in zip(names, graph.inputs, strict=True)]
 
 
 def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:

@@ -19,11 +19,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import onnx
 
 from onnxtrain._layer_names import name_layers
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Input, Layer, Shape, format_shape
+from onnxtrain.layers._core import dtype_note
 from onnxtrain.layers._layer import SymbolicTensor, describe
 from onnxtrain.layers._layout import channels_last, emit_layer, emit_multi_input_layer
 
@@ -88,6 +90,8 @@ class Functional(Layer):
             elif not layer.params and not isinstance(layer, Functional):  # weights from an earlier graph stay
                 rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
                 layer.build(layer.input_shapes if layer.multi_input else layer.input_shape, rng)  # type: ignore[arg-type]
+
+    reads_integers = True  # a Model called as a layer: its own emit gives each inner layer what it reads
 
     @property
     def trainable(self) -> bool:
@@ -191,9 +195,13 @@ class Functional(Layer):
                 f"{describe(self)} emits from a list of {len(self.inputs)} input values. Received: {input_values!r}"
             )
         values = {id(x): value for x, value in zip(self.inputs, input_values, strict=True)}
+        floats: dict[str, str] = {}  # integer graph input -> its float32 cast, emitted once for the layers that read it
         for node in self._nodes[len(self.inputs) :]:
             layer = (substitutes or {}).get(node, node.layer)
-            values[id(node)] = _emit_call(builder, layer, [values[id(x)] for x in node.inputs])
+            xs = [values[id(x)] for x in node.inputs]
+            if not layer.reads_integers:
+                xs = [_as_float(builder, x, floats) for x in xs]
+            values[id(node)] = _emit_call(builder, layer, xs)
         return [channels_last(builder, values[id(y)], len(y.shape) + 1) for y in self.outputs]
 
     # --- config and summary -------------------------------------------------------------------------------
@@ -247,13 +255,22 @@ class Functional(Layer):
         rows = []
         for layer in self.layers:
             label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
-            shape = format_shape(calls[id(layer)][0].shape)
+            shape = format_shape(calls[id(layer)][0].shape) + dtype_note(layer)
             read = [ref[id(x)] for node in calls[id(layer)] for x in node.inputs]
             rows.append((label, shape, str(layer.param_count), ", ".join(f"{n}[{i}]" for n, i in read)))
         return rows
 
     def __repr__(self) -> str:
         return f"Functional(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
+
+
+def _as_float(builder: GraphBuilder, x: str, floats: dict[str, str]) -> str:
+    """`x` as float32 where it is an integer graph input (an `Input(dtype="int64")`), else `x` itself."""
+    if builder.input_type(x) in (None, onnx.TensorProto.FLOAT):
+        return x
+    if x not in floats:
+        floats[x] = builder.node("Cast", [x], hint=f"{x}_float", to=onnx.TensorProto.FLOAT)
+    return floats[x]
 
 
 def _emit_call(builder: GraphBuilder, layer: Layer, xs: list[str]) -> str:

@@ -133,6 +133,10 @@ class GraphBuilder:
         self._inputs.append(self.value_info(self._claim(name), dtype, shape))
         return name
 
+    def input_type(self, name: str) -> int | None:
+        """The ONNX element type (`TensorProto.INT64`, ...) of graph input `name`; None for any other value."""
+        return next((v.type.tensor_type.elem_type for v in self._inputs if v.name == name), None)
+
     def add_output(self, value: str, name: str, dtype: Any, shape: Sequence[Dim]) -> str:
         """Expose `value` as graph output `name`.
 

@@ -51,15 +51,21 @@ from onnxtrain.saving import reading_model
 
 LOGITS = "logits"
 PROBABILITIES = "probabilities"
+_INPUT_TYPES = {
+    f"tensor({name})": np.dtype(dtype) for name, dtype in (("float", "float32"), ("int64",) * 2, ("int32",) * 2)
+}
+"""The input types an export has (ONNX Runtime's names): an Input's dtypes (`layers.INPUT_DTYPES`)."""
 
 
 class InferenceModel:
     """A model loaded for prediction only: `predict` (class indices), `predict_softly` (probabilities).
 
-    Input checks and conversions are `Sequential.predict`'s: the per-example shape comes from the graph's
-    input, and integer inputs (e.g. uint8 pixels) are scaled by the `input_scale` in the model's metadata:
-    divided by n when it is 1/n for a whole number n (255 for 1/255), multiplied by it otherwise. An input that an
-    exported Embedding reads (Cast -> Gather of a table) takes whole token ids in [0, input_dim) only.
+    Input checks and conversions are `Sequential.predict`'s: the per-example shape and type come from the graph's
+    input. For a float input, integer arrays (e.g. uint8 pixels) are scaled by the `input_scale` in the model's
+    metadata: divided by n when it is 1/n for a whole number n (255 for 1/255), multiplied by it otherwise. An
+    int64 or int32 input (token ids) takes integers, or floats holding whole numbers, cast to its type and never
+    scaled. An input that an exported Embedding reads (a Gather of a table) takes whole token ids in
+    [0, input_dim) only, never scaled.
 
     Args:
         model: the bytes of an ONNX model (what `load` reads from a file or a saved directory).
@@ -101,7 +107,7 @@ class InferenceModel:
             self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         except UnicodeDecodeError as e:
             raise ModelFileError(f"{source} has metadata that is not valid UTF-8 ({e}).") from e
-        self.input_name, self.input_shape = self._check_input(source)
+        self.input_name, self.input_shape, self.input_dtype = self._check_input(source)
         # An input that feeds an exported Embedding: its ids are checked as the trained model checks them.
         self._token_ids = exported_token_ids(proto.graph, self.input_name)
         batch = self._session.get_inputs()[0].shape[0]
@@ -186,7 +192,7 @@ class InferenceModel:
             raise ModelStateError("predict() was called on a closed InferenceModel; load the model again.")
         batch_size = check_positive_int("batch_size", batch_size)
         batch, single = prepare_x(
-            x, self.input_shape, self.input_scale, "x", allow_single=True, token_ids=self._token_ids
+            x, self.input_shape, self.input_scale, "x", True, token_ids=self._token_ids, dtype=self.input_dtype
         )
         if self._fixed_batch is not None:
             if len(batch) % self._fixed_batch:
@@ -207,11 +213,14 @@ class InferenceModel:
             ) from e
         return np.concatenate(parts), single
 
-    def _check_input(self, source: str) -> tuple[str, Shape]:
+    def _check_input(self, source: str) -> tuple[str, Shape, np.dtype]:
         inputs = self._session.get_inputs()
-        if len(inputs) != 1 or inputs[0].type != "tensor(float)":
+        if len(inputs) != 1 or inputs[0].type not in _INPUT_TYPES:
             found = [(i.name, i.type) for i in inputs]
-            raise ModelFileError(f"{source} is not a single-input float model as onnxtrain exports. Inputs: {found}")
+            raise ModelFileError(
+                f"{source} is not a single-input model as onnxtrain exports, of type {sorted(_INPUT_TYPES)}. "
+                f"Inputs: {found}"
+            )
         dims = inputs[0].shape[1:]
         if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
             raise ModelFileError(
@@ -219,7 +228,7 @@ class InferenceModel:
                 "dimensions. "
                 f"Found: {inputs[0].shape}"
             )
-        return inputs[0].name, tuple(dims)
+        return inputs[0].name, tuple(dims), _INPUT_TYPES[inputs[0].type]
 
     # --- lifetime -----------------------------------------------------------------------------------------
     def close(self) -> None:

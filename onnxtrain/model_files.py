@@ -149,7 +149,7 @@ def exported_model(
         META_VERSION: __version__,
         META_MODEL_NAME: model.name,
         META_INPUT_SCALE: repr(float(model.input_scale)),
-        META_INPUT_SCALING: _input_scaling(float(model.input_scale)),
+        META_INPUT_SCALING: _input_scaling(float(model.input_scale), model.graph),
     }
     if loss is not None:
         metadata[META_LOSS] = loss.name
@@ -170,13 +170,21 @@ def exported_model(
         ) from e
 
 
-def _input_scaling(scale: float) -> str:
+def _input_scaling(scale: float, graph: Functional) -> str:
     """How to feed the model, for deployers in any language (the `input_scaling` metadata property)."""
+    names = emit.input_names(graph)
+    integer = [f"{name} ({x.dtype})" for name, x in zip(names, graph.inputs, strict=True) if x.dtype.kind == "i"]
+    ids = "feed integer token ids in the input's own type (int64: BigInt64Array in onnxruntime-web and -node); "
+    ids += "they are never scaled"
+    if len(integer) == len(names):
+        return ids
     text = "feed float32 inputs as the model was trained on them; integer inputs (e.g. uint8 pixels) are first "
     divisor = scale_divisor(scale)
     if divisor is not None:
-        return text + f"converted to float32 and divided by {divisor!r} (input_scale={scale!r})"
-    return text + f"converted to float32 and multiplied by input_scale={scale!r}"
+        text += f"converted to float32 and divided by {divisor!r} (input_scale={scale!r})"
+    else:
+        text += f"converted to float32 and multiplied by input_scale={scale!r}"
+    return text + (f". Integer inputs {', '.join(integer)}: {ids}" if integer else "")
 
 
 def model_config(model: SavedModel, trainer: Trainer | None, optimizer_state_saved: bool = False) -> dict[str, Any]:

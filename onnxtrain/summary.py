@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from onnxtrain import emit
 from onnxtrain.functional import Functional, SummaryRow
 from onnxtrain.layers import Layer, format_shape
+from onnxtrain.layers._core import dtype_note
 from onnxtrain.losses import Loss
 
 WIDTHS = (39, 26, 13)
@@ -31,7 +32,7 @@ def summary_table(model_type: str, layers: Sequence[Layer], params: tuple[int, i
     for i, layer in enumerate(layers):
         if i:
             lines.append(thin)
-        shape = format_shape(layer.output_shape or ())
+        shape = format_shape(layer.output_shape or ()) + dtype_note(layer)
         label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
         if layer is layers[-1] and emit.default_activation_emits_logits(layer, loss):
             label += " [linear (logits)]"

@@ -126,6 +126,7 @@ class Trainer:
         # (graph input name, per-example shape) of each model input, in order
         self._inputs = [(str(x.name), x.shape) for x in model.graph.inputs]
         self._token_ids = token_id_inputs(model.graph)  # what the inputs that feed Embedding layers accept
+        self._dtypes = [x.dtype for x in model.graph.inputs]  # integer inputs are fed as integers, unscaled
         # A model of several outputs: each output's loss, weight and metrics (None for one output)
         self._outputs = compiled.loss if isinstance(compiled.loss, OutputLosses) else None
         self._figures = BatchFigures(compiled.metrics, compiled.loss, self._outputs)
@@ -173,7 +174,9 @@ class Trainer:
         scale = self.model.input_scale if input_scale is None else input_scale
         several_outputs = self._outputs is not None
         loss, output_shape = self.compiled.loss, self.model.output_shape
-        return read_batches(data, argument, self._inputs, several_outputs, loss, output_shape, scale, self._token_ids)
+        return read_batches(
+            data, argument, self._inputs, several_outputs, loss, output_shape, scale, self._token_ids, self._dtypes
+        )
 
     def _scale_after(self, train: Batches) -> float:
         """The input scale the model will read inputs with once `fit` adopts `train` (see `_adopt`)."""

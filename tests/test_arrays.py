@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -146,3 +147,41 @@ def test_validation_split_takes_python_and_numpy_numbers(value):
 def test_validation_split_refuses_flags_strings_and_fractions_outside_zero_one(value):
     with pytest.raises(InvalidArgumentError, match=r"validation_split expects a float in \[0, 1\)"):
         check_validation_split(value)
+
+
+# --- integer inputs (token ids): cast to the input's dtype, never scaled
+
+
+@pytest.mark.parametrize(
+    ("given", "dtype"),
+    [
+        (np.array([[1, 2**40 + 3]], np.int64), np.int64),
+        (np.array([[1, 255]], np.uint8), np.int64),
+        (np.array([[1.0, 7.0]], np.float32), np.int64),  # whole floats are ids too
+        (np.array([[1, -5]], np.int64), np.int32),
+        (np.array([[3, 4]], np.uint32), np.int64),
+    ],
+)
+def test_an_integer_input_takes_whole_numbers_exactly_and_never_scales_them(given, dtype):
+    x, single = prepare_x(given, (2,), input_scale=1 / 255, dtype=dtype)
+    assert x.dtype == dtype and x.flags.c_contiguous and not single
+    np.testing.assert_array_equal(x, given.astype(np.float64))
+
+
+@pytest.mark.parametrize(
+    ("given", "dtype", "received"),
+    [
+        (np.array([[1.0, 1.5]]), np.int64, "x[0, 1]=1.5"),
+        (np.array([[np.nan, 1.0]]), np.int64, "x[0, 0]=nan"),
+        (np.array([[1.0, math.inf]]), np.int64, "x[0, 1]=inf"),
+        (np.array([[1.0, 2.0**63]]), np.int64, "x[0, 1]=9.223372036854776e+18"),
+        (np.array([[1, 2**31]], np.int64), np.int32, "x[0, 1]=2147483648"),
+        (np.array([[2**63, 1]], np.uint64), np.int64, "x[0, 0]=9223372036854775808"),
+    ],
+)
+def test_an_integer_input_refuses_values_its_dtype_cannot_hold(given, dtype, received):
+    name = np.dtype(dtype).name
+    with pytest.raises(InvalidArgumentError, match=rf"x expects whole numbers in \[.*\] for the model's {name} input"):
+        prepare_x(given, (2,), dtype=dtype)
+    with pytest.raises(InvalidArgumentError, match=re.escape(f"Received: {received}") + "$"):
+        prepare_x(given, (2,), dtype=dtype)

@@ -233,3 +233,45 @@ def test_export_merge_adapters_folds_a_saved_lora_model(folder: Path, capsys: py
     np.testing.assert_allclose(
         _logits(folder / "merged.onnx", x), _logits(folder / "adapted.onnx", x), rtol=1e-5, atol=1e-5
     )
+
+
+def _token_model() -> onnx.ModelProto:
+    """The tester's model: int64 ids [N, 5] -> Gather(emb, ids) -> ReduceMean -> Gemm."""
+    h, rng = onnx.helper, np.random.default_rng(5)
+    arrays = {
+        "emb": rng.standard_normal((20, 8)),
+        "w": rng.standard_normal((3, 8)),
+        "b": rng.standard_normal(3),
+    }
+    nodes = [
+        h.make_node("Gather", ["emb", "ids"], ["e"]),
+        h.make_node("ReduceMean", ["e", "ax"], ["m"], keepdims=0),
+        h.make_node("Gemm", ["m", "w", "b"], ["logits"], transB=1),
+    ]
+    initializers = [numpy_helper.from_array((0.3 * a).astype(np.float32), n) for n, a in arrays.items()]
+    graph = h.make_graph(
+        nodes,
+        "tok",
+        [h.make_tensor_value_info("ids", onnx.TensorProto.INT64, ["N", 5])],
+        [h.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["N", 3])],
+        [*initializers, numpy_helper.from_array(np.array([1], np.int64), "ax")],
+    )
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 18)], ir_version=8)
+
+
+def test_finetune_of_an_int64_token_model_exports_an_int64_input(folder: Path) -> None:
+    """The export keeps the int64 input, with no Cast in front, so code that fed the original model int64 ids
+    feeds the export the same; ONNX Runtime on it equals the saved model's predict."""
+    onnx.save(_token_model(), folder / "tok.onnx")
+    ids = np.random.default_rng(1).integers(0, 20, (40, 5))
+    np.savez(folder / "tok.npz", x=ids, y=ids[:, 0] % 3)
+    assert main(["finetune", "tok.onnx", "--data", "tok.npz", "--verbose", "0", "--output", "run"]) == 0
+    exported = onnx.load(folder / "run" / "model.onnx")
+    assert [(i.name, i.type.tensor_type.elem_type) for i in exported.graph.input] == [("input", onnx.TensorProto.INT64)]
+    assert "Cast" not in {node.op_type for node in exported.graph.node}
+    with load_model(folder / "run" / "model") as saved:
+        assert saved.graph.inputs[0].dtype == np.int64
+        logits = _logits(folder / "run" / "model.onnx", ids)  # the int64 ids as they are
+        probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        np.testing.assert_allclose(probabilities, saved.predict_softly(ids), rtol=1e-5)
+        np.testing.assert_array_equal(logits.argmax(1), saved.predict(ids))

@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onnxtrain.arrays import scale_integers
+from onnxtrain.arrays import prepare_x, scale_integers
 from onnxtrain.datasets import Dataset, as_dataset
-from onnxtrain.datasets._dataset import model_inputs
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 
 
@@ -266,25 +265,33 @@ def test_integer_x_with_an_input_scale_is_scaled_as_predict_scales_it(scale: flo
     np.testing.assert_array_equal(dataset.x, scale_integers(PIXELS, float(scale)))  # what predict(PIXELS) feeds
     if float(scale) == 1 / 255:
         np.testing.assert_array_equal(dataset.x, PIXELS / np.float32(255))  # divided, not multiplied by 1/255
-    assert model_inputs(dataset, 0.5) is dataset.x  # its own scale was applied; the model's does not apply
+    assert prepare_x(dataset.x, (3,), 0.5)[0] is dataset.x  # its own scale was applied; the model's does not apply
 
 
 def test_integer_x_without_a_scale_takes_the_models_at_fit_time_in_every_part() -> None:
     dataset = Dataset(np.repeat(PIXELS, 5, axis=0), np.arange(10) % 2)
-    np.testing.assert_array_equal(dataset.x, np.repeat(PIXELS, 5, axis=0).astype(np.float32))
-    assert model_inputs(dataset, 1.0) is dataset.x
+    np.testing.assert_array_equal(dataset.x, np.repeat(PIXELS, 5, axis=0))  # kept as given: uint8
+    assert dataset.x.dtype == np.uint8
     for part in (*dataset.split(0.5), *dataset.split(0.3, shuffle=True, seed=1), dataset.shuffle(seed=2)):
-        np.testing.assert_array_equal(model_inputs(part, 1 / 255), part.x / np.float32(255))
+        assert part.x.dtype == np.uint8
+        np.testing.assert_array_equal(prepare_x(part.x, (3,), 1 / 255)[0], part.x / np.float32(255))
     from_tuple = as_dataset((PIXELS, [0, 1]))
-    np.testing.assert_array_equal(model_inputs(from_tuple, 1 / 255), PIXELS / np.float32(255))
+    np.testing.assert_array_equal(prepare_x(from_tuple.x, (3,), 1 / 255)[0], PIXELS / np.float32(255))
+
+
+def test_integer_x_without_a_scale_keeps_token_ids_past_float32s_integers() -> None:
+    ids = np.array([[2**24 + 1, 2**40 + 3]], np.int64)  # float32 would make them 2**24 and 2**40 + 0
+    for dataset in (Dataset(ids, [0]), as_dataset((ids, [0]))):
+        assert dataset.x.dtype == np.int64 and np.shares_memory(dataset.x, ids)
+        np.testing.assert_array_equal(prepare_x(dataset.x, (2,), 0.5, dtype=np.int64)[0], ids)  # never scaled
 
 
 def test_float_x_is_never_rescaled_nor_copied_whatever_the_scales() -> None:
     x = np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3)
     dataset = Dataset(x, [0, 1], input_scale=1 / 255)
-    assert np.shares_memory(dataset.x, x) and model_inputs(dataset, 0.5) is dataset.x
+    assert np.shares_memory(dataset.x, x) and prepare_x(dataset.x, (3,), 0.5)[0] is dataset.x
     np.testing.assert_array_equal(dataset.x, np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3))
-    assert np.shares_memory(model_inputs(as_dataset((x, [0, 1])), 1 / 255), x)
+    assert np.shares_memory(as_dataset((x, [0, 1])).x, x)
 
 
 @pytest.mark.parametrize("scale", [0, -1.0, math.nan, math.inf, True, np.bool_(True), "0.5", 10**400, 1e-310, 1e300])

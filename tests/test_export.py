@@ -20,7 +20,7 @@ import pytest
 import onnxtrain
 from onnxtrain import InferenceModel, Sequential, WritingMode
 from onnxtrain.errors import InvalidArgumentError, ModelExistsError
-from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.layers import Dense, Embedding, Flatten, Input
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_EXAMPLE = REPO / "examples" / "node"
@@ -428,3 +428,80 @@ def test_only_softmax_cross_entropy_leaves_a_final_softmax_or_default_activation
         assert emitted[-1].activation.name == ("linear" if folded else last.activation.name), (last, loss)
         assert last.activation.name in ("softmax", "sigmoid", "relu")  # the model's own layer is never changed
         assert emit.default_activation_emits_logits(last, loss) is (folded and not last.activation_given)
+
+
+# --- integer inputs (token ids)
+
+
+def _token_model(dtype: str = "int64") -> Sequential:
+    model = Sequential([Input(shape=(5,), dtype=dtype), Embedding(30, 4), Flatten(), Dense(3)], seed=4)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+TOKEN_IDS = np.random.default_rng(6).integers(0, 30, size=(16, 5))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32"])
+@pytest.mark.parametrize("engine", ["portable", "ort-training"])
+def test_an_integer_input_exports_with_its_type_and_onnx_runtime_on_ids_equals_predict(tmp_path, dtype, engine):
+    model = Sequential([Input(shape=(5,), dtype=dtype), Embedding(30, 4), Flatten(), Dense(3)], seed=4)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", engine=engine)
+    with model:
+        model.fit(TOKEN_IDS, TOKEN_IDS[:, 0] % 3, epochs=2, batch_size=4, verbose=0)
+        expected = model.predict_softly(TOKEN_IDS)
+        model.export(tmp_path / "model.onnx")
+        model.save(tmp_path / "saved")
+    proto = onnx.load(str(tmp_path / "model.onnx"))
+    assert (proto.graph.input[0].name, proto.graph.input[0].type.tensor_type.elem_type) == (
+        "input",
+        onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)),
+    )
+    casts = {a.i for n in proto.graph.node if n.op_type == "Cast" and "input" in n.input for a in n.attribute}
+    assert casts <= {onnx.TensorProto.INT64}  # int32 ids widened for Gather; never through float
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    probabilities = session.run(["probabilities"], {"input": TOKEN_IDS.astype(dtype)})[0]
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-6, atol=1e-7)
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    assert metadata["input_scaling"].startswith("feed integer token ids in the input's own type")
+    config = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert config["layers"][0]["config"]["dtype"] == dtype
+    with onnxtrain.load_model(tmp_path / "saved") as loaded:
+        assert loaded.graph.inputs[0].dtype == np.dtype(dtype)
+        np.testing.assert_allclose(loaded.predict_softly(TOKEN_IDS), expected, rtol=1e-6, atol=1e-7)
+    with InferenceModel.load(tmp_path / "model.onnx") as exported:
+        assert exported.input_dtype == np.dtype(dtype)
+        np.testing.assert_allclose(exported.predict_softly(TOKEN_IDS.astype(np.uint8)), expected, rtol=1e-6)
+
+
+def test_ids_past_float32s_integers_reach_the_table_exactly():
+    """Ids above 2**24 stay integers from the array to Gather (float32 would read row 2**24 for 2**24 + 1)."""
+    big = 2**24 + 2
+    model = Sequential([Input(1, dtype="int64"), Embedding(big, 1), Flatten(), Dense(1, activation="linear")], seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    with model:
+        table = model.get_weights()["embedding_1.embeddings"]
+        table[-2:] = [[1.0], [-1.0]]  # rows 2**24 and 2**24 + 1
+        model.set_weights({"embedding_1.embeddings": table})
+        weights = model.get_weights()
+        kernel, bias = weights["dense_1.kernel"], weights["dense_1.bias"]
+        ids = np.array([[2**24], [2**24 + 1]])
+        np.testing.assert_allclose(model.predict(ids), table[ids[:, 0]] @ kernel + bias, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_node_example_feeds_int64_token_ids(tmp_path):
+    workdir = _node_workdir()
+    with _token_model() as model:
+        model.export(tmp_path / "model.onnx")
+        expected = model.predict_softly(TOKEN_IDS)
+    np.save(tmp_path / "ids.npy", TOKEN_IDS.astype(np.int64))
+    done = subprocess.run(
+        ["node", str(workdir / "predict.mjs"), str(tmp_path / "model.onnx"), str(tmp_path / "ids.npy")],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(np.array(json.loads(done.stdout)["probabilities"]), expected, rtol=0, atol=1e-6)

@@ -249,23 +249,29 @@ def test_a_graph_of_two_inputs_is_a_model_of_two():
     model.close()
 
 
-def test_an_int_input_is_fed_as_float_and_cast_for_the_graph():
-    """Token ids: the model's input is float32 as every onnxtrain input; the graph gets them as int64."""
+@pytest.mark.parametrize("elem", [TensorProto.INT64, TensorProto.INT32], ids=["int64", "int32"])
+def test_an_int_input_keeps_its_type_and_reaches_the_graph_uncast(elem):
+    """Token ids: the model's input keeps the graph's integer type, in training and in the export, with no Cast in
+    front; arrays of ids are fed as integers (never scaled), and floats holding whole numbers are accepted."""
     table = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
     nodes = [
         helper.make_node("Gather", ["embedding", "ids"], ["vectors"], axis=0),
         helper.make_node("ReduceMean", ["vectors"], ["logits"], axes=[1], keepdims=0),
     ]
-    ids_info = helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 4])
+    ids_info = helper.make_tensor_value_info("ids", elem, ["N", 4])
     logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
     proto = _model(nodes, [ids_info], [logits], [numpy_helper.from_array(table, "embedding")])
-    model = from_onnx(proto)
-    ids = np.array([[1, 2, 3, 4], [9, 9, 0, 0]], np.int64)
-    np.testing.assert_allclose(
-        _run(model.inference_model(), input=ids.astype(np.float32)), table[ids].mean(1), rtol=1e-6
-    )
+    model = from_onnx(proto, input_scale=0.5)
+    exported = model.inference_model()
+    assert exported.graph.input[0].name == "input" and exported.graph.input[0].type.tensor_type.elem_type == elem
+    assert exported.graph.node[0].op_type == "Gather"  # reads the input itself
+    ids = np.array([[1, 2, 3, 4], [9, 9, 0, 0]], onnx.helper.tensor_dtype_to_np_dtype(elem))
+    np.testing.assert_allclose(_run(exported, input=ids), table[ids].mean(1), rtol=1e-6)
     model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS)
-    model.fit(ids.astype(np.float32), np.array([0, 1]), batch_size=2, verbose=0)
+    probabilities = model.predict_softly(ids.astype(np.float32))  # whole floats are ids too, never scaled
+    logits = table[ids].mean(1)
+    np.testing.assert_allclose(probabilities, np.exp(logits) / np.exp(logits).sum(1, keepdims=True), rtol=1e-5)
+    model.fit(ids, np.array([0, 1]), batch_size=2, verbose=0)
     changed = np.flatnonzero(np.abs(model.get_weights()["embedding"] - table).sum(1))
     assert changed.tolist() == [0, 1, 2, 3, 4, 9]  # the rows the ids read, and only those
     model.close()

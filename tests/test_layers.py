@@ -4,9 +4,12 @@ bad arguments, and a custom layer that doubles as the extension guide."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime
 import pytest
 from layer_harness import LayerCase, check_keras, check_reference, check_training_and_export
 
@@ -112,6 +115,15 @@ BAD_LAYERS = [
     (lambda: Dense(2.5), InvalidArgumentError, r"Received: units=2.5"),
     (lambda: Input(), InvalidArgumentError, r"Input\(\*dims\) expects at least one dimension"),
     (lambda: Input(28, 0), InvalidArgumentError, r"Received: dims\[1\]=0"),
+    *(
+        (
+            lambda dtype=dtype: Input(3, dtype=dtype),
+            InvalidArgumentError,
+            r"Input\(dtype=\.\.\.\) expects one of \['float32', 'int32', 'int64'\] \(or the numpy dtype\).*"
+            + re.escape(f"Received: dtype={dtype!r}"),
+        )
+        for dtype in ["float16", "uint8", "float", "text", None, True, np.float64, np.dtype("uint64")]
+    ),
     (lambda: Dense(3, activation="relux"), UnknownIdentifierError, r"Could not interpret activation 'relux'"),
     (
         lambda: Dense(3, kernel_initializer="he_normall"),
@@ -147,6 +159,27 @@ BAD_LAYERS = [
 def test_bad_layer_arguments_fail_with_clear_messages(factory, error, message):
     with pytest.raises(error, match=message):
         factory()
+
+
+@pytest.mark.parametrize("dtype", ["int64", np.int64, np.dtype("int64"), "int32", np.int32, "float32", np.float32])
+def test_input_takes_keras_and_numpy_spellings_of_its_dtype_and_keeps_it_in_its_config(dtype):
+    layer = Input(shape=(5,), dtype=dtype, name="ids")
+    assert layer.dtype == np.dtype(dtype)
+    assert layer.get_config() == {"shape": [5], "name": "ids", "dtype": np.dtype(dtype).name}
+    assert Layer.from_config(layer.serialize()).dtype == np.dtype(dtype)  # type: ignore[attr-defined]
+    assert Input(5).dtype == np.float32 and Layer.from_config({"class_name": "Input", "config": {"shape": [5]}}).dtype
+
+
+def test_an_integer_input_is_the_graph_inputs_type_and_other_layers_read_it_as_float32():
+    """Dense reads an int64 Input cast to float32 once; the export's input stays int64 and computes numpy's."""
+    model = Sequential([Input(3, dtype="int64"), Dense(2, activation="linear")], seed=0)
+    graph = model.inference_model().graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert [n.op_type for n in graph.node] == ["Cast", "Gemm"]
+    x = np.array([[1, 2, 3], [2**24 + 1, 0, -4]], np.int64)
+    session = onnxruntime.InferenceSession(model.inference_model().SerializeToString())
+    kernel, bias = model.get_weights()["dense_1.kernel"], model.get_weights()["dense_1.bias"]
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], x.astype(np.float32) @ kernel + bias, rtol=1e-6)
 
 
 # --- extension guide: a custom layer -----------------------------------------------------------------------

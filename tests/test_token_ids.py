@@ -82,12 +82,51 @@ def test_validation_split_holds_out_checked_ids():
         model.fit(x, y, verbose=0, validation_split=0.25)
 
 
-def test_the_message_counts_the_bad_ids_and_names_the_input_scale():
+def test_the_message_counts_the_bad_ids():
     x = np.array([[1, 10, 11], [-1, 2, 3]], np.float32)
     with pytest.raises(InvalidArgumentError, match=r"Received: x\[0, 1\]=10 \(3 invalid ids in all\)$"):
         check_token_ids(x, TokenIds(10, "embedding_1"), "x")
-    with pytest.raises(InvalidArgumentError, match=r"=0\.5 \(integer inputs are multiplied .* input_scale=0\.5 first"):
-        check_token_ids(np.array([[1.0, 0.5, 1.0]], np.float32), TokenIds(10, "embedding_1"), "x", input_scale=0.5)
+    with pytest.raises(InvalidArgumentError, match=r"Received: x\[1, 0\]=-1$"):
+        check_token_ids(np.array([[1, 2, 3], [-1, 2, 3]], np.int64), TokenIds(10, "embedding_1"), "x")
+
+
+def int64_embedding_model() -> Sequential:
+    model = Sequential([Input(shape=(3,), dtype="int64"), Embedding(10, 2), Flatten(), Dense(2)], seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize(("ids", "where", "value"), [row for row in BAD_IDS if float(row[2]).is_integer()])
+def test_an_integer_input_refuses_ids_outside_the_table(ids, where, value):
+    with int64_embedding_model() as model, pytest.raises(InvalidArgumentError, match=expected("x", where, value)):
+        model.predict(np.array(ids, np.int64))
+
+
+def test_an_integer_input_refuses_fractional_ids_as_no_integer():
+    with int64_embedding_model() as model:
+        with pytest.raises(InvalidArgumentError, match=r"x expects whole numbers in \[.*\] for the model's int64 "
+                           r"input \(token ids\)\. Received: x\[0, 2\]=1\.5$"):  # fmt: skip
+            model.predict(np.array([[1, 2, 1.5]]))
+
+
+@pytest.mark.parametrize("make", [embedding_model, int64_embedding_model], ids=["float32", "int64"])
+def test_token_ids_are_never_scaled_by_the_input_scale(make, tmp_path):
+    """An input_scale (1/255 for pixels) never reaches the ids an Embedding reads: predict, evaluate, fit and the
+    export's InferenceModel read the rows of the ids as given."""
+    ids, y = np.array([[0, 9, 3], [5, 5, 1]], np.uint8), np.array([0, 1])
+    with make() as model:
+        model.input_scale = 1 / 255
+        weights = model.get_weights()
+        rows = weights["embedding_1.embeddings"][ids].reshape(len(ids), -1)
+        logits = rows @ weights["dense_1.kernel"] + weights["dense_1.bias"]
+        softmax = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        np.testing.assert_allclose(model.predict_softly(ids), softmax, rtol=1e-5, atol=1e-6)
+        model.fit(ids, y, verbose=0)  # 9 / 255 would be a fractional id: refused if it were scaled
+        predicted = model.predict_softly(ids)
+        model.export(tmp_path / "model.onnx")
+    with InferenceModel.load(tmp_path / "model.onnx") as exported:
+        assert exported.input_scale == pytest.approx(1 / 255)
+        np.testing.assert_allclose(exported.predict_softly(ids), predicted, rtol=1e-6)
 
 
 @pytest.mark.parametrize("position", [0, _BLOCK - 1, _BLOCK, 3 * _BLOCK + 5])
@@ -197,6 +236,9 @@ def test_an_exported_model_and_the_command_line_refuse_bad_ids(tmp_path, capsys)
 
 def test_only_an_input_cast_to_integers_that_gathers_rows_of_a_table_has_token_ids():
     assert exported_token_ids(embedding_model().inference_model().graph, "input") == TokenIds(10, "embedding_1")
+    graph = int64_embedding_model().inference_model().graph  # Gather reads the int64 input itself
+    assert graph.node[0].op_type == "Gather"
+    assert exported_token_ids(graph, "input") == TokenIds(10, "embedding_1")
     assert exported_token_ids(Sequential([Input(3), Dense(2)], seed=0).inference_model().graph, "input") is None
     reshaped = Sequential([Input(6), Reshape((2, 3)), Embedding(10, 2), Flatten(), Dense(2)], seed=0)
     assert exported_token_ids(reshaped.inference_model().graph, "input") is None

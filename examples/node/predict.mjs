@@ -7,6 +7,8 @@
 // uint8 ('|u1') pixels, which are scaled as onnxtrain's own predict does: by the model's `input_scale`
 // metadata (1/255 for Fashion-MNIST), or by --input-scale where given (a model exported by another tool has no
 // such metadata). A scale of 1/n divides by n in float32, giving exactly the floats the model was trained on.
+// A model of token ids (an int64 or int32 input: `Input(dtype="int64")`, or a fine-tuned int64 model) takes
+// int64 ('<i8') or int32 ('<i4') ids, fed as they are (a BigInt64Array for int64), never scaled.
 // Prints one JSON object: the input and output names, the predicted class index of every image (the argmax of
 // `logits`) and, when the model has it, the `probabilities` output.
 import { readFileSync } from "node:fs";
@@ -29,7 +31,9 @@ function readNpy(path) {
   const start = bytes.byteOffset + headerStart + headerLength;
   if (descr === "<f4") return { shape, data: new Float32Array(bytes.buffer.slice(start, start + 4 * count)) };
   if (descr === "|u1") return { shape, data: new Uint8Array(bytes.buffer.slice(start, start + count)) };
-  throw new Error(`${path}: dtype ${descr} is not supported; save float32 or uint8`);
+  if (descr === "<i8") return { shape, data: new BigInt64Array(bytes.buffer.slice(start, start + 8 * count)) };
+  if (descr === "<i4") return { shape, data: new Int32Array(bytes.buffer.slice(start, start + 4 * count)) };
+  throw new Error(`${path}: dtype ${descr} is not supported; save float32, uint8, or int64/int32 token ids`);
 }
 
 // The string properties of an ONNX model (ModelProto.metadata_props, field 14: {key = 1, value = 2}), read with
@@ -100,7 +104,8 @@ async function main(argv) {
   const model = readFileSync(modelPath);
   const images = readNpy(imagesPath);
   let data = images.data;
-  if (!(data instanceof Float32Array)) {
+  const ids = data instanceof BigInt64Array ? "int64" : data instanceof Int32Array ? "int32" : null;
+  if (!(data instanceof Float32Array) && ids === null) {
     const scaleText = scaleAt >= 0 ? argv[scaleAt + 1] : onnxMetadata(model).input_scale;
     if (scaleText === undefined) {
       throw new Error(`uint8 pixels need --input-scale: ${modelPath} has no input_scale metadata (not exported by onnxtrain?)`);
@@ -117,7 +122,8 @@ async function main(argv) {
   for (let start = 0; start < count; start += BATCH) {
     const n = Math.min(BATCH, count - start);
     const batch = data.subarray(start * exampleSize, (start + n) * exampleSize);
-    const outputs = await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", batch, [n, ...exampleShape]) });
+    const tensor = new ort.Tensor(ids ?? "float32", batch, [n, ...exampleShape]); // ids: the model's int input type
+    const outputs = await session.run({ [session.inputNames[0]]: tensor });
     const logits = outputs.logits;
     const classes = logits.dims[1];
     for (let row = 0; row < n; row++) {

@@ -11,7 +11,8 @@ export interface TensorEntry {
 
 export interface ValueSpec {
   name: string;
-  dtype: "float32" | "int64";
+  /** an input's: "float32", or "int64" / "int32" for token ids (fed as BigInt64Array / Int32Array, never scaled) */
+  dtype: "float32" | "int64" | "int32";
   /** null for the batch dimension */
   shape: (number | null)[];
 }
@@ -28,7 +29,7 @@ export interface BundleMetadata {
   labels: ValueSpec;
   outputs: { loss: string; logits: string };
   output_shape: number[];
-  /** integer inputs (uint8 pixels) are multiplied by it, as in Python */
+  /** integer arrays (uint8 pixels) given for a float32 input are multiplied by it, as in Python; never token ids */
   input_scale: number;
   class_names: string[] | null;
   loss: string;
@@ -51,8 +52,16 @@ export interface BundleMetadata {
 /** A URL (browser; also http(s) in Node.js), a folder path (Node.js), or a reader of the bundle's files. */
 export type BundleSource = string | URL | { read(name: string): Promise<ArrayBuffer | Uint8Array> };
 
-/** One typed array per model input (or one for a model of one input), examples one after the other. */
-export type Batch = Float32Array | Uint8Array | Uint8ClampedArray | ArrayLike<number> | ArrayLike<number>[];
+/** One typed array per model input (or one for a model of one input), examples one after the other; an int64
+ * input (token ids) takes a BigInt64Array, or whole numbers. */
+export type Batch =
+  | Float32Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | BigInt64Array
+  | Int32Array
+  | ArrayLike<number>
+  | (ArrayLike<number> | BigInt64Array)[];
 
 /** Class indices (int64 labels) or float targets, one row per example. */
 export type Labels = BigInt64Array | Int32Array | Uint8Array | Float32Array | ArrayLike<number>;

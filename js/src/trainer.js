@@ -26,6 +26,29 @@ export function scaleDivisor(scale) {
   return scale === 1 / n || scale === Math.fround(1 / n) ? n : null;
 }
 
+/**
+ * The tensor of an integer input (token ids: `Input(dtype="int64")`, a foreign int64 input): the ids as given,
+ * never scaled; int64 takes a BigInt64Array (other arrays are converted), int32 an Int32Array.
+ * @param {any} ort
+ * @param {ValueSpec} spec
+ * @param {ArrayLike<number> | BigInt64Array | Int32Array} values
+ * @param {number[]} shape
+ */
+function integerTensor(ort, spec, values, shape) {
+  const whole = (v) => {
+    if (typeof v === "bigint") return v;
+    if (!Number.isSafeInteger(v)) throw new RangeError(`input ${spec.name} expects integer token ids; received ${v}`);
+    return BigInt(v);
+  };
+  if (spec.dtype === "int64") {
+    return new ort.Tensor("int64", values instanceof BigInt64Array ? values : BigInt64Array.from(values, whole), shape);
+  }
+  if (spec.dtype === "int32") {
+    return new ort.Tensor("int32", values instanceof Int32Array ? values : Int32Array.from(values, (v) => Number(whole(v))), shape);
+  }
+  throw new Error(`input ${spec.name} has dtype ${spec.dtype}; this version reads float32, int64 and int32 inputs`);
+}
+
 export class Trainer {
   /**
    * Load a bundle and open its train-step and eval sessions.
@@ -116,7 +139,8 @@ export class Trainer {
       const n = values.length / size;
       if (batch >= 0 && n !== batch) throw new Error(`inputs hold ${batch} and ${n} examples`);
       batch = n;
-      feeds[spec.name] = new this.ort.Tensor("float32", this._scaled(values), [n, ...spec.shape.slice(1)]);
+      const shape = [n, ...spec.shape.slice(1)];
+      feeds[spec.name] = spec.dtype === "float32" ? new this.ort.Tensor("float32", this._scaled(values), shape) : integerTensor(this.ort, spec, values, shape);
     });
     feeds[this.metadata.labels.name] = this._labels(labels, batch);
     return feeds;

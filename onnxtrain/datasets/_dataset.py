@@ -1,8 +1,9 @@
 """Dataset: validated (x, y) numpy arrays that fit/evaluate consume, with splitting, shuffling and batching.
 
-x is stored as float32; y as int64 (class indices) or float32 (regression targets). Whether y suits the loss
-(integral, in range) is checked by fit/evaluate, which see both. Integer x follows the conversion rule of
-onnxtrain.arrays, so a Dataset and an (x, y) tuple of the same arrays reach the model as the same numbers.
+Float x is stored as float32, integer x as given (scaled to float32 only when the Dataset has an input_scale); y
+as int64 (class indices) or float32 (regression targets). Whether y suits the loss (integral, in range) is checked
+by fit/evaluate, which see both. x then follows the conversion rule of onnxtrain.arrays, so a Dataset and an
+(x, y) tuple of the same arrays reach the model as the same numbers, and token ids stay exact integers.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ class Dataset:
     Args:
         x: numeric array ``(N, ...)``; float inputs become float32 with unchanged values. Integer inputs (e.g.
             uint8 pixels) become float32 times ``input_scale`` when one is given (a scale of 1/n divides by n);
-            without one they keep their values here, and fit/evaluate scale them by the model's ``input_scale``,
-            as they scale an integer array.
+            without one they are kept as they are, and fit/evaluate convert them as they convert an integer
+            array: scaled by the model's ``input_scale`` for a float32 input, exact for an integer input
+            (token ids, ``Input(dtype="int64")``).
         y: numeric array ``(N, ...)``; integers become int64 class indices, floats become float32 targets.
         class_names: optional names of the classes, indexed by the integer labels.
         input_scale: the factor that takes raw integer inputs to `x`'s scale (1/255 when pixels were divided by
@@ -55,11 +57,10 @@ class Dataset:
                 f"({INPUT_SCALE_RANGE[0]:.3g} to {INPUT_SCALE_RANGE[1]:.3g}), or None. "
                 f"Received: input_scale={input_scale!r}"
             )
-        x, y, unscaled = validate_arrays(x, y, x_name="x", y_name="y", input_scale=scale)
+        x, y = validate_arrays(x, y, x_name="x", y_name="y", input_scale=scale)
         self._x, self._y = x, y
         self._class_names = _validate_class_names(class_names, y)
         self.input_scale = scale
-        self._unscaled_integers = unscaled
 
     @classmethod
     def _trusted(
@@ -68,16 +69,11 @@ class Dataset:
         y: np.ndarray,
         class_names: tuple[str, ...] | None,
         input_scale: float | None = None,
-        unscaled_integers: bool = False,
     ) -> Dataset:
-        """Wrap arrays that already passed validation (splits, shuffles, fashion_mnist) as they are.
-
-        ``unscaled_integers``: x holds the values of integer inputs that no input_scale was applied to.
-        """
+        """Wrap arrays that already passed validation (splits, shuffles, fashion_mnist) as they are."""
         dataset = cls.__new__(cls)
         dataset._x, dataset._y, dataset._class_names = x, y, class_names
         dataset.input_scale = input_scale
-        dataset._unscaled_integers = unscaled_integers
         return dataset
 
     @classmethod
@@ -105,7 +101,7 @@ class Dataset:
 
     @property
     def x(self) -> np.ndarray:
-        """The examples, float32 ``(N, ...)``."""
+        """The examples ``(N, ...)``: float32, or integers kept as given (see the class)."""
         return self._x
 
     @property
@@ -203,9 +199,9 @@ class Dataset:
             index = slice(start, start + batch_size) if order is None else order[start : start + batch_size]
             yield self._x[index], self._y[index]
 
-    def _provenance(self) -> tuple[tuple[str, ...] | None, float | None, bool]:
-        """What a part of this dataset inherits: class names, input scale, whether x holds unscaled integers."""
-        return self._class_names, self.input_scale, self._unscaled_integers
+    def _provenance(self) -> tuple[tuple[str, ...] | None, float | None]:
+        """What a part of this dataset inherits: class names, input scale."""
+        return self._class_names, self.input_scale
 
     def _check_index(self, index: int) -> int:
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
@@ -238,8 +234,8 @@ def as_dataset(data: Any, name: str = "dataset") -> Dataset:
                 f"{expected} Received: a Dataset and labels of type {type(data[1]).__name__}. A Dataset already "
                 "carries its labels, so y must be None: pass the Dataset alone, e.g. fit(train)."
             )
-        x, y, unscaled = validate_arrays(data[0], data[1], x_name=f"{name}[0]", y_name=f"{name}[1]")
-        return Dataset._trusted(x, y, None, unscaled_integers=unscaled)
+        x, y = validate_arrays(data[0], data[1], x_name=f"{name}[0]", y_name=f"{name}[1]")
+        return Dataset._trusted(x, y, None)
     if isinstance(data, np.ndarray):
         raise InvalidTypeError(
             f"{expected} Received: an ndarray of shape {data.shape} alone: y (the labels) is missing. Pass the "
@@ -251,28 +247,16 @@ def as_dataset(data: Any, name: str = "dataset") -> Dataset:
     raise InvalidTypeError(f"{expected} Received: {received}.")
 
 
-def model_inputs(dataset: Dataset, input_scale: float) -> np.ndarray:
-    """The examples of ``dataset`` as a model with ``input_scale`` reads them (the rule of onnxtrain.arrays).
-
-    Integer examples given without an input_scale of their own are scaled by the model's (a new array), exactly
-    as an integer array given to fit, evaluate or predict is; everything else is ``dataset.x`` itself.
-    """
-    if dataset._unscaled_integers and input_scale != 1.0:
-        return scale_integers(dataset.x, input_scale)  # float32 integer values: the same floats as from the ints
-    return dataset.x
-
-
 def validate_arrays(
     x: Any, y: Any, *, x_name: str, y_name: str, input_scale: float | None = None
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Check and convert examples and labels (rules: see Dataset): x to float32, integer x times ``input_scale``
-    when one is given; y to int64 or float32. The flag says whether x holds integers that no scale was applied to.
-    """
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check and convert examples and labels (rules: see Dataset): float x to float32, integer x times
+    ``input_scale`` when one is given, else as it is; y to int64 or float32."""
     x = _as_numeric(x, x_name)
     y = _as_numeric(y, y_name)
-    integers = x.dtype.kind in "iu"
-    if integers and input_scale is not None:
-        x = scale_integers(x, input_scale)
+    if x.dtype.kind in "iu":
+        if input_scale is not None:
+            x = scale_integers(x, input_scale)
     else:
         with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, reported by _check_finite
             x = x.astype(np.float32, copy=False)
@@ -294,7 +278,7 @@ def validate_arrays(
         raise InvalidArgumentError(f"Dataset expects at least one example. Received: {x_name}.shape={x.shape}.")
     _check_finite(x, x_name)
     _check_finite(y, y_name)
-    return x, y, integers and input_scale is None
+    return x, y
 
 
 def _as_numeric(value: Any, name: str) -> np.ndarray:

@@ -9,6 +9,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import onnx
+
 from onnxtrain.emit import RESERVED_NAMES
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.foreign._layer import OnnxLayer
@@ -32,15 +34,17 @@ def from_onnx(
 
     Every float32 initializer is a weight, kept under its initializer name (`get_weights()["fc1.weight"]`), and
     trains unless `trainable` or `frozen` says otherwise; int initializers are constants. Shape-only subgraphs
-    are folded by ONNX Runtime's constant folding; the batch dimension is made symbolic.
+    are folded by ONNX Runtime's constant folding; the batch dimension is made symbolic. An int64 or int32 input
+    (token ids) stays one: its Input has that dtype, and so has the export's input.
 
     Args:
         model: the path or ModelProto.
         trainable: None or True: every weight trains; False: none; names or glob patterns: only those.
         frozen: names or glob patterns of weights that do not train (applied after `trainable`).
         outputs: value names to cut the graph at: `outputs=["/fc2/Relu_output_0"]` makes a feature extractor.
-        input_scale: what inputs are multiplied by before the graph sees them in `fit`, `evaluate` and `predict`
-            (as for a model trained by onnxtrain, e.g. 1/255 for bytes); None keeps 1.
+        input_scale: what integer arrays given for a float input are multiplied by before the graph sees them in
+            `fit`, `evaluate` and `predict` (as for a model trained by onnxtrain, e.g. 1/255 for bytes); None
+            keeps 1. Integer inputs are never scaled.
         batch_norm: "inference" or "train" (see `OnnxLayer`).
         name: the model's name.
 
@@ -90,11 +94,19 @@ def imported_model(
     )
     several = layer.multi_input
     inputs = [
-        Input(*shape, name=_input_name(value.name) if several else None)
+        Input(*shape, name=_input_name(value.name) if several else None, dtype=_input_dtype(value))
         for value, shape in zip(layer.data_inputs, layer.data_shapes, strict=True)
     ]
     output = layer(inputs if several else inputs[0])
     return Model(inputs if several else inputs[0], output, name=name, seed=0)
+
+
+def _input_dtype(value: onnx.ValueInfoProto) -> str:
+    """The Input dtype for a foreign graph input: its own when it holds int64 or int32 ids (the export keeps that
+    type, so code that fed the original model int64 ids feeds the export the same), float32 for any other (a
+    float16 or uint8 input is fed float32 and cast inside the graph, as before)."""
+    integers: dict[int, str] = {onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32"}
+    return integers.get(value.type.tensor_type.elem_type, "float32")
 
 
 def _input_name(name: str) -> str:

@@ -50,7 +50,8 @@ class Inliner:
         b = self.builder
         for value, x in zip(data_inputs, xs, strict=True):
             elem = value.type.tensor_type.elem_type
-            self.names[value.name] = x if elem == onnx.TensorProto.FLOAT else b.node("Cast", [x], "input_cast", to=elem)
+            given = b.input_type(x) or onnx.TensorProto.FLOAT  # a model input's type, or a layer's float32 output
+            self.names[value.name] = x if elem == given else b.node("Cast", [x], "input_cast", to=elem)
         for tensor in self.graph.graph.initializer:
             array = numpy_helper.to_array(tensor)
             self.names[tensor.name] = b.constant(array, _hint(tensor.name), array.dtype)

@@ -71,6 +71,8 @@ class OnnxLayer(Layer):
             numbers, or a Reshape node fixes the batch dimension to a number (`x.view(1, -1)` exported).
     """
 
+    reads_integers = True  # an int64 graph input reads the model's int64 input as it is (`Inliner.run`)
+
     def __init__(
         self,
         model: Any,

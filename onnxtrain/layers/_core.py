@@ -23,13 +23,42 @@ def _positive_int(owner: str, arg: str, value: object) -> int:
     return int(value)
 
 
+INPUT_DTYPES = ("float32", "int32", "int64")
+"""What an Input may hold: float32 values (the default), or integers (token ids) that reach the graph unconverted."""
+
+
+def input_dtype(owner: str, value: object) -> np.dtype:
+    """`value` (Keras' spelling "int64", or a numpy dtype or type) as one of INPUT_DTYPES.
+
+    Raises:
+        InvalidArgumentError: `value` names another dtype, or none.
+    """
+    try:
+        dtype = np.dtype(value)  # type: ignore[call-overload]
+    except TypeError:
+        dtype = None
+    if value is None or isinstance(value, bool) or dtype is None or dtype.name not in INPUT_DTYPES:
+        raise InvalidArgumentError(
+            f"{owner}(dtype=...) expects one of {list(INPUT_DTYPES)} (or the numpy dtype): float32 for features, "
+            f"int64 or int32 for token ids that Embedding layers read. Received: dtype={value!r}"
+        )
+    return dtype
+
+
 class Input(Layer, SymbolicTensor):
     """The model's input: `Input(28, 28, 1)` declares examples of shape (28, 28, 1) and a dynamic batch.
 
     It is the first layer of a Sequential, and a symbolic tensor of the Functional API: `Dense(10)(Flatten()(x))`.
+
+    Args:
+        dims / shape: the per-example shape (Keras' `Input(shape=(5,))`).
+        name: the layer's name; a model of several inputs names its graph inputs after it.
+        dtype: "float32" (default), or "int64" / "int32" for token ids: the graph input (training graphs and the
+            export) then has that type and arrays are fed as integers, never scaled by `input_scale`; layers other
+            than Embedding (and OnnxLayer) read it cast to float32.
     """
 
-    def __init__(self, *dims: int, name: str | None = None, shape: Shape | None = None):
+    def __init__(self, *dims: int, name: str | None = None, shape: Shape | None = None, dtype: object = "float32"):
         super().__init__(name=name)
         if shape is not None and dims:
             raise InvalidArgumentError(f"Input takes dims or shape=..., not both. Received: dims={dims}, shape={shape}")
@@ -39,6 +68,7 @@ class Input(Layer, SymbolicTensor):
                 "Input(*dims) expects at least one dimension, e.g. Input(28, 28, 1). Received: no dimensions"
             )
         self.dims: Shape = tuple(_positive_int("Input", f"dims[{i}]", d) for i, d in enumerate(dims))
+        self.dtype: np.dtype = input_dtype("Input", dtype)
         SymbolicTensor.__init__(self, self.dims, self, 0, ())
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -48,7 +78,12 @@ class Input(Layer, SymbolicTensor):
         return x
 
     def get_config(self) -> dict[str, Any]:
-        return {"shape": list(self.dims), "name": self.name}
+        return {"shape": list(self.dims), "name": self.name, "dtype": self.dtype.name}
+
+
+def dtype_note(layer: Layer) -> str:
+    """What a summary adds to an Input's output shape: its dtype when it is not float32 (" int64"), else ""."""
+    return f" {layer.dtype}" if isinstance(layer, Input) and layer.dtype != np.float32 else ""
 
 
 class Flatten(Layer):

@@ -19,10 +19,11 @@ from onnxtrain.regularizers import Regularizer, RegularizerLike
 class Embedding(Layer):
     """Maps each index in [0, input_dim) to a trainable vector of `output_dim` values: (N, ...) -> (N, ..., output_dim).
 
-    The model's input is float32, so the layer casts it to int64 before the lookup. When the layer reads a model
-    input directly, fit, evaluate and predict refuse ids outside [0, input_dim) and fractional ones before ONNX
-    Runtime runs (`onnxtrain._token_ids`); ids computed in the graph (after a Reshape, a cast, ...) reach the Cast
-    as they are: it truncates, and ONNX Gather reads row input_dim - k for -k and fails past the table.
+    The layer reads an int64 model input (`Input(dtype="int64")`) as it is; it casts any other input (float32, or
+    int32) to int64 before the lookup. When the layer reads a model input directly, fit, evaluate and predict
+    refuse ids outside [0, input_dim) and fractional ones before ONNX Runtime runs (`onnxtrain._token_ids`), and
+    never scale them by the model's input_scale; ids computed in the graph (after a Reshape, a cast, ...) reach
+    the Cast as they are: it truncates, and ONNX Gather reads row input_dim - k for -k and fails past the table.
 
     Args:
         input_dim: the number of rows (vocabulary size).
@@ -53,6 +54,8 @@ class Embedding(Layer):
                 f"padding yourself, or pool over the sequence. Received: mask_zero={mask_zero!r}"
             )
 
+    reads_integers = True
+
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (*input_shape, self.output_dim)
 
@@ -64,7 +67,10 @@ class Embedding(Layer):
         table = self.emit_params(builder)["embeddings"]
         if self.trainable:
             regularizers.add_penalty(builder, self.embeddings_regularizer, table)
-        indices = builder.node("Cast", [x], hint="indices", to=TensorProto.INT64)
+        if builder.input_type(x) == TensorProto.INT64:
+            indices = x
+        else:
+            indices = builder.node("Cast", [x], hint="indices", to=TensorProto.INT64)
         return builder.node("Gather", [table, indices], hint="embedding", axis=0)
 
     def get_config(self) -> dict[str, Any]:

@@ -85,6 +85,9 @@ class Layer:
     registry: ClassVar[dict[str, type[Layer]]] = {}
     multi_input: bool = False
     keras_data_format: ClassVar[bool] = False
+    reads_integers: ClassVar[bool] = False
+    """Whether `emit` takes an integer model input (`Input(dtype="int64")`) as it is, as Embedding takes its ids;
+    other layers read it cast to float32 (`Functional.emit`)."""
 
     @taking_keras_arguments  # for the layers without an __init__ of their own (Flatten); see __init_subclass__
     def __init__(self, name: str | None = None, trainable: bool = True):

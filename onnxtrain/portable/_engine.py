@@ -122,6 +122,7 @@ class PortableEngine:
         self.eval_graph = eval_model(graph, loss, opset, ir_version)
         self._output_shape = emit.output_shape(graph)
         self._input_names = tuple(emit.input_names(graph))
+        self._input_dtypes = tuple(x.dtype for x in graph.inputs)  # integer inputs run as integers
         self._label_dtype = loss.label_spec(self._output_shape)[0]
         self._ort = ort
 
@@ -282,7 +283,7 @@ class PortableEngine:
     def _batch(self, x: Batch, labels: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         xs = [x] if isinstance(x, np.ndarray) else list(x)  # one array per model input
         check_not_empty(xs[0])
-        xs = [np.ascontiguousarray(array, dtype=np.float32) for array in xs]
+        xs = [np.ascontiguousarray(a, dtype=dtype) for a, dtype in zip(xs, self._input_dtypes, strict=True)]
         return xs, np.ascontiguousarray(labels, dtype=self._label_dtype)
 
     def _run(self, session: Any, binding: BatchBinding, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
