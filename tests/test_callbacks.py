@@ -95,6 +95,9 @@ class RecordWeights(Callback):
         ({"patience": 1}, [1.0, 0.9, 0.8, 0.7], 0, 4),  # always improving: never stops
         ({"patience": 1, "min_delta": 0.15}, [1.0, 0.9, 0.8, 0.7], 2, 1),  # 0.1 steps are not enough
         ({"monitor": "val_accuracy", "patience": 1}, [0.5, 0.7, 0.6, 0.9], 3, 2),  # auto: max for accuracy
+        ({"monitor": "val_kind_accuracy", "patience": 1}, [0.5, 0.7, 0.6, 0.9], 3, 2),  # an output's accuracy too
+        ({"monitor": "kind_acc", "patience": 1}, [0.5, 0.7, 0.6, 0.9], 3, 2),
+        ({"monitor": "val_kind_loss", "patience": 1}, [1.0, 0.8, 0.9, 0.7], 3, 2),  # an output's loss: min
         ({"mode": "max", "patience": 1}, [0.5, 0.7, 0.6], 3, 2),
         ({"patience": 1, "baseline": 0.5}, [0.9, 0.6, 0.4], 1, 0),  # never beat the baseline in time
         ({"patience": 1}, [1.0, math.nan, 0.5], 2, 1),  # NaN never improves
@@ -228,6 +231,17 @@ def test_model_checkpoint_names_an_unknown_format_field(tmp_path):
         pytest.raises(InvalidArgumentError, match=r"val_loss.*available: \['epoch', 'loss'"),
     ):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[ModelCheckpoint(tmp_path / "{val_loss:.2f}")])
+
+
+@pytest.mark.parametrize("field", ["{loss.x}", "{loss[0]}", "{loss:d}"])
+def test_model_checkpoint_names_a_field_its_value_cannot_fill(tmp_path, field):
+    # An attribute or an index of a float, a format code of another type: each fails on the value, not the key.
+    x, y = tiny_data()
+    with (
+        tiny_model() as model,
+        pytest.raises(InvalidArgumentError, match=r"has a field the epoch logs cannot fill .*available: \['epoch'"),
+    ):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[ModelCheckpoint(tmp_path / f"ckpt-{field}")])
 
 
 # --- CSVLogger ------------------------------------------------------------------------------------------

@@ -27,8 +27,9 @@ class _Monitor:
             raise InvalidArgumentError(
                 f"{owner}(min_delta=...) expects a finite number >= 0. Received: min_delta={min_delta!r}"
             )
-        if mode == "auto":
-            mode = "max" if monitor.removeprefix("val_") in ("accuracy", "acc") else "min"
+        if mode == "auto":  # accuracy, of the model or of one output (`kind_accuracy`), grows; the rest shrink
+            key = monitor.removeprefix("val_")
+            mode = "max" if key in ("accuracy", "acc") or key.endswith(("_accuracy", "_acc")) else "min"
         self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, delta
         self.best = math.inf if mode == "min" else -math.inf
 
@@ -56,7 +57,7 @@ class EarlyStopping(Callback):
         monitor: the figure to watch, e.g. "val_loss" (default), "loss", "val_accuracy".
         min_delta: the smallest change that counts as an improvement.
         patience: stop after this many epochs in a row without improvement (0 and 1 both stop at the first).
-        mode: "min", "max" or "auto" (max for accuracy, min otherwise).
+        mode: "min", "max" or "auto" (max for accuracy, an output's too, e.g. "val_kind_accuracy"; min otherwise).
         baseline: a value the figure must beat; until it does, epochs count as not improving.
         restore_best_weights: at the end of training, put back the weights of the best epoch (whether or not
             training stopped early).
@@ -175,7 +176,7 @@ class ModelCheckpoint(Callback):
             self._monitor.best = value
         try:
             target = Path(self.directory.format(epoch=epoch, **logs))
-        except (KeyError, IndexError, ValueError) as e:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as e:  # the field, its format
             raise InvalidArgumentError(
                 f"ModelCheckpoint(directory={self.directory!r}) has a field the epoch logs cannot "
                 f"fill ({e}); available: {['epoch', *logs]}."
