@@ -321,3 +321,22 @@ def test_a_seed_without_shuffle_is_refused() -> None:
         InvalidArgumentError, match=r"batches\(seed=\.\.\.\) orders a shuffle, so it needs shuffle=True"
     ):
         make(4).batches(2, seed=5)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda d: list(d.batches(2, shuffle="no")),
+            r"batches\(shuffle=\.\.\.\) expects a bool\. Received: shuffle='no'",
+        ),
+        (lambda d: list(d.batches(2, drop_last="no")), r"batches\(drop_last=\.\.\.\) expects a bool\. Received: drop"),
+        (lambda d: d.split(0.5, shuffle=1), r"split\(shuffle=\.\.\.\) expects a bool\. Received: shuffle=1"),
+        (lambda d: d.split(0.5, seed=3), r"split\(seed=\.\.\.\) orders a shuffle, so it needs shuffle=True"),
+    ],
+)
+def test_flags_are_bools_and_a_seed_needs_shuffle(call, message) -> None:
+    """A truthy string is not True ("no" shuffled and dropped the last batch), and split's seed was ignored
+    without shuffle where batches' is refused."""
+    with pytest.raises(InvalidArgumentError, match=message):
+        call(make(4))

@@ -27,7 +27,7 @@ import pytest
 
 from onnxtrain.datasets import FASHION_MNIST_CLASSES, fashion_mnist
 from onnxtrain.datasets import _fashion_mnist as fm
-from onnxtrain.errors import DataFormatError, DownloadError
+from onnxtrain.errors import DataFormatError, DownloadError, InvalidArgumentError
 
 LOGGER = "onnxtrain.datasets"
 TRAIN_N, TEST_N = 20, 10
@@ -165,6 +165,14 @@ def test_fashion_mnist_folder_names_the_source_used(env: Path) -> None:
 def test_no_source_and_no_download_is_a_clear_error(env: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"not complete in any source.*download=False.*dataset-fashion-mnist"):
         fashion_mnist(download=False)
+
+
+@pytest.mark.parametrize("flag", ["download", "progress", "cache_arrays"])
+def test_flags_are_bools_so_download_no_does_not_download(env: Path, flag: str) -> None:
+    with pytest.raises(
+        InvalidArgumentError, match=rf"fashion_mnist\({flag}=\.\.\.\) expects a bool\. Received: {flag}='no'"
+    ):
+        fashion_mnist(**{flag: "no"})
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxtrain._checks import check_bool
 from onnxtrain.arrays import INPUT_SCALE_RANGE, scale_integers, valid_input_scale
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 
@@ -150,7 +151,7 @@ class Dataset:
                 f"({cut} and {len(self) - cut} examples). "
                 "Use a ratio that keeps at least one example on each side."
             )
-        if shuffle:
+        if _shuffles("split", shuffle, seed):
             order = _permutation(len(self), seed, "split")
             first, rest = order[:cut], order[cut:]
         else:
@@ -183,12 +184,8 @@ class Dataset:
             raise InvalidArgumentError(
                 f"batches(batch_size=...) expects a positive int. Received: batch_size={batch_size}."
             )
-        if seed is not None and not shuffle:
-            raise InvalidArgumentError(
-                f"batches(seed=...) orders a shuffle, so it needs shuffle=True. Received: seed={seed!r}, shuffle=False"
-            )
-        order = _permutation(len(self), seed, "batches") if shuffle else None
-        return self._iterate(int(batch_size), order, drop_last)
+        order = _permutation(len(self), seed, "batches") if _shuffles("batches", shuffle, seed) else None
+        return self._iterate(int(batch_size), order, check_bool("batches", "drop_last", drop_last))
 
     def _iterate(
         self, batch_size: int, order: np.ndarray | None, drop_last: bool
@@ -326,6 +323,17 @@ def _validate_class_names(class_names: Sequence[str] | None, y: np.ndarray) -> t
             f"Received: labels from {y.min()} to {y.max()}."
         )
     return names
+
+
+def _shuffles(caller: str, shuffle: object, seed: object) -> bool:
+    """`shuffle` checked as a bool, and a `seed` refused without it (it would order nothing)."""
+    if check_bool(caller, "shuffle", shuffle):
+        return True
+    if seed is not None:
+        raise InvalidArgumentError(
+            f"{caller}(seed=...) orders a shuffle, so it needs shuffle=True. Received: seed={seed!r}, shuffle=False"
+        )
+    return False
 
 
 def _permutation(count: int, seed: int | None, caller: str) -> np.ndarray:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from onnxtrain._checks import check_bool
 from onnxtrain.errors import DataFormatError, DownloadError, InvalidArgumentError, InvalidTypeError
 from onnxtrain.saving import created_directories
 
@@ -152,6 +153,9 @@ def _load_arrays(
         raise InvalidTypeError(f"fashion_mnist(timeout=...) expects seconds. Received: {type(timeout).__name__}.")
     if not timeout > 0:
         raise InvalidArgumentError(f"fashion_mnist(timeout=...) expects a positive number. Received: {timeout}.")
+    download = check_bool("fashion_mnist", "download", download)  # download="no" must not download
+    progress = check_bool("fashion_mnist", "progress", progress)
+    cache_arrays = check_bool("fashion_mnist", "cache_arrays", cache_arrays)
     sources = _sources(path, cache_dir, system_dir)
     cache = next(source for source in sources if source.owned)
     array_cache = cache.folder if cache_arrays else None
