@@ -11,6 +11,12 @@ A bundle folder holds
     model.onnx        the inference model (`Model.export`'s graph): the template the trained weights are written into
     state.bin         every tensor the train step carries, little-endian, each at an offset that is a multiple of 8
 
+bundle.json's `inputs[].token_ids` ({"input_dim", "layer"}, or null) marks an input that an Embedding reads
+(`_token_ids.token_id_inputs`): its values are token ids, never scaled, and a runtime refuses ids outside
+[0, input_dim) as Python does. It was added within format 1, so readers ignore it; a bundle written before it has
+no such key, and onnxtrain-js then reads that input as before (an int64/int32 input's ids unscaled and unchecked
+against the table).
+
 Example:
     >>> model.export_training_bundle("bundle")  # doctest: +SKIP
 """
@@ -28,6 +34,7 @@ import onnx
 
 from onnxtrain import emit
 from onnxtrain._bounded_read import read_bounded
+from onnxtrain._token_ids import token_id_inputs
 from onnxtrain._version import __version__
 from onnxtrain.errors import ModelFileError, UnsupportedError
 from onnxtrain.model_files import SavedModel, exported_model
@@ -96,8 +103,13 @@ def write_training_bundle(
         "opset": compiled.opset,
         "ir_version": compiled.ir_version,
         "inputs": [
-            {"name": name, "dtype": x.dtype.name, "shape": [None, *x.shape]}  # int64/int32: token ids
-            for name, x in zip(emit.input_names(graph), graph.inputs, strict=True)
+            {
+                "name": name,
+                "dtype": x.dtype.name,
+                "shape": [None, *x.shape],
+                "token_ids": None if ids is None else {"input_dim": ids.input_dim, "layer": ids.layer},
+            }
+            for name, x, ids in zip(emit.input_names(graph), graph.inputs, token_id_inputs(graph), strict=True)
         ],
         "labels": {"name": emit.LABELS_NAME, "dtype": np.dtype(label_dtype).name, "shape": list(label_shape)},
         "outputs": {"loss": emit.LOSS_NAME, "logits": emit.LOGITS_NAME},

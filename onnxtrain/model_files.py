@@ -29,6 +29,7 @@ from onnxtrain._checks import as_real
 from onnxtrain._onnx_file import check_onnx_tensors, onnx_file_problem, parse_onnx_file
 from onnxtrain._onnx_tensors import MAX_MODEL_BYTES
 from onnxtrain._ort_training import checkpoint_bytes_from_weights
+from onnxtrain._token_ids import token_id_inputs
 from onnxtrain._version import __version__
 from onnxtrain.arrays import scale_divisor
 from onnxtrain.errors import (
@@ -66,6 +67,9 @@ META_LOSS = "onnxtrain.loss"
 META_CLASS_NAMES = "class_names"
 META_INPUT_SCALE = "input_scale"
 META_INPUT_SCALING = "input_scaling"
+META_TOKEN_IDS = "onnxtrain.token_ids"
+"""JSON {input name: {"input_dim", "layer"}} of the inputs an Embedding reads (token ids, never scaled), written
+only when there are any: for runtimes that do not trace the graph's Gather (examples/node/predict.mjs)."""
 
 
 class SavedModel(Protocol):
@@ -151,6 +155,13 @@ def exported_model(
         META_INPUT_SCALE: repr(float(model.input_scale)),
         META_INPUT_SCALING: _input_scaling(float(model.input_scale), model.graph),
     }
+    token_ids = {
+        name: {"input_dim": ids.input_dim, "layer": ids.layer}
+        for name, ids in zip(emit.input_names(model.graph), token_id_inputs(model.graph), strict=True)
+        if ids is not None
+    }
+    if token_ids:
+        metadata[META_TOKEN_IDS] = json.dumps(token_ids)
     if loss is not None:
         metadata[META_LOSS] = loss.name
     try:

@@ -93,6 +93,30 @@ def run_node(
     return json.loads((out / "result.json").read_text(encoding="utf-8"))
 
 
+def node_script(body: str, directory: Path) -> Any:
+    """Run `body` (the statements of an async ES module) under Node.js with `ort` (onnxruntime-node), `Trainer`
+    (js/src) and `attempt(f)` in scope; `attempt` resolves to {value} or {error: the class name, message}. The
+    module sets `result`, returned as JSON (bigints as numbers, typed arrays as lists)."""
+    preamble = f"""
+import * as ort from {json.dumps((ORT_NODE / "dist" / "index.js").as_uri())};
+import {{ Trainer }} from {json.dumps((JS / "src" / "index.js").as_uri())};
+const attempt = async (f) => {{
+  try {{ return {{ value: await f() }}; }} catch (e) {{ return {{ error: e.constructor.name, message: e.message }}; }}
+}};
+let result = null;
+"""
+    epilogue = """
+console.log(JSON.stringify(result, (k, v) =>
+  typeof v === "bigint" ? Number(v) : ArrayBuffer.isView(v) ? Array.from(v, Number) : v));
+"""
+    script = directory / "script.mjs"
+    script.write_text(preamble + body + epilogue, encoding="utf-8")
+    done = subprocess.run(["node", str(script)], cwd=JS, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise AssertionError(f"node {script} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Static files with the headers that make a page cross-origin isolated (COOP/COEP), which onnxruntime-web
     needs for WebAssembly threads (SharedArrayBuffer); without them it runs one thread."""

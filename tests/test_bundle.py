@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from onnxtrain import Sequential
+from onnxtrain import Model, Sequential
 from onnxtrain.bundle import BUNDLE_FILES, _pack, read_metadata, read_state, unpack_state
 from onnxtrain.cli import main
 from onnxtrain.errors import InvalidArgumentError, ModelExistsError, ModelFileError, ModelStateError
-from onnxtrain.layers import BatchNormalization, Dense, Flatten, Input
+from onnxtrain.layers import BatchNormalization, Concatenate, Dense, Embedding, Flatten, Input
 
 RNG = np.random.default_rng(5)
 X = RNG.random((24, 4, 4, 1), dtype=np.float32)
@@ -52,7 +52,7 @@ def test_bundle_holds_the_engines_weights_optimizer_state_and_step(tmp_path):
         np.testing.assert_array_equal(state[name], value)
     assert state["step"] == step == 3
     metadata = read_metadata(tmp_path / "b")
-    assert metadata["inputs"] == [{"name": "input", "dtype": "float32", "shape": [None, 4, 4, 1]}]
+    assert metadata["inputs"] == [{"name": "input", "dtype": "float32", "shape": [None, 4, 4, 1], "token_ids": None}]
     assert metadata["labels"] == {"name": "labels", "dtype": "int64", "shape": [None]}
     assert metadata["state_source"] == "engine"
     assert all(entry["offset"] % 8 == 0 for entry in metadata["tensors"])
@@ -206,3 +206,18 @@ def test_packed_state_reads_back_bit_for_bit(shapes, step, seed):
     for name, value in tensors.items():
         assert unpacked[name].dtype == value.dtype and unpacked[name].shape == value.shape
         np.testing.assert_array_equal(unpacked[name], value)
+
+
+def test_bundle_names_the_inputs_an_embedding_reads_with_the_smallest_table(tmp_path):
+    """inputs[].token_ids: what a JS runtime checks ids against (as `_token_ids.token_id_inputs` tells Python)."""
+    pixels, ids = Input(shape=(4,), name="pixels"), Input(shape=(2,), dtype="int64", name="ids")
+    tables = [Flatten()(Embedding(dim, 2)(ids)) for dim in (12, 7)]
+    outputs = Dense(3)(Concatenate()([Dense(4)(pixels), *tables]))
+    with Model(inputs=[pixels, ids], outputs=outputs, seed=1) as model:
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        model.export_training_bundle(tmp_path / "bundle")
+    inputs = read_metadata(tmp_path / "bundle")["inputs"]
+    assert [(i["name"], i["dtype"], i["token_ids"]) for i in inputs] == [
+        ("pixels", "float32", None),
+        ("ids", "int64", {"input_dim": 7, "layer": "embedding_2"}),
+    ]

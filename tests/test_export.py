@@ -505,3 +505,67 @@ def test_node_example_feeds_int64_token_ids(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     np.testing.assert_allclose(np.array(json.loads(done.stdout)["probabilities"]), expected, rtol=0, atol=1e-6)
+
+
+def _predict_mjs(workdir: Path, model: Path, images: Path) -> subprocess.CompletedProcess[str]:
+    command = ["node", str(workdir / "predict.mjs"), str(model), str(images)]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=120)
+
+
+def test_an_export_names_its_token_id_inputs_in_its_metadata(tmp_path):
+    with _token_model() as model:
+        proto = onnx.load(model.export(tmp_path / "ids.onnx"))
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(metadata["onnxtrain.token_ids"]) == {"input": {"input_dim": 30, "layer": "embedding_1"}}
+    with _model() as model:
+        proto = onnx.load(model.export(tmp_path / "pixels.onnx"))
+    assert "onnxtrain.token_ids" not in {p.key for p in proto.metadata_props}
+
+
+@pytest.mark.slow
+def test_node_example_checks_ids_dtype_and_shape_against_the_model_as_python_does(tmp_path):
+    """int32 ids for an int64 model are cast (as InferenceModel casts them); an id past the table, a float64 batch
+    of the wrong shape are refused with InferenceModel's message, before ONNX Runtime runs."""
+    workdir = _node_workdir()
+    with _token_model() as model:
+        model.export(tmp_path / "ids.onnx")
+    with _model() as model:
+        model.export(tmp_path / "pixels.onnx")
+    bad_ids = TOKEN_IDS.copy()
+    bad_ids[3, 1] = 30
+    arrays = {"ids32": TOKEN_IDS.astype(np.int32), "bad": bad_ids, "wide": np.zeros((2, 4, 4, 2))}
+    for name, array in arrays.items():
+        np.save(tmp_path / f"{name}.npy", array)
+    with InferenceModel.load(tmp_path / "ids.onnx") as python:
+        expected = python.predict_softly(TOKEN_IDS.astype(np.int32))
+        with pytest.raises(InvalidArgumentError) as refused:
+            python.predict(bad_ids)
+    done = _predict_mjs(workdir, tmp_path / "ids.onnx", tmp_path / "ids32.npy")
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(np.array(json.loads(done.stdout)["probabilities"]), expected, rtol=0, atol=1e-6)
+    done = _predict_mjs(workdir, tmp_path / "ids.onnx", tmp_path / "bad.npy")
+    assert done.returncode == 1
+    path = str(tmp_path / "bad.npy")
+    python_message = str(refused.value)  # "x expects integer token ids ... Received: x[3, 1]=30": x is the file
+    assert python_message.startswith("x expects integer token ids in [0, 29]")
+    assert done.stderr.strip() == path + python_message[1:].replace("Received: x[", f"Received: {path}[")
+    done = _predict_mjs(workdir, tmp_path / "pixels.onnx", tmp_path / "wide.npy")
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"{tmp_path / 'wide.npy'} expects a batch of examples of shape [4, 4, 1] for input 'input' of the model "
+        "(shape [N, 4, 4, 1]). Received: shape [2, 4, 4, 2]"
+    )
+
+
+@pytest.mark.slow
+def test_node_example_reads_float64_batches_unscaled_as_python_does(tmp_path):
+    workdir = _node_workdir()
+    x = np.random.default_rng(3).random((12, 4, 4, 1))
+    with _model() as model:
+        model.input_scale = 1 / 255
+        model.export(tmp_path / "model.onnx")
+        expected = model.predict_softly(x)
+    np.save(tmp_path / "x.npy", x)
+    done = _predict_mjs(workdir, tmp_path / "model.onnx", tmp_path / "x.npy")
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(np.array(json.loads(done.stdout)["probabilities"]), expected, rtol=0, atol=1e-6)

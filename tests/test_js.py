@@ -5,21 +5,23 @@ portable engine on the same batches giving the same weights. Needs node and js/n
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
-from onnxtrain import Sequential
+from onnxtrain import Model, Sequential
 from onnxtrain.bundle import read_metadata, read_state, unpack_state
-from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.layers import Concatenate, Dense, Embedding, Flatten, Input
 from tests.js_harness import (
     JS,
     ORT_NODE,
     in_ci,
     max_difference,
     missing_js_dependencies,
+    node_script,
     python_steps,
     run_node,
     write_batches,
@@ -66,3 +68,228 @@ def test_node_steps_give_pythons_weights_and_its_export_predicts_alike(tmp_path,
     session = ort.InferenceSession(str(tmp_path / "node" / "model.onnx"), providers=["CPUExecutionProvider"])
     logits = session.run(["logits"], {"input": x[:6]})[0]
     np.testing.assert_allclose(logits.ravel(), result["evaluation"]["logits"], rtol=0, atol=1e-5)
+
+
+# --- inputs and labels read by Python's rules (onnxtrain/arrays.py, losses.py; js/src/inputs.js)
+
+X = np.random.default_rng(5).random((8, 4), dtype=np.float32)
+PIXELS = np.random.default_rng(6).integers(0, 256, size=(8, 4), dtype=np.uint8)
+Y = np.array([0, 2, 1, 0, 2, 1, 1, 0])
+IDS = np.array([[1, 2, 3], [9, 0, 4]])
+
+
+def _mlp(loss: str = "sparse_categorical_crossentropy") -> Sequential:
+    model = Sequential.of(Input(4), Dense(5, activation="relu"), Dense(3), seed=1)
+    model.compile(optimizer="adam", loss=loss)
+    model.input_scale = 1 / 255
+    return model
+
+
+def _embedding(dtype: str = "int64") -> Sequential:
+    model = Sequential.of(Input(shape=(3,), dtype=dtype), Embedding(10, 2), Flatten(), Dense(2), seed=1)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.input_scale = 1 / 255  # never applies to token ids
+    return model
+
+
+def _loss(model: Sequential, x: object, y: np.ndarray) -> float:
+    return float(model.evaluate(x, y, return_dict=True)["loss"])
+
+
+def test_float_batches_are_used_as_they_are_and_integer_ones_scaled_as_python_reads_them(tmp_path):
+    with _mlp() as model:
+        model.export_training_bundle(tmp_path / "bundle")
+        python = {
+            "float": [_loss(model, X, Y), _loss(model, X.astype(np.float64), Y)],
+            "pixels": [_loss(model, PIXELS, Y), _loss(model, PIXELS.astype(np.int32), Y)],
+        }
+    result = node_script(
+        f"""
+const t = await Trainer.load(ort, {json.dumps(str(tmp_path / "bundle"))});
+const x = Float32Array.from({json.dumps(X.ravel().tolist())});
+const pixels = {json.dumps(PIXELS.ravel().tolist())};
+const y = {json.dumps(Y.tolist())};
+const loss = async (batch) => (await t.evaluate(batch, y)).loss;
+result = {{
+  float: [await loss(x), await loss(Float64Array.from(x)), await loss(Array.from(x))],
+  pixels: [await loss(Uint8Array.from(pixels)), await loss(Uint8ClampedArray.from(pixels)),
+           await loss(Int32Array.from(pixels)), await loss(Uint16Array.from(pixels))],
+}};
+""",
+        tmp_path,
+    )
+    print(json.dumps({"node": result, "python": python}))
+    assert len(set(result["float"])) == 1  # Float64Array and plain numbers: not scaled, as Float32Array
+    assert len(set(result["pixels"])) == 1
+    np.testing.assert_allclose(result["float"][0], python["float"], rtol=1e-6)
+    np.testing.assert_allclose(result["pixels"][0], python["pixels"], rtol=1e-6)
+    assert abs(result["float"][0] - result["pixels"][0]) > 1e-3  # the two batches differ: the check can tell
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float32"])
+def test_token_ids_are_never_scaled_and_a_flat_array_is_the_one_inputs_ids(tmp_path, dtype):
+    with _embedding(dtype) as model:
+        model.export_training_bundle(tmp_path / "bundle")
+        expected = _loss(model, IDS, np.array([0, 1]))
+    assert read_metadata(tmp_path / "bundle")["inputs"][0]["token_ids"] == {"input_dim": 10, "layer": "embedding_1"}
+    result = node_script(
+        f"""
+const t = await Trainer.load(ort, {json.dumps(str(tmp_path / "bundle"))});
+const ids = {json.dumps(IDS.ravel().tolist())};
+const loss = async (batch) => (await t.evaluate(batch, [0, 1])).loss;
+result = [await loss(ids), await loss([ids]), await loss(Uint8Array.from(ids)), await loss(Int32Array.from(ids)),
+          await loss(Float64Array.from(ids)), await loss(BigInt64Array.from(ids, BigInt))];
+""",
+        tmp_path,
+    )
+    np.testing.assert_allclose(result, [expected] * len(result), rtol=1e-6)
+
+
+def _python_refusal(model: Sequential, x: object, y: object) -> str:
+    """Python's message for fitting on x, y, named as the JS trainer names its arguments (x, labels)."""
+    with pytest.raises(ValueError) as refused:
+        model.fit(x, y, epochs=1, verbose=0)
+    return str(refused.value).replace("dataset.x", "x").replace("dataset.y", "labels")
+
+
+@pytest.mark.parametrize(
+    ("which", "x", "labels"),
+    [
+        ("mlp", X[:2], [0, -1]),
+        ("mlp", X[:2], [3, 0]),
+        ("mlp", X[:2], [0, 1.5]),
+        ("embedding", [[1, 2, -1], [9, 0, 4]], [0, 1]),
+        ("embedding", [[1, 2, 3], [9, 30, 4]], [0, 1]),
+        ("embedding", [[-1, 2, 30], [9, 10, 4]], [0, 1]),
+    ],
+)
+def test_labels_and_token_ids_out_of_range_are_refused_with_pythons_message(tmp_path, which, x, labels):
+    with _mlp() if which == "mlp" else _embedding() as model:
+        model.export_training_bundle(tmp_path / "bundle")
+        expected = _python_refusal(model, np.asarray(x), np.asarray(labels))
+    result = node_script(
+        f"""
+const t = await Trainer.load(ort, {json.dumps(str(tmp_path / "bundle"))});
+const before = t.stateBytes();
+const x = {json.dumps(np.asarray(x).ravel().tolist())};
+const labels = {json.dumps(labels)};
+result = {{
+  step: await attempt(() => t.step(x, labels)),
+  evaluate: await attempt(() => t.evaluate(x, labels)),
+  unchanged: t.stepCount === 0 && t.stateBytes().every((b, i) => b === before[i]),
+}};
+""",
+        tmp_path,
+    )
+    assert result["step"] == result["evaluate"] == {"error": "RangeError", "message": expected}
+    assert result["unchanged"]
+
+
+BAD_ARGUMENTS = [
+    (
+        "t.step(x, [0, 1.5])",
+        "RangeError",
+        r"^labels for loss '\S+' expects integral class indices. Received: labels\[1\]=1.5$",
+    ),
+    ("t.step(x, [0, NaN])", "RangeError", r"expects integral class indices. Received: labels\[1\]=NaN$"),
+    (
+        "t.step(x, ['a', 1])",
+        "TypeError",
+        r"^labels for loss '\S+' expects class indices \(numbers\). Received: labels\[0\]=\"a\"$",
+    ),
+    (
+        "t.step(undefined, [0, 1])",
+        "TypeError",
+        r"^x expects a typed array or an array of numbers \(input input\). Received: undefined$",
+    ),
+    ("t.step(null, [0, 1])", "TypeError", r"^x expects .* Received: null$"),
+    (
+        "t.step(x, undefined)",
+        "TypeError",
+        r"^labels expects class indices: a typed array or an array of numbers. Received: undefined$",
+    ),
+    ("t.step(x, {0: 1})", "TypeError", r"^labels expects .* Received: an Object$"),
+    (
+        "t.step([x, x], [0, 1])",
+        "RangeError",
+        r"^x expects a typed array or an array of numbers \(input input\). Received: an array of 2 arrays$",
+    ),
+    (
+        "t.step([0.1, 0.2, '0.3', 0.4, 0, 0, 0, 0], [0, 1])",
+        "TypeError",
+        r"^x expects numbers. Received: x\[0, 2\]=\"0.3\"$",
+    ),
+    ("t.step(new Float32Array(7), [0, 1])", "RangeError", r"^x expects a multiple of 4 values: .* Received: 7 values$"),
+    ("t.step(x, [0, 1, 2])", "RangeError", r"^labels expects 2 values \(shape \[2\]\); received 3$"),
+    (
+        "t.learningRate = '0.1'",
+        "TypeError",
+        r'^learningRate expects a finite number >= 0. Received: "0.1" \(a string\)$',
+    ),
+    ("t.learningRate = -1", "RangeError", r"^learningRate expects a finite number >= 0. Received: -1$"),
+    (
+        "mse.step(x, [0, 1, 2, NaN, 0, 0])",
+        "RangeError",
+        r"^labels expects finite float targets. Received: labels\[1, 0\]=NaN$",
+    ),
+    ("mse.step(x, [0, 1, 2, '3', 0, 0])", "TypeError", r"^labels expects numbers. Received: labels\[1, 0\]=\"3\"$"),
+]
+
+
+def test_bad_arguments_give_one_clear_error_naming_argument_position_and_value(tmp_path):
+    with _mlp() as model:
+        model.export_training_bundle(tmp_path / "bundle")
+    with _mlp("mse") as model:
+        model.export_training_bundle(tmp_path / "mse")
+    cases = ",\n".join(f"await attempt(async () => {{ await ({code}); }})" for code, _, _ in BAD_ARGUMENTS)
+    result = node_script(
+        f"""
+const t = await Trainer.load(ort, {json.dumps(str(tmp_path / "bundle"))});
+const mse = await Trainer.load(ort, {json.dumps(str(tmp_path / "mse"))});
+const x = Float32Array.from({json.dumps(X[:2].ravel().tolist())});
+result = {{ errors: [{cases}], steps: [t.stepCount, mse.stepCount], learningRate: t.learningRate }};
+""",
+        tmp_path,
+    )
+    for (code, kind, pattern), got in zip(BAD_ARGUMENTS, result["errors"], strict=True):
+        assert got.get("error") == kind, (code, got)
+        assert re.search(pattern, got["message"]), (code, got["message"])
+    assert result["steps"] == [0, 0] and result["learningRate"] == pytest.approx(0.001)
+
+
+def test_a_model_of_two_inputs_takes_one_array_per_input_and_says_what_it_received(tmp_path):
+    a, b = Input(shape=(4,), name="a"), Input(shape=(2,), dtype="int64", name="b")
+    with Model(
+        inputs=[a, b], outputs=Dense(3)(Concatenate()([Dense(4)(a), Flatten()(Embedding(10, 2)(b))])), seed=1
+    ) as model:
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        model.input_scale = 1 / 255
+        model.export_training_bundle(tmp_path / "bundle")
+        ids = np.array([[1, 2], [3, 9]])
+        expected = [_loss(model, [X[:2], ids], Y[:2]), _loss(model, [PIXELS[:2], ids], Y[:2])]
+    result = node_script(
+        f"""
+const t = await Trainer.load(ort, {json.dumps(str(tmp_path / "bundle"))});
+const x = {json.dumps(X[:2].ravel().tolist())};
+const pixels = Uint8Array.from({json.dumps(PIXELS[:2].ravel().tolist())});
+const ids = {json.dumps(ids.ravel().tolist())};
+const y = {json.dumps(Y[:2].tolist())};
+result = {{
+  losses: [(await t.evaluate([x, ids], y)).loss, (await t.evaluate([pixels, BigInt64Array.from(ids, BigInt)], y)).loss],
+  flat: await attempt(() => t.step(x, y)),
+  one: await attempt(() => t.step([x], y)),
+  id: await attempt(() => t.step([x, [1, 2, 3, 10]], y)),
+  examples: await attempt(() => t.step([x, [1, 2]], y)),
+}};
+""",
+        tmp_path,
+    )
+    np.testing.assert_allclose(result["losses"], expected, rtol=1e-6)
+    expects = "x expects an array of 2 arrays, one per model input (a, b). Received: "
+    assert result["flat"] == {"error": "TypeError", "message": expects + "an array of 8 numbers"}
+    assert result["one"] == {"error": "RangeError", "message": expects + "an array of 1 arrays"}
+    assert result["id"]["message"] == (
+        "x[1] expects integer token ids in [0, 9] for Embedding layer 'embedding_1' (input_dim=10). "
+        "Received: x[1][1, 1]=10"
+    )
+    assert result["examples"]["message"] == "x expects as many examples in every input. Received: 2 and 1 (x[1])"

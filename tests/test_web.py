@@ -20,7 +20,7 @@ from onnx import numpy_helper
 
 from onnxtrain import Sequential
 from onnxtrain.bundle import read_metadata, read_state, unpack_state
-from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.layers import Dense, Embedding, Flatten, Input
 from tests.js_harness import (
     ROOT,
     chromium_page,
@@ -257,3 +257,48 @@ def test_demo_page_says_which_command_makes_a_missing_bundle(tmp_path):
         message = page.text_content("#error")
     assert "/no-bundle/" in message and "HTTP 404" in message
     assert "python examples/web/prepare.py" in message
+
+
+def test_browser_reads_float64_batches_unscaled_and_refuses_labels_and_ids_out_of_range_as_python(tmp_path):
+    """onnxruntime-web, through the same input rules as Node.js (js/src/inputs.js; tests/test_js.py has the table)."""
+    site = _site(tmp_path)
+    x = np.random.default_rng(5).random((2, 4), dtype=np.float32)
+    with Sequential.of(Input(4), Dense(5, activation="relu"), Dense(3), seed=1) as model:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.input_scale = 1 / 255
+        model.export_training_bundle(site / "mlp")
+        expected_loss = float(model.evaluate(x, np.array([0, 2]), return_dict=True)["loss"])
+        with pytest.raises(ValueError) as label:
+            model.fit(x, np.array([0, -1]), verbose=0)
+    with Sequential.of(Input(shape=(3,), dtype="int64"), Embedding(10, 2), Flatten(), Dense(2), seed=1) as model:
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        model.export_training_bundle(site / "embedding")
+        with pytest.raises(ValueError) as ids:
+            model.fit(np.array([[1, 2, 30], [9, 0, 4]]), np.array([0, 1]), verbose=0)
+    with serve(site) as base, chromium_page() as page:
+        page.goto(base + "js/tools/browser/harness.html")
+        page.wait_for_function("window.harnessReady === true", timeout=60_000)
+        result = page.evaluate(
+            """async (x) => {
+              const { ort, Trainer } = window.onnxtrain;
+              ort.env.wasm.numThreads = 1;
+              const options = { sessionOptions: { executionProviders: ["wasm"] } };
+              const t = await Trainer.load(ort, "/mlp/", options);
+              const e = await Trainer.load(ort, "/embedding/", options);
+              const refusal = async (f) => { try { await f(); return null; } catch (err) { return err.message; } };
+              return {
+                losses: [(await t.evaluate(Float32Array.from(x), [0, 2])).loss,
+                         (await t.evaluate(Float64Array.from(x), [0, 2])).loss,
+                         (await t.evaluate(x, [0, 2])).loss],
+                label: await refusal(() => t.step(Float32Array.from(x), [0, -1])),
+                ids: await refusal(() => e.step([1, 2, 30, 9, 0, 4], [0, 1])),
+                steps: [t.stepCount, e.stepCount],
+              };
+            }""",
+            x.ravel().tolist(),
+        )
+    assert len(set(result["losses"])) == 1
+    np.testing.assert_allclose(result["losses"][0], expected_loss, rtol=1e-6)
+    assert result["label"] == str(label.value).replace("dataset.y", "labels")
+    assert result["ids"] == str(ids.value).replace("dataset.x", "x")
+    assert result["steps"] == [0, 0]

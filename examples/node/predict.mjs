@@ -3,12 +3,16 @@
 //   npm ci --ignore-scripts            # the CPU binaries ship in the package; the script only fetches CUDA ones
 //   node predict.mjs model.onnx images.npy [--input-scale 0.00392156862745098]
 //
-// images.npy holds a batch shaped like the model's input: float32 ('<f4') as the model was trained on, or
-// uint8 ('|u1') pixels, which are scaled as onnxtrain's own predict does: by the model's `input_scale`
-// metadata (1/255 for Fashion-MNIST), or by --input-scale where given (a model exported by another tool has no
-// such metadata). A scale of 1/n divides by n in float32, giving exactly the floats the model was trained on.
+// images.npy holds a batch shaped like the model's input, checked against the model's input (its per-example
+// shape and type) before anything runs, as onnxtrain's InferenceModel checks it. For a float32 input: float32
+// ('<f4') or float64 ('<f8') as the model was trained on, or integer pixels (uint8 '|u1', ...), which are scaled as
+// onnxtrain's own predict does: by the model's `input_scale` metadata (1/255 for Fashion-MNIST), or by
+// --input-scale where given (a model exported by another tool has no such metadata). A scale of 1/n divides by n
+// in float32, giving exactly the floats the model was trained on.
 // A model of token ids (an int64 or int32 input: `Input(dtype="int64")`, or a fine-tuned int64 model) takes
-// int64 ('<i8') or int32 ('<i4') ids, fed as they are (a BigInt64Array for int64), never scaled.
+// int64 ('<i8') or int32 ('<i4') ids (or other whole numbers), cast to the input's type where no value changes
+// (int32 -> int64 always), never scaled. Where the model's `onnxtrain.token_ids` metadata names the input an
+// Embedding reads, ids outside [0, input_dim) are refused with the position and value, as Python refuses them.
 // Prints one JSON object: the input and output names, the predicted class index of every image (the argmax of
 // `logits`) and, when the model has it, the `probabilities` output.
 import { readFileSync } from "node:fs";
@@ -29,11 +33,25 @@ function readNpy(path) {
   if (fortran) throw new Error(`${path}: Fortran-ordered arrays are not supported; save a C-ordered one`);
   const count = shape.reduce((a, b) => a * b, 1);
   const start = bytes.byteOffset + headerStart + headerLength;
-  if (descr === "<f4") return { shape, data: new Float32Array(bytes.buffer.slice(start, start + 4 * count)) };
-  if (descr === "|u1") return { shape, data: new Uint8Array(bytes.buffer.slice(start, start + count)) };
-  if (descr === "<i8") return { shape, data: new BigInt64Array(bytes.buffer.slice(start, start + 8 * count)) };
-  if (descr === "<i4") return { shape, data: new Int32Array(bytes.buffer.slice(start, start + 4 * count)) };
-  throw new Error(`${path}: dtype ${descr} is not supported; save float32, uint8, or int64/int32 token ids`);
+  const types = {
+    "<f4": [Float32Array, 4],
+    "<f8": [Float64Array, 8],
+    "|u1": [Uint8Array, 1],
+    "|i1": [Int8Array, 1],
+    "<u2": [Uint16Array, 2],
+    "<i2": [Int16Array, 2],
+    "<u4": [Uint32Array, 4],
+    "<i4": [Int32Array, 4],
+    "<i8": [BigInt64Array, 8],
+  };
+  if (!(descr in types)) {
+    throw new Error(`${path}: dtype ${descr} is not supported; save float32, float64, integer pixels, or int64/int32 token ids`);
+  }
+  const [Type, size] = types[descr];
+  if (bytes.length < headerStart + headerLength + size * count) {
+    throw new Error(`${path} is truncated: its header says shape (${shape}) of ${descr}, ${size * count} bytes`);
+  }
+  return { shape, descr, data: new Type(bytes.buffer.slice(start, start + size * count)) };
 }
 
 // The string properties of an ONNX model (ModelProto.metadata_props, field 14: {key = 1, value = 2}), read with
@@ -80,14 +98,81 @@ function onnxMetadata(bytes) {
   return metadata;
 }
 
-// onnxtrain's rule (onnxtrain/inputs.py scale_integers): 1/n for a whole n divides by n, else multiply, in float32.
+// onnxtrain's rule (onnxtrain/arrays.py scale_integers): 1/n for a whole n divides by n, else multiply, in float32.
 function scalePixels(pixels, scale) {
   const n = Math.round(1 / scale);
   if (2 ** -25 < scale && scale < 1 && n > 1 && n <= 2 ** 24 && (scale === 1 / n || scale === Math.fround(1 / n))) {
-    return Float32Array.from(pixels, (v) => v / n); // one double division, rounded once: float32's own quotient
+    return Float32Array.from(pixels, (v) => Number(v) / n); // one double division, rounded once: float32's own quotient
   }
   const factor = Math.fround(scale);
-  return Float32Array.from(pixels, (v) => v * factor);
+  return Float32Array.from(pixels, (v) => Number(v) * factor);
+}
+
+// "0, 2" for flat index 2 of shape [n, 3]: the position onnxtrain's messages give (x[0, 2]).
+function position(flat, shape) {
+  const index = [];
+  for (let k = shape.length - 1; k >= 0; k--) {
+    index.unshift(flat % shape[k]);
+    flat = Math.floor(flat / shape[k]);
+  }
+  return index.join(", ");
+}
+
+// The per-example shape the model's input takes (its dims after the batch; a named dim takes any size).
+function checkShape(images, input, path) {
+  const expected = input.shape.slice(1);
+  const given = images.shape.slice(1);
+  const fits = given.length === expected.length && expected.every((d, k) => typeof d !== "number" || d < 0 || d === given[k]);
+  if (!fits || images.shape.length === 0 || images.shape[0] === 0) {
+    const shown = expected.map((d) => (typeof d === "number" && d >= 0 ? d : "N")).join(", ");
+    throw new Error(
+      `${path} expects a batch of examples of shape [${shown}] for input '${input.name}' of the model ` +
+        `(shape [N, ${shown}]). Received: shape [${images.shape.join(", ")}]`,
+    );
+  }
+}
+
+// Ids an Embedding reads: whole numbers in [0, input_dim), checked before ONNX Runtime sees them (its Gather
+// fails on an id past the table with an opaque error, and reads row input_dim - k for -k).
+function checkTokenIds(values, shape, ids, path) {
+  const high = ids.input_dim - 1;
+  let first = -1;
+  let count = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    const bad = typeof v === "bigint" ? v < 0n || v > BigInt(high) : !(Number.isInteger(v) && v >= 0 && v <= high);
+    if (bad) {
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  if (first < 0) return;
+  const others = count > 1 ? ` (${count} invalid ids in all)` : "";
+  throw new Error(
+    `${path} expects integer token ids in [0, ${high}] for Embedding layer '${ids.layer}' (input_dim=${ids.input_dim}). ` +
+      `Received: ${path}[${position(first, shape)}]=${values[first]}${others}`,
+  );
+}
+
+// An integer input's tensor data: the values as its type (int64: BigInt64Array, int32: Int32Array), refusing any
+// that would change (fractional, or outside the type's range), as onnxtrain's InferenceModel casts them.
+function integerData(values, shape, type, path) {
+  if (type === "int64" && values instanceof BigInt64Array) return values;
+  if (type === "int32" && values instanceof Int32Array) return values;
+  const [low, high] = type === "int64" ? [-(2n ** 63n), 2n ** 63n - 1n] : [-(2n ** 31n), 2n ** 31n - 1n];
+  const out = type === "int64" ? new BigInt64Array(values.length) : new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    const whole = typeof v === "bigint" ? v : Number.isSafeInteger(v) ? BigInt(v) : null;
+    if (whole === null || whole < low || whole > high) {
+      throw new Error(
+        `${path} expects whole numbers in [${low}, ${high}] for the model's ${type} input (token ids). ` +
+          `Received: ${path}[${position(i, shape)}]=${v}`,
+      );
+    }
+    out[i] = type === "int64" ? whole : Number(whole);
+  }
+  return out;
 }
 
 function argmax(values, offset, length) {
@@ -102,19 +187,32 @@ async function main(argv) {
   if (!modelPath || !imagesPath) throw new Error("usage: node predict.mjs model.onnx images.npy [--input-scale S]");
 
   const model = readFileSync(modelPath);
+  const metadata = onnxMetadata(model);
   const images = readNpy(imagesPath);
+  const session = await ort.InferenceSession.create(model);
+  const input = session.inputMetadata[0];
+  checkShape(images, input, imagesPath);
+  let ids = null; // the Embedding table the input feeds, where the model's metadata says
+  if (metadata["onnxtrain.token_ids"] !== undefined) ids = JSON.parse(metadata["onnxtrain.token_ids"])[input.name] ?? null;
   let data = images.data;
-  const ids = data instanceof BigInt64Array ? "int64" : data instanceof Int32Array ? "int32" : null;
-  if (!(data instanceof Float32Array) && ids === null) {
-    const scaleText = scaleAt >= 0 ? argv[scaleAt + 1] : onnxMetadata(model).input_scale;
+  const type = input.type;
+  if (ids !== null) checkTokenIds(data, images.shape, ids, imagesPath);
+  if (type === "int64" || type === "int32") {
+    data = integerData(data, images.shape, type, imagesPath);
+  } else if (type !== "float32") {
+    throw new Error(`${modelPath}: input '${input.name}' has type ${type}; this example feeds float32, int64 and int32 inputs`);
+  } else if (images.descr[1] === "f" || ids !== null) {
+    data = data instanceof Float32Array ? data : Float32Array.from(data, Number); // floats, token ids: as they are
+  } else {
+    const scaleText = scaleAt >= 0 ? argv[scaleAt + 1] : metadata.input_scale;
     if (scaleText === undefined) {
-      throw new Error(`uint8 pixels need --input-scale: ${modelPath} has no input_scale metadata (not exported by onnxtrain?)`);
+      const kind = data.constructor.name.replace("Array", "").toLowerCase();
+      throw new Error(`${kind} pixels need --input-scale: ${modelPath} has no input_scale metadata (not exported by onnxtrain?)`);
     }
     const scale = Number(scaleText);
     if (!(scale > 0 && Number.isFinite(scale))) throw new Error(`the input scale must be a positive number, got ${scaleText}`);
     data = scalePixels(data, scale);
   }
-  const session = await ort.InferenceSession.create(model);
   const [count, ...exampleShape] = images.shape;
   const exampleSize = exampleShape.reduce((a, b) => a * b, 1);
   const predictions = [];
@@ -122,8 +220,8 @@ async function main(argv) {
   for (let start = 0; start < count; start += BATCH) {
     const n = Math.min(BATCH, count - start);
     const batch = data.subarray(start * exampleSize, (start + n) * exampleSize);
-    const tensor = new ort.Tensor(ids ?? "float32", batch, [n, ...exampleShape]); // ids: the model's int input type
-    const outputs = await session.run({ [session.inputNames[0]]: tensor });
+    const tensor = new ort.Tensor(type, batch, [n, ...exampleShape]);
+    const outputs = await session.run({ [input.name]: tensor });
     const logits = outputs.logits;
     const classes = logits.dims[1];
     for (let row = 0; row < n; row++) {

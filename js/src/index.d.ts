@@ -15,6 +15,9 @@ export interface ValueSpec {
   dtype: "float32" | "int64" | "int32";
   /** null for the batch dimension */
   shape: (number | null)[];
+  /** an input an Embedding reads: its values are token ids, never scaled, whole numbers in [0, input_dim) only;
+   * null otherwise (absent in bundles written before it was added: such an input is read unchecked) */
+  token_ids?: { input_dim: number; layer: string } | null;
 }
 
 /** bundle.json, as onnxtrain.bundle writes it. */
@@ -29,7 +32,8 @@ export interface BundleMetadata {
   labels: ValueSpec;
   outputs: { loss: string; logits: string };
   output_shape: number[];
-  /** integer arrays (uint8 pixels) given for a float32 input are multiplied by it, as in Python; never token ids */
+  /** integer typed arrays (uint8 pixels) given for a float32 input are multiplied by it (divided by n when it is
+   * 1/n), as in Python; float arrays and plain numbers are used as they are; token ids are never scaled */
   input_scale: number;
   class_names: string[] | null;
   loss: string;
@@ -52,19 +56,30 @@ export interface BundleMetadata {
 /** A URL (browser; also http(s) in Node.js), a folder path (Node.js), or a reader of the bundle's files. */
 export type BundleSource = string | URL | { read(name: string): Promise<ArrayBuffer | Uint8Array> };
 
-/** One typed array per model input (or one for a model of one input), examples one after the other; an int64
- * input (token ids) takes a BigInt64Array, or whole numbers. */
-export type Batch =
+/** One input's values, examples one after the other: a typed array or an array of numbers (a flat array of
+ * numbers is one input's values, never one value per input). Float arrays (Float32Array, Float64Array, plain numbers)
+ * are used as they are; integer typed arrays (Uint8Array pixels, Int32Array, ...) are scaled by the model's input
+ * scale, unless the input holds token ids (bundle.json inputs[].token_ids) or is an int64 / int32 input, which take
+ * whole numbers (a BigInt64Array, or bigints) and are never scaled. */
+export type InputValues =
   | Float32Array
+  | Float64Array
   | Uint8Array
   | Uint8ClampedArray
-  | BigInt64Array
+  | Int8Array
+  | Int16Array
   | Int32Array
+  | Uint16Array
+  | Uint32Array
+  | BigInt64Array
   | ArrayLike<number>
-  | (ArrayLike<number> | BigInt64Array)[];
+  | ArrayLike<number | bigint>;
 
-/** Class indices (int64 labels) or float targets, one row per example. */
-export type Labels = BigInt64Array | Int32Array | Uint8Array | Float32Array | ArrayLike<number>;
+/** One input's values for a model of one input, or an array of them, one per model input in the model's order. */
+export type Batch = InputValues | InputValues[];
+
+/** Class indices (int64 labels: whole numbers in [0, classes)) or finite float targets, one row per example. */
+export type Labels = BigInt64Array | Int32Array | Uint8Array | Float32Array | Float64Array | ArrayLike<number | bigint>;
 
 export interface TrainerState {
   /** updates made so far (undefined in a state read from bytes: the step tensor holds it) */
@@ -84,6 +99,8 @@ export class Trainer {
   readonly metadata: BundleMetadata;
   readonly stepCount: number;
   learningRate: number;
+  /** Rejects with a TypeError (an argument of the wrong type) or a RangeError (a value out of range: a label,
+   * a token id, a count) naming the argument, the position and the value, before anything runs or changes. */
   step(x: Batch, labels: Labels): Promise<{ loss: number; logits: Float32Array }>;
   evaluate(x: Batch, labels: Labels): Promise<{ loss: number; logits: Float32Array; accuracy: number | null }>;
   getWeights(): Map<string, Float32Array>;

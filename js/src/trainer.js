@@ -2,6 +2,7 @@
 // onnxruntime-node, passed in), feeding each step's `updated.<name>` outputs to the next step as its inputs.
 
 import { packState, readBundle, unpackState } from "./bundle.js";
+import { describe, inputData, labelData, splitInputs } from "./inputs.js";
 import { writeInitializers } from "./protobuf.js";
 
 /**
@@ -14,40 +15,6 @@ import { writeInitializers } from "./protobuf.js";
  */
 
 const product = (shape) => shape.reduce((n, d) => n * d, 1);
-
-/**
- * n when `scale` is 1/n for a whole n > 1 (as Python or float32 computes 1/n), else null: onnxtrain.arrays.scale_divisor.
- * @param {number} scale
- */
-export function scaleDivisor(scale) {
-  if (!(2 ** -25 < scale && scale < 1)) return null;
-  const n = Math.round(1 / scale);
-  if (!(1 < n && n <= 2 ** 24)) return null;
-  return scale === 1 / n || scale === Math.fround(1 / n) ? n : null;
-}
-
-/**
- * The tensor of an integer input (token ids: `Input(dtype="int64")`, a foreign int64 input): the ids as given,
- * never scaled; int64 takes a BigInt64Array (other arrays are converted), int32 an Int32Array.
- * @param {any} ort
- * @param {ValueSpec} spec
- * @param {ArrayLike<number> | BigInt64Array | Int32Array} values
- * @param {number[]} shape
- */
-function integerTensor(ort, spec, values, shape) {
-  const whole = (v) => {
-    if (typeof v === "bigint") return v;
-    if (!Number.isSafeInteger(v)) throw new RangeError(`input ${spec.name} expects integer token ids; received ${v}`);
-    return BigInt(v);
-  };
-  if (spec.dtype === "int64") {
-    return new ort.Tensor("int64", values instanceof BigInt64Array ? values : BigInt64Array.from(values, whole), shape);
-  }
-  if (spec.dtype === "int32") {
-    return new ort.Tensor("int32", values instanceof Int32Array ? values : Int32Array.from(values, (v) => Number(whole(v))), shape);
-  }
-  throw new Error(`input ${spec.name} has dtype ${spec.dtype}; this version reads float32, int64 and int32 inputs`);
-}
 
 export class Trainer {
   /**
@@ -111,69 +78,39 @@ export class Trainer {
   }
 
   set learningRate(value) {
-    if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+    if (typeof value !== "number") {
+      throw new TypeError(`learningRate expects a finite number >= 0. Received: ${describe(value)} (a ${typeof value})`);
+    }
+    if (!Number.isFinite(value) || value < 0) {
       throw new RangeError(`learningRate expects a finite number >= 0. Received: ${value}`);
     }
     this._learningRate = value;
   }
 
   /**
-   * The graph inputs for a batch: x (one typed array per model input, or one for one input) and labels.
+   * The graph inputs for a batch: x (one array per model input, or one array for one input) and labels, checked
+   * and converted as Python reads them (src/inputs.js).
    * @param {Batch} x
    * @param {Labels} labels
    */
   _batchFeeds(x, labels) {
     const inputs = this.metadata.inputs;
-    const xs = Array.isArray(x) ? x : [x];
-    if (xs.length !== inputs.length) {
-      throw new Error(`the model reads ${inputs.length} input(s) (${inputs.map((i) => i.name)}); received ${xs.length}`);
-    }
+    const xs = splitInputs(x, inputs);
     const feeds = {};
     let batch = -1;
     xs.forEach((values, k) => {
       const spec = inputs[k];
-      const size = product(spec.shape.slice(1));
-      if (values.length % size !== 0 || values.length === 0) {
-        throw new Error(`input ${spec.name} expects a multiple of ${size} values (shape [N, ${spec.shape.slice(1)}]); received ${values.length}`);
+      const { data, shape } = inputData(values, spec, this.metadata.input_scale, inputs.length === 1 ? "x" : `x[${k}]`);
+      if (batch >= 0 && shape[0] !== batch) {
+        throw new RangeError(`x expects as many examples in every input. Received: ${batch} and ${shape[0]} (x[${k}])`);
       }
-      const n = values.length / size;
-      if (batch >= 0 && n !== batch) throw new Error(`inputs hold ${batch} and ${n} examples`);
-      batch = n;
-      const shape = [n, ...spec.shape.slice(1)];
-      feeds[spec.name] = spec.dtype === "float32" ? new this.ort.Tensor("float32", this._scaled(values), shape) : integerTensor(this.ort, spec, values, shape);
+      batch = shape[0];
+      feeds[spec.name] = new this.ort.Tensor(spec.dtype, data, shape);
     });
-    feeds[this.metadata.labels.name] = this._labels(labels, batch);
-    return feeds;
-  }
-
-  /**
-   * float32 as given; integers (Uint8Array pixels, ...) scaled by the model's input scale exactly as Python's fit
-   * reads them (onnxtrain.arrays: divided by n when the scale is 1/n, else multiplied by the float32 scale).
-   */
-  _scaled(values) {
-    if (values instanceof Float32Array) return values;
-    const scale = this.metadata.input_scale;
-    const out = Float32Array.from(values);
-    if (scale === 1) return out;
-    const divisor = scaleDivisor(scale);
-    const factor = Math.fround(scale);
-    // float64 arithmetic rounded to float32 is float32 arithmetic for one division or product of float32 values
-    for (let i = 0; i < out.length; i++) out[i] = divisor !== null ? out[i] / divisor : out[i] * factor;
-    return out;
-  }
-
-  _labels(labels, batch) {
     const spec = this.metadata.labels;
-    const shape = [batch, ...spec.shape.slice(1)];
-    if (labels.length !== product(shape)) {
-      throw new Error(`labels expects ${product(shape)} values (shape [${shape}]); received ${labels.length}`);
-    }
-    if (spec.dtype === "int64") {
-      const data = labels instanceof BigInt64Array ? labels : BigInt64Array.from(labels, (v) => BigInt(v));
-      return new this.ort.Tensor("int64", data, shape);
-    }
-    const data = labels instanceof Float32Array ? labels : Float32Array.from(labels, Number);
-    return new this.ort.Tensor("float32", data, shape);
+    const { data, shape } = labelData(labels, spec, batch, this.metadata.output_shape.at(-1), this.metadata.loss);
+    feeds[spec.name] = new this.ort.Tensor(spec.dtype, data, shape);
+    return feeds;
   }
 
   _stateFeeds(session) {

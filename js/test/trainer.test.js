@@ -110,7 +110,7 @@ test("a non-finite loss leaves weights, state and step as they were", async () =
 
 test("a batch of the wrong size is refused with the sizes expected and received", async () => {
   const trainer = await Trainer.load(ort, BUNDLE);
-  assert.throws(() => trainer._batchFeeds(new Float32Array(15), [0]), /input input expects a multiple of 16 values/);
+  assert.throws(() => trainer._batchFeeds(new Float32Array(15), [0]), /x expects a multiple of 16 values: one or more examples of shape \[4,4,1\] for input .input./);
   await assert.rejects(trainer.step(new Float32Array(32), [0]), /labels expects 2 values \(shape \[2\]\); received 1/);
   assert.throws(() => (trainer.learningRate = -1), /learningRate expects a finite number >= 0. Received: -1/);
 });

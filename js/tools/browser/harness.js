@@ -1,5 +1,6 @@
 // window.runParity(bundleUrl, batchesUrl, {threads, steps}): train a bundle on fixed batches with onnxruntime-web
 // and return the state (base64 of state.bin's layout), the exported model (base64), timings and eval logits.
+// window.onnxtrain: {ort, Trainer}, for a test's own calls.
 // Served from the repository root, so that onnxruntime-web comes from js/node_modules.
 
 import * as ort from "../../node_modules/onnxruntime-web/dist/ort.wasm.bundle.min.mjs";
@@ -46,4 +47,5 @@ window.runParity = async (bundleUrl, batchesUrl, { threads = 1, steps, warmup = 
   await trainer.release();
   return result;
 };
+window.onnxtrain = { ort, Trainer }; // for tests that drive a Trainer from page.evaluate
 window.harnessReady = true;

@@ -1,0 +1,244 @@
+// Batches as the train step reads them: the checks and conversions done before ONNX Runtime sees x and labels, by
+// the rules of Python's onnxtrain/arrays.py (inputs, token ids) and onnxtrain/losses.py (labels).
+//
+// A float32 input takes float arrays (Float32Array, Float64Array, plain numbers) as they are; integer typed arrays
+// (Uint8Array pixels, Int32Array, ...) are scaled by the model's input scale: divided by n when it is 1/n, else
+// multiplied by it in float32. An input an Embedding reads (bundle.json inputs[].token_ids) holds token ids: never
+// scaled, whole numbers in [0, input_dim) only. An int64 / int32 input takes whole numbers, never scaled.
+
+const product = (shape) => shape.reduce((n, d) => n * d, 1);
+
+const INTEGER_ARRAYS = [Uint8Array, Uint8ClampedArray, Int8Array, Int16Array, Int32Array, Uint16Array, Uint32Array];
+const BIGINT_ARRAYS = [BigInt64Array, BigUint64Array];
+const isTypedArray = (value) => ArrayBuffer.isView(value) && !(value instanceof DataView);
+const isScalar = (value) => typeof value === "number" || typeof value === "bigint";
+
+/**
+ * `value` as a message shows it: strings quoted (so "0.1" is not read as 0.1), bigints with their n, arrays and
+ * objects by type and length.
+ * @param {unknown} value
+ */
+export function describe(value) {
+  if (typeof value === "string") return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean" || value == null) {
+    return String(value);
+  }
+  if (isTypedArray(value)) return `a ${value.constructor.name} of ${value.length} values`;
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === "function") return "a function";
+  const name = value?.constructor?.name ?? "object";
+  return `${/^[AEIOU]/i.test(name) ? "an" : "a"} ${name}`;
+}
+
+/** "0, 2" for flat index 2 of shape [n, 3]: the position Python's messages give (x[0, 2]). */
+function position(flat, shape) {
+  const index = [];
+  for (let k = shape.length - 1; k >= 0; k--) {
+    index.unshift(flat % shape[k]);
+    flat = Math.floor(flat / shape[k]);
+  }
+  return index.join(", ");
+}
+
+/**
+ * One array per model input: `x` itself for a model of one input (a typed array, or a plain array of numbers),
+ * else the arrays of the list `x` is.
+ * @param {unknown} x
+ * @param {{name: string}[]} inputs the bundle's inputs
+ * @returns {ArrayLike<number | bigint>[]}
+ */
+export function splitInputs(x, inputs) {
+  const names = inputs.map((i) => i.name).join(", ");
+  const expected =
+    inputs.length === 1
+      ? `a typed array or an array of numbers (input ${names})`
+      : `an array of ${inputs.length} arrays, one per model input (${names})`;
+  if (isTypedArray(x)) {
+    if (inputs.length === 1) return [x];
+    throw new TypeError(`x expects ${expected}. Received: ${describe(x)}`);
+  }
+  if (!Array.isArray(x)) throw new TypeError(`x expects ${expected}. Received: ${describe(x)}`);
+  if (x.length === 0) {
+    if (inputs.length === 1) return [x]; // refused below, as an input of no examples
+    throw new RangeError(`x expects ${expected}. Received: an empty array`);
+  }
+  // An array of numbers is one input's values; an array of arrays holds one per input.
+  if (isScalar(x[0]) || x.every(isScalar)) {
+    if (inputs.length === 1) return [x];
+    throw new TypeError(`x expects ${expected}. Received: an array of ${x.length} numbers`);
+  }
+  const bad = x.findIndex((v) => !isTypedArray(v) && !Array.isArray(v));
+  if (bad >= 0) {
+    throw new TypeError(`x expects ${expected}. Received: x[${bad}]=${describe(x[bad])}`);
+  }
+  if (x.length !== inputs.length) {
+    throw new RangeError(`x expects ${expected}. Received: an array of ${x.length} arrays`);
+  }
+  return x;
+}
+
+/**
+ * The data of one input's tensor and its shape, checked and converted (see the module's rule).
+ * @param {ArrayLike<number | bigint>} values
+ * @param {{name: string, dtype: string, shape: (number | null)[], token_ids?: {input_dim: number, layer: string} | null}} spec
+ * @param {number} inputScale
+ * @param {string} argument how messages name `values`: "x", or "x[1]" for a model of several inputs
+ * @returns {{data: Float32Array | BigInt64Array | Int32Array, shape: number[]}}
+ */
+export function inputData(values, spec, inputScale, argument) {
+  const example = spec.shape.slice(1);
+  const size = product(example);
+  if (values.length === 0 || values.length % size !== 0) {
+    throw new RangeError(
+      `${argument} expects a multiple of ${size} values: one or more examples of shape [${example}] for input ` +
+        `'${spec.name}' (shape [N, ${example}]). Received: ${values.length} values`,
+    );
+  }
+  const shape = [values.length / size, ...example];
+  checkElements(values, argument, shape, spec.dtype !== "float32");
+  const ids = spec.token_ids ?? null;
+  if (ids !== null) checkTokenIds(values, ids, argument, shape); // before any conversion: 1.0000001 is not 1
+  let data;
+  if (spec.dtype === "int64" || spec.dtype === "int32") {
+    data = integerData(values, spec, argument, shape);
+  } else if (spec.dtype === "float32") {
+    data = ids !== null ? Float32Array.from(values, Number) : floatData(values, inputScale);
+  } else {
+    throw new TypeError(`input '${spec.name}' has dtype ${spec.dtype}; this version reads float32, int64 and int32 inputs`);
+  }
+  return { data, shape };
+}
+
+/** Refuse a plain array holding anything but numbers (and bigints, for an integer input). */
+function checkElements(values, argument, shape, bigints) {
+  if (isTypedArray(values)) return;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (typeof v !== "number" && !(bigints && typeof v === "bigint")) {
+      throw new TypeError(
+        `${argument} expects ${bigints ? "numbers or bigints" : "numbers"}. ` +
+          `Received: ${argument}[${position(i, shape)}]=${describe(v)}`,
+      );
+    }
+  }
+}
+
+/** Float values as they are; integer arrays scaled as Python's arrays.scale_integers scales them. */
+function floatData(values, inputScale) {
+  if (values instanceof Float32Array) return values;
+  const integers = INTEGER_ARRAYS.some((type) => values instanceof type) || BIGINT_ARRAYS.some((type) => values instanceof type);
+  const out = Float32Array.from(values, Number);
+  if (!integers || inputScale === 1) return out;
+  const divisor = scaleDivisor(inputScale);
+  const factor = Math.fround(inputScale);
+  // float64 arithmetic rounded to float32 is float32 arithmetic for one division or product of float32 values
+  for (let i = 0; i < out.length; i++) out[i] = divisor !== null ? out[i] / divisor : out[i] * factor;
+  return out;
+}
+
+/**
+ * n when `scale` is 1/n for a whole n > 1 (as Python or float32 computes 1/n), else null: onnxtrain.arrays.scale_divisor.
+ * @param {number} scale
+ */
+export function scaleDivisor(scale) {
+  if (!(2 ** -25 < scale && scale < 1)) return null;
+  const n = Math.round(1 / scale);
+  if (!(1 < n && n <= 2 ** 24)) return null;
+  return scale === 1 / n || scale === Math.fround(1 / n) ? n : null;
+}
+
+/** An integer input's data: whole numbers within its dtype, as a BigInt64Array (int64) or Int32Array (int32). */
+function integerData(values, spec, argument, shape) {
+  const int64 = spec.dtype === "int64";
+  if (int64 ? values instanceof BigInt64Array : values instanceof Int32Array) return values;
+  const [low, high] = int64 ? [-(2n ** 63n), 2n ** 63n - 1n] : [-(2n ** 31n), 2n ** 31n - 1n];
+  const out = int64 ? new BigInt64Array(values.length) : new Int32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    const whole = typeof v === "bigint" ? v : Number.isSafeInteger(v) ? BigInt(v) : null;
+    if (whole === null || whole < low || whole > high) {
+      throw new RangeError(
+        `${argument} expects whole numbers in [${low}, ${high}] for the model's ${spec.dtype} input ` +
+          `'${spec.name}'. Received: ${argument}[${position(i, shape)}]=${describe(v)}`,
+      );
+    }
+    out[i] = int64 ? whole : Number(whole);
+  }
+  return out;
+}
+
+/** Refuse ids that are not whole numbers in [0, input_dim): ONNX Gather reads row input_dim - k for -k. */
+function checkTokenIds(values, ids, argument, shape) {
+  const high = ids.input_dim - 1;
+  const bad = (v) => (typeof v === "bigint" ? v < 0n || v > BigInt(high) : !(Number.isInteger(v) && v >= 0 && v <= high));
+  let first = -1;
+  let count = 0;
+  for (let i = 0; i < values.length; i++) {
+    if (bad(values[i])) {
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  if (first < 0) return;
+  const others = count > 1 ? ` (${count} invalid ids in all)` : "";
+  throw new RangeError(
+    `${argument} expects integer token ids in [0, ${high}] for Embedding layer '${ids.layer}' ` +
+      `(input_dim=${ids.input_dim}). Received: ${argument}[${position(first, shape)}]=${describe(values[first])}${others}`,
+  );
+}
+
+/**
+ * The labels tensor's data: class indices (int64 labels) whole and in [0, classes), or finite float targets.
+ * @param {unknown} labels
+ * @param {{dtype: string, shape: (number | null)[]}} spec bundle.json's labels
+ * @param {number} batch examples in x
+ * @param {number} classes the last layer's units
+ * @param {string} loss the loss's name, for messages (Python's say `y for loss 'name' expects ...`)
+ * @returns {{data: BigInt64Array | Float32Array, shape: number[]}}
+ */
+export function labelData(labels, spec, batch, classes, loss) {
+  const shape = [batch, ...spec.shape.slice(1)];
+  const classIndices = spec.dtype === "int64";
+  const expected = classIndices ? "class indices" : "float targets";
+  if (!isTypedArray(labels) && !Array.isArray(labels)) {
+    throw new TypeError(`labels expects ${expected}: a typed array or an array of numbers. Received: ${describe(labels)}`);
+  }
+  if (labels.length !== product(shape)) {
+    throw new RangeError(`labels expects ${product(shape)} values (shape [${shape}]); received ${labels.length}`);
+  }
+  if (!classIndices) {
+    for (let i = 0; i < labels.length; i++) {
+      const v = labels[i];
+      if (typeof v !== "number" || !Number.isFinite(v)) {
+        const [Kind, what] = typeof v === "number" ? [RangeError, "finite float targets"] : [TypeError, "numbers"];
+        throw new Kind(`labels expects ${what}. Received: labels[${position(i, shape)}]=${describe(v)}`);
+      }
+    }
+    return { data: labels instanceof Float32Array ? labels : Float32Array.from(labels, Number), shape };
+  }
+  const data = new BigInt64Array(labels.length);
+  let outside = -1;
+  let count = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const v = labels[i];
+    if (typeof v !== "number" && typeof v !== "bigint") {
+      throw new TypeError(`labels for loss '${loss}' expects class indices (numbers). Received: labels[${i}]=${describe(v)}`);
+    }
+    if (typeof v === "number" && !Number.isInteger(v)) {
+      throw new RangeError(`labels for loss '${loss}' expects integral class indices. Received: labels[${i}]=${describe(v)}`);
+    }
+    const index = typeof v === "bigint" ? v : BigInt(v);
+    if (index < 0n || index >= BigInt(classes)) {
+      if (outside < 0) outside = i;
+      count++;
+    }
+    data[i] = index;
+  }
+  if (outside >= 0) {
+    throw new RangeError(
+      `labels for loss '${loss}' expects class indices in [0, ${classes - 1}] (the last layer has ${classes} units). ` +
+        `Received: labels[${outside}]=${describe(labels[outside])} (${count} labels out of range)`,
+    );
+  }
+  return { data, shape };
+}
