@@ -121,26 +121,34 @@ class History:
         """Read a file written by `to_csv` or `CSVLogger`.
 
         Raises:
-            InvalidArgumentError: the file is not a History CSV (header, column count or a non-numeric value).
+            InvalidArgumentError: the file cannot be read, or is not a History CSV (header, column count or a
+                non-numeric value).
         """
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if not header or header[0] != "epoch":
-                raise InvalidArgumentError(f"{path} is not a History CSV: expected a header starting with 'epoch'.")
-            history = cls(history={key: [] for key in header[1:]})
-            for row in reader:
-                if not row:
-                    continue
-                try:
-                    if len(row) != len(header):
-                        raise ValueError(f"{len(row)} fields, expected {len(header)}")
-                    epoch, values = int(row[0]), [float(value) for value in row[1:]]
-                except ValueError as e:
-                    raise InvalidArgumentError(f"{path}, line {reader.line_num}: not a History row ({e}).") from e
-                history.epochs.append(epoch)
-                for key, value in zip(header[1:], values, strict=True):
-                    history.history[key].append(value)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:  # missing, a folder, unreadable, not text
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+            raise InvalidArgumentError(
+                f"History.from_csv expects a CSV file written by to_csv or CSVLogger. Received: '{path}', which "
+                f"cannot be read as one ({reason})."
+            ) from e
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, None)
+        if not header or header[0] != "epoch":
+            raise InvalidArgumentError(f"{path} is not a History CSV: expected a header starting with 'epoch'.")
+        history = cls(history={key: [] for key in header[1:]})
+        for row in reader:
+            if not row:
+                continue
+            try:
+                if len(row) != len(header):
+                    raise ValueError(f"{len(row)} fields, expected {len(header)}")
+                epoch, values = int(row[0]), [float(value) for value in row[1:]]
+            except ValueError as e:
+                raise InvalidArgumentError(f"{path}, line {reader.line_num}: not a History row ({e}).") from e
+            history.epochs.append(epoch)
+            for key, value in zip(header[1:], values, strict=True):
+                history.history[key].append(value)
         return history
 
     def plot(self, path: str | Path) -> Path:

@@ -138,6 +138,17 @@ def test_from_csv_rejects_files_that_are_not_history(tmp_path, text, match):
         History.from_csv(path)
 
 
+def test_from_csv_names_a_file_it_cannot_read(tmp_path):
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00")
+    for path, reason in [
+        (tmp_path / "missing.csv", "No such file or directory"),
+        (tmp_path, "Is a directory"),
+        (tmp_path / "binary.csv", "UnicodeDecodeError"),
+    ]:
+        with pytest.raises(InvalidArgumentError, match=rf"Received: '{path}', which cannot be read as one \({reason}"):
+            History.from_csv(path)
+
+
 def test_from_csv_skips_blank_lines(tmp_path):
     path = tmp_path / "h.csv"
     path.write_text("epoch,loss\n1,0.5\n\n2,0.25\n\n")

@@ -124,6 +124,7 @@ BAD_LAYERS = [
         )
         for dtype in ["float16", "uint8", "float", "text", None, True, np.float64, np.dtype("uint64")]
     ),
+    (lambda: Input(shape=4), InvalidArgumentError, r"Input\(shape=\.\.\.\) expects a tuple of dimensions.*shape=4$"),
     (lambda: Dense(3, activation="relux"), UnknownIdentifierError, r"Could not interpret activation 'relux'"),
     (
         lambda: Dense(3, kernel_initializer="he_normall"),

@@ -62,6 +62,11 @@ class Input(Layer, SymbolicTensor):
         super().__init__(name=name)
         if shape is not None and dims:
             raise InvalidArgumentError(f"Input takes dims or shape=..., not both. Received: dims={dims}, shape={shape}")
+        if shape is not None and not isinstance(shape, tuple | list):
+            raise InvalidArgumentError(
+                f"Input(shape=...) expects a tuple of dimensions, e.g. shape=(4,) or shape=(28, 28, 1). Received: "
+                f"shape={shape!r}"
+            )
         dims = tuple(shape) if shape is not None else dims
         if not dims:
             raise InvalidArgumentError(
