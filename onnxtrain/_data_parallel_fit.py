@@ -1,47 +1,167 @@
-"""What a data-parallel fit adds to `Trainer.fit`: the checks that every process trains alike, the seed and flags
-that all processes agree on, and the callbacks of processes other than 0, which write no files.
+"""What a data-parallel fit adds to `Trainer.fit`: the checks that every process compiles and trains alike, the seed
+and flags that all processes agree on, and the callbacks of processes other than 0, which write no files.
+
+The checks share each process's values first (a broadcast or an all-reduce), then decide on those alone: every
+process reaches the same verdict, and raises the same `DataParallelError`, at the same call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from onnxtrain.callbacks import Callback, CSVLogger, ModelCheckpoint
-from onnxtrain.distributed._communicator import Communicator
+from onnxtrain.distributed._communicator import Communicator, broadcast_bytes
 from onnxtrain.distributed._reduce import all_reduce_sums
 from onnxtrain.distributed._world import world
-from onnxtrain.errors import InvalidArgumentError, ModelStateError
+from onnxtrain.errors import DataParallelError, ModelStateError
+
+LISTED_PROCESSES = 4  # how many processes a message names before "and N more"
 
 
-def check_world(communicator: Communicator | None, examples: int, batch_size: int) -> Communicator | None:
-    """The world a fit trains over (`communicator`, the engine's), after checking, on every process alike, that
-    all processes hold the same number of training examples and that a global batch has a row for each.
+def gathered(communicator: Communicator, values: Sequence[float]) -> np.ndarray:
+    """Every process's `values`, one row per process in rank order (one all-reduce: each process fills its row,
+    and a sum with zeros is exact)."""
+    rows = np.zeros((communicator.size, len(values)), np.float64)
+    rows[communicator.rank] = values
+    communicator.all_reduce_sum(rows)
+    return rows
+
+
+def compile_settings_of(
+    engine: str, optimizer: Any, loss: Any, metrics: Sequence[Any], parameters: Mapping[str, np.ndarray],
+    trainable: Mapping[str, np.ndarray],
+) -> dict[str, str]:  # fmt: skip
+    """What the processes of a data-parallel world must compile alike, by setting, as text: the engine, the
+    optimizer's config (its name first), the loss, the metrics, and each parameter's shape (`parameters`, the
+    graph's, layer state included; those not in `trainable` are marked)."""
+    settings = {"engine": repr(engine)}
+    config = dict(optimizer.get_config())
+    settings["optimizer"] = repr(config.pop("name", type(optimizer).__name__))
+    settings.update({f"optimizer {key}": repr(value) for key, value in config.items()})
+    settings["loss"] = json.dumps(loss.get_config(), sort_keys=True, default=str)
+    settings["metrics"] = repr([getattr(m, "value", m) for m in metrics])
+    for name, value in parameters.items():
+        frozen = "" if name in trainable else " (not trainable)"
+        settings[f"parameter {name}"] = f"shape {tuple(int(d) for d in np.shape(value))}{frozen}"
+    return settings
+
+
+def check_compiled_alike(communicator: Communicator, settings: Mapping[str, str]) -> None:
+    """Check, before the engine's first collective call, that every process compiled what process 0 did
+    (`compile_settings_of`): process 0's settings are broadcast, each process compares, and the first process
+    that differs broadcasts its own, so that every process names the same setting and both values.
+
+    Process 0's weights and optimizer state are broadcast at compile, so the processes need not initialise their
+    models alike; its settings are not: overriding what another process's code asked for would hide the mistake.
+
+    Raises:
+        DataParallelError: a setting or a parameter's shape differs from process 0's, in every process alike.
+    """
+    mine = json.dumps(list(settings.items())).encode()
+    first = broadcast_bytes(communicator, mine if communicator.rank == 0 else None)
+    differing = np.flatnonzero(gathered(communicator, [float(mine != first)])[:, 0])
+    if not len(differing):
+        return
+    other_rank = int(differing[0])
+    other = broadcast_bytes(communicator, mine if communicator.rank == other_rank else None, root=other_rank)
+    ours, theirs = dict(json.loads(first)), dict(json.loads(other))
+    setting = next(key for key in [*ours, *theirs] if ours.get(key) != theirs.get(key))
+    more = f" ({len(differing)} processes differ from process 0)" if len(differing) > 1 else ""
+    raise DataParallelError(
+        "A data-parallel compile expects every process to compile the same model, optimizer, loss and metrics "
+        "(process 0's weights and optimizer state are broadcast, its settings are not). Received: "
+        f"{setting}: {theirs.get(setting, 'absent')} in process {other_rank}, {ours.get(setting, 'absent')} in "
+        f"process 0{more}. Build and compile alike in every process."
+    )
+
+
+def _by_process(values: np.ndarray, describe: Any) -> str:
+    """`values` (one per process) for a message: each distinct value with the processes that hold it."""
+    groups: dict[float, list[int]] = {}
+    for rank, value in enumerate(values.tolist()):
+        groups.setdefault(value, []).append(rank)
+    parts = []
+    for value, ranks in groups.items():
+        named = ", ".join(map(str, ranks[:LISTED_PROCESSES]))
+        if len(ranks) > LISTED_PROCESSES:
+            named += f" and {len(ranks) - LISTED_PROCESSES} more"
+        parts.append(f"{describe(value)} in process{'es' if len(ranks) > 1 else ''} {named}")
+    return ", ".join(parts)
+
+
+# What check_world gathers from each process, in order: (name, what every process must hold alike, how a value
+# reads in a message).
+_FIT_SETTINGS: tuple[tuple[str, str, Any], ...] = (
+    ("examples", "hold the same training data", lambda v: f"{v:g} examples"),
+    (
+        "validation",
+        "hold the same validation data (each evaluates its share of it)",
+        lambda v: "no validation data" if v < 0 else f"{v:g} validation examples",
+    ),
+    ("batch_size", "fit with the same batch_size", lambda v: f"batch_size={v:g}"),
+    ("validation_batch_size", "fit with the same validation_batch_size", lambda v: f"validation_batch_size={v:g}"),
+    ("epochs", "fit for the same number of epochs", lambda v: f"epochs={v:g}"),
+    ("shuffle", "fit with the same shuffle flag", lambda v: f"shuffle={bool(v)}"),
+    ("learning_rate", "train with the same learning rate", lambda v: f"learning_rate={v!r}"),
+)
+
+
+def check_world(
+    communicator: Communicator | None,
+    examples: int,
+    batch_size: int,
+    *,
+    validation: int | None = None,
+    validation_batch_size: int | None = None,
+    epochs: int = 1,
+    shuffle: bool = True,
+    learning_rate: float = 0.0,
+) -> Communicator | None:
+    """The world a fit trains over (`communicator`, the engine's), after checking, on every process alike (one
+    all-reduce gathers each process's values), that all processes hold the same numbers of training and
+    validation examples (`validation`: None without validation data), fit with the same batch sizes, epochs,
+    shuffle flag and learning rate, and that a global batch has a row for each process.
 
     Raises:
         ModelStateError: `onnxtrain.distributed.init()` or `leave()` was called after compile.
-        InvalidArgumentError: the processes hold different numbers of examples, or a batch is smaller than the
-            world.
+        DataParallelError: the processes differ in one of those, or a batch is smaller than the world.
     """
-    if world() is not communicator:
+    current = world()
+    if current is not communicator:
+        if communicator is None:
+            happened, fix = "init() was called after compile()", "train over the world (or call init() first)"
+        elif current is None:
+            happened, fix = "leave() was called after compile()", "train alone"
+        else:
+            happened, fix = "init() was called again after compile()", "train over the new world"
         raise ModelStateError(
-            "onnxtrain.distributed.init() or leave() was called after compile(): the compiled engine still "
-            f"trains {'alone' if communicator is None else 'over the world it was compiled in'}. Call "
-            "init() first, then compile() (or load_model)."
+            f"onnxtrain.distributed.{happened}: the compiled engine still trains "
+            f"{'alone' if communicator is None else 'over the world it was compiled in'}. Call compile() again to "
+            f"{fix}; the weights are kept, the optimizer state starts anew."
         )
     if communicator is None:
         return None
-    count, squares = all_reduce_sums(communicator, [examples, examples * examples])
-    if count * count != communicator.size * squares:  # equal iff every process holds the same count
-        raise InvalidArgumentError(
-            f"A data-parallel fit expects every process to hold the same training data. Received: {examples} "
-            f"examples in process {communicator.rank}, {count / communicator.size:g} on average over "
-            f"{communicator.size} processes"
-        )
+    mine = {
+        "examples": examples,
+        "validation": -1 if validation is None else validation,
+        "batch_size": batch_size,
+        "validation_batch_size": batch_size if validation_batch_size is None else validation_batch_size,
+        "epochs": epochs,
+        "shuffle": float(shuffle),
+        "learning_rate": learning_rate,
+    }
+    table = gathered(communicator, [float(mine[name]) for name, _, _ in _FIT_SETTINGS])
+    for column, (_, expectation, describe) in enumerate(_FIT_SETTINGS):
+        values = table[:, column]
+        if not np.all(values == values[0]):
+            received = _by_process(values, describe)
+            raise DataParallelError(f"A data-parallel fit expects every process to {expectation}. Received: {received}")
     if min(batch_size, examples) < communicator.size:
-        raise InvalidArgumentError(
+        raise DataParallelError(
             f"A data-parallel fit over {communicator.size} processes expects batch_size >= {communicator.size} "
             f"(a row of each batch for each process). Received: batch_size={batch_size} on {examples} examples"
         )

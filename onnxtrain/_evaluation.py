@@ -80,7 +80,8 @@ def evaluate_batches(
             if progress is not None and progress.wants_batches:
                 seen = start + len(xb)
                 progress.batch_end(start // batch_size + 1, {"loss": loss_sum / seen})
-    if communicator is not None:
-        loss_sum, *sums = all_reduce_sums(communicator, [loss_sum, *metric_sums.values()])
+    examples: float = len(data)
+    if communicator is not None:  # the sums and the count over every process's share
+        loss_sum, examples, *sums = all_reduce_sums(communicator, [loss_sum, examples, *metric_sums.values()])
         metric_sums = dict(zip(metric_sums, sums, strict=True))
-    return EvaluationResult(loss_sum / n, MetricValues({m: s / n for m, s in metric_sums.items()}))
+    return EvaluationResult(loss_sum / examples, MetricValues({m: s / examples for m, s in metric_sums.items()}))

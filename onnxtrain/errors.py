@@ -75,6 +75,22 @@ class NonFiniteLossError(OnnxtrainError, FloatingPointError):
     """Training produced a NaN or infinite loss."""
 
 
+class DataParallelError(InvalidArgumentError):
+    """The processes of a data-parallel world cannot train together as they asked: they compiled different models or
+    settings, or hold different data, or a batch has fewer rows than the world has processes.
+
+    Every process raises it alike, with the same message, at the same call: it comes from a check on values that
+    all processes shared first (`onnxtrain._data_parallel_fit`), so none is left waiting in a collective call, and a
+    launcher may report it once (`onnxtrain train --workers N` prints it from process 0 alone).
+    """
+
+
+class PeerProcessError(OnnxtrainError, ConnectionError):
+    """Another process of the data-parallel world failed, left or could not be reached, so this process's
+    collective call (all-reduce, broadcast, joining the world) could not complete. The runtime's own error is the
+    cause; the failing process's error says what went wrong there."""
+
+
 def listing(names: Iterable[str], limit: int, *, quote: bool = True) -> str:
     """`names` for a message: the first `limit` of them (quoted with repr unless `quote=False`), then how many
     more there are; "nothing" when there are none. A folder may hold thousands of entries."""

@@ -27,7 +27,14 @@ import numpy as np
 from onnxtrain import engines
 from onnxtrain._batches import Batches, batch_arrays, empty_rows, epoch_order, gather, read_batches
 from onnxtrain._checks import check_positive_int, check_validation_split
-from onnxtrain._data_parallel_fit import any_process, check_world, not_writing, shared_seed
+from onnxtrain._data_parallel_fit import (
+    any_process,
+    check_compiled_alike,
+    check_world,
+    compile_settings_of,
+    not_writing,
+    shared_seed,
+)
 from onnxtrain._evaluation import BatchFigures, evaluate_batches, log_key
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._prediction import Predictor
@@ -152,6 +159,17 @@ class Trainer:
         device = resolve_device(compiled.device)
         communicator = world()
         name = engines.resolve(compiled.engine)
+        if communicator is not None:  # before the engine's first broadcast, which different models would garble
+            graph = model.graph
+            settings = compile_settings_of(
+                name,
+                compiled.optimizer,
+                compiled.loss,
+                compiled.metrics,
+                graph.params_by_name(),
+                graph.trainable_params_by_name(),
+            )
+            check_compiled_alike(communicator, settings)
         request = EngineRequest(
             layers=model.graph,
             loss=compiled.loss,
@@ -245,7 +263,16 @@ class Trainer:
             "validation_batch_size", batch_size if validation_batch_size is None else validation_batch_size
         )
 
-        communicator = check_world(self.communicator, len(train), batch_size)
+        communicator = check_world(
+            self.communicator,
+            len(train),
+            batch_size,
+            validation=None if val is None else len(val),
+            validation_batch_size=val_batch,
+            epochs=epochs,
+            shuffle=bool(shuffle),
+            learning_rate=self.engine.learning_rate if self.communicator is not None else 0.0,
+        )
         if communicator is not None and communicator.rank != 0:  # process 0 prints and writes the files
             verbose, callbacks = 0, not_writing(callbacks)
         history = History()

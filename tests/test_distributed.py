@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import distributed_worker
@@ -24,10 +25,21 @@ import pytest
 
 import onnxtrain.distributed as dist
 from onnxtrain import Sequential, load_model, losses
+from onnxtrain._batches import Batches
+from onnxtrain._evaluation import BatchFigures, evaluate_batches
+from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device
 from onnxtrain.callbacks import Callback, CSVLogger
+from onnxtrain.distributed import _torch
 from onnxtrain.distributed._mpi import _check_contiguous
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
+from onnxtrain.errors import (
+    DataParallelError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelStateError,
+    PeerProcessError,
+    UnsupportedError,
+)
 from onnxtrain.layers import Dense, Dropout, Input
 from onnxtrain.optimizers import SGD, AdaDelta, AdaGrad, AdaGradDA, Adam, Adamax, Ftrl, Momentum, RMSProp
 from onnxtrain.portable import PortableEngine, _fused
@@ -120,6 +132,24 @@ def test_local_rows_split_a_batch_into_contiguous_shares(size: int, count: int) 
     assert max(lengths) - min(lengths) <= 1
 
 
+@pytest.mark.parametrize(
+    ("arguments", "error", "pattern"),
+    [
+        ((0, 5, 3, 2), InvalidArgumentError, r"0 <= rank < size. Received: rank=3, size=2"),
+        ((0, 5, 0, 0), InvalidArgumentError, r"0 <= rank < size. Received: rank=0, size=0"),
+        ((6, 5, 0, 1), InvalidArgumentError, r"0 <= start <= stop of a global batch. Received: start=6, stop=5"),
+        ((-1, 5, 0, 1), InvalidArgumentError, r"Received: start=-1, stop=5"),
+        ((0, 5.0, 0, 1), InvalidTypeError, r"expects int arguments. Received: stop=5.0 \(float\)"),
+        ((0, 5, True, 2), InvalidTypeError, r"Received: rank=True \(bool\)"),
+    ],
+)
+def test_local_rows_refuses_rows_and_ranks_that_are_not_a_share(
+    arguments: tuple[Any, ...], error: type[Exception], pattern: str
+) -> None:
+    with pytest.raises(error, match=pattern):
+        dist.local_rows(*arguments)
+
+
 def test_check_contiguous_names_what_it_received() -> None:
     with pytest.raises(InvalidArgumentError, match=r"C-contiguous numpy array.*not C-contiguous"):
         _check_contiguous(np.zeros((4, 4), np.float32)[:, 1], "all_reduce_sum")
@@ -141,6 +171,74 @@ def test_init_and_leave_set_the_world_of_this_process() -> None:
     assert (dist.world(), dist.rank(), dist.size()) == (world, 0, 1)
     dist.leave()
     assert dist.world() is None
+
+
+# --- torch.distributed, faked: what TorchCommunicator makes of a missing launcher and of a peer's failure ---------
+class FakeTorchDistributed:
+    """torch.distributed's calls that TorchCommunicator makes, whose collectives fail as gloo's do when a peer
+    process has died."""
+
+    ReduceOp = SimpleNamespace(SUM="sum")
+
+    def __init__(self, initialized: bool, rendezvous_error: Exception | None = None):
+        self.initialized = initialized
+        self.rendezvous_error = rendezvous_error
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def init_process_group(self, backend: str) -> None:
+        if self.rendezvous_error is not None:
+            raise self.rendezvous_error
+        self.initialized = True
+
+    def get_rank(self) -> int:
+        return 0
+
+    def get_world_size(self) -> int:
+        return 2
+
+    def all_reduce(self, tensor: Any, op: Any) -> None:
+        raise RuntimeError("[gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:41865. GLHF!")
+
+    def broadcast(self, tensor: Any, src: int) -> None:
+        raise RuntimeError("[gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:41865. GLHF!")
+
+
+def _fake_torch(monkeypatch: pytest.MonkeyPatch, distributed: FakeTorchDistributed) -> None:
+    monkeypatch.setattr(_torch, "_dist", lambda: (SimpleNamespace(from_numpy=lambda a: a), distributed))
+
+
+def test_torch_backend_outside_a_launcher_says_how_to_launch(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _torch.LAUNCHER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    _fake_torch(monkeypatch, FakeTorchDistributed(initialized=False, rendezvous_error=ValueError("RANK expected")))
+    with pytest.raises(InvalidArgumentError, match=r"a process that torchrun or Ray Train started.*Received: no RANK "
+                       r"in the environment. Launch with `torchrun"):  # fmt: skip
+        dist.init(backend="torch")
+    assert dist.world() is None
+
+
+def test_torch_backend_whose_rendezvous_fails_names_the_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in zip(_torch.LAUNCHER_VARIABLES, ("1", "2", "10.0.0.1", "29500"), strict=True):
+        monkeypatch.setenv(name, value)
+    cause = RuntimeError("The client socket has timed out after 1800s while trying to connect to (10.0.0.1, 29500)")
+    _fake_torch(monkeypatch, FakeTorchDistributed(initialized=False, rendezvous_error=cause))
+    with pytest.raises(PeerProcessError, match=r"could not join the torch.distributed group \(rank 1 of 2, at "
+                       r"10.0.0.1:29500\)") as caught:  # fmt: skip
+        dist.init(backend="torch")
+    assert caught.value.__cause__ is cause
+
+
+@pytest.mark.parametrize("call", ["all_reduce_sum", "broadcast"])
+def test_torch_collective_after_a_peer_failed_says_a_peer_failed(monkeypatch: pytest.MonkeyPatch, call: str) -> None:
+    _fake_torch(monkeypatch, FakeTorchDistributed(initialized=True))
+    world = dist.init(backend="torch")
+    with pytest.raises(PeerProcessError, match=rf"A peer process of the torch.distributed world failed or left "
+                       rf"during {call} \(this is process 0 of 2\)") as caught:  # fmt: skip
+        getattr(world, call)(np.zeros(3, np.float32))
+    assert "GLHF" not in str(caught.value) and "GLHF" in str(caught.value.__cause__)
 
 
 # --- the packed all-reduce ----------------------------------------------------------------------------------------
@@ -326,6 +424,172 @@ def test_a_callback_stopping_one_process_stops_all() -> None:
     assert world.run(train) == [2, 2]
 
 
+def test_fit_refuses_a_world_joined_after_compile() -> None:
+    x, y = _data()
+    with _model("portable", seed=1) as model:
+        dist.init(communicator=ThreadWorld(1))
+        with pytest.raises(
+            ModelStateError, match=r"init\(\) was called after compile\(\).*Call compile\(\) again to train over"
+        ):
+            model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_fit_after_leave_says_to_compile_again() -> None:
+    x, y = _data()
+    dist.init(communicator=ThreadWorld(1))
+    with _model("portable", seed=1) as model:
+        dist.leave()
+        with pytest.raises(ModelStateError, match=r"leave\(\) was called after compile\(\).*Call compile\(\) again "
+                           r"to train alone") as caught:  # fmt: skip
+            model.fit(x, y, epochs=1, verbose=0)
+        assert "Call init() first" not in str(caught.value)
+        model.compile(optimizer=Adam(0.05), loss="sparse_categorical_crossentropy")  # the fix it names
+        model.fit(x, y, epochs=1, verbose=0)
+
+
+def _errors_in(world: ThreadWorld, function: Callable[[int], Any]) -> list[BaseException | None]:
+    """Each process's exception from `function(rank)` (None where it returned)."""
+
+    def caught(rank: int) -> BaseException | None:
+        try:
+            function(rank)
+        except Exception as e:
+            return e
+        return None
+
+    return world.run(caught)
+
+
+def _the_same_error(errors: list[BaseException | None], kind: type[Exception]) -> str:
+    """The one message that every process raised, as `kind`."""
+    assert all(isinstance(e, kind) for e in errors), errors
+    assert len({str(e) for e in errors}) == 1, errors
+    return str(errors[0])
+
+
+COMPILE_DIFFERENCES: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
+    # what process r compiles, and what every process must say about it
+    "learning_rate": (
+        lambda r: {"optimizer": Adam(0.05 if r == 1 else 0.01)},
+        "Received: optimizer learning_rate: 0.05 in process 1, 0.01 in process 0.",
+    ),
+    "optimizer": (
+        lambda r: {"optimizer": "sgd" if r == 1 else "adam"},
+        "Received: optimizer: 'sgd' in process 1, 'adam' in process 0.",
+    ),
+    "clip_norm": (
+        lambda r: {"optimizer": Adam(0.01, clip_norm=1.0 if r == 2 else None)},
+        "Received: optimizer clip_norm: 1.0 in process 2, None in process 0.",
+    ),
+    "units": (
+        lambda r: {"units": 9 if r == 1 else 8},
+        "Received: parameter dense_1.kernel: shape (5, 9) in process 1, shape (5, 8) in process 0.",
+    ),
+    "layers": (
+        lambda r: {"extra": r != 2},
+        "Received: parameter dense_3.kernel: absent in process 2, shape (3, 3) in process 0.",
+    ),
+    "metrics": (
+        lambda r: {"metrics": ["accuracy"] if r == 0 else []},
+        "Received: metrics: [] in process 1, ['accuracy'] in process 0 (2 processes differ from process 0).",
+    ),
+    "loss": (
+        lambda r: {"loss": "sparse_categorical_crossentropy" if r == 0 else "mse", "metrics": []},
+        'Received: loss: {"name": "mse"} in process 1, {"name": "softmax_cross_entropy_with_logits"} in process 0 '
+        "(2 processes differ",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COMPILE_DIFFERENCES))
+def test_compile_refuses_processes_that_compile_different_settings_or_shapes(case: str) -> None:
+    """Process 0's weights are broadcast at compile, its settings are not: a process that compiled another
+    optimizer, learning rate or parameter shape would train another run (or garble the broadcast). Every process
+    raises the same error, naming the setting and both values, before the engine's first collective call."""
+    options, expected = COMPILE_DIFFERENCES[case]
+    world = ThreadWorld(3)
+    dist.init(communicator=world)
+
+    def compile_in(rank: int) -> None:
+        settings = {"units": 8, "optimizer": "adam", "metrics": ["accuracy"], "extra": False}
+        settings.update(options(rank))
+        extra = [Dense(3)] if settings["extra"] else []
+        model = Sequential.of(Input(5), Dense(settings["units"]), Dense(3), *extra, seed=rank)
+        with model:
+            model.compile(
+                optimizer=settings["optimizer"],
+                loss=settings.get("loss", "sparse_categorical_crossentropy"),
+                metrics=settings["metrics"],
+            )
+
+    message = _the_same_error(_errors_in(world, compile_in), DataParallelError)
+    assert message.startswith("A data-parallel compile expects every process to compile the same model")
+    assert expected in message
+
+
+def test_compile_in_a_world_accepts_models_built_alike_with_other_seeds() -> None:
+    world = ThreadWorld(2)
+    dist.init(communicator=world)
+
+    def weights(rank: int) -> dict[str, np.ndarray]:
+        with _model("portable", seed=5 + rank) as model:  # other starting weights: process 0's are broadcast
+            return model.get_weights()
+
+    first, second = world.run(weights)
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+
+
+FIT_DIFFERENCES: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
+    # fit's arguments in process r, and what every process must say
+    "validation_sizes": (
+        lambda r: {"validation": (_data()[0][: 9 + 3 * r], _data()[1][: 9 + 3 * r])},
+        "same validation data (each evaluates its share of it). Received: 9 validation examples in process 0, "
+        "12 validation examples in process 1, 15 validation examples in process 2",
+    ),
+    "validation_in_one": (
+        lambda r: {"validation": _data() if r == 1 else None},
+        "Received: no validation data in processes 0, 2, 29 validation examples in process 1",
+    ),
+    "validation_split": (
+        lambda r: {"validation_split": 0.2 if r == 0 else 0.0},
+        "same training data. Received: 23 examples in process 0, 29 examples in processes 1, 2",
+    ),
+    "batch_size": (
+        lambda r: {"batch_size": 8 if r == 2 else 6},
+        "same batch_size. Received: batch_size=6 in processes 0, 1, batch_size=8 in process 2",
+    ),
+    "epochs": (lambda r: {"epochs": 1 + r}, "same number of epochs. Received: epochs=1 in process 0, epochs=2"),
+    "shuffle": (lambda r: {"shuffle": r == 0}, "same shuffle flag. Received: shuffle=True in process 0, shuffle=False"),
+    "learning_rate": (
+        lambda r: {"learning_rate": 0.5 if r == 1 else None},
+        "same learning rate. Received: learning_rate=0.05 in processes 0, 2, learning_rate=0.5 in process 1",
+    ),
+    "batch_smaller_than_world": (
+        lambda r: {"batch_size": 2},
+        "over 3 processes expects batch_size >= 3 (a row of each batch for each process). Received: batch_size=2",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FIT_DIFFERENCES))
+def test_fit_refuses_processes_that_fit_differently(case: str) -> None:
+    arguments, expected = FIT_DIFFERENCES[case]
+    x, y = _data()
+    world = ThreadWorld(3)
+    dist.init(communicator=world)
+
+    def train(rank: int) -> None:
+        fit = {"epochs": 1, "batch_size": 6, "verbose": 0, **arguments(rank)}
+        with _model("portable", seed=1, optimizer=Adam(0.05)) as model:
+            learning_rate = fit.pop("learning_rate", None)
+            if learning_rate is not None:
+                model.learning_rate = learning_rate
+            model.fit(x, y, **fit)
+
+    message = _the_same_error(_errors_in(world, train), DataParallelError)
+    assert expected in message
+
+
 def test_fit_refuses_processes_holding_different_data() -> None:
     world = ThreadWorld(2)
     dist.init(communicator=world)
@@ -335,16 +599,32 @@ def test_fit_refuses_processes_holding_different_data() -> None:
         with _model("portable", seed=1) as model:
             model.fit(x, y, epochs=1, batch_size=6, verbose=0)
 
-    with pytest.raises(InvalidArgumentError, match=r"same training data. Received: 2[01] examples in process"):
-        world.run(train)
+    message = _the_same_error(_errors_in(world, train), DataParallelError)
+    assert "same training data. Received: 20 examples in process 0, 21 examples in process 1" in message
 
 
-def test_fit_refuses_a_world_joined_after_compile() -> None:
-    x, y = _data()
-    with _model("portable", seed=1) as model:
-        dist.init(communicator=ThreadWorld(1))
-        with pytest.raises(ModelStateError, match=r"init\(\) or leave\(\) was called after compile\(\)"):
-            model.fit(x, y, epochs=1, verbose=0)
+def test_validation_figures_divide_the_sums_by_every_process_s_rows() -> None:
+    """evaluate_batches all-reduces each process's sums of its share: the mean divides by the rows all processes
+    evaluated (fit checks that they hold the same data; here each holds its own, as a check bypassed would let
+    through), not by this process's count."""
+
+    class MeanOfInputs:  # an engine whose loss is the batch's mean input
+        def eval_step(self, x: list[np.ndarray], y: np.ndarray) -> tuple[float, np.ndarray]:
+            return float(x[0].mean()), x[0]
+
+    data = [np.arange(9, dtype=np.float32)[:, None], 100 + np.arange(12, dtype=np.float32)[:, None]]
+    shares = [data[rank][dist.local_rows(0, len(data[rank]), rank, 2)] for rank in (0, 1)]
+    reference = float(np.concatenate(shares).mean())  # the rows that were evaluated, over all processes
+    world = ThreadWorld(2)
+    figures = BatchFigures((), losses.get("mse"))
+
+    def evaluate(rank: int) -> float:
+        batches = Batches(data[rank], np.zeros(len(data[rank]), np.float32))
+        result = evaluate_batches(MeanOfInputs(), batches, 4, figures, FlushToZero(), communicator=world)  # type: ignore[arg-type]
+        return result.loss
+
+    for loss in world.run(evaluate):
+        assert loss == pytest.approx(reference, rel=1e-6)
 
 
 OPTIMIZERS = {
@@ -549,6 +829,42 @@ def test_two_mpi_processes_train_as_one(engine: str, tmp_path: Path) -> None:
         _check_batchnorm_run(two)
 
 
+MISMATCHED_WORKER = """
+import sys
+from pathlib import Path
+
+import onnxtrain.distributed as dist
+from onnxtrain import Sequential
+from onnxtrain.errors import DataParallelError
+from onnxtrain.layers import Dense, Input
+from onnxtrain.optimizers import SGD, Adam
+
+rank = dist.init().rank
+model = Sequential.of(Input(6), Dense(9 if rank == 1 else 8), Dense(2), seed=3 + rank)
+try:
+    model.compile(optimizer=SGD(0.1) if rank == 1 else Adam(0.01), loss="sparse_categorical_crossentropy",
+                  engine=sys.argv[1], threads=1)
+except DataParallelError as e:
+    Path(sys.argv[2], f"rank{rank}.txt").write_text(str(e))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
+def test_two_mpi_processes_compiling_different_models_both_say_so(engine: str, tmp_path: Path) -> None:
+    """What the broadcast of process 0's weights did with another optimizer or shape in MPI: a raw MPICH
+    "Message truncated" or "message sizes do not match" stack (portable), ORT's text (ort-training)."""
+    script = tmp_path / "mismatched.py"
+    script.write_text(MISMATCHED_WORKER)
+    command = [_mpiexec(), "-n", "2", sys.executable, "-m", "mpi4py", str(script), engine, str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=150)
+    assert run.returncode == 0, run.stdout + run.stderr
+    messages = [(tmp_path / f"rank{rank}.txt").read_text() for rank in (0, 1)]  # each process raised it
+    assert messages[0] == messages[1]
+    assert "Received: optimizer: 'sgd' in process 1, 'adam' in process 0." in messages[0]
+
+
 def _check_batchnorm_run(two: Path) -> None:
     """The BatchNormalization MLP over 2 MPI processes against its reference derived from one process
     (`distributed_worker.averaged_shares`): weights and moving statistics, and equal across the processes, as are
@@ -628,6 +944,20 @@ def test_train_with_two_workers_writes_the_run_of_one_process(tmp_path: Path) ->
     failed = _run_cli(["train", "tiny.json", "--workers", "2", "--output", "two"], tmp_path)
     assert failed.returncode != 0, _outcome(failed)
     assert "error in process 0" in failed.stderr, _outcome(failed)
+    # once: not again as "onnxtrain train: error: ..." from the same process
+    assert [line for line in failed.stderr.splitlines() if "error" in line] == [
+        f"onnxtrain train: error in process 0: '{Path('two') / 'model'}' already exists. Pass --overwrite or "
+        "another --output."
+    ], _outcome(failed)
+    # An error that every process raises alike, at the same call (a batch smaller than the world): process 0
+    # reports it, once, and no process aborts the job.
+    small = _run_cli(["train", "tiny.json", "--workers", "2", "--batch-size", "1", "--output", "small"], tmp_path)
+    assert small.returncode == 1, _outcome(small)
+    assert small.stderr.splitlines() == [
+        "onnxtrain train: error: A data-parallel fit over 2 processes expects batch_size >= 2 (a row of each batch "
+        "for each process). Received: batch_size=1 on 50 examples"
+    ], _outcome(small)
+    assert not (tmp_path / "small").exists()
 
 
 def test_the_scaling_estimate_follows_its_formula() -> None:

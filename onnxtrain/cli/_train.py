@@ -26,7 +26,7 @@ from onnxtrain.cli._run_config import (
 from onnxtrain.distributed._launch import launch, worker_count
 from onnxtrain.distributed._world import init as init_world
 from onnxtrain.distributed._world import rank as world_rank
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError
+from onnxtrain.errors import DataParallelError, InvalidArgumentError, InvalidTypeError, OnnxtrainError
 from onnxtrain.history import History
 from onnxtrain.model_files import CONFIG_FILE
 from onnxtrain.model_files import read_config as read_saved_config
@@ -70,13 +70,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     try:
         return _train(args)
+    except DataParallelError as e:  # every process raises it alike at the same call: none waits, one reports it
+        if world.rank == 0:
+            if getattr(args, "traceback", False):
+                raise
+            print(f"onnxtrain train: error: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
+        finalize = getattr(world, "finalize", None)
+        if finalize is not None:  # every process ends MPI: `-m mpi4py` then exits with status 1 without an abort
+            finalize()
+        return 1
     except BaseException as e:  # alone: the others would wait for it in the next all-reduce
         print(
             f"onnxtrain train: error in process {world.rank}: {' '.join(str(e).split()) or type(e).__name__}",
             file=sys.stderr,
             flush=True,
         )
-        world.abort(1)
+        world.abort(1)  # ends this process too (the error is reported: not a second time, by main)
         raise
 
 

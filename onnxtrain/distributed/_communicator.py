@@ -7,6 +7,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+
 
 @runtime_checkable
 class Communicator(Protocol):
@@ -55,6 +57,26 @@ def broadcast_bytes(communicator: Communicator, data: bytes | None, root: int = 
 
 def local_rows(start: int, stop: int, rank: int, size: int) -> slice:
     """Process `rank`'s share of the rows [start, stop) of a global batch: contiguous, the sizes differing by at
-    most one, in rank order, so that the shares of all processes put together are the global batch."""
+    most one, in rank order, so that the shares of all processes put together are the global batch.
+
+    Raises:
+        InvalidTypeError: an argument is not an int.
+        InvalidArgumentError: not 0 <= start <= stop, or not 0 <= rank < size.
+    """
+    for name, value in (("start", start), ("stop", stop), ("rank", rank), ("size", size)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise InvalidTypeError(
+                f"local_rows expects int arguments. Received: {name}={value!r} ({type(value).__name__})"
+            )
+    if not 0 <= start <= stop:
+        raise InvalidArgumentError(
+            f"local_rows expects the rows 0 <= start <= stop of a global batch. Received: start={start!r}, "
+            f"stop={stop!r}"
+        )
+    if not 0 <= rank < size:
+        raise InvalidArgumentError(
+            f"local_rows expects a rank of a world of at least one process, 0 <= rank < size. Received: "
+            f"rank={rank!r}, size={size!r}"
+        )
     count = stop - start
     return slice(start + count * rank // size, start + count * (rank + 1) // size)

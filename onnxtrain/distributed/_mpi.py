@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -55,8 +57,18 @@ class MPICommunicator:
         if self.size > 1:
             self.comm.Bcast(buffer, root=root)
 
+    def finalize(self) -> None:
+        """End MPI in this process, as every process of the world must (a collective call). Not needed at exit
+        (mpi4py finalises then), but after it `-m mpi4py` does not turn a non-zero exit status into an abort."""
+        if not self._mpi.Is_finalized():
+            self._mpi.Finalize()
+
     def abort(self, code: int = 1) -> None:
+        sys.stderr.flush()
         self.comm.Abort(code)
+        # MPICH's MPI_Abort can return while its process manager ends the job: this process must not go on (to
+        # print its error a second time, or to run more of the program).
+        os._exit(code)
 
 
 def _check_contiguous(buffer: np.ndarray, what: str) -> None:
