@@ -869,3 +869,93 @@ def test_train_runs_a_small_cnn_config(tmp_path, monkeypatch, capsys):
     assert out.startswith("Training small_cnn (seed 42) on 32 examples; writing to out/")
     assert re.search(r"Test \(8 examples\): loss: \d\.\d{4} - accuracy: \d\.\d{4}", out), out
     assert (tmp_path / "out" / "model" / "model.onnx").is_file()
+
+
+# --- messages that name the command's options -------------------------------------------------------------
+def test_bundle_into_an_existing_folder_names_overwrite_not_the_python_argument(tmp_path, capsys):
+    from onnxtrain import Sequential
+    from onnxtrain.layers import Dense, Input
+
+    with Sequential.of(Input(4), Dense(3)) as model:
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        model.save(tmp_path / "saved")
+    out = tmp_path / "bundle"
+    out.mkdir()
+    assert main(["bundle", str(tmp_path / "saved"), str(out)]) == 1
+    err = capsys.readouterr().err
+    expected = f"'{out}' already exists. Pass --overwrite to replace it, or another OUT_DIR."
+    assert err == f"onnxtrain bundle: error: {expected}\n"
+    (out / "notes.txt").write_text("keep me")
+    assert main(["bundle", str(tmp_path / "saved"), str(out), "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "writing_mode" not in err
+    pattern = r"--overwrite replaces '.*bundle' only when it holds nothing but a training bundle \(bundle\.json, "
+    assert re.search(pattern + r".*\); it also holds 'notes\.txt'\.", err), err
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+# --- train --workers N: which process reports an error ----------------------------------------------------
+class _FakeWorkerWorld:
+    """The MPI world of one process that `train --workers 2` started: records finalize and abort."""
+
+    def __init__(self, rank: int):
+        self.rank, self.size = rank, 2
+        self.calls: list[str] = []
+
+    def finalize(self) -> None:
+        self.calls.append("finalize")
+
+    def abort(self, code: int = 1) -> None:
+        self.calls.append(f"abort {code}")
+        raise SystemExit(code)  # MPICommunicator.abort never returns
+
+
+def _worker(monkeypatch, rank: int, error: Exception) -> _FakeWorkerWorld:
+    from onnxtrain.cli import _train
+
+    world = _FakeWorkerWorld(rank)
+    monkeypatch.setattr(_train, "worker_count", lambda: 2)
+    monkeypatch.setattr(_train, "init_world", lambda: world)
+
+    def failing(args):
+        raise error
+
+    monkeypatch.setattr(_train, "_train", failing)
+    return world
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_an_error_every_worker_raises_alike_is_reported_once_by_process_zero(monkeypatch, capsys, rank):
+    from onnxtrain.errors import DataParallelError
+
+    message = "A data-parallel fit over 2 processes expects batch_size >= 2 (a row of each batch for each process)."
+    world = _worker(monkeypatch, rank, DataParallelError(message))
+    assert main(["train", "tiny.toml", "--workers", "2"]) == 1
+    assert capsys.readouterr().err == ("" if rank else f"onnxtrain train: error: {message}\n")
+    assert world.calls == ["finalize"]  # every process ends MPI: no abort, no "error in process R"
+
+
+def test_an_error_of_one_worker_is_reported_once_with_its_process(monkeypatch, capsys):
+    from onnxtrain.errors import InvalidArgumentError
+
+    world = _worker(monkeypatch, 1, InvalidArgumentError("'two/model' already exists."))
+    with pytest.raises(SystemExit):
+        main(["train", "tiny.toml", "--workers", "2"])
+    assert capsys.readouterr().err == "onnxtrain train: error in process 1: 'two/model' already exists.\n"
+    assert world.calls == ["abort 1"]
+
+
+def test_export_to_a_folder_names_the_command_s_argument(tmp_path, capsys):
+    from onnxtrain import Sequential
+    from onnxtrain.layers import Dense, Input
+
+    with Sequential.of(Input(4), Dense(3)) as model:
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        model.save(tmp_path / "saved")
+    (tmp_path / "out").mkdir()
+    assert main(["export", str(tmp_path / "saved"), str(tmp_path / "out"), "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"onnxtrain export: error: export expects OUT.onnx, a file path such as 'model.onnx'. Received: "
+        f"'{tmp_path / 'out'}', which is a folder\n"
+    )

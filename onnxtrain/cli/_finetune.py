@@ -38,6 +38,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     _check_numbers(args)
     output = Path(args.output)
     check_output(output, args.overwrite)
+    if (output / EXPORT_FILE).is_dir():
+        raise InvalidArgumentError(
+            f"'{output / EXPORT_FILE}' is a folder, where finetune writes the exported model. Move it, or pass "
+            "another --output."
+        )
     if (output / EXPORT_FILE).exists() and not args.overwrite:
         raise InvalidArgumentError(f"'{output / EXPORT_FILE}' already exists. Pass --overwrite or another --output.")
     optimizer = optimizers.get({"name": args.optimizer, "learning_rate": args.learning_rate})  # refused up front

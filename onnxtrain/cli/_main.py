@@ -103,6 +103,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 # --- export / artifacts / summary -------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
     directory = saved_model_dir(args.model, SAVED_MODEL)
+    if Path(args.out).is_dir():  # before export's own refusal, which speaks of the Python API (save())
+        raise InvalidArgumentError(
+            f"export expects OUT.onnx, a file path such as 'model.onnx'. Received: '{args.out}', which is a folder"
+        )
     if Path(args.out).exists() and not args.overwrite:
         raise InvalidArgumentError(f"'{args.out}' already exists. Pass --overwrite to replace it.")
     # Compiled, not just the weights: the loss decides the `probabilities` output and the loss metadata.
