@@ -115,9 +115,9 @@ class Progress:
             self._next_refresh = time.monotonic() + REFRESH_SECONDS
 
     def batch_end(self, step: int, logs: Mapping[str, float]) -> None:
+        self._step = step  # where the epoch's final line ends if a callback stops it early
         if self._bar is None:
             return
-        self._step = step  # where the epoch's final line ends if a callback stops it early
         now = time.monotonic()
         if now < self._next_refresh:
             return
@@ -141,8 +141,9 @@ class Progress:
         elif self.verbose:
             title = self._title(epoch)
             elapsed = time.perf_counter() - self._started
-            batches = "batch" if self.steps == 1 else "batches"
-            line = f"{title} - {self.steps} {batches} - {elapsed:.2f}s - {format_logs(logs)}"
+            done = self._step or self.steps  # fit calls batch_end wherever a callback could stop the epoch
+            batches = "batch" if done == 1 else "batches"
+            line = f"{title} - {done} {batches} - {elapsed:.2f}s - {format_logs(logs)}"
             print(line, file=self.stream, flush=True)
 
     def close(self) -> None:

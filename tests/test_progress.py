@@ -90,6 +90,16 @@ def test_an_epoch_stopped_early_ends_its_bar_where_it_stopped(fit_output):
     assert len(final) == 1 and " 2/6 [" in final[0] and "33%|" in final[0]
 
 
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_an_epoch_stopped_early_reports_the_batches_that_ran_in_plain_lines(fit_output, verbose):
+    class StopAtBatch2(Callback):
+        def on_batch_end(self, batch, logs=None):
+            self.model.stop_training = batch == 2
+
+    lines = fit_output(verbose, io.StringIO(), callbacks=[StopAtBatch2()]).splitlines()
+    assert len(lines) == 1 and " - 2 batches - " in lines[0], lines  # of 6: the epoch stopped after the 2nd
+
+
 def test_epochs_are_shown_with_their_model_wide_numbers():
     stream = io.StringIO()
     progress = Progress(2, steps=1, epochs=2, stream=stream)
