@@ -80,7 +80,13 @@ def _reduce_norm(ctx: GradientContext) -> Grads:
     x, g = ctx.input(0), ctx.dy
     axes = _axes(ctx)
     if axes == NOOP:
-        return [g]  # the op copies its input (the spec and ONNX Runtime; onnx's reference applies the map)
+        if ctx.op_type == "ReduceLogSumExp":
+            return [g]  # log(exp(x)) = x: the copy the spec describes and the map onnx's reference applies agree
+        # For the others they differ: ONNX Runtime 1.19 copies the input, onnx's reference and ONNX Runtime 1.32
+        # square it or take |x|. A gradient would be wrong on one of the runtimes this trains on.
+        raise ctx.unsupported(
+            "noop_with_empty_axes", 1, "with empty axes, runtimes disagree on its output: x, or x^2 / |x|"
+        )
     if ctx.op_type == "ReduceSumSquare":
         slope = ctx.emit("Mul", [x, ctx.scalar(2.0, x)])
     elif ctx.op_type == "ReduceL1":
