@@ -124,6 +124,12 @@ def _unparsable(data: bytes) -> str:
     return f"is damaged (it starts as an ONNX model does, but {parsed})"
 
 
+def starts_as_onnx_model(prefix: bytes) -> bool:
+    """Whether `prefix`, the first bytes of a larger file, starts as an ONNX model does: ir_version, then
+    well-formed ModelProto fields up to where the prefix cuts one off."""
+    return _starts_with_ir_version(prefix) and _field_cut_off(prefix) is not None
+
+
 def _starts_with_ir_version(data: bytes) -> bool:
     """Whether `data` starts with field 1, ir_version, as every ONNX writer's output does (random bytes do so
     about once in 4,000)."""

@@ -187,7 +187,18 @@ class InferenceModel:
             )
         return probabilities[0] if single else probabilities
 
+    def predict_outputs(self, x: Any, batch_size: int = 1024) -> dict[str, np.ndarray]:
+        """Every output of the graph for `x`, raw, by output name in the graph's order: a model of several outputs
+        exports each one (`kind`, `size`) and, for one trained with softmax cross-entropy, its probabilities
+        (`kind_probabilities`). Arrays keep the batch axis, also for one example."""
+        outputs, _ = self._run_outputs(x, self.output_names, batch_size)
+        return dict(zip(self.output_names, outputs, strict=True))
+
     def _run(self, x: Any, output: str, batch_size: int) -> tuple[np.ndarray, bool]:
+        outputs, single = self._run_outputs(x, (output,), batch_size)
+        return outputs[0], single
+
+    def _run_outputs(self, x: Any, names: tuple[str, ...], batch_size: int) -> tuple[list[np.ndarray], bool]:
         if self._session is None:
             raise ModelStateError("predict() was called on a closed InferenceModel; load the model again.")
         batch_size = check_positive_int("batch_size", batch_size)
@@ -203,7 +214,7 @@ class InferenceModel:
             batch_size = self._fixed_batch
         try:
             parts = [
-                self._session.run([output], {self.input_name: batch[start : start + batch_size]})[0]
+                self._session.run(list(names), {self.input_name: batch[start : start + batch_size]})
                 for start in range(0, len(batch), batch_size)
             ]
         except Exception as e:  # ORT's own types: the graph itself fails (a damaged or foreign model)
@@ -211,7 +222,7 @@ class InferenceModel:
                 f"{self.source} failed in ONNX Runtime on x of shape {batch.shape} ({type(e).__name__}: "
                 f"{str(e).strip()[:300]}). The model is damaged or is not one that onnxtrain exports."
             ) from e
-        return np.concatenate(parts), single
+        return [np.concatenate([part[i] for part in parts]) for i in range(len(names))], single
 
     def _check_input(self, source: str) -> tuple[str, Shape, np.dtype]:
         inputs = self._session.get_inputs()

@@ -325,7 +325,12 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
     ("train_bad_example", ("train", "--example", "mnist"), 2, r"--example: invalid choice: 'mnist'"),
     ("train_missing_config", ("train", "missing.toml"), 1, r"Cannot read 'missing.toml': No such file or directory"),
     ("train_yaml", ("train", "config.yaml"), 1, r"the config must be a \.toml or \.json file"),
-    ("train_unknown_key", ("train", "unknown_key.toml"), 1, r"unknown keys \['epoch'\]\. Valid keys: "),
+    (
+        "train_unknown_key",
+        ("train", "unknown_key.toml"),
+        1,
+        r"has an unknown key 'epoch' \(did you mean 'epochs'\?\)\. Valid keys: ",
+    ),
     ("train_bad_toml", ("train", "bad_syntax.toml"), 1, r"'bad_syntax.toml' is not valid TOML: "),
     ("train_unknown_layer", ("train", "unknown_layer.toml"), 1, r"Could not interpret layer class 'Flattn'"),
     (
@@ -959,3 +964,72 @@ def test_export_to_a_folder_names_the_command_s_argument(tmp_path, capsys):
         f"onnxtrain export: error: export expects OUT.onnx, a file path such as 'model.onnx'. Received: "
         f"'{tmp_path / 'out'}', which is a folder\n"
     )
+
+
+# --- models of several outputs, and what the help says ---------------------------------------------------------
+@pytest.fixture
+def several_outputs(tmp_path) -> Path:
+    """A saved model of two outputs, `kind` (3 classes, softmax cross-entropy) and `size` (2 values, mse), beside
+    x.npy (3 examples) and data.npz (x, and the labels of `kind` as y)."""
+    from onnxtrain import Model
+    from onnxtrain.layers import Dense, Input
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 4)).astype(np.float32)
+    kind = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+    inputs = Input(4)
+    hidden = Dense(8, activation="relu")(inputs)
+    outputs = [Dense(3, name="kind")(hidden), Dense(2, activation="linear", name="size")(hidden)]
+    with Model(inputs, outputs, seed=0) as model:
+        model.compile(optimizer="adam", loss={"kind": "softmax_cross_entropy_with_logits", "size": "mse"})
+        model.fit(x, [kind, x[:, 2:]], epochs=1, batch_size=10, verbose=0)
+        model.save(tmp_path / "model", save_optimizer_state=True)
+        expected = model.predict(x[:3])
+    np.save(tmp_path / "x.npy", x[:3])
+    np.savez(tmp_path / "data.npz", x=x, y=kind)
+    np.save(tmp_path / "expected_kind.npy", expected[0])
+    np.save(tmp_path / "expected_size.npy", expected[1])
+    return tmp_path
+
+
+def test_predict_prints_every_output_of_a_model_of_several_by_name(several_outputs, capsys):
+    kinds, sizes = np.load(several_outputs / "expected_kind.npy"), np.load(several_outputs / "expected_size.npy")
+    assert main(["predict", str(several_outputs / "model"), "--input", str(several_outputs / "x.npy")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    for i, line in enumerate(lines):
+        match = re.fullmatch(rf"{i}: kind: class (\d) p=(0\.\d{{4}}); size: \[(.+)\]", line)
+        assert match is not None, line
+        assert int(match.group(1)) == kinds[i]
+        np.testing.assert_allclose(np.array(match.group(3).split(), float), sizes[i], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("command", "python"),
+    [(["evaluate", "MODEL", "--data", "DATA"], "evaluate"), (["train", "--resume", "MODEL", "--data", "DATA"], "fit")],
+    ids=["evaluate", "resume"],
+)
+def test_evaluate_and_resume_refuse_a_model_of_several_outputs(several_outputs, capsys, command, python):
+    model, data = str(several_outputs / "model"), str(several_outputs / "data.npz")
+    args = [model if a == "MODEL" else data if a == "DATA" else a for a in command]
+    assert main([*args, *(["--epochs", "1"] if "train" in args else [])]) == 1
+    name = "train --resume" if "train" in args else "evaluate"
+    assert capsys.readouterr().err == (
+        f"onnxtrain {args[0]}: error: {name} takes a model of one output; '{model}' has 2 outputs ['kind', 'size'], "
+        f"and a .npz holds one label array y. Use the Python API, which takes one per output: model.{python}(x, "
+        "{'kind': y_kind, 'size': y_size})\n"
+    )
+
+
+def test_predict_help_names_every_image_format(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "an image (.png, .jpg, .jpeg, .bmp, .gif)" in text
+
+
+def test_finetune_help_says_resume_needs_data(capsys):
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "onnxtrain train --resume DIR/model --epochs N --data DATA continues it; finetune writes no run.json" in text

@@ -281,3 +281,20 @@ def test_saved_and_exported_models_run_with_only_onnxruntime_installed():
     assert result["ort_packages"] == ["onnxruntime"]
     assert result["saved_model"]["predictions_equal"] and result["model.onnx"]["predictions_equal"]
     assert "inference-only build" in result["compile_error"]
+
+
+def test_predict_outputs_gives_every_output_of_a_model_of_several_by_name(tmp_path):
+    from onnxtrain import Model
+
+    x = _x(12).reshape(12, -1)
+    inputs = Input(16)
+    with Model(inputs, [Dense(3, name="kind")(inputs), Dense(2, name="size")(inputs)], seed=0) as model:
+        model.compile(optimizer="adam", loss={"kind": "softmax_cross_entropy_with_logits", "size": "mse"})
+        expected = model.predict(x[:5])
+        model.export(tmp_path / "m.onnx")
+    with InferenceModel.load(tmp_path / "m.onnx") as loaded:
+        outputs = loaded.predict_outputs(x[:5], batch_size=2)  # batches concatenated output by output
+    assert list(outputs) == ["kind", "kind_probabilities", "size"]
+    assert outputs["size"].shape == (5, 2) and outputs["kind_probabilities"].shape == (5, 3)
+    np.testing.assert_array_equal(outputs["kind_probabilities"].argmax(axis=1), expected[0])
+    np.testing.assert_allclose(outputs["size"], expected[1], atol=1e-5)

@@ -14,9 +14,11 @@ from onnxtrain._npy_file import read_npy, read_npz
 from onnxtrain.errors import (
     DataFormatError,
     InvalidArgumentError,
+    InvalidTypeError,
     ModelFileError,
     OnnxtrainError,
     RuntimeSetupError,
+    ShapeError,
     listing,
 )
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE
@@ -75,12 +77,20 @@ class DatasetLoader:
         arrays = read_npz(path, f"{argument}: '{path}'", DataFormatError)
         if "x" not in arrays or "y" not in arrays:
             raise InvalidArgumentError(f"{argument}: '{path}' needs arrays named x and y. Found: {sorted(arrays)}")
-        names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None
-        x = arrays["x"]
-        if x.dtype == np.uint8:  # pixels: train on [0, 1]; the model then scales raw uint8 inputs itself
-            x = np.divide(x, np.float32(255), dtype=np.float32)
-            return Dataset(x, arrays["y"], class_names=names, input_scale=1 / 255)
-        return Dataset(x, arrays["y"], class_names=names)
+        x, y = arrays["x"], arrays["y"]
+        if x.ndim and y.ndim and len(x) != len(y):
+            raise ShapeError(
+                f"{argument}: '{path}' holds {len(x)} examples in x but {len(y)} labels in y "
+                f"(x.shape={x.shape}, y.shape={y.shape}); a dataset has one label per example"
+            )
+        try:
+            names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None
+            if x.dtype == np.uint8:  # pixels: train on [0, 1]; the model then scales raw uint8 inputs itself
+                x = np.divide(x, np.float32(255), dtype=np.float32)
+                return Dataset(x, y, class_names=names, input_scale=1 / 255)
+            return Dataset(x, y, class_names=names)
+        except (InvalidArgumentError, InvalidTypeError) as e:  # Dataset's rules, naming the file they apply to
+            raise type(e)(f"{argument}: '{path}' is not a dataset: {e}") from e
 
 
 class RunData(NamedTuple):
@@ -91,20 +101,22 @@ class RunData(NamedTuple):
     validation: Dataset | None
 
 
-def load_run_data(data: dict[str, Any], base: Path) -> RunData:
-    """The datasets a config's [data] table names (`train` required; `validation = "test"` reuses the test set)."""
+def load_run_data(data: dict[str, Any], base: Path, names: dict[str, str] | None = None) -> RunData:
+    """The datasets a config's [data] table names (`train` required; `validation = "test"` reuses the test set).
+    Errors name an entry as "[data] train", or as `names` says (`{"train": "--data"}`)."""
     if "train" not in data:
         raise InvalidArgumentError("the config needs [data] train = 'fashion-mnist' or a .npz file")
     loader = DatasetLoader(base)
-    train = loader.load(data["train"], "data.train", "train")
-    test = loader.load(data["test"], "data.test", "test") if "test" in data else None
+    name = {key: f"[data] {key}" for key in ("train", "test", "validation")} | (names or {})
+    train = loader.load(data["train"], name["train"], "train")
+    test = loader.load(data["test"], name["test"], "test") if "test" in data else None
     validation = data.get("validation")
     if validation == "test":
         if test is None:
-            raise InvalidArgumentError("data.validation = 'test' needs data.test")
+            raise InvalidArgumentError("[data] validation = 'test' needs [data] test")
         return RunData(train, test, test)
     if validation is not None:
-        return RunData(train, test, loader.load(validation, "data.validation", "test"))
+        return RunData(train, test, loader.load(validation, name["validation"], "test"))
     return RunData(train, test, None)
 
 
@@ -120,7 +132,9 @@ def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     if suffix == ".npy":
         return read_npy(path, DataFormatError)
     if suffix not in IMAGE_SUFFIXES:
-        raise InvalidArgumentError(f"--input expects a .npy array or an image (.png, .jpg). Received: '{path}'")
+        raise InvalidArgumentError(
+            f"--input expects a .npy array or an image ({', '.join(IMAGE_SUFFIXES)}). Received: '{path}'"
+        )
     try:
         from PIL import Image
     except ImportError as e:
@@ -166,6 +180,21 @@ def check_saved_model(directory: Path, needs: str) -> None:
         raise ModelFileError(
             f"'{directory}' is not a saved onnxtrain model: {missing[0]} is missing (it holds "
             f"{listing(sorted(p.name for p in folder.iterdir()), LISTED_ENTRIES)}); this needs {needs}."
+        )
+
+
+def refuse_several_outputs(saved: dict[str, Any], model: str, command: str, python: str) -> None:
+    """Refuse a saved model of several outputs (its config.json, `saved`) for a command that reads one label array
+    per example: a .npz holds one y, and a model of several outputs needs one per output. `python` names the
+    method of the Python API that does what `command` does."""
+    outputs = [str(layer[0]) for layer in saved.get("output_layers") or []]
+    if len(outputs) > 1:
+        raise InvalidArgumentError(
+            f"{command} takes a model of one output; '{model}' has {len(outputs)} outputs {outputs}, and a .npz "
+            f"holds one label array y. Use the Python API, which takes one per output: model.{python}(x, "
+            + "{"
+            + ", ".join(f"{name!r}: y_{name}" for name in outputs)
+            + "})"
         )
 
 

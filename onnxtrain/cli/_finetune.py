@@ -190,7 +190,8 @@ def add_finetune_command(commands: argparse._SubParsersAction) -> None:
         "finetune",
         help="fine-tune an ONNX model made elsewhere (freeze, cut, new head, LoRA)",
         description="Import MODEL.onnx (onnxtrain.from_onnx), train it on --data and write model/ (with its "
-        "optimizer state: onnxtrain train --resume continues it), history.csv, curves.png and the export "
+        "optimizer state: onnxtrain train --resume DIR/model --epochs N --data DATA continues it; finetune writes no "
+        "run.json, so --resume needs --data, and --batch-size unless 32), history.csv, curves.png and the export "
         f"{EXPORT_FILE} into --output. Every float initializer but BatchNormalization's running statistics trains "
         "unless --trainable/--frozen say otherwise; "
         "with --head N the model is a frozen feature extractor under a new Dense(N) head unless they do; --lora R "

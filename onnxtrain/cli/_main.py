@@ -21,6 +21,7 @@ from onnxtrain import engines
 from onnxtrain.cli._bundle import add_bundle_command
 from onnxtrain.cli._config_model import build_model, compile_settings
 from onnxtrain.cli._data import (
+    IMAGE_SUFFIXES,
     LISTED_ENTRIES,
     SAVED_MODEL,
     DatasetLoader,
@@ -28,6 +29,7 @@ from onnxtrain.cli._data import (
     load_compiled,
     naming_the_option,
     read_input,
+    refuse_several_outputs,
     saved_model_dir,
 )
 from onnxtrain.cli._finetune import add_finetune_command
@@ -43,6 +45,7 @@ from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, inference_opset_and_i
 from onnxtrain.model_files import read_config as read_saved_config
 
 if TYPE_CHECKING:
+    from onnxtrain.inference import InferenceModel
     from onnxtrain.sequential import Sequential
 
 ARTIFACT_FILES = ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint")
@@ -58,6 +61,7 @@ class _Parser(argparse.ArgumentParser):
 # --- evaluate / predict -----------------------------------------------------------------------------------
 def cmd_evaluate(args: argparse.Namespace) -> int:
     directory = saved_model_dir(args.model, SAVED_MODEL)
+    refuse_several_outputs(read_saved_config(directory / CONFIG_FILE), args.model, "evaluate", "evaluate")
     data = DatasetLoader(Path.cwd()).load(args.data, "--data", "test")
     with load_compiled(directory, args.engine, "evaluate") as model:
         try:
@@ -82,6 +86,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     with InferenceModel.load(args.model) as model:
         x = read_input(Path(args.input), model.input_shape)
+        if len(_predicted_outputs(model.output_names)) > 1:
+            return _predict_several(model, x, args)
         try:
             try:
                 probabilities = model.predict_softly(x)
@@ -97,6 +103,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
         best = int(row.argmax())
         label = classes[best] if classes and best < len(classes) else f"class {best}"
         print(f"{i}: {label} ({best}) p={row[best]:.4f}")
+    return 0
+
+
+PROBABILITIES_SUFFIX = "_probabilities"  # the companion output of a softmax cross-entropy output, in an export
+
+
+def _predicted_outputs(names: tuple[str, ...]) -> list[str]:
+    """The model's own outputs among the graph's `names`: not `probabilities` (of `logits`) nor the
+    `<output>_probabilities` companion of an output of a model of several outputs."""
+    companions = {f"{name}{PROBABILITIES_SUFFIX}" for name in names} | {"probabilities"}
+    return [name for name in names if name not in companions]
+
+
+def _predict_several(model: InferenceModel, x: np.ndarray, args: argparse.Namespace) -> int:
+    """One line per example naming every output: its class and probability where the model gives its
+    probabilities (an output trained with softmax cross-entropy), its values otherwise."""
+    try:
+        outputs = model.predict_outputs(x)
+    except (InvalidArgumentError, InvalidTypeError) as e:
+        raise naming_the_option(e, "--input", args.input) from e
+    names = _predicted_outputs(model.output_names)
+    for i in range(len(outputs[names[0]])):
+        parts = []
+        for name in names:
+            probabilities = outputs.get(f"{name}{PROBABILITIES_SUFFIX}")
+            if probabilities is not None:
+                row = probabilities[i].reshape(-1)
+                best = int(row.argmax())
+                parts.append(f"{name}: class {best} p={row[best]:.4f}")
+            else:
+                parts.append(f"{name}: {np.array2string(outputs[name][i].reshape(-1), precision=4)}")
+        print(f"{i}: {'; '.join(parts)}")
     return 0
 
 
@@ -331,7 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a saved model directory or .onnx file on an input.",
     )
     predict.add_argument("model", metavar="MODEL", help="saved model directory or .onnx file")
-    predict.add_argument("--input", required=True, help="a .npy array (one example or a batch) or an image (.png)")
+    predict.add_argument(
+        "--input",
+        required=True,
+        help=f"a .npy array (one example or a batch) or an image ({', '.join(IMAGE_SUFFIXES)}), grey or RGB as the "
+        "model's input takes",
+    )
     predict.set_defaults(func=cmd_predict)
 
     export = commands.add_parser(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import difflib
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from onnxtrain._bounded_read import read_bounded
+from onnxtrain._bounded_read import open_regular, read_bounded
 from onnxtrain._checks import check_positive_int, check_validation_split
 from onnxtrain.callbacks import Callback, CSVLogger, Logs
 from onnxtrain.cli._data import LISTED_ENTRIES, SAVED_MODEL, DatasetLoader, check_saved_model
@@ -78,9 +79,12 @@ CONFIG_KEYS = {
     "validation_split", "data",
 }  # fmt: skip
 DATA_KEYS = {"train", "test", "validation"}
+DEFAULT_BATCH_SIZE = 32  # fit's
+RECORD_KEYS = {"interrupted"}  # what run.json notes about the run beside its config; training ignores it
 MAX_NAME_LENGTH = 100
 SAFE_NAME = re.compile(rf"\w[\w.-]{{0,{MAX_NAME_LENGTH - 1}}}")
 MAX_RUN_CONFIG_BYTES = 1 << 20  # a run config is a few lines; a FIFO or a huge file is refused, not read
+ONNX_PREFIX_BYTES = 4096  # what is read of a file too large for a config to tell an ONNX model
 RUN_FILE = "run.json"  # beside model/: the run's config, data paths absolute, epochs counting all the model trained
 HISTORY_FILE = "history.csv"
 RESUME_EPOCHS = "with --epochs N, the number of epochs to add"
@@ -123,19 +127,17 @@ def read_config(path: str | Path) -> dict[str, Any]:
                 f"--resume {path / 'model'} ({RESUME_EPOCHS})"
             )
         raise InvalidArgumentError(f"'{path}' is a folder, not a run config: {CONFIG_EXPECTED}")
-    data = read_bounded(path, MAX_RUN_CONFIG_BYTES, InvalidArgumentError, "a run config")
     suffix = path.suffix.lower()
-    if suffix == ".onnx" or (not _is_text(data) and _is_onnx_model(data)):
-        resume = (
-            f"; to continue training the saved model it belongs to: onnxtrain train --resume {path.parent} --epochs N"
-            if _is_saved_model(path.parent)
-            else ""
-        )
-        raise InvalidArgumentError(
-            f"'{path}' is an ONNX model, not a run config: `onnxtrain train` builds and trains a model that a "
-            ".toml or .json config (see examples/fashion_mlp.toml) or --example NAME describes. To fine-tune this "
-            f"one: onnxtrain finetune {path} --data DATA --output DIR; to inspect it: onnxtrain summary {path}{resume}"
-        )
+    if suffix == ".onnx" and path.is_file():  # whatever its size: a model is not a config that is too big
+        raise _not_a_config_but_onnx(path)
+    try:
+        data = read_bounded(path, MAX_RUN_CONFIG_BYTES, InvalidArgumentError, "a run config")
+    except InvalidArgumentError as e:
+        if _starts_as_onnx_model(path):  # a large model under another name (model.json, model.bin)
+            raise _not_a_config_but_onnx(path) from e
+        raise
+    if not _is_text(data) and _is_onnx_model(data):
+        raise _not_a_config_but_onnx(path)
     if suffix not in (".toml", ".json"):
         raise InvalidArgumentError(
             f"the config must be a .toml or .json file (see examples/fashion_mlp.toml), or pass --example NAME. "
@@ -158,6 +160,31 @@ def read_config(path: str | Path) -> dict[str, Any]:
     except (ValueError, TypeError, RecursionError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
         raise InvalidArgumentError(f"'{path}' is not valid {suffix[1:].upper()}: {e}") from e
     return check_config(config, str(path))
+
+
+def _not_a_config_but_onnx(path: Path) -> InvalidArgumentError:
+    resume = (
+        f"; to continue training the saved model it belongs to: onnxtrain train --resume {path.parent} --epochs N"
+        if _is_saved_model(path.parent)
+        else ""
+    )
+    return InvalidArgumentError(
+        f"'{path}' is an ONNX model, not a run config: `onnxtrain train` builds and trains a model that a "
+        ".toml or .json config (see examples/fashion_mlp.toml) or --example NAME describes. To fine-tune this "
+        f"one: onnxtrain finetune {path} --data DATA --output DIR; to inspect it: onnxtrain summary {path}{resume}"
+    )
+
+
+def _starts_as_onnx_model(path: Path) -> bool:
+    """Whether the first bytes of the file `path` are those of an ONNX model (read without reading the rest)."""
+    from onnxtrain._onnx_file import starts_as_onnx_model  # imports onnx: only for a file too large for a config
+
+    try:
+        with open_regular(path) as file:
+            prefix = file.read(ONNX_PREFIX_BYTES) or b""
+    except (OSError, ValueError):
+        return False
+    return starts_as_onnx_model(prefix)
 
 
 def _is_saved_model(directory: Path) -> bool:
@@ -188,9 +215,11 @@ def check_config(config: Any, source: str) -> dict[str, Any]:
     run refuses a bad config before it prints or creates anything."""
     if not isinstance(config, dict):
         raise InvalidArgumentError(f"{source} expects a table of settings. Received: {type(config).__name__}")
-    unknown = sorted(set(config) - CONFIG_KEYS)
+    unknown = sorted(set(config) - CONFIG_KEYS - RECORD_KEYS)
     if unknown:
-        raise InvalidArgumentError(f"{source} has unknown keys {unknown}. Valid keys: {sorted(CONFIG_KEYS)}")
+        raise InvalidArgumentError(
+            f"{source} has {_unknown_keys(unknown, CONFIG_KEYS)}. Valid keys: {sorted(CONFIG_KEYS)}"
+        )
     layers = config.get("layers")
     if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) and "type" in x for x in layers):
         raise InvalidArgumentError(
@@ -204,9 +233,23 @@ def check_config(config: Any, source: str) -> dict[str, Any]:
                 f"Received: type={layer['type']!r}"
             )
     data = config.get("data", {})
-    if not isinstance(data, dict) or set(data) - DATA_KEYS:
-        raise InvalidArgumentError(f"{source}: [data] takes the keys {sorted(DATA_KEYS)}. Received: {data!r}")
+    if not isinstance(data, dict):
+        raise InvalidTypeError(
+            f'{source}: [data] expects a table of the keys {sorted(DATA_KEYS)}, e.g. [data] train = "train.npz". '
+            f"Received: data={data!r} ({type(data).__name__})"
+        )
+    unknown = sorted(set(data) - DATA_KEYS)
+    if unknown:
+        raise InvalidArgumentError(
+            f"{source}: [data] has {_unknown_keys(unknown, DATA_KEYS)}. It takes the keys {sorted(DATA_KEYS)}"
+        )
     _check_name(config, source)
+    seed = config.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise InvalidArgumentError(  # Sequential's rule, in the config's words
+            f"{source}: seed expects a non-negative int, e.g. seed = 42 (leave it out for a random one). "
+            f"Received: seed={seed!r}"
+        )
     for key in ("epochs", "batch_size"):  # fit's own checks, so that a run refuses them before it starts
         try:
             check_positive_int(key, config.get(key, 1))
@@ -232,6 +275,17 @@ def check_config(config: Any, source: str) -> dict[str, Any]:
     return config
 
 
+def _unknown_keys(unknown: list[str], known: set[str]) -> str:
+    """How an error names `unknown` keys, with the known keys close to them: "an unknown key 'trian' (did you
+    mean 'train'?)", "unknown keys [...] (did you mean ...?)"."""
+    matches = {key: difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6) for key in unknown}
+    if len(unknown) == 1:
+        match = matches[unknown[0]]
+        return f"an unknown key {unknown[0]!r}" + (f" (did you mean {match[0]!r}?)" if match else "")
+    close = [f"{match[0]!r} for {key!r}" for key, match in matches.items() if match]
+    return f"unknown keys {unknown}" + (f" (did you mean {', '.join(close)}?)" if close else "")
+
+
 def _check_name(config: dict[str, Any], source: str) -> None:
     """The model name also names the run folder (runs/NAME-TIME), so it must be one safe path component."""
     if "name" not in config:
@@ -253,7 +307,7 @@ def _check_name(config: dict[str, Any], source: str) -> None:
 def run_record(config: dict[str, Any], base: Path) -> dict[str, Any]:
     """`config` as OUTPUT/run.json records it: its data paths made absolute (taken from `base`), so that
     `onnxtrain train --resume` finds the data from anywhere."""
-    record = copy.deepcopy(config)
+    record = copy.deepcopy({k: v for k, v in config.items() if k not in RECORD_KEYS})  # notes of another run
     if record.get("data"):
         loader = DatasetLoader(base)
         data = record["data"]
@@ -348,6 +402,8 @@ class RunOutput(Callback):
         self.history_from = history_from
         self.folder: Path | None = None
         self._csv: CSVLogger | None = None
+        self.first_epoch: int | None = None  # the number of the first epoch fit trains (a resumed run's is k + 1)
+        self.finished = 0  # the epochs that finished
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.folder = output_dir(self.requested, self.model_name)
@@ -358,6 +414,11 @@ class RunOutput(Callback):
         self._csv = CSVLogger(csv, append=previous is not None)
         self._csv.on_train_begin(logs)
 
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         assert self._csv is not None, "on_train_begin comes first"
         self._csv.on_epoch_end(epoch, logs)
+        self.finished += 1

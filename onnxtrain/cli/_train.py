@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onnxtrain.cli._config_model import build_model, compile_settings
-from onnxtrain.cli._data import DatasetLoader, RunData, load_compiled, load_run_data
+from onnxtrain.cli._data import DatasetLoader, RunData, load_compiled, load_run_data, refuse_several_outputs
 from onnxtrain.cli._run_config import (
+    DEFAULT_BATCH_SIZE,
     HISTORY_FILE,
     RUN_FILE,
     RunOutput,
@@ -100,6 +101,8 @@ def _train(args: argparse.Namespace) -> int:
         config, base = example_config(args.example), Path.cwd()
     else:
         config, base = read_config(args.config), Path(args.config).resolve().parent
+    if args.seed is not None and args.seed < 0:  # argparse's int takes -3; Sequential's message names no option
+        raise InvalidArgumentError(f"--seed expects a non-negative integer. Received: --seed {args.seed}")
     for key in ("epochs", "batch_size", "seed"):
         if getattr(args, key) is not None:
             config[key] = getattr(args, key)
@@ -109,20 +112,32 @@ def _train(args: argparse.Namespace) -> int:
     data = dict(config.get("data") or {})
     datasets = load_run_data(data, base)
     model = build_model(config)
+    validation_split = config.get("validation_split", 0.0)
     with model:
         model.compile(**compile_settings(config))
         return _fit_and_save(
             args,
             model,
             datasets,
-            f"Training {model.name} (seed {model.seed}) on {len(datasets.train)} examples",
+            f"Training {model.name} (seed {model.seed}) on {_examples(datasets, validation_split)}",
             epochs=config.get("epochs", 1),
             batch_size=config.get("batch_size", 32),
-            validation_split=config.get("validation_split", 0.0),
+            validation_split=validation_split,
             sources=_data_sources(data),
-            record=run_record(config, base),
+            # The seed drawn for a config without one, so that training from run.json again is the same run.
+            record=run_record({**config, "seed": model.seed}, base),
             history_from=None,
         )
+
+
+def _examples(datasets: RunData, validation_split: float) -> str:
+    """The examples fit trains on once `validation_split` is held out (fit's rule: the last round(n * split)),
+    as the headline says it: "160 examples (40 held out for validation)"."""
+    total = len(datasets.train)
+    held_out = round(total * validation_split) if validation_split else 0
+    if not held_out or held_out >= total:  # fit refuses such a split before the headline is printed
+        return f"{total} examples"
+    return f"{total - held_out} examples ({held_out} held out for validation)"
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -145,6 +160,7 @@ def _resume(args: argparse.Namespace) -> int:
             f"'{args.resume}' holds a model saved before compile(): --resume needs its optimizer and loss. Train "
             "it from a run config instead."
         )
+    refuse_several_outputs(saved, args.resume, "train --resume", "fit")
     record = run.record or {}
     data = dict(record.get("data") or {})
     sources = _data_sources(data)
@@ -157,8 +173,17 @@ def _resume(args: argparse.Namespace) -> int:
         )
     if args.output and world_rank() == 0:
         check_output(Path(args.output), args.overwrite)
-    datasets = load_run_data(data, run.directory.parent)  # where run.json is; its paths are absolute anyway
-    batch_size = args.batch_size or record.get("batch_size", 32)
+    names = {"train": "--data"} if args.data is not None else None
+    datasets = load_run_data(data, run.directory.parent, names)  # where run.json is; its paths are absolute anyway
+    batch_size = args.batch_size or record.get("batch_size", DEFAULT_BATCH_SIZE)
+    # A model saved by model.save() records no batch size (fit's argument): say which one trains on.
+    batch_note = (
+        f" (batch size {DEFAULT_BATCH_SIZE}: no {RUN_FILE} records the one it was trained with; pass "
+        "--batch-size N to choose)"
+        if args.batch_size is None and "batch_size" not in record
+        else ""
+    )
+    validation_split = record.get("validation_split", 0.0)
     model = load_compiled(run.directory, None, "train", resume=True)
     with model:
         if not saved.get("optimizer_state_saved"):
@@ -172,13 +197,19 @@ def _resume(args: argparse.Namespace) -> int:
             model,
             datasets,
             f"Resuming {model.name} (seed {model.seed}) after {trained} epoch{'' if trained == 1 else 's'}: "
-            f"{args.epochs} more on {len(datasets.train)} examples",
+            f"{args.epochs} more on {_examples(datasets, validation_split)}{batch_note}",
             epochs=args.epochs,
             batch_size=batch_size,
-            validation_split=record.get("validation_split", 0.0),
+            validation_split=validation_split,
             sources=sources,
             # A config that trains this model from scratch: the same epochs in all (none without the run's layers).
-            record={**record, "data": data, "epochs": trained + args.epochs, "batch_size": batch_size}
+            record={
+                **{k: v for k, v in record.items() if k != "interrupted"},
+                "data": data,
+                "epochs": trained + args.epochs,
+                "batch_size": batch_size,
+                "seed": model.seed,
+            }
             if run.record is not None
             else None,
             history_from=run.history,
@@ -213,7 +244,7 @@ def _fit_and_save(
         return 0
     run = RunOutput(args.output, model.name, headline, history_from)
     try:
-        history = model.fit(
+        model.fit(
             datasets.train,
             epochs=epochs,
             batch_size=batch_size,
@@ -226,26 +257,90 @@ def _fit_and_save(
         if run.folder is not None:
             raise
         raise _naming_the_data(e, sources) from e
+    except KeyboardInterrupt:
+        if run.folder is None:  # before training began (main says "interrupted")
+            raise
+        if run.finished == 0:  # (an epoch whose training ended but not its on_epoch_end counts as unfinished)
+            print(
+                f"onnxtrain {args.command}: interrupted in epoch {run.first_epoch} before it finished: nothing was "
+                "saved",
+                file=sys.stderr,
+            )
+            return 130
+        return _save_interrupted(args, model, run, record, epochs)
     assert run.folder is not None, "fit calls on_train_begin"
-    output = run.folder
-    model_dir, csv_path, png_path = output / "model", output / HISTORY_FILE, output / "curves.png"
     if datasets.test is not None:
         result = model.evaluate(datasets.test, batch_size=batch_size)
         print(f"Test ({len(datasets.test)} examples): {result}")
-    model.save(model_dir, writing_mode=writing_mode(args), save_optimizer_state=True)
-    written = [("model", f"{model_dir}/")]
+    written: list[tuple[str, str]] = []
+    _save_model(args, model, run.folder, written)
+    _write_record_and_curves(run.folder, record, written)
+    _print_written(written)
+    return 0
+
+
+def _save_model(args: argparse.Namespace, model: Sequential, output: Path, written: list[tuple[str, str]]) -> None:
+    """Write model/ with the optimizer state (so that --resume continues exactly) into `output`."""
+    model.save(output / "model", writing_mode=writing_mode(args), save_optimizer_state=True)
+    written.append(("model", f"{output / 'model'}/"))
+
+
+def _write_record_and_curves(output: Path, record: dict[str, Any] | None, written: list[tuple[str, str]]) -> None:
+    """Write run.json (`record`) and curves.png (from history.csv: a resumed run's curves are those of the whole
+    run) into `output`, adding to `written` as each is written."""
+    csv_path, png_path = output / HISTORY_FILE, output / "curves.png"
     if record is not None:
         write_atomically(output / RUN_FILE, (json.dumps(record, indent=2) + "\n").encode())
         written.append(("config", str(output / RUN_FILE)))
     written.append(("history", str(csv_path)))
-    if history_from is not None:  # the curves of the whole run, not only of the epochs added
-        history = History.from_csv(csv_path)
     try:
-        history.plot(png_path)
+        History.from_csv(csv_path).plot(png_path)
         written.append(("curves", str(png_path)))
     except ImportError as e:
         print(f"onnxtrain train: curves skipped: {e}", file=sys.stderr)
+
+
+def _print_written(written: list[tuple[str, str]]) -> None:
     print("Wrote:")
     for label, path in written:
         print(f"  {label:<8} {path}")
-    return 0
+
+
+def _save_interrupted(
+    args: argparse.Namespace, model: Sequential, run: RunOutput, record: dict[str, Any] | None, epochs: int
+) -> int:
+    """After Ctrl-C in fit: save what was trained as a finished run does, so that `train --resume` continues it.
+    fit keeps the weights of the last completed step; the interrupted epoch does not count. Returns 130."""
+    assert run.folder is not None and run.first_epoch is not None, "fit called on_train_begin and on_epoch_begin"
+    output, target = run.folder, run.first_epoch - 1 + epochs
+    print(f"Interrupted in epoch {run.first_epoch + run.finished} of {target}; saving what was trained", flush=True)
+    written: list[tuple[str, str]] = []
+    done = run.first_epoch - 1 + run.finished
+    try:
+        _save_model(args, model, output, written)
+        # What the model counts (an epoch interrupted in its validation counts, though history.csv lacks it).
+        done = read_saved_config(output / "model" / CONFIG_FILE).get("epochs_trained", done)
+        if record is not None:  # a config that trains this model from scratch: the epochs it has trained
+            record = {**record, "epochs": done, "interrupted": f"after epoch {done} of {target}"}
+        _write_record_and_curves(output, record, written)
+    except (KeyboardInterrupt, OnnxtrainError, OSError, ValueError) as e:
+        cause = "again while saving" if isinstance(e, KeyboardInterrupt) else f"saving failed ({e})"
+        kept = [path for label, path in written if label in ("model", "config")]
+        saved = (
+            f"only {' and '.join(kept)} {'was' if len(kept) == 1 else 'were'} saved" if kept else "nothing was saved"
+        )
+        print(
+            f"onnxtrain {args.command}: interrupted after epoch {done} of {target}, and {cause}: {saved} "
+            f"({output / HISTORY_FILE} holds the finished epochs)",
+            file=sys.stderr,
+        )
+        return 130
+    _print_written(written)
+    counted = f"{done} epoch{' counts' if done == 1 else 's count'} as trained"
+    print(
+        f"onnxtrain {args.command}: interrupted after epoch {done} of {target}; saved the model (the weights of its "
+        f"last step; {counted}) to {output}/model: onnxtrain train --resume {output} --epochs "
+        f"{max(target - done, 1)}{'' if record is not None else ' --data DATA'} continues it",
+        file=sys.stderr,
+    )
+    return 130
