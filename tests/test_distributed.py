@@ -946,8 +946,8 @@ def test_train_with_two_workers_writes_the_run_of_one_process(tmp_path: Path) ->
     assert "error in process 0" in failed.stderr, _outcome(failed)
     # once: not again as "onnxtrain train: error: ..." from the same process
     assert [line for line in failed.stderr.splitlines() if "error" in line] == [
-        f"onnxtrain train: error in process 0: '{Path('two') / 'model'}' already exists. Pass --overwrite or "
-        "another --output."
+        f"onnxtrain train: error in process 0: '{Path('two') / 'model'}' already exists. Pass --overwrite to "
+        "replace it, or another --output."
     ], _outcome(failed)
     # An error that every process raises alike, at the same call (a batch smaller than the world): process 0
     # reports it, once, and no process aborts the job.

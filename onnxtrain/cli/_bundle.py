@@ -4,42 +4,18 @@ trains from in a browser or Node.js."""
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from onnxtrain.cli._data import LISTED_ENTRIES, SAVED_MODEL, load_compiled, saved_model_dir
+from onnxtrain.cli._data import SAVED_MODEL, load_compiled, saved_model_dir
+from onnxtrain.cli._run_config import check_replaceable
 from onnxtrain.cli._train import writing_mode
-from onnxtrain.errors import InvalidArgumentError, ModelExistsError, listing
-from onnxtrain.saving import unreplaceable_entries
 
 
 def check_bundle_output(out: Path, overwrite: bool) -> None:
-    """Refuse an OUT_DIR that the bundle's save would refuse, naming the command's --overwrite rather than the
-    Python API's writing_mode, before anything is loaded.
-
-    Raises:
-        InvalidArgumentError: OUT_DIR exists without --overwrite, or is a file.
-        ModelExistsError: OUT_DIR holds entries that are not files of a training bundle.
-        OSError: OUT_DIR cannot be listed.
-    """
+    """Refuse an OUT_DIR that the bundle's save would refuse, before anything is loaded (`check_replaceable`)."""
     from onnxtrain.bundle import BUNDLE_FILES
 
-    if not os.path.lexists(out):
-        return
-    if not overwrite:
-        raise InvalidArgumentError(f"'{out}' already exists. Pass --overwrite to replace it, or another OUT_DIR.")
-    if not out.is_dir():
-        raise InvalidArgumentError(
-            f"'{out}' is a file, not a bundle folder; --overwrite replaces only a folder that holds a bundle. Move "
-            "it, or pass another OUT_DIR."
-        )
-    foreign = unreplaceable_entries(out, BUNDLE_FILES)
-    if foreign:
-        raise ModelExistsError(
-            f"--overwrite replaces '{out}' only when it holds nothing but a training bundle "
-            f"({', '.join(sorted(BUNDLE_FILES))}); it also holds {listing(foreign, LISTED_ENTRIES)}. Move or remove "
-            "those, or pass another OUT_DIR. Nothing was changed."
-        )
+    check_replaceable(out, overwrite, BUNDLE_FILES, "a training bundle", "OUT_DIR", "changed")
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:

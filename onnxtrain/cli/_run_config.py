@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 import tomllib
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -371,22 +372,36 @@ def check_output(output: Path, overwrite: bool) -> None:
     """
     if output.exists() and not output.is_dir():
         raise InvalidArgumentError(f"--output expects a folder. Received: '{output}', which is a file")
-    model_dir = output / "model"
-    if not os.path.lexists(model_dir):
+    check_replaceable(output / "model", overwrite, SAVED_FILES, "a saved model", "--output", "trained or changed")
+
+
+def check_replaceable(
+    folder: Path, overwrite: bool, files: Collection[str], holding: str, other: str, untouched: str
+) -> None:
+    """Refuse a `folder` that a save of `files` (`holding`: "a saved model") would refuse, in the command line's
+    words: --overwrite rather than the Python API's writing_mode, and `other` (the option naming another place).
+    `untouched` ends the last message ("Nothing was <untouched>.").
+
+    Raises:
+        InvalidArgumentError: `folder` exists without --overwrite, or is not a folder.
+        ModelExistsError: `folder` holds entries that are not among `files`.
+        OSError: `folder` cannot be listed.
+    """
+    if not os.path.lexists(folder):
         return
     if not overwrite:
-        raise InvalidArgumentError(f"'{model_dir}' already exists. Pass --overwrite or another --output.")
-    if not model_dir.is_dir():
+        raise InvalidArgumentError(f"'{folder}' already exists. Pass --overwrite to replace it, or another {other}.")
+    if not folder.is_dir():
         raise InvalidArgumentError(
-            f"'{model_dir}' is a file, not a saved model folder; --overwrite replaces only a folder that a save "
-            "wrote. Move it, or pass another --output."
+            f"'{folder}' is a file, not a folder of {holding}; --overwrite replaces only such a folder. Move it, or "
+            f"pass another {other}."
         )
-    foreign = unreplaceable_entries(model_dir, SAVED_FILES)
+    foreign = unreplaceable_entries(folder, files)
     if foreign:
         raise ModelExistsError(
-            f"--overwrite replaces '{model_dir}' only when it holds nothing but a saved model "
-            f"({', '.join(sorted(SAVED_FILES))}); it also holds {listing(foreign, LISTED_ENTRIES)}. Move or "
-            "remove those, or pass another --output. Nothing was trained or changed."
+            f"--overwrite replaces '{folder}' only when it holds nothing but {holding} "
+            f"({', '.join(sorted(files))}); it also holds {listing(foreign, LISTED_ENTRIES)}. Move or remove those, "
+            f"or pass another {other}. Nothing was {untouched}."
         )
 
 
