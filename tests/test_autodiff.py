@@ -325,6 +325,7 @@ def test_every_loss_gets_the_portable_engine_s_gradients(loss):
     compare_with_the_portable_engine(small_model("tanh", last), losses.get(loss), labels.astype(np.float32))
 
 
+@pytest.mark.slow  # a fresh interpreter: ~1 s
 def test_the_rules_table_is_filled_on_import() -> None:
     """`onnxtrain.autodiff.RULES` is the whole table from the import on (docs/autodiff.md), in a fresh interpreter."""
     code = "import onnxtrain.autodiff as a; print(len(a.RULES), ('', 'Relu') in a.RULES, ('', 'Gemm') in a.RULES)"

@@ -474,6 +474,7 @@ def test_an_integer_input_exports_with_its_type_and_onnx_runtime_on_ids_equals_p
         np.testing.assert_allclose(exported.predict_softly(TOKEN_IDS.astype(np.uint8)), expected, rtol=1e-6)
 
 
+@pytest.mark.slow  # a 2**24 + 2-row table: ~3 s
 def test_ids_past_float32s_integers_reach_the_table_exactly():
     """Ids above 2**24 stay integers from the array to Gather (float32 would read row 2**24 for 2**24 + 1)."""
     big = 2**24 + 2
