@@ -228,6 +228,12 @@ def _node_workdir() -> Path:
     return workdir
 
 
+def _predict_mjs(workdir: Path, model: Path, images: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """examples/node/predict.mjs (copied into `workdir` by `_node_workdir`) on `model` and the .npy `images`."""
+    command = ["node", str(workdir / "predict.mjs"), str(model), str(images), *options]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=120)
+
+
 def _first_test_images(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train x, train y, test x) from the real Fashion-MNIST when it is on this machine, else synthetic."""
     from onnxtrain.datasets import fashion_mnist
@@ -253,13 +259,7 @@ def test_node_predictions_are_identical_to_python(tmp_path):
         model.export(tmp_path / "model.onnx")
     np.save(tmp_path / "images.npy", images)
     python = InferenceModel.load(tmp_path / "model.onnx")
-    done = subprocess.run(
-        ["node", str(workdir / "predict.mjs"), str(tmp_path / "model.onnx"), str(tmp_path / "images.npy")],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _predict_mjs(workdir, tmp_path / "model.onnx", tmp_path / "images.npy")
     assert done.returncode == 0, done.stderr
     node = json.loads(done.stdout)
     assert (node["inputs"], node["outputs"]) == (["input"], ["logits", "probabilities"])
@@ -276,20 +276,7 @@ def test_node_example_reads_uint8_pixels_with_the_input_scale(tmp_path):
         model.export(tmp_path / "model.onnx")
         expected = model.predict(pixels).tolist()
     np.save(tmp_path / "pixels.npy", pixels)
-    done = subprocess.run(
-        [
-            "node",
-            str(workdir / "predict.mjs"),
-            str(tmp_path / "model.onnx"),
-            str(tmp_path / "pixels.npy"),
-            "--input-scale",
-            repr(1 / 255),
-        ],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _predict_mjs(workdir, tmp_path / "model.onnx", tmp_path / "pixels.npy", "--input-scale", repr(1 / 255))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["predictions"] == expected
 
@@ -306,13 +293,7 @@ def test_node_example_takes_the_input_scale_of_uint8_pixels_from_the_model(tmp_p
         model.export(tmp_path / "model.onnx")
         expected = model.predict_softly(pixels)
     np.save(tmp_path / "pixels.npy", pixels)
-    done = subprocess.run(
-        ["node", str(workdir / "predict.mjs"), str(tmp_path / "model.onnx"), str(tmp_path / "pixels.npy")],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _predict_mjs(workdir, tmp_path / "model.onnx", tmp_path / "pixels.npy")
     assert done.returncode == 0, done.stderr
     np.testing.assert_allclose(np.array(json.loads(done.stdout)["probabilities"]), expected, rtol=0, atol=1e-6)
 
@@ -325,13 +306,7 @@ def test_node_example_refuses_uint8_pixels_without_any_input_scale(tmp_path):
     del proto.metadata_props[:]  # an ONNX file from elsewhere: no input_scale metadata
     onnx.save(proto, str(tmp_path / "foreign.onnx"))
     np.save(tmp_path / "pixels.npy", np.zeros((2, 4, 4, 1), np.uint8))
-    done = subprocess.run(
-        ["node", str(workdir / "predict.mjs"), str(tmp_path / "foreign.onnx"), str(tmp_path / "pixels.npy")],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _predict_mjs(workdir, tmp_path / "foreign.onnx", tmp_path / "pixels.npy")
     assert done.returncode == 1
     assert re.search(r"uint8 pixels need --input-scale: .*foreign\.onnx has no input_scale metadata", done.stderr)
 
@@ -497,20 +472,9 @@ def test_node_example_feeds_int64_token_ids(tmp_path):
         model.export(tmp_path / "model.onnx")
         expected = model.predict_softly(TOKEN_IDS)
     np.save(tmp_path / "ids.npy", TOKEN_IDS.astype(np.int64))
-    done = subprocess.run(
-        ["node", str(workdir / "predict.mjs"), str(tmp_path / "model.onnx"), str(tmp_path / "ids.npy")],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _predict_mjs(workdir, tmp_path / "model.onnx", tmp_path / "ids.npy")
     assert done.returncode == 0, done.stderr
     np.testing.assert_allclose(np.array(json.loads(done.stdout)["probabilities"]), expected, rtol=0, atol=1e-6)
-
-
-def _predict_mjs(workdir: Path, model: Path, images: Path) -> subprocess.CompletedProcess[str]:
-    command = ["node", str(workdir / "predict.mjs"), str(model), str(images)]
-    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=120)
 
 
 def test_an_export_names_its_token_id_inputs_in_its_metadata(tmp_path):
