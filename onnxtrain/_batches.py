@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain._token_ids import TokenIds
-from onnxtrain.arrays import InputArrays, prepare_inputs
+from onnxtrain.arrays import InputArrays, InputSpec, prepare_inputs
 from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.layers import Shape
@@ -34,19 +33,17 @@ class Batches:
 def read_batches(
     data: Any,
     argument: str,
-    inputs: Sequence[tuple[str, Shape]],
+    inputs: Sequence[InputSpec],
     several_outputs: bool,
     loss: Loss,
     output_shape: Shape,
     input_scale: float,
-    token_ids: Sequence[TokenIds | None] | None = None,
-    dtypes: Sequence[Any] | None = None,
 ) -> Batches:
-    """`data` (the argument named `argument`) as a model of `inputs` (name, per-example shape) and `output_shape`
+    """`data` (the argument named `argument`) as a model of `inputs` (`arrays.input_specs`) and `output_shape`
     reads it, its labels checked by `loss`. Integers without a scale of their own take `input_scale`, for a
-    Dataset as for an (x, y) pair, so both give the same numbers; float32 x is not copied. The inputs that feed
-    Embedding layers (`token_ids`, one entry per input) are checked once here, not per batch; each input's
-    arrays take its dtype (`dtypes`, float32 when not given): integer inputs stay integers, unscaled.
+    Dataset as for an (x, y) pair, so both give the same numbers; float32 x is not copied. The token ids of the
+    inputs that feed Embedding layers are checked once here, not per batch; each input's arrays take its dtype:
+    integer inputs stay integers, unscaled.
 
     Raises:
         InvalidTypeError: a model of several inputs or outputs was given anything but an (x, y) pair.
@@ -58,7 +55,7 @@ def read_batches(
             several = "inputs" if len(inputs) > 1 else "outputs"
             raise InvalidTypeError(
                 f"{argument} for a model of several {several} expects an (x, y) tuple, or x and y, with x a list "
-                f"of arrays or a dict {{input name: array}} ({[name for name, _ in inputs]}) for several "
+                f"of arrays or a dict {{input name: array}} ({[spec.name for spec in inputs]}) for several "
                 f"inputs, y one array per output for several outputs. Received: {type(data).__name__}"
             )
         raw_x, raw_y, class_names, data_scale = data[0], data[1], None, None
@@ -67,7 +64,7 @@ def read_batches(
         raw_x, raw_y = dataset.x, dataset.y
         class_names = tuple(dataset.class_names) if dataset.class_names else None
         data_scale = dataset.input_scale
-    x, _ = prepare_inputs(raw_x, inputs, input_scale, f"{argument}.x", token_ids=token_ids, dtypes=dtypes)
+    x, _ = prepare_inputs(raw_x, inputs, input_scale, f"{argument}.x")
     y = loss.prepare_labels(raw_y, output_shape, f"{argument}.y")
     if len(y) != len(x):
         raise InvalidArgumentError(

@@ -12,8 +12,7 @@ from onnxtrain import emit
 from onnxtrain._batches import batch_arrays
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, create_session, session_options
-from onnxtrain._token_ids import token_id_inputs
-from onnxtrain.arrays import prepare_inputs
+from onnxtrain.arrays import input_specs, prepare_inputs
 from onnxtrain.datasets import Dataset
 from onnxtrain.functional import Functional
 
@@ -46,10 +45,7 @@ class Predictor:
         self.device = device
         self.threads = threads
         self._flush = flush
-        # (graph input name, per-example shape) of each model input, in order
-        self._inputs = [(str(x.name), x.shape) for x in model.graph.inputs]
-        self._token_ids = token_id_inputs(model.graph)
-        self._dtypes = [x.dtype for x in model.graph.inputs]
+        self._inputs = input_specs(model.graph)  # name, shape, dtype and token ids of each model input, in order
         self._input_names = emit.input_names(model.graph)
         self._output_names = emit.output_names(model.graph)
         self._session: Any = None
@@ -58,9 +54,7 @@ class Predictor:
         """Every model output for `x`, in the model's output order, and whether `x` was a single example."""
         if isinstance(x, Dataset):
             x = x.x
-        x, single = prepare_inputs(
-            x, self._inputs, self.model.input_scale, "x", True, token_ids=self._token_ids, dtypes=self._dtypes
-        )
+        x, single = prepare_inputs(x, self._inputs, self.model.input_scale, "x", allow_single=True)
         session = self.session()
         with self._flush.active():
             batches = [

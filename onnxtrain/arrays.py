@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from onnxtrain._checks import as_real
-from onnxtrain._token_ids import TokenIds, check_token_ids
+from onnxtrain._token_ids import TokenIds, check_token_ids, token_id_inputs
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from onnxtrain.layers import Shape, format_shape
+
+if TYPE_CHECKING:
+    from onnxtrain.functional import Functional
 
 
 def prepare_x(
@@ -204,19 +207,33 @@ class InputArrays:
         return InputArrays([array[rows] for array in self.arrays])
 
 
+class InputSpec(NamedTuple):
+    """What one model input reads: its graph input's name, per-example shape and dtype, and the ids of the
+    Embedding layers it feeds (`_token_ids.token_id_inputs`; None when it feeds none)."""
+
+    name: str
+    shape: Shape
+    dtype: np.dtype = np.dtype(np.float32)
+    token_ids: TokenIds | None = None
+
+
+def input_specs(graph: Functional) -> list[InputSpec]:
+    """The InputSpec of each input of `graph`, in order: what fit, evaluate and predict check arrays against."""
+    return [
+        InputSpec(str(x.name), x.shape, np.dtype(x.dtype), ids)
+        for x, ids in zip(graph.inputs, token_id_inputs(graph), strict=True)
+    ]
+
+
 def prepare_inputs(
     x: Any,
-    inputs: Sequence[tuple[str, Shape]],
+    inputs: Sequence[InputSpec],
     input_scale: float = 1.0,
     argument: str = "x",
     allow_single: bool = False,
-    token_ids: Sequence[TokenIds | None] | None = None,
-    dtypes: Sequence[Any] | None = None,
 ) -> tuple[np.ndarray | InputArrays, bool]:
-    """`prepare_x` for a model whose `inputs` are (name, shape) pairs: one input reads an array; several read a
-    list or tuple of arrays in the inputs' order, or a dict {input name: array} (Keras' two ways). `token_ids`
-    and `dtypes` (each Input's, float32 when not given), when given, hold one entry per input
-    (`_token_ids.token_id_inputs`, `input_dtypes`).
+    """`prepare_x` for a model of `inputs` (`input_specs`): one input reads an array; several read a list or tuple
+    of arrays in the inputs' order, or a dict {input name: array} (Keras' two ways).
 
     Returns (the array, or the InputArrays of several inputs; whether `x` was a single example).
 
@@ -225,11 +242,10 @@ def prepare_inputs(
         InvalidArgumentError: the wrong number of arrays, names other than the inputs', or arrays of different lengths.
         The errors of `prepare_x`, naming the input (`x['image']`).
     """
-    ids = list(token_ids) if token_ids is not None else [None] * len(inputs)
-    types = list(dtypes) if dtypes is not None else [np.float32] * len(inputs)
     if len(inputs) == 1:
-        return prepare_x(x, inputs[0][1], input_scale, argument, allow_single, ids[0], types[0])
-    names = [name for name, _ in inputs]
+        spec = inputs[0]
+        return prepare_x(x, spec.shape, input_scale, argument, allow_single, spec.token_ids, spec.dtype)
+    names = [spec.name for spec in inputs]
     if isinstance(x, dict):
         if set(x) != set(names):
             raise InvalidArgumentError(
@@ -245,8 +261,10 @@ def prepare_inputs(
             f"or a dict {{name: array}}. Received: {received}"
         )
     prepared = [
-        prepare_x(value, shape, input_scale, f"{argument}[{name!r}]", allow_single, input_ids, dtype)
-        for value, (name, shape), input_ids, dtype in zip(given, inputs, ids, types, strict=True)
+        prepare_x(
+            value, spec.shape, input_scale, f"{argument}[{spec.name!r}]", allow_single, spec.token_ids, spec.dtype
+        )
+        for value, spec in zip(given, inputs, strict=True)
     ]
     arrays, singles = [array for array, _ in prepared], {single for _, single in prepared}
     lengths = {name: len(array) for name, array in zip(names, arrays, strict=True)}

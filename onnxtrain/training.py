@@ -39,7 +39,7 @@ from onnxtrain._evaluation import BatchFigures, evaluate_batches, log_key
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._prediction import Predictor
 from onnxtrain._runtime import Device, resolve_device
-from onnxtrain._token_ids import token_id_inputs
+from onnxtrain.arrays import input_specs
 from onnxtrain.callbacks import CallbackList, CallbackModel
 from onnxtrain.distributed._communicator import Communicator, local_rows
 from onnxtrain.distributed._reduce import all_reduce_sums
@@ -131,9 +131,7 @@ class Trainer:
         self._flush = FlushToZero()
         self._predictor = Predictor(model, device, threads, self._flush)
         # (graph input name, per-example shape) of each model input, in order
-        self._inputs = [(str(x.name), x.shape) for x in model.graph.inputs]
-        self._token_ids = token_id_inputs(model.graph)  # what the inputs that feed Embedding layers accept
-        self._dtypes = [x.dtype for x in model.graph.inputs]  # integer inputs are fed as integers, unscaled
+        self._inputs = input_specs(model.graph)  # name, shape, dtype and token ids of each model input, in order
         # A model of several outputs: each output's loss, weight and metrics (None for one output)
         self._outputs = compiled.loss if isinstance(compiled.loss, OutputLosses) else None
         self._figures = BatchFigures(compiled.metrics, compiled.loss, self._outputs)
@@ -192,9 +190,7 @@ class Trainer:
         scale = self.model.input_scale if input_scale is None else input_scale
         several_outputs = self._outputs is not None
         loss, output_shape = self.compiled.loss, self.model.output_shape
-        return read_batches(
-            data, argument, self._inputs, several_outputs, loss, output_shape, scale, self._token_ids, self._dtypes
-        )
+        return read_batches(data, argument, self._inputs, several_outputs, loss, output_shape, scale)
 
     def _scale_after(self, train: Batches) -> float:
         """The input scale the model will read inputs with once `fit` adopts `train` (see `_adopt`)."""
