@@ -219,6 +219,22 @@ BAD_ARGUMENTS = [
         "TypeError",
         r"^x expects numbers. Received: x\[0, 2\]=\"0.3\"$",
     ),
+    (
+        "t.step([0.1, NaN, 0, 0, 0, 0, 0, 0], [0, 1])",
+        "RangeError",
+        r"^x expects finite values. Received: x\[0, 1\]=NaN$",
+    ),
+    (
+        "t.evaluate(new Float32Array([0, 0, 0, 0, 0, 0, -Infinity, 0]), [0, 1])",
+        "RangeError",
+        r"^x expects finite values. Received: x\[1, 2\]=-Infinity$",
+    ),
+    (
+        "t.step(new Float64Array([0, 0, 0, 1e39, 0, 0, 0, 0]), [0, 1])",
+        "RangeError",
+        r"^x expects values within float32's range \(\|x\| <= 3.4e38\), which the model computes in. "
+        r"Received: x\[0, 3\]=1e\+39$",
+    ),
     ("t.step(new Float32Array(7), [0, 1])", "RangeError", r"^x expects a multiple of 4 values: .* Received: 7 values$"),
     ("t.step(x, [0, 1, 2])", "RangeError", r"^labels expects 2 values \(shape \[2\]\); received 3$"),
     (

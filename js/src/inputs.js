@@ -103,6 +103,7 @@ export function inputData(values, spec, inputScale, argument) {
     data = integerData(values, spec, argument, shape);
   } else if (spec.dtype === "float32") {
     data = ids !== null ? Float32Array.from(values, Number) : floatData(values, inputScale);
+    checkFinite(data, values, inputScale, argument, shape);
   } else {
     throw new TypeError(`input '${spec.name}' has dtype ${spec.dtype}; this version reads float32, int64 and int32 inputs`);
   }
@@ -121,6 +122,27 @@ function checkElements(values, argument, shape, bigints) {
       );
     }
   }
+}
+
+/**
+ * Refuse NaN and infinities, and values that float32 (the model's arithmetic) cannot hold: Python's
+ * onnxtrain.arrays rule and messages. One pass over the converted data, usually finding nothing.
+ */
+function checkFinite(data, values, inputScale, argument, shape) {
+  let i = 0;
+  while (i < data.length && Number.isFinite(data[i])) i++;
+  if (i === data.length) return;
+  const given = values[i];
+  const where = `${argument}[${position(i, shape)}]=${describe(given)}`;
+  if (Number.isFinite(Number(given))) {
+    const integers = !(values instanceof Float32Array || values instanceof Float64Array || Array.isArray(values));
+    const scaled = integers && inputScale !== 1 ? ` times input_scale=${inputScale}` : "";
+    throw new RangeError(
+      `${argument} expects values within float32's range (|x| <= 3.4e38), which the model computes in. ` +
+        `Received: ${where}${scaled}`,
+    );
+  }
+  throw new RangeError(`${argument} expects finite values. Received: ${where}`);
 }
 
 /** Float values as they are; integer arrays scaled as Python's arrays.scale_integers scales them. */
