@@ -62,7 +62,7 @@ def main() -> None:
         loss, accuracy = model.evaluate(test, batch_size=100)
         print(f"Test accuracy: {accuracy:.4f} (loss {loss:.4f})")
         saved = model.save(args.output / "model", writing_mode=WritingMode.OVERRIDE)
-        exported = model.export(args.output / "residual_cnn.onnx")
+        exported = model.export(args.output / "residual_cnn.onnx", writing_mode=WritingMode.OVERRIDE)
         print(f"Saved {saved}; exported {exported}")
 
 
