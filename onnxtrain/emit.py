@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import onnx
 
-from onnxtrain import activations
+from onnxtrain import activations, losses
 from onnxtrain.errors import PortableEngineOnlyError, UnsupportedError
 from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers import Activation, Dense, Layer, Shape
 from onnxtrain.layers import Softmax as SoftmaxLayer
 from onnxtrain.layers._layer import SymbolicTensor
-from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
+from onnxtrain.losses import Loss, Losses, SoftmaxCrossEntropyWithLogits
 from onnxtrain.multi_output import OutputLosses, pack_outputs, packed_width
 
 INPUT_NAME = "input"
@@ -168,7 +168,7 @@ def emit_forward(
 
 def loss_model(
     layers: ModelGraph,
-    loss: Loss,
+    loss: Loss | Losses | str,
     opset: int = DEFAULT_OPSET,
     ir_version: int = DEFAULT_IR_VERSION,
     training: bool = False,
@@ -176,14 +176,16 @@ def loss_model(
     """Forward pass + loss. Inputs: `input` (or one per Input, `input_names`), `labels`. Outputs: `loss` (first:
     where backpropagation starts), `logits`.
 
-    Parameters are initializers; a training engine decides which of them are trainable. `training=True` emits the
-    layers' training graph (a generic training engine's forward).
+    `loss` is what `compile` takes: a Loss, a `Losses` member or a name. Parameters are initializers; a training
+    engine decides which of them are trainable. `training=True` emits the layers' training graph (a generic
+    training engine's forward).
 
     Raises:
         UnsupportedError: with `training`, a layer updates state in each step (BatchNormalization's moving
             statistics), which this graph has no output for, or draws per-step random numbers (Dropout), for
             which it has no step counter.
     """
+    loss = loss if isinstance(loss, Loss) else losses.get(loss)
     graph = as_graph(layers)
     shape = output_shape(graph)
     builder = GraphBuilder(opset, ir_version, training=training)

@@ -99,6 +99,15 @@ def test_the_gradients_of_several_consumers_are_summed_by_one_sum():
     np.testing.assert_allclose(run(result, {"x": x})["x_grad"], 2 * x + np.exp(x) + 1, rtol=1e-5)
 
 
+def test_loss_model_takes_the_losses_compile_takes():
+    model = mlp()
+    made = [
+        emit.loss_model(model.layers, loss)
+        for loss in (SCE, losses.Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, "softmax_cross_entropy_with_logits")
+    ]
+    assert made[0] == made[1] == made[2]
+
+
 def test_frozen_and_unreachable_parts_are_not_differentiated():
     # y = relu(x @ w1) @ w2; only w2 trains, so nothing flows into the first layer; `unused` gets zeros.
     model = graph(

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from onnxtrain.engine import EngineRequest
 from onnxtrain.portable._engine import PortableEngine
-from onnxtrain.portable._graphs import TrainStepGraph, eval_model, train_step_model
+from onnxtrain.portable._graphs import ParameterInputBuilder, TrainStepGraph, eval_model, train_step_model
 from onnxtrain.portable._optimizers import Slot, UpdateRule, register_update_rule
 
 __all__ = [
+    "ParameterInputBuilder",
     "PortableEngine",
     "Slot",
     "TrainStepGraph",
