@@ -17,6 +17,14 @@ from onnxtrain.layers import Shape
 from onnxtrain.losses import Loss
 
 
+@dataclass(frozen=True)
+class SeparateArrays:
+    """x and y given as two arguments (`fit(x, y)`), not as one dataset argument: messages name them x and y."""
+
+    x: Any
+    y: Any
+
+
 @dataclass
 class Batches:
     """Validated arrays of one dataset argument, and what a `Dataset` says about them."""
@@ -50,6 +58,11 @@ def read_batches(
         InvalidArgumentError: as many labels as examples were not given (and what `prepare_inputs` and the
             loss's `prepare_labels` raise).
     """
+    x_name, y_name = f"{argument}.x", f"{argument}.y"
+    item_names = None
+    if isinstance(data, SeparateArrays):
+        data, x_name, y_name = (data.x, data.y), "x", "y"
+        item_names = (x_name, y_name)
     if len(inputs) > 1 or several_outputs:  # lists or dicts of arrays, not a Dataset's
         if not (isinstance(data, tuple | list) and len(data) == 2) or isinstance(data[0], Dataset):
             several = "inputs" if len(inputs) > 1 else "outputs"
@@ -60,15 +73,16 @@ def read_batches(
             )
         raw_x, raw_y, class_names, data_scale = data[0], data[1], None, None
     else:
-        dataset = as_dataset(data, name=argument)
+        dataset = as_dataset(data, name=argument, item_names=item_names)
         raw_x, raw_y = dataset.x, dataset.y
         class_names = tuple(dataset.class_names) if dataset.class_names else None
         data_scale = dataset.input_scale
-    x, _ = prepare_inputs(raw_x, inputs, input_scale, f"{argument}.x")
-    y = loss.prepare_labels(raw_y, output_shape, f"{argument}.y")
+    x, _ = prepare_inputs(raw_x, inputs, input_scale, x_name)
+    y = loss.prepare_labels(raw_y, output_shape, y_name)
     if len(y) != len(x):
+        given = f"{x_name} and {y_name}" if item_names else argument
         raise InvalidArgumentError(
-            f"{argument} expects as many labels as examples. Received: {len(x)} examples, {len(y)} labels"
+            f"{given} expects as many labels as examples. Received: {len(x)} examples, {len(y)} labels"
         )
     return Batches(x, y, class_names, data_scale)
 

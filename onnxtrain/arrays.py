@@ -96,16 +96,7 @@ def prepare_x(
             x = x.astype(np.float32)
     x = np.ascontiguousarray(x)
     if not _all_finite(x):
-        index = np.unravel_index(int(np.flatnonzero(~np.isfinite(x))[0]), x.shape)
-        value = given[index].item()
-        where = f"{argument}[{', '.join(map(str, index))}]={value!r}"
-        if math.isfinite(value):  # finite as given: beyond float32's range, or scaled beyond it
-            scaled = f" times input_scale={input_scale!r}" if given.dtype.kind in "iub" and input_scale != 1.0 else ""
-            raise InvalidArgumentError(
-                f"{argument} expects values within float32's range (|x| <= 3.4e38), which the model computes in. "
-                f"Received: {where}{scaled}"
-            )
-        raise InvalidArgumentError(f"{argument} expects finite values. Received: {where}")
+        refuse_non_finite(x, given, argument, input_scale)
     if token_ids is not None:
         check_token_ids(x, token_ids, argument)
     return x, single
@@ -174,6 +165,29 @@ def scale_divisor(input_scale: float) -> float | None:
     if not 1 < n <= 2**24:
         return None
     return float(n) if input_scale in (1.0 / n, float(np.float32(1.0 / n))) else None
+
+
+def refuse_non_finite(x: np.ndarray, given: np.ndarray, argument: str, input_scale: float = 1.0) -> None:
+    """Raise for the first value of float32 `x` that is not finite, as `given` (what `x` was converted from:
+    a float64 array, or integers times `input_scale`) holds it: NaN and infinities, or a finite value beyond
+    float32's range. Returns when every value is finite.
+
+    Raises:
+        InvalidArgumentError: naming `argument`, the first offending index and its value as given.
+    """
+    bad = np.flatnonzero(~np.isfinite(x))
+    if not len(bad):
+        return
+    index = np.unravel_index(int(bad[0]), x.shape)
+    value = given[index].item()
+    where = f"{argument}[{', '.join(map(str, index))}]={value!r}"
+    if math.isfinite(value):  # finite as given: beyond float32's range, or scaled beyond it
+        scaled = f" times input_scale={input_scale!r}" if given.dtype.kind in "iub" and input_scale != 1.0 else ""
+        raise InvalidArgumentError(
+            f"{argument} expects values within float32's range (|x| <= 3.4e38), which the model computes in. "
+            f"Received: {where}{scaled}"
+        )
+    raise InvalidArgumentError(f"{argument} expects finite values. Received: {where}")
 
 
 def _all_finite(x: np.ndarray) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from onnxtrain import emit
+from onnxtrain._batches import SeparateArrays
 from onnxtrain._checks import check_bool, check_positive_int
 from onnxtrain._compile_settings import compile_settings
 from onnxtrain._model_base import ModelBase, check_probability_outputs, named_outputs
@@ -364,4 +365,4 @@ def _alias(name: str, value: Any, alias: str, aliased: Any) -> Any:
 def _dataset_arg(dataset: Any, y: Any, argument: str) -> Any:
     if dataset is None:
         raise InvalidArgumentError(f"{argument} is required: pass a Dataset, an (x, y) tuple, or x and y.")
-    return (dataset, y) if y is not None else dataset
+    return SeparateArrays(dataset, y) if y is not None else dataset

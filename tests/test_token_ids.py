@@ -53,11 +53,11 @@ def test_fit_and_evaluate_refuse_bad_ids_before_a_step(ids, where, value):
     x, y = np.array(ids * 2), np.zeros(2 * len(ids), np.int64)
     with embedding_model() as model:
         before = model.get_weights()
-        with pytest.raises(InvalidArgumentError, match=expected("dataset.x", where, value)):
+        with pytest.raises(InvalidArgumentError, match=expected("x", where, value)):
             model.fit(x, y, epochs=1, verbose=0)
         with pytest.raises(InvalidArgumentError, match=expected("dataset.x", where, value)):
             model.fit(Dataset(x, y), epochs=1, verbose=0)
-        with pytest.raises(InvalidArgumentError, match=expected("dataset.x", where, value)):
+        with pytest.raises(InvalidArgumentError, match=expected("x", where, value)):
             model.evaluate(x, y)
         after = model.get_weights()
     assert all(np.array_equal(before[name], after[name]) for name in before)
@@ -78,7 +78,7 @@ def test_fit_refuses_bad_validation_ids_before_the_first_epoch():
 
 def test_validation_split_holds_out_checked_ids():
     x, y = np.array([[1, 2, 3]] * 3 + [[1, 2, 12]]), np.zeros(4, np.int64)
-    with embedding_model() as model, pytest.raises(InvalidArgumentError, match=expected("dataset.x", "3, 2", "12")):
+    with embedding_model() as model, pytest.raises(InvalidArgumentError, match=expected("x", "3, 2", "12")):
         model.fit(x, y, verbose=0, validation_split=0.25)
 
 
@@ -184,11 +184,11 @@ def test_a_model_of_two_inputs_checks_only_the_one_that_feeds_an_embedding():
         bad = np.array([[1, 2, 3], [4, 10, 6]])
         with pytest.raises(InvalidArgumentError, match=expected("x['ids']", "1, 1", "10")):
             model.predict({"ids": bad, "features": features})
-        with pytest.raises(InvalidArgumentError, match=expected("dataset.x['ids']", "1, 1", "10")):
+        with pytest.raises(InvalidArgumentError, match=expected("x['ids']", "1, 1", "10")):
             model.fit([bad, features], y, verbose=0)
         with pytest.raises(InvalidArgumentError, match=expected("validation.x['ids']", "1, 1", "10")):
             model.fit([ids, features], y, verbose=0, validation=([bad, features], y))
-        with pytest.raises(InvalidArgumentError, match=expected("dataset.x['ids']", "1, 1", "10")):
+        with pytest.raises(InvalidArgumentError, match=expected("x['ids']", "1, 1", "10")):
             model.evaluate([bad, features], y)
 
 

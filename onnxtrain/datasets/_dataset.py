@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from onnxtrain._checks import check_bool
-from onnxtrain.arrays import INPUT_SCALE_RANGE, scale_integers, valid_input_scale
+from onnxtrain.arrays import INPUT_SCALE_RANGE, refuse_non_finite, scale_integers, valid_input_scale
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 
 from ._idx import read_idx
@@ -210,12 +210,14 @@ class Dataset:
         return int(index)
 
 
-def as_dataset(data: Any, name: str = "dataset") -> Dataset:
+def as_dataset(data: Any, name: str = "dataset", item_names: tuple[str, str] | None = None) -> Dataset:
     """``data`` as a Dataset: a Dataset is returned as is, an ``(x, y)`` tuple or list is validated.
 
     Args:
         data: a Dataset or an ``(x, y)`` pair of arrays.
         name: the argument's name in error messages, e.g. ``"validation_data"``.
+        item_names: what messages call the pair's arrays (default ``name[0]``, ``name[1]``), e.g. ``("x", "y")``
+            for arrays the user gave as two arguments.
 
     Raises:
         InvalidTypeError: data is neither (an array alone: its labels are missing). Plus the errors of
@@ -231,7 +233,8 @@ def as_dataset(data: Any, name: str = "dataset") -> Dataset:
                 f"{expected} Received: a Dataset and labels of type {type(data[1]).__name__}. A Dataset already "
                 "carries its labels, so y must be None: pass the Dataset alone, e.g. fit(train)."
             )
-        x, y = validate_arrays(data[0], data[1], x_name=f"{name}[0]", y_name=f"{name}[1]")
+        x_name, y_name = item_names or (f"{name}[0]", f"{name}[1]")
+        x, y = validate_arrays(data[0], data[1], x_name=x_name, y_name=y_name)
         return Dataset._trusted(x, y, None)
     if isinstance(data, np.ndarray):
         raise InvalidTypeError(
@@ -249,11 +252,12 @@ def validate_arrays(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Check and convert examples and labels (rules: see Dataset): float x to float32, integer x times
     ``input_scale`` when one is given, else as it is; y to int64 or float32."""
-    x = _as_numeric(x, x_name)
-    y = _as_numeric(y, y_name)
+    x = given_x = _as_numeric(x, x_name)
+    y = given_y = _as_numeric(y, y_name)
+    scale = 1.0
     if x.dtype.kind in "iu":
         if input_scale is not None:
-            x = scale_integers(x, input_scale)
+            x, scale = scale_integers(x, input_scale), input_scale
     else:
         with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, reported by _check_finite
             x = x.astype(np.float32, copy=False)
@@ -273,8 +277,8 @@ def validate_arrays(
         )
     if len(x) == 0:
         raise InvalidArgumentError(f"Dataset expects at least one example. Received: {x_name}.shape={x.shape}.")
-    _check_finite(x, x_name)
-    _check_finite(y, y_name)
+    _check_finite(x, given_x, x_name, scale)
+    _check_finite(y, given_y, y_name)
     return x, y
 
 
@@ -297,18 +301,13 @@ def _as_numeric(value: Any, name: str) -> np.ndarray:
     return array
 
 
-def _check_finite(array: np.ndarray, name: str) -> None:
+def _check_finite(array: np.ndarray, given: np.ndarray, name: str, input_scale: float = 1.0) -> None:
     # min/max propagate NaN and reach +-inf, so this costs no temporary array in the common, finite case.
     if array.dtype.kind != "f" or array.size == 0:
         return
     if np.isfinite(array.min()) and np.isfinite(array.max()):
         return
-    flat = int(np.flatnonzero(~np.isfinite(array))[0])
-    index = tuple(int(i) for i in np.unravel_index(flat, array.shape))
-    position = ", ".join(map(str, index))
-    raise InvalidArgumentError(
-        f"Dataset expects finite values in {name} (float32). Received: {name}[{position}] = {array[index]}."
-    )
+    refuse_non_finite(array, given, name, input_scale)
 
 
 def _validate_class_names(class_names: Sequence[str] | None, y: np.ndarray) -> tuple[str, ...] | None:
