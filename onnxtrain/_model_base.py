@@ -105,8 +105,9 @@ class ModelBase:
         return int(trainable), int(total - trainable)
 
     def summary(self, print_fn: Any = print) -> str | None:
-        """KotlinDL's summary table: printed, or returned as a string. Once compiled, a last Dense left at its
-        default activation under softmax cross-entropy shows "[linear (logits)]": that is what it emits.
+        """KotlinDL's summary table: printed, or returned as a string. Once compiled (or loaded from a save of a
+        compiled model), a last Dense left at its default activation under softmax cross-entropy shows
+        "[linear (logits)]": that is what it emits.
 
         Args:
             print_fn: called with the table (default `print`); None prints nothing and returns the table instead.
@@ -125,9 +126,15 @@ class ModelBase:
 
     def _summary_table(self) -> str:
         """Keras' summary table with "Connected to" (a Sequential's is KotlinDL's: `Sequential._summary_table`)."""
-        loss = self._compiled.loss if self._compiled is not None else None
         rows = self.graph.summary_rows()
-        return connected_summary_table(f"Functional ({self.name})", rows, self.count_params(), loss, self.graph)
+        return connected_summary_table(
+            f"Functional ({self.name})", rows, self.count_params(), self._emitted_loss(), self.graph
+        )
+
+    def _emitted_loss(self) -> Loss | None:
+        """The loss the model's graphs and export are emitted for: the compiled one, else the one it was trained
+        with (a loaded save's), else None."""
+        return self._compiled.loss if self._compiled is not None else self.trained_loss
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Current parameters by graph name (`dense_1.kernel`), in layer order, copied from the training engine when

@@ -124,7 +124,7 @@ class Sequential(Model):
 
     def _summary_table(self) -> str:
         """KotlinDL's summary table (what `Model.summary` prints): Layer (type) | Output Shape | Param #."""
-        loss = self._compiled.loss if self._compiled is not None else None
+        loss = self._emitted_loss()
         return summary_table(f"{type(self).__name__} ({self.name})", self.layers, self.count_params(), loss)
 
     def get_config(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import onnx
 import pytest
 import reference as ref
 
-from onnxtrain import Dataset, Sequential, activations
+from onnxtrain import Dataset, Sequential, activations, load_model
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -318,6 +318,16 @@ def test_summary_shows_linear_logits_where_the_default_activation_gives_way():
     with tutorial_model(Dense(10, activation="relu")) as model, pytest.warns(UserWarning):
         model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
         assert "linear (logits)" not in model.summary(print_fn=None)
+
+
+def test_a_loaded_uncompiled_model_marks_the_logits_it_was_trained_with(tmp_path):
+    with tutorial_model(Dense(10)) as model:
+        model.compile(loss=Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS)
+        expected = model.summary(print_fn=None)
+        model.save(tmp_path / "saved")
+    with load_model(tmp_path / "saved", compile=False) as loaded:
+        assert loaded.summary(print_fn=None) == expected
+        assert expected.count("linear (logits)") == 1
 
 
 @pytest.mark.parametrize("engine", ["ort-training", "portable"])
