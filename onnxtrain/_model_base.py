@@ -15,7 +15,7 @@ import numpy as np
 from onnxtrain import adapters, emit, model_files
 from onnxtrain._checks import check_bool
 from onnxtrain._weight_arrays import weight_arrays
-from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.layers import BatchNormalization, Layer, Shape
 from onnxtrain.layers._layer import SymbolicTensor
@@ -281,5 +281,10 @@ def named_outputs(outputs: Mapping[str, SymbolicTensor]) -> list[SymbolicTensor]
 def _print(text: str, print_fn: Any) -> str | None:
     if print_fn is None:
         return text
+    if not callable(print_fn):
+        raise InvalidTypeError(
+            f"summary(print_fn=...) expects a callable taking the table (e.g. print), or None to return it. "
+            f"Received: {print_fn!r}"
+        )
     print_fn(text)
     return None

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from onnxtrain import Dataset, InferenceModel, Sequential, load_model
-from onnxtrain.callbacks import TerminateOnNaN
+from onnxtrain.callbacks import CSVLogger, TerminateOnNaN
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -702,6 +702,30 @@ BAD: list[Bad] = [
         InvalidTypeError,
         r"callbacks expects a list of Callback instances\. Received: callbacks=5",
         "callbacks",
+    ),
+    Bad(
+        "hyper",
+        "callbacks-a-string",
+        lambda e: _fit(e.model, callbacks="es"),
+        InvalidTypeError,
+        r"^callbacks expects a list of Callback instances\. Received: callbacks='es'$",
+        "callbacks",
+    ),
+    Bad(
+        "hyper",
+        "csv-logger-a-directory",
+        lambda e: CSVLogger(Path(__file__).parent),
+        InvalidArgumentError,
+        r"CSVLogger\(path=\.\.\.\) expects a file path\. Received: '.*tests', which is a directory: name a file",
+        "path",
+    ),
+    Bad(
+        "hyper",
+        "summary-print-fn",
+        lambda e: e.model.summary(print_fn=5),
+        InvalidTypeError,
+        r"^summary\(print_fn=\.\.\.\) expects a callable .* Received: 5$",
+        "print_fn",
     ),
     Bad(
         "hyper",

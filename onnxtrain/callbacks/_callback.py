@@ -125,7 +125,7 @@ class CallbackList:
             callbacks = [callbacks]
         elif callbacks is None:
             callbacks = []
-        elif not isinstance(callbacks, Sequence | set):
+        elif isinstance(callbacks, str | bytes) or not isinstance(callbacks, Sequence | set):
             raise InvalidTypeError(f"callbacks expects a list of Callback instances. Received: callbacks={callbacks!r}")
         for i, callback in enumerate(callbacks):
             if not isinstance(callback, Callback):
@@ -210,6 +210,11 @@ class CSVLogger(Callback):
     def __init__(self, path: str | Path, append: bool = False):
         if not isinstance(path, str | Path) or not str(path):
             raise InvalidArgumentError(f"CSVLogger(path=...) expects a file path. Received: {path!r}")
+        if Path(path).is_dir():
+            raise InvalidArgumentError(
+                f"CSVLogger(path=...) expects a file path. Received: {str(path)!r}, which is a directory: "
+                f"name a file in it, e.g. CSVLogger({str(Path(path) / 'history.csv')!r})"
+            )
         self.path, self.append = Path(path), check_bool("CSVLogger", "append", append)
         self._keys: list[str] | None = None
 
