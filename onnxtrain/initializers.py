@@ -168,6 +168,31 @@ class VarianceScaling(Initializer):
         return {"name": self.name, "seed": self.seed}  # the named schemes (HeNormal, ...) fix the rest
 
 
+@dataclass(frozen=True)
+class Orthogonal(Initializer):
+    """Keras' orthogonal matrix, times `gain`: the shape is read as a matrix (every axis but the last, by the last)
+    whose rows (or columns, whichever are fewer) are orthonormal: the Q of a QR decomposition of standard normal
+    draws, its signs fixed by R's diagonal so that Q is uniformly distributed. The recurrent layers' default."""
+
+    gain: float = 1.0
+    seed: int | None = None
+    name: str = field(default="orthogonal", init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gain", _check_float32("Orthogonal", "gain", self.gain))
+        object.__setattr__(self, "seed", _check_seed("Orthogonal", self.seed))
+
+    def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+        if len(shape) < 2:
+            raise InvalidArgumentError(
+                f"Orthogonal makes matrices: it expects a shape of two or more axes. Received: shape={tuple(shape)}"
+            )
+        rows, columns = math.prod(shape[:-1]), shape[-1]
+        q, r = np.linalg.qr(rng.normal(size=(max(rows, columns), min(rows, columns))))
+        q = q * np.sign(np.diag(r))
+        return self.gain * (q.T if rows < columns else q)
+
+
 def truncated_normal(rng: np.random.Generator, shape: Shape, stddev: float) -> np.ndarray:
     """Normal samples with |value| <= 2 * stddev, redrawing the rest (vectorized rejection sampling)."""
     values = rng.standard_normal(shape)
@@ -288,6 +313,7 @@ _CLASSES: dict[str, type[Initializer]] = {
     "random_normal": RandomNormal,
     "random_uniform": RandomUniform,
     "variance_scaling": VarianceScaling,
+    "orthogonal": Orthogonal,
     "glorot_normal": GlorotNormal,
     "glorot_uniform": GlorotUniform,
     "he_normal": HeNormal,

@@ -16,6 +16,7 @@ from onnxtrain.initializers import (
     LeCunNormal,
     LeCunUniform,
     Ones,
+    Orthogonal,
     RandomNormal,
     RandomUniform,
     VarianceScaling,
@@ -47,6 +48,27 @@ def test_initializer_distribution(init, std, bound):
     assert values.std() == pytest.approx(std, rel=0.03)
     if bound is not None:
         assert np.abs(values).max() <= bound * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("shape", [(3, 12), (12, 3), (2, 3, 4), (5, 5)])
+def test_orthogonal_rows_or_columns_are_orthonormal_as_in_keras(shape):
+    """Keras' reading of the shape: every axis but the last are rows; the fewer of rows and columns are orthonormal."""
+    values = Orthogonal(gain=2.0)(shape, 1, 1, np.random.default_rng(0))
+    assert values.dtype == np.float32 and values.shape == shape
+    matrix = values.reshape(-1, shape[-1]) / 2.0
+    small = matrix @ matrix.T if matrix.shape[0] <= matrix.shape[1] else matrix.T @ matrix
+    np.testing.assert_allclose(small, np.eye(len(small)), atol=1e-5)
+
+
+def test_orthogonal_is_seeded_registered_and_refuses_vectors():
+    a = Orthogonal(seed=4)((4, 4), 4, 4, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, Orthogonal(seed=4)((4, 4), 4, 4, np.random.default_rng(2)))
+    assert initializers.get("orthogonal") == Orthogonal()
+    assert initializers.get(Orthogonal(0.5, 3).get_config()) == Orthogonal(0.5, 3)
+    with pytest.raises(InvalidArgumentError, match=r"Orthogonal .* two or more axes. Received: shape=\(5,\)"):
+        Orthogonal()((5,), 5, 5, np.random.default_rng(0))
+    with pytest.raises(InvalidArgumentError, match=r"Orthogonal\(gain=...\) expects a finite number.*gain='x'"):
+        Orthogonal(gain="x")
 
 
 def test_constant_initializers():
