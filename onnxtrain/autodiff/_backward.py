@@ -11,6 +11,7 @@ from onnx import numpy_helper
 
 from onnxtrain._graph_names import subgraph_reads
 from onnxtrain.autodiff._context import GradientContext, GraphFacts
+from onnxtrain.autodiff._recurrent import is_recurrent, unroll_recurrent
 from onnxtrain.autodiff._rules import lookup
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError, listing
 from onnxtrain.graph import GraphBuilder
@@ -36,11 +37,13 @@ def backward(builder: GraphBuilder, loss: str, wrt: Sequence[str]) -> dict[str, 
     Raises:
         InvalidArgumentError: `loss` or a `wrt` name is not a value of the graph.
         ShapeError: the loss is not a scalar.
-        UnsupportedError: an op on the path to the loss has no gradient rule, or a form its rule refuses.
+        UnsupportedError: an op on the path to the loss has no gradient rule, or a form its rule refuses, or an
+            RNN/GRU/LSTM node there cannot be unrolled (a dynamic sequence length, sequence_lens).
     """
+    _check_names(builder, builder.nodes, loss, wrt)
+    _unroll_recurrent_ops(builder, loss, wrt)
     nodes = builder.nodes
     facts = GraphFacts.of(builder)
-    _check_names(builder, nodes, loss, wrt)
     _check_loss(facts, loss)
     active = _active_values(nodes, facts, loss, wrt)
 
@@ -136,6 +139,15 @@ def _check_loss(facts: GraphFacts, loss: str) -> None:
             f"The loss {loss!r} must be a scalar (one element; shape () or (1,)). Received: shape "
             f"{'unknown' if shape is None else tuple(shape)}. Reduce it (e.g. ReduceMean with keepdims=0) first."
         )
+
+
+def _unroll_recurrent_ops(builder: GraphBuilder, loss: str, wrt: Sequence[str]) -> None:
+    """Replace the RNN, GRU and LSTM nodes on the path to the loss by their unrolled equations (`_recurrent.py`),
+    which the rules differentiate; the other recurrent nodes (frozen, or off the path) stay as they are."""
+    if not any(is_recurrent(node) for node in builder.nodes):
+        return
+    active = _active_values(builder.nodes, GraphFacts.of(builder), loss, wrt)
+    unroll_recurrent(builder, [n for n in builder.nodes if is_recurrent(n) and any(o in active for o in n.output)])
 
 
 def _active_values(nodes: Sequence[onnx.NodeProto], facts: GraphFacts, loss: str, wrt: Sequence[str]) -> set[str]:
