@@ -8,6 +8,9 @@ This is the only module that imports `onnxruntime.training`. Its quirks are hand
   only the torch-free submodules we need (see `_training_api`).
 - onnxblock writes the optimizer model with the installed onnx's IR version (14 with onnx 1.23) while ORT 1.19 loads
   IR <= 10: every artifact's IR version is set explicitly.
+- its gradient builder has no RNN gradient, and the LSTMGrad/GRUGrad graph it builds for LSTM and GRU fails ONNX
+  Runtime's own type check ("Type 'tensor(float)' of input parameter (Y) of operator (LSTMGrad) ... is invalid"):
+  `_refuse_recurrent` refuses the three ops up front, by name.
 - softmax cross-entropy labels are int64 of shape [batch] (enforced by losses.py before a batch reaches ORT).
 - only AdamW and SGD optimizer graphs exist: Adam is AdamW with weight_decay=0.
 - the gradient builder raises a bare RuntimeError for what it cannot build (an operator without a gradient, an
@@ -228,6 +231,7 @@ def write_artifacts(
             f"The ort-training engine cannot train this model: {str(e).rstrip('.')}. Compile with "
             "engine='portable', which updates layer state and draws Dropout's masks in every step."
         ) from e
+    _refuse_recurrent(forward)
     graph = as_graph(layers)
     trainable = tuple(graph.trainable_params_by_name())
     frozen = tuple(name for name in graph.params_by_name() if name not in trainable)
@@ -279,6 +283,19 @@ def write_artifacts(
         trainable=trainable,
         frozen=frozen,
     )
+
+
+def _refuse_recurrent(forward: onnx.ModelProto) -> None:
+    """Refuse a training graph with an RNN, GRU or LSTM node (see the module docstring: ORT 1.19 trains none)."""
+    node = next(
+        (n for n in forward.graph.node if n.op_type in ("RNN", "GRU", "LSTM") and n.domain in ("", "ai.onnx")), None
+    )
+    if node is not None:
+        raise UnsupportedError(
+            f"ONNX Runtime training 1.19 cannot differentiate the {node.op_type} node {node.name!r} (it has no RNN "
+            "gradient, and the LSTM and GRU gradient graphs it builds fail its own type check), so the ort-training "
+            "engine cannot train this model. Compile with engine='portable', which trains recurrent layers."
+        )
 
 
 def _explained(error: RuntimeError, opset: int, ir_version: int) -> OnnxtrainError:

@@ -1,4 +1,5 @@
-"""Layers: `Input`, `Flatten`, `Dense`, the convolutions (`Conv2D`, ...) and the `Layer` base class."""
+"""Layers: `Input`, `Flatten`, `Dense`, the convolutions (`Conv2D`, ...), the recurrent layers (`LSTM`, ...) and the
+`Layer` base class."""
 
 from onnxtrain.foreign._layer import OnnxLayer  # a foreign ONNX graph as a layer (package onnxtrain.foreign)
 from onnxtrain.layers._activation import (
@@ -39,11 +40,14 @@ from onnxtrain.layers._pooling import (
     MaxPooling2D,
 )
 from onnxtrain.layers._preprocessing import Normalization, Rescaling
+from onnxtrain.layers._recurrent import GRU, LSTM, SimpleRNN
 from onnxtrain.layers._reshaping import Cropping2D, Permute, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D
 from onnxtrain.layers._separable import SeparableConv2D, SeparableConvolution2D
 
 __all__ = [
     "ELU",
+    "GRU",
+    "LSTM",
     "Activation",
     "ActivationLayer",
     "Add",
@@ -98,6 +102,7 @@ __all__ = [
     "SeparableConv2D",
     "SeparableConvolution2D",
     "Shape",
+    "SimpleRNN",
     "Softmax",
     "SpatialDropout2D",
     "Subtract",

@@ -1,0 +1,473 @@
+"""The recurrent layers SimpleRNN, GRU and LSTM: one ONNX RNN, GRU or LSTM node over (batch, timesteps, features)
+inputs, with weights stored as those ops read them (training unrolls the node: `autodiff/_recurrent.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from onnxtrain import activations, initializers, regularizers
+from onnxtrain._checks import as_real, check_bool
+from onnxtrain.activations import Activation
+from onnxtrain.errors import ShapeError, UnknownIdentifierError, UnsupportedError
+from onnxtrain.graph import GraphBuilder
+from onnxtrain.initializers import Initializer
+from onnxtrain.layers._core import ActivationLike, _positive_int
+from onnxtrain.layers._layer import Layer, Shape, format_shape
+from onnxtrain.regularizers import Regularizer, RegularizerLike
+
+InitializerLike = str | Initializer | type[Initializer] | dict[str, Any]
+# The activations ONNX's recurrent ops compute without an alpha (the others' defaults differ between ONNX's spec and
+# ONNX Runtime), by onnxtrain's activation name.
+_ONNX_ACTIVATIONS = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu"}
+
+
+def _activation(owner: str, arg: str, value: ActivationLike) -> Activation:
+    try:
+        activation = activations.get(value)
+    except UnknownIdentifierError:
+        activation = None
+    if (
+        activation is None
+        or activation.get_config() != {"name": activation.name}
+        or activation.name not in _ONNX_ACTIVATIONS
+    ):
+        raise UnsupportedError(
+            f"{owner}({arg}=...) expects one of {sorted(_ONNX_ACTIVATIONS)}: the activations ONNX's {owner} op "
+            f"computes. Received: {arg}={value!r}"
+        )
+    return activation
+
+
+def _refuse_unless(owner: str, arg: str, value: object, supported: object, why: str) -> None:
+    """Refuse a Keras argument onnxtrain only takes at one value (`supported`: False, 0.0 or None)."""
+    if supported is None:
+        accepted = value is None
+    elif isinstance(supported, bool):
+        accepted = isinstance(value, bool | np.bool_) and bool(value) == supported
+    else:
+        accepted = not isinstance(value, bool) and as_real(value) == supported
+    if not accepted:
+        raise UnsupportedError(
+            f"{owner}({arg}=...) supports only {arg}={supported!r} ({why}). Received: {arg}={value!r}"
+        )
+
+
+class _Recurrent(Layer):
+    """What SimpleRNN, GRU and LSTM share: arguments, the (batch, timesteps, features) layout, the weights in ONNX's
+    order and the node. Subclasses name their ONNX op and gates and order Keras' gate blocks into ONNX's."""
+
+    op_type: ClassVar[str]
+    gates: ClassVar[int]
+    # ONNX's gate blocks as indices of Keras' (LSTM: Keras i, f, c, o; ONNX i, o, f, c)
+    keras_gate_order: ClassVar[tuple[int, ...]]
+
+    def __init__(
+        self,
+        units: int,
+        activation: ActivationLike,
+        recurrent_activation: ActivationLike | None,
+        use_bias: bool,
+        kernel_initializer: InitializerLike,
+        recurrent_initializer: InitializerLike,
+        bias_initializer: InitializerLike,
+        kernel_regularizer: RegularizerLike,
+        recurrent_regularizer: RegularizerLike,
+        bias_regularizer: RegularizerLike,
+        return_sequences: bool,
+        go_backwards: bool,
+        keras_only: Mapping[str, object],
+        name: str | None,
+        trainable: bool,
+    ):
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.units = _positive_int(owner, "units", units)
+        self.activation = _activation(owner, "activation", activation)
+        self.recurrent_activation = (
+            _activation(owner, "recurrent_activation", recurrent_activation) if recurrent_activation else None
+        )
+        self.use_bias = check_bool(owner, "use_bias", use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer: Regularizer | None = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer: Regularizer | None = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer: Regularizer | None = regularizers.get(bias_regularizer)
+        self.return_sequences = check_bool(owner, "return_sequences", return_sequences)
+        self.go_backwards = check_bool(owner, "go_backwards", go_backwards)
+        for arg, value in keras_only.items():
+            supported, why = _KERAS_ONLY_AT[arg]
+            _refuse_unless(owner, arg, value, supported, why)
+
+    # --- shapes and weights ---------------------------------------------------------------------------------
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 2:
+            raise ShapeError(
+                f"{type(self).__name__} layer {self.name!r} expects input of shape [None, timesteps, features]. "
+                f"Received: input shape {format_shape(input_shape)}"
+            )
+        return (input_shape[0], self.units) if self.return_sequences else (self.units,)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        features, width = input_shape[-1], self.gates * self.units
+        kernel = self.kernel_initializer((features, width), features, width, rng)
+        self.add_weight("kernel", self.onnx_matrix(kernel))
+        recurrent = self.recurrent_initializer((self.units, width), self.units, width, rng)
+        self.add_weight("recurrent_kernel", self.onnx_matrix(recurrent))
+        if self.use_bias:
+            self.add_weight("bias", self.onnx_bias(self.keras_bias(features, rng)))
+
+    def keras_bias(self, features: int, rng: np.random.Generator) -> np.ndarray:
+        """A fresh bias in Keras' shape and order (GRU with reset_after: [2, 3 * units], else [gates * units])."""
+        width = self.gates * self.units
+        return self.bias_initializer((width,), features, width, rng)
+
+    def onnx_matrix(self, keras: np.ndarray) -> np.ndarray:
+        """Keras' kernel [inputs, gates * units] (or recurrent kernel) as ONNX's W (or R): [1, gates * units,
+        inputs], the gate blocks in ONNX's order."""
+        blocks = np.split(np.asarray(keras, np.float32), self.gates, axis=1)
+        return np.concatenate([blocks[k] for k in self.keras_gate_order], axis=1).T[None].copy()
+
+    def onnx_bias(self, keras: np.ndarray) -> np.ndarray:
+        """Keras' bias as ONNX's B [1, 2 * gates * units]: the input bias (Wb) in ONNX's gate order, then the
+        recurrent bias (Rb): Keras' second row for GRU with reset_after, else zeros."""
+        rows = np.asarray(keras, np.float32).reshape(-1, self.gates * self.units)
+        input_bias = np.concatenate([np.split(rows[0], self.gates)[k] for k in self.keras_gate_order])
+        recurrent_bias = rows[1] if len(rows) == 2 else np.zeros_like(input_bias)
+        return np.concatenate([input_bias, recurrent_bias])[None]
+
+    # --- graph ----------------------------------------------------------------------------------------------
+    def onnx_activations(self) -> list[str]:
+        return [_ONNX_ACTIVATIONS[self.activation.name]]
+
+    def op_attributes(self) -> dict[str, Any]:
+        return {}
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        params = self.emit_params(builder)
+        if self.trainable:  # Keras leaves out a frozen layer's penalties
+            for weight, regularizer in (
+                ("kernel", self.kernel_regularizer),
+                ("recurrent_kernel", self.recurrent_regularizer),
+                ("bias", self.bias_regularizer),
+            ):
+                if weight in params:
+                    regularizers.add_penalty(builder, regularizer, params[weight])
+        steps = builder.node("Transpose", [x], hint="time_major", perm=[1, 0, 2])  # ONNX's layout 0
+        inputs = [steps, params["kernel"], params["recurrent_kernel"], *([params["bias"]] if "bias" in params else [])]
+        y, y_h = builder.multi_output_node(
+            self.op_type,
+            inputs,
+            2,
+            hint=self.op_type.lower(),
+            hidden_size=self.units,
+            direction="reverse" if self.go_backwards else "forward",
+            activations=self.onnx_activations(),
+            **self.op_attributes(),
+        )
+        if not self.return_sequences:
+            return builder.node("Squeeze", [y_h, builder.constant(np.array([0], np.int64), "axes", np.int64)])
+        sequence = builder.node("Squeeze", [y, builder.constant(np.array([1], np.int64), "axes", np.int64)])
+        if self.go_backwards:  # Keras returns the outputs in the order it computed them, last time step first
+            bounds = [[-1], [np.iinfo(np.int64).min], [0], [-1]]  # starts, ends, axes, steps: the time axis reversed
+            constants = [builder.constant(np.array(v, np.int64), "reversed", np.int64) for v in bounds]
+            sequence = builder.node("Slice", [sequence, *constants], hint="backwards")
+        return builder.node("Transpose", [sequence], hint="batch_major", perm=[1, 0, 2])
+
+    def get_config(self) -> dict[str, Any]:
+        penalties = {
+            f"{weight}_regularizer": regularizer.get_config()
+            for weight in ("kernel", "recurrent", "bias")
+            if (regularizer := getattr(self, f"{weight}_regularizer")) is not None
+        }
+        recurrent = (
+            {"recurrent_activation": self.recurrent_activation.get_config()} if self.recurrent_activation else {}
+        )
+        return {
+            "units": self.units,
+            "activation": self.activation.get_config(),
+            **recurrent,
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer.get_config(),
+            "recurrent_initializer": self.recurrent_initializer.get_config(),
+            "bias_initializer": self.bias_initializer.get_config(),
+            **self.layer_config(),
+            **penalties,
+            "return_sequences": self.return_sequences,
+            "go_backwards": self.go_backwards,
+            **super().get_config(),
+        }
+
+    def layer_config(self) -> dict[str, Any]:
+        """The subclass' own arguments (unit_forget_bias, reset_after)."""
+        return {}
+
+
+def _keras_only(
+    activity_regularizer: object,
+    dropout: object,
+    recurrent_dropout: object,
+    return_state: object,
+    stateful: object,
+    time_major: object,
+) -> dict[str, object]:
+    """The Keras arguments taken at one value only (`_KERAS_ONLY_AT`), by name."""
+    return {
+        "activity_regularizer": activity_regularizer,
+        "dropout": dropout,
+        "recurrent_dropout": recurrent_dropout,
+        "return_state": return_state,
+        "stateful": stateful,
+        "time_major": time_major,
+    }
+
+
+# Keras arguments taken at one value only: (that value, why no other)
+_KERAS_ONLY_AT: dict[str, tuple[object, str]] = {
+    "return_state": (False, "the layer has one output; use return_sequences=True to read every step's state"),
+    "stateful": (False, "states are not carried from one batch to the next"),
+    "dropout": (0.0, "no dropout inside the recurrence; add a Dropout layer before it"),
+    "recurrent_dropout": (0.0, "no dropout inside the recurrence"),
+    "time_major": (False, "inputs are [batch, timesteps, features], as Keras 3 takes them"),
+    "activity_regularizer": (
+        None,
+        "weight penalties only: kernel_regularizer, recurrent_regularizer, bias_regularizer",
+    ),
+}
+
+
+class SimpleRNN(_Recurrent):
+    """A fully connected recurrence, h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias), over
+    (timesteps, features) inputs: Keras 3's SimpleRNN as ONNX's RNN op, e.g. `SimpleRNN(32)`.
+
+    Returns the last step's state (units,), or every step's (timesteps, units) with `return_sequences=True`.
+    Weights are stored as ONNX's RNN reads them (docs/layers.md has the layout and how to load Keras' weights):
+    `kernel` [1, units, features], `recurrent_kernel` [1, units, units], `bias` [1, 2 * units] (the input bias,
+    then a recurrent bias that adds to it; Keras has one, so units more parameters than Keras counts).
+
+    Args:
+        units: the state's size, a positive int.
+        activation: "tanh", "sigmoid" or "relu" (what ONNX's op computes).
+        use_bias: add the bias.
+        kernel_initializer / recurrent_initializer / bias_initializer: drawn in Keras' shapes ([features, units],
+            [units, units], [units]) with Keras' fans, then laid out as ONNX reads them.
+        kernel_regularizer / recurrent_regularizer / bias_regularizer: penalties (`onnxtrain.regularizers`).
+        return_sequences: every step's state instead of the last one.
+        go_backwards: run over the sequence from its end (ONNX's direction="reverse"); with return_sequences, the
+            states come in that order, last time step first, as Keras returns them.
+        dropout, recurrent_dropout (0 only), return_state, stateful, time_major (False only), unroll (any: the
+            graph is the same), seed, activity_regularizer (None only): Keras' arguments, accepted at the values
+            that change nothing here.
+    """
+
+    op_type = "RNN"
+    gates = 1
+    keras_gate_order = (0,)
+
+    def __init__(
+        self,
+        units: int,
+        activation: ActivationLike = "tanh",
+        use_bias: bool = True,
+        kernel_initializer: InitializerLike = "glorot_uniform",
+        recurrent_initializer: InitializerLike = "orthogonal",
+        bias_initializer: InitializerLike = "zeros",
+        kernel_regularizer: RegularizerLike = None,
+        recurrent_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
+        activity_regularizer: RegularizerLike = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        seed: int | None = None,
+        time_major: bool = False,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(
+            units,
+            activation,
+            None,
+            use_bias,
+            kernel_initializer,
+            recurrent_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            recurrent_regularizer,
+            bias_regularizer,
+            return_sequences,
+            go_backwards,
+            _keras_only(activity_regularizer, dropout, recurrent_dropout, return_state, stateful, time_major),
+            name,
+            trainable,
+        )
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory over (timesteps, features) inputs: Keras 3's LSTM as ONNX's LSTM op, e.g.
+    `LSTM(64, return_sequences=True)`.
+
+    Weights are stored as ONNX's LSTM reads them, gates in ONNX's order i, o, f, c (Keras': i, f, c, o):
+    `kernel` [1, 4 * units, features], `recurrent_kernel` [1, 4 * units, units], `bias` [1, 8 * units] (the
+    input bias Wb, then the recurrent bias Rb that adds to it: 4 * units more parameters than Keras counts). A
+    fresh layer is drawn as Keras draws its own (in Keras' shapes, then reordered), so it starts as Keras' would.
+
+    Args:
+        units, activation, use_bias, the initializers and regularizers, return_sequences, go_backwards and Keras'
+            other arguments: as SimpleRNN's.
+        recurrent_activation: of the gates i, f, o: "sigmoid" (default), "tanh" or "relu".
+        unit_forget_bias: start the forget gate's bias at 1 (Keras' default), whatever bias_initializer gives.
+    """
+
+    op_type = "LSTM"
+    gates = 4
+    keras_gate_order = (0, 3, 1, 2)
+
+    def __init__(
+        self,
+        units: int,
+        activation: ActivationLike = "tanh",
+        recurrent_activation: ActivationLike = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: InitializerLike = "glorot_uniform",
+        recurrent_initializer: InitializerLike = "orthogonal",
+        bias_initializer: InitializerLike = "zeros",
+        unit_forget_bias: bool = True,
+        kernel_regularizer: RegularizerLike = None,
+        recurrent_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
+        activity_regularizer: RegularizerLike = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        use_cudnn: bool | str = "auto",
+        time_major: bool = False,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        self.unit_forget_bias = check_bool("LSTM", "unit_forget_bias", unit_forget_bias)
+        super().__init__(
+            units,
+            activation,
+            recurrent_activation,
+            use_bias,
+            kernel_initializer,
+            recurrent_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            recurrent_regularizer,
+            bias_regularizer,
+            return_sequences,
+            go_backwards,
+            _keras_only(activity_regularizer, dropout, recurrent_dropout, return_state, stateful, time_major),
+            name,
+            trainable,
+        )
+
+    def keras_bias(self, features: int, rng: np.random.Generator) -> np.ndarray:
+        if not self.unit_forget_bias:
+            return super().keras_bias(features, rng)
+        width, units = 4 * self.units, self.units
+        parts = [self.bias_initializer((units,), features, width, rng), np.ones(units, np.float32)]
+        return np.concatenate([*parts, self.bias_initializer((2 * units,), features, width, rng)])
+
+    def onnx_activations(self) -> list[str]:
+        assert self.recurrent_activation is not None
+        f, g = _ONNX_ACTIVATIONS[self.recurrent_activation.name], _ONNX_ACTIVATIONS[self.activation.name]
+        return [f, g, g]
+
+    def layer_config(self) -> dict[str, Any]:
+        return {"unit_forget_bias": self.unit_forget_bias}
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit over (timesteps, features) inputs: Keras 3's GRU as ONNX's GRU op, e.g. `GRU(32)`.
+
+    Weights are stored as ONNX's GRU reads them, gates in the order z, r, h (Keras' too): `kernel` [1, 3 * units,
+    features], `recurrent_kernel` [1, 3 * units, units], `bias` [1, 6 * units]: the input bias, then the recurrent
+    one. With `reset_after=True` (Keras' default; ONNX's linear_before_reset=1) these are Keras' two bias rows, and
+    the parameter count is Keras'; with `reset_after=False` Keras has one bias and the recurrent one starts at zero.
+
+    Args:
+        units, activation, use_bias, the initializers and regularizers, return_sequences, go_backwards and Keras'
+            other arguments: as SimpleRNN's.
+        recurrent_activation: of the gates z and r: "sigmoid" (default), "tanh" or "relu".
+        reset_after: apply the reset gate after the recurrent kernel (True, as cuDNN) or before it.
+    """
+
+    op_type = "GRU"
+    gates = 3
+    keras_gate_order = (0, 1, 2)
+
+    def __init__(
+        self,
+        units: int,
+        activation: ActivationLike = "tanh",
+        recurrent_activation: ActivationLike = "sigmoid",
+        use_bias: bool = True,
+        kernel_initializer: InitializerLike = "glorot_uniform",
+        recurrent_initializer: InitializerLike = "orthogonal",
+        bias_initializer: InitializerLike = "zeros",
+        kernel_regularizer: RegularizerLike = None,
+        recurrent_regularizer: RegularizerLike = None,
+        bias_regularizer: RegularizerLike = None,
+        activity_regularizer: RegularizerLike = None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        reset_after: bool = True,
+        use_cudnn: bool | str = "auto",
+        time_major: bool = False,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        self.reset_after = check_bool("GRU", "reset_after", reset_after)
+        super().__init__(
+            units,
+            activation,
+            recurrent_activation,
+            use_bias,
+            kernel_initializer,
+            recurrent_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            recurrent_regularizer,
+            bias_regularizer,
+            return_sequences,
+            go_backwards,
+            _keras_only(activity_regularizer, dropout, recurrent_dropout, return_state, stateful, time_major),
+            name,
+            trainable,
+        )
+
+    def keras_bias(self, features: int, rng: np.random.Generator) -> np.ndarray:
+        width = 3 * self.units
+        shape = (2, width) if self.reset_after else (width,)
+        return self.bias_initializer(shape, features, width, rng)
+
+    def onnx_activations(self) -> list[str]:
+        assert self.recurrent_activation is not None
+        return [_ONNX_ACTIVATIONS[self.recurrent_activation.name], _ONNX_ACTIVATIONS[self.activation.name]]
+
+    def op_attributes(self) -> dict[str, Any]:
+        return {"linear_before_reset": int(self.reset_after)}
+
+    def layer_config(self) -> dict[str, Any]:
+        return {"reset_after": self.reset_after}
