@@ -9,7 +9,7 @@ from layer_gradients import check_input_gradient
 from layer_harness import LayerCase, ToChannelsFirst, forward, table_tests
 
 from onnxtrain import Sequential
-from onnxtrain.errors import InvalidArgumentError, ShapeError, UnknownIdentifierError
+from onnxtrain.errors import InvalidArgumentError, ShapeError, UnknownIdentifierError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import (
     ELU,
@@ -142,7 +142,16 @@ BAD_LAYERS = [
     (lambda: LeakyReLU(-0.3), InvalidArgumentError, r"LeakyReLU\(negative_slope=...\).*Received: negative_slope=-0.3"),
     (lambda: LeakyReLU(0.1, alpha=0.2), InvalidArgumentError, r"takes negative_slope or its other name alpha"),
     (lambda: ELU(alpha=float("inf")), InvalidArgumentError, r"ELU\(alpha=...\) expects a finite number"),
-    (lambda: Softmax(axis=(1, 2)), InvalidArgumentError, r"expects one int \(several axes are not supported\)"),
+    (
+        lambda: Softmax(axis=(1, 2)),
+        UnsupportedError,
+        r"over several axes is not supported: pass one int\. Received: axis=\(1, 2\)$",
+    ),
+    (
+        lambda: Softmax(axis="1"),
+        InvalidArgumentError,
+        r"expects one int \(several axes are not supported\)\. Received: axis='1'$",
+    ),
     (
         lambda: Sequential.of(Input(3, 4), Softmax(axis=0)),
         ShapeError,

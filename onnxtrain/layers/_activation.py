@@ -12,7 +12,7 @@ import numpy as np
 
 from onnxtrain import activations, initializers, regularizers
 from onnxtrain._checks import FLOAT32_MAX, as_real
-from onnxtrain.errors import InvalidArgumentError, ShapeError
+from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import Initializer
 from onnxtrain.layers._layer import Layer, Shape, format_shape
@@ -190,6 +190,10 @@ class Softmax(Layer):
         super().__init__(name=name, trainable=trainable)
         if isinstance(axis, tuple | list) and len(axis) == 1:
             axis = axis[0]
+        if isinstance(axis, tuple | list) and all(isinstance(a, int | np.integer) for a in axis):
+            raise UnsupportedError(
+                f"Softmax(axis=...) over several axes is not supported: pass one int. Received: axis={axis!r}"
+            )
         if not isinstance(axis, int | np.integer) or isinstance(axis, bool):
             raise InvalidArgumentError(
                 f"Softmax(axis=...) expects one int (several axes are not supported). Received: axis={axis!r}"
