@@ -293,6 +293,30 @@ def test_trainable_and_frozen_select_weights_by_name_and_glob(trainable, frozen,
     assert set(model.graph.trainable_params_by_name()) == expected
 
 
+def _mlp_with_a_scalar() -> onnx.ModelProto:
+    """`_mlp` with its hidden values times a rank-0 initializer, as torch's dynamo exporter stores GELU's 0.5."""
+    model = _mlp()
+    model.graph.initializer.append(numpy_helper.from_array(np.array(0.5, np.float32), "val_6"))
+    scaled = helper.make_node("Mul", ["hidden", "val_6"], ["hidden_scaled"])
+    model.graph.node.insert(3, scaled)
+    model.graph.node[4].input[0] = "hidden_scaled"
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("trainable", "trains_the_scalar"), [(None, False), (True, False), (["*"], True), (["val_6"], True)]
+)
+def test_a_scalar_initializer_is_an_exporters_constant_unless_named(trainable, trains_the_scalar):
+    model = from_onnx(_mlp_with_a_scalar(), trainable=trainable)
+    assert ("val_6" in model.graph.trainable_params_by_name()) == trains_the_scalar
+    assert "val_6" in model.get_weights()  # a weight still: saved, loaded and exported under its name
+    with model:
+        model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS)
+        model.fit(*_data(), batch_size=4, verbose=0)
+        assert (model.get_weights()["val_6"] != np.float32(0.5)) == trains_the_scalar
+
+
 def test_frozen_weights_do_not_change_in_training():
     model = from_onnx(_mlp(), frozen=["fc1.*"])
     before = model.get_weights()

@@ -39,7 +39,9 @@ def from_onnx(
 
     Args:
         model: the path or ModelProto.
-        trainable: None or True: every weight trains; False: none; names or glob patterns: only those.
+        trainable: None or True: every weight trains but scalars (rank-0 initializers: an exporter's constants,
+            such as the 0.5 and sqrt(2) of torch's dynamo GELU); False: none; names or glob patterns: only those,
+            scalars included (a learned temperature).
         frozen: names or glob patterns of weights that do not train (applied after `trainable`).
         outputs: value names to cut the graph at: `outputs=["/fc2/Relu_output_0"]` makes a feature extractor.
         input_scale: what integer arrays given for a float input are multiplied by before the graph sees them in

@@ -45,8 +45,9 @@ class OnnxLayer(Layer):
 
     Args:
         model: a path to an .onnx file (external data read from its folder) or an onnx.ModelProto.
-        trainable: True (every float initializer trains), False (the layer is frozen), or initializer names and
-            glob patterns (`["head.*"]`): only those train.
+        trainable: True (every float initializer trains but scalars: rank-0 initializers are an exporter's
+            constants, such as the 0.5 and sqrt(2) of torch's dynamo GELU), False (the layer is frozen), or
+            initializer names and glob patterns (`["head.*"]`): only those train, scalars included.
         outputs: value names to cut the graph at (a feature extractor); the layer's output is the one named.
         name: the layer's name (`onnx_layer_1` when not given).
         frozen: names or glob patterns of initializers that do not train, applied after `trainable`.
@@ -129,7 +130,9 @@ class OnnxLayer(Layer):
     # --- selection ----------------------------------------------------------------------------------------
     def _frozen_names(self) -> set[str]:
         names = list(self.weight_shapes)
-        selected = set(names)
+        # A scalar is an exporter's constant (torch's dynamo exporter stores GELU's 0.5 and sqrt(2), an epsilon,
+        # a scale as rank-0 initializers), not a parameter: it trains only when a `trainable` pattern names it.
+        selected = {name for name in names if self.weight_shapes[name]}
         if self.trainable_patterns is not None:
             selected = _matching(self.caller, "trainable", self.trainable_patterns, names)
         if self.frozen_patterns is not None:
