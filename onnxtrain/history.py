@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from onnxtrain import metrics as metrics_module
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, RuntimeSetupError
@@ -86,11 +87,21 @@ class History:
     """Per-epoch figures of a `fit` call.
 
     `history` maps Keras-compatible keys ("loss", "accuracy", "val_loss", "val_accuracy", ...) to one value
-    per epoch; `epochs` holds the epoch numbers (1-based, continuing across `fit` calls on one model).
+    per epoch; `epochs` (or Keras' spelling `epoch`) holds the epoch numbers (1-based, continuing across `fit`
+    calls on one model, where Keras' are 0-based indices). A `learning_rate` key appears when a
+    LearningRateScheduler or ReduceLROnPlateau callback adds it to the logs, as in Keras. `params` is Keras'
+    {"verbose": ..., "epochs": ..., "steps": ...} of the call (epochs asked for, batches per epoch); a History
+    read from CSV has none, and equality ignores it.
     """
 
     history: dict[str, list[float]] = field(default_factory=dict)
     epochs: list[int] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def epoch(self) -> list[int]:
+        """Keras' name for `epochs` (the same list)."""
+        return self.epochs
 
     def append(self, epoch: int, logs: Mapping[str, float]) -> None:
         """Record one epoch; keys first seen later are back-filled with NaN (one value per epoch per key)."""
@@ -202,4 +213,6 @@ class History:
 
 
 def _label(key: str) -> str:
+    if key == "learning_rate":
+        return "learning rate"
     return f"validation {key[4:]}" if key.startswith("val_") else f"train {key}"

@@ -126,6 +126,10 @@ class Trainer:
         self.engine = engine
         self.device = device
         self.epochs_trained = 0
+        # The optimizer's updates so far (Keras' `optimizer.iterations`, which per-step schedules read): from the
+        # engine's own count where it keeps one (the portable engine's, restored from a checkpoint), then counted
+        # here, across fit calls, like the epochs.
+        self.steps_trained = int(getattr(engine, "step", 0))
         self.threads = threads  # intra-op threads of every session, predict's included (None: ORT's default)
         self._trainable = tuple(layer.trainable for layer in model.layers)  # what the engine was built to train
         self._flush = FlushToZero()
@@ -269,12 +273,15 @@ class Trainer:
             shuffle=bool(shuffle),
             learning_rate=self.engine.learning_rate if self.communicator is not None else 0.0,
         )
+        steps = math.ceil(len(train) / batch_size)
+        history = History(params={"verbose": verbose, "epochs": epochs, "steps": steps})  # Keras' History.params
         if communicator is not None and communicator.rank != 0:  # process 0 prints and writes the files
             verbose, callbacks = 0, not_writing(callbacks)
-        history = History()
-        callback_list = CallbackList(callbacks, self.model)
+        callback_list = CallbackList(
+            callbacks, self.model, params=history.params, optimizer_steps=lambda: self.steps_trained
+        )
         self.model.stop_training = False
-        progress = Progress(verbose, steps=math.ceil(len(train) / batch_size), epochs=epochs)
+        progress = Progress(verbose, steps=steps, epochs=epochs)
         # Every process stops at the same batch: per-batch stops (a callback's) are agreed on after each batch.
         self._agree_each_batch = communicator is not None and any_process(communicator, callback_list.wants_batches)
         self._adopt(train)
@@ -299,9 +306,9 @@ class Trainer:
                     )
                     logs["val_loss"] = result.loss
                     logs.update({f"val_{log_key(m)}": v for m, v in result.metrics.items()})
-                history.append(epoch, logs)
-                progress.epoch_end(epoch, logs)
+                progress.epoch_end(epoch, logs)  # first, so that what callbacks print follows the epoch's line
                 callback_list.on_epoch_end(epoch, logs)
+                history.append(epoch, logs)  # last, as Keras' History: with what callbacks added (learning_rate)
                 if communicator is not None:
                     self.model.stop_training = any_process(communicator, self.model.stop_training)
                 if self.model.stop_training:
@@ -367,6 +374,7 @@ class Trainer:
                         "weights of the last finite step were kept. Lower the learning rate, check the inputs for "
                         "extreme values, or clip gradients (e.g. Adam(clip_norm=1.0))."
                     )
+                self.steps_trained += 1  # a finite loss: the engine updated the weights
                 loss_sum += loss * n
                 seen += n
                 local_seen += len(xb)

@@ -14,6 +14,7 @@ from onnxtrain.callbacks import (
     CallbackList,
     CSVLogger,
     EarlyStopping,
+    LambdaCallback,
     LearningRateScheduler,
     ModelCheckpoint,
     TerminateOnNaN,
@@ -27,10 +28,11 @@ from onnxtrain.optimizers import SGD
 class FakeModel:
     """Stands in for Sequential: weights are {"w": [epoch of the last epoch_end]}."""
 
-    def __init__(self) -> None:
+    def __init__(self, learning_rate: float = 0.1) -> None:
         self.stop_training = False
         self.epoch = 0
         self.restored: dict[str, np.ndarray] | None = None
+        self.learning_rate = learning_rate
 
     def get_weights(self) -> dict[str, np.ndarray]:
         return {"w": np.array([self.epoch], dtype=np.float32)}
@@ -39,19 +41,25 @@ class FakeModel:
         self.restored = weights
 
 
-def run_scripted(callback: Callback, key: str, values: Iterable[float]) -> tuple[FakeModel, int]:
-    """What fit does with callbacks, `key` scripted per epoch. Returns the model and the last epoch run."""
+def run_scripted(
+    callback: Callback, key: str, values: Iterable[float], logged: list[dict[str, float]] | None = None
+) -> tuple[FakeModel, int]:
+    """What fit does with callbacks, `key` scripted per epoch. Returns the model and the last epoch run; each
+    epoch's logs, as the callback left them, go to `logged`."""
     model = FakeModel()
     callback.set_model(model)  # type: ignore[arg-type]
-    callback.on_train_begin()
+    callback.on_train_begin({})
     epoch = 0
     for epoch, value in enumerate(values, start=1):
-        callback.on_epoch_begin(epoch)
+        callback.on_epoch_begin(epoch, {})
         model.epoch = epoch
-        callback.on_epoch_end(epoch, {"loss": 1.0, key: value})
+        logs = {"loss": 1.0, key: value}
+        callback.on_epoch_end(epoch, logs)
+        if logged is not None:
+            logged.append(logs)
         if model.stop_training:
             break
-    callback.on_train_end()
+    callback.on_train_end({})
     return model, epoch
 
 
@@ -86,29 +94,60 @@ class RecordWeights(Callback):
 
 
 # --- EarlyStopping --------------------------------------------------------------------------------------
+FALLING = [1.0 - 0.05 * i for i in range(12)]  # 1.0 down to 0.45: improves every epoch, never below 0.2
+RISING = [0.5 + 0.1 * i for i in range(12)]
+
+
+# (stopped_epoch, best_epoch, epochs run, epoch whose weights are restored) from Keras 3.15.1's own EarlyStopping
+# driven by the same figures on a stand-in model (keras_callbacks_ref.py, "es"), its 0-based epochs
+# plus one. "restored" None: nothing restored.
 @pytest.mark.parametrize(
-    ("kwargs", "values", "stopped", "best"),
+    ("kwargs", "values", "stopped", "best", "ran", "restored"),
     [
-        ({"patience": 2}, [1.0, 0.8, 0.9, 0.85, 0.7], 4, 2),  # two epochs without improvement after epoch 2
-        ({"patience": 0}, [1.0, 0.8, 0.9, 0.7], 3, 2),
-        ({"patience": 1}, [1.0, 0.8, 0.9, 0.7], 3, 2),  # Keras: patience 0 and 1 both stop at the first
-        ({"patience": 1}, [1.0, 0.9, 0.8, 0.7], 0, 4),  # always improving: never stops
-        ({"patience": 1, "min_delta": 0.15}, [1.0, 0.9, 0.8, 0.7], 2, 1),  # 0.1 steps are not enough
-        ({"monitor": "val_accuracy", "patience": 1}, [0.5, 0.7, 0.6, 0.9], 3, 2),  # auto: max for accuracy
-        ({"monitor": "val_kind_accuracy", "patience": 1}, [0.5, 0.7, 0.6, 0.9], 3, 2),  # an output's accuracy too
-        ({"monitor": "kind_acc", "patience": 1}, [0.5, 0.7, 0.6, 0.9], 3, 2),
-        ({"monitor": "val_kind_loss", "patience": 1}, [1.0, 0.8, 0.9, 0.7], 3, 2),  # an output's loss: min
-        ({"mode": "max", "patience": 1}, [0.5, 0.7, 0.6], 3, 2),
-        ({"patience": 1, "baseline": 0.5}, [0.9, 0.6, 0.4], 1, 0),  # never beat the baseline in time
-        ({"patience": 1}, [1.0, math.nan, 0.5], 2, 1),  # NaN never improves
+        ({"patience": 2}, [1.0, 0.8, 0.9, 0.85, 0.7], 4, 2, 4, None),  # two epochs without improvement after 2
+        ({"patience": 0}, [1.0, 0.8, 0.9, 0.7], 3, 2, 3, None),
+        ({"patience": 1}, [1.0, 0.8, 0.9, 0.7], 3, 2, 3, None),  # patience 0 and 1 both stop at the first
+        ({"patience": 1}, [1.0, 0.9, 0.8, 0.7], 0, 4, 4, None),  # always improving: never stops
+        ({"patience": 1, "min_delta": 0.15}, [1.0, 0.9, 0.8, 0.7], 2, 1, 2, None),  # 0.1 steps are not enough
+        ({"monitor": "val_accuracy", "patience": 1}, [0.5, 0.7, 0.6, 0.9], 3, 2, 3, None),  # auto: max
+        ({"monitor": "val_kind_accuracy", "patience": 1}, [0.5, 0.7, 0.6, 0.9], 3, 2, 3, None),  # an output's too
+        ({"monitor": "kind_acc", "patience": 1}, [0.5, 0.7, 0.6, 0.9], 3, 2, 3, None),
+        ({"monitor": "val_kind_loss", "patience": 1}, [1.0, 0.8, 0.9, 0.7], 3, 2, 3, None),  # an output's loss: min
+        ({"mode": "max", "patience": 1}, [0.5, 0.7, 0.6], 3, 2, 3, None),
+        ({"patience": 1}, [1.0, math.nan, 0.5], 2, 1, 2, None),  # NaN does not improve
+        # A first NaN is the best so far, and then nothing improves on it: stops after patience, restores epoch 1.
+        ({"patience": 1, "restore_best_weights": True}, [math.nan, 1.0, 0.5], 2, 1, 2, 1),
+        # baseline: the best is tracked from epoch 1; the wait restarts only when both it and the baseline are beaten
+        ({"patience": 1, "baseline": 0.5}, [0.9, 0.6, 0.4], 0, 3, 3, None),
+        ({"patience": 3, "baseline": 0.2, "restore_best_weights": True}, FALLING, 0, 12, 12, 12),  # tester's case
+        ({"patience": 0, "baseline": 0.2}, FALLING, 0, 12, 12, None),  # the tester's: Keras trains all 12
+        ({"patience": 2, "baseline": 0.5, "restore_best_weights": True}, [0.9, 0.8, 0.85, 0.7], 3, 2, 3, 2),
+        ({"patience": 2, "baseline": 0.5}, [0.6, 0.4, 0.45, 0.3, 0.35, 0.36, 0.2], 6, 4, 6, None),
+        ({"patience": 1, "baseline": 0.5, "min_delta": 0.1}, [0.45, 0.3, 0.25, 0.1], 3, 2, 3, None),
+        ({"patience": 1, "baseline": 0.8, "mode": "max"}, [0.5, 0.85, 0.7, 0.9], 3, 2, 3, None),
+        # restore_best_weights restores whether or not training stopped early
+        ({"patience": 2, "restore_best_weights": True}, RISING, 3, 1, 3, 1),
+        ({"patience": 3, "baseline": 0.2, "restore_best_weights": True}, RISING, 3, 1, 3, 1),  # baseline never beaten
+        ({"patience": 5, "restore_best_weights": True}, [1.0, 0.5, 0.6], 0, 2, 3, 2),
+        # start_from_epoch: epochs up to it are not watched; the first watched is the best so far
+        ({"patience": 1, "start_from_epoch": 2, "restore_best_weights": True}, [1, 2, 3, 2.5, 2.8, 2.9], 5, 4, 5, 4),
+        ({"patience": 0, "start_from_epoch": 5, "restore_best_weights": True}, [1.0, 2.0, 3.0], 0, 0, 3, None),
     ],
 )
-def test_early_stopping_stops_at_the_right_epoch(kwargs, values, stopped, best):
+def test_early_stopping_follows_keras_rules(kwargs, values, stopped, best, ran, restored):
     key = kwargs.get("monitor", "val_loss")
     callback = EarlyStopping(**kwargs)
     model, last = run_scripted(callback, key, values)
-    assert callback.stopped_epoch == stopped and callback.best_epoch == best
-    assert last == (stopped or len(values)) and model.stop_training == bool(stopped)
+    assert (callback.stopped_epoch, callback.best_epoch, last) == (stopped, best, ran)
+    assert model.stop_training == bool(stopped)
+    assert (None if model.restored is None else int(model.restored["w"][0])) == restored
+
+
+def test_early_stopping_keeps_the_first_watched_value_as_best():
+    callback = EarlyStopping(patience=1, baseline=0.5)
+    run_scripted(callback, "val_loss", [0.9])
+    assert (callback.best, callback.best_epoch, callback.wait) == (0.9, 1, 1)  # best, though not below 0.5
+    assert EarlyStopping().best is None
 
 
 def test_early_stopping_restores_the_best_epochs_weights():
@@ -116,6 +155,17 @@ def test_early_stopping_restores_the_best_epochs_weights():
     model, _ = run_scripted(callback, "val_loss", [1.0, 0.5, 0.6, 0.7, 0.1])
     assert model.restored is not None and model.restored["w"][0] == 2
     assert run_scripted(EarlyStopping(patience=2), "val_loss", [1.0, 0.5, 0.6, 0.7])[0].restored is None
+
+
+def test_early_stopping_verbose_names_one_based_epochs(capsys):
+    run_scripted(EarlyStopping(patience=1, verbose=1, restore_best_weights=True), "val_loss", [1.0, 0.5, 0.6])
+    # Keras prints the same lines with its index + 1: "Epoch 3: early stopping", "... best epoch: 2."
+    assert capsys.readouterr().out.splitlines() == [
+        "Epoch 3: early stopping",
+        "Restoring model weights from the end of the best epoch: 2.",
+    ]
+    run_scripted(EarlyStopping(patience=1, restore_best_weights=True), "val_loss", [1.0, 0.5, 0.6])
+    assert capsys.readouterr().out == ""
 
 
 def test_early_stopping_state_resets_for_each_fit():
@@ -140,6 +190,24 @@ def test_early_stopping_in_fit_stops_and_restores_real_weights():
         np.testing.assert_array_equal(final[name], value)
 
 
+def test_early_stopping_in_fit_restores_the_first_epoch_of_a_rising_figure():
+    # Keras 3.15.1, the same scripted figure in a real fit (keras_fit_ref.py, "es_rising"): 2 epochs run
+    # (epoch 1 counts towards patience, as it does not beat the baseline), stopped_epoch 1 and best_epoch 0
+    # (0-based), and the weights after epoch 0 restored at the end, though the baseline was never beaten.
+    x, y = tiny_data()
+    record = RecordWeights()
+    stopper = EarlyStopping(monitor="scripted", patience=2, baseline=0.2, restore_best_weights=True)
+    with tiny_model() as model:
+        history = model.fit(
+            x, y, epochs=12, batch_size=8, verbose=0,
+            callbacks=[ScriptFigure("scripted", [0.5 + 0.1 * i for i in range(12)]), record, stopper],
+        )  # fmt: skip
+        final = model.get_weights()
+    assert (history.epochs, stopper.stopped_epoch, stopper.best_epoch) == ([1, 2], 2, 1)
+    for name, value in record.weights[1].items():
+        np.testing.assert_array_equal(final[name], value)
+
+
 def test_early_stopping_names_the_missing_figure():
     x, y = tiny_data()
     with tiny_model() as model, pytest.raises(InvalidArgumentError, match=r"'val_loss'.*Pass validation="):
@@ -154,6 +222,9 @@ def test_early_stopping_names_the_missing_figure():
         ({"mode": "up"}, "mode=.*'auto', 'min' or 'max'"),
         ({"min_delta": -0.1}, "min_delta"),
         ({"monitor": ""}, "monitor"),
+        ({"start_from_epoch": -1}, r"start_from_epoch=\.\.\.\) expects an int >= 0. Received: start_from_epoch=-1"),
+        ({"start_from_epoch": 2.0}, r"start_from_epoch=2\.0"),
+        ({"verbose": -1}, r"EarlyStopping\(verbose=\.\.\.\) expects an int >= 0 or a bool. Received: verbose=-1"),
     ],
 )
 def test_early_stopping_rejects_bad_arguments(kwargs, match):
@@ -608,3 +679,70 @@ def test_subclasses_of_callbacks_that_skip_batches_still_get_their_own_batch_hoo
     with tiny_model() as model:
         model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[scheduler, terminate])
     assert scheduler.begins == [1, 2, 3, 4] and terminate.ends == [1, 2, 3, 4]
+
+
+# --- LambdaCallback -------------------------------------------------------------------------------------
+def test_lambda_callback_calls_each_function_as_keras_does():
+    # Keras 3.15.1's LambdaCallback in the same fit (keras_fit_ref.py, "lambda") records this list with
+    # 0-based epochs and batches; onnxtrain numbers both from 1. Begin hooks get an empty dict, as in Keras.
+    calls: list[tuple] = []
+    callback = LambdaCallback(
+        on_train_begin=lambda logs: calls.append(("train_begin", logs)),
+        on_epoch_begin=lambda epoch, logs: calls.append(("epoch_begin", epoch, logs)),
+        on_train_batch_begin=lambda batch, logs: calls.append(("batch_begin", batch, logs)),
+        on_train_batch_end=lambda batch, logs: calls.append(("batch_end", batch, sorted(logs))),
+        on_epoch_end=lambda epoch, logs: calls.append(("epoch_end", epoch, sorted(logs))),
+        on_train_end=lambda logs: calls.append(("train_end", sorted(logs))),
+    )
+    x, y = tiny_data(32)
+    with tiny_model() as model:
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[callback])
+    figures = ["accuracy", "loss"]
+    assert calls == [
+        ("train_begin", {}),
+        ("epoch_begin", 1, {}), ("batch_begin", 1, {}), ("batch_end", 1, figures), ("batch_begin", 2, {}),
+        ("batch_end", 2, figures), ("epoch_end", 1, figures),
+        ("epoch_begin", 2, {}), ("batch_begin", 1, {}), ("batch_end", 1, figures), ("batch_begin", 2, {}),
+        ("batch_end", 2, figures), ("epoch_end", 2, figures),
+        ("train_end", figures),
+    ]  # fmt: skip
+
+
+def test_lambda_callback_takes_the_batch_aliases_and_costs_nothing_per_batch_otherwise():
+    begins: list[int] = []
+    ends: list[int] = []
+    alias = LambdaCallback(on_batch_begin=lambda batch, logs: begins.append(batch), on_batch_end=lambda b, logs: None)
+    assert alias.wants_batch_begin and alias.wants_batches
+    epochs_only = LambdaCallback(on_epoch_end=lambda epoch, logs: None)
+    assert not epochs_only.wants_batches and not epochs_only.wants_batch_begin
+    # The on_train_batch_* function replaces its alias, as a method overriding it does.
+    both = LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(batch), on_batch_end=lambda b, logs: 1 / 0)
+    x, y = tiny_data(16)
+    with tiny_model() as model:
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[alias, both, epochs_only])
+    assert begins == [1, 2] and ends == [1, 2]
+
+
+def test_lambda_callback_rejects_unknown_hooks_and_warns_about_uncalled_ones():
+    with pytest.raises(InvalidArgumentError, match=r"LambdaCallback takes functions by hook name: .*Received: on_step"):
+        LambdaCallback(on_step=lambda: None)
+    with pytest.raises(InvalidTypeError, match=r"LambdaCallback\(on_epoch_end=...\) expects a function. Received: 1"):
+        LambdaCallback(on_epoch_end=1)  # type: ignore[arg-type]
+    with pytest.warns(UserWarning, match="Callback LambdaCallback overrides on_test_end, which onnxtrain never calls"):
+        CallbackList([LambdaCallback(on_test_end=lambda logs: None)], FakeModel())  # type: ignore[arg-type]
+
+
+# --- History.params and History.epoch, Callback.params ----------------------------------------------------
+def test_history_and_callbacks_get_kerass_params():
+    # Keras 3.15.1 (keras_fit_ref.py, "rlr"): History.params {'verbose': 0, 'epochs': 6, 'steps': 4} for
+    # fit(epochs=6, batch_size=8, verbose=0) over 32 rows; History.epoch [0, ..., 5], here 1-based and counting on.
+    seen: list[dict] = []
+    callback = LambdaCallback(on_train_begin=lambda logs: seen.append(dict(callback.params)))
+    x, y = tiny_data(30)  # 4 batches of 8, the last partial
+    with tiny_model() as model:
+        first = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        second = model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[callback])
+    assert first.params == {"verbose": 0, "epochs": 2, "steps": 4} and first.epoch == [1, 2]
+    assert second.params == seen[0] == {"verbose": 0, "epochs": 3, "steps": 4}
+    assert second.epoch is second.epochs and second.epoch == [3, 4, 5]
+    assert Callback().params == {}

@@ -8,11 +8,12 @@ from onnxtrain.callbacks._callback import (
     CallbackList,
     CallbackModel,
     CSVLogger,
-    LearningRateScheduler,
     TerminateOnNaN,
     TimeStopping,
 )
 from onnxtrain.callbacks._callback import Logs as Logs  # the type of `logs`, for custom callbacks
+from onnxtrain.callbacks._lambda import LambdaCallback
+from onnxtrain.callbacks._learning_rate import LearningRateScheduler, ReduceLROnPlateau
 from onnxtrain.callbacks._monitored import EarlyStopping, ModelCheckpoint
 
 __all__ = [
@@ -21,8 +22,10 @@ __all__ = [
     "CallbackList",
     "CallbackModel",
     "EarlyStopping",
+    "LambdaCallback",
     "LearningRateScheduler",
     "ModelCheckpoint",
+    "ReduceLROnPlateau",
     "TerminateOnNaN",
     "TimeStopping",
 ]

@@ -1,8 +1,8 @@
-"""The Callback contract, the CallbackList that dispatches to it, and the stock callbacks that watch no figure."""
+"""The Callback contract, the CallbackList that dispatches to it, and the stock callbacks that watch no figure and
+set no learning rate."""
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import numbers
@@ -10,6 +10,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import numpy as np
@@ -18,6 +19,10 @@ from onnxtrain._checks import as_real, check_bool
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
 Logs = Mapping[str, float]
+"""What the hooks get as `logs`. At an epoch's end it is one dict that fit hands to every callback in order, so a
+callback may add a figure to it (as LearningRateScheduler and ReduceLROnPlateau add `learning_rate`, like Keras'):
+the History and the callbacks after it see it. The progress line is printed before the callbacks run, so that what
+they print follows it, and shows only fit's own figures."""
 logger = logging.getLogger("onnxtrain")
 
 
@@ -64,12 +69,32 @@ class Callback:
 
     Overriding an end hook makes `fit` compute running figures every batch (a microsecond or so per step);
     a subclass can opt out by setting `wants_batches = False` while a flag of its own leaves that hook idle.
+
+    During `fit`, `self.params` is Keras' {"verbose": ..., "epochs": ..., "steps": ...} of the call (epochs asked
+    for, batches per epoch), and `self.optimizer_steps` the updates the optimizer has made so far.
     """
 
     model: CallbackModel
+    params: Mapping[str, Any] = MappingProxyType({})
+    _optimizer_steps: Callable[[], int] | None = None
 
     def set_model(self, model: CallbackModel) -> None:
         self.model = model
+
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        self.params = params
+
+    def set_optimizer_steps(self, counter: Callable[[], int]) -> None:
+        """Where `optimizer_steps` reads from (fit passes its trainer's count)."""
+        self._optimizer_steps = counter
+
+    @property
+    def optimizer_steps(self) -> int:
+        """The updates the optimizer has made so far, counted across `fit` calls: Keras'
+        `self.model.optimizer.iterations`. It starts at 0 with each new optimizer (compile), and a model loaded
+        with its optimizer state continues the saved count (engine="portable"; "ort-training" restarts at 0). A
+        non-finite loss makes no update and is not counted. 0 outside `fit`."""
+        return self._optimizer_steps() if self._optimizer_steps is not None else 0
 
     @property
     def wants_batches(self) -> bool:
@@ -106,7 +131,7 @@ def _overrides(callback: Callback, *hooks: str, since: type[Callback] = Callback
 
 
 def _warn_about_uncalled_hooks(callback: Callback) -> None:
-    hooks = [hook for hook in UNCALLED_HOOKS if callable(getattr(type(callback), hook, None))]
+    hooks = [hook for hook in UNCALLED_HOOKS if callable(getattr(callback, hook, None))]  # a LambdaCallback's too
     if hooks:
         warnings.warn(
             f"Callback {type(callback).__name__} overrides {', '.join(hooks)}, which onnxtrain never calls: "
@@ -117,10 +142,28 @@ def _warn_about_uncalled_hooks(callback: Callback) -> None:
         )
 
 
-class CallbackList:
-    """Calls every callback's hook in order."""
+def _dict(logs: Logs | None) -> Logs:
+    """A hook's logs as Keras passes them: a dict, empty where there are none (a begin hook's)."""
+    return {} if logs is None else logs
 
-    def __init__(self, callbacks: Sequence[Callback] | Callback | None, model: CallbackModel):
+
+class CallbackList:
+    """Calls every callback's hook in order, with `logs` a dict (empty for the begin hooks), as Keras' does.
+
+    Args:
+        callbacks: a Callback, a sequence or set of them, or None.
+        model: what the callbacks' `self.model` is.
+        params: Keras' `params` of the fit call, given to each callback (`Callback.set_params`).
+        optimizer_steps: reads the optimizer's update count (`Callback.optimizer_steps`).
+    """
+
+    def __init__(
+        self,
+        callbacks: Sequence[Callback] | Callback | None,
+        model: CallbackModel,
+        params: Mapping[str, Any] | None = None,
+        optimizer_steps: Callable[[], int] | None = None,
+    ):
         if isinstance(callbacks, Callback):
             callbacks = [callbacks]
         elif callbacks is None:
@@ -131,6 +174,10 @@ class CallbackList:
             if not isinstance(callback, Callback):
                 raise InvalidTypeError(f"callbacks expects Callback instances. Received: callbacks[{i}]={callback!r}")
             callback.set_model(model)
+            if params is not None:
+                callback.set_params(params)
+            if optimizer_steps is not None:
+                callback.set_optimizer_steps(optimizer_steps)
             _warn_about_uncalled_hooks(callback)
         self.callbacks = list(callbacks)
         # Only pay for per-batch calls and logs when a callback actually uses a batch hook.
@@ -138,33 +185,46 @@ class CallbackList:
         self.wants_batch_begin = any(c.wants_batch_begin for c in self.callbacks)
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
+        logs = _dict(logs)
         for c in self.callbacks:
             c.on_train_begin(logs)
 
     def on_train_end(self, logs: Logs | None = None) -> None:
+        logs = _dict(logs)
         for c in self.callbacks:
             c.on_train_end(logs)
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        logs = _dict(logs)
         for c in self.callbacks:
             c.on_epoch_begin(epoch, logs)
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        logs = _dict(logs)
         for c in self.callbacks:
             c.on_epoch_end(epoch, logs)
 
     def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
         """Call every callback's `on_train_batch_begin` (which by default calls its `on_batch_begin`)."""
+        logs = _dict(logs)
         for c in self.callbacks:
             c.on_train_batch_begin(batch, logs)
 
     def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
         """Call every callback's `on_train_batch_end` (which by default calls its `on_batch_end`)."""
+        logs = _dict(logs)
         for c in self.callbacks:
             c.on_train_batch_end(batch, logs)
 
     on_train_batch_begin = on_batch_begin
     on_train_batch_end = on_batch_end
+
+
+def check_callback_verbose(owner: str, verbose: object) -> int:
+    """A callback's `verbose` as an int: an int >= 0 or a bool (numpy's too)."""
+    if not isinstance(verbose, bool | np.bool_ | numbers.Integral) or verbose < 0:
+        raise InvalidArgumentError(f"{owner}(verbose=...) expects an int >= 0 or a bool. Received: verbose={verbose!r}")
+    return int(verbose)
 
 
 class TerminateOnNaN(Callback):
@@ -242,90 +302,6 @@ class CSVLogger(Callback):
         lines.append(",".join([str(epoch), *(repr(float(logs.get(k, math.nan))) for k in self._keys)]))
         with open(self.path, "a", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
-
-
-def _takes_lr(schedule: Callable[..., float]) -> bool:
-    """Whether `schedule` is Keras' `schedule(epoch, lr)` rather than `schedule(epoch)`, from its signature."""
-    try:
-        signature = inspect.signature(schedule)
-    except (TypeError, ValueError):  # no readable signature (some builtins and extension types)
-        return True
-    kinds = [p.kind for p in signature.parameters.values()]
-    positional = sum(
-        kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD) for kind in kinds
-    )
-    takes_lr = positional >= 2 or inspect.Parameter.VAR_POSITIONAL in kinds
-    try:
-        signature.bind(*[0] * (2 if takes_lr else 1))
-    except TypeError as e:
-        raise InvalidTypeError(
-            "LearningRateScheduler(schedule=...) expects a callable taking (epoch, lr) or (epoch). "
-            f"Received: {schedule!r} with signature {signature}"
-        ) from e
-    return takes_lr
-
-
-class LearningRateScheduler(Callback):
-    """Set the learning rate from `schedule(epoch, lr) -> new_lr` or `schedule(epoch) -> new_lr` before each epoch
-    (or step).
-
-    `epoch` is the 1-based epoch number used everywhere in onnxtrain (Keras passes a 0-based index: a Keras
-    schedule `epoch < 10` becomes `epoch <= 10`). With `per_step=True`, the schedule is called before every
-    training step with the step number counted from 1 across the whole `fit` call. `lr` is the current rate.
-    Which form `schedule` has is read once from its signature; one whose signature cannot be read gets two
-    arguments.
-
-    Example:
-        >>> LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch > 5 else lr)  # doctest: +SKIP
-        >>> LearningRateScheduler(lambda epoch: 0.01 if epoch <= 10 else 0.001)  # doctest: +SKIP
-    """
-
-    def __init__(
-        self,
-        schedule: Callable[[int, float], float] | Callable[[int], float],
-        per_step: bool = False,
-        verbose: int = 0,
-    ):
-        if not callable(schedule):
-            raise InvalidTypeError(f"LearningRateScheduler(schedule=...) expects a callable. Received: {schedule!r}")
-        if not isinstance(verbose, bool | np.bool_ | numbers.Integral) or verbose < 0:
-            raise InvalidArgumentError(
-                f"LearningRateScheduler(verbose=...) expects an int >= 0 or a bool. Received: verbose={verbose!r}"
-            )
-        self.schedule: Callable[..., float] = schedule
-        self._takes_lr = _takes_lr(schedule)
-        self.per_step = check_bool("LearningRateScheduler", "per_step", per_step)
-        self.verbose = int(verbose)
-        self._step = 0
-
-    @property
-    def wants_batch_begin(self) -> bool:
-        return self.per_step or _overrides(self, "on_train_batch_begin", "on_batch_begin", since=LearningRateScheduler)
-
-    def _apply(self, count: int, unit: str) -> None:
-        lr = self.schedule(count, self.model.learning_rate) if self._takes_lr else self.schedule(count)
-        if isinstance(lr, np.floating | np.integer):
-            lr = float(lr)
-        if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr) or lr <= 0:
-            raise InvalidArgumentError(
-                "LearningRateScheduler's schedule must return a positive finite number. "
-                f"Received: {lr!r} at {unit} {count}"
-            )
-        self.model.learning_rate = float(lr)
-        if self.verbose:
-            print(f"LearningRateScheduler: {unit} {count}, learning rate {lr:.6g}")
-
-    def on_train_begin(self, logs: Logs | None = None) -> None:
-        self._step = 0
-
-    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
-        if not self.per_step:
-            self._apply(epoch, "epoch")
-
-    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
-        if self.per_step:  # right before the step: no call for a step that never comes
-            self._step += 1
-            self._apply(self._step, "step")
 
 
 class TimeStopping(Callback):

@@ -1,19 +1,21 @@
-"""Callbacks that watch one figure of the epoch logs (EarlyStopping, ModelCheckpoint) and the _Monitor they share."""
+"""Callbacks that watch one figure of the epoch logs (EarlyStopping, ModelCheckpoint) and the _Monitor they share
+(ReduceLROnPlateau, in `_learning_rate`, uses it too)."""
 
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 
 import numpy as np
 
 from onnxtrain._checks import as_real, check_bool
-from onnxtrain.callbacks._callback import Callback, Logs, logger
+from onnxtrain.callbacks._callback import Callback, Logs, check_callback_verbose, logger
 from onnxtrain.errors import InvalidArgumentError
 
 
 class _Monitor:
-    """A watched figure ("val_loss"), the direction that counts as better, and the best value seen."""
+    """A watched figure ("val_loss") and the direction that counts as better, with Keras' rule for "better"."""
 
     def __init__(self, owner: str, monitor: str, mode: str, min_delta: float = 0.0):
         if not isinstance(monitor, str) or not monitor:
@@ -31,7 +33,6 @@ class _Monitor:
             key = monitor.removeprefix("val_")
             mode = "max" if key in ("accuracy", "acc") or key.endswith(("_accuracy", "_acc")) else "min"
         self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, delta
-        self.best = math.inf if mode == "min" else -math.inf
 
     def value(self, logs: Logs | None) -> float:
         logs = logs or {}
@@ -43,28 +44,50 @@ class _Monitor:
             )
         return float(logs[self.monitor])
 
-    def improves(self, value: float) -> bool:
-        """Better than the best by more than min_delta (NaN never improves)."""
+    def improves(self, value: float, reference: float | None) -> bool:
+        """Better than `reference` by more than min_delta. As in Keras, anything improves on None (no value yet,
+        a NaN included), and nothing improves on NaN."""
+        if reference is None:
+            return True
         if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
+
+
+def check_count(owner: str, arg: str, value: object) -> int:
+    """`value` as an int >= 0 (numpy integers too); InvalidArgumentError naming it otherwise."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral) or value < 0:
+        raise InvalidArgumentError(f"{owner}({arg}=...) expects an int >= 0. Received: {arg}={value!r}")
+    return int(value)
 
 
 class EarlyStopping(Callback):
-    """Stop training when `monitor` has not improved by more than `min_delta` for `patience` epochs.
+    """Stop training when `monitor` has not improved by more than `min_delta` for `patience` epochs: Keras 3's
+    rules, with onnxtrain's 1-based epoch numbers.
 
     Args:
         monitor: the figure to watch, e.g. "val_loss" (default), "loss", "val_accuracy".
         min_delta: the smallest change that counts as an improvement.
         patience: stop after this many epochs in a row without improvement (0 and 1 both stop at the first).
+        verbose: 1 prints when it stops and when it restores weights.
         mode: "min", "max" or "auto" (max for accuracy, an output's too, e.g. "val_kind_accuracy"; min otherwise).
-        baseline: a value the figure must beat; until it does, epochs count as not improving.
-        restore_best_weights: at the end of training, put back the weights of the best epoch (whether or not
-            training stopped early).
+        baseline: a value the figure must beat. The best value is still tracked from the first epoch, but the
+            patience count restarts only at an epoch that beats both the baseline and the best so far; so if no
+            epoch beats the baseline, training stops at the first epoch without improvement once `patience`
+            epochs have run (while the figure keeps improving it never stops).
+        restore_best_weights: at the end of training, put back the weights of the best epoch, whether or not
+            training stopped early and whether or not that epoch beat the baseline.
+        start_from_epoch: epochs numbered up to this one are not watched (a warm-up). Epoch numbers count on
+            across `fit` calls, so this counts the model's epochs, as Keras' does from `initial_epoch`.
 
-    After `fit`, `stopped_epoch` is the epoch at which it stopped training (0 when it did not) and
-    `best_epoch` the best epoch seen. A missing `monitor` raises InvalidArgumentError at the end of the first
-    epoch.
+    The first epoch watched is always the best so far (so training never stops right after it), even when its
+    figure is NaN, after which nothing improves (Keras' rule). `wait`, `best` (None before the first epoch
+    watched), `best_epoch`, `stopped_epoch` and the best weights start afresh in each `fit`.
+
+    After `fit`, `stopped_epoch` is the epoch after which it stopped training (0 when it did not) and
+    `best_epoch` the best epoch watched (0 when none was). Both are onnxtrain's 1-based epoch numbers; Keras'
+    are 0-based indices, one less (its message "Epoch 5: early stopping" is `stopped_epoch == 4` there, 5 here).
+    A missing `monitor` raises InvalidArgumentError at the end of the first epoch watched (Keras warns).
 
     Example:
         >>> model.fit(train, epochs=100, validation_split=0.1,
@@ -76,60 +99,60 @@ class EarlyStopping(Callback):
         monitor: str = "val_loss",
         min_delta: float = 0.0,
         patience: int = 0,
+        verbose: int = 0,
         mode: str = "auto",
         baseline: float | None = None,
         restore_best_weights: bool = False,
+        start_from_epoch: int = 0,
     ):
         self._monitor = _Monitor("EarlyStopping", monitor, mode, min_delta)
-        if isinstance(patience, bool) or not isinstance(patience, int | np.integer) or patience < 0:
-            raise InvalidArgumentError(
-                f"EarlyStopping(patience=...) expects an int >= 0. Received: patience={patience!r}"
-            )
+        self.patience = check_count("EarlyStopping", "patience", patience)
+        self.verbose = check_callback_verbose("EarlyStopping", verbose)
         limit = as_real(baseline)
         if baseline is not None and (limit is None or not math.isfinite(limit)):
             raise InvalidArgumentError(
                 f"EarlyStopping(baseline=...) expects a finite number or None. Received: baseline={baseline!r}"
             )
         self.monitor, self.mode = monitor, self._monitor.mode
-        self.patience = int(patience)
         self.baseline = limit
         self.restore_best_weights = check_bool("EarlyStopping", "restore_best_weights", restore_best_weights)
+        self.start_from_epoch = check_count("EarlyStopping", "start_from_epoch", start_from_epoch)
         self.on_train_begin()
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.wait = 0
         self.stopped_epoch = 0
+        self.best: float | None = None
         self.best_epoch = 0
         self.best_weights: dict[str, np.ndarray] | None = None
-        self._monitor.best = math.inf if self.mode == "min" else -math.inf
-        if self.baseline is not None:
-            self._monitor.best = self.baseline
-
-    @property
-    def best(self) -> float:
-        return self._monitor.best
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        if epoch <= self.start_from_epoch:
+            return
         value = self._monitor.value(logs)
-        if self._monitor.improves(value):
-            self._monitor.best, self.best_epoch, self.wait = value, epoch, 0
+        # Keras counts the epoch first: an improvement that does not beat the baseline leaves it counted.
+        self.wait += 1
+        if self._monitor.improves(value, self.best):
+            self.best, self.best_epoch = value, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._monitor.improves(value, self.baseline):
+                self.wait = 0
             return
-        self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
     def on_train_end(self, logs: Logs | None = None) -> None:
+        if self.stopped_epoch and self.verbose:
+            print(f"Epoch {self.stopped_epoch}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
+            message = f"Restoring model weights from the end of the best epoch: {self.best_epoch}."
+            if self.verbose:
+                print(message)
+            else:
+                logger.info("EarlyStopping: %s", message)
             self.model.set_weights(self.best_weights)
-            logger.info(
-                "EarlyStopping restored the weights of epoch %d (%s=%.4f).",
-                self.best_epoch,
-                self.monitor,
-                self.best,
-            )
 
 
 class ModelCheckpoint(Callback):
@@ -162,6 +185,7 @@ class ModelCheckpoint(Callback):
         self.save_best_only = check_bool("ModelCheckpoint", "save_best_only", save_best_only)
         self.save_optimizer_state = check_bool("ModelCheckpoint", "save_optimizer_state", save_optimizer_state)
         self.last_saved: Path | None = None
+        self.best = math.inf if self._monitor.mode == "min" else -math.inf  # NaN never improves on it
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         # The best value persists across fit calls, like the model being trained.
@@ -171,9 +195,9 @@ class ModelCheckpoint(Callback):
         logs = dict(logs or {})
         if self.save_best_only:
             value = self._monitor.value(logs)
-            if not self._monitor.improves(value):
+            if not self._monitor.improves(value, self.best):
                 return
-            self._monitor.best = value
+            self.best = value
         try:
             target = Path(self.directory.format(epoch=epoch, **logs))
         except (KeyError, IndexError, ValueError, AttributeError, TypeError) as e:  # the field, its format
