@@ -213,9 +213,10 @@ def inference_graph(
 ) -> onnx.ModelProto:
     """The inference graph of `layers`, their parameters as initializers: input `input` [batch, ...] (or one per
     Input, named by `input_names`), output
-    `logits`, plus `probabilities` (softmax) when the loss is softmax cross-entropy (see `graph_layers`); a model
-    of several outputs has one output per model output, named as its layer (`output_names`), each followed by
-    `<name>_probabilities` where its loss is softmax cross-entropy. Default
+    `logits`, plus `probabilities` when the loss trains on logits (softmax for softmax cross-entropy, see
+    `graph_layers`; sigmoid for binary cross-entropy from logits: `Loss.probability_op`); a model of several
+    outputs has one output per model output, named as its layer (`output_names`), each followed by
+    `<name>_probabilities` where its loss has such an op. Default
     ONNX domain only, checked with the full ONNX checker. `model_files.exported_model` adds the descriptive metadata
     (what `Sequential.inference_model` returns and `export` writes).
     """
@@ -226,8 +227,9 @@ def inference_graph(
     names = output_names(graph)
     for output, name, own, y in zip(outputs, names, output_losses(graph, loss), graph.outputs, strict=True):
         builder.add_output(output, name, np.float32, (None, *y.shape))
-        if isinstance(own, SoftmaxCrossEntropyWithLogits):
-            probabilities = builder.node("Softmax", [name], hint="softmax", axis=-1)
+        op = own.probability_op if own is not None else None
+        if op is not None:
+            probabilities = builder.node(op, [name], hint=op.lower(), **({"axis": -1} if op == "Softmax" else {}))
             companion = PROBABILITIES_NAME if len(names) == 1 else f"{name}_{PROBABILITIES_NAME}"
             builder.add_output(probabilities, companion, np.float32, (None, *y.shape))
     for key, value in (metadata or {}).items():

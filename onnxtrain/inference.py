@@ -285,8 +285,11 @@ def _class_names(metadata: Mapping[str, str], source: str) -> tuple[str, ...] | 
 
 def _loss(metadata: Mapping[str, str]) -> losses.Loss | None:
     try:
-        return losses.get(metadata[META_LOSS]) if META_LOSS in metadata else None
-    except OnnxtrainError:  # a loss this version does not know: fall back to the graph's outputs
+        if META_LOSS not in metadata:
+            return None
+        value = metadata[META_LOSS]  # a name, or a config with more than the name (model_files.exported_model)
+        return losses.get(json.loads(value) if value.startswith("{") else value)
+    except (OnnxtrainError, ValueError):  # a loss this version does not know: fall back to the graph's outputs
         return None
 
 

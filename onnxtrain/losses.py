@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from onnx import TensorProto
 
-from onnxtrain._checks import FLOAT32_MAX, as_real
+from onnxtrain._checks import FLOAT32_MAX, as_real, check_bool
 from onnxtrain._registry import Registry
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.graph import GraphBuilder
@@ -28,6 +29,15 @@ class Losses(enum.Enum):
     MAE = "mae"
     BINARY_CROSSENTROPY = "binary_crossentropy"
     HUBER = "huber"
+    CATEGORICAL_CROSSENTROPY = "categorical_crossentropy"
+    KL_DIVERGENCE = "kl_divergence"
+    POISSON = "poisson"
+    LOG_COSH = "log_cosh"
+    MAPE = "mean_absolute_percentage_error"
+    MSLE = "mean_squared_logarithmic_error"
+    HINGE = "hinge"
+    SQUARED_HINGE = "squared_hinge"
+    COSINE_SIMILARITY = "cosine_similarity"
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,20 @@ class Loss:
     # Each output unit is a probability of its own, against a 0/1 target (binary cross-entropy): accuracy
     # thresholds every unit at 0.5, as Keras' binary accuracy does, instead of comparing argmaxes.
     binary: bool = field(default=False, init=False)
+
+    @property
+    def trains_on_logits(self) -> bool:
+        """Whether the outputs the engines return are logits (`probabilities` turns them into what the model
+        predicts): softmax cross-entropy, whose graphs leave a last softmax out, and binary cross-entropy
+        from logits. Metrics that compare values read the probabilities then."""
+        return False
+
+    @property
+    def probability_op(self) -> str | None:
+        """The ONNX op that turns the outputs into probabilities in the export (its `probabilities` output):
+        Softmax for softmax cross-entropy, Sigmoid for binary cross-entropy from logits; None where the outputs
+        are what the model predicts."""
+        return None
 
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
         raise NotImplementedError
@@ -84,6 +108,14 @@ class SoftmaxCrossEntropyWithLogits(Loss):
 
     name: str = field(default="softmax_cross_entropy_with_logits", init=False)
     classification: bool = field(default=True, init=False)
+
+    @property
+    def trains_on_logits(self) -> bool:
+        return True
+
+    @property
+    def probability_op(self) -> str | None:
+        return "Softmax"
 
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
         # The second output (log-probabilities) is what ORT's gradient of this op reads.
@@ -182,15 +214,34 @@ class Huber(Loss):
 
 @dataclass(frozen=True)
 class BinaryCrossentropy(Loss):
-    """Cross-entropy of probabilities (a sigmoid output) against targets in [0, 1], as KotlinDL and Keras'
-    TensorFlow backend compute it: p = clip(output, epsilon, 1 - epsilon), then
-    -(y log(p + epsilon) + (1 - y) log(1 - p + epsilon)), averaged over the last axis and the batch.
+    """Binary cross-entropy of each output unit against a target in [0, 1], averaged over the last axis and the
+    batch, as Keras computes it.
 
-    epsilon must be in [0, 0.5). Unlike tf.keras, a sigmoid output is not traced back to its logits, so outputs
-    that saturate the sigmoid (|logit| beyond ~16) are clipped, and get no gradient, as in KotlinDL.
+    On probabilities (a sigmoid output, the default), as KotlinDL and Keras' TensorFlow backend compute it:
+    p = clip(output, epsilon, 1 - epsilon), then -(y log(p + epsilon) + (1 - y) log(1 - p + epsilon)). Keras'
+    JAX and torch backends take log(p) and log(1 - p) without the added epsilon; the two agree to about epsilon / p
+    inside the clip and differ only for saturated outputs: in float32, a wrong saturated unit costs 15.42 (target 1,
+    output 0) or 15.33 (target 0, output 1; 1 - p is 1.19e-7 after the clip) here and in TensorFlow, 16.12 or 15.94
+    with JAX. A sigmoid output is not traced back to its logits: outputs beyond the clip (|logit| above ~16) get
+    no gradient, as in KotlinDL.
+
+    With `from_logits=True` the output is the logit z (end the model in a linear layer) and the loss is
+    softplus(z) - y z, computed without overflow for any z, as Keras' `from_logits=True`: no clip, no epsilon,
+    and a gradient (sigmoid(z) - y) for saturated logits too. Predictions threshold z at 0 and
+    `predict_softly` returns sigmoid(z).
+
+    Args:
+        epsilon: the clip of probabilities, in [0, 0.5) (unused with `from_logits`).
+        from_logits: whether the output is a logit rather than a probability.
+        label_smoothing: in [0, 1]; targets become y (1 - label_smoothing) + 0.5 label_smoothing, as Keras'.
+
+    Raises:
+        InvalidArgumentError: an argument out of its range.
     """
 
     epsilon: float = 1e-7
+    from_logits: bool = field(default=False, kw_only=True)
+    label_smoothing: float = field(default=0.0, kw_only=True)
     name: str = field(default="binary_crossentropy", init=False)
     binary: bool = field(default=True, init=False)
 
@@ -202,8 +253,25 @@ class BinaryCrossentropy(Loss):
                 f"[epsilon, 1 - epsilon]). Received: epsilon={self.epsilon!r}"
             )
         object.__setattr__(self, "epsilon", epsilon)
+        object.__setattr__(self, "from_logits", check_bool("BinaryCrossentropy", "from_logits", self.from_logits))
+        object.__setattr__(self, "label_smoothing", _label_smoothing("BinaryCrossentropy", self.label_smoothing))
+
+    @property
+    def trains_on_logits(self) -> bool:
+        return self.from_logits
+
+    @property
+    def probability_op(self) -> str | None:
+        return "Sigmoid" if self.from_logits else None
 
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        one = builder.constant(1.0, "bce_one")
+        if self.label_smoothing:
+            kept = builder.node("Mul", [labels, builder.constant(1.0 - self.label_smoothing, "bce_kept")])
+            labels = builder.node("Add", [kept, builder.constant(0.5 * self.label_smoothing, "bce_smoothing")])
+        if self.from_logits:
+            total = builder.node("Sub", [_softplus(builder, output), builder.node("Mul", [output, labels])])
+            return builder.node("ReduceMean", [total], hint="loss", keepdims=0)
         p = builder.node(
             "Clip",
             [
@@ -212,7 +280,6 @@ class BinaryCrossentropy(Loss):
                 builder.constant(1.0 - self.epsilon, "bce_max"),
             ],
         )
-        one = builder.constant(1.0, "bce_one")
         epsilon = builder.constant(self.epsilon, "bce_epsilon")
         positive = builder.node("Mul", [labels, builder.node("Log", [builder.node("Add", [p, epsilon])])])
         complement = builder.node("Add", [builder.node("Sub", [one, p]), epsilon])
@@ -222,22 +289,191 @@ class BinaryCrossentropy(Loss):
 
     def prepare_labels(self, y: Any, output_shape: Shape, argument: str = "y") -> np.ndarray:
         y = super().prepare_labels(y, output_shape, argument)
-        bad = np.flatnonzero((y < 0) | (y > 1))
-        if bad.size:
-            raise InvalidArgumentError(
-                f"{argument} for loss {self.name!r} expects targets in [0, 1]. Received: "
-                f"{argument}.flat[{int(bad[0])}]={y.flat[int(bad[0])].item()!r}"
-            )
+        _check_unit_interval(y, argument, self.name)
         return y
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
-        return (outputs > 0.5).astype(np.int64)[:, 0] if outputs.shape[1] == 1 else (outputs > 0.5).astype(np.int64)
+        decided = (outputs > (0.0 if self.from_logits else 0.5)).astype(np.int64)
+        return decided[:, 0] if outputs.shape[1] == 1 else decided
 
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        if self.from_logits:  # sigmoid without overflow: exp of a non-positive number only
+            e = np.exp(-np.abs(outputs))
+            return np.where(outputs >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(outputs.dtype, copy=False)
         return outputs
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "epsilon": self.epsilon}
+        return {
+            "name": self.name,
+            "epsilon": self.epsilon,
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+        }
+
+
+@dataclass(frozen=True)
+class CategoricalCrossentropy(SoftmaxCrossEntropyWithLogits):
+    """Softmax cross-entropy with one-hot or probability targets shaped like the output:
+    -sum(y log softmax(z)) over the last axis, averaged over the rest, as Keras' categorical_crossentropy.
+
+    It applies the softmax itself, to logits z, as the sparse form does: a last softmax (`Dense(10,
+    activation="softmax")`, `Softmax()`) is left out of the graphs, so training sees its logits and the export
+    adds `probabilities`. `from_logits` is Keras' argument, kept in the config: False (the default) says the model
+    ends in that softmax, True that it ends in logits; both compute the same, stable log-softmax, which equals
+    Keras' value wherever Keras' clip of probabilities to [1e-7, 1 - 1e-7] does not bind (a softmax is never
+    applied twice, where Keras with `from_logits=True` after a softmax would).
+
+    Args:
+        from_logits: whether the model ends in logits rather than a softmax (the same computation, see above).
+        label_smoothing: in [0, 1]; targets become y (1 - label_smoothing) + label_smoothing / classes, as Keras'.
+
+    Raises:
+        InvalidArgumentError: an argument out of its range.
+    """
+
+    from_logits: bool = False
+    label_smoothing: float = 0.0
+    name: str = field(default="categorical_crossentropy", init=False)
+    classification: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "from_logits", check_bool("CategoricalCrossentropy", "from_logits", self.from_logits))
+        object.__setattr__(self, "label_smoothing", _label_smoothing("CategoricalCrossentropy", self.label_smoothing))
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        if self.label_smoothing:
+            classes = builder.node("Cast", [builder.node("Shape", [labels], start=-1)], to=TensorProto.FLOAT)
+            kept = builder.node("Mul", [labels, builder.constant(1.0 - self.label_smoothing, "cce_kept")])
+            spread = builder.node("Div", [builder.constant(self.label_smoothing, "cce_smoothing"), classes])
+            labels = builder.node("Add", [kept, spread])
+        log_probabilities = builder.node("LogSoftmax", [output], axis=-1)
+        per_example = _sum_last(builder, builder.node("Mul", [labels, log_probabilities]))
+        return builder.node("Neg", [builder.node("ReduceMean", [per_example], keepdims=0)], hint="loss")
+
+    def label_spec(self, output_shape: Shape) -> tuple[type, tuple[int | None, ...]]:
+        return np.float32, (None, *output_shape)
+
+    def prepare_labels(self, y: Any, output_shape: Shape, argument: str = "y") -> np.ndarray:
+        """One-hot or probability targets shaped like the output; class indices get a hint to the sparse loss."""
+        array = _numeric(y, argument)
+        if array.shape[1:] != tuple(output_shape):
+            indices = array.shape[1:] in (tuple(output_shape[:-1]), (*output_shape[:-1], 1))
+            raise InvalidArgumentError(
+                f"{argument} for loss {self.name!r} expects one-hot or probability targets of shape "
+                f"(N, {', '.join(map(str, output_shape))}) like the model output. Received: {argument}.shape="
+                f"{array.shape}"
+                + (" (class indices? use loss='sparse_categorical_crossentropy', or one-hot them)" if indices else "")
+            )
+        targets = Loss.prepare_labels(self, array, output_shape, argument)
+        _check_unit_interval(targets, argument, self.name)
+        return targets
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+@dataclass(frozen=True)
+class KLDivergence(Loss):
+    """Keras' kl_divergence: sum(y log(y / p)) over the last axis with y and p clipped to [1e-7, 1], then the mean.
+    The output should be probabilities (a softmax), which this loss does not leave out of the graphs."""
+
+    name: str = field(default="kl_divergence", init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        epsilon, one = builder.constant(_EPSILON, "kld_epsilon"), builder.constant(1.0, "kld_one")
+        y = builder.node("Clip", [labels, epsilon, one])
+        p = builder.node("Clip", [output, epsilon, one])
+        ratio = builder.node("Sub", [builder.node("Log", [y]), builder.node("Log", [p])])
+        return _mean(builder, _sum_last(builder, builder.node("Mul", [y, ratio])))
+
+
+@dataclass(frozen=True)
+class Poisson(Loss):
+    """Keras' poisson: mean(p - y log(p + 1e-7)); the output should be a positive rate (softplus, exponential)."""
+
+    name: str = field(default="poisson", init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        log_rate = builder.node("Log", [builder.node("Add", [output, builder.constant(_EPSILON, "poisson_epsilon")])])
+        return _mean(builder, builder.node("Sub", [output, builder.node("Mul", [labels, log_rate])]))
+
+
+@dataclass(frozen=True)
+class LogCosh(Loss):
+    """Keras' log_cosh: mean(log(cosh(p - y))), as e + softplus(-2e) - log 2 so that large errors do not overflow."""
+
+    name: str = field(default="log_cosh", init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        error = builder.node("Sub", [output, labels])
+        doubled = builder.node("Mul", [error, builder.constant(-2.0, "log_cosh_minus_two")])
+        total = builder.node("Add", [error, _softplus(builder, doubled)])
+        return _mean(builder, builder.node("Sub", [total, builder.constant(np.log(2.0), "log_cosh_log2")]))
+
+
+@dataclass(frozen=True)
+class MeanAbsolutePercentageError(Loss):
+    """Keras' mean_absolute_percentage_error: 100 mean(|y - p| / max(|y|, 1e-7))."""
+
+    name: str = field(default="mean_absolute_percentage_error", init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        scale = builder.node("Max", [builder.node("Abs", [labels]), builder.constant(_EPSILON, "mape_epsilon")])
+        error = builder.node("Div", [builder.node("Abs", [builder.node("Sub", [labels, output])]), scale])
+        return _mean(builder, builder.node("Mul", [error, builder.constant(100.0, "mape_percent")]))
+
+
+@dataclass(frozen=True)
+class MeanSquaredLogarithmicError(Loss):
+    """Keras' mean_squared_logarithmic_error: mean((log(max(p, 1e-7) + 1) - log(max(y, 1e-7) + 1))^2)."""
+
+    name: str = field(default="mean_squared_logarithmic_error", init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        epsilon, one = builder.constant(_EPSILON, "msle_epsilon"), builder.constant(1.0, "msle_one")
+
+        def log1p_clipped(value: str) -> str:
+            return builder.node("Log", [builder.node("Add", [builder.node("Max", [value, epsilon]), one])])
+
+        error = builder.node("Sub", [log1p_clipped(output), log1p_clipped(labels)])
+        return _mean(builder, builder.node("Mul", [error, error]))
+
+
+@dataclass(frozen=True)
+class Hinge(Loss):
+    """Keras' hinge: mean(max(1 - y p, 0)), targets -1 or 1; a batch whose targets are all 0 or 1 has them
+    mapped to -1 and 1 first, as Keras does per batch."""
+
+    name: str = field(default="hinge", init=False)
+    squared: bool = field(default=False, init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        signs = _hinge_signs(builder, labels)
+        margin = builder.node("Sub", [builder.constant(1.0, "hinge_one"), builder.node("Mul", [signs, output])])
+        violation = builder.node("Relu", [margin])
+        if self.squared:
+            violation = builder.node("Mul", [violation, violation])
+        return _mean(builder, violation)
+
+
+@dataclass(frozen=True)
+class SquaredHinge(Hinge):
+    """Keras' squared_hinge: mean(max(1 - y p, 0)^2), targets as `Hinge` takes them."""
+
+    name: str = field(default="squared_hinge", init=False)
+    squared: bool = field(default=True, init=False)
+
+
+@dataclass(frozen=True)
+class CosineSimilarity(Loss):
+    """Keras' cosine_similarity loss: -sum(y / |y| * p / |p|) over the last axis (each norm at least 1e-3, as
+    Keras' l2-normalize bounds the squared norm below by 1e-7), then the mean: -1 at best."""
+
+    name: str = field(default="cosine_similarity", init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        product = builder.node("Mul", [_l2_normalized(builder, labels), _l2_normalized(builder, output)])
+        return builder.node("Neg", [_mean(builder, _sum_last(builder, product))], hint="loss")
 
 
 _CLASSES: dict[str, type[Loss]] = {
@@ -246,6 +482,15 @@ _CLASSES: dict[str, type[Loss]] = {
     Losses.MAE.value: MeanAbsoluteError,
     Losses.BINARY_CROSSENTROPY.value: BinaryCrossentropy,
     Losses.HUBER.value: Huber,
+    Losses.CATEGORICAL_CROSSENTROPY.value: CategoricalCrossentropy,
+    Losses.KL_DIVERGENCE.value: KLDivergence,
+    Losses.POISSON.value: Poisson,
+    Losses.LOG_COSH.value: LogCosh,
+    Losses.MAPE.value: MeanAbsolutePercentageError,
+    Losses.MSLE.value: MeanSquaredLogarithmicError,
+    Losses.HINGE.value: Hinge,
+    Losses.SQUARED_HINGE.value: SquaredHinge,
+    Losses.COSINE_SIMILARITY.value: CosineSimilarity,
 }
 _ALIASES = {
     "sparse_categorical_crossentropy": "softmax_cross_entropy_with_logits",
@@ -253,21 +498,15 @@ _ALIASES = {
     "mean_squared_error": "mse",
     "mean_absolute_error": "mae",
     "bce": "binary_crossentropy",
+    "cce": "categorical_crossentropy",
+    "kld": "kl_divergence",
+    "kullback_leibler_divergence": "kl_divergence",
+    "logcosh": "log_cosh",
+    "mape": "mean_absolute_percentage_error",
+    "msle": "mean_squared_logarithmic_error",
 }
 
-# Keras names onnxtrain has no loss of, with what to do instead
-_HINTS = {
-    "categorical_crossentropy": (
-        "Keras' categorical_crossentropy takes one-hot labels, which onnxtrain's softmax cross-entropy does not: "
-        "pass class indices, y.argmax(axis=1), with loss='sparse_categorical_crossentropy' (the same as "
-        "'softmax_cross_entropy_with_logits'). A last softmax activation may stay: the loss applies it once itself."
-    ),
-}
-
-
-_REGISTRY = Registry(
-    "loss", Loss, _CLASSES, _ALIASES, normalize=lambda name: name.strip().lower().replace("-", "_"), hints=_HINTS
-)
+_REGISTRY = Registry("loss", Loss, _CLASSES, _ALIASES, normalize=lambda name: name.strip().lower().replace("-", "_"))
 
 
 def get(identifier: str | Losses | Loss | dict[str, Any]) -> Loss:
@@ -279,6 +518,67 @@ def get(identifier: str | Losses | Loss | dict[str, Any]) -> Loss:
     if isinstance(identifier, Losses):
         identifier = identifier.value
     return _REGISTRY.get(identifier, also_accepted=", a Losses member")
+
+
+_EPSILON = 1e-7  # Keras' backend.epsilon()
+
+
+def _mean(builder: GraphBuilder, value: str) -> str:
+    """The mean over every element: Keras' mean over the last axis, then over the examples."""
+    return builder.node("ReduceMean", [value], hint="loss", keepdims=0)
+
+
+def _sum_last(builder: GraphBuilder, value: str) -> str:
+    return builder.node(
+        "ReduceSum", [value, builder.constant(np.array([-1], np.int64), "last_axis", np.int64)], keepdims=0
+    )
+
+
+def _softplus(builder: GraphBuilder, x: str) -> str:
+    """log(1 + exp(x)) as (x + |x|) / 2 + log(1 + exp(-|x|)): no overflow for any x, and gradient sigmoid(x)
+    everywhere, 1/2 at 0 included (relu(x) in place of the first half would give 0 there)."""
+    magnitude = builder.node("Abs", [x])
+    positive_part = builder.node("Mul", [builder.node("Add", [x, magnitude]), builder.constant(0.5, "half")])
+    tail = builder.node("Exp", [builder.node("Neg", [magnitude])])
+    return builder.node(
+        "Add", [positive_part, builder.node("Log", [builder.node("Add", [tail, builder.constant(1.0)])])]
+    )
+
+
+def _hinge_signs(builder: GraphBuilder, labels: str) -> str:
+    """Targets as -1/1: where every target of the batch is 0 or 1, 2y - 1 (as Keras' hinge maps them); else y."""
+    zero, one = builder.constant(0.0, "hinge_zero"), builder.constant(1.0, "hinge_one")
+    each = builder.node("Or", [builder.node("Equal", [labels, zero]), builder.node("Equal", [labels, one])])
+    binary = builder.node("ReduceMin", [builder.node("Cast", [each], to=TensorProto.FLOAT)], keepdims=0)  # 1.0 or 0.0
+    return builder.node("Add", [labels, builder.node("Mul", [binary, builder.node("Sub", [labels, one])])])
+
+
+def _l2_normalized(builder: GraphBuilder, value: str) -> str:
+    squares = builder.node(
+        "ReduceSum",
+        [builder.node("Mul", [value, value]), builder.constant(np.array([-1], np.int64), "last_axis", np.int64)],
+        keepdims=1,
+    )
+    bounded = builder.node("Max", [squares, builder.constant(_EPSILON, "l2_epsilon")])
+    return builder.node("Div", [value, builder.node("Sqrt", [bounded])])
+
+
+def _label_smoothing(owner: str, value: object) -> float:
+    smoothing = as_real(value)
+    if smoothing is None or not 0 <= smoothing <= 1:  # NaN fails the comparison
+        raise InvalidArgumentError(
+            f"{owner}(label_smoothing=...) expects a number in [0, 1]. Received: label_smoothing={value!r}"
+        )
+    return smoothing
+
+
+def _check_unit_interval(y: np.ndarray, argument: str, loss: str) -> None:
+    bad = np.flatnonzero((y < 0) | (y > 1))
+    if bad.size:
+        raise InvalidArgumentError(
+            f"{argument} for loss {loss!r} expects targets in [0, 1]. Received: "
+            f"{argument}.flat[{int(bad[0])}]={y.flat[int(bad[0])].item()!r}"
+        )
 
 
 def _numeric(y: Any, argument: str) -> np.ndarray:

@@ -162,8 +162,9 @@ def exported_model(
     }
     if token_ids:
         metadata[META_TOKEN_IDS] = json.dumps(token_ids)
-    if loss is not None:
-        metadata[META_LOSS] = loss.name
+    if loss is not None:  # the name, or the whole config where it holds more (from_logits, label_smoothing)
+        config = loss.get_config()
+        metadata[META_LOSS] = loss.name if set(config) == {"name"} else json.dumps(config)
     try:
         return emit.inference_graph(
             model.graph,

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from onnxtrain import Sequential
-from onnxtrain.errors import UnknownIdentifierError
+from onnxtrain.errors import InvalidArgumentError, UnknownIdentifierError
 from onnxtrain.layers import Conv2D, Dense, Input
-from onnxtrain.losses import BinaryCrossentropy, MeanAbsoluteError, MeanSquaredError, SoftmaxCrossEntropyWithLogits
+from onnxtrain.loading import load_model
+from onnxtrain.losses import (
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SoftmaxCrossEntropyWithLogits,
+)
 from onnxtrain.metrics import Metrics, get
 
 RNG = np.random.default_rng(7)
@@ -92,3 +101,83 @@ def test_fit_logs_binary_accuracy_for_several_sigmoid_units() -> None:
         accuracy = model.evaluate(x, y).metrics[Metrics.ACCURACY]
         p = model.predict(x)
     assert accuracy == pytest.approx(float(np.mean((p > 0.5) == (y > 0.5))), abs=1e-6)
+
+
+# Keras 3 (JAX) metric values on fixed batches, from tools/keras_loss_fixtures.py
+KERAS = np.load(Path(__file__).parent / "data" / "keras" / "losses.npz")
+KERAS_METRICS = {
+    "binary_accuracy": (Metrics.BINARY_ACCURACY, BinaryCrossentropy()),
+    "binary_accuracy_logits": (Metrics.BINARY_ACCURACY, BinaryCrossentropy(from_logits=True)),  # threshold 0
+    "categorical_accuracy": (Metrics.CATEGORICAL_ACCURACY, CategoricalCrossentropy()),
+    "sparse_categorical_accuracy": (Metrics.SPARSE_CATEGORICAL_ACCURACY, SoftmaxCrossEntropyWithLogits()),
+    "top_k_categorical_accuracy": (Metrics.TOP_K_CATEGORICAL_ACCURACY, CategoricalCrossentropy()),
+    "sparse_top_k_categorical_accuracy": (Metrics.SPARSE_TOP_K_CATEGORICAL_ACCURACY, SoftmaxCrossEntropyWithLogits()),
+}
+
+
+@pytest.mark.parametrize("case", list(KERAS_METRICS))
+def test_keras_named_metrics_match_keras_on_a_fixed_batch(case: str) -> None:
+    metric, loss = KERAS_METRICS[case]
+    outputs, labels = KERAS[f"metric.{case}.outputs"], KERAS[f"metric.{case}.labels"]
+    assert metric.batch_sum(outputs, labels, loss) / len(outputs) == pytest.approx(float(KERAS[f"metric.{case}.value"]))
+
+
+@pytest.mark.parametrize("engine", ["portable", "ort-training"])
+def test_keras_metric_names_go_through_compile_evaluate_and_save(tmp_path, engine: str) -> None:
+    x = RNG.standard_normal((30, 4)).astype(np.float32)
+    y = RNG.integers(0, 7, 30)
+    names = ["sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy", "accuracy"]
+    with Sequential([Input(4), Dense(7, activation="softmax")], seed=0) as model:
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=names, engine=engine)
+        history = model.fit(x, y, epochs=1, verbose=0)
+        result = model.evaluate(x, y, return_dict=True)
+        scores = model.predict_softly(x)
+        model.save(tmp_path / "saved")
+    assert list(history.history) == ["loss", *names]
+    assert result["sparse_categorical_accuracy"] == result["accuracy"] == pytest.approx(np.mean(scores.argmax(1) == y))
+    own = scores[np.arange(30), y]
+    assert result["sparse_top_k_categorical_accuracy"] == pytest.approx(np.mean((scores > own[:, None]).sum(1) < 5))
+    with load_model(tmp_path / "saved") as loaded:
+        assert list(loaded.evaluate(x, y, return_dict=True)) == ["loss", *names]
+
+
+def test_mae_under_a_from_logits_loss_compares_probabilities() -> None:
+    logits = RNG.standard_normal((6, 3)).astype(np.float32)
+    targets = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 2]]
+    for loss, probabilities in [
+        (CategoricalCrossentropy(from_logits=True), _softmax(logits)),
+        (BinaryCrossentropy(from_logits=True), 1 / (1 + np.exp(-logits))),
+    ]:
+        expected = np.abs(probabilities - targets).mean(axis=1).sum()
+        assert Metrics.MAE.batch_sum(logits, targets, loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_metric_names_and_aliases() -> None:
+    assert get("binary_accuracy") is Metrics.BINARY_ACCURACY and get("top_5_categorical_accuracy") is (
+        Metrics.TOP_K_CATEGORICAL_ACCURACY
+    )
+    with pytest.raises(UnknownIdentifierError, match=r"'rmse'.*square root of the epoch's mean squared error"):
+        get("rmse")
+
+
+@pytest.mark.parametrize(
+    ("metric", "loss", "labels", "message"),
+    [
+        (
+            Metrics.SPARSE_CATEGORICAL_ACCURACY,
+            CategoricalCrossentropy(),
+            np.eye(3, dtype=np.float32),
+            r"'sparse_categorical_accuracy' reads class indices.*'categorical_crossentropy' takes targets shaped like "
+            r"the output. Use categorical_accuracy",
+        ),
+        (
+            Metrics.CATEGORICAL_ACCURACY,
+            SoftmaxCrossEntropyWithLogits(),
+            np.array([0, 1, 2]),
+            r"'categorical_accuracy' reads targets shaped like the output.*Use sparse_categorical_accuracy",
+        ),
+    ],
+)
+def test_metrics_that_read_the_other_kind_of_labels_are_refused_by_name(metric, loss, labels, message) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        metric.batch_sum(np.eye(3, dtype=np.float32), labels, loss)

@@ -218,7 +218,7 @@ BAD_CALLS = [
         UnknownIdentifierError,
         r"Could not interpret optimizer 'rmsprop2'",
     ),
-    (lambda m, d: m.compile(loss="hinge"), UnknownIdentifierError, r"Could not interpret loss 'hinge'"),
+    (lambda m, d: m.compile(loss="focal"), UnknownIdentifierError, r"Could not interpret loss 'focal'"),
     (lambda m, d: m.compile(metric="f1"), UnknownIdentifierError, r"Could not interpret metric 'f1'"),
     (lambda m, d: m.compile(device="tpu"), InvalidArgumentError, r"device expects .*Received: device='tpu'"),
     (lambda m, d: m.compile(engine="jax"), InvalidArgumentError, r"engine expects"),

@@ -45,8 +45,8 @@ def test_config_without_a_name_says_so_and_lists_the_names():
 
 
 def test_config_with_an_unknown_name_is_an_unknown_identifier():
-    with pytest.raises(UnknownIdentifierError, match=r"Could not interpret loss 'hinge'"):
-        losses.get({"name": "hinge"})
+    with pytest.raises(UnknownIdentifierError, match=r"Could not interpret loss 'focal'"):
+        losses.get({"name": "focal"})
 
 
 def test_known_keys_still_build_the_object():
@@ -66,9 +66,9 @@ def test_a_class_taking_any_keyword_gets_every_key():
 
 def test_an_unknown_name_lists_the_aliases_with_what_they_stand_for():
     with pytest.raises(UnknownIdentifierError) as raised:
-        losses.get("hinge")
+        losses.get("focal")
     message = str(raised.value)
-    assert message.startswith("Could not interpret loss 'hinge'. Valid names: ['binary_crossentropy', ")
+    assert message.startswith("Could not interpret loss 'focal'. Valid names: ['binary_crossentropy', ")
     assert "'sparse_categorical_crossentropy' (= 'softmax_cross_entropy_with_logits')" in message
     assert "'mean_squared_error' (= 'mse')" in message and "'mean_absolute_error' (= 'mae')" in message
 

@@ -666,9 +666,9 @@ BAD: list[Bad] = [
     Bad(
         "hyper",
         "unknown-loss",
-        lambda e: _model().compile(loss="hinge"),
+        lambda e: _model().compile(loss="focal"),
         UnknownIdentifierError,
-        r"Could not interpret loss 'hinge'\. Valid names: \['binary_crossentropy', ",
+        r"Could not interpret loss 'focal'\. Valid names: \['binary_crossentropy', ",
         "loss",
     ),
     Bad(
@@ -676,7 +676,7 @@ BAD: list[Bad] = [
         "unknown-metric",
         lambda e: _model().compile(metric="f1"),
         UnknownIdentifierError,
-        r"Could not interpret metric 'f1'\. Valid names: \['accuracy', 'mae', 'mse'\]",
+        r"Could not interpret metric 'f1'\. Valid names: \['accuracy', 'mae', 'mse', 'binary_accuracy', ",
         "metric",
     ),
     Bad(
