@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxtrain import emit
+from onnxtrain import emit, losses
 from onnxtrain._bounded_read import MIB, read_bounded
 from onnxtrain._checks import as_real
 from onnxtrain._onnx_file import check_onnx_tensors, onnx_file_problem, parse_onnx_file
@@ -38,6 +38,7 @@ from onnxtrain.errors import (
     ModelExistsError,
     ModelFileError,
     ModelStateError,
+    OnnxtrainError,
     RuntimeSetupError,
 )
 from onnxtrain.foreign._layer import compile_opset
@@ -137,6 +138,17 @@ def inference_opset_and_ir(
     return chosen, ir_version
 
 
+def _loss_metadata(loss: Loss) -> str:
+    """The loss as the export's metadata names it: its name where the name alone rebuilds it (its defaults), else
+    its config as JSON (`from_logits`, `label_smoothing`, ...), which `InferenceModel` reads back."""
+    try:
+        if losses.get(loss.name) == loss:
+            return loss.name
+    except OnnxtrainError:  # a name the registry does not hold (several outputs' losses)
+        pass
+    return json.dumps(loss.get_config())
+
+
 def exported_model(
     model: SavedModel, compiled: Compiled | None, opset: int | None = None, ir_version: int | None = None
 ) -> onnx.ModelProto:
@@ -162,9 +174,8 @@ def exported_model(
     }
     if token_ids:
         metadata[META_TOKEN_IDS] = json.dumps(token_ids)
-    if loss is not None:  # the name, or the whole config where it holds more (from_logits, label_smoothing)
-        config = loss.get_config()
-        metadata[META_LOSS] = loss.name if set(config) == {"name"} else json.dumps(config)
+    if loss is not None:
+        metadata[META_LOSS] = _loss_metadata(loss)
     try:
         return emit.inference_graph(
             model.graph,
