@@ -5,6 +5,7 @@ and `export` write.
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,8 +18,8 @@ from onnxtrain._checks import check_bool
 from onnxtrain._weight_arrays import weight_arrays
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional
-from onnxtrain.layers import BatchNormalization, Layer, Shape
-from onnxtrain.layers._layer import SymbolicTensor
+from onnxtrain.layers import BatchNormalization, Input, Layer, Shape
+from onnxtrain.layers._layer import SymbolicTensor, describe
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
 from onnxtrain.summary import connected_summary_table
 from onnxtrain.training import Compiled, Trainer
@@ -36,6 +37,7 @@ class ModelBase:
                 f"{type(self).__name__}(name=...) expects a non-empty string. Received: name={name!r}"
             )
         check_model_base(graph)
+        claim_layers(self, graph.layers, name)
         self.graph = graph
         self.name = name
         self.seed: int = seed
@@ -237,6 +239,77 @@ def check_model_base(graph: Functional) -> None:
             "update its moving statistics twice in one training step, which onnxtrain does not support yet. Use "
             "one BatchNormalization per call."
         )
+
+
+def claim_layers(model: Any, layers: Sequence[Layer], name: str) -> None:
+    """Make `model` (named `name`) the model its `layers` belong to, refusing a layer of another model.
+
+    One layer, one set of weights, trained by one model's engine: a second model made of a layer would keep a copy
+    of its weights in its own engine that the first model's training never reaches (Keras shares them; onnxtrain
+    refuses, as Sequential does). Inputs hold no weights and may start any number of models. A Model called as a
+    layer of another (nested) is shared the other way: its layers stay its own, and `check_sole_trainer` keeps two
+    models that share them from both being compiled.
+
+    Raises:
+        InvalidArgumentError: a layer already belongs to another model.
+    """
+    for layer in layers:
+        owner = getattr(layer, "_model", None)
+        if isinstance(layer, Input) or owner is None or owner() is model:
+            continue
+        raise InvalidArgumentError(
+            f"{type(model).__name__} expects layers of no other model; {describe(layer)} already belongs to model "
+            f"{layer.model_name!r}. A layer belongs to one model, whose engine trains its weights: another model of "
+            "it would train and read a copy of them that never sees that training. Instead: give one model several "
+            "outputs (Model(inp, [head(code), code])); or make the shared part a model of its own and call it as a "
+            "layer of the other (encoder = Model(inp, code); full = Model(x, head(encoder(x))): training full "
+            "trains encoder's layers); or create new layers (e.g. from layer.get_config()) and copy the trained "
+            "weights with set_weights."
+        )
+    reference = weakref.ref(model)
+    for layer in layers:
+        if not isinstance(layer, Input):
+            layer._model, layer.model_name = reference, name
+
+
+def check_sole_trainer(model: Any, action: str) -> None:
+    """Refuse to compile `model` while another open, compiled model shares layers with it (a nested model and the
+    model it is a layer of): each engine trains its own copy of the weights, so neither would see the other's
+    training. Closing that model leaves its trained weights in the layers, which `model` then starts from.
+
+    Raises:
+        ModelStateError: another model sharing layers with `model` is compiled and open.
+    """
+    for other in _models_sharing_layers(model):
+        if other is not model and getattr(other, "_trainer", None) is not None and not other._closed:
+            raise ModelStateError(
+                f"{action}() on model {model.name!r}: it shares layers with model {other.name!r} (one is a layer of "
+                f"the other), which is compiled, and one engine at a time trains a layer's weights. Close "
+                f"{other.name!r} first ({other.name}.close(); its trained weights stay in the layers, and "
+                f"{model.name!r} starts from them), or compile and train one of the two models only."
+            )
+
+
+def _models_sharing_layers(model: Any) -> list[Any]:
+    """`model` and every model connected to it by a layer: the owners of its layers (nested models' layers
+    included) and of its graph (where it is a layer of another model), and theirs in turn."""
+    found, pending = [model], [model]
+    while pending:
+        graph = pending.pop().graph
+        layers: list[Layer] = [graph]
+        stack = list(graph.layers)
+        while stack:
+            layer = stack.pop()
+            layers.append(layer)
+            if isinstance(layer, Functional):
+                stack.extend(layer.layers)
+        for layer in layers:
+            owner = getattr(layer, "_model", None)
+            other = owner() if owner is not None else None
+            if other is not None and all(other is not seen for seen in found):
+                found.append(other)
+                pending.append(other)
+    return found
 
 
 def check_probability_outputs(graph: Functional, loss: Loss) -> None:

@@ -148,7 +148,9 @@ def _logits_layer(last: Layer, loss: Loss | None) -> Layer | None:
     else:
         return None
     linear = copy.copy(last)
-    linear.activation = activations.Linear()
+    # A substitute the graph emits in place of `last`, never trained or saved: no assignment check (a throwaway
+    # layer built with its weights, `layers/_assignments.py`) for what is valid by construction.
+    object.__setattr__(linear, "activation", activations.Linear())
     return linear
 
 

@@ -16,7 +16,7 @@ from onnxtrain import emit
 from onnxtrain._batches import SeparateArrays
 from onnxtrain._checks import check_bool, check_positive_int
 from onnxtrain._compile_settings import compile_settings
-from onnxtrain._model_base import ModelBase, check_probability_outputs, named_outputs
+from onnxtrain._model_base import ModelBase, check_probability_outputs, check_sole_trainer, named_outputs
 from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.history import EvaluationResult, History
@@ -147,6 +147,7 @@ class Model(ModelBase):
         the optimizer state)."""
         self._check_open("compile")
         self._check_not_fitting("compile")
+        check_sole_trainer(self, "compile")
         compiled = compile_settings(self.graph, **options)
         check_probability_outputs(self.graph, compiled.loss)
         artifacts_dir, threads = options["artifacts_dir"], options["threads"]
@@ -223,7 +224,7 @@ class Model(ModelBase):
         validation = _alias("validation", validation, "validation_data", validation_data)
         self._fitting = True
         try:
-            return trainer.fit(
+            history = trainer.fit(
                 _dataset_arg(dataset, y, "dataset"),
                 epochs=check_positive_int("epochs", epochs),
                 batch_size=check_positive_int("batch_size", batch_size),
@@ -237,6 +238,8 @@ class Model(ModelBase):
             )
         finally:
             self._fitting = False
+        self.sync_weights()  # the layers hold the trained weights, for a model they are shared with (nested)
+        return history
 
     @overload
     def evaluate(

@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 
 from onnxtrain import Model, Sequential, load_model
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
 from onnxtrain.layers import Add, BatchNormalization, Concatenate, Conv2D, Dense, Flatten, Input, MaxPooling2D, ReLU
 
 SUMMARY = """\
@@ -179,3 +179,78 @@ def test_a_label_wider_than_its_column_wraps_and_the_columns_stay_aligned():
     first = next(i for i, line in enumerate(lines) if line.startswith("global_average_pooling2d_1("))
     assert lines[first] == "global_average_pooling2d_1(GlobalAvera [None, 2]                 0            image[0]"
     assert lines[first + 1] == "gePooling2D)"
+
+
+# --- a layer belongs to one model -----------------------------------------------------------------------------------
+def test_a_second_model_of_a_layer_of_another_model_is_refused_naming_both():
+    inp = Input(4)
+    code = Dense(5, name="enc")(inp)
+    full = Model(inp, Dense(3, name="head")(code), name="full", seed=0)
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"Model expects layers of no other model; Dense layer 'enc' already belongs to model 'full'\. .*"
+        r"\(encoder = Model\(inp, code\); full = Model\(x, head\(encoder\(x\)\)\)",
+    ):
+        Model(inp, code, seed=0)
+    sequential = Sequential.of(Input(4), Dense(5), seed=0)
+    with pytest.raises(InvalidArgumentError, match=r"Dense layer 'dense_1' already belongs to model 'sequential'"):
+        Model(inp, sequential.get_layer("dense_1")(inp))
+    with pytest.raises(InvalidArgumentError, match=r"\(enc, Dense\) already belongs to a model"):
+        Sequential.of(Input(4), full.get_layer("enc"))  # as Sequential refused it already
+    both = Model(inp, Dense(2)(inp), seed=0)  # an Input holds no weights: it may start any number of models
+    assert both.input_shape == full.input_shape == (4,)
+
+
+def test_a_model_of_several_outputs_trains_the_shared_part_for_both():
+    inp = Input(4)
+    code = Dense(5, name="enc")(inp)
+    with Model(inp, [Dense(3, name="head")(code), code], seed=0) as model:
+        model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"])
+        before = model.get_weights()["enc.kernel"].copy()
+        model.fit(XA[:, :4], [Y, np.zeros((64, 5), np.float32)], epochs=2, verbose=0)
+        assert not np.array_equal(model.get_weights()["enc.kernel"], before)
+
+
+def autoencoder() -> tuple[Model, Model]:
+    inner = Input(4)
+    encoder = Model(inner, Dense(5, activation="tanh", name="enc")(inner), name="encoder", seed=1)
+    x = Input(4)
+    full = Model(x, Dense(3, name="head")(encoder(x)), name="full", seed=0)
+    return encoder, full
+
+
+def test_a_nested_model_sees_the_training_of_the_model_it_is_a_layer_of(tmp_path):
+    encoder, full = autoencoder()
+    before = encoder.get_weights()["enc.kernel"].copy()
+    full.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    full.fit(XA[:, :4], Y, epochs=3, verbose=0)
+    trained = full.get_weights()["encoder.enc.kernel"]
+    assert not np.array_equal(trained, before)
+    np.testing.assert_array_equal(encoder.get_weights()["enc.kernel"], trained)  # right after fit, full still open
+    encoder.save(tmp_path / "encoder")
+    with load_model(tmp_path / "encoder", compile=False) as loaded:
+        np.testing.assert_array_equal(loaded.get_weights()["enc.kernel"], trained)
+    full.close()
+
+
+def test_two_models_sharing_layers_are_not_compiled_at_once():
+    encoder, full = autoencoder()
+    full.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(
+        ModelStateError,
+        match=r"compile\(\) on model 'encoder': it shares layers with model 'full' .* Close 'full' first",
+    ):
+        encoder.compile(optimizer="adam", loss="mse")
+    full.fit(XA[:, :4], Y, epochs=2, verbose=0)
+    trained = full.get_weights()
+    full.close()
+    with encoder:  # full is closed: encoder trains its layers from where full left them
+        encoder.compile(optimizer="adam", loss="mse")
+        np.testing.assert_array_equal(encoder.get_weights()["enc.kernel"], trained["encoder.enc.kernel"])
+        codes = np.tanh(XA[:3, :4] @ trained["encoder.enc.kernel"] + trained["encoder.enc.bias"])
+        np.testing.assert_allclose(encoder.predict(XA[:3, :4]), codes, rtol=1e-5, atol=1e-6)
+    encoder, full = autoencoder()
+    encoder.compile(optimizer="adam", loss="mse")  # the other way round too
+    with pytest.raises(ModelStateError, match=r"compile\(\) on model 'full': it shares layers with model 'encoder'"):
+        full.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    encoder.close()

@@ -48,6 +48,11 @@ def _owner(layer_class: type, init: object) -> type:
     return next(c for c in defining if c.__dict__["__init__"] is init)
 
 
+def constructor_arguments(layer_class: type) -> tuple[str, ...]:
+    """The arguments `layer_class(...)` takes by keyword (its `__init__`'s), without Keras' (`keras_arguments`)."""
+    return _keyword_parameters(layer_class)[0]
+
+
 def keras_arguments(layer_class: type) -> frozenset[str]:
     """The Keras arguments `layer_class` takes without a parameter of its own (see the module docstring)."""
     return _keras_arguments(layer_class)

@@ -11,6 +11,9 @@ and its `compute_output_shape`, `build` and `emit` take lists (of shapes, of val
 
 from __future__ import annotations
 
+import functools
+import weakref
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,17 +22,12 @@ import numpy as np
 from onnxtrain import initializers
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnknownIdentifierError
 from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers._assignments import check_name, check_trainable, checked_assignment
 from onnxtrain.layers._keras_arguments import taking_keras_arguments
+from onnxtrain.layers._shapes import Shape, format_shape
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-Shape = tuple[int, ...]  # per-example shape: the batch dimension is never included
-
-
-def format_shape(shape: Shape) -> str:
-    """KotlinDL's way of printing a batched shape: [None, 28, 28, 1]."""
-    return "[" + ", ".join(["None", *map(str, shape)]) + "]"
 
 
 class SymbolicTensor:
@@ -57,6 +55,26 @@ class SymbolicTensor:
         )
 
 
+_CONSTRUCTING = "_constructing_depth"
+
+
+def _constructing(init: Callable[..., None]) -> Callable[..., None]:
+    """`init`, a layer class's `__init__`, counting in the layer how many constructors are running (a subclass'
+    calls its base's): assignments are checked (`Layer.__setattr__`) once the count is back at 0. A layer made
+    otherwise (`copy.copy` of a constructed one keeps the count) is checked when it has one."""
+
+    @functools.wraps(init)
+    def counting_init(self: Layer, *args: Any, **kwargs: Any) -> None:
+        depth = self.__dict__.get(_CONSTRUCTING, 0)
+        self.__dict__[_CONSTRUCTING] = depth + 1
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            self.__dict__[_CONSTRUCTING] = depth
+
+    return counting_init
+
+
 class Layer:
     """A layer validates its arguments in `__init__`, makes named numpy parameters in `build`, and emits ONNX.
 
@@ -76,6 +94,12 @@ class Layer:
             its `compute_output_shape`, `build` and `emit` then take lists, and `input_shapes` holds its input
             shapes (`input_shape` stays None).
         symbolic_calls: the tensors this layer's calls returned, by call index (the Functional API).
+        model_name: the name of the model the layer belongs to (set when a `Model` or `Sequential` is made of it),
+            or None: a layer belongs to one model, whose engine trains its weights (`_model_base.claim_layers`).
+
+    A constructor argument assigned after construction (`layer.trainable = False`, `dropout.rate = 0.3`) is checked
+    as the constructor checks it, and refused where it would change a built layer's shapes or rename a layer of a
+    model (`_assignments.py`): a model never trains or saves a value its config cannot be rebuilt from.
 
     Keras' arguments a layer has no parameter for (`data_format`, `kernel_constraint` & co.) are checked and
     dropped before its `__init__` runs (`_keras_arguments.py`): a layer class that Keras gives `data_format` sets
@@ -90,14 +114,12 @@ class Layer:
     other layers read it cast to float32 (`Functional.emit`)."""
 
     @taking_keras_arguments  # for the layers without an __init__ of their own (Flatten); see __init_subclass__
+    @_constructing
     def __init__(self, name: str | None = None, trainable: bool = True):
-        if name is not None and (not isinstance(name, str) or not name or any(c in name for c in " ./:")):
-            raise InvalidArgumentError(
-                f"{type(self).__name__}(name=...) expects a non-empty string without spaces, dots, slashes or "
-                f"colons. Received: name={name!r}"
-            )
-        if not isinstance(trainable, bool):
-            raise InvalidTypeError(f"{type(self).__name__}(trainable=...) expects a bool. Received: {trainable!r}")
+        check_name(type(self).__name__, name)
+        check_trainable(type(self).__name__, trainable)
+        self.model_name: str | None = None
+        self._model: weakref.ref[Any] | None = None  # the model itself, as model_name says (see ModelBase)
         self.name = name
         self.trainable = trainable
         self.params: dict[str, np.ndarray] = {}
@@ -120,7 +142,12 @@ class Layer:
         super().__init_subclass__(**kwargs)
         Layer.registry[cls.registry_key()] = cls
         if "__init__" in cls.__dict__:  # Keras' data_format and constraints, checked in one place
-            cls.__init__ = taking_keras_arguments(cls.__dict__["__init__"])  # type: ignore[method-assign]
+            cls.__init__ = taking_keras_arguments(_constructing(cls.__dict__["__init__"]))  # type: ignore[method-assign]
+
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        if self.__dict__.get(_CONSTRUCTING, 1) == 0 and not attribute.startswith("_"):  # see _constructing
+            value = checked_assignment(self, attribute, value)
+        object.__setattr__(self, attribute, value)
 
     @classmethod
     def registry_key(cls) -> str:
