@@ -12,7 +12,9 @@ This is the only module that imports `onnxruntime.training`. Its quirks are hand
   Runtime's own type check ("Type 'tensor(float)' of input parameter (Y) of operator (LSTMGrad) ... is invalid"):
   `_refuse_recurrent` refuses the three ops up front, by name.
 - softmax cross-entropy labels are int64 of shape [batch] (enforced by losses.py before a batch reaches ORT).
-- only AdamW and SGD optimizer graphs exist: Adam is AdamW with weight_decay=0.
+- only AdamW and SGD optimizer graphs exist: Adam is AdamW with weight_decay=0. onnxblock fixes AdamW's
+  adam_mode to 1 (Hugging Face), which decays the weights after the update where Keras' AdamW decays them
+  before, so AdamW runs here only with weight_decay=0 (`check_optimizer`); SGD's graph has no momentum.
 - the gradient builder raises a bare RuntimeError for what it cannot build (an operator without a gradient, an
   opset newer than it knows): `_explained` turns it into an onnxtrain error that says why.
 - the CPU kernel of the gradient builder's `ReluGrad` is several times slower than `Mul(dY, Cast(Greater(Y, 0)))`,
@@ -51,10 +53,10 @@ from onnxtrain.errors import (
 from onnxtrain.functional import as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.losses import Loss
-from onnxtrain.optimizers import SGD, Adam, Optimizer
+from onnxtrain.optimizers import SGD, Adam, AdamW, Optimizer
 from onnxtrain.saving import created_directories
 
-SUPPORTED_OPTIMIZERS = (Adam, SGD)
+SUPPORTED_OPTIMIZERS = (Adam, AdamW, SGD)
 TRAINING_MODEL = "training_model.onnx"
 EVAL_MODEL = "eval_model.onnx"
 OPTIMIZER_MODEL = "optimizer_model.onnx"
@@ -181,12 +183,30 @@ def check_optimizer(optimizer: Optimizer) -> None:
             "The ort-training engine cannot clip gradients by value (onnxblock only has ClipGradNorm). "
             f'Received: clip_value={optimizer.clip_value!r}. Use clip_norm=..., or compile(engine="portable").'
         )
+    owner = type(optimizer).__name__
+    if isinstance(optimizer, Adam | AdamW) and optimizer.weight_decay > 0:
+        raise UnsupportedError(
+            f"The ort-training engine cannot run {owner}(weight_decay=...) as Keras does: ONNX Runtime's AdamW "
+            "kernel (adam_mode=1, the only mode onnxblock builds) decays the weights after the Adam update, Keras "
+            f'and compile(engine="portable") before it. Received: weight_decay={optimizer.weight_decay!r}. Use '
+            'compile(engine="portable"), or weight_decay=0.'
+        )
+    if isinstance(optimizer, Adam | AdamW) and optimizer.amsgrad:
+        raise UnsupportedError(
+            f"The ort-training engine cannot run {owner}(amsgrad=True): ONNX Runtime's AdamW kernel has no "
+            'AMSGrad. Use compile(engine="portable"), or amsgrad=False.'
+        )
+    if isinstance(optimizer, SGD) and optimizer.momentum > 0:
+        raise UnsupportedError(
+            "The ort-training engine cannot run SGD(momentum=...): ONNX Runtime's SGD kernel has no momentum. "
+            f'Received: momentum={optimizer.momentum!r}. Use compile(engine="portable"), or momentum=0.'
+        )
 
 
 def _optimizer_block(api: types.SimpleNamespace, optimizer: Optimizer) -> Any:
     optim = api.onnxblock.optim
     clip = optim.ClipGradNorm(optimizer.clip_norm) if optimizer.clip_norm is not None else None
-    if isinstance(optimizer, Adam):
+    if isinstance(optimizer, Adam | AdamW):  # weight decay 0 (check_optimizer): the same as Adam
         return optim.AdamW(
             bias_correction=True,
             betas=(optimizer.beta1, optimizer.beta2),

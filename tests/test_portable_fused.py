@@ -40,6 +40,7 @@ FUSED = [
     opt.SGD(learning_rate=0.1),
     opt.Momentum(learning_rate=0.05),
     opt.Momentum(learning_rate=0.05, use_nesterov=False),
+    opt.SGD(learning_rate=0.05, momentum=0.9, nesterov=True),
     opt.RMSProp(learning_rate=0.01),
     opt.RMSProp(learning_rate=0.01, momentum=0.5),
     opt.RMSProp(learning_rate=0.01, centered=True),
@@ -49,6 +50,9 @@ FUSED = [
     opt.AdaGradDA(learning_rate=0.05),
     opt.AdaGradDA(learning_rate=0.05, l1_strength=0.0),
     opt.Adam(learning_rate=0.01),
+    opt.Adam(learning_rate=0.01, beta2=0.9, amsgrad=True),
+    opt.AdamW(learning_rate=0.01, weight_decay=0.1),
+    opt.AdamW(learning_rate=0.01, weight_decay=0.1, beta2=0.9, amsgrad=True),
     opt.Adamax(learning_rate=0.01),
     opt.Ftrl(learning_rate=0.1, l1_regularization_strength=0.001, l2_regularization_strength=0.01),
     opt.Ftrl(
@@ -60,16 +64,22 @@ FUSED = [
 ]
 
 
-def numpy_adam(w, g, m, v, optimizer, lr, t):
-    """AdamRule's rescaled update in float32, one numpy operation per ONNX node of the graph (prepare's too)."""
+def numpy_adam(w, g, m, v, optimizer, lr, t, vhat=None):
+    """AdamRule's rescaled update in float32, one numpy operation per ONNX node of the graph (prepare's too); with
+    the weight decay first when it is set, and vhat with amsgrad."""
     beta1, beta2, one = f32(optimizer.beta1), f32(optimizer.beta2), f32(1.0)
     rescale = f32((1.0 - optimizer.beta1) / math.sqrt(1.0 - optimizer.beta2))
     eps = f32(optimizer.epsilon / math.sqrt(1.0 - optimizer.beta2))
     t = f32(t)
     alpha = (f32(lr) * rescale) * np.sqrt(one - np.power(beta2, t)) / (one - np.power(beta1, t))
+    if optimizer.weight_decay > 0:
+        w = w - w * (f32(lr) * f32(optimizer.weight_decay))
     m = m * beta1 + g
     v = v * beta2 + g * g
-    return w - (m * alpha) / (np.sqrt(v) + eps), m, v
+    if vhat is None:
+        return w - (m * alpha) / (np.sqrt(v) + eps), m, v
+    vhat = np.maximum(vhat, v)
+    return w - (m * alpha) / (np.sqrt(vhat) + eps), m, v, vhat
 
 
 def close_to_graph(fused: dict[str, np.ndarray], graph: dict[str, np.ndarray], rtol: float = 1e-5) -> None:
@@ -81,16 +91,26 @@ def close_to_graph(fused: dict[str, np.ndarray], graph: dict[str, np.ndarray], r
 
 
 @needs_numba
-def test_kernel_matches_numpy_bit_for_bit():
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        opt.Adam(learning_rate=0.01, beta1=0.8, beta2=0.99, epsilon=1e-6),
+        opt.Adam(learning_rate=0.01, beta1=0.8, beta2=0.99, epsilon=1e-6, amsgrad=True),
+        opt.AdamW(learning_rate=0.01, weight_decay=0.1, beta1=0.8, beta2=0.99, epsilon=1e-6),
+        opt.AdamW(learning_rate=0.01, weight_decay=0.1, beta1=0.8, beta2=0.99, epsilon=1e-6, amsgrad=True),
+    ],
+    ids=repr,
+)
+def test_kernel_matches_numpy_bit_for_bit(optimizer):
     rng = np.random.default_rng(0)
     n = 10_001  # not a multiple of any vector width
     w, g = rng.normal(size=n).astype(f32), rng.normal(scale=1e-2, size=n).astype(f32)
     m, v = rng.normal(scale=1e-2, size=n).astype(f32), np.abs(rng.normal(scale=1e-4, size=n)).astype(f32)
-    optimizer = opt.Adam(learning_rate=0.01, beta1=0.8, beta2=0.99, epsilon=1e-6)
+    state = (m, v, np.abs(rng.normal(scale=1e-4, size=n)).astype(f32)) if optimizer.amsgrad else (m, v)
     for t in (1, 2, 17):
-        expected = numpy_adam(w, g, m, v, optimizer, 0.01, t)
-        _fused.fused_update(optimizer)(w, g, (m, v), t, 0.01)
-        for got, want, name in zip((w, m, v), expected, "wmv", strict=True):
+        expected = numpy_adam(w, g, *state[:2], optimizer, 0.01, t, *state[2:])
+        _fused.fused_update(optimizer)(w, g, state, t, 0.01)
+        for got, want, name in zip((w, *state), expected, ["w", "m", "v", "vhat"], strict=False):
             np.testing.assert_array_equal(got, want, err_msg=f"{name} at t={t}")
 
 
@@ -101,7 +121,7 @@ def test_kernel_flushes_subnormal_results_to_zero_as_the_graph_does():
     m = np.array([0, tiny, 0, 0], f32)
     v = np.array([0, 0, tiny, 0], f32)
     w = np.array([0, 0, 0, 1e-3], f32)
-    scalars = np.array([0.5, 0.5, 1e-3, 1.0, tiny], f32)  # beta1, beta2, alpha, eps, tiny
+    scalars = np.array([0.5, 0.5, 1e-3, 1.0, 0.0, tiny], f32)  # beta1, beta2, alpha, eps, decay, tiny
     _fused._compiled(adam_kernel)(w, g, m, v, np.zeros(0, f32), scalars)
     assert m[1] == 0 and v[2] == 0 and v[0] == 0  # would be subnormal: tiny/2, tiny/2, 1e-60
     assert m[0] == f32(1e-30) and m[3] == 1 and v[3] == 1  # normal values are kept

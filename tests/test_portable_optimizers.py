@@ -1,7 +1,9 @@
 """Portable engine update rules: each optimizer's steps against a float64 numpy transcription of the
 TensorFlow
 kernel KotlinDL calls (ApplyGradientDescent, ApplyMomentum, ApplyRmsProp, ApplyCenteredRmsProp, ApplyAdadelta,
-ApplyAdagrad, ApplyAdagradDA, ApplyAdam, ApplyAdaMax, ApplyFtrlV2), with and without gradient clipping.
+ApplyAdagrad, ApplyAdagradDA, ApplyAdam, ApplyAdaMax, ApplyFtrlV2), with and without gradient clipping; and of
+Keras 3's AdamW and Adam(amsgrad=True) (decoupled decay first, then Adam; vhat = max(vhat, v)), and SGD(momentum=...)
+as ApplyMomentum.
 
 The model is one linear Dense layer under MSE, whose gradient numpy computes exactly.
 """
@@ -42,7 +44,7 @@ def clip(o: opt.Optimizer, grads: dict[str, np.ndarray]) -> dict[str, np.ndarray
 def initial_state(o: opt.Optimizer, w: np.ndarray) -> dict[str, np.ndarray]:
     zeros = np.zeros_like(w)
     return {
-        opt.SGD: lambda: {},
+        opt.SGD: lambda: {"accum": zeros},
         opt.Momentum: lambda: {"accum": zeros},
         opt.RMSProp: lambda: {"ms": np.ones_like(w), "mom": zeros, "mg": zeros},
         opt.AdaDelta: lambda: {"accum": zeros, "accum_update": zeros},
@@ -51,7 +53,8 @@ def initial_state(o: opt.Optimizer, w: np.ndarray) -> dict[str, np.ndarray]:
             "grad_accum": zeros,
             "grad_squared_accum": np.full_like(w, getattr(o, "initial_accumulator_value", 0)),
         },
-        opt.Adam: lambda: {"m": zeros, "v": zeros},
+        opt.Adam: lambda: {"m": zeros, "v": zeros, "vhat": zeros},
+        opt.AdamW: lambda: {"m": zeros, "v": zeros, "vhat": zeros},
         opt.Adamax: lambda: {"m": zeros, "v": zeros},
         opt.Ftrl: lambda: {
             "accum": np.full_like(w, getattr(o, "initial_accumulator_value", 0)),
@@ -63,11 +66,11 @@ def initial_state(o: opt.Optimizer, w: np.ndarray) -> dict[str, np.ndarray]:
 def tf_update(o: opt.Optimizer, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray], t: int) -> np.ndarray:
     """One TensorFlow Apply* step; updates `s` in place and returns the new parameter."""
     lr = o.learning_rate
-    if isinstance(o, opt.SGD):
+    if isinstance(o, opt.SGD) and o.momentum == 0:
         return w - lr * g
-    if isinstance(o, opt.Momentum):
+    if isinstance(o, opt.Momentum | opt.SGD):
         s["accum"] = s["accum"] * o.momentum + g
-        if o.use_nesterov:
+        if o.use_nesterov if isinstance(o, opt.Momentum) else o.nesterov:
             return w - (g * lr + s["accum"] * o.momentum * lr)
         return w - s["accum"] * lr
     if isinstance(o, opt.RMSProp):
@@ -93,11 +96,13 @@ def tf_update(o: opt.Optimizer, w: np.ndarray, g: np.ndarray, s: dict[str, np.nd
         if o.l1_strength > 0:
             return -lr * np.sign(acc) * np.maximum(np.abs(acc) - o.l1_strength * t, 0) / denom
         return -lr * acc / denom
-    if isinstance(o, opt.Adam):
+    if isinstance(o, opt.Adam | opt.AdamW):  # Keras 3's Adam: weight decay first, then the update
+        w = w - w * o.weight_decay * lr
         s["m"] = s["m"] + (g - s["m"]) * (1 - o.beta1)
         s["v"] = s["v"] + (g * g - s["v"]) * (1 - o.beta2)
+        s["vhat"] = np.maximum(s["vhat"], s["v"])
         alpha = lr * np.sqrt(1 - o.beta2**t) / (1 - o.beta1**t)
-        return w - s["m"] * alpha / (np.sqrt(s["v"]) + o.epsilon)
+        return w - s["m"] * alpha / (np.sqrt(s["vhat"] if o.amsgrad else s["v"]) + o.epsilon)
     if isinstance(o, opt.Adamax):
         s["m"] = s["m"] + (g - s["m"]) * (1 - o.beta1)
         s["v"] = np.maximum(o.beta2 * s["v"], np.abs(g))
@@ -119,6 +124,8 @@ CASES = [
     opt.SGD(learning_rate=0.5, clip_value=0.05),
     opt.Momentum(),
     opt.Momentum(learning_rate=0.05, momentum=0.9, use_nesterov=False),
+    opt.SGD(learning_rate=0.05, momentum=0.9),
+    opt.SGD(learning_rate=0.05, momentum=0.5, nesterov=True, clip_norm=0.1),
     opt.RMSProp(),
     opt.RMSProp(learning_rate=0.01, momentum=0.5, centered=True),
     opt.AdaDelta(),
@@ -128,6 +135,10 @@ CASES = [
     opt.Adam(),
     opt.Adam(learning_rate=0.01, clip_norm=0.1),
     opt.Adam(learning_rate=0.01, clip_value=0.02, clip_norm=0.05),
+    opt.Adam(learning_rate=0.01, beta2=0.5, amsgrad=True),
+    opt.Adam(learning_rate=0.01, weight_decay=0.1),
+    opt.AdamW(),
+    opt.AdamW(learning_rate=0.01, weight_decay=0.1, beta1=0.8, beta2=0.5, amsgrad=True, clip_norm=0.1),
     opt.Adamax(),
     opt.Ftrl(learning_rate=0.1),
     opt.Ftrl(

@@ -13,7 +13,8 @@ UNKNOWN_KEYS = [
         optimizers.get,
         {"name": "adam", "lr": 0.1},
         r"Could not interpret optimizer config \{'name': 'adam', 'lr': 0.1\}: unknown key\(s\) \['lr'\] for Adam. "
-        r"Accepted keys: \['name', 'learning_rate', 'beta1', 'beta2', 'epsilon', 'clip_norm', 'clip_value'\]",
+        r"Accepted keys: \['name', 'learning_rate', 'beta1', 'beta2', 'epsilon', 'clip_norm', 'clip_value', "
+        r"'amsgrad', 'weight_decay'\]",
     ),
     (
         activations.get,

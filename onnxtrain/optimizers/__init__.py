@@ -3,8 +3,10 @@
 Each optimizer has one module here (`_adam.py`, ...) with its settings class, whose docstring gives its update with
 `t` the 1-based number of the update; its ONNX update rule (TensorFlow's `Apply*` kernel, which KotlinDL calls);
 and the same rule as one loop that the portable engine compiles with numba when it is installed. `_base.py` holds
-what they share: the `Optimizer` base class, its hyper-parameter checks and gradient clipping. The portable engine
-runs all nine; the ort-training engine maps Adam and SGD onto ONNX Runtime's own optimizer graphs.
+what they share: the `Optimizer` base class, its hyper-parameter checks and gradient clipping; `_keras_arguments.py`
+the Keras spellings every constructor also takes (`beta_1`, `rho`, `clipvalue`, `global_clipnorm`, ...). The
+portable engine runs all ten; the ort-training engine maps Adam, AdamW (without weight decay) and SGD (without
+momentum) onto ONNX Runtime's own optimizer graphs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from onnxtrain._registry import Registry
 from onnxtrain.optimizers._adadelta import AdaDelta
 from onnxtrain.optimizers._adagrad import AdaGrad
 from onnxtrain.optimizers._adagrad_da import AdaGradDA
-from onnxtrain.optimizers._adam import Adam
+from onnxtrain.optimizers._adam import Adam, AdamW
 from onnxtrain.optimizers._adamax import Adamax
 from onnxtrain.optimizers._base import Optimizer
 from onnxtrain.optimizers._ftrl import Ftrl
@@ -29,6 +31,7 @@ __all__ = [
     "AdaGrad",
     "AdaGradDA",
     "Adam",
+    "AdamW",
     "Adamax",
     "Ftrl",
     "Momentum",
@@ -45,6 +48,7 @@ _CLASSES: dict[str, type[Optimizer]] = {
     "adagrad": AdaGrad,
     "adagradda": AdaGradDA,
     "adam": Adam,
+    "adamw": AdamW,
     "adamax": Adamax,
     "ftrl": Ftrl,
 }
@@ -55,7 +59,14 @@ def _squash(name: str) -> str:
     return name.strip().lower().translate({ord(c): None for c in "_- "})
 
 
-_REGISTRY = Registry("optimizer", Optimizer, _CLASSES, normalize=_squash)
+# Keras optimizers onnxtrain does not have, and the nearest it has.
+_HINTS = {
+    "nadam": "Keras' Nadam (Adam with Nesterov momentum) is not in onnxtrain; Adam is the nearest.",
+    "lion": "Keras' Lion is not in onnxtrain; AdamW is the nearest.",
+    "lamb": "Keras' Lamb is not in onnxtrain; AdamW is the nearest.",
+    "adafactor": "Keras' Adafactor is not in onnxtrain; Adam is the nearest.",
+}
+_REGISTRY = Registry("optimizer", Optimizer, _CLASSES, normalize=_squash, hints=_HINTS)
 
 
 def get(identifier: str | Optimizer | type[Optimizer] | dict[str, Any]) -> Optimizer:

@@ -21,11 +21,13 @@ from onnxtrain.optimizers._base import (
     one_minus,
     scalar,
 )
+from onnxtrain.optimizers._keras_arguments import keras_arguments
 
 if TYPE_CHECKING:
     from onnxtrain.graph import GraphBuilder
 
 
+@keras_arguments()
 @dataclass
 class AdaDelta(Optimizer):
     """AdaDelta (TensorFlow's ApplyAdadelta). KotlinDL's defaults: 0.1, rho 0.95, epsilon 1e-8.

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from onnxtrain.optimizers._base import POSITIVE, Check, FusedKernel, Names, Optimizer, Slot, Update, UpdateRule
+from onnxtrain.optimizers._keras_arguments import keras_arguments
 
 if TYPE_CHECKING:
     from onnxtrain.graph import GraphBuilder
 
 
+@keras_arguments()
 @dataclass
 class AdaGrad(Optimizer):
     """AdaGrad (TensorFlow's ApplyAdagrad). KotlinDL's defaults: 0.1, initial accumulator 0.01.

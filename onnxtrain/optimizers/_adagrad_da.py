@@ -20,11 +20,13 @@ from onnxtrain.optimizers._base import (
     f32,
     scalar,
 )
+from onnxtrain.optimizers._keras_arguments import keras_arguments
 
 if TYPE_CHECKING:
     from onnxtrain.graph import GraphBuilder
 
 
+@keras_arguments()
 @dataclass
 class AdaGradDA(Optimizer):
     """AdaGrad dual averaging (TensorFlow's ApplyAdagradDA). KotlinDL's defaults: 0.1, initial accumulator 0.01,

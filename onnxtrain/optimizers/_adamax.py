@@ -21,11 +21,13 @@ from onnxtrain.optimizers._base import (
     one_minus,
     scalar,
 )
+from onnxtrain.optimizers._keras_arguments import keras_arguments
 
 if TYPE_CHECKING:
     from onnxtrain.graph import GraphBuilder
 
 
+@keras_arguments(beta_1="beta1", beta_2="beta2")
 @dataclass
 class Adamax(Optimizer):
     """Adamax, Adam with the infinity norm (TensorFlow's ApplyAdaMax). KotlinDL's defaults: 1e-3, beta1 0.9,

@@ -78,6 +78,9 @@ class Optimizer:
             (`g *= clip_norm / (norm + 1e-6)` when that factor is below 1, as ONNX Runtime and PyTorch do).
         With both, values are clamped first.
 
+    Keras' names for the same settings are accepted too (`beta_1`, `rho`, `clipvalue`, `global_clipnorm`, ...:
+    `_keras_arguments.py`, which decorates each class).
+
     The hyper-parameters in `_checks` (a subclass's table adds to its bases') are checked on every assignment,
     in the constructor and after it, and numbers are stored as Python floats: `Adam(learning_rate=np.float32(0.01))`
     works, `optimizer.beta1 = 5` raises InvalidArgumentError.

@@ -20,11 +20,13 @@ from onnxtrain.optimizers._base import (
     f32,
     scalar,
 )
+from onnxtrain.optimizers._keras_arguments import keras_arguments
 
 if TYPE_CHECKING:
     from onnxtrain.graph import GraphBuilder
 
 
+@keras_arguments()
 @dataclass
 class Ftrl(Optimizer):
     """FTRL-proximal (TensorFlow's ApplyFtrlV2 CPU kernel). KotlinDL's defaults: 1e-3, l1 0, l2 0, learning

@@ -23,11 +23,13 @@ from onnxtrain.optimizers._base import (
     one_minus,
     scalar,
 )
+from onnxtrain.optimizers._keras_arguments import keras_arguments
 
 if TYPE_CHECKING:
     from onnxtrain.graph import GraphBuilder
 
 
+@keras_arguments(rho="decay")
 @dataclass
 class RMSProp(Optimizer):
     """RMSProp (TensorFlow's ApplyRmsProp / ApplyCenteredRmsProp). KotlinDL's defaults: 0.001, decay 0.9,

@@ -9,7 +9,7 @@ runs only forward, loss, backward and clipping in ONNX Runtime (`gradient_model`
 runs, on the very buffers ONNX Runtime reads.
 
 Every optimizer the portable engine knows has a kernel, written next to its update rule (the `FusedKernel` of
-onnxtrain/optimizers/_adam.py, ...): SGD, Momentum, RMSProp, AdaDelta, AdaGrad, AdaGradDA, Adam, Adamax and Ftrl
+onnxtrain/optimizers/_adam.py, ...): SGD, Momentum, RMSProp, AdaDelta, AdaGrad, AdaGradDA, Adam, AdamW, Adamax and Ftrl
 (a registered rule of your own keeps the graph's update). numba is optional (`pip install onnxtrain[fast]`);
 without it the engine keeps the update in the graph. This is the only module that imports numba, on the first
 `available()` call, and a kernel compiles (or loads from numba's cache) on the first `fused_update` for its class.
@@ -36,7 +36,19 @@ import numpy as np
 
 from onnxtrain._runtime import Device
 from onnxtrain.errors import InvalidArgumentError, UnsupportedError
-from onnxtrain.optimizers import SGD, AdaDelta, AdaGrad, AdaGradDA, Adam, Adamax, Ftrl, Momentum, Optimizer, RMSProp
+from onnxtrain.optimizers import (
+    SGD,
+    AdaDelta,
+    AdaGrad,
+    AdaGradDA,
+    Adam,
+    Adamax,
+    AdamW,
+    Ftrl,
+    Momentum,
+    Optimizer,
+    RMSProp,
+)
 from onnxtrain.optimizers._adadelta import fused_adadelta
 from onnxtrain.optimizers._adagrad import fused_adagrad
 from onnxtrain.optimizers._adagrad_da import fused_adagrad_da
@@ -146,6 +158,7 @@ _KERNELS: dict[type[Optimizer], Callable[[Any], FusedKernel]] = {
     AdaGrad: fused_adagrad,
     AdaGradDA: fused_adagrad_da,
     Adam: fused_adam,
+    AdamW: fused_adam,
     Adamax: fused_adamax,
     Ftrl: fused_ftrl,
 }

@@ -6,7 +6,19 @@ and gradient clipping (onnxtrain/optimizers/_base.py); this module re-exports wh
 
 from __future__ import annotations
 
-from onnxtrain.optimizers import SGD, AdaDelta, AdaGrad, AdaGradDA, Adam, Adamax, Ftrl, Momentum, Optimizer, RMSProp
+from onnxtrain.optimizers import (
+    SGD,
+    AdaDelta,
+    AdaGrad,
+    AdaGradDA,
+    Adam,
+    Adamax,
+    AdamW,
+    Ftrl,
+    Momentum,
+    Optimizer,
+    RMSProp,
+)
 from onnxtrain.optimizers._adadelta import AdaDeltaRule
 from onnxtrain.optimizers._adagrad import AdaGradRule
 from onnxtrain.optimizers._adagrad_da import AdaGradDARule
@@ -43,6 +55,7 @@ for _cls, _rule in [
     (AdaGrad, AdaGradRule()),
     (AdaGradDA, AdaGradDARule()),
     (Adam, AdamRule()),
+    (AdamW, AdamRule()),
     (Adamax, AdamaxRule()),
     (Ftrl, FtrlRule()),
 ]:
