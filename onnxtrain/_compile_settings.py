@@ -11,6 +11,7 @@ from typing import Any
 
 from onnxtrain import emit, engines, losses, multi_output, optimizers
 from onnxtrain import metrics as metrics_module
+from onnxtrain._artifacts_folder import check_artifacts_folder
 from onnxtrain._checks import check_threads
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
@@ -57,6 +58,7 @@ def compile_settings(
 
     Raises:
         InvalidArgumentError, InvalidTypeError, UnknownIdentifierError, UnsupportedError: see the messages.
+        ModelExistsError: `artifacts_dir` holds what is not onnxtrain's artifacts (`check_artifacts_folder`).
     """
     if metric is not None and metrics is not None:
         raise InvalidArgumentError("compile takes metric=... or metrics=[...], not both.")
@@ -98,6 +100,8 @@ def compile_settings(
         engine=engine,
     )
     _check_trainable(graph, compiled.loss)
+    if artifacts_dir is not None:  # both engines write there only after this: a refusal leaves it as it was
+        check_artifacts_folder(artifacts_dir, "compile(artifacts_dir=...)")
     for output, own in zip(graph.outputs, emit.output_losses(graph, compiled.loss), strict=True):
         assert own is not None  # compiled
         _warn_about_output_activation(output.layer, own)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from onnxtrain._artifacts_folder import RESUME_CHECKPOINT
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._ort_training import (
     CHECKPOINT,
@@ -87,7 +88,7 @@ def create_engine(request: EngineRequest) -> OrtTrainingEngine:
         else:
             resume_bytes = request.resume
         if resume_bytes is not None:
-            resume = artifacts.directory / "resume_checkpoint"
+            resume = artifacts.directory / RESUME_CHECKPOINT
             resume.write_bytes(resume_bytes)
         return OrtTrainingEngine(
             artifacts,

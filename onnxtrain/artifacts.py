@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onnxtrain import losses, optimizers
+from onnxtrain._artifacts_folder import check_artifacts_folder
 from onnxtrain._ort_training import TrainingArtifacts, write_artifacts
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
@@ -29,14 +30,22 @@ def generate_artifacts(
     [batch, ...]) and `labels` (int64 [batch] for softmax cross-entropy, float32 shaped like the output otherwise)
     and returns `loss` and `logits`; the weights start as the model's current weights.
 
+    `directory` may be new (it is created), empty, or hold nothing but training artifacts onnxtrain wrote (these
+    four files, `compile(artifacts_dir=...)`'s resume_checkpoint, and the portable engine's train_step.onnx and
+    eval.onnx); the four are replaced. Anything else there, e.g. a saved model, whose checkpoint would be
+    overwritten, is refused before anything is written.
+
     Raises:
-        InvalidTypeError / InvalidArgumentError: `directory` is not a str or os.PathLike, or is empty ("." is
-            the current folder); nothing is written.
+        InvalidTypeError / InvalidArgumentError: `directory` is not a str or os.PathLike, is empty ("." is
+            the current folder), or is an existing file; nothing is written.
+        ModelExistsError: `directory` holds other entries than training artifacts (naming them); nothing is
+            written.
 
     Example:
         >>> generate_artifacts(model, Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, Adam(), "artifacts")  # doctest: +SKIP
     """
     _check_directory(directory)
+    check_artifacts_folder(directory, "generate_artifacts(directory=...)")
     compiled = model._compiled
     if compiled is None and (loss is None or optimizer is None):
         raise InvalidArgumentError(

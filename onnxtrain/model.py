@@ -117,7 +117,9 @@ class Model(ModelBase):
                 kernels) or "auto" (the default): portable.
             artifacts_dir: keep the generated training artifacts there (e.g. "artifacts"): ort-training's four files
                 (by default they go to a temporary folder that `close()` removes), or the portable engine's
-                `train_step.onnx` and `eval.onnx` (by default not written).
+                `train_step.onnx` and `eval.onnx` (by default not written). The folder may be new, empty, or hold
+                nothing but artifacts onnxtrain wrote, which are replaced; anything else there (a saved model) is
+                refused before anything is written.
             threads: ONNX Runtime intra-op threads (None: one per physical core).
             opset / ir_version: of the training artifacts (default opset 17, or an imported graph's newer one; IR
                 the oldest that holds the opset, at least 8; ORT 1.19 loads IR <= 10).
@@ -126,6 +128,7 @@ class Model(ModelBase):
 
         Raises:
             UnknownIdentifierError, UnsupportedError, RuntimeSetupError: see the messages.
+            ModelExistsError: `artifacts_dir` holds other files than training artifacts.
         """
         self._compile(
             optimizer=optimizer,

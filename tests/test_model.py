@@ -193,20 +193,21 @@ def test_a_failed_compile_removes_the_artifacts_folders_it_created(tmp_path, mon
 
 
 @pytest.mark.parametrize("engine", ARTIFACT_ENGINES)
-@pytest.mark.parametrize("before", ["empty folder", "user file", "missing"])
+@pytest.mark.parametrize("before", ["empty folder", "earlier artifacts", "missing"])
 def test_a_failed_compile_keeps_a_folder_that_existed_or_holds_files(tmp_path, monkeypatch, engine, before):
+    # A folder holding other files than artifacts is refused before anything is written (test_artifacts_folder).
     directory = tmp_path / "artifacts"
     if before != "missing":
         directory.mkdir()
-    if before == "user file":
-        (directory / "notes.txt").write_bytes(b"keep me")
+    if before == "earlier artifacts":
+        (directory / "checkpoint").write_bytes(b"an earlier compile's")
     _fail_after_making(monkeypatch, write=before == "missing")  # missing: made, then written into
     with blob_model() as model, pytest.raises(UnsupportedError):
         model.compile(engine=engine, artifacts_dir=directory)
-    expected = {"empty folder": [], "user file": ["notes.txt"], "missing": ["eval.onnx"]}[before]
+    expected = {"empty folder": [], "earlier artifacts": ["checkpoint"], "missing": ["eval.onnx"]}[before]
     assert sorted(os.listdir(directory)) == expected
-    if before == "user file":
-        assert (directory / "notes.txt").read_bytes() == b"keep me"
+    if before == "earlier artifacts":
+        assert (directory / "checkpoint").read_bytes() == b"an earlier compile's"
 
 
 BAD_CALLS = [

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 import numpy as np
 
 from onnxtrain import engines
+from onnxtrain._artifacts_folder import ORT_TRAINING_FILES, check_artifacts_folder
 from onnxtrain.cli._bundle import add_bundle_command
 from onnxtrain.cli._config_model import build_model, compile_settings
 from onnxtrain.cli._data import (
@@ -47,8 +48,6 @@ from onnxtrain.model_files import read_config as read_saved_config
 if TYPE_CHECKING:
     from onnxtrain.inference import InferenceModel
     from onnxtrain.sequential import Sequential
-
-ARTIFACT_FILES = ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -176,7 +175,9 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
     from onnxtrain.artifacts import generate_artifacts
 
     source = Path(args.source)
-    existing = [name for name in ARTIFACT_FILES if (Path(args.outdir) / name).exists()]
+    # A file, or a folder of other files (a saved model), is refused with or without --overwrite.
+    check_artifacts_folder(args.outdir, "artifacts OUTDIR")
+    existing = [name for name in ORT_TRAINING_FILES if (Path(args.outdir) / name).exists()]
     if existing and not args.overwrite:
         raise InvalidArgumentError(f"'{args.outdir}' already holds {existing}. Pass --overwrite to replace them.")
     require_training_api()  # an inference-only onnxruntime cannot write them: say so before building anything

@@ -38,6 +38,7 @@ import numpy as np
 import onnx
 
 from onnxtrain import emit
+from onnxtrain._artifacts_folder import EVAL_GRAPH, TRAIN_STEP_GRAPH
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, check_not_empty, create_session, session_options
 from onnxtrain.distributed._communicator import Communicator
@@ -407,7 +408,7 @@ class PortableEngine:
         from onnxtrain.saving import created_directories
 
         directory = Path(directory)
-        paths = directory / "train_step.onnx", directory / "eval.onnx"
+        paths = directory / TRAIN_STEP_GRAPH, directory / EVAL_GRAPH
         with created_directories(directory):
             onnx.save(self.graph.model, paths[0])
             onnx.save(self.eval_graph, paths[1])
