@@ -278,12 +278,13 @@ def _out_of_memory(initializer: Initializer, shape: Shape) -> str:
     count = math.prod(shape)
     return (
         f"{type(initializer).__name__} ran out of memory creating weights of shape {shape} ({count:,} values): "
-        f"they take {_gib(4 * count)} as float32, and about {_gib(12 * count)} while they are drawn (as float64, "
+        f"they take {gib(4 * count)} as float32, and about {gib(12 * count)} while they are drawn (as float64, "
         f"then cast). Give the layer fewer units or a smaller input. Received: {initializer!r}"
     )
 
 
-def _gib(size: int) -> str:
+def gib(size: int) -> str:
+    """`size` bytes as out-of-memory messages give it: "1.2 GiB"."""
     return f"{size / 2**30:.1f} GiB"
 
 

@@ -196,20 +196,28 @@ class PortableEngine:
         value = np.array(value, copy=True, order="C")
         return self._ort.OrtValue.ortvalue_from_numpy(value, self.device.kind, self.device.index)
 
-    def _set_up_fused(self, values: Mapping[str, np.ndarray], split: bytes | None, threads: int | None) -> None:
+    def _set_up_fused(self, values: dict[str, np.ndarray], split: bytes | None, threads: int | None) -> None:
         """Flat buffers for the weights, each state slot and the gradients (one kernel call updates them all), a
         view of them per tensor bound to the gradient session, and one set of values that every step updates.
         With `split` (the gradient model, serialized), copies of it on `threads` split each batch (`SplitStep`).
+        The optimizer state's entries leave `values` once copied, so that a large model's state is not held twice.
+
+        Raises:
+            InvalidArgumentError: the buffers do not fit in memory (`_fused.out_of_memory`).
         """
         trainable = self.graph.trainable
         shapes = [values[name].shape for name in trainable]
         update = _fused.fused_update(self.optimizer)
 
-        def flat(names: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:  # gradients start as zeros
-            named = dict(zip(names, shapes, strict=True))
-            parts = [np.ravel(values.get(name, np.zeros(shape))) for name, shape in named.items()]
-            buffer = np.concatenate([*parts, np.empty(0)]).astype(np.float32)
-            return buffer, ortvalue_views(self._ort, buffer, named)
+        def flat(names: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:
+            try:
+                buffer = _fused.flat_buffer(names, shapes, values)
+            except MemoryError as error:
+                count = sum(math.prod(shape) for shape in shapes)
+                raise InvalidArgumentError(
+                    _fused.out_of_memory(self.optimizer, count, 2 + len(update.slots))
+                ) from error
+            return buffer, ortvalue_views(self._ort, buffer, dict(zip(names, shapes, strict=True)))
 
         self._flat_weights, carried = flat(trainable)
         state = []
@@ -217,6 +225,8 @@ class PortableEngine:
             names = [t.name for t in self.graph.state if t.slot == slot]
             assert len(names) == len(trainable), f"the kernel's slot {slot!r} is one of the update rule's"
             buffer, views = flat(names)
+            for name in names:  # copied: free the starting value before the next slot's buffer is made
+                del values[name]
             state.append(buffer)
             carried.update(views)
         self._flat_state = tuple(state)

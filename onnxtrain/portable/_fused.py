@@ -25,9 +25,10 @@ subnormal (which would also slow the arithmetic) where that mode cannot be set.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -36,6 +37,7 @@ import numpy as np
 
 from onnxtrain._runtime import Device
 from onnxtrain.errors import InvalidArgumentError, UnsupportedError
+from onnxtrain.initializers import gib  # sizes as the initializers' out-of-memory errors give them
 from onnxtrain.optimizers import (
     SGD,
     AdaDelta,
@@ -132,6 +134,38 @@ class FusedUpdate:
 
 
 _NONE = np.zeros(0, np.float32)  # a state buffer the rule does not have
+
+
+def flat_buffer(
+    names: Sequence[str], shapes: Sequence[tuple[int, ...]], values: Mapping[str, np.ndarray]
+) -> np.ndarray:
+    """One float32 buffer of `values[name]` for each of `names` (shaped as `shapes`), raveled end to end in order;
+    zeros where `values` has none (the gradients). Allocated once, as float32: each value is cast as it is copied
+    in, so a large model's buffer never exists as float64 too.
+
+    Raises:
+        MemoryError: the buffer does not fit (the engine turns it into `out_of_memory`'s message).
+    """
+    sizes = [math.prod(shape) for shape in shapes]
+    buffer = np.zeros(sum(sizes), np.float32)  # calloc: pages left zero (the gradients) cost nothing until written
+    start = 0
+    for name, size in zip(names, sizes, strict=True):
+        value = values.get(name)
+        if value is not None:
+            buffer[start : start + size] = np.reshape(value, -1)
+        start += size
+    return buffer
+
+
+def out_of_memory(optimizer: Optimizer, count: int, buffers: int) -> str:
+    """The message for a MemoryError creating the `buffers` flat buffers of `count` values each, worded as the
+    weight initializers word theirs (`onnxtrain.initializers`)."""
+    return (
+        f"The portable engine ran out of memory creating the flat buffers of its fused {type(optimizer).__name__} "
+        f"update: {buffers} of {count:,} values (the weights, {buffers - 2} optimizer state slot(s) and the "
+        f"gradients), which take {gib(4 * count)} each as float32, {gib(4 * count * buffers)} in all. Give the "
+        "layer fewer units or a smaller input, or use an optimizer that keeps less state (SGD keeps none)."
+    )
 
 
 def _fused(spec: FusedKernel) -> FusedUpdate:
