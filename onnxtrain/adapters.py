@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,10 @@ def add_adapters(
         InvalidArgumentError: rank or alpha not positive, a target that is not MatMul or Gemm, a `nodes` entry
             that matches no adaptable node or one whose weight another node reads too, no node to adapt, or a
             model that already has adapters.
+
+    Warns:
+        UserWarning: once, listing the adapted weights of which `rank` exceeds min(in_features, out_features):
+            their adapters have more parameters than the weights themselves (peft allows any rank, as here).
     """
     rank = int(_check_positive("rank", rank, integer=True))
     alpha = _check_positive("alpha", alpha, integer=False)
@@ -91,6 +96,7 @@ def add_adapters(
             f"a 2-D float initializer. The graph's op types: {', '.join(present) or 'none'}"
         )
     initializers = {t.name: t for t in graph.initializer}
+    _warn_about_ranks_above_full(found, initializers, rank)
     names = _Names(graph)
     rng = np.random.default_rng(seed)
     scales: dict[str, str] = {}  # weight -> the value holding its adapters' scale
@@ -230,6 +236,31 @@ def _select(found: list[_Target], patterns: Iterable[str]) -> list[_Target]:
         for t in found
         if any(fnmatch.fnmatchcase(t.node.name, p) or fnmatch.fnmatchcase(t.weight, p) for p in patterns)
     ]
+
+
+def _warn_about_ranks_above_full(found: list[_Target], initializers: dict[str, onnx.TensorProto], rank: int) -> None:
+    """Warn once about the weights of `found` that `rank` exceeds the smaller side of: such a pair has
+    rank·(in + out) > in·out parameters, more than the weight it adapts, and no more expressive power than a
+    full-rank update of min(in, out)."""
+    above = {}  # weight -> (its node, its shape), in the order found
+    for target in found:
+        shape = tuple(initializers[target.weight].dims)
+        if rank > min(shape) and target.weight not in above:
+            above[target.weight] = (target.node.name, shape)
+    if not above:
+        return
+    listed = [
+        f"{weight!r} {shape} of node {node!r}" if node else f"{weight!r} {shape}"
+        for weight, (node, shape) in above.items()
+    ]
+    shown = "; ".join(listed[:10]) + (f"; and {len(listed) - 10} more" if len(listed) > 10 else "")
+    warnings.warn(
+        f"LoRA rank {rank} exceeds min(in_features, out_features) of {len(above)} adapted weight(s): {shown}. Each of "
+        f"their adapters then has more parameters than the weight it adapts (rank*(in + out) > in*out) and can "
+        "express no more than an update of rank min(in, out). A rank below the smaller side is the usual choice.",
+        UserWarning,
+        stacklevel=3,  # the caller of add_adapters (onnxtrain.lora, for an imported model)
+    )
 
 
 def _without_shared_weights(graph: onnx.GraphProto, found: list[_Target], *, explicit: bool) -> list[_Target]:

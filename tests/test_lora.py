@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,8 @@ def test_adapted_model_at_b_zero_equals_the_original() -> None:
 
 
 def test_adapted_output_is_x_times_w_plus_scaled_a_b() -> None:
-    adapted = add_adapters(_model(), rank=3, alpha=6)
+    with pytest.warns(UserWarning, match=r"LoRA rank 3 exceeds .* of 1 adapted weight\(s\): 'w_left' \(2, 3\)"):
+        adapted = add_adapters(_model(), rank=3, alpha=6)
     w = {k: v.astype(np.float64) for k, v in _weights(adapted).items()}
     for name in ("w_gemm", "w_right", "w_left"):
         w[f"{name}.lora_A"] = RNG.standard_normal(w[f"{name}.lora_A"].shape)
@@ -133,9 +135,31 @@ def test_merge_folds_adapters_into_plain_weights_exactly() -> None:
 
 def test_merge_of_a_fresh_adapter_returns_the_original_weights() -> None:
     original = _model()
-    merged = merge_adapters(add_adapters(original))
+    with pytest.warns(UserWarning, match=r"LoRA rank 8 exceeds"):  # the default rank, on 2-5 features
+        merged = merge_adapters(add_adapters(original))
     for name, value in _weights(original).items():
         np.testing.assert_array_equal(_weights(merged)[name], value)
+
+
+def test_a_rank_above_a_weights_smaller_side_warns_once_naming_each_such_weight() -> None:
+    # w_gemm is (5, 4), w_right (5, 3), w_left (2, 3): rank 4 exceeds the smaller side of the last two only.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        adapted = add_adapters(_model(), rank=4)
+    assert [w.category for w in caught] == [UserWarning]
+    message = str(caught[0].message)
+    assert message.startswith(
+        "LoRA rank 4 exceeds min(in_features, out_features) of 2 adapted weight(s): 'w_right' (5, 3) of node 'fc2'; "
+        "'w_left' (2, 3) of node 'fc3'. Each of their adapters then has more parameters than the weight it adapts"
+    )
+    assert caught[0].filename == __file__  # attributed to the caller's line
+    weights = _weights(adapted)
+    for name in ("w_right", "w_left"):  # the claim the warning makes
+        assert weights[f"{name}.lora_A"].size + weights[f"{name}.lora_B"].size > weights[name].size
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        add_adapters(_model(), rank=2)  # at most every weight's smaller side: no warning
+        add_adapters(_model(), rank=4, nodes=["fc1"])  # w_gemm (5, 4) alone: rank 4 is its full rank
 
 
 def test_adapters_on_a_torch_exported_mlp_and_a_batched_matmul() -> None:
@@ -236,7 +260,7 @@ def test_add_adapters_lists_the_op_types_when_nothing_matches() -> None:
         InvalidArgumentError, match=r"targets=\['Gemm'\] match no node .* op types: MatMul, Relu, Transpose"
     ):
         add_adapters(_model_without_gemm(), targets=("Gemm",))
-    with pytest.raises(InvalidArgumentError, match="already has them"):
+    with pytest.raises(InvalidArgumentError, match="already has them"), pytest.warns(UserWarning, match="rank 8"):
         add_adapters(add_adapters(_model()))
 
 
