@@ -74,7 +74,14 @@ class Model(ModelBase):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Model:
-        """The model `get_config()` describes, with weights drawn again from its seed."""
+        """The model `get_config()` describes, with weights drawn again from its seed: a Sequential for a
+        Sequential's config (layers without "inbound_nodes")."""
+        layers = config.get("layers") if isinstance(config, dict) else None
+        if cls is Model and isinstance(layers, list) and "input_layers" not in config:
+            if all(isinstance(entry, dict) and "inbound_nodes" not in entry for entry in layers):
+                from onnxtrain.sequential import Sequential  # a subclass of Model: imported here
+
+                return Sequential.from_config(config)
         graph = Functional.from_layer_config(config)
         return cls(graph.inputs, graph.outputs, name=str(config.get("name", "functional")), seed=graph.seed)
 

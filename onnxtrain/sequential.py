@@ -130,6 +130,29 @@ class Sequential(Model):
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "layers": [layer.serialize() for layer in self.layers]}
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        """The model `get_config()` describes (its layers in order), with weights drawn again from its seed.
+
+        Raises:
+            InvalidArgumentError: `config` is not a Sequential's (no "layers" list); plus what rebuilding a layer
+                from its entry raises.
+        """
+        layers = config.get("layers") if isinstance(config, dict) else None
+        if not isinstance(layers, list) or any(
+            isinstance(entry, dict) and "inbound_nodes" in entry for entry in layers
+        ):
+            received = sorted(config) if isinstance(config, dict) else type(config).__name__
+            raise InvalidArgumentError(
+                "Sequential.from_config expects a Sequential's config: {'name', 'seed', 'layers': [layer configs]} "
+                f"(a Functional config goes to Model.from_config). Received: {received}"
+            )
+        return cls(
+            [Layer.from_config(entry) for entry in layers],
+            name=str(config.get("name", "sequential")),
+            seed=config.get("seed"),
+        )
+
     def __repr__(self) -> str:
         return f"Sequential(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
 

@@ -7,6 +7,7 @@ import pytest
 
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
 from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.model import Model
 from onnxtrain.sequential import Sequential
 
 
@@ -82,3 +83,21 @@ def test_add_refuses_what_a_layer_list_refuses_and_a_compiled_model():
         model.compile(loss="mse")
         with pytest.raises(ModelStateError, match=r"add\(\) was called after compile\(\)"):
             model.add(Dense(2))
+
+
+def test_from_config_rebuilds_the_model_get_config_describes():
+    model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(30), Dense(10, activation="linear"), seed=7)
+    config = model.get_config()
+    for rebuilt in (Sequential.from_config(config), Model.from_config(config)):  # Model's takes it too
+        assert type(rebuilt) is Sequential and rebuilt.get_config() == config
+        for name, array in model.get_weights().items():
+            np.testing.assert_array_equal(rebuilt.get_weights()[name], array, err_msg=name)  # drawn from the seed
+
+
+def test_from_config_refuses_what_is_not_a_sequentials_config():
+    x = Input(4)
+    functional = Model(x, Dense(2)(x)).get_config()
+    with pytest.raises(InvalidArgumentError, match=r"expects a Sequential's config: .*Model\.from_config"):
+        Sequential.from_config(functional)
+    with pytest.raises(InvalidArgumentError, match=r"Received: \['name', 'seed'\]$"):
+        Sequential.from_config({"name": "x", "seed": 1})
