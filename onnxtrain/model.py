@@ -74,14 +74,20 @@ class Model(ModelBase):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Model:
-        """The model `get_config()` describes, with weights drawn again from its seed: a Sequential for a
-        Sequential's config (layers without "inbound_nodes")."""
-        layers = config.get("layers") if isinstance(config, dict) else None
-        if cls is Model and isinstance(layers, list) and "input_layers" not in config:
-            if all(isinstance(entry, dict) and "inbound_nodes" not in entry for entry in layers):
-                from onnxtrain.sequential import Sequential  # a subclass of Model: imported here
+        """The model `get_config()` describes, with weights drawn again from its seed.
 
-                return Sequential.from_config(config)
+        Raises:
+            InvalidArgumentError: `config` is a Sequential's (layers without "inbound_nodes": use
+                `Sequential.from_config`), or not a model's config.
+        """
+        layers = config.get("layers") if isinstance(config, dict) else None
+        if isinstance(layers, list) and layers and "input_layers" not in config:
+            if all(isinstance(entry, dict) and "inbound_nodes" not in entry for entry in layers):
+                raise InvalidArgumentError(
+                    f"{cls.__name__}.from_config expects a Functional model's config (layers with "
+                    "'inbound_nodes', 'input_layers', 'output_layers'). Received: a Sequential's config (its "
+                    "layers in order): rebuild it with Sequential.from_config(config)."
+                )
         graph = Functional.from_layer_config(config)
         return cls(graph.inputs, graph.outputs, name=str(config.get("name", "functional")), seed=graph.seed)
 
