@@ -1,6 +1,7 @@
-"""Gradient rules of the reductions ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceSumSquare, ReduceL1, ReduceL2 and
-ReduceLogSumExp, with their axes as the attribute (all but ReduceSum before opset 18) or the input (ReduceSum from 13,
-the others from 18), keepdims and noop_with_empty_axes. A max's gradient is shared evenly between tied maxima."""
+"""Gradient rules of the reductions ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceSumSquare, ReduceL1, ReduceL2,
+ReduceLogSumExp and ReduceProd, with their axes as the attribute (all but ReduceSum before opset 18) or the input
+(ReduceSum from 13, the others from 18), keepdims and noop_with_empty_axes. A max's gradient is shared evenly between
+tied maxima; a product's is the product of the other factors, exact where some are zero."""
 
 from __future__ import annotations
 
@@ -60,6 +61,13 @@ def _reduce_sum(ctx: GradientContext) -> Grads:
     return [ctx.emit("Expand", [g, ctx.shape_of(x)], hint=f"{x}_grad")]
 
 
+def _reduce_kept(ctx: GradientContext, op_type: str, x: str, axes: list[int] | str | None) -> str:
+    """`op_type` of `x` over the node's axes, keeping them as size 1."""
+    if isinstance(axes, str):
+        return ctx.emit(op_type, [x, axes], keepdims=1)
+    return ctx.reduce(op_type, x, axes, keepdims=True)
+
+
 @rule("ReduceMax", "ReduceMin")
 def _reduce_max(ctx: GradientContext) -> Grads:
     x, g = ctx.input(0), ctx.dy
@@ -67,10 +75,7 @@ def _reduce_max(ctx: GradientContext) -> Grads:
     if axes == NOOP:
         return [g]
     mask = ctx.cast_like(ctx.emit("Equal", [x, _kept(ctx, ctx.output(0), axes)]), x)
-    if isinstance(axes, str):
-        ties = ctx.emit("ReduceSum", [mask, axes], keepdims=1)
-    else:
-        ties = ctx.reduce("ReduceSum", mask, axes, keepdims=True)
+    ties = _reduce_kept(ctx, "ReduceSum", mask, axes)
     return [ctx.emit("Mul", [mask, ctx.emit("Div", [_kept(ctx, g, axes), ties])], hint=f"{x}_grad")]
 
 
@@ -95,4 +100,24 @@ def _reduce_norm(ctx: GradientContext) -> Grads:
         slope = ctx.emit("Div", [x, _kept(ctx, ctx.output(0), axes)])
     else:
         slope = ctx.emit("Exp", [ctx.emit("Sub", [x, _kept(ctx, ctx.output(0), axes)])])
+    return [ctx.emit("Mul", [_kept(ctx, g, axes), slope], hint=f"{x}_grad")]
+
+
+@rule("ReduceProd")
+def _reduce_prod(ctx: GradientContext) -> Grads:
+    # dx_i = g * the product of the other factors of its group. Not y / x_i, which is 0/0 at a zero: with the zeros
+    # replaced by ones, p = the product of the nonzero factors, and the others' product is p / x_i for a nonzero x_i
+    # and p for a zero one, times [no zero among the others] (the group's zero count minus x_i's own is 0).
+    x, g = ctx.input(0), ctx.dy
+    axes = _axes(ctx)
+    if axes == NOOP:
+        return [g]  # the product of one factor: the copy
+    zero = ctx.emit("Equal", [x, ctx.scalar(0.0, x)])
+    nonzero = ctx.emit("Where", [zero, ctx.scalar(1.0, x), x])
+    product = _reduce_kept(ctx, "ReduceProd", nonzero, axes)
+    is_zero = ctx.cast_like(zero, x)
+    zeros_elsewhere = ctx.emit("Sub", [_reduce_kept(ctx, "ReduceSum", is_zero, axes), is_zero])
+    others = ctx.emit("Where", [zero, product, ctx.emit("Div", [product, nonzero])])
+    alone = ctx.cast_like(ctx.emit("Equal", [zeros_elsewhere, ctx.scalar(0.0, x)]), x)
+    slope = ctx.emit("Mul", [others, alone])
     return [ctx.emit("Mul", [_kept(ctx, g, axes), slope], hint=f"{x}_grad")]

@@ -1,11 +1,13 @@
 """The gradient rule of Resize (nearest, linear and cubic modes; every coordinate transformation but
 tf_crop_and_resize): with static sizes, Resize is one constant interpolation matrix per axis, so its gradient
 applies each matrix's transpose (a MatMul), or sums blocks (Reshape + ReduceSum) where nearest copies each input
-element to a block of consecutive outputs."""
+element to a block of consecutive outputs. An axis that sizes keeps as X has it (the batch, as exporters take it
+from Shape(X) at run time) is not resized and may have any size."""
 
 from __future__ import annotations
 
 import numpy as np
+import onnx
 
 from onnxtrain.autodiff._context import GradientContext
 from onnxtrain.autodiff._rules import rule
@@ -85,27 +87,113 @@ def _block(matrix: np.ndarray) -> int | None:
     return r if np.array_equal(matrix, np.repeat(np.eye(inputs), r, axis=0)) else None
 
 
-def _scales(ctx: GradientContext, rank: int, in_shape: tuple, out_shape: tuple) -> list[float]:
-    """The scale of every axis, as the coordinate transformation reads it."""
+def _scales(ctx: GradientContext, rank: int, in_shape: tuple, out_shape: tuple) -> tuple[list[float], list]:
+    """The scale of every axis, as the coordinate transformation reads it, and Y's size along each axis as far as
+    known (from sizes where shape inference did not say)."""
     scales_in, sizes_in = ctx.input(2), ctx.input(3)
     axes = [int(a) % rank for a in (ctx.attr("axes") or range(rank))]
     given = ctx.constant_value(scales_in) if scales_in else None
     if scales_in and given is None:
         raise ctx.unsupported("scales", "computed at run time", "the gradient needs constant scales")
-    scales = [1.0] * rank
+    scales, out_sizes = [1.0] * rank, list(out_shape)
     if given is not None and given.size:
         for axis, s in zip(axes, given.tolist(), strict=True):
             scales[axis] = float(s)
-        return scales
+        return scales, out_sizes
     if not sizes_in:
         raise ctx.unsupported("scales", None, "expected scales or sizes")
     if ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
         raise ctx.unsupported("keep_aspect_ratio_policy", ctx.attr("keep_aspect_ratio_policy"), "expected stretch")
-    for axis in axes:
-        if not isinstance(in_shape[axis], int) or not isinstance(out_shape[axis], int):
-            raise ctx.unsupported("sizes", None, f"axis {axis}'s sizes must be known statically")
-        scales[axis] = out_shape[axis] / in_shape[axis]
-    return scales
+    sources = _size_sources(ctx, sizes_in, {}, depth=0)
+    for i, axis in enumerate(axes):
+        source = sources[i] if sources is not None and len(sources) == len(axes) else None
+        inputs, outputs = in_shape[axis], out_shape[axis]
+        if (isinstance(source, tuple) and _same_dim(ctx, source, inputs, axis)) or (
+            isinstance(inputs, str) and outputs == inputs  # shape inference proved Y's size there is X's
+        ):
+            out_sizes[axis] = inputs  # sizes keeps X's size here (the batch, as Shape(X) gives it): not resized
+            continue
+        known = _known_size(ctx, source)  # a constant, or another value's static size (a U-Net's skip)
+        outputs = known if known is not None else outputs
+        if not isinstance(inputs, int) or not isinstance(outputs, int):
+            raise ctx.unsupported(
+                "sizes",
+                _describe(source),
+                f"axis {axis} is resized from {inputs!r} to {outputs!r}: the gradient needs both sizes statically, "
+                "or sizes taking that axis from Shape(X)",
+            )
+        scales[axis], out_sizes[axis] = outputs / inputs, outputs
+    return scales, out_sizes
+
+
+# What one element of Resize's sizes is: a number, (value, axis) for a dimension of a value, None if unknown.
+SizeSource = int | tuple[str, int] | None
+
+
+def _size_sources(ctx: GradientContext, value: str, producers: dict, depth: int) -> list[SizeSource] | None:
+    """Where each element of the 1-D int64 `value` comes from, followed through the shape arithmetic exporters emit
+    for sizes (TorchScript: Concat(Slice(Shape(X), 0, 2), [h, w]); dynamo: Concat(Shape(X, end=2), [h, w]));
+    None where the length is unknown."""
+    constant = ctx.constant_value(value)
+    if constant is not None:
+        return [int(v) for v in constant.reshape(-1)]
+    if depth > 16:
+        return None
+    if not producers:
+        producers.update({o: n for n in ctx.builder.nodes for o in n.output})
+    node = producers.get(value)
+    if node is None:
+        return None
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    inputs = list(node.input)
+    if node.op_type == "Shape":
+        rank = ctx.rank(inputs[0])
+        if rank is None:
+            return None
+        start, end = int(attributes.get("start", 0)), int(attributes.get("end", rank))
+        return [(inputs[0], k) for k in range(rank)[slice(start, end)]]
+    if node.op_type in ("Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze"):  # same elements, same order
+        return _size_sources(ctx, inputs[0], producers, depth + 1)
+    if node.op_type == "Concat":
+        parts = [_size_sources(ctx, v, producers, depth + 1) for v in inputs]
+        return None if any(p is None for p in parts) else [s for p in parts for s in p or []]
+    if node.op_type in ("Slice", "Gather"):
+        whole = _size_sources(ctx, inputs[0], producers, depth + 1)
+        picks = [ctx.constant_value(v) if v else None for v in inputs[1:]]
+        if whole is None or any(v and p is None for v, p in zip(inputs[1:], picks, strict=True)):
+            return None
+        if node.op_type == "Gather":
+            assert picks[0] is not None
+            return [whole[int(i)] for i in picks[0].reshape(-1)]
+        starts, ends = picks[0], picks[1]
+        steps = picks[3] if len(picks) > 3 else None
+        if starts is None or ends is None or starts.size != 1 or (steps is not None and steps.tolist() != [1]):
+            return None
+        return whole[int(starts.reshape(-1)[0]) : int(ends.reshape(-1)[0])]  # Python clamps as Slice does
+    return None
+
+
+def _same_dim(ctx: GradientContext, source: tuple[str, int], size: object, axis: int) -> bool:
+    """Whether dimension `source` is X's along `axis` (the same value and axis, or the same known size or name)."""
+    value, k = source
+    if value == ctx.input(0) and k == axis:
+        return True
+    shape = ctx.shape(value)
+    return shape is not None and size is not None and shape[k] == size
+
+
+def _known_size(ctx: GradientContext, source: SizeSource) -> int | None:
+    if isinstance(source, tuple):
+        shape = ctx.shape(source[0])
+        size = shape[source[1]] if shape is not None else None
+        return size if isinstance(size, int) else None
+    return source
+
+
+def _describe(source: SizeSource) -> object:
+    if source is None:
+        return "computed at run time"
+    return source if isinstance(source, int) else f"dimension {source[1]} of {source[0]!r}"
 
 
 @rule("Resize")
@@ -121,12 +209,12 @@ def _resize(ctx: GradientContext) -> Grads:
     if transform == "tf_crop_and_resize" or _source_positions(transform, 1, 1, 1.0) is None:
         raise ctx.unsupported("coordinate_transformation_mode", transform, "a region of interest is not supported")
     rank = len(in_shape)
-    scales = _scales(ctx, rank, in_shape, out_shape)
+    scales, out_sizes = _scales(ctx, rank, in_shape, out_shape)
     if int(ctx.attr("antialias", 0)) and mode != "nearest" and any(s < 1 for s in scales):
         raise ctx.unsupported("antialias", 1, "downsampling with antialias is not supported")
     dtype = ctx.dtype(x)
     for axis in reversed(range(rank)):  # last axis first: the axes after `axis` then have X's sizes
-        inputs, outputs = in_shape[axis], out_shape[axis]
+        inputs, outputs = in_shape[axis], out_sizes[axis]
         if not isinstance(inputs, int) or not isinstance(outputs, int):
             if scales[axis] == 1.0 and all(
                 np.array_equal(_matrix(ctx, mode, transform, n, n, 1.0), np.eye(n)) for n in range(1, 5)

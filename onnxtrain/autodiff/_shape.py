@@ -1,6 +1,6 @@
 """Gradient rules of the ops that move values without computing new ones: Reshape, Flatten, Squeeze, Unsqueeze,
-Transpose, Concat, Split, Slice, Gather, GatherElements, GatherND, ScatterND, Expand, Tile, Trilu, DepthToSpace and
-SpaceToDepth. The shape inputs (axes, splits, starts, indices) take no gradient."""
+Transpose, Concat, Split, Slice, Gather, GatherElements, GatherND, ScatterND, ScatterElements, Expand, Tile, Trilu,
+DepthToSpace and SpaceToDepth. The shape inputs (axes, splits, starts, indices) take no gradient."""
 
 from __future__ import annotations
 
@@ -301,6 +301,24 @@ def _scatter_nd(ctx: GradientContext) -> Grads:
         ddata = g if reduction == "add" else ctx.emit("ScatterND", [g, indices, ctx.zeros_like(updates)])
     if ctx.needs_grad(2):
         dupdates = ctx.emit("GatherND", [g, indices], hint=f"{updates}_grad")
+    return [ddata, None, dupdates]
+
+
+@rule("ScatterElements")
+def _scatter_elements(ctx: GradientContext) -> Grads:
+    # y = data with the elements at `indices` along `axis` replaced by (reduction add: increased by) updates.
+    # With reduction none, ONNX forbids duplicate indices (each duplicate would get its position's gradient).
+    _, indices, updates = ctx.inputs
+    g, axis = ctx.dy, int(ctx.attr("axis"))
+    reduction = ctx.attr("reduction") or "none"  # no attribute before opset 16
+    if reduction not in ("none", "add"):
+        raise ctx.unsupported("reduction", reduction, "expected 'none' or 'add'")
+    ddata = dupdates = None
+    if ctx.needs_grad(0):
+        zeros = None if reduction == "add" else ctx.zeros_like(updates)
+        ddata = g if zeros is None else ctx.emit("ScatterElements", [g, indices, zeros], axis=axis)
+    if ctx.needs_grad(2):
+        dupdates = ctx.emit("GatherElements", [g, indices], hint=f"{updates}_grad", axis=axis)
     return [ddata, None, dupdates]
 
 
