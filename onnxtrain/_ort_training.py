@@ -10,13 +10,19 @@ This is the only module that imports `onnxruntime.training`. Its quirks are hand
   IR <= 10: every artifact's IR version is set explicitly.
 - its gradient builder has no RNN gradient, and the LSTMGrad/GRUGrad graph it builds for LSTM and GRU fails ONNX
   Runtime's own type check ("Type 'tensor(float)' of input parameter (Y) of operator (LSTMGrad) ... is invalid"):
-  `_refuse_recurrent` refuses the three ops up front, by name.
+  `_ort_training_limits.refuse_recurrent` refuses the three ops up front, by name.
+- its AveragePoolGrad kernel sizes its output by the input shape known when the graph is built, so with the
+  symbolic batch it fails or kills the process (SIGFPE) in the first step: `refuse_average_pool_gradients`
+  (in `_ort_training_limits`) refuses the AveragePool nodes the gradient flows through up front.
 - softmax cross-entropy labels are int64 of shape [batch] (enforced by losses.py before a batch reaches ORT).
 - only AdamW and SGD optimizer graphs exist: Adam is AdamW with weight_decay=0. onnxblock fixes AdamW's
   adam_mode to 1 (Hugging Face), which decays the weights after the update where Keras' AdamW decays them
   before, so AdamW runs here only with weight_decay=0 (`check_optimizer`); SGD's graph has no momentum.
 - the gradient builder raises a bare RuntimeError for what it cannot build (an operator without a gradient, an
-  opset newer than it knows): `_explained` turns it into an onnxtrain error that says why.
+  opset newer than it knows): `_ort_training_limits.explained` turns it into an onnxtrain error that says why. Its
+  refusals of an op's form (Pow's exponent, Pad's non-constant modes: "not implemented", "currently supports") end
+  in "Try an older --opset" there, which would not help: `gradient_refused` names the node and points to
+  engine='portable'.
 - the CPU kernel of the gradient builder's `ReluGrad` is several times slower than `Mul(dY, Cast(Greater(Y, 0)))`,
   so the training graph gets the latter (`_ort_rewrites.replace_relu_gradients`; the timings are in
   docs/measurements.md).
@@ -27,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import re
 import sys
 import tempfile
 import types
@@ -43,8 +48,8 @@ import onnx.numpy_helper
 
 from onnxtrain import emit
 from onnxtrain._ort_rewrites import replace_relu_gradients
+from onnxtrain._ort_training_limits import explained, gradient_refused, refuse_average_pool_gradients, refuse_recurrent
 from onnxtrain.errors import (
-    InvalidArgumentError,
     OnnxtrainError,
     PortableEngineOnlyError,
     RuntimeSetupError,
@@ -234,7 +239,9 @@ def write_artifacts(
     those again while they are empty.
 
     Raises:
-        UnsupportedError: the optimizer, or an operator without a gradient in ONNX Runtime training.
+        UnsupportedError: the optimizer, an operator without a gradient in ONNX Runtime training, or a form of
+            one its gradient builder refuses or gets wrong (an AveragePool after a trainable weight, Pow's
+            exponent, Pad's non-constant modes), naming the node.
         InvalidArgumentError: ONNX Runtime refused the graphs, e.g. an opset newer than it knows (quoting why).
         RuntimeSetupError: no ONNX Runtime training build is installed.
     """
@@ -251,10 +258,11 @@ def write_artifacts(
             f"The ort-training engine cannot train this model: {str(e).rstrip('.')}. Compile with "
             "engine='portable', which updates layer state and draws Dropout's masks in every step."
         ) from e
-    _refuse_recurrent(forward)
+    refuse_recurrent(forward)
     graph = as_graph(layers)
     trainable = tuple(graph.trainable_params_by_name())
     frozen = tuple(name for name in graph.params_by_name() if name not in trainable)
+    refuse_average_pool_gradients(forward, trainable, graph.layers)
 
     class ForwardWithLoss(onnxblock.TrainingBlock):  # type: ignore[name-defined]
         # The loss is already in the graph (emit.loss_model); this block only marks where backprop starts.
@@ -273,7 +281,8 @@ def write_artifacts(
     except RuntimeError as e:
         if isinstance(e, OnnxtrainError):
             raise
-        raise _explained(e, opset, ir_version) from e
+        refused = gradient_refused(e, forward, trainable, graph.layers)
+        raise (refused or explained(e, opset, ir_version)) from e
     parameters = block.parameters()
     if for_cpu:
         replace_relu_gradients(training_model)
@@ -302,37 +311,6 @@ def write_artifacts(
         checkpoint=directory / CHECKPOINT,
         trainable=trainable,
         frozen=frozen,
-    )
-
-
-def _refuse_recurrent(forward: onnx.ModelProto) -> None:
-    """Refuse a training graph with an RNN, GRU or LSTM node (see the module docstring: ORT 1.19 trains none)."""
-    node = next(
-        (n for n in forward.graph.node if n.op_type in ("RNN", "GRU", "LSTM") and n.domain in ("", "ai.onnx")), None
-    )
-    if node is not None:
-        raise UnsupportedError(
-            f"ONNX Runtime training 1.19 cannot differentiate the {node.op_type} node {node.name!r} (it has no RNN "
-            "gradient, and the LSTM and GRU gradient graphs it builds fail its own type check), so the ort-training "
-            "engine cannot train this model. Compile with engine='portable', which trains recurrent layers."
-        )
-
-
-def _explained(error: RuntimeError, opset: int, ir_version: int) -> OnnxtrainError:
-    """ONNX Runtime's RuntimeError from building the training graphs, as the onnxtrain error it stands for."""
-    missing = re.search(r"gradient builder has not been registered: (\w+) for node (\S+)", str(error))
-    if missing:
-        return UnsupportedError(
-            f"ONNX Runtime training has no gradient for the {missing.group(1)} operator (node "
-            f"{missing.group(2)}), so the ort-training engine cannot train this model."
-        )
-    # Others are ORT's refusals of the model, e.g. opset 22 on ORT 1.19 ("Opset 22 is under development"). The
-    # reason comes last in ORT's text, after the C++ source location.
-    cause = " ".join(str(error).split()).rstrip(".")
-    return InvalidArgumentError(
-        f"ONNX Runtime could not build training artifacts with opset {opset} and IR version {ir_version}: "
-        f"{'…' + cause[-300:] if len(cause) > 300 else cause}. Try an older --opset or opset=... (the default is "
-        f"{DEFAULT_OPSET}), or a lower IR version."
     )
 
 

@@ -568,6 +568,76 @@ def test_a_graph_the_converter_refuses_gets_no_portable_advice_from_ort_training
     assert messages[0] == messages[1] and "engine='portable'" not in messages[1]
 
 
+def _two_training_mode_bns(outputs_read: bool = False) -> onnx.ModelProto:
+    """[N, 2, 3] -> BatchNormalization /b0 -> Relu -> BatchNormalization /b1 -> Flatten -> MatMul, each
+    BatchNormalization as torch exports TrainingMode.TRAINING at opset 14+: training_mode=1 and three outputs (Y,
+    running mean and variance). `outputs_read`: /b0 keeps only its running mean, which the logits read, so
+    training_mode=1 stays with two outputs, a node onnx's shape inference refuses."""
+    rng = np.random.default_rng(4)
+    arrays = {}
+    nodes = []
+    for i, x in enumerate(["x", "/Relu_output_0"]):
+        names = [f"b{i}.{n}" for n in ("weight", "bias", "running_mean", "running_var")]
+        arrays |= {n: np.array([1.5, 0.5], np.float32) if n.endswith("var") else rng.normal(size=2) for n in names}
+        outputs = [f"/b{i}/BatchNormalization_output_{k}" for k in range(3)]
+        nodes.append(
+            helper.make_node(
+                "BatchNormalization", [x, *names], outputs, name=f"/b{i}/BatchNormalization", training_mode=1
+            )
+        )
+        if i == 0:
+            nodes.append(helper.make_node("Relu", [outputs[0]], ["/Relu_output_0"], name="/Relu"))
+    arrays["w"] = rng.normal(size=(6, 3))
+    nodes += [
+        helper.make_node("Flatten", ["/b1/BatchNormalization_output_0"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["mm" if outputs_read else "logits"]),
+    ]
+    if outputs_read:
+        del nodes[0].output[2]
+        nodes += [
+            helper.make_node("ReduceSum", ["/b0/BatchNormalization_output_1"], ["mean_sum"], keepdims=0),
+            helper.make_node("Add", ["mm", "mean_sum"], ["logits"]),
+        ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    initializers = [numpy_helper.from_array(np.asarray(a, np.float32), n) for n, a in arrays.items()]
+    model = helper.make_model(
+        helper.make_graph(nodes, "foreign", [x], [y], initializers), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("batch_norm", ["inference", "train"])
+def test_a_training_mode_export_with_two_batch_norms_imports_and_trains(batch_norm):
+    """Dropping a BatchNormalization's unread statistics drops its training_mode too, which onnx's shape inference
+    refuses with one output: the second BatchNormalization then had no input shape."""
+    model = from_onnx(_two_training_mode_bns(), batch_norm=batch_norm)
+    layer = model.layers[-1]
+    assert isinstance(layer, OnnxLayer)
+    for node in (n for n in layer.graph.graph.node if n.op_type == "BatchNormalization"):
+        assert len(node.output) == 1 and "training_mode" not in [a.name for a in node.attribute]
+    before = model.get_weights()
+    model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
+    x, y = _data()
+    model.fit(x, y, batch_size=8, verbose=0)
+    after = model.get_weights()
+    assert not np.array_equal(after["b1.weight"], before["b1.weight"])
+    statistics_moved = not np.array_equal(after["b1.running_mean"], before["b1.running_mean"])
+    assert statistics_moved == (batch_norm == "train")
+    model.close()
+
+
+def test_a_shape_inference_failure_names_the_node_that_failed_and_onnxs_reason():
+    model = from_onnx(_two_training_mode_bns(outputs_read=True))
+    with pytest.raises(
+        UnsupportedError,
+        match=r"onnx's shape inference fails at the BatchNormalization node '/b0/BatchNormalization': "
+        r"This number of op outputs should be 3 when Training_mode = True.*no shape for '/Relu_output_0'",
+    ):
+        model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
+
+
 @pytest.mark.training
 def test_a_dropout_node_is_refused_by_ort_training_under_its_own_name():
     nodes = [

@@ -12,6 +12,7 @@ import base64
 import difflib
 import json
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -144,7 +145,10 @@ def cut(model: onnx.ModelProto, outputs: Sequence[str], owner: str) -> onnx.Mode
 def without_unread_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
     """`model` without the BatchNormalization outputs after Y that nothing reads: a training-mode export's running
     and saved statistics (opset 13 and older have five outputs, which onnx's version converter refuses to take to
-    opset 14). The layer computes Y in the mode it chooses (`OnnxLayer`'s batch_norm), never from these."""
+    opset 14). The layer computes Y in the mode it chooses (`OnnxLayer`'s batch_norm), never from these.
+
+    A node left with Y alone loses its `training_mode` too: onnx's shape inference refuses training_mode=1 with
+    fewer than three outputs ("should be 3 when Training_mode = True"), and would then know no value after it."""
     read = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
     read.discard("")
     result = onnx.ModelProto()
@@ -157,6 +161,10 @@ def without_unread_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
         for i in range(1, len(node.output)):
             if node.output[i] not in read:
                 node.output[i] = ""  # an optional output left out
+        if len(node.output) == 1:
+            kept = [a for a in node.attribute if a.name != "training_mode"]
+            del node.attribute[:]
+            node.attribute.extend(kept)
     return result
 
 
@@ -185,6 +193,28 @@ def infer(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
             continue
     else:
         graph = model.graph
+    return _types(graph)
+
+
+def inference_failure(model: onnx.ModelProto) -> str | None:
+    """Where and why onnx's shape inference fails on `model` ("the BatchNormalization node '/b0/BatchNormalization':
+    <onnx's reason>"), or None when it does not. Inference runs strict here: the lenient mode `infer` uses may stop
+    at a node without a word. onnx lists the node that failed first, then the nodes after it that lost their
+    input's type; only the first is the cause."""
+    try:
+        onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as e:
+        error = str(e)
+    else:
+        return None
+    failed = re.search(r"\(op_type:(\w+), node name: ([^)]*)\): (?:\[\w+\] )?(.*)", error)
+    if failed is None:
+        return " ".join(error.split()).rstrip(".")
+    op, name, reason = failed.group(1), failed.group(2), failed.group(3).strip().rstrip(".")
+    return f"the {op} node {name!r}: {reason}" if name else f"an unnamed {op} node: {reason}"
+
+
+def _types(graph: onnx.GraphProto) -> dict[str, onnx.TypeProto]:
     return {v.name: v.type for v in [*graph.input, *graph.value_info, *graph.output] if v.type.tensor_type.elem_type}
 
 

@@ -73,7 +73,7 @@ class Inliner:
         count = len(node.output)
         if self.builder.training:  # ORT's gradient builder reads optional outputs the exporter left out
             count = max(count, _OUTPUTS_FOR_GRADIENTS.get(node.op_type, 0))
-        outs = self.builder.multi_output_node(node.op_type, self._inputs(node), count, _hint(node.output[0]))
+        outs = self.builder.multi_output_node(node.op_type, self._inputs(node), count, copy_hint(node))
         emitted = self.builder.nodes[-1]
         emitted.attribute.extend(node.attribute)
         for i, name in enumerate(node.output):
@@ -87,6 +87,12 @@ class Inliner:
         if self.types is None:
             self.types = _graph.infer(self.graph)
         if name not in self.types:
+            failure = _graph.inference_failure(self.graph)
+            if failure is not None:  # the node that failed, not the value it left without a shape
+                raise UnsupportedError(
+                    f"OnnxLayer {self.owner!r}: onnx's shape inference fails at {failure}, so it gives no shape "
+                    f"for {name!r}, which the layer needs."
+                )
             raise UnsupportedError(f"OnnxLayer {self.owner!r}: shape inference gives no shape for {name!r}.")
         return self.types[name]
 
@@ -200,6 +206,11 @@ def _attribute(node: onnx.NodeProto, name: str) -> object:
 
 def _channel_shape(builder: GraphBuilder, rank: int) -> str:
     return builder.constant(np.array([1, -1] + [1] * (rank - 2), np.int64), "channel_shape", np.int64)
+
+
+def copy_hint(node: onnx.NodeProto) -> str:
+    """The name hint of `node`'s copy (`_layer.imported_node` finds the node again by it)."""
+    return _hint(node.output[0])
 
 
 def _hint(name: str) -> str:

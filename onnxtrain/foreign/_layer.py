@@ -12,6 +12,7 @@ follow the layer's modes (see `OnnxLayer`); every other node is copied as it is,
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -30,7 +31,7 @@ from onnxtrain.errors import (
 )
 from onnxtrain.foreign import _graph
 from onnxtrain.foreign._graph import Shape
-from onnxtrain.foreign._inline import Inliner
+from onnxtrain.foreign._inline import Inliner, copy_hint
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers._layer import Layer, describe, format_shape
 
@@ -302,6 +303,27 @@ def compile_opset(layers: Iterable[Any], opset: int | None, ir_version: int | No
         known = isinstance(opset, int) and not isinstance(opset, bool) and 0 < opset <= onnx.defs.onnx_opset_version()
         ir_version = max(DEFAULT_IR_VERSION, _graph.min_ir_version(opset)) if known else DEFAULT_IR_VERSION
     return opset, ir_version
+
+
+def imported_node(layers: Iterable[Any], node: onnx.NodeProto) -> onnx.NodeProto | None:
+    """The node of an OnnxLayer's graph (among `layers` and the layers nested in them) that `node`, of a graph they
+    emitted, copies; None when it copies none or the names leave it open. For errors about a built graph, which
+    has lost the builder's `source`: `Inliner` names a copy `<scope>.<its first output's hint>[_<n>]_<op type>`
+    (`GraphBuilder.multi_output_node`), the scope ending in the layer's name."""
+    suffix = f"_{node.op_type}"
+    if not node.name.endswith(suffix):
+        return None
+    base = node.name[: -len(suffix)]
+    found = [
+        original
+        for layer in _walk(layers)
+        if isinstance(layer, OnnxLayer)
+        for original in layer.graph.graph.node
+        if original.op_type == node.op_type
+        and original.output
+        and re.fullmatch(rf"(?:.+\.)?{re.escape(str(layer.name))}\.{re.escape(copy_hint(original))}(?:_\d+)?", base)
+    ]
+    return found[0] if len(found) == 1 else None
 
 
 def _walk(layers: Iterable[Any]) -> Iterator[Any]:
