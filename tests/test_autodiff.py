@@ -341,3 +341,54 @@ def test_the_rules_table_is_filled_on_import() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     count, relu, gemm = result.stdout.split()
     assert int(count) > 50 and relu == gemm == "True"
+
+
+# --- shapes hidden by a shape computed at run time ------------------------------------------------------------
+def flattened_conv(batch: int | str, opset: int) -> onnx.ModelProto:
+    """x [batch, 3, 4, 4] -> Reshape(x, Concat(Shape(x)[:2], [-1])) (torch's x.flatten(2), as TorchScript exports it)
+    -> Conv1d -> ReduceSum: loss. ONNX shape inference gives the Conv no input shape at opset 13, and at opset 17
+    leaves its spatial dim unknown where the batch is symbolic."""
+
+    def ints(name: str, values: list[int]) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(values, np.int64)))
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        ints("zero", [0]),
+        ints("two", [2]),
+        ints("minus_one", [-1]),
+        helper.make_node("Slice", ["shape", "zero", "two"], ["first_two"]),
+        helper.make_node("Concat", ["first_two", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["flat"], name="/flatten/Reshape"),
+        helper.make_node("Conv", ["flat", "w"], ["y"], name="/conv/Conv"),
+        helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0),
+    ]
+    return graph(nodes, [("x", [batch, 3, 4, 4])], [("w", RNG.normal(size=(2, 3, 1)))], opset=opset)
+
+
+def test_a_shape_hidden_from_static_inputs_suggests_fold_constants_which_then_works():
+    model = flattened_conv(2, opset=13)
+    with pytest.raises(UnsupportedError, match=r"spatial shape=None .*fold_constants\(model, keep=") as caught:
+        autodiff.gradients(model, ["x", "w"])
+    assert "static image size" not in str(caught.value)  # the graph input has one
+    folded = autodiff.fold_constants(model, keep=["x", "w"])  # a graph input, as gradients(wrt=...) takes it
+    x = RNG.normal(size=(2, 3, 4, 4)).astype(np.float32)
+    grads = run(autodiff.gradients(folded, ["x", "w"]), {"x": x})
+    np.testing.assert_allclose(
+        grads["w_grad"], np.broadcast_to(x.reshape(2, 3, 16).sum((0, 2))[None, :, None], (2, 3, 1)), rtol=1e-5
+    )
+
+
+def test_fold_constants_refuses_a_name_that_is_neither_initializer_nor_graph_input():
+    with pytest.raises(InvalidArgumentError, match=r"Received: \['nope'\], which name no initializer and no graph"):
+        autodiff.fold_constants(flattened_conv(2, opset=13), keep=["w", "x", "nope"])
+
+
+def test_a_spatial_dim_hidden_by_the_batch_shows_the_spatial_dims_and_how_to_export_them():
+    with pytest.raises(
+        UnsupportedError,
+        match=r"Conv node '/conv/Conv' with spatial shape=\('unk__0',\) \(X has shape \('batch', 3, 'unk__0'\);.*"
+        r"export that reshape with constant dims",
+    ) as caught:
+        autodiff.gradients(flattened_conv("batch", opset=17), ["w"])
+    assert "static image size" not in str(caught.value) and "fold_constants" not in str(caught.value)

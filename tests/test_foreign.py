@@ -719,6 +719,38 @@ def test_a_missing_gradient_names_the_files_node_and_the_weights_that_need_it():
         model.fit(*_data(), batch_size=4, verbose=0)
 
 
+def test_a_rule_refusal_names_the_files_node_and_the_spatial_dims():
+    """torch's x.flatten(2) with a dynamic batch (a Reshape to Concat(Shape(x)[:2], [-1])) hides the Conv's length."""
+
+    def ints(name: str, values: list[int]) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(values, np.int64)))
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        ints("zero", [0]),
+        ints("two", [2]),
+        ints("minus_one", [-1]),
+        helper.make_node("Slice", ["shape", "zero", "two"], ["first_two"]),
+        helper.make_node("Concat", ["first_two", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["flat"]),
+        helper.make_node("Conv", ["flat", "w"], ["/0/0.1/Conv_output_0"], name="/0/0.1/Conv"),
+        helper.make_node("Flatten", ["/0/0.1/Conv_output_0"], ["features"]),
+        helper.make_node("MatMul", ["features", "head"], ["logits"]),
+    ]
+    rng = np.random.default_rng(2)
+    weights = {"w": rng.normal(size=(2, 2, 1)), "head": rng.normal(size=(6, 3))}
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
+    initializers = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in weights.items()]
+    model = from_onnx(_model(nodes, [x], [y], initializers))
+    with pytest.raises(
+        UnsupportedError,
+        match=r"No gradient for Conv node '/0/0\.1/Conv' \(here '[^']+'\) with spatial shape=\('[^']+',\) "
+        r"\(X has shape \('batch', 2, '[^']+'\);",
+    ):
+        model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
+
+
 def _tanh_gelu_model() -> onnx.ModelProto:
     rng = np.random.default_rng(5)
     nodes = [

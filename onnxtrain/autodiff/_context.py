@@ -293,10 +293,74 @@ class GradientContext:
         return _broadcast.unbroadcast(self, grad, shape, to)
 
     # --- refusing -------------------------------------------------------------------------------------------
-    def unsupported(self, attribute: str, value: Any, expected: str = "") -> UnsupportedError:
-        """The error a rule raises for a form of its op that it cannot differentiate."""
+    def unsupported(self, attribute: str, value: Any, expected: str = "", fix: str = "") -> UnsupportedError:
+        """The error a rule raises for a form of its op that it cannot differentiate. It names the node as the
+        user's file does where the node comes from an imported graph, and says what to do: `fix`, else to freeze
+        what reaches the node, or to fold the graph's shape arithmetic where that may make the form known."""
         why = f" ({expected})" if expected else ""
+        if not fix:
+            fix = "freeze what reaches it or change it"
+            if self.hidden_by_run_time_shapes():
+                fix = f"freeze what reaches it, or {_FOLD}"
         return UnsupportedError(
-            f"No gradient for {self.op_type} node {self.node.name!r} with {attribute}={value!r}{why}. The node is "
-            f"on the path from a wrt value to the loss (opset {self.opset}); freeze what reaches it or change it."
+            f"No gradient for {self.op_type} node {self.node_name()} with {attribute}={value!r}{why}. The node is "
+            f"on the path from a wrt value to the loss (opset {self.opset}); {fix}."
         )
+
+    def node_name(self) -> str:
+        """The node's name for messages: an imported graph's own (`GraphBuilder.source`), with the copy's."""
+        source = self.builder.source(self.output(0))
+        if source is None:
+            return repr(self.node.name)
+        node, value = source
+        return f"{node!r} (here {self.node.name!r})" if node else f"computing {value!r} (here {self.node.name!r})"
+
+    def hidden_by_run_time_shapes(self) -> bool:
+        """Whether the graph's inputs have static shapes while the node reads a value of unknown shape or a
+        computed non-first input (pads, shapes, axes): then only a shape computed at run time, which shape
+        inference cannot follow, hides the node's form, and `fold_constants` may compute it."""
+        inputs = [v.name for v in self.builder.inputs if v.name not in self.facts.constants]
+        if not inputs or any(self.static_shape(name) is None for name in inputs):
+            return False
+        present = [(i, name) for i, name in enumerate(self.node.input) if name]
+        return any(
+            self.static_shape(name) is None or (i > 0 and self.constant_value(name) is None and self._computed(name))
+            for i, name in present
+        )
+
+    def _computed(self, value: str) -> bool:
+        """Whether `value` is integer arithmetic of the graph's (a shape, pads, axes): no float, no graph input."""
+        return self.facts.elem_type(value) not in FLOAT_TYPES and value not in {v.name for v in self.builder.inputs}
+
+    def spatial_dims(self, value: str, what: str) -> tuple[int, ...]:
+        """The static spatial dimensions (all but N and C) of forward `value`, or the rule's UnsupportedError that
+        shows the unknown ones and says what would make them known."""
+        shape = self.shape(value)
+        dims = shape[2:] if shape is not None else None
+        if dims and all(isinstance(d, int) for d in dims):
+            return tuple(int(d) for d in dims)  # type: ignore[arg-type]
+        expected = f"{what} has shape {tuple(shape)}" if shape is not None else f"shape inference gives {what} no shape"
+        expected += f"; the gradient needs {what}'s spatial dimensions known statically, the batch may vary"
+        if self.hidden_by_run_time_shapes():
+            fix = _FOLD
+        elif self._inputs_static_but_the_batch():
+            fix = (
+                "shape inference cannot follow a shape computed at run time from the batch to it (torch's "
+                "x.flatten(2) exports Reshape(x, Concat(Shape(x)[:2], [-1]))): export that reshape with constant "
+                "dims (x.reshape(-1, C, H * W)), or freeze what reaches the node"
+            )
+        else:
+            fix = "give the graph input a static image size, or freeze what reaches the node"
+        raise self.unsupported("spatial shape", None if dims is None else tuple(dims), expected, fix)
+
+    def _inputs_static_but_the_batch(self) -> bool:
+        """Whether every graph input (a weight input aside) has a known shape with static dims after the first."""
+        shapes = [self.shape(v.name) for v in self.builder.inputs if v.name not in self.facts.constants]
+        return bool(shapes) and all(s is not None and all(isinstance(d, int) for d in s[1:]) for s in shapes)
+
+
+_FOLD = (
+    "fold the graph's shape arithmetic first: its inputs have static shapes, but shape inference cannot follow a "
+    "shape computed at run time to this node, which onnxtrain.autodiff.fold_constants(model, keep=[the weights to "
+    "differentiate]) may compute (then take the gradients of the folded model)"
+)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from onnxtrain.autodiff._context import GradientContext
 from onnxtrain.autodiff._rules import rule
-from onnxtrain.autodiff._window import Window, spatial, weight_gradient, window, window_transpose
+from onnxtrain.autodiff._window import Window, weight_gradient, window, window_transpose
 
 Grads = list[str | None]
 
@@ -35,7 +35,7 @@ def _conv(ctx: GradientContext) -> Grads:
     g = ctx.grad()
     assert g is not None
     kernel = _kernel(ctx, w)
-    inputs, outputs = spatial(ctx, x, "X"), spatial(ctx, ctx.output(0), "Y")
+    inputs, outputs = ctx.spatial_dims(x, "X"), ctx.spatial_dims(ctx.output(0), "Y")
     win = window(ctx, kernel, inputs, outputs)
     group = int(ctx.attr("group"))
     w_shape = ctx.static_shape(w)
@@ -150,7 +150,7 @@ def _conv_transpose(ctx: GradientContext) -> Grads:
     g = ctx.grad()
     assert g is not None
     kernel = _kernel(ctx, w)
-    inputs, outputs = spatial(ctx, x, "X"), spatial(ctx, ctx.output(0), "Y")
+    inputs, outputs = ctx.spatial_dims(x, "X"), ctx.spatial_dims(ctx.output(0), "Y")
     win = _transpose_window(ctx, kernel, inputs, outputs)
     group = int(ctx.attr("group"))
     w_shape = ctx.static_shape(w)

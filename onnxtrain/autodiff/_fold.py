@@ -13,7 +13,8 @@ from onnxtrain.errors import InvalidArgumentError
 
 def fold_constants(model: onnx.ModelProto, keep: Sequence[str]) -> onnx.ModelProto:
     """`model` after ONNX Runtime's basic graph optimizations (constant folding, redundant node elimination), with
-    the initializers named in `keep` (the weights to differentiate) left as they are.
+    the initializers named in `keep` (the weights to differentiate) left as they are. `keep` may name graph inputs
+    too (the `wrt` of `gradients`): nothing computed from a graph input is folded anyway.
 
     Exporters compute shapes at run time: torch.onnx's TorchScript export of `nn.MultiheadAttention` reshapes by
     `Concat(Slice(Shape(x), 0, Mod(-1, 3)), ...)`, and ONNX shape inference, which does not evaluate `Mod`, leaves
@@ -27,12 +28,17 @@ def fold_constants(model: onnx.ModelProto, keep: Sequence[str]) -> onnx.ModelPro
         >>> trained = gradients(folded, trainable, loss="loss")
 
     Raises:
-        InvalidArgumentError: a `keep` name is not an initializer of `model`, or ONNX Runtime refused the model.
+        InvalidArgumentError: a `keep` name is neither an initializer nor a graph input of `model`, or ONNX Runtime
+            refused the model.
     """
     kept = {t.name: t for t in model.graph.initializer if t.name in set(keep)}
-    missing = sorted(set(keep) - set(kept))
+    input_names = {v.name for v in model.graph.input}  # `gradients(wrt=...)` names them too; never folded
+    missing = sorted(set(keep) - set(kept) - input_names)
     if missing:
-        raise InvalidArgumentError(f"fold_constants(keep=...) expects initializers of the model. Received: {missing}")
+        raise InvalidArgumentError(
+            f"fold_constants(keep=...) expects initializers of the model. Received: {missing}, which name no "
+            "initializer and no graph input (graph inputs may be named: they are never folded)"
+        )
     opened = onnx.ModelProto.FromString(model.SerializeToString())
     others = [t for t in opened.graph.initializer if t.name not in kept]
     del opened.graph.initializer[:]

@@ -13,7 +13,7 @@ from onnx import numpy_helper
 
 from onnxtrain.autodiff._context import GradientContext
 from onnxtrain.autodiff._rules import rule
-from onnxtrain.autodiff._window import Window, spatial, window, window_transpose
+from onnxtrain.autodiff._window import Window, window, window_transpose
 
 Grads = list[str | None]
 
@@ -56,8 +56,8 @@ def _max_pool(ctx: GradientContext) -> Grads:
     if ctx.grad(1) is not None:
         raise ctx.unsupported("Indices", "differentiated", "the Indices output takes no gradient")
     kernel = tuple(ctx.attr("kernel_shape"))
-    inputs = spatial(ctx, x, "X")
-    win = window(ctx, kernel, inputs, spatial(ctx, ctx.output(0), "Y"))
+    inputs = ctx.spatial_dims(x, "X")
+    win = window(ctx, kernel, inputs, ctx.spatial_dims(ctx.output(0), "Y"))
     # flat over N*C*H*W of the unpadded input, row-major
     indices = _pair_indices(ctx, x, win) or ctx.forward_output(1)
     unpool = _max_unpool(ctx, g, indices, win, inputs)
@@ -134,7 +134,7 @@ def _max_unpool(ctx: GradientContext, g: str, indices: str, win: Window, inputs:
     ScatterElements (docs/measurements.md). None where it does not apply."""
     if ctx.dtype(ctx.input(0)) != np.float32 or any(p != 1 for p in _overlap_period(win)):
         return None
-    outputs = spatial(ctx, ctx.output(0), "Y")
+    outputs = ctx.spatial_dims(ctx.output(0), "Y")
     inferred = [
         (o - 1) * s + k - b - e
         for o, s, k, b, e in zip(outputs, win.strides, win.kernel, win.begin, win.end, strict=True)
@@ -168,7 +168,7 @@ def _average_pool(ctx: GradientContext) -> Grads:
     x, g = ctx.input(0), ctx.grad()
     assert g is not None
     kernel = tuple(ctx.attr("kernel_shape"))
-    inputs, outputs = spatial(ctx, x, "X"), spatial(ctx, ctx.output(0), "Y")
+    inputs, outputs = ctx.spatial_dims(x, "X"), ctx.spatial_dims(ctx.output(0), "Y")
     win = window(ctx, kernel, inputs, outputs)
     divisors = _divisors(win, inputs, outputs, bool(ctx.attr("count_include_pad")))
     dtype = ctx.dtype(x)
