@@ -31,20 +31,6 @@ class Window:
         return {"strides": list(self.strides), "dilations": list(self.dilations)}
 
 
-def spatial(ctx: GradientContext, value: str, what: str) -> tuple[int, ...]:
-    """The static spatial dimensions (all but N and C) of forward `value`, or the rule's UnsupportedError."""
-    shape = ctx.shape(value)
-    dims = shape[2:] if shape is not None else None
-    if dims is None or not dims or not all(isinstance(d, int) for d in dims):
-        raise ctx.unsupported(
-            "spatial shape",
-            None if shape is None else tuple(shape),
-            f"the gradient needs {what}'s spatial dimensions known statically (the batch may vary); "
-            "give the graph input a static image size",
-        )
-    return tuple(int(d) for d in dims)  # type: ignore[arg-type]
-
-
 def window(ctx: GradientContext, kernel: Sequence[int], inputs: Sequence[int], outputs: Sequence[int]) -> Window:
     """The window of a Conv or pooling node reading `inputs` positions into `outputs` positions (per spatial
     axis), with `auto_pad` resolved as the ONNX spec does (SAME_UPPER puts the odd padding at the end)."""
