@@ -1,0 +1,159 @@
+"""The `Loss` base class, what every loss shares (how targets are checked), and the small ONNX pieces several losses
+emit (a mean, a stable softplus, L2 normalisation). The losses themselves: `_classification_losses`,
+`_regression_losses`; their names and `get`: `onnxtrain.losses`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from onnx import TensorProto
+
+from onnxtrain._checks import as_real
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.graph import GraphBuilder
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Loss:
+    """Base class: `emit` adds the scalar loss; `prepare_labels` validates and converts user labels."""
+
+    name: str = field(default="", init=False)
+    # Class-index labels (int64 [batch]) rather than float targets shaped like the output.
+    classification: bool = field(default=False, init=False)
+    # Each output unit is a probability of its own, against a 0/1 target (binary cross-entropy): accuracy
+    # thresholds every unit at 0.5, as Keras' binary accuracy does, instead of comparing argmaxes.
+    binary: bool = field(default=False, init=False)
+
+    @property
+    def trains_on_logits(self) -> bool:
+        """Whether the outputs the engines return are logits (`probabilities` turns them into what the model
+        predicts): softmax cross-entropy, whose graphs leave a last softmax out, and binary cross-entropy
+        from logits. Metrics that compare values read the probabilities then."""
+        return False
+
+    @property
+    def probability_op(self) -> str | None:
+        """The ONNX op that turns the outputs into probabilities in the export (its `probabilities` output):
+        Softmax for softmax cross-entropy, Sigmoid for binary cross-entropy from logits; None where the outputs
+        are what the model predicts."""
+        return None
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        raise NotImplementedError
+
+    def label_spec(self, output_shape: Shape) -> tuple[type, tuple[int | None, ...]]:
+        """(numpy dtype, batched shape) of the labels graph input."""
+        return np.float32, (None, *output_shape)
+
+    def prepare_labels(self, y: Any, output_shape: Shape, argument: str = "y") -> np.ndarray:
+        """Float targets shaped like the model output; (N,) is accepted for a one-unit output."""
+        y = numeric_labels(y, argument)
+        if output_shape == (1,) and y.ndim == 1:
+            y = y.reshape(-1, 1)
+        if y.shape[1:] != output_shape:
+            raise InvalidArgumentError(
+                f"{argument} for loss {self.name!r} expects float targets of shape "
+                f"(N, {', '.join(map(str, output_shape))})"
+                f" like the model output. Received: {argument}.shape={y.shape}"
+            )
+        y = y.astype(np.float32, copy=False)
+        check_finite_labels(y, argument)
+        return y
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    def decide(self, outputs: np.ndarray) -> np.ndarray:
+        """What `predict` returns for a batch of model outputs: raw outputs for regression losses."""
+        return outputs
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """What `predict_softly` returns; regression losses have no probabilities."""
+        raise InvalidArgumentError(
+            f"predict_softly needs a classification loss (softmax cross-entropy or binary cross-entropy). "
+            f"Received: loss {self.name!r}; use predict() for regression outputs."
+        )
+
+
+EPSILON = 1e-7  # Keras' backend.epsilon()
+
+
+def mean_loss(builder: GraphBuilder, value: str) -> str:
+    """The mean over every element: Keras' mean over the last axis, then over the examples."""
+    return builder.node("ReduceMean", [value], hint="loss", keepdims=0)
+
+
+def sum_last(builder: GraphBuilder, value: str) -> str:
+    return builder.node(
+        "ReduceSum", [value, builder.constant(np.array([-1], np.int64), "last_axis", np.int64)], keepdims=0
+    )
+
+
+def softplus(builder: GraphBuilder, x: str) -> str:
+    """log(1 + exp(x)) as (x + |x|) / 2 + log(1 + exp(-|x|)): no overflow for any x, and gradient sigmoid(x)
+    everywhere, 1/2 at 0 included (relu(x) in place of the first half would give 0 there)."""
+    magnitude = builder.node("Abs", [x])
+    positive_part = builder.node("Mul", [builder.node("Add", [x, magnitude]), builder.constant(0.5, "half")])
+    tail = builder.node("Exp", [builder.node("Neg", [magnitude])])
+    return builder.node(
+        "Add", [positive_part, builder.node("Log", [builder.node("Add", [tail, builder.constant(1.0)])])]
+    )
+
+
+def hinge_signs(builder: GraphBuilder, labels: str) -> str:
+    """Targets as -1/1: where every target of the batch is 0 or 1, 2y - 1 (as Keras' hinge maps them); else y."""
+    zero, one = builder.constant(0.0, "hinge_zero"), builder.constant(1.0, "hinge_one")
+    each = builder.node("Or", [builder.node("Equal", [labels, zero]), builder.node("Equal", [labels, one])])
+    binary = builder.node("ReduceMin", [builder.node("Cast", [each], to=TensorProto.FLOAT)], keepdims=0)  # 1.0 or 0.0
+    return builder.node("Add", [labels, builder.node("Mul", [binary, builder.node("Sub", [labels, one])])])
+
+
+def l2_normalized(builder: GraphBuilder, value: str) -> str:
+    squares = builder.node(
+        "ReduceSum",
+        [builder.node("Mul", [value, value]), builder.constant(np.array([-1], np.int64), "last_axis", np.int64)],
+        keepdims=1,
+    )
+    bounded = builder.node("Max", [squares, builder.constant(EPSILON, "l2_epsilon")])
+    return builder.node("Div", [value, builder.node("Sqrt", [bounded])])
+
+
+def label_smoothing_value(owner: str, value: object) -> float:
+    smoothing = as_real(value)
+    if smoothing is None or not 0 <= smoothing <= 1:  # NaN fails the comparison
+        raise InvalidArgumentError(
+            f"{owner}(label_smoothing=...) expects a number in [0, 1]. Received: label_smoothing={value!r}"
+        )
+    return smoothing
+
+
+def check_unit_interval(y: np.ndarray, argument: str, loss: str) -> None:
+    bad = np.flatnonzero((y < 0) | (y > 1))
+    if bad.size:
+        raise InvalidArgumentError(
+            f"{argument} for loss {loss!r} expects targets in [0, 1]. Received: "
+            f"{argument}.flat[{int(bad[0])}]={y.flat[int(bad[0])].item()!r}"
+        )
+
+
+def numeric_labels(y: Any, argument: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise InvalidTypeError(f"{argument} expects numeric labels. Received: dtype {y.dtype}")
+    if y.ndim == 0:
+        raise InvalidArgumentError(f"{argument} expects one label per example. Received: a scalar {y!r}")
+    return y
+
+
+def check_finite_labels(y: np.ndarray, argument: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        i = int(bad[0])
+        raise InvalidArgumentError(
+            f"{argument} expects finite values. Received: {argument}.flat[{i}]={y.flat[i].item()!r} "
+            f"({bad.size} non-finite values)"
+        )
