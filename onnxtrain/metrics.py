@@ -50,6 +50,8 @@ class Metrics(enum.Enum):
             InvalidArgumentError: a metric that reads the other kind of labels than the loss takes (class indices
                 or targets shaped like the output).
         """
+        if not len(outputs):  # a data-parallel process's share of a last batch may hold no row
+            return 0.0
         outputs = outputs.reshape(len(outputs), -1)
         if self is Metrics.ACCURACY:
             if loss.classification:

@@ -68,7 +68,10 @@ def data(nan: bool = False) -> tuple[np.ndarray, np.ndarray]:
 def build(engine: str, seed: int) -> Sequential:
     model = Sequential.of(Input(6), Dense(8, activation="relu"), Dense(3), seed=seed)
     model.compile(
-        optimizer=Adam(learning_rate=0.02, clip_norm=0.3), loss="sparse_categorical_crossentropy", engine=engine
+        optimizer=Adam(learning_rate=0.02, clip_norm=0.3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy", "mae"],  # summed over shares, an empty one included (single_row_last)
+        engine=engine,
     )
     return model
 
