@@ -180,7 +180,7 @@ def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
     with ReLU logits, 3 of 5 random seeds ended 10 epochs of Fashion-MNIST below 0.81 accuracy, against
     0.881-0.890 with linear logits (tools/seed_study.py).
     Binary cross-entropy expects probabilities: without a sigmoid, outputs outside [0, 1] are clipped, which
-    stops their gradient, and "probabilities" are not probabilities.
+    stops their gradient, and "probabilities" are not probabilities. From logits, it expects a linear last layer.
     """
     activation = getattr(last, "activation", None)
     if activation is None:
@@ -199,11 +199,20 @@ def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
             UserWarning,
             stacklevel=5,  # the caller of compile: compile -> _compile -> compile_settings -> here
         )
-    elif isinstance(loss, losses.BinaryCrossentropy) and activation.name != "sigmoid":
+    elif isinstance(loss, losses.BinaryCrossentropy) and not loss.from_logits and activation.name != "sigmoid":
         warnings.warn(
             f"Loss {loss.name!r} expects probabilities, but the last layer {last.name!r} ends in activation "
             f"{activation.name!r}: outputs outside [0, 1] are clipped, so they get no gradient, and predict_softly "
-            f'returns them as they are. Use {type(last).__name__}(..., activation="sigmoid").',
+            f'returns them as they are. Use {type(last).__name__}(..., activation="sigmoid"), or '
+            "BinaryCrossentropy(from_logits=True) with a linear last layer.",
+            UserWarning,
+            stacklevel=5,
+        )
+    elif isinstance(loss, losses.BinaryCrossentropy) and loss.from_logits and activation.name != "linear":
+        warnings.warn(
+            f"Loss {loss.name!r} with from_logits=True expects logits, but the last layer {last.name!r} ends in "
+            f"activation {activation.name!r} (a sigmoid there would be applied twice). Use "
+            f'{type(last).__name__}(..., activation="linear").',
             UserWarning,
             stacklevel=5,
         )

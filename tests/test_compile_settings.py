@@ -11,7 +11,7 @@ import pytest
 from onnxtrain import Model
 from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 from onnxtrain.layers import Activation, Add, Dense, Dropout, Flatten, Input
-from onnxtrain.losses import Losses
+from onnxtrain.losses import BinaryCrossentropy, Losses
 from onnxtrain.sequential import Sequential
 
 
@@ -73,6 +73,18 @@ def test_binary_cross_entropy_without_a_sigmoid_warns(activation):
     with Sequential.of(Input(3), Dense(1, activation="sigmoid")) as model, warnings.catch_warnings():
         warnings.simplefilter("error")
         model.compile(loss="binary_crossentropy")
+
+
+def test_binary_cross_entropy_from_logits_wants_a_linear_last_layer():
+    from_logits = BinaryCrossentropy(from_logits=True)
+    with Sequential.of(Input(3), Dense(1, activation="linear")) as model, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.compile(loss=from_logits)  # logits: as meant
+    with (
+        Sequential.of(Input(3), Dense(1, activation="sigmoid")) as model,
+        pytest.warns(UserWarning, match=r"from_logits=True expects logits.*'sigmoid'.*applied twice"),
+    ):
+        model.compile(loss=from_logits)
 
 
 def test_a_model_without_trainable_parameters_compiles_predicts_and_warns_when_fit():
