@@ -132,12 +132,12 @@ class _Recurrent(Layer):
         return np.concatenate([blocks[k] for k in self.keras_gate_order], axis=1).T[None].copy()
 
     def onnx_bias(self, keras: np.ndarray) -> np.ndarray:
-        """Keras' bias as ONNX's B [1, 2 * gates * units]: the input bias (Wb) in ONNX's gate order, then the
-        recurrent bias (Rb): Keras' second row for GRU with reset_after, else zeros."""
+        """Keras' bias as this layer's, in ONNX's gate order: its one row, the input bias (ONNX's Wb), [1, gates *
+        units]; GRU with reset_after: its two rows, the input and then the recurrent bias (Rb), [1, 2 * gates *
+        units]. A recurrent bias of its own would add to the input one and double the bias's step (it is zeros in
+        ONNX's B: `emit`)."""
         rows = np.asarray(keras, np.float32).reshape(-1, self.gates * self.units)
-        input_bias = np.concatenate([np.split(rows[0], self.gates)[k] for k in self.keras_gate_order])
-        recurrent_bias = rows[1] if len(rows) == 2 else np.zeros_like(input_bias)
-        return np.concatenate([input_bias, recurrent_bias])[None]
+        return np.concatenate([np.split(row, self.gates)[k] for row in rows for k in self.keras_gate_order])[None]
 
     # --- graph ----------------------------------------------------------------------------------------------
     def onnx_activations(self) -> list[str]:
@@ -157,7 +157,13 @@ class _Recurrent(Layer):
                 if weight in params:
                     regularizers.add_penalty(builder, regularizer, params[weight])
         steps = builder.node("Transpose", [x], hint="time_major", perm=[1, 0, 2])  # ONNX's layout 0
-        inputs = [steps, params["kernel"], params["recurrent_kernel"], *([params["bias"]] if "bias" in params else [])]
+        inputs = [steps, params["kernel"], params["recurrent_kernel"]]
+        if "bias" in params:  # ONNX's B: Wb, then Rb (zeros but for GRU with reset_after: `onnx_bias`)
+            bias, width = params["bias"], self.gates * self.units
+            if self.params["bias"].shape[1] == width:
+                zeros = builder.constant(np.zeros((1, width), np.float32), "recurrent_bias")
+                bias = builder.node("Concat", [bias, zeros], hint="bias", axis=1)
+            inputs.append(bias)
         y, y_h = builder.multi_output_node(
             self.op_type,
             inputs,
@@ -245,8 +251,8 @@ class SimpleRNN(_Recurrent):
 
     Returns the last step's state (units,), or every step's (timesteps, units) with `return_sequences=True`.
     Weights are stored as ONNX's RNN reads them (docs/layers.md has the layout and how to load Keras' weights):
-    `kernel` [1, units, features], `recurrent_kernel` [1, units, units], `bias` [1, 2 * units] (the input bias,
-    then a recurrent bias that adds to it; Keras has one, so units more parameters than Keras counts).
+    `kernel` [1, units, features], `recurrent_kernel` [1, units, units], `bias` [1, units] (ONNX's input bias;
+    its recurrent bias is zeros), Keras' parameters.
 
     Args:
         units: the state's size, a positive int.
@@ -315,8 +321,8 @@ class LSTM(_Recurrent):
     `LSTM(64, return_sequences=True)`.
 
     Weights are stored as ONNX's LSTM reads them, gates in ONNX's order i, o, f, c (Keras': i, f, c, o):
-    `kernel` [1, 4 * units, features], `recurrent_kernel` [1, 4 * units, units], `bias` [1, 8 * units] (the
-    input bias Wb, then the recurrent bias Rb that adds to it: 4 * units more parameters than Keras counts). A
+    `kernel` [1, 4 * units, features], `recurrent_kernel` [1, 4 * units, units], `bias` [1, 4 * units] (ONNX's
+    input bias Wb; its recurrent bias Rb, which would only add to Wb, is zeros), Keras' parameters. A
     fresh layer is drawn as Keras draws its own (in Keras' shapes, then reordered), so it starts as Keras' would.
 
     Args:
@@ -396,9 +402,9 @@ class GRU(_Recurrent):
     """Gated recurrent unit over (timesteps, features) inputs: Keras 3's GRU as ONNX's GRU op, e.g. `GRU(32)`.
 
     Weights are stored as ONNX's GRU reads them, gates in the order z, r, h (Keras' too): `kernel` [1, 3 * units,
-    features], `recurrent_kernel` [1, 3 * units, units], `bias` [1, 6 * units]: the input bias, then the recurrent
-    one. With `reset_after=True` (Keras' default; ONNX's linear_before_reset=1) these are Keras' two bias rows, and
-    the parameter count is Keras'; with `reset_after=False` Keras has one bias and the recurrent one starts at zero.
+    features], `recurrent_kernel` [1, 3 * units, units], and Keras' bias: with `reset_after=True` (Keras' default;
+    ONNX's linear_before_reset=1) its two rows, the input and then the recurrent bias, `bias` [1, 6 * units]; with
+    `reset_after=False` its one row, the input bias, [1, 3 * units] (ONNX's recurrent bias is zeros).
 
     Args:
         units, activation, use_bias, the initializers and regularizers, return_sequences, go_backwards and Keras'
