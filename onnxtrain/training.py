@@ -132,6 +132,7 @@ class Trainer:
         self.steps_trained = int(getattr(engine, "step", 0))
         self.threads = threads  # intra-op threads of every session, predict's included (None: ORT's default)
         self._trainable = tuple(layer.trainable for layer in model.layers)  # what the engine was built to train
+        self._assigned = {id(layer): len(layer.settings_assigned()) for layer in _every_layer(model.layers)}
         self._flush = FlushToZero()
         self._predictor = Predictor(model, device, threads, self._flush)
         # (graph input name, per-example shape) of each model input, in order
@@ -227,14 +228,7 @@ class Trainer:
     ) -> History:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"seed expects a non-negative int or None. Received: seed={seed!r}")
-        changed = [
-            layer.name for layer, was in zip(self.model.layers, self._trainable, strict=True) if layer.trainable != was
-        ]
-        if changed:  # Keras would train on as compiled, which count_params() already contradicts
-            raise ModelStateError(
-                f"The trainable flag of layer(s) {changed} changed after compile(); the compiled engine still trains "
-                "as before. Call compile() again to apply it (the weights are kept, the optimizer state starts anew)."
-            )
+        self.check_layers_as_compiled("fit")
         train = self.prepare(data, "dataset")
         if not self.model.graph.trainable_params_by_name():
             warnings.warn(
@@ -404,6 +398,7 @@ class Trainer:
 
     # --- evaluation and prediction ------------------------------------------------------------------------
     def evaluate(self, data: Any, batch_size: int, verbose: int = 0) -> EvaluationResult:
+        self.check_layers_as_compiled("evaluate")
         prepared = self.prepare(data, "dataset")
         progress = Progress(verbose, steps=math.ceil(len(prepared) / batch_size), epochs=1, label="Evaluate")
         progress.epoch_begin(1)
@@ -422,7 +417,36 @@ class Trainer:
 
     def predict_all_outputs(self, x: Any, batch_size: int) -> tuple[list[np.ndarray], bool]:
         """Every model output for `x`, in the model's output order, through an inference session."""
+        self.check_layers_as_compiled("predict")
         return self._predictor.predict(x, batch_size)
+
+    def check_layers_as_compiled(self, action: str) -> None:
+        """Refuse to run `action` on layers whose settings changed after compile (`layer.trainable = False`,
+        `dropout.rate = 0.3`, `dense.activation = "tanh"`): the compiled engine and the predictions' session still
+        compute the old ones, while save and export would write the new.
+
+        Raises:
+            ModelStateError: naming the layers and what changed, and that compile() applies it.
+        """
+        layers = self.model.layers
+        trainable = [layer.name for layer, was in zip(layers, self._trainable, strict=True) if layer.trainable != was]
+        if trainable:  # Keras would train on as compiled, which count_params() already contradicts
+            raise ModelStateError(
+                f"The trainable flag of layer(s) {trainable} changed after compile(); the compiled engine still "
+                "trains as before. Call compile() again to apply it (the weights are kept, the optimizer state "
+                "starts anew)."
+            )
+        changed = []
+        for layer in _every_layer(layers):
+            since = [a for a in layer.settings_assigned()[self._assigned.get(id(layer), 0) :] if a != "trainable"]
+            if since:  # (trainable: by its value, above)
+                changed.append(f"{layer.name} ({', '.join(dict.fromkeys(since))})")
+        if changed:
+            raise ModelStateError(
+                f"{action}: the settings of layer(s) {', '.join(changed)} were assigned after compile(); the compiled "
+                "model still computes the old ones. Call compile() again to apply them (the weights are kept, the "
+                "optimizer state starts anew)."
+            )
 
     def _session(self) -> Any:
         """The inference session predictions run in (its options: tests, tools/bench.py)."""
@@ -434,3 +458,13 @@ class Trainer:
     def close(self) -> None:
         self._predictor.invalidate()
         self.engine.close()
+
+
+def _every_layer(layers: Sequence[Layer]) -> list[Layer]:
+    """`layers` and, for a nested model among them, its own layers, recursively."""
+    found: list[Layer] = []
+    for layer in layers:
+        found.append(layer)
+        if isinstance(layer, Functional):
+            found.extend(_every_layer(layer.layers))
+    return found

@@ -189,3 +189,32 @@ def test_a_valid_assignment_trains_saves_and_loads(
         assert check(loaded)
         for name, value in loaded.get_weights().items():
             np.testing.assert_array_equal(value, weights[name], err_msg=name)
+
+
+def test_a_setting_assigned_after_compile_is_refused_until_compile_applies_it() -> None:
+    """The compiled engine and the predictions' session compute the settings compile saw: a Dropout rate, a Dense
+    activation or a nested model's layer assigned later would be silently ignored by fit, evaluate and predict while
+    save and export wrote the new one."""
+    x = np.random.default_rng(0).random((12, 3), np.float32)
+    y = np.arange(12) % 2
+    inner_input = Input(4)
+    inner = Model(inner_input, Dense(4, name="inner_dense")(inner_input), name="inner")
+    outer_input = Input(3)
+    hidden = Dropout(0.5, name="drop")(Dense(4)(outer_input))
+    model = Model(outer_input, Dense(2, activation="linear")(inner(hidden)), seed=0)
+    with model:
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        model.get_layer("drop").rate = 0.0
+        inner.get_layer("inner_dense").activation = "tanh"
+        for action, call in (
+            ("fit", lambda: model.fit(x, y, epochs=1, verbose=0)),
+            ("evaluate", lambda: model.evaluate(x, y)),
+            ("predict", lambda: model.predict(x)),
+        ):
+            with pytest.raises(ModelStateError, match=rf"^{action}: the settings of layer\(s\) drop \(rate\), "):
+                call()
+        with pytest.raises(ModelStateError, match=r"inner_dense \(activation\) were assigned after compile\(\)"):
+            model.predict(x)
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")  # applies them
+        model.fit(x, y, epochs=1, verbose=0)
+        model.predict(x)

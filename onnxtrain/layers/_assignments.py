@@ -71,6 +71,11 @@ def check_trainable(layer_class: str, trainable: object) -> None:
         raise InvalidTypeError(f"{layer_class}(trainable=...) expects a bool. Received: {trainable!r}")
 
 
+def is_setting(layer_class: type, attribute: str) -> bool:
+    """Whether `attribute` is one of a layer's settings: name, trainable or a constructor argument."""
+    return attribute in (NAME, TRAINABLE) or attribute in constructor_arguments(layer_class)
+
+
 def checked_assignment(layer: Layer, attribute: str, value: Any) -> Any:
     """The value to store for `layer.<attribute> = value`, made after construction; `value` itself for an
     attribute that is none of the constructor's arguments.

@@ -22,7 +22,7 @@ import numpy as np
 from onnxtrain import initializers
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnknownIdentifierError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers._assignments import check_name, check_trainable, checked_assignment
+from onnxtrain.layers._assignments import check_name, check_trainable, checked_assignment, is_setting
 from onnxtrain.layers._keras_arguments import taking_keras_arguments
 from onnxtrain.layers._shapes import Shape, format_shape
 
@@ -56,6 +56,7 @@ class SymbolicTensor:
 
 
 _CONSTRUCTING = "_constructing_depth"
+_ASSIGNED = "_settings_assigned"  # see Layer.settings_assigned
 
 
 def _constructing(init: Callable[..., None]) -> Callable[..., None]:
@@ -147,7 +148,14 @@ class Layer:
     def __setattr__(self, attribute: str, value: Any) -> None:
         if self.__dict__.get(_CONSTRUCTING, 1) == 0 and not attribute.startswith("_"):  # see _constructing
             value = checked_assignment(self, attribute, value)
+            if is_setting(type(self), attribute):
+                self.__dict__[_ASSIGNED] = [*self.settings_assigned(), attribute]
         object.__setattr__(self, attribute, value)
+
+    def settings_assigned(self) -> list[str]:
+        """The constructor arguments assigned since construction, in order (`layer.rate = 0.3`: ["rate"]): how a
+        compiled model tells that a layer no longer computes what it compiled (`Trainer.check_layers_as_compiled`)."""
+        return list(self.__dict__.get(_ASSIGNED, ()))
 
     @classmethod
     def registry_key(cls) -> str:
