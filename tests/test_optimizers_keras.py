@@ -108,6 +108,7 @@ def test_keras_spellings_set_onnxtrains_arguments_and_the_config_keeps_onnxtrain
 def test_keras_arguments_that_ask_for_nothing_are_accepted():
     # What Keras' get_config() holds for an optimizer without EMA, loss scaling or accumulation.
     off = {
+        "name": "adam",  # a label Keras' config holds
         "use_ema": False,
         "ema_momentum": 0.99,
         "ema_overwrite_frequency": None,

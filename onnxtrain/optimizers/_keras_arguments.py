@@ -4,8 +4,8 @@ one place for every optimizer class (`keras_arguments`, a class decorator).
 A Keras name with the same meaning as one of ours is accepted in its place (`beta_1` for `beta1`, `clipvalue` for
 `clip_value`, `global_clipnorm` for `clip_norm`); giving both is refused by name. Keras' arguments with no
 counterpart here are accepted at the values that turn them off (`use_ema=False`, `loss_scale_factor=None`, ...,
-which is what Keras' `get_config()` holds) and refused otherwise, all at once, with what to do instead. None of them
-reaches the dataclass, so the config holds onnxtrain's names only.
+which is what Keras' `get_config()` holds; Keras' `name`, a label, at any string) and refused otherwise, all at once,
+with what to do instead. None of them reaches the dataclass, so the config holds onnxtrain's names only.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ _KERAS_ONLY: dict[str, tuple[Callable[[object, Mapping[str, Any]], bool], str]] 
     "ema_overwrite_frequency": (
         lambda v, kw: _off(kw.get("use_ema")),
         "onnxtrain keeps no moving average of the weights",
+    ),
+    "name": (
+        lambda v, kw: v is None or isinstance(v, str),
+        "Keras' name is a label of the optimizer object (a string), which onnxtrain's configs do not keep",
     ),
     "loss_scale_factor": (lambda v, kw: v is None, "onnxtrain trains in float32 and scales no loss"),
     "gradient_accumulation_steps": (
