@@ -97,8 +97,8 @@ _ALIASES = {
 
 # Keras names onnxtrain has no metric of, with the reason
 _HINTS = {
-    "root_mean_squared_error": "Its epoch value is the square root of the epoch's mean squared error, which the "
-    "per-example sums metrics accumulate cannot give; use 'mse' and take its square root.",
+    "root_mean_squared_error": "Its epoch value is the square root of the epoch's mean squared error, and metrics "
+    "here are per-example sums divided by the count, with no final step; use 'mse' and take its square root.",
 }
 _HINTS["rmse"] = _HINTS["root_mean_squared_error"]
 
