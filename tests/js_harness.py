@@ -8,6 +8,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -49,6 +50,11 @@ def missing_js_dependencies(*packages: Path) -> str | None:
         if not package.is_dir():
             return f"{package.relative_to(ROOT)} is missing: run `npm ci --ignore-scripts` in js/ (.ci/run does)"
     return None
+
+
+def in_js_names(python_message: str) -> str:
+    """Python's message about `fit(x, y)` as the JS trainer words it: its arguments are x and labels."""
+    return re.sub(r"(^|Received: )y(?=[\[ ])", r"\1labels", python_message)
 
 
 def write_batches(directory: Path, x: np.ndarray, y: np.ndarray, batch_size: int) -> Path:

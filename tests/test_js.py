@@ -19,6 +19,7 @@ from tests.js_harness import (
     JS,
     ORT_NODE,
     in_ci,
+    in_js_names,
     max_difference,
     missing_js_dependencies,
     node_script,
@@ -149,7 +150,7 @@ def _python_refusal(model: Sequential, x: object, y: object) -> str:
     """Python's message for fitting on x, y, named as the JS trainer names its arguments (x, labels)."""
     with pytest.raises(ValueError) as refused:
         model.fit(x, y, epochs=1, verbose=0)
-    return str(refused.value).replace("dataset.x", "x").replace("dataset.y", "labels")
+    return in_js_names(str(refused.value))
 
 
 @pytest.mark.parametrize(

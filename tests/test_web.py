@@ -26,6 +26,7 @@ from tests.js_harness import (
     chromium_page,
     draw_on_pad,
     in_ci,
+    in_js_names,
     max_difference,
     missing_browser,
     python_steps,
@@ -299,6 +300,6 @@ def test_browser_reads_float64_batches_unscaled_and_refuses_labels_and_ids_out_o
         )
     assert len(set(result["losses"])) == 1
     np.testing.assert_allclose(result["losses"][0], expected_loss, rtol=1e-6)
-    assert result["label"] == str(label.value).replace("dataset.y", "labels")
-    assert result["ids"] == str(ids.value).replace("dataset.x", "x")
+    assert result["label"] == in_js_names(str(label.value))
+    assert result["ids"] == in_js_names(str(ids.value))
     assert result["steps"] == [0, 0]
