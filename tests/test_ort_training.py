@@ -170,6 +170,7 @@ for engine in ("ort-training", "portable"):
 """
 
 
+@pytest.mark.slow  # two child processes: 2.3 s
 def test_an_average_pool_after_a_trainable_weight_is_refused_instead_of_killing_the_process():
     """ORT's first training step died with SIGFPE (or failed with "Can broadcast 0 by 0 or 1"); the graph runs in a
     child process, so that a regression fails this test rather than ending pytest."""
