@@ -24,6 +24,7 @@ from gradcheck import (
     distinct,
     loss_model,
     numeric_gradients,
+    ort_cases,
     rand,
 )
 
@@ -455,13 +456,7 @@ ORT_CANNOT = {
     # its Pad gradient takes constant mode only
     *("Pad reflect", "Pad edge", "Pad edge opset 13", "Pad reflect axes", "Pad wrap", "Pad wrap opset 21"),
 }
-ORT_CASES = [
-    pytest.param(
-        c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=ORT_DIFFERS[c.id])] if c.id in ORT_DIFFERS else []
-    )
-    for c in CASES
-    if c.op_type in ORT_OPS and c.id not in ORT_CANNOT
-]
+ORT_CASES = ort_cases([c for c in CASES if c.op_type in ORT_OPS and c.id not in ORT_CANNOT], ORT_DIFFERS)
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)

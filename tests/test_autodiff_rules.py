@@ -16,6 +16,7 @@ from gradcheck import (
     check_symbolic_batch,
     distinct,
     loss_model,
+    ort_cases,
     rand,
 )
 from onnx import helper, numpy_helper
@@ -539,12 +540,7 @@ def test_rule_matches_finite_differences(case: Case) -> None:
 ORT_DIFFERS = {
     "ScatterND add duplicates (opset 16)": "ORT 1.19's ScatterND gradient ignores reduction='add' (zeroes data's rows)",
 }
-ORT_CASES = [
-    pytest.param(
-        c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=ORT_DIFFERS[c.id])] if c.id in ORT_DIFFERS else []
-    )
-    for c in CASES
-]
+ORT_CASES = ort_cases(CASES, ORT_DIFFERS)
 
 
 @pytest.mark.training

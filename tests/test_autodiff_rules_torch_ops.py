@@ -18,6 +18,7 @@ from gradcheck import (
     check_symbolic_batch,
     distinct,
     loss_model,
+    ort_cases,
     rand,
 )
 from onnx import helper
@@ -200,12 +201,7 @@ ORT_DIFFERS = {
     "ScatterElements add duplicates (opset 16, torch scatter_add)": ORT_IGNORES_ADD,
     "ScatterElements add, negative axis (opset 21)": ORT_IGNORES_ADD,
 }
-ORT_CASES = [
-    pytest.param(
-        c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=ORT_DIFFERS[c.id])] if c.id in ORT_DIFFERS else []
-    )
-    for c in CASES
-]
+ORT_CASES = ort_cases(CASES, ORT_DIFFERS)
 
 
 @pytest.mark.training
