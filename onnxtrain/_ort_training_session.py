@@ -248,7 +248,7 @@ class OrtTrainingEngine:
     def set_weights(self, weights: Mapping[str, np.ndarray]) -> None:
         parameters = self._state.parameters
         for name, value in weights.items():
-            parameters[name] = np.ascontiguousarray(value, dtype=np.float32)
+            parameters[name] = np.asarray(value, dtype=np.float32, order="C")
 
     def save_checkpoint(self, path: str | Path, include_optimizer_state: bool = False) -> None:
         self._api.CheckpointState.save_checkpoint(self._state, str(path), include_optimizer_state)

@@ -159,7 +159,7 @@ class Functional(Layer):
             array = np.asarray(value, dtype=np.float32)
             if array.shape != layer.params[local].shape:
                 raise ShapeError(f"Parameter {name} has shape {layer.params[local].shape}. Received: {array.shape}")
-            layer.params[local] = np.ascontiguousarray(array)
+            layer.params[local] = np.asarray(array, order="C")
 
     def qualified_params(self) -> dict[str, np.ndarray]:
         return {f"{self.name}.{name}": value for name, value in self.params_by_name().items()}

@@ -152,7 +152,7 @@ class GraphBuilder:
     def add_initializer(self, name: str, array: np.ndarray) -> str:
         """Add a named constant tensor (a parameter when it is trainable); the name is scoped."""
         qualified = self._claim(self._qualified(name))
-        self._initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), qualified))
+        self._initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), qualified))
         return qualified
 
     def constant(self, value: float | np.generic | np.ndarray, hint: str = "const", dtype: Any = np.float32) -> str:

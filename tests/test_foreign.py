@@ -317,6 +317,23 @@ def test_a_scalar_initializer_is_an_exporters_constant_unless_named(trainable, t
         assert (model.get_weights()["val_6"] != np.float32(0.5)) == trains_the_scalar
 
 
+def test_a_scalar_weight_keeps_its_shape_through_training_save_load_and_export(tmp_path):
+    """A rank-0 initializer (torch's dynamo exporter's) stays rank 0: it became [1] in the weights and the export,
+    so the save's config rebuilt a () weight its model.onnx declared (1,), and load_model refused it."""
+    model = from_onnx(_mlp_with_a_scalar(), trainable=["*"])
+    assert model.get_weights()["val_6"].shape == ()
+    with model:
+        model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS)
+        model.fit(*_data(), batch_size=4, verbose=0)
+        model.save(tmp_path / "saved")
+        model.export(tmp_path / "exported.onnx")
+        trained = model.get_weights()["val_6"]
+    exported = {i.name: list(i.dims) for i in onnx.load(tmp_path / "exported.onnx").graph.initializer}
+    assert exported["val_6"] == [] and trained.shape == () and trained != np.float32(0.5)
+    with load_model(tmp_path / "saved") as loaded:
+        np.testing.assert_array_equal(loaded.get_weights()["val_6"], trained)
+
+
 def test_frozen_weights_do_not_change_in_training():
     model = from_onnx(_mlp(), frozen=["fc1.*"])
     before = model.get_weights()

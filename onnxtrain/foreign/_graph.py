@@ -257,7 +257,7 @@ def split_weights(model: onnx.ModelProto, settings: set[str]) -> tuple[onnx.Mode
     stripped.metadata_props.extend(entries)
     names = list(dict.fromkeys([*known, *weights]))
     stripped.metadata_props.append(onnx.StringStringEntryProto(key=WEIGHTS_KEY, value=json.dumps(names)))
-    return stripped, {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in weights.items()}
+    return stripped, {name: np.asarray(a, dtype=np.float32, order="C") for name, a in weights.items()}
 
 
 def fold_shapes(stripped: onnx.ModelProto, batch: int | None = None) -> onnx.ModelProto:

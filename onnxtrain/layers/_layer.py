@@ -204,7 +204,8 @@ class Layer:
         """
         graph_name = f"{self.name}.{local_name}" if getattr(self, "prefix_names", True) else local_name
         initializers.check_declared(describe(self), local_name, graph_name, np.shape(value))
-        self.params[local_name] = np.ascontiguousarray(value, dtype=np.float32)
+        # Not np.ascontiguousarray, which makes a 0-d value 1-d (an exporter's scalar initializer).
+        self.params[local_name] = np.asarray(value, dtype=np.float32, order="C")
         if not trainable:
             self.non_trainable.add(local_name)
 

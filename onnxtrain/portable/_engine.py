@@ -387,7 +387,7 @@ class PortableEngine:
         check_names_and_shapes("set_weights", weights, self.get_weights(), require_all=False)
         current = {**self._sets[self._current], **self._fixed}
         for name, value in weights.items():
-            current[name].update_inplace(np.ascontiguousarray(value))
+            current[name].update_inplace(np.asarray(value, order="C"))
 
     def optimizer_state(self) -> dict[str, np.ndarray]:
         """The optimizer's state tensors by graph input name (`optimizer.m.dense_1.kernel`), unscaled: the values
