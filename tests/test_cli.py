@@ -1033,3 +1033,28 @@ def test_finetune_help_says_resume_needs_data(capsys):
         main(["finetune", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "onnxtrain train --resume DIR/model --epochs N --data DATA continues it; finetune writes no run.json" in text
+
+
+@pytest.mark.parametrize(
+    ("activation", "loss"),
+    [("sigmoid", "binary_crossentropy"), ("linear", {"name": "binary_crossentropy", "from_logits": True})],
+    ids=["probabilities", "from_logits"],
+)
+def test_predict_decides_a_one_unit_binary_model_by_its_probability(tmp_path, capsys, activation, loss):
+    """One sigmoid unit is P(class 1): the class is 1 above one half (an argmax of its one column said 0 always)."""
+    from onnxtrain import InferenceModel, Sequential, losses
+    from onnxtrain.layers import Dense, Input
+
+    x = np.random.default_rng(3).normal(size=(8, 4)).astype(np.float32)
+    with Sequential.of(Input(4), Dense(1, activation=activation), seed=2) as model:
+        model.compile(optimizer="sgd", loss=losses.get(loss))
+        model.export(tmp_path / "binary.onnx")
+    np.save(tmp_path / "x.npy", x)
+    expected = InferenceModel.load(tmp_path / "binary.onnx")
+    classes, p1 = expected.predict(x), expected.predict_softly(x).ravel()
+    assert 0 < classes.sum() < len(classes)  # both classes occur
+    assert main(["predict", str(tmp_path / "binary.onnx"), "--input", str(tmp_path / "x.npy")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"{i}: class {c} ({c}) p={p if c else 1 - p:.4f}" for i, (c, p) in enumerate(zip(classes, p1, strict=True))
+    ]

@@ -98,7 +98,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         except (InvalidArgumentError, InvalidTypeError) as e:
             raise naming_the_option(e, "--input", args.input) from e
     classes = model.class_names
-    for i, row in enumerate(np.atleast_2d(probabilities)):
+    rows = np.atleast_2d(probabilities)
+    if model.loss is not None and model.loss.binary:  # each unit a probability of its own (binary cross-entropy)
+        for i, row in enumerate(rows):
+            if row.size == 1:  # one unit: class 1 where its probability is above one half
+                best = int(row[0] > 0.5)
+                label = classes[best] if classes and best < len(classes) else f"class {best}"
+                print(f"{i}: {label} ({best}) p={row[0] if best else 1 - row[0]:.4f}")
+            else:  # several labels at once: each unit's decision and probability
+                print(f"{i}: {(row > 0.5).astype(int)} p={np.array2string(row, precision=4)}")
+        return 0
+    for i, row in enumerate(rows):
         best = int(row.argmax())
         label = classes[best] if classes and best < len(classes) else f"class {best}"
         print(f"{i}: {label} ({best}) p={row[best]:.4f}")
