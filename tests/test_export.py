@@ -18,7 +18,7 @@ import onnxruntime
 import pytest
 
 import onnxtrain
-from onnxtrain import InferenceModel, Sequential, WritingMode
+from onnxtrain import InferenceModel, Sequential, WritingMode, losses
 from onnxtrain.errors import InvalidArgumentError, ModelExistsError
 from onnxtrain.layers import Dense, Embedding, Flatten, Input
 
@@ -246,6 +246,37 @@ def _first_test_images(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         x = rng.random(size=(600 + count, 28, 28, 1), dtype=np.float32)
         y = (x[:, :14].mean(axis=(1, 2, 3)) * 10).astype(np.int64) % 10
         return x[:600], y[:600], x[600:], y[600:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("units", "activation", "loss"),
+    [
+        (1, "sigmoid", "binary_crossentropy"),
+        (1, "linear", losses.BinaryCrossentropy(from_logits=True)),
+        (3, "linear", losses.BinaryCrossentropy(from_logits=True)),
+        (2, "linear", "mse"),
+    ],
+    ids=["binary", "binary-from-logits", "multi-label", "regression"],
+)
+def test_node_decides_as_python_by_the_models_loss(tmp_path, units, activation, loss):
+    """predict.mjs reads the export's onnxtrain.loss as InferenceModel does: 0/1 per unit for binary cross-entropy
+    (above 0.5, or 0 from logits; one number for one unit), the outputs themselves for a regression loss. An argmax
+    over one sigmoid column said class 0 for every example."""
+    workdir = _node_workdir()
+    x = np.random.default_rng(4).normal(size=(16, 5)).astype(np.float32)
+    with Sequential.of(Input(5), Dense(units, activation=activation), seed=3) as model:
+        model.compile(optimizer="sgd", loss=loss)
+        model.export(tmp_path / "model.onnx")
+    np.save(tmp_path / "x.npy", x)
+    done = _predict_mjs(workdir, tmp_path / "model.onnx", tmp_path / "x.npy")
+    assert done.returncode == 0, done.stderr
+    expected = InferenceModel.load(tmp_path / "model.onnx").predict(x)
+    if expected.dtype.kind == "f":
+        np.testing.assert_allclose(np.array(json.loads(done.stdout)["predictions"]), expected, rtol=1e-6, atol=1e-6)
+    else:
+        assert json.loads(done.stdout)["predictions"] == expected.tolist()
+        assert 0 < np.sum(expected) < expected.size  # both decisions occur
 
 
 @pytest.mark.slow

@@ -13,8 +13,10 @@
 // int64 ('<i8') or int32 ('<i4') ids (or other whole numbers), cast to the input's type where no value changes
 // (int32 -> int64 always), never scaled. Where the model's `onnxtrain.token_ids` metadata names the input an
 // Embedding reads, ids outside [0, input_dim) are refused with the position and value, as Python refuses them.
-// Prints one JSON object: the input and output names, the predicted class index of every image (the argmax of
-// `logits`) and, when the model has it, the `probabilities` output.
+// Prints one JSON object: the input and output names, the prediction for every example as onnxtrain's
+// InferenceModel.predict makes it from the model's `onnxtrain.loss` metadata (the class index, the argmax of `logits`,
+// for softmax cross-entropy; 0 or 1 per unit for binary cross-entropy: above 0.5, or above 0 from logits; the output
+// itself for any other loss, as nested arrays), and, when the model has it, the `probabilities` output.
 import { readFileSync } from "node:fs";
 import ort from "onnxruntime-node";
 
@@ -175,6 +177,26 @@ function integerData(values, shape, type, path) {
   return out;
 }
 
+// How InferenceModel.predict decides from the `onnxtrain.loss` metadata (a loss name, or its config as JSON where
+// it holds more than the name): "argmax", a threshold for binary cross-entropy, or "values".
+function decision(metadata, outputNames) {
+  const text = metadata["onnxtrain.loss"];
+  if (text === undefined) return outputNames.includes("probabilities") ? { kind: "argmax" } : { kind: "values" };
+  const config = text.startsWith("{") ? JSON.parse(text) : { name: text };
+  if (config.name === "softmax_cross_entropy_with_logits" || config.name === "categorical_crossentropy") {
+    return { kind: "argmax" };
+  }
+  if (config.name === "binary_crossentropy") return { kind: "threshold", at: config.from_logits ? 0 : 0.5 };
+  return { kind: "values" };
+}
+
+// The flat `values` of one example as nested arrays of shape `dims` (one number for an empty shape).
+function nested(values, dims) {
+  if (dims.length === 0) return values[0];
+  const size = dims.slice(1).reduce((a, b) => a * b, 1);
+  return Array.from({ length: dims[0] }, (_, i) => nested(values.subarray(i * size, (i + 1) * size), dims.slice(1)));
+}
+
 function argmax(values, offset, length) {
   let best = 0;
   for (let i = 1; i < length; i++) if (values[offset + i] > values[offset + best]) best = i;
@@ -217,16 +239,26 @@ async function main(argv) {
   const exampleSize = exampleShape.reduce((a, b) => a * b, 1);
   const predictions = [];
   const probabilities = session.outputNames.includes("probabilities") ? [] : null;
+  const decide = decision(metadata, session.outputNames);
   for (let start = 0; start < count; start += BATCH) {
     const n = Math.min(BATCH, count - start);
     const batch = data.subarray(start * exampleSize, (start + n) * exampleSize);
     const tensor = new ort.Tensor(type, batch, [n, ...exampleShape]);
     const outputs = await session.run({ [input.name]: tensor });
-    const logits = outputs.logits;
-    const classes = logits.dims[1];
+    const logits = outputs.logits ?? outputs[session.outputNames[0]];
+    const unitDims = logits.dims.slice(1);
+    const units = unitDims.reduce((a, b) => a * b, 1);
     for (let row = 0; row < n; row++) {
-      predictions.push(argmax(logits.data, row * classes, classes));
-      if (probabilities) probabilities.push(Array.from(outputs.probabilities.data.subarray(row * classes, (row + 1) * classes)));
+      const values = logits.data.subarray(row * units, (row + 1) * units);
+      if (decide.kind === "argmax") {
+        predictions.push(argmax(logits.data, row * units, units));
+      } else if (decide.kind === "threshold") {
+        const decided = Array.from(values, (v) => (v > decide.at ? 1 : 0));
+        predictions.push(units === 1 ? decided[0] : nested(Int32Array.from(decided), unitDims));
+      } else {
+        predictions.push(nested(values, unitDims));
+      }
+      if (probabilities) probabilities.push(Array.from(outputs.probabilities.data.subarray(row * units, (row + 1) * units)));
     }
   }
   console.log(JSON.stringify({ inputs: session.inputNames, outputs: session.outputNames, predictions, probabilities }));
