@@ -54,7 +54,7 @@ def missing_js_dependencies(*packages: Path) -> str | None:
 
 def in_js_names(python_message: str) -> str:
     """Python's message about `fit(x, y)` as the JS trainer words it: its arguments are x and labels."""
-    return re.sub(r"(^|Received: )y(?=[\[ ])", r"\1labels", python_message)
+    return re.sub(r"(^|Received: )y(?=[\[ .])", r"\1labels", python_message)
 
 
 def write_batches(directory: Path, x: np.ndarray, y: np.ndarray, batch_size: int) -> Path:

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from onnxtrain import Model, Sequential
+from onnxtrain import Model, Sequential, losses
 from onnxtrain.bundle import read_metadata, read_state, unpack_state
 from onnxtrain.layers import Concatenate, Dense, Embedding, Flatten, Input
 from tests.js_harness import (
@@ -79,7 +79,7 @@ Y = np.array([0, 2, 1, 0, 2, 1, 1, 0])
 IDS = np.array([[1, 2, 3], [9, 0, 4]])
 
 
-def _mlp(loss: str = "sparse_categorical_crossentropy") -> Sequential:
+def _mlp(loss: str | losses.Loss = "sparse_categorical_crossentropy") -> Sequential:
     model = Sequential.of(Input(4), Dense(5, activation="relu"), Dense(3), seed=1)
     model.compile(optimizer="adam", loss=loss)
     model.input_scale = 1 / 255
@@ -162,10 +162,18 @@ def _python_refusal(model: Sequential, x: object, y: object) -> str:
         ("embedding", [[1, 2, -1], [9, 0, 4]], [0, 1]),
         ("embedding", [[1, 2, 3], [9, 30, 4]], [0, 1]),
         ("embedding", [[-1, 2, 30], [9, 10, 4]], [0, 1]),
+        ("categorical", X[:2], [[0, 1, 0], [0.5, -0.5, 1]]),  # probability targets: in [0, 1]
+        ("binary", X[:2], [[0, 1, 0], [0, 1.5, 1]]),
     ],
 )
 def test_labels_and_token_ids_out_of_range_are_refused_with_pythons_message(tmp_path, which, x, labels):
-    with _mlp() if which == "mlp" else _embedding() as model:
+    models = {
+        "mlp": _mlp,
+        "embedding": _embedding,
+        "categorical": lambda: _mlp("categorical_crossentropy"),
+        "binary": lambda: _mlp(losses.BinaryCrossentropy(from_logits=True)),
+    }
+    with models[which]() as model:
         model.export_training_bundle(tmp_path / "bundle")
         expected = _python_refusal(model, np.asarray(x), np.asarray(labels))
     result = node_script(
@@ -173,7 +181,7 @@ def test_labels_and_token_ids_out_of_range_are_refused_with_pythons_message(tmp_
 const t = await Trainer.load(ort, {json.dumps(str(tmp_path / "bundle"))});
 const before = t.stateBytes();
 const x = {json.dumps(np.asarray(x).ravel().tolist())};
-const labels = {json.dumps(labels)};
+const labels = {json.dumps(np.asarray(labels).ravel().tolist())};
 result = {{
   step: await attempt(() => t.step(x, labels)),
   evaluate: await attempt(() => t.evaluate(x, labels)),

@@ -209,8 +209,12 @@ function checkTokenIds(values, ids, argument, shape) {
   );
 }
 
+// The losses whose float targets are probabilities (Python's check_unit_interval): refused outside [0, 1].
+const UNIT_INTERVAL_LOSSES = new Set(["binary_crossentropy", "categorical_crossentropy"]);
+
 /**
- * The labels tensor's data: class indices (int64 labels) whole and in [0, classes), or finite float targets.
+ * The labels tensor's data: class indices (int64 labels) whole and in [0, classes), or finite float targets (in
+ * [0, 1] for the cross-entropies of probabilities).
  * @param {unknown} labels
  * @param {{dtype: string, shape: (number | null)[]}} spec bundle.json's labels
  * @param {number} batch examples in x
@@ -234,6 +238,14 @@ export function labelData(labels, spec, batch, classes, loss) {
       if (typeof v !== "number" || !Number.isFinite(v)) {
         const [Kind, what] = typeof v === "number" ? [RangeError, "finite float targets"] : [TypeError, "numbers"];
         throw new Kind(`labels expects ${what}. Received: labels[${position(i, shape)}]=${describe(v)}`);
+      }
+    }
+    if (UNIT_INTERVAL_LOSSES.has(loss)) {
+      const i = Array.prototype.findIndex.call(labels, (v) => v < 0 || v > 1);
+      if (i >= 0) {
+        throw new RangeError(
+          `labels for loss '${loss}' expects targets in [0, 1]. Received: labels.flat[${i}]=${describe(labels[i])}`,
+        );
       }
     }
     return { data: labels instanceof Float32Array ? labels : Float32Array.from(labels, Number), shape };
