@@ -124,6 +124,11 @@ def test_keras_arguments_that_ask_for_nothing_are_accepted():
 
 
 BAD = [
+    (
+        lambda: opt.SGD(momentum=1.5),
+        InvalidArgumentError,
+        r"SGD\(momentum=\.\.\.\) expects a finite number in \[0, 1\]",
+    ),
     (lambda: opt.Adam(beta1=0.8, beta_1=0.9), InvalidArgumentError, r"Adam takes beta1 or its Keras name beta_1, not"),
     (lambda: opt.Adam(0.1, 0.8, beta_1=0.9), InvalidArgumentError, r"Received: beta1 \(positional\), beta_1=0\.9"),
     (lambda: opt.RMSProp(decay=0.8, rho=0.9), InvalidArgumentError, r"RMSProp takes decay or its Keras name rho"),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from onnxtrain._checks import check_bool
-from onnxtrain.optimizers._base import NON_NEGATIVE, Check, FusedKernel, Names, Optimizer, Slot, Update, UpdateRule
+from onnxtrain.optimizers._base import Check, FusedKernel, Interval, Names, Optimizer, Slot, Update, UpdateRule
 from onnxtrain.optimizers._keras_arguments import keras_arguments
 from onnxtrain.optimizers._momentum import momentum_fused_kernel, momentum_scalars, momentum_update
 
@@ -33,7 +33,8 @@ class SGD(Optimizer):
     nesterov: bool = field(default=False, kw_only=True)
     name: str = field(default="sgd", init=False)
 
-    _checks: ClassVar[dict[str, Check]] = {"momentum": NON_NEGATIVE, "nesterov": check_bool}
+    # Keras' range: a momentum above 1 makes the velocity grow without bound.
+    _checks: ClassVar[dict[str, Check]] = {"momentum": Interval(0.0, 1.0), "nesterov": check_bool}
 
 
 class SGDRule(UpdateRule):
