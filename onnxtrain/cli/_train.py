@@ -24,7 +24,7 @@ from onnxtrain.cli._run_config import (
     read_config,
     run_record,
 )
-from onnxtrain.distributed._launch import launch, worker_count
+from onnxtrain.distributed._launch import launch, report_error, worker_count
 from onnxtrain.distributed._world import init as init_world
 from onnxtrain.distributed._world import rank as world_rank
 from onnxtrain.errors import DataParallelError, InvalidArgumentError, InvalidTypeError, OnnxtrainError
@@ -81,10 +81,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             finalize()
         return 1
     except BaseException as e:  # alone: the others would wait for it in the next all-reduce
-        print(
+        report_error(
+            world.rank,
             f"onnxtrain train: error in process {world.rank}: {' '.join(str(e).split()) or type(e).__name__}",
-            file=sys.stderr,
-            flush=True,
         )
         world.abort(1)  # ends this process too (the error is reported: not a second time, by main)
         raise

@@ -7,12 +7,30 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from onnxtrain.errors import RuntimeSetupError
 
 WORKER_ENV = "ONNXTRAIN_WORKERS"  # set in the processes the launcher starts: how many there are
+# Set there too: the folder where a process that fails alone writes its error line before it aborts the job, for the
+# launcher to print. Printed by the process itself, the line could be lost: MPI_Abort ends mpiexec's output
+# forwarding before it has passed the line on (it then failed with empty output about once in 50 runs).
+ERRORS_ENV = "ONNXTRAIN_WORKER_ERRORS"
+
+
+def report_error(rank: int, line: str) -> None:
+    """Report `line`, process `rank`'s error, before it aborts the job: into the launcher's folder when `launch`
+    started the process (written and synced, so that the launcher prints it), else on stderr."""
+    folder = os.environ.get(ERRORS_ENV)
+    if folder is None:
+        print(line, file=sys.stderr, flush=True)
+        return
+    with open(Path(folder) / f"process{rank}.txt", "w", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def worker_count() -> int | None:
@@ -48,8 +66,12 @@ def launch(workers: int, argv: Sequence[str]) -> int:
             f"--workers {workers} needs mpi4py and an MPI library: `pip install onnxtrain[distributed]`."
         ) from e
     command = worker_command(workers, argv)
-    env = {**os.environ, WORKER_ENV: str(workers)}
-    try:
-        return subprocess.run(command, env=env, check=False).returncode
-    except KeyboardInterrupt:  # mpiexec forwards the interrupt to the workers and ends them
-        return 130
+    with tempfile.TemporaryDirectory(prefix="onnxtrain-workers-") as errors:
+        env = {**os.environ, WORKER_ENV: str(workers), ERRORS_ENV: errors}
+        try:
+            status = subprocess.run(command, env=env, check=False).returncode
+        except KeyboardInterrupt:  # mpiexec forwards the interrupt to the workers and ends them
+            status = 130
+        for report in sorted(Path(errors).glob("process*.txt"), key=lambda p: int(p.stem.removeprefix("process"))):
+            print(report.read_text(encoding="utf-8"), end="", file=sys.stderr, flush=True)
+    return status
