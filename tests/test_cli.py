@@ -1058,3 +1058,20 @@ def test_predict_decides_a_one_unit_binary_model_by_its_probability(tmp_path, ca
     assert lines == [
         f"{i}: class {c} ({c}) p={p if c else 1 - p:.4f}" for i, (c, p) in enumerate(zip(classes, p1, strict=True))
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--opset", "5"], r"--opset expects an int in \[13, \d+\]\. Received: --opset 5$"),
+        (
+            ["--opset", "17", "--ir-version", "3"],
+            r"--ir-version expects an int in \[8, \d+\] for opset 17 .*--ir-version 3$",
+        ),
+    ],
+)
+def test_export_names_its_options_for_a_version_out_of_range(work, tmp_path, capsys, options, message):
+    assert main(["export", str(work / "run" / "model"), str(tmp_path / "out.onnx"), *options]) == 1
+    error = capsys.readouterr().err.strip()
+    assert re.fullmatch(rf"onnxtrain export: error: {message}", error), error

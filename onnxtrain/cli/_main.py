@@ -168,8 +168,22 @@ def cmd_export(args: argparse.Namespace) -> int:
             )
         except OpsetTooOldError as e:
             raise _naming_opset(e, args.opset) from e
+        except InvalidArgumentError as e:
+            raise _naming_versions(e) from e
     print(f"Wrote {path} ({_size(path)})")
     return 0
+
+
+def _naming_versions(error: InvalidArgumentError) -> InvalidArgumentError:
+    """`error` about export's `opset=` or `ir_version=` (`graph.check_opset_and_ir`) in the command's option names;
+    any other error as it is."""
+    text = str(error)
+    for argument, option in (("opset", "--opset"), ("ir_version", "--ir-version")):
+        if text.startswith(f"{argument} expects"):
+            return InvalidArgumentError(
+                option + text[len(argument) :].replace(f"Received: {argument}=", f"Received: {option} ")
+            )
+    return error
 
 
 def _naming_opset(error: OpsetTooOldError, opset: int | None) -> InvalidArgumentError:
