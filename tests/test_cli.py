@@ -426,7 +426,7 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
         "export_ir_too_old",
         ("export", "run/model", "x.onnx", "--opset", "21", "--ir-version", "8"),
         1,
-        r"ir_version expects an int in \[10, \d+\] for opset 21 .*Received: ir_version=8",
+        r"--ir-version expects an int in \[10, \d+\] for opset 21 .*Received: --ir-version 8",
     ),
     (
         "train_overwrite_foreign_folder",
