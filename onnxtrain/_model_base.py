@@ -17,7 +17,7 @@ from onnxtrain import adapters, emit, model_files
 from onnxtrain._checks import check_bool
 from onnxtrain._weight_arrays import weight_arrays
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
-from onnxtrain.functional import Functional
+from onnxtrain.functional import Functional, every_layer
 from onnxtrain.layers import BatchNormalization, Input, Layer, Shape
 from onnxtrain.layers._layer import SymbolicTensor, describe
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
@@ -272,6 +272,11 @@ def claim_layers(model: Any, layers: Sequence[Layer], name: str) -> None:
             layer._model, layer.model_name = reference, name
 
 
+def shares_layers(model: Any) -> bool:
+    """Whether another model holds layers of `model` (a nested model and the model it is a layer of)."""
+    return len(_models_sharing_layers(model)) > 1
+
+
 def check_sole_trainer(model: Any, action: str) -> None:
     """Refuse to compile `model` while another open, compiled model shares layers with it (a nested model and the
     model it is a layer of): each engine trains its own copy of the weights, so neither would see the other's
@@ -296,14 +301,7 @@ def _models_sharing_layers(model: Any) -> list[Any]:
     found, pending = [model], [model]
     while pending:
         graph = pending.pop().graph
-        layers: list[Layer] = [graph]
-        stack = list(graph.layers)
-        while stack:
-            layer = stack.pop()
-            layers.append(layer)
-            if isinstance(layer, Functional):
-                stack.extend(layer.layers)
-        for layer in layers:
+        for layer in [graph, *every_layer(graph.layers)]:
             owner = getattr(layer, "_model", None)
             other = owner() if owner is not None else None
             if other is not None and all(other is not seen for seen in found):

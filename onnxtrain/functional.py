@@ -374,6 +374,16 @@ def _label(x: Input) -> str:
     return f"Input {x.name!r}" if x.name else f"Input of shape {format_shape(x.shape)}"
 
 
+def every_layer(layers: Sequence[Layer]) -> list[Layer]:
+    """`layers` and, for a nested model (a Functional) among them, its own layers, recursively, in order."""
+    found: list[Layer] = []
+    for layer in layers:
+        found.append(layer)
+        if isinstance(layer, Functional):
+            found.extend(every_layer(layer.layers))
+    return found
+
+
 def as_graph(layers: Sequence[Layer] | Functional) -> Functional:
     """`layers` as a Functional: a Functional as it is; a built layer list (a Sequential's: Input first, each layer
     reading the one before) as the chain of its calls. The chain's tensors are made here, not by calling the layers,

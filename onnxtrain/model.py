@@ -16,7 +16,13 @@ from onnxtrain import emit
 from onnxtrain._batches import SeparateArrays
 from onnxtrain._checks import check_bool, check_positive_int
 from onnxtrain._compile_settings import compile_settings
-from onnxtrain._model_base import ModelBase, check_probability_outputs, check_sole_trainer, named_outputs
+from onnxtrain._model_base import (
+    ModelBase,
+    check_probability_outputs,
+    check_sole_trainer,
+    named_outputs,
+    shares_layers,
+)
 from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.history import EvaluationResult, History
@@ -254,7 +260,8 @@ class Model(ModelBase):
             )
         finally:
             self._fitting = False
-        self.sync_weights()  # the layers hold the trained weights, for a model they are shared with (nested)
+        if shares_layers(self):  # the layers hold the trained weights, for the model they are shared with (nested)
+            self.sync_weights()
         return history
 
     @overload

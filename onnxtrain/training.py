@@ -46,7 +46,7 @@ from onnxtrain.distributed._reduce import all_reduce_sums
 from onnxtrain.distributed._world import world
 from onnxtrain.engine import Engine, EngineRequest
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, NonFiniteLossError
-from onnxtrain.functional import Functional
+from onnxtrain.functional import Functional, every_layer
 from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import Layer, Shape
 from onnxtrain.losses import Loss
@@ -132,7 +132,8 @@ class Trainer:
         self.steps_trained = int(getattr(engine, "step", 0))
         self.threads = threads  # intra-op threads of every session, predict's included (None: ORT's default)
         self._trainable = tuple(layer.trainable for layer in model.layers)  # what the engine was built to train
-        self._assigned = {id(layer): len(layer.settings_assigned()) for layer in _every_layer(model.layers)}
+        self._every_layer = every_layer(model.layers)  # fixed once compiled: add() is refused then
+        self._assigned = [len(layer.settings_assigned()) for layer in self._every_layer]
         self._flush = FlushToZero()
         self._predictor = Predictor(model, device, threads, self._flush)
         # (graph input name, per-example shape) of each model input, in order
@@ -437,8 +438,8 @@ class Trainer:
                 "starts anew)."
             )
         changed = []
-        for layer in _every_layer(layers):
-            since = [a for a in layer.settings_assigned()[self._assigned.get(id(layer), 0) :] if a != "trainable"]
+        for layer, assigned in zip(self._every_layer, self._assigned, strict=True):
+            since = [a for a in layer.settings_assigned()[assigned:] if a != "trainable"]
             if since:  # (trainable: by its value, above)
                 changed.append(f"{layer.name} ({', '.join(dict.fromkeys(since))})")
         if changed:
@@ -458,13 +459,3 @@ class Trainer:
     def close(self) -> None:
         self._predictor.invalidate()
         self.engine.close()
-
-
-def _every_layer(layers: Sequence[Layer]) -> list[Layer]:
-    """`layers` and, for a nested model among them, its own layers, recursively."""
-    found: list[Layer] = []
-    for layer in layers:
-        found.append(layer)
-        if isinstance(layer, Functional):
-            found.extend(_every_layer(layer.layers))
-    return found
