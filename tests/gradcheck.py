@@ -305,6 +305,24 @@ def ort_cases(cases: Sequence[Case], differs: Mapping[str, str]) -> list[Any]:
     ]
 
 
+def torch_flatten_from_axis_2(x: str, out: str, name: str = "") -> list[onnx.NodeProto]:
+    """torch's `x.flatten(2)` as TorchScript exports it: Reshape(x, Concat(Shape(x)[:2], [-1])), a shape computed
+    at run time, which hides the flattened length from ONNX's shape inference where the batch is symbolic."""
+
+    def ints(output: str, values: list[int]) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [output], value=numpy_helper.from_array(np.array(values, np.int64)))
+
+    return [
+        helper.make_node("Shape", [x], ["shape"]),
+        ints("zero", [0]),
+        ints("two", [2]),
+        ints("minus_one", [-1]),
+        helper.make_node("Slice", ["shape", "zero", "two"], ["first_two"]),
+        helper.make_node("Concat", ["first_two", "minus_one"], ["target"], axis=0),
+        helper.make_node("Reshape", [x, "target"], [out], name=name),
+    ]
+
+
 def check_symbolic_batch(case: Case) -> None:
     """The rule's float32 gradients with the first axis of input x (and of the node's outputs) a symbolic "batch",
     as a graph for any batch size has it, against those of the static shapes."""

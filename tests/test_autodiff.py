@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
+from gradcheck import torch_flatten_from_axis_2
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxtrain import Sequential, autodiff, emit, losses, optimizers
@@ -348,18 +349,8 @@ def flattened_conv(batch: int | str, opset: int) -> onnx.ModelProto:
     """x [batch, 3, 4, 4] -> Reshape(x, Concat(Shape(x)[:2], [-1])) (torch's x.flatten(2), as TorchScript exports it)
     -> Conv1d -> ReduceSum: loss. ONNX shape inference gives the Conv no input shape at opset 13, and at opset 17
     leaves its spatial dim unknown where the batch is symbolic."""
-
-    def ints(name: str, values: list[int]) -> onnx.NodeProto:
-        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(values, np.int64)))
-
     nodes = [
-        helper.make_node("Shape", ["x"], ["shape"]),
-        ints("zero", [0]),
-        ints("two", [2]),
-        ints("minus_one", [-1]),
-        helper.make_node("Slice", ["shape", "zero", "two"], ["first_two"]),
-        helper.make_node("Concat", ["first_two", "minus_one"], ["target"], axis=0),
-        helper.make_node("Reshape", ["x", "target"], ["flat"], name="/flatten/Reshape"),
+        *torch_flatten_from_axis_2("x", "flat", name="/flatten/Reshape"),
         helper.make_node("Conv", ["flat", "w"], ["y"], name="/conv/Conv"),
         helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0),
     ]

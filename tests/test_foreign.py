@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from gradcheck import torch_flatten_from_axis_2
 from onnx import TensorProto, helper, numpy_helper
 
 from onnxtrain import from_onnx, load_model, lora
@@ -738,18 +739,8 @@ def test_a_missing_gradient_names_the_files_node_and_the_weights_that_need_it():
 
 def test_a_rule_refusal_names_the_files_node_and_the_spatial_dims():
     """torch's x.flatten(2) with a dynamic batch (a Reshape to Concat(Shape(x)[:2], [-1])) hides the Conv's length."""
-
-    def ints(name: str, values: list[int]) -> onnx.NodeProto:
-        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(values, np.int64)))
-
     nodes = [
-        helper.make_node("Shape", ["x"], ["shape"]),
-        ints("zero", [0]),
-        ints("two", [2]),
-        ints("minus_one", [-1]),
-        helper.make_node("Slice", ["shape", "zero", "two"], ["first_two"]),
-        helper.make_node("Concat", ["first_two", "minus_one"], ["target"], axis=0),
-        helper.make_node("Reshape", ["x", "target"], ["flat"]),
+        *torch_flatten_from_axis_2("x", "flat"),
         helper.make_node("Conv", ["flat", "w"], ["/0/0.1/Conv_output_0"], name="/0/0.1/Conv"),
         helper.make_node("Flatten", ["/0/0.1/Conv_output_0"], ["features"]),
         helper.make_node("MatMul", ["features", "head"], ["logits"]),
