@@ -47,6 +47,18 @@ class BatchFigures:
             return sums
         return {metric: metric.batch_sum(outputs, labels, self.loss) for metric in self.metrics}
 
+    def means(self, sums: dict[Metrics | str, float], examples: float) -> dict[Metrics | str, float]:
+        """The figures from their sums over `examples` examples: the means, finished by each metric (RMSE's root)."""
+        finishers = self.finishers()
+        count = max(examples, 1)
+        return {key: finishers[key].finish(s / count) if key in finishers else s / count for key, s in sums.items()}
+
+    def finishers(self) -> dict[Metrics | str, Metrics]:
+        """The metric behind each key that is one."""
+        if self.outputs is None:
+            return {metric: metric for metric in self.metrics}
+        return dict(self.outputs.metric_keys().items())
+
 
 def log_key(metric: Metrics | str) -> str:
     """A figure's name in the logs: a metric's Keras name, or the name a model of several outputs gives it."""
@@ -84,4 +96,4 @@ def evaluate_batches(
     if communicator is not None:  # the sums and the count over every process's share
         loss_sum, examples, *sums = all_reduce_sums(communicator, [loss_sum, examples, *metric_sums.values()])
         metric_sums = dict(zip(metric_sums, sums, strict=True))
-    return EvaluationResult(loss_sum / examples, MetricValues({m: s / examples for m, s in metric_sums.items()}))
+    return EvaluationResult(loss_sum / examples, MetricValues(figures.means(metric_sums, examples)))

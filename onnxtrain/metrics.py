@@ -6,6 +6,8 @@ Accumulators keep running sums, so per-batch work is one small numpy reduction o
 from __future__ import annotations
 
 import enum
+import math
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,12 +30,14 @@ class Metrics(enum.Enum):
     Where the loss trains on logits (softmax cross-entropy, whose graphs leave a last softmax out; binary
     cross-entropy from logits), MAE and MSE compare the probabilities (`Loss.probabilities`) with the targets
     (one-hot for class labels), as KotlinDL computes its metrics on the softmax of the outputs. MAE and MSE are means
-    over every element of an example's output, whatever its rank. The top-k accuracies take k = 5, Keras' default.
+    over every element of an example's output, whatever its rank; RMSE is the square root of the epoch's MSE, as
+    Keras' RootMeanSquaredError (not a mean of per-batch roots). The top-k accuracies take k = 5, Keras' default.
     """
 
     ACCURACY = "accuracy"
     MAE = "mae"
     MSE = "mse"
+    RMSE = "root_mean_squared_error"
     BINARY_ACCURACY = "binary_accuracy"
     CATEGORICAL_ACCURACY = "categorical_accuracy"
     SPARSE_CATEGORICAL_ACCURACY = "sparse_categorical_accuracy"
@@ -65,7 +69,7 @@ class Metrics(enum.Enum):
             if self is Metrics.SPARSE_CATEGORICAL_ACCURACY:
                 return _hits(outputs.argmax(axis=1) == labels)
             return _hits(_in_top_k(outputs, labels, TOP_K))
-        if loss.classification and self is not Metrics.MAE and self is not Metrics.MSE:
+        if loss.classification and self not in _ERRORS:
             raise _labels_mismatch(self, loss, "targets shaped like the output")
         if self is Metrics.BINARY_ACCURACY:
             return _binary_hits(outputs, labels, loss)
@@ -83,45 +87,45 @@ class Metrics(enum.Enum):
         per_example = np.abs(error) if self is Metrics.MAE else error * error
         return float(per_example.mean(axis=1).sum())
 
+    def finish(self, mean: float) -> float:
+        """The metric's value from the mean of its `batch_sum`s over all examples: the mean itself, except RMSE's
+        square root of the mean squared error."""
+        return math.sqrt(mean) if self is Metrics.RMSE else mean
+
 
 TOP_K = 5  # Keras' default k of the top-k accuracies
 _SPARSE = (Metrics.SPARSE_CATEGORICAL_ACCURACY, Metrics.SPARSE_TOP_K_CATEGORICAL_ACCURACY)
+_CAPITAL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_ERRORS = (Metrics.MAE, Metrics.MSE, Metrics.RMSE)
 
 _ALIASES = {
     "acc": "accuracy",
     "mean_absolute_error": "mae",
     "mean_squared_error": "mse",
+    "rmse": "root_mean_squared_error",
     "top_5_categorical_accuracy": "top_k_categorical_accuracy",
     "sparse_top_5_categorical_accuracy": "sparse_top_k_categorical_accuracy",
 }
 
-# Keras names onnxtrain has no metric of, with the reason
-_HINTS = {
-    "root_mean_squared_error": "Its epoch value is the square root of the epoch's mean squared error, and metrics "
-    "here are per-example sums divided by the count, with no final step; use 'mse' and take its square root.",
-}
-_HINTS["rmse"] = _HINTS["root_mean_squared_error"]
-
 
 def get(identifier: str | Metrics | Any) -> Metrics:
-    """Map a Metrics member or a name ("accuracy", "acc", "mae", "binary_accuracy", ...) to a Metrics member.
+    """Map a Metrics member or a name ("accuracy", "acc", "mae", "binary_accuracy", "BinaryAccuracy", ...) to a
+    Metrics member.
 
     Raises:
         UnknownIdentifierError: not a metric name, with the valid names.
     """
     if isinstance(identifier, Metrics):
         return identifier
-    hint = ""
     if isinstance(identifier, str):
-        key = identifier.strip().lower().replace("-", "_")
+        key = _CAPITAL.sub("_", identifier.strip()).lower().replace("-", "_")  # Keras' class names too
         key = _ALIASES.get(key, key)
         for metric in Metrics:
             if metric.value == key or metric.name.lower() == key:
                 return metric
-        hint = f" {_HINTS[key]}" if key in _HINTS else ""
     raise UnknownIdentifierError(
         f"Could not interpret metric {identifier!r}. Valid names: {[m.value for m in Metrics]}, and the aliases "
-        f"{sorted(_ALIASES)}.{hint}"
+        f"{sorted(_ALIASES)}."
     )
 
 

@@ -186,6 +186,10 @@ class OutputLosses(Loss):
                     sums[f"{spec.name}_{metric.value}"] = metric.batch_sum(out, lab, spec.loss)
         return sums
 
+    def metric_keys(self) -> dict[str, Metrics]:
+        """The keys of `batch_sums` that are metrics (not losses), with their metric."""
+        return {f"{spec.name}_{metric.value}": metric for spec in self.outputs for metric in spec.metrics}
+
     def keys(self) -> list[str]:
         """The keys of `batch_sums`, in order."""
         return [f"{spec.name}_loss" for spec in self.outputs] + [

@@ -357,7 +357,7 @@ class Trainer:
                 self._predictor.invalidate()
                 if not math.isfinite(loss):  # distributed: the loss of all processes, so all of them are here
                     # A callback that stops training here (TerminateOnNaN) makes this a graceful stop.
-                    logs = {"loss": loss, **{log_key(m): s / max(local_seen, 1) for m, s in metric_sums.items()}}
+                    logs = {"loss": loss, **self._metric_logs(metric_sums, local_seen)}
                     with self._flush.suspended():  # fit may hold the float mode for the epoch; callbacks are user code
                         callbacks.on_batch_end(step + 1, logs)
                     if communicator is not None:
@@ -378,7 +378,7 @@ class Trainer:
                 if progress.wants_batches or callbacks.wants_batches or self._agree_each_batch:
                     logs = {
                         "loss": loss_sum / seen,
-                        **{log_key(m): s / max(local_seen, 1) for m, s in metric_sums.items()},
+                        **self._metric_logs(metric_sums, local_seen),
                     }
                     progress.batch_end(step + 1, logs)
                     with self._flush.suspended():
@@ -395,7 +395,10 @@ class Trainer:
         if communicator is not None:  # the metrics over every process's examples
             *sums, examples = all_reduce_sums(communicator, [*metric_sums.values(), local_seen])
             metric_sums = dict(zip(metric_sums, sums, strict=True))
-        return {"loss": loss_sum / seen, **{log_key(m): s / examples for m, s in metric_sums.items()}}
+        return {"loss": loss_sum / seen, **self._metric_logs(metric_sums, examples)}
+
+    def _metric_logs(self, sums: dict[Metrics | str, float], examples: float) -> dict[str, float]:
+        return {log_key(m): value for m, value in self._figures.means(sums, examples).items()}
 
     # --- evaluation and prediction ------------------------------------------------------------------------
     def evaluate(self, data: Any, batch_size: int, verbose: int = 0) -> EvaluationResult:

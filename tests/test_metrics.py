@@ -156,8 +156,32 @@ def test_metric_names_and_aliases() -> None:
     assert get("binary_accuracy") is Metrics.BINARY_ACCURACY and get("top_5_categorical_accuracy") is (
         Metrics.TOP_K_CATEGORICAL_ACCURACY
     )
-    with pytest.raises(UnknownIdentifierError, match=r"'rmse'.*square root of the epoch's mean squared error"):
-        get("rmse")
+    assert get("rmse") is get("RootMeanSquaredError") is Metrics.RMSE
+    assert get("SparseTopKCategoricalAccuracy") is Metrics.SPARSE_TOP_K_CATEGORICAL_ACCURACY
+    assert get("MeanSquaredError") is Metrics.MSE and get("BinaryAccuracy") is Metrics.BINARY_ACCURACY
+
+
+@pytest.mark.parametrize("engine", ["portable", "ort-training"])
+def test_rmse_is_the_root_of_the_epoch_mse_not_a_mean_of_batch_roots(engine: str) -> None:
+    """Keras' RootMeanSquaredError: the root of the mean over all examples, in evaluate, fit's logs and History.
+    Batches of 7 over 30 rows have different errors, so a mean of per-batch roots would differ."""
+    x = RNG.standard_normal((30, 4)).astype(np.float32)
+    y = RNG.standard_normal((30, 2)).astype(np.float32) * np.linspace(0.1, 3, 30, dtype=np.float32)[:, None]
+    with Sequential([Input(4), Dense(2)], seed=0) as model:
+        model.compile(optimizer="sgd", loss="mse", metrics=["rmse", "mse"], engine=engine)
+        figures = model.evaluate(x, y, batch_size=7, return_dict=True)
+        predicted = model.predict(x)
+        history = model.fit(x, y, batch_size=7, epochs=1, verbose=0, validation_data=(x, y))
+    squared = (predicted - y) ** 2
+    batch_roots = np.mean([np.sqrt(squared[i : i + 7].mean()) for i in range(0, 30, 7)])
+    assert figures["root_mean_squared_error"] == pytest.approx(float(np.sqrt(squared.mean())), rel=1e-5)
+    assert abs(figures["root_mean_squared_error"] - batch_roots) > 1e-3
+    assert figures["root_mean_squared_error"] == pytest.approx(figures["mse"] ** 0.5)
+    logs = history.history
+    names = ["loss", "root_mean_squared_error", "mse"]
+    assert list(logs) == names + [f"val_{name}" for name in names]
+    assert logs["root_mean_squared_error"][0] == pytest.approx(logs["mse"][0] ** 0.5)
+    assert logs["val_root_mean_squared_error"][0] == pytest.approx(logs["val_mse"][0] ** 0.5)
 
 
 @pytest.mark.parametrize(
