@@ -41,7 +41,7 @@ from onnxtrain.errors import (
     UnsupportedError,
 )
 from onnxtrain.layers import Dense, Dropout, Input
-from onnxtrain.optimizers import SGD, AdaDelta, AdaGrad, AdaGradDA, Adam, Adamax, Ftrl, Momentum, RMSProp
+from onnxtrain.optimizers import SGD, AdaDelta, AdaGrad, AdaGradDA, Adam, Adamax, Ftrl, Momentum, Nadam, RMSProp
 from onnxtrain.portable import PortableEngine, _fused
 
 HERE = Path(__file__).parent
@@ -636,6 +636,7 @@ OPTIMIZERS = {
     "adagrad_da": lambda: AdaGradDA(0.1),
     "adam": lambda: Adam(0.05, clip_norm=0.4),
     "adamax": lambda: Adamax(0.05),
+    "nadam": lambda: Nadam(0.05),
     "ftrl": lambda: Ftrl(0.1),
 }
 

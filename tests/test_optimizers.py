@@ -61,6 +61,7 @@ def test_defaults_are_kotlindls_and_config_round_trips(cls, defaults):
         ("adagrad_da", opt.AdaGradDA),
         ("adam", opt.Adam),
         ("adamax", opt.Adamax),
+        ("Nadam", opt.Nadam),
         ("ftrl", opt.Ftrl),
     ],
 )
@@ -70,9 +71,9 @@ def test_registry_resolves_names(name, cls):
 
 def test_unknown_name_lists_the_valid_ones():
     with pytest.raises(
-        UnknownIdentifierError, match=r"Could not interpret optimizer 'nadam'. Valid names: \['adadelta'"
+        UnknownIdentifierError, match=r"Could not interpret optimizer 'adabelief'. Valid names: \['adadelta'"
     ):
-        opt.get("nadam")
+        opt.get("adabelief")
     with pytest.raises(UnknownIdentifierError, match=r"Could not interpret optimizer 3 \(int\)"):
         opt.get(3)  # type: ignore[arg-type]
 

@@ -74,8 +74,10 @@ def test_steps_match_keras_3(case, update):
         ("adamw", opt.AdamW(learning_rate=0.01, weight_decay=0.0)),
         ("adam_amsgrad", opt.Adam(learning_rate=0.01, beta2=0.5)),
         ("sgd_nesterov", opt.SGD(learning_rate=0.05, momentum=0.9)),
+        ("nadam", opt.Adam(learning_rate=0.01, beta1=0.8, beta2=0.6, epsilon=1e-6)),
+        ("nadam_weight_decay", opt.Nadam(learning_rate=0.01, clip_norm=0.1)),
     ],
-    ids=["weight_decay", "amsgrad", "nesterov"],
+    ids=["weight_decay", "amsgrad", "nesterov", "nadam-not-adam", "nadam-weight_decay"],
 )
 def test_the_keras_fixture_tells_each_option_apart(case, without):
     # Without the option the same steps end far outside test_steps_match_keras_3's tolerance: the fixture tests it.
@@ -88,6 +90,7 @@ SPELLINGS = [
     (lambda: opt.Adam(beta_1=0.8, beta_2=0.99), {"beta1": 0.8, "beta2": 0.99}),
     (lambda: opt.AdamW(beta_1=0.8, beta_2=0.99), {"beta1": 0.8, "beta2": 0.99}),
     (lambda: opt.Adamax(beta_1=0.8, beta_2=0.99), {"beta1": 0.8, "beta2": 0.99}),
+    (lambda: opt.Nadam(beta_1=0.8, beta_2=0.99), {"beta1": 0.8, "beta2": 0.99}),
     (lambda: opt.RMSProp(rho=0.8), {"decay": 0.8}),
     (lambda: opt.Momentum(nesterov=False), {"use_nesterov": False}),
     (lambda: opt.SGD(clipvalue=0.5), {"clip_value": 0.5}),
@@ -155,7 +158,7 @@ BAD = [
     (lambda: opt.Adam(weight_decay=-1.0), InvalidArgumentError, r"Adam\(weight_decay=\.\.\.\) expects"),
     (lambda: opt.AdamW(amsgrad="yes"), InvalidArgumentError, r"AdamW\(amsgrad=\.\.\.\) expects a bool"),
     (lambda: opt.SGD(momentum=-0.5), InvalidArgumentError, r"SGD\(momentum=\.\.\.\) expects"),
-    (lambda: opt.get("nadam"), UnknownIdentifierError, r"Keras' Nadam .* Adam is the nearest"),
+    (lambda: opt.get("lion"), UnknownIdentifierError, r"Keras' Lion .* AdamW is the nearest"),
 ]
 
 

@@ -54,6 +54,8 @@ FUSED = [
     opt.AdamW(learning_rate=0.01, weight_decay=0.1),
     opt.AdamW(learning_rate=0.01, weight_decay=0.1, beta2=0.9, amsgrad=True),
     opt.Adamax(learning_rate=0.01),
+    opt.Nadam(learning_rate=0.01),
+    opt.Nadam(learning_rate=0.01, beta2=0.9, weight_decay=0.1),
     opt.Ftrl(learning_rate=0.1, l1_regularization_strength=0.001, l2_regularization_strength=0.01),
     opt.Ftrl(
         learning_rate=0.1,

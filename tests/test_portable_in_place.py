@@ -31,6 +31,7 @@ OPTIMIZERS = [
     opt.AdaGradDA(),
     opt.Adam(clip_norm=0.5, clip_value=0.2),
     opt.Adamax(),
+    opt.Nadam(weight_decay=0.01),
     opt.Ftrl(learning_rate=0.1),
 ]
 

@@ -2,8 +2,8 @@
 TensorFlow
 kernel KotlinDL calls (ApplyGradientDescent, ApplyMomentum, ApplyRmsProp, ApplyCenteredRmsProp, ApplyAdadelta,
 ApplyAdagrad, ApplyAdagradDA, ApplyAdam, ApplyAdaMax, ApplyFtrlV2), with and without gradient clipping; and of
-Keras 3's AdamW and Adam(amsgrad=True) (decoupled decay first, then Adam; vhat = max(vhat, v)), and SGD(momentum=...)
-as ApplyMomentum.
+Keras 3's Nadam, AdamW and Adam(amsgrad=True) (decoupled decay first, then Adam; vhat = max(vhat, v)), and
+SGD(momentum=...) as ApplyMomentum.
 
 The model is one linear Dense layer under MSE, whose gradient numpy computes exactly.
 """
@@ -11,11 +11,14 @@ The model is one linear Dense layer under MSE, whose gradient numpy computes exa
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime
 import pytest
 
 from onnxtrain import Sequential, losses
 from onnxtrain import optimizers as opt
+from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Dense, Input
+from onnxtrain.optimizers._nadam import NadamRule, fused_nadam
 from onnxtrain.portable import PortableEngine, _fused
 
 STEPS = 4
@@ -56,6 +59,7 @@ def initial_state(o: opt.Optimizer, w: np.ndarray) -> dict[str, np.ndarray]:
         opt.Adam: lambda: {"m": zeros, "v": zeros, "vhat": zeros},
         opt.AdamW: lambda: {"m": zeros, "v": zeros, "vhat": zeros},
         opt.Adamax: lambda: {"m": zeros, "v": zeros},
+        opt.Nadam: lambda: {"m": zeros, "v": zeros},
         opt.Ftrl: lambda: {
             "accum": np.full_like(w, getattr(o, "initial_accumulator_value", 0)),
             "linear": zeros,
@@ -103,6 +107,14 @@ def tf_update(o: opt.Optimizer, w: np.ndarray, g: np.ndarray, s: dict[str, np.nd
         s["vhat"] = np.maximum(s["vhat"], s["v"])
         alpha = lr * np.sqrt(1 - o.beta2**t) / (1 - o.beta1**t)
         return w - s["m"] * alpha / (np.sqrt(s["vhat"] if o.amsgrad else s["v"]) + o.epsilon)
+    if isinstance(o, opt.Nadam):  # Keras 3's Nadam, its momentum schedule's product written out
+        u = [o.beta1 * (1 - 0.5 * 0.96**i) for i in range(1, t + 2)]
+        product = float(np.prod(u[:t]))
+        w = w - w * o.weight_decay * lr
+        s["m"] = s["m"] + (g - s["m"]) * (1 - o.beta1)
+        s["v"] = s["v"] + (g * g - s["v"]) * (1 - o.beta2)
+        m_hat = u[t] * s["m"] / (1 - product * u[t]) + (1 - u[t - 1]) * g / (1 - product)
+        return w - m_hat * lr / (np.sqrt(s["v"] / (1 - o.beta2**t)) + o.epsilon)
     if isinstance(o, opt.Adamax):
         s["m"] = s["m"] + (g - s["m"]) * (1 - o.beta1)
         s["v"] = np.maximum(o.beta2 * s["v"], np.abs(g))
@@ -140,6 +152,8 @@ CASES = [
     opt.AdamW(),
     opt.AdamW(learning_rate=0.01, weight_decay=0.1, beta1=0.8, beta2=0.5, amsgrad=True, clip_norm=0.1),
     opt.Adamax(),
+    opt.Nadam(),
+    opt.Nadam(learning_rate=0.01, beta1=0.8, beta2=0.6, weight_decay=0.1, clip_norm=0.1),
     opt.Ftrl(learning_rate=0.1),
     opt.Ftrl(
         learning_rate=0.1,
@@ -206,3 +220,28 @@ def test_learning_rate_is_a_graph_input_changed_between_steps():
         rtol=1e-5,
         atol=1e-7,
     )
+
+
+@pytest.mark.parametrize("t", [1, 2, 50, 390, 400, 401, 1000, 100_000])
+def test_nadam_schedule_scalars_follow_keras_product_at_any_step(t):
+    """Nadam's per-step scalars from the step count alone (the schedule's product over at most SCHEDULE_TERMS
+    factors), on the graph's `prepare` and the fused kernel's `scalars`, against the running product in float64."""
+    optimizer = opt.Nadam(beta1=0.99, beta2=0.9)  # beta1 near 1: the product stays far from 0 for longer
+    u = [optimizer.beta1 * (1 - 0.5 * 0.96**i) for i in range(1, t + 2)]
+    product = float(np.prod(u[:t]))
+    expected = {
+        "m_scale": u[t] / (1 - product * u[t]),
+        "g_scale": (1 - u[t - 1]) / (1 - product),
+        "v_scale": 1 / (1 - optimizer.beta2**t),
+    }
+    b = GraphBuilder()
+    step = b.add_input("t", np.float32, ())
+    scalars = NadamRule().prepare(b, optimizer, b.constant(np.float32(0.01), "lr"), step)
+    for name in expected:
+        b.add_output(scalars[name], name, np.float32, ())
+    session = onnxruntime.InferenceSession(b.build().SerializeToString(), providers=["CPUExecutionProvider"])
+    graph = dict(zip(expected, session.run(list(expected), {"t": np.array(t, np.float32)}), strict=True))
+    fused = dict(zip(expected, fused_nadam(optimizer).scalars(t, np.float32(0.01))[:3], strict=True))
+    for name, value in expected.items():
+        assert float(graph[name]) == pytest.approx(value, rel=1e-5), name
+        assert float(fused[name]) == pytest.approx(value, rel=1e-5), name

@@ -41,6 +41,9 @@ CASES: dict[str, tuple[str, dict[str, object]]] = {
     "sgd_nesterov": ("SGD", {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}),
     "sgd_global_clipnorm": ("SGD", {"learning_rate": 0.1, "global_clipnorm": 0.1}),
     "sgd_clipvalue": ("SGD", {"learning_rate": 0.1, "clipvalue": 0.05}),
+    "nadam_defaults": ("Nadam", {}),
+    "nadam": ("Nadam", {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.6, "epsilon": 1e-6}),
+    "nadam_weight_decay": ("Nadam", {"learning_rate": 0.01, "weight_decay": 0.1, "global_clipnorm": 0.1}),
 }
 
 

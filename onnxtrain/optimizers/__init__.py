@@ -5,7 +5,7 @@ Each optimizer has one module here (`_adam.py`, ...) with its settings class, wh
 and the same rule as one loop that the portable engine compiles with numba when it is installed. `_base.py` holds
 what they share: the `Optimizer` base class, its hyper-parameter checks and gradient clipping; `_keras_arguments.py`
 the Keras spellings every constructor also takes (`beta_1`, `rho`, `clipvalue`, `global_clipnorm`, ...). The
-portable engine runs all ten; the ort-training engine maps Adam, AdamW (without weight decay) and SGD (without
+portable engine runs all eleven; the ort-training engine maps Adam, AdamW (without weight decay) and SGD (without
 momentum) onto ONNX Runtime's own optimizer graphs.
 """
 
@@ -22,6 +22,7 @@ from onnxtrain.optimizers._adamax import Adamax
 from onnxtrain.optimizers._base import Optimizer
 from onnxtrain.optimizers._ftrl import Ftrl
 from onnxtrain.optimizers._momentum import Momentum
+from onnxtrain.optimizers._nadam import Nadam
 from onnxtrain.optimizers._rmsprop import RMSProp
 from onnxtrain.optimizers._sgd import SGD
 
@@ -35,6 +36,7 @@ __all__ = [
     "Adamax",
     "Ftrl",
     "Momentum",
+    "Nadam",
     "Optimizer",
     "RMSProp",
     "get",
@@ -50,6 +52,7 @@ _CLASSES: dict[str, type[Optimizer]] = {
     "adam": Adam,
     "adamw": AdamW,
     "adamax": Adamax,
+    "nadam": Nadam,
     "ftrl": Ftrl,
 }
 
@@ -61,7 +64,6 @@ def _squash(name: str) -> str:
 
 # Keras optimizers onnxtrain does not have, and the nearest it has.
 _HINTS = {
-    "nadam": "Keras' Nadam (Adam with Nesterov momentum) is not in onnxtrain; Adam is the nearest.",
     "lion": "Keras' Lion is not in onnxtrain; AdamW is the nearest.",
     "lamb": "Keras' Lamb is not in onnxtrain; AdamW is the nearest.",
     "adafactor": "Keras' Adafactor is not in onnxtrain; Adam is the nearest.",

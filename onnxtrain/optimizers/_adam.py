@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from onnxtrain.graph import GraphBuilder
 
 
-def _weight_decay(owner: str, arg: str, value: object) -> float:
+def weight_decay_check(owner: str, arg: str, value: object) -> float:
     """A finite number >= 0; Keras' None (no decay) is 0."""
     return 0.0 if value is None else float(NON_NEGATIVE(owner, arg, value))  # type: ignore[arg-type]
 
@@ -39,7 +39,7 @@ _ADAM_CHECKS: dict[str, Check] = {
     "beta2": UNIT_OPEN,
     "epsilon": POSITIVE,
     "amsgrad": check_bool,
-    "weight_decay": _weight_decay,
+    "weight_decay": weight_decay_check,
 }
 
 

@@ -40,7 +40,7 @@ _KERAS_ONLY: dict[str, tuple[Callable[[object, Mapping[str, Any]], bool], str]] 
     ),
     "weight_decay": (
         lambda v, kw: _off(v),
-        "decoupled weight decay is in Adam and AdamW only: use AdamW(weight_decay=...), or penalize the weights "
+        "decoupled weight decay is in Adam, AdamW and Nadam only: use AdamW(weight_decay=...), or penalize the weights "
         "with kernel_regularizer='l2' on the layers",
     ),
     "use_ema": (lambda v, kw: _off(v), "onnxtrain keeps no moving average of the weights"),

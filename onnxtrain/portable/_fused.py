@@ -9,8 +9,8 @@ runs only forward, loss, backward and clipping in ONNX Runtime (`gradient_model`
 runs, on the very buffers ONNX Runtime reads.
 
 Every optimizer the portable engine knows has a kernel, written next to its update rule (the `FusedKernel` of
-onnxtrain/optimizers/_adam.py, ...): SGD, Momentum, RMSProp, AdaDelta, AdaGrad, AdaGradDA, Adam, AdamW, Adamax and Ftrl
-(a registered rule of your own keeps the graph's update). numba is optional (`pip install onnxtrain[fast]`);
+onnxtrain/optimizers/_adam.py, ...): SGD, Momentum, RMSProp, AdaDelta, AdaGrad, AdaGradDA, Adam, AdamW, Adamax, Nadam
+and Ftrl (a registered rule of your own keeps the graph's update). numba is optional (`pip install onnxtrain[fast]`);
 without it the engine keeps the update in the graph. This is the only module that imports numba, on the first
 `available()` call, and a kernel compiles (or loads from numba's cache) on the first `fused_update` for its class.
 
@@ -48,6 +48,7 @@ from onnxtrain.optimizers import (
     AdamW,
     Ftrl,
     Momentum,
+    Nadam,
     Optimizer,
     RMSProp,
 )
@@ -59,6 +60,7 @@ from onnxtrain.optimizers._adamax import fused_adamax
 from onnxtrain.optimizers._base import FusedKernel
 from onnxtrain.optimizers._ftrl import fused_ftrl
 from onnxtrain.optimizers._momentum import fused_momentum
+from onnxtrain.optimizers._nadam import fused_nadam
 from onnxtrain.optimizers._rmsprop import fused_rmsprop
 from onnxtrain.optimizers._sgd import fused_sgd
 
@@ -194,6 +196,7 @@ _KERNELS: dict[type[Optimizer], Callable[[Any], FusedKernel]] = {
     Adam: fused_adam,
     AdamW: fused_adam,
     Adamax: fused_adamax,
+    Nadam: fused_nadam,
     Ftrl: fused_ftrl,
 }
 

@@ -16,6 +16,7 @@ from onnxtrain.optimizers import (
     AdamW,
     Ftrl,
     Momentum,
+    Nadam,
     Optimizer,
     RMSProp,
 )
@@ -27,6 +28,7 @@ from onnxtrain.optimizers._adamax import AdamaxRule
 from onnxtrain.optimizers._base import Names, Slot, Update, UpdateRule, clip_gradients
 from onnxtrain.optimizers._ftrl import FtrlRule
 from onnxtrain.optimizers._momentum import MomentumRule
+from onnxtrain.optimizers._nadam import NadamRule
 from onnxtrain.optimizers._rmsprop import RMSPropRule
 from onnxtrain.optimizers._sgd import SGDRule
 from onnxtrain.portable._registry import RuleRegistry
@@ -57,6 +59,7 @@ for _cls, _rule in [
     (Adam, AdamRule()),
     (AdamW, AdamRule()),
     (Adamax, AdamaxRule()),
+    (Nadam, NadamRule()),
     (Ftrl, FtrlRule()),
 ]:
     register_update_rule(_cls, _rule)
