@@ -13,14 +13,21 @@ from onnxtrain.layers._activation import (
     ThresholdedReLU,
 )
 from onnxtrain.layers._conv import Conv1D, Conv2D, Convolution1D, Convolution2D, ConvPadding
-from onnxtrain.layers._conv_transpose import Conv2DTranspose, Convolution2DTranspose
+from onnxtrain.layers._conv_transpose import (
+    Conv1DTranspose,
+    Conv2DTranspose,
+    Convolution1DTranspose,
+    Convolution2DTranspose,
+)
 from onnxtrain.layers._core import Dense, Flatten, Input
 from onnxtrain.layers._depthwise import DepthwiseConv2D
 from onnxtrain.layers._dropout import Dropout, SpatialDropout2D
 from onnxtrain.layers._embedding import Embedding
+from onnxtrain.layers._group_normalization import GroupNormalization
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, format_shape
 from onnxtrain.layers._merge import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
-from onnxtrain.layers._normalization import BatchNormalization, LayerNormalization
+from onnxtrain.layers._noise import GaussianDropout, GaussianNoise
+from onnxtrain.layers._normalization import BatchNormalization, LayerNormalization, UnitNormalization
 from onnxtrain.layers._pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -42,6 +49,7 @@ from onnxtrain.layers._pooling import (
 from onnxtrain.layers._preprocessing import Normalization, Rescaling
 from onnxtrain.layers._recurrent import GRU, LSTM, SimpleRNN
 from onnxtrain.layers._reshaping import Cropping2D, Permute, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D
+from onnxtrain.layers._reshaping_1d import Cropping1D, UpSampling1D, ZeroPadding1D
 from onnxtrain.layers._separable import SeparableConv2D, SeparableConvolution2D
 
 __all__ = [
@@ -59,12 +67,15 @@ __all__ = [
     "BatchNormalization",
     "Concatenate",
     "Conv1D",
+    "Conv1DTranspose",
     "Conv2D",
     "Conv2DTranspose",
     "ConvPadding",
     "Convolution1D",
+    "Convolution1DTranspose",
     "Convolution2D",
     "Convolution2DTranspose",
+    "Cropping1D",
     "Cropping2D",
     "Dense",
     "DepthwiseConv2D",
@@ -72,6 +83,8 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GaussianDropout",
+    "GaussianNoise",
     "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
     "GlobalAvgPool1D",
@@ -80,6 +93,7 @@ __all__ = [
     "GlobalMaxPool2D",
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
+    "GroupNormalization",
     "Input",
     "Layer",
     "LayerNormalization",
@@ -108,7 +122,10 @@ __all__ = [
     "Subtract",
     "SymbolicTensor",
     "ThresholdedReLU",
+    "UnitNormalization",
+    "UpSampling1D",
     "UpSampling2D",
+    "ZeroPadding1D",
     "ZeroPadding2D",
     "format_shape",
 ]

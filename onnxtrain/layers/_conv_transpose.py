@@ -1,4 +1,4 @@
-"""Conv2DTranspose: the transpose (input gradient) of a convolution, as an upsampling layer."""
+"""Conv1DTranspose and Conv2DTranspose: the transpose (input gradient) of a convolution, as an upsampling layer."""
 
 from __future__ import annotations
 
@@ -146,4 +146,15 @@ class Conv2DTranspose(BaseConv):
         return {"filters": self.filters, **self.window_config(), "output_padding": output_padding}
 
 
-Convolution2DTranspose = Conv2DTranspose  # Keras' other name
+class Conv1DTranspose(Conv2DTranspose):
+    """Transposed 1-D convolution over (steps, channels) inputs, e.g. `Conv1DTranspose(16, 3, strides=2)`.
+
+    Arguments, defaults (KotlinDL's, as Conv2DTranspose's), output sizes and kernel layout, (in_channels, filters,
+    kernel_size), as Conv2DTranspose's, with one int per axis.
+    """
+
+    rank = 1
+
+
+Convolution1DTranspose = Conv1DTranspose  # Keras' other names
+Convolution2DTranspose = Conv2DTranspose

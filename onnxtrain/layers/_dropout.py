@@ -15,6 +15,8 @@ The mask (every value an int64; P = 2^31 - 1, a prime; Q = 2^30):
     keep[n, i]     = (row[n] + local[i])^2 mod P >= ceil(rate * P)
 
 Per element that is an Add, a Mul, a Mod and a comparison, then the mask (0 or 1 / (1 - rate)) and the product.
+The hash before the comparison, (row[n] + local[i])^2 mod P, is `element_hash`: GaussianNoise and GaussianDropout
+(`_noise.py`) draw their uniforms from it too.
 """
 
 from __future__ import annotations
@@ -172,10 +174,30 @@ def keep_mask(builder: GraphBuilder, x: str, shape: Shape, per_example: bool, ra
 
     `shape` is the mask's per-example shape (channels last); `per_example`: one draw per example, else one shared.
     """
+    with builder.scope("mask"):
+        h = element_hash(builder, x, shape, per_example, layer)
+        keep = builder.node("GreaterOrEqual", [h, _int64(builder, math.ceil(rate * P), "threshold")], hint="keep")
+        # Cast and Mul, not Where(keep, scale, 0): ONNX Runtime's Where is the slower of the two.
+        kept = builder.node("Cast", [keep], hint="kept", to=onnx.TensorProto.FLOAT)
+        return builder.node("Mul", [kept, builder.constant(np.float32(1.0 / (1.0 - rate)), "scale")], hint="mask")
+
+
+def _int64(builder: GraphBuilder, value: int, hint: str) -> str:
+    return builder.shared(f"dropout.int64.{value}", lambda: builder.constant(np.int64(value), hint, np.int64))
+
+
+def element_hash(builder: GraphBuilder, x: str, shape: Shape, per_example: bool, layer: int, stream: int = 0) -> str:
+    """The int64 `hash[n, i] = (row[n] + local[i])^2 mod P` of the module docstring, in [0, P), for value `x` of this
+    training step: shape (N or 1, *shape) channels last, transposed to channels first where `x` is.
+
+    `stream` s draws another set of values from the same rows: element i reads local[s * size + i] (size: the
+    elements of `shape`), which no other stream reads. Stream 0 is Dropout's mask; the noise layers (`_noise.py`)
+    read streams 0 and 1.
+    """
     rank = len(shape) + 1
 
     def const(value: int, hint: str) -> str:
-        return builder.shared(f"dropout.int64.{value}", lambda: builder.constant(np.int64(value), hint, np.int64))
+        return _int64(builder, value, hint)
 
     def scramble(v: str, constants: Sequence[int], hint: str) -> str:
         v = builder.node("Add", [builder.node("Mul", [v, const(MULTIPLIER, "multiplier")]), const(constants[0], "c")])
@@ -185,29 +207,25 @@ def keep_mask(builder: GraphBuilder, x: str, shape: Shape, per_example: bool, ra
             v = builder.node("Mod", [builder.node("Add", [v, const(c, "c")]), const(P, "p")], hint=hint)
         return v
 
-    with builder.scope("mask"):
-        step = builder.node("Mod", [builder.training_step(), const(P, "p")])
-        step_key = scramble(builder.node("Add", [step, const(layer, "layer")]), STEP, "step_key")
-        if per_example:
-            n = builder.node("Gather", [builder.node("Shape", [x]), const(0, "batch_axis")], hint="batch")
-            first = builder.first_row()  # a share of the batch (a split step) numbers its rows from there
-            start, stop = (const(0, "zero"), n) if first is None else (first, builder.node("Add", [first, n]))
-            examples = builder.node("Range", [start, stop, const(1, "one")], hint="examples")
-        else:
-            examples = builder.constant(np.zeros(1, np.int64), "examples", np.int64)
-        row = scramble(builder.node("Add", [examples, step_key]), ROW, "row")
-        row = builder.node("Mod", [row, const(Q, "q")])
-        row = builder.node("Reshape", [row, builder.constant(np.array([-1] + [1] * (rank - 1)), "rows", np.int64)])
-        # The per-example index, channels last: from constants only, so ONNX Runtime folds it (and its scramble).
-        size = math.prod(shape)
-        index = builder.node("Range", [const(0, "zero"), const(size, "size"), const(1, "one")], hint="index")
-        index = builder.node("Reshape", [index, builder.constant(np.array(shape), "shape", np.int64)])
-        if is_channels_first(builder, x) and rank > 2:
-            index = builder.node("Transpose", [index], hint="index_cf", perm=[rank - 2, *range(rank - 2)])
-        local = builder.node("Mod", [scramble(index, LOCAL, "local"), const(Q, "q")])
-        key = builder.node("Add", [row, local], hint="key")
-        h = builder.node("Mod", [builder.node("Mul", [key, key]), const(P, "p")], hint="hash")
-        keep = builder.node("GreaterOrEqual", [h, const(math.ceil(rate * P), "threshold")], hint="keep")
-        # Cast and Mul, not Where(keep, scale, 0): ONNX Runtime's Where is the slower of the two.
-        kept = builder.node("Cast", [keep], hint="kept", to=onnx.TensorProto.FLOAT)
-        return builder.node("Mul", [kept, builder.constant(np.float32(1.0 / (1.0 - rate)), "scale")], hint="mask")
+    step = builder.node("Mod", [builder.training_step(), const(P, "p")])
+    step_key = scramble(builder.node("Add", [step, const(layer, "layer")]), STEP, "step_key")
+    if per_example:
+        n = builder.node("Gather", [builder.node("Shape", [x]), const(0, "batch_axis")], hint="batch")
+        first = builder.first_row()  # a share of the batch (a split step) numbers its rows from there
+        start, stop = (const(0, "zero"), n) if first is None else (first, builder.node("Add", [first, n]))
+        examples = builder.node("Range", [start, stop, const(1, "one")], hint="examples")
+    else:
+        examples = builder.constant(np.zeros(1, np.int64), "examples", np.int64)
+    row = scramble(builder.node("Add", [examples, step_key]), ROW, "row")
+    row = builder.node("Mod", [row, const(Q, "q")])
+    row = builder.node("Reshape", [row, builder.constant(np.array([-1] + [1] * (rank - 1)), "rows", np.int64)])
+    # The per-example index, channels last: from constants only, so ONNX Runtime folds it (and its scramble).
+    size = math.prod(shape)
+    first_index, stop_index = const(stream * size, "first_index"), const((stream + 1) * size, "stop_index")
+    index = builder.node("Range", [first_index, stop_index, const(1, "one")], hint="index")
+    index = builder.node("Reshape", [index, builder.constant(np.array(shape), "shape", np.int64)])
+    if is_channels_first(builder, x) and rank > 2:
+        index = builder.node("Transpose", [index], hint="index_cf", perm=[rank - 2, *range(rank - 2)])
+    local = builder.node("Mod", [scramble(index, LOCAL, "local"), const(Q, "q")])
+    key = builder.node("Add", [row, local], hint="key")
+    return builder.node("Mod", [builder.node("Mul", [key, key]), const(P, "p")], hint="hash")

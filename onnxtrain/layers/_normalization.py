@@ -1,5 +1,5 @@
-"""The normalization layers: BatchNormalization (batch statistics in training, moving statistics after) and
-LayerNormalization."""
+"""The normalization layers: BatchNormalization (batch statistics in training, moving statistics after),
+LayerNormalization and UnitNormalization (GroupNormalization is in `_group_normalization.py`)."""
 
 from __future__ import annotations
 
@@ -258,3 +258,50 @@ class LayerNormalization(Layer):
             "gamma_initializer": self.gamma_initializer.get_config(),
             **super().get_config(),
         }
+
+
+# Keras' ops.normalize: x * min(rsqrt(sum(x^2)), 1 / epsilon) with epsilon 1e-12, i.e. x / sqrt(max(sum, 1e-24)).
+_UNIT_NORM_FLOOR = 1e-24
+
+
+class UnitNormalization(Layer):
+    """Scales each example to an L2 norm of 1 over `axis`: x / sqrt(max(sum(x^2), 1e-24)), as Keras computes it
+    (an all-zero example stays zero).
+
+    Args:
+        axis: an axis or a list of axes, counting the batch axis (which cannot be one of them): -1, the last, by
+            default.
+    """
+
+    def __init__(self, axis: int | Sequence[int] = -1, name: str | None = None, trainable: bool = True):
+        super().__init__(name=name, trainable=trainable)
+        axes = [axis] if isinstance(axis, int | np.integer) and not isinstance(axis, bool) else axis
+        if (
+            not isinstance(axes, list | tuple)
+            or not axes
+            or any(isinstance(a, bool) or not isinstance(a, int | np.integer) for a in axes)
+        ):
+            raise InvalidArgumentError(
+                f"UnitNormalization(axis=...) expects an int or a non-empty list of ints. Received: axis={axis!r}"
+            )
+        self.axis: int | list[int] = int(axis) if isinstance(axis, int | np.integer) else [int(a) for a in axes]
+
+    def _axes(self, input_shape: Shape) -> list[int]:
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        positive = sorted({_batched_axis(self, a, input_shape) for a in axes})
+        if len(positive) != len(axes):
+            raise InvalidArgumentError(f"UnitNormalization(axis=...) names an axis twice. Received: axis={self.axis}")
+        return positive
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        self._axes(input_shape)
+        return input_shape
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        assert self.input_shape is not None, "layers must be built"
+        squares = builder.reduce("ReduceSumSquare", x, self._axes(self.input_shape), keepdims=True, hint="squares")
+        floored = builder.node("Max", [squares, builder.constant(np.float32(_UNIT_NORM_FLOOR), "floor")])
+        return builder.node("Div", [x, builder.node("Sqrt", [floored], hint="norm")], hint="normalized")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"axis": self.axis, **super().get_config()}
