@@ -6,9 +6,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.layers import Layer
+
+if TYPE_CHECKING:
+    from onnxtrain.layers._layer import Layer
 
 
 def to_snake_case(class_name: str) -> str:

@@ -12,6 +12,7 @@ from onnxtrain.layers._activation import (
     Softmax,
     ThresholdedReLU,
 )
+from onnxtrain.layers._bidirectional import Bidirectional
 from onnxtrain.layers._conv import Conv1D, Conv2D, Convolution1D, Convolution2D, ConvPadding
 from onnxtrain.layers._conv_transpose import (
     Conv1DTranspose,
@@ -65,6 +66,7 @@ __all__ = [
     "AvgPool1D",
     "AvgPool2D",
     "BatchNormalization",
+    "Bidirectional",
     "Concatenate",
     "Conv1D",
     "Conv1DTranspose",

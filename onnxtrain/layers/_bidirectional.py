@@ -1,0 +1,293 @@
+"""Keras 3's Bidirectional wrapper of a recurrent layer (LSTM, GRU, SimpleRNN): a forward and a backward copy with
+weights of their own, run as one ONNX node with direction="bidirectional" when the two share their settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from onnxtrain import regularizers
+from onnxtrain._layer_names import to_snake_case
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
+from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
+from onnxtrain.layers._recurrent import _Recurrent
+
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+_WRAPPED = "an LSTM, GRU or SimpleRNN instance (onnxtrain.layers), e.g. Bidirectional(LSTM(32))"
+
+
+class Bidirectional(Layer):
+    """Runs a recurrent layer over the sequence in both directions and merges the two outputs: Keras 3's
+    Bidirectional, e.g. `Bidirectional(LSTM(32, return_sequences=True))`.
+
+    The forward layer is a copy of `layer` named `forward_<its name>`, the backward one a copy with
+    `go_backwards=True` named `backward_<its name>` (or `backward_layer`, copied), each with weights of its own,
+    stored as the wrapped layer stores them under its name (`bidirectional_1.forward_lstm.kernel`, ...). Where both
+    are of one class with the same units, bias, activations (and GRU's reset_after), they run as one ONNX node with
+    direction="bidirectional" (their weights concatenated on ONNX's num_directions axis); otherwise as two nodes.
+    The backward outputs are put back in time order before merging, as Keras does.
+
+    Args:
+        layer: an LSTM, GRU or SimpleRNN; its `return_sequences` decides the output: (timesteps, merged) or (merged,).
+        merge_mode: how the two outputs combine: "concat" (default; units of both side by side), "sum", "mul" or
+            "ave". Keras' None (two outputs) is refused: a layer here has one output.
+        weights: Keras' initial weights, None only (set them on the model: `model.set_weights`).
+        backward_layer: the layer for the backward direction, instead of a copy of `layer`: as Keras checks it, its
+            go_backwards must differ from `layer`'s and its return_sequences equal it.
+
+    Raises:
+        InvalidTypeError: `layer` or `backward_layer` is not a recurrent layer instance.
+        InvalidArgumentError: an unknown merge_mode, or a backward_layer that does not pair with `layer`.
+        UnsupportedError: merge_mode=None, weights, or a wrapped layer with trainable=False (freeze the wrapper).
+    """
+
+    def __init__(
+        self,
+        layer: Layer,
+        merge_mode: str | None = "concat",
+        weights: list[np.ndarray] | None = None,
+        backward_layer: Layer | None = None,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(name=name, trainable=trainable)
+        layer = _wrapped("layer", layer)
+        backward_layer = None if backward_layer is None else _wrapped("backward_layer", backward_layer)
+        self.merge_mode = _merge_mode(merge_mode)
+        if weights is not None:
+            raise UnsupportedError(
+                "Bidirectional(weights=...) supports only weights=None: set the weights on the model instead "
+                f"(model.set_weights; docs/layers.md maps Keras'). Received: weights of type {type(weights).__name__}"
+            )
+        base = layer.name or to_snake_case(type(layer).__name__)
+        self.forward_layer = _copy(layer, name=f"forward_{base.removeprefix('forward_')}")
+        if backward_layer is None:
+            backward = _copy(layer, name=f"backward_{base.removeprefix('backward_')}", go_backwards=True)
+        else:
+            own = backward_layer.name or f"backward_{to_snake_case(type(backward_layer).__name__)}"
+            backward = _copy(backward_layer, name=own)
+        self.backward_layer = backward
+        _check_pair(self.forward_layer, self.backward_layer, self.merge_mode)
+
+    @property
+    def return_sequences(self) -> bool:
+        """The wrapped layer's (and so both directions'): whether the output has a time axis."""
+        return self.forward_layer.return_sequences
+
+    # --- shapes and weights ---------------------------------------------------------------------------------
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 2:
+            raise ShapeError(
+                f"{describe(self)} expects input of shape [None, timesteps, features]. "
+                f"Received: input shape {format_shape(input_shape)}"
+            )
+        forward = self.forward_layer.compute_output_shape(input_shape)
+        if self.merge_mode != "concat":
+            return forward
+        backward = self.backward_layer.compute_output_shape(input_shape)
+        return (*forward[:-1], forward[-1] + backward[-1])
+
+    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
+        """Draw the forward layer's weights, then the backward one's (Keras' order), kept here under their names."""
+        for direction in (self.forward_layer, self.backward_layer):
+            direction.build(input_shape, rng)
+            for local, value in direction.params.items():
+                self.add_weight(f"{direction.name}.{local}", value)
+            direction.params.clear()  # the wrapper holds them: one copy, which set_weights and training update
+
+    def fused(self) -> bool:
+        """Whether the two directions run as one ONNX node (direction="bidirectional"): one class, the same node
+        settings, and the forward layer reading the sequence forwards."""
+        forward, backward = self.forward_layer, self.backward_layer
+        return (
+            type(forward) is type(backward)
+            and not forward.go_backwards
+            and (forward.units, forward.use_bias, forward.onnx_activations(), forward.op_attributes())
+            == (backward.units, backward.use_bias, backward.onnx_activations(), backward.op_attributes())
+        )
+
+    # --- graph ----------------------------------------------------------------------------------------------
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        names = self.emit_params(builder)
+        directions = (self.forward_layer, self.backward_layer)
+        if self.trainable:  # Keras leaves out a frozen layer's penalties
+            for direction in directions:
+                for weight, regularizer in (
+                    ("kernel", direction.kernel_regularizer),
+                    ("recurrent_kernel", direction.recurrent_regularizer),
+                    ("bias", direction.bias_regularizer),
+                ):
+                    if f"{direction.name}.{weight}" in names:
+                        regularizers.add_penalty(builder, regularizer, names[f"{direction.name}.{weight}"])
+        steps = builder.node("Transpose", [x], hint="time_major", perm=[1, 0, 2])  # ONNX's layout 0
+        if self.fused():
+            y, y_h = self._node(builder, steps, directions, names, "bidirectional")
+            if self.merge_mode == "concat":  # [T, 2, B, U] -> [B, T, 2U]; [2, B, U] -> [B, 2U]
+                perm, shape = ([2, 0, 1, 3], [0, 0, -1]) if self.return_sequences else ([1, 0, 2], [0, -1])
+                stacked = builder.node("Transpose", [y if self.return_sequences else y_h], hint="stacked", perm=perm)
+                return builder.node("Reshape", [stacked, _ints(builder, shape, "shape")], hint="concatenated")
+            axis = 1 if self.return_sequences else 0  # the num_directions axis
+            parts = builder.multi_output_node(
+                "Split", [y if self.return_sequences else y_h, _ints(builder, [1, 1], "split")], 2, "part", axis=axis
+            )
+            outputs = [self._batch_major(builder, part) for part in parts]
+        else:
+            outputs = []
+            for direction in directions:
+                y, y_h = self._node(builder, steps, [direction], names, _onnx_direction(direction))
+                outputs.append(self._batch_major(builder, y if self.return_sequences else y_h))
+        merged = _merge(builder, self.merge_mode, outputs[0], outputs[1])
+        if self.return_sequences and self.forward_layer.go_backwards:
+            # Keras returns the forward layer's outputs as it computed them, last step first, and flips the
+            # backward layer's (then in time order too): both come last step first. ONNX gives time order.
+            bounds = [[-1], [np.iinfo(np.int64).min], [1], [-1]]  # starts, ends, axes, steps
+            merged = builder.node("Slice", [merged, *(_ints(builder, v, "reversed") for v in bounds)], hint="reversed")
+        return merged
+
+    def _node(
+        self,
+        builder: GraphBuilder,
+        steps: str,
+        directions: Sequence[_Recurrent],
+        names: dict[str, str],
+        direction: str,
+    ) -> list[str]:
+        """One ONNX node for `directions` (one layer, or the forward and backward ones): its Y and Y_h."""
+        first = directions[0]
+        inputs = [steps]
+        for weight in ("kernel", "recurrent_kernel"):
+            inputs.append(_stacked(builder, [names[f"{layer.name}.{weight}"] for layer in directions], weight))
+        if first.use_bias:  # ONNX's B: Wb, then Rb (zeros but for GRU with reset_after)
+            width = first.gates * first.units
+            zeros = ""
+            biases = []
+            for layer in directions:
+                bias = names[f"{layer.name}.bias"]
+                if self.params[f"{layer.name}.bias"].shape[1] == width:
+                    zeros = zeros or builder.constant(np.zeros((1, width), np.float32), "recurrent_bias")
+                    bias = builder.node("Concat", [bias, zeros], hint="bias", axis=1)
+                biases.append(bias)
+            inputs.append(_stacked(builder, biases, "bias"))
+        return builder.multi_output_node(
+            first.op_type,
+            inputs,
+            2,
+            hint=first.op_type.lower(),
+            hidden_size=first.units,
+            direction=direction,
+            activations=[name for layer in directions for name in layer.onnx_activations()],
+            **first.op_attributes(),
+        )
+
+    def _batch_major(self, builder: GraphBuilder, value: str) -> str:
+        """One direction's Y [T, 1, B, U] as [B, T, U] (in time order), or its Y_h [1, B, U] as [B, U]."""
+        axis = 1 if self.return_sequences else 0
+        squeezed = builder.node("Squeeze", [value, _ints(builder, [axis], "axes")], hint="direction")
+        if not self.return_sequences:
+            return squeezed
+        return builder.node("Transpose", [squeezed], hint="batch_major", perm=[1, 0, 2])
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "merge_mode": self.merge_mode,
+            "layer": self.forward_layer.serialize(),
+            "backward_layer": self.backward_layer.serialize(),
+        }
+
+    @classmethod
+    def from_layer_config(cls, config: dict[str, Any]) -> Layer:
+        """The layer `config` describes, its `layer` and `backward_layer` rebuilt from their nested configs."""
+        config = dict(config)
+        for key in ("layer", "backward_layer"):
+            if isinstance(config.get(key), dict):
+                config[key] = Layer.from_config(config[key])
+        return cls(**config)
+
+
+def _wrapped(arg: str, layer: object) -> _Recurrent:
+    """`layer`, if Bidirectional can wrap it."""
+    if not isinstance(layer, _Recurrent):
+        shown = f"the class {layer.__name__} (make an instance)" if isinstance(layer, type) else repr(layer)
+        raise InvalidTypeError(f"Bidirectional({arg}=...) expects {_WRAPPED}. Received: {arg}={shown[:120]}")
+    if not layer.trainable:
+        raise UnsupportedError(
+            f"Bidirectional({arg}=...) trains or freezes both directions together: leave the wrapped layer "
+            f"trainable and freeze the wrapper, Bidirectional(..., trainable=False). Received: {arg} with "
+            "trainable=False"
+        )
+    return layer
+
+
+def _merge_mode(value: object) -> str:
+    if value is None:
+        raise UnsupportedError(
+            "Bidirectional(merge_mode=None) returns the two directions' outputs as two tensors in Keras, and a layer "
+            f"here has one output. Use one of {list(MERGE_MODES)} (with 'concat', the forward units come first). "
+            "Received: merge_mode=None"
+        )
+    if value not in MERGE_MODES:
+        raise InvalidArgumentError(
+            f"Bidirectional(merge_mode=...) expects one of {list(MERGE_MODES)}. Received: {value!r}"
+        )
+    return str(value)
+
+
+def _copy(layer: _Recurrent, name: str, **changes: object) -> _Recurrent:
+    """A fresh layer of `layer`'s class and config (no weights, no model), with `name` and `changes`."""
+    config = {**layer.get_config(), "name": name, **changes}
+    copy = type(layer).from_layer_config(config)
+    assert isinstance(copy, _Recurrent)
+    return copy
+
+
+def _check_pair(forward: _Recurrent, backward: _Recurrent, merge_mode: str) -> None:
+    """Keras' checks of a backward layer against the forward one, and the names and shapes a merge needs."""
+    if forward.go_backwards == backward.go_backwards:
+        raise InvalidArgumentError(
+            "Bidirectional's forward and backward layers must have different go_backwards values. Received: "
+            f"layer go_backwards={forward.go_backwards}, backward_layer go_backwards={backward.go_backwards}"
+        )
+    if forward.return_sequences != backward.return_sequences:
+        raise InvalidArgumentError(
+            "Bidirectional's forward and backward layers must have the same return_sequences. Received: layer "
+            f"return_sequences={forward.return_sequences}, backward_layer return_sequences={backward.return_sequences}"
+        )
+    if forward.name == backward.name:
+        raise InvalidArgumentError(
+            "Bidirectional's forward and backward layers name their weights and need different names. Received: "
+            f"both named {forward.name!r}"
+        )
+    if merge_mode != "concat" and forward.units != backward.units:
+        raise InvalidArgumentError(
+            f"Bidirectional(merge_mode={merge_mode!r}) combines outputs of one shape, so both layers need the same "
+            f"units (or use merge_mode='concat'). Received: layer units={forward.units}, backward_layer "
+            f"units={backward.units}"
+        )
+
+
+def _onnx_direction(layer: _Recurrent) -> str:
+    return "reverse" if layer.go_backwards else "forward"
+
+
+def _stacked(builder: GraphBuilder, values: list[str], hint: str) -> str:
+    """Per-direction weights [1, ...] stacked on ONNX's num_directions axis."""
+    return values[0] if len(values) == 1 else builder.node("Concat", values, hint=hint, axis=0)
+
+
+def _merge(builder: GraphBuilder, mode: str, forward: str, backward: str) -> str:
+    if mode == "concat":
+        return builder.node("Concat", [forward, backward], hint="concatenated", axis=-1)
+    if mode == "mul":
+        return builder.node("Mul", [forward, backward], hint="multiplied")
+    total = builder.node("Add", [forward, backward], hint="summed")
+    if mode == "sum":
+        return total
+    return builder.node("Div", [total, builder.constant(np.array(2.0, np.float32), "two")], hint="averaged")
+
+
+def _ints(builder: GraphBuilder, values: list[int], hint: str) -> str:
+    return builder.constant(np.array(values, np.int64), hint, np.int64)
