@@ -676,7 +676,8 @@ BAD: list[Bad] = [
         "unknown-metric",
         lambda e: _model().compile(metric="f1"),
         UnknownIdentifierError,
-        r"Could not interpret metric 'f1'\. Valid names: \['accuracy', 'mae', 'mse', 'root_mean_squared_error', 'binary_accuracy', ",
+        r"Could not interpret metric 'f1'\. Valid names: \['accuracy', 'mae', 'mse', 'root_mean_squared_error', "
+        r"'binary_accuracy', ",
         "metric",
     ),
     Bad(
