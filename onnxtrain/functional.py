@@ -309,7 +309,8 @@ def _rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTe
         for key, (layer, inbound) in list(pending.items()):
             while inbound and all((name, i) in tensors for name, i in map(tuple, inbound[0])):
                 xs = [tensors[(name, i)] for name, i in inbound.pop(0)]
-                output = layer(xs if layer.multi_input else xs[0])
+                # a layer taking one tensor or several (MultiHeadAttention) learns which from its call
+                output = layer(xs if layer.multi_input or len(xs) > 1 else xs[0])
                 tensors[(str(layer.name), output.call_index)] = output
                 progressed = True
             if not inbound:

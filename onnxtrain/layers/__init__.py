@@ -12,6 +12,7 @@ from onnxtrain.layers._activation import (
     Softmax,
     ThresholdedReLU,
 )
+from onnxtrain.layers._attention import MultiHeadAttention
 from onnxtrain.layers._bidirectional import Bidirectional
 from onnxtrain.layers._conv import Conv1D, Conv2D, Convolution1D, Convolution2D, ConvPadding
 from onnxtrain.layers._conv_transpose import (
@@ -106,6 +107,7 @@ __all__ = [
     "MaxPooling2D",
     "Maximum",
     "Minimum",
+    "MultiHeadAttention",
     "Multiply",
     "Normalization",
     "OnnxLayer",
