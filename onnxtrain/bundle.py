@@ -181,7 +181,9 @@ def read_metadata(directory: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def unpack_state(data: bytes, index: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """The tensors `index` (bundle.json's "tensors") describes in `data`.
+    """The tensors `index` (bundle.json's "tensors") describes in `data`. Bytes past the last tensor are not read:
+    the JavaScript trainer's `stateBytes()` appends a trailer there (a magic, a fingerprint of the layout and the
+    learning rate; js/src/bundle.js).
 
     Raises:
         ModelFileError: an entry reaches past the end of `data`, or names a dtype other than float32 / int64.

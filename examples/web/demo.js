@@ -185,7 +185,12 @@ async function fineTune() {
   const batch = clamp($("batch").value, 1, 1000);
   const epochs = clamp($("epochs").value, 1, 20); // a second press continues from the weights trained so far
   const stepsPerEpoch = Math.ceil(items.length / batch);
-  state.trainer.learningRate = Number($("lr").value);
+  try {
+    state.trainer.learningRate = Number($("lr").value); // refuses 1e40 (Infinity in float32), negatives, NaN
+  } catch (e) {
+    $("status").textContent = `Learning rate ${JSON.stringify($("lr").value)}: ${e.message}. Enter a small number such as 0.001.`;
+    return;
+  }
   Object.assign(state, { history: [], stop: false });
   window.demoResult = undefined;
   $("after").textContent = "–";

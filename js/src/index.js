@@ -7,6 +7,6 @@
 //   const { loss } = await trainer.step(x, y);         // x: Float32Array (or uint8 pixels), y: class indices
 //   const onnxBytes = trainer.exportModel();           // the inference model with the trained weights
 
-export { FORMAT, packState, readBundle, unpackState } from "./bundle.js";
+export { FORMAT, packState, readBundle, readState, unpackState } from "./bundle.js";
 export { readInitializers, writeInitializers } from "./protobuf.js";
 export { Trainer } from "./trainer.js";

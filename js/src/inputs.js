@@ -40,14 +40,23 @@ function position(flat, shape) {
   return index.join(", ");
 }
 
+/** An object with a length that is not an array or typed array ({length: 2, 0: 1, 1: 2}, a NodeList of values). */
+const isArrayLike = (value) =>
+  typeof value === "object" && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value) &&
+  Number.isSafeInteger(value.length) && value.length >= 0;
+
+/** A plain copy of an array-like object; anything else as it is. */
+const plain = (value) => (isArrayLike(value) ? Array.from(value) : value);
+
 /**
  * One array per model input: `x` itself for a model of one input (a typed array, or a plain array of numbers),
- * else the arrays of the list `x` is.
+ * else the arrays of the list `x` is. Array-like objects are read as arrays.
  * @param {unknown} x
  * @param {{name: string}[]} inputs the bundle's inputs
  * @returns {ArrayLike<number | bigint>[]}
  */
 export function splitInputs(x, inputs) {
+  x = plain(x);
   const names = inputs.map((i) => i.name).join(", ");
   const expected =
     inputs.length === 1
@@ -67,14 +76,14 @@ export function splitInputs(x, inputs) {
     if (inputs.length === 1) return [x];
     throw new TypeError(`x expects ${expected}. Received: an array of ${x.length} numbers`);
   }
-  const bad = x.findIndex((v) => !isTypedArray(v) && !Array.isArray(v));
+  const bad = x.findIndex((v) => !isTypedArray(v) && !Array.isArray(v) && !isArrayLike(v));
   if (bad >= 0) {
     throw new TypeError(`x expects ${expected}. Received: x[${bad}]=${describe(x[bad])}`);
   }
   if (x.length !== inputs.length) {
     throw new RangeError(`x expects ${expected}. Received: an array of ${x.length} arrays`);
   }
-  return x;
+  return x.map(plain);
 }
 
 /**
@@ -226,6 +235,7 @@ export function labelData(labels, spec, batch, classes, loss) {
   const shape = [batch, ...spec.shape.slice(1)];
   const classIndices = spec.dtype === "int64";
   const expected = classIndices ? "class indices" : "float targets";
+  labels = plain(labels);
   if (!isTypedArray(labels) && !Array.isArray(labels)) {
     throw new TypeError(`labels expects ${expected}: a typed array or an array of numbers. Received: ${describe(labels)}`);
   }

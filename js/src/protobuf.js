@@ -4,6 +4,8 @@
 
 const MODEL_GRAPH = 7;
 const GRAPH_INITIALIZER = 5;
+const GRAPH_OUTPUT = 12;
+const VALUE_INFO_NAME = 1;
 const TENSOR_DIMS = 1;
 const TENSOR_DATA_TYPE = 2;
 const TENSOR_FLOAT_DATA = 4;
@@ -236,4 +238,24 @@ export function readInitializers(model) {
     }
   }
   return out;
+}
+
+/**
+ * The output names of a serialized ModelProto's graph.
+ * @param {Uint8Array} model
+ * @returns {string[]}
+ */
+export function graphOutputNames(model) {
+  const names = [];
+  for (const f of parseFields(model)) {
+    if (f.number !== MODEL_GRAPH || f.wire !== 2) continue;
+    const graph = model.subarray(f.valueStart, f.valueEnd);
+    for (const g of parseFields(graph)) {
+      if (g.number !== GRAPH_OUTPUT || g.wire !== 2) continue;
+      const info = graph.subarray(g.valueStart, g.valueEnd);
+      const name = parseFields(info).find((v) => v.number === VALUE_INFO_NAME && v.wire === 2);
+      if (name !== undefined) names.push(new TextDecoder().decode(info.subarray(name.valueStart, name.valueEnd)));
+    }
+  }
+  return names;
 }

@@ -1,9 +1,10 @@
 // Trainer: runs a bundle's train step with any ONNX Runtime JavaScript package (onnxruntime-web or
 // onnxruntime-node, passed in), feeding each step's `updated.<name>` outputs to the next step as its inputs.
 
-import { packState, readBundle, unpackState } from "./bundle.js";
+import { accuracy } from "./accuracy.js";
+import { packState, readBundle, readState } from "./bundle.js";
 import { describe, inputData, labelData, splitInputs } from "./inputs.js";
-import { writeInitializers } from "./protobuf.js";
+import { graphOutputNames, writeInitializers } from "./protobuf.js";
 
 /**
  * @typedef {import("./index.js").BundleMetadata} BundleMetadata
@@ -15,52 +16,161 @@ import { writeInitializers } from "./protobuf.js";
  */
 
 const product = (shape) => shape.reduce((n, d) => n * d, 1);
+const LOADING = Symbol("Trainer.load"); // only load makes a Trainer (the typings declare the constructor private)
+const REBUNDLE = "Write the bundle again (`onnxtrain bundle MODEL_DIR BUNDLE_DIR`) instead of changing its files";
+
+/**
+ * The learning rate, refused unless a finite number >= 0 that float32 (the train step's learning_rate input) holds:
+ * 1e40 would be Infinity there and destroy the weights. 0 is kept: steps then leave the weights as they are.
+ * @param {unknown} value
+ * @param {string} argument how messages name it
+ * @returns {number}
+ */
+function checkLearningRate(value, argument) {
+  if (typeof value !== "number") {
+    throw new TypeError(`${argument} expects a finite number >= 0. Received: ${describe(value)} (a ${typeof value})`);
+  }
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${argument} expects a finite number >= 0. Received: ${value}`);
+  if (!Number.isFinite(Math.fround(value))) {
+    throw new RangeError(
+      `${argument} expects a number within float32's range (<= 3.4e38), which the train step computes in. Received: ${value}`,
+    );
+  }
+  return value;
+}
+
+/** The names the train step carries from one step to the next (its `updated.<name>` outputs). */
+const carriedNames = (metadata) => [
+  ...metadata.trainable,
+  ...metadata.layer_state,
+  ...metadata.optimizer_state.map((s) => s.name),
+  metadata.step_name,
+];
+
+/**
+ * Refuse sessions whose graph inputs and outputs are not the ones bundle.json names (a file of another model or
+ * another bundle put in its place).
+ * @param {BundleMetadata} metadata
+ * @param {{file: string, session: any, inputs: string[], feedable: string[], outputs: string[]}[]} graphs
+ * @param {(name: string) => string} where
+ */
+function checkGraphs(metadata, graphs, where) {
+  const list = (names) => names.slice(0, 4).join(", ") + (names.length > 4 ? ` and ${names.length - 4} more` : "");
+  for (const { file, session, inputs, feedable, outputs } of graphs) {
+    const lacking = (names, have) => names.filter((name) => !have.includes(name));
+    const problems = [
+      [lacking(inputs, session.inputNames), "lacks the inputs"],
+      [lacking(session.inputNames, feedable), "has inputs bundle.json does not name:"],
+      [lacking(outputs, session.outputNames), "lacks the outputs"],
+    ].filter(([names]) => names.length > 0);
+    if (problems.length > 0) {
+      throw new Error(
+        `${where(file)} expects the graph bundle.json describes (model '${metadata.name}'). Received: a graph that ` +
+          `${problems.map(([names, what]) => `${what} ${list(names)}`).join("; ")}. ${REBUNDLE}.`,
+      );
+    }
+  }
+}
 
 export class Trainer {
   /**
    * Load a bundle and open its train-step and eval sessions.
    * @param {any} ort the onnxruntime-web or onnxruntime-node module
-   * @param {BundleSource} source the bundle's URL (browser) or folder path (Node.js), or {read(name)}
+   * @param {BundleSource} source the bundle's URL (browser; file: URLs in Node.js too), folder path (Node.js), or
+   *   {read(name)}
    * @param {LoadOptions} [options]
    * @returns {Promise<Trainer>}
+   * @throws {TypeError} `ort` is not an ONNX Runtime module
+   * @throws {Error} a file is missing or not the bundle's; nothing stays open then
    */
   static async load(ort, source, options = {}) {
-    const files = await readBundle(source);
-    const sessionOptions = options.sessionOptions ?? {};
-    const [train, evaluation] = await Promise.all([
-      ort.InferenceSession.create(files.trainStep, sessionOptions),
-      ort.InferenceSession.create(files.evaluation, sessionOptions),
+    if (typeof ort?.InferenceSession?.create !== "function" || typeof ort?.Tensor !== "function") {
+      throw new TypeError(
+        'Trainer.load expects the onnxruntime-node or onnxruntime-web module as ort (import * as ort from "onnxruntime-node"). ' +
+          `Received: ${describe(ort)}${ort == null ? "" : " without InferenceSession.create and Tensor"}`,
+      );
+    }
+    const { metadata, where, ...files } = await readBundle(source);
+    const open = async (file, bytes) => {
+      try {
+        return await ort.InferenceSession.create(bytes, options.sessionOptions ?? {});
+      } catch (e) {
+        throw new Error(`ONNX Runtime could not load ${where(file)}: ${String(e.message).replace(/\.$/, "")}. ${REBUNDLE}.`, {
+          cause: e,
+        });
+      }
+    };
+    const opened = await Promise.allSettled([
+      open(metadata.files.train_step, files.trainStep),
+      open(metadata.files.eval, files.evaluation),
     ]);
-    return new Trainer(ort, files.metadata, train, evaluation, files.model, unpackState(files.state, files.metadata.tensors));
+    const [train, evaluation] = opened.map((result) => result.value);
+    try {
+      const failed = opened.find((result) => result.status === "rejected");
+      if (failed !== undefined) throw failed.reason;
+      const tensors = metadata.tensors.map((t) => t.name);
+      const batch = [...metadata.inputs.map((i) => i.name), metadata.labels.name];
+      const outputs = [metadata.outputs.loss, metadata.outputs.logits];
+      const feeds = [...tensors, metadata.learning_rate_name, ...batch];
+      checkGraphs(
+        metadata,
+        [
+          {
+            file: metadata.files.train_step,
+            session: train,
+            inputs: feeds,
+            feedable: feeds,
+            outputs: [...outputs, ...carriedNames(metadata).map((name) => metadata.updated_prefix + name)],
+          },
+          { file: metadata.files.eval, session: evaluation, inputs: batch, feedable: [...tensors, ...batch], outputs },
+        ],
+        where,
+      );
+      let values;
+      try {
+        values = readState(files.state, metadata.tensors).tensors;
+      } catch (e) {
+        throw new Error(`${where(metadata.files.state)} does not hold bundle.json's tensors: ${e.message}`, { cause: e });
+      }
+      const trainsOnLogits = graphOutputNames(files.model).includes("probabilities"); // Softmax or Sigmoid added
+      return new Trainer(LOADING, ort, metadata, train, evaluation, files.model, values, trainsOnLogits);
+    } catch (e) {
+      await Promise.all([train?.release?.(), evaluation?.release?.()]);
+      throw e;
+    }
   }
 
   /**
    * Use Trainer.load.
+   * @param {symbol} token Trainer.load's
    * @param {any} ort
    * @param {BundleMetadata} metadata
    * @param {any} trainSession
    * @param {any} evalSession
    * @param {Uint8Array} template the inference model the weights are written into by exportModel
    * @param {Map<string, Float32Array | BigInt64Array>} values every carried, frozen and step tensor
+   * @param {boolean} trainsOnLogits whether the outputs are logits (the export adds Softmax or Sigmoid)
    */
-  constructor(ort, metadata, trainSession, evalSession, template, values) {
+  constructor(token, ort, metadata, trainSession, evalSession, template, values, trainsOnLogits) {
+    if (token !== LOADING) {
+      throw new TypeError("new Trainer() is not supported: use `await Trainer.load(ort, source)`");
+    }
     this.ort = ort;
     /** @type {BundleMetadata} */
     this.metadata = metadata;
     this._train = trainSession;
     this._eval = evalSession;
     this._template = template;
+    this._trainsOnLogits = trainsOnLogits;
     this._shapes = new Map(metadata.tensors.map((t) => [t.name, t.shape]));
     /** @type {Map<string, any>} ort.Tensor by graph input name */
     this._tensors = new Map();
     for (const [name, data] of values) this._tensors.set(name, this._tensor(name, data));
     this._learningRate = metadata.learning_rate;
-    this._carried = [
-      ...metadata.trainable,
-      ...metadata.layer_state,
-      ...metadata.optimizer_state.map((s) => s.name),
-      metadata.step_name,
-    ];
+    this._carried = carriedNames(metadata);
+    this._queue = Promise.resolve(); // session runs, one at a time, in call order
+    this._pending = 0;
+    this._released = false;
   }
 
   _tensor(name, data) {
@@ -72,19 +182,13 @@ export class Trainer {
     return Number(this._tensors.get(this.metadata.step_name).data[0]);
   }
 
-  /** The learning rate the next steps use (as a scheduler would change it). */
+  /** The learning rate the next steps use (as a scheduler would change it): a number >= 0 that float32 holds. */
   get learningRate() {
     return this._learningRate;
   }
 
   set learningRate(value) {
-    if (typeof value !== "number") {
-      throw new TypeError(`learningRate expects a finite number >= 0. Received: ${describe(value)} (a ${typeof value})`);
-    }
-    if (!Number.isFinite(value) || value < 0) {
-      throw new RangeError(`learningRate expects a finite number >= 0. Received: ${value}`);
-    }
-    this._learningRate = value;
+    this._learningRate = checkLearningRate(value, "learningRate");
   }
 
   /**
@@ -113,53 +217,63 @@ export class Trainer {
     return feeds;
   }
 
-  _stateFeeds(session) {
-    const feeds = {};
-    for (const name of session.inputNames) {
-      const tensor = this._tensors.get(name);
-      if (tensor !== undefined) feeds[name] = tensor;
-    }
-    return feeds;
+  /**
+   * Run `task` after the session runs already queued, so each starts from the state the previous one left.
+   * @template T
+   * @param {() => Promise<T>} task
+   * @returns {Promise<T>}
+   */
+  _enqueue(task) {
+    if (this._released) return Promise.reject(new Error("this Trainer was released: load another with Trainer.load"));
+    this._pending++;
+    const run = this._queue.then(task).finally(() => this._pending--);
+    this._queue = run.catch(() => {});
+    return run;
+  }
+
+  /** `feeds` plus the carried tensors `session` reads, as they are now. */
+  _withState(session, feeds) {
+    const all = { ...feeds };
+    for (const name of session.inputNames) if (this._tensors.has(name)) all[name] = this._tensors.get(name);
+    return all;
   }
 
   /**
    * One train step: forward, backward and the optimizer update (none when the loss is not finite: the graph
-   * passes every value through), on one batch.
+   * passes every value through), on one batch. A call made while others run is queued: it runs after them, on
+   * the weights they left, with the learning rate set when it was called. x and labels are checked at once.
    * @param {Batch} x float32 values, or integers that the model's input scale converts
    * @param {Labels} labels class indices (int64 labels) or float targets
    * @returns {Promise<{loss: number, logits: Float32Array}>} of the batch before the update
    */
   async step(x, labels) {
-    const feeds = { ...this._stateFeeds(this._train), ...this._batchFeeds(x, labels) };
+    const feeds = this._batchFeeds(x, labels);
     feeds[this.metadata.learning_rate_name] = new this.ort.Tensor("float32", Float32Array.of(this._learningRate), []);
-    const results = await this._train.run(feeds);
-    const prefix = this.metadata.updated_prefix;
-    for (const name of this._carried) this._tensors.set(name, results[prefix + name]);
-    return { loss: results[this.metadata.outputs.loss].data[0], logits: results[this.metadata.outputs.logits].data };
+    return this._enqueue(async () => {
+      const results = await this._train.run(this._withState(this._train, feeds));
+      const { loss, logits } = this.metadata.outputs;
+      this._carried.forEach((name) => this._tensors.set(name, results[this.metadata.updated_prefix + name]));
+      return { loss: results[loss].data[0], logits: results[logits].data };
+    });
   }
 
   /**
-   * Loss, logits and (for class-index labels) accuracy of the current weights on a batch.
+   * Loss, logits and accuracy of the current weights on a batch (queued after the steps already called).
+   * Accuracy is Python's "accuracy" metric: the argmax for class indices; for float targets, each unit on its
+   * target's side of 0.5 (0 on logits) for binary cross-entropy or a one-unit output, else the argmax against
+   * the target's.
    * @param {Batch} x
    * @param {Labels} labels
-   * @returns {Promise<{loss: number, logits: Float32Array, accuracy: number | null}>}
+   * @returns {Promise<{loss: number, logits: Float32Array, accuracy: number}>}
    */
   async evaluate(x, labels) {
-    const feeds = { ...this._stateFeeds(this._eval), ...this._batchFeeds(x, labels) };
-    const results = await this._eval.run(feeds);
+    const feeds = this._batchFeeds(x, labels);
+    const results = await this._enqueue(() => this._eval.run(this._withState(this._eval, feeds)));
     const logits = results[this.metadata.outputs.logits].data;
-    let accuracy = null;
-    if (this.metadata.labels.dtype === "int64") {
-      const classes = logits.length / labels.length;
-      let right = 0;
-      for (let i = 0; i < labels.length; i++) {
-        let best = 0;
-        for (let c = 1; c < classes; c++) if (logits[i * classes + c] > logits[i * classes + best]) best = c;
-        if (best === Number(labels[i])) right++;
-      }
-      accuracy = right / labels.length;
-    }
-    return { loss: results[this.metadata.outputs.loss].data[0], logits, accuracy };
+    const target = feeds[this.metadata.labels.name];
+    const model = { loss: this.metadata.loss, trainsOnLogits: this._trainsOnLogits };
+    const share = accuracy(logits, target.data, target.dims[0], model);
+    return { loss: results[this.metadata.outputs.loss].data[0], logits, accuracy: share };
   }
 
   /**
@@ -172,7 +286,8 @@ export class Trainer {
   }
 
   /**
-   * Everything a resumed run needs: weights, optimizer state (as the graph carries it) and step; copies.
+   * Everything a resumed run needs: weights, optimizer state (as the graph carries it), step and learning rate;
+   * copies. The state after the steps that have settled.
    * @returns {TrainerState}
    */
   getState() {
@@ -182,42 +297,60 @@ export class Trainer {
   }
 
   /**
-   * Continue from a state getState (or stateFromBytes) returned.
+   * Continue from a state getState (or stateFromBytes) returned. `state.step`, when given, sets the step (the
+   * optimizer's bias correction, a schedule's position) in place of the step tensor's value.
    * @param {TrainerState} state
-   * @throws {Error} a tensor is missing, unknown or of another size; nothing is changed then
+   * @throws {TypeError | RangeError} not a state of this model, or a value a trainer cannot continue from (a
+   *   weight that is not finite, a step that is not a whole number >= 0, a bad learning rate); nothing is changed then
+   * @throws {Error} steps are still running
    */
   setState(state) {
+    const expected = "a TrainerState {tensors: Map, step?, learningRate?} (getState() or stateFromBytes(bytes))";
+    if (typeof state !== "object" || state === null) throw new TypeError(`setState expects ${expected}. Received: ${describe(state)}`);
+    if (!(state.tensors instanceof Map)) {
+      throw new TypeError(`setState expects ${expected}. Received: state.tensors=${describe(state.tensors)}`);
+    }
+    if (this._pending > 0) {
+      throw new Error(`setState while ${this._pending} step or evaluate calls are running: await them first`);
+    }
+    const rate = state.learningRate === undefined ? this._learningRate : checkLearningRate(state.learningRate, "state.learningRate");
+    const stepName = this.metadata.step_name;
     const next = new Map();
     for (const [name, shape] of this._shapes) {
       const data = state.tensors.get(name);
       if (data === undefined) throw new Error(`setState: the state has no tensor ${name}`);
+      if (!ArrayBuffer.isView(data) && !Array.isArray(data)) {
+        throw new TypeError(`setState: ${name} expects a typed array. Received: ${describe(data)}`);
+      }
       if (data.length !== product(shape)) {
         throw new Error(`setState: ${name} expects ${product(shape)} values (shape [${shape}]); received ${data.length}`);
       }
-      const typed = name === this.metadata.step_name ? BigInt64Array.from(data, (v) => BigInt(v)) : Float32Array.from(data);
-      next.set(name, this._tensor(name, typed));
+      next.set(name, this._tensor(name, name === stepName ? stepData(data, state.step) : floatData(name, data)));
     }
     const unknown = [...state.tensors.keys()].filter((name) => !this._shapes.has(name));
     if (unknown.length > 0) throw new Error(`setState: unknown tensors ${unknown.join(", ")}`);
     this._tensors = next;
-    if (state.learningRate !== undefined) this.learningRate = state.learningRate;
+    this._learningRate = rate;
   }
 
   /**
-   * The state as state.bin bytes (the bundle's layout): Python reads them with onnxtrain.bundle.unpack_state.
+   * The state as bytes: state.bin's layout (Python reads them with onnxtrain.bundle.unpack_state) and a trailer
+   * that holds the learning rate and marks them as this model's.
    * @returns {Uint8Array}
    */
   stateBytes() {
-    return packState(this.getState().tensors, this.metadata.tensors);
+    return packState(this.getState().tensors, this.metadata.tensors, this._learningRate);
   }
 
   /**
-   * A state from stateBytes' bytes, for setState.
-   * @param {Uint8Array} bytes
+   * A state from stateBytes' bytes (or a bundle's state.bin), for setState.
+   * @param {Uint8Array | ArrayBuffer} bytes any Uint8Array view: a Node.js Buffer (readFileSync), a subarray
    * @returns {TrainerState}
+   * @throws {TypeError | RangeError} not bytes of this model's state (another length, or another model's)
    */
   stateFromBytes(bytes) {
-    return { step: undefined, learningRate: undefined, tensors: unpackState(bytes, this.metadata.tensors) };
+    const { tensors, learningRate } = readState(bytes, this.metadata.tensors);
+    return { step: Number(tensors.get(this.metadata.step_name)[0]), learningRate, tensors };
   }
 
   /**
@@ -232,8 +365,37 @@ export class Trainer {
     return writeInitializers(this._template, weights);
   }
 
-  /** Release the sessions. */
+  /** Release the sessions, after the steps already called; a second call does nothing. */
   async release() {
+    if (this._released) return;
+    this._released = true;
+    await this._queue;
     await Promise.all([this._train.release?.(), this._eval.release?.()]);
   }
+}
+
+/** A weight tensor as float32, refused if a value is not finite (a trainer would never learn again). */
+function floatData(name, data) {
+  const out = Float32Array.from(data, Number);
+  const i = out.findIndex((v) => !Number.isFinite(v));
+  if (i >= 0) {
+    throw new RangeError(
+      `setState: ${name} expects finite values within float32's range. Received: ${name}[${i}]=${describe(data[i])}`,
+    );
+  }
+  return out;
+}
+
+/**
+ * The step tensor: `given` (state.step) when defined, else the tensor's value; both refused unless a whole number
+ * >= 0 (a corrupt state rarely holds one).
+ */
+function stepData(data, given) {
+  const whole = (v, what) => {
+    const n = typeof v === "bigint" ? v : Number.isSafeInteger(v) ? BigInt(v) : -1n;
+    if (n < 0n) throw new RangeError(`setState expects ${what} to be a whole number >= 0 (updates made so far). Received: ${describe(v)}`);
+    return n;
+  };
+  const step = whole(data[0], "the step tensor");
+  return BigInt64Array.of(given === undefined ? step : whole(given, "state.step"));
 }

@@ -114,3 +114,36 @@ test("a batch of the wrong size is refused with the sizes expected and received"
   await assert.rejects(trainer.step(new Float32Array(32), [0]), /labels expects 2 values \(shape \[2\]\); received 1/);
   assert.throws(() => (trainer.learningRate = -1), /learningRate expects a finite number >= 0. Received: -1/);
 });
+
+test("steps called without awaiting the previous one run in call order, as awaited steps do", async () => {
+  const awaited = await Trainer.load(ort, BUNDLE);
+  const expected = (await runSteps(awaited, batches, 4)).losses;
+  const trainer = await Trainer.load(ort, BUNDLE);
+  const pending = [0, 1, 2, 3].map((k) => trainer.step(...batch(k)));
+  assert.throws(() => trainer.setState(awaited.getState()), /setState while 4 step or evaluate calls are running: await them first/);
+  const results = await Promise.all(pending);
+  assert.deepEqual(results.map((r) => r.loss), expected);
+  assert.equal(trainer.stepCount, 4);
+  assert.equal(maxDifference(trainer.getState().tensors, awaited.getState().tensors, [...awaited.getState().tensors.keys()]), 0);
+});
+
+test("a learning rate that is negative, not finite or beyond float32's range is refused, naming the value", async () => {
+  const trainer = await Trainer.load(ort, BUNDLE);
+  const refused = (value, message) =>
+    assert.throws(() => (trainer.learningRate = value), (e) => e instanceof RangeError && e.message === message);
+  refused(1e40, "learningRate expects a number within float32's range (<= 3.4e38), which the train step computes in. Received: 1e+40");
+  for (const value of [-1, NaN, Infinity]) refused(value, `learningRate expects a finite number >= 0. Received: ${value}`);
+  assert.throws(() => (trainer.learningRate = "0.1"), /learningRate expects a finite number >= 0. Received: "0.1" \(a string\)/);
+  assert.equal(trainer.learningRate, 0.001);
+  trainer.learningRate = 0; // steps then leave the weights as they are
+  assert.equal(trainer.learningRate, 0);
+});
+
+test("x and labels as array-like objects read as the arrays they stand for", async () => {
+  const trainer = await Trainer.load(ort, BUNDLE);
+  const [x, y] = batch(0);
+  const expected = await trainer.evaluate(x, y);
+  const arrayLike = (values) => ({ length: values.length, ...Array.from(values, Number) });
+  assert.deepEqual(await trainer.evaluate(arrayLike(x), arrayLike(y)), expected);
+  await assert.rejects(trainer.step(arrayLike(x.subarray(1)), y), /x expects a multiple of 16 values.*Received: 127 values/);
+});

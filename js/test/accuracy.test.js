@@ -1,0 +1,26 @@
+// evaluate's accuracy against Python's "accuracy" metric (onnxtrain/metrics.py), worked by hand.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { accuracy } from "../src/accuracy.js";
+
+const binary = { loss: "binary_crossentropy", trainsOnLogits: false };
+
+test("class indices: the argmax, the first on ties", () => {
+  const logits = Float32Array.of(0.1, 0.7, 0.2, 0.5, 0.5, 0, 0, 0, 1);
+  assert.equal(accuracy(logits, BigInt64Array.of(1n, 0n, 0n), 3, { loss: "softmax_cross_entropy_with_logits" }), 2 / 3);
+});
+
+test("binary cross-entropy: each unit against 0.5 on probabilities, 0 on logits, a share per example", () => {
+  const targets = Float32Array.of(1, 0, 1, 1);
+  assert.equal(accuracy(Float32Array.of(0.9, 0.2, 0.4, 0.5), targets, 4, binary), 0.5); // 0.5 is not > 0.5
+  assert.equal(accuracy(Float32Array.of(0.1, 2, -0.4, 3), targets, 4, { ...binary, trainsOnLogits: true }), 0.5);
+  // two units per example: hits 2 and 1 of 2, so (2 + 1) / 2 / 2 examples
+  assert.equal(accuracy(Float32Array.of(0.9, 0.1, 0.9, 0.9), Float32Array.of(1, 0, 0, 1), 2, binary), 0.75);
+});
+
+test("other float targets: argmax against the target's argmax, or 0.5 for one unit as Python", () => {
+  const mse = { loss: "mse", trainsOnLogits: false };
+  assert.equal(accuracy(Float32Array.of(0.2, 0.8, 0.6, 0.4), Float32Array.of(0, 1, 0, 1), 2, mse), 0.5);
+  assert.equal(accuracy(Float32Array.of(0.7, 0.2), Float32Array.of(1, 1), 2, mse), 0.5);
+});
