@@ -33,8 +33,8 @@ UPDATES = [
 
 def keras_case(case: str) -> opt.Optimizer:
     """onnxtrain's optimizer made with the Keras class name and keywords the fixture was written with."""
-    cls, arguments = json.loads(str(KERAS_STEPS[f"{case}/arguments"]))
-    return getattr(opt, cls)(**arguments)
+    cls, arguments, ours = json.loads(str(KERAS_STEPS[f"{case}/arguments"]))
+    return getattr(opt, cls)(**arguments, **ours)
 
 
 def run(optimizer: opt.Optimizer, update: str = "graph"):
@@ -76,8 +76,9 @@ def test_steps_match_keras_3(case, update):
         ("sgd_nesterov", opt.SGD(learning_rate=0.05, momentum=0.9)),
         ("nadam", opt.Adam(learning_rate=0.01, beta1=0.8, beta2=0.6, epsilon=1e-6)),
         ("nadam_weight_decay", opt.Nadam(learning_rate=0.01, clip_norm=0.1)),
+        ("rmsprop", opt.RMSprop(learning_rate=0.01, rho=0.8, epsilon=1e-7)),
     ],
-    ids=["weight_decay", "amsgrad", "nesterov", "nadam-not-adam", "nadam-weight_decay"],
+    ids=["weight_decay", "amsgrad", "nesterov", "nadam-not-adam", "nadam-weight_decay", "rmsprop-initial_mean_square"],
 )
 def test_the_keras_fixture_tells_each_option_apart(case, without):
     # Without the option the same steps end far outside test_steps_match_keras_3's tolerance: the fixture tests it.
@@ -97,6 +98,10 @@ SPELLINGS = [
     (lambda: opt.Adam(global_clipnorm=1.0), {"clip_norm": 1.0}),
     (lambda: opt.Ftrl(clipvalue=0.5, global_clipnorm=2.0), {"clip_value": 0.5, "clip_norm": 2.0}),
 ]
+
+
+def test_keras_class_names_are_the_same_classes():
+    assert opt.RMSprop is opt.RMSProp and opt.Adagrad is opt.AdaGrad and opt.Adadelta is opt.AdaDelta
 
 
 @pytest.mark.parametrize(("make", "expected"), SPELLINGS)

@@ -49,7 +49,7 @@ def initial_state(o: opt.Optimizer, w: np.ndarray) -> dict[str, np.ndarray]:
     return {
         opt.SGD: lambda: {"accum": zeros},
         opt.Momentum: lambda: {"accum": zeros},
-        opt.RMSProp: lambda: {"ms": np.ones_like(w), "mom": zeros, "mg": zeros},
+        opt.RMSProp: lambda: {"ms": np.full_like(w, getattr(o, "initial_mean_square", 1.0)), "mom": zeros, "mg": zeros},
         opt.AdaDelta: lambda: {"accum": zeros, "accum_update": zeros},
         opt.AdaGrad: lambda: {"accum": np.full_like(w, getattr(o, "initial_accumulator_value", 0))},
         opt.AdaGradDA: lambda: {
@@ -140,6 +140,7 @@ CASES = [
     opt.SGD(learning_rate=0.05, momentum=0.5, nesterov=True, clip_norm=0.1),
     opt.RMSProp(),
     opt.RMSProp(learning_rate=0.01, momentum=0.5, centered=True),
+    opt.RMSProp(learning_rate=0.01, momentum=0.5, initial_mean_square=0.0),
     opt.AdaDelta(),
     opt.AdaGrad(),
     opt.AdaGradDA(),

@@ -5,7 +5,8 @@ batches (shrinking in scale, so that AMSGrad's running maximum differs from v) u
 the file holds the batches, the starting weights and the weights after every step, in onnxtrain's parameter names
 (dense_1.kernel, dense_1.bias, dense_2.kernel, dense_2.bias). Each case's Keras arguments are stored too
 (`<case>/arguments`, JSON): tests/test_optimizers_keras.py passes the same keywords to onnxtrain's class of the same
-name, which takes Keras' spellings, and compares the weights without Keras installed.
+name, which takes Keras' spellings, plus the case's `OURS` (onnxtrain's settings for Keras' behaviour where their
+defaults differ), and compares the weights without Keras installed.
 
 Runs in a Python with Keras 3 and JAX (not onnxtrain's): seconds.
 
@@ -44,6 +45,16 @@ CASES: dict[str, tuple[str, dict[str, object]]] = {
     "nadam_defaults": ("Nadam", {}),
     "nadam": ("Nadam", {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.6, "epsilon": 1e-6}),
     "nadam_weight_decay": ("Nadam", {"learning_rate": 0.01, "weight_decay": 0.1, "global_clipnorm": 0.1}),
+    "rmsprop": ("RMSprop", {"learning_rate": 0.01, "rho": 0.8, "epsilon": 1e-7}),
+    "rmsprop_momentum_centered": (
+        "RMSprop",
+        {"learning_rate": 0.01, "rho": 0.8, "momentum": 0.5, "centered": True, "epsilon": 1e-7},
+    ),
+}
+# onnxtrain's own arguments a case needs besides Keras' (the settings whose defaults differ and Keras has no name for)
+OURS: dict[str, dict[str, object]] = {
+    "rmsprop": {"initial_mean_square": 0.0},
+    "rmsprop_momentum_centered": {"initial_mean_square": 0.0},
 }
 
 
@@ -70,7 +81,7 @@ def main() -> None:
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="relu"), keras.layers.Dense(3)])
         model.set_weights([start[name] for name in PARAMETERS])
         model.compile(optimizer=getattr(keras.optimizers, cls)(**arguments), loss="mse")
-        arrays[f"{case}/arguments"] = np.array(json.dumps([cls, arguments]))
+        arrays[f"{case}/arguments"] = np.array(json.dumps([cls, arguments, OURS.get(case, {})]))
         for step, (x, y) in enumerate(batches, start=1):
             model.train_on_batch(x, y)
             for name, value in zip(PARAMETERS, model.get_weights(), strict=True):

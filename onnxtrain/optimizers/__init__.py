@@ -26,11 +26,18 @@ from onnxtrain.optimizers._nadam import Nadam
 from onnxtrain.optimizers._rmsprop import RMSProp
 from onnxtrain.optimizers._sgd import SGD
 
+# Keras 3's spellings of the class names
+Adadelta = AdaDelta
+Adagrad = AdaGrad
+RMSprop = RMSProp
+
 __all__ = [
     "SGD",
     "AdaDelta",
     "AdaGrad",
     "AdaGradDA",
+    "Adadelta",
+    "Adagrad",
     "Adam",
     "AdamW",
     "Adamax",
@@ -39,6 +46,7 @@ __all__ = [
     "Nadam",
     "Optimizer",
     "RMSProp",
+    "RMSprop",
     "get",
 ]
 

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 @dataclass
 class RMSProp(Optimizer):
     """RMSProp (TensorFlow's ApplyRmsProp / ApplyCenteredRmsProp). KotlinDL's defaults: 0.001, decay 0.9,
-    momentum 0, epsilon 1e-10, not centered; the mean-square slot starts at 1.0 as in KotlinDL.
+    momentum 0, epsilon 1e-10, not centered; the mean-square slot starts at `initial_mean_square`, 1.0 as in
+    KotlinDL (and TensorFlow 1's RMSPropOptimizer). Keras 3's RMSprop starts it at 0: pass initial_mean_square=0
+    (with Keras' epsilon=1e-7) for its numbers.
 
     ms = decay * ms + (1 - decay) * g^2 (centered: also mg = decay * mg + (1 - decay) * g, and ms - mg^2 is used
     in place of ms below); mom = momentum * mom + lr * g / sqrt(ms + epsilon); w -= mom.
@@ -44,6 +46,7 @@ class RMSProp(Optimizer):
     momentum: float = 0.0
     epsilon: float = 1e-10
     centered: bool = False
+    initial_mean_square: float = field(default=1.0, kw_only=True)
     name: str = field(default="rmsprop", init=False)
 
     _checks: ClassVar[dict[str, Check]] = {
@@ -51,6 +54,7 @@ class RMSProp(Optimizer):
         "momentum": NON_NEGATIVE,
         "epsilon": POSITIVE,
         "centered": check_bool,
+        "initial_mean_square": NON_NEGATIVE,
     }
 
 
@@ -59,7 +63,7 @@ class RMSPropRule(UpdateRule):
 
     def slots(self, optimizer: Optimizer) -> tuple[Slot, ...]:
         assert isinstance(optimizer, RMSProp)
-        slots = [Slot("ms", 1.0)]  # KotlinDL starts the mean square at 1
+        slots = [Slot("ms", optimizer.initial_mean_square)]
         if optimizer.momentum > 0:
             slots.append(Slot("mom"))
         if optimizer.centered:
