@@ -22,7 +22,7 @@ from onnxtrain._loss_base import (
     softplus,
     sum_last,
 )
-from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 
 
@@ -49,6 +49,13 @@ class SoftmaxCrossEntropyWithLogits(Loss):
         return loss
 
     def label_spec(self, output_shape: Shape) -> tuple[type, tuple[int | None, ...]]:
+        if len(output_shape) != 1:
+            raise ShapeError(
+                f"Loss {self.name!r} takes one class index per example, for an output of shape [None, classes]. "
+                f"Received: an output of shape [None, {', '.join(map(str, output_shape))}]. For a class per position "
+                "(per time step), use loss='categorical_crossentropy' with one-hot targets shaped like the output; "
+                "else reduce the positions first (Flatten, GlobalAveragePooling1D)."
+            )
         return np.int64, (None,)
 
     def prepare_labels(self, y: Any, output_shape: Shape, argument: str = "y") -> np.ndarray:

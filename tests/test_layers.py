@@ -26,6 +26,12 @@ def dense_reference(layer: Dense, x: np.ndarray, act: Any) -> np.ndarray:
     return act(y)
 
 
+def dense_last_axis(layer: Dense, x: np.ndarray, act: Any) -> np.ndarray:
+    """Dense over the last axis of an input of any rank, as Keras' Dense."""
+    y = x @ layer.params["kernel"]
+    return act(y + layer.params["bias"] if layer.use_bias else y)
+
+
 def dense_keras(weights: list[np.ndarray]) -> dict[str, np.ndarray]:
     return dict(zip(["kernel", "bias"], weights, strict=False))  # Keras' (in, out) kernel is ours
 
@@ -57,6 +63,24 @@ CASES = [
         (2,),
         8,
         lambda layer, x: dense_reference(layer, x, np.tanh),
+        dense_keras,
+    ),
+    LayerCase(
+        "dense_sequence",
+        lambda: Dense(4),
+        (3, 6),
+        (3, 4),
+        28,
+        lambda layer, x: dense_last_axis(layer, x, lambda v: np.maximum(v, 0)),
+        dense_keras,
+    ),
+    LayerCase(
+        "dense_rank4_nobias",
+        lambda: Dense(2, activation="linear", use_bias=False),
+        (2, 3, 5),
+        (2, 3, 2),
+        10,
+        lambda layer, x: dense_last_axis(layer, x, lambda v: v),
         dense_keras,
     ),
 ]
@@ -139,9 +163,9 @@ BAD_LAYERS = [
     ),
     (lambda: Sequential.of(Input(3), Input(3)), InvalidArgumentError, r"exactly one Input"),
     (
-        lambda: Sequential.of(Input(28, 28, 1), Dense(10)),
+        lambda: Sequential.of(Input(28, 28, 1), Dense(10)).compile(loss="sparse_categorical_crossentropy"),
         ShapeError,
-        r"Dense layer 'dense_1' expects a flat input.*Received: input shape \[None, 28, 28, 1\]. Add Flatten\(\)",
+        r"takes one class index per example.*Received: an output of shape \[None, 28, 28, 10\].*Flatten",
     ),
     (
         lambda: Sequential.of(Input(3), Dense(2, name="d"), Dense(2, name="d")),

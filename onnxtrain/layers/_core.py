@@ -10,10 +10,10 @@ import numpy as np
 
 from onnxtrain import activations, initializers, regularizers
 from onnxtrain.activations import Activation
-from onnxtrain.errors import InvalidArgumentError, ShapeError
+from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import Initializer
-from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, format_shape
+from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
 
@@ -113,7 +113,8 @@ class DefaultActivation(enum.Enum):
 
 
 class Dense(Layer):
-    """Fully connected layer: activation(x @ kernel + bias).
+    """Fully connected layer: activation(x @ kernel + bias), over the last axis as in Keras: an input of shape
+    (..., features) gives (..., units), e.g. per time step of a sequence.
 
     The defaults are KotlinDL's, which differ from Keras: `activation="relu"` (Keras: linear),
     `kernel_initializer=HeNormal` (Keras: GlorotUniform) and `bias_initializer=HeUniform` (Keras: zeros).
@@ -171,15 +172,10 @@ class Dense(Layer):
         self.activation_given = True
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        if len(input_shape) != 1:
-            raise ShapeError(
-                f"Dense layer {self.name!r} expects a flat input of shape [None, features]. Received: input shape "
-                f"{format_shape(input_shape)}. Add Flatten() before it."
-            )
-        return (self.units,)
+        return (*input_shape[:-1], self.units)
 
     def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
-        fan_in, fan_out = input_shape[0], self.units
+        fan_in, fan_out = input_shape[-1], self.units
         self.add_weight("kernel", self.kernel_initializer((fan_in, fan_out), fan_in, fan_out, rng))
         if self.use_bias:
             self.add_weight("bias", self.bias_initializer((fan_out,), fan_in, fan_out, rng))
@@ -194,9 +190,11 @@ class Dense(Layer):
             regularizers.add_penalty(builder, self.kernel_regularizer, params["kernel"])
             if self.use_bias:
                 regularizers.add_penalty(builder, self.bias_regularizer, params["bias"])
-        if self.use_bias:
+        flat = self.input_shape is None or len(self.input_shape) == 1
+        if self.use_bias and flat:
             return builder.node("Gemm", [x, params["kernel"], params["bias"]], hint="gemm")
-        return builder.node("MatMul", [x, params["kernel"]], hint="matmul")
+        y = builder.node("MatMul", [x, params["kernel"]], hint="matmul")  # over the last axis, as Keras' Dense
+        return builder.node("Add", [y, params["bias"]], hint="biased") if self.use_bias else y
 
     def get_config(self) -> dict[str, Any]:
         activation = {"activation": self.activation.get_config()} if self.activation_given else {}
