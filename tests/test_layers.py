@@ -242,3 +242,14 @@ def test_custom_layer_builds_exports_and_trains(blobs):
         assert history.history["loss"][-1] < history.history["loss"][0]
     assert isinstance(Layer.from_config(model.layers[2].serialize()), Scale)
     assert math.isclose(Layer.from_config(model.layers[2].serialize()).init, 0.5)
+
+
+def test_input_takes_keras_positional_shape_as_kotlindls_dims():
+    assert Input((28, 28, 1)).dims == Input(28, 28, 1).dims == Input(shape=[28, 28, 1]).dims == (28, 28, 1)
+    assert Input((28, 28, 1)).get_config() == Input(28, 28, 1).get_config()
+    with pytest.raises(InvalidArgumentError, match=r"dims or shape=\.\.\., not both"):
+        Input((28, 28, 1), shape=(3,))
+    with pytest.raises(
+        InvalidArgumentError, match=r"Input\(dims\[0\]=\.\.\.\) expects a positive int. Received: dims\[0\]=\(4,\)"
+    ):
+        Input((4,), 3)

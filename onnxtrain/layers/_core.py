@@ -51,7 +51,8 @@ class Input(Layer, SymbolicTensor):
     It is the first layer of a Sequential, and a symbolic tensor of the Functional API: `Dense(10)(Flatten()(x))`.
 
     Args:
-        dims / shape: the per-example shape (Keras' `Input(shape=(5,))`).
+        dims / shape: the per-example shape: `Input(28, 28, 1)` (KotlinDL's), or Keras' `Input((28, 28, 1))` and
+            `Input(shape=(28, 28, 1))`.
         name: the layer's name; a model of several inputs names its graph inputs after it.
         dtype: "float32" (default), or "int64" / "int32" for token ids: the graph input (training graphs and the
             export) then has that type and arrays are fed as integers, never scaled by `input_scale`; layers other
@@ -60,6 +61,8 @@ class Input(Layer, SymbolicTensor):
 
     def __init__(self, *dims: int, name: str | None = None, shape: Shape | None = None, dtype: object = "float32"):
         super().__init__(name=name)
+        if len(dims) == 1 and isinstance(dims[0], tuple | list) and shape is None:  # Keras': Input((28, 28, 1))
+            dims, shape = (), dims[0]
         if shape is not None and dims:
             raise InvalidArgumentError(f"Input takes dims or shape=..., not both. Received: dims={dims}, shape={shape}")
         if shape is not None and not isinstance(shape, tuple | list):
