@@ -170,6 +170,88 @@ class Swish(Activation):
         return builder.node("Mul", [x, builder.node("Sigmoid", [x])], hint="swish")
 
 
+@dataclass(frozen=True)
+class Softplus(Activation):
+    """log(1 + exp(x))."""
+
+    name: str = field(default="softplus", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Softplus", [x], hint="softplus")
+
+
+@dataclass(frozen=True)
+class Softsign(Activation):
+    """x / (1 + |x|)."""
+
+    name: str = field(default="softsign", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Softsign", [x], hint="softsign")
+
+
+@dataclass(frozen=True)
+class Relu6(Activation):
+    """min(max(x, 0), 6)."""
+
+    name: str = field(default="relu6", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        zero, six = builder.constant(np.float32(0.0), "zero"), builder.constant(np.float32(6.0), "six")
+        return builder.node("Clip", [x, zero, six], hint="relu6")
+
+
+@dataclass(frozen=True)
+class HardSigmoid(Activation):
+    """Keras 3's hard sigmoid, relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1) (Keras 2's was clip(0.2 x + 0.5, 0, 1))."""
+
+    name: str = field(default="hard_sigmoid", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("HardSigmoid", [x], hint="hard_sigmoid", alpha=1.0 / 6.0, beta=0.5)
+
+
+@dataclass(frozen=True)
+class HardSilu(Activation):
+    """x * hard_sigmoid(x) (Keras' hard_silu, also called hard_swish)."""
+
+    name: str = field(default="hard_silu", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        gate = builder.node("HardSigmoid", [x], hint="hard_sigmoid", alpha=1.0 / 6.0, beta=0.5)
+        return builder.node("Mul", [x, gate], hint="hard_silu")
+
+
+@dataclass(frozen=True)
+class Exponential(Activation):
+    """exp(x)."""
+
+    name: str = field(default="exponential", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Exp", [x], hint="exponential")
+
+
+@dataclass(frozen=True)
+class Mish(Activation):
+    """x * tanh(softplus(x))."""
+
+    name: str = field(default="mish", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Mul", [x, builder.node("Tanh", [builder.node("Softplus", [x])])], hint="mish")
+
+
+@dataclass(frozen=True)
+class LogSoftmax(Activation):
+    """log(softmax(x)) over the last axis."""
+
+    name: str = field(default="log_softmax", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("LogSoftmax", [x], hint="log_softmax", axis=-1)
+
+
 class Activations(enum.Enum):
     """KotlinDL's activation names, for `Dense(activation=Activations.Relu)`."""
 
@@ -196,8 +278,25 @@ _CLASSES: dict[str, type[Activation]] = {
     "selu": Selu,
     "gelu": Gelu,
     "swish": Swish,
+    "softplus": Softplus,
+    "softsign": Softsign,
+    "relu6": Relu6,
+    "hard_sigmoid": HardSigmoid,
+    "hard_silu": HardSilu,
+    "exponential": Exponential,
+    "mish": Mish,
+    "log_softmax": LogSoftmax,
 }
-_ALIASES = {"identity": "linear", "none": "linear", "leakyrelu": "leaky_relu", "silu": "swish"}
+_ALIASES = {
+    "identity": "linear",
+    "none": "linear",
+    "leakyrelu": "leaky_relu",
+    "silu": "swish",
+    "hardsigmoid": "hard_sigmoid",
+    "hardsilu": "hard_silu",
+    "hardswish": "hard_silu",
+    "logsoftmax": "log_softmax",
+}
 
 
 def _normalize(name: str) -> str:

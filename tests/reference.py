@@ -85,4 +85,12 @@ ACTIVATIONS = {
     "selu": lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * (np.exp(x) - 1)),
     "gelu": lambda x: 0.5 * x * (1 + _erf(x / np.sqrt(2))),
     "swish": lambda x: x / (1 + np.exp(-x)),
+    "softplus": lambda x: np.logaddexp(0, x),
+    "softsign": lambda x: x / (1 + np.abs(x)),
+    "relu6": lambda x: np.clip(x, 0, 6),
+    "hard_sigmoid": lambda x: np.clip(x / 6 + 0.5, 0, 1),
+    "hard_silu": lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+    "exponential": np.exp,
+    "mish": lambda x: x * np.tanh(np.logaddexp(0, x)),
+    "log_softmax": lambda x: np.log(softmax(x)),
 }

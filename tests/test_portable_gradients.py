@@ -77,6 +77,15 @@ ACTIVATIONS = [
     act.Gelu(approximate=True),
     act.LeakyRelu(alpha=0.2),
     act.Elu(alpha=0.5),
+    "softplus",
+    "softsign",
+    "relu6",
+    "hard_sigmoid",
+    "hard_silu",
+    # "exponential" is Exp, checked in float64 by tests/test_autodiff_rules.py: here its large outputs leave float32
+    # finite differences too coarse
+    "mish",
+    "log_softmax",
 ]
 
 
