@@ -1,6 +1,7 @@
 """The unrolling of RNN, GRU and LSTM nodes (onnxtrain/autodiff/_recurrent.py) that lets the rules differentiate
-them: one table of attribute variants, each unrolled forward against ONNX Runtime's own kernel (float32) and its
-gradients through `autodiff.gradients` against float64 finite differences; and what is refused."""
+them: one table of attribute variants, each unrolled forward against ONNX Runtime's own kernel (float32) and the
+gradients of the unrolled graph against float64 finite differences; and what is refused. The Scan rule that
+`backward` uses for most of these forms is compared with the unroll in test_autodiff_recurrent_scan.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
-from gradcheck import Case, autodiff_gradients, forward_model, loss_model, rand
+from gradcheck import Case, forward_model, loss_model, rand
 from onnx import helper
 
 from onnxtrain import autodiff
@@ -166,9 +167,11 @@ def test_unrolled_gradients_match_finite_differences(case: Case):
     """float64 central differences of the loss, computed by the unrolled forward (ONNX Runtime's recurrent kernels
     have no float64 form; the other test checks the unrolled forward against them in float32)."""
     dtype, eps = np.dtype(np.float64), 1e-6
-    analytic, grad_model = autodiff_gradients(case, dtype)
-    assert not any(is_recurrent(n) for n in grad_model.graph.node)
     model, feeds, wrt, _ = loss_model(case, dtype)
+    grad_model = autodiff.gradients(unrolled(model), wrt, "loss")
+    assert not any(is_recurrent(n) for n in grad_model.graph.node)
+    values = session(grad_model).run([f"{name}_grad" for name in wrt], feeds)
+    analytic = dict(zip(wrt, values, strict=True))
     forward = session(unrolled(model))
     for name in wrt:
         numeric = np.zeros(feeds[name].shape)
@@ -185,19 +188,21 @@ def test_unrolled_gradients_match_finite_differences(case: Case):
 
 
 def lstm_model(
-    x_shape: list[int | str], extra_inputs: list[str] | None = None, **attributes: object
+    x_shape: list[int | str], extra_inputs: list[str] | None = None, peepholes: bool = False, **attributes: object
 ) -> onnx.ModelProto:
+    """LSTM(hidden 2) over x [steps, batch, 3], loss the sum of Y_h; `extra_inputs` ending in a name: an int32 graph
+    input (sequence_lens); `peepholes`: an initializer P."""
     rng = np.random.default_rng(0)
-    weights = [
-        onnx.numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
-        for name, shape in (("w", (1, 8, 3)), ("r", (1, 8, 2)))
-    ]
+    shapes = {"w": (1, 8, 3), "r": (1, 8, 2), **({"p": (1, 6)} if peepholes else {})}
+    weights = [onnx.numpy_helper.from_array(rng.normal(size=v).astype(np.float32), k) for k, v in shapes.items()]
+    if peepholes:
+        extra_inputs = ["", "", "", "", "p"]
     node = helper.make_node(
         "LSTM", ["x", "w", "r", *(extra_inputs or [])], ["", "y_h"], "lstm_node", hidden_size=2, **attributes
     )
     reduce = helper.make_node("ReduceSum", ["y_h"], ["loss"], keepdims=0)
     inputs = [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, x_shape)]
-    if extra_inputs and extra_inputs[-1]:
+    if extra_inputs and extra_inputs[-1] and not peepholes:
         inputs.append(helper.make_tensor_value_info(extra_inputs[-1], onnx.TensorProto.INT32, [x_shape[1]]))
     graph = helper.make_graph([node, reduce], "lstm", inputs, [helper.make_tensor_value_info("loss", 1, [])], weights)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
@@ -206,8 +211,8 @@ def lstm_model(
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        (
-            lstm_model(["steps", "batch", 3]),
+        (  # peepholes are differentiated through the unrolled equations only
+            lstm_model(["steps", "batch", 3], peepholes=True),
             r"Cannot unroll LSTM node 'lstm_node' .*its input X 'x' has shape \['steps', 'batch', 3\], and the "
             r"sequence length \(axis 0\) must be known",
         ),
@@ -219,13 +224,13 @@ def lstm_model(
         ),
     ],
 )
-def test_recurrent_nodes_it_cannot_unroll_are_refused_by_name(model: onnx.ModelProto, message: str):
+def test_recurrent_nodes_it_cannot_differentiate_are_refused_by_name(model: onnx.ModelProto, message: str):
     with pytest.raises(UnsupportedError, match=message):
         autodiff.gradients(model, ["w", "r"])
 
 
 def test_a_recurrent_node_off_the_gradient_path_stays_compact():
-    model = lstm_model(["steps", "batch", 3])  # a dynamic length: unrolling it would be refused
+    model = lstm_model(["steps", "batch", 3])
     model.graph.node[1].output[0] = "lstm_sum"
     model.graph.input.append(helper.make_tensor_value_info("v", onnx.TensorProto.FLOAT, [2]))
     model.graph.node.append(helper.make_node("ReduceSum", ["v"], ["v_sum"], keepdims=0))

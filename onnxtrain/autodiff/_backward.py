@@ -11,7 +11,7 @@ from onnx import numpy_helper
 
 from onnxtrain._graph_names import subgraph_reads
 from onnxtrain.autodiff._context import GradientContext, GraphFacts
-from onnxtrain.autodiff._recurrent import is_recurrent, unroll_recurrent
+from onnxtrain.autodiff._recurrent import is_recurrent, make_time_major, unroll_recurrent, unrolled_for_gradient
 from onnxtrain.autodiff._rules import lookup
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError, listing
 from onnxtrain.graph import GraphBuilder
@@ -37,8 +37,8 @@ def backward(builder: GraphBuilder, loss: str, wrt: Sequence[str]) -> dict[str, 
     Raises:
         InvalidArgumentError: `loss` or a `wrt` name is not a value of the graph.
         ShapeError: the loss is not a scalar.
-        UnsupportedError: an op on the path to the loss has no gradient rule, or a form its rule refuses, or an
-            RNN/GRU/LSTM node there cannot be unrolled (a dynamic sequence length, sequence_lens).
+        UnsupportedError: an op on the path to the loss has no gradient rule, or a form its rule refuses (an
+            RNN/GRU/LSTM node's sequence_lens, say).
     """
     _check_names(builder, builder.nodes, loss, wrt)
     _unroll_recurrent_ops(builder, loss, wrt)
@@ -142,12 +142,19 @@ def _check_loss(facts: GraphFacts, loss: str) -> None:
 
 
 def _unroll_recurrent_ops(builder: GraphBuilder, loss: str, wrt: Sequence[str]) -> None:
-    """Replace the RNN, GRU and LSTM nodes on the path to the loss by their unrolled equations (`_recurrent.py`),
-    which the rules differentiate; the other recurrent nodes (frozen, or off the path) stay as they are."""
+    """Replace the RNN, GRU and LSTM nodes on the path to the loss that the Scan rule (`_recurrent_scan.py`) does not
+    take (`unrolled_for_gradient`: LSTM's peepholes) by their unrolled equations (`_recurrent.py`), which the rules
+    differentiate; the others stay the op (in layout 0, which ONNX Runtime's kernels need), and so do the recurrent
+    nodes off the path (frozen, say)."""
     if not any(is_recurrent(node) for node in builder.nodes):
         return
-    active = _active_values(builder.nodes, GraphFacts.of(builder), loss, wrt)
-    unroll_recurrent(builder, [n for n in builder.nodes if is_recurrent(n) and any(o in active for o in n.output)])
+    facts = GraphFacts.of(builder)
+    active = _active_values(builder.nodes, facts, loss, wrt)
+    on_path = [n for n in builder.nodes if is_recurrent(n) and any(o in active for o in n.output)]
+    unrolled = [n for n in on_path if unrolled_for_gradient(n, facts)]
+    unroll_recurrent(builder, unrolled)
+    batch_major = [n for n in on_path if n not in unrolled and any(a.name == "layout" and a.i for a in n.attribute)]
+    make_time_major(builder, batch_major)
 
 
 def _active_values(nodes: Sequence[onnx.NodeProto], facts: GraphFacts, loss: str, wrt: Sequence[str]) -> set[str]:

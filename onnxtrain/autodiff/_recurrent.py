@@ -1,6 +1,7 @@
-"""ONNX's recurrent ops (RNN, GRU, LSTM) unrolled into standard ops before differentiation: each node becomes its
-equations, one step per time step (Gemm, Add, Split, Squeeze, the gate activations, Mul, Concat), which the
-per-op rules differentiate. `backward` applies it to the recurrent nodes on the path to the loss."""
+"""ONNX's recurrent ops (RNN, GRU, LSTM): their settings, checked (`Recurrence`), and their unrolling into standard ops
+(each node becomes its equations, one step per time step: Gemm, Add, Split, Squeeze, the gate activations, Mul,
+Concat), which the per-op rules differentiate. `backward` unrolls the recurrent nodes on the path to the loss that
+`_recurrent_scan.py`'s rule does not take (`unrolled_for_gradient`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from onnxtrain.errors import UnsupportedError
 from onnxtrain.graph import GraphBuilder
 
 RECURRENT_OPS = frozenset({"RNN", "GRU", "LSTM"})
-_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 _DEFAULT_ACTIVATIONS = {"RNN": ("Tanh",), "GRU": ("Sigmoid", "Tanh"), "LSTM": ("Sigmoid", "Tanh", "Tanh")}
 # ONNX's activation names (case-insensitive, as ONNX Runtime reads them) that take no alpha or beta. Those that do
 # are refused: without activation_alpha, ONNX Runtime 1.19's kernels do not use the default alpha that ONNX's spec
@@ -29,6 +30,17 @@ def is_recurrent(node: onnx.NodeProto) -> bool:
     return node.op_type in RECURRENT_OPS and node.domain in ("", "ai.onnx")
 
 
+def unrolled_for_gradient(node: onnx.NodeProto, facts: GraphFacts) -> bool:
+    """Whether `backward` differentiates recurrent `node` through its unrolled equations rather than through the rule
+    of `_recurrent_scan.py`: LSTM's peepholes (P), which that rule does not take. Checks the node's settings first.
+
+    Raises:
+        UnsupportedError: naming the node, for the forms neither way differentiates (see `Recurrence.of`).
+    """
+    Recurrence.of(node, facts)
+    return node.op_type == "LSTM" and len(node.input) > 7 and bool(node.input[7])
+
+
 def unroll_recurrent(builder: GraphBuilder, nodes: Sequence[onnx.NodeProto]) -> int:
     """Replace each of `nodes` (RNN, GRU or LSTM nodes of `builder`) by its equations unrolled over the time steps,
     computing the outputs that anything reads under their own names. Returns how many were unrolled.
@@ -38,8 +50,8 @@ def unroll_recurrent(builder: GraphBuilder, nodes: Sequence[onnx.NodeProto]) -> 
     sequence_lens.
 
     Raises:
-        UnsupportedError: naming the node: a sequence length unknown before run time (nothing to unroll over),
-            sequence_lens given, activation_alpha/activation_beta, or an activation other than those above.
+        UnsupportedError: naming the node: a sequence length unknown before run time (nothing to unroll over), or
+            a form `Recurrence.of` refuses.
     """
     if not nodes:
         return 0
@@ -47,7 +59,15 @@ def unroll_recurrent(builder: GraphBuilder, nodes: Sequence[onnx.NodeProto]) -> 
     read = {name for node in builder.nodes for name in node.input} | subgraph_reads(builder.nodes)
     read |= {o.name for o in builder.outputs}
     for node in nodes:
-        step = _Recurrence.of(node, facts)
+        step = Recurrence.of(node, facts)
+        if step.steps is None:
+            shape = facts.shape(node.input[0])
+            raise UnsupportedError(
+                f"Cannot unroll {node.op_type} node {node.name!r} to differentiate it: its input X {node.input[0]!r} "
+                f"has shape {'unknown' if shape is None else list(shape)}, and the sequence length (axis "
+                f"{step.layout}) must be known before run time to unroll it (LSTM's peepholes P are differentiated "
+                "through the unrolled equations; without them any length trains)."
+            )
         with builder.scope(f"{node.name or node.op_type.lower()}_unrolled"), builder.replacing([node]) as replaced:
             for value, output in zip(step.emit(builder, read), node.output, strict=False):
                 if value is not None:
@@ -55,19 +75,35 @@ def unroll_recurrent(builder: GraphBuilder, nodes: Sequence[onnx.NodeProto]) -> 
     return len(nodes)
 
 
+def make_time_major(builder: GraphBuilder, nodes: Sequence[onnx.NodeProto]) -> None:
+    """Replace each of `nodes` (recurrent nodes of `builder` with layout=1) by the same op in layout 0 between
+    Transposes of its batch-major inputs and outputs: ONNX Runtime's kernels refuse layout 1."""
+    for node in nodes:
+        attributes = {k: v for k, v in node_attributes(node).items() if k != "layout"}
+        inputs = list(node.input)
+        with builder.scope(f"{node.name or node.op_type.lower()}_time_major"), builder.replacing([node]) as replaced:
+            for index in (0, 5, 6):  # X, initial_h, initial_c
+                if index < len(inputs) and inputs[index]:
+                    inputs[index] = builder.node("Transpose", [inputs[index]], hint="time_major", perm=[1, 0, 2])
+            outputs = builder.multi_output_node(
+                node.op_type, inputs, len(node.output), hint=node.op_type.lower(), **attributes
+            )
+            for index, (value, name) in enumerate(zip(outputs, node.output, strict=True)):
+                if name:  # Y [steps, directions, batch, hidden]; Y_h, Y_c [directions, batch, hidden]
+                    perm = [2, 0, 1, 3] if index == 0 else [1, 0, 2]
+                    replaced[builder.node("Transpose", [value], hint="batch_major", perm=perm)] = name
+
+
 def _refuse(node: onnx.NodeProto, why: str) -> UnsupportedError:
-    return UnsupportedError(
-        f"Cannot unroll {node.op_type} node {node.name!r} to differentiate it: {why}. Recurrent ops are trained "
-        "through their equations, one step per time step."
-    )
+    return UnsupportedError(f"The {node.op_type} node {node.name!r} cannot be differentiated: {why}.")
 
 
 @dataclass(frozen=True)
-class _Recurrence:
-    """One recurrent node's settings, checked: what `emit` unrolls."""
+class Recurrence:
+    """One recurrent node's settings, checked: what `emit` unrolls and `_recurrent_scan.py` differentiates."""
 
     node: onnx.NodeProto
-    steps: int
+    steps: int | None  # the sequence length, None where it is known at run time only
     hidden: int
     directions: tuple[str, ...]  # "forward" and/or "reverse"
     activations: tuple[tuple[str, ...], ...]  # per direction: f (and g, h)
@@ -78,7 +114,11 @@ class _Recurrence:
     dtype: np.dtype
 
     @classmethod
-    def of(cls, node: onnx.NodeProto, facts: GraphFacts) -> _Recurrence:
+    def of(cls, node: onnx.NodeProto, facts: GraphFacts) -> Recurrence:
+        """Raises:
+        UnsupportedError: naming the node: sequence_lens given, activation_alpha/activation_beta, an activation
+            other than Sigmoid, Tanh, Relu, Softsign and Softplus, or hidden_size unknown.
+        """
         attributes = node_attributes(node)
         op = node.op_type
         inputs = [*node.input, *[""] * 8]
@@ -90,12 +130,6 @@ class _Recurrence:
         layout = int(attributes.get("layout", 0))
         shape = facts.shape(inputs[0])
         steps = shape[layout] if shape is not None and len(shape) == 3 else None
-        if not isinstance(steps, int):
-            raise _refuse(
-                node,
-                f"its input X {inputs[0]!r} has shape {'unknown' if shape is None else list(shape)}, and the "
-                f"sequence length (axis {layout}) must be known before run time",
-            )
         r_shape = facts.shape(inputs[2])
         hidden = attributes.get("hidden_size", r_shape[-1] if r_shape else None)
         if not isinstance(hidden, int):
@@ -121,7 +155,7 @@ class _Recurrence:
         clip = attributes.get("clip")
         return cls(
             node=node,
-            steps=steps,
+            steps=steps if isinstance(steps, int) else None,
             hidden=hidden,
             directions=directions,
             activations=activations,
@@ -135,7 +169,7 @@ class _Recurrence:
     def emit(self, b: GraphBuilder, read: set[str]) -> list[str | None]:
         """The node's outputs (Y, Y_h[, Y_c]) computed by standard ops; None for those nothing reads."""
         op, n = self.node.op_type, [*self.node.input, *[""] * 8]
-        e = _Emitter(b, self.dtype)
+        e = Emitter(b, self.dtype)
         x = e.transpose(n[0], [1, 0, 2]) if self.layout else n[0]  # [steps, batch, features]
         state_inputs = [n[5], n[6] if op == "LSTM" else ""]
         if self.layout:
@@ -169,7 +203,7 @@ class _Recurrence:
 
     def _direction(
         self,
-        e: _Emitter,
+        e: Emitter,
         x: str,
         w: str,
         r: str,
@@ -181,7 +215,7 @@ class _Recurrence:
         forward: bool,
     ) -> tuple[list[str], str]:
         """The hidden state after each step in processing order, and the last cell state ("" but for LSTM)."""
-        op, size, gates = self.node.op_type, self.hidden, _GATES[self.node.op_type]
+        op, size, gates = self.node.op_type, self.hidden, GATES[self.node.op_type]
         b = e.b
         recurrent_h_bias = ""
         if bias:
@@ -196,6 +230,7 @@ class _Recurrence:
         # MatMul of a Transpose, which ONNX Runtime fuses into a FusedMatMul that has no double kernel.
         rows = b.node("Flatten", [x], hint="x_rows", axis=2)
         projected = b.node("Gemm", [rows, w, *([input_bias] if bias else [])], hint="x_w", transB=1)
+        assert self.steps is not None  # checked by unroll_recurrent
         steps = b.node("Reshape", [projected, e.ints([self.steps, -1, gates * size], "shape")], hint="x_w_steps")
         xs = [e.squeeze(v, [0]) for v in e.split(steps, [1] * self.steps, 0)]
         if self.node.op_type == "GRU" and not self.linear_before_reset:
@@ -216,7 +251,7 @@ class _Recurrence:
         return outputs, c
 
     def _gru_step(
-        self, e: _Emitter, x_t: str, h: str, r_t: str, r_h_t: str, r_h_bias: str, activations: tuple[str, ...]
+        self, e: Emitter, x_t: str, h: str, r_t: str, r_h_t: str, r_h_bias: str, activations: tuple[str, ...]
     ) -> str:
         b, size, clip = e.b, self.hidden, self.clip
         f, g = activations
@@ -244,7 +279,7 @@ class _Recurrence:
         return b.node("Add", [kept, b.node("Mul", [z, h])], hint="h") if h else kept
 
     def _lstm_step(
-        self, e: _Emitter, x_t: str, h: str, c: str, r_t: str, peephole: str, activations: tuple[str, ...]
+        self, e: Emitter, x_t: str, h: str, c: str, r_t: str, peephole: str, activations: tuple[str, ...]
     ) -> tuple[str, str]:
         b, size, clip = e.b, self.hidden, self.clip
         f, g, h_act = activations
@@ -270,8 +305,9 @@ def _is_read(node: onnx.NodeProto, index: int, read: set[str]) -> bool:
     return index < len(node.output) and bool(node.output[index]) and node.output[index] in read
 
 
-class _Emitter:
-    """The few idioms the unrolled equations are written with, in the builder's opset and the node's dtype."""
+class Emitter:
+    """The few idioms the recurrent equations are written with (unrolled here, batched in `_recurrent_scan.py`), in
+    the builder's opset and the node's dtype."""
 
     def __init__(self, b: GraphBuilder, dtype: np.dtype):
         self.b = b

@@ -1,5 +1,6 @@
 """The recurrent layers SimpleRNN, GRU and LSTM: one ONNX RNN, GRU or LSTM node over (batch, timesteps, features)
-inputs, with weights stored as those ops read them (training unrolls the node: `autodiff/_recurrent.py`)."""
+inputs, with weights stored as those ops read them (training keeps the node; its gradient rule is in
+`autodiff/_recurrent_scan.py`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,314 @@
+"""The gradient rule of ONNX's RNN, GRU and LSTM ops at any sequence length, without unrolling them. The forward stays
+the op (its Y output holds every hidden state); the backward recomputes the gate pre-activations of all steps at once
+by Gemms from X and the previous hidden states (LSTM's cell states by a Scan over time), runs the recurrence of the
+hidden state's gradient in one Scan backwards over time, and takes the gradients of X, W, R, B and the initial states
+from what that Scan emits by Gemms and ReduceSums. The graph does not grow with the sequence length."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from onnx import numpy_helper
+
+from onnxtrain.autodiff._context import GradientContext
+from onnxtrain.autodiff._recurrent import GATES, Recurrence
+from onnxtrain.autodiff._recurrent_steps import StepEmitter
+from onnxtrain.autodiff._rules import rule
+
+Grads = list[str | None]
+
+
+@rule("RNN", "GRU", "LSTM")
+def _recurrent(ctx: GradientContext) -> Grads:
+    settings = Recurrence.of(ctx.node, ctx.facts)
+    # `backward` unrolls the nodes with peepholes and makes layout 1 time-major first (`_recurrent.py`)
+    if ctx.input(7):
+        raise ctx.unsupported("P", ctx.input(7), "LSTM's peepholes are differentiated through the unrolled equations")
+    if settings.layout:
+        raise ctx.unsupported("layout", settings.layout, "layout 1 is differentiated as layout 0 between Transposes")
+    with ctx.builder.scope(f"{ctx.node.name or ctx.op_type.lower()}_grad"):
+        return _ScanBackward(ctx, settings).gradients()
+
+
+@dataclass(frozen=True)
+class _Direction:
+    """One direction's inputs, time-major; its sequences as rows [steps * batch, ...] unless named *3 ([steps,
+    batch, ...]). "" for an absent input or a gradient that does not flow."""
+
+    x: str  # X rows [steps * batch, features]
+    y3: str  # Y of this direction [steps, batch, hidden]: the hidden state after each step, at its time position
+    w: str  # [gates * hidden, features]
+    r: str  # [gates * hidden, hidden]
+    bias: str  # [2 * gates * hidden]: Wb, then Rb
+    h0: str  # [batch, hidden]
+    c0: str
+    dy3: str  # dL/dY [steps, batch, hidden]
+    dy_last: str  # dL/dY_h [batch, hidden]
+    dc_last: str  # dL/dY_c
+    reverse: bool
+    activations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Partials:
+    """One direction's gradients, as rows [steps * batch, gates * hidden]: those of X W^T + Wb and of H_prev R^T + Rb
+    (the previous hidden states'), with H_prev itself, dL/dR where it is no Gemm of those two (GRU with
+    linear_before_reset=0), and those of the initial states."""
+
+    input_part: str
+    recurrent_part: str
+    h_prev: str
+    dr: str | None
+    dh0: str
+    dc0: str
+
+
+class _ScanBackward:
+    """The gradients of one recurrent node's inputs, emitted into its context's builder."""
+
+    def __init__(self, ctx: GradientContext, settings: Recurrence):
+        self.ctx, self.s, self.b = ctx, settings, ctx.builder
+        self.size = settings.hidden
+        self.e = StepEmitter(ctx.builder, settings.dtype, settings.hidden, settings.clip, ctx.input(0))
+
+    def gradients(self) -> Grads:
+        ctx, e, s, op = self.ctx, self.e, self.s, self.ctx.op_type
+        count = len(s.directions)
+        x, y = ctx.input(0), ctx.forward_output(0)
+        h0, c0 = ctx.input(5), ctx.input(6) if op == "LSTM" else ""
+        dy, dy_h, dy_c = ctx.grad(0), ctx.grad(1), ctx.grad(2) if op == "LSTM" else None
+        rows = self.b.node("Flatten", [x], hint="x_rows", axis=2)
+
+        def per_direction(value: str | None, axis: int = 0) -> list[str]:
+            if not value:
+                return [""] * count
+            return [e.squeeze(v, [axis]) for v in e.split(value, [1] * count, axis)]
+
+        weights = per_direction(ctx.input(1))
+        columns = zip(
+            per_direction(y, axis=1),
+            weights,
+            per_direction(ctx.input(2)),
+            per_direction(ctx.input(3)),
+            per_direction(h0),
+            per_direction(c0),
+            per_direction(dy, axis=1),
+            per_direction(dy_h),
+            per_direction(dy_c),
+            strict=True,
+        )
+        parts = []
+        for (y3, w, r, bias, h, c, dy3, dy_last, dc_last), direction, activations in zip(
+            columns, s.directions, s.activations, strict=True
+        ):
+            v = _Direction(rows, y3, w, r, bias, h, c, dy3, dy_last, dc_last, direction == "reverse", activations)
+            parts.append(getattr(self, f"_{op.lower()}")(v))
+        return self._input_gradients(parts, x, rows, weights)
+
+    def _input_gradients(self, parts: Sequence[_Partials], x: str, rows: str, weights: Sequence[str]) -> Grads:
+        ctx, e, b = self.ctx, self.e, self.b
+
+        def stacked(values: Sequence[str]) -> str:
+            return e.concat([e.unsqueeze(v, [0]) for v in values], 0)
+
+        def summed(values: Sequence[str]) -> str:
+            return values[0] if len(values) == 1 else b.node("Sum", list(values), hint="directions")
+
+        grads: Grads = [None] * len(ctx.inputs)
+        if ctx.needs_grad(0):
+            dx_rows = summed(
+                [b.node("MatMul", [p.input_part, w], hint="dx_rows") for p, w in zip(parts, weights, strict=True)]
+            )
+            grads[0] = b.node("Reshape", [dx_rows, b.node("Shape", [x], hint="x_shape")], hint="dx")
+        if ctx.needs_grad(1):
+            grads[1] = stacked([b.node("Gemm", [p.input_part, rows], hint="dw", transA=1) for p in parts])
+        if ctx.needs_grad(2):
+            grads[2] = stacked(
+                [p.dr or b.node("Gemm", [p.recurrent_part, p.h_prev], hint="dr", transA=1) for p in parts]
+            )
+        if ctx.needs_grad(3):
+            grads[3] = stacked(
+                [e.concat([e.column_sums(p.input_part), e.column_sums(p.recurrent_part)], 0) for p in parts]
+            )
+        for index, name in ((5, "dh0"), (6, "dc0")):
+            if ctx.needs_grad(index):
+                grads[index] = stacked([getattr(p, name) for p in parts])
+        return grads
+
+    # --- the three ops: one direction each ------------------------------------------------------------------
+    def _rnn(self, v: _Direction) -> _Partials:
+        b, e = self.b, self.e
+        h_prev = self._previous_states(v)
+        pre = b.node("Add", [self._input_projection(v.x, v.w, self._summed_bias(v.bias)), self._times_r(h_prev, v.r)])
+        _, slope = e.gate(v.activations[0], pre)
+
+        def body(states: list[str], steps: list[str]) -> tuple[list[str], list[str]]:
+            dh, step_slope = states[0], steps[-1]
+            d_pre = b.node("Mul", [e.total(dh, steps[0] if v.dy3 else ""), step_slope], hint="d_pre")
+            return [b.node("MatMul", [d_pre, v.r], hint="dh_prev")], [d_pre]
+
+        sequences = [*self._dy(v), (e.steps(slope, self.size), self.size)]
+        dh0, d_pre3 = e.scan("rnn_backward", [v.dy_last or e.zeros_state()], sequences, body, not v.reverse)
+        d_pre = b.node("Flatten", [d_pre3], hint="d_pre", axis=2)
+        return _Partials(d_pre, d_pre, h_prev, None, dh0, "")
+
+    def _gru(self, v: _Direction) -> _Partials:
+        b, e, size = self.b, self.e, self.size
+        f, g = v.activations
+        linear_before_reset = self.s.linear_before_reset
+        h_prev = self._previous_states(v)
+        input_bias, r_h_bias = "", ""
+        if not linear_before_reset:
+            input_bias = self._summed_bias(v.bias)
+        elif v.bias:  # Rbh is added inside r * (...)
+            w_bias, r_bias = e.split(v.bias, [3 * size, 3 * size], 0)
+            w_zr, w_h = e.split(w_bias, [2 * size, size], 0)
+            r_zr_bias, r_h_bias = e.split(r_bias, [2 * size, size], 0)
+            input_bias = e.concat([b.node("Add", [w_zr, r_zr_bias]), w_h], 0)
+        x_z, x_r, x_h = e.split(self._input_projection(v.x, v.w, input_bias), [size] * 3, 1)
+        if linear_before_reset:
+            h_z, h_r, h_h = e.split(self._times_r(h_prev, v.r), [size] * 3, 1)
+            linear = b.node("Add", [h_h, r_h_bias]) if r_h_bias else h_h
+        else:
+            r_zr, r_h = e.split(v.r, [2 * size, size], 0)
+            h_z, h_r = e.split(self._times_r(h_prev, r_zr), [size] * 2, 1)
+        z, z_slope = e.gate(f, b.node("Add", [x_z, h_z]))
+        reset, reset_slope = e.gate(f, b.node("Add", [x_r, h_r]))
+        if linear_before_reset:
+            candidate_pre = b.node("Add", [x_h, b.node("Mul", [reset, linear])])
+        else:
+            reset_h = b.node("Mul", [reset, h_prev], hint="reset_h")
+            candidate_pre = b.node("Add", [x_h, self._times_r(reset_h, r_h)])
+        candidate, candidate_slope = e.gate(g, candidate_pre)
+        # dL/d(each gate's pre-activation) = dL/dh_t times these
+        a_z = b.node("Mul", [b.node("Sub", [h_prev, candidate]), z_slope], hint="a_z")
+        a_h = b.node("Mul", [b.node("Sub", [e.one(), z]), candidate_slope], hint="a_h")
+        dy = self._dy(v)
+        if linear_before_reset:
+            a_r = b.node("Mul", [b.node("Mul", [a_h, linear]), reset_slope], hint="a_r")
+            a_x = e.concat([a_z, a_r, a_h], 1)  # of X W^T + Wb
+            a_rec = e.concat([a_z, a_r, b.node("Mul", [a_h, reset])], 1)  # of H_prev R^T + Rb
+
+            def body(states: list[str], steps: list[str]) -> tuple[list[str], list[str]]:
+                gh = e.total(states[0], steps[0] if v.dy3 else "")
+                step_z, step_a_rec = steps[-2:]
+                d_rec = b.node("Mul", [e.concat([gh] * 3, 1), step_a_rec], hint="d_rec")
+                kept = b.node("Mul", [gh, step_z], hint="kept")
+                return [b.node("Add", [kept, b.node("MatMul", [d_rec, v.r])], hint="dh_prev")], [gh]
+
+            sequences = [*dy, (e.steps(z, size), size), (e.steps(a_rec, 3 * size), 3 * size)]
+            dh0, gh3 = e.scan("gru_backward", [v.dy_last or e.zeros_state()], sequences, body, not v.reverse)
+            gh = b.node("Flatten", [gh3], hint="gh", axis=2)
+            tiled = e.concat([gh] * 3, 1)
+            input_part, recurrent_part = b.node("Mul", [tiled, a_x]), b.node("Mul", [tiled, a_rec])
+            return _Partials(input_part, recurrent_part, h_prev, None, dh0, "")
+
+        a_r = b.node("Mul", [h_prev, reset_slope], hint="a_r")  # times dL/d(reset * H_prev)
+
+        def body_reset_before(states: list[str], steps: list[str]) -> tuple[list[str], list[str]]:
+            gh = e.total(states[0], steps[0] if v.dy3 else "")
+            step_z, step_reset, step_a_z, step_a_h, step_a_r = steps[-5:]
+            d_reset_h = b.node("MatMul", [b.node("Mul", [gh, step_a_h]), r_h], hint="d_reset_h")
+            d_zr = e.concat([b.node("Mul", [gh, step_a_z]), b.node("Mul", [d_reset_h, step_a_r])], 1)
+            parts = [
+                b.node("Mul", [gh, step_z]),
+                b.node("Mul", [d_reset_h, step_reset]),
+                b.node("MatMul", [d_zr, r_zr]),
+            ]
+            return [b.node("Sum", parts, hint="dh_prev")], [gh]
+
+        sequences = [*dy, *((e.steps(value, size), size) for value in (z, reset, a_z, a_h, a_r))]
+        dh0, gh3 = e.scan("gru_backward", [v.dy_last or e.zeros_state()], sequences, body_reset_before, not v.reverse)
+        gh = b.node("Flatten", [gh3], hint="gh", axis=2)
+        d_candidate = b.node("Mul", [gh, a_h], hint="d_candidate")
+        d_reset_h = b.node("MatMul", [d_candidate, r_h], hint="d_reset_h")
+        d_zr = e.concat([b.node("Mul", [gh, a_z]), b.node("Mul", [d_reset_h, a_r])], 1)
+        d_pre = e.concat([d_zr, d_candidate], 1)
+        dr = None
+        if self.ctx.needs_grad(2):
+            by_h_prev = b.node("Gemm", [d_zr, h_prev], hint="dr_zr", transA=1)
+            dr = e.concat([by_h_prev, b.node("Gemm", [d_candidate, reset_h], hint="dr_h", transA=1)], 0)
+        return _Partials(d_pre, d_pre, h_prev, dr, dh0, "")
+
+    def _lstm(self, v: _Direction) -> _Partials:
+        b, e, size = self.b, self.e, self.size
+        f, g, h_act = v.activations
+        h_prev = self._previous_states(v)
+        pre = b.node("Add", [self._input_projection(v.x, v.w, self._summed_bias(v.bias)), self._times_r(h_prev, v.r)])
+        i_pre, o_pre, f_pre, c_pre = e.split(pre, [size] * 4, 1)
+        i, i_slope = e.gate(f, i_pre)
+        o, o_slope = e.gate(f, o_pre)
+        candidate, candidate_slope = e.gate(g, c_pre)
+        if self.s.input_forget:
+            forget, forget_slope = b.node("Sub", [e.one(), i], hint="forget"), ""
+        else:
+            forget, forget_slope = e.gate(f, f_pre)
+        update = b.node("Mul", [i, candidate], hint="update")
+
+        def cell(states: list[str], steps: list[str]) -> tuple[list[str], list[str]]:
+            c = b.node("Add", [b.node("Mul", [steps[0], states[0]]), steps[1]], hint="c")
+            return [c], [b.node("Identity", [c], hint="c_t")]
+
+        c0 = v.c0 or e.zeros_state()
+        sequences = [(e.steps(forget, size), size), (e.steps(update, size), size)]
+        _, cells3 = e.scan("cells", [c0], sequences, cell, v.reverse)
+        cells = b.node("Flatten", [cells3], hint="cells", axis=2)
+        c_prev = b.node("Flatten", [e.shifted(cells3, e.unsqueeze(c0, [0]), v.reverse)], hint="c_prev", axis=2)
+        squashed = e.act(h_act, cells)
+        # dL/d(cell state) from dL/dh_t, and dL/d(each gate's pre-activation) from dL/dc_t (i, f, c) or dL/dh_t (o)
+        k = b.node("Mul", [o, e.slope(h_act, cells, squashed)], hint="k")
+        a_o = b.node("Mul", [squashed, o_slope], hint="a_o")
+        if self.s.input_forget:  # forget = 1 - i
+            a_i = b.node("Mul", [b.node("Sub", [candidate, c_prev]), i_slope], hint="a_i")
+            zero = numpy_helper.from_array(np.zeros(1, self.s.dtype))
+            a_f = b.node("ConstantOfShape", [b.node("Shape", [c_prev])], hint="a_f", value=zero)
+        else:
+            a_i = b.node("Mul", [candidate, i_slope], hint="a_i")
+            a_f = b.node("Mul", [c_prev, forget_slope], hint="a_f")
+        a = e.concat([a_i, a_o, a_f, b.node("Mul", [i, candidate_slope], hint="a_c")], 1)
+
+        def body(states: list[str], steps: list[str]) -> tuple[list[str], list[str]]:
+            (dh, dc), (step_k, step_a, step_forget) = states, steps[-3:]
+            gh = e.total(dh, steps[0] if v.dy3 else "")
+            dc_t = b.node("Add", [dc, b.node("Mul", [gh, step_k])], hint="dc_t")
+            d_pre = b.node("Mul", [e.concat([dc_t, gh, dc_t, dc_t], 1), step_a], hint="d_pre")
+            new = [b.node("MatMul", [d_pre, v.r], hint="dh_prev"), b.node("Mul", [dc_t, step_forget], hint="dc_prev")]
+            return new, [d_pre]
+
+        sequences = [
+            *self._dy(v),
+            (e.steps(k, size), size),
+            (e.steps(a, 4 * size), 4 * size),
+            (e.steps(forget, size), size),
+        ]
+        initial = [v.dy_last or e.zeros_state(), v.dc_last or e.zeros_state()]
+        dh0, dc0, d_pre3 = e.scan("lstm_backward", initial, sequences, body, not v.reverse)
+        d_pre = b.node("Flatten", [d_pre3], hint="d_pre", axis=2)
+        return _Partials(d_pre, d_pre, h_prev, None, dh0, dc0)
+
+    # --- shared pieces --------------------------------------------------------------------------------------
+    def _dy(self, v: _Direction) -> list[tuple[str, int]]:
+        return [(v.dy3, self.size)] if v.dy3 else []
+
+    def _previous_states(self, v: _Direction) -> str:
+        """H_prev as rows: the hidden state before each step (the initial one, zeros without it, at the first)."""
+        e = self.e
+        first = e.unsqueeze(v.h0 or e.zeros_state(), [0])
+        return self.b.node("Flatten", [e.shifted(v.y3, first, v.reverse)], hint="h_prev", axis=2)
+
+    def _input_projection(self, x_rows: str, w: str, bias: str) -> str:
+        """X W^T (+ bias) as rows. Gemm with transB, not MatMul of a Transpose, which ONNX Runtime fuses into a
+        FusedMatMul that has no double kernel."""
+        return self.b.node("Gemm", [x_rows, w, *([bias] if bias else [])], hint="x_w", transB=1)
+
+    def _times_r(self, rows: str, r: str) -> str:
+        return self.b.node("Gemm", [rows, r], hint="h_r", transB=1)
+
+    def _summed_bias(self, bias: str) -> str:
+        """Wb + Rb: "" without a bias."""
+        if not bias:
+            return ""
+        width = GATES[self.ctx.op_type] * self.size
+        return self.b.node("Add", self.e.split(bias, [width, width], 0), hint="bias")
