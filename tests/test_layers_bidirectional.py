@@ -196,7 +196,7 @@ STEP_CASES = {
 @pytest.mark.parametrize("case_id", list(STEP_CASES))
 def test_one_sgd_step_matches_keras(case_id: str):
     """Input(5, 2) -> Bidirectional [-> Flatten] -> Dense(2), Keras' weights: the loss and every weight after one
-    SGD(0.1) step under sparse softmax cross-entropy equal Keras 3's (gradients through the unrolled node)."""
+    SGD(0.1) step under sparse softmax cross-entropy equal Keras 3's (gradients by the Scan rule)."""
     with np.load(KERAS_FIXTURES / f"bidirectional_sgd_step_{case_id}.npz") as data:
         x, y, keras_loss = data["x"], data["y"], float(data["loss"])
         count = int(data["weights"])

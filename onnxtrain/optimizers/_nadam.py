@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from onnxtrain.graph import GraphBuilder
 
 DECAY = 0.96  # Keras' momentum schedule: u_t = beta1 * (1 - 0.5 * 0.96^t)
-# 1 - 0.5 * 0.96^t is 1 in float32 from t = 391 on; the product of the schedule's factors stops changing there.
-SCHEDULE_TERMS = 400
+# 1 - 0.5 * 0.96^t is 1 in float32 from t = 408 on; the product of the schedule's factors stops changing there.
+SCHEDULE_TERMS = 408
 
 
 @keras_arguments(beta_1="beta1", beta_2="beta2")
