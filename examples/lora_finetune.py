@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
             for rank in args.ranks:
                 with lora(base, rank=rank, alpha=args.alpha) as model:
                     model.compile(optimizer=Adam(args.learning_rate), metric="accuracy")
-                    trainable, frozen = model.count_params()
+                    trainable, frozen = model.param_counts()
                     model.fit(train, epochs=args.epochs, batch_size=args.batch_size, verbose=0, seed=args.seed)
                     after = accuracy(model, test)
                     merged = model.export(

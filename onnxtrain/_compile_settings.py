@@ -93,7 +93,7 @@ def compile_settings(
     compiled = Compiled(
         optimizer=optimizers.get(optimizer),
         loss=model_loss,
-        metrics=tuple(dict.fromkeys(metrics_module.get(m) for m in resolved_metrics)),
+        metrics=tuple(dict.fromkeys(metrics_module.named(m) for m in resolved_metrics)),
         device=device,
         opset=opset,
         ir_version=ir_version,

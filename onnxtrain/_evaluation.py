@@ -16,7 +16,7 @@ from onnxtrain.distributed._reduce import all_reduce_sums
 from onnxtrain.engine import Engine
 from onnxtrain.history import EvaluationResult, MetricValues
 from onnxtrain.losses import Loss
-from onnxtrain.metrics import Metrics
+from onnxtrain.metrics import Metrics, NamedMetric
 from onnxtrain.multi_output import OutputLosses
 from onnxtrain.progress import Progress
 
@@ -32,37 +32,38 @@ class BatchFigures:
         outputs: each output's loss, weight and metrics (None for a model of one output).
     """
 
-    metrics: tuple[Metrics, ...]
+    metrics: tuple[NamedMetric, ...]
     loss: Loss
     outputs: OutputLosses | None = None
 
-    def keys(self) -> list[Metrics | str]:
+    def keys(self) -> list[NamedMetric | str]:
         """What `batch_sums` returns sums of, in order."""
         return list(self.metrics) if self.outputs is None else list(self.outputs.keys())
 
-    def batch_sums(self, outputs: np.ndarray, labels: np.ndarray) -> dict[Metrics | str, float]:
+    def batch_sums(self, outputs: np.ndarray, labels: np.ndarray) -> dict[NamedMetric | str, float]:
         """Each figure summed over a batch's examples."""
         if self.outputs is not None:
-            sums: dict[Metrics | str, float] = {k: v for k, v in self.outputs.batch_sums(outputs, labels).items()}
+            sums: dict[NamedMetric | str, float] = {k: v for k, v in self.outputs.batch_sums(outputs, labels).items()}
             return sums
         return {metric: metric.batch_sum(outputs, labels, self.loss) for metric in self.metrics}
 
-    def means(self, sums: dict[Metrics | str, float], examples: float) -> dict[Metrics | str, float]:
+    def means(self, sums: dict[NamedMetric | str, float], examples: float) -> dict[NamedMetric | str, float]:
         """The figures from their sums over `examples` examples: the means, finished by each metric (RMSE's root)."""
         finishers = self.finishers()
         count = max(examples, 1)
         return {key: finishers[key].finish(s / count) if key in finishers else s / count for key, s in sums.items()}
 
-    def finishers(self) -> dict[Metrics | str, Metrics]:
+    def finishers(self) -> dict[NamedMetric | str, NamedMetric]:
         """The metric behind each key that is one."""
         if self.outputs is None:
             return {metric: metric for metric in self.metrics}
         return dict(self.outputs.metric_keys().items())
 
 
-def log_key(metric: Metrics | str) -> str:
-    """A figure's name in the logs: a metric's Keras name, or the name a model of several outputs gives it."""
-    return metric.value if isinstance(metric, Metrics) else metric
+def log_key(metric: Metrics | NamedMetric | str) -> str:
+    """A figure's name in the logs: a metric's name as compile was given it (Keras 3's key: "acc" for "acc"), or
+    the name a model of several outputs gives it ("<output>_<metric name>")."""
+    return metric.value if isinstance(metric, Metrics | NamedMetric) else metric
 
 
 def evaluate_batches(

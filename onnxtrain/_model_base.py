@@ -100,8 +100,14 @@ class ModelBase:
             f"get_layer found no layer named {name!r}. The model's layers: {[layer.name for layer in self.layers]}"
         )
 
-    def count_params(self) -> tuple[int, int]:
-        """(trainable, frozen) parameter counts."""
+    def count_params(self) -> int:
+        """Keras' `count_params()`: the number of values in every weight, trainable or not (a BatchNormalization's
+        moving statistics and a frozen layer's weights included). `param_counts()` splits it."""
+        return sum(self.param_counts())
+
+    def param_counts(self) -> tuple[int, int]:
+        """(trainable, frozen) parameter counts, as the summary's "Total trainable params" and "Total frozen
+        params": the weights an optimizer updates, and the rest (frozen layers', statistics)."""
         trainable = sum(value.size for value in self.graph.trainable_params_by_name().values())
         total = sum(value.size for value in self.graph.params_by_name().values())
         return int(trainable), int(total - trainable)
@@ -130,7 +136,7 @@ class ModelBase:
         """Keras' summary table with "Connected to" (a Sequential's is KotlinDL's: `Sequential._summary_table`)."""
         rows = self.graph.summary_rows()
         return connected_summary_table(
-            f"Functional ({self.name})", rows, self.count_params(), self._emitted_loss(), self.graph
+            f"Functional ({self.name})", rows, self.param_counts(), self._emitted_loss(), self.graph
         )
 
     def _emitted_loss(self) -> Loss | None:
@@ -156,6 +162,15 @@ class ModelBase:
         if self._trainer is not None:
             self._trainer.engine.set_weights(arrays)
             self._trainer.weights_changed()
+
+    def layer_params_changed(self, layer: Layer) -> None:
+        """Give every compiled, open model that trains `layer` (this one, or one it is nested in) the parameters the
+        layer now holds, changed outside the engine (`Normalization.adapt`), as `set_weights` would."""
+        for model in _models_sharing_layers(self):
+            if model._trainer is None or model._closed:
+                continue
+            named = model.graph._named_params("", set())
+            model.set_weights({name: layer.params[local] for name, owner, local in named if owner is layer})
 
     def sync_weights(self) -> None:
         """Copy the engine's current weights into the layers (before export or save)."""

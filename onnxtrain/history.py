@@ -11,23 +11,38 @@ from pathlib import Path
 from typing import Any
 
 from onnxtrain import metrics as metrics_module
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, RuntimeSetupError
-from onnxtrain.metrics import Metrics
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, RuntimeSetupError, UnknownIdentifierError
+from onnxtrain.metrics import Metrics, NamedMetric
+
+MetricKey = Metrics | NamedMetric | str
 
 
-class MetricValues(Mapping[Metrics | str, float]):
-    """Metric values keyed by `Metrics` member; string keys ("accuracy", "acc") work too. A model of several
-    outputs keys them by Keras' names instead: "<output>_loss", "<output>_accuracy"."""
+class MetricValues(Mapping[MetricKey, float]):
+    """Metric values keyed by the compiled metrics (`NamedMetric`, named as compile was given them: "acc");
+    looked up by that name, by a `Metrics` member or by any name of the metric (`result.metrics[Metrics.ACCURACY]`,
+    `["accuracy"]` of metrics=["acc"]). A model of several outputs keys them by Keras' names instead:
+    "<output>_loss", "<output>_accuracy"."""
 
-    def __init__(self, values: Mapping[Metrics | str, float]):
+    def __init__(self, values: Mapping[Any, float]):  # keys: MetricKey (Mapping's key type is invariant)
         self._values = dict(values)
 
-    def __getitem__(self, key: Metrics | str) -> float:
-        if isinstance(key, str) and key in self._values:
+    def __getitem__(self, key: MetricKey) -> float:
+        if key in self._values:
             return self._values[key]
-        return self._values[metrics_module.get(key)]
+        if isinstance(key, str):
+            for own, value in self._values.items():
+                if _name(own) == key:
+                    return value
+        try:
+            metric = metrics_module.get(key)  # another name of a metric ("accuracy" of "acc"), or a member
+        except UnknownIdentifierError:
+            metric = None
+        for own, value in self._values.items():
+            if metric is not None and (own is metric or (isinstance(own, NamedMetric) and own.metric is metric)):
+                return value
+        raise KeyError(f"{key!r}: the metrics here are {[_name(own) for own in self._values]}")
 
-    def __iter__(self) -> Iterator[Metrics | str]:
+    def __iter__(self) -> Iterator[MetricKey]:
         return iter(self._values)
 
     def __len__(self) -> int:
@@ -37,8 +52,8 @@ class MetricValues(Mapping[Metrics | str, float]):
         return "{" + ", ".join(f"{_name(m)}: {v:.4f}" for m, v in self._values.items()) + "}"
 
 
-def _name(key: Metrics | str) -> str:
-    return key.value if isinstance(key, Metrics) else key
+def _name(key: MetricKey) -> str:
+    return key.value if isinstance(key, Metrics | NamedMetric) else key
 
 
 @dataclass(frozen=True)

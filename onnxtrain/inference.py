@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 
 from onnxtrain import losses
+from onnxtrain._batches import batch_arrays
 from onnxtrain._bounded_read import read_bounded
 from onnxtrain._checks import check_positive_int, check_threads
 from onnxtrain._onnx_file import check_onnx_tensors, parse_onnx_file, parse_onnx_model
 from onnxtrain._onnx_tensors import MAX_MODEL_BYTES, has_external_data, model_tensors
 from onnxtrain._runtime import create_session, resolve_device
 from onnxtrain._token_ids import exported_token_ids
-from onnxtrain.arrays import prepare_x
+from onnxtrain.arrays import InputArrays, InputSpec, prepare_inputs
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -60,8 +61,12 @@ _INPUT_TYPES = {
 class InferenceModel:
     """A model loaded for prediction only: `predict` (class indices), `predict_softly` (probabilities).
 
-    Input checks and conversions are `Sequential.predict`'s: the per-example shape and type come from the graph's
-    input. For a float input, integer arrays (e.g. uint8 pixels) are scaled by the `input_scale` in the model's
+    A model of several outputs (onnxtrain's export of `Model(x, [kind, size])`) gives a list from both, one result
+    per output as `Model.predict` does; `predict_outputs` gives every graph output raw, by name. A model of several
+    inputs takes a list of arrays in its inputs' order, or a dict {input name: array}, as `Model.predict` does.
+
+    Input checks and conversions are `Model.predict`'s: the per-example shape and type come from the graph's
+    inputs. For a float input, integer arrays (e.g. uint8 pixels) are scaled by the `input_scale` in the model's
     metadata: divided by n when it is 1/n for a whole number n (255 for 1/255), multiplied by it otherwise. An
     int64 or int32 input (token ids) takes integers, or floats holding whole numbers, cast to its type and never
     scaled. An input that an exported Embedding reads (a Gather of a table) takes whole token ids in
@@ -107,9 +112,18 @@ class InferenceModel:
             self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         except UnicodeDecodeError as e:
             raise ModelFileError(f"{source} has metadata that is not valid UTF-8 ({e}).") from e
-        self.input_name, self.input_shape, self.input_dtype = self._check_input(source)
-        # An input that feeds an exported Embedding: its ids are checked as the trained model checks them.
-        self._token_ids = exported_token_ids(proto.graph, self.input_name)
+        # Each input's name, shape and dtype, and the ids it takes where it feeds an exported Embedding (checked as
+        # the trained model checks them).
+        self.inputs: tuple[InputSpec, ...] = tuple(
+            InputSpec(name, shape, dtype, exported_token_ids(proto.graph, name))
+            for name, shape, dtype in self._check_inputs(source)
+        )
+        self.input_names: tuple[str, ...] = tuple(spec.name for spec in self.inputs)
+        # The first (for a model of one input, the) input's; `input_shape` lists every input's shape for several,
+        # as Model.input_shape does.
+        self.input_name, self.input_dtype = self.inputs[0].name, self.inputs[0].dtype
+        shapes = [spec.shape for spec in self.inputs]
+        self.input_shape: Shape = shapes[0] if len(shapes) == 1 else shapes  # type: ignore[assignment]
         batch = self._session.get_inputs()[0].shape[0]
         # A foreign model may fix its batch size; ORT refuses any other with an opaque INVALID_ARGUMENT.
         self._fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
@@ -120,6 +134,10 @@ class InferenceModel:
         self.input_scale = _float_metadata(self.metadata, META_INPUT_SCALE, source)
         self.class_names = _class_names(self.metadata, source)
         self.loss = _loss(self.metadata)
+        # The model's own outputs: the graph's, less the probabilities that follow a classifier's output
+        # (`probabilities` after `logits`, `<name>_probabilities` after each output of a model of several).
+        self.predicted_outputs: tuple[str, ...] = _predicted_outputs(self.output_names)
+        self._output_losses = _output_losses(self.metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None) -> InferenceModel:
@@ -157,10 +175,14 @@ class InferenceModel:
         return cls(data, device=device, threads=threads, source=str(source))
 
     # --- prediction ---------------------------------------------------------------------------------------
-    def predict(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto") -> np.ndarray | int:
-        """Class index per example (an int for one example) for classifiers; raw outputs otherwise. `verbose` is
-        Keras' argument (0, 1, 2 or "auto"), checked and otherwise ignored: predict shows no progress bar."""
+    def predict(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto") -> Any:
+        """Class index per example (an int for one example) for classifiers; raw outputs otherwise. A model of
+        several outputs gives a list, one such result per output (decided by that output's loss, as
+        `Model.predict`). `verbose` is Keras' argument (0, 1, 2 or "auto"), checked and otherwise ignored: predict
+        shows no progress bar."""
         check_verbose(verbose)
+        if len(self.predicted_outputs) > 1:
+            return self._predict_each(x, batch_size, soft=False)
         outputs, single = self._run(x, self._logits, batch_size)
         if self.loss is not None:
             result = self.loss.decide(outputs)
@@ -170,10 +192,13 @@ class InferenceModel:
             result = outputs
         return result[0].item() if single and result.ndim == 1 else (result[0] if single else result)
 
-    def predict_softly(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto") -> np.ndarray:
-        """Class probabilities per example: the `probabilities` output, or a BCE model's sigmoid output. `verbose`
-        as predict's: checked, no progress bar."""
+    def predict_softly(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto") -> Any:
+        """Class probabilities per example: the `probabilities` output, or a BCE model's sigmoid output. A model of
+        several outputs gives a list, one per output: `<output>_probabilities`, or its loss's probabilities (each
+        output must be a classifier's). `verbose` as predict's: checked, no progress bar."""
         check_verbose(verbose)
+        if len(self.predicted_outputs) > 1:
+            return self._predict_each(x, batch_size, soft=True)
         if PROBABILITIES in self.output_names:
             probabilities, single = self._run(x, PROBABILITIES, batch_size)
         elif self.loss is not None:
@@ -194,6 +219,45 @@ class InferenceModel:
         outputs, _ = self._run_outputs(x, self.output_names, batch_size)
         return dict(zip(self.output_names, outputs, strict=True))
 
+    def _predict_each(self, x: Any, batch_size: int, soft: bool) -> list[Any]:
+        """`predict` (or, `soft`, `predict_softly`) of a model of several outputs: one result per own output, as
+        `Model.predict` (`Model.predict_softly`) gives it."""
+        outputs, single = self._run_outputs(x, self.output_names, batch_size)
+        by_name = dict(zip(self.output_names, outputs, strict=True))
+        results = []
+        for name in self.predicted_outputs:
+            own, probabilities = self._output_losses.get(name), by_name.get(f"{name}_{PROBABILITIES}")
+            if soft:
+                result = probabilities if probabilities is not None else self._probabilities_of(name, by_name[name])
+                results.append(result[0] if single else result)
+                continue
+            if own is not None:
+                result = own.decide(by_name[name])
+            else:  # no loss known: the class of a classifier's output, the values of any other
+                result = by_name[name] if probabilities is None else probabilities.argmax(axis=-1)
+            results.append(result[0].item() if single and result.ndim == 1 else (result[0] if single else result))
+        return results
+
+    def _probabilities_of(self, name: str, output: np.ndarray) -> np.ndarray:
+        """The class probabilities of output `name` of a model of several, which exports none of its own: its
+        loss's (binary cross-entropy's sigmoid, ...).
+
+        Raises:
+            InvalidArgumentError: the output has no classification loss in the metadata.
+        """
+        own = self._output_losses.get(name)
+        why = "no loss in the metadata" if own is None else f"loss {own.name!r}"
+        try:
+            if own is not None:
+                return own.probabilities(output)
+        except InvalidArgumentError:
+            pass
+        raise InvalidArgumentError(
+            f"predict_softly gives each output's class probabilities, and output {name!r} of {self.source} is not "
+            f"a classifier's: it has no '{name}_{PROBABILITIES}' output and {why}. Outputs: "
+            f"{list(self.output_names)}. Use predict() or predict_outputs() for its values."
+        )
+
     def _run(self, x: Any, output: str, batch_size: int) -> tuple[np.ndarray, bool]:
         outputs, single = self._run_outputs(x, (output,), batch_size)
         return outputs[0], single
@@ -202,44 +266,49 @@ class InferenceModel:
         if self._session is None:
             raise ModelStateError("predict() was called on a closed InferenceModel; load the model again.")
         batch_size = check_positive_int("batch_size", batch_size)
-        batch, single = prepare_x(
-            x, self.input_shape, self.input_scale, "x", True, token_ids=self._token_ids, dtype=self.input_dtype
-        )
+        batch, single = prepare_inputs(x, self.inputs, self.input_scale, "x", allow_single=True)
         if self._fixed_batch is not None:
             if len(batch) % self._fixed_batch:
                 raise ShapeError(
                     f"x expects a multiple of {self._fixed_batch} examples: {self.source} fixes the batch size "
-                    f"of its input {self.input_name!r} to {self._fixed_batch}. Received: x.shape={batch.shape}"
+                    f"of its input {self.input_name!r} to {self._fixed_batch}. Received: x.shape={_shapes(batch)}"
                 )
             batch_size = self._fixed_batch
         try:
             parts = [
-                self._session.run(list(names), {self.input_name: batch[start : start + batch_size]})
+                self._session.run(
+                    list(names),
+                    dict(zip(self.input_names, batch_arrays(batch[start : start + batch_size]), strict=True)),
+                )
                 for start in range(0, len(batch), batch_size)
             ]
         except Exception as e:  # ORT's own types: the graph itself fails (a damaged or foreign model)
             raise ModelFileError(
-                f"{self.source} failed in ONNX Runtime on x of shape {batch.shape} ({type(e).__name__}: "
+                f"{self.source} failed in ONNX Runtime on x of shape {_shapes(batch)} ({type(e).__name__}: "
                 f"{str(e).strip()[:300]}). The model is damaged or is not one that onnxtrain exports."
             ) from e
         return [np.concatenate([part[i] for part in parts]) for i in range(len(names))], single
 
-    def _check_input(self, source: str) -> tuple[str, Shape, np.dtype]:
+    def _check_inputs(self, source: str) -> list[tuple[str, Shape, np.dtype]]:
+        """(name, per-example shape, dtype) of each graph input, which must be as onnxtrain exports them."""
         inputs = self._session.get_inputs()
-        if len(inputs) != 1 or inputs[0].type not in _INPUT_TYPES:
-            found = [(i.name, i.type) for i in inputs]
-            raise ModelFileError(
-                f"{source} is not a single-input model as onnxtrain exports, of type {sorted(_INPUT_TYPES)}. "
-                f"Inputs: {found}"
-            )
-        dims = inputs[0].shape[1:]
-        if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
-            raise ModelFileError(
-                f"{source}: input {inputs[0].name!r} must have a batch dimension and fixed example "
-                "dimensions. "
-                f"Found: {inputs[0].shape}"
-            )
-        return inputs[0].name, tuple(dims), _INPUT_TYPES[inputs[0].type]
+        if not inputs:
+            raise ModelFileError(f"{source} has no inputs.")
+        found = []
+        for graph_input in inputs:
+            if graph_input.type not in _INPUT_TYPES:
+                raise ModelFileError(
+                    f"{source}: input {graph_input.name!r} is of type {graph_input.type}; onnxtrain's models read "
+                    f"inputs of type {sorted(_INPUT_TYPES)}. Inputs: {[(i.name, i.type) for i in inputs]}"
+                )
+            dims = graph_input.shape[1:]
+            if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
+                raise ModelFileError(
+                    f"{source}: input {graph_input.name!r} must have a batch dimension and fixed example "
+                    f"dimensions. Found: {graph_input.shape}"
+                )
+            found.append((graph_input.name, tuple(dims), _INPUT_TYPES[graph_input.type]))
+        return found
 
     # --- lifetime -----------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -257,6 +326,43 @@ class InferenceModel:
             f"InferenceModel(source={self.source!r}, input_shape={self.input_shape}, "
             f"outputs={list(self.output_names)}, device={self.device!r})"
         )
+
+
+def _shapes(batch: np.ndarray | InputArrays) -> Any:
+    """A batch's shape, or each input's for a model of several inputs (for messages)."""
+    return [a.shape for a in batch.arrays] if isinstance(batch, InputArrays) else batch.shape
+
+
+def _predicted_outputs(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The model's own outputs among the graph's `names`: not `probabilities` after `logits`, nor the
+    `<output>_probabilities` that follows an output of a model of several (`emit.inference_graph`)."""
+    companions = {f"{name}_{PROBABILITIES}" for name in names}
+    if LOGITS in names:
+        companions.add(PROBABILITIES)
+    return tuple(name for name in names if name not in companions)
+
+
+def _output_losses(metadata: Mapping[str, str]) -> dict[str, losses.Loss]:
+    """The loss of each output of a model of several, by output name, from the `onnxtrain.loss` metadata
+    (`multi_output.OutputLosses.get_config`); an output whose loss this version does not know is left out (its
+    outputs are then given raw)."""
+    try:
+        config = json.loads(metadata.get(META_LOSS, ""))
+    except ValueError:
+        return {}
+    if (
+        not isinstance(config, dict)
+        or config.get("name") != "output_losses"
+        or not isinstance(config.get("outputs"), list)
+    ):
+        return {}
+    found = {}
+    for output in config["outputs"]:
+        try:
+            found[str(output["name"])] = losses.get(output["loss"])
+        except (OnnxtrainError, KeyError, TypeError, ValueError):
+            continue
+    return found
 
 
 def _float_metadata(metadata: Mapping[str, str], key: str, source: str) -> float:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -36,6 +36,10 @@ class Initializer:
     """
 
     name: str = field(default="", init=False)
+    elementwise: ClassVar[bool] = False
+    """Whether each value is drawn alike, whatever its position (zeros, random normal, variance scaling), so that a
+    kernel can be drawn in ONNX's layout directly. False (Orthogonal, and by default an initializer of your own):
+    `onnx_conv_kernel` draws a convolution kernel in Keras' layout and moves it into ONNX's."""
 
     def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         if _DECLARED.get() is not None:  # loading: model.onnx holds the values; a read-only zero view allocates none
@@ -65,6 +69,7 @@ class Initializer:
 @dataclass(frozen=True)
 class Zeros(Initializer):
     name: str = field(default="zeros", init=False)
+    elementwise: ClassVar[bool] = True
 
     def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(shape, np.float32)
@@ -73,6 +78,7 @@ class Zeros(Initializer):
 @dataclass(frozen=True)
 class Ones(Initializer):
     name: str = field(default="ones", init=False)
+    elementwise: ClassVar[bool] = True
 
     def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         return np.ones(shape, np.float32)
@@ -82,6 +88,7 @@ class Ones(Initializer):
 class Constant(Initializer):
     value: float = 0.0
     name: str = field(default="constant", init=False)
+    elementwise: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", _check_float32("Constant", "value", self.value))
@@ -96,6 +103,7 @@ class RandomNormal(Initializer):
     stddev: float = 0.05
     seed: int | None = None
     name: str = field(default="random_normal", init=False)
+    elementwise: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", _check_float32("RandomNormal", "mean", self.mean))
@@ -112,6 +120,7 @@ class RandomUniform(Initializer):
     maxval: float = 0.05
     seed: int | None = None
     name: str = field(default="random_uniform", init=False)
+    elementwise: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "minval", _check_float32("RandomUniform", "minval", self.minval))
@@ -139,6 +148,7 @@ class VarianceScaling(Initializer):
     distribution: str = "truncated_normal"
     seed: int | None = None
     name: str = field(default="variance_scaling", init=False)
+    elementwise: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -172,7 +182,10 @@ class VarianceScaling(Initializer):
 class Orthogonal(Initializer):
     """Keras' orthogonal matrix, times `gain`: the shape is read as a matrix (every axis but the last, by the last)
     whose rows (or columns, whichever are fewer) are orthonormal: the Q of a QR decomposition of standard normal
-    draws, its signs fixed by R's diagonal so that Q is uniformly distributed. The recurrent layers' default."""
+    draws, its signs fixed by R's diagonal so that Q is uniformly distributed. The recurrent layers' default.
+
+    The shape is Keras' layout: convolution layers, which keep their kernels in ONNX's, draw through
+    `onnx_conv_kernel`, so a Conv2D kernel is orthogonal as Keras' (kh * kw * in, filters) matrix."""
 
     gain: float = 1.0
     seed: int | None = None
@@ -191,6 +204,42 @@ class Orthogonal(Initializer):
         q, r = np.linalg.qr(rng.normal(size=(max(rows, columns), min(rows, columns))))
         q = q * np.sign(np.diag(r))
         return self.gain * (q.T if rows < columns else q)
+
+
+def keras_fans(shape: Shape) -> tuple[int, int]:
+    """Keras' `compute_fans` of a weight of `shape` in Keras' layout: (fan_in, fan_out), the axes before the last two
+    of a kernel of rank > 2 counting as its receptive field (a Conv2D kernel (kh, kw, in, filters): kh*kw*in and
+    kh*kw*filters)."""
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def onnx_conv_kernel(
+    initializer: Initializer, keras_shape: Shape, rng: np.random.Generator, depthwise: bool = False
+) -> np.ndarray:
+    """A convolution kernel in ONNX's layout, drawn as Keras draws the same kernel in its own layout.
+
+    Keras' kernel is (*window, a, b): (in, filters) for Conv, (filters, in) for ConvTranspose, (in,
+    depth_multiplier) with `depthwise`. ONNX's is (b, a, *window), or (in * depth_multiplier, 1, *window) with
+    `depthwise` (output channel c * depth_multiplier + m reads input channel c). The fans are Keras' for
+    `keras_shape`. An `elementwise` initializer draws in ONNX's layout directly (the same distribution, and the
+    weights a seed gave before); any other (Orthogonal: orthonormal columns of Keras' (prod(window) * a, b)
+    matrix) draws `keras_shape` and is transposed.
+    """
+    window, a, b = tuple(keras_shape[:-2]), keras_shape[-2], keras_shape[-1]
+    onnx_shape = (a * b, 1, *window) if depthwise else (b, a, *window)
+    fan_in, fan_out = keras_fans(keras_shape)
+    if initializer.elementwise or _DECLARED.get() is not None:  # (loading: a zero view, see Initializer.__call__)
+        return initializer(onnx_shape, fan_in, fan_out, rng)
+    kernel = initializer(tuple(keras_shape), fan_in, fan_out, rng)
+    spatial = tuple(range(len(window)))
+    if depthwise:  # (*window, in, multiplier) -> (in, multiplier, *window) -> (in * multiplier, 1, *window)
+        return np.ascontiguousarray(kernel.transpose(len(window), len(window) + 1, *spatial)).reshape(onnx_shape)
+    return np.ascontiguousarray(kernel.transpose(len(window) + 1, len(window), *spatial))
 
 
 def truncated_normal(rng: np.random.Generator, shape: Shape, stddev: float) -> np.ndarray:

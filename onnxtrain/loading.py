@@ -208,7 +208,9 @@ def _compile_loaded(
         with _config_entry(unusable, "compile.metrics", saved_metrics):
             if not isinstance(saved_metrics, list):
                 raise InvalidTypeError(f"metrics must be a list. Found: {type(saved_metrics).__name__}")
-            saved["metrics"] = [metrics.get(m) for m in saved_metrics]
+            # Each by the name it was compiled with, its key in the logs ("acc"; a save from before kept the
+            # Metrics value, "accuracy", which reads back the same way).
+            saved["metrics"] = [metrics.named(m) for m in saved_metrics]
     with _config_entry(unusable):
         if "engine" not in compile_options:
             saved["engine"] = str(settings.get("engine", engines.AUTO))

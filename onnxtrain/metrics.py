@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
 
 
 class Metrics(enum.Enum):
-    """Metric names (KotlinDL's, then Keras'); `.value` is the Keras-style key used in History ("accuracy", "mae").
+    """Metric names (KotlinDL's, then Keras'); `.value` is the Keras-style key used in History ("accuracy", "mae")
+    for a metric given as a member. A metric given by a name keeps that name as its key, as in Keras 3 (`named`).
 
     ACCURACY resolves by the loss, as tf.keras 2 and KotlinDL do: the argmax's for class labels and one-hot
     targets, and, as Keras' binary accuracy, the share of units on the target's side of 0.5 (of 0 for a loss from
@@ -117,6 +119,8 @@ def get(identifier: str | Metrics | Any) -> Metrics:
     """
     if isinstance(identifier, Metrics):
         return identifier
+    if isinstance(identifier, NamedMetric):
+        return identifier.metric
     if isinstance(identifier, str):
         key = _CAPITAL.sub("_", identifier.strip()).lower().replace("-", "_")  # Keras' class names too
         key = _ALIASES.get(key, key)
@@ -127,6 +131,43 @@ def get(identifier: str | Metrics | Any) -> Metrics:
         f"Could not interpret metric {identifier!r}. Valid names: {[m.value for m in Metrics]}, and the aliases "
         f"{sorted(_ALIASES)}."
     )
+
+
+@dataclass(frozen=True)
+class NamedMetric:
+    """A compiled metric: what it computes (`metric`) and its key in the logs, History and evaluate (`name`).
+
+    As Keras 3 keys its logs, the name is the spelling compile was given: metrics=["acc"] logs "acc" and "val_acc",
+    "mean_absolute_error" logs "mean_absolute_error", "RootMeanSquaredError" logs "RootMeanSquaredError"; a
+    `Metrics` member logs its value (Metrics.ACCURACY: "accuracy"). `value` is the name too, as a member's is, so
+    configs store it and `named` reads it back.
+    """
+
+    metric: Metrics
+    name: str
+
+    @property
+    def value(self) -> str:
+        return self.name
+
+    def batch_sum(self, outputs: np.ndarray, labels: np.ndarray, loss: Loss) -> float:
+        return self.metric.batch_sum(outputs, labels, loss)
+
+    def finish(self, mean: float) -> float:
+        return self.metric.finish(mean)
+
+
+def named(identifier: str | Metrics | NamedMetric | Any) -> NamedMetric:
+    """The metric `identifier` names (see `get`), keyed as Keras 3 keys it: by the name given, or by a member's
+    value.
+
+    Raises:
+        UnknownIdentifierError: not a metric name, with the valid names.
+    """
+    if isinstance(identifier, NamedMetric):
+        return identifier
+    metric = get(identifier)
+    return NamedMetric(metric, identifier.strip() if isinstance(identifier, str) else metric.value)
 
 
 def _hits(hits: np.ndarray) -> float:

@@ -22,7 +22,7 @@ from onnxtrain import metrics as metrics_module
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.losses import Loss
-from onnxtrain.metrics import Metrics
+from onnxtrain.metrics import NamedMetric
 
 Shape = tuple[int, ...]
 
@@ -35,7 +35,7 @@ class OutputSpec:
     shape: Shape
     loss: Loss
     weight: float = 1.0
-    metrics: tuple[Metrics, ...] = ()
+    metrics: tuple[NamedMetric, ...] = ()
 
     @property
     def size(self) -> int:
@@ -186,7 +186,7 @@ class OutputLosses(Loss):
                     sums[f"{spec.name}_{metric.value}"] = metric.batch_sum(out, lab, spec.loss)
         return sums
 
-    def metric_keys(self) -> dict[str, Metrics]:
+    def metric_keys(self) -> dict[str, NamedMetric]:
         """The keys of `batch_sums` that are metrics (not losses), with their metric."""
         return {f"{spec.name}_{metric.value}": metric for spec in self.outputs for metric in spec.metrics}
 
@@ -212,7 +212,7 @@ class OutputLosses(Loss):
                     tuple(int(d) for d in spec["shape"]),
                     losses.get(spec["loss"]),
                     float(spec.get("weight", 1.0)),
-                    tuple(metrics_module.get(m) for m in spec.get("metrics", [])),
+                    tuple(metrics_module.named(m) for m in spec.get("metrics", [])),
                 )
                 for spec in specs
             )
@@ -297,7 +297,7 @@ def resolve(
                 tuple(shape),
                 losses.get(each_loss),
                 float(weight),
-                tuple(dict.fromkeys(metrics_module.get(m) for m in _as_list(each_metrics))),
+                tuple(dict.fromkeys(metrics_module.named(m) for m in _as_list(each_metrics))),
             )
             for name, shape, each_loss, weight, each_metrics in zip(
                 names, shapes, per_loss, weights, per_metrics, strict=True

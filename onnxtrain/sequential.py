@@ -125,7 +125,7 @@ class Sequential(Model):
     def _summary_table(self) -> str:
         """KotlinDL's summary table (what `Model.summary` prints): Layer (type) | Output Shape | Param #."""
         loss = self._emitted_loss()
-        return summary_table(f"{type(self).__name__} ({self.name})", self.layers, self.count_params(), loss)
+        return summary_table(f"{type(self).__name__} ({self.name})", self.layers, self.param_counts(), loss)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "layers": [layer.serialize() for layer in self.layers]}

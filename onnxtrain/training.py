@@ -50,7 +50,7 @@ from onnxtrain.functional import Functional, every_layer
 from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import Layer, Shape
 from onnxtrain.losses import Loss
-from onnxtrain.metrics import Metrics
+from onnxtrain.metrics import NamedMetric
 from onnxtrain.multi_output import OutputLosses
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.progress import Progress
@@ -64,7 +64,7 @@ class Compiled:
 
     optimizer: Optimizer
     loss: Loss
-    metrics: tuple[Metrics, ...]
+    metrics: tuple[NamedMetric, ...]
     device: str = "cpu"
     opset: int = 17
     ir_version: int = 8
@@ -397,7 +397,7 @@ class Trainer:
             metric_sums = dict(zip(metric_sums, sums, strict=True))
         return {"loss": loss_sum / seen, **self._metric_logs(metric_sums, examples)}
 
-    def _metric_logs(self, sums: dict[Metrics | str, float], examples: float) -> dict[str, float]:
+    def _metric_logs(self, sums: dict[NamedMetric | str, float], examples: float) -> dict[str, float]:
         return {log_key(m): value for m, value in self._figures.means(sums, examples).items()}
 
     # --- evaluation and prediction ------------------------------------------------------------------------
@@ -434,7 +434,7 @@ class Trainer:
         """
         layers = self.model.layers
         trainable = [layer.name for layer, was in zip(layers, self._trainable, strict=True) if layer.trainable != was]
-        if trainable:  # Keras would train on as compiled, which count_params() already contradicts
+        if trainable:  # Keras would train on as compiled, which param_counts() already contradicts
             raise ModelStateError(
                 f"The trainable flag of layer(s) {trainable} changed after compile(); the compiled engine still "
                 "trains as before. Call compile() again to apply it (the weights are kept, the optimizer state "

@@ -214,6 +214,30 @@ def test_early_stopping_names_the_missing_figure():
         model.fit(x, y, epochs=2, verbose=0, callbacks=[EarlyStopping()])
 
 
+def test_early_stopping_watches_a_metric_by_the_name_compile_was_given():
+    # Keras 3 notebooks: metrics=["acc"], EarlyStopping(monitor="val_acc"), which grows (mode "auto": max).
+    x, y = tiny_data()
+    with Sequential.of(Input(4), Dense(8), Dense(3, activation="linear"), seed=0) as model:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["acc"])
+        stopper = EarlyStopping(monitor="val_acc", patience=1)
+        history = model.fit(x, y, epochs=3, verbose=0, validation_split=0.25, callbacks=[stopper])
+    assert "val_acc" in history.history and stopper.mode == "max"
+
+
+def test_a_missing_validation_figure_is_named_without_asking_for_the_validation_given():
+    x, y = tiny_data()
+    with (
+        tiny_model() as model,
+        pytest.raises(
+            InvalidArgumentError,
+            match=r"'val_acc'.*have \['accuracy', 'loss', 'val_accuracy', 'val_loss'\]\. Monitor one of those: a "
+            r"metric is logged under the name compile was given",
+        ) as raised,
+    ):
+        model.fit(x, y, epochs=1, verbose=0, validation_split=0.25, callbacks=[EarlyStopping(monitor="val_acc")])
+    assert "validation_split" not in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -34,7 +34,7 @@ def test_the_cnn_example_builds_the_lenet_style_cnn():
             ([3, 3], "same", {"name": "relu"}), ([3, 3], "valid", {"name": "relu"})
         ]  # fmt: skip
         assert dropout.get_config()["rate"] == 0.5
-        assert model.count_params() == (315_146, 0)  # (trainable, frozen)
+        assert model.param_counts() == (315_146, 0)  # (trainable, frozen)
 
 
 LAYER_ERRORS = [

@@ -96,7 +96,7 @@ def test_from_onnx_keys_weights_by_initializer_name_and_keeps_ints_out():
     for tensor in proto.graph.initializer[:4]:
         np.testing.assert_array_equal(weights[tensor.name], numpy_helper.to_array(tensor))
     assert model.input_shape == (2, 3) and model.output_shape == (3,)
-    assert model.count_params() == (5 * 6 + 5 + 5 * 3 + 3, 0)
+    assert model.param_counts() == (5 * 6 + 5 + 5 * 3 + 3, 0)
 
 
 def test_the_export_computes_what_the_original_graph_computes():

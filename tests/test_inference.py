@@ -298,3 +298,77 @@ def test_predict_outputs_gives_every_output_of_a_model_of_several_by_name(tmp_pa
     assert outputs["size"].shape == (5, 2) and outputs["kind_probabilities"].shape == (5, 3)
     np.testing.assert_array_equal(outputs["kind_probabilities"].argmax(axis=1), expected[0])
     np.testing.assert_allclose(outputs["size"], expected[1], atol=1e-5)
+
+
+def _two_inputs(heads: list[str], folder: Path) -> dict:
+    """A trained Functional model of two inputs (`image`, `extra`) and the outputs `heads` of: `kind` (softmax,
+    sparse categorical cross-entropy), `flag` (sigmoid, binary cross-entropy), `size` (linear, mse); saved,
+    exported, and what Model.predict (and predict_softly, where every output is a classifier's) give."""
+    from onnxtrain import Model
+    from onnxtrain.layers import Concatenate
+
+    rng = np.random.default_rng(3)
+    image, extra = rng.random((40, 4, 4, 1), np.float32), rng.random((40, 3), np.float32)
+    labels = {
+        "kind": rng.integers(0, 3, 40),
+        "flag": rng.integers(0, 2, (40, 1)).astype(np.float32),
+        "size": rng.random((40, 2)).astype(np.float32),
+    }
+    layers = {
+        "kind": (Dense(3, activation="softmax", name="kind"), "sparse_categorical_crossentropy"),
+        "flag": (Dense(1, activation="sigmoid", name="flag"), "binary_crossentropy"),
+        "size": (Dense(2, activation="linear", name="size"), "mse"),
+    }
+    a, b = Input(4, 4, 1, name="image"), Input(3, name="extra")
+    hidden = Dense(8, activation="relu")(Concatenate()([Flatten()(a), b]))
+    with Model([a, b], [layers[name][0](hidden) for name in heads], seed=0) as model:
+        model.compile(optimizer="adam", loss={name: layers[name][1] for name in heads})
+        model.fit([image, extra], [labels[name] for name in heads], epochs=2, verbose=0)
+        x = [image[:9], extra[:9]]
+        classifiers = "size" not in heads
+        return {
+            "x": x,
+            "directory": model.save(folder / "model"),
+            "file": model.export(folder / "model.onnx"),
+            "predictions": model.predict(x, batch_size=4),
+            "one": model.predict([image[0], extra[0]]),
+            "probabilities": model.predict_softly(x) if classifiers else None,
+            "one_soft": model.predict_softly([image[0], extra[0]]) if classifiers else None,
+        }
+
+
+def _assert_same(result, expected) -> None:
+    assert isinstance(result, list) and len(result) == len(expected)
+    for got, want in zip(result, expected, strict=True):
+        assert type(got) is type(want) and np.shape(got) == np.shape(want)
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("source", ["directory", "file"])
+def test_a_model_of_two_inputs_and_two_classifier_outputs_predicts_as_model_predict(tmp_path, source):
+    made = _two_inputs(["kind", "flag"], tmp_path)
+    image, extra = made["x"]
+    with InferenceModel.load(made[source]) as loaded:
+        assert loaded.input_names == ("image", "extra") and loaded.input_shape == [(4, 4, 1), (3,)]
+        assert loaded.predicted_outputs == ("kind", "flag")
+        _assert_same(loaded.predict([image, extra], batch_size=4), made["predictions"])
+        _assert_same(loaded.predict({"extra": extra, "image": image}), made["predictions"])  # Keras' dict
+        _assert_same(loaded.predict([image[0], extra[0]]), made["one"])  # one example: an int per classifier
+        soft = loaded.predict_softly([image, extra])
+        assert [p.shape for p in soft] == [(9, 3), (9, 1)]
+        for got, want in zip(soft, made["probabilities"], strict=True):  # ORT's Softmax and Sigmoid against numpy's
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(loaded.predict_softly((image[0], extra[0]))[0], made["one_soft"][0], atol=1e-6)
+        with pytest.raises(InvalidTypeError, match=r"x expects one array per model input \(\['image', 'extra'\]\)"):
+            loaded.predict(image)
+
+
+def test_a_regression_output_of_a_model_of_several_predicts_its_values_and_has_no_probabilities(tmp_path):
+    made = _two_inputs(["kind", "size"], tmp_path)
+    with InferenceModel.load(made["file"]) as loaded:
+        _assert_same(loaded.predict(made["x"]), made["predictions"])
+        assert loaded.predict(made["x"])[1].dtype == np.float32
+        with pytest.raises(
+            InvalidArgumentError, match=r"output 'size' of .*model.onnx is not a classifier's: .*loss 'mse'"
+        ):
+            loaded.predict_softly(made["x"])

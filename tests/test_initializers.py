@@ -22,7 +22,17 @@ from onnxtrain.initializers import (
     VarianceScaling,
     Zeros,
 )
-from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.layers import (
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Conv2DTranspose,
+    Dense,
+    DepthwiseConv2D,
+    Flatten,
+    Input,
+    SeparableConv2D,
+)
 
 FAN_IN, FAN_OUT = 400, 200
 SHAPE = (FAN_IN, FAN_OUT)
@@ -223,3 +233,109 @@ def test_a_model_too_big_for_memory_fails_on_its_own_line(monkeypatch):
     monkeypatch.setattr(initializers, "truncated_normal", exhausted)  # HeNormal's draw, without 75 GB of memory
     with pytest.raises(InvalidArgumentError, match=r"HeNormal ran out of memory .* shape \(100000, 100000\)"):
         Sequential([Input(100000), Dense(100000)])
+
+
+# What Keras 3.15 draws for these kernels (tools/keras_initializer_facts.py): Keras' kernel shape (*window, in, out),
+# the std of its draw, and for Orthogonal which of the rows or columns of its (prod(window) * in, out) flattening are
+# orthonormal. (layer case, initializer) -> (Keras' shape, std, orthonormal)
+KERAS_KERNEL_FACTS = {
+    ("conv1d", "glorot_uniform"): ((5, 32, 64), 0.06431, None),
+    ("conv1d", "he_normal"): ((5, 32, 64), 0.11200, None),
+    ("conv1d", "lecun_uniform"): ((5, 32, 64), 0.07888, None),
+    ("conv1d", "orthogonal"): ((5, 32, 64), 0.07905, "columns"),
+    ("conv2d", "glorot_uniform"): ((3, 3, 32, 64), 0.04808, None),
+    ("conv2d", "glorot_normal"): ((3, 3, 32, 64), 0.04822, None),
+    ("conv2d", "he_normal"): ((3, 3, 32, 64), 0.08344, None),
+    ("conv2d", "he_uniform"): ((3, 3, 32, 64), 0.08369, None),
+    ("conv2d", "lecun_normal"): ((3, 3, 32, 64), 0.05924, None),
+    ("conv2d", "lecun_uniform"): ((3, 3, 32, 64), 0.05872, None),
+    ("conv2d", "variance_scaling_fan_out"): ((3, 3, 32, 64), 0.02938, None),
+    ("conv2d", "orthogonal"): ((3, 3, 32, 64), 0.05892, "columns"),
+    ("conv2d_groups", "he_uniform"): ((3, 3, 16, 64), 0.11752, None),
+    ("conv2d_groups", "variance_scaling_fan_out"): ((3, 3, 16, 64), 0.02969, None),
+    ("conv2d_groups", "orthogonal"): ((3, 3, 16, 64), 0.08333, "columns"),
+    ("conv2d_wide", "lecun_normal"): ((2, 2, 4, 512), 0.25041, None),
+    ("conv2d_wide", "orthogonal"): ((2, 2, 4, 512), 0.04419, "rows"),
+    ("conv2d_transpose", "glorot_uniform"): ((3, 3, 16, 48), 0.05865, None),
+    ("conv2d_transpose", "he_normal"): ((3, 3, 16, 48), 0.11741, None),
+    ("conv2d_transpose", "variance_scaling_fan_out"): ((3, 3, 16, 48), 0.03418, None),
+    ("conv2d_transpose", "orthogonal"): ((3, 3, 16, 48), 0.08333, "columns"),
+    ("conv1d_transpose", "lecun_uniform"): ((4, 24, 96), 0.10296, None),
+    ("conv1d_transpose", "orthogonal"): ((4, 24, 96), 0.10206, "columns"),
+    ("depthwise_conv2d", "glorot_normal"): ((3, 3, 64, 8), 0.05523, None),
+    ("depthwise_conv2d", "he_uniform"): ((3, 3, 64, 8), 0.05945, None),
+    ("depthwise_conv2d", "variance_scaling_fan_out"): ((3, 3, 64, 8), 0.08446, None),
+    ("depthwise_conv2d", "orthogonal"): ((3, 3, 64, 8), 0.04167, "columns"),
+    ("separable_depthwise", "lecun_normal"): ((3, 3, 64, 8), 0.04191, None),
+    ("separable_depthwise", "orthogonal"): ((3, 3, 64, 8), 0.04167, "columns"),
+    ("separable_pointwise", "glorot_uniform"): ((1, 1, 128, 96), 0.09365, None),
+    ("separable_pointwise", "he_normal"): ((1, 1, 128, 96), 0.12476, None),
+    ("separable_pointwise", "variance_scaling_fan_out"): ((1, 1, 128, 96), 0.07212, None),
+    ("separable_pointwise", "orthogonal"): ((1, 1, 128, 96), 0.08839, "columns"),
+}
+
+# layer case -> (the layer with the initializer as its kernel's, input shape, the kernel's name, stored as depthwise)
+KERNEL_LAYERS = {
+    "conv1d": (lambda init: Conv1D(64, 5, kernel_initializer=init), (16, 32), "kernel", False),
+    "conv2d": (lambda init: Conv2D(64, 3, kernel_initializer=init), (8, 8, 32), "kernel", False),
+    "conv2d_groups": (lambda init: Conv2D(64, 3, groups=2, kernel_initializer=init), (8, 8, 32), "kernel", False),
+    "conv2d_wide": (lambda init: Conv2D(512, 2, kernel_initializer=init), (8, 8, 4), "kernel", False),
+    "conv2d_transpose": (lambda init: Conv2DTranspose(16, 3, kernel_initializer=init), (8, 8, 48), "kernel", False),
+    "conv1d_transpose": (lambda init: Conv1DTranspose(24, 4, kernel_initializer=init), (16, 96), "kernel", False),
+    "depthwise_conv2d": (
+        lambda init: DepthwiseConv2D(3, depth_multiplier=8, depthwise_initializer=init),
+        (8, 8, 64),
+        "kernel",
+        True,
+    ),
+    "separable_depthwise": (
+        lambda init: SeparableConv2D(64, 3, depth_multiplier=8, depthwise_initializer=init),
+        (8, 8, 64),
+        "depthwise_kernel",
+        True,
+    ),
+    "separable_pointwise": (
+        lambda init: SeparableConv2D(96, 3, depth_multiplier=2, pointwise_initializer=init),
+        (8, 8, 64),
+        "pointwise_kernel",
+        False,
+    ),
+}
+NAMED_INITIALIZERS = {"variance_scaling_fan_out": VarianceScaling(scale=0.5, mode="fan_out", distribution="uniform")}
+
+
+def in_keras_layout(kernel: np.ndarray, depthwise: bool, keras_shape: tuple[int, ...]) -> np.ndarray:
+    """An ONNX Conv/ConvTranspose weight (out, in, *window) ((in, out, *window) for ConvTranspose: Keras' kernel
+    ends (filters, in) there, so the same move) as Keras' (*window, in, out); a depthwise one (in * multiplier, 1,
+    *window), whose output channel c * multiplier + m reads input channel c, as Keras' (*window, in, multiplier)."""
+    window = kernel.shape[2:]
+    spatial = tuple(range(2, 2 + len(window)))
+    if depthwise:
+        kernel = kernel.reshape(keras_shape[-2], keras_shape[-1], *window)
+        return kernel.transpose(*spatial, 0, 1)
+    return kernel.transpose(*spatial, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("case", "initializer"), list(KERAS_KERNEL_FACTS), ids=[f"{c}-{i}" for c, i in KERAS_KERNEL_FACTS]
+)
+def test_convolution_kernels_are_drawn_as_keras_draws_them_in_its_layout(case, initializer):
+    keras_shape, keras_std, orthonormal = KERAS_KERNEL_FACTS[case, initializer]
+    make, input_shape, weight, depthwise = KERNEL_LAYERS[case]
+    layer = make(NAMED_INITIALIZERS.get(initializer, initializer))
+    Sequential([Input(*input_shape), layer], seed=0)
+    kernel = in_keras_layout(layer.params[weight], depthwise, keras_shape)
+    assert kernel.shape == keras_shape
+    assert kernel.std() == pytest.approx(keras_std, rel=0.06)
+    assert abs(kernel.mean()) < 0.1 * keras_std
+    if orthonormal is not None:
+        matrix = kernel.reshape(-1, keras_shape[-1]).astype(np.float64)  # Keras' flattening
+        gram = matrix.T @ matrix if orthonormal == "columns" else matrix @ matrix.T
+        np.testing.assert_allclose(gram, np.eye(len(gram)), atol=1e-5)
+
+
+def test_an_elementwise_initializer_draws_a_convolution_kernel_in_onnx_layout_directly():
+    """Variance scaling draws each value alike, so it draws ONNX's layout (out, in, *window) with Keras' fans: a
+    seed gives the weights it gave before Orthogonal kernels were drawn in Keras' layout."""
+    drawn = initializers.onnx_conv_kernel(HeUniform(), (3, 3, 2, 4), np.random.default_rng(0))
+    np.testing.assert_array_equal(drawn, HeUniform()((4, 2, 3, 3), 18, 36, np.random.default_rng(0)))

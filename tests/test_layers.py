@@ -16,7 +16,7 @@ from layer_harness import LayerCase, check_keras, check_reference, check_trainin
 from onnxtrain import Sequential
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnknownIdentifierError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers import Dense, Flatten, Input, Layer
+from onnxtrain.layers import Dense, Flatten, Input, Layer, RepeatVector, Reshape
 
 
 def dense_reference(layer: Dense, x: np.ndarray, act: Any) -> np.ndarray:
@@ -100,7 +100,7 @@ def test_layer_trains_and_exports(case: LayerCase, engine: str, tmp_path):
 
 def test_seed_model_has_kotlindl_parameter_count():
     model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10))
-    assert model.count_params() == (266_610, 0)
+    assert model.param_counts() == (266_610, 0) and model.count_params() == 266_610
     assert [layer.name for layer in model.layers] == ["input_1", "flatten_1", "dense_1", "dense_2", "dense_3"]
 
 
@@ -186,6 +186,20 @@ def test_bad_layer_arguments_fail_with_clear_messages(factory, error, message):
         factory()
 
 
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (lambda: RepeatVector(3)(Input(8, 2)), r"^RepeatVector layer expects a flat input of shape \[None, features\]"),
+        (lambda: RepeatVector(3, name="repeat")(Input(8, 2)), r"^RepeatVector layer 'repeat' expects a flat input"),
+        (lambda: Reshape((5,))(Input(2, 3)), r"^Reshape layer cannot reshape input \[None, 2, 3\]"),
+    ],
+)
+def test_a_layer_called_before_a_model_names_it_is_named_by_its_class(call, expected):
+    with pytest.raises(ShapeError, match=expected) as raised:
+        call()
+    assert "None expects" not in str(raised.value) and "layer None" not in str(raised.value)
+
+
 @pytest.mark.parametrize("dtype", ["int64", np.int64, np.dtype("int64"), "int32", np.int32, "float32", np.float32])
 def test_input_takes_keras_and_numpy_spellings_of_its_dtype_and_keeps_it_in_its_config(dtype):
     layer = Input(shape=(5,), dtype=dtype, name="ids")
@@ -233,7 +247,7 @@ def test_custom_layer_builds_exports_and_trains(blobs):
     x, y = blobs
     model = Sequential.of(Input(4, 3), Flatten(), Scale(0.5), Dense(3, activation="linear"), seed=2)
     assert model.layers[2].name == "scale_1"
-    assert model.count_params()[0] == 12 + 39
+    assert model.param_counts()[0] == 12 + 39
     with model:
         model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits", metric="accuracy")
         before = model.get_weights()["scale_1.gamma"].copy()

@@ -8,7 +8,7 @@ import pytest
 from layer_gradients import check_input_gradient
 from layer_harness import LayerCase, forward, table_tests
 
-from onnxtrain import InferenceModel, Sequential
+from onnxtrain import InferenceModel, Model, Sequential
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.layers import Dense, Flatten, Input, Layer, Normalization, Rescaling
 
@@ -148,6 +148,44 @@ def test_normalization_statistics_stay_fixed_while_the_model_trains(engine, tmp_
     np.testing.assert_allclose(InferenceModel.load(tmp_path / "model.onnx").predict_softly(x), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
+def test_adapt_after_compile_reaches_the_compiled_model_at_once(engine, tmp_path):
+    # Keras' regression tutorial adapts "somewhere before fit", often after compile: the statistics apply at once.
+    x = (np.random.default_rng(0).normal(size=(200, 1)) * 30 + 100).astype(np.float32)
+    norm = Normalization()
+    dense = Dense(1, activation="linear", kernel_initializer="ones", bias_initializer="zeros")
+    model = Sequential([Input(1), norm, dense], seed=0)
+    model.compile(optimizer="adam", loss="mse", engine=engine)
+    model.predict(x[:3])  # a predictions session exists: it must not keep the old statistics
+    norm.adapt(x)
+    expected = (x[:3] - x.mean()) / x.std()
+    np.testing.assert_allclose(model.predict(x[:3]), expected, rtol=1e-5)
+    stored = model.get_weights()
+    np.testing.assert_allclose(stored["normalization_1.mean"], [x.mean()], rtol=1e-6)
+    np.testing.assert_allclose(stored["normalization_1.variance"], [x.var()], rtol=1e-5)
+    model.fit(x, np.zeros(200), epochs=1, verbose=0)
+    np.testing.assert_allclose(model.get_weights()["normalization_1.mean"], [x.mean()], rtol=1e-6)
+    model.compile(optimizer="adam", loss="mse", engine=engine)  # a new compile keeps them too
+    np.testing.assert_allclose(model.get_weights()["normalization_1.variance"], [x.var()], rtol=1e-5)
+    model.export(tmp_path / "model.onnx")
+    exported = InferenceModel.load(tmp_path / "model.onnx").predict(x[:3])
+    np.testing.assert_allclose(exported, model.predict(x[:3]), rtol=1e-6)
+    model.close()
+
+
+def test_adapt_reaches_the_compiled_model_a_normalizing_model_is_nested_in():
+    x = np.random.default_rng(1).normal(5.0, 2.0, size=(64, 3)).astype(np.float32)
+    inp = Input(3)
+    norm = Normalization()
+    encoder = Model(inp, norm(inp), name="encoder")
+    outer = Input(3)
+    full = Model(outer, Dense(2, activation="linear")(encoder(outer)), seed=0)
+    full.compile(optimizer="adam", loss="mse")
+    norm.adapt(x)
+    np.testing.assert_allclose(full.get_weights()["encoder.normalization_1.mean"], x.mean(axis=0), rtol=1e-5)
+    full.close()
+
+
 def test_normalization_config_round_trips_given_statistics():
     layer = Normalization(axis=(1, 2), mean=[[1.0, 2.0]], variance=[[3.0, 4.0]], invert=True)
     config = layer.get_config()
@@ -190,6 +228,18 @@ BAD_LAYERS = [
     (lambda: Normalization().adapt(np.ones((0, 3))), InvalidArgumentError, r"expects at least one example"),
     (lambda: Normalization().adapt(np.array([1.0, np.nan])), InvalidArgumentError, r"batches of finite numbers"),
     (lambda: Normalization().adapt([np.ones((2, 3)), np.ones((2, 4))]), ShapeError, r"one example shape"),
+    (
+        lambda: Normalization().adapt(np.arange(10.0)),
+        ShapeError,
+        r"^Normalization.adapt of Normalization layer with axis=\(-1,\) expects examples with those axes.*"
+        r"Received: data of shape \(10,\), one number per example. Use Normalization\(axis=None\).*x\[:, None\]",
+    ),
+    (
+        lambda: Sequential.of(Input(3), Normalization(axis=2)),
+        ShapeError,
+        r"Normalization layer 'normalization_1' with axis=\(2,\) expects axes of its input other than the batch "
+        r"axis 0: in 1..1 or -1..-1. Received: input shape \[None, 3\]",
+    ),
     (
         lambda: Sequential.of(Input(4), _adapted_to(np.ones((5, 3)))),
         ShapeError,

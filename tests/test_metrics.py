@@ -18,7 +18,7 @@ from onnxtrain.losses import (
     MeanSquaredError,
     SoftmaxCrossEntropyWithLogits,
 )
-from onnxtrain.metrics import Metrics, get
+from onnxtrain.metrics import Metrics, NamedMetric, get, named
 
 RNG = np.random.default_rng(7)
 
@@ -168,7 +168,7 @@ def test_rmse_is_the_root_of_the_epoch_mse_not_a_mean_of_batch_roots(engine: str
     x = RNG.standard_normal((30, 4)).astype(np.float32)
     y = RNG.standard_normal((30, 2)).astype(np.float32) * np.linspace(0.1, 3, 30, dtype=np.float32)[:, None]
     with Sequential([Input(4), Dense(2)], seed=0) as model:
-        model.compile(optimizer="sgd", loss="mse", metrics=["rmse", "mse"], engine=engine)
+        model.compile(optimizer="sgd", loss="mse", metrics=["root_mean_squared_error", "mse"], engine=engine)
         figures = model.evaluate(x, y, batch_size=7, return_dict=True)
         predicted = model.predict(x)
         history = model.fit(x, y, batch_size=7, epochs=1, verbose=0, validation_data=(x, y))
@@ -205,3 +205,53 @@ def test_rmse_is_the_root_of_the_epoch_mse_not_a_mean_of_batch_roots(engine: str
 def test_metrics_that_read_the_other_kind_of_labels_are_refused_by_name(metric, loss, labels, message) -> None:
     with pytest.raises(InvalidArgumentError, match=message):
         metric.batch_sum(np.eye(3, dtype=np.float32), labels, loss)
+
+
+# What Keras 3.15 names each metric in History and evaluate(return_dict=True): the string compile was given,
+# verbatim (metrics=["acc"] -> "acc", "val_acc"; KERAS_BACKEND=jax, binary cross-entropy, one sigmoid unit).
+KERAS_METRIC_KEYS = [
+    (["acc", "mean_absolute_error", "mean_squared_error"], ["acc", "mean_absolute_error", "mean_squared_error"]),
+    (["mae", "mse", "accuracy"], ["mae", "mse", "accuracy"]),
+    (["RootMeanSquaredError", "BinaryAccuracy"], ["RootMeanSquaredError", "BinaryAccuracy"]),
+    (["root_mean_squared_error", "binary_accuracy"], ["root_mean_squared_error", "binary_accuracy"]),
+    (["MeanAbsoluteError", "MAE"], ["MeanAbsoluteError", "MAE"]),
+    (["acc", "accuracy"], ["acc", "accuracy"]),  # two names, two keys, as in Keras
+    ([Metrics.ACCURACY, Metrics.MAE], ["accuracy", "mae"]),  # members: their values (KotlinDL's API)
+]
+
+
+@pytest.mark.parametrize(("given", "keys"), KERAS_METRIC_KEYS, ids=[str(keys) for _, keys in KERAS_METRIC_KEYS])
+def test_metrics_are_logged_under_the_names_compile_was_given_as_in_keras_3(given, keys):
+    x = RNG.standard_normal((32, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    with Sequential([Input(3), Dense(1, activation="sigmoid")], seed=0) as model:
+        model.compile(optimizer="adam", loss="binary_crossentropy", metrics=given)
+        history = model.fit(x, y, epochs=1, verbose=0, validation_split=0.25)
+        result = model.evaluate(x, y)
+    assert list(history.history) == ["loss", *keys, "val_loss", *(f"val_{key}" for key in keys)]
+    assert list(result.to_dict()) == ["loss", *keys]
+    assert result.metrics[keys[0]] == result.metrics[get(given[0])]  # any name of the metric finds it
+
+
+def test_a_metric_of_a_model_of_several_outputs_is_logged_as_output_and_the_name_given():
+    from onnxtrain import Model
+
+    x = RNG.standard_normal((24, 3)).astype(np.float32)
+    inputs = Input(3)
+    outputs = [Dense(3, activation="softmax", name="kind")(inputs), Dense(1, activation="linear", name="size")(inputs)]
+    with Model(inputs, outputs, seed=0) as model:
+        model.compile(
+            optimizer="adam",
+            loss={"kind": "sparse_categorical_crossentropy", "size": "mse"},
+            metrics={"kind": "acc", "size": ["mean_absolute_error"]},
+        )
+        figures = model.evaluate(x, [RNG.integers(0, 3, 24), x[:, :1]], return_dict=True)
+    assert list(figures) == ["loss", "kind_loss", "size_loss", "kind_acc", "size_mean_absolute_error"]
+
+
+def test_named_keeps_the_spelling_and_resolves_the_metric():
+    assert named("acc") == NamedMetric(Metrics.ACCURACY, "acc")
+    assert named(Metrics.RMSE) == NamedMetric(Metrics.RMSE, "root_mean_squared_error")
+    assert named(named("MAE")) is not None and get(named("MAE")) is Metrics.MAE
+    with pytest.raises(UnknownIdentifierError, match=r"Could not interpret metric 'accuracyy'"):
+        named("accuracyy")

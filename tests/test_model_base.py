@@ -63,3 +63,16 @@ def test_get_layer_finds_a_layer_by_name_or_index_as_keras_does():
         model.get_layer(index=3)
     with pytest.raises(InvalidArgumentError, match=r"a name or an index, one of them"):
         model.get_layer()
+
+
+def test_count_params_is_keras_int_total_and_param_counts_splits_it():
+    # Keras 3.15 counts 97 for this model: 6*8+8, BatchNormalization's 4*8 (16 trainable, 16 moving statistics),
+    # 8*1+1.
+    model = Sequential(
+        [Input(6), Dense(8, activation="relu"), BatchNormalization(), Dense(1, activation="linear")], seed=0
+    )
+    count = model.count_params()
+    assert type(count) is int and count == 97 and f"{count:,} parameters" == "97 parameters"
+    assert model.param_counts() == (81, 16)
+    model.layers[1].trainable = False  # frozen weights still count, as in Keras
+    assert model.count_params() == 97 and model.param_counts() == (25, 72)

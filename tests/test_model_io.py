@@ -608,8 +608,8 @@ def test_an_optimizer_passed_to_load_model_replaces_a_damaged_saved_one(tmp_path
     "options, expected",
     [
         ({}, ()),
-        ({"metric": "mae"}, (metrics.Metrics.MAE,)),
-        ({"metrics": ["mse", "accuracy"]}, (metrics.Metrics.MSE, metrics.Metrics.ACCURACY)),
+        ({"metric": "mae"}, (metrics.NamedMetric(metrics.Metrics.MAE, "mae"),)),
+        ({"metrics": ["mse", "acc"]}, (metrics.named("mse"), metrics.NamedMetric(metrics.Metrics.ACCURACY, "acc"))),
     ],
     ids=["saved", "metric", "metrics"],
 )
@@ -621,8 +621,32 @@ def test_load_model_takes_metric_or_metrics(small, options, expected):
 def test_load_model_replaces_saved_metrics(tmp_path, small):
     directory = _edited_copy(small, tmp_path / "model", lambda c: c["compile"].__setitem__("metrics", ["accuracy"]))
     with load_model(directory) as saved, load_model(directory, metric="mse") as replaced:
-        assert saved._trainer.compiled.metrics == (metrics.Metrics.ACCURACY,)
-        assert replaced._trainer.compiled.metrics == (metrics.Metrics.MSE,)
+        assert saved._trainer.compiled.metrics == (metrics.named("accuracy"),)
+        assert replaced._trainer.compiled.metrics == (metrics.named("mse"),)
+
+
+def test_a_saved_model_keeps_the_metric_names_it_was_compiled_with(tmp_path):
+    # Keras 3 logs a metric under the name compile was given ("acc": "acc", "val_acc"); a save keeps those names,
+    # and a save from before (which stored each metric's canonical name, "accuracy") loads as it was.
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    with Sequential([Input(3), Dense(1, activation="sigmoid")], seed=0) as model:
+        model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["acc", "MeanAbsoluteError"])
+        directory = model.save(tmp_path / "model")
+    assert json.loads((directory / "config.json").read_text())["compile"]["metrics"] == ["acc", "MeanAbsoluteError"]
+    with load_model(directory) as loaded:
+        history = loaded.fit(x, y, epochs=1, verbose=0, validation_split=0.25)
+        assert list(history.history) == [
+            "loss",
+            "acc",
+            "MeanAbsoluteError",
+            "val_loss",
+            "val_acc",
+            "val_MeanAbsoluteError",
+        ]
+    old = _edited_copy(directory, tmp_path / "old", lambda c: c["compile"].__setitem__("metrics", ["accuracy", "mae"]))
+    with load_model(old) as loaded:
+        assert list(loaded.evaluate(x, y, return_dict=True)) == ["loss", "accuracy", "mae"]
 
 
 def test_load_model_refuses_metric_and_metrics_together(small):

@@ -61,7 +61,7 @@ def test_each_step_updates_the_moving_mean_as_the_layer_says():
         for batch in np.split(x, 4):
             expected = MOMENTUM * expected + (1 - MOMENTUM) * batch.mean(axis=0)
         np.testing.assert_allclose(m.get_weights()["centering_1.moving_mean"], expected, rtol=1e-6)
-        assert m.count_params() == (8, 3)
+        assert m.param_counts() == (8, 3)
 
 
 def test_evaluation_and_the_export_read_the_moving_mean(tmp_path):

@@ -221,7 +221,7 @@ def test_an_exported_model_and_the_command_line_refuse_bad_ids(tmp_path, capsys)
         model.save(tmp_path / "saved")
         probabilities = model.predict_softly(np.array([[1, 2, 9]]))
     with InferenceModel.load(tmp_path / "model.onnx") as exported:
-        assert exported._token_ids == TokenIds(10, "embedding_1")
+        assert exported.inputs[0].token_ids == TokenIds(10, "embedding_1")
         np.testing.assert_allclose(exported.predict_softly(np.array([[1, 2, 9]])), probabilities, rtol=1e-6)
         for predict in (exported.predict, exported.predict_softly):
             with pytest.raises(InvalidArgumentError, match=expected("x", "0, 2", "-1")):

@@ -384,7 +384,7 @@ def test_tutorial_cnn_names_dropout_alone_and_builds_once_its_layers_exist(monke
 def test_tutorial_helper_builds_the_tutorial_model(monkeypatch):
     tutorial = _tool_module("_tutorial.py", monkeypatch)
     model = tutorial.tutorial_model(seed=3)
-    assert model.count_params()[0] == 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10
+    assert model.param_counts()[0] == 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10
     assert model.output_shape == (10,) and model.seed == 3
     configs = [layer.get_config() for layer in model.layers]
     assert [c["units"] for c in configs[-3:]] == [300, 100, 10] and configs[-1]["activation"]["name"] == "linear"

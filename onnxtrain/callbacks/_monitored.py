@@ -29,15 +29,20 @@ class _Monitor:
             raise InvalidArgumentError(
                 f"{owner}(min_delta=...) expects a finite number >= 0. Received: min_delta={min_delta!r}"
             )
-        if mode == "auto":  # accuracy, of the model or of one output (`kind_accuracy`), grows; the rest shrink
-            key = monitor.removeprefix("val_")
-            mode = "max" if key in ("accuracy", "acc") or key.endswith(("_accuracy", "_acc")) else "min"
+        if mode == "auto":  # an accuracy grows, by any name ("acc", "BinaryAccuracy", "kind_accuracy"); the rest shrink
+            mode = "max" if monitor.lower().endswith(("accuracy", "acc")) else "min"
         self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, delta
 
     def value(self, logs: Logs | None) -> float:
         logs = logs or {}
         if self.monitor not in logs:
-            hint = " Pass validation=... or validation_split=... to fit." if self.monitor.startswith("val_") else ""
+            if self.monitor.startswith("val_") and not any(key.startswith("val_") for key in logs):
+                hint = " Pass validation=... or validation_split=... to fit."
+            else:  # a name the model does not log: metrics are logged by the names compile was given
+                hint = (
+                    " Monitor one of those: a metric is logged under the name compile was given it (metrics=['acc'] "
+                    "logs 'acc' and 'val_acc')."
+                )
             raise InvalidArgumentError(
                 f"{self.owner}(monitor={self.monitor!r}) found no such figure; the epoch logs have "
                 f"{sorted(logs)}." + hint

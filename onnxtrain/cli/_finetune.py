@@ -52,7 +52,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     with model:
         data = _datasets(args)
         model.compile(optimizer=optimizer, loss=args.loss, metric="accuracy" if args.loss == DEFAULT_LOSS else None)
-        trainable, frozen = model.count_params()
+        trainable, frozen = model.param_counts()
         total = trainable + frozen
         if data.test is not None:  # before training: test data that does not fit is refused up front
             try:

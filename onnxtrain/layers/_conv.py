@@ -257,8 +257,8 @@ class _Conv(BaseConv):
         per_group = input_shape[-1] // self.groups
         field = receptive_field(self.kernel_size)
         fan_in, fan_out = per_group * field, self.filters * field
-        shape = (self.filters, per_group, *self.kernel_size)
-        self.add_weight("kernel", self.kernel_initializer(shape, fan_in, fan_out, rng))
+        keras_shape = (*self.kernel_size, per_group, self.filters)  # stored as ONNX's (filters, per_group, *window)
+        self.add_weight("kernel", initializers.onnx_conv_kernel(self.kernel_initializer, keras_shape, rng))
         if self.use_bias:
             self.add_weight("bias", self.bias_initializer((self.filters,), fan_in, fan_out, rng))
 

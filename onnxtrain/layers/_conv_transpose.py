@@ -114,9 +114,8 @@ class Conv2DTranspose(BaseConv):
     def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
         channels, field = input_shape[-1], receptive_field(self.kernel_size)
         fan_in, fan_out = self.filters * field, channels * field  # Keras': its kernel ends (filters, channels)
-        self.add_weight(
-            "kernel", self.kernel_initializer((channels, self.filters, *self.kernel_size), fan_in, fan_out, rng)
-        )
+        keras_shape = (*self.kernel_size, self.filters, channels)  # stored as ONNX's (channels, filters, *window)
+        self.add_weight("kernel", initializers.onnx_conv_kernel(self.kernel_initializer, keras_shape, rng))
         if self.use_bias:
             self.add_weight("bias", self.bias_initializer((self.filters,), fan_in, fan_out, rng))
 

@@ -24,9 +24,7 @@ def depthwise_kernel(
     """A depthwise kernel in ONNX's grouped-Conv layout (channels * depth_multiplier, 1, *kernel_size): output
     channel c * depth_multiplier + m reads input channel c. Fans are Keras' for its (*kernel_size, channels,
     depth_multiplier) kernel."""
-    field = receptive_field(kernel_size)
-    shape = (channels * depth_multiplier, 1, *kernel_size)
-    return initializer(shape, channels * field, depth_multiplier * field, rng)
+    return initializers.onnx_conv_kernel(initializer, (*kernel_size, channels, depth_multiplier), rng, depthwise=True)
 
 
 class DepthwiseConv2D(BaseConv):

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from onnxtrain import initializers
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnknownIdentifierError
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    OnnxtrainError,
+    ShapeError,
+    UnknownIdentifierError,
+)
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._assignments import check_name, check_trainable, checked_assignment, is_setting
 from onnxtrain.layers._keras_arguments import taking_keras_arguments
@@ -273,16 +279,28 @@ def _call(layer: Layer, inputs: object) -> SymbolicTensor:
     shapes = [tensor.shape for tensor in tensors]
     if layer.built:
         _check_same_shapes(layer, shapes)
-    elif layer.multi_input:
-        layer.output_shape = layer.compute_output_shape(shapes)  # type: ignore[arg-type]
-        layer.input_shapes = shapes
     else:
-        layer.output_shape = layer.compute_output_shape(shapes[0])
-        layer.input_shape = shapes[0]
+        try:
+            layer.output_shape = layer.compute_output_shape(shapes if layer.multi_input else shapes[0])  # type: ignore[arg-type]
+        except OnnxtrainError as e:
+            _name_unnamed(layer, e)
+            raise
+        if layer.multi_input:
+            layer.input_shapes = shapes
+        else:
+            layer.input_shape = shapes[0]
     assert layer.output_shape is not None
     output = SymbolicTensor(layer.output_shape, layer, len(layer.symbolic_calls), tensors)
     layer.symbolic_calls.append(output)
     return output
+
+
+def _name_unnamed(layer: Layer, error: Exception) -> None:
+    """Word `error`'s "Dense layer None" as `describe` does ("Dense layer"): a layer is called before a model
+    names it, and the shape messages of layers name `layer.name`."""
+    if layer.name is None and error.args and isinstance(error.args[0], str):
+        unnamed = f"{type(layer).__name__} layer None"
+        error.args = (error.args[0].replace(unnamed, describe(layer)), *error.args[1:])
 
 
 def _tensors(layer: Layer, inputs: object) -> list[SymbolicTensor]:

@@ -11,7 +11,7 @@ import numpy as np
 from onnxtrain._checks import FLOAT32_MAX, check_bool
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers._layer import Layer, Shape, format_shape
+from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
 from onnxtrain.layers._layout import same_layout
 
 EPSILON = 1e-7  # Keras' backend.epsilon(): the smallest standard deviation Normalization divides by
@@ -57,7 +57,7 @@ class Rescaling(Layer):
             shape = None
         if shape != tuple(input_shape):
             raise ShapeError(
-                f"Rescaling layer {self.name!r} has scale of shape {self.scale.shape} and offset of shape "
+                f"{describe(self)} has scale of shape {self.scale.shape} and offset of shape "
                 f"{self.offset.shape}, which do not broadcast against examples of shape {format_shape(input_shape)}"
             )
         return input_shape
@@ -129,9 +129,16 @@ class Normalization(Layer):
         rank = len(input_shape) + 1
         kept = sorted({a + rank if a < 0 else a for a in self.axis})
         if any(not 1 <= a < rank for a in kept):
+            if rank == 1:
+                raise ShapeError(
+                    f"{describe(self)} with axis={self.axis} keeps a mean and variance per position along those axes "
+                    "of each example, so its examples need an axis besides the batch axis 0. Received: input shape "
+                    f"{format_shape(input_shape)}, one number per example. Use Normalization(axis=None) for one "
+                    "mean and variance, or give the data a feature axis (x[:, None])."
+                )
             raise ShapeError(
-                f"Normalization layer {self.name!r} with axis={self.axis} expects axes of its input other than the "
-                f"batch axis 0: in 1..{rank - 1} or -{rank - 1}..-1. Received: input shape {format_shape(input_shape)}"
+                f"{describe(self)} with axis={self.axis} expects axes of its input other than the batch axis 0: "
+                f"in 1..{rank - 1} or -{rank - 1}..-1. Received: input shape {format_shape(input_shape)}"
             )
         return tuple(kept)
 
@@ -161,7 +168,7 @@ class Normalization(Layer):
             return tuple(np.broadcast_to(a.reshape(shape), broadcast) for a in (self.input_mean, self.input_variance))  # type: ignore[return-value]
         except ValueError as e:
             raise ShapeError(
-                f"Normalization layer {self.name!r} has mean and variance of shape {self.input_mean.shape}, which "
+                f"{describe(self)} has mean and variance of shape {self.input_mean.shape}, which "
                 f"do not match the axes {self.axis} of input {format_shape(input_shape)}"
             ) from e
 
@@ -176,7 +183,7 @@ class Normalization(Layer):
         if self._adapted is not None:
             if self._adapted[0].shape != shape:
                 raise ShapeError(
-                    f"Normalization layer {self.name!r} was adapted to data whose axes {self.axis} have sizes "
+                    f"{describe(self)} was adapted to data whose axes {self.axis} have sizes "
                     f"{self._adapted[0].shape}; the model gives it input {format_shape(input_shape)}, sizes {shape}"
                 )
             mean, variance = self._adapted
@@ -186,8 +193,8 @@ class Normalization(Layer):
     def adapt(self, data: np.ndarray | Iterable[np.ndarray]) -> None:
         """Compute mean and variance from `data`: an array of examples (N, ...) or an iterable of such batches.
 
-        Call it before compiling the model (a compiled model's engine keeps the weights it was given; after
-        compiling, pass the new statistics to `model.set_weights`).
+        As in Keras, the statistics apply at once wherever the layer is: before or after its model is compiled
+        (a compiled model's engine, predict, fit, save and export get them; the optimizer state is kept).
 
         Raises:
             InvalidArgumentError: the layer was given mean and variance, or `data` is empty or not finite.
@@ -195,7 +202,7 @@ class Normalization(Layer):
         """
         if self.input_mean is not None:
             raise InvalidArgumentError(
-                f"Normalization layer {self.name!r} was given mean and variance; adapt computes them. Create it "
+                f"{describe(self)} was given mean and variance; adapt computes them. Create it "
                 "without mean and variance to adapt it."
             )
         batches = [data] if isinstance(data, np.ndarray) else data
@@ -209,6 +216,13 @@ class Normalization(Layer):
                     f"shape {values.shape}"
                 )
             if example_shape is None:
+                if values.ndim == 1 and self.axis:
+                    raise ShapeError(
+                        f"Normalization.adapt of {describe(self)} with axis={self.axis} expects examples with those "
+                        f"axes: a batch of shape (N, ...) whose axes 1, 2, ... are the example's. Received: data of "
+                        f"shape {values.shape}, one number per example. Use Normalization(axis=None) for one mean "
+                        "and variance, or pass a column (x[:, None])."
+                    )
                 example_shape = values.shape[1:]
                 reduced = tuple(a for a in range(values.ndim) if a not in self._kept_axes(example_shape))
             elif values.shape[1:] != example_shape:
@@ -234,11 +248,14 @@ class Normalization(Layer):
         assert self.input_shape is not None
         if statistics[0].shape != self._statistics_shape(self.input_shape):
             raise ShapeError(
-                f"Normalization layer {self.name!r} takes examples of shape {format_shape(self.input_shape)}. "
+                f"{describe(self)} takes examples of shape {format_shape(self.input_shape)}. "
                 f"Received: data of examples of shape {format_shape(example_shape)}"
             )
         self.add_weight("mean", statistics[0], trainable=False)
         self.add_weight("variance", statistics[1], trainable=False)
+        model = self._model() if self._model is not None else None
+        if model is not None:  # a compiled model's engine holds its own copy of the weights
+            model.layer_params_changed(self)
 
     # --- graph ----------------------------------------------------------------------------------------------
     def emit(self, builder: GraphBuilder, x: str) -> str:

@@ -88,7 +88,7 @@ class SeparableConv2D(BaseConv):
         depthwise = depthwise_kernel(self.depthwise_initializer, self.kernel_size, channels, self.depth_multiplier, rng)
         self.add_weight("depthwise_kernel", depthwise)
         middle = len(depthwise)
-        pointwise = self.pointwise_initializer((self.filters, middle, 1, 1), middle, self.filters, rng)
+        pointwise = initializers.onnx_conv_kernel(self.pointwise_initializer, (1, 1, middle, self.filters), rng)
         self.add_weight("pointwise_kernel", pointwise)
         if self.use_bias:
             self.add_weight("bias", self.bias_initializer((self.filters,), middle, self.filters, rng))
