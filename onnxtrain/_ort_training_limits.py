@@ -177,8 +177,15 @@ def explained(error: RuntimeError, opset: int, ir_version: int) -> OnnxtrainErro
     # Others are ORT's refusals of the model, e.g. opset 22 on ORT 1.19 ("Opset 22 is under development"). The
     # reason comes last in ORT's text, after the C++ source location.
     cause = " ".join(str(error).split()).rstrip(".")
+    # Only a refusal that names the opset or IR version is helped by another (a QDQ graph's "There must only be a
+    # single node consuming the output of QuantizeLinear" is not): the others point to the portable engine.
+    about_versions = re.search(r"opset|ir.?version", cause, re.IGNORECASE) is not None
+    fix = (
+        f"Try an older --opset or opset=... (the default is {DEFAULT_OPSET}), or a lower IR version."
+        if about_versions
+        else "compile(engine='portable') builds the gradients with onnxtrain.autodiff instead."
+    )
     return InvalidArgumentError(
         f"ONNX Runtime could not build training artifacts with opset {opset} and IR version {ir_version}: "
-        f"{'…' + cause[-300:] if len(cause) > 300 else cause}. Try an older --opset or opset=... (the default is "
-        f"{DEFAULT_OPSET}), or a lower IR version."
+        f"{'…' + cause[-300:] if len(cause) > 300 else cause}. {fix}"
     )

@@ -1,9 +1,9 @@
-"""Token ids: which model inputs an Embedding reads straight from (by the layers, or by an exported graph's
-Gather of the input, cast to integers or already integers), and the check that refuses ids outside
-[0, input_dim) or fractional ones before ONNX Runtime runs. ONNX Gather fails on an id past the table with an
-opaque error and reads row input_dim - k for -k; the layer's Cast truncates 1.5 to 1. Keras refuses ids out of
-range; fractional ids are refused as fractional class labels are (`losses`). Token ids are never scaled by the
-model's input_scale (`arrays.prepare_x`).
+"""Token ids: which model inputs an Embedding reads straight from (by the layers, or by an exported or imported
+graph's Gather of the input, cast to integers or already integers: torch's nn.Embedding exported), and the check
+that refuses ids outside [0, input_dim) or fractional ones before ONNX Runtime runs. ONNX Gather fails on an id
+past the table with an opaque error and reads row input_dim - k for -k; the layer's Cast truncates 1.5 to 1. Keras
+refuses ids out of range; fractional ids are refused as fractional class labels are (`losses`). Token ids are
+never scaled by the model's input_scale (`arrays.prepare_x`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import onnx
 
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.functional import Functional
-from onnxtrain.layers import Embedding
+from onnxtrain.layers import Embedding, OnnxLayer
 
 _BLOCK = 1 << 16
 """Values checked at a time: min, max and the fraction test read a block from cache, the array once from memory."""
@@ -47,6 +47,10 @@ def token_id_inputs(graph: Functional) -> list[TokenIds | None]:
     for node in graph._nodes[len(graph.inputs) :]:
         if isinstance(node.layer, Embedding) and id(node.inputs[0]) in position:
             found[position[id(node.inputs[0])]].append(TokenIds(node.layer.input_dim, str(node.layer.name)))
+        elif isinstance(node.layer, OnnxLayer):  # an imported graph's Gather of an embedding table
+            for x, inner in zip(node.inputs, _onnx_layer_token_ids(node.layer), strict=True):
+                if inner is not None and id(x) in position:
+                    found[position[id(x)]].append(inner)
         elif isinstance(node.layer, Functional):
             for x, inner in zip(node.inputs, token_id_inputs(node.layer), strict=True):
                 if inner is not None and id(x) in position:
@@ -54,11 +58,20 @@ def token_id_inputs(graph: Functional) -> list[TokenIds | None]:
     return [min(ids, key=lambda t: t.input_dim) if ids else None for ids in found]
 
 
-def exported_token_ids(graph: onnx.GraphProto, input_name: str) -> TokenIds | None:
+def _onnx_layer_token_ids(layer: OnnxLayer) -> list[TokenIds | None]:
+    """Per data input of an imported graph: the ids its Gathers of a table (a weight, or a constant) accept, as
+    torch exports nn.Embedding (`Gather(emb.weight, ids)`). ONNX Gather would read row n - k for -k, where
+    torch's nn.Embedding refuses negative ids; and fail opaquely past the table."""
+    rows = {name: shape[0] for name, shape in layer.weight_shapes.items() if shape}
+    rows |= {tensor.name: int(tensor.dims[0]) for tensor in layer.graph.graph.initializer if tensor.dims}
+    return [exported_token_ids(layer.graph.graph, value.name, rows) for value in layer.data_inputs]
+
+
+def exported_token_ids(graph: onnx.GraphProto, input_name: str, rows: dict[str, int] | None = None) -> TokenIds | None:
     """The ids graph input `input_name` accepts when it gathers rows of a table, as an exported Embedding reads
     it: `Gather(table, ids, axis=0)` of the input itself when it holds integers, or of `Cast(to=INT64)` of it;
-    None when it does not."""
-    tables = {tensor.name: tensor for tensor in graph.initializer}
+    None when it does not. `rows`: the tables a Gather may read, by name (default: the graph's initializers)."""
+    tables = rows if rows is not None else {t.name: int(t.dims[0]) for t in graph.initializer if t.dims}
     integers = (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
     casts = {
         node.output[0]
@@ -70,13 +83,12 @@ def exported_token_ids(graph: onnx.GraphProto, input_name: str) -> TokenIds | No
     if any(v.name == input_name and v.type.tensor_type.elem_type in integers for v in graph.input):
         casts.add(input_name)
     found = [
-        TokenIds(int(tables[node.input[0]].dims[0]), node.input[0].rsplit(".", 1)[0])  # "embedding_1.embeddings"
+        TokenIds(tables[node.input[0]], node.input[0].rsplit(".", 1)[0])  # "embedding_1.embeddings", "emb.weight"
         for node in graph.node
         if node.op_type == "Gather"
         and len(node.input) == 2
         and node.input[1] in casts
         and node.input[0] in tables
-        and len(tables[node.input[0]].dims) >= 1
         and all(a.i == 0 for a in node.attribute if a.name == "axis")
     ]
     return min(found, key=lambda t: t.input_dim) if found else None

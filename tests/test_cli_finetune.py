@@ -275,3 +275,97 @@ def test_finetune_of_an_int64_token_model_exports_an_int64_input(folder: Path) -
         probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
         np.testing.assert_allclose(probabilities, saved.predict_softly(ids), rtol=1e-5)
         np.testing.assert_array_equal(logits.argmax(1), saved.predict(ids))
+
+
+TORCH_CASES = Path(__file__).parent / "data" / "onnx_torch_cases"  # tools/onnx_fixtures_torch_cases.py
+
+
+@pytest.fixture
+def tokens(folder: Path) -> Path:
+    """tokens.onnx (torch's Embedding(50, 16) + TransformerEncoderLayer + mean + Linear(16, 3), int64 ids [N, 7],
+    dynamic batch) and tokens.npz (40 examples) in the test's folder."""
+    shutil.copy(TORCH_CASES / "tokens_torchscript.onnx", folder / "tokens.onnx")
+    ids = np.random.default_rng(2).integers(0, 50, (40, 7))
+    np.savez(folder / "tokens.npz", x=ids, y=ids[:, 0] % 3)
+    return folder
+
+
+@pytest.mark.parametrize("lora_rank", [None, "2"])
+def test_finetune_head_keeps_an_int64_token_input_int64(tokens: Path, lora_rank: str | None) -> None:
+    """A new --head (with or without --lora) is fed the graph's int64 ids as they are: the saved model's Input and
+    the export's input stay int64, and ONNX Runtime on the export equals the saved model's predict."""
+    lora_option = ["--lora", lora_rank] if lora_rank else []
+    arguments = ["--data", "tokens.npz", "--outputs", "/ReduceMean_output_0", "--head", "3", *lora_option]
+    assert main(["finetune", "tokens.onnx", *arguments, "--verbose", "0", "--output", "run"]) == 0
+    exported = onnx.load(tokens / "run" / "model.onnx")
+    assert [(i.name, i.type.tensor_type.elem_type) for i in exported.graph.input] == [("input", onnx.TensorProto.INT64)]
+    ids = np.load(tokens / "tokens.npz")["x"][:6]
+    with load_model(tokens / "run" / "model") as saved:
+        assert saved.graph.inputs[0].dtype == np.int64
+        logits = _logits(tokens / "run" / "model.onnx", ids)  # int64 ids, as the original model took them
+        np.testing.assert_array_equal(logits.argmax(1), saved.predict(ids))
+
+
+def test_finetune_of_a_fixed_batch_export_is_one_error_line_before_training(
+    folder: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """torch's default export (no dynamic_axes) of a transformer runs at its batch of 4 only: refused at import
+    with the fix, not a traceback of ONNX Runtime's Reshape error in the first step."""
+    shutil.copy(TORCH_CASES / "tokens_fixed_batch_torchscript.onnx", folder / "fixed.onnx")
+    np.savez(folder / "tokens.npz", x=np.zeros((8, 7), np.int64), y=np.zeros(8, np.int64))
+    assert main(["finetune", "fixed.onnx", "--data", "tokens.npz", "--verbose", "0", "--output", "run"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(
+        "onnxtrain finetune: error: the graph was exported for a batch of exactly 4 and cannot run another: at a "
+        "batch of 1, ONNX Runtime fails in the Reshape node '/enc/self_attn/Reshape_5'"
+    ), err
+    assert "dynamic_axes={'ids': {0: 'batch'}, 'logits': {0: 'batch'}}" in err
+    assert not (folder / "run").exists()
+
+
+def _conv_model() -> onnx.ModelProto:
+    """x [N, 1, 6] -> Conv(2 filters of 3) -> ReduceMax over time -> [N, 2]: no MatMul or Gemm to adapt."""
+    h = onnx.helper
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((2, 1, 3)).astype(np.float32), "c.weight")
+    graph = h.make_graph(
+        [
+            h.make_node("Conv", ["x", "c.weight"], ["conv"]),
+            h.make_node("ReduceMax", ["conv"], ["features"], axes=[2], keepdims=0),
+        ],
+        "conv",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 1, 6])],
+        [h.make_tensor_value_info("features", onnx.TensorProto.FLOAT, ["N", 2])],
+        [weight],
+    )
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=8)
+
+
+@pytest.mark.parametrize("head", [(), ("--head", "3")])
+def test_finetune_lora_without_a_node_to_adapt_names_the_option(
+    folder: Path, capsys: pytest.CaptureFixture, head: tuple[str, ...]
+) -> None:
+    onnx.save(_conv_model(), folder / "conv.onnx")
+    np.savez(folder / "conv.npz", x=np.zeros((4, 1, 6), np.float32), y=np.zeros(4, np.int64))
+    arguments = ["--data", "conv.npz", "--lora", "2", *head, "--output", "run"]
+    assert main(["finetune", "conv.onnx", *arguments]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "onnxtrain finetune: error: --lora 2: the model has no MatMul or Gemm whose weight is a 2-D float initializer "
+        "to adapt (its ops: Conv, ReduceMax). Fine-tune it without --lora (--trainable / --frozen choose what trains)\n"
+    )
+
+
+def test_finetune_prints_a_warning_as_one_line_without_python_s_source_lines(
+    folder: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """LoRA rank 8 on the head's 12x4 weight warns; the CLI prints it as its own line, not Python's
+    `path.py:59: UserWarning:` and the line of onnxtrain's source that warned."""
+    assert _finetune("--lora", "8", "--output", "run") == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "onnxtrain finetune: warning: LoRA rank 8 exceeds min(in_features, out_features) of 1 adapted weight(s): "
+        "'head.weight' (4, 12) of node '/head/Gemm'. Each of their adapters then has more parameters than the weight "
+        "it adapts (rank*(in + out) > in*out) and can express no more than an update of rank min(in, out). A rank "
+        "below the smaller side is the usual choice."
+    ], lines

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -972,3 +973,133 @@ def test_summary_says_why_from_onnx_cannot_import_a_file(tmp_path, capsys):
     assert main(["summary", str(tmp_path / "fixed.onnx")]) == 0
     last = capsys.readouterr().out.splitlines()[-1]
     assert last.startswith("As from_onnx imports it: it cannot (UnsupportedError: from_onnx: Reshape node '/Reshape'")
+
+
+# --- torch.onnx exports that need care (tests/data/onnx_torch_cases/, tools/onnx_fixtures_torch_cases.py) -------
+TORCH_CASES = Path(__file__).parent / "data" / "onnx_torch_cases"
+
+
+@pytest.mark.parametrize(
+    ("name", "node", "requested"),
+    [
+        ("tokens_fixed_batch_torchscript", "/enc/self_attn/Reshape_5", r"\{7,8,8\}"),  # [seq, batch * heads, dim]
+        ("tokens_fixed_batch_dynamo", "node_view", r"\{7,4,3,16\}"),
+    ],
+)
+def test_a_fixed_batch_transformer_export_is_refused_at_import_naming_the_node(name, node, requested):
+    """torch.onnx.export without dynamic_axes / dynamic_shapes writes batch 4 into the attention's seq-first
+    Reshapes, where no Reshape puts it first: the import runs the graph at 4 and 5 and refuses it, rather than
+    fit or predict failing in ONNX Runtime at the first batch of another size."""
+    with pytest.raises(
+        UnsupportedError,
+        match=rf"^from_onnx: the graph was exported for a batch of exactly 4 and cannot run another: at a batch of 1, "
+        rf"ONNX Runtime fails in the Reshape node '{node}': The input tensor cannot be reshaped to the requested "
+        rf"shape\. Input shape:\{{7,1,\d+\}}, requested shape:{requested}\..*Export the model again with a dynamic "
+        r"batch \(torch: torch\.onnx\.export\(\.\.\., "
+        r"dynamic_axes=\{'ids': \{0: 'batch'\}, 'logits': \{0: 'batch'\}\}\)",
+    ):
+        from_onnx(TORCH_CASES / f"{name}.onnx")
+
+
+def test_a_fixed_batch_export_that_mixes_examples_is_refused():
+    """A graph exported at batch 2 that runs at batch 1 but gives 2 rows (a seq-first view [4, batch] reshaped to
+    [2, -1], which no batch-first check sees) mixes the examples: refused too."""
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["seq_first"], perm=[1, 0]),
+        helper.make_node("Reshape", ["seq_first", "target"], ["mixed"], name="/view"),
+        helper.make_node("ReduceSum", ["mixed", "axes"], ["summed"], keepdims=1),
+        helper.make_node("Mul", ["summed", "w"], ["logits"]),
+    ]
+    w = numpy_helper.from_array(np.ones(1, np.float32), "w")
+    target = numpy_helper.from_array(np.array([2, -1], np.int64), "target")
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [2, 1])
+    proto = _model(nodes, [x], [y], [w, target, axes])
+    symbolic = onnx.ModelProto()
+    symbolic.CopyFrom(proto)
+    _graph.check_batch_not_fixed(_graph.with_dynamic_batch(symbolic), "from_onnx")  # the static check lets it pass
+    with pytest.raises(
+        UnsupportedError,
+        match=r"^from_onnx: the graph was exported for a batch of exactly 2: a batch of 1 gives an output of shape "
+        r"\[2, 1\], not 1 row, so its shape constants mix the examples of a batch\. Export the model again",
+    ):
+        from_onnx(proto)
+
+
+def test_a_dynamic_batch_transformer_export_imports_and_predicts_at_any_batch():
+    model = from_onnx(TORCH_CASES / "tokens_torchscript.onnx")
+    session = ort.InferenceSession(str(TORCH_CASES / "tokens_torchscript.onnx"), providers=["CPUExecutionProvider"])
+    for batch in (1, 3, 5):
+        ids = np.random.default_rng(batch).integers(0, 50, (batch, 7))
+        expected = session.run(None, {"ids": ids})[0]
+        np.testing.assert_allclose(_run(model.inference_model(), input=ids), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
+def test_a_quantized_qdq_graph_is_refused_at_compile_naming_the_quantize_node(engine):
+    """onnxruntime.quantization's QDQ export: int8 weights (constants), and every float weight left (the scales)
+    reaches the loss only through a QuantizeLinear's integers, so fit would change nothing. Both engines refuse
+    it at compile, naming the node, before ONNX Runtime's training build could say anything about opsets."""
+    model = from_onnx(TORCH_CASES / "mlp_qdq_int8.onnx")
+    assert model.graph.trainable_params_by_name()  # the [1]-shaped scales would train by default
+    with pytest.raises(
+        UnsupportedError,
+        match=r"^OnnxLayer 'onnx_model' cannot train a quantized graph: \d+ trainable weight\(s\) reach the output "
+        r"only through QuantizeLinear nodes, whose integer outputs pass no gradient, so training would change "
+        r"nothing: QuantizeLinear node '[^']+_QuantizeLinear' cuts off \['[^']+_scale'.*Fine-tune the float32 model "
+        r"and quantize the result, or freeze these weights .*\(frozen=\[\.\.\.\], or OnnxLayer",
+    ):
+        model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS, engine=engine)
+    model.close()
+
+
+def test_a_frozen_quantized_graph_under_a_new_head_trains_the_head():
+    base = OnnxLayer(TORCH_CASES / "mlp_qdq_int8.onnx", trainable=False, name="base")
+    model = Sequential.of(Input(12), base, Dense(2, name="head"), seed=0)
+    before = model.get_weights()
+    model.compile(optimizer=SGD(learning_rate=0.5), loss=LOSS)
+    x = np.random.default_rng(0).standard_normal((16, 12)).astype(np.float32)
+    model.fit(x, (x[:, 0] > 0).astype(np.int64), batch_size=8, verbose=0)
+    after = model.get_weights()
+    assert not np.array_equal(after["head.kernel"], before["head.kernel"])
+    assert all(np.array_equal(after[name], before[name]) for name in before if name.startswith("base."))
+    model.close()
+
+
+def test_ort_trainings_refusal_of_a_graph_suggests_an_opset_only_when_it_is_about_one():
+    from onnxtrain._ort_training_limits import explained
+
+    qdq = RuntimeError(
+        "[ONNXRuntimeError] qdq_actions.cc:42 quantize_node.GetOutputEdgesCount() == 1 was false. There must only "
+        "be a single node consuming the output of QuantizeLinear node."
+    )
+    message = str(explained(qdq, 17, 8))
+    assert "Try an older --opset" not in message and "compile(engine='portable')" in message, message
+    opset = str(explained(RuntimeError("Opset 22 is under development and support for this is limited."), 22, 10))
+    assert "Try an older --opset or opset=... (the default is 17)" in opset, opset
+
+
+@pytest.mark.parametrize("outputs", [None, ["/fc1/Gemm_output_0"]])
+def test_a_float16_export_says_to_convert_it_to_float32_not_to_cut_it(outputs):
+    """torch's model.half() export: every value is float16, so no cut gives a float32 output."""
+    with pytest.raises(UnsupportedError) as raised:
+        from_onnx(TORCH_CASES / "mlp_fp16_torchscript.onnx", outputs=outputs)
+    message = str(raised.value)
+    assert re.match(
+        r"from_onnx trains float32 graphs: its weights are the float32 initializers\. Received: output '[^']+' of "
+        r"type FLOAT16, in a graph with no float32 weight \(its \d FLOAT16 initializers would be constants\)\. "
+        r"Convert the model to float32 first: export it again in float32 \(torch: model\.float\(\) before "
+        r"torch\.onnx\.export\)",
+        message,
+    ), message
+    assert "Cut the graph" not in message
+
+
+def test_an_integer_output_of_a_float32_graph_says_to_cut_before_it():
+    proto = _mlp()
+    proto.graph.node.append(helper.make_node("ArgMax", ["logits"], ["label"], axis=1, keepdims=0))
+    del proto.graph.output[:]
+    proto.graph.output.append(helper.make_tensor_value_info("label", TensorProto.INT64, ["N"]))
+    with pytest.raises(UnsupportedError, match=r"Received: output 'label' of type INT64\. Cut the graph before it"):
+        from_onnx(proto)

@@ -5,6 +5,7 @@ naming the position, the value and the range; valid ids read the rows numpy read
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -242,3 +243,47 @@ def test_only_an_input_cast_to_integers_that_gathers_rows_of_a_table_has_token_i
     assert exported_token_ids(Sequential([Input(3), Dense(2)], seed=0).inference_model().graph, "input") is None
     reshaped = Sequential([Input(6), Reshape((2, 3)), Embedding(10, 2), Flatten(), Dense(2)], seed=0)
     assert exported_token_ids(reshaped.inference_model().graph, "input") is None
+
+
+TORCH_TOKENS = Path(__file__).parent / "data" / "onnx_torch_cases" / "tokens_torchscript.onnx"
+TORCH_RANGE = "integer token ids in [0, 49] for Embedding layer 'emb' (input_dim=50)"
+
+
+@pytest.mark.parametrize(("bad", "value"), [(50, "50"), (99, "99"), (-1, "-1")])
+def test_an_imported_torch_embedding_refuses_ids_past_its_table_and_negative_ones(bad, value):
+    """torch's nn.Embedding exported (`Gather(emb.weight, ids)`, int64 ids): fit, evaluate, predict and
+    predict_softly check the ids against the table's 50 rows before ONNX Runtime runs; ONNX Gather would fail
+    with ORT's own error past it and read row 50 - k for -k, where torch raises."""
+    from onnxtrain import from_onnx
+
+    ids = np.random.default_rng(0).integers(0, 50, (8, 7))
+    ids[1, 3] = bad
+    y = np.zeros(8, np.int64)
+    message = re.escape(f"x expects {TORCH_RANGE}. Received: x[1, 3]={value}")
+    with from_onnx(TORCH_TOKENS) as model:
+        model.compile(optimizer="sgd", loss="softmax_cross_entropy_with_logits")
+        before = model.get_weights()
+        for run in (
+            lambda: model.fit(ids, y, batch_size=4, verbose=0),
+            lambda: model.evaluate(ids, y),
+            lambda: model.predict(ids),
+            lambda: model.predict_softly(ids),
+        ):
+            with pytest.raises(InvalidArgumentError, match=message):
+                run()
+        after = model.get_weights()
+        assert all(np.array_equal(after[name], before[name]) for name in before)  # no step ran
+        ids[1, 3] = 49
+        assert model.predict(ids).shape == (8,)
+
+
+def test_an_imported_embedding_under_a_new_head_checks_its_ids():
+    from onnxtrain.layers import OnnxLayer
+
+    base = OnnxLayer(TORCH_TOKENS, outputs=["/ReduceMean_output_0"], trainable=False, name="base")
+    x = Input(7, dtype="int64")
+    model = Model(x, Dense(2)(base(x)), seed=0)
+    assert token_id_inputs(model.graph) == [TokenIds(50, "emb")]
+    model.compile(optimizer="sgd", loss="softmax_cross_entropy_with_logits")
+    with model, pytest.raises(InvalidArgumentError, match=re.escape("Received: x[0, 0]=70")):
+        model.predict(np.full((2, 7), 70, np.int64))

@@ -5,7 +5,11 @@ trains (--trainable/--frozen), cut it (--outputs), put a new Dense head on it (-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +28,24 @@ LORA_ALPHA = 16.0  # --lora-alpha's default, lora()'s
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    with warnings_as_lines("finetune"):
+        return _finetune(args)
+
+
+@contextlib.contextmanager
+def warnings_as_lines(command: str) -> Iterator[None]:
+    """Show Python warnings as `onnxtrain <command>: warning: <message>` lines on stderr, without the file
+    and source line Python prints (the code that warned is onnxtrain's, not the user's)."""
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        print(f"onnxtrain {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def _finetune(args: argparse.Namespace) -> int:
     source = Path(args.model)
     if not source.is_file():
         raise InvalidArgumentError(
@@ -130,7 +152,7 @@ def _build(args: argparse.Namespace) -> Model:
     """from_onnx (with lora) for the model alone; a Functional model of its OnnxLayer and a Dense head with --head."""
     from onnxtrain.adapters import ADAPTER_PATTERNS, add_adapters
     from onnxtrain.foreign._graph import cut, read_model
-    from onnxtrain.foreign._import import imported_model
+    from onnxtrain.foreign._import import imported_model, input_dtype
     from onnxtrain.foreign._layer import OnnxLayer
     from onnxtrain.foreign._lora import lora
     from onnxtrain.layers import Dense, Flatten, Input
@@ -150,20 +172,38 @@ def _build(args: argparse.Namespace) -> Model:
     if args.head is None:
         frozen = args.frozen or None
         model = imported_model(proto, trainable=trainable, frozen=frozen, name=_name(args.model), caller=caller)
-        return lora(model, rank=args.lora, alpha=_lora_alpha(args)) if args.lora is not None else model
+        if args.lora is None:
+            return model
+        with _naming_lora(args, proto):
+            return lora(model, rank=args.lora, alpha=_lora_alpha(args))
     if args.lora is not None:  # the base trains its adapters only
-        adapted = add_adapters(proto, rank=args.lora, alpha=_lora_alpha(args))
+        with _naming_lora(args, proto):
+            adapted = add_adapters(proto, rank=args.lora, alpha=_lora_alpha(args))
         base = OnnxLayer(adapted, trainable=ADAPTER_PATTERNS, caller=caller)
     else:  # a frozen feature extractor unless --trainable/--frozen say what trains
         chosen = trainable if trainable is not None else (True if args.frozen else False)
         base = OnnxLayer(proto, trainable=chosen, frozen=args.frozen or None, caller=caller)
     if base.multi_input:
         raise InvalidArgumentError(f"--head needs a model with one input. Received: '{args.model}' takes several")
-    x = Input(*base.data_shapes[0])
+    x = Input(*base.data_shapes[0], dtype=input_dtype(base.data_inputs[0]))  # int64 token ids stay int64
     features = base(x)
     if len(base.compute_output_shape(base.data_shapes[0])) > 1:
         features = Flatten()(features)
     return Model(x, Dense(args.head, name="head")(features), name=_name(args.model), seed=args.seed)
+
+
+@contextlib.contextmanager
+def _naming_lora(args: argparse.Namespace, proto: Any) -> Iterator[None]:
+    """add_adapters' refusal in --lora's words. The command passes a positive rank and alpha (checked before),
+    every MatMul/Gemm as targets and no node names, so the one refusal left is a graph with nothing to adapt."""
+    try:
+        yield
+    except InvalidArgumentError as e:
+        ops = sorted({node.op_type for node in proto.graph.node} - {"Constant"})
+        raise InvalidArgumentError(
+            f"--lora {args.lora}: the model has no MatMul or Gemm whose weight is a 2-D float initializer to adapt "
+            f"(its ops: {', '.join(ops)}). Fine-tune it without --lora (--trainable / --frozen choose what trains)"
+        ) from e
 
 
 def _lora_alpha(args: argparse.Namespace) -> float:

@@ -96,17 +96,18 @@ def imported_model(
     )
     several = layer.multi_input
     inputs = [
-        Input(*shape, name=_input_name(value.name) if several else None, dtype=_input_dtype(value))
+        Input(*shape, name=_input_name(value.name) if several else None, dtype=input_dtype(value))
         for value, shape in zip(layer.data_inputs, layer.data_shapes, strict=True)
     ]
     output = layer(inputs if several else inputs[0])
     return Model(inputs if several else inputs[0], output, name=name, seed=0)
 
 
-def _input_dtype(value: onnx.ValueInfoProto) -> str:
+def input_dtype(value: onnx.ValueInfoProto) -> str:
     """The Input dtype for a foreign graph input: its own when it holds int64 or int32 ids (the export keeps that
     type, so code that fed the original model int64 ids feeds the export the same), float32 for any other (a
-    float16 or uint8 input is fed float32 and cast inside the graph, as before)."""
+    float16 or uint8 input is fed float32 and cast inside the graph, as before). An `Input` put in front of an
+    `OnnxLayer` (a new head) takes it too: `Input(*layer.data_shapes[0], dtype=input_dtype(layer.data_inputs[0]))`."""
     integers: dict[int, str] = {onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32"}
     return integers.get(value.type.tensor_type.elem_type, "float32")
 

@@ -30,8 +30,10 @@ from onnxtrain.errors import (
     UnsupportedError,
 )
 from onnxtrain.foreign import _graph
+from onnxtrain.foreign._fixed_batch import check_batch_varies, exported_batch
 from onnxtrain.foreign._graph import Shape
 from onnxtrain.foreign._inline import Inliner, copy_hint
+from onnxtrain.foreign._quantized import check_gradients_reach_weights
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers._layer import Layer, describe, format_shape
 
@@ -70,7 +72,8 @@ class OnnxLayer(Layer):
         InvalidArgumentError: a pattern matches no initializer, an output name is no value of the graph, or the
             graph has several outputs (cut it with `outputs=[...]`).
         UnsupportedError: the graph uses other op domains, control flow, or non-batch dimensions that are not
-            numbers, or a Reshape node fixes the batch dimension to a number (`x.view(1, -1)` exported).
+            numbers, or a Reshape node fixes the batch dimension to a number (`x.view(1, -1)` exported), or a
+            graph exported with a fixed batch runs at that batch only (`_fixed_batch`).
     """
 
     reads_integers = True  # an int64 graph input reads the model's int64 input as it is (`Inliner.run`)
@@ -110,6 +113,7 @@ class OnnxLayer(Layer):
                 f"{caller} expects a graph with one output. Received: {len(names)} outputs {names}. Choose one "
                 "with outputs=[name]."
             )
+        batch = exported_batch(proto)  # before the batch is made symbolic: what the probe below runs first
         proto = _graph.with_dynamic_batch(_graph.without_unread_statistics(proto))
         stripped, weights = _graph.split_weights(proto, _settings(proto))
         self.graph = _graph.fold_shapes(stripped)
@@ -124,6 +128,8 @@ class OnnxLayer(Layer):
         self.data_shapes = [_graph.per_example_shape(v, f"input {v.name!r}", caller) for v in self.data_inputs]
         self._converted: dict[int, onnx.ModelProto] = {}
         self._own_output_shape = self._infer_output_shape()
+        if batch is not None:  # a file exported with a dynamic batch is taken at its word; a stored graph has one
+            check_batch_varies(self.graph, self.data_inputs, self.data_shapes, self.weight_shapes, batch, caller)
         for local, value in weights.items():
             self.add_weight(local, value)
         self.non_trainable = self._frozen_names()
@@ -148,11 +154,20 @@ class OnnxLayer(Layer):
         output = self.graph.graph.output[0]
         types = _graph.infer(self.graph)
         known = types.get(output.name, output.type)
-        if known.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        elem = known.tensor_type.elem_type
+        if elem != onnx.TensorProto.FLOAT:
+            received = f"output {output.name!r} of type {onnx.TensorProto.DataType.Name(elem)}"
+            if elem in _OTHER_FLOATS and not self.weight_shapes:  # every weight is of that type: no cut helps
+                raise UnsupportedError(
+                    f"{self.caller} trains float32 graphs: its weights are the float32 initializers. Received: "
+                    f"{received}, in a graph with no float32 weight (its {_count_initializers(self.graph, elem)} "
+                    f"{onnx.TensorProto.DataType.Name(elem)} initializers would be constants). Convert the model to "
+                    "float32 first: export it again in float32 (torch: model.float() before torch.onnx.export), or "
+                    "turn its initializers, Cast targets and value types to float32 with an ONNX converter."
+                )
             raise UnsupportedError(
-                f"{self.caller} expects a float32 output. Received: output {output.name!r} of type "
-                f"{onnx.TensorProto.DataType.Name(known.tensor_type.elem_type)}. Cut the graph before it "
-                "(outputs=[...])."
+                f"{self.caller} expects a float32 output. Received: {received}. Cut the graph before it "
+                f"({_graph.argument(self.caller, 'outputs')})."
             )
         try:
             return _graph.per_example_shape(known, f"output {output.name!r}", self.caller)
@@ -223,6 +238,9 @@ class OnnxLayer(Layer):
     def emit(self, builder: GraphBuilder, x: Any) -> str:
         xs = list(x) if self.multi_input else [x]
         graph = self.graph_at(builder.opset)
+        if builder.training and self.trainable:  # before the engines: they would run steps that change nothing
+            trainable = [name for name in self.weight_shapes if name not in self.non_trainable]
+            check_gradients_reach_weights(graph, trainable, str(self.name), self.caller)
         names: dict[str, str] = dict(self.emit_params(builder))
         # emit_layer opened the layer's scope, except for prefix_names=False (weights unscoped): values get it here
         own: AbstractContextManager[None] = builder.scope(str(self.name)) if not self.prefix_names else nullcontext()
@@ -250,6 +268,13 @@ class OnnxLayer(Layer):
     def __repr__(self) -> str:
         shown = ", ".join(f"{format_shape(s)}" for s in self.data_shapes)
         return f"OnnxLayer(name={self.name!r}, inputs={shown}, weights={len(self.weight_shapes)})"
+
+
+_OTHER_FLOATS = (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
+
+
+def _count_initializers(model: onnx.ModelProto, elem: int) -> int:
+    return sum(1 for t in model.graph.initializer if t.data_type == elem)
 
 
 def _settings(model: onnx.ModelProto) -> set[str]:
