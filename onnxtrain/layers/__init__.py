@@ -53,6 +53,7 @@ from onnxtrain.layers._recurrent import GRU, LSTM, SimpleRNN
 from onnxtrain.layers._reshaping import Cropping2D, Permute, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D
 from onnxtrain.layers._reshaping_1d import Cropping1D, UpSampling1D, ZeroPadding1D
 from onnxtrain.layers._separable import SeparableConv2D, SeparableConvolution2D
+from onnxtrain.layers._time_distributed import TimeDistributed
 
 __all__ = [
     "ELU",
@@ -126,6 +127,7 @@ __all__ = [
     "Subtract",
     "SymbolicTensor",
     "ThresholdedReLU",
+    "TimeDistributed",
     "UnitNormalization",
     "UpSampling1D",
     "UpSampling2D",
