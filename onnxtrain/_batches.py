@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain.arrays import InputArrays, InputSpec, prepare_inputs
+from onnxtrain.arrays import InputArrays, InputSpec, prepare_inputs, sole_input
 from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.layers import Shape
@@ -73,6 +73,8 @@ def read_batches(
             )
         raw_x, raw_y, class_names, data_scale = data[0], data[1], None, None
     else:
+        if isinstance(data, tuple | list) and len(data) == 2 and not isinstance(data[0], Dataset):
+            data = (sole_input(data[0], inputs[0], x_name), data[1])  # Keras' ([x], y) and ({name: x}, y)
         dataset = as_dataset(data, name=argument, item_names=item_names)
         raw_x, raw_y = dataset.x, dataset.y
         class_names = tuple(dataset.class_names) if dataset.class_names else None

@@ -239,6 +239,26 @@ def input_specs(graph: Functional) -> list[InputSpec]:
     ]
 
 
+def sole_input(x: Any, spec: InputSpec, argument: str) -> Any:
+    """The array of a model of one input given as Keras also takes it: alone, as `[batch]` (a list or tuple holding
+    one array of a whole batch) or as `{input name: batch}`."""
+    if isinstance(x, dict):
+        if list(x) != [spec.name]:
+            raise InvalidArgumentError(
+                f"{argument} expects an array, or a dict {{{spec.name!r}: array}} for the model's one input. "
+                f"Received keys: {list(x)}"
+            )
+        return x[spec.name]
+    if (
+        isinstance(x, list | tuple)
+        and len(x) == 1
+        and isinstance(x[0], np.ndarray)
+        and x[0].ndim == len(spec.shape) + 1
+    ):
+        return x[0]
+    return x
+
+
 def prepare_inputs(
     x: Any,
     inputs: Sequence[InputSpec],
@@ -246,8 +266,9 @@ def prepare_inputs(
     argument: str = "x",
     allow_single: bool = False,
 ) -> tuple[np.ndarray | InputArrays, bool]:
-    """`prepare_x` for a model of `inputs` (`input_specs`): one input reads an array; several read a list or tuple
-    of arrays in the inputs' order, or a dict {input name: array} (Keras' two ways).
+    """`prepare_x` for a model of `inputs` (`input_specs`): one input reads an array (or, as Keras, a list of that
+    one batch array, or a dict {input name: array}); several read a list or tuple of arrays in the inputs' order, or
+    a dict {input name: array} (Keras' two ways).
 
     Returns (the array, or the InputArrays of several inputs; whether `x` was a single example).
 
@@ -258,7 +279,9 @@ def prepare_inputs(
     """
     if len(inputs) == 1:
         spec = inputs[0]
-        return prepare_x(x, spec.shape, input_scale, argument, allow_single, spec.token_ids, spec.dtype)
+        return prepare_x(
+            sole_input(x, spec, argument), spec.shape, input_scale, argument, allow_single, spec.token_ids, spec.dtype
+        )
     names = [spec.name for spec in inputs]
     if isinstance(x, dict):
         if set(x) != set(names):

@@ -254,3 +254,24 @@ def test_two_models_sharing_layers_are_not_compiled_at_once():
     with pytest.raises(ModelStateError, match=r"compile\(\) on model 'full': it shares layers with model 'encoder'"):
         full.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     encoder.close()
+
+
+def test_a_model_of_one_input_takes_keras_list_and_dict_forms_of_its_batch():
+    """Keras accepts [x] and {input name: x} for a model of one input: the same numbers as x itself; a one-example
+    list of numbers stays a batch of one."""
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    y = np.random.default_rng(1).normal(size=(6, 2)).astype(np.float32)
+    inputs = Input(4, name="features")
+    with Model(inputs=inputs, outputs=Dense(2, activation="linear")(inputs), seed=0) as model:
+        model.compile(optimizer="sgd", loss="mse")
+        expected = model.predict(x)
+        for given in ([x], (x,), {"features": x}):
+            np.testing.assert_array_equal(model.predict(given), expected)
+            assert model.evaluate(given, y).loss == model.evaluate(x, y).loss
+        assert model.predict([x[0].tolist()]).shape == (1, 2)
+        before = model.get_weights()
+        losses = model.fit([x], y, epochs=2, shuffle=False, verbose=0).history["loss"]
+        model.set_weights(before)
+        assert model.fit({"features": x}, y, epochs=2, shuffle=False, verbose=0).history["loss"] == losses
+        with pytest.raises(InvalidArgumentError, match=r"a dict \{'features': array\}.*Received keys: \['image'\]"):
+            model.predict({"image": x})
