@@ -126,6 +126,17 @@ def check_runtime_loads(opset: int, ir_version: int) -> None:
         )
 
 
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's opset of the default (ai.onnx) domain; 0 when it imports none."""
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def runtime_refusal(opset: int, ir_version: int) -> str:
+    """Why the installed onnxruntime cannot load a model of this opset and IR version ("": it can, or none is
+    installed), e.g. "onnxruntime 1.19.2: Unsupported model IR version: 11, max supported IR version: 10"."""
+    return _runtime_refuses(opset, ir_version)
+
+
 @cache
 def _runtime_refuses(opset: int, ir_version: int) -> str:
     """ONNX Runtime's reason for refusing a one-node model of this opset and IR version ("": it loads it)."""
@@ -149,9 +160,11 @@ def _runtime_refuses(opset: int, ir_version: int) -> str:
         onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as e:
         known = re.search(
-            r"Unsupported model IR version: \d+, max supported IR version: \d+|[^.]*is till opset \d+", str(e)
+            r"Unsupported model IR version: \d+, max supported IR version: \d+|Current official support for domain \S+ is "
+            r"till opset \d+",
+            str(e),
         )
-        return f"onnxruntime {onnxruntime.__version__}: {known[0].strip() if known else _tail(str(e), 200)}"
+        return f"onnxruntime {onnxruntime.__version__}: {known[0].strip() if known else runtime_tail(str(e), 200)}"
     return ""
 
 
@@ -237,7 +250,7 @@ def create_session(ort: Any, model: bytes, options: Any, device: Device) -> Any:
             raise session from None
         raise RuntimeSetupError(
             f"device={str(device)!r}: ONNX Runtime {ort.__version__} could not start its CUDA provider "
-            f"({type(session).__name__}: {_tail(str(session))}). {_cuda_causes(ort, device)}"
+            f"({type(session).__name__}: {runtime_tail(str(session))}). {_cuda_causes(ort, device)}"
         ) from session
     if not _on_cuda(session):
         raise RuntimeSetupError(
@@ -263,7 +276,7 @@ def _on_cuda(session: Any) -> bool:
     return not isinstance(session, Exception) and "CUDAExecutionProvider" in session.get_providers()
 
 
-def _tail(message: str, limit: int = 300) -> str:
+def runtime_tail(message: str, limit: int = 300) -> str:
     """The end of an ONNX Runtime error, where it says what failed (it starts with a long source location)."""
     message = " ".join(message.split())
     return message if len(message) <= limit else "..." + message[-limit:]

@@ -24,7 +24,7 @@ from onnxtrain._bounded_read import read_bounded
 from onnxtrain._checks import check_positive_int, check_threads
 from onnxtrain._onnx_file import check_onnx_tensors, parse_onnx_file, parse_onnx_model
 from onnxtrain._onnx_tensors import MAX_MODEL_BYTES, has_external_data, model_tensors
-from onnxtrain._runtime import create_session, resolve_device
+from onnxtrain._runtime import create_session, default_opset, resolve_device, runtime_refusal, runtime_tail
 from onnxtrain._token_ids import exported_token_ids
 from onnxtrain.arrays import InputArrays, InputSpec, prepare_inputs
 from onnxtrain.errors import (
@@ -102,9 +102,16 @@ class InferenceModel:
         except RuntimeSetupError:
             raise
         except Exception as e:  # ORT raises Fail, InvalidGraph, ... from its C++ layer
+            refusal = runtime_refusal(default_opset(proto), proto.ir_version)
+            if refusal:
+                raise ModelFileError(
+                    f"{source} has opset {default_opset(proto)} and IR version {proto.ir_version}, which the installed "
+                    f"ONNX Runtime cannot load ({refusal}). Export it again with an older opset / ir_version (the "
+                    "defaults, 17 and 8, load everywhere), or install a newer onnxruntime."
+                ) from e
             raise ModelFileError(
                 f"{source} could not be loaded by ONNX Runtime {onnxruntime.__version__} "
-                f"({type(e).__name__}: {str(e).strip()[:300]})."
+                f"({type(e).__name__}: {runtime_tail(str(e))})."
             ) from e
         self.source = source
         self.device = str(resolved)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,6 +30,7 @@ from onnxtrain._checks import as_real
 from onnxtrain._onnx_file import check_onnx_tensors, onnx_file_problem, parse_onnx_file
 from onnxtrain._onnx_tensors import MAX_MODEL_BYTES
 from onnxtrain._ort_training import checkpoint_bytes_from_weights
+from onnxtrain._runtime import default_opset, runtime_refusal
 from onnxtrain._token_ids import token_id_inputs
 from onnxtrain._version import __version__
 from onnxtrain.arrays import scale_divisor
@@ -314,7 +316,16 @@ def export_model(
         )
     proto = exported_model(model, compiled, opset, ir_version)
     data = (transform(proto) if transform is not None else proto).SerializeToString()
-    return write_atomically(target, data)
+    written = write_atomically(target, data)
+    refusal = runtime_refusal(default_opset(proto), proto.ir_version)
+    if refusal:  # a file for another runtime is the user's call; that this one cannot run it is worth saying
+        warnings.warn(
+            f"Exported '{target}' at opset {default_opset(proto)} and IR version {proto.ir_version}, which the "
+            f"installed ONNX Runtime cannot load ({refusal}): onnxtrain predict and InferenceModel cannot run it "
+            "here. The defaults (opset 17, IR version 8) load in every ONNX Runtime since 1.13.",
+            stacklevel=3,
+        )
+    return written
 
 
 # --- reading back ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 
 import onnxtrain
 from onnxtrain import InferenceModel, Sequential, WritingMode, losses
-from onnxtrain.errors import InvalidArgumentError, ModelExistsError
+from onnxtrain.errors import InvalidArgumentError, ModelExistsError, ModelFileError
 from onnxtrain.layers import Dense, Embedding, Flatten, Input
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,6 +129,27 @@ def test_export_rejects_impossible_opsets(tmp_path, options, match):
     with _model() as model, pytest.raises(InvalidArgumentError, match=match):
         model.export(tmp_path / "m.onnx", **options)
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"opset": 22}, r"support for domain ai\.onnx is till opset 21"),
+        ({"ir_version": 11}, r"max supported IR version"),
+    ],
+)
+def test_an_export_the_installed_runtime_cannot_load_is_written_with_a_warning_and_refused_clearly_by_load(
+    tmp_path, options, reason
+):
+    """A file for a newer runtime is the user's call: written, with a warning; loading it here says why it cannot.
+    Skipped where the installed onnxruntime loads opset 22 and IR version 11 (ONNX Runtime 1.20+)."""
+    if not onnxtrain._runtime.runtime_refusal(22, 10) or not onnxtrain._runtime.runtime_refusal(17, 11):
+        pytest.skip(f"onnxruntime {onnxruntime.__version__} loads opset 22 and IR version 11")
+    with _model() as model, pytest.warns(UserWarning, match=rf"cannot load .*{reason}.*defaults \(opset 17, IR"):
+        path = model.export(tmp_path / "m.onnx", **options)
+    assert path.exists()
+    with pytest.raises(ModelFileError, match=rf"has opset \d+ and IR version \d+, which the installed .*{reason}"):
+        InferenceModel.load(path)
 
 
 # --- writing modes of export
