@@ -160,8 +160,8 @@ def _runtime_refuses(opset: int, ir_version: int) -> str:
         onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as e:
         known = re.search(
-            r"Unsupported model IR version: \d+, max supported IR version: \d+|Current official support for domain \S+ is "
-            r"till opset \d+",
+            r"Unsupported model IR version: \d+, max supported IR version: \d+"
+            r"|Current official support for domain \S+ is till opset \d+",
             str(e),
         )
         return f"onnxruntime {onnxruntime.__version__}: {known[0].strip() if known else runtime_tail(str(e), 200)}"
