@@ -1,5 +1,5 @@
-"""What a data-parallel fit adds to `Trainer.fit`: the checks that every process compiles and trains alike, the seed
-and flags that all processes agree on, and the callbacks of processes other than 0, which write no files.
+"""What a data-parallel fit adds to `Trainer.fit`: the checks that every process compiles and trains alike, the seed,
+counters and flags that all processes agree on, and the callbacks of processes other than 0, which write no files.
 
 The checks share each process's values first (a broadcast or an all-reduce), then decide on those alone: every
 process reaches the same verdict, and raises the same `DataParallelError`, at the same call.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -166,6 +167,49 @@ def check_world(
             f"(a row of each batch for each process). Received: batch_size={batch_size} on {examples} examples"
         )
     return communicator
+
+
+@dataclass(frozen=True)
+class TrainingCounters:
+    """What decides which global batches a fit trains on and how each step updates, besides the weights and the
+    optimizer state: the epochs and optimizer steps trained so far, the current learning rate, and the input scale
+    (what the model multiplies integer inputs by)."""
+
+    epochs: int
+    steps: int
+    learning_rate: float
+    input_scale: float
+
+
+def process_zero_counters(communicator: Communicator, mine: TrainingCounters) -> TrainingCounters:
+    """The counters this process trains on, decided alike in every process (one all-reduce gathers them all).
+
+    Process 0's weights, optimizer state and step were broadcast at compile; its counters are taken here, when
+    fit starts. A process that has trained no epoch while process 0 has (only process 0 loaded the save) takes
+    all of process 0's counters: its epoch count, step count, learning rate and input scale. Any other process
+    takes process 0's step count, and must hold its epoch count: processes that loaded different saves, or
+    trained different numbers of epochs, would otherwise shuffle each epoch differently and train on other
+    global batches. (A learning rate that differs then is refused by `check_world`.)
+
+    Raises:
+        DataParallelError: a process that has trained epochs holds another epoch count than process 0's, in
+            every process alike.
+    """
+    table = gathered(communicator, [mine.epochs, mine.steps, mine.learning_rate, mine.input_scale])
+    epochs, steps, learning_rate, input_scale = (float(v) for v in table[0])
+    counts = table[:, 0]
+    differing = (counts != epochs) & (counts > 0)
+    if np.any(differing):
+        received = _by_process(counts, lambda v: f"epochs_trained={v:g}")
+        raise DataParallelError(
+            "A data-parallel fit expects every process to continue from process 0's epoch count: its weights and "
+            "optimizer state are broadcast, and the epoch number decides each epoch's shuffle. Received: "
+            f"{received}. Load the same save in every process, or load it in process 0 alone (the others take "
+            "its counters)."
+        )
+    if mine.epochs == 0 and epochs > 0:
+        return TrainingCounters(int(epochs), int(steps), learning_rate, input_scale)
+    return TrainingCounters(mine.epochs, int(steps), mine.learning_rate, mine.input_scale)
 
 
 def shared_seed(communicator: Communicator, seed: int) -> int:

@@ -1,4 +1,6 @@
-"""What `fit` and `evaluate` print: a tqdm bar per epoch on a terminal, plain per-epoch lines otherwise.
+"""What `fit` and `evaluate` print: a tqdm bar per epoch on a terminal, plain per-epoch lines otherwise; and
+`print_once`/`log_once`, through which fit's callbacks and the command line print, on process 0 of a data-parallel
+world only.
 
 verbose=0 prints nothing; verbose=1 (or Keras' "auto") shows a bar (batches done/total, ETA, running figures) when
 the output stream is a terminal and falls back to one plain line per epoch when it is not (logs, pipes, CI), so no
@@ -7,18 +9,39 @@ carriage returns or ANSI codes reach a file; verbose=2 always prints one line pe
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
 from collections.abc import Mapping
 from typing import IO, Any
 
+from onnxtrain.distributed._world import rank
 from onnxtrain.errors import InvalidArgumentError
 
 # Seconds between bar redraws. `batch_end` runs every training step, so between redraws it costs one
 # clock read and one comparison; the bar, its ETA and the postfix are formatted only when a redraw is due.
 REFRESH_SECONDS = 0.1
 FINAL_BAR_FORMAT = "{l_bar}{bar:20}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]"
+
+
+def prints_here() -> bool:
+    """Whether this process prints what fit, its callbacks and the command line say: a process alone, or process
+    0 of a data-parallel world (`onnxtrain.distributed.init()`); the others train in silence, so that N
+    processes do not print N copies of every line."""
+    return rank() == 0
+
+
+def print_once(message: str, file: IO[str] | None = None) -> None:
+    """`print(message, file=file)`, flushed, on the process that prints (`prints_here`) only."""
+    if prints_here():
+        print(message, file=sys.stdout if file is None else file, flush=True)
+
+
+def log_once(logger: logging.Logger, level: int, message: str, *args: Any) -> None:
+    """`logger.log(level, message, *args)` on the process that prints (`prints_here`) only."""
+    if prints_here():
+        logger.log(level, message, *args)
 
 
 def check_verbose(verbose: Any) -> int:
@@ -153,4 +176,4 @@ class Progress:
             self._bar = None
 
 
-__all__ = ["Progress", "check_verbose", "format_logs", "is_terminal"]
+__all__ = ["Progress", "check_verbose", "format_logs", "is_terminal", "log_once", "print_once", "prints_here"]

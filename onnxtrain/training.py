@@ -3,10 +3,11 @@
 Per-batch work is kept to the engine call plus one small numpy reduction for the metrics; everything else
 (validation of data and labels, shuffling) happens once per call or once per epoch.
 
-In a data-parallel fit (`onnxtrain.distributed.init()` before compile), every process shuffles with the same
-(seed, epoch), takes its rows of each global batch (`local_rows`) and gets the step's mean loss over all of them
-from the engine; the epoch's metrics and validation are all-reduced, and only process 0 prints and runs the
-callbacks that write files.
+In a data-parallel fit (`onnxtrain.distributed.init()` before compile), every process takes process 0's counters
+(epoch, step, learning rate), shuffles with the same (seed, epoch), takes its rows of each global batch
+(`local_rows`) and gets the step's mean loss over all of them from the engine; the metrics (each batch's running
+figures where anything reads them, and the epoch's) and the validation are all-reduced, and only process 0 prints
+and runs the callbacks that write files.
 
 Modules of their own: the batches the loop reads (`_batches`), the metric figures and the evaluation loop
 (`_evaluation`), predictions (`_prediction`) and what a data-parallel fit adds (`_data_parallel_fit`).
@@ -28,11 +29,13 @@ from onnxtrain import engines
 from onnxtrain._batches import Batches, batch_arrays, empty_rows, epoch_order, gather, read_batches
 from onnxtrain._checks import check_positive_int, check_validation_split
 from onnxtrain._data_parallel_fit import (
+    TrainingCounters,
     any_process,
     check_compiled_alike,
     check_world,
     compile_settings_of,
     not_writing,
+    process_zero_counters,
     shared_seed,
 )
 from onnxtrain._evaluation import BatchFigures, evaluate_batches, log_key
@@ -53,7 +56,7 @@ from onnxtrain.losses import Loss
 from onnxtrain.metrics import NamedMetric
 from onnxtrain.multi_output import OutputLosses
 from onnxtrain.optimizers import Optimizer
-from onnxtrain.progress import Progress
+from onnxtrain.progress import Progress, prints_here
 
 logger = logging.getLogger("onnxtrain")
 
@@ -143,6 +146,7 @@ class Trainer:
         self._figures = BatchFigures(compiled.metrics, compiled.loss, self._outputs)
         self.communicator = communicator  # the world the engine all-reduces over (None: this process alone)
         self._agree_each_batch = False  # fit sets it: a data-parallel fit with per-batch callbacks
+        self._batch_logs_everywhere = False  # fit sets it: a data-parallel fit in which a process reads batch logs
 
     @classmethod
     def create(
@@ -230,8 +234,10 @@ class Trainer:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"seed expects a non-negative int or None. Received: seed={seed!r}")
         self.check_layers_as_compiled("fit")
+        if self.communicator is not None and world() is self.communicator:  # (check_world names another world)
+            self._take_process_zero_counters(self.communicator)
         train = self.prepare(data, "dataset")
-        if not self.model.graph.trainable_params_by_name():
+        if not self.model.graph.trainable_params_by_name() and prints_here():
             warnings.warn(
                 "fit: the model has no trainable parameters (every layer is frozen, or none has weights), so its "
                 "weights will not change; only layer state such as BatchNormalization's moving statistics may. "
@@ -277,8 +283,13 @@ class Trainer:
         )
         self.model.stop_training = False
         progress = Progress(verbose, steps=steps, epochs=epochs)
-        # Every process stops at the same batch: per-batch stops (a callback's) are agreed on after each batch.
+        # Every process stops at the same batch: per-batch stops (a callback's) are agreed on after each batch. The
+        # running figures of a batch are all-reduced wherever any process reads them (process 0's progress bar, a
+        # callback), so that every process sees those of one process on the global batches.
         self._agree_each_batch = communicator is not None and any_process(communicator, callback_list.wants_batches)
+        self._batch_logs_everywhere = communicator is not None and any_process(
+            communicator, callback_list.wants_batches or progress.wants_batches
+        )
         self._adopt(train)
         base_seed = self.model.seed if seed is None else seed
         if communicator is not None:  # one shuffle for all processes: process 0's
@@ -356,8 +367,9 @@ class Trainer:
                     loss, outputs = self.engine.train_step(batch_arrays(xb), yb, first_row=first_row)
                 self._predictor.invalidate()
                 if not math.isfinite(loss):  # distributed: the loss of all processes, so all of them are here
-                    # A callback that stops training here (TerminateOnNaN) makes this a graceful stop.
-                    logs = {"loss": loss, **self._metric_logs(metric_sums, local_seen)}
+                    # A callback that stops training here (TerminateOnNaN) makes this a graceful stop; its logs
+                    # (the epoch's in the History then) hold the figures of every process's rows.
+                    logs = {"loss": loss, **self._running_metric_logs(metric_sums, local_seen)}
                     with self._flush.suspended():  # fit may hold the float mode for the epoch; callbacks are user code
                         callbacks.on_batch_end(step + 1, logs)
                     if communicator is not None:
@@ -375,10 +387,11 @@ class Trainer:
                 local_seen += len(xb)
                 for metric, value in self._figures.batch_sums(outputs, yb).items():
                     metric_sums[metric] += value
-                if progress.wants_batches or callbacks.wants_batches or self._agree_each_batch:
+                # (every process alike in a data-parallel fit, where the local wishes imply the agreed flag)
+                if progress.wants_batches or callbacks.wants_batches or self._batch_logs_everywhere:
                     logs = {
                         "loss": loss_sum / seen,
-                        **self._metric_logs(metric_sums, local_seen),
+                        **self._running_metric_logs(metric_sums, local_seen),
                     }
                     progress.batch_end(step + 1, logs)
                     with self._flush.suspended():
@@ -399,6 +412,25 @@ class Trainer:
 
     def _metric_logs(self, sums: dict[NamedMetric | str, float], examples: float) -> dict[str, float]:
         return {log_key(m): value for m, value in self._figures.means(sums, examples).items()}
+
+    def _running_metric_logs(self, sums: dict[NamedMetric | str, float], local_examples: int) -> dict[str, float]:
+        """The epoch's running metrics so far; in a data-parallel fit over every process's rows, as one process on
+        the global batches gives them (one all-reduce of the sums, which every process makes at the same batch)."""
+        if self.communicator is None or not sums:
+            return self._metric_logs(sums, local_examples)
+        *totals, examples = all_reduce_sums(self.communicator, [*sums.values(), local_examples])
+        return self._metric_logs(dict(zip(sums, totals, strict=True)), examples)
+
+    def _take_process_zero_counters(self, communicator: Communicator) -> None:
+        """Train on from process 0's epoch, step, learning rate and input scale (`process_zero_counters`)."""
+        mine = TrainingCounters(
+            self.epochs_trained, self.steps_trained, self.engine.learning_rate, self.model.input_scale
+        )
+        counters = process_zero_counters(communicator, mine)
+        self.epochs_trained, self.steps_trained = counters.epochs, counters.steps
+        if counters.learning_rate != mine.learning_rate:
+            self.engine.learning_rate = counters.learning_rate
+        self.model.input_scale = counters.input_scale
 
     # --- evaluation and prediction ------------------------------------------------------------------------
     def evaluate(self, data: Any, batch_size: int, verbose: int = 0) -> EvaluationResult:

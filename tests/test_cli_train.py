@@ -247,3 +247,59 @@ def test_a_large_file_that_is_not_an_onnx_model_is_refused_for_its_size(folder, 
     (folder / "big.toml").write_bytes(b"\x08\x07" + bytes(MAX_RUN_CONFIG_BYTES))
     assert main(["train", "big.toml"]) == 1
     assert "more than the 1,048,576 bytes (1.0 MiB) a run config may have" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("case", "changes", "pattern"), CONFIG_ERRORS, ids=[e[0] for e in CONFIG_ERRORS])
+def test_config_errors_under_workers_are_the_one_process_line(folder, capfd, case, changes, pattern):
+    """--workers N checks the config, the data and the output in the launcher, before it starts any process: one
+    line, as alone, not N lines with MPI's abort notices."""
+    assert main(["train", _config(folder, **changes), "--workers", "3", "--output", "out"]) == 1
+    out, err = capfd.readouterr()
+    assert out == "" and err.startswith("onnxtrain train: error: ") and len(err.splitlines()) == 1, err
+    assert re.search(pattern, err.strip()), err
+    assert not (folder / "out").exists()
+
+
+def test_an_existing_output_under_workers_is_refused_by_the_launcher(folder, capfd):
+    (folder / "out" / "model").mkdir(parents=True)
+    assert main(["train", _config(folder), "--workers", "2", "--output", "out"]) == 1
+    assert capfd.readouterr().err.splitlines() == [
+        f"onnxtrain train: error: '{Path('out') / 'model'}' already exists. Pass --overwrite to replace it, or "
+        "another --output."
+    ]
+
+
+# --- threads and workers ----------------------------------------------------------------------------------------
+def test_threads_come_from_the_option_or_the_config_and_run_json_notes_them(folder):
+    assert main(["train", _config(folder, threads=2), "--epochs", "1", "--output", "cfg", "--verbose", "0"]) == 0
+    record = json.loads((folder / "cfg" / "run.json").read_text())
+    assert record["threads"] == 2 and record["workers"] == {"count": 1, "threads": 2}
+    assert main(["train", "cfg/run.json", "--threads", "1", "--output", "opt", "--verbose", "0"]) == 0
+    record = json.loads((folder / "opt" / "run.json").read_text())
+    assert record["threads"] == 1 and record["workers"] == {"count": 1, "threads": 1}
+    assert main(["train", "--resume", "opt", "--epochs", "1", "--output", "res", "--verbose", "0"]) == 0
+    assert json.loads((folder / "res" / "run.json").read_text())["workers"] == {"count": 1, "threads": 1}
+    assert main(["train", _config(folder), "--epochs", "1", "--output", "default", "--verbose", "0"]) == 0
+    assert json.loads((folder / "default" / "run.json").read_text())["workers"] == {"count": 1, "threads": None}
+
+
+def test_a_config_with_zero_threads_is_refused(folder, capsys):
+    assert main(["train", _config(folder, threads=0), "--output", "out"]) == 1
+    assert "c.json: threads expects a positive int" in capsys.readouterr().err
+
+
+def test_each_worker_gets_its_share_of_the_cores_by_default(monkeypatch):
+    from argparse import Namespace
+
+    from onnxtrain.cli._train import _threads
+    from onnxtrain.distributed import _launch
+
+    assert [_launch.threads_per_worker(n, cores=8) for n in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    monkeypatch.setattr(_launch, "usable_cores", lambda: 6)
+    assert _threads(Namespace(threads=None), None) is None  # alone: ONNX Runtime's default
+    monkeypatch.setenv(_launch.WORKER_ENV, "4")  # one of the processes of --workers 4
+    assert _threads(Namespace(threads=None), None) == 1
+    monkeypatch.setenv(_launch.WORKER_ENV, "2")
+    assert _threads(Namespace(threads=None), None) == 3
+    assert _threads(Namespace(threads=None), 2) == 2  # the config's
+    assert _threads(Namespace(threads=5), 2) == 5  # --threads

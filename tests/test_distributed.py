@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import onnxtrain.distributed as dist
-from onnxtrain import Sequential, load_model, losses
+from onnxtrain import History, Sequential, load_model, losses
 from onnxtrain._batches import Batches
 from onnxtrain._evaluation import BatchFigures, evaluate_batches
 from onnxtrain._float_env import FlushToZero
@@ -941,15 +941,20 @@ def test_train_with_two_workers_writes_the_run_of_one_process(tmp_path: Path) ->
     assert _max_difference(load_model(tmp_path / "two" / "model", compile=False).get_weights(), alone) <= 1e-6 * (
         _scale(alone)
     )
-    # A failure in one process (process 0 refuses an output folder that exists) ends them all.
-    failed = _run_cli(["train", "tiny.json", "--workers", "2", "--output", "two"], tmp_path)
-    assert failed.returncode != 0, _outcome(failed)
-    assert "error in process 0" in failed.stderr, _outcome(failed)
-    # once: not again as "onnxtrain train: error: ..." from the same process
-    assert [line for line in failed.stderr.splitlines() if "error" in line] == [
-        f"onnxtrain train: error in process 0: '{Path('two') / 'model'}' already exists. Pass --overwrite to "
-        "replace it, or another --output."
-    ], _outcome(failed)
+    from onnxtrain.distributed._launch import threads_per_worker
+
+    record = json.loads((tmp_path / "two" / "run.json").read_text())
+    assert record["workers"] == {"count": 2, "threads": threads_per_worker(2)}  # each its share of the cores
+    # An error that every process raises alike before training (the data does not fit the model, which fit
+    # finds): one line as alone, without MPI's abort notices, though each process aborts the job.
+    np.savez(tmp_path / "wide.npz", x=np.zeros((50, 6), np.float32), y=y)
+    (tmp_path / "wide.json").write_text(json.dumps({**config, "data": {"train": "wide.npz"}}))
+    wide = _run_cli(["train", "wide.json", "--workers", "2", "--output", "wide"], tmp_path)
+    assert wide.returncode != 0, _outcome(wide)
+    assert wide.stderr.splitlines() == [
+        "onnxtrain train: error: [data] train = 'wide.npz' does not fit the model: dataset.x expects shape "
+        "[None, 5]. Received: dataset.x.shape=(50, 6)."
+    ], _outcome(wide)
     # An error that every process raises alike, at the same call (a batch smaller than the world): process 0
     # reports it, once, and no process aborts the job.
     small = _run_cli(["train", "tiny.json", "--workers", "2", "--batch-size", "1", "--output", "small"], tmp_path)
@@ -974,3 +979,297 @@ def test_the_scaling_estimate_follows_its_formula() -> None:
     assert estimate.step_ms(4, 100, 1.0, 0.1, 1_000_000, 10, 30.0) == pytest.approx(compute + latency + transfer)
     assert estimate.step_ms(1, 100, 1.0, 0.1, 1_000_000, 10, 30.0) == pytest.approx(11.0)
     assert estimate.fit(100, 11.0, 6.0) == pytest.approx((1.0, 0.1))
+
+
+# --- what every process takes from process 0 when fit starts, and the figures every process sees ----------------
+def _saved_after_one_epoch(folder: Path) -> Path:
+    """One epoch alone, its learning rate then lowered (as ReduceLROnPlateau would), saved with its optimizer state."""
+    x, y = _data()
+    with _model("portable", seed=5) as model:
+        model.fit(x, y, epochs=1, batch_size=6, verbose=0)
+        model.learning_rate = 0.02
+        return model.save(folder / "saved", save_optimizer_state=True)
+
+
+def test_a_save_that_only_process_zero_loaded_trains_on_as_one_process(tmp_path: Path) -> None:
+    """docs/scaling.md: a model that only process 0 loaded from a save. The others built and compiled afresh (epoch
+    0, another seed, the compiled learning rate): they take process 0's epoch count, step and learning rate with
+    its weights, so every process shuffles as process 0 and trains the one-process resume's global batches."""
+    saved = _saved_after_one_epoch(tmp_path)
+    x, y = _data()
+    with load_model(saved) as alone:
+        reference = alone.fit(x, y, epochs=2, batch_size=6, verbose=0)
+        expected = alone.get_weights()
+    world = ThreadWorld(3)
+    dist.init(communicator=world)
+
+    def train(rank: int) -> tuple[dict[str, np.ndarray], Any, float]:
+        with load_model(saved) if rank == 0 else _model("portable", seed=9 + rank) as model:
+            history = model.fit(x, y, epochs=2, batch_size=6, verbose=0)
+            return model.get_weights(), history, model.learning_rate
+
+    for weights, history, learning_rate in world.run(train):
+        assert _max_difference(weights, expected) <= 1e-6 * _scale(expected)
+        assert history.epochs == [2, 3] and learning_rate == pytest.approx(0.02)
+        np.testing.assert_allclose(history.history["loss"], reference.history["loss"], rtol=1e-5)
+
+
+def test_processes_that_loaded_different_saves_are_refused_naming_the_epochs(tmp_path: Path) -> None:
+    saved = _saved_after_one_epoch(tmp_path)
+    x, y = _data()
+    world = ThreadWorld(2)
+    dist.init(communicator=world)
+
+    def train(rank: int) -> None:
+        with load_model(saved) as model:
+            if rank == 1:
+                model._trainer.epochs_trained = 4  # type: ignore[union-attr]  # as a later save of the run would
+            model.fit(x, y, epochs=1, batch_size=6, verbose=0)
+
+    message = _the_same_error(_errors_in(world, train), DataParallelError)
+    assert "continue from process 0's epoch count" in message
+    assert "Received: epochs_trained=1 in process 0, epochs_trained=4 in process 1" in message
+
+
+class _BatchLogs(Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.logs: list[dict[str, float]] = []
+
+    def on_batch_end(self, batch: int, logs: Any = None) -> None:
+        self.logs.append(dict(logs))
+
+
+def test_every_process_sees_the_batch_figures_of_one_process() -> None:
+    """The running figures given to on_batch_end (and process 0's progress bar) are those of the global batches:
+    the accuracy as well as the loss, not each process's share."""
+    x, y = _data()
+
+    def train(rank: int) -> list[dict[str, float]]:
+        recorder = _BatchLogs()
+        with _model("portable", seed=5) as model:
+            model.fit(x, y, epochs=1, batch_size=6, verbose=0, shuffle=False, callbacks=[recorder])
+        return recorder.logs
+
+    alone = train(0)
+    world = ThreadWorld(3)
+    dist.init(communicator=world)
+    for logs in world.run(train):
+        assert [list(batch) for batch in logs] == [["loss", "accuracy"]] * 5
+        for key in ("loss", "accuracy"):
+            np.testing.assert_allclose([b[key] for b in logs], [b[key] for b in alone], rtol=1e-5)
+
+
+def test_the_history_after_terminate_on_nan_is_the_same_on_every_process() -> None:
+    from onnxtrain.callbacks import TerminateOnNaN
+
+    x, y = distributed_worker.data(nan=True)  # unshuffled, batch 2 of 5 holds the NaN loss
+
+    def train(rank: int) -> dict[str, list[float]]:
+        with distributed_worker.build("portable", seed=11) as model:
+            fit = model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False, callbacks=[TerminateOnNaN()])
+            return fit.history
+
+    alone = train(0)
+    assert np.isnan(alone["loss"][0]) and len(alone["loss"]) == 1
+    world = ThreadWorld(3)
+    dist.init(communicator=world)
+    for history in world.run(train):
+        assert list(history) == list(alone) and np.isnan(history["loss"][0])
+        for key in ("accuracy", "mae"):
+            np.testing.assert_allclose(history[key], alone[key], rtol=1e-6)
+
+
+class FakeRayTrain:
+    """What `fit_in_worker` uses of Ray Train in one worker: `get_checkpoint`, `report` (recorded) and
+    `Checkpoint.from_directory`, which copies the folder, as Ray persists it before the report returns."""
+
+    def __init__(self, storage: Path, checkpoint: Any = None):
+        self.storage, self.checkpoint, self.reports = storage, checkpoint, []
+        self.train = self
+        self.Checkpoint = self
+
+    def get_checkpoint(self) -> Any:
+        return self.checkpoint
+
+    def from_directory(self, folder: str) -> Path:
+        kept = self.storage / f"checkpoint_{len(self.reports)}"
+        shutil.copytree(folder, kept)
+        return kept
+
+    def report(self, metrics: dict[str, Any], checkpoint: Any = None) -> None:
+        self.reports.append((metrics, checkpoint))
+
+
+def test_ray_fit_runs_one_fit_whose_callbacks_keep_their_state(tmp_path: Path) -> None:
+    """ray_fit's callbacks act as in fit(epochs=N): EarlyStopping stops the run, ReduceLROnPlateau lowers the rate
+    epoch after epoch, CSVLogger (process 0) keeps every epoch; every worker reports each epoch, and the last
+    checkpoint holds the model fit returns (the best epoch's weights, restored)."""
+    from onnxtrain.callbacks import EarlyStopping, ReduceLROnPlateau
+    from onnxtrain.distributed.ray_train import MODEL_FOLDER, fit_in_worker
+
+    x, y = _data()
+    validation = (x[:9] + 1.5, (y[:9] + 1) % 3)  # soon worse: EarlyStopping stops before epoch 12
+
+    def callbacks(folder: Path) -> list[Callback]:
+        return [
+            ReduceLROnPlateau(monitor="val_loss", patience=1, factor=0.5),
+            EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True),
+            CSVLogger(folder / "log.csv"),
+        ]
+
+    with _model("portable", seed=5) as model:
+        stopper = callbacks(tmp_path)
+        history = model.fit(x, y, epochs=12, batch_size=6, verbose=0, validation=validation, callbacks=stopper)
+        expected = model.get_weights()
+    assert 1 < len(history.epochs) < 12 and history.history["learning_rate"][-1] < 0.05
+    world = ThreadWorld(2)
+    dist.init(communicator=world)
+    rays = [FakeRayTrain(tmp_path / f"ray{rank}") for rank in (0, 1)]
+    for rank in (0, 1):
+        (tmp_path / f"ray{rank}").mkdir()
+
+    def train(rank: int) -> None:
+        options = {"validation": validation, "callbacks": callbacks(tmp_path / f"ray{rank}")}
+        fit_in_worker(rays[rank], world, lambda: _model("portable", seed=5), _data, 12, 6, options)
+
+    world.run(train)
+    dist.leave()
+    for ray in rays:
+        epochs = [metrics["epoch"] for metrics, _ in ray.reports]
+        assert epochs == [*history.epochs, history.epochs[-1]]  # and the restored model, reported again
+        reported_rates = [metrics["learning_rate"] for metrics, _ in ray.reports[:-1]]
+        np.testing.assert_allclose(reported_rates, history.history["learning_rate"], rtol=1e-6)
+    assert all(checkpoint is None for _, checkpoint in rays[1].reports)
+    assert History.from_csv(tmp_path / "ray0" / "log.csv").epochs == history.epochs
+    assert not (tmp_path / "ray1" / "log.csv").exists()
+    last = rays[0].reports[-1][1]
+    assert json.loads((last / "progress.json").read_text()) == {"epochs": history.epochs[-1], "finished": True}
+    with load_model(last / MODEL_FOLDER) as saved:
+        assert _max_difference(saved.get_weights(), expected) <= 1e-6 * _scale(expected)
+
+
+# --- only process 0 prints ---------------------------------------------------------------------------------------
+def test_only_process_zero_prints_what_callbacks_say(capsys: pytest.CaptureFixture[str], caplog: Any) -> None:
+    from onnxtrain.callbacks import LearningRateScheduler, ReduceLROnPlateau, TerminateOnNaN
+
+    x, y = distributed_worker.data(nan=True)
+
+    def train(rank: int) -> None:
+        callbacks = [
+            LearningRateScheduler(lambda epoch: 0.01, verbose=1),
+            ReduceLROnPlateau(monitor="loss", patience=0, min_delta=10.0, verbose=1),
+            TerminateOnNaN(),
+        ]
+        with distributed_worker.build("portable", seed=11) as model:
+            model.fit(x[16:], y[16:], epochs=2, batch_size=8, verbose=0, shuffle=False, callbacks=callbacks)
+            model.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False, callbacks=callbacks)  # a NaN
+
+    with caplog.at_level("WARNING", logger="onnxtrain"):
+        train(0)
+        alone = capsys.readouterr().out
+        warned = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        world = ThreadWorld(3)
+        dist.init(communicator=world)
+        world.run(train)
+    assert "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.001." in alone
+    assert warned == ["Epoch 3, batch 2: the loss is nan; stopping training."]
+    assert capsys.readouterr().out == alone  # once, not once per process
+    assert [r.getMessage() for r in caplog.records] == warned
+
+
+def test_the_cli_notes_of_a_data_parallel_resume_are_printed_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from onnxtrain.cli import main
+
+    x, y = _data()
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    with _model("portable", seed=5) as model:
+        model.save(tmp_path / "saved")  # without its optimizer state: resuming says so
+    world = ThreadWorld(2)
+    dist.init(communicator=world)
+    arguments = ["train", "--resume", str(tmp_path / "saved"), "--epochs", "1", "--data", str(tmp_path / "train.npz")]
+    statuses = world.run(lambda rank: main([*arguments, "--output", str(tmp_path / "out"), "--verbose", "0"]))
+    assert statuses == [0, 0]
+    err = capsys.readouterr().err
+    assert err.count("was saved without its optimizer state") == 1, err
+
+
+# --- the launcher of --workers N ---------------------------------------------------------------------------------
+def test_the_launcher_prints_an_error_that_every_process_reported_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from onnxtrain.distributed._launch import print_reports
+
+    for rank in (0, 2, 1):
+        (tmp_path / f"process{rank}.txt").write_text("[data] train: 'nope.npz' is not a readable .npz archive\n")
+    print_reports(tmp_path, "train")
+    assert (
+        capsys.readouterr().err == "onnxtrain train: error: [data] train: 'nope.npz' is not a readable .npz archive\n"
+    )
+    (tmp_path / "process1.txt").write_text("MemoryError\n")
+    print_reports(tmp_path, "train")
+    assert capsys.readouterr().err.splitlines() == [
+        "onnxtrain train: error in process 0: [data] train: 'nope.npz' is not a readable .npz archive",
+        "onnxtrain train: error in process 1: MemoryError",
+    ]
+
+
+def test_the_launcher_passes_stderr_on_without_mpi_notices() -> None:
+    import io
+
+    from onnxtrain.distributed._launch import pass_on_stderr
+
+    lines = [
+        "onnxtrain [WARNING] - something the user must read\n",
+        "Abort(130) on node 0 (rank 0 in comm 0): application called MPI_Abort(MPI_COMM_WORLD, 130) - process 0\n",
+        "[mpiexec@host-1] Sending Ctrl-C to processes as requested\n",
+        "[mpiexec@host-1] Press Ctrl-C again to force abort\n",
+        "Traceback (most recent call last):\n",
+    ]
+    target = io.StringIO()
+    pass_on_stderr(io.StringIO("".join(lines)), target, threading.Event())
+    assert target.getvalue() == lines[0] + lines[4]
+    quiet = threading.Event()
+    quiet.set()
+    pass_on_stderr(io.StringIO("".join(lines)), target := io.StringIO(), quiet)
+    assert target.getvalue() == ""
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_train_with_two_workers_saves_the_run_as_one_process_does(tmp_path: Path) -> None:
+    """README: Ctrl-C during `train` saves the model with its optimizer state and run.json marked interrupted, and
+    exits with 130. The launcher passes it to process 0, which saves and then ends the others."""
+    _mpiexec()
+    x, y = _data(40)
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    config = {
+        "name": "tiny", "seed": 3, "optimizer": "adam", "loss": "sparse_categorical_crossentropy", "epochs": 100000,
+        "batch_size": 4, "data": {"train": "train.npz"},
+        "layers": [{"type": "Input", "shape": [5]}, {"type": "Dense", "units": 3}],
+    }  # fmt: skip
+    (tmp_path / "tiny.json").write_text(json.dumps(config))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "onnxtrain", "train", "tiny.json", "--workers", "2", "--output", "out"]
+    proc = subprocess.Popen(
+        [*command, "--verbose", "2"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]  # the headline, then the lines of epochs 1 and 2
+        assert lines[2].startswith("Epoch 2/100000"), lines
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    out = "".join(lines) + rest
+    assert proc.returncode == 130, (out, err)
+    assert "Interrupted in epoch" in out and "error" not in err and "Abort" not in err, (out, err)
+    saved = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
+    assert saved["optimizer_state_saved"] and saved["epochs_trained"] >= 2
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["interrupted"] == f"after epoch {saved['epochs_trained']} of 100000"
+    assert record["workers"]["count"] == 2
+    assert err.startswith(f"onnxtrain train: interrupted after epoch {saved['epochs_trained']} of 100000; saved"), err

@@ -17,6 +17,7 @@ import numpy as np
 
 from onnxtrain._checks import as_real, check_bool
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.progress import log_once
 
 Logs = Mapping[str, float]
 """What the hooks get as `logs`. At an epoch's end it is one dict that fit hands to every callback in order, so a
@@ -255,7 +256,8 @@ class TerminateOnNaN(Callback):
         loss = (logs or {}).get("loss", 0.0)
         if not math.isfinite(loss):
             self.stopped_at = (self._epoch, batch)
-            logger.warning("Epoch %d, batch %d: the loss is %s; stopping training.", self._epoch, batch, loss)
+            log_once(logger, logging.WARNING, "Epoch %d, batch %d: the loss is %s; stopping training.", self._epoch,
+                     batch, loss)  # fmt: skip
             self.model.stop_training = True
 
 
@@ -329,4 +331,6 @@ class TimeStopping(Callback):
         if self._clock() >= self._deadline:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            logger.info("TimeStopping: %.1f s elapsed; stopping after epoch %d.", self.seconds, epoch)
+            log_once(
+                logger, logging.INFO, "TimeStopping: %.1f s elapsed; stopping after epoch %d.", self.seconds, epoch
+            )

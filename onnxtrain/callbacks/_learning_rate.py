@@ -15,6 +15,7 @@ from onnxtrain._checks import as_real, check_bool
 from onnxtrain.callbacks._callback import Callback, Logs, _overrides, check_callback_verbose
 from onnxtrain.callbacks._monitored import _Monitor, check_count
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.progress import print_once
 
 
 def log_learning_rate(callback: Callback, logs: Logs | None) -> None:
@@ -94,7 +95,7 @@ class LearningRateScheduler(Callback):
             )
         self.model.learning_rate = float(lr)
         if self.verbose:
-            print(f"LearningRateScheduler: {unit} {count}, learning rate {lr:.6g}")
+            print_once(f"LearningRateScheduler: {unit} {count}, learning rate {lr:.6g}")
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         if not self.per_step:
@@ -192,5 +193,5 @@ class ReduceLROnPlateau(Callback):
         new = max(old * self.factor, self.min_lr)
         self.model.learning_rate = new
         if self.verbose:
-            print(f"Epoch {epoch}: ReduceLROnPlateau reducing learning rate to {new:.6g}.")
+            print_once(f"Epoch {epoch}: ReduceLROnPlateau reducing learning rate to {new:.6g}.")
         return True

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from onnxtrain._checks import as_real, check_bool
 from onnxtrain.callbacks._callback import Callback, Logs, check_callback_verbose, logger
 from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.progress import log_once, print_once
 
 
 class _Monitor:
@@ -150,13 +152,13 @@ class EarlyStopping(Callback):
 
     def on_train_end(self, logs: Logs | None = None) -> None:
         if self.stopped_epoch and self.verbose:
-            print(f"Epoch {self.stopped_epoch}: early stopping")
+            print_once(f"Epoch {self.stopped_epoch}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             message = f"Restoring model weights from the end of the best epoch: {self.best_epoch}."
             if self.verbose:
-                print(message)
+                print_once(message)
             else:
-                logger.info("EarlyStopping: %s", message)
+                log_once(logger, logging.INFO, "EarlyStopping: %s", message)
             self.model.set_weights(self.best_weights)
 
 

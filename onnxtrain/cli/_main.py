@@ -373,6 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="train data-parallel in N processes on this machine (mpiexec -n N; needs onnxtrain[distributed]); "
         "the weights are those of one process, to float32 rounding (docs/scaling.md)",
     )
+    train.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="T",
+        help="intra-op threads of each process (overrides the config's `threads`; default: ONNX Runtime's, a "
+        "thread per core, alone; cores // N in each of --workers N)",
+    )
     _add_verbose_argument(train, default=1, two="one line per epoch")
     train.set_defaults(func=cmd_train)
 

@@ -77,11 +77,13 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 EXAMPLE_HELP = {"fashion-mlp": "the tutorial's MLP", "fashion-cnn": "a LeNet-style CNN"}  # for train --help
 CONFIG_KEYS = {
     "name", "seed", "layers", "optimizer", "loss", "metric", "metrics", "epochs", "batch_size",
-    "validation_split", "data",
+    "validation_split", "data", "threads",
 }  # fmt: skip
 DATA_KEYS = {"train", "test", "validation"}
 DEFAULT_BATCH_SIZE = 32  # fit's
-RECORD_KEYS = {"interrupted"}  # what run.json notes about the run beside its config; training ignores it
+# What run.json notes about the run beside its config (how it ended; how many processes trained it, with how many
+# threads each); training ignores it.
+RECORD_KEYS = {"interrupted", "workers"}
 MAX_NAME_LENGTH = 100
 SAFE_NAME = re.compile(rf"\w[\w.-]{{0,{MAX_NAME_LENGTH - 1}}}")
 MAX_RUN_CONFIG_BYTES = 1 << 20  # a run config is a few lines; a FIFO or a huge file is refused, not read
@@ -251,7 +253,7 @@ def check_config(config: Any, source: str) -> dict[str, Any]:
             f"{source}: seed expects a non-negative int, e.g. seed = 42 (leave it out for a random one). "
             f"Received: seed={seed!r}"
         )
-    for key in ("epochs", "batch_size"):  # fit's own checks, so that a run refuses them before it starts
+    for key in ("epochs", "batch_size", "threads"):  # fit's and compile's checks, refused before a run starts
         try:
             check_positive_int(key, config.get(key, 1))
         except InvalidArgumentError as e:

@@ -1,21 +1,25 @@
 """`onnxtrain train`: a run from a config or a built-in example, or `--resume` of a saved model, which trains
 more epochs exactly where the saved model stopped (its optimizer state, epoch count and shuffling seed), on the
 data its run recorded in run.json or on --data. With `--workers N`, the same command in N MPI processes that train
-data-parallel, of which the first prints and writes the run's files."""
+data-parallel (each with cores // N threads unless --threads says otherwise), of which the first prints and writes
+the run's files; the launcher checks the arguments, the config and the data first, so that a mistake is one line."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onnxtrain.cli._config_model import build_model, compile_settings
-from onnxtrain.cli._data import DatasetLoader, RunData, load_compiled, load_run_data, refuse_several_outputs
+from onnxtrain.cli._data import DatasetLoader, RunData, load_run_data, refuse_several_outputs
 from onnxtrain.cli._run_config import (
     DEFAULT_BATCH_SIZE,
     HISTORY_FILE,
+    RECORD_KEYS,
     RUN_FILE,
     RunOutput,
     check_output,
@@ -24,13 +28,21 @@ from onnxtrain.cli._run_config import (
     read_config,
     run_record,
 )
-from onnxtrain.distributed._launch import launch, report_error, worker_count
+from onnxtrain.distributed._launch import (
+    INTERRUPTED,
+    announce_process_zero,
+    launch,
+    report_error,
+    threads_per_worker,
+    worker_count,
+)
 from onnxtrain.distributed._world import init as init_world
 from onnxtrain.distributed._world import rank as world_rank
 from onnxtrain.errors import DataParallelError, InvalidArgumentError, InvalidTypeError, OnnxtrainError
 from onnxtrain.history import History
 from onnxtrain.model_files import CONFIG_FILE
 from onnxtrain.model_files import read_config as read_saved_config
+from onnxtrain.progress import print_once
 from onnxtrain.saving import write_atomically
 
 if TYPE_CHECKING:
@@ -60,6 +72,7 @@ def _naming_the_data(error: OnnxtrainError, sources: dict[str, str]) -> Onnxtrai
 def cmd_train(args: argparse.Namespace) -> int:
     workers = getattr(args, "workers", None)
     if workers is not None and workers > 1 and worker_count() is None:
+        _train(args, check_only=True)  # a mistake in the arguments, config, data or output: one line, no processes
         return launch(workers, args.argv)
     if worker_count() is None:
         return _train(args)
@@ -69,8 +82,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"--workers {worker_count()} started processes that see an MPI world of {world.size}: is mpi4py built "
             "against another MPI than the mpiexec that ran them? Reinstall onnxtrain[distributed]."
         )
+    if world.rank == 0:
+        announce_process_zero()  # the launcher sends Ctrl-C here: process 0 saves the run
+    else:  # a Ctrl-C that reaches the others anyway must not end them while process 0 saves (it ends them after)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return _train(args)
+        status = _train(args)
+    except KeyboardInterrupt:  # process 0, interrupted before training began or after it ended: nothing to save
+        print(f"onnxtrain {args.command}: interrupted", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        world.abort(INTERRUPTED)  # the others may wait for it in a collective call
+        raise
     except DataParallelError as e:  # every process raises it alike at the same call: none waits, one reports it
         if world.rank == 0:
             if getattr(args, "traceback", False):
@@ -81,19 +103,38 @@ def cmd_train(args: argparse.Namespace) -> int:
             finalize()
         return 1
     except BaseException as e:  # alone: the others would wait for it in the next all-reduce
-        report_error(
-            world.rank,
-            f"onnxtrain train: error in process {world.rank}: {' '.join(str(e).split()) or type(e).__name__}",
-        )
+        report_error(world.rank, " ".join(str(e).split()) or type(e).__name__)
         world.abort(1)  # ends this process too (the error is reported: not a second time, by main)
         raise
+    if status == INTERRUPTED:  # process 0 has saved the interrupted run: the others wait in a collective call
+        sys.stdout.flush()
+        world.abort(INTERRUPTED)
+    return status
 
 
-def _train(args: argparse.Namespace) -> int:
+def _threads(args: argparse.Namespace, configured: int | None) -> int | None:
+    """Each process's intra-op threads: --threads, else the run config's `threads`, else cores // N in each of
+    the N processes of `--workers N`, else ONNX Runtime's default (None: a thread per core)."""
+    if getattr(args, "threads", None) is not None:
+        return int(args.threads)
+    if configured is not None:
+        return configured
+    workers = worker_count()
+    return threads_per_worker(workers) if workers is not None else None
+
+
+def _workers_note(threads: int | None) -> dict[str, Any]:
+    """What run.json notes about the processes that trained the run (training from it ignores the note)."""
+    return {"count": worker_count() or 1, "threads": threads}
+
+
+def _train(args: argparse.Namespace, check_only: bool = False) -> int:
+    """Train as `args` says; `check_only`: check the arguments, the config or saved run, the output folder and
+    the data, and return 0 before building anything (the launcher of `--workers N`, before it starts them)."""
     if [args.config, args.example, args.resume].count(None) != 2:
         raise InvalidArgumentError("train takes a CONFIG file, --example NAME or --resume DIR (one of them)")
     if args.resume is not None:
-        return _resume(args)
+        return _resume(args, check_only)
     if args.data is not None:
         raise InvalidArgumentError("--data goes with --resume DIR; a run config names its data in its [data] table")
     if args.example is not None:
@@ -102,8 +143,8 @@ def _train(args: argparse.Namespace) -> int:
         config, base = read_config(args.config), Path(args.config).resolve().parent
     if args.seed is not None and args.seed < 0:  # argparse's int takes -3; Sequential's message names no option
         raise InvalidArgumentError(f"--seed expects a non-negative integer. Received: --seed {args.seed}")
-    for key in ("epochs", "batch_size", "seed"):
-        if getattr(args, key) is not None:
+    for key in ("epochs", "batch_size", "seed", "threads"):
+        if getattr(args, key, None) is not None:
             config[key] = getattr(args, key)
     if args.output and world_rank() == 0:
         check_output(Path(args.output), args.overwrite)
@@ -111,9 +152,13 @@ def _train(args: argparse.Namespace) -> int:
     data = dict(config.get("data") or {})
     datasets = load_run_data(data, base)
     model = build_model(config)
+    if check_only:
+        model.close()
+        return 0
     validation_split = config.get("validation_split", 0.0)
+    threads = _threads(args, config.get("threads"))
     with model:
-        model.compile(**compile_settings(config))
+        model.compile(**compile_settings(config), threads=threads)
         return _fit_and_save(
             args,
             model,
@@ -124,7 +169,7 @@ def _train(args: argparse.Namespace) -> int:
             validation_split=validation_split,
             sources=_data_sources(data),
             # The seed drawn for a config without one, so that training from run.json again is the same run.
-            record=run_record({**config, "seed": model.seed}, base),
+            record={**run_record({**config, "seed": model.seed}, base), "workers": _workers_note(threads)},
             history_from=None,
         )
 
@@ -139,8 +184,9 @@ def _examples(datasets: RunData, validation_split: float) -> str:
     return f"{total - held_out} examples ({held_out} held out for validation)"
 
 
-def _resume(args: argparse.Namespace) -> int:
-    """`train --resume DIR --epochs N`: N more epochs of a saved model, on the data of its run.json or --data."""
+def _resume(args: argparse.Namespace, check_only: bool = False) -> int:
+    """`train --resume DIR --epochs N`: N more epochs of a saved model, on the data of its run.json or --data
+    (`check_only`: as `_train`'s)."""
     run = find_saved_run(args.resume)
     saved = read_saved_config(run.directory / CONFIG_FILE)
     trained = saved.get("epochs_trained", 0)
@@ -174,6 +220,8 @@ def _resume(args: argparse.Namespace) -> int:
         check_output(Path(args.output), args.overwrite)
     names = {"train": "--data"} if args.data is not None else None
     datasets = load_run_data(data, run.directory.parent, names)  # where run.json is; its paths are absolute anyway
+    if check_only:
+        return 0
     batch_size = args.batch_size or record.get("batch_size", DEFAULT_BATCH_SIZE)
     # A model saved by model.save() records no batch size (fit's argument): say which one trains on.
     batch_note = (
@@ -183,10 +231,11 @@ def _resume(args: argparse.Namespace) -> int:
         else ""
     )
     validation_split = record.get("validation_split", 0.0)
-    model = load_compiled(run.directory, None, "train", resume=True)
+    threads = _threads(args, record.get("threads"))
+    model = _load_to_resume(run.directory, threads)
     with model:
         if not saved.get("optimizer_state_saved"):
-            print(
+            print_once(
                 f"onnxtrain train: note: '{args.resume}' was saved without its optimizer state: training goes on "
                 f"with a fresh {saved['compile']['optimizer'].get('name')} optimizer, not exactly where it stopped.",
                 file=sys.stderr,
@@ -203,16 +252,31 @@ def _resume(args: argparse.Namespace) -> int:
             sources=sources,
             # A config that trains this model from scratch: the same epochs in all (none without the run's layers).
             record={
-                **{k: v for k, v in record.items() if k != "interrupted"},
+                **{k: v for k, v in record.items() if k not in RECORD_KEYS},  # the notes of the run it resumes
+                **({"threads": args.threads} if getattr(args, "threads", None) is not None else {}),
                 "data": data,
                 "epochs": trained + args.epochs,
                 "batch_size": batch_size,
                 "seed": model.seed,
+                "workers": _workers_note(threads),
             }
             if run.record is not None
             else None,
             history_from=run.history,
         )
+
+
+def _load_to_resume(directory: Path, threads: int | None) -> Sequential:
+    """The saved model in `directory`, compiled with its optimizer and state and `threads`; the warnings of the
+    load (the portable engine standing in for ort-training...) become one-line notes on stderr, from process 0."""
+    from onnxtrain.loading import load_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model: Sequential = load_model(directory, threads=threads)
+    for warning in caught:
+        print_once(f"onnxtrain train: note: {' '.join(str(warning.message).split())}", file=sys.stderr)
+    return model
 
 
 def _fit_and_save(
@@ -232,14 +296,17 @@ def _fit_and_save(
     exactly), run.json (`record`), history.csv and curves.png into the output folder. In a data-parallel run,
     processes other than the first only train."""
     if world_rank() != 0:
-        model.fit(
-            datasets.train,
-            epochs=epochs,
-            batch_size=batch_size,
-            verbose=0,
-            validation=datasets.validation,
-            validation_split=validation_split,
-        )
+        try:
+            model.fit(
+                datasets.train,
+                epochs=epochs,
+                batch_size=batch_size,
+                verbose=0,
+                validation=datasets.validation,
+                validation_split=validation_split,
+            )
+        except (InvalidArgumentError, InvalidTypeError) as e:  # in process 0's words: the launcher prints one
+            raise _naming_the_data(e, sources) from e
         return 0
     run = RunOutput(args.output, model.name, headline, history_from)
     try:

@@ -1,42 +1,80 @@
 """`onnxtrain train ... --workers N` on one machine: the command line again, in N processes that mpiexec starts
-(`mpiexec -n N python -m mpi4py -m onnxtrain ...`), each of which then joins their MPI world."""
+(`mpiexec -n N python -m mpi4py -m onnxtrain ...`), each of which then joins their MPI world; and what the
+launcher does for them: pass their output on without MPI's abort notices, print a failed run's error once, and
+turn Ctrl-C into an interrupt of process 0, which saves the run as one process does."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from onnxtrain.errors import RuntimeSetupError
 
 WORKER_ENV = "ONNXTRAIN_WORKERS"  # set in the processes the launcher starts: how many there are
-# Set there too: the folder where a process that fails alone writes its error line before it aborts the job, for the
-# launcher to print. Printed by the process itself, the line could be lost: MPI_Abort ends mpiexec's output
-# forwarding before it has passed the line on (it then failed with empty output about once in 50 runs).
+# Set there too: the launcher's folder, where a process that fails alone writes its error before it aborts the job
+# (for the launcher to print: printed by the process itself, the line could be lost, as MPI_Abort ends mpiexec's
+# output forwarding before it has passed the line on; that failed with empty output about once in 50 runs), and
+# where process 0 writes its process id (where the launcher sends Ctrl-C).
 ERRORS_ENV = "ONNXTRAIN_WORKER_ERRORS"
+PROCESS_ZERO_PID = "process0.pid"
+INTERRUPTED = 130  # the exit status of an interrupted command
+
+# What MPICH's mpiexec and MPI_Abort print about a job the launcher ends on purpose (process 0 after saving an
+# interrupted run, a process that reported its error): the launcher has said what happened, so not passed on.
+MPI_NOTICES = re.compile(
+    r"Abort\(\d+\) on node \d+ \(rank \d+ in comm \d+\): application called MPI_Abort\(.*\) - process \d+"
+    r"|\[mpiexec@[^\]]*\] (Sending Ctrl-C to processes as requested|Press Ctrl-C again to force abort)"
+)
 
 
-def report_error(rank: int, line: str) -> None:
-    """Report `line`, process `rank`'s error, before it aborts the job: into the launcher's folder when `launch`
+def report_error(rank: int, message: str) -> None:
+    """Report `message`, process `rank`'s error, before it aborts the job: into the launcher's folder when `launch`
     started the process (written and synced, so that the launcher prints it), else on stderr."""
     folder = os.environ.get(ERRORS_ENV)
     if folder is None:
-        print(line, file=sys.stderr, flush=True)
+        print(f"onnxtrain train: error in process {rank}: {message}", file=sys.stderr, flush=True)
         return
     with open(Path(folder) / f"process{rank}.txt", "w", encoding="utf-8") as f:
-        f.write(line + "\n")
+        f.write(message + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def announce_process_zero() -> None:
+    """In process 0 of a launched run: tell the launcher where to send Ctrl-C (this process's id)."""
+    folder = os.environ.get(ERRORS_ENV)
+    if folder is not None:
+        (Path(folder) / PROCESS_ZERO_PID).write_text(str(os.getpid()), encoding="utf-8")
 
 
 def worker_count() -> int | None:
     """In a process that `launch` started, how many processes it started; None elsewhere."""
     value = os.environ.get(WORKER_ENV)
     return int(value) if value else None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or `taskset` narrows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Each of `workers` processes' share of the machine's `cores` (default: `usable_cores()`), at least 1: the
+    intra-op threads `--workers N` gives each process unless told otherwise (ONNX Runtime's default, a thread per
+    core in every process, oversubscribes the machine N times)."""
+    return max(1, (usable_cores() if cores is None else cores) // workers)
 
 
 def mpiexec() -> str:
@@ -57,21 +95,79 @@ def worker_command(workers: int, argv: Sequence[str]) -> list[str]:
     return [mpiexec(), "-n", str(workers), sys.executable, "-m", "mpi4py", "-m", "onnxtrain", *argv]
 
 
-def launch(workers: int, argv: Sequence[str]) -> int:
-    """Run `onnxtrain <argv>` in `workers` MPI processes on this machine; returns mpiexec's exit status."""
+def launch(workers: int, argv: Sequence[str], command: str = "train") -> int:
+    """Run `onnxtrain <argv>` in `workers` MPI processes on this machine; returns their exit status (130 when
+    interrupted).
+
+    mpiexec runs in a session of its own: Ctrl-C reaches this process only, which passes it to process 0 (it
+    saves the run and ends the job, as one process saves and exits); before process 0 has started, it ends the
+    job. The processes' errors are printed once (`print_reports`).
+    """
     try:
         import mpi4py  # noqa: F401  (the workers import it: say what is missing before starting them)
     except ImportError as e:
         raise RuntimeSetupError(
             f"--workers {workers} needs mpi4py and an MPI library: `pip install onnxtrain[distributed]`."
         ) from e
-    command = worker_command(workers, argv)
-    with tempfile.TemporaryDirectory(prefix="onnxtrain-workers-") as errors:
-        env = {**os.environ, WORKER_ENV: str(workers), ERRORS_ENV: errors}
-        try:
-            status = subprocess.run(command, env=env, check=False).returncode
-        except KeyboardInterrupt:  # mpiexec forwards the interrupt to the workers and ends them
-            status = 130
-        for report in sorted(Path(errors).glob("process*.txt"), key=lambda p: int(p.stem.removeprefix("process"))):
-            print(report.read_text(encoding="utf-8"), end="", file=sys.stderr, flush=True)
-    return status
+    with tempfile.TemporaryDirectory(prefix="onnxtrain-workers-") as folder:
+        env = {**os.environ, WORKER_ENV: str(workers), ERRORS_ENV: folder}
+        process = subprocess.Popen(
+            worker_command(workers, argv),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
+        assert process.stderr is not None
+        quiet = threading.Event()  # set when the job is ended before it started: its processes' last words go unsaid
+        passer = threading.Thread(target=pass_on_stderr, args=(process.stderr, sys.stderr, quiet), daemon=True)
+        passer.start()
+        interrupted = False
+        while True:
+            try:
+                status = process.wait()
+                break
+            except KeyboardInterrupt:
+                interrupted = True
+                if not _interrupt_process_zero(Path(folder)):
+                    quiet.set()
+                    process.kill()
+        passer.join()
+        print_reports(Path(folder), command)
+    if interrupted and quiet.is_set():
+        print(f"onnxtrain {command}: interrupted", file=sys.stderr, flush=True)
+    return INTERRUPTED if interrupted else status
+
+
+def _interrupt_process_zero(folder: Path) -> bool:
+    """Send SIGINT to process 0, which has said where it is; whether it could be sent."""
+    try:
+        pid = int((folder / PROCESS_ZERO_PID).read_text(encoding="utf-8"))
+        os.kill(pid, signal.SIGINT)
+    except (OSError, ValueError):  # not written yet (the processes are starting), or process 0 has ended
+        return False
+    return True
+
+
+def pass_on_stderr(source: IO[str], target: IO[str], quiet: threading.Event) -> None:
+    """Copy the workers' stderr to `target` line by line, less MPICH's notices of an abort or a Ctrl-C that the
+    launcher explains itself (`MPI_NOTICES`), and nothing once `quiet` is set."""
+    for line in source:
+        if not quiet.is_set() and not MPI_NOTICES.fullmatch(line.rstrip("\n")):
+            target.write(line)
+            target.flush()
+
+
+def print_reports(folder: Path, command: str) -> None:
+    """Print the errors that processes reported before aborting the job: the one-process line `onnxtrain
+    <command>: error: ...` when they all say the same (an error every process hits alike: only the first may have
+    written it before the abort ended the others); else each distinct message once, naming its first process."""
+    reports = sorted(folder.glob("process*.txt"), key=lambda p: int(p.stem.removeprefix("process")))
+    messages: dict[str, int] = {}
+    for report in reports:
+        messages.setdefault(report.read_text(encoding="utf-8").strip(), int(report.stem.removeprefix("process")))
+    for message, rank in messages.items():
+        where = "" if len(messages) == 1 else f" in process {rank}"
+        print(f"onnxtrain {command}: error{where}: {message}", file=sys.stderr, flush=True)

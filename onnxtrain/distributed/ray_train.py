@@ -1,6 +1,7 @@
 """`ray_fit`: a data-parallel fit in Ray Train workers (`TorchTrainer` with gloo, `ScalingConfig`,
-`FailureConfig`), checkpointed once per epoch, so that a worker lost mid-run restarts the group from the last
-epoch's checkpoint. Needs `pip install onnxtrain[ray]` (ray[train] and a CPU torch: Ray's collectives need it).
+`FailureConfig`): one `fit` call, whose callbacks keep their state across epochs, reporting each epoch with a
+checkpoint, so that a worker lost mid-run restarts the group from the last epoch's checkpoint. Needs
+`pip install onnxtrain[ray]` (ray[train] and a CPU torch: Ray's collectives need it).
 
 Not imported by `onnxtrain.distributed` itself: it reads saved models (`load_model`), which sits above the trainer.
 """
@@ -15,9 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from onnxtrain._checks import check_positive_int
+from onnxtrain._data_parallel_fit import any_process
+from onnxtrain.callbacks import Callback, Logs
+from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.distributed._world import init, leave
-from onnxtrain.errors import RuntimeSetupError
+from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
 from onnxtrain.loading import load_model
 
 logger = logging.getLogger("onnxtrain")
@@ -59,7 +65,15 @@ def ray_fit(
     name: str = "onnxtrain",
     fit_options: Mapping[str, Any] | None = None,
 ) -> RayFitResult:
-    """Train data-parallel in `workers` Ray Train workers, one epoch at a time, checkpointing after each.
+    """Train data-parallel in `workers` Ray Train workers: one `fit(epochs=...)` in each, reporting every epoch's
+    figures to Ray Train, process 0's with a checkpoint.
+
+    The callbacks of `fit_options` run as in that one fit (EarlyStopping stops the run, ReduceLROnPlateau keeps
+    its count, CSVLogger writes every epoch in process 0), and the run's last checkpoint holds the model as fit
+    returns it (the best epoch's weights after `EarlyStopping(restore_best_weights=True)`). A restart after a
+    failure loads the last checkpoint and fits the remaining epochs with the callbacks as `fit_options` gives
+    them (in a fresh state: a `CSVLogger` needs `append=True` to keep the rows before the restart); a run that
+    a callback stopped stays stopped.
 
     Args:
         build_model: returns a compiled model; each worker calls it when there is no checkpoint yet (process 0's
@@ -70,24 +84,31 @@ def ray_fit(
         max_failures: how many times a lost worker restarts the group from the last checkpoint
             (`FailureConfig`); the resumed run continues exactly, as `load_model` + fit does.
         storage_path / name: where Ray keeps the run and its checkpoints (`RunConfig`).
-        fit_options: further `fit` arguments (callbacks, shuffle, seed...), the same in every worker.
+        fit_options: further `fit` arguments (callbacks, validation, shuffle, seed...), the same in every worker.
 
     Returns:
         The last epoch's metrics and checkpoint folder.
 
     Raises:
         RuntimeSetupError: Ray Train or torch is not installed.
+        InvalidArgumentError: `fit_options` names `epochs`, `batch_size` or `x`/`y` (ray_fit's own arguments).
     """
     check_positive_int("epochs", epochs)
     check_positive_int("batch_size", batch_size)
     check_positive_int("workers", workers)
-    ray = _ray()
     options = dict(fit_options or {})
+    taken = sorted(set(options) & {"epochs", "batch_size", "x", "y", "dataset"})
+    if taken:
+        raise InvalidArgumentError(
+            f"ray_fit(fit_options=...) takes further fit arguments; ray_fit sets {taken} itself. Received: "
+            f"fit_options with {taken}: pass them as ray_fit's own arguments (epochs=..., batch_size=..., data=...)"
+        )
+    ray = _ray()
 
     def loop(_: dict[str, Any]) -> None:
         world = init(backend="torch")  # the gloo group TorchTrainer has set up
         try:
-            _epochs_in_worker(ray, world.rank, build_model, data, epochs, batch_size, options)
+            fit_in_worker(ray, world, build_model, data, epochs, batch_size, options)
         finally:
             leave()
 
@@ -107,36 +128,71 @@ def ray_fit(
     return RayFitResult(dict(result.metrics or {}), Path(result.checkpoint.path))
 
 
-def _epochs_in_worker(
+def fit_in_worker(
     ray: Any,
-    rank: int,
+    world: Communicator,
     build_model: Callable[[], Any],
     data: Callable[[], tuple[Any, Any]],
     epochs: int,
     batch_size: int,
-    options: dict[str, Any],
+    options: Mapping[str, Any],
 ) -> None:
-    """One worker's run: from the last checkpoint when there is one, one fit epoch at a time, each reported with
-    a checkpoint that process 0 writes (the model with its optimizer state, and the epoch count)."""
+    """One worker's run: from the last checkpoint when there is one, the remaining epochs in one fit call, whose
+    epochs `_ReportEachEpoch` reports (process 0's with a checkpoint: the model with its optimizer state, and
+    how many epochs it holds)."""
     checkpoint = ray.train.get_checkpoint()
-    done = 0
+    done, finished = 0, False
     if checkpoint is None:
         model = build_model()
     else:
         with checkpoint.as_directory() as folder:
-            done = int(json.loads((Path(folder) / PROGRESS_FILE).read_text())["epochs"])
+            progress = json.loads((Path(folder) / PROGRESS_FILE).read_text())
+            done, finished = int(progress["epochs"]), bool(progress.get("finished", False))
             model = load_model(Path(folder) / MODEL_FOLDER)  # weights, optimizer state and epoch count
-        if rank == 0:  # a restart after a failure: worth a line in the run's log
+        if world.rank == 0:  # a restart after a failure: worth a line in the run's log
             logger.warning("ray_fit: resuming from the checkpoint of epoch %d of %d", done, epochs)
+    if finished or done >= epochs:  # the failure came after the run's last report
+        model.close()
+        return
     x, y = data()
-    with model:
-        for epoch in range(done + 1, epochs + 1):
-            history = model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0, **options)
-            metrics = {key: values[-1] for key, values in history.history.items()} | {"epoch": epoch}
-            if rank != 0:
-                ray.train.report(metrics)
-                continue
-            with tempfile.TemporaryDirectory(prefix="onnxtrain-ray-") as folder:
-                model.save(Path(folder) / MODEL_FOLDER, save_optimizer_state=True)
-                (Path(folder) / PROGRESS_FILE).write_text(json.dumps({"epochs": epoch}))
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+    fit = {"verbose": 0, **options}
+    callbacks = fit.pop("callbacks", None)
+    callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
+    with model:  # last, so that it reports the figures every other callback added (learning_rate) and its decisions
+        reporter = _ReportEachEpoch(ray, world, last_epoch=epochs)
+        model.fit(x, y, epochs=epochs - done, batch_size=batch_size, callbacks=[*callbacks, reporter], **fit)
+
+
+class _ReportEachEpoch(Callback):
+    """Reports every epoch's figures (and "epoch") to Ray Train from every worker, as Ray Train asks, process 0's
+    with a checkpoint; and, at the end of the fit, the model again where a callback changed its weights then
+    (EarlyStopping restoring the best epoch's), so that the run's last checkpoint is the model fit returns."""
+
+    def __init__(self, ray: Any, world: Communicator, last_epoch: int):
+        self.ray, self.world, self.last_epoch = ray, world, last_epoch
+        self._metrics: dict[str, Any] = {}
+        self._reported: dict[str, np.ndarray] = {}
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        # The stop that fit agrees on after the callbacks, agreed here already: the checkpoint records it.
+        self.model.stop_training = any_process(self.world, self.model.stop_training)
+        self._metrics = {**dict(logs or {}), "epoch": epoch}
+        self._report(epoch, finished=self.model.stop_training or epoch >= self.last_epoch)
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        weights = self.model.get_weights()
+        changed = weights.keys() != self._reported.keys() or any(
+            not np.array_equal(weights[name], self._reported[name]) for name in weights
+        )
+        if self._metrics and any_process(self.world, changed):
+            self._report(int(self._metrics["epoch"]), finished=True)
+
+    def _report(self, epoch: int, finished: bool) -> None:
+        self._reported = self.model.get_weights()
+        if self.world.rank != 0:
+            self.ray.train.report(self._metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="onnxtrain-ray-") as folder:
+            self.model.save(Path(folder) / MODEL_FOLDER, save_optimizer_state=True)
+            (Path(folder) / PROGRESS_FILE).write_text(json.dumps({"epochs": epoch, "finished": finished}))
+            self.ray.train.report(self._metrics, checkpoint=self.ray.train.Checkpoint.from_directory(folder))
