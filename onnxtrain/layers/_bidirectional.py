@@ -8,12 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import regularizers
 from onnxtrain._layer_names import to_snake_case
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
-from onnxtrain.layers._recurrent import _Recurrent
+from onnxtrain.layers._recurrent import _Recurrent, reversed_time
 
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 _WRAPPED = "an LSTM, GRU or SimpleRNN instance (onnxtrain.layers), e.g. Bidirectional(LSTM(32))"
@@ -115,13 +114,7 @@ class Bidirectional(Layer):
         directions = (self.forward_layer, self.backward_layer)
         if self.trainable:  # Keras leaves out a frozen layer's penalties
             for direction in directions:
-                for weight, regularizer in (
-                    ("kernel", direction.kernel_regularizer),
-                    ("recurrent_kernel", direction.recurrent_regularizer),
-                    ("bias", direction.bias_regularizer),
-                ):
-                    if f"{direction.name}.{weight}" in names:
-                        regularizers.add_penalty(builder, regularizer, names[f"{direction.name}.{weight}"])
+                direction.add_penalties(builder, names, prefix=f"{direction.name}.")
         steps = builder.node("Transpose", [x], hint="time_major", perm=[1, 0, 2])  # ONNX's layout 0
         if self.fused():
             y, y_h = self._node(builder, steps, directions, names, "bidirectional")
@@ -137,14 +130,13 @@ class Bidirectional(Layer):
         else:
             outputs = []
             for direction in directions:
-                y, y_h = self._node(builder, steps, [direction], names, _onnx_direction(direction))
+                y, y_h = self._node(builder, steps, [direction], names, direction.onnx_direction())
                 outputs.append(self._batch_major(builder, y if self.return_sequences else y_h))
         merged = _merge(builder, self.merge_mode, outputs[0], outputs[1])
         if self.return_sequences and self.forward_layer.go_backwards:
             # Keras returns the forward layer's outputs as it computed them, last step first, and flips the
             # backward layer's (then in time order too): both come last step first. ONNX gives time order.
-            bounds = [[-1], [np.iinfo(np.int64).min], [1], [-1]]  # starts, ends, axes, steps
-            merged = builder.node("Slice", [merged, *(_ints(builder, v, "reversed") for v in bounds)], hint="reversed")
+            merged = reversed_time(builder, merged, 1, "reversed")
         return merged
 
     def _node(
@@ -155,32 +147,14 @@ class Bidirectional(Layer):
         names: dict[str, str],
         direction: str,
     ) -> list[str]:
-        """One ONNX node for `directions` (one layer, or the forward and backward ones): its Y and Y_h."""
-        first = directions[0]
-        inputs = [steps]
-        for weight in ("kernel", "recurrent_kernel"):
-            inputs.append(_stacked(builder, [names[f"{layer.name}.{weight}"] for layer in directions], weight))
-        if first.use_bias:  # ONNX's B: Wb, then Rb (zeros but for GRU with reset_after)
-            width = first.gates * first.units
-            zeros = ""
-            biases = []
-            for layer in directions:
-                bias = names[f"{layer.name}.bias"]
-                if self.params[f"{layer.name}.bias"].shape[1] == width:
-                    zeros = zeros or builder.constant(np.zeros((1, width), np.float32), "recurrent_bias")
-                    bias = builder.node("Concat", [bias, zeros], hint="bias", axis=1)
-                biases.append(bias)
-            inputs.append(_stacked(builder, biases, "bias"))
-        return builder.multi_output_node(
-            first.op_type,
-            inputs,
-            2,
-            hint=first.op_type.lower(),
-            hidden_size=first.units,
-            direction=direction,
-            activations=[name for layer in directions for name in layer.onnx_activations()],
-            **first.op_attributes(),
-        )
+        """One ONNX node for `directions` (one layer, or the forward and backward ones): its Y and Y_h, their
+        weights stacked on ONNX's num_directions axis."""
+        per_direction = [layer.onnx_inputs(builder, names, prefix=f"{layer.name}.") for layer in directions]
+        weights = zip(*per_direction, strict=True)  # each direction's W, then R, then B (with use_bias)
+        hints = ("kernel", "recurrent_kernel", "bias")
+        inputs = [_stacked(builder, list(values), hint) for values, hint in zip(weights, hints, strict=False)]
+        activations = [name for layer in directions for name in layer.onnx_activations()]
+        return directions[0].onnx_node(builder, [steps, *inputs], direction, activations)
 
     def _batch_major(self, builder: GraphBuilder, value: str) -> str:
         """One direction's Y [T, 1, B, U] as [B, T, U] (in time order), or its Y_h [1, B, U] as [B, U]."""
@@ -267,10 +241,6 @@ def _check_pair(forward: _Recurrent, backward: _Recurrent, merge_mode: str) -> N
             f"units (or use merge_mode='concat'). Received: layer units={forward.units}, backward_layer "
             f"units={backward.units}"
         )
-
-
-def _onnx_direction(layer: _Recurrent) -> str:
-    return "reverse" if layer.go_backwards else "forward"
 
 
 def _stacked(builder: GraphBuilder, values: list[str], hint: str) -> str:

@@ -9,51 +9,23 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from onnxtrain import activations, initializers, regularizers
-from onnxtrain._checks import as_real, check_bool
-from onnxtrain.activations import Activation
-from onnxtrain.errors import ShapeError, UnknownIdentifierError, UnsupportedError
+from onnxtrain import initializers, regularizers
+from onnxtrain._checks import check_bool
+from onnxtrain.errors import ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import Initializer
 from onnxtrain.layers._core import ActivationLike, _positive_int
 from onnxtrain.layers._layer import Layer, Shape, format_shape
+from onnxtrain.layers._recurrent_arguments import (
+    KERAS_ONLY_AT,
+    ONNX_ACTIVATIONS,
+    check_activation,
+    keras_only_arguments,
+    refuse_unless,
+)
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
 InitializerLike = str | Initializer | type[Initializer] | dict[str, Any]
-# The activations ONNX's recurrent ops compute without an alpha (the others' defaults differ between ONNX's spec and
-# ONNX Runtime), by onnxtrain's activation name.
-_ONNX_ACTIVATIONS = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu"}
-
-
-def _activation(owner: str, arg: str, value: ActivationLike) -> Activation:
-    try:
-        activation = activations.get(value)
-    except UnknownIdentifierError:
-        activation = None
-    if (
-        activation is None
-        or activation.get_config() != {"name": activation.name}
-        or activation.name not in _ONNX_ACTIVATIONS
-    ):
-        raise UnsupportedError(
-            f"{owner}({arg}=...) expects one of {sorted(_ONNX_ACTIVATIONS)}: the activations ONNX's {owner} op "
-            f"computes. Received: {arg}={value!r}"
-        )
-    return activation
-
-
-def _refuse_unless(owner: str, arg: str, value: object, supported: object, why: str) -> None:
-    """Refuse a Keras argument onnxtrain only takes at one value (`supported`: False, 0.0 or None)."""
-    if supported is None:
-        accepted = value is None
-    elif isinstance(supported, bool):
-        accepted = isinstance(value, bool | np.bool_) and bool(value) == supported
-    else:
-        accepted = not isinstance(value, bool) and as_real(value) == supported
-    if not accepted:
-        raise UnsupportedError(
-            f"{owner}({arg}=...) supports only {arg}={supported!r} ({why}). Received: {arg}={value!r}"
-        )
 
 
 class _Recurrent(Layer):
@@ -86,9 +58,9 @@ class _Recurrent(Layer):
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
         self.units = _positive_int(owner, "units", units)
-        self.activation = _activation(owner, "activation", activation)
+        self.activation = check_activation(owner, "activation", activation)
         self.recurrent_activation = (
-            _activation(owner, "recurrent_activation", recurrent_activation) if recurrent_activation else None
+            check_activation(owner, "recurrent_activation", recurrent_activation) if recurrent_activation else None
         )
         self.use_bias = check_bool(owner, "use_bias", use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -100,8 +72,8 @@ class _Recurrent(Layer):
         self.return_sequences = check_bool(owner, "return_sequences", return_sequences)
         self.go_backwards = check_bool(owner, "go_backwards", go_backwards)
         for arg, value in keras_only.items():
-            supported, why = _KERAS_ONLY_AT[arg]
-            _refuse_unless(owner, arg, value, supported, why)
+            supported, why = KERAS_ONLY_AT[arg]
+            refuse_unless(owner, arg, value, supported, why)
 
     # --- shapes and weights ---------------------------------------------------------------------------------
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -142,46 +114,66 @@ class _Recurrent(Layer):
 
     # --- graph ----------------------------------------------------------------------------------------------
     def onnx_activations(self) -> list[str]:
-        return [_ONNX_ACTIVATIONS[self.activation.name]]
+        return [ONNX_ACTIVATIONS[self.activation.name]]
 
     def op_attributes(self) -> dict[str, Any]:
         return {}
 
-    def emit(self, builder: GraphBuilder, x: str) -> str:
-        params = self.emit_params(builder)
-        if self.trainable:  # Keras leaves out a frozen layer's penalties
-            for weight, regularizer in (
-                ("kernel", self.kernel_regularizer),
-                ("recurrent_kernel", self.recurrent_regularizer),
-                ("bias", self.bias_regularizer),
-            ):
-                if weight in params:
-                    regularizers.add_penalty(builder, regularizer, params[weight])
-        steps = builder.node("Transpose", [x], hint="time_major", perm=[1, 0, 2])  # ONNX's layout 0
-        inputs = [steps, params["kernel"], params["recurrent_kernel"]]
-        if "bias" in params:  # ONNX's B: Wb, then Rb (zeros but for GRU with reset_after: `onnx_bias`)
-            bias, width = params["bias"], self.gates * self.units
-            if self.params["bias"].shape[1] == width:
-                zeros = builder.constant(np.zeros((1, width), np.float32), "recurrent_bias")
+    def onnx_direction(self) -> str:
+        return "reverse" if self.go_backwards else "forward"
+
+    def stores_recurrent_bias(self) -> bool:
+        """Whether `bias` holds ONNX's recurrent bias Rb after Wb (GRU with reset_after: `onnx_bias`)."""
+        return False
+
+    def add_penalties(self, builder: GraphBuilder, names: Mapping[str, str], prefix: str = "") -> None:
+        """The weight penalties of this layer's parameters, whose graph names `names` holds by `prefix` + local name
+        (Bidirectional holds its directions' weights as `forward_lstm.kernel`, ...)."""
+        for weight, regularizer in (
+            ("kernel", self.kernel_regularizer),
+            ("recurrent_kernel", self.recurrent_regularizer),
+            ("bias", self.bias_regularizer),
+        ):
+            if prefix + weight in names:
+                regularizers.add_penalty(builder, regularizer, names[prefix + weight])
+
+    def onnx_inputs(self, builder: GraphBuilder, names: Mapping[str, str], prefix: str = "") -> list[str]:
+        """ONNX's W, R and (with use_bias) B of this layer's node, from its parameters' graph names as in
+        `add_penalties`: B is Wb, then Rb (zeros but for GRU with reset_after: `onnx_bias`)."""
+        inputs = [names[prefix + "kernel"], names[prefix + "recurrent_kernel"]]
+        if self.use_bias:
+            bias = names[prefix + "bias"]
+            if not self.stores_recurrent_bias():
+                zeros = builder.constant(np.zeros((1, self.gates * self.units), np.float32), "recurrent_bias")
                 bias = builder.node("Concat", [bias, zeros], hint="bias", axis=1)
             inputs.append(bias)
-        y, y_h = builder.multi_output_node(
+        return inputs
+
+    def onnx_node(self, builder: GraphBuilder, inputs: list[str], direction: str, activations: list[str]) -> list[str]:
+        """This layer's ONNX node (RNN, GRU or LSTM) over X, W, R[, B] in `direction`: its Y and Y_h."""
+        return builder.multi_output_node(
             self.op_type,
             inputs,
             2,
             hint=self.op_type.lower(),
             hidden_size=self.units,
-            direction="reverse" if self.go_backwards else "forward",
-            activations=self.onnx_activations(),
+            direction=direction,
+            activations=activations,
             **self.op_attributes(),
         )
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        params = self.emit_params(builder)
+        if self.trainable:  # Keras leaves out a frozen layer's penalties
+            self.add_penalties(builder, params)
+        steps = builder.node("Transpose", [x], hint="time_major", perm=[1, 0, 2])  # ONNX's layout 0
+        inputs = [steps, *self.onnx_inputs(builder, params)]
+        y, y_h = self.onnx_node(builder, inputs, self.onnx_direction(), self.onnx_activations())
         if not self.return_sequences:
             return builder.node("Squeeze", [y_h, builder.constant(np.array([0], np.int64), "axes", np.int64)])
         sequence = builder.node("Squeeze", [y, builder.constant(np.array([1], np.int64), "axes", np.int64)])
         if self.go_backwards:  # Keras returns the outputs in the order it computed them, last time step first
-            bounds = [[-1], [np.iinfo(np.int64).min], [0], [-1]]  # starts, ends, axes, steps: the time axis reversed
-            constants = [builder.constant(np.array(v, np.int64), "reversed", np.int64) for v in bounds]
-            sequence = builder.node("Slice", [sequence, *constants], hint="backwards")
+            sequence = reversed_time(builder, sequence, 0, "backwards")
         return builder.node("Transpose", [sequence], hint="batch_major", perm=[1, 0, 2])
 
     def get_config(self) -> dict[str, Any]:
@@ -213,37 +205,11 @@ class _Recurrent(Layer):
         return {}
 
 
-def _keras_only(
-    activity_regularizer: object,
-    dropout: object,
-    recurrent_dropout: object,
-    return_state: object,
-    stateful: object,
-    time_major: object,
-) -> dict[str, object]:
-    """The Keras arguments taken at one value only (`_KERAS_ONLY_AT`), by name."""
-    return {
-        "activity_regularizer": activity_regularizer,
-        "dropout": dropout,
-        "recurrent_dropout": recurrent_dropout,
-        "return_state": return_state,
-        "stateful": stateful,
-        "time_major": time_major,
-    }
-
-
-# Keras arguments taken at one value only: (that value, why no other)
-_KERAS_ONLY_AT: dict[str, tuple[object, str]] = {
-    "return_state": (False, "the layer has one output; use return_sequences=True to read every step's state"),
-    "stateful": (False, "states are not carried from one batch to the next"),
-    "dropout": (0.0, "no dropout inside the recurrence; add a Dropout layer before it"),
-    "recurrent_dropout": (0.0, "no dropout inside the recurrence"),
-    "time_major": (False, "inputs are [batch, timesteps, features], as Keras 3 takes them"),
-    "activity_regularizer": (
-        None,
-        "weight penalties only: kernel_regularizer, recurrent_regularizer, bias_regularizer",
-    ),
-}
+def reversed_time(builder: GraphBuilder, x: str, axis: int, hint: str) -> str:
+    """`x` with its time axis `axis` reversed."""
+    bounds = [[-1], [np.iinfo(np.int64).min], [axis], [-1]]  # starts, ends, axes, steps
+    constants = [builder.constant(np.array(v, np.int64), "reversed", np.int64) for v in bounds]
+    return builder.node("Slice", [x, *constants], hint=hint)
 
 
 class SimpleRNN(_Recurrent):
@@ -311,7 +277,7 @@ class SimpleRNN(_Recurrent):
             bias_regularizer,
             return_sequences,
             go_backwards,
-            _keras_only(activity_regularizer, dropout, recurrent_dropout, return_state, stateful, time_major),
+            keras_only_arguments(activity_regularizer, dropout, recurrent_dropout, return_state, stateful, time_major),
             name,
             trainable,
         )
@@ -378,7 +344,7 @@ class LSTM(_Recurrent):
             bias_regularizer,
             return_sequences,
             go_backwards,
-            _keras_only(activity_regularizer, dropout, recurrent_dropout, return_state, stateful, time_major),
+            keras_only_arguments(activity_regularizer, dropout, recurrent_dropout, return_state, stateful, time_major),
             name,
             trainable,
         )
@@ -392,7 +358,7 @@ class LSTM(_Recurrent):
 
     def onnx_activations(self) -> list[str]:
         assert self.recurrent_activation is not None
-        f, g = _ONNX_ACTIVATIONS[self.recurrent_activation.name], _ONNX_ACTIVATIONS[self.activation.name]
+        f, g = ONNX_ACTIVATIONS[self.recurrent_activation.name], ONNX_ACTIVATIONS[self.activation.name]
         return [f, g, g]
 
     def layer_config(self) -> dict[str, Any]:
@@ -459,7 +425,7 @@ class GRU(_Recurrent):
             bias_regularizer,
             return_sequences,
             go_backwards,
-            _keras_only(activity_regularizer, dropout, recurrent_dropout, return_state, stateful, time_major),
+            keras_only_arguments(activity_regularizer, dropout, recurrent_dropout, return_state, stateful, time_major),
             name,
             trainable,
         )
@@ -471,10 +437,13 @@ class GRU(_Recurrent):
 
     def onnx_activations(self) -> list[str]:
         assert self.recurrent_activation is not None
-        return [_ONNX_ACTIVATIONS[self.recurrent_activation.name], _ONNX_ACTIVATIONS[self.activation.name]]
+        return [ONNX_ACTIVATIONS[self.recurrent_activation.name], ONNX_ACTIVATIONS[self.activation.name]]
 
     def op_attributes(self) -> dict[str, Any]:
         return {"linear_before_reset": int(self.reset_after)}
+
+    def stores_recurrent_bias(self) -> bool:
+        return self.reset_after
 
     def layer_config(self) -> dict[str, Any]:
         return {"reset_after": self.reset_after}
