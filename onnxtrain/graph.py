@@ -164,6 +164,10 @@ class GraphBuilder:
         )
         return name
 
+    def ints(self, values: Sequence[int] | np.ndarray, hint: str = "ints") -> str:
+        """An int64 constant: a shape, axes or Slice bounds (the inputs ONNX takes as int64 tensors)."""
+        return self.constant(np.array(values, np.int64), hint, np.int64)
+
     def shared(self, key: str, make: Callable[[], str]) -> str:
         """The value `make()` emits, emitted once per graph under `key` and reused by every later call: e.g. the
         batch size, which every per-example tensor of a Sequential's graph shares. A value made inside a

@@ -206,6 +206,10 @@ class Orthogonal(Initializer):
         return self.gain * (q.T if rows < columns else q)
 
 
+InitializerLike = str | Initializer | type[Initializer] | dict[str, Any]
+"""What a layer's `*_initializer` argument takes: a name, a class, a config dict or an instance (`get`)."""
+
+
 def keras_fans(shape: Shape) -> tuple[int, int]:
     """Keras' `compute_fans` of a weight of `shape` in Keras' layout: (fan_in, fan_out), the axes before the last two
     of a kernel of rank > 2 counting as its receptive field (a Conv2D kernel (kh, kw, in, filters): kh*kw*in and
@@ -382,7 +386,7 @@ _REGISTRY = Registry(
 )
 
 
-def get(identifier: str | Initializer | type[Initializer] | dict[str, Any]) -> Initializer:
+def get(identifier: InitializerLike) -> Initializer:
     """Map a name ("he_normal", "HeNormal"), a class (`HeNormal`), a config dict or an instance to an Initializer.
 
     Raises:

@@ -11,7 +11,19 @@ from layer_harness import LayerCase, table_tests
 
 from onnxtrain import InferenceModel, Sequential
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError
-from onnxtrain.layers import BatchNormalization, Dense, Flatten, Input, Layer, LayerNormalization
+from onnxtrain.layers import (
+    LSTM,
+    BatchNormalization,
+    Cropping1D,
+    Dense,
+    Flatten,
+    GroupNormalization,
+    Input,
+    Layer,
+    LayerNormalization,
+    UnitNormalization,
+    UpSampling1D,
+)
 from onnxtrain.optimizers import SGD, Adam
 
 
@@ -236,3 +248,18 @@ BAD = [
 def test_bad_normalization_arguments_fail_with_clear_messages(factory, error, message):
     with pytest.raises(error, match=message):
         factory()
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape", "message"),
+    [
+        (lambda: GroupNormalization(groups=5), (4, 8), r"^GroupNormalization layer has groups=5"),
+        (lambda: UnitNormalization(axis=3), (4, 8), r"^UnitNormalization layer got axis=3"),
+        (lambda: Cropping1D(3), (4, 8), r"^Cropping1D layer with cropping=\[3, 3\]"),
+        (lambda: UpSampling1D(2), (4,), r"^UpSampling1D layer expects sequences"),
+        (lambda: LSTM(2), (4,), r"^LSTM layer expects input"),
+    ],
+)
+def test_shape_errors_of_an_unnamed_layer_say_layer_without_a_name(layer, shape, message):
+    with pytest.raises(ShapeError, match=message):
+        layer().compute_output_shape(shape)

@@ -21,16 +21,16 @@ import numpy as np
 import onnx
 
 from onnxtrain import initializers, regularizers
-from onnxtrain._checks import as_real, check_bool
+from onnxtrain._checks import check_bool
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.initializers import Initializer
+from onnxtrain.initializers import InitializerLike
 from onnxtrain.layers._core import _positive_int
-from onnxtrain.layers._dropout import _seed, keep_mask, layer_key
+from onnxtrain.layers._dropout import _rate, _seed, keep_mask, layer_key
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, describe, format_shape
+from onnxtrain.layers._merge import _reshaped
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
-InitializerLike = str | Initializer | type[Initializer] | dict[str, Any]
 MASKED_SCORE = -1e9  # Keras' Softmax sets masked scores to this (float32), then zeroes their probabilities
 INPUT_ROLES = ("query", "value", "key", "attention_mask")
 T = TypeVar("T")
@@ -94,12 +94,7 @@ class MultiHeadAttention(Layer):
         self.num_heads = _positive_int(owner, "num_heads", num_heads)
         self.key_dim = _positive_int(owner, "key_dim", key_dim)
         self.value_dim = self.key_dim if value_dim is None else _positive_int(owner, "value_dim", value_dim)
-        rate = as_real(dropout)
-        if rate is None or not 0.0 <= rate < 1.0:
-            raise InvalidArgumentError(
-                f"{owner}(dropout=...) expects a number in [0, 1). Received: dropout={dropout!r}"
-            )
-        self.dropout = rate
+        self.dropout = _rate(owner, dropout, "dropout")
         self.use_bias = check_bool(owner, "use_bias", use_bias)
         self.projection_shape = _output_shape(output_shape)
         self.attention_axes = _attention_axes(attention_axes)
@@ -240,9 +235,9 @@ class MultiHeadAttention(Layer):
         self._add_kernel_and_bias("attention_output", (heads, self.value_dim, *output), tuple(output), rng)
 
     def _add_kernel_and_bias(self, part: str, kernel: Shape, bias: Shape, rng: np.random.Generator) -> None:
-        self.add_weight(f"{part}.kernel", self.kernel_initializer(kernel, *keras_fans(kernel), rng))
+        self.add_weight(f"{part}.kernel", self.kernel_initializer(kernel, *initializers.keras_fans(kernel), rng))
         if self.use_bias:
-            self.add_weight(f"{part}.bias", self.bias_initializer(bias, *keras_fans(bias), rng))
+            self.add_weight(f"{part}.bias", self.bias_initializer(bias, *initializers.keras_fans(bias), rng))
 
     # --- ONNX ---------------------------------------------------------------------------------------------
     def emit(self, builder: GraphBuilder, x: str | list[str]) -> str:
@@ -320,7 +315,7 @@ class MultiHeadAttention(Layer):
         assert mask_shape is not None
         given = mask_input if len(mask_shape) == 2 else _reshaped(builder, mask_input, [0, t, s])
         given = builder.node("Cast", [given], hint="attention_mask", to=onnx.TensorProto.BOOL)  # nonzero: attend
-        given = builder.node("Unsqueeze", [given, builder.constant(np.array([1]), "head_axis", np.int64)])
+        given = builder.node("Unsqueeze", [given, builder.ints([1], "head_axis")])
         return (given if constant is None else builder.node("And", [given, constant])), True
 
     def get_config(self) -> dict[str, Any]:
@@ -345,17 +340,6 @@ class MultiHeadAttention(Layer):
             "seed": self.seed,
             **super().get_config(),
         }
-
-
-def keras_fans(shape: Shape) -> tuple[int, int]:
-    """Keras' `compute_fans`: (fan_in, fan_out) of a weight, the leading axes of a kernel of rank > 2 counting as
-    its receptive field (so glorot draws an EinsumDense kernel [features, heads, size] as Keras does)."""
-    if len(shape) == 0:
-        return 1, 1
-    if len(shape) == 1:
-        return shape[0], shape[0]
-    receptive = math.prod(shape[:-2])
-    return shape[-2] * receptive, shape[-1] * receptive
 
 
 def _roles(items: Sequence[T]) -> tuple[T, T, T, T | None]:
@@ -424,8 +408,3 @@ def _attention_axes(value: object) -> tuple[int, ...] | None:
             f"Received: attention_axes={value!r}"
         )
     return tuple(int(a) for a in cast(Sequence[int], items))
-
-
-def _reshaped(builder: GraphBuilder, x: str, shape: list[int]) -> str:
-    """`x` reshaped to `shape`, whose leading 0 keeps the batch size (ONNX Reshape copies a 0 from the input)."""
-    return builder.node("Reshape", [x, builder.constant(np.array(shape, dtype=np.int64), "shape", np.int64)])

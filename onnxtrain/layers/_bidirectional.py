@@ -121,10 +121,10 @@ class Bidirectional(Layer):
             if self.merge_mode == "concat":  # [T, 2, B, U] -> [B, T, 2U]; [2, B, U] -> [B, 2U]
                 perm, shape = ([2, 0, 1, 3], [0, 0, -1]) if self.return_sequences else ([1, 0, 2], [0, -1])
                 stacked = builder.node("Transpose", [y if self.return_sequences else y_h], hint="stacked", perm=perm)
-                return builder.node("Reshape", [stacked, _ints(builder, shape, "shape")], hint="concatenated")
+                return builder.node("Reshape", [stacked, builder.ints(shape, "shape")], hint="concatenated")
             axis = 1 if self.return_sequences else 0  # the num_directions axis
             parts = builder.multi_output_node(
-                "Split", [y if self.return_sequences else y_h, _ints(builder, [1, 1], "split")], 2, "part", axis=axis
+                "Split", [y if self.return_sequences else y_h, builder.ints([1, 1], "split")], 2, "part", axis=axis
             )
             outputs = [self._batch_major(builder, part) for part in parts]
         else:
@@ -159,7 +159,7 @@ class Bidirectional(Layer):
     def _batch_major(self, builder: GraphBuilder, value: str) -> str:
         """One direction's Y [T, 1, B, U] as [B, T, U] (in time order), or its Y_h [1, B, U] as [B, U]."""
         axis = 1 if self.return_sequences else 0
-        squeezed = builder.node("Squeeze", [value, _ints(builder, [axis], "axes")], hint="direction")
+        squeezed = builder.node("Squeeze", [value, builder.ints([axis], "axes")], hint="direction")
         if not self.return_sequences:
             return squeezed
         return builder.node("Transpose", [squeezed], hint="batch_major", perm=[1, 0, 2])
@@ -257,7 +257,3 @@ def _merge(builder: GraphBuilder, mode: str, forward: str, backward: str) -> str
     if mode == "sum":
         return total
     return builder.node("Div", [total, builder.constant(np.array(2.0, np.float32), "two")], hint="averaged")
-
-
-def _ints(builder: GraphBuilder, values: list[int], hint: str) -> str:
-    return builder.constant(np.array(values, np.int64), hint, np.int64)

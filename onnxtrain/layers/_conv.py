@@ -14,13 +14,12 @@ from onnxtrain._checks import check_bool
 from onnxtrain.activations import Activation
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.initializers import Initializer
+from onnxtrain.initializers import InitializerLike
 from onnxtrain.layers._core import ActivationLike, _positive_int
 from onnxtrain.layers._layer import Layer, Shape, format_shape
 from onnxtrain.layers._layout import channels_first, channels_last, mark_channels_first
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
-InitializerLike = str | Initializer | type[Initializer] | dict[str, Any]
 IntOrInts = int | tuple[int, ...] | list[int]
 
 _SPATIAL_NAMES = {1: "steps", 2: "height, width", 3: "depth, height, width"}

@@ -32,7 +32,7 @@ import onnx
 from onnxtrain._checks import as_real
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers._layer import Layer, Shape, format_shape
+from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
 from onnxtrain.layers._layout import is_channels_first, same_layout
 
 P = (1 << 31) - 1
@@ -59,10 +59,11 @@ def layer_key(name: str, seed: int | None) -> int:
     return scramble_number((zlib.crc32(name.encode()) + (seed or 0) * SEED_MULTIPLIER) % P, LAYER)
 
 
-def _rate(owner: str, rate: object) -> float:
-    number = as_real(rate)
+def _rate(owner: str, value: object, arg: str = "rate") -> float:
+    """A fraction of values dropped (Dropout's `rate`, MultiHeadAttention's `dropout`): a number in [0, 1)."""
+    number = as_real(value)
     if number is None or not 0.0 <= number < 1.0:
-        raise InvalidArgumentError(f"{owner}(rate=...) expects a number in [0, 1). Received: rate={rate!r}")
+        raise InvalidArgumentError(f"{owner}({arg}=...) expects a number in [0, 1). Received: {arg}={value!r}")
     return number
 
 
@@ -114,7 +115,7 @@ class Dropout(Layer):
             return True, input_shape
         if len(self.noise_shape) != len(input_shape) + 1 or self.noise_shape[0] not in (None, 1):
             raise ShapeError(
-                f"{type(self).__name__} layer {self.name!r} got noise_shape={list(self.noise_shape)}, which does not "
+                f"{describe(self)} got noise_shape={list(self.noise_shape)}, which does not "
                 f"broadcast over inputs of shape {format_shape(input_shape)}: expected {len(input_shape) + 1} "
                 "entries, the first None or 1."
             )
@@ -122,7 +123,7 @@ class Dropout(Layer):
         for d, n in zip(self.noise_shape[1:], input_shape, strict=True):
             if d not in (None, 1, n):
                 raise ShapeError(
-                    f"{type(self).__name__} layer {self.name!r} got noise_shape={list(self.noise_shape)}: each entry "
+                    f"{describe(self)} got noise_shape={list(self.noise_shape)}: each entry "
                     f"must be None, 1 or the input's size. Received: input shape {format_shape(input_shape)}."
                 )
             dims.append(n if d is None else d)
@@ -157,7 +158,7 @@ class SpatialDropout2D(Dropout):
     def _mask_shape(self, input_shape: Shape) -> tuple[bool, Shape]:
         if len(input_shape) != 3:
             raise ShapeError(
-                f"SpatialDropout2D layer {self.name!r} expects inputs of shape [None, height, width, channels]. "
+                f"{describe(self)} expects inputs of shape [None, height, width, channels]. "
                 f"Received: input shape {format_shape(input_shape)}."
             )
         return True, (1, 1, input_shape[-1])

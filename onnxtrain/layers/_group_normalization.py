@@ -11,8 +11,9 @@ from onnxtrain import initializers, regularizers
 from onnxtrain._checks import check_bool
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers._layer import Layer, Shape, format_shape
-from onnxtrain.layers._normalization import InitializerLike, _batched_axis, _channels_at_axis_1, _number
+from onnxtrain.initializers import InitializerLike
+from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
+from onnxtrain.layers._normalization import _batched_axis, _channels_at_axis_1, _number
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
 
@@ -71,7 +72,7 @@ class GroupNormalization(Layer):
         groups = channels if self.groups == -1 else self.groups
         if channels % groups:
             raise ShapeError(
-                f"GroupNormalization layer {self.name!r} has groups={self.groups}, which does not divide the "
+                f"{describe(self)} has groups={self.groups}, which does not divide the "
                 f"{channels} channels of axis {self.axis}. Received: input shape {format_shape(input_shape)}. Give "
                 "groups a divisor of the channels, or -1 (one group per channel)."
             )
@@ -95,17 +96,16 @@ class GroupNormalization(Layer):
         axis = _batched_axis(self, self.axis, self.input_shape)
         channels, groups = self._channels_and_groups(self.input_shape)
         x, restore = _channels_at_axis_1(builder, x, rank, axis)  # (N, C, the other axes in order)
-        ints = lambda values, hint: builder.constant(np.array(values, np.int64), hint, np.int64)  # noqa: E731
-        grouped = builder.node("Reshape", [x, ints([0, groups, -1], "groups_shape")], hint="grouped")
+        grouped = builder.node("Reshape", [x, builder.ints([0, groups, -1], "groups_shape")], hint="grouped")
         mean = builder.reduce("ReduceMean", grouped, [2], keepdims=True, hint="mean")
         centered = builder.node("Sub", [grouped, mean], hint="centered")
         variance = builder.reduce("ReduceMean", builder.node("Mul", [centered, centered]), [2], True, "variance")
         shifted = builder.node("Add", [variance, builder.constant(np.float32(self.epsilon), "epsilon")])
         y = builder.node("Div", [centered, builder.node("Sqrt", [shifted], hint="std")], hint="normalized")
         others = [self.input_shape[a - 1] for a in range(1, rank) if a != axis]
-        y = builder.node("Reshape", [y, ints([0, channels, *others], "channels_shape")], hint="ungrouped")
+        y = builder.node("Reshape", [y, builder.ints([0, channels, *others], "channels_shape")], hint="ungrouped")
         params = self.emit_params(builder)
-        per_channel = ints([channels] + [1] * (rank - 2), "param_shape")
+        per_channel = builder.ints([channels] + [1] * (rank - 2), "param_shape")
         for local, op in (("gamma", "Mul"), ("beta", "Add")):
             if local in params:
                 if self.trainable:

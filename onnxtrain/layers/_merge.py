@@ -284,7 +284,7 @@ def _common_layout(builder: GraphBuilder, layer: Layer, xs: list[str]) -> tuple[
     for x, r in zip(xs, ranks, strict=True):
         x = channels_last(builder, x, r)
         if r < rank:
-            axes = builder.constant(np.arange(1, rank - r + 1, dtype=np.int64), "expand_axes", np.int64)
+            axes = builder.ints(np.arange(1, rank - r + 1), "expand_axes")
             x = builder.node("Unsqueeze", [x, axes], hint="expand")
         values.append(x)
     return values, False
@@ -296,7 +296,7 @@ def _transposed(builder: GraphBuilder, x: str, perm: list[int]) -> str:
 
 def _reshaped(builder: GraphBuilder, x: str, shape: list[int]) -> str:
     """`x` reshaped to `shape`, whose leading 0 keeps the batch size (ONNX Reshape copies a 0 from the input)."""
-    target = builder.constant(np.array(shape, dtype=np.int64), "shape", np.int64)
+    target = builder.ints(shape, "shape")
     return builder.node("Reshape", [x, target], hint="reshape")
 
 

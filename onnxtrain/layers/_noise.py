@@ -22,12 +22,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from onnxtrain._checks import as_real
-from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers._dropout import _seed, element_hash, layer_key
+from onnxtrain.layers._dropout import _rate, _seed, element_hash, layer_key
 from onnxtrain.layers._layer import Layer, Shape
 from onnxtrain.layers._layout import same_layout
+from onnxtrain.layers._normalization import _number
 
 
 def standard_normal(builder: GraphBuilder, x: str, shape: Shape, layer: int) -> str:
@@ -48,14 +47,6 @@ def standard_normal(builder: GraphBuilder, x: str, shape: Shape, layer: int) -> 
         return builder.node("Mul", [radius, builder.node("Cos", [angle])], hint="z")
 
 
-def _fraction(owner: str, arg: str, value: object, high_open: bool) -> float:
-    number = as_real(value)
-    if number is None or not (0.0 <= number < 1.0 if high_open else 0.0 <= number <= 1.0):
-        interval = "[0, 1)" if high_open else "[0, 1]"
-        raise InvalidArgumentError(f"{owner}({arg}=...) expects a number in {interval}. Received: {arg}={value!r}")
-    return number
-
-
 class GaussianNoise(Layer):
     """Adds zero-mean Gaussian noise of standard deviation `stddev` to every value in training; the identity in
     evaluation, prediction and the export.
@@ -69,7 +60,7 @@ class GaussianNoise(Layer):
 
     def __init__(self, stddev: float, seed: int | None = None, name: str | None = None, trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
-        self.stddev = _fraction("GaussianNoise", "stddev", stddev, high_open=False)
+        self.stddev = _number("GaussianNoise", "stddev", stddev, 0.0, 1.0)
         self.seed = _seed("GaussianNoise", seed)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -101,7 +92,7 @@ class GaussianDropout(Layer):
 
     def __init__(self, rate: float, seed: int | None = None, name: str | None = None, trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
-        self.rate = _fraction("GaussianDropout", "rate", rate, high_open=True)
+        self.rate = _rate("GaussianDropout", rate)
         self.seed = _seed("GaussianDropout", seed)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:

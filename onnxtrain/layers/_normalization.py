@@ -12,11 +12,10 @@ from onnxtrain import initializers
 from onnxtrain._checks import as_real, check_bool
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.initializers import Initializer
-from onnxtrain.layers._layer import Layer, Shape, format_shape
+from onnxtrain.initializers import InitializerLike
+from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
 from onnxtrain.layers._layout import channels_first, channels_last, mark_channels_first
 
-InitializerLike = str | Initializer | type[Initializer] | dict[str, Any]
 # The LayerNormalization op exists from opset 17; before, the layer is emitted as Reduce ops.
 _LAYER_NORMALIZATION_FROM = 17
 
@@ -34,10 +33,33 @@ def _batched_axis(layer: Layer, axis: int, input_shape: Shape) -> int:
     rank = len(input_shape) + 1
     if not -rank < axis < rank or axis % rank == 0:
         raise ShapeError(
-            f"{type(layer).__name__} layer {layer.name!r} got axis={axis}, which is no feature axis of inputs of "
+            f"{describe(layer)} got axis={axis}, which is no feature axis of inputs of "
             f"shape {format_shape(input_shape)} (expected -{rank - 1}..-1 or 1..{rank - 1})."
         )
     return axis % rank
+
+
+def _axis_list(owner: str, axis: object) -> int | list[int]:
+    """Keras' `axis` of LayerNormalization and UnitNormalization: an int, or a non-empty list of ints."""
+    axes = [axis] if isinstance(axis, int | np.integer) and not isinstance(axis, bool) else axis
+    if (
+        not isinstance(axes, list | tuple)
+        or not axes
+        or any(isinstance(a, bool) or not isinstance(a, int | np.integer) for a in axes)
+    ):
+        raise InvalidArgumentError(
+            f"{owner}(axis=...) expects an int or a non-empty list of ints. Received: axis={axis!r}"
+        )
+    return int(axis) if isinstance(axis, int | np.integer) else [int(a) for a in axes]
+
+
+def _batched_axes(layer: Layer, axis: int | list[int], input_shape: Shape) -> list[int]:
+    """`_axis_list`'s axis as sorted positive indices (`_batched_axis`), each once."""
+    axes = axis if isinstance(axis, list) else [axis]
+    positive = sorted({_batched_axis(layer, a, input_shape) for a in axes})
+    if len(positive) != len(axes):
+        raise InvalidArgumentError(f"{type(layer).__name__}(axis=...) names an axis twice. Received: axis={axis}")
+    return positive
 
 
 class BatchNormalization(Layer):
@@ -157,7 +179,7 @@ def _batch_moments(builder: GraphBuilder, x: str, rank: int, channels: int) -> t
     mean = builder.reduce("ReduceMean", x, axes, keepdims=True, hint="batch_mean")
     centered = builder.node("Sub", [x, mean], hint="centered")
     variance = builder.reduce("ReduceMean", builder.node("Mul", [centered, centered]), axes, True, "batch_variance")
-    shape = builder.constant(np.array([channels], np.int64), "channels", np.int64)
+    shape = builder.ints([channels], "channels")
     return builder.node("Reshape", [mean, shape], "mean"), builder.node("Reshape", [variance, shape], "variance")
 
 
@@ -186,16 +208,7 @@ class LayerNormalization(Layer):
         trainable: bool = True,
     ):
         super().__init__(name=name, trainable=trainable)
-        axes = [axis] if isinstance(axis, int | np.integer) and not isinstance(axis, bool) else axis
-        if (
-            not isinstance(axes, list | tuple)
-            or not axes
-            or any(isinstance(a, bool) or not isinstance(a, int | np.integer) for a in axes)
-        ):
-            raise InvalidArgumentError(
-                f"LayerNormalization(axis=...) expects an int or a non-empty list of ints. Received: axis={axis!r}"
-            )
-        self.axis: int | list[int] = int(axis) if isinstance(axis, int | np.integer) else [int(a) for a in axes]
+        self.axis = _axis_list("LayerNormalization", axis)
         self.epsilon = _number("LayerNormalization", "epsilon", epsilon, 0.0, np.inf, low_open=True)
         self.center = check_bool("LayerNormalization", "center", center)
         self.scale = check_bool("LayerNormalization", "scale", scale)
@@ -203,11 +216,7 @@ class LayerNormalization(Layer):
         self.gamma_initializer = initializers.get(gamma_initializer)
 
     def _axes(self, input_shape: Shape) -> list[int]:
-        axes = self.axis if isinstance(self.axis, list) else [self.axis]
-        positive = sorted({_batched_axis(self, a, input_shape) for a in axes})
-        if len(positive) != len(axes):
-            raise InvalidArgumentError(f"LayerNormalization(axis=...) names an axis twice. Received: axis={self.axis}")
-        return positive
+        return _batched_axes(self, self.axis, input_shape)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         self._axes(input_shape)
@@ -241,7 +250,7 @@ class LayerNormalization(Layer):
         y = builder.node("Div", [centered, builder.node("Sqrt", [shifted], hint="std")], hint="normalized")
         # gamma and beta span `axes`: shaped to broadcast over the other axes of an example
         broadcast = [self.input_shape[a - 1] if a in axes else 1 for a in range(axes[0], rank)]
-        param_shape = builder.constant(np.array(broadcast, np.int64), "param_shape", np.int64)
+        param_shape = builder.ints(broadcast, "param_shape")
         for local, op in (("gamma", "Mul"), ("beta", "Add")):
             if local in params:
                 shaped = builder.node("Reshape", [params[local], param_shape], hint=local)
@@ -275,23 +284,10 @@ class UnitNormalization(Layer):
 
     def __init__(self, axis: int | Sequence[int] = -1, name: str | None = None, trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
-        axes = [axis] if isinstance(axis, int | np.integer) and not isinstance(axis, bool) else axis
-        if (
-            not isinstance(axes, list | tuple)
-            or not axes
-            or any(isinstance(a, bool) or not isinstance(a, int | np.integer) for a in axes)
-        ):
-            raise InvalidArgumentError(
-                f"UnitNormalization(axis=...) expects an int or a non-empty list of ints. Received: axis={axis!r}"
-            )
-        self.axis: int | list[int] = int(axis) if isinstance(axis, int | np.integer) else [int(a) for a in axes]
+        self.axis = _axis_list("UnitNormalization", axis)
 
     def _axes(self, input_shape: Shape) -> list[int]:
-        axes = self.axis if isinstance(self.axis, list) else [self.axis]
-        positive = sorted({_batched_axis(self, a, input_shape) for a in axes})
-        if len(positive) != len(axes):
-            raise InvalidArgumentError(f"UnitNormalization(axis=...) names an axis twice. Received: axis={self.axis}")
-        return positive
+        return _batched_axes(self, self.axis, input_shape)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         self._axes(input_shape)

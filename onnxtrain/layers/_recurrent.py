@@ -13,9 +13,9 @@ from onnxtrain import initializers, regularizers
 from onnxtrain._checks import check_bool
 from onnxtrain.errors import ShapeError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.initializers import Initializer
+from onnxtrain.initializers import InitializerLike
 from onnxtrain.layers._core import ActivationLike, _positive_int
-from onnxtrain.layers._layer import Layer, Shape, format_shape
+from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
 from onnxtrain.layers._recurrent_arguments import (
     KERAS_ONLY_AT,
     ONNX_ACTIVATIONS,
@@ -24,8 +24,6 @@ from onnxtrain.layers._recurrent_arguments import (
     refuse_unless,
 )
 from onnxtrain.regularizers import Regularizer, RegularizerLike
-
-InitializerLike = str | Initializer | type[Initializer] | dict[str, Any]
 
 
 class _Recurrent(Layer):
@@ -79,7 +77,7 @@ class _Recurrent(Layer):
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 2:
             raise ShapeError(
-                f"{type(self).__name__} layer {self.name!r} expects input of shape [None, timesteps, features]. "
+                f"{describe(self)} expects input of shape [None, timesteps, features]. "
                 f"Received: input shape {format_shape(input_shape)}"
             )
         return (input_shape[0], self.units) if self.return_sequences else (self.units,)
@@ -170,8 +168,8 @@ class _Recurrent(Layer):
         inputs = [steps, *self.onnx_inputs(builder, params)]
         y, y_h = self.onnx_node(builder, inputs, self.onnx_direction(), self.onnx_activations())
         if not self.return_sequences:
-            return builder.node("Squeeze", [y_h, builder.constant(np.array([0], np.int64), "axes", np.int64)])
-        sequence = builder.node("Squeeze", [y, builder.constant(np.array([1], np.int64), "axes", np.int64)])
+            return builder.node("Squeeze", [y_h, builder.ints([0], "axes")])
+        sequence = builder.node("Squeeze", [y, builder.ints([1], "axes")])
         if self.go_backwards:  # Keras returns the outputs in the order it computed them, last time step first
             sequence = reversed_time(builder, sequence, 0, "backwards")
         return builder.node("Transpose", [sequence], hint="batch_major", perm=[1, 0, 2])
@@ -208,7 +206,7 @@ class _Recurrent(Layer):
 def reversed_time(builder: GraphBuilder, x: str, axis: int, hint: str) -> str:
     """`x` with its time axis `axis` reversed."""
     bounds = [[-1], [np.iinfo(np.int64).min], [axis], [-1]]  # starts, ends, axes, steps
-    constants = [builder.constant(np.array(v, np.int64), "reversed", np.int64) for v in bounds]
+    constants = [builder.ints(v, "reversed") for v in bounds]
     return builder.node("Slice", [x, *constants], hint=hint)
 
 

@@ -91,7 +91,7 @@ class Reshape(Layer):
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
         assert self.output_shape is not None, "layers must be built"
-        shape = builder.constant(np.array([0, *self.output_shape], np.int64), "target_shape", np.int64)
+        shape = builder.ints([0, *self.output_shape], "target_shape")
         return builder.node("Reshape", [x, shape], hint="reshape")  # 0: the batch dimension as it is
 
     def get_config(self) -> dict[str, Any]:
@@ -145,8 +145,8 @@ class RepeatVector(Layer):
         return (self.n, input_shape[0])
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
-        row = builder.node("Unsqueeze", [x, builder.constant(np.array([1], np.int64), "axis", np.int64)])
-        repeats = builder.constant(np.array([1, self.n, 1], np.int64), "repeats", np.int64)
+        row = builder.node("Unsqueeze", [x, builder.ints([1], "axis")])
+        repeats = builder.ints([1, self.n, 1], "repeats")
         return builder.node("Tile", [row, repeats], hint="repeat")
 
     def get_config(self) -> dict[str, Any]:
@@ -173,7 +173,7 @@ class ZeroPadding2D(Layer):
         starts, ends = [0] * 4, [0] * 4
         for axis, (begin, end) in zip(_spatial_axes(builder, x), self.padding, strict=True):
             starts[axis], ends[axis] = begin, end
-        pads = builder.constant(np.array(starts + ends, np.int64), "pads", np.int64)
+        pads = builder.ints(starts + ends, "pads")
         return same_layout(builder, x, builder.node("Pad", [x, pads], hint="zero_padding", mode="constant"))
 
     def get_config(self) -> dict[str, Any]:
@@ -208,9 +208,10 @@ class Cropping2D(Layer):
         assert self.input_shape is not None, "layers must be built"
         (top, bottom), (left, right) = self.cropping
         height, width = self.input_shape[:2]
-        ints = lambda values, hint: builder.constant(np.array(values, np.int64), hint, np.int64)  # noqa: E731
-        starts, ends = ints([top, left], "starts"), ints([height - bottom, width - right], "ends")
-        cropped = builder.node("Slice", [x, starts, ends, ints(_spatial_axes(builder, x), "axes")], hint="cropping")
+        starts, ends = builder.ints([top, left], "starts"), builder.ints([height - bottom, width - right], "ends")
+        cropped = builder.node(
+            "Slice", [x, starts, ends, builder.ints(_spatial_axes(builder, x), "axes")], hint="cropping"
+        )
         return same_layout(builder, x, cropped)
 
     def get_config(self) -> dict[str, Any]:

@@ -13,14 +13,14 @@ import numpy as np
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._core import _positive_int
-from onnxtrain.layers._layer import Layer, Shape, format_shape
+from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
 from onnxtrain.layers._layout import is_channels_first, same_layout
 
 
 def _sequence_shape(layer: Layer, input_shape: Shape) -> None:
     if len(input_shape) != 2:
         raise ShapeError(
-            f"{type(layer).__name__} layer {layer.name!r} expects sequences of shape [None, steps, features]. "
+            f"{describe(layer)} expects sequences of shape [None, steps, features]. "
             f"Received: input shape {format_shape(input_shape)}"
         )
 
@@ -64,7 +64,7 @@ class ZeroPadding1D(Layer):
         starts, ends = [0] * 3, [0] * 3
         axis = _steps_axis(builder, x)
         starts[axis], ends[axis] = self.padding
-        pads = builder.constant(np.array(starts + ends, np.int64), "pads", np.int64)
+        pads = builder.ints(starts + ends, "pads")
         return same_layout(builder, x, builder.node("Pad", [x, pads], hint="zero_padding", mode="constant"))
 
     def get_config(self) -> dict[str, Any]:
@@ -85,7 +85,7 @@ class Cropping1D(Layer):
         steps = input_shape[0] - sum(self.cropping)
         if steps <= 0:
             raise ShapeError(
-                f"Cropping1D layer {self.name!r} with cropping={list(self.cropping)} leaves nothing of sequences of "
+                f"{describe(self)} with cropping={list(self.cropping)} leaves nothing of sequences of "
                 f"{input_shape[0]} steps. Received: input shape {format_shape(input_shape)}"
             )
         return (steps, input_shape[1])
@@ -93,12 +93,11 @@ class Cropping1D(Layer):
     def emit(self, builder: GraphBuilder, x: str) -> str:
         assert self.input_shape is not None, "layers must be built"
         start, end = self.cropping
-        ints = lambda values, hint: builder.constant(np.array(values, np.int64), hint, np.int64)  # noqa: E731
         inputs = [
             x,
-            ints([start], "starts"),
-            ints([self.input_shape[0] - end], "ends"),
-            ints([_steps_axis(builder, x)], "axes"),
+            builder.ints([start], "starts"),
+            builder.ints([self.input_shape[0] - end], "ends"),
+            builder.ints([_steps_axis(builder, x)], "axes"),
         ]
         return same_layout(builder, x, builder.node("Slice", inputs, hint="cropping"))
 
@@ -123,14 +122,15 @@ class UpSampling1D(Layer):
         assert self.output_shape is not None, "layers must be built"
         # (N, steps, 1, F) tiled to (N, steps, size, F) and merged; channels first (N, F, steps, 1) the same way.
         axis = _steps_axis(builder, x)
-        ints = lambda values, hint: builder.constant(np.array(values, np.int64), hint, np.int64)  # noqa: E731
-        column = builder.node("Unsqueeze", [x, ints([axis + 1], "axis")])
+        column = builder.node("Unsqueeze", [x, builder.ints([axis + 1], "axis")])
         repeats = [1, 1, 1, 1]
         repeats[axis + 1] = self.size
-        tiled = builder.node("Tile", [column, ints(repeats, "repeats")], hint="repeat")
+        tiled = builder.node("Tile", [column, builder.ints(repeats, "repeats")], hint="repeat")
         steps, features = self.output_shape
         shape = [0, features, steps] if axis == 2 else [0, steps, features]
-        return same_layout(builder, x, builder.node("Reshape", [tiled, ints(shape, "shape")], hint="up_sampling"))
+        return same_layout(
+            builder, x, builder.node("Reshape", [tiled, builder.ints(shape, "shape")], hint="up_sampling")
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {"size": self.size, **super().get_config()}
