@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onnxtrain._layer_names import to_snake_case
 from onnxtrain.errors import InvalidArgumentError, UnknownIdentifierError
 
 if TYPE_CHECKING:
@@ -97,7 +98,6 @@ class Metrics(enum.Enum):
 
 TOP_K = 5  # Keras' default k of the top-k accuracies
 _SPARSE = (Metrics.SPARSE_CATEGORICAL_ACCURACY, Metrics.SPARSE_TOP_K_CATEGORICAL_ACCURACY)
-_CAPITAL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _ERRORS = (Metrics.MAE, Metrics.MSE, Metrics.RMSE)
 
 _ALIASES = {
@@ -122,7 +122,8 @@ def get(identifier: str | Metrics | Any) -> Metrics:
     if isinstance(identifier, NamedMetric):
         return identifier.metric
     if isinstance(identifier, str):
-        key = _CAPITAL.sub("_", identifier.strip()).lower().replace("-", "_")  # Keras' class names too
+        # Keras' class names too ("TopKCategoricalAccuracy"), each part between - or _ as Keras names layers
+        key = "_".join(to_snake_case(part) for part in re.split(r"[-_]", identifier.strip()))
         key = _ALIASES.get(key, key)
         for metric in Metrics:
             if metric.value == key or metric.name.lower() == key:

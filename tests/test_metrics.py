@@ -18,7 +18,7 @@ from onnxtrain.losses import (
     MeanSquaredError,
     SoftmaxCrossEntropyWithLogits,
 )
-from onnxtrain.metrics import Metrics, NamedMetric, get, named
+from onnxtrain.metrics import _ALIASES, Metrics, NamedMetric, get, named
 
 RNG = np.random.default_rng(7)
 
@@ -159,6 +159,17 @@ def test_metric_names_and_aliases() -> None:
     assert get("rmse") is get("RootMeanSquaredError") is Metrics.RMSE
     assert get("SparseTopKCategoricalAccuracy") is Metrics.SPARSE_TOP_K_CATEGORICAL_ACCURACY
     assert get("MeanSquaredError") is Metrics.MSE and get("BinaryAccuracy") is Metrics.BINARY_ACCURACY
+
+
+@pytest.mark.parametrize("metric", list(Metrics))
+def test_every_metric_name_and_alias_is_found_in_keras_camel_case_upper_case_and_with_hyphens(metric: Metrics) -> None:
+    names = [metric.value, metric.name.lower(), *(alias for alias, value in _ALIASES.items() if value == metric.value)]
+    for name in names:
+        camel = "".join(part.capitalize() for part in name.split("_"))  # Keras' class form (none has a digit)
+        for written in (name, name.upper(), name.replace("_", "-"), f" {name} ", *([] if "5" in name else [camel])):
+            assert get(written) is metric, written
+    with pytest.raises(UnknownIdentifierError, match="Could not interpret metric"):
+        get(f"{metric.value}_x")
 
 
 @pytest.mark.parametrize("engine", ["portable", "ort-training"])
