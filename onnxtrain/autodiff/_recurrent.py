@@ -357,6 +357,9 @@ class Emitter:
     def concat(self, values: list[str], axis: int) -> str:
         return values[0] if len(values) == 1 else self.b.node("Concat", values, hint="stacked", axis=axis)
 
-    def per_direction(self, value: str, count: int) -> list[str]:
-        """`value` [directions, ...] as one value per direction, without the leading axis."""
-        return [self.squeeze(part, [0]) for part in self.split(value, [1] * count, 0)]
+    def per_direction(self, value: str | None, count: int, axis: int = 0) -> list[str]:
+        """`value` with its directions on `axis` ([directions, ...] by default) as one value per direction, without
+        that axis; "" for each where `value` is absent."""
+        if not value:
+            return [""] * count
+        return [self.squeeze(part, [axis]) for part in self.split(value, [1] * count, axis)]

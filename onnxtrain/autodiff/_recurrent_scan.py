@@ -23,11 +23,10 @@ Grads = list[str | None]
 @rule("RNN", "GRU", "LSTM")
 def _recurrent(ctx: GradientContext) -> Grads:
     settings = Recurrence.of(ctx.node, ctx.facts)
-    # `backward` unrolls the nodes with peepholes and makes layout 1 time-major first (`_recurrent.py`)
-    if ctx.input(7):
-        raise ctx.unsupported("P", ctx.input(7), "LSTM's peepholes are differentiated through the unrolled equations")
-    if settings.layout:
-        raise ctx.unsupported("layout", settings.layout, "layout 1 is differentiated as layout 0 between Transposes")
+    # `backward` unrolls the nodes with peepholes and makes layout 1 time-major before any rule runs
+    # (`_backward._unroll_recurrent_ops`), so this rule never sees either.
+    assert not ctx.input(7), "LSTM's peepholes are differentiated through the unrolled equations"
+    assert not settings.layout, "layout 1 is differentiated as layout 0 between Transposes"
     with ctx.builder.scope(f"{ctx.node.name or ctx.op_type.lower()}_grad"):
         return _ScanBackward(ctx, settings).gradients()
 
@@ -80,23 +79,17 @@ class _ScanBackward:
         h0, c0 = ctx.input(5), ctx.input(6) if op == "LSTM" else ""
         dy, dy_h, dy_c = ctx.grad(0), ctx.grad(1), ctx.grad(2) if op == "LSTM" else None
         rows = self.b.node("Flatten", [x], hint="x_rows", axis=2)
-
-        def per_direction(value: str | None, axis: int = 0) -> list[str]:
-            if not value:
-                return [""] * count
-            return [e.squeeze(v, [axis]) for v in e.split(value, [1] * count, axis)]
-
-        weights = per_direction(ctx.input(1))
+        weights = e.per_direction(ctx.input(1), count)
         columns = zip(
-            per_direction(y, axis=1),
+            e.per_direction(y, count, axis=1),
             weights,
-            per_direction(ctx.input(2)),
-            per_direction(ctx.input(3)),
-            per_direction(h0),
-            per_direction(c0),
-            per_direction(dy, axis=1),
-            per_direction(dy_h),
-            per_direction(dy_c),
+            e.per_direction(ctx.input(2), count),
+            e.per_direction(ctx.input(3), count),
+            e.per_direction(h0, count),
+            e.per_direction(c0, count),
+            e.per_direction(dy, count, axis=1),
+            e.per_direction(dy_h, count),
+            e.per_direction(dy_c, count),
             strict=True,
         )
         parts = []
@@ -141,7 +134,8 @@ class _ScanBackward:
     def _rnn(self, v: _Direction) -> _Partials:
         b, e = self.b, self.e
         h_prev = self._previous_states(v)
-        pre = b.node("Add", [self._input_projection(v.x, v.w, self._summed_bias(v.bias)), self._times_r(h_prev, v.r)])
+        x_w = self._input_projection(v.x, v.w, self._summed_bias(v.bias))
+        pre = b.node("Add", [x_w, e.times_transposed(h_prev, v.r)])
         _, slope = e.gate(v.activations[0], pre)
 
         def body(states: list[str], steps: list[str]) -> tuple[list[str], list[str]]:
@@ -169,18 +163,18 @@ class _ScanBackward:
             input_bias = e.concat([b.node("Add", [w_zr, r_zr_bias]), w_h], 0)
         x_z, x_r, x_h = e.split(self._input_projection(v.x, v.w, input_bias), [size] * 3, 1)
         if linear_before_reset:
-            h_z, h_r, h_h = e.split(self._times_r(h_prev, v.r), [size] * 3, 1)
+            h_z, h_r, h_h = e.split(e.times_transposed(h_prev, v.r), [size] * 3, 1)
             linear = b.node("Add", [h_h, r_h_bias]) if r_h_bias else h_h
         else:
             r_zr, r_h = e.split(v.r, [2 * size, size], 0)
-            h_z, h_r = e.split(self._times_r(h_prev, r_zr), [size] * 2, 1)
+            h_z, h_r = e.split(e.times_transposed(h_prev, r_zr), [size] * 2, 1)
         z, z_slope = e.gate(f, b.node("Add", [x_z, h_z]))
         reset, reset_slope = e.gate(f, b.node("Add", [x_r, h_r]))
         if linear_before_reset:
             candidate_pre = b.node("Add", [x_h, b.node("Mul", [reset, linear])])
         else:
             reset_h = b.node("Mul", [reset, h_prev], hint="reset_h")
-            candidate_pre = b.node("Add", [x_h, self._times_r(reset_h, r_h)])
+            candidate_pre = b.node("Add", [x_h, e.times_transposed(reset_h, r_h)])
         candidate, candidate_slope = e.gate(g, candidate_pre)
         # dL/d(each gate's pre-activation) = dL/dh_t times these
         a_z = b.node("Mul", [b.node("Sub", [h_prev, candidate]), z_slope], hint="a_z")
@@ -236,7 +230,8 @@ class _ScanBackward:
         b, e, size = self.b, self.e, self.size
         f, g, h_act = v.activations
         h_prev = self._previous_states(v)
-        pre = b.node("Add", [self._input_projection(v.x, v.w, self._summed_bias(v.bias)), self._times_r(h_prev, v.r)])
+        x_w = self._input_projection(v.x, v.w, self._summed_bias(v.bias))
+        pre = b.node("Add", [x_w, e.times_transposed(h_prev, v.r)])
         i_pre, o_pre, f_pre, c_pre = e.split(pre, [size] * 4, 1)
         i, i_slope = e.gate(f, i_pre)
         o, o_slope = e.gate(f, o_pre)
@@ -302,9 +297,6 @@ class _ScanBackward:
         """X W^T (+ bias) as rows. Gemm with transB, not MatMul of a Transpose, which ONNX Runtime fuses into a
         FusedMatMul that has no double kernel."""
         return self.b.node("Gemm", [x_rows, w, *([bias] if bias else [])], hint="x_w", transB=1)
-
-    def _times_r(self, rows: str, r: str) -> str:
-        return self.b.node("Gemm", [rows, r], hint="h_r", transB=1)
 
     def _summed_bias(self, bias: str) -> str:
         """Wb + Rb: "" without a bias."""

@@ -25,7 +25,7 @@ class StepEmitter(Emitter):
         super().__init__(b, dtype)
         self.size, self.threshold = hidden, threshold
         self.elem = helper.np_dtype_to_tensor_dtype(dtype)
-        self._zero, self._bound, self._zeros = "", "", ""
+        self._zero, self._zeros = "", ""
         shape = b.node("Shape", [x], hint="x_shape")
         self.steps_shape = b.node("Slice", [shape, self.ints([0], "start"), self.ints([2], "end")], hint="steps_batch")
 
@@ -64,9 +64,8 @@ class StepEmitter(Emitter):
         value = self.act(activation, clipped)
         slope = self.slope(activation, clipped, value)
         if clip is not None:  # Clip passes no gradient outside its bounds
-            if not self._bound:
-                self._bound = b.constant(np.array(clip, self.dtype), "clip_bound", self.dtype)
-            inside = b.node("LessOrEqual", [b.node("Abs", [pre]), self._bound], hint="inside_clip")
+            bound = self._bounds[clip][1]  # clip's upper bound, made by `self.clip` above
+            inside = b.node("LessOrEqual", [b.node("Abs", [pre]), bound], hint="inside_clip")
             slope = b.node("Mul", [slope, b.node("Cast", [inside], to=self.elem)], hint="clipped_slope")
         return value, slope
 
