@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from onnxtrain import InferenceModel, Sequential, emit
+from onnxtrain import InferenceModel, Model, Sequential, emit, load_model
 from onnxtrain.errors import UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Dense, Flatten, Input, Layer
@@ -175,6 +175,35 @@ def check_training_and_export(case: LayerCase, tmp_path: Path, engine: str = "po
         expected = model.predict_softly(x)
     exported = InferenceModel.load(tmp_path / f"{engine}.onnx")
     np.testing.assert_allclose(exported.predict_softly(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def check_resumed_fit(compiled: Callable[[], Sequential | Model], x: np.ndarray, y: np.ndarray, tmp_path: Path) -> None:
+    """Two epochs of `compiled()` give the weights, bit for bit, of one epoch, a save with the optimizer state, a
+    load and one more epoch: the layers' random draws (dropout masks, noise) are a function of the step, which a
+    resumed run carries on from."""
+    with compiled() as straight:
+        straight.fit(x, y, epochs=2, batch_size=10, verbose=0, seed=1)
+        expected = straight.get_weights()
+    with compiled() as first:
+        first.fit(x, y, epochs=1, batch_size=10, verbose=0, seed=1)
+        first.save(tmp_path / "saved", save_optimizer_state=True)
+    with load_model(tmp_path / "saved") as resumed:
+        resumed.fit(x, y, epochs=1, batch_size=10, verbose=0, seed=1)
+        for name, value in expected.items():
+            np.testing.assert_array_equal(resumed.get_weights()[name], value, err_msg=name)
+
+
+def check_resumed_fit_of_layer(make: Callable[[], Layer], tmp_path: Path) -> None:
+    """`check_resumed_fit` of Input(8) -> Dense(16) -> make() -> Dense(3) on random data."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(40, 8)).astype(np.float32), rng.integers(0, 3, 40)
+
+    def compiled() -> Sequential:
+        model = Sequential.of(Input(8), Dense(16), make(), Dense(3, activation="linear"), seed=4)
+        model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits", engine="portable")
+        return model
+
+    check_resumed_fit(compiled, x, y, tmp_path)
 
 
 def table_tests(cases: list[LayerCase]) -> tuple[Callable[..., None], Callable[..., None]]:

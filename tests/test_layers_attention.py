@@ -15,7 +15,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from layer_gradients import check_input_gradient
-from layer_harness import KERAS_FIXTURES, LayerCase, table_tests
+from layer_harness import KERAS_FIXTURES, LayerCase, check_resumed_fit, table_tests
 
 from onnxtrain import InferenceModel, Model, Sequential, autodiff, emit, load_model
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError
@@ -362,16 +362,7 @@ def test_dropout_drops_scores_in_training_only_and_resumes_with_the_same_masks(t
         _, training_logits = straight._trainer.engine.train_step(x[:10], y[:10])
         _, eval_logits = straight._trainer.engine.eval_step(x[:10], y[:10])
         assert not np.allclose(training_logits, eval_logits, atol=1e-3)
-    with compiled() as straight:
-        straight.fit(x, y, epochs=2, batch_size=10, verbose=0, seed=1)
-        expected = straight.get_weights()
-    with compiled() as first:
-        first.fit(x, y, epochs=1, batch_size=10, verbose=0, seed=1)
-        first.save(tmp_path / "saved", save_optimizer_state=True)
-    with load_model(tmp_path / "saved") as resumed:
-        resumed.fit(x, y, epochs=1, batch_size=10, verbose=0, seed=1)
-        for name, value in expected.items():
-            np.testing.assert_array_equal(resumed.get_weights()[name], value, err_msg=name)
+    check_resumed_fit(compiled, x, y, tmp_path)
 
 
 def test_config_round_trips_every_argument() -> None:

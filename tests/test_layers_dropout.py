@@ -9,9 +9,9 @@ import math
 import numpy as np
 import onnxruntime as ort
 import pytest
-from layer_harness import LayerCase, table_tests
+from layer_harness import LayerCase, check_resumed_fit_of_layer, table_tests
 
-from onnxtrain import Sequential, load_model
+from onnxtrain import Sequential
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.layers import Dense, Dropout, Flatten, Input, Layer, MaxPooling2D, SpatialDropout2D
 from onnxtrain.layers import _dropout as spec
@@ -159,24 +159,7 @@ def test_rate_zero_emits_no_mask():
 
 
 def test_a_resumed_run_draws_the_same_masks(tmp_path):
-    rng = np.random.default_rng(3)
-    x, y = rng.normal(size=(40, 8)).astype(np.float32), rng.integers(0, 3, 40)
-
-    def model() -> Sequential:
-        return Sequential.of(Input(8), Dense(16), Dropout(0.5), Dense(3, activation="linear"), seed=4)
-
-    with model() as straight:
-        straight.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits", engine="portable")
-        straight.fit(x, y, epochs=2, batch_size=10, verbose=0, seed=1)
-        expected = straight.get_weights()
-    with model() as first:
-        first.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits", engine="portable")
-        first.fit(x, y, epochs=1, batch_size=10, verbose=0, seed=1)
-        first.save(tmp_path / "saved", save_optimizer_state=True)
-    with load_model(tmp_path / "saved") as resumed:
-        resumed.fit(x, y, epochs=1, batch_size=10, verbose=0, seed=1)
-        for name, value in expected.items():
-            np.testing.assert_array_equal(resumed.get_weights()[name], value, err_msg=name)
+    check_resumed_fit_of_layer(lambda: Dropout(0.5), tmp_path)
 
 
 BAD = [

@@ -11,11 +11,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from layer_gradients import check_input_gradient
-from layer_harness import LayerCase, ToChannelsFirst, table_tests
+from layer_harness import LayerCase, ToChannelsFirst, check_resumed_fit_of_layer, table_tests
 from test_layers_conv import conv_keras, conv_transpose_2d, with_bias_and_activation
 from test_layers_dropout import scramble, training_forward
 
-from onnxtrain import Sequential, emit, load_model
+from onnxtrain import Sequential, emit
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.layers import (
     Conv1DTranspose,
@@ -290,24 +290,7 @@ def test_a_model_with_noise_learns_and_predicts_without_it(make, blobs):
 
 @pytest.mark.parametrize("make", [lambda: GaussianNoise(0.5), lambda: GaussianDropout(0.5)], ids=["noise", "dropout"])
 def test_a_resumed_run_draws_the_same_noise(make, tmp_path):
-    rng = np.random.default_rng(3)
-    x, y = rng.normal(size=(40, 8)).astype(np.float32), rng.integers(0, 3, 40)
-
-    def model() -> Sequential:
-        return Sequential.of(Input(8), Dense(16), make(), Dense(3, activation="linear"), seed=4)
-
-    with model() as straight:
-        straight.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits", engine="portable")
-        straight.fit(x, y, epochs=2, batch_size=10, verbose=0, seed=1)
-        expected = straight.get_weights()
-    with model() as first:
-        first.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits", engine="portable")
-        first.fit(x, y, epochs=1, batch_size=10, verbose=0, seed=1)
-        first.save(tmp_path / "saved", save_optimizer_state=True)
-    with load_model(tmp_path / "saved") as resumed:
-        resumed.fit(x, y, epochs=1, batch_size=10, verbose=0, seed=1)
-        for name, value in expected.items():
-            np.testing.assert_array_equal(resumed.get_weights()[name], value, err_msg=name)
+    check_resumed_fit_of_layer(make, tmp_path)
 
 
 def test_zero_noise_emits_nothing():
