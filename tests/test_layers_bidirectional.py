@@ -372,3 +372,28 @@ def test_assigned_settings_are_checked_as_the_constructor_checks_them():
         layer.merge_mode = "sum"
     layer.merge_mode = "concat"
     assert layer.get_config()["merge_mode"] == "concat"
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [("units", 5), ("go_backwards", True), ("return_sequences", True), ("activation", "relu"), ("name", "lstm")],
+)
+@pytest.mark.parametrize("role", ["forward_layer", "backward_layer"])
+def test_a_direction_refuses_its_settings_being_assigned(role: str, attribute: str, value: object) -> None:
+    """The directions are the wrapper's copies, checked as a pair: a new setting would leave the model's config,
+    weights and graph behind (or crash ONNX Runtime), so it is refused, built or not."""
+    x = np.random.default_rng(0).normal(size=(5, 6, 4)).astype(np.float32)
+    for built in (False, True):
+        bi = Bidirectional(LSTM(3), name="bi")
+        direction = getattr(bi, role)
+        config = direction.get_config()
+        if built:
+            model = Sequential.of(Input(6, 4), bi, seed=0)
+            model.compile(optimizer="sgd", loss="mse")
+            expected = model.predict(x)
+        message = rf"Setting {attribute} of LSTM layer '{direction.name}' to .*{role} of Bidirectional layer 'bi'"
+        with pytest.raises(UnsupportedError, match=message + r".*Make a new Bidirectional"):
+            setattr(direction, attribute, value)
+        assert direction.get_config() == config
+        if built:
+            np.testing.assert_array_equal(model.predict(x), expected)

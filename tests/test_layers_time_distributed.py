@@ -28,7 +28,7 @@ from test_layers_pooling import pool_reference
 from test_portable_split_step import engine as split_engine
 
 from onnxtrain import InferenceModel, Model, Sequential, autodiff, emit, load_model
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import (
     Add,
@@ -597,3 +597,22 @@ def test_graph_builder_first_row_is_restored_after_the_wrapper_emits():
     with b.scope("time_distributed_1"):
         layer.emit(b, b.add_input("input", np.float32, (None, 3, 4)))
     assert "first_row" not in vars(b) and b.first_row() is None
+
+
+def test_the_wrapped_layer_keeps_its_shapes_and_name_and_a_later_setting_waits_for_compile() -> None:
+    x = np.random.default_rng(0).normal(size=(8, 3, 4)).astype(np.float32)
+    td = TimeDistributed(Dense(5), name="td")
+    model = Sequential.of(Input(3, 4), td, Flatten(), Dense(2, activation="linear"), seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ShapeError, match=r"Setting units of Dense layer 'dense' to 6: the layer is built"):
+        td.layer.units = 6
+    with pytest.raises(UnsupportedError, match=r"Setting name of Dense layer 'dense' to 'x': it is the layer of "):
+        td.layer.name = "x"
+    td.layer.activation = "tanh"  # as any layer's setting assigned after compile: refused until compile applies it
+    with pytest.raises(ModelStateError, match=r"td \(layer\.activation\) were assigned after compile\(\)"):
+        model.predict(x)
+    model.compile(optimizer="sgd", loss="mse")
+    weights = model.get_weights()
+    hidden = np.tanh(x @ weights["td.dense.kernel"] + weights["td.dense.bias"]).reshape(8, -1)
+    expected = hidden @ weights["dense_1.kernel"] + weights["dense_1.bias"]
+    np.testing.assert_allclose(model.predict(x), expected, rtol=1e-5, atol=1e-6)

@@ -12,6 +12,9 @@ A layer that has taken its shapes (it was called, or a model built it) keeps the
 other weight shapes or another output shape (`dense.units = 4` on a built Dense) is refused, since the model's
 graph, its training engine and its saved weights were made for the old ones. A layer that belongs to a model keeps
 its name, which keys its weights (`dense_1.kernel`) in the model's graph, engine and checkpoint.
+
+A layer that a wrapper holds (Bidirectional's two directions, TimeDistributed's layer) refuses an assigned setting
+where its wrapper says so (`wrapped_setting_refusal`): the wrapper made its config, shapes and graph from it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, OnnxtrainError, ShapeError
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelStateError,
+    OnnxtrainError,
+    ShapeError,
+    UnsupportedError,
+)
 from onnxtrain.layers._keras_arguments import constructor_arguments
 from onnxtrain.layers._shapes import Shape, format_shape
 
@@ -50,6 +60,17 @@ class Layer(Protocol):
 
 NAME = "name"
 TRAINABLE = "trainable"
+WRAPPER = "_wrapper"  # in a wrapped layer's __dict__: the wrapper holding it (see `hold`)
+
+
+class Wrapper(Protocol):
+    def wrapped_setting_refusal(self, layer: Any, attribute: str, value: object) -> str | None:
+        """Why `layer.<attribute> = value` is refused, `layer` being one this wrapper holds; None to accept it."""
+
+
+def hold(wrapper: Wrapper, layer: Any) -> None:
+    """Mark `layer` as held by `wrapper`, which decides about its settings assigned from now on."""
+    layer.__dict__[WRAPPER] = wrapper
 
 
 def check_name(layer_class: str, name: object) -> None:
@@ -82,23 +103,26 @@ def checked_assignment(layer: Layer, attribute: str, value: Any) -> Any:
 
     Raises:
         The error the constructor raises for `value`, naming the layer and the attribute; ShapeError for a value
-        that changes a built layer's weight or output shapes; ModelStateError for renaming a layer of a model.
+        that changes a built layer's weight or output shapes; ModelStateError for renaming a layer of a model;
+        UnsupportedError for a setting of a layer its wrapper holds fixed.
     """
     kind = type(layer).__name__
+    stored = value
     if attribute == TRAINABLE:
         _with_context(layer, attribute, lambda: check_trainable(kind, value))
-        return value
-    if attribute == NAME:
+    elif attribute == NAME:
         _with_context(layer, attribute, lambda: check_name(kind, value))
         _check_rename(layer, value)
+    elif attribute in constructor_arguments(type(layer)):
+        config = {**layer.get_config(), attribute: value}
+        rebuilt = _with_context(layer, attribute, lambda: layer.from_layer_config(config))
+        if layer.built:
+            _check_same_shapes(layer, rebuilt, attribute, value)
+        stored = getattr(rebuilt, attribute, value)
+    else:
         return value
-    if attribute not in constructor_arguments(type(layer)):
-        return value
-    config = {**layer.get_config(), attribute: value}
-    rebuilt = _with_context(layer, attribute, lambda: layer.from_layer_config(config))
-    if layer.built:
-        _check_same_shapes(layer, rebuilt, attribute, value)
-    return getattr(rebuilt, attribute, value)
+    _check_wrapper_accepts(layer, attribute, value)
+    return stored
 
 
 def _with_context(layer: Layer, attribute: str, check: Any) -> Any:
@@ -109,6 +133,13 @@ def _with_context(layer: Layer, attribute: str, check: Any) -> Any:
         if any("__init__" in vars(c) for c in type(e).__mro__ if issubclass(c, OnnxtrainError)):
             raise  # an error type with arguments of its own: re-raised as it is
         raise type(e)(f"Setting {attribute} of {_describe(layer)}: {e}") from e
+
+
+def _check_wrapper_accepts(layer: Layer, attribute: str, value: object) -> None:
+    wrapper = vars(layer).get(WRAPPER)
+    refusal = None if wrapper is None else wrapper.wrapped_setting_refusal(layer, attribute, value)
+    if refusal is not None:
+        raise UnsupportedError(f"Setting {attribute} of {_describe(layer)} to {value!r:.80}: {refusal}")
 
 
 def _check_rename(layer: Layer, name: object) -> None:

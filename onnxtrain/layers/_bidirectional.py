@@ -11,6 +11,7 @@ import numpy as np
 from onnxtrain._layer_names import to_snake_case
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers._assignments import hold
 from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
 from onnxtrain.layers._recurrent import _Recurrent, reversed_time
 
@@ -70,6 +71,19 @@ class Bidirectional(Layer):
             backward = _copy(backward_layer, name=own)
         self.backward_layer = backward
         _check_pair(self.forward_layer, self.backward_layer, self.merge_mode)
+        hold(self, self.forward_layer)
+        hold(self, self.backward_layer)
+
+    def wrapped_setting_refusal(self, layer: Layer, attribute: str, value: object) -> str:
+        """Every setting of the two directions is refused: they are the wrapper's copies, checked as a pair, and
+        its config, weights and graph are made from them (`_assignments.hold`)."""
+        role = "forward_layer" if layer is self.forward_layer else "backward_layer"
+        return (
+            f"it is the {role} of {describe(self)}, a copy that the wrapper made, checked against the other "
+            "direction, and holds (its config, weights and graph come from it), so its settings are fixed. Make a "
+            "new Bidirectional of a layer with that setting instead, e.g. "
+            f"Bidirectional({type(layer).__name__}(..., {attribute}={value!r:.40}))."
+        )
 
     @property
     def return_sequences(self) -> bool:

@@ -15,6 +15,7 @@ import onnx
 from onnxtrain._layer_names import to_snake_case
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers._assignments import hold
 from onnxtrain.layers._core import Input
 from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
 from onnxtrain.layers._layout import channels_last
@@ -57,6 +58,24 @@ class TimeDistributed(Layer):
         self.params = _WrappedWeights(self)  # type: ignore[assignment]
         if not trainable:
             self._layer.trainable = False  # as Keras: a frozen wrapper freezes what it wraps
+        hold(self, self._layer)
+
+    def wrapped_setting_refusal(self, layer: Layer, attribute: str, value: object) -> str | None:
+        """The wrapped layer's settings are assigned as any layer's (a built one refuses other shapes; after
+        compile, `settings_assigned` tells the model), but its name, which keys the wrapper's weights, is fixed once
+        the wrapper is built (`_assignments.hold`)."""
+        if attribute != "name" or not self.built or value == layer.name:
+            return None
+        return (
+            f"it is the layer of {describe(self)}, which is built and keys its weights by the layer's name "
+            f"({self.name}.{layer.name}.<weight>), so it cannot be renamed. Name the layer when creating it, before "
+            "wrapping it."
+        )
+
+    def settings_assigned(self) -> list[str]:
+        """The wrapper's, then those of the wrapped layer as `layer.<setting>`: a compiled model tells by them that
+        the wrapped layer no longer computes what it compiled (`td.layer.activation = "relu"`)."""
+        return [*super().settings_assigned(), *(f"layer.{a}" for a in self._layer.settings_assigned())]
 
     @property
     def layer(self) -> Layer:
