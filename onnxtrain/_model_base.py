@@ -50,9 +50,12 @@ class ModelBase:
         self._trainer: Trainer | None = None  # Model.compile opens it, Model.close closes it
         self._closed = False
 
-    def __call__(self, inputs: SymbolicTensor | Sequence[SymbolicTensor]) -> SymbolicTensor:
-        """Call the model as a layer of another (Keras' nested models): its weights are shared with it."""
-        return self.graph(inputs)
+    def __call__(
+        self, inputs: SymbolicTensor | Sequence[SymbolicTensor], *, training: bool | None = None
+    ) -> SymbolicTensor:
+        """Call the model as a layer of another (Keras' nested models): its weights are shared with it. `training`
+        is Keras' call argument, None only (`layers._layer.check_training_argument`)."""
+        return self.graph(inputs, training=training)
 
     @property
     def input_shape(self) -> Shape:

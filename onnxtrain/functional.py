@@ -109,13 +109,15 @@ class Functional(Layer):
     def built(self) -> bool:
         return True
 
-    def __call__(self, inputs: SymbolicTensor | Sequence[SymbolicTensor]) -> SymbolicTensor:
+    def __call__(
+        self, inputs: SymbolicTensor | Sequence[SymbolicTensor], *, training: bool | None = None
+    ) -> SymbolicTensor:
         if len(self.outputs) != 1:
             raise UnsupportedError(
                 f"{describe(self)} has {len(self.outputs)} outputs; only a Functional with one output can be called "
                 "as a layer of another. Call it on each output's sub-graph instead."
             )
-        return super().__call__(inputs)
+        return super().__call__(inputs, training=training)
 
     def compute_output_shape(self, input_shape: Any) -> Shape:
         expected = [x.shape for x in self.inputs] if self.multi_input else self.inputs[0].shape

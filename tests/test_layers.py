@@ -14,9 +14,22 @@ import pytest
 from layer_harness import LayerCase, check_keras, check_reference, check_training_and_export
 
 from onnxtrain import Sequential
-from onnxtrain.errors import InvalidArgumentError, ShapeError, UnknownIdentifierError
+from onnxtrain.errors import InvalidArgumentError, ShapeError, UnknownIdentifierError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers import Dense, Flatten, Input, Layer, RepeatVector, Reshape
+from onnxtrain.layers import (
+    LSTM,
+    Add,
+    Bidirectional,
+    Dense,
+    Dropout,
+    Flatten,
+    GaussianNoise,
+    Input,
+    Layer,
+    MultiHeadAttention,
+    RepeatVector,
+    Reshape,
+)
 
 
 def dense_reference(layer: Dense, x: np.ndarray, act: Any) -> np.ndarray:
@@ -267,3 +280,25 @@ def test_input_takes_keras_positional_shape_as_kotlindls_dims():
         InvalidArgumentError, match=r"Input\(dims\[0\]=\.\.\.\) expects a positive int. Received: dims\[0\]=\(4,\)"
     ):
         Input((4,), 3)
+
+
+CALLS_TAKING_TRAINING = {  # layer(x, training=...) on x = Input(6, 4), as Keras code ported from a tutorial calls it
+    "dropout": lambda x, **kw: Dropout(0.5)(x, **kw),
+    "noise": lambda x, **kw: GaussianNoise(0.1)(x, **kw),
+    "flatten": lambda x, **kw: Flatten()(x, **kw),
+    "merge": lambda x, **kw: Add()([x, x], **kw),
+    "bidirectional": lambda x, **kw: Bidirectional(LSTM(2))(x, **kw),
+    "attention": lambda x, **kw: MultiHeadAttention(2, 4)(x, x, **kw),
+    "model": lambda x, **kw: Sequential.of(Input(6, 4), Dropout(0.1))(x, **kw),
+}
+
+
+@pytest.mark.parametrize("call", CALLS_TAKING_TRAINING.values(), ids=CALLS_TAKING_TRAINING.keys())
+def test_keras_training_call_argument_is_taken_at_none_and_refused_otherwise(call: Any) -> None:
+    assert call(Input(6, 4), training=None).shape == call(Input(6, 4)).shape
+    for value in (True, False):
+        message = (
+            rf"the call argument training={value} is not supported. onnxtrain runs every layer in training mode in fit"
+        )
+        with pytest.raises(UnsupportedError, match=message):
+            call(Input(6, 4), training=value)

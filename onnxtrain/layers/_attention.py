@@ -27,7 +27,7 @@ from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import InitializerLike
 from onnxtrain.layers._core import _positive_int
 from onnxtrain.layers._dropout import _rate, _seed, keep_mask, layer_key
-from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, describe, format_shape
+from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, check_training_argument, describe, format_shape
 from onnxtrain.layers._merge import _reshaped
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
@@ -127,16 +127,18 @@ class MultiHeadAttention(Layer):
         attention_mask: SymbolicTensor | None = None,
         use_causal_mask: bool | None = None,
         return_attention_scores: bool = False,
+        training: bool | None = None,
     ) -> SymbolicTensor:
         """`mha(x)` (self-attention), `mha(query, value)`, `mha(query, value, key)`, with `attention_mask=` a
         tensor of shape [batch, query length, key length] (nonzero: attend), or the recorded list form
         `mha([query, value, key, mask])`.
 
         Raises:
-            UnsupportedError: return_attention_scores=True.
+            UnsupportedError: return_attention_scores=True; training=True or False (`check_training_argument`).
             InvalidArgumentError: a key without a value; a list of more than 4 tensors; use_causal_mask different
                 from an earlier call's (a layer computes one thing).
         """
+        check_training_argument(self, training)
         if return_attention_scores is not False:
             raise UnsupportedError(
                 f"{describe(self)}: return_attention_scores=True is not supported (a layer call has one output). "

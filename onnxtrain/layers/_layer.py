@@ -26,6 +26,7 @@ from onnxtrain.errors import (
     OnnxtrainError,
     ShapeError,
     UnknownIdentifierError,
+    UnsupportedError,
 )
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._assignments import check_name, check_trainable, checked_assignment, is_setting
@@ -136,13 +137,18 @@ class Layer:
         self.input_shapes: list[Shape] | None = None
         self.symbolic_calls: list[SymbolicTensor] = []
 
-    def __call__(self, inputs: SymbolicTensor | Sequence[SymbolicTensor]) -> SymbolicTensor:
+    def __call__(
+        self, inputs: SymbolicTensor | Sequence[SymbolicTensor], *, training: bool | None = None
+    ) -> SymbolicTensor:
         """Call the layer on a symbolic tensor (a list of them for a multi-input layer): the Functional API.
+
+        `training` is Keras' call argument, taken at None only (`check_training_argument`).
 
         Example:
             >>> x = Input(8)
             >>> y = Dense(3)(Add()([Dense(8)(x), x]))
         """
+        check_training_argument(self, training)
         return _call(self, inputs)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -260,6 +266,21 @@ class Layer:
 def describe(layer: Layer) -> str:
     """`Dense layer 'dense_1'`, or `Dense layer` while the layer has no name yet (names are given by a model)."""
     return f"{type(layer).__name__} layer" + (f" {layer.name!r}" if layer.name else "")
+
+
+def check_training_argument(layer: Layer, training: object) -> None:
+    """Keras' `training=` call argument: None (Keras' default) changes nothing; True or False is refused, since
+    which graph a layer runs in is the model's, never the call's.
+
+    Raises:
+        UnsupportedError: any other value.
+    """
+    if training is not None:
+        raise UnsupportedError(
+            f"{describe(layer)}: the call argument training={training!r} is not supported. onnxtrain runs every "
+            "layer in training mode in fit and in inference mode in predict, evaluate and the export, with no "
+            "per-call override: leave training out (or pass training=None)."
+        )
 
 
 def _call(layer: Layer, inputs: object) -> SymbolicTensor:
