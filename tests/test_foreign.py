@@ -295,6 +295,26 @@ def test_trainable_and_frozen_select_weights_by_name_and_glob(trainable, frozen,
     assert set(model.graph.trainable_params_by_name()) == expected
 
 
+@pytest.mark.parametrize(
+    ("trainable", "frozen", "trains"),
+    [
+        (["encoder.layers.0.linear1.*"], None, {"encoder.layers.0.linear1.bias", "onnx::MatMul_391"}),
+        (None, ["encoder.layers.1.*"], None),
+    ],
+)
+def test_a_pattern_selects_a_torchscript_weight_by_the_scope_of_the_node_reading_it(trainable, frozen, trains):
+    """TorchScript names a transposed Linear weight onnx::MatMul_NNN; its node /encoder/layers.0/linear1/MatMul
+    reads as encoder.layers.0.linear1.MatMul, so a module's pattern selects its weight with its bias."""
+    model = from_onnx(FIXTURES / "torch_encoder_torchscript.onnx", trainable=trainable, frozen=frozen)
+    local = set(model.graph.trainable_params_by_name())  # from_onnx keeps the file's names
+    if trains is not None:
+        assert local == trains
+    else:
+        assert not any(name.startswith("encoder.layers.1.") for name in local)
+        layer1 = {"onnx::MatMul_393", "onnx::MatMul_401", "onnx::MatMul_402"}  # layers.1's attention and linears
+        assert not local & layer1 and {"onnx::MatMul_383", "onnx::MatMul_391", "onnx::MatMul_392"} <= local
+
+
 def _mlp_with_a_scalar() -> onnx.ModelProto:
     """`_mlp` with its hidden values times a rank-0 initializer, as torch's dynamo exporter stores GELU's 0.5."""
     model = _mlp()

@@ -140,10 +140,11 @@ class OnnxLayer(Layer):
         # A scalar is an exporter's constant (torch's dynamo exporter stores GELU's 0.5 and sqrt(2), an epsilon,
         # a scale as rank-0 initializers), not a parameter: it trains only when a `trainable` pattern names it.
         selected = {name for name in names if self.weight_shapes[name]}
+        scopes = _reader_scopes(self.graph.graph, set(names))
         if self.trainable_patterns is not None:
-            selected = _matching(self.caller, "trainable", self.trainable_patterns, names)
+            selected = _matching(self.caller, "trainable", self.trainable_patterns, names, scopes)
         if self.frozen_patterns is not None:
-            selected -= _matching(self.caller, "frozen", self.frozen_patterns, names)
+            selected -= _matching(self.caller, "frozen", self.frozen_patterns, names, scopes)
         statistics = {
             name for node in self.graph.graph.node if node.op_type == "BatchNormalization" for name in node.input[3:5]
         }
@@ -296,10 +297,30 @@ def _patterns(caller: str, argument: str, value: object) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _matching(caller: str, argument: str, patterns: Sequence[str], names: list[str]) -> set[str]:
+def _reader_scopes(graph: onnx.GraphProto, names: set[str]) -> dict[str, set[str]]:
+    """For each weight in `names`, the names of the nodes that read it, with "/" read as "." and no leading dot:
+    TorchScript names a transposed Linear weight `onnx::MatMul_391`, read by `/encoder/layers.0/linear1/MatMul`,
+    which reads as `encoder.layers.0.linear1.MatMul`, beside its bias `encoder.layers.0.linear1.bias`."""
+    scopes: dict[str, set[str]] = {}
+    for node in graph.node:
+        scope = node.name.replace("/", ".").lstrip(".")
+        for name in node.input:
+            if name in names and scope:
+                scopes.setdefault(name, set()).add(scope)
+    return scopes
+
+
+def _matching(
+    caller: str, argument: str, patterns: Sequence[str], names: list[str], scopes: dict[str, set[str]]
+) -> set[str]:
+    """The weights a pattern selects: by their own name, or by the scope of a node that reads them."""
     matched: set[str] = set()
     for pattern in patterns:
-        found = {name for name in names if fnmatch.fnmatchcase(name, pattern)}
+        found = {
+            name
+            for name in names
+            if fnmatch.fnmatchcase(name, pattern) or any(fnmatch.fnmatchcase(s, pattern) for s in scopes.get(name, ()))
+        }
         if not found:
             shown = f"{names}" if len(names) <= 30 else f"{names[:30]} and {len(names) - 30} more"
             raise InvalidArgumentError(
