@@ -115,6 +115,25 @@ class RandomNormal(Initializer):
 
 
 @dataclass(frozen=True)
+class TruncatedNormal(Initializer):
+    """Keras' truncated normal: N(mean, stddev^2), values more than two standard deviations from the mean redrawn."""
+
+    mean: float = 0.0
+    stddev: float = 0.05
+    seed: int | None = None
+    name: str = field(default="truncated_normal", init=False)
+    elementwise: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", _check_float32("TruncatedNormal", "mean", self.mean))
+        object.__setattr__(self, "stddev", _check_float32("TruncatedNormal", "stddev", self.stddev, positive=True))
+        object.__setattr__(self, "seed", _check_seed("TruncatedNormal", self.seed))
+
+    def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
+        return self.mean + truncated_normal(rng, shape, self.stddev)
+
+
+@dataclass(frozen=True)
 class RandomUniform(Initializer):
     minval: float = -0.05
     maxval: float = 0.05
@@ -366,6 +385,7 @@ _CLASSES: dict[str, type[Initializer]] = {
     "constant": Constant,
     "random_normal": RandomNormal,
     "random_uniform": RandomUniform,
+    "truncated_normal": TruncatedNormal,
     "variance_scaling": VarianceScaling,
     "orthogonal": Orthogonal,
     "glorot_normal": GlorotNormal,

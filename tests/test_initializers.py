@@ -19,6 +19,7 @@ from onnxtrain.initializers import (
     Orthogonal,
     RandomNormal,
     RandomUniform,
+    TruncatedNormal,
     VarianceScaling,
     Zeros,
 )
@@ -46,6 +47,7 @@ STATS = [
     (LeCunNormal(), np.sqrt(1 / FAN_IN), 2 * np.sqrt(1 / FAN_IN) / 0.8796),
     (LeCunUniform(), np.sqrt(3 / FAN_IN) / np.sqrt(3), np.sqrt(3 / FAN_IN)),
     (RandomNormal(0.0, 0.05), 0.05, None),
+    (TruncatedNormal(0.0, 0.05), 0.05 * 0.8796, 0.1),  # Keras': cut at two standard deviations, not rescaled
     (RandomUniform(-0.05, 0.05), 0.1 / np.sqrt(12), 0.05),
 ]
 
@@ -117,6 +119,8 @@ def test_registry_names_classes_configs():
     assert initializers.get(LeCunNormal) == LeCunNormal()
     assert initializers.get("xavier_normal") == GlorotNormal()
     assert initializers.get(RandomNormal(0.1, 0.2, 4).get_config()) == RandomNormal(0.1, 0.2, 4)
+    assert initializers.get("truncated_normal") == initializers.get("TruncatedNormal") == TruncatedNormal()
+    assert initializers.get(TruncatedNormal(0.1, 0.2, 4).get_config()) == TruncatedNormal(0.1, 0.2, 4)
     assert initializers.get(HeUniform(seed=9).get_config()) == HeUniform(seed=9)
     assert Dense(3, kernel_initializer="zeros").kernel_initializer == Zeros()
 
