@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxtrain._sample_weights import sample_weights
 from onnxtrain.arrays import InputArrays, InputSpec, prepare_inputs, sole_input
 from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
@@ -33,6 +34,8 @@ class Batches:
     y: np.ndarray
     class_names: tuple[str, ...] | None = None
     input_scale: float | None = None
+    # Each example's weight (`_sample_weights`: [examples], or [examples, outputs]); None: unweighted
+    w: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -46,9 +49,13 @@ def read_batches(
     loss: Loss,
     output_shape: Shape,
     input_scale: float,
+    sample_weight: Any = None,
+    weighted_triples: bool = False,
 ) -> Batches:
     """`data` (the argument named `argument`) as a model of `inputs` (`arrays.input_specs`) and `output_shape`
-    reads it, its labels checked by `loss`. Integers without a scale of their own take `input_scale`, for a
+    reads it, its labels checked by `loss`. Per-example weights come as `sample_weight`, or with
+    `weighted_triples` (validation data, as Keras' `validation_data`) as the third item of a tuple,
+    (x, y, sample_weight), not both. Integers without a scale of their own take `input_scale`, for a
     Dataset as for an (x, y) pair, so both give the same numbers; float32 x is not copied. The token ids of the
     inputs that feed Embedding layers are checked once here, not per batch; each input's arrays take its dtype:
     integer inputs stay integers, unscaled.
@@ -60,6 +67,13 @@ def read_batches(
     """
     x_name, y_name = f"{argument}.x", f"{argument}.y"
     item_names = None
+    weight_name = "sample_weight"
+    if weighted_triples and isinstance(data, tuple | list) and len(data) == 3 and not isinstance(data[0], Dataset):
+        if sample_weight is not None:
+            raise InvalidArgumentError(
+                f"{argument} given as (x, y, sample_weight) takes no sample_weight=... as well. Received both."
+            )
+        data, sample_weight, weight_name = (data[0], data[1]), data[2], f"{argument}[2]"
     if isinstance(data, SeparateArrays):
         data, x_name, y_name = (data.x, data.y), "x", "y"
         item_names = (x_name, y_name)
@@ -86,7 +100,8 @@ def read_batches(
         raise InvalidArgumentError(
             f"{given} expects as many labels as examples. Received: {len(x)} examples, {len(y)} labels"
         )
-    return Batches(x, y, class_names, data_scale)
+    w = sample_weights(sample_weight, len(x), loss, weight_name)
+    return Batches(x, y, class_names, data_scale, w)
 
 
 def epoch_order(seed: int, epoch: int, examples: int) -> np.ndarray:

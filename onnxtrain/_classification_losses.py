@@ -17,7 +17,6 @@ from onnxtrain._loss_base import (
     check_unit_interval,
     hinge_signs,
     label_smoothing_value,
-    mean_loss,
     numeric_labels,
     softplus,
     sum_last,
@@ -42,9 +41,16 @@ class SoftmaxCrossEntropyWithLogits(Loss):
         return "Softmax"
 
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        return self._cross_entropy(builder, output, labels, "mean")
+
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        return self._cross_entropy(builder, output, labels, "none")
+
+    @staticmethod
+    def _cross_entropy(builder: GraphBuilder, output: str, labels: str, reduction: str) -> str:
         # The second output (log-probabilities) is what ORT's gradient of this op reads.
         loss, _ = builder.multi_output_node(
-            "SoftmaxCrossEntropyLoss", [output, labels], 2, hint="loss", reduction="mean"
+            "SoftmaxCrossEntropyLoss", [output, labels], 2, hint="loss", reduction=reduction
         )
         return loss
 
@@ -128,14 +134,21 @@ class CategoricalCrossentropy(SoftmaxCrossEntropyWithLogits):
         )
 
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        per_example = self._log_likelihood(builder, output, labels)
+        return builder.node("Neg", [builder.node("ReduceMean", [per_example], keepdims=0)], hint="loss")
+
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        return builder.node("Neg", [self._log_likelihood(builder, output, labels)])
+
+    def _log_likelihood(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        """sum(y log softmax(z)) over the last axis, the targets smoothed first."""
         if self.label_smoothing:
             classes = builder.node("Cast", [builder.node("Shape", [labels], start=-1)], to=TensorProto.FLOAT)
             kept = builder.node("Mul", [labels, builder.constant(1.0 - self.label_smoothing, "cce_kept")])
             spread = builder.node("Div", [builder.constant(self.label_smoothing, "cce_smoothing"), classes])
             labels = builder.node("Add", [kept, spread])
         log_probabilities = builder.node("LogSoftmax", [output], axis=-1)
-        per_example = sum_last(builder, builder.node("Mul", [labels, log_probabilities]))
-        return builder.node("Neg", [builder.node("ReduceMean", [per_example], keepdims=0)], hint="loss")
+        return sum_last(builder, builder.node("Mul", [labels, log_probabilities]))
 
     def label_spec(self, output_shape: Shape) -> tuple[type, tuple[int | None, ...]]:
         return np.float32, (None, *output_shape)
@@ -211,14 +224,13 @@ class BinaryCrossentropy(Loss):
     def probability_op(self) -> str | None:
         return "Sigmoid" if self.from_logits else None
 
-    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
         one = builder.constant(1.0, "bce_one")
         if self.label_smoothing:
             kept = builder.node("Mul", [labels, builder.constant(1.0 - self.label_smoothing, "bce_kept")])
             labels = builder.node("Add", [kept, builder.constant(0.5 * self.label_smoothing, "bce_smoothing")])
         if self.from_logits:
-            total = builder.node("Sub", [softplus(builder, output), builder.node("Mul", [output, labels])])
-            return builder.node("ReduceMean", [total], hint="loss", keepdims=0)
+            return builder.node("Sub", [softplus(builder, output), builder.node("Mul", [output, labels])])
         p = builder.node(
             "Clip",
             [
@@ -231,8 +243,7 @@ class BinaryCrossentropy(Loss):
         positive = builder.node("Mul", [labels, builder.node("Log", [builder.node("Add", [p, epsilon])])])
         complement = builder.node("Add", [builder.node("Sub", [one, p]), epsilon])
         negative = builder.node("Mul", [builder.node("Sub", [one, labels]), builder.node("Log", [complement])])
-        total = builder.node("Neg", [builder.node("Add", [positive, negative])])
-        return builder.node("ReduceMean", [total], hint="loss", keepdims=0)
+        return builder.node("Neg", [builder.node("Add", [positive, negative])])
 
     def prepare_labels(self, y: Any, output_shape: Shape, argument: str = "y") -> np.ndarray:
         y = super().prepare_labels(y, output_shape, argument)
@@ -266,13 +277,13 @@ class Hinge(Loss):
     name: str = field(default="hinge", init=False)
     squared: bool = field(default=False, init=False)
 
-    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
         signs = hinge_signs(builder, labels)
         margin = builder.node("Sub", [builder.constant(1.0, "hinge_one"), builder.node("Mul", [signs, output])])
         violation = builder.node("Relu", [margin])
         if self.squared:
             violation = builder.node("Mul", [violation, violation])
-        return mean_loss(builder, violation)
+        return violation
 
 
 @dataclass(frozen=True)

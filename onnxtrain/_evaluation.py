@@ -11,6 +11,7 @@ import numpy as np
 
 from onnxtrain._batches import Batches, batch_arrays
 from onnxtrain._float_env import FlushToZero
+from onnxtrain._sample_weights import WeightedEngine
 from onnxtrain.distributed._communicator import Communicator, local_rows
 from onnxtrain.distributed._reduce import all_reduce_sums
 from onnxtrain.engine import Engine
@@ -74,19 +75,29 @@ def evaluate_batches(
     flush: FlushToZero,
     progress: Progress | None = None,
     communicator: Communicator | None = None,
+    weighted: WeightedEngine | None = None,
 ) -> EvaluationResult:
     """Loss and figures over `data`, `batch_size` rows per eval step of `engine`; with a `communicator` (fit's
-    validation), each process evaluates its share of the rows and the sums are all-reduced."""
+    validation), each process evaluates its share of the rows and the sums are all-reduced. Data with sample
+    weights (`data.w`) runs the weighted eval steps of `weighted` (the same engine): the loss is then the mean of
+    w_i l_i over the examples, as Keras'; the metrics stay unweighted, as Keras' `metrics`."""
     loss_sum = 0.0
     metric_sums = dict.fromkeys(figures.keys(), 0.0)
     n = len(data)
     if communicator is not None:
         share = local_rows(0, n, communicator.rank, communicator.size)
-        data = Batches(data.x[share], data.y[share])
+        data = Batches(data.x[share], data.y[share], w=None if data.w is None else data.w[share])
+    weights = data.w
+    assert weights is None or weighted is not None, "weighted data needs the engine as a WeightedEngine"
     with flush.active():  # no user code in this loop: one float-mode switch for all of it
         for start in range(0, len(data), batch_size):
             xb, yb = data.x[start : start + batch_size], data.y[start : start + batch_size]
-            loss, outputs = engine.eval_step(batch_arrays(xb), yb)
+            if weights is None:
+                loss, outputs = engine.eval_step(batch_arrays(xb), yb)
+            else:
+                assert weighted is not None
+                wb = weights[start : start + batch_size]
+                loss, outputs = weighted.eval_step(batch_arrays(xb), yb, sample_weight=wb)
             loss_sum += loss * len(xb)
             for metric, value in figures.batch_sums(outputs, yb).items():
                 metric_sums[metric] += value

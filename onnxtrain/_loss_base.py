@@ -1,6 +1,6 @@
-"""The `Loss` base class, what every loss shares (how targets are checked), and the small ONNX pieces several losses
-emit (a mean, a stable softplus, L2 normalisation). The losses themselves: `_classification_losses`,
-`_regression_losses`; their names and `get`: `onnxtrain.losses`."""
+"""The `Loss` base class, what every loss shares (how targets are checked, how sample weights weigh it), and the
+small ONNX pieces several losses emit (a mean, a weighted mean, a stable softplus, L2 normalisation). The losses
+themselves: `_classification_losses`, `_regression_losses`; their names and `get`: `onnxtrain.losses`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 from onnx import TensorProto
 
 from onnxtrain._checks import as_real
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 
 Shape = tuple[int, ...]
@@ -19,7 +19,11 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Loss:
-    """Base class: `emit` adds the scalar loss; `prepare_labels` validates and converts user labels."""
+    """Base class: `elements` adds the values the loss averages, `emit` their mean (the scalar loss),
+    `emit_weighted` their mean weighted by example (Keras' `sample_weight`); `prepare_labels` validates and
+    converts user labels.
+
+    A loss defines `elements` (or overrides `emit`, and then takes no sample weights)."""
 
     name: str = field(default="", init=False)
     # Class-index labels (int64 [batch]) rather than float targets shaped like the output.
@@ -43,7 +47,21 @@ class Loss:
         return None
 
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
-        raise NotImplementedError
+        """The scalar loss of the batch: the mean of `elements`."""
+        return mean_loss(builder, self.elements(builder, output, labels))
+
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        """The values `emit` averages, [batch, ...]: Keras' per-sample losses (after the loss's own reduction over
+        the last axis, where it has one), which sample weights multiply."""
+        raise UnsupportedError(
+            f"Loss {self.name!r} ({type(self).__name__}) gives no per-example values (`Loss.elements`), which "
+            "sample_weight and class_weight multiply. Define elements() to train it with sample weights."
+        )
+
+    def emit_weighted(self, builder: GraphBuilder, output: str, labels: str, weights: str) -> str:
+        """The scalar loss with each example's `elements` times its weight (`weights`, [batch, 1]), averaged over
+        every element as `emit` averages them: sum(w_i l_i) / batch, Keras' "sum_over_batch_size"."""
+        return weighted_mean(builder, self.elements(builder, output, labels), weights)
 
     def label_spec(self, output_shape: Shape) -> tuple[type, tuple[int | None, ...]]:
         """(numpy dtype, batched shape) of the labels graph input."""
@@ -85,6 +103,13 @@ EPSILON = 1e-7  # Keras' backend.epsilon()
 def mean_loss(builder: GraphBuilder, value: str) -> str:
     """The mean over every element: Keras' mean over the last axis, then over the examples."""
     return builder.node("ReduceMean", [value], hint="loss", keepdims=0)
+
+
+def weighted_mean(builder: GraphBuilder, value: str, weights: str) -> str:
+    """The mean over every element of `value` ([batch, ...]) times its example's weight (`weights`, [batch, 1]):
+    rows flattened first, so one weight column broadcasts against any rank."""
+    rows = builder.node("Flatten", [value], hint="loss_rows", axis=1)
+    return builder.node("ReduceMean", [builder.node("Mul", [rows, weights], hint="weighted")], hint="loss", keepdims=0)
 
 
 def sum_last(builder: GraphBuilder, value: str) -> str:

@@ -18,18 +18,17 @@ from onnxtrain.graph import GraphBuilder
 class MeanSquaredError(Loss):
     name: str = field(default="mse", init=False)
 
-    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
         diff = builder.node("Sub", [output, labels])
-        return builder.node("ReduceMean", [builder.node("Mul", [diff, diff])], hint="loss", keepdims=0)
+        return builder.node("Mul", [diff, diff])
 
 
 @dataclass(frozen=True)
 class MeanAbsoluteError(Loss):
     name: str = field(default="mae", init=False)
 
-    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
-        diff = builder.node("Sub", [output, labels])
-        return builder.node("ReduceMean", [builder.node("Abs", [diff])], hint="loss", keepdims=0)
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        return builder.node("Abs", [builder.node("Sub", [output, labels])])
 
 
 @dataclass(frozen=True)
@@ -48,14 +47,13 @@ class Huber(Loss):
             )
         object.__setattr__(self, "delta", delta)
 
-    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
         error = builder.node("Abs", [builder.node("Sub", [output, labels])])
         delta = builder.constant(self.delta, "huber_delta")
         quadratic = builder.node("Min", [error, delta])
         linear = builder.node("Sub", [error, quadratic])
         half_sq = builder.node("Mul", [builder.node("Mul", [quadratic, quadratic]), builder.constant(0.5)])
-        total = builder.node("Add", [half_sq, builder.node("Mul", [linear, delta])])
-        return builder.node("ReduceMean", [total], hint="loss", keepdims=0)
+        return builder.node("Add", [half_sq, builder.node("Mul", [linear, delta])])
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "delta": self.delta}
@@ -68,12 +66,12 @@ class KLDivergence(Loss):
 
     name: str = field(default="kl_divergence", init=False)
 
-    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
         epsilon, one = builder.constant(EPSILON, "kld_epsilon"), builder.constant(1.0, "kld_one")
         y = builder.node("Clip", [labels, epsilon, one])
         p = builder.node("Clip", [output, epsilon, one])
         ratio = builder.node("Sub", [builder.node("Log", [y]), builder.node("Log", [p])])
-        return mean_loss(builder, sum_last(builder, builder.node("Mul", [y, ratio])))
+        return sum_last(builder, builder.node("Mul", [y, ratio]))
 
 
 @dataclass(frozen=True)
@@ -82,9 +80,9 @@ class Poisson(Loss):
 
     name: str = field(default="poisson", init=False)
 
-    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
         log_rate = builder.node("Log", [builder.node("Add", [output, builder.constant(EPSILON, "poisson_epsilon")])])
-        return mean_loss(builder, builder.node("Sub", [output, builder.node("Mul", [labels, log_rate])]))
+        return builder.node("Sub", [output, builder.node("Mul", [labels, log_rate])])
 
 
 @dataclass(frozen=True)
@@ -93,11 +91,11 @@ class LogCosh(Loss):
 
     name: str = field(default="log_cosh", init=False)
 
-    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
         error = builder.node("Sub", [output, labels])
         doubled = builder.node("Mul", [error, builder.constant(-2.0, "log_cosh_minus_two")])
         total = builder.node("Add", [error, softplus(builder, doubled)])
-        return mean_loss(builder, builder.node("Sub", [total, builder.constant(np.log(2.0), "log_cosh_log2")]))
+        return builder.node("Sub", [total, builder.constant(np.log(2.0), "log_cosh_log2")])
 
 
 @dataclass(frozen=True)
@@ -106,10 +104,10 @@ class MeanAbsolutePercentageError(Loss):
 
     name: str = field(default="mean_absolute_percentage_error", init=False)
 
-    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
         scale = builder.node("Max", [builder.node("Abs", [labels]), builder.constant(EPSILON, "mape_epsilon")])
         error = builder.node("Div", [builder.node("Abs", [builder.node("Sub", [labels, output])]), scale])
-        return mean_loss(builder, builder.node("Mul", [error, builder.constant(100.0, "mape_percent")]))
+        return builder.node("Mul", [error, builder.constant(100.0, "mape_percent")])
 
 
 @dataclass(frozen=True)
@@ -118,14 +116,14 @@ class MeanSquaredLogarithmicError(Loss):
 
     name: str = field(default="mean_squared_logarithmic_error", init=False)
 
-    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
         epsilon, one = builder.constant(EPSILON, "msle_epsilon"), builder.constant(1.0, "msle_one")
 
         def log1p_clipped(value: str) -> str:
             return builder.node("Log", [builder.node("Add", [builder.node("Max", [value, epsilon]), one])])
 
         error = builder.node("Sub", [log1p_clipped(output), log1p_clipped(labels)])
-        return mean_loss(builder, builder.node("Mul", [error, error]))
+        return builder.node("Mul", [error, error])
 
 
 @dataclass(frozen=True)
@@ -136,5 +134,12 @@ class CosineSimilarity(Loss):
     name: str = field(default="cosine_similarity", init=False)
 
     def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        return builder.node("Neg", [mean_loss(builder, self._similarity(builder, output, labels))], hint="loss")
+
+    def elements(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        return builder.node("Neg", [self._similarity(builder, output, labels)])
+
+    @staticmethod
+    def _similarity(builder: GraphBuilder, output: str, labels: str) -> str:
         product = builder.node("Mul", [l2_normalized(builder, labels), l2_normalized(builder, output)])
-        return builder.node("Neg", [mean_loss(builder, sum_last(builder, product))], hint="loss")
+        return sum_last(builder, product)

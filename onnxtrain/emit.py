@@ -30,7 +30,8 @@ LABELS_NAME = "labels"
 LOSS_NAME = "loss"
 LOGITS_NAME = "logits"
 PROBABILITIES_NAME = "probabilities"
-RESERVED_NAMES = frozenset({INPUT_NAME, LABELS_NAME, LOSS_NAME, LOGITS_NAME, PROBABILITIES_NAME})
+SAMPLE_WEIGHT_NAME = "sample_weight"  # the training graphs' per-example weights, where a fit or evaluate gives them
+RESERVED_NAMES = frozenset({INPUT_NAME, LABELS_NAME, LOSS_NAME, LOGITS_NAME, PROBABILITIES_NAME, SAMPLE_WEIGHT_NAME})
 
 ModelGraph = Sequence[Layer] | Functional
 """What the graphs are emitted from: a Functional, or a Sequential's built layer list (Input first)."""
@@ -77,14 +78,30 @@ def logits_substitutes(graph: Functional, loss: Loss | None) -> dict[SymbolicTen
 
 
 def forward_and_loss(
-    builder: GraphBuilder, graph: Functional, xs: Sequence[str], labels: str, loss: Loss
+    builder: GraphBuilder,
+    graph: Functional,
+    xs: Sequence[str],
+    labels: str,
+    loss: Loss,
+    sample_weights: str | None = None,
 ) -> tuple[str, str]:
     """Emit the forward and the loss (with the weight penalties) reading `xs` and `labels`; returns (loss,
-    logits): the one output, or for several outputs their packed values and losses (`output_shape`)."""
+    logits): the one output, or for several outputs their packed values and losses (`output_shape`).
+
+    With `sample_weights` (the `sample_weight` input: [batch] for one output, [batch, outputs] for several), each
+    example's loss is weighed by it as Keras weighs it, sum(w_i l_i) / batch (`Loss.emit_weighted`); the weight
+    penalties are added unweighted, as Keras adds them."""
     outputs = graph.emit(builder, list(xs), logits_substitutes(graph, loss))
     with builder.scope("loss"):
         if isinstance(loss, OutputLosses):
-            total, per_output = loss.emit_outputs(builder, outputs, labels)
+            total, per_output = loss.emit_outputs(builder, outputs, labels, sample_weights)
+        elif sample_weights is not None:
+            column = builder.node(
+                "Unsqueeze",
+                [sample_weights, builder.constant(np.array([1], np.int64), "axis", np.int64)],
+                hint="sample_weight",
+            )
+            total, per_output = loss.emit_weighted(builder, outputs[0], labels, column), []
         else:
             total, per_output = loss.emit(builder, outputs[0], labels), []
         value = builder.with_added_losses(total)  # weight penalties (regularizers)

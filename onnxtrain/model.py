@@ -231,6 +231,8 @@ class Model(ModelBase):
         callbacks: Sequence[Any] = (),
         x: Any = None,
         validation_data: Any = None,
+        sample_weight: Any = None,
+        class_weight: Mapping[int, float] | None = None,
     ) -> History:
         """Train for `epochs` over `dataset` (a Dataset, an (x, y) tuple, or x with y=...).
 
@@ -239,6 +241,11 @@ class Model(ModelBase):
         shuffling, as in Keras). Returns a History with per-epoch `loss`, the metrics, and `val_*` when validating.
         Keras' spellings work too: `fit(x=..., y=..., validation_data=(x_val, y_val))`; `verbose` is 0, 1, 2 or
         Keras' "auto" (1), see `onnxtrain.progress`.
+
+        Keras' `sample_weight` (one weight >= 0 per example; for several outputs one array for all, or a list /
+        dict with one per output), `class_weight` ({class index: weight}, one output) and validation data as
+        (x, y, sample_weight) weigh each example's loss: sum(w_i l_i) / batch, as Keras 3 (weight penalties and
+        `metrics` unweighted). Given both, they multiply. Portable engine only.
         """
         trainer = self._compiled_trainer("fit")
         self._check_not_fitting("fit")
@@ -257,6 +264,8 @@ class Model(ModelBase):
                 validation_split=validation_split,
                 validation_batch_size=validation_batch_size,
                 callbacks=callbacks,
+                sample_weight=sample_weight,
+                class_weight=class_weight,
             )
         finally:
             self._fitting = False
@@ -274,6 +283,7 @@ class Model(ModelBase):
         verbose: int | str = 0,
         x: Any = None,
         return_dict: Literal[False] = False,
+        sample_weight: Any = None,
     ) -> EvaluationResult: ...
 
     @overload
@@ -286,6 +296,7 @@ class Model(ModelBase):
         verbose: int | str = 0,
         x: Any = None,
         return_dict: Literal[True],
+        sample_weight: Any = None,
     ) -> dict[str, float]: ...
 
     def evaluate(
@@ -297,6 +308,7 @@ class Model(ModelBase):
         verbose: int | str = 0,
         x: Any = None,
         return_dict: bool = False,
+        sample_weight: Any = None,
     ) -> EvaluationResult | dict[str, float]:
         """Mean loss and metrics over `dataset` (or Keras' `x=..., y=...`), in batches of `batch_size`.
 
@@ -304,6 +316,8 @@ class Model(ModelBase):
             verbose: 0 (silent), 1 (a progress bar on a terminal), 2 (one line) or Keras' "auto" (1).
             return_dict: as in Keras, a dict of the figures, {"loss": ..., "accuracy": ...}, keyed as `fit`'s
                 logs (`EvaluationResult.to_dict`), instead of the EvaluationResult (which unpacks as Keras' list).
+            sample_weight: each example's weight (as `fit` takes it): the loss is sum(w_i l_i) / examples, as
+                Keras'; the metrics stay unweighted.
         """
         trainer = self._compiled_trainer("evaluate")
         dataset = _alias("dataset", dataset, "x", x)
@@ -312,6 +326,7 @@ class Model(ModelBase):
             _dataset_arg(dataset, y, "dataset"),
             batch_size=check_positive_int("batch_size", batch_size),
             verbose=check_verbose(verbose),
+            sample_weight=sample_weight,
         )
         return result.to_dict() if as_dict else result
 

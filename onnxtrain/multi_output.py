@@ -80,12 +80,16 @@ class OutputLosses(Loss):
             f"The loss of a model of several outputs ({self.names}) is emitted from every output: emit_outputs."
         )
 
-    def emit_outputs(self, builder: GraphBuilder, outputs: Sequence[str], labels: str) -> tuple[str, list[str]]:
-        """The weighted total and each output's own loss, reading each output's columns of the packed `labels`."""
+    def emit_outputs(
+        self, builder: GraphBuilder, outputs: Sequence[str], labels: str, sample_weights: str | None = None
+    ) -> tuple[str, list[str]]:
+        """The weighted total and each output's own loss, reading each output's columns of the packed `labels`;
+        with `sample_weights` ([batch, outputs]: one column per output), each output's loss weighs its examples by
+        its column (`Loss.emit_weighted`)."""
         per_output: list[str] = []
         total = ""
         start = 0
-        for spec, output in zip(self.outputs, outputs, strict=True):
+        for index, (spec, output) in enumerate(zip(self.outputs, outputs, strict=True)):
             with builder.scope(spec.name):
                 columns = builder.node(
                     "Slice",
@@ -106,7 +110,20 @@ class OutputLosses(Loss):
                 else:
                     shape = builder.constant(np.array([-1, *spec.shape], np.int64), "shape", np.int64)
                     own_labels = builder.node("Reshape", [columns, shape], hint="labels")
-                value = spec.loss.emit(builder, output, own_labels)
+                if sample_weights is None:
+                    value = spec.loss.emit(builder, output, own_labels)
+                else:
+                    column = builder.node(
+                        "Slice",
+                        [
+                            sample_weights,
+                            builder.constant(np.array([index], np.int64), "start", np.int64),
+                            builder.constant(np.array([index + 1], np.int64), "end", np.int64),
+                            builder.constant(np.array([1], np.int64), "axis", np.int64),
+                        ],
+                        hint="sample_weight",
+                    )
+                    value = spec.loss.emit_weighted(builder, output, own_labels, column)
                 per_output.append(value)
                 weighted = builder.node("Mul", [value, builder.constant(spec.weight, "weight")], hint="weighted")
             total = weighted if not total else builder.node("Add", [total, weighted], hint="total")

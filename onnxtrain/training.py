@@ -10,7 +10,9 @@ figures where anything reads them, and the epoch's) and the validation are all-r
 and runs the callbacks that write files.
 
 Modules of their own: the batches the loop reads (`_batches`), the metric figures and the evaluation loop
-(`_evaluation`), predictions (`_prediction`) and what a data-parallel fit adds (`_data_parallel_fit`).
+(`_evaluation`), predictions (`_prediction`), what a data-parallel fit adds (`_data_parallel_fit`) and Keras'
+`sample_weight` / `class_weight` (`_sample_weights`: a fit or evaluation given weights runs the engine's weighted
+steps; one without runs exactly the unweighted graphs).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from onnxtrain._evaluation import BatchFigures, evaluate_batches, log_key
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._prediction import Predictor
 from onnxtrain._runtime import Device, resolve_device
+from onnxtrain._sample_weights import WeightedEngine, class_sample_weights, combined_weights, weighted_engine
 from onnxtrain.arrays import input_specs
 from onnxtrain.callbacks import CallbackList, CallbackModel
 from onnxtrain.distributed._communicator import Communicator, local_rows
@@ -147,6 +150,7 @@ class Trainer:
         self.communicator = communicator  # the world the engine all-reduces over (None: this process alone)
         self._agree_each_batch = False  # fit sets it: a data-parallel fit with per-batch callbacks
         self._batch_logs_everywhere = False  # fit sets it: a data-parallel fit in which a process reads batch logs
+        self._weighted_engine: WeightedEngine | None = None  # fit sets it: the engine, where the fit has weights
 
     @classmethod
     def create(
@@ -194,13 +198,24 @@ class Trainer:
         return cls(model, replace(compiled, engine=name), engine, device, threads=threads, communicator=communicator)
 
     # --- data ---------------------------------------------------------------------------------------------
-    def prepare(self, data: Any, argument: str, input_scale: float | None = None) -> Batches:
-        """`data` as the model reads it (`read_batches`). Integers without a scale of their own take `input_scale`
-        (default: the model's), for a Dataset as for an (x, y) pair, so both give the same numbers."""
+    def prepare(self, data: Any, argument: str, input_scale: float | None = None, sample_weight: Any = None) -> Batches:
+        """`data` as the model reads it (`read_batches`), with its per-example weights where `sample_weight` or
+        (validation data) an (x, y, sample_weight) tuple gives them. Integers without a scale of their own take
+        `input_scale` (default: the model's), for a Dataset as for an (x, y) pair, so both give the same numbers."""
         scale = self.model.input_scale if input_scale is None else input_scale
         several_outputs = self._outputs is not None
         loss, output_shape = self.compiled.loss, self.model.output_shape
-        return read_batches(data, argument, self._inputs, several_outputs, loss, output_shape, scale)
+        triples = argument == "validation"  # Keras' validation_data=(x, y, sample_weight)
+        return read_batches(
+            data, argument, self._inputs, several_outputs, loss, output_shape, scale, sample_weight, triples
+        )
+
+    def _weighted(self, *data: Batches | None) -> WeightedEngine | None:
+        """The engine as one that takes sample weights where any of `data` has them (else None); refused, before
+        any step, by an engine that does not take them."""
+        if all(batches is None or batches.w is None for batches in data):
+            return None
+        return weighted_engine(self.engine, self.compiled.engine)
 
     def _scale_after(self, train: Batches) -> float:
         """The input scale the model will read inputs with once `fit` adopts `train` (see `_adopt`)."""
@@ -230,13 +245,15 @@ class Trainer:
         validation_split: float,
         validation_batch_size: int | None,
         callbacks: Sequence[Any],
+        sample_weight: Any = None,
+        class_weight: Any = None,
     ) -> History:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"seed expects a non-negative int or None. Received: seed={seed!r}")
         self.check_layers_as_compiled("fit")
         if self.communicator is not None and world() is self.communicator:  # (check_world names another world)
             self._take_process_zero_counters(self.communicator)
-        train = self.prepare(data, "dataset")
+        train = self.prepare(data, "dataset", sample_weight=sample_weight)
         if not self.model.graph.trainable_params_by_name() and prints_here():
             warnings.warn(
                 "fit: the model has no trainable parameters (every layer is frozen, or none has weights), so its "
@@ -257,7 +274,13 @@ class Trainer:
                     f"validation_split={validation_split} leaves no training or no validation examples out of "
                     f"{len(train)}."
                 )
-            train, val = replace(train, x=train.x[:cut], y=train.y[:cut]), Batches(train.x[cut:], train.y[cut:])
+            w = train.w
+            val = Batches(train.x[cut:], train.y[cut:], w=None if w is None else w[cut:])
+            train = replace(train, x=train.x[:cut], y=train.y[:cut], w=None if w is None else w[:cut])
+        if class_weight is not None:  # from the training rows' labels, once split off (Keras: not validation's)
+            class_weights = class_sample_weights(class_weight, train.y, self.compiled.loss, self.model.output_shape)
+            train = replace(train, w=combined_weights(train.w, class_weights))
+        self._weighted_engine = self._weighted(train, val)
         if not isinstance(shuffle, bool | np.bool_):
             raise InvalidTypeError(f"shuffle expects a bool. Received: shuffle={shuffle!r}")
         val_batch = check_positive_int(
@@ -308,7 +331,13 @@ class Trainer:
                 self.epochs_trained = epoch
                 if val is not None:
                     result = evaluate_batches(
-                        self.engine, val, val_batch, self._figures, self._flush, communicator=communicator
+                        self.engine,
+                        val,
+                        val_batch,
+                        self._figures,
+                        self._flush,
+                        communicator=communicator,
+                        weighted=self._weighted_engine,
                     )
                     logs["val_loss"] = result.loss
                     logs.update({f"val_{log_key(m)}": v for m, v in result.metrics.items()})
@@ -345,6 +374,9 @@ class Trainer:
             buffer_rows = math.ceil(buffer_rows / communicator.size)
         x_buffer = empty_rows(train.x, buffer_rows) if order is not None else None
         y_buffer = empty_rows(train.y, buffer_rows) if order is not None else None
+        weights = train.w
+        w_buffer = empty_rows(weights, buffer_rows) if order is not None and weights is not None else None
+        wb = None
         try:
             for step in range(steps):
                 if callbacks.wants_batch_begin:
@@ -356,14 +388,20 @@ class Trainer:
                     rows = local_rows(rows.start, rows.start + n, communicator.rank, communicator.size)
                 if order is None:
                     xb, yb = train.x[rows], train.y[rows]
+                    wb = None if weights is None else weights[rows]
                 else:
                     assert x_buffer is not None and y_buffer is not None  # allocated above whenever order is set
                     index = order[rows]
                     xb, yb = gather(train.x, index, x_buffer), gather(train.y, index, y_buffer)
-                if communicator is None:
+                    wb = None if w_buffer is None else gather(weights, index, w_buffer)
+                # where this process's rows start in the global batch (data-parallel): Dropout's masks go by it
+                first_row = 0 if communicator is None else rows.start - step * batch_size
+                if wb is not None:
+                    assert self._weighted_engine is not None  # fit checked that the engine takes weights
+                    loss, outputs = self._weighted_engine.train_step(batch_arrays(xb), yb, first_row, wb)
+                elif communicator is None:
                     loss, outputs = self.engine.train_step(batch_arrays(xb), yb)
-                else:  # where this process's rows start in the global batch: Dropout's masks go by it
-                    first_row = rows.start - step * batch_size
+                else:
                     loss, outputs = self.engine.train_step(batch_arrays(xb), yb, first_row=first_row)
                 self._predictor.invalidate()
                 if not math.isfinite(loss):  # distributed: the loss of all processes, so all of them are here
@@ -433,13 +471,16 @@ class Trainer:
         self.model.input_scale = counters.input_scale
 
     # --- evaluation and prediction ------------------------------------------------------------------------
-    def evaluate(self, data: Any, batch_size: int, verbose: int = 0) -> EvaluationResult:
+    def evaluate(self, data: Any, batch_size: int, verbose: int = 0, sample_weight: Any = None) -> EvaluationResult:
         self.check_layers_as_compiled("evaluate")
-        prepared = self.prepare(data, "dataset")
+        prepared = self.prepare(data, "dataset", sample_weight=sample_weight)
+        weighted = self._weighted(prepared)
         progress = Progress(verbose, steps=math.ceil(len(prepared) / batch_size), epochs=1, label="Evaluate")
         progress.epoch_begin(1)
         try:
-            result = evaluate_batches(self.engine, prepared, batch_size, self._figures, self._flush, progress)
+            result = evaluate_batches(
+                self.engine, prepared, batch_size, self._figures, self._flush, progress, weighted=weighted
+            )
             progress.epoch_end(1, {"loss": result.loss, **{log_key(m): v for m, v in result.metrics.items()}})
         finally:
             progress.close()

@@ -24,13 +24,19 @@ weights and the same layer state after each step. Dropout draws each row's mask 
 A convolution network on two or more CPU cores trains with the split step (`_split_step.py`): each batch is cut
 into one share of rows per core, one-thread copies of the gradient session run the shares at once, and the shares'
 gradients are combined and clipped before the fused update.
+
+A step or evaluation given sample weights (Keras' `sample_weight`, `class_weight`) runs the weighted graphs (a
+`sample_weight` input; `_graphs.py`): their sessions are made at the first weighted batch, bound to the same
+values, through the same path (graph update, fused kernel, split step or data-parallel reduction). The shares of a
+split or data-parallel step each give sum(w_i l_i) / rows of their rows, so the same row-weighted combination gives
+the whole batch's sum(w_i l_i) / batch. A fit without weights never builds them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +50,7 @@ from onnxtrain._runtime import Device, check_not_empty, create_session, session_
 from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.emit import ModelGraph
 from onnxtrain.engine import Batch
-from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
+from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError, UnsupportedError
 from onnxtrain.functional import as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from onnxtrain.losses import Loss
@@ -79,6 +85,18 @@ def _onnxruntime() -> Any:
             "a training build (onnxtrain[cpu] / [cuda]) works too."
         ) from e
     return onnxruntime
+
+
+@dataclass
+class _Sessions:
+    """The sessions of the weighted graphs and their bindings (one per value set), or the split step that takes the
+    train session's place."""
+
+    train: Any
+    train_bindings: list[BatchBinding]
+    split: SplitStep | None
+    eval: Any
+    eval_bindings: list[BatchBinding]
 
 
 class PortableEngine:
@@ -144,6 +162,28 @@ class PortableEngine:
         )
         self._step_inputs = {i.name for i in step_model.graph.input}
         step_bytes = step_model.SerializeToString()
+
+        # The weighted graphs, built alike at the first weighted batch (`_weighted_sessions`).
+        def weighted_models() -> tuple[onnx.ModelProto, TrainStepGraph | None, onnx.ModelProto]:
+            """The weighted step model (and its TrainStepGraph where it updates in the graph) and eval model."""
+            evaluation = eval_model(graph, loss, opset, ir_version, weighted=True)
+            if gradients_only:
+                shares = self._shares > 1 or combined
+                return (
+                    gradient_model(graph, loss, unclipped, opset, ir_version, shares, weighted=True),
+                    None,
+                    evaluation,
+                )
+            step = train_step_model(graph, loss, optimizer, opset, ir_version, weighted=True)
+            return step.model, step, evaluation
+
+        self._weighted_models = weighted_models
+        self._weighted: _Sessions | None = None
+        self._options = options
+        # What each train binding reads and writes (by value set), and the split step's arguments: the weighted
+        # sessions bind the same.
+        self._train_binding_values: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self._split_step: Callable[[bytes, Sequence[str]], SplitStep] | None = None
         self._split: SplitStep | None = None
         with self._flush.creating():
             self._train_session = create_session(ort, step_bytes, options, device) if self._shares == 1 else None
@@ -170,11 +210,11 @@ class PortableEngine:
                 name: value if name in self.in_place else self._ortvalue(values[name]) for name, value in first.items()
             }
             self._sets = [first, second]  # the sets share the OrtValues of `in_place`
-            self._train_bindings = [
-                self._binding(self._train_session, {**self._sets[k], **self._fixed}, self._step_inputs,
-                              {updated(name): value for name, value in self._sets[1 - k].items()})
+            self._train_binding_values = [
+                ({**self._sets[k], **self._fixed}, {updated(name): value for name, value in self._sets[1 - k].items()})
                 for k in range(2)
-            ]  # fmt: skip
+            ]
+            self._train_bindings = self._bindings_of(self._train_session, self._step_inputs, self._input_names)
         eval_inputs = {i.name for i in self.eval_graph.graph.input}
         self._eval_bindings = [
             self._binding(self._eval_session, {**self._sets[k], **self._fixed}, eval_inputs) for k in range(2)
@@ -246,12 +286,16 @@ class PortableEngine:
         inputs = {**carried, **self._fixed, **step_inputs}
         if split is not None:
             named = {gradient(name): shape for name, shape in zip(trainable, shapes, strict=True)}
-            clip = (self.optimizer.clip_value, self.optimizer.clip_norm)
-            self._split = SplitStep(self._ort, split, self.device, self._shares, threads, inputs, named,
-                                    self._flat_grads, *clip, self._output_shape, self._input_names)  # fmt: skip
+            clip_value, clip_norm = self.optimizer.clip_value, self.optimizer.clip_norm
+            self._split_step = lambda model, names: SplitStep(
+                self._ort, model, self.device, self._shares, threads, inputs, named, self._flat_grads, clip_value,
+                clip_norm, self._output_shape, names
+            )  # fmt: skip
+            self._split = self._split_step(split, self._input_names)
             self._train_bindings = []
             return
-        self._train_bindings = [self._binding(self._train_session, inputs, self._step_inputs, self._gradients)] * 2
+        self._train_binding_values = [(inputs, self._gradients)]
+        self._train_bindings = self._bindings_of(self._train_session, self._step_inputs, self._input_names) * 2
 
     def _set_up_reduced_graph(self, values: Mapping[str, np.ndarray], update: onnx.ModelProto, options: Any) -> None:
         """Data-parallel without the fused kernel: the gradient session writes into the reduction's buffer, and an
@@ -263,11 +307,10 @@ class PortableEngine:
         with self._flush.creating():
             self._update_session = create_session(self._ort, update.SerializeToString(), options, self.device)
         self._update_bindings = parallel.update_bindings(self._update_session, updates, self._fixed[LEARNING_RATE])
-        self._train_bindings = [
-            self._binding(self._train_session, {**self._sets[k], **self._fixed, **parallel.step_inputs},
-                          self._step_inputs, parallel.outputs)
-            for k in range(2)
-        ]  # fmt: skip
+        self._train_binding_values = [
+            ({**self._sets[k], **self._fixed, **parallel.step_inputs}, parallel.outputs) for k in range(2)
+        ]
+        self._train_bindings = self._bindings_of(self._train_session, self._step_inputs, self._input_names)
 
     def _data_parallel(self, values: Mapping[str, np.ndarray]) -> DataParallel:
         assert self._communicator is not None
@@ -276,11 +319,24 @@ class PortableEngine:
         )
         return self._parallel
 
+    def _bindings_of(self, session: Any, accepted: Collection[str], input_names: Sequence[str]) -> list[BatchBinding]:
+        """The train session's bindings, one per entry of `_train_binding_values`."""
+        return [
+            self._binding(session, inputs, accepted, outputs, input_names)
+            for inputs, outputs in self._train_binding_values
+        ]
+
     def _binding(
-        self, session: Any, inputs: Mapping[str, Any], accepted: Collection[str], outputs: Mapping[str, Any] = {}
+        self,
+        session: Any,
+        inputs: Mapping[str, Any],
+        accepted: Collection[str],
+        outputs: Mapping[str, Any] = {},
+        input_names: Sequence[str] | None = None,
     ) -> BatchBinding:
         """An IOBinding of `session` that reads the `inputs` whose names it `accepted` and writes `outputs` and the
-        loss (into `_loss`), for the batches of a BatchBinding."""
+        loss (into `_loss`), for the batches of a BatchBinding (of `input_names`: the model's inputs by default;
+        a weighted graph's add `sample_weight`)."""
         binding = session.io_binding()
         for name, value in inputs.items():
             if name in accepted:
@@ -288,37 +344,96 @@ class PortableEngine:
         for name, value in outputs.items():
             binding.bind_ortvalue_output(name, value)
         binding.bind_output(emit.LOSS_NAME, "cpu", 0, np.float32, [], self._loss.ctypes.data)
-        return BatchBinding(binding, self._output_shape, self.device, self._input_names)
+        return BatchBinding(binding, self._output_shape, self.device, input_names or self._input_names)
+
+    def _weighted_sessions(self) -> _Sessions:
+        """The sessions of the weighted graphs, made at the first weighted batch and bound to the values the
+        unweighted ones read and write.
+
+        Raises:
+            UnsupportedError: the loss gives no per-example values (`Loss.elements`), or (never seen) the weighted
+                train step could not update in place a value the unweighted one does.
+        """
+        if self._weighted is not None:
+            return self._weighted
+        step_model, step_graph, eval_graph = self._weighted_models()
+        if step_graph is not None and not self.in_place <= step_graph.in_place:
+            raise UnsupportedError(
+                "The weighted train step cannot update in place the values "
+                f"{sorted(self.in_place - step_graph.in_place)}, which the unweighted step does; sample weights "
+                "are not available for this model on the graph-update path. Use update='fused' (numba) instead."
+            )
+        names = (*self._input_names, emit.SAMPLE_WEIGHT_NAME)
+        accepted = {i.name for i in step_model.graph.input}
+        train, bindings, split = None, [], None
+        with self._flush.creating():
+            if self._split_step is not None:
+                split = self._split_step(step_model.SerializeToString(), names)
+            else:
+                train = create_session(self._ort, step_model.SerializeToString(), self._options, self.device)
+                bindings = self._bindings_of(train, accepted, names)
+                bindings = bindings * 2 if len(bindings) == 1 else bindings
+            evaluation = create_session(self._ort, eval_graph.SerializeToString(), self._options, self.device)
+        eval_inputs = {i.name for i in eval_graph.graph.input}
+        eval_bindings = [
+            self._binding(evaluation, {**self._sets[k], **self._fixed}, eval_inputs, input_names=names)
+            for k in range(2)
+        ]
+        self._weighted = _Sessions(train, bindings, split, evaluation, eval_bindings)
+        return self._weighted
 
     # --- steps --------------------------------------------------------------------------------------------
-    def _batch(self, x: Batch, labels: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    def _batch(
+        self, x: Batch, labels: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> tuple[list[np.ndarray], np.ndarray]:
+        """The batch's arrays as the sessions read them: one per model input, then the sample weights where given
+        (a weighted graph's last input), and the labels."""
         xs = [x] if isinstance(x, np.ndarray) else list(x)  # one array per model input
         check_not_empty(xs[0])
         xs = [np.ascontiguousarray(a, dtype=dtype) for a, dtype in zip(xs, self._input_dtypes, strict=True)]
+        if sample_weight is not None:
+            xs.append(np.ascontiguousarray(sample_weight, dtype=np.float32))
         return xs, np.ascontiguousarray(labels, dtype=self._label_dtype)
 
-    def _run(self, session: Any, binding: BatchBinding, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        xs, labels = self._batch(x, labels)
+    def _run(
+        self,
+        session: Any,
+        binding: BatchBinding,
+        x: Batch,
+        labels: np.ndarray,
+        sample_weight: np.ndarray | None = None,
+    ) -> tuple[float, np.ndarray]:
+        xs, labels = self._batch(x, labels, sample_weight)
         logits = binding.bind_batch(xs, labels)
         with self._flush.active():
             session.run_with_iobinding(binding.binding)
         return float(self._loss), logits.copy()
 
-    def train_step(self, x: Batch, labels: np.ndarray, first_row: int = 0) -> tuple[float, np.ndarray]:
+    takes_sample_weights = True  # train_step and eval_step take `sample_weight` (`_sample_weights.py`)
+
+    def train_step(
+        self, x: Batch, labels: np.ndarray, first_row: int = 0, sample_weight: np.ndarray | None = None
+    ) -> tuple[float, np.ndarray]:
         """Forward, backward and, when the loss is finite, one optimizer update.
 
         Returns (loss, outputs) of the batch before the update. A non-finite loss drops the update (the graph
         passes every value through), so the weights stay those of the last good step. `first_row`: where `x`
-        starts in the global batch of a data-parallel step (`Engine.train_step`).
+        starts in the global batch of a data-parallel step (`Engine.train_step`). `sample_weight`: each example's
+        weight (float32 [batch], or [batch, outputs]); the loss is then sum(w_i l_i) / batch, as Keras'.
         """
+        session, bindings, split = self._train_session, self._train_bindings, self._split
+        if sample_weight is not None:
+            weighted = self._weighted_sessions()
+            session, bindings, split = weighted.train, weighted.train_bindings, weighted.split
         if self._parallel is not None:
-            return self._reduced_train_step(x, labels, self._parallel, first_row)
-        if self._split is not None:
-            loss, logits = self._split.run(*self._batch(x, labels))
+            run = lambda: self._run(session, bindings[self._current], x, labels, sample_weight)  # noqa: E731
+            return self._reduced_train_step(x, run, self._parallel, first_row)
+        if split is not None:
+            loss, logits = split.run(*self._batch(x, labels, sample_weight))
             if math.isfinite(loss):
                 self._run_kernel()
             return loss, logits
-        loss, logits = self._run(self._train_session, self._train_bindings[self._current], x, labels)
+        loss, logits = self._run(session, bindings[self._current], x, labels, sample_weight)
         if not self.fused:
             self._current = 1 - self._current
         elif math.isfinite(loss):  # the graph's condition: loss - loss == 0
@@ -332,12 +447,11 @@ class PortableEngine:
         self._step_value[...] = t
 
     def _reduced_train_step(
-        self, x: Batch, labels: np.ndarray, parallel: DataParallel, first_row: int
+        self, x: Batch, run: Callable[[], tuple[float, np.ndarray]], parallel: DataParallel, first_row: int
     ) -> tuple[float, np.ndarray]:
-        """A data-parallel step: this process's gradients, the all-reduce, then the update when the mean loss of
-        all processes is finite. Returns that mean loss and this process's outputs."""
+        """A data-parallel step: this process's gradients (`run`), the all-reduce, then the update when the mean
+        loss of all processes is finite. Returns that mean loss and this process's outputs."""
         examples = len(x if isinstance(x, np.ndarray) else x[0])
-        run = lambda: self._run(self._train_session, self._train_bindings[self._current], x, labels)  # noqa: E731
         loss, logits = parallel.train_step(run, examples, first_row, self._output_shape)
         if math.isfinite(loss) and not self.fused:  # the update session writes the other set
             with self._flush.active():
@@ -347,8 +461,13 @@ class PortableEngine:
             self._run_kernel()
         return loss, logits
 
-    def eval_step(self, x: Batch, labels: np.ndarray) -> tuple[float, np.ndarray]:
-        return self._run(self._eval_session, self._eval_bindings[self._current], x, labels)
+    def eval_step(
+        self, x: Batch, labels: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> tuple[float, np.ndarray]:
+        if sample_weight is None:
+            return self._run(self._eval_session, self._eval_bindings[self._current], x, labels)
+        weighted = self._weighted_sessions()
+        return self._run(weighted.eval, weighted.eval_bindings[self._current], x, labels, sample_weight)
 
     def reset_gradients(self) -> None:
         """Nothing to do: gradients never outlive the run that computes them."""
@@ -433,5 +552,7 @@ class PortableEngine:
             self._flat_state, self._gradients = (), {}
         if self._split is not None:
             self._split.close()
-        self._train_session = self._eval_session = self._split = None
+        if self._weighted is not None and self._weighted.split is not None:
+            self._weighted.split.close()
+        self._train_session = self._eval_session = self._split = self._weighted = None
         self._update_bindings, self._update_session, self._parallel = [], None, None

@@ -2,7 +2,9 @@
 
 Train step: inputs are the parameters, the optimizer state, `step` (int64, updates made so far), `learning_rate` and a
 batch (`input`, `labels`); outputs are `loss`, `logits`, then `updated.<parameter>`, `updated.<state>` and
-`updated.step`. Eval: parameters and a batch in, `loss` and `logits` out. Parameters keep their hierarchical names
+`updated.step`. Eval: parameters and a batch in, `loss` and `logits` out. A graph built `weighted` also takes
+`sample_weight` (float32 [batch], or [batch, outputs] for several outputs) and weighs each example's loss by it;
+the unweighted graphs are what every fit without weights runs. Parameters keep their hierarchical names
 (`dense_1.kernel`), as in the inference export and the ort-training engine.
 """
 
@@ -145,8 +147,10 @@ def train_step_model(
     optimizer: Optimizer,
     opset: int = DEFAULT_OPSET,
     ir_version: int = DEFAULT_IR_VERSION,
+    weighted: bool = False,
 ) -> TrainStepGraph:
-    """Forward, loss, backward, clipping and the optimizer update as one ONNX model.
+    """Forward, loss, backward, clipping and the optimizer update as one ONNX model; `weighted`: the loss weighs
+    each example by the `sample_weight` input.
 
     Raises:
         UnsupportedError: an op of the model has no gradient rule (`onnxtrain.autodiff`), or the optimizer no
@@ -165,7 +169,7 @@ def train_step_model(
         b.add_input(tensor.name, np.float32, parameters[tensor.parameter].shape)
     step = b.training_step()
     lr = b.add_input(LEARNING_RATE, np.float32, ())
-    loss_value, _, grads = _forward_backward(b, graph, loss, trainable)
+    loss_value, _, grads = _forward_backward(b, graph, loss, trainable, weighted)
     layer_updates = b.state_updates
     layer_state = tuple(name for name in parameters if name in layer_updates and name not in trainable)
     frozen = tuple(n for n in parameters if n not in trainable and n not in layer_state)
@@ -206,6 +210,7 @@ def gradient_model(
     opset: int = DEFAULT_OPSET,
     ir_version: int = DEFAULT_IR_VERSION,
     shares: bool = False,
+    weighted: bool = False,
 ) -> onnx.ModelProto:
     """The train step without its update: forward, loss, backward and the optimizer's gradient clipping.
 
@@ -221,7 +226,7 @@ def gradient_model(
     graph = as_graph(layers)
     parameters, trainable = model_parameters(graph), trainable_parameters(graph)
     b = ParameterInputBuilder(parameters, opset, ir_version, training=True, shares=shares)
-    _, _, grads = _forward_backward(b, graph, loss, trainable)
+    _, _, grads = _forward_backward(b, graph, loss, trainable, weighted)
     with b.scope("clip"):
         clipped = clip_gradients(b, optimizer, [grads[name] for name in trainable])
     for name, g in zip(trainable, clipped, strict=True):
@@ -237,7 +242,7 @@ def gradient_model(
 
 
 def _forward_backward(
-    b: GraphBuilder, graph: Functional, loss: Loss, trainable: Sequence[str]
+    b: GraphBuilder, graph: Functional, loss: Loss, trainable: Sequence[str], weighted: bool
 ) -> tuple[str, str, dict[str, str]]:
     """Emit the batch inputs, forward, loss and backward; add the `loss` and `logits` outputs.
 
@@ -246,8 +251,8 @@ def _forward_backward(
 
     Returns (loss, logits, gradient by trainable parameter name).
     """
-    xs, labels, output_shape = _batch_inputs(b, graph, loss)
-    loss_value, value = emit.forward_and_loss(b, graph, xs, labels, loss)
+    xs, labels, weights, output_shape = _batch_inputs(b, graph, loss, weighted)
+    loss_value, value = emit.forward_and_loss(b, graph, xs, labels, loss, weights)
     pool_convolutions_by_phase(b, trainable)  # the same values; a cheaper backward
     with b.scope("backward"):
         grads = autodiff.backward(b, loss_value, trainable)
@@ -287,21 +292,32 @@ def _update_if_finite(
 
 
 def eval_model(
-    layers: emit.ModelGraph, loss: Loss, opset: int = DEFAULT_OPSET, ir_version: int = DEFAULT_IR_VERSION
+    layers: emit.ModelGraph,
+    loss: Loss,
+    opset: int = DEFAULT_OPSET,
+    ir_version: int = DEFAULT_IR_VERSION,
+    weighted: bool = False,
 ) -> onnx.ModelProto:
-    """Forward + loss with the parameters as inputs: `loss`, `logits` of a batch for the current weights."""
+    """Forward + loss with the parameters as inputs: `loss`, `logits` of a batch for the current weights;
+    `weighted`: the loss weighs each example by the `sample_weight` input."""
     graph = as_graph(layers)
     b = ParameterInputBuilder(model_parameters(graph), opset, ir_version)
-    xs, labels, output_shape = _batch_inputs(b, graph, loss)
-    value, output = emit.forward_and_loss(b, graph, xs, labels, loss)
+    xs, labels, weights, output_shape = _batch_inputs(b, graph, loss, weighted)
+    value, output = emit.forward_and_loss(b, graph, xs, labels, loss, weights)
     b.add_output(value, emit.LOSS_NAME, np.float32, ())
     b.add_output(output, emit.LOGITS_NAME, np.float32, (None, *output_shape))
     return b.build("onnxtrain_eval")
 
 
-def _batch_inputs(b: GraphBuilder, graph: Functional, loss: Loss) -> tuple[list[str], str, tuple[int, ...]]:
+def _batch_inputs(
+    b: GraphBuilder, graph: Functional, loss: Loss, weighted: bool
+) -> tuple[list[str], str, str | None, tuple[int, ...]]:
     output_shape = emit.output_shape(graph)
     xs = emit.add_graph_inputs(b, graph)
     label_dtype, label_shape = loss.label_spec(output_shape)
     labels = b.add_input(emit.LABELS_NAME, label_dtype, label_shape)
-    return xs, labels, output_shape
+    weights = None
+    if weighted:
+        shape: tuple[int | None, ...] = (None,) if len(graph.outputs) == 1 else (None, len(graph.outputs))
+        weights = b.add_input(emit.SAMPLE_WEIGHT_NAME, np.float32, shape)
+    return xs, labels, weights, output_shape
