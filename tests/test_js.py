@@ -1,6 +1,7 @@
-"""onnxtrain-js under Node.js (js/, onnxruntime-node): its own `node --test` suite, and the same steps as Python's
-portable engine on the same batches giving the same weights. Needs node and js/node_modules (`.ci/run` runs
-`npm ci` in js/); they are required in CI (CI=true), skipped with the reason elsewhere."""
+"""onnxtrain-js under Node.js (js/, onnxruntime-node): its own `node --test` suite, the same steps as Python's
+portable engine on the same batches giving the same weights, and `fit` / `predict` giving Python's History and
+predictions. Needs node and js/node_modules (`.ci/run` runs `npm ci` in js/); they are required in CI (CI=true),
+skipped with the reason elsewhere."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from onnxtrain import Model, Sequential, losses
+from onnxtrain import InferenceModel, Model, Sequential, losses
 from onnxtrain.bundle import read_metadata, read_state, unpack_state
+from onnxtrain.callbacks import Callback, Logs
 from onnxtrain.layers import Concatenate, Dense, Embedding, Flatten, Input
 from tests.js_harness import (
     JS,
@@ -318,3 +320,147 @@ result = {{
         "Received: x[1][1, 1]=10"
     )
     assert result["examples"]["message"] == "x expects as many examples in every input. Received: 2 and 1 (x[1])"
+
+
+# --- fit and predict (js/src/fit.js, js/src/predict.js) against Python's fit and InferenceModel.predict
+
+FIT_X = np.random.default_rng(21).random((50, 6), dtype=np.float32)
+FIT_VALIDATION = np.random.default_rng(22).random((20, 6), dtype=np.float32)
+
+
+def _targets(x: np.ndarray, kind: str) -> np.ndarray:
+    """Labels a model of `kind` learns from x: class indices, one-hot rows, 0/1 units or float targets."""
+    score = x[:, :3].sum(axis=1) - x[:, 3:].sum(axis=1)
+    classes = np.digitize(score, [-0.3, 0.3])
+    return {
+        "softmax": classes,
+        "categorical": np.eye(3, dtype=np.float32)[classes],
+        "binary_logits": (score > 0).astype(np.float32)[:, None],
+        "binary_sigmoid": np.stack([score > 0, x[:, 0] > 0.5], axis=1).astype(np.float32),
+        "mse": np.stack([score, x[:, 1]], axis=1).astype(np.float32),
+    }[kind]
+
+
+def _fit_model(kind: str) -> Sequential:
+    last, loss = {
+        "softmax": (Dense(3, activation="linear"), "sparse_categorical_crossentropy"),
+        "categorical": (Dense(3, activation="softmax"), "categorical_crossentropy"),
+        "binary_logits": (Dense(1, activation="linear"), losses.BinaryCrossentropy(from_logits=True)),
+        "binary_sigmoid": (Dense(2, activation="sigmoid"), "binary_crossentropy"),
+        "mse": (Dense(2, activation="linear"), "mse"),
+    }[kind]
+    model = Sequential.of(Input(6), Dense(8, activation="relu"), last, seed=3)
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    return model
+
+
+class _BatchLosses(Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self.losses.append(float((logs or {})["loss"]))
+
+
+@pytest.mark.parametrize("kind", ["softmax", "categorical", "binary_logits", "binary_sigmoid", "mse"])
+def test_node_fit_gives_pythons_history_and_predict_pythons_predictions(tmp_path, kind):
+    y, y_validation = _targets(FIT_X, kind), _targets(FIT_VALIDATION, kind)
+    classifier = kind != "mse"
+    with _fit_model(kind) as model:
+        model.export_training_bundle(tmp_path / "bundle")
+        before = model.predict(FIT_X)
+        before_soft = model.predict_softly(FIT_X) if classifier else None
+        batches = _BatchLosses()
+        history = model.fit(
+            (FIT_X, y),
+            epochs=2,
+            batch_size=8,
+            shuffle=False,
+            verbose=0,
+            validation_data=(FIT_VALIDATION, y_validation),
+            callbacks=[batches],
+        )
+        model.export_training_bundle(tmp_path / "python")
+    result = node_script(
+        f"""
+const {{ writeFileSync }} = await import("node:fs");
+const bundle = {json.dumps(str(tmp_path / "bundle"))};
+const x = Float32Array.from({json.dumps(FIT_X.ravel().tolist())});
+const y = {json.dumps(y.ravel().tolist())};
+const xv = Float32Array.from({json.dumps(FIT_VALIDATION.ravel().tolist())});
+const yv = {json.dumps(y_validation.ravel().tolist())};
+const fresh = await Trainer.load(ort, bundle);
+const before = await fresh.predict(x, {{ batchSize: 16 }});
+const beforeSoft = {json.dumps(classifier)} ? await fresh.predictSoftly(x, {{ batchSize: 7 }}) : null;
+const t = await Trainer.load(ort, bundle);
+const batchLosses = [];
+const history = await t.fit(x, y, {{
+  epochs: 2, batchSize: 8, shuffle: false, validationData: [xv, yv],
+  callbacks: {{ onBatchEnd: async (batch, logs) => {{ batchLosses.push(logs.loss); }} }},
+}});
+writeFileSync({json.dumps(str(tmp_path / "node.onnx"))}, t.exportModel());
+writeFileSync({json.dumps(str(tmp_path / "node.state"))}, t.stateBytes());
+result = {{
+  before, beforeSoft, history, batchLosses, steps: t.stepCount,
+  after: await t.predict(x, {{ batchSize: 9 }}),
+  afterSoft: {json.dumps(classifier)} ? await t.predict(x, {{ probabilities: true }}) : null,
+}};
+""",
+        tmp_path,
+    )
+    print(json.dumps({"node": result["history"], "python": history.history, "predicted": result["after"][:12]}))
+    # same initial weights: Python's predict and predict_softly
+    np.testing.assert_array_equal(result["before"], np.asarray(before).ravel())
+    if classifier:
+        np.testing.assert_allclose(result["beforeSoft"], np.asarray(before_soft).ravel(), rtol=0, atol=1e-6)
+    # fit without shuffling: Python's batches, so Python's losses to float32 tolerance
+    assert result["steps"] == 2 * 7  # 50 examples in batches of 8: the last of 2
+    assert result["history"]["epoch"] == [0, 1]  # Keras' and TF.js' 0-based epochs; Python's History counts from 1
+    assert set(result["history"]["history"]) == set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    for key, values in history.history.items():
+        np.testing.assert_allclose(result["history"]["history"][key], values, rtol=1e-5, atol=1e-6, err_msg=key)
+    np.testing.assert_allclose(result["batchLosses"], batches.losses, rtol=1e-5, atol=1e-6)
+    metadata = read_metadata(tmp_path / "bundle")
+    node_state = unpack_state((tmp_path / "node.state").read_bytes(), metadata["tensors"])
+    assert max_difference(node_state, read_state(tmp_path / "python"), metadata["trainable"]) < 1e-5
+    # predict on the trained weights: InferenceModel's on the model Node exported with them
+    with InferenceModel.load(tmp_path / "node.onnx") as exported:
+        np.testing.assert_array_equal(result["after"], np.asarray(exported.predict(FIT_X)).ravel())
+        if classifier:
+            soft = np.asarray(exported.predict_softly(FIT_X)).ravel()
+            np.testing.assert_allclose(result["afterSoft"], soft, rtol=0, atol=1e-6)
+
+
+def test_node_fit_and_predict_take_one_array_per_input_of_a_model_of_several(tmp_path):
+    rng = np.random.default_rng(23)
+    x, ids = rng.random((10, 4), dtype=np.float32), rng.integers(0, 10, size=(10, 2))
+    y = (x[:, 0] > 0.5).astype(np.int64) + (ids[:, 0] > 4)
+    a, b = Input(shape=(4,), name="a"), Input(shape=(2,), dtype="int64", name="b")
+    outputs = Dense(3, activation="linear")(Concatenate()([Dense(4)(a), Flatten()(Embedding(10, 2)(b))]))
+    with Model(inputs=[a, b], outputs=outputs, seed=2) as model:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.export_training_bundle(tmp_path / "bundle")
+        before = model.predict([x, ids])
+        history = model.fit([x, ids], y, epochs=2, batch_size=3, shuffle=False, verbose=0)
+    result = node_script(
+        f"""
+const bundle = {json.dumps(str(tmp_path / "bundle"))};
+const x = [Float32Array.from({json.dumps(x.ravel().tolist())}), {json.dumps(ids.ravel().tolist())}];
+const y = {json.dumps(y.tolist())};
+const t = await Trainer.load(ort, bundle);
+const before = await t.predict(x, {{ batchSize: 4 }});
+const history = await t.fit(x, y, {{ epochs: 2, batchSize: 3, shuffle: false }});
+const shuffled = await Trainer.load(ort, bundle);
+const runs = [await shuffled.fit(x, y, {{ epochs: 2, batchSize: 3, seed: 5 }})];
+const again = await Trainer.load(ort, bundle);
+runs.push(await again.fit(x, y, {{ epochs: 2, batchSize: 3, seed: 5 }}));
+result = {{ before, history: history.history, shuffled: runs.map((h) => h.history.loss), steps: again.stepCount }};
+""",
+        tmp_path,
+    )
+    np.testing.assert_array_equal(result["before"], before)
+    for key, values in history.history.items():
+        np.testing.assert_allclose(result["history"][key], values, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert result["shuffled"][0] == result["shuffled"][1]  # the same seed: the same gathered batches
+    assert result["shuffled"][0] != result["history"]["loss"]
+    assert result["steps"] == 2 * 4

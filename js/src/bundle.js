@@ -1,6 +1,6 @@
 // Reads a training bundle (onnxtrain.bundle in Python): bundle.json, the three ONNX files and state.bin, from a
 // URL (fetch) or, under Node.js, a folder path or file: URL; and reads and packs a trainer's state in state.bin's
-// layout (plus stateBytes' trailer).
+// layout (plus stateBytes' trailer); checks that the sessions opened on its graphs are the ones bundle.json names.
 
 import { describe } from "./inputs.js";
 
@@ -201,4 +201,31 @@ export function packState(tensors, index, learningRate) {
     view.setFloat64(length + 16, learningRate, true);
   }
   return out;
+}
+
+export const REBUNDLE = "Write the bundle again (`onnxtrain bundle MODEL_DIR BUNDLE_DIR`) instead of changing its files";
+
+/**
+ * Refuse sessions whose graph inputs and outputs are not the ones bundle.json names (a file of another model or
+ * another bundle put in its place).
+ * @param {BundleMetadata} metadata
+ * @param {{file: string, session: any, inputs: string[], feedable: string[], outputs: string[]}[]} graphs
+ * @param {(name: string) => string} where
+ */
+export function checkGraphs(metadata, graphs, where) {
+  const list = (names) => names.slice(0, 4).join(", ") + (names.length > 4 ? ` and ${names.length - 4} more` : "");
+  for (const { file, session, inputs, feedable, outputs } of graphs) {
+    const lacking = (names, have) => names.filter((name) => !have.includes(name));
+    const problems = [
+      [lacking(inputs, session.inputNames), "lacks the inputs"],
+      [lacking(session.inputNames, feedable), "has inputs bundle.json does not name:"],
+      [lacking(outputs, session.outputNames), "lacks the outputs"],
+    ].filter(([names]) => names.length > 0);
+    if (problems.length > 0) {
+      throw new Error(
+        `${where(file)} expects the graph bundle.json describes (model '${metadata.name}'). Received: a graph that ` +
+          `${problems.map(([names, what]) => `${what} ${list(names)}`).join("; ")}. ${REBUNDLE}.`,
+      );
+    }
+  }
 }

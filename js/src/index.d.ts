@@ -99,6 +99,73 @@ export interface LoadOptions {
   sessionOptions?: Record<string, unknown>;
 }
 
+/** The running figures fit passes to callbacks and records per epoch: Keras' keys, as Python's History has them. */
+export interface FitLogs {
+  /** the mean loss over the epoch's examples so far (each batch's mean weighted by its examples); NaN in
+   * onBatchEnd's logs for a batch whose loss was not finite */
+  loss: number;
+  /** evaluate's accuracy (Python's "accuracy" metric) over the epoch's examples so far */
+  accuracy: number;
+  /** with validationData, in onEpochEnd's logs: evaluate's over the validation examples, in batches of batchSize */
+  val_loss?: number;
+  val_accuracy?: number;
+  /** keys a callback adds to onEpochEnd's logs are recorded too */
+  [key: string]: number | undefined;
+}
+
+/** A hook that returns false (or a promise of false) stops fit, as setting trainer.stopTraining does. Every hook
+ * is awaited before fit goes on. Epochs and batches are numbered from 0 (TF.js' and Keras'). */
+export interface FitCallbacks {
+  onTrainBegin?(): unknown;
+  onEpochBegin?(epoch: number): unknown;
+  onBatchBegin?(batch: number): unknown;
+  onBatchEnd?(batch: number, logs: FitLogs): unknown;
+  /** logs may be given more keys here: the History records them */
+  onEpochEnd?(epoch: number, logs: FitLogs): unknown;
+  onTrainEnd?(logs: FitLogs | Record<string, never>): unknown;
+}
+
+export interface FitOptions {
+  /** the epoch to stop before (Keras' epochs); 1 by default */
+  epochs?: number;
+  /** examples per step; 32 by default. The last batch of an epoch holds the rest (it may be smaller) */
+  batchSize?: number;
+  /** shuffle the examples each epoch (true by default); false: batches in order, as Python's shuffle=False */
+  shuffle?: boolean;
+  /** a whole number in [0, 2**32): epoch e is shuffled by a Fisher-Yates shuffle driven by mulberry32 seeded from
+   * (seed, e), so equal seeds give equal runs in any JavaScript engine (not Python's order: numpy's generator
+   * differs). Without it, a seed from Math.random */
+  seed?: number;
+  /** the first epoch's number (Keras' initial_epoch): resume a seeded run with its shuffles; 0 by default */
+  initialEpoch?: number;
+  /** [x, labels] evaluated after each epoch: val_loss and val_accuracy */
+  validationData?: [Batch, Labels];
+  callbacks?: FitCallbacks | FitCallbacks[];
+}
+
+/** What fit returns: Keras' / TF.js' History. */
+export interface History {
+  /** the epochs run, from 0 (initialEpoch onward); Python's History counts from 1 */
+  epoch: number[];
+  /** one value per epoch for each key: loss, accuracy, and val_loss, val_accuracy with validationData */
+  history: { loss: number[]; accuracy: number[]; val_loss?: number[]; val_accuracy?: number[]; [key: string]: number[] | undefined };
+}
+
+/** fit's error for a loss that is not finite: that step changed nothing, and fit stopped (unless a callback's
+ * onBatchEnd stopped training at that batch: a graceful stop, the epoch's loss NaN). */
+export class NonFiniteLossError extends Error {
+  readonly name: "NonFiniteLossError";
+  /** the epochs that ended before */
+  readonly history: History;
+}
+
+export interface PredictOptions {
+  /** examples per session run (memory stays bounded); 1024 by default, as Python's */
+  batchSize?: number;
+  /** a classifier's probabilities instead of its classes (predictSoftly) */
+  probabilities?: boolean;
+}
+
 export class Trainer {
   /** Use Trainer.load: `new Trainer()` throws. */
   private constructor();
@@ -122,6 +189,28 @@ export class Trainer {
    * binary cross-entropy or a one-unit output (a regression's too, as in Python), else the argmax against the
    * target's argmax. */
   evaluate(x: Batch, labels: Labels): Promise<{ loss: number; logits: Float32Array; accuracy: number }>;
+  /** Set true (from a callback) to stop fit after the current batch, as TF.js' model.stopTraining; fit sets it
+   * false when it starts and true when a callback returns false. */
+  stopTraining: boolean;
+  /** Keras' / TF.js' fit: x and labels as step takes them (x holds every example, one after the other; a model
+   * of several inputs takes one array per input), checked and converted whole before the first step (rejecting
+   * as step does, naming the argument and position). Each batch is one queued step, awaited; callbacks are
+   * awaited. Rejects with NonFiniteLossError when a loss is not finite (weights of the last finite step kept),
+   * and with an Error while another fit runs on the trainer. Steps called by other code during fit run between
+   * its batches. */
+  fit(x: Batch, labels: Labels, options?: FitOptions): Promise<History>;
+  /** The current weights' predictions (the eval graph, queued after the steps already called, in batches of
+   * batchSize), decided by the bundle's loss as Python's InferenceModel.predict decides: a class index per example
+   * (Int32Array) for the softmax cross-entropies; 0 or 1 per output unit (Int32Array, examples one after the other)
+   * for binary cross-entropy (above 0.5, or 0 on logits); the raw outputs (Float32Array, examples one after the
+   * other) for any other loss. With {probabilities: true}: predictSoftly's. */
+  predict(x: Batch, options?: PredictOptions & { probabilities?: false }): Promise<Int32Array | Float32Array>;
+  predict(x: Batch, options: PredictOptions & { probabilities: true }): Promise<Float32Array>;
+  predict(x: Batch, options?: PredictOptions): Promise<Int32Array | Float32Array>;
+  /** A classifier's probabilities, examples one after the other: softmax for the softmax cross-entropies, the
+   * output (sigmoid of the logits, when trained on logits) for binary cross-entropy. Rejects with an Error for
+   * any other loss. */
+  predictSoftly(x: Batch, options?: { batchSize?: number }): Promise<Float32Array>;
   getWeights(): Map<string, Float32Array>;
   /** The state after the steps that have settled, with step and learning rate. */
   getState(): TrainerState;

@@ -53,9 +53,10 @@ const plain = (value) => (isArrayLike(value) ? Array.from(value) : value);
  * else the arrays of the list `x` is. Array-like objects are read as arrays.
  * @param {unknown} x
  * @param {{name: string}[]} inputs the bundle's inputs
+ * @param {string} [argument] how messages name x
  * @returns {ArrayLike<number | bigint>[]}
  */
-export function splitInputs(x, inputs) {
+export function splitInputs(x, inputs, argument = "x") {
   x = plain(x);
   const names = inputs.map((i) => i.name).join(", ");
   const expected =
@@ -64,24 +65,24 @@ export function splitInputs(x, inputs) {
       : `an array of ${inputs.length} arrays, one per model input (${names})`;
   if (isTypedArray(x)) {
     if (inputs.length === 1) return [x];
-    throw new TypeError(`x expects ${expected}. Received: ${describe(x)}`);
+    throw new TypeError(`${argument} expects ${expected}. Received: ${describe(x)}`);
   }
-  if (!Array.isArray(x)) throw new TypeError(`x expects ${expected}. Received: ${describe(x)}`);
+  if (!Array.isArray(x)) throw new TypeError(`${argument} expects ${expected}. Received: ${describe(x)}`);
   if (x.length === 0) {
     if (inputs.length === 1) return [x]; // refused below, as an input of no examples
-    throw new RangeError(`x expects ${expected}. Received: an empty array`);
+    throw new RangeError(`${argument} expects ${expected}. Received: an empty array`);
   }
   // An array of numbers is one input's values; an array of arrays holds one per input.
   if (isScalar(x[0]) || x.every(isScalar)) {
     if (inputs.length === 1) return [x];
-    throw new TypeError(`x expects ${expected}. Received: an array of ${x.length} numbers`);
+    throw new TypeError(`${argument} expects ${expected}. Received: an array of ${x.length} numbers`);
   }
   const bad = x.findIndex((v) => !isTypedArray(v) && !Array.isArray(v) && !isArrayLike(v));
   if (bad >= 0) {
-    throw new TypeError(`x expects ${expected}. Received: x[${bad}]=${describe(x[bad])}`);
+    throw new TypeError(`${argument} expects ${expected}. Received: ${argument}[${bad}]=${describe(x[bad])}`);
   }
   if (x.length !== inputs.length) {
-    throw new RangeError(`x expects ${expected}. Received: an array of ${x.length} arrays`);
+    throw new RangeError(`${argument} expects ${expected}. Received: an array of ${x.length} arrays`);
   }
   return x.map(plain);
 }
@@ -229,32 +230,33 @@ const UNIT_INTERVAL_LOSSES = new Set(["binary_crossentropy", "categorical_crosse
  * @param {number} batch examples in x
  * @param {number} classes the last layer's units
  * @param {string} loss the loss's name, for messages (Python's say `y for loss 'name' expects ...`)
+ * @param {string} [argument] how messages name the labels
  * @returns {{data: BigInt64Array | Float32Array, shape: number[]}}
  */
-export function labelData(labels, spec, batch, classes, loss) {
+export function labelData(labels, spec, batch, classes, loss, argument = "labels") {
   const shape = [batch, ...spec.shape.slice(1)];
   const classIndices = spec.dtype === "int64";
   const expected = classIndices ? "class indices" : "float targets";
   labels = plain(labels);
   if (!isTypedArray(labels) && !Array.isArray(labels)) {
-    throw new TypeError(`labels expects ${expected}: a typed array or an array of numbers. Received: ${describe(labels)}`);
+    throw new TypeError(`${argument} expects ${expected}: a typed array or an array of numbers. Received: ${describe(labels)}`);
   }
   if (labels.length !== product(shape)) {
-    throw new RangeError(`labels expects ${product(shape)} values (shape [${shape}]); received ${labels.length}`);
+    throw new RangeError(`${argument} expects ${product(shape)} values (shape [${shape}]); received ${labels.length}`);
   }
   if (!classIndices) {
     for (let i = 0; i < labels.length; i++) {
       const v = labels[i];
       if (typeof v !== "number" || !Number.isFinite(v)) {
         const [Kind, what] = typeof v === "number" ? [RangeError, "finite float targets"] : [TypeError, "numbers"];
-        throw new Kind(`labels expects ${what}. Received: labels[${position(i, shape)}]=${describe(v)}`);
+        throw new Kind(`${argument} expects ${what}. Received: ${argument}[${position(i, shape)}]=${describe(v)}`);
       }
     }
     if (UNIT_INTERVAL_LOSSES.has(loss)) {
       const i = Array.prototype.findIndex.call(labels, (v) => v < 0 || v > 1);
       if (i >= 0) {
         throw new RangeError(
-          `labels for loss '${loss}' expects targets in [0, 1]. Received: labels.flat[${i}]=${describe(labels[i])}`,
+          `${argument} for loss '${loss}' expects targets in [0, 1]. Received: ${argument}.flat[${i}]=${describe(labels[i])}`,
         );
       }
     }
@@ -266,10 +268,10 @@ export function labelData(labels, spec, batch, classes, loss) {
   for (let i = 0; i < labels.length; i++) {
     const v = labels[i];
     if (typeof v !== "number" && typeof v !== "bigint") {
-      throw new TypeError(`labels for loss '${loss}' expects class indices (numbers). Received: labels[${i}]=${describe(v)}`);
+      throw new TypeError(`${argument} for loss '${loss}' expects class indices (numbers). Received: ${argument}[${i}]=${describe(v)}`);
     }
     if (typeof v === "number" && !Number.isInteger(v)) {
-      throw new RangeError(`labels for loss '${loss}' expects integral class indices. Received: labels[${i}]=${describe(v)}`);
+      throw new RangeError(`${argument} for loss '${loss}' expects integral class indices. Received: ${argument}[${i}]=${describe(v)}`);
     }
     const index = typeof v === "bigint" ? v : BigInt(v);
     if (index < 0n || index >= BigInt(classes)) {
@@ -280,8 +282,8 @@ export function labelData(labels, spec, batch, classes, loss) {
   }
   if (outside >= 0) {
     throw new RangeError(
-      `labels for loss '${loss}' expects class indices in [0, ${classes - 1}] (the last layer has ${classes} units). ` +
-        `Received: labels[${outside}]=${describe(labels[outside])} (${count} labels out of range)`,
+      `${argument} for loss '${loss}' expects class indices in [0, ${classes - 1}] (the last layer has ${classes} units). ` +
+        `Received: ${argument}[${outside}]=${describe(labels[outside])} (${count} labels out of range)`,
     );
   }
   return { data, shape };

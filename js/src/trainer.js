@@ -2,8 +2,11 @@
 // onnxruntime-node, passed in), feeding each step's `updated.<name>` outputs to the next step as its inputs.
 
 import { accuracy } from "./accuracy.js";
-import { packState, readBundle, readState } from "./bundle.js";
-import { describe, inputData, labelData, splitInputs } from "./inputs.js";
+import { REBUNDLE, checkGraphs, packState, readBundle, readState } from "./bundle.js";
+import { dataset } from "./batches.js";
+import { fit } from "./fit.js";
+import { describe } from "./inputs.js";
+import { predict } from "./predict.js";
 import { graphOutputNames, writeInitializers } from "./protobuf.js";
 
 /**
@@ -17,7 +20,6 @@ import { graphOutputNames, writeInitializers } from "./protobuf.js";
 
 const product = (shape) => shape.reduce((n, d) => n * d, 1);
 const LOADING = Symbol("Trainer.load"); // only load makes a Trainer (the typings declare the constructor private)
-const REBUNDLE = "Write the bundle again (`onnxtrain bundle MODEL_DIR BUNDLE_DIR`) instead of changing its files";
 
 /**
  * The learning rate, refused unless a finite number >= 0 that float32 (the train step's learning_rate input) holds:
@@ -46,31 +48,6 @@ const carriedNames = (metadata) => [
   ...metadata.optimizer_state.map((s) => s.name),
   metadata.step_name,
 ];
-
-/**
- * Refuse sessions whose graph inputs and outputs are not the ones bundle.json names (a file of another model or
- * another bundle put in its place).
- * @param {BundleMetadata} metadata
- * @param {{file: string, session: any, inputs: string[], feedable: string[], outputs: string[]}[]} graphs
- * @param {(name: string) => string} where
- */
-function checkGraphs(metadata, graphs, where) {
-  const list = (names) => names.slice(0, 4).join(", ") + (names.length > 4 ? ` and ${names.length - 4} more` : "");
-  for (const { file, session, inputs, feedable, outputs } of graphs) {
-    const lacking = (names, have) => names.filter((name) => !have.includes(name));
-    const problems = [
-      [lacking(inputs, session.inputNames), "lacks the inputs"],
-      [lacking(session.inputNames, feedable), "has inputs bundle.json does not name:"],
-      [lacking(outputs, session.outputNames), "lacks the outputs"],
-    ].filter(([names]) => names.length > 0);
-    if (problems.length > 0) {
-      throw new Error(
-        `${where(file)} expects the graph bundle.json describes (model '${metadata.name}'). Received: a graph that ` +
-          `${problems.map(([names, what]) => `${what} ${list(names)}`).join("; ")}. ${REBUNDLE}.`,
-      );
-    }
-  }
-}
 
 export class Trainer {
   /**
@@ -171,6 +148,9 @@ export class Trainer {
     this._queue = Promise.resolve(); // session runs, one at a time, in call order
     this._pending = 0;
     this._released = false;
+    /** Set true (in a callback) to stop fit after the current batch, as TF.js' model.stopTraining. */
+    this.stopTraining = false;
+    this._fitting = false;
   }
 
   _tensor(name, data) {
@@ -198,22 +178,10 @@ export class Trainer {
    * @param {Labels} labels
    */
   _batchFeeds(x, labels) {
-    const inputs = this.metadata.inputs;
-    const xs = splitInputs(x, inputs);
+    const { inputs, labels: target } = dataset(x, labels, this.metadata);
     const feeds = {};
-    let batch = -1;
-    xs.forEach((values, k) => {
-      const spec = inputs[k];
-      const { data, shape } = inputData(values, spec, this.metadata.input_scale, inputs.length === 1 ? "x" : `x[${k}]`);
-      if (batch >= 0 && shape[0] !== batch) {
-        throw new RangeError(`x expects as many examples in every input. Received: ${batch} and ${shape[0]} (x[${k}])`);
-      }
-      batch = shape[0];
-      feeds[spec.name] = new this.ort.Tensor(spec.dtype, data, shape);
-    });
-    const spec = this.metadata.labels;
-    const { data, shape } = labelData(labels, spec, batch, this.metadata.output_shape.at(-1), this.metadata.loss);
-    feeds[spec.name] = new this.ort.Tensor(spec.dtype, data, shape);
+    this.metadata.inputs.forEach((spec, k) => (feeds[spec.name] = new this.ort.Tensor(spec.dtype, inputs[k].data, inputs[k].shape)));
+    feeds[this.metadata.labels.name] = new this.ort.Tensor(this.metadata.labels.dtype, target.data, target.shape);
     return feeds;
   }
 
@@ -274,6 +242,42 @@ export class Trainer {
     const model = { loss: this.metadata.loss, trainsOnLogits: this._trainsOnLogits };
     const share = accuracy(logits, target.data, target.dims[0], model);
     return { loss: results[this.metadata.outputs.loss].data[0], logits, accuracy: share };
+  }
+
+  /**
+   * Keras' / TF.js' fit: `epochs` epochs of batches of `batchSize` examples (the last may be smaller), shuffled
+   * each epoch from `seed`, each a queued step; validation through evaluate; callbacks awaited, and stopping when
+   * one returns false or sets `stopTraining`. A non-finite loss rejects with NonFiniteLossError (src/fit.js).
+   * @param {Batch} x
+   * @param {Labels} labels
+   * @param {import("./index.js").FitOptions} [options]
+   * @returns {Promise<import("./index.js").History>}
+   */
+  fit(x, labels, options) {
+    return fit(this, x, labels, options);
+  }
+
+  /**
+   * Predictions of the current weights, in batches (queued after the steps already called): class indices for
+   * the softmax cross-entropies, 0 or 1 per unit for binary cross-entropy, raw outputs otherwise; with
+   * `{probabilities: true}`, a classifier's probabilities (src/predict.js).
+   * @param {Batch} x
+   * @param {import("./index.js").PredictOptions} [options]
+   * @returns {Promise<Int32Array | Float32Array>}
+   */
+  predict(x, options) {
+    return predict(this, x, options);
+  }
+
+  /**
+   * A classifier's probabilities: softmax, or sigmoid for binary cross-entropy on logits (predict's
+   * `{probabilities: true}`).
+   * @param {Batch} x
+   * @param {{batchSize?: number}} [options]
+   * @returns {Promise<Float32Array>}
+   */
+  predictSoftly(x, options = {}) {
+    return /** @type {Promise<Float32Array>} */ (predict(this, x, { ...options, probabilities: true }));
   }
 
   /**
