@@ -67,6 +67,19 @@ CONV = [
         {"strides": [2, 1], "pads": [1, 0, 2, 1]},
     ),
     Case("Conv 3-D", "Conv", {"x": X3, "w": rand(2, 2, 2, 2, 3), "b": rand(2)}, {"pads": [1, 0, 1, 0, 1, 1]}),
+    Case(  # Conv3D's forms: grouped, strided and dilated, with Keras' "same" pads
+        "Conv 3-D group strides dilations pads",
+        "Conv",
+        {"x": rand(1, 4, 5, 4, 5), "w": rand(4, 2, 2, 3, 2), "b": rand(4)},
+        {"group": 2, "strides": [1, 2, 2], "dilations": [2, 1, 1], "pads": [1, 1, 0, 1, 1, 1]},
+    ),
+    # 9 input channels x 8 offsets: the 3-D weight gradient's one Gemm per offset
+    Case(
+        "Conv 3-D many input channels strides",
+        "Conv",
+        {"x": rand(1, 9, 4, 3, 5), "w": rand(2, 9, 2, 2, 2)},
+        {"strides": [2, 1, 2]},
+    ),
     Case("Conv kernel_shape attribute", "Conv", {"x": X2, "w": rand(2, 3, 3, 3)}, {"kernel_shape": [3, 3]}),
     Case("Conv weight only", "Conv", {"x": X2, "w": rand(2, 3, 3, 3)}, wrt=["w"]),
     Case("Conv opset 13", "Conv", {"x": X2, "w": rand(2, 3, 3, 3), "b": rand(2)}, opset=13),
@@ -118,6 +131,12 @@ CONV_TRANSPOSE = [
         {"strides": [2, 2], "auto_pad": "SAME_LOWER"},
     ),
     Case("ConvTranspose 3-D", "ConvTranspose", {"x": X3, "w": rand(2, 2, 2, 2, 2)}, {"strides": [1, 2, 1]}),
+    Case(  # Conv3DTranspose(2, 3, strides=2, output_padding=(1, 0, 1)) with dilations: pads and output_padding
+        "ConvTranspose 3-D pads output_padding dilations",
+        "ConvTranspose",
+        {"x": rand(1, 2, 2, 3, 2), "w": rand(2, 3, 2, 3, 2), "b": rand(3)},
+        {"strides": [2, 2, 3], "pads": [1, 2, 0, 0, 1, 1], "output_padding": [1, 0, 2], "dilations": [2, 1, 1]},
+    ),
 ]
 
 MAX_POOL = [
@@ -146,6 +165,19 @@ MAX_POOL = [
     ),
     Case("MaxPool 1-D", "MaxPool", {"x": distinct(2, 3, 9)}, {"kernel_shape": [3], "strides": [2]}),
     Case("MaxPool 3-D", "MaxPool", {"x": distinct(1, 2, 4, 4, 5)}, {"kernel_shape": [2, 2, 3], "strides": [1, 2, 2]}),
+    Case(  # MaxPooling3D((3, 2, 2), strides=(2, 1, 2), padding="same"): overlapping windows, Keras' pads
+        "MaxPool 3-D overlapping pads",
+        "MaxPool",
+        {"x": distinct(2, 2, 4, 5, 6)},
+        {"kernel_shape": [3, 2, 2], "strides": [2, 1, 2], "pads": [0, 0, 0, 1, 1, 0]},
+    ),
+    Case(
+        "MaxPool 3-D opset 13 overlapping",
+        "MaxPool",
+        {"x": distinct(1, 2, 3, 4, 5)},
+        {"kernel_shape": [2, 2, 2], "strides": [1, 1, 1]},
+        opset=13,
+    ),
     Case(
         "MaxPool opset 13 apart",
         "MaxPool",
@@ -205,6 +237,12 @@ AVERAGE_POOL = [
     ),
     Case("AveragePool 1-D", "AveragePool", {"x": X1}, {"kernel_shape": [3], "strides": [2]}),
     Case("AveragePool 3-D", "AveragePool", {"x": X3}, {"kernel_shape": [2, 2, 2], "pads": [0, 1, 0, 1, 0, 1]}),
+    Case(  # AveragePooling3D(3, strides=2, padding="same") on 4x5x6: Keras' pads, left out of each mean
+        "AveragePool 3-D strides pads exclude",
+        "AveragePool",
+        {"x": rand(2, 2, 4, 5, 6)},
+        {"kernel_shape": [3, 3, 3], "strides": [2, 2, 2], "pads": [0, 1, 0, 1, 1, 1]},
+    ),
     Case(
         "AveragePool dilations opset 19",
         "AveragePool",
@@ -215,6 +253,7 @@ AVERAGE_POOL = [
     Case("AveragePool opset 13", "AveragePool", {"x": X2}, {"kernel_shape": [3, 2], "strides": [2, 1]}, opset=13),
     Case("GlobalAveragePool", "GlobalAveragePool", {"x": X2}),
     Case("GlobalAveragePool 1-D", "GlobalAveragePool", {"x": X1}),
+    Case("GlobalAveragePool 3-D", "GlobalAveragePool", {"x": X3}),
     Case("GlobalMaxPool", "GlobalMaxPool", {"x": distinct(2, 3, 4, 5)}),
     Case("GlobalMaxPool 3-D", "GlobalMaxPool", {"x": distinct(2, 2, 3, 2, 3)}),
 ]
@@ -332,6 +371,7 @@ DROPOUT_AND_PAD = [
     ),
     Case("Pad constant", "Pad", {"x": X2, "pads": pads(0, 0, 1, 2, 0, 1, 0, 3)}),
     Case("Pad constant crops", "Pad", {"x": X2, "pads": pads(0, 0, -1, 2, 1, 0, 1, -2)}),
+    Case("Pad constant 3-D", "Pad", {"x": X3, "pads": pads(0, 0, 1, 0, 2, 0, 0, 2, 1, 0)}),  # ZeroPadding3D's
     Case("Pad constant value", "Pad", {"x": X2, "pads": pads(0, 1, 1, 0, 1, 0, 1, 1), "value": np.array(0.5)}),
     Case(
         "Pad constant axes", "Pad", {"x": X2, "pads": pads(1, -1, 2, 0), "value": None, "axes": pads(-1, 2)}, opset=18
@@ -373,6 +413,12 @@ def resize(
 
 RESIZE = [
     resize("Resize nearest x2", X2, {}, [1, 1, 2, 2]),
+    resize(  # UpSampling3D((1, 2, 3))
+        "Resize nearest 3-D asymmetric floor",
+        X3,
+        {"coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"},
+        [1, 1, 1, 2, 3],
+    ),
     resize(
         "Resize nearest x3 asymmetric floor",
         X2,
@@ -444,6 +490,7 @@ ORT_DIFFERS = {
     "Conv SAME_LOWER": "its ConvGrad ignores auto_pad",
     "AveragePool SAME_UPPER": "its AveragePoolGrad ignores auto_pad",
     "AveragePool 3-D": "its AveragePoolGrad is wrong for 3-D windows",
+    "AveragePool 3-D strides pads exclude": "its AveragePoolGrad is wrong for 3-D windows",
     "AveragePool dilations opset 19": "its AveragePoolGrad ignores dilations",
     "Dropout training_mode false": "its DropoutGrad scales by 1 / (1 - ratio) in inference mode too",
 }

@@ -14,12 +14,14 @@ from onnxtrain.layers._activation import (
 )
 from onnxtrain.layers._attention import MultiHeadAttention
 from onnxtrain.layers._bidirectional import Bidirectional
-from onnxtrain.layers._conv import Conv1D, Conv2D, Convolution1D, Convolution2D, ConvPadding
+from onnxtrain.layers._conv import Conv1D, Conv2D, Conv3D, Convolution1D, Convolution2D, Convolution3D, ConvPadding
 from onnxtrain.layers._conv_transpose import (
     Conv1DTranspose,
     Conv2DTranspose,
+    Conv3DTranspose,
     Convolution1DTranspose,
     Convolution2DTranspose,
+    Convolution3DTranspose,
 )
 from onnxtrain.layers._core import Dense, Flatten, Input
 from onnxtrain.layers._depthwise import DepthwiseConv2D
@@ -33,25 +35,34 @@ from onnxtrain.layers._normalization import BatchNormalization, LayerNormalizati
 from onnxtrain.layers._pooling import (
     AveragePooling1D,
     AveragePooling2D,
+    AveragePooling3D,
     AvgPool1D,
     AvgPool2D,
+    AvgPool3D,
     GlobalAveragePooling1D,
     GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalAvgPool3D,
     GlobalMaxPool1D,
     GlobalMaxPool2D,
+    GlobalMaxPool3D,
     GlobalMaxPooling1D,
     GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
     MaxPool1D,
     MaxPool2D,
+    MaxPool3D,
     MaxPooling1D,
     MaxPooling2D,
+    MaxPooling3D,
 )
 from onnxtrain.layers._preprocessing import Normalization, Rescaling
 from onnxtrain.layers._recurrent import GRU, LSTM, SimpleRNN
 from onnxtrain.layers._reshaping import Cropping2D, Permute, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D
 from onnxtrain.layers._reshaping_1d import Cropping1D, UpSampling1D, ZeroPadding1D
+from onnxtrain.layers._reshaping_3d import Cropping3D, UpSampling3D, ZeroPadding3D
 from onnxtrain.layers._separable import SeparableConv2D, SeparableConvolution2D
 from onnxtrain.layers._time_distributed import TimeDistributed
 
@@ -65,8 +76,10 @@ __all__ = [
     "Average",
     "AveragePooling1D",
     "AveragePooling2D",
+    "AveragePooling3D",
     "AvgPool1D",
     "AvgPool2D",
+    "AvgPool3D",
     "BatchNormalization",
     "Bidirectional",
     "Concatenate",
@@ -74,13 +87,18 @@ __all__ = [
     "Conv1DTranspose",
     "Conv2D",
     "Conv2DTranspose",
+    "Conv3D",
+    "Conv3DTranspose",
     "ConvPadding",
     "Convolution1D",
     "Convolution1DTranspose",
     "Convolution2D",
     "Convolution2DTranspose",
+    "Convolution3D",
+    "Convolution3DTranspose",
     "Cropping1D",
     "Cropping2D",
+    "Cropping3D",
     "Dense",
     "DepthwiseConv2D",
     "Dot",
@@ -91,12 +109,16 @@ __all__ = [
     "GaussianNoise",
     "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
+    "GlobalAveragePooling3D",
     "GlobalAvgPool1D",
     "GlobalAvgPool2D",
+    "GlobalAvgPool3D",
     "GlobalMaxPool1D",
     "GlobalMaxPool2D",
+    "GlobalMaxPool3D",
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
+    "GlobalMaxPooling3D",
     "GroupNormalization",
     "Input",
     "Layer",
@@ -104,8 +126,10 @@ __all__ = [
     "LeakyReLU",
     "MaxPool1D",
     "MaxPool2D",
+    "MaxPool3D",
     "MaxPooling1D",
     "MaxPooling2D",
+    "MaxPooling3D",
     "Maximum",
     "Minimum",
     "MultiHeadAttention",
@@ -131,7 +155,9 @@ __all__ = [
     "UnitNormalization",
     "UpSampling1D",
     "UpSampling2D",
+    "UpSampling3D",
     "ZeroPadding1D",
     "ZeroPadding2D",
+    "ZeroPadding3D",
     "format_shape",
 ]

@@ -1,4 +1,4 @@
-"""Convolutions over channels-last inputs: Conv1D and Conv2D, and what every convolution layer shares (argument
+"""Convolutions over channels-last inputs: Conv1D, Conv2D and Conv3D, and what every convolution layer shares (argument
 checks, Keras' "valid"/"same"/"causal" padding as explicit ONNX pads, the activation on channels-first values)."""
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ class BaseConv(Layer):
 
 
 class _Conv(BaseConv):
-    """A convolution into `filters` channels: Conv1D and Conv2D (documented there) fix its rank."""
+    """A convolution into `filters` channels: Conv1D, Conv2D (documented there) and Conv3D fix its rank."""
 
     def __init__(
         self,
@@ -310,5 +310,19 @@ class Conv2D(_Conv):
     rank = 2
 
 
+class Conv3D(_Conv):
+    """3-D convolution over (depth, height, width, channels) inputs, e.g. `Conv3D(8, 3, strides=(1, 2, 2))`.
+
+    Arguments, defaults (KotlinDL's, as Conv2D's: `padding="same"`, `activation="relu"`, HeNormal kernel and
+    HeUniform bias; Keras: "valid", linear, GlorotUniform, zeros) and fans as Conv2D's, with one int per axis;
+    KotlinDL's (1, s, s, s, 1) strides and dilations are accepted too. The kernel is stored as ONNX's Conv reads
+    it, (filters, in_channels / groups, depth, height, width); Keras' is (depth, height, width, in / groups,
+    filters).
+    """
+
+    rank = 3
+
+
 Convolution1D = Conv1D  # Keras' other names
 Convolution2D = Conv2D
+Convolution3D = Conv3D

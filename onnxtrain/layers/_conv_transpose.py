@@ -1,4 +1,5 @@
-"""Conv1DTranspose and Conv2DTranspose: the transpose (input gradient) of a convolution, as an upsampling layer."""
+"""Conv1DTranspose, Conv2DTranspose and Conv3DTranspose: the transpose (input gradient) of a convolution, as an
+upsampling layer."""
 
 from __future__ import annotations
 
@@ -155,5 +156,17 @@ class Conv1DTranspose(Conv2DTranspose):
     rank = 1
 
 
+class Conv3DTranspose(Conv2DTranspose):
+    """Transposed 3-D convolution over (depth, height, width, channels) inputs, e.g.
+    `Conv3DTranspose(8, 3, strides=2)`.
+
+    Arguments, defaults (KotlinDL's, as Conv2DTranspose's), output sizes and kernel layout, (in_channels, filters,
+    depth, height, width), as Conv2DTranspose's, with one int per axis.
+    """
+
+    rank = 3
+
+
 Convolution1DTranspose = Conv1DTranspose  # Keras' other names
 Convolution2DTranspose = Conv2DTranspose
+Convolution3DTranspose = Conv3DTranspose

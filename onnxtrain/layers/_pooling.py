@@ -1,4 +1,5 @@
-"""Pooling layers: MaxPooling1D/2D, AveragePooling1D/2D and the global poolings, as ONNX's channels-first pooling ops.
+"""Pooling layers: MaxPooling1D/2D/3D, AveragePooling1D/2D/3D and the global poolings, as ONNX's channels-first
+pooling ops.
 
 Shapes and arguments are Keras': channels last, `strides` defaulting to `pool_size`, `padding="same"` padding the
 odd element at the end and leaving padding out of an average (ONNX's `count_include_pad=0`).
@@ -18,6 +19,11 @@ from onnxtrain.layers._layer import Layer, Shape, format_shape
 from onnxtrain.layers._layout import channels_first, mark_channels_first
 
 PADDINGS = ("valid", "same")
+_EXPECTED_SHAPES = {
+    1: "[None, steps, channels]",
+    2: "[None, height, width, channels]",
+    3: "[None, depth, height, width, channels]",
+}
 
 
 def _int_tuple(owner: str, arg: str, value: object, rank: int) -> tuple[int, ...]:
@@ -41,16 +47,15 @@ def _padding(owner: str, padding: object) -> str:
 
 def _spatial_rank(layer: Layer, input_shape: Shape, rank: int) -> None:
     if len(input_shape) != rank + 1:
-        expected = "[None, steps, channels]" if rank == 1 else "[None, height, width, channels]"
         raise ShapeError(
-            f"{type(layer).__name__} layer {layer.name!r} expects inputs of shape {expected}. Received: input "
-            f"shape {format_shape(input_shape)}."
+            f"{type(layer).__name__} layer {layer.name!r} expects inputs of shape {_EXPECTED_SHAPES[rank]}. "
+            f"Received: input shape {format_shape(input_shape)}."
         )
 
 
 class _Pooling(Layer):
     """A window pooling over the `rank` spatial axes of a channels-last input. An int is that size on every axis,
-    so the default `pool_size=2` is a 2x2 window for the 2-D poolings."""
+    so the default `pool_size=2` is a 2x2 window for the 2-D poolings (2x2x2 for the 3-D ones, as Keras')."""
 
     accepts_channels_first = True
     keras_data_format = True
@@ -137,7 +142,21 @@ class AveragePooling2D(_Pooling):
     op_type, rank = "AveragePool", 2
 
 
+class MaxPooling3D(_Pooling):
+    """The maximum of each `pool_size` window: (N, D, H, W, C) -> (N, D', H', W', C). `MaxPooling3D()` halves D, H
+    and W."""
+
+    op_type, rank = "MaxPool", 3
+
+
+class AveragePooling3D(_Pooling):
+    """The mean of each `pool_size` window of (N, D, H, W, C) inputs (padding left out of the mean, as in Keras)."""
+
+    op_type, rank = "AveragePool", 3
+
+
 MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D = MaxPooling1D, MaxPooling2D, AveragePooling1D, AveragePooling2D
+MaxPool3D, AvgPool3D = MaxPooling3D, AveragePooling3D
 
 
 class _GlobalPooling(Layer):
@@ -191,5 +210,21 @@ class GlobalMaxPooling2D(_GlobalPooling):
     op_type, rank = "GlobalMaxPool", 2
 
 
-GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D
-GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
+class GlobalAveragePooling3D(_GlobalPooling):
+    """The mean over depth, height and width: (N, D, H, W, C) -> (N, C)."""
+
+    op_type, rank = "GlobalAveragePool", 3
+
+
+class GlobalMaxPooling3D(_GlobalPooling):
+    """The maximum over depth, height and width: (N, D, H, W, C) -> (N, C)."""
+
+    op_type, rank = "GlobalMaxPool", 3
+
+
+GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = (
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+)
+GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D
