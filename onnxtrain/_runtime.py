@@ -200,6 +200,13 @@ def optimized_by_ort(model: onnx.ModelProto, disabled_optimizers: Sequence[str] 
         return onnx.load(options.optimized_model_filepath)
 
 
+# ONNX Runtime's PadFusion folds a zero Pad into the next MaxPool's or AveragePool's own pads, where MaxPool pads
+# with -inf and AveragePool (count_include_pad=0) leaves pads out of the mean: Conv -> ZeroPadding2D/3D ->
+# MaxPooling(padding="same") computed other numbers (microsoft/onnxruntime#18136, #21556; the AveragePool half fixed
+# after 1.19 by #23190). Without it a model's Pad nodes run as they are; onnxtrain emits none for a padded Conv.
+DISABLED_OPTIMIZERS = ["Pad_Fusion"]  # its registered name (the class is PadFusion)
+
+
 def session_options(ort: Any, threads: int | None) -> Any:
     """The SessionOptions of the sessions that train, evaluate and predict for a compiled model.
 
@@ -232,7 +239,9 @@ def create_session(ort: Any, model: bytes, options: Any, device: Device) -> Any:
         RuntimeSetupError: the CUDA provider did not start.
     """
     if device.kind != "cuda":
-        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(
+            model, options, providers=["CPUExecutionProvider"], disabled_optimizers=DISABLED_OPTIMIZERS
+        )
     # TF32 off: full float32 matrix products, as on the CPU and PyTorch's default (TF32 differs from the CPU by
     # ~1e-3 relative; this MLP's steps are launch-bound, so it buys nothing here).
     cuda = {"device_id": str(device.index), "use_tf32": "0"}
@@ -245,7 +254,9 @@ def create_session(ort: Any, model: bytes, options: Any, device: Device) -> Any:
         session = _cuda_session(ort, model, options, providers)
     if isinstance(session, Exception):
         try:  # a model that does not load on the CPU either is the caller's bad model, not a CUDA problem
-            ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+            ort.InferenceSession(
+                model, options, providers=["CPUExecutionProvider"], disabled_optimizers=DISABLED_OPTIMIZERS
+            )
         except Exception:
             raise session from None
         raise RuntimeSetupError(
@@ -267,7 +278,9 @@ def _cuda_session(ort: Any, model: bytes, options: Any, providers: list[Any]) ->
     ignore it) makes a provider that fails to start raise, instead of printing a banner and building a CPU session.
     """
     try:
-        return ort.InferenceSession(model, options, providers=providers, enable_fallback=0)
+        return ort.InferenceSession(
+            model, options, providers=providers, enable_fallback=0, disabled_optimizers=DISABLED_OPTIMIZERS
+        )
     except Exception as error:  # ORT raises Fail, RuntimeException, ... from its C++ layer
         return error
 
