@@ -218,7 +218,9 @@ def _compile_loaded(
                 raise InvalidArgumentError(f"engine must be one of {list(engines.names())}. Found: {saved['engine']!r}")
         check_opset_and_ir(settings.get("opset", DEFAULT_OPSET), settings.get("ir_version", DEFAULT_IR_VERSION))
         learning_rate = config.get("current_learning_rate")
-        if learning_rate is not None and not model_files.is_finite_positive(learning_rate):
+        # (0 too: where a learning-rate schedule, such as Keras' CosineDecay with alpha=0, has come down to it)
+        zero = type(learning_rate) in (int, float) and learning_rate == 0
+        if learning_rate is not None and not zero and not model_files.is_finite_positive(learning_rate):
             raise InvalidArgumentError(f"current_learning_rate must be a positive number. Found: {learning_rate!r}")
     if "engine" in saved:
         saved["engine"] = _engine_here(saved["engine"], resume, config_path.parent)

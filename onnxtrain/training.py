@@ -48,6 +48,7 @@ from onnxtrain._sample_weights import WeightedEngine, class_sample_weights, comb
 from onnxtrain.arrays import input_specs
 from onnxtrain.callbacks import CallbackList, CallbackModel
 from onnxtrain.distributed._communicator import Communicator, local_rows
+from onnxtrain.callbacks._learning_rate import optimizer_schedule
 from onnxtrain.distributed._reduce import all_reduce_sums
 from onnxtrain.distributed._world import world
 from onnxtrain.engine import Engine, EngineRequest
@@ -59,6 +60,7 @@ from onnxtrain.losses import Loss
 from onnxtrain.metrics import NamedMetric
 from onnxtrain.multi_output import OutputLosses
 from onnxtrain.optimizers import Optimizer
+from onnxtrain.optimizers.schedules import rate_at
 from onnxtrain.progress import Progress, prints_here
 
 logger = logging.getLogger("onnxtrain")
@@ -304,6 +306,8 @@ class Trainer:
         callback_list = CallbackList(
             callbacks, self.model, params=history.params, optimizer_steps=lambda: self.steps_trained
         )
+        # The optimizer's learning-rate schedule, set before each step (refused beside a callback that sets the rate)
+        self._schedule = optimizer_schedule(self.compiled.optimizer, callback_list.callbacks)
         self.model.stop_training = False
         progress = Progress(verbose, steps=steps, epochs=epochs)
         # Every process stops at the same batch: per-batch stops (a callback's) are agreed on after each batch. The
@@ -379,6 +383,8 @@ class Trainer:
         wb = None
         try:
             for step in range(steps):
+                if self._schedule is not None:  # Keras: schedule(optimizer.iterations), the updates so far
+                    self.engine.learning_rate = rate_at(self._schedule, self.steps_trained)
                 if callbacks.wants_batch_begin:
                     with self._flush.suspended():  # callbacks are user code: the caller's float mode (_float_env.py)
                         callbacks.on_batch_begin(step + 1)

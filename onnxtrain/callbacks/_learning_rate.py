@@ -1,4 +1,5 @@
-"""Callbacks that set the learning rate between steps or epochs: LearningRateScheduler and ReduceLROnPlateau.
+"""Callbacks that set the learning rate between steps or epochs: LearningRateScheduler and ReduceLROnPlateau; and
+`optimizer_schedule`, which finds the optimizer's own schedule for `fit` and refuses these callbacks beside it.
 
 Both write through `model.learning_rate` and, like Keras', add the rate to each epoch's logs as `learning_rate`.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from onnxtrain._checks import as_real, check_bool
 from onnxtrain.callbacks._callback import Callback, Logs, _overrides, check_callback_verbose
 from onnxtrain.callbacks._monitored import _Monitor, check_count
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.optimizers import LearningRateSchedule, Optimizer
 from onnxtrain.progress import print_once
 
 
@@ -22,6 +24,26 @@ def log_learning_rate(callback: Callback, logs: Logs | None) -> None:
     """Add the current rate to the epoch's logs as `learning_rate` (Keras' key), where the History reads it."""
     if isinstance(logs, MutableMapping):
         logs["learning_rate"] = float(callback.model.learning_rate)
+
+
+def optimizer_schedule(optimizer: Optimizer, callbacks: Sequence[Callback]) -> LearningRateSchedule | None:
+    """The optimizer's learning-rate schedule, which `fit` calls before each update, or None for a fixed rate.
+
+    Raises:
+        InvalidArgumentError: a LearningRateScheduler or ReduceLROnPlateau is among `callbacks` too: both would set
+            the rate (Keras refuses the callback's first change, with a TypeError).
+    """
+    schedule = optimizer.learning_rate
+    if not isinstance(schedule, LearningRateSchedule):
+        return None
+    setters = [type(c).__name__ for c in callbacks if isinstance(c, LearningRateScheduler | ReduceLROnPlateau)]
+    if setters:
+        raise InvalidArgumentError(
+            f"fit: {', '.join(setters)} sets the learning rate, but the optimizer's learning_rate is the schedule "
+            f"{schedule!r}, which sets it before every step. Use one of them: compile with a number as "
+            "learning_rate for the callback to change, or leave the callback out."
+        )
+    return schedule
 
 
 def _takes_lr(schedule: Callable[..., float]) -> bool:
@@ -56,8 +78,9 @@ class LearningRateScheduler(Callback):
     With `per_step=True`, the schedule is called right before every training step with that step's number: the
     optimizer's updates so far plus one (`Callback.optimizer_steps`), so it counts on across `fit` calls as
     epochs do, continues in a model loaded with its optimizer state, and starts at 1 again after compile() (a
-    new optimizer). A Keras `LearningRateSchedule` is called with `optimizer.iterations`, one less:
-    `schedule(step - 1)` here gives the same rates.
+    new optimizer). A Keras `LearningRateSchedule` is called with `optimizer.iterations`, one less: give it (or
+    onnxtrain's equal, `onnxtrain.optimizers.schedules`) to the optimizer as its `learning_rate` instead. This
+    callback beside an optimizer with a schedule is refused at the start of `fit`, as Keras refuses it.
 
     At each epoch's end the rate is added to the logs as `learning_rate` (as Keras does), so the History and a
     CSVLogger placed after this callback record it.

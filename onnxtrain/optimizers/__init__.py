@@ -6,7 +6,8 @@ and the same rule as one loop that the portable engine compiles with numba when 
 what they share: the `Optimizer` base class, its hyper-parameter checks and gradient clipping; `_keras_arguments.py`
 the Keras spellings every constructor also takes (`beta_1`, `rho`, `clipvalue`, `global_clipnorm`, ...). The
 portable engine runs all eleven; the ort-training engine maps Adam, AdamW (without weight decay) and SGD (without
-momentum) onto ONNX Runtime's own optimizer graphs.
+momentum) onto ONNX Runtime's own optimizer graphs. Every optimizer's `learning_rate` may be a schedule from
+`schedules` (Keras 3's: `Adam(learning_rate=schedules.CosineDecay(1e-3, decay_steps=1000))`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from onnxtrain._registry import Registry
+from onnxtrain.optimizers import schedules
 from onnxtrain.optimizers._adadelta import AdaDelta
 from onnxtrain.optimizers._adagrad import AdaGrad
 from onnxtrain.optimizers._adagrad_da import AdaGradDA
@@ -25,6 +27,7 @@ from onnxtrain.optimizers._momentum import Momentum
 from onnxtrain.optimizers._nadam import Nadam
 from onnxtrain.optimizers._rmsprop import RMSProp
 from onnxtrain.optimizers._sgd import SGD
+from onnxtrain.optimizers.schedules import LearningRateSchedule
 
 # Keras 3's spellings of the class names
 Adadelta = AdaDelta
@@ -42,12 +45,14 @@ __all__ = [
     "AdamW",
     "Adamax",
     "Ftrl",
+    "LearningRateSchedule",
     "Momentum",
     "Nadam",
     "Optimizer",
     "RMSProp",
     "RMSprop",
     "get",
+    "schedules",
 ]
 
 _CLASSES: dict[str, type[Optimizer]] = {

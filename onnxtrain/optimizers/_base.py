@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from onnxtrain._checks import as_real
 from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.optimizers.schedules import LearningRateSchedule, deserialize, from_keras, serialize
 
 if TYPE_CHECKING:
     from onnxtrain.graph import GraphBuilder
@@ -62,11 +63,34 @@ Check = Callable[[str, str, object], object]
 POSITIVE = Interval(0.0, low_open=True)
 NON_NEGATIVE = Interval(0.0)
 UNIT_OPEN = Interval(0.0, 1.0, low_open=True, high_open=True)
+LearningRate = float | LearningRateSchedule
+
+
+def check_learning_rate(owner: str, arg: str, value: object) -> float | LearningRateSchedule:
+    """A positive finite number (as a Python float) or a learning-rate schedule: a `LearningRateSchedule`, a
+    schedule's config ({"class_name": ..., "config": {...}}, what `get_config` writes), or one of Keras' own
+    schedule objects (rebuilt as onnxtrain's class of the same name)."""
+    if isinstance(value, LearningRateSchedule):
+        return value
+    if isinstance(value, dict) and "class_name" in value:
+        return deserialize(value)
+    keras_schedule = from_keras(value)
+    if keras_schedule is not None:
+        return keras_schedule
+    if as_real(value) is not None:
+        return POSITIVE(owner, arg, value)  # type: ignore[return-value]  # (not optional: never None)
+    raise InvalidArgumentError(
+        f"{owner}({arg}=...) expects a finite number in (0, inf) or a learning-rate schedule "
+        "(onnxtrain.optimizers.schedules: ExponentialDecay, CosineDecay, ...; subclass LearningRateSchedule for "
+        f"your own). Received: {arg}={value!r}"
+    )
 
 
 @dataclass
 class Optimizer:
-    """Base class. `learning_rate` may be changed between steps (e.g. by a scheduler callback).
+    """Base class. `learning_rate` is a number, which may be changed between steps (e.g. by a scheduler
+    callback), or a schedule (`onnxtrain.optimizers.schedules`, Keras' schedules), which `fit` calls before each
+    update with the updates made so far; the config holds the schedule as {"class_name": ..., "config": {...}}.
 
     Positional arguments follow KotlinDL's constructors (and Keras'): the learning rate, then the optimizer's own
     settings in the order its class lists them, so `Adam(0.001, 0.8)` sets beta1. The clip settings are
@@ -86,14 +110,14 @@ class Optimizer:
     works, `optimizer.beta1 = 5` raises InvalidArgumentError.
     """
 
-    learning_rate: float
+    learning_rate: LearningRate
     # Keyword-only: a subclass's own settings come right after learning_rate among the positional arguments.
     clip_norm: float | None = field(default=None, kw_only=True)
     clip_value: float | None = field(default=None, kw_only=True)
     name: str = field(default="", init=False)
 
     _checks: ClassVar[dict[str, Check]] = {
-        "learning_rate": POSITIVE,
+        "learning_rate": check_learning_rate,
         "clip_norm": Interval(0.0, low_open=True, optional=True),
         "clip_value": Interval(0.0, low_open=True, optional=True),
     }
@@ -107,7 +131,16 @@ class Optimizer:
         super().__setattr__(name, value)
 
     def get_config(self) -> dict[str, Any]:
-        return asdict(self)
+        """The constructor's arguments and `name`; a schedule as `schedules.serialize` writes it.
+
+        Raises:
+            InvalidArgumentError: the learning rate is a schedule that cannot be saved (`schedules.serialize`).
+        """
+        if not isinstance(self.learning_rate, LearningRateSchedule):
+            return asdict(self)
+        config = {f.name: getattr(self, f.name) for f in fields(self)}  # (asdict would deep-copy the schedule)
+        config["learning_rate"] = serialize(self.learning_rate)
+        return config
 
 
 @dataclass(frozen=True)
