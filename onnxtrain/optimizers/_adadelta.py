@@ -12,6 +12,7 @@ from onnxtrain.optimizers._base import (
     Check,
     FusedKernel,
     Interval,
+    LearningRate,
     Names,
     Optimizer,
     Slot,
@@ -36,7 +37,7 @@ class AdaDelta(Optimizer):
     accum_update = rho * accum_update + (1 - rho) * u^2; w -= lr * u.
     """
 
-    learning_rate: float = 0.1
+    learning_rate: LearningRate = 0.1
     rho: float = 0.95
     epsilon: float = 1e-8
     name: str = field(default="adadelta", init=False)

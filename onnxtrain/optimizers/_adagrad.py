@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from onnxtrain.optimizers._base import POSITIVE, Check, FusedKernel, Names, Optimizer, Slot, Update, UpdateRule
+from onnxtrain.optimizers._base import (
+    POSITIVE,
+    Check,
+    FusedKernel,
+    LearningRate,
+    Names,
+    Optimizer,
+    Slot,
+    Update,
+    UpdateRule,
+)
 from onnxtrain.optimizers._keras_arguments import keras_arguments
 
 if TYPE_CHECKING:
@@ -22,7 +32,7 @@ class AdaGrad(Optimizer):
     accum += g^2; w -= lr * g / sqrt(accum). The accumulator must start positive (0 divides by zero).
     """
 
-    learning_rate: float = 0.1
+    learning_rate: LearningRate = 0.1
     initial_accumulator_value: float = 0.01
     name: str = field(default="adagrad", init=False)
 

@@ -12,6 +12,7 @@ from onnxtrain.optimizers._base import (
     POSITIVE,
     Check,
     FusedKernel,
+    LearningRate,
     Names,
     Optimizer,
     Slot,
@@ -37,7 +38,7 @@ class AdaGradDA(Optimizer):
     initialization (so t = 1 forever there); here t grows as the algorithm intends, and agrees on step one.
     """
 
-    learning_rate: float = 0.1
+    learning_rate: LearningRate = 0.1
     initial_accumulator_value: float = 0.01
     l1_strength: float = 0.01
     l2_strength: float = 0.01

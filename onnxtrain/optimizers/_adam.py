@@ -15,6 +15,7 @@ from onnxtrain.optimizers._base import (
     UNIT_OPEN,
     Check,
     FusedKernel,
+    LearningRate,
     Names,
     Optimizer,
     Slot,
@@ -58,7 +59,7 @@ class Adam(Optimizer):
     gradient (Keras' `weight_decay`, which makes Adam AdamW).
     """
 
-    learning_rate: float = 1e-3
+    learning_rate: LearningRate = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-7
@@ -84,7 +85,7 @@ class AdamW(Optimizer):
     decays after the update, so the ort-training engine runs AdamW only with weight_decay=0.
     """
 
-    learning_rate: float = 1e-3
+    learning_rate: LearningRate = 1e-3
     weight_decay: float = 0.004
     beta1: float = 0.9
     beta2: float = 0.999

@@ -12,6 +12,7 @@ from onnxtrain.optimizers._base import (
     UNIT_OPEN,
     Check,
     FusedKernel,
+    LearningRate,
     Names,
     Optimizer,
     Slot,
@@ -36,7 +37,7 @@ class Adamax(Optimizer):
     m = b1 * m + (1 - b1) * g; u = max(b2 * u, |g|); w -= lr / (1 - b1^t) * m / (u + eps).
     """
 
-    learning_rate: float = 1e-3
+    learning_rate: LearningRate = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-7

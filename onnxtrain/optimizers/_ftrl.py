@@ -12,6 +12,7 @@ from onnxtrain.optimizers._base import (
     Check,
     FusedKernel,
     Interval,
+    LearningRate,
     Names,
     Optimizer,
     Slot,
@@ -36,7 +37,7 @@ class Ftrl(Optimizer):
     w = (sign(z) * l1 - z) / (n'^(-p) / lr + 2 * l2) where |z| > l1, else 0.
     """
 
-    learning_rate: float = 1e-3
+    learning_rate: LearningRate = 1e-3
     l1_regularization_strength: float = 0.0
     l2_regularization_strength: float = 0.0
     learning_rate_power: float = -0.5

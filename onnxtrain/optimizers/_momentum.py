@@ -12,6 +12,7 @@ from onnxtrain.optimizers._base import (
     NON_NEGATIVE,
     Check,
     FusedKernel,
+    LearningRate,
     Names,
     Optimizer,
     Slot,
@@ -37,7 +38,7 @@ class Momentum(Optimizer):
     this update too.
     """
 
-    learning_rate: float = 0.001
+    learning_rate: LearningRate = 0.001
     momentum: float = 0.99
     use_nesterov: bool = True
     name: str = field(default="momentum", init=False)

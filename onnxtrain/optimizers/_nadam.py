@@ -13,6 +13,7 @@ from onnxtrain.optimizers._base import (
     UNIT_OPEN,
     Check,
     FusedKernel,
+    LearningRate,
     Names,
     Optimizer,
     Slot,
@@ -45,7 +46,7 @@ class Nadam(Optimizer):
     `weight_decay` > 0 first decays every trainable parameter, w -= w * lr * weight_decay, as Keras does.
     """
 
-    learning_rate: float = 1e-3
+    learning_rate: LearningRate = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
     epsilon: float = 1e-7

@@ -14,6 +14,7 @@ from onnxtrain.optimizers._base import (
     Check,
     FusedKernel,
     Interval,
+    LearningRate,
     Names,
     Optimizer,
     Slot,
@@ -41,7 +42,7 @@ class RMSProp(Optimizer):
     in place of ms below); mom = momentum * mom + lr * g / sqrt(ms + epsilon); w -= mom.
     """
 
-    learning_rate: float = 0.001
+    learning_rate: LearningRate = 0.001
     decay: float = 0.9
     momentum: float = 0.0
     epsilon: float = 1e-10

@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from onnxtrain._checks import check_bool
-from onnxtrain.optimizers._base import Check, FusedKernel, Interval, Names, Optimizer, Slot, Update, UpdateRule
+from onnxtrain.optimizers._base import (
+    Check,
+    FusedKernel,
+    Interval,
+    LearningRate,
+    Names,
+    Optimizer,
+    Slot,
+    Update,
+    UpdateRule,
+)
 from onnxtrain.optimizers._keras_arguments import keras_arguments
 from onnxtrain.optimizers._momentum import momentum_fused_kernel, momentum_scalars, momentum_update
 
@@ -27,7 +37,7 @@ class SGD(Optimizer):
     update as v = momentum * v - lr * g: the two agree while the learning rate stays the same (see Momentum).
     """
 
-    learning_rate: float = 0.2
+    learning_rate: LearningRate = 0.2
     # Keyword-only: KotlinDL's SGD(learningRate, clipGradient) must not make a second positional value a momentum.
     momentum: float = field(default=0.0, kw_only=True)
     nesterov: bool = field(default=False, kw_only=True)
