@@ -30,7 +30,7 @@ from onnxtrain.layers import Input
 from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
-from onnxtrain.optimizers import Optimizer
+from onnxtrain.optimizers import LearningRateSchedule, Optimizer
 from onnxtrain.progress import check_verbose
 from onnxtrain.training import Trainer
 
@@ -195,6 +195,13 @@ class Model(ModelBase):
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
         trainer = self._compiled_trainer("learning_rate")
+        schedule = trainer.compiled.optimizer.learning_rate
+        if isinstance(schedule, LearningRateSchedule):  # Keras: "its learning rate is not settable"
+            raise InvalidArgumentError(
+                "learning_rate cannot be set: the optimizer's learning_rate is the schedule "
+                f"{type(schedule).__name__}, which sets the rate before each step. Received: {value!r}. Compile "
+                "with a number, or another schedule."
+            )
         valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
         if not valid or value <= 0:
             raise InvalidArgumentError(f"learning_rate expects a positive finite number. Received: {value!r}")

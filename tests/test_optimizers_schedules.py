@@ -372,3 +372,12 @@ BAD_ARGUMENTS = [
 def test_bad_arguments_name_the_value_and_what_was_expected(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+def test_the_learning_rate_of_a_model_whose_optimizer_has_a_schedule_cannot_be_set():
+    """As Keras: the schedule sets the rate before each step, so an assigned rate would be overwritten silently."""
+    with tiny_model() as model:
+        model.compile(optimizer=Adam(schedules.ExponentialDecay(0.01, 10, 0.5)), loss="mse")
+        assert model.learning_rate == pytest.approx(0.01)
+        with pytest.raises(InvalidArgumentError, match=r"is the schedule ExponentialDecay.*Received: 0\.1"):
+            model.learning_rate = 0.1
