@@ -1,16 +1,18 @@
-"""Host memory bound to the portable engine's sessions: OrtValue views of flat buffers (`ortvalue_views`), and the
-IOBinding of a session with its weights bound, with the host arrays bound to its batch, labels and outputs
-(`BatchBinding`): what a step rebinds, and when it need not."""
+"""Host memory bound to the portable engine's sessions: OrtValue views of flat buffers (`ortvalue_views`), a batch's
+arrays as the sessions read them (`batch_arrays`), and the IOBinding of a session with its weights bound, with the
+host arrays bound to its batch, labels and outputs (`BatchBinding`, made by `bind_session`): what a step rebinds,
+and when it need not."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from onnxtrain import emit
-from onnxtrain._runtime import Device
+from onnxtrain._runtime import Device, check_not_empty
 from onnxtrain.engine import Batch
 
 
@@ -60,6 +62,46 @@ class BatchBinding:
             shape = list(self._logits.shape)
             self.binding.bind_output(emit.LOGITS_NAME, "cpu", 0, np.float32, shape, self._logits.ctypes.data)
         return self._logits
+
+
+def batch_arrays(
+    x: Batch,
+    labels: np.ndarray,
+    sample_weight: np.ndarray | None,
+    input_dtypes: Sequence[DTypeLike],
+    label_dtype: DTypeLike,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The batch's arrays as the sessions read them: one per model input (as `input_dtypes`), then the sample
+    weights where given (a weighted graph's last input), and the labels (as `label_dtype`)."""
+    xs = [x] if isinstance(x, np.ndarray) else list(x)  # one array per model input
+    check_not_empty(xs[0])
+    xs = [np.ascontiguousarray(a, dtype=dtype) for a, dtype in zip(xs, input_dtypes, strict=True)]
+    if sample_weight is not None:
+        xs.append(np.ascontiguousarray(sample_weight, dtype=np.float32))
+    return xs, np.ascontiguousarray(labels, dtype=label_dtype)
+
+
+def bind_session(
+    session: Any,
+    inputs: Mapping[str, Any],
+    accepted: Collection[str],
+    outputs: Mapping[str, Any],
+    loss: np.ndarray,
+    output_shape: tuple[int, ...],
+    device: Device,
+    input_names: Sequence[str],
+) -> BatchBinding:
+    """An IOBinding of `session` that reads the `inputs` whose names it `accepted` and writes `outputs` and the
+    loss (into the float32 scalar `loss`), for the batches of a BatchBinding of `input_names` (the model's inputs;
+    a weighted graph's add `sample_weight`)."""
+    binding = session.io_binding()
+    for name, value in inputs.items():
+        if name in accepted:
+            binding.bind_ortvalue_input(name, value)
+    for name, value in outputs.items():
+        binding.bind_ortvalue_output(name, value)
+    binding.bind_output(emit.LOSS_NAME, "cpu", 0, np.float32, [], loss.ctypes.data)
+    return BatchBinding(binding, output_shape, device, input_names)
 
 
 def ortvalue_views(ort: Any, buffer: np.ndarray, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:

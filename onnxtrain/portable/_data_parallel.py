@@ -2,6 +2,14 @@
 gradient session writes (gradients and new layer state), the layer state and Dropout's first row that session
 reads, and the step itself: this process's rows, the all-reduce, the averaged layer state written back.
 
+The engine always runs the gradient model, unclipped, and between it and the update (the kernel, or the update
+alone as a second ONNX model where the kernel cannot run) all-reduces the gradients with the loss sum and example
+count (`GradientReduction`), which then clips. The new layer state (BatchNorm's moving statistics from this
+process's rows) goes into the same all-reduce and comes back as the processes' mean, written over the layer state
+the sessions read; so every process holds the same weights and the same layer state after each step. Dropout draws
+each row's mask by its index in the global batch (the `first_row` of this process's rows), so the processes drop
+the units one process would.
+
 The engine keeps the update (the fused kernel, or the update model, whose bindings `update_bindings` makes).
 """
 

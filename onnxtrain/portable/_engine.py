@@ -13,30 +13,22 @@ step without its update (`gradient_model`) and writes the gradients into one fla
 the flat weight and state buffers that the session reads, in one pass, when the loss is finite. The values and
 checkpoints are the same as the graph's, to float32 rounding.
 
-In a data-parallel fit (a `communicator`, `_data_parallel.py`), the engine always runs the gradient model,
-unclipped, and between it and the update (the kernel, or the update alone as a second ONNX model where the kernel
-cannot run) all-reduces the gradients with the loss sum and example count (`GradientReduction`), which then clips.
-The new layer state (BatchNorm's moving statistics from this process's rows) goes into the same all-reduce and
-comes back as the processes' mean, written over the layer state the sessions read; so every process holds the same
-weights and the same layer state after each step. Dropout draws each row's mask by its index in the global batch
-(the `first_row` of this process's rows), so the processes drop the units one process would.
+In a data-parallel fit (a `communicator`, `_data_parallel.py`), the engine runs the gradient model, unclipped, and
+all-reduces the gradients and the new layer state before the update, so every process holds the same weights and
+layer state after each step.
 
 A convolution network on two or more CPU cores trains with the split step (`_split_step.py`): each batch is cut
 into one share of rows per core, one-thread copies of the gradient session run the shares at once, and the shares'
 gradients are combined and clipped before the fused update.
 
-A step or evaluation given sample weights (Keras' `sample_weight`, `class_weight`) runs the weighted graphs (a
-`sample_weight` input; `_graphs.py`): their sessions are made at the first weighted batch, bound to the same
-values, through the same path (graph update, fused kernel, split step or data-parallel reduction). The shares of a
-split or data-parallel step each give sum(w_i l_i) / rows of their rows, so the same row-weighted combination gives
-the whole batch's sum(w_i l_i) / batch. A fit without weights never builds them.
+A step or evaluation given sample weights (Keras' `sample_weight`, `class_weight`) runs the weighted graphs through
+the same path, in sessions made at the first weighted batch (`_weighted_sessions.py`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,57 +38,29 @@ import onnx
 from onnxtrain import emit
 from onnxtrain._artifacts_folder import EVAL_GRAPH, TRAIN_STEP_GRAPH
 from onnxtrain._float_env import FlushToZero
-from onnxtrain._runtime import Device, check_not_empty, create_session, session_options
+from onnxtrain._runtime import Device, create_session, session_options
 from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.emit import ModelGraph
 from onnxtrain.engine import Batch
-from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.functional import as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.portable import _fused
-from onnxtrain.portable._batch_binding import BatchBinding, ortvalue_views
+from onnxtrain.portable._batch_binding import BatchBinding, batch_arrays, bind_session
 from onnxtrain.portable._checkpoint import Checkpoint, write_checkpoint
 from onnxtrain.portable._data_parallel import DataParallel
-from onnxtrain.portable._graphs import (
-    LEARNING_RATE,
-    STEP,
-    TrainStepGraph,
-    eval_model,
-    gradient,
-    gradient_model,
-    train_step_model,
-    updated,
-)
+from onnxtrain.portable._graphs import LEARNING_RATE, STEP, TrainStepGraph, eval_model, gradient, train_step_model
+from onnxtrain.portable._onnxruntime_setup import check_provider, import_onnxruntime
 from onnxtrain.portable._split_step import SplitStep, share_count
 from onnxtrain.portable._starting_values import check_names_and_shapes, starting_values
+from onnxtrain.portable._step_models import StepModels
 from onnxtrain.portable._update_model import update_model
+from onnxtrain.portable._value_sets import BindingValues, double_buffered, fused_buffers, reduced_graph_sets
+from onnxtrain.portable._weighted_sessions import WeightedSessions, open_weighted_sessions
 
 CPU = Device("cpu")
-
-
-def _onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as e:
-        raise RuntimeSetupError(
-            "The portable engine needs ONNX Runtime: `pip install onnxruntime` (CPU) or `onnxruntime-gpu` (CUDA); "
-            "a training build (onnxtrain[cpu] / [cuda]) works too."
-        ) from e
-    return onnxruntime
-
-
-@dataclass
-class _Sessions:
-    """The sessions of the weighted graphs and their bindings (one per value set), or the split step that takes the
-    train session's place."""
-
-    train: Any
-    train_bindings: list[BatchBinding]
-    split: SplitStep | None
-    eval: Any
-    eval_bindings: list[BatchBinding]
 
 
 class PortableEngine:
@@ -132,7 +96,7 @@ class PortableEngine:
         update: str = "auto",
         communicator: Communicator | None = None,
     ):
-        ort = _onnxruntime()
+        ort = import_onnxruntime()
         self.device = device
         self.optimizer = optimizer
         graph = as_graph(layers)  # once: a layer list would be turned into a new Functional by every graph below
@@ -147,42 +111,21 @@ class PortableEngine:
 
         options = session_options(ort, threads)
         self._flush = FlushToZero()
-        self._check_provider(ort, device)
+        check_provider(ort, device)
         split = self.fused and communicator is None and not self.graph.layer_state
         self._shares = share_count(self.graph.model, device, threads, split)
         # The fused path's session computes gradients only; `graph` keeps the whole step, for save_graphs.
         # Distributed or split, the gradients are clipped once combined (GradientReduction, SplitStep).
-        combined = communicator is not None or self._shares > 1
-        unclipped = replace(optimizer, clip_norm=None, clip_value=None) if combined else optimizer
-        gradients_only = self.fused or communicator is not None
-        step_model = (
-            gradient_model(graph, loss, unclipped, opset, ir_version, shares=self._shares > 1 or combined)
-            if gradients_only
-            else self.graph.model
-        )
+        gradients_only, combined = self.fused or communicator is not None, communicator is not None or self._shares > 1
+        self._models = StepModels.of(graph, loss, optimizer, opset, ir_version, gradients_only, combined)
+        step_model = self._models.gradients() if gradients_only else self.graph.model
         self._step_inputs = {i.name for i in step_model.graph.input}
         step_bytes = step_model.SerializeToString()
-
-        # The weighted graphs, built alike at the first weighted batch (`_weighted_sessions`).
-        def weighted_models() -> tuple[onnx.ModelProto, TrainStepGraph | None, onnx.ModelProto]:
-            """The weighted step model (and its TrainStepGraph where it updates in the graph) and eval model."""
-            evaluation = eval_model(graph, loss, opset, ir_version, weighted=True)
-            if gradients_only:
-                shares = self._shares > 1 or combined
-                return (
-                    gradient_model(graph, loss, unclipped, opset, ir_version, shares, weighted=True),
-                    None,
-                    evaluation,
-                )
-            step = train_step_model(graph, loss, optimizer, opset, ir_version, weighted=True)
-            return step.model, step, evaluation
-
-        self._weighted_models = weighted_models
-        self._weighted: _Sessions | None = None
+        self._weighted: WeightedSessions | None = None  # made at the first weighted batch (`_weighted_sessions`)
         self._options = options
         # What each train binding reads and writes (by value set), and the split step's arguments: the weighted
         # sessions bind the same.
-        self._train_binding_values: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self._train_binding_values: BindingValues = []
         self._split_step: Callable[[bytes, Sequence[str]], SplitStep] | None = None
         self._split: SplitStep | None = None
         with self._flush.creating():
@@ -204,32 +147,15 @@ class PortableEngine:
             self._set_up_fused(values, step_bytes if self._shares > 1 else None, threads)
         elif communicator is not None:
             self._set_up_reduced_graph(values, update_model(self.graph, graph, optimizer, opset, ir_version), options)
-        else:
-            first = {name: self._ortvalue(values[name]) for name in self.graph.carried}
-            second = {
-                name: value if name in self.in_place else self._ortvalue(values[name]) for name, value in first.items()
-            }
-            self._sets = [first, second]  # the sets share the OrtValues of `in_place`
-            self._train_binding_values = [
-                ({**self._sets[k], **self._fixed}, {updated(name): value for name, value in self._sets[1 - k].items()})
-                for k in range(2)
-            ]
+        else:  # the sets share the OrtValues of `in_place`
+            self._sets, self._train_binding_values = double_buffered(
+                self.graph.carried, self.in_place, values, self._fixed, self._ortvalue
+            )
             self._train_bindings = self._bindings_of(self._train_session, self._step_inputs, self._input_names)
         eval_inputs = {i.name for i in self.eval_graph.graph.input}
-        self._eval_bindings = [
-            self._binding(self._eval_session, {**self._sets[k], **self._fixed}, eval_inputs) for k in range(2)
-        ]
+        self._eval_bindings = self._eval_bindings_of(self._eval_session, eval_inputs, self._input_names)
 
     # --- set-up -------------------------------------------------------------------------------------------
-    @staticmethod
-    def _check_provider(ort: Any, device: Device) -> None:
-        available = ort.get_available_providers()
-        if device.kind == "cuda" and "CUDAExecutionProvider" not in available:
-            raise RuntimeSetupError(
-                f"device={str(device)!r} needs ONNX Runtime's CUDA execution provider; the installed build "
-                "offers "
-                f"{available}. Install onnxruntime-gpu (alone: uninstall other onnxruntime packages first)."
-            )
 
     def _ortvalue(self, value: np.ndarray) -> Any:
         # A private copy: on CPU the OrtValue wraps this array's memory, which steps then overwrite.
@@ -237,55 +163,24 @@ class PortableEngine:
         return self._ort.OrtValue.ortvalue_from_numpy(value, self.device.kind, self.device.index)
 
     def _set_up_fused(self, values: dict[str, np.ndarray], split: bytes | None, threads: int | None) -> None:
-        """Flat buffers for the weights, each state slot and the gradients (one kernel call updates them all), a
-        view of them per tensor bound to the gradient session, and one set of values that every step updates.
-        With `split` (the gradient model, serialized), copies of it on `threads` split each batch (`SplitStep`).
-        The optimizer state's entries leave `values` once copied, so that a large model's state is not held twice.
+        """The flat buffers of the fused update (`fused_buffers`), bound to the gradient session, and one set of
+        values that every step updates. With `split` (the gradient model, serialized), copies of it on `threads`
+        split each batch (`SplitStep`).
 
         Raises:
             InvalidArgumentError: the buffers do not fit in memory (`_fused.out_of_memory`).
         """
-        trainable = self.graph.trainable
-        shapes = [values[name].shape for name in trainable]
-        update = _fused.fused_update(self.optimizer)
-
-        def flat(names: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:
-            try:
-                buffer = _fused.flat_buffer(names, shapes, values)
-            except MemoryError as error:
-                count = sum(math.prod(shape) for shape in shapes)
-                raise InvalidArgumentError(
-                    _fused.out_of_memory(self.optimizer, count, 2 + len(update.slots))
-                ) from error
-            return buffer, ortvalue_views(self._ort, buffer, dict(zip(names, shapes, strict=True)))
-
-        self._flat_weights, carried = flat(trainable)
-        state = []
-        for slot in update.slots:  # the rule's slots, one per trainable parameter, in the same order
-            names = [t.name for t in self.graph.state if t.slot == slot]
-            assert len(names) == len(trainable), f"the kernel's slot {slot!r} is one of the update rule's"
-            buffer, views = flat(names)
-            for name in names:  # copied: free the starting value before the next slot's buffer is made
-                del values[name]
-            state.append(buffer)
-            carried.update(views)
-        self._flat_state = tuple(state)
-        step_inputs: dict[str, Any] = {}
-        if self._communicator is None:
-            self._flat_grads, self._gradients = flat([gradient(name) for name in trainable])
-        else:  # ORT writes the gradients and the new layer state straight into the buffer that is all-reduced
-            parallel = self._data_parallel(values)
-            self._flat_grads, self._gradients = parallel.reduction.gradients, parallel.outputs
-            carried.update(parallel.layer_state)
-            step_inputs = parallel.step_inputs
-        self._step_value = np.array(values[STEP], np.int64)  # read by `step`, advanced by train_step
-        carried[STEP] = self._ort.OrtValue.ortvalue_from_numpy(self._step_value)
+        parallel = self._data_parallel if self._communicator is not None else None  # made once state is copied
+        buffers = fused_buffers(self._ort, self.graph, self.optimizer, values, parallel)
+        self._flat_weights, self._flat_state, self._update = buffers.weights, buffers.state, buffers.update
+        self._flat_grads, self._gradients = buffers.grads, buffers.gradients
+        self._step_value = buffers.step  # read by `step`, advanced by train_step
+        carried, shapes, step_inputs = buffers.carried, buffers.shapes, buffers.step_inputs
         self._sets = [carried, carried]
-        self._update = update
 
         inputs = {**carried, **self._fixed, **step_inputs}
         if split is not None:
-            named = {gradient(name): shape for name, shape in zip(trainable, shapes, strict=True)}
+            named = {gradient(name): shape for name, shape in zip(self.graph.trainable, shapes, strict=True)}
             clip_value, clip_norm = self.optimizer.clip_value, self.optimizer.clip_norm
             self._split_step = lambda model, names: SplitStep(
                 self._ort, model, self.device, self._shares, threads, inputs, named, self._flat_grads, clip_value,
@@ -301,15 +196,12 @@ class PortableEngine:
         """Data-parallel without the fused kernel: the gradient session writes into the reduction's buffer, and an
         update session (`update_model`) reads the reduced gradients and set k, and writes set 1 - k."""
         parallel = self._data_parallel(values)
-        carried = (*self.graph.trainable, *(t.name for t in self.graph.state), STEP)
-        updates = [{name: self._ortvalue(values[name]) for name in carried} for _ in range(2)]
-        self._sets = [{**updates[k], **parallel.layer_state} for k in range(2)]
+        updates, self._sets, self._train_binding_values = reduced_graph_sets(
+            self.graph, values, self._fixed, parallel, self._ortvalue
+        )
         with self._flush.creating():
             self._update_session = create_session(self._ort, update.SerializeToString(), options, self.device)
         self._update_bindings = parallel.update_bindings(self._update_session, updates, self._fixed[LEARNING_RATE])
-        self._train_binding_values = [
-            ({**self._sets[k], **self._fixed, **parallel.step_inputs}, parallel.outputs) for k in range(2)
-        ]
         self._train_bindings = self._bindings_of(self._train_session, self._step_inputs, self._input_names)
 
     def _data_parallel(self, values: Mapping[str, np.ndarray]) -> DataParallel:
@@ -319,81 +211,43 @@ class PortableEngine:
         )
         return self._parallel
 
-    def _bindings_of(self, session: Any, accepted: Collection[str], input_names: Sequence[str]) -> list[BatchBinding]:
-        """The train session's bindings, one per entry of `_train_binding_values`."""
+    def _bindings_of(
+        self, session: Any, accepted: Collection[str], input_names: Sequence[str], values: BindingValues | None = None
+    ) -> list[BatchBinding]:
+        """Bindings of `session`, one per entry of `values` (by default `_train_binding_values`), reading the inputs
+        it `accepted`; `input_names`: the model's inputs (a weighted graph's add `sample_weight`)."""
         return [
-            self._binding(session, inputs, accepted, outputs, input_names)
-            for inputs, outputs in self._train_binding_values
+            bind_session(session, inputs, accepted, outputs, self._loss, self._output_shape, self.device, input_names)
+            for inputs, outputs in (self._train_binding_values if values is None else values)
         ]
 
-    def _binding(
-        self,
-        session: Any,
-        inputs: Mapping[str, Any],
-        accepted: Collection[str],
-        outputs: Mapping[str, Any] = {},
-        input_names: Sequence[str] | None = None,
-    ) -> BatchBinding:
-        """An IOBinding of `session` that reads the `inputs` whose names it `accepted` and writes `outputs` and the
-        loss (into `_loss`), for the batches of a BatchBinding (of `input_names`: the model's inputs by default;
-        a weighted graph's add `sample_weight`)."""
-        binding = session.io_binding()
-        for name, value in inputs.items():
-            if name in accepted:
-                binding.bind_ortvalue_input(name, value)
-        for name, value in outputs.items():
-            binding.bind_ortvalue_output(name, value)
-        binding.bind_output(emit.LOSS_NAME, "cpu", 0, np.float32, [], self._loss.ctypes.data)
-        return BatchBinding(binding, self._output_shape, self.device, input_names or self._input_names)
+    def _eval_bindings_of(
+        self, session: Any, accepted: Collection[str], input_names: Sequence[str]
+    ) -> list[BatchBinding]:
+        """An eval session's bindings, one per value set."""
+        values: BindingValues = [({**current, **self._fixed}, {}) for current in self._sets]
+        return self._bindings_of(session, accepted, input_names, values)
 
-    def _weighted_sessions(self) -> _Sessions:
-        """The sessions of the weighted graphs, made at the first weighted batch and bound to the values the
-        unweighted ones read and write.
-
-        Raises:
-            UnsupportedError: the loss gives no per-example values (`Loss.elements`), or (never seen) the weighted
-                train step could not update in place a value the unweighted one does.
-        """
-        if self._weighted is not None:
-            return self._weighted
-        step_model, step_graph, eval_graph = self._weighted_models()
-        if step_graph is not None and not self.in_place <= step_graph.in_place:
-            raise UnsupportedError(
-                "The weighted train step cannot update in place the values "
-                f"{sorted(self.in_place - step_graph.in_place)}, which the unweighted step does; sample weights "
-                "are not available for this model on the graph-update path. Use update='fused' (numba) instead."
+    def _weighted_sessions(self) -> WeightedSessions:
+        """The sessions of the weighted graphs (`open_weighted_sessions`), made at the first weighted batch."""
+        if self._weighted is None:
+            self._weighted = open_weighted_sessions(
+                self._models,
+                self.in_place,
+                self._input_names,
+                lambda model: create_session(self._ort, model, self._options, self.device),
+                self._flush,
+                self._split_step,
+                self._bindings_of,
+                self._eval_bindings_of,
             )
-        names = (*self._input_names, emit.SAMPLE_WEIGHT_NAME)
-        accepted = {i.name for i in step_model.graph.input}
-        train, bindings, split = None, [], None
-        with self._flush.creating():
-            if self._split_step is not None:
-                split = self._split_step(step_model.SerializeToString(), names)
-            else:
-                train = create_session(self._ort, step_model.SerializeToString(), self._options, self.device)
-                bindings = self._bindings_of(train, accepted, names)
-                bindings = bindings * 2 if len(bindings) == 1 else bindings
-            evaluation = create_session(self._ort, eval_graph.SerializeToString(), self._options, self.device)
-        eval_inputs = {i.name for i in eval_graph.graph.input}
-        eval_bindings = [
-            self._binding(evaluation, {**self._sets[k], **self._fixed}, eval_inputs, input_names=names)
-            for k in range(2)
-        ]
-        self._weighted = _Sessions(train, bindings, split, evaluation, eval_bindings)
         return self._weighted
 
     # --- steps --------------------------------------------------------------------------------------------
     def _batch(
         self, x: Batch, labels: np.ndarray, sample_weight: np.ndarray | None = None
     ) -> tuple[list[np.ndarray], np.ndarray]:
-        """The batch's arrays as the sessions read them: one per model input, then the sample weights where given
-        (a weighted graph's last input), and the labels."""
-        xs = [x] if isinstance(x, np.ndarray) else list(x)  # one array per model input
-        check_not_empty(xs[0])
-        xs = [np.ascontiguousarray(a, dtype=dtype) for a, dtype in zip(xs, self._input_dtypes, strict=True)]
-        if sample_weight is not None:
-            xs.append(np.ascontiguousarray(sample_weight, dtype=np.float32))
-        return xs, np.ascontiguousarray(labels, dtype=self._label_dtype)
+        return batch_arrays(x, labels, sample_weight, self._input_dtypes, self._label_dtype)
 
     def _run(
         self,
