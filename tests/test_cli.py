@@ -534,10 +534,22 @@ ERRORS: list[tuple[str, tuple[str, ...], int, str]] = [
     ),
     ("summary_empty_onnx", ("summary", "empty.onnx"), 1, r"'empty\.onnx' is empty \(0 bytes\)\."),
     (
+        "evaluate_garbage",
+        ("evaluate", "garbage.onnx", "--data", "train.npz"),
+        1,
+        r"'garbage\.onnx' is not an ONNX file \(it does not parse as an ONNX ModelProto\) nor a saved model directory",
+    ),
+    (
+        "export_garbage",
+        ("export", "garbage.onnx", "out.onnx"),
+        1,
+        r"'garbage\.onnx' is not an ONNX file \(it does not parse as an ONNX ModelProto\) nor a saved model directory",
+    ),
+    (
         "summary_missing",
         ("summary", "nowhere.onnx"),
         1,
-        r"'nowhere.onnx' is neither an \.onnx file nor a saved",
+        r"'nowhere.onnx' does not exist: summary takes a saved model directory or an \.onnx file$",
     ),
 ]
 
@@ -617,7 +629,12 @@ def test_resuming_a_one_epoch_run_by_one_epoch_gives_the_two_epoch_run(resumed, 
     for name, value in expected.items():
         np.testing.assert_allclose(weights[name], value, rtol=0, atol=1e-6, err_msg=name)
     out = resumed["resumed"].out
-    assert re.search(r"^Resuming tiny \(seed 3\) after 1 epoch: 1 more on 48 examples; writing to resumed/$", out, re.M)
+    assert re.search(
+        r"^Resuming tiny \(seed 3\) after 1 epoch: 1 more on 48 examples of .*train\.npz \(from .*run\.json\), batch "
+        r"size 8 \(from .*run\.json\); writing to resumed/$",
+        out,
+        re.M,
+    )
     assert "Epoch 2/2 - 6 batches" in out and "Epoch 1/" not in out
     assert re.search(r"^  config +resumed/run\.json$", out, re.MULTILINE)
     # The history continues the first run's: the same figures as the 2-epoch run's.
@@ -657,7 +674,20 @@ def test_a_model_saved_without_a_run_config_resumes_on_the_data_given(work, tmp_
     )
     assert json.loads((tmp_path / "out" / "model" / "config.json").read_text())["epochs_trained"] == 4
     assert History.from_csv(tmp_path / "out" / "history.csv").epochs == [4]
-    assert not (tmp_path / "out" / "run.json").exists()  # nothing to record: the layers are only in config.json
+    record = json.loads((tmp_path / "out" / "run.json").read_text())  # what the next resume trains on
+    assert record["data"] == {"train": str(work / "train.npz")} and record["batch_size"] == 32
+    assert record["resumed_from"] == str((tmp_path / "saved").resolve()) and "layers" not in record
+
+
+@pytest.mark.slow
+def test_the_commands_take_a_run_folder_for_the_model_in_it(work, tmp_path):
+    """A run's output folder (what train --resume takes too) stands for its model/ folder."""
+    summary = run_cli("summary", "run", cwd=work)
+    assert summary.rc == 0 and "Epochs trained: 3" in summary.out, summary.err
+    evaluate = run_cli("evaluate", "run", "--data", "train.npz", cwd=work)
+    assert evaluate.rc == 0 and "examples)" in evaluate.out, evaluate.err
+    export = run_cli("export", "run", str(tmp_path / "run.onnx"), cwd=work)
+    assert export.rc == 0 and (tmp_path / "run.onnx").is_file(), export.err
 
 
 def test_train_help_explains_resume(capsys):

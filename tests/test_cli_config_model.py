@@ -41,8 +41,8 @@ LAYER_ERRORS = [
     # (id, a [[layers]] entry after Input, pattern of the error)
     (
         "unknown_type",
-        {"type": "Conv3D"},
-        r"^layers\[1\]: Could not interpret layer class 'Conv3D'\. Known layers: .*Conv2D",
+        {"type": "Conv4D"},
+        r"^layers\[1\]: Could not interpret layer class 'Conv4D'\. Known layers: .*Conv2D",
     ),
     ("private_base", {"type": "_Conv"}, r"^layers\[1\]: Could not interpret layer class '_Conv'"),
     (
@@ -76,5 +76,7 @@ def test_a_config_layer_takes_keras_data_format_and_refuses_channels_first():
     conv = {"type": "Conv2D", "filters": 2, "kernel_size": 3}
     model = build_model({"layers": [{"type": "Input", "shape": [8, 8, 1]}, {**conv, "data_format": "channels_last"}]})
     assert type(model.layers[1]).__name__ == "Conv2D"
-    with pytest.raises(UnsupportedError, match=r"^Conv2D\(data_format='channels_first'\) is not supported"):
+    with pytest.raises(
+        UnsupportedError, match=r"^layers\[1\] \(Conv2D\): Conv2D\(data_format='channels_first'\) is not supported"
+    ):
         build_model({"layers": [{"type": "Input", "shape": [8, 8, 1]}, {**conv, "data_format": "channels_first"}]})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from onnxtrain.errors import InvalidArgumentError, UnknownIdentifierError
+from onnxtrain.errors import InvalidArgumentError, OnnxtrainError, UnknownIdentifierError
 
 if TYPE_CHECKING:
     from onnxtrain.layers import Layer
@@ -37,7 +37,18 @@ def build_model(config: dict[str, Any]) -> Sequential:
             layers.append(layer_class.from_layer_config(settings))
         except TypeError as e:  # a keyword the signature check cannot see (a layer taking **kwargs)
             raise InvalidArgumentError(f"layers[{i}] ({entry['type']}): {e}") from e
+        except OnnxtrainError as e:  # the layer's own refusal ("Dense(units=...) expects..."): which entry
+            raise _naming_the_layer(e, i, entry["type"]) from e
     return Sequential(layers, name=config.get("name", "sequential"), seed=config.get("seed"))
+
+
+def _naming_the_layer(error: OnnxtrainError, index: int, name: str) -> OnnxtrainError:
+    """`error`, raised while building the config's `layers[index]`, as an error of its type that names the entry."""
+    message = f"layers[{index}] ({name}): {error}"
+    try:
+        return type(error)(message)
+    except TypeError:  # an error type whose constructor takes more than the message
+        return InvalidArgumentError(message)
 
 
 def _public_layers() -> dict[str, type[Layer]]:
@@ -93,10 +104,11 @@ def _check_arguments(index: int, name: str, layer_class: type[Layer], settings: 
 
 
 def compile_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of `Sequential.compile` a config gives: optimizer, loss, and metric or metrics."""
+    """The keyword arguments of `Sequential.compile` a config gives: optimizer, loss, metric or metrics, and engine."""
     metric = {"metrics": config["metrics"]} if "metrics" in config else {"metric": config.get("metric")}  # not both
     return {
         "optimizer": config.get("optimizer", DEFAULT_OPTIMIZER),
         "loss": config.get("loss", DEFAULT_LOSS),
         **metric,
+        "engine": config.get("engine", "auto"),
     }

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from onnxtrain.sequential import Sequential
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-SAVED_MODEL = "a saved model directory (the model/ folder `onnxtrain train` writes)"
+SAVED_MODEL = "a saved model directory (the model/ folder `onnxtrain train` writes, or the run folder that holds it)"
 LISTED_ENTRIES = 10  # error messages name at most this many files of a folder
 
 
@@ -165,11 +165,36 @@ def saved_model_dir(path: str, needs: str) -> Path:
     if directory.suffix.lower() == ".onnx" and directory.is_file():
         if (directory.parent / CONFIG_FILE).is_file():
             return directory.parent
+        if not _parses_as_onnx(directory):
+            raise InvalidArgumentError(
+                f"'{path}' is not an ONNX file (it does not parse as an ONNX ModelProto) nor a saved model "
+                f"directory; this needs {needs}"
+            )
         raise InvalidArgumentError(
             f"'{path}' is an inference-only ONNX file (no layer config, loss or optimizer); this needs {needs}"
         )
+    directory = run_model_folder(directory)
     check_saved_model(directory, needs)
     return directory
+
+
+def run_model_folder(directory: Path) -> Path:
+    """`directory`, or its model/ folder where it is the output folder of a run (`onnxtrain train` writes the model
+    into OUTPUT/model/), as `train --resume` takes either."""
+    if not (directory / CONFIG_FILE).exists() and (directory / "model" / CONFIG_FILE).is_file():
+        return directory / "model"
+    return directory
+
+
+def _parses_as_onnx(path: Path) -> bool:
+    """Whether the file `path` parses as an ONNX model (read through the size-checked gate)."""
+    from onnxtrain._onnx_file import read_onnx_model
+
+    try:
+        read_onnx_model(path, f"'{path}'")
+    except (OnnxtrainError, OSError, ValueError):
+        return False
+    return True
 
 
 def check_saved_model(directory: Path, needs: str) -> None:
@@ -198,7 +223,7 @@ def refuse_several_outputs(saved: dict[str, Any], model: str, command: str, pyth
         )
 
 
-def _saved_optimizer(directory: Path) -> dict[str, Any]:
+def saved_optimizer(directory: Path) -> dict[str, Any]:
     """`optimizer=` the saved compile settings name, so that load_model starts it fresh instead of resuming it:
     evaluate and export need no optimizer state, and the state one engine saved cannot move to another."""
     from onnxtrain import optimizers
@@ -221,7 +246,7 @@ def load_compiled(directory: Path, engine: str | None, command: str, resume: boo
     """
     from onnxtrain.loading import load_model
 
-    options = {} if resume else _saved_optimizer(directory)
+    options = {} if resume else saved_optimizer(directory)
     if engine is not None:
         options["engine"] = engine
     with warnings.catch_warnings(record=True) as caught:

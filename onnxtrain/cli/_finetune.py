@@ -93,7 +93,7 @@ def _finetune(args: argparse.Namespace) -> int:
             validation_split=0.0,
             sources={"train": f"--data {args.data!r}", "validation": _validation_source(args)},
             record=None,
-            history_from=None,
+            history=None,
         )
         path = model.export(output / EXPORT_FILE, writing_mode=writing_mode(args), merge_adapters=bool(args.lora))
     merged = ", adapters merged" if args.lora else ""

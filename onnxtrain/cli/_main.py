@@ -1,7 +1,8 @@
 """The `onnxtrain` command line: train, evaluate, predict, export, artifacts, summary, bundle and finetune.
 
 Every sub-command has --help; bad input ends with one line on stderr, `onnxtrain <command>: error: ...`, and a
-non-zero exit status (2 for bad arguments, 1 for anything else, 130 when interrupted). The train command lives in
+non-zero exit status (2 for bad arguments, 1 for anything else, 130 when interrupted, 143 when `train` is ended
+by SIGTERM). The train command lives in
 `_train`, a run's config and output folder in `_run_config`; what the commands read (datasets, inputs, saved
 models) in `_data`.
 """
@@ -19,6 +20,7 @@ import numpy as np
 
 from onnxtrain import engines
 from onnxtrain._artifacts_folder import ORT_TRAINING_FILES, check_artifacts_folder
+from onnxtrain.cli._advice import in_cli_words
 from onnxtrain.cli._bundle import add_bundle_command
 from onnxtrain.cli._config_model import build_model, compile_settings
 from onnxtrain.cli._data import (
@@ -31,6 +33,7 @@ from onnxtrain.cli._data import (
     naming_the_option,
     read_input,
     refuse_several_outputs,
+    run_model_folder,
     saved_model_dir,
 )
 from onnxtrain.cli._finetune import add_finetune_command
@@ -40,6 +43,7 @@ from onnxtrain.cli._run_config import (
     positive_int,
     read_config,
 )
+from onnxtrain.cli._stopping import SIGINT_STATUS, stop_name, stop_status
 from onnxtrain.cli._train import cmd_train, writing_mode
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, OpsetTooOldError, listing
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE, inference_opset_and_ir
@@ -236,6 +240,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from onnxtrain.loading import load_model
 
     target = Path(args.model)
+    if not os.path.lexists(target):
+        raise InvalidArgumentError(
+            f"'{args.model}' does not exist: summary takes a saved model directory or an .onnx file"
+        )
+    target = run_model_folder(target) if target.is_dir() else target
     if target.is_dir():
         check_saved_model(target, "a saved model directory or an .onnx file")
         with load_model(target, compile=False) as model:
@@ -251,7 +260,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print(f"Epochs trained: {config.get('epochs_trained', 0)}")
         files = [f"{p.name} {_size(p)}" for p in sorted(target.iterdir()) if p.is_file()]
         print(f"Files: {listing(files, LISTED_ENTRIES, quote=False)}")
-    _print_onnx_summary(_onnx_file(args.model))
+    _print_onnx_summary(_onnx_file(str(target)))
     return 0
 
 
@@ -360,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         help="override the config's epochs; with --resume (required), how many more epochs to train",
     )
+    train.add_argument(
+        "--fresh-optimizer",
+        action="store_true",
+        help="with --resume: continue with a fresh optimizer of the saved kind and settings instead of the saved "
+        "optimizer state (a damaged checkpoint, or one that another engine or an ONNX Runtime training build wrote)",
+    )
     train.add_argument("--batch-size", type=positive_int, help="override the config's batch size")
     train.add_argument("--seed", type=int, help="override the config's seed")
     train.add_argument("--output", metavar="DIR", help="output folder (default: a new runs/NAME-TIME folder)")
@@ -379,6 +394,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="intra-op threads of each process (overrides the config's `threads`; default: ONNX Runtime's, a "
         "thread per core, alone; cores // N in each of --workers N)",
+    )
+    train.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        metavar="N",
+        help="also save model/ (with history.csv and run.json) crash-safely every N epochs, so that a kill or a "
+        "crash loses at most N epochs (overrides the config's `checkpoint_every`; default: only at the end and on "
+        "Ctrl-C or SIGTERM)",
+    )
+    train.add_argument(
+        "--engine",
+        choices=engines.names(),
+        help="training engine (overrides the config's `engine`; default auto, the portable engine; with --resume, "
+        "default: the one the model was trained with)",
     )
     _add_verbose_argument(train, default=1, two="one line per epoch")
     train.set_defaults(func=cmd_train)
@@ -458,15 +487,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what `train --workers N` runs in each process
     try:
         return int(args.func(args))
-    except KeyboardInterrupt:
-        print(f"onnxtrain {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:  # (train saves what was trained first; SIGTERM ends it as Ctrl-C does)
+        status = stop_status() if args.command == "train" else SIGINT_STATUS
+        print(f"onnxtrain {args.command}: {stop_name() if args.command == 'train' else 'interrupted'}", file=sys.stderr)
+        return status
     except BrokenPipeError:  # `onnxtrain summary m | head`: the reader left; exit quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (OnnxtrainError, OSError, ValueError) as e:
         if args.traceback:
             raise
-        message = " ".join(str(e).split()) or type(e).__name__
+        message = in_cli_words(" ".join(str(e).split()) or type(e).__name__, getattr(args, "resume", None))
         print(f"onnxtrain {args.command}: error: {message}", file=sys.stderr)
         return 1

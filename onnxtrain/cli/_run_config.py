@@ -9,16 +9,15 @@ import difflib
 import json
 import os
 import re
-import shutil
 import time
 import tomllib
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from onnxtrain import engines
 from onnxtrain._bounded_read import open_regular, read_bounded
 from onnxtrain._checks import check_positive_int, check_validation_split
-from onnxtrain.callbacks import Callback, CSVLogger, Logs
 from onnxtrain.cli._data import LISTED_ENTRIES, SAVED_MODEL, DatasetLoader, check_saved_model
 from onnxtrain.errors import (
     InvalidArgumentError,
@@ -77,13 +76,16 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 EXAMPLE_HELP = {"fashion-mlp": "the tutorial's MLP", "fashion-cnn": "a LeNet-style CNN"}  # for train --help
 CONFIG_KEYS = {
     "name", "seed", "layers", "optimizer", "loss", "metric", "metrics", "epochs", "batch_size",
-    "validation_split", "data", "threads",
+    "validation_split", "data", "threads", "engine", "checkpoint_every",
 }  # fmt: skip
 DATA_KEYS = {"train", "test", "validation"}
 DEFAULT_BATCH_SIZE = 32  # fit's
-# What run.json notes about the run beside its config (how it ended; how many processes trained it, with how many
-# threads each); training ignores it.
-RECORD_KEYS = {"interrupted", "workers"}
+# What run.json notes about the run beside its config (how it ended, or the epoch of the checkpoint it describes; how
+# many processes trained it, with how many threads each); training ignores it.
+RECORD_KEYS = {"interrupted", "checkpoint", "workers"}
+# The run.json of a resumed model that no run config describes (saved by model.save() or finetune) names the model
+# instead of its layers: --resume reads it (data, batch size), training from it is refused.
+RESUMED_FROM = "resumed_from"
 MAX_NAME_LENGTH = 100
 SAFE_NAME = re.compile(rf"\w[\w.-]{{0,{MAX_NAME_LENGTH - 1}}}")
 MAX_RUN_CONFIG_BYTES = 1 << 20  # a run config is a few lines; a FIFO or a huge file is refused, not read
@@ -110,7 +112,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
+def read_config(path: str | Path, resuming: bool = False) -> dict[str, Any]:
     """A model config from a .toml or .json file, checked for unknown keys.
 
     Raises:
@@ -162,7 +164,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
         config = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
     except (ValueError, TypeError, RecursionError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
         raise InvalidArgumentError(f"'{path}' is not valid {suffix[1:].upper()}: {e}") from e
-    return check_config(config, str(path))
+    return check_config(config, str(path), resuming)
 
 
 def _not_a_config_but_onnx(path: Path) -> InvalidArgumentError:
@@ -212,22 +214,36 @@ def _is_onnx_model(data: bytes) -> bool:
     return proto.ir_version > 0 and len(proto.graph.node) > 0
 
 
-def check_config(config: Any, source: str) -> dict[str, Any]:
+def check_config(config: Any, source: str, resuming: bool = False) -> dict[str, Any]:
     """`config` itself once it is a table of known keys with a non-empty `layers` list and a valid [data] table,
     and its plain settings (name, epochs, batch_size, validation_split, metric/metrics) have usable values: a
-    run refuses a bad config before it prints or creates anything."""
+    run refuses a bad config before it prints or creates anything. `resuming`: the run.json that --resume reads,
+    which may name the model it resumed (`resumed_from`) instead of its layers."""
     if not isinstance(config, dict):
         raise InvalidArgumentError(f"{source} expects a table of settings. Received: {type(config).__name__}")
-    unknown = sorted(set(config) - CONFIG_KEYS - RECORD_KEYS)
+    unknown = sorted(set(config) - CONFIG_KEYS - RECORD_KEYS - {RESUMED_FROM})
     if unknown:
         raise InvalidArgumentError(
             f"{source} has {_unknown_keys(unknown, CONFIG_KEYS)}. Valid keys: {sorted(CONFIG_KEYS)}"
         )
     layers = config.get("layers")
+    if layers is None and RESUMED_FROM in config:
+        if not resuming:
+            raise InvalidArgumentError(
+                f"{source} records a resumed run of the saved model {config[RESUMED_FROM]!r}, whose layers no run "
+                f"config describes, so it cannot train a model from scratch. Continue that run with onnxtrain train "
+                f"--resume {Path(source).parent} --epochs N"
+            )
+        layers = [{"type": "Input"}]  # (the [data] table and settings are checked below as a run config's)
     if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) and "type" in x for x in layers):
         raise InvalidArgumentError(
             f"{source} expects `layers`: a list of tables with a `type`, e.g. "
             '[[layers]] type = "Dense" units = 10. Received: ' + repr(layers)[:80]
+        )
+    engine = config.get("engine", "auto")
+    if engine not in engines.names():
+        raise InvalidArgumentError(
+            f"{source}: engine expects one of {list(engines.names())}. Received: engine={engine!r}"
         )
     for i, layer in enumerate(layers):
         if not isinstance(layer["type"], str):
@@ -253,7 +269,8 @@ def check_config(config: Any, source: str) -> dict[str, Any]:
             f"{source}: seed expects a non-negative int, e.g. seed = 42 (leave it out for a random one). "
             f"Received: seed={seed!r}"
         )
-    for key in ("epochs", "batch_size", "threads"):  # fit's and compile's checks, refused before a run starts
+    # fit's and compile's checks, refused before a run starts
+    for key in ("epochs", "batch_size", "threads", "checkpoint_every"):
         try:
             check_positive_int(key, config.get(key, 1))
         except InvalidArgumentError as e:
@@ -340,7 +357,7 @@ def find_saved_run(path: str) -> SavedRun:
     run_folder = directory.parent if directory.name == "model" else None  # the layout `onnxtrain train` writes
     if run_folder is None:
         return SavedRun(directory, None, None)
-    record = read_config(run_folder / RUN_FILE) if (run_folder / RUN_FILE).is_file() else None
+    record = read_config(run_folder / RUN_FILE, resuming=True) if (run_folder / RUN_FILE).is_file() else None
     history = run_folder / HISTORY_FILE if (run_folder / HISTORY_FILE).is_file() else None
     return SavedRun(directory, record, history)
 
@@ -405,37 +422,3 @@ def check_replaceable(
             f"({', '.join(sorted(files))}); it also holds {listing(foreign, LISTED_ENTRIES)}. Move or remove those, "
             f"or pass another {other}. Nothing was {untouched}."
         )
-
-
-class RunOutput(Callback):
-    """Creates the output folder and starts history.csv when training begins.
-
-    By then fit has accepted its settings and data, so a run it refuses prints nothing and leaves no folder. A
-    resumed run's history.csv continues `history_from`, the history of the run it resumes.
-    """
-
-    def __init__(self, requested: str | None, model_name: str, headline: str, history_from: Path | None = None):
-        self.requested, self.model_name, self.headline = requested, model_name, headline
-        self.history_from = history_from
-        self.folder: Path | None = None
-        self._csv: CSVLogger | None = None
-        self.first_epoch: int | None = None  # the number of the first epoch fit trains (a resumed run's is k + 1)
-        self.finished = 0  # the epochs that finished
-
-    def on_train_begin(self, logs: Logs | None = None) -> None:
-        self.folder = output_dir(self.requested, self.model_name)
-        print(f"{self.headline}; writing to {self.folder}/", flush=True)
-        csv, previous = self.folder / HISTORY_FILE, self.history_from
-        if previous is not None and not (csv.exists() and csv.samefile(previous)):
-            shutil.copyfile(previous, csv)
-        self._csv = CSVLogger(csv, append=previous is not None)
-        self._csv.on_train_begin(logs)
-
-    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
-        if self.first_epoch is None:
-            self.first_epoch = epoch
-
-    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
-        assert self._csv is not None, "on_train_begin comes first"
-        self._csv.on_epoch_end(epoch, logs)
-        self.finished += 1

@@ -1,10 +1,11 @@
 """`onnxtrain train ... --workers N` on one machine: the command line again, in N processes that mpiexec starts
 (`mpiexec -n N python -m mpi4py -m onnxtrain ...`), each of which then joins their MPI world; and what the
 launcher does for them: pass their output on without MPI's abort notices, print a failed run's error once, and
-turn Ctrl-C into an interrupt of process 0, which saves the run as one process does."""
+pass Ctrl-C and SIGTERM on to process 0, which saves the run as one process does."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -13,9 +14,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from types import FrameType
+from typing import IO, Any
 
 from onnxtrain.errors import RuntimeSetupError
 
@@ -23,7 +25,7 @@ WORKER_ENV = "ONNXTRAIN_WORKERS"  # set in the processes the launcher starts: ho
 # Set there too: the launcher's folder, where a process that fails alone writes its error before it aborts the job
 # (for the launcher to print: printed by the process itself, the line could be lost, as MPI_Abort ends mpiexec's
 # output forwarding before it has passed the line on; that failed with empty output about once in 50 runs), and
-# where process 0 writes its process id (where the launcher sends Ctrl-C).
+# where process 0 writes its process id (where the launcher sends Ctrl-C and SIGTERM).
 ERRORS_ENV = "ONNXTRAIN_WORKER_ERRORS"
 PROCESS_ZERO_PID = "process0.pid"
 INTERRUPTED = 130  # the exit status of an interrupted command
@@ -97,10 +99,10 @@ def worker_command(workers: int, argv: Sequence[str]) -> list[str]:
 
 def launch(workers: int, argv: Sequence[str], command: str = "train") -> int:
     """Run `onnxtrain <argv>` in `workers` MPI processes on this machine; returns their exit status (130 when
-    interrupted).
+    interrupted, 143 when ended by SIGTERM).
 
-    mpiexec runs in a session of its own: Ctrl-C reaches this process only, which passes it to process 0 (it
-    saves the run and ends the job, as one process saves and exits); before process 0 has started, it ends the
+    mpiexec runs in a session of its own: Ctrl-C and SIGTERM reach this process only, which passes them to process 0
+    (it saves the run and ends the job, as one process saves and exits); before process 0 has started, it ends the
     job. The processes' errors are printed once (`print_reports`).
     """
     try:
@@ -109,46 +111,96 @@ def launch(workers: int, argv: Sequence[str], command: str = "train") -> int:
         raise RuntimeSetupError(
             f"--workers {workers} needs mpi4py and an MPI library: `pip install onnxtrain[distributed]`."
         ) from e
-    with tempfile.TemporaryDirectory(prefix="onnxtrain-workers-") as folder:
+    with tempfile.TemporaryDirectory(prefix="onnxtrain-workers-") as folder, _stop_signals() as received:
         env = {**os.environ, WORKER_ENV: str(workers), ERRORS_ENV: folder}
         process = subprocess.Popen(
             worker_command(workers, argv),
             env=env,
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,  # passed on here: a reader that goes away (`| head`) must not end mpiexec
             stderr=subprocess.PIPE,
             text=True,
             errors="replace",
             start_new_session=True,
         )
-        assert process.stderr is not None
+        assert process.stderr is not None and process.stdout is not None
         quiet = threading.Event()  # set when the job is ended before it started: its processes' last words go unsaid
         passer = threading.Thread(target=pass_on_stderr, args=(process.stderr, sys.stderr, quiet), daemon=True)
         passer.start()
-        interrupted = False
+        out_passer = threading.Thread(target=pass_on_stdout, args=(process.stdout, command), daemon=True)
+        out_passer.start()
+        stopped_by: int | None = None
         while True:
             try:
                 status = process.wait()
                 break
             except KeyboardInterrupt:
-                interrupted = True
-                if not _interrupt_process_zero(Path(folder)):
+                stopped_by = received[-1] if received else signal.SIGINT
+                if not _interrupt_process_zero(Path(folder), stopped_by):
                     quiet.set()
                     process.kill()
         passer.join()
+        out_passer.join()
         print_reports(Path(folder), command)
-    if interrupted and quiet.is_set():
-        print(f"onnxtrain {command}: interrupted", file=sys.stderr, flush=True)
-    return INTERRUPTED if interrupted else status
+    if stopped_by is not None and quiet.is_set():
+        how = "terminated (SIGTERM)" if stopped_by == signal.SIGTERM else "interrupted"
+        print(f"onnxtrain {command}: {how}", file=sys.stderr, flush=True)
+    return 128 + stopped_by if stopped_by is not None else status
 
 
-def _interrupt_process_zero(folder: Path) -> bool:
-    """Send SIGINT to process 0, which has said where it is; whether it could be sent."""
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[list[int]]:
+    """Within the block, Ctrl-C and SIGTERM raise KeyboardInterrupt in the main thread; the list it gives holds the
+    signals received, last last (a KeyboardInterrupt raised otherwise leaves it empty)."""
+    received: list[int] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous: dict[int, Any] = {}
+    try:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            if number == signal.SIGINT and signal.getsignal(number) is not signal.default_int_handler:
+                continue  # the caller's own handler, or ignored on purpose
+            previous[number] = signal.signal(number, stop)
+    except ValueError:  # not the main thread: Python sets no handlers there
+        pass
+    try:
+        yield received
+    finally:
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)
+
+
+def _interrupt_process_zero(folder: Path, number: int = signal.SIGINT) -> bool:
+    """Send signal `number` (SIGINT or SIGTERM) to process 0, which has said where it is; whether it could be sent."""
     try:
         pid = int((folder / PROCESS_ZERO_PID).read_text(encoding="utf-8"))
-        os.kill(pid, signal.SIGINT)
+        os.kill(pid, number)
     except (OSError, ValueError):  # not written yet (the processes are starting), or process 0 has ended
         return False
     return True
+
+
+def pass_on_stdout(source: IO[str], command: str) -> None:
+    """Copy the workers' stdout to this process's as it comes (a progress bar's partial lines too). Once its reader
+    has gone away (a broken pipe), the rest is read and dropped, so that the workers never write into a closed pipe
+    and process 0 trains and saves the run as one process does (`onnxtrain.cli._stopping.SurvivingStdout`)."""
+    descriptor, target = source.fileno(), sys.stdout.fileno()
+    reader_gone = False
+    while chunk := os.read(descriptor, 1 << 16):
+        while chunk and not reader_gone:
+            try:
+                chunk = chunk[os.write(target, chunk) :]
+            except BrokenPipeError:
+                reader_gone = True
+                print(
+                    f"onnxtrain {command}: note: stdout was closed (its reader went away); the run goes on without "
+                    "printing and saves as usual",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
 
 def pass_on_stderr(source: IO[str], target: IO[str], quiet: threading.Event) -> None:

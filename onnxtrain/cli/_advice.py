@@ -1,0 +1,33 @@
+"""The library's advice in the command line's words: an error raised by the Python API that tells the user to call
+`load_model(..., optimizer=...)` or `compile(engine=...)` names the option that does it instead (`--fresh-optimizer`,
+`--engine`), so that a CLI user is never sent to Python."""
+
+from __future__ import annotations
+
+import re
+
+_PORTABLE = "the portable engine (onnxtrain train --engine portable, the default)"
+# (pattern, replacement): the Python remedies that the library's messages give, in the order they are tried.
+_REMEDIES = [
+    (
+        re.compile(r"Load with engine='([\w-]+)' to resume exactly, or pass optimizer=\.\.\. as well to continue with "
+                   r"engine='([\w-]+)' and a fresh optimizer\."),
+        r"Resume with --engine \1 to resume exactly, or add --fresh-optimizer to continue with --engine \2 and a "
+        r"fresh optimizer.",
+    ),
+    (re.compile(r"Load it with load_model\(\.\.\., engine=\"portable\", optimizer=\.\.\.\)"),
+     "Resume it with {resume}"),
+    (re.compile(r"Load with load_model\(\.\.\.,\s*optimizer=\.\.\.\)"), "Resume with {resume}"),
+    (re.compile(r"load_model\(\.\.\.,\s*optimizer=\.\.\.\)"), "{resume}"),
+    (re.compile(r"engine=[\"']ort-training[\"']"), "--engine ort-training"),
+    (re.compile(r"Compile with engine='portable'(?: \(the default\))?"), f"Use {_PORTABLE}"),
+    (re.compile(r"compile\(engine=[\"']portable[\"']\)"), _PORTABLE),
+]  # fmt: skip
+
+
+def in_cli_words(message: str, resume: str | None = None) -> str:
+    """`message` with the Python remedies it gives replaced by the command line's (`resume`: the --resume DIR)."""
+    command = f"onnxtrain train --resume {resume or 'DIR'} --epochs N --fresh-optimizer"
+    for pattern, replacement in _REMEDIES:
+        message = pattern.sub(replacement.replace("{resume}", command), message)
+    return message
