@@ -85,8 +85,16 @@ class FakeOrt:
     def _preload(self) -> None:
         self.preloaded = True
 
-    def InferenceSession(self, model: bytes, options: object, providers: list, enable_fallback: int = 1) -> FakeSession:
+    def InferenceSession(
+        self,
+        model: bytes,
+        options: object,
+        providers: list,
+        enable_fallback: int = 1,
+        disabled_optimizers: list[str] | None = None,
+    ) -> FakeSession:
         assert enable_fallback == (0 if len(providers) > 1 else 1)  # no quiet CPU session in place of a CUDA one
+        assert disabled_optimizers == ["Pad_Fusion"]  # every session: _runtime.DISABLED_OPTIMIZERS
         wanted = [p[0] if isinstance(p, tuple) else p for p in providers]
         loads = self.preloaded and self.loads_after_preload
         if self.raises is not None and self.raises["CUDAExecutionProvider" not in wanted] and not loads:
