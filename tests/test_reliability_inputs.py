@@ -638,8 +638,8 @@ BAD: list[Bad] = [
             f"{cls.__name__}-learning-rate-{value!r}",
             (lambda e, c=cls, v=value: c(learning_rate=v)),
             InvalidArgumentError,
-            rf"{cls.__name__}\(learning_rate=\.\.\.\) expects a finite number in \(0, inf\)\. "
-            rf"Received: learning_rate={re.escape(repr(value))}",
+            rf"{cls.__name__}\(learning_rate=\.\.\.\) expects a finite number in \(0, inf\)"
+            rf"( or a learning-rate schedule \(.*\))?\. Received: learning_rate={re.escape(repr(value))}",
             "learning_rate",
         )
         for cls, value in [(Adam, 0.0), (Adam, -1e-3), (Adam, math.nan), (SGD, math.inf), (SGD, "0.1")]
