@@ -13,6 +13,7 @@ from onnxtrain import emit, engines, losses, multi_output, optimizers
 from onnxtrain import metrics as metrics_module
 from onnxtrain._artifacts_folder import check_artifacts_folder
 from onnxtrain._checks import check_threads
+from onnxtrain._metric_base import Metric, unique_names, weighted_slots
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.foreign._layer import compile_opset
@@ -43,8 +44,8 @@ def compile_settings(
     graph: Functional,
     optimizer: str | Optimizer | dict[str, Any],
     loss: str | Losses | Loss | dict[str, Any],
-    metric: str | Metrics | None,
-    metrics: Iterable[str | Metrics] | None,
+    metric: str | Metrics | Metric | None,
+    metrics: Iterable[str | Metrics | Metric] | None,
     device: str,
     engine: str,
     artifacts_dir: str | Path | None,
@@ -52,6 +53,7 @@ def compile_settings(
     opset: int | None,
     ir_version: int | None,
     loss_weights: Sequence[float] | Mapping[str, float] | None,
+    weighted_metrics: Iterable[str | Metrics | Metric] | None = None,
 ) -> Compiled:
     """The settings `Model.compile` opens a trainer with, for the model of `graph` (arguments as compile takes
     them; see its docstring). Every argument is checked here, before any engine work.
@@ -62,8 +64,10 @@ def compile_settings(
     """
     if metric is not None and metrics is not None:
         raise InvalidArgumentError("compile takes metric=... or metrics=[...], not both.")
-    if isinstance(metrics, str | Metrics):  # Keras users write metrics="accuracy" too
+    if isinstance(metrics, str | Metrics | Metric):  # Keras users write metrics="accuracy" too
         metrics = [metrics]
+    if isinstance(weighted_metrics, str | Metrics | Metric):
+        weighted_metrics = [weighted_metrics]
     several = len(graph.outputs) > 1
     if loss_weights is not None and not several:
         raise InvalidArgumentError(
@@ -72,6 +76,11 @@ def compile_settings(
         )
     if metrics is not None and not isinstance(metrics, Iterable):
         raise InvalidTypeError(f'metrics expects a list of metrics, e.g. ["accuracy"]. Received: metrics={metrics!r}')
+    if weighted_metrics is not None and not isinstance(weighted_metrics, Iterable):
+        raise InvalidTypeError(
+            f'weighted_metrics expects a list of metrics, e.g. ["accuracy"]. Received: '
+            f"weighted_metrics={weighted_metrics!r}"
+        )
     resolved_metrics = [metric] if metric is not None else list(metrics or [])
     opset, ir_version = compile_opset(graph.layers, opset, ir_version)
     check_opset_and_ir(opset, ir_version)
@@ -86,18 +95,28 @@ def compile_settings(
             f"Received: artifacts_dir={artifacts_dir!r}"
         )
     if several:
-        model_loss: Loss = _output_losses(graph, loss, loss_weights, metric if metric is not None else metrics)
-        resolved_metrics = []
+        model_loss: Loss = _output_losses(
+            graph, loss, loss_weights, metric if metric is not None else metrics, weighted_metrics
+        )
+        compiled_metrics: tuple[Metric, ...] = ()
+        compiled_weighted: tuple[Metric, ...] = ()
     else:
         model_loss = losses.get(loss)
+        # Keras' keys: a second metric of a taken name as "<name>_1", a weighted one as "weighted_<name>"
+        compiled_metrics = unique_names([metrics_module.named(m) for m in resolved_metrics])
+        weighted = tuple(metrics_module.named(m) for m in (weighted_metrics or []))
+        compiled_weighted = weighted_slots(weighted, [m.name for m in compiled_metrics])
+        for each in (*compiled_metrics, *compiled_weighted):
+            each.size(graph.outputs[0].shape)  # refuses what cannot read this output (AUC(multi_label) of rank 3)
     compiled = Compiled(
         optimizer=optimizers.get(optimizer),
         loss=model_loss,
-        metrics=tuple(dict.fromkeys(metrics_module.named(m) for m in resolved_metrics)),
+        metrics=compiled_metrics,
         device=device,
         opset=opset,
         ir_version=ir_version,
         engine=engine,
+        weighted_metrics=compiled_weighted,
     )
     _check_trainable(graph, compiled.loss)
     if artifacts_dir is not None:  # both engines write there only after this: a refusal leaves it as it was
@@ -110,7 +129,9 @@ def compile_settings(
     return compiled
 
 
-def _output_losses(graph: Functional, loss: Any, loss_weights: Any, metrics: Any) -> multi_output.OutputLosses:
+def _output_losses(
+    graph: Functional, loss: Any, loss_weights: Any, metrics: Any, weighted_metrics: Any = None
+) -> multi_output.OutputLosses:
     """compile's loss, loss_weights and metrics of a model of several outputs (`multi_output.resolve`); an
     OutputLosses (what `load_model` passes from a save) as it is."""
     names = [str(y.layer.name) for y in graph.outputs]  # Model.output_names
@@ -119,10 +140,10 @@ def _output_losses(graph: Functional, loss: Any, loss_weights: Any, metrics: Any
             raise InvalidArgumentError(
                 f"compile(loss=...) got the losses of outputs {loss.names}; this model's are {names}."
             )
-        if loss_weights is None and not metrics:
+        if loss_weights is None and not metrics and not weighted_metrics:
             return loss
     shapes = [y.shape for y in graph.outputs]
-    return multi_output.resolve(names, shapes, loss, loss_weights, metrics)
+    return multi_output.resolve(names, shapes, loss, loss_weights, metrics, weighted_metrics)
 
 
 def _check_trainable(graph: Functional, loss: Loss) -> None:

@@ -11,60 +11,106 @@ import numpy as np
 
 from onnxtrain._batches import Batches, batch_arrays
 from onnxtrain._float_env import FlushToZero
+from onnxtrain._metric_base import Metric, Sums
 from onnxtrain._sample_weights import WeightedEngine
 from onnxtrain.distributed._communicator import Communicator, local_rows
-from onnxtrain.distributed._reduce import all_reduce_sums
 from onnxtrain.engine import Engine
 from onnxtrain.history import EvaluationResult, MetricValues
 from onnxtrain.losses import Loss
-from onnxtrain.metrics import Metrics, NamedMetric
+from onnxtrain.metrics import Metrics
 from onnxtrain.multi_output import OutputLosses
 from onnxtrain.progress import Progress
+
+FigureKey = Metric | str
+FigureSums = dict[FigureKey, Sums]
 
 
 @dataclass(frozen=True)
 class BatchFigures:
-    """The figures summed over a batch's examples besides the loss: the compiled `metrics`, or, for a model of
-    several outputs, each output's loss and metrics (`outputs`).
+    """The figures summed over a batch's examples besides the loss: the compiled `metrics` and
+    `weighted_metrics`, or, for a model of several outputs, each output's loss and metrics (`outputs`).
+
+    Each figure keeps sums (a float, or a vector for a metric such as AUC: `Metric.size`), which add over batches
+    and processes; `means` turns an epoch's sums into the values the logs show.
 
     Args:
         metrics: the metrics `compile` asked for.
-        loss: the compiled loss (how `Metrics.batch_sum` reads labels and outputs).
+        loss: the compiled loss (how a metric reads labels and outputs).
         outputs: each output's loss, weight and metrics (None for a model of one output).
+        output_shape: the shape of the model's output (one output), which sizes a metric's sums.
+        weighted_metrics: compile's `weighted_metrics` (one output), which weigh each example by its sample weight.
     """
 
-    metrics: tuple[NamedMetric, ...]
+    metrics: tuple[Metric, ...]
     loss: Loss
     outputs: OutputLosses | None = None
+    output_shape: tuple[int, ...] = ()
+    weighted_metrics: tuple[Metric, ...] = ()
 
-    def keys(self) -> list[NamedMetric | str]:
+    def keys(self) -> list[FigureKey]:
         """What `batch_sums` returns sums of, in order."""
-        return list(self.metrics) if self.outputs is None else list(self.outputs.keys())
-
-    def batch_sums(self, outputs: np.ndarray, labels: np.ndarray) -> dict[NamedMetric | str, float]:
-        """Each figure summed over a batch's examples."""
         if self.outputs is not None:
-            sums: dict[NamedMetric | str, float] = {k: v for k, v in self.outputs.batch_sums(outputs, labels).items()}
-            return sums
-        return {metric: metric.batch_sum(outputs, labels, self.loss) for metric in self.metrics}
+            return list(self.outputs.keys())
+        return [*self.metrics, *self.weighted_metrics]
 
-    def means(self, sums: dict[NamedMetric | str, float], examples: float) -> dict[NamedMetric | str, float]:
-        """The figures from their sums over `examples` examples: the means, finished by each metric (RMSE's root)."""
+    def zeros(self) -> FigureSums:
+        """The sums before the first batch: a fresh 0.0 or zero vector per figure."""
+        if self.outputs is not None:
+            zeros: FigureSums = {key: value for key, value in self.outputs.zeros().items()}
+            return zeros
+        return {metric: metric.zeros(self.output_shape) for metric in (*self.metrics, *self.weighted_metrics)}
+
+    def batch_sums(
+        self, outputs: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> FigureSums:
+        """Each figure summed over a batch's examples; `sample_weight` (the batch's, or None) weighs the
+        `weighted_metrics` only."""
+        if self.outputs is not None:
+            per_output: FigureSums = {
+                key: value for key, value in self.outputs.batch_sums(outputs, labels, sample_weight).items()
+            }
+            return per_output
+        sums: FigureSums = {metric: metric.batch_sum(outputs, labels, self.loss) for metric in self.metrics}
+        for metric in self.weighted_metrics:
+            sums[metric] = metric.batch_sum(outputs, labels, self.loss, sample_weight)
+        return sums
+
+    def means(self, sums: FigureSums, examples: float) -> dict[FigureKey, float]:
+        """The figures from their sums over `examples` examples: a loss's mean, each metric's `finish` (the mean,
+        RMSE's root of it, AUC's area from its counts)."""
         finishers = self.finishers()
         count = max(examples, 1)
-        return {key: finishers[key].finish(s / count) if key in finishers else s / count for key, s in sums.items()}
+        return {
+            key: finishers[key].finish(s, examples) if key in finishers else float(s) / count for key, s in sums.items()
+        }
 
-    def finishers(self) -> dict[NamedMetric | str, NamedMetric]:
+    def finishers(self) -> dict[FigureKey, Metric]:
         """The metric behind each key that is one."""
         if self.outputs is None:
-            return {metric: metric for metric in self.metrics}
+            return {metric: metric for metric in (*self.metrics, *self.weighted_metrics)}
         return dict(self.outputs.metric_keys().items())
 
 
-def log_key(metric: Metrics | NamedMetric | str) -> str:
+def all_reduce_figures(
+    communicator: Communicator, sums: FigureSums, counts: list[float]
+) -> tuple[FigureSums, list[float]]:
+    """`sums` and `counts` summed over every process: one float64 buffer, each figure's vector flattened into it."""
+    parts = [np.atleast_1d(np.asarray(value, np.float64)) for value in sums.values()]
+    buffer = np.concatenate([*parts, np.asarray(counts, np.float64)])
+    communicator.all_reduce_sum(buffer)
+    reduced: FigureSums = {}
+    start = 0
+    for (key, value), part in zip(sums.items(), parts, strict=True):
+        chunk = buffer[start : start + part.size]
+        start += part.size
+        reduced[key] = chunk.copy() if isinstance(value, np.ndarray) else float(chunk[0])
+    return reduced, [float(v) for v in buffer[start:]]
+
+
+def log_key(metric: Metrics | Metric | str) -> str:
     """A figure's name in the logs: a metric's name as compile was given it (Keras 3's key: "acc" for "acc"), or
     the name a model of several outputs gives it ("<output>_<metric name>")."""
-    return metric.value if isinstance(metric, Metrics | NamedMetric) else metric
+    return metric.value if isinstance(metric, Metrics | Metric) else metric
 
 
 def evaluate_batches(
@@ -80,9 +126,10 @@ def evaluate_batches(
     """Loss and figures over `data`, `batch_size` rows per eval step of `engine`; with a `communicator` (fit's
     validation), each process evaluates its share of the rows and the sums are all-reduced. Data with sample
     weights (`data.w`) runs the weighted eval steps of `weighted` (the same engine): the loss is then the mean of
-    w_i l_i over the examples, as Keras'; the metrics stay unweighted, as Keras' `metrics`."""
+    w_i l_i over the examples, as Keras'; the metrics stay unweighted, as Keras' `metrics`, and the
+    `weighted_metrics` weigh each example by its weight."""
     loss_sum = 0.0
-    metric_sums = dict.fromkeys(figures.keys(), 0.0)
+    metric_sums = figures.zeros()
     n = len(data)
     if communicator is not None:
         share = local_rows(0, n, communicator.rank, communicator.size)
@@ -92,6 +139,7 @@ def evaluate_batches(
     with flush.active():  # no user code in this loop: one float-mode switch for all of it
         for start in range(0, len(data), batch_size):
             xb, yb = data.x[start : start + batch_size], data.y[start : start + batch_size]
+            wb = None
             if weights is None:
                 loss, outputs = engine.eval_step(batch_arrays(xb), yb)
             else:
@@ -99,13 +147,12 @@ def evaluate_batches(
                 wb = weights[start : start + batch_size]
                 loss, outputs = weighted.eval_step(batch_arrays(xb), yb, sample_weight=wb)
             loss_sum += loss * len(xb)
-            for metric, value in figures.batch_sums(outputs, yb).items():
+            for metric, value in figures.batch_sums(outputs, yb, wb).items():
                 metric_sums[metric] += value
             if progress is not None and progress.wants_batches:
                 seen = start + len(xb)
                 progress.batch_end(start // batch_size + 1, {"loss": loss_sum / seen})
     examples: float = len(data)
     if communicator is not None:  # the sums and the count over every process's share
-        loss_sum, examples, *sums = all_reduce_sums(communicator, [loss_sum, examples, *metric_sums.values()])
-        metric_sums = dict(zip(metric_sums, sums, strict=True))
+        metric_sums, (loss_sum, examples) = all_reduce_figures(communicator, metric_sums, [loss_sum, examples])
     return EvaluationResult(loss_sum / examples, MetricValues(figures.means(metric_sums, examples)))

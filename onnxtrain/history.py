@@ -12,9 +12,9 @@ from typing import Any
 
 from onnxtrain import metrics as metrics_module
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, RuntimeSetupError, UnknownIdentifierError
-from onnxtrain.metrics import Metrics, NamedMetric
+from onnxtrain.metrics import Metric, Metrics, NamedMetric
 
-MetricKey = Metrics | NamedMetric | str
+MetricKey = Metrics | Metric | str
 
 
 class MetricValues(Mapping[MetricKey, float]):
@@ -53,7 +53,7 @@ class MetricValues(Mapping[MetricKey, float]):
 
 
 def _name(key: MetricKey) -> str:
-    return key.value if isinstance(key, Metrics | NamedMetric) else key
+    return key.value if isinstance(key, Metrics | Metric) else key
 
 
 @dataclass(frozen=True)

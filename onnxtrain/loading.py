@@ -209,8 +209,15 @@ def _compile_loaded(
             if not isinstance(saved_metrics, list):
                 raise InvalidTypeError(f"metrics must be a list. Found: {type(saved_metrics).__name__}")
             # Each by the name it was compiled with, its key in the logs ("acc"; a save from before kept the
-            # Metrics value, "accuracy", which reads back the same way).
+            # Metrics value, "accuracy", which reads back the same way), or by Keras' {"class_name", "config"}
+            # where it has arguments (Precision(top_k=2), AUC(curve="PR")).
             saved["metrics"] = [metrics.named(m) for m in saved_metrics]
+    if "weighted_metrics" not in compile_options and "weighted_metrics" in settings:
+        saved_weighted = settings["weighted_metrics"]
+        with _config_entry(unusable, "compile.weighted_metrics", saved_weighted):
+            if not isinstance(saved_weighted, list):
+                raise InvalidTypeError(f"weighted_metrics must be a list. Found: {type(saved_weighted).__name__}")
+            saved["weighted_metrics"] = [metrics.named(m) for m in saved_weighted]
     with _config_entry(unusable):
         if "engine" not in compile_options:
             saved["engine"] = str(settings.get("engine", engines.AUTO))

@@ -29,7 +29,7 @@ from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import Input
 from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, Losses
-from onnxtrain.metrics import Metrics
+from onnxtrain.metrics import Metric, Metrics
 from onnxtrain.optimizers import LearningRateSchedule, Optimizer
 from onnxtrain.progress import check_verbose
 from onnxtrain.training import Trainer
@@ -107,8 +107,8 @@ class Model(ModelBase):
         self,
         optimizer: str | Optimizer | dict[str, Any] = "adam",
         loss: str | Losses | Loss | dict[str, Any] = Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS,
-        metric: str | Metrics | None = None,
-        metrics: Iterable[str | Metrics] | None = None,
+        metric: str | Metrics | Metric | None = None,
+        metrics: Iterable[str | Metrics | Metric] | None = None,
         device: str = "cpu",
         engine: str = "auto",
         artifacts_dir: str | Path | None = None,
@@ -116,6 +116,7 @@ class Model(ModelBase):
         opset: int | None = None,
         ir_version: int | None = None,
         loss_weights: Sequence[float] | Mapping[str, float] | None = None,
+        weighted_metrics: Iterable[str | Metrics | Metric] | None = None,
     ) -> None:
         """Choose optimizer, loss and metrics, generate the training artifacts and open the training session.
 
@@ -126,9 +127,11 @@ class Model(ModelBase):
             loss: a `Losses` member, a name ("mse") or a Loss instance. A model of several outputs takes one for
                 every output, a list (one per output) or a dict keyed by output name (`output_names`); it trains
                 their weighted sum.
-            metric / metrics: one metric or several (`Metrics.ACCURACY`, "accuracy", "mae", "mse"). Several
-                outputs: these for every output, or a list (one list per output) or a dict keyed by output name;
-                History and evaluate name them "<output>_<metric>", next to "loss" and each "<output>_loss".
+            metric / metrics: one metric or several (`Metrics.ACCURACY`, "accuracy", "mae", "mse", "precision",
+                "auc", or objects of `onnxtrain.metrics`: `Precision(top_k=2)`, `AUC(curve="PR", name="pr_auc")`).
+                Logged under the name given (an object's `name`). Several outputs: these for every output, or a list
+                (one list per output) or a dict keyed by output name; History and evaluate name them
+                "<output>_<metric>", next to "loss" and each "<output>_loss".
             device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when the installed build has it).
             engine: "portable" (the whole train step as one standard ONNX graph, differentiated op by op by
                 `onnxtrain.autodiff`: runs on any ONNX Runtime, including plain onnxruntime/onnxruntime-gpu, with
@@ -144,6 +147,9 @@ class Model(ModelBase):
                 the oldest that holds the opset, at least 8; ORT 1.19 loads IR <= 10).
             loss_weights: several outputs only: each output's loss weight, a list or a dict keyed by output name
                 (default 1 each).
+            weighted_metrics: metrics, given as `metrics`, that weigh each example by its sample weight (fit's
+                `sample_weight` or `class_weight`, evaluate's `sample_weight`), as Keras'; logged by name, or as
+                "weighted_<name>" where `metrics` logs that name.
 
         Raises:
             UnknownIdentifierError, UnsupportedError, RuntimeSetupError: see the messages.
@@ -161,6 +167,7 @@ class Model(ModelBase):
             opset=opset,
             ir_version=ir_version,
             loss_weights=loss_weights,
+            weighted_metrics=weighted_metrics,
         )
 
     def _compile(self, resume: bytes | None = None, **options: Any) -> None:

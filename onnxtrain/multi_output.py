@@ -19,23 +19,25 @@ from onnx import TensorProto
 
 from onnxtrain import losses
 from onnxtrain import metrics as metrics_module
+from onnxtrain._metric_base import Metric, Sums, unique_names, weighted_slots
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.losses import Loss
-from onnxtrain.metrics import NamedMetric
 
 Shape = tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """What compile fixed for one output: its name (the layer's), shape, loss, loss weight and metrics."""
+    """What compile fixed for one output: its name (the layer's), shape, loss, loss weight, metrics and weighted
+    metrics (`WeightedMetric`s, keyed as Keras keys them)."""
 
     name: str
     shape: Shape
     loss: Loss
     weight: float = 1.0
-    metrics: tuple[NamedMetric, ...] = ()
+    metrics: tuple[Metric, ...] = ()
+    weighted_metrics: tuple[Metric, ...] = ()
 
     @property
     def size(self) -> int:
@@ -46,13 +48,21 @@ class OutputSpec:
         return 1 if self.loss.classification else self.size
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        config = {
             "name": self.name,
             "shape": list(self.shape),
             "loss": self.loss.get_config(),
             "weight": self.weight,
-            "metrics": [m.value for m in self.metrics],
+            "metrics": [m.get_config() for m in self.metrics],
         }
+        if self.weighted_metrics:
+            config["weighted_metrics"] = [m.get_config() for m in self.weighted_metrics]
+        return config
+
+    @property
+    def figures(self) -> tuple[Metric, ...]:
+        """The metrics, then the weighted metrics."""
+        return (*self.metrics, *self.weighted_metrics)
 
 
 @dataclass(frozen=True)
@@ -185,33 +195,48 @@ class OutputLosses(Loss):
             arrays.append(columns[:, 0].astype(np.int64) if spec.loss.classification else columns)
         return arrays
 
-    def batch_sums(self, packed: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    def batch_sums(
+        self, packed: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> dict[str, Sums]:
         """Sums over the batch's examples of each output's loss and metrics, keyed as Keras names them
-        (`<output>_loss`, `<output>_accuracy`): divided by the example count, they are the means."""
+        (`<output>_loss`, `<output>_accuracy`): divided by the example count, the losses' are the means. Each
+        output's weighted metrics weigh its examples by its column of `sample_weight` ([batch, outputs])."""
         losses_start = packed.shape[1] - len(self.outputs)
         # Each row carries the mean loss of the rows its run saw (the batch's, or a split step's share's): the sum
         # down the column is the batch's loss sum either way.
-        sums = {
+        sums: dict[str, Sums] = {
             f"{spec.name}_loss": float(np.sum(packed[:, losses_start + i], dtype=np.float64))
             for i, spec in enumerate(self.outputs)
         }
-        if any(spec.metrics for spec in self.outputs):
-            for spec, out, lab in zip(
-                self.outputs, self.unpack_outputs(packed), self.unpack_labels(labels), strict=True
-            ):
+        if any(spec.figures for spec in self.outputs):
+            unpacked = zip(self.outputs, self.unpack_outputs(packed), self.unpack_labels(labels), strict=True)
+            for index, (spec, out, lab) in enumerate(unpacked):
                 for metric in spec.metrics:
                     sums[f"{spec.name}_{metric.value}"] = metric.batch_sum(out, lab, spec.loss)
+                column = None if sample_weight is None else sample_weight[:, index]
+                for metric in spec.weighted_metrics:
+                    sums[f"{spec.name}_{metric.value}"] = metric.batch_sum(out, lab, spec.loss, column)
         return sums
 
-    def metric_keys(self) -> dict[str, NamedMetric]:
+    def metric_keys(self) -> dict[str, Metric]:
         """The keys of `batch_sums` that are metrics (not losses), with their metric."""
-        return {f"{spec.name}_{metric.value}": metric for spec in self.outputs for metric in spec.metrics}
+        return {f"{spec.name}_{metric.value}": metric for spec in self.outputs for metric in spec.metrics} | {
+            f"{spec.name}_{metric.value}": metric for spec in self.outputs for metric in spec.weighted_metrics
+        }
 
     def keys(self) -> list[str]:
-        """The keys of `batch_sums`, in order."""
-        return [f"{spec.name}_loss" for spec in self.outputs] + [
-            f"{spec.name}_{metric.value}" for spec in self.outputs for metric in spec.metrics
-        ]
+        """The keys of `batch_sums`, in order: each output's loss, each output's metrics, then each output's
+        weighted metrics (Keras 3's order)."""
+        return [f"{spec.name}_loss" for spec in self.outputs] + list(self.metric_keys())
+
+    def zeros(self) -> dict[str, Sums]:
+        """The sums before the first batch."""
+        sums: dict[str, Sums] = {f"{spec.name}_loss": 0.0 for spec in self.outputs}
+        for spec in self.outputs:
+            sums.update({f"{spec.name}_{metric.value}": metric.zeros(spec.shape) for metric in spec.metrics})
+        for spec in self.outputs:
+            sums.update({f"{spec.name}_{m.value}": m.zeros(spec.shape) for m in spec.weighted_metrics})
+        return sums
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "outputs": [spec.get_config() for spec in self.outputs]}
@@ -224,12 +249,13 @@ class OutputLosses(Loss):
             raise InvalidArgumentError(f"An output_losses config expects a list of outputs. Received: {specs!r}")
         return cls(
             tuple(
-                OutputSpec(
+                _output_spec(
                     str(spec["name"]),
                     tuple(int(d) for d in spec["shape"]),
                     losses.get(spec["loss"]),
                     float(spec.get("weight", 1.0)),
-                    tuple(metrics_module.named(m) for m in spec.get("metrics", [])),
+                    spec.get("metrics", []),
+                    spec.get("weighted_metrics", []),
                 )
                 for spec in specs
             )
@@ -255,12 +281,23 @@ def pack_outputs(builder: GraphBuilder, outputs: Sequence[str], output_losses: S
     return builder.node("Concat", [*flat, *columns], hint="outputs", axis=1)
 
 
+def _output_spec(name: str, shape: Shape, loss: Loss, weight: float, metrics: Any, weighted_metrics: Any) -> OutputSpec:
+    """One output's spec, its metrics keyed as Keras keys them (a second "precision" as "precision_1", a weighted
+    metric named like a metric as "weighted_<name>"), each checked against the output's shape."""
+    own = unique_names([metrics_module.named(m) for m in _as_list(metrics)])
+    weighted = weighted_slots(tuple(metrics_module.named(m) for m in _as_list(weighted_metrics)), [m.name for m in own])
+    for metric in (*own, *weighted):
+        metric.size(shape)
+    return OutputSpec(name, shape, loss, weight, own, weighted)
+
+
 def resolve(
     names: Sequence[str],
     shapes: Sequence[Shape],
     loss: Any,
     loss_weights: Any,
     metrics: Any,
+    weighted_metrics: Any = None,
 ) -> OutputLosses:
     """compile's arguments for a model of several outputs as one OutputLosses.
 
@@ -269,6 +306,7 @@ def resolve(
         loss_weights: None (1 each), a list or a dict keyed by output name (missing names weigh 1, as in Keras).
         metrics: None; one metric or a flat list of them, for every output; a list of lists (one per output, None
             for none); or a dict keyed by output name (one metric or a list each).
+        weighted_metrics: as `metrics`; each weighs an output's examples by that output's sample weights.
 
     Raises:
         InvalidArgumentError: a list of the wrong length, or a dict key that names no output.
@@ -296,31 +334,29 @@ def resolve(
             raise InvalidArgumentError(
                 f"loss_weights expects non-negative finite numbers. Received: {weight!r} for output {name!r}"
             )
-    if metrics is None:
-        per_metrics: list[Any] = [[]] * len(names)
-    elif isinstance(metrics, Mapping):
-        per_metrics = _keyed(metrics, names, "metrics", default=[])
-    elif isinstance(metrics, list | tuple) and any(isinstance(m, list | tuple | type(None)) for m in metrics):
-        per_metrics = _listed(metrics, names, "metrics")
-    else:
-        per_metrics = [metrics] * len(names)
+    per_metrics = _per_output_metrics(metrics, names, "metrics")
+    per_weighted = _per_output_metrics(weighted_metrics, names, "weighted_metrics")
     missing = [name for name, value in zip(names, per_loss, strict=True) if value is None]
     if missing:
         raise InvalidArgumentError(f"loss given as a dict has no loss for output(s) {missing}. Outputs: {names}")
     return OutputLosses(
         tuple(
-            OutputSpec(
-                name,
-                tuple(shape),
-                losses.get(each_loss),
-                float(weight),
-                tuple(dict.fromkeys(metrics_module.named(m) for m in _as_list(each_metrics))),
-            )
-            for name, shape, each_loss, weight, each_metrics in zip(
-                names, shapes, per_loss, weights, per_metrics, strict=True
+            _output_spec(name, tuple(shape), losses.get(each_loss), float(weight), each_metrics, each_weighted)
+            for name, shape, each_loss, weight, each_metrics, each_weighted in zip(
+                names, shapes, per_loss, weights, per_metrics, per_weighted, strict=True
             )
         )
     )
+
+
+def _per_output_metrics(metrics: Any, names: list[str], argument: str) -> list[Any]:
+    if metrics is None:
+        return [[]] * len(names)
+    if isinstance(metrics, Mapping) and "class_name" not in metrics:
+        return _keyed(metrics, names, argument, default=[])
+    if isinstance(metrics, list | tuple) and any(isinstance(m, list | tuple | type(None)) for m in metrics):
+        return _listed(metrics, names, argument)
+    return [metrics] * len(names)
 
 
 def _listed(values: Sequence[Any], names: list[str], argument: str) -> list[Any]:

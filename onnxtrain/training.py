@@ -40,16 +40,15 @@ from onnxtrain._data_parallel_fit import (
     process_zero_counters,
     shared_seed,
 )
-from onnxtrain._evaluation import BatchFigures, evaluate_batches, log_key
+from onnxtrain._evaluation import BatchFigures, FigureSums, all_reduce_figures, evaluate_batches, log_key
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._prediction import Predictor
 from onnxtrain._runtime import Device, resolve_device
 from onnxtrain._sample_weights import WeightedEngine, class_sample_weights, combined_weights, weighted_engine
 from onnxtrain.arrays import input_specs
 from onnxtrain.callbacks import CallbackList, CallbackModel
-from onnxtrain.distributed._communicator import Communicator, local_rows
 from onnxtrain.callbacks._learning_rate import optimizer_schedule
-from onnxtrain.distributed._reduce import all_reduce_sums
+from onnxtrain.distributed._communicator import Communicator, local_rows
 from onnxtrain.distributed._world import world
 from onnxtrain.engine import Engine, EngineRequest
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, NonFiniteLossError
@@ -57,7 +56,7 @@ from onnxtrain.functional import Functional, every_layer
 from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import Layer, Shape
 from onnxtrain.losses import Loss
-from onnxtrain.metrics import NamedMetric
+from onnxtrain.metrics import Metric
 from onnxtrain.multi_output import OutputLosses
 from onnxtrain.optimizers import Optimizer
 from onnxtrain.optimizers.schedules import rate_at
@@ -72,22 +71,27 @@ class Compiled:
 
     optimizer: Optimizer
     loss: Loss
-    metrics: tuple[NamedMetric, ...]
+    metrics: tuple[Metric, ...]
     device: str = "cpu"
     opset: int = 17
     ir_version: int = 8
     engine: str = "auto"
+    weighted_metrics: tuple[Metric, ...] = ()  # `WeightedMetric`s: compile's weighted_metrics, keyed as Keras
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        config = {
             "optimizer": self.optimizer.get_config(),
             "loss": self.loss.get_config(),
-            "metrics": [m.value for m in self.metrics],
+            # a name, or Keras' {"class_name", "config"} for a metric with arguments (Precision(top_k=2))
+            "metrics": [m.get_config() for m in self.metrics],
             "device": self.device,
             "opset": self.opset,
             "ir_version": self.ir_version,
             "engine": self.engine,
         }
+        if self.weighted_metrics:
+            config["weighted_metrics"] = [m.get_config() for m in self.weighted_metrics]
+        return config
 
 
 class TrainedModel(CallbackModel, Protocol):
@@ -148,7 +152,9 @@ class Trainer:
         self._inputs = input_specs(model.graph)  # name, shape, dtype and token ids of each model input, in order
         # A model of several outputs: each output's loss, weight and metrics (None for one output)
         self._outputs = compiled.loss if isinstance(compiled.loss, OutputLosses) else None
-        self._figures = BatchFigures(compiled.metrics, compiled.loss, self._outputs)
+        self._figures = BatchFigures(
+            compiled.metrics, compiled.loss, self._outputs, tuple(model.output_shape), compiled.weighted_metrics
+        )
         self.communicator = communicator  # the world the engine all-reduces over (None: this process alone)
         self._agree_each_batch = False  # fit sets it: a data-parallel fit with per-batch callbacks
         self._batch_logs_everywhere = False  # fit sets it: a data-parallel fit in which a process reads batch logs
@@ -179,7 +185,7 @@ class Trainer:
                 name,
                 compiled.optimizer,
                 compiled.loss,
-                compiled.metrics,
+                compiled.metrics + compiled.weighted_metrics,
                 graph.params_by_name(),
                 graph.trainable_params_by_name(),
             )
@@ -368,7 +374,7 @@ class Trainer:
     ) -> dict[str, float]:
         loss_sum, seen = 0.0, 0
         local_seen = 0  # the examples of this process, over which the metric sums run (`seen` counts every process's)
-        metric_sums = dict.fromkeys(self._figures.keys(), 0.0)
+        metric_sums = self._figures.zeros()
         steps = math.ceil(len(train) / batch_size)
         communicator = self.communicator
         # Shuffled batches are gathered into reused buffers (one per input, and the labels'): a fresh 300 KB array
@@ -429,7 +435,7 @@ class Trainer:
                 loss_sum += loss * n
                 seen += n
                 local_seen += len(xb)
-                for metric, value in self._figures.batch_sums(outputs, yb).items():
+                for metric, value in self._figures.batch_sums(outputs, yb, wb).items():
                     metric_sums[metric] += value
                 # (every process alike in a data-parallel fit, where the local wishes imply the agreed flag)
                 if progress.wants_batches or callbacks.wants_batches or self._batch_logs_everywhere:
@@ -450,20 +456,19 @@ class Trainer:
             raise
         examples: float = local_seen
         if communicator is not None:  # the metrics over every process's examples
-            *sums, examples = all_reduce_sums(communicator, [*metric_sums.values(), local_seen])
-            metric_sums = dict(zip(metric_sums, sums, strict=True))
+            metric_sums, (examples,) = all_reduce_figures(communicator, metric_sums, [local_seen])
         return {"loss": loss_sum / seen, **self._metric_logs(metric_sums, examples)}
 
-    def _metric_logs(self, sums: dict[NamedMetric | str, float], examples: float) -> dict[str, float]:
+    def _metric_logs(self, sums: FigureSums, examples: float) -> dict[str, float]:
         return {log_key(m): value for m, value in self._figures.means(sums, examples).items()}
 
-    def _running_metric_logs(self, sums: dict[NamedMetric | str, float], local_examples: int) -> dict[str, float]:
+    def _running_metric_logs(self, sums: FigureSums, local_examples: int) -> dict[str, float]:
         """The epoch's running metrics so far; in a data-parallel fit over every process's rows, as one process on
         the global batches gives them (one all-reduce of the sums, which every process makes at the same batch)."""
         if self.communicator is None or not sums:
             return self._metric_logs(sums, local_examples)
-        *totals, examples = all_reduce_sums(self.communicator, [*sums.values(), local_examples])
-        return self._metric_logs(dict(zip(sums, totals, strict=True)), examples)
+        totals, (examples,) = all_reduce_figures(self.communicator, sums, [local_examples])
+        return self._metric_logs(totals, examples)
 
     def _take_process_zero_counters(self, communicator: Communicator) -> None:
         """Train on from process 0's epoch, step, learning rate and input scale (`process_zero_counters`)."""
