@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onnxtrain import Sequential, activations, autodiff, emit
+from onnxtrain import Model, Sequential, activations, autodiff, emit
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.graph import GraphBuilder
@@ -442,3 +442,19 @@ def test_autodiff_differentiates_a_merged_graph() -> None:
                 shifted.append(forward(p64, value) if name == "a" else forward({**p64, name: value}, xa))
             numeric[index] = (shifted[0] - shifted[1]) / 2e-6
         np.testing.assert_allclose(analytic[name], numeric, rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("engine", ["portable", pytest.param("ort-training", marks=pytest.mark.training)])
+def test_dot_normalize_trains_through_an_all_zero_row(engine: str) -> None:
+    """A row of zeros (a dead ReLU's) has norm 0: Dot(normalize=True) divides it by epsilon, and its gradient stays
+    finite on both engines (ONNX Runtime's gradient graph made NaN of Sqrt's infinite slope at 0 before)."""
+    a, b = Input(3, name="a"), Input(3, name="b")
+    dead = Dense(3, activation="relu", kernel_initializer="zeros", bias_initializer="zeros")(a)
+    y = Dense(1, activation="linear")(Dot(axes=1, normalize=True)([dead, b]))
+    x = [data(8, 3, seed=1), data(8, 3, seed=2)]
+    with Model(inputs=[a, b], outputs=y, seed=0) as model:
+        model.compile(optimizer="sgd", loss="mse", engine=engine)
+        history = model.fit(x, data(8, 1, seed=3), epochs=2, verbose=0)
+        weights = model.get_weights()
+    assert all(np.isfinite(loss) for loss in history.history["loss"])
+    assert all(np.isfinite(value).all() for value in weights.values())

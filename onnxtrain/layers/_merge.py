@@ -301,10 +301,14 @@ def _reshaped(builder: GraphBuilder, x: str, shape: list[int]) -> str:
 
 
 def _l2_normalized(builder: GraphBuilder, x: str, axis: int) -> str:
-    """x / max(||x||, epsilon) along `axis`, Keras' `normalize` (which computes x * min(rsqrt(sum x^2), 1/eps))."""
+    """x / max(||x||, epsilon) along `axis`, Keras' `normalize` (which computes x * min(rsqrt(sum x^2), 1/eps)).
+
+    The bound is taken before the square root, sqrt(max(sum x^2, epsilon^2)): the same value, and a gradient that
+    never meets Sqrt's infinite slope at 0 (ONNX Runtime's gradient graph made NaN of 0 * inf there, for an
+    all-zero row such as a dead ReLU's)."""
     squares = builder.reduce("ReduceSum", builder.node("Mul", [x, x], hint="square"), [axis], keepdims=True)
-    norm = builder.node("Max", [builder.node("Sqrt", [squares], hint="norm"), builder.constant(KERAS_EPSILON)])
-    return builder.node("Div", [x, norm], hint="normalized")
+    bounded = builder.node("Max", [squares, builder.constant(np.float32(KERAS_EPSILON**2), "epsilon_squared")])
+    return builder.node("Div", [x, builder.node("Sqrt", [bounded], hint="norm")], hint="normalized")
 
 
 def _shapes(shapes: list[Shape]) -> str:
