@@ -1105,3 +1105,16 @@ def test_export_names_its_options_for_a_version_out_of_range(work, tmp_path, cap
     assert main(["export", str(work / "run" / "model"), str(tmp_path / "out.onnx"), *options]) == 1
     error = capsys.readouterr().err.strip()
     assert re.fullmatch(rf"onnxtrain export: error: {message}", error), error
+
+
+def test_a_worker_other_than_process_zero_restores_the_signal_handlers_it_ignored(monkeypatch, capsys):
+    """The other processes of --workers N ignore Ctrl-C and SIGTERM while they train; called in a process that goes
+    on (this one), the handlers come back: an ignored SIGINT would be inherited by every process started after."""
+    import signal
+
+    from onnxtrain.errors import DataParallelError
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    _worker(monkeypatch, 1, DataParallelError("A data-parallel fit over 2 processes expects batch_size >= 2."))
+    assert main(["train", "tiny.toml", "--workers", "2"]) == 1
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

@@ -47,8 +47,7 @@ def stopping_on_signals() -> Iterator[None]:
     previous: dict[int, Any] = {}
     try:
         for number in (signal.SIGINT, signal.SIGTERM):
-            current = signal.getsignal(number)
-            if number == signal.SIGINT and current is not signal.default_int_handler:
+            if signal.getsignal(number) not in (signal.default_int_handler, signal.SIG_DFL):
                 continue  # ignored on purpose (the other processes of --workers N) or the caller's own handler
             previous[number] = signal.signal(number, _raise_interrupt)
     except ValueError:  # not the main thread
@@ -60,11 +59,21 @@ def stopping_on_signals() -> Iterator[None]:
             signal.signal(restored, handler)
 
 
-def ignore_stopping_signals() -> None:
-    """In the processes of `--workers N` other than the first: Ctrl-C or SIGTERM sent to all of them (a terminal's
-    Ctrl-C, Slurm's scancel) must not end them while process 0 saves the run; process 0 ends them after."""
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, signal.SIG_IGN)
+@contextlib.contextmanager
+def ignoring_stopping_signals(ignore: bool = True) -> Iterator[None]:
+    """In the processes of `--workers N` other than the first (`ignore`): Ctrl-C or SIGTERM sent to all of them (a
+    terminal's Ctrl-C, Slurm's scancel) must not end them while process 0 saves the run; process 0 ends them after.
+    The handlers are restored on leaving, so a caller in the same process (a test) keeps its own: an ignored SIGINT
+    would also be inherited by every process it starts after."""
+    previous: dict[int, Any] = {}
+    if ignore:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)
 
 
 class SurvivingStdout:

@@ -30,7 +30,7 @@ from onnxtrain.cli._run_config import (
 from onnxtrain.cli._run_output import RunOutput, check_free_space, model_files_now, resumed_history, save_elsewhere
 from onnxtrain.cli._stopping import (
     STOP_STATUSES,
-    ignore_stopping_signals,
+    ignoring_stopping_signals,
     stop_name,
     stop_status,
     stopping_on_signals,
@@ -98,10 +98,10 @@ def _train_in_world(args: argparse.Namespace) -> int:
         )
     if world.rank == 0:
         announce_process_zero()  # the launcher sends Ctrl-C and SIGTERM here: process 0 saves the run
-    else:  # a Ctrl-C or SIGTERM that reaches the others too must not end them while process 0 saves (it ends them)
-        ignore_stopping_signals()
     try:
-        with stopping_on_signals():
+        # a Ctrl-C or SIGTERM that reaches the other processes too must not end them while process 0 saves (it ends
+        # them after)
+        with ignoring_stopping_signals(world.rank != 0), stopping_on_signals():
             status = _train(args)
     except KeyboardInterrupt:  # process 0, interrupted before training began or after it ended: nothing to save
         print(f"onnxtrain {args.command}: {stop_name()}", file=sys.stderr, flush=True)
