@@ -318,7 +318,7 @@ def test_finetune_of_a_fixed_batch_export_is_one_error_line_before_training(
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith(
         "onnxtrain finetune: error: the graph was exported for a batch of exactly 4 and cannot run another: at a "
-        "batch of 1, ONNX Runtime fails in the Reshape node '/enc/self_attn/Reshape_5'"
+        "batch of 1, ONNX Runtime fails in the Reshape node '/enc/self_attn/Reshape_5"  # 1.32 appends "_new_reshape"
     ), err
     assert "dynamic_axes={'ids': {0: 'batch'}, 'logits': {0: 'batch'}}" in err
     assert not (folder / "run").exists()
