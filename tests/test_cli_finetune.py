@@ -362,7 +362,7 @@ def test_finetune_prints_a_warning_as_one_line_without_python_s_source_lines(
     """LoRA rank 8 on the head's 12x4 weight warns; the CLI prints it as its own line, not Python's
     `path.py:59: UserWarning:` and the line of onnxtrain's source that warned."""
     assert _finetune("--lora", "8", "--output", "run") == 0
-    lines = capsys.readouterr().err.splitlines()
+    lines = [line for line in capsys.readouterr().err.splitlines() if "curves skipped" not in line]
     assert lines == [
         "onnxtrain finetune: warning: LoRA rank 8 exceeds min(in_features, out_features) of 1 adapted weight(s): "
         "'head.weight' (4, 12) of node '/head/Gemm'. Each of their adapters then has more parameters than the weight "

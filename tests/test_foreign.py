@@ -1010,11 +1010,14 @@ def test_a_fixed_batch_transformer_export_is_refused_at_import_naming_the_node(n
     """torch.onnx.export without dynamic_axes / dynamic_shapes writes batch 4 into the attention's seq-first
     Reshapes, where no Reshape puts it first: the import runs the graph at 4 and 5 and refuses it, rather than
     fit or predict failing in ONNX Runtime at the first batch of another size."""
+    if not ort.__version__.startswith("1.19."):  # later versions fuse the Reshape into another first
+        node, requested = "[^']+", r"\{[\d,]+\}"
     with pytest.raises(
         UnsupportedError,
         match=rf"^from_onnx: the graph was exported for a batch of exactly 4 and cannot run another: at a batch of 1, "
-        rf"ONNX Runtime fails in the Reshape node '{node}': The input tensor cannot be reshaped to the requested "
-        rf"shape\. Input shape:\{{7,1,\d+\}}, requested shape:{requested}\..*Export the model again with a dynamic "
+        rf"ONNX Runtime fails in the Reshape node '{node}': The input tensor cannot be "
+        rf"reshaped to the requested shape\. Input shape:\{{7,1,\d+\}}, requested shape:"
+        rf"{requested}\..*Export the model again with a dynamic "
         r"batch \(torch: torch\.onnx\.export\(\.\.\., "
         r"dynamic_axes=\{'ids': \{0: 'batch'\}, 'logits': \{0: 'batch'\}\}\)",
     ):

@@ -342,6 +342,7 @@ def test_class_weight_is_refused_where_keras_has_no_classes():
     two.close()
 
 
+@pytest.mark.training
 def test_the_ort_training_engine_refuses_weights_by_name():
     with regression() as model:
         model.compile(optimizer="sgd", loss="mse", engine="ort-training")
