@@ -44,7 +44,10 @@ def compile_settings_of(
     settings["optimizer"] = repr(config.pop("name", type(optimizer).__name__))
     settings.update({f"optimizer {key}": repr(value) for key, value in config.items()})
     settings["loss"] = json.dumps(loss.get_config(), sort_keys=True, default=str)
-    settings["metrics"] = repr([getattr(m, "value", m) for m in metrics])
+    # A metric's config: its arguments too (Precision(thresholds=0.3) is not Precision()), a bare name for the rest
+    settings["metrics"] = repr(
+        [m.get_config() if hasattr(m, "get_config") else getattr(m, "value", m) for m in metrics]
+    )
     for name, value in parameters.items():
         frozen = "" if name in trainable else " (not trainable)"
         settings[f"parameter {name}"] = f"shape {tuple(int(d) for d in np.shape(value))}{frozen}"

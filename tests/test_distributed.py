@@ -41,6 +41,7 @@ from onnxtrain.errors import (
     UnsupportedError,
 )
 from onnxtrain.layers import Dense, Dropout, Input
+from onnxtrain.metrics import Precision
 from onnxtrain.optimizers import SGD, AdaDelta, AdaGrad, AdaGradDA, Adam, Adamax, Ftrl, Momentum, Nadam, RMSProp
 from onnxtrain.portable import PortableEngine, _fused
 
@@ -492,6 +493,11 @@ COMPILE_DIFFERENCES: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
     "metrics": (
         lambda r: {"metrics": ["accuracy"] if r == 0 else []},
         "Received: metrics: [] in process 1, ['accuracy'] in process 0 (2 processes differ from process 0).",
+    ),
+    "metric_arguments": (
+        lambda r: {"metrics": [Precision(top_k=2 if r == 2 else 1)]},
+        "metrics: [{'class_name': 'Precision', 'config': {'thresholds': None, 'top_k': 2, 'class_id': None, "
+        "'name': 'precision'}}] in process 2",
     ),
     "loss": (
         lambda r: {"loss": "sparse_categorical_crossentropy" if r == 0 else "mse", "metrics": []},
