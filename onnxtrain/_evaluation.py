@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -78,14 +79,15 @@ class BatchFigures:
     def means(self, sums: FigureSums, examples: float) -> dict[FigureKey, float]:
         """The figures from their sums over `examples` examples: a loss's mean, each metric's `finish` (the mean,
         RMSE's root of it, AUC's area from its counts)."""
-        finishers = self.finishers()
+        finishers = self.finishers
         count = max(examples, 1)
         return {
             key: finishers[key].finish(s, examples) if key in finishers else float(s) / count for key, s in sums.items()
         }
 
+    @cached_property
     def finishers(self) -> dict[FigureKey, Metric]:
-        """The metric behind each key that is one."""
+        """The metric behind each key that is one (made once: `means` runs per batch where batch logs are read)."""
         if self.outputs is None:
             return {metric: metric for metric in (*self.metrics, *self.weighted_metrics)}
         return dict(self.outputs.metric_keys().items())

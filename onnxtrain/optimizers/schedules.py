@@ -18,7 +18,7 @@ import bisect
 import json
 import math
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -137,8 +137,11 @@ def _name(owner: str, value: object) -> str:
 
 
 # --- Keras' schedules ---------------------------------------------------------------------------------------------
-class ExponentialDecay(LearningRateSchedule):
-    """`initial_learning_rate * decay_rate ** (step / decay_steps)`, the exponent floored with `staircase=True`."""
+class _StepDecay(LearningRateSchedule):
+    """What ExponentialDecay and InverseTimeDecay share: Keras' arguments, their checks, the step's progress
+    `step / decay_steps` (floored with `staircase=True`) and the config. `name` defaults to the class's name."""
+
+    decay_rate_low_open: ClassVar[bool] = False  # whether decay_rate must be > 0 (else >= 0)
 
     def __init__(
         self,
@@ -146,23 +149,18 @@ class ExponentialDecay(LearningRateSchedule):
         decay_steps: float,
         decay_rate: float,
         staircase: bool = False,
-        name: str = "ExponentialDecay",
+        name: str | None = None,
     ):
         owner = type(self).__name__
         self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate, 0.0)
         self.decay_steps = _number(owner, "decay_steps", decay_steps, 0.0, low_open=True)
-        self.decay_rate = _number(owner, "decay_rate", decay_rate, 0.0, low_open=True)
+        self.decay_rate = _number(owner, "decay_rate", decay_rate, 0.0, low_open=self.decay_rate_low_open)
         self.staircase = check_bool(owner, "staircase", staircase)
-        self.name = _name(owner, name)
+        self.name = _name(owner, owner if name is None else name)
 
-    def __call__(self, step: int) -> float:
+    def progress(self, step: int) -> float:
         p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        try:
-            return self.initial_learning_rate * self.decay_rate**p
-        except OverflowError:
-            return math.inf
+        return math.floor(p) if self.staircase else p
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -172,6 +170,18 @@ class ExponentialDecay(LearningRateSchedule):
             "staircase": self.staircase,
             "name": self.name,
         }
+
+
+class ExponentialDecay(_StepDecay):
+    """`initial_learning_rate * decay_rate ** (step / decay_steps)`, the exponent floored with `staircase=True`."""
+
+    decay_rate_low_open = True
+
+    def __call__(self, step: int) -> float:
+        try:
+            return self.initial_learning_rate * self.decay_rate ** self.progress(step)
+        except OverflowError:
+            return math.inf
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -243,38 +253,11 @@ class PolynomialDecay(LearningRateSchedule):
         }
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_StepDecay):
     """`initial_learning_rate / (1 + decay_rate * step / decay_steps)`, the ratio floored with `staircase=True`."""
 
-    def __init__(
-        self,
-        initial_learning_rate: float,
-        decay_steps: float,
-        decay_rate: float,
-        staircase: bool = False,
-        name: str = "InverseTimeDecay",
-    ):
-        owner = type(self).__name__
-        self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate, 0.0)
-        self.decay_steps = _number(owner, "decay_steps", decay_steps, 0.0, low_open=True)
-        self.decay_rate = _number(owner, "decay_rate", decay_rate, 0.0)
-        self.staircase = check_bool(owner, "staircase", staircase)
-        self.name = _name(owner, name)
-
     def __call__(self, step: int) -> float:
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1 + self.decay_rate * p)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-            "name": self.name,
-        }
+        return self.initial_learning_rate / (1 + self.decay_rate * self.progress(step))
 
 
 def _cosine(step: float, decay_steps: float, alpha: float) -> float:
