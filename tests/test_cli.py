@@ -1058,11 +1058,11 @@ def test_predict_help_names_every_image_format(capsys):
     assert "an image (.png, .jpg, .jpeg, .bmp, .gif)" in text
 
 
-def test_finetune_help_says_resume_needs_data(capsys):
+def test_finetune_help_says_how_to_resume(capsys):
     with pytest.raises(SystemExit):
         main(["finetune", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "onnxtrain train --resume DIR/model --epochs N --data DATA continues it; finetune writes no run.json" in text
+    assert "run.json (the data, batch size and seed: onnxtrain train --resume DIR --epochs N continues the run" in text
 
 
 @pytest.mark.parametrize(

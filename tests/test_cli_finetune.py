@@ -4,6 +4,7 @@ an .onnx file."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -70,6 +71,35 @@ def test_finetune_trains_what_is_not_frozen_and_writes_a_run(folder: Path, capsy
         assert not np.array_equal(exported[name], ORIGINAL[name]), name
     with load_model(folder / "run" / "model", compile=False) as saved:  # the save reads back
         np.testing.assert_array_equal(saved.get_weights()["head.weight"], exported["head.weight"])
+
+
+@pytest.mark.slow
+def test_finetune_writes_a_run_that_resume_continues_exactly(folder: Path, capsys: pytest.CaptureFixture) -> None:
+    # Two epochs of finetune, and one then one more by `train --resume` on what run.json records: the same weights.
+    assert _finetune("--epochs", "2", "--validation", "test", "--output", "whole") == 0
+    assert _finetune("--epochs", "1", "--validation", "test", "--output", "first") == 0
+    record = json.loads((folder / "first" / "run.json").read_text())
+    assert record["finetuned_from"] == str(folder / "mlp.onnx")
+    data = {"train": str(folder / "train.npz"), "test": str(folder / "test.npz"), "validation": "test"}
+    assert record["data"] == data
+    assert (record["epochs"], record["batch_size"], record["seed"]) == (1, 16, 0)
+    capsys.readouterr()
+    assert main(["train", "--resume", "first", "--epochs", "1", "--output", "second", "--verbose", "0"]) == 0
+    run_json = Path("first") / "run.json"
+    assert (
+        f"1 more on 48 examples of {folder / 'train.npz'} (from {run_json}), batch size 16 (from {run_json})"
+    ) in capsys.readouterr().out
+    with load_model(folder / "whole" / "model", compile=False) as whole, load_model(folder / "second" / "model") as two:
+        for name, value in whole.get_weights().items():
+            np.testing.assert_array_equal(two.get_weights()[name], value, err_msg=name)
+    resumed = json.loads((folder / "second" / "run.json").read_text())
+    assert (resumed["finetuned_from"], resumed["epochs"]) == (str(folder / "mlp.onnx"), 2)
+    assert main(["train", "first/run.json", "--output", "scratch"]) == 1  # no layers: it cannot start from scratch
+    assert (
+        f"records a fine-tuning of the ONNX model '{folder / 'mlp.onnx'}' (onnxtrain finetune), whose layers no run "
+        "config describes, so it cannot train a model from scratch. Continue that run with onnxtrain train --resume "
+        "first --epochs N"
+    ) in capsys.readouterr().err
 
 
 @pytest.mark.slow

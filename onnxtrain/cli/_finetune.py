@@ -1,6 +1,7 @@
 """`onnxtrain finetune MODEL.onnx`: fine-tune an ONNX model made elsewhere (`onnxtrain.from_onnx`): choose what
 trains (--trainable/--frozen), cut it (--outputs), put a new Dense head on it (--head) or train LoRA adapters only
-(--lora); writes what `onnxtrain train` writes (model/, history.csv, curves.png) and the export, model.onnx."""
+(--lora); writes what `onnxtrain train` writes (model/, run.json, history.csv, curves.png) and the export,
+model.onnx."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from onnxtrain import optimizers
+from onnxtrain import engines, optimizers
 from onnxtrain.cli._config_model import DEFAULT_LOSS
 from onnxtrain.cli._data import DatasetLoader, RunData, naming_the_option
-from onnxtrain.cli._run_config import check_output, positive_int
-from onnxtrain.cli._train import _fit_and_save, writing_mode
+from onnxtrain.cli._run_config import FINETUNED_FROM, check_output, positive_int
+from onnxtrain.cli._train import _fit_and_save, _workers_note, writing_mode
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:
@@ -92,13 +93,35 @@ def _finetune(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             validation_split=0.0,
             sources={"train": f"--data {args.data!r}", "validation": _validation_source(args)},
-            record=None,
+            record=_record(args, model, source),
             history=None,
         )
         path = model.export(output / EXPORT_FILE, writing_mode=writing_mode(args), merge_adapters=bool(args.lora))
     merged = ", adapters merged" if args.lora else ""
     print(f"  {'export':<8} {output / EXPORT_FILE} ({path.stat().st_size:,} bytes{merged})")
     return status
+
+
+def _record(args: argparse.Namespace, model: Model, source: Path) -> dict[str, Any]:
+    """The run.json finetune writes beside model/: where the model came from instead of its layers (training a model
+    from scratch from it is refused), and the data (absolute paths), batch size and seed that `onnxtrain train
+    --resume DIR --epochs N` continues the run with."""
+    loader = DatasetLoader(Path.cwd())
+    data = {"train": loader.absolute(args.data)}
+    if args.test:
+        data["test"] = loader.absolute(args.test)
+    if args.validation:
+        data["validation"] = "test" if args.validation == "test" else loader.absolute(args.validation)
+    return {
+        "name": model.name,
+        FINETUNED_FROM: str(source.resolve()),
+        "data": data,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": model.seed,
+        "engine": engines.resolve(engines.AUTO),
+        "workers": _workers_note(None),
+    }
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -230,12 +253,11 @@ def add_finetune_command(commands: argparse._SubParsersAction) -> None:
         "finetune",
         help="fine-tune an ONNX model made elsewhere (freeze, cut, new head, LoRA)",
         description="Import MODEL.onnx (onnxtrain.from_onnx), train it on --data and write model/ (with its "
-        "optimizer state: onnxtrain train --resume DIR/model --epochs N --data DATA continues it; finetune writes no "
-        "run.json, so --resume needs --data, and --batch-size unless 32), history.csv, curves.png and the export "
-        f"{EXPORT_FILE} into --output. Every float initializer but BatchNormalization's running statistics trains "
-        "unless --trainable/--frozen say otherwise; "
-        "with --head N the model is a frozen feature extractor under a new Dense(N) head unless they do; --lora R "
-        "trains rank-R adapters only and merges them into the exported weights.",
+        "optimizer state), run.json (the data, batch size and seed: onnxtrain train --resume DIR --epochs N "
+        f"continues the run exactly), history.csv, curves.png and the export {EXPORT_FILE} into --output. Every "
+        "float initializer but BatchNormalization's running statistics trains unless --trainable/--frozen say "
+        "otherwise; with --head N the model is a frozen feature extractor under a new Dense(N) head unless they "
+        "do; --lora R trains rank-R adapters only and merges them into the exported weights.",
     )
     finetune.add_argument("model", metavar="MODEL.onnx", help="the ONNX model (external data read from its folder)")
     finetune.add_argument("--data", required=True, help="training data: 'fashion-mnist[:train]' or a .npz with x, y")

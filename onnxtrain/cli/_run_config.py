@@ -83,9 +83,11 @@ DEFAULT_BATCH_SIZE = 32  # fit's
 # What run.json notes about the run beside its config (how it ended, or the epoch of the checkpoint it describes; how
 # many processes trained it, with how many threads each); training ignores it.
 RECORD_KEYS = {"interrupted", "checkpoint", "workers"}
-# The run.json of a resumed model that no run config describes (saved by model.save() or finetune) names the model
-# instead of its layers: --resume reads it (data, batch size), training from it is refused.
+# The run.json of a model that no run config describes names where it came from instead of its layers: a resumed
+# model saved by model.save() (`resumed_from`), an ONNX model fine-tuned by `onnxtrain finetune` (`finetuned_from`).
+# --resume reads it (data, batch size); training a model from scratch from it is refused.
 RESUMED_FROM = "resumed_from"
+FINETUNED_FROM = "finetuned_from"
 MAX_NAME_LENGTH = 100
 SAFE_NAME = re.compile(rf"\w[\w.-]{{0,{MAX_NAME_LENGTH - 1}}}")
 MAX_RUN_CONFIG_BYTES = 1 << 20  # a run config is a few lines; a FIFO or a huge file is refused, not read
@@ -218,21 +220,25 @@ def check_config(config: Any, source: str, resuming: bool = False) -> dict[str, 
     """`config` itself once it is a table of known keys with a non-empty `layers` list and a valid [data] table,
     and its plain settings (name, epochs, batch_size, validation_split, metric/metrics) have usable values: a
     run refuses a bad config before it prints or creates anything. `resuming`: the run.json that --resume reads,
-    which may name the model it resumed (`resumed_from`) instead of its layers."""
+    which may name the model it resumed (`resumed_from`) or fine-tuned (`finetuned_from`) instead of its layers."""
     if not isinstance(config, dict):
         raise InvalidArgumentError(f"{source} expects a table of settings. Received: {type(config).__name__}")
-    unknown = sorted(set(config) - CONFIG_KEYS - RECORD_KEYS - {RESUMED_FROM})
+    unknown = sorted(set(config) - CONFIG_KEYS - RECORD_KEYS - {RESUMED_FROM, FINETUNED_FROM})
     if unknown:
         raise InvalidArgumentError(
             f"{source} has {_unknown_keys(unknown, CONFIG_KEYS)}. Valid keys: {sorted(CONFIG_KEYS)}"
         )
     layers = config.get("layers")
-    if layers is None and RESUMED_FROM in config:
+    if layers is None and (RESUMED_FROM in config or FINETUNED_FROM in config):
         if not resuming:
+            origin = (
+                f"a resumed run of the saved model {config[RESUMED_FROM]!r}"
+                if RESUMED_FROM in config
+                else f"a fine-tuning of the ONNX model {config[FINETUNED_FROM]!r} (onnxtrain finetune)"
+            )
             raise InvalidArgumentError(
-                f"{source} records a resumed run of the saved model {config[RESUMED_FROM]!r}, whose layers no run "
-                f"config describes, so it cannot train a model from scratch. Continue that run with onnxtrain train "
-                f"--resume {Path(source).parent} --epochs N"
+                f"{source} records {origin}, whose layers no run config describes, so it cannot train a model from "
+                f"scratch. Continue that run with onnxtrain train --resume {Path(source).parent} --epochs N"
             )
         layers = [{"type": "Input"}]  # (the [data] table and settings are checked below as a run config's)
     if not isinstance(layers, list) or not layers or not all(isinstance(x, dict) and "type" in x for x in layers):
