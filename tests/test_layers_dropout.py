@@ -1,4 +1,4 @@
-"""Dropout and SpatialDropout2D: the identity outside training; in training, masks that are the documented pure
+"""Dropout and SpatialDropout1D/2D/3D: the identity outside training; in training, masks that are the documented pure
 function of (seed, layer, step, element) (`onnxtrain/layers/_dropout.py`), checked against its numpy twin and
 statistically."""
 
@@ -13,7 +13,17 @@ from layer_harness import LayerCase, check_resumed_fit_of_layer, table_tests
 
 from onnxtrain import Sequential
 from onnxtrain.errors import InvalidArgumentError, ShapeError
-from onnxtrain.layers import Dense, Dropout, Flatten, Input, Layer, MaxPooling2D, SpatialDropout2D
+from onnxtrain.layers import (
+    Dense,
+    Dropout,
+    Flatten,
+    Input,
+    Layer,
+    MaxPooling2D,
+    SpatialDropout1D,
+    SpatialDropout2D,
+    SpatialDropout3D,
+)
 from onnxtrain.layers import _dropout as spec
 from onnxtrain.layers._layout import channels_last, emit_layer
 from onnxtrain.portable._graphs import ParameterInputBuilder
@@ -37,7 +47,11 @@ CASES = [
         identity,
         trains=False,
     ),
+    LayerCase("spatial_dropout1d", lambda: SpatialDropout1D(0.25), (5, 3), (5, 3), 0, identity, trains=False),
     LayerCase("spatial_dropout2d", lambda: SpatialDropout2D(0.25), (4, 4, 3), (4, 4, 3), 0, identity, trains=False),
+    LayerCase(
+        "spatial_dropout3d", lambda: SpatialDropout3D(0.25), (2, 3, 4, 3), (2, 3, 4, 3), 0, identity, trains=False
+    ),
 ]
 
 
@@ -121,6 +135,21 @@ def test_spatial_dropout_draws_once_per_example_and_channel():
     assert 0 < keep.mean() < 1
 
 
+@pytest.mark.parametrize(
+    ("spatial_dropout", "shape"),
+    [(SpatialDropout1D, (50, 6, 8)), (SpatialDropout3D, (50, 2, 3, 4, 8))],
+    ids=["1d", "3d"],
+)
+def test_spatial_dropout_1d_and_3d_draw_once_per_example_and_channel(spatial_dropout, shape):
+    x = np.ones(shape, np.float32)
+    (y,) = training_forward([spatial_dropout(0.5, name="spatial")], x, [0])
+    first = y[(slice(None), *(slice(0, 1) for _ in shape[1:-1]))]
+    assert (y == first).all()  # constant over the steps (1-D) or the volume (3-D)
+    keep = reference_keep("spatial", None, 0.5, 0, 50, (*(1 for _ in shape[1:-1]), 8))
+    np.testing.assert_array_equal(first != 0, keep)
+    assert 0 < keep.mean() < 1
+
+
 def test_noise_shape_shares_the_mask_along_its_unit_axes():
     x = np.ones((20, 5, 3), np.float32)
     (y,) = training_forward([Dropout(0.5, noise_shape=(None, 1, 3))], x, [4])
@@ -183,6 +212,17 @@ BAD = [
         lambda: Sequential.of(Input(5, 3), SpatialDropout2D(0.5)),
         ShapeError,
         r"SpatialDropout2D layer '\w+' expects inputs of shape \[None, height, width, channels\]",
+    ),
+    (
+        lambda: Sequential.of(Input(5, 3, 2), SpatialDropout1D(0.5)),
+        ShapeError,
+        r"SpatialDropout1D layer '\w+' expects inputs of shape \[None, steps, channels\]\. Received: input shape "
+        r"\[None, 5, 3, 2\]",
+    ),
+    (
+        lambda: Sequential.of(Input(5, 3), SpatialDropout3D(0.5)),
+        ShapeError,
+        r"SpatialDropout3D layer '\w+' expects inputs of shape \[None, depth, height, width, channels\]",
     ),
 ]
 

@@ -25,7 +25,7 @@ from onnxtrain.layers._conv_transpose import (
 )
 from onnxtrain.layers._core import Dense, Flatten, Input
 from onnxtrain.layers._depthwise import DepthwiseConv2D
-from onnxtrain.layers._dropout import Dropout, SpatialDropout2D
+from onnxtrain.layers._dropout import Dropout, SpatialDropout1D, SpatialDropout2D, SpatialDropout3D
 from onnxtrain.layers._embedding import Embedding
 from onnxtrain.layers._group_normalization import GroupNormalization
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, format_shape
@@ -147,7 +147,9 @@ __all__ = [
     "Shape",
     "SimpleRNN",
     "Softmax",
+    "SpatialDropout1D",
     "SpatialDropout2D",
+    "SpatialDropout3D",
     "Subtract",
     "SymbolicTensor",
     "ThresholdedReLU",

@@ -1,4 +1,4 @@
-"""Dropout and SpatialDropout2D, with masks that are a pure function of (seed, layer, step, element): computed by
+"""Dropout and SpatialDropout1D/2D/3D, with masks that are a pure function of (seed, layer, step, element): computed by
 standard int64 ONNX ops from the training step, so a resumed run and any other runtime draw the same masks.
 
 ONNX's Dropout and Random*Like draw from a generator seeded by an attribute, which no run can resume and no other
@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import onnx
@@ -146,27 +146,48 @@ class Dropout(Layer):
         return {"rate": self.rate, "noise_shape": noise, "seed": self.seed, **super().get_config()}
 
 
-class SpatialDropout2D(Dropout):
-    """Drops whole feature maps: one draw per (example, channel) of (N, H, W, C) inputs, kept maps scaled by
+class _SpatialDropout(Dropout):
+    """Drops whole feature maps: one draw per (example, channel) of (N, *spatial, C) inputs, kept maps scaled by
     1 / (1 - rate). The identity in evaluation, prediction and the export."""
 
-    keras_data_format = True
+    spatial_axes: ClassVar[tuple[str, ...]]
 
     def __init__(self, rate: float, seed: int | None = None, name: str | None = None, trainable: bool = True):
         super().__init__(rate, None, seed, name, trainable)
 
     def _mask_shape(self, input_shape: Shape) -> tuple[bool, Shape]:
-        if len(input_shape) != 3:
+        if len(input_shape) != len(self.spatial_axes) + 1:
+            axes = ", ".join(self.spatial_axes)
             raise ShapeError(
-                f"{describe(self)} expects inputs of shape [None, height, width, channels]. "
+                f"{describe(self)} expects inputs of shape [None, {axes}, channels]. "
                 f"Received: input shape {format_shape(input_shape)}."
             )
-        return True, (1, 1, input_shape[-1])
+        return True, (*(1 for _ in self.spatial_axes), input_shape[-1])
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         del config["noise_shape"]
         return config
+
+
+class SpatialDropout1D(_SpatialDropout):
+    """Drops whole channels of (N, steps, C) sequences: one draw per (example, channel), as Keras'."""
+
+    spatial_axes = ("steps",)
+
+
+class SpatialDropout2D(_SpatialDropout):
+    """Drops whole feature maps of (N, H, W, C) images: one draw per (example, channel), as Keras'."""
+
+    keras_data_format = True
+    spatial_axes = ("height", "width")
+
+
+class SpatialDropout3D(_SpatialDropout):
+    """Drops whole feature volumes of (N, D, H, W, C) inputs: one draw per (example, channel), as Keras'."""
+
+    keras_data_format = True
+    spatial_axes = ("depth", "height", "width")
 
 
 def keep_mask(builder: GraphBuilder, x: str, shape: Shape, per_example: bool, rate: float, layer: int) -> str:
