@@ -13,6 +13,8 @@ from onnxtrain.layers._activation import (
     ThresholdedReLU,
 )
 from onnxtrain.layers._attention import MultiHeadAttention
+from onnxtrain.layers._augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
+from onnxtrain.layers._augmentation_geometric import RandomRotation, RandomTranslation, RandomZoom
 from onnxtrain.layers._bidirectional import Bidirectional
 from onnxtrain.layers._conv import Conv1D, Conv2D, Conv3D, Convolution1D, Convolution2D, Convolution3D, ConvPadding
 from onnxtrain.layers._conv_transpose import (
@@ -63,6 +65,7 @@ from onnxtrain.layers._recurrent import GRU, LSTM, SimpleRNN
 from onnxtrain.layers._reshaping import Cropping2D, Permute, RepeatVector, Reshape, UpSampling2D, ZeroPadding2D
 from onnxtrain.layers._reshaping_1d import Cropping1D, UpSampling1D, ZeroPadding1D
 from onnxtrain.layers._reshaping_3d import Cropping3D, UpSampling3D, ZeroPadding3D
+from onnxtrain.layers._resizing import CenterCrop, Resizing
 from onnxtrain.layers._separable import SeparableConv2D, SeparableConvolution2D
 from onnxtrain.layers._time_distributed import TimeDistributed
 
@@ -82,6 +85,7 @@ __all__ = [
     "AvgPool3D",
     "BatchNormalization",
     "Bidirectional",
+    "CenterCrop",
     "Concatenate",
     "Conv1D",
     "Conv1DTranspose",
@@ -138,10 +142,18 @@ __all__ = [
     "OnnxLayer",
     "PReLU",
     "Permute",
+    "RandomBrightness",
+    "RandomContrast",
+    "RandomCrop",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
     "ReLU",
     "RepeatVector",
     "Rescaling",
     "Reshape",
+    "Resizing",
     "SeparableConv2D",
     "SeparableConvolution2D",
     "Shape",
