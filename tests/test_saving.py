@@ -887,3 +887,17 @@ def test_append_replaces_a_symlink_in_the_way_not_the_file_it_points_to(tmp_path
     saving.save_files(directory, NEW, "append")
     assert (directory / "model.onnx").read_bytes() == NEW["model.onnx"] and not (directory / "model.onnx").is_symlink()
     assert elsewhere.read_bytes() == b"annexed"
+
+
+@pytest.mark.parametrize("inside", ["", "sub"], ids=["the_working_directory", "its_parent"])
+def test_override_refuses_to_replace_the_working_directory_and_append_saves_there(tmp_path, monkeypatch, inside):
+    target = tmp_path / "model"
+    saving.save_files(target, {"a.txt": b"old"})
+    (target / "sub").mkdir()
+    monkeypatch.chdir(target / inside)
+    refused = r"holds this process's working directory .*Pass writing_mode=APPEND"
+    with pytest.raises(InvalidArgumentError, match=refused):
+        saving.save_files(".." if inside else ".", {"a.txt": b"new"}, WritingMode.OVERRIDE)
+    assert (target / "a.txt").read_bytes() == b"old" and Path.cwd() == target / inside  # nothing replaced or lost
+    saving.save_files(".." if inside else ".", {"a.txt": b"new"}, WritingMode.APPEND)
+    assert (target / "a.txt").read_bytes() == b"new" and Path.cwd().exists()

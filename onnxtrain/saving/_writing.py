@@ -119,8 +119,8 @@ def save_files(
     Raises:
         ModelExistsError: FAIL_IF_EXISTS and the directory exists; OVERRIDE and it holds what `replaceable`
             does not name (the old directory is left as it was and the staged one removed).
-        InvalidArgumentError / InvalidTypeError: bad `files`, `writing_mode` or `replaceable`, or `directory` is
-            a file.
+        InvalidArgumentError / InvalidTypeError: bad `files`, `writing_mode` or `replaceable`, `directory` is
+            a file, or OVERRIDE of a directory that holds the working directory (its swap would delete it).
         OSError: disk full, permission denied, ... naming the path; the previous directory is left intact.
     """
     target = as_path(directory, "directory")
@@ -137,6 +137,13 @@ def save_files(
         raise InvalidArgumentError(
             f"{argument} expects a directory path, but '{target}' is an existing file. "
             "Remove the file or choose another directory."
+        )
+    if mode is WritingMode.OVERRIDE and _holds_working_directory(target):
+        raise InvalidArgumentError(
+            f"{argument} with writing_mode=OVERRIDE would replace '{target}', which holds this process's working "
+            f"directory ('{Path.cwd()}'): OVERRIDE swaps in a new folder and deletes the old one, and the process "
+            "would be left in a deleted folder. Pass writing_mode=APPEND (it replaces the model's files in place), "
+            "or save from another working directory."
         )
     guarded = replaceable if mode is WritingMode.OVERRIDE else None
     try:
@@ -215,6 +222,15 @@ def created_directories(path: str | os.PathLike[str]) -> Iterator[Path]:
             with contextlib.suppress(OSError):  # it holds something (or is gone): keep it
                 os.rmdir(made)
         raise
+
+
+def _holds_working_directory(target: Path) -> bool:
+    """Whether `target` is the working directory or one of its parents (False when there is none to resolve)."""
+    try:
+        here, folder = Path.cwd().resolve(), target.resolve()
+    except OSError:  # the working directory was deleted already, or a link loops
+        return False
+    return folder == here or folder in here.parents
 
 
 def _check_data(name: str, data: object) -> None:
