@@ -5,16 +5,19 @@ world only.
 verbose=0 prints nothing; verbose=1 (or Keras' "auto") shows a bar (batches done/total, ETA, running figures) when
 the output stream is a terminal and falls back to one plain line per epoch when it is not (logs, pipes, CI), so no
 carriage returns or ANSI codes reach a file; verbose=2 always prints one line per epoch. `predict` shows nothing.
+A stream whose reader goes away (`python train.py | head`, a restarted log collector) does not end the fit: it
+goes on without printing (`SurvivingStream`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import time
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO, Any, TextIO, cast
 
 from onnxtrain.distributed._world import rank
 from onnxtrain.errors import InvalidArgumentError
@@ -33,9 +36,11 @@ def prints_here() -> bool:
 
 
 def print_once(message: str, file: IO[str] | None = None) -> None:
-    """`print(message, file=file)`, flushed, on the process that prints (`prints_here`) only."""
+    """`print(message, file=file)`, flushed, on the process that prints (`prints_here`) only; nothing where the
+    stream's reader has gone away (a callback's message is not worth a fit)."""
     if prints_here():
-        print(message, file=sys.stdout if file is None else file, flush=True)
+        with contextlib.suppress(BrokenPipeError):
+            print(message, file=sys.stdout if file is None else file, flush=True)
 
 
 def log_once(logger: logging.Logger, level: int, message: str, *args: Any) -> None:
@@ -77,6 +82,48 @@ def _fixed_size(stream: IO[str]) -> tuple[int, int] | None:
     return None if size.columns > 0 and size.lines > 0 else (100, 24)
 
 
+class SurvivingStream:
+    """Stands in for an output stream (stdout) whose reader may go away: once a write or flush raises
+    BrokenPipeError, the stream's file descriptor is pointed at os.devnull, as Python's documentation of SIGPIPE
+    advises, `note` goes to stderr once, and nothing more is written. `reader_gone` tells whether that happened."""
+
+    def __init__(self, stream: TextIO | IO[str], note: str):
+        self._stream, self._note = stream, note
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._reader_left()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._reader_left()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding...: the stream's
+        return getattr(self._stream, name)
+
+    def _reader_left(self) -> None:
+        self.reader_gone = True
+        try:  # what the stream still buffers, and whatever prints later, goes nowhere instead of failing again
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # a stream without a file descriptor (a test's capture)
+            pass
+        with contextlib.suppress(OSError):
+            print(self._note, file=sys.stderr, flush=True)
+
+
+FIT_NOTE = "onnxtrain: note: the output stream was closed (its reader went away); fit goes on without printing"
+
+
 def format_logs(logs: Mapping[str, float], separator: str = " - ") -> str:
     return separator.join(f"{key}: {value:.4f}" for key, value in logs.items())
 
@@ -98,7 +145,10 @@ class Progress:
         self.steps = steps
         self.epochs = epochs
         self.label = label
-        self.stream = stream if stream is not None else sys.stdout
+        stream = stream if stream is not None else sys.stdout
+        # An IO[str] in all but name (it writes, flushes and passes every other attribute to the stream).
+        guarded = stream if isinstance(stream, SurvivingStream) else SurvivingStream(stream, FIT_NOTE)
+        self.stream = cast(IO[str], guarded)
         self.bar_enabled = self.verbose == 1 and is_terminal(self.stream)
         self.wants_batches = self.bar_enabled
         self._bar: Any = None
@@ -176,4 +226,13 @@ class Progress:
             self._bar = None
 
 
-__all__ = ["Progress", "check_verbose", "format_logs", "is_terminal", "log_once", "print_once", "prints_here"]
+__all__ = [
+    "Progress",
+    "SurvivingStream",
+    "check_verbose",
+    "format_logs",
+    "is_terminal",
+    "log_once",
+    "print_once",
+    "prints_here",
+]

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +181,42 @@ def test_piped_stdout_of_a_real_process_has_no_bar_characters(tmp_path):
         "Epoch 2/2",
         "Evaluate",
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_fit_goes_on_when_the_reader_of_its_stdout_goes_away(tmp_path, verbose):
+    """`python train.py | head -1`: the first print finds no reader (EPIPE). fit must end and return its History."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            import numpy as np
+            from onnxtrain import Sequential
+            from onnxtrain.callbacks import EarlyStopping
+            from onnxtrain.layers import Dense, Input
+
+            x = np.random.default_rng(0).standard_normal((40, 3)).astype(np.float32)
+            y = (x[:, 0] > 0).astype(np.int64)
+            with Sequential.of(Input(3), Dense(2, activation="linear"), seed=0) as model:
+                model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits")
+                stop = EarlyStopping(monitor="loss", patience=0, min_delta=10.0, verbose=1)  # prints as it stops
+                history = model.fit(x, y, epochs=3, batch_size=10, verbose={verbose}, callbacks=[stop])
+            sys.stderr.write(f"epochs {{len(history.history['loss'])}}\\n")
+            """
+        )
+    )
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before fit prints anything
+    try:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        proc = subprocess.run(
+            [sys.executable, str(script)], stdout=write, stderr=subprocess.PIPE, text=True, env=env, timeout=120
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (
+        "onnxtrain: note: the output stream was closed (its reader went away); fit goes on without printing\nepochs 2\n"
+    )

@@ -6,12 +6,13 @@ which the run goes on without printing."""
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
+
+from onnxtrain.progress import SurvivingStream
 
 SIGINT_STATUS = 128 + signal.SIGINT  # 130
 SIGTERM_STATUS = 128 + signal.SIGTERM  # 143
@@ -76,52 +77,11 @@ def ignoring_stopping_signals(ignore: bool = True) -> Iterator[None]:
             signal.signal(restored, handler)
 
 
-class SurvivingStdout:
-    """Stands in for `sys.stdout` during a run: once the reader of stdout has gone away (a write or flush raises
-    BrokenPipeError), stdout is pointed at os.devnull, as Python's documentation of SIGPIPE advises, a note goes to
-    stderr, and the run goes on without printing. `reader_gone` tells whether that happened."""
-
-    def __init__(self, stream: TextIO, command: str):
-        self._stream, self._command = stream, command
-        self.reader_gone = False
-
-    def write(self, text: str) -> int:
-        if not self.reader_gone:
-            try:
-                return self._stream.write(text)
-            except BrokenPipeError:
-                self._reader_left()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self.reader_gone:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                self._reader_left()
-
-    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding...: the stream's
-        return getattr(self._stream, name)
-
-    def _reader_left(self) -> None:
-        self.reader_gone = True
-        try:  # what the stream still buffers, and whatever prints later, goes nowhere instead of failing again
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._stream.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):  # a stream without a file descriptor (a test's capture)
-            pass
-        print(
-            f"onnxtrain {self._command}: note: stdout was closed (its reader went away); the run goes on without "
-            "printing and saves as usual",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
 @contextlib.contextmanager
-def surviving_stdout(command: str) -> Iterator[SurvivingStdout]:
-    """`sys.stdout` is a `SurvivingStdout` within the block."""
-    guard = SurvivingStdout(sys.stdout, command)
+def surviving_stdout(command: str) -> Iterator[SurvivingStream]:
+    """`sys.stdout` is a `SurvivingStream` within the block: once its reader has gone away, the run goes on without
+    printing (and says so on stderr)."""
+    note = f"onnxtrain {command}: note: stdout was closed (its reader went away); the run goes on without printing"
+    guard = SurvivingStream(sys.stdout, f"{note} and saves as usual")
     with contextlib.redirect_stdout(guard):
         yield guard
