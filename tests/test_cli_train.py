@@ -226,17 +226,43 @@ def test_ctrl_c_before_an_epoch_finished_saves_nothing(folder, monkeypatch, caps
     assert not (folder / "out" / "model").exists() and not (folder / "out" / "run.json").exists()
 
 
-def test_ctrl_c_again_while_saving_says_nothing_was_saved(folder, monkeypatch, capsys):
+def test_a_second_ctrl_c_while_saving_only_says_the_save_goes_on(folder, monkeypatch, capsys):
     from onnxtrain.cli import _run_output
 
-    def save_files(*args, **kwargs):
-        raise KeyboardInterrupt
+    real = _run_output.save_files
+
+    def save_files(*args, **kwargs):  # the reflex second press, while the model is being written
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
 
     _interrupt_at_epoch(monkeypatch, 2)
     monkeypatch.setattr(_run_output, "save_files", save_files)
     assert main(["train", _config(folder), "--output", "out", "--verbose", "0"]) == 130
     err = capsys.readouterr().err
-    assert err == "onnxtrain train: interrupted after epoch 1 of 3, and again while saving: nothing was saved\n"
+    assert err.startswith(
+        "onnxtrain train: still saving the model (seconds); press Ctrl-C again to abandon the save\n"
+        "onnxtrain train: interrupted after epoch 1 of 3; saved the model"
+    ), err
+    assert json.loads((folder / "out" / "run.json").read_text())["interrupted"] == "after epoch 1 of 3"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after the run
+
+
+def test_ctrl_c_twice_while_saving_abandons_the_save(folder, monkeypatch, capsys):
+    from onnxtrain.cli import _run_output
+
+    def save_files(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        raise AssertionError("the second Ctrl-C abandons the save")  # pragma: no cover
+
+    _interrupt_at_epoch(monkeypatch, 2)
+    monkeypatch.setattr(_run_output, "save_files", save_files)
+    assert main(["train", _config(folder), "--output", "out", "--verbose", "0"]) == 130
+    err = capsys.readouterr().err
+    assert err == (
+        "onnxtrain train: still saving the model (seconds); press Ctrl-C again to abandon the save\n"
+        "onnxtrain train: interrupted after epoch 1 of 3, and again while saving: nothing was saved\n"
+    )
     assert not (folder / "out" / "run.json").exists() and not (folder / "out" / "history.csv").exists()
 
 

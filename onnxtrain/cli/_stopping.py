@@ -61,6 +61,38 @@ def stopping_on_signals() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def finishing_the_save(command: str) -> Iterator[None]:
+    """While a stopped run saves (seconds): the first further Ctrl-C or SIGTERM, a reflex second press, only says
+    that the save goes on; the next one abandons it (KeyboardInterrupt). Signals ignored on purpose stay ignored;
+    outside the main thread nothing changes."""
+    received = 0
+
+    def note_or_abandon(signum: int, frame: FrameType | None) -> None:
+        nonlocal received
+        received += 1
+        if received > 1:
+            raise KeyboardInterrupt
+        print(
+            f"onnxtrain {command}: still saving the model (seconds); press Ctrl-C again to abandon the save",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    previous: dict[int, Any] = {}
+    try:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(number) is not signal.SIG_IGN:
+                previous[number] = signal.signal(number, note_or_abandon)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for restored, handler in previous.items():
+            signal.signal(restored, handler)
+
+
+@contextlib.contextmanager
 def ignoring_stopping_signals(ignore: bool = True) -> Iterator[None]:
     """In the processes of `--workers N` other than the first (`ignore`): Ctrl-C or SIGTERM sent to all of them (a
     terminal's Ctrl-C, Slurm's scancel) must not end them while process 0 saves the run; process 0 ends them after.

@@ -30,6 +30,7 @@ from onnxtrain.cli._run_config import (
 from onnxtrain.cli._run_output import RunOutput, check_free_space, model_files_now, resumed_history, save_elsewhere
 from onnxtrain.cli._stopping import (
     STOP_STATUSES,
+    finishing_the_save,
     ignoring_stopping_signals,
     stop_name,
     stop_status,
@@ -461,7 +462,8 @@ def _save_interrupted(args: argparse.Namespace, run: RunOutput) -> int:
     note = {"epochs": done, "interrupted": f"after epoch {done} of {target}" + (" (SIGTERM)" if status != 130 else "")}
     written: list[tuple[str, str]] = []
     try:
-        _save_run(run, run.boundary, note, written)
+        with finishing_the_save(args.command):
+            _save_run(run, run.boundary, note, written)
     except (KeyboardInterrupt, OnnxtrainError, OSError, ValueError) as e:
         cause = "again while saving" if isinstance(e, KeyboardInterrupt) else f"saving failed: {e}"
         kept = [path for label, path in written if label in ("model", "config")]
