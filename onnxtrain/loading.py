@@ -44,10 +44,13 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
     steps, where the installed onnxruntime has no training API (an inference-only install), with a UserWarning.
 
     Raises:
+        InvalidTypeError / InvalidArgumentError: a keyword `compile` does not take, or an unknown engine (checked
+            before anything is read).
         ModelFileError: the directory or one of its files is missing, unreadable or not an onnxtrain model.
         RuntimeSetupError: the saved optimizer state is ONNX Runtime training's, which only its training build
             reads, and this install has none: pass `optimizer=...` to start a fresh optimizer instead.
     """
+    _check_compile_options(compile_options)
     if isinstance(directory, str | Path) and Path(directory).suffix.lower() == ".onnx" and Path(directory).is_file():
         raise ModelFileError(
             f"'{directory}' is an ONNX file, not a saved model directory: load_model reads the folder save() wrote "
@@ -94,6 +97,23 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
     if compile and settings:
         _compile_loaded(model, config, config_path, checkpoint, checkpoint_path, device, compile_options)
     return model
+
+
+def _check_compile_options(options: dict[str, Any]) -> None:
+    """Refuse, before anything is read, a keyword that `compile` does not take (a typo such as `optimiser=`) and an
+    engine that does not exist: either would otherwise surface deep in the load, blamed on the checkpoint."""
+    known = [name for name in inspect.signature(Model.compile).parameters if name not in ("self", "device")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise InvalidTypeError(
+            f"load_model() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} {unknown}. It takes "
+            f"directory, compile and device, and compile()'s options: {known}."
+        )
+    engine = options.get("engine")
+    if engine is not None and engine not in engines.names():
+        raise InvalidArgumentError(
+            f"load_model(engine=...) expects one of {list(engines.names())}. Received: engine={engine!r}"
+        )
 
 
 def _saved_loss(config: Any) -> Loss:

@@ -654,6 +654,24 @@ def test_load_model_refuses_metric_and_metrics_together(small):
         load_model(small, metric="mae", metrics=["mse"])
 
 
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        (
+            {"optimiser": "sgd"},
+            InvalidTypeError,
+            r"load_model\(\) got unexpected keyword argument \['optimiser'\]\. It takes",
+        ),
+        ({"metric": "mae", "lr": 1}, InvalidTypeError, r"unexpected keyword argument \['lr'\]\..*'optimizer', 'loss'"),
+        ({"engine": "tensorrt"}, InvalidArgumentError, r"load_model\(engine=\.\.\.\) expects one of \['auto', "),
+    ],
+    ids=["typo", "one_of_two", "engine"],
+)
+def test_load_model_refuses_what_compile_does_not_take_before_reading(tmp_path, options, error, message):
+    with pytest.raises(error, match=message):
+        load_model(tmp_path / "no such model", **options)  # refused before the missing folder is even noticed
+
+
 # --- round trips
 
 
