@@ -72,7 +72,14 @@ def prepare_x(
     if x.shape[1:] != input_shape:
         expected = format_shape(input_shape) + (f" or {list(input_shape)} for one example" if allow_single else "")
         hint = ""
-        if x.ndim >= 2 and int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
+        name = "x" if argument.endswith(".x") else argument
+        if len(input_shape) >= 2 and x.shape[1:] == (input_shape[-1], *input_shape[:-1]):
+            # Channels first (PyTorch's NCHW): a reshape would keep the memory order and scramble every image.
+            hint = (
+                f" The examples look channels-first; the model reads channels last: move the channel axis with "
+                f"np.moveaxis({name}, 1, -1) (a reshape would scramble the images)."
+            )
+        elif x.ndim >= 2 and int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
             target = ", ".join(map(str, input_shape))
             if argument.endswith(".x"):  # fit/evaluate data: a tuple's x, or a Dataset's (read-only) examples
                 hint = f" Reshape the examples: x.reshape(-1, {target}), or Dataset(x.reshape(-1, {target}), y)."

@@ -130,6 +130,16 @@ BAD: list[Bad] = [
     ),
     Bad(
         "shape",
+        "fit-channels-first",
+        lambda e: _fit(e.model, np.ascontiguousarray(np.moveaxis(X, -1, 1))),
+        ShapeError,
+        r"dataset\.x expects shape \[None, 4, 3\]\. Received: dataset\.x\.shape=\(24, 3, 4\)\. The examples look "
+        r"channels-first; the model reads channels last: move the channel axis with np\.moveaxis\(x, 1, -1\) \(a "
+        r"reshape would scramble the images\)\.",
+        "dataset.x",
+    ),
+    Bad(
+        "shape",
         "predict-784-for-28x28x1",
         lambda e: e.model.predict(np.zeros((5, 784), np.float32)),
         ShapeError,
