@@ -95,9 +95,13 @@ def compile_settings(
             f"Received: artifacts_dir={artifacts_dir!r}"
         )
     if several:
-        model_loss: Loss = _output_losses(
-            graph, loss, loss_weights, metric if metric is not None else metrics, weighted_metrics
-        )
+        outputs = _output_losses(graph, loss, loss_weights, metric if metric is not None else metrics, weighted_metrics)
+        for (
+            spec
+        ) in outputs.outputs:  # a metric of the other kind of labels than its output's loss fails at fit otherwise
+            for each in (*spec.metrics, *spec.weighted_metrics):
+                metrics_module.check_loss(each, spec.loss)
+        model_loss: Loss = outputs
         compiled_metrics: tuple[Metric, ...] = ()
         compiled_weighted: tuple[Metric, ...] = ()
     else:
@@ -108,6 +112,7 @@ def compile_settings(
         compiled_weighted = weighted_slots(weighted, [m.name for m in compiled_metrics])
         for each in (*compiled_metrics, *compiled_weighted):
             each.size(graph.outputs[0].shape)  # refuses what cannot read this output (AUC(multi_label) of rank 3)
+            metrics_module.check_loss(each, model_loss)  # a metric of the other kind of labels fails at fit otherwise
     compiled = Compiled(
         optimizer=optimizers.get(optimizer),
         loss=model_loss,

@@ -35,6 +35,7 @@ __all__ = [
     "SparseTopKCategoricalAccuracy",
     "TopKCategoricalAccuracy",
     "WeightedMetric",
+    "check_loss",
     "get",
     "named",
 ]
@@ -98,14 +99,11 @@ class Metrics(enum.Enum):
             if loss.binary or outputs.shape[1] == 1:  # each unit a probability of its own
                 return _binary_hits(outputs, labels, loss)
             return outputs.argmax(axis=1) == labels.reshape(len(labels), -1).argmax(axis=1)
+        self.check_loss(loss)
         if self in _SPARSE:
-            if not loss.classification:
-                raise _labels_mismatch(self, loss, "class indices (a loss like sparse_categorical_crossentropy)")
             if self is Metrics.SPARSE_CATEGORICAL_ACCURACY:
                 return outputs.argmax(axis=1) == labels
             return _in_top_k(outputs, labels, k)
-        if loss.classification and self not in _ERRORS:
-            raise _labels_mismatch(self, loss, "targets shaped like the output")
         if self is Metrics.BINARY_ACCURACY:
             return _binary_hits(outputs, labels, loss)
         if self is Metrics.CATEGORICAL_ACCURACY:
@@ -120,6 +118,19 @@ class Metrics(enum.Enum):
                 outputs = loss.probabilities(outputs)
         error = outputs - targets
         return np.abs(error) if self is Metrics.MAE else error * error
+
+    def check_loss(self, loss: Loss) -> None:
+        """Refuse a metric that reads the other kind of labels than `loss` takes: class indices (the sparse
+        accuracies) or targets shaped like the output (binary, categorical and top-k categorical accuracy).
+        ACCURACY follows the loss, and the errors (MAE, MSE, RMSE) read either.
+
+        Raises:
+            InvalidArgumentError: naming the metric, the loss and the metrics that fit the loss.
+        """
+        if self in _SPARSE and not loss.classification:
+            raise _labels_mismatch(self, loss, "class indices (a loss like sparse_categorical_crossentropy)")
+        if loss.classification and self not in _SPARSE and self not in _ERRORS and self is not Metrics.ACCURACY:
+            raise _labels_mismatch(self, loss, "targets shaped like the output")
 
     def finish(self, mean: float) -> float:
         """The metric's value from the mean of its `batch_sum`s over all examples: the mean itself, except RMSE's
@@ -269,6 +280,22 @@ def named(identifier: str | Metrics | Metric | Mapping[str, Any] | Any) -> Metri
             f"{e} Metric classes: {sorted(_CONFIG_CLASSES)} (by name: {sorted(_CLASSES)})."
         ) from None
     return NamedMetric(metric, identifier.strip() if isinstance(identifier, str) else metric.value)
+
+
+def check_loss(metric: Metric, loss: Loss) -> None:
+    """Refuse, at compile, a compiled metric (a weighted one too) that cannot read the labels `loss` takes
+    (`Metrics.check_loss`): it would fail at fit's first step otherwise. Keras' metric objects (Precision, AUC, ...)
+    read either kind.
+
+    Raises:
+        InvalidArgumentError: naming the metric, the loss and the metrics that fit the loss.
+    """
+    inner = metric.metric if isinstance(metric, WeightedMetric) else metric
+    if isinstance(inner, NamedMetric):
+        try:
+            inner.metric.check_loss(loss)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"compile: {e}") from None
 
 
 def _from_config(config: Mapping[str, Any]) -> Metric:

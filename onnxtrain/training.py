@@ -47,6 +47,7 @@ from onnxtrain._runtime import Device, resolve_device
 from onnxtrain._sample_weights import WeightedEngine, class_sample_weights, combined_weights, weighted_engine
 from onnxtrain.arrays import input_specs
 from onnxtrain.callbacks import CallbackList, CallbackModel
+from onnxtrain.callbacks._callback import check_log_keys
 from onnxtrain.callbacks._learning_rate import optimizer_schedule
 from onnxtrain.distributed._communicator import Communicator, local_rows
 from onnxtrain.distributed._world import world
@@ -307,6 +308,9 @@ class Trainer:
         )
         steps = math.ceil(len(train) / batch_size)
         history = History(params={"verbose": verbose, "epochs": epochs, "steps": steps})  # Keras' History.params
+        # A figure a callback watches that no epoch will log is refused now, before any step changes the weights.
+        logged = ["loss", *(log_key(key) for key in self._figures.keys())]
+        check_log_keys(callbacks, [*logged, *(f"val_{key}" for key in logged if val is not None)], val is not None)
         if communicator is not None and communicator.rank != 0:  # process 0 prints and writes the files
             verbose, callbacks = 0, not_writing(callbacks)
         callback_list = CallbackList(

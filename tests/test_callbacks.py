@@ -8,20 +8,23 @@ from collections.abc import Iterable
 import numpy as np
 import pytest
 
-from onnxtrain import History, Sequential, load_model
+from onnxtrain import History, Metrics, Model, Sequential, load_model
 from onnxtrain.callbacks import (
     Callback,
     CallbackList,
     CSVLogger,
     EarlyStopping,
+    EarlyStoppingMode,
     LambdaCallback,
     LearningRateScheduler,
     ModelCheckpoint,
+    ReduceLROnPlateau,
     TerminateOnNaN,
     TimeStopping,
 )
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, NonFiniteLossError
 from onnxtrain.layers import Dense, Input
+from onnxtrain.metrics import SparseTopKCategoricalAccuracy
 from onnxtrain.optimizers import SGD
 
 
@@ -210,7 +213,7 @@ def test_early_stopping_in_fit_restores_the_first_epoch_of_a_rising_figure():
 
 def test_early_stopping_names_the_missing_figure():
     x, y = tiny_data()
-    with tiny_model() as model, pytest.raises(InvalidArgumentError, match=r"'val_loss'.*Pass validation="):
+    with tiny_model() as model, pytest.raises(InvalidArgumentError, match=r"'val_loss'.*pass validation="):
         model.fit(x, y, epochs=2, verbose=0, callbacks=[EarlyStopping()])
 
 
@@ -230,7 +233,7 @@ def test_a_missing_validation_figure_is_named_without_asking_for_the_validation_
         tiny_model() as model,
         pytest.raises(
             InvalidArgumentError,
-            match=r"'val_acc'.*have \['accuracy', 'loss', 'val_accuracy', 'val_loss'\]\. Monitor one of those: a "
+            match=r"'val_acc'.*hold \['accuracy', 'loss', 'val_accuracy', 'val_loss'\]\. Name one of those: a "
             r"metric is logged under the name compile was given",
         ) as raised,
     ):
@@ -323,9 +326,12 @@ def test_model_checkpoint_names_an_unknown_format_field(tmp_path):
     x, y = tiny_data()
     with (
         tiny_model() as model,
-        pytest.raises(InvalidArgumentError, match=r"val_loss.*available: \['epoch', 'loss'"),
+        pytest.raises(
+            InvalidArgumentError, match=r"ModelCheckpoint\(directory=.*reads 'val_loss'.*hold \['accuracy', 'loss'"
+        ),
     ):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[ModelCheckpoint(tmp_path / "{val_loss:.2f}")])
+    assert not list(tmp_path.iterdir())  # refused before the first epoch
 
 
 @pytest.mark.parametrize("field", ["{loss.x}", "{loss[0]}", "{loss:d}"])
@@ -770,3 +776,208 @@ def test_history_and_callbacks_get_kerass_params():
     assert second.params == seen[0] == {"verbose": 0, "epochs": 3, "steps": 4}
     assert second.epoch is second.epochs and second.epoch == [3, 4, 5]
     assert Callback().params == {}
+
+
+# --- what a fit will not log, refused before its first step -------------------------------------------------
+NO_VALIDATION = r"The val_ figures need validation data: pass validation=\(x_val, y_val\).*or validation_split=0\.2"
+UNLOGGED = [
+    (
+        "early stopping on val_loss",
+        lambda path: [EarlyStopping(patience=2)],
+        {},
+        r"^fit: EarlyStopping\(monitor='val_loss'\) reads 'val_loss', which this fit's epoch logs will not hold: they "
+        r"hold \['accuracy', 'loss'\]\. " + NO_VALIDATION + r" to fit, or monitor 'loss'\. Nothing was trained\.$",
+    ),
+    (
+        "early stopping on val_accuracy",
+        lambda path: [EarlyStopping(monitor="val_accuracy")],
+        {},
+        NO_VALIDATION + r" to fit, or monitor 'accuracy'",
+    ),
+    (
+        "reduce on plateau",
+        lambda path: [ReduceLROnPlateau()],
+        {},
+        r"ReduceLROnPlateau\(monitor='val_loss'\).*or monitor",
+    ),
+    (
+        "best checkpoint",
+        lambda path: [ModelCheckpoint(path, save_best_only=True)],
+        {},
+        r"ModelCheckpoint\(monitor='val_loss'\) reads 'val_loss'",
+    ),
+    (
+        "checkpoint field",
+        lambda path: [ModelCheckpoint(str(path) + "-{epoch}-{val_accuracy:.2f}")],
+        {},
+        r"ModelCheckpoint\(directory='.*'\) reads 'val_accuracy'.*or use 'accuracy'",
+    ),
+    (
+        "a name compile was not given",
+        lambda path: [EarlyStopping(monitor="val_acc")],
+        {"validation_split": 0.25},
+        r"reads 'val_acc'.*hold \['accuracy', 'loss', 'val_accuracy', 'val_loss'\]\. Name one of those",
+    ),
+    (
+        "learning_rate before the callback that adds it",
+        lambda path: [EarlyStopping(monitor="learning_rate"), LearningRateScheduler(lambda epoch: 0.1)],
+        {},
+        r"EarlyStopping\(monitor='learning_rate'\) reads 'learning_rate'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("callbacks", "kwargs", "match"), [row[1:] for row in UNLOGGED], ids=[r[0] for r in UNLOGGED])
+def test_a_figure_the_fit_will_not_log_is_refused_before_the_first_step(tmp_path, callbacks, kwargs, match):
+    # Keras 3 warns at each epoch's end and watches nothing; here the fit is refused before any step, so nothing
+    # (weights, epochs, files) is lost or changed.
+    x, y = tiny_data()
+    with tiny_model() as model:
+        before = model.get_weights()
+        with pytest.raises(InvalidArgumentError, match=match):
+            model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=callbacks(tmp_path / "ckpt"), **kwargs)
+        for name, value in model.get_weights().items():
+            np.testing.assert_array_equal(value, before[name])
+        assert model.fit(x, y, epochs=1, verbose=0).epochs == [1]  # no epoch was counted
+    assert not list(tmp_path.iterdir())
+
+
+def add_custom(epoch, logs):
+    logs["custom"] = float(epoch)
+
+
+ACCEPTED = [
+    ("a checkpoint of every epoch watches nothing", lambda path: [ModelCheckpoint(path)]),
+    ("added by a callback before", lambda path: [LearningRateScheduler(lambda e: 0.1), EarlyStopping("learning_rate")]),
+    ("added by one's own callback", lambda path: [ScriptFigure("custom", [1.0, 0.5]), EarlyStopping("custom")]),
+    ("added by a LambdaCallback", lambda path: [LambdaCallback(on_epoch_end=add_custom), EarlyStopping("custom")]),
+    ("a field it adds", lambda path: [ReduceLROnPlateau("loss"), ModelCheckpoint(str(path) + "{learning_rate}")]),
+]
+
+
+@pytest.mark.parametrize("callbacks", [row[1] for row in ACCEPTED], ids=[row[0] for row in ACCEPTED])
+def test_figures_the_fit_or_a_callback_before_logs_are_accepted(tmp_path, callbacks):
+    x, y = tiny_data()
+    with tiny_model() as model:
+        assert model.fit(x, y, epochs=2, verbose=0, callbacks=callbacks(tmp_path / "ckpt")).epochs == [1, 2]
+
+
+def two_outputs() -> Model:
+    x = Input(4)
+    hidden = Dense(8)(x)
+    return Model(x, [Dense(3, activation="linear", name="kind")(hidden), Dense(1, name="size")(hidden)], seed=0)
+
+
+def tiny_labels(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return y
+
+
+FIT_SETTINGS = [
+    ("metrics", tiny_model, None, tiny_labels),
+    (
+        "metrics and weighted metrics",
+        lambda: Sequential.of(Input(4), Dense(3, activation="linear"), seed=0),
+        {"metrics": ["acc", SparseTopKCategoricalAccuracy(k=2, name="top2")], "weighted_metrics": ["acc"]},
+        tiny_labels,
+    ),
+    (
+        "several outputs",
+        two_outputs,
+        {"loss": ["sparse_categorical_crossentropy", "mse"], "metrics": [["acc"], ["mae"]]},
+        lambda x, y: [y, x[:, :1]],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "settings", "labels"), [r[1:] for r in FIT_SETTINGS], ids=[r[0] for r in FIT_SETTINGS]
+)
+def test_every_figure_the_history_holds_can_be_watched_and_no_other(make, settings, labels):
+    x, y = tiny_data()
+    with make() as model:
+        if settings is not None:
+            model.compile(**{"optimizer": "adam", "loss": "sparse_categorical_crossentropy", **settings})
+        keys = list(model.fit(x, labels(x, y), epochs=1, verbose=0, validation_split=0.25).history)
+        for key in keys:
+            stopper = EarlyStopping(key)
+            model.fit(x, labels(x, y), epochs=1, verbose=0, validation_split=0.25, callbacks=[stopper])
+        with pytest.raises(InvalidArgumentError, match=r"reads 'val_val_loss'.*they hold \["):
+            model.fit(
+                x, labels(x, y), epochs=1, verbose=0, validation_split=0.25, callbacks=[EarlyStopping("val_val_loss")]
+            )
+    assert len(keys) > 2 and all(f"val_{key}" in keys for key in keys if not key.startswith("val_"))
+
+
+LABEL_MISMATCHES = [
+    (
+        "top-k categorical under softmax cross-entropy",
+        {
+            "loss": "softmax_cross_entropy_with_logits",
+            "metrics": [Metrics.ACCURACY, Metrics.TOP_K_CATEGORICAL_ACCURACY],
+        },
+        r"^compile: Metric 'top_k_categorical_accuracy' reads targets shaped like the output, but loss "
+        r"'softmax_cross_entropy_with_logits' takes class indices\. Use sparse_categorical_accuracy or "
+        r"sparse_top_k_categorical_accuracy",
+    ),
+    (
+        "categorical accuracy weighted",
+        {"loss": "sparse_categorical_crossentropy", "weighted_metrics": ["categorical_accuracy"]},
+        r"compile: Metric 'categorical_accuracy' reads targets shaped like the output, but loss "
+        r"'softmax_cross_entropy_with_logits' takes class indices",  # (the name of Keras' sparse loss here)
+    ),
+    (
+        "sparse accuracy under mse",
+        {"loss": "mse", "metric": "sparse_categorical_accuracy"},
+        r"compile: Metric 'sparse_categorical_accuracy' reads class indices.*but loss 'mse' takes targets shaped like "
+        r"the output\. Use categorical_accuracy, binary_accuracy or top_k_categorical_accuracy",
+    ),
+]
+
+
+@pytest.mark.parametrize(("settings", "match"), [r[1:] for r in LABEL_MISMATCHES], ids=[r[0] for r in LABEL_MISMATCHES])
+def test_a_metric_that_cannot_read_the_losss_labels_is_refused_at_compile(settings, match):
+    with Sequential.of(Input(4), Dense(8), Dense(10, activation="linear"), seed=0) as model:
+        with pytest.raises(InvalidArgumentError, match=match):
+            model.compile(optimizer="adam", **settings)
+        assert not model.is_compiled
+
+
+def test_a_metric_of_one_output_that_cannot_read_its_losss_labels_is_refused_at_compile():
+    with two_outputs() as model, pytest.raises(InvalidArgumentError, match=r"compile: Metric 'categorical_accuracy'"):
+        model.compile(loss=["sparse_categorical_crossentropy", "mse"], metrics={"kind": ["categorical_accuracy"]})
+
+
+@pytest.mark.parametrize(
+    ("mode", "monitor", "resolved"),
+    [
+        (EarlyStoppingMode.MAX, "loss", "max"),
+        (EarlyStoppingMode.MIN, "val_accuracy", "min"),
+        (EarlyStoppingMode.AUTO, "val_accuracy", "max"),
+        ("AUTO", "val_loss", "min"),
+        ("Max", "loss", "max"),
+    ],
+)
+def test_mode_takes_kotlindls_early_stopping_mode_and_any_case(mode, monitor, resolved):
+    assert EarlyStopping(monitor=monitor, mode=mode).mode == resolved
+    assert ReduceLROnPlateau(monitor=monitor, mode=mode).mode == resolved
+    assert ModelCheckpoint("ckpt", monitor=monitor, mode=mode)._monitor.mode == resolved
+
+
+@pytest.mark.parametrize("mode", ["up", "", None, 1])
+def test_mode_rejects_what_names_no_mode(mode):
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"EarlyStopping\(mode=...\) expects 'auto', 'min' or 'max' \(any case\), "
+        r"or an EarlyStoppingMode\. Received: mode=",
+    ):
+        EarlyStopping(mode=mode)
+
+
+def test_time_stopping_takes_kotlindls_verbose_and_default(capsys):
+    ticks = iter([0.0, 5.0, 10.0])
+    callback = TimeStopping(seconds=9, verbose=True, clock=lambda: next(ticks))
+    run_scripted(callback, "loss", [1.0] * 5)
+    assert capsys.readouterr().out == "Timed stopping at epoch 2 after training for 9 seconds.\n"
+    assert TimeStopping().seconds == 86400 and TimeStopping().verbose == 0  # KotlinDL's and TF Addons' day
+    with pytest.raises(InvalidArgumentError, match=r"TimeStopping\(verbose=...\) expects an int >= 0 or a bool"):
+        TimeStopping(verbose="yes")

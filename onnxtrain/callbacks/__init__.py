@@ -14,7 +14,7 @@ from onnxtrain.callbacks._callback import (
 from onnxtrain.callbacks._callback import Logs as Logs  # the type of `logs`, for custom callbacks
 from onnxtrain.callbacks._lambda import LambdaCallback
 from onnxtrain.callbacks._learning_rate import LearningRateScheduler, ReduceLROnPlateau
-from onnxtrain.callbacks._monitored import EarlyStopping, ModelCheckpoint
+from onnxtrain.callbacks._monitored import EarlyStopping, EarlyStoppingMode, ModelCheckpoint
 
 __all__ = [
     "CSVLogger",
@@ -22,6 +22,7 @@ __all__ = [
     "CallbackList",
     "CallbackModel",
     "EarlyStopping",
+    "EarlyStoppingMode",
     "LambdaCallback",
     "LearningRateScheduler",
     "ModelCheckpoint",

@@ -11,13 +11,13 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from onnxtrain._checks import as_real, check_bool
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
-from onnxtrain.progress import log_once
+from onnxtrain.progress import log_once, print_once
 
 Logs = Mapping[str, float]
 """What the hooks get as `logs`. At an epoch's end it is one dict that fit hands to every callback in order, so a
@@ -78,6 +78,7 @@ class Callback:
     model: CallbackModel
     params: Mapping[str, Any] = MappingProxyType({})
     _optimizer_steps: Callable[[], int] | None = None
+    adds_log_keys: ClassVar[tuple[str, ...]] = ()  # what a stock callback adds to the epoch logs (learning_rate)
 
     def set_model(self, model: CallbackModel) -> None:
         self.model = model
@@ -96,6 +97,19 @@ class Callback:
         with its optimizer state continues the saved count (engine="portable"; "ort-training" restarts at 0). A
         non-finite loss makes no update and is not counted. 0 outside `fit`."""
         return self._optimizer_steps() if self._optimizer_steps is not None else 0
+
+    def log_keys_read(self) -> list[tuple[str, str]]:
+        """The epoch-log keys this callback reads at an epoch's end, each as (key, how the callback names it), e.g.
+        ("val_loss", "EarlyStopping(monitor='val_loss')"). Before its first step `fit` refuses a key that its epoch
+        logs will not hold (`check_log_keys`); a callback of one's own may override this to be checked too. None
+        here."""
+        return []
+
+    def log_keys_added(self) -> tuple[str, ...] | None:
+        """The keys this callback adds to the epoch logs, which the callbacks after it may read; None where that is
+        unknown: a subclass's own `on_epoch_end` may add any."""
+        stock = next(c for c in type(self).__mro__ if issubclass(c, Callback) and c.__module__.startswith("onnxtrain."))
+        return None if _overrides(self, "on_epoch_end", since=stock) else stock.adds_log_keys
 
     @property
     def wants_batches(self) -> bool:
@@ -221,6 +235,50 @@ class CallbackList:
     on_train_batch_end = on_batch_end
 
 
+def check_log_keys(callbacks: Any, logged: Sequence[str], validating: bool) -> None:
+    """Refuse, before fit's first step, a key a callback reads (`Callback.log_keys_read`) that the epoch logs
+    will not hold: none of `logged` (fit's own keys; `validating`: whether they include the val_ ones) nor a key a
+    callback before it adds. After a callback that may add any key, nothing is checked. `callbacks` as fit takes
+    them, before a data-parallel fit leaves out those that write files (so every process refuses alike); what is
+    not a Callback is left to `CallbackList` to refuse.
+
+    Raises:
+        InvalidArgumentError: naming the callback's argument, the keys the logs will hold and the fix.
+    """
+    if isinstance(callbacks, Callback):
+        callbacks = [callbacks]
+    if isinstance(callbacks, str | bytes) or not isinstance(callbacks, Sequence | set):
+        return
+    available = list(logged)
+    for callback in callbacks:
+        if not isinstance(callback, Callback):
+            continue
+        for key, reader in callback.log_keys_read():
+            if key not in available:
+                raise InvalidArgumentError(_missing_key(reader, key, available, validating))
+        added = callback.log_keys_added()
+        if added is None:
+            return
+        available += [key for key in added if key not in available]
+
+
+def _missing_key(reader: str, key: str, available: list[str], validating: bool) -> str:
+    """fit's refusal of `key`, which `reader` (a callback's argument) reads and the epoch logs will not hold."""
+    problem = f"fit: {reader} reads {key!r}, which this fit's epoch logs will not hold: they hold {sorted(available)}."
+    if key.startswith("val_") and not validating:
+        instead = key.removeprefix("val_") if key.removeprefix("val_") in available else "loss"
+        fix = (
+            "The val_ figures need validation data: pass validation=(x_val, y_val) (Keras: validation_data=...) or "
+            f"validation_split=0.2 to fit, or {'monitor' if '(monitor=' in reader else 'use'} {instead!r}."
+        )
+    else:
+        fix = (
+            "Name one of those: a metric is logged under the name compile was given it (metrics=['acc'] logs 'acc', "
+            "and 'val_acc' with validation data)."
+        )
+    return f"{problem} {fix} Nothing was trained."
+
+
 def check_callback_verbose(owner: str, verbose: object) -> int:
     """A callback's `verbose` as an int: an int >= 0 or a bool (numpy's too)."""
     if not isinstance(verbose, bool | np.bool_ | numbers.Integral) or verbose < 0:
@@ -310,16 +368,19 @@ class TimeStopping(Callback):
     """Stop training at the end of the first epoch that ends after `seconds` since training began.
 
     Epochs are never cut short, so the run can exceed `seconds` by up to one epoch. `stopped_epoch` is the
-    epoch after which it stopped training (0 when it did not).
+    epoch after which it stopped training (0 when it did not). KotlinDL's and TensorFlow Addons' arguments and
+    defaults: `seconds=86400` (a day), and `verbose` (1 or True prints, when training ends, the epoch at which it
+    stopped).
     """
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, seconds: float = 86400, verbose: int = 0, clock: Callable[[], float] = time.monotonic):
         limit = as_real(seconds)
         if limit is None or not limit > 0:
             raise InvalidArgumentError(
                 f"TimeStopping(seconds=...) expects a positive number. Received: seconds={seconds!r}"
             )
         self.seconds, self._clock = limit, clock
+        self.verbose = check_callback_verbose("TimeStopping", verbose)
         self.stopped_epoch = 0
         self._deadline = math.inf
 
@@ -334,3 +395,7 @@ class TimeStopping(Callback):
             log_once(
                 logger, logging.INFO, "TimeStopping: %.1f s elapsed; stopping after epoch %d.", self.seconds, epoch
             )
+
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        if self.stopped_epoch and self.verbose:
+            print_once(f"Timed stopping at epoch {self.stopped_epoch} after training for {self.seconds:g} seconds.")

@@ -71,6 +71,9 @@ class LambdaCallback(Callback):
             if given.get(name) is not None:
                 setattr(self, name, given[name])
 
+    def log_keys_added(self) -> tuple[str, ...] | None:
+        return None if "on_epoch_end" in self._functions else ()  # the function may add any key
+
     @property
     def wants_batches(self) -> bool:
         return "on_train_batch_end" in self._functions or "on_batch_end" in self._functions

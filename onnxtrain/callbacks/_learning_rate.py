@@ -14,7 +14,7 @@ import numpy as np
 
 from onnxtrain._checks import as_real, check_bool
 from onnxtrain.callbacks._callback import Callback, Logs, _overrides, check_callback_verbose
-from onnxtrain.callbacks._monitored import _Monitor, check_count
+from onnxtrain.callbacks._monitored import EarlyStoppingMode, _Monitor, check_count
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.optimizers import LearningRateSchedule, Optimizer
 from onnxtrain.progress import print_once
@@ -90,6 +90,8 @@ class LearningRateScheduler(Callback):
         >>> LearningRateScheduler(lambda epoch: 0.01 if epoch <= 10 else 0.001)  # doctest: +SKIP
     """
 
+    adds_log_keys = ("learning_rate",)
+
     def __init__(
         self,
         schedule: Callable[[int, float], float] | Callable[[int], float],
@@ -141,20 +143,23 @@ class ReduceLROnPlateau(Callback):
         factor: new_lr = lr * factor, with 0 < factor < 1.
         patience: reduce after this many epochs in a row without improvement (0 and 1 both reduce at the first).
         verbose: 1 prints each reduction.
-        mode: "min", "max" or "auto" (max for accuracy, min otherwise), as in EarlyStopping.
+        mode: "min", "max" or "auto" (max for accuracy, min otherwise), as in EarlyStopping (an
+            `EarlyStoppingMode` too).
         min_delta: an epoch improves when it beats the best so far by more than this.
         cooldown: epochs after a reduction during which no epoch counts as not improving.
         min_lr: the rate is never reduced below this (nor at all once it is there).
 
     Each epoch's end adds the rate it trained with, before any reduction, to the logs as `learning_rate` (as
     Keras does). The best value, the wait and the cooldown start afresh in each `fit`; the first epoch is always
-    the best so far (a NaN included, after which nothing improves). A missing `monitor` raises
-    InvalidArgumentError at the end of the first epoch (Keras warns).
+    the best so far (a NaN included, after which nothing improves). A `monitor` that the fit's epoch logs will
+    not hold is refused when `fit` starts, before its first step (Keras warns).
 
     Example:
         >>> model.fit(train, epochs=50, validation_split=0.1,
         ...           callbacks=[ReduceLROnPlateau(factor=0.2, patience=5, min_lr=1e-4)])  # doctest: +SKIP
     """
+
+    adds_log_keys = ("learning_rate",)
 
     def __init__(
         self,
@@ -162,7 +167,7 @@ class ReduceLROnPlateau(Callback):
         factor: float = 0.1,
         patience: int = 10,
         verbose: int = 0,
-        mode: str = "auto",
+        mode: str | EarlyStoppingMode = "auto",
         min_delta: float = 1e-4,
         cooldown: int = 0,
         min_lr: float = 0.0,
@@ -185,6 +190,9 @@ class ReduceLROnPlateau(Callback):
         self.cooldown = check_count("ReduceLROnPlateau", "cooldown", cooldown)
         self.verbose = check_callback_verbose("ReduceLROnPlateau", verbose)
         self.on_train_begin()
+
+    def log_keys_read(self) -> list[tuple[str, str]]:
+        return [self._monitor.read()]
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.best: float | None = None

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import numbers
+import string
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +18,30 @@ from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.progress import log_once, print_once
 
 
+class EarlyStoppingMode(enum.Enum):
+    """KotlinDL's modes of EarlyStopping, taken by every callback's `mode` (as are the strings "auto", "min" and
+    "max", in any case): MIN and MAX say which direction improves, AUTO reads it from the monitored name."""
+
+    AUTO = "auto"
+    MIN = "min"
+    MAX = "max"
+
+
 class _Monitor:
     """A watched figure ("val_loss") and the direction that counts as better, with Keras' rule for "better"."""
 
-    def __init__(self, owner: str, monitor: str, mode: str, min_delta: float = 0.0):
+    def __init__(self, owner: str, monitor: str, mode: str | EarlyStoppingMode, min_delta: float = 0.0):
         if not isinstance(monitor, str) or not monitor:
             raise InvalidArgumentError(
                 f"{owner}(monitor=...) expects a log key such as 'val_loss'. Received: {monitor!r}"
             )
+        given = mode
+        mode = mode.value if isinstance(mode, EarlyStoppingMode) else mode.lower() if isinstance(mode, str) else mode
         if mode not in ("auto", "min", "max"):
-            raise InvalidArgumentError(f"{owner}(mode=...) expects 'auto', 'min' or 'max'. Received: mode={mode!r}")
+            raise InvalidArgumentError(
+                f"{owner}(mode=...) expects 'auto', 'min' or 'max' (any case), or an EarlyStoppingMode. "
+                f"Received: mode={given!r}"
+            )
         delta = as_real(min_delta)
         if delta is None or not 0 <= delta < math.inf:
             raise InvalidArgumentError(
@@ -50,6 +66,10 @@ class _Monitor:
                 f"{sorted(logs)}." + hint
             )
         return float(logs[self.monitor])
+
+    def read(self) -> tuple[str, str]:
+        """The monitored key and its owner's argument, as `Callback.log_keys_read` gives them."""
+        return self.monitor, f"{self.owner}(monitor={self.monitor!r})"
 
     def improves(self, value: float, reference: float | None) -> bool:
         """Better than `reference` by more than min_delta. As in Keras, anything improves on None (no value yet,
@@ -77,7 +97,8 @@ class EarlyStopping(Callback):
         min_delta: the smallest change that counts as an improvement.
         patience: stop after this many epochs in a row without improvement (0 and 1 both stop at the first).
         verbose: 1 prints when it stops and when it restores weights.
-        mode: "min", "max" or "auto" (max for accuracy, an output's too, e.g. "val_kind_accuracy"; min otherwise).
+        mode: "min", "max" or "auto" (max for accuracy, an output's too, e.g. "val_kind_accuracy"; min otherwise),
+            in any case, or KotlinDL's `EarlyStoppingMode.AUTO`, `MIN`, `MAX`.
         baseline: a value the figure must beat. The best value is still tracked from the first epoch, but the
             patience count restarts only at an epoch that beats both the baseline and the best so far; so if no
             epoch beats the baseline, training stops at the first epoch without improvement once `patience`
@@ -94,7 +115,8 @@ class EarlyStopping(Callback):
     After `fit`, `stopped_epoch` is the epoch after which it stopped training (0 when it did not) and
     `best_epoch` the best epoch watched (0 when none was). Both are onnxtrain's 1-based epoch numbers; Keras'
     are 0-based indices, one less (its message "Epoch 5: early stopping" is `stopped_epoch == 4` there, 5 here).
-    A missing `monitor` raises InvalidArgumentError at the end of the first epoch watched (Keras warns).
+    A `monitor` that the fit's epoch logs will not hold ("val_loss" without validation data, a metric compile was
+    not given) is refused when `fit` starts, before its first step (Keras warns, then ignores it).
 
     Example:
         >>> model.fit(train, epochs=100, validation_split=0.1,
@@ -107,7 +129,7 @@ class EarlyStopping(Callback):
         min_delta: float = 0.0,
         patience: int = 0,
         verbose: int = 0,
-        mode: str = "auto",
+        mode: str | EarlyStoppingMode = "auto",
         baseline: float | None = None,
         restore_best_weights: bool = False,
         start_from_epoch: int = 0,
@@ -125,6 +147,9 @@ class EarlyStopping(Callback):
         self.restore_best_weights = check_bool("EarlyStopping", "restore_best_weights", restore_best_weights)
         self.start_from_epoch = check_count("EarlyStopping", "start_from_epoch", start_from_epoch)
         self.on_train_begin()
+
+    def log_keys_read(self) -> list[tuple[str, str]]:
+        return [self._monitor.read()]
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.wait = 0
@@ -168,11 +193,13 @@ class ModelCheckpoint(Callback):
     Args:
         directory: where to save; may contain format fields of the epoch and its figures, e.g.
             "checkpoints/epoch-{epoch:02d}-{val_loss:.3f}"; without fields one directory is replaced.
-        monitor / mode / min_delta: the figure that decides "best" (with `save_best_only`).
+        monitor / mode / min_delta: the figure that decides "best" (with `save_best_only`); `mode` as
+            EarlyStopping's.
         save_best_only: save only when `monitor` improves on the best so far.
         save_optimizer_state: include the optimizer state, so training can resume exactly.
 
-    `last_saved` holds the directory written last (or None).
+    `last_saved` holds the directory written last (or None). A monitored figure (with `save_best_only`) or a
+    field of `directory` that the fit's epoch logs will not hold is refused when `fit` starts.
     """
 
     def __init__(
@@ -180,7 +207,7 @@ class ModelCheckpoint(Callback):
         directory: str | Path,
         monitor: str = "val_loss",
         save_best_only: bool = False,
-        mode: str = "auto",
+        mode: str | EarlyStoppingMode = "auto",
         min_delta: float = 0.0,
         save_optimizer_state: bool = False,
     ):
@@ -193,6 +220,16 @@ class ModelCheckpoint(Callback):
         self.save_optimizer_state = check_bool("ModelCheckpoint", "save_optimizer_state", save_optimizer_state)
         self.last_saved: Path | None = None
         self.best = math.inf if self._monitor.mode == "min" else -math.inf  # NaN never improves on it
+
+    def log_keys_read(self) -> list[tuple[str, str]]:
+        reader = f"ModelCheckpoint(directory={self.directory!r})"
+        try:
+            fields = [field for _, field, _, _ in string.Formatter().parse(self.directory) if field]
+        except ValueError:  # an unbalanced brace: the first epoch's format says so
+            fields = []
+        named = [field.split(".")[0].split("[")[0] for field in fields]
+        keys = [(key, reader) for key in dict.fromkeys(named) if key and not key.isdigit() and key != "epoch"]
+        return ([self._monitor.read()] if self.save_best_only else []) + keys
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         # The best value persists across fit calls, like the model being trained.
