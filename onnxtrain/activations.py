@@ -252,8 +252,82 @@ class LogSoftmax(Activation):
         return builder.node("LogSoftmax", [x], hint="log_softmax", axis=-1)
 
 
+def _check_finite(owner: str, arg: str, value: object) -> float:
+    """`value` as a Python float: a real number (numpy scalars too, not bools) finite in float32."""
+    number = as_real(value)
+    if number is not None and abs(number) <= FLOAT32_MAX:  # NaN fails the comparison
+        return number
+    raise InvalidArgumentError(
+        f"{owner}({arg}=...) expects a finite number within float32 range. Received: {arg}={value!r}"
+    )
+
+
+@dataclass(frozen=True)
+class HardShrink(Activation):
+    """KotlinDL's hard shrink: x where x < lower or x > upper, else 0 (defaults -0.5 and 0.5; Keras 3's
+    hard_shrink(x, threshold) is lower = -threshold, upper = threshold). A mask times x, so the gradient is 1
+    outside [lower, upper] and 0 inside. KotlinDL documents this formula, though its code returns x unchanged (it
+    compares the TensorFlow operands, not their values); this is the documented one."""
+
+    lower: float = -0.5
+    upper: float = 0.5
+    name: str = field(default="hard_shrink", init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lower", _check_finite("HardShrink", "lower", self.lower))
+        object.__setattr__(self, "upper", _check_finite("HardShrink", "upper", self.upper))
+        if not self.lower < self.upper:
+            raise InvalidArgumentError(
+                f"HardShrink expects lower < upper. Received: lower={self.lower!r}, upper={self.upper!r}"
+            )
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        below = builder.node("Less", [x, builder.constant(self.lower, "shrink_lower")])
+        above = builder.node("Greater", [x, builder.constant(self.upper, "shrink_upper")])
+        kept = builder.node("Cast", [builder.node("Or", [below, above])], hint="shrink_mask", to=1)  # to float
+        return builder.node("Mul", [x, kept], hint="hard_shrink")
+
+
+@dataclass(frozen=True)
+class LiSHT(Activation):
+    """KotlinDL's LiSHT (linearly scaled hyperbolic tangent): x * tanh(x)."""
+
+    name: str = field(default="lisht", init=False)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        return builder.node("Mul", [x, builder.node("Tanh", [x])], hint="lisht")
+
+
+@dataclass(frozen=True)
+class Snake(Activation):
+    """KotlinDL's snake: x + (1 - cos(2 * frequency * x)) / (2 * frequency), `frequency` > 0 (default 1)."""
+
+    frequency: float = 1.0
+    name: str = field(default="snake", init=False)
+
+    def __post_init__(self) -> None:
+        frequency = as_real(self.frequency)
+        if frequency is None or not 0 < frequency <= FLOAT32_MAX / 2:
+            raise InvalidArgumentError(
+                f"Snake(frequency=...) expects a positive finite number. Received: frequency={self.frequency!r}"
+            )
+        object.__setattr__(self, "frequency", frequency)
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        twice = builder.constant(2.0 * self.frequency, "snake_twice_frequency")
+        cosine = builder.node("Cos", [builder.node("Mul", [x, twice])])
+        periodic = builder.node("Sub", [builder.constant(1.0, "snake_one"), cosine])
+        return builder.node("Add", [x, builder.node("Div", [periodic, twice])], hint="snake")
+
+
 class Activations(enum.Enum):
-    """KotlinDL's activation names, for `Dense(activation=Activations.Relu)`."""
+    """KotlinDL's activation names, for `Dense(activation=Activations.Relu)`: every member of KotlinDL's enum.
+
+    HardSigmoid is Keras 3's, clip(x / 6 + 0.5, 0, 1) (as `Activation("hard_sigmoid")`). KotlinDL's differs: its
+    docs give Keras 2's clip(0.2 x + 0.5, 0, 1), and its code computes 0.2 x + 0.5 without the clip. HardShrink,
+    LiSHT and Snake take KotlinDL's defaults; their classes (`HardShrink(lower, upper)`, `Snake(frequency)`) take
+    others.
+    """
 
     Linear = "linear"
     Relu = "relu"
@@ -265,6 +339,16 @@ class Activations(enum.Enum):
     Selu = "selu"
     Gelu = "gelu"
     Swish = "swish"
+    Relu6 = "relu6"
+    LogSoftmax = "log_softmax"
+    Exponential = "exponential"
+    SoftPlus = "softplus"
+    SoftSign = "softsign"
+    HardSigmoid = "hard_sigmoid"
+    Mish = "mish"
+    HardShrink = "hard_shrink"
+    LiSHT = "lisht"
+    Snake = "snake"
 
 
 _CLASSES: dict[str, type[Activation]] = {
@@ -286,6 +370,9 @@ _CLASSES: dict[str, type[Activation]] = {
     "exponential": Exponential,
     "mish": Mish,
     "log_softmax": LogSoftmax,
+    "hard_shrink": HardShrink,
+    "lisht": LiSHT,
+    "snake": Snake,
 }
 _ALIASES = {
     "identity": "linear",
@@ -296,6 +383,7 @@ _ALIASES = {
     "hardsilu": "hard_silu",
     "hardswish": "hard_silu",
     "logsoftmax": "log_softmax",
+    "hardshrink": "hard_shrink",
 }
 
 
