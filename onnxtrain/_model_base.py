@@ -19,6 +19,7 @@ from onnxtrain._weight_arrays import weight_arrays
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional, every_layer
 from onnxtrain.layers import BatchNormalization, Input, Layer, Shape
+from onnxtrain.layers._assignments import misspelled, misspelled_setting
 from onnxtrain.layers._layer import SymbolicTensor, describe
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
 from onnxtrain.summary import connected_summary_table
@@ -49,6 +50,14 @@ class ModelBase:
         self.trained_loss: Loss | None = None
         self._trainer: Trainer | None = None  # Model.compile opens it, Model.close closes it
         self._closed = False
+
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        # KotlinDL's `model.stopTraining = true` would set a new attribute that changes nothing: refused, naming ours
+        setting = misspelled_setting(self, attribute)
+        if setting is not None:
+            owner = f"{type(self).__name__} {self.__dict__.get('name')!r}"
+            raise InvalidArgumentError(misspelled(owner, attribute, setting, value))
+        object.__setattr__(self, attribute, value)
 
     def __call__(
         self, inputs: SymbolicTensor | Sequence[SymbolicTensor], *, training: bool | None = None

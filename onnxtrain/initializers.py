@@ -10,14 +10,15 @@ draw nothing, and `Layer.add_weight` refuses a weight the file does not declare 
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -66,6 +67,37 @@ class Initializer:
         return asdict(self) | {"name": self.name}
 
 
+InitializerClass = TypeVar("InitializerClass", bound=type[Initializer])
+
+
+def kotlindl_names(**names: str) -> Callable[[InitializerClass], InitializerClass]:
+    """Class decorator, above `@dataclass`: the constructor also takes KotlinDL's names of its arguments, snake-cased
+    (`names`: KotlinDL's -> ours, e.g. `stdev="stddev"`); giving both is refused. The config keeps our names."""
+
+    def decorate(cls: InitializerClass) -> InitializerClass:
+        init = vars(cls)["__init__"]  # the dataclass's
+        positional = [f.name for f in fields(cls) if f.init]
+
+        @functools.wraps(init)
+        def init_taking_kotlindl_names(self: Any, *args: Any, **kwargs: Any) -> None:
+            for alias, own in names.items():
+                if alias not in kwargs:
+                    continue
+                if own in kwargs or own in positional[: len(args)]:
+                    mine = f"{own}={kwargs[own]!r}" if own in kwargs else f"{own} (positional)"
+                    raise InvalidArgumentError(
+                        f"{cls.__name__} takes {own} or its KotlinDL name {alias}, not both. Received: {mine}, "
+                        f"{alias}={kwargs[alias]!r}"
+                    )
+                kwargs[own] = kwargs.pop(alias)
+            init(self, *args, **kwargs)
+
+        setattr(cls, "__init__", init_taking_kotlindl_names)  # noqa: B010 (mypy refuses assigning a method)
+        return cls
+
+    return decorate
+
+
 @dataclass(frozen=True)
 class Zeros(Initializer):
     name: str = field(default="zeros", init=False)
@@ -97,8 +129,11 @@ class Constant(Initializer):
         return np.full(shape, self.value, np.float32)
 
 
+@kotlindl_names(stdev="stddev")
 @dataclass(frozen=True)
 class RandomNormal(Initializer):
+    """N(mean, stddev^2); KotlinDL's name of `stddev`, `stdev`, works too."""
+
     mean: float = 0.0
     stddev: float = 0.05
     seed: int | None = None
@@ -133,8 +168,12 @@ class TruncatedNormal(Initializer):
         return self.mean + truncated_normal(rng, shape, self.stddev)
 
 
+@kotlindl_names(min_val="minval", max_val="maxval")
 @dataclass(frozen=True)
 class RandomUniform(Initializer):
+    """Uniform in [minval, maxval), Keras' order and names; KotlinDL's names `min_val` and `max_val` work too (KotlinDL
+    takes `maxVal` first: pass them by name)."""
+
     minval: float = -0.05
     maxval: float = 0.05
     seed: int | None = None
@@ -147,7 +186,8 @@ class RandomUniform(Initializer):
         object.__setattr__(self, "seed", _check_seed("RandomUniform", self.seed))
         if not self.minval < self.maxval:
             raise InvalidArgumentError(
-                f"RandomUniform expects minval < maxval. Received: minval={self.minval!r}, maxval={self.maxval!r}"
+                f"RandomUniform expects minval < maxval. Received: minval={self.minval!r}, maxval={self.maxval!r} "
+                "(positional arguments are Keras' order, minval first; KotlinDL's is maxVal first: pass them by name)"
             )
 
     def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:

@@ -104,9 +104,14 @@ class Sequential(Model):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @classmethod
-    def of(cls, *layers: Layer, name: str = "sequential", seed: int | None = None) -> Sequential:
-        """KotlinDL's constructor: `Sequential.of(Input(28, 28, 1), Flatten(), Dense(10))`."""
-        return cls(layers, name=name, seed=seed)
+    def of(cls, *layers: Layer | Sequence[Layer], name: str = "sequential", seed: int | None = None) -> Sequential:
+        """KotlinDL's constructor: `Sequential.of(Input(28, 28, 1), Flatten(), Dense(10))`, or with a list, as
+        KotlinDL's `of(List)` and `of(input, List)`: `Sequential.of([Input(4), Dense(3)])`,
+        `Sequential.of(Input(4), [Dense(8), Dense(3)])`."""
+        listed: list[Any] = []  # Sequential's checks name what is not a Layer
+        for given in layers:
+            listed.extend(given if isinstance(given, list | tuple) else [given])
+        return cls(listed, name=name, seed=seed)
 
     def _build_stack(self, layers: list[Layer]) -> None:
         shape: Shape = ()

@@ -343,3 +343,41 @@ def test_an_elementwise_initializer_draws_a_convolution_kernel_in_onnx_layout_di
     seed gives the weights it gave before Orthogonal kernels were drawn in Keras' layout."""
     drawn = initializers.onnx_conv_kernel(HeUniform(), (3, 3, 2, 4), np.random.default_rng(0))
     np.testing.assert_array_equal(drawn, HeUniform()((4, 2, 3, 3), 18, 36, np.random.default_rng(0)))
+
+
+# --- KotlinDL's argument names (RandomNormal(mean, stdev, seed), RandomUniform(maxVal, minVal, seed)) -----------
+@pytest.mark.parametrize(
+    ("kotlindl", "keras"),
+    [
+        (lambda: RandomNormal(mean=1.0, stdev=0.5, seed=3), lambda: RandomNormal(mean=1.0, stddev=0.5, seed=3)),
+        (lambda: RandomNormal(0.0, stdev=2.0), lambda: RandomNormal(0.0, 2.0)),
+        (lambda: RandomUniform(max_val=1.0, min_val=-1.0), lambda: RandomUniform(minval=-1.0, maxval=1.0)),
+        (lambda: RandomUniform(-2.0, max_val=3.0, seed=1), lambda: RandomUniform(-2.0, 3.0, seed=1)),
+    ],
+)
+def test_kotlindls_argument_names_give_the_keras_initializer(kotlindl, keras):
+    made = kotlindl()
+    assert made == keras() and made.get_config() == keras().get_config()  # the config keeps Keras' names
+    np.testing.assert_array_equal(made(SHAPE, FAN_IN, FAN_OUT, np.random.default_rng(0)), keras()(SHAPE, FAN_IN,
+                                  FAN_OUT, np.random.default_rng(0)))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: RandomNormal(stddev=1.0, stdev=2.0),
+            r"^RandomNormal takes stddev or its KotlinDL name stdev, not both\. Received: stddev=1\.0, stdev=2\.0$",
+        ),
+        (lambda: RandomNormal(0.0, 1.0, stdev=2.0), r"Received: stddev \(positional\), stdev=2\.0"),
+        (lambda: RandomUniform(minval=0.0, min_val=1.0), r"RandomUniform takes minval or its KotlinDL name min_val"),
+        (lambda: RandomNormal(stdev=-1.0), r"RandomNormal\(stddev=...\) expects"),
+        (
+            lambda: RandomUniform(1.0, -1.0),  # KotlinDL's positional order, maxVal first
+            r"expects minval < maxval.*minval first; KotlinDL's is maxVal first: pass them by name",
+        ),
+    ],
+)
+def test_kotlindls_argument_names_are_refused_beside_keras_ones(make, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        make()

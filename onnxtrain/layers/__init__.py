@@ -33,7 +33,7 @@ from onnxtrain.layers._group_normalization import GroupNormalization
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, format_shape
 from onnxtrain.layers._merge import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from onnxtrain.layers._noise import GaussianDropout, GaussianNoise
-from onnxtrain.layers._normalization import BatchNormalization, LayerNormalization, UnitNormalization
+from onnxtrain.layers._normalization import BatchNorm, BatchNormalization, LayerNormalization, UnitNormalization
 from onnxtrain.layers._pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -83,6 +83,7 @@ __all__ = [
     "AvgPool1D",
     "AvgPool2D",
     "AvgPool3D",
+    "BatchNorm",
     "BatchNormalization",
     "Bidirectional",
     "CenterCrop",

@@ -15,14 +15,20 @@ its name, which keys its weights (`dense_1.kernel`) in the model's graph, engine
 
 A layer that a wrapper holds (Bidirectional's two directions, TimeDistributed's layer) refuses an assigned setting
 where its wrapper says so (`wrapped_setting_refusal`): the wrapper made its config, shapes and graph from it.
+
+A new public attribute named as KotlinDL or camelCase spells a setting the layer has (`layer.isTrainable = False`,
+`layer.is_trainable`, `dense.outputSize`) is refused, naming the one to assign (`misspelled_setting`): it would be
+set and change nothing. A custom layer's own new attributes (`self.scale = ...`) are taken as they are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
 
+from onnxtrain._registry import snake_case
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -31,7 +37,7 @@ from onnxtrain.errors import (
     ShapeError,
     UnsupportedError,
 )
-from onnxtrain.layers._keras_arguments import constructor_arguments
+from onnxtrain.layers._keras_arguments import constructor_arguments, kotlindl_names
 from onnxtrain.layers._shapes import Shape, format_shape
 
 
@@ -60,6 +66,8 @@ class Layer(Protocol):
 
 NAME = "name"
 TRAINABLE = "trainable"
+# KotlinDL's spellings of a layer's settings that are not the camelCase of one (`layer.isTrainable = false`)
+_KOTLINDL_SPELLINGS = {"is_trainable": TRAINABLE}
 WRAPPER = "_wrapper"  # in a wrapped layer's __dict__: the wrapper holding it (see `hold`)
 
 
@@ -120,9 +128,37 @@ def checked_assignment(layer: Layer, attribute: str, value: Any) -> Any:
             _check_same_shapes(layer, rebuilt, attribute, value)
         stored = getattr(rebuilt, attribute, value)
     else:
+        spellings = {**_KOTLINDL_SPELLINGS, **kotlindl_names(type(layer))}
+        setting = misspelled_setting(layer, attribute, spellings)
+        if setting is not None:
+            raise InvalidArgumentError(misspelled(_describe(layer), attribute, setting, value))
         return value
     _check_wrapper_accepts(layer, attribute, value)
     return stored
+
+
+def misspelled_setting(owner: object, attribute: str, spellings: Mapping[str, str] | None = None) -> str | None:
+    """The attribute of `owner` (a layer or a model) that `attribute`, assigned to it, spells otherwise: where
+    `attribute` is public and new (neither set on `owner` nor defined by its class), and it, or its snake_case,
+    is one of `spellings` (KotlinDL's `is_trainable` for `trainable`) or is an attribute `owner` has
+    (`stopTraining` for `stop_training`). None for any other assignment, a new attribute of its own included."""
+    if attribute.startswith("_") or attribute in vars(owner) or hasattr(type(owner), attribute):
+        return None
+    snake = snake_case(attribute)
+    known = spellings or {}
+    setting = known.get(attribute, known.get(snake, snake))
+    if setting != attribute and (setting in vars(owner) or hasattr(type(owner), setting)):
+        return setting
+    return None
+
+
+def misspelled(owner: str, attribute: str, setting: str, value: object) -> str:
+    """The refusal of `owner.<attribute> = value`, `attribute` spelling `setting` (`misspelled_setting`)."""
+    kind = "KotlinDL's name" if setting != snake_case(attribute) else "the camelCase spelling"
+    return (
+        f"{owner} has no attribute {attribute!r}, {kind} of {setting!r}: assigning it would set a new attribute "
+        f"that changes nothing. Assign {setting} instead. Received: {attribute}={value!r:.80}"
+    )
 
 
 def _with_context(layer: Layer, attribute: str, check: Any) -> Any:

@@ -82,6 +82,7 @@ class BaseConv(Layer):
     # (prefix, parameter) of each weight, in Keras' names: `<prefix>_initializer` makes it and
     # `<prefix>_regularizer` penalizes it
     weight_arguments: ClassVar[tuple[tuple[str, str], ...]] = (("kernel", "kernel"), ("bias", "bias"))
+    kotlindl_names: ClassVar[dict[str, str]] = {"dilations": "dilation_rate"}  # KotlinDL's (_keras_arguments)
 
     def __init__(
         self,
@@ -298,7 +299,8 @@ class Conv2D(_Conv):
         kernel_size: the window, an int or one int per spatial axis.
         strides: an int or one per spatial axis; KotlinDL's (1, s, s, 1) is accepted too.
         padding: "valid", "same" or a `ConvPadding`; Conv1D also takes "causal" (padding at the start only).
-        dilation_rate: an int or one per spatial axis (KotlinDL's (1, d, d, 1) too).
+        dilation_rate: an int or one per spatial axis (KotlinDL's (1, d, d, 1) too); KotlinDL's name,
+            `dilations`, works too.
         groups: split the input channels into this many groups, each convolved into filters / groups outputs.
         activation: name, `Activations` member or Activation instance.
         use_bias: add a bias per filter.
@@ -315,9 +317,9 @@ class Conv3D(_Conv):
 
     Arguments, defaults (KotlinDL's, as Conv2D's: `padding="same"`, `activation="relu"`, HeNormal kernel and
     HeUniform bias; Keras: "valid", linear, GlorotUniform, zeros) and fans as Conv2D's, with one int per axis;
-    KotlinDL's (1, s, s, s, 1) strides and dilations are accepted too. The kernel is stored as ONNX's Conv reads
-    it, (filters, in_channels / groups, depth, height, width); Keras' is (depth, height, width, in / groups,
-    filters).
+    KotlinDL's (1, s, s, s, 1) strides and dilations (`dilations=`) are accepted too. The kernel is stored as
+    ONNX's Conv reads it, (filters, in_channels / groups, depth, height, width); Keras' is (depth, height, width,
+    in / groups, filters).
     """
 
     rank = 3

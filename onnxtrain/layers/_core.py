@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -126,7 +126,7 @@ class Dense(Layer):
     `activation="relu"` given explicitly is kept there too.
 
     Args:
-        units: number of outputs, a positive int.
+        units: number of outputs, a positive int (KotlinDL's name, `output_size`, works too).
         activation: name, `Activations` member or Activation instance; not given: ReLU (see above).
         kernel_initializer / bias_initializer: name, class or instance from `onnxtrain.initializers`.
         use_bias: add a bias vector.
@@ -137,6 +137,8 @@ class Dense(Layer):
         activation: the Activation (ReLU when not given); assigning one counts as giving it.
         activation_given: whether an activation was given; `get_config` leaves it out when it was not.
     """
+
+    kotlindl_names: ClassVar[dict[str, str]] = {"output_size": "units"}  # KotlinDL's outputSize (_keras_arguments)
 
     def __init__(
         self,

@@ -1,10 +1,14 @@
-"""Keras' layer arguments that onnxtrain's layers have no parameter for, checked in one place for every layer.
+"""Keras' layer arguments that onnxtrain's layers have no parameter for, and KotlinDL's names for arguments they
+have, checked in one place for every layer.
 
 `data_format` (on the layers that set `keras_data_format`) is accepted where it says what onnxtrain does anyway,
 "channels_last" or None, and refused for "channels_first"; the weight constraints (`kernel_constraint`, and
 `<weight>_constraint` for each `<weight>_initializer` a layer takes) are accepted as None and refused otherwise.
-Neither reaches the layer's `__init__`, so neither is in its config. Any other keyword the layer does not take is
-refused naming the layer's public class and its arguments, not a private base's `__init__`.
+Neither reaches the layer's `__init__`, so neither is in its config. KotlinDL's name of an argument, snake-cased,
+where it differs from Keras' (a class's `kotlindl_names`: Dense's `output_size` for `units`, the convolutions'
+`dilations` for `dilation_rate`) is taken as that argument; giving both is refused. Any other keyword the layer does
+not take is refused naming the layer's public class and its arguments, not a private base's `__init__` (with the
+snake_case spelling of a camelCase one it takes: `kernelSize` is `kernel_size`).
 
 `Layer.__init_subclass__` wraps each layer class's `__init__` with `taking_keras_arguments`.
 """
@@ -16,6 +20,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from onnxtrain._registry import snake_case
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 
 DATA_FORMAT = "data_format"
@@ -34,7 +39,7 @@ def taking_keras_arguments(init: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(init)
     def init_taking_keras_arguments(self: Any, *args: Any, **kwargs: Any) -> None:
         if kwargs:
-            kwargs = without_keras_arguments(_owner(type(self), init_taking_keras_arguments), kwargs)
+            kwargs = without_keras_arguments(_owner(type(self), init_taking_keras_arguments), kwargs, len(args))
         init(self, *args, **kwargs)
 
     return init_taking_keras_arguments
@@ -67,15 +72,26 @@ def _keras_arguments(layer_class: type) -> frozenset[str]:
     return frozenset(names - set(takes))
 
 
-def without_keras_arguments(layer_class: type, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """`kwargs` of `layer_class(...)` without its Keras arguments, once each is checked.
+def kotlindl_names(layer_class: type) -> dict[str, str]:
+    """{KotlinDL's name, snake-cased: the argument of `layer_class` it names} where the two differ (Dense's
+    {"output_size": "units"}); from the class's `kotlindl_names`, its arguments only."""
+    takes = _keyword_parameters(layer_class)[0]
+    names: dict[str, str] = getattr(layer_class, "kotlindl_names", {})
+    return {alias: own for alias, own in names.items() if own in takes and alias not in takes}
+
+
+def without_keras_arguments(layer_class: type, kwargs: dict[str, Any], positional: int = 0) -> dict[str, Any]:
+    """`kwargs` of `layer_class(...)` (after `positional` positional arguments) without its Keras arguments, once
+    each is checked, and with KotlinDL's names of its arguments (`kotlindl_names`) replaced by its own.
 
     Raises:
         UnsupportedError: data_format="channels_first", or a constraint other than None.
-        InvalidArgumentError: a data_format that is neither "channels_last", "channels_first" nor None.
+        InvalidArgumentError: a data_format that is neither "channels_last", "channels_first" nor None; an argument
+            given under both its names.
         InvalidTypeError: a keyword argument the layer takes neither as a parameter nor as a Keras argument.
     """
     owner = layer_class.__name__
+    kwargs = _own_names(layer_class, kwargs, positional)
     keras = keras_arguments(layer_class)
     for name in sorted(keras & kwargs.keys()):
         if name == DATA_FORMAT:
@@ -85,11 +101,43 @@ def without_keras_arguments(layer_class: type, kwargs: dict[str, Any]) -> dict[s
     takes, any_keyword = _keyword_parameters(layer_class)
     unexpected = [name for name in kwargs if name not in takes and name not in keras]
     if unexpected and not any_keyword:
+        known = (*takes, *kotlindl_names(layer_class))
+        spelled = [f"{name!r} (in Python: {snake_case(name)})" for name in unexpected if _snake_taken(name, known)]
+        hint = (
+            f" Python's spelling of KotlinDL's camelCase names is snake_case: {', '.join(spelled)}." if spelled else ""
+        )
+        aliases = [f"{alias} for {own}" for alias, own in kotlindl_names(layer_class).items()]
+        also = f"; and KotlinDL's {', '.join(aliases)}" if aliases else ""
         raise InvalidTypeError(
-            f"{owner}() got an unexpected keyword argument {', '.join(map(repr, unexpected))}. "
-            f"{owner} takes: {', '.join(takes)}"
+            f"{owner}() got an unexpected keyword argument {', '.join(map(repr, unexpected))}.{hint} "
+            f"{owner} takes: {', '.join(takes)}{also}"
         )
     return {name: value for name, value in kwargs.items() if name not in keras}
+
+
+def _snake_taken(name: str, takes: tuple[str, ...]) -> bool:
+    """Whether `name` is the camelCase of a name in `takes` (`kernelSize`)."""
+    return snake_case(name) != name and snake_case(name) in takes
+
+
+def _own_names(layer_class: type, kwargs: dict[str, Any], positional: int) -> dict[str, Any]:
+    """`kwargs` with KotlinDL's names of `layer_class`'s arguments replaced by its own (see `kotlindl_names`)."""
+    aliases = kotlindl_names(layer_class)
+    if not aliases.keys() & kwargs.keys():
+        return kwargs
+    parameters = list(inspect.signature(layer_class).parameters)[:positional]  # the ones given positionally
+    result = dict(kwargs)
+    for alias, own in aliases.items():
+        if alias not in kwargs:
+            continue
+        if own in kwargs or own in parameters:
+            mine = f"{own}={kwargs[own]!r}" if own in kwargs else f"{own} (positional)"
+            raise InvalidArgumentError(
+                f"{layer_class.__name__} takes {own} or its KotlinDL name {alias}, not both. Received: {mine}, "
+                f"{alias}={kwargs[alias]!r}"
+            )
+        result[own] = result.pop(alias)
+    return result
 
 
 def _check_data_format(owner: str, value: object) -> None:

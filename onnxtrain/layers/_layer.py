@@ -191,7 +191,10 @@ class Layer:
     # --- helpers shared by all layers ---------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
-        """Rebuild a layer from `{"class_name": ..., "config": {...}}` as written by `serialize`."""
+        """Rebuild a layer from `{"class_name": ..., "config": {...}}` as written by `serialize`, or, called on a
+        layer class (Keras' `Dense.from_config(dense.get_config())`), from what its `get_config` returned."""
+        if cls is not Layer and "class_name" not in config:
+            return cls.from_layer_config(config)
         class_name = config.get("class_name")
         if class_name not in Layer.registry:
             raise UnknownIdentifierError(

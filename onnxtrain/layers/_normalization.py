@@ -71,7 +71,8 @@ class BatchNormalization(Layer):
     (`trainable=False`) uses them in training too and keeps them, as in Keras.
 
     Args:
-        axis: the channel axis, counting the batch axis (Keras' convention): -1, the last, by default.
+        axis: the channel axis, counting the batch axis (Keras' convention): -1, the last, by default; a list or
+            tuple of that one axis too (KotlinDL's `axis = listOf(3)`, Keras' `axis=[3]`).
         momentum: of the moving statistics, in [0, 1].
         epsilon: added to the variance, > 0.
         center / scale: learn beta / gamma (else 0 / 1).
@@ -82,7 +83,7 @@ class BatchNormalization(Layer):
 
     def __init__(
         self,
-        axis: int = -1,
+        axis: int | Sequence[int] = -1,
         momentum: float = 0.99,
         epsilon: float = 1e-3,
         center: bool = True,
@@ -95,9 +96,12 @@ class BatchNormalization(Layer):
         trainable: bool = True,
     ):
         super().__init__(name=name, trainable=trainable)
-        if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
-            raise InvalidArgumentError(f"BatchNormalization(axis=...) expects an int. Received: axis={axis!r}")
-        self.axis = int(axis)
+        one = axis[0] if isinstance(axis, list | tuple) and len(axis) == 1 else axis  # KotlinDL's listOf(3)
+        if isinstance(one, bool) or not isinstance(one, int | np.integer):
+            raise InvalidArgumentError(
+                f"BatchNormalization(axis=...) expects an int, or a list of one int. Received: axis={axis!r}"
+            )
+        self.axis = int(one)
         self.momentum = _number("BatchNormalization", "momentum", momentum, 0.0, 1.0)
         self.epsilon = _number("BatchNormalization", "epsilon", epsilon, 0.0, np.inf, low_open=True)
         self.center = check_bool("BatchNormalization", "center", center)
@@ -301,3 +305,6 @@ class UnitNormalization(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {"axis": self.axis, **super().get_config()}
+
+
+BatchNorm = BatchNormalization  # KotlinDL's name

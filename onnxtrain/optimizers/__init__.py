@@ -4,7 +4,8 @@ Each optimizer has one module here (`_adam.py`, ...) with its settings class, wh
 `t` the 1-based number of the update; its ONNX update rule (TensorFlow's `Apply*` kernel, which KotlinDL calls);
 and the same rule as one loop that the portable engine compiles with numba when it is installed. `_base.py` holds
 what they share: the `Optimizer` base class, its hyper-parameter checks and gradient clipping; `_keras_arguments.py`
-the Keras spellings every constructor also takes (`beta_1`, `rho`, `clipvalue`, `global_clipnorm`, ...). The
+the Keras spellings every constructor also takes (`beta_1`, `rho`, `clipvalue`, `global_clipnorm`, ...), and
+KotlinDL's `clip_gradient=ClipGradientByValue(0.1)` (`_clip_gradient.py`). The
 portable engine runs all eleven; the ort-training engine maps Adam, AdamW (without weight decay) and SGD (without
 momentum) onto ONNX Runtime's own optimizer graphs. Every optimizer's `learning_rate` may be a schedule from
 `schedules` (Keras 3's: `Adam(learning_rate=schedules.CosineDecay(1e-3, decay_steps=1000))`).
@@ -22,6 +23,12 @@ from onnxtrain.optimizers._adagrad_da import AdaGradDA
 from onnxtrain.optimizers._adam import Adam, AdamW
 from onnxtrain.optimizers._adamax import Adamax
 from onnxtrain.optimizers._base import Optimizer
+from onnxtrain.optimizers._clip_gradient import (
+    ClipGradientAction,
+    ClipGradientByNorm,
+    ClipGradientByValue,
+    NoClipGradient,
+)
 from onnxtrain.optimizers._ftrl import Ftrl
 from onnxtrain.optimizers._momentum import Momentum
 from onnxtrain.optimizers._nadam import Nadam
@@ -44,10 +51,14 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "ClipGradientAction",
+    "ClipGradientByNorm",
+    "ClipGradientByValue",
     "Ftrl",
     "LearningRateSchedule",
     "Momentum",
     "Nadam",
+    "NoClipGradient",
     "Optimizer",
     "RMSProp",
     "RMSprop",

@@ -2,10 +2,12 @@
 one place for every optimizer class (`keras_arguments`, a class decorator).
 
 A Keras name with the same meaning as one of ours is accepted in its place (`beta_1` for `beta1`, `clipvalue` for
-`clip_value`, `global_clipnorm` for `clip_norm`); giving both is refused by name. Keras' arguments with no
-counterpart here are accepted at the values that turn them off (`use_ema=False`, `loss_scale_factor=None`, ...,
-which is what Keras' `get_config()` holds; Keras' `name`, a label, at any string) and refused otherwise, all at once,
-with what to do instead. None of them reaches the dataclass, so the config holds onnxtrain's names only.
+`clip_value`, `global_clipnorm` for `clip_norm`); giving both is refused by name. So is KotlinDL's `clip_gradient`
+(its `clipGradient`), a clipping object (`ClipGradientByValue(0.1)`, `_clip_gradient.py`) that stands for
+`clip_value` or `clip_norm`. Keras' arguments with no counterpart here are accepted at the values that turn them
+off (`use_ema=False`, `loss_scale_factor=None`, ..., which is what Keras' `get_config()` holds; Keras' `name`, a
+label, at any string) and refused otherwise, all at once, with what to do instead. None of them reaches the
+dataclass, so the config holds onnxtrain's names only.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ import numpy as np
 
 from onnxtrain._checks import as_real
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
+from onnxtrain.optimizers._clip_gradient import ClipGradientAction
 
 ClassT = TypeVar("ClassT", bound=type)
 
 # Keras' name -> onnxtrain's, for every optimizer (Keras' base optimizer takes them all).
 COMMON_SPELLINGS = {"clipvalue": "clip_value", "global_clipnorm": "clip_norm"}
+CLIP_GRADIENT = "clip_gradient"  # KotlinDL's clipGradient: a ClipGradientAction, which stands for our clip settings
 
 
 def _off(value: object) -> bool:
@@ -97,6 +101,8 @@ def ours(
         InvalidTypeError: a keyword neither the class nor Keras takes.
     """
     result: dict[str, Any] = {}
+    if CLIP_GRADIENT in kwargs and CLIP_GRADIENT not in takes:
+        kwargs = _clip_settings(owner, kwargs, positional)
     for name, value in kwargs.items():
         target = spellings.get(name)
         if target is None or name in takes:
@@ -130,6 +136,27 @@ def ours(
         keras = sorted(name for name in spellings if name not in takes)
         raise InvalidTypeError(
             f"{owner}() got an unexpected keyword argument {', '.join(map(repr, unknown))}. {owner} takes: "
-            f"{', '.join(takes)}; and Keras' names {', '.join(keras)}"
+            f"{', '.join(takes)}; Keras' names {', '.join(keras)}; and KotlinDL's {CLIP_GRADIENT}"
         )
     return result
+
+
+def _clip_settings(owner: str, kwargs: dict[str, Any], positional: list[str]) -> dict[str, Any]:
+    """`kwargs` with KotlinDL's `clip_gradient` object replaced by the settings it stands for."""
+    action = kwargs[CLIP_GRADIENT]
+    if not isinstance(action, ClipGradientAction):
+        raise InvalidTypeError(
+            f"{owner}({CLIP_GRADIENT}=...) expects KotlinDL's clipping object: ClipGradientByValue(value), "
+            f"ClipGradientByNorm(norm) or NoClipGradient() (onnxtrain.optimizers), or use clip_value=... / "
+            f"clip_norm=... Received: {action!r}"
+        )
+    settings = action.settings()
+    for own in settings:
+        keras = [name for name, target in COMMON_SPELLINGS.items() if target == own and name in kwargs]
+        given = [name for name in (own, *keras) if name in kwargs or name in positional]
+        if given:
+            raise InvalidArgumentError(
+                f"{owner} takes {own} or KotlinDL's {CLIP_GRADIENT}={action!r}, which sets it, not both. Received: "
+                f"{given[0]}={kwargs.get(given[0], '(positional)')!r}"
+            )
+    return {**{k: v for k, v in kwargs.items() if k != CLIP_GRADIENT}, **settings}
