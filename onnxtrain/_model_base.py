@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import adapters, emit, model_files
+from onnxtrain import _weights_file, adapters, emit, model_files
 from onnxtrain._checks import check_bool
 from onnxtrain._weight_arrays import weight_arrays
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
@@ -174,6 +174,38 @@ class ModelBase:
         if self._trainer is not None:
             self._trainer.engine.set_weights(arrays)
             self._trainer.weights_changed()
+
+    def save_weights(self, path: str | Path, overwrite: bool = True) -> Path:
+        """Keras' `save_weights`: write every parameter (the engine's current ones once compiled) to one .npz file
+        by its name (`dense_1.kernel`), crash-safely; `np.load(path)` reads it too. Keras' `.weights.h5` is refused
+        (HDF5 needs h5py, which onnxtrain does not use).
+
+        Returns:
+            The path written.
+
+        Raises:
+            InvalidArgumentError: a path not ending in .npz, or a folder.
+            ModelExistsError: the file exists and `overwrite` is False.
+        """
+        target = _weights_file.weights_path("save_weights", path)
+        weights = self.get_weights()
+        return _weights_file.write_weights(target, weights, check_bool("save_weights", "overwrite", overwrite))
+
+    def load_weights(self, path: str | Path, skip_mismatch: bool = False) -> None:
+        """Keras' `load_weights`: set the parameters from a `save_weights` file (any .npz of arrays by parameter
+        name), matched by name, into the layers and, once compiled, the engine (as `set_weights`; the optimizer
+        state is kept). A file that lacks a parameter, holds one the model does not have or another shape is
+        refused naming them; with `skip_mismatch=True` (KotlinDL's transfer learning: a new head on a trained base)
+        the parameters that fit are loaded and the rest left as they are, with a warning naming them.
+
+        Raises:
+            InvalidArgumentError: a path not ending in .npz; a mismatch without `skip_mismatch`; non-finite values.
+            ModelFileError: the file is missing, unreadable or damaged.
+        """
+        skip = check_bool("load_weights", "skip_mismatch", skip_mismatch)
+        target = _weights_file.weights_path("load_weights", path)
+        found = _weights_file.read_weights(target)
+        self.set_weights(_weights_file.matching_weights(found, self.graph.params_by_name(), target, skip))
 
     def layer_params_changed(self, layer: Layer) -> None:
         """Give every compiled, open model that trains `layer` (this one, or one it is nested in) the parameters the
