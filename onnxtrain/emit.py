@@ -90,17 +90,23 @@ def forward_and_loss(
 
     With `sample_weights` (the `sample_weight` input: [batch] for one output, [batch, outputs] for several), each
     example's loss is weighed by it as Keras weighs it, sum(w_i l_i) / batch (`Loss.emit_weighted`); the weight
-    penalties are added unweighted, as Keras adds them."""
-    outputs = graph.emit(builder, list(xs), logits_substitutes(graph, loss))
+    penalties are added unweighted, as Keras adds them. An output that carries a mask (Embedding(mask_zero=True) or
+    Masking, through layers that pass it on) weighs its loss by it, as Keras 3 does (`masked_loss`)."""
+    outputs, masks = graph.emit_with_masks(builder, list(xs), logits_substitutes(graph, loss))
     with builder.scope("loss"):
-        if isinstance(loss, OutputLosses):
-            total, per_output = loss.emit_outputs(builder, outputs, labels, sample_weights)
-        elif sample_weights is not None:
+        column = None
+        if sample_weights is not None and not isinstance(loss, OutputLosses):
             column = builder.node(
                 "Unsqueeze",
                 [sample_weights, builder.constant(np.array([1], np.int64), "axis", np.int64)],
                 hint="sample_weight",
             )
+        if isinstance(loss, OutputLosses):
+            _refuse_masked_outputs(graph, masks)
+            total, per_output = loss.emit_outputs(builder, outputs, labels, sample_weights)
+        elif masks[0] is not None:
+            total, per_output = masked_loss(builder, loss, outputs[0], labels, masks[0], column), []
+        elif column is not None:
             total, per_output = loss.emit_weighted(builder, outputs[0], labels, column), []
         else:
             total, per_output = loss.emit(builder, outputs[0], labels), []
@@ -109,6 +115,47 @@ def forward_and_loss(
         return value, outputs[0]
     with builder.scope("outputs"):
         return value, pack_outputs(builder, outputs, per_output)
+
+
+def masked_loss(builder: GraphBuilder, loss: Loss, output: str, labels: str, mask: str, weights: str | None) -> str:
+    """Keras 3's loss of an output that carries a mask [batch, *steps] (losses/loss.py, `apply_mask` with
+    "sum_over_batch_size"): each unmasked step's loss weighs total / valid (the mask's size over its True count), a
+    masked one 0, so the mean is the mean over the unmasked steps (0 where none is); times each example's
+    `weights` ([batch, 1]) where given, as Keras multiplies sample weights in.
+
+    Raises:
+        UnsupportedError: `loss` gives no per-step values (`Loss.elements`) to weigh.
+    """
+    if type(loss).elements is Loss.elements:
+        raise UnsupportedError(
+            f"Loss {loss.name!r} ({type(loss).__name__}) gives no per-step values (`Loss.elements`), which a mask on "
+            "the model's output weighs (Keras 3 leaves the masked steps out of the loss). Define elements(), or drop "
+            "the mask before the output."
+        )
+    flags = builder.node("Cast", [mask], hint="mask_weight", to=onnx.TensorProto.FLOAT)
+    size = builder.node("Cast", [builder.node("Size", [mask])], hint="mask_size", to=onnx.TensorProto.FLOAT)
+    valid = builder.node("Max", [builder.reduce("ReduceSum", flags, None, keepdims=False), builder.constant(1.0)])
+    step_weights = builder.node("Mul", [flags, builder.node("Div", [size, valid], hint="total_over_valid")])
+    rows = builder.node("Flatten", [step_weights], hint="step_weights", axis=1)  # [batch, steps]
+    if weights is not None:
+        rows = builder.node("Mul", [rows, weights], hint="weighted_steps")
+    columns = builder.node("Unsqueeze", [rows, builder.ints([2], "axes")])  # one per step's values (or step)
+    elements = loss.elements(builder, output, labels)  # [batch, *steps], or [batch, *steps, features]
+    steps = builder.node("Slice", [builder.node("Shape", [rows]), builder.ints([1]), builder.ints([2])], hint="steps")
+    shape = builder.node("Concat", [builder.ints([0]), steps, builder.ints([-1])], hint="per_step_shape", axis=0)
+    per_step = builder.node("Reshape", [elements, shape], hint="per_step")
+    return builder.node("ReduceMean", [builder.node("Mul", [per_step, columns])], hint="loss", keepdims=0)
+
+
+def _refuse_masked_outputs(graph: Functional, masks: Sequence[str | None]) -> None:
+    for output, mask in zip(graph.outputs, masks, strict=True):
+        if mask is not None:
+            raise UnsupportedError(
+                f"The output of layer {output.layer.name!r} carries a mask (Embedding(mask_zero=True) or Masking), "
+                "which weighs the loss in Keras 3; a model of several outputs with a masked output is not supported. "
+                "Drop the mask before that output (e.g. a recurrent layer without return_sequences, a pooling), or "
+                "train a model of one output."
+            )
 
 
 def add_graph_inputs(builder: GraphBuilder, graph: Functional) -> list[str]:

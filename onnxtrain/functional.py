@@ -10,6 +10,7 @@ Example:
 Layers are named (`dense_1`, ...) and given weights (from `seed`, as in Sequential) when the Functional is made.
 A layer called twice shares its weights: the graph emits its parameters once. A Functional is a layer too, so it
 can be called inside another; its layers' parameters are then named under its own name (`encoder.dense_1.kernel`).
+Keras' masks travel beside the values as the graph is emitted (`emit_with_masks`; `Layer`'s docstring).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError,
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Input, Layer, Shape, format_shape
 from onnxtrain.layers._core import dtype_note
-from onnxtrain.layers._layer import SymbolicTensor, describe
-from onnxtrain.layers._layout import channels_last, emit_layer, emit_multi_input_layer
+from onnxtrain.layers._layer import Mask, SymbolicTensor, describe
+from onnxtrain.layers._layout import channels_last
+from onnxtrain.layers._masking import emit_call
 
 SummaryRow = tuple[str, str, str, str]  # layer (type), output shape, params, connected to
 
@@ -192,19 +194,33 @@ class Functional(Layer):
             substitutes: tensor -> a layer that computes it instead of the layer that was called (e.g. a shallow
                 copy of an output's Dense without its activation, as `emit.graph_layers` makes for a loss on logits).
         """
+        return self.emit_with_masks(builder, input_values, substitutes)[0]
+
+    def emit_with_masks(
+        self,
+        builder: GraphBuilder,
+        input_values: list[str],
+        substitutes: Mapping[SymbolicTensor, Layer] | None = None,
+        input_masks: Sequence[Mask] | None = None,
+    ) -> tuple[list[str], list[Mask]]:
+        """`emit`, carrying Keras' masks beside the values (`Layer`'s docstring): returns the outputs' values and
+        their masks (None where an output has none). `input_masks`: the inputs' (a model called as a layer of
+        another); none by default."""
         if isinstance(input_values, str) or len(input_values) != len(self.inputs):
             raise InvalidArgumentError(
                 f"{describe(self)} emits from a list of {len(self.inputs)} input values. Received: {input_values!r}"
             )
         values = {id(x): value for x, value in zip(self.inputs, input_values, strict=True)}
+        masks: dict[int, Mask] = dict(zip(map(id, self.inputs), input_masks or [None] * len(self.inputs), strict=True))
         floats: dict[str, str] = {}  # integer graph input -> its float32 cast, emitted once for the layers that read it
         for node in self._nodes[len(self.inputs) :]:
             layer = (substitutes or {}).get(node, node.layer)
             xs = [values[id(x)] for x in node.inputs]
             if not layer.reads_integers:
                 xs = [_as_float(builder, x, floats) for x in xs]
-            values[id(node)] = _emit_call(builder, layer, xs)
-        return [channels_last(builder, values[id(y)], len(y.shape) + 1) for y in self.outputs]
+            values[id(node)], masks[id(node)] = _emit_call(builder, layer, xs, [masks[id(x)] for x in node.inputs])
+        outputs = [channels_last(builder, values[id(y)], len(y.shape) + 1) for y in self.outputs]
+        return outputs, [masks[id(y)] for y in self.outputs]
 
     # --- config and summary -------------------------------------------------------------------------------
     def _calls_here(self) -> dict[int, list[SymbolicTensor]]:
@@ -275,18 +291,18 @@ def _as_float(builder: GraphBuilder, x: str, floats: dict[str, str]) -> str:
     return floats[x]
 
 
-def _emit_call(builder: GraphBuilder, layer: Layer, xs: list[str]) -> str:
-    if isinstance(layer, Functional):
+def _emit_call(builder: GraphBuilder, layer: Layer, xs: list[str], masks: list[Mask]) -> tuple[str, Mask]:
+    """Emit `layer`'s call on `xs`, whose masks are `masks`; returns its output and the output's mask."""
+    if isinstance(layer, Functional):  # a model called as a layer: its inputs' masks go in, its output's comes out
         with builder.scope(layer.name or "functional"):
-            return layer.emit(builder, xs)[0]
+            values, out_masks = layer.emit_with_masks(builder, xs, input_masks=masks)
+            return values[0], out_masks[0]
     if not getattr(layer, "prefix_names", True):  # OnnxLayer(prefix_names=False): weights keep their own names
         assert layer.input_shapes is not None or layer.input_shape is not None, "layers must be built"
         shapes = layer.input_shapes if layer.multi_input else [layer.input_shape]
         xs = [channels_last(builder, x, len(shape) + 1) for x, shape in zip(xs, shapes, strict=True)]  # type: ignore[arg-type]
-        return layer.emit(builder, xs if layer.multi_input else xs[0])  # type: ignore[arg-type]
-    if layer.multi_input:
-        return emit_multi_input_layer(builder, layer, xs)
-    return emit_layer(builder, layer, xs[0])
+        return layer.emit(builder, xs if layer.multi_input else xs[0]), None  # type: ignore[arg-type]
+    return emit_call(builder, layer, xs, masks)
 
 
 def _rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTensor]]:

@@ -216,7 +216,6 @@ def lstm_model(
             r"Cannot unroll LSTM node 'lstm_node' .*its input X 'x' has shape \['steps', 'batch', 3\], and the "
             r"sequence length \(axis 0\) must be known",
         ),
-        (lstm_model([4, 2, 3], ["", "lengths"]), r"LSTM node 'lstm_node' .*reads sequence_lens \('lengths'\)"),
         (lstm_model([4, 2, 3], activation_alpha=[0.1]), r"activation_alpha=\[0.1"),
         (
             lstm_model([4, 2, 3], activations=["Sigmoid", "LeakyRelu", "Tanh"]),

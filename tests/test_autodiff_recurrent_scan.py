@@ -16,7 +16,7 @@ from test_autodiff_recurrent import CASES, FORWARD_ONLY, session
 from onnxtrain import Sequential, autodiff, emit
 from onnxtrain.autodiff._recurrent import is_recurrent, unroll_recurrent
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers import GRU, LSTM, Bidirectional, Dense, Input, Layer, SimpleRNN
+from onnxtrain.layers import GRU, LSTM, Bidirectional, Dense, Input, Layer, Masking, SimpleRNN
 
 F32 = np.dtype(np.float32)
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
@@ -137,6 +137,23 @@ def test_keras_layers_train_through_the_scan_rule_as_through_the_unroll(form: st
     }
     ours, theirs, scan = gradients_both_ways(forward, feeds, wrt)
     assert "Scan" in op_types(scan)
+    assert_same_gradients(ours, theirs, form)
+
+
+@pytest.mark.parametrize("form", list(KERAS_FORMS))
+def test_masked_keras_layers_train_through_the_scan_rule_as_through_the_unroll(form: str):
+    """Masking(0.0) before the layers, steps zeroed before the data, after it and between: each recurrent node reads
+    sequence_lens (`layers/_masked_recurrence.py`), which the Scan rule and the unroll both take."""
+    forms = [Layer.from_config(layer.serialize()) for layer in KERAS_FORMS[form]]
+    model = Sequential.of(Input(6, 4), Masking(), *forms, Dense(2))
+    forward = emit.loss_model(model.layers, "mse")
+    kept = np.array([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [1, 0, 0, 1, 1, 0], [1] * 6, [0] * 5 + [1]], F32)
+    rng = np.random.default_rng(1)
+    labels = [d.dim_value or 5 for d in forward.graph.input[1].type.tensor_type.shape.dim]  # masked where [5, 6, 2]
+    feeds = {"input": rng.normal(size=(5, 6, 4)).astype(F32) * kept[..., None], "labels": rng.normal(size=labels)}
+    feeds["labels"] = feeds["labels"].astype(F32)
+    ours, theirs, scan = gradients_both_ways(forward, feeds, list(model.get_weights()))
+    assert "Scan" in op_types(scan) and "TopK" in op_types(scan)
     assert_same_gradients(ours, theirs, form)
 
 

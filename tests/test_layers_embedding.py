@@ -1,5 +1,6 @@
 """Embedding through the layer harness (numpy reference, Keras fixtures, training its table on both engines: the
-gradient of Gather), its float32 input cast to indices, and bad arguments."""
+gradient of Gather), its float32 input cast to indices, mask_zero in its config and a saved model, and bad
+arguments. What the mask does downstream: test_layers_masking.py."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import numpy as np
 import pytest
 from layer_harness import LayerCase, forward, table_tests
 
-from onnxtrain import Sequential
-from onnxtrain.errors import InvalidArgumentError, UnsupportedError
-from onnxtrain.layers import Dense, Embedding, Flatten, Input
+from onnxtrain import Sequential, load_model
+from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.layers import LSTM, Dense, Embedding, Flatten, Input, Layer
 from onnxtrain.regularizers import L1
 
 
@@ -73,7 +74,7 @@ def test_embedding_reads_rows_by_integer_valued_float_input():
 BAD_LAYERS = [
     (lambda: Embedding(0, 3), InvalidArgumentError, r"Embedding\(input_dim=...\) expects a positive int"),
     (lambda: Embedding(3, 2.5), InvalidArgumentError, r"Embedding\(output_dim=...\).*output_dim=2.5"),
-    (lambda: Embedding(3, 2, mask_zero=True), UnsupportedError, r"mask_zero=True\) is not supported"),
+    (lambda: Embedding(3, 2, mask_zero="yes"), InvalidArgumentError, r"Embedding\(mask_zero=...\) expects a bool"),
 ]
 
 
@@ -92,3 +93,29 @@ def test_embeddings_regularizer_adds_to_the_loss():
         bias = model.get_weights()["dense_1.bias"]
         data_loss = -np.log(np.exp(bias[0]) / np.exp(bias).sum())  # every logit is the bias
         assert loss == pytest.approx(data_loss + 0.25 * 8, rel=1e-5)  # the table: 8 ones
+
+
+@pytest.mark.parametrize("mask_zero", [True, False])
+def test_mask_zero_is_kept_in_the_config(mask_zero: bool):
+    layer = Embedding(5, 2, mask_zero=mask_zero)
+    assert layer.get_config()["mask_zero"] is mask_zero
+    rebuilt = Layer.from_config(layer.serialize())
+    assert isinstance(rebuilt, Embedding) and rebuilt.mask_zero is mask_zero
+    assert rebuilt.get_config() == layer.get_config()
+
+
+def test_a_saved_model_keeps_mask_zero_and_masks_after_loading(tmp_path):
+    ids = np.array([[0, 0, 2, 3], [1, 4, 0, 0]], np.int64)
+    model = Sequential.of(Input(4, dtype="int64"), Embedding(5, 3, mask_zero=True), LSTM(2), seed=0)
+    with model:
+        model.compile(optimizer="sgd", loss="mse")
+        expected = model.predict(ids)
+        model.save(tmp_path / "model")
+    with load_model(tmp_path / "model") as loaded:
+        assert loaded.layers[1].mask_zero
+        np.testing.assert_allclose(loaded.predict(ids), expected, rtol=1e-6)
+    unmasked = Sequential.of(Input(4, dtype="int64"), Embedding(5, 3), LSTM(2), seed=0)  # the padding steps count
+    unmasked.set_weights(model.get_weights())
+    with unmasked:
+        unmasked.compile(optimizer="sgd", loss="mse")
+        assert not np.allclose(unmasked.predict(ids), expected, rtol=1e-3)

@@ -4,6 +4,7 @@ layer drawn as Keras draws one, a sequence task learned end to end and exported,
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -14,7 +15,7 @@ from layer_harness import LayerCase, check_training_and_export, table_tests
 
 from onnxtrain import Sequential, autodiff, emit
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError
-from onnxtrain.layers import GRU, LSTM, Dense, Input, Layer, SimpleRNN
+from onnxtrain.layers import GRU, LSTM, Dense, Input, Layer, Masking, SimpleRNN
 from onnxtrain.optimizers import SGD
 
 # ONNX's gate blocks as indices of Keras' (LSTM: Keras i, f, c, o; ONNX i, o, f, c)
@@ -259,3 +260,47 @@ def test_recurrent_regularizers_add_their_weights_penalties_to_the_loss():
     )
     assert penalized - plain == pytest.approx(expected, rel=1e-4)
     assert GRU(3, recurrent_regularizer="l1").get_config()["recurrent_regularizer"]["name"] == "l1"
+
+
+# --- a mask of the steps (Masking, Embedding(mask_zero=True)) -----------------------------------------------------
+def masked_reference(layer: Layer, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Keras' masked recurrence by the reference above, one example at a time on its unmasked steps alone: at step t
+    the state after the unmasked steps up to t (from t on, going backwards), zeros before the first; the last
+    state without return_sequences."""
+    assert isinstance(layer, SimpleRNN | GRU | LSTM)
+    every_state = copy.copy(layer)
+    object.__setattr__(every_state, "return_sequences", True)
+    outputs = []
+    for example, kept in zip(x, mask, strict=True):
+        steps = np.flatnonzero(kept)
+        states = recurrent_reference(every_state, example[None, steps])[0] if steps.size else np.zeros((0, layer.units))
+        seen = np.cumsum(kept[::-1])[::-1] if layer.go_backwards else np.cumsum(kept)  # steps read by t
+        padded = np.concatenate([np.zeros((1, layer.units)), states])
+        if not layer.return_sequences:
+            outputs.append(padded[steps.size])
+        else:
+            sequence = padded[seen]
+            outputs.append(sequence[::-1] if layer.go_backwards else sequence)  # Keras' order: as computed
+    return np.stack(outputs)
+
+
+MASKED = [
+    lambda: LSTM(3),
+    lambda: LSTM(3, return_sequences=True),
+    lambda: LSTM(3, go_backwards=True, return_sequences=True),
+    lambda: GRU(3, go_backwards=True),
+    lambda: GRU(3, reset_after=False, return_sequences=True, use_bias=False),
+    lambda: SimpleRNN(3, activation="relu", return_sequences=True),
+]
+
+
+@pytest.mark.parametrize("make", MASKED, ids=lambda make: repr(make())[:90])
+def test_a_masked_layer_computes_each_sequence_on_its_unmasked_steps(make: Callable[[], Layer]):
+    """Masking(0.0) before the layer: padding before the data, after it, holes, a full sequence, an empty one."""
+    kept = np.array([[0, 0, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 0, 1, 1, 0, 1], [1] * 6, [0] * 6], bool)
+    x = np.random.default_rng(4).uniform(-2, 2, size=(5, 6, 2)) * kept[..., None]
+    model = Sequential.of(Input(6, 2), Masking(), make(), seed=3)
+    proto = emit.inference_graph(model.layers)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(["logits"], {"input": x.astype(np.float32)})[0]
+    np.testing.assert_allclose(got, masked_reference(model.layers[2], x, kept), rtol=1e-5, atol=1e-6)

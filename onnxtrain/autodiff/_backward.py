@@ -38,7 +38,7 @@ def backward(builder: GraphBuilder, loss: str, wrt: Sequence[str]) -> dict[str, 
         InvalidArgumentError: `loss` or a `wrt` name is not a value of the graph.
         ShapeError: the loss is not a scalar.
         UnsupportedError: an op on the path to the loss has no gradient rule, or a form its rule refuses (an
-            RNN/GRU/LSTM node's sequence_lens, say).
+            RNN/GRU/LSTM node's activation_alpha, say).
     """
     _check_names(builder, builder.nodes, loss, wrt)
     _unroll_recurrent_ops(builder, loss, wrt)

@@ -46,8 +46,8 @@ def unroll_recurrent(builder: GraphBuilder, nodes: Sequence[onnx.NodeProto]) -> 
     computing the outputs that anything reads under their own names. Returns how many were unrolled.
 
     Every attribute ONNX gives the ops is followed (direction, layout, hidden_size, clip, input_forget,
-    linear_before_reset, the activations that take no alpha or beta) and every input (initial_h, initial_c, P) but
-    sequence_lens.
+    linear_before_reset, the activations that take no alpha or beta) and every input (sequence_lens, initial_h,
+    initial_c, P): a step at or beyond its sequence's length leaves the states as they were and outputs zeros in Y.
 
     Raises:
         UnsupportedError: naming the node: a sequence length unknown before run time (nothing to unroll over), or
@@ -112,18 +112,17 @@ class Recurrence:
     input_forget: bool
     linear_before_reset: bool
     dtype: np.dtype
+    sequence_lens: str  # each sequence's length [batch] (int32), or "": every sequence has all the steps
 
     @classmethod
     def of(cls, node: onnx.NodeProto, facts: GraphFacts) -> Recurrence:
         """Raises:
-        UnsupportedError: naming the node: sequence_lens given, activation_alpha/activation_beta, an activation
-            other than Sigmoid, Tanh, Relu, Softsign and Softplus, or hidden_size unknown.
+        UnsupportedError: naming the node: activation_alpha/activation_beta, an activation other than Sigmoid, Tanh,
+            Relu, Softsign and Softplus, or hidden_size unknown.
         """
         attributes = node_attributes(node)
         op = node.op_type
         inputs = [*node.input, *[""] * 8]
-        if inputs[4]:
-            raise _refuse(node, f"it reads sequence_lens ({inputs[4]!r}); only sequences of the full length are")
         for name in ("activation_alpha", "activation_beta"):
             if name in attributes:
                 raise _refuse(node, f"{name}={attributes[name]} is not supported (only the activations' defaults)")
@@ -164,6 +163,7 @@ class Recurrence:
             input_forget=bool(attributes.get("input_forget", 0)),
             linear_before_reset=bool(attributes.get("linear_before_reset", 0)),
             dtype=np.dtype(helper.tensor_dtype_to_np_dtype(elem)),
+            sequence_lens=inputs[4],
         )
 
     def emit(self, b: GraphBuilder, read: set[str]) -> list[str | None]:
@@ -182,14 +182,15 @@ class Recurrence:
         ps = e.per_direction(n[7], count) if op == "LSTM" and n[7] else [""] * count
         read_y, read_h, read_c = (_is_read(self.node, i, read) for i in range(3))
         ys, hs, cs = [], [], []
+        valid = self._valid_steps(e, n[4])
         for d, direction in enumerate(self.directions):
             forward = direction == "forward"
-            args = (ws[d], rs[d], bs[d], h0s[d], c0s[d], ps[d], self.activations[d], forward)
-            outputs, c_last = self._direction(e, x, *args)
-            if read_y:  # Y holds each step's state at its time position, whichever way the direction runs
+            args = (ws[d], rs[d], bs[d], h0s[d], c0s[d], ps[d], self.activations[d], forward, valid)
+            outputs, h_last, c_last = self._direction(e, x, *args)
+            if read_y:  # Y holds each step's output at its time position, whichever way the direction runs
                 positional = outputs if forward else outputs[::-1]
                 ys.append(e.concat([e.unsqueeze(h, [0, 1]) for h in positional], 0))
-            hs.append(e.unsqueeze(outputs[-1], [0]) if read_h else "")
+            hs.append(e.unsqueeze(h_last, [0]) if read_h else "")
             cs.append(e.unsqueeze(c_last, [0]) if read_c else "")
         results: list[str | None] = [None] * len(self.node.output)
         if read_y:
@@ -213,8 +214,11 @@ class Recurrence:
         peephole: str,
         activations: tuple[str, ...],
         forward: bool,
-    ) -> tuple[list[str], str]:
-        """The hidden state after each step in processing order, and the last cell state ("" but for LSTM)."""
+        valid: list[str],
+    ) -> tuple[list[str], str, str]:
+        """Each step's output (Y) in processing order, and the last hidden and cell states ("" but for LSTM).
+        `valid`: per time step, 1 where the step is within its sequence's length, else 0 ([batch, 1]; empty: every
+        step is); an invalid step keeps the states and outputs zeros."""
         op, size, gates = self.node.op_type, self.hidden, GATES[self.node.op_type]
         b = e.b
         recurrent_h_bias = ""
@@ -239,16 +243,36 @@ class Recurrence:
             r_t, r_h_t = r, ""
         h, c = h0, c0
         outputs = []
-        for x_t in xs if forward else xs[::-1]:
+        for t in range(self.steps) if forward else reversed(range(self.steps)):
+            x_t = xs[t]
             if op == "RNN":
                 pre = b.node("Add", [x_t, e.times_transposed(h, r_t)]) if h else x_t
-                h = e.act(activations[0], e.clip(pre, self.clip))
+                new_h, new_c = e.act(activations[0], e.clip(pre, self.clip)), ""
             elif op == "GRU":
-                h = self._gru_step(e, x_t, h, r_t, r_h_t, recurrent_h_bias, activations)
+                new_h, new_c = self._gru_step(e, x_t, h, r_t, r_h_t, recurrent_h_bias, activations), ""
             else:
-                h, c = self._lstm_step(e, x_t, h, c, r_t, peephole, activations)
-            outputs.append(h)
-        return outputs, c
+                new_h, new_c = self._lstm_step(e, x_t, h, c, r_t, peephole, activations)
+            if valid:  # beyond its length a sequence keeps its states, and Y is zero there
+                outputs.append(b.node("Mul", [new_h, valid[t]], hint="y_t"))
+                h, c = e.kept(valid[t], new_h, h), e.kept(valid[t], new_c, c) if new_c else ""
+            else:
+                outputs.append(new_h)
+                h, c = new_h, new_c
+        return outputs, h, c
+
+    def _valid_steps(self, e: Emitter, sequence_lens: str) -> list[str]:
+        """Per time step, [batch, 1] in the node's dtype: 1 where the step is within its sequence's length, else 0;
+        empty without sequence_lens."""
+        if not sequence_lens:
+            return []
+        b = e.b
+        assert self.steps is not None  # checked by unroll_recurrent
+        lengths = e.unsqueeze(b.node("Cast", [sequence_lens], hint="lengths", to=onnx.TensorProto.INT64), [1])
+        elem = helper.np_dtype_to_tensor_dtype(self.dtype)
+        return [
+            b.node("Cast", [b.node("Less", [e.ints([t], "step"), lengths])], hint="valid", to=elem)
+            for t in range(self.steps)
+        ]
 
     def _gru_step(
         self, e: Emitter, x_t: str, h: str, r_t: str, r_h_t: str, r_h_bias: str, activations: tuple[str, ...]
@@ -345,6 +369,14 @@ class Emitter:
 
     def squeeze(self, value: str, axes: list[int]) -> str:
         return self.b.node("Squeeze", [value, self.ints(axes, "axes")], hint="squeezed")
+
+    def kept(self, valid: str, new: str, old: str) -> str:
+        """valid * new + (1 - valid) * old: the state a step of `valid` (1 or 0 per row) leaves; `old` "" is zeros."""
+        b = self.b
+        taken = b.node("Mul", [new, valid], hint="taken")
+        if not old:
+            return taken
+        return b.node("Add", [taken, b.node("Mul", [old, b.node("Sub", [self.one(), valid])])], hint="kept")
 
     def unsqueeze(self, value: str, axes: list[int]) -> str:
         return self.b.node("Unsqueeze", [value, self.ints(axes, "axes")], hint="unsqueezed")

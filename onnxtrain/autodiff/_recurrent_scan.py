@@ -2,7 +2,11 @@
 the op (its Y output holds every hidden state); the backward recomputes the gate pre-activations of all steps at once
 by Gemms from X and the previous hidden states (LSTM's cell states by a Scan over time), runs the recurrence of the
 hidden state's gradient in one Scan backwards over time, and takes the gradients of X, W, R, B and the initial states
-from what that Scan emits by Gemms and ReduceSums. The graph does not grow with the sequence length."""
+from what that Scan emits by Gemms and ReduceSums. The graph does not grow with the sequence length.
+
+With sequence_lens, a step at or beyond its sequence's length left the states as they were and wrote zeros to Y: its
+dL/dY is dropped, the gradients of the states pass through it unchanged, and it adds nothing to the weights' (the
+gate slopes are zeroed there, the forget and update gates made 1 there)."""
 
 from __future__ import annotations
 
@@ -71,6 +75,13 @@ class _ScanBackward:
         self.ctx, self.s, self.b = ctx, settings, ctx.builder
         self.size = settings.hidden
         self.e = StepEmitter(ctx.builder, settings.dtype, settings.hidden, settings.clip, ctx.input(0))
+        # With sequence_lens: 1 where a step is within its sequence's length, 0 beyond ([steps, batch, 1]; as rows
+        # [steps * batch, 1]), and 1 - that; "" without.
+        self.valid3 = self.invalid3 = self.valid = self.invalid = ""
+        if settings.sequence_lens:
+            self.valid3 = self.e.valid_steps(settings.sequence_lens)
+            self.invalid3 = self.b.node("Sub", [self.e.one(), self.valid3], hint="invalid")
+            self.valid, self.invalid = (self.b.node("Flatten", [v], axis=2) for v in (self.valid3, self.invalid3))
 
     def gradients(self) -> Grads:
         ctx, e, s, op = self.ctx, self.e, self.s, self.ctx.op_type
@@ -139,11 +150,11 @@ class _ScanBackward:
         _, slope = e.gate(v.activations[0], pre)
 
         def body(states: list[str], steps: list[str]) -> tuple[list[str], list[str]]:
-            dh, step_slope = states[0], steps[-1]
-            d_pre = b.node("Mul", [e.total(dh, steps[0] if v.dy3 else ""), step_slope], hint="d_pre")
-            return [b.node("MatMul", [d_pre, v.r], hint="dh_prev")], [d_pre]
+            gh = e.total(states[0], steps[0] if v.dy3 else "")
+            d_pre = b.node("Mul", [gh, steps[int(bool(v.dy3))]], hint="d_pre")
+            return [self._passed(b.node("MatMul", [d_pre, v.r], hint="dh_prev"), gh, steps)], [d_pre]
 
-        sequences = [*self._dy(v), (e.steps(slope, self.size), self.size)]
+        sequences = [*self._dy(v), (e.steps(self._within(slope), self.size), self.size), *self._invalid()]
         dh0, d_pre3 = e.scan("rnn_backward", [v.dy_last or e.zeros_state()], sequences, body, not v.reverse)
         d_pre = b.node("Flatten", [d_pre3], hint="d_pre", axis=2)
         return _Partials(d_pre, d_pre, h_prev, None, dh0, "")
@@ -176,12 +187,13 @@ class _ScanBackward:
             reset_h = b.node("Mul", [reset, h_prev], hint="reset_h")
             candidate_pre = b.node("Add", [x_h, e.times_transposed(reset_h, r_h)])
         candidate, candidate_slope = e.gate(g, candidate_pre)
-        # dL/d(each gate's pre-activation) = dL/dh_t times these
-        a_z = b.node("Mul", [b.node("Sub", [h_prev, candidate]), z_slope], hint="a_z")
-        a_h = b.node("Mul", [b.node("Sub", [e.one(), z]), candidate_slope], hint="a_h")
+        # dL/d(each gate's pre-activation) = dL/dh_t times these (zeros beyond a sequence's length)
+        a_z = self._within(b.node("Mul", [b.node("Sub", [h_prev, candidate]), z_slope], hint="a_z"))
+        a_h = self._within(b.node("Mul", [b.node("Sub", [e.one(), z]), candidate_slope], hint="a_h"))
+        z = self._kept(z)  # h_{t-1}'s share of h_t: 1 beyond a sequence's length, where h_t = h_{t-1}
         dy = self._dy(v)
         if linear_before_reset:
-            a_r = b.node("Mul", [b.node("Mul", [a_h, linear]), reset_slope], hint="a_r")
+            a_r = b.node("Mul", [b.node("Mul", [a_h, linear]), reset_slope], hint="a_r")  # a_h: zeros beyond
             a_x = e.concat([a_z, a_r, a_h], 1)  # of X W^T + Wb
             a_rec = e.concat([a_z, a_r, b.node("Mul", [a_h, reset])], 1)  # of H_prev R^T + Rb
 
@@ -241,6 +253,8 @@ class _ScanBackward:
         else:
             forget, forget_slope = e.gate(f, f_pre)
         update = b.node("Mul", [i, candidate], hint="update")
+        if self.valid:  # beyond a sequence's length the cell state is kept: forget 1, update 0
+            forget, update = self._kept(forget), self._within(update)
 
         def cell(states: list[str], steps: list[str]) -> tuple[list[str], list[str]]:
             c = b.node("Add", [b.node("Mul", [steps[0], states[0]]), steps[1]], hint="c")
@@ -253,7 +267,7 @@ class _ScanBackward:
         c_prev = b.node("Flatten", [e.shifted(cells3, e.unsqueeze(c0, [0]), v.reverse)], hint="c_prev", axis=2)
         squashed = e.act(h_act, cells)
         # dL/d(cell state) from dL/dh_t, and dL/d(each gate's pre-activation) from dL/dc_t (i, f, c) or dL/dh_t (o)
-        k = b.node("Mul", [o, e.slope(h_act, cells, squashed)], hint="k")
+        k = self._within(b.node("Mul", [o, e.slope(h_act, cells, squashed)], hint="k"))
         a_o = b.node("Mul", [squashed, o_slope], hint="a_o")
         if self.s.input_forget:  # forget = 1 - i
             a_i = b.node("Mul", [b.node("Sub", [candidate, c_prev]), i_slope], hint="a_i")
@@ -262,21 +276,22 @@ class _ScanBackward:
         else:
             a_i = b.node("Mul", [candidate, i_slope], hint="a_i")
             a_f = b.node("Mul", [c_prev, forget_slope], hint="a_f")
-        a = e.concat([a_i, a_o, a_f, b.node("Mul", [i, candidate_slope], hint="a_c")], 1)
+        a = self._within(e.concat([a_i, a_o, a_f, b.node("Mul", [i, candidate_slope], hint="a_c")], 1))
 
         def body(states: list[str], steps: list[str]) -> tuple[list[str], list[str]]:
-            (dh, dc), (step_k, step_a, step_forget) = states, steps[-3:]
+            (dh, dc), (step_k, step_a, step_forget) = states, steps[int(bool(v.dy3)) :][:3]
             gh = e.total(dh, steps[0] if v.dy3 else "")
             dc_t = b.node("Add", [dc, b.node("Mul", [gh, step_k])], hint="dc_t")
             d_pre = b.node("Mul", [e.concat([dc_t, gh, dc_t, dc_t], 1), step_a], hint="d_pre")
-            new = [b.node("MatMul", [d_pre, v.r], hint="dh_prev"), b.node("Mul", [dc_t, step_forget], hint="dc_prev")]
-            return new, [d_pre]
+            dh_prev = self._passed(b.node("MatMul", [d_pre, v.r], hint="dh_prev"), gh, steps)
+            return [dh_prev, b.node("Mul", [dc_t, step_forget], hint="dc_prev")], [d_pre]
 
         sequences = [
             *self._dy(v),
             (e.steps(k, size), size),
             (e.steps(a, 4 * size), 4 * size),
             (e.steps(forget, size), size),
+            *self._invalid(),
         ]
         initial = [v.dy_last or e.zeros_state(), v.dc_last or e.zeros_state()]
         dh0, dc0, d_pre3 = e.scan("lstm_backward", initial, sequences, body, not v.reverse)
@@ -285,13 +300,37 @@ class _ScanBackward:
 
     # --- shared pieces --------------------------------------------------------------------------------------
     def _dy(self, v: _Direction) -> list[tuple[str, int]]:
-        return [(v.dy3, self.size)] if v.dy3 else []
+        """dL/dY as a Scan sequence; beyond a sequence's length Y is a constant zero, so its gradient is dropped."""
+        if not v.dy3:
+            return []
+        return [(self.b.node("Mul", [v.dy3, self.valid3], hint="dy_within") if self.valid3 else v.dy3, self.size)]
 
     def _previous_states(self, v: _Direction) -> str:
         """H_prev as rows: the hidden state before each step (the initial one, zeros without it, at the first)."""
-        e = self.e
+        e, b, states = self.e, self.b, v.y3
         first = e.unsqueeze(v.h0 or e.zeros_state(), [0])
-        return self.b.node("Flatten", [e.shifted(v.y3, first, v.reverse)], hint="h_prev", axis=2)
+        if self.valid3 and v.reverse and v.h0:  # the steps beyond a sequence's length run first and keep h0
+            states = b.node("Add", [states, b.node("Mul", [self.invalid3, first])], hint="kept_h0")
+        return b.node("Flatten", [e.shifted(states, first, v.reverse)], hint="h_prev", axis=2)
+
+    def _within(self, rows: str) -> str:
+        """`rows` [steps * batch, width], zeros beyond each sequence's length (`rows` itself without sequence_lens)."""
+        return self.b.node("Mul", [rows, self.valid], hint="within") if self.valid else rows
+
+    def _kept(self, rows: str) -> str:
+        """`rows` [steps * batch, width] within each sequence's length, ones beyond it: a gate that keeps a state."""
+        return self.b.node("Add", [self._within(rows), self.invalid], hint="kept") if self.valid else rows
+
+    def _invalid(self) -> list[tuple[str, int]]:
+        """With sequence_lens, the last Scan sequence: 1 - valid per step ([steps, batch, 1])."""
+        return [(self.invalid3, 1)] if self.invalid3 else []
+
+    def _passed(self, dh_prev: str, gh: str, steps: list[str]) -> str:
+        """In a Scan body, dL/dh_{t-1}: `dh_prev` within a sequence's length, `gh` (dL/dh_t) beyond it, where the
+        step kept the state (the body's last step input is then 1 - valid, `_invalid`)."""
+        if not self.invalid3:
+            return dh_prev
+        return self.b.node("Add", [dh_prev, self.b.node("Mul", [gh, steps[-1]])], hint="dh_passed")
 
     def _input_projection(self, x_rows: str, w: str, bias: str) -> str:
         """X W^T (+ bias) as rows. Gemm with transB, not MatMul of a Transpose, which ONNX Runtime fuses into a

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from onnxtrain.autodiff._recurrent import Emitter
 from onnxtrain.graph import GraphBuilder
@@ -113,6 +113,17 @@ class StepEmitter(Emitter):
             zero = numpy_helper.from_array(np.zeros(1, self.dtype))
             self._zeros = b.node("ConstantOfShape", [shape], hint="zeros", value=zero)
         return self._zeros
+
+    def valid_steps(self, sequence_lens: str) -> str:
+        """[steps, batch, 1] in the node's dtype: 1 where a step is within its sequence's length (`sequence_lens`,
+        [batch] int32), 0 beyond it."""
+        b, e = self.b, self
+        start, step = (b.constant(np.array(v, np.int64), "range", np.int64) for v in (0, 1))
+        steps = b.node("Squeeze", [b.node("Slice", [self.steps_shape, e.ints([0], "start"), e.ints([1], "end")])])
+        time = e.unsqueeze(b.node("Range", [start, steps, step], hint="time"), [1])
+        lengths = e.unsqueeze(b.node("Cast", [sequence_lens], hint="lengths", to=TensorProto.INT64), [0])
+        within = b.node("Less", [time, lengths], hint="within")  # [steps, batch]
+        return e.unsqueeze(b.node("Cast", [within], hint="valid", to=self.elem), [2])
 
     def total(self, dh: str, dy_t: str) -> str:
         """dL/dh_t in a Scan body: from the later steps, plus from Y where it enters the loss."""

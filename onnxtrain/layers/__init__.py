@@ -31,6 +31,7 @@ from onnxtrain.layers._dropout import Dropout, SpatialDropout1D, SpatialDropout2
 from onnxtrain.layers._embedding import Embedding
 from onnxtrain.layers._group_normalization import GroupNormalization
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, format_shape
+from onnxtrain.layers._masking import Masking
 from onnxtrain.layers._merge import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from onnxtrain.layers._noise import GaussianDropout, GaussianNoise
 from onnxtrain.layers._normalization import BatchNorm, BatchNormalization, LayerNormalization, UnitNormalization
@@ -129,6 +130,7 @@ __all__ = [
     "Layer",
     "LayerNormalization",
     "LeakyReLU",
+    "Masking",
     "MaxPool1D",
     "MaxPool2D",
     "MaxPool3D",

@@ -15,25 +15,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import numpy as np
 import onnx
 
 from onnxtrain import initializers, regularizers
 from onnxtrain._checks import check_bool
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import InitializerLike
+from onnxtrain.layers._attention_inputs import (
+    INPUT_ROLES,
+    attention_axes_argument,
+    call_inputs,
+    output_shape_argument,
+    roles,
+    steps_mask,
+)
 from onnxtrain.layers._core import _positive_int
 from onnxtrain.layers._dropout import _rate, _seed, keep_mask, layer_key
-from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, check_training_argument, describe, format_shape
+from onnxtrain.layers._layer import (
+    Layer,
+    Mask,
+    Shape,
+    SymbolicTensor,
+    check_training_argument,
+    describe,
+    format_shape,
+)
 from onnxtrain.layers._merge import _reshaped
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
 MASKED_SCORE = -1e9  # Keras' Softmax sets masked scores to this (float32), then zeroes their probabilities
-INPUT_ROLES = ("query", "value", "key", "attention_mask")
-T = TypeVar("T")
 
 
 class MultiHeadAttention(Layer):
@@ -96,8 +110,8 @@ class MultiHeadAttention(Layer):
         self.value_dim = self.key_dim if value_dim is None else _positive_int(owner, "value_dim", value_dim)
         self.dropout = _rate(owner, dropout, "dropout")
         self.use_bias = check_bool(owner, "use_bias", use_bias)
-        self.projection_shape = _output_shape(output_shape)
-        self.attention_axes = _attention_axes(attention_axes)
+        self.projection_shape = output_shape_argument(output_shape)
+        self.attention_axes = attention_axes_argument(attention_axes)
         self.use_causal_mask = check_bool(owner, "use_causal_mask", use_causal_mask)
         self.sliding_window = None if sliding_window is None else _positive_int(owner, "sliding_window", sliding_window)
         self.use_gate = check_bool(owner, "use_gate", use_gate)
@@ -152,7 +166,7 @@ class MultiHeadAttention(Layer):
                     "Use another layer."
                 )
             self.use_causal_mask = use_causal_mask
-        tensors = _call_inputs(self, query, value, key, attention_mask)
+        tensors = call_inputs(self, query, value, key, attention_mask)
         several = len(tensors) > 1
         if self.symbolic_calls and several != self.multi_input:
             first = len(self.input_shapes or ()) if self.multi_input else 1
@@ -175,7 +189,7 @@ class MultiHeadAttention(Layer):
                     f"{describe(self)} takes 1 to 4 inputs ({', '.join(INPUT_ROLES)}). Received: {len(shapes)} "
                     f"({', '.join(format_shape(s) for s in shapes)})"
                 )
-        query, value, key, mask = _roles(shapes)
+        query, value, key, mask = roles(shapes)
         for role, shape in zip(INPUT_ROLES, (query, value, key), strict=False):
             if len(shape) < 2:
                 raise ShapeError(
@@ -242,11 +256,23 @@ class MultiHeadAttention(Layer):
             self.add_weight(f"{part}.bias", self.bias_initializer(bias, *initializers.keras_fans(bias), rng))
 
     # --- ONNX ---------------------------------------------------------------------------------------------
+    supports_masking = True  # Keras 3's: the output carries the query's mask
+    reads_mask = True
+
     def emit(self, builder: GraphBuilder, x: str | list[str]) -> str:
+        return self._emit(builder, x, [])
+
+    def emit_masked(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> str:
+        """Keras 3's masks of the inputs (Embedding(mask_zero=True), Masking): query position i attends to key
+        position j only where both are unmasked (and the key's and value's masks agree), with any attention_mask,
+        causal mask or sliding window as well."""
+        return self._emit(builder, x, mask if isinstance(mask, list) else [mask])
+
+    def _emit(self, builder: GraphBuilder, x: str | list[str], masks: list[Mask]) -> str:
         assert self.output_shape is not None, "layers must be built"
         shape_given = self.input_shapes if self.multi_input else self.input_shape
         query_shape, value_shape, key_shape, mask_shape = self._shapes(shape_given)  # type: ignore[arg-type]
-        query_value, value_value, key_value, mask_value = _roles(x if isinstance(x, list) else [x])
+        query_value, value_value, key_value, mask_value = roles(x if isinstance(x, list) else [x])
         xs = [query_value, value_value, key_value] + ([] if mask_value is None else [mask_value])
         t, s = math.prod(query_shape[:-1]), math.prod(value_shape[:-1])
         heads, params = self.num_heads, self.emit_params(builder)
@@ -281,6 +307,9 @@ class MultiHeadAttention(Layer):
             hint="scores",
         )  # [N, heads, t, s]
         mask, rows_may_be_empty = self._mask(builder, xs[3] if len(xs) > 3 else None, mask_shape, t, s)
+        steps = steps_mask(builder, masks, t, s)
+        if steps is not None:
+            mask, rows_may_be_empty = steps if mask is None else builder.node("And", [mask, steps]), True
         if mask is not None:
             scores = builder.node("Where", [mask, scores, builder.constant(np.float32(MASKED_SCORE))], "masked")
         probabilities = builder.node("Softmax", [scores], hint="attention", axis=-1)
@@ -342,71 +371,3 @@ class MultiHeadAttention(Layer):
             "seed": self.seed,
             **super().get_config(),
         }
-
-
-def _roles(items: Sequence[T]) -> tuple[T, T, T, T | None]:
-    """(query, value, key, mask or None) of a call's recorded list: [x], [query, value], [query, value, key] or
-    [query, value, key, mask]."""
-    query = items[0]
-    value = items[1] if len(items) > 1 else query
-    key = items[2] if len(items) > 2 else value
-    return query, value, key, (items[3] if len(items) > 3 else None)
-
-
-def _call_inputs(
-    layer: Layer,
-    query: SymbolicTensor | Sequence[SymbolicTensor],
-    value: SymbolicTensor | None,
-    key: SymbolicTensor | None,
-    mask: SymbolicTensor | None,
-) -> list[SymbolicTensor]:
-    """The call's tensors as the layer records them: [x], [query, value], [query, value, key] or [query, value,
-    key, mask] (key = value when only a mask is given)."""
-    if isinstance(query, list | tuple):
-        if value is not None or key is not None or mask is not None:
-            raise InvalidTypeError(
-                f"{describe(layer)} takes a list [query, value, key, attention_mask] or the tensors one by one "
-                "(query, value, key, attention_mask=...), not both."
-            )
-        tensors = list(query)
-        if not 1 <= len(tensors) <= 4:
-            raise InvalidArgumentError(
-                f"{describe(layer)} takes 1 to 4 tensors ({', '.join(INPUT_ROLES)}). Received: a list of {len(tensors)}"
-            )
-        return tensors
-    query = cast(SymbolicTensor, query)  # or anything else, which Layer's call refuses naming what it takes
-    if value is None and key is not None:
-        raise InvalidArgumentError(f"{describe(layer)} takes a key with a value: mha(query, value, key).")
-    if value is None and mask is None:
-        return [query]
-    value = query if value is None else value
-    tensors = [query, value] if key is None and mask is None else [query, value, value if key is None else key]
-    return tensors if mask is None else [*tensors, mask]
-
-
-def _output_shape(value: object) -> tuple[int, ...] | None:
-    """Keras' `output_shape`: None (or empty, as Keras reads a falsy one), an int, or a tuple of ints."""
-    if value is None or (isinstance(value, list | tuple) and not value):
-        return None
-    items = [value] if isinstance(value, int | np.integer) and not isinstance(value, bool) else value
-    if not isinstance(items, list | tuple):
-        raise InvalidArgumentError(
-            f"MultiHeadAttention(output_shape=...) expects None, a positive int or a tuple of them. "
-            f"Received: output_shape={value!r}"
-        )
-    return tuple(_positive_int("MultiHeadAttention", "output_shape", d) for d in items)
-
-
-def _attention_axes(value: object) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    items = [value] if isinstance(value, int | np.integer) and not isinstance(value, bool) else value
-    integers = isinstance(items, list | tuple) and all(
-        isinstance(a, int | np.integer) and not isinstance(a, bool) for a in items
-    )
-    if not integers:
-        raise InvalidArgumentError(
-            f"MultiHeadAttention(attention_axes=...) expects None, an int or a list of ints. "
-            f"Received: attention_axes={value!r}"
-        )
-    return tuple(int(a) for a in cast(Sequence[int], items))

@@ -12,7 +12,8 @@ from onnxtrain._layer_names import to_snake_case
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._assignments import hold
-from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
+from onnxtrain.layers._layer import Layer, Mask, Shape, describe, format_shape
+from onnxtrain.layers._masked_recurrence import Compaction, compact
 from onnxtrain.layers._recurrent import _Recurrent, reversed_time
 
 MERGE_MODES = ("concat", "sum", "mul", "ave")
@@ -43,6 +44,8 @@ class Bidirectional(Layer):
         InvalidArgumentError: an unknown merge_mode, or a backward_layer that does not pair with `layer`.
         UnsupportedError: merge_mode=None, weights, or a wrapped layer with trainable=False (freeze the wrapper).
     """
+
+    reads_mask = True  # the steps' mask, as Keras reads it: `emit_masked`
 
     def __init__(
         self,
@@ -124,15 +127,34 @@ class Bidirectional(Layer):
 
     # --- graph ----------------------------------------------------------------------------------------------
     def emit(self, builder: GraphBuilder, x: str) -> str:
+        return self._emit(builder, x, None)
+
+    def emit_masked(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> str:
+        """Keras' masked recurrence in both directions (`_masked_recurrence.py`); with return_sequences, a masked
+        step's outputs are zeros (Keras' Bidirectional sets zero_output_for_mask then)."""
+        assert isinstance(mask, str)
+        return self._emit(builder, x, mask)
+
+    def compute_mask(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> Mask:
+        """Keras': the input's mask with return_sequences, none without."""
+        return mask if self.return_sequences and isinstance(mask, str) else None
+
+    def _emit(self, builder: GraphBuilder, x: str, mask: str | None) -> str:
         names = self.emit_params(builder)
         directions = (self.forward_layer, self.backward_layer)
         if self.trainable:  # Keras leaves out a frozen layer's penalties
             for direction in directions:
                 direction.add_penalties(builder, names, prefix=f"{direction.name}.")
         steps = builder.node("Transpose", [x], hint="time_major", perm=[1, 0, 2])  # ONNX's layout 0
+        compaction = None
+        if mask is not None:
+            assert self.input_shape is not None
+            compaction = compact(builder, steps, mask, self.input_shape[0])
+            steps = compaction.steps
+        lengths = compaction.lengths if compaction else ""
         if self.fused():
-            y, y_h = self._node(builder, steps, directions, names, "bidirectional")
-            if self.merge_mode == "concat":  # [T, 2, B, U] -> [B, T, 2U]; [2, B, U] -> [B, 2U]
+            y, y_h = self._node(builder, steps, directions, names, "bidirectional", lengths)
+            if self.merge_mode == "concat" and compaction is None:  # [T, 2, B, U] -> [B, T, 2U]; [2, B, U] -> [B, 2U]
                 perm, shape = ([2, 0, 1, 3], [0, 0, -1]) if self.return_sequences else ([1, 0, 2], [0, -1])
                 stacked = builder.node("Transpose", [y if self.return_sequences else y_h], hint="stacked", perm=perm)
                 return builder.node("Reshape", [stacked, builder.ints(shape, "shape")], hint="concatenated")
@@ -140,12 +162,18 @@ class Bidirectional(Layer):
             parts = builder.multi_output_node(
                 "Split", [y if self.return_sequences else y_h, builder.ints([1, 1], "split")], 2, "part", axis=axis
             )
-            outputs = [self._batch_major(builder, part) for part in parts]
+            pairs = list(zip(parts, directions, strict=True))
         else:
-            outputs = []
+            pairs = []
             for direction in directions:
-                y, y_h = self._node(builder, steps, [direction], names, direction.onnx_direction())
-                outputs.append(self._batch_major(builder, y if self.return_sequences else y_h))
+                y, y_h = self._node(builder, steps, [direction], names, direction.onnx_direction(), lengths)
+                pairs.append((y if self.return_sequences else y_h, direction))
+        outputs = [
+            self._placed(builder, output, compaction, direction.go_backwards)
+            if compaction
+            else self._batch_major(builder, output)
+            for output, direction in pairs
+        ]
         merged = _merge(builder, self.merge_mode, outputs[0], outputs[1])
         if self.return_sequences and self.forward_layer.go_backwards:
             # Keras returns the forward layer's outputs as it computed them, last step first, and flips the
@@ -160,15 +188,28 @@ class Bidirectional(Layer):
         directions: Sequence[_Recurrent],
         names: dict[str, str],
         direction: str,
+        lengths: str = "",
     ) -> list[str]:
         """One ONNX node for `directions` (one layer, or the forward and backward ones): its Y and Y_h, their
-        weights stacked on ONNX's num_directions axis."""
+        weights stacked on ONNX's num_directions axis; `lengths`: its sequence_lens (a masked call)."""
         per_direction = [layer.onnx_inputs(builder, names, prefix=f"{layer.name}.") for layer in directions]
         weights = zip(*per_direction, strict=True)  # each direction's W, then R, then B (with use_bias)
         hints = ("kernel", "recurrent_kernel", "bias")
         inputs = [_stacked(builder, list(values), hint) for values, hint in zip(weights, hints, strict=False)]
+        if lengths:
+            inputs = [*inputs, *[""] * (3 - len(inputs)), lengths]  # sequence_lens after B
         activations = [name for layer in directions for name in layer.onnx_activations()]
         return directions[0].onnx_node(builder, [steps, *inputs], direction, activations)
+
+    def _placed(self, builder: GraphBuilder, value: str, compaction: Compaction, reverse: bool) -> str:
+        """One direction's Y [T, 1, B, U] of a compacted sequence at its time steps, zeros at the masked ones, as
+        [B, T, U]; or its Y_h [1, B, U], zeros for an example with no unmasked step, as [B, U]."""
+        axis = 1 if self.return_sequences else 0
+        squeezed = builder.node("Squeeze", [value, builder.ints([axis], "axes")], hint="direction")
+        if not self.return_sequences:
+            return compaction.last(builder, squeezed)
+        sequence = compaction.spread(builder, squeezed, reverse, zero_masked=True)
+        return builder.node("Transpose", [sequence], hint="batch_major", perm=[1, 0, 2])
 
     def _batch_major(self, builder: GraphBuilder, value: str) -> str:
         """One direction's Y [T, 1, B, U] as [B, T, U] (in time order), or its Y_h [1, B, U] as [B, U]."""

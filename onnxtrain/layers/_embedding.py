@@ -8,11 +8,11 @@ import numpy as np
 from onnx import TensorProto
 
 from onnxtrain import initializers, regularizers
-from onnxtrain.errors import UnsupportedError
+from onnxtrain._checks import check_bool
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import Initializer
 from onnxtrain.layers._core import _positive_int
-from onnxtrain.layers._layer import Layer, Shape
+from onnxtrain.layers._layer import Layer, Mask, Shape
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
 
@@ -30,7 +30,8 @@ class Embedding(Layer):
         output_dim: the length of each vector.
         embeddings_initializer: Keras' default RandomUniform(-0.05, 0.05).
         embeddings_regularizer: a penalty the loss adds for the table (`onnxtrain.regularizers`).
-        mask_zero: not supported (onnxtrain's layers carry no masks); only False is accepted.
+        mask_zero: id 0 is padding: the output carries the mask ids != 0, which the layers after it use as Keras'
+            do (docs/layers.md, "Masking"); input_dim counts id 0, as in Keras.
     """
 
     def __init__(
@@ -48,11 +49,7 @@ class Embedding(Layer):
         self.output_dim = _positive_int("Embedding", "output_dim", output_dim)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer: Regularizer | None = regularizers.get(embeddings_regularizer)
-        if mask_zero is not False:
-            raise UnsupportedError(
-                "Embedding(mask_zero=True) is not supported: onnxtrain's layers carry no masks. Reserve index 0 for "
-                f"padding yourself, or pool over the sequence. Received: mask_zero={mask_zero!r}"
-            )
+        self.mask_zero = check_bool("Embedding", "mask_zero", mask_zero)
 
     reads_integers = True
 
@@ -67,11 +64,21 @@ class Embedding(Layer):
         table = self.emit_params(builder)["embeddings"]
         if self.trainable:
             regularizers.add_penalty(builder, self.embeddings_regularizer, table)
+        return builder.node("Gather", [table, self._indices(builder, x)], hint="embedding", axis=0)
+
+    def _indices(self, builder: GraphBuilder, x: str) -> str:
         if builder.input_type(x) == TensorProto.INT64:
-            indices = x
-        else:
-            indices = builder.node("Cast", [x], hint="indices", to=TensorProto.INT64)
-        return builder.node("Gather", [table, indices], hint="embedding", axis=0)
+            return x
+        return builder.shared(
+            f"embedding_indices:{id(self)}:{x}", lambda: builder.node("Cast", [x], hint="indices", to=TensorProto.INT64)
+        )
+
+    def compute_mask(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> Mask:
+        """With mask_zero, ids != 0 (Keras' mask, whatever mask the ids had); else none."""
+        if not self.mask_zero:
+            return None
+        zero = builder.constant(np.array(0, np.int64), "padding_id", np.int64)
+        return builder.node("Not", [builder.node("Equal", [self._indices(builder, x), zero])], hint="mask")
 
     def get_config(self) -> dict[str, Any]:
         regularizer = self.embeddings_regularizer
@@ -80,5 +87,6 @@ class Embedding(Layer):
             "output_dim": self.output_dim,
             "embeddings_initializer": self.embeddings_initializer.get_config(),
             "embeddings_regularizer": None if regularizer is None else regularizer.get_config(),
+            "mask_zero": self.mask_zero,
             **super().get_config(),
         }

@@ -18,14 +18,15 @@ import numpy as np
 
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
+from onnxtrain.layers._layer import Layer, Mask, Shape, describe, format_shape
 from onnxtrain.layers._layout import channels_last, is_channels_first, mark_channels_first
 
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon(): Dot(normalize=True) divides by at least this norm
 
 
 class _Merge(Layer):
-    """A layer of several inputs; subclasses say how many it takes and implement `output_shape_of` and `emit`."""
+    """A layer of several inputs; subclasses say how many it takes and implement `output_shape_of` and `emit`, and
+    `compute_mask` where Keras 3 passes a mask on (Dot drops it, as Keras' does)."""
 
     multi_input = True
     accepts_channels_first = True  # every merge reads its inputs' layout itself (see `_common_layout`)
@@ -56,10 +57,17 @@ class _Merge(Layer):
 
 
 class _Elementwise(_Merge):
-    """A merge of same-shaped (or broadcastable) inputs, element by element."""
+    """A merge of same-shaped (or broadcastable) inputs, element by element; masked inputs give the union of their
+    masks (Keras 3's merges: an OR, and no mask where an input has none)."""
 
     def output_shape_of(self, input_shapes: list[Shape]) -> Shape:
         return broadcast_shapes(self, input_shapes)
+
+    def compute_mask(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> Mask:
+        masks = mask if isinstance(mask, list) else [mask]
+        if any(m is None for m in masks):
+            return None
+        return _chain(builder, "Or", [m for m in masks if m is not None])
 
     def emit(self, builder: GraphBuilder, xs: list[str]) -> str:  # type: ignore[override]
         xs, first = _common_layout(builder, self, xs)
@@ -167,6 +175,36 @@ class Concatenate(_Merge):
             return builder.node("Concat", xs, hint="concat", axis=axis)
         moved = 1 if axis == rank - 1 else axis + 1  # channels-first order: (N, C, spatial...)
         return mark_channels_first(builder, builder.node("Concat", xs, hint="concat", axis=moved))
+
+    def compute_mask(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> Mask:
+        """Keras 3's: each input's mask over its values (all True where it has none), joined along `axis`, then
+        any over the last axis: along the features, the union of the masks; along the steps, the masks joined."""
+        masks = mask if isinstance(mask, list) else [mask]
+        present = [m for m in masks if m is not None]
+        if not present:
+            return None
+        assert self.input_shapes is not None, "layers must be built"
+        rank = len(self.input_shapes[0]) + 1
+        axis = self._batched_axis(rank - 1)
+        if axis == rank - 1:  # the features: any input without a mask makes every step count
+            if len(present) < len(masks):
+                return builder.node("Or", [present[0], builder.node("Not", [present[0]])], hint="all_steps")
+            return _chain(builder, "Or", present)
+        batch = builder.node("Slice", [builder.node("Shape", [present[0]]), builder.ints([0]), builder.ints([1])])
+        full = [
+            m
+            if m is not None
+            else builder.node(
+                "Expand",
+                [
+                    builder.constant(np.array(True), "true", np.bool_),
+                    builder.node("Concat", [batch, builder.ints(shape[:-1], "steps")], axis=0),
+                ],
+                hint="all_steps",
+            )
+            for m, shape in zip(masks, self.input_shapes, strict=True)
+        ]
+        return builder.node("Concat", full, hint="mask", axis=axis)
 
     def get_config(self) -> dict[str, Any]:
         return {"axis": self.axis, **super().get_config()}

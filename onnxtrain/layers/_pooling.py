@@ -11,12 +11,13 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
+from onnx import TensorProto
 
 from onnxtrain._checks import check_bool
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers._layer import Layer, Shape, format_shape
-from onnxtrain.layers._layout import channels_first, mark_channels_first
+from onnxtrain.layers._layer import Layer, Mask, Shape, format_shape
+from onnxtrain.layers._layout import channels_first, is_channels_first, mark_channels_first
 
 PADDINGS = ("valid", "same")
 _EXPECTED_SHAPES = {
@@ -187,9 +188,25 @@ class _GlobalPooling(Layer):
 
 
 class GlobalAveragePooling1D(_GlobalPooling):
-    """The mean over the steps: (N, steps, C) -> (N, C)."""
+    """The mean over the steps: (N, steps, C) -> (N, C); with a mask of the steps (Embedding(mask_zero=True),
+    Masking), the mean over the unmasked ones, as Keras 3's (NaN where every step is masked, as there)."""
 
     op_type, rank = "GlobalAveragePool", 1
+    reads_mask = True
+
+    def emit_masked(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> str:
+        assert isinstance(mask, str)
+        first = is_channels_first(builder, x)  # [N, C, steps] after a convolution, else [N, steps, C]
+        steps_axis = 2 if first else 1
+        kept = builder.node("Unsqueeze", [mask, builder.ints([1 if first else 2], "axes")], hint="kept")
+        total = builder.reduce(
+            "ReduceSum", builder.node("Where", [kept, x, builder.constant(np.float32(0.0))]), [steps_axis], True
+        )
+        count = builder.reduce("ReduceSum", builder.node("Cast", [kept], to=TensorProto.FLOAT), [steps_axis], True)
+        mean = builder.node("Div", [total, count], hint="masked_mean")
+        if self.keepdims:
+            return mark_channels_first(builder, mean) if first else mean
+        return builder.node("Flatten", [mean], hint="flatten", axis=1)
 
 
 class GlobalAveragePooling2D(_GlobalPooling):

@@ -15,7 +15,8 @@ from onnxtrain.errors import ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import InitializerLike
 from onnxtrain.layers._core import ActivationLike, _positive_int
-from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
+from onnxtrain.layers._layer import Layer, Mask, Shape, describe, format_shape
+from onnxtrain.layers._masked_recurrence import compact
 from onnxtrain.layers._recurrent_arguments import (
     KERAS_ONLY_AT,
     ONNX_ACTIVATIONS,
@@ -28,7 +29,10 @@ from onnxtrain.regularizers import Regularizer, RegularizerLike
 
 class _Recurrent(Layer):
     """What SimpleRNN, GRU and LSTM share: arguments, the (batch, timesteps, features) layout, the weights in ONNX's
-    order and the node. Subclasses name their ONNX op and gates and order Keras' gate blocks into ONNX's."""
+    order and the node. Subclasses name their ONNX op and gates and order Keras' gate blocks into ONNX's. A mask of
+    the steps (Embedding(mask_zero=True), Masking) is read as Keras reads it (`emit_masked`)."""
+
+    reads_mask = True
 
     op_type: ClassVar[str]
     gates: ClassVar[int]
@@ -161,15 +165,37 @@ class _Recurrent(Layer):
         )
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
+        return self._emit(builder, x, None)
+
+    def emit_masked(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> str:
+        """Keras' masked recurrence (`_masked_recurrence.py`): a masked step leaves the states as they were; with
+        return_sequences, its output is the previous step's."""
+        assert isinstance(mask, str)
+        return self._emit(builder, x, mask)
+
+    def compute_mask(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> Mask:
+        """Keras': the input's mask with return_sequences, none without."""
+        return mask if self.return_sequences and isinstance(mask, str) else None
+
+    def _emit(self, builder: GraphBuilder, x: str, mask: str | None) -> str:
         params = self.emit_params(builder)
         if self.trainable:  # Keras leaves out a frozen layer's penalties
             self.add_penalties(builder, params)
         steps = builder.node("Transpose", [x], hint="time_major", perm=[1, 0, 2])  # ONNX's layout 0
-        inputs = [steps, *self.onnx_inputs(builder, params)]
+        weights = self.onnx_inputs(builder, params)
+        compaction = None
+        if mask is not None:
+            assert self.input_shape is not None
+            compaction = compact(builder, steps, mask, self.input_shape[0])
+            weights = [*weights, *[""] * (3 - len(weights)), compaction.lengths]  # sequence_lens after B
+        inputs = [compaction.steps if compaction else steps, *weights]
         y, y_h = self.onnx_node(builder, inputs, self.onnx_direction(), self.onnx_activations())
         if not self.return_sequences:
-            return builder.node("Squeeze", [y_h, builder.ints([0], "axes")])
+            last = builder.node("Squeeze", [y_h, builder.ints([0], "axes")])
+            return compaction.last(builder, last) if compaction else last
         sequence = builder.node("Squeeze", [y, builder.ints([1], "axes")])
+        if compaction:
+            sequence = compaction.spread(builder, sequence, self.go_backwards, zero_masked=False)
         if self.go_backwards:  # Keras returns the outputs in the order it computed them, last time step first
             sequence = reversed_time(builder, sequence, 0, "backwards")
         return builder.node("Transpose", [sequence], hint="batch_major", perm=[1, 0, 2])

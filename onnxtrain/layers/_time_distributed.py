@@ -50,6 +50,9 @@ class TimeDistributed(Layer):
     """
 
     reads_integers = True  # an integer model input reaches a wrapped Embedding as integers; others get float32
+    # Keras 3's: a mask of the steps passes on to the output. The wrapped layer sees none (Keras gives each step's
+    # to a wrapped layer that reads masks).
+    supports_masking = True
 
     def __init__(self, layer: Layer, name: str | None = None, trainable: bool = True):
         super().__init__(name=name, trainable=trainable)
