@@ -62,9 +62,14 @@ def prepare_x(
             f"{argument} expects a numpy array of shape {format_shape(input_shape)}. Received: {type(x).__name__}"
         )
     if x.dtype.kind not in "fiu" or x.dtype.itemsize > 8:
+        fix = (
+            f". Pass a boolean mask as float32 (1.0 for True): {argument}.astype(np.float32)"
+            if x.dtype.kind == "b"
+            else ""
+        )
         raise InvalidTypeError(
             f"{argument} expects a float or integer array. Received: dtype {x.dtype} (bool, object, string and complex "
-            "arrays are not accepted)"
+            f"arrays are not accepted){fix}"
         )
     single = allow_single and x.shape == input_shape
     if single:

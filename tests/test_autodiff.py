@@ -116,7 +116,7 @@ def test_frozen_and_unreachable_parts_are_not_differentiated():
             helper.make_node("MatMul", ["x", "w1"], ["h"]),
             helper.make_node("Relu", ["h"], ["a"]),
             helper.make_node("MatMul", ["a", "w2"], ["y"]),
-            helper.make_node("Cosh", ["y"], ["not_on_the_path"]),  # no rule, but no gradient needs it
+            helper.make_node("Shrink", ["y"], ["not_on_the_path"]),  # no rule, but no gradient needs it
             helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0),
         ],
         [("x", [4, 3])],
@@ -191,15 +191,28 @@ def sum_of(op: str, **attributes) -> onnx.ModelProto:
     ("model", "wrt", "loss", "error", "match"),
     [
         (
-            sum_of("Cosh"),
+            sum_of("Shrink"),
             ["x"],
             "loss",
             UnsupportedError,
-            r"No gradient rule for op 'Cosh'.*node 'my_node' computes 'y'",
+            r"No gradient rule for op 'Shrink'.*node 'my_node' computes 'y', which the loss 'loss' depends on, and "
+            r"the gradient of 'x' needs it",
         ),
-        (sum_of("Relu"), ["w"], "loss", InvalidArgumentError, r"wrt=.*Received names not in the graph: \['w'\]"),
+        (
+            sum_of("Relu"),
+            ["w"],
+            "loss",
+            InvalidArgumentError,
+            r"gradients\(wrt=\.\.\.\).*Received names not in the graph: \['w'\]",
+        ),
         (sum_of("Relu"), "x", "loss", InvalidArgumentError, r"expects a sequence of names. Received: wrt='x'"),
-        (sum_of("Relu"), ["x"], "total", InvalidArgumentError, r"loss=.*such as one of its outputs 'loss'.*total"),
+        (
+            sum_of("Relu"),
+            ["x"],
+            "total",
+            InvalidArgumentError,
+            r"gradients\(loss=\.\.\.\).*such as one of its outputs 'loss'.*total",
+        ),
         (sum_of("Relu"), ["x"], "y", ShapeError, r"The loss 'y' must be a scalar .*Received: shape \(2, 3\)"),
         (
             sum_of("Gelu", approximate="erf"),
@@ -383,3 +396,87 @@ def test_a_spatial_dim_hidden_by_the_batch_shows_the_spatial_dims_and_how_to_exp
     ) as caught:
         autodiff.gradients(flattened_conv("batch", opset=17), ["w"])
     assert "static image size" not in str(caught.value) and "fold_constants" not in str(caught.value)
+
+
+def constant(name: str, values, dtype=np.int64) -> onnx.NodeProto:
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(values, dtype)))
+
+
+def resize_by_computed_scales(scales_from: str) -> onnx.ModelProto:
+    """x [1, 1, 2, 2] * w, Resize (nearest) to 4x4 by scales computed at run time: from Shape(x), as TorchScript
+    exports F.interpolate without constant folding ("shapes"), or read from a graph input ("input")."""
+    nodes = [helper.make_node("Mul", ["x", "w"], ["xw"])]
+    inputs = [("x", [1, 1, 2, 2])]
+    if scales_from == "shapes":
+        nodes += [
+            helper.make_node("Shape", ["x"], ["shape"]),
+            constant("two", [2]),
+            constant("four", [4]),
+            helper.make_node("Slice", ["shape", "two", "four"], ["spatial"]),
+            helper.make_node("Cast", ["spatial"], ["spatial_f"], to=TensorProto.FLOAT),
+            constant("target", [4.0, 4.0], np.float32),
+            helper.make_node("Div", ["target", "spatial_f"], ["ratio"]),
+            constant("ones", [1.0, 1.0], np.float32),
+            helper.make_node("Concat", ["ones", "ratio"], ["scales"], axis=0),
+        ]
+    else:
+        inputs.append(("scales", [4]))
+    nodes += [
+        helper.make_node("Resize", ["xw", "", "scales"], ["y"], name="/up/Resize", mode="nearest"),
+        helper.make_node("ReduceSum", ["y"], ["loss"], keepdims=0),
+    ]
+    return graph(nodes, inputs, [("w", [[[[2.0]]]])])
+
+
+def gather_after_mod_arithmetic() -> onnx.ModelProto:
+    """x [batch, 4, 6] * w reshaped by Concat(Slice(Shape(x), 0, Mod(-1, 3)), [-1]) (TorchScript's
+    nn.MultiheadAttention), then a Gather: shape inference does not evaluate Mod, so the Gather's data has no rank."""
+    nodes = [
+        constant("minus_one", [-1]),
+        constant("three", [3]),
+        helper.make_node("Mod", ["minus_one", "three"], ["end"]),
+        constant("zero", [0]),
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Slice", ["shape", "zero", "end"], ["head"]),
+        helper.make_node("Concat", ["head", "minus_one"], ["target"], axis=0),
+        helper.make_node("Mul", ["x", "w"], ["xw"]),
+        helper.make_node("Reshape", ["xw", "target"], ["r"]),
+        constant("index", 1),
+        helper.make_node("Gather", ["r", "index"], ["g"], name="pick", axis=1),
+        helper.make_node("ReduceSum", ["g"], ["loss"], keepdims=0),
+    ]
+    return graph(nodes, [("x", ["batch", 4, 6])], [("w", RNG.normal(size=6))])
+
+
+@pytest.mark.parametrize(
+    ("model", "refusal", "folds"),
+    [
+        (resize_by_computed_scales("shapes"), r"Resize node '/up/Resize' with scales='computed at run time'", True),
+        (gather_after_mod_arithmetic(), r"Gather node 'pick' with rank=None", True),
+        (resize_by_computed_scales("input"), r"Resize node '/up/Resize' with scales='computed at run time'", False),
+    ],
+    ids=["Resize scales from Shape (static batch)", "Gather after Mod (symbolic batch)", "scales a graph input"],
+)
+def test_a_form_only_run_time_shape_arithmetic_hides_suggests_fold_constants(model, refusal, folds):
+    with pytest.raises(UnsupportedError, match=refusal) as caught:
+        autodiff.gradients(model, ["w"])
+    assert ("onnxtrain.autodiff.fold_constants(model, keep=" in str(caught.value)) == folds
+    if not folds:
+        return
+    # Folded, it trains: the loss is linear in w, so central differences are exact but for rounding.
+    shape = [d.dim_value or 3 for d in model.graph.input[0].type.tensor_type.shape.dim]
+    x = RNG.normal(size=shape).astype(np.float32)
+    got = run(autodiff.gradients(autodiff.fold_constants(model, keep=["w"]), ["w"]), {"x": x})["w_grad"]
+    w = next(t for t in model.graph.initializer if t.name == "w")
+    start = numpy_helper.to_array(w).copy()
+    numeric = np.zeros_like(start)
+    for index in np.ndindex(start.shape):
+        values = []
+        for step in (0.01, -0.01):
+            shifted = start.copy()
+            shifted[index] += step
+            w.CopyFrom(numpy_helper.from_array(shifted, "w"))
+            values.append(float(run(model, {"x": x})["loss"]))
+        numeric[index] = (values[0] - values[1]) / 0.02
+    w.CopyFrom(numpy_helper.from_array(start, "w"))
+    np.testing.assert_allclose(got, numeric, rtol=1e-3, atol=1e-3)

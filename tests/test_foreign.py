@@ -729,16 +729,16 @@ def test_dropout_is_the_identity_outside_training_and_drops_in_it():
     model.close()
 
 
-def _cos_model() -> onnx.ModelProto:
-    """x -> Gemm /blk/fc -> Cosh /blk/act/Cosh (no gradient rule) -> Gemm /head: logits."""
+def _shrink_model() -> onnx.ModelProto:
+    """x -> Gemm /blk/fc -> Shrink /blk/act/Shrink (no gradient rule) -> Gemm /head: logits."""
     rng = np.random.default_rng(7)
     shapes = {"fc.weight": (4, 6), "fc.bias": (4,), "head.weight": (3, 4), "head.bias": (3,)}
     arrays = {name: rng.normal(size=shape).astype(np.float32) for name, shape in shapes.items()}
     nodes = [
         helper.make_node("Flatten", ["x"], ["flat"], name="/blk/Flatten"),
         helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["/blk/fc/Gemm_output_0"], transB=1, name="/blk/fc"),
-        helper.make_node("Cosh", ["/blk/fc/Gemm_output_0"], ["/blk/act/Cosh_output_0"], name="/blk/act/Cosh"),
-        helper.make_node("Gemm", ["/blk/act/Cosh_output_0", "head.weight", "head.bias"], ["logits"], transB=1),
+        helper.make_node("Shrink", ["/blk/fc/Gemm_output_0"], ["/blk/act/Shrink_output_0"], name="/blk/act/Shrink"),
+        helper.make_node("Gemm", ["/blk/act/Shrink_output_0", "head.weight", "head.bias"], ["logits"], transB=1),
     ]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 3])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])
@@ -748,12 +748,13 @@ def _cos_model() -> onnx.ModelProto:
 def test_a_missing_gradient_names_the_files_node_and_the_weights_that_need_it():
     with pytest.raises(
         UnsupportedError,
-        match=r"No gradient rule for op 'Cosh' .*: node '/blk/act/Cosh' computes '/blk/act/Cosh_output_0' \(here .*\), "
+        match=r"No gradient rule for op 'Shrink' .*: node '/blk/act/Shrink' computes '/blk/act/Shrink_output_0' "
+        r"\(here .*\), "
         r"which the loss .* depends on, and the gradients of 'fc.weight', 'fc.bias' need it\. .* or freeze those "
         r"weights\.$",
     ):
-        from_onnx(_cos_model()).compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
-    with from_onnx(_cos_model(), frozen=["fc.*"]) as model:  # what the message says to do works
+        from_onnx(_shrink_model()).compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
+    with from_onnx(_shrink_model(), frozen=["fc.*"]) as model:  # what the message says to do works
         model.compile(optimizer=SGD(learning_rate=0.1), loss=LOSS)
         model.fit(*_data(), batch_size=4, verbose=0)
 

@@ -160,7 +160,7 @@ proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 proto.ir_version = 8
 x, y = np.random.default_rng(1).random((4, 1, 4, 4), dtype=np.float32), np.array([0, 1, 2, 0])
 for engine in ("ort-training", "portable"):
-    model = from_onnx(proto)
+    model = from_onnx(proto, trainable=["k", "w", "b"])  # k: one element, an exporter's constant unless named
     try:
         model.compile(optimizer=SGD(learning_rate=0.1), loss="softmax_cross_entropy_with_logits", engine=engine)
         model.fit(x, y, batch_size=4, verbose=0)
@@ -268,7 +268,7 @@ def _reflect_pad() -> onnx.ModelProto:
         onnx.helper.make_node("Flatten", ["padded"], ["flat"]),
         onnx.helper.make_node("MatMul", ["flat", "w"], ["logits"]),
     ]
-    return _foreign(nodes, {"scale": np.ones(1), "w": rng.normal(size=(6, 3))})
+    return _foreign(nodes, {"scale": np.ones(4), "w": rng.normal(size=(6, 3))})  # (a 1-element one is frozen)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 
 from onnxtrain import Sequential
@@ -149,34 +150,33 @@ def test_a_custom_layer_trains_without_a_gradient_rule_of_its_own():
     check_gradients(model, "mse", RNG.normal(size=(8, 2)).astype(np.float32))
 
 
-class Sine(Layer):
-    """y = sinh(x): ONNX's Sinh, an op autodiff has no rule for."""
+class Shrinking(Layer):
+    """y = Shrink(x): ONNX's Shrink (0 inside [-0.5, 0.5], x outside), an op autodiff has no rule for."""
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
-        return builder.node("Sinh", [x], hint="sine")
+        return builder.node("Shrink", [x], hint="shrink", lambd=0.5)
 
 
-def _sin_rule(ctx: GradientContext) -> list[str | None]:
-    """d sinh(x) = cosh(x) dy."""
-    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Cosh", [ctx.input(0)])])]
+def _shrink_rule(ctx: GradientContext) -> list[str | None]:
+    """dy where |x| > lambd, else 0."""
+    outside = ctx.emit("Greater", [ctx.emit("Abs", [ctx.input(0)]), ctx.scalar(0.5, ctx.input(0))])
+    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Cast", [outside], to=onnx.TensorProto.FLOAT)])]
 
 
 @pytest.fixture
-def sin_rule():
-    rule("Sinh")(_sin_rule)
+def shrink_rule_removed_after():
     yield
-    del RULES[("", "Sinh")]
+    RULES.pop(("", "Shrink"), None)
 
 
-def test_an_op_without_a_rule_is_named_then_trains_with_one(sin_rule):
-    model = Sequential.of(Input(2, 3), Flatten(), Dense(4, activation="linear"), Sine(), Dense(2), seed=8)
-    del RULES[("", "Sinh")]
-    with pytest.raises(UnsupportedError, match=r"No gradient rule for op 'Sinh'.*node 'sine_1.sine_Sinh'"):
+def test_an_op_without_a_rule_is_named_then_trains_with_one(shrink_rule_removed_after):
+    model = Sequential.of(Input(2, 3), Flatten(), Dense(4, activation="linear"), Shrinking(), Dense(2), seed=8)
+    with pytest.raises(UnsupportedError, match=r"No gradient rule for op 'Shrink'.*node 'shrinking_1.shrink_Shrink'"):
         PortableEngine(model.layers, loss_module.get("mse"), SGD())
-    rule("Sinh")(_sin_rule)
+    rule("Shrink")(_shrink_rule)
     check_gradients(model, "mse", RNG.normal(size=(8, 2)).astype(np.float32))
 
 

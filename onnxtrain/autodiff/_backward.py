@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,6 +12,14 @@ from onnx import numpy_helper
 
 from onnxtrain._graph_names import subgraph_reads
 from onnxtrain.autodiff._context import GradientContext, GraphFacts
+from onnxtrain.autodiff._missing_rules import missing_rules_message, outer_reads
+from onnxtrain.autodiff._model_argument import (
+    ONNX_ERRORS,
+    check_float_wrt,
+    drop_stale_value_info,
+    invalid_model_error,
+    read_model,
+)
 from onnxtrain.autodiff._recurrent import is_recurrent, make_time_major, unroll_recurrent, unrolled_for_gradient
 from onnxtrain.autodiff._rules import lookup
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError, listing
@@ -44,6 +53,7 @@ def backward(builder: GraphBuilder, loss: str, wrt: Sequence[str]) -> dict[str, 
     _unroll_recurrent_ops(builder, loss, wrt)
     nodes = builder.nodes
     facts = GraphFacts.of(builder)
+    check_float_wrt(facts.types, wrt, "backward")
     _check_loss(facts, loss)
     active = _active_values(nodes, facts, loss, wrt)
 
@@ -54,12 +64,12 @@ def backward(builder: GraphBuilder, loss: str, wrt: Sequence[str]) -> dict[str, 
             continue
         grad_outputs = [_total(builder, grads, out) if out in active else None for out in node.output]
         needs = [bool(name) and name in active for name in node.input]
-        if not any(needs) or all(g is None for g in grad_outputs):
+        captures = any(name in active for name in outer_reads(node))  # an If branch reads a weight, say
+        if not (any(needs) or captures) or all(g is None for g in grad_outputs):
             continue
         rule = lookup(node.domain, node.op_type)
-        if rule is None:
-            needed = next(out for out, g in zip(node.output, grad_outputs, strict=True) if g is not None)
-            raise UnsupportedError(_no_rule_message(builder, node, needed, loss, wrt, active))
+        if rule is None or captures:  # every node that cannot be differentiated, in one error
+            raise UnsupportedError(missing_rules_message(builder, nodes, loss, wrt, active))
         ctx = GradientContext(node, builder, facts, grad_outputs, needs)
         results = list(rule(ctx))[: len(needs)]  # a rule may list optional inputs the node leaves out
         results += [None] * (len(needs) - len(results))
@@ -76,23 +86,47 @@ def backward(builder: GraphBuilder, loss: str, wrt: Sequence[str]) -> dict[str, 
     return result
 
 
-def gradients(model: onnx.ModelProto, wrt: Sequence[str], loss: str = "loss") -> onnx.ModelProto:
+def gradients(
+    model: onnx.ModelProto | str | os.PathLike[str], wrt: Sequence[str], loss: str = "loss"
+) -> onnx.ModelProto:
     """`model` with one more output per name in `wrt`: `<name>_grad`, the gradient of scalar output `loss` with
     respect to that initializer or graph input (same shape and dtype), computed by standard ONNX ops.
+
+    `model` is a ModelProto or the path of an .onnx file (external data read from its folder). Shapes are inferred
+    from its graph inputs: where they have a symbolic dimension, the sizes an exporter recorded in `value_info`
+    are not trusted (`_model_argument.drop_stale_value_info`).
 
     Example:
         >>> model = onnxtrain.emit.loss_model(layers, loss)
         >>> trained = gradients(model, ["dense_1.kernel", "dense_1.bias"])  # outputs loss, logits, *_grad
 
     Raises:
-        InvalidArgumentError: `loss` or a `wrt` name is not in the model, or an output `<name>_grad` exists.
+        InvalidTypeError: `model` is neither a ModelProto nor a path.
+        ModelFileError: the file cannot be read.
+        InvalidArgumentError: `loss` or a `wrt` name is not in the model, a `wrt` value is of an integer or bool
+            type, an output `<name>_grad` exists, or onnx's checker refuses the model (its reason given).
         ShapeError: the loss is not a scalar.
-        UnsupportedError: an op on the path to the loss has no gradient rule, or a form its rule refuses.
+        UnsupportedError: an op on the path to the loss has no gradient rule (all of them listed), or a form its
+            rule refuses.
     """
     if isinstance(wrt, str):
         raise InvalidArgumentError(f"gradients(wrt=...) expects a sequence of names. Received: wrt={wrt!r}")
+    model = read_model(model)
+    try:
+        return _gradients(model, wrt, loss)
+    except ONNX_ERRORS as e:  # an exporter's invalid graph (onnx's checker says why), not a failure of ours
+        error = invalid_model_error(model, "gradients")
+        if error is None:
+            raise
+        raise error from e
+
+
+def _gradients(model: onnx.ModelProto, wrt: Sequence[str], loss: str) -> onnx.ModelProto:
     builder = GraphBuilder.from_model(model)
+    _check_names(builder, builder.nodes, loss, wrt, "gradients")
+    drop_stale_value_info(builder)
     types = builder.value_types()
+    check_float_wrt(types, wrt, "gradients")
     builder.complete_output_types(types)
     taken = [f"{name}{GRAD_SUFFIX}" for name in wrt if f"{name}{GRAD_SUFFIX}" in builder._names]
     if taken:
@@ -110,19 +144,21 @@ def gradients(model: onnx.ModelProto, wrt: Sequence[str], loss: str = "loss") ->
     return builder.build(model.graph.name or "onnxtrain_gradients")
 
 
-def _check_names(builder: GraphBuilder, nodes: Sequence[onnx.NodeProto], loss: str, wrt: Sequence[str]) -> None:
+def _check_names(
+    builder: GraphBuilder, nodes: Sequence[onnx.NodeProto], loss: str, wrt: Sequence[str], caller: str = "backward"
+) -> None:
     sources = [v.name for v in builder.inputs] + [t.name for t in builder.initializers]
     values = set(sources) | {out for node in nodes for out in node.output if out}
     if not isinstance(loss, str) or loss not in values:
         outputs = [v.name for v in builder.outputs]
         raise InvalidArgumentError(
-            f"backward(loss=...) expects a value of the graph, such as one of its outputs "
+            f"{caller}(loss=...) expects a value of the graph, such as one of its outputs "
             f"{listing(outputs, 8)}. Received: loss={loss!r}"
         )
     missing = [name for name in wrt if not isinstance(name, str) or name not in values]
     if missing:
         raise InvalidArgumentError(
-            f"backward(wrt=...) expects graph inputs or initializers (or other values of the graph), such as "
+            f"{caller}(wrt=...) expects graph inputs or initializers (or other values of the graph), such as "
             f"{listing(dict.fromkeys(sources), 8)}. Received names not in the graph: {missing}"
         )
 
@@ -169,37 +205,6 @@ def _active_values(nodes: Sequence[onnx.NodeProto], facts: GraphFacts, loss: str
         if any(out in useful for out in node.output):
             useful.update(name for name in reads[id(node)] if name in reached)
     return reached & useful
-
-
-def _no_rule_message(
-    builder: GraphBuilder, node: onnx.NodeProto, needed: str, loss: str, wrt: Sequence[str], active: set[str]
-) -> str:
-    """Why `node` needs a rule, in the names of the user's file where it comes from an imported graph, and which
-    `wrt` values (the trainable weights) have a gradient through it: those to freeze to do without one."""
-    source = builder.source(needed)
-    if source is not None:  # an imported graph's node, inlined under fresh names
-        node_name, value = source
-        where = f"node {node_name!r}" if node_name else f"an unnamed {node.op_type} node"
-        where += f" computes {value!r} (here node {node.name!r}, value {needed!r})"
-    else:
-        where = f"node {node.name!r} computes {needed!r}"
-    producers = {out: n for n in builder.nodes for out in n.output if out}
-    upstream, pending = set(), [name for name in node.input if name in active]
-    while pending:  # the active values before the node: the wrt values among them train through it
-        name = pending.pop()
-        if name not in upstream:
-            upstream.add(name)
-            if name in producers:
-                pending.extend(i for i in producers[name].input if i in active)
-    weights = [name for name in dict.fromkeys(wrt) if name in upstream]
-    one = len(weights) == 1
-    needing = f"the gradient{'' if one else 's'} of {listing(weights, 5)} need{'s' if one else ''} it"
-    freeze = f"freeze {'that weight' if one else 'those weights'}" if weights else "freeze the values that reach it"
-    return (
-        f"No gradient rule for op {node.op_type!r} (domain {node.domain or 'ai.onnx'!r}): {where}, which the loss "
-        f"{loss!r} depends on{', and ' + needing if weights else ''}. Add a rule with @onnxtrain.autodiff.rule (see "
-        f"docs/autodiff.md), or {freeze}."
-    )
 
 
 def _seed(builder: GraphBuilder, facts: GraphFacts, loss: str) -> str:

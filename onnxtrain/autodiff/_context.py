@@ -54,6 +54,10 @@ class GraphFacts:
             return None
         return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.tensor_type.shape.dim)
 
+    def producers(self) -> dict[str, onnx.NodeProto]:
+        """value -> the forward node that computes it (for the messages of refused forms)."""
+        return {out: node for node in self.builder.nodes for out in node.output if out}
+
     def is_float(self, value: str) -> bool:
         """Whether `value` can carry a gradient: a floating-point tensor, or one of unknown type."""
         elem = self.elem_type(value)
@@ -316,21 +320,40 @@ class GradientContext:
         return f"{node!r} (here {self.node.name!r})" if node else f"computing {value!r} (here {self.node.name!r})"
 
     def hidden_by_run_time_shapes(self) -> bool:
-        """Whether the graph's inputs have static shapes while the node reads a value of unknown shape or a
-        computed non-first input (pads, shapes, axes): then only a shape computed at run time, which shape
-        inference cannot follow, hides the node's form, and `fold_constants` may compute it."""
+        """Whether only a shape or value computed at run time from constants and shapes, which shape inference
+        cannot follow, hides the node's form, so that `fold_constants` may compute it: the graph's inputs have
+        known ranks while the node reads a value of unknown rank, or a non-first input (scales, pads, shapes, axes)
+        computed from constants and `Shape`s only; or every graph input is static while a value the node reads
+        is not (TorchScript's `nn.MultiheadAttention` reshapes by `Mod` arithmetic; its `F.interpolate` computes
+        Resize's scales from `Shape` when exported without constant folding)."""
         inputs = [v.name for v in self.builder.inputs if v.name not in self.facts.constants]
-        if not inputs or any(self.static_shape(name) is None for name in inputs):
+        if not inputs or any(self.shape(name) is None for name in inputs):
             return False
+        static = all(self.static_shape(name) is not None for name in inputs)
         present = [(i, name) for i, name in enumerate(self.node.input) if name]
         return any(
-            self.static_shape(name) is None or (i > 0 and self.constant_value(name) is None and self._computed(name))
+            self.shape(name) is None
+            or (static and self.static_shape(name) is None)
+            or (i > 0 and self.constant_value(name) is None and self._from_shapes(name))
             for i, name in present
         )
 
-    def _computed(self, value: str) -> bool:
-        """Whether `value` is integer arithmetic of the graph's (a shape, pads, axes): no float, no graph input."""
-        return self.facts.elem_type(value) not in FLOAT_TYPES and value not in {v.name for v in self.builder.inputs}
+    def _from_shapes(self, value: str) -> bool:
+        """Whether `value` is computed from constants and the shapes of values only (no value's data)."""
+        producers = self.facts.producers()
+        seen: set[str] = set()
+        pending = [value]
+        while pending:
+            name = pending.pop()
+            if name in seen or name in self.facts.constants:
+                continue
+            seen.add(name)
+            node = producers.get(name)
+            if node is None:  # a graph input's data
+                return False
+            if node.op_type not in ("Shape", "Size"):
+                pending.extend(i for i in node.input if i)
+        return True
 
     def spatial_dims(self, value: str, what: str) -> tuple[int, ...]:
         """The static spatial dimensions (all but N and C) of forward `value`, or the rule's UnsupportedError that
@@ -360,7 +383,7 @@ class GradientContext:
 
 
 _FOLD = (
-    "fold the graph's shape arithmetic first: its inputs have static shapes, but shape inference cannot follow a "
-    "shape computed at run time to this node, which onnxtrain.autodiff.fold_constants(model, keep=[the weights to "
+    "fold the graph's shape arithmetic first: shape inference cannot follow a shape or value computed at run time "
+    "from constants and shapes to this node, which onnxtrain.autodiff.fold_constants(model, keep=[the weights to "
     "differentiate]) may compute (then take the gradients of the folded model)"
 )

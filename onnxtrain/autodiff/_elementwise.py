@@ -124,6 +124,40 @@ def _atan(ctx: GradientContext) -> Grads:
     return [ctx.emit("Div", [ctx.dy, ctx.emit("Add", [ctx.scalar(1.0, x), ctx.emit("Mul", [x, x])])])]
 
 
+@rule("Sinh")
+def _sinh(ctx: GradientContext) -> Grads:
+    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Cosh", [ctx.input(0)])])]
+
+
+@rule("Cosh")
+def _cosh(ctx: GradientContext) -> Grads:
+    return [ctx.emit("Mul", [ctx.dy, ctx.emit("Sinh", [ctx.input(0)])])]
+
+
+@rule("Asin", "Acos")
+def _asin_acos(ctx: GradientContext) -> Grads:
+    # d asin(x) = 1 / sqrt(1 - x^2) = -d acos(x)
+    x = ctx.input(0)
+    root = ctx.emit("Sqrt", [ctx.emit("Sub", [ctx.scalar(1.0, x), ctx.emit("Mul", [x, x])])])
+    grad = ctx.emit("Div", [ctx.dy, root])
+    return [grad if ctx.op_type == "Asin" else ctx.emit("Neg", [grad])]
+
+
+@rule("Asinh", "Acosh")
+def _asinh_acosh(ctx: GradientContext) -> Grads:
+    # d asinh(x) = 1 / sqrt(x^2 + 1), d acosh(x) = 1 / sqrt(x^2 - 1)
+    x = ctx.input(0)
+    squared = ctx.emit("Mul", [x, x])
+    shifted = ctx.emit("Add" if ctx.op_type == "Asinh" else "Sub", [squared, ctx.scalar(1.0, x)])
+    return [ctx.emit("Div", [ctx.dy, ctx.emit("Sqrt", [shifted])])]
+
+
+@rule("Atanh")
+def _atanh(ctx: GradientContext) -> Grads:
+    x = ctx.input(0)
+    return [ctx.emit("Div", [ctx.dy, ctx.emit("Sub", [ctx.scalar(1.0, x), ctx.emit("Mul", [x, x])])])]
+
+
 @rule("Abs")
 def _abs(ctx: GradientContext) -> Grads:
     return [ctx.times(ctx.emit("Sign", [ctx.input(0)]), ctx.dy)]

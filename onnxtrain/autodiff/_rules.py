@@ -20,7 +20,7 @@ Rule = Callable[["GradientContext"], Sequence[str | None]]
 RULES: dict[tuple[str, str], Rule] = {}
 
 # The package modules that only hold machinery; every other module of the package holds rules.
-_MACHINERY = {"_rules", "_context", "_broadcast", "_backward", "_fold"}
+_MACHINERY = {"_rules", "_context", "_broadcast", "_backward", "_fold", "_missing_rules", "_model_argument"}
 
 
 def rule(*op_types: str, domain: str = "") -> Callable[[Rule], Rule]:

@@ -255,9 +255,10 @@ def add_finetune_command(commands: argparse._SubParsersAction) -> None:
         description="Import MODEL.onnx (onnxtrain.from_onnx), train it on --data and write model/ (with its "
         "optimizer state), run.json (the data, batch size and seed: onnxtrain train --resume DIR --epochs N "
         f"continues the run exactly), history.csv, curves.png and the export {EXPORT_FILE} into --output. Every "
-        "float initializer but BatchNormalization's running statistics trains unless --trainable/--frozen say "
-        "otherwise; with --head N the model is a frozen feature extractor under a new Dense(N) head unless they "
-        "do; --lora R trains rank-R adapters only and merges them into the exported weights.",
+        "float initializer but BatchNormalization's running statistics and an exporter's constants (one element, "
+        "or non-finite values) trains unless --trainable/--frozen say otherwise; with --head N the model is a "
+        "frozen feature extractor under a new Dense(N) head unless they do; --lora R trains rank-R adapters only "
+        "and merges them into the exported weights.",
     )
     finetune.add_argument("model", metavar="MODEL.onnx", help="the ONNX model (external data read from its folder)")
     finetune.add_argument("--data", required=True, help="training data: 'fashion-mnist[:train]' or a .npz with x, y")

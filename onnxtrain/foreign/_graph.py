@@ -21,11 +21,14 @@ from onnx import numpy_helper
 
 from onnxtrain._onnx_file import check_onnx_model, read_onnx_model
 from onnxtrain._runtime import optimized_by_ort
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError, listing
 
 Shape = tuple[int, ...]
 BATCH = "batch"  # the symbolic first dimension of an imported graph's data inputs and outputs
 WEIGHTS_KEY = "onnxtrain.weights"  # metadata of a stripped graph: which graph inputs are weights (JSON list)
+# ... and which of them held a value that is not finite when imported (a mask of 0 and -inf): an exporter's constant,
+# frozen by default. Recorded from the values, which a layer rebuilt from its config (zeros until set) lacks.
+NON_FINITE_KEY = "onnxtrain.non_finite_weights"
 # ONNX Runtime's basic level, less every rewrite but constant folding: fusions (Conv+BatchNormalization) would
 # merge the layers a user trains or freezes, and Dropout elimination would drop what training uses.
 _NOT_FOLDING = [
@@ -224,6 +227,12 @@ def weight_names(model: onnx.ModelProto) -> list[str]:
     return list(json.loads(entry))
 
 
+def non_finite_weights(model: onnx.ModelProto) -> list[str]:
+    """The weights of a stripped graph that held a non-finite value (±inf, nan) when imported (`split_weights`)."""
+    entry = next((e.value for e in model.metadata_props if e.key == NON_FINITE_KEY), "[]")
+    return list(json.loads(entry))
+
+
 def weight_shape(stripped: onnx.ModelProto, name: str) -> Shape:
     value = next(v for v in stripped.graph.input if v.name == name)
     return tuple(int(d.dim_value) for d in value.type.tensor_type.shape.dim)
@@ -252,11 +261,15 @@ def split_weights(model: onnx.ModelProto, settings: set[str]) -> tuple[onnx.Mode
     graph.input.extend([*data, *old])
     for name, array in weights.items():
         graph.input.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, array.shape))
-    entries = [e for e in stripped.metadata_props if e.key != WEIGHTS_KEY]
+    non_finite = [*non_finite_weights(model), *(name for name, a in weights.items() if not np.isfinite(a).all())]
+    entries = [e for e in stripped.metadata_props if e.key not in (WEIGHTS_KEY, NON_FINITE_KEY)]
     del stripped.metadata_props[:]
     stripped.metadata_props.extend(entries)
     names = list(dict.fromkeys([*known, *weights]))
     stripped.metadata_props.append(onnx.StringStringEntryProto(key=WEIGHTS_KEY, value=json.dumps(names)))
+    if non_finite:
+        value = json.dumps(list(dict.fromkeys(non_finite)))
+        stripped.metadata_props.append(onnx.StringStringEntryProto(key=NON_FINITE_KEY, value=value))
     return stripped, {name: np.asarray(a, dtype=np.float32, order="C") for name, a in weights.items()}
 
 
@@ -307,8 +320,14 @@ def per_example_shape(value: onnx.ValueInfoProto | onnx.TypeProto, what: str, ow
     dims = tensor_type.shape.dim[1:]
     if not all(d.HasField("dim_value") for d in dims):
         shown = ["batch", *[d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in dims]]
+        symbolic = [s for s in shown[1:] if isinstance(s, str)]
+        name = value.name if isinstance(value, onnx.ValueInfoProto) else "<input>"
         raise UnsupportedError(
-            f"{owner}: {what} has shape {shown}; every dimension but the first (the batch) must be a number."
+            f"{owner}: {what} has shape {shown}; every dimension but the first (the batch) must be a number. "
+            f"Export the model again with a fixed size for {listing(symbolic, 3)} (torch: leave that axis out of "
+            "dynamic_axes / dynamic_shapes), or pin it first: model = onnx.tools.update_model_dims."
+            f"update_inputs_outputs_dims(model, {{{name!r}: {shown}, ...}}, {{<each output>: [...]}}) with a number "
+            "in place of each name but 'batch', then import that model."
         )
     return tuple(int(d.dim_value) for d in dims)
 

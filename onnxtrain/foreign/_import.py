@@ -39,9 +39,10 @@ def from_onnx(
 
     Args:
         model: the path or ModelProto.
-        trainable: None or True: every weight trains but scalars (rank-0 initializers: an exporter's constants,
-            such as the 0.5 and sqrt(2) of torch's dynamo GELU); False: none; names or glob patterns: only those,
-            scalars included (a learned temperature).
+        trainable: None or True: every weight trains but an exporter's constants (initializers of one element,
+            such as the 0.5 and sqrt(2) of torch's dynamo GELU or its [1] attention scale, a PRelu's slope aside;
+            and those holding ±inf or nan, such as a causal mask); False: none; names or glob patterns: only those,
+            constants included (a learned temperature).
         frozen: names or glob patterns of weights that do not train (applied after `trainable`).
         outputs: value names to cut the graph at: `outputs=["/fc2/Relu_output_0"]` makes a feature extractor.
         input_scale: what integer arrays given for a float input are multiplied by before the graph sees them in

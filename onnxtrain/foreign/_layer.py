@@ -34,10 +34,12 @@ from onnxtrain.foreign._fixed_batch import check_batch_varies, exported_batch
 from onnxtrain.foreign._graph import Shape
 from onnxtrain.foreign._inline import Inliner, copy_hint
 from onnxtrain.foreign._quantized import check_gradients_reach_weights
+from onnxtrain.foreign._statistics import own_statistics, warn_without_batch_norm
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers._layer import Layer, describe, format_shape
 
 BATCH_NORM_MODES = ("inference", "train")
+_QUANTIZATION = ("QuantizeLinear", "DequantizeLinear")
 # Float initializers read only here are settings, not weights: Dropout's ratio, Resize's roi and scales, ...
 _SETTING_INPUTS = {"Dropout": {1}, "Resize": {1, 2}, "Upsample": {1}, "Pad": {2}, "Clip": {1, 2}}
 
@@ -48,16 +50,19 @@ class OnnxLayer(Layer):
 
     Args:
         model: a path to an .onnx file (external data read from its folder) or an onnx.ModelProto.
-        trainable: True (every float initializer trains but scalars: rank-0 initializers are an exporter's
-            constants, such as the 0.5 and sqrt(2) of torch's dynamo GELU), False (the layer is frozen), or
-            initializer names and glob patterns (`["head.*"]`): only those train, scalars included.
+        trainable: True (every float initializer trains but an exporter's constants: those of one element, such
+            as the 0.5 and sqrt(2) of torch's dynamo GELU or a [1] attention scale, a PRelu's slope aside, and
+            those holding ±inf or nan, such as a causal mask; see `exporter_constants`), False (the layer is
+            frozen), or initializer names and glob patterns (`["head.*"]`): only those train, constants included.
         outputs: value names to cut the graph at (a feature extractor); the layer's output is the one named.
         name: the layer's name (`onnx_layer_1` when not given).
         frozen: names or glob patterns of initializers that do not train, applied after `trainable`.
         batch_norm: "inference" (default): BatchNormalization nodes normalize with their running statistics in
             training too, which stay frozen while scale and bias train. "train": in training they normalize with
             the batch's statistics and update the running ones in each step, as the ONNX op's training mode
-            defines it (population variance; momentum from the node): the portable engine only.
+            defines it (population variance; momentum from the node): the portable engine only. Each node then
+            updates statistics of its own, where the export shares them between nodes (`own_statistics`); a
+            graph without BatchNormalization (folded into the Convs by the exporter) warns.
         prefix_names: False keeps each weight's graph name its initializer name (what `from_onnx` does) instead
             of `<layer name>.<initializer>`; then the model can hold no other layer with such a weight name.
         caller: what errors about the arguments name: "from_onnx" when `from_onnx` makes the layer; a command
@@ -113,6 +118,10 @@ class OnnxLayer(Layer):
                 f"{caller} expects a graph with one output. Received: {len(names)} outputs {names}. Choose one "
                 "with outputs=[name]."
             )
+        if batch_norm == "train":
+            if not _graph.weight_names(proto):  # a file's first import, not a stored graph (load_model, lora)
+                warn_without_batch_norm(proto, caller)
+            proto = own_statistics(proto)
         batch = exported_batch(proto)  # before the batch is made symbolic: what the probe below runs first
         proto = _graph.with_dynamic_batch(_graph.without_unread_statistics(proto))
         stripped, weights = _graph.split_weights(proto, _settings(proto))
@@ -137,9 +146,8 @@ class OnnxLayer(Layer):
     # --- selection ----------------------------------------------------------------------------------------
     def _frozen_names(self) -> set[str]:
         names = list(self.weight_shapes)
-        # A scalar is an exporter's constant (torch's dynamo exporter stores GELU's 0.5 and sqrt(2), an epsilon,
-        # a scale as rank-0 initializers), not a parameter: it trains only when a `trainable` pattern names it.
-        selected = {name for name in names if self.weight_shapes[name]}
+        constants = self.exporter_constants()
+        selected = {name for name in names if name not in constants}
         scopes = _reader_scopes(self.graph.graph, set(names))
         if self.trainable_patterns is not None:
             selected = _matching(self.caller, "trainable", self.trainable_patterns, names, scopes)
@@ -149,6 +157,20 @@ class OnnxLayer(Layer):
             name for node in self.graph.graph.node if node.op_type == "BatchNormalization" for name in node.input[3:5]
         }
         return (set(names) - selected) | (statistics & set(names))
+
+    def exporter_constants(self) -> set[str]:
+        """The weights taken for an exporter's constants, not parameters: frozen unless a `trainable` pattern names
+        them. Those of one element, whatever their rank (torch's dynamo exporter stores GELU's 0.5 and sqrt(2), an
+        epsilon, the attention scale `val_101` of shape [1] as initializers), but a PRelu's single slope; and those
+        holding a value that is not finite (an attention mask of 0 and -inf). A quantized graph's scales stay
+        weights, for compile to refuse them with the reason (`_quantized`)."""
+        nodes = self.graph.graph.node
+        parameters = {n.input[1] for n in nodes if n.op_type == "PRelu" and len(n.input) > 1}
+        parameters |= {name for n in nodes if n.op_type in _QUANTIZATION for name in n.input[1:]}
+        one_element = {
+            name for name, shape in self.weight_shapes.items() if int(np.prod(shape)) == 1 and name not in parameters
+        }
+        return one_element | (set(_graph.non_finite_weights(self.graph)) & set(self.weight_shapes))
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def _infer_output_shape(self) -> Shape:

@@ -58,8 +58,12 @@ def print_imported(proto: onnx.ModelProto, print_fn: Callable[[str], None] = pri
         print_fn(f"... and {len(rows) - MAX_ROWS} more nodes that read weights")
     total = sum(_size(s) for s in layer.weight_shapes.values())
     trainable = sum(_size(s) for name, s in layer.weight_shapes.items() if name not in frozen)
-    scalars = sum(1 for name, s in layer.weight_shapes.items() if name in frozen and not s)
-    why = "BatchNormalization statistics" + (f", {scalars:,} scalar constants" if scalars else "")
+    constants = len(layer.exporter_constants() & frozen)
+    why = "BatchNormalization statistics" + (
+        f", {constants:,} exporter constant{'' if constants == 1 else 's'}: 1-element or non-finite"
+        if constants
+        else ""
+    )
     print_fn(
         f"Parameters: {total:,} in {len(layer.weight_shapes)} weights (float initializers): {trainable:,} train by "
         f"default, {total - trainable:,} frozen ({why}); from_onnx(trainable=..., frozen=...) chooses"
