@@ -31,6 +31,7 @@ LOSS_NAME = "loss"
 LOGITS_NAME = "logits"
 PROBABILITIES_NAME = "probabilities"
 SAMPLE_WEIGHT_NAME = "sample_weight"  # the training graphs' per-example weights, where a fit or evaluate gives them
+MASKED_LOSS = "onnxtrain.masked_loss"  # metadata of a graph whose loss averages over a mask (`has_masked_loss`)
 RESERVED_NAMES = frozenset({INPUT_NAME, LABELS_NAME, LOSS_NAME, LOGITS_NAME, PROBABILITIES_NAME, SAMPLE_WEIGHT_NAME})
 
 ModelGraph = Sequence[Layer] | Functional
@@ -132,6 +133,7 @@ def masked_loss(builder: GraphBuilder, loss: Loss, output: str, labels: str, mas
             "the model's output weighs (Keras 3 leaves the masked steps out of the loss). Define elements(), or drop "
             "the mask before the output."
         )
+    builder.set_metadata(MASKED_LOSS, "true")  # see `has_masked_loss`
     flags = builder.node("Cast", [mask], hint="mask_weight", to=onnx.TensorProto.FLOAT)
     size = builder.node("Cast", [builder.node("Size", [mask])], hint="mask_size", to=onnx.TensorProto.FLOAT)
     valid = builder.node("Max", [builder.reduce("ReduceSum", flags, None, keepdims=False), builder.constant(1.0)])
@@ -145,6 +147,23 @@ def masked_loss(builder: GraphBuilder, loss: Loss, output: str, labels: str, mas
     shape = builder.node("Concat", [builder.ints([0]), steps, builder.ints([-1])], hint="per_step_shape", axis=0)
     per_step = builder.node("Reshape", [elements, shape], hint="per_step")
     return builder.node("ReduceMean", [builder.node("Mul", [per_step, columns])], hint="loss", keepdims=0)
+
+
+def has_masked_loss(model: onnx.ModelProto, distributed: bool = False) -> bool:
+    """Whether `model`'s loss is a masked output's (`masked_loss`): the mean over the batch's unmasked steps, which
+    no weighting of the means of parts of the batch by their rows gives, so the engine does not split its step.
+
+    Raises:
+        UnsupportedError: a masked loss in a data-parallel step (`distributed`), which combines processes' rows so.
+    """
+    masked = any(entry.key == MASKED_LOSS for entry in model.metadata_props)
+    if masked and distributed:
+        raise UnsupportedError(
+            "The model's output carries a mask (Embedding(mask_zero=True) or Masking), so its loss is the mean over "
+            "the batch's unmasked steps, which a data-parallel step cannot combine from each process's rows. Train "
+            "it in one process, or drop the mask before the output."
+        )
+    return masked
 
 
 def _refuse_masked_outputs(graph: Functional, masks: Sequence[str | None]) -> None:

@@ -279,6 +279,40 @@ def test_a_masked_output_weighs_evaluate_and_sample_weights_as_keras():
     assert weighted == pytest.approx(expected, rel=1e-5)
 
 
+def test_a_masked_output_trains_unsplit_to_keras_numbers_where_steps_split(monkeypatch: pytest.MonkeyPatch):
+    """The split step weighs each share's loss by its rows, which is not the mean over the batch's unmasked steps:
+    a masked output's step stays whole (the same numbers as Keras'), while a model without one is split."""
+    monkeypatch.setenv("ONNXTRAIN_SPLIT_STEP", "1")  # split wherever the step can be
+    make, loss = STEP["step_tagger"]
+    model, data = make(), fixture("step_tagger")
+    x, y = data["x"], data["y_true"]
+    model.set_weights(keras_weights(model, data))
+    with model:
+        model.compile(optimizer=SGD(0.1), loss=loss, engine="portable", threads=2)  # type: ignore[arg-type]
+        assert model._trainer is not None and model._trainer.engine._shares == 1  # type: ignore[attr-defined]
+        model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+        stepped = model.get_weights()
+    for name, value in keras_weights(model, data, prefix="after.").items():
+        np.testing.assert_allclose(stepped[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    unmasked = Sequential.of(Input(6), Dense(4), Dense(2, activation="linear"), seed=0)
+    with unmasked:
+        unmasked.compile(optimizer=SGD(0.1), loss="softmax_cross_entropy_with_logits", threads=2)
+        assert unmasked._trainer is not None and unmasked._trainer.engine._shares == 2  # type: ignore[attr-defined]
+
+
+def test_a_masked_output_is_refused_in_a_data_parallel_step():
+    from onnxtrain.portable._graphs import train_step_model
+
+    model = STEP["step_tagger"][0]()
+    graph = train_step_model(model.graph, CategoricalCrossentropy(from_logits=True), SGD(0.1))
+    assert emit.has_masked_loss(graph.model)
+    with pytest.raises(UnsupportedError, match=r"data-parallel step cannot combine .* Train it in one process"):
+        emit.has_masked_loss(graph.model, distributed=True)
+    unmasked = Sequential.of(Input(6), Dense(2, activation="linear"), seed=0)
+    plain = train_step_model(unmasked.graph, CategoricalCrossentropy(from_logits=True), SGD(0.1))
+    assert not emit.has_masked_loss(plain.model, distributed=True)
+
+
 # --- Masking: the layer alone (the layer harness) and its arguments ----------------------------------------------
 def masking_reference(layer: Layer, x: np.ndarray) -> np.ndarray:
     assert isinstance(layer, Masking)

@@ -112,7 +112,9 @@ class PortableEngine:
         options = session_options(ort, threads)
         self._flush = FlushToZero()
         check_provider(ort, device)
-        split = self.fused and communicator is None and not self.graph.layer_state
+        # A split or data-parallel step weighs each part's loss by its rows: not a masked mean over the batch.
+        masked = emit.has_masked_loss(self.graph.model, distributed=communicator is not None)
+        split = self.fused and communicator is None and not self.graph.layer_state and not masked
         self._shares = share_count(self.graph.model, device, threads, split)
         # The fused path's session computes gradients only; `graph` keeps the whole step, for save_graphs.
         # Distributed or split, the gradients are clipped once combined (GradientReduction, SplitStep).
