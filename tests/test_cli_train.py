@@ -51,6 +51,28 @@ def _config(folder: Path, **changes: object) -> str:
     return "c.json"
 
 
+@pytest.mark.parametrize(
+    ("dtype", "scale", "trains"),
+    [("uint8", 1 / 255, False), ("uint8", 2.0, True), ("float32", 1 / 255, True)],
+    ids=["uint8_rescaled_twice", "uint8_other_rescaling", "float32_pixels"],
+)
+def test_pixels_are_not_divided_by_255_twice(folder, capsys, dtype, scale, trains):
+    """uint8 x is divided by 255 on loading; a model that starts with Keras' Rescaling(1/255) would divide again."""
+    pixels = np.random.default_rng(1).integers(0, 256, size=(20, 4)).astype(dtype)
+    np.savez(folder / "pixels.npz", x=pixels, y=(pixels[:, 0] > 127).astype(np.int64))
+    layers = [{"type": "Input", "shape": [4]}, {"type": "Rescaling", "scale": scale}, {"type": "Dense", "units": 2}]
+    config = _config(folder, layers=layers, data={"train": "pixels.npz"}, epochs=1)
+    assert main(["train", config, "--output", "out", "--verbose", "0"]) == (0 if trains else 1)
+    if not trains:
+        assert capsys.readouterr().err == (
+            "onnxtrain train: error: [data] train = 'pixels.npz': its x are pixels, which onnxtrain train divides by "
+            "255 (as fashion_mnist() does), and the model's first layer 'rescaling_1', Rescaling(scale=0.00392157), "
+            "divides them again: the model would train on pixels / 65025. Remove that Rescaling layer, or store x as "
+            "float32 values 0-255 in the .npz (which are taken as they are).\n"
+        )
+        assert not (folder / "out" / "model").exists()
+
+
 # --- what a run says and records ------------------------------------------------------------------------------
 def test_a_run_without_a_seed_records_the_seed_it_drew(folder, capsys):
     assert main(["train", _config(folder), "--epochs", "1", "--output", "out", "--verbose", "0"]) == 0

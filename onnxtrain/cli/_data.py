@@ -101,6 +101,25 @@ class RunData(NamedTuple):
     validation: Dataset | None
 
 
+def refuse_scaling_twice(model: Any, data: RunData, source: str) -> None:
+    """Refuse pixels this module divided by 255 (uint8 .npz, fashion-mnist) for a model whose first layer divides
+    them again: Keras' `Rescaling(1 / 255)` (any scale of at most 1/127.5, which takes 0-255 values to a unit
+    range), which would leave the model training on pixels / 65025."""
+    from onnxtrain.layers import Input, Rescaling
+
+    first = next((layer for layer in model.layers if not isinstance(layer, Input)), None)
+    if data.train.input_scale in (None, 1.0) or not isinstance(first, Rescaling) or first.scale.ndim != 0:
+        return
+    scale = float(first.scale)
+    if 0.0 < scale <= 1 / 127.5:
+        raise InvalidArgumentError(
+            f"{source}: its x are pixels, which onnxtrain train divides by 255 (as fashion_mnist() does), and the "
+            f"model's first layer {first.name!r}, Rescaling(scale={scale:.6g}), divides them again: the model would "
+            "train on pixels / 65025. Remove that Rescaling layer, or store x as float32 values 0-255 in the .npz "
+            "(which are taken as they are)."
+        )
+
+
 def load_run_data(data: dict[str, Any], base: Path, names: dict[str, str] | None = None) -> RunData:
     """The datasets a config's [data] table names (`train` required; `validation = "test"` reuses the test set).
     Errors name an entry as "[data] train", or as `names` says (`{"train": "--data"}`)."""

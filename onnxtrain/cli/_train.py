@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from onnxtrain import engines
 from onnxtrain.cli._config_model import build_model, compile_settings
-from onnxtrain.cli._data import DatasetLoader, RunData, load_run_data, refuse_several_outputs, saved_optimizer
+from onnxtrain.cli._data import (
+    DatasetLoader,
+    RunData,
+    load_run_data,
+    refuse_scaling_twice,
+    refuse_several_outputs,
+    saved_optimizer,
+)
 from onnxtrain.cli._run_config import (
     DEFAULT_BATCH_SIZE,
     HISTORY_FILE,
@@ -171,6 +178,7 @@ def _train(args: argparse.Namespace, check_only: bool = False) -> int:
     data = dict(config.get("data") or {})
     datasets = load_run_data(data, base)
     model = build_model(config)
+    refuse_scaling_twice(model, datasets, _data_sources(data)["train"])
     if check_only:
         model.close()
         return 0
@@ -256,6 +264,7 @@ def _resume(args: argparse.Namespace, check_only: bool = False) -> int:
     fresh = bool(getattr(args, "fresh_optimizer", False))
     model = _load_to_resume(run.directory, threads, getattr(args, "engine", None), fresh)
     with model:
+        refuse_scaling_twice(model, datasets, sources["train"])
         if fresh:
             print_once(
                 f"onnxtrain train: note: --fresh-optimizer: training goes on with a fresh "
