@@ -72,6 +72,24 @@ def test_a_config_may_name_a_layer_by_its_alias():
         assert type(model.layers[1]).__name__ == "MaxPooling2D" and model.layers[-1].output_shape == (16,)
 
 
+def test_a_wrapper_takes_its_layer_as_an_entry_of_its_own():
+    layers = [
+        {"type": "Input", "shape": [5, 3]},
+        {"type": "Bidirectional", "layer": {"type": "LSTM", "units": 4, "return_sequences": True}},
+        {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 2}},
+        {"type": "Flatten"},
+    ]
+    with build_model({"layers": layers}) as model:
+        assert [type(layer).__name__ for layer in model.layers[1:3]] == ["Bidirectional", "TimeDistributed"]
+        assert (model.layers[1].forward_layer.units, model.layers[1].output_shape) == (4, (5, 8))
+        assert model.layers[-1].output_shape == (10,)
+    unknown = [layers[0], {"type": "Bidirectional", "layer": {"type": "LSTM", "unit": 4}}]
+    with pytest.raises(
+        InvalidArgumentError, match=r"^layers\[1\] \(LSTM\): unexpected keyword argument 'unit'\. LSTM "
+    ):
+        build_model({"layers": unknown})
+
+
 def test_a_config_layer_takes_keras_data_format_and_refuses_channels_first():
     conv = {"type": "Conv2D", "filters": 2, "kernel_size": 3}
     model = build_model({"layers": [{"type": "Input", "shape": [8, 8, 1]}, {**conv, "data_format": "channels_last"}]})

@@ -20,7 +20,7 @@ DEFAULT_LOSS = "softmax_cross_entropy_with_logits"
 def build_model(config: dict[str, Any]) -> Sequential:
     """The Sequential model of a checked config's `layers`, `name` and `seed`: each entry is the layer class its
     `type` names (any layer of `onnxtrain.layers`, aliases such as MaxPool2D included) built with the entry's
-    other keys as keyword arguments.
+    other keys as keyword arguments; a wrapper's `layer` is an entry of its own (`layer = { type = "LSTM", ... }`).
 
     Raises:
         UnknownIdentifierError: a `type` that names no layer.
@@ -32,6 +32,7 @@ def build_model(config: dict[str, Any]) -> Sequential:
     for i, entry in enumerate(config["layers"]):
         layer_class = _layer_class(i, entry["type"])
         settings = {k: v for k, v in entry.items() if k != "type"}
+        _nested_layers(i, settings)
         _check_arguments(i, entry["type"], layer_class, settings)
         try:
             layers.append(layer_class.from_layer_config(settings))
@@ -40,6 +41,21 @@ def build_model(config: dict[str, Any]) -> Sequential:
         except OnnxtrainError as e:  # the layer's own refusal ("Dense(units=...) expects..."): which entry
             raise _naming_the_layer(e, i, entry["type"]) from e
     return Sequential(layers, name=config.get("name", "sequential"), seed=config.get("seed"))
+
+
+WRAPPED = ("layer", "backward_layer")  # the arguments of Bidirectional and TimeDistributed that take a layer
+
+
+def _nested_layers(index: int, settings: dict[str, Any]) -> None:
+    """A wrapper's layer written as its own entry (`layer = { type = "LSTM", units = 8 }`) becomes the config the
+    wrapper reads (`{"class_name": "LSTM", "config": {...}}`), its class and arguments checked as a top entry's."""
+    for key in WRAPPED:
+        value = settings.get(key)
+        if isinstance(value, dict) and "type" in value and "class_name" not in value:
+            inner = {k: v for k, v in value.items() if k != "type"}
+            layer_class = _layer_class(index, value["type"])
+            _check_arguments(index, value["type"], layer_class, inner)
+            settings[key] = {"class_name": layer_class.registry_key(), "config": inner}
 
 
 def _naming_the_layer(error: OnnxtrainError, index: int, name: str) -> OnnxtrainError:
