@@ -1090,6 +1090,21 @@ def test_predict_decides_a_one_unit_binary_model_by_its_probability(tmp_path, ca
     ]
 
 
+def test_predict_prints_a_class_per_step_of_a_tagger(tmp_path, capsys):
+    """A per-step classifier's (N, steps, classes) probabilities: one class per step, not an argmax of them all."""
+    from onnxtrain import InferenceModel, Sequential
+    from onnxtrain.layers import LSTM, Dense, Embedding, Input
+
+    ids = np.random.default_rng(4).integers(1, 9, size=(5, 6)).astype(np.int64)
+    with Sequential.of(Input(6, dtype="int64"), Embedding(9, 4), LSTM(3, return_sequences=True), Dense(7), seed=2) as m:
+        m.compile(optimizer="sgd", loss="categorical_crossentropy")
+        m.export(tmp_path / "tagger.onnx")
+    np.save(tmp_path / "ids.npy", ids)
+    steps = InferenceModel.load(tmp_path / "tagger.onnx").predict_softly(ids).argmax(axis=-1)
+    assert main(["predict", str(tmp_path / "tagger.onnx"), "--input", str(tmp_path / "ids.npy")]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{i}: {' '.join(map(str, row))}" for i, row in enumerate(steps)]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("options", "message"),

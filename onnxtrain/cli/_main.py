@@ -103,6 +103,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise naming_the_option(e, "--input", args.input) from e
     classes = model.class_names
     rows = np.atleast_2d(probabilities)
+    if rows.ndim > 2:  # a class per step (a tagger: (N, steps, classes)): each example's classes, in order
+        binary = model.loss is not None and model.loss.binary and rows.shape[-1] == 1
+        for i, row in enumerate(rows):
+            steps = row.reshape(-1, row.shape[-1])
+            best = (steps[:, 0] > 0.5).astype(int) if binary else steps.argmax(axis=-1)
+            print(f"{i}: {' '.join(classes[b] if classes and b < len(classes) else str(b) for b in best)}")
+        return 0
     if model.loss is not None and model.loss.binary:  # each unit a probability of its own (binary cross-entropy)
         for i, row in enumerate(rows):
             if row.size == 1:  # one unit: class 1 where its probability is above one half
