@@ -43,23 +43,52 @@ def weight_arrays(
     unknown = sorted(set(weights) - set(current))
     if unknown:
         raise InvalidArgumentError(f"set_weights got unknown parameter names {unknown}. Expected: {sorted(current)}")
-    return {name: _weight_array(name, value, current[name].shape) for name, value in weights.items()}
+    return {name: weight_array(name, value, current[name].shape) for name, value in weights.items()}
 
 
-def _weight_array(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """`value` as the float32 array of parameter `name`, or one clear error."""
+def weight_array(name: str, value: Any, shape: tuple[int, ...], caller: str = "set_weights") -> np.ndarray:
+    """`value` as the float32 array of parameter `name` (of `shape`), or one clear error that `caller` starts.
+
+    Raises:
+        InvalidTypeError: not a float or integer array.
+        InvalidArgumentError: another shape (with `transpose_hint`), or non-finite values.
+    """
     array = np.asarray(value)
     if array.dtype.kind not in "fiu":
-        raise InvalidTypeError(f"set_weights: {name} expects a float or integer array. Received: dtype={array.dtype}")
+        raise InvalidTypeError(f"{caller}: {name} expects a float or integer array. Received: dtype={array.dtype}")
     with np.errstate(over="ignore"):  # values beyond float32's range become inf, refused below
         array = array.astype(np.float32)
     if array.shape != shape:
-        raise InvalidArgumentError(f"set_weights: {name} expects shape {shape}. Received: {array.shape}")
+        raise InvalidArgumentError(
+            f"{caller}: {name} expects shape {shape}. Received: {array.shape}{transpose_hint(shape, array.shape)}"
+        )
     bad = np.argwhere(~np.isfinite(array))
     if len(bad):
         where = tuple(int(i) for i in bad[0])
         raise InvalidArgumentError(
-            f"set_weights: {name} expects finite float32 values. Received: {name}{list(where)}={array[where]} "
+            f"{caller}: {name} expects finite float32 values. Received: {name}{list(where)}={array[where]} "
             f"({len(bad)} non-finite in all; float64 values beyond float32's range become inf)"
         )
     return array
+
+
+def transpose_hint(expected: tuple[int, ...], received: tuple[int, ...]) -> str:
+    """Where `received` is `expected` with its axes in another order (a weight in another framework's layout): the
+    transpose that maps it, for an error message; "" otherwise. A convolution kernel in Keras' (*window, in,
+    filters) layout is onnxtrain's (filters, in, *window) by transpose(n-1, n-2, 0, ..., n-3), which is preferred
+    when it fits."""
+    expected, received = tuple(expected), tuple(received)
+    if expected == received or sorted(expected) != sorted(received):
+        return ""
+    rank = len(received)
+    keras_kernel = (rank - 1, rank - 2, *range(rank - 2))
+    if rank >= 3 and tuple(received[i] for i in keras_kernel) == expected:
+        order, like = keras_kernel, "as a Keras convolution kernel (*window, in, filters) needs; "
+    else:
+        free = list(range(rank))
+        order = tuple(free.pop(next(j for j, i in enumerate(free) if received[i] == size)) for size in expected)
+        like = "as a PyTorch Linear weight (out, in) needs; Keras' Dense kernel needs none; " if rank == 2 else ""
+    return (
+        f". Its axes are the expected ones in another order: if it is this weight in another layout, "
+        f'value.transpose{order} gives the expected one ({like}docs/layers.md, "Weights: order and layout")'
+    )

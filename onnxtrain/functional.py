@@ -23,10 +23,12 @@ import numpy as np
 import onnx
 
 from onnxtrain._layer_names import name_layers
+from onnxtrain._weight_arrays import transpose_hint
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Input, Layer, Shape, format_shape
 from onnxtrain.layers._core import dtype_note
+from onnxtrain.layers._eager import is_eager_input
 from onnxtrain.layers._layer import Mask, SymbolicTensor, describe
 from onnxtrain.layers._layout import channels_last
 from onnxtrain.layers._masking import emit_call
@@ -112,14 +114,17 @@ class Functional(Layer):
         return True
 
     def __call__(
-        self, inputs: SymbolicTensor | Sequence[SymbolicTensor], *, training: bool | None = None
+        self,
+        inputs: SymbolicTensor | Sequence[SymbolicTensor],
+        *more_inputs: SymbolicTensor,
+        training: bool | None = None,
     ) -> SymbolicTensor:
-        if len(self.outputs) != 1:
+        if len(self.outputs) != 1 and not is_eager_input(inputs):  # on data, every output comes back (a list)
             raise UnsupportedError(
                 f"{describe(self)} has {len(self.outputs)} outputs; only a Functional with one output can be called "
                 "as a layer of another. Call it on each output's sub-graph instead."
             )
-        return super().__call__(inputs, training=training)
+        return super().__call__(inputs, *more_inputs, training=training)
 
     def compute_output_shape(self, input_shape: Any) -> Shape:
         expected = [x.shape for x in self.inputs] if self.multi_input else self.inputs[0].shape
@@ -162,11 +167,38 @@ class Functional(Layer):
             layer, local = owners[name]
             array = np.asarray(value, dtype=np.float32)
             if array.shape != layer.params[local].shape:
-                raise ShapeError(f"Parameter {name} has shape {layer.params[local].shape}. Received: {array.shape}")
+                expected = layer.params[local].shape
+                raise ShapeError(
+                    f"Parameter {name} has shape {expected}. Received: {array.shape}"
+                    f"{transpose_hint(expected, array.shape)}"
+                )
             layer.params[local] = np.asarray(array, order="C")
 
     def qualified_params(self) -> dict[str, np.ndarray]:
         return {f"{self.name}.{name}": value for name, value in self.params_by_name().items()}
+
+    # Keras' layer weights API (`layers/_layer_weights.py`): a graph's weights are its layers', by their names here.
+    def _own_weights(self) -> dict[str, np.ndarray]:
+        return self.params_by_name()
+
+    def _trainable_names(self) -> set[str]:
+        return set(self.trainable_params_by_name())
+
+    def _write_weights(self, arrays: dict[str, np.ndarray]) -> None:
+        self.set_params_by_name(arrays)
+
+    def _weights_made(self) -> bool:
+        return True
+
+    def _read_engine(self) -> None:
+        owners = (layer._owning_model() for layer in [self, *every_layer(self.layers)])
+        for model in {id(model): model for model in owners if model is not None}.values():
+            model.sync_weights()
+
+    def _weights_changed(self) -> None:
+        for layer in every_layer(self.layers):
+            if layer.params and not isinstance(layer, Functional):
+                layer._weights_changed()
 
     def trainable_params(self) -> dict[str, np.ndarray]:
         return {f"{self.name}.{name}": value for name, value in self.trainable_params_by_name().items()}
@@ -221,6 +253,11 @@ class Functional(Layer):
             values[id(node)], masks[id(node)] = _emit_call(builder, layer, xs, [masks[id(x)] for x in node.inputs])
         outputs = [channels_last(builder, values[id(y)], len(y.shape) + 1) for y in self.outputs]
         return outputs, [masks[id(y)] for y in self.outputs]
+
+    def eager_outputs(self, builder: GraphBuilder, xs: list[str]) -> list[tuple[str, Shape]]:
+        """Every output of the graph (channels last) and its per-example shape, reading `xs`: what a call of the
+        model on numpy arrays runs (`layers/_eager.py`)."""
+        return list(zip(self.emit(builder, xs), [y.shape for y in self.outputs], strict=True))
 
     # --- config and summary -------------------------------------------------------------------------------
     def _calls_here(self) -> dict[int, list[SymbolicTensor]]:

@@ -189,11 +189,33 @@ class GraphBuilder:
         hint: str | None = None,
         **attributes: Any,
     ) -> list[str]:
-        """Append a node with `num_outputs` outputs (some gradients need an op's optional outputs)."""
+        """Append a node with `num_outputs` outputs (some gradients need an op's optional outputs). A node of the
+        default domain must name an operator ONNX defines in this builder's opset (another domain's, given as
+        `domain=`, is not checked).
+
+        Raises:
+            UnsupportedError: an op type the default domain does not have in this opset, naming it and the layer
+                (the scope) that emits it.
+        """
+        if attributes.get("domain", "") in ("", "ai.onnx") and not onnx.defs.has(op_type, self.opset, ""):
+            raise UnsupportedError(self._unknown_op(op_type))
         base = self.unique_name(hint or op_type.lower())
         outs = [base] + [self.unique_name(f"{hint or op_type.lower()}_out{i}") for i in range(1, num_outputs)]
         self._nodes.append(helper.make_node(op_type, list(inputs), outs, name=f"{base}_{op_type}", **attributes))
         return outs
+
+    def _unknown_op(self, op_type: str) -> str:
+        where = f"Layer {'.'.join(self._scopes)!r}" if self._scopes else "A node"
+        if isinstance(op_type, str) and onnx.defs.has(op_type):
+            since = onnx.defs.get_schema(op_type).since_version
+            why = f"it exists from opset {since}: compile or export with opset {since} or newer"
+        else:
+            why = "check its spelling against ONNX's operators (https://onnx.ai/onnx/operators/), or give the domain "
+            why += "of an operator of another domain (builder.node(op_type, inputs, domain='com.example'))"
+        return (
+            f"{where} emits op type {op_type!r}, which ONNX's default domain (ai.onnx) does not define in opset "
+            f"{self.opset}: {why}."
+        )
 
     def reduce(self, op_type: str, x: str, axes: Sequence[int] | None, keepdims: bool, hint: str | None = None) -> str:
         """`op_type` (ReduceSum, ReduceMean, ReduceMax, ...) of `x` over `axes` (None: every axis), with the axes as
@@ -420,6 +442,32 @@ class GraphBuilder:
             if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type:
                 types.setdefault(value.name, value.type)
         return types
+
+    def has_value(self, name: object) -> bool:
+        """Whether `name` is a value of the graph so far: an input, an initializer or a node's output."""
+        return isinstance(name, str) and name in self._names
+
+    def inferred_shape(self, value: str) -> list[Dim] | None:
+        """`value`'s shape by ONNX shape inference over the nodes so far (an int per known dimension, the name of a
+        symbolic one, None for an unknown one), or None where inference gives no shape. Initializers take part by
+        their types only, so no weight is copied."""
+        weights = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in self._initializers]
+        graph = helper.make_graph(self._nodes, "shapes", [*self._inputs, *weights], [], value_info=self._value_info)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
+        model.ir_version = self.ir_version
+        for data_prop in (True, False):  # propagating shape values (Shape -> Reshape) fails on a few graphs
+            try:
+                inferred = onnx.shape_inference.infer_shapes(model, data_prop=data_prop).graph
+                break
+            except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
+                continue
+        else:
+            return None
+        for info in [*inferred.input, *inferred.value_info]:
+            if info.name == value and info.type.tensor_type.HasField("shape"):
+                dims = info.type.tensor_type.shape.dim
+                return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims]
+        return None
 
     # --- result -------------------------------------------------------------------------------------------
     def build(self, graph_name: str = "onnxtrain", check: bool = True) -> onnx.ModelProto:

@@ -239,7 +239,7 @@ def _unreachable() -> None:
 
 
 def _called_on_data() -> None:
-    Dense(3)(np.zeros((2, 3), np.float32))
+    Dense(3)([[0.0, 1.0, 2.0]])  # a list: numpy arrays compute at once (tests/test_layers_eager_call.py)
 
 
 def _merge_of_mismatched_shapes() -> None:
@@ -247,7 +247,7 @@ def _merge_of_mismatched_shapes() -> None:
 
 
 MISTAKES: list[tuple[Callable[[], object], type[Exception], str]] = [
-    (_called_on_data, InvalidTypeError, r"called on symbolic tensors: an Input\(...\).*Received as its input: ndarray"),
+    (_called_on_data, InvalidTypeError, r"called on symbolic tensors: an Input\(...\).*Received as its input: list"),
     (lambda: Input(3)(Input(3)), InvalidTypeError, "is a tensor already, not a layer to call"),
     (lambda: Dense(3)([Input(3), Input(3)]), InvalidTypeError, r"takes one tensor. Received: a list of 2"),
     (lambda: Add()(Input(3)), InvalidTypeError, r"takes a list of tensors, e.g. Add\(\)\(\[a, b\]\)"),

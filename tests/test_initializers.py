@@ -30,6 +30,7 @@ from onnxtrain.layers import (
     Conv2DTranspose,
     Dense,
     DepthwiseConv2D,
+    Embedding,
     Flatten,
     Input,
     SeparableConv2D,
@@ -379,5 +380,76 @@ def test_kotlindls_argument_names_give_the_keras_initializer(kotlindl, keras):
     ],
 )
 def test_kotlindls_argument_names_are_refused_beside_keras_ones(make, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        make()
+
+
+# --- Constant(array): Keras 3's pretrained weights (`embeddings_initializer=Constant(embedding_matrix)`) ---------
+def test_constant_of_an_array_gives_the_array():
+    matrix = np.arange(12, dtype=np.float64).reshape(4, 3) / 7
+    values = Constant(matrix)((4, 3), 4, 3, np.random.default_rng(0))
+    np.testing.assert_array_equal(values, matrix.astype(np.float32))
+    assert Constant([[1, 2], [3, 4]])((2, 2), 2, 2, np.random.default_rng(0)).tolist() == [[1, 2], [3, 4]]
+    assert Constant(np.float64(0.25)).value == 0.25 and Constant(np.array(2.0)).value == 2.0  # 0-d: a number
+
+
+@pytest.mark.parametrize("case", sorted({case for case, _ in KERAS_KERNEL_FACTS}))
+def test_constant_of_an_array_takes_a_convolution_kernel_in_keras_layout(case):
+    keras_shape = next(shape for (c, _), (shape, _, _) in KERAS_KERNEL_FACTS.items() if c == case)
+    make, input_shape, weight, depthwise = KERNEL_LAYERS[case]
+    kernel = np.random.default_rng(1).normal(size=keras_shape).astype(np.float32)
+    layer = make(Constant(kernel))
+    Sequential([Input(*input_shape), layer], seed=0)
+    np.testing.assert_array_equal(in_keras_layout(layer.params[weight], depthwise, keras_shape), kernel)
+
+
+def test_constant_of_an_array_saves_in_its_config_and_compares_by_value():
+    matrix = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    config = Constant(matrix).get_config()
+    assert config["name"] == "constant" and config["value"]["shape"] == [5, 3]  # float32 bytes, base64
+    rebuilt = initializers.get(config)
+    np.testing.assert_array_equal(rebuilt.value, matrix)
+    assert rebuilt == Constant(matrix) and hash(rebuilt) == hash(Constant(matrix)) and rebuilt != Constant(matrix + 1)
+    keras_config = {"name": "constant", "value": {"class_name": "__numpy__", "config": {"value": matrix.tolist()}}}
+    assert initializers.get(keras_config) == Constant(matrix)  # Keras 3 writes an array so
+    assert repr(Constant(matrix)) == "Constant(value=<float32 array of shape (5, 3)>)"
+    assert Constant(0.5).get_config() == {"value": 0.5, "name": "constant"}
+
+
+def test_pretrained_embeddings_from_a_constant_matrix_stay_frozen_through_training():
+    matrix = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    ids = np.random.default_rng(1).integers(0, 20, (32, 6))
+    embedding = Embedding(20, 4, embeddings_initializer=Constant(matrix), trainable=False, name="emb")
+    model = Sequential.of(Input(6, dtype="int64"), embedding, Flatten(), Dense(2, activation="linear"), seed=0)
+    with model:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(ids, ids[:, 0] % 2, epochs=1, verbose=0)
+        np.testing.assert_array_equal(model.get_weights()["emb.embeddings"], matrix)
+    assert model.param_counts() == (50, 80)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Constant([]), r"Constant\(value=...\) expects a finite number or a non-empty array.*empty array"),
+        (lambda: Constant(np.array([True])), r"non-empty array of numbers. Received: an array of dtype bool"),
+        (lambda: Constant([[1.0, np.inf]]), r"expects finite float32 values.*Received: value\[0, 1\]=inf"),
+        (lambda: Constant([1e300]), r"Received: value\[0\]=1e\+300 \(1 of 1 not finite in float32\)"),
+        (lambda: Constant({"shape": [2]}), r"or an encoded array as its config writes it.*keys \['shape'\]"),
+        (
+            lambda: Constant({"dtype": "float32", "shape": [3], "base64": "AAAAAA=="}),
+            r"holds 4 bytes, and shape \[3\] takes 12",
+        ),
+        (
+            lambda: Sequential.of(Input(6), Dense(3, kernel_initializer=Constant(np.ones((3, 6))))),
+            r"holds an array of shape \(3, 6\), and the weight it initializes has shape \(6, 3\)",
+        ),
+        (
+            lambda: Sequential.of(Input(4), Embedding(10, 8, embeddings_initializer=Constant(np.ones((10, 4))))),
+            r"holds an array of shape \(10, 4\), and the weight it initializes has shape \(10, 8\)",
+        ),
+    ],
+)
+def test_bad_constant_arrays_are_refused_naming_the_shapes(make, message):
     with pytest.raises(InvalidArgumentError, match=message):
         make()

@@ -298,7 +298,8 @@ def test_keras_training_call_argument_is_taken_at_none_and_refused_otherwise(cal
     assert call(Input(6, 4), training=None).shape == call(Input(6, 4)).shape
     for value in (True, False):
         message = (
-            rf"the call argument training={value} is not supported. onnxtrain runs every layer in training mode in fit"
+            rf"the call argument training={value} is not supported on symbolic tensors. onnxtrain runs every layer in "
+            "training mode in fit"
         )
         with pytest.raises(UnsupportedError, match=message):
             call(Input(6, 4), training=value)

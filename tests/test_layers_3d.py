@@ -402,7 +402,7 @@ BAD = [
     ),
     (lambda: MaxPooling3D((2, 2)), InvalidArgumentError, r"MaxPooling3D\(pool_size=...\) expects a positive int or "),
     (lambda: AveragePooling3D(2, strides=(1, 0, 1)), InvalidArgumentError, r"Received: strides=\(1, 0, 1\)"),
-    (lambda: AveragePooling3D(padding="causal"), InvalidArgumentError, r"expects 'valid' or 'same'"),
+    (lambda: AveragePooling3D(padding="causal"), InvalidArgumentError, r"expects one of \['valid', 'same'\]"),
     (lambda: GlobalMaxPooling3D(keepdims="yes"), InvalidArgumentError, r"keepdims='yes'"),
     (
         lambda: ZeroPadding3D((1, 2)),

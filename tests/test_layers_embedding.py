@@ -119,3 +119,14 @@ def test_a_saved_model_keeps_mask_zero_and_masks_after_loading(tmp_path):
     with unmasked:
         unmasked.compile(optimizer="sgd", loss="mse")
         assert not np.allclose(unmasked.predict(ids), expected, rtol=1e-3)
+
+
+def test_keras_2_input_length_is_taken_with_keras_3s_warning_and_ignored():
+    # Keras 3.15 (layers/core/embedding.py) pops input_length, warns "Argument `input_length` is deprecated. Just
+    # remove it." (a UserWarning) and keeps nothing of it.
+    with pytest.warns(UserWarning, match=r"^Argument `input_length` is deprecated. Just remove it.$") as warned:
+        layer = Embedding(10, 4, input_length=40)
+    assert warned[0].filename == __file__  # the line that passed it
+    assert layer.get_config() == Embedding(10, 4).get_config()
+    model = Sequential.of(Input(6, dtype="int64"), layer, seed=0)
+    assert model.output_shape == (6, 4)  # the Input's length, not input_length

@@ -7,15 +7,17 @@ import math
 
 import numpy as np
 import pytest
-from layer_harness import LayerCase, table_tests
+from layer_harness import LayerCase, forward, table_tests
 
 from onnxtrain import Sequential, emit
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.layers import (
     AveragePooling1D,
     AveragePooling2D,
+    AveragePooling3D,
     AvgPool2D,
     BatchNormalization,
+    ConvPadding,
     Dropout,
     Flatten,
     GlobalAveragePooling1D,
@@ -27,6 +29,7 @@ from onnxtrain.layers import (
     MaxPool2D,
     MaxPooling1D,
     MaxPooling2D,
+    MaxPooling3D,
     SpatialDropout2D,
 )
 
@@ -116,8 +119,15 @@ def test_aliases_are_the_keras_classes():
 BAD = [
     (lambda: MaxPooling2D(0), InvalidArgumentError, r"MaxPooling2D\(pool_size=...\) expects a positive int or a tuple"),
     (lambda: MaxPooling2D((2, 2, 2)), InvalidArgumentError, r"Received: pool_size=\(2, 2, 2\)"),
+    (lambda: MaxPooling2D((2, 2, 2, 1)), InvalidArgumentError, r"or KotlinDL's \(1, n, n, 1\). Received: pool_size="),
+    (lambda: MaxPooling1D((1, 0, 1)), InvalidArgumentError, r"KotlinDL's \(1, n, 1\). Received: pool_size=\(1, 0, 1\)"),
+    (lambda: AvgPool2D(2, strides=(2, 2, 2, 2)), InvalidArgumentError, r"Received: strides=\(2, 2, 2, 2\)"),
     (lambda: MaxPooling1D(2, strides=0), InvalidArgumentError, r"MaxPooling1D\(strides=...\) expects a positive int"),
-    (lambda: AveragePooling2D(padding="full"), InvalidArgumentError, r"expects 'valid' or 'same'. Received: padding="),
+    (
+        lambda: AveragePooling2D(padding="full"),
+        InvalidArgumentError,
+        r"expects one of \['valid', 'same'\]. Received: padding=",
+    ),
     (lambda: GlobalMaxPooling2D(keepdims=1), InvalidArgumentError, r"keepdims=1"),
     (
         lambda: Sequential.of(Input(1, 5, 2), MaxPooling2D()),
@@ -140,6 +150,26 @@ BAD = [
         r"\[None, steps, channels\]",
     ),
 ]
+
+
+KOTLINDL_SPELLINGS = [  # (KotlinDL's spelling, Keras' spelling of the same pooling, per-example input shape)
+    (lambda: MaxPool2D(pool_size=(1, 2, 2, 1), strides=(1, 2, 2, 1)), lambda: MaxPooling2D(2), (6, 6, 2)),
+    (lambda: AvgPool2D((1, 2, 2, 1), (1, 2, 2, 1)), lambda: AveragePooling2D(2), (6, 6, 2)),
+    (lambda: MaxPool2D(2, 2, padding=ConvPadding.VALID), lambda: MaxPooling2D(2, 2, padding="valid"), (5, 5, 1)),
+    (lambda: AvgPool2D(3, 2, padding=ConvPadding.SAME), lambda: AveragePooling2D(3, 2, padding="same"), (5, 6, 2)),
+    (lambda: MaxPooling1D((1, 3, 1), (1, 2, 1), ConvPadding.SAME), lambda: MaxPooling1D(3, 2, "same"), (7, 3)),
+    (lambda: AveragePooling3D((1, 2, 2, 2, 1), (1, 1, 1, 1, 1)), lambda: AveragePooling3D(2, 1), (3, 4, 4, 2)),
+    (lambda: MaxPooling3D(2, padding=ConvPadding.SAME), lambda: MaxPooling3D(2, padding="same"), (3, 5, 4, 1)),
+]
+
+
+@pytest.mark.parametrize(("kotlindl", "keras", "input_shape"), KOTLINDL_SPELLINGS)
+def test_poolings_take_kotlindl_pool_size_strides_and_padding(kotlindl, keras, input_shape):
+    layer, expected = kotlindl(), keras()
+    assert layer.get_config() == expected.get_config()
+    model = Sequential.of(Input(*input_shape), layer, seed=0)
+    x = np.random.default_rng(0).normal(size=(3, *input_shape)).astype(np.float32)
+    np.testing.assert_allclose(forward(model, x), pool_reference(layer, x.astype(np.float64)), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(("factory", "error", "message"), BAD)

@@ -1,5 +1,5 @@
-"""Layers: `Input`, `Flatten`, `Dense`, the convolutions (`Conv2D`, ...), the recurrent layers (`LSTM`, ...) and the
-`Layer` base class."""
+"""Layers: `Input`, `Flatten`, `Dense`, the convolutions (`Conv2D`, ...), the recurrent layers (`LSTM`, ...), the
+`Layer` base class, and Keras' functional merge helpers (`add([a, b])`, `concatenate([...])`, ...)."""
 
 from onnxtrain.foreign._layer import OnnxLayer  # a foreign ONNX graph as a layer (package onnxtrain.foreign)
 from onnxtrain.layers._activation import (
@@ -33,6 +33,7 @@ from onnxtrain.layers._group_normalization import GroupNormalization
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, format_shape
 from onnxtrain.layers._masking import Masking
 from onnxtrain.layers._merge import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
+from onnxtrain.layers._merge_functions import add, average, concatenate, dot, maximum, minimum, multiply, subtract
 from onnxtrain.layers._noise import GaussianDropout, GaussianNoise
 from onnxtrain.layers._normalization import BatchNorm, BatchNormalization, LayerNormalization, UnitNormalization
 from onnxtrain.layers._pooling import (
@@ -176,5 +177,13 @@ __all__ = [
     "ZeroPadding1D",
     "ZeroPadding2D",
     "ZeroPadding3D",
+    "add",
+    "average",
+    "concatenate",
+    "dot",
     "format_shape",
+    "maximum",
+    "minimum",
+    "multiply",
+    "subtract",
 ]

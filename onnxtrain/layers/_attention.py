@@ -132,7 +132,7 @@ class MultiHeadAttention(Layer):
         else:
             super().__setattr__(attribute, value)
 
-    def __call__(
+    def __call__(  # type: ignore[override]  # query, value, key: three named inputs, not Layer's *more_inputs
         self,
         query: SymbolicTensor | Sequence[SymbolicTensor],
         value: SymbolicTensor | None = None,

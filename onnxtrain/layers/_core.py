@@ -75,6 +75,8 @@ class Input(Layer, SymbolicTensor):
             raise InvalidArgumentError(
                 "Input(*dims) expects at least one dimension, e.g. Input(28, 28, 1). Received: no dimensions"
             )
+        if None in dims:
+            raise InvalidArgumentError(_variable_length(dims))
         self.dims: Shape = tuple(_positive_int("Input", f"dims[{i}]", d) for i, d in enumerate(dims))
         self.dtype: np.dtype = input_dtype("Input", dtype)
         SymbolicTensor.__init__(self, self.dims, self, 0, ())
@@ -104,6 +106,18 @@ class Flatten(Layer):
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
         return builder.node("Flatten", [x], hint="flatten", axis=1)
+
+
+def _variable_length(dims: tuple[object, ...]) -> str:
+    """Why Keras' `Input(shape=(None,))` is refused, and what to do."""
+    axis = dims.index(None)
+    return (
+        f"Input(shape={dims!r}) has no size at dims[{axis}] (dims[{axis}] is None): onnxtrain's models have a fixed "
+        "shape per example (only the batch size is free), so every dimension needs its size. For sequences of "
+        "different lengths, pad them to one length (Keras' pad_sequences(sequences, maxlen=40), or np.pad) and give "
+        "it: Input(shape=(40,), dtype='int64'); with Embedding(..., mask_zero=True) the padding (id 0) is masked, so "
+        "it does not count."
+    )
 
 
 ActivationLike = str | Activation | activations.Activations | dict[str, Any] | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ class Embedding(Layer):
         embeddings_regularizer: a penalty the loss adds for the table (`onnxtrain.regularizers`).
         mask_zero: id 0 is padding: the output carries the mask ids != 0, which the layers after it use as Keras'
             do (docs/layers.md, "Masking"); input_dim counts id 0, as in Keras.
+        input_length: Keras 2's sequence length, which Keras 3 takes with a deprecation warning and ignores: so
+            here (the Input's shape gives the length).
     """
 
     def __init__(
@@ -43,8 +46,12 @@ class Embedding(Layer):
         mask_zero: bool = False,
         name: str | None = None,
         trainable: bool = True,
+        *,
+        input_length: object = None,
     ):
         super().__init__(name=name, trainable=trainable)
+        if input_length is not None:  # as Keras 3 (layers/core/embedding.py): warned about, and not kept
+            warnings.warn("Argument `input_length` is deprecated. Just remove it.", UserWarning, stacklevel=4)
         self.input_dim = _positive_int("Embedding", "input_dim", input_dim)
         self.output_dim = _positive_int("Embedding", "output_dim", output_dim)
         self.embeddings_initializer = initializers.get(embeddings_initializer)

@@ -6,7 +6,10 @@ new `SymbolicTensor` that records the layer, which of its calls made it and the 
 `onnxtrain.functional.Functional` walks those records back from a model's outputs. Weights are drawn later, when a
 model holding the layer is made (from the model's seed, as in `Sequential`), and layer names are given there too.
 A layer that takes several inputs (the merges: `Add()([a, b])`) sets `multi_input = True`: it is called on a list,
-and its `compute_output_shape`, `build` and `emit` take lists (of shapes, of values).
+or on the tensors as separate arguments (KotlinDL's `Add()(a, b)`), and its `compute_output_shape`, `build` and
+`emit` take lists (of shapes, of values). Called on numpy arrays instead, a layer (or a model) computes at once and
+returns an array (Keras' eager call, `_eager.py`). The checks of a call, and of a layer class written in Keras' form
+(a `call` method), are `_layer_checks.py`'s; Keras' layer weights API (`get_weights`, ...) is `_layer_weights.py`'s.
 """
 
 from __future__ import annotations
@@ -23,14 +26,26 @@ from onnxtrain import initializers
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
-    OnnxtrainError,
-    ShapeError,
     UnknownIdentifierError,
     UnsupportedError,
 )
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._assignments import check_name, check_trainable, checked_assignment, is_setting
+from onnxtrain.layers._eager import call_eagerly, is_eager_input
 from onnxtrain.layers._keras_arguments import taking_keras_arguments
+from onnxtrain.layers._layer_checks import (
+    CUSTOM_LAYER_DOCS,
+    check_emits_onnx,
+    check_same_shapes,
+    check_training_argument,
+    describe,
+    positional_inputs,
+    received,
+    take_shapes,
+    unknown_layer_class,
+)
+from onnxtrain.layers._layer_weights import LayerWeights
+from onnxtrain.layers._layout import channels_last, emit_layer, emit_multi_input_layer
 from onnxtrain.layers._shapes import Shape, format_shape
 
 if TYPE_CHECKING:
@@ -87,7 +102,7 @@ def _constructing(init: Callable[..., None]) -> Callable[..., None]:
     return counting_init
 
 
-class Layer:
+class Layer(LayerWeights):
     """A layer validates its arguments in `__init__`, makes named numpy parameters in `build`, and emits ONNX.
 
     Subclasses implement `compute_output_shape` and `emit`, and `build` when they own parameters. Every subclass
@@ -143,6 +158,7 @@ class Layer:
     @taking_keras_arguments  # for the layers without an __init__ of their own (Flatten); see __init_subclass__
     @_constructing
     def __init__(self, name: str | None = None, trainable: bool = True):
+        check_emits_onnx(type(self))
         check_name(type(self).__name__, name)
         check_trainable(type(self).__name__, trainable)
         self.model_name: str | None = None
@@ -157,18 +173,27 @@ class Layer:
         self.symbolic_calls: list[SymbolicTensor] = []
 
     def __call__(
-        self, inputs: SymbolicTensor | Sequence[SymbolicTensor], *, training: bool | None = None
+        self,
+        inputs: SymbolicTensor | Sequence[SymbolicTensor],
+        *more_inputs: SymbolicTensor,
+        training: bool | None = None,
     ) -> SymbolicTensor:
-        """Call the layer on a symbolic tensor (a list of them for a multi-input layer): the Functional API.
+        """Call the layer on a symbolic tensor: the Functional API. A multi-input layer takes a list of them, or
+        them as separate arguments (KotlinDL's `Add()(a, b)` is `Add()([a, b])`).
 
-        `training` is Keras' call argument, taken at None only (`check_training_argument`).
+        `training` is Keras' call argument, taken at None only (`check_training_argument`). Called on numpy arrays
+        instead (the batch first), the layer computes at once and returns a numpy array (`_eager.py`): with
+        `training=True` its training graph (random layers draw), else its inference graph.
 
         Example:
             >>> x = Input(8)
             >>> y = Dense(3)(Add()([Dense(8)(x), x]))
         """
+        given = positional_inputs(self, inputs, more_inputs)
+        if is_eager_input(given):  # numpy arrays: typed for the Functional API, which is what a type checker sees
+            return call_eagerly(self, given, training)  # type: ignore[arg-type,return-value]
         check_training_argument(self, training)
-        return _call(self, inputs)
+        return _call(self, given)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -198,14 +223,29 @@ class Layer:
         """Create parameters for `input_shape`; layers without parameters keep the default."""
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        raise NotImplementedError
+        """The output's per-example shape for an input of per-example shape `input_shape`: every layer defines it."""
+        raise UnsupportedError(
+            f"{type(self).__name__} defines no compute_output_shape(input_shape): a layer says the per-example shape "
+            f"of its output for an input's (docs/layers.md, {CUSTOM_LAYER_DOCS}). Received: input shape "
+            f"{input_shape!r}"
+        )
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
         """Emit this layer's nodes reading value `x`; return the output value name."""
-        raise NotImplementedError
+        raise UnsupportedError(
+            f"{type(self).__name__} defines no emit(builder, x): a layer emits its ONNX nodes there and returns the "
+            f"name of its output value (docs/layers.md, {CUSTOM_LAYER_DOCS})."
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "trainable": self.trainable}
+
+    def eager_outputs(self, builder: GraphBuilder, xs: list[str]) -> list[tuple[str, Shape]]:
+        """The outputs (channels last) and their per-example shapes of this layer's call on values `xs`, one per
+        input, in a graph of its own: what a call on numpy arrays runs (`_eager.py`)."""
+        y = emit_multi_input_layer(builder, self, xs) if self.multi_input else emit_layer(builder, self, xs[0])
+        assert self.output_shape is not None, "layers must be built"
+        return [(channels_last(builder, y, len(self.output_shape) + 1), self.output_shape)]
 
     # --- masks (see the class docstring) --------------------------------------------------------------------
     def compute_mask(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> Mask:
@@ -230,9 +270,7 @@ class Layer:
             return cls.from_layer_config(config)
         class_name = config.get("class_name")
         if class_name not in Layer.registry:
-            raise UnknownIdentifierError(
-                f"Could not interpret layer class {class_name!r}. Known layers: {sorted(Layer.registry)}"
-            )
+            raise UnknownIdentifierError(unknown_layer_class(class_name, Layer.registry, Layer))
         return Layer.registry[class_name].from_layer_config(config.get("config", {}))
 
     @classmethod
@@ -299,26 +337,6 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
-def describe(layer: Layer) -> str:
-    """`Dense layer 'dense_1'`, or `Dense layer` while the layer has no name yet (names are given by a model)."""
-    return f"{type(layer).__name__} layer" + (f" {layer.name!r}" if layer.name else "")
-
-
-def check_training_argument(layer: Layer, training: object) -> None:
-    """Keras' `training=` call argument: None (Keras' default) changes nothing; True or False is refused, since
-    which graph a layer runs in is the model's, never the call's.
-
-    Raises:
-        UnsupportedError: any other value.
-    """
-    if training is not None:
-        raise UnsupportedError(
-            f"{describe(layer)}: the call argument training={training!r} is not supported. onnxtrain runs every "
-            "layer in training mode in fit and in inference mode in predict, evaluate and the export, with no "
-            "per-call override: leave training out (or pass training=None)."
-        )
-
-
 def _call(layer: Layer, inputs: object) -> SymbolicTensor:
     """What `layer(inputs)` returns: a new symbolic tensor, after the shape checks (see the module docstring).
 
@@ -332,32 +350,17 @@ def _call(layer: Layer, inputs: object) -> SymbolicTensor:
             f"{describe(layer)} is a tensor already, not a layer to call. Pass it to a layer instead, e.g. "
             "x = Input(4); y = Dense(8)(x)."
         )
+    check_emits_onnx(type(layer))  # a subclass whose __init__ never called Layer's
     tensors = _tensors(layer, inputs)
     shapes = [tensor.shape for tensor in tensors]
     if layer.built:
-        _check_same_shapes(layer, shapes)
+        check_same_shapes(layer, shapes)
     else:
-        try:
-            layer.output_shape = layer.compute_output_shape(shapes if layer.multi_input else shapes[0])  # type: ignore[arg-type]
-        except OnnxtrainError as e:
-            _name_unnamed(layer, e)
-            raise
-        if layer.multi_input:
-            layer.input_shapes = shapes
-        else:
-            layer.input_shape = shapes[0]
+        take_shapes(layer, shapes)
     assert layer.output_shape is not None
     output = SymbolicTensor(layer.output_shape, layer, len(layer.symbolic_calls), tensors)
     layer.symbolic_calls.append(output)
     return output
-
-
-def _name_unnamed(layer: Layer, error: Exception) -> None:
-    """Word `error`'s "Dense layer None" as `describe` does ("Dense layer"): a layer is called before a model
-    names it, and the shape messages of layers name `layer.name`."""
-    if layer.name is None and error.args and isinstance(error.args[0], str):
-        unnamed = f"{type(layer).__name__} layer None"
-        error.args = (error.args[0].replace(unnamed, describe(layer)), *error.args[1:])
 
 
 def _tensors(layer: Layer, inputs: object) -> list[SymbolicTensor]:
@@ -365,7 +368,7 @@ def _tensors(layer: Layer, inputs: object) -> list[SymbolicTensor]:
     if layer.multi_input:
         if not isinstance(inputs, list | tuple):
             raise InvalidTypeError(
-                f"{describe(layer)} takes a list of tensors, e.g. {kind}()([a, b]). Received: {_received(inputs)}"
+                f"{describe(layer)} takes a list of tensors, e.g. {kind}()([a, b]). Received: {received(inputs)}"
             )
         if not inputs:
             raise InvalidArgumentError(f"{describe(layer)} takes a list of tensors. Received: an empty list")
@@ -384,26 +387,6 @@ def _tensors(layer: Layer, inputs: object) -> list[SymbolicTensor]:
             where = f"inputs[{i}]" if layer.multi_input else "its input"
             raise InvalidTypeError(
                 f"{describe(layer)} is called on symbolic tensors: an Input(...) or another layer's output. "
-                f"Received as {where}: {_received(item)}. To compute on data, make a model of the layers and run it."
+                f"Received as {where}: {received(item)}. To compute on data, call it on a numpy array (batch first)."
             )
     return items
-
-
-def _check_same_shapes(layer: Layer, shapes: list[Shape]) -> None:
-    """A called layer has weights for the shapes of its first call: a later call (a shared layer) takes those."""
-    expected = layer.input_shapes if layer.multi_input else [layer.input_shape]
-    if expected == shapes:
-        return
-    if expected is None or None in expected:
-        raise ShapeError(f"{describe(layer)} has no input shape to check a call against; it was not built by a call.")
-    shown = ", ".join(format_shape(s) for s in expected)  # type: ignore[arg-type]
-    received = ", ".join(format_shape(s) for s in shapes)
-    raise ShapeError(
-        f"{describe(layer)} was built for inputs of shape {shown} by its first call. Calling it again shares its "
-        f"weights, so the inputs must have that shape. Received: {received}. Use a new layer for these inputs."
-    )
-
-
-def _received(value: object) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} ({text[:60]}{'...' if len(text) > 60 else ''})"

@@ -14,8 +14,21 @@ outputs are converted back too. A layer that sets it must handle both layouts (`
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers._layer import Layer
+from onnxtrain.layers._shapes import Shape
+
+
+class Layer(Protocol):
+    """What the emitting functions read of a `onnxtrain.layers.Layer` (which imports this module)."""
+
+    name: str | None
+    input_shape: Shape | None
+    input_shapes: list[Shape] | None
+
+    def emit(self, builder: GraphBuilder, x: Any) -> str: ...
+
 
 CHANNELS_FIRST = "channels_first"
 
@@ -71,4 +84,4 @@ def emit_multi_input_layer(builder: GraphBuilder, layer: Layer, xs: list[str]) -
         assert layer.input_shapes is not None, "layers must be built"
         xs = [channels_last(builder, x, len(shape) + 1) for x, shape in zip(xs, layer.input_shapes, strict=True)]
     with builder.scope(layer.name or type(layer).__name__.lower()):
-        return layer.emit(builder, xs)  # type: ignore[arg-type]
+        return layer.emit(builder, xs)

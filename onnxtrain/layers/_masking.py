@@ -15,6 +15,7 @@ from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._activation import ELU, Activation, LeakyReLU, PReLU, ReLU, Softmax, ThresholdedReLU
 from onnxtrain.layers._core import Dense
 from onnxtrain.layers._dropout import Dropout
+from onnxtrain.layers._emitted import check_emitted
 from onnxtrain.layers._group_normalization import GroupNormalization
 from onnxtrain.layers._layer import Layer, Mask, Shape, describe, format_shape
 from onnxtrain.layers._layout import channels_last, emit_layer, emit_multi_input_layer
@@ -133,6 +134,7 @@ def emit_call(builder: GraphBuilder, layer: Layer, xs: list[str], masks: list[Ma
         y = emit_multi_input_layer(builder, layer, xs)
     else:
         y = emit_layer(builder, layer, xs[0])
+    y = check_emitted(builder, layer, y)
     with builder.scope(layer.name or type(layer).__name__.lower()):
         return y, layer.compute_mask(builder, x, mask)
 

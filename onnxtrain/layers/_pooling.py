@@ -2,7 +2,9 @@
 pooling ops.
 
 Shapes and arguments are Keras': channels last, `strides` defaulting to `pool_size`, `padding="same"` padding the
-odd element at the end and leaving padding out of an average (ONNX's `count_include_pad=0`).
+odd element at the end and leaving padding out of an average (ONNX's `count_include_pad=0`). KotlinDL's spellings
+are read as the convolutions read them (`_conv.conv_ints`, `conv_padding`): `pool_size` and `strides` of
+(1, n, n, 1) and `padding=ConvPadding.VALID`.
 """
 
 from __future__ import annotations
@@ -14,36 +16,17 @@ import numpy as np
 from onnx import TensorProto
 
 from onnxtrain._checks import check_bool
-from onnxtrain.errors import InvalidArgumentError, ShapeError
+from onnxtrain.errors import ShapeError
 from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers._conv import ConvPadding, conv_ints, conv_padding
 from onnxtrain.layers._layer import Layer, Mask, Shape, format_shape
 from onnxtrain.layers._layout import channels_first, is_channels_first, mark_channels_first
 
-PADDINGS = ("valid", "same")
 _EXPECTED_SHAPES = {
     1: "[None, steps, channels]",
     2: "[None, height, width, channels]",
     3: "[None, depth, height, width, channels]",
 }
-
-
-def _int_tuple(owner: str, arg: str, value: object, rank: int) -> tuple[int, ...]:
-    """`value` (an int, or `rank` ints) as `rank` positive ints, as Keras reads pool_size and strides."""
-    items = [value] * rank if isinstance(value, int | np.integer) and not isinstance(value, bool) else value
-    if (
-        not isinstance(items, list | tuple)
-        or len(items) != rank
-        or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v <= 0 for v in items)
-    ):
-        expected = "a positive int" if rank == 1 else f"a positive int or a tuple of {rank} positive ints"
-        raise InvalidArgumentError(f"{owner}({arg}=...) expects {expected}. Received: {arg}={value!r}")
-    return tuple(int(v) for v in items)
-
-
-def _padding(owner: str, padding: object) -> str:
-    if not isinstance(padding, str) or padding.lower() not in PADDINGS:
-        raise InvalidArgumentError(f"{owner}(padding=...) expects 'valid' or 'same'. Received: padding={padding!r}")
-    return padding.lower()
 
 
 def _spatial_rank(layer: Layer, input_shape: Shape, rank: int) -> None:
@@ -67,15 +50,15 @@ class _Pooling(Layer):
         self,
         pool_size: int | tuple[int, ...] = 2,
         strides: int | tuple[int, ...] | None = None,
-        padding: str = "valid",
+        padding: str | ConvPadding = "valid",
         name: str | None = None,
         trainable: bool = True,
     ):
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
-        self.pool_size = _int_tuple(owner, "pool_size", pool_size, self.rank)
-        self.strides = self.pool_size if strides is None else _int_tuple(owner, "strides", strides, self.rank)
-        self.padding = _padding(owner, padding)
+        self.pool_size = conv_ints(owner, "pool_size", pool_size, self.rank, kotlindl=True)
+        self.strides = self.pool_size if strides is None else conv_ints(owner, "strides", strides, self.rank, True)
+        self.padding = conv_padding(owner, padding)
 
     def _pads(self, input_shape: Shape) -> tuple[list[int], list[int]]:
         """(begin, end) pads per spatial axis: none for "valid"; for "same", TensorFlow's (the odd one at the end)."""

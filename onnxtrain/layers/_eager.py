@@ -1,0 +1,145 @@
+"""Calling a layer or a model on numpy arrays (Keras' eager call: `data_augmentation(images, training=True)`): the
+call's graph is built alone, run once with ONNX Runtime on the CPU, and its output returned as a numpy array.
+
+`training=True` runs the training graph (random layers draw, BatchNormalization uses the batch's statistics),
+anything else the inference graph, as Keras' default for a call outside `fit`. A training graph's step counter
+(what Dropout and the augmentation layers draw from, with their seed and name) is the number of the layer's earlier
+eager training calls: the first draws as training step 0, the next as step 1, ..., so repeated calls differ, as Keras'
+do, and a fresh layer draws the same again.
+
+An unbuilt layer takes its shapes from the arrays and is built (its weights drawn at random, as Keras builds a layer
+on its first call); it stays built where that made weights, and a weightless one (an augmentation layer) is left as
+it was, so a model can still take it at any shape. A layer of a compiled model computes with its engine's current
+weights. This module reads a layer through `EagerLayer`, so it never imports the Layer class (which imports it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from onnxtrain._registry import snake_case
+from onnxtrain._runtime import DISABLED_OPTIMIZERS
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers._layer_checks import CheckedLayer, check_same_shapes, describe, take_shapes
+from onnxtrain.layers._shapes import Shape
+
+STEP = "step"
+_CALLS = "_eager_training_calls"  # in a layer's __dict__: its eager training calls so far (the next call's step)
+
+
+class EagerLayer(CheckedLayer, Protocol):
+    """What an eager call reads of a layer (a `Layer`, or a `Functional`: a model's graph)."""
+
+    reads_integers: bool
+    params: Mapping[str, np.ndarray]
+
+    @property
+    def built(self) -> bool: ...
+
+    def build(self, input_shape: Any, rng: np.random.Generator) -> None: ...
+
+    def _read_engine(self) -> None: ...
+
+    def eager_outputs(self, builder: GraphBuilder, xs: list[str]) -> list[tuple[str, Shape]]: ...
+
+
+def is_eager_input(inputs: object) -> bool:
+    """Whether a call's `inputs` are data (a numpy array, or a list of them) rather than symbolic tensors."""
+    if isinstance(inputs, list | tuple):
+        return bool(inputs) and all(isinstance(x, np.ndarray) for x in inputs)
+    return isinstance(inputs, np.ndarray)
+
+
+class _EagerBuilder(GraphBuilder):
+    """A builder whose training graph reads its step counter from the `step` input (an int64 scalar)."""
+
+    def training_step(self) -> str:
+        if not self.training:
+            return super().training_step()
+        if STEP not in self._names:
+            self.add_input(STEP, np.int64, ())
+        return STEP
+
+
+def call_eagerly(
+    layer: EagerLayer, inputs: np.ndarray | list[np.ndarray], training: object
+) -> np.ndarray | list[np.ndarray]:
+    """What `layer(arrays, training=...)` returns: its output on them (a list for a model of several outputs),
+    computed at once (see the module docstring).
+
+    Raises:
+        InvalidTypeError: `training` is not a bool or None; another number of arrays than the layer takes.
+        ShapeError: arrays of other per-example shapes than a built layer's.
+    """
+    if training is not None and not isinstance(training, bool | np.bool_):
+        raise InvalidTypeError(f"{describe(layer)}: training expects True, False or None. Received: {training!r}")
+    arrays = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
+    if (layer.multi_input and not isinstance(inputs, list | tuple)) or (not layer.multi_input and len(arrays) != 1):
+        takes = "a list of arrays, one per input" if layer.multi_input else "one array"
+        raise InvalidTypeError(f"{describe(layer)} takes {takes}. Received: {len(arrays)} arrays")
+    arrays = eager_arrays(describe(layer), arrays, [layer.reads_integers] * len(arrays))
+    shapes = [tuple(array.shape[1:]) for array in arrays]
+    built_here = not layer.built
+    if built_here:
+        take_shapes(layer, shapes)
+        layer.build(shapes if layer.multi_input else shapes[0], np.random.default_rng())
+    else:
+        check_same_shapes(layer, shapes)
+    layer._read_engine()  # a compiled model's engine holds the current weights
+    name = layer.name
+    if name is None:  # Dropout and the augmentation layers key their draws by the layer's name
+        layer.__dict__["name"] = snake_case(type(layer).__name__)
+    try:
+        outputs = run_eagerly(layer, arrays, training=bool(training))
+    finally:
+        layer.__dict__["name"] = name
+        if built_here and not layer.params:
+            layer.input_shape = layer.output_shape = layer.input_shapes = None
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
+def run_eagerly(layer: EagerLayer, arrays: Sequence[np.ndarray], training: bool) -> list[np.ndarray]:
+    """The outputs of `layer`'s call on `arrays` (one per input, the batch first, each of the dtype its graph input
+    takes), from its training graph when `training`, else its inference graph."""
+    import onnxruntime as ort  # the inference API only; imported here to keep importing onnxtrain light
+
+    builder = _EagerBuilder(training=training)
+    names = [builder.add_input(f"input_{i}", x.dtype, (None, *x.shape[1:])) for i, x in enumerate(arrays)]
+    outputs = layer.eager_outputs(builder, names)
+    for i, (value, shape) in enumerate(outputs):
+        builder.add_output(value, f"output_{i}", np.float32, (None, *shape))
+    model = builder.build("onnxtrain_eager_call")
+    feeds: dict[str, Any] = dict(zip(names, arrays, strict=True))
+    if STEP in {v.name for v in model.graph.input}:
+        feeds[STEP] = np.array(layer.__dict__.get(_CALLS, 0), np.int64)
+    if training:
+        layer.__dict__[_CALLS] = layer.__dict__.get(_CALLS, 0) + 1
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"], disabled_optimizers=DISABLED_OPTIMIZERS
+    )
+    return [np.asarray(y) for y in session.run(None, feeds)]
+
+
+def eager_arrays(owner: str, arrays: Sequence[np.ndarray], integer_inputs: Sequence[bool]) -> list[np.ndarray]:
+    """`arrays` as the graph inputs take them: int64 where `integer_inputs` says the input reads integers (token ids)
+    and the array holds integers, else float32.
+
+    Raises:
+        InvalidArgumentError: an array without a batch axis, or of a dtype that is not a number.
+    """
+    result = []
+    for i, (array, integers) in enumerate(zip(arrays, integer_inputs, strict=True)):
+        if array.ndim < 2 or array.dtype.kind not in "fiub":
+            what = f"shape {array.shape}" if array.ndim < 2 else f"dtype {array.dtype}"
+            raise InvalidArgumentError(
+                f"{owner} called on data expects numpy arrays of numbers with a batch axis first, (batch, *the "
+                f"input's shape), e.g. images[:4]. Received: input {i} of {what}"
+            )
+        result.append(array.astype(np.int64 if integers and array.dtype.kind in "iub" else np.float32))
+    return result
