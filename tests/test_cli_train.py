@@ -260,11 +260,9 @@ def test_a_second_ctrl_c_while_saving_only_says_the_save_goes_on(folder, monkeyp
     _interrupt_at_epoch(monkeypatch, 2)
     monkeypatch.setattr(_run_output, "save_files", save_files)
     assert main(["train", _config(folder), "--output", "out", "--verbose", "0"]) == 130
-    err = capsys.readouterr().err
-    assert err.startswith(
-        "onnxtrain train: still saving the model (seconds); press Ctrl-C again to abandon the save\n"
-        "onnxtrain train: interrupted after epoch 1 of 3; saved the model"
-    ), err
+    lines = [line for line in capsys.readouterr().err.splitlines() if "curves skipped" not in line]  # (matplotlib)
+    assert lines[0] == "onnxtrain train: still saving the model (seconds); press Ctrl-C again to abandon the save"
+    assert lines[1].startswith("onnxtrain train: interrupted after epoch 1 of 3; saved the model"), lines
     assert json.loads((folder / "out" / "run.json").read_text())["interrupted"] == "after epoch 1 of 3"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after the run
 
