@@ -1,9 +1,11 @@
 """The data a `Trainer` steps through: one dataset argument checked and read into arrays (`Batches`), each epoch's
-shuffled order, and the rows of a shuffled batch gathered into buffers reused from batch to batch.
+shuffled order, the rows of a shuffled batch gathered into buffers reused from batch to batch, and how many
+batches an epoch takes (Keras' `steps_per_epoch`).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,7 @@ from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.layers import Shape
 from onnxtrain.losses import Loss
+from onnxtrain.progress import prints_here
 
 
 @dataclass(frozen=True)
@@ -131,3 +134,29 @@ def gather(x: Any, index: np.ndarray, out: Any) -> Any:
 def batch_arrays(x: np.ndarray | InputArrays) -> list[np.ndarray]:
     """The arrays of a batch, one per model input (what an engine step and a session feed take)."""
     return list(x.arrays) if isinstance(x, InputArrays) else [x]
+
+
+def check_steps_per_epoch(value: Any, available: int, examples: int, batch_size: int, shuffle: bool) -> int:
+    """Keras' `steps_per_epoch` checked against the `available` batches of the data (`examples` rows, batches of
+    `batch_size`): each epoch trains that many, the first of its order.
+
+    Raises:
+        InvalidArgumentError: not a positive int, or more batches than the data has.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise InvalidArgumentError(f"fit(steps_per_epoch=...) expects a positive int. Received: {value!r}")
+    if value > available:
+        raise InvalidArgumentError(
+            f"fit(steps_per_epoch={value}) asks for more batches than the data has: {examples} examples make "
+            f"{available} batch(es) of {batch_size}. Pass steps_per_epoch <= {available}, or leave it out (an epoch "
+            "is then every batch); onnxtrain does not repeat the data within an epoch. Nothing was trained."
+        )
+    if not shuffle and value < available and prints_here():
+        warnings.warn(
+            f"fit(steps_per_epoch={value}, shuffle=False) trains the same first {value} of the {available} batches "
+            "every epoch (each epoch takes the first batches of its order, which shuffle=False keeps fixed); the "
+            "other examples are never trained on. Shuffle, or leave steps_per_epoch out.",
+            UserWarning,
+            stacklevel=4,  # the caller of fit: Model.fit -> Trainer.fit -> here
+        )
+    return int(value)

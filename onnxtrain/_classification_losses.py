@@ -21,7 +21,7 @@ from onnxtrain._loss_base import (
     softplus,
     sum_last,
 )
-from onnxtrain.errors import InvalidArgumentError, ShapeError
+from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 
 
@@ -100,6 +100,45 @@ class SoftmaxCrossEntropyWithLogits(Loss):
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         shifted = np.exp(outputs - outputs.max(axis=-1, keepdims=True))
         return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class SparseCategoricalCrossentropy(SoftmaxCrossEntropyWithLogits):
+    """Keras' SparseCategoricalCrossentropy: softmax cross-entropy with class indices (int, shape [batch]), the
+    loss of `compile(loss="sparse_categorical_crossentropy")`.
+
+    It applies the softmax itself, to logits, as KotlinDL's `SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS` does: a last
+    softmax (`Dense(10, activation="softmax")`, `Softmax()`) is left out of the graphs and a last Dense at its
+    default activation is emitted linear (`emit.graph_layers`), so training sees logits and the export adds
+    `probabilities`. `from_logits` is Keras' argument, kept in the config: False (the default) says the model ends
+    in that softmax, True that it ends in logits; both compute the same, stable log-softmax (Keras' value wherever
+    its clip of probabilities to [1e-7, 1 - 1e-7] does not bind), and a softmax is never applied twice.
+
+    Args:
+        from_logits: whether the model ends in logits rather than a softmax (the same computation, see above).
+        ignore_class: Keras' class index to leave out of the loss; only None (every class counts) is supported.
+
+    Raises:
+        InvalidArgumentError: `from_logits` is not a bool.
+        UnsupportedError: `ignore_class` is not None.
+    """
+
+    from_logits: bool = False
+    ignore_class: int | None = None
+    name: str = field(default="sparse_categorical_crossentropy", init=False)
+
+    def __post_init__(self) -> None:
+        flag = check_bool("SparseCategoricalCrossentropy", "from_logits", self.from_logits)
+        object.__setattr__(self, "from_logits", flag)
+        if self.ignore_class is not None:
+            raise UnsupportedError(
+                "SparseCategoricalCrossentropy(ignore_class=...) leaves a class index out of the loss in Keras; "
+                f"onnxtrain counts every class. Received: ignore_class={self.ignore_class!r}. Drop those examples "
+                "from the data, or give them sample_weight=0 (fit(..., sample_weight=w))."
+            )
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "from_logits": self.from_logits}
 
 
 @dataclass(frozen=True)
@@ -219,6 +258,10 @@ class BinaryCrossentropy(Loss):
     @property
     def trains_on_logits(self) -> bool:
         return self.from_logits
+
+    @property
+    def reads_probabilities(self) -> bool:
+        return not self.from_logits
 
     @property
     def probability_op(self) -> str | None:

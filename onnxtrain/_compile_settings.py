@@ -129,8 +129,8 @@ def compile_settings(
     for output, own in zip(graph.outputs, emit.output_losses(graph, compiled.loss), strict=True):
         assert own is not None  # compiled
         _warn_about_output_activation(output.layer, own)
-        if isinstance(own, losses.SoftmaxCrossEntropyWithLogits):
-            _warn_about_default_relu_logits(output)
+        if own.trains_on_logits:
+            _warn_about_default_relu_logits(output, own)
     return compiled
 
 
@@ -140,6 +140,8 @@ def _output_losses(
     """compile's loss, loss_weights and metrics of a model of several outputs (`multi_output.resolve`); an
     OutputLosses (what `load_model` passes from a save) as it is."""
     names = [str(y.layer.name) for y in graph.outputs]  # Model.output_names
+    if isinstance(loss, Mapping) and "class_name" in loss:  # Keras' config of one loss, for every output
+        loss = losses.get(loss)
     if isinstance(loss, multi_output.OutputLosses):
         if loss.names != names:
             raise InvalidArgumentError(
@@ -170,10 +172,11 @@ def _check_trainable(graph: Functional, loss: Loss) -> None:
 _CARRIERS = (Dropout, SpatialDropout2D, Flatten, Reshape, Add, Average, Maximum, Minimum, Concatenate)
 
 
-def _warn_about_default_relu_logits(output: SymbolicTensor) -> None:
-    """Warn when softmax cross-entropy's logits come from a Dense left at its default ReLU through layers that
-    only carry or merge values (`Dense(10)` then `Dropout`, or `Add` of two): `graph_layers` emits only a last
-    Dense linear, so these logits are clamped at 0, a trap for Keras users, whose Dense defaults to linear."""
+def _warn_about_default_relu_logits(output: SymbolicTensor, loss: Loss) -> None:
+    """Warn when the logits of a loss that reads them (`Loss.trains_on_logits`) come from a Dense left at its
+    default ReLU through layers that only carry or merge values (`Dense(10)` then `Dropout`, or `Add` of two):
+    `graph_layers` emits only a last Dense linear, so these logits are clamped at 0, a trap for Keras users, whose
+    Dense defaults to linear."""
     pending, seen, found = [output], set(), set[str]()
     while pending:
         tensor = pending.pop()
@@ -188,40 +191,67 @@ def _warn_about_default_relu_logits(output: SymbolicTensor) -> None:
             found.add(str(layer.name))
     if found:
         warnings.warn(
-            f"Softmax cross-entropy expects logits, but output {output.layer.name!r} carries the values of Dense "
+            f"Loss {_described(loss)} expects logits, but output {output.layer.name!r} carries the values of Dense "
             f"layer(s) {sorted(found)} left at Dense's default activation, ReLU (KotlinDL's default; Keras' is "
-            "linear): the logits are clamped at 0, and classes can become unlearnable. Give them "
+            f"linear): the logits are clamped at 0, and {_CLAMPED[_kind(loss)]}. Give them "
             'activation="linear".',
             UserWarning,
             stacklevel=5,  # the caller of compile: compile -> _compile -> compile_settings -> here
         )
 
 
+# What logits clamped at 0 (a ReLU) do to each kind of loss on logits
+_CLAMPED = {
+    "softmax": "classes can become unlearnable",
+    "sigmoid": "the predicted probability never falls below 0.5 (a unit that starts inactive gets no gradient)",
+}
+
+
+def _described(loss: Loss) -> str:
+    """The loss as a warning names it: its name, and "with from_logits=True" where it says so."""
+    return f"{loss.name!r}" + (" with from_logits=True" if getattr(loss, "from_logits", False) else "")
+
+
+def _kind(loss: Loss) -> str:
+    """How `loss`, which reads logits, turns them into probabilities: "softmax" or "sigmoid"."""
+    return "softmax" if isinstance(loss, losses.SoftmaxCrossEntropyWithLogits) else "sigmoid"
+
+
 def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
     """Warn when the last layer's activation does not fit the loss.
 
-    Softmax cross-entropy expects raw logits. A softmax there, or a Dense activation left at its default, is left
-    out of the graphs (`emit.graph_layers`); any other activation given explicitly (`activation="relu"`) still
-    trains, but ReLU leaves a class whose unit starts inactive without gradient for good: on the tutorial MLP
-    with ReLU logits, 3 of 5 random seeds ended 10 epochs of Fashion-MNIST below 0.81 accuracy, against
-    0.881-0.890 with linear logits (tools/seed_study.py).
-    Binary cross-entropy expects probabilities: without a sigmoid, outputs outside [0, 1] are clipped, which
-    stops their gradient, and "probabilities" are not probabilities. From logits, it expects a linear last layer.
+    A loss on logits (softmax cross-entropy; binary cross-entropy with `from_logits=True`) expects raw logits. A
+    Dense activation left at its default is left out of the graphs (`emit.graph_layers`), and so is a softmax
+    under softmax cross-entropy; any other activation given explicitly still trains, with a warning that says what
+    it does to the logits: a ReLU (`activation="relu"`) leaves a class whose unit starts inactive without
+    gradient for good (on the tutorial MLP with ReLU logits, 3 of 5 random seeds ended 10 epochs of Fashion-MNIST
+    below 0.81 accuracy, against 0.881-0.890 with linear logits: tools/seed_study.py), and a sigmoid before
+    binary cross-entropy from logits is applied twice.
+    Binary cross-entropy on probabilities expects them: without a sigmoid, outputs outside [0, 1] are clipped,
+    which stops their gradient, and "probabilities" are not probabilities.
     """
     activation = getattr(last, "activation", None)
     if activation is None:
         return
-    left_to_the_loss = emit.graph_layers([last], loss)[-1] is not last  # a final softmax the loss applies itself
-    if isinstance(loss, losses.SoftmaxCrossEntropyWithLogits) and activation.name != "linear" and not left_to_the_loss:
+    left_to_the_loss = emit.graph_layers([last], loss)[-1] is not last  # left out: the loss reads logits
+    if loss.trains_on_logits and activation.name != "linear" and not left_to_the_loss:
         fix = (
             "leave that layer out"
             if isinstance(last, Activation)
             else f'use {type(last).__name__}(..., activation="linear"), or leave the activation out'
         )
+        if activation.name == "sigmoid" and _kind(loss) == "sigmoid":
+            effect = "the loss applies its own sigmoid to them, so the sigmoid is applied twice"
+        elif activation.name in ("relu", "relu6", "elu", "selu", "softplus", "exponential"):
+            effect = (
+                f"{activation.name} logits are clamped (bounded below), so {_CLAMPED[_kind(loss)]}; it trains, but "
+                "worse and less reliably"
+            )
+        else:
+            effect = f"the loss reads its outputs as logits, which {activation.name} bounds; it trains, but worse"
         warnings.warn(
-            f"Loss {loss.name!r} expects logits, but the last layer {last.name!r} applies activation "
-            f"{activation.name!r} to them. It trains, but worse and less reliably ({activation.name} logits can "
-            f"leave classes unlearnable). For logits {fix}.",
+            f"Loss {_described(loss)} expects logits, but the last layer {last.name!r} applies activation "
+            f"{activation.name!r} to them: {effect}. For logits {fix}.",
             UserWarning,
             stacklevel=5,  # the caller of compile: compile -> _compile -> compile_settings -> here
         )
@@ -231,14 +261,6 @@ def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
             f"{activation.name!r}: outputs outside [0, 1] are clipped, so they get no gradient, and predict_softly "
             f'returns them as they are. Use {type(last).__name__}(..., activation="sigmoid"), or '
             "BinaryCrossentropy(from_logits=True) with a linear last layer.",
-            UserWarning,
-            stacklevel=5,
-        )
-    elif isinstance(loss, losses.BinaryCrossentropy) and loss.from_logits and activation.name != "linear":
-        warnings.warn(
-            f"Loss {loss.name!r} with from_logits=True expects logits, but the last layer {last.name!r} ends in "
-            f"activation {activation.name!r} (a sigmoid there would be applied twice). Use "
-            f'{type(last).__name__}(..., activation="linear").',
             UserWarning,
             stacklevel=5,
         )

@@ -115,6 +115,7 @@ class _PrecisionOrRecall(Metric):
     `top_k` highest scores (`top_k`) or of one class (`class_id`), as Keras' Precision and Recall."""
 
     _default_name = ""
+    direction = "up"  # Keras' _direction: callbacks in mode "auto" maximize it
 
     def __init__(
         self,
@@ -198,6 +199,8 @@ class AUC(Metric):
     interpolation for PR), "minoring" or "majoring"; `multi_label` keeps each unit's counts and averages the units'
     AUCs (an output [batch, labels]); `from_logits` applies a sigmoid first. Logged as "auc" (or `name`).
     """
+
+    direction = "up"
 
     def __init__(
         self,

@@ -85,6 +85,17 @@ class BatchFigures:
             key: finishers[key].finish(s, examples) if key in finishers else float(s) / count for key, s in sums.items()
         }
 
+    def directions(self) -> dict[str, str]:
+        """Which way each figure of the logs improves, by log key ("up" or "down", Keras' `_direction`): the
+        losses down, each metric as it says (`Metric.direction`); a metric that does not say is left out."""
+        directions = {"loss": "down"}
+        if self.outputs is not None:
+            directions.update({key: "down" for key in self.outputs.keys() if key not in self.finishers})
+        for key, metric in self.finishers.items():
+            if metric.direction is not None:
+                directions[log_key(key)] = metric.direction
+        return directions
+
     @cached_property
     def finishers(self) -> dict[FigureKey, Metric]:
         """The metric behind each key that is one (made once: `means` runs per batch where batch logs are read)."""

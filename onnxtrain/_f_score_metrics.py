@@ -25,6 +25,8 @@ class FBetaScore(Metric):
     number per epoch) cannot hold: the default here is "macro". Logged as "fbeta_score" (or `name`).
     """
 
+    direction = "up"  # Keras' _direction: callbacks in mode "auto" maximize it
+
     def __init__(
         self, average: str = "macro", beta: float = 1.0, threshold: float | None = None, name: str | None = None
     ):

@@ -40,6 +40,12 @@ class Loss:
         return False
 
     @property
+    def reads_probabilities(self) -> bool:
+        """Whether the model's output holds probabilities that the loss reads as they are (binary cross-entropy
+        not from logits, after a sigmoid): the export names such an output `probabilities`, not `logits`."""
+        return False
+
+    @property
     def probability_op(self) -> str | None:
         """The ONNX op that turns the outputs into probabilities in the export (its `probabilities` output):
         Softmax for softmax cross-entropy, Sigmoid for binary cross-entropy from logits; None where the outputs

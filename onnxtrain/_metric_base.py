@@ -33,6 +33,13 @@ class Metric:
         """The key in the logs (the name), as a `Metrics` member's `.value` is."""
         return self.name
 
+    @property
+    def direction(self) -> str | None:
+        """Which way the metric improves, Keras' `_direction`: "up" (accuracies, precision, recall, AUC, F-scores),
+        "down" (errors), or None where it does not say (a metric of one's own that does not override this).
+        Callbacks in mode "auto" (EarlyStopping, ReduceLROnPlateau, ModelCheckpoint) read it."""
+        return None
+
     def size(self, output_shape: Shape, weighted: bool = False) -> int:
         """How many sums the metric keeps for an output of `output_shape` (per example); 1 is kept as a float.
 
@@ -76,6 +83,10 @@ class WeightedMetric(Metric):
 
     metric: Metric
     name: str
+
+    @property
+    def direction(self) -> str | None:
+        return self.metric.direction
 
     def size(self, output_shape: Shape, weighted: bool = True) -> int:
         return self.metric.size(output_shape, weighted=True)

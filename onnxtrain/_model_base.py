@@ -15,6 +15,7 @@ import numpy as np
 
 from onnxtrain import _weights_file, adapters, emit, model_files
 from onnxtrain._checks import check_bool
+from onnxtrain._finite_weights import check_finite_weights, trained_weights
 from onnxtrain._weight_arrays import weight_arrays
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional, every_layer
@@ -39,6 +40,8 @@ class ModelBase:
             )
         check_model_base(graph)
         claim_layers(self, graph.layers, name)
+        if not self.__dict__.get("_trainable", True):  # model.trainable = False before Sequential.add
+            graph.trainable = False
         self.graph = graph
         self.name = name
         self.seed: int = seed
@@ -65,6 +68,29 @@ class ModelBase:
         """Call the model as a layer of another (Keras' nested models): its weights are shared with it. `training`
         is Keras' call argument, None only (`layers._layer.check_training_argument`)."""
         return self.graph(inputs, training=training)
+
+    @property
+    def trainable(self) -> bool:
+        """Keras' `model.trainable`: False freezes every layer of the model (a nested model's layers too, and a
+        BatchNormalization runs in inference mode), True makes them all trainable again, as Keras sets the flag
+        on each layer. Its usual use is Keras' transfer learning: `base_model.trainable = False` on a model called
+        as a layer of another, before compiling that one. A compiled model (this one, or one it is nested in)
+        applies it at its next compile(): until then fit, evaluate and predict refuse to run the old one
+        (`ModelStateError`)."""
+        graph = self.__dict__.get("graph")
+        return bool(graph.trainable) if graph is not None else bool(self.__dict__.get("_trainable", True))
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        if not isinstance(value, bool | np.bool_):
+            raise InvalidArgumentError(
+                f"{type(self).__name__}.trainable expects a bool (False freezes every layer of the model). Received: "
+                f"trainable={value!r}"
+            )
+        object.__setattr__(self, "_trainable", bool(value))
+        graph = self.__dict__.get("graph")
+        if graph is not None:
+            graph.trainable = bool(value)
 
     @property
     def input_shape(self) -> Shape:
@@ -126,7 +152,7 @@ class ModelBase:
 
     def summary(self, print_fn: Any = print) -> str | None:
         """KotlinDL's summary table: printed, or returned as a string. Once compiled (or loaded from a save of a
-        compiled model), a last Dense left at its default activation under softmax cross-entropy shows
+        compiled model), a last Dense left at its default activation under a loss on logits shows
         "[linear (logits)]": that is what it emits.
 
         Args:
@@ -167,9 +193,12 @@ class ModelBase:
 
     def set_weights(self, weights: Mapping[str, Any] | Sequence[Any]) -> None:
         """Replace parameters: a mapping by graph name (`dense_1.kernel`; any subset), or, as in Keras, a list of
-        every parameter in `get_weights()` order. Each value must match its parameter's shape and be finite.
+        every parameter in `get_weights()` order. Each value must match its parameter's shape, and be finite where
+        training changes it (a frozen one may hold what an exporter wrote: a causal mask of -inf).
         """
-        arrays = weight_arrays(weights, self.graph.params_by_name())
+        every = self.graph.params_by_name()
+        constants = set(every) - set(self.graph.trainable_params_by_name())
+        arrays = weight_arrays(weights, every, constants)
         self.graph.set_params_by_name({name: value.copy() for name, value in arrays.items()})
         if self._trainer is not None:
             self._trainer.engine.set_weights(arrays)
@@ -186,9 +215,11 @@ class ModelBase:
         Raises:
             InvalidArgumentError: a path not ending in .npz, or a folder.
             ModelExistsError: the file exists and `overwrite` is False.
+            ModelStateError: a weight holds NaN or inf (training diverged).
         """
         target = _weights_file.weights_path("save_weights", path)
         weights = self.get_weights()
+        check_finite_weights(trained_weights(self), "save_weights")
         return _weights_file.write_weights(target, weights, check_bool("save_weights", "overwrite", overwrite))
 
     def load_weights(self, path: str | Path, skip_mismatch: bool = False) -> None:
@@ -301,34 +332,56 @@ def check_model_base(graph: Functional) -> None:
 
 
 def claim_layers(model: Any, layers: Sequence[Layer], name: str) -> None:
-    """Make `model` (named `name`) the model its `layers` belong to, refusing a layer of another model.
+    """Make `model` (named `name`) the model its `layers` belong to, refusing a layer of another open model.
 
-    One layer, one set of weights, trained by one model's engine: a second model made of a layer would keep a copy
-    of its weights in its own engine that the first model's training never reaches (Keras shares them; onnxtrain
-    refuses, as Sequential does). Inputs hold no weights and may start any number of models. A Model called as a
-    layer of another (nested) is shared the other way: its layers stay its own, and `check_sole_trainer` keeps two
-    models that share them from both being compiled.
+    One layer, one set of weights, trained by one model's engine: a second open model made of a layer would keep a
+    copy of its weights in its own engine that the first model's training never reaches (Keras shares them). A
+    closed model's claim is released (`release_layers`), so its layers, with the weights it trained, and a model
+    nested in it go on into a new model: Keras' reuse of a pretrained base under a new head. Inputs hold no weights
+    and may start any number of models. A Model called as a layer of another (nested) is shared the other way: its
+    layers stay its own, and `check_sole_trainer` keeps two models that share them from both being compiled.
 
     Raises:
-        InvalidArgumentError: a layer already belongs to another model.
+        InvalidArgumentError: a layer belongs to another model that is still open.
     """
     for layer in layers:
         owner = getattr(layer, "_model", None)
-        if isinstance(layer, Input) or owner is None or owner() is model:
+        other = owner() if owner is not None else None
+        if isinstance(layer, Input) or other is None or other is model or getattr(other, "_closed", False):
             continue
+        nested = isinstance(layer, Functional)
+        instead = (
+            "Or save it and rebuild it with load_model."
+            if nested
+            else "Or, to train the layer with both, make the shared part a model of its own and call it as a layer "
+            "of the other (encoder = Model(inp, code); full = Model(x, head(encoder(x))): training full trains "
+            "encoder's layers), or give one model several outputs (Model(inp, [head(code), code]))."
+        )
         raise InvalidArgumentError(
-            f"{type(model).__name__} expects layers of no other model; {describe(layer)} already belongs to model "
-            f"{layer.model_name!r}. A layer belongs to one model, whose engine trains its weights: another model of "
-            "it would train and read a copy of them that never sees that training. Instead: give one model several "
-            "outputs (Model(inp, [head(code), code])); or make the shared part a model of its own and call it as a "
-            "layer of the other (encoder = Model(inp, code); full = Model(x, head(encoder(x))): training full "
-            "trains encoder's layers); or create new layers (e.g. from layer.get_config()) and copy the trained "
-            "weights with set_weights."
+            f"{type(model).__name__} expects layers of no other open model; {describe(layer)} belongs to model "
+            f"{layer.model_name!r}, which is open: two open models of one {'model' if nested else 'layer'} would "
+            "each train their own copy of its weights, and neither would see the other's training. Close "
+            f"{layer.model_name!r} first ({layer.model_name}.close(), or leave its `with` block): its layers keep the "
+            f"weights it trained, and a new model may use {'the model' if nested else 'them'}. {instead}"
         )
     reference = weakref.ref(model)
     for layer in layers:
         if not isinstance(layer, Input):
             layer._model, layer.model_name = reference, name
+
+
+def release_layers(model: Any) -> None:
+    """Give up `model`'s claim on its layers (`close`), so that a new model may be made of them; where `model` is
+    nested in another model that is still open, that one, which trains them, holds them instead."""
+    owner = getattr(model.graph, "_model", None)
+    holder = owner() if owner is not None else None
+    if holder is model or getattr(holder, "_closed", True):
+        holder = None
+    for layer in model.graph.layers:
+        claim = getattr(layer, "_model", None)
+        if not isinstance(layer, Input) and claim is not None and claim() is model:
+            layer._model = None if holder is None else weakref.ref(holder)
+            layer.model_name = None if holder is None else holder.name
 
 
 def shares_layers(model: Any) -> bool:

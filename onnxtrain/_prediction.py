@@ -15,6 +15,7 @@ from onnxtrain._runtime import Device, create_session, session_options
 from onnxtrain.arrays import input_specs, prepare_inputs
 from onnxtrain.datasets import Dataset
 from onnxtrain.functional import Functional
+from onnxtrain.losses import Loss
 
 
 class PredictedModel(Protocol):
@@ -38,16 +39,19 @@ class Predictor:
         device: where the session runs.
         threads: the session's intra-op threads (None: ONNX Runtime's default).
         flush: the float mode kept inside ONNX Runtime calls (`_float_env.py`).
+        loss: the compiled loss, which names the export's output (`emit.output_names`).
     """
 
-    def __init__(self, model: PredictedModel, device: Device, threads: int | None, flush: FlushToZero):
+    def __init__(
+        self, model: PredictedModel, device: Device, threads: int | None, flush: FlushToZero, loss: Loss | None = None
+    ):
         self.model = model
         self.device = device
         self.threads = threads
         self._flush = flush
         self._inputs = input_specs(model.graph)  # name, shape, dtype and token ids of each model input, in order
         self._input_names = emit.input_names(model.graph)
-        self._output_names = emit.output_names(model.graph)
+        self._output_names = emit.output_names(model.graph, loss)  # `logits`, or `probabilities` (the export's)
         self._session: Any = None
 
     def predict(self, x: Any, batch_size: int) -> tuple[list[np.ndarray], bool]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,10 +11,10 @@ from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
 
 def weight_arrays(
-    weights: Mapping[str, Any] | Sequence[Any], current: Mapping[str, np.ndarray]
+    weights: Mapping[str, Any] | Sequence[Any], current: Mapping[str, np.ndarray], constants: Collection[str] = ()
 ) -> dict[str, np.ndarray]:
     """`weights`, a mapping by parameter name (any subset of `current`) or a list of every parameter in `current`'s
-    order, as {name: float32 array} of the shapes in `current`.
+    order, as {name: float32 array} of the shapes in `current`; the names in `constants` may hold NaN or inf.
 
     Raises:
         InvalidTypeError: a list of names (a get_weights() dict iterated), neither a mapping nor a list, or an
@@ -43,10 +43,15 @@ def weight_arrays(
     unknown = sorted(set(weights) - set(current))
     if unknown:
         raise InvalidArgumentError(f"set_weights got unknown parameter names {unknown}. Expected: {sorted(current)}")
-    return {name: weight_array(name, value, current[name].shape) for name, value in weights.items()}
+    return {
+        name: weight_array(name, value, current[name].shape, finite=name not in constants)
+        for name, value in weights.items()
+    }
 
 
-def weight_array(name: str, value: Any, shape: tuple[int, ...], caller: str = "set_weights") -> np.ndarray:
+def weight_array(
+    name: str, value: Any, shape: tuple[int, ...], caller: str = "set_weights", finite: bool = True
+) -> np.ndarray:
     """`value` as the float32 array of parameter `name` (of `shape`), or one clear error that `caller` starts.
 
     Raises:
@@ -62,7 +67,7 @@ def weight_array(name: str, value: Any, shape: tuple[int, ...], caller: str = "s
         raise InvalidArgumentError(
             f"{caller}: {name} expects shape {shape}. Received: {array.shape}{transpose_hint(shape, array.shape)}"
         )
-    bad = np.argwhere(~np.isfinite(array))
+    bad = np.argwhere(~np.isfinite(array) if finite else np.zeros(array.shape, bool))
     if len(bad):
         where = tuple(int(i) for i in bad[0])
         raise InvalidArgumentError(

@@ -51,9 +51,14 @@ def output_shape(graph: Functional) -> Shape:
     return graph.outputs[0].shape
 
 
-def output_names(graph: Functional) -> list[str]:
-    """The export's output names: `logits` for one output; the output layers' names for several."""
-    return [LOGITS_NAME] if len(graph.outputs) == 1 else [str(y.layer.name) for y in graph.outputs]
+def output_names(graph: Functional, loss: Loss | None = None) -> list[str]:
+    """The export's output names: for one output, `probabilities` where it holds them (a loss that reads
+    probabilities, such as binary cross-entropy not from logits: `Loss.reads_probabilities`), else `logits` (what
+    a loss on logits reads, which `probabilities` then follows, or the raw values of any other loss); the output
+    layers' names for several."""
+    if len(graph.outputs) != 1:
+        return [str(y.layer.name) for y in graph.outputs]
+    return [PROBABILITIES_NAME if loss is not None and loss.reads_probabilities else LOGITS_NAME]
 
 
 def output_losses(graph: Functional, loss: Loss | None) -> list[Loss | None]:
@@ -187,15 +192,16 @@ def add_graph_inputs(builder: GraphBuilder, graph: Functional) -> list[str]:
 def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
     """The layers as the graphs emit them for `loss`.
 
-    Softmax cross-entropy applies the softmax itself, to logits, so the last layer is emitted without its
-    activation when that is
-      * a softmax: Keras' usual `Dense(10, activation="softmax")`, or a last `Softmax()` or
-        `Activation("softmax")` layer, with "sparse_categorical_crossentropy". As in Keras, training sees the
-        logits (the softmax is applied once), the `logits` output is the logits, and the exported
-        `probabilities` output is the layer's own softmax, not a softmax of it; or
-      * a Dense's activation not given (`Dense(10)`, as KotlinDL's tutorial writes it): Dense's ReLU default would
-        apply to the logits, and a class whose unit starts inactive would never learn. An explicit
-        `activation="relu"` stays.
+    A loss that reads logits (`Loss.trains_on_logits`: the softmax cross-entropies, and binary cross-entropy with
+    `from_logits=True`) gets them: the last layer is emitted without its activation when that is
+      * a Dense's activation not given (`Dense(10)`, as KotlinDL's tutorial writes it, or the TF RNN tutorial's
+        `Dense(1)` under `BinaryCrossentropy(from_logits=True)`): Dense's ReLU default would clamp the logits at
+        0, so that a class whose unit starts inactive never learns (a sigmoid's unit never goes below 0.5). An
+        explicit `activation="relu"` stays; or
+      * under softmax cross-entropy, a softmax: Keras' usual `Dense(10, activation="softmax")`, or a last
+        `Softmax()` or `Activation("softmax")` layer, with "sparse_categorical_crossentropy". As in Keras,
+        training sees the logits (the softmax is applied once), the `logits` output is the logits, and the
+        exported `probabilities` output is the layer's own softmax, not a softmax of it.
     Every graph of a model (each engine's training and eval graphs, and the export) goes through here, so they
     all compute the same function. The layer itself is not changed.
     """
@@ -214,13 +220,17 @@ def default_activation_emits_logits(layer: Layer, loss: Loss | None) -> bool:
 def _logits_layer(last: Layer, loss: Loss | None) -> Layer | None:
     """What the graphs emit in place of a model's last layer `last` under `loss` (`graph_layers`): a copy that
     shares the layer's name and weights, with a linear activation; None where `last` is emitted as it is."""
-    if not isinstance(loss, SoftmaxCrossEntropyWithLogits):
+    if loss is None or not loss.trains_on_logits:
         return None
     activation = getattr(last, "activation", None)
+    softmax_loss = isinstance(loss, SoftmaxCrossEntropyWithLogits)  # which applies the softmax a last layer has
     if isinstance(last, Dense):
         default = not getattr(last, "activation_given", True)
-        if type(last).emit is not Dense.emit or not (isinstance(activation, activations.Softmax) or default):
-            return None  # a subclass with its own forward, or an activation given that is not a softmax
+        softmax = softmax_loss and isinstance(activation, activations.Softmax)
+        if type(last).emit is not Dense.emit or not (softmax or default):
+            return None  # a subclass with its own forward, or an activation given that the loss does not apply
+    elif not softmax_loss:
+        return None
     elif type(last) is Activation:
         if not isinstance(activation, activations.Softmax):
             return None
@@ -299,7 +309,8 @@ def inference_graph(
     """The inference graph of `layers`, their parameters as initializers: input `input` [batch, ...] (or one per
     Input, named by `input_names`), output
     `logits`, plus `probabilities` when the loss trains on logits (softmax for softmax cross-entropy, see
-    `graph_layers`; sigmoid for binary cross-entropy from logits: `Loss.probability_op`); a model of several
+    `graph_layers`; sigmoid for binary cross-entropy from logits: `Loss.probability_op`), or `probabilities` alone
+    where the output holds them (binary cross-entropy on a sigmoid: `output_names`); a model of several
     outputs has one output per model output, named as its layer (`output_names`), each followed by
     `<name>_probabilities` where its loss has such an op. Default
     ONNX domain only, checked with the full ONNX checker. `model_files.exported_model` adds the descriptive metadata
@@ -309,7 +320,7 @@ def inference_graph(
     builder = GraphBuilder(opset, ir_version)
     xs = add_graph_inputs(builder, graph)
     outputs = graph.emit(builder, xs, logits_substitutes(graph, loss))
-    names = output_names(graph)
+    names = output_names(graph, loss)
     for output, name, own, y in zip(outputs, names, output_losses(graph, loss), graph.outputs, strict=True):
         builder.add_output(output, name, np.float32, (None, *y.shape))
         op = own.probability_op if own is not None else None

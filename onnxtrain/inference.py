@@ -137,6 +137,7 @@ class InferenceModel:
         self.output_names: tuple[str, ...] = tuple(o.name for o in self._session.get_outputs())
         if not self.output_names:
             raise ModelFileError(f"{source} has no outputs.")
+        # The model's output: `logits`, or the first (a sigmoid classifier's `probabilities`, a foreign model's)
         self._logits = LOGITS if LOGITS in self.output_names else self.output_names[0]
         self.input_scale = _float_metadata(self.metadata, META_INPUT_SCALE, source)
         self.class_names = _class_names(self.metadata, source)
@@ -193,7 +194,7 @@ class InferenceModel:
         outputs, single = self._run(x, self._logits, batch_size)
         if self.loss is not None:
             result = self.loss.decide(outputs)
-        elif PROBABILITIES in self.output_names:
+        elif LOGITS in self.output_names and PROBABILITIES in self.output_names:  # a softmax's logits, no loss known
             result = outputs.argmax(axis=-1)
         else:
             result = outputs

@@ -89,7 +89,7 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
     model.class_names = tuple(config["class_names"]) if config.get("class_names") else None
     model.input_scale = float(config.get("input_scale", 1.0))
     model.trained_loss = _trained_loss(config)
-    model_files.check_weights(model.get_weights(), weights, files[MODEL_FILE])
+    model_files.check_weights(model.get_weights(), weights, files[MODEL_FILE], model.graph.trainable_params_by_name())
     # Last for a file that parses: one holding another model already got a more precise message above.
     model_files.check_model_bytes(model_bytes, config, files[MODEL_FILE])
     model.set_weights({name: weights[name] for name in model.get_weights()})

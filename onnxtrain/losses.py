@@ -9,6 +9,8 @@ differentiate, so the same definition serves training, evaluation and any engine
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from onnxtrain._classification_losses import (
@@ -16,8 +18,10 @@ from onnxtrain._classification_losses import (
     CategoricalCrossentropy,
     Hinge,
     SoftmaxCrossEntropyWithLogits,
+    SparseCategoricalCrossentropy,
     SquaredHinge,
 )
+from onnxtrain._layer_names import to_snake_case
 from onnxtrain._loss_base import Loss, Shape
 from onnxtrain._registry import Registry
 from onnxtrain._regression_losses import (
@@ -31,6 +35,7 @@ from onnxtrain._regression_losses import (
     MeanSquaredLogarithmicError,
     Poisson,
 )
+from onnxtrain.errors import InvalidArgumentError
 
 __all__ = [
     "BinaryCrossentropy",
@@ -49,6 +54,7 @@ __all__ = [
     "Poisson",
     "Shape",
     "SoftmaxCrossEntropyWithLogits",
+    "SparseCategoricalCrossentropy",
     "SquaredHinge",
     "get",
 ]
@@ -97,21 +103,72 @@ _ALIASES = {
     "bce": "binary_crossentropy",
     "cce": "categorical_crossentropy",
     "kld": "kl_divergence",
+    "huber_loss": "huber",  # Keras' name of a Huber() in its config
     "kullback_leibler_divergence": "kl_divergence",
     "logcosh": "log_cosh",
     "mape": "mean_absolute_percentage_error",
     "msle": "mean_squared_logarithmic_error",
 }
 
-_REGISTRY = Registry("loss", Loss, _CLASSES, _ALIASES, normalize=lambda name: name.strip().lower().replace("-", "_"))
+
+def _normalize(name: str) -> str:
+    """A loss name as the registry keys it: Keras' class names snake-cased ("SparseCategoricalCrossentropy",
+    "KLDivergence"), each part between - or _, lower case."""
+    return "_".join(to_snake_case(part) for part in re.split(r"[-_]", name.strip())).lower()
 
 
-def get(identifier: str | Losses | Loss | dict[str, Any]) -> Loss:
-    """Map a `Losses` member, a name ("mse"), a config dict or a Loss instance to a Loss.
+_REGISTRY = Registry("loss", Loss, _CLASSES, _ALIASES, normalize=_normalize)
+# "sparse_categorical_crossentropy" alone is KotlinDL's softmax cross-entropy (an alias, the loss it has always
+# compiled); with arguments (from_logits, ignore_class: a SparseCategoricalCrossentropy's config) it is Keras' class.
+_WITH_ARGUMENTS: dict[str, type[Loss]] = {"sparse_categorical_crossentropy": SparseCategoricalCrossentropy}
+_ARGUMENT_REGISTRY = Registry("loss", Loss, {cls.__name__: cls for cls in _WITH_ARGUMENTS.values()}, normalize=str)
+# Keras' loss config keys that onnxtrain's losses do not take, and the one value each may have here (Keras' default)
+_KERAS_ONLY = {"reduction": "sum_over_batch_size", "axis": -1, "dtype": None}
+
+
+def get(identifier: str | Losses | Loss | Mapping[str, Any]) -> Loss:
+    """Map a `Losses` member, a name ("mse", or Keras' class name "MeanSquaredError"), a config dict (onnxtrain's
+    {"name": ..., **arguments}, or Keras' {"class_name": "SparseCategoricalCrossentropy", "config": {...}}) or a
+    Loss instance to a Loss.
 
     Raises:
         UnknownIdentifierError: the name is not a known loss.
+        InvalidArgumentError: a config with keys the loss does not take, or a Keras setting onnxtrain does not
+            compute (a `reduction` other than "sum_over_batch_size").
     """
     if isinstance(identifier, Losses):
         identifier = identifier.value
+    if isinstance(identifier, Mapping) and "class_name" in identifier:
+        identifier = _from_keras_config(identifier)
+    if isinstance(identifier, Mapping) and len(identifier) > 1 and isinstance(identifier.get("name"), str):
+        # A name that alone stands for a loss without arguments, and with them for Keras' class that takes them
+        cls = _WITH_ARGUMENTS.get(_normalize(identifier["name"]))
+        if cls is not None:
+            identifier = {**identifier, "name": cls.__name__}
+            return _ARGUMENT_REGISTRY.get(identifier)
     return _REGISTRY.get(identifier, also_accepted=", a Losses member")
+
+
+def _from_keras_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Keras' serialized loss ({"class_name", "config"}, as `keras.losses.serialize` and a Keras model's compile
+    config write it) as onnxtrain's config {"name": ..., **arguments}: Keras' own name of the instance is dropped
+    ("mean_squared_error"), and so are `reduction`, `axis` and `dtype` at Keras' defaults."""
+    arguments = config.get("config", {})
+    if not isinstance(config["class_name"], str) or not isinstance(arguments, Mapping):
+        raise InvalidArgumentError(
+            "A Keras loss config expects {'class_name': 'SparseCategoricalCrossentropy', 'config': {...}}. "
+            f"Received: {dict(config)!r}"
+        )
+    converted: dict[str, Any] = {"name": config["class_name"]}
+    for key, value in arguments.items():
+        if key == "name":
+            continue
+        if key in _KERAS_ONLY:
+            if value not in (_KERAS_ONLY[key], "float32"):
+                raise InvalidArgumentError(
+                    f"Loss config {dict(config)!r}: {key}={value!r} is not supported; onnxtrain's losses average over "
+                    "the batch (Keras' reduction 'sum_over_batch_size') over the last axis, in float32."
+                )
+            continue
+        converted[key] = value
+    return converted

@@ -4,6 +4,7 @@ evaluates, predicts, saves and exports (`onnxtrain.sequential.Sequential` is the
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,9 +22,10 @@ from onnxtrain._model_base import (
     check_probability_outputs,
     check_sole_trainer,
     named_outputs,
+    release_layers,
     shares_layers,
 )
-from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import Input
@@ -247,6 +249,9 @@ class Model(ModelBase):
         validation_data: Any = None,
         sample_weight: Any = None,
         class_weight: Mapping[int, float] | None = None,
+        initial_epoch: int | None = None,
+        steps_per_epoch: int | None = None,
+        **unknown: Any,
     ) -> History:
         """Train for `epochs` over `dataset` (a Dataset, an (x, y) tuple, or x with y=...).
 
@@ -260,7 +265,17 @@ class Model(ModelBase):
         dict with one per output), `class_weight` ({class index: weight}, one output) and validation data as
         (x, y, sample_weight) weigh each example's loss: sum(w_i l_i) / batch, as Keras 3 (weight penalties and
         `metrics` unweighted). Given both, they multiply. Portable engine only.
+
+        Keras' `initial_epoch` and `steps_per_epoch`: epochs count on across fit calls here (a fit after 3 epochs
+        trains epoch 4 on), so `initial_epoch` may only be the epochs the model has trained (`fit(initial_epoch=3,
+        epochs=5)` after 3 epochs trains epochs 4 and 5: as in Keras, `epochs` is then the last epoch, not a
+        count); any other value is refused. `steps_per_epoch=n` trains n batches each epoch, the first n of its
+        shuffled order (Keras goes on through the data across epochs instead); at most the batches the data has.
+
+        Raises:
+            InvalidTypeError: a keyword fit does not take, naming the ones it does.
         """
+        _refuse_unknown("fit", unknown, Model.fit)
         trainer = self._compiled_trainer("fit")
         self._check_not_fitting("fit")
         dataset = _alias("dataset", dataset, "x", x)
@@ -280,6 +295,8 @@ class Model(ModelBase):
                 callbacks=callbacks,
                 sample_weight=sample_weight,
                 class_weight=class_weight,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
             )
         finally:
             self._fitting = False
@@ -298,6 +315,7 @@ class Model(ModelBase):
         x: Any = None,
         return_dict: Literal[False] = False,
         sample_weight: Any = None,
+        **unknown: Any,
     ) -> EvaluationResult: ...
 
     @overload
@@ -311,6 +329,7 @@ class Model(ModelBase):
         x: Any = None,
         return_dict: Literal[True],
         sample_weight: Any = None,
+        **unknown: Any,
     ) -> dict[str, float]: ...
 
     def evaluate(
@@ -323,6 +342,7 @@ class Model(ModelBase):
         x: Any = None,
         return_dict: bool = False,
         sample_weight: Any = None,
+        **unknown: Any,
     ) -> EvaluationResult | dict[str, float]:
         """Mean loss and metrics over `dataset` (or Keras' `x=..., y=...`), in batches of `batch_size`.
 
@@ -333,6 +353,7 @@ class Model(ModelBase):
             sample_weight: each example's weight (as `fit` takes it): the loss is sum(w_i l_i) / examples, as
                 Keras'; the metrics stay unweighted.
         """
+        _refuse_unknown("evaluate", unknown, Model.evaluate)
         trainer = self._compiled_trainer("evaluate")
         dataset = _alias("dataset", dataset, "x", x)
         as_dict = check_bool("evaluate", "return_dict", return_dict)
@@ -344,13 +365,14 @@ class Model(ModelBase):
         )
         return result.to_dict() if as_dict else result
 
-    def predict(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto") -> Any:
+    def predict(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto", **unknown: Any) -> Any:
         """Class index per example (an int for one example) for classification losses; raw outputs otherwise. A
         model of several outputs returns a list: one such array per output, each by its own loss.
 
         `verbose` is Keras' argument (0, 1, 2 or "auto"), checked and otherwise ignored: predict shows no
         progress bar.
         """
+        _refuse_unknown("predict", unknown, Model.predict)
         check_verbose(verbose)
         trainer = self._compiled_trainer("predict")
         outputs, single = trainer.predict_all_outputs(x, check_positive_int("batch_size", batch_size))
@@ -361,10 +383,11 @@ class Model(ModelBase):
             results.append(result[0].item() if single and result.ndim == 1 else (result[0] if single else result))
         return results[0] if len(results) == 1 else results
 
-    def predict_softly(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto") -> Any:
+    def predict_softly(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto", **unknown: Any) -> Any:
         """Class probabilities per example (softmax for softmax cross-entropy, the sigmoid output for BCE). A model
         of several outputs returns a list, one array per output; each output's loss must be a classification's.
         `verbose` as predict's: checked, no progress bar."""
+        _refuse_unknown("predict_softly", unknown, Model.predict_softly)
         check_verbose(verbose)
         trainer = self._compiled_trainer("predict_softly")
         outputs, single = trainer.predict_all_outputs(x, check_positive_int("batch_size", batch_size))
@@ -390,13 +413,17 @@ class Model(ModelBase):
 
     # --- lifetime -----------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Release ONNX Runtime sessions and temporary artifacts. Idempotent."""
+        """Release ONNX Runtime sessions and temporary artifacts, and the model's claim on its layers: they keep
+        the trained weights, and a new model may be made of them (a pretrained base, a nested model, under a new
+        head). Idempotent."""
         self._check_not_fitting("close")
         if self._trainer is not None:
             self.sync_weights()
             self._trainer.close()
             self._trainer = None
         self._closed = True
+        if self.__dict__.get("layers"):  # (an empty Sequential has no graph)
+            release_layers(self)
 
     def __enter__(self) -> Model:
         return self
@@ -406,6 +433,24 @@ class Model(ModelBase):
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
+
+
+def _refuse_unknown(method: str, unknown: Mapping[str, Any], function: Any) -> None:
+    """Refuse keywords `method` does not take (a Keras argument onnxtrain lacks, a typo), naming what it takes:
+    one error instead of Python's bare TypeError.
+
+    Raises:
+        InvalidTypeError: naming the unknown keywords and the method's own.
+    """
+    if not unknown:
+        return
+    parameters = inspect.signature(function).parameters.values()
+    taken = [p.name for p in parameters if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD]
+    names = ", ".join(repr(name) for name in unknown)
+    raise InvalidTypeError(
+        f"{method}() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} {names}. It takes: "
+        f"{', '.join(taken)}."
+    )
 
 
 def _alias(name: str, value: Any, alias: str, aliased: Any) -> Any:

@@ -16,7 +16,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,9 +27,11 @@ from onnx import numpy_helper
 from onnxtrain import emit, losses
 from onnxtrain._bounded_read import MIB, read_bounded
 from onnxtrain._checks import as_real
+from onnxtrain._finite_weights import check_finite_weights, describe_non_finite, non_finite_weights, trained_weights
 from onnxtrain._onnx_file import check_onnx_tensors, onnx_file_problem, parse_onnx_file
 from onnxtrain._onnx_tensors import MAX_MODEL_BYTES
 from onnxtrain._ort_training import checkpoint_bytes_from_weights
+from onnxtrain._rebuildable import check_rebuildable
 from onnxtrain._runtime import default_opset, runtime_refusal
 from onnxtrain._token_ids import token_id_inputs
 from onnxtrain._version import __version__
@@ -271,6 +273,8 @@ def save_model(
     _refuse_file_target(directory)
     if mode is WritingMode.OVERRIDE:  # before the files are built: a refusal is quick and changes nothing
         check_replaceable(directory, SAVED_FILES)
+    check_finite_weights(trained_weights(model), "save")
+    check_rebuildable(model.graph.layers)
     # save_files checks again with the save lock held, just before the swap: an entry added meanwhile is seen.
     files = saved_files(model, trainer, save_optimizer_state)
     return save_files(directory, files, mode, replaceable=SAVED_FILES, argument="save(directory=...)")
@@ -314,6 +318,7 @@ def export_model(
             f"Could not export to '{target}': it already exists and writing_mode=WritingMode.FAIL_IF_EXISTS "
             "forbids replacing it. Pass writing_mode=WritingMode.OVERRIDE to replace it."
         )
+    check_finite_weights(trained_weights(model), "export")
     proto = exported_model(model, compiled, opset, ir_version)
     data = (transform(proto) if transform is not None else proto).SerializeToString()
     written = write_atomically(target, data)
@@ -355,8 +360,11 @@ def is_finite_positive(value: object) -> bool:
     return number is not None and 0 < number < math.inf  # NaN fails the comparison
 
 
-def check_weights(expected: dict[str, np.ndarray], found: dict[str, np.ndarray], path: Path) -> None:
-    """Refuse weights `found` in the file `path` that lack a parameter of `expected` or have another shape."""
+def check_weights(
+    expected: dict[str, np.ndarray], found: dict[str, np.ndarray], path: Path, trainable: Collection[str] = ()
+) -> None:
+    """Refuse weights `found` in the file `path` that lack a parameter of `expected`, have another shape, or hold
+    NaN or inf (a model saved after its training diverged)."""
     missing = sorted(set(expected) - set(found))
     if missing:
         raise ModelFileError(f"{path} lacks the parameters {missing} that config.json's layers need.")
@@ -365,6 +373,13 @@ def check_weights(expected: dict[str, np.ndarray], found: dict[str, np.ndarray],
             raise ModelFileError(
                 f"{path}: parameter {name} has shape {found[name].shape}; config.json's layers need {value.shape}."
             )
+    broken = non_finite_weights({name: found[name] for name in expected if name in trainable})  # see trained_weights
+    if broken:
+        raise ModelFileError(
+            f"{path}: the model's {describe_non_finite(broken)} hold NaN or inf: it was saved after its training "
+            "diverged (onnxtrain now refuses to save such weights), and no prediction or training can use it. Load "
+            "an earlier save, or rebuild the model and train it again."
+        )
 
 
 def read_file(path: Path, limit: int = MAX_MODEL_BYTES) -> bytes:

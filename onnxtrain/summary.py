@@ -18,7 +18,7 @@ CONNECTED_WIDTHS = (*WIDTHS, 30)
 def summary_table(model_type: str, layers: Sequence[Layer], params: tuple[int, int], loss: Loss | None = None) -> str:
     """The table of a model of type `model_type` ("Sequential (sequential)"), its `layers` and its (trainable,
     frozen) parameter counts `params`. With the compiled `loss`, a last layer whose activation gives way to
-    logits (a Dense left at its default under softmax cross-entropy, see `emit.graph_layers`) is marked
+    logits (a Dense left at its default under a loss on logits, see `emit.graph_layers`) is marked
     "[linear (logits)]"."""
     rule = "=" * sum(WIDTHS)
     thin = "_" * sum(WIDTHS)

@@ -28,7 +28,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from onnxtrain import engines
-from onnxtrain._batches import Batches, batch_arrays, empty_rows, epoch_order, gather, read_batches
+from onnxtrain._batches import (
+    Batches,
+    batch_arrays,
+    check_steps_per_epoch,
+    empty_rows,
+    epoch_order,
+    gather,
+    read_batches,
+)
 from onnxtrain._checks import check_positive_int, check_validation_split
 from onnxtrain._data_parallel_fit import (
     TrainingCounters,
@@ -41,13 +49,14 @@ from onnxtrain._data_parallel_fit import (
     shared_seed,
 )
 from onnxtrain._evaluation import BatchFigures, FigureSums, all_reduce_figures, evaluate_batches, log_key
+from onnxtrain._finite_weights import describe_non_finite, non_finite_weights
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._prediction import Predictor
 from onnxtrain._runtime import Device, resolve_device
 from onnxtrain._sample_weights import WeightedEngine, class_sample_weights, combined_weights, weighted_engine
 from onnxtrain.arrays import input_specs
 from onnxtrain.callbacks import CallbackList, CallbackModel
-from onnxtrain.callbacks._callback import check_log_keys
+from onnxtrain.callbacks._callback import check_fit_start, check_log_keys
 from onnxtrain.callbacks._learning_rate import optimizer_schedule
 from onnxtrain.distributed._communicator import Communicator, local_rows
 from onnxtrain.distributed._world import world
@@ -144,11 +153,11 @@ class Trainer:
         # here, across fit calls, like the epochs.
         self.steps_trained = int(getattr(engine, "step", 0))
         self.threads = threads  # intra-op threads of every session, predict's included (None: ORT's default)
-        self._trainable = tuple(layer.trainable for layer in model.layers)  # what the engine was built to train
-        self._every_layer = every_layer(model.layers)  # fixed once compiled: add() is refused then
+        self._every_layer = every_layer(model.layers)  # fixed once compiled: add() is refused then (nested: theirs)
+        self._trainable = tuple(layer.trainable for layer in self._every_layer)  # what the engine was built to train
         self._assigned = [len(layer.settings_assigned()) for layer in self._every_layer]
         self._flush = FlushToZero()
-        self._predictor = Predictor(model, device, threads, self._flush)
+        self._predictor = Predictor(model, device, threads, self._flush, compiled.loss)
         # (graph input name, per-example shape) of each model input, in order
         self._inputs = input_specs(model.graph)  # name, shape, dtype and token ids of each model input, in order
         # A model of several outputs: each output's loss, weight and metrics (None for one output)
@@ -256,12 +265,16 @@ class Trainer:
         callbacks: Sequence[Any],
         sample_weight: Any = None,
         class_weight: Any = None,
+        initial_epoch: int | None = None,
+        steps_per_epoch: int | None = None,
     ) -> History:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"seed expects a non-negative int or None. Received: seed={seed!r}")
         self.check_layers_as_compiled("fit")
         if self.communicator is not None and world() is self.communicator:  # (check_world names another world)
             self._take_process_zero_counters(self.communicator)
+        if initial_epoch is not None:  # Keras' epochs are then the last epoch's number
+            epochs = self._epochs_after(initial_epoch, epochs)
         train = self.prepare(data, "dataset", sample_weight=sample_weight)
         if not self.model.graph.trainable_params_by_name() and prints_here():
             warnings.warn(
@@ -307,10 +320,15 @@ class Trainer:
             learning_rate=self.engine.learning_rate if self.communicator is not None else 0.0,
         )
         steps = math.ceil(len(train) / batch_size)
+        if steps_per_epoch is not None:
+            steps = check_steps_per_epoch(steps_per_epoch, steps, len(train), batch_size, bool(shuffle))
         history = History(params={"verbose": verbose, "epochs": epochs, "steps": steps})  # Keras' History.params
         # A figure a callback watches that no epoch will log is refused now, before any step changes the weights.
         logged = ["loss", *(log_key(key) for key in self._figures.keys())]
         check_log_keys(callbacks, [*logged, *(f"val_{key}" for key in logged if val is not None)], val is not None)
+        # ... and so is a monitor whose direction nothing says (mode "auto"), or a checkpoint it cannot write
+        directions = self._figures.directions()
+        check_fit_start(callbacks, {**directions, **{f"val_{key}": way for key, way in directions.items()}})
         if communicator is not None and communicator.rank != 0:  # process 0 prints and writes the files
             verbose, callbacks = 0, not_writing(callbacks)
         callback_list = CallbackList(
@@ -341,7 +359,7 @@ class Trainer:
                 # This thread stays in ORT's float mode for the epoch: the engine's switch around each step nests
                 # as a no-op, and only per-batch callbacks (user code) get the caller's mode back (_float_env.py).
                 with self._flush.active():
-                    logs = self._train_epoch(train, batch_size, order, epoch, progress, callback_list)
+                    logs = self._train_epoch(train, batch_size, steps, order, epoch, progress, callback_list)
                 self.epochs_trained = epoch
                 if val is not None:
                     result = evaluate_batches(
@@ -367,19 +385,46 @@ class Trainer:
         callback_list.on_train_end(history.last())
         return history
 
+    def _epochs_after(self, initial_epoch: Any, epochs: int) -> int:
+        """How many epochs `fit(initial_epoch=..., epochs=...)` trains: Keras' `epochs - initial_epoch`, where
+        `initial_epoch` must be the epochs the model has trained (epochs count on across fit calls here).
+
+        Raises:
+            InvalidArgumentError: another `initial_epoch`, or `epochs` not beyond it.
+        """
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, int | np.integer) or initial_epoch < 0:
+            raise InvalidArgumentError(
+                f"fit(initial_epoch=...) expects an int >= 0. Received: initial_epoch={initial_epoch!r}"
+            )
+        done = self.epochs_trained
+        if initial_epoch != done:
+            raise InvalidArgumentError(
+                f"fit(initial_epoch={initial_epoch}): the model has trained {done} epoch(s), and onnxtrain counts "
+                f"epochs on across fit calls and in a loaded save, so its next epoch is {done + 1}. Pass "
+                f"initial_epoch={done} (or leave it out: fit(epochs=N) trains N more epochs). Nothing was trained."
+            )
+        if epochs <= initial_epoch:
+            raise InvalidArgumentError(
+                f"fit(initial_epoch={initial_epoch}, epochs={epochs}) trains no epoch: with initial_epoch, epochs is "
+                f"the number of the last epoch, as in Keras. Pass epochs > {initial_epoch} (epochs="
+                f"{initial_epoch + 1} trains one more). Nothing was trained."
+            )
+        return int(epochs - initial_epoch)
+
     def _train_epoch(
         self,
         train: Batches,
         batch_size: int,
+        steps: int,
         order: np.ndarray | None,
         epoch: int,
         progress: Progress,
         callbacks: CallbackList,
     ) -> dict[str, float]:
+        """Train the first `steps` batches of `train` in `order` (None: as they are)."""
         loss_sum, seen = 0.0, 0
         local_seen = 0  # the examples of this process, over which the metric sums run (`seen` counts every process's)
         metric_sums = self._figures.zeros()
-        steps = math.ceil(len(train) / batch_size)
         communicator = self.communicator
         # Shuffled batches are gathered into reused buffers (one per input, and the labels'): a fresh 300 KB array
         # per batch would cost an mmap/munmap pair and page faults every step.
@@ -430,11 +475,7 @@ class Trainer:
                         self.model.stop_training = any_process(communicator, self.model.stop_training)
                     if self.model.stop_training:
                         return logs
-                    raise NonFiniteLossError(
-                        f"The loss became {loss} at epoch {epoch}, batch {step + 1}/{steps}; training stopped and the "
-                        "weights of the last finite step were kept. Lower the learning rate, check the inputs for "
-                        "extreme values, or clip gradients (e.g. Adam(clip_norm=1.0))."
-                    )
+                    raise NonFiniteLossError(self._non_finite_loss(loss, epoch, step + 1, steps))
                 self.steps_trained += 1  # a finite loss: the engine updated the weights
                 loss_sum += loss * n
                 seen += n
@@ -462,6 +503,22 @@ class Trainer:
         if communicator is not None:  # the metrics over every process's examples
             metric_sums, (examples,) = all_reduce_figures(communicator, metric_sums, [local_seen])
         return {"loss": loss_sum / seen, **self._metric_logs(metric_sums, examples)}
+
+    def _non_finite_loss(self, loss: float, epoch: int, batch: int, steps: int) -> str:
+        """NonFiniteLossError's message: where the loss became non-finite and, from one look at the weights, what
+        they are now: those of the last finite step, or (an update of finite gradients that overflowed, say)
+        non-finite, which no later step or save can use."""
+        where = f"The loss became {loss} at epoch {epoch}, batch {batch}/{steps}; training stopped"
+        fix = "Lower the learning rate, check the inputs for extreme values, or clip gradients (Adam(clip_norm=1.0))."
+        broken = non_finite_weights(self.engine.get_weights())
+        if not broken:
+            return f"{where} and the weights of the last finite step were kept (that batch's update was skipped). {fix}"
+        return (
+            f"{where}, and the model's weights are no longer usable: {describe_non_finite(broken)} hold NaN or inf, "
+            "made by the update before that batch (its loss was still finite). Predictions and evaluate would use "
+            "them, and save refuses them. Start again from a saved model (load_model) or from finite weights "
+            f"(set_weights, load_weights), then train again. {fix}"
+        )
 
     def _metric_logs(self, sums: FigureSums, examples: float) -> dict[str, float]:
         return {log_key(m): value for m, value in self._figures.means(sums, examples).items()}
@@ -520,13 +577,13 @@ class Trainer:
         Raises:
             ModelStateError: naming the layers and what changed, and that compile() applies it.
         """
-        layers = self.model.layers
+        layers = self._every_layer
         trainable = [layer.name for layer, was in zip(layers, self._trainable, strict=True) if layer.trainable != was]
         if trainable:  # Keras would train on as compiled, which param_counts() already contradicts
             raise ModelStateError(
-                f"The trainable flag of layer(s) {trainable} changed after compile(); the compiled engine still "
-                "trains as before. Call compile() again to apply it (the weights are kept, the optimizer state "
-                "starts anew)."
+                f"The trainable flag of layer(s) {trainable} changed after compile() (layer.trainable, or "
+                "model.trainable of this model or of one nested in it); the compiled engine still trains as before. "
+                "Call compile() again to apply it (the weights are kept, the optimizer state starts anew)."
             )
         changed = []
         for layer, assigned in zip(self._every_layer, self._assigned, strict=True):

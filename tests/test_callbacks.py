@@ -44,6 +44,17 @@ class FakeModel:
         self.restored = weights
 
 
+# What fit tells the callbacks of the figures these tests script (`Callback.check_fit_start`): which way each
+# improves, as a compiled accuracy metric says ("up"); a loss shrinks whatever its name.
+SCRIPTED_DIRECTIONS = {
+    "loss": "down",
+    "val_loss": "down",
+    "val_accuracy": "up",
+    "val_kind_accuracy": "up",
+    "kind_acc": "up",
+}
+
+
 def run_scripted(
     callback: Callback, key: str, values: Iterable[float], logged: list[dict[str, float]] | None = None
 ) -> tuple[FakeModel, int]:
@@ -51,6 +62,7 @@ def run_scripted(
     epoch's logs, as the callback left them, go to `logged`."""
     model = FakeModel()
     callback.set_model(model)  # type: ignore[arg-type]
+    callback.check_fit_start(SCRIPTED_DIRECTIONS)
     callback.on_train_begin({})
     epoch = 0
     for epoch, value in enumerate(values, start=1):
@@ -180,7 +192,7 @@ def test_early_stopping_state_resets_for_each_fit():
 def test_early_stopping_in_fit_stops_and_restores_real_weights():
     x, y = tiny_data()
     record = RecordWeights()
-    stopper = EarlyStopping(monitor="scripted", patience=2, restore_best_weights=True)
+    stopper = EarlyStopping(monitor="scripted", patience=2, restore_best_weights=True, mode="min")
     with tiny_model() as model:
         history = model.fit(
             x, y, epochs=10, batch_size=8, verbose=0,
@@ -199,7 +211,7 @@ def test_early_stopping_in_fit_restores_the_first_epoch_of_a_rising_figure():
     # (0-based), and the weights after epoch 0 restored at the end, though the baseline was never beaten.
     x, y = tiny_data()
     record = RecordWeights()
-    stopper = EarlyStopping(monitor="scripted", patience=2, baseline=0.2, restore_best_weights=True)
+    stopper = EarlyStopping(monitor="scripted", patience=2, baseline=0.2, restore_best_weights=True, mode="min")
     with tiny_model() as model:
         history = model.fit(
             x, y, epochs=12, batch_size=8, verbose=0,
@@ -298,7 +310,9 @@ def test_terminate_on_nan_costs_nothing_per_batch():
 def test_model_checkpoint_saves_only_improvements_with_formatted_names(tmp_path):
     x, y = tiny_data()
     record = RecordWeights()
-    checkpoint = ModelCheckpoint(tmp_path / "ckpt-{epoch:02d}-{scripted:.1f}", monitor="scripted", save_best_only=True)
+    checkpoint = ModelCheckpoint(
+        tmp_path / "ckpt-{epoch:02d}-{scripted:.1f}", monitor="scripted", save_best_only=True, mode="min"
+    )
     with tiny_model() as model:
         model.fit(
             x, y, epochs=4, batch_size=8, verbose=0,
@@ -848,9 +862,18 @@ def add_custom(epoch, logs):
 
 ACCEPTED = [
     ("a checkpoint of every epoch watches nothing", lambda path: [ModelCheckpoint(path)]),
-    ("added by a callback before", lambda path: [LearningRateScheduler(lambda e: 0.1), EarlyStopping("learning_rate")]),
-    ("added by one's own callback", lambda path: [ScriptFigure("custom", [1.0, 0.5]), EarlyStopping("custom")]),
-    ("added by a LambdaCallback", lambda path: [LambdaCallback(on_epoch_end=add_custom), EarlyStopping("custom")]),
+    (
+        "added by a callback before",
+        lambda path: [LearningRateScheduler(lambda e: 0.1), EarlyStopping("learning_rate", mode="min")],
+    ),
+    (
+        "added by one's own callback",
+        lambda path: [ScriptFigure("custom", [1.0, 0.5]), EarlyStopping("custom", mode="max")],
+    ),
+    (
+        "added by a LambdaCallback",
+        lambda path: [LambdaCallback(on_epoch_end=add_custom), EarlyStopping("custom", mode="max")],
+    ),
     ("a field it adds", lambda path: [ReduceLROnPlateau("loss"), ModelCheckpoint(str(path) + "{learning_rate}")]),
 ]
 
@@ -952,7 +975,7 @@ def test_a_metric_of_one_output_that_cannot_read_its_losss_labels_is_refused_at_
     [
         (EarlyStoppingMode.MAX, "loss", "max"),
         (EarlyStoppingMode.MIN, "val_accuracy", "min"),
-        (EarlyStoppingMode.AUTO, "val_accuracy", "max"),
+        (EarlyStoppingMode.AUTO, "val_loss", "min"),  # another figure's direction is known when fit starts
         ("AUTO", "val_loss", "min"),
         ("Max", "loss", "max"),
     ],

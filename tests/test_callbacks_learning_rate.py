@@ -125,7 +125,11 @@ def test_reduce_lr_on_plateau_in_fit_reaches_the_optimizer_history_and_csv(tmp_p
     with tiny_model(optimizer=SGD(learning_rate=0.1)) as model:
         history = model.fit(
             x, y, epochs=6, batch_size=8, verbose=0,
-            callbacks=[scripted, ReduceLROnPlateau(monitor="scripted", factor=0.5, patience=2), CSVLogger(path)],
+            callbacks=[
+                scripted,
+                ReduceLROnPlateau(monitor="scripted", factor=0.5, patience=2, mode="min"),
+                CSVLogger(path),
+            ],
         )  # fmt: skip
         final = model.learning_rate
     assert list(history.history) == ["loss", "accuracy", "scripted", "learning_rate"]

@@ -188,12 +188,13 @@ def test_a_second_model_of_a_layer_of_another_model_is_refused_naming_both():
     full = Model(inp, Dense(3, name="head")(code), name="full", seed=0)
     with pytest.raises(
         InvalidArgumentError,
-        match=r"Model expects layers of no other model; Dense layer 'enc' already belongs to model 'full'\. .*"
+        match=r"Model expects layers of no other open model; Dense layer 'enc' belongs to model 'full', which is "
+        r"open: .*Close 'full' first \(full\.close\(\), or leave its `with` block\).*"
         r"\(encoder = Model\(inp, code\); full = Model\(x, head\(encoder\(x\)\)\)",
     ):
         Model(inp, code, seed=0)
     sequential = Sequential.of(Input(4), Dense(5), seed=0)
-    with pytest.raises(InvalidArgumentError, match=r"Dense layer 'dense_1' already belongs to model 'sequential'"):
+    with pytest.raises(InvalidArgumentError, match=r"'dense_1' belongs to model 'sequential', which is open"):
         Model(inp, sequential.get_layer("dense_1")(inp))
     with pytest.raises(InvalidArgumentError, match=r"\(enc, Dense\) already belongs to a model"):
         Sequential.of(Input(4), full.get_layer("enc"))  # as Sequential refused it already

@@ -16,7 +16,8 @@
 // Prints one JSON object: the input and output names, the prediction for every example as onnxtrain's
 // InferenceModel.predict makes it from the model's `onnxtrain.loss` metadata (the class index, the argmax of `logits`,
 // for softmax cross-entropy; 0 or 1 per unit for binary cross-entropy: above 0.5, or above 0 from logits; the output
-// itself for any other loss, as nested arrays), and, when the model has it, the `probabilities` output.
+// itself for any other loss, as nested arrays), and, when the model has it, the `probabilities` output (a sigmoid
+// model's only output, which the predictions threshold at 0.5, or the softmax or sigmoid that follows `logits`).
 import { readFileSync } from "node:fs";
 import ort from "onnxruntime-node";
 
@@ -177,15 +178,22 @@ function integerData(values, shape, type, path) {
   return out;
 }
 
+const SOFTMAX_LOSSES = new Set([
+  "softmax_cross_entropy_with_logits",
+  "sparse_categorical_crossentropy",
+  "categorical_crossentropy",
+]);
+
 // How InferenceModel.predict decides from the `onnxtrain.loss` metadata (a loss name, or its config as JSON where
 // it holds more than the name): "argmax", a threshold for binary cross-entropy, or "values".
 function decision(metadata, outputNames) {
   const text = metadata["onnxtrain.loss"];
-  if (text === undefined) return outputNames.includes("probabilities") ? { kind: "argmax" } : { kind: "values" };
-  const config = text.startsWith("{") ? JSON.parse(text) : { name: text };
-  if (config.name === "softmax_cross_entropy_with_logits" || config.name === "categorical_crossentropy") {
-    return { kind: "argmax" };
+  if (text === undefined) {
+    const softmax = outputNames.includes("logits") && outputNames.includes("probabilities");
+    return softmax ? { kind: "argmax" } : { kind: "values" };
   }
+  const config = text.startsWith("{") ? JSON.parse(text) : { name: text };
+  if (SOFTMAX_LOSSES.has(config.name)) return { kind: "argmax" };
   if (config.name === "binary_crossentropy") return { kind: "threshold", at: config.from_logits ? 0 : 0.5 };
   return { kind: "values" };
 }
@@ -245,6 +253,7 @@ async function main(argv) {
     const batch = data.subarray(start * exampleSize, (start + n) * exampleSize);
     const tensor = new ort.Tensor(type, batch, [n, ...exampleShape]);
     const outputs = await session.run({ [input.name]: tensor });
+    // the model's output: `logits` (then `probabilities` follows a classifier's), or a sigmoid's `probabilities` alone
     const logits = outputs.logits ?? outputs[session.outputNames[0]];
     const unitDims = logits.dims.slice(1);
     const units = unitDims.reduce((a, b) => a * b, 1);

@@ -10,7 +10,11 @@ import { describe } from "./inputs.js";
  */
 
 const product = (shape) => shape.reduce((n, d) => n * d, 1);
-const SOFTMAX_LOSSES = new Set(["softmax_cross_entropy_with_logits", "categorical_crossentropy"]);
+const SOFTMAX_LOSSES = new Set([
+  "softmax_cross_entropy_with_logits",
+  "sparse_categorical_crossentropy",
+  "categorical_crossentropy",
+]);
 
 /**
  * How predict decides, by the bundle's loss (Python's Loss.decide): the argmax of the last axis for the softmax

@@ -109,7 +109,9 @@ export class Trainer {
       } catch (e) {
         throw new Error(`${where(metadata.files.state)} does not hold bundle.json's tensors: ${e.message}`, { cause: e });
       }
-      const trainsOnLogits = graphOutputNames(files.model).includes("probabilities"); // Softmax or Sigmoid added
+      // `logits` followed by `probabilities` (Softmax or Sigmoid added); a sigmoid model's sole output is `probabilities`
+      const outputNames = graphOutputNames(files.model);
+      const trainsOnLogits = outputNames.includes("logits") && outputNames.includes("probabilities");
       return new Trainer(LOADING, ort, metadata, train, evaluation, files.model, values, trainsOnLogits);
     } catch (e) {
       await Promise.all([train?.release?.(), evaluation?.release?.()]);

@@ -14,7 +14,8 @@ from onnxtrain.callbacks._callback import (
 from onnxtrain.callbacks._callback import Logs as Logs  # the type of `logs`, for custom callbacks
 from onnxtrain.callbacks._lambda import LambdaCallback
 from onnxtrain.callbacks._learning_rate import LearningRateScheduler, ReduceLROnPlateau
-from onnxtrain.callbacks._monitored import EarlyStopping, EarlyStoppingMode, ModelCheckpoint
+from onnxtrain.callbacks._model_checkpoint import ModelCheckpoint
+from onnxtrain.callbacks._monitored import EarlyStopping, EarlyStoppingMode
 
 __all__ = [
     "CSVLogger",

@@ -42,7 +42,7 @@ UNCALLED_HOOKS = (
 
 class CallbackModel(Protocol):
     """What the stock callbacks use of the model being trained (a `Sequential`, which a callback's `self.model`
-    is): the flag that stops `fit`, the learning rate, the weights and `save`."""
+    is): the flag that stops `fit`, the learning rate, the weights, `save` and `save_weights`."""
 
     stop_training: bool
 
@@ -57,6 +57,8 @@ class CallbackModel(Protocol):
     def set_weights(self, weights: Mapping[str, Any] | Sequence[Any]) -> None: ...
 
     def save(self, directory: str | Path, writing_mode: Any = ..., save_optimizer_state: bool = ...) -> Path: ...
+
+    def save_weights(self, path: str | Path, overwrite: bool = ...) -> Path: ...
 
 
 class Callback:
@@ -104,6 +106,13 @@ class Callback:
         logs will not hold (`check_log_keys`); a callback of one's own may override this to be checked too. None
         here."""
         return []
+
+    def check_fit_start(self, directions: Mapping[str, str]) -> None:
+        """Called by `fit` before its first step, once the keys of `log_keys_read` have passed, in every process of
+        a data-parallel fit: refuse here what would otherwise fail only after an epoch (a path a callback cannot
+        write). `directions` says which way each figure of the epoch logs improves, "up" or "down" by key (val_
+        keys too), as Keras' metrics' `_direction`: the losses down, each compiled metric by its kind; the stock
+        callbacks in mode "auto" take theirs from it (and refuse a figure it does not name). Nothing here."""
 
     def log_keys_added(self) -> tuple[str, ...] | None:
         """The keys this callback adds to the epoch logs, which the callbacks after it may read; None where that is
@@ -262,6 +271,18 @@ def check_log_keys(callbacks: Any, logged: Sequence[str], validating: bool) -> N
         available += [key for key in added if key not in available]
 
 
+def check_fit_start(callbacks: Any, directions: Mapping[str, str]) -> None:
+    """Call every callback's `check_fit_start` with the figures' `directions`, in order (`callbacks` as
+    `check_log_keys` takes them), before fit's first step."""
+    if isinstance(callbacks, Callback):
+        callbacks = [callbacks]
+    if isinstance(callbacks, str | bytes) or not isinstance(callbacks, Sequence | set):
+        return
+    for callback in callbacks:
+        if isinstance(callback, Callback):
+            callback.check_fit_start(MappingProxyType(dict(directions)))
+
+
 def _missing_key(reader: str, key: str, available: list[str], validating: bool) -> str:
     """fit's refusal of `key`, which `reader` (a callback's argument) reads and the epoch logs will not hold."""
     problem = f"fit: {reader} reads {key!r}, which this fit's epoch logs will not hold: they hold {sorted(available)}."
@@ -292,7 +313,8 @@ class TerminateOnNaN(Callback):
     Without this callback, `fit` raises NonFiniteLossError naming the epoch and batch. With it, `fit` stops
     after that batch, records the epoch (its `loss` is the non-finite value) and returns the History normally;
     the other callbacks' `on_epoch_end`/`on_train_end` still run. Either way the weights are those of the last
-    finite step (a non-finite loss skips the update). `stopped_at` holds (epoch, batch), or None.
+    finite step (a non-finite loss skips the update), unless that step's own update overflowed them (NaN weights,
+    which save refuses; NonFiniteLossError says so). `stopped_at` holds (epoch, batch), or None.
 
     `fit` hands the failing batch to `on_batch_end` even though this callback asks for no per-batch figures,
     so it costs nothing per step.

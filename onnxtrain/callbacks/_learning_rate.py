@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 
 import numpy as np
 
@@ -143,8 +143,8 @@ class ReduceLROnPlateau(Callback):
         factor: new_lr = lr * factor, with 0 < factor < 1.
         patience: reduce after this many epochs in a row without improvement (0 and 1 both reduce at the first).
         verbose: 1 prints each reduction.
-        mode: "min", "max" or "auto" (max for accuracy, min otherwise), as in EarlyStopping (an
-            `EarlyStoppingMode` too).
+        mode: "min", "max" or "auto" (the loss min, a compiled metric by its direction, anything else refused
+            when fit starts), as in EarlyStopping (an `EarlyStoppingMode` too).
         min_delta: an epoch improves when it beats the best so far by more than this.
         cooldown: epochs after a reduction during which no epoch counts as not improving.
         min_lr: the rate is never reduced below this (nor at all once it is there).
@@ -184,15 +184,23 @@ class ReduceLROnPlateau(Callback):
             raise InvalidArgumentError(
                 f"ReduceLROnPlateau(min_lr=...) expects a finite number >= 0. Received: min_lr={min_lr!r}"
             )
-        self.monitor, self.mode, self.min_delta = monitor, self._monitor.mode, self._monitor.min_delta
+        self.monitor, self.min_delta = monitor, self._monitor.min_delta
         self.factor, self.min_lr = scale, floor
         self.patience = check_count("ReduceLROnPlateau", "patience", patience)
         self.cooldown = check_count("ReduceLROnPlateau", "cooldown", cooldown)
         self.verbose = check_callback_verbose("ReduceLROnPlateau", verbose)
         self.on_train_begin()
 
+    @property
+    def mode(self) -> str:
+        """ "min" or "max"; "auto" (a figure other than the loss) until fit starts and reads the direction."""
+        return self._monitor.mode
+
     def log_keys_read(self) -> list[tuple[str, str]]:
         return [self._monitor.read()]
+
+    def check_fit_start(self, directions: Mapping[str, str]) -> None:
+        self._monitor.resolve(directions)
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.best: float | None = None

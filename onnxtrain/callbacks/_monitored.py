@@ -1,5 +1,5 @@
-"""Callbacks that watch one figure of the epoch logs (EarlyStopping, ModelCheckpoint) and the _Monitor they share
-(ReduceLROnPlateau, in `_learning_rate`, uses it too)."""
+"""EarlyStopping, KotlinDL's EarlyStoppingMode, and the _Monitor that every callback watching one figure of the
+epoch logs shares (ReduceLROnPlateau, in `_learning_rate`, and ModelCheckpoint, in `_model_checkpoint`, use it)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ import enum
 import logging
 import math
 import numbers
-import string
-from pathlib import Path
+from collections.abc import Mapping
 
 import numpy as np
 
 from onnxtrain._checks import as_real, check_bool
 from onnxtrain.callbacks._callback import Callback, Logs, check_callback_verbose, logger
-from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.errors import InvalidArgumentError, ModelStateError
 from onnxtrain.progress import log_once, print_once
 
 
 class EarlyStoppingMode(enum.Enum):
     """KotlinDL's modes of EarlyStopping, taken by every callback's `mode` (as are the strings "auto", "min" and
-    "max", in any case): MIN and MAX say which direction improves, AUTO reads it from the monitored name."""
+    "max", in any case): MIN and MAX say which direction improves; AUTO is Keras 3's rule (a loss shrinks, a
+    compiled metric improves as it says), which `_Monitor.resolve` applies when fit starts."""
 
     AUTO = "auto"
     MIN = "min"
@@ -28,7 +28,9 @@ class EarlyStoppingMode(enum.Enum):
 
 
 class _Monitor:
-    """A watched figure ("val_loss") and the direction that counts as better, with Keras' rule for "better"."""
+    """A watched figure ("val_loss") and the direction that counts as better, with Keras' rules for "better" and for
+    mode "auto": a loss shrinks, and any other figure improves as its compiled metric says (Keras' `_direction`),
+    which `resolve` reads when fit starts."""
 
     def __init__(self, owner: str, monitor: str, mode: str | EarlyStoppingMode, min_delta: float = 0.0):
         if not isinstance(monitor, str) or not monitor:
@@ -47,9 +49,33 @@ class _Monitor:
             raise InvalidArgumentError(
                 f"{owner}(min_delta=...) expects a finite number >= 0. Received: min_delta={min_delta!r}"
             )
-        if mode == "auto":  # an accuracy grows, by any name ("acc", "BinaryAccuracy", "kind_accuracy"); the rest shrink
-            mode = "max" if monitor.lower().endswith(("accuracy", "acc")) else "min"
-        self.owner, self.monitor, self.mode, self.min_delta = owner, monitor, mode, delta
+        self.owner, self.monitor, self.min_delta = owner, monitor, delta
+        self.auto = mode == "auto"
+        # "auto" until fit says which way the figure improves (`resolve`); the loss is known to shrink already
+        self.mode: str = "min" if self.auto and monitor.removeprefix("val_") == "loss" else str(mode)
+
+    def resolve(self, directions: Mapping[str, str]) -> None:
+        """In mode "auto", take the direction from `directions` (fit's, at its start: "up" or "down" by log key,
+        `Callback.check_fit_start`); a loss (`loss`, an output's `<name>_loss`) shrinks.
+
+        Raises:
+            InvalidArgumentError: nothing says which way the figure improves (a figure a callback adds, a metric of
+                one's own without a direction): Keras' refusal and advice, mode='max' or mode='min'.
+        """
+        if not self.auto:
+            return
+        direction = directions.get(self.monitor)
+        figure = self.monitor.removeprefix("val_")
+        if direction is None and (figure == "loss" or figure.endswith("_loss")):
+            direction = "down"
+        if direction not in ("up", "down"):
+            raise InvalidArgumentError(
+                f"fit: {self.owner}(monitor={self.monitor!r}) has mode 'auto', but nothing says whether "
+                f"{self.monitor!r} should be maximized or minimized: it is neither a loss nor a compiled metric that "
+                "knows its direction (a figure a callback adds, or a metric of one's own). Pass mode='max' to "
+                "monitor its highest value, or mode='min' for its lowest. Nothing was trained."
+            )
+        self.mode = "max" if direction == "up" else "min"
 
     def value(self, logs: Logs | None) -> float:
         logs = logs or {}
@@ -73,9 +99,18 @@ class _Monitor:
 
     def improves(self, value: float, reference: float | None) -> bool:
         """Better than `reference` by more than min_delta. As in Keras, anything improves on None (no value yet,
-        a NaN included), and nothing improves on NaN."""
+        a NaN included), and nothing improves on NaN.
+
+        Raises:
+            ModelStateError: mode "auto" not resolved yet (the hooks called outside fit).
+        """
         if reference is None:
             return True
+        if self.mode == "auto":
+            raise ModelStateError(
+                f"{self.owner}(monitor={self.monitor!r}, mode='auto') learns which way {self.monitor!r} improves when "
+                "fit starts (check_fit_start); outside fit, pass mode='min' or mode='max'."
+            )
         if self.mode == "min":
             return value < reference - self.min_delta
         return value > reference + self.min_delta
@@ -97,8 +132,10 @@ class EarlyStopping(Callback):
         min_delta: the smallest change that counts as an improvement.
         patience: stop after this many epochs in a row without improvement (0 and 1 both stop at the first).
         verbose: 1 prints when it stops and when it restores weights.
-        mode: "min", "max" or "auto" (max for accuracy, an output's too, e.g. "val_kind_accuracy"; min otherwise),
-            in any case, or KotlinDL's `EarlyStoppingMode.AUTO`, `MIN`, `MAX`.
+        mode: "min", "max" or "auto" (Keras 3's rule: min for a loss, "loss" or an output's "kind_loss"; for a
+            compiled metric, its direction: max for accuracies, precision, recall, AUC and F-scores, min for
+            errors such as "mae"; any other figure is refused when fit starts: pass "min" or "max"), in any case,
+            or KotlinDL's `EarlyStoppingMode.AUTO`, `MIN`, `MAX`.
         baseline: a value the figure must beat. The best value is still tracked from the first epoch, but the
             patience count restarts only at an epoch that beats both the baseline and the best so far; so if no
             epoch beats the baseline, training stops at the first epoch without improvement once `patience`
@@ -142,14 +179,22 @@ class EarlyStopping(Callback):
             raise InvalidArgumentError(
                 f"EarlyStopping(baseline=...) expects a finite number or None. Received: baseline={baseline!r}"
             )
-        self.monitor, self.mode = monitor, self._monitor.mode
+        self.monitor = monitor
         self.baseline = limit
         self.restore_best_weights = check_bool("EarlyStopping", "restore_best_weights", restore_best_weights)
         self.start_from_epoch = check_count("EarlyStopping", "start_from_epoch", start_from_epoch)
         self.on_train_begin()
 
+    @property
+    def mode(self) -> str:
+        """ "min" or "max"; "auto" (a figure other than the loss) until fit starts and reads the direction."""
+        return self._monitor.mode
+
     def log_keys_read(self) -> list[tuple[str, str]]:
         return [self._monitor.read()]
+
+    def check_fit_start(self, directions: Mapping[str, str]) -> None:
+        self._monitor.resolve(directions)
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.wait = 0
@@ -185,70 +230,3 @@ class EarlyStopping(Callback):
             else:
                 log_once(logger, logging.INFO, "EarlyStopping: %s", message)
             self.model.set_weights(self.best_weights)
-
-
-class ModelCheckpoint(Callback):
-    """Save the model at the end of each epoch (crash-safely, via `model.save`).
-
-    Args:
-        directory: where to save; may contain format fields of the epoch and its figures, e.g.
-            "checkpoints/epoch-{epoch:02d}-{val_loss:.3f}"; without fields one directory is replaced.
-        monitor / mode / min_delta: the figure that decides "best" (with `save_best_only`); `mode` as
-            EarlyStopping's.
-        save_best_only: save only when `monitor` improves on the best so far.
-        save_optimizer_state: include the optimizer state, so training can resume exactly.
-
-    `last_saved` holds the directory written last (or None). A monitored figure (with `save_best_only`) or a
-    field of `directory` that the fit's epoch logs will not hold is refused when `fit` starts.
-    """
-
-    def __init__(
-        self,
-        directory: str | Path,
-        monitor: str = "val_loss",
-        save_best_only: bool = False,
-        mode: str | EarlyStoppingMode = "auto",
-        min_delta: float = 0.0,
-        save_optimizer_state: bool = False,
-    ):
-        if not isinstance(directory, str | Path) or not str(directory):
-            raise InvalidArgumentError(f"ModelCheckpoint(directory=...) expects a path. Received: {directory!r}")
-        self.directory = str(directory)
-        self._monitor = _Monitor("ModelCheckpoint", monitor, mode, min_delta)
-        self.monitor = monitor
-        self.save_best_only = check_bool("ModelCheckpoint", "save_best_only", save_best_only)
-        self.save_optimizer_state = check_bool("ModelCheckpoint", "save_optimizer_state", save_optimizer_state)
-        self.last_saved: Path | None = None
-        self.best = math.inf if self._monitor.mode == "min" else -math.inf  # NaN never improves on it
-
-    def log_keys_read(self) -> list[tuple[str, str]]:
-        reader = f"ModelCheckpoint(directory={self.directory!r})"
-        try:
-            fields = [field for _, field, _, _ in string.Formatter().parse(self.directory) if field]
-        except ValueError:  # an unbalanced brace: the first epoch's format says so
-            fields = []
-        named = [field.split(".")[0].split("[")[0] for field in fields]
-        keys = [(key, reader) for key in dict.fromkeys(named) if key and not key.isdigit() and key != "epoch"]
-        return ([self._monitor.read()] if self.save_best_only else []) + keys
-
-    def on_train_begin(self, logs: Logs | None = None) -> None:
-        # The best value persists across fit calls, like the model being trained.
-        self.last_saved = None
-
-    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
-        logs = dict(logs or {})
-        if self.save_best_only:
-            value = self._monitor.value(logs)
-            if not self._monitor.improves(value, self.best):
-                return
-            self.best = value
-        try:
-            target = Path(self.directory.format(epoch=epoch, **logs))
-        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as e:  # the field, its format
-            raise InvalidArgumentError(
-                f"ModelCheckpoint(directory={self.directory!r}) has a field the epoch logs cannot "
-                f"fill ({e}); available: {['epoch', *logs]}."
-            ) from e
-        self.last_saved = self.model.save(
-            target, writing_mode="override", save_optimizer_state=self.save_optimizer_state
-        )

@@ -1,0 +1,145 @@
+"""Keras' transfer learning with nested models: `model.trainable` freezes a model's layers (a nested model's too),
+and a closed model gives up its layers, so that a pretrained base goes on under a new head."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from onnxtrain import Model, Sequential
+from onnxtrain.errors import InvalidArgumentError, ModelStateError
+from onnxtrain.layers import BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D, Input
+
+RNG = np.random.default_rng(0)
+X = RNG.random((32, 8, 8, 1), np.float32)
+Y = RNG.integers(0, 2, 32)
+
+
+def base_model(name: str = "base") -> Model:
+    image = Input(8, 8, 1)
+    return Model(image, GlobalAveragePooling2D()(BatchNormalization()(Conv2D(4, 3)(image))), name=name, seed=0)
+
+
+def with_head(base: Model, units: int = 2, name: str = "functional") -> Model:
+    image = Input(8, 8, 1)
+    return Model(image, Dense(units, activation="linear")(base(image)), name=name, seed=0)
+
+
+# --- model.trainable -----------------------------------------------------------------------------------------
+def test_freezing_a_nested_model_freezes_its_layers_as_keras_does():
+    # /tmp/ut_vision/freeze_nested.py: Keras' guide, base_model.trainable = False, then a new head on it.
+    base = base_model()
+    base.trainable = False
+    assert base.trainable is False and all(not layer.trainable for layer in base.layers[1:])
+    with with_head(base) as model:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        assert model.param_counts() == (4 * 2 + 2, 4 * 3 * 3 + 4 + 4 * 4)  # the head; conv, batch norm
+        before = base.get_weights()
+        model.fit(X, Y, epochs=1, batch_size=8, verbose=0)
+    after = base.get_weights()
+    for name, value in before.items():  # the moving statistics too: a frozen BatchNormalization infers
+        np.testing.assert_array_equal(after[name], value, err_msg=name)
+
+
+def test_unfreezing_makes_every_layer_trainable_again_and_trains_them():
+    base = base_model()
+    base.trainable = False
+    base.trainable = True
+    assert all(layer.trainable for layer in base.layers[1:])
+    with with_head(base) as model:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        before = base.get_weights()["conv2d_1.kernel"].copy()
+        model.fit(X, Y, epochs=1, batch_size=8, verbose=0)
+    assert not np.array_equal(base.get_weights()["conv2d_1.kernel"], before)
+
+
+def test_freezing_a_compiled_model_takes_a_new_compile():
+    with Sequential.of(Input(4), Dense(3, activation="linear"), seed=0) as model:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.trainable = False
+        x, y = RNG.random((8, 4), np.float32), RNG.integers(0, 3, 8)
+        with pytest.raises(ModelStateError, match=r"trainable flag of layer\(s\) \['dense_1'\] changed after compile"):
+            model.fit(x, y, verbose=0)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        assert model.param_counts() == (0, 15)
+
+
+def test_freezing_a_model_nested_in_a_compiled_one_takes_that_ones_compile():
+    base = base_model()
+    with with_head(base) as model:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        base.trainable = False
+        with pytest.raises(
+            ModelStateError, match=r"changed after compile\(\).*model\.trainable.*Call compile\(\) again"
+        ):
+            model.fit(X, Y, verbose=0)
+        base.trainable = True  # as compiled again: nothing to apply
+        model.fit(X, Y, epochs=1, verbose=0)
+
+
+def test_a_sequential_frozen_before_its_layers_are_added_freezes_them():
+    model = Sequential()
+    model.trainable = False
+    model.add(Input(4))
+    model.add(Dense(3))
+    assert model.trainable is False and not model.get_layer("dense_1").trainable
+    assert model.param_counts() == (0, 15)
+
+
+@pytest.mark.parametrize("value", ["False", 0, None])
+def test_trainable_takes_a_bool_only(value):
+    with pytest.raises(InvalidArgumentError, match=r"Model\.trainable expects a bool .*Received: trainable="):
+        base_model().trainable = value
+
+
+# --- a closed model's layers ---------------------------------------------------------------------------------
+def test_a_closed_models_nested_base_goes_on_under_a_new_head_with_its_trained_weights():
+    # /tmp/ut_vision/reuse_nested.py: pretrain base inside one model, close it, reuse base in another.
+    base = base_model()
+    pretrain = with_head(base, units=5, name="pretrain")
+    pretrain.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    pretrain.fit(X, Y, epochs=1, verbose=0)
+    trained = pretrain.get_weights()
+    pretrain.close()
+    with with_head(base, units=2, name="transfer") as transfer:
+        for name, value in base.get_weights().items():
+            np.testing.assert_array_equal(value, trained[f"base.{name}"], err_msg=name)
+        transfer.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        transfer.fit(X, Y, epochs=1, verbose=0)
+    assert not np.array_equal(base.get_weights()["conv2d_1.kernel"], trained["base.conv2d_1.kernel"])  # trained on
+
+
+def test_a_layer_of_an_open_model_is_refused_naming_the_model_to_close():
+    base = base_model()
+    pretrain = with_head(base, name="pretrain")
+    with pytest.raises(
+        InvalidArgumentError,
+        match=r"^Model expects layers of no other open model; Functional layer 'base' belongs to model 'pretrain', "
+        r"which is open: .*Close 'pretrain' first \(pretrain\.close\(\), or leave its `with` block\): its layers "
+        r"keep the weights it trained, and a new model may use the model\. Or save it and rebuild it with "
+        r"load_model\.$",
+    ):
+        with_head(base, name="transfer")
+    pretrain.close()
+    with_head(base, name="transfer").close()  # closed: released
+
+
+def test_the_layers_of_a_closed_model_go_into_a_new_model():
+    image = Input(4)
+    hidden = Dense(5, name="hidden")(image)
+    first = Model(image, Dense(2, name="head")(hidden), seed=0)
+    first.close()
+    second = Model(image, Dense(3, name="other")(hidden), seed=0)
+    assert second.get_layer("hidden") is first.get_layer("hidden")
+    assert second.get_layer("hidden").model_name == "functional"
+
+
+def test_closing_a_nested_model_leaves_its_layers_to_the_open_model_it_is_nested_in():
+    base = base_model()
+    outer = with_head(base, name="outer")
+    base.close()
+    conv = base.get_layer("conv2d_1")
+    assert conv.model_name == "outer"  # outer trains it: no third model may take it
+    with pytest.raises(InvalidArgumentError, match=r"'conv2d_1' belongs to model 'outer', which is open"):
+        Model(base.graph.inputs, conv(base.graph.inputs[0]))
+    outer.close()
