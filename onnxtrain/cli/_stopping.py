@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -41,23 +41,31 @@ def stop_name() -> str:
 
 
 @contextlib.contextmanager
-def stopping_on_signals() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt in the main thread as Ctrl-C does, and `stop_status`
-    tells the two apart. Outside the main thread (where Python cannot set handlers) nothing changes."""
-    _Received.signal = None
+def _handling_stops(handler: Any, replaces: Callable[[Any], bool]) -> Iterator[None]:
+    """Within the block, `handler` handles SIGINT and SIGTERM wherever `replaces(the current handler)`; the previous
+    handlers come back after. Outside the main thread (where Python cannot set handlers) nothing changes."""
     previous: dict[int, Any] = {}
     try:
         for number in (signal.SIGINT, signal.SIGTERM):
-            if signal.getsignal(number) not in (signal.default_int_handler, signal.SIG_DFL):
-                continue  # ignored on purpose (the other processes of --workers N) or the caller's own handler
-            previous[number] = signal.signal(number, _raise_interrupt)
+            if replaces(signal.getsignal(number)):
+                previous[number] = signal.signal(number, handler)
     except ValueError:  # not the main thread
         pass
     try:
         yield
     finally:
-        for restored, handler in previous.items():
-            signal.signal(restored, handler)
+        for restored, old in previous.items():
+            signal.signal(restored, old)
+
+
+@contextlib.contextmanager
+def stopping_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt in the main thread as Ctrl-C does, and `stop_status`
+    tells the two apart. A handler ignored on purpose (the other processes of --workers N) or the caller's own is
+    kept; outside the main thread nothing changes."""
+    _Received.signal = None
+    with _handling_stops(_raise_interrupt, lambda current: current in (signal.default_int_handler, signal.SIG_DFL)):
+        yield
 
 
 @contextlib.contextmanager
@@ -78,18 +86,8 @@ def finishing_the_save(command: str) -> Iterator[None]:
             flush=True,
         )
 
-    previous: dict[int, Any] = {}
-    try:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            if signal.getsignal(number) is not signal.SIG_IGN:
-                previous[number] = signal.signal(number, note_or_abandon)
-    except ValueError:  # not the main thread
-        pass
-    try:
+    with _handling_stops(note_or_abandon, lambda current: current is not signal.SIG_IGN):
         yield
-    finally:
-        for restored, handler in previous.items():
-            signal.signal(restored, handler)
 
 
 @contextlib.contextmanager
@@ -98,15 +96,8 @@ def ignoring_stopping_signals(ignore: bool = True) -> Iterator[None]:
     terminal's Ctrl-C, Slurm's scancel) must not end them while process 0 saves the run; process 0 ends them after.
     The handlers are restored on leaving, so a caller in the same process (a test) keeps its own: an ignored SIGINT
     would also be inherited by every process it starts after."""
-    previous: dict[int, Any] = {}
-    if ignore:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            previous[number] = signal.signal(number, signal.SIG_IGN)
-    try:
+    with _handling_stops(signal.SIG_IGN, lambda current: ignore):
         yield
-    finally:
-        for restored, handler in previous.items():
-            signal.signal(restored, handler)
 
 
 @contextlib.contextmanager
