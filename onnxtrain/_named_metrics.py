@@ -73,6 +73,11 @@ class Metrics(enum.Enum):
         """What each example of a batch scores: hits (bool [N]), binary hits (bool [N, units]) or errors (float
         [N, elements], absolute or squared); `k` of the top-k accuracies, `threshold` (on probabilities) of the
         binary accuracy."""
+        if self in (Metrics.ACCURACY, Metrics.CATEGORICAL_ACCURACY) and _per_position(outputs, labels, loss):
+            # A class per position (a tagger's (N, steps, classes)): a hit per step, as Keras' (bool [N, steps])
+            if self is not Metrics.ACCURACY:
+                self.check_loss(loss)
+            return (outputs.argmax(axis=-1) == labels.argmax(axis=-1)).reshape(len(outputs), -1)
         outputs = outputs.reshape(len(outputs), -1)
         if self is Metrics.ACCURACY:
             if loss.classification:
@@ -284,6 +289,12 @@ def _positive_k(metric: str, k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise InvalidArgumentError(f"{metric}(k=...) expects a positive int. Received: k={k!r}")
     return int(k)
+
+
+def _per_position(outputs: np.ndarray, labels: np.ndarray, loss: Loss) -> bool:
+    """Whether `outputs` holds a class per position: more than one axis per example, one-hot or probability
+    targets shaped like them, and a loss that is not one sigmoid per unit."""
+    return outputs.ndim > 2 and labels.shape == outputs.shape and not loss.binary and not loss.classification
 
 
 def _weighted(values: np.ndarray, weights: np.ndarray) -> float:

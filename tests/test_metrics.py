@@ -266,3 +266,21 @@ def test_named_keeps_the_spelling_and_resolves_the_metric():
     assert named(named("MAE")) is not None and get(named("MAE")) is Metrics.MAE
     with pytest.raises(UnknownIdentifierError, match=r"Could not interpret metric 'accuracyy'"):
         named("accuracyy")
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "categorical_accuracy"])
+def test_accuracy_of_a_class_per_step_counts_each_step(metric):
+    """A tagger's (N, steps, classes) output: Keras' accuracy is the share of steps whose class is right, not one
+    argmax over each example's steps and classes together."""
+    from onnxtrain import Sequential
+    from onnxtrain.layers import LSTM, Dense, Embedding, Input
+
+    rng = np.random.default_rng(5)
+    ids = rng.integers(1, 9, size=(12, 6)).astype(np.int64)
+    y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(12, 6))]
+    model = Sequential.of(Input(6, dtype="int64"), Embedding(9, 4), LSTM(5, return_sequences=True), Dense(4), seed=3)
+    with model:
+        model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=[metric])
+        figures = model.evaluate(ids, y, batch_size=5, return_dict=True)
+        steps = model.predict_softly(ids).argmax(axis=-1)
+    assert figures[metric] == pytest.approx(float((steps == y.argmax(axis=-1)).mean()), abs=1e-6)
