@@ -532,7 +532,14 @@ class Trainer:
         return self._metric_logs(totals, examples)
 
     def _take_process_zero_counters(self, communicator: Communicator) -> None:
-        """Train on from process 0's epoch, step, learning rate and input scale (`process_zero_counters`)."""
+        """Train on from process 0's epoch, step, learning rate and input scale (`process_zero_counters`), and its
+        weights: set_weights or load_weights on process 0 alone after compile (Horovod's habit) would otherwise
+        leave the processes stepping different weights with the same gradients."""
+        weights = {name: np.ascontiguousarray(value) for name, value in self.engine.get_weights().items()}
+        for value in weights.values():
+            communicator.broadcast(value)
+        self.engine.set_weights(weights)
+        self.weights_changed()
         mine = TrainingCounters(
             self.epochs_trained, self.steps_trained, self.engine.learning_rate, self.model.input_scale
         )

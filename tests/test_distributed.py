@@ -373,6 +373,28 @@ def test_three_threads_train_as_one_process(dropout: bool) -> None:
             np.testing.assert_allclose(history.history[key], alone_history.history[key], rtol=1e-5)
 
 
+def test_weights_set_on_process_zero_alone_after_compile_are_every_process_s_at_fit() -> None:
+    """Horovod's habit: load weights on process 0 only, after compile. fit starts every process from them."""
+    x, y = _data()
+    pretrained = {name: value + 0.25 for name, value in _model("portable", seed=9).get_weights().items()}
+    with _model("portable", seed=9) as model:
+        model.set_weights(pretrained)
+        model.fit(x, y, epochs=1, batch_size=6, verbose=0)
+        alone = model.get_weights()
+
+    def train(rank: int) -> dict[str, np.ndarray]:
+        with _model("portable", seed=9) as model:
+            if rank == 0:
+                model.set_weights(pretrained)
+            model.fit(x, y, epochs=1, batch_size=6, verbose=0)
+            return model.get_weights()
+
+    world = ThreadWorld(2)
+    dist.init(communicator=world)
+    for weights in world.run(train):
+        assert _max_difference(weights, alone) <= 1e-6 * _scale(alone)
+
+
 def test_only_process_zero_runs_the_callbacks_that_write(tmp_path: Path) -> None:
     class Epochs(Callback):
         def __init__(self) -> None:
