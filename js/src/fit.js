@@ -1,7 +1,7 @@
 // Trainer.fit: Keras' / TF.js' training loop over typed arrays: epochs of batches (shuffled each epoch from a seed),
 // the trainer's queued steps, validation through evaluate, callbacks awaited, and a History-like result.
 
-import { accuracy } from "./accuracy.js";
+import { accuracy, positionClasses } from "./accuracy.js";
 import { dataset, shuffledOrder, takeRows } from "./batches.js";
 import { describe } from "./inputs.js";
 
@@ -143,7 +143,8 @@ export async function fit(trainer, x, labels, options = {}) {
     for (const hooks of callbacks) if (hooks[name] && (await hooks[name](...args)) === false) trainer.stopTraining = true;
     return trainer.stopTraining === true;
   };
-  const model = { loss: trainer.metadata.loss, trainsOnLogits: trainer._trainsOnLogits };
+  const classes = positionClasses(trainer.metadata.output_shape);
+  const model = { loss: trainer.metadata.loss, trainsOnLogits: trainer._trainsOnLogits, classes };
   const steps = Math.ceil(train.count / batchSize);
   /** @type {History} */
   const history = { epoch: [], history: {} };

@@ -1,7 +1,7 @@
 // Trainer: runs a bundle's train step with any ONNX Runtime JavaScript package (onnxruntime-web or
 // onnxruntime-node, passed in), feeding each step's `updated.<name>` outputs to the next step as its inputs.
 
-import { accuracy } from "./accuracy.js";
+import { accuracy, positionClasses } from "./accuracy.js";
 import { REBUNDLE, checkGraphs, packState, readBundle, readState } from "./bundle.js";
 import { dataset } from "./batches.js";
 import { fit } from "./fit.js";
@@ -241,7 +241,8 @@ export class Trainer {
     const results = await this._enqueue(() => this._eval.run(this._withState(this._eval, feeds)));
     const logits = results[this.metadata.outputs.logits].data;
     const target = feeds[this.metadata.labels.name];
-    const model = { loss: this.metadata.loss, trainsOnLogits: this._trainsOnLogits };
+    const classes = positionClasses(this.metadata.output_shape);
+    const model = { loss: this.metadata.loss, trainsOnLogits: this._trainsOnLogits, classes };
     const share = accuracy(logits, target.data, target.dims[0], model);
     return { loss: results[this.metadata.outputs.loss].data[0], logits, accuracy: share };
   }

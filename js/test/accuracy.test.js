@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { accuracy } from "../src/accuracy.js";
+import { accuracy, positionClasses } from "../src/accuracy.js";
 
 const binary = { loss: "binary_crossentropy", trainsOnLogits: false };
 
@@ -23,4 +23,15 @@ test("other float targets: argmax against the target's argmax, or 0.5 for one un
   const mse = { loss: "mse", trainsOnLogits: false };
   assert.equal(accuracy(Float32Array.of(0.2, 0.8, 0.6, 0.4), Float32Array.of(0, 1, 0, 1), 2, mse), 0.5);
   assert.equal(accuracy(Float32Array.of(0.7, 0.2), Float32Array.of(1, 1), 2, mse), 0.5);
+});
+
+test("a class per position (a tagger's [steps, classes]): each step a hit or a miss, as Python", () => {
+  const tagger = { loss: "categorical_crossentropy", trainsOnLogits: true, classes: 2 };
+  // two examples of three steps: right, wrong, right | right, right, right -> (2/3 + 1) / 2
+  const outputs = Float32Array.of(0.9, 0.1, 0.2, 0.8, 0.3, 0.7, 1, 0, 0, 1, 1, 0);
+  const targets = Float32Array.of(1, 0, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0);
+  assert.ok(Math.abs(accuracy(outputs, targets, 2, tagger) - 5 / 6) < 1e-12);
+  assert.equal(accuracy(outputs, targets, 2, { ...tagger, classes: undefined }), 1); // one argmax over all steps
+  assert.equal(positionClasses([3, 2]), 2);
+  assert.equal(positionClasses([10]), undefined);
 });
