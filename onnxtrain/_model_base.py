@@ -63,11 +63,15 @@ class ModelBase:
         object.__setattr__(self, attribute, value)
 
     def __call__(
-        self, inputs: SymbolicTensor | Sequence[SymbolicTensor], *, training: bool | None = None
+        self,
+        inputs: SymbolicTensor | Sequence[SymbolicTensor],
+        *more_inputs: SymbolicTensor,
+        training: bool | None = None,
     ) -> SymbolicTensor:
-        """Call the model as a layer of another (Keras' nested models): its weights are shared with it. `training`
-        is Keras' call argument, None only (`layers._layer.check_training_argument`)."""
-        return self.graph(inputs, training=training)
+        """Call the model as a layer of another (Keras' nested models): its weights are shared with it. A model of
+        several inputs takes a list of tensors or them as separate arguments (`model(a, b)`); on numpy arrays it
+        runs at once, as a layer does (`layers._eager`). `training` is Keras' call argument."""
+        return self.graph(inputs, *more_inputs, training=training)
 
     @property
     def trainable(self) -> bool:

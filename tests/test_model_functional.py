@@ -276,3 +276,15 @@ def test_a_model_of_one_input_takes_keras_list_and_dict_forms_of_its_batch():
         assert model.fit({"features": x}, y, epochs=2, shuffle=False, verbose=0).history["loss"] == losses
         with pytest.raises(InvalidArgumentError, match=r"a dict \{'features': array\}.*Received keys: \['image'\]"):
             model.predict({"image": x})
+
+
+def test_a_model_of_two_inputs_is_called_with_them_as_arguments_or_a_list():
+    """KotlinDL's vararg call and Keras' list: `pair(a, b)` is `pair([a, b])`, symbolic or on arrays."""
+    a, b = Input(3, name="a"), Input(3, name="b")
+    pair = Model([a, b], Dense(2, activation="linear", name="mix")(Concatenate()([a, b])), name="pair", seed=0)
+    left, right = np.ones((4, 3), np.float32), np.arange(12, dtype=np.float32).reshape(4, 3)
+    eager = pair(left, right)
+    np.testing.assert_allclose(eager, pair([left, right]))
+    x, y = Input(3, name="x"), Input(3, name="y")
+    with Model([x, y], pair(x, y), name="outer", seed=0) as outer:
+        np.testing.assert_allclose(outer([left, right]), eager, rtol=1e-6)  # pair inside outer
