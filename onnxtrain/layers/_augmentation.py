@@ -16,7 +16,7 @@ engine refuses these layers, as it refuses Dropout: its graph has no step counte
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import onnx
@@ -160,7 +160,54 @@ class RandomFlip(Layer):
         return {"mode": self.mode, "seed": self.seed, **super().get_config()}
 
 
-class RandomContrast(Layer):
+class _ImageAdjustment(Layer):
+    """What RandomContrast and RandomBrightness share: Keras' (factor, value_range, seed) arguments, one draw per
+    image in training (`adjust` turns it into the new values), the identity elsewhere. A subclass gives the range
+    its factor takes and whether a reversed value_range is sorted (Keras' RandomBrightness sorts it)."""
+
+    accepts_channels_first = True
+    keras_data_format = True
+    factor_bounds: ClassVar[tuple[float, float]]
+    sorts_value_range: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        factor: Factor,
+        value_range: tuple[float, float] = (0, 255),
+        seed: int | None = None,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.factor = factor_range(owner, "factor", factor, *self.factor_bounds)
+        self.value_range = checked_value_range(owner, value_range, sort=self.sorts_value_range)
+        self.seed = _seed(owner, seed)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return image_shape(self, input_shape)
+
+    def adjust(self, builder: GraphBuilder, x: str, draws: str) -> str:
+        """The adjusted images of `x` (before clipping), from each image's uniform draw in `draws` (N, 1)."""
+        raise NotImplementedError
+
+    def emit(self, builder: GraphBuilder, x: str) -> str:
+        if not builder.training:
+            return x
+        assert self.name is not None, "layers must be built"
+        draws = uniform(builder, x, 1, layer_key(self.name, self.seed))
+        return same_layout(builder, x, _clipped(builder, self.adjust(builder, x, draws), self.value_range))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "factor": config_factor(self.factor),
+            "value_range": list(self.value_range),
+            "seed": self.seed,
+            **super().get_config(),
+        }
+
+
+class RandomContrast(_ImageAdjustment):
     """Per image in training, (x - mean) * c + mean, the mean per channel over the image, then clipped to
     `value_range`; c is drawn per image in [1 - lower, 1 + upper]. The identity in evaluation, prediction and the
     export.
@@ -173,51 +220,21 @@ class RandomContrast(Layer):
         seed: with the layer's name, picks the draws; every step draws new ones.
     """
 
-    accepts_channels_first = True
-    keras_data_format = True
-
-    def __init__(
-        self,
-        factor: Factor,
-        value_range: tuple[float, float] = (0, 255),
-        seed: int | None = None,
-        name: str | None = None,
-        trainable: bool = True,
-    ):
-        super().__init__(name=name, trainable=trainable)
-        self.factor = factor_range("RandomContrast", "factor", factor, 0.0, 1.0)
-        self.value_range = checked_value_range("RandomContrast", value_range)
-        self.seed = _seed("RandomContrast", seed)
+    factor_bounds = (0.0, 1.0)
 
     def contrast_range(self) -> tuple[float, float]:
         """The range c is drawn from, as Keras 3 computes it."""
         lower, upper = sorted(self.factor) if isinstance(self.factor, tuple) else (0.0, self.factor)
         return 1.0 - lower, 1.0 + upper
 
-    def compute_output_shape(self, input_shape: Shape) -> Shape:
-        return image_shape(self, input_shape)
-
-    def emit(self, builder: GraphBuilder, x: str) -> str:
-        if not builder.training:
-            return x
-        assert self.name is not None, "layers must be built"
-        draws = uniform(builder, x, 1, layer_key(self.name, self.seed))
+    def adjust(self, builder: GraphBuilder, x: str, draws: str) -> str:
         contrast = per_image(builder, between(builder, draws, 0, *self.contrast_range(), hint="contrast"))
         mean = builder.reduce("ReduceMean", x, _spatial_axes(builder, x), keepdims=True, hint="mean")
         scaled = builder.node("Mul", [builder.node("Sub", [x, mean]), contrast])
-        adjusted = builder.node("Add", [scaled, mean], hint="adjusted")
-        return same_layout(builder, x, _clipped(builder, adjusted, self.value_range))
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "factor": config_factor(self.factor),
-            "value_range": list(self.value_range),
-            "seed": self.seed,
-            **super().get_config(),
-        }
+        return builder.node("Add", [scaled, mean], hint="adjusted")
 
 
-class RandomBrightness(Layer):
+class RandomBrightness(_ImageAdjustment):
     """Per image in training, adds d * (high - low), d drawn per image in [lower, upper], then clips to
     `value_range` = (low, high); the identity in evaluation, prediction and the export.
 
@@ -227,42 +244,13 @@ class RandomBrightness(Layer):
         seed: with the layer's name, picks the draws; every step draws new ones.
     """
 
-    accepts_channels_first = True
-    keras_data_format = True
+    factor_bounds = (-1.0, 1.0)
+    sorts_value_range = True
 
-    def __init__(
-        self,
-        factor: Factor,
-        value_range: tuple[float, float] = (0, 255),
-        seed: int | None = None,
-        name: str | None = None,
-        trainable: bool = True,
-    ):
-        super().__init__(name=name, trainable=trainable)
-        self.factor = factor_range("RandomBrightness", "factor", factor, -1.0, 1.0)
-        self.value_range = checked_value_range("RandomBrightness", value_range, sort=True)
-        self.seed = _seed("RandomBrightness", seed)
-
-    def compute_output_shape(self, input_shape: Shape) -> Shape:
-        return image_shape(self, input_shape)
-
-    def emit(self, builder: GraphBuilder, x: str) -> str:
-        if not builder.training:
-            return x
-        assert self.name is not None, "layers must be built"
-        draws = uniform(builder, x, 1, layer_key(self.name, self.seed))
+    def adjust(self, builder: GraphBuilder, x: str, draws: str) -> str:
         delta = between(builder, draws, 0, *symmetric(self.factor), hint="brightness")
         span = builder.constant(np.float32(self.value_range[1] - self.value_range[0]), "span")
-        shifted = builder.node("Add", [x, per_image(builder, builder.node("Mul", [delta, span]))], hint="shifted")
-        return same_layout(builder, x, _clipped(builder, shifted, self.value_range))
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "factor": config_factor(self.factor),
-            "value_range": list(self.value_range),
-            "seed": self.seed,
-            **super().get_config(),
-        }
+        return builder.node("Add", [x, per_image(builder, builder.node("Mul", [delta, span]))], hint="shifted")
 
 
 def _clipped(builder: GraphBuilder, x: str, limits: tuple[float, float]) -> str:
