@@ -8,7 +8,9 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
+
+import numpy as np
 
 from onnxtrain import metrics as metrics_module
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, RuntimeSetupError, UnknownIdentifierError
@@ -60,10 +62,12 @@ def _name(key: MetricKey) -> str:
 class EvaluationResult:
     """What `evaluate` returns: the mean loss and each metric over the whole dataset.
 
-    It unpacks like Keras' list, the loss first and then the metrics in the order compile was given them:
-    `loss, accuracy = model.evaluate(x, y)`; `len(result)` is 1 + the number of metrics. For a model of several
-    outputs, the total loss, then each output's loss, then each output's metrics (`result.metrics["head_loss"]`).
-    Where Keras returns the loss alone (no metrics), it is also that number: `float(result)`, `f"{result:.3f}"`.
+    It unpacks and indexes like Keras' list, the loss first and then the metrics in the order compile was given
+    them: `loss, accuracy = model.evaluate(x, y)`, `score[0]`, `score[1]`; `len(result)` is 1 + the number of
+    metrics. For a model of several outputs, the total loss, then each output's loss, then each output's metrics
+    (`result.metrics["head_loss"]`). Where Keras returns the loss alone (no metrics), it is also that number:
+    `float(result)`, `f"{result:.3f}"`, `round(result, 3)`, `result < 0.5`, `result + 1`, `np.isclose(result, x)`
+    (`result.loss` is the plain float, for `json.dumps`).
     """
 
     loss: float
@@ -79,6 +83,25 @@ class EvaluationResult:
     def __str__(self) -> str:
         return " - ".join([f"loss: {self.loss:.4f}", *(f"{_name(m)}: {v:.4f}" for m, v in self.metrics.items())])
 
+    @overload
+    def __getitem__(self, index: int) -> float: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[float]: ...
+    def __getitem__(self, index: int | slice) -> float | list[float]:
+        """Keras' list: `score[0]` the loss, `score[1]` the first metric, slices as a list's."""
+        if isinstance(index, bool) or not isinstance(index, int | slice):
+            raise InvalidTypeError(
+                f"An evaluate result is indexed like Keras' list [loss, *metrics] by an int or a slice (by name: "
+                f"result.metrics[name], or evaluate(..., return_dict=True)). Received: {index!r}"
+            )
+        values = list(self)
+        if isinstance(index, int) and not -len(values) <= index < len(values):
+            raise IndexError(
+                f"evaluate result index {index} is out of range: it holds {len(values)} values "
+                f"{['loss', *(_name(m) for m in self.metrics)]}"
+            )
+        return values[index]
+
     def __float__(self) -> float:
         if self.metrics:
             raise InvalidTypeError(
@@ -87,6 +110,60 @@ class EvaluationResult:
                 "result.metrics[...] or `loss, *metrics = result`."
             )
         return self.loss
+
+    # The number Keras returns where there are no metrics: arithmetic, comparisons and numpy take float(self), which
+    # refuses (with what to use instead) a result that also holds metrics.
+    def __round__(self, ndigits: int | None = None) -> float:
+        return round(float(self), ndigits)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return np.asarray(float(self), dtype=dtype)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EvaluationResult):
+            return (self.loss, dict(self.metrics)) == (other.loss, dict(other.metrics))
+        if isinstance(other, int | float | np.number) and not isinstance(other, bool) and not self.metrics:
+            return self.loss == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.loss, *self.metrics.values()))
+
+    def __lt__(self, other: Any) -> bool:
+        return float(self) < other
+
+    def __le__(self, other: Any) -> bool:
+        return float(self) <= other
+
+    def __gt__(self, other: Any) -> bool:
+        return float(self) > other
+
+    def __ge__(self, other: Any) -> bool:
+        return float(self) >= other
+
+    def __add__(self, other: Any) -> float:
+        return float(self) + other
+
+    def __radd__(self, other: Any) -> float:
+        return other + float(self)
+
+    def __sub__(self, other: Any) -> float:
+        return float(self) - other
+
+    def __rsub__(self, other: Any) -> float:
+        return other - float(self)
+
+    def __mul__(self, other: Any) -> float:
+        return float(self) * other
+
+    def __rmul__(self, other: Any) -> float:
+        return other * float(self)
+
+    def __truediv__(self, other: Any) -> float:
+        return float(self) / other
+
+    def __rtruediv__(self, other: Any) -> float:
+        return other / float(self)
 
     def __format__(self, spec: str) -> str:
         return format(float(self), spec) if spec else str(self)

@@ -237,6 +237,33 @@ def test_an_evaluation_result_without_metrics_is_its_loss_as_keras_returns_a_sca
         f"{with_metrics:.3f}"
 
 
+def test_an_evaluation_result_indexes_as_keras_list_and_computes_as_its_loss():
+    score = EvaluationResult(0.25, MetricValues({Metrics.ACCURACY: 0.75, "head_mae": 0.5}))
+    assert (score[0], score[1], score[-1], score[1:]) == (0.25, 0.75, 0.5, [0.75, 0.5])  # keras.io: score[0]
+    with pytest.raises(
+        IndexError, match=r"index 3 is out of range: it holds 3 values \['loss', 'accuracy', 'head_mae'\]"
+    ):
+        score[3]
+    with pytest.raises(InvalidTypeError, match=r"by an int or a slice.*Received: 'accuracy'"):
+        score["accuracy"]  # type: ignore[call-overload]
+    loss = EvaluationResult(0.25, {})
+    assert loss < 0.5 and loss <= 0.25 and loss > 0.1 and loss >= 0.25 and loss == 0.25 and loss != 0.3
+    assert (loss + 1, 1 + loss, loss - 1, 1 - loss, loss * 2, 2 * loss, loss / 2, 1 / loss) == (
+        1.25,
+        1.25,
+        -0.75,
+        0.75,
+        0.5,
+        0.5,
+        0.125,
+        4.0,
+    )
+    assert round(loss, 1) == 0.2 and np.isclose(loss, 0.25) and np.asarray(loss).dtype == np.float64
+    assert score != 0.25 and score == EvaluationResult(0.25, MetricValues({Metrics.ACCURACY: 0.75, "head_mae": 0.5}))
+    with pytest.raises(InvalidTypeError, match="evaluate without metrics"):
+        score < 0.5  # noqa: B015 (Keras' list has no order against a number either)
+
+
 def test_evaluation_result_to_dict_is_keras_return_dict_keyed_as_the_logs():
     result = EvaluationResult(0.5, MetricValues({Metrics.ACCURACY: 0.75, "head_mae": 0.25}))
     assert result.to_dict() == {"loss": 0.5, "accuracy": 0.75, "head_mae": 0.25}
