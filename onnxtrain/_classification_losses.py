@@ -294,8 +294,12 @@ class BinaryCrossentropy(Loss):
         return y
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
-        decided = (outputs > (0.0 if self.from_logits else 0.5)).astype(np.int64)
-        return decided[:, 0] if outputs.shape[1] == 1 else decided
+        """One sigmoid unit is a binary classifier: its class per example (int64, shape (N,)). Several units (an
+        autoencoder's reconstruction, multi-label scores) are returned as they are, as Keras' predict returns them;
+        `probabilities` gives the sigmoid of logits."""
+        if outputs.ndim != 2 or outputs.shape[1] != 1:
+            return outputs
+        return (outputs[:, 0] > (0.0 if self.from_logits else 0.5)).astype(np.int64)
 
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         if self.from_logits:  # sigmoid without overflow: exp of a non-positive number only

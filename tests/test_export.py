@@ -284,9 +284,9 @@ def _first_test_images(count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     ids=["binary", "binary-from-logits", "multi-label", "regression"],
 )
 def test_node_decides_as_python_by_the_models_loss(tmp_path, units, activation, loss):
-    """predict.mjs reads the export's onnxtrain.loss as InferenceModel does: 0/1 per unit for binary cross-entropy
-    (above 0.5, or 0 from logits; one number for one unit), the outputs themselves for a regression loss. An argmax
-    over one sigmoid column said class 0 for every example."""
+    """predict.mjs reads the export's onnxtrain.loss as InferenceModel does: 0/1 for binary cross-entropy of one unit
+    (above 0.5, or 0 from logits), the outputs themselves for several sigmoid units (multi-label scores, as Keras'
+    predict) and for a regression loss. An argmax over one sigmoid column said class 0 for every example."""
     workdir = _node_workdir()
     x = np.random.default_rng(4).normal(size=(16, 5)).astype(np.float32)
     with Sequential.of(Input(5), Dense(units, activation=activation), seed=3) as model:

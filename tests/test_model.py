@@ -21,7 +21,7 @@ from onnxtrain.errors import (
     UnsupportedError,
 )
 from onnxtrain.layers import Activation, Dense, Flatten, Input, Softmax
-from onnxtrain.losses import Losses
+from onnxtrain.losses import BinaryCrossentropy, Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Adam
 
@@ -139,6 +139,25 @@ def test_binary_crossentropy_on_a_sigmoid_output():
         assert set(np.unique(model.predict(x))) <= {0, 1}
 
 
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_binary_crossentropy_on_several_units_predicts_them_as_keras_an_autoencoder(from_logits):
+    # README: predict decides classes for softmax or ONE sigmoid unit; several units (a reconstruction, multi-label
+    # scores) come back as the layer gives them, as Keras' predict returns them.
+    x = np.random.default_rng(3).uniform(size=(40, 6)).astype(np.float32)
+    last = Dense(6, activation="linear" if from_logits else "sigmoid")
+    with Sequential.of(Input(6), Dense(4), last, seed=1) as model:
+        model.compile(optimizer=Adam(), loss=BinaryCrossentropy(from_logits=from_logits))
+        model.fit((x, x), epochs=1, batch_size=20, verbose=0)
+        weights = model.get_weights()
+        hidden = np.maximum(x @ weights["dense_1.kernel"] + weights["dense_1.bias"], 0)
+        raw = hidden @ weights["dense_2.kernel"] + weights["dense_2.bias"]
+        sigmoid = 1 / (1 + np.exp(-raw))
+        predictions = model.predict(x)
+        assert predictions.dtype == np.float32 and predictions.shape == (40, 6)
+        np.testing.assert_allclose(predictions, raw if from_logits else sigmoid, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(model.predict_softly(x), sigmoid, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.training
 def test_with_block_closes_and_close_is_idempotent(blobs):
     x, y = blobs
@@ -213,7 +232,7 @@ def test_a_failed_compile_keeps_a_folder_that_existed_or_holds_files(tmp_path, m
 BAD_CALLS = [
     (lambda m, d: m.fit(d, epochs=1, batch_size=8), ModelStateError, r"fit\(\) needs a compiled model"),
     (lambda m, d: m.evaluate(d), ModelStateError, r"evaluate\(\) needs a compiled model"),
-    (lambda m, d: m.predict(d[0]), ModelStateError, r"predict\(\) needs a compiled model"),
+    (lambda m, d: m.predict_softly(d[0]), ModelStateError, r"predict_softly\(\) needs a compiled model"),
     (
         lambda m, d: m.compile(optimizer="rmsprop2"),
         UnknownIdentifierError,

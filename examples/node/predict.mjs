@@ -15,8 +15,8 @@
 // Embedding reads, ids outside [0, input_dim) are refused with the position and value, as Python refuses them.
 // Prints one JSON object: the input and output names, the prediction for every example as onnxtrain's
 // InferenceModel.predict makes it from the model's `onnxtrain.loss` metadata (the class index, the argmax of `logits`,
-// for softmax cross-entropy; 0 or 1 per unit for binary cross-entropy: above 0.5, or above 0 from logits; the output
-// itself for any other loss, as nested arrays), and, when the model has it, the `probabilities` output (a sigmoid
+// for softmax cross-entropy; 0 or 1 for binary cross-entropy of one unit: above 0.5, or above 0 from logits; the
+// output itself for any other loss and for several sigmoid units, as nested arrays), and, when the model has it, the `probabilities` output (a sigmoid
 // model's only output, which the predictions threshold at 0.5, or the softmax or sigmoid that follows `logits`).
 import { readFileSync } from "node:fs";
 import ort from "onnxruntime-node";
@@ -261,9 +261,8 @@ async function main(argv) {
       const values = logits.data.subarray(row * units, (row + 1) * units);
       if (decide.kind === "argmax") {
         predictions.push(argmax(logits.data, row * units, units));
-      } else if (decide.kind === "threshold") {
-        const decided = Array.from(values, (v) => (v > decide.at ? 1 : 0));
-        predictions.push(units === 1 ? decided[0] : nested(Int32Array.from(decided), unitDims));
+      } else if (decide.kind === "threshold" && units === 1) {
+        predictions.push(values[0] > decide.at ? 1 : 0);
       } else {
         predictions.push(nested(values, unitDims));
       }

@@ -18,7 +18,8 @@ const SOFTMAX_LOSSES = new Set([
 
 /**
  * How predict decides, by the bundle's loss (Python's Loss.decide): the argmax of the last axis for the softmax
- * cross-entropies, each unit above 0.5 (0 on logits) for binary cross-entropy, the outputs as they are otherwise.
+ * cross-entropies, the one unit above 0.5 (0 on logits) for binary cross-entropy of one unit, the outputs as they
+ * are otherwise (several sigmoid units: a reconstruction or multi-label scores, as Keras' predict returns them).
  * @param {string} loss
  * @returns {"argmax" | "threshold" | "raw"}
  */
@@ -133,6 +134,7 @@ export async function predict(trainer, x, options = {}) {
   if (decision === "argmax") return probabilities ? softmax(outputs, units) : argmax(outputs, units);
   if (decision === "threshold") {
     if (probabilities) return trainer._trainsOnLogits ? sigmoid(outputs) : outputs;
+    if (units !== 1) return outputs;
     const threshold = trainer._trainsOnLogits ? 0 : 0.5;
     return Int32Array.from(outputs, (p) => (p > threshold ? 1 : 0));
   }
