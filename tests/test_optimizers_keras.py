@@ -76,7 +76,7 @@ def test_steps_match_keras_3(case, update):
         ("sgd_nesterov", opt.SGD(learning_rate=0.05, momentum=0.9)),
         ("nadam", opt.Adam(learning_rate=0.01, beta1=0.8, beta2=0.6, epsilon=1e-6)),
         ("nadam_weight_decay", opt.Nadam(learning_rate=0.01, clip_norm=0.1)),
-        ("rmsprop", opt.RMSprop(learning_rate=0.01, rho=0.8, epsilon=1e-7)),
+        ("rmsprop", opt.RMSProp(learning_rate=0.01, rho=0.8, epsilon=1e-7)),
     ],
     ids=["weight_decay", "amsgrad", "nesterov", "nadam-not-adam", "nadam-weight_decay", "rmsprop-initial_mean_square"],
 )
@@ -100,8 +100,29 @@ SPELLINGS = [
 ]
 
 
-def test_keras_class_names_are_the_same_classes():
-    assert opt.RMSprop is opt.RMSProp and opt.Adagrad is opt.AdaGrad and opt.Adadelta is opt.AdaDelta
+KERAS_DEFAULTS = [  # keras/src/optimizers/{rmsprop,adagrad,adadelta}.py; KotlinDL's classes keep KotlinDL's
+    (opt.RMSprop, opt.RMSProp, {"learning_rate": 0.001, "decay": 0.9, "epsilon": 1e-7, "initial_mean_square": 0.0}),
+    (opt.Adagrad, opt.AdaGrad, {"learning_rate": 0.001, "initial_accumulator_value": 0.1}),
+    (opt.Adadelta, opt.AdaDelta, {"learning_rate": 0.001, "rho": 0.95, "epsilon": 1e-7}),
+]
+
+
+@pytest.mark.parametrize(("keras", "kotlindl", "defaults"), KERAS_DEFAULTS, ids=lambda c: getattr(c, "__name__", ""))
+def test_keras_class_names_have_keras_defaults_and_names_pick_them(keras, kotlindl, defaults):
+    assert issubclass(keras, kotlindl) and keras is not kotlindl
+    made = keras()
+    assert {name: getattr(made, name) for name in defaults} == defaults
+    assert {name: getattr(kotlindl(), name) for name in defaults} != defaults
+    assert type(opt.get(made.name)) is keras and type(opt.get(keras.__name__)) is keras  # compile("rmsprop")
+    kotlindl_config = kotlindl().get_config()  # a KotlinDL optimizer saved by name comes back with its numbers
+    assert opt.get(kotlindl_config).get_config() == kotlindl_config
+    assert _fused.supports(made) == _fused.supports(kotlindl())
+
+
+def test_keras_rmsprop_with_keras_arguments_alone_steps_as_keras_3():
+    cls, arguments, _ = json.loads(str(KERAS_STEPS["rmsprop/arguments"]))
+    assert cls == "RMSprop"
+    assert keras_error("rmsprop", run(opt.RMSprop(**arguments))) < 5e-6
 
 
 @pytest.mark.parametrize(("make", "expected"), SPELLINGS)
@@ -110,7 +131,7 @@ def test_keras_spellings_set_onnxtrains_arguments_and_the_config_keeps_onnxtrain
     assert {name: getattr(optimizer, name) for name in expected} == expected
     config = optimizer.get_config()
     assert not {"beta_1", "beta_2", "rho", "clipvalue", "global_clipnorm"} & config.keys()
-    assert opt.get(config) == optimizer
+    assert opt.get(config).get_config() == config  # (a KotlinDL RMSProp comes back as Keras' class, same numbers)
 
 
 def test_keras_arguments_that_ask_for_nothing_are_accepted():

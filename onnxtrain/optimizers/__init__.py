@@ -1,4 +1,5 @@
-"""Optimizers: their hyper-parameters (KotlinDL's defaults), validation and registry.
+"""Optimizers: their hyper-parameters (KotlinDL's defaults; Keras' under Keras' class names `RMSprop`, `Adagrad`,
+`Adadelta` and under every name string), validation and registry.
 
 Each optimizer has one module here (`_adam.py`, ...) with its settings class, whose docstring gives its update with
 `t` the 1-based number of the update; its ONNX update rule (TensorFlow's `Apply*` kernel, which KotlinDL calls);
@@ -13,12 +14,13 @@ momentum) onto ONNX Runtime's own optimizer graphs. Every optimizer's `learning_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from onnxtrain._registry import Registry
 from onnxtrain.optimizers import schedules
-from onnxtrain.optimizers._adadelta import AdaDelta
-from onnxtrain.optimizers._adagrad import AdaGrad
+from onnxtrain.optimizers._adadelta import AdaDelta, Adadelta
+from onnxtrain.optimizers._adagrad import AdaGrad, Adagrad
 from onnxtrain.optimizers._adagrad_da import AdaGradDA
 from onnxtrain.optimizers._adam import Adam, AdamW
 from onnxtrain.optimizers._adamax import Adamax
@@ -32,14 +34,9 @@ from onnxtrain.optimizers._clip_gradient import (
 from onnxtrain.optimizers._ftrl import Ftrl
 from onnxtrain.optimizers._momentum import Momentum
 from onnxtrain.optimizers._nadam import Nadam
-from onnxtrain.optimizers._rmsprop import RMSProp
+from onnxtrain.optimizers._rmsprop import RMSProp, RMSprop
 from onnxtrain.optimizers._sgd import SGD
 from onnxtrain.optimizers.schedules import LearningRateSchedule
-
-# Keras 3's spellings of the class names
-Adadelta = AdaDelta
-Adagrad = AdaGrad
-RMSprop = RMSProp
 
 __all__ = [
     "SGD",
@@ -69,9 +66,11 @@ __all__ = [
 _CLASSES: dict[str, type[Optimizer]] = {
     "sgd": SGD,
     "momentum": Momentum,
-    "rmsprop": RMSProp,
-    "adadelta": AdaDelta,
-    "adagrad": AdaGrad,
+    # Names are Keras' API (KotlinDL has none): Keras' classes, with Keras' defaults. A saved config holds every
+    # setting, so a KotlinDL RMSProp saved as "rmsprop" comes back with its own numbers.
+    "rmsprop": RMSprop,
+    "adadelta": Adadelta,
+    "adagrad": Adagrad,
     "adagradda": AdaGradDA,
     "adam": Adam,
     "adamw": AdamW,
@@ -95,10 +94,19 @@ _HINTS = {
 _REGISTRY = Registry("optimizer", Optimizer, _CLASSES, normalize=_squash, hints=_HINTS)
 
 
+# KotlinDL's class names, spelled exactly, name KotlinDL's classes; any other spelling of these names is Keras'
+# (the other names have one class: "sgd" is SGD(), KotlinDL's rate 0.2).
+_KOTLINDL_SPELLINGS: dict[str, Callable[[], Optimizer]] = {"RMSProp": RMSProp, "AdaGrad": AdaGrad, "AdaDelta": AdaDelta}
+
+
 def get(identifier: str | Optimizer | type[Optimizer] | dict[str, Any]) -> Optimizer:
     """Map a name ("adam", "rmsprop", "adagrad_da", ...), a class, a config dict or an instance to an Optimizer.
+    "rmsprop", "adagrad" and "adadelta" are Keras' classes with Keras' defaults; KotlinDL's class names spelled
+    exactly ("RMSProp") are KotlinDL's; the other names have one class each ("sgd": SGD(), rate 0.2).
 
     Raises:
         UnknownIdentifierError: the name is not a known optimizer.
     """
+    if isinstance(identifier, str) and identifier.strip() in _KOTLINDL_SPELLINGS:
+        return _KOTLINDL_SPELLINGS[identifier.strip()]()
     return _REGISTRY.get(identifier)

@@ -45,6 +45,16 @@ class AdaDelta(Optimizer):
     _checks: ClassVar[dict[str, Check]] = {"rho": Interval(0.0, 1.0), "epsilon": POSITIVE}
 
 
+@keras_arguments()
+@dataclass
+class Adadelta(AdaDelta):
+    """Keras 3's Adadelta, under its Keras name: Keras' defaults (0.001, rho 0.95, epsilon 1e-7), where KotlinDL's
+    `AdaDelta` has 0.1, 0.95 and 1e-8. The same update."""
+
+    learning_rate: LearningRate = 0.001
+    epsilon: float = 1e-7
+
+
 class AdaDeltaRule(UpdateRule):
     def slots(self, optimizer: Optimizer) -> tuple[Slot, ...]:
         return (Slot("accum"), Slot("accum_update"))

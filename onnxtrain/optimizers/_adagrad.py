@@ -39,6 +39,17 @@ class AdaGrad(Optimizer):
     _checks: ClassVar[dict[str, Check]] = {"initial_accumulator_value": POSITIVE}
 
 
+@keras_arguments()
+@dataclass
+class Adagrad(AdaGrad):
+    """Keras 3's Adagrad, under its Keras name: Keras' defaults (0.001, initial accumulator 0.1), where KotlinDL's
+    `AdaGrad` has 0.1 and 0.01. Keras also adds an epsilon of 1e-7 inside the square root, which this update has
+    not: a relative difference below 1e-6 with the accumulator at 0.1 or more."""
+
+    learning_rate: LearningRate = 0.001
+    initial_accumulator_value: float = 0.1
+
+
 class AdaGradRule(UpdateRule):
     def slots(self, optimizer: Optimizer) -> tuple[Slot, ...]:
         assert isinstance(optimizer, AdaGrad)

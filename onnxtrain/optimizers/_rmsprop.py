@@ -59,6 +59,17 @@ class RMSProp(Optimizer):
     }
 
 
+@keras_arguments(rho="decay")
+@dataclass
+class RMSprop(RMSProp):
+    """Keras 3's RMSprop, under its Keras name: Keras' defaults (0.001, rho 0.9, momentum 0, epsilon 1e-7, not
+    centered) and its mean square starting at 0, where KotlinDL's `RMSProp` starts it at 1.0 with epsilon 1e-10.
+    The same update otherwise (docs/portable.md, "Keras' optimizers")."""
+
+    epsilon: float = 1e-7
+    initial_mean_square: float = field(default=0.0, kw_only=True)
+
+
 class RMSPropRule(UpdateRule):
     """The momentum slot exists only when momentum > 0: with 0, mom is lr * g / sqrt(ms + eps) each step."""
 

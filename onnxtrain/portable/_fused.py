@@ -41,7 +41,9 @@ from onnxtrain.initializers import gib  # sizes as the initializers' out-of-memo
 from onnxtrain.optimizers import (
     SGD,
     AdaDelta,
+    Adadelta,
     AdaGrad,
+    Adagrad,
     AdaGradDA,
     Adam,
     Adamax,
@@ -51,6 +53,7 @@ from onnxtrain.optimizers import (
     Nadam,
     Optimizer,
     RMSProp,
+    RMSprop,
 )
 from onnxtrain.optimizers._adadelta import fused_adadelta
 from onnxtrain.optimizers._adagrad import fused_adagrad
@@ -190,8 +193,11 @@ _KERNELS: dict[type[Optimizer], Callable[[Any], FusedKernel]] = {
     SGD: fused_sgd,
     Momentum: fused_momentum,
     RMSProp: fused_rmsprop,
+    RMSprop: fused_rmsprop,  # Keras' names: the same rules, Keras' defaults
     AdaDelta: fused_adadelta,
+    Adadelta: fused_adadelta,
     AdaGrad: fused_adagrad,
+    Adagrad: fused_adagrad,
     AdaGradDA: fused_adagrad_da,
     Adam: fused_adam,
     AdamW: fused_adam,
