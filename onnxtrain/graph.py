@@ -2,6 +2,9 @@
 
 It owns the opset and IR version of everything onnxtrain emits. Layers receive a builder and emit nodes through
 it; they never touch a ModelProto.
+
+The opset and IR version checks live in `_onnx_versions`; reading the graph so far (its nodes, value types and
+inferred shapes) in the builder's base class, `_graph_reading.GraphReading`.
 """
 
 from __future__ import annotations
@@ -14,41 +17,35 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from onnxtrain._graph_names import fold_output_renames, subgraph_reads, subgraph_values
+from onnxtrain._graph_names import fold_output_renames, subgraph_values
+from onnxtrain._graph_reading import Dim, GraphReading
+from onnxtrain._onnx_versions import (
+    DEFAULT_IR_VERSION,
+    DEFAULT_OPSET,
+    MAX_ORT_TRAINING_IR_VERSION,
+    _min_ir_version,
+    check_opset_and_ir,
+)
 from onnxtrain._version import __version__
 from onnxtrain.errors import InvalidArgumentError, PortableEngineOnlyError, UnsupportedError
 
-DEFAULT_OPSET = 17
-# ONNX Runtime 1.19 (the last onnxruntime-training release) loads IR versions up to 10; 8 is the IR version that
-# belongs to opset 17, and the widest-loadable choice for other runtimes.
-DEFAULT_IR_VERSION = 8
-MAX_ORT_TRAINING_IR_VERSION = 10
+__all__ = [
+    "DEFAULT_IR_VERSION",
+    "DEFAULT_OPSET",
+    "MAX_ORT_TRAINING_IR_VERSION",
+    "PRODUCER_NAME",
+    "Dim",
+    "GraphBuilder",
+    "_min_ir_version",
+    "check_opset_and_ir",
+]
+
 PRODUCER_NAME = "onnxtrain"
 # Reductions whose `axes` moved from an attribute to an input at an opset other than 18 (the others' move).
 _AXES_AS_INPUT_FROM = {"ReduceSum": 13}
 
-Dim = int | str | None
 
-
-def check_opset_and_ir(opset: int, ir_version: int) -> None:
-    """Raise when the opset or IR version is outside what onnxtrain can emit."""
-    latest = onnx.defs.onnx_opset_version()
-    if not isinstance(opset, int) or isinstance(opset, bool) or not 13 <= opset <= latest:
-        raise InvalidArgumentError(f"opset expects an int in [13, {latest}]. Received: opset={opset!r}")
-    needed = _min_ir_version(opset)
-    if not isinstance(ir_version, int) or isinstance(ir_version, bool) or not needed <= ir_version <= onnx.IR_VERSION:
-        raise InvalidArgumentError(
-            f"ir_version expects an int in [{needed}, {onnx.IR_VERSION}] for opset {opset} "
-            f"(ONNX Runtime 1.19 loads at most {MAX_ORT_TRAINING_IR_VERSION}). Received: ir_version={ir_version!r}"
-        )
-
-
-def _min_ir_version(opset: int) -> int:
-    # VERSION_TABLE rows are (onnx release, IR version, ai.onnx opset, ai.onnx.ml opset[, training opset]).
-    return min((row[1] for row in onnx.helper.VERSION_TABLE if row[2] >= opset), default=onnx.IR_VERSION)
-
-
-class GraphBuilder:
+class GraphBuilder(GraphReading):
     """Accumulates nodes, initializers, inputs and outputs and builds a checked ModelProto.
 
     Names: `scope("dense_1")` prefixes parameters (`dense_1.kernel`) and intermediate values, so the same
@@ -334,7 +331,7 @@ class GraphBuilder:
     def set_metadata(self, key: str, value: str) -> None:
         self._metadata[key] = value
 
-    # --- reading the graph so far (autodiff differentiates what a builder holds) --------------------------
+    # --- a model's graph, to extend (autodiff differentiates what a builder holds; GraphReading reads it) -
     @classmethod
     def from_model(cls, model: onnx.ModelProto, batch_dim: str = "batch") -> GraphBuilder:
         """A builder that holds `model`'s nodes, initializers, inputs, outputs, opset and IR version (copied), with
@@ -367,23 +364,6 @@ class GraphBuilder:
         builder._names |= names - {""}
         return builder
 
-    @property
-    def nodes(self) -> tuple[onnx.NodeProto, ...]:
-        """The nodes added so far, in order (a topological order). Read them; add outputs with `node_output`."""
-        return tuple(self._nodes)
-
-    @property
-    def inputs(self) -> tuple[onnx.ValueInfoProto, ...]:
-        return tuple(self._inputs)
-
-    @property
-    def outputs(self) -> tuple[onnx.ValueInfoProto, ...]:
-        return tuple(self._outputs)
-
-    @property
-    def initializers(self) -> tuple[onnx.TensorProto, ...]:
-        return tuple(self._initializers)
-
     def node_output(self, node: onnx.NodeProto, index: int, hint: str | None = None) -> str:
         """Output `index` of `node`, one of this builder's nodes, added under a new name if the node did not emit it
         (an optional output such as MaxPool's Indices or Dropout's mask). Skipped optional outputs before it get
@@ -397,77 +377,6 @@ class GraphBuilder:
             node.output.append("")
         node.output[index] = self.unique_name(hint or f"{node.output[0] or node.op_type.lower()}_out{index}")
         return node.output[index]
-
-    def complete_output_types(self, types: dict[str, onnx.TypeProto]) -> None:
-        """Give the graph outputs declared without a shape (valid, but refused by the full checker) their type from
-        `types` (see `value_types`) where it has one."""
-        for output in self._outputs:
-            known = types.get(output.name)
-            if (
-                known is not None
-                and not output.type.tensor_type.HasField("shape")
-                and known.tensor_type.HasField("shape")
-            ):
-                output.type.CopyFrom(known)
-
-    def remove_if_unread(self, value: str) -> bool:
-        """Remove the node that computes `value` when nothing reads it and it is no graph output: a value made in case
-        a later node needed it (autodiff's loss seed). Returns whether a node was removed."""
-        read = {name for node in self._nodes for name in node.input} | subgraph_reads(self._nodes)
-        if value in read or value in {o.name for o in self._outputs}:
-            return False
-        for i, node in enumerate(self._nodes):
-            if list(node.output) == [value]:
-                del self._nodes[i]
-                return True
-        return False
-
-    def value_types(self) -> dict[str, onnx.TypeProto]:
-        """The type (element type and shape where known) of every value of the graph so far, from the declared
-        inputs, outputs and initializers and ONNX shape inference over the nodes (unknown values are missing)."""
-        graph = helper.make_graph(
-            self._nodes, "value_types", self._inputs, self._outputs, self._initializers, value_info=self._value_info
-        )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
-        model.ir_version = self.ir_version
-        inferred = model.graph
-        for data_prop in (True, False):  # propagating shape values (Shape -> Reshape) fails on a few graphs
-            try:
-                inferred = onnx.shape_inference.infer_shapes(model, data_prop=data_prop).graph
-                break
-            except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
-                continue
-        types = {t.name: helper.make_tensor_type_proto(t.data_type, list(t.dims)) for t in self._initializers}
-        for value in [*inferred.input, *inferred.value_info, *inferred.output]:
-            if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type:
-                types.setdefault(value.name, value.type)
-        return types
-
-    def has_value(self, name: object) -> bool:
-        """Whether `name` is a value of the graph so far: an input, an initializer or a node's output."""
-        return isinstance(name, str) and name in self._names
-
-    def inferred_shape(self, value: str) -> list[Dim] | None:
-        """`value`'s shape by ONNX shape inference over the nodes so far (an int per known dimension, the name of a
-        symbolic one, None for an unknown one), or None where inference gives no shape. Initializers take part by
-        their types only, so no weight is copied."""
-        weights = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in self._initializers]
-        graph = helper.make_graph(self._nodes, "shapes", [*self._inputs, *weights], [], value_info=self._value_info)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
-        model.ir_version = self.ir_version
-        for data_prop in (True, False):  # propagating shape values (Shape -> Reshape) fails on a few graphs
-            try:
-                inferred = onnx.shape_inference.infer_shapes(model, data_prop=data_prop).graph
-                break
-            except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError):
-                continue
-        else:
-            return None
-        for info in [*inferred.input, *inferred.value_info]:
-            if info.name == value and info.type.tensor_type.HasField("shape"):
-                dims = info.type.tensor_type.shape.dim
-                return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims]
-        return None
 
     # --- result -------------------------------------------------------------------------------------------
     def build(self, graph_name: str = "onnxtrain", check: bool = True) -> onnx.ModelProto:

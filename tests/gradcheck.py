@@ -28,7 +28,7 @@ from onnx.reference import ReferenceEvaluator
 from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
 
 from onnxtrain import autodiff
-from onnxtrain.graph import DEFAULT_IR_VERSION, _min_ir_version
+from onnxtrain._onnx_versions import DEFAULT_IR_VERSION, _min_ir_version
 
 LOSS = "loss"
 

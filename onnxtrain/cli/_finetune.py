@@ -18,7 +18,8 @@ from onnxtrain import engines, optimizers
 from onnxtrain.cli._config_model import DEFAULT_LOSS
 from onnxtrain.cli._data import DatasetLoader, RunData, naming_the_option
 from onnxtrain.cli._run_config import FINETUNED_FROM, check_output, positive_int
-from onnxtrain.cli._train import _fit_and_save, _workers_note, writing_mode
+from onnxtrain.cli._run_fit import _fit_and_save, _workers_note
+from onnxtrain.cli._train import writing_mode
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._assignments import hold
 from onnxtrain.layers._layer import Layer, Mask, Shape, describe, format_shape
 from onnxtrain.layers._masked_recurrence import Compaction, compact
-from onnxtrain.layers._recurrent import _Recurrent, reversed_time
+from onnxtrain.layers._recurrent_base import _Recurrent, reversed_time
 
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 _WRAPPED = "an LSTM, GRU or SimpleRNN instance (onnxtrain.layers), e.g. Bidirectional(LSTM(32))"

@@ -1,0 +1,113 @@
+"""`onnxtrain evaluate` and `onnxtrain predict`: a saved model's loss and metrics on a dataset, and its outputs on an
+input (each example's class and probability where the model gives probabilities)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from onnxtrain.cli._data import (
+    SAVED_MODEL,
+    DatasetLoader,
+    load_compiled,
+    naming_the_option,
+    read_input,
+    refuse_several_outputs,
+    saved_model_dir,
+)
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.model_files import CONFIG_FILE
+from onnxtrain.model_files import read_config as read_saved_config
+
+if TYPE_CHECKING:
+    from onnxtrain.inference import InferenceModel
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    directory = saved_model_dir(args.model, SAVED_MODEL)
+    refuse_several_outputs(read_saved_config(directory / CONFIG_FILE), args.model, "evaluate", "evaluate")
+    data = DatasetLoader(Path.cwd()).load(args.data, "--data", "test")
+    with load_compiled(directory, args.engine, "evaluate") as model:
+        try:
+            result = model.evaluate(data, batch_size=args.batch_size, verbose=args.verbose)
+        except (InvalidArgumentError, InvalidTypeError) as e:
+            raise naming_the_option(e, "--data", args.data) from e
+    print(f"{result}  ({len(data)} examples)")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from onnxtrain.inference import InferenceModel
+
+    with InferenceModel.load(args.model) as model:
+        x = read_input(Path(args.input), model.input_shape)
+        if len(_predicted_outputs(model.output_names)) > 1:
+            return _predict_several(model, x, args)
+        try:
+            try:
+                probabilities = model.predict_softly(x)
+            except InvalidArgumentError:  # a regression model (or bad data, which predict refuses again)
+                outputs = np.atleast_2d(model.predict(x))
+                for i, row in enumerate(outputs.reshape(len(outputs), -1)):
+                    print(f"{i}: {np.array2string(row, precision=4)}")
+                return 0
+        except (InvalidArgumentError, InvalidTypeError) as e:
+            raise naming_the_option(e, "--input", args.input) from e
+    classes = model.class_names
+    rows = np.atleast_2d(probabilities)
+    if rows.ndim > 2:  # a class per step (a tagger: (N, steps, classes)): each example's classes, in order
+        binary = model.loss is not None and model.loss.binary and rows.shape[-1] == 1
+        for i, row in enumerate(rows):
+            steps = row.reshape(-1, row.shape[-1])
+            best = (steps[:, 0] > 0.5).astype(int) if binary else steps.argmax(axis=-1)
+            print(f"{i}: {' '.join(classes[b] if classes and b < len(classes) else str(b) for b in best)}")
+        return 0
+    if model.loss is not None and model.loss.binary:  # each unit a probability of its own (binary cross-entropy)
+        for i, row in enumerate(rows):
+            if row.size == 1:  # one unit: class 1 where its probability is above one half
+                best = int(row[0] > 0.5)
+                label = classes[best] if classes and best < len(classes) else f"class {best}"
+                print(f"{i}: {label} ({best}) p={row[0] if best else 1 - row[0]:.4f}")
+            else:  # several labels at once: each unit's decision and probability
+                print(f"{i}: {(row > 0.5).astype(int)} p={np.array2string(row, precision=4)}")
+        return 0
+    for i, row in enumerate(rows):
+        best = int(row.argmax())
+        label = classes[best] if classes and best < len(classes) else f"class {best}"
+        print(f"{i}: {label} ({best}) p={row[best]:.4f}")
+    return 0
+
+
+PROBABILITIES_SUFFIX = "_probabilities"  # the companion output of a softmax cross-entropy output, in an export
+
+
+def _predicted_outputs(names: tuple[str, ...]) -> list[str]:
+    """The model's own outputs among the graph's `names`: not `probabilities` (of `logits`) nor the
+    `<output>_probabilities` companion of an output of a model of several outputs."""
+    companions = {f"{name}{PROBABILITIES_SUFFIX}" for name in names} | {"probabilities"}
+    return [name for name in names if name not in companions]
+
+
+def _predict_several(model: InferenceModel, x: np.ndarray, args: argparse.Namespace) -> int:
+    """One line per example naming every output: its class and probability where the model gives its
+    probabilities (an output trained with softmax cross-entropy), its values otherwise."""
+    try:
+        outputs = model.predict_outputs(x)
+    except (InvalidArgumentError, InvalidTypeError) as e:
+        raise naming_the_option(e, "--input", args.input) from e
+    names = _predicted_outputs(model.output_names)
+    for i in range(len(outputs[names[0]])):
+        parts = []
+        for name in names:
+            probabilities = outputs.get(f"{name}{PROBABILITIES_SUFFIX}")
+            if probabilities is not None:
+                row = probabilities[i].reshape(-1)
+                best = int(row.argmax())
+                parts.append(f"{name}: class {best} p={row[best]:.4f}")
+            else:
+                parts.append(f"{name}: {np.array2string(outputs[name][i].reshape(-1), precision=4)}")
+        print(f"{i}: {'; '.join(parts)}")
+    return 0

@@ -1,0 +1,156 @@
+"""`onnxtrain train --resume DIR --epochs N`: N more epochs of a saved model, exactly where it stopped (its optimizer
+state, epoch count and shuffling seed), on the data its run.json names or on --data."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from onnxtrain import engines
+from onnxtrain.cli._data import (
+    DatasetLoader,
+    load_run_data,
+    refuse_scaling_twice,
+    refuse_several_outputs,
+    saved_optimizer,
+)
+from onnxtrain.cli._run_config import DEFAULT_BATCH_SIZE, RECORD_KEYS, RUN_FILE, check_output, find_saved_run
+from onnxtrain.cli._run_fit import _data_sources, _examples, _fit_and_save, _threads, _workers_note
+from onnxtrain.cli._run_output import resumed_history
+from onnxtrain.distributed._world import rank as world_rank
+from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.model_files import CONFIG_FILE
+from onnxtrain.model_files import read_config as read_saved_config
+from onnxtrain.progress import print_once
+
+if TYPE_CHECKING:
+    from onnxtrain.sequential import Sequential
+
+
+def _resume(args: argparse.Namespace, check_only: bool = False) -> int:
+    """`train --resume DIR --epochs N`: N more epochs of a saved model, on the data of its run.json or --data
+    (`check_only`: as `_train`'s)."""
+    run = find_saved_run(args.resume)
+    saved = read_saved_config(run.directory / CONFIG_FILE)
+    trained = saved.get("epochs_trained", 0)
+    if args.epochs is None:
+        raise InvalidArgumentError(
+            f"--resume needs --epochs N: how many epochs to train on top of the {trained} that '{args.resume}' "
+            "has trained"
+        )
+    if args.seed is not None:
+        raise InvalidArgumentError(
+            "--seed cannot change a resumed model: its shuffling continues from the seed it was trained with "
+            f"({saved['seed']})"
+        )
+    if not saved.get("compile"):
+        raise InvalidArgumentError(
+            f"'{args.resume}' holds a model saved before compile(): --resume needs its optimizer and loss. Train "
+            "it from a run config instead."
+        )
+    refuse_several_outputs(saved, args.resume, "train --resume", "fit")
+    record = run.record or {}
+    run_json = run.directory.parent / RUN_FILE
+    data = dict(record.get("data") or {})
+    sources = _data_sources(data)
+    if args.data is not None:  # replaces the training data only: the run's test and validation data stay
+        data["train"], sources["train"] = DatasetLoader(Path.cwd()).absolute(args.data), f"--data {args.data!r}"
+        data_note = f"--data {args.data}"
+    elif "train" not in data:
+        raise InvalidArgumentError(
+            f"--resume: no run config ({RUN_FILE}, which onnxtrain train writes beside model/) says what "
+            f"'{args.resume}' was trained on; pass --data 'fashion-mnist[:train]' or a .npz file"
+        )
+    else:
+        data_note = f"{data['train']} (from {run_json})"
+    if args.output and world_rank() == 0:
+        check_output(Path(args.output), args.overwrite)
+    names = {"train": "--data"} if args.data is not None else None
+    datasets = load_run_data(data, run.directory.parent, names)  # where run.json is; its paths are absolute anyway
+    if check_only:
+        return 0
+    batch_size, batch_note = _resumed_batch_size(args, record, run_json)
+    validation_split = record.get("validation_split", 0.0)
+    threads = _threads(args, record.get("threads"))
+    args.checkpoint_every = args.checkpoint_every or record.get("checkpoint_every")
+    fresh = bool(getattr(args, "fresh_optimizer", False))
+    model = _load_to_resume(run.directory, threads, getattr(args, "engine", None), fresh)
+    with model:
+        refuse_scaling_twice(model, datasets, sources["train"])
+        if fresh:
+            print_once(
+                f"onnxtrain train: note: --fresh-optimizer: training goes on with a fresh "
+                f"{saved['compile']['optimizer'].get('name')} optimizer, not exactly where it stopped.",
+                file=sys.stderr,
+            )
+        elif not saved.get("optimizer_state_saved"):
+            print_once(
+                f"onnxtrain train: note: '{args.resume}' was saved without its optimizer state: training goes on "
+                f"with a fresh {saved['compile']['optimizer'].get('name')} optimizer, not exactly where it stopped.",
+                file=sys.stderr,
+            )
+        engine = model._compiled.engine if model._compiled is not None else None
+        return _fit_and_save(
+            args,
+            model,
+            datasets,
+            f"Resuming {model.name} (seed {model.seed}) after {trained} epoch{'' if trained == 1 else 's'}: "
+            f"{args.epochs} more on {_examples(datasets, validation_split)} of {data_note}, {batch_note}",
+            epochs=args.epochs,
+            batch_size=batch_size,
+            validation_split=validation_split,
+            sources=sources,
+            # A config that trains this model from scratch: the same epochs in all. A model that no run.json
+            # describes (model.save(), finetune) records where it came from instead of its layers.
+            record={
+                **(
+                    {k: v for k, v in record.items() if k not in RECORD_KEYS}  # the notes of the run it resumes
+                    if run.record is not None
+                    else {"name": model.name, "resumed_from": str(run.directory.resolve())}
+                ),
+                **({"threads": args.threads} if getattr(args, "threads", None) is not None else {}),
+                **({"checkpoint_every": args.checkpoint_every} if args.checkpoint_every else {}),
+                "data": data,
+                "epochs": trained + args.epochs,
+                "batch_size": batch_size,
+                "seed": model.seed,
+                **({"engine": engines.resolve(str(engine))} if engine is not None else {}),
+                "workers": _workers_note(threads),
+            },
+            history=resumed_history(run.history, trained),
+        )
+
+
+def _resumed_batch_size(args: argparse.Namespace, record: dict[str, Any], run_json: Path) -> tuple[int, str]:
+    """The batch size a resumed run trains with, and how its headline says where it came from."""
+    if args.batch_size is not None:
+        return args.batch_size, f"batch size {args.batch_size} (--batch-size)"
+    if "batch_size" in record:
+        return int(record["batch_size"]), f"batch size {record['batch_size']} (from {run_json})"
+    # A model saved by model.save() records no batch size (fit's argument).
+    return DEFAULT_BATCH_SIZE, (
+        f"batch size {DEFAULT_BATCH_SIZE} (the default: no {RUN_FILE} records the one it was trained with; pass "
+        "--batch-size N to choose)"
+    )
+
+
+def _load_to_resume(
+    directory: Path, threads: int | None, engine: str | None = None, fresh_optimizer: bool = False
+) -> Sequential:
+    """The saved model in `directory`, compiled with its optimizer and state (`fresh_optimizer`: a fresh optimizer
+    of its settings), `threads` and `engine` (None: the saved one); the warnings of the load (the portable engine
+    standing in for ort-training...) become one-line notes on stderr, from process 0."""
+    from onnxtrain.loading import load_model
+
+    options: dict[str, Any] = saved_optimizer(directory) if fresh_optimizer else {}
+    if engine is not None:
+        options["engine"] = engine
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model: Sequential = load_model(directory, threads=threads, **options)
+    for warning in caught:
+        print_once(f"onnxtrain train: note: {' '.join(str(warning.message).split())}", file=sys.stderr)
+    return model
