@@ -15,7 +15,9 @@ import numpy as np
 
 from onnxtrain import _weights_file, adapters, emit, model_files
 from onnxtrain._checks import check_bool
+from onnxtrain._deferred_build import not_built_message
 from onnxtrain._finite_weights import check_finite_weights, trained_weights
+from onnxtrain._prediction import UncompiledPredictor
 from onnxtrain._weight_arrays import weight_arrays
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional, every_layer
@@ -99,12 +101,14 @@ class ModelBase:
     @property
     def input_shape(self) -> Shape:
         """The per-example input shape; a list of them for a model of several inputs."""
+        self._check_built("input_shape")
         shapes = [x.shape for x in self.graph.inputs]
         return shapes[0] if len(shapes) == 1 else shapes  # type: ignore[return-value]
 
     @property
     def output_shape(self) -> Shape:
         """The per-example output shape; a list of them for a model of several outputs."""
+        self._check_built("output_shape")
         shapes = [y.shape for y in self.graph.outputs]
         return shapes[0] if len(shapes) == 1 else shapes  # type: ignore[return-value]
 
@@ -145,11 +149,13 @@ class ModelBase:
     def count_params(self) -> int:
         """Keras' `count_params()`: the number of values in every weight, trainable or not (a BatchNormalization's
         moving statistics and a frozen layer's weights included). `param_counts()` splits it."""
+        self._check_built("count_params")
         return sum(self.param_counts())
 
     def param_counts(self) -> tuple[int, int]:
         """(trainable, frozen) parameter counts, as the summary's "Total trainable params" and "Total frozen
         params": the weights an optimizer updates, and the rest (frozen layers', statistics)."""
+        self._check_built("param_counts")
         trainable = sum(value.size for value in self.graph.trainable_params_by_name().values())
         total = sum(value.size for value in self.graph.params_by_name().values())
         return int(trainable), int(total - trainable)
@@ -170,6 +176,7 @@ class ModelBase:
             >>> model.summary()  # doctest: +SKIP
             >>> text = model.summary(print_fn=None)  # doctest: +SKIP
         """
+        self._check_built("summary")
         return _print(self._summary_table(), print_fn)
 
     print_summary = summary
@@ -189,6 +196,7 @@ class ModelBase:
     def get_weights(self) -> dict[str, np.ndarray]:
         """Current parameters by graph name (`dense_1.kernel`), in layer order, copied from the training engine when
         compiled."""
+        self._check_built("get_weights")
         own = self.graph.params_by_name()
         if self._trainer is not None:
             engine = self._trainer.engine.get_weights()
@@ -200,6 +208,7 @@ class ModelBase:
         every parameter in `get_weights()` order. Each value must match its parameter's shape, and be finite where
         training changes it (a frozen one may hold what an exporter wrote: a causal mask of -inf).
         """
+        self._check_built("set_weights")
         every = self.graph.params_by_name()
         constants = set(every) - set(self.graph.trainable_params_by_name())
         arrays = weight_arrays(weights, every, constants)
@@ -221,6 +230,7 @@ class ModelBase:
             ModelExistsError: the file exists and `overwrite` is False.
             ModelStateError: a weight holds NaN or inf (training diverged).
         """
+        self._check_built("save_weights")
         target = _weights_file.weights_path("save_weights", path)
         weights = self.get_weights()
         check_finite_weights(trained_weights(self), "save_weights")
@@ -237,6 +247,7 @@ class ModelBase:
             InvalidArgumentError: a path not ending in .npz; a mismatch without `skip_mismatch`; non-finite values.
             ModelFileError: the file is missing, unreadable or damaged.
         """
+        self._check_built("load_weights")
         skip = check_bool("load_weights", "skip_mismatch", skip_mismatch)
         target = _weights_file.weights_path("load_weights", path)
         found = _weights_file.read_weights(target)
@@ -266,9 +277,28 @@ class ModelBase:
         if self._closed:
             raise ModelStateError(f"{action}() was called on a closed model; create or load the model again.")
 
+    def _check_built(self, action: str) -> None:
+        """Refuse `action` on a Sequential that has no input shape yet (Keras' "not yet been built")."""
+        if "graph" not in self.__dict__:
+            raise ModelStateError(not_built_message(action, bool(self.__dict__.get("layers"))))
+
+    def _uncompiled_predictor(self) -> UncompiledPredictor:
+        """The predictor of a model not compiled (`predict` before compile), made again where the loss its export is
+        emitted for changed (a loaded model's `trained_loss`)."""
+        predictor = self.__dict__.get("_predictor")
+        if predictor is None or predictor.loss is not self.trained_loss:
+            predictor = UncompiledPredictor(self, self.trained_loss)
+            self._predictor = predictor
+        return predictor
+
+    def _drop_uncompiled_predictor(self) -> None:
+        """Forget the uncompiled predictor's session (compile opens the engine's own; close ends the model)."""
+        self.__dict__.pop("_predictor", None)
+
     def inference_model(self, opset: int | None = None, ir_version: int | None = None) -> Any:
         """The clean, portable inference ModelProto with the current weights (what `export` writes)."""
         self._check_open("inference_model")
+        self._check_built("inference_model")
         return model_files.exported_model(self, self._compiled, opset=opset, ir_version=ir_version)
 
     def save(
@@ -276,6 +306,7 @@ class ModelBase:
     ) -> Path:
         """Write model.onnx, config.json and checkpoint into `directory` crash-safely (see `WritingMode`)."""
         self._check_open("save")
+        self._check_built("save")
         return model_files.save_model(self, self._trainer, directory, writing_mode, save_optimizer_state)
 
     def export(
@@ -293,6 +324,7 @@ class ModelBase:
                 (`onnxtrain.adapters.merge_adapters`): a plain model of the original's size.
         """
         self._check_open("export")
+        self._check_built("export")
         transform = adapters.merge_adapters if check_bool("export", "merge_adapters", merge_adapters) else None
         return model_files.export_model(self, self._compiled, path, opset, ir_version, writing_mode, transform)
 

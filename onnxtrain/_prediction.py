@@ -1,5 +1,6 @@
 """Predictions of a model in training: an inference session of its current weights, opened on first use and
-dropped whenever the weights change (`invalidate`).
+dropped whenever the weights change (`invalidate`); and of a model not compiled (Keras' predict before compile),
+whose session is kept while its layers hold the same weights and settings (`UncompiledPredictor`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, create_session, session_options
 from onnxtrain.arrays import input_specs, prepare_inputs
 from onnxtrain.datasets import Dataset
-from onnxtrain.functional import Functional
+from onnxtrain.functional import Functional, every_layer
 from onnxtrain.losses import Loss
 
 
@@ -85,3 +86,35 @@ class Predictor:
     def invalidate(self) -> None:
         """Forget the session: the weights changed (a train step, `set_weights`) or the model is closed."""
         self._session = None
+
+
+class UncompiledPredictor(Predictor):
+    """Every output of a model that is not compiled, from its layers' current weights, through an inference session
+    on the CPU (the inference model `export` writes, of the loss the model was trained with where a save says it).
+
+    The session is opened on first use and kept while the model's layers hold the same weight arrays (any way of
+    setting weights replaces them: `set_weights`, `load_weights`, `layer.set_weights`, `Normalization.adapt`) and
+    no layer setting was assigned since; otherwise it is opened again. Weights written into an array in place are
+    not seen: set them with `set_weights`.
+
+    Args:
+        model: the model (not compiled).
+        loss: the loss its export is emitted for (`trained_loss`), or None.
+    """
+
+    def __init__(self, model: PredictedModel, loss: Loss | None):
+        super().__init__(model, Device("cpu"), None, FlushToZero(), loss)
+        self.loss = loss
+        self._weights: tuple[np.ndarray, ...] = ()  # the arrays the session holds (kept: an id is never reused)
+        self._settings = 0
+
+    def session(self) -> Any:
+        weights = tuple(self.model.graph.params_by_name().values())
+        settings = sum(len(layer.settings_assigned()) for layer in every_layer(self.model.graph.layers))
+        same = len(weights) == len(self._weights) and all(a is b for a, b in zip(weights, self._weights, strict=True))
+        if not same or settings != self._settings:
+            self._session = None
+        if self._session is None:
+            self._weights, self._settings = weights, settings
+            return super().session()
+        return self._session

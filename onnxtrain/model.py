@@ -17,6 +17,7 @@ from onnxtrain import emit
 from onnxtrain._batches import SeparateArrays
 from onnxtrain._checks import check_bool, check_positive_int
 from onnxtrain._compile_settings import compile_settings
+from onnxtrain._deferred_build import check_compile_options, fit_inputs
 from onnxtrain._model_base import (
     ModelBase,
     check_probability_outputs,
@@ -65,6 +66,8 @@ class Model(ModelBase):
         InvalidArgumentError: what `Functional` refuses; an Input named like a graph input or output onnxtrain
             reserves (`labels`, `logits`, ...) in a model of several inputs; several outputs of one layer.
     """
+
+    _pending_compile: dict[str, Any] | None  # compile's options, on a Sequential not built yet (see Sequential)
 
     def __init__(
         self,
@@ -178,6 +181,10 @@ class Model(ModelBase):
         the optimizer state)."""
         self._check_open("compile")
         self._check_not_fitting("compile")
+        if "graph" not in self.__dict__:  # a Sequential given no input shape yet: compiled once it is built
+            check_compile_options(options)
+            self._pending_compile = options
+            return
         check_sole_trainer(self, "compile")
         compiled = compile_settings(self.graph, **options)
         check_probability_outputs(self.graph, compiled.loss)
@@ -191,10 +198,12 @@ class Model(ModelBase):
             trainer.epochs_trained = previous.epochs_trained
             previous.close()
         self._trainer = trainer
+        self._drop_uncompiled_predictor()
 
     @property
     def is_compiled(self) -> bool:
-        return self._trainer is not None
+        """Whether compile() was called (on a Sequential not built yet: its engine opens once it is built)."""
+        return self._trainer is not None or self.__dict__.get("_pending_compile") is not None
 
     @property
     def learning_rate(self) -> float:
@@ -218,6 +227,8 @@ class Model(ModelBase):
 
     def _compiled_trainer(self, action: str) -> Trainer:
         self._check_open(action)
+        if self._trainer is None and self.__dict__.get("_pending_compile") is not None:
+            self._check_built(action)
         if self._trainer is None:
             raise ModelStateError(
                 f"{action}() needs a compiled model: call model.compile(optimizer=..., loss=...) first."
@@ -276,9 +287,10 @@ class Model(ModelBase):
             InvalidTypeError: a keyword fit does not take, naming the ones it does.
         """
         _refuse_unknown("fit", unknown, Model.fit)
-        trainer = self._compiled_trainer("fit")
         self._check_not_fitting("fit")
         dataset = _alias("dataset", dataset, "x", x)
+        self._build_for("fit", fit_inputs(dataset, y))
+        trainer = self._compiled_trainer("fit")
         validation = _alias("validation", validation, "validation_data", validation_data)
         self._fitting = True
         try:
@@ -354,8 +366,9 @@ class Model(ModelBase):
                 Keras'; the metrics stay unweighted.
         """
         _refuse_unknown("evaluate", unknown, Model.evaluate)
-        trainer = self._compiled_trainer("evaluate")
         dataset = _alias("dataset", dataset, "x", x)
+        self._build_for("evaluate", fit_inputs(dataset, y))
+        trainer = self._compiled_trainer("evaluate")
         as_dict = check_bool("evaluate", "return_dict", return_dict)
         result = trainer.evaluate(
             _dataset_arg(dataset, y, "dataset"),
@@ -369,17 +382,30 @@ class Model(ModelBase):
         """Class index per example (an int for one example) for classification losses; raw outputs otherwise. A
         model of several outputs returns a list: one such array per output, each by its own loss.
 
+        Before compile (Keras allows it) predict runs the inference model of the layers' current weights (what
+        `export` writes) in an ONNX Runtime session on the CPU, kept until the weights change: a new model gives
+        its outputs as they are, as Keras' predict does (a last Dense left at its default activation gives its ReLU,
+        which only a loss on logits turns into logits); a model loaded from a save of a compiled model knows the loss
+        it was trained with (`trained_loss`) and returns what predict returns once compiled with that loss (class
+        indices for classification). A Sequential not built yet is built from the shape of `x` first.
+
         `verbose` is Keras' argument (0, 1, 2 or "auto"), checked and otherwise ignored: predict shows no
         progress bar.
         """
         _refuse_unknown("predict", unknown, Model.predict)
         check_verbose(verbose)
-        trainer = self._compiled_trainer("predict")
-        outputs, single = trainer.predict_all_outputs(x, check_positive_int("batch_size", batch_size))
+        size = check_positive_int("batch_size", batch_size)
+        self._check_open("predict")
+        self._build_for("predict", x)
+        if self._trainer is None:
+            outputs, single = self._uncompiled_predictor().predict(x, size)
+            loss = self.trained_loss
+        else:
+            outputs, single = self._trainer.predict_all_outputs(x, size)
+            loss = self._trainer.compiled.loss
         results = []
-        for output, own in zip(outputs, emit.output_losses(self.graph, trainer.compiled.loss), strict=True):
-            assert own is not None  # compiled
-            result = own.decide(output)
+        for output, own in zip(outputs, emit.output_losses(self.graph, loss), strict=True):
+            result = own.decide(output) if own is not None else output
             results.append(result[0].item() if single and result.ndim == 1 else (result[0] if single else result))
         return results[0] if len(results) == 1 else results
 
@@ -389,6 +415,7 @@ class Model(ModelBase):
         `verbose` as predict's: checked, no progress bar."""
         _refuse_unknown("predict_softly", unknown, Model.predict_softly)
         check_verbose(verbose)
+        self._build_for("predict_softly", x)
         trainer = self._compiled_trainer("predict_softly")
         outputs, single = trainer.predict_all_outputs(x, check_positive_int("batch_size", batch_size))
         results = []
@@ -421,9 +448,14 @@ class Model(ModelBase):
             self.sync_weights()
             self._trainer.close()
             self._trainer = None
+        self._drop_uncompiled_predictor()
         self._closed = True
-        if self.__dict__.get("layers"):  # (an empty Sequential has no graph)
+        if "graph" in self.__dict__:  # (a Sequential not built yet has none)
             release_layers(self)
+
+    def _build_for(self, action: str, x: Any) -> None:
+        """Before `action` on inputs `x`: a Sequential given no input shape is built from theirs here
+        (`Sequential._build_for`); a Model is built already."""
 
     def __enter__(self) -> Model:
         return self

@@ -1,5 +1,6 @@
 """Sequential: a `Model` of a layer list, Input first, each layer reading the one before (KotlinDL's and Keras'
-Sequential): the list checked, named and built in order when the model is made.
+Sequential): the list checked, named and built in order when the model is made; without an Input (Keras'
+`Sequential([Dense(8), Dense(3)])`), built later from `build(input_shape)` or the first data (`_deferred_build.py`).
 
 Example:
     >>> model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(300), Dense(100), Dense(10))
@@ -16,10 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from onnxtrain._deferred_build import build_shape, data_shape, input_dtype_for, not_built_message
 from onnxtrain._layer_names import name_layers
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
 from onnxtrain.functional import as_graph
 from onnxtrain.layers import Input, Layer, Shape
+from onnxtrain.layers._input_arguments import check_declared_input, declared_input
+from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.model import Model
 from onnxtrain.summary import summary_table
 
@@ -31,8 +35,16 @@ class Sequential(Model):
     mistake fails on the line that builds the model. Weights come from `seed` (random when None; the seed used
     is kept in `model.seed`), so the same seed gives bit-identical weights.
 
+    Keras' other ways to give the input: `Dense(64, input_shape=(4,))` (or Keras 2's `input_dim=4`) as the first
+    layer starts the model with `Input(4)` (with the `dtype=` given beside it); and a stack with no input shape at
+    all (`Sequential([Dense(8), Dense(3)])`, or `Sequential()` then `add(Dense(8))`) is built later, by
+    `build((None, 4))` or from the shape of the first data fit, evaluate, predict or `model(x)` takes, with the
+    weights `Sequential([Input(4), ...the same layers...], seed=model.seed)` has (its Input is int64 token ids
+    where the first layer reads them, an Embedding; else float32). `compile` before that is kept and applied once
+    the model is built; what needs the weights (summary, count_params, get_weights, save, ...) refuses until then.
+
     Args:
-        layers: Input first, then the other layers.
+        layers: Input first, then the other layers (or the layers alone: see above).
         name: the model's name (config, summary, exported graph).
         seed: seeds weight initialization and the default per-epoch shuffling.
     """
@@ -59,10 +71,16 @@ class Sequential(Model):
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"Sequential(name=...) expects a non-empty string. Received: name={name!r}")
         self.seed = int(seed) if seed is not None else secrets.randbits(32)
-        if not layers:  # Keras' Sequential(), then add(Input(...)), add(...): a model once it has its Input
+        if not layers or _deferred(layers):  # Keras' Sequential(), then add(...), or layers without an Input
             self.name, self.layers, self._closed, self._trainer = name, [], False, None
             self.stop_training, self._fitting = False, False
+            self._pending_compile = None
+            if layers:
+                _check_layers(layers, "layers", new=0)
+                name_layers(layers)
+                self.layers = layers
             return
+        layers = _with_declared_input(layers)
         _check_layers(layers, "layers", new=0)
         name_layers(layers)
         self._build_stack(layers)
@@ -83,8 +101,22 @@ class Sequential(Model):
                 "add() was called after compile(): the compiled engine trains the layers it was given. Add the "
                 "layers first, then compile (the weights of the layers already built are kept)."
             )
+        argument = "add(layer)" if self.layers else "add(layer) on an empty Sequential"
+        if "graph" not in self.__dict__ and (self.layers or _deferred([layer])):  # built later (see the class)
+            _check_layers([*self.layers, layer], argument, new=len(self.layers))
+            name_layers([*self.layers, layer])
+            self.layers = [*self.layers, layer]
+            return
+        if "graph" not in self.__dict__ and not isinstance(layer, Input):  # Dense(8, input_shape=(4,)) first
+            layers = _with_declared_input([layer])
+            _check_layers(layers, argument, new=0)
+            name_layers(layers)
+            self._build_stack(layers)
+            self._setup(as_graph(layers), self.name, self.seed)
+            self.layers = layers
+            return
         layers = [*self.layers, layer]
-        _check_layers(layers, "add(layer)" if self.layers else "add(layer) on an empty Sequential", new=len(layers) - 1)
+        _check_layers(layers, argument, new=len(layers) - 1)
         name_layers(layers)
         shape = self.layers[-1].output_shape if self.layers else ()
         assert shape is not None  # every layer of the model is built
@@ -95,13 +127,75 @@ class Sequential(Model):
         self.class_names, self.input_scale = kept
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached for an attribute not set: what an empty Sequential() lacks until its Input is added.
-        if not self.__dict__.get("layers") and name in {"graph", "class_names", "input_scale", "trained_loss"}:
-            raise ModelStateError(
-                f"This Sequential has no layers yet ({name} needs them): add its Input first, then the other "
-                "layers: model.add(Input(28, 28, 1)); model.add(Dense(10)). Or Sequential([Input(...), ...])."
-            )
+        # Only reached for an attribute not set: what a Sequential without its Input lacks until it is built.
+        if name in {"graph", "class_names", "input_scale", "trained_loss"}:
+            raise ModelStateError(not_built_message(name, bool(self.__dict__.get("layers"))))
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def build(self, input_shape: Any = None) -> None:
+        """Keras' `model.build(input_shape)`: build a Sequential given no input shape (see the class) for batches of
+        `input_shape`, the batch axis first: `model.build((None, 4))` makes it `Sequential([Input(4), ...])`, with
+        those weights; a `compile` given before opens its engine now. On a built model, a no-op where the shape is
+        its input's.
+
+        Raises:
+            InvalidArgumentError: a shape that is not a batch's (None, *positive ints); another shape than a built
+                model's input; a layer that cannot read it (ShapeError).
+            ModelStateError: the model has no layers, or is closed.
+        """
+        self._check_open("build")
+        shape = build_shape(input_shape)
+        if "graph" in self.__dict__:
+            if shape != self.input_shape:
+                raise InvalidArgumentError(
+                    f"build(input_shape) on model {self.name!r}, which is built for examples of shape "
+                    f"{self.input_shape}. Received: input_shape={input_shape!r}"
+                )
+        else:
+            self._build_deferred(shape)
+        self._open_pending_compile()
+
+    def __call__(self, inputs: Any, *more_inputs: Any, training: bool | None = None) -> Any:
+        """`Model.__call__`; a Sequential not built yet is built first for the per-example shape of `inputs` (a
+        numpy batch, or a symbolic tensor), as Keras builds it on its first call."""
+        if "graph" not in self.__dict__ and self.layers:
+            if isinstance(inputs, SymbolicTensor):
+                self._build_deferred(inputs.shape)
+            elif isinstance(inputs, np.ndarray):
+                self._build_deferred(data_shape(inputs, "A call"))
+        return super().__call__(inputs, *more_inputs, training=training)
+
+    def _build_for(self, action: str, x: Any) -> None:
+        """Before `action` (fit, evaluate, predict) on inputs `x`: build the model from their shape where it has
+        none yet, and open the engine of a compile given before the build."""
+        if "graph" not in self.__dict__ and self.layers:
+            if action != "predict" and self._pending_compile is None:
+                self._compiled_trainer(action)  # refuses: fit and evaluate need compile first, as Keras'
+            self._build_deferred(data_shape(x, action))
+        self._open_pending_compile()
+
+    def _build_deferred(self, shape: Shape) -> None:
+        """Build the stack for examples of `shape` before its first layer: `Sequential([Input(shape), ...])`."""
+        self._check_open("build")
+        if not self.layers:
+            raise ModelStateError(not_built_message("build", False))
+        layers = [Input(shape=shape, dtype=input_dtype_for(self.layers[0])), *self.layers]
+        _check_layers(layers, "build", new=0)
+        output_shape = shape
+        for layer in layers[1:]:  # every shape first: a shape a layer cannot read leaves the layers unbuilt
+            check_declared_input(layer, output_shape, "the output of the layer before it")
+            output_shape = layer.compute_output_shape(output_shape)
+        name_layers(layers)
+        self._build_stack(layers)
+        self._setup(as_graph(layers), self.name, self.seed)
+        self.layers = layers
+
+    def _open_pending_compile(self) -> None:
+        """Compile as `compile()` was asked to before the model was built (its options are kept till then)."""
+        pending = self.__dict__.get("_pending_compile")
+        if pending is not None and "graph" in self.__dict__:
+            self._pending_compile = None
+            self._compile(**pending)
 
     @classmethod
     def of(cls, *layers: Layer | Sequence[Layer], name: str = "sequential", seed: int | None = None) -> Sequential:
@@ -121,6 +215,8 @@ class Sequential(Model):
     def _build_layer(self, index: int, layer: Layer, shape: Shape) -> Shape:
         """Build `layer`, the `index`-th of the stack, on inputs of `shape` with its weights drawn from the model's
         seed; returns its output shape."""
+        if index > 0:  # Keras ignores a later layer's input_shape=...; one that contradicts its input is a mistake
+            check_declared_input(layer, shape, "the output of the layer before it")
         output_shape = layer.compute_output_shape(shape)
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
         layer.build(shape, rng)
@@ -129,6 +225,7 @@ class Sequential(Model):
 
     def _summary_table(self) -> str:
         """KotlinDL's summary table (what `Model.summary` prints): Layer (type) | Output Shape | Param #."""
+        self._check_built("summary")
         loss = self._emitted_loss()
         return summary_table(f"{type(self).__name__} ({self.name})", self.layers, self.param_counts(), loss)
 
@@ -162,19 +259,29 @@ class Sequential(Model):
         return f"Sequential(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
 
 
+def _deferred(layers: list[Any]) -> bool:
+    """Whether a Sequential of `layers` has no input shape yet: no Input first, nor an input_shape=... on its first
+    layer (it is built later: see `Sequential`)."""
+    first = layers[0]
+    return isinstance(first, Layer) and not isinstance(first, Input) and declared_input(first) is None
+
+
+def _with_declared_input(layers: list[Layer]) -> list[Layer]:
+    """`layers`, with the Input its first layer's input_shape=... (input_dim, batch_input_shape) declares first."""
+    declared = declared_input(layers[0]) if not isinstance(layers[0], Input) else None
+    if declared is None:
+        return layers
+    return [Input(shape=declared.shape, dtype=declared.dtype.name), *layers]
+
+
 def _check_layers(layers: list[Any], argument: str, new: int) -> None:
-    """Sequential's rules for its layer list: Layer instances, one Input first, each once, and the layers from
-    index `new` on of no model yet (those before it are this model's own, built)."""
+    """Sequential's rules for its layer list: Layer instances, at most one Input, first, each layer once, and the
+    layers from index `new` on of no model yet (those before it are this model's own, built)."""
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
             raise InvalidTypeError(
                 f"Sequential expects Layer instances. Received: layers[{i}]={layer!r} ({type(layer).__name__})"
             )
-    if not isinstance(layers[0], Input):
-        raise InvalidArgumentError(
-            f"Sequential expects an Input layer first, e.g. Sequential.of(Input(28, 28, 1), ...) or "
-            f"model.add(Input(28, 28, 1)). Received: {type(layers[0]).__name__} ({argument})"
-        )
     for i, layer in enumerate(layers[1:], start=1):
         if isinstance(layer, Input):
             raise InvalidArgumentError(f"Sequential expects exactly one Input, first. Received: Input at layers[{i}]")

@@ -170,9 +170,9 @@ BAD_LAYERS = [
     ),
     (lambda: Dense(3, name="a b"), InvalidArgumentError, r"without spaces"),
     (
-        lambda: Sequential.of(Flatten(), Dense(3)),
+        lambda: Sequential.of(Flatten(), Input(3)),
         InvalidArgumentError,
-        r"expects an Input layer first.*Received: Flatten",
+        r"exactly one Input, first\. Received: Input at layers\[1\]",
     ),
     (lambda: Sequential.of(Input(3), Input(3)), InvalidArgumentError, r"exactly one Input"),
     (

@@ -759,7 +759,6 @@ BAD: list[Bad] = [
         for action, call in [
             ("fit", lambda m: _fit(m)),
             ("evaluate", lambda m: m.evaluate((X, Y))),
-            ("predict", lambda m: m.predict(X)),
             ("predict_softly", lambda m: m.predict_softly(X)),
             ("learning_rate", lambda m: m.learning_rate),
         ]

@@ -10,7 +10,8 @@ where it differs from Keras' (a class's `kotlindl_names`: Dense's `output_size` 
 not take is refused naming the layer's public class and its arguments, not a private base's `__init__` (with the
 snake_case spelling of a camelCase one it takes: `kernelSize` is `kernel_size`).
 
-`Layer.__init_subclass__` wraps each layer class's `__init__` with `taking_keras_arguments`.
+Keras' input declarations (`input_shape`, `input_dim`, ...) are taken here too, and kept on the layer
+(`_input_arguments.py`). `Layer.__init_subclass__` wraps each layer class's `__init__` with `taking_keras_arguments`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from onnxtrain._registry import snake_case
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
+from onnxtrain.layers._input_arguments import declare_input, take_input_arguments
 
 DATA_FORMAT = "data_format"
 CHANNELS_LAST = "channels_last"
@@ -38,9 +40,20 @@ def taking_keras_arguments(init: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(init)
     def init_taking_keras_arguments(self: Any, *args: Any, **kwargs: Any) -> None:
+        declared = None
         if kwargs:
-            kwargs = without_keras_arguments(_owner(type(self), init_taking_keras_arguments), kwargs, len(args))
+            owner = _owner(type(self), init_taking_keras_arguments)
+            kwargs, declared = take_input_arguments(owner.__name__, kwargs, _keyword_parameters(owner)[0])
+            if declared is not None and not getattr(owner, "takes_input_declarations", True):  # an Input
+                raise InvalidTypeError(
+                    f"{owner.__name__} takes its shape as shape=... (Input(shape=(4,)) or Input(4)); input_shape, "
+                    "input_dim and batch_input_shape declare the input of a Sequential's first other layer. "
+                    f"Received: an input shape of {declared.shape}"
+                )
+            kwargs = without_keras_arguments(owner, kwargs, len(args))
         init(self, *args, **kwargs)
+        if declared is not None:
+            declare_input(self, declared)
 
     return init_taking_keras_arguments
 

@@ -32,6 +32,7 @@ from onnxtrain.errors import (
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._assignments import check_name, check_trainable, checked_assignment, is_setting
 from onnxtrain.layers._eager import call_eagerly, is_eager_input
+from onnxtrain.layers._input_arguments import check_declared_input
 from onnxtrain.layers._keras_arguments import taking_keras_arguments
 from onnxtrain.layers._layer_checks import (
     CUSTOM_LAYER_DOCS,
@@ -67,6 +68,9 @@ class SymbolicTensor:
         call_index: which call of `layer` made it (0 for the first); a layer called again shares its weights.
         inputs: the tensors that call read, in order (empty for an Input).
     """
+
+    takes_input_declarations: ClassVar[bool] = False
+    """An Input is its own tensor: Keras' input_shape=... is for the other layers (`_keras_arguments.py`)."""
 
     def __init__(self, shape: Shape, layer: Layer, call_index: int, inputs: Sequence[SymbolicTensor]):
         self.shape: Shape = tuple(shape)
@@ -130,7 +134,8 @@ class Layer(LayerWeights):
 
     Keras' arguments a layer has no parameter for (`data_format`, `kernel_constraint` & co.) are checked and
     dropped before its `__init__` runs (`_keras_arguments.py`): a layer class that Keras gives `data_format` sets
-    `keras_data_format = True`.
+    `keras_data_format = True`. Keras' input declarations (`Dense(8, input_shape=(4,))`, `input_dim=4`) are kept
+    beside the config (`_input_arguments.py`): a Sequential starts with that Input, and a call refuses another shape.
 
     Masks (Keras' masking): a mask is an optional bool value beside a layer's output, [batch, *its shape but the
     last axis] (True: a step to use), made by `Embedding(mask_zero=True)` or `Masking`; `Functional.emit` carries
@@ -353,6 +358,8 @@ def _call(layer: Layer, inputs: object) -> SymbolicTensor:
     check_emits_onnx(type(layer))  # a subclass whose __init__ never called Layer's
     tensors = _tensors(layer, inputs)
     shapes = [tensor.shape for tensor in tensors]
+    if not layer.multi_input:  # Keras ignores a contradicting input_shape=... here; it is a mistake
+        check_declared_input(layer, shapes[0], f"the output of {describe(tensors[0].layer)}")
     if layer.built:
         check_same_shapes(layer, shapes)
     else:
