@@ -16,6 +16,7 @@ from onnxtrain.layers._attention import MultiHeadAttention
 from onnxtrain.layers._augmentation import RandomBrightness, RandomContrast, RandomCrop, RandomFlip
 from onnxtrain.layers._augmentation_geometric import RandomRotation, RandomTranslation, RandomZoom
 from onnxtrain.layers._bidirectional import Bidirectional
+from onnxtrain.layers._category_encoding import CategoryEncoding
 from onnxtrain.layers._conv import Conv1D, Conv2D, Conv3D, Convolution1D, Convolution2D, Convolution3D, ConvPadding
 from onnxtrain.layers._conv_transpose import (
     Conv1DTranspose,
@@ -27,10 +28,13 @@ from onnxtrain.layers._conv_transpose import (
 )
 from onnxtrain.layers._core import Dense, Flatten, Input
 from onnxtrain.layers._depthwise import DepthwiseConv2D
+from onnxtrain.layers._discretization import Discretization
 from onnxtrain.layers._dropout import Dropout, SpatialDropout1D, SpatialDropout2D, SpatialDropout3D
 from onnxtrain.layers._embedding import Embedding
 from onnxtrain.layers._group_normalization import GroupNormalization
+from onnxtrain.layers._hashing import Hashing
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, format_shape
+from onnxtrain.layers._lookup import IntegerLookup
 from onnxtrain.layers._masking import Masking
 from onnxtrain.layers._merge import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from onnxtrain.layers._merge_functions import add, average, concatenate, dot, maximum, minimum, multiply, subtract
@@ -88,6 +92,7 @@ __all__ = [
     "BatchNorm",
     "BatchNormalization",
     "Bidirectional",
+    "CategoryEncoding",
     "CenterCrop",
     "Concatenate",
     "Conv1D",
@@ -108,6 +113,7 @@ __all__ = [
     "Cropping3D",
     "Dense",
     "DepthwiseConv2D",
+    "Discretization",
     "Dot",
     "Dropout",
     "Embedding",
@@ -127,7 +133,9 @@ __all__ = [
     "GlobalMaxPooling2D",
     "GlobalMaxPooling3D",
     "GroupNormalization",
+    "Hashing",
     "Input",
+    "IntegerLookup",
     "Layer",
     "LayerNormalization",
     "LeakyReLU",

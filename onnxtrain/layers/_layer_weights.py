@@ -53,7 +53,9 @@ class LayerWeight:
 
 class LayerWeights:
     """The weights API of `Layer` (see the module docstring); a layer whose weights live elsewhere (a Functional:
-    its layers') overrides `current_weights`, `_trainable_names` and `_write_weights`."""
+    its layers') overrides `current_weights`, `_trainable_names` and `_write_weights`, and one that holds its
+    values before a model builds it (Normalization after `adapt`, as Keras' does) overrides `_own_weights`,
+    `_write_weights` and `_weights_made`."""
 
     name: str | None
     trainable: bool

@@ -3,7 +3,7 @@ mean and variance given or computed from data by `adapt`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -256,6 +256,24 @@ class Normalization(Layer):
         model = self._model() if self._model is not None else None
         if model is not None:  # a compiled model's engine holds its own copy of the weights
             model.layer_params_changed(self)
+
+    # --- weights before a model makes them ---------------------------------------------------------------------
+    # As in Keras, get_weights() after adapt() gives [mean, variance] at once, and set_weights sets them, before the
+    # layer is in a model (then build makes them weights). Keras' third weight, `count`, is always 0 in Keras 3
+    # ("for backwards compatibility"): not kept.
+    def _own_weights(self) -> Mapping[str, np.ndarray]:
+        if self.params or self._adapted is None:
+            return self.params
+        return {"mean": self._adapted[0], "variance": self._adapted[1]}
+
+    def _write_weights(self, arrays: dict[str, np.ndarray]) -> None:
+        if self.params or self._adapted is None:
+            super()._write_weights(arrays)
+        else:
+            self._adapted = (arrays["mean"], arrays["variance"])
+
+    def _weights_made(self) -> bool:
+        return bool(self.params) or self._adapted is not None
 
     # --- graph ----------------------------------------------------------------------------------------------
     def emit(self, builder: GraphBuilder, x: str) -> str:
