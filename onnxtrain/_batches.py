@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from onnxtrain._sample_weights import sample_weights
-from onnxtrain.arrays import InputArrays, InputSpec, prepare_inputs, sole_input
+from onnxtrain.arrays import InputArrays, InputSpec, as_array, prepare_inputs, sole_input
 from onnxtrain.datasets import Dataset, as_dataset
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.layers import Shape
@@ -91,7 +91,8 @@ def read_batches(
         raw_x, raw_y, class_names, data_scale = data[0], data[1], None, None
     else:
         if isinstance(data, tuple | list) and len(data) == 2 and not isinstance(data[0], Dataset):
-            data = (sole_input(data[0], inputs[0], x_name), data[1])  # Keras' ([x], y) and ({name: x}, y)
+            # Keras' ([x], y) and ({name: x}, y); a DataFrame and a Series read once, as arrays
+            data = (as_array(sole_input(data[0], inputs[0], x_name), x_name), labels_array(data[1], y_name))
         dataset = as_dataset(data, name=argument, item_names=item_names)
         raw_x, raw_y = dataset.x, dataset.y
         class_names = tuple(dataset.class_names) if dataset.class_names else None
@@ -105,6 +106,16 @@ def read_batches(
         )
     w = sample_weights(sample_weight, len(x), loss, weight_name)
     return Batches(x, y, class_names, data_scale, w)
+
+
+def labels_array(y: Any, argument: str) -> Any:
+    """The labels of a model of one output as one array (`arrays.as_array`: a pandas Series too), with bool labels
+    as 0/1 integers, as Keras takes them wherever 0/1 labels go (binary cross-entropy's targets, class indices). (A
+    model of several outputs' losses read each output's labels themselves, bool ones too.)"""
+    array = as_array(y, argument)
+    if isinstance(array, np.ndarray) and array.dtype.kind == "b":
+        return array.astype(np.int64)
+    return array
 
 
 def epoch_order(seed: int, epoch: int, examples: int) -> np.ndarray:

@@ -3,6 +3,7 @@ not train and warning where the last layer's activation does not fit the loss.""
 
 from __future__ import annotations
 
+import inspect
 import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -64,10 +65,10 @@ def compile_settings(
     """
     if metric is not None and metrics is not None:
         raise InvalidArgumentError("compile takes metric=... or metrics=[...], not both.")
-    if isinstance(metrics, str | Metrics | Metric):  # Keras users write metrics="accuracy" too
-        metrics = [metrics]
-    if isinstance(weighted_metrics, str | Metrics | Metric):
-        weighted_metrics = [weighted_metrics]
+    if _one_metric(metrics):  # Keras users write metrics="accuracy" too
+        metrics = [metrics]  # type: ignore[list-item]
+    if _one_metric(weighted_metrics):
+        weighted_metrics = [weighted_metrics]  # type: ignore[list-item]
     several = len(graph.outputs) > 1
     if loss_weights is not None and not several:
         raise InvalidArgumentError(
@@ -132,6 +133,12 @@ def compile_settings(
         if own.trains_on_logits:
             _warn_about_default_relu_logits(output, own)
     return compiled
+
+
+def _one_metric(value: Any) -> bool:
+    """Whether compile's `metrics` (or `weighted_metrics`) is one metric rather than a list: a name, a member, a
+    metric object or a metric function."""
+    return isinstance(value, str | Metrics | Metric) or inspect.isroutine(value)
 
 
 def _output_losses(

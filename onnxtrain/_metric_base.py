@@ -23,7 +23,9 @@ class Metric:
     (one flat all-reduce), and the value comes from the total: a mean over all examples, not of batch means.
 
     A subclass defines `size`, `batch_sum`, `finish` and `get_config` (a name, where the name alone rebuilds it,
-    or Keras' {"class_name": ..., "config": {...}}).
+    or Keras' {"class_name": ..., "config": {...}}). A save holds that config, not the class's code: a class of
+    one's own loads where it was registered with `@onnxtrain.metrics.register`, or passed to `load_model` again
+    (`load_model(d, metrics=[R2()])`). A per-example numpy function needs no class: `compile(metrics=[fn])`.
     """
 
     name: str

@@ -1,5 +1,6 @@
 """Registry: the one place that turns a user's identifier ("adam", a class, a config dict, an instance) into an
-object of one kind (activation, initializer, loss, optimizer), with the same error wording for every kind."""
+object of one kind (activation, initializer, loss, optimizer), with the same error wording for every kind; and
+`Registered`, the classes and functions of one's own that a kind's `register` decorator records for `load_model`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
-from onnxtrain.errors import InvalidArgumentError, UnknownIdentifierError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnknownIdentifierError
 
 T = TypeVar("T")
 
@@ -109,3 +110,57 @@ def _keyword_arguments(cls: type) -> list[str] | None:
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return None
     return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+class Registered:
+    """Classes and functions of one's own that a saved model names (by `__name__`), recorded by a kind's `register`
+    decorator, as Keras' `register_keras_serializable`: `load_model` rebuilds them by that name, which only the code
+    that defines them can supply, so they are registered when that code runs.
+
+    Args:
+        kind: what they are ("metric"), for messages.
+        decorator: the public decorator, as messages name it ("onnxtrain.metrics.register").
+        accepts: whether an object may be registered; `expected` says what that is, for the refusal.
+        built_in: the kind's own names, which a class of one's own may not take (it would shadow them on load).
+    """
+
+    def __init__(
+        self, kind: str, decorator: str, accepts: Callable[[Any], bool], expected: str, built_in: Callable[[], Any]
+    ):
+        self.kind = kind
+        self.decorator = decorator
+        self.accepts = accepts
+        self.expected = expected
+        self.built_in = built_in
+        self.objects: dict[str, Any] = {}
+
+    def register(self, obj: T) -> T:
+        """Record `obj` under its `__name__` and return it (a decorator). Registering a name again replaces it (a
+        notebook cell run twice).
+
+        Raises:
+            InvalidTypeError: not what this kind registers, or a lambda (which has no name to save).
+            InvalidArgumentError: the name of one of the kind's own.
+        """
+        name = getattr(obj, "__name__", None)
+        if not self.accepts(obj) or not isinstance(name, str):
+            raise InvalidTypeError(f"{self.decorator} expects {self.expected}. Received: {obj!r}")
+        if name == "<lambda>":
+            raise InvalidTypeError(
+                f"{self.decorator} expects {self.expected} with a name; a lambda has none to save. Define it with "
+                "def. Received: a lambda"
+            )
+        if name in self.built_in():
+            raise InvalidArgumentError(
+                f"{self.decorator}: {name!r} is the name of a built-in {self.kind}; give yours another name."
+            )
+        self.objects[name] = obj
+        return obj
+
+    def get(self, name: str) -> Any | None:
+        """What was registered under `name`, or None."""
+        return self.objects.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.objects)

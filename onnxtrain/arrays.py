@@ -9,7 +9,8 @@ bit for bit the loaders' own scaling), so raw pixels give the same predictions a
 for an input that an Embedding reads (token ids, never scaled). An integer input (`Input(dtype="int64")`, a foreign
 int64 input) takes integer arrays, range-checked and cast to its dtype, or float arrays of whole numbers; it is
 never scaled, and its ids never pass through float32 (exact above 2**24). Anything else (bool, object, strings,
-complex) is refused.
+complex, structured arrays) is refused. An array-like (a pandas DataFrame or Series: anything with `__array__` or
+`to_numpy()`) is converted once with np.asarray first, wherever an array is taken (`as_array`).
 """
 
 from __future__ import annotations
@@ -52,14 +53,11 @@ def prepare_x(
             its range), or token ids that are fractional or outside [0, input_dim) (naming the first offending
             index).
     """
-    if isinstance(x, list | tuple):
-        try:
-            x = np.asarray(x)
-        except ValueError as e:
-            raise InvalidTypeError(f"{argument} expects a numeric array. Received: a ragged {type(x).__name__}") from e
+    x = as_array(x, argument)
     if not isinstance(x, np.ndarray):
         raise InvalidTypeError(
-            f"{argument} expects a numpy array of shape {format_shape(input_shape)}. Received: {type(x).__name__}"
+            f"{argument} expects a numpy array of shape {format_shape(input_shape)}. Received: {type(x).__name__} "
+            "(an array-like such as a pandas DataFrame, with __array__ or to_numpy(), is taken too)"
         )
     if x.dtype.kind not in "fiu" or x.dtype.itemsize > 8:
         fix = (
@@ -112,6 +110,50 @@ def prepare_x(
     if token_ids is not None:
         check_token_ids(x, token_ids, argument)
     return x, single
+
+
+def is_array_like(value: Any) -> bool:
+    """Whether numpy reads `value` as one array: an ndarray, or an object with `__array__` or `to_numpy()` (a
+    pandas DataFrame or Series, a polars frame, an xarray DataArray)."""
+    return isinstance(value, np.ndarray) or hasattr(value, "__array__") or callable(getattr(value, "to_numpy", None))
+
+
+def as_array(x: Any, argument: str) -> Any:
+    """`x` as one numpy array where it is one (`is_array_like`, or a list or tuple of numbers), converted once with
+    np.asarray, as Keras takes a pandas DataFrame or Series; anything else (a dict, a list of several inputs' arrays)
+    as it is. A DataFrame's float64 columns become a float64 array, which `prepare_x` casts to float32.
+
+    Raises:
+        InvalidTypeError: a ragged list, an array-like numpy reads as objects (text or mixed columns), or a
+            structured (record) array, with how to make one numeric array of it.
+    """
+    if isinstance(x, np.ndarray):
+        array = x
+    elif isinstance(x, list | tuple) or hasattr(x, "__array__"):
+        try:
+            array = np.asarray(x)
+        except (TypeError, ValueError) as e:
+            what = f"a ragged {type(x).__name__}" if isinstance(x, list | tuple) else f"a {type(x).__name__} ({e})"
+            raise InvalidTypeError(f"{argument} expects a numeric array. Received: {what}") from e
+    elif callable(getattr(x, "to_numpy", None)):
+        array = np.asarray(x.to_numpy())
+    else:
+        return x
+    if array.dtype.names is not None:
+        fields = list(array.dtype.names)
+        raise InvalidTypeError(
+            f"{argument} expects a float or integer array. Received: dtype {array.dtype}, a structured (record) "
+            f"array with fields {fields}. Stack its columns into one float array: np.column_stack([{argument}[name] "
+            f"for name in {argument}.dtype.names]).astype(np.float32) (or pass a dict {{input name: "
+            f"{argument}[field]}} to a model of several named inputs)."
+        )
+    if array.dtype.kind == "O" and not isinstance(x, np.ndarray | list | tuple):
+        raise InvalidTypeError(
+            f"{argument} expects numeric values. Received: a {type(x).__name__} that numpy reads as dtype object "
+            f"(text or mixed-type columns?). Encode text columns as numbers first, then pass "
+            f"{argument}.to_numpy(np.float32)."
+        )
+    return array
 
 
 def _as_integers(x: np.ndarray, dtype: np.dtype, argument: str) -> np.ndarray:
@@ -264,8 +306,8 @@ def sole_input(x: Any, spec: InputSpec, argument: str) -> Any:
     if (
         isinstance(x, list | tuple)
         and len(x) == 1
-        and isinstance(x[0], np.ndarray)
-        and x[0].ndim == len(spec.shape) + 1
+        and is_array_like(x[0])
+        and len(getattr(x[0], "shape", ())) == len(spec.shape) + 1
     ):
         return x[0]
     return x

@@ -16,7 +16,14 @@ from typing import Any
 
 from onnxtrain import _ort_training, engines, initializers, losses, metrics, model_files, optimizers
 from onnxtrain._checkpoint_check import check_checkpoint, checkpoint_limit
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, OnnxtrainError, RuntimeSetupError
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelFileError,
+    OnnxtrainError,
+    RuntimeSetupError,
+    UnknownIdentifierError,
+)
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer
 from onnxtrain.losses import Loss
@@ -39,6 +46,10 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
     fit(1) equals fit(3). Passing `optimizer=...` starts a fresh optimizer instead; other `compile_options`
     (threads, artifacts_dir, metrics...) are passed to `compile`. With `compile=False` the weights, class
     names and input scale are restored; compile() later starts a fresh optimizer at epoch 1.
+
+    A metric of one's own (a `Metric` subclass, a metric function) is saved by name, not with its code: register it
+    with `@onnxtrain.metrics.register` before loading, or pass it again (`load_model(d, metrics=[R2()])`, also for
+    each output of a model of several, as compile takes them); otherwise load_model says so, naming the metric.
 
     A model trained with the ort-training engine is compiled with the portable engine, which computes the same
     steps, where the installed onnxruntime has no training API (an inference-only install), with a UserWarning.
@@ -123,6 +134,37 @@ def _saved_loss(config: Any) -> Loss:
     return losses.get(config)
 
 
+def _is_output_losses(config: Any) -> bool:
+    """Whether a saved loss is a model of several outputs' (`OutputLosses`, each output's metrics inside it)."""
+    return isinstance(config, dict) and config.get("name") == OutputLosses.name
+
+
+def _saved_output_losses(
+    config: dict[str, Any], config_path: Path, given_metrics: list[str], compile_options: dict[str, Any]
+) -> dict[str, Any]:
+    """compile's arguments from the saved losses of a model of several outputs: the `OutputLosses` itself; or, where
+    the caller passes metrics (metrics=, weighted_metrics=), each output's loss, loss weight and the metrics not
+    given (keyed by output name), so the given ones replace the saved, unread, as for a model of one output."""
+    outputs = config.get("outputs")
+    if not given_metrics:
+        if isinstance(outputs, list):
+            for index, output in enumerate(outputs):
+                for kind in ("metrics", "weighted_metrics"):
+                    listed = output.get(kind, []) if isinstance(output, dict) else []
+                    if isinstance(listed, list):  # (what is not a list, OutputLosses refuses)
+                        _rebuilt_metrics(listed, config_path, f"compile.loss.outputs[{index}].{kind}", kind)
+        return {"loss": OutputLosses.from_config(config)}
+    without = {**config, "outputs": [{**o, "metrics": [], "weighted_metrics": []} for o in outputs or []]}
+    own = OutputLosses.from_config(without)
+    arguments: dict[str, Any] = {"loss": {spec.name: spec.loss for spec in own.outputs}}
+    if "loss_weights" not in compile_options:
+        arguments["loss_weights"] = {spec.name: spec.weight for spec in own.outputs}
+    for kind in ("metrics", "weighted_metrics"):
+        if kind not in given_metrics and not (kind == "metrics" and "metric" in given_metrics):
+            arguments[kind] = {str(o["name"]): o.get(kind, []) for o in outputs or []}
+    return arguments
+
+
 def _trained_loss(config: dict[str, Any]) -> Loss | None:
     """The loss the save was compiled with, or None (never compiled, or an entry compile=True would refuse)."""
     settings = config.get("compile")
@@ -146,6 +188,43 @@ def _config_entry(problem: str, entry: str | None = None, value: Any = None) -> 
         text = json.dumps(value, default=repr)
         text = text if len(text) <= 200 else text[:199] + "…"
         raise ModelFileError(f"{problem}: {entry} = {text}: {cause}") from e
+
+
+def _rebuilt_metrics(listed: list[Any], config_path: Path, entry: str, argument: str) -> list[Any]:
+    """The metrics a save lists (`metrics.named` of each entry).
+
+    Raises:
+        ModelFileError: for an entry that names a metric onnxtrain does not know (a metric of one's own: a save names
+            a Metric subclass or a function but does not hold its code), saying how to load the model.
+    """
+    rebuilt = []
+    for index, given in enumerate(listed):
+        try:
+            rebuilt.append(metrics.named(given))
+        except UnknownIdentifierError as e:
+            raise ModelFileError(_own_metric_message(config_path, f"{entry}[{index}]", given, argument)) from e
+    return rebuilt
+
+
+def _own_metric_message(config_path: Path, entry: str, given: Any, argument: str) -> str:
+    text = json.dumps(given, default=repr)
+    text = text if len(text) <= 200 else text[:199] + "…"
+    config = given.get("config") if isinstance(given, dict) else None
+    if isinstance(config, dict) and given.get("class_name") == "MeanMetricWrapper":
+        what = f"the metric function {config.get('fn')!r}"
+    elif isinstance(given, dict):
+        what = f"the metric class {given.get('class_name')!r}"
+    else:
+        what = f"the metric {given!r}"
+    directory = str(config_path.parent)
+    return (
+        f"{directory} was compiled with {what} ({entry} = {text}), which is neither one of onnxtrain's metrics nor "
+        "registered: a metric of your own (a Metric subclass or a metric function) is saved by its name, not with "
+        f"its code. Load the model with load_model({directory!r}, {argument}=[...]), passing your metrics again as "
+        f"compile took them (e.g. {argument}=[R2()]); or register the class or function with "
+        "@onnxtrain.metrics.register before loading, which rebuilds it from the save; or load_model("
+        f"{directory!r}, compile=False) for the model alone, then compile() it."
+    )
 
 
 def _check_state_engine(saved: str, wanted: str) -> None:
@@ -220,10 +299,14 @@ def _compile_loaded(
     if "optimizer" not in compile_options:
         with _config_entry(unusable, "compile.optimizer", settings.get("optimizer")):
             saved["optimizer"] = optimizers.get(settings["optimizer"])
+    given_metrics: list[str] = [name for name in ("metric", "metrics", "weighted_metrics") if name in compile_options]
     if "loss" not in compile_options:
         with _config_entry(unusable, "compile.loss", settings.get("loss")):
-            saved["loss"] = _saved_loss(settings["loss"])
-    if "metric" not in compile_options and "metrics" not in compile_options:
+            if _is_output_losses(settings["loss"]):
+                saved.update(_saved_output_losses(settings["loss"], config_path, given_metrics, compile_options))
+            else:
+                saved["loss"] = _saved_loss(settings["loss"])
+    if "metric" not in compile_options and "metrics" not in compile_options and "metrics" not in saved:
         saved_metrics = settings.get("metrics", [])
         with _config_entry(unusable, "compile.metrics", saved_metrics):
             if not isinstance(saved_metrics, list):
@@ -231,13 +314,15 @@ def _compile_loaded(
             # Each by the name it was compiled with, its key in the logs ("acc"; a save from before kept the
             # Metrics value, "accuracy", which reads back the same way), or by Keras' {"class_name", "config"}
             # where it has arguments (Precision(top_k=2), AUC(curve="PR")).
-            saved["metrics"] = [metrics.named(m) for m in saved_metrics]
-    if "weighted_metrics" not in compile_options and "weighted_metrics" in settings:
+            saved["metrics"] = _rebuilt_metrics(saved_metrics, config_path, "compile.metrics", "metrics")
+    if "weighted_metrics" not in compile_options and "weighted_metrics" in settings and "weighted_metrics" not in saved:
         saved_weighted = settings["weighted_metrics"]
         with _config_entry(unusable, "compile.weighted_metrics", saved_weighted):
             if not isinstance(saved_weighted, list):
                 raise InvalidTypeError(f"weighted_metrics must be a list. Found: {type(saved_weighted).__name__}")
-            saved["weighted_metrics"] = [metrics.named(m) for m in saved_weighted]
+            saved["weighted_metrics"] = _rebuilt_metrics(
+                saved_weighted, config_path, "compile.weighted_metrics", "weighted_metrics"
+            )
     with _config_entry(unusable):
         if "engine" not in compile_options:
             saved["engine"] = str(settings.get("engine", engines.AUTO))

@@ -9,6 +9,8 @@ differentiate, so the same definition serves training, evaluation and any engine
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -35,7 +37,7 @@ from onnxtrain._regression_losses import (
     MeanSquaredLogarithmicError,
     Poisson,
 )
-from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
 __all__ = [
     "BinaryCrossentropy",
@@ -135,7 +137,10 @@ def get(identifier: str | Losses | Loss | Mapping[str, Any]) -> Loss:
         UnknownIdentifierError: the name is not a known loss.
         InvalidArgumentError: a config with keys the loss does not take, or a Keras setting onnxtrain does not
             compute (a `reduction` other than "sum_over_batch_size").
+        InvalidTypeError: a Python function (Keras' `loss=fn`), which cannot be one (`refuse_loss_function`).
     """
+    if inspect.isroutine(identifier) or isinstance(identifier, functools.partial):
+        refuse_loss_function(identifier)
     if isinstance(identifier, Losses):
         identifier = identifier.value
     if isinstance(identifier, Mapping) and "class_name" in identifier:
@@ -172,3 +177,21 @@ def _from_keras_config(config: Mapping[str, Any]) -> dict[str, Any]:
             continue
         converted[key] = value
     return converted
+
+
+def refuse_loss_function(fn: Any) -> None:
+    """Refuse a Python function as a loss (Keras' `loss=fn(y_true, y_pred)`), saying why and what to do instead.
+
+    Raises:
+        InvalidTypeError: always.
+    """
+    name = getattr(fn, "__name__", type(fn).__name__)
+    raise InvalidTypeError(
+        f"loss expects a loss name, a Losses member or a Loss instance. Received: the function {name!r}. onnxtrain's "
+        "losses are ONNX graphs that ONNX Runtime differentiates and runs in the training step, so a Python (numpy) "
+        "function cannot be one. Pick a built-in loss "
+        f"({sorted(_CLASSES)}, or Keras' class names such as 'MeanSquaredError'), or write your own as a subclass of "
+        "onnxtrain.losses.Loss whose elements(builder, output, labels) emits the per-example values as ONNX nodes "
+        "(builder.node(op_type, inputs)), as the built-in losses in onnxtrain/_regression_losses.py do. To watch a "
+        "numpy function during training, pass it as a metric: compile(metrics=[fn])."
+    )

@@ -1,7 +1,9 @@
 """Metrics, computed on the host from each batch's outputs and accumulated over an epoch: the `Metrics` names,
 the metric objects compile takes (Keras' Precision, Recall, AUC, F1Score, FBetaScore, the accuracies, the top-k
-accuracies with their k), and `named`, which turns what compile was given into compiled metrics (`Metric`). The
-metrics themselves live in `_named_metrics`, `_accuracy_metrics`, `_confusion_metrics` and `_f_score_metrics`.
+accuracies with their k, the regression metrics such as R2Score), `named`, which turns what compile was given
+(a name, a metric object, a config, a function fn(y_true, y_pred)) into compiled metrics (`Metric`), and
+`register`, which lets a saved model name a metric of one's own. The metrics themselves live in `_named_metrics`,
+`_accuracy_metrics`, `_confusion_metrics`, `_f_score_metrics` and `_regression_metrics`.
 
 Every metric keeps sums (a float, or a vector: a threshold's true and false positives), so per-batch work is a small
 numpy reduction on a (batch, units) array and the epoch's value comes from the summed vector (`Metric.finish`).
@@ -9,9 +11,11 @@ numpy reduction on a (batch, units) array and the epoch's value comes from the s
 
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 from onnxtrain._accuracy_metrics import Accuracy
 from onnxtrain._confusion_metrics import AUC, Precision, Recall
@@ -29,6 +33,15 @@ from onnxtrain._named_metrics import (
     _key,
     member_named,
 )
+from onnxtrain._registry import Registered
+from onnxtrain._regression_metrics import (
+    CosineSimilarity,
+    LogCoshError,
+    MeanAbsolutePercentageError,
+    MeanMetricWrapper,
+    MeanSquaredLogarithmicError,
+    R2Score,
+)
 from onnxtrain.errors import InvalidArgumentError, UnknownIdentifierError
 
 __all__ = [
@@ -36,12 +49,18 @@ __all__ = [
     "Accuracy",
     "BinaryAccuracy",
     "CategoricalAccuracy",
+    "CosineSimilarity",
     "F1Score",
     "FBetaScore",
+    "LogCoshError",
+    "MeanAbsolutePercentageError",
+    "MeanMetricWrapper",
+    "MeanSquaredLogarithmicError",
     "Metric",
     "Metrics",
     "NamedMetric",
     "Precision",
+    "R2Score",
     "Recall",
     "SparseCategoricalAccuracy",
     "SparseTopKCategoricalAccuracy",
@@ -50,6 +69,7 @@ __all__ = [
     "check_loss",
     "get",
     "named",
+    "register",
 ]
 
 if TYPE_CHECKING:
@@ -85,6 +105,15 @@ _CLASSES: dict[str, type[Metric]] = {
     "f1_score": F1Score,
     "fbeta_score": FBetaScore,
     "f_beta_score": FBetaScore,
+    "r2_score": R2Score,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "mape": MeanAbsolutePercentageError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "msle": MeanSquaredLogarithmicError,
+    "log_cosh_error": LogCoshError,
+    "logcosh": LogCoshError,
+    "log_cosh": LogCoshError,
+    "cosine_similarity": CosineSimilarity,
 }
 _CONFIG_CLASSES: dict[str, Any] = {
     cls.__name__: cls
@@ -100,15 +129,68 @@ _CONFIG_CLASSES: dict[str, Any] = {
         CategoricalAccuracy,
         BinaryAccuracy,
         Accuracy,
+        R2Score,
+        MeanAbsolutePercentageError,
+        MeanSquaredLogarithmicError,
+        LogCoshError,
+        CosineSimilarity,
+        MeanMetricWrapper,
     )
 }
+
+MetricT = TypeVar("MetricT")
+_REGISTERED = Registered(
+    "metric",
+    "onnxtrain.metrics.register",
+    lambda obj: (isinstance(obj, type) and issubclass(obj, Metric)) or inspect.isfunction(obj),
+    "a Metric subclass or a function fn(y_true, y_pred)",
+    lambda: {*_CONFIG_CLASSES, *_CLASSES, *(m.value for m in Metrics), *_ALIASES},
+)
+
+
+def register(obj: MetricT) -> MetricT:
+    """Decorator, Keras' `register_keras_serializable` for metrics: a saved model that names this `Metric` subclass
+    or metric function (by its `__name__`) loads with it. Define (and register) it before `load_model`, which
+    rebuilds a class from its `get_config()`: Keras' {"class_name": "R2", "config": {...}} (through
+    `from_config(config)` where the class has one, else `R2(**config)`), or a name, which rebuilds the class whose
+    name it is (snake-cased, "r2" for R2) with its defaults; and a function from its name. Registering a name again
+    replaces it (a notebook cell run twice).
+
+    Example:
+        >>> @onnxtrain.metrics.register
+        ... class R2(Metric): ...
+
+    Raises:
+        InvalidTypeError: neither a Metric subclass nor a named function (a lambda has no name to save).
+        InvalidArgumentError: the name of a built-in metric.
+    """
+    return _REGISTERED.register(obj)
+
+
+def _registered_named(name: str) -> Metric | None:
+    """The metric a registered class or function of that name makes (the class's name, or its snake case, as
+    `get_config` gave it), or None."""
+    key = _key(name)
+    for registered_name in _REGISTERED.names:
+        obj: Any = _REGISTERED.get(registered_name)
+        if registered_name == name.strip() or _key(registered_name) == key:
+            return obj() if isinstance(obj, type) else MeanMetricWrapper(obj)
+    return None
+
+
+def _is_metric_function(identifier: Any) -> TypeGuard[Callable[..., Any]]:
+    """Whether `identifier` is a function fn(y_true, y_pred) to wrap as a mean (`MeanMetricWrapper`)."""
+    return inspect.isroutine(identifier) or isinstance(identifier, functools.partial)
 
 
 def named(identifier: str | Metrics | Metric | Mapping[str, Any] | Any) -> Metric:
     """The compiled metric `identifier` gives, keyed as Keras 3 keys it: a metric object as it is (`Precision()`
-    logs "precision", `AUC(name="pr_auc")` "pr_auc"); a name, Keras' ("precision", "recall", "auc", "f1_score",
-    "fbeta_score", their class names, and the names `get` reads), keyed by the name as given; a `Metrics` member,
-    keyed by its value; or a saved config {"class_name": ..., "config": {...}}.
+    logs "precision", `AUC(name="pr_auc")` "pr_auc"), a metric class made with its defaults; a name, Keras'
+    ("precision", "recall", "auc", "f1_score", "fbeta_score", "r2_score", "mape", "msle", "logcosh",
+    "cosine_similarity", their class names, the names `get` reads, and those `register`ed), keyed by the name as
+    given; a `Metrics` member, keyed by its value; a function fn(y_true, y_pred) returning a value per example
+    (Keras' metric functions), as a `MeanMetricWrapper` keyed by the function's name; or a saved config
+    {"class_name": ..., "config": {...}}.
 
     Raises:
         UnknownIdentifierError: not a metric name, with the valid names.
@@ -116,17 +198,27 @@ def named(identifier: str | Metrics | Metric | Mapping[str, Any] | Any) -> Metri
     """
     if isinstance(identifier, Metric):
         return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Metric):  # a class, as Keras takes it
+        return identifier()
+    if _is_metric_function(identifier):
+        return MeanMetricWrapper(identifier)
     if isinstance(identifier, Mapping):
         return _from_config(identifier)
     if isinstance(identifier, str):
         cls = _CLASSES.get(_key(identifier))
         if cls is not None:
             return cls(name=identifier.strip())  # type: ignore[call-arg]
+        if member_named(identifier) is None:
+            own = _registered_named(identifier)
+            if own is not None:
+                return own
     try:
         metric = get(identifier)
     except UnknownIdentifierError as e:
+        registered = f" Registered: {_REGISTERED.names}." if _REGISTERED.names else ""
         raise UnknownIdentifierError(
-            f"{e} Metric classes: {sorted(_CONFIG_CLASSES)} (by name: {sorted(_CLASSES)})."
+            f"{e} Metric classes: {sorted(_CONFIG_CLASSES)} (by name: {sorted(_CLASSES)}).{registered} A metric of "
+            "one's own: a Metric instance, or a function fn(y_true, y_pred) returning a value per example."
         ) from None
     return NamedMetric(metric, identifier.strip() if isinstance(identifier, str) else metric.value)
 
@@ -159,19 +251,54 @@ def check_loss(metric: Metric, loss: Loss) -> None:
 
 
 def _from_config(config: Mapping[str, Any]) -> Metric:
-    cls = _CONFIG_CLASSES.get(str(config.get("class_name")))
+    """The metric of Keras' config {"class_name": ..., "config": {...}}: of onnxtrain's classes, or of a registered
+    class (through its `from_config` where it has one); a MeanMetricWrapper's "fn" names a registered function.
+
+    Raises:
+        UnknownIdentifierError: a class or function neither onnxtrain's nor registered.
+        InvalidArgumentError: not such a config, or one that does not build its class.
+    """
+    class_name = str(config.get("class_name"))
     arguments = config.get("config", {})
-    if cls is None or not isinstance(arguments, Mapping):
+    if not isinstance(arguments, Mapping):
         raise InvalidArgumentError(
             f"A metric config expects {{'class_name': one of {sorted(_CONFIG_CLASSES)}, 'config': {{...}}}}. "
             f"Received: {dict(config)!r}"
         )
+    cls = _CONFIG_CLASSES.get(class_name)
+    own = _REGISTERED.get(class_name) if cls is None else None
+    if isinstance(own, type):
+        if callable(getattr(own, "from_config", None)):
+            return own.from_config(dict(arguments))  # type: ignore[attr-defined]
+        cls = own
+    if cls is None:
+        raise UnknownIdentifierError(
+            f"A metric config expects {{'class_name': one of {sorted(_CONFIG_CLASSES)} or a class registered with "
+            f"@onnxtrain.metrics.register ({_REGISTERED.names}), 'config': {{...}}}}. Received: {dict(config)!r}"
+        )
     # Keras' get_config adds the dtype its metric computes in: float32 is the only one here
     arguments = {key: value for key, value in arguments.items() if not (key == "dtype" and value in _DTYPES)}
+    if cls is MeanMetricWrapper:
+        arguments = {**arguments, "fn": _registered_function(arguments.get("fn"))}
     try:
         return cls(**arguments)
     except TypeError as e:
         raise InvalidArgumentError(f"Metric config {dict(config)!r} does not build a {cls.__name__}: {e}") from e
+
+
+def _registered_function(name: Any) -> Any:
+    """The metric function registered under `name` (a saved MeanMetricWrapper's "fn").
+
+    Raises:
+        UnknownIdentifierError: none is.
+    """
+    fn = _REGISTERED.get(name) if isinstance(name, str) else None
+    if fn is None or isinstance(fn, type):
+        raise UnknownIdentifierError(
+            f"Could not interpret metric function {name!r}: a metric function is saved by its name, and none of that "
+            f"name is registered with @onnxtrain.metrics.register (registered: {_REGISTERED.names})."
+        )
+    return fn
 
 
 _DTYPES = (None, "float32")

@@ -517,14 +517,6 @@ BAD: list[Bad] = [
     ),
     Bad(
         "labels",
-        "bool",
-        lambda e: _fit(e.model, y=Y > 0),
-        InvalidTypeError,
-        r"Received: dataset\[1\] with dtype=bool",
-        "dataset[1]",
-    ),
-    Bad(
-        "labels",
         "nan",
         lambda e: _fit(e.model, y=np.where(np.arange(N) == 4, np.nan, Y)),
         InvalidArgumentError,
