@@ -1,5 +1,6 @@
 """The value names a node list uses across its If branches and Loop bodies, for GraphBuilder: the names those
-subgraphs define and read, and the folding of output renames into the nodes that compute the renamed values.
+subgraphs define and read, and the folding of output renames into the nodes that compute the renamed values; and
+renaming a built model's graph inputs and outputs (an imported model's export keeps the file's names).
 """
 
 from __future__ import annotations
@@ -62,3 +63,35 @@ def subgraph_reads(nodes: Sequence[onnx.NodeProto]) -> set[str]:
                 reads.update(name for inner in body.node for name in inner.input)
                 reads |= subgraph_reads(body.node)
     return reads
+
+
+def rename_values(model: onnx.ModelProto, renames: dict[str, str]) -> onnx.ModelProto:
+    """`model` (copied) with each value `old` of `renames` called `new` wherever the graph, its subgraphs and its
+    value infos name it. A value that already has a `new` name and is not renamed itself moves aside first
+    (`<name>_1`, ...), so names stay unique."""
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    graph = result.graph
+    used = {v.name for v in [*graph.input, *graph.output, *graph.initializer, *graph.value_info]}
+    used |= {name for node in graph.node for name in (*node.input, *node.output)} | subgraph_values(graph.node)
+    mapping = dict(renames)
+    for new in set(renames.values()):
+        if new in used and new not in renames:
+            n = 1
+            while f"{new}_{n}" in used or f"{new}_{n}" in mapping.values():
+                n += 1
+            mapping[new] = f"{new}_{n}"
+    _rename_in(graph, mapping)
+    return result
+
+
+def _rename_in(graph: onnx.GraphProto, mapping: dict[str, str]) -> None:
+    for value in [*graph.input, *graph.output, *graph.initializer, *graph.value_info]:
+        value.name = mapping.get(value.name, value.name)
+    for node in graph.node:
+        for names in (node.input, node.output):
+            for i, name in enumerate(names):
+                names[i] = mapping.get(name, name)
+        for attribute in node.attribute:
+            for body in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else attribute.graphs:
+                _rename_in(body, mapping)

@@ -15,9 +15,7 @@ the other node applies it transposed (its product reads B first, then A), so the
 
 from __future__ import annotations
 
-import fnmatch
 import math
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,20 +25,17 @@ import onnx
 from onnx import helper, numpy_helper
 
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.foreign._adapter_targets import (
+    Target,
+    find_targets,
+    select,
+    warn_about_left_out,
+    warn_about_ranks_above_full,
+    without_shared_weights,
+)
 
 A_SUFFIX, B_SUFFIX, SCALE_SUFFIX = ".lora_A", ".lora_B", ".lora_scale"
 ADAPTER_PATTERNS = (f"*{A_SUFFIX}", f"*{B_SUFFIX}")  # the `trainable` of an adapted model
-_FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
-
-
-@dataclass(frozen=True)
-class _Target:
-    """A node to adapt: its weight initializer, which input holds it, and the layout of the product."""
-
-    node: onnx.NodeProto
-    weight: str
-    weight_index: int
-    out_in: bool  # W is stored (out, in): the adapters are peft's (rank, in) and (out, rank)
 
 
 def add_adapters(
@@ -85,10 +80,11 @@ def add_adapters(
     graph = model.graph
     if any(t.name.endswith(A_SUFFIX) for t in graph.initializer):
         raise InvalidArgumentError("add_adapters expects a model without LoRA adapters; this one already has them")
-    found = _find_targets(graph, targets)
-    if nodes is not None:
-        found = _select(found, nodes)
-    found = _without_shared_weights(graph, found, explicit=nodes is not None)
+    adaptable = find_targets(graph, targets)
+    found = select(adaptable, nodes) if nodes is not None else adaptable
+    found, shared = without_shared_weights(graph, found, explicit=nodes is not None)
+    if nodes is None:
+        warn_about_left_out(graph, targets, adaptable, shared)
     if not found:
         present = sorted({n.op_type for n in graph.node})
         raise InvalidArgumentError(
@@ -96,13 +92,15 @@ def add_adapters(
             f"a 2-D float initializer. The graph's op types: {', '.join(present) or 'none'}"
         )
     initializers = {t.name: t for t in graph.initializer}
-    _warn_about_ranks_above_full(found, initializers, rank)
+    warn_about_ranks_above_full(found, initializers, rank)
     names = _Names(graph)
     rng = np.random.default_rng(seed)
     scales: dict[str, str] = {}  # weight -> the value holding its adapters' scale
     layouts: dict[str, bool] = {}  # weight -> whether its pair is stored as peft's (out, in) pair
     for target in found:
         weight = numpy_helper.to_array(initializers[target.weight])
+        if target.transpose is not None:  # the adapters are those of the matrix the product reads, Wᵀ
+            weight = weight.T
         if target.weight not in scales:
             scales[target.weight] = names(target.weight + SCALE_SUFFIX)
             layouts[target.weight] = target.out_in
@@ -156,6 +154,7 @@ def merge_adapters(proto: onnx.ModelProto) -> onnx.ModelProto:
             # The down node reads P or Q of ΔW = P·Q (W's layout): Q when it reads W transposed, P otherwise.
             p, q = (a, b) if first == a_name else (b, a)
             step = factor * (q @ p if path.out_in else p @ q)
+            step = step.T if path.through_transpose else step  # the product read Wᵀ: ΔW is the transpose of its
             if delta is not None and not np.array_equal(delta, step):
                 raise InvalidArgumentError(f"merge_adapters: the nodes sharing {a_name!r} scale it differently")
             delta = step
@@ -201,86 +200,6 @@ def _check_targets(targets: Sequence[str]) -> tuple[str, ...]:
     return tuple(targets)
 
 
-def _find_targets(graph: onnx.GraphProto, targets: tuple[str, ...]) -> list[_Target]:
-    weights = {t.name for t in graph.initializer if len(t.dims) == 2 and t.data_type in _FLOATS and t.name} - {
-        i.name for i in graph.input
-    }  # an initializer that is also an input can be overridden: not a weight
-    found = []
-    for node in graph.node:
-        if node.op_type not in targets or node.domain not in ("", "ai.onnx"):
-            continue
-        if node.op_type == "Gemm":
-            if len(node.input) > 1 and node.input[1] in weights and node.input[0] not in weights:
-                trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
-                found.append(_Target(node, node.input[1], 1, bool(trans_b)))
-        elif len(node.input) != 2:
-            continue
-        elif node.input[1] in weights and node.input[0] not in weights:
-            found.append(_Target(node, node.input[1], 1, False))
-        elif node.input[0] in weights and node.input[1] not in weights:
-            found.append(_Target(node, node.input[0], 0, True))
-    return found
-
-
-def _select(found: list[_Target], patterns: Iterable[str]) -> list[_Target]:
-    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
-    for pattern in patterns:
-        if not any(fnmatch.fnmatchcase(t.node.name, pattern) or fnmatch.fnmatchcase(t.weight, pattern) for t in found):
-            adaptable = [f"{t.node.name or '(unnamed)'} ({t.weight})" for t in found]
-            raise InvalidArgumentError(
-                f"add_adapters: nodes entry {pattern!r} matches no adaptable node or weight. Adaptable: "
-                f"{', '.join(adaptable) or 'none'}"
-            )
-    return [
-        t
-        for t in found
-        if any(fnmatch.fnmatchcase(t.node.name, p) or fnmatch.fnmatchcase(t.weight, p) for p in patterns)
-    ]
-
-
-def _warn_about_ranks_above_full(found: list[_Target], initializers: dict[str, onnx.TensorProto], rank: int) -> None:
-    """Warn once about the weights of `found` that `rank` exceeds the smaller side of: such a pair has
-    rank·(in + out) > in·out parameters, more than the weight it adapts, and no more expressive power than a
-    full-rank update of min(in, out)."""
-    above = {}  # weight -> (its node, its shape), in the order found
-    for target in found:
-        shape = tuple(initializers[target.weight].dims)
-        if rank > min(shape) and target.weight not in above:
-            above[target.weight] = (target.node.name, shape)
-    if not above:
-        return
-    listed = [
-        f"{weight!r} {shape} of node {node!r}" if node else f"{weight!r} {shape}"
-        for weight, (node, shape) in above.items()
-    ]
-    shown = "; ".join(listed[:10]) + (f"; and {len(listed) - 10} more" if len(listed) > 10 else "")
-    warnings.warn(
-        f"LoRA rank {rank} exceeds min(in_features, out_features) of {len(above)} adapted weight(s): {shown}. Each of "
-        f"their adapters then has more parameters than the weight it adapts (rank*(in + out) > in*out) and can "
-        "express no more than an update of rank min(in, out). A rank below the smaller side is the usual choice.",
-        UserWarning,
-        stacklevel=3,  # the caller of add_adapters (onnxtrain.lora, for an imported model)
-    )
-
-
-def _without_shared_weights(graph: onnx.GraphProto, found: list[_Target], *, explicit: bool) -> list[_Target]:
-    """`found` less the targets whose weight a node outside `found` reads: the merge would change that node."""
-    chosen = {t.node.output[0] for t in found}
-    others: dict[str, onnx.NodeProto] = {}
-    for node in graph.node:
-        if node.output and node.output[0] not in chosen:
-            others.update((name, node) for name in node.input if name not in others)
-    shared = [t for t in found if t.weight in others]
-    if shared and explicit:
-        t = shared[0]
-        other = others[t.weight]
-        raise InvalidArgumentError(
-            f"add_adapters: weight {t.weight!r} of node {t.node.name!r} is also read by {other.op_type} node "
-            f"{other.name!r}, which the adapters would not reach: merging them would change that node too"
-        )
-    return [t for t in found if t.weight not in others]
-
-
 # --- rewriting ---------------------------------------------------------------------------------------------------
 class _Names:
     """Unique value and node names, so that adapters never collide with the graph's own."""
@@ -302,9 +221,7 @@ def _default_opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
-def _adapter_tensors(
-    target: _Target, weight: np.ndarray, rank: int, rng: np.random.Generator
-) -> list[onnx.TensorProto]:
+def _adapter_tensors(target: Target, weight: np.ndarray, rank: int, rng: np.random.Generator) -> list[onnx.TensorProto]:
     fan_in = weight.shape[1] if target.out_in else weight.shape[0]
     fan_out = weight.shape[0] if target.out_in else weight.shape[1]
     # peft: kaiming_uniform_(a=sqrt(5)) on A of shape (rank, in), i.e. U(-1/sqrt(in), 1/sqrt(in)).
@@ -320,7 +237,7 @@ def _adapter_tensors(
 
 
 def _rewire(
-    graph: onnx.GraphProto, target: _Target, scale: str, names: _Names, opset: int, *, transposed: bool = False
+    graph: onnx.GraphProto, target: Target, scale: str, names: _Names, opset: int, *, transposed: bool = False
 ) -> None:
     """Insert down, up, scale and add after `target.node`, whose output now feeds the add.
 
@@ -376,6 +293,7 @@ class _Path:
     base: onnx.NodeProto
     base_output: str
     out_in: bool
+    through_transpose: bool  # the base product reads Transpose(W), perm [1, 0]
 
 
 def _down_nodes(
@@ -423,12 +341,22 @@ def _adapter_path(
     base_output = next(i for i in add.input if i != mul.output[0])
     base = producers.get(base_output)
     weight = a_name[: -len(A_SUFFIX)]  # A or B: the two suffixes have one length
-    if base is None or weight not in base.input or len(consumers.get(base_output, [])) != 1:
+    through = (
+        base is not None and weight not in base.input and any(_transposes(producers.get(i), weight) for i in base.input)
+    )
+    if base is None or (weight not in base.input and not through) or len(consumers.get(base_output, [])) != 1:
         raise InvalidArgumentError(
             f"merge_adapters: adapter {a_name!r} is added to {base_output!r}, which is not the product by "
             f"{weight!r} alone"
         )
-    return _Path(down, up, mul, add, base, base_output, out_in)
+    return _Path(down, up, mul, add, base, base_output, out_in, through)
+
+
+def _transposes(node: onnx.NodeProto | None, weight: str) -> bool:
+    """Whether `node` is a Transpose that swaps the two axes of `weight`."""
+    if node is None or node.op_type != "Transpose" or list(node.input) != [weight]:
+        return False
+    return next((list(a.ints) for a in node.attribute if a.name == "perm"), [1, 0]) == [1, 0]
 
 
 def _scalar(

@@ -28,6 +28,7 @@ from onnxtrain import emit, losses
 from onnxtrain._bounded_read import MIB, read_bounded
 from onnxtrain._checks import as_real
 from onnxtrain._finite_weights import check_finite_weights, describe_non_finite, non_finite_weights, trained_weights
+from onnxtrain._graph_names import rename_values
 from onnxtrain._onnx_file import check_onnx_tensors, onnx_file_problem, parse_onnx_file
 from onnxtrain._onnx_tensors import MAX_MODEL_BYTES
 from onnxtrain._ort_training import checkpoint_bytes_from_weights
@@ -45,6 +46,7 @@ from onnxtrain.errors import (
     OnnxtrainError,
     RuntimeSetupError,
 )
+from onnxtrain.foreign._export_names import export_renames
 from onnxtrain.foreign._layer import compile_opset
 from onnxtrain.functional import Functional
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
@@ -154,10 +156,19 @@ def _loss_metadata(loss: Loss) -> str:
 
 
 def exported_model(
-    model: SavedModel, compiled: Compiled | None, opset: int | None = None, ir_version: int | None = None
+    model: SavedModel,
+    compiled: Compiled | None,
+    opset: int | None = None,
+    ir_version: int | None = None,
+    *,
+    file_names: bool = False,
 ) -> onnx.ModelProto:
     """The deployable ModelProto of `model` with its current weights and descriptive metadata: what `export`
     writes, and `save` as model.onnx.
+
+    With `file_names` (what `export` and `save` write), a model `from_onnx` made (no new head) keeps the imported
+    file's input and output names (`onnxtrain.foreign._export_names`). Without, and for every other model, the
+    names are onnxtrain's (`emit.input_names`, `emit.output_names`), which predictions in training feed.
 
     Raises:
         InvalidArgumentError: the opset / IR version is out of range, or a layer cannot be expressed in it.
@@ -165,15 +176,17 @@ def exported_model(
     opset, ir_version = inference_opset_and_ir(model.graph.layers, compiled, opset, ir_version)
     loss = compiled.loss if compiled is not None else model.trained_loss
     model.sync_weights()
+    renames = export_renames(model.graph, loss) if file_names else {}
+    input_names = [renames.get(name, name) for name in emit.input_names(model.graph)]
     metadata = {
         META_VERSION: __version__,
         META_MODEL_NAME: model.name,
         META_INPUT_SCALE: repr(float(model.input_scale)),
-        META_INPUT_SCALING: _input_scaling(float(model.input_scale), model.graph),
+        META_INPUT_SCALING: _input_scaling(float(model.input_scale), model.graph, input_names),
     }
     token_ids = {
         name: {"input_dim": ids.input_dim, "layer": ids.layer}
-        for name, ids in zip(emit.input_names(model.graph), token_id_inputs(model.graph), strict=True)
+        for name, ids in zip(input_names, token_id_inputs(model.graph), strict=True)
         if ids is not None
     }
     if token_ids:
@@ -181,7 +194,7 @@ def exported_model(
     if loss is not None:
         metadata[META_LOSS] = _loss_metadata(loss)
     try:
-        return emit.inference_graph(
+        proto = emit.inference_graph(
             model.graph,
             loss,
             opset=opset,
@@ -189,6 +202,7 @@ def exported_model(
             metadata=metadata,
             class_names=model.class_names,
         )
+        return rename_values(proto, renames) if renames else proto
     except onnx.checker.ValidationError as e:
         raise InvalidArgumentError(
             f"The model cannot be exported with opset={opset}, ir_version={ir_version}: the ONNX checker "
@@ -197,9 +211,9 @@ def exported_model(
         ) from e
 
 
-def _input_scaling(scale: float, graph: Functional) -> str:
-    """How to feed the model, for deployers in any language (the `input_scaling` metadata property)."""
-    names = emit.input_names(graph)
+def _input_scaling(scale: float, graph: Functional, names: list[str]) -> str:
+    """How to feed the model, for deployers in any language (the `input_scaling` metadata property); `names`: the
+    export's input names."""
     integer = [f"{name} ({x.dtype})" for name, x in zip(names, graph.inputs, strict=True) if x.dtype.kind == "i"]
     ids = "feed integer token ids in the input's own type (int64: BigInt64Array in onnxruntime-web and -node); "
     ids += "they are never scaled"
@@ -236,7 +250,7 @@ def model_config(model: SavedModel, trainer: Trainer | None, optimizer_state_sav
 def saved_files(model: SavedModel, trainer: Trainer | None, save_optimizer_state: bool = False) -> dict[str, bytes]:
     """{file name: contents} of a saved model directory, as `save` writes them (`trainer`: the model's, if
     compiled)."""
-    inference = exported_model(model, trainer.compiled if trainer is not None else None)
+    inference = exported_model(model, trainer.compiled if trainer is not None else None, file_names=True)
     files = {MODEL_FILE: inference.SerializeToString()}
     if trainer is not None:
         files[CHECKPOINT_FILE] = trainer.engine.checkpoint_bytes(include_optimizer_state=save_optimizer_state)
@@ -319,7 +333,7 @@ def export_model(
             "forbids replacing it. Pass writing_mode=WritingMode.OVERRIDE to replace it."
         )
     check_finite_weights(trained_weights(model), "export")
-    proto = exported_model(model, compiled, opset, ir_version)
+    proto = exported_model(model, compiled, opset, ir_version, file_names=True)
     data = (transform(proto) if transform is not None else proto).SerializeToString()
     written = write_atomically(target, data)
     refusal = runtime_refusal(default_opset(proto), proto.ir_version)

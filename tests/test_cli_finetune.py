@@ -290,14 +290,14 @@ def _token_model() -> onnx.ModelProto:
 
 
 def test_finetune_of_an_int64_token_model_exports_an_int64_input(folder: Path) -> None:
-    """The export keeps the int64 input, with no Cast in front, so code that fed the original model int64 ids
-    feeds the export the same; ONNX Runtime on it equals the saved model's predict."""
+    """The export keeps the int64 input, named as in the file and with no Cast in front, so code that fed the
+    original model int64 ids feeds the export the same; ONNX Runtime on it equals the saved model's predict."""
     onnx.save(_token_model(), folder / "tok.onnx")
     ids = np.random.default_rng(1).integers(0, 20, (40, 5))
     np.savez(folder / "tok.npz", x=ids, y=ids[:, 0] % 3)
     assert main(["finetune", "tok.onnx", "--data", "tok.npz", "--verbose", "0", "--output", "run"]) == 0
-    exported = onnx.load(folder / "run" / "model.onnx")
-    assert [(i.name, i.type.tensor_type.elem_type) for i in exported.graph.input] == [("input", onnx.TensorProto.INT64)]
+    exported = onnx.load(folder / "run" / "model.onnx")  # the file's own input name, as the original model's
+    assert [(i.name, i.type.tensor_type.elem_type) for i in exported.graph.input] == [("ids", onnx.TensorProto.INT64)]
     assert "Cast" not in {node.op_type for node in exported.graph.node}
     with load_model(folder / "run" / "model") as saved:
         assert saved.graph.inputs[0].dtype == np.int64

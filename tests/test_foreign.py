@@ -864,7 +864,7 @@ def test_export_merges_lora_adapters_into_plain_weights(tmp_path):
     assert sorted(t.name for t in merged.graph.initializer if t.data_type == TensorProto.FLOAT) == sorted(
         t.name for t in proto.graph.initializer if t.data_type == TensorProto.FLOAT
     )
-    np.testing.assert_allclose(_run(merged, input=x), adapted, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_run(merged, x=x), adapted, rtol=1e-5, atol=1e-5)
     with pytest.raises(InvalidArgumentError, match=r"merge_adapters=.*'yes'"):
         model.export(tmp_path / "other.onnx", merge_adapters="yes")
     model.close()

@@ -337,8 +337,9 @@ def run_for_shape(
     data_inputs: Sequence[onnx.ValueInfoProto],
     data_shapes: Sequence[Shape],
     weight_shapes: dict[str, Shape],
+    index: int = 0,
 ) -> Shape | None:
-    """The per-example shape of the output, from running the graph on a batch of 2 zeros (zero weights) in ONNX
+    """The per-example shape of output `index`, from running the graph on a batch of 2 zeros (zero weights) in ONNX
     Runtime; None when it cannot run."""
     import onnxruntime as ort  # the inference API only; imported here to keep importing onnxtrain light
 
@@ -349,7 +350,7 @@ def run_for_shape(
     feeds |= {name: np.zeros(shape, np.float32) for name, shape in weight_shapes.items()}
     try:
         session = ort.InferenceSession(stripped.SerializeToString(), providers=["CPUExecutionProvider"])
-        return tuple(int(d) for d in session.run(None, feeds)[0].shape[1:])
+        return tuple(int(d) for d in session.run(None, feeds)[index].shape[1:])
     except Exception:  # ORT's own error types; the caller reports the unknown shape
         return None
 

@@ -5,6 +5,7 @@ It sits above `onnxtrain.model` (the layer it wraps, `OnnxLayer`, sits with the 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -13,7 +14,10 @@ import onnx
 
 from onnxtrain.emit import RESERVED_NAMES
 from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.foreign._graph import COMMANDS
 from onnxtrain.foreign._layer import OnnxLayer
+from onnxtrain.foreign._outputs import OnnxOutput
+from onnxtrain.foreign._tied import Untie
 from onnxtrain.layers import Input
 from onnxtrain.model import Model
 
@@ -27,10 +31,12 @@ def from_onnx(
     input_scale: float | None = None,
     batch_norm: str = "inference",
     name: str = "imported",
+    untie: Untie = None,
 ) -> Model:
     """The ONNX model `model` (a path, external data read from its folder, or an onnx.ModelProto) as a Model:
-    its inputs, then one `OnnxLayer` holding the graph. `compile / fit / evaluate / predict / save / export /
-    summary` work as for a Sequential, and `load_model` reads its save back.
+    its inputs, then one `OnnxLayer` holding the graph (and, for a graph of several outputs, one `OnnxOutput` per
+    output: a model of several outputs, each trained with its own loss). `compile / fit / evaluate / predict /
+    save / export / summary` work as for a Sequential, and `load_model` reads its save back.
 
     Every float32 initializer is a weight, kept under its initializer name (`get_weights()["fc1.weight"]`), and
     trains unless `trainable` or `frozen` says otherwise; int initializers are constants. Shape-only subgraphs
@@ -50,6 +56,10 @@ def from_onnx(
             keeps 1. Integer inputs are never scaled.
         batch_norm: "inference" or "train" (see `OnnxLayer`).
         name: the model's name.
+        untie: initializers that several nodes read, to make one weight per node (names or glob patterns, or
+            True for all; `_tied.untie_weights`). By default those the file proves separate are untied (torch's
+            TorchScript Identity copies of merged parameters, dynamo metadata naming other parameters) and the
+            other shared ones that train are warned about; False keeps the file's sharing.
 
     Returns:
         A Model whose graph is Input(s) -> OnnxLayer.
@@ -62,7 +72,14 @@ def from_onnx(
         >>> model.compile(optimizer=SGD(0.1), loss="softmax_cross_entropy_with_logits")  # doctest: +SKIP
     """
     result = imported_model(
-        model, trainable=trainable, frozen=frozen, outputs=outputs, batch_norm=batch_norm, name=name, caller="from_onnx"
+        model,
+        trainable=trainable,
+        frozen=frozen,
+        outputs=outputs,
+        batch_norm=batch_norm,
+        name=name,
+        caller="from_onnx",
+        untie=untie,
     )
     if input_scale is not None:
         if isinstance(input_scale, bool) or not isinstance(input_scale, int | float) or not input_scale > 0:
@@ -82,9 +99,10 @@ def imported_model(
     batch_norm: str = "inference",
     name: str,
     caller: str,
+    untie: Untie = None,
 ) -> Model:
     """`from_onnx` but `input_scale`, for a `caller` whose errors name its own arguments: the `finetune` command
-    names its options (`--trainable`, see `OnnxLayer`'s `caller`)."""
+    names its options (`--trainable`, see `OnnxLayer`'s `caller`) and takes a graph of one output."""
     layer = OnnxLayer(
         model,
         trainable=True if trainable is None else trainable,
@@ -93,6 +111,8 @@ def imported_model(
         batch_norm=batch_norm,
         prefix_names=False,
         name="onnx_model",
+        untie=untie,
+        pack_outputs=caller not in COMMANDS,
         caller=caller,
     )
     several = layer.multi_input
@@ -101,6 +121,16 @@ def imported_model(
         for value, shape in zip(layer.data_inputs, layer.data_shapes, strict=True)
     ]
     output = layer(inputs if several else inputs[0])
+    if layer.pack_outputs and len(layer.output_shapes) > 1:
+        taken = {str(x.name) for x in inputs} if several else set()
+        outputs_ = []
+        start = 0
+        for value, shape in zip(layer.graph.graph.output, layer.output_shapes, strict=True):
+            layer_name = output_layer_name(value.name, taken)
+            taken.add(layer_name)
+            outputs_.append(OnnxOutput(start, shape, name=layer_name)(output))
+            start += math.prod(shape)
+        return Model(inputs if several else inputs[0], outputs_, name=name, seed=0)
     return Model(inputs if several else inputs[0], output, name=name, seed=0)
 
 
@@ -111,6 +141,19 @@ def input_dtype(value: onnx.ValueInfoProto) -> str:
     `OnnxLayer` (a new head) takes it too: `Input(*layer.data_shapes[0], dtype=input_dtype(layer.data_inputs[0]))`."""
     integers: dict[int, str] = {onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32"}
     return integers.get(value.type.tensor_type.elem_type, "float32")
+
+
+def output_layer_name(name: str, taken: set[str]) -> str:
+    """A foreign graph output's name as its `OnnxOutput` layer's, which a model of several outputs names the
+    output by (`compile(loss={name: ...})`): no dots, slashes, spaces or colons, and neither a name onnxtrain's
+    graphs use (`logits` -> `logits_output`) nor one in `taken` (the inputs', the other outputs')."""
+    cleaned = re.sub(r"[ ./:]+", "_", name).strip("_") or "output"
+    candidate = f"{cleaned}_output" if cleaned in RESERVED_NAMES or cleaned in taken else cleaned
+    n = 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{cleaned}_output_{n}"
+    return candidate
 
 
 def _input_name(name: str) -> str:

@@ -11,7 +11,6 @@ follow the layer's modes (see `OnnxLayer`); every other node is copied as it is,
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -33,8 +32,11 @@ from onnxtrain.foreign import _graph
 from onnxtrain.foreign._fixed_batch import check_batch_varies, exported_batch
 from onnxtrain.foreign._graph import Shape
 from onnxtrain.foreign._inline import Inliner, copy_hint
+from onnxtrain.foreign._outputs import pack, packed_shape
 from onnxtrain.foreign._quantized import check_gradients_reach_weights
+from onnxtrain.foreign._selection import matching, patterns, reader_scopes
 from onnxtrain.foreign._statistics import own_statistics, warn_without_batch_norm
+from onnxtrain.foreign._tied import Untie, untie_weights, warn_tied
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers._layer import Layer, describe, format_shape
 
@@ -65,6 +67,12 @@ class OnnxLayer(Layer):
             graph without BatchNormalization (folded into the Convs by the exporter) warns.
         prefix_names: False keeps each weight's graph name its initializer name (what `from_onnx` does) instead
             of `<layer name>.<initializer>`; then the model can hold no other layer with such a weight name.
+        untie: which initializers that several nodes read become one weight per node (`_tied.untie_weights`):
+            None (default) unties what the file proves separate (TorchScript's Identity of a merged parameter,
+            dynamo metadata naming another parameter) and warns about the rest that train; True unties every
+            shared one; names or glob patterns: those too; False keeps the file's sharing.
+        pack_outputs: take a graph of several outputs, the layer's output being them all flattened and
+            concatenated (`_outputs`: what `from_onnx` builds its `OnnxOutput`s on); else one output only.
         caller: what errors about the arguments name: "from_onnx" when `from_onnx` makes the layer; a command
             (`_graph.COMMANDS`: "finetune") has them name its options (`--trainable`).
 
@@ -93,10 +101,12 @@ class OnnxLayer(Layer):
         batch_norm: str = "inference",
         prefix_names: bool = True,
         *,
+        untie: Untie = None,
+        pack_outputs: bool = False,
         caller: str = "OnnxLayer",
     ):
         self.caller = caller
-        patterns = _patterns(caller, "trainable", trainable) if not isinstance(trainable, bool) else None
+        chosen = patterns(caller, "trainable", trainable) if not isinstance(trainable, bool) else None
         super().__init__(name=name, trainable=trainable if isinstance(trainable, bool) else True)
         if batch_norm not in BATCH_NORM_MODES:
             raise InvalidArgumentError(
@@ -106,20 +116,25 @@ class OnnxLayer(Layer):
             raise InvalidTypeError(f"{caller}(prefix_names=...) expects a bool. Received: {prefix_names!r}")
         self.batch_norm = batch_norm
         self.prefix_names = prefix_names
-        self.trainable_patterns = patterns
-        self.frozen_patterns = _patterns(caller, "frozen", frozen) if frozen is not None else None
+        self.trainable_patterns = chosen
+        self.frozen_patterns = patterns(caller, "frozen", frozen) if frozen is not None else None
         proto = _graph.read_model(model, caller)
         _graph.check_default_domain(proto, caller)
         if outputs is not None:
             proto = _graph.cut(proto, outputs, caller)
-        if len(proto.graph.output) != 1:
+        self.pack_outputs = pack_outputs is True and len(proto.graph.output) > 1  # one output: the layer's own
+        if len(proto.graph.output) != 1 and not self.pack_outputs:
             names = [o.name for o in proto.graph.output]
             raise InvalidArgumentError(
                 f"{caller} expects a graph with one output. Received: {len(names)} outputs {names}. Choose one "
-                "with outputs=[name]."
+                f"with {_graph.argument(caller, 'outputs')}"
+                + (" (from_onnx imports them all)." if caller == "OnnxLayer" else ".")
             )
+        first_import = not _graph.weight_names(proto)  # a file, not a stored graph (load_model, lora)
+        untied = untie_weights(proto, untie, caller)
+        proto = untied.model
         if batch_norm == "train":
-            if not _graph.weight_names(proto):  # a file's first import, not a stored graph (load_model, lora)
+            if first_import:
                 warn_without_batch_norm(proto, caller)
             proto = own_statistics(proto)
         batch = exported_batch(proto)  # before the batch is made symbolic: what the probe below runs first
@@ -136,23 +151,26 @@ class OnnxLayer(Layer):
         self.multi_input = len(self.data_inputs) > 1
         self.data_shapes = [_graph.per_example_shape(v, f"input {v.name!r}", caller) for v in self.data_inputs]
         self._converted: dict[int, onnx.ModelProto] = {}
-        self._own_output_shape = self._infer_output_shape()
+        self.output_shapes = [self._infer_output_shape(i) for i in range(len(self.graph.graph.output))]
+        self._own_output_shape = packed_shape(self.output_shapes) if self.pack_outputs else self.output_shapes[0]
         if batch is not None:  # a file exported with a dynamic batch is taken at its word; a stored graph has one
             check_batch_varies(self.graph, self.data_inputs, self.data_shapes, self.weight_shapes, batch, caller)
         for local, value in weights.items():
             self.add_weight(local, value)
         self.non_trainable = self._frozen_names()
+        if first_import and self.trainable:
+            warn_tied(untied.ambiguous, set(self.weight_shapes) - self.non_trainable, caller)
 
     # --- selection ----------------------------------------------------------------------------------------
     def _frozen_names(self) -> set[str]:
         names = list(self.weight_shapes)
         constants = self.exporter_constants()
         selected = {name for name in names if name not in constants}
-        scopes = _reader_scopes(self.graph.graph, set(names))
+        scopes = reader_scopes(self.graph.graph, set(names))
         if self.trainable_patterns is not None:
-            selected = _matching(self.caller, "trainable", self.trainable_patterns, names, scopes)
+            selected = matching(self.caller, "trainable", self.trainable_patterns, names, scopes)
         if self.frozen_patterns is not None:
-            selected -= _matching(self.caller, "frozen", self.frozen_patterns, names, scopes)
+            selected -= matching(self.caller, "frozen", self.frozen_patterns, names, scopes)
         statistics = {
             name for node in self.graph.graph.node if node.op_type == "BatchNormalization" for name in node.input[3:5]
         }
@@ -173,8 +191,8 @@ class OnnxLayer(Layer):
         return one_element | (set(_graph.non_finite_weights(self.graph)) & set(self.weight_shapes))
 
     # --- lifecycle ----------------------------------------------------------------------------------------
-    def _infer_output_shape(self) -> Shape:
-        output = self.graph.graph.output[0]
+    def _infer_output_shape(self, index: int) -> Shape:
+        output = self.graph.graph.output[index]
         types = _graph.infer(self.graph)
         known = types.get(output.name, output.type)
         elem = known.tensor_type.elem_type
@@ -195,7 +213,7 @@ class OnnxLayer(Layer):
         try:
             return _graph.per_example_shape(known, f"output {output.name!r}", self.caller)
         except UnsupportedError:  # shape inference stopped short of it: run the graph once on zeros
-            shape = _graph.run_for_shape(self.graph, self.data_inputs, self.data_shapes, self.weight_shapes)
+            shape = _graph.run_for_shape(self.graph, self.data_inputs, self.data_shapes, self.weight_shapes, index)
             if shape is None:
                 raise
             return shape
@@ -270,7 +288,10 @@ class OnnxLayer(Layer):
         with own:
             train_batch_norm = self.batch_norm == "train" and builder.training and self.trainable
             inliner = Inliner(builder, graph, names, str(self.name), train_batch_norm)
-            return inliner.run(self.data_inputs, xs)
+            value = inliner.run(self.data_inputs, xs)
+            if not self.pack_outputs:
+                return value
+            return pack(builder, [inliner.names[output.name] for output in graph.graph.output])
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -280,7 +301,7 @@ class OnnxLayer(Layer):
             "batch_norm": self.batch_norm,
             "prefix_names": self.prefix_names,
             "name": self.name,
-        }
+        } | ({"pack_outputs": True} if self.pack_outputs else {})
 
     @classmethod
     def from_layer_config(cls, config: dict[str, Any]) -> OnnxLayer:
@@ -307,50 +328,6 @@ def _settings(model: onnx.ModelProto) -> set[str]:
         for i, name in enumerate(node.input):
             reads.setdefault(name, set()).add(i in _SETTING_INPUTS.get(node.op_type, ()))
     return {name for name, kinds in reads.items() if kinds == {True}}
-
-
-def _patterns(caller: str, argument: str, value: object) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(p, str) and p for p in items):
-        raise InvalidTypeError(
-            f"{_graph.argument(caller, argument)} expects a bool or a list of initializer names and glob patterns, "
-            f'e.g. ["head.*"]. Received: {argument}={value!r}'
-        )
-    return tuple(items)
-
-
-def _reader_scopes(graph: onnx.GraphProto, names: set[str]) -> dict[str, set[str]]:
-    """For each weight in `names`, the names of the nodes that read it, with "/" read as "." and no leading dot:
-    TorchScript names a transposed Linear weight `onnx::MatMul_391`, read by `/encoder/layers.0/linear1/MatMul`,
-    which reads as `encoder.layers.0.linear1.MatMul`, beside its bias `encoder.layers.0.linear1.bias`."""
-    scopes: dict[str, set[str]] = {}
-    for node in graph.node:
-        scope = node.name.replace("/", ".").lstrip(".")
-        for name in node.input:
-            if name in names and scope:
-                scopes.setdefault(name, set()).add(scope)
-    return scopes
-
-
-def _matching(
-    caller: str, argument: str, patterns: Sequence[str], names: list[str], scopes: dict[str, set[str]]
-) -> set[str]:
-    """The weights a pattern selects: by their own name, or by the scope of a node that reads them."""
-    matched: set[str] = set()
-    for pattern in patterns:
-        found = {
-            name
-            for name in names
-            if fnmatch.fnmatchcase(name, pattern) or any(fnmatch.fnmatchcase(s, pattern) for s in scopes.get(name, ()))
-        }
-        if not found:
-            shown = f"{names}" if len(names) <= 30 else f"{names[:30]} and {len(names) - 30} more"
-            raise InvalidArgumentError(
-                f"{_graph.argument(caller, argument)}: {pattern!r} matches no float initializer of the graph. "
-                f"Available: {shown}"
-            )
-        matched |= found
-    return matched
 
 
 def compile_opset(layers: Iterable[Any], opset: int | None, ir_version: int | None) -> tuple[int, int]:

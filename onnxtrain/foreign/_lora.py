@@ -54,7 +54,7 @@ def lora(
     """
     if not isinstance(model, Model):
         adapted = add_adapters(_graph.read_model(model, "lora"), rank, targets, alpha, seed, nodes)
-        return from_onnx(adapted, trainable=list(ADAPTER_PATTERNS))
+        return from_onnx(adapted, trainable=list(ADAPTER_PATTERNS), untie=False)
     layer = _imported_layer(model)
     adapted = add_adapters(_with_weights(layer, model.get_weights()), rank, targets, alpha, seed, nodes)
     result = from_onnx(
@@ -63,6 +63,7 @@ def lora(
         input_scale=model.input_scale if model.input_scale != 1.0 else None,
         batch_norm=layer.batch_norm,
         name=model.name,
+        untie=False,  # the base was untied at its import; weights shared here are the adapters a tied W shares
     )
     result.class_names = model.class_names
     return result

@@ -3,10 +3,11 @@ and a graph without BatchNormalization (folded into the Conv weights by the expo
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import onnx
+
+from onnxtrain.foreign._tied import fresh, identity_copies, names_in, scope, tensor_copy
 
 STATISTICS = ((3, "running_mean"), (4, "running_var"))  # BatchNormalization's inputs
 EXPORT_WITH_STATISTICS = (
@@ -30,35 +31,25 @@ def own_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
     result.CopyFrom(model)
     graph = result.graph
     initializers = {t.name: t for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
-    identities = {n.output[0]: n for n in graph.node if n.op_type == "Identity" and n.input and n.output}
-    taken = {v.name for v in [*graph.input, *graph.output, *graph.initializer]} | {
-        o for n in graph.node for o in n.output
+    read = {
+        n.input[p] for n in graph.node if n.op_type == "BatchNormalization" for p, _ in STATISTICS if p < len(n.input)
     }
+    taken = names_in(graph)
+    identity_copies(graph, initializers, only=read)  # each Identity named for a node's own; it rebuilds graph.node
+    nodes = [n for n in graph.node if n.op_type == "BatchNormalization"]
     claimed: set[str] = set()
-    replaced: list[onnx.NodeProto] = []
-    for node in [n for n in graph.node if n.op_type == "BatchNormalization"]:
+    for node in nodes:
         for position, what in STATISTICS:
-            if position >= len(node.input):
+            if position >= len(node.input) or node.input[position] not in initializers:
+                continue  # statistics computed by other nodes
+            if node.input[position] not in claimed:
+                claimed.add(node.input[position])
                 continue
-            name = source = node.input[position]
-            while source in identities and source not in initializers:
-                source = identities[source].input[0]
-            if source not in initializers:
-                continue
-            if name not in claimed:  # the node's own: the initializer, or an Identity's output named for it
-                if name != source:
-                    replaced.append(identities[name])
-                    graph.initializer.append(_copy(initializers[source], name))
-                claimed.add(name)
-                continue
-            own = _fresh(f"{_scope(node)}.{what}", taken)
+            own = fresh(f"{scope(node)}.{what}", taken)
             taken.add(own)
-            graph.initializer.append(_copy(initializers[source], own))
+            graph.initializer.append(tensor_copy(initializers[node.input[position]], own))
             node.input[position] = own
             claimed.add(own)
-    kept = [n for n in graph.node if all(n is not r for r in replaced)]
-    del graph.node[:]
-    graph.node.extend(kept)
     return result
 
 
@@ -73,23 +64,3 @@ def warn_without_batch_norm(model: onnx.ModelProto, owner: str) -> None:
         UserWarning,
         stacklevel=5,  # from_onnx's caller: from_onnx -> imported_model -> OnnxLayer -> here
     )
-
-
-def _scope(node: onnx.NodeProto) -> str:
-    """The node's name as a weight name's prefix: "/b1/BatchNormalization" -> "b1.BatchNormalization"."""
-    return re.sub(r"[/:]+", ".", node.name or node.output[0]).strip(".") or "batch_norm"
-
-
-def _fresh(name: str, taken: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{name}_{n}"
-    return candidate
-
-
-def _copy(tensor: onnx.TensorProto, name: str) -> onnx.TensorProto:
-    copy = onnx.TensorProto()
-    copy.CopyFrom(tensor)
-    copy.name = name
-    return copy
