@@ -295,10 +295,17 @@ def save_model(
 
 
 def _refuse_file_target(directory: object) -> None:
-    """Refuse `save` into an existing file before any work, pointing to `export` (a Keras user saves to a file:
-    `model.save("model.keras")`)."""
+    """Refuse `save` into an existing file, or to a name of Keras' model files, before any work, pointing to a
+    directory or `export` (a Keras user saves to a file: `model.save("model.keras")`)."""
     if isinstance(directory, str | os.PathLike):
         path = os.path.expanduser(os.fspath(directory))
+        if path.lower().endswith((".keras", ".h5", ".hdf5")):
+            stem = path[: -len(os.path.splitext(path)[1])]
+            raise InvalidArgumentError(
+                f"save(directory=...) writes a model directory (model.onnx, config.json, checkpoint; load_model reads "
+                f"it), not Keras' one-file format. Received: '{directory}', a name of a Keras .keras/.h5 file. Name "
+                f"a directory, e.g. {stem!r}, or use export('{stem}.onnx') for the inference model as one file."
+            )
         if os.path.lexists(path) and not os.path.isdir(path):
             raise InvalidArgumentError(
                 f"save(directory=...) expects a directory path, but '{directory}' is an existing file: save writes "

@@ -280,6 +280,18 @@ def test_save_onto_an_onnx_file_names_save_and_points_to_export(tmp_path):
     assert exported.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["model.onnx"]
 
 
+@pytest.mark.parametrize("name", ["my_model.keras", "model.h5", "Model.HDF5"])
+def test_save_to_a_keras_file_name_is_refused_before_writing(tmp_path, name):
+    # keras.io: model.save("my_model.keras") wrote a directory of that name; ModelCheckpoint already refused it
+    stem = name.rsplit(".", 1)[0]
+    with pytest.raises(InvalidArgumentError) as raised:
+        _model(compiled=False).save(tmp_path / name)
+    message = str(raised.value)
+    assert f"Received: '{tmp_path / name}', a name of a Keras .keras/.h5 file" in message
+    assert repr(str(tmp_path / stem)) in message and f"export('{tmp_path / stem}.onnx')" in message
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_permission_denied_keeps_the_previous_model(tmp_path, monkeypatch, mode):
     directory = tmp_path / "model"
