@@ -261,7 +261,7 @@ def test_a_schedule_that_is_not_registered_trains_but_is_refused_at_save(tmp_pat
 def test_register_refuses_what_is_not_a_schedule_and_keras_names():
     with pytest.raises(InvalidTypeError, match="expects a LearningRateSchedule subclass"):
         schedules.register(dict)  # type: ignore[type-var]
-    with pytest.raises(InvalidArgumentError, match="CosineDecay is the name of a built-in schedule"):
+    with pytest.raises(InvalidArgumentError, match="'CosineDecay' is the name of a built-in learning-rate schedule"):
         schedules.register(type("CosineDecay", (LearningRateSchedule,), {}))
 
 

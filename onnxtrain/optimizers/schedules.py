@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from onnxtrain._checks import as_real, check_bool
+from onnxtrain._registry import Registered
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnknownIdentifierError
 
 __all__ = [
@@ -364,7 +365,13 @@ _BUILT_IN: dict[str, type[LearningRateSchedule]] = {
         CosineDecayRestarts,
     )
 }
-_registered: dict[str, type[LearningRateSchedule]] = {}
+_REGISTERED = Registered(
+    "learning-rate schedule",
+    "onnxtrain.optimizers.schedules.register",
+    accepts=lambda obj: isinstance(obj, type) and issubclass(obj, LearningRateSchedule),
+    expected="a LearningRateSchedule subclass",
+    built_in=lambda: _BUILT_IN,
+)
 
 
 def register(cls: ScheduleT) -> ScheduleT:
@@ -376,14 +383,7 @@ def register(cls: ScheduleT) -> ScheduleT:
         InvalidTypeError: `cls` is not a LearningRateSchedule subclass.
         InvalidArgumentError: the name is one of Keras' schedules here.
     """
-    if not (isinstance(cls, type) and issubclass(cls, LearningRateSchedule)):
-        raise InvalidTypeError(f"register expects a LearningRateSchedule subclass. Received: {cls!r}")
-    if cls.__name__ in _BUILT_IN and _BUILT_IN[cls.__name__] is not cls:
-        raise InvalidArgumentError(
-            f"register: {cls.__name__} is the name of a built-in schedule; give your class another name."
-        )
-    _registered[cls.__name__] = cls
-    return cls
+    return _REGISTERED.register(cls)
 
 
 def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
@@ -393,7 +393,7 @@ def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
         InvalidArgumentError: the class is not registered, its `get_config` is missing or not JSON.
     """
     name = type(schedule).__name__
-    if _BUILT_IN.get(name) is not type(schedule) and _registered.get(name) is not type(schedule):
+    if _BUILT_IN.get(name) is not type(schedule) and _REGISTERED.get(name) is not type(schedule):
         raise InvalidArgumentError(
             f"The learning-rate schedule {name} cannot be saved: a saved optimizer names its schedule's class, and "
             f"{name} is not registered. Decorate the class with @onnxtrain.optimizers.schedules.register (and give "
@@ -428,11 +428,11 @@ def deserialize(config: dict[str, Any]) -> LearningRateSchedule:
         raise InvalidArgumentError(
             f"The config of learning-rate schedule {name} expects a dict. Received: config={arguments!r}"
         )
-    cls = _BUILT_IN.get(name) or _registered.get(name)
+    cls = _BUILT_IN.get(name) or _REGISTERED.get(name)
     if cls is None:
         raise UnknownIdentifierError(
             f"Could not interpret learning-rate schedule {name!r}. Valid names: {sorted(_BUILT_IN)}, and those "
-            f"registered with @onnxtrain.optimizers.schedules.register ({sorted(_registered) or 'none yet'}): define "
+            f"registered with @onnxtrain.optimizers.schedules.register ({_REGISTERED.names or 'none yet'}): define "
             "and register your class before loading."
         )
     return cls.from_config(dict(arguments))
