@@ -18,7 +18,7 @@ from onnxtrain.callbacks import Callback, CSVLogger, ModelCheckpoint
 from onnxtrain.distributed._communicator import Communicator, broadcast_bytes
 from onnxtrain.distributed._reduce import all_reduce_sums
 from onnxtrain.distributed._world import world
-from onnxtrain.errors import DataParallelError, ModelStateError
+from onnxtrain.errors import DataParallelError, InvalidArgumentError, ModelStateError
 
 LISTED_PROCESSES = 4  # how many processes a message names before "and N more"
 
@@ -45,13 +45,22 @@ def compile_settings_of(
     settings.update({f"optimizer {key}": repr(value) for key, value in config.items()})
     settings["loss"] = json.dumps(loss.get_config(), sort_keys=True, default=str)
     # A metric's config: its arguments too (Precision(thresholds=0.3) is not Precision()), a bare name for the rest
-    settings["metrics"] = repr(
-        [m.get_config() if hasattr(m, "get_config") else getattr(m, "value", m) for m in metrics]
-    )
+    settings["metrics"] = repr([_metric_setting(m) for m in metrics])
     for name, value in parameters.items():
         frozen = "" if name in trainable else " (not trainable)"
         settings[f"parameter {name}"] = f"shape {tuple(int(d) for d in np.shape(value))}{frozen}"
     return settings
+
+
+def _metric_setting(metric: Any) -> Any:
+    """A metric as the processes compare it: its config, or its name where it has no config to save (a lambda
+    given as a metric function trains; only `save` refuses it)."""
+    if not hasattr(metric, "get_config"):
+        return getattr(metric, "value", metric)
+    try:
+        return metric.get_config()
+    except InvalidArgumentError:
+        return getattr(metric, "name", repr(metric))
 
 
 def check_compiled_alike(communicator: Communicator, settings: Mapping[str, str]) -> None:

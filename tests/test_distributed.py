@@ -555,6 +555,19 @@ def test_compile_refuses_processes_that_compile_different_settings_or_shapes(cas
     assert expected in message
 
 
+def test_compile_in_a_world_compares_a_lambda_metric_by_its_name() -> None:
+    # A lambda metric trains (only save refuses it, having no name to save): the processes compare its name.
+    world = ThreadWorld(2)
+    dist.init(communicator=world)
+
+    def compile_in(rank: int) -> bool:
+        with Sequential.of(Input(5), Dense(3), seed=rank) as model:
+            model.compile(optimizer="adam", loss="mse", metrics=[lambda y, p: np.abs(y - p).mean(axis=-1)])
+            return model.is_compiled
+
+    assert world.run(compile_in) == [True, True]
+
+
 def test_compile_in_a_world_accepts_models_built_alike_with_other_seeds() -> None:
     world = ThreadWorld(2)
     dist.init(communicator=world)
