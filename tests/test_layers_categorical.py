@@ -225,6 +225,11 @@ def test_given_vocabulary_may_start_with_the_special_tokens():
     [
         (lambda: IntegerLookup(vocabulary=[1, 2, 1]), InvalidArgumentError, r"distinct tokens.*repeated \[1\]"),
         (lambda: IntegerLookup(vocabulary=[1, 0], mask_token=0), InvalidArgumentError, "holds the mask token 0"),
+        (  # Keras: "Found reserved OOV token at unexpected location"; leading [0, -1] would be the special tokens
+            lambda: IntegerLookup(vocabulary=[-1, 1, 2], mask_token=0),
+            InvalidArgumentError,
+            r"holds the OOV token -1 after its leading special tokens \[0, -1\]",
+        ),
         (lambda: IntegerLookup(vocabulary=[1, 2, 3], max_tokens=3), InvalidArgumentError, "more than max_tokens=3"),
         (lambda: IntegerLookup(vocabulary=[1.5]), InvalidArgumentError, "integer tokens. Received: 1.5"),
         (lambda: IntegerLookup(vocabulary=["a"]), InvalidTypeError, "Received: dtype <U1"),
@@ -282,6 +287,10 @@ def test_adapt_is_refused_once_the_layer_is_in_a_model():
 def test_encodings_that_need_a_vocabulary_or_one_axis_say_so():
     with pytest.raises(ModelStateError, match="give it vocabulary"):
         Sequential([Input(1, dtype="int64"), IntegerLookup(output_mode="one_hot")])
+    with pytest.raises(ModelStateError, match=r"has no vocabulary \(every token would map to an OOV index\)"):
+        IntegerLookup()(np.array([[1], [2]]))  # "int" mode: was an ONNX shape-inference error
+    with pytest.raises(ModelStateError, match="has no vocabulary"):
+        Sequential([Input(1, dtype="int64"), IntegerLookup(), Dense(2)]).predict(np.array([[1], [2]]))
     with pytest.raises(ShapeError, match="counts one axis of ids"):
         Sequential([Input(2, 3, dtype="int64"), CategoryEncoding(4, "count")])
 

@@ -142,6 +142,11 @@ class IntegerLookup(Layer):
             raise InvalidArgumentError(
                 f"{owner} holds the mask token {self.mask_token}: leave it out (the layer gives it index 0)"
             )
+        if self.num_oov_indices and self.oov_token in tokens:  # Keras: "reserved OOV token at unexpected location"
+            raise InvalidArgumentError(
+                f"{owner} holds the OOV token {self.oov_token} after its leading special tokens {special}: leave it "
+                "out, or list the special tokens first exactly"
+            )
         if self.max_tokens is not None and self._token_start() + len(tokens) > self.max_tokens:
             raise InvalidArgumentError(
                 f"{owner} has {self._token_start() + len(tokens)} indices with the special ones, more than "
@@ -158,6 +163,14 @@ class IntegerLookup(Layer):
                 "vocabulary=[...] or call adapt(data) before calling it"
             )
         return self.vocabulary_size()
+
+    def _check_vocabulary(self) -> None:
+        """Refuse to compute with no vocabulary: every token would take an OOV index, which is never meant."""
+        if not len(self._tokens):
+            raise ModelStateError(
+                f"{describe(self)} has no vocabulary (every token would map to an OOV index): give it "
+                "vocabulary=[...] or call adapt(data) before calling it or using its model"
+            )
 
     # --- adapt ----------------------------------------------------------------------------------------------
     def adapt(self, data: Any) -> None:
@@ -208,20 +221,19 @@ class IntegerLookup(Layer):
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
         assert self.input_shape is not None, "layers must be built"
+        self._check_vocabulary()
         ids = integer_values(builder, x)
         oov_start = builder.constant(np.array(self._oov_start(), np.int64), "oov_start", np.int64)
         oov = oov_start
         if self.num_oov_indices > 1:
             buckets = builder.constant(np.array(self.num_oov_indices, np.int64), "oov_buckets", np.int64)
             oov = builder.node("Add", [builder.node("Mod", [ids, buckets], hint="oov_bucket"), oov_start])
-        indices = oov
-        if len(self._tokens):
-            tokens = builder.constant(self._tokens, "vocabulary", np.int64)
-            positions = builder.constant(np.arange(len(self._tokens)) + self._token_start(), "indices", np.int64)
-            found = builder.node("Equal", [builder.node("Unsqueeze", [ids, builder.ints([-1], "axis")]), tokens])
-            none = builder.constant(np.array(-1, np.int64), "not_found", np.int64)
-            hit = builder.reduce("ReduceMax", builder.node("Where", [found, positions, none]), [-1], False, "hit")
-            indices = builder.node("Where", [builder.node("Equal", [hit, none]), oov, hit], hint="indices")
+        tokens = builder.constant(self._tokens, "vocabulary", np.int64)
+        positions = builder.constant(np.arange(len(self._tokens)) + self._token_start(), "indices", np.int64)
+        found = builder.node("Equal", [builder.node("Unsqueeze", [ids, builder.ints([-1], "axis")]), tokens])
+        none = builder.constant(np.array(-1, np.int64), "not_found", np.int64)
+        hit = builder.reduce("ReduceMax", builder.node("Where", [found, positions, none]), [-1], False, "hit")
+        indices = builder.node("Where", [builder.node("Equal", [hit, none]), oov, hit], hint="indices")
         if self.mask_token is not None:
             mask = builder.constant(np.array(self.mask_token, np.int64), "mask_token", np.int64)
             masked = builder.constant(np.array(0 if self.output_mode == "int" else -1, np.int64), "masked", np.int64)
