@@ -117,7 +117,8 @@ class EvaluationResult:
         return round(float(self), ndigits)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        return np.asarray(float(self), dtype=dtype)
+        """numpy reads Keras' return: the loss, a number, without metrics; the list [loss, *metrics] with them."""
+        return np.asarray(list(self) if self.metrics else float(self), dtype=dtype)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, EvaluationResult):

@@ -260,6 +260,8 @@ def test_an_evaluation_result_indexes_as_keras_list_and_computes_as_its_loss():
     )
     assert round(loss, 1) == 0.2 and np.isclose(loss, 0.25) and np.asarray(loss).dtype == np.float64
     assert score != 0.25 and score == EvaluationResult(0.25, MetricValues({Metrics.ACCURACY: 0.75, "head_mae": 0.5}))
+    np.testing.assert_array_equal(np.array(score), [0.25, 0.75, 0.5])  # numpy reads Keras' list
+    np.testing.assert_array_equal(np.round(score, 1), [0.2, 0.8, 0.5])
     with pytest.raises(InvalidTypeError, match="evaluate without metrics"):
         score < 0.5  # noqa: B015 (Keras' list has no order against a number either)
 
