@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxtrain.arrays import as_array
 from onnxtrain.datasets import Dataset
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.layers import Layer, Shape
@@ -92,8 +93,8 @@ def data_shape(x: Any, action: str) -> Shape:
         x = x[0]
     shape = getattr(x, "shape", None)
     if shape is None:
-        try:
-            shape = np.shape(np.asarray(x))
+        try:  # (a list of numbers, or an array-like with only to_numpy(), as fit takes them)
+            shape = np.shape(as_array(x, "x"))
         except (TypeError, ValueError):
             shape = None
     if not isinstance(shape, Sequence) or len(shape) < 2 or any(int(d) <= 0 for d in shape[1:]):

@@ -280,3 +280,29 @@ def test_an_unbuilt_sequential_called_on_a_tensor_is_built_for_it():
     x = Input(4)
     outer = Model(x, inner(x))
     assert inner.input_shape == (4,) and outer.output_shape == (3,)
+
+
+class _ToNumpyOnly:
+    """What a dataframe library may give: to_numpy() and len(), no __array__ or shape."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+    def to_numpy(self, dtype=None) -> np.ndarray:
+        return self.array
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+
+def test_an_array_like_with_only_to_numpy_builds_as_fit_reads_it():
+    x = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    deferred, explicit = (
+        Sequential([Dense(3, activation="linear")], seed=1),
+        Sequential.of(Input(4), Dense(3, activation="linear"), seed=1),
+    )
+    for model in (deferred, explicit):
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(_ToNumpyOnly(x), _ToNumpyOnly(np.zeros((40, 3), np.float32)), epochs=1, shuffle=False, verbose=0)
+    assert deferred.input_shape == (4,)
+    np.testing.assert_array_equal(deferred.predict(_ToNumpyOnly(x[:2])), explicit.predict(x[:2]))
