@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxtrain import InferenceModel, Sequential, from_onnx, load_model
+from onnxtrain import InferenceModel, Sequential, from_onnx, load_model, lora
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.foreign._import import imported_model
 from onnxtrain.layers import Dense, Input, OnnxLayer
@@ -64,6 +64,20 @@ def test_a_graph_of_two_outputs_imports_as_a_model_of_two_outputs() -> None:
     decided, scores = model.predict(X)
     np.testing.assert_array_equal(decided, (r @ WEIGHTS["cls.weight"].T + WEIGHTS["cls.bias"]).argmax(1))
     np.testing.assert_allclose(scores, r @ WEIGHTS["reg.weight"].T + WEIGHTS["reg.bias"], rtol=1e-5, atol=1e-6)
+
+
+def test_lora_adapts_a_model_of_two_outputs_keeping_both() -> None:
+    base = from_onnx(two_heads())
+    with pytest.warns(UserWarning, match=r"rank 2 exceeds .* 'reg.weight' \(1, 6\)"):  # the score head's 1 x 6
+        adapted = lora(base, rank=2)
+    assert [layer.name for layer in adapted.layers][-2:] == ["logits_output", "score"]
+    assert sorted(adapted.get_weights()) == sorted(
+        [*WEIGHTS, *(f"{w}.lora_{ab}" for w in ("body.weight", "cls.weight", "reg.weight") for ab in "AB")]
+    )
+    for model in (base, adapted):
+        model.compile(loss={"logits_output": "softmax_cross_entropy_with_logits", "score": "mse"})
+    for before, after in zip(base.predict(X), adapted.predict(X), strict=True):  # B starts at zero
+        np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-6)
 
 
 def test_each_output_trains_with_its_own_loss_as_numpy_computes_it() -> None:

@@ -16,6 +16,7 @@ from onnxtrain.errors import InvalidTypeError
 from onnxtrain.foreign import _graph
 from onnxtrain.foreign._import import from_onnx
 from onnxtrain.foreign._layer import OnnxLayer
+from onnxtrain.foreign._outputs import OnnxOutput
 from onnxtrain.layers import Input
 from onnxtrain.model import Model
 
@@ -70,13 +71,14 @@ def lora(
 
 
 def _imported_layer(model: Model) -> OnnxLayer:
-    layers = [layer for layer in model.layers if not isinstance(layer, Input)]
+    layers = [layer for layer in model.layers if not isinstance(layer, Input | OnnxOutput)]  # (OnnxOutput: the
+    # outputs of a graph of several, which from_onnx builds again around the adapted graph)
     if len(layers) != 1 or not isinstance(layers[0], OnnxLayer) or layers[0].prefix_names:
         shown = ", ".join(type(layer).__name__ for layer in model.layers)
         raise InvalidTypeError(
-            "lora expects a model that from_onnx made (its inputs and one OnnxLayer), a path to an .onnx file or an "
-            f"onnx.ModelProto. Received: a {type(model).__name__} of {shown}. For an imported model inside a larger "
-            "one, adapt the ONNX model first: OnnxLayer(onnxtrain.adapters.add_adapters(proto), "
+            "lora expects a model that from_onnx made (its inputs, one OnnxLayer and its outputs), a path to an "
+            f".onnx file or an onnx.ModelProto. Received: a {type(model).__name__} of {shown}. For an imported model "
+            "inside a larger one, adapt the ONNX model first: OnnxLayer(onnxtrain.adapters.add_adapters(proto), "
             "trainable=['*.lora_A', '*.lora_B'])"
         )
     return layers[0]
