@@ -22,8 +22,9 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.foreign._graph import argument
+from onnxtrain.foreign._selection import patterns
 
 Untie = bool | str | Sequence[str] | None
 _STATISTICS = {"BatchNormalization": {3, 4}}  # running statistics: `_statistics.own_statistics` gives them copies
@@ -199,15 +200,7 @@ def _torch_parameter(node: onnx.NodeProto, name: str) -> str | None:
 
 
 def _untie_patterns(untie: Untie, owner: str) -> tuple[str, ...]:
-    if untie is None or isinstance(untie, bool):
-        return ()
-    items = [untie] if isinstance(untie, str) else untie
-    if not isinstance(items, list | tuple) or not all(isinstance(p, str) and p for p in items):
-        raise InvalidTypeError(
-            f"{argument(owner, 'untie')} expects a bool or a list of initializer names and glob patterns, e.g. "
-            f'["enc.norm1.weight"]. Received: untie={untie!r}'
-        )
-    return tuple(items)
+    return () if untie is None or isinstance(untie, bool) else patterns(owner, "untie", untie)
 
 
 def _check_patterns(patterns: Sequence[str], readers: dict[str, list[onnx.NodeProto]], owner: str) -> None:
