@@ -1,11 +1,10 @@
 """ModelBase: what a model is and does without compiling (`Model` adds compile and what needs it): its checked
-`Functional` graph, shapes, weights (the training engine's once compiled), summary, config, and the files `save`
-and `export` write.
+`Functional` graph, its inputs, outputs and shapes, summary, config, and the files `save` and `export` write. Its
+weights API is `ModelWeights` (`_model_weights.py`), which layers it may hold `_layer_claims.py`.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,23 +12,25 @@ from typing import Any
 
 import numpy as np
 
-from onnxtrain import _weights_file, adapters, emit, model_files
+from onnxtrain import adapters, emit, model_files
 from onnxtrain._checks import check_bool
 from onnxtrain._deferred_build import not_built_message
-from onnxtrain._finite_weights import check_finite_weights, trained_weights
-from onnxtrain._prediction import UncompiledPredictor
-from onnxtrain._weight_arrays import weight_arrays
+from onnxtrain._layer_claims import claim_layers
+from onnxtrain._model_prediction import call_on_data
+from onnxtrain._model_weights import ModelWeights
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
-from onnxtrain.functional import Functional, every_layer
+from onnxtrain.functional import Functional
 from onnxtrain.layers import BatchNormalization, Input, Layer, Shape
 from onnxtrain.layers._assignments import misspelled, misspelled_setting
-from onnxtrain.layers._layer import SymbolicTensor, describe
+from onnxtrain.layers._eager import is_eager_input
+from onnxtrain.layers._layer import SymbolicTensor
+from onnxtrain.layers._layer_checks import positional_inputs
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
 from onnxtrain.summary import connected_summary_table
 from onnxtrain.training import Compiled, Trainer
 
 
-class ModelBase:
+class ModelBase(ModelWeights):
     """The half of a `Model` that needs no compile (Keras keeps it in `Layer`, and the training half in `Trainer`).
     A Model (and a Sequential) is one: make a model with `Model(...)` or `Sequential(...)`, not with this class.
     """
@@ -72,7 +73,16 @@ class ModelBase:
     ) -> SymbolicTensor:
         """Call the model as a layer of another (Keras' nested models): its weights are shared with it. A model of
         several inputs takes a list of tensors or them as separate arguments (`model(a, b)`); on numpy arrays it
-        runs at once, as a layer does (`layers._eager`). `training` is Keras' call argument."""
+        runs at once, as a layer does (`layers._eager`), and a model of several outputs returns a list, one array
+        per output. On data, a compiled model (or one loaded from a save) computes what its graphs do: an output's
+        last Dense left at its default activation gives the logits under a loss on logits, as the export's
+        `logits` (`emit.graph_layers`). `training` is Keras' call argument."""
+        if "graph" in self.__dict__:
+            given = positional_inputs(self.graph, inputs, more_inputs)
+            if is_eager_input(given):
+                outputs = call_on_data(self.graph, self._emitted_loss(), given, training)
+                if outputs is not None:
+                    return outputs  # type: ignore[return-value]
         return self.graph(inputs, *more_inputs, training=training)
 
     @property
@@ -111,6 +121,19 @@ class ModelBase:
         self._check_built("output_shape")
         shapes = [y.shape for y in self.graph.outputs]
         return shapes[0] if len(shapes) == 1 else shapes  # type: ignore[return-value]
+
+    @property
+    def inputs(self) -> list[Input]:
+        """Keras' `model.inputs`: the model's Input tensors, in the order it takes arrays (a list, also of one)."""
+        self._check_built("inputs")
+        return list(self.graph.inputs)
+
+    @property
+    def outputs(self) -> list[SymbolicTensor]:
+        """Keras' `model.outputs`: the symbolic tensors of its outputs, in order (a list, also of one): with
+        `inputs`, what a new `Model(inputs=model.inputs, outputs=...)` is made of once this model is closed."""
+        self._check_built("outputs")
+        return list(self.graph.outputs)
 
     @property
     def output_names(self) -> list[str]:
@@ -160,13 +183,15 @@ class ModelBase:
         total = sum(value.size for value in self.graph.params_by_name().values())
         return int(trainable), int(total - trainable)
 
-    def summary(self, print_fn: Any = print) -> str | None:
+    def summary(self, print_fn: Any = print, show_trainable: bool = False) -> str | None:
         """KotlinDL's summary table: printed, or returned as a string. Once compiled (or loaded from a save of a
         compiled model), a last Dense left at its default activation under a loss on logits shows
         "[linear (logits)]": that is what it emits.
 
         Args:
             print_fn: called with the table (default `print`); None prints nothing and returns the table instead.
+            show_trainable: Keras' "Trainable" column: Y for a layer whose weights train, N for a frozen one, -
+                for one without weights.
 
         Returns:
             None after printing (as in Keras, so a REPL or notebook does not echo the table a second time), or
@@ -177,96 +202,21 @@ class ModelBase:
             >>> text = model.summary(print_fn=None)  # doctest: +SKIP
         """
         self._check_built("summary")
-        return _print(self._summary_table(), print_fn)
+        return _print(self._summary_table(check_bool("summary", "show_trainable", show_trainable)), print_fn)
 
     print_summary = summary
 
-    def _summary_table(self) -> str:
+    def _summary_table(self, show_trainable: bool = False) -> str:
         """Keras' summary table with "Connected to" (a Sequential's is KotlinDL's: `Sequential._summary_table`)."""
         rows = self.graph.summary_rows()
         return connected_summary_table(
-            f"Functional ({self.name})", rows, self.param_counts(), self._emitted_loss(), self.graph
+            f"Functional ({self.name})", rows, self.param_counts(), self._emitted_loss(), self.graph, show_trainable
         )
 
     def _emitted_loss(self) -> Loss | None:
         """The loss the model's graphs and export are emitted for: the compiled one, else the one it was trained
         with (a loaded save's), else None."""
         return self._compiled.loss if self._compiled is not None else self.trained_loss
-
-    def get_weights(self) -> dict[str, np.ndarray]:
-        """Current parameters by graph name (`dense_1.kernel`), in layer order, copied from the training engine when
-        compiled."""
-        self._check_built("get_weights")
-        own = self.graph.params_by_name()
-        if self._trainer is not None:
-            engine = self._trainer.engine.get_weights()
-            return {name: engine[name] for name in own}
-        return {name: value.copy() for name, value in own.items()}
-
-    def set_weights(self, weights: Mapping[str, Any] | Sequence[Any]) -> None:
-        """Replace parameters: a mapping by graph name (`dense_1.kernel`; any subset), or, as in Keras, a list of
-        every parameter in `get_weights()` order. Each value must match its parameter's shape, and be finite where
-        training changes it (a frozen one may hold what an exporter wrote: a causal mask of -inf).
-        """
-        self._check_built("set_weights")
-        every = self.graph.params_by_name()
-        constants = set(every) - set(self.graph.trainable_params_by_name())
-        arrays = weight_arrays(weights, every, constants)
-        self.graph.set_params_by_name({name: value.copy() for name, value in arrays.items()})
-        if self._trainer is not None:
-            self._trainer.engine.set_weights(arrays)
-            self._trainer.weights_changed()
-
-    def save_weights(self, path: str | Path, overwrite: bool = True) -> Path:
-        """Keras' `save_weights`: write every parameter (the engine's current ones once compiled) to one .npz file
-        by its name (`dense_1.kernel`), crash-safely; `np.load(path)` reads it too. Keras' `.weights.h5` is refused
-        (HDF5 needs h5py, which onnxtrain does not use).
-
-        Returns:
-            The path written.
-
-        Raises:
-            InvalidArgumentError: a path not ending in .npz, or a folder.
-            ModelExistsError: the file exists and `overwrite` is False.
-            ModelStateError: a weight holds NaN or inf (training diverged).
-        """
-        self._check_built("save_weights")
-        target = _weights_file.weights_path("save_weights", path)
-        weights = self.get_weights()
-        check_finite_weights(trained_weights(self), "save_weights")
-        return _weights_file.write_weights(target, weights, check_bool("save_weights", "overwrite", overwrite))
-
-    def load_weights(self, path: str | Path, skip_mismatch: bool = False) -> None:
-        """Keras' `load_weights`: set the parameters from a `save_weights` file (any .npz of arrays by parameter
-        name), matched by name, into the layers and, once compiled, the engine (as `set_weights`; the optimizer
-        state is kept). A file that lacks a parameter, holds one the model does not have or another shape is
-        refused naming them; with `skip_mismatch=True` (KotlinDL's transfer learning: a new head on a trained base)
-        the parameters that fit are loaded and the rest left as they are, with a warning naming them.
-
-        Raises:
-            InvalidArgumentError: a path not ending in .npz; a mismatch without `skip_mismatch`; non-finite values.
-            ModelFileError: the file is missing, unreadable or damaged.
-        """
-        self._check_built("load_weights")
-        skip = check_bool("load_weights", "skip_mismatch", skip_mismatch)
-        target = _weights_file.weights_path("load_weights", path)
-        found = _weights_file.read_weights(target)
-        self.set_weights(_weights_file.matching_weights(found, self.graph.params_by_name(), target, skip))
-
-    def layer_params_changed(self, layer: Layer) -> None:
-        """Give every compiled, open model that trains `layer` (this one, or one it is nested in) the parameters the
-        layer now holds, changed outside the engine (`Normalization.adapt`), as `set_weights` would."""
-        for model in _models_sharing_layers(self):
-            if model._trainer is None or model._closed:
-                continue
-            named = model.graph._named_params("", set())
-            model.set_weights({name: layer.params[local] for name, owner, local in named if owner is layer})
-
-    def sync_weights(self) -> None:
-        """Copy the engine's current weights into the layers (before export or save)."""
-        if self._trainer is not None:
-            weights = self._trainer.engine.get_weights()
-            self.graph.set_params_by_name({name: weights[name] for name in self.graph.params_by_name()})
 
     @property
     def _compiled(self) -> Compiled | None:
@@ -281,19 +231,6 @@ class ModelBase:
         """Refuse `action` on a Sequential that has no input shape yet (Keras' "not yet been built")."""
         if "graph" not in self.__dict__:
             raise ModelStateError(not_built_message(action, bool(self.__dict__.get("layers"))))
-
-    def _uncompiled_predictor(self) -> UncompiledPredictor:
-        """The predictor of a model not compiled (`predict` before compile), made again where the loss its export is
-        emitted for changed (a loaded model's `trained_loss`)."""
-        predictor = self.__dict__.get("_predictor")
-        if predictor is None or predictor.loss is not self.trained_loss:
-            predictor = UncompiledPredictor(self, self.trained_loss)
-            self._predictor = predictor
-        return predictor
-
-    def _drop_uncompiled_predictor(self) -> None:
-        """Forget the uncompiled predictor's session (compile opens the engine's own; close ends the model)."""
-        self.__dict__.pop("_predictor", None)
 
     def inference_model(self, opset: int | None = None, ir_version: int | None = None) -> Any:
         """The clean, portable inference ModelProto with the current weights (what `export` writes)."""
@@ -365,97 +302,6 @@ def check_model_base(graph: Functional) -> None:
             "update its moving statistics twice in one training step, which onnxtrain does not support yet. Use "
             "one BatchNormalization per call."
         )
-
-
-def claim_layers(model: Any, layers: Sequence[Layer], name: str) -> None:
-    """Make `model` (named `name`) the model its `layers` belong to, refusing a layer of another open model.
-
-    One layer, one set of weights, trained by one model's engine: a second open model made of a layer would keep a
-    copy of its weights in its own engine that the first model's training never reaches (Keras shares them). A
-    closed model's claim is released (`release_layers`), so its layers, with the weights it trained, and a model
-    nested in it go on into a new model: Keras' reuse of a pretrained base under a new head. Inputs hold no weights
-    and may start any number of models. A Model called as a layer of another (nested) is shared the other way: its
-    layers stay its own, and `check_sole_trainer` keeps two models that share them from both being compiled.
-
-    Raises:
-        InvalidArgumentError: a layer belongs to another model that is still open.
-    """
-    for layer in layers:
-        owner = getattr(layer, "_model", None)
-        other = owner() if owner is not None else None
-        if isinstance(layer, Input) or other is None or other is model or getattr(other, "_closed", False):
-            continue
-        nested = isinstance(layer, Functional)
-        instead = (
-            "Or save it and rebuild it with load_model."
-            if nested
-            else "Or, to train the layer with both, make the shared part a model of its own and call it as a layer "
-            "of the other (encoder = Model(inp, code); full = Model(x, head(encoder(x))): training full trains "
-            "encoder's layers), or give one model several outputs (Model(inp, [head(code), code]))."
-        )
-        raise InvalidArgumentError(
-            f"{type(model).__name__} expects layers of no other open model; {describe(layer)} belongs to model "
-            f"{layer.model_name!r}, which is open: two open models of one {'model' if nested else 'layer'} would "
-            "each train their own copy of its weights, and neither would see the other's training. Close "
-            f"{layer.model_name!r} first ({layer.model_name}.close(), or leave its `with` block): its layers keep the "
-            f"weights it trained, and a new model may use {'the model' if nested else 'them'}. {instead}"
-        )
-    reference = weakref.ref(model)
-    for layer in layers:
-        if not isinstance(layer, Input):
-            layer._model, layer.model_name = reference, name
-
-
-def release_layers(model: Any) -> None:
-    """Give up `model`'s claim on its layers (`close`), so that a new model may be made of them; where `model` is
-    nested in another model that is still open, that one, which trains them, holds them instead."""
-    owner = getattr(model.graph, "_model", None)
-    holder = owner() if owner is not None else None
-    if holder is model or getattr(holder, "_closed", True):
-        holder = None
-    for layer in model.graph.layers:
-        claim = getattr(layer, "_model", None)
-        if not isinstance(layer, Input) and claim is not None and claim() is model:
-            layer._model = None if holder is None else weakref.ref(holder)
-            layer.model_name = None if holder is None else holder.name
-
-
-def shares_layers(model: Any) -> bool:
-    """Whether another model holds layers of `model` (a nested model and the model it is a layer of)."""
-    return len(_models_sharing_layers(model)) > 1
-
-
-def check_sole_trainer(model: Any, action: str) -> None:
-    """Refuse to compile `model` while another open, compiled model shares layers with it (a nested model and the
-    model it is a layer of): each engine trains its own copy of the weights, so neither would see the other's
-    training. Closing that model leaves its trained weights in the layers, which `model` then starts from.
-
-    Raises:
-        ModelStateError: another model sharing layers with `model` is compiled and open.
-    """
-    for other in _models_sharing_layers(model):
-        if other is not model and getattr(other, "_trainer", None) is not None and not other._closed:
-            raise ModelStateError(
-                f"{action}() on model {model.name!r}: it shares layers with model {other.name!r} (one is a layer of "
-                f"the other), which is compiled, and one engine at a time trains a layer's weights. Close "
-                f"{other.name!r} first ({other.name}.close(); its trained weights stay in the layers, and "
-                f"{model.name!r} starts from them), or compile and train one of the two models only."
-            )
-
-
-def _models_sharing_layers(model: Any) -> list[Any]:
-    """`model` and every model connected to it by a layer: the owners of its layers (nested models' layers
-    included) and of its graph (where it is a layer of another model), and theirs in turn."""
-    found, pending = [model], [model]
-    while pending:
-        graph = pending.pop().graph
-        for layer in [graph, *every_layer(graph.layers)]:
-            owner = getattr(layer, "_model", None)
-            other = owner() if owner is not None else None
-            if other is not None and all(other is not seen for seen in found):
-                found.append(other)
-                pending.append(other)
-    return found
 
 
 def check_probability_outputs(graph: Functional, loss: Loss) -> None:

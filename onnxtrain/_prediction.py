@@ -57,6 +57,16 @@ class Predictor:
 
     def predict(self, x: Any, batch_size: int) -> tuple[list[np.ndarray], bool]:
         """Every model output for `x`, in the model's output order, and whether `x` was a single example."""
+        return self._run(x, batch_size, self._output_names)
+
+    def predict_named(self, x: Any, batch_size: int) -> tuple[dict[str, np.ndarray], bool]:
+        """Every output of the inference model (`logits` and `probabilities`, or each output and its
+        `<output>_probabilities`) by name, in the graph's order, and whether `x` was a single example."""
+        names = [output.name for output in self.session().get_outputs()]
+        outputs, single = self._run(x, batch_size, names)
+        return dict(zip(names, outputs, strict=True)), single
+
+    def _run(self, x: Any, batch_size: int, names: list[str]) -> tuple[list[np.ndarray], bool]:
         if isinstance(x, Dataset):
             x = x.x
         x, single = prepare_inputs(x, self._inputs, self.model.input_scale, "x", allow_single=True)
@@ -64,12 +74,11 @@ class Predictor:
         with self._flush.active():
             batches = [
                 session.run(
-                    self._output_names,
-                    dict(zip(self._input_names, batch_arrays(x[start : start + batch_size]), strict=True)),
+                    names, dict(zip(self._input_names, batch_arrays(x[start : start + batch_size]), strict=True))
                 )
                 for start in range(0, len(x), batch_size)
             ]
-        return [np.concatenate([batch[i] for batch in batches]) for i in range(len(self._output_names))], single
+        return [np.concatenate([batch[i] for batch in batches]) for i in range(len(names))], single
 
     def session(self) -> Any:
         """The inference session of the model's current weights (opened now if the weights changed since)."""

@@ -1,44 +1,42 @@
 """Model: Keras' functional model, a `Functional` graph of layer calls that compiles for a training engine, fits,
 evaluates, predicts, saves and exports (`onnxtrain.sequential.Sequential` is the Model of a layer list).
+
+Here: compile, fit, evaluate and the model's lifetime. Its other parts, as Keras splits its Model into Layer and
+Trainer parts: what needs no compile (`_model_base`, its weights `_model_weights`), predictions
+(`_model_prediction`), Keras' attributes of a compiled model (`_compiled_attributes`: optimizer, loss,
+metrics_names, learning_rate) and the one-batch methods (`_batch_steps`).
 """
 
 from __future__ import annotations
 
-import inspect
-import math
-import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
 
-from onnxtrain import emit
-from onnxtrain._batches import SeparateArrays
+from onnxtrain._batch_steps import BatchSteps
+from onnxtrain._call_arguments import alias, dataset_arg, refuse_unknown
 from onnxtrain._checks import check_bool, check_positive_int
 from onnxtrain._compile_settings import compile_settings
+from onnxtrain._compiled_attributes import CompiledAttributes
 from onnxtrain._deferred_build import check_compile_options, fit_inputs
-from onnxtrain._model_base import (
-    ModelBase,
-    check_probability_outputs,
-    check_sole_trainer,
-    named_outputs,
-    release_layers,
-    shares_layers,
-)
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
+from onnxtrain._layer_claims import check_sole_trainer, release_layers, shares_layers
+from onnxtrain._model_base import ModelBase, check_probability_outputs, named_outputs
+from onnxtrain._model_prediction import ModelPrediction
+from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.history import EvaluationResult, History
 from onnxtrain.layers import Input
 from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metric, Metrics
-from onnxtrain.optimizers import LearningRateSchedule, Optimizer
+from onnxtrain.optimizers import Optimizer
 from onnxtrain.progress import check_verbose
 from onnxtrain.training import Trainer
 
 
-class Model(ModelBase):
+class Model(ModelBase, ModelPrediction, CompiledAttributes, BatchSteps):
     """Keras' functional Model: the layers between `inputs` and `outputs`, called as the graph records
     (`onnxtrain.functional`), trained, saved and exported as a Sequential is (a Sequential is a Model).
 
@@ -205,26 +203,6 @@ class Model(ModelBase):
         """Whether compile() was called (on a Sequential not built yet: its engine opens once it is built)."""
         return self._trainer is not None or self.__dict__.get("_pending_compile") is not None
 
-    @property
-    def learning_rate(self) -> float:
-        """The optimizer's current learning rate; may be set between steps (as schedulers do)."""
-        return float(self._compiled_trainer("learning_rate").engine.learning_rate)
-
-    @learning_rate.setter
-    def learning_rate(self, value: float) -> None:
-        trainer = self._compiled_trainer("learning_rate")
-        schedule = trainer.compiled.optimizer.learning_rate
-        if isinstance(schedule, LearningRateSchedule):  # Keras: "its learning rate is not settable"
-            raise InvalidArgumentError(
-                "learning_rate cannot be set: the optimizer's learning_rate is the schedule "
-                f"{type(schedule).__name__}, which sets the rate before each step. Received: {value!r}. Compile "
-                "with a number, or another schedule."
-            )
-        valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-        if not valid or value <= 0:
-            raise InvalidArgumentError(f"learning_rate expects a positive finite number. Received: {value!r}")
-        trainer.engine.learning_rate = float(value)
-
     def _compiled_trainer(self, action: str) -> Trainer:
         self._check_open(action)
         if self._trainer is None and self.__dict__.get("_pending_compile") is not None:
@@ -286,16 +264,16 @@ class Model(ModelBase):
         Raises:
             InvalidTypeError: a keyword fit does not take, naming the ones it does.
         """
-        _refuse_unknown("fit", unknown, Model.fit)
+        refuse_unknown("fit", unknown, Model.fit)
         self._check_not_fitting("fit")
-        dataset = _alias("dataset", dataset, "x", x)
+        dataset = alias("dataset", dataset, "x", x)
         self._build_for("fit", fit_inputs(dataset, y))
         trainer = self._compiled_trainer("fit")
-        validation = _alias("validation", validation, "validation_data", validation_data)
+        validation = alias("validation", validation, "validation_data", validation_data)
         self._fitting = True
         try:
             history = trainer.fit(
-                _dataset_arg(dataset, y, "dataset"),
+                dataset_arg(dataset, y, "dataset"),
                 epochs=check_positive_int("epochs", epochs),
                 batch_size=check_positive_int("batch_size", batch_size),
                 shuffle=shuffle,
@@ -365,65 +343,18 @@ class Model(ModelBase):
             sample_weight: each example's weight (as `fit` takes it): the loss is sum(w_i l_i) / examples, as
                 Keras'; the metrics stay unweighted.
         """
-        _refuse_unknown("evaluate", unknown, Model.evaluate)
-        dataset = _alias("dataset", dataset, "x", x)
+        refuse_unknown("evaluate", unknown, Model.evaluate)
+        dataset = alias("dataset", dataset, "x", x)
         self._build_for("evaluate", fit_inputs(dataset, y))
         trainer = self._compiled_trainer("evaluate")
         as_dict = check_bool("evaluate", "return_dict", return_dict)
         result = trainer.evaluate(
-            _dataset_arg(dataset, y, "dataset"),
+            dataset_arg(dataset, y, "dataset"),
             batch_size=check_positive_int("batch_size", batch_size),
             verbose=check_verbose(verbose),
             sample_weight=sample_weight,
         )
         return result.to_dict() if as_dict else result
-
-    def predict(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto", **unknown: Any) -> Any:
-        """Class index per example (an int for one example) for classification losses; raw outputs otherwise. A
-        model of several outputs returns a list: one such array per output, each by its own loss.
-
-        Before compile (Keras allows it) predict runs the inference model of the layers' current weights (what
-        `export` writes) in an ONNX Runtime session on the CPU, kept until the weights change: a new model gives
-        its outputs as they are, as Keras' predict does (a last Dense left at its default activation gives its ReLU,
-        which only a loss on logits turns into logits); a model loaded from a save of a compiled model knows the loss
-        it was trained with (`trained_loss`) and returns what predict returns once compiled with that loss (class
-        indices for classification). A Sequential not built yet is built from the shape of `x` first.
-
-        `verbose` is Keras' argument (0, 1, 2 or "auto"), checked and otherwise ignored: predict shows no
-        progress bar.
-        """
-        _refuse_unknown("predict", unknown, Model.predict)
-        check_verbose(verbose)
-        size = check_positive_int("batch_size", batch_size)
-        self._check_open("predict")
-        self._build_for("predict", x)
-        if self._trainer is None:
-            outputs, single = self._uncompiled_predictor().predict(x, size)
-            loss = self.trained_loss
-        else:
-            outputs, single = self._trainer.predict_all_outputs(x, size)
-            loss = self._trainer.compiled.loss
-        results = []
-        for output, own in zip(outputs, emit.output_losses(self.graph, loss), strict=True):
-            result = own.decide(output) if own is not None else output
-            results.append(result[0].item() if single and result.ndim == 1 else (result[0] if single else result))
-        return results[0] if len(results) == 1 else results
-
-    def predict_softly(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto", **unknown: Any) -> Any:
-        """Class probabilities per example (softmax for softmax cross-entropy, the sigmoid output for BCE). A model
-        of several outputs returns a list, one array per output; each output's loss must be a classification's.
-        `verbose` as predict's: checked, no progress bar."""
-        _refuse_unknown("predict_softly", unknown, Model.predict_softly)
-        check_verbose(verbose)
-        self._build_for("predict_softly", x)
-        trainer = self._compiled_trainer("predict_softly")
-        outputs, single = trainer.predict_all_outputs(x, check_positive_int("batch_size", batch_size))
-        results = []
-        for output, own in zip(outputs, emit.output_losses(self.graph, trainer.compiled.loss), strict=True):
-            assert own is not None  # compiled
-            probabilities = own.probabilities(output)
-            results.append(probabilities[0] if single else probabilities)
-        return results[0] if len(results) == 1 else results
 
     def export_training_bundle(self, directory: str | Path, writing_mode: Any = "fail_if_exists") -> Path:
         """Write the folder onnxtrain-js trains from in a browser or Node.js (`onnxtrain.bundle`): the portable
@@ -465,36 +396,3 @@ class Model(ModelBase):
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
-
-
-def _refuse_unknown(method: str, unknown: Mapping[str, Any], function: Any) -> None:
-    """Refuse keywords `method` does not take (a Keras argument onnxtrain lacks, a typo), naming what it takes:
-    one error instead of Python's bare TypeError.
-
-    Raises:
-        InvalidTypeError: naming the unknown keywords and the method's own.
-    """
-    if not unknown:
-        return
-    parameters = inspect.signature(function).parameters.values()
-    taken = [p.name for p in parameters if p.name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD]
-    names = ", ".join(repr(name) for name in unknown)
-    raise InvalidTypeError(
-        f"{method}() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} {names}. It takes: "
-        f"{', '.join(taken)}."
-    )
-
-
-def _alias(name: str, value: Any, alias: str, aliased: Any) -> Any:
-    """The argument given as `name` or as its Keras spelling `alias`, refusing both."""
-    if aliased is None:
-        return value
-    if value is not None:
-        raise InvalidArgumentError(f"Pass {name}=... or {alias}=..., not both (they are the same argument).")
-    return aliased
-
-
-def _dataset_arg(dataset: Any, y: Any, argument: str) -> Any:
-    if dataset is None:
-        raise InvalidArgumentError(f"{argument} is required: pass a Dataset, an (x, y) tuple, or x and y.")
-    return SeparateArrays(dataset, y) if y is not None else dataset

@@ -223,11 +223,12 @@ class Sequential(Model):
         layer.input_shape, layer.output_shape = shape, output_shape
         return output_shape
 
-    def _summary_table(self) -> str:
+    def _summary_table(self, show_trainable: bool = False) -> str:
         """KotlinDL's summary table (what `Model.summary` prints): Layer (type) | Output Shape | Param #."""
         self._check_built("summary")
         loss = self._emitted_loss()
-        return summary_table(f"{type(self).__name__} ({self.name})", self.layers, self.param_counts(), loss)
+        model_type = f"{type(self).__name__} ({self.name})"
+        return summary_table(model_type, self.layers, self.param_counts(), loss, show_trainable)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "layers": [layer.serialize() for layer in self.layers]}

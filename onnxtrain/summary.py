@@ -1,5 +1,6 @@
 """KotlinDL's model summary table: Layer (type) | Output Shape | Param #, then parameter totals; a functional
-Model's adds Keras' "Connected to" column (each call's inputs, `layer[call index]`)."""
+Model's adds Keras' "Connected to" column (each call's inputs, `layer[call index]`), and Keras' `show_trainable=True`
+a "Trainable" column (Y, N, or - for a layer without weights)."""
 
 from __future__ import annotations
 
@@ -13,20 +14,28 @@ from onnxtrain.losses import Loss
 
 WIDTHS = (39, 26, 13)
 CONNECTED_WIDTHS = (*WIDTHS, 30)
+TRAINABLE_WIDTH = 11
 
 
-def summary_table(model_type: str, layers: Sequence[Layer], params: tuple[int, int], loss: Loss | None = None) -> str:
+def summary_table(
+    model_type: str,
+    layers: Sequence[Layer],
+    params: tuple[int, int],
+    loss: Loss | None = None,
+    show_trainable: bool = False,
+) -> str:
     """The table of a model of type `model_type` ("Sequential (sequential)"), its `layers` and its (trainable,
     frozen) parameter counts `params`. With the compiled `loss`, a last layer whose activation gives way to
     logits (a Dense left at its default under a loss on logits, see `emit.graph_layers`) is marked
-    "[linear (logits)]"."""
-    rule = "=" * sum(WIDTHS)
-    thin = "_" * sum(WIDTHS)
+    "[linear (logits)]". `show_trainable` adds Keras' "Trainable" column."""
+    widths = (*WIDTHS, TRAINABLE_WIDTH) if show_trainable else WIDTHS
+    rule = "=" * sum(widths)
+    thin = "_" * sum(widths)
     lines = [
         rule,
         f"Model type: {model_type}",
         thin,
-        _row("Layer (type)", "Output Shape", "Param #"),
+        _row(widths, "Layer (type)", "Output Shape", "Param #", *(["Trainable"] if show_trainable else [])),
         rule,
     ]
     for i, layer in enumerate(layers):
@@ -36,23 +45,37 @@ def summary_table(model_type: str, layers: Sequence[Layer], params: tuple[int, i
         label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
         if layer is layers[-1] and emit.default_activation_emits_logits(layer, loss):
             label += " [linear (logits)]"
-        lines.append(_row(label, shape, str(layer.param_count)))
+        trains = [_trains(layer)] if show_trainable else []
+        lines.append(_row(widths, label, shape, str(layer.param_count), *trains))
     return "\n".join(line.rstrip() for line in [*lines, *_totals(params, rule)])
 
 
 def connected_summary_table(
-    model_type: str, rows: Sequence[SummaryRow], params: tuple[int, int], loss: Loss | None, graph: Functional
+    model_type: str,
+    rows: Sequence[SummaryRow],
+    params: tuple[int, int],
+    loss: Loss | None,
+    graph: Functional,
+    show_trainable: bool = False,
 ) -> str:
     """`summary_table` of a functional model, from `Functional.summary_rows`, with Keras' "Connected to" column: a
     layer called several times (shared) lists the inputs of each call, one per line. Each output layer is marked
-    as `summary_table` marks the last one, by its own loss."""
-    rule = "=" * sum(CONNECTED_WIDTHS)
-    thin = "_" * sum(CONNECTED_WIDTHS)
+    as `summary_table` marks the last one, by its own loss. `show_trainable` adds Keras' "Trainable" column."""
+    widths = (*CONNECTED_WIDTHS, TRAINABLE_WIDTH) if show_trainable else CONNECTED_WIDTHS
+    rule = "=" * sum(widths)
+    thin = "_" * sum(widths)
     lines = [
         rule,
         f"Model type: {model_type}",
         thin,
-        _row("Layer (type)", "Output Shape", "Param #", "Connected to"),
+        _row(
+            widths,
+            "Layer (type)",
+            "Output Shape",
+            "Param #",
+            "Connected to",
+            *(["Trainable"] if show_trainable else []),
+        ),
         rule,
     ]
     output_losses = {id(y.layer): own for y, own in zip(graph.outputs, emit.output_losses(graph, loss), strict=True)}
@@ -62,8 +85,9 @@ def connected_summary_table(
         if id(layer) in output_losses and emit.default_activation_emits_logits(layer, output_losses[id(layer)]):
             label += " [linear (logits)]"
         reads = connected.split(", ") if connected else [""]
-        lines.append(_row(label, shape, count, reads[0]))
-        lines += [_row("", "", "", read) for read in reads[1:]]
+        trains = [_trains(layer)] if show_trainable else []
+        lines.append(_row(widths, label, shape, count, reads[0], *trains))
+        lines += [_row(widths, "", "", "", read, *([""] if show_trainable else [])) for read in reads[1:]]
     return "\n".join(line.rstrip() for line in [*lines, *_totals(params, rule)])
 
 
@@ -78,10 +102,16 @@ def _totals(params: tuple[int, int], rule: str) -> list[str]:
     ]
 
 
-def _row(*cells: str) -> str:
-    """One table row; a cell wider than its column wraps onto continuation lines (as Keras' summary does), so the
-    columns after it stay aligned."""
-    widths = WIDTHS if len(cells) == len(WIDTHS) else CONNECTED_WIDTHS
+def _trains(layer: Layer) -> str:
+    """Keras' "Trainable" cell: Y for a layer whose weights train, N for a frozen one, - for one without weights."""
+    if not layer.param_count:
+        return "-"
+    return "Y" if layer.trainable else "N"
+
+
+def _row(widths: Sequence[int], *cells: str) -> str:
+    """One table row of columns `widths`; a cell wider than its column wraps onto continuation lines (as Keras'
+    summary does), so the columns after it stay aligned."""
     pieces = [
         [cell[i : i + width - 1] for i in range(0, max(len(cell), 1), width - 1)]
         for cell, width in zip(cells, widths, strict=True)

@@ -12,7 +12,8 @@ and runs the callbacks that write files.
 Modules of their own: the batches the loop reads (`_batches`), the metric figures and the evaluation loop
 (`_evaluation`), predictions (`_prediction`), what a data-parallel fit adds (`_data_parallel_fit`) and Keras'
 `sample_weight` / `class_weight` (`_sample_weights`: a fit or evaluation given weights runs the engine's weighted
-steps; one without runs exactly the unweighted graphs).
+steps; one without runs exactly the unweighted graphs). Keras' `train_on_batch` and `test_on_batch` run one
+engine step of a trainer outside this loop (`_batch_steps`).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from onnxtrain._data_parallel_fit import (
     process_zero_counters,
     shared_seed,
 )
-from onnxtrain._evaluation import BatchFigures, FigureSums, all_reduce_figures, evaluate_batches, log_key
+from onnxtrain._evaluation import BatchFigures, FigureKey, FigureSums, all_reduce_figures, evaluate_batches, log_key
 from onnxtrain._finite_weights import describe_non_finite, non_finite_weights
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._prediction import Predictor
@@ -575,6 +576,15 @@ class Trainer:
         """Every model output for `x`, in the model's output order, through an inference session."""
         self.check_layers_as_compiled("predict")
         return self._predictor.predict(x, batch_size)
+
+    def predict_named_outputs(self, x: Any, batch_size: int) -> tuple[dict[str, np.ndarray], bool]:
+        """Every output of the inference model for `x` by name (`Predictor.predict_named`)."""
+        self.check_layers_as_compiled("predict")
+        return self._predictor.predict_named(x, batch_size)
+
+    def figure_keys(self) -> list[FigureKey]:
+        """What the logs hold besides the loss, in their order (`log_key` names each)."""
+        return self._figures.keys()
 
     def check_layers_as_compiled(self, action: str) -> None:
         """Refuse to run `action` on layers whose settings changed after compile (`layer.trainable = False`,

@@ -1,0 +1,63 @@
+"""Keras' `layer.output` and `layer.input`: the symbolic tensors of a layer's one call in a model's graph, from
+which a feature extractor is made (`Model(inputs=model.inputs, outputs=[l.output for l in model.layers[1:]])`).
+
+A layer called in a functional graph records its calls (`symbolic_calls`); a Sequential makes its chain without
+calling its layers (`functional.as_graph`), so a layer of one is found in its model's graph. `Layer.output` and
+`Layer.input` are meant to be these functions as properties.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.layers._layer import SymbolicTensor
+from onnxtrain.layers._layer_checks import describe
+
+
+def layer_calls(layer: Any) -> list[SymbolicTensor]:
+    """The tensors the calls of `layer` made, in call order: an Input is its own; a layer of a Sequential, its call
+    in the model's graph."""
+    if isinstance(layer, SymbolicTensor):  # an Input
+        return [layer]
+    calls = list(layer.symbolic_calls)
+    if not calls:
+        model = layer._owning_model()
+        graph = model.__dict__.get("graph") if model is not None else None
+        if graph is not None:
+            calls = [node for node in graph._nodes if node.layer is layer]
+    return calls
+
+
+def layer_output(layer: Any) -> SymbolicTensor:
+    """Keras' `layer.output`: the tensor of the layer's one call.
+
+    Raises:
+        InvalidArgumentError: the layer was never called in a model, or is called at several places (shared).
+    """
+    calls = layer_calls(layer)
+    if not calls:
+        raise InvalidArgumentError(
+            f"{describe(layer)} has no output: it is called in no model yet. Its output is the tensor of its call, "
+            "e.g. x = Input(4); y = Dense(3)(x) (y is then that layer's output)."
+        )
+    if len(calls) > 1:
+        raise InvalidArgumentError(
+            f"{describe(layer)} is called at {len(calls)} places (shared), so it has no one output; Keras' "
+            "layer.output is the tensor of a layer's single call. Use the tensor each call returned, e.g. "
+            "a_out = shared(a); b_out = shared(b)."
+        )
+    return calls[0]
+
+
+def layer_input(layer: Any) -> SymbolicTensor | list[SymbolicTensor]:
+    """Keras' `layer.input`: the tensor the layer's one call read (a list of them for a multi-input layer; an
+    Input's is itself).
+
+    Raises:
+        InvalidArgumentError: as `layer_output`.
+    """
+    output = layer_output(layer)
+    if not output.inputs:  # an Input
+        return output
+    return list(output.inputs) if layer.multi_input else output.inputs[0]

@@ -1,0 +1,128 @@
+"""Keras' weights API of a model: `get_weights` / `set_weights` (by graph name, or a list in their order),
+`save_weights` / `load_weights` (one .npz file), `weights` / `trainable_weights` / `non_trainable_weights` (each
+layer's `LayerWeight`s), and keeping a compiled engine's weights and the layers' in step (`sync_weights`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from onnxtrain import _weights_file
+from onnxtrain._checks import check_bool
+from onnxtrain._finite_weights import check_finite_weights, trained_weights
+from onnxtrain._layer_claims import models_sharing_layers
+from onnxtrain._weight_arrays import weight_arrays
+from onnxtrain.layers import Layer
+from onnxtrain.layers._layer_weights import LayerWeight
+
+if TYPE_CHECKING:
+    from onnxtrain.functional import Functional
+    from onnxtrain.training import Trainer
+
+
+class ModelWeights:
+    """The weights half of `ModelBase` (see the module docstring); a model is one, through `ModelBase`."""
+
+    if TYPE_CHECKING:  # what the model holds (`ModelBase._setup`)
+        graph: Functional
+        layers: list[Layer]
+        _trainer: Trainer | None
+        _closed: bool
+
+        def _check_built(self, action: str) -> None: ...
+
+    @property
+    def weights(self) -> list[LayerWeight]:
+        """Keras' `model.weights`: every layer's `layer.weights` (trainable ones and statistics), layer by layer, in
+        `get_weights()` order; each a `LayerWeight` (`path` is its graph name, `numpy()` its current value)."""
+        self._check_built("weights")
+        return [weight for layer in self.layers for weight in layer.weights]
+
+    @property
+    def trainable_weights(self) -> list[LayerWeight]:
+        """Keras' `model.trainable_weights`: the weights an optimizer updates (none of a frozen layer's)."""
+        return [weight for weight in self.weights if weight.trainable]
+
+    @property
+    def non_trainable_weights(self) -> list[LayerWeight]:
+        """Keras' `model.non_trainable_weights`: the others (statistics, a frozen layer's weights)."""
+        return [weight for weight in self.weights if not weight.trainable]
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Current parameters by graph name (`dense_1.kernel`), in layer order, copied from the training engine when
+        compiled."""
+        self._check_built("get_weights")
+        own = self.graph.params_by_name()
+        if self._trainer is not None:
+            engine = self._trainer.engine.get_weights()
+            return {name: engine[name] for name in own}
+        return {name: value.copy() for name, value in own.items()}
+
+    def set_weights(self, weights: Mapping[str, Any] | Sequence[Any]) -> None:
+        """Replace parameters: a mapping by graph name (`dense_1.kernel`; any subset), or, as in Keras, a list of
+        every parameter in `get_weights()` order. Each value must match its parameter's shape, and be finite where
+        training changes it (a frozen one may hold what an exporter wrote: a causal mask of -inf).
+        """
+        self._check_built("set_weights")
+        every = self.graph.params_by_name()
+        constants = set(every) - set(self.graph.trainable_params_by_name())
+        arrays = weight_arrays(weights, every, constants)
+        self.graph.set_params_by_name({name: value.copy() for name, value in arrays.items()})
+        if self._trainer is not None:
+            self._trainer.engine.set_weights(arrays)
+            self._trainer.weights_changed()
+
+    def save_weights(self, path: str | Path, overwrite: bool = True) -> Path:
+        """Keras' `save_weights`: write every parameter (the engine's current ones once compiled) to one .npz file
+        by its name (`dense_1.kernel`), crash-safely; `np.load(path)` reads it too. Keras' `.weights.h5` is refused
+        (HDF5 needs h5py, which onnxtrain does not use).
+
+        Returns:
+            The path written.
+
+        Raises:
+            InvalidArgumentError: a path not ending in .npz, or a folder.
+            ModelExistsError: the file exists and `overwrite` is False.
+            ModelStateError: a weight holds NaN or inf (training diverged).
+        """
+        self._check_built("save_weights")
+        target = _weights_file.weights_path("save_weights", path)
+        weights = self.get_weights()
+        check_finite_weights(trained_weights(self), "save_weights")
+        return _weights_file.write_weights(target, weights, check_bool("save_weights", "overwrite", overwrite))
+
+    def load_weights(self, path: str | Path, skip_mismatch: bool = False) -> None:
+        """Keras' `load_weights`: set the parameters from a `save_weights` file (any .npz of arrays by parameter
+        name), matched by name, into the layers and, once compiled, the engine (as `set_weights`; the optimizer
+        state is kept). A file that lacks a parameter, holds one the model does not have or another shape is
+        refused naming them; with `skip_mismatch=True` (KotlinDL's transfer learning: a new head on a trained base)
+        the parameters that fit are loaded and the rest left as they are, with a warning naming them.
+
+        Raises:
+            InvalidArgumentError: a path not ending in .npz; a mismatch without `skip_mismatch`; non-finite values.
+            ModelFileError: the file is missing, unreadable or damaged.
+        """
+        self._check_built("load_weights")
+        skip = check_bool("load_weights", "skip_mismatch", skip_mismatch)
+        target = _weights_file.weights_path("load_weights", path)
+        found = _weights_file.read_weights(target)
+        self.set_weights(_weights_file.matching_weights(found, self.graph.params_by_name(), target, skip))
+
+    def layer_params_changed(self, layer: Layer) -> None:
+        """Give every compiled, open model that trains `layer` (this one, or one it is nested in) the parameters the
+        layer now holds, changed outside the engine (`Normalization.adapt`), as `set_weights` would."""
+        for model in models_sharing_layers(self):
+            if model._trainer is None or model._closed:
+                continue
+            named = model.graph._named_params("", set())
+            model.set_weights({name: layer.params[local] for name, owner, local in named if owner is layer})
+
+    def sync_weights(self) -> None:
+        """Copy the engine's current weights into the layers (before export or save)."""
+        if self._trainer is not None:
+            weights = self._trainer.engine.get_weights()
+            self.graph.set_params_by_name({name: weights[name] for name in self.graph.params_by_name()})
