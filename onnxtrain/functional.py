@@ -10,7 +10,9 @@ Example:
 Layers are named (`dense_1`, ...) and given weights (from `seed`, as in Sequential) when the Functional is made.
 A layer called twice shares its weights: the graph emits its parameters once. A Functional is a layer too, so it
 can be called inside another; its layers' parameters are then named under its own name (`encoder.dense_1.kernel`).
-Keras' masks travel beside the values as the graph is emitted (`emit_with_masks`; `Layer`'s docstring).
+Keras' masks travel beside the values as the graph is emitted (`emit_with_masks`; `Layer`'s docstring). A call made
+with `training=False` (`base_model(x, training=False)`, Keras' transfer learning) is emitted in inference mode in
+every graph, whatever mode the graph is in (`_emit_call`), and its config and summary keep the argument.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from onnxtrain._weight_arrays import transpose_hint
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Input, Layer, Shape, format_shape
+from onnxtrain.layers._call_mode import call_config, call_entry, call_mode, call_reads
 from onnxtrain.layers._core import dtype_note
 from onnxtrain.layers._eager import is_eager_input
 from onnxtrain.layers._layer import Mask, SymbolicTensor, describe
@@ -250,7 +253,8 @@ class Functional(Layer):
             xs = [values[id(x)] for x in node.inputs]
             if not layer.reads_integers:
                 xs = [_as_float(builder, x, floats) for x in xs]
-            values[id(node)], masks[id(node)] = _emit_call(builder, layer, xs, [masks[id(x)] for x in node.inputs])
+            with call_mode(builder, node.training):
+                values[id(node)], masks[id(node)] = _emit_call(builder, layer, xs, [masks[id(x)] for x in node.inputs])
         outputs = [channels_last(builder, values[id(y)], len(y.shape) + 1) for y in self.outputs]
         return outputs, [masks[id(y)] for y in self.outputs]
 
@@ -273,14 +277,15 @@ class Functional(Layer):
         return calls, ref  # type: ignore[return-value]
 
     def get_config(self) -> dict[str, Any]:
-        """Keras' layout: each layer with, per call, the [layer name, call index] of each tensor it read."""
+        """Keras' layout: each layer with, per call, the [layer name, call index] of each tensor it read; a call
+        given `training=False` as {"args": those, "kwargs": {"training": false}}, as Keras keeps a call's kwargs."""
         calls, ref = self._connections()
         layers = [
             {
                 **layer.serialize(),
                 "inbound_nodes": []
                 if isinstance(layer, Input)
-                else [[ref[id(x)] for x in node.inputs] for node in calls[id(layer)]],
+                else [call_config(node, ref) for node in calls[id(layer)]],
             }
             for layer in self.layers
         ]
@@ -311,8 +316,8 @@ class Functional(Layer):
         for layer in self.layers:
             label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
             shape = format_shape(calls[id(layer)][0].shape) + dtype_note(layer)
-            read = [ref[id(x)] for node in calls[id(layer)] for x in node.inputs]
-            rows.append((label, shape, str(layer.param_count), ", ".join(f"{n}[{i}]" for n, i in read)))
+            read = [call_reads(node, ref) for node in calls[id(layer)]]
+            rows.append((label, shape, str(layer.param_count), ", ".join(text for text in read if text)))
         return rows
 
     def __repr__(self) -> str:
@@ -362,10 +367,13 @@ def _rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTe
     while pending:  # a shared layer's later call may read layers listed after it: call whatever is ready
         progressed = False
         for key, (layer, inbound) in list(pending.items()):
-            while inbound and all((name, i) in tensors for name, i in map(tuple, inbound[0])):
-                xs = [tensors[(name, i)] for name, i in inbound.pop(0)]
+            while inbound and all(
+                (name, i) in tensors for name, i in map(tuple, call_entry(layer.name, inbound[0])[0])
+            ):
+                refs, kwargs = call_entry(layer.name, inbound.pop(0))
+                xs = [tensors[(name, i)] for name, i in refs]
                 # a layer taking one tensor or several (MultiHeadAttention) learns which from its call
-                output = layer(xs if layer.multi_input or len(xs) > 1 else xs[0])
+                output = layer(xs if layer.multi_input or len(xs) > 1 else xs[0], **kwargs)
                 tensors[(str(layer.name), output.call_index)] = output
                 progressed = True
             if not inbound:

@@ -119,12 +119,13 @@ def test_a_constraint_of_none_is_accepted_as_keras_default(make, argument, inste
 
 
 def test_the_keras_arguments_of_a_layer_follow_its_weights_and_data_format():
-    assert keras_arguments(Dense) == {"kernel_constraint", "bias_constraint"}
-    assert keras_arguments(Conv2D) == {"kernel_constraint", "bias_constraint", "data_format"}
+    activity = "activity_regularizer"  # every layer's but an Input's (taken at None: test_layers_keras_build.py)
+    assert keras_arguments(Dense) == {"kernel_constraint", "bias_constraint", activity}
+    assert keras_arguments(Conv2D) == {"kernel_constraint", "bias_constraint", "data_format", activity}
     assert keras_arguments(SeparableConv2D) == {
-        "depthwise_constraint", "pointwise_constraint", "bias_constraint", "data_format"
+        "depthwise_constraint", "pointwise_constraint", "bias_constraint", "data_format", activity
     }  # fmt: skip
-    assert keras_arguments(Flatten) == {"data_format"}
+    assert keras_arguments(Flatten) == {"data_format", activity}
     assert keras_arguments(Input) == frozenset()
 
 
@@ -185,7 +186,7 @@ class Scale(Layer):
 
 def test_a_custom_layer_keeps_the_arguments_it_takes_and_gets_the_checks_of_the_rest():
     assert Scale(kernel_constraint="mine").kernel_constraint == "mine"
-    assert keras_arguments(Scale) == {"data_format"}
+    assert keras_arguments(Scale) == {"data_format", "activity_regularizer"}
     with pytest.raises(UnsupportedError, match=r"^Scale\(data_format='channels_first'\) is not supported"):
         Scale(data_format="channels_first")
 

@@ -35,6 +35,7 @@ from onnxtrain.layers._attention_inputs import (
 )
 from onnxtrain.layers._core import _positive_int
 from onnxtrain.layers._dropout import _rate, _seed, keep_mask, layer_key
+from onnxtrain.layers._keras_arguments import refuse_activity_regularizer
 from onnxtrain.layers._layer import (
     Layer,
     Mask,
@@ -119,11 +120,7 @@ class MultiHeadAttention(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer: Regularizer | None = regularizers.get(kernel_regularizer)
         self.bias_regularizer: Regularizer | None = regularizers.get(bias_regularizer)
-        if activity_regularizer is not None:
-            raise UnsupportedError(
-                f"{owner}(activity_regularizer=...) is not supported: onnxtrain penalizes weights only "
-                f"(kernel_regularizer, bias_regularizer). Received: activity_regularizer={activity_regularizer!r}"
-            )
+        refuse_activity_regularizer(type(self), activity_regularizer)
         self.seed = _seed(owner, seed)
 
     def __setattr__(self, attribute: str, value: Any) -> None:
@@ -148,11 +145,11 @@ class MultiHeadAttention(Layer):
         `mha([query, value, key, mask])`.
 
         Raises:
-            UnsupportedError: return_attention_scores=True; training=True or False (`check_training_argument`).
+            UnsupportedError: return_attention_scores=True; training=True (`check_training_argument`).
             InvalidArgumentError: a key without a value; a list of more than 4 tensors; use_causal_mask different
                 from an earlier call's (a layer computes one thing).
         """
-        check_training_argument(self, training)
+        check_training_argument(self, training)  # before the other checks; Layer.__call__ keeps it
         if return_attention_scores is not False:
             raise UnsupportedError(
                 f"{describe(self)}: return_attention_scores=True is not supported (a layer call has one output). "
@@ -175,7 +172,7 @@ class MultiHeadAttention(Layer):
                 f"every call. Received: {len(tensors)}"
             )
         self.multi_input = several
-        return super().__call__(tensors if several else tensors[0])
+        return super().__call__(tensors if several else tensors[0], training=training)
 
     # --- shapes -------------------------------------------------------------------------------------------
     def _shapes(self, input_shape: Shape | Sequence[Shape]) -> tuple[Shape, Shape, Shape, Shape | None]:

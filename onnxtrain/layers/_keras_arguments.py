@@ -3,12 +3,13 @@ have, checked in one place for every layer.
 
 `data_format` (on the layers that set `keras_data_format`) is accepted where it says what onnxtrain does anyway,
 "channels_last" or None, and refused for "channels_first"; the weight constraints (`kernel_constraint`, and
-`<weight>_constraint` for each `<weight>_initializer` a layer takes) are accepted as None and refused otherwise.
-Neither reaches the layer's `__init__`, so neither is in its config. KotlinDL's name of an argument, snake-cased,
-where it differs from Keras' (a class's `kotlindl_names`: Dense's `output_size` for `units`, the convolutions'
-`dilations` for `dilation_rate`) is taken as that argument; giving both is refused. Any other keyword the layer does
-not take is refused naming the layer's public class and its arguments, not a private base's `__init__` (with the
-snake_case spelling of a camelCase one it takes: `kernelSize` is `kernel_size`).
+`<weight>_constraint` for each `<weight>_initializer` a layer takes) are accepted as None and refused otherwise, and
+so is `activity_regularizer`, which every Keras layer takes (onnxtrain penalizes weights only:
+`refuse_activity_regularizer`). None reaches the layer's `__init__`, so none is in its config. KotlinDL's name of
+an argument, snake-cased, where it differs from Keras' (a class's `kotlindl_names`: Dense's `output_size` for
+`units`, the convolutions' `dilations` for `dilation_rate`) is taken as that argument; giving both is refused. Any
+other keyword the layer does not take is refused naming the layer's public class and its arguments, not a private
+base's `__init__` (with the snake_case spelling of a camelCase one it takes: `kernelSize` is `kernel_size`).
 
 Keras' input declarations (`input_shape`, `input_dim`, ...) are taken here too, and kept on the layer
 (`_input_arguments.py`). `Layer.__init_subclass__` wraps each layer class's `__init__` with `taking_keras_arguments`.
@@ -28,8 +29,10 @@ from onnxtrain.layers._input_arguments import declare_input, take_input_argument
 DATA_FORMAT = "data_format"
 CHANNELS_LAST = "channels_last"
 CHANNELS_FIRST = "channels_first"
+ACTIVITY_REGULARIZER = "activity_regularizer"
 _CONSTRAINT = "_constraint"
 _INITIALIZER = "_initializer"
+_REGULARIZER = "_regularizer"
 
 
 def taking_keras_arguments(init: Callable[..., None]) -> Callable[..., None]:
@@ -82,6 +85,8 @@ def _keras_arguments(layer_class: type) -> frozenset[str]:
     names = {name.removesuffix(_INITIALIZER) + _CONSTRAINT for name in takes if name.endswith(_INITIALIZER)}
     if getattr(layer_class, "keras_data_format", False):
         names.add(DATA_FORMAT)
+    if getattr(layer_class, "takes_input_declarations", True):  # every layer but an Input, as Keras' base Layer
+        names.add(ACTIVITY_REGULARIZER)
     return frozenset(names - set(takes))
 
 
@@ -98,7 +103,7 @@ def without_keras_arguments(layer_class: type, kwargs: dict[str, Any], positiona
     each is checked, and with KotlinDL's names of its arguments (`kotlindl_names`) replaced by its own.
 
     Raises:
-        UnsupportedError: data_format="channels_first", or a constraint other than None.
+        UnsupportedError: data_format="channels_first", or a constraint or an activity_regularizer other than None.
         InvalidArgumentError: a data_format that is neither "channels_last", "channels_first" nor None; an argument
             given under both its names.
         InvalidTypeError: a keyword argument the layer takes neither as a parameter nor as a Keras argument.
@@ -109,6 +114,8 @@ def without_keras_arguments(layer_class: type, kwargs: dict[str, Any], positiona
     for name in sorted(keras & kwargs.keys()):
         if name == DATA_FORMAT:
             _check_data_format(owner, kwargs[name])
+        elif name == ACTIVITY_REGULARIZER:
+            refuse_activity_regularizer(layer_class, kwargs[name])
         else:
             _check_constraint(layer_class, name, kwargs[name])
     takes, any_keyword = _keyword_parameters(layer_class)
@@ -167,6 +174,28 @@ def _check_data_format(owner: str, value: object) -> None:
     raise InvalidArgumentError(
         f"{owner}(data_format=...) expects 'channels_last' (onnxtrain's only layout) or None. "
         f"Received: data_format={value!r}"
+    )
+
+
+def refuse_activity_regularizer(layer_class: type, value: object) -> None:
+    """Keras' `activity_regularizer` (a penalty on a layer's output, added to the loss), taken at None only:
+    onnxtrain's regularizers penalize weights (`kernel_regularizer`, ...); the message names the layer's own.
+
+    Raises:
+        UnsupportedError: any value but None.
+    """
+    if value is None:
+        return
+    owner = layer_class.__name__
+    own = [
+        name
+        for name in _keyword_parameters(layer_class)[0]
+        if name.endswith(_REGULARIZER) and name != ACTIVITY_REGULARIZER
+    ]
+    penalties = f": {', '.join(own)}" if own else f"; {owner} takes no weight regularizer"
+    raise UnsupportedError(
+        f"{owner}(activity_regularizer=...) supports only activity_regularizer=None (weight penalties only"
+        f"{penalties}). Received: activity_regularizer={value!r}"
     )
 
 

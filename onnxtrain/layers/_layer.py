@@ -34,6 +34,7 @@ from onnxtrain.layers._assignments import check_name, check_trainable, checked_a
 from onnxtrain.layers._eager import call_eagerly, is_eager_input
 from onnxtrain.layers._input_arguments import check_declared_input
 from onnxtrain.layers._keras_arguments import taking_keras_arguments
+from onnxtrain.layers._keras_build import taking_keras_build
 from onnxtrain.layers._layer_checks import (
     CUSTOM_LAYER_DOCS,
     check_emits_onnx,
@@ -67,16 +68,26 @@ class SymbolicTensor:
         layer: the layer whose call computes it; an Input is its own layer.
         call_index: which call of `layer` made it (0 for the first); a layer called again shares its weights.
         inputs: the tensors that call read, in order (empty for an Input).
+        training: Keras' `training=` argument of that call: None (the graph's mode), or False (inference mode in
+            every graph: `Functional.emit` emits the call so; `check_training_argument`).
     """
 
     takes_input_declarations: ClassVar[bool] = False
     """An Input is its own tensor: Keras' input_shape=... is for the other layers (`_keras_arguments.py`)."""
 
-    def __init__(self, shape: Shape, layer: Layer, call_index: int, inputs: Sequence[SymbolicTensor]):
+    def __init__(
+        self,
+        shape: Shape,
+        layer: Layer,
+        call_index: int,
+        inputs: Sequence[SymbolicTensor],
+        training: bool | None = None,
+    ):
         self.shape: Shape = tuple(shape)
         self.layer = layer
         self.call_index = call_index
         self.inputs: tuple[SymbolicTensor, ...] = tuple(inputs)
+        self.training = training
 
     def __repr__(self) -> str:
         return (
@@ -186,9 +197,9 @@ class Layer(LayerWeights):
         """Call the layer on a symbolic tensor: the Functional API. A multi-input layer takes a list of them, or
         them as separate arguments (KotlinDL's `Add()(a, b)` is `Add()([a, b])`).
 
-        `training` is Keras' call argument, taken at None only (`check_training_argument`). Called on numpy arrays
-        instead (the batch first), the layer computes at once and returns a numpy array (`_eager.py`): with
-        `training=True` its training graph (random layers draw), else its inference graph.
+        `training` is Keras' call argument: None runs the call in the graph's mode, False in inference mode in every
+        graph (`check_training_argument`). Called on numpy arrays instead (the batch first), the layer computes at
+        once and returns a numpy array (`_eager.py`): with `training=True` its training graph, else its inference one.
 
         Example:
             >>> x = Input(8)
@@ -197,14 +208,15 @@ class Layer(LayerWeights):
         given = positional_inputs(self, inputs, more_inputs)
         if is_eager_input(given):  # numpy arrays: typed for the Functional API, which is what a type checker sees
             return call_eagerly(self, given, training)  # type: ignore[arg-type,return-value]
-        check_training_argument(self, training)
-        return _call(self, given)
+        return _call(self, given, check_training_argument(self, training))
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         Layer.registry[cls.registry_key()] = cls
         if "__init__" in cls.__dict__:  # Keras' data_format and constraints, checked in one place
             cls.__init__ = taking_keras_arguments(_constructing(cls.__dict__["__init__"]))  # type: ignore[method-assign]
+        if "build" in cls.__dict__:  # Keras' build(input_shape) too: `_keras_build.py`
+            cls.build = taking_keras_build(cls.__dict__["build"])  # type: ignore[method-assign]
 
     def __setattr__(self, attribute: str, value: Any) -> None:
         if self.__dict__.get(_CONSTRUCTING, 1) == 0 and not attribute.startswith("_"):  # see _constructing
@@ -225,7 +237,8 @@ class Layer(LayerWeights):
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
-        """Create parameters for `input_shape`; layers without parameters keep the default."""
+        """Create parameters for `input_shape`; layers without parameters keep the default. Keras' form,
+        `build(batch_shape)` without `rng`, draws them from a fresh seed (`_keras_build.py`)."""
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         """The output's per-example shape for an input of per-example shape `input_shape`: every layer defines it."""
@@ -342,7 +355,10 @@ class Layer(LayerWeights):
         return f"{type(self).__name__}({args})"
 
 
-def _call(layer: Layer, inputs: object) -> SymbolicTensor:
+Layer.build = taking_keras_build(Layer.__dict__["build"])  # type: ignore[method-assign]
+
+
+def _call(layer: Layer, inputs: object, training: bool | None = None) -> SymbolicTensor:
     """What `layer(inputs)` returns: a new symbolic tensor, after the shape checks (see the module docstring).
 
     Raises:
@@ -365,7 +381,7 @@ def _call(layer: Layer, inputs: object) -> SymbolicTensor:
     else:
         take_shapes(layer, shapes)
     assert layer.output_shape is not None
-    output = SymbolicTensor(layer.output_shape, layer, len(layer.symbolic_calls), tensors)
+    output = SymbolicTensor(layer.output_shape, layer, len(layer.symbolic_calls), tensors, training)
     layer.symbolic_calls.append(output)
     return output
 

@@ -11,6 +11,8 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import numpy as np
+
 from onnxtrain.errors import InvalidTypeError, OnnxtrainError, ShapeError, UnsupportedError
 from onnxtrain.layers._shapes import Shape, format_shape
 
@@ -80,20 +82,32 @@ def describe(layer: CheckedLayer) -> str:
     return f"{type(layer).__name__} layer" + (f" {layer.name!r}" if layer.name else "")
 
 
-def check_training_argument(layer: CheckedLayer, training: object) -> None:
-    """Keras' `training=` call argument: None (Keras' default) changes nothing; True or False is refused, since
-    which graph a layer runs in is the model's, never the call's.
+def check_training_argument(layer: CheckedLayer, training: object) -> bool | None:
+    """Keras' `training=` call argument on symbolic tensors: None (Keras' default) runs the call as the graph runs
+    (training mode in fit, inference mode in evaluate, predict and the export); False runs it in inference mode in
+    every graph, as Keras' transfer learning calls a base model (`base_model(inputs, training=False)`: its
+    BatchNormalization uses and keeps its moving statistics, its Dropout is off; gradients still flow through it).
+
+    Returns:
+        `training` as None or False.
 
     Raises:
-        UnsupportedError: any other value.
+        InvalidTypeError: not a bool or None.
+        UnsupportedError: True (training behaviour in evaluation and the export too: Keras' Monte-Carlo dropout),
+            which onnxtrain's evaluation and exported graphs cannot draw (they have no step counter).
     """
-    if training is not None:
-        raise UnsupportedError(
-            f"{describe(layer)}: the call argument training={training!r} is not supported on symbolic tensors. "
-            "onnxtrain runs every layer in training mode in fit and in inference mode in predict, evaluate and the "
-            "export, with no per-call override: leave training out (or pass training=None). A call on numpy arrays "
-            "takes it (layer(images, training=True) computes the training graph at once)."
-        )
+    if training is None or (isinstance(training, bool | np.bool_) and not training):
+        return None if training is None else False
+    if not isinstance(training, bool | np.bool_):
+        raise InvalidTypeError(f"{describe(layer)}: training expects True, False or None. Received: {training!r}")
+    raise UnsupportedError(
+        f"{describe(layer)}: the call argument training=True is not supported on symbolic tensors: it would run the "
+        "call in training mode in evaluate, predict and the export too (Keras' Monte-Carlo dropout), and onnxtrain's "
+        "evaluation and exported graphs draw no random numbers (they have no step counter). Leave training out: "
+        "every layer runs in training mode in fit already. training=False (inference mode in every graph, Keras' "
+        "transfer learning) and None are taken; a call on numpy arrays takes training=True (layer(images, "
+        "training=True) computes the training graph at once). Received: training=True"
+    )
 
 
 def positional_inputs(layer: CheckedLayer, inputs: object, more: tuple[object, ...]) -> object:

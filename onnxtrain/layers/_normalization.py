@@ -13,6 +13,7 @@ from onnxtrain._checks import as_real, check_bool
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import InitializerLike
+from onnxtrain.layers._call_mode import in_training_graph
 from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
 from onnxtrain.layers._layout import channels_first, channels_last, mark_channels_first
 
@@ -136,6 +137,8 @@ class BatchNormalization(Layer):
         beta = params.get("beta") or builder.constant(np.zeros(channels), "beta")
         moving_mean, moving_variance = params["moving_mean"], params["moving_variance"]
         if not (builder.training and self.trainable):
+            if in_training_graph(builder):  # frozen, or a call in inference mode, in a graph that is differentiated
+                return restore(_normalized(builder, [x, gamma, beta, moving_mean, moving_variance], rank, self.epsilon))
             y = builder.node("BatchNormalization", [x, gamma, beta, moving_mean, moving_variance], epsilon=self.epsilon)
             return restore(y)
         # The batch's statistics from Reduce ops, into the inference form (whose gradient flows through them), at
@@ -175,6 +178,18 @@ def _channels_at_axis_1(builder: GraphBuilder, x: str, rank: int, axis: int) -> 
     moved = builder.node("Transpose", [channels_last(builder, x, rank)], "axis_first", perm=perm)
     inverse = [int(i) for i in np.argsort(perm)]
     return moved, lambda y: builder.node("Transpose", [y], "axis_back", perm=inverse)
+
+
+def _normalized(builder: GraphBuilder, inputs: list[str], rank: int, epsilon: float) -> str:
+    """BatchNormalization's inference form (x - mean) * gamma / sqrt(variance + epsilon) + beta as arithmetic (x:
+    channels at axis 1), for training graphs: ONNX Runtime's gradient builder turns a BatchNormalization node into
+    its training form (batch statistics, the moving ones overwritten; ORT #17879), as `foreign/_inline.py` notes."""
+    x, shape = inputs[0], builder.ints([-1, *[1] * (rank - 2)], "per_channel_shape")
+    gamma, beta, mean, variance = (builder.node("Reshape", [v, shape], hint="per_channel") for v in inputs[1:])
+    shifted = builder.node("Add", [variance, builder.constant(np.float32(epsilon), "epsilon")])
+    factor = builder.node("Div", [gamma, builder.node("Sqrt", [shifted], hint="std")], hint="factor")
+    centered = builder.node("Sub", [x, mean], hint="centered")
+    return builder.node("Add", [builder.node("Mul", [centered, factor]), beta], hint="normalized")
 
 
 def _batch_moments(builder: GraphBuilder, x: str, rank: int, channels: int) -> tuple[str, str]:
