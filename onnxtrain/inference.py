@@ -248,23 +248,23 @@ class InferenceModel:
 
     def _probabilities_of(self, name: str, output: np.ndarray) -> np.ndarray:
         """The class probabilities of output `name` of a model of several, which exports none of its own: its
-        loss's (binary cross-entropy's sigmoid, ...).
+        loss's (binary cross-entropy's sigmoid, ...); a regression loss's output as it is, as `Model.predict_softly`
+        gives the other heads of a model of several.
 
         Raises:
-            InvalidArgumentError: the output has no classification loss in the metadata.
+            InvalidArgumentError: the output has no loss in the metadata (an export of an uncompiled model).
         """
         own = self._output_losses.get(name)
-        why = "no loss in the metadata" if own is None else f"loss {own.name!r}"
+        if own is None:
+            raise InvalidArgumentError(
+                f"predict_softly gives each output's class probabilities, and output {name!r} of {self.source} has "
+                f"no '{name}_{PROBABILITIES}' output and no loss in the metadata to say what it holds. Outputs: "
+                f"{list(self.output_names)}. Use predict() or predict_outputs() for its values."
+            )
         try:
-            if own is not None:
-                return own.probabilities(output)
-        except InvalidArgumentError:
-            pass
-        raise InvalidArgumentError(
-            f"predict_softly gives each output's class probabilities, and output {name!r} of {self.source} is not "
-            f"a classifier's: it has no '{name}_{PROBABILITIES}' output and {why}. Outputs: "
-            f"{list(self.output_names)}. Use predict() or predict_outputs() for its values."
-        )
+            return own.probabilities(output)
+        except InvalidArgumentError:  # a regression loss: its values, as Model.predict_softly gives them
+            return output
 
     def _run(self, x: Any, output: str, batch_size: int) -> tuple[np.ndarray, bool]:
         outputs, single = self._run_outputs(x, (output,), batch_size)

@@ -363,12 +363,12 @@ def test_a_model_of_two_inputs_and_two_classifier_outputs_predicts_as_model_pred
             loaded.predict(image)
 
 
-def test_a_regression_output_of_a_model_of_several_predicts_its_values_and_has_no_probabilities(tmp_path):
+def test_a_regression_output_of_a_model_of_several_predicts_its_values_soft_or_not(tmp_path):
     made = _two_inputs(["kind", "size"], tmp_path)
     with InferenceModel.load(made["file"]) as loaded:
         _assert_same(loaded.predict(made["x"]), made["predictions"])
         assert loaded.predict(made["x"])[1].dtype == np.float32
-        with pytest.raises(
-            InvalidArgumentError, match=r"output 'size' of .*model.onnx is not a classifier's: .*loss 'mse'"
-        ):
-            loaded.predict_softly(made["x"])
+        # as Model.predict_softly: the classifier head's probabilities, the regression head's values
+        probabilities, sizes = loaded.predict_softly(made["x"])
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+        np.testing.assert_array_equal(sizes, made["predictions"][1])
