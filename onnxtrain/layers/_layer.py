@@ -137,7 +137,7 @@ class Layer(LayerWeights):
             shapes (`input_shape` stays None).
         symbolic_calls: the tensors this layer's calls returned, by call index (the Functional API).
         model_name: the name of the model the layer belongs to (set when a `Model` or `Sequential` is made of it),
-            or None: a layer belongs to one model, whose engine trains its weights (`_model_base.claim_layers`).
+            or None: a layer belongs to one model, whose engine trains its weights (`_layer_claims.claim_layers`).
 
     A constructor argument assigned after construction (`layer.trainable = False`, `dropout.rate = 0.3`) is checked
     as the constructor checks it, and refused where it would change a built layer's shapes or rename a layer of a
