@@ -211,19 +211,21 @@ BAD_ARGUMENTS = [
     (
         "t.step(undefined, [0, 1])",
         "TypeError",
-        r"^x expects a typed array or an array of numbers \(input input\). Received: undefined$",
+        r"^x expects a typed array or an array of numbers, rows of examples \(number\[\]\[\]\) or a tensor "
+        r"\(input input\). Received: undefined$",
     ),
     ("t.step(null, [0, 1])", "TypeError", r"^x expects .* Received: null$"),
     (
         "t.step(x, undefined)",
         "TypeError",
-        r"^labels expects class indices: a typed array or an array of numbers. Received: undefined$",
+        r"^labels expects class indices: a typed array or an array of numbers, rows of them or a tensor. "
+        r"Received: undefined$",
     ),
     ("t.step(x, {0: 1})", "TypeError", r"^labels expects .* Received: an Object$"),
-    (
+    (  # two arrays for a model of one input are rows of examples (number[][]): each must hold one example
         "t.step([x, x], [0, 1])",
         "RangeError",
-        r"^x expects a typed array or an array of numbers \(input input\). Received: an array of 2 arrays$",
+        r"^x expects rows of 4 values \(one example of shape \[4\] each\). Received: x\[0\] of 8 values$",
     ),
     (
         "t.step([0.1, 0.2, '0.3', 0.4, 0, 0, 0, 0], [0, 1])",
@@ -312,7 +314,7 @@ result = {{
         tmp_path,
     )
     np.testing.assert_allclose(result["losses"], expected, rtol=1e-6)
-    expects = "x expects an array of 2 arrays, one per model input (a, b). Received: "
+    expects = "x expects an array of 2 arrays or tensors, one per model input (a, b). Received: "
     assert result["flat"] == {"error": "TypeError", "message": expects + "an array of 8 numbers"}
     assert result["one"] == {"error": "RangeError", "message": expects + "an array of 1 arrays"}
     assert result["id"]["message"] == (
@@ -464,3 +466,26 @@ result = {{ before, history: history.history, shuffled: runs.map((h) => h.histor
     assert result["shuffled"][0] == result["shuffled"][1]  # the same seed: the same gathered batches
     assert result["shuffled"][0] != result["history"]["loss"]
     assert result["steps"] == 2 * 4
+
+
+def test_node_fit_of_rows_with_validation_split_gives_pythons_history(tmp_path):
+    """TF.js' habits: rows (number[][]) for x and labels, and validationSplit, which holds out the examples Python's
+    validation_split does (the last round(n * split), before any shuffling)."""
+    y = _targets(FIT_X, "softmax")
+    with _fit_model("softmax") as model:
+        model.export_training_bundle(tmp_path / "bundle")
+        history = model.fit(FIT_X, y, epochs=2, batch_size=8, shuffle=False, verbose=0, validation_split=0.3)
+    result = node_script(
+        f"""
+const t = await Trainer.load(ort, {json.dumps(str(tmp_path / "bundle"))});
+const rows = {json.dumps(FIT_X.tolist())};
+const labels = {json.dumps([[int(v)] for v in y])};
+const history = await t.fit(rows, labels, {{ epochs: 2, batchSize: 8, shuffle: false, validationSplit: 0.3 }});
+result = {{ history: history.history, steps: t.stepCount }};
+""",
+        tmp_path,
+    )
+    assert result["steps"] == 2 * 5  # 35 training examples of 50 in batches of 8
+    assert set(result["history"]) == set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    for key, values in history.history.items():
+        np.testing.assert_allclose(result["history"][key], values, rtol=1e-5, atol=1e-6, err_msg=key)

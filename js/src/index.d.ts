@@ -56,11 +56,33 @@ export interface BundleMetadata {
 /** A URL (browser; http(s) and file: in Node.js), a folder path (Node.js), or a reader of the bundle's files. */
 export type BundleSource = string | URL | { read(name: string): Promise<ArrayBuffer | Uint8Array> };
 
-/** One input's values, examples one after the other: a typed array or an array of numbers (a flat array of
- * numbers is one input's values, never one value per input). Float arrays (Float32Array, Float64Array, plain numbers)
- * are used as they are; integer typed arrays (Uint8Array pixels, Int32Array, ...) are scaled by the model's input
- * scale, unless the input holds token ids (bundle.json inputs[].token_ids) or is an int64 / int32 input, which take
- * whole numbers (a BigInt64Array, or bigints) and are never scaled. */
+/** A tf.Tensor, or anything with its dataSync() and shape: shape [N, ...] with the model's example size
+ * ([N, 28, 28, 1] or [N, 784] for an input of shape [28, 28, 1]). An int32 tensor's values (Int32Array) are
+ * integers: scaled by the input scale for a float input, as integer typed arrays are. */
+export interface TensorLike {
+  dataSync(): ArrayLike<number | bigint>;
+  readonly shape: number[];
+}
+
+/** The values of one example, flat or nested as its shape (up to 4 levels: [h, w, c] rows are 3). */
+export type ExampleValues =
+  | ArrayLike<number | bigint>
+  | ArrayLike<ArrayLike<number | bigint>>
+  | ArrayLike<ArrayLike<ArrayLike<number | bigint>>>
+  | ArrayLike<ArrayLike<ArrayLike<ArrayLike<number | bigint>>>>;
+
+/** Rows of examples, one per example (tf.tensor2d's number[][], or Float32Array[]): each row holds one example's
+ * values, nested as the input's shape or flat; a row of another size is refused naming it. Typed-array rows of one
+ * type keep it (Uint8Array rows are pixels, scaled as such). */
+export type Rows = ArrayLike<ExampleValues | TensorLike>;
+
+/** One input's values: flat, examples one after the other (a typed array or an array of numbers), rows of examples
+ * (number[][], nested as the input's shape or flat per example), or a tensor. Float arrays (Float32Array,
+ * Float64Array, plain numbers) are used as they are; integer typed arrays (Uint8Array pixels, Int32Array, ...) are
+ * scaled by the model's input scale (a Uint8Array or Uint8ClampedArray for a float input of a model whose input
+ * scale is 1 is read raw, 0-255, and console.warn says so once per trainer), unless the input holds token ids
+ * (bundle.json inputs[].token_ids) or is an int64 / int32 input, which take whole numbers (a BigInt64Array, or
+ * bigints) and are never scaled. */
 export type InputValues =
   | Float32Array
   | Float64Array
@@ -72,16 +94,28 @@ export type InputValues =
   | Uint16Array
   | Uint32Array
   | BigInt64Array
-  | ArrayLike<number>
-  /** a plain array, or an array-like object ({length, 0: ...}) read as one; flat, never rows (number[][]) */
-  | ArrayLike<number | bigint>;
+  /** a plain array, or an array-like object ({length, 0: ...}) read as one */
+  | ArrayLike<number | bigint>
+  /** rows of examples: number[][], Float32Array[], deeper nesting as the input's shape */
+  | Rows
+  | TensorLike;
 
-/** One input's values for a model of one input, or an array of them, one per model input in the model's order. */
+/** One input's values for a model of one input, or an array of them, one per model input in the model's order (a
+ * model of one input also takes a list of its one input's values). */
 export type Batch = InputValues | InputValues[];
 
-/** Class indices (int64 labels: whole numbers in [0, classes)) or finite float targets, flat, one example after
- * the other; an array-like object is read as an array. */
-export type Labels = BigInt64Array | Int32Array | Uint8Array | Float32Array | Float64Array | ArrayLike<number | bigint>;
+/** Class indices (int64 labels: whole numbers in [0, classes)) or finite float targets: flat, one example after
+ * the other, rows of them (number[][]: [[0], [2]], or a regression's [[0.5], [1.2]]) or a tensor of shape [N, ...];
+ * an array-like object is read as an array. One-hot rows for class indices are refused, saying to pass the argmax. */
+export type Labels =
+  | BigInt64Array
+  | Int32Array
+  | Uint8Array
+  | Float32Array
+  | Float64Array
+  | ArrayLike<number | bigint>
+  | Rows
+  | TensorLike;
 
 export interface TrainerState {
   /** updates made so far; setState takes it, when given, in place of the step tensor's value (set 0 to restart
@@ -114,15 +148,41 @@ export interface FitLogs {
 }
 
 /** A hook that returns false (or a promise of false) stops fit, as setting trainer.stopTraining does. Every hook
- * is awaited before fit goes on. Epochs and batches are numbered from 0 (TF.js' and Keras'). */
+ * is awaited before fit goes on, called as a method (`this` is the callback). Epochs and batches are numbered from
+ * 0 (TF.js' and Keras'). A callback may be any object, a class instance keeping its own fields (best, wait, model,
+ * params) included; its own and inherited properties named like hooks (`on` and a capital letter) must be among
+ * these hooks and functions: fit refuses a misspelled one (onEpochEnds) naming it. A callback with setModel /
+ * setParams (TF.js' callback classes) has them called before onTrainBegin, with the trainer (its stopTraining
+ * stops fit) and TF.js' params. */
 export interface FitCallbacks {
-  onTrainBegin?(): unknown;
-  onEpochBegin?(epoch: number): unknown;
-  onBatchBegin?(batch: number): unknown;
+  onTrainBegin?(logs: Record<string, never>): unknown;
+  onEpochBegin?(epoch: number, logs: Record<string, never>): unknown;
+  /** logs: TF.js' {batch, size} (the batch's examples) */
+  onBatchBegin?(batch: number, logs: { batch: number; size: number }): unknown;
   onBatchEnd?(batch: number, logs: FitLogs): unknown;
   /** logs may be given more keys here: the History records them */
   onEpochEnd?(epoch: number, logs: FitLogs): unknown;
   onTrainEnd?(logs: FitLogs | Record<string, never>): unknown;
+  /** after fit yielded to the event loop (yieldEvery), with the batch's logs */
+  onYield?(epoch: number, batch: number, logs: FitLogs): unknown;
+  /** TF.js' callbacks' setModel: called with the trainer before training */
+  setModel?(model: Trainer): unknown;
+  /** TF.js' callbacks' setParams: called before training */
+  setParams?(params: FitParams): unknown;
+}
+
+/** What a callback's setParams is given (TF.js' params). */
+export interface FitParams {
+  epochs: number;
+  initialEpoch: number;
+  /** training examples (after validationSplit) */
+  samples: number;
+  /** batches per epoch */
+  steps: number;
+  batchSize: number;
+  verbose: 0 | 1 | 2;
+  doValidation: boolean;
+  metrics: string[];
 }
 
 export interface FitOptions {
@@ -140,7 +200,19 @@ export interface FitOptions {
   initialEpoch?: number;
   /** [x, labels] evaluated after each epoch: val_loss and val_accuracy */
   validationData?: [Batch, Labels];
+  /** a number in [0, 1): hold out the last fraction of the examples (round(n * split) of them, Python's count),
+   * before shuffling, as validation data (Keras', TF.js' and Python's validation_split); not with validationData */
+  validationSplit?: number;
+  /** objects of hooks, or class instances with hook methods and their own state (a class's fields are its own;
+   * fit checks only names like hooks') */
   callbacks?: FitCallbacks | FitCallbacks[];
+  /** 0 (the default: a library's fit writes nothing unasked; TF.js' default is 1), 1 or 2: console.log one line per
+   * epoch, as Python's fit(verbose=2): `Epoch 1/3 - 5 batches - 0.12s - loss: 0.6931 - accuracy: 0.5000` */
+  verbose?: 0 | 1 | 2;
+  /** when fit yields to the event loop (a macrotask, so a page paints and takes clicks: onnxruntime-web runs the
+   * steps on the page's thread): 'auto' (the default: every 125 ms, TF.js' 'auto'), 'batch', 'epoch', 'never', or
+   * every that many milliseconds. Callbacks' onYield is called after each yield */
+  yieldEvery?: "auto" | "batch" | "epoch" | "never" | number;
 }
 
 /** What fit returns: Keras' / TF.js' History. */
@@ -152,11 +224,18 @@ export interface History {
 }
 
 /** fit's error for a loss that is not finite: that step changed nothing, and fit stopped (unless a callback's
- * onBatchEnd stopped training at that batch: a graceful stop, the epoch's loss NaN). */
+ * onBatchEnd stopped training at that batch: a graceful stop, the epoch's loss NaN); or for weights an update made
+ * non-finite although its loss was finite (seen at the end of the epoch). The message names the epoch and the batch
+ * (from 0, as the callbacks count, with its ordinal: "batch 1 (the 2nd of 5)"). */
 export class NonFiniteLossError extends Error {
   readonly name: "NonFiniteLossError";
   /** the epochs that ended before */
   readonly history: History;
+  /** false when the trainable weights hold NaN or infinity (an update of an absurd learning rate overflowed; the
+   * message names them): predict and evaluate would use them and setState(getState()) refuses them, so restore a
+   * saved state (setState(stateFromBytes(saved))) or load the bundle again. true: the last finite step's weights
+   * were kept. */
+  readonly weightsFinite: boolean;
 }
 
 export interface PredictOptions {
@@ -177,7 +256,9 @@ export class Trainer {
   readonly metadata: BundleMetadata;
   readonly stepCount: number;
   /** A finite number >= 0 that float32 holds (<= 3.4e38): the setter throws a TypeError or RangeError naming
-   * any other value. A step uses the rate set when it was called. */
+   * any other value. A step uses the rate set when it was called. A rate that large is taken (as Keras and
+   * Python take it), but its first update may overflow the weights: fit's NonFiniteLossError then says so
+   * (weightsFinite false). */
   learningRate: number;
   /** Rejects with a TypeError (an argument of the wrong type) or a RangeError (a value out of range: a label,
    * a token id, a count) naming the argument, the position and the value, before anything runs or changes.

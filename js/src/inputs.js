@@ -6,6 +6,8 @@
 // multiplied by it in float32. An input an Embedding reads (bundle.json inputs[].token_ids) holds token ids: never
 // scaled, whole numbers in [0, input_dim) only. An int64 / int32 input takes whole numbers, never scaled.
 
+import { countValues, isRows, isTensorLike, rowValues, tensorValues } from "./rows.js";
+
 const product = (shape) => shape.reduce((n, d) => n * d, 1);
 
 const INTEGER_ARRAYS = [Uint8Array, Uint8ClampedArray, Int8Array, Int16Array, Int32Array, Uint16Array, Uint32Array];
@@ -49,43 +51,69 @@ const isArrayLike = (value) =>
 const plain = (value) => (isArrayLike(value) ? Array.from(value) : value);
 
 /**
- * One array per model input: `x` itself for a model of one input (a typed array, or a plain array of numbers),
- * else the arrays of the list `x` is. Array-like objects are read as arrays.
+ * One input's values as src/inputs.js reads them: a tensor's (dataSync, its shape checked), rows flattened (each
+ * row one example), anything else as it is.
+ * @param {unknown} value
+ * @param {{name: string, shape: (number | null)[]}} spec
+ * @param {string} argument
+ */
+function oneInput(value, spec, argument) {
+  const example = exampleShape(spec);
+  if (isTensorLike(value)) return tensorValues(/** @type {any} */ (value), example, argument);
+  if (isRows(value)) return rowValues(/** @type {unknown[]} */ (value), example, argument);
+  return /** @type {ArrayLike<number | bigint>} */ (plain(value));
+}
+
+/**
+ * One array of values per model input. A model of one input takes a typed array or an array of numbers (its
+ * values, examples one after the other), rows of examples (number[][], or typed-array rows; nested as the input's
+ * shape or flat), a tensor (dataSync and shape), or a list of one of them; a model of several inputs takes a list
+ * of one per input. Array-like objects are read as arrays.
  * @param {unknown} x
- * @param {{name: string}[]} inputs the bundle's inputs
+ * @param {{name: string, shape: (number | null)[]}[]} inputs the bundle's inputs
  * @param {string} [argument] how messages name x
  * @returns {ArrayLike<number | bigint>[]}
  */
 export function splitInputs(x, inputs, argument = "x") {
   x = plain(x);
+  const one = inputs.length === 1;
   const names = inputs.map((i) => i.name).join(", ");
-  const expected =
-    inputs.length === 1
-      ? `a typed array or an array of numbers (input ${names})`
-      : `an array of ${inputs.length} arrays, one per model input (${names})`;
-  if (isTypedArray(x)) {
-    if (inputs.length === 1) return [x];
+  const expected = one
+    ? `a typed array or an array of numbers, rows of examples (number[][]) or a tensor (input ${names})`
+    : `an array of ${inputs.length} arrays or tensors, one per model input (${names})`;
+  if (isTypedArray(x) || isTensorLike(x)) {
+    if (one) return [oneInput(x, inputs[0], argument)];
     throw new TypeError(`${argument} expects ${expected}. Received: ${describe(x)}`);
   }
   if (!Array.isArray(x)) throw new TypeError(`${argument} expects ${expected}. Received: ${describe(x)}`);
   if (x.length === 0) {
-    if (inputs.length === 1) return [x]; // refused below, as an input of no examples
+    if (one) return [x]; // refused by inputData unless empty is allowed (predict)
     throw new RangeError(`${argument} expects ${expected}. Received: an empty array`);
   }
-  // An array of numbers is one input's values; an array of arrays holds one per input.
+  // An array of numbers is one input's values; an array of arrays holds one per input, or one model input's rows.
   if (isScalar(x[0]) || x.every(isScalar)) {
-    if (inputs.length === 1) return [x];
+    if (one) return [x];
     throw new TypeError(`${argument} expects ${expected}. Received: an array of ${x.length} numbers`);
   }
-  const bad = x.findIndex((v) => !isTypedArray(v) && !Array.isArray(v) && !isArrayLike(v));
+  const bad = x.findIndex((v) => !isTypedArray(v) && !Array.isArray(v) && !isArrayLike(v) && !isTensorLike(v));
   if (bad >= 0) {
     throw new TypeError(`${argument} expects ${expected}. Received: ${argument}[${bad}]=${describe(x[bad])}`);
+  }
+  if (one) {
+    // [values] (a list of the one input, as a model of several takes) or rows of examples; one array is the
+    // input's values, or its rows when its first element holds an example, else one example nested as its shape
+    // (both readings give the same values where they could be confused)
+    const size = product(exampleShape(inputs[0]));
+    const list = x.length === 1 && (!isRows(x[0]) || countValues(x[0][0]) === size);
+    return [list ? oneInput(x[0], inputs[0], argument) : rowValues(x.map(plain), exampleShape(inputs[0]), argument)];
   }
   if (x.length !== inputs.length) {
     throw new RangeError(`${argument} expects ${expected}. Received: an array of ${x.length} arrays`);
   }
-  return x.map(plain);
+  return x.map((values, k) => oneInput(plain(values), inputs[k], `${argument}[${k}]`));
 }
+
+const exampleShape = (spec) => /** @type {number[]} */ (spec.shape.slice(1));
 
 /**
  * The data of one input's tensor and its shape, checked and converted (see the module's rule).
@@ -93,12 +121,13 @@ export function splitInputs(x, inputs, argument = "x") {
  * @param {{name: string, dtype: string, shape: (number | null)[], token_ids?: {input_dim: number, layer: string} | null}} spec
  * @param {number} inputScale
  * @param {string} argument how messages name `values`: "x", or "x[1]" for a model of several inputs
+ * @param {boolean} [allowEmpty] take no examples (predict's empty result) instead of refusing them
  * @returns {{data: Float32Array | BigInt64Array | Int32Array, shape: number[]}}
  */
-export function inputData(values, spec, inputScale, argument) {
+export function inputData(values, spec, inputScale, argument, allowEmpty = false) {
   const example = spec.shape.slice(1);
   const size = product(example);
-  if (values.length === 0 || values.length % size !== 0) {
+  if ((values.length === 0 && !allowEmpty) || values.length % size !== 0) {
     throw new RangeError(
       `${argument} expects a multiple of ${size} values: one or more examples of shape [${example}] for input ` +
         `'${spec.name}' (shape [N, ${example}]). Received: ${values.length} values`,
@@ -237,12 +266,26 @@ export function labelData(labels, spec, batch, classes, loss, argument = "labels
   const shape = [batch, ...spec.shape.slice(1)];
   const classIndices = spec.dtype === "int64";
   const expected = classIndices ? "class indices" : "float targets";
+  const example = /** @type {number[]} */ (spec.shape.slice(1));
+  const size = product(example);
+  // one-hot rows given for class indices: say so, and what to pass
+  const oneHot = (count) =>
+    classIndices && classes > 1 && count === size * classes
+      ? `; ${count} values per example look like one-hot rows of ${classes} classes: loss '${loss}' takes class ` +
+        "indices, so pass the argmax of each row (for a tf.Tensor: labels.argMax(-1))"
+      : "";
   labels = plain(labels);
+  if (isTensorLike(labels)) labels = tensorValues(/** @type {any} */ (labels), example, argument, oneHot);
+  else if (isRows(labels)) labels = rowValues(/** @type {unknown[]} */ (labels), example, argument, oneHot);
   if (!isTypedArray(labels) && !Array.isArray(labels)) {
-    throw new TypeError(`${argument} expects ${expected}: a typed array or an array of numbers. Received: ${describe(labels)}`);
+    throw new TypeError(
+      `${argument} expects ${expected}: a typed array or an array of numbers, rows of them or a tensor. Received: ${describe(labels)}`,
+    );
   }
   if (labels.length !== product(shape)) {
-    throw new RangeError(`${argument} expects ${product(shape)} values (shape [${shape}]); received ${labels.length}`);
+    const perExample = batch > 0 && labels.length % batch === 0 ? labels.length / batch : 0;
+    const hint = oneHot(perExample) && ` (${batch} examples x ${perExample})${oneHot(perExample)}`;
+    throw new RangeError(`${argument} expects ${product(shape)} values (shape [${shape}]); received ${labels.length}${hint}`);
   }
   if (!classIndices) {
     for (let i = 0; i < labels.length; i++) {

@@ -83,13 +83,13 @@ function predictOptions(options) {
  * @param {import("./trainer.js").Trainer} trainer
  * @param {unknown} x
  * @param {number} batchSize
- * @returns {Promise<Float32Array>} examples one after the other
+ * @returns {Promise<Float32Array>} examples one after the other (none for x of no examples)
  */
 async function evalOutputs(trainer, x, batchSize) {
   const { metadata, ort } = trainer;
-  const { inputs, count } = inputRows(x, metadata);
+  const { inputs, count } = inputRows(x, metadata, "x", { allowEmpty: true, warn: trainer._warnOnce });
   const size = product(metadata.output_shape);
-  const outputs = new Float32Array(count * size);
+  const outputs = new Float32Array(count * size); // empty for no examples (no session run), as Keras and TF.js give
   const labels = metadata.labels;
   const labelSize = product(labels.shape.slice(1));
   // the eval graph needs labels; only logits are fetched, so ONNX Runtime skips the loss they feed

@@ -5,6 +5,7 @@ import { accuracy, positionClasses } from "./accuracy.js";
 import { REBUNDLE, checkGraphs, packState, readBundle, readState } from "./bundle.js";
 import { dataset } from "./batches.js";
 import { fit } from "./fit.js";
+import { RESTORE } from "./finite.js";
 import { describe } from "./inputs.js";
 import { predict } from "./predict.js";
 import { graphOutputNames, writeInitializers } from "./protobuf.js";
@@ -153,6 +154,13 @@ export class Trainer {
     /** Set true (in a callback) to stop fit after the current batch, as TF.js' model.stopTraining. */
     this.stopTraining = false;
     this._fitting = false;
+    const warned = new Set();
+    /** console.warn `message` the first time this trainer meets `key` (uint8 pixels read unscaled). */
+    this._warnOnce = (key, message) => {
+      if (warned.has(key)) return;
+      warned.add(key);
+      console.warn(message);
+    };
   }
 
   _tensor(name, data) {
@@ -180,7 +188,7 @@ export class Trainer {
    * @param {Labels} labels
    */
   _batchFeeds(x, labels) {
-    const { inputs, labels: target } = dataset(x, labels, this.metadata);
+    const { inputs, labels: target } = dataset(x, labels, this.metadata, undefined, this._warnOnce);
     const feeds = {};
     this.metadata.inputs.forEach((spec, k) => (feeds[spec.name] = new this.ort.Tensor(spec.dtype, inputs[k].data, inputs[k].shape)));
     feeds[this.metadata.labels.name] = new this.ort.Tensor(this.metadata.labels.dtype, target.data, target.shape);
@@ -387,7 +395,8 @@ function floatData(name, data) {
   const i = out.findIndex((v) => !Number.isFinite(v));
   if (i >= 0) {
     throw new RangeError(
-      `setState: ${name} expects finite values within float32's range. Received: ${name}[${i}]=${describe(data[i])}`,
+      `setState: ${name} expects finite values within float32's range. Received: ${name}[${i}]=${describe(data[i])} ` +
+        `(a state taken after training diverged: ${RESTORE})`,
     );
   }
   return out;

@@ -170,7 +170,9 @@ test("a non-finite loss stops fit with NonFiniteLossError and leaves the weights
   await trainer.fit(...examples(0, 32), { batchSize: 8, shuffle: false });
   const error = await trainer.fit(huge, y, { epochs: 2, batchSize: 8, shuffle: false }).catch((e) => e);
   assert.ok(error instanceof NonFiniteLossError, String(error));
-  assert.match(error.message, /^The loss became NaN at epoch 0, batch 5\/10; training stopped and the weights of the last finite step were kept/);
+  // batches counted from 0, as onBatchEnd counts them, with the ordinal
+  assert.match(error.message, /^The loss became NaN at epoch 0, batch 4 \(the 5th of 10\); training stopped and the weights of the last finite step were kept/);
+  assert.equal(error.weightsFinite, true);
   assert.deepEqual(error.history, { epoch: [], history: {} });
   assert.equal(trainer.stepCount, 4 + 4); // the four batches before it
   const reference = await load(); // the same eight finite steps
@@ -196,10 +198,10 @@ test("fit refuses bad options and data before any step, naming the argument and 
   await refused({ batchSize: 2.5 }, /fit expects batchSize to be a whole number >= 1. Received: batchSize=2.5/);
   await refused({ seed: -1 }, /fit expects seed to be a whole number in \[0, 2\*\*32\). Received: -1/);
   await refused({ shuffle: "yes" }, /fit expects shuffle to be true or false. Received: "yes"/);
-  await refused({ epoch: 3 }, /fit takes the options epochs, batchSize, shuffle, seed, initialEpoch, validationData, callbacks. Received: epoch/);
+  await refused({ epoch: 3 }, /fit takes the options epochs, batchSize, shuffle, seed, initialEpoch, validationData, validationSplit, callbacks, verbose, yieldEvery. Received: epoch/);
   await refused(
     { callbacks: { onEpochEnds() {} } },
-    /fit expects callbacks to hold only the hooks onTrainBegin, .*onTrainEnd. Received: callbacks.onEpochEnds/,
+    /^TypeError: fit expects the hooks of callbacks to be among onTrainBegin, .*onTrainEnd, onYield \(.*misspelled hook\). Received: callbacks.onEpochEnds$/,
   );
   await refused({ callbacks: [{ onBatchEnd: 1 }] }, /fit expects callbacks\[0\].onBatchEnd to be a function. Received: 1/);
   await refused({ validationData: x }, /fit expects validationData to be \[x, labels\]. Received: a Float32Array of 1280 values/);
@@ -213,4 +215,74 @@ test("fit refuses bad options and data before any step, naming the argument and 
   await assert.rejects(trainer.fit(x, y), /fit was called while another fit runs on this trainer: await the first one/);
   await running;
   assert.equal(trainer.stepCount, 2);
+});
+
+test("validationSplit holds out the last fraction before shuffling, as validationData of those examples would", async () => {
+  const split = await load();
+  const history = await split.fit(x, y, { epochs: 2, batchSize: 16, seed: 3, validationSplit: 0.25 });
+  const given = await load();
+  const [xTrain, yTrain] = examples(0, 60);
+  const expected = await given.fit(xTrain, yTrain, { epochs: 2, batchSize: 16, seed: 3, validationData: examples(60, 80) });
+  assert.deepEqual(history, expected);
+  sameState(split, given);
+  // Python's count: round(n * split), halves to even (10 * 0.25 = 2.5 holds out 2, as Python's round does)
+  let samples;
+  await (await load()).fit(...examples(0, 10), {
+    validationSplit: 0.25,
+    callbacks: { setParams: (params) => void (samples = params.samples) },
+  });
+  assert.equal(samples, 8);
+  const trainer = await load();
+  const refused = (options, pattern) => assert.rejects(trainer.fit(x, y, options), pattern);
+  await refused({ validationSplit: 1 }, /^RangeError: fit expects validationSplit to be a number in \[0, 1\), the fraction held out\. Received: 1$/);
+  await refused({ validationSplit: "0.2" }, /Received: "0.2"$/);
+  await refused({ validationSplit: 0.001 }, /^RangeError: fit expects validationSplit to leave training and validation examples\. Received: validationSplit=0.001 of 80 examples$/);
+  await refused({ validationSplit: 0.2, validationData: examples(0, 8) }, /^TypeError: fit takes validationData or validationSplit, not both/);
+  assert.equal(trainer.stepCount, 0);
+});
+
+test("verbose 1 or 2 logs a line per epoch as Python's fit(verbose=2); 0, the default, logs nothing", async () => {
+  const lines = [];
+  const log = console.log;
+  console.log = (line) => void lines.push(line);
+  try {
+    const trainer = await load();
+    await trainer.fit(x, y, { epochs: 2, batchSize: 32, seed: 1 });
+    assert.deepEqual(lines, []);
+    const history = await trainer.fit(x, y, { epochs: 2, batchSize: 32, seed: 1, verbose: 1, validationData: examples(0, 8) });
+    assert.equal(lines.length, 2);
+    const figures = (k) => ["loss", "accuracy", "val_loss", "val_accuracy"].map((key) => `${key}: ${history.history[key][k].toFixed(4)}`);
+    assert.match(lines[0], new RegExp(`^Epoch 1/2 - 3 batches - \\d+\\.\\d\\ds - ${figures(0).join(" - ")}$`));
+    assert.match(lines[1], new RegExp(`^Epoch 2/2 - 3 batches - \\d+\\.\\d\\ds - ${figures(1).join(" - ")}$`));
+  } finally {
+    console.log = log;
+  }
+  await assert.rejects((await load()).fit(x, y, { verbose: 3 }), /^RangeError: fit expects verbose to be 0 \(silent\), 1 or 2 \(a line per epoch\)\. Received: 3$/);
+});
+
+test("a learning rate that overflows the weights: NonFiniteLossError says they are not finite, and a saved state restores", async () => {
+  const trainer = await load();
+  await trainer.fit(...examples(0, 16), { batchSize: 8, shuffle: false });
+  const saved = trainer.stateBytes();
+  trainer.learningRate = 3e38; // float32 holds it; Adam's first update makes every weight infinite
+  const error = await trainer.fit(x, y, { epochs: 2, batchSize: 16, shuffle: false }).catch((e) => e);
+  assert.ok(error instanceof NonFiniteLossError, String(error));
+  assert.equal(error.weightsFinite, false);
+  assert.match(
+    error.message,
+    /^The loss became NaN at epoch 0, batch 1 \(the 2nd of 5\); training stopped, and the weights are not finite any more: dense_1\.kernel \(96 of 96 values\), .* hold NaN or infinity, written by an update whose loss was still finite\. .*restore a state saved before \(trainer\.setState\(trainer\.stateFromBytes\(saved\)\)\) or load the bundle again \(Trainer\.load\), then train with a lower learning rate \(it is 3e\+38\)/,
+  );
+  assert.throws(() => trainer.setState(trainer.getState()), /^RangeError: setState: dense_1\.kernel expects finite values .*Received: dense_1\.kernel\[0\]=-?Infinity \(a state taken after training diverged: restore a state saved before/);
+  trainer.setState(trainer.stateFromBytes(saved)); // recoverable
+  trainer.learningRate = 0.001;
+  const history = await trainer.fit(x, y, { batchSize: 16, shuffle: false });
+  assert.ok(Number.isFinite(history.history.loss[0]));
+
+  // the last update of an epoch breaks them with a finite loss: seen at the epoch's end, before validation
+  const last = await load();
+  last.learningRate = 3e38;
+  const atEnd = await last.fit(...examples(0, 16), { batchSize: 16, validationData: examples(16, 32) }).catch((e) => e);
+  assert.ok(atEnd instanceof NonFiniteLossError && atEnd.weightsFinite === false, String(atEnd));
+  assert.match(atEnd.message, /^Training stopped at the end of epoch 0, whose losses were all finite, and the weights are not finite any more: /);
+  assert.equal(last.stepCount, 1);
 });

@@ -87,7 +87,8 @@ test("a bundle of another loss decides as Python does: raw outputs, and predictS
 test("predict refuses bad x and options, naming the value, and rejects after release", async () => {
   const trainer = await Trainer.load(ort, BUNDLE);
   await assert.rejects(trainer.predict(new Float32Array(15)), /^RangeError: x expects a multiple of 16 values: .*Received: 15 values$/);
-  await assert.rejects(trainer.predict([x, x]), /x expects a typed array or an array of numbers \(input input\). Received: an array of 2 arrays/);
+  // two arrays for a model of one input are rows of examples: each must hold one example
+  await assert.rejects(trainer.predict([x, x]), /^RangeError: x expects rows of 16 values \(one example of shape \[4,4,1\] each\). Received: x\[0\] of 1280 values$/);
   await assert.rejects(trainer.predict(x, { batchSize: 0 }), /predict expects batchSize to be a whole number >= 1. Received: 0/);
   await assert.rejects(trainer.predict(x, { probabilities: "yes" }), /predict expects probabilities to be true or false. Received: "yes"/);
   await assert.rejects(trainer.predict(x, { batch_size: 8 }), /predict takes the options batchSize, probabilities. Received: batch_size/);
