@@ -1,21 +1,25 @@
-"""The data a `Trainer` steps through: one dataset argument checked and read into arrays (`Batches`), each epoch's
-shuffled order, the rows of a shuffled batch gathered into buffers reused from batch to batch, and how many
-batches an epoch takes (Keras' `steps_per_epoch`).
+"""The data a `Trainer` steps through: one dataset argument checked and read into arrays (`Batches`), or, for a
+generator or PyDataset, into a `BatchStream` that reads each batch so (`read_data`); each epoch's shuffled order,
+the rows of a shuffled batch gathered into buffers reused from batch to batch, and how many batches an epoch takes
+(Keras' `steps_per_epoch`).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from onnxtrain._sample_weights import sample_weights
+from onnxtrain._batch_stream import BatchStream, check_steps, is_streamed
+from onnxtrain._sample_weights import class_sample_weights, combined_weights, sample_weights
 from onnxtrain.arrays import InputArrays, InputSpec, as_array, prepare_inputs, sole_input
 from onnxtrain.datasets import Dataset, as_dataset
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.distributed._communicator import Communicator
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 from onnxtrain.layers import Shape
 from onnxtrain.losses import Loss
 from onnxtrain.progress import prints_here
@@ -106,6 +110,105 @@ def read_batches(
         )
     w = sample_weights(sample_weight, len(x), loss, weight_name)
     return Batches(x, y, class_names, data_scale, w)
+
+
+def read_data(
+    data: Any,
+    argument: str,
+    inputs: Sequence[InputSpec],
+    several_outputs: bool,
+    loss: Loss,
+    output_shape: Shape,
+    input_scale: float,
+    sample_weight: Any = None,
+    weighted_triples: bool = False,
+) -> Batches | BatchStream:
+    """`read_batches` (same arguments), or for a generator or PyDataset (`is_streamed`) the `BatchStream` that reads
+    each of its batches as `read_batches` reads (x, y) or (x, y, sample_weight) arrays, the first one now.
+
+    Raises:
+        InvalidArgumentError: a generator or PyDataset given y=... or sample_weight=... too (as in Keras, its
+            batches carry them). And what `read_batches` raises, for a stream's batch naming it.
+    """
+    given = data.x if isinstance(data, SeparateArrays) else data
+    if not is_streamed(given):
+        return read_batches(
+            data, argument, inputs, several_outputs, loss, output_shape, input_scale, sample_weight, weighted_triples
+        )
+    kind = "generator" if isinstance(given, Iterator) else type(given).__name__
+    for name, value in (("y", data.y if isinstance(data, SeparateArrays) else None), ("sample_weight", sample_weight)):
+        if value is not None:
+            raise InvalidArgumentError(
+                f"{argument} given as a {kind} takes no {name}=...: each batch carries its labels and weights, "
+                f"(x, y) or (x, y, sample_weight), as in Keras. Received: {name} of type {type(value).__name__}"
+            )
+
+    def read(x: Any, y: Any, weights: Any, where: str) -> Batches:  # (`BatchStream` names the batch itself)
+        pair = SeparateArrays(x, y)
+        return read_batches(pair, argument, inputs, several_outputs, loss, output_shape, input_scale, weights)
+
+    return BatchStream(given, argument, read, epoch_order)
+
+
+def with_class_weights(data: Batches | BatchStream, class_weight: Any, loss: Loss, output_shape: Shape) -> Any:
+    """`data` (fit's training data) with each example's weight times its class's (Keras' `class_weight`): at once
+    for arrays, batch by batch for a stream (checked on its first batch now)."""
+    if class_weight is None:
+        return data
+
+    def weights_of(labels: np.ndarray) -> np.ndarray:
+        return class_sample_weights(class_weight, labels, loss, output_shape)
+
+    if isinstance(data, BatchStream):
+        data.weigh_classes(weights_of)
+        return data
+    return replace(data, w=combined_weights(data.w, weights_of(data.y)))
+
+
+def limit_batches(data: Any, steps: Any, batch_size: int, argument: str) -> Any:
+    """`data` (Batches or a BatchStream) read `steps` batches at a time: Keras' `evaluate(steps=...)` and
+    `fit(validation_steps=...)`. Arrays keep their first `steps` batches of `batch_size` (all where they have no
+    more); a stream takes the next `steps` of its batches each pass.
+
+    Raises:
+        InvalidArgumentError: `steps` is not None or a positive int (named `argument`).
+    """
+    count = check_steps(steps, argument)
+    if count is None:
+        return data
+    if isinstance(data, BatchStream):
+        data.limit(count)
+        return data
+    rows = count * batch_size
+    if rows >= len(data):
+        return data
+    return Batches(
+        data.x[:rows], data.y[:rows], data.class_names, data.input_scale, None if data.w is None else data.w[:rows]
+    )
+
+
+def batch_count(data: Batches | BatchStream, batch_size: int) -> int | None:
+    """The batches of one pass over `data` (None: a generator read to its end)."""
+    return data.steps if isinstance(data, BatchStream) else math.ceil(len(data) / batch_size)
+
+
+def examples(data: Batches | BatchStream) -> int:
+    """The examples of arrays (0 for a stream, which `refuse_streams_in_world` keeps out of a data-parallel fit)."""
+    return 0 if isinstance(data, BatchStream) else len(data)
+
+
+def refuse_streams_in_world(communicator: Communicator | None, *data: Batches | BatchStream | None) -> None:
+    """Refuse a generator or PyDataset in a data-parallel fit, whose processes each take their rows of every
+    global batch of arrays.
+
+    Raises:
+        UnsupportedError: naming what to pass instead.
+    """
+    if communicator is not None and any(isinstance(each, BatchStream) for each in data):
+        raise UnsupportedError(
+            "A data-parallel fit (onnxtrain.distributed.init()) reads arrays or a Dataset, of which each process "
+            "takes its rows of every batch. Received: a generator or PyDataset; pass arrays, or train alone."
+        )
 
 
 def labels_array(y: Any, argument: str) -> Any:

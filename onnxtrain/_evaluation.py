@@ -1,21 +1,26 @@
 """The figures of a model over batches: what each batch adds to the metric sums of an epoch or an evaluation
-(`BatchFigures`), their names in the logs (`log_key`), and the loop of `evaluate` and fit's validation
-(`evaluate_batches`).
+(`BatchFigures`), their names in the logs (`log_key`), the loop of `evaluate` and fit's validation
+(`evaluate_batches`, over arrays or the batches of a generator or PyDataset), and which epochs validate (Keras'
+`validation_freq`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
+from onnxtrain._batch_stream import BatchStream
 from onnxtrain._batches import Batches, batch_arrays
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._metric_base import Metric, Sums
 from onnxtrain._sample_weights import WeightedEngine
 from onnxtrain.distributed._communicator import Communicator, local_rows
 from onnxtrain.engine import Engine
+from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.history import EvaluationResult, MetricValues
 from onnxtrain.losses import Loss
 from onnxtrain.metrics import Metrics
@@ -128,7 +133,7 @@ def log_key(metric: Metrics | Metric | str) -> str:
 
 def evaluate_batches(
     engine: Engine,
-    data: Batches,
+    data: Batches | BatchStream,
     batch_size: int,
     figures: BatchFigures,
     flush: FlushToZero,
@@ -140,7 +145,10 @@ def evaluate_batches(
     validation), each process evaluates its share of the rows and the sums are all-reduced. Data with sample
     weights (`data.w`) runs the weighted eval steps of `weighted` (the same engine): the loss is then the mean of
     w_i l_i over the examples, as Keras'; the metrics stay unweighted, as Keras' `metrics`, and the
-    `weighted_metrics` weigh each example by its weight."""
+    `weighted_metrics` weigh each example by its weight. A `BatchStream` (evaluated alone: fit refuses one in a
+    data-parallel world) gives its batches as they come, `batch_size` aside: its next pass (`evaluate_stream`)."""
+    if isinstance(data, BatchStream):
+        return evaluate_stream(engine, data, figures, flush, progress, weighted)
     loss_sum = 0.0
     metric_sums = figures.zeros()
     n = len(data)
@@ -169,3 +177,63 @@ def evaluate_batches(
     if communicator is not None:  # the sums and the count over every process's share
         metric_sums, (loss_sum, examples) = all_reduce_figures(communicator, metric_sums, [loss_sum, examples])
     return EvaluationResult(loss_sum / examples, MetricValues(figures.means(metric_sums, examples)))
+
+
+def evaluate_stream(
+    engine: Engine,
+    data: BatchStream,
+    figures: BatchFigures,
+    flush: FlushToZero,
+    progress: Progress | None = None,
+    weighted: WeightedEngine | None = None,
+) -> EvaluationResult:
+    """`evaluate_batches` over the next pass of `data`'s batches (each read and checked as it comes: the reading
+    is user code, run in the caller's float mode), weighing each batch's mean by its examples as arrays are."""
+    loss_sum, seen = 0.0, 0
+    metric_sums = figures.zeros()
+    assert data.w is None or weighted is not None, "weighted data needs the engine as a WeightedEngine"
+    for step, batch in enumerate(data.batches(), start=1):
+        with flush.active():
+            if batch.w is None:
+                loss, outputs = engine.eval_step(batch_arrays(batch.x), batch.y)
+            else:
+                assert weighted is not None
+                loss, outputs = weighted.eval_step(batch_arrays(batch.x), batch.y, sample_weight=batch.w)
+        loss_sum += loss * len(batch)
+        seen += len(batch)
+        for metric, value in figures.batch_sums(outputs, batch.y, batch.w).items():
+            metric_sums[metric] += value
+        if progress is not None and progress.wants_batches:
+            progress.batch_end(step, {"loss": loss_sum / seen})
+    if not seen:  # (a stream's first pass has its first batch: only a later one can come up empty)
+        raise InvalidArgumentError(f"{data.argument} expects batches to evaluate. Received: none")
+    return EvaluationResult(loss_sum / seen, MetricValues(figures.means(metric_sums, seen)))
+
+
+ValidationFreq = int | tuple[int, ...]
+
+
+def check_validation_freq(value: Any) -> ValidationFreq:
+    """Keras' `validation_freq`: validate every `value`-th epoch (an int), or after the epochs listed.
+
+    Raises:
+        InvalidArgumentError: neither a positive int nor a list of positive ints.
+    """
+    if isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes) and value:
+        if all(isinstance(e, int | np.integer) and not isinstance(e, bool) and e >= 1 for e in value):
+            return tuple(int(e) for e in value)
+    raise InvalidArgumentError(
+        "fit(validation_freq=...) expects a positive int (validate every that many epochs: 2 validates after "
+        "epochs 2, 4, ...) or a list of epoch numbers, counted from 1 (validate after those: [1, 5, 10]). "
+        f"Received: validation_freq={value!r}"
+    )
+
+
+def validates(epoch: int, validation_freq: ValidationFreq) -> bool:
+    """Whether fit validates after `epoch` (counted from 1 over the model's epochs, as with Keras'
+    `initial_epoch`), as Keras' `_should_eval`."""
+    if isinstance(validation_freq, int):
+        return epoch % validation_freq == 0
+    return epoch in validation_freq

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from onnxtrain import emit
+from onnxtrain._batch_stream import check_steps
 from onnxtrain._call_arguments import refuse_unknown
 from onnxtrain._checks import check_positive_int
 from onnxtrain._prediction import UncompiledPredictor
@@ -43,7 +44,9 @@ class ModelPrediction:
 
         def _compiled_trainer(self, action: str) -> Trainer: ...
 
-    def predict(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto", **unknown: Any) -> Any:
+    def predict(
+        self, x: Any, batch_size: int = 1024, verbose: int | str = "auto", steps: int | None = None, **unknown: Any
+    ) -> Any:
         """Class index per example (an int for one example) for classification losses; raw outputs otherwise. A
         model of several outputs returns a list: one such array per output, each by its own loss.
 
@@ -55,18 +58,21 @@ class ModelPrediction:
         indices for classification). A Sequential not built yet is built from the shape of `x` first.
 
         `verbose` is Keras' argument (0, 1, 2 or "auto"), checked and otherwise ignored: predict shows no
-        progress bar.
+        progress bar. `x` may be a generator or a PyDataset of batches, as Keras takes them: x alone, (x,), (x, y)
+        or (x, y, sample_weight), of which predict reads x; `steps` (Keras') predicts that many batches at most
+        (of arrays, the first `steps` of `batch_size`).
         """
         refuse_unknown("predict", unknown, ModelPrediction.predict)
         check_verbose(verbose)
         size = check_positive_int("batch_size", batch_size)
+        steps = check_steps(steps, "predict(steps=...)")
         self._check_open("predict")
         self._build_for("predict", x)
         if self._trainer is None:
-            outputs, single = self._uncompiled_predictor().predict(x, size)
+            outputs, single = self._uncompiled_predictor().predict(x, size, steps)
             loss = self.trained_loss
         else:
-            outputs, single = self._trainer.predict_all_outputs(x, size)
+            outputs, single = self._trainer.predict_all_outputs(x, size, steps)
             loss = self._trainer.compiled.loss
         results = []
         for output, own in zip(outputs, emit.output_losses(self.graph, loss), strict=True):

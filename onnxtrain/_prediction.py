@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from onnxtrain import emit
+from onnxtrain._batch_stream import is_streamed, predict_stream
 from onnxtrain._batches import batch_arrays
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._runtime import Device, create_session, session_options
@@ -55,9 +56,20 @@ class Predictor:
         self._output_names = emit.output_names(model.graph, loss)  # `logits`, or `probabilities` (the export's)
         self._session: Any = None
 
-    def predict(self, x: Any, batch_size: int) -> tuple[list[np.ndarray], bool]:
-        """Every model output for `x`, in the model's output order, and whether `x` was a single example."""
-        return self._run(x, batch_size, self._output_names)
+    def predict(self, x: Any, batch_size: int, steps: int | None = None) -> tuple[list[np.ndarray], bool]:
+        """Every model output for `x`, in the model's output order, and whether `x` was a single example; at most
+        `steps` batches (Keras' predict(steps=...)). A generator or PyDataset (`is_streamed`) is read a batch at a
+        time, its batches' x as Keras takes it (`_batch_stream.predict_stream`)."""
+        if is_streamed(x):
+            session = self.session()
+
+            def run(batch: Any) -> list[np.ndarray]:
+                with self._flush.active():
+                    feed = dict(zip(self._input_names, batch_arrays(batch), strict=True))
+                    return list(session.run(self._output_names, feed))
+
+            return predict_stream(x, steps, self._inputs, self.model.input_scale, run), False
+        return self._run(x, batch_size, self._output_names, steps)
 
     def predict_named(self, x: Any, batch_size: int) -> tuple[dict[str, np.ndarray], bool]:
         """Every output of the inference model (`logits` and `probabilities`, or each output and its
@@ -66,10 +78,14 @@ class Predictor:
         outputs, single = self._run(x, batch_size, names)
         return dict(zip(names, outputs, strict=True)), single
 
-    def _run(self, x: Any, batch_size: int, names: list[str]) -> tuple[list[np.ndarray], bool]:
+    def _run(
+        self, x: Any, batch_size: int, names: list[str], steps: int | None = None
+    ) -> tuple[list[np.ndarray], bool]:
         if isinstance(x, Dataset):
             x = x.x
         x, single = prepare_inputs(x, self._inputs, self.model.input_scale, "x", allow_single=True)
+        if steps is not None:
+            x = x[: steps * batch_size]
         session = self.session()
         with self._flush.active():
             batches = [

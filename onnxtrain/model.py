@@ -240,9 +240,12 @@ class Model(ModelBase, ModelPrediction, CompiledAttributes, BatchSteps):
         class_weight: Mapping[int, float] | None = None,
         initial_epoch: int | None = None,
         steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_freq: int | Sequence[int] = 1,
         **unknown: Any,
     ) -> History:
-        """Train for `epochs` over `dataset` (a Dataset, an (x, y) tuple, or x with y=...).
+        """Train for `epochs` over `dataset` (a Dataset, an (x, y) tuple, x with y=..., or, as Keras takes them, a
+        Python generator or a `keras.utils.PyDataset` of batches: see below).
 
         Each epoch is shuffled from (`seed` or the model's seed, epoch number), so equal seeds give identical runs;
         the last partial batch is included. `validation_split` holds out the *last* fraction of the data (before
@@ -260,6 +263,18 @@ class Model(ModelBase, ModelPrediction, CompiledAttributes, BatchSteps):
         epochs=5)` after 3 epochs trains epochs 4 and 5: as in Keras, `epochs` is then the last epoch, not a
         count); any other value is refused. `steps_per_epoch=n` trains n batches each epoch, the first n of its
         shuffled order (Keras goes on through the data across epochs instead); at most the batches the data has.
+
+        A generator (any iterator) or a PyDataset (anything with `__len__` and `__getitem__(i)`, the i-th batch, and
+        optionally `on_epoch_begin()` / `on_epoch_end()`) gives batches (x, y) or (x, y, sample_weight), each read
+        and checked as arrays are (the messages name the batch), the first before any step; y and sample_weight
+        are then not taken. A generator is read once, across epochs: `steps_per_epoch` batches an epoch (without
+        it, the first epoch reads it to its end); where it runs out, fit warns as Keras ("Your input ran out of
+        data") and stops after that epoch. `shuffle` does not apply to it (Keras ignores it too). A PyDataset gives
+        `len()` batches an epoch (or the next `steps_per_epoch`, going on through them across epochs), in a batch
+        order shuffled per epoch by `shuffle` (from `seed` and the epoch), and has `on_epoch_end` called after
+        each. `validation_data` may be one too; `validation_steps` validates on that many batches (arrays: the
+        first; a generator or PyDataset: its next), and `validation_freq` validates every that many epochs (an
+        int) or after the epochs listed, as Keras'.
 
         Raises:
             InvalidTypeError: a keyword fit does not take, naming the ones it does.
@@ -287,6 +302,8 @@ class Model(ModelBase, ModelPrediction, CompiledAttributes, BatchSteps):
                 class_weight=class_weight,
                 initial_epoch=initial_epoch,
                 steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+                validation_freq=validation_freq,
             )
         finally:
             self._fitting = False
@@ -305,6 +322,7 @@ class Model(ModelBase, ModelPrediction, CompiledAttributes, BatchSteps):
         x: Any = None,
         return_dict: Literal[False] = False,
         sample_weight: Any = None,
+        steps: int | None = None,
         **unknown: Any,
     ) -> EvaluationResult: ...
 
@@ -319,6 +337,7 @@ class Model(ModelBase, ModelPrediction, CompiledAttributes, BatchSteps):
         x: Any = None,
         return_dict: Literal[True],
         sample_weight: Any = None,
+        steps: int | None = None,
         **unknown: Any,
     ) -> dict[str, float]: ...
 
@@ -332,9 +351,11 @@ class Model(ModelBase, ModelPrediction, CompiledAttributes, BatchSteps):
         x: Any = None,
         return_dict: bool = False,
         sample_weight: Any = None,
+        steps: int | None = None,
         **unknown: Any,
     ) -> EvaluationResult | dict[str, float]:
-        """Mean loss and metrics over `dataset` (or Keras' `x=..., y=...`), in batches of `batch_size`.
+        """Mean loss and metrics over `dataset` (or Keras' `x=..., y=...`, or a generator or PyDataset of batches,
+        as `fit` takes them), in batches of `batch_size`.
 
         Args:
             verbose: 0 (silent), 1 (a progress bar on a terminal), 2 (one line) or Keras' "auto" (1).
@@ -342,6 +363,8 @@ class Model(ModelBase, ModelPrediction, CompiledAttributes, BatchSteps):
                 logs (`EvaluationResult.to_dict`), instead of the EvaluationResult (which unpacks as Keras' list).
             sample_weight: each example's weight (as `fit` takes it): the loss is sum(w_i l_i) / examples, as
                 Keras'; the metrics stay unweighted.
+            steps: Keras' `steps`: evaluate that many batches (of arrays the first; of a generator or PyDataset the
+                first that many it gives); None: all.
         """
         refuse_unknown("evaluate", unknown, Model.evaluate)
         dataset = alias("dataset", dataset, "x", x)
@@ -353,6 +376,7 @@ class Model(ModelBase, ModelPrediction, CompiledAttributes, BatchSteps):
             batch_size=check_positive_int("batch_size", batch_size),
             verbose=check_verbose(verbose),
             sample_weight=sample_weight,
+            steps=steps,
         )
         return result.to_dict() if as_dict else result
 

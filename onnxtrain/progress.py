@@ -133,14 +133,17 @@ class Progress:
 
     Args:
         verbose: 0, 1 or 2 (see the module docstring).
-        steps: batches per epoch.
+        steps: batches per epoch; None where the data does not say (a generator read to its end): the bar then
+            counts without a total, and takes the first epoch's count as the total of later ones.
         epochs: epochs in this call; epochs are shown with their model-wide numbers ("Epoch 3/4" on a second
             `fit` call of 2 epochs after 2 trained).
         stream: where to write (default: `sys.stdout` at construction time).
         label: the bar's description prefix.
     """
 
-    def __init__(self, verbose: int, steps: int, epochs: int, stream: IO[str] | None = None, label: str = "Epoch"):
+    def __init__(
+        self, verbose: int, steps: int | None, epochs: int, stream: IO[str] | None = None, label: str = "Epoch"
+    ):
         self.verbose = check_verbose(verbose)
         self.steps = steps
         self.epochs = epochs
@@ -207,17 +210,24 @@ class Progress:
             bar.leave = False
             bar.close()
             line = bar.format_meter(
-                self._step, self.steps, elapsed, prefix=bar.desc, unit="batch", ascii=bar.ascii,
+                self._step, self.steps or self._step, elapsed, prefix=bar.desc, unit="batch", ascii=bar.ascii,
                 postfix=format_logs(logs, ", "), bar_format=FINAL_BAR_FORMAT,
             )  # fmt: skip
             print(line, file=self.stream, flush=True)
+            self._learn_steps()
         elif self.verbose:
             title = self._title(epoch)
             elapsed = time.perf_counter() - self._started
             done = self._step or self.steps  # fit calls batch_end wherever a callback could stop the epoch
-            batches = "batch" if done == 1 else "batches"
-            line = f"{title} - {done} {batches} - {elapsed:.2f}s - {format_logs(logs)}"
+            count = "" if done is None else f"{done} {'batch' if done == 1 else 'batches'} - "  # None: not counted
+            line = f"{title} - {count}{elapsed:.2f}s - {format_logs(logs)}"
             print(line, file=self.stream, flush=True)
+
+    def _learn_steps(self) -> None:
+        """An epoch of unknown length ended: its batches are the total of the next (Keras' Progbar learns its
+        target so)."""
+        if self.steps is None and self._step:
+            self.steps = self._step
 
     def close(self) -> None:
         """Close a bar left open by an exception (an interrupted epoch), keeping what it showed."""

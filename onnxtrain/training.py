@@ -18,25 +18,33 @@ engine step of a trainer outside this loop (`_batch_steps`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 from onnxtrain import engines
+from onnxtrain._batch_stream import BatchStream
 from onnxtrain._batches import (
     Batches,
     batch_arrays,
+    batch_count,
     check_steps_per_epoch,
     empty_rows,
     epoch_order,
+    examples,
     gather,
+    limit_batches,
     read_batches,
+    read_data,
+    refuse_streams_in_world,
+    with_class_weights,
 )
 from onnxtrain._checks import check_positive_int, check_validation_split
 from onnxtrain._data_parallel_fit import (
@@ -49,12 +57,21 @@ from onnxtrain._data_parallel_fit import (
     process_zero_counters,
     shared_seed,
 )
-from onnxtrain._evaluation import BatchFigures, FigureKey, FigureSums, all_reduce_figures, evaluate_batches, log_key
+from onnxtrain._evaluation import (
+    BatchFigures,
+    FigureKey,
+    FigureSums,
+    all_reduce_figures,
+    check_validation_freq,
+    evaluate_batches,
+    log_key,
+    validates,
+)
 from onnxtrain._finite_weights import describe_non_finite, non_finite_weights
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._prediction import Predictor
 from onnxtrain._runtime import Device, resolve_device
-from onnxtrain._sample_weights import WeightedEngine, class_sample_weights, combined_weights, weighted_engine
+from onnxtrain._sample_weights import WeightedEngine, weighted_engine
 from onnxtrain.arrays import input_specs
 from onnxtrain.callbacks import CallbackList, CallbackModel
 from onnxtrain.callbacks._callback import check_fit_start, check_log_keys
@@ -229,20 +246,32 @@ class Trainer:
             data, argument, self._inputs, several_outputs, loss, output_shape, scale, sample_weight, triples
         )
 
-    def _weighted(self, *data: Batches | None) -> WeightedEngine | None:
+    def prepare_data(
+        self, data: Any, argument: str, input_scale: float | None = None, sample_weight: Any = None
+    ) -> Batches | BatchStream:
+        """`prepare` for fit and evaluate, which take a generator or a PyDataset too: for one, the BatchStream that
+        reads each of its batches as `prepare` reads arrays (`read_data`)."""
+        scale = self.model.input_scale if input_scale is None else input_scale
+        loss, output_shape = self.compiled.loss, self.model.output_shape
+        triples = argument == "validation"  # Keras' validation_data=(x, y, sample_weight)
+        return read_data(
+            data, argument, self._inputs, self._outputs is not None, loss, output_shape, scale, sample_weight, triples
+        )
+
+    def _weighted(self, *data: Batches | BatchStream | None) -> WeightedEngine | None:
         """The engine as one that takes sample weights where any of `data` has them (else None); refused, before
         any step, by an engine that does not take them."""
         if all(batches is None or batches.w is None for batches in data):
             return None
         return weighted_engine(self.engine, self.compiled.engine)
 
-    def _scale_after(self, train: Batches) -> float:
+    def _scale_after(self, train: Batches | BatchStream) -> float:
         """The input scale the model will read inputs with once `fit` adopts `train` (see `_adopt`)."""
         if train.input_scale is not None and self.epochs_trained == 0:
             return train.input_scale
         return self.model.input_scale
 
-    def _adopt(self, train: Batches) -> None:
+    def _adopt(self, train: Batches | BatchStream) -> None:
         """Keep what the training data says about itself, for predict and save: its class names where the model
         has none, and its input scale before the first epoch. Only fit's training data, once every argument of
         the call has passed its checks: validation or evaluation data must not change how a model reads inputs.
@@ -268,6 +297,8 @@ class Trainer:
         class_weight: Any = None,
         initial_epoch: int | None = None,
         steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_freq: Any = 1,
     ) -> History:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"seed expects a non-negative int or None. Received: seed={seed!r}")
@@ -276,7 +307,7 @@ class Trainer:
             self._take_process_zero_counters(self.communicator)
         if initial_epoch is not None:  # Keras' epochs are then the last epoch's number
             epochs = self._epochs_after(initial_epoch, epochs)
-        train = self.prepare(data, "dataset", sample_weight=sample_weight)
+        train = self.prepare_data(data, "dataset", sample_weight=sample_weight)
         if not self.model.graph.trainable_params_by_name() and prints_here():
             warnings.warn(
                 "fit: the model has no trainable parameters (every layer is frozen, or none has weights), so its "
@@ -289,8 +320,13 @@ class Trainer:
         if validation is not None and validation_split:
             raise InvalidArgumentError("fit takes validation=... or validation_split=..., not both.")
         # Read as the model will read inputs once this fit adopts the training data's scale.
-        val = self.prepare(validation, "validation", self._scale_after(train)) if validation is not None else None
+        val = self.prepare_data(validation, "validation", self._scale_after(train)) if validation is not None else None
         if validation_split:
+            if isinstance(train, BatchStream):  # as Keras: "only supported for Tensors or NumPy arrays"
+                raise InvalidArgumentError(
+                    f"fit(validation_split=...) splits arrays; it cannot split a {train.kind}. Pass "
+                    "validation_data=... instead."
+                )
             cut = len(train) - round(len(train) * validation_split)
             if cut <= 0 or cut >= len(train):
                 raise InvalidArgumentError(
@@ -300,29 +336,36 @@ class Trainer:
             w = train.w
             val = Batches(train.x[cut:], train.y[cut:], w=None if w is None else w[cut:])
             train = replace(train, x=train.x[:cut], y=train.y[:cut], w=None if w is None else w[:cut])
-        if class_weight is not None:  # from the training rows' labels, once split off (Keras: not validation's)
-            class_weights = class_sample_weights(class_weight, train.y, self.compiled.loss, self.model.output_shape)
-            train = replace(train, w=combined_weights(train.w, class_weights))
+        # from the training rows' labels, once split off (Keras: not validation's); a stream's batch by batch
+        train = with_class_weights(train, class_weight, self.compiled.loss, self.model.output_shape)
         self._weighted_engine = self._weighted(train, val)
         if not isinstance(shuffle, bool | np.bool_):
             raise InvalidTypeError(f"shuffle expects a bool. Received: shuffle={shuffle!r}")
         val_batch = check_positive_int(
             "validation_batch_size", batch_size if validation_batch_size is None else validation_batch_size
         )
+        if val is not None:
+            val = limit_batches(val, validation_steps, val_batch, "fit(validation_steps=...)")
+        validation_freq = check_validation_freq(validation_freq)
+        refuse_streams_in_world(self.communicator, train, val)
 
         communicator = check_world(
             self.communicator,
-            len(train),
+            examples(train),
             batch_size,
-            validation=None if val is None else len(val),
+            validation=None if val is None else examples(val),
             validation_batch_size=val_batch,
             epochs=epochs,
             shuffle=bool(shuffle),
             learning_rate=self.engine.learning_rate if self.communicator is not None else 0.0,
         )
-        steps = math.ceil(len(train) / batch_size)
-        if steps_per_epoch is not None:
-            steps = check_steps_per_epoch(steps_per_epoch, steps, len(train), batch_size, bool(shuffle))
+        steps = batch_count(train, batch_size)
+        if isinstance(train, BatchStream):  # and its batch order, where it has one to shuffle (a PyDataset's)
+            steps = train.start_fit(steps_per_epoch, bool(shuffle), self.model.seed if seed is None else seed)
+        elif steps_per_epoch is not None:
+            steps = check_steps_per_epoch(
+                steps_per_epoch, math.ceil(len(train) / batch_size), len(train), batch_size, bool(shuffle)
+            )
         history = History(params={"verbose": verbose, "epochs": epochs, "steps": steps})  # Keras' History.params
         # A figure a callback watches that no epoch will log is refused now, before any step changes the weights.
         logged = ["loss", *(log_key(key) for key in self._figures.keys())]
@@ -354,15 +397,17 @@ class Trainer:
         try:
             for _ in range(epochs):
                 epoch = self.epochs_trained + 1
+                if isinstance(train, BatchStream) and not train.has_batches(epoch):  # a generator ran out: warned
+                    break
                 callback_list.on_epoch_begin(epoch)
                 progress.epoch_begin(epoch)
-                order = epoch_order(base_seed, epoch, len(train)) if shuffle else None
+                order = epoch_order(base_seed, epoch, len(train)) if shuffle and isinstance(train, Batches) else None
                 # This thread stays in ORT's float mode for the epoch: the engine's switch around each step nests
                 # as a no-op, and only per-batch callbacks (user code) get the caller's mode back (_float_env.py).
                 with self._flush.active():
                     logs = self._train_epoch(train, batch_size, steps, order, epoch, progress, callback_list)
                 self.epochs_trained = epoch
-                if val is not None:
+                if val is not None and validates(epoch, validation_freq):
                     result = evaluate_batches(
                         self.engine,
                         val,
@@ -414,50 +459,60 @@ class Trainer:
 
     def _train_epoch(
         self,
-        train: Batches,
+        train: Batches | BatchStream,
         batch_size: int,
-        steps: int,
+        steps: int | None,
         order: np.ndarray | None,
         epoch: int,
         progress: Progress,
         callbacks: CallbackList,
     ) -> dict[str, float]:
-        """Train the first `steps` batches of `train` in `order` (None: as they are)."""
+        """Train the first `steps` batches of `train` in `order` (None: as they are); of a BatchStream (a generator,
+        a PyDataset), the batches it gives for `epoch` (`steps` of them, or, where None, until a generator ends)."""
         loss_sum, seen = 0.0, 0
         local_seen = 0  # the examples of this process, over which the metric sums run (`seen` counts every process's)
         metric_sums = self._figures.zeros()
         communicator = self.communicator
         # Shuffled batches are gathered into reused buffers (one per input, and the labels'): a fresh 300 KB array
         # per batch would cost an mmap/munmap pair and page faults every step.
-        buffer_rows = min(batch_size, len(train))  # a batch_size beyond the data must not allocate for it
+        stream = train.batches(epoch) if isinstance(train, BatchStream) else None
+        arrays = cast(Batches, train)  # (a stream's batches come from `stream`, read as arrays are)
+        buffer_rows = min(batch_size, len(arrays)) if order is not None else 0  # none beyond the data
         if communicator is not None:
             buffer_rows = math.ceil(buffer_rows / communicator.size)
-        x_buffer = empty_rows(train.x, buffer_rows) if order is not None else None
-        y_buffer = empty_rows(train.y, buffer_rows) if order is not None else None
-        weights = train.w
+        x_buffer = empty_rows(arrays.x, buffer_rows) if order is not None else None
+        y_buffer = empty_rows(arrays.y, buffer_rows) if order is not None else None
+        weights = arrays.w
         w_buffer = empty_rows(weights, buffer_rows) if order is not None and weights is not None else None
         wb = None
         try:
-            for step in range(steps):
+            # a stream's own end ends the epoch (its last next() runs a PyDataset's on_epoch_end); arrays count
+            for step in itertools.count() if stream is not None else range(steps or 0):
+                if stream is not None:  # the next batch of a generator or PyDataset, read and checked (user code)
+                    batch = next(stream, None)
+                    if batch is None:
+                        break
+                    xb, yb, wb, n, first_row = batch.x, batch.y, batch.w, len(batch), 0
+                else:
+                    rows = slice(step * batch_size, (step + 1) * batch_size)
+                    n = min(rows.stop, len(arrays)) - rows.start  # the global batch's
+                    if communicator is not None:  # this process's rows of it
+                        rows = local_rows(rows.start, rows.start + n, communicator.rank, communicator.size)
+                    if order is None:
+                        xb, yb = arrays.x[rows], arrays.y[rows]
+                        wb = None if weights is None else weights[rows]
+                    else:
+                        assert x_buffer is not None and y_buffer is not None  # allocated above whenever order is set
+                        index = order[rows]
+                        xb, yb = gather(arrays.x, index, x_buffer), gather(arrays.y, index, y_buffer)
+                        wb = None if w_buffer is None else gather(weights, index, w_buffer)
+                    # where this process's rows start in the global batch (data-parallel): Dropout's masks go by it
+                    first_row = 0 if communicator is None else rows.start - step * batch_size
                 if self._schedule is not None:  # Keras: schedule(optimizer.iterations), the updates so far
                     self.engine.learning_rate = rate_at(self._schedule, self.steps_trained)
                 if callbacks.wants_batch_begin:
                     with self._flush.suspended():  # callbacks are user code: the caller's float mode (_float_env.py)
                         callbacks.on_batch_begin(step + 1)
-                rows = slice(step * batch_size, (step + 1) * batch_size)
-                n = min(rows.stop, len(train)) - rows.start  # the global batch's
-                if communicator is not None:  # this process's rows of it
-                    rows = local_rows(rows.start, rows.start + n, communicator.rank, communicator.size)
-                if order is None:
-                    xb, yb = train.x[rows], train.y[rows]
-                    wb = None if weights is None else weights[rows]
-                else:
-                    assert x_buffer is not None and y_buffer is not None  # allocated above whenever order is set
-                    index = order[rows]
-                    xb, yb = gather(train.x, index, x_buffer), gather(train.y, index, y_buffer)
-                    wb = None if w_buffer is None else gather(weights, index, w_buffer)
-                # where this process's rows start in the global batch (data-parallel): Dropout's masks go by it
-                first_row = 0 if communicator is None else rows.start - step * batch_size
                 if wb is not None:
                     assert self._weighted_engine is not None  # fit checked that the engine takes weights
                     loss, outputs = self._weighted_engine.train_step(batch_arrays(xb), yb, first_row, wb)
@@ -505,11 +560,11 @@ class Trainer:
             metric_sums, (examples,) = all_reduce_figures(communicator, metric_sums, [local_seen])
         return {"loss": loss_sum / seen, **self._metric_logs(metric_sums, examples)}
 
-    def _non_finite_loss(self, loss: float, epoch: int, batch: int, steps: int) -> str:
+    def _non_finite_loss(self, loss: float, epoch: int, batch: int, steps: int | None) -> str:
         """NonFiniteLossError's message: where the loss became non-finite and, from one look at the weights, what
         they are now: those of the last finite step, or (an update of finite gradients that overflowed, say)
         non-finite, which no later step or save can use."""
-        where = f"The loss became {loss} at epoch {epoch}, batch {batch}/{steps}; training stopped"
+        where = f"The loss became {loss} at epoch {epoch}, batch {batch}/{steps or '?'}; training stopped"
         fix = "Lower the learning rate, check the inputs for extreme values, or clip gradients (Adam(clip_norm=1.0))."
         broken = non_finite_weights(self.engine.get_weights())
         if not broken:
@@ -551,11 +606,14 @@ class Trainer:
         self.model.input_scale = counters.input_scale
 
     # --- evaluation and prediction ------------------------------------------------------------------------
-    def evaluate(self, data: Any, batch_size: int, verbose: int = 0, sample_weight: Any = None) -> EvaluationResult:
+    def evaluate(
+        self, data: Any, batch_size: int, verbose: int = 0, sample_weight: Any = None, steps: int | None = None
+    ) -> EvaluationResult:
         self.check_layers_as_compiled("evaluate")
-        prepared = self.prepare(data, "dataset", sample_weight=sample_weight)
+        prepared = self.prepare_data(data, "dataset", sample_weight=sample_weight)
+        prepared = limit_batches(prepared, steps, batch_size, "evaluate(steps=...)")
         weighted = self._weighted(prepared)
-        progress = Progress(verbose, steps=math.ceil(len(prepared) / batch_size), epochs=1, label="Evaluate")
+        progress = Progress(verbose, steps=batch_count(prepared, batch_size), epochs=1, label="Evaluate")
         progress.epoch_begin(1)
         try:
             result = evaluate_batches(
@@ -572,10 +630,11 @@ class Trainer:
         outputs, single = self.predict_all_outputs(x, batch_size)
         return outputs[0], single
 
-    def predict_all_outputs(self, x: Any, batch_size: int) -> tuple[list[np.ndarray], bool]:
-        """Every model output for `x`, in the model's output order, through an inference session."""
+    def predict_all_outputs(self, x: Any, batch_size: int, steps: int | None = None) -> tuple[list[np.ndarray], bool]:
+        """Every model output for `x` (at most `steps` batches), in the model's output order, through an inference
+        session."""
         self.check_layers_as_compiled("predict")
-        return self._predictor.predict(x, batch_size)
+        return self._predictor.predict(x, batch_size, steps)
 
     def predict_named_outputs(self, x: Any, batch_size: int) -> tuple[dict[str, np.ndarray], bool]:
         """Every output of the inference model for `x` by name (`Predictor.predict_named`)."""

@@ -123,8 +123,12 @@ def test_steps_per_epoch_without_shuffling_warns_that_the_rest_is_never_trained(
 
 # --- keywords fit, evaluate and predict do not take ----------------------------------------------------------
 UNKNOWN = [
-    ("fit", lambda model: model.fit(X, Y, validation_freq=2, verbose=0), r"^fit\(\) got unexpected keyword argument "),
-    ("evaluate", lambda model: model.evaluate(X, Y, steps=2), r"^evaluate\(\) got unexpected keyword argument 'steps'"),
+    ("fit", lambda model: model.fit(X, Y, workers=2, verbose=0), r"^fit\(\) got unexpected keyword argument "),
+    (
+        "evaluate",
+        lambda model: model.evaluate(X, Y, max_queue_size=2),
+        r"^evaluate\(\) got unexpected keyword argument 'max_queue_size'",
+    ),
     (
         "predict",
         lambda model: model.predict(X, callbacks=[]),
@@ -147,4 +151,4 @@ def test_an_unknown_keyword_is_one_error_listing_what_the_method_takes(method, c
     takes = str(raised.value).split("It takes: ")[1]
     assert "x, " in takes and "batch_size" in takes and "verbose" in takes and "unknown" not in takes
     if method.startswith("fit"):
-        assert "initial_epoch, steps_per_epoch." in takes
+        assert "initial_epoch, steps_per_epoch, validation_steps, validation_freq." in takes
