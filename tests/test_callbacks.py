@@ -1004,3 +1004,23 @@ def test_time_stopping_takes_kotlindls_verbose_and_default(capsys):
     assert TimeStopping().seconds == 86400 and TimeStopping().verbose == 0  # KotlinDL's and TF Addons' day
     with pytest.raises(InvalidArgumentError, match=r"TimeStopping\(verbose=...\) expects an int >= 0 or a bool"):
         TimeStopping(verbose="yes")
+
+
+def test_monitors_of_validation_figures_skip_the_epochs_validation_freq_skips(tmp_path):
+    # Keras' callbacks skip an epoch whose monitored figure is not available; with validation_freq=2 the val_
+    # figures exist on epochs 2 and 4 only, and nothing may raise or count the other epochs.
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 4)).astype(np.float32), rng.integers(0, 3, 64)
+    seen: list[list[str]] = []
+    stopping = EarlyStopping(monitor="val_loss", patience=1)
+    plateau = ReduceLROnPlateau(monitor="val_loss", patience=1)
+    best = ModelCheckpoint(str(tmp_path / "best"), monitor="val_loss", save_best_only=True)
+    keys = LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(sorted(logs)))
+    with Sequential.of(Input(4), Dense(3), seed=1) as model:
+        model.compile(optimizer=SGD(0.01), loss="sparse_categorical_crossentropy")
+        model.fit(
+            x, y, epochs=4, batch_size=16, verbose=0, validation_data=(x, y), validation_freq=2,
+            callbacks=[stopping, plateau, best, keys],
+        )  # fmt: skip
+    assert ["val_loss" in logs for logs in seen] == [False, True, False, True]
+    assert stopping.stopped_epoch == 0 and (tmp_path / "best").is_dir()

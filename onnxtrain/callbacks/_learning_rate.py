@@ -213,6 +213,8 @@ class ReduceLROnPlateau(Callback):
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         log_learning_rate(self, logs)
         value = self._monitor.value(logs)
+        if value is None:  # an epoch without validation (validation_freq)
+            return
         if self.in_cooldown():
             self.cooldown_counter -= 1
             self.wait = 0

@@ -130,6 +130,8 @@ class ModelCheckpoint(Callback):
         logs = dict(logs or {})
         if self.save_best_only:
             value = self._monitor.value(logs)
+            if value is None:  # an epoch without validation (validation_freq): nothing to compare
+                return
             if not self._monitor.improves(value, self.best):
                 if self.verbose:
                     print_once(f"Epoch {epoch}: {self.monitor} did not improve from {_figure(self.best)}")

@@ -77,19 +77,22 @@ class _Monitor:
             )
         self.mode = "max" if direction == "up" else "min"
 
-    def value(self, logs: Logs | None) -> float:
+    def value(self, logs: Logs | None) -> float | None:
+        """The monitored figure of the epoch's `logs`; None for a validation figure on an epoch fit did not validate
+        (`validation_freq`; fit's start refuses a val_ monitor without validation data), which the callback skips,
+        as Keras' callbacks skip an epoch whose figure is not available.
+
+        Raises:
+            InvalidArgumentError: the logs have no such figure (a name the model does not log).
+        """
         logs = logs or {}
         if self.monitor not in logs:
             if self.monitor.startswith("val_") and not any(key.startswith("val_") for key in logs):
-                hint = " Pass validation=... or validation_split=... to fit."
-            else:  # a name the model does not log: metrics are logged by the names compile was given
-                hint = (
-                    " Monitor one of those: a metric is logged under the name compile was given it (metrics=['acc'] "
-                    "logs 'acc' and 'val_acc')."
-                )
-            raise InvalidArgumentError(
+                return None
+            raise InvalidArgumentError(  # a name the model does not log: metrics are logged as compile named them
                 f"{self.owner}(monitor={self.monitor!r}) found no such figure; the epoch logs have "
-                f"{sorted(logs)}." + hint
+                f"{sorted(logs)}. Monitor one of those: a metric is logged under the name compile was given it "
+                "(metrics=['acc'] logs 'acc' and 'val_acc')."
             )
         return float(logs[self.monitor])
 
@@ -207,6 +210,8 @@ class EarlyStopping(Callback):
         if epoch <= self.start_from_epoch:
             return
         value = self._monitor.value(logs)
+        if value is None:  # an epoch without validation (validation_freq)
+            return
         # Keras counts the epoch first: an improvement that does not beat the baseline leaves it counted.
         self.wait += 1
         if self._monitor.improves(value, self.best):
