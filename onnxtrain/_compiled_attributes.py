@@ -9,6 +9,7 @@ import math
 import numbers
 from typing import TYPE_CHECKING, Any
 
+from onnxtrain._checks import FLOAT32_MAX
 from onnxtrain._evaluation import log_key
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.losses import Loss
@@ -42,8 +43,11 @@ class CompiledAttributes:
                 "with a number, or another schedule."
             )
         valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-        if not valid or value <= 0:
-            raise InvalidArgumentError(f"learning_rate expects a positive finite number. Received: {value!r}")
+        if not valid or value <= 0 or value > FLOAT32_MAX:  # (the engines compute in float32: 1e40 is inf there)
+            raise InvalidArgumentError(
+                f"learning_rate expects a positive finite number within float32's range (<= 3.4e38), which the "
+                f"engines compute in. Received: {value!r}"
+            )
         trainer.engine.learning_rate = float(value)
 
     @property

@@ -652,10 +652,11 @@ BAD: list[Bad] = [
             f"set-learning-rate-{value!r}",
             (lambda e, v=value: setattr(e.model, "learning_rate", v)),
             InvalidArgumentError,
-            rf"learning_rate expects a positive finite number\. Received: {re.escape(repr(value))}",
+            rf"learning_rate expects a positive finite number within float32's range \(<= 3\.4e38\), which the "
+            rf"engines compute in\. Received: {re.escape(repr(value))}",
             "learning_rate",
         )
-        for value in [0, -0.1, math.nan, math.inf, "0.1"]
+        for value in [0, -0.1, math.nan, math.inf, "0.1", 1e40]
     ],
     Bad(
         "hyper",
