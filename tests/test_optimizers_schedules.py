@@ -362,7 +362,7 @@ BAD_ARGUMENTS = [
     (
         lambda: Adam(learning_rate=lambda step: 0.1),
         InvalidArgumentError,
-        r"expects a finite number in \(0, inf\) or a learning-rate schedule",
+        r"expects a finite number in \(0, 3\.40282e\+38\] \(float32's range\) or a learning-rate schedule",
     ),
     (lambda: Adam(learning_rate={"class_name": 3}), InvalidArgumentError, r"expects \{'class_name': ..., 'config'"),
 ]

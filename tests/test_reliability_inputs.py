@@ -640,11 +640,12 @@ BAD: list[Bad] = [
             f"{cls.__name__}-learning-rate-{value!r}",
             (lambda e, c=cls, v=value: c(learning_rate=v)),
             InvalidArgumentError,
-            rf"{cls.__name__}\(learning_rate=\.\.\.\) expects a finite number in \(0, inf\)"
-            rf"( or a learning-rate schedule \(.*\))?\. Received: learning_rate={re.escape(repr(value))}",
+            rf"{cls.__name__}\(learning_rate=\.\.\.\) expects a finite number in \(0, 3\.40282e\+38\]"
+            rf"( \(float32's range\) or a learning-rate schedule \(.*\))?\. Received: "
+            rf"learning_rate={re.escape(repr(value))}",
             "learning_rate",
         )
-        for cls, value in [(Adam, 0.0), (Adam, -1e-3), (Adam, math.nan), (SGD, math.inf), (SGD, "0.1")]
+        for cls, value in [(Adam, 0.0), (Adam, -1e-3), (Adam, math.nan), (SGD, math.inf), (SGD, "0.1"), (Adam, 1e39)]
     ],
     *[
         Bad(

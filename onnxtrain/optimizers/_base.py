@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from onnxtrain._checks import as_real
+from onnxtrain._checks import FLOAT32_MAX, as_real
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.optimizers.schedules import LearningRateSchedule, deserialize, from_keras, serialize
 
@@ -61,6 +61,7 @@ class Interval:
 
 Check = Callable[[str, str, object], object]
 POSITIVE = Interval(0.0, low_open=True)
+RATE = Interval(0.0, FLOAT32_MAX, low_open=True)  # a learning rate: the engines compute in float32 (1e40 is inf)
 NON_NEGATIVE = Interval(0.0)
 UNIT_OPEN = Interval(0.0, 1.0, low_open=True, high_open=True)
 LearningRate = float | LearningRateSchedule
@@ -78,9 +79,9 @@ def check_learning_rate(owner: str, arg: str, value: object) -> float | Learning
     if keras_schedule is not None:
         return keras_schedule
     if as_real(value) is not None:
-        return POSITIVE(owner, arg, value)  # type: ignore[return-value]  # (not optional: never None)
+        return RATE(owner, arg, value)  # type: ignore[return-value]  # (not optional: never None)
     raise InvalidArgumentError(
-        f"{owner}({arg}=...) expects a finite number in (0, inf) or a learning-rate schedule "
+        f"{owner}({arg}=...) expects a finite number in (0, 3.40282e+38] (float32's range) or a learning-rate schedule "
         "(onnxtrain.optimizers.schedules: ExponentialDecay, CosineDecay, ...; subclass LearningRateSchedule for "
         f"your own). Received: {arg}={value!r}"
     )
