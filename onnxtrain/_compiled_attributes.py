@@ -9,6 +9,8 @@ import math
 import numbers
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from onnxtrain._checks import FLOAT32_MAX
 from onnxtrain._evaluation import log_key
 from onnxtrain.errors import InvalidArgumentError
@@ -42,6 +44,8 @@ class CompiledAttributes:
                 f"{type(schedule).__name__}, which sets the rate before each step. Received: {value!r}. Compile "
                 "with a number, or another schedule."
             )
+        if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "fiu":
+            value = value.item()  # a 0-d array, as Keras' variables take
         valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
         if not valid or value <= 0 or value > FLOAT32_MAX:  # (the engines compute in float32: 1e40 is inf there)
             raise InvalidArgumentError(

@@ -161,6 +161,8 @@ def test_optimizer_learning_rate_reads_and_sets_the_engines_rate():
         model.compile(optimizer=Adam(learning_rate=1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         assert isinstance(model.optimizer.compiled_optimizer, Adam)
         assert model.optimizer.learning_rate == pytest.approx(1e-3)
+        model.optimizer.learning_rate = np.array(0.05, np.float32)  # a 0-d array, as Keras' variables take
+        assert model.learning_rate == pytest.approx(0.05)
         model.optimizer.learning_rate = 0.01
         assert model.learning_rate == pytest.approx(0.01)
         assert model.optimizer.beta1 == pytest.approx(0.9)  # the compiled optimizer's own settings
@@ -289,10 +291,10 @@ def test_summary_shows_which_layers_train(functional):
         model.summary(print_fn=None, show_trainable="yes")
 
 
-# --- layer.output / layer.input (the functions `Layer.output` and `Layer.input` are meant to be) -------------------
+# --- layer.output / layer.input (the functions behind `Layer.output` and `Layer.input`) -------------------------
 def test_layer_output_and_input_of_a_functional_and_a_sequential_model():
-    from onnxtrain._layer_tensors import layer_input, layer_output
     from onnxtrain.layers import Concatenate
+    from onnxtrain.layers._layer_tensors import layer_input, layer_output
 
     a, b = Input(4, name="a"), Input(2, name="b")
     hidden = Dense(8)
@@ -312,7 +314,7 @@ def test_layer_output_and_input_of_a_functional_and_a_sequential_model():
 
 
 def test_layer_output_is_refused_for_a_shared_or_uncalled_layer():
-    from onnxtrain._layer_tensors import layer_output
+    from onnxtrain.layers._layer_tensors import layer_output
 
     shared = Dense(3)
     a, b = Input(4), Input(4)
