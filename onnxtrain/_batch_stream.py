@@ -111,8 +111,7 @@ class BatchStream:
         if first is None:
             raise InvalidArgumentError(f"{argument} expects batches. Received: a generator that yields none")
         self.first = first
-        if self.generator:
-            self._held = first
+        self._held = first  # a generator's next, or a PyDataset's batch 0: read once, used by the first pass
 
     @property
     def w(self) -> np.ndarray | None:
@@ -140,7 +139,11 @@ class BatchStream:
         return self.steps
 
     def limit(self, steps: int | None) -> None:
-        """Each pass takes `steps` batches (None: every batch of a PyDataset; a generator's until it ends)."""
+        """Each pass takes `steps` batches (None: every batch of a PyDataset; a generator's until it ends); more
+        than a PyDataset has (evaluate's `steps`, `validation_steps`) take each batch once, with Keras' warning."""
+        if steps is not None and self._length is not None and steps > self._length:
+            self._warn(f"{self.argument} has {self._length} batches, fewer than the {steps} steps asked", stacklevel=4)
+            steps = self._length
         self.steps = steps if steps is not None or self._length is None else self._length
 
     def weigh_classes(self, weights_of: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -176,7 +179,10 @@ class BatchStream:
         for _ in range(self.steps or 0):
             if not self._order:
                 self._order = self._pass_order(epoch)
-            batch = self._next(self._order.pop(0))
+            index = self._order.pop(0)
+            batch, self._held = (
+                (self._held, None) if index == 0 and self._held is not None else (self._next(index), None)
+            )
             assert batch is not None  # a PyDataset's batch is there
             yield batch
         end = getattr(self.data, "on_epoch_end", None)

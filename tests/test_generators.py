@@ -166,7 +166,7 @@ def test_py_dataset_fit_equals_the_array_fit_and_ends_each_epoch():
         assert history.history == expected.history
         assert_same_weights(arrays, streamed)
     assert train.epochs_ended == 3 and val.epochs_ended == 3  # after each epoch, and after each validation
-    assert train.read == [0, *range(5), *range(5), *range(5)]  # batch 0 checked first, then each epoch's
+    assert train.read == [*range(5), *range(5), *range(5)]  # batch 0 read once: checked, then the first epoch's
 
 
 @needs_arguments
@@ -189,7 +189,7 @@ def test_py_dataset_steps_per_epoch_goes_on_through_its_batches_across_epochs():
     data = Batches(X, Y, 8)
     with tiny() as model:
         quiet_fit(model, data, epochs=3, steps_per_epoch=2, shuffle=False)
-    assert data.read[1:] == [0, 1, 2, 3, 4, 0]
+    assert data.read == [0, 1, 2, 3, 4, 0]  # (batch 0 is read once: its check's read is the first epoch's)
     with tiny() as model, pytest.raises(InvalidArgumentError, match=r"asks for more batches than the Batches has"):
         model.fit(Batches(X, Y, 8), steps_per_epoch=6, verbose=0)
 
@@ -324,6 +324,8 @@ def test_evaluate_a_generator_or_py_dataset_as_the_arrays_of_its_batches():
         assert model.evaluate(Batches(X, Y, 8), steps=2) == expected
         whole = model.evaluate(X, Y, batch_size=8)
         assert model.evaluate(Batches(X, Y, 8)) == whole
+        with pytest.warns(UserWarning, match=r"ran out of data.*has 5 batches, fewer than the 7 steps asked"):
+            assert model.evaluate(Batches(X, Y, 8), steps=7) == whole  # each batch once, as Keras
         uneven = model.evaluate(iter([(X[:3], Y[:3]), (X[3:40], Y[3:40])]))  # batches of any size
         np.testing.assert_allclose(uneven.loss, whole.loss, rtol=1e-6)
 
