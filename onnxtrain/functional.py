@@ -13,6 +13,8 @@ can be called inside another; its layers' parameters are then named under its ow
 Keras' masks travel beside the values as the graph is emitted (`emit_with_masks`; `Layer`'s docstring). A call made
 with `training=False` (`base_model(x, training=False)`, Keras' transfer learning) is emitted in inference mode in
 every graph, whatever mode the graph is in (`_emit_call`), and its config and summary keep the argument.
+The checks of `inputs` and `outputs` and the order of the calls are `_functional_calls.py`'s; the calls rebuilt
+from a config, `_functional_rebuild.py`'s.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from typing import Any
 import numpy as np
 import onnx
 
+from onnxtrain._functional_calls import listed, topological_calls
+from onnxtrain._functional_rebuild import rebuild_calls
 from onnxtrain._layer_names import name_layers
 from onnxtrain._weight_arrays import transpose_hint
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Input, Layer, Shape, format_shape
-from onnxtrain.layers._call_mode import call_config, call_entry, call_mode, call_reads
+from onnxtrain.layers._call_mode import call_config, call_mode, call_reads
 from onnxtrain.layers._core import dtype_note
 from onnxtrain.layers._eager import is_eager_input
 from onnxtrain.layers._layer import Mask, SymbolicTensor, describe
@@ -68,14 +72,14 @@ class Functional(Layer):
         trainable: bool = True,
     ):
         super().__init__(name=name, trainable=trainable)
-        self.inputs: list[Input] = _listed(inputs, "inputs", Input, "Input(...) tensors")
-        self.outputs: list[SymbolicTensor] = _listed(outputs, "outputs", SymbolicTensor, "symbolic tensors")
+        self.inputs: list[Input] = listed(inputs, "inputs", Input, "Input(...) tensors")
+        self.outputs: list[SymbolicTensor] = listed(outputs, "outputs", SymbolicTensor, "symbolic tensors")
         if len({id(x) for x in self.inputs}) != len(self.inputs):
             raise InvalidArgumentError(f"Functional(inputs=...) lists an Input twice. Received: {self.inputs}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"Functional(seed=...) expects a non-negative int or None. Received: {seed!r}")
         self.seed: int = int(seed) if seed is not None else secrets.randbits(32)
-        self._nodes = _topological_calls(self.inputs, self.outputs)
+        self._nodes = topological_calls(self.inputs, self.outputs)
         self.layers: list[Layer] = list({id(node.layer): node.layer for node in self._nodes}.values())
         name_layers(self.layers)
         self._build_layers()
@@ -306,7 +310,7 @@ class Functional(Layer):
 
     @classmethod
     def from_layer_config(cls, config: dict[str, Any]) -> Functional:
-        inputs, outputs = _rebuild_calls(config)
+        inputs, outputs = rebuild_calls(config)
         return cls(inputs, outputs, config.get("name"), config.get("seed"), config.get("trainable", True))
 
     def summary_rows(self) -> list[SummaryRow]:
@@ -345,97 +349,6 @@ def _emit_call(builder: GraphBuilder, layer: Layer, xs: list[str], masks: list[M
         xs = [channels_last(builder, x, len(shape) + 1) for x, shape in zip(xs, shapes, strict=True)]  # type: ignore[arg-type]
         return layer.emit(builder, xs if layer.multi_input else xs[0]), None  # type: ignore[arg-type]
     return emit_call(builder, layer, xs, masks)
-
-
-def _rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTensor]]:
-    """New layers from a `get_config` dict, called as it records; returns (inputs, outputs)."""
-    try:
-        entries = [(Layer.from_config(entry), entry["inbound_nodes"]) for entry in config["layers"]]
-        input_refs, output_refs = config["input_layers"], config["output_layers"]
-    except (KeyError, TypeError) as e:
-        raise InvalidArgumentError(
-            "A Functional config needs 'layers' (each with 'inbound_nodes'), 'input_layers' and 'output_layers', "
-            f"as get_config() writes them. Missing or malformed: {e}"
-        ) from e
-    tensors: dict[tuple[str, int], SymbolicTensor] = {}
-    pending = {}
-    for layer, inbound in entries:
-        if isinstance(layer, Input):
-            tensors[(str(layer.name), 0)] = layer
-        else:
-            pending[id(layer)] = (layer, list(inbound))
-    while pending:  # a shared layer's later call may read layers listed after it: call whatever is ready
-        progressed = False
-        for key, (layer, inbound) in list(pending.items()):
-            while inbound and all(
-                (name, i) in tensors for name, i in map(tuple, call_entry(layer.name, inbound[0])[0])
-            ):
-                refs, kwargs = call_entry(layer.name, inbound.pop(0))
-                xs = [tensors[(name, i)] for name, i in refs]
-                # a layer taking one tensor or several (MultiHeadAttention) learns which from its call
-                output = layer(xs if layer.multi_input or len(xs) > 1 else xs[0], **kwargs)
-                tensors[(str(layer.name), output.call_index)] = output
-                progressed = True
-            if not inbound:
-                del pending[key]
-        if not progressed:
-            waiting = sorted(str(layer.name) for layer, _ in pending.values())
-            raise InvalidArgumentError(f"The Functional config's calls of {waiting} read tensors no layer makes.")
-    try:
-        return [tensors[tuple(ref)] for ref in input_refs], [tensors[tuple(ref)] for ref in output_refs]  # type: ignore[misc]
-    except KeyError as e:
-        raise InvalidArgumentError(f"The Functional config names an input or output no layer makes: {e}") from e
-
-
-def _listed(value: Any, argument: str, kind: type, expected: str) -> list[Any]:
-    items = list(value) if isinstance(value, list | tuple) else [value]
-    if not items:
-        raise InvalidArgumentError(f"Functional({argument}=...) expects at least one. Received: an empty list")
-    for i, item in enumerate(items):
-        if not isinstance(item, kind):
-            received = describe(item.layer) + " output" if isinstance(item, SymbolicTensor) else type(item).__name__
-            raise InvalidTypeError(
-                f"Functional({argument}=...) expects {expected}. Received: {argument}[{i}]: {received}"
-            )
-    return items
-
-
-def _topological_calls(inputs: list[Input], outputs: list[SymbolicTensor]) -> list[SymbolicTensor]:
-    """The inputs, then every call that the outputs depend on, each after the calls it reads (depth first)."""
-    order: list[SymbolicTensor] = list(inputs)
-    done = {id(x) for x in inputs}
-    reached: set[int] = set()
-    for index, output in enumerate(outputs):
-        stack: list[tuple[SymbolicTensor, bool]] = [(output, False)]
-        while stack:
-            tensor, inputs_done = stack.pop()
-            if isinstance(tensor, Input):
-                if id(tensor) not in done:
-                    given = ", ".join(_label(x) for x in inputs)
-                    raise InvalidArgumentError(
-                        f"Graph disconnected: outputs[{index}] depends on {_label(tensor)}, which is not in inputs "
-                        f"({given}). Add it to inputs."
-                    )
-                reached.add(id(tensor))
-            elif id(tensor) in done:
-                continue
-            elif inputs_done:
-                done.add(id(tensor))
-                order.append(tensor)
-            else:
-                stack.append((tensor, True))
-                stack.extend((x, False) for x in reversed(tensor.inputs))
-    for index, x in enumerate(inputs):
-        if id(x) not in reached:
-            raise InvalidArgumentError(
-                f"inputs[{index}] ({_label(x)}) reaches no output: no output depends on it. Remove it from inputs, "
-                "or use it."
-            )
-    return order
-
-
-def _label(x: Input) -> str:
-    return f"Input {x.name!r}" if x.name else f"Input of shape {format_shape(x.shape)}"
 
 
 def every_layer(layers: Sequence[Layer]) -> list[Layer]:

@@ -10,13 +10,13 @@ or on the tensors as separate arguments (KotlinDL's `Add()(a, b)`), and its `com
 `emit` take lists (of shapes, of values). Called on numpy arrays instead, a layer (or a model) computes at once and
 returns an array (Keras' eager call, `_eager.py`). The checks of a call, and of a layer class written in Keras' form
 (a `call` method), are `_layer_checks.py`'s; Keras' layer weights API (`get_weights`, ...) is `_layer_weights.py`'s.
+What a layer class does with masks is `_layer_masks.py`'s; Keras' `layer.output` and `layer.input`,
+`_layer_tensors.py`'s; the count of running constructors (`Layer.__setattr__`), `_layer_construction.py`'s.
 """
 
 from __future__ import annotations
 
-import functools
 import weakref
-from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -46,16 +46,16 @@ from onnxtrain.layers._layer_checks import (
     take_shapes,
     unknown_layer_class,
 )
+from onnxtrain.layers._layer_construction import ASSIGNED, CONSTRUCTING, constructing
+from onnxtrain.layers._layer_masks import LayerMasks
+from onnxtrain.layers._layer_masks import Mask as Mask  # imported from here by the layers
+from onnxtrain.layers._layer_tensors import layer_input, layer_output
 from onnxtrain.layers._layer_weights import LayerWeights
 from onnxtrain.layers._layout import channels_last, emit_layer, emit_multi_input_layer
 from onnxtrain.layers._shapes import Shape, format_shape
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-Mask = str | None
-"""A mask beside a value in a graph: the name of a bool value [batch, *the value's shape but its last axis] (True:
-a step to use), or None (no mask)."""
 
 
 class SymbolicTensor:
@@ -96,28 +96,7 @@ class SymbolicTensor:
         )
 
 
-_CONSTRUCTING = "_constructing_depth"
-_ASSIGNED = "_settings_assigned"  # see Layer.settings_assigned
-
-
-def _constructing(init: Callable[..., None]) -> Callable[..., None]:
-    """`init`, a layer class's `__init__`, counting in the layer how many constructors are running (a subclass'
-    calls its base's): assignments are checked (`Layer.__setattr__`) once the count is back at 0. A layer made
-    otherwise (`copy.copy` of a constructed one keeps the count) is checked when it has one."""
-
-    @functools.wraps(init)
-    def counting_init(self: Layer, *args: Any, **kwargs: Any) -> None:
-        depth = self.__dict__.get(_CONSTRUCTING, 0)
-        self.__dict__[_CONSTRUCTING] = depth + 1
-        try:
-            init(self, *args, **kwargs)
-        finally:
-            self.__dict__[_CONSTRUCTING] = depth
-
-    return counting_init
-
-
-class Layer(LayerWeights):
+class Layer(LayerWeights, LayerMasks):
     """A layer validates its arguments in `__init__`, makes named numpy parameters in `build`, and emits ONNX.
 
     Subclasses implement `compute_output_shape` and `emit`, and `build` when they own parameters. Every subclass
@@ -148,16 +127,7 @@ class Layer(LayerWeights):
     `keras_data_format = True`. Keras' input declarations (`Dense(8, input_shape=(4,))`, `input_dim=4`) are kept
     beside the config (`_input_arguments.py`): a Sequential starts with that Input, and a call refuses another shape.
 
-    Masks (Keras' masking): a mask is an optional bool value beside a layer's output, [batch, *its shape but the
-    last axis] (True: a step to use), made by `Embedding(mask_zero=True)` or `Masking`; `Functional.emit` carries
-    it from call to call, in every graph (training, evaluation, the export). A layer class says what it does with one,
-    as Keras 3's does (the default: nothing, no mask out):
-      * `supports_masking = True`: the input's mask passes to the output unchanged (Dense, Dropout, ...);
-      * `compute_mask(builder, x, mask)`: emits the output's mask (or returns None) where it makes or changes one
-        (Embedding, Masking, merges, a recurrent layer that drops it);
-      * `reads_mask = True` and `emit_masked(builder, x, mask)`: emitted instead of `emit` where a mask reaches the
-        layer (the recurrent layers, GlobalAveragePooling1D, MultiHeadAttention); `emit` stays mask-free.
-    A layer whose class does neither drops the mask, as Keras 3 does (with a warning there).
+    Masks (Keras' masking): what a layer class does with the mask beside its input is `LayerMasks`' (`_layer_masks.py`).
     """
 
     registry: ClassVar[dict[str, type[Layer]]] = {}
@@ -166,13 +136,9 @@ class Layer(LayerWeights):
     reads_integers: ClassVar[bool] = False
     """Whether `emit` takes an integer model input (`Input(dtype="int64")`) as it is, as Embedding takes its ids;
     other layers read it cast to float32 (`Functional.emit`)."""
-    supports_masking: ClassVar[bool] = False
-    """Whether the mask of the input passes to the output unchanged (Keras' `supports_masking`; `compute_mask`)."""
-    reads_mask: ClassVar[bool] = False
-    """Whether `emit_masked` computes the layer where a mask reaches it (see the class docstring)."""
 
     @taking_keras_arguments  # for the layers without an __init__ of their own (Flatten); see __init_subclass__
-    @_constructing
+    @constructing
     def __init__(self, name: str | None = None, trainable: bool = True):
         check_emits_onnx(type(self))
         check_name(type(self).__name__, name)
@@ -214,21 +180,21 @@ class Layer(LayerWeights):
         super().__init_subclass__(**kwargs)
         Layer.registry[cls.registry_key()] = cls
         if "__init__" in cls.__dict__:  # Keras' data_format and constraints, checked in one place
-            cls.__init__ = taking_keras_arguments(_constructing(cls.__dict__["__init__"]))  # type: ignore[method-assign]
+            cls.__init__ = taking_keras_arguments(constructing(cls.__dict__["__init__"]))  # type: ignore[method-assign]
         if "build" in cls.__dict__:  # Keras' build(input_shape) too: `_keras_build.py`
             cls.build = taking_keras_build(cls.__dict__["build"])  # type: ignore[method-assign]
 
     def __setattr__(self, attribute: str, value: Any) -> None:
-        if self.__dict__.get(_CONSTRUCTING, 1) == 0 and not attribute.startswith("_"):  # see _constructing
+        if self.__dict__.get(CONSTRUCTING, 1) == 0 and not attribute.startswith("_"):  # see constructing
             value = checked_assignment(self, attribute, value)
             if is_setting(type(self), attribute):
-                self.__dict__[_ASSIGNED] = [*self.settings_assigned(), attribute]
+                self.__dict__[ASSIGNED] = [*self.settings_assigned(), attribute]
         object.__setattr__(self, attribute, value)
 
     def settings_assigned(self) -> list[str]:
         """The constructor arguments assigned since construction, in order (`layer.rate = 0.3`: ["rate"]): how a
         compiled model tells that a layer no longer computes what it compiled (`Trainer.check_layers_as_compiled`)."""
-        return list(self.__dict__.get(_ASSIGNED, ()))
+        return list(self.__dict__.get(ASSIGNED, ()))
 
     @classmethod
     def registry_key(cls) -> str:
@@ -264,20 +230,6 @@ class Layer(LayerWeights):
         y = emit_multi_input_layer(builder, self, xs) if self.multi_input else emit_layer(builder, self, xs[0])
         assert self.output_shape is not None, "layers must be built"
         return [(channels_last(builder, y, len(self.output_shape) + 1), self.output_shape)]
-
-    # --- masks (see the class docstring) --------------------------------------------------------------------
-    def compute_mask(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> Mask:
-        """Emit the mask of the output of this layer's call on `x` (what `emit` read), given the input's `mask` (a
-        list of one per input for a multi-input layer); None: no mask. Keras' default: the (first) input's mask
-        where `supports_masking`, else none."""
-        if not self.supports_masking:
-            return None
-        return mask[0] if isinstance(mask, list) else mask
-
-    def emit_masked(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> str:
-        """`emit`, reading `mask` ([batch, ...] bool, True: use the step; a list of one per input, some None, for a
-        multi-input layer): called instead of `emit` where a mask reaches a layer whose class sets `reads_mask`."""
-        raise NotImplementedError(f"{type(self).__name__} sets reads_mask and defines no emit_masked")
 
     # --- helpers shared by all layers ---------------------------------------------------------------------
     @classmethod
@@ -339,6 +291,26 @@ class Layer(LayerWeights):
     @property
     def built(self) -> bool:
         return self.output_shape is not None
+
+    @property
+    def output(self) -> SymbolicTensor:
+        """Keras' `layer.output`: the tensor of the layer's one call in a model's graph (an Input's is itself), from
+        which a feature extractor is made: `Model(inputs=m.inputs, outputs=[l.output for l in m.layers[1:]])`.
+
+        Raises:
+            InvalidArgumentError: the layer was never called in a model, or is called at several places (shared).
+        """
+        return layer_output(self)
+
+    @property
+    def input(self) -> SymbolicTensor | list[SymbolicTensor]:
+        """Keras' `layer.input`: the tensor the layer's one call read (a list of them for a multi-input layer; an
+        Input's is itself).
+
+        Raises:
+            InvalidArgumentError: as `output`.
+        """
+        return layer_input(self)
 
     def qualified_params(self) -> dict[str, np.ndarray]:
         """Parameters under their graph names (`dense_1.kernel`)."""

@@ -1,9 +1,10 @@
-"""Keras' `layer.output` and `layer.input`: the symbolic tensors of a layer's one call in a model's graph, from
-which a feature extractor is made (`Model(inputs=model.inputs, outputs=[l.output for l in model.layers[1:]])`).
+"""Keras' `layer.output` and `layer.input` (`Layer.output`, `Layer.input`): the symbolic tensors of a layer's one
+call in a model's graph, from which a feature extractor is made
+(`Model(inputs=model.inputs, outputs=[l.output for l in model.layers[1:]])`).
 
 A layer called in a functional graph records its calls (`symbolic_calls`); a Sequential makes its chain without
-calling its layers (`functional.as_graph`), so a layer of one is found in its model's graph. `Layer.output` and
-`Layer.input` are meant to be these functions as properties.
+calling its layers (`functional.as_graph`), so a layer of one is found in its model's graph. Nothing here imports
+the Layer class nor SymbolicTensor (`_layer.py`, which imports this module): the tensors are what the layer holds.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.layers._layer_checks import describe
 
 
-def layer_calls(layer: Any) -> list[SymbolicTensor]:
-    """The tensors the calls of `layer` made, in call order: an Input is its own; a layer of a Sequential, its call
-    in the model's graph."""
-    if isinstance(layer, SymbolicTensor):  # an Input
+def layer_calls(layer: Any) -> list[Any]:
+    """The tensors (`SymbolicTensor`s) the calls of `layer` made, in call order: an Input is its own; a layer of a
+    Sequential, its call in the model's graph."""
+    if getattr(layer, "layer", None) is layer:  # an Input: a tensor whose layer is itself
         return [layer]
     calls = list(layer.symbolic_calls)
     if not calls:
@@ -29,7 +29,7 @@ def layer_calls(layer: Any) -> list[SymbolicTensor]:
     return calls
 
 
-def layer_output(layer: Any) -> SymbolicTensor:
+def layer_output(layer: Any) -> Any:
     """Keras' `layer.output`: the tensor of the layer's one call.
 
     Raises:
@@ -50,7 +50,7 @@ def layer_output(layer: Any) -> SymbolicTensor:
     return calls[0]
 
 
-def layer_input(layer: Any) -> SymbolicTensor | list[SymbolicTensor]:
+def layer_input(layer: Any) -> Any:
     """Keras' `layer.input`: the tensor the layer's one call read (a list of them for a multi-input layer; an
     Input's is itself).
 

@@ -1,0 +1,50 @@
+"""A Functional's calls rebuilt from its config: new layers, called as `Functional.get_config` recorded them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.layers import Input, Layer
+from onnxtrain.layers._call_mode import call_entry
+from onnxtrain.layers._layer import SymbolicTensor
+
+
+def rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTensor]]:
+    """New layers from a `get_config` dict, called as it records; returns (inputs, outputs)."""
+    try:
+        entries = [(Layer.from_config(entry), entry["inbound_nodes"]) for entry in config["layers"]]
+        input_refs, output_refs = config["input_layers"], config["output_layers"]
+    except (KeyError, TypeError) as e:
+        raise InvalidArgumentError(
+            "A Functional config needs 'layers' (each with 'inbound_nodes'), 'input_layers' and 'output_layers', "
+            f"as get_config() writes them. Missing or malformed: {e}"
+        ) from e
+    tensors: dict[tuple[str, int], SymbolicTensor] = {}
+    pending = {}
+    for layer, inbound in entries:
+        if isinstance(layer, Input):
+            tensors[(str(layer.name), 0)] = layer
+        else:
+            pending[id(layer)] = (layer, list(inbound))
+    while pending:  # a shared layer's later call may read layers listed after it: call whatever is ready
+        progressed = False
+        for key, (layer, inbound) in list(pending.items()):
+            while inbound and all(
+                (name, i) in tensors for name, i in map(tuple, call_entry(layer.name, inbound[0])[0])
+            ):
+                refs, kwargs = call_entry(layer.name, inbound.pop(0))
+                xs = [tensors[(name, i)] for name, i in refs]
+                # a layer taking one tensor or several (MultiHeadAttention) learns which from its call
+                output = layer(xs if layer.multi_input or len(xs) > 1 else xs[0], **kwargs)
+                tensors[(str(layer.name), output.call_index)] = output
+                progressed = True
+            if not inbound:
+                del pending[key]
+        if not progressed:
+            waiting = sorted(str(layer.name) for layer, _ in pending.values())
+            raise InvalidArgumentError(f"The Functional config's calls of {waiting} read tensors no layer makes.")
+    try:
+        return [tensors[tuple(ref)] for ref in input_refs], [tensors[tuple(ref)] for ref in output_refs]  # type: ignore[misc]
+    except KeyError as e:
+        raise InvalidArgumentError(f"The Functional config names an input or output no layer makes: {e}") from e
