@@ -14,6 +14,7 @@ from onnxtrain import emit, engines, losses, multi_output, optimizers
 from onnxtrain import metrics as metrics_module
 from onnxtrain._artifacts_folder import check_artifacts_folder
 from onnxtrain._checks import check_threads
+from onnxtrain._compiled import Compiled
 from onnxtrain._metric_base import Metric, unique_names, weighted_slots
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
@@ -38,7 +39,6 @@ from onnxtrain.layers import (
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
-from onnxtrain.training import Compiled
 
 
 def compile_settings(

@@ -14,6 +14,7 @@ import numpy as np
 
 from onnxtrain import adapters, emit, model_files
 from onnxtrain._checks import check_bool
+from onnxtrain._compiled import Compiled
 from onnxtrain._deferred_build import not_built_message
 from onnxtrain._layer_claims import claim_layers
 from onnxtrain._model_prediction import call_on_data
@@ -27,7 +28,7 @@ from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.layers._layer_checks import positional_inputs
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
 from onnxtrain.summary import connected_summary_table
-from onnxtrain.training import Compiled, Trainer
+from onnxtrain.training import Trainer
 
 
 class ModelBase(ModelWeights):

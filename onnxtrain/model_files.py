@@ -55,7 +55,8 @@ from onnxtrain.losses import Loss
 from onnxtrain.saving import WritingMode, check_replaceable, save_files, write_atomically
 
 if TYPE_CHECKING:
-    from onnxtrain.training import Compiled, Trainer
+    from onnxtrain._compiled import Compiled
+    from onnxtrain.training import Trainer
 
 CONFIG_FORMAT = "onnxtrain.sequential/1"
 MODEL_FILE = "model.onnx"

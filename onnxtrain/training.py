@@ -1,7 +1,10 @@
-"""The training loop around an engine: fit, evaluate and predict over numpy batches.
+"""The training loop around an engine: `Trainer` opens the engine `compile` names, and fits, evaluates and
+predicts over numpy batches with it.
 
-Per-batch work is kept to the engine call plus one small numpy reduction for the metrics; everything else
-(validation of data and labels, shuffling) happens once per call or once per epoch.
+Here: the trainer's setup, fit's checks of its arguments and its loop over epochs, and the check that layers are
+as compiled. Its other parts: the data it reads (`_trainer_data`), one epoch's steps over batches, kept to the
+engine call and a small numpy reduction per batch (`_epoch_loop`), evaluate and the predictions
+(`_trainer_evaluation`); what it is given: `Compiled` (`_compiled`) and `TrainedModel` (`_trained_model`).
 
 In a data-parallel fit (`onnxtrain.distributed.init()` before compile), every process takes process 0's counters
 (epoch, step, learning rate), shuffles with the same (seed, epoch), takes its rows of each global batch
@@ -18,14 +21,13 @@ engine step of a trainer outside this loop (`_batch_steps`).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any
 
 import numpy as np
 
@@ -33,20 +35,16 @@ from onnxtrain import engines
 from onnxtrain._batch_stream import BatchStream
 from onnxtrain._batches import (
     Batches,
-    batch_arrays,
     batch_count,
     check_steps_per_epoch,
-    empty_rows,
     epoch_order,
     examples,
-    gather,
     limit_batches,
-    read_batches,
-    read_data,
     refuse_streams_in_world,
     with_class_weights,
 )
 from onnxtrain._checks import check_positive_int, check_validation_split
+from onnxtrain._compiled import Compiled
 from onnxtrain._data_parallel_fit import (
     TrainingCounters,
     any_process,
@@ -57,99 +55,40 @@ from onnxtrain._data_parallel_fit import (
     process_zero_counters,
     shared_seed,
 )
+from onnxtrain._epoch_loop import EpochLoop
 from onnxtrain._evaluation import (
     BatchFigures,
-    FigureKey,
-    FigureSums,
-    all_reduce_figures,
     check_validation_freq,
     evaluate_batches,
     log_key,
     validates,
 )
-from onnxtrain._finite_weights import describe_non_finite, non_finite_weights
 from onnxtrain._float_env import FlushToZero
 from onnxtrain._prediction import Predictor
 from onnxtrain._runtime import Device, resolve_device
-from onnxtrain._sample_weights import WeightedEngine, weighted_engine
+from onnxtrain._sample_weights import WeightedEngine
+from onnxtrain._trained_model import TrainedModel
+from onnxtrain._trainer_data import TrainerData
+from onnxtrain._trainer_evaluation import TrainerEvaluation
 from onnxtrain.arrays import input_specs
-from onnxtrain.callbacks import CallbackList, CallbackModel
+from onnxtrain.callbacks import CallbackList
 from onnxtrain.callbacks._callback import check_fit_start, check_log_keys
 from onnxtrain.callbacks._learning_rate import optimizer_schedule
-from onnxtrain.distributed._communicator import Communicator, local_rows
+from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.distributed._world import world
 from onnxtrain.engine import Engine, EngineRequest
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, NonFiniteLossError
-from onnxtrain.functional import Functional, every_layer
-from onnxtrain.history import EvaluationResult, History
-from onnxtrain.layers import Layer, Shape
-from onnxtrain.losses import Loss
-from onnxtrain.metrics import Metric
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
+from onnxtrain.functional import every_layer
+from onnxtrain.history import History
 from onnxtrain.multi_output import OutputLosses
-from onnxtrain.optimizers import Optimizer
-from onnxtrain.optimizers.schedules import rate_at
 from onnxtrain.progress import Progress, prints_here
+
+__all__ = ["Compiled", "TrainedModel", "Trainer"]
 
 logger = logging.getLogger("onnxtrain")
 
 
-@dataclass(frozen=True)
-class Compiled:
-    """The settings `compile` fixed."""
-
-    optimizer: Optimizer
-    loss: Loss
-    metrics: tuple[Metric, ...]
-    device: str = "cpu"
-    opset: int = 17
-    ir_version: int = 8
-    engine: str = "auto"
-    weighted_metrics: tuple[Metric, ...] = ()  # `WeightedMetric`s: compile's weighted_metrics, keyed as Keras
-
-    def get_config(self) -> dict[str, Any]:
-        config = {
-            "optimizer": self.optimizer.get_config(),
-            "loss": self.loss.get_config(),
-            # a name, or Keras' {"class_name", "config"} for a metric with arguments (Precision(top_k=2))
-            "metrics": [m.get_config() for m in self.metrics],
-            "device": self.device,
-            "opset": self.opset,
-            "ir_version": self.ir_version,
-            "engine": self.engine,
-        }
-        if self.weighted_metrics:
-            config["weighted_metrics"] = [m.get_config() for m in self.weighted_metrics]
-        return config
-
-
-class TrainedModel(CallbackModel, Protocol):
-    """What the trainer reads and writes of the model it trains (a `Sequential`), besides what callbacks use."""
-
-    @property
-    def layers(self) -> Sequence[Layer]: ...
-
-    @property
-    def graph(self) -> Functional: ...
-
-    @property
-    def seed(self) -> int: ...
-
-    @property
-    def input_shape(self) -> Shape: ...
-
-    @property
-    def output_shape(self) -> Shape: ...
-
-    # fit adopts the training data's class names and input scale (`Trainer._adopt`)
-    class_names: tuple[str, ...] | None
-    input_scale: float
-
-    def sync_weights(self) -> None: ...
-
-    def inference_model(self, opset: int | None = None, ir_version: int | None = None) -> Any: ...
-
-
-class Trainer:
+class Trainer(TrainerData, EpochLoop, TrainerEvaluation):
     """Owns the engine of a compiled model and runs fit/evaluate/predict with it."""
 
     def __init__(
@@ -232,53 +171,6 @@ class Trainer:
         )
         engine = engines.get(name)(request)
         return cls(model, replace(compiled, engine=name), engine, device, threads=threads, communicator=communicator)
-
-    # --- data ---------------------------------------------------------------------------------------------
-    def prepare(self, data: Any, argument: str, input_scale: float | None = None, sample_weight: Any = None) -> Batches:
-        """`data` as the model reads it (`read_batches`), with its per-example weights where `sample_weight` or
-        (validation data) an (x, y, sample_weight) tuple gives them. Integers without a scale of their own take
-        `input_scale` (default: the model's), for a Dataset as for an (x, y) pair, so both give the same numbers."""
-        scale = self.model.input_scale if input_scale is None else input_scale
-        several_outputs = self._outputs is not None
-        loss, output_shape = self.compiled.loss, self.model.output_shape
-        triples = argument == "validation"  # Keras' validation_data=(x, y, sample_weight)
-        return read_batches(
-            data, argument, self._inputs, several_outputs, loss, output_shape, scale, sample_weight, triples
-        )
-
-    def prepare_data(
-        self, data: Any, argument: str, input_scale: float | None = None, sample_weight: Any = None
-    ) -> Batches | BatchStream:
-        """`prepare` for fit and evaluate, which take a generator or a PyDataset too: for one, the BatchStream that
-        reads each of its batches as `prepare` reads arrays (`read_data`)."""
-        scale = self.model.input_scale if input_scale is None else input_scale
-        loss, output_shape = self.compiled.loss, self.model.output_shape
-        triples = argument == "validation"  # Keras' validation_data=(x, y, sample_weight)
-        return read_data(
-            data, argument, self._inputs, self._outputs is not None, loss, output_shape, scale, sample_weight, triples
-        )
-
-    def _weighted(self, *data: Batches | BatchStream | None) -> WeightedEngine | None:
-        """The engine as one that takes sample weights where any of `data` has them (else None); refused, before
-        any step, by an engine that does not take them."""
-        if all(batches is None or batches.w is None for batches in data):
-            return None
-        return weighted_engine(self.engine, self.compiled.engine)
-
-    def _scale_after(self, train: Batches | BatchStream) -> float:
-        """The input scale the model will read inputs with once `fit` adopts `train` (see `_adopt`)."""
-        if train.input_scale is not None and self.epochs_trained == 0:
-            return train.input_scale
-        return self.model.input_scale
-
-    def _adopt(self, train: Batches | BatchStream) -> None:
-        """Keep what the training data says about itself, for predict and save: its class names where the model
-        has none, and its input scale before the first epoch. Only fit's training data, once every argument of
-        the call has passed its checks: validation or evaluation data must not change how a model reads inputs.
-        """
-        if self.model.class_names is None and train.class_names:
-            self.model.class_names = train.class_names
-        self.model.input_scale = self._scale_after(train)
 
     # --- training -----------------------------------------------------------------------------------------
     def fit(
@@ -457,136 +349,6 @@ class Trainer:
             )
         return int(epochs - initial_epoch)
 
-    def _train_epoch(
-        self,
-        train: Batches | BatchStream,
-        batch_size: int,
-        steps: int | None,
-        order: np.ndarray | None,
-        epoch: int,
-        progress: Progress,
-        callbacks: CallbackList,
-    ) -> dict[str, float]:
-        """Train the first `steps` batches of `train` in `order` (None: as they are); of a BatchStream (a generator,
-        a PyDataset), the batches it gives for `epoch` (`steps` of them, or, where None, until a generator ends)."""
-        loss_sum, seen = 0.0, 0
-        local_seen = 0  # the examples of this process, over which the metric sums run (`seen` counts every process's)
-        metric_sums = self._figures.zeros()
-        communicator = self.communicator
-        # Shuffled batches are gathered into reused buffers (one per input, and the labels'): a fresh 300 KB array
-        # per batch would cost an mmap/munmap pair and page faults every step.
-        stream = train.batches(epoch) if isinstance(train, BatchStream) else None
-        arrays = cast(Batches, train)  # (a stream's batches come from `stream`, read as arrays are)
-        buffer_rows = min(batch_size, len(arrays)) if order is not None else 0  # none beyond the data
-        if communicator is not None:
-            buffer_rows = math.ceil(buffer_rows / communicator.size)
-        x_buffer = empty_rows(arrays.x, buffer_rows) if order is not None else None
-        y_buffer = empty_rows(arrays.y, buffer_rows) if order is not None else None
-        weights = arrays.w
-        w_buffer = empty_rows(weights, buffer_rows) if order is not None and weights is not None else None
-        wb = None
-        try:
-            # a stream's own end ends the epoch (its last next() runs a PyDataset's on_epoch_end); arrays count
-            for step in itertools.count() if stream is not None else range(steps or 0):
-                if stream is not None:  # the next batch of a generator or PyDataset, read and checked (user code)
-                    batch = next(stream, None)
-                    if batch is None:
-                        break
-                    xb, yb, wb, n, first_row = batch.x, batch.y, batch.w, len(batch), 0
-                else:
-                    rows = slice(step * batch_size, (step + 1) * batch_size)
-                    n = min(rows.stop, len(arrays)) - rows.start  # the global batch's
-                    if communicator is not None:  # this process's rows of it
-                        rows = local_rows(rows.start, rows.start + n, communicator.rank, communicator.size)
-                    if order is None:
-                        xb, yb = arrays.x[rows], arrays.y[rows]
-                        wb = None if weights is None else weights[rows]
-                    else:
-                        assert x_buffer is not None and y_buffer is not None  # allocated above whenever order is set
-                        index = order[rows]
-                        xb, yb = gather(arrays.x, index, x_buffer), gather(arrays.y, index, y_buffer)
-                        wb = None if w_buffer is None else gather(weights, index, w_buffer)
-                    # where this process's rows start in the global batch (data-parallel): Dropout's masks go by it
-                    first_row = 0 if communicator is None else rows.start - step * batch_size
-                if self._schedule is not None:  # Keras: schedule(optimizer.iterations), the updates so far
-                    self.engine.learning_rate = rate_at(self._schedule, self.steps_trained)
-                if callbacks.wants_batch_begin:
-                    with self._flush.suspended():  # callbacks are user code: the caller's float mode (_float_env.py)
-                        callbacks.on_batch_begin(step + 1)
-                if wb is not None:
-                    assert self._weighted_engine is not None  # fit checked that the engine takes weights
-                    loss, outputs = self._weighted_engine.train_step(batch_arrays(xb), yb, first_row, wb)
-                elif communicator is None:
-                    loss, outputs = self.engine.train_step(batch_arrays(xb), yb)
-                else:
-                    loss, outputs = self.engine.train_step(batch_arrays(xb), yb, first_row=first_row)
-                self._predictor.invalidate()
-                if not math.isfinite(loss):  # distributed: the loss of all processes, so all of them are here
-                    # A callback that stops training here (TerminateOnNaN) makes this a graceful stop; its logs
-                    # (the epoch's in the History then) hold the figures of every process's rows.
-                    logs = {"loss": loss, **self._running_metric_logs(metric_sums, local_seen)}
-                    with self._flush.suspended():  # fit may hold the float mode for the epoch; callbacks are user code
-                        callbacks.on_batch_end(step + 1, logs)
-                    if communicator is not None:
-                        self.model.stop_training = any_process(communicator, self.model.stop_training)
-                    if self.model.stop_training:
-                        return logs
-                    raise NonFiniteLossError(self._non_finite_loss(loss, epoch, step + 1, steps))
-                self.steps_trained += 1  # a finite loss: the engine updated the weights
-                loss_sum += loss * n
-                seen += n
-                local_seen += len(xb)
-                for metric, value in self._figures.batch_sums(outputs, yb, wb).items():
-                    metric_sums[metric] += value
-                # (every process alike in a data-parallel fit, where the local wishes imply the agreed flag)
-                if progress.wants_batches or callbacks.wants_batches or self._batch_logs_everywhere:
-                    logs = {
-                        "loss": loss_sum / seen,
-                        **self._running_metric_logs(metric_sums, local_seen),
-                    }
-                    progress.batch_end(step + 1, logs)
-                    with self._flush.suspended():
-                        callbacks.on_batch_end(step + 1, logs)
-                    if self._agree_each_batch and communicator is not None:
-                        self.model.stop_training = any_process(communicator, self.model.stop_training)
-                    if self.model.stop_training:
-                        break
-        except KeyboardInterrupt:
-            self.engine.reset_gradients()  # a step cut short must not leak its gradients into the next one
-            self._predictor.invalidate()  # the interrupted step may have updated the weights
-            raise
-        examples: float = local_seen
-        if communicator is not None:  # the metrics over every process's examples
-            metric_sums, (examples,) = all_reduce_figures(communicator, metric_sums, [local_seen])
-        return {"loss": loss_sum / seen, **self._metric_logs(metric_sums, examples)}
-
-    def _non_finite_loss(self, loss: float, epoch: int, batch: int, steps: int | None) -> str:
-        """NonFiniteLossError's message: where the loss became non-finite and, from one look at the weights, what
-        they are now: those of the last finite step, or (an update of finite gradients that overflowed, say)
-        non-finite, which no later step or save can use."""
-        where = f"The loss became {loss} at epoch {epoch}, batch {batch}/{steps or '?'}; training stopped"
-        fix = "Lower the learning rate, check the inputs for extreme values, or clip gradients (Adam(clip_norm=1.0))."
-        broken = non_finite_weights(self.engine.get_weights())
-        if not broken:
-            return f"{where} and the weights of the last finite step were kept (that batch's update was skipped). {fix}"
-        return (
-            f"{where}, and the model's weights are no longer usable: {describe_non_finite(broken)} hold NaN or inf, "
-            "made by the update before that batch (its loss was still finite). Predictions and evaluate would use "
-            "them, and save refuses them. Start again from a saved model (load_model) or from finite weights "
-            f"(set_weights, load_weights), then train again. {fix}"
-        )
-
-    def _metric_logs(self, sums: FigureSums, examples: float) -> dict[str, float]:
-        return {log_key(m): value for m, value in self._figures.means(sums, examples).items()}
-
-    def _running_metric_logs(self, sums: FigureSums, local_examples: int) -> dict[str, float]:
-        """The epoch's running metrics so far; in a data-parallel fit over every process's rows, as one process on
-        the global batches gives them (one all-reduce of the sums, which every process makes at the same batch)."""
-        if self.communicator is None or not sums:
-            return self._metric_logs(sums, local_examples)
-        totals, (examples,) = all_reduce_figures(self.communicator, sums, [local_examples])
-        return self._metric_logs(totals, examples)
-
     def _take_process_zero_counters(self, communicator: Communicator) -> None:
         """Train on from process 0's epoch, step, learning rate and input scale (`process_zero_counters`), and its
         weights: set_weights or load_weights on process 0 alone after compile (Horovod's habit) would otherwise
@@ -605,46 +367,7 @@ class Trainer:
             self.engine.learning_rate = counters.learning_rate
         self.model.input_scale = counters.input_scale
 
-    # --- evaluation and prediction ------------------------------------------------------------------------
-    def evaluate(
-        self, data: Any, batch_size: int, verbose: int = 0, sample_weight: Any = None, steps: int | None = None
-    ) -> EvaluationResult:
-        self.check_layers_as_compiled("evaluate")
-        prepared = self.prepare_data(data, "dataset", sample_weight=sample_weight)
-        prepared = limit_batches(prepared, steps, batch_size, "evaluate(steps=...)")
-        weighted = self._weighted(prepared)
-        progress = Progress(verbose, steps=batch_count(prepared, batch_size), epochs=1, label="Evaluate")
-        progress.epoch_begin(1)
-        try:
-            result = evaluate_batches(
-                self.engine, prepared, batch_size, self._figures, self._flush, progress, weighted=weighted
-            )
-            progress.epoch_end(1, {"loss": result.loss, **{log_key(m): v for m, v in result.metrics.items()}})
-        finally:
-            progress.close()
-        return result
-
-    def predict_outputs(self, x: Any, batch_size: int) -> tuple[np.ndarray, bool]:
-        """Model outputs (`logits`) for `x` through an inference session of the current weights (a model of
-        several outputs: `predict_all_outputs`)."""
-        outputs, single = self.predict_all_outputs(x, batch_size)
-        return outputs[0], single
-
-    def predict_all_outputs(self, x: Any, batch_size: int, steps: int | None = None) -> tuple[list[np.ndarray], bool]:
-        """Every model output for `x` (at most `steps` batches), in the model's output order, through an inference
-        session."""
-        self.check_layers_as_compiled("predict")
-        return self._predictor.predict(x, batch_size, steps)
-
-    def predict_named_outputs(self, x: Any, batch_size: int) -> tuple[dict[str, np.ndarray], bool]:
-        """Every output of the inference model for `x` by name (`Predictor.predict_named`)."""
-        self.check_layers_as_compiled("predict")
-        return self._predictor.predict_named(x, batch_size)
-
-    def figure_keys(self) -> list[FigureKey]:
-        """What the logs hold besides the loss, in their order (`log_key` names each)."""
-        return self._figures.keys()
-
+    # --- the layers as compiled, and the trainer's lifetime -------------------------------------------------
     def check_layers_as_compiled(self, action: str) -> None:
         """Refuse to run `action` on layers whose settings changed after compile (`layer.trainable = False`,
         `dropout.rate = 0.3`, `dense.activation = "tanh"`): the compiled engine and the predictions' session still
@@ -672,10 +395,6 @@ class Trainer:
                 "model still computes the old ones. Call compile() again to apply them (the weights are kept, the "
                 "optimizer state starts anew)."
             )
-
-    def _session(self) -> Any:
-        """The inference session predictions run in (its options: tests, tools/bench.py)."""
-        return self._predictor.session()
 
     def weights_changed(self) -> None:
         self._predictor.invalidate()

@@ -1,0 +1,76 @@
+"""The data a `Trainer` reads: fit's and evaluate's arguments as the model reads them (`prepare`,
+`prepare_data`), the engine that takes their sample weights, and what fit adopts of its training data (class
+names, input scale)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from onnxtrain._batch_stream import BatchStream
+from onnxtrain._batches import Batches, read_batches, read_data
+from onnxtrain._sample_weights import WeightedEngine, weighted_engine
+
+if TYPE_CHECKING:
+    from onnxtrain._compiled import Compiled
+    from onnxtrain._trained_model import TrainedModel
+    from onnxtrain.arrays import InputSpec
+    from onnxtrain.engine import Engine
+    from onnxtrain.multi_output import OutputLosses
+
+
+class TrainerData:
+    """How a `Trainer` reads its data (see the module docstring); a `Trainer` is one."""
+
+    if TYPE_CHECKING:  # what `Trainer` holds
+        model: TrainedModel
+        compiled: Compiled
+        engine: Engine
+        epochs_trained: int
+        _inputs: list[InputSpec]
+        _outputs: OutputLosses | None
+
+    def prepare(self, data: Any, argument: str, input_scale: float | None = None, sample_weight: Any = None) -> Batches:
+        """`data` as the model reads it (`read_batches`), with its per-example weights where `sample_weight` or
+        (validation data) an (x, y, sample_weight) tuple gives them. Integers without a scale of their own take
+        `input_scale` (default: the model's), for a Dataset as for an (x, y) pair, so both give the same numbers."""
+        scale = self.model.input_scale if input_scale is None else input_scale
+        several_outputs = self._outputs is not None
+        loss, output_shape = self.compiled.loss, self.model.output_shape
+        triples = argument == "validation"  # Keras' validation_data=(x, y, sample_weight)
+        return read_batches(
+            data, argument, self._inputs, several_outputs, loss, output_shape, scale, sample_weight, triples
+        )
+
+    def prepare_data(
+        self, data: Any, argument: str, input_scale: float | None = None, sample_weight: Any = None
+    ) -> Batches | BatchStream:
+        """`prepare` for fit and evaluate, which take a generator or a PyDataset too: for one, the BatchStream that
+        reads each of its batches as `prepare` reads arrays (`read_data`)."""
+        scale = self.model.input_scale if input_scale is None else input_scale
+        loss, output_shape = self.compiled.loss, self.model.output_shape
+        triples = argument == "validation"  # Keras' validation_data=(x, y, sample_weight)
+        return read_data(
+            data, argument, self._inputs, self._outputs is not None, loss, output_shape, scale, sample_weight, triples
+        )
+
+    def _weighted(self, *data: Batches | BatchStream | None) -> WeightedEngine | None:
+        """The engine as one that takes sample weights where any of `data` has them (else None); refused, before
+        any step, by an engine that does not take them."""
+        if all(batches is None or batches.w is None for batches in data):
+            return None
+        return weighted_engine(self.engine, self.compiled.engine)
+
+    def _scale_after(self, train: Batches | BatchStream) -> float:
+        """The input scale the model will read inputs with once `fit` adopts `train` (see `_adopt`)."""
+        if train.input_scale is not None and self.epochs_trained == 0:
+            return train.input_scale
+        return self.model.input_scale
+
+    def _adopt(self, train: Batches | BatchStream) -> None:
+        """Keep what the training data says about itself, for predict and save: its class names where the model
+        has none, and its input scale before the first epoch. Only fit's training data, once every argument of
+        the call has passed its checks: validation or evaluation data must not change how a model reads inputs.
+        """
+        if self.model.class_names is None and train.class_names:
+            self.model.class_names = train.class_names
+        self.model.input_scale = self._scale_after(train)
