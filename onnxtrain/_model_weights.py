@@ -17,14 +17,14 @@ from onnxtrain._finite_weights import check_finite_weights, trained_weights
 from onnxtrain._layer_claims import models_sharing_layers
 from onnxtrain._weight_arrays import weight_arrays
 from onnxtrain.layers import Layer
-from onnxtrain.layers._layer_weights import LayerWeight
+from onnxtrain.layers._layer_weights import LayerWeight, WeightLists
 
 if TYPE_CHECKING:
     from onnxtrain.functional import Functional
     from onnxtrain.training import Trainer
 
 
-class ModelWeights:
+class ModelWeights(WeightLists):
     """The weights half of `ModelBase` (see the module docstring); a model is one, through `ModelBase`."""
 
     if TYPE_CHECKING:  # what the model holds (`ModelBase._setup`)
@@ -41,16 +41,6 @@ class ModelWeights:
         `get_weights()` order; each a `LayerWeight` (`path` is its graph name, `numpy()` its current value)."""
         self._check_built("weights")
         return [weight for layer in self.layers for weight in layer.weights]
-
-    @property
-    def trainable_weights(self) -> list[LayerWeight]:
-        """Keras' `model.trainable_weights`: the weights an optimizer updates (none of a frozen layer's)."""
-        return [weight for weight in self.weights if weight.trainable]
-
-    @property
-    def non_trainable_weights(self) -> list[LayerWeight]:
-        """Keras' `model.non_trainable_weights`: the others (statistics, a frozen layer's weights)."""
-        return [weight for weight in self.weights if not weight.trainable]
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Current parameters by graph name (`dense_1.kernel`), in layer order, copied from the training engine when

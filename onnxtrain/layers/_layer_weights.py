@@ -51,7 +51,25 @@ class LayerWeight:
         return f"<LayerWeight path={self.path} shape={self.shape} trainable={self.trainable}>"
 
 
-class LayerWeights:
+class WeightLists:
+    """Keras' `trainable_weights` and `non_trainable_weights` of whatever lists its `weights` (a layer, a model)."""
+
+    @property
+    def weights(self) -> list[LayerWeight]:
+        raise NotImplementedError
+
+    @property
+    def trainable_weights(self) -> list[LayerWeight]:
+        """Keras' `trainable_weights`: the weights an optimizer updates (none of a frozen layer's)."""
+        return [weight for weight in self.weights if weight.trainable]
+
+    @property
+    def non_trainable_weights(self) -> list[LayerWeight]:
+        """Keras' `non_trainable_weights`: the others (statistics, a frozen layer's weights)."""
+        return [weight for weight in self.weights if not weight.trainable]
+
+
+class LayerWeights(WeightLists):
     """The weights API of `Layer` (see the module docstring); a layer whose weights live elsewhere (a Functional:
     its layers') overrides `current_weights`, `_trainable_names` and `_write_weights`, and one that holds its
     values before a model builds it (Normalization after `adapt`, as Keras' does) overrides `_own_weights`,
@@ -113,16 +131,6 @@ class LayerWeights:
             LayerWeight(self, name, self._path(name), tuple(value.shape), name in trainable)
             for name, value in self._own_weights().items()
         ]
-
-    @property
-    def trainable_weights(self) -> list[LayerWeight]:
-        """Keras' `layer.trainable_weights`: the weights an optimizer updates (none for a frozen layer)."""
-        return [weight for weight in self.weights if weight.trainable]
-
-    @property
-    def non_trainable_weights(self) -> list[LayerWeight]:
-        """Keras' `layer.non_trainable_weights`: the others (statistics, a frozen layer's weights)."""
-        return [weight for weight in self.weights if not weight.trainable]
 
     # --- where the weights live (a Functional overrides these) -------------------------------------------------
     def current_weights(self) -> dict[str, np.ndarray]:
