@@ -3,7 +3,6 @@ same batches given as arrays: the same batches in the same order give bit-identi
 
 from __future__ import annotations
 
-import inspect
 import io
 import math
 import warnings
@@ -18,12 +17,6 @@ from onnxtrain.datasets import Dataset
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from onnxtrain.layers import Concatenate, Dense, Input
 from onnxtrain.progress import Progress
-
-# The fit/evaluate/predict arguments come with the diff to training.py and model.py (see the report).
-needs_arguments = pytest.mark.skipif(
-    "validation_freq" not in inspect.signature(Model.fit).parameters,
-    reason="needs fit(validation_steps=, validation_freq=), evaluate(steps=), predict(steps=) in model.py/training.py",
-)
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(40, 4)).astype(np.float32)
@@ -91,7 +84,6 @@ def test_generators_and_py_datasets_are_streamed_arrays_and_datasets_are_not():
 
 
 # --- fit: the same batches as arrays -----------------------------------------------------------------------------
-@needs_arguments
 def test_generator_fit_equals_the_array_fit_of_the_same_batches_bit_for_bit():
     with tiny() as arrays, tiny() as generator:
         expected = quiet_fit(arrays, X, Y, batch_size=8, epochs=3, shuffle=False)
@@ -101,7 +93,6 @@ def test_generator_fit_equals_the_array_fit_of_the_same_batches_bit_for_bit():
         assert_same_weights(arrays, generator)
 
 
-@needs_arguments
 def test_shuffle_does_not_apply_to_a_generator_as_in_keras():
     with tiny() as shuffled, tiny() as ordered:
         a = quiet_fit(shuffled, batches(X, Y, 8), steps_per_epoch=5, epochs=2, shuffle=True)
@@ -109,7 +100,6 @@ def test_shuffle_does_not_apply_to_a_generator_as_in_keras():
         assert a.history == b.history
 
 
-@needs_arguments
 def test_a_generator_is_read_on_across_epochs_steps_per_epoch_at_a_time():
     seen = []
 
@@ -123,7 +113,6 @@ def test_a_generator_is_read_on_across_epochs_steps_per_epoch_at_a_time():
     assert seen == list(range(9))  # no batch read twice, none skipped, none read ahead
 
 
-@needs_arguments
 def test_sample_weights_and_class_weights_of_a_generator_weigh_as_for_arrays():
     classes = {0: 1.0, 1: 3.0, 2: 0.5}
     with tiny() as arrays, tiny() as generator:
@@ -135,7 +124,6 @@ def test_sample_weights_and_class_weights_of_a_generator_weigh_as_for_arrays():
         assert_same_weights(arrays, generator)
 
 
-@needs_arguments
 def test_a_model_of_several_inputs_reads_dicts_from_a_generator():
     def two_inputs() -> Model:
         a, b = Input(3, name="a"), Input(1, name="b")
@@ -156,7 +144,6 @@ def test_a_model_of_several_inputs_reads_dicts_from_a_generator():
         assert_same_weights(arrays, generator)
 
 
-@needs_arguments
 def test_py_dataset_fit_equals_the_array_fit_and_ends_each_epoch():
     train, val = Batches(X, Y, 8), Batches(XV, YV, 5)
     with tiny() as arrays, tiny() as streamed:
@@ -169,7 +156,6 @@ def test_py_dataset_fit_equals_the_array_fit_and_ends_each_epoch():
     assert train.read == [*range(5), *range(5), *range(5)]  # batch 0 read once: checked, then the first epoch's
 
 
-@needs_arguments
 def test_py_dataset_shuffle_orders_its_batches_per_epoch_from_the_seed():
     def orders(seed):
         data = Batches(X, Y, 8)
@@ -184,7 +170,6 @@ def test_py_dataset_shuffle_orders_its_batches_per_epoch_from_the_seed():
     assert orders(3) == first and orders(4) != first
 
 
-@needs_arguments
 def test_py_dataset_steps_per_epoch_goes_on_through_its_batches_across_epochs():
     data = Batches(X, Y, 8)
     with tiny() as model:
@@ -195,7 +180,6 @@ def test_py_dataset_steps_per_epoch_goes_on_through_its_batches_across_epochs():
 
 
 # --- running out ---------------------------------------------------------------------------------------------------
-@needs_arguments
 def test_a_finite_generator_without_steps_per_epoch_is_one_epoch_then_fit_warns_and_stops():
     with tiny() as model, pytest.warns(UserWarning, match=r"^Your input ran out of data; interrupting training"):
         history = model.fit(batches(X, Y, 8, repeat=False), epochs=3, verbose=0)
@@ -205,7 +189,6 @@ def test_a_finite_generator_without_steps_per_epoch_is_one_epoch_then_fit_warns_
     assert history.history == expected.history
 
 
-@needs_arguments
 def test_a_generator_that_runs_out_within_an_epoch_warns_and_stops_after_it():
     with tiny() as model, pytest.warns(UserWarning, match=r"gave 2 of the 3 batches of epoch 2"):
         history = model.fit(batches(X, Y, 8, repeat=False), steps_per_epoch=3, epochs=4, verbose=0)
@@ -213,7 +196,6 @@ def test_a_generator_that_runs_out_within_an_epoch_warns_and_stops_after_it():
 
 
 # --- refused -------------------------------------------------------------------------------------------------------
-@needs_arguments
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
@@ -243,7 +225,6 @@ def bad_third_batch(x3, y3):
     yield x3, y3
 
 
-@needs_arguments
 @pytest.mark.parametrize(
     ("x3", "y3", "error", "match"),
     [
@@ -268,7 +249,6 @@ def test_a_bad_batch_is_refused_with_the_array_message_naming_the_batch(x3, y3, 
         model.fit(bad_third_batch(x3, y3), steps_per_epoch=3, verbose=0)
 
 
-@needs_arguments
 def test_a_batch_of_another_structure_than_the_first_is_refused():
     def mixed():
         yield X[:8], Y[:8], W[:8]
@@ -279,7 +259,6 @@ def test_a_batch_of_another_structure_than_the_first_is_refused():
 
 
 # --- validation ----------------------------------------------------------------------------------------------------
-@needs_arguments
 def test_validation_freq_validates_every_kth_epoch_or_those_listed():
     with tiny() as model:
         history = quiet_fit(model, X, Y, epochs=4, validation_data=(XV, YV), validation_freq=2)
@@ -288,7 +267,6 @@ def test_validation_freq_validates_every_kth_epoch_or_those_listed():
         assert [not math.isnan(v) for v in history.history["val_loss"]] == [True, False, True]  # epochs 5, 6, 7
 
 
-@needs_arguments
 def test_validation_steps_takes_the_next_batches_of_a_generator_each_validation():
     seen = []
 
@@ -302,7 +280,6 @@ def test_validation_steps_takes_the_next_batches_of_a_generator_each_validation(
     assert seen == list(range(6))
 
 
-@needs_arguments
 def test_a_validation_generator_without_steps_is_read_once_and_refused_a_second_time():
     with tiny() as model:
         history = quiet_fit(model, X, Y, batch_size=8, validation_data=batches(XV, YV, 5, repeat=False))
@@ -314,7 +291,6 @@ def test_a_validation_generator_without_steps_is_read_once_and_refused_a_second_
 
 
 # --- evaluate and predict ------------------------------------------------------------------------------------------
-@needs_arguments
 def test_evaluate_a_generator_or_py_dataset_as_the_arrays_of_its_batches():
     with tiny() as model:
         model.fit(X, Y, verbose=0)
@@ -330,7 +306,6 @@ def test_evaluate_a_generator_or_py_dataset_as_the_arrays_of_its_batches():
         np.testing.assert_allclose(uneven.loss, whole.loss, rtol=1e-6)
 
 
-@needs_arguments
 @pytest.mark.parametrize(
     "wrap",
     [lambda x, y: x, lambda x, y: (x,), lambda x, y: (x, y), lambda x, y: [x, y]],
@@ -350,7 +325,6 @@ def test_predict_reads_x_of_each_batch_as_keras(wrap):
         assert expected.shape == (40, 3)
 
 
-@needs_arguments
 def test_predict_names_the_batch_it_refuses():
     with (
         tiny() as model,
@@ -360,7 +334,6 @@ def test_predict_names_the_batch_it_refuses():
 
 
 # --- callbacks and the progress display ----------------------------------------------------------------------------
-@needs_arguments
 def test_callbacks_see_a_generator_fit_as_an_array_fit():
     class Log(Callback):
         def __init__(self):
