@@ -8,6 +8,7 @@ confusing ways, so `import onnxtrain` checks for that once and says which to rem
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -214,13 +215,22 @@ def session_options(ort: Any, threads: int | None) -> Any:
     _float_env.py for the caller's side). `threads` intra-op threads with one inter-op thread, or ONNX Runtime's
     defaults for None. Intra-op threads keep ORT's default spinning between operators: with one thread per core
     they take no core from the Python thread, and on an otherwise idle 2-core machine steps were 7-11% faster than
-    with spinning off (tools/bench.py); on a machine busy with other work, spinning costs more.
+    with spinning off (tools/bench.py); on a machine busy with other work, spinning costs more, and
+    ONNXTRAIN_SPINNING=0 turns it off (for several training processes or test workers on one machine).
     `InferenceModel` keeps plain options: its results match other runtimes', subnormals included. ONNX Runtime
     logs errors only: its warnings (e.g. an imported graph's unused initializer) are not the user's to act on.
+
+    Raises:
+        InvalidArgumentError: ONNXTRAIN_SPINNING is neither "0" nor "1".
     """
+    spinning = os.environ.get("ONNXTRAIN_SPINNING", "1")
+    if spinning not in ("0", "1"):
+        raise InvalidArgumentError(f'ONNXTRAIN_SPINNING expects "0" or "1". Received: {spinning!r}')
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    if spinning == "0":
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

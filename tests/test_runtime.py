@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from onnxtrain._runtime import Device, check_single_flavour, create_session, installed_flavours, resolve_device
+from onnxtrain._runtime import (
+    Device,
+    check_single_flavour,
+    create_session,
+    installed_flavours,
+    resolve_device,
+    session_options,
+)
 from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
 
 
@@ -105,6 +112,30 @@ class FakeOrt:
         session = FakeSession(started)
         self.sessions.append((providers, session))
         return session
+
+
+@pytest.mark.parametrize(("setting", "spinning"), [(None, None), ("1", None), ("0", "0")])
+def test_onnxtrain_spinning_0_turns_onnx_runtime_s_spinning_off(monkeypatch, setting, spinning):
+    import onnxruntime
+
+    if setting is None:
+        monkeypatch.delenv("ONNXTRAIN_SPINNING", raising=False)  # tests/conftest.py sets it
+    else:
+        monkeypatch.setenv("ONNXTRAIN_SPINNING", setting)
+    options = session_options(onnxruntime, 2)
+    try:
+        entry = options.get_session_config_entry("session.intra_op.allow_spinning")
+    except RuntimeError:  # not set: ONNX Runtime's default, spinning
+        entry = None
+    assert entry == spinning and options.intra_op_num_threads == 2
+
+
+def test_onnxtrain_spinning_takes_0_or_1(monkeypatch):
+    import onnxruntime
+
+    monkeypatch.setenv("ONNXTRAIN_SPINNING", "off")
+    with pytest.raises(InvalidArgumentError, match=r"ONNXTRAIN_SPINNING expects \"0\" or \"1\"\. Received: 'off'"):
+        session_options(onnxruntime, None)
 
 
 def test_a_cpu_session_asks_for_the_cpu_provider_only():
