@@ -74,6 +74,7 @@ def test_a_scale_is_a_divisor_only_for_one_over_a_whole_number_float32_holds(sca
     assert scale_divisor(scale) == divisor
 
 
+@pytest.mark.slow
 def test_every_one_over_n_divides_bit_for_bit():
     # All n up to 100,000: the ~12% whose float64 inverse is not whole (49, 93, 98, ...) used to multiply.
     n = np.arange(2, 100_001)

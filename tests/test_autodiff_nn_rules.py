@@ -769,6 +769,7 @@ def _lenet_loss(model: onnx.ModelProto, feeds: dict[str, np.ndarray], name: str,
     return float(session.run(["loss"], feeds)[0])
 
 
+@pytest.mark.slow
 def test_lenet_gradients_match_finite_differences() -> None:
     model, feeds, params = lenet(batch=4, size=12, filters=(4, 6), hidden=16)
     grad_model = autodiff.gradients(model, params)
@@ -803,6 +804,7 @@ def test_lenet_benchmark_tool_runs() -> None:
     assert "forward + gradients" in done.stdout
 
 
+@pytest.mark.slow
 def test_conv_weight_gradient_at_lenet_scale_equals_numpy():
     """conv1 of the fashion-cnn at its real size (a batch of 100 28x28 images with a zero background, 32 filters
     of 3x3, 'same' padding) against numpy in float64: the rows above use small shapes, and the weight gradient

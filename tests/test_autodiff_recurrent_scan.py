@@ -140,6 +140,7 @@ def test_keras_layers_train_through_the_scan_rule_as_through_the_unroll(form: st
     assert_same_gradients(ours, theirs, form)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", list(KERAS_FORMS))
 def test_masked_keras_layers_train_through_the_scan_rule_as_through_the_unroll(form: str):
     """Masking(0.0) before the layers, steps zeroed before the data, after it and between: each recurrent node reads
@@ -216,6 +217,7 @@ def sequence_model(op: str, steps: int | str, direction: str = "bidirectional") 
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
 def test_the_gradient_graph_does_not_grow_with_the_sequence_length(op: str):
     wrt = ["x", "w", "r", "b", "h0"]

@@ -190,6 +190,7 @@ def test_cli_bundles_a_saved_model_with_its_optimizer_state(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @given(
     shapes=st.lists(st.lists(st.integers(0, 4), max_size=3), min_size=1, max_size=5),
     step=st.integers(0, 2**62),

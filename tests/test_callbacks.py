@@ -307,6 +307,7 @@ def test_terminate_on_nan_costs_nothing_per_batch():
 
 
 # --- ModelCheckpoint ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_model_checkpoint_saves_only_improvements_with_formatted_names(tmp_path):
     x, y = tiny_data()
     record = RecordWeights()

@@ -249,6 +249,7 @@ def test_export_names_the_opset_option_for_an_imported_graph(folder: Path, capsy
     assert "opset=" not in err and not (folder / "out.onnx").exists()
 
 
+@pytest.mark.slow
 def test_export_merge_adapters_folds_a_saved_lora_model(folder: Path, capsys: pytest.CaptureFixture) -> None:
     model = lora(FIXTURE, rank=2)
     model.set_weights({n: np.full_like(v, 0.1) for n, v in model.get_weights().items() if n.endswith(B_SUFFIX)})
@@ -289,6 +290,7 @@ def _token_model() -> onnx.ModelProto:
     return h.make_model(graph, opset_imports=[h.make_opsetid("", 18)], ir_version=8)
 
 
+@pytest.mark.slow
 def test_finetune_of_an_int64_token_model_exports_an_int64_input(folder: Path) -> None:
     """The export keeps the int64 input, named as in the file and with no Cast in front, so code that fed the
     original model int64 ids feeds the export the same; ONNX Runtime on it equals the saved model's predict."""
@@ -320,6 +322,7 @@ def tokens(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lora_rank", [None, "2"])
 def test_finetune_head_keeps_an_int64_token_input_int64(tokens: Path, lora_rank: str | None) -> None:
     """A new --head (with or without --lora) is fed the graph's int64 ids as they are: the saved model's Input and
@@ -386,6 +389,7 @@ def test_finetune_lora_without_a_node_to_adapt_names_the_option(
     )
 
 
+@pytest.mark.slow
 def test_finetune_prints_a_warning_as_one_line_without_python_s_source_lines(
     folder: Path, capsys: pytest.CaptureFixture
 ) -> None:

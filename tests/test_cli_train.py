@@ -74,6 +74,7 @@ def test_pixels_are_not_divided_by_255_twice(folder, capsys, dtype, scale, train
 
 
 # --- what a run says and records ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_run_without_a_seed_records_the_seed_it_drew(folder, capsys):
     assert main(["train", _config(folder), "--epochs", "1", "--output", "out", "--verbose", "0"]) == 0
     seed = int(re.search(r"^Training small \(seed (\d+)\)", capsys.readouterr().out).group(1))
@@ -88,6 +89,7 @@ def test_a_run_without_a_seed_records_the_seed_it_drew(folder, capsys):
     assert first == second
 
 
+@pytest.mark.slow
 def test_the_headline_counts_the_examples_validation_split_holds_out(folder, capsys):
     config = _config(folder, validation_split=0.2)
     assert main(["train", config, "--epochs", "1", "--output", "out", "--verbose", "2"]) == 0
@@ -144,6 +146,7 @@ def _assert_same_model(a: Path, b: Path) -> None:
     assert checkpoint_a == checkpoint_b
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_what_was_trained_and_resume_continues_it(folder, monkeypatch, capsys):
     _interrupt_at_epoch(monkeypatch, 3)
     assert main(["train", _config(folder, seed=5, epochs=6), "--output", "out", "--verbose", "0"]) == 130
@@ -171,6 +174,7 @@ def test_ctrl_c_saves_what_was_trained_and_resume_continues_it(folder, monkeypat
     assert History.from_csv(folder / "resumed" / "history.csv").epochs == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_resume_after_ctrl_c_in_the_middle_of_an_epoch_is_the_uninterrupted_run_bit_for_bit(folder, monkeypatch):
     """README: --resume continues exactly. Ctrl-C after 2 of epoch 3's 5 steps saves the state of the end of epoch
     2, so the resumed run trains epoch 3 from there, as the uninterrupted one did."""
@@ -248,6 +252,7 @@ def test_ctrl_c_before_an_epoch_finished_saves_nothing(folder, monkeypatch, caps
     assert not (folder / "out" / "model").exists() and not (folder / "out" / "run.json").exists()
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_while_saving_only_says_the_save_goes_on(folder, monkeypatch, capsys):
     from onnxtrain.cli import _run_output
 
@@ -293,6 +298,7 @@ def _epochs(folder: Path) -> tuple[int, list[int]]:
     return trained, History.from_csv(folder / "history.csv").epochs
 
 
+@pytest.mark.slow
 def test_a_crashed_resume_in_place_leaves_history_csv_as_the_model(folder, monkeypatch):
     """A resume-in-place (the nightly pattern) that dies after 2 epochs: history.csv must not list epochs that
     model/ lacks, and the next resume must not list them twice."""
@@ -307,6 +313,7 @@ def test_a_crashed_resume_in_place_leaves_history_csv_as_the_model(folder, monke
     assert _epochs(folder / "out") == (3, [1, 2, 3])
 
 
+@pytest.mark.slow
 def test_a_history_csv_ahead_of_its_model_is_cut_to_the_model_on_resume(folder):
     """A history.csv that an older onnxtrain left ahead of its model (epochs 2 and 3 of a killed resume, then epoch
     2 again): the resumed run's lists each of the model's epochs once, the last row written for it."""
@@ -319,6 +326,7 @@ def test_a_history_csv_ahead_of_its_model_is_cut_to_the_model_on_resume(folder):
     assert history.epochs == [1, 2, 3] and history.history["loss"][1] == 9.0
 
 
+@pytest.mark.slow
 def test_overwrite_into_an_old_run_folder_keeps_history_csv_with_its_model(folder, monkeypatch):
     assert main(["train", _config(folder, seed=2), "--epochs", "3", "--output", "out", "--verbose", "0"]) == 0
     _interrupt_at_epoch(monkeypatch, 2, OSError("the node went away"))
@@ -331,6 +339,7 @@ def test_overwrite_into_an_old_run_folder_keeps_history_csv_with_its_model(folde
     assert _epochs(folder / "out") == (1, [1])  # the new run only
 
 
+@pytest.mark.slow
 def test_checkpoint_every_saves_finished_epochs_that_a_crash_keeps(folder, monkeypatch):
     config = _config(folder, seed=4, epochs=5)
     assert main(["train", config, "--output", "full", "--verbose", "0"]) == 0
@@ -424,6 +433,7 @@ def test_train_goes_on_and_saves_when_the_reader_of_its_stdout_goes_away(folder,
 
 
 # --- --resume of a model that model.save wrote -----------------------------------------------------------------
+@pytest.mark.slow
 def test_resuming_a_model_without_a_run_config_says_which_batch_size_it_trains_with(folder, capsys):
     assert main(["train", _config(folder), "--epochs", "1", "--output", "out", "--verbose", "0"]) == 0
     (folder / "out" / "run.json").unlink()
@@ -440,6 +450,7 @@ def test_resuming_a_model_without_a_run_config_says_which_batch_size_it_trains_w
     )
 
 
+@pytest.mark.slow
 def test_resuming_a_saved_model_writes_a_run_json_that_the_next_resume_follows(folder, capsys):
     """A model that model.save() wrote (no run.json): its resume records the data and batch size, so a chain of
     resumes keeps them, and says where they came from."""
@@ -479,6 +490,7 @@ def test_a_layer_that_refuses_its_arguments_is_named_by_its_index(folder, capsys
     )
 
 
+@pytest.mark.slow
 def test_errors_give_the_command_line_remedy_not_the_python_one(folder, capsys):
     from onnxtrain.cli._advice import in_cli_words
 
@@ -503,6 +515,7 @@ def test_errors_give_the_command_line_remedy_not_the_python_one(folder, capsys):
 
 
 # --- the engine ----------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_engine_comes_from_the_option_or_the_config_and_run_json_records_it(folder, capsys):
     assert main(["train", _config(folder), "--epochs", "1", "--output", "auto", "--verbose", "0"]) == 0
     assert json.loads((folder / "auto" / "run.json").read_text())["engine"] == "portable"
@@ -606,6 +619,7 @@ def test_an_existing_output_under_workers_is_refused_by_the_launcher(folder, cap
 
 
 # --- threads and workers ----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_threads_come_from_the_option_or_the_config_and_run_json_notes_them(folder):
     assert main(["train", _config(folder, threads=2), "--epochs", "1", "--output", "cfg", "--verbose", "0"]) == 0
     record = json.loads((folder / "cfg" / "run.json").read_text())

@@ -359,6 +359,7 @@ def _scale(weights: dict[str, np.ndarray]) -> float:
     return max(float(np.abs(w).max()) for w in weights.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dropout", [False, True], ids=["plain", "dropout"])
 def test_three_threads_train_as_one_process(dropout: bool) -> None:
     # Portable only: onnxblock builds ort-training's artifacts through one global model accessor, which threads
@@ -755,6 +756,7 @@ def test_a_batchnorm_model_trains_data_parallel_as_its_shares_averaged(update: s
     assert float(np.abs(whole[variance] - copies[0][variance]).max()) > 1e-3 * float(np.abs(whole[variance]).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("update", ["graph", "auto"])
 def test_dropout_over_processes_drops_the_units_of_one_process(update: str) -> None:
     """Dropout's masks are a function of (seed, layer, step, row): each process numbers its rows from where they
@@ -1142,6 +1144,7 @@ class FakeRayTrain:
         self.reports.append((metrics, checkpoint))
 
 
+@pytest.mark.slow
 def test_ray_fit_runs_one_fit_whose_callbacks_keep_their_state(tmp_path: Path) -> None:
     """ray_fit's callbacks act as in fit(epochs=N): EarlyStopping stops the run, ReduceLROnPlateau lowers the rate
     epoch after epoch, CSVLogger (process 0) keeps every epoch; every worker reports each epoch, and the last
@@ -1220,6 +1223,7 @@ def test_only_process_zero_prints_what_callbacks_say(capsys: pytest.CaptureFixtu
     assert [r.getMessage() for r in caplog.records] == warned
 
 
+@pytest.mark.slow
 def test_the_cli_notes_of_a_data_parallel_resume_are_printed_once(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from onnxtrain.autodiff._rules import RULES
 
 DOC = Path(__file__).parent.parent / "docs" / "layers.md"
 
 
+@pytest.mark.slow
 def test_layers_guide_examples_run():
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
     assert len(blocks) >= 4

@@ -385,6 +385,7 @@ def test_connection_refused_names_the_url(env: Path) -> None:
         fashion_mnist(base_url=url, timeout=5)
 
 
+@pytest.mark.slow
 def test_silent_server_times_out(env: Path) -> None:
     with socket.socket() as silent:  # accepts connections (backlog) but never answers
         silent.bind(("127.0.0.1", 0))
@@ -421,6 +422,7 @@ class _StallingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_a_stalled_download_says_how_much_arrived(env: Path) -> None:
     with (
         serve(_StallingHandler) as url,

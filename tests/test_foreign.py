@@ -162,6 +162,7 @@ def test_an_older_opset_than_the_graphs_is_refused_with_the_opset_to_export_at()
     np.testing.assert_allclose(_run(model.inference_model(opset=19), input=x), _run(_mlp(opset=19), x=x), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_an_uncompiled_import_exports_and_saves_at_the_opset_compile_uses(tmp_path):
     """A dynamo export (opset 20) imported and never compiled: export and save's model.onnx are at opset 20 / IR 9
     as after compile (not the default 17, which the graph cannot be downgraded to), and predict what the compiled

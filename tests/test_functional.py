@@ -364,6 +364,7 @@ def test_merge_layer_matches_keras(case: MergeCase) -> None:
     np.testing.assert_allclose(run(graph, *xs)[0][0], expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(st.integers(1, 3), min_size=1, max_size=3), min_size=2, max_size=3))
 def test_elementwise_merges_broadcast_per_example_shapes_as_numpy_does(shapes: list[list[int]]) -> None:

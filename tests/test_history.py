@@ -94,6 +94,7 @@ def test_append_back_fills_keys_first_seen_later_with_nan():
 floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(
     columns=st.lists(st.sampled_from(["loss", "accuracy", "mae", "val_loss", "val_accuracy"]), unique=True,

@@ -167,6 +167,7 @@ def _read_or_format_error(path: Path) -> None:
     assert array.nbytes <= MAX_PAYLOAD_BYTES
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150,
     deadline=None,
@@ -178,6 +179,7 @@ def test_random_bytes_only_raise_data_format_error(tmp_path: Path, content: byte
     _read_or_format_error(write(tmp_path / "random", content, compress))
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150,
     deadline=None,
@@ -199,6 +201,7 @@ def test_random_headers_only_raise_data_format_error(
     _read_or_format_error(write(tmp_path / "header", content, compress))
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150,
     deadline=None,

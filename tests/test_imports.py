@@ -13,6 +13,8 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import pytest
+
 PACKAGE = "onnxtrain"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
@@ -141,6 +143,7 @@ def describe(graph: Mapping[str, set[str]], components: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.slow
 def test_the_package_has_no_import_cycle():
     graph = import_graph(module_files())
     cycles = strongly_connected(graph)

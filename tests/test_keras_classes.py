@@ -362,6 +362,7 @@ def test_metric_class_arguments_are_checked(make, match):
         make()
 
 
+@pytest.mark.slow
 def test_a_model_of_several_outputs_takes_one_keras_loss_config_for_all_or_one_per_output(tmp_path):
     config = {"class_name": "SparseCategoricalCrossentropy", "config": {"from_logits": True}}
     for loss in (config, {"kind": config, "other": "SparseCategoricalCrossentropy"}):

@@ -335,6 +335,7 @@ def token_task(n: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x[keep], (ones > twos)[keep].astype(np.int64)
 
 
+@pytest.mark.slow
 def test_a_tiny_transformer_learns_and_its_export_predicts_the_same(tmp_path: Path) -> None:
     x, y = token_task()
     with transformer(seed=1) as model:
@@ -350,6 +351,7 @@ def test_a_tiny_transformer_learns_and_its_export_predicts_the_same(tmp_path: Pa
         assert loaded.get_config() == model.get_config()
 
 
+@pytest.mark.slow
 def test_dropout_drops_scores_in_training_only_and_resumes_with_the_same_masks(tmp_path: Path) -> None:
     x, y = token_task(n=40, seed=2)
 

@@ -294,6 +294,7 @@ def test_the_training_gradient_through_an_augmentation_matches_finite_difference
         np.testing.assert_allclose(gradient[index], (loss(up) - loss(down)) / 2, atol=1e-4, err_msg=str(index))
 
 
+@pytest.mark.slow
 def test_a_resumed_run_draws_the_same_augmentations(tmp_path):
     rng = np.random.default_rng(3)
     x, y = rng.uniform(0, 1, size=(40, 6, 6, 1)).astype(np.float32), rng.integers(0, 3, 40)
@@ -431,6 +432,7 @@ def augmented_cnn() -> Sequential:
     )
 
 
+@pytest.mark.slow
 def test_a_small_cnn_with_augmentations_learns():
     x, y = bright_squares()
     with augmented_cnn() as model:
@@ -440,6 +442,7 @@ def test_a_small_cnn_with_augmentations_learns():
         assert model.evaluate(x, y, return_dict=True)["accuracy"] > 0.9
 
 
+@pytest.mark.slow
 def test_a_trainable_layer_before_the_augmentations_learns_through_them():
     x, y = bright_squares()
     model = Sequential.of(

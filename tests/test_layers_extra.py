@@ -288,6 +288,7 @@ def test_a_model_with_noise_learns_and_predicts_without_it(make, blobs):
     assert not np.allclose(training_logits, eval_logits, atol=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [lambda: GaussianNoise(0.5), lambda: GaussianDropout(0.5)], ids=["noise", "dropout"])
 def test_a_resumed_run_draws_the_same_noise(make, tmp_path):
     check_resumed_fit_of_layer(make, tmp_path)

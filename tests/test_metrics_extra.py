@@ -343,6 +343,7 @@ def test_an_old_config_with_names_and_one_without_weighted_metrics_still_loads(t
         assert list(loaded.evaluate(x, y, return_dict=True)) == ["loss", "acc", "mae"]
 
 
+@pytest.mark.slow
 def test_data_parallel_metrics_equal_those_of_one_process() -> None:
     """Three processes over uneven shares (29 rows, batches of 6): the epoch's and validation's AUC, Precision and
     weighted accuracy are those of the fit alone (the vectors are all-reduced flat with the counts)."""

@@ -202,6 +202,7 @@ def test_registered_metrics_load_from_the_save(tmp_path):
         assert loaded.evaluate(X, Y, sample_weight=W, return_dict=True) == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_a_model_of_several_outputs_loads_with_its_own_metrics_passed_again(tmp_path):
     inputs = Input(3)
     outputs = [Dense(2, activation="linear", name="a")(inputs), Dense(1, activation="linear", name="b")(inputs)]

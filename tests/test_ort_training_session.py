@@ -32,6 +32,7 @@ def imports_training_api(tree: ast.AST) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_only_ort_training_imports_the_training_api():
     importing = sorted(
         str(path.relative_to(PACKAGE.parent))

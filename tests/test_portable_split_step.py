@@ -67,6 +67,7 @@ def test_convolution_networks_split_and_mlps_do_not(monkeypatch):
         share_count(model, cpu, 2, eligible=True)
 
 
+@pytest.mark.slow
 def test_engines_split_only_where_the_step_can(monkeypatch):
     assert engine(cnn(), Adam(), "auto", monkeypatch)._shares == 2
     assert engine(cnn(), Adam(), "auto", monkeypatch, threads=1)._shares == 1
@@ -107,6 +108,7 @@ def test_split_steps_train_as_unsplit_ones(monkeypatch, optimizer, rows):
     unsplit.close()
 
 
+@pytest.mark.slow
 def test_a_batch_of_one_row_runs_in_one_share(monkeypatch):
     x, y = data()
     split, unsplit = engine(cnn(), SGD(0.1), "1", monkeypatch), engine(cnn(), SGD(0.1), "0", monkeypatch)
@@ -131,6 +133,7 @@ def test_a_non_finite_loss_in_one_share_skips_the_update(monkeypatch):
     assert split._split is None
 
 
+@pytest.mark.slow
 def test_a_model_of_several_outputs_logs_each_outputs_loss_over_the_whole_batch(monkeypatch):
     # Each share's packed outputs carry that share's own mean loss per output: the logs must weigh them by rows.
     x, y = data()

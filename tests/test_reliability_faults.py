@@ -293,6 +293,7 @@ def saved_by_ort_training(tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     return {name: (directory / name).read_bytes() for name in os.listdir(directory)}
 
 
+@pytest.mark.slow
 @pytest.mark.training
 def test_a_corrupted_checkpoint_is_refused_by_its_checksum_before_onnx_runtime_reads_it(
     tmp_path, saved_by_ort_training, monkeypatch

@@ -152,6 +152,7 @@ def fit_in(world, **fit):
     return world.run(train)
 
 
+@pytest.mark.slow
 def test_a_data_parallel_weighted_fit_trains_as_one_process():
     [(alone, alone_history)] = fit_in(None, class_weight={1: 2.0})
     for weights, history in fit_in(ThreadWorld(3), class_weight={1: 2.0}):  # shares 2/2/2, last 1/2/2

@@ -763,6 +763,7 @@ def _sample_until_done(directory: Path, pids: list[int], loadable) -> tuple[list
     return [codes[pid] for pid in pids], samples
 
 
+@pytest.mark.slow
 def test_concurrent_override_saves_end_with_one_complete_version(tmp_path):
     plan = stress.scenario("override", size=64 * 1024)
     directory = tmp_path / "model"
@@ -780,6 +781,7 @@ def test_concurrent_override_saves_end_with_one_complete_version(tmp_path):
     assert _scratch(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_concurrent_append_saves_never_interleave_their_files(tmp_path):
     versions = [{"a.bin": v * 50_000, "b.bin": v * 60_000} for v in (b"1", b"2")]
     directory = tmp_path / "model"
@@ -830,6 +832,7 @@ _names = st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_s
 _file_sets = st.dictionaries(_names, st.binary(max_size=2000), min_size=1, max_size=4)
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(first=_file_sets, second=_file_sets)
 def test_saved_files_round_trip(tmp_path, first, second):

@@ -115,6 +115,7 @@ def test_a_call_without_training_updates_the_moving_statistics() -> None:
         )
 
 
+@pytest.mark.slow
 def test_gradients_through_the_inference_mode_call_match_finite_differences() -> None:
     """d loss / d (input, gamma, beta, kernel) of the training graph, through the BatchNormalization's moving
     statistics (constants for the gradient), against central differences of the same float32 graph."""
