@@ -56,6 +56,7 @@ class ModelBase(ModelWeights):
         # graph training used (a last Dense left at its default activation gives logits to that loss).
         self.trained_loss: Loss | None = None
         self._trainer: Trainer | None = None  # Model.compile opens it, Model.close closes it
+        self._pulled_weights: tuple[Any, int] | None = None  # (the trainer, its step) of the last `pull_weights`
         self._closed = False
 
     def __setattr__(self, attribute: str, value: Any) -> None:

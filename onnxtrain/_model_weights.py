@@ -14,7 +14,7 @@ import numpy as np
 from onnxtrain import _weights_file
 from onnxtrain._checks import check_bool
 from onnxtrain._finite_weights import check_finite_weights, trained_weights
-from onnxtrain._layer_claims import models_sharing_layers
+from onnxtrain._layer_claims import models_sharing_layers, pull_weights
 from onnxtrain._weight_arrays import weight_arrays
 from onnxtrain.layers import Layer
 from onnxtrain.layers._layer_weights import LayerWeight, WeightLists
@@ -112,7 +112,10 @@ class ModelWeights(WeightLists):
             model.set_weights({name: layer.params[local] for name, owner, local in named if owner is layer})
 
     def sync_weights(self) -> None:
-        """Copy the engine's current weights into the layers (before export or save)."""
+        """Copy the engine's current weights into the layers (before export or save); not compiled, those of the
+        compiled model that shares its layers and trained them since."""
         if self._trainer is not None:
             weights = self._trainer.engine.get_weights()
             self.graph.set_params_by_name({name: weights[name] for name in self.graph.params_by_name()})
+        else:
+            pull_weights(self)

@@ -134,6 +134,7 @@ class UncompiledPredictor(Predictor):
         self._settings = 0
 
     def session(self) -> Any:
+        self.model.sync_weights()  # the weights a compiled model sharing the layers trained since
         weights = tuple(self.model.graph.params_by_name().values())
         settings = sum(len(layer.settings_assigned()) for layer in every_layer(self.model.graph.layers))
         same = len(weights) == len(self._weights) and all(a is b for a, b in zip(weights, self._weights, strict=True))

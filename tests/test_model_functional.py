@@ -8,6 +8,7 @@ import onnxruntime as ort
 import pytest
 
 from onnxtrain import Model, Sequential, load_model
+from onnxtrain.callbacks import LambdaCallback
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
 from onnxtrain.layers import Add, BatchNormalization, Concatenate, Conv2D, Dense, Flatten, Input, MaxPooling2D, ReLU
 
@@ -181,25 +182,82 @@ def test_a_label_wider_than_its_column_wraps_and_the_columns_stay_aligned():
     assert lines[first + 1] == "gePooling2D)"
 
 
-# --- a layer belongs to one model -----------------------------------------------------------------------------------
-def test_a_second_model_of_a_layer_of_another_model_is_refused_naming_both():
+# --- models made of one layer share its weights ---------------------------------------------------------------
+def test_an_autoencoder_and_its_encoder_share_the_weights_the_autoencoder_trains():
+    # Keras' "Building Autoencoders" idiom: encoder = Model(input, encoded) beside autoencoder = Model(input, decoded).
+    x = RNG.normal(size=(48, 4)).astype(np.float32)
     inp = Input(4)
-    code = Dense(5, name="enc")(inp)
-    full = Model(inp, Dense(3, name="head")(code), name="full", seed=0)
+    code = Dense(2, activation="linear", name="enc")(inp)
+    autoencoder = Model(inp, Dense(4, activation="linear", name="dec")(code), name="autoencoder", seed=0)
+    encoder = Model(inp, code, name="encoder")
+    assert (
+        encoder.get_layer("enc") is autoencoder.get_layer("enc")
+        and encoder.get_layer("enc").model_name == "autoencoder"
+    )
+
+    def encoded(weights):
+        return x @ weights["enc.kernel"] + weights["enc.bias"]
+
+    np.testing.assert_allclose(encoder.predict(x), encoded(autoencoder.get_weights()), rtol=1e-5, atol=1e-6)
+    autoencoder.compile(optimizer="adam", loss="mse")
+    seen = []
+    on_epoch = LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append((encoder.predict(x), encoded(autoencoder.get_weights())))
+    )
+    autoencoder.fit(x, x, epochs=3, batch_size=16, verbose=0, callbacks=[on_epoch])
+    for got, expected in seen:  # each epoch's weights, read during the fit
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(seen[0][0], seen[-1][0])
+    np.testing.assert_allclose(encoder.predict(x), encoded(autoencoder.get_weights()), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(encoder.get_layer("enc").get_weights()[0], autoencoder.get_weights()["enc.kernel"])
     with pytest.raises(
-        InvalidArgumentError,
-        match=r"Model expects layers of no other open model; Dense layer 'enc' belongs to model 'full', which is "
-        r"open: .*Close 'full' first \(full\.close\(\), or leave its `with` block\).*"
-        r"\(encoder = Model\(inp, code\); full = Model\(x, head\(encoder\(x\)\)\)",
+        ModelStateError,
+        match=r"compile\(\) on model 'encoder': it shares layers with model "
+        r"'autoencoder' \(made of the same layers, or one a layer of the other\), which is compiled",
     ):
-        Model(inp, code, seed=0)
-    sequential = Sequential.of(Input(4), Dense(5), seed=0)
-    with pytest.raises(InvalidArgumentError, match=r"'dense_1' belongs to model 'sequential', which is open"):
-        Model(inp, sequential.get_layer("dense_1")(inp))
+        encoder.compile(optimizer="adam", loss="mse")
     with pytest.raises(InvalidArgumentError, match=r"\(enc, Dense\) already belongs to a model"):
-        Sequential.of(Input(4), full.get_layer("enc"))  # as Sequential refused it already
-    both = Model(inp, Dense(2)(inp), seed=0)  # an Input holds no weights: it may start any number of models
-    assert both.input_shape == full.input_shape == (4,)
+        Sequential.of(Input(4), autoencoder.get_layer("enc"))  # a Sequential takes new layers only
+
+
+def test_the_model_not_compiled_trains_a_shared_layer_for_the_other_and_a_new_weight_reaches_the_engine():
+    x, y = RNG.normal(size=(32, 4)).astype(np.float32), RNG.normal(size=(32, 2)).astype(np.float32)
+    inp = Input(4)
+    code = Dense(2, activation="linear", name="enc")(inp)
+    autoencoder = Model(inp, Dense(4, activation="linear", name="dec")(code), name="autoencoder", seed=0)
+    with Model(inp, code, name="encoder") as encoder:
+        encoder.compile(optimizer="sgd", loss="mse")
+        encoder.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        trained = encoder.get_weights()
+        for name in ("enc.kernel", "enc.bias"):  # read through the layer's holder, which is not compiled
+            np.testing.assert_array_equal(autoencoder.get_weights()[name], trained[name], err_msg=name)
+        kernel = np.full((4, 2), 0.5, np.float32)
+        autoencoder.get_layer("enc").set_weights([kernel, np.zeros(2, np.float32)])  # Keras' layer.set_weights
+        np.testing.assert_allclose(encoder.predict(x), x @ kernel, rtol=1e-5, atol=1e-6)  # the engine has it
+        loss = encoder.evaluate(x, y, verbose=0)
+        np.testing.assert_allclose(float(loss), np.mean((x @ kernel - y) ** 2), rtol=1e-5)
+    assert autoencoder.get_layer("enc").model_name == "autoencoder"
+    autoencoder.close()
+    assert autoencoder.get_layer("enc").model_name is None
+
+
+def test_a_feature_extractor_of_an_open_trained_model_gives_its_layer_s_outputs():
+    # Keras' FAQ: Model(inputs=model.inputs, outputs=model.get_layer(name).output), the model still in use.
+    x, y = RNG.normal(size=(40, 4)).astype(np.float32), RNG.integers(0, 3, 40)
+    with Sequential.of(Input(4), Dense(6, activation="relu", name="hidden"), Dense(3), seed=0) as model:
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        extractor = Model(inputs=model.inputs, outputs=model.get_layer("hidden").output)
+        w = model.get_weights()
+        np.testing.assert_allclose(
+            extractor.predict(x), np.maximum(x @ w["hidden.kernel"] + w["hidden.bias"], 0), rtol=1e-5, atol=1e-6
+        )
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)  # trained on: the extractor follows
+        w = model.get_weights()
+        np.testing.assert_allclose(
+            extractor.predict(x), np.maximum(x @ w["hidden.kernel"] + w["hidden.bias"], 0), rtol=1e-5, atol=1e-6
+        )
+    extractor.close()
 
 
 def test_a_model_of_several_outputs_trains_the_shared_part_for_both():

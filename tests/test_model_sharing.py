@@ -109,19 +109,25 @@ def test_a_closed_models_nested_base_goes_on_under_a_new_head_with_its_trained_w
     assert not np.array_equal(base.get_weights()["conv2d_1.kernel"], trained["base.conv2d_1.kernel"])  # trained on
 
 
-def test_a_layer_of_an_open_model_is_refused_naming_the_model_to_close():
+def test_a_base_nested_in_two_open_models_trains_in_one_and_predicts_in_the_other():
     base = base_model()
-    pretrain = with_head(base, name="pretrain")
-    with pytest.raises(
-        InvalidArgumentError,
-        match=r"^Model expects layers of no other open model; Functional layer 'base' belongs to model 'pretrain', "
-        r"which is open: .*Close 'pretrain' first \(pretrain\.close\(\), or leave its `with` block\): its layers "
-        r"keep the weights it trained, and a new model may use the model\. Or save it and rebuild it with "
-        r"load_model\.$",
-    ):
-        with_head(base, name="transfer")
+    pretrain, transfer = with_head(base, name="pretrain"), with_head(base, name="transfer")  # Keras' two heads
+    assert base.graph.model_name == "pretrain"
+    pretrain.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    pretrain.fit(X, Y, epochs=1, batch_size=8, verbose=0)
+    trained = {name.removeprefix("base."): w for name, w in pretrain.get_weights().items() if name.startswith("base.")}
+    for name, value in base.get_weights().items():
+        np.testing.assert_array_equal(value, trained[name], err_msg=name)
+    transfer.set_weights({name: w for name, w in pretrain.get_weights().items() if not name.startswith("base.")})
+    logits = transfer.predict(X)  # not compiled: the raw outputs
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probabilities, pretrain.predict_softly(X), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ModelStateError, match=r"compile\(\) on model 'transfer': it shares layers with model "):
+        transfer.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     pretrain.close()
-    with_head(base, name="transfer").close()  # closed: released
+    assert base.graph.model_name == "transfer"  # the open model that shares it holds it now
+    transfer.close()
+    assert base.graph.model_name is None
 
 
 def test_the_layers_of_a_closed_model_go_into_a_new_model():
@@ -139,7 +145,8 @@ def test_closing_a_nested_model_leaves_its_layers_to_the_open_model_it_is_nested
     outer = with_head(base, name="outer")
     base.close()
     conv = base.get_layer("conv2d_1")
-    assert conv.model_name == "outer"  # outer trains it: no third model may take it
-    with pytest.raises(InvalidArgumentError, match=r"'conv2d_1' belongs to model 'outer', which is open"):
-        Model(base.graph.inputs, conv(base.graph.inputs[0]))
+    assert conv.model_name == "outer"  # outer trains it; a third model shares it
+    third = Model(base.graph.inputs, conv(base.graph.inputs[0]), name="third")
+    assert conv.model_name == "outer" and third.get_layer("conv2d_1") is conv
     outer.close()
+    assert conv.model_name == "third"

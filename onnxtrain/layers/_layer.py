@@ -145,6 +145,7 @@ class Layer(LayerWeights, LayerMasks):
         check_trainable(type(self).__name__, trainable)
         self.model_name: str | None = None
         self._model: weakref.ref[Any] | None = None  # the model itself, as model_name says (see ModelBase)
+        self._sharers: list[weakref.ref[Any]] = []  # the other open models made of it (`_layer_claims`)
         self.name = name
         self.trainable = trainable
         self.params: dict[str, np.ndarray] = {}
