@@ -19,11 +19,13 @@ import numpy as np
 
 from onnxtrain._deferred_build import build_shape, data_shape, input_dtype_for, not_built_message
 from onnxtrain._layer_names import name_layers
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, ShapeError
 from onnxtrain.functional import as_graph
 from onnxtrain.layers import Input, Layer, Shape
 from onnxtrain.layers._input_arguments import check_declared_input, declared_input
 from onnxtrain.layers._layer import SymbolicTensor
+from onnxtrain.layers._layer_checks import describe
+from onnxtrain.layers._shapes import format_shape
 from onnxtrain.model import Model
 from onnxtrain.summary import summary_table
 
@@ -76,12 +78,12 @@ class Sequential(Model):
             self.stop_training, self._fitting = False, False
             self._pending_compile = None
             if layers:
-                _check_layers(layers, "layers", new=0)
+                _check_layers(layers, "layers")
                 name_layers(layers)
                 self.layers = layers
             return
         layers = _with_declared_input(layers)
-        _check_layers(layers, "layers", new=0)
+        _check_layers(layers, "layers")
         name_layers(layers)
         self._build_stack(layers)
         self._setup(as_graph(layers), name, self.seed)
@@ -103,20 +105,20 @@ class Sequential(Model):
             )
         argument = "add(layer)" if self.layers else "add(layer) on an empty Sequential"
         if "graph" not in self.__dict__ and (self.layers or _deferred([layer])):  # built later (see the class)
-            _check_layers([*self.layers, layer], argument, new=len(self.layers))
+            _check_layers([*self.layers, layer], argument)
             name_layers([*self.layers, layer])
             self.layers = [*self.layers, layer]
             return
         if "graph" not in self.__dict__ and not isinstance(layer, Input):  # Dense(8, input_shape=(4,)) first
             layers = _with_declared_input([layer])
-            _check_layers(layers, argument, new=0)
+            _check_layers(layers, argument)
             name_layers(layers)
             self._build_stack(layers)
             self._setup(as_graph(layers), self.name, self.seed)
             self.layers = layers
             return
         layers = [*self.layers, layer]
-        _check_layers(layers, argument, new=len(layers) - 1)
+        _check_layers(layers, argument)
         name_layers(layers)
         shape = self.layers[-1].output_shape if self.layers else ()
         assert shape is not None  # every layer of the model is built
@@ -180,7 +182,7 @@ class Sequential(Model):
         if not self.layers:
             raise ModelStateError(not_built_message("build", False))
         layers = [Input(shape=shape, dtype=input_dtype_for(self.layers[0])), *self.layers]
-        _check_layers(layers, "build", new=0)
+        _check_layers(layers, "build")
         output_shape = shape
         for layer in layers[1:]:  # every shape first: a shape a layer cannot read leaves the layers unbuilt
             check_declared_input(layer, output_shape, "the output of the layer before it")
@@ -217,6 +219,17 @@ class Sequential(Model):
         seed; returns its output shape."""
         if index > 0:  # Keras ignores a later layer's input_shape=...; one that contradicts its input is a mistake
             check_declared_input(layer, shape, "the output of the layer before it")
+        if index > 0 and layer.built:  # another model's (KotlinDL's transfer learning): its weights are kept
+            if tuple(layer.input_shape or ()) != tuple(shape):
+                raise ShapeError(
+                    f"{describe(layer)} was built for inputs of shape {format_shape(layer.input_shape or ())}"
+                    f"{f' in model {layer.model_name!r}' if layer.model_name else ''}, and a layer keeps its weights "
+                    f"in every model made of it; here it reads the output of the layer before it, of shape "
+                    f"{format_shape(shape)}. Received: layers[{index}]={layer.name!r}. Give it inputs of its shape, "
+                    "or make a new layer (layer.from_config(layer.get_config()), without the weights)."
+                )
+            assert layer.output_shape is not None
+            return layer.output_shape
         output_shape = layer.compute_output_shape(shape)
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(index,)))
         layer.build(shape, rng)
@@ -275,9 +288,8 @@ def _with_declared_input(layers: list[Layer]) -> list[Layer]:
     return [Input(shape=declared.shape, dtype=declared.dtype.name), *layers]
 
 
-def _check_layers(layers: list[Any], argument: str, new: int) -> None:
-    """Sequential's rules for its layer list: Layer instances, at most one Input, first, each layer once, and the
-    layers from index `new` on of no model yet (those before it are this model's own, built)."""
+def _check_layers(layers: list[Any], argument: str) -> None:
+    """Sequential's rules for its layer list: Layer instances, at most one Input, first, and each layer once."""
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
             raise InvalidTypeError(
@@ -288,9 +300,3 @@ def _check_layers(layers: list[Any], argument: str, new: int) -> None:
             raise InvalidArgumentError(f"Sequential expects exactly one Input, first. Received: Input at layers[{i}]")
     if len(set(map(id, layers))) != len(layers):
         raise InvalidArgumentError("Sequential expects each layer instance once. Received: a repeated layer")
-    for i, layer in enumerate(layers[new:], start=new):
-        if layer.built:  # its parameters, shapes and name are another model's: sharing would corrupt that one
-            raise InvalidArgumentError(
-                f"Sequential expects new layers; layers[{i}] ({layer.name}, {type(layer).__name__}) already "
-                f"belongs to a model. Received: {layer!r}. Create a new layer (e.g. from layer.get_config())."
-            )

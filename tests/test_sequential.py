@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
-from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain import load_model
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, ShapeError
+from onnxtrain.layers import Conv2D, Dense, Flatten, Input
 from onnxtrain.model import Model
 from onnxtrain.sequential import Sequential
 
@@ -22,12 +23,44 @@ def test_summary_is_kotlindls_table():
     assert model.print_summary(print_fn=None) == text
 
 
-def test_a_layer_of_one_model_is_refused_by_another():
+def test_a_layer_of_another_model_reading_another_shape_is_refused():
     dense = Dense(3)
     first = Sequential.of(Input(4), dense, seed=1)
-    with pytest.raises(InvalidArgumentError, match=r"layers\[1\] \(dense_1, Dense\) already belongs to a model"):
+    with pytest.raises(
+        ShapeError,
+        match=r"^Dense layer 'dense_1' was built for inputs of shape \[None, 4\] in model 'sequential', and a "
+        r"layer keeps its weights in every model made of it; here it reads the output of the layer before it, of "
+        r"shape \[None, 6\]\. "
+        r"Received: layers\[1\]='dense_1'\.",
+    ):
         Sequential.of(Input(6), dense)
     assert first.layers[1].params["kernel"].shape == (4, 3)
+
+
+def test_kotlindl_s_transfer_learning_puts_a_loaded_model_s_frozen_layers_under_a_new_head(tmp_path):
+    # KotlinDL: load the model, take its layers, isTrainable = false, Sequential.of(layers + new Dense layers).
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 6, 6, 1), np.float32), rng.integers(0, 3, 40)
+    with Sequential.of(Input(6, 6, 1), Conv2D(2, kernel_size=3, name="c1"), Flatten(), Dense(3), seed=1) as base:
+        base.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        base.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        base.save(tmp_path / "base")
+    pretrained = load_model(tmp_path / "base")
+    kept = [layer for layer in pretrained.layers if isinstance(layer, Input | Conv2D)]
+    kept[1].trainable = False
+    trained = pretrained.get_weights()
+    pretrained.close()
+    with Sequential.of(*kept, Flatten(name="new_flatten"), Dense(4, name="new_dense"), Dense(3), seed=2) as model:
+        assert model.get_layer("c1") is kept[1] and model.param_counts() == (
+            6 * 6 * 2 * 4 + 4 + 4 * 3 + 3,
+            2 * 9 + 2,
+        )  # KotlinDL's 'same'
+        np.testing.assert_array_equal(model.get_weights()["c1.kernel"], trained["c1.kernel"])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+        after = model.get_weights()
+    np.testing.assert_array_equal(after["c1.kernel"], trained["c1.kernel"])  # frozen
+    np.testing.assert_array_equal(after["c1.bias"], trained["c1.bias"])
 
 
 def test_sequential_takes_numpy_seeds_and_refuses_a_name_that_is_not_text():
@@ -73,10 +106,10 @@ def test_add_refuses_what_a_layer_list_refuses_and_a_compiled_model():
     with pytest.raises(InvalidTypeError, match=r"Layer instances\. Received: layers\[1\]='dense'"):
         model.add("dense")
     other = Sequential([Input(3), Dense(2)])
-    with pytest.raises(InvalidArgumentError, match=r"layers\[1\] \(dense_1, Dense\) already belongs to a model"):
-        model.add(other.layers[1])
+    model.add(other.layers[1])  # a layer of another model reading its shape: the two share it
+    assert model.layers[1] is other.layers[1] and model.get_weights().keys() == other.get_weights().keys()
     model.add(Dense(2))
-    assert [layer.name for layer in model.layers] == ["input_1", "dense_1"]
+    assert [layer.name for layer in model.layers] == ["input_1", "dense_1", "dense_2"]
     with model:
         model.compile(loss="mse")
         with pytest.raises(ModelStateError, match=r"add\(\) was called after compile\(\)"):
