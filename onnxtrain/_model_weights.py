@@ -44,13 +44,14 @@ class ModelWeights(WeightLists):
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Current parameters by graph name (`dense_1.kernel`), in layer order, copied from the training engine when
-        compiled."""
+        compiled (or from that of the compiled model that shares the layers)."""
         self._check_built("get_weights")
         own = self.graph.params_by_name()
         if self._trainer is not None:
             engine = self._trainer.engine.get_weights()
             return {name: engine[name] for name in own}
-        return {name: value.copy() for name, value in own.items()}
+        pull_weights(self)
+        return {name: value.copy() for name, value in self.graph.params_by_name().items()}
 
     def set_weights(self, weights: Mapping[str, Any] | Sequence[Any]) -> None:
         """Replace parameters: a mapping by graph name (`dense_1.kernel`; any subset), or, as in Keras, a list of

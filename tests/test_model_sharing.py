@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from onnxtrain import Model, Sequential
+from onnxtrain.callbacks import LambdaCallback
 from onnxtrain.errors import InvalidArgumentError, ModelStateError
 from onnxtrain.layers import BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D, Input
 
@@ -150,3 +151,27 @@ def test_closing_a_nested_model_leaves_its_layers_to_the_open_model_it_is_nested
     assert conv.model_name == "outer" and third.get_layer("conv2d_1") is conv
     outer.close()
     assert conv.model_name == "third"
+
+
+def test_a_nested_model_read_during_the_outer_fit_gives_the_weights_trained_so_far(tmp_path):
+    # Keras' "save the encoder every epoch from a callback": its weights are the ones the outer fit trained.
+    x = RNG.normal(size=(32, 4)).astype(np.float32)
+    inner = Input(4)
+    encoder = Model(inner, Dense(3, name="e")(inner), name="encoder", seed=1)
+    outer_input = Input(4)
+    model = Model(outer_input, Dense(1, activation="linear")(encoder(outer_input)), seed=0)
+    model.compile(optimizer="adam", loss="mse")
+    seen = []
+
+    def read(epoch, logs):
+        encoder.save_weights(tmp_path / f"encoder-{epoch}.weights.npz")
+        seen.append((epoch, encoder.get_weights(), model.get_weights()))
+
+    model.fit(x, x[:, :1] * 2, epochs=3, batch_size=8, verbose=0, callbacks=[LambdaCallback(on_epoch_end=read)])
+    for epoch, got, outer in seen:
+        saved = np.load(tmp_path / f"encoder-{epoch}.weights.npz")
+        for name, value in got.items():
+            np.testing.assert_array_equal(value, outer[f"encoder.{name}"], err_msg=name)
+            np.testing.assert_array_equal(saved[name], value, err_msg=name)
+    assert not np.array_equal(seen[0][1]["e.kernel"], seen[-1][1]["e.kernel"])
+    model.close()
