@@ -62,8 +62,11 @@ def test_a_nested_models_output_is_the_tensor_of_its_call_in_the_outer_graph():
 @pytest.mark.parametrize("attribute", ["output", "input"])
 def test_output_and_input_are_refused_without_one_call(make, match, attribute):
     layer = make()
-    with pytest.raises(InvalidArgumentError, match=match):
+    with pytest.raises(InvalidArgumentError, match=match) as refused:
         getattr(layer, attribute)
+    other = {"output": "input", "input": "output"}[attribute]
+    assert f"has no {attribute}" in str(refused.value) or f"no one {attribute};" in str(refused.value)
+    assert f"layer.{other} is" not in str(refused.value) and f"no one {other}" not in str(refused.value)
 
 
 def _shared() -> Dense:

@@ -29,23 +29,24 @@ def layer_calls(layer: Any) -> list[Any]:
     return calls
 
 
-def layer_output(layer: Any) -> Any:
-    """Keras' `layer.output`: the tensor of the layer's one call.
+def layer_output(layer: Any, attribute: str = "output") -> Any:
+    """Keras' `layer.output`: the tensor of the layer's one call (`attribute` names what the caller asked for).
 
     Raises:
         InvalidArgumentError: the layer was never called in a model, or is called at several places (shared).
     """
     calls = layer_calls(layer)
     if not calls:
+        verb = "returned" if attribute == "output" else "read"
         raise InvalidArgumentError(
-            f"{describe(layer)} has no output: it is called in no model yet. Its output is the tensor of its call, "
-            "e.g. x = Input(4); y = Dense(3)(x) (y is then that layer's output)."
+            f"{describe(layer)} has no {attribute}: it is called in no model yet. Its {attribute} is the tensor its "
+            f"call {verb}, e.g. x = Input(4); y = Dense(3)(x) (y is then that layer's output, x its input)."
         )
     if len(calls) > 1:
+        per_call = "returned, e.g. a_out = shared(a); b_out = shared(b)" if attribute == "output" else "read (a, b)"
         raise InvalidArgumentError(
-            f"{describe(layer)} is called at {len(calls)} places (shared), so it has no one output; Keras' "
-            "layer.output is the tensor of a layer's single call. Use the tensor each call returned, e.g. "
-            "a_out = shared(a); b_out = shared(b)."
+            f"{describe(layer)} is called at {len(calls)} places (shared), so it has no one {attribute}; Keras' "
+            f"layer.{attribute} is the tensor of a layer's single call. Use the tensor each call {per_call}."
         )
     return calls[0]
 
@@ -57,7 +58,7 @@ def layer_input(layer: Any) -> Any:
     Raises:
         InvalidArgumentError: as `layer_output`.
     """
-    output = layer_output(layer)
+    output = layer_output(layer, "input")
     if not output.inputs:  # an Input
         return output
     return list(output.inputs) if layer.multi_input else output.inputs[0]
