@@ -18,11 +18,12 @@ from typing import NoReturn
 from onnxtrain import engines
 from onnxtrain.cli._advice import in_cli_words
 from onnxtrain.cli._bundle import add_bundle_command
+from onnxtrain.cli._config_model import DEFAULT_LOSS, DEFAULT_OPTIMIZER
 from onnxtrain.cli._data import IMAGE_SUFFIXES
 from onnxtrain.cli._export import cmd_artifacts, cmd_export
 from onnxtrain.cli._finetune import add_finetune_command
 from onnxtrain.cli._predict import cmd_evaluate, cmd_predict
-from onnxtrain.cli._run_config import EXAMPLE_HELP, EXAMPLES, positive_int
+from onnxtrain.cli._run_config import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, EXAMPLE_HELP, EXAMPLES, positive_int
 from onnxtrain.cli._stopping import SIGINT_STATUS, stop_name, stop_status
 from onnxtrain.cli._summary import cmd_summary
 from onnxtrain.cli._train import cmd_train
@@ -37,6 +38,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 # --- parser -----------------------------------------------------------------------------------------------
+RUN_FOLDER = "the output folder of a run, for the model/ in it"
+CONFIG_DEFAULTS_HELP = (
+    "A config's keys left out take these defaults: "
+    f"optimizer = {DEFAULT_OPTIMIZER!r} with its default settings; loss = {DEFAULT_LOSS!r} (the last layer's outputs "
+    "are logits, one per class); no metric (only the loss is logged: metric = 'accuracy' adds one); "
+    f"epochs = {DEFAULT_EPOCHS}; batch_size = {DEFAULT_BATCH_SIZE}; a random seed (printed, and recorded in "
+    "run.json); no validation and no test data; engine = 'auto'."
+)
+
+
 def _add_verbose_argument(parser: argparse.ArgumentParser, default: int, two: str) -> None:
     parser.add_argument(
         "--verbose",
@@ -78,8 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         "absolute), history.csv and curves.png into --output. --resume DIR --epochs N continues a saved model "
         "exactly where it stopped and trains N more epochs (on top of those it has trained: Keras' "
         "fit(initial_epoch=k, epochs=k+N)), so resuming a 1-epoch run by 1 epoch gives the model of a 2-epoch run.",
+        epilog=CONFIG_DEFAULTS_HELP,
     )
-    train.add_argument("config", nargs="?", help="model config, .toml or .json (see examples/fashion_mlp.toml)")
+    train.add_argument(
+        "config",
+        nargs="?",
+        help="model config, .toml or .json (see examples/fashion_mlp.toml; the defaults of the keys it leaves out "
+        "are listed below)",
+    )
     train.add_argument(
         "--example",
         choices=sorted(EXAMPLES),
@@ -149,9 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="loss and metrics of a saved model on a dataset",
         description="Evaluate a saved model directory on a dataset.",
     )
-    evaluate.add_argument("model", metavar="MODEL", help="saved model directory")
+    evaluate.add_argument("model", metavar="MODEL", help=f"saved model directory, or {RUN_FOLDER}")
     evaluate.add_argument("--data", required=True, help="'fashion-mnist[:test|:train]' or a .npz with x and y")
-    evaluate.add_argument("--batch-size", type=positive_int, default=100)
+    evaluate.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=100,
+        help="examples evaluated at a time (default: 100)",
+    )
     _add_verbose_argument(evaluate, default=0, two="one line with the figures")
     _add_engine_argument(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
@@ -161,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="classify a .npy batch or an image",
         description="Run a saved model directory or .onnx file on an input.",
     )
-    predict.add_argument("model", metavar="MODEL", help="saved model directory or .onnx file")
+    predict.add_argument("model", metavar="MODEL", help=f"saved model directory ({RUN_FOLDER}) or .onnx file")
     predict.add_argument(
         "--input",
         required=True,
@@ -175,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a saved model as one inference .onnx file",
         description="Export a saved model directory to a single .onnx file.",
     )
-    export.add_argument("model", metavar="MODEL", help="saved model directory")
-    export.add_argument("out", metavar="OUT.onnx")
+    export.add_argument("model", metavar="MODEL", help=f"saved model directory, or {RUN_FOLDER}")
+    export.add_argument("out", metavar="OUT.onnx", help="the .onnx file to write")
     export.add_argument("--opset", type=positive_int, help="ONNX opset of the file (default: the model's)")
     _add_ir_version_argument(export)
     _add_engine_argument(export)
@@ -194,8 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write training_model.onnx, eval_model.onnx, optimizer_model.onnx "
         "and checkpoint for ORT training in C, C++, C#, Java or Python.",
     )
-    artifacts.add_argument("source", metavar="CONFIG|MODEL", help="model config (.toml/.json) or saved model directory")
-    artifacts.add_argument("outdir", metavar="OUTDIR")
+    artifacts.add_argument(
+        "source", metavar="CONFIG|MODEL", help=f"model config (.toml/.json) or saved model directory (or {RUN_FOLDER})"
+    )
+    artifacts.add_argument(
+        "outdir",
+        metavar="OUTDIR",
+        help="folder to write them into: new, empty, or holding nothing but artifacts onnxtrain wrote",
+    )
     artifacts.add_argument("--opset", type=positive_int, help="ONNX opset (default: the model's, or 17)")
     _add_ir_version_argument(artifacts)
     artifacts.add_argument("--overwrite", action="store_true", help="replace artifacts already in OUTDIR")
@@ -206,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="layers, inputs/outputs, opsets, parameters, file size",
         description="Describe a saved model directory or any .onnx file.",
     )
-    summary.add_argument("model", metavar="MODEL|file.onnx")
+    summary.add_argument(
+        "model", metavar="MODEL|file.onnx", help=f"saved model directory ({RUN_FOLDER}) or any .onnx file"
+    )
     summary.set_defaults(func=cmd_summary)
     add_bundle_command(commands)
     add_finetune_command(commands)

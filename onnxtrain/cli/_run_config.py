@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from onnxtrain import engines
+from onnxtrain._artifacts_folder import check_writable_folder
 from onnxtrain._bounded_read import open_regular, read_bounded
 from onnxtrain._checks import check_positive_int, check_validation_split
 from onnxtrain.cli._data import LISTED_ENTRIES, SAVED_MODEL, DatasetLoader, check_saved_model
@@ -80,6 +81,7 @@ CONFIG_KEYS = {
 }  # fmt: skip
 DATA_KEYS = {"train", "test", "validation"}
 DEFAULT_BATCH_SIZE = 32  # fit's
+DEFAULT_EPOCHS = 1  # a config's without `epochs`
 # What run.json notes about the run beside its config (how it ended, or the epoch of the checkpoint it describes; how
 # many processes trained it, with how many threads each); training ignores it.
 RECORD_KEYS = {"interrupted", "checkpoint", "workers"}
@@ -257,6 +259,12 @@ def check_config(config: Any, source: str, resuming: bool = False) -> dict[str, 
                 f'{source}: layers[{i}] expects `type` to be a layer class name (a str such as "Dense"). '
                 f"Received: type={layer['type']!r}"
             )
+    if "layers" in config and all(layer["type"] == "Input" for layer in layers):
+        raise InvalidArgumentError(  # else the loss refuses the Input's width, naming a layer the config lacks
+            f"{source} has no layers after its Input: `layers` holds only {len(layers)} Input table"
+            f"{'s' if len(layers) > 1 else ''}, so there is no model to train. Add the model's layers after it, e.g. "
+            '[[layers]] type = "Flatten" then [[layers]] type = "Dense" units = 10'
+        )
     data = config.get("data", {})
     if not isinstance(data, dict):
         raise InvalidTypeError(
@@ -369,13 +377,16 @@ def find_saved_run(path: str) -> SavedRun:
 
 
 # --- the output folder -------------------------------------------------------------------------------------
+DEFAULT_RUNS = Path("runs")  # where a run without --output makes its folder
+
+
 def output_dir(requested: str | None, name: str) -> Path:
     """The --output folder, or a new runs/NAME-TIME[-N] folder created atomically (so two runs started in
     the same second get different folders)."""
     if requested:
         Path(requested).mkdir(parents=True, exist_ok=True)
         return Path(requested)
-    stem = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = DEFAULT_RUNS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         candidate = stem if n == 1 else stem.with_name(f"{stem.name}-{n}")
@@ -391,13 +402,18 @@ def check_output(output: Path, overwrite: bool) -> None:
     """Refuse an --output whose model/ folder the final save would refuse, before anything is trained or created.
 
     Raises:
-        InvalidArgumentError: --output is a file, or OUTPUT/model exists without --overwrite or is not a folder.
+        InvalidArgumentError: --output is a file, or OUTPUT/model exists without --overwrite or is not a folder, or
+            --output (or the folder it would be created in) or OUTPUT/model cannot be written (a read-only file
+            system, no permission, an immutable folder).
         ModelExistsError: OUTPUT/model holds entries that are not files of a saved model.
         OSError: OUTPUT/model cannot be listed.
     """
     if output.exists() and not output.is_dir():
         raise InvalidArgumentError(f"--output expects a folder. Received: '{output}', which is a file")
     check_replaceable(output / "model", overwrite, SAVED_FILES, "a saved model", "--output", "trained or changed")
+    check_writable_folder(output, "--output", "trained")
+    if (output / "model").is_dir():  # --overwrite swaps it for the new one: it must take writes too
+        check_writable_folder(output / "model", "--output", "trained")
 
 
 def check_replaceable(

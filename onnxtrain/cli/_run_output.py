@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from onnxtrain._artifacts_folder import check_writable_folder
 from onnxtrain.callbacks import Callback, Logs
-from onnxtrain.cli._run_config import HISTORY_FILE, RUN_FILE, output_dir
+from onnxtrain.cli._run_config import DEFAULT_RUNS, HISTORY_FILE, RUN_FILE, output_dir
 from onnxtrain.errors import InvalidArgumentError, OnnxtrainError
 from onnxtrain.history import History
 from onnxtrain.model_files import CONFIG_FILE, SAVED_FILES, saved_files
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from onnxtrain.sequential import Sequential
 
 SPACE_MARGIN = 1 << 20  # beyond the model's files: history.csv, run.json, curves.png, the file system's own blocks
+_DEFAULT_NOTE = " (the default without --output)"
 
 
 def resumed_history(path: Path | None, epochs_trained: int) -> History:
@@ -140,12 +142,15 @@ class RunOutput(Callback):
 
 
 def check_free_space(output: Path, files: Mapping[str, bytes]) -> None:
-    """Refuse a run whose output folder lacks the space for the model it will save (`files`, the model's files now:
-    a save writes as many bytes) before anything is trained.
+    """Refuse a run whose output folder cannot be written (a read-only file system, no permission, an immutable
+    folder) or lacks the space for the model it will save (`files`, the model's files now: a save writes as many
+    bytes) before anything is trained.
 
     Raises:
-        InvalidArgumentError: less free space than the files and `SPACE_MARGIN`.
+        InvalidArgumentError: the folder (or, when missing, the folder it would be created in) cannot be written, or
+            has less free space than the files and `SPACE_MARGIN`.
     """
+    check_writable_folder(output, "--output", "trained", _DEFAULT_NOTE if output == DEFAULT_RUNS else "")
     existing = output
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent

@@ -15,7 +15,14 @@ from onnxtrain import engines
 from onnxtrain.cli._config_model import build_model, compile_settings
 from onnxtrain.cli._data import load_run_data, refuse_scaling_twice
 from onnxtrain.cli._resume import _resume
-from onnxtrain.cli._run_config import check_output, example_config, read_config, run_record
+from onnxtrain.cli._run_config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    check_output,
+    example_config,
+    read_config,
+    run_record,
+)
 from onnxtrain.cli._run_fit import _data_sources, _examples, _fit_and_save, _threads, _workers_note
 from onnxtrain.cli._stopping import (
     STOP_STATUSES,
@@ -129,8 +136,8 @@ def _train(args: argparse.Namespace, check_only: bool = False) -> int:
             model,
             datasets,
             f"Training {model.name} (seed {model.seed}) on {_examples(datasets, validation_split)}",
-            epochs=config.get("epochs", 1),
-            batch_size=config.get("batch_size", 32),
+            epochs=config.get("epochs", DEFAULT_EPOCHS),
+            batch_size=config.get("batch_size", DEFAULT_BATCH_SIZE),
             validation_split=validation_split,
             sources=_data_sources(data),
             # The seed drawn for a config without one, so that training from run.json again is the same run.
