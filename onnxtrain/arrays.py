@@ -6,7 +6,9 @@ Conversion rule (documented in the README), for a float32 input (the default): f
 float16/float64 are cast to float32; integer arrays (e.g. uint8 images) are cast to float32 and multiplied by the
 model's `input_scale` (1/255 for a model trained on `fashion_mnist()`, 1.0 otherwise; a scale of 1/n divides by n,
 bit for bit the loaders' own scaling), so raw pixels give the same predictions as the scaled training data, except
-for an input that an Embedding reads (token ids, never scaled). An integer input (`Input(dtype="int64")`, a foreign
+for an input that an Embedding reads (token ids, never scaled). With input_scale 1/255 (a model trained on 8-bit
+pixels) integers must lie in [0, 255] (`check_pixel_range`); with input_scale 1, uint8 arrays are read raw (0-255)
+with a warning (`warn_of_raw_pixels`). An integer input (`Input(dtype="int64")`, a foreign
 int64 input) takes integer arrays, range-checked and cast to its dtype, or float arrays of whole numbers; it is
 never scaled, and its ids never pass through float32 (exact above 2**24). Anything else (bool, object, strings,
 complex, structured arrays) is refused. An array-like (a pandas DataFrame or Series: anything with `__array__` or
@@ -16,6 +18,10 @@ complex, structured arrays) is refused. An array-like (a pandas DataFrame or Ser
 from __future__ import annotations
 
 import math
+import os
+import sys
+import types
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -100,6 +106,9 @@ def prepare_x(
         input_scale = 1.0
     given = x
     if x.dtype.kind in "iub":
+        check_pixel_range(x, input_scale, argument)
+        if x.dtype == np.uint8 and input_scale == 1.0 and token_ids is None:
+            warn_of_raw_pixels(argument)
         x = scale_integers(x, input_scale)
     elif x.dtype != np.float32:
         with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, refused just below
@@ -177,6 +186,63 @@ def _as_integers(x: np.ndarray, dtype: np.dtype, argument: str) -> np.ndarray:
             f"ids). Received: {argument}[{', '.join(map(str, index))}]={x[index].item()!r}"
         )
     return np.ascontiguousarray(x, dtype)
+
+
+PIXEL_DIVISOR = 255.0
+"""The divisor of a model trained on 8-bit pixels (input_scale 1/255): integer inputs must then lie in [0, 255]."""
+
+
+def check_pixel_range(x: np.ndarray, input_scale: float, argument: str) -> None:
+    """Refuse integer `x` outside [0, 255] for a model whose input_scale is 1/255 (trained on 8-bit pixels):
+    dividing 16-bit pixels, negative numbers or 300 by 255 would feed values the model never saw, silently.
+    Costs nothing for uint8 arrays (always in range) and for other scales.
+
+    Raises:
+        InvalidArgumentError: naming the first value outside [0, 255], its index, and how to bring 16-bit pixels
+            to 8 bits.
+    """
+    if x.dtype == np.uint8 or x.dtype.kind not in "iu" or scale_divisor(input_scale) != PIXEL_DIVISOR:
+        return
+    if x.min() >= 0 and x.max() <= PIXEL_DIVISOR:
+        return
+    index = np.unravel_index(int(np.flatnonzero((x < 0) | (x > PIXEL_DIVISOR))[0]), x.shape)
+    fix = (
+        f"16-bit pixels need 8 bits first: pass {argument} >> 8 (uint8), or float32 values {argument} / 65535"
+        if x.dtype == np.uint16
+        else f"Bring them to [0, 255] first (16-bit pixels: {argument} >> 8), or pass float32 values, which are "
+        "used as they are"
+    )
+    raise InvalidArgumentError(
+        f"{argument} expects integer pixels in [0, 255]: the model's input_scale is 1/255 (it divides integer "
+        f"inputs by 255, as it was trained on 8-bit pixels). Received: {argument}[{', '.join(map(str, index))}]="
+        f"{x[index].item()!r} (dtype {x.dtype}). {fix}."
+    )
+
+
+def warn_of_raw_pixels(argument: str) -> None:
+    """Warn that uint8 `x` (pixels, 0-255) goes as it is into the float input of a model whose input_scale is 1,
+    seldom what a model trained on [0, 1] wants (onnxtrain-js' Trainer warns alike). Python shows it once per
+    calling line: the warning names the user's line, not onnxtrain's."""
+    warnings.warn(
+        f"{argument} is uint8 (pixels 0-255) and the model's input_scale is 1, so the model reads the raw values "
+        "(0-255). If it was trained on values in [0, 1], scale them: pass float32 values x / 255, or give the model "
+        "input_scale = 1 / 255 (model.input_scale = 1 / 255, then save or export it again; integer inputs are then "
+        "divided by 255). If it was trained on raw 0-255 values, pass x.astype(np.float32) to silence this warning.",
+        UserWarning,
+        stacklevel=_outside_onnxtrain(),
+    )
+
+
+def _outside_onnxtrain() -> int:
+    """The `stacklevel` of the first caller outside the onnxtrain package (for the caller of `warnings.warn`)."""
+    level = 2  # 1: the function that warns; 2: its caller
+    frame: types.FrameType | None = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        level, frame = level + 1, frame.f_back
+    return level
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def scale_integers(x: np.ndarray, input_scale: float) -> np.ndarray:

@@ -1,10 +1,16 @@
 """The library's advice in the command line's words: an error raised by the Python API that tells the user to call
 `load_model(..., optimizer=...)` or `compile(engine=...)` names the option that does it instead (`--fresh-optimizer`,
-`--engine`), so that a CLI user is never sent to Python."""
+`--engine`), so that a CLI user is never sent to Python; and the library's warnings as lines of the command's
+(`warnings_as_lines`)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
+import warnings
+from collections.abc import Iterator
+from typing import Any
 
 _PORTABLE = "the portable engine (onnxtrain train --engine portable, the default)"
 # (pattern, replacement): the Python remedies that the library's messages give, in the order they are tried.
@@ -31,3 +37,16 @@ def in_cli_words(message: str, resume: str | None = None) -> str:
     for pattern, replacement in _REMEDIES:
         message = pattern.sub(replacement.replace("{resume}", command), message)
     return message
+
+
+@contextlib.contextmanager
+def warnings_as_lines(command: str) -> Iterator[None]:
+    """Show Python warnings as `onnxtrain <command>: warning: <message>` lines on stderr, without the file
+    and source line Python prints (the code that warned is onnxtrain's, not the user's)."""
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        print(f"onnxtrain {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield

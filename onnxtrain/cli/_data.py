@@ -40,8 +40,10 @@ def naming_the_option(error: OnnxtrainError, option: str, value: str) -> Onnxtra
 
 class DatasetLoader:
     """Resolves data specs: "fashion-mnist[:train|:test]" or a .npz file with arrays `x`, `y` (and optionally
-    `class_names`). uint8 `x` is taken as pixels and divided by 255, like fashion_mnist(). Relative paths are
-    taken from `base`; Fashion-MNIST is read once however many splits are asked for."""
+    `class_names`). uint8 `x` is taken as pixels and divided by 255, like fashion_mnist(), for data a model trains
+    on; data a trained model is evaluated on keeps its integers, which the model scales by its own input_scale, as
+    predict does (`load(..., scale_pixels=False)`). Relative paths are taken from `base`; Fashion-MNIST is read
+    once however many splits are asked for."""
 
     def __init__(self, base: Path):
         self.base = base
@@ -53,8 +55,16 @@ class DatasetLoader:
             return spec
         return str(self.base / spec)
 
-    def load(self, spec: str, argument: str, default_split: str = "train") -> Dataset:
-        """The dataset `spec` names; `argument` (e.g. "data.train", "--data") heads any error message."""
+    def load(self, spec: str, argument: str, default_split: str = "train", scale_pixels: bool = True) -> Dataset:
+        """The dataset `spec` names; `argument` (e.g. "data.train", "--data") heads any error message.
+
+        Args:
+            scale_pixels: divide a .npz's uint8 x by 255 and mark the dataset input_scale 1/255, which a model
+                trained on it adopts. False (`onnxtrain evaluate`): keep integer x as stored, so that the model
+                reads it with its own input_scale, exactly as `onnxtrain predict`, `InferenceModel.predict` and
+                the export read the same pixels (for a model of input_scale 1/255 the numbers are the same bit
+                for bit; one of input_scale 1 reads them raw, 0-255, and warns).
+        """
         from onnxtrain.datasets import Dataset, fashion_mnist
 
         expected = f"{argument} expects 'fashion-mnist[:train|:test]' or a .npz file. Received: {spec!r}"
@@ -85,7 +95,7 @@ class DatasetLoader:
             )
         try:
             names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None
-            if x.dtype == np.uint8:  # pixels: train on [0, 1]; the model then scales raw uint8 inputs itself
+            if x.dtype == np.uint8 and scale_pixels:  # pixels: train on [0, 1]; the model then scales raw uint8
                 x = np.divide(x, np.float32(255), dtype=np.float32)
                 return Dataset(x, y, class_names=names, input_scale=1 / 255)
             return Dataset(x, y, class_names=names)
@@ -140,11 +150,13 @@ def load_run_data(data: dict[str, Any], base: Path, names: dict[str, str] | None
 
 
 def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
-    """The --input of `onnxtrain predict`: a .npy array as stored, or an image as grey or RGB pixels shaped to
-    `input_shape` (the model's input without the batch axis).
+    """The --input of `onnxtrain predict`: a .npy array as stored, or an image as uint8 grey or RGB pixels shaped
+    to `input_shape` (the model's input without the batch axis), as `image_pixels` reads it: 16-bit images are
+    brought to 8 bits, transparent pixels are composited on black.
 
     Raises:
-        InvalidArgumentError: another suffix, a model that does not take images, or an image of the wrong size.
+        InvalidArgumentError: another suffix, a model that does not take images, an image of the wrong size, or
+            one `image_pixels` refuses.
         RuntimeSetupError: an image, without Pillow installed.
     """
     suffix = path.suffix.lower()
@@ -162,7 +174,7 @@ def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     if len(input_shape) not in (2, 3) or channels not in (1, 3):
         raise InvalidArgumentError(f"the model takes {list(input_shape)} inputs, not images; pass a .npy array")
     with Image.open(path) as image:
-        pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+        pixels = image_pixels(image, channels, f"'{path}'")
     if pixels.shape[:2] != input_shape[:2]:
         height, width = pixels.shape[:2]
         raise InvalidArgumentError(
@@ -170,6 +182,44 @@ def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
             "Resize it first."
         )
     return pixels.reshape(input_shape)
+
+
+def image_pixels(image: Any, channels: int, source: str) -> np.ndarray:
+    """The uint8 pixels of a Pillow `image`: grey (height, width) for `channels` 1, RGB (height, width, 3) for 3.
+
+    - 16-bit grey (Pillow modes "I;16*", and "I", as which older Pillow opens 16-bit PNGs): each value v becomes
+      round(v / 257), the nearest 8-bit level (65535 -> 255; an 8-bit value widened to 16 bits as v * 257 comes
+      back exactly). Pillow's own convert("L") would clip them at 255, leaving a black-and-white image.
+    - Transparency (an alpha band, or a palette or colour key marked transparent): composited on black, each
+      colour times alpha / 255, rounded, so a transparent pixel reads 0, as the background of Fashion-MNIST.
+    - Anything else: Pillow's conversion to grey ("L", ITU-R 601-2 luma) or RGB.
+
+    Raises:
+        InvalidArgumentError: a floating-point image (mode "F"), or a 32-bit one with values beyond 16 bits.
+    """
+    mode = "L" if channels == 1 else "RGB"
+    if image.mode == "F":
+        raise InvalidArgumentError(
+            f"{source} is a floating-point image (Pillow mode 'F'), whose range onnxtrain cannot know; save the "
+            "values as a .npy array (float32, scaled as the model was trained) and pass that."
+        )
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        values = np.asarray(image).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > 65535):
+            raise InvalidArgumentError(
+                f"{source} is a 32-bit integer image (Pillow mode {image.mode!r}) with values in "
+                f"[{values.min()}, {values.max()}]; predict reads 8- and 16-bit images (values 0-65535). Save the "
+                "values as a .npy array, scaled as the model was trained, and pass that."
+            )
+        grey = ((values + 128) // 257).astype(np.uint8)  # round(v / 257): 257 is odd, so there are no ties
+        return grey if channels == 1 else np.repeat(grey[..., np.newaxis], 3, axis=-1)
+    if any(band in ("A", "a") for band in image.getbands()) or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA")).astype(np.uint32)
+        colour = (rgba[..., :3] * rgba[..., 3:] + 127) // 255  # round(c * alpha / 255)
+        from PIL import Image
+
+        image = Image.fromarray(colour.astype(np.uint8))  # (height, width, 3) uint8: RGB
+    return np.asarray(image.convert(mode))
 
 
 # --- saved models ------------------------------------------------------------------------------------------

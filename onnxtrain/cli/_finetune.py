@@ -8,13 +8,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import sys
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onnxtrain import engines, optimizers
+from onnxtrain.cli._advice import warnings_as_lines
 from onnxtrain.cli._config_model import DEFAULT_LOSS
 from onnxtrain.cli._data import DatasetLoader, RunData, naming_the_option
 from onnxtrain.cli._run_config import FINETUNED_FROM, check_output, positive_int
@@ -32,19 +31,6 @@ LORA_ALPHA = 16.0  # --lora-alpha's default, lora()'s
 def cmd_finetune(args: argparse.Namespace) -> int:
     with warnings_as_lines("finetune"):
         return _finetune(args)
-
-
-@contextlib.contextmanager
-def warnings_as_lines(command: str) -> Iterator[None]:
-    """Show Python warnings as `onnxtrain <command>: warning: <message>` lines on stderr, without the file
-    and source line Python prints (the code that warned is onnxtrain's, not the user's)."""
-
-    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-        print(f"onnxtrain {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
-        yield
 
 
 def _finetune(args: argparse.Namespace) -> int:

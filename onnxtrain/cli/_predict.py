@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from onnxtrain.cli._advice import warnings_as_lines
 from onnxtrain.cli._data import (
     SAVED_MODEL,
     DatasetLoader,
@@ -16,6 +17,7 @@ from onnxtrain.cli._data import (
     naming_the_option,
     read_input,
     refuse_several_outputs,
+    run_model_folder,
     saved_model_dir,
 )
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
@@ -27,9 +29,15 @@ if TYPE_CHECKING:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    with warnings_as_lines("evaluate"):
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     directory = saved_model_dir(args.model, SAVED_MODEL)
     refuse_several_outputs(read_saved_config(directory / CONFIG_FILE), args.model, "evaluate", "evaluate")
-    data = DatasetLoader(Path.cwd()).load(args.data, "--data", "test")
+    # Integer pixels as stored: the model scales them by its own input_scale, as predict does.
+    data = DatasetLoader(Path.cwd()).load(args.data, "--data", "test", scale_pixels=False)
     with load_compiled(directory, args.engine, "evaluate") as model:
         try:
             result = model.evaluate(data, batch_size=args.batch_size, verbose=args.verbose)
@@ -40,9 +48,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    with warnings_as_lines("predict"):
+        return _predict(args)
+
+
+def _predict(args: argparse.Namespace) -> int:
     from onnxtrain.inference import InferenceModel
 
-    with InferenceModel.load(args.model) as model:
+    # A run's folder stands for the model/ in it, as it does for summary, evaluate, export, artifacts and bundle.
+    with InferenceModel.load(run_model_folder(Path(args.model))) as model:
         x = read_input(Path(args.input), model.input_shape)
         if len(_predicted_outputs(model.output_names)) > 1:
             return _predict_several(model, x, args)
