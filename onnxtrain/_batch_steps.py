@@ -42,7 +42,9 @@ class BatchSteps:
 
         def sync_weights(self) -> None: ...
 
-        def predict(self, x: Any, batch_size: int = ..., verbose: int | str = ..., **unknown: Any) -> Any: ...
+        def predict(
+            self, x: Any = ..., batch_size: int = ..., verbose: int | str = ..., *, dataset: Any = ..., **unknown: Any
+        ) -> Any: ...
 
     def train_on_batch(
         self,
@@ -85,10 +87,11 @@ class BatchSteps:
         as_dict = check_bool("test_on_batch", "return_dict", return_dict)
         return keras_figures(test_batch(trainer, dataset_arg(x, y, "x"), sample_weight), as_dict)
 
-    def predict_on_batch(self, x: Any) -> Any:
+    def predict_on_batch(self, x: Any = None, *, dataset: Any = None) -> Any:
         """Keras' `predict_on_batch`: `predict(x)` run as one batch (class indices for classification, raw values
-        otherwise; `predict_softly` and `predict_outputs` give probabilities and raw outputs)."""
-        return self.predict(x, batch_size=ONE_BATCH)
+        otherwise; `predict_softly` and `predict_outputs` give probabilities and raw outputs). KotlinDL's `dataset=`
+        is taken for `x`, as `predict` takes it."""
+        return self.predict(x, batch_size=ONE_BATCH, dataset=dataset)
 
 
 def train_batch(trainer: Trainer, data: Any, sample_weight: Any, class_weight: Any) -> dict[str, float]:

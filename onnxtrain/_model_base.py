@@ -8,17 +8,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from onnxtrain import adapters, emit, model_files
+from onnxtrain._call_arguments import refuse_unknown
 from onnxtrain._checks import check_bool
 from onnxtrain._compiled import Compiled
 from onnxtrain._deferred_build import not_built_message
 from onnxtrain._layer_claims import claim_layers
 from onnxtrain._model_prediction import call_on_data
 from onnxtrain._model_weights import ModelWeights
+from onnxtrain._registry import snake_case
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.layers import BatchNormalization, Input, Layer, Shape
@@ -66,6 +68,13 @@ class ModelBase(ModelWeights):
             owner = f"{type(self).__name__} {self.__dict__.get('name')!r}"
             raise InvalidArgumentError(misspelled(owner, attribute, setting, value))
         object.__setattr__(self, attribute, value)
+
+    if not TYPE_CHECKING:  # mypy would take a model to have every attribute
+
+        def __getattr__(self, attribute: str) -> Any:
+            # Only reached for an attribute neither set nor defined (a subclass' own `__getattr__` ends here):
+            # KotlinDL's name of one (`model.predictSoftly`) is refused naming Python's.
+            raise AttributeError(missing_attribute(self, attribute), name=attribute, obj=self)
 
     def __call__(
         self,
@@ -241,9 +250,21 @@ class ModelBase(ModelWeights):
         return model_files.exported_model(self, self._compiled, opset=opset, ir_version=ir_version)
 
     def save(
-        self, directory: str | Path, writing_mode: Any = "fail_if_exists", save_optimizer_state: bool = False
+        self,
+        directory: str | Path | None = None,
+        writing_mode: Any = "fail_if_exists",
+        save_optimizer_state: bool = False,
+        **unknown: Any,
     ) -> Path:
-        """Write model.onnx, config.json and checkpoint into `directory` crash-safely (see `WritingMode`)."""
+        """Write model.onnx, config.json and checkpoint into `directory` crash-safely (see `WritingMode`).
+
+        Raises:
+            InvalidTypeError: a keyword save does not take (KotlinDL's `writingMode` is `writing_mode`, its
+                `modelDirectory` is `directory`); no directory.
+        """
+        refuse_unknown("save", unknown, ModelBase.save)
+        if directory is None:  # a default only so that KotlinDL's modelDirectory=... gets its hint above
+            raise InvalidTypeError("save() expects the directory to write the model into. Received: directory=None")
         self._check_open("save")
         self._check_built("save")
         return model_files.save_model(self, self._trainer, directory, writing_mode, save_optimizer_state)
@@ -255,13 +276,18 @@ class ModelBase(ModelWeights):
         writing_mode: Any = "fail_if_exists",
         ir_version: int | None = None,
         merge_adapters: bool = False,
+        **unknown: Any,
     ) -> Path:
         """Write the inference model alone as one .onnx file.
 
         Args:
             merge_adapters: fold LoRA adapters (`onnxtrain.lora`) into their weights first
                 (`onnxtrain.adapters.merge_adapters`): a plain model of the original's size.
+
+        Raises:
+            InvalidTypeError: a keyword export does not take (KotlinDL's `writingMode` is `writing_mode`).
         """
+        refuse_unknown("export", unknown, ModelBase.export)
         self._check_open("export")
         self._check_built("export")
         transform = adapters.merge_adapters if check_bool("export", "merge_adapters", merge_adapters) else None
@@ -270,6 +296,28 @@ class ModelBase(ModelWeights):
     def get_config(self) -> dict[str, Any]:
         """Keras' Functional config (`Functional.get_config`) under the model's name and seed."""
         return {"class_name": "Functional", **self.graph.get_config(), "name": self.name, "seed": self.seed}
+
+
+# KotlinDL's names of a model's attributes that are more than a case change (snake-cased), with what stands for each
+_KOTLINDL_ATTRIBUTES = {
+    "layers_by_name": "model.get_layer(name), or {layer.name: layer for layer in model.layers}",
+    "is_model_compiled": "model.is_compiled",
+    "input_dimensions": "model.input_shape",
+}
+
+
+def missing_attribute(model: object, attribute: str) -> str:
+    """The message of `model.<attribute>` where the model has no such attribute: Python's spelling of KotlinDL's
+    name where the model has one (`predictSoftly` is `predict_softly`, `layersByName` is `get_layer`)."""
+    message = f"{type(model).__name__!r} object has no attribute {attribute!r}"
+    if attribute.startswith("_"):
+        return message
+    snake = snake_case(attribute)
+    if snake != attribute and (snake in vars(model) or hasattr(type(model), snake)):
+        return f"{message}. Python's spelling of KotlinDL's camelCase names is snake_case: model.{snake}"
+    if snake in _KOTLINDL_ATTRIBUTES:
+        return f"{message}. For KotlinDL's {attribute}, use {_KOTLINDL_ATTRIBUTES[snake]}"
+    return message
 
 
 def check_model_base(graph: Functional) -> None:

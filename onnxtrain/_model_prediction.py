@@ -16,7 +16,7 @@ from onnxtrain._batch_stream import check_steps
 from onnxtrain._call_arguments import refuse_unknown
 from onnxtrain._checks import check_positive_int
 from onnxtrain._prediction import UncompiledPredictor
-from onnxtrain.errors import InvalidTypeError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Layer, Shape
 from onnxtrain.layers._eager import eager_arrays, run_eagerly
@@ -45,7 +45,14 @@ class ModelPrediction:
         def _compiled_trainer(self, action: str) -> Trainer: ...
 
     def predict(
-        self, x: Any, batch_size: int = 1024, verbose: int | str = "auto", steps: int | None = None, **unknown: Any
+        self,
+        x: Any = None,
+        batch_size: int = 1024,
+        verbose: int | str = "auto",
+        steps: int | None = None,
+        *,
+        dataset: Any = None,
+        **unknown: Any,
     ) -> Any:
         """Class index per example (an int for one example) for classification losses; raw outputs otherwise. A
         model of several outputs returns a list: one such array per output, each by its own loss.
@@ -60,9 +67,14 @@ class ModelPrediction:
         `verbose` is Keras' argument (0, 1, 2 or "auto"), checked and otherwise ignored: predict shows no
         progress bar. `x` may be a generator or a PyDataset of batches, as Keras takes them: x alone, (x,), (x, y)
         or (x, y, sample_weight), of which predict reads x; `steps` (Keras') predicts that many batches at most
-        (of arrays, the first `steps` of `batch_size`).
+        (of arrays, the first `steps` of `batch_size`). KotlinDL's `dataset=` is `x`'s other name, as fit's `x=` is
+        `dataset`'s.
+
+        Raises:
+            InvalidArgumentError: both x and dataset given.
         """
         refuse_unknown("predict", unknown, ModelPrediction.predict)
+        x = examples("predict", x, dataset)
         check_verbose(verbose)
         size = check_positive_int("batch_size", batch_size)
         steps = check_steps(steps, "predict(steps=...)")
@@ -80,16 +92,21 @@ class ModelPrediction:
             results.append(result[0].item() if single and result.ndim == 1 else (result[0] if single else result))
         return results[0] if len(results) == 1 else results
 
-    def predict_softly(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto", **unknown: Any) -> Any:
+    def predict_softly(
+        self, x: Any = None, batch_size: int = 1024, verbose: int | str = "auto", *, dataset: Any = None, **unknown: Any
+    ) -> Any:
         """Class probabilities per example (softmax for softmax cross-entropy, the sigmoid output for BCE). A model
         of several outputs returns a list, one array per output: the probabilities of each output trained with a
         classification loss, and the raw values of any other (a regression head's, as predict gives them); a model
-        of one output needs a classification loss. `verbose` as predict's: checked, no progress bar.
+        of one output needs a classification loss. `verbose` as predict's: checked, no progress bar; `dataset=`
+        (KotlinDL's) as predict's.
 
         Raises:
-            InvalidArgumentError: a model of one output whose loss is not a classification's (use predict).
+            InvalidArgumentError: a model of one output whose loss is not a classification's (use predict); both x
+                and dataset given.
         """
         refuse_unknown("predict_softly", unknown, ModelPrediction.predict_softly)
+        x = examples("predict_softly", x, dataset)
         check_verbose(verbose)
         self._build_for("predict_softly", x)
         trainer = self._compiled_trainer("predict_softly")
@@ -135,6 +152,21 @@ class ModelPrediction:
     def _drop_uncompiled_predictor(self) -> None:
         """Forget the uncompiled predictor's session (compile opens the engine's own; close ends the model)."""
         self.__dict__.pop("_predictor", None)
+
+
+def examples(method: str, x: Any, dataset: Any) -> Any:
+    """What `method` predicts for: `x`, or KotlinDL's `dataset=`; None where neither is given, which reading x
+    refuses ("x expects a numpy array ... Received: NoneType").
+
+    Raises:
+        InvalidArgumentError: both given.
+    """
+    if x is not None and dataset is not None:
+        raise InvalidArgumentError(
+            f"{method}() expects the examples to predict for as x or as KotlinDL's dataset=..., one of them (the same "
+            f"argument). Received: x={type(x).__name__}, dataset={type(dataset).__name__}"
+        )
+    return x if x is not None else dataset
 
 
 def classifies(loss: Loss) -> bool:

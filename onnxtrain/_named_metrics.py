@@ -16,6 +16,7 @@ import numpy as np
 from onnxtrain._checks import as_real
 from onnxtrain._layer_names import to_snake_case
 from onnxtrain._metric_base import Metric, Shape, Sums
+from onnxtrain._regression_metrics import EPSILON
 from onnxtrain.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -36,11 +37,12 @@ class Metrics(enum.Enum):
     metric (BINARY_ACCURACY, CATEGORICAL_ACCURACY, SPARSE_CATEGORICAL_ACCURACY) to choose it.
 
     Where the loss trains on logits (softmax cross-entropy, whose graphs leave a last softmax out; binary
-    cross-entropy from logits), MAE and MSE compare the probabilities (`Loss.probabilities`) with the targets
-    (one-hot for class labels), as KotlinDL computes its metrics on the softmax of the outputs. MAE and MSE are means
-    over every element of an example's output, whatever its rank; RMSE is the square root of the epoch's MSE, as
-    Keras' RootMeanSquaredError (not a mean of per-batch roots). The top-k accuracies take k = 5, Keras' default
-    (`TopKCategoricalAccuracy(k=...)` and `SparseTopKCategoricalAccuracy(k=...)` take another).
+    cross-entropy from logits), MAE, MSE and MSLE compare the probabilities (`Loss.probabilities`) with the targets
+    (one-hot for class labels), as KotlinDL computes its metrics on the softmax of the outputs. MAE, MSE and MSLE
+    (KotlinDL's, of log(max(value, 1e-7) + 1) as Keras') are means over every element of an example's output,
+    whatever its rank; RMSE is the square root of the epoch's MSE, as Keras' RootMeanSquaredError (not a mean of
+    per-batch roots). The top-k accuracies take k = 5, Keras' default (`TopKCategoricalAccuracy(k=...)` and
+    `SparseTopKCategoricalAccuracy(k=...)` take another).
     """
 
     ACCURACY = "accuracy"
@@ -52,6 +54,7 @@ class Metrics(enum.Enum):
     SPARSE_CATEGORICAL_ACCURACY = "sparse_categorical_accuracy"
     TOP_K_CATEGORICAL_ACCURACY = "top_k_categorical_accuracy"
     SPARSE_TOP_K_CATEGORICAL_ACCURACY = "sparse_top_k_categorical_accuracy"
+    MSLE = "msle"  # KotlinDL's; last, so that the members above keep their order
 
     def batch_sum(self, outputs: np.ndarray, labels: np.ndarray, loss: Loss) -> float:
         """Sum of this metric over the examples of one batch (divide by the example count for the mean).
@@ -102,13 +105,15 @@ class Metrics(enum.Enum):
             targets = labels.reshape(len(labels), -1)
             if loss.trains_on_logits:
                 outputs = loss.probabilities(outputs)
+        if self is Metrics.MSLE:  # Keras' and KotlinDL's: of log(max(value, 1e-7) + 1)
+            outputs, targets = (np.log1p(np.maximum(v, EPSILON)) for v in (outputs, targets))
         error = outputs - targets
         return np.abs(error) if self is Metrics.MAE else error * error
 
     def check_loss(self, loss: Loss) -> None:
         """Refuse a metric that reads the other kind of labels than `loss` takes: class indices (the sparse
         accuracies) or targets shaped like the output (binary, categorical and top-k categorical accuracy).
-        ACCURACY follows the loss, and the errors (MAE, MSE, RMSE) read either.
+        ACCURACY follows the loss, and the errors (MAE, MSE, RMSE, MSLE) read either.
 
         Raises:
             InvalidArgumentError: naming the metric, the loss and the metrics that fit the loss.
@@ -125,12 +130,12 @@ class Metrics(enum.Enum):
 
     @property
     def direction(self) -> str:
-        """Keras' `_direction` of the metric: "down" for the errors (MAE, MSE, RMSE), "up" for the accuracies."""
+        """Keras' `_direction` of the metric: "down" for the errors (MAE, MSE, RMSE, MSLE), "up" for the accuracies."""
         return "down" if self in _ERRORS else "up"
 
 
 _SPARSE = (Metrics.SPARSE_CATEGORICAL_ACCURACY, Metrics.SPARSE_TOP_K_CATEGORICAL_ACCURACY)
-_ERRORS = (Metrics.MAE, Metrics.MSE, Metrics.RMSE)
+_ERRORS = (Metrics.MAE, Metrics.MSE, Metrics.RMSE, Metrics.MSLE)
 
 
 _ALIASES = {
@@ -138,6 +143,7 @@ _ALIASES = {
     "mean_absolute_error": "mae",
     "mean_squared_error": "mse",
     "rmse": "root_mean_squared_error",
+    "mean_squared_logarithmic_error": "msle",
     "top_5_categorical_accuracy": "top_k_categorical_accuracy",
     "sparse_top_5_categorical_accuracy": "sparse_top_k_categorical_accuracy",
 }

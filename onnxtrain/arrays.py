@@ -94,6 +94,10 @@ def prepare_x(
                 hint = f" Reshape the examples: x.reshape(-1, {target}), or Dataset(x.reshape(-1, {target}), y)."
             else:
                 hint = f" Reshape it with {argument}.reshape(-1, {target})."
+        elif allow_single and x.ndim <= len(input_shape) and x.size == int(np.prod(input_shape)):
+            # One example flattened (KotlinDL's predict(FloatArray)), or missing its channel axis
+            target = ", ".join(map(str, input_shape))
+            hint = f" For one example, reshape it with {argument}.reshape({target})."
         raise ShapeError(f"{argument} expects shape {expected}. Received: {argument}.shape={x.shape}.{hint}")
     if x.shape[0] == 0:
         raise InvalidArgumentError(f"{argument} expects at least one example. Received: {argument}.shape={x.shape}")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from onnxtrain._batch_steps import BatchSteps
+from onnxtrain._call_arguments import refuse_unknown
 from onnxtrain._compile_settings import compile_settings
 from onnxtrain._compiled_attributes import CompiledAttributes
 from onnxtrain._deferred_build import check_compile_options
@@ -66,8 +67,8 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
 
     def __init__(
         self,
-        inputs: Input | Sequence[Input],
-        outputs: SymbolicTensor | Sequence[SymbolicTensor] | Mapping[str, SymbolicTensor],
+        inputs: Input | Sequence[Input] | None = None,
+        outputs: SymbolicTensor | Sequence[SymbolicTensor] | Mapping[str, SymbolicTensor] | None = None,
         name: str = "functional",
         seed: int | None = None,
     ):
@@ -117,6 +118,7 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
         ir_version: int | None = None,
         loss_weights: Sequence[float] | Mapping[str, float] | None = None,
         weighted_metrics: Iterable[str | Metrics | Metric] | None = None,
+        **unknown: Any,
     ) -> None:
         """Choose optimizer, loss and metrics, generate the training artifacts and open the training session.
 
@@ -154,7 +156,9 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
         Raises:
             UnknownIdentifierError, UnsupportedError, RuntimeSetupError: see the messages.
             ModelExistsError: `artifacts_dir` holds other files than training artifacts.
+            InvalidTypeError: a keyword compile does not take (KotlinDL 0.3's `callback` is fit's `callbacks`).
         """
+        refuse_unknown("compile", unknown, Model.compile)
         self._compile(
             optimizer=optimizer,
             loss=loss,
@@ -250,6 +254,17 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
         (`Sequential._build_for`); a Model is built already."""
 
     def __enter__(self) -> Model:
+        """`with model:` closes the model when the block ends (`close`).
+
+        Raises:
+            ModelStateError: the model is closed already: every call in the block would fail.
+        """
+        if self.__dict__.get("_closed", False):
+            raise ModelStateError(
+                f"`with` on {type(self).__name__} {self.name!r}, which was closed when its `with` block ended (or by "
+                "close()); create or load it again (its layers keep the trained weights: a new model may be made "
+                "of them)."
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:

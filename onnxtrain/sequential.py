@@ -132,7 +132,7 @@ class Sequential(Model):
         # Only reached for an attribute not set: what a Sequential without its Input lacks until it is built.
         if name in {"graph", "class_names", "input_scale", "trained_loss"}:
             raise ModelStateError(not_built_message(name, bool(self.__dict__.get("layers"))))
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return super().__getattr__(name)  # type: ignore[misc]  # (hidden from mypy) camelCase names get a hint
 
     def build(self, input_shape: Any = None) -> None:
         """Keras' `model.build(input_shape)`: build a Sequential given no input shape (see the class) for batches of

@@ -64,6 +64,17 @@ class Dataset:
         self.input_scale = scale
 
     @classmethod
+    def create(
+        cls, x: Any, y: Any, *, class_names: Sequence[str] | None = None, input_scale: float | None = None
+    ) -> Dataset:
+        """KotlinDL's `OnHeapDataset.create(features, labels)`: the same as ``Dataset(x, y, ...)``.
+
+        Example:
+            >>> train = Dataset.create(np.zeros((4, 784)), np.array([0, 1, 2, 3]))
+        """
+        return cls(x, y, class_names=class_names, input_scale=input_scale)
+
+    @classmethod
     def _trusted(
         cls,
         x: np.ndarray,

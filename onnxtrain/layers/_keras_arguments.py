@@ -22,7 +22,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from onnxtrain._registry import snake_case
+from onnxtrain._spelling import spelling_hint
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 from onnxtrain.layers._input_arguments import declare_input, take_input_arguments
 
@@ -122,10 +122,7 @@ def without_keras_arguments(layer_class: type, kwargs: dict[str, Any], positiona
     unexpected = [name for name in kwargs if name not in takes and name not in keras]
     if unexpected and not any_keyword:
         known = (*takes, *kotlindl_names(layer_class))
-        spelled = [f"{name!r} (in Python: {snake_case(name)})" for name in unexpected if _snake_taken(name, known)]
-        hint = (
-            f" Python's spelling of KotlinDL's camelCase names is snake_case: {', '.join(spelled)}." if spelled else ""
-        )
+        hint = spelling_hint(unexpected, known)
         aliases = [f"{alias} for {own}" for alias, own in kotlindl_names(layer_class).items()]
         also = f"; and KotlinDL's {', '.join(aliases)}" if aliases else ""
         raise InvalidTypeError(
@@ -133,11 +130,6 @@ def without_keras_arguments(layer_class: type, kwargs: dict[str, Any], positiona
             f"{owner} takes: {', '.join(takes)}{also}"
         )
     return {name: value for name, value in kwargs.items() if name not in keras}
-
-
-def _snake_taken(name: str, takes: tuple[str, ...]) -> bool:
-    """Whether `name` is the camelCase of a name in `takes` (`kernelSize`)."""
-    return snake_case(name) != name and snake_case(name) in takes
 
 
 def _own_names(layer_class: type, kwargs: dict[str, Any], positional: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from onnxtrain._checks import as_real
+from onnxtrain._spelling import spelling_hint
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 from onnxtrain.optimizers._clip_gradient import ClipGradientAction
 
@@ -134,8 +135,9 @@ def ours(
         )
     if unknown:
         keras = sorted(name for name in spellings if name not in takes)
+        hint = spelling_hint(unknown, (*takes, *spellings, CLIP_GRADIENT))
         raise InvalidTypeError(
-            f"{owner}() got an unexpected keyword argument {', '.join(map(repr, unknown))}. {owner} takes: "
+            f"{owner}() got an unexpected keyword argument {', '.join(map(repr, unknown))}.{hint} {owner} takes: "
             f"{', '.join(takes)}; Keras' names {', '.join(keras)}; and KotlinDL's {CLIP_GRADIENT}"
         )
     return result

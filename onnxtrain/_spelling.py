@@ -1,0 +1,53 @@
+"""Python's spelling of KotlinDL's names, for every refusal of an unknown keyword (a model's methods', a layer's, an
+optimizer's): the snake_case of a camelCase keyword (`spelling_hint`), and what stands here for KotlinDL's argument
+names that are more than a case change (`KOTLINDL_ARGUMENTS`). No imports of the package's data modules: layers and
+optimizers use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+from onnxtrain._registry import snake_case
+
+# KotlinDL's names (snake-cased) of a model method's arguments that are more than a case change, with what stands
+# for each here; a method's refusal of an unknown keyword names the one given (`refuse_unknown`).
+KOTLINDL_ARGUMENTS = {
+    "train_batch_size": "is batch_size in onnxtrain",
+    "training_dataset": "is dataset in onnxtrain",
+    "validation_dataset": "is validation (or Keras' validation_data) in onnxtrain",
+    "validation_rate": "is validation_split in onnxtrain",
+    "callback": (
+        "(compile's, up to KotlinDL 0.3) is fit's callbacks in onnxtrain: model.fit(..., callbacks=[callback])"
+    ),
+    "model_directory": "is directory in onnxtrain",
+    "saving_format": (
+        "has no counterpart in onnxtrain: save always writes model.onnx (the graph), config.json and checkpoint "
+        "(the weights), and load_model reads them back; leave it out"
+    ),
+}
+
+
+def spelling_hint(unknown: Iterable[str], takes: Collection[str], renamed: Mapping[str, str] | None = None) -> str:
+    """The sentences that tell a KotlinDL user how Python spells each of the `unknown` keywords: the snake_case of
+    a camelCase one whose snake_case is in `takes` (`kernelSize` is `kernel_size`), and, for one whose snake_case is
+    in `renamed` ({KotlinDL's name, snake-cased: what stands for it here, said after the name}), that. Each starts
+    with a space; "" where no keyword is either.
+
+    Example:
+        >>> spelling_hint(["batchSize"], ["batch_size"])
+        " Python's spelling of KotlinDL's camelCase names is snake_case: 'batchSize' (in Python: batch_size)."
+    """
+    renamed = renamed or {}
+    names = list(unknown)
+    spelled = [f"{name!r} (in Python: {snake_case(name)})" for name in names if _camel_of_taken(name, takes)]
+    hint = f" Python's spelling of KotlinDL's camelCase names is snake_case: {', '.join(spelled)}." if spelled else ""
+    for name in names:
+        if snake_case(name) in renamed and snake_case(name) not in takes:
+            hint += f" KotlinDL's {name!r} {renamed[snake_case(name)]}."
+    return hint
+
+
+def _camel_of_taken(name: str, takes: Collection[str]) -> bool:
+    """Whether `name` is the camelCase of a name in `takes` (`kernelSize`)."""
+    return snake_case(name) != name and snake_case(name) in takes
