@@ -63,9 +63,9 @@ def sample_weights(value: Any, examples: int, loss: Loss, argument: str = "sampl
     if not isinstance(loss, OutputLosses):
         return _one_per_example(value, examples, argument)
     if isinstance(value, Mapping | list | tuple):
-        columns = [
-            _one_per_example(each, examples, f"{argument}[{name!r}]")
-            for name, each in zip(loss.names, loss.per_output(value, argument), strict=True)
+        columns = [  # an output without a loss may go without weights (its column weighs nothing)
+            np.ones(examples, np.float32) if each is None else _one_per_example(each, examples, f"{argument}[{name!r}]")
+            for name, each in zip(loss.names, loss.targets(value, argument), strict=True)
         ]
         return np.stack(columns, axis=1)
     column = _one_per_example(value, examples, argument)

@@ -30,13 +30,14 @@ from onnxtrain._functional_calls import listed, topological_calls
 from onnxtrain._functional_rebuild import rebuild_calls
 from onnxtrain._layer_names import name_layers
 from onnxtrain._weight_arrays import transpose_hint
-from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Input, Layer, Shape, format_shape
 from onnxtrain.layers._call_mode import call_config, call_mode, call_reads
 from onnxtrain.layers._core import dtype_note
 from onnxtrain.layers._eager import is_eager_input
 from onnxtrain.layers._layer import Mask, SymbolicTensor, describe
+from onnxtrain.layers._layer_checks import NESTED_MODEL_DOCS
 from onnxtrain.layers._layout import channels_last
 from onnxtrain.layers._masking import emit_call
 
@@ -375,3 +376,30 @@ def as_graph(layers: Sequence[Layer] | Functional) -> Functional:
         assert layer.output_shape is not None, "layers must be built"
         tensor = SymbolicTensor(layer.output_shape, layer, 0, [tensor])
     return Functional(layers[0], tensor, seed=0)
+
+
+def check_model_arguments(model_class: type, inputs: object, outputs: object) -> None:
+    """Refuse what `Model(inputs, outputs)` cannot be made of, before anything else reads its arguments: Keras'
+    model subclassing (a subclass that defines `call()`, which onnxtrain never runs: a model is a graph of layer
+    calls), and a model given no inputs or no outputs.
+
+    Raises:
+        UnsupportedError: a Model subclass that defines call().
+        InvalidTypeError: inputs or outputs not given.
+    """
+    calls = next((c for c in model_class.__mro__ if "call" in c.__dict__), None)
+    if calls is not None:
+        raise UnsupportedError(
+            f"{model_class.__name__} subclasses Model and defines call(), Keras' model subclassing, which onnxtrain "
+            "does not support: a model is the graph of layer calls the Functional API records, and call() would "
+            "never run. Build it with the Functional API: call the layers on an Input and make Model(inputs, "
+            "outputs) of them (x = Input(4); model = Model(x, Dense(1)(Dense(4)(x)))); for a block used several "
+            f"times, make it a nested Model and call it as a layer (docs/layers.md, {NESTED_MODEL_DOCS})."
+        )
+    missing = [name for name, value in (("inputs", inputs), ("outputs", outputs)) if value is None]
+    if missing:
+        raise InvalidTypeError(
+            f"{model_class.__name__}() expects inputs and outputs: Model(inputs, outputs), with inputs the Input "
+            "tensor(s) and outputs the tensor(s) the layers called on them return (x = Input(4); model = "
+            f"Model(x, Dense(1)(x))). Received: no {' and no '.join(missing)}"
+        )

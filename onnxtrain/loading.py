@@ -10,12 +10,13 @@ import hashlib
 import inspect
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from onnxtrain import _ort_training, engines, initializers, losses, metrics, model_files, optimizers
 from onnxtrain._checkpoint_check import check_checkpoint, checkpoint_limit
+from onnxtrain._metric_base import Metric
 from onnxtrain.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -38,7 +39,13 @@ _REBUILD_ERRORS = (OnnxtrainError, AttributeError, KeyError, TypeError, ValueErr
 
 
 # Returns a Model (a Sequential for a Sequential's save); typed Any until the CLI's annotations say Model.
-def load_model(directory: str | Path, compile: bool = True, device: str = "cpu", **compile_options: Any) -> Any:
+def load_model(
+    directory: str | Path,
+    compile: bool = True,
+    device: str = "cpu",
+    custom_objects: Mapping[str, Any] | None = None,
+    **compile_options: Any,
+) -> Any:
     """Rebuild a saved model; with `compile=True` (default) it is compiled with its saved settings.
 
     When the model was saved with `save_optimizer_state=True`, training resumes exactly where it stopped: the
@@ -51,17 +58,32 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
     with `@onnxtrain.metrics.register` before loading, or pass it again (`load_model(d, metrics=[R2()])`, also for
     each output of a model of several, as compile takes them); otherwise load_model says so, naming the metric.
 
+    A layer of one's own is saved by its class name ("module.ClassName", "__main__.Twice" for one defined in a
+    script), not with its code: the process that loads it defines or imports the class first, or passes it as
+    Keras does, `custom_objects={"Twice": Twice}`, keyed by the name the save uses or by the class name alone. A
+    loss (`Loss` subclass, by the name it saved or its class name) or metric (a `Metric` subclass or a function)
+    of one's own may be passed there too. They resolve the names of this load only; nothing is registered for
+    later loads.
+
     A model trained with the ort-training engine is compiled with the portable engine, which computes the same
     steps, where the installed onnxruntime has no training API (an inference-only install), with a UserWarning.
 
     Raises:
-        InvalidTypeError / InvalidArgumentError: a keyword `compile` does not take, or an unknown engine (checked
-            before anything is read).
+        InvalidTypeError / InvalidArgumentError: a keyword `compile` does not take, an unknown engine, or a
+            `custom_objects` entry that is no layer, loss or metric class (checked before anything is read).
         ModelFileError: the directory or one of its files is missing, unreadable or not an onnxtrain model.
         RuntimeSetupError: the saved optimizer state is ONNX Runtime training's, which only its training build
             reads, and this install has none: pass `optimizer=...` to start a fresh optimizer instead.
     """
     _check_compile_options(compile_options)
+    own = _custom_objects(custom_objects)
+    return _load(directory, compile, device, compile_options, own)
+
+
+def _load(
+    directory: str | Path, compile: bool, device: str, compile_options: dict[str, Any], own: dict[str, Any]
+) -> Model:
+    """`load_model`, with the classes of one's own that `custom_objects` gave (`_custom_objects`)."""
     if isinstance(directory, str | Path) and Path(directory).suffix.lower() == ".onnx" and Path(directory).is_file():
         raise ModelFileError(
             f"'{directory}' is an ONNX file, not a saved model directory: load_model reads the folder save() wrote "
@@ -83,37 +105,129 @@ def load_model(directory: str | Path, compile: bool = True, device: str = "cpu",
         checkpoint = model_files.read_file(files[CHECKPOINT_FILE], limit) if CHECKPOINT_FILE in files else None
         checkpoint_path = files.get(CHECKPOINT_FILE, Path(directory) / CHECKPOINT_FILE)
     config_path = files[CONFIG_FILE]
-    unbuildable = f"{config_path} describes a model that cannot be rebuilt"
-    model: Model
-    # model.onnx passed the gate: a layer config.json sizes otherwise is refused before its weights are allocated.
-    with initializers.weights_declared_by({name: w.shape for name, w in weights.items()}, files[MODEL_FILE]):
-        if config.get("class_name") == "Functional":  # a Model's: Keras' layout of layers and their calls
-            with _config_entry(unbuildable):
-                model = Model.from_config(config)
-        else:
-            layers = []
-            for index, entry in enumerate(config["layers"]):
-                with _config_entry(unbuildable, f"layers[{index}]", entry):
-                    layers.append(Layer.from_config(entry))
-            with _config_entry(unbuildable):
-                model = Sequential(layers, name=str(config.get("name", "sequential")), seed=config["seed"])
-    model.class_names = tuple(config["class_names"]) if config.get("class_names") else None
-    model.input_scale = float(config.get("input_scale", 1.0))
-    model.trained_loss = _trained_loss(config)
-    model_files.check_weights(model.get_weights(), weights, files[MODEL_FILE], model.graph.trainable_params_by_name())
-    # Last for a file that parses: one holding another model already got a more precise message above.
-    model_files.check_model_bytes(model_bytes, config, files[MODEL_FILE])
-    model.set_weights({name: weights[name] for name in model.get_weights()})
-    settings = config.get("compile")
-    if compile and settings:
-        _compile_loaded(model, config, config_path, checkpoint, checkpoint_path, device, compile_options)
-    return model
+    with _resolving(own, config, config_path):
+        unbuildable = f"{config_path} describes a model that cannot be rebuilt"
+        model: Model
+        # model.onnx passed the gate: a layer config.json sizes otherwise is refused before its weights are allocated.
+        with initializers.weights_declared_by({name: w.shape for name, w in weights.items()}, files[MODEL_FILE]):
+            if config.get("class_name") == "Functional":  # a Model's: Keras' layout of layers and their calls
+                with _config_entry(unbuildable):
+                    model = Model.from_config(config)
+            else:
+                layers = []
+                for index, entry in enumerate(config["layers"]):
+                    with _config_entry(unbuildable, f"layers[{index}]", entry):
+                        layers.append(Layer.from_config(entry))
+                with _config_entry(unbuildable):
+                    model = Sequential(layers, name=str(config.get("name", "sequential")), seed=config["seed"])
+        model.class_names = tuple(config["class_names"]) if config.get("class_names") else None
+        model.input_scale = float(config.get("input_scale", 1.0))
+        model.trained_loss = _trained_loss(config)
+        model_files.check_weights(
+            model.get_weights(), weights, files[MODEL_FILE], model.graph.trainable_params_by_name()
+        )
+        # Last for a file that parses: one holding another model already got a more precise message above.
+        model_files.check_model_bytes(model_bytes, config, files[MODEL_FILE])
+        model.set_weights({name: weights[name] for name in model.get_weights()})
+        settings = config.get("compile")
+        if compile and settings:
+            _compile_loaded(model, config, config_path, checkpoint, checkpoint_path, device, compile_options)
+        return model
+
+
+def _custom_objects(given: Any) -> dict[str, Any]:
+    """load_model's `custom_objects`, checked: {name: a Layer, Loss or Metric subclass, or a metric function}.
+
+    Raises:
+        InvalidTypeError: not a dict of such, naming the entry.
+    """
+    if given is None:
+        return {}
+    if not isinstance(given, Mapping):
+        raise InvalidTypeError(
+            'load_model(custom_objects=...) expects a dict {name: class}, e.g. {"Twice": Twice}. Received: '
+            f"{type(given).__name__}"
+        )
+    for name, value in given.items():
+        usable = isinstance(value, type) and issubclass(value, Layer | Loss | Metric)
+        if not isinstance(name, str) or not (usable or inspect.isfunction(value)):
+            raise InvalidTypeError(
+                "load_model(custom_objects=...) expects names (str) of layer, loss or metric classes of one's own "
+                f"(Layer, Loss or Metric subclasses) or metric functions. Received: {name!r}: {value!r}"
+            )
+    return dict(given)
+
+
+@contextlib.contextmanager
+def _resolving(own: dict[str, Any], config: dict[str, Any], config_path: Path) -> Iterator[None]:
+    """While a model is rebuilt and compiled from `config`, the classes of one's own in `own` resolve the names the
+    save gives them, and only then: a layer class under the name it was saved with ("__main__.Twice", found by
+    that name or its last part, "Twice"), a loss by the name it saved or its class name, a metric by its key or
+    name. A layer class of one's own that nothing resolves is refused here, saying how to pass it.
+
+    Raises:
+        ModelFileError: the save names a layer class of one's own that is neither defined nor given.
+    """
+    layers = {name: cls for name, cls in own.items() if isinstance(cls, type) and issubclass(cls, Layer)}
+    added: dict[str, type[Layer]] = {}
+    for saved in _saved_class_names(config.get("layers")):
+        if saved in Layer.registry:
+            continue
+        short = saved.rpartition(".")[2]
+        cls = layers.get(saved, layers.get(short))
+        if cls is not None:
+            added[saved] = cls
+        elif "." in saved.strip("."):  # a layer of one's own: "module.ClassName"
+            module = saved.rpartition(".")[0]
+            define = f"Define {short}" if module == "__main__" else f"Import {module} (or define {short})"
+            raise ModelFileError(
+                f"{config_path} names the layer class {saved!r}, a layer of one's own ({short} of module {module!r}) "
+                f"that this process has not defined: a save holds a layer's config, not its code. {define} before "
+                f"loading, or pass the class: load_model({str(config_path.parent)!r}, "
+                f"custom_objects={{{short!r}: {short}}})."
+            )
+    # (what @metrics.register records: the table it reads names from; entries added here are removed after the load)
+    metric_objects = metrics._REGISTERED.objects
+    own_metrics = {
+        name: value
+        for name, value in own.items()
+        if inspect.isfunction(value) or (isinstance(value, type) and issubclass(value, Metric))
+    }
+    added_metrics = {name: value for name, value in own_metrics.items() if name not in metric_objects}
+    added_metrics |= {value.__name__: value for value in own_metrics.values() if value.__name__ not in metric_objects}
+    own_losses = {name: cls for name, cls in own.items() if isinstance(cls, type) and issubclass(cls, Loss)}
+    Layer.registry.update(added)
+    metric_objects.update(added_metrics)
+    try:
+        with losses.resolving(own_losses):
+            yield
+    finally:
+        for name in added:
+            Layer.registry.pop(name, None)
+        for name in added_metrics:
+            metric_objects.pop(name, None)
+
+
+def _saved_class_names(value: Any) -> Iterator[str]:
+    """Every class name in a save's layer configs, nested models' and wrapped layers' included."""
+    if isinstance(value, list):
+        for each in value:
+            yield from _saved_class_names(each)
+    elif isinstance(value, dict):
+        if isinstance(value.get("class_name"), str):
+            yield value["class_name"]
+        for each in value.values():
+            yield from _saved_class_names(each)
 
 
 def _check_compile_options(options: dict[str, Any]) -> None:
     """Refuse, before anything is read, a keyword that `compile` does not take (a typo such as `optimiser=`) and an
     engine that does not exist: either would otherwise surface deep in the load, blamed on the checkpoint."""
-    known = [name for name in inspect.signature(Model.compile).parameters if name not in ("self", "device")]
+    known = [
+        name
+        for name, parameter in inspect.signature(Model.compile).parameters.items()
+        if name not in ("self", "device") and parameter.kind is not parameter.VAR_KEYWORD
+    ]
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise InvalidTypeError(
@@ -348,9 +462,15 @@ def _compile_loaded(
         _check_state_engine(str(settings.get("engine", engines.AUTO)), str(options.get("engine", engines.AUTO)))
     try:
         # compile's defaults for what is not given; an option compile does not take raises compile's TypeError.
-        arguments = inspect.signature(model.compile).bind(**options)
+        signature = inspect.signature(model.compile)
+        arguments = signature.bind(**options)
         arguments.apply_defaults()
-        model._compile(**arguments.arguments, resume=checkpoint if resume else None)
+        named = {  # (compile's **keywords, which refuse what it does not take, are empty: `_check_compile_options`)
+            name: value
+            for name, value in arguments.arguments.items()
+            if signature.parameters[name].kind is not inspect.Parameter.VAR_KEYWORD
+        }
+        model._compile(**named, resume=checkpoint if resume else None)
     except OnnxtrainError:
         raise
     except Exception as e:  # ORT's own exception types: a damaged checkpoint is the likely cause

@@ -8,11 +8,12 @@ differentiate, so the same definition serves training, evaluation and any engine
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import inspect
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from onnxtrain._classification_losses import (
@@ -152,6 +153,28 @@ def get(identifier: str | Losses | Loss | Mapping[str, Any]) -> Loss:
             identifier = {**identifier, "name": cls.__name__}
             return _ARGUMENT_REGISTRY.get(identifier)
     return _REGISTRY.get(identifier, also_accepted=", a Losses member")
+
+
+@contextlib.contextmanager
+def resolving(own: Mapping[str, type[Loss]]) -> Iterator[None]:
+    """While the block runs, `get` also reads the names of `own`, losses of one's own (load_model's
+    `custom_objects`): each by its key, its class name and the name its instances save (`Loss.name`), as a saved
+    config names it ({"name": "absolute_error"}). Names onnxtrain's losses take stay theirs; nothing stays after.
+    """
+    added: dict[str, type[Loss]] = {}
+    for key, cls in own.items():
+        saved_name = getattr(cls, "name", "")  # a dataclass field's default, on the class
+        for name in (key, cls.__name__, saved_name):
+            normalized = _normalize(name) if isinstance(name, str) and name else ""
+            taken = normalized in _REGISTRY.classes or normalized in _REGISTRY.aliases
+            if normalized and not taken:
+                added.setdefault(normalized, cls)
+    _REGISTRY.classes.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            _REGISTRY.classes.pop(name, None)
 
 
 def _from_keras_config(config: Mapping[str, Any]) -> dict[str, Any]:

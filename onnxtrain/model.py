@@ -25,7 +25,7 @@ from onnxtrain._model_base import ModelBase, check_probability_outputs, named_ou
 from onnxtrain._model_fit import ModelFit
 from onnxtrain._model_prediction import ModelPrediction
 from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedError
-from onnxtrain.functional import Functional
+from onnxtrain.functional import Functional, check_model_arguments
 from onnxtrain.layers import Input
 from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, Losses
@@ -72,6 +72,8 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
         name: str = "functional",
         seed: int | None = None,
     ):
+        check_model_arguments(type(self), inputs, outputs)  # Keras' model subclassing; Model() with nothing
+        assert inputs is not None and outputs is not None
         if isinstance(outputs, Mapping):
             outputs = named_outputs(outputs)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):

@@ -5,6 +5,9 @@ keeps that interface: `OutputLosses` is the model's Loss (the weighted sum of on
 every output's labels packed into one float32 array [batch, width] (class indices are exact in float32 below 2**24)
 and unpacked inside the graph; the outputs an engine returns are every output flattened into one array, followed
 by one column per output holding that output's loss (`pack_outputs`).
+
+An output may have no loss (Keras' `loss=[..., None]`, or a loss dict that leaves it out): it takes no labels,
+adds nothing to the loss and logs nothing, and is still predicted and exported (`NoLoss`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,24 @@ Shape = tuple[int, ...]
 
 
 @dataclass(frozen=True)
+class NoLoss(Loss):
+    """The loss of an output compile gave none (None in a loss list, or left out of a loss dict): the output takes
+    no labels and adds 0 to the model's loss (`OutputLosses.emit_outputs`), and is predicted as it is."""
+
+    name: str = field(default="none", init=False)
+
+    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
+        # 0 * sum(output) rather than no node at all: the output's own weights stay on the loss's graph, with a
+        # zero gradient, as ONNX Runtime's gradient builder refuses a parameter the loss does not reach ("as it's
+        # unreachable from the output node(s)"). Only an output holding inf or NaN would make it NaN.
+        total = builder.node("ReduceSum", [output], hint="unused", keepdims=0)
+        return builder.node("Mul", [total, builder.constant(0.0, "no_loss")], hint="no_loss")
+
+
+NO_LOSS = NoLoss()
+
+
+@dataclass(frozen=True)
 class OutputSpec:
     """What compile fixed for one output: its name (the layer's), shape, loss, loss weight, metrics and weighted
     metrics (`WeightedMetric`s, keyed as Keras keys them)."""
@@ -44,14 +65,21 @@ class OutputSpec:
         return math.prod(self.shape)
 
     @property
+    def has_loss(self) -> bool:
+        """Whether the output has a loss, and so takes labels (see `NoLoss`)."""
+        return not isinstance(self.loss, NoLoss)
+
+    @property
     def label_width(self) -> int:
+        if not self.has_loss:
+            return 0
         return 1 if self.loss.classification else self.size
 
     def get_config(self) -> dict[str, Any]:
         config = {
             "name": self.name,
             "shape": list(self.shape),
-            "loss": self.loss.get_config(),
+            "loss": self.loss.get_config() if self.has_loss else None,
             "weight": self.weight,
             "metrics": [m.get_config() for m in self.metrics],
         }
@@ -81,6 +109,13 @@ class OutputLosses(Loss):
         return sum(spec.label_width for spec in self.outputs)
 
     @property
+    def _logged(self) -> tuple[OutputSpec, ...]:
+        """The outputs whose loss the logs show as `<output>_loss`: as in Keras 3, every output with a loss where
+        two or more have one; none where only one has (its loss is the model's `loss`)."""
+        with_loss = tuple(spec for spec in self.outputs if spec.has_loss)
+        return with_loss if len(with_loss) > 1 else ()
+
+    @property
     def packed_width(self) -> int:
         """Columns of the outputs array an engine returns: each output flattened, then one loss per output."""
         return packed_width([spec.shape for spec in self.outputs])
@@ -100,6 +135,12 @@ class OutputLosses(Loss):
         total = ""
         start = 0
         for index, (spec, output) in enumerate(zip(self.outputs, outputs, strict=True)):
+            if not spec.has_loss:
+                with builder.scope(spec.name):
+                    value = spec.loss.emit(builder, output, labels)  # 0, reading no labels: `NoLoss`
+                per_output.append(value)
+                total = value if not total else builder.node("Add", [total, value], hint="total")
+                continue
             with builder.scope(spec.name):
                 columns = builder.node(
                     "Slice",
@@ -143,17 +184,58 @@ class OutputLosses(Loss):
         return np.float32, (None, self.label_width)
 
     def prepare_labels(self, y: Any, output_shape: Shape, argument: str = "y") -> np.ndarray:
-        """One label array per output (a list in the outputs' order, or a dict keyed by output name), each checked
-        by its output's loss, packed into one float32 array."""
-        given = self.per_output(y, argument)
-        prepared = [
-            spec.loss.prepare_labels(value, spec.shape, f"{argument}[{spec.name!r}]")
+        """The labels of each output that has a loss (`targets`), each checked by its output's loss, packed into
+        one float32 array."""
+        given = self.targets(y, argument)
+        prepared = {
+            spec.name: spec.loss.prepare_labels(value, spec.shape, f"{argument}[{spec.name!r}]")
             for spec, value in zip(self.outputs, given, strict=True)
-        ]
-        counts = {spec.name: len(value) for spec, value in zip(self.outputs, prepared, strict=True)}
+            if spec.has_loss
+        }
+        counts = {name: len(value) for name, value in prepared.items()}
         if len(set(counts.values())) > 1:
             raise InvalidArgumentError(f"{argument} expects as many labels for every output. Received: {counts}")
-        return np.concatenate([value.reshape(len(value), -1).astype(np.float32) for value in prepared], axis=1)
+        return np.concatenate([value.reshape(len(value), -1).astype(np.float32) for value in prepared.values()], axis=1)
+
+    def targets(self, y: Any, argument: str = "y") -> list[Any]:
+        """fit's and evaluate's `y`, one entry per output in the outputs' order (None for an output without a
+        loss, whose target is not read): a dict keyed by output name, which may leave those outputs out; a list
+        of one array per output (any value, None included, where an output has no loss), or, as Keras takes it,
+        of one array per output that has a loss."""
+        with_loss = [spec.name for spec in self.outputs if spec.has_loss]
+        if len(with_loss) == len(self.outputs):
+            return self.per_output(y, argument)
+        if isinstance(y, Mapping):
+            unknown = [key for key in y if key not in self.names]
+            missing = [name for name in with_loss if y.get(name) is None]
+            if unknown or missing:
+                raise InvalidArgumentError(
+                    f"{argument} expects one entry per output that has a loss ({with_loss}), keyed by output name "
+                    f"(outputs: {self.names}). Received keys: {list(y)}"
+                    + (f" (unknown: {unknown})" if unknown else "")
+                    + (f" (missing: {missing})" if missing else "")
+                )
+            return [y[spec.name] if spec.has_loss else None for spec in self.outputs]
+        if isinstance(y, list | tuple):
+            if len(y) == len(with_loss):
+                given = iter(y)
+                return [next(given) if spec.has_loss else None for spec in self.outputs]
+            if len(y) != len(self.outputs):
+                raise InvalidArgumentError(
+                    f"{argument} expects one array per output ({len(self.outputs)}: {self.names}; None where an "
+                    f"output has no loss), or one per output that has a loss ({len(with_loss)}: {with_loss}). "
+                    f"Received: a list of {len(y)}"
+                )
+            missing = [
+                spec.name for spec, value in zip(self.outputs, y, strict=True) if spec.has_loss and value is None
+            ]
+            if missing:
+                raise InvalidArgumentError(
+                    f"{argument} expects an array for every output that has a loss ({with_loss}). Received: None for "
+                    f"{missing}"
+                )
+            return [value if spec.has_loss else None for spec, value in zip(self.outputs, y, strict=True)]
+        return self.per_output(y, argument)  # its message for what is neither
 
     def per_output(self, value: Any, argument: str) -> list[Any]:
         """`value` given per output, as a list in the outputs' order or a dict keyed by output name, as a list."""
@@ -163,7 +245,9 @@ class OutputLosses(Loss):
             if unknown or missing:
                 raise InvalidArgumentError(
                     f"{argument} expects one entry per output, keyed by the output names {self.names}. Received "
-                    f"keys: {list(value)}" + (f" (unknown: {unknown})" if unknown else "")
+                    f"keys: {list(value)}"
+                    + (f" (unknown: {unknown})" if unknown else "")
+                    + (f" (missing: {missing})" if missing else "")
                 )
             return [value[name] for name in self.names]
         if isinstance(value, list | tuple):
@@ -204,9 +288,11 @@ class OutputLosses(Loss):
         losses_start = packed.shape[1] - len(self.outputs)
         # Each row carries the mean loss of the rows its run saw (the batch's, or a split step's share's): the sum
         # down the column is the batch's loss sum either way.
+        logged = {spec.name for spec in self._logged}
         sums: dict[str, Sums] = {
             f"{spec.name}_loss": float(np.sum(packed[:, losses_start + i], dtype=np.float64))
             for i, spec in enumerate(self.outputs)
+            if spec.name in logged
         }
         if any(spec.figures for spec in self.outputs):
             unpacked = zip(self.outputs, self.unpack_outputs(packed), self.unpack_labels(labels), strict=True)
@@ -227,11 +313,11 @@ class OutputLosses(Loss):
     def keys(self) -> list[str]:
         """The keys of `batch_sums`, in order: each output's loss, each output's metrics, then each output's
         weighted metrics (Keras 3's order)."""
-        return [f"{spec.name}_loss" for spec in self.outputs] + list(self.metric_keys())
+        return [f"{spec.name}_loss" for spec in self._logged] + list(self.metric_keys())
 
     def zeros(self) -> dict[str, Sums]:
         """The sums before the first batch."""
-        sums: dict[str, Sums] = {f"{spec.name}_loss": 0.0 for spec in self.outputs}
+        sums: dict[str, Sums] = {f"{spec.name}_loss": 0.0 for spec in self._logged}
         for spec in self.outputs:
             sums.update({f"{spec.name}_{metric.value}": metric.zeros(spec.shape) for metric in spec.metrics})
         for spec in self.outputs:
@@ -252,7 +338,7 @@ class OutputLosses(Loss):
                 _output_spec(
                     str(spec["name"]),
                     tuple(int(d) for d in spec["shape"]),
-                    losses.get(spec["loss"]),
+                    NO_LOSS if spec["loss"] is None else losses.get(spec["loss"]),
                     float(spec.get("weight", 1.0)),
                     spec.get("metrics", []),
                     spec.get("weighted_metrics", []),
@@ -302,14 +388,16 @@ def resolve(
     """compile's arguments for a model of several outputs as one OutputLosses.
 
     Args:
-        loss: one loss for every output, a list (one per output) or a dict keyed by output name.
+        loss: one loss for every output, a list (one per output) or a dict keyed by output name. None in the list,
+            or an output left out of the dict, gives that output no loss (`NoLoss`); at least one needs one.
         loss_weights: None (1 each), a list or a dict keyed by output name (missing names weigh 1, as in Keras).
-        metrics: None; one metric or a flat list of them, for every output; a list of lists (one per output, None
-            for none); or a dict keyed by output name (one metric or a list each).
+        metrics: None; one metric or a flat list of them, for every output (that has a loss); a list of lists (one
+            per output, None for none); or a dict keyed by output name (one metric or a list each).
         weighted_metrics: as `metrics`; each weighs an output's examples by that output's sample weights.
 
     Raises:
-        InvalidArgumentError: a list of the wrong length, or a dict key that names no output.
+        InvalidArgumentError: a list of the wrong length, a dict key that names no output, no output with a loss,
+            or metrics given for an output without one.
     """
     names = list(names)
     if isinstance(loss, list | tuple):
@@ -318,6 +406,11 @@ def resolve(
         per_loss = _keyed(loss, names, "loss", default=None)
     else:
         per_loss = [loss] * len(names)
+    if all(each is None or isinstance(each, NoLoss) for each in per_loss):
+        raise InvalidArgumentError(
+            f"compile(loss=...) expects a loss for at least one output of {names}; an output without one (None in "
+            f"a list, or left out of a dict) is only predicted. Received: loss={loss!r}"
+        )
     if loss_weights is None:
         weights: list[Any] = [1.0] * len(names)
     elif isinstance(loss_weights, list | tuple):
@@ -334,19 +427,35 @@ def resolve(
             raise InvalidArgumentError(
                 f"loss_weights expects non-negative finite numbers. Received: {weight!r} for output {name!r}"
             )
-    per_metrics = _per_output_metrics(metrics, names, "metrics")
-    per_weighted = _per_output_metrics(weighted_metrics, names, "weighted_metrics")
-    missing = [name for name, value in zip(names, per_loss, strict=True) if value is None]
-    if missing:
-        raise InvalidArgumentError(f"loss given as a dict has no loss for output(s) {missing}. Outputs: {names}")
+    owns = [NO_LOSS if each is None else losses.get(each) for each in per_loss]
+    per_metrics = _without_loss_metrics(metrics, names, owns, "metrics")
+    per_weighted = _without_loss_metrics(weighted_metrics, names, owns, "weighted_metrics")
     return OutputLosses(
         tuple(
-            _output_spec(name, tuple(shape), losses.get(each_loss), float(weight), each_metrics, each_weighted)
-            for name, shape, each_loss, weight, each_metrics, each_weighted in zip(
-                names, shapes, per_loss, weights, per_metrics, per_weighted, strict=True
+            _output_spec(name, tuple(shape), own, float(weight), each_metrics, each_weighted)
+            for name, shape, own, weight, each_metrics, each_weighted in zip(
+                names, shapes, owns, weights, per_metrics, per_weighted, strict=True
             )
         )
     )
+
+
+def _without_loss_metrics(metrics: Any, names: list[str], owns: list[Loss], argument: str) -> list[Any]:
+    """Each output's metrics (`_per_output_metrics`), none for an output without a loss: metrics given for every
+    output skip it, and metrics given for it by name or position are refused, as it takes no labels."""
+    per_output = _per_output_metrics(metrics, names, argument)
+    for_each = not _given_per_output(metrics)
+    result = []
+    for name, own, each in zip(names, owns, per_output, strict=True):
+        if isinstance(own, NoLoss):
+            if _as_list(each) and not for_each:
+                raise InvalidArgumentError(
+                    f"{argument} for output {name!r}, which has no loss: it takes no targets, so no metric can "
+                    f"compare it with them. Give it a loss, or leave its {argument} out. Received: {each!r}"
+                )
+            each = []
+        result.append(each)
+    return result
 
 
 def _per_output_metrics(metrics: Any, names: list[str], argument: str) -> list[Any]:
@@ -354,9 +463,16 @@ def _per_output_metrics(metrics: Any, names: list[str], argument: str) -> list[A
         return [[]] * len(names)
     if isinstance(metrics, Mapping) and "class_name" not in metrics:
         return _keyed(metrics, names, argument, default=[])
-    if isinstance(metrics, list | tuple) and any(isinstance(m, list | tuple | type(None)) for m in metrics):
+    if _given_per_output(metrics):
         return _listed(metrics, names, argument)
     return [metrics] * len(names)
+
+
+def _given_per_output(metrics: Any) -> bool:
+    """Whether compile's metrics are given per output (a dict by name, or a list of lists), not for every output."""
+    if isinstance(metrics, Mapping):
+        return "class_name" not in metrics
+    return isinstance(metrics, list | tuple) and any(isinstance(m, list | tuple | type(None)) for m in metrics)
 
 
 def _listed(values: Sequence[Any], names: list[str], argument: str) -> list[Any]:

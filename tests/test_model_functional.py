@@ -9,7 +9,7 @@ import pytest
 
 from onnxtrain import Model, Sequential, load_model
 from onnxtrain.callbacks import LambdaCallback
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
 from onnxtrain.layers import Add, BatchNormalization, Concatenate, Conv2D, Dense, Flatten, Input, MaxPooling2D, ReLU
 
 SUMMARY = """\
@@ -346,3 +346,22 @@ def test_a_model_of_two_inputs_is_called_with_them_as_arguments_or_a_list():
     x, y = Input(3, name="x"), Input(3, name="y")
     with Model([x, y], pair(x, y), name="outer", seed=0) as outer:
         np.testing.assert_allclose(outer([left, right]), eager, rtol=1e-6)  # pair inside outer
+
+
+def test_keras_model_subclassing_and_a_model_of_nothing_are_refused_saying_how_to_build_one():
+    class MyModel(Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = Dense(4)
+
+        def call(self, x):
+            return self.hidden(x)
+
+    with pytest.raises(UnsupportedError, match=r"^MyModel subclasses Model and defines call\(\), Keras' model "
+                       r"subclassing, which onnxtrain does not support: .*docs/layers\.md"):  # fmt: skip
+        MyModel()
+    with pytest.raises(InvalidTypeError, match=r"Model\(\) expects inputs and outputs: .*Received: no inputs and no "
+                       r"outputs$"):  # fmt: skip
+        Model()
+    with pytest.raises(InvalidTypeError, match=r"Received: no outputs$"):
+        Model(Input(4))

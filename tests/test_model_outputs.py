@@ -209,7 +209,6 @@ def test_summary_marks_each_output_by_its_loss():
          r"Received: a list of 3"),
         ({"loss": {"kind": "mse", "sizes": "mse"}}, InvalidArgumentError, r"output names as keys: \['kind', 'size'\]\. "
          r"Received unknown key\(s\): \['sizes'\]"),
-        ({"loss": {"kind": "mse"}}, InvalidArgumentError, r"no loss for output\(s\) \['size'\]"),
         ({"loss": "mse", "loss_weights": [1.0]}, InvalidArgumentError, r"loss_weights given as a list .* 2 .* of 1"),
         ({"loss": "mse", "loss_weights": [1.0, -1.0]}, InvalidArgumentError, r"non-negative .* -1.0 for output 'size'"),
         ({"loss": "mse", "metrics": {"other": "mae"}}, InvalidArgumentError, r"Received unknown key\(s\): \['other'\]"),
