@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from onnxtrain._checks import as_real, check_bool
+from onnxtrain.callbacks._hooks import UNCALLED_ADVICE, UNCALLED_HOOKS, check_hooks
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.progress import log_once, print_once
 
@@ -25,19 +26,6 @@ callback may add a figure to it (as LearningRateScheduler and ReduceLROnPlateau 
 the History and the callbacks after it see it. The progress line is printed before the callbacks run, so that what
 they print follows it, and shows only fit's own figures."""
 logger = logging.getLogger("onnxtrain")
-
-
-# Keras hooks that fit never calls: evaluate and predict take no callbacks. Overriding one earns a warning.
-UNCALLED_HOOKS = (
-    "on_test_begin",
-    "on_test_end",
-    "on_test_batch_begin",
-    "on_test_batch_end",
-    "on_predict_begin",
-    "on_predict_end",
-    "on_predict_batch_begin",
-    "on_predict_batch_end",
-)
 
 
 class CallbackModel(Protocol):
@@ -69,6 +57,8 @@ class Callback:
     `on_batch_end` as their aliases (the `on_train_batch_*` defaults call them), so a callback overriding either
     spelling is called once per batch. Batches are numbered from 1 in each epoch; begin gets no logs, end gets
     the running loss and metrics of the epoch. Keras' test and predict hooks are never called (a warning says so).
+    `fit` refuses, before its first step, a hook it could not call as written: one under KotlinDL's camelCase name
+    (`onEpochEnd`), or one whose signature cannot take Keras' arguments (KotlinDL's `on_epoch_end(epoch, event, logs)`).
 
     Overriding an end hook makes `fit` compute running figures every batch (a microsecond or so per step);
     a subclass can opt out by setting `wants_batches = False` while a flag of its own leaves that hook idle.
@@ -159,8 +149,7 @@ def _warn_about_uncalled_hooks(callback: Callback) -> None:
     if hooks:
         warnings.warn(
             f"Callback {type(callback).__name__} overrides {', '.join(hooks)}, which onnxtrain never calls: "
-            "evaluate and predict take no callbacks, and fit's validation runs none. Move the code to "
-            "on_epoch_end (its logs hold the val_* figures), or run it after evaluate()/predict().",
+            + UNCALLED_ADVICE,
             UserWarning,
             stacklevel=5,  # the user's fit call: Sequential.fit -> Trainer.fit -> CallbackList -> here
         )
@@ -272,15 +261,18 @@ def check_log_keys(callbacks: Any, logged: Sequence[str], validating: bool) -> N
 
 
 def check_fit_start(callbacks: Any, directions: Mapping[str, str]) -> None:
-    """Call every callback's `check_fit_start` with the figures' `directions`, in order (`callbacks` as
-    `check_log_keys` takes them), before fit's first step."""
+    """Before fit's first step, refuse a callback whose hooks fit could not call as written (`check_hooks`: a
+    KotlinDL camelCase name, a signature that cannot take Keras' arguments), then call every callback's
+    `check_fit_start` with the figures' `directions`, in order (`callbacks` as `check_log_keys` takes them)."""
     if isinstance(callbacks, Callback):
         callbacks = [callbacks]
     if isinstance(callbacks, str | bytes) or not isinstance(callbacks, Sequence | set):
         return
+    callbacks = [callback for callback in callbacks if isinstance(callback, Callback)]
     for callback in callbacks:
-        if isinstance(callback, Callback):
-            callback.check_fit_start(MappingProxyType(dict(directions)))
+        check_hooks(callback)
+    for callback in callbacks:
+        callback.check_fit_start(MappingProxyType(dict(directions)))
 
 
 def _missing_key(reader: str, key: str, available: list[str], validating: bool) -> str:

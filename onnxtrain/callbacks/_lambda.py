@@ -6,19 +6,21 @@ from collections.abc import Callable
 from typing import Any
 
 from onnxtrain.callbacks._callback import UNCALLED_HOOKS, Callback, Logs
+from onnxtrain.callbacks._hooks import call_problem, shown_signature
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
-# The hooks fit calls, each with the positional arguments Keras passes (batch hooks also get `logs=` by name).
-_HOOKS = (
-    "on_train_begin",
-    "on_train_end",
-    "on_epoch_begin",
-    "on_epoch_end",
-    "on_train_batch_begin",
-    "on_train_batch_end",
-    "on_batch_begin",
-    "on_batch_end",
-)
+# The hooks fit calls, each with the arguments Keras passes: (positional count, keyword names, as shown).
+_HOOKS: dict[str, tuple[int, tuple[str, ...], str]] = {
+    "on_train_begin": (1, (), "(logs)"),
+    "on_train_end": (1, (), "(logs)"),
+    "on_epoch_begin": (2, (), "(epoch, logs)"),
+    "on_epoch_end": (2, (), "(epoch, logs)"),
+    **{
+        f"on_{kind}_{when}": (1, ("logs",), "(batch, logs=logs)")
+        for kind in ("train_batch", "batch")
+        for when in ("begin", "end")
+    },
+}
 
 
 class LambdaCallback(Callback):
@@ -64,6 +66,8 @@ class LambdaCallback(Callback):
         for name, function in given.items():
             if function is not None and not callable(function):
                 raise InvalidTypeError(f"LambdaCallback({name}=...) expects a function. Received: {function!r}")
+            if function is not None and name in _HOOKS:
+                _check_arguments(name, function)
         self._functions: dict[str, Callable[..., Any]] = {
             name: f for name, f in given.items() if f is not None and name in _HOOKS
         }
@@ -107,3 +111,14 @@ class LambdaCallback(Callback):
         function = self._functions.get("on_train_batch_end", self._functions.get("on_batch_end"))
         if function is not None:
             function(batch, logs=logs)
+
+
+def _check_arguments(name: str, function: Callable[..., Any]) -> None:
+    """Refuse now a function that cannot take the arguments fit will pass it, rather than after an epoch."""
+    positional, by_name, shown = _HOOKS[name]
+    problem = call_problem(function, positional, by_name)
+    if problem is not None:
+        raise InvalidTypeError(
+            f"LambdaCallback({name}=...) expects a function that fit can call as {name}{shown}: {problem}. "
+            f"Received: {name}={function!r}, which takes {shown_signature(function)}"
+        )
