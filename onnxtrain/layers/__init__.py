@@ -33,6 +33,7 @@ from onnxtrain.layers._dropout import Dropout, SpatialDropout1D, SpatialDropout2
 from onnxtrain.layers._embedding import Embedding
 from onnxtrain.layers._group_normalization import GroupNormalization
 from onnxtrain.layers._hashing import Hashing
+from onnxtrain.layers._lambda import Lambda
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, format_shape
 from onnxtrain.layers._lookup import IntegerLookup
 from onnxtrain.layers._masking import Masking
@@ -136,6 +137,7 @@ __all__ = [
     "Hashing",
     "Input",
     "IntegerLookup",
+    "Lambda",
     "Layer",
     "LayerNormalization",
     "LeakyReLU",
