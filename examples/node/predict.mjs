@@ -3,8 +3,10 @@
 //   npm ci --ignore-scripts            # the CPU binaries ship in the package; the script only fetches CUDA ones
 //   node predict.mjs model.onnx images.npy [--input-scale 0.00392156862745098]
 //
-// images.npy holds a batch shaped like the model's input, checked against the model's input (its per-example
-// shape and type) before anything runs, as onnxtrain's InferenceModel checks it. For a float32 input: float32
+// images.npy holds a batch shaped like the model's input (or one example, without the batch axis; C or Fortran
+// order), checked against the model's input (its per-example shape and type) before anything runs, as onnxtrain's
+// InferenceModel checks it: NaN, infinities and float64 values beyond float32's range are refused with their
+// position and value, as Python refuses them. For a float32 input: float32
 // ('<f4') or float64 ('<f8') as the model was trained on, or integer pixels (uint8 '|u1', ...), which are scaled as
 // onnxtrain's own predict does: by the model's `input_scale` metadata (1/255 for Fashion-MNIST), or by
 // --input-scale where given (a model exported by another tool has no such metadata). A scale of 1/n divides by n
@@ -33,7 +35,6 @@ function readNpy(path) {
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*True/.test(header);
   const shape = /'shape':\s*\(([^)]*)\)/.exec(header)[1].split(",").filter((d) => d.trim()).map(Number);
-  if (fortran) throw new Error(`${path}: Fortran-ordered arrays are not supported; save a C-ordered one`);
   const count = shape.reduce((a, b) => a * b, 1);
   const start = bytes.byteOffset + headerStart + headerLength;
   const types = {
@@ -54,7 +55,35 @@ function readNpy(path) {
   if (bytes.length < headerStart + headerLength + size * count) {
     throw new Error(`${path} is truncated: its header says shape (${shape}) of ${descr}, ${size * count} bytes`);
   }
-  return { shape, descr, data: new Type(bytes.buffer.slice(start, start + size * count)) };
+  const data = new Type(bytes.buffer.slice(start, start + size * count));
+  return { shape, descr, data: fortran ? fortranToC(data, shape) : data };
+}
+
+// The values of a Fortran-ordered (column-major) array in C (row-major) order, as numpy's np.load hands them to
+// Python: the first index varies fastest in `values`, the last fastest in the result.
+function fortranToC(values, shape) {
+  if (shape.length < 2) return values;
+  const strides = [];
+  let stride = 1;
+  for (const d of shape) {
+    strides.push(stride);
+    stride *= d;
+  }
+  const out = new values.constructor(values.length);
+  const index = new Array(shape.length).fill(0);
+  let from = 0; // the Fortran offset of `index`, kept up to date as it counts in C order
+  for (let i = 0; i < out.length; i++) {
+    out[i] = values[from];
+    for (let k = shape.length - 1; k >= 0; k--) {
+      if (++index[k] < shape[k]) {
+        from += strides[k];
+        break;
+      }
+      from -= (shape[k] - 1) * strides[k];
+      index[k] = 0;
+    }
+  }
+  return out;
 }
 
 // The string properties of an ONNX model (ModelProto.metadata_props, field 14: {key = 1, value = 2}), read with
@@ -121,18 +150,48 @@ function position(flat, shape) {
   return index.join(", ");
 }
 
-// The per-example shape the model's input takes (its dims after the batch; a named dim takes any size).
-function checkShape(images, input, path) {
+// The batch shape of `images` for the model's input: its own shape for a batch of examples of the per-example
+// shape the input takes (its dims after the batch; a named dim takes any size), or [1, ...shape] for one example
+// of that shape, as InferenceModel takes one.
+function batchShape(images, input, path) {
   const expected = input.shape.slice(1);
-  const given = images.shape.slice(1);
-  const fits = given.length === expected.length && expected.every((d, k) => typeof d !== "number" || d < 0 || d === given[k]);
-  if (!fits || images.shape.length === 0 || images.shape[0] === 0) {
+  const fitsExample = (given) =>
+    given.length === expected.length && expected.every((d, k) => typeof d !== "number" || d < 0 || d === given[k]);
+  if (fitsExample(images.shape)) return [1, ...images.shape];
+  if (images.shape.length === 0 || images.shape[0] === 0 || !fitsExample(images.shape.slice(1))) {
     const shown = expected.map((d) => (typeof d === "number" && d >= 0 ? d : "N")).join(", ");
     throw new Error(
       `${path} expects a batch of examples of shape [${shown}] for input '${input.name}' of the model ` +
         `(shape [N, ${shown}]). Received: shape [${images.shape.join(", ")}]`,
     );
   }
+  return images.shape;
+}
+
+// A value as Python's repr writes it in onnxtrain's messages: nan, inf, -inf, 1e+39.
+function pythonRepr(value) {
+  if (Number.isNaN(value)) return "nan";
+  if (value === Infinity) return "inf";
+  if (value === -Infinity) return "-inf";
+  return String(value);
+}
+
+// Refuse the first value of the float32 `data` that is not finite, as onnxtrain's InferenceModel refuses it
+// (onnxtrain/arrays.py refuse_non_finite): NaN and infinities, or a finite value as given (`givenAt(i)`: a float64,
+// or integer pixels that `scale` takes beyond float32's range). ONNX Runtime would run on them and give NaN probabilities.
+function checkFinite(data, givenAt, shape, path, scale) {
+  const bad = data.findIndex((v) => !Number.isFinite(v));
+  if (bad < 0) return;
+  const value = givenAt(bad);
+  const where = `${path}[${position(bad, shape)}]=${pythonRepr(value)}`;
+  if (Number.isFinite(value)) {
+    const scaled = scale !== null && scale !== 1 ? ` times input_scale=${scale}` : "";
+    throw new Error(
+      `${path} expects values within float32's range (|x| <= 3.4e38), which the model computes in. ` +
+        `Received: ${where}${scaled}`,
+    );
+  }
+  throw new Error(`${path} expects finite values. Received: ${where}`);
 }
 
 // Ids an Embedding reads: whole numbers in [0, input_dim), checked before ONNX Runtime sees them (its Gather
@@ -221,18 +280,23 @@ async function main(argv) {
   const images = readNpy(imagesPath);
   const session = await ort.InferenceSession.create(model);
   const input = session.inputMetadata[0];
-  checkShape(images, input, imagesPath);
+  const shape = batchShape(images, input, imagesPath);
   let ids = null; // the Embedding table the input feeds, where the model's metadata says
   if (metadata["onnxtrain.token_ids"] !== undefined) ids = JSON.parse(metadata["onnxtrain.token_ids"])[input.name] ?? null;
   let data = images.data;
   const type = input.type;
-  if (ids !== null) checkTokenIds(data, images.shape, ids, imagesPath);
+  if (type === "float32" && images.descr[1] === "f") {
+    const given = data;
+    data = given instanceof Float32Array ? given : Float32Array.from(given); // float64 beyond float32's range: inf
+    checkFinite(data, (i) => given[i], shape, imagesPath, null); // before the ids: a NaN is no bad id, as in Python
+  }
+  if (ids !== null) checkTokenIds(data, shape, ids, imagesPath);
   if (type === "int64" || type === "int32") {
-    data = integerData(data, images.shape, type, imagesPath);
+    data = integerData(data, shape, type, imagesPath);
   } else if (type !== "float32") {
     throw new Error(`${modelPath}: input '${input.name}' has type ${type}; this example feeds float32, int64 and int32 inputs`);
   } else if (images.descr[1] === "f" || ids !== null) {
-    data = data instanceof Float32Array ? data : Float32Array.from(data, Number); // floats, token ids: as they are
+    data = data instanceof Float32Array ? data : Float32Array.from(data, Number); // token ids: as they are
   } else {
     const scaleText = scaleAt >= 0 ? argv[scaleAt + 1] : metadata.input_scale;
     if (scaleText === undefined) {
@@ -241,9 +305,11 @@ async function main(argv) {
     }
     const scale = Number(scaleText);
     if (!(scale > 0 && Number.isFinite(scale))) throw new Error(`the input scale must be a positive number, got ${scaleText}`);
-    data = scalePixels(data, scale);
+    const pixels = data;
+    data = scalePixels(pixels, scale);
+    checkFinite(data, (i) => Number(pixels[i]), shape, imagesPath, scale); // a huge --input-scale overflows
   }
-  const [count, ...exampleShape] = images.shape;
+  const [count, ...exampleShape] = shape;
   const exampleSize = exampleShape.reduce((a, b) => a * b, 1);
   const predictions = [];
   const probabilities = session.outputNames.includes("probabilities") ? [] : null;

@@ -1,0 +1,139 @@
+"""examples/node/predict.mjs takes what InferenceModel takes and refuses what it refuses: non-finite values (with
+the index and value), one example without the batch axis, Fortran-ordered .npy files. Needs node and
+examples/node/node_modules (`.ci/run` runs `npm ci --ignore-scripts` there); they are required in CI (CI=true),
+skipped with the reason elsewhere. tests/test_export.py holds the other Node parity tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from onnxtrain import InferenceModel, Sequential
+from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.layers import Dense, Flatten, Input
+from tests.js_harness import in_ci
+
+NODE_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "node"
+PREDICT = NODE_EXAMPLE / "predict.mjs"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _node_and_packages() -> None:
+    reason = None
+    if shutil.which("node") is None:
+        reason = "node is not installed (CI installs Node.js 20)"
+    elif not (NODE_EXAMPLE / "node_modules" / "onnxruntime-node").is_dir():
+        reason = "examples/node/node_modules is missing: run `npm ci --ignore-scripts` in examples/node (.ci/run does)"
+    if reason is not None:
+        if in_ci():
+            pytest.fail(f"CI must run the Node.js example tests: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    """A classifier of [3, 4, 2] examples (no axis of equal sizes, so a wrong memory order changes the outputs)."""
+    path = tmp_path_factory.mktemp("node") / "model.onnx"
+    with Sequential.of(Input(3, 4, 2), Flatten(), Dense(8), Dense(5, activation="linear"), seed=4) as model:
+        model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits")
+        model.input_scale = 1 / 255
+        model.export(path)
+    return path
+
+
+def _images(count: int = 6) -> np.ndarray:
+    return np.random.default_rng(8).normal(size=(count, 3, 4, 2)).astype(np.float32)
+
+
+def _predict_mjs(model: Path, images: np.ndarray, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """predict.mjs on `model` and `images` saved as tmp_path/x.npy (as np.save writes them: Fortran order kept)."""
+    np.save(tmp_path / "x.npy", images)
+    command = ["node", str(PREDICT), str(model), str(tmp_path / "x.npy")]
+    return subprocess.run(command, cwd=NODE_EXAMPLE, capture_output=True, text=True, timeout=120)
+
+
+def _python_message(model: Path, images: np.ndarray) -> str:
+    with InferenceModel.load(model) as python, pytest.raises(InvalidArgumentError) as refused:
+        python.predict(images)
+    return str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value", "where"),
+    [
+        (np.float32, np.nan, (1, 2, 3, 0)),
+        (np.float32, -np.inf, (0, 0, 1, 1)),
+        (np.float64, np.inf, (5, 2, 0, 1)),
+        (np.float64, 1e39, (2, 1, 1, 0)),  # finite, but beyond float32's range: inf once fed
+    ],
+    ids=["nan", "-inf", "float64-inf", "float64-beyond-float32"],
+)
+def test_node_refuses_non_finite_values_with_pythons_message(tmp_path, model_path, dtype, value, where):
+    """A NaN gave class 0 with null probabilities; now Node refuses it as InferenceModel does, naming the first
+    offending index and its value ("x" in Python's message is the file's path in Node's)."""
+    images = _images().astype(dtype)
+    images[where] = value
+    images[5, 2, 3, 1] = np.nan  # a later one: the first is named
+    done = _predict_mjs(model_path, images, tmp_path)
+    assert done.returncode == 1, done.stdout
+    assert done.stdout == ""
+    python = _python_message(model_path, images)
+    assert python.endswith(f"Received: x[{', '.join(map(str, where))}]={value!r}")
+    path = str(tmp_path / "x.npy")
+    assert done.stderr.strip() == path + python[1:].replace("Received: x[", f"Received: {path}[")
+
+
+def test_node_takes_one_example_without_the_batch_axis_as_python_does(tmp_path, model_path):
+    images = _images()
+    done = _predict_mjs(model_path, images[3], tmp_path)
+    assert done.returncode == 0, done.stderr
+    node = json.loads(done.stdout)
+    with InferenceModel.load(model_path) as python:
+        assert node["predictions"] == [python.predict(images[3])]
+        np.testing.assert_allclose(node["probabilities"], [python.predict_softly(images[3])], rtol=0, atol=1e-6)
+        assert node["predictions"] == python.predict(images[3:4]).tolist()  # as the example inside a batch
+
+
+def test_node_names_the_batch_index_of_a_nan_in_one_example(tmp_path, model_path):
+    example = _images()[0]
+    example[2, 3, 0] = np.nan
+    done = _predict_mjs(model_path, example, tmp_path)
+    assert done.returncode == 1
+    assert _python_message(model_path, example) == "x expects finite values. Received: x[0, 2, 3, 0]=nan"
+    path = tmp_path / "x.npy"
+    assert done.stderr.strip() == f"{path} expects finite values. Received: {path}[0, 2, 3, 0]=nan"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_node_reads_fortran_ordered_npy_files_as_numpy_does(tmp_path, model_path, dtype):
+    """A Fortran-ordered .npy (np.save of a transposed or np.asfortranarray array) was refused; now its values are
+    put in C order as np.load gives them to Python, so the outputs are Python's, and the C-ordered file's."""
+    images = _images() if dtype != np.uint8 else np.random.default_rng(2).integers(0, 256, (6, 3, 4, 2), np.uint8)
+    images = images.astype(dtype)
+    fortran = np.asfortranarray(images)
+    np.save(tmp_path / "check.npy", fortran)
+    assert np.load(tmp_path / "check.npy").flags.f_contiguous  # the file is Fortran-ordered
+    done = _predict_mjs(model_path, fortran, tmp_path)
+    assert done.returncode == 0, done.stderr
+    node = json.loads(done.stdout)
+    with InferenceModel.load(model_path) as python:
+        assert node["predictions"] == python.predict(images).tolist()
+        np.testing.assert_allclose(node["probabilities"], python.predict_softly(images), rtol=0, atol=1e-6)
+    c_ordered = _predict_mjs(model_path, np.ascontiguousarray(images), tmp_path)
+    assert json.loads(c_ordered.stdout) == node
+
+
+def test_node_still_refuses_a_shape_that_is_neither_a_batch_nor_one_example(tmp_path, model_path):
+    done = _predict_mjs(model_path, _images()[:, :, :, :1], tmp_path)
+    assert done.returncode == 1
+    assert "Received: shape [6, 3, 4, 1]" in done.stderr
+    done = _predict_mjs(model_path, _images()[0, :, :, :1], tmp_path)
+    assert done.returncode == 1
+    assert "Received: shape [3, 4, 1]" in done.stderr
