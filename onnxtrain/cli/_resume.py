@@ -78,6 +78,10 @@ def _resume(args: argparse.Namespace, check_only: bool = False) -> int:
     args.checkpoint_every = args.checkpoint_every or record.get("checkpoint_every")
     fresh = bool(getattr(args, "fresh_optimizer", False))
     model = _load_to_resume(run.directory, threads, getattr(args, "engine", None), fresh)
+    history = resumed_history(run.history, trained)
+    lacking = _history_gap_note(run.history, history.epochs, run.directory, trained)
+    if lacking is not None:
+        print_once(f"onnxtrain train: note: {lacking}", file=sys.stderr)
     with model:
         refuse_scaling_twice(model, datasets, sources["train"])
         if fresh:
@@ -120,8 +124,37 @@ def _resume(args: argparse.Namespace, check_only: bool = False) -> int:
                 **({"engine": engines.resolve(str(engine))} if engine is not None else {}),
                 "workers": _workers_note(threads),
             },
-            history=resumed_history(run.history, trained),
+            history=history,
         )
+
+
+def _history_gap_note(path: Path | None, listed: list[int], directory: Path, trained: int) -> str | None:
+    """What to say of a history.csv at `path` whose epochs (`listed`, cut to the model's) miss some that the model
+    in `directory` has trained (`trained`) after the first it lists, or None where it lists them all. An older
+    onnxtrain, killed between a checkpoint's model/ and its history.csv, could leave one behind its model: their
+    metrics are lost, and the resumed history.csv goes on without them rather than filling anything in."""
+    if path is None or not listed:  # a model saved without a run's history: its epochs were never listed
+        return None
+    missing = sorted(set(range(listed[0], trained + 1)) - set(listed))
+    if not missing:
+        return None
+    return (
+        f"{path} lists {_epoch_ranges(listed)}, and {directory} has trained {trained}: it lacks "
+        f"{_epoch_ranges(missing)} (model/ was saved and the run killed before history.csv was), so the resumed "
+        f"history.csv goes on without {'it' if len(missing) == 1 else 'them'}."
+    )
+
+
+def _epoch_ranges(epochs: list[int]) -> str:
+    """Sorted epoch numbers as "epoch 3", "epochs 1-2" or "epochs 1-30, 34"."""
+    runs: list[list[int]] = []
+    for epoch in epochs:
+        if runs and epoch == runs[-1][1] + 1:
+            runs[-1][1] = epoch
+        else:
+            runs.append([epoch, epoch])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    return f"epoch{'s' if len(epochs) > 1 else ''} {text}"
 
 
 def _resumed_batch_size(args: argparse.Namespace, record: dict[str, Any], run_json: Path) -> tuple[int, str]:

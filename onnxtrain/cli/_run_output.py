@@ -1,8 +1,9 @@
-"""The output folder of an `onnxtrain train` run, kept consistent: history.csv is written (atomically) only right
-after model/ is, so it lists the epochs model/ holds; the model's state at the end of its last finished epoch is
-kept in memory, so that an interrupted run saves that epoch boundary (and `--resume` continues it exactly); with
-`--checkpoint-every N` it is saved every N epochs; and a save the output folder refuses (a full disk) goes to a
-folder in the system's temporary directory instead, so that the trained model is not lost."""
+"""The output folder of an `onnxtrain train` run, kept consistent: history.csv is written (atomically) right before
+model/ is, so it lists the epochs model/ holds (after a kill between the two, one more, which --resume cuts); the
+model's state at the end of its last finished epoch is kept in memory, so that an interrupted run saves that epoch
+boundary (and `--resume` continues it exactly); with `--checkpoint-every N` it is saved every N epochs; and a save
+the output folder refuses (a full disk) goes to a folder in the system's temporary directory instead, so that the
+trained model is not lost."""
 
 from __future__ import annotations
 
@@ -110,25 +111,34 @@ class RunOutput(Callback):
         folder: Path | None = None,
         note: dict[str, Any] | None = None,
     ) -> Path:
-        """Write model/ (`files`, else the model as it is now), then history.csv (its epochs up to the saved
-        model's) and run.json (the record, updated by `note`) into `folder` (default: the output folder). Returns
-        the model's folder.
+        """Write history.csv (its epochs up to those of the model saved) and run.json (the record, updated by
+        `note`), then model/ (`files`, else the model as it is now) into `folder` (default: the output folder).
+        Returns the model's folder.
+
+        In that order, a kill between the writes leaves a history.csv ahead of model/, which --resume cuts to the
+        model's epochs (`resumed_history`); model/ first could leave model/ ahead, with epochs no history.csv lists.
 
         Raises:
-            OSError, OnnxtrainError: the save's (model/ as it was, and history.csv, are then untouched).
+            OSError, OnnxtrainError: the save's (model/, history.csv and run.json are then as they were).
         """
         target = self.folder if folder is None else folder
         assert target is not None, "fit calls on_train_begin before anything is saved"
         files = model_files_now(self.model) if files is None else files  # type: ignore[arg-type]
         replace = self.overwrite or (self.model_written and folder is None)
         mode = WritingMode.OVERRIDE if replace else WritingMode.FAIL_IF_EXISTS
-        directory = save_files(target / "model", files, mode, replaceable=SAVED_FILES, argument="--output")
+        before = {name: _contents(target / name) for name in (HISTORY_FILE, RUN_FILE)}
+        try:
+            self.write_history(target, _epochs_in(files))
+            if self.record is not None:
+                record = {k: v for k, v in self.record.items() if k not in ("checkpoint", "interrupted")}
+                text = json.dumps({**record, **(note or {})}, indent=2) + "\n"
+                write_atomically(target / RUN_FILE, text.encode())
+            directory = save_files(target / "model", files, mode, replaceable=SAVED_FILES, argument="--output")
+        except (OSError, OnnxtrainError, KeyboardInterrupt):  # a refused or abandoned save (a kill runs nothing)
+            _restore(target, before)
+            raise
         if folder is None:
             self.model_written = True
-        self.write_history(target, _epochs_in(files))
-        if self.record is not None:
-            record = {k: v for k, v in self.record.items() if k not in ("checkpoint", "interrupted")}
-            write_atomically(target / RUN_FILE, (json.dumps({**record, **(note or {})}, indent=2) + "\n").encode())
         return directory
 
     def write_history(self, folder: Path, epochs: int) -> Path:
@@ -139,6 +149,27 @@ class RunOutput(Callback):
             epochs=[self.history.epochs[i] for i in kept],
         )
         return history.to_csv(folder / HISTORY_FILE)
+
+
+def _contents(path: Path) -> bytes | None:
+    """The bytes of the file at `path`, or None where there is none (or it cannot be read)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _restore(folder: Path, before: Mapping[str, bytes | None]) -> None:
+    """Put back the files of `folder` named in `before` as they were (None: absent), as far as the folder lets us:
+    a refused save leaves no history.csv or run.json that claims its epochs."""
+    for name, data in before.items():
+        try:
+            if data is None:
+                (folder / name).unlink(missing_ok=True)
+            else:
+                write_atomically(folder / name, data)
+        except OSError:  # the disk that refused the model: its history.csv stays ahead, which --resume cuts
+            pass
 
 
 def check_free_space(output: Path, files: Mapping[str, bytes]) -> None:

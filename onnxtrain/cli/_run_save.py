@@ -17,9 +17,9 @@ from onnxtrain.model_files import CONFIG_FILE
 
 
 def _save_run(run: RunOutput, files: dict[str, bytes], note: dict[str, Any], written: list[tuple[str, str]]) -> None:
-    """Write model/ (`files`), history.csv, run.json (updated by `note`) and curves.png into the output folder,
-    adding to `written` as each is written; model/ where the output folder refuses it (a full disk): into a folder
-    of the temporary directory.
+    """Write history.csv, run.json (updated by `note`), model/ (`files`: `RunOutput.save` writes them in that
+    order) and curves.png into the output folder, adding to `written` what was written; model/ where the output
+    folder refuses it (a full disk): into a folder of the temporary directory.
 
     Raises:
         OSError: the output folder refused the model (saying where it went instead).

@@ -17,7 +17,14 @@ from pathlib import Path
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError
 from onnxtrain.saving._fsync import fsync_directory as _fsync_directory
 from onnxtrain.saving._journal import finish_appends
-from onnxtrain.saving._scratch import SCRATCH_PREFIX, locked, remove_entry, remove_stale, scratch_entries
+from onnxtrain.saving._scratch import (
+    SCRATCH_PREFIX,
+    locked,
+    remove_entry,
+    remove_stale,
+    remove_stale_beside,
+    scratch_entries,
+)
 
 
 def resolve_model_directory(directory: str | os.PathLike[str]) -> Path:
@@ -114,6 +121,7 @@ def recover(target: Path) -> bool:
         restored = True
     for entry in stale:
         remove_entry(entry.path)
+    remove_stale_beside(target.parent)  # killed saves of the target's neighbours (a run folder's history.csv...)
     if target.is_dir():
         restored |= finish_appends(target)  # before the stale scratch files go: a journal names some of them
         remove_stale(target, None)

@@ -94,6 +94,19 @@ def remove_stale(folder: Path, name: str | None) -> None:
             remove_entry(entry.path)
 
 
+def remove_stale_beside(folder: Path) -> None:
+    """Remove the stale "tmp" entries of every name in `folder` (the staged copies and temporary files of killed
+    saves of its other entries, which would otherwise stay until those were saved again), unless `folder` holds an
+    APPEND's journal: a killed APPEND into `folder` itself names some of them, and only its own recovery may go.
+    "new" entries stay: each is a complete directory that its own target's recovery installs."""
+    entries = scratch_entries(folder, None)
+    if any(entry.kind == "commit" for entry in entries):
+        return
+    for entry in entries:
+        if entry.kind == "tmp" and entry.is_stale():
+            remove_entry(entry.path)
+
+
 @contextlib.contextmanager
 def locked(target: Path, *, exclusive: bool) -> Iterator[None]:
     """flock a lock file beside `target` (never deleted: unlinking a lock file races with its users)."""
