@@ -479,7 +479,8 @@ def test_only_fits_training_data_sets_the_input_scale_and_class_names(blobs):
         with pytest.raises(InvalidArgumentError, match="validation_split"):
             model.fit(scaled, epochs=1, validation_split=5, verbose=0)  # refused before it trains
         assert (model.input_scale, model.class_names) == (1.0, None)
-        model.fit((pixels, y), epochs=1, batch_size=16, verbose=0, validation_data=scaled)
+        with pytest.warns(UserWarning, match="input_scale is 1, so the model reads the raw values"):
+            model.fit((pixels, y), epochs=1, batch_size=16, verbose=0, validation_data=scaled)
         assert (model.input_scale, model.class_names) == (1.0, None)  # raw pixels trained, raw pixels predicted
         model.fit(scaled, epochs=1, batch_size=16, verbose=0)  # a later fit does not change the scale either
         assert (model.input_scale, model.class_names) == (1.0, ("a", "b", "c"))

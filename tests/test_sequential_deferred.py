@@ -243,7 +243,8 @@ def test_an_embedding_first_builds_an_int64_input_of_token_ids():
 
 def test_integer_pixels_build_a_float_input():
     model = Sequential([Flatten(), Dense(2)], seed=1)
-    model.predict(np.zeros((2, 3, 3), np.uint8))
+    with pytest.warns(UserWarning, match="input_scale is 1, so the model reads the raw values"):
+        model.predict(np.zeros((2, 3, 3), np.uint8))
     assert model.layers[0].dtype == np.float32 and model.input_shape == (3, 3)
 
 
