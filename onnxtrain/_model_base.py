@@ -142,7 +142,8 @@ class ModelBase(ModelWeights):
     @property
     def outputs(self) -> list[SymbolicTensor]:
         """Keras' `model.outputs`: the symbolic tensors of its outputs, in order (a list, also of one): with
-        `inputs`, what a new `Model(inputs=model.inputs, outputs=...)` is made of once this model is closed."""
+        `inputs`, what a new `Model(inputs=model.inputs, outputs=...)` is made of (a feature extractor sharing its
+        layers)."""
         self._check_built("outputs")
         return list(self.graph.outputs)
 

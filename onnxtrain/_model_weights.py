@@ -66,6 +66,10 @@ class ModelWeights(WeightLists):
         if self._trainer is not None:
             self._trainer.engine.set_weights(arrays)
             self._trainer.weights_changed()
+        else:  # the compiled model sharing these layers (a nested model's outer one) takes them into its engine
+            changed = {id(owner): owner for name, owner, _ in self.graph._named_params("", set()) if name in arrays}
+            for layer in changed.values():
+                self.layer_params_changed(layer)
 
     def save_weights(self, path: str | Path, overwrite: bool = True) -> Path:
         """Keras' `save_weights`: write every parameter (the engine's current ones once compiled) to one .npz file

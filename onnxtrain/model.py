@@ -9,6 +9,7 @@ metrics_names, learning_rate) and the one-batch methods (`_batch_steps`).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,26 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
         super()._setup(graph, name, seed)
         self.stop_training = False  # callbacks set it to end fit early
         self._fitting = False  # compile and close wait for fit to return (a callback may call them)
+        graph._own_model = weakref.ref(self)  # a model nested in another is found again by `get_layer`
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Any:
+        """Keras' `get_layer`: the layer named `name`, or the one at `index` of `model.layers` (Input first); for a
+        model nested in this one, that Model itself (made anew around its layers for a loaded model, sharing them:
+        it predicts, summarizes and saves with the weights this one trains).
+
+        Raises:
+            InvalidArgumentError: neither or both given, no such name (the names are listed), or an index out of
+                range.
+        """
+        layer = super().get_layer(name, index)
+        if not isinstance(layer, Functional) or layer is self.graph:
+            return layer
+        reference = layer.__dict__.get("_own_model")
+        nested = reference() if reference is not None else None
+        if nested is None or nested._closed:
+            nested = Model.__new__(Model)
+            nested._setup(layer, layer.name or "functional", layer.seed)
+        return nested
 
     # --- compile ------------------------------------------------------------------------------------------
     def compile(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnxtrain import Model, Sequential
+from onnxtrain import Model, Sequential, load_model
 from onnxtrain.callbacks import LambdaCallback
 from onnxtrain.errors import InvalidArgumentError, ModelStateError
 from onnxtrain.layers import BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D, Input
@@ -175,3 +175,27 @@ def test_a_nested_model_read_during_the_outer_fit_gives_the_weights_trained_so_f
             np.testing.assert_array_equal(saved[name], value, err_msg=name)
     assert not np.array_equal(seen[0][1]["e.kernel"], seen[-1][1]["e.kernel"])
     model.close()
+
+
+def test_get_layer_of_a_nested_model_is_that_model_also_after_a_load(tmp_path):
+    # Keras: model.get_layer("encoder") is the encoder Model, with get_layer, summary and predict.
+    x = RNG.normal(size=(16, 4)).astype(np.float32)
+    inner = Input(4)
+    encoder = Model(inner, Dense(3, activation="linear", name="code")(inner), name="encoder", seed=1)
+    outer_input = Input(4)
+    model = Model(outer_input, Dense(1, activation="linear")(encoder(outer_input)), seed=0)
+    assert model.get_layer("encoder") is encoder and model.get_layer(index=1) is encoder
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, x[:, :1], epochs=1, batch_size=8, verbose=0)
+    model.save(tmp_path / "m")
+    model.close()
+    with load_model(tmp_path / "m") as loaded:
+        nested = loaded.get_layer("encoder")
+        assert isinstance(nested, Model) and nested.name == "encoder" and loaded.get_layer("encoder") is nested
+        assert nested.get_layer("code") is loaded.graph.layers[1].layers[1]  # the loaded model's own layer
+        loaded.fit(x, x[:, :1], epochs=1, batch_size=8, verbose=0)
+        w = loaded.get_weights()
+        np.testing.assert_allclose(
+            nested.predict(x), x @ w["encoder.code.kernel"] + w["encoder.code.bias"], rtol=1e-5, atol=1e-6
+        )
+        assert "code(Dense)" in nested.summary(print_fn=None)
