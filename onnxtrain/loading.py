@@ -27,6 +27,7 @@ from onnxtrain.errors import (
 )
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
 from onnxtrain.layers import Layer
+from onnxtrain.layers._lambda import _FUNCTIONS as LAMBDA_FUNCTIONS
 from onnxtrain.losses import Loss
 from onnxtrain.model import Model
 from onnxtrain.model_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
@@ -153,7 +154,8 @@ def _custom_objects(given: Any) -> dict[str, Any]:
         if not isinstance(name, str) or not (usable or inspect.isfunction(value)):
             raise InvalidTypeError(
                 "load_model(custom_objects=...) expects names (str) of layer, loss or metric classes of one's own "
-                f"(Layer, Loss or Metric subclasses) or metric functions. Received: {name!r}: {value!r}"
+                f"(Layer, Loss or Metric subclasses) or functions (metrics, Lambda layers'). Received: {name!r}: "
+                f"{value!r}"
             )
     return dict(given)
 
@@ -196,8 +198,14 @@ def _resolving(own: dict[str, Any], config: dict[str, Any], config_path: Path) -
     added_metrics = {name: value for name, value in own_metrics.items() if name not in metric_objects}
     added_metrics |= {value.__name__: value for value in own_metrics.values() if value.__name__ not in metric_objects}
     own_losses = {name: cls for name, cls in own.items() if isinstance(cls, type) and issubclass(cls, Loss)}
+    # A function may also be a Lambda layer's (found by the name the save keeps: its __name__, or the key given).
+    lambda_objects = LAMBDA_FUNCTIONS.objects
+    functions = {name: value for name, value in own.items() if inspect.isfunction(value)}
+    added_lambdas = {name: value for name, value in functions.items() if name not in lambda_objects}
+    added_lambdas |= {value.__name__: value for value in functions.values() if value.__name__ not in lambda_objects}
     Layer.registry.update(added)
     metric_objects.update(added_metrics)
+    lambda_objects.update(added_lambdas)
     try:
         with losses.resolving(own_losses):
             yield
@@ -206,6 +214,8 @@ def _resolving(own: dict[str, Any], config: dict[str, Any], config_path: Path) -
             Layer.registry.pop(name, None)
         for name in added_metrics:
             metric_objects.pop(name, None)
+        for name in added_lambdas:
+            lambda_objects.pop(name, None)
 
 
 def _saved_class_names(value: Any) -> Iterator[str]:

@@ -187,10 +187,14 @@ def test_a_lambda_saves_its_nodes_and_load_model_refuses_it_naming_the_layer(tmp
         load_model(tmp_path / "m")
 
 
-def test_an_unregistered_function_loads_once_registered(tmp_path) -> None:
+def test_an_unregistered_function_loads_once_given_or_registered(tmp_path) -> None:
     siamese().save(tmp_path / "m")
     with pytest.raises(ModelFileError, match=r"function 'l1_distance', which is not registered \(registered: none\)"):
         load_model(tmp_path / "m", compile=False)
+    loaded = load_model(tmp_path / "m", compile=False, custom_objects={"l1_distance": l1_distance})  # Keras' way
+    assert loaded.get_layer("distance").function is l1_distance
+    with pytest.raises(ModelFileError, match=r"load_model\(path, custom_objects=\{'name': function\}\)"):
+        load_model(tmp_path / "m", compile=False)  # for that load only
     Lambda.register(l1_distance)
     assert load_model(tmp_path / "m", compile=False).get_layer("distance").function is l1_distance
 

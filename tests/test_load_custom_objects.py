@@ -113,7 +113,7 @@ def test_custom_objects_resolve_a_loss_and_a_metric_function(tmp_path):
     ("custom_objects", "match"),
     [
         ([Twice], r"expects a dict \{name: class\}.*Received: list"),
-        ({"Twice": Twice()}, r"Layer, Loss or Metric subclasses\) or metric functions. Received: 'Twice': "),
+        ({"Twice": Twice()}, r"subclasses\) or functions \(metrics, Lambda layers'\)\. Received: 'Twice': "),
         ({"scale": 2.0}, r"Received: 'scale': 2.0"),
         ({1: Twice}, r"Received: 1: "),
     ],

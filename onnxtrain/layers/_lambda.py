@@ -33,8 +33,9 @@ _FUNCTIONS = Registered(
 )
 _REBUILD = (
     "Define the function with def and register it with @onnxtrain.layers.Lambda.register, in code that runs before "
-    "load_model. Or make the model in code again and take the weights from the save's model.onnx, which holds the "
-    "function's nodes and runs and trains as it is: model.set_weights(onnxtrain.from_onnx(path).get_weights())."
+    "load_model, or pass it to that load: load_model(path, custom_objects={'name': function}). Or make the model "
+    "in code again and take the weights from the save's model.onnx, which holds the function's nodes and runs and "
+    "trains as it is: model.set_weights(onnxtrain.from_onnx(path).get_weights())."
 )
 
 
