@@ -235,6 +235,8 @@ class OutputLosses(Loss):
                     f"{missing}"
                 )
             return [value if spec.has_loss else None for spec, value in zip(self.outputs, y, strict=True)]
+        if len(with_loss) == 1:  # as Keras: one array, the targets of the one output that has a loss
+            return [y if spec.has_loss else None for spec in self.outputs]
         return self.per_output(y, argument)  # its message for what is neither
 
     def per_output(self, value: Any, argument: str) -> list[Any]:

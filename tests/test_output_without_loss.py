@@ -117,6 +117,22 @@ def test_every_form_of_y_gives_the_same_loss(y):
     assert result["loss"] == pytest.approx(result["kind_loss"] + result["size_loss"], rel=1e-6)
 
 
+def test_one_array_is_the_target_of_the_one_output_that_has_a_loss():
+    # Keras 3.15 takes fit(x, y) with y one array where one output has a loss (loss=[..., None, None]).
+    with _three_heads() as model:
+        model.compile(optimizer=SGD(learning_rate=0.1), loss=["sparse_categorical_crossentropy", None, None])
+        array = model.evaluate(X, Y_KIND, return_dict=True, verbose=0)
+        assert array == model.evaluate(X, [Y_KIND], return_dict=True, verbose=0)
+        assert array == model.evaluate(X, {"kind": Y_KIND}, return_dict=True, verbose=0)
+        model.fit(X, Y_KIND, epochs=1, batch_size=4, shuffle=False, verbose=0)
+        trained = model.get_weights()
+    with _three_heads() as twin:
+        twin.compile(optimizer=SGD(learning_rate=0.1), loss=["sparse_categorical_crossentropy", None, None])
+        twin.fit(X, [Y_KIND], epochs=1, batch_size=4, shuffle=False, verbose=0)
+        for name, value in twin.get_weights().items():
+            np.testing.assert_array_equal(trained[name], value, err_msg=name)
+
+
 @pytest.mark.parametrize(
     ("y", "match"),
     [
