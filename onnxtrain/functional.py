@@ -362,10 +362,11 @@ def every_layer(layers: Sequence[Layer]) -> list[Layer]:
     return found
 
 
-def as_graph(layers: Sequence[Layer] | Functional) -> Functional:
+def as_graph(layers: Sequence[Layer] | Functional, name: str | None = None) -> Functional:
     """`layers` as a Functional: a Functional as it is; a built layer list (a Sequential's: Input first, each layer
-    reading the one before) as the chain of its calls. The chain's tensors are made here, not by calling the layers,
-    so the layers keep no record of it (and their weights are theirs already)."""
+    reading the one before) as the chain of its calls, named `name` (the Sequential's: its name as a nested layer).
+    The chain's tensors are made here, not by calling the layers, so the layers keep no record of it (and their
+    weights are theirs already)."""
     if isinstance(layers, Functional):
         return layers
     layers = list(layers)
@@ -375,7 +376,7 @@ def as_graph(layers: Sequence[Layer] | Functional) -> Functional:
     for layer in layers[1:]:
         assert layer.output_shape is not None, "layers must be built"
         tensor = SymbolicTensor(layer.output_shape, layer, 0, [tensor])
-    return Functional(layers[0], tensor, seed=0)
+    return Functional(layers[0], tensor, name=name, seed=0)
 
 
 def check_model_arguments(model_class: type, inputs: object, outputs: object) -> None:

@@ -86,7 +86,7 @@ class Sequential(Model):
         _check_layers(layers, "layers")
         name_layers(layers)
         self._build_stack(layers)
-        self._setup(as_graph(layers), name, self.seed)
+        self._setup(as_graph(layers, name), name, self.seed)
         self.layers = layers
 
     def add(self, layer: Layer) -> None:
@@ -114,7 +114,7 @@ class Sequential(Model):
             _check_layers(layers, argument)
             name_layers(layers)
             self._build_stack(layers)
-            self._setup(as_graph(layers), self.name, self.seed)
+            self._setup(as_graph(layers, self.name), self.name, self.seed)
             self.layers = layers
             return
         layers = [*self.layers, layer]
@@ -124,7 +124,7 @@ class Sequential(Model):
         assert shape is not None  # every layer of the model is built
         self._build_layer(len(layers) - 1, layer, shape)
         kept = (self.class_names, self.input_scale) if self.layers else (None, 1.0)
-        self._setup(as_graph(layers), self.name, self.seed)
+        self._setup(as_graph(layers, self.name), self.name, self.seed)
         self.layers = layers
         self.class_names, self.input_scale = kept
 
@@ -189,7 +189,7 @@ class Sequential(Model):
             output_shape = layer.compute_output_shape(output_shape)
         name_layers(layers)
         self._build_stack(layers)
-        self._setup(as_graph(layers), self.name, self.seed)
+        self._setup(as_graph(layers, self.name), self.name, self.seed)
         self.layers = layers
 
     def _open_pending_compile(self) -> None:

@@ -199,3 +199,12 @@ def test_get_layer_of_a_nested_model_is_that_model_also_after_a_load(tmp_path):
             nested.predict(x), x @ w["encoder.code.kernel"] + w["encoder.code.bias"], rtol=1e-5, atol=1e-6
         )
         assert "code(Dense)" in nested.summary(print_fn=None)
+
+
+def test_a_nested_sequential_keeps_its_name():
+    # It was listed as 'functional_1', so get_layer("base") failed (a nested Model kept its name).
+    base = Sequential.of(Input(4), Dense(3, name="h"), name="base", seed=0)
+    x = Input(4)
+    with Model(x, Dense(1, activation="linear")(base(x)), seed=0) as model:
+        assert [layer.name for layer in model.layers][1] == "base" and model.get_layer("base") is base
+        assert list(model.get_weights())[:2] == ["base.h.kernel", "base.h.bias"]
