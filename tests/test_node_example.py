@@ -137,3 +137,32 @@ def test_node_still_refuses_a_shape_that_is_neither_a_batch_nor_one_example(tmp_
     done = _predict_mjs(model_path, _images()[0, :, :, :1], tmp_path)
     assert done.returncode == 1
     assert "Received: shape [3, 4, 1]" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value"), [(np.uint16, 771), (np.int16, -1), (np.int32, 300)], ids=["uint16", "negative", "300"]
+)
+def test_node_refuses_integers_outside_the_pixel_range_of_a_1_255_model_as_python_does(
+    tmp_path, model_path, dtype, value
+):
+    pixels = np.random.default_rng(2).integers(0, 256, size=(4, 3, 4, 2)).astype(dtype)
+    pixels[2, 1, 3, 0] = value
+    done = _predict_mjs(model_path, pixels, tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    python = _python_message(model_path, pixels)
+    assert python.startswith("x expects integer pixels in [0, 255]") and f"x[2, 1, 3, 0]={value}" in python
+    assert "x.npy expects integer pixels in [0, 255]" in done.stderr
+    assert f"x.npy[2, 1, 3, 0]={value}." in done.stderr
+
+
+def test_node_warns_of_uint8_pixels_read_raw_by_a_model_of_input_scale_1(tmp_path):
+    path = tmp_path / "raw.onnx"
+    with Sequential.of(Input(3, 4, 2), Flatten(), Dense(5, activation="linear"), seed=4) as model:
+        model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits")
+        model.export(path)  # input_scale 1: trained on floats
+    pixels = np.random.default_rng(2).integers(0, 256, size=(4, 3, 4, 2)).astype(np.uint8)
+    done = _predict_mjs(path, pixels, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "is uint8 (pixels 0-255) and the model's input_scale is 1, so the model reads the raw" in done.stderr
+    with InferenceModel.load(path) as python, pytest.warns(UserWarning, match="reads the raw values"):
+        assert json.loads(done.stdout)["predictions"] == python.predict(pixels).tolist()

@@ -194,6 +194,31 @@ function checkFinite(data, givenAt, shape, path, scale) {
   throw new Error(`${path} expects finite values. Received: ${where}`);
 }
 
+// onnxtrain's rules for integer pixels (onnxtrain/arrays.py check_pixel_range, warn_of_raw_pixels): a model of
+// input_scale 1/255 (trained on 8-bit pixels) refuses integers outside [0, 255], and uint8 into a model of
+// input_scale 1 (trained on floats) is read raw, with a warning on stderr.
+function checkPixels(pixels, descr, scale, shape, path) {
+  if (descr === "|u1") {
+    if (scale === 1) {
+      console.warn(
+        `warning: ${path} is uint8 (pixels 0-255) and the model's input_scale is 1, so the model reads the raw ` +
+          "values (0-255). If it was trained on values in [0, 1], pass --input-scale 0.00392156862745098 (1/255).",
+      );
+    }
+    return;
+  }
+  if (Math.round(1 / scale) !== 255) return;
+  const bad = pixels.findIndex((v) => v < 0 || v > 255);
+  if (bad < 0) return;
+  const fix = descr.endsWith("u2")
+    ? "16-bit pixels need 8 bits first: save x >> 8 (uint8), or float32 values x / 65535"
+    : "Bring them to [0, 255] first (16-bit pixels: x >> 8), or save float32 values, which are used as they are";
+  throw new Error(
+    `${path} expects integer pixels in [0, 255]: the model's input_scale is 1/255 (it divides integer inputs by ` +
+      `255, as it was trained on 8-bit pixels). Received: ${path}[${position(bad, shape)}]=${pixels[bad]}. ${fix}.`,
+  );
+}
+
 // Ids an Embedding reads: whole numbers in [0, input_dim), checked before ONNX Runtime sees them (its Gather
 // fails on an id past the table with an opaque error, and reads row input_dim - k for -k).
 function checkTokenIds(values, shape, ids, path) {
@@ -306,6 +331,7 @@ async function main(argv) {
     const scale = Number(scaleText);
     if (!(scale > 0 && Number.isFinite(scale))) throw new Error(`the input scale must be a positive number, got ${scaleText}`);
     const pixels = data;
+    checkPixels(pixels, images.descr, scale, shape, imagesPath);
     data = scalePixels(pixels, scale);
     checkFinite(data, (i) => Number(pixels[i]), shape, imagesPath, scale); // a huge --input-scale overflows
   }
