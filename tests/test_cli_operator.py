@@ -248,3 +248,18 @@ def test_every_argument_of_every_command_has_help():
         if not isinstance(action, argparse._SubParsersAction) and not (action.help or "").strip()
     ]
     assert missing == []
+
+
+def test_train_shows_a_warning_as_one_line_of_its_own(monkeypatch, capsys):
+    # A warning of the library during train printed Python's `path.py:106: UserWarning:` and onnxtrain's source line.
+    import warnings
+
+    from onnxtrain.cli import _train
+
+    def warns(args: argparse.Namespace, **_: object) -> int:
+        warnings.warn("the model has\n  no weights to train", UserWarning, stacklevel=2)
+        return 0
+
+    monkeypatch.setattr(_train, "_train", warns)
+    assert main(["train", "--example", "fashion-mlp", "--epochs", "1"]) == 0
+    assert capsys.readouterr().err == "onnxtrain train: warning: the model has no weights to train\n"

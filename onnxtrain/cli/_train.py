@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from onnxtrain import engines
+from onnxtrain.cli._advice import warnings_as_lines
 from onnxtrain.cli._config_model import build_model, compile_settings
 from onnxtrain.cli._data import load_run_data, refuse_scaling_twice
 from onnxtrain.cli._resume import _resume
@@ -44,6 +45,11 @@ def writing_mode(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    with warnings_as_lines("train"):  # onnxtrain's warnings as `onnxtrain train: warning:` lines, not source lines
+        return _cmd_train(args)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
     workers = getattr(args, "workers", None)
     if workers is not None and workers > 1 and worker_count() is None:
         _train(args, check_only=True)  # a mistake in the arguments, config, data or output: one line, no processes
