@@ -398,8 +398,9 @@ def test_a_run_whose_output_lacks_the_space_for_its_model_is_refused_before_trai
     monkeypatch.setattr(_run_output.shutil, "disk_usage", lambda path: usage(path)._replace(free=1000))
     assert main(["train", _config(folder), "--output", "out", "--verbose", "0"]) == 1
     assert re.fullmatch(
-        r"onnxtrain train: error: --output 'out' has 0\.0 MB free, and the model this run saves takes about "
-        r"1\.0 MB \(with its optimizer state\): free some space or pass another --output\. Nothing was trained\.\n",
+        r"onnxtrain train: error: --output 'out' has 1 KB free, and this run needs about 1\.0 MB: its model takes "
+        r"\d+ KB \(with its optimizer state\), and 1\.0 MB is kept for history\.csv, run\.json and curves\.png\. "
+        r"Free some space or pass another --output\. Nothing was trained\.\n",
         capsys.readouterr().err,
     )
     assert not (folder / "out").exists()

@@ -189,17 +189,19 @@ def check_free_space(output: Path, files: Mapping[str, bytes]) -> None:
         free = shutil.disk_usage(existing).free
     except OSError:  # a file system that does not say: the save itself tells
         return
-    needed = sum(len(data) for data in files.values()) + SPACE_MARGIN
-    if free < needed:
+    model = sum(len(data) for data in files.values())
+    if free < model + SPACE_MARGIN:
         raise InvalidArgumentError(
-            f"--output '{output}' has {_megabytes(free)} free, and the model this run saves takes about "
-            f"{_megabytes(needed)} (with its optimizer state): free some space or pass another --output. Nothing "
-            "was trained."
+            f"--output '{output}' has {_megabytes(free)} free, and this run needs about "
+            f"{_megabytes(model + SPACE_MARGIN)}: its model takes {_megabytes(model)} (with its optimizer state), "
+            f"and {_megabytes(SPACE_MARGIN)} is kept for history.csv, run.json and curves.png. Free some space or "
+            "pass another --output. Nothing was trained."
         )
 
 
 def _megabytes(size: int) -> str:
-    return f"{size / (1 << 20):.1f} MB"
+    """`size` bytes for a message: MB with one decimal, or KB below a tenth of a MB (a small model is not 0.0 MB)."""
+    return f"{size / (1 << 20):.1f} MB" if size >= (1 << 20) // 10 else f"{max(1, round(size / 1024))} KB"
 
 
 def save_elsewhere(run: RunOutput, files: Mapping[str, bytes], note: dict[str, Any], error: OSError) -> OSError:
