@@ -263,3 +263,13 @@ def test_train_shows_a_warning_as_one_line_of_its_own(monkeypatch, capsys):
     monkeypatch.setattr(_train, "_train", warns)
     assert main(["train", "--example", "fashion-mlp", "--epochs", "1"]) == 0
     assert capsys.readouterr().err == "onnxtrain train: warning: the model has no weights to train\n"
+
+
+def test_a_config_without_an_input_is_refused_in_the_config_s_words(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text('name = "c"\n[[layers]]\ntype = "Dense"\nunits = 3\n[data]\ntrain = "fashion-mnist:train"\n')
+    assert main(["train", str(config), "--output", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"onnxtrain train: error: {config} expects its `layers` to start with an Input table")
+    assert "Received: layers[0] of type 'Dense'" in err and "model.build" not in err
+    assert not (tmp_path / "out").exists()

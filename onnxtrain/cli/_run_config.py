@@ -265,6 +265,16 @@ def check_config(config: Any, source: str, resuming: bool = False) -> dict[str, 
             f"{'s' if len(layers) > 1 else ''}, so there is no model to train. Add the model's layers after it, e.g. "
             '[[layers]] type = "Flatten" then [[layers]] type = "Dense" units = 10'
         )
+    if (
+        "layers" in config
+        and layers[0]["type"] != "Input"
+        and not any(key in layers[0] for key in ("input_shape", "input_dim", "batch_input_shape"))
+    ):
+        raise InvalidArgumentError(  # else the Python API's advice (model.build(...)) would answer for the config
+            f"{source} expects its `layers` to start with an Input table giving the shape of one example, e.g. "
+            '[[layers]] type = "Input" shape = [28, 28, 1] (or input_shape = [...] on the first layer). Received: '
+            f"layers[0] of type {layers[0]['type']!r}"
+        )
     data = config.get("data", {})
     if not isinstance(data, dict):
         raise InvalidTypeError(
