@@ -1318,3 +1318,19 @@ def test_ctrl_c_during_train_with_two_workers_saves_the_run_as_one_process_does(
     assert record["interrupted"] == f"after epoch {saved['epochs_trained']} of 100000"
     assert record["workers"]["count"] == 2
     assert err.startswith(f"onnxtrain train: interrupted after epoch {saved['epochs_trained']} of 100000; saved"), err
+
+
+def test_process_zero_leaves_its_last_words_to_the_launcher(tmp_path, monkeypatch, capsys):
+    # MPI_Abort can end mpiexec's output forwarding before it passes on a line process 0 printed just before it
+    # (a stopped run's "saved the model" line went missing once under load): the launcher prints it instead.
+    from onnxtrain.distributed import _launch
+
+    _launch.say_last("onnxtrain train: interrupted after epoch 1 of 3; saved the model")
+    assert capsys.readouterr().err == "onnxtrain train: interrupted after epoch 1 of 3; saved the model\n"
+    monkeypatch.setenv(_launch.WORKER_ENV, "2")
+    monkeypatch.setenv(_launch.ERRORS_ENV, str(tmp_path))
+    _launch.say_last("onnxtrain train: interrupted after epoch 1 of 3; saved the model")
+    assert capsys.readouterr().err == ""
+    assert (
+        tmp_path / _launch.LAST_WORDS
+    ).read_text() == "onnxtrain train: interrupted after epoch 1 of 3; saved the model\n"

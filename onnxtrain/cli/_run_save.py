@@ -11,6 +11,7 @@ from typing import Any
 from onnxtrain.cli._run_config import HISTORY_FILE, RUN_FILE
 from onnxtrain.cli._run_output import RunOutput, save_elsewhere
 from onnxtrain.cli._stopping import finishing_the_save, stop_name, stop_status
+from onnxtrain.distributed._launch import say_last
 from onnxtrain.errors import OnnxtrainError
 from onnxtrain.history import History
 from onnxtrain.model_files import CONFIG_FILE
@@ -82,11 +83,11 @@ def _save_interrupted(args: argparse.Namespace, run: RunOutput) -> int:
         )
         return status
     _print_written(written)
-    print(
+    sys.stdout.flush()
+    say_last(  # (under --workers, through the launcher: the job's abort could lose a line printed here)
         f"onnxtrain {args.command}: {how} after epoch {done} of {target}; saved the model as it was when epoch "
         f"{done} ended (the steps of epoch {done + 1} are not in it) to {output}/model: onnxtrain train --resume "
         f"{output} --epochs {max(target - done, 1)}{'' if run.record is not None else ' --data DATA'} continues it "
-        "exactly as the run would have gone on",
-        file=sys.stderr,
+        "exactly as the run would have gone on"
     )
     return status

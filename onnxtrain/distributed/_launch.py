@@ -28,6 +28,7 @@ WORKER_ENV = "ONNXTRAIN_WORKERS"  # set in the processes the launcher starts: ho
 # where process 0 writes its process id (where the launcher sends Ctrl-C and SIGTERM).
 ERRORS_ENV = "ONNXTRAIN_WORKER_ERRORS"
 PROCESS_ZERO_PID = "process0.pid"
+LAST_WORDS = "last_words.txt"  # process 0's line on a stopped run's save (`say_last`)
 INTERRUPTED = 130  # the exit status of an interrupted command
 
 # What MPICH's mpiexec and MPI_Abort print about a job the launcher ends on purpose (process 0 after saving an
@@ -47,6 +48,20 @@ def report_error(rank: int, message: str) -> None:
         return
     with open(Path(folder) / f"process{rank}.txt", "w", encoding="utf-8") as f:
         f.write(message + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def say_last(line: str) -> None:
+    """Print `line`, a stopped run's last words (where it saved), on stderr; in process 0 of a launched run, write it
+    into the launcher's folder instead, for the launcher to print: process 0 aborts the job right after, which can
+    end mpiexec's output forwarding before it has passed a printed line on (`report_error`'s reason)."""
+    folder = os.environ.get(ERRORS_ENV)
+    if folder is None or os.environ.get(WORKER_ENV) is None:
+        print(line, file=sys.stderr, flush=True)
+        return
+    with open(Path(folder) / LAST_WORDS, "w", encoding="utf-8") as f:
+        f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -141,6 +156,9 @@ def launch(workers: int, argv: Sequence[str], command: str = "train") -> int:
                     process.kill()
         passer.join()
         out_passer.join()
+        last_words = Path(folder) / LAST_WORDS
+        if last_words.exists():
+            print(last_words.read_text(encoding="utf-8").rstrip("\n"), file=sys.stderr, flush=True)
         print_reports(Path(folder), command)
     if stopped_by is not None and quiet.is_set():
         how = "terminated (SIGTERM)" if stopped_by == signal.SIGTERM else "interrupted"
