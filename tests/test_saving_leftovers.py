@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from onnxtrain import saving
@@ -16,11 +18,10 @@ FILES = {"model.onnx": b"new model", "config.json": b"{}"}
 
 
 def _dead_pid() -> int:
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    return pid
+    """The id of a process that has ended (a subprocess, not a fork: this process may run threads)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def _leftovers(folder: Path) -> set[str]:
