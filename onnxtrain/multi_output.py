@@ -206,15 +206,12 @@ class OutputLosses(Loss):
         if len(with_loss) == len(self.outputs):
             return self.per_output(y, argument)
         if isinstance(y, Mapping):
-            unknown = [key for key in y if key not in self.names]
-            missing = [name for name in with_loss if y.get(name) is None]
-            if unknown or missing:
-                raise InvalidArgumentError(
-                    f"{argument} expects one entry per output that has a loss ({with_loss}), keyed by output name "
-                    f"(outputs: {self.names}). Received keys: {list(y)}"
-                    + (f" (unknown: {unknown})" if unknown else "")
-                    + (f" (missing: {missing})" if missing else "")
-                )
+            self._check_keys(
+                y,
+                [name for name in with_loss if y.get(name) is None],
+                f"{argument} expects one entry per output that has a loss ({with_loss}), keyed by output name "
+                f"(outputs: {self.names})",
+            )
             return [y[spec.name] if spec.has_loss else None for spec in self.outputs]
         if isinstance(y, list | tuple):
             if len(y) == len(with_loss):
@@ -239,18 +236,24 @@ class OutputLosses(Loss):
             return [y if spec.has_loss else None for spec in self.outputs]
         return self.per_output(y, argument)  # its message for what is neither
 
+    def _check_keys(self, value: Mapping[str, Any], missing: list[str], expects: str) -> None:
+        """Refuse a dict given per output that holds a key naming no output, or lacks the `missing` ones."""
+        unknown = [key for key in value if key not in self.names]
+        if unknown or missing:
+            raise InvalidArgumentError(
+                f"{expects}. Received keys: {list(value)}"
+                + (f" (unknown: {unknown})" if unknown else "")
+                + (f" (missing: {missing})" if missing else "")
+            )
+
     def per_output(self, value: Any, argument: str) -> list[Any]:
         """`value` given per output, as a list in the outputs' order or a dict keyed by output name, as a list."""
         if isinstance(value, Mapping):
-            unknown = [key for key in value if key not in self.names]
-            missing = [name for name in self.names if name not in value]
-            if unknown or missing:
-                raise InvalidArgumentError(
-                    f"{argument} expects one entry per output, keyed by the output names {self.names}. Received "
-                    f"keys: {list(value)}"
-                    + (f" (unknown: {unknown})" if unknown else "")
-                    + (f" (missing: {missing})" if missing else "")
-                )
+            self._check_keys(
+                value,
+                [name for name in self.names if name not in value],
+                f"{argument} expects one entry per output, keyed by the output names {self.names}",
+            )
             return [value[name] for name in self.names]
         if isinstance(value, list | tuple):
             if len(value) != len(self.outputs):
