@@ -216,6 +216,18 @@ def test_bench_table_pairs_each_round_with_torch_s_same_round(bench):
     assert "| 3.64x | 2.20x (2.20-3.64) |" in portable_row, portable_row
 
 
+def test_bench_names_the_machine_s_cpu_and_its_widest_vectors(bench, tmp_path, monkeypatch):
+    cpuinfo = (
+        "processor\t: 0\nmodel name\t: AMD EPYC\ncpu family\t: 25\nmodel\t\t: 1\nflags\t\t: fpu sse avx avx2 fma\n\n"
+        "processor\t: 1\nmodel name\t: AMD EPYC\ncpu family\t: 25\nmodel\t\t: 1\nflags\t\t: fpu sse avx avx2 fma\n"
+    )
+    real_path = bench.Path
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    monkeypatch.setattr(bench, "Path", lambda p: tmp_path / "cpuinfo" if p == "/proc/cpuinfo" else real_path(p))
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    assert bench.machine() == "AMD EPYC (family 25, model 1), 2 logical cores, widest vectors: AVX2"
+
+
 def _runs(*seconds: float) -> list[dict]:
     return [
         {"epoch_times": [s], "accuracy": 0.88, "predict_s": 0.02, "bare_step_s": 0.001, "peak_rss_mib": 300.0}

@@ -339,6 +339,29 @@ def engine_of(label: str) -> str:
     return label.split(" ", 1)[0]
 
 
+def machine() -> str:
+    """The CPU the benchmark ran on, for the table: its model name, cores and widest vector extension. The ratios
+    between engines depend on it: a GEMM-bound step gains more from AVX-512 in one library than in another."""
+    import platform
+
+    flags: set[str] = set()
+    name = platform.processor() or platform.machine()
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: the name platform gives
+        cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.split("\n\n")[0].splitlines():  # the first logical CPU's fields
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    if "model name" in fields:  # a hypervisor may give only "AMD EPYC": the family and model tell its generation
+        name = f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    flags = set(fields.get("flags", "").split())
+    vector = next((ext.upper() for ext in ("avx512f", "avx2", "avx", "neon", "asimd") if ext in flags), "unknown")
+    vector = vector.replace("AVX512F", "AVX-512")
+    return f"{name}, {os.cpu_count()} logical cores, widest vectors: {vector}"
+
+
 def table(results: dict[str, dict]) -> str:
     """The markdown table: a row per engine, and a pair of speed-up columns per baseline (torch, jax) it holds."""
     baselines = {
@@ -452,8 +475,8 @@ def main(argv: list[str] | None = None) -> None:
     results = {label: summarize(r, train_samples) for label, r in labelled(engines, runs).items()}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "bench" if args.model == "mlp" else f"bench-{args.model}"
-    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    markdown = table(results)
+    (args.out / f"{stem}.json").write_text(json.dumps({"machine": machine(), **results}, indent=2) + "\n")
+    markdown = f"Machine: {machine()}\n\n{table(results)}"
     (args.out / f"{stem}.md").write_text(markdown + "\n")
     print(markdown)
     print(f"\nwrote {args.out / f'{stem}.json'} and {args.out / f'{stem}.md'}")

@@ -105,11 +105,11 @@ def unavailable_reason() -> str:
 def _compiled(kernel: Callable[..., None]) -> Callable[..., None]:
     """`kernel` compiled for flat float32 buffers, on the calling thread.
 
-    Vectorised (AVX-512 on this machine), Adam's takes ~180 µs for the tutorial's 266,610 weights alone and
-    ~220-250 µs inside a fit, where ORT's GEMMs have just pushed the moments out of the cache. One thread on purpose:
-    numba's thread pools fight ONNX Runtime's spinning workers for the cores (OpenMP's, which spins by default,
-    made the step 2.5x slower), and splitting the pass with a helper thread of our own (ORT's spinning stopped after
-    each run) made 3-epoch fits slower in three of four alternating pairs.
+    Vectorised for the CPU's widest registers (AVX-512 where measured), Adam's takes ~180 µs for the tutorial's
+    266,610 weights alone and ~220-250 µs inside a fit, where ORT's GEMMs have just pushed the moments out of the
+    cache. One thread on purpose: numba's thread pools fight ONNX Runtime's spinning workers for the cores
+    (OpenMP's, which spins by default, made the step 2.5x slower), and splitting the pass with a helper thread of our
+    own (ORT's spinning stopped after each run) made 3-epoch fits slower in three of four alternating pairs.
     """
     numba = _numba()[0]
     assert numba is not None, "callers check available() first"
