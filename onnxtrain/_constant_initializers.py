@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from onnxtrain._initializer_base import Initializer, Shape, _check_float32
+from onnxtrain._initializer_base import Initializer, Shape, _check_float32, kotlindl_names
 from onnxtrain.errors import InvalidArgumentError
 
 
@@ -32,11 +32,13 @@ class Ones(Initializer):
         return np.ones(shape, np.float32)
 
 
+@kotlindl_names(constant_value="value")
 @dataclass(frozen=True)
 class Constant(Initializer):
     """`value` in every element: a number, or, as Keras 3 takes it (`Embedding(..., embeddings_initializer=
     Constant(embedding_matrix))`: pretrained embeddings), an array of the weight's shape in Keras' layout (a
     convolution kernel's (*window, in, filters), moved into onnxtrain's as a drawn one is: `onnx_conv_kernel`).
+    KotlinDL's name of `value`, `constant_value`, works too.
 
     The config holds an array as its float32 bytes in base64 (`{"dtype", "shape", "base64"}`), a few bytes a value;
     Keras' `{"class_name": "__numpy__", "config": {"value": [...]}}` is read too. A large matrix makes the layer's

@@ -1,9 +1,11 @@
 """The Initializer base class: the float32 weights its `__call__` returns (finite, a clear error where they do not
-fit in memory, none drawn while `load_model` rebuilds a model's layers: `weights_declared_by`), and argument checks."""
+fit in memory, none drawn while `load_model` rebuilds a model's layers: `weights_declared_by`), and argument checks
+(a keyword an initializer does not take refused naming Python's spelling of KotlinDL's, `kotlindl_names`)."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Iterator, Mapping
@@ -11,11 +13,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
 
 from onnxtrain._checks import FLOAT32_MAX, as_real
+from onnxtrain._keyword_arguments import refuse_unknown
 from onnxtrain.errors import InvalidArgumentError, ModelFileError
 
 Shape = tuple[int, ...]
@@ -33,6 +36,17 @@ class Initializer:
     """Whether each value is drawn alike, whatever its position (zeros, random normal, variance scaling), so that a
     kernel can be drawn in ONNX's layout directly. False (Orthogonal, and by default an initializer of your own):
     `onnx_conv_kernel` draws a convolution kernel in Keras' layout and moves it into ONNX's."""
+    kotlindl_aliases: ClassVar[Mapping[str, str]] = {}
+    """KotlinDL's names of the constructor's arguments that it takes too, snake-cased, -> ours (`kotlindl_names`)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # Before the dataclass's __init__, which would raise Python's bare TypeError for KotlinDL's `minVal=`.
+        init = cls.__init__
+        if kwargs and not _takes_any_keyword(init):
+            own = set(inspect.signature(init).parameters) | set(cls.kotlindl_aliases)
+            unknown = {name: value for name, value in kwargs.items() if name not in own}
+            refuse_unknown(cls.__name__, unknown, init, also=list(cls.kotlindl_aliases), renamed={})
+        return super().__new__(cls)
 
     def __call__(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         if _DECLARED.get() is not None:  # loading: model.onnx holds the values; a read-only zero view allocates none
@@ -89,6 +103,7 @@ def kotlindl_names(**names: str) -> Callable[[InitializerClass], InitializerClas
             init(self, *args, **kwargs)
 
         setattr(cls, "__init__", init_taking_kotlindl_names)  # noqa: B010 (mypy refuses assigning a method)
+        cls.kotlindl_aliases = {**cls.kotlindl_aliases, **names}
         return cls
 
     return decorate
@@ -136,6 +151,15 @@ def check_declared(owner: str, local_name: str, graph_name: str, shape: Shape) -
         f"does not declare ({f'it declares {said}' if found else f'it has no weight {graph_name!r}'}): config.json "
         "and the weights describe different models (damaged or forged); the weight was not allocated."
     )
+
+
+def _takes_any_keyword(function: Any) -> bool:
+    """Whether `function` takes **keywords (an initializer of one's own may), so that none is refused up front."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # no readable signature: leave the keywords to the call itself
+        return True
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def _out_of_memory(initializer: Initializer, shape: Shape) -> str:

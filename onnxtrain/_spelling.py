@@ -1,7 +1,7 @@
 """Python's spelling of KotlinDL's names, for every refusal of an unknown keyword (a model's methods', a layer's, an
-optimizer's): the snake_case of a camelCase keyword (`spelling_hint`), and what stands here for KotlinDL's argument
-names that are more than a case change (`KOTLINDL_ARGUMENTS`). No imports of the package's data modules: layers and
-optimizers use it.
+optimizer's, an initializer's, a loader's): the snake_case of a camelCase keyword (`spelling_hint`), what stands here
+for KotlinDL's argument names that are more than a case change (`KOTLINDL_ARGUMENTS`), and where a setting that is
+no argument is set instead (`setting_hint`). No imports of the package's data modules: layers and optimizers use it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,26 @@ KOTLINDL_ARGUMENTS = {
         "has no counterpart in onnxtrain: save always writes model.onnx (the graph), config.json and checkpoint "
         "(the weights), and load_model reads them back; leave it out"
     ),
+    "writing_mode": "is an argument of save() and export() only (writing_mode in onnxtrain); leave it out here",
+    "load_optimizer_state": (
+        "has no counterpart in onnxtrain: load_model resumes the optimizer state whenever the save holds one "
+        "(save(..., save_optimizer_state=True)); pass optimizer=... to start a fresh one instead"
+    ),
 }
+
+
+LOADED_MODEL_SETTINGS = {
+    "input_scale": (
+        "is no argument of a loader: the save holds the model's input_scale; set model.input_scale = ... on the "
+        "loaded model to change it"
+    ),
+    "class_names": (
+        "is no argument of a loader: the save holds the model's class_names; set model.class_names = [...] on the "
+        "loaded model to change them"
+    ),
+}
+"""Settings a loaded model holds rather than its loader takes (`load_model`, `InferenceModel.load`), with where each
+is set instead (`setting_hint`)."""
 
 
 def spelling_hint(unknown: Iterable[str], takes: Collection[str], renamed: Mapping[str, str] | None = None) -> str:
@@ -51,3 +70,21 @@ def spelling_hint(unknown: Iterable[str], takes: Collection[str], renamed: Mappi
 def _camel_of_taken(name: str, takes: Collection[str]) -> bool:
     """Whether `name` is the camelCase of a name in `takes` (`kernelSize`)."""
     return snake_case(name) != name and snake_case(name) in takes
+
+
+def setting_hint(unknown: Iterable[str], settings: Mapping[str, str]) -> str:
+    """The sentences that tell where each of the `unknown` keywords whose snake_case is in `settings` ({name: where
+    it is set, said after the name}) is set instead: a setting that is no argument of the call refused (an
+    `input_scale` that a loaded model's metadata holds). Each starts with a space; "" where none is.
+
+    Example:
+        >>> setting_hint(["inputScale"], {"input_scale": "is the model's: set model.input_scale"})
+        " 'inputScale' (in Python: input_scale) is the model's: set model.input_scale."
+    """
+    hint = ""
+    for name in unknown:
+        snake = snake_case(name)
+        if snake in settings:
+            spelled = f"{name!r}" if snake == name else f"{name!r} (in Python: {snake})"
+            hint += f" {spelled} {settings[snake]}."
+    return hint

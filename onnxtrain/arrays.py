@@ -5,11 +5,12 @@ trained on.
 Conversion rule (documented in the README), for a float32 input (the default): float32 is used as is;
 float16/float64 are cast to float32; integer arrays (e.g. uint8 images) are cast to float32 and multiplied by the
 model's `input_scale` (1/255 for a model trained on `fashion_mnist()`, 1.0 otherwise; a scale of 1/n divides by n,
-bit for bit the loaders' own scaling), so raw pixels give the same predictions as the scaled training data, except
-for an input that an Embedding reads (token ids, never scaled). With input_scale 1/255 (a model trained on 8-bit
-pixels) integers must lie in [0, 255] (`check_pixel_range`); with input_scale 1, uint8 arrays are read raw (0-255)
-with a warning (`warn_of_raw_pixels`). An integer input (`Input(dtype="int64")`, a foreign
-int64 input) takes integer arrays, range-checked and cast to its dtype, or float arrays of whole numbers; it is
+bit for bit the loaders' own scaling: `_input_scale`), so raw pixels give the same predictions as the scaled training
+data, except for an input that an Embedding reads (token ids, never scaled). With input_scale 1/255 (a model trained
+on 8-bit pixels) integers must lie in [0, 255]; with input_scale 1, integer images (uint8, uint16, int16) are read
+raw with a warning: the one rule for integer pixels, which `Dataset(x, y, input_scale=...)` applies too
+(`_integer_pixels`). NaN and infinities are refused (`_finite_inputs`). An integer input (`Input(dtype="int64")`, a
+foreign int64 input) takes integer arrays, range-checked and cast to its dtype, or float arrays of whole numbers; it is
 never scaled, and its ids never pass through float32 (exact above 2**24). Anything else (bool, object, strings,
 complex, structured arrays) is refused. An array-like (a pandas DataFrame or Series: anything with `__array__` or
 `to_numpy()`) is converted once with np.asarray first, wherever an array is taken (`as_array`).
@@ -17,23 +18,40 @@ complex, structured arrays) is refused. An array-like (a pandas DataFrame or Ser
 
 from __future__ import annotations
 
-import math
-import os
-import sys
-import types
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from onnxtrain._checks import as_real
+from onnxtrain._finite_inputs import all_finite, refuse_non_finite
+from onnxtrain._input_scale import INPUT_SCALE_RANGE, scale_divisor, scale_integers, valid_input_scale
+from onnxtrain._integer_pixels import PIXEL_DIVISOR, check_integer_pixels, check_pixel_range, warn_of_raw_pixels
 from onnxtrain._token_ids import TokenIds, check_token_ids, token_id_inputs
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from onnxtrain.layers import Shape, format_shape
 
 if TYPE_CHECKING:
     from onnxtrain.functional import Functional
+
+__all__ = [  # the input scale, pixel and finiteness rules live in modules of their own; they are importable here too
+    "INPUT_SCALE_RANGE",
+    "PIXEL_DIVISOR",
+    "InputArrays",
+    "InputSpec",
+    "as_array",
+    "check_integer_pixels",
+    "check_pixel_range",
+    "input_specs",
+    "is_array_like",
+    "prepare_inputs",
+    "prepare_x",
+    "refuse_non_finite",
+    "scale_divisor",
+    "scale_integers",
+    "sole_input",
+    "valid_input_scale",
+    "warn_of_raw_pixels",
+]
 
 
 def prepare_x(
@@ -88,6 +106,15 @@ def prepare_x(
                 f" The examples look channels-first; the model reads channels last: move the channel axis with "
                 f"np.moveaxis({name}, 1, -1) (a reshape would scramble the images)."
             )
+        elif len(input_shape) >= 3 and x.shape[1:] == (*input_shape[1:], input_shape[0]):
+            # The model's Input is channels-first (PyTorch's C, H, W) and the images channels-last: reshaping the
+            # data would scramble them; the Input is what to change, as onnxtrain's layers read channels last.
+            channels_last = ", ".join(map(str, (*input_shape[1:], input_shape[0])))
+            hint = (
+                f" The model's Input looks channels-first ({list(input_shape)}) and the examples channels-last; "
+                f"onnxtrain's layers read channels last: declare Input({channels_last}) (a reshape of the data "
+                "would scramble the images)."
+            )
         elif x.ndim >= 2 and int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
             target = ", ".join(map(str, input_shape))
             if argument.endswith(".x"):  # fit/evaluate data: a tuple's x, or a Dataset's (read-only) examples
@@ -110,15 +137,14 @@ def prepare_x(
         input_scale = 1.0
     given = x
     if x.dtype.kind in "iub":
-        check_pixel_range(x, input_scale, argument)
-        if x.dtype == np.uint8 and input_scale == 1.0 and token_ids is None:
-            warn_of_raw_pixels(argument)
+        if token_ids is None:  # pixels, by the one rule for integer pixels
+            check_integer_pixels(x, input_scale, argument)
         x = scale_integers(x, input_scale)
     elif x.dtype != np.float32:
         with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, refused just below
             x = x.astype(np.float32)
     x = np.ascontiguousarray(x)
-    if not _all_finite(x):
+    if not all_finite(x):
         refuse_non_finite(x, given, argument, input_scale)
     if token_ids is not None:
         check_token_ids(x, token_ids, argument)
@@ -190,141 +216,6 @@ def _as_integers(x: np.ndarray, dtype: np.dtype, argument: str) -> np.ndarray:
             f"ids). Received: {argument}[{', '.join(map(str, index))}]={x[index].item()!r}"
         )
     return np.ascontiguousarray(x, dtype)
-
-
-PIXEL_DIVISOR = 255.0
-"""The divisor of a model trained on 8-bit pixels (input_scale 1/255): integer inputs must then lie in [0, 255]."""
-
-
-def check_pixel_range(x: np.ndarray, input_scale: float, argument: str) -> None:
-    """Refuse integer `x` outside [0, 255] for a model whose input_scale is 1/255 (trained on 8-bit pixels):
-    dividing 16-bit pixels, negative numbers or 300 by 255 would feed values the model never saw, silently.
-    Costs nothing for uint8 arrays (always in range) and for other scales.
-
-    Raises:
-        InvalidArgumentError: naming the first value outside [0, 255], its index, and how to bring 16-bit pixels
-            to 8 bits.
-    """
-    if x.dtype == np.uint8 or x.dtype.kind not in "iu" or scale_divisor(input_scale) != PIXEL_DIVISOR:
-        return
-    if x.min() >= 0 and x.max() <= PIXEL_DIVISOR:
-        return
-    index = np.unravel_index(int(np.flatnonzero((x < 0) | (x > PIXEL_DIVISOR))[0]), x.shape)
-    fix = (
-        f"16-bit pixels need 8 bits first: pass {argument} >> 8 (uint8), or float32 values {argument} / 65535"
-        if x.dtype == np.uint16
-        else f"Bring them to [0, 255] first (16-bit pixels: {argument} >> 8), or pass float32 values, which are "
-        "used as they are"
-    )
-    raise InvalidArgumentError(
-        f"{argument} expects integer pixels in [0, 255]: the model's input_scale is 1/255 (it divides integer "
-        f"inputs by 255, as it was trained on 8-bit pixels). Received: {argument}[{', '.join(map(str, index))}]="
-        f"{x[index].item()!r} (dtype {x.dtype}). {fix}."
-    )
-
-
-def warn_of_raw_pixels(argument: str) -> None:
-    """Warn that uint8 `x` (pixels, 0-255) goes as it is into the float input of a model whose input_scale is 1,
-    seldom what a model trained on [0, 1] wants (onnxtrain-js' Trainer warns alike). Python shows it once per
-    calling line: the warning names the user's line, not onnxtrain's."""
-    warnings.warn(
-        f"{argument} is uint8 (pixels 0-255) and the model's input_scale is 1, so the model reads the raw values "
-        "(0-255). If it was trained on values in [0, 1], scale them: pass float32 values x / 255, or give the model "
-        "input_scale = 1 / 255 (model.input_scale = 1 / 255, then save or export it again; integer inputs are then "
-        "divided by 255). If it was trained on raw 0-255 values, pass x.astype(np.float32) to silence this warning.",
-        UserWarning,
-        stacklevel=_outside_onnxtrain(),
-    )
-
-
-def _outside_onnxtrain() -> int:
-    """The `stacklevel` of the first caller outside the onnxtrain package (for the caller of `warnings.warn`)."""
-    level = 2  # 1: the function that warns; 2: its caller
-    frame: types.FrameType | None = sys._getframe(2)
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
-        level, frame = level + 1, frame.f_back
-    return level
-
-
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def scale_integers(x: np.ndarray, input_scale: float) -> np.ndarray:
-    """Integer (or bool) `x` as float32 times `input_scale`: a new array.
-
-    A scale of 1/n for a whole n (1/255) divides by n instead. That is how the dataset loaders and the usual
-    `x / 255.0` make their floats, so raw pixels reach the model as exactly the values it trained on:
-    multiplying by float32(1/255) differs from them in the last bit for 126 of the 256 byte values.
-    """
-    floats = x.astype(np.float32)
-    if input_scale == 1.0:
-        return floats
-    divisor = scale_divisor(input_scale)
-    if divisor is not None:
-        return np.divide(floats, np.float32(divisor), out=floats)
-    with np.errstate(over="ignore"):  # products beyond float32 become inf, which prepare_x refuses
-        return np.multiply(floats, np.float32(input_scale), out=floats)
-
-
-INPUT_SCALE_RANGE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
-"""An input scale is a float32 normal number: smaller ones flush to zero in ORT's float mode, larger overflow."""
-
-
-def valid_input_scale(value: object) -> float | None:
-    """`value` as a float when it can scale inputs: a real number in INPUT_SCALE_RANGE, not a bool; else None."""
-    scale = as_real(value)
-    low, high = INPUT_SCALE_RANGE
-    return scale if scale is not None and low <= scale <= high else None
-
-
-def scale_divisor(input_scale: float) -> float | None:
-    """n when `input_scale` is 1/n for a whole n > 1 that float32 holds exactly (255.0 for 1/255), else None.
-
-    1/n is recognised as Python computes it (1 / 49 is 0.02040816326530612, whose own inverse is not exactly 49)
-    and as float32 holds it (np.float32(1 / 255)).
-    """
-    if not 2.0**-25 < input_scale < 1.0:  # n in (1, 2**24], with room for rounding; also refuses NaN
-        return None
-    n = round(1.0 / input_scale)
-    if not 1 < n <= 2**24:
-        return None
-    return float(n) if input_scale in (1.0 / n, float(np.float32(1.0 / n))) else None
-
-
-def refuse_non_finite(x: np.ndarray, given: np.ndarray, argument: str, input_scale: float = 1.0) -> None:
-    """Raise for the first value of float32 `x` that is not finite, as `given` (what `x` was converted from:
-    a float64 array, or integers times `input_scale`) holds it: NaN and infinities, or a finite value beyond
-    float32's range. Returns when every value is finite.
-
-    Raises:
-        InvalidArgumentError: naming `argument`, the first offending index and its value as given.
-    """
-    bad = np.flatnonzero(~np.isfinite(x))
-    if not len(bad):
-        return
-    index = np.unravel_index(int(bad[0]), x.shape)
-    value = given[index].item()
-    where = f"{argument}[{', '.join(map(str, index))}]={value!r}"
-    if math.isfinite(value):  # finite as given: beyond float32's range, or scaled beyond it
-        scaled = f" times input_scale={input_scale!r}" if given.dtype.kind in "iub" and input_scale != 1.0 else ""
-        raise InvalidArgumentError(
-            f"{argument} expects values within float32's range (|x| <= 3.4e38), which the model computes in. "
-            f"Received: {where}{scaled}"
-        )
-    raise InvalidArgumentError(f"{argument} expects finite values. Received: {where}")
-
-
-def _all_finite(x: np.ndarray) -> bool:
-    """Whether every value of C-contiguous float32 `x` is finite, in one pass over it.
-
-    Row sums (einsum's own SIMD loop): a NaN or an infinity makes its row's sum NaN or infinite. A row of finite
-    values whose sum overflows makes this screen fail too; the exact element check then decides. Faster than min()
-    and max(), which matters for every `predict` call. Not a BLAS matrix-vector product: faster alone, but
-    OpenBLAS's threads then spin on the cores ONNX Runtime needs next (docs/measurements.md).
-    """
-    with np.errstate(invalid="ignore", over="ignore"):
-        sums = np.einsum("ij->i", x.reshape(len(x), -1))
-    return bool(np.isfinite(sums).all()) or bool(np.isfinite(x).all())
 
 
 class InputArrays:

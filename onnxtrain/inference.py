@@ -10,21 +10,27 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from onnxtrain import losses
 from onnxtrain._batches import batch_arrays
-from onnxtrain._bounded_read import read_bounded
 from onnxtrain._checks import check_positive_int, check_threads
-from onnxtrain._onnx_file import check_onnx_tensors, parse_onnx_file, parse_onnx_model
-from onnxtrain._onnx_tensors import MAX_MODEL_BYTES, has_external_data, model_tensors
+from onnxtrain._inference_metadata import (
+    LOGITS,
+    PROBABILITIES,
+    float_metadata,
+    metadata_class_names,
+    metadata_loss,
+    output_losses,
+    predicted_outputs,
+)
+from onnxtrain._inference_source import read_model
+from onnxtrain._keyword_arguments import refuse_unknown
+from onnxtrain._onnx_file import parse_onnx_model
 from onnxtrain._runtime import create_session, default_opset, resolve_device, runtime_refusal, runtime_tail
+from onnxtrain._spelling import LOADED_MODEL_SETTINGS
 from onnxtrain._token_ids import exported_token_ids
 from onnxtrain.arrays import InputArrays, InputSpec, prepare_inputs
 from onnxtrain.errors import (
@@ -32,26 +38,13 @@ from onnxtrain.errors import (
     InvalidTypeError,
     ModelFileError,
     ModelStateError,
-    OnnxtrainError,
     RuntimeSetupError,
     ShapeError,
 )
 from onnxtrain.layers import Shape
-from onnxtrain.model_files import (
-    CONFIG_FILE,
-    META_CLASS_NAMES,
-    META_INPUT_SCALE,
-    META_LOSS,
-    MODEL_FILE,
-    check_model_bytes,
-    read_config,
-    read_file,
-)
+from onnxtrain.model_files import META_INPUT_SCALE
 from onnxtrain.progress import check_verbose
-from onnxtrain.saving import reading_model
 
-LOGITS = "logits"
-PROBABILITIES = "probabilities"
 _INPUT_TYPES = {
     f"tensor({name})": np.dtype(dtype) for name, dtype in (("float", "float32"), ("int64",) * 2, ("int32",) * 2)
 }
@@ -139,47 +132,28 @@ class InferenceModel:
             raise ModelFileError(f"{source} has no outputs.")
         # The model's output: `logits`, or the first (a sigmoid classifier's `probabilities`, a foreign model's)
         self._logits = LOGITS if LOGITS in self.output_names else self.output_names[0]
-        self.input_scale = _float_metadata(self.metadata, META_INPUT_SCALE, source)
-        self.class_names = _class_names(self.metadata, source)
-        self.loss = _loss(self.metadata)
+        self.input_scale = float_metadata(self.metadata, META_INPUT_SCALE, source)
+        self.class_names = metadata_class_names(self.metadata, source)
+        self.loss = metadata_loss(self.metadata)
         # The model's own outputs: the graph's, less the probabilities that follow a classifier's output
         # (`probabilities` after `logits`, `<name>_probabilities` after each output of a model of several).
-        self.predicted_outputs: tuple[str, ...] = _predicted_outputs(self.output_names)
-        self._output_losses = _output_losses(self.metadata)
+        self.predicted_outputs: tuple[str, ...] = predicted_outputs(self.output_names)
+        self._output_losses = output_losses(self.metadata)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None) -> InferenceModel:
-        """Load a directory written by `Sequential.save` or a file written by `Sequential.export`.
+    def load(
+        cls, path: str | os.PathLike[str], device: str = "cpu", threads: int | None = None, **unknown: Any
+    ) -> InferenceModel:
+        """Load a directory written by `Sequential.save`, the output folder of `onnxtrain train` (runs/x, whose
+        model/ holds the saved model, as `onnxtrain predict` takes it) or a file written by `Sequential.export`.
 
         Raises:
+            InvalidTypeError: `path` is no path, or a keyword load does not take (KotlinDL's camelCase named in
+                Python's spelling; a setting such as input_scale, which the model holds, named where it is set).
             ModelFileError: nothing there, no model.onnx in the directory, or not a loadable ONNX model.
         """
-        if not isinstance(path, str | os.PathLike) or not os.fspath(path):
-            raise InvalidTypeError(
-                f"InferenceModel.load(path=...) expects a model directory or .onnx file path. Received: {path!r}"
-            )
-        target = Path(path)
-        if target.is_dir():
-            with reading_model(target) as files:
-                if MODEL_FILE not in files:
-                    raise ModelFileError(
-                        f"'{target}' has no {MODEL_FILE}: pass a directory written by model.save() or a file "
-                        f"written by model.export(). Found: {sorted(files) or 'nothing'}"
-                    )
-                source = files[MODEL_FILE]
-                data = read_file(source)
-                config = _saved_config(files.get(CONFIG_FILE))
-                if config is not None:  # first: it names the file that was damaged, and says how
-                    check_model_bytes(data, config, source)
-                data = _through_gate(data, source)
-        else:
-            if not target.exists():
-                raise ModelFileError(
-                    f"No model at '{target}': expected a directory written by model.save() or a .onnx file "
-                    "written by model.export()."
-                )
-            source = target
-            data = _through_gate(read_bounded(target, MAX_MODEL_BYTES, ModelFileError, "an ONNX model"), source)
+        refuse_unknown("InferenceModel.load", unknown, InferenceModel.load, settings=LOADED_MODEL_SETTINGS)
+        data, source = read_model(path)
         return cls(data, device=device, threads=threads, source=str(source))
 
     # --- prediction ---------------------------------------------------------------------------------------
@@ -339,90 +313,3 @@ class InferenceModel:
 def _shapes(batch: np.ndarray | InputArrays) -> Any:
     """A batch's shape, or each input's for a model of several inputs (for messages)."""
     return [a.shape for a in batch.arrays] if isinstance(batch, InputArrays) else batch.shape
-
-
-def _predicted_outputs(names: tuple[str, ...]) -> tuple[str, ...]:
-    """The model's own outputs among the graph's `names`: not `probabilities` after `logits`, nor the
-    `<output>_probabilities` that follows an output of a model of several (`emit.inference_graph`)."""
-    companions = {f"{name}_{PROBABILITIES}" for name in names}
-    if LOGITS in names:
-        companions.add(PROBABILITIES)
-    return tuple(name for name in names if name not in companions)
-
-
-def _output_losses(metadata: Mapping[str, str]) -> dict[str, losses.Loss]:
-    """The loss of each output of a model of several, by output name, from the `onnxtrain.loss` metadata
-    (`multi_output.OutputLosses.get_config`); an output whose loss this version does not know is left out (its
-    outputs are then given raw)."""
-    try:
-        config = json.loads(metadata.get(META_LOSS, ""))
-    except ValueError:
-        return {}
-    if (
-        not isinstance(config, dict)
-        or config.get("name") != "output_losses"
-        or not isinstance(config.get("outputs"), list)
-    ):
-        return {}
-    found = {}
-    for output in config["outputs"]:
-        try:
-            found[str(output["name"])] = losses.get(output["loss"])
-        except (OnnxtrainError, KeyError, TypeError, ValueError):
-            continue
-    return found
-
-
-def _float_metadata(metadata: Mapping[str, str], key: str, source: str) -> float:
-    if key not in metadata:
-        return 1.0
-    try:
-        value = float(metadata[key])
-    except ValueError as e:
-        raise ModelFileError(f"{source}: metadata {key!r} must be a number. Found: {metadata[key]!r}") from e
-    if not np.isfinite(value) or value <= 0:
-        raise ModelFileError(f"{source}: metadata {key!r} must be a positive number. Found: {metadata[key]!r}")
-    return value
-
-
-def _class_names(metadata: Mapping[str, str], source: str) -> tuple[str, ...] | None:
-    if META_CLASS_NAMES not in metadata:
-        return None
-    try:
-        names = json.loads(metadata[META_CLASS_NAMES])
-    except json.JSONDecodeError as e:
-        raise ModelFileError(f"{source}: metadata {META_CLASS_NAMES!r} is not a JSON list: {e}") from e
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ModelFileError(f"{source}: metadata {META_CLASS_NAMES!r} must be a JSON list of strings.")
-    return tuple(names)
-
-
-def _loss(metadata: Mapping[str, str]) -> losses.Loss | None:
-    try:
-        if META_LOSS not in metadata:
-            return None
-        value = metadata[META_LOSS]  # a name, or a config with more than the name (model_files.exported_model)
-        return losses.get(json.loads(value) if value.startswith("{") else value)
-    except (OnnxtrainError, ValueError):  # a loss this version does not know: fall back to the graph's outputs
-        return None
-
-
-def _saved_config(path: Path | None) -> dict[str, Any] | None:
-    """config.json beside a saved model.onnx, or None when absent or damaged (inference needs only model.onnx;
-    load_model is the one that reports a damaged config)."""
-    if path is None:
-        return None
-    try:
-        return read_config(path)
-    except ModelFileError:
-        return None
-
-
-def _through_gate(data: bytes, source: Path) -> bytes:
-    """The bytes of the model file `source` with its external data read in from inside its folder through the
-    checks (the same bytes when it has none): ORT gets bytes with every tensor inline, never a path, since
-    ORT 1.19.2 follows "../" locations when it loads a path."""
-    proto = parse_onnx_file(data, str(source), "Export or save the model again.")
-    external = any(has_external_data(tensor) for _, tensor in model_tensors(proto))
-    check_onnx_tensors(proto, str(source), source.parent)
-    return proto.SerializeToString() if external else data

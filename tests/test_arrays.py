@@ -10,7 +10,7 @@ import pytest
 
 from onnxtrain._checks import check_threads, check_validation_split
 from onnxtrain.arrays import prepare_x, scale_divisor, scale_integers
-from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.errors import InvalidArgumentError, ShapeError
 
 
 def test_finite_values_whose_sums_overflow_are_accepted():
@@ -186,3 +186,15 @@ def test_an_integer_input_refuses_values_its_dtype_cannot_hold(given, dtype, rec
         prepare_x(given, (2,), dtype=dtype)
     with pytest.raises(InvalidArgumentError, match=re.escape(f"Received: {received}") + "$"):
         prepare_x(given, (2,), dtype=dtype)
+
+
+def test_channels_last_images_into_a_channels_first_input_are_told_to_change_the_input_not_the_data():
+    # PyTorch's habit: Input(3, 32, 40) declared for images read as (N, 32, 40, 3). A reshape would scramble them.
+    images = np.zeros((2, 32, 40, 3), np.float32)
+    with pytest.raises(ShapeError) as caught:
+        prepare_x(images, (3, 32, 40))
+    message = str(caught.value)
+    assert message.startswith("x expects shape [None, 3, 32, 40]. Received: x.shape=(2, 32, 40, 3)."), message
+    assert "The model's Input looks channels-first ([3, 32, 40])" in message
+    assert "declare Input(32, 40, 3)" in message
+    assert "reshape(" not in message

@@ -238,8 +238,9 @@ def test_a_gpu_that_is_not_there_is_one_clear_error(saved):
 
 
 @pytest.mark.slow
-def test_the_inference_module_never_imports_the_training_api():
-    tree = ast.parse((REPO / "onnxtrain" / "inference.py").read_text())
+@pytest.mark.parametrize("module", ["inference.py", "_inference_source.py", "_inference_metadata.py"])
+def test_the_inference_modules_never_import_the_training_api(module):
+    tree = ast.parse((REPO / "onnxtrain" / module).read_text())
     imported = {n.name for node in ast.walk(tree) if isinstance(node, ast.Import) for n in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not [m for m in imported if m.startswith(("onnxruntime.training", "onnxtrain._ort_training", "torch"))]

@@ -16,10 +16,19 @@ from typing import Any
 import numpy as np
 
 from onnxtrain._checks import check_bool
-from onnxtrain.arrays import INPUT_SCALE_RANGE, refuse_non_finite, scale_integers, valid_input_scale
+from onnxtrain._finite_inputs import refuse_non_finite
+from onnxtrain._input_scale import INPUT_SCALE_RANGE, scale_integers, valid_input_scale
+from onnxtrain._integer_pixels import check_integer_pixels
+from onnxtrain._keyword_arguments import alias, refuse_unknown
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 
 from ._idx import read_idx
+
+_KOTLINDL_NAMES = {
+    "features": "is x in onnxtrain (Dataset.create takes features= and labels= too, as OnHeapDataset.create)",
+    "labels": "is y in onnxtrain (Dataset.create takes features= and labels= too, as OnHeapDataset.create)",
+}
+"""KotlinDL's names of Dataset's arguments (OnHeapDataset.create's), with what stands for each in `Dataset(...)`."""
 
 
 class Dataset:
@@ -30,7 +39,8 @@ class Dataset:
             uint8 pixels) become float32 times ``input_scale`` when one is given (a scale of 1/n divides by n);
             without one they are kept as they are, and fit/evaluate convert them as they convert an integer
             array: scaled by the model's ``input_scale`` for a float32 input, exact for an integer input
-            (token ids, ``Input(dtype="int64")``).
+            (token ids, ``Input(dtype="int64")``). Either way integer pixels follow one rule (onnxtrain.arrays):
+            in [0, 255] at input_scale 1/255, and a warning for uint8, uint16 and int16 images at input_scale 1.
         y: numeric array ``(N, ...)``; integers become int64 class indices, floats become float32 targets.
         class_names: optional names of the classes, indexed by the integer labels.
         input_scale: the factor that takes raw integer inputs to `x`'s scale (1/255 when pixels were divided by
@@ -40,8 +50,8 @@ class Dataset:
     Raises:
         InvalidTypeError: x or y is not numeric (object, str, bool, complex...), or class_names not str.
         ShapeError: x or y is a scalar, or their lengths differ.
-        InvalidArgumentError: the dataset is empty, a value is NaN or infinite, a label has no class name, or
-            input_scale is not a positive finite number.
+        InvalidArgumentError: the dataset is empty, a value is NaN or infinite, a label has no class name,
+            input_scale is not a positive finite number, or integer x outside [0, 255] at input_scale 1/255.
 
     Example:
         >>> train = Dataset(np.zeros((4, 28, 28, 1)), np.array([0, 1, 2, 3]))
@@ -49,8 +59,15 @@ class Dataset:
     """
 
     def __init__(
-        self, x: Any, y: Any, *, class_names: Sequence[str] | None = None, input_scale: float | None = None
+        self,
+        x: Any,
+        y: Any,
+        *,
+        class_names: Sequence[str] | None = None,
+        input_scale: float | None = None,
+        **unknown: Any,
     ) -> None:
+        refuse_unknown("Dataset", unknown, Dataset.__init__, renamed=_KOTLINDL_NAMES)
         scale = None if input_scale is None else valid_input_scale(input_scale)
         if input_scale is not None and scale is None:
             raise InvalidArgumentError(
@@ -65,13 +82,35 @@ class Dataset:
 
     @classmethod
     def create(
-        cls, x: Any, y: Any, *, class_names: Sequence[str] | None = None, input_scale: float | None = None
+        cls,
+        x: Any = None,
+        y: Any = None,
+        *,
+        features: Any = None,
+        labels: Any = None,
+        class_names: Sequence[str] | None = None,
+        input_scale: float | None = None,
+        **unknown: Any,
     ) -> Dataset:
-        """KotlinDL's `OnHeapDataset.create(features, labels)`: the same as ``Dataset(x, y, ...)``.
+        """KotlinDL's `OnHeapDataset.create(features, labels)`: the same as ``Dataset(x, y, ...)``, and it takes
+        KotlinDL's names of x and y, `features` and `labels`, too.
+
+        Raises:
+            InvalidArgumentError: x or y missing, or given twice (as x and as features). Plus the errors of
+                ``Dataset(x, y)``; a keyword it does not take (KotlinDL's camelCase `classNames`) is refused naming
+                Python's spelling.
 
         Example:
             >>> train = Dataset.create(np.zeros((4, 784)), np.array([0, 1, 2, 3]))
+            >>> train = Dataset.create(features=np.zeros((4, 784)), labels=np.array([0, 1, 2, 3]))
         """
+        refuse_unknown("Dataset.create", unknown, Dataset.create, renamed=_KOTLINDL_NAMES)
+        x, y = alias("x", x, "features", features), alias("y", y, "labels", labels)
+        if x is None or y is None:
+            missing = " and ".join(name for name, value in (("x", x), ("y", y)) if value is None)
+            raise InvalidArgumentError(
+                f"Dataset.create() needs x and y (KotlinDL's features and labels). Received: {missing} missing"
+            )
         return cls(x, y, class_names=class_names, input_scale=input_scale)
 
     @classmethod
@@ -267,7 +306,8 @@ def validate_arrays(
     y = given_y = _as_numeric(y, y_name)
     scale = 1.0
     if x.dtype.kind in "iu":
-        if input_scale is not None:
+        if input_scale is not None:  # the rule of integer pixels that fit and predict apply, at this scale
+            check_integer_pixels(x, input_scale, x_name, owner="Dataset")
             x, scale = scale_integers(x, input_scale), input_scale
     else:
         with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, reported by _check_finite

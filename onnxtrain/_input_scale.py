@@ -1,0 +1,50 @@
+"""The input scale: the factor that takes a model's integer inputs (uint8 pixels) to the floats it trained on, which
+values are one (`valid_input_scale`), and the scaling itself (`scale_integers`: 1/n divides by n, bit for bit the
+loaders' own `x / 255`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from onnxtrain._checks import as_real
+
+INPUT_SCALE_RANGE = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
+"""An input scale is a float32 normal number: smaller ones flush to zero in ORT's float mode, larger overflow."""
+
+
+def valid_input_scale(value: object) -> float | None:
+    """`value` as a float when it can scale inputs: a real number in INPUT_SCALE_RANGE, not a bool; else None."""
+    scale = as_real(value)
+    low, high = INPUT_SCALE_RANGE
+    return scale if scale is not None and low <= scale <= high else None
+
+
+def scale_divisor(input_scale: float) -> float | None:
+    """n when `input_scale` is 1/n for a whole n > 1 that float32 holds exactly (255.0 for 1/255), else None.
+
+    1/n is recognised as Python computes it (1 / 49 is 0.02040816326530612, whose own inverse is not exactly 49)
+    and as float32 holds it (np.float32(1 / 255)).
+    """
+    if not 2.0**-25 < input_scale < 1.0:  # n in (1, 2**24], with room for rounding; also refuses NaN
+        return None
+    n = round(1.0 / input_scale)
+    if not 1 < n <= 2**24:
+        return None
+    return float(n) if input_scale in (1.0 / n, float(np.float32(1.0 / n))) else None
+
+
+def scale_integers(x: np.ndarray, input_scale: float) -> np.ndarray:
+    """Integer (or bool) `x` as float32 times `input_scale`: a new array.
+
+    A scale of 1/n for a whole n (1/255) divides by n instead. That is how the dataset loaders and the usual
+    `x / 255.0` make their floats, so raw pixels reach the model as exactly the values it trained on:
+    multiplying by float32(1/255) differs from them in the last bit for 126 of the 256 byte values.
+    """
+    floats = x.astype(np.float32)
+    if input_scale == 1.0:
+        return floats
+    divisor = scale_divisor(input_scale)
+    if divisor is not None:
+        return np.divide(floats, np.float32(divisor), out=floats)
+    with np.errstate(over="ignore"):  # products beyond float32 become inf, which the callers refuse by name
+        return np.multiply(floats, np.float32(input_scale), out=floats)
