@@ -1,5 +1,6 @@
-"""What a data-parallel fit adds to `Trainer.fit`: the checks that every process compiles and trains alike, the seed,
-counters and flags that all processes agree on, and the callbacks of processes other than 0, which write no files.
+"""What a data-parallel fit adds to `Trainer.fit`: the checks that every process compiles and trains alike (on the same
+data), the seed, counters and flags that all processes agree on, and the callbacks of processes other than 0, which
+write no files.
 
 The checks share each process's values first (a broadcast or an all-reduce), then decide on those alone: every
 process reaches the same verdict, and raises the same `DataParallelError`, at the same call.
@@ -14,8 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from onnxtrain._batch_stream import BatchStream
+from onnxtrain._batches import Batches, examples
+from onnxtrain.arrays import InputArrays
 from onnxtrain.callbacks import Callback, CSVLogger, ModelCheckpoint
 from onnxtrain.distributed._communicator import Communicator, broadcast_bytes
+from onnxtrain.distributed._data_checksum import SAMPLED_ROWS, checksums_differ, sampled_checksum
 from onnxtrain.distributed._reduce import all_reduce_sums
 from onnxtrain.distributed._world import world
 from onnxtrain.errors import DataParallelError, InvalidArgumentError, ModelStateError
@@ -92,27 +97,33 @@ def check_compiled_alike(communicator: Communicator, settings: Mapping[str, str]
     )
 
 
+def _processes(ranks: Sequence[int]) -> str:
+    """`ranks` for a message: "process 1", "processes 1, 2, 3, 4 and 2 more"."""
+    named = ", ".join(map(str, ranks[:LISTED_PROCESSES]))
+    if len(ranks) > LISTED_PROCESSES:
+        named += f" and {len(ranks) - LISTED_PROCESSES} more"
+    return f"process{'es' if len(ranks) > 1 else ''} {named}"
+
+
 def _by_process(values: np.ndarray, describe: Any) -> str:
     """`values` (one per process) for a message: each distinct value with the processes that hold it."""
     groups: dict[float, list[int]] = {}
     for rank, value in enumerate(values.tolist()):
         groups.setdefault(value, []).append(rank)
-    parts = []
-    for value, ranks in groups.items():
-        named = ", ".join(map(str, ranks[:LISTED_PROCESSES]))
-        if len(ranks) > LISTED_PROCESSES:
-            named += f" and {len(ranks) - LISTED_PROCESSES} more"
-        parts.append(f"{describe(value)} in process{'es' if len(ranks) > 1 else ''} {named}")
-    return ", ".join(parts)
+    return ", ".join(f"{describe(value)} in {_processes(ranks)}" for value, ranks in groups.items())
 
 
 # What check_world gathers from each process, in order: (name, what every process must hold alike, how a value
 # reads in a message).
 _FIT_SETTINGS: tuple[tuple[str, str, Any], ...] = (
-    ("examples", "hold the same training data", lambda v: f"{v:g} examples"),
+    (
+        "examples",
+        "hold the same whole training set (each takes its rows of every global batch: not a shard per process)",
+        lambda v: f"{v:g} examples",
+    ),
     (
         "validation",
-        "hold the same validation data (each evaluates its share of it)",
+        "hold the same whole validation set (each evaluates its share of it: not a shard per process)",
         lambda v: "no validation data" if v < 0 else f"{v:g} validation examples",
     ),
     ("batch_size", "fit with the same batch_size", lambda v: f"batch_size={v:g}"),
@@ -123,21 +134,85 @@ _FIT_SETTINGS: tuple[tuple[str, str, Any], ...] = (
 )
 
 
+# The parts of a dataset whose checksums check_world compares, as a message names them (training, validation)
+_DATA_PARTS = (("x", "x"), ("y", "y"), ("sample weights (sample_weight, class_weight)", "sample weights"))
+# Why every process must hold the whole set, and the fix where x or y differ (training, validation)
+_WHOLE_SET = (
+    (
+        "onnxtrain gives each process its rows of every global batch itself (what DistributedSampler does for "
+        "PyTorch DDP), and batch_size is the global batch",
+        "Load all the training data in every process, not a shard of it per process.",
+    ),
+    (
+        "onnxtrain gives each process its share of it to evaluate",
+        "Pass all the validation data in every process, not a shard of it per process.",
+    ),
+)
+_SAME_WEIGHTS = (
+    "Pass the same sample_weight and class_weight in every process.",
+    "Pass the same validation sample weights in every process.",
+)
+
+
+def data_checksums(data: Batches | BatchStream | None) -> list[float]:
+    """The checksum and its magnitude (`sampled_checksum`) of each part of `data` (`_DATA_PARTS`: x, each input
+    weighted by its place, y and the sample weights), flat; zeros for no data, a stream or no weights."""
+    if not isinstance(data, Batches):
+        return [0.0] * 2 * len(_DATA_PARTS)
+    inputs = data.x.arrays if isinstance(data.x, InputArrays) else (data.x,)
+    x = sum(np.multiply(sampled_checksum(array), place) for place, array in enumerate(inputs, start=1))
+    weights = (0.0, 0.0) if data.w is None else sampled_checksum(data.w)
+    return [*np.asarray(x).tolist(), *sampled_checksum(data.y), *weights]
+
+
+def _check_same_data(checksums: np.ndarray, train: int, validation: int) -> None:
+    """Refuse processes whose training or validation data differ from process 0's (`checksums`: a row of each
+    process's `data_checksums` of both; `train` and `validation` examples, which every process holds).
+
+    Raises:
+        DataParallelError: naming the data, its parts that differ and the processes that hold them.
+    """
+    width = 2 * len(_DATA_PARTS)
+    for block, (data, count) in enumerate((("training", train), ("validation", validation))):
+        parts, differing = [], np.zeros(len(checksums), bool)
+        for index, names in enumerate(_DATA_PARTS):
+            column = block * width + 2 * index
+            differs = checksums_differ(checksums[:, column], checksums[:, column + 1])
+            if differs.any():
+                parts.append(names[block])
+                differing |= differs
+        if not parts:
+            continue
+        why, fix = _WHOLE_SET[block]
+        weights_only = parts[0].startswith("sample weights")  # x and y are alike: the weights given differ
+        if weights_only:
+            fix = _SAME_WEIGHTS[block]
+        differ = "differ" if len(parts) > 1 or weights_only else "differs"
+        raise DataParallelError(
+            f"A data-parallel fit expects every process to pass the same whole {data} set: {why}. Received: "
+            f"{data} {' and '.join(parts)} in {_processes(np.flatnonzero(differing).tolist())} that {differ} from "
+            f"process 0's ({count} examples in every process; checksums of up to {SAMPLED_ROWS} evenly spaced "
+            f"rows). {fix}"
+        )
+
+
 def check_world(
     communicator: Communicator | None,
-    examples: int,
+    train: Batches | BatchStream,
     batch_size: int,
     *,
-    validation: int | None = None,
+    validation: Batches | BatchStream | None = None,
     validation_batch_size: int | None = None,
     epochs: int = 1,
     shuffle: bool = True,
     learning_rate: float = 0.0,
 ) -> Communicator | None:
     """The world a fit trains over (`communicator`, the engine's), after checking, on every process alike (one
-    all-reduce gathers each process's values), that all processes hold the same numbers of training and
-    validation examples (`validation`: None without validation data), fit with the same batch sizes, epochs,
-    shuffle flag and learning rate, and that a global batch has a row for each process.
+    all-reduce gathers each process's values), that all processes hold the same training and validation data
+    (`validation`: None without validation data; their numbers of examples, then `data_checksums`: each process
+    takes its rows of every global batch from its own arrays, so a shard per process would train on part of the
+    data), fit with the same batch sizes, epochs, shuffle flag and learning rate, and that a global batch has a
+    row for each process.
 
     Raises:
         ModelStateError: `onnxtrain.distributed.init()` or `leave()` was called after compile.
@@ -158,25 +233,28 @@ def check_world(
         )
     if communicator is None:
         return None
+    count = examples(train)
     mine = {
-        "examples": examples,
-        "validation": -1 if validation is None else validation,
+        "examples": count,
+        "validation": -1 if validation is None else examples(validation),
         "batch_size": batch_size,
         "validation_batch_size": batch_size if validation_batch_size is None else validation_batch_size,
         "epochs": epochs,
         "shuffle": float(shuffle),
         "learning_rate": learning_rate,
     }
-    table = gathered(communicator, [float(mine[name]) for name, _, _ in _FIT_SETTINGS])
+    settings = [float(mine[name]) for name, _, _ in _FIT_SETTINGS]
+    table = gathered(communicator, [*settings, *data_checksums(train), *data_checksums(validation)])
     for column, (_, expectation, describe) in enumerate(_FIT_SETTINGS):
         values = table[:, column]
         if not np.all(values == values[0]):
             received = _by_process(values, describe)
             raise DataParallelError(f"A data-parallel fit expects every process to {expectation}. Received: {received}")
-    if min(batch_size, examples) < communicator.size:
+    _check_same_data(table[:, len(settings) :], count, int(mine["validation"]))
+    if min(batch_size, count) < communicator.size:
         raise DataParallelError(
             f"A data-parallel fit over {communicator.size} processes expects batch_size >= {communicator.size} "
-            f"(a row of each batch for each process). Received: batch_size={batch_size} on {examples} examples"
+            f"(a row of each batch for each process). Received: batch_size={batch_size} on {count} examples"
         )
     return communicator
 

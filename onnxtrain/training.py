@@ -38,7 +38,6 @@ from onnxtrain._batches import (
     batch_count,
     check_steps_per_epoch,
     epoch_order,
-    examples,
     limit_batches,
     refuse_streams_in_world,
     with_class_weights,
@@ -243,9 +242,9 @@ class Trainer(TrainerData, EpochLoop, TrainerEvaluation):
 
         communicator = check_world(
             self.communicator,
-            examples(train),
+            train,
             batch_size,
-            validation=None if val is None else examples(val),
+            validation=val,
             validation_batch_size=val_batch,
             epochs=epochs,
             shuffle=bool(shuffle),

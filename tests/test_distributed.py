@@ -585,8 +585,8 @@ FIT_DIFFERENCES: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
     # fit's arguments in process r, and what every process must say
     "validation_sizes": (
         lambda r: {"validation": (_data()[0][: 9 + 3 * r], _data()[1][: 9 + 3 * r])},
-        "same validation data (each evaluates its share of it). Received: 9 validation examples in process 0, "
-        "12 validation examples in process 1, 15 validation examples in process 2",
+        "same whole validation set (each evaluates its share of it: not a shard per process). Received: 9 "
+        "validation examples in process 0, 12 validation examples in process 1, 15 validation examples in process 2",
     ),
     "validation_in_one": (
         lambda r: {"validation": _data() if r == 1 else None},
@@ -594,7 +594,7 @@ FIT_DIFFERENCES: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
     ),
     "validation_split": (
         lambda r: {"validation_split": 0.2 if r == 0 else 0.0},
-        "same training data. Received: 23 examples in process 0, 29 examples in processes 1, 2",
+        "shard per process). Received: 23 examples in process 0, 29 examples in processes 1, 2",
     ),
     "batch_size": (
         lambda r: {"batch_size": 8 if r == 2 else 6},
@@ -642,7 +642,10 @@ def test_fit_refuses_processes_holding_different_data() -> None:
             model.fit(x, y, epochs=1, batch_size=6, verbose=0)
 
     message = _the_same_error(_errors_in(world, train), DataParallelError)
-    assert "same training data. Received: 20 examples in process 0, 21 examples in process 1" in message
+    assert message == (
+        "A data-parallel fit expects every process to hold the same whole training set (each takes its rows of "
+        "every global batch: not a shard per process). Received: 20 examples in process 0, 21 examples in process 1"
+    )
 
 
 def test_validation_figures_divide_the_sums_by_every_process_s_rows() -> None:
