@@ -209,7 +209,12 @@ def call_on_data(
     arrays = eager_arrays(describe(graph), arrays, [graph.reads_integers] * len(arrays))
     check_same_shapes(graph, [tuple(array.shape[1:]) for array in arrays])
     graph._read_engine()  # the compiled engine holds the current weights
-    outputs = run_eagerly(_EmittedGraph(graph, substitutes), arrays, training=bool(training))  # type: ignore[arg-type]
+    outputs = run_eagerly(
+        _EmittedGraph(graph, substitutes),  # type: ignore[arg-type]
+        arrays,
+        training=bool(training),
+        state_owner=graph,  # a training call moves BatchNormalization's statistics, as Keras' does
+    )
     return outputs[0] if len(outputs) == 1 else outputs
 
 

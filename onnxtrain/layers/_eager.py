@@ -1,8 +1,10 @@
 """Calling a layer or a model on numpy arrays (Keras' eager call: `data_augmentation(images, training=True)`): the
 call's graph is built alone, run once with ONNX Runtime on the CPU, and its output returned as a numpy array.
 
-`training=True` runs the training graph (random layers draw, BatchNormalization uses the batch's statistics),
-anything else the inference graph, as Keras' default for a call outside `fit`. A training graph's step counter
+`training=True` runs the training graph (random layers draw, BatchNormalization uses the batch's statistics and
+moves its moving statistics towards them, as Keras' call does), anything else the inference graph, as Keras' default
+for a call outside `fit`. The state a training call updates (`GraphBuilder.update_state`) is written back into the
+layer as `set_weights` writes it, so a compiled model's engine takes it too. A training graph's step counter
 (what Dropout and the augmentation layers draw from, with their seed and name) is the number of the layer's earlier
 eager training calls: the first draws as training step 0, the next as step 1, ..., so repeated calls differ, as Keras'
 do, and a fresh layer draws the same again.
@@ -31,7 +33,18 @@ STEP = "step"
 _CALLS = "_eager_training_calls"  # in a layer's __dict__: its eager training calls so far (the next call's step)
 
 
-class EagerLayer(CheckedLayer, Protocol):
+class StateOwner(Protocol):
+    """Where an eager training call writes the layer state it updated: a `Layer`, or a `Functional` (a model's
+    graph), through their weights API (`layers/_layer_weights.py`)."""
+
+    def _own_weights(self) -> Mapping[str, np.ndarray]: ...
+
+    def _write_weights(self, arrays: dict[str, np.ndarray]) -> None: ...
+
+    def _weights_changed(self) -> None: ...
+
+
+class EagerLayer(CheckedLayer, StateOwner, Protocol):
     """What an eager call reads of a layer (a `Layer`, or a `Functional`: a model's graph)."""
 
     reads_integers: bool
@@ -55,7 +68,17 @@ def is_eager_input(inputs: object) -> bool:
 
 
 class _EagerBuilder(GraphBuilder):
-    """A builder whose training graph reads its step counter from the `step` input (an int64 scalar)."""
+    """A builder whose training graph reads its step counter from the `step` input (an int64 scalar), and which
+    remembers the array of each parameter it adds, to tell whose state a training call updated."""
+
+    def __init__(self, training: bool):
+        super().__init__(training=training)
+        self.parameters: dict[str, np.ndarray] = {}  # graph name -> the layer's array (`Layer.emit_params`)
+
+    def add_initializer(self, name: str, array: np.ndarray) -> str:
+        qualified = super().add_initializer(name, array)
+        self.parameters[qualified] = array
+        return qualified
 
     def training_step(self) -> str:
         if not self.training:
@@ -94,7 +117,7 @@ def call_eagerly(
     if name is None:  # Dropout and the augmentation layers key their draws by the layer's name
         layer.__dict__["name"] = snake_case(type(layer).__name__)
     try:
-        outputs = run_eagerly(layer, arrays, training=bool(training))
+        outputs = run_eagerly(layer, arrays, training=bool(training), state_owner=layer)
     finally:
         layer.__dict__["name"] = name
         if built_here and not layer.params:
@@ -102,9 +125,17 @@ def call_eagerly(
     return outputs[0] if len(outputs) == 1 else outputs
 
 
-def run_eagerly(layer: EagerLayer, arrays: Sequence[np.ndarray], training: bool) -> list[np.ndarray]:
+def run_eagerly(
+    layer: EagerLayer, arrays: Sequence[np.ndarray], training: bool, state_owner: StateOwner | None = None
+) -> list[np.ndarray]:
     """The outputs of `layer`'s call on `arrays` (one per input, the batch first, each of the dtype its graph input
-    takes), from its training graph when `training`, else its inference graph."""
+    takes), from its training graph when `training`, else its inference graph.
+
+    Args:
+        state_owner: what holds the weights the graph reads (`layer`, or the model whose graph `layer` emits),
+            which takes the new values of the state the training graph updates (BatchNormalization's moving
+            statistics), as Keras' training call assigns them; None: a call whose updates are not kept.
+    """
     import onnxruntime as ort  # the inference API only; imported here to keep importing onnxtrain light
 
     builder = _EagerBuilder(training=training)
@@ -112,6 +143,9 @@ def run_eagerly(layer: EagerLayer, arrays: Sequence[np.ndarray], training: bool)
     outputs = layer.eager_outputs(builder, names)
     for i, (value, shape) in enumerate(outputs):
         builder.add_output(value, f"output_{i}", np.float32, (None, *shape))
+    updates = builder.state_updates if state_owner is not None else {}
+    for i, (parameter, value) in enumerate(updates.items()):
+        builder.add_output(value, f"state_{i}", np.float32, builder.parameters[parameter].shape)
     model = builder.build("onnxtrain_eager_call")
     feeds: dict[str, Any] = dict(zip(names, arrays, strict=True))
     if STEP in {v.name for v in model.graph.input}:
@@ -123,7 +157,19 @@ def run_eagerly(layer: EagerLayer, arrays: Sequence[np.ndarray], training: bool)
     session = ort.InferenceSession(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"], disabled_optimizers=DISABLED_OPTIMIZERS
     )
-    return [np.asarray(y) for y in session.run(None, feeds)]
+    results = [np.asarray(y) for y in session.run(None, feeds)]
+    if state_owner is not None and updates:
+        updated = [builder.parameters[name] for name in updates]
+        _write_state(state_owner, list(zip(updated, results[len(outputs) :], strict=True)))
+    return results[: len(outputs)]
+
+
+def _write_state(owner: StateOwner, new: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Give `owner` the new value of each updated parameter (the very array the graph was built from, its new
+    value) as `set_weights` does: into its layers, then into the compiled engines that train them."""
+    names = {id(array): name for name, array in owner._own_weights().items()}
+    owner._write_weights({names[id(array)]: np.array(value, np.float32, order="C") for array, value in new})
+    owner._weights_changed()
 
 
 def eager_arrays(owner: str, arrays: Sequence[np.ndarray], integer_inputs: Sequence[bool]) -> list[np.ndarray]:

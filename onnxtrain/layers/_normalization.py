@@ -66,16 +66,17 @@ def _batched_axes(layer: Layer, axis: int | list[int], input_shape: Shape) -> li
 class BatchNormalization(Layer):
     """Normalizes each channel: gamma * (x - mean) / sqrt(var + epsilon) + beta.
 
-    In training the mean and (biased) variance are the batch's, and each step moves the non-trainable
-    `moving_mean` and `moving_variance` towards them: `moving = moving * momentum + batch * (1 - momentum)`, as
-    Keras does. Evaluation, prediction and the export use the moving statistics. A frozen layer
-    (`trainable=False`) uses them in training too and keeps them, as in Keras.
+    In training the mean and (biased) variance are the batch's, and each step (and each `training=True` call on
+    data) moves the non-trainable `moving_mean` and `moving_variance` towards them: `moving = moving * momentum +
+    batch * (1 - momentum)`, as Keras does. Evaluation, prediction and the export use the moving statistics. A frozen
+    layer (`trainable=False`) uses them in training too and keeps them, as in Keras.
 
     Args:
         axis: the channel axis, counting the batch axis (Keras' convention): -1, the last, by default; a list or
             tuple of that one axis too (KotlinDL's `axis = listOf(3)`, Keras' `axis=[3]`).
-        momentum: of the moving statistics, in [0, 1].
-        epsilon: added to the variance, > 0.
+        momentum: of the moving statistics, in [0, 1]: the old value's weight, 1 minus PyTorch's momentum
+            (PyTorch's 0.1 is 0.9; docs/layers.md, "Porting weights from PyTorch").
+        epsilon: added to the variance, > 0 (PyTorch's default is 1e-5).
         center / scale: learn beta / gamma (else 0 / 1).
         beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer: initializers.
     """
