@@ -56,12 +56,24 @@ export interface BundleMetadata {
 /** A URL (browser; http(s) and file: in Node.js), a folder path (Node.js), or a reader of the bundle's files. */
 export type BundleSource = string | URL | { read(name: string): Promise<ArrayBuffer | Uint8Array> };
 
-/** A tf.Tensor, or anything with its dataSync() and shape: shape [N, ...] with the model's example size
- * ([N, 28, 28, 1] or [N, 784] for an input of shape [28, 28, 1]). An int32 tensor's values (Int32Array) are
- * integers: scaled by the input scale for a float input, as integer typed arrays are. */
+/** A tf.Tensor, or anything with its dataSync() and shape: shape [N, ...the input's shape] or [N, values per
+ * example] ([N, 28, 28, 1] or [N, 784] for an input of shape [28, 28, 1]); any other shape is refused (a
+ * channels-first [N, 3, 32, 32] for [32, 32, 3] too, saying so). An int32 tensor's values (Int32Array) are
+ * integers: scaled by the input scale for a float input, as integer typed arrays are; a bool tensor is refused. */
 export interface TensorLike {
   dataSync(): ArrayLike<number | bigint>;
   readonly shape: number[];
+}
+
+/** onnxruntime's own Tensor (`new ort.Tensor("float32", data, [N, 28, 28, 1])`, or anything with its data, dims
+ * and type), shaped as a TensorLike: dims [N, ...the input's shape] or [N, values per example]. Its data is read as
+ * the typed array it is (float32 and float64 as they are, integer types scaled or taken whole, as typed arrays
+ * are); bool, float16, int4, uint4 and string tensors, and tensors whose data is not on the CPU, are refused. */
+export interface OrtTensorLike {
+  readonly data: ArrayLike<number | bigint | string>;
+  readonly dims: readonly number[];
+  readonly type: string;
+  readonly location?: string;
 }
 
 /** The values of one example, flat or nested as its shape (up to 4 levels: [h, w, c] rows are 3). */
@@ -71,18 +83,19 @@ export type ExampleValues =
   | ArrayLike<ArrayLike<ArrayLike<number | bigint>>>
   | ArrayLike<ArrayLike<ArrayLike<ArrayLike<number | bigint>>>>;
 
-/** Rows of examples, one per example (tf.tensor2d's number[][], or Float32Array[]): each row holds one example's
- * values, nested as the input's shape or flat; a row of another size is refused naming it. Typed-array rows of one
- * type keep it (Uint8Array rows are pixels, scaled as such). */
-export type Rows = ArrayLike<ExampleValues | TensorLike>;
+/** Rows of examples, one per example (tf.tensor2d's number[][], Float32Array[], or tensors): each row holds one
+ * example's values, flat or nested as the input's shape level by level ([28][28][1] for [28, 28, 1]; a typed array
+ * or a tensor may stand for any level); a row of another size or nesting ([28][28] or [1][28][28] for [28, 28, 1])
+ * is refused naming it. Typed-array rows of one type keep it (Uint8Array rows are pixels, scaled as such). */
+export type Rows = ArrayLike<ExampleValues | TensorLike | OrtTensorLike>;
 
 /** One input's values: flat, examples one after the other (a typed array or an array of numbers), rows of examples
- * (number[][], nested as the input's shape or flat per example), or a tensor. Float arrays (Float32Array,
- * Float64Array, plain numbers) are used as they are; integer typed arrays (Uint8Array pixels, Int32Array, ...) are
- * scaled by the model's input scale (a Uint8Array or Uint8ClampedArray for a float input of a model whose input
- * scale is 1 is read raw, 0-255, and console.warn says so once per trainer), unless the input holds token ids
- * (bundle.json inputs[].token_ids) or is an int64 / int32 input, which take whole numbers (a BigInt64Array, or
- * bigints) and are never scaled. */
+ * (number[][], nested as the input's shape or flat per example), or a tensor (tf.js or ort). Float arrays
+ * (Float32Array, Float64Array, plain numbers) are used as they are; integer typed arrays (Uint8Array pixels,
+ * Int32Array, ...) are scaled by the model's input scale (a Uint8Array or Uint8ClampedArray for a float input of a
+ * model whose input scale is 1 is read raw, 0-255, and console.warn says so once per trainer), unless the input
+ * holds token ids (bundle.json inputs[].token_ids) or is an int64 / int32 input, which take whole numbers (a
+ * BigInt64Array, or bigints) and are never scaled. */
 export type InputValues =
   | Float32Array
   | Float64Array
@@ -98,14 +111,16 @@ export type InputValues =
   | ArrayLike<number | bigint>
   /** rows of examples: number[][], Float32Array[], deeper nesting as the input's shape */
   | Rows
-  | TensorLike;
+  | TensorLike
+  | OrtTensorLike;
 
 /** One input's values for a model of one input, or an array of them, one per model input in the model's order (a
  * model of one input also takes a list of its one input's values). */
 export type Batch = InputValues | InputValues[];
 
 /** Class indices (int64 labels: whole numbers in [0, classes)) or finite float targets: flat, one example after
- * the other, rows of them (number[][]: [[0], [2]], or a regression's [[0.5], [1.2]]) or a tensor of shape [N, ...];
+ * the other, rows of them (number[][]: [[0], [2]], or a regression's [[0.5], [1.2]]) or a tensor (tf.js or ort) of
+ * shape [N, ...the labels' shape] or [N, values per example] (class indices: [N] or [N, 1]; one unit: [N, 1] or [N]);
  * an array-like object is read as an array. One-hot rows for class indices are refused, saying to pass the argmax. */
 export type Labels =
   | BigInt64Array
@@ -115,7 +130,8 @@ export type Labels =
   | Float64Array
   | ArrayLike<number | bigint>
   | Rows
-  | TensorLike;
+  | TensorLike
+  | OrtTensorLike;
 
 export interface TrainerState {
   /** updates made so far; setState takes it, when given, in place of the step tensor's value (set 0 to restart

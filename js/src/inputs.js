@@ -6,7 +6,8 @@
 // multiplied by it in float32. An input an Embedding reads (bundle.json inputs[].token_ids) holds token ids: never
 // scaled, whole numbers in [0, input_dim) only. An int64 / int32 input takes whole numbers, never scaled.
 
-import { countValues, isRows, isTensorLike, rowValues, tensorValues } from "./rows.js";
+import { countValues, isRows, rowValues } from "./rows.js";
+import { isTensor, tensorValues } from "./tensors.js";
 
 const product = (shape) => shape.reduce((n, d) => n * d, 1);
 
@@ -51,7 +52,7 @@ const isArrayLike = (value) =>
 const plain = (value) => (isArrayLike(value) ? Array.from(value) : value);
 
 /**
- * One input's values as src/inputs.js reads them: a tensor's (dataSync, its shape checked), rows flattened (each
+ * One input's values as src/inputs.js reads them: a tensor's (tf.js or ort, its shape checked), rows flattened (each
  * row one example), anything else as it is.
  * @param {unknown} value
  * @param {{name: string, shape: (number | null)[]}} spec
@@ -59,7 +60,7 @@ const plain = (value) => (isArrayLike(value) ? Array.from(value) : value);
  */
 function oneInput(value, spec, argument) {
   const example = exampleShape(spec);
-  if (isTensorLike(value)) return tensorValues(/** @type {any} */ (value), example, argument);
+  if (isTensor(value)) return tensorValues(/** @type {any} */ (value), example, argument);
   if (isRows(value)) return rowValues(/** @type {unknown[]} */ (value), example, argument);
   return /** @type {ArrayLike<number | bigint>} */ (plain(value));
 }
@@ -67,8 +68,8 @@ function oneInput(value, spec, argument) {
 /**
  * One array of values per model input. A model of one input takes a typed array or an array of numbers (its
  * values, examples one after the other), rows of examples (number[][], or typed-array rows; nested as the input's
- * shape or flat), a tensor (dataSync and shape), or a list of one of them; a model of several inputs takes a list
- * of one per input. Array-like objects are read as arrays.
+ * shape or flat), a tensor (a tf.Tensor or an ort.Tensor), or a list of one of them; a model of several inputs
+ * takes a list of one per input. Array-like objects are read as arrays.
  * @param {unknown} x
  * @param {{name: string, shape: (number | null)[]}[]} inputs the bundle's inputs
  * @param {string} [argument] how messages name x
@@ -81,7 +82,7 @@ export function splitInputs(x, inputs, argument = "x") {
   const expected = one
     ? `a typed array or an array of numbers, rows of examples (number[][]) or a tensor (input ${names})`
     : `an array of ${inputs.length} arrays or tensors, one per model input (${names})`;
-  if (isTypedArray(x) || isTensorLike(x)) {
+  if (isTypedArray(x) || isTensor(x)) {
     if (one) return [oneInput(x, inputs[0], argument)];
     throw new TypeError(`${argument} expects ${expected}. Received: ${describe(x)}`);
   }
@@ -95,7 +96,7 @@ export function splitInputs(x, inputs, argument = "x") {
     if (one) return [x];
     throw new TypeError(`${argument} expects ${expected}. Received: an array of ${x.length} numbers`);
   }
-  const bad = x.findIndex((v) => !isTypedArray(v) && !Array.isArray(v) && !isArrayLike(v) && !isTensorLike(v));
+  const bad = x.findIndex((v) => !isTypedArray(v) && !Array.isArray(v) && !isArrayLike(v) && !isTensor(v));
   if (bad >= 0) {
     throw new TypeError(`${argument} expects ${expected}. Received: ${argument}[${bad}]=${describe(x[bad])}`);
   }
@@ -275,7 +276,7 @@ export function labelData(labels, spec, batch, classes, loss, argument = "labels
         "indices, so pass the argmax of each row (for a tf.Tensor: labels.argMax(-1))"
       : "";
   labels = plain(labels);
-  if (isTensorLike(labels)) labels = tensorValues(/** @type {any} */ (labels), example, argument, oneHot);
+  if (isTensor(labels)) labels = tensorValues(/** @type {any} */ (labels), example, argument, oneHot, true);
   else if (isRows(labels)) labels = rowValues(/** @type {unknown[]} */ (labels), example, argument, oneHot);
   if (!isTypedArray(labels) && !Array.isArray(labels)) {
     throw new TypeError(

@@ -1,21 +1,18 @@
-// Rows and tensors as flat values: nested arrays (number[][], the rows tf.tensor2d takes; an array of typed-array
-// rows) and tensor-like objects (a tf.Tensor: dataSync() and shape) turned into one input's (or the labels') values,
-// examples one after the other, each example's size checked against the model's before src/inputs.js reads them.
+// Rows of examples as flat values: nested arrays (number[][], the rows tf.tensor2d takes; an array of typed-array
+// rows; an array of tensors, one example each) turned into one input's (or the labels') values, examples one after
+// the other, each row checked to hold one example, flat or nested as its shape, before src/inputs.js reads them.
+// Tensors (tf.js and onnxruntime) are src/tensors.js'.
 
-/** @typedef {{dataSync(): ArrayLike<number | bigint>, shape: number[]}} TensorLike */
+import { channelsFirstHint, isTensor, tensorData, tensorShape } from "./tensors.js";
 
 const product = (shape) => shape.reduce((n, d) => n * d, 1);
+const sameShape = (a, b) => a.length === b.length && a.every((d, k) => d === b[k]);
 const isTypedArray = (value) => ArrayBuffer.isView(value) && !(value instanceof DataView);
 const isScalar = (value) => typeof value === "number" || typeof value === "bigint";
-
-/** A tf.Tensor or anything that has its dataSync() and shape. */
-export const isTensorLike = (value) =>
-  typeof value === "object" && value !== null && typeof value.dataSync === "function" && Array.isArray(value.shape);
+const isNested = (value) => Array.isArray(value) || isTypedArray(value) || isTensor(value);
 
 /** An array whose first value is itself a row (an array, a typed array or a tensor): rows of examples. */
-export const isRows = (value) =>
-  Array.isArray(value) && value.length > 0 && !isScalar(value[0]) &&
-  (Array.isArray(value[0]) || isTypedArray(value[0]) || isTensorLike(value[0]));
+export const isRows = (value) => Array.isArray(value) && value.length > 0 && !isScalar(value[0]) && isNested(value[0]);
 
 /** "1st", "2nd", "3rd", "4th", ..., "11th", "21st". */
 export function ordinal(n) {
@@ -24,56 +21,75 @@ export function ordinal(n) {
   return `${n}${suffix}`;
 }
 
-/**
- * The values of a tensor whose shape is [examples, ...] with `example`'s size per example (the model's shape, or
- * its values flat: [N, 784] for [28, 28, 1]).
- * @param {TensorLike} tensor
- * @param {number[]} example the shape of one example
- * @param {string} argument how messages name the tensor
- * @param {(count: number) => string} [hint] more words for a tensor of another example size
- * @returns {ArrayLike<number | bigint>}
- */
-export function tensorValues(tensor, example, argument, hint = () => "") {
-  const shape = tensor.shape;
-  const size = product(example);
-  const expected = `a tensor of shape [N, ${example}] (N examples of shape [${example}]${example.length > 1 ? `, or [N, ${size}]` : ""})`;
-  if (shape.length === 0 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new RangeError(`${argument} expects ${expected}. Received: a tensor of shape [${shape}]`);
-  }
-  const perExample = product(shape.slice(1));
-  if (perExample !== size) {
-    throw new RangeError(`${argument} expects ${expected}. Received: a tensor of shape [${shape}]${hint(perExample)}`);
-  }
-  const data = tensor.dataSync();
-  if (data?.length !== product(shape)) {
-    throw new RangeError(`${argument} expects dataSync() to give ${product(shape)} values (shape [${shape}]). Received: ${data?.length}`);
-  }
-  return data;
-}
-
 /** How many values `value` holds: a tensor's, a typed array's, an array's nested values; 1 for anything else. */
 export function countValues(value) {
-  if (isTensorLike(value)) return product(value.shape);
+  if (isTensor(value)) return product(tensorShape(value));
   if (isTypedArray(value)) return value.length;
   if (Array.isArray(value)) return value.reduce((n, v) => n + countValues(v), 0);
   return 1;
 }
 
 /** Append the values of `row` (nested arrays, typed arrays, tensors; anything else as one value) to `out`. */
-function flatten(row, out) {
-  if (isTensorLike(row)) row = row.dataSync();
+function flatten(row, out, argument) {
+  if (typeof row !== "object" || row === null) {
+    out.push(row); // a number, or something src/inputs.js refuses naming its position
+    return;
+  }
+  if (Array.isArray(row)) {
+    for (const value of row) flatten(value, out, argument);
+    return;
+  }
+  if (isTensor(row)) row = tensorData(row, argument);
   if (isTypedArray(row)) {
     for (let i = 0; i < row.length; i++) out.push(row[i]);
-  } else if (Array.isArray(row)) {
-    for (const value of row) flatten(value, out);
   } else {
-    out.push(row); // a number, or something src/inputs.js refuses naming its position
+    out.push(row); // an object src/inputs.js refuses naming its position
   }
 }
 
 /**
- * Rows of examples as the values of the examples one after the other. Each row holds one example's values, nested
- * as the example's shape or flat; a row of another size is refused naming it. Rows that are typed arrays of one
+ * Append the values of `value` to `out` where it nests them as `dims` from level `k` on: an array of dims[k] values
+ * nested as the levels below, a typed array as the last level, a tensor of the remaining shape at any level, a value
+ * at none. False (with `out` part filled) where it nests otherwise.
+ */
+function readAs(value, dims, k, out, argument) {
+  if (Array.isArray(value)) {
+    if (k === dims.length || value.length !== dims[k]) return false;
+    if (k < dims.length - 1) return value.every((v) => readAs(v, dims, k + 1, out, argument));
+    for (const v of value) {
+      if (typeof v === "object" && v !== null && isNested(v)) return false;
+      out.push(v);
+    }
+    return true;
+  }
+  if (isTypedArray(value)) {
+    if (k !== dims.length - 1 || value.length !== dims[k]) return false;
+    for (let i = 0; i < value.length; i++) out.push(value[i]);
+    return true;
+  }
+  if (isTensor(value)) {
+    if (!sameShape(tensorShape(value), dims.slice(k))) return false;
+    const data = tensorData(value, argument);
+    for (let i = 0; i < data.length; i++) out.push(data[i]);
+    return true;
+  }
+  if (k !== dims.length) return false;
+  out.push(value);
+  return true;
+}
+
+/** How `row` nests, read along its first values: [3, 2, 2] for 3 arrays of 2 pairs. */
+function nesting(row) {
+  if (isTensor(row)) return tensorShape(row);
+  if (isTypedArray(row)) return [row.length];
+  if (!Array.isArray(row)) return [];
+  return [row.length, ...(row.length > 0 ? nesting(row[0]) : [])];
+}
+
+/**
+ * Rows of examples as the values of the examples one after the other. Each row holds one example's values, flat
+ * or nested as the example's shape level by level (an array of [28][28][1] for [28, 28, 1], or a typed array or
+ * tensor at any level); a row of another size or nesting is refused naming it. Rows that are typed arrays of one
  * type give that type (Uint8Array pixels stay pixels, scaled as such).
  * @param {unknown[]} rows
  * @param {number[]} example the shape of one example
@@ -83,11 +99,9 @@ function flatten(row, out) {
  */
 export function rowValues(rows, example, argument, hint = () => "") {
   const size = product(example);
+  const expected = `rows of ${size} values (one example of shape [${example}] each)`;
   const wrongSize = (i, count) =>
-    new RangeError(
-      `${argument} expects rows of ${size} values (one example of shape [${example}] each). ` +
-        `Received: ${argument}[${i}] of ${count} values${hint(count)}`,
-    );
+    new RangeError(`${argument} expects ${expected}. Received: ${argument}[${i}] of ${count} values${hint(count)}`);
   const Type = isTypedArray(rows[0]) ? rows[0].constructor : null;
   if (Type !== null && rows.every((row) => row instanceof Type)) {
     const out = new /** @type {any} */ (Type)(rows.length * size);
@@ -97,16 +111,27 @@ export function rowValues(rows, example, argument, hint = () => "") {
     });
     return out;
   }
+  const layouts = [example, [size]];
+  const wrongNesting = (i, row) => {
+    const given = nesting(row);
+    const how = layouts.some((s) => sameShape(given, s)) ? "unevenly" : `as [${given}]${channelsFirstHint(given, example)}`;
+    return new RangeError(`${argument} expects ${expected}, flat or nested as that shape. Received: ${argument}[${i}] nested ${how}`);
+  };
   const out = [];
   rows.forEach((row, i) => {
-    if (!Array.isArray(row) && !isTypedArray(row) && !isTensorLike(row)) {
-      throw new TypeError(
-        `${argument} expects rows of ${size} values (one example of shape [${example}] each). Received: ${argument}[${i}]=${describeRow(row)}`,
-      );
+    if (!isNested(row)) {
+      throw new TypeError(`${argument} expects ${expected}. Received: ${argument}[${i}]=${describeRow(row)}`);
     }
     const start = out.length;
-    flatten(row, out);
+    const read = (dims) => {
+      out.length = start;
+      return readAs(row, dims, 0, out, `${argument}[${i}]`);
+    };
+    if (layouts.some(read)) return;
+    out.length = start;
+    flatten(row, out, `${argument}[${i}]`); // how many values it holds, for the message
     if (out.length - start !== size) throw wrongSize(i, out.length - start);
+    throw wrongNesting(i, row);
   });
   return out;
 }

@@ -1,6 +1,7 @@
 // The shapes TF.js users hand over: rows of examples (number[][], nested as the input's shape, typed-array rows) and
-// tensor-like objects (dataSync, shape) read as the flat values they hold, checked row by row; one-hot labels for
-// class indices named as such; predict of no examples; uint8 pixels a model of input scale 1 reads raw, warned of.
+// tensor-like objects (dataSync, shape) read as the flat values they hold, checked row by row and level by level
+// (test/tensors.test.js has the tensor shapes); one-hot labels for class indices named as such; predict of no
+// examples; uint8 pixels a model of input scale 1 reads raw, warned of.
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
@@ -9,6 +10,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
 import { Trainer } from "../src/index.js";
+import { rowValues } from "../src/rows.js";
 import { loadBatches } from "../tools/steps.js";
 
 const FIXTURES = fileURLToPath(new URL("./fixtures/", import.meta.url));
@@ -90,6 +92,59 @@ test("a row or tensor of another example size is refused naming the first bad ro
   assert.equal(trainer.stepCount, 0);
 });
 
+test("a row nests as the example's shape level by level, or flat; another nesting is refused naming it", async () => {
+  // one example of shape [2, 2, 3] (height, width, channels): its values 1..12 in that order, and the same image
+  // nested in other ways
+  const hwc = [[[1, 2, 3], [4, 5, 6]], [[7, 8, 9], [10, 11, 12]]];
+  const values = hwc.flat(2);
+  const asShape = (shape) => tensor(Float32Array.from(values), shape);
+  const read = (rowsOf) => Array.from(rowValues(rowsOf, [2, 2, 3], "x"));
+  const accepted = {
+    "nested arrays [2][2][3]": [hwc, hwc],
+    "flat rows": [values, values],
+    "typed arrays as the last level": [hwc.map((r) => r.map((p) => Float32Array.from(p)))],
+    "tensors of shape [2, 3] as the second level": [[0, 1].map((h) => tensor(Float32Array.from(values.slice(h * 6, h * 6 + 6)), [2, 3]))],
+    "tensor rows of shape [2, 2, 3] and [12]": [asShape([2, 2, 3]), asShape([12])],
+    "a typed-array row among nested ones": [hwc, Float32Array.from(values)],
+  };
+  for (const [name, rowsOf] of Object.entries(accepted)) {
+    assert.deepEqual(read(rowsOf), Array(rowsOf.length).fill(values).flat(), name);
+  }
+  const chw = [0, 1, 2].map((c) => [0, 1].map((h) => [0, 1].map((w) => hwc[h][w][c])));
+  const expects = "RangeError: x expects rows of 12 values (one example of shape [2,2,3] each), flat or nested as that shape. Received:";
+  const channelsFirst =
+    "the examples look channels-first, and the model reads channels last: move the channel axis last (a reshape would " +
+    "scramble the images)";
+  const refused = [
+    [[hwc, chw], `${expects} x[1] nested as [3,2,2]; ${channelsFirst}`],
+    [[asShape([3, 2, 2])], `${expects} x[0] nested as [3,2,2]; ${channelsFirst}`],
+    [[[values.slice(0, 3), values.slice(3, 6), values.slice(6, 9), values.slice(9)]], `${expects} x[0] nested as [4,3]`],
+    [[hwc, [values.slice(0, 6), values.slice(6)]], `${expects} x[1] nested as [2,6]`],
+    [[values.map((v) => [v])], `${expects} x[0] nested as [12,1]`],
+    [[asShape([1, 2, 2, 3])], `${expects} x[0] nested as [1,2,2,3]`],
+    [[[[[1, 2, 3], [4, 5, 6]], [[7, 8, 9, 10], [11, 12]]]], `${expects} x[0] nested unevenly`],
+    [[[[[1, 2, 3], [4, 5, 6]], [[7, 8, 9], [10, [11], 12]]]], `${expects} x[0] nested unevenly`],
+  ];
+  for (const [rowsOf, message] of refused) {
+    assert.throws(() => read(rowsOf), (e) => `${e.name}: ${e.message}` === message, message);
+  }
+  // a row of as many values nested otherwise is refused by step too: [N][4][4] for the input [4, 4, 1]
+  const trainer = await Trainer.load(ort, BUNDLE);
+  const missingChannel = rows((i) => Array.from({ length: 4 }, (_, r) => row(i).slice(r * 4, r * 4 + 4)));
+  await assert.rejects(
+    trainer.step(missingChannel, labels),
+    (e) =>
+      e instanceof RangeError &&
+      e.message === "x expects rows of 16 values (one example of shape [4,4,1] each), flat or nested as that shape. Received: x[0] nested as [4,4]",
+  );
+  // label rows too: one class index per example, [[0], [2]], not [[[0]], [[2]]]
+  await assert.rejects(
+    trainer.step(flat, Array.from(labels, (v) => [[Number(v)]])),
+    /^RangeError: labels expects rows of 1 values \(one example of shape \[\] each\), flat or nested as that shape\. Received: labels\[0\] nested as \[1,1\]$/,
+  );
+  assert.equal(trainer.stepCount, 0);
+});
+
 test("one-hot labels for class indices: the message says so and to pass the argmax", async () => {
   const trainer = await Trainer.load(ort, BUNDLE);
   const oneHot = Array.from(labels, (v) => [0, 1, 2].map((c) => (c === Number(v) ? 1 : 0)));
@@ -100,7 +155,7 @@ test("one-hot labels for class indices: the message says so and to pass the argm
   await refused(oneHot, `labels expects rows of 1 values (one example of shape [] each). Received: labels[0] of 3 values; ${hint}`);
   await refused(
     tensor(Float32Array.from(oneHot.flat()), [N, 3]),
-    `labels expects a tensor of shape [N, ] (N examples of shape []). Received: a tensor of shape [6,3]; ${hint}`,
+    `labels expects a tensor of shape [N] (or [N, 1]). Received: a tensor of shape [6,3]; ${hint}`,
   );
   // other sizes get no hint
   await assert.rejects(trainer.step(flat, [0, 1]), /^RangeError: labels expects 6 values \(shape \[6\]\); received 2$/);
