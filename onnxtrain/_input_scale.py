@@ -1,8 +1,11 @@
 """The input scale: the factor that takes a model's integer inputs (uint8 pixels) to the floats it trained on, which
-values are one (`valid_input_scale`), and the scaling itself (`scale_integers`: 1/n divides by n, bit for bit the
-loaders' own `x / 255`)."""
+values are one (`valid_input_scale`), the scaling itself (`scale_integers`: 1/n divides by n, bit for bit the
+loaders' own `x / 255`), and the mistake of scaling twice (`rescales_pixels_again`)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,3 +51,19 @@ def scale_integers(x: np.ndarray, input_scale: float) -> np.ndarray:
         return np.divide(floats, np.float32(divisor), out=floats)
     with np.errstate(over="ignore"):  # products beyond float32 become inf, which the callers refuse by name
         return np.multiply(floats, np.float32(input_scale), out=floats)
+
+
+def rescales_pixels_again(layers: Sequence[Any], data_scale: float) -> tuple[str, float] | None:
+    """(the layer's name, its scale) when data already scaled by `data_scale` (a Dataset of input_scale 1/255, as
+    `fashion_mnist()` and `image_dataset_from_directory()` give) meets a model whose first layer divides it again:
+    Keras' `Rescaling(1 / 255)`, or any scalar scale of at most 1/127.5, which takes 0-255 values to a unit range.
+    The model would train on pixels / 65025. None otherwise."""
+    from onnxtrain.layers import Input, Rescaling  # the layers import this module's package
+
+    if data_scale == 1.0:
+        return None
+    first = next((layer for layer in layers if not isinstance(layer, Input)), None)
+    if not isinstance(first, Rescaling) or np.ndim(first.scale) != 0:
+        return None
+    scale = float(first.scale)
+    return (str(first.name), scale) if 0.0 < scale <= 1 / 127.5 else None

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from onnxtrain._batch_stream import BatchStream
 from onnxtrain._batches import Batches, read_batches, read_data
+from onnxtrain._input_scale import rescales_pixels_again
 from onnxtrain._sample_weights import WeightedEngine, weighted_engine
+from onnxtrain.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from onnxtrain._compiled import Compiled
@@ -71,6 +73,17 @@ class TrainerData:
         has none, and its input scale before the first epoch. Only fit's training data, once every argument of
         the call has passed its checks: validation or evaluation data must not change how a model reads inputs.
         """
+        scale = train.input_scale
+        twice = None if scale is None else rescales_pixels_again(self.model.layers, scale)
+        if scale is not None and twice is not None:
+            raise InvalidArgumentError(
+                f"fit's training data holds pixels already divided by {1 / scale:.6g} (a Dataset of input_scale "
+                f"{scale:.6g}, as fashion_mnist() and image_dataset_from_directory() give), and the model's first "
+                f"layer {twice[0]!r}, Rescaling(scale={twice[1]:.6g}), divides them again: the model would train on "
+                "pixels / 65025. Remove that Rescaling layer (the model takes the data's input_scale and scales raw "
+                "pixels itself when it predicts), or pass unscaled pixels "
+                "(image_dataset_from_directory(..., scale_pixels=False))."
+            )
         if self.model.class_names is None and train.class_names:
             self.model.class_names = train.class_names
         self.model.input_scale = self._scale_after(train)
