@@ -16,6 +16,7 @@ from onnxtrain._evaluation import log_key
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import LearningRateSchedule, Optimizer
+from onnxtrain.optimizers.schedules import rate_at
 
 if TYPE_CHECKING:
     from onnxtrain.training import Trainer
@@ -31,8 +32,14 @@ class CompiledAttributes:
 
     @property
     def learning_rate(self) -> float:
-        """The optimizer's current learning rate; may be set between steps (as schedulers do)."""
-        return float(self._compiled_trainer("learning_rate").engine.learning_rate)
+        """The optimizer's current learning rate; may be set between steps (as schedulers do). Under a schedule it is
+        the rate of the next update, `schedule(iterations)` (Keras' `optimizer.learning_rate`): `schedule(0)` before
+        the first step, `schedule(n)` after n updates."""
+        trainer = self._compiled_trainer("learning_rate")
+        schedule = trainer.compiled.optimizer.learning_rate
+        if isinstance(schedule, LearningRateSchedule):  # the engine holds the last update's rate, schedule(n - 1)
+            return rate_at(schedule, trainer.steps_trained)
+        return float(trainer.engine.learning_rate)
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
@@ -47,11 +54,12 @@ class CompiledAttributes:
         if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "fiu":
             value = value.item()  # a 0-d array, as Keras' variables take
         valid = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-        if not valid or value <= 0 or value > FLOAT32_MAX:  # (the engines compute in float32: 1e40 is inf there)
+        if not valid or value < 0 or value > FLOAT32_MAX:  # (the engines compute in float32: 1e40 is inf there)
             raise InvalidArgumentError(
-                f"learning_rate expects a positive finite number within float32's range (<= 3.4e38), which the "
+                f"learning_rate expects a finite number >= 0 within float32's range (<= 3.4e38), which the "
                 f"engines compute in. Received: {value!r}"
             )
+        trainer.compiled.optimizer.check_setting("learning_rate", value)  # (0, where the update divides by it)
         trainer.engine.learning_rate = float(value)
 
     @property

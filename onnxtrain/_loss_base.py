@@ -1,15 +1,17 @@
 """The `Loss` base class, what every loss shares (how targets are checked, how sample weights weigh it), and the
 small ONNX pieces several losses emit (a mean, a weighted mean, a stable softplus, L2 normalisation). The losses
-themselves: `_classification_losses`, `_regression_losses`; their names and `get`: `onnxtrain.losses`."""
+themselves: `_classification_losses`, `_regression_losses`; their names and `get`: `onnxtrain.losses`; loss classes of
+one's own, recorded as they are defined: `_own_losses`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 from onnx import TensorProto
 
+from onnxtrain import _own_losses
 from onnxtrain._checks import as_real
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
@@ -23,7 +25,13 @@ class Loss:
     `emit_weighted` their mean weighted by example (Keras' `sample_weight`); `prepare_labels` validates and
     converts user labels.
 
-    A loss defines `elements` (or overrides `emit`, and then takes no sample weights)."""
+    A loss defines `elements` (or overrides `emit`, and then takes no sample weights).
+
+    A loss class of one's own is recorded when it is defined, as a layer class is, so that `load_model` rebuilds it
+    from the name its save gives it: its class's `name` (`name: str = field(default="softmax_mse", init=False)`),
+    or where it gives none (its instances then take Keras' name, "softmax_mse" for SoftmaxMSE) its module and class
+    name, "__main__.SoftmaxMSE". Its config (`get_config`) holds its dataclass fields besides: a class with other
+    arguments overrides `get_config` to return them."""
 
     name: str = field(default="", init=False)
     # Class-index labels (int64 [batch]) rather than float targets shaped like the output.
@@ -31,6 +39,15 @@ class Loss:
     # Each output unit is a probability of its own, against a 0/1 target (binary cross-entropy): accuracy
     # thresholds every unit at 0.5, as Keras' binary accuracy does, instead of comparing argmaxes.
     binary: bool = field(default=False, init=False)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _own_losses.record(cls)
+
+    def __post_init__(self) -> None:
+        if not self.name:  # the class's `name` (a plain class attribute), else Keras' name: "softmax_mse"
+            cls = type(self)
+            object.__setattr__(self, "name", _own_losses.class_name(cls) or _own_losses.default_name(cls))
 
     @property
     def trains_on_logits(self) -> bool:
@@ -89,7 +106,12 @@ class Loss:
         return y
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name}
+        """{"name": ..., **arguments}, what `onnxtrain.losses.get` rebuilds the loss from. A loss of one's own is
+        named so that its class is found again (`_own_losses.saved_name`), with its dataclass fields as arguments."""
+        if not _own_losses.is_own(type(self)):
+            return {"name": self.name}
+        arguments = {f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name != "name"}
+        return {"name": _own_losses.saved_name(self), **arguments}
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
         """What `predict` returns for a batch of model outputs: raw outputs for regression losses."""

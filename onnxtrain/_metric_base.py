@@ -1,19 +1,26 @@
 """What every compiled metric is (`Metric`): a name, the sums each batch adds, and its value from an epoch's sums;
-a metric of `weighted_metrics` (`WeightedMetric`); and how metrics read a batch as Keras' y_pred and y_true."""
+a metric of `weighted_metrics` (`WeightedMetric`); how metrics read a batch as Keras' y_pred and y_true; and the
+metric classes of one's own, recorded as they are defined (`DEFINED`)."""
 
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from onnxtrain.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from onnxtrain.losses import Loss
 
 Shape = tuple[int, ...]
 Sums = float | np.ndarray  # what a metric keeps: one float, or a vector of `size` sums
+# Metric subclasses of one's own (defined outside onnxtrain) by class name, as each is defined, as layer classes are
+# recorded: a save names one by its class name (or its snake case), which `onnxtrain.metrics` finds here.
+DEFINED: dict[str, type[Metric]] = {}
 
 
 class Metric:
@@ -23,12 +30,19 @@ class Metric:
     (one flat all-reduce), and the value comes from the total: a mean over all examples, not of batch means.
 
     A subclass defines `size`, `batch_sum`, `finish` and `get_config` (a name, where the name alone rebuilds it,
-    or Keras' {"class_name": ..., "config": {...}}). A save holds that config, not the class's code: a class of
-    one's own loads where it was registered with `@onnxtrain.metrics.register`, or passed to `load_model` again
-    (`load_model(d, metrics=[R2()])`). A per-example numpy function needs no class: `compile(metrics=[fn])`.
+    or Keras' {"class_name": ..., "config": {...}}; by default its class name and, where `__init__` takes it, its
+    `name`). A save holds that config, not the class's code: a class of one's own loads where it is defined or
+    imported (its class is recorded then, as a layer's is), registered with `@onnxtrain.metrics.register`, or passed
+    to `load_model` again (`load_model(d, metrics=[R2()])`, or `custom_objects={"R2": R2}`). A per-example numpy
+    function needs no class: `compile(metrics=[fn])`.
     """
 
     name: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not (cls.__module__ == "onnxtrain" or cls.__module__.startswith("onnxtrain.")):
+            DEFINED[cls.__name__] = cls
 
     @property
     def value(self) -> str:
@@ -67,7 +81,37 @@ class Metric:
         raise NotImplementedError
 
     def get_config(self) -> str | dict[str, Any]:
-        raise NotImplementedError
+        """Keras' {"class_name": ..., "config": {...}}: by default the class's name and, where its `__init__` takes
+        it, the metric's `name`, which rebuild a class whose `__init__` needs no other argument.
+
+        Raises:
+            InvalidArgumentError: the class's `__init__` needs other arguments, which it must return (the save
+                refuses the metric then, before writing anything).
+        """
+        cls = type(self)
+        try:
+            parameters = inspect.signature(cls).parameters
+        except (TypeError, ValueError):  # no readable signature: the name alone
+            parameters = {}  # type: ignore[assignment]
+        takes = {
+            name
+            for name, p in parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) or p.kind is p.VAR_KEYWORD
+        }
+        needed = [
+            name
+            for name, p in parameters.items()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)
+        ]
+        if needed:
+            raise InvalidArgumentError(
+                f"Metric {getattr(self, 'name', cls.__name__)!r} ({cls.__name__}) could not be saved: a save names a "
+                f"metric by its get_config(), and {cls.__name__}.__init__ needs {needed}, which the default config "
+                "does not hold. Define get_config(self) to return {'class_name': "
+                f"{cls.__name__!r}, 'config': {{...}}}} with them (or a name, where the class alone rebuilds it)."
+            )
+        takes_name = "name" in takes or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        return {"class_name": cls.__name__, "config": {"name": self.name} if takes_name else {}}
 
     def renamed(self, name: str) -> Metric:
         """This metric under another key (Keras' "precision_1" for a second metric named "precision")."""

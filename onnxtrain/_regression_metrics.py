@@ -36,6 +36,10 @@ class MeanOfExamples(Metric):
         """The value of each example of a batch: y_true and y_pred as Keras' metrics read them (`keras_view`)."""
         raise NotImplementedError
 
+    def view(self, outputs: np.ndarray, labels: np.ndarray, loss: Loss) -> tuple[np.ndarray, np.ndarray]:
+        """(y_pred, y_true) of a batch as `values` reads them: Keras' metrics' view (`keras_view`)."""
+        return keras_view(outputs, labels, loss)
+
     def _settings(self) -> dict[str, Any]:
         return {"name": self.name}
 
@@ -56,7 +60,7 @@ class MeanOfExamples(Metric):
     ) -> Sums:
         if not len(outputs):  # a data-parallel process's share of a last batch may hold no row
             return np.zeros(2)
-        y_pred, y_true = keras_view(outputs, labels, loss)
+        y_pred, y_true = self.view(outputs, labels, loss)
         values = np.asarray(self.values(y_true, y_pred))
         if values.ndim == 0 or values.shape[0] != len(outputs):
             raise InvalidArgumentError(
@@ -157,10 +161,12 @@ class CosineSimilarity(MeanOfExamples):
 class MeanMetricWrapper(MeanOfExamples):
     """Keras' MeanMetricWrapper: a function of one's own, `fn(y_true, y_pred)`, as a metric, the mean over the
     examples of the value it returns for each (`compile(metrics=[fn])` makes one). It computes in numpy on each
-    batch: y_true and y_pred are float32 arrays shaped like the output (one-hot targets for class indices, and
-    under softmax cross-entropy the softmax of the outputs, as the Keras model outputs it), and it returns one
-    value per example, [batch] (or [batch, ...], averaged over each example's values), as Keras' metric functions
-    do. As a metric of `weighted_metrics`, each example weighs its sample weight.
+    batch: y_pred is a float32 array shaped like the output (under softmax cross-entropy the softmax of the outputs,
+    as the Keras model outputs it); y_true the labels as given, as Keras passes them: class indices under a sparse
+    loss (int64, [batch]: labels given as [batch, 1] arrive flat), else float32 targets shaped like the output.
+    It returns one value per example, [batch] (or [batch, ...], averaged over each example's values), as Keras'
+    metric functions do. As a metric of `weighted_metrics`, each example weighs its sample weight. An error the
+    function raises comes back naming it and the arrays it received.
 
     Logged as `name`, by default the function's name. A save names the function: `load_model` rebuilds it where it
     was registered with `@onnxtrain.metrics.register`; otherwise pass it again (`load_model(d, metrics=[fn])`). A
@@ -184,8 +190,27 @@ class MeanMetricWrapper(MeanOfExamples):
     def _settings(self) -> dict[str, Any]:
         return {"fn": self.fn, "name": self.name}
 
+    def view(self, outputs: np.ndarray, labels: np.ndarray, loss: Loss) -> tuple[np.ndarray, np.ndarray]:
+        """Keras' view of the batch, but the labels as given: a function of one's own gets class indices as they
+        are (Keras' MeanMetricWrapper passes y_true untouched), not the one-hot targets Keras' metric objects read."""
+        y_pred, y_true = keras_view(outputs, labels, loss)
+        return y_pred, (labels if loss.classification else y_true)
+
     def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-        return np.asarray(self.fn(y_true, y_pred))
+        """The function's values for the batch.
+
+        Raises:
+            InvalidArgumentError: the function raised, naming it and the shapes and types it received.
+        """
+        try:
+            return np.asarray(self.fn(y_true, y_pred))
+        except Exception as e:
+            raise InvalidArgumentError(
+                f"Metric function {function_name(self.fn)!r} (metric {self.name!r}) raised {type(e).__name__}: "
+                f"{str(e).strip()}. "
+                f"It received y_true {y_true.dtype} {y_true.shape} and y_pred {y_pred.dtype} {y_pred.shape}; it "
+                f"should return one value per example, shape ({len(y_pred)},)."
+            ) from e
 
     def get_config(self) -> dict[str, Any]:
         """{"class_name": "MeanMetricWrapper", "config": {"fn": the function's name, "name": ...}}.

@@ -102,11 +102,12 @@ def _own_metric_message(config_path: Path, entry: str, given: Any, argument: str
     directory = str(config_path.parent)
     return (
         f"{directory} was compiled with {what} ({entry} = {text}), which is neither one of onnxtrain's metrics nor "
-        "registered: a metric of your own (a Metric subclass or a metric function) is saved by its name, not with "
-        f"its code. Load the model with load_model({directory!r}, {argument}=[...]), passing your metrics again as "
-        f"compile took them (e.g. {argument}=[R2()]); or register the class or function with "
-        "@onnxtrain.metrics.register before loading, which rebuilds it from the save; or load_model("
-        f"{directory!r}, compile=False) for the model alone, then compile() it."
+        "defined here: a metric of your own (a Metric subclass or a metric function) is saved by its name, not with "
+        "its code. Define or import the Metric subclass before loading (it is found by its name then), register a "
+        "metric function with @onnxtrain.metrics.register, or pass them: load_model("
+        f"{directory!r}, custom_objects={{...}}), or load_model({directory!r}, {argument}=[...]) with your metrics "
+        f"as compile took them (e.g. {argument}=[R2()]); or load_model({directory!r}, compile=False) for the model "
+        "alone, then compile() it."
     )
 
 

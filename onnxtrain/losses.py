@@ -12,10 +12,11 @@ import contextlib
 import enum
 import functools
 import inspect
-import re
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from onnxtrain import _own_losses
 from onnxtrain._classification_losses import (
     BinaryCrossentropy,
     CategoricalCrossentropy,
@@ -24,7 +25,6 @@ from onnxtrain._classification_losses import (
     SparseCategoricalCrossentropy,
     SquaredHinge,
 )
-from onnxtrain._layer_names import to_snake_case
 from onnxtrain._loss_base import Loss, Shape
 from onnxtrain._registry import Registry
 from onnxtrain._regression_losses import (
@@ -38,7 +38,7 @@ from onnxtrain._regression_losses import (
     MeanSquaredLogarithmicError,
     Poisson,
 )
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, UnknownIdentifierError
 
 __all__ = [
     "BinaryCrossentropy",
@@ -59,6 +59,7 @@ __all__ = [
     "SoftmaxCrossEntropyWithLogits",
     "SparseCategoricalCrossentropy",
     "SquaredHinge",
+    "check_loadable",
     "get",
 ]
 
@@ -114,12 +115,7 @@ _ALIASES = {
 }
 
 
-def _normalize(name: str) -> str:
-    """A loss name as the registry keys it: Keras' class names snake-cased ("SparseCategoricalCrossentropy",
-    "KLDivergence"), each part between - or _, lower case."""
-    return "_".join(to_snake_case(part) for part in re.split(r"[-_]", name.strip())).lower()
-
-
+_normalize = _own_losses.normalized
 _REGISTRY = Registry("loss", Loss, _CLASSES, _ALIASES, normalize=_normalize)
 # "sparse_categorical_crossentropy" alone is KotlinDL's softmax cross-entropy (an alias, the loss it has always
 # compiled); with arguments (from_logits, ignore_class: a SparseCategoricalCrossentropy's config) it is Keras' class.
@@ -127,6 +123,10 @@ _WITH_ARGUMENTS: dict[str, type[Loss]] = {"sparse_categorical_crossentropy": Spa
 _ARGUMENT_REGISTRY = Registry("loss", Loss, {cls.__name__: cls for cls in _WITH_ARGUMENTS.values()}, normalize=str)
 # Keras' loss config keys that onnxtrain's losses do not take, and the one value each may have here (Keras' default)
 _KERAS_ONLY = {"reduction": "sum_over_batch_size", "axis": -1, "dtype": None}
+_own_losses.BUILT_IN.update({*_CLASSES, *_ALIASES, *(_normalize(cls.__name__) for cls in _CLASSES.values())})
+_own_losses.BUILT_IN.update(_normalize(cls.__name__) for cls in _WITH_ARGUMENTS.values())
+# load_model's custom_objects, by each name that finds them, while the load runs (`resolving`)
+_GIVEN: dict[str, type[Loss]] = {}
 
 
 def get(identifier: str | Losses | Loss | Mapping[str, Any]) -> Loss:
@@ -134,8 +134,13 @@ def get(identifier: str | Losses | Loss | Mapping[str, Any]) -> Loss:
     {"name": ..., **arguments}, or Keras' {"class_name": "SparseCategoricalCrossentropy", "config": {...}}) or a
     Loss instance to a Loss.
 
+    A name onnxtrain's losses do not take finds a loss class of one's own (`Loss` subclass): one given to
+    `load_model(custom_objects=...)` during that load, or one defined (or imported) in this process, by the name a
+    save gives it (`Loss.get_config`: its class's `name`, or "module.ClassName").
+
     Raises:
-        UnknownIdentifierError: the name is not a known loss.
+        UnknownIdentifierError: the name is not a known loss, nor that of a loss class of one's own defined in this
+            process (saying how to give one), or names several of these.
         InvalidArgumentError: a config with keys the loss does not take, or a Keras setting onnxtrain does not
             compute (a `reduction` other than "sum_over_batch_size").
         InvalidTypeError: a Python function (Keras' `loss=fn`), which cannot be one (`refuse_loss_function`).
@@ -152,29 +157,141 @@ def get(identifier: str | Losses | Loss | Mapping[str, Any]) -> Loss:
         if cls is not None:
             identifier = {**identifier, "name": cls.__name__}
             return _ARGUMENT_REGISTRY.get(identifier)
-    return _REGISTRY.get(identifier, also_accepted=", a Losses member")
+    try:
+        return _REGISTRY.get(identifier, also_accepted=", a Losses member")
+    except UnknownIdentifierError as e:
+        name = identifier.get("name") if isinstance(identifier, Mapping) else identifier
+        if not isinstance(name, str):
+            raise
+        arguments = (
+            {key: value for key, value in identifier.items() if key != "name"}
+            if isinstance(identifier, Mapping)
+            else {}
+        )
+        return _own_loss(name, arguments, e)
+
+
+def _own_loss(name: str, arguments: dict[str, Any], unknown: UnknownIdentifierError) -> Loss:
+    """The loss of one's own a name onnxtrain's losses do not take finds (`get`), made with `arguments`.
+
+    Raises:
+        UnknownIdentifierError: it finds none (`unknown`, saying how to give one) or several.
+        InvalidArgumentError: the class does not take `arguments`.
+    """
+    found = [_GIVEN[key] for key in (_normalize(name), _normalize(name.rpartition(".")[2])) if key in _GIVEN][:1]
+    found = found or _own_losses.defined_classes(name)
+    if not found:
+        raise UnknownIdentifierError(_not_defined(name, unknown)) from None
+    if len(found) > 1:
+        keys = sorted(_own_losses.class_key(cls) for cls in found)
+        raise UnknownIdentifierError(
+            f"Could not interpret loss {name!r}: it names several loss classes of one's own defined in this process, "
+            f"{keys}. Give each class a name of its own, or pass the one you mean (compile(loss=...), or "
+            f"load_model(dir, custom_objects={{{found[0].__name__!r}: {found[0].__name__}}}))."
+        )
+    cls = found[0]
+    try:
+        return cls(**arguments)
+    except TypeError as e:
+        raise InvalidArgumentError(
+            f"Could not interpret loss {name!r}: it finds {_own_losses.class_key(cls)}, which its arguments "
+            f"{sorted(arguments)} do not make ({e}). A loss class of one's own takes what its get_config() returns."
+        ) from e
+
+
+def _not_defined(name: str, unknown: UnknownIdentifierError) -> str:
+    """The message for a loss name that nothing finds: how to give a loss of one's own."""
+    stripped = name.strip()
+    if not stripped:  # an earlier onnxtrain saved a loss of one's own without a name
+        return (
+            f"Could not interpret loss {name!r}: an earlier onnxtrain saved a loss of one's own under no name, so no "
+            "class can be found for it. Pass the loss to the load: load_model(dir, loss=MyLoss()); a save now names "
+            "it."
+        )
+    if "." in stripped.strip("."):  # a loss class of one's own, saved by its key
+        module, _, short = stripped.rpartition(".")
+        define = f"Define {short}" if module == "__main__" else f"Import {module} (or define {short})"
+        return (
+            f"Could not interpret loss {name!r}: it names a loss class of one's own, {short} of module {module!r}, "
+            f"which this process has not defined: a save holds a loss's name, not its code. {define} before loading, "
+            f"or pass the class: load_model(dir, custom_objects={{{short!r}: {short}}})."
+        )
+    return (
+        f"{unknown} A loss of one's own (a Loss subclass) is found by its name once its class is defined or imported; "
+        "or pass it to the load: load_model(dir, custom_objects={'MyLoss': MyLoss}), or load_model(dir, "
+        "loss=MyLoss())."
+    )
 
 
 @contextlib.contextmanager
 def resolving(own: Mapping[str, type[Loss]]) -> Iterator[None]:
     """While the block runs, `get` also reads the names of `own`, losses of one's own (load_model's
-    `custom_objects`): each by its key, its class name and the name its instances save (`Loss.name`), as a saved
-    config names it ({"name": "absolute_error"}). Names onnxtrain's losses take stay theirs; nothing stays after.
+    `custom_objects`), before the classes defined in the process: each by its key, its class name, its module and
+    class name, and the name its instances save (`Loss.name`), as a saved config names it ({"name":
+    "absolute_error"}). Names onnxtrain's losses take stay theirs; nothing stays after.
     """
     added: dict[str, type[Loss]] = {}
     for key, cls in own.items():
-        saved_name = getattr(cls, "name", "")  # a dataclass field's default, on the class
-        for name in (key, cls.__name__, saved_name):
+        for name in (key, cls.__name__, _own_losses.class_key(cls), _own_losses.class_name(cls)):
             normalized = _normalize(name) if isinstance(name, str) and name else ""
-            taken = normalized in _REGISTRY.classes or normalized in _REGISTRY.aliases
-            if normalized and not taken:
+            if normalized and normalized not in _own_losses.BUILT_IN and normalized not in _GIVEN:
                 added.setdefault(normalized, cls)
-    _REGISTRY.classes.update(added)
+    _GIVEN.update(added)
     try:
         yield
     finally:
         for name in added:
-            _REGISTRY.classes.pop(name, None)
+            _GIVEN.pop(name, None)
+
+
+def check_loadable(loss: Loss) -> None:
+    """Refuse, before `save` writes anything, a loss of one's own that `load_model` could not rebuild from the
+    config the save holds: `get(loss.get_config())` must make a loss of the same class with the same settings (a
+    model of several outputs: each output's loss). onnxtrain's own losses always are.
+
+    Raises:
+        InvalidArgumentError: naming the loss class, why the load would fail and the fix.
+    """
+    for spec in getattr(loss, "outputs", ()):  # a model of several outputs' `OutputLosses`: one loss per output
+        check_loadable(spec.loss)
+    cls = type(loss)
+    if not _own_losses.is_own(cls):
+        return
+    what = f"save: the loss {cls.__name__} ({_own_losses.class_key(cls)}) could not be loaded back"
+    try:
+        config = json.loads(json.dumps(loss.get_config()))
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(
+            f"{what}: its get_config() must return JSON values (numbers, strings, lists, dicts), which a save "
+            f"writes ({e}). Nothing was written."
+        ) from e
+    try:
+        rebuilt = get(config)
+    except OnnxtrainError as e:
+        raise InvalidArgumentError(f"{what}: load_model would fail on its config {config!r}: {e} {_FIX}") from e
+    if type(rebuilt) is not cls:
+        raise InvalidArgumentError(
+            f"{what}: its config {config!r} names {_own_losses.class_key(type(rebuilt))} instead. Give the class a "
+            "name of its own (name: str = field(default='my_loss', init=False)). Nothing was written."
+        )
+    if not _same_settings(rebuilt, loss):
+        raise InvalidArgumentError(
+            f"{what}: load_model rebuilds it from its get_config(), {config!r}, as {rebuilt!r}, not as {loss!r}. {_FIX}"
+        )
+
+
+_FIX = (
+    "Override get_config() to return every argument __init__ needs: def get_config(self): return "
+    "{**super().get_config(), 'scale': self.scale}. Nothing was written."
+)
+
+
+def _same_settings(rebuilt: Loss, loss: Loss) -> bool:
+    """Whether a loss rebuilt from its config holds what the loss holds (its fields and attributes)."""
+    try:
+        return bool(rebuilt == loss and vars(rebuilt) == vars(loss))
+    except (TypeError, ValueError):  # settings that do not compare to a bool (arrays): nothing to tell
+        return True
 
 
 def _from_keras_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 from onnxtrain._accuracy_metrics import Accuracy
 from onnxtrain._confusion_metrics import AUC, Precision, Recall
 from onnxtrain._f_score_metrics import F1Score, FBetaScore
-from onnxtrain._metric_base import Metric, WeightedMetric
+from onnxtrain._metric_base import DEFINED, Metric, WeightedMetric
 from onnxtrain._named_metrics import (
     _ALIASES,
     BinaryAccuracy,
@@ -149,8 +149,10 @@ _REGISTERED = Registered(
 
 
 def register(obj: MetricT) -> MetricT:
-    """Decorator, Keras' `register_keras_serializable` for metrics: a saved model that names this `Metric` subclass
-    or metric function (by its `__name__`) loads with it. Define (and register) it before `load_model`, which
+    """Decorator, Keras' `register_keras_serializable` for metrics: a saved model that names this metric function or
+    `Metric` subclass (by its `__name__`) loads with it. A function needs it (or `load_model(d, metrics=[fn])`); a
+    class is found without it once it is defined or imported, as a layer class is (registering it gives it the
+    name before a class of the same name defined later). Define (and register) it before `load_model`, which
     rebuilds a class from its `get_config()`: Keras' {"class_name": "R2", "config": {...}} (through
     `from_config(config)` where the class has one, else `R2(**config)`), or a name, which rebuilds the class whose
     name it is (snake-cased, "r2" for R2) with its defaults; and a function from its name. Registering a name again
@@ -167,13 +169,25 @@ def register(obj: MetricT) -> MetricT:
     return _REGISTERED.register(obj)
 
 
+def _own_objects() -> dict[str, Any]:
+    """The metric classes and functions of one's own a save may name, by name: the Metric subclasses defined in this
+    process (`DEFINED`, recorded as each class is defined), and those registered (`register`, load_model's
+    `custom_objects`), which come first. None takes a built-in metric's name."""
+    built_in = _REGISTERED.built_in()
+    return {
+        **{name: cls for name, cls in DEFINED.items() if name not in built_in and _key(name) not in built_in},
+        **_REGISTERED.objects,
+    }
+
+
 def _registered_named(name: str) -> Metric | None:
-    """The metric a registered class or function of that name makes (the class's name, or its snake case, as
-    `get_config` gave it), or None."""
+    """The metric a class of one's own (defined or registered) or a registered function of that name makes (the
+    class's name, or its snake case, as `get_config` gave it), or None."""
     key = _key(name)
-    for registered_name in _REGISTERED.names:
-        obj: Any = _REGISTERED.get(registered_name)
-        if registered_name == name.strip() or _key(registered_name) == key:
+    own = _own_objects()
+    for own_name in sorted(own):
+        obj: Any = own[own_name]
+        if own_name == name.strip() or _key(own_name) == key:
             return obj() if isinstance(obj, type) else MeanMetricWrapper(obj)
     return None
 
@@ -251,11 +265,12 @@ def check_loss(metric: Metric, loss: Loss) -> None:
 
 
 def _from_config(config: Mapping[str, Any]) -> Metric:
-    """The metric of Keras' config {"class_name": ..., "config": {...}}: of onnxtrain's classes, or of a registered
-    class (through its `from_config` where it has one); a MeanMetricWrapper's "fn" names a registered function.
+    """The metric of Keras' config {"class_name": ..., "config": {...}}: of onnxtrain's classes, or of a class of
+    one's own, defined or registered (through its `from_config` where it has one); a MeanMetricWrapper's "fn" names a
+    registered function.
 
     Raises:
-        UnknownIdentifierError: a class or function neither onnxtrain's nor registered.
+        UnknownIdentifierError: a class or function neither onnxtrain's nor of one's own (defined or registered).
         InvalidArgumentError: not such a config, or one that does not build its class.
     """
     class_name = str(config.get("class_name"))
@@ -266,15 +281,16 @@ def _from_config(config: Mapping[str, Any]) -> Metric:
             f"Received: {dict(config)!r}"
         )
     cls = _CONFIG_CLASSES.get(class_name)
-    own = _REGISTERED.get(class_name) if cls is None else None
+    own = _own_objects().get(class_name) if cls is None else None
     if isinstance(own, type):
         if callable(getattr(own, "from_config", None)):
             return own.from_config(dict(arguments))  # type: ignore[attr-defined]
         cls = own
     if cls is None:
         raise UnknownIdentifierError(
-            f"A metric config expects {{'class_name': one of {sorted(_CONFIG_CLASSES)} or a class registered with "
-            f"@onnxtrain.metrics.register ({_REGISTERED.names}), 'config': {{...}}}}. Received: {dict(config)!r}"
+            f"A metric config expects {{'class_name': one of {sorted(_CONFIG_CLASSES)} or a Metric subclass of one's "
+            f"own, defined or imported in this process or registered with @onnxtrain.metrics.register "
+            f"({sorted(_own_objects())}), 'config': {{...}}}}. Received: {dict(config)!r}"
         )
     # Keras' get_config adds the dtype its metric computes in: float32 is the only one here
     arguments = {key: value for key, value in arguments.items() if not (key == "dtype" and value in _DTYPES)}

@@ -290,6 +290,8 @@ def save_model(
         check_replaceable(directory, SAVED_FILES)
     check_finite_weights(trained_weights(model), "save")
     check_rebuildable(model.graph.layers)
+    if trainer is not None:  # a loss of one's own that load_model could not rebuild: refused before writing
+        losses.check_loadable(trainer.compiled.loss)
     # save_files checks again with the save lock held, just before the swap: an entry added meanwhile is seen.
     files = saved_files(model, trainer, save_optimizer_state)
     return save_files(directory, files, mode, replaceable=SAVED_FILES, argument="save(directory=...)")

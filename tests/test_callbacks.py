@@ -443,12 +443,12 @@ def test_scheduler_rate_reaches_the_optimizer():
         np.testing.assert_array_equal(before[name], after[name])  # steps of ~1e-30 vanish in float32
 
 
-@pytest.mark.parametrize("value", [0.0, -1.0, math.nan, "0.1", None])
+@pytest.mark.parametrize("value", [-1.0, math.nan, "0.1", None])
 def test_scheduler_rejects_a_bad_rate(value):
     x, y = tiny_data()
     with (
         tiny_model() as model,
-        pytest.raises(InvalidArgumentError, match=r"positive finite number.*at epoch 1"),
+        pytest.raises(InvalidArgumentError, match=r"finite number >= 0.*at epoch 1"),
     ):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[LearningRateScheduler(lambda e, lr: value)])
 
@@ -457,8 +457,8 @@ def test_learning_rate_property_checks_state_and_value():
     with tiny_model() as model:
         model.learning_rate = 0.5
         assert model.learning_rate == 0.5
-        with pytest.raises(InvalidArgumentError, match="learning_rate expects a positive finite number"):
-            model.learning_rate = 0
+        with pytest.raises(InvalidArgumentError, match="learning_rate expects a finite number >= 0"):
+            model.learning_rate = -0.1
     with pytest.raises(ModelStateError, match="compiled"):
         _ = Sequential.of(Input(2), Dense(1)).learning_rate
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from onnxtrain import losses, metrics
+from onnxtrain import _own_losses, losses, metrics
 from onnxtrain.errors import InvalidTypeError, ModelFileError, UnknownIdentifierError
 from onnxtrain.layers import Dense, Input, Layer
 from onnxtrain.loading import load_model
@@ -92,8 +92,10 @@ def test_custom_objects_resolve_a_layer_saved_from_a_script(tmp_path):
     assert "__main__.Twice" not in Layer.registry
 
 
-def test_custom_objects_resolve_a_loss_and_a_metric_function(tmp_path):
+def test_custom_objects_resolve_a_loss_and_a_metric_function(tmp_path, monkeypatch):
     directory, _ = _saved(tmp_path, loss=AbsoluteError(), metric_list=[max_error])
+    # a process that has not defined AbsoluteError (a loss class of one's own is recorded as it is defined)
+    monkeypatch.delitem(_own_losses.DEFINED, _own_losses.class_key(AbsoluteError))
     with pytest.raises(ModelFileError, match="absolute_error"):
         load_model(directory)
     own = {"AbsoluteError": AbsoluteError, "max_error": max_error}

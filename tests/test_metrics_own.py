@@ -10,7 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from onnxtrain import Model, Sequential
+from onnxtrain import Model, Sequential, _own_losses
+from onnxtrain._metric_base import DEFINED
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, UnknownIdentifierError
 from onnxtrain.layers import Dense, Input
 from onnxtrain.loading import load_model
@@ -58,13 +59,24 @@ class R2(Metric):
 
 @pytest.fixture(autouse=True)
 def _registry_as_it_was():
-    """Each test registers into a registry as it found it (registration is process-wide, as Keras')."""
+    """Each test leaves the registry, and the metric and loss classes defined, as it found them (all are
+    process-wide, as Keras' registration is)."""
     from onnxtrain import metrics
 
-    before = dict(metrics._REGISTERED.objects)
+    before, defined, losses_defined = dict(metrics._REGISTERED.objects), dict(DEFINED), dict(_own_losses.DEFINED)
     yield
     metrics._REGISTERED.objects.clear()
     metrics._REGISTERED.objects.update(before)
+    DEFINED.clear()
+    DEFINED.update(defined)
+    _own_losses.DEFINED.clear()
+    _own_losses.DEFINED.update(losses_defined)
+
+
+@pytest.fixture
+def undefined_r2(monkeypatch):
+    """A process that has not defined R2 (a load in another script): its class is not recorded."""
+    monkeypatch.delitem(DEFINED, "R2")
 
 
 def _model() -> Sequential:
@@ -95,6 +107,79 @@ def test_a_metric_function_alone_a_partial_and_a_wrapper_of_another_name_compile
         assert list(model.evaluate(X, Y, return_dict=True)) == ["loss", "partial"]
 
 
+# Keras 3.15 (JAX backend, run_eagerly=True), a metric function under loss "sparse_categorical_crossentropy" on a
+# Dense(3) fed labels np.arange(8) % 3 (int64, shape (8,)): y_true arrives as given, (8,) int64, and y_pred as the
+# model's output, (8, 3) float32. (Labels given as (8, 1) arrive as (8, 1) there; here as (8,), flat.)
+KERAS_SPARSE_Y_TRUE = ((8,), "int64")
+KERAS_SPARSE_Y_PRED = ((8, 3), "float32")
+
+
+def test_a_metric_function_gets_class_indices_as_given_under_a_sparse_loss_as_keras():
+    seen = []
+
+    def sparse_acc(y_true, y_pred):
+        seen.append((y_true.shape, str(y_true.dtype), y_pred.shape, str(y_pred.dtype)))
+        return (np.argmax(y_pred, -1) == y_true).astype(np.float32)
+
+    labels = np.arange(8) % 3
+    with Sequential([Input(3), Dense(3, activation="linear")], seed=0) as model:
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=[sparse_acc, "accuracy"])
+        result = model.evaluate(X[:8], labels, batch_size=8, return_dict=True)
+        model.evaluate(X[:8], labels.reshape(-1, 1).astype(np.int32), batch_size=8)
+        probabilities = model.predict_softly(X[:8])
+    assert seen[0] == (*KERAS_SPARSE_Y_TRUE, *KERAS_SPARSE_Y_PRED)
+    assert seen[1][:2] == KERAS_SPARSE_Y_TRUE  # (8, 1) int32 labels: flat class indices here
+    assert result["sparse_acc"] == pytest.approx(np.mean(probabilities.argmax(-1) == labels))
+    assert result["sparse_acc"] == pytest.approx(result["accuracy"])
+
+
+def test_a_metric_functions_error_names_it_and_what_it_received():
+    def broadcast(y_true, y_pred):
+        return y_true + y_pred  # (8,) + (8, 3): numpy refuses
+
+    with Sequential([Input(3), Dense(3, activation="linear")], seed=0) as model:
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=[broadcast])
+        with pytest.raises(InvalidArgumentError) as error:
+            model.evaluate(X[:8], np.arange(8) % 3, batch_size=8)
+    text = str(error.value)
+    for part in ("Metric function 'broadcast'", "raised ValueError: operands could not be broadcast", "int64 (8,)"):
+        assert part in text
+    assert "float32 (8, 3)" in text and isinstance(error.value.__cause__, ValueError)
+
+
+@pytest.mark.slow
+def test_a_metric_class_without_get_config_saves_its_class_name_and_its_name(tmp_path):
+    class Total(Metric):  # no get_config: the default one
+        def __init__(self, name="total"):
+            self.name = name
+
+        def size(self, output_shape, weighted=False):
+            return 1
+
+        def batch_sum(self, outputs, labels, loss, sample_weight=None):
+            return float(np.sum(outputs))
+
+        def finish(self, sums, examples):
+            return sums / examples
+
+    class Scaled(Total):
+        def __init__(self, factor):
+            self.factor, self.name = factor, "scaled"
+
+    assert Total(name="sum").get_config() == {"class_name": "Total", "config": {"name": "sum"}}
+    with _model() as model:
+        model.compile(optimizer="sgd", loss="mse", metrics=[Total(name="sum")])
+        expected = model.evaluate(X, Y, return_dict=True)
+        model.save(tmp_path / "saved")
+        model.compile(optimizer="sgd", loss="mse", metrics=[Scaled(2.0)])
+        with pytest.raises(InvalidArgumentError, match=r"Scaled.__init__ needs \['factor'\].*Define get_config"):
+            model.save(tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    with load_model(tmp_path / "saved") as loaded:
+        assert loaded.evaluate(X, Y, return_dict=True) == pytest.approx(expected)
+    assert list(expected) == ["loss", "sum"]
+
+
 def test_a_metric_function_must_return_a_value_per_example():
     def batch_mean(y_true, y_pred):
         return float(np.mean(np.abs(y_true - y_pred)))
@@ -122,14 +207,26 @@ def test_a_saved_metric_function_loads_when_passed_again(tmp_path):
         model.fit(X, Y, epochs=1, verbose=0)
         expected = model.evaluate(X, Y, return_dict=True)
         model.save(tmp_path / "saved")
-    message = r"compiled with the metric function 'max_error'.*metrics=\[\.\.\.\].*@onnxtrain\.metrics\.register"
+    message = r"compiled with the metric function 'max_error'.*@onnxtrain\.metrics\.register.*custom_objects.*metrics=\[\.\.\.\]"
     with pytest.raises(ModelFileError, match=message):
         load_model(tmp_path / "saved")
     with load_model(tmp_path / "saved", metrics=[max_error]) as loaded:
         assert loaded.evaluate(X, Y, return_dict=True) == pytest.approx(expected)
 
 
-def test_a_metric_class_of_ones_own_loads_when_passed_again_or_without_compiling(tmp_path):
+@pytest.mark.slow
+def test_a_metric_class_of_ones_own_loads_once_defined_as_a_layer_class_does(tmp_path):
+    with _model() as model:
+        model.compile(optimizer="sgd", loss="mse", metrics=[R2()])
+        model.fit(X, Y, epochs=1, verbose=0)
+        expected = model.evaluate(X, Y, return_dict=True)
+        model.save(tmp_path / "saved")
+    with load_model(tmp_path / "saved") as loaded:  # R2 is defined here: no register, no custom_objects
+        assert isinstance(loaded._trainer.compiled.metrics[0], R2)
+        assert loaded.evaluate(X, Y, return_dict=True) == pytest.approx(expected)
+
+
+def test_a_metric_class_of_ones_own_loads_when_passed_again_or_without_compiling(tmp_path, undefined_r2):
     with _model() as model:
         model.compile(optimizer="sgd", loss="mse", metrics=[R2()])
         model.fit(X, Y, epochs=1, verbose=0)
@@ -203,7 +300,7 @@ def test_registered_metrics_load_from_the_save(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_model_of_several_outputs_loads_with_its_own_metrics_passed_again(tmp_path):
+def test_a_model_of_several_outputs_loads_with_its_own_metrics_passed_again(tmp_path, undefined_r2):
     inputs = Input(3)
     outputs = [Dense(2, activation="linear", name="a")(inputs), Dense(1, activation="linear", name="b")(inputs)]
     labels = [Y, Y[:, :1]]

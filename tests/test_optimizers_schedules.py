@@ -128,14 +128,21 @@ def test_a_schedule_can_be_assigned_and_replaced_by_a_number():
 
 
 class RecordRates(Callback):
-    """The rate each update used, read after it: what the engine held for it."""
+    """The rate of each update: `model.learning_rate` before it (Keras' `optimizer.learning_rate`, the schedule at
+    the updates so far) and after it (the next update's), and the rate the engine held for it."""
 
     def __init__(self):
+        self.before: list[float] = []
+        self.after: list[float] = []
         self.rates: list[float] = []
         self.steps: list[int] = []
 
+    def on_batch_begin(self, batch, logs=None):
+        self.before.append(self.model.learning_rate)
+
     def on_batch_end(self, batch, logs=None):
-        self.rates.append(self.model.learning_rate)
+        self.after.append(self.model.learning_rate)
+        self.rates.append(self.model._trainer.engine.learning_rate)
         self.steps.append(self.optimizer_steps - 1)  # the updates before this one: Keras' iterations
 
 
@@ -149,8 +156,10 @@ def test_each_update_uses_the_schedule_at_the_updates_before_it_across_fit_calls
         model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[first])
         model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[second])
     assert first.steps == list(range(8)) and second.steps == list(range(8, 12))
-    expected = [schedule(step) for step in range(12)]
-    assert first.rates + second.rates == pytest.approx(expected, rel=1e-7)
+    expected = [schedule(step) for step in range(13)]
+    assert first.rates + second.rates == pytest.approx(expected[:12], rel=1e-7)
+    assert first.before + second.before == pytest.approx(expected[:12], rel=1e-7)
+    assert first.after + second.after == pytest.approx(expected[1:], rel=1e-7)  # as Keras: the next update's
     assert expected[:3] == [0.1, 0.1, 0.05]  # step 0 and boundary 1 itself: values[0]
 
 
@@ -362,7 +371,7 @@ BAD_ARGUMENTS = [
     (
         lambda: Adam(learning_rate=lambda step: 0.1),
         InvalidArgumentError,
-        r"expects a finite number in \(0, 3\.40282e\+38\] \(float32's range\) or a learning-rate schedule",
+        r"expects a finite number in \[0, 3\.40282e\+38\] \(float32's range\) or a learning-rate schedule",
     ),
     (lambda: Adam(learning_rate={"class_name": 3}), InvalidArgumentError, r"expects \{'class_name': ..., 'config'"),
 ]

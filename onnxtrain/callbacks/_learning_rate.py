@@ -113,10 +113,9 @@ class LearningRateScheduler(Callback):
         lr = self.schedule(count, self.model.learning_rate) if self._takes_lr else self.schedule(count)
         if isinstance(lr, np.floating | np.integer):
             lr = float(lr)
-        if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr) or lr <= 0:
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr) or lr < 0:
             raise InvalidArgumentError(
-                "LearningRateScheduler's schedule must return a positive finite number. "
-                f"Received: {lr!r} at {unit} {count}"
+                f"LearningRateScheduler's schedule must return a finite number >= 0. Received: {lr!r} at {unit} {count}"
             )
         self.model.learning_rate = float(lr)
         if self.verbose:

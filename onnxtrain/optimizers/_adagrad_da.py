@@ -19,6 +19,7 @@ from onnxtrain.optimizers._base import (
     Update,
     UpdateRule,
     f32,
+    positive_learning_rate,
     scalar,
 )
 from onnxtrain.optimizers._keras_arguments import keras_arguments
@@ -48,6 +49,10 @@ class AdaGradDA(Optimizer):
         "initial_accumulator_value": POSITIVE,
         "l1_strength": NON_NEGATIVE,
         "l2_strength": NON_NEGATIVE,
+        "learning_rate": positive_learning_rate(
+            "sets each weight to -learning_rate times a ratio of its accumulated gradients: 0 would set every "
+            "weight to 0"
+        ),
     }
 
 

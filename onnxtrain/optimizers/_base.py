@@ -61,16 +61,19 @@ class Interval:
 
 Check = Callable[[str, str, object], object]
 POSITIVE = Interval(0.0, low_open=True)
-RATE = Interval(0.0, FLOAT32_MAX, low_open=True)  # a learning rate: the engines compute in float32 (1e40 is inf)
+# A learning rate: 0 too (a run that moves only BatchNormalization's statistics, a warm-up's first step), as Keras and
+# PyTorch take it; at most float32's largest, which the engines compute in (1e40 is inf there).
+RATE = Interval(0.0, FLOAT32_MAX)
 NON_NEGATIVE = Interval(0.0)
 UNIT_OPEN = Interval(0.0, 1.0, low_open=True, high_open=True)
 LearningRate = float | LearningRateSchedule
 
 
 def check_learning_rate(owner: str, arg: str, value: object) -> float | LearningRateSchedule:
-    """A positive finite number (as a Python float) or a learning-rate schedule: a `LearningRateSchedule`, a
-    schedule's config ({"class_name": ..., "config": {...}}, what `get_config` writes), or one of Keras' own
-    schedule objects (rebuilt as onnxtrain's class of the same name)."""
+    """A finite number >= 0 (as a Python float; 0 leaves the weights where they are while the optimizer's moments
+    still move, as in Keras) or a learning-rate schedule: a `LearningRateSchedule`, a schedule's config
+    ({"class_name": ..., "config": {...}}, what `get_config` writes), or one of Keras' own schedule objects (rebuilt
+    as onnxtrain's class of the same name)."""
     if isinstance(value, LearningRateSchedule):
         return value
     if isinstance(value, dict) and "class_name" in value:
@@ -81,10 +84,27 @@ def check_learning_rate(owner: str, arg: str, value: object) -> float | Learning
     if as_real(value) is not None:
         return RATE(owner, arg, value)  # type: ignore[return-value]  # (not optional: never None)
     raise InvalidArgumentError(
-        f"{owner}({arg}=...) expects a finite number in (0, 3.40282e+38] (float32's range) or a learning-rate schedule "
+        f"{owner}({arg}=...) expects a finite number in [0, 3.40282e+38] (float32's range) or a learning-rate schedule "
         "(onnxtrain.optimizers.schedules: ExponentialDecay, CosineDecay, ...; subclass LearningRateSchedule for "
         f"your own). Received: {arg}={value!r}"
     )
+
+
+def positive_learning_rate(reason: str) -> Check:
+    """The rule `check_learning_rate` with 0 refused too, for an optimizer that computes its weights from the rate
+    rather than adding an update scaled by it (Ftrl divides by the rate; AdaGradDA multiplies its accumulated
+    gradients by it), so that 0 would not leave the weights where they are. `reason` says what 0 would do."""
+
+    def check(owner: str, arg: str, value: object) -> float | LearningRateSchedule:
+        rate = check_learning_rate(owner, arg, value)
+        if not isinstance(rate, LearningRateSchedule) and rate == 0:
+            raise InvalidArgumentError(
+                f"{owner}({arg}=...) expects a finite number in (0, 3.40282e+38]: {owner} {reason}. Received: "
+                f"{arg}={value!r}"
+            )
+        return rate
+
+    return check
 
 
 @dataclass
@@ -124,12 +144,19 @@ class Optimizer:
     }
 
     def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, self.check_setting(name, value))
+
+    def check_setting(self, name: str, value: object) -> object:
+        """`value` as setting `name` would store it (a Python float for a number), changing nothing.
+
+        Raises:
+            InvalidArgumentError: the value the setting's rule refuses, naming the optimizer, the setting and it.
+        """
         for cls in type(self).__mro__:  # the nearest class with a rule for `name` decides
             check = vars(cls).get("_checks", {}).get(name)
             if check is not None:
-                value = check(type(self).__name__, name, value)
-                break
-        super().__setattr__(name, value)
+                return check(type(self).__name__, name, value)
+        return value
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments and `name`; a schedule as `schedules.serialize` writes it.

@@ -19,6 +19,7 @@ from onnxtrain.optimizers._base import (
     Update,
     UpdateRule,
     f32,
+    positive_learning_rate,
     scalar,
 )
 from onnxtrain.optimizers._keras_arguments import keras_arguments
@@ -51,6 +52,9 @@ class Ftrl(Optimizer):
         "learning_rate_power": Interval(high=0.0),
         "l2_shrinkage_regularization_strength": NON_NEGATIVE,
         "initial_accumulator_value": NON_NEGATIVE,
+        "learning_rate": positive_learning_rate(
+            "divides by the learning rate: 0 would make every weight NaN, as it does in Keras"
+        ),
     }
 
 
