@@ -22,7 +22,7 @@ import pytest
 
 from onnxtrain import History
 from onnxtrain.cli import main
-from onnxtrain.cli._run_config import EXAMPLES
+from onnxtrain.cli._examples import EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["train", "evaluate", "predict", "export", "artifacts", "summary"]

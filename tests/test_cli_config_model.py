@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from onnxtrain.cli._config_model import build_model
-from onnxtrain.cli._run_config import example_config
+from onnxtrain.cli._examples import example_config
 from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 
 

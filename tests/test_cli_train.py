@@ -1,5 +1,5 @@
-"""`onnxtrain train` in-process (onnxtrain/cli/_train.py, _run_config.py): what a run says and records, Ctrl-C
-during a run, --resume's batch size, and the config errors that name the key or option at fault."""
+"""`onnxtrain train` in-process (onnxtrain/cli/_train.py, _run_config.py, _config_check.py): what a run says and
+records, Ctrl-C during a run, --resume's batch size, and the config errors that name the key or option at fault."""
 
 from __future__ import annotations
 
@@ -383,7 +383,7 @@ def test_a_full_disk_at_the_final_save_saves_the_model_in_the_temporary_director
     err = capsys.readouterr().err
     (rescue,) = (folder / "tmp").iterdir()
     assert err == (
-        f"onnxtrain train: error: [Errno 28] Could not save '{Path('out') / 'model'}': No space left on device The "
+        f"onnxtrain train: error: Could not save '{Path('out') / 'model'}': No space left on device The "
         f"trained model was saved to {rescue}/model instead (with history.csv and run.json): move that folder "
         "where the run belongs before the temporary directory is cleaned.\n"
     )

@@ -1,7 +1,7 @@
 """The library's advice in the command line's words: an error raised by the Python API that tells the user to call
 `load_model(..., optimizer=...)` or `compile(engine=...)` names the option that does it instead (`--fresh-optimizer`,
-`--engine`), so that a CLI user is never sent to Python; and the library's warnings as lines of the command's
-(`warnings_as_lines`)."""
+`--engine`), so that a CLI user is never sent to Python; system errors without Python's "[Errno N]" (`error_text`);
+and the library's warnings as lines of the command's (`warnings_as_lines`)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,14 @@ def in_cli_words(message: str, resume: str | None = None) -> str:
     for pattern, replacement in _REMEDIES:
         message = pattern.sub(replacement.replace("{resume}", command), message)
     return message
+
+
+def error_text(error: BaseException) -> str:
+    """What an error line says of `error`: its message, without the "[Errno 2]" that Python puts before a system
+    error's (a system error that reaches the command line unexplained still names its file)."""
+    if isinstance(error, OSError) and error.errno is not None and error.strerror:
+        return error.strerror + (f": '{error.filename}'" if error.filename else "")
+    return str(error)
 
 
 @contextlib.contextmanager

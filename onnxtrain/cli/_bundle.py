@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from onnxtrain.cli._data import SAVED_MODEL, load_compiled, saved_model_dir
-from onnxtrain.cli._run_config import check_replaceable
+from onnxtrain.cli._output_folder import check_replaceable, check_writable_place
 from onnxtrain.cli._train import writing_mode
 
 
@@ -16,6 +16,7 @@ def check_bundle_output(out: Path, overwrite: bool) -> None:
     from onnxtrain.bundle import BUNDLE_FILES
 
     check_replaceable(out, overwrite, BUNDLE_FILES, "a training bundle", "OUT_DIR", "changed")
+    check_writable_place(out, "OUT_DIR", "written")
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:

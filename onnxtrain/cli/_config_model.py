@@ -7,14 +7,12 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from onnxtrain.cli._config_keys import setting
 from onnxtrain.errors import InvalidArgumentError, OnnxtrainError, UnknownIdentifierError
 
 if TYPE_CHECKING:
     from onnxtrain.layers import Layer
     from onnxtrain.sequential import Sequential
-
-DEFAULT_OPTIMIZER = "adam"
-DEFAULT_LOSS = "softmax_cross_entropy_with_logits"
 
 
 def build_model(config: dict[str, Any]) -> Sequential:
@@ -40,7 +38,7 @@ def build_model(config: dict[str, Any]) -> Sequential:
             raise InvalidArgumentError(f"layers[{i}] ({entry['type']}): {e}") from e
         except OnnxtrainError as e:  # the layer's own refusal ("Dense(units=...) expects..."): which entry
             raise _naming_the_layer(e, i, entry["type"]) from e
-    return Sequential(layers, name=config.get("name", "sequential"), seed=config.get("seed"))
+    return Sequential(layers, name=setting(config, "name"), seed=setting(config, "seed"))
 
 
 WRAPPED = ("layer", "backward_layer")  # the arguments of Bidirectional and TimeDistributed that take a layer
@@ -119,12 +117,47 @@ def _check_arguments(index: int, name: str, layer_class: type[Layer], settings: 
         )
 
 
+def refuse_training_nothing(model: Any, source: str, from_config: bool = True) -> None:
+    """Refuse a model with no trainable parameter, which `source` describes (a run config; `from_config` False: a
+    saved model it names): training it would change nothing, its loss the same every epoch. The Python API's fit
+    warns "the model has no trainable parameters" (Keras trains such a model without a word); a run of the
+    command line is refused before it starts.
+
+    Raises:
+        InvalidArgumentError: no layer has weights, or every weight is frozen.
+    """
+    from onnxtrain.layers import Input
+
+    trainable, frozen = model.param_counts()
+    if trainable:
+        return
+    layers = ", ".join(type(layer).__name__ for layer in model.layers if not isinstance(layer, Input))
+    if frozen:
+        why = f"every weight of its layers ({layers}) is frozen ({frozen:,} parameters, trainable = false)"
+        fix = "Set trainable = true on a layer with weights, or add one, e.g. "
+    else:
+        why = f"none of its layers ({layers}) has weights"
+        fix = "Add one, e.g. "
+    if not from_config:
+        raise InvalidArgumentError(
+            f"'{source}' holds a model with no trainable parameters: {why}, so there is nothing to train. It "
+            "expects a model with at least one layer with trainable weights."
+        )
+    raise InvalidArgumentError(
+        f"{source} describes a model with no trainable parameters: {why}, so training would change nothing (its "
+        "loss would stay the same every epoch). It expects at least one layer with trainable weights. "
+        f'{fix}[[layers]] type = "Dense" units = 10'
+    )
+
+
 def compile_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments of `Sequential.compile` a config gives: optimizer, loss, metric or metrics, and engine."""
-    metric = {"metrics": config["metrics"]} if "metrics" in config else {"metric": config.get("metric")}  # not both
+    metric = (
+        {"metrics": config["metrics"]} if "metrics" in config else {"metric": setting(config, "metric")}
+    )  # not both
     return {
-        "optimizer": config.get("optimizer", DEFAULT_OPTIMIZER),
-        "loss": config.get("loss", DEFAULT_LOSS),
+        "optimizer": setting(config, "optimizer"),
+        "loss": setting(config, "loss"),
         **metric,
-        "engine": config.get("engine", "auto"),
+        "engine": setting(config, "engine"),
     }

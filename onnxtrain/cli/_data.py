@@ -3,6 +3,7 @@ file), the .npy array or image that `onnxtrain predict` reads, and the saved mod
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from onnxtrain._bounded_read import open_regular
 from onnxtrain._npy_file import read_npy, read_npz
 from onnxtrain.errors import (
     DataFormatError,
@@ -40,10 +42,10 @@ def naming_the_option(error: OnnxtrainError, option: str, value: str) -> Onnxtra
 
 class DatasetLoader:
     """Resolves data specs: "fashion-mnist[:train|:test]" or a .npz file with arrays `x`, `y` (and optionally
-    `class_names`). uint8 `x` is taken as pixels and divided by 255, like fashion_mnist(), for data a model trains
-    on; data a trained model is evaluated on keeps its integers, which the model scales by its own input_scale, as
-    predict does (`load(..., scale_pixels=False)`). Relative paths are taken from `base`; Fashion-MNIST is read
-    once however many splits are asked for."""
+    `class_names`). uint8 `x` is taken as pixels and divided by 255, like fashion_mnist(), for the data a new model
+    trains on; data a model is evaluated or validated on keeps its integers, which the model scales by its own
+    input_scale, as predict does (`load(..., scale_pixels=False)`). Relative paths are taken from `base`;
+    Fashion-MNIST is read once however many splits are asked for."""
 
     def __init__(self, base: Path):
         self.base = base
@@ -130,23 +132,34 @@ def refuse_scaling_twice(model: Any, data: RunData, source: str) -> None:
         )
 
 
-def load_run_data(data: dict[str, Any], base: Path, names: dict[str, str] | None = None) -> RunData:
+def load_run_data(
+    data: dict[str, Any], base: Path, names: dict[str, str] | None = None, scale_train_pixels: bool = True
+) -> RunData:
     """The datasets a config's [data] table names (`train` required; `validation = "test"` reuses the test set).
-    Errors name an entry as "[data] train", or as `names` says (`{"train": "--data"}`)."""
+    Errors name an entry as "[data] train", or as `names` says (`{"train": "--data"}`).
+
+    Integer pixels follow one rule, fit's and `onnxtrain evaluate`'s: the training data of a new model is divided
+    by 255 and marked input_scale 1/255, which the model adopts; the test and validation data keep their integers
+    as stored, which the model reads with its own input_scale (so a model trained on floats reads them raw, and
+    warns, as `onnxtrain evaluate` does). `scale_train_pixels` False (--resume: the model's input_scale is set):
+    the training data too keeps its integers."""
     if "train" not in data:
         raise InvalidArgumentError("the config needs [data] train = 'fashion-mnist' or a .npz file")
     loader = DatasetLoader(base)
     name = {key: f"[data] {key}" for key in ("train", "test", "validation")} | (names or {})
-    train = loader.load(data["train"], name["train"], "train")
-    test = loader.load(data["test"], name["test"], "test") if "test" in data else None
+    train = loader.load(data["train"], name["train"], "train", scale_pixels=scale_train_pixels)
+    test = loader.load(data["test"], name["test"], "test", scale_pixels=False) if "test" in data else None
     validation = data.get("validation")
     if validation == "test":
         if test is None:
             raise InvalidArgumentError("[data] validation = 'test' needs [data] test")
         return RunData(train, test, test)
     if validation is not None:
-        return RunData(train, test, loader.load(validation, name["validation"], "test"))
+        return RunData(train, test, loader.load(validation, name["validation"], "test", scale_pixels=False))
     return RunData(train, test, None)
+
+
+INPUT_EXPECTED = f"--input expects a .npy array or an image file ({', '.join(IMAGE_SUFFIXES)})"
 
 
 def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -155,17 +168,18 @@ def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     brought to 8 bits, transparent pixels are composited on black.
 
     Raises:
-        InvalidArgumentError: another suffix, a model that does not take images, an image of the wrong size, or
-            one `image_pixels` refuses.
+        InvalidArgumentError: a missing file (or a link to one), a folder, another suffix, a file Pillow cannot read
+            as an image, a model that does not take images, an image of the wrong size, or one `image_pixels`
+            refuses.
+        DataFormatError: a .npy file that is not an array numpy wrote.
         RuntimeSetupError: an image, without Pillow installed.
     """
+    _refuse_missing_input(path)
     suffix = path.suffix.lower()
     if suffix == ".npy":
         return read_npy(path, DataFormatError)
     if suffix not in IMAGE_SUFFIXES:
-        raise InvalidArgumentError(
-            f"--input expects a .npy array or an image ({', '.join(IMAGE_SUFFIXES)}). Received: '{path}'"
-        )
+        raise InvalidArgumentError(f"{INPUT_EXPECTED}. Received: '{path}'")
     try:
         from PIL import Image
     except ImportError as e:
@@ -173,8 +187,17 @@ def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     channels = input_shape[2] if len(input_shape) == 3 else 1
     if len(input_shape) not in (2, 3) or channels not in (1, 3):
         raise InvalidArgumentError(f"the model takes {list(input_shape)} inputs, not images; pass a .npy array")
-    with Image.open(path) as image:
-        pixels = image_pixels(image, channels, f"'{path}'")
+    try:
+        with open_regular(path) as file, Image.open(file) as image:  # open_regular: a FIFO is refused, not waited on
+            pixels = image_pixels(image, channels, f"'{path}'")
+    except FileNotFoundError as e:  # it went between the check and the read
+        raise InvalidArgumentError(f"{INPUT_EXPECTED}. Received: '{path}', which does not exist") from e
+    except ValueError as e:  # open_regular: not a regular file
+        raise InvalidArgumentError(f"{INPUT_EXPECTED}. Received: '{path}': {e}") from e
+    except OSError as e:  # Pillow's UnidentifiedImageError and a truncated image are OSErrors too
+        unknown = isinstance(e, Image.UnidentifiedImageError)
+        why = "Pillow does not recognise its format (not an image, or a damaged one)" if unknown else e.strerror or e
+        raise InvalidArgumentError(f"--input '{path}' cannot be read as an image: {why}. {INPUT_EXPECTED}.") from e
     if pixels.shape[:2] != input_shape[:2]:
         height, width = pixels.shape[:2]
         raise InvalidArgumentError(
@@ -182,6 +205,23 @@ def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
             "Resize it first."
         )
     return pixels.reshape(input_shape)
+
+
+def _refuse_missing_input(path: Path) -> None:
+    """Refuse an --input that is no file to read: a missing path, a link to one, or a folder (one clear line, not
+    the system's "[Errno 2] No such file or directory")."""
+    if path.is_file():
+        return
+    if path.is_symlink():
+        what = f"a link to '{os.readlink(path)}', which does not exist"
+    elif path.is_dir():
+        what = "a folder; predict reads one file (a .npy array holds a batch)"
+    elif os.path.lexists(path):
+        return  # a FIFO or a device: the readers refuse it by kind
+    else:
+        what = "does not exist" if path.parent.is_dir() else f"does not exist (nor does the folder '{path.parent}')"
+        raise InvalidArgumentError(f"{INPUT_EXPECTED}. Received: '{path}', which {what}")
+    raise InvalidArgumentError(f"{INPUT_EXPECTED}. Received: '{path}', which is {what}")
 
 
 def image_pixels(image: Any, channels: int, source: str) -> np.ndarray:
@@ -245,6 +285,11 @@ def saved_model_dir(path: str, needs: str) -> Path:
     directory = run_model_folder(directory)
     check_saved_model(directory, needs)
     return directory
+
+
+def is_saved_model(directory: Path) -> bool:
+    """Whether `directory` holds a saved model's config.json and model.onnx."""
+    return (directory / CONFIG_FILE).is_file() and (directory / MODEL_FILE).is_file()
 
 
 def run_model_folder(directory: Path) -> Path:

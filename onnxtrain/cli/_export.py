@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from onnxtrain._artifacts_folder import ORT_TRAINING_FILES, check_artifacts_folder
-from onnxtrain.cli._config_model import build_model, compile_settings
+from onnxtrain.cli._config_model import build_model, compile_settings, refuse_training_nothing
 from onnxtrain.cli._data import SAVED_MODEL, load_compiled, saved_model_dir
+from onnxtrain.cli._output_folder import check_writable_place
 from onnxtrain.cli._run_config import read_config
 from onnxtrain.cli._summary import _size
 from onnxtrain.cli._train import writing_mode
@@ -28,6 +29,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     if Path(args.out).exists() and not args.overwrite:
         raise InvalidArgumentError(f"'{args.out}' already exists. Pass --overwrite to replace it.")
+    check_writable_place(Path(args.out), "OUT.onnx", "exported")  # before the model loads: one refusal, said once
     # Compiled, not just the weights: the loss decides the `probabilities` output and the loss metadata.
     with load_compiled(directory, args.engine, "export") as model:
         try:
@@ -86,6 +88,8 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
         directory = saved_model_dir(args.source, f"a model config (.toml/.json) or {SAVED_MODEL}")
         model, loss, optimizer = load_compiled(directory, None, "artifacts"), None, None
     with model:
+        # ONNX Runtime cannot build the artifacts of a model with nothing to train (generate_artifacts fails in it)
+        refuse_training_nothing(model, args.source, from_config=source.suffix.lower() in (".toml", ".json"))
         # An --opset alone gets the oldest IR version that can hold it, as export does.
         opset, ir_version = inference_opset_and_ir(model.graph.layers, model._compiled, args.opset, args.ir_version)
         # A failure leaves no folder behind, and ORT's refusals are explained (an opset newer than it knows...).

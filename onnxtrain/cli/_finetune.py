@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from onnxtrain import engines, optimizers
 from onnxtrain.cli._advice import warnings_as_lines
-from onnxtrain.cli._config_model import DEFAULT_LOSS
+from onnxtrain.cli._arguments import positive_int
+from onnxtrain.cli._config_keys import DEFAULT_LOSS, FINETUNED_FROM
 from onnxtrain.cli._data import DatasetLoader, RunData, naming_the_option
-from onnxtrain.cli._run_config import FINETUNED_FROM, check_output, positive_int
+from onnxtrain.cli._output_folder import check_output
 from onnxtrain.cli._run_fit import _fit_and_save, _workers_note
 from onnxtrain.cli._train import writing_mode
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
@@ -61,6 +62,8 @@ def _finetune(args: argparse.Namespace) -> int:
     _refuse_training_nothing(args, model, source)
     with model:
         data = _datasets(args)
+        if data.train.input_scale is not None:  # what fit adopts of the training data: the test before reads it too
+            model.input_scale = data.train.input_scale
         model.compile(optimizer=optimizer, loss=args.loss, metric="accuracy" if args.loss == DEFAULT_LOSS else None)
         trainable, frozen = model.param_counts()
         total = trainable + frozen
@@ -149,12 +152,14 @@ def _validation_source(args: argparse.Namespace) -> str:
 def _datasets(args: argparse.Namespace) -> RunData:
     loader = DatasetLoader(Path.cwd())
     train = loader.load(args.data, "--data", "train")
-    test = loader.load(args.test, "--test", "test") if args.test else None
+    # Integer pixels of the test and validation data as stored: the model reads them with its input_scale, which it
+    # takes from the training data (see load_run_data).
+    test = loader.load(args.test, "--test", "test", scale_pixels=False) if args.test else None
     if args.validation == "test":
         if test is None:
             raise InvalidArgumentError("--validation test needs --test DATA")
         return RunData(train, test, test)
-    validation = loader.load(args.validation, "--validation", "test") if args.validation else None
+    validation = loader.load(args.validation, "--validation", "test", scale_pixels=False) if args.validation else None
     return RunData(train, test, validation)
 
 

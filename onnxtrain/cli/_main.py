@@ -3,8 +3,9 @@
 Every sub-command has --help; bad input ends with one line on stderr, `onnxtrain <command>: error: ...`, and a
 non-zero exit status (2 for bad arguments, 1 for anything else, 130 when interrupted, 143 when `train` is ended
 by SIGTERM). This module holds the parser and `main`; the commands live in `_train`, `_predict` (evaluate,
-predict), `_export` (export, artifacts), `_summary`, `_bundle` and `_finetune`, a run's config and output folder in
-`_run_config`, what the commands read (datasets, inputs, saved models) in `_data`.
+predict), `_export` (export, artifacts), `_summary`, `_bundle` and `_finetune`; a run's config in `_config_keys`
+(its keys and defaults), `_run_config` (reading it) and `_config_check`, its output folder in `_output_folder`; what
+the commands read (datasets, inputs, saved models) in `_data`.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from onnxtrain import engines
-from onnxtrain.cli._advice import in_cli_words
+from onnxtrain.cli._advice import error_text, in_cli_words
+from onnxtrain.cli._arguments import positive_int
 from onnxtrain.cli._bundle import add_bundle_command
-from onnxtrain.cli._config_model import DEFAULT_LOSS, DEFAULT_OPTIMIZER
+from onnxtrain.cli._config_keys import defaults_help
 from onnxtrain.cli._data import IMAGE_SUFFIXES
+from onnxtrain.cli._examples import EXAMPLE_HELP, EXAMPLES
 from onnxtrain.cli._export import cmd_artifacts, cmd_export
 from onnxtrain.cli._finetune import add_finetune_command
 from onnxtrain.cli._predict import cmd_evaluate, cmd_predict
-from onnxtrain.cli._run_config import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, EXAMPLE_HELP, EXAMPLES, positive_int
 from onnxtrain.cli._stopping import SIGINT_STATUS, stop_name, stop_status
 from onnxtrain.cli._summary import cmd_summary
 from onnxtrain.cli._train import cmd_train
@@ -39,13 +41,6 @@ class _Parser(argparse.ArgumentParser):
 
 # --- parser -----------------------------------------------------------------------------------------------
 RUN_FOLDER = "the output folder of a run, for the model/ in it"
-CONFIG_DEFAULTS_HELP = (
-    "A config's keys left out take these defaults: "
-    f"optimizer = {DEFAULT_OPTIMIZER!r} with its default settings; loss = {DEFAULT_LOSS!r} (the last layer's outputs "
-    "are logits, one per class); no metric (only the loss is logged: metric = 'accuracy' adds one); "
-    f"epochs = {DEFAULT_EPOCHS}; batch_size = {DEFAULT_BATCH_SIZE}; a random seed (printed, and recorded in "
-    "run.json); no validation and no test data; engine = 'auto'."
-)
 
 
 def _add_verbose_argument(parser: argparse.ArgumentParser, default: int, two: str) -> None:
@@ -89,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "absolute), history.csv and curves.png into --output. --resume DIR --epochs N continues a saved model "
         "exactly where it stopped and trains N more epochs (on top of those it has trained: Keras' "
         "fit(initial_epoch=k, epochs=k+N)), so resuming a 1-epoch run by 1 epoch gives the model of a 2-epoch run.",
-        epilog=CONFIG_DEFAULTS_HELP,
+        epilog=defaults_help(),
     )
     train.add_argument(
         "config",
@@ -259,6 +254,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OnnxtrainError, OSError, ValueError) as e:
         if args.traceback:
             raise
-        message = in_cli_words(" ".join(str(e).split()) or type(e).__name__, getattr(args, "resume", None))
+        message = in_cli_words(" ".join(error_text(e).split()) or type(e).__name__, getattr(args, "resume", None))
         print(f"onnxtrain {args.command}: error: {message}", file=sys.stderr)
         return 1

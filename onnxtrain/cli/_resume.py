@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onnxtrain import engines
+from onnxtrain.cli._config_keys import DEFAULT_BATCH_SIZE, RECORD_KEYS, setting
+from onnxtrain.cli._config_model import refuse_training_nothing
 from onnxtrain.cli._data import (
     DatasetLoader,
     load_run_data,
@@ -17,7 +19,7 @@ from onnxtrain.cli._data import (
     refuse_several_outputs,
     saved_optimizer,
 )
-from onnxtrain.cli._run_config import DEFAULT_BATCH_SIZE, RECORD_KEYS, RUN_FILE, check_output, find_saved_run
+from onnxtrain.cli._output_folder import RUN_FILE, check_output, find_saved_run
 from onnxtrain.cli._run_fit import _data_sources, _examples, _fit_and_save, _threads, _workers_note
 from onnxtrain.cli._run_output import resumed_history
 from onnxtrain.distributed._world import rank as world_rank
@@ -69,13 +71,14 @@ def _resume(args: argparse.Namespace, check_only: bool = False) -> int:
     if args.output and world_rank() == 0:
         check_output(Path(args.output), args.overwrite)
     names = {"train": "--data"} if args.data is not None else None
-    datasets = load_run_data(data, run.directory.parent, names)  # where run.json is; its paths are absolute anyway
+    # where run.json is (its paths are absolute anyway); integer pixels as stored: the model's input_scale reads them
+    datasets = load_run_data(data, run.directory.parent, names, scale_train_pixels=False)
     if check_only:
         return 0
     batch_size, batch_note = _resumed_batch_size(args, record, run_json)
-    validation_split = record.get("validation_split", 0.0)
-    threads = _threads(args, record.get("threads"))
-    args.checkpoint_every = args.checkpoint_every or record.get("checkpoint_every")
+    validation_split = setting(record, "validation_split")
+    threads = _threads(args, setting(record, "threads"))
+    args.checkpoint_every = args.checkpoint_every or setting(record, "checkpoint_every")
     fresh = bool(getattr(args, "fresh_optimizer", False))
     model = _load_to_resume(run.directory, threads, getattr(args, "engine", None), fresh)
     history = resumed_history(run.history, trained)
@@ -83,6 +86,7 @@ def _resume(args: argparse.Namespace, check_only: bool = False) -> int:
     if lacking is not None:
         print_once(f"onnxtrain train: note: {lacking}", file=sys.stderr)
     with model:
+        refuse_training_nothing(model, args.resume, from_config=False)
         refuse_scaling_twice(model, datasets, sources["train"])
         if fresh:
             print_once(

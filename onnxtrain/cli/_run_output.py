@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from onnxtrain._artifacts_folder import check_writable_folder
 from onnxtrain.callbacks import Callback, Logs
-from onnxtrain.cli._run_config import DEFAULT_RUNS, HISTORY_FILE, RUN_FILE, output_dir
+from onnxtrain.cli._advice import error_text
+from onnxtrain.cli._output_folder import DEFAULT_RUNS, HISTORY_FILE, RUN_FILE, output_dir
 from onnxtrain.errors import InvalidArgumentError, OnnxtrainError
 from onnxtrain.history import History
 from onnxtrain.model_files import CONFIG_FILE, SAVED_FILES, saved_files
@@ -213,20 +214,20 @@ def save_elsewhere(run: RunOutput, files: Mapping[str, bytes], note: dict[str, A
         run.save(files, folder=rescue, note=note)
     except (OSError, OnnxtrainError) as e:
         return _with_errno(
-            f"{error} The trained model could not be saved in the temporary directory {tempfile.gettempdir()} "
-            f"either ({e}): it is lost.",
+            f"{error_text(error)} The trained model could not be saved in the temporary directory "
+            f"{tempfile.gettempdir()} either ({error_text(e)}): it is lost.",
             error,
         )
     written = f"{HISTORY_FILE}{' and ' + RUN_FILE if run.record is not None else ''}"
     return _with_errno(
-        f"{error} The trained model was saved to {rescue}/model instead (with {written}): move that folder where "
-        "the run belongs before the temporary directory is cleaned.",
+        f"{error_text(error)} The trained model was saved to {rescue}/model instead (with {written}): move that "
+        "folder where the run belongs before the temporary directory is cleaned.",
         error,
     )
 
 
 def _with_errno(message: str, error: OSError) -> OSError:
-    """An OSError saying `message` (without a second "[Errno N]") with `error`'s errno."""
+    """An OSError saying `message` with `error`'s errno (the error line shows no "[Errno N]")."""
     result = OSError(message)
     result.errno = error.errno
     return result

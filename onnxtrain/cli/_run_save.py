@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from onnxtrain.cli._run_config import HISTORY_FILE, RUN_FILE
+from onnxtrain.cli._output_folder import HISTORY_FILE, RUN_FILE
 from onnxtrain.cli._run_output import RunOutput, save_elsewhere
 from onnxtrain.cli._stopping import finishing_the_save, stop_name, stop_status
 from onnxtrain.distributed._launch import say_last

@@ -13,17 +13,13 @@ from pathlib import Path
 
 from onnxtrain import engines
 from onnxtrain.cli._advice import warnings_as_lines
-from onnxtrain.cli._config_model import build_model, compile_settings
+from onnxtrain.cli._config_keys import setting
+from onnxtrain.cli._config_model import build_model, compile_settings, refuse_training_nothing
 from onnxtrain.cli._data import load_run_data, refuse_scaling_twice
+from onnxtrain.cli._examples import example_config
+from onnxtrain.cli._output_folder import check_output, run_record
 from onnxtrain.cli._resume import _resume
-from onnxtrain.cli._run_config import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_EPOCHS,
-    check_output,
-    example_config,
-    read_config,
-    run_record,
-)
+from onnxtrain.cli._run_config import read_config
 from onnxtrain.cli._run_fit import _data_sources, _examples, _fit_and_save, _threads, _workers_note
 from onnxtrain.cli._stopping import (
     STOP_STATUSES,
@@ -121,20 +117,25 @@ def _train(args: argparse.Namespace, check_only: bool = False) -> int:
     for key in ("epochs", "batch_size", "seed", "threads", "engine", "checkpoint_every"):
         if getattr(args, key, None) is not None:
             config[key] = getattr(args, key)
-    args.checkpoint_every = config.get("checkpoint_every")
+    args.checkpoint_every = setting(config, "checkpoint_every")
     if args.output and world_rank() == 0:
         check_output(Path(args.output), args.overwrite)
 
     data = dict(config.get("data") or {})
     datasets = load_run_data(data, base)
     model = build_model(config)
-    refuse_scaling_twice(model, datasets, _data_sources(data)["train"])
+    try:
+        refuse_training_nothing(model, f"--example {args.example}" if args.example is not None else args.config)
+        refuse_scaling_twice(model, datasets, _data_sources(data)["train"])
+    except BaseException:
+        model.close()
+        raise
     if check_only:
         model.close()
         return 0
-    validation_split = config.get("validation_split", 0.0)
-    threads = _threads(args, config.get("threads"))
-    engine = engines.resolve(config.get("engine", engines.AUTO))
+    validation_split = setting(config, "validation_split")
+    threads = _threads(args, setting(config, "threads"))
+    engine = engines.resolve(setting(config, "engine"))
     with model:
         model.compile(**compile_settings(config), threads=threads)
         return _fit_and_save(
@@ -142,8 +143,8 @@ def _train(args: argparse.Namespace, check_only: bool = False) -> int:
             model,
             datasets,
             f"Training {model.name} (seed {model.seed}) on {_examples(datasets, validation_split)}",
-            epochs=config.get("epochs", DEFAULT_EPOCHS),
-            batch_size=config.get("batch_size", DEFAULT_BATCH_SIZE),
+            epochs=setting(config, "epochs"),
+            batch_size=setting(config, "batch_size"),
             validation_split=validation_split,
             sources=_data_sources(data),
             # The seed drawn for a config without one, so that training from run.json again is the same run.
