@@ -5,16 +5,15 @@ which `onnxtrain.losses.get` reads after onnxtrain's own names."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import Any
 
 from onnxtrain._layer_names import to_snake_case
 
-if TYPE_CHECKING:
-    from onnxtrain._loss_base import Loss
+# (Loss classes are typed as `type` here: `_loss_base` imports this module, and no cycle may run back to it.)
 
 # "module.QualifiedName" -> the class, as each is defined: a class defined again (a notebook cell run twice) replaces
 # the one before under its key.
-DEFINED: dict[str, type[Loss]] = {}
+DEFINED: dict[str, type] = {}
 # The names (normalized) of onnxtrain's losses and their aliases, which `onnxtrain.losses.get` reads first: a class
 # of one's own never takes one over (`onnxtrain.losses` fills this at import).
 BUILT_IN: set[str] = set()
@@ -42,7 +41,7 @@ def default_name(cls: type) -> str:
     return to_snake_case(cls.__name__)
 
 
-def record(cls: type[Loss]) -> None:
+def record(cls: type) -> None:
     """Record a Loss subclass of one's own as it is defined (`Loss.__init_subclass__`)."""
     if is_own(cls):
         DEFINED[class_key(cls)] = cls
@@ -54,7 +53,7 @@ def class_name(cls: type) -> str:
     return given.strip() if isinstance(given, str) else ""
 
 
-def defined_classes(name: str) -> list[type[Loss]]:
+def defined_classes(name: str) -> list[type]:
     """The loss classes of one's own defined in this process that a saved `name` finds, several where it is
     ambiguous: by key ("__main__.SoftmaxMSE"; where no class has it, the classes of that class name in any module,
     as a save from a script is loaded where the class is imported), or by the name its class gives its instances or
@@ -75,7 +74,7 @@ def defined_classes(name: str) -> list[type[Loss]]:
     ]
 
 
-def saved_name(loss: Loss) -> str:
+def saved_name(loss: Any) -> str:
     """The name a save gives a loss of one's own: the name its class gives it ("softmax_mse"), where that name
     finds this class alone; else its class's key, which does ("__main__.SoftmaxMSE")."""
     cls = type(loss)

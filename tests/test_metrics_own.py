@@ -207,7 +207,10 @@ def test_a_saved_metric_function_loads_when_passed_again(tmp_path):
         model.fit(X, Y, epochs=1, verbose=0)
         expected = model.evaluate(X, Y, return_dict=True)
         model.save(tmp_path / "saved")
-    message = r"compiled with the metric function 'max_error'.*@onnxtrain\.metrics\.register.*custom_objects.*metrics=\[\.\.\.\]"
+    message = (
+        r"compiled with the metric function 'max_error'.*@onnxtrain\.metrics\.register.*custom_objects"
+        r".*metrics=\[\.\.\.\]"
+    )
     with pytest.raises(ModelFileError, match=message):
         load_model(tmp_path / "saved")
     with load_model(tmp_path / "saved", metrics=[max_error]) as loaded:
