@@ -9,6 +9,8 @@ from onnxtrain.layers import Input, Layer
 from onnxtrain.layers._call_mode import call_entry
 from onnxtrain.layers._layer import SymbolicTensor
 
+Ref = tuple[str, int, int]  # a tensor's layer name, call index and output index
+
 
 def rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTensor]]:
     """New layers from a `get_config` dict, called as it records; returns (inputs, outputs)."""
@@ -20,24 +22,23 @@ def rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTen
             "A Functional config needs 'layers' (each with 'inbound_nodes'), 'input_layers' and 'output_layers', "
             f"as get_config() writes them. Missing or malformed: {e}"
         ) from e
-    tensors: dict[tuple[str, int], SymbolicTensor] = {}
+    tensors: dict[Ref, SymbolicTensor] = {}
     pending = {}
     for layer, inbound in entries:
         if isinstance(layer, Input):
-            tensors[(str(layer.name), 0)] = layer
+            tensors[(str(layer.name), 0, 0)] = layer
         else:
             pending[id(layer)] = (layer, list(inbound))
     while pending:  # a shared layer's later call may read layers listed after it: call whatever is ready
         progressed = False
         for key, (layer, inbound) in list(pending.items()):
-            while inbound and all(
-                (name, i) in tensors for name, i in map(tuple, call_entry(layer.name, inbound[0])[0])
-            ):
+            while inbound and all(_ref(ref) in tensors for ref in call_entry(layer.name, inbound[0])[0]):
                 refs, kwargs = call_entry(layer.name, inbound.pop(0))
-                xs = [tensors[(name, i)] for name, i in refs]
+                xs = [tensors[_ref(ref)] for ref in refs]
                 # a layer taking one tensor or several (MultiHeadAttention) learns which from its call
                 output = layer(xs if layer.multi_input or len(xs) > 1 else xs[0], **kwargs)
-                tensors[(str(layer.name), output.call_index)] = output
+                for tensor in output if isinstance(output, list) else [output]:  # a model of several outputs: a list
+                    tensors[(str(layer.name), tensor.call_index, tensor.output_index)] = tensor
                 progressed = True
             if not inbound:
                 del pending[key]
@@ -45,6 +46,13 @@ def rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTen
             waiting = sorted(str(layer.name) for layer, _ in pending.values())
             raise InvalidArgumentError(f"The Functional config's calls of {waiting} read tensors no layer makes.")
     try:
-        return [tensors[tuple(ref)] for ref in input_refs], [tensors[tuple(ref)] for ref in output_refs]  # type: ignore[misc]
-    except KeyError as e:
+        return [tensors[_ref(ref)] for ref in input_refs], [tensors[_ref(ref)] for ref in output_refs]  # type: ignore[misc]
+    except (KeyError, TypeError, ValueError) as e:
         raise InvalidArgumentError(f"The Functional config names an input or output no layer makes: {e}") from e
+
+
+def _ref(ref: Any) -> Ref:
+    """A config's ref of a tensor, [layer name, call index] or [layer name, call index, output index] (an output
+    of a model of several), as (name, call index, output index)."""
+    name, call, *output = ref
+    return str(name), int(call), int(output[0]) if output else 0

@@ -57,6 +57,14 @@ def release_layers(model: Any) -> None:
             layer.model_name = None if heir is None else heir.name
 
 
+def rename_claims(model: Any, name: str) -> None:
+    """Give the layers `model` holds its new `name` (a nested model's default name, replaced by the model it is
+    nested in: `_layer_names.name_layers`)."""
+    for layer in every_layer(model.graph.layers):
+        if not isinstance(layer, Input) and _open_model(layer._model) is model:
+            layer.model_name = name
+
+
 def _open_model(reference: weakref.ref[Any] | None) -> Any:
     """The model `reference` refers to while it is alive and open, else None."""
     model = reference() if reference is not None else None

@@ -1,34 +1,37 @@
-"""ModelBase: what a model is and does without compiling (`Model` adds compile and what needs it): its checked
-`Functional` graph, its inputs, outputs and shapes, summary, config, and the files `save` and `export` write. Its
-weights API is `ModelWeights` (`_model_weights.py`), which layers it may hold `_layer_claims.py`.
+"""ModelBase: what a model is and does without compiling (`Model` adds compile and what needs it): its
+`Functional` graph (checked by `_model_checks.py`), its layers (a nested model listed as that Model, as Keras lists
+it), inputs, outputs and shapes, summary, config, and the files `save` and `export` write. Its weights API is
+`ModelWeights` (`_model_weights.py`), which layers it may hold `_layer_claims.py`, its default name
+`_model_names.py`.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from onnxtrain import adapters, emit, model_files
+from onnxtrain import adapters, model_files
 from onnxtrain._call_arguments import refuse_unknown
 from onnxtrain._checks import check_bool
 from onnxtrain._compiled import Compiled
 from onnxtrain._deferred_build import not_built_message
-from onnxtrain._layer_claims import claim_layers
+from onnxtrain._layer_claims import claim_layers, rename_claims
+from onnxtrain._model_checks import check_model_base
+from onnxtrain._model_names import AUTO_NAMED
 from onnxtrain._model_prediction import call_on_data
 from onnxtrain._model_weights import ModelWeights
 from onnxtrain._registry import snake_case
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, UnsupportedError
-from onnxtrain.functional import Functional
-from onnxtrain.layers import BatchNormalization, Input, Layer, Shape
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
+from onnxtrain.functional import Functional, every_layer
+from onnxtrain.layers import Input, Lambda, Layer, Shape
 from onnxtrain.layers._assignments import misspelled, misspelled_setting
 from onnxtrain.layers._eager import is_eager_input
 from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.layers._layer_checks import positional_inputs
-from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
+from onnxtrain.losses import Loss
 from onnxtrain.summary import connected_summary_table
 from onnxtrain.training import Trainer
 
@@ -46,12 +49,14 @@ class ModelBase(ModelWeights):
             )
         check_model_base(graph)
         claim_layers(self, graph.layers, name)
+        if self.__dict__.get(AUTO_NAMED):  # a default name, which a model it is nested in replaces
+            graph.__dict__[AUTO_NAMED] = self.__dict__[AUTO_NAMED]
         if not self.__dict__.get("_trainable", True):  # model.trainable = False before Sequential.add
             graph.trainable = False
         self.graph = graph
         self.name = name
         self.seed: int = seed
-        self.layers: list[Layer] = list(graph.layers)
+        self._layers: list[Layer] = list(graph.layers)
         self.class_names: tuple[str, ...] | None = None
         self.input_scale: float = 1.0
         # The loss a loaded model was trained with, known from its save even before compile: the export emits the
@@ -60,6 +65,12 @@ class ModelBase(ModelWeights):
         self._trainer: Trainer | None = None  # Model.compile opens it, Model.close closes it
         self._pulled_weights: tuple[Any, int] | None = None  # (the trainer, its step) of the last `pull_weights`
         self._closed = False
+
+    def _take_name(self, name: str) -> None:
+        """Take `name` in place of a default one (`_model_names.py`): the model this one is nested in names it."""
+        self.name = name
+        self.__dict__.pop(AUTO_NAMED, None)
+        rename_claims(self, name)
 
     def __setattr__(self, attribute: str, value: Any) -> None:
         # KotlinDL's `model.stopTraining = true` would set a new attribute that changes nothing: refused, naming ours
@@ -120,6 +131,29 @@ class ModelBase(ModelWeights):
             graph.trainable = bool(value)
 
     @property
+    def layers(self) -> list[Any]:
+        """Keras' `model.layers`: every layer once, Inputs first, in the order of their first call; a model nested
+        in this one is listed as that Model itself, as Keras lists it (`model.layers[1].trainable = False`,
+        `model.layers[1].summary()`), made anew around its layers for a loaded model (`Model._nested_model`)."""
+        return [self._nested_model(layer) if isinstance(layer, Functional) else layer for layer in self._layers]
+
+    @layers.setter
+    def layers(self, layers: Sequence[Layer]) -> None:
+        self._layers = list(layers)
+
+    def _nested_model(self, graph: Functional) -> Any:
+        """The Model that `graph`, a layer of this model, is the graph of (`Model` finds or makes it)."""
+        return graph
+
+    @property
+    def weights(self) -> list[Any]:
+        """Keras' `model.weights`: every layer's `layer.weights` (trainable ones and statistics), layer by layer, in
+        `get_weights()` order, each under its name in this model's graph (`sub.dense_1.kernel` for a nested
+        model's); each a `LayerWeight` (`path` is its graph name, `numpy()` its current value)."""
+        self._check_built("weights")
+        return [weight for layer in self._layers for weight in layer.weights]
+
+    @property
     def input_shape(self) -> Shape:
         """The per-example input shape; a list of them for a model of several inputs."""
         self._check_built("input_shape")
@@ -149,11 +183,14 @@ class ModelBase(ModelWeights):
 
     @property
     def output_names(self) -> list[str]:
-        """The outputs' names, as Keras names them: their layers' (the keys of per-output losses and metrics)."""
-        return [str(y.layer.name) for y in self.graph.outputs]
+        """The outputs' names, as Keras names them: their layers' (the keys of per-output losses and metrics;
+        `Functional.output_names`)."""
+        return self.graph.output_names()
 
-    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
-        """Keras' `get_layer`: the layer named `name`, or the one at `index` of `model.layers` (Input first).
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Any:
+        """Keras' `get_layer`: the layer named `name`, or the one at `index` of `model.layers` (Input first); for a
+        model nested in this one, that Model itself, as `layers` lists it (it predicts, summarizes and saves with
+        the weights this one trains).
 
         Raises:
             InvalidArgumentError: neither or both given, no such name (the names are listed), or an index out of
@@ -163,22 +200,19 @@ class ModelBase(ModelWeights):
             raise InvalidArgumentError(
                 f"get_layer expects a name or an index, one of them. Received: name={name!r}, index={index!r}"
             )
+        layers = self.layers
         if index is not None:
-            if (
-                isinstance(index, bool)
-                or not isinstance(index, int)
-                or not -len(self.layers) <= index < len(self.layers)
-            ):
+            if isinstance(index, bool) or not isinstance(index, int) or not -len(layers) <= index < len(layers):
                 raise InvalidArgumentError(
-                    f"get_layer(index=...) expects an int in [{-len(self.layers)}, {len(self.layers) - 1}] (the model "
-                    f"has {len(self.layers)} layers). Received: index={index!r}"
+                    f"get_layer(index=...) expects an int in [{-len(layers)}, {len(layers) - 1}] (the model has "
+                    f"{len(layers)} layers). Received: index={index!r}"
                 )
-            return self.layers[index]
-        for layer in self.layers:
+            return layers[index]
+        for layer in layers:
             if layer.name == name:
                 return layer
         raise InvalidArgumentError(
-            f"get_layer found no layer named {name!r}. The model's layers: {[layer.name for layer in self.layers]}"
+            f"get_layer found no layer named {name!r}. The model's layers: {[layer.name for layer in layers]}"
         )
 
     def count_params(self) -> int:
@@ -195,7 +229,7 @@ class ModelBase(ModelWeights):
         total = sum(value.size for value in self.graph.params_by_name().values())
         return int(trainable), int(total - trainable)
 
-    def summary(self, print_fn: Any = print, show_trainable: bool = False) -> str | None:
+    def summary(self, print_fn: Any = print, show_trainable: bool = False, expand_nested: bool = False) -> str | None:
         """KotlinDL's summary table: printed, or returned as a string. Once compiled (or loaded from a save of a
         compiled model), a last Dense left at its default activation under a loss on logits shows
         "[linear (logits)]": that is what it emits.
@@ -204,6 +238,8 @@ class ModelBase(ModelWeights):
             print_fn: called with the table (default `print`); None prints nothing and returns the table instead.
             show_trainable: Keras' "Trainable" column: Y for a layer whose weights train, N for a frozen one, -
                 for one without weights.
+            expand_nested: Keras' argument: under a nested model's row, a row for each of its layers (`└ name`),
+                recursively.
 
         Returns:
             None after printing (as in Keras, so a REPL or notebook does not echo the table a second time), or
@@ -214,16 +250,17 @@ class ModelBase(ModelWeights):
             >>> text = model.summary(print_fn=None)  # doctest: +SKIP
         """
         self._check_built("summary")
-        return _print(self._summary_table(check_bool("summary", "show_trainable", show_trainable)), print_fn)
+        trainable = check_bool("summary", "show_trainable", show_trainable)
+        return _print(self._summary_table(trainable, check_bool("summary", "expand_nested", expand_nested)), print_fn)
 
     print_summary = summary
 
-    def _summary_table(self, show_trainable: bool = False) -> str:
+    def _summary_table(self, show_trainable: bool = False, expand_nested: bool = False) -> str:
         """Keras' summary table with "Connected to" (a Sequential's is KotlinDL's: `Sequential._summary_table`)."""
         rows = self.graph.summary_rows()
-        return connected_summary_table(
-            f"Functional ({self.name})", rows, self.param_counts(), self._emitted_loss(), self.graph, show_trainable
-        )
+        loss = self._emitted_loss()
+        kind = f"Functional ({self.name})"
+        return connected_summary_table(kind, rows, self.param_counts(), loss, self.graph, show_trainable, expand_nested)
 
     def _emitted_loss(self) -> Loss | None:
         """The loss the model's graphs and export are emitted for: the compiled one, else the one it was trained
@@ -242,7 +279,7 @@ class ModelBase(ModelWeights):
     def _check_built(self, action: str) -> None:
         """Refuse `action` on a Sequential that has no input shape yet (Keras' "not yet been built")."""
         if "graph" not in self.__dict__:
-            raise ModelStateError(not_built_message(action, bool(self.__dict__.get("layers"))))
+            raise ModelStateError(not_built_message(action, bool(self.__dict__.get("_layers"))))
 
     def inference_model(self, opset: int | None = None, ir_version: int | None = None) -> Any:
         """The clean, portable inference ModelProto with the current weights (what `export` writes)."""
@@ -262,12 +299,18 @@ class ModelBase(ModelWeights):
         Raises:
             InvalidTypeError: a keyword save does not take (KotlinDL's `writingMode` is `writing_mode`, its
                 `modelDirectory` is `directory`); no directory.
+            UnsupportedError: a Lambda layer computes with a lambda, which a load could not find by name
+                (`Lambda.check_savable`).
         """
         refuse_unknown("save", unknown, ModelBase.save)
         if directory is None:  # a default only so that KotlinDL's modelDirectory=... gets its hint above
             raise InvalidTypeError("save() expects the directory to write the model into. Received: directory=None")
         self._check_open("save")
         self._check_built("save")
+        for layer in every_layer(self.graph.layers):
+            for each in (layer, getattr(layer, "layer", None)):  # a wrapper's (TimeDistributed's) layer too
+                if isinstance(each, Lambda):
+                    each.check_savable()
         return model_files.save_model(self, self._trainer, directory, writing_mode, save_optimizer_state)
 
     def export(
@@ -319,79 +362,6 @@ def missing_attribute(model: object, attribute: str) -> str:
     if snake in _KOTLINDL_ATTRIBUTES:
         return f"{message}. For KotlinDL's {attribute}, use {_KOTLINDL_ATTRIBUTES[snake]}"
     return message
-
-
-def check_model_base(graph: Functional) -> None:
-    """Refuse at construction what the model's graphs cannot emit: see `Model`'s Raises."""
-    if len(graph.outputs) > 1:
-        names = [str(y.layer.name) for y in graph.outputs]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise InvalidArgumentError(
-                f"A model of several outputs names each output after its layer, so each must come from its own "
-                f"layer. Received: outputs {names}, {repeated} more than once. Add an Identity-like layer (e.g. "
-                "Activation('linear')) to one of them."
-            )
-        clashing = sorted(set(names) & (emit.RESERVED_NAMES | set(emit.input_names(graph))))
-        if clashing:
-            raise InvalidArgumentError(
-                f"A model of several outputs names its exported outputs after their layers, and {clashing} is the "
-                "name of a graph input or of an output onnxtrain reserves. Name the layer otherwise."
-            )
-    if len(graph.inputs) > 1:
-        reserved = sorted({str(x.name) for x in graph.inputs} & emit.RESERVED_NAMES)
-        if reserved:
-            raise InvalidArgumentError(
-                f"A model of several inputs names its graph inputs after its Input layers, and {reserved} is a name "
-                f"onnxtrain's graphs use already. Name the Input otherwise, e.g. Input(..., name='x_{reserved[0]}')."
-            )
-    calls = Counter(id(node.layer) for node in graph._nodes)
-    shared = [layer.name for layer in graph.layers if isinstance(layer, BatchNormalization) and calls[id(layer)] > 1]
-    if shared:
-        raise UnsupportedError(
-            f"BatchNormalization layer(s) {shared} are called more than once: a shared BatchNormalization would "
-            "update its moving statistics twice in one training step, which onnxtrain does not support yet. Use "
-            "one BatchNormalization per call."
-        )
-
-
-def check_probability_outputs(graph: Functional, loss: Loss) -> None:
-    """Refuse at compile a model of several outputs whose export could not name an output's probabilities: each
-    output trained with softmax cross-entropy gets a second output, `<output>_probabilities`
-    (`emit.inference_graph`, which predict and export run), and no other output or Input may have that name.
-    """
-    if len(graph.outputs) < 2:
-        return
-    taken = {name: f"output layer {name!r}" for name in emit.output_names(graph)}
-    if len(graph.inputs) > 1:
-        taken.update({name: f"Input layer {name!r}" for name in emit.input_names(graph)})
-    for name, own in zip(emit.output_names(graph), emit.output_losses(graph, loss), strict=True):
-        companion = f"{name}_{emit.PROBABILITIES_NAME}"
-        if isinstance(own, SoftmaxCrossEntropyWithLogits) and companion in taken:
-            raise InvalidArgumentError(
-                f"Output {name!r} is trained with softmax cross-entropy, so the exported model (which predict also "
-                f"runs) gives its class probabilities as a second output named {companion!r}; {taken[companion]} "
-                f"has that name already. Rename that layer, e.g. name={name + '_probs'!r}, or the output layer "
-                f"{name!r}."
-            )
-
-
-def named_outputs(outputs: Mapping[str, SymbolicTensor]) -> list[SymbolicTensor]:
-    """The tensors of Keras' dict of outputs, their layers named by the keys (the names outputs go by)."""
-    for key, tensor in outputs.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidArgumentError(f"Model(outputs={{...}}) expects non-empty string keys. Received: {key!r}")
-        layer = getattr(tensor, "layer", None)
-        if layer is None:
-            continue  # Functional names what is not a tensor
-        if layer.name is None:
-            layer.name = key
-        elif layer.name != key:
-            raise InvalidArgumentError(
-                f"Model(outputs={{...}}) names each output's layer by its key, but output {key!r} comes from a layer "
-                f"already named {layer.name!r}. Use the key {layer.name!r}, or leave the layer unnamed."
-            )
-    return list(outputs.values())
 
 
 def _print(text: str, print_fn: Any) -> str | None:

@@ -9,12 +9,15 @@ Example:
 
 Layers are named (`dense_1`, ...) and given weights (from `seed`, as in Sequential) when the Functional is made.
 A layer called twice shares its weights: the graph emits its parameters once. A Functional is a layer too, so it
-can be called inside another; its layers' parameters are then named under its own name (`encoder.dense_1.kernel`).
+can be called inside another; its layers' parameters are then named under its own name (`encoder.dense_1.kernel`);
+called so, a Functional of several outputs returns one tensor per output (Keras' `outs = sub(x)`), and its call is
+emitted once for all of them.
 Keras' masks travel beside the values as the graph is emitted (`emit_with_masks`; `Layer`'s docstring). A call made
 with `training=False` (`base_model(x, training=False)`, Keras' transfer learning) is emitted in inference mode in
 every graph, whatever mode the graph is in (`_emit_call`), and its config and summary keep the argument.
-The checks of `inputs` and `outputs` and the order of the calls are `_functional_calls.py`'s; the calls rebuilt
-from a config, `_functional_rebuild.py`'s.
+The checks of `inputs` and `outputs`, the order of the calls and the refs a config names them by are
+`_functional_calls.py`'s; the calls rebuilt from a config, `_functional_rebuild.py`'s; what `Model(inputs, outputs)`
+is checked for, `_model_checks.py`'s.
 """
 
 from __future__ import annotations
@@ -24,20 +27,28 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import onnx
 
-from onnxtrain._functional_calls import listed, topological_calls
+from onnxtrain._functional_calls import (
+    as_float,
+    call_refs,
+    call_several,
+    connected_to,
+    listed,
+    output_names,
+    topological_calls,
+)
 from onnxtrain._functional_rebuild import rebuild_calls
 from onnxtrain._layer_names import name_layers
+from onnxtrain._model_names import AUTO_NAMED
 from onnxtrain._weight_arrays import transpose_hint
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Input, Layer, Shape, format_shape
-from onnxtrain.layers._call_mode import call_config, call_mode, call_reads
+from onnxtrain.layers._call_mode import call_config, call_mode
 from onnxtrain.layers._core import dtype_note
 from onnxtrain.layers._eager import is_eager_input
 from onnxtrain.layers._layer import Mask, SymbolicTensor, describe
-from onnxtrain.layers._layer_checks import NESTED_MODEL_DOCS
+from onnxtrain.layers._layer_checks import positional_inputs
 from onnxtrain.layers._layout import channels_last
 from onnxtrain.layers._masking import emit_call
 
@@ -60,8 +71,8 @@ class Functional(Layer):
 
     Raises:
         InvalidTypeError: an input is not an Input, or an output not a symbolic tensor.
-        InvalidArgumentError: an output depends on an Input not in `inputs`, an input reaches no output, an input
-            is listed twice, or two layers have one name.
+        InvalidArgumentError: an output depends on an Input not in `inputs`, an input is listed twice, or two
+            layers have one name. (An input that no output reads is taken, as Keras takes it.)
     """
 
     def __init__(
@@ -105,6 +116,17 @@ class Functional(Layer):
 
     reads_integers = True  # a Model called as a layer: its own emit gives each inner layer what it reads
 
+    def _take_model_name(self, name: str) -> None:
+        """Take `name`, which the model this graph is nested in gives it while its model has a default name
+        (`_layer_names.name_layers`), and give it to that model too. (Set as the model sets it, unchecked: it is
+        the graph's name before any graph is emitted with it, also where a wrapper holds the graph.)"""
+        object.__setattr__(self, "name", name)
+        self.__dict__.pop(AUTO_NAMED, None)
+        reference = self.__dict__.get("_own_model")
+        model = reference() if reference is not None else None
+        if model is not None:
+            model._take_name(name)
+
     @property
     def trainable(self) -> bool:
         return self._trainable
@@ -127,11 +149,11 @@ class Functional(Layer):
         *more_inputs: SymbolicTensor,
         training: bool | None = None,
     ) -> SymbolicTensor:
-        if len(self.outputs) != 1 and not is_eager_input(inputs):  # on data, every output comes back (a list)
-            raise UnsupportedError(
-                f"{describe(self)} has {len(self.outputs)} outputs; only a Functional with one output can be called "
-                "as a layer of another. Call it on each output's sub-graph instead."
-            )
+        """A call as a layer of another graph; a graph of several outputs returns a list of tensors, one per output
+        (`outs = sub(x)`, as Keras' nested models), which the other graph's layers read one by one."""
+        given = positional_inputs(self, inputs, more_inputs)
+        if len(self.outputs) != 1 and not is_eager_input(given):  # on data, every output comes back (a list)
+            return call_several(self, given, training)  # type: ignore[return-value]
         return super().__call__(inputs, *more_inputs, training=training)
 
     def compute_output_shape(self, input_shape: Any) -> Shape:
@@ -139,6 +161,10 @@ class Functional(Layer):
         if input_shape != expected or self.output_shape is None:
             raise ShapeError(f"{describe(self)} takes inputs of shape {expected}. Received: {input_shape}")
         return self.output_shape
+
+    def output_names(self) -> list[str]:
+        """The outputs' names: their layers', as Keras names them, made unique (`_functional_calls.output_names`)."""
+        return output_names(self.outputs)
 
     # --- parameters ---------------------------------------------------------------------------------------
     def _named_params(self, prefix: str, seen: set[int]) -> Iterator[tuple[str, Layer, str]]:
@@ -253,13 +279,18 @@ class Functional(Layer):
         values = {id(x): value for x, value in zip(self.inputs, input_values, strict=True)}
         masks: dict[int, Mask] = dict(zip(map(id, self.inputs), input_masks or [None] * len(self.inputs), strict=True))
         floats: dict[str, str] = {}  # integer graph input -> its float32 cast, emitted once for the layers that read it
+        emitted: dict[tuple[int, int], tuple[list[str], list[Mask]]] = {}  # a call's outputs, by (layer, call index)
         for node in self._nodes[len(self.inputs) :]:
-            layer = (substitutes or {}).get(node, node.layer)
-            xs = [values[id(x)] for x in node.inputs]
-            if not layer.reads_integers:
-                xs = [_as_float(builder, x, floats) for x in xs]
-            with call_mode(builder, node.training):
-                values[id(node)], masks[id(node)] = _emit_call(builder, layer, xs, [masks[id(x)] for x in node.inputs])
+            call = (id(node.layer), node.call_index)
+            if call not in emitted:  # a call of a model of several outputs is emitted once, for all its tensors
+                layer = (substitutes or {}).get(node, node.layer)
+                xs = [values[id(x)] for x in node.inputs]
+                if not layer.reads_integers:
+                    xs = [as_float(builder, x, floats) for x in xs]
+                with call_mode(builder, node.training):
+                    emitted[call] = _emit_call(builder, layer, xs, [masks[id(x)] for x in node.inputs])
+            values[id(node)] = emitted[call][0][node.output_index]
+            masks[id(node)] = emitted[call][1][node.output_index]
         outputs = [channels_last(builder, values[id(y)], len(y.shape) + 1) for y in self.outputs]
         return outputs, [masks[id(y)] for y in self.outputs]
 
@@ -269,17 +300,9 @@ class Functional(Layer):
         return list(zip(self.emit(builder, xs), [y.shape for y in self.outputs], strict=True))
 
     # --- config and summary -------------------------------------------------------------------------------
-    def _calls_here(self) -> dict[int, list[SymbolicTensor]]:
-        """Each layer's calls in this graph, in call order (the config's call indices count these only)."""
-        calls: dict[int, list[SymbolicTensor]] = {id(layer): [] for layer in self.layers}
-        for node in sorted(self._nodes, key=lambda node: node.call_index):
-            calls[id(node.layer)].append(node)
-        return calls
-
     def _connections(self) -> tuple[dict[int, list[SymbolicTensor]], dict[int, list[str | int]]]:
-        calls = self._calls_here()
-        ref = {id(node): [node.layer.name, i] for nodes in calls.values() for i, node in enumerate(nodes)}
-        return calls, ref  # type: ignore[return-value]
+        several = {id(layer) for layer in self.layers if isinstance(layer, Functional) and len(layer.outputs) > 1}
+        return call_refs(self.layers, self._nodes, several)
 
     def get_config(self) -> dict[str, Any]:
         """Keras' layout: each layer with, per call, the [layer name, call index] of each tensor it read; a call
@@ -320,42 +343,38 @@ class Functional(Layer):
         rows = []
         for layer in self.layers:
             label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
-            shape = format_shape(calls[id(layer)][0].shape) + dtype_note(layer)
-            read = [call_reads(node, ref) for node in calls[id(layer)]]
-            rows.append((label, shape, str(layer.param_count), ", ".join(text for text in read if text)))
+            shapes = [y.shape for y in layer.outputs] if isinstance(layer, Functional) else [calls[id(layer)][0].shape]
+            shape = format_shape(shapes[0]) if len(shapes) == 1 else f"[{', '.join(map(format_shape, shapes))}]"
+            read = [connected_to(node, ref) for node in calls[id(layer)]]
+            rows.append((label, shape + dtype_note(layer), str(layer.param_count), ", ".join(t for t in read if t)))
         return rows
 
     def __repr__(self) -> str:
         return f"Functional(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
 
 
-def _as_float(builder: GraphBuilder, x: str, floats: dict[str, str]) -> str:
-    """`x` as float32 where it is an integer graph input (an `Input(dtype="int64")`), else `x` itself."""
-    if builder.input_type(x) in (None, onnx.TensorProto.FLOAT):
-        return x
-    if x not in floats:
-        floats[x] = builder.node("Cast", [x], hint=f"{x}_float", to=onnx.TensorProto.FLOAT)
-    return floats[x]
-
-
-def _emit_call(builder: GraphBuilder, layer: Layer, xs: list[str], masks: list[Mask]) -> tuple[str, Mask]:
-    """Emit `layer`'s call on `xs`, whose masks are `masks`; returns its output and the output's mask."""
-    if isinstance(layer, Functional):  # a model called as a layer: its inputs' masks go in, its output's comes out
+def _emit_call(builder: GraphBuilder, layer: Layer, xs: list[str], masks: list[Mask]) -> tuple[list[str], list[Mask]]:
+    """Emit `layer`'s call on `xs`, whose masks are `masks`; returns its outputs (one, but for a model of several)
+    and their masks."""
+    if isinstance(layer, Functional):  # a model called as a layer: its inputs' masks go in, its outputs' come out
         with builder.scope(layer.name or "functional"):
-            values, out_masks = layer.emit_with_masks(builder, xs, input_masks=masks)
-            return values[0], out_masks[0]
+            return layer.emit_with_masks(builder, xs, input_masks=masks)
     if not getattr(layer, "prefix_names", True):  # OnnxLayer(prefix_names=False): weights keep their own names
         assert layer.input_shapes is not None or layer.input_shape is not None, "layers must be built"
         shapes = layer.input_shapes if layer.multi_input else [layer.input_shape]
         xs = [channels_last(builder, x, len(shape) + 1) for x, shape in zip(xs, shapes, strict=True)]  # type: ignore[arg-type]
-        return layer.emit(builder, xs if layer.multi_input else xs[0]), None  # type: ignore[arg-type]
-    return emit_call(builder, layer, xs, masks)
+        return [layer.emit(builder, xs if layer.multi_input else xs[0])], [None]  # type: ignore[arg-type]
+    value, mask = emit_call(builder, layer, xs, masks)
+    return [value], [mask]
 
 
-def every_layer(layers: Sequence[Layer]) -> list[Layer]:
-    """`layers` and, for a nested model (a Functional) among them, its own layers, recursively, in order."""
+def every_layer(layers: Sequence[Any]) -> list[Layer]:
+    """`layers` and, for a nested model (a Functional) among them, its own layers, recursively, in order. A Model
+    among them (as `model.layers` lists a nested one) stands for its graph."""
     found: list[Layer] = []
     for layer in layers:
+        if not isinstance(layer, Layer) and isinstance(getattr(layer, "graph", None), Functional):
+            layer = layer.graph
         found.append(layer)
         if isinstance(layer, Functional):
             found.extend(every_layer(layer.layers))
@@ -377,30 +396,3 @@ def as_graph(layers: Sequence[Layer] | Functional, name: str | None = None) -> F
         assert layer.output_shape is not None, "layers must be built"
         tensor = SymbolicTensor(layer.output_shape, layer, 0, [tensor])
     return Functional(layers[0], tensor, name=name, seed=0)
-
-
-def check_model_arguments(model_class: type, inputs: object, outputs: object) -> None:
-    """Refuse what `Model(inputs, outputs)` cannot be made of, before anything else reads its arguments: Keras'
-    model subclassing (a subclass that defines `call()`, which onnxtrain never runs: a model is a graph of layer
-    calls), and a model given no inputs or no outputs.
-
-    Raises:
-        UnsupportedError: a Model subclass that defines call().
-        InvalidTypeError: inputs or outputs not given.
-    """
-    calls = next((c for c in model_class.__mro__ if "call" in c.__dict__), None)
-    if calls is not None:
-        raise UnsupportedError(
-            f"{model_class.__name__} subclasses Model and defines call(), Keras' model subclassing, which onnxtrain "
-            "does not support: a model is the graph of layer calls the Functional API records, and call() would "
-            "never run. Build it with the Functional API: call the layers on an Input and make Model(inputs, "
-            "outputs) of them (x = Input(4); model = Model(x, Dense(1)(Dense(4)(x)))); for a block used several "
-            f"times, make it a nested Model and call it as a layer (docs/layers.md, {NESTED_MODEL_DOCS})."
-        )
-    missing = [name for name, value in (("inputs", inputs), ("outputs", outputs)) if value is None]
-    if missing:
-        raise InvalidTypeError(
-            f"{model_class.__name__}() expects inputs and outputs: Model(inputs, outputs), with inputs the Input "
-            "tensor(s) and outputs the tensor(s) the layers called on them return (x = Input(4); model = "
-            f"Model(x, Dense(1)(x))). Received: no {' and no '.join(missing)}"
-        )

@@ -22,11 +22,13 @@ from onnxtrain._compile_settings import compile_settings
 from onnxtrain._compiled_attributes import CompiledAttributes
 from onnxtrain._deferred_build import check_compile_options
 from onnxtrain._layer_claims import check_sole_trainer, release_layers
-from onnxtrain._model_base import ModelBase, check_probability_outputs, named_outputs
+from onnxtrain._model_base import ModelBase
+from onnxtrain._model_checks import check_model_arguments, check_probability_outputs, named_outputs
 from onnxtrain._model_fit import ModelFit
+from onnxtrain._model_names import AUTO_NAMED, auto_model_name
 from onnxtrain._model_prediction import ModelPrediction
 from onnxtrain.errors import InvalidArgumentError, ModelStateError, UnsupportedError
-from onnxtrain.functional import Functional, check_model_arguments
+from onnxtrain.functional import Functional
 from onnxtrain.layers import Input
 from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, Losses
@@ -55,13 +57,16 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
             one for all, fit and evaluate a label array per output, predict returns one array per output), or a
             dict {name: tensor}: each output's layer takes that name (a layer already named otherwise is refused).
         name: the model's name (config, summary, exported metadata; as a layer of another model, the prefix of
-            its parameters' names).
+            its parameters' names). Without one, Keras' default: "functional", then "functional_1", ..., numbered
+            per process; nested in another model, such a model takes that model's numbering instead ("functional",
+            "functional_1", ... in it), so that its weights' names there are the same each time it is built.
         seed: seeds weight initialization and the default per-epoch shuffling.
 
     Raises:
         UnsupportedError: a BatchNormalization called more than once (shared).
         InvalidArgumentError: what `Functional` refuses; an Input named like a graph input or output onnxtrain
-            reserves (`labels`, `logits`, ...) in a model of several inputs; several outputs of one layer.
+            reserves (`labels`, `logits`, ...) in a model of several inputs; outputs that would share a name (one
+            tensor twice, several outputs of one layer or of one nested model: `_model_checks.check_model_base`).
     """
 
     _pending_compile: dict[str, Any] | None  # compile's options, on a Sequential not built yet (see Sequential)
@@ -70,7 +75,7 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
         self,
         inputs: Input | Sequence[Input] | None = None,
         outputs: SymbolicTensor | Sequence[SymbolicTensor] | Mapping[str, SymbolicTensor] | None = None,
-        name: str = "functional",
+        name: str | None = None,
         seed: int | None = None,
     ):
         check_model_arguments(type(self), inputs, outputs)  # Keras' model subclassing; Model() with nothing
@@ -79,6 +84,9 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
             outputs = named_outputs(outputs)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"Model(seed=...) expects a non-negative int or None. Received: {seed!r}")
+        if name is None:  # Keras' default: "functional", "functional_1", ... (`_model_names.py`)
+            name = auto_model_name("functional")
+            self.__dict__[AUTO_NAMED] = "functional"
         graph = Functional(inputs, outputs, name=name, seed=seed)
         self._setup(graph, name, graph.seed)
 
@@ -99,7 +107,8 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
                     "layers in order): rebuild it with Sequential.from_config(config)."
                 )
         graph = Functional.from_layer_config(config)
-        return cls(graph.inputs, graph.outputs, name=str(config.get("name", "functional")), seed=graph.seed)
+        name = config.get("name")
+        return cls(graph.inputs, graph.outputs, name=None if name is None else str(name), seed=graph.seed)
 
     def _setup(self, graph: Functional, name: str, seed: int) -> None:
         super()._setup(graph, name, seed)
@@ -107,23 +116,21 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
         self._fitting = False  # compile and close wait for fit to return (a callback may call them)
         graph._own_model = weakref.ref(self)  # a model nested in another is found again by `get_layer`
 
-    def get_layer(self, name: str | None = None, index: int | None = None) -> Any:
-        """Keras' `get_layer`: the layer named `name`, or the one at `index` of `model.layers` (Input first); for a
-        model nested in this one, that Model itself (made anew around its layers for a loaded model, sharing them:
-        it predicts, summarizes and saves with the weights this one trains).
-
-        Raises:
-            InvalidArgumentError: neither or both given, no such name (the names are listed), or an index out of
-                range.
-        """
-        layer = super().get_layer(name, index)
-        if not isinstance(layer, Functional) or layer is self.graph:
-            return layer
-        reference = layer.__dict__.get("_own_model")
+    def _nested_model(self, graph: Functional) -> Any:
+        """The Model that `graph`, a model nested in this one, is the graph of (`layers`, `get_layer`): the one it
+        was made as while that is open, else one made around its layers (a loaded model's, or a closed one's),
+        kept with this model so that `model.layers[i] is model.layers[i]`, sharing the layers and their weights."""
+        if graph is self.graph:
+            return graph
+        reference = graph.__dict__.get("_own_model")
         nested = reference() if reference is not None else None
         if nested is None or nested._closed:
-            nested = Model.__new__(Model)
-            nested._setup(layer, layer.name or "functional", layer.seed)
+            made: dict[int, Model] = self.__dict__.setdefault("_nested_models", {})
+            nested = made.get(id(graph))
+            if nested is None or nested._closed or nested.graph is not graph:
+                nested = Model.__new__(Model)
+                nested._setup(graph, graph.name or "functional", graph.seed)
+                made[id(graph)] = nested
         return nested
 
     # --- compile ------------------------------------------------------------------------------------------

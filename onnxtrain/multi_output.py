@@ -7,7 +7,8 @@ and unpacked inside the graph; the outputs an engine returns are every output fl
 by one column per output holding that output's loss (`pack_outputs`).
 
 An output may have no loss (Keras' `loss=[..., None]`, or a loss dict that leaves it out): it takes no labels,
-adds nothing to the loss and logs nothing, and is still predicted and exported (`NoLoss`).
+adds nothing to the loss and logs nothing, and is still predicted and exported (`NoLoss`). One output's settings
+are `_output_spec.py`'s; compile's per-output arguments are resolved into them by `_output_arguments.py`.
 """
 
 from __future__ import annotations
@@ -21,76 +22,14 @@ import numpy as np
 from onnx import TensorProto
 
 from onnxtrain import losses
-from onnxtrain import metrics as metrics_module
-from onnxtrain._metric_base import Metric, Sums, unique_names, weighted_slots
+from onnxtrain._metric_base import Metric, Sums
+from onnxtrain._output_arguments import output_specs
+from onnxtrain._output_spec import NO_LOSS, NoLoss, OutputSpec, Shape, output_spec
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.losses import Loss
 
-Shape = tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class NoLoss(Loss):
-    """The loss of an output compile gave none (None in a loss list, or left out of a loss dict): the output takes
-    no labels and adds 0 to the model's loss (`OutputLosses.emit_outputs`), and is predicted as it is."""
-
-    name: str = field(default="none", init=False)
-
-    def emit(self, builder: GraphBuilder, output: str, labels: str) -> str:
-        # 0 * sum(output) rather than no node at all: the output's own weights stay on the loss's graph, with a
-        # zero gradient, as ONNX Runtime's gradient builder refuses a parameter the loss does not reach ("as it's
-        # unreachable from the output node(s)"). Only an output holding inf or NaN would make it NaN.
-        total = builder.node("ReduceSum", [output], hint="unused", keepdims=0)
-        return builder.node("Mul", [total, builder.constant(0.0, "no_loss")], hint="no_loss")
-
-
-NO_LOSS = NoLoss()
-
-
-@dataclass(frozen=True)
-class OutputSpec:
-    """What compile fixed for one output: its name (the layer's), shape, loss, loss weight, metrics and weighted
-    metrics (`WeightedMetric`s, keyed as Keras keys them)."""
-
-    name: str
-    shape: Shape
-    loss: Loss
-    weight: float = 1.0
-    metrics: tuple[Metric, ...] = ()
-    weighted_metrics: tuple[Metric, ...] = ()
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def has_loss(self) -> bool:
-        """Whether the output has a loss, and so takes labels (see `NoLoss`)."""
-        return not isinstance(self.loss, NoLoss)
-
-    @property
-    def label_width(self) -> int:
-        if not self.has_loss:
-            return 0
-        return 1 if self.loss.classification else self.size
-
-    def get_config(self) -> dict[str, Any]:
-        config = {
-            "name": self.name,
-            "shape": list(self.shape),
-            "loss": self.loss.get_config() if self.has_loss else None,
-            "weight": self.weight,
-            "metrics": [m.get_config() for m in self.metrics],
-        }
-        if self.weighted_metrics:
-            config["weighted_metrics"] = [m.get_config() for m in self.weighted_metrics]
-        return config
-
-    @property
-    def figures(self) -> tuple[Metric, ...]:
-        """The metrics, then the weighted metrics."""
-        return (*self.metrics, *self.weighted_metrics)
+__all__ = ["NO_LOSS", "NoLoss", "OutputLosses", "OutputSpec", "pack_outputs", "packed_width", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -340,7 +279,7 @@ class OutputLosses(Loss):
             raise InvalidArgumentError(f"An output_losses config expects a list of outputs. Received: {specs!r}")
         return cls(
             tuple(
-                _output_spec(
+                output_spec(
                     str(spec["name"]),
                     tuple(int(d) for d in spec["shape"]),
                     NO_LOSS if spec["loss"] is None else losses.get(spec["loss"]),
@@ -372,16 +311,6 @@ def pack_outputs(builder: GraphBuilder, outputs: Sequence[str], output_losses: S
     return builder.node("Concat", [*flat, *columns], hint="outputs", axis=1)
 
 
-def _output_spec(name: str, shape: Shape, loss: Loss, weight: float, metrics: Any, weighted_metrics: Any) -> OutputSpec:
-    """One output's spec, its metrics keyed as Keras keys them (a second "precision" as "precision_1", a weighted
-    metric named like a metric as "weighted_<name>"), each checked against the output's shape."""
-    own = unique_names([metrics_module.named(m) for m in _as_list(metrics)])
-    weighted = weighted_slots(tuple(metrics_module.named(m) for m in _as_list(weighted_metrics)), [m.name for m in own])
-    for metric in (*own, *weighted):
-        metric.size(shape)
-    return OutputSpec(name, shape, loss, weight, own, weighted)
-
-
 def resolve(
     names: Sequence[str],
     shapes: Sequence[Shape],
@@ -390,115 +319,6 @@ def resolve(
     metrics: Any,
     weighted_metrics: Any = None,
 ) -> OutputLosses:
-    """compile's arguments for a model of several outputs as one OutputLosses.
-
-    Args:
-        loss: one loss for every output, a list (one per output) or a dict keyed by output name. None in the list,
-            or an output left out of the dict, gives that output no loss (`NoLoss`); at least one needs one.
-        loss_weights: None (1 each), a list or a dict keyed by output name (missing names weigh 1, as in Keras).
-        metrics: None; one metric or a flat list of them, for every output (that has a loss); a list of lists (one
-            per output, None for none); or a dict keyed by output name (one metric or a list each).
-        weighted_metrics: as `metrics`; each weighs an output's examples by that output's sample weights.
-
-    Raises:
-        InvalidArgumentError: a list of the wrong length, a dict key that names no output, no output with a loss,
-            or metrics given for an output without one.
-    """
-    names = list(names)
-    if isinstance(loss, list | tuple):
-        per_loss = _listed(loss, names, "loss")
-    elif isinstance(loss, Mapping) and "name" not in loss:
-        per_loss = _keyed(loss, names, "loss", default=None)
-    else:
-        per_loss = [loss] * len(names)
-    if all(each is None or isinstance(each, NoLoss) for each in per_loss):
-        raise InvalidArgumentError(
-            f"compile(loss=...) expects a loss for at least one output of {names}; an output without one (None in "
-            f"a list, or left out of a dict) is only predicted. Received: loss={loss!r}"
-        )
-    if loss_weights is None:
-        weights: list[Any] = [1.0] * len(names)
-    elif isinstance(loss_weights, list | tuple):
-        weights = _listed(loss_weights, names, "loss_weights")
-    elif isinstance(loss_weights, Mapping):
-        weights = _keyed(loss_weights, names, "loss_weights", default=1.0)
-    else:
-        raise InvalidTypeError(
-            f"loss_weights expects a list (one per output) or a dict keyed by output name {names}. "
-            f"Received: {loss_weights!r}"
-        )
-    for name, weight in zip(names, weights, strict=True):
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight) or weight < 0:
-            raise InvalidArgumentError(
-                f"loss_weights expects non-negative finite numbers. Received: {weight!r} for output {name!r}"
-            )
-    owns = [NO_LOSS if each is None else losses.get(each) for each in per_loss]
-    per_metrics = _without_loss_metrics(metrics, names, owns, "metrics")
-    per_weighted = _without_loss_metrics(weighted_metrics, names, owns, "weighted_metrics")
-    return OutputLosses(
-        tuple(
-            _output_spec(name, tuple(shape), own, float(weight), each_metrics, each_weighted)
-            for name, shape, own, weight, each_metrics, each_weighted in zip(
-                names, shapes, owns, weights, per_metrics, per_weighted, strict=True
-            )
-        )
-    )
-
-
-def _without_loss_metrics(metrics: Any, names: list[str], owns: list[Loss], argument: str) -> list[Any]:
-    """Each output's metrics (`_per_output_metrics`), none for an output without a loss: metrics given for every
-    output skip it, and metrics given for it by name or position are refused, as it takes no labels."""
-    per_output = _per_output_metrics(metrics, names, argument)
-    for_each = not _given_per_output(metrics)
-    result = []
-    for name, own, each in zip(names, owns, per_output, strict=True):
-        if isinstance(own, NoLoss):
-            if _as_list(each) and not for_each:
-                raise InvalidArgumentError(
-                    f"{argument} for output {name!r}, which has no loss: it takes no targets, so no metric can "
-                    f"compare it with them. Give it a loss, or leave its {argument} out. Received: {each!r}"
-                )
-            each = []
-        result.append(each)
-    return result
-
-
-def _per_output_metrics(metrics: Any, names: list[str], argument: str) -> list[Any]:
-    if metrics is None:
-        return [[]] * len(names)
-    if isinstance(metrics, Mapping) and "class_name" not in metrics:
-        return _keyed(metrics, names, argument, default=[])
-    if _given_per_output(metrics):
-        return _listed(metrics, names, argument)
-    return [metrics] * len(names)
-
-
-def _given_per_output(metrics: Any) -> bool:
-    """Whether compile's metrics are given per output (a dict by name, or a list of lists), not for every output."""
-    if isinstance(metrics, Mapping):
-        return "class_name" not in metrics
-    return isinstance(metrics, list | tuple) and any(isinstance(m, list | tuple | type(None)) for m in metrics)
-
-
-def _listed(values: Sequence[Any], names: list[str], argument: str) -> list[Any]:
-    if len(values) != len(names):
-        raise InvalidArgumentError(
-            f"{argument} given as a list expects one entry per output: {len(names)} ({names}). Received: a list of "
-            f"{len(values)}"
-        )
-    return list(values)
-
-
-def _keyed(values: Mapping[str, Any], names: list[str], argument: str, default: Any) -> list[Any]:
-    unknown = [key for key in values if key not in names]
-    if unknown:
-        raise InvalidArgumentError(
-            f"{argument} given as a dict expects output names as keys: {names}. Received unknown key(s): {unknown}"
-        )
-    return [values.get(name, default) for name in names]
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
+    """compile's arguments for a model of several outputs as one OutputLosses (`_output_arguments.output_specs`
+    says what each takes and refuses)."""
+    return OutputLosses(output_specs(names, shapes, loss, loss_weights, metrics, weighted_metrics))

@@ -19,6 +19,7 @@ import numpy as np
 
 from onnxtrain._deferred_build import build_shape, data_shape, input_dtype_for, not_built_message
 from onnxtrain._layer_names import name_layers
+from onnxtrain._model_names import AUTO_NAMED, auto_model_name
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, ShapeError
 from onnxtrain.functional import as_graph
 from onnxtrain.layers import Input, Layer, Shape
@@ -47,11 +48,12 @@ class Sequential(Model):
 
     Args:
         layers: Input first, then the other layers (or the layers alone: see above).
-        name: the model's name (config, summary, exported graph).
+        name: the model's name (config, summary, exported graph); without one, Keras' default: "sequential",
+            then "sequential_1", ..., numbered per process (nested in another model: see `Model`'s name).
         seed: seeds weight initialization and the default per-epoch shuffling.
     """
 
-    def __init__(self, layers: Sequence[Layer] = (), name: str = "sequential", seed: int | None = None):
+    def __init__(self, layers: Sequence[Layer] = (), name: str | None = None, seed: int | None = None):
         if isinstance(name, Layer) or isinstance(seed, Layer):  # Sequential(Input(3), Dense(3)): layers not listed
             listed_first = list(layers) if isinstance(layers, Sequence) else [layers]
             given = [layer for layer in [*listed_first, name, seed] if isinstance(layer, Layer)]
@@ -70,24 +72,27 @@ class Sequential(Model):
         layers = list(layers)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}")
+        if name is None:  # Keras' default: "sequential", "sequential_1", ... (`_model_names.py`)
+            name = auto_model_name("sequential")
+            self.__dict__[AUTO_NAMED] = "sequential"
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"Sequential(name=...) expects a non-empty string. Received: name={name!r}")
         self.seed = int(seed) if seed is not None else secrets.randbits(32)
         if not layers or _deferred(layers):  # Keras' Sequential(), then add(...), or layers without an Input
-            self.name, self.layers, self._closed, self._trainer = name, [], False, None
+            self.name, self._layers, self._closed, self._trainer = name, [], False, None
             self.stop_training, self._fitting = False, False
             self._pending_compile = None
             if layers:
                 _check_layers(layers, "layers")
                 name_layers(layers)
-                self.layers = layers
+                self._layers = layers
             return
         layers = _with_declared_input(layers)
         _check_layers(layers, "layers")
         name_layers(layers)
         self._build_stack(layers)
         self._setup(as_graph(layers, name), name, self.seed)
-        self.layers = layers
+        self._layers = layers
 
     def add(self, layer: Layer) -> None:
         """Append `layer` (Keras' `Sequential.add`), Input first: it is named, shape-checked and built at once,
@@ -103,11 +108,11 @@ class Sequential(Model):
                 "add() was called after compile(): the compiled engine trains the layers it was given. Add the "
                 "layers first, then compile (the weights of the layers already built are kept)."
             )
-        argument = "add(layer)" if self.layers else "add(layer) on an empty Sequential"
-        if "graph" not in self.__dict__ and (self.layers or _deferred([layer])):  # built later (see the class)
-            _check_layers([*self.layers, layer], argument)
-            name_layers([*self.layers, layer])
-            self.layers = [*self.layers, layer]
+        argument = "add(layer)" if self._layers else "add(layer) on an empty Sequential"
+        if "graph" not in self.__dict__ and (self._layers or _deferred([layer])):  # built later (see the class)
+            _check_layers([*self._layers, layer], argument)
+            name_layers([*self._layers, layer])
+            self._layers = [*self._layers, layer]
             return
         if "graph" not in self.__dict__ and not isinstance(layer, Input):  # Dense(8, input_shape=(4,)) first
             layers = _with_declared_input([layer])
@@ -115,23 +120,23 @@ class Sequential(Model):
             name_layers(layers)
             self._build_stack(layers)
             self._setup(as_graph(layers, self.name), self.name, self.seed)
-            self.layers = layers
+            self._layers = layers
             return
-        layers = [*self.layers, layer]
+        layers = [*self._layers, layer]
         _check_layers(layers, argument)
         name_layers(layers)
-        shape = self.layers[-1].output_shape if self.layers else ()
+        shape = self._layers[-1].output_shape if self._layers else ()
         assert shape is not None  # every layer of the model is built
         self._build_layer(len(layers) - 1, layer, shape)
-        kept = (self.class_names, self.input_scale) if self.layers else (None, 1.0)
+        kept = (self.class_names, self.input_scale) if self._layers else (None, 1.0)
         self._setup(as_graph(layers, self.name), self.name, self.seed)
-        self.layers = layers
+        self._layers = layers
         self.class_names, self.input_scale = kept
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for an attribute not set: what a Sequential without its Input lacks until it is built.
         if name in {"graph", "class_names", "input_scale", "trained_loss"}:
-            raise ModelStateError(not_built_message(name, bool(self.__dict__.get("layers"))))
+            raise ModelStateError(not_built_message(name, bool(self.__dict__.get("_layers"))))
         return super().__getattr__(name)  # type: ignore[misc]  # (hidden from mypy) camelCase names get a hint
 
     def build(self, input_shape: Any = None) -> None:
@@ -160,7 +165,7 @@ class Sequential(Model):
     def __call__(self, inputs: Any, *more_inputs: Any, training: bool | None = None) -> Any:
         """`Model.__call__`; a Sequential not built yet is built first for the per-example shape of `inputs` (a
         numpy batch, or a symbolic tensor), as Keras builds it on its first call."""
-        if "graph" not in self.__dict__ and self.layers:
+        if "graph" not in self.__dict__ and self._layers:
             if isinstance(inputs, SymbolicTensor):
                 self._build_deferred(inputs.shape)
             elif isinstance(inputs, np.ndarray):
@@ -170,7 +175,7 @@ class Sequential(Model):
     def _build_for(self, action: str, x: Any) -> None:
         """Before `action` (fit, evaluate, predict) on inputs `x`: build the model from their shape where it has
         none yet, and open the engine of a compile given before the build."""
-        if "graph" not in self.__dict__ and self.layers:
+        if "graph" not in self.__dict__ and self._layers:
             if action != "predict" and self._pending_compile is None:
                 self._compiled_trainer(action)  # refuses: fit and evaluate need compile first, as Keras'
             self._build_deferred(data_shape(x, action))
@@ -179,9 +184,9 @@ class Sequential(Model):
     def _build_deferred(self, shape: Shape) -> None:
         """Build the stack for examples of `shape` before its first layer: `Sequential([Input(shape), ...])`."""
         self._check_open("build")
-        if not self.layers:
+        if not self._layers:
             raise ModelStateError(not_built_message("build", False))
-        layers = [Input(shape=shape, dtype=input_dtype_for(self.layers[0])), *self.layers]
+        layers = [Input(shape=shape, dtype=input_dtype_for(self._layers[0])), *self._layers]
         _check_layers(layers, "build")
         output_shape = shape
         for layer in layers[1:]:  # every shape first: a shape a layer cannot read leaves the layers unbuilt
@@ -190,7 +195,7 @@ class Sequential(Model):
         name_layers(layers)
         self._build_stack(layers)
         self._setup(as_graph(layers, self.name), self.name, self.seed)
-        self.layers = layers
+        self._layers = layers
 
     def _open_pending_compile(self) -> None:
         """Compile as `compile()` was asked to before the model was built (its options are kept till then)."""
@@ -200,7 +205,7 @@ class Sequential(Model):
             self._compile(**pending)
 
     @classmethod
-    def of(cls, *layers: Layer | Sequence[Layer], name: str = "sequential", seed: int | None = None) -> Sequential:
+    def of(cls, *layers: Layer | Sequence[Layer], name: str | None = None, seed: int | None = None) -> Sequential:
         """KotlinDL's constructor: `Sequential.of(Input(28, 28, 1), Flatten(), Dense(10))`, or with a list, as
         KotlinDL's `of(List)` and `of(input, List)`: `Sequential.of([Input(4), Dense(3)])`,
         `Sequential.of(Input(4), [Dense(8), Dense(3)])`."""
@@ -236,15 +241,15 @@ class Sequential(Model):
         layer.input_shape, layer.output_shape = shape, output_shape
         return output_shape
 
-    def _summary_table(self, show_trainable: bool = False) -> str:
+    def _summary_table(self, show_trainable: bool = False, expand_nested: bool = False) -> str:
         """KotlinDL's summary table (what `Model.summary` prints): Layer (type) | Output Shape | Param #."""
         self._check_built("summary")
         loss = self._emitted_loss()
         model_type = f"{type(self).__name__} ({self.name})"
-        return summary_table(model_type, self.layers, self.param_counts(), loss, show_trainable)
+        return summary_table(model_type, self._layers, self.param_counts(), loss, show_trainable, expand_nested)
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "seed": self.seed, "layers": [layer.serialize() for layer in self.layers]}
+        return {"name": self.name, "seed": self.seed, "layers": [layer.serialize() for layer in self._layers]}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
@@ -265,12 +270,12 @@ class Sequential(Model):
             )
         return cls(
             [Layer.from_config(entry) for entry in layers],
-            name=str(config.get("name", "sequential")),
+            name=None if config.get("name") is None else str(config["name"]),
             seed=config.get("seed"),
         )
 
     def __repr__(self) -> str:
-        return f"Sequential(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
+        return f"Sequential(name={self.name!r}, layers={[layer.name for layer in self._layers]})"
 
 
 def _deferred(layers: list[Any]) -> bool:

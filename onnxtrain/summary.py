@@ -1,6 +1,7 @@
 """KotlinDL's model summary table: Layer (type) | Output Shape | Param #, then parameter totals; a functional
-Model's adds Keras' "Connected to" column (each call's inputs, `layer[call index]`), and Keras' `show_trainable=True`
-a "Trainable" column (Y, N, or - for a layer without weights)."""
+Model's adds Keras' "Connected to" column (each call's inputs, `layer[call index]`), Keras' `show_trainable=True`
+a "Trainable" column (Y, N, or - for a layer without weights), and Keras' `expand_nested=True` the rows of each
+nested model's layers under its own, indented (`expanded`)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ def summary_table(
     params: tuple[int, int],
     loss: Loss | None = None,
     show_trainable: bool = False,
+    expand_nested: bool = False,
 ) -> str:
     """The table of a model of type `model_type` ("Sequential (sequential)"), its `layers` and its (trainable,
     frozen) parameter counts `params`. With the compiled `loss`, a last layer whose activation gives way to
     logits (a Dense left at its default under a loss on logits, see `emit.graph_layers`) is marked
-    "[linear (logits)]". `show_trainable` adds Keras' "Trainable" column."""
+    "[linear (logits)]". `show_trainable` adds Keras' "Trainable" column; `expand_nested` the rows of a nested
+    model's layers (`expanded`)."""
     widths = (*WIDTHS, TRAINABLE_WIDTH) if show_trainable else WIDTHS
     rule = "=" * sum(widths)
     thin = "_" * sum(widths)
@@ -38,15 +41,15 @@ def summary_table(
         _row(widths, "Layer (type)", "Output Shape", "Param #", *(["Trainable"] if show_trainable else [])),
         rule,
     ]
-    for i, layer in enumerate(layers):
+    rows = [_layer_row(layer) for layer in layers]
+    shown, shown_layers = expanded(rows, layers) if expand_nested else (rows, list(layers))
+    for i, ((label, shape, count, _), layer) in enumerate(zip(shown, shown_layers, strict=True)):
         if i:
             lines.append(thin)
-        shape = format_shape(layer.output_shape or ()) + dtype_note(layer)
-        label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
         if layer is layers[-1] and emit.default_activation_emits_logits(layer, loss):
             label += " [linear (logits)]"
         trains = [_trains(layer)] if show_trainable else []
-        lines.append(_row(widths, label, shape, str(layer.param_count), *trains))
+        lines.append(_row(widths, label, shape, count, *trains))
     return "\n".join(line.rstrip() for line in [*lines, *_totals(params, rule)])
 
 
@@ -57,10 +60,12 @@ def connected_summary_table(
     loss: Loss | None,
     graph: Functional,
     show_trainable: bool = False,
+    expand_nested: bool = False,
 ) -> str:
     """`summary_table` of a functional model, from `Functional.summary_rows`, with Keras' "Connected to" column: a
     layer called several times (shared) lists the inputs of each call, one per line. Each output layer is marked
-    as `summary_table` marks the last one, by its own loss. `show_trainable` adds Keras' "Trainable" column."""
+    as `summary_table` marks the last one, by its own loss. `show_trainable` adds Keras' "Trainable" column;
+    `expand_nested` the rows of a nested model's layers (`expanded`)."""
     widths = (*CONNECTED_WIDTHS, TRAINABLE_WIDTH) if show_trainable else CONNECTED_WIDTHS
     rule = "=" * sum(widths)
     thin = "_" * sum(widths)
@@ -79,7 +84,8 @@ def connected_summary_table(
         rule,
     ]
     output_losses = {id(y.layer): own for y, own in zip(graph.outputs, emit.output_losses(graph, loss), strict=True)}
-    for i, ((label, shape, count, connected), layer) in enumerate(zip(rows, graph.layers, strict=True)):
+    shown, layers = expanded(rows, graph.layers) if expand_nested else (list(rows), list(graph.layers))
+    for i, ((label, shape, count, connected), layer) in enumerate(zip(shown, layers, strict=True)):
         if i:
             lines.append(thin)
         if id(layer) in output_losses and emit.default_activation_emits_logits(layer, output_losses[id(layer)]):
@@ -89,6 +95,32 @@ def connected_summary_table(
         lines.append(_row(widths, label, shape, count, reads[0], *trains))
         lines += [_row(widths, "", "", "", read, *([""] if show_trainable else [])) for read in reads[1:]]
     return "\n".join(line.rstrip() for line in [*lines, *_totals(params, rule)])
+
+
+def expanded(
+    rows: Sequence[SummaryRow], layers: Sequence[Layer], depth: int = 0
+) -> tuple[list[SummaryRow], list[Layer]]:
+    """Keras' `summary(expand_nested=True)`: `rows` (one per layer of `layers`), each nested model's followed by
+    the rows of its own layers (recursively), labelled `└ name(Type)` and indented by depth, with no "Connected
+    to" (as Keras shows them); returns the rows and the layer of each."""
+    indent = " " * 3 * depth + "└ " if depth else ""
+    shown: list[SummaryRow] = []
+    shown_layers: list[Layer] = []
+    for (label, shape, count, connected), layer in zip(rows, layers, strict=True):
+        shown.append((indent + label, shape, count, connected if not depth else ""))
+        shown_layers.append(layer)
+        if isinstance(layer, Functional):
+            inner, inner_layers = expanded(layer.summary_rows(), layer.layers, depth + 1)
+            shown += inner
+            shown_layers += inner_layers
+    return shown, shown_layers
+
+
+def _layer_row(layer: Layer) -> SummaryRow:
+    """A layer's row of a table without "Connected to" (a Sequential's)."""
+    shape = format_shape(layer.output_shape or ()) + dtype_note(layer)
+    label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
+    return label, shape, str(layer.param_count), ""
 
 
 def _totals(params: tuple[int, int], rule: str) -> list[str]:

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from onnxtrain import Model, Sequential, activations, autodiff, emit
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from onnxtrain.functional import Functional
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import (
@@ -233,11 +233,6 @@ def _disconnected() -> None:
     Functional(a, Add()([a, b]))
 
 
-def _unreachable() -> None:
-    a, b = Input(3), Input(3)
-    Functional([a, b], Dense(2)(a))
-
-
 def _called_on_data() -> None:
     Dense(3)([[0.0, 1.0, 2.0]])  # a list: numpy arrays compute at once (tests/test_layers_eager_call.py)
 
@@ -260,7 +255,6 @@ MISTAKES: list[tuple[Callable[[], object], type[Exception], str]] = [
     (lambda: Dot(axes=(1, 1, 1)), InvalidArgumentError, "an int or a pair of ints"),
     (lambda: Sequential.of(Input(3), Add()), InvalidArgumentError, "a Sequential model cannot hold it"),
     (_disconnected, InvalidArgumentError, r"Graph disconnected: outputs\[0\] depends on Input of shape \[None, 3\]"),
-    (_unreachable, InvalidArgumentError, r"inputs\[1\] \(Input of shape \[None, 3\]\) reaches no output"),
     (lambda: Functional(Dense(2)(Input(2)), Input(2)), InvalidTypeError, r"inputs\[0\]: Dense layer output"),
     (lambda: Functional(Input(2), [np.zeros(2)]), InvalidTypeError, r"outputs\[0\]: ndarray"),
 ]
@@ -272,13 +266,6 @@ def test_mistakes_are_refused_with_a_clear_message(
 ) -> None:
     with pytest.raises(error, match=message):
         make()
-
-
-def test_a_graph_of_several_outputs_is_not_yet_a_layer() -> None:
-    x = Input(2)
-    graph = Functional(x, [Dense(2)(x), Dense(3)(x)], seed=0)
-    with pytest.raises(UnsupportedError, match="has 2 outputs"):
-        graph(Input(2))
 
 
 # --- the merge layers, one row each -----------------------------------------------------------------------------

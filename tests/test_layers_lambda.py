@@ -1,5 +1,6 @@
 """Lambda: a layer computed by a function(builder, x) of one's own. Forwards against numpy, one SGD step of a siamese
-model against a numpy backward, save/load by the function's registered name, the export, and the refusals."""
+model against a numpy backward, save/load by the function's registered name (a lambda refused at save), the export,
+and the refusals."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import onnxruntime as ort
 import pytest
 
 from onnxtrain import Model, Sequential, load_model
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError, ShapeError, UnknownIdentifierError
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    ModelFileError,
+    ShapeError,
+    UnknownIdentifierError,
+    UnsupportedError,
+)
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Dense, Flatten, Input, Lambda, Layer
 from onnxtrain.layers import _lambda as lambda_module
@@ -174,17 +182,44 @@ def test_a_registered_function_saves_and_loads_by_its_name(tmp_path) -> None:
     np.testing.assert_allclose(loaded.predict([xa, xb], verbose=0), model.predict([xa, xb], verbose=0), rtol=1e-6)
 
 
-def test_a_lambda_saves_its_nodes_and_load_model_refuses_it_naming_the_layer(tmp_path) -> None:
+def test_save_refuses_a_lambda_before_writing_naming_the_fix_and_the_named_function_then_saves(tmp_path) -> None:
     model = siamese(lambda g, t: g.node("Abs", [g.node("Sub", t)]))
-    model.save(tmp_path / "m")
-    saved = onnx.load(str(tmp_path / "m" / "model.onnx"))
+    xa, xb = data(5, 4), data(5, 4, seed=1)
+    predicted = model.predict([xa, xb], verbose=0)
+    with pytest.raises(
+        UnsupportedError,
+        match=r"^save\(\) refused: Lambda layer 'distance' computes with a lambda\. "
+        r".*@onnxtrain\.layers\.Lambda\.register"
+        r".*model\.get_layer\('distance'\)\.function = my_function; .*custom_objects=",
+    ):
+        model.save(tmp_path / "m")
+    assert not (tmp_path / "m").exists()  # refused before anything was written, not at load_model
+    model.export(tmp_path / "m.onnx")  # the inference model holds the nodes, and needs no name
+    saved = onnx.load(str(tmp_path / "m.onnx"))
     assert {"Abs", "Sub"} <= {node.op_type for node in saved.graph.node if node.name.startswith("distance.")}
-    with pytest.raises(  # load_model's ModelFileError, naming config.json, then the Lambda's
-        ModelFileError,
-        match=r"cannot be rebuilt: Lambda layer 'distance' computes with a lambda, which a save cannot name: .* "
+    model.get_layer("distance").function = Lambda.register(l1_distance)  # the fix the message names
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m", compile=False)
+    np.testing.assert_allclose(loaded.predict([xa, xb], verbose=0), predicted, rtol=1e-6)
+
+
+def test_a_callable_that_is_no_function_is_refused_at_save_too(tmp_path) -> None:
+    class Distance:
+        def __call__(self, g: GraphBuilder, t: list[str]) -> str:
+            return l1_distance(g, t)
+
+    with pytest.raises(UnsupportedError, match=r"computes with .*Distance.*, which is no function\."):
+        siamese(Distance()).save(tmp_path / "m")
+
+
+def test_a_config_naming_a_lambda_is_refused_at_load_naming_the_layer() -> None:
+    config = {"class_name": "Lambda", "config": {"function": "<lambda>", "name": "distance"}}
+    with pytest.raises(
+        UnknownIdentifierError,
+        match=r"Lambda layer 'distance' computes with a lambda, which a save cannot name: .* "
         r"Define the function with def and register it with @onnxtrain\.layers\.Lambda\.register",
     ):
-        load_model(tmp_path / "m")
+        Layer.from_config(config)
 
 
 def test_an_unregistered_function_loads_once_given_or_registered(tmp_path) -> None:

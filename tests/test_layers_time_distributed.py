@@ -536,7 +536,8 @@ def built_dense() -> Dense:
         (
             lambda: TimeDistributed(two_outputs()),
             UnsupportedError,
-            r"a model of one output to each time step. Received: layer=Functional layer 'functional', with several",
+            r"a model of one output to each time step. Received: layer=Functional layer 'functional(_\d+)?', with "
+            r"several",
         ),
         (
             lambda: TimeDistributed(built_dense()),

@@ -25,10 +25,10 @@ def test_summary_is_kotlindls_table():
 
 def test_a_layer_of_another_model_reading_another_shape_is_refused():
     dense = Dense(3)
-    first = Sequential.of(Input(4), dense, seed=1)
+    first = Sequential.of(Input(4), dense, seed=1, name="first")
     with pytest.raises(
         ShapeError,
-        match=r"^Dense layer 'dense_1' was built for inputs of shape \[None, 4\] in model 'sequential', and a "
+        match=r"^Dense layer 'dense_1' was built for inputs of shape \[None, 4\] in model 'first', and a "
         r"layer keeps its weights in every model made of it; here it reads the output of the layer before it, of "
         r"shape \[None, 6\]\. "
         r"Received: layers\[1\]='dense_1'\.",
@@ -78,10 +78,10 @@ def test_layers_passed_without_a_list_say_how_to_pass_them():
 
 # --- Keras' Sequential() and add() ---------------------------------------------------------------------------
 def test_add_builds_the_model_a_layer_list_builds_with_the_same_seed():
-    added = Sequential(seed=3)
+    added = Sequential(seed=3, name="stack")
     for layer in (Input(4, 4), Flatten(), Dense(5), Dense(2, activation="linear")):
         added.add(layer)
-    listed = Sequential([Input(4, 4), Flatten(), Dense(5), Dense(2, activation="linear")], seed=3)
+    listed = Sequential([Input(4, 4), Flatten(), Dense(5), Dense(2, activation="linear")], seed=3, name="stack")
     assert [layer.name for layer in added.layers] == [layer.name for layer in listed.layers]
     assert added.get_config() == listed.get_config()
     weights = listed.get_weights()

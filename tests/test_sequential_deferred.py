@@ -32,7 +32,7 @@ def _same_weights(a: Model, b: Model) -> None:
 
 
 def _reference(seed: int = 3, dtype: str = "float32") -> Sequential:
-    return Sequential([Input(4, dtype=dtype), Dense(8, activation="relu"), Dense(3)], seed=seed)
+    return Sequential([Input(4, dtype=dtype), Dense(8, activation="relu"), Dense(3)], seed=seed, name="stack")
 
 
 # --- input_shape= / input_dim= on the first layer --------------------------------------------------------------
@@ -41,7 +41,7 @@ def _reference(seed: int = 3, dtype: str = "float32") -> Sequential:
     [{"input_shape": (4,)}, {"input_shape": [4]}, {"input_dim": 4}, {"batch_input_shape": (None, 4)}],
 )
 def test_an_input_declared_on_the_first_layer_builds_the_model_its_input_first_builds(declared):
-    model = Sequential([Dense(8, activation="relu", **declared), Dense(3)], seed=3)
+    model = Sequential([Dense(8, activation="relu", **declared), Dense(3)], seed=3, name="stack")
     reference = _reference()
     assert [type(layer).__name__ for layer in model.layers] == ["Input", "Dense", "Dense"]
     assert model.get_config() == reference.get_config()  # the Input, and no input_shape in the Dense's config
@@ -49,7 +49,7 @@ def test_an_input_declared_on_the_first_layer_builds_the_model_its_input_first_b
 
 
 def test_add_of_a_layer_declaring_its_input_starts_the_model_with_that_input():
-    model = Sequential(seed=3)
+    model = Sequential(seed=3, name="stack")
     model.add(Dense(8, activation="relu", input_shape=(4,)))
     model.add(Dense(3))
     assert model.get_config() == _reference().get_config()
@@ -57,8 +57,8 @@ def test_add_of_a_layer_declaring_its_input_starts_the_model_with_that_input():
 
 
 def test_a_declared_dtype_is_the_inputs_and_token_ids_feed_an_embedding():
-    model = Sequential([Embedding(10, 2, input_shape=(5,), dtype="int64"), Flatten(), Dense(2)], seed=1)
-    reference = Sequential([Input(5, dtype="int64"), Embedding(10, 2), Flatten(), Dense(2)], seed=1)
+    model = Sequential([Embedding(10, 2, input_shape=(5,), dtype="int64"), Flatten(), Dense(2)], seed=1, name="e")
+    reference = Sequential([Input(5, dtype="int64"), Embedding(10, 2), Flatten(), Dense(2)], seed=1, name="e")
     assert model.layers[0].dtype == np.int64 and model.get_config() == reference.get_config()
     ids = np.array([[1, 2, 3, 4, 9]])
     np.testing.assert_array_equal(model.predict(ids), reference.predict(ids))
@@ -153,7 +153,7 @@ def test_a_stack_without_input_is_unbuilt_and_refuses_what_needs_weights(tmp_pat
     "build", [lambda m: m.build((None, 4)), lambda m: m.build(input_shape=[None, 4]), lambda m: m.build((32, 4))]
 )
 def test_build_gives_the_weights_of_the_model_with_its_input_first(build):
-    model = Sequential([Dense(8, activation="relu"), Dense(3)], seed=3)
+    model = Sequential([Dense(8, activation="relu"), Dense(3)], seed=3, name="stack")
     build(model)
     assert model.get_config() == _reference().get_config()
     _same_weights(model, _reference())

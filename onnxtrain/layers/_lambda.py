@@ -16,7 +16,13 @@ import numpy as np
 from onnx import TensorProto
 
 from onnxtrain._registry import Registered
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnknownIdentifierError
+from onnxtrain.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    ShapeError,
+    UnknownIdentifierError,
+    UnsupportedError,
+)
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor, describe, format_shape
 from onnxtrain.layers._layer_construction import CONSTRUCTING
@@ -53,8 +59,9 @@ class Lambda(Layer):
 
     Saving: `save` keeps the nodes (model.onnx, and the export, hold them as any layer's) and the function's name,
     not its code, which could not be loaded safely. `load_model` finds the function among those registered with
-    `@Lambda.register` (by `__name__`), and otherwise refuses, naming the layer and the function. A `lambda` has no
-    name to register: define the function with def to save and load the model.
+    `@Lambda.register` (by `__name__`) or given as `custom_objects`, and otherwise refuses, naming the layer and the
+    function. A `lambda` has no name to register: `save` refuses a model holding one (`check_savable`), before
+    writing anything; define the function with def to save and load the model.
 
     Args:
         function: `function(builder, x, **arguments) -> str`, or the name of a registered function.
@@ -92,6 +99,26 @@ class Lambda(Layer):
             InvalidTypeError: not a function defined with def (a lambda has no name to save).
         """
         return _FUNCTIONS.register(function)
+
+    def check_savable(self) -> None:
+        """Refuse, before `save` writes anything, a Lambda whose function a load could not find by name: a lambda
+        (a save names it "<lambda>", which names no function) or a callable that is not a function (a functools
+        partial, an object with `__call__`): a model saved with it could never be loaded (`_resolved`).
+
+        Raises:
+            UnsupportedError: such a function, naming the layer and the fixes.
+        """
+        if inspect.isfunction(self.function) and self.function.__name__ != "<lambda>":
+            return
+        what = "a lambda" if inspect.isfunction(self.function) else f"{_name(self.function)}, which is no function"
+        raise UnsupportedError(
+            f"save() refused: {describe(self)} computes with {what}. A save keeps a Lambda's nodes and its function's "
+            "name, not its code, so load_model could not rebuild this one. Define the function with def, register "
+            "it with @onnxtrain.layers.Lambda.register, and give it to the layer (it keeps the model's weights): "
+            f"model.get_layer({self.name!r}).function = my_function; then save, and load where the function is "
+            "registered or passed: load_model(path, custom_objects={'my_function': my_function}). To serve the "
+            "model as it is, export() writes the inference model, which holds the nodes."
+        )
 
     def __setattr__(self, attribute: str, value: Any) -> None:
         if attribute == "output_shape":  # the base's computed shape, not the argument (`_given_output_shape`)
@@ -131,11 +158,14 @@ class Lambda(Layer):
         return super().__call__(inputs, *more_inputs, training=training)
 
     def compute_output_shape(self, input_shape: Shape | list[Shape]) -> Shape:
-        shapes = cast(list[Shape], list(input_shape)) if self.multi_input else [cast(Shape, input_shape)]
+        # A list of shapes: a call on several tensors, also for a Lambda not called yet (one rebuilt from its config
+        # to check an assigned function: `_assignments.py`), which cannot know it from its call.
+        several = self.multi_input or isinstance(input_shape, list)
+        shapes = cast(list[Shape], list(input_shape)) if several else [cast(Shape, input_shape)]
         builder = GraphBuilder()
         xs = [builder.add_input(f"input_{i}", np.float32, (None, *shape)) for i, shape in enumerate(shapes)]
         with builder.scope(self.name or "lambda"):
-            y = self._emitted(builder, xs if self.multi_input else xs[0])
+            y = self._emitted(builder, xs if several else xs[0])
         if builder.initializers:
             raise InvalidArgumentError(
                 f"{describe(self)}: its function adds initializers {[t.name for t in builder.initializers]}; a "

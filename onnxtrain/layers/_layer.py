@@ -11,7 +11,8 @@ or on the tensors as separate arguments (KotlinDL's `Add()(a, b)`), and its `com
 returns an array (Keras' eager call, `_eager.py`). The checks of a call, and of a layer class written in Keras' form
 (a `call` method), are `_layer_checks.py`'s; Keras' layer weights API (`get_weights`, ...) is `_layer_weights.py`'s.
 What a layer class does with masks is `_layer_masks.py`'s; Keras' `layer.output` and `layer.input`,
-`_layer_tensors.py`'s; the count of running constructors (`Layer.__setattr__`), `_layer_construction.py`'s.
+`_layer_tensors.py`'s; the count of running constructors (`Layer.__setattr__`), `_layer_construction.py`'s;
+the tensors themselves, `_symbolic_tensor.py`'s; the hint for KotlinDL's names of attributes, `_attribute_hints.py`'s.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from onnxtrain.errors import (
 )
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._assignments import check_name, check_trainable, checked_assignment, is_setting
+from onnxtrain.layers._attribute_hints import missing_layer_attribute
 from onnxtrain.layers._eager import call_eagerly, is_eager_input
 from onnxtrain.layers._input_arguments import check_declared_input
 from onnxtrain.layers._keras_arguments import taking_keras_arguments
@@ -52,48 +54,20 @@ from onnxtrain.layers._layer_masks import Mask as Mask  # imported from here by 
 from onnxtrain.layers._layer_tensors import layer_input, layer_output
 from onnxtrain.layers._layer_weights import LayerWeights
 from onnxtrain.layers._layout import channels_last, emit_layer, emit_multi_input_layer
-from onnxtrain.layers._shapes import Shape, format_shape
+from onnxtrain.layers._shapes import Shape
+from onnxtrain.layers._shapes import format_shape as format_shape  # imported from here by the layers
+from onnxtrain.layers._symbolic_tensor import SymbolicTensorBase
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-class SymbolicTensor:
-    """A value in a graph of layers: its per-example shape and the layer call that computes it.
+class SymbolicTensor(SymbolicTensorBase):
+    """A value in a graph of layers and the layer call that computes it (`SymbolicTensorBase`'s Attributes), its
+    `layer` a Layer. `Input(28, 28, 1)` is one itself (its own layer), so layers can be called on it directly."""
 
-    `Input(28, 28, 1)` is one itself (its own layer), so layers can be called on it directly.
-
-    Attributes:
-        shape: the per-example shape, channels last, without the batch dimension (as layers describe shapes).
-        layer: the layer whose call computes it; an Input is its own layer.
-        call_index: which call of `layer` made it (0 for the first); a layer called again shares its weights.
-        inputs: the tensors that call read, in order (empty for an Input).
-        training: Keras' `training=` argument of that call: None (the graph's mode), or False (inference mode in
-            every graph: `Functional.emit` emits the call so; `check_training_argument`).
-    """
-
-    takes_input_declarations: ClassVar[bool] = False
-    """An Input is its own tensor: Keras' input_shape=... is for the other layers (`_keras_arguments.py`)."""
-
-    def __init__(
-        self,
-        shape: Shape,
-        layer: Layer,
-        call_index: int,
-        inputs: Sequence[SymbolicTensor],
-        training: bool | None = None,
-    ):
-        self.shape: Shape = tuple(shape)
-        self.layer = layer
-        self.call_index = call_index
-        self.inputs: tuple[SymbolicTensor, ...] = tuple(inputs)
-        self.training = training
-
-    def __repr__(self) -> str:
-        return (
-            f"SymbolicTensor(shape={format_shape(self.shape)}, layer={describe(self.layer)}, "
-            f"call_index={self.call_index})"
-        )
+    layer: Layer
+    inputs: tuple[SymbolicTensor, ...]
 
 
 class Layer(LayerWeights, LayerMasks):
@@ -105,7 +79,10 @@ class Layer(LayerWeights, LayerMasks):
     modules never collide), as long as their module has been imported.
 
     Attributes:
-        name: unique within a model; assigned by the model (`dense_1`) when not given.
+        name: unique within a model; assigned by the model (`dense_1`) when not given, and None until then. (Keras
+            names a layer when it is made, "dense", "dense_1", ..., numbered per session; here the model names it,
+            so that its weights' names, by which `load_weights` and checkpoints match them, are the same each time
+            the model is built.)
         trainable: False freezes every parameter of the layer.
         params: local parameter name ("kernel") -> float32 array, filled by `build`.
         non_trainable: the local names of parameters no optimizer updates even when the layer trains (Keras'
@@ -191,6 +168,13 @@ class Layer(LayerWeights, LayerMasks):
             if is_setting(type(self), attribute):
                 self.__dict__[ASSIGNED] = [*self.settings_assigned(), attribute]
         object.__setattr__(self, attribute, value)
+
+    if not TYPE_CHECKING:  # mypy would take a layer to have every attribute
+
+        def __getattr__(self, attribute: str) -> Any:
+            # Only reached for an attribute neither set nor defined: KotlinDL's name of one (`layer.isTrainable`,
+            # `dense.outputSize`, `layer.getWeights`) is refused naming Python's (`missing_layer_attribute`).
+            raise AttributeError(missing_layer_attribute(self, attribute), name=attribute, obj=self)
 
     def settings_assigned(self) -> list[str]:
         """The constructor arguments assigned since construction, in order (`layer.rate = 0.3`: ["rate"]): how a
@@ -345,7 +329,7 @@ def _call(layer: Layer, inputs: object, training: bool | None = None) -> Symboli
             "x = Input(4); y = Dense(8)(x)."
         )
     check_emits_onnx(type(layer))  # a subclass whose __init__ never called Layer's
-    tensors = _tensors(layer, inputs)
+    tensors = called_tensors(layer, inputs)
     shapes = [tensor.shape for tensor in tensors]
     if not layer.multi_input:  # Keras ignores a contradicting input_shape=... here; it is a mistake
         check_declared_input(layer, shapes[0], f"the output of {describe(tensors[0].layer)}")
@@ -359,7 +343,8 @@ def _call(layer: Layer, inputs: object, training: bool | None = None) -> Symboli
     return output
 
 
-def _tensors(layer: Layer, inputs: object) -> list[SymbolicTensor]:
+def called_tensors(layer: Layer, inputs: object) -> list[SymbolicTensor]:
+    """The symbolic tensors `layer(inputs)` reads, checked: a list of them for a multi-input layer, else one."""
     kind = type(layer).__name__
     if layer.multi_input:
         if not isinstance(inputs, list | tuple):
