@@ -54,9 +54,11 @@ from onnxtrain.errors import (
     PortableEngineOnlyError,
     RuntimeSetupError,
     UnsupportedError,
+    listing,
 )
 from onnxtrain.functional import as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_opset_and_ir
+from onnxtrain.layers import Input
 from onnxtrain.losses import Loss
 from onnxtrain.optimizers import SGD, Adam, AdamW, Optimizer
 from onnxtrain.saving import created_directories
@@ -66,6 +68,7 @@ TRAINING_MODEL = "training_model.onnx"
 EVAL_MODEL = "eval_model.onnx"
 OPTIMIZER_MODEL = "optimizer_model.onnx"
 CHECKPOINT = "checkpoint"
+LISTED_LAYERS = 5  # a refusal names at most this many layers
 
 
 @cache
@@ -208,6 +211,30 @@ def check_optimizer(optimizer: Optimizer) -> None:
         )
 
 
+def refuse_nothing_to_train(layers: emit.ModelGraph, owner: str, fix: str) -> None:
+    """Refuse a model with no trainable parameter up front: onnxblock fails on it with an IndexError.
+
+    Args:
+        owner: who refuses, the subject of the message ("generate_artifacts").
+        fix: the sentence that says what to do instead.
+
+    Raises:
+        UnsupportedError: every parameter is frozen, or no layer has any (naming the layers).
+    """
+    graph = as_graph(layers)
+    if graph.trainable_params_by_name():
+        return
+    if graph.params_by_name():
+        received = "a model whose parameters are all frozen"
+    else:
+        names = [str(layer.name) for layer in graph.layers if not isinstance(layer, Input)]
+        received = f"a model that has none (no layer has weights: {listing(names, LISTED_LAYERS)})"
+    raise UnsupportedError(
+        f"{owner} needs at least one trainable parameter: ONNX Runtime's training artifacts have nothing to build "
+        f"without one. Received: {received}. {fix}"
+    )
+
+
 def _optimizer_block(api: types.SimpleNamespace, optimizer: Optimizer) -> Any:
     optim = api.onnxblock.optim
     clip = optim.ClipGradNorm(optimizer.clip_norm) if optimizer.clip_norm is not None else None
@@ -239,14 +266,15 @@ def write_artifacts(
     those again while they are empty.
 
     Raises:
-        UnsupportedError: the optimizer, an operator without a gradient in ONNX Runtime training, or a form of
-            one its gradient builder refuses or gets wrong (an AveragePool after a trainable weight, Pow's
-            exponent, Pad's non-constant modes), naming the node.
+        UnsupportedError: no trainable parameter (`refuse_nothing_to_train`), the optimizer, an operator without
+            a gradient in ONNX Runtime training, or a form of one its gradient builder refuses or gets wrong (an
+            AveragePool after a trainable weight, Pow's exponent, Pad's non-constant modes), naming the node.
         InvalidArgumentError: ONNX Runtime refused the graphs, e.g. an opset newer than it knows (quoting why).
         RuntimeSetupError: no ONNX Runtime training build is installed.
     """
     check_optimizer(optimizer)
     check_opset_and_ir(opset, ir_version)
+    refuse_nothing_to_train(layers, "write_artifacts", "Pass a model with a trainable layer.")
     api = _training_api()
     onnxblock = api.onnxblock
     directory = Path(directory)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from onnxtrain import losses, optimizers
 from onnxtrain._artifacts_folder import check_artifacts_folder
-from onnxtrain._ort_training import TrainingArtifacts, write_artifacts
+from onnxtrain._ort_training import TrainingArtifacts, refuse_nothing_to_train, write_artifacts
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:
@@ -40,12 +40,20 @@ def generate_artifacts(
             the current folder), or is an existing file; nothing is written.
         ModelExistsError: `directory` holds other entries than training artifacts (naming them); nothing is
             written.
+        UnsupportedError: the model has no trainable parameter (every layer frozen, or none with weights), the
+            optimizer or an operator ONNX Runtime training cannot build (see `write_artifacts`); nothing is written.
 
     Example:
         >>> generate_artifacts(model, Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS, Adam(), "artifacts")  # doctest: +SKIP
     """
     _check_directory(directory)
     check_artifacts_folder(directory, "generate_artifacts(directory=...)")
+    refuse_nothing_to_train(
+        model.graph,
+        "generate_artifacts",
+        "Set trainable=True on a layer with weights, or add one; a model with nothing to train needs no training "
+        "artifacts (save or export it to run it).",
+    )
     compiled = model._compiled
     if compiled is None and (loss is None or optimizer is None):
         raise InvalidArgumentError(
@@ -54,7 +62,7 @@ def generate_artifacts(
         )
     model.sync_weights()
     return write_artifacts(
-        model.layers,
+        model.graph,
         losses.get(loss) if loss is not None else compiled.loss,  # type: ignore[union-attr]
         optimizers.get(optimizer) if optimizer is not None else compiled.optimizer,  # type: ignore[union-attr]
         directory,

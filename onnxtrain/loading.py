@@ -145,7 +145,8 @@ def _check_compile_options(options: dict[str, Any]) -> None:
         hint = spelling_hint(unknown, [*own, *known], KOTLINDL_ARGUMENTS) + setting_hint(unknown, LOADED_MODEL_SETTINGS)
         received = ", ".join(f"{name}={shown_value(options[name])}" for name in unknown)
         raise InvalidTypeError(
-            f"load_model() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} {unknown}.{hint} It takes "
+            f"load_model() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}.{hint} It takes "
             f"{', '.join(own[:-1])} and {own[-1]}, and compile()'s options: {known}. Received: {received}"
         )
     engine = options.get("engine")

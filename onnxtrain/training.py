@@ -76,9 +76,10 @@ from onnxtrain.callbacks._learning_rate import optimizer_schedule
 from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.distributed._world import world
 from onnxtrain.engine import Engine, EngineRequest
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, listing
 from onnxtrain.functional import every_layer
 from onnxtrain.history import History
+from onnxtrain.layers import Input
 from onnxtrain.multi_output import OutputLosses
 from onnxtrain.progress import Progress, prints_here
 
@@ -200,10 +201,16 @@ class Trainer(TrainerData, EpochLoop, TrainerEvaluation):
             epochs = self._epochs_after(initial_epoch, epochs)
         train = self.prepare_data(data, "dataset", sample_weight=sample_weight)
         if not self.model.graph.trainable_params_by_name() and prints_here():
+            # Keras trains such a model without a word. The fix differs: unfreeze a layer, or add one with weights.
+            graph = self.model.graph
+            weightless = [str(layer.name) for layer in graph.layers if not isinstance(layer, Input)]
             warnings.warn(
-                "fit: the model has no trainable parameters (every layer is frozen, or none has weights), so its "
-                "weights will not change; only layer state such as BatchNormalization's moving statistics may. "
-                "Set trainable=True on the layers to train.",
+                "fit: the model has no trainable parameters (its layers' weights are all frozen or non-trainable), "
+                "so its weights will not change; only layer state such as BatchNormalization's moving statistics "
+                "may. Set trainable=True on the layers to train."
+                if graph.params_by_name()
+                else f"fit: the model has no trainable parameters: no layer has weights ({listing(weightless, 5)}), "
+                "so training changes nothing. Add a layer with weights (e.g. Dense) to train.",
                 UserWarning,
                 stacklevel=3,  # the caller of fit: Model.fit -> Trainer.fit -> here
             )

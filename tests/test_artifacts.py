@@ -1,4 +1,5 @@
-"""generate_artifacts: the folder argument is checked before anything is written."""
+"""generate_artifacts: the folder argument and a model with nothing to train are checked before anything is
+written."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from onnxtrain import Sequential, generate_artifacts
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
-from onnxtrain.layers import Dense, Input
+from onnxtrain import Sequential, generate_artifacts, losses
+from onnxtrain._ort_training import write_artifacts
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
+from onnxtrain.layers import Dense, Flatten, Input, Softmax
 from onnxtrain.losses import Losses
 from onnxtrain.optimizers import Adam
 
@@ -87,3 +89,38 @@ def test_an_opset_onnx_runtime_refuses_is_explained_and_writes_nothing(tmp_path)
         assert os.listdir(tmp_path) == []
     else:
         pytest.skip("the installed ONNX Runtime builds opset 22 artifacts")
+
+
+def _frozen() -> Sequential:
+    return Sequential.of(Input(3), Dense(2, activation="linear", trainable=False), seed=1)
+
+
+def _weightless() -> Sequential:
+    return Sequential.of(Input(2, 3), Flatten(), Softmax(), seed=1)
+
+
+@pytest.mark.parametrize(
+    ("model", "received"),
+    [
+        (_frozen, r"a model whose parameters are all frozen\."),
+        (_weightless, r"a model that has none \(no layer has weights: 'flatten_\d+', 'softmax_\d+'\)\."),
+    ],
+    ids=["frozen", "weightless"],
+)
+def test_a_model_with_nothing_to_train_is_refused_before_onnx_runtime_and_writes_nothing(tmp_path, model, received):
+    """ONNX Runtime's onnxblock fails on it with an IndexError; compile(engine="ort-training") refuses it first,
+    in the same words, and so does generate_artifacts."""
+    expected = (
+        r"^generate_artifacts needs at least one trainable parameter: ONNX Runtime's training artifacts have "
+        rf"nothing to build without one\. Received: {received} Set trainable=True on a layer with weights, or add one"
+    )
+    with model() as refused, pytest.raises(UnsupportedError, match=expected):
+        generate_artifacts(refused, Losses.MSE, Adam(), tmp_path / "artifacts")
+    assert os.listdir(tmp_path) == []
+
+
+def test_write_artifacts_refuses_a_model_with_nothing_to_train_itself(tmp_path):
+    """The check sits in the backend too, so no caller reaches onnxblock's IndexError."""
+    with _frozen() as model, pytest.raises(UnsupportedError, match=r"^write_artifacts needs at least one trainable"):
+        write_artifacts(model.layers, losses.get("mse"), Adam(), tmp_path / "artifacts")
+    assert os.listdir(tmp_path) == []

@@ -99,7 +99,7 @@ LOADERS = [
     (
         "load_model writingMode",
         lambda d: load_model(d, writingMode="override"),
-        r"^load_model\(\) got unexpected keyword argument \['writingMode'\]\. KotlinDL's 'writingMode' is an argument "
+        r"^load_model\(\) got unexpected keyword argument 'writingMode'\. KotlinDL's 'writingMode' is an argument "
         r"of save\(\) and export\(\) only",
     ),
     (

@@ -53,8 +53,8 @@ def _read(directory: Path) -> dict[str, bytes]:
 
 
 def _scratch(tmp_path: Path) -> list[str]:
-    """Every scratch entry under tmp_path, lock files excepted."""
-    return [p.name for p in tmp_path.rglob(".onnxtrain-*") if "-lock-" not in p.name]
+    """Every scratch entry under tmp_path, lock files included: a lock's file exists only while it is held."""
+    return [p.name for p in tmp_path.rglob(".onnxtrain-*")]
 
 
 def _die() -> None:
@@ -269,6 +269,40 @@ def test_disk_full_at_fsync_keeps_the_previous_directory(tmp_path, monkeypatch, 
     assert _scratch(tmp_path) == []
 
 
+INTACT = "The previous contents are intact and no temporary files remain."
+
+
+@pytest.mark.parametrize(
+    ("code", "strerror", "said"),
+    [
+        (errno.EPERM, None, "Operation not permitted: save to a folder you can write to, or fix its permissions."),
+        (errno.EACCES, None, "Permission denied: save to a folder you can write to, or fix its permissions."),
+        (errno.ENOSPC, None, "The disk is full: free some space or save somewhere else."),
+        (errno.EDQUOT, None, "The disk quota is exceeded: free some space or save somewhere else."),
+        (errno.EROFS, None, "The file system is read-only: save somewhere else."),
+        # a message of the writer's own says more than the system's: kept before the fix
+        (errno.ENOSPC, "quota of /scratch exceeded", ": quota of /scratch exceeded. The disk is full: free some"),
+        (errno.EIO, None, ": Input/output error."),  # no fix: the system's message alone
+    ],
+    ids=["EPERM", "EACCES", "ENOSPC", "EDQUOT", "EROFS", "own message", "EIO"],
+)
+def test_a_failed_save_says_the_systems_message_once(tmp_path, code, strerror, said):
+    """The fix of an errno restates its system message ("Operation not permitted: save to ..."), so the system
+    message is not said before it as well ("...: Operation not permitted. Operation not permitted: save to ...")."""
+    directory = tmp_path / "model"
+
+    def failing_writer(stream: BinaryIO) -> None:
+        raise OSError(code, strerror or os.strerror(code))
+
+    with pytest.raises(OSError) as caught:
+        saving.save_files(directory, {"model.onnx": failing_writer}, "override")
+    message = caught.value.strerror
+    assert caught.value.errno == code and message.startswith(f"Could not save '{directory}'")
+    assert said in message and message.endswith(INTACT) and message.count(os.strerror(code)) <= 1
+    if strerror is None and code != errno.EIO:
+        assert message == f"Could not save '{directory}'. {said} {INTACT}"
+
+
 def test_other_errors_from_a_writer_propagate_unchanged(tmp_path):
     directory = _prepare(tmp_path, "existing")
 
@@ -403,12 +437,9 @@ def test_a_file_is_left_to_save_files_to_refuse(tmp_path):
 def test_a_refused_fail_if_exists_save_creates_no_lock_file(tmp_path):
     directory = saving.save_files(tmp_path / "model", OLD, "override")
     before = _snapshot(tmp_path)
-    lock = tmp_path / ".onnxtrain-lock-model"
-    lock.unlink()  # the first save made it; the refused save must not make it again
+    assert sorted(before) == ["model", *(f"model/{name}" for name in sorted(OLD))]  # the save left no lock file
     with pytest.raises(ModelExistsError):
         saving.save_files(directory, NEW, "fail_if_exists")
-    assert not lock.exists()
-    lock.touch()
     assert _snapshot(tmp_path) == before
 
 
@@ -460,7 +491,11 @@ def test_the_replaceable_check_runs_before_the_lock_and_again_with_it_held(tmp_p
     held = []
 
     def check_and_probe(target: Path, replaceable):
-        fd = os.open(lock, os.O_RDONLY)
+        try:
+            fd = os.open(lock, os.O_RDONLY)
+        except FileNotFoundError:  # exists only while held
+            held.append(False)
+            return check(target, replaceable)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # succeeds only when no save holds the lock
             held.append(False)
@@ -623,9 +658,12 @@ def test_kill_mid_write_leaves_the_old_model_and_scratch_that_loaders_ignore(tmp
 
     _crash_in_child(lambda: saving.save_files(directory, {"model.onnx": crash_mid_write}, mode))
     assert _read(directory) == OLD
-    assert len(_scratch(tmp_path)) == 1
+    left = _scratch(tmp_path)
+    assert len([name for name in left if "-lock-" not in name]) == 1
+    # APPEND writes with the lock held (OVERRIDE stages without it): the killed saver's lock file stays too
+    assert (".onnxtrain-lock-model" in left) == (mode is WritingMode.APPEND)
     saving.save_files(directory, NEW, mode)
-    assert _scratch(tmp_path) == []
+    assert _scratch(tmp_path) == []  # the lock file included
 
 
 def test_kill_during_write_atomically_keeps_the_old_file(tmp_path, monkeypatch):
@@ -655,6 +693,7 @@ def test_sigkill_during_override_never_leaves_a_mixed_or_partial_model(tmp_path,
     print(report.summary())
     assert report.kills == KILLS and report.interrupted > 0, report.summary()
     assert report.unloadable == 0 and report.problems == [], report.problems[:3]
+    assert _scratch(tmp_path) == []  # nor the lock files of the killed savers, once saved again
 
 
 @pytest.mark.slow
@@ -664,6 +703,7 @@ def test_sigkill_during_append_never_leaves_a_mixed_or_partial_set(tmp_path):
     print(report.summary())
     assert report.kills == KILLS and report.interrupted > 0, report.summary()
     assert report.unloadable == 0 and report.problems == [], report.problems[:3]
+    assert _scratch(tmp_path) == []  # nor the lock files of the killed savers, once saved again
 
 
 class _Killed(BaseException):
@@ -795,6 +835,7 @@ def test_concurrent_append_saves_never_interleave_their_files(tmp_path):
     codes, samples = _sample_until_done(directory, pids, versions)
     assert codes == [0, 0] and samples > 0
     assert stress.load(directory, versions)[0] is not None
+    assert _scratch(tmp_path) == []  # no lock file either
 
 
 def test_concurrent_fail_if_exists_saves_let_exactly_one_win(tmp_path):

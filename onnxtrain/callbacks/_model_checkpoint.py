@@ -14,13 +14,7 @@ from onnxtrain.callbacks._callback import Callback, Logs, check_callback_verbose
 from onnxtrain.callbacks._monitored import EarlyStoppingMode, _Monitor
 from onnxtrain.errors import InvalidArgumentError, ModelExistsError
 from onnxtrain.progress import print_once
-from onnxtrain.saving import SCRATCH_PREFIX, check_replaceable
-from onnxtrain.saving._scratch import tag
-
-try:
-    import fcntl
-except ImportError:  # Windows: saves are not serialised there (saving._scratch), and an open file is not unlinked
-    fcntl = None  # type: ignore[assignment]
+from onnxtrain.saving import check_replaceable
 
 WEIGHTS_SUFFIX = ".weights.npz"
 _MODEL_DIRECTORY_FILES = frozenset({"model.onnx", "config.json", "checkpoint"})  # model_files.SAVED_FILES
@@ -162,31 +156,6 @@ class ModelCheckpoint(Callback):
             self.last_saved = self.model.save(
                 target, writing_mode="override", save_optimizer_state=self.save_optimizer_state
             )
-            if _fields(self.directory):  # a new target each epoch: its save lock would stay beside it for good
-                _remove_save_lock(Path(self.last_saved))
-
-
-def _remove_save_lock(target: Path) -> None:
-    """Remove the lock file that a save of the model directory `target` leaves beside it (`.onnxtrain-lock-<name>`,
-    which the saving layer never deletes), unless another process holds it (a save or a load of `target` now).
-
-    A checkpoint whose path has fields (`epoch-{epoch:02d}`) saves a new directory each epoch, so each save would
-    leave a lock file of its own; a fixed path reuses its one lock file, which stays. The lock is taken, without
-    waiting, before the file is unlinked, and unlinked only while it is still the file at that path."""
-    lock = target.parent / f"{SCRATCH_PREFIX}lock-{tag(target.name)}"
-    try:
-        descriptor = os.open(lock, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:  # none (another platform's save), or unreadable: nothing to remove
-        return
-    try:
-        if fcntl is not None:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if os.path.samestat(os.fstat(descriptor), os.stat(lock)):
-            os.unlink(lock)
-    except OSError:  # held by another process (BlockingIOError), or gone: leave it to them
-        pass
-    finally:
-        os.close(descriptor)
 
 
 def _figure(value: float | None) -> str:

@@ -7,8 +7,9 @@ the next save or load (a program reading the folder by other means could see tha
 start with `.onnxtrain-` and carry the owner's PID, so stale ones can be told from live ones.
 
 Modules: `_writing` (the writing modes and saves), `_replaceable` (what OVERRIDE may delete), `_recovery` (finishing
-killed saves, reading with saves held off), `_journal` (APPEND's commit point), `_scratch` (scratch names,
-staleness, the save lock), `_fsync` (durable writes) and `_renameat2` (Linux's atomic exchange).
+killed saves, reading with saves held off), `_journal` (APPEND's commit point), `_scratch` (scratch names and
+staleness), `_lock` (the save lock, a file that exists only while a save or load holds it), `_fsync` (durable
+writes) and `_renameat2` (Linux's atomic exchange).
 """
 
 from onnxtrain.saving._fsync import FileData

@@ -17,9 +17,9 @@ from pathlib import Path
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileError
 from onnxtrain.saving._fsync import fsync_directory as _fsync_directory
 from onnxtrain.saving._journal import finish_appends
+from onnxtrain.saving._lock import locked, remove_released_locks
 from onnxtrain.saving._scratch import (
     SCRATCH_PREFIX,
-    locked,
     remove_entry,
     remove_stale,
     remove_stale_beside,
@@ -122,6 +122,7 @@ def recover(target: Path) -> bool:
     for entry in stale:
         remove_entry(entry.path)
     remove_stale_beside(target.parent)  # killed saves of the target's neighbours (a run folder's history.csv...)
+    remove_released_locks(target.parent)  # and the lock files their killed saves and loads left
     if target.is_dir():
         restored |= finish_appends(target)  # before the stale scratch files go: a journal names some of them
         remove_stale(target, None)

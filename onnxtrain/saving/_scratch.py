@@ -1,8 +1,8 @@
-"""Scratch entries of crash-safe saves: their names, who owns them, when they are stale, and the save lock.
+"""Scratch entries of crash-safe saves: their names, who owns them, and when they are stale.
 
 Every temporary file, staged directory and journal starts with SCRATCH_PREFIX and carries its owner's PID, so a
-later save can tell a killed saver's leftovers from a live saver's work. The lock file beside a saved directory,
-`.onnxtrain-lock-<name>`, is shared by every saver of that directory and never deleted (see `locked`).
+later save can tell a killed saver's leftovers from a live saver's work. The save lock's file, which exists only
+while a save or load holds it, is `_lock.py`'s.
 """
 
 from __future__ import annotations
@@ -13,14 +13,8 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-try:
-    import fcntl
-except ImportError:  # Windows: saves stay atomic per file and per swap, but are not serialised
-    fcntl = None  # type: ignore[assignment]
 
 SCRATCH_PREFIX = ".onnxtrain-"
 """Every temporary file, staged directory and lock file made by a save starts with this."""
@@ -105,22 +99,3 @@ def remove_stale_beside(folder: Path) -> None:
     for entry in entries:
         if entry.kind == "tmp" and entry.is_stale():
             remove_entry(entry.path)
-
-
-@contextlib.contextmanager
-def locked(target: Path, *, exclusive: bool) -> Iterator[None]:
-    """flock a lock file beside `target` (never deleted: unlinking a lock file races with its users)."""
-    lock_path = target.parent / f"{SCRATCH_PREFIX}lock-{tag(target.name)}"
-    try:
-        fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    except OSError:
-        if exclusive:
-            raise
-        fd = None  # a read-only location: nobody can be saving there either
-    try:
-        if fd is not None and fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)

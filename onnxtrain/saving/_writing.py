@@ -25,11 +25,12 @@ from onnxtrain.saving._fsync import FileData
 from onnxtrain.saving._fsync import fsync_directory as _fsync_directory
 from onnxtrain.saving._fsync import write_new_file as _write_new_file  # a module global, so tests can fill the disk
 from onnxtrain.saving._journal import is_plain_name, rename_in
+from onnxtrain.saving._lock import locked
 from onnxtrain.saving._recovery import as_path, recover
 from onnxtrain.saving._renameat2 import RENAME_EXCHANGE, RENAME_NOREPLACE
 from onnxtrain.saving._renameat2 import renameat2 as _renameat2  # a module global, so tests can simulate old kernels
 from onnxtrain.saving._replaceable import refuse_unreplaceable
-from onnxtrain.saving._scratch import SCRATCH_PREFIX, locked, remove_entry, remove_stale, scratch_name
+from onnxtrain.saving._scratch import SCRATCH_PREFIX, remove_entry, remove_stale, scratch_name
 
 _EXCHANGE_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EPERM})
 _FIXES = {
@@ -104,13 +105,14 @@ def save_files(
     beside the old one and swaps it in with one atomic exchange, so the directory holds exactly `files` after:
     whatever else it held is deleted, so pass `replaceable` (see `check_replaceable`) unless the caller owns
     the whole directory. APPEND replaces same-named files one atomic rename at a time and keeps the others.
-    Saves to one directory are serialised by a lock file beside it, and each save first cleans up after
-    earlier killed saves. A save refused before writing creates nothing, not even the lock file.
+    Saves to one directory are serialised by a lock file beside it, which exists only while a save or load
+    holds it (`_lock.py`), and each save first cleans up after earlier killed saves. A save, refused or not,
+    leaves no lock file; one refused before writing creates nothing at all.
 
     Args:
         replaceable: with OVERRIDE, the file names the old directory may hold; anything else refuses the save.
             Checked before anything is created, and again with the lock held just before the swap, so an entry
-            added while the new directory was staged is seen too (that refusal leaves only the lock file). A
+            added while the new directory was staged is seen too (that refusal leaves the folder as it was). A
             writer that takes no lock can still add one between that check and the swap. Other modes ignore it.
         argument: `directory` as the caller's caller gave it, for messages ("save(directory=...)").
 
@@ -261,7 +263,11 @@ def _write_error(target: Path, error: OSError) -> OSError:
     if error.errno is None:
         return error
     where = f" ({error.filename})" if error.filename and str(error.filename) != str(target) else ""
-    parts = [f"Could not save '{target}'{where}: {error.strerror or error}.", _FIXES.get(error.errno, "")]
+    fix = _FIXES.get(error.errno)
+    message = str(error.strerror or error)
+    # A fix restates the system's own message in plain words ("Permission denied: save to ..."): say it once.
+    restated = fix is not None and (message == os.strerror(error.errno) or fix.startswith(message))
+    parts = [f"Could not save '{target}'{where}" + ("." if restated else f": {message}."), fix or ""]
     parts.append("The previous contents are intact and no temporary files remain.")
     return OSError(error.errno, " ".join(p for p in parts if p))
 
