@@ -65,7 +65,9 @@ def _images(count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _model() -> Sequential:
-    model = Sequential.of(Input(28, 28, 1), Flatten(), Dense(16), Dense(10, activation="linear"), seed=12)
+    model = Sequential.of(
+        Input(28, 28, 1), Flatten(), Dense(16), Dense(10, activation="linear"), seed=12, name="sequential"
+    )
     model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits")
     model.input_scale = 1 / 255
     model.class_names = CLASSES
