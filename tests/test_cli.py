@@ -659,7 +659,8 @@ def test_a_model_saved_without_a_run_config_resumes_on_the_data_given(work, tmp_
     assert refused.rc == 1 and refused.out == ""
     assert re.fullmatch(
         r"onnxtrain train: error: --resume: no run config \(run\.json, which onnxtrain train writes beside model/\) "
-        r"says what '.*saved' was trained on; pass --data 'fashion-mnist\[:train\]' or a \.npz file\n",
+        r"says what '.*saved' was trained on; pass --data 'fashion-mnist\[:train\]', a \.npz file or a folder of "
+        r"images\n",
         refused.err,
     )
     done = run_cli(

@@ -1,7 +1,7 @@
 """Mistakes the command line refuses in one clear line, naming what it received and what it expects: an --input that
-is no file (`_data.read_input`), an OUT that cannot be written (export, bundle: `_output_folder.check_writable_place`),
-a config whose model has no trainable parameter (`_config_model.refuse_training_nothing`), and a system error that
-reaches `main` unexplained."""
+is no file or an empty folder (`_data.read_input`), an OUT that cannot be written (export, bundle:
+`_output_folder.check_writable_place`), a config whose model has no trainable parameter
+(`_config_model.refuse_training_nothing`), and a system error that reaches `main` unexplained."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from onnxtrain.layers import Dense, Input
 
 pytest.importorskip("PIL.Image")
 
-EXPECTED = re.escape("--input expects a .npy array or an image file (.png, .jpg, .jpeg, .bmp, .gif). Received: ")
+EXPECTED = re.escape(
+    "--input expects a .npy array, an image file (.png, .jpg, .jpeg, .bmp, .gif) or a folder of images. Received: "
+)
 
 
 def _make_dangling_link(folder: Path) -> Path:
@@ -58,7 +60,7 @@ def _make_fifo(folder: Path) -> Path:
             EXPECTED + r"'.*x\.png', which does not exist \(nor does the folder '.*gone'\)$",
         ),
         (_make_dangling_link, EXPECTED + r"'.*link\.png', which is a link to '.*gone\.png', which does not exist$"),
-        (_make_folder, EXPECTED + r"'.*images\.png', which is a folder; predict reads one file"),
+        (_make_folder, r"^--input found no images in '.*images\.png'\. '.*images\.png' is empty\.$"),
         (
             _make_text,
             r"^--input '.*notes\.png' cannot be read as an image: Pillow does not recognise its format \(not an "
@@ -66,7 +68,7 @@ def _make_fifo(folder: Path) -> Path:
         ),
         (_make_fifo, EXPECTED + r"'.*pipe\.png': it is not a regular file"),  # refused, not waited on
     ],
-    ids=["missing_image", "missing_npy", "missing_folder", "dangling_link", "folder", "not_an_image", "fifo"],
+    ids=["missing_image", "missing_npy", "missing_folder", "dangling_link", "empty_folder", "not_an_image", "fifo"],
 )
 def test_an_input_that_is_no_readable_file_is_refused_naming_it(tmp_path, make, message):
     path = make(tmp_path)

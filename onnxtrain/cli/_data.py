@@ -1,5 +1,6 @@
-"""What the command line reads: the datasets a run config or --data names ("fashion-mnist[:train|:test]" or a .npz
-file), the .npy array or image that `onnxtrain predict` reads, and the saved models the other commands load."""
+"""What the command line reads: the datasets a run config or --data names ("fashion-mnist[:train|:test]", a .npz
+file or a folder of class sub-folders of images), the .npy array, image or folder of images that `onnxtrain predict`
+reads, and the saved models the other commands load."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from onnxtrain._bounded_read import open_regular
 from onnxtrain._npy_file import read_npy, read_npz
+from onnxtrain.cli._image_folders import ImageTarget, load_image_folder
+from onnxtrain.cli._image_input import IMAGE_SUFFIXES, INPUT_EXPECTED, read_image_folder, read_image_input
+from onnxtrain.cli._image_input import image_pixels as image_pixels  # predict's pixels, by the datasets' rule
 from onnxtrain.errors import (
     DataFormatError,
     InvalidArgumentError,
     InvalidTypeError,
     ModelFileError,
     OnnxtrainError,
-    RuntimeSetupError,
     ShapeError,
     listing,
 )
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
     from onnxtrain.datasets import Dataset
     from onnxtrain.sequential import Sequential
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SAVED_MODEL = "a saved model directory (the model/ folder `onnxtrain train` writes, or the run folder that holds it)"
 LISTED_ENTRIES = 10  # error messages name at most this many files of a folder
 
@@ -41,14 +42,17 @@ def naming_the_option(error: OnnxtrainError, option: str, value: str) -> Onnxtra
 
 
 class DatasetLoader:
-    """Resolves data specs: "fashion-mnist[:train|:test]" or a .npz file with arrays `x`, `y` (and optionally
-    `class_names`). uint8 `x` is taken as pixels and divided by 255, like fashion_mnist(), for the data a new model
-    trains on; data a model is evaluated or validated on keeps its integers, which the model scales by its own
-    input_scale, as predict does (`load(..., scale_pixels=False)`). Relative paths are taken from `base`;
-    Fashion-MNIST is read once however many splits are asked for."""
+    """Resolves data specs: "fashion-mnist[:train|:test]", a .npz file with arrays `x`, `y` (and optionally
+    `class_names`), or a folder of class sub-folders of images, read for the model `images` describes (its input
+    size and channels, the labels its loss takes, its classes: `_image_folders`). uint8 `x` (a folder's pixels too)
+    is taken as pixels and divided by 255, like fashion_mnist(), for the data a new model trains on; data a model is
+    evaluated or validated on keeps its integers, which the model scales by its own input_scale, as predict does
+    (`load(..., scale_pixels=False)`). Relative paths are taken from `base`; Fashion-MNIST is read once however many
+    splits are asked for."""
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, images: ImageTarget | None = None):
         self.base = base
+        self.images = images
         self._fashion: Any = None
 
     def absolute(self, spec: str) -> str:
@@ -61,6 +65,10 @@ class DatasetLoader:
         """The dataset `spec` names; `argument` (e.g. "data.train", "--data") heads any error message.
 
         Args:
+            default_split: "train" for data a model trains on, "test" for data it is tested or validated on:
+                fashion-mnist's split without one, and whether a folder's files are shuffled (with the seed of
+                `images`, so that fit's validation_split holds out a random fraction, not the last class) or kept
+                in sorted order.
             scale_pixels: divide a .npz's uint8 x by 255 and mark the dataset input_scale 1/255, which a model
                 trained on it adopts. False (`onnxtrain evaluate`): keep integer x as stored, so that the model
                 reads it with its own input_scale, exactly as `onnxtrain predict`, `InferenceModel.predict` and
@@ -69,7 +77,10 @@ class DatasetLoader:
         """
         from onnxtrain.datasets import Dataset, fashion_mnist
 
-        expected = f"{argument} expects 'fashion-mnist[:train|:test]' or a .npz file. Received: {spec!r}"
+        expected = (
+            f"{argument} expects 'fashion-mnist[:train|:test]', a .npz file or a folder of class sub-folders of "
+            f"images. Received: {spec!r}"
+        )
         if not isinstance(spec, str) or not spec:
             raise InvalidArgumentError(expected)
         name, _, split = spec.partition(":")
@@ -83,8 +94,12 @@ class DatasetLoader:
                 self._fashion = fashion_mnist()
             return self._fashion[0 if split == "train" else 1]
         path = Path(self.absolute(spec))
+        if path.is_dir():
+            training = default_split == "train"
+            named = f"{argument} {spec!r}"
+            return load_image_folder(path, named, self.images, training=training, scale_pixels=scale_pixels)
         if path.suffix.lower() != ".npz":
-            raise InvalidArgumentError(expected)
+            raise InvalidArgumentError(expected + ("" if os.path.lexists(path) else ", which does not exist"))
         # Headers are checked against the file and MAX_DATA_BYTES before any array is allocated; never a pickle.
         arrays = read_npz(path, f"{argument}: '{path}'", DataFormatError)
         if "x" not in arrays or "y" not in arrays:
@@ -114,9 +129,9 @@ class RunData(NamedTuple):
 
 
 def refuse_scaling_twice(model: Any, data: RunData, source: str) -> None:
-    """Refuse pixels this module divided by 255 (uint8 .npz, fashion-mnist) for a model whose first layer divides
-    them again: Keras' `Rescaling(1 / 255)` (any scale of at most 1/127.5, which takes 0-255 values to a unit
-    range), which would leave the model training on pixels / 65025."""
+    """Refuse pixels this module divided by 255 (uint8 .npz, a folder of images, fashion-mnist) for a model whose
+    first layer divides them again: Keras' `Rescaling(1 / 255)` (any scale of at most 1/127.5, which takes 0-255
+    values to a unit range), which would leave the model training on pixels / 65025."""
     from onnxtrain.layers import Input, Rescaling
 
     first = next((layer for layer in model.layers if not isinstance(layer, Input)), None)
@@ -124,19 +139,25 @@ def refuse_scaling_twice(model: Any, data: RunData, source: str) -> None:
         return
     scale = float(first.scale)
     if 0.0 < scale <= 1 / 127.5:
+        # (a .npz may hold float32 pixels instead, which are taken as they are; a folder's are always uint8)
+        keep = ", or store x as float32 values 0-255 in the .npz (which are taken as they are)" * (".npz" in source)
         raise InvalidArgumentError(
             f"{source}: its x are pixels, which onnxtrain train divides by 255 (as fashion_mnist() does), and the "
             f"model's first layer {first.name!r}, Rescaling(scale={scale:.6g}), divides them again: the model would "
-            "train on pixels / 65025. Remove that Rescaling layer, or store x as float32 values 0-255 in the .npz "
-            "(which are taken as they are)."
+            f"train on pixels / 65025. Remove that Rescaling layer{keep}."
         )
 
 
 def load_run_data(
-    data: dict[str, Any], base: Path, names: dict[str, str] | None = None, scale_train_pixels: bool = True
+    data: dict[str, Any],
+    base: Path,
+    names: dict[str, str] | None = None,
+    scale_train_pixels: bool = True,
+    images: ImageTarget | None = None,
 ) -> RunData:
-    """The datasets a config's [data] table names (`train` required; `validation = "test"` reuses the test set).
-    Errors name an entry as "[data] train", or as `names` says (`{"train": "--data"}`).
+    """The datasets a config's [data] table names (`train` required; `validation = "test"` reuses the test set),
+    folders of images read for the model `images` describes, test and validation folders labelled by the classes
+    of the training data. Errors name an entry as "[data] train", or as `names` says (`{"train": "--data"}`).
 
     Integer pixels follow one rule, fit's and `onnxtrain evaluate`'s: the training data of a new model is divided
     by 255 and marked input_scale 1/255, which the model adopts; the test and validation data keep their integers
@@ -145,9 +166,11 @@ def load_run_data(
     the training data too keeps its integers."""
     if "train" not in data:
         raise InvalidArgumentError("the config needs [data] train = 'fashion-mnist' or a .npz file")
-    loader = DatasetLoader(base)
+    loader = DatasetLoader(base, images)
     name = {key: f"[data] {key}" for key in ("train", "test", "validation")} | (names or {})
     train = loader.load(data["train"], name["train"], "train", scale_pixels=scale_train_pixels)
+    if images is not None:
+        loader.images = images.with_classes_of(train, f"{name['train']} {data['train']!r}")
     test = loader.load(data["test"], name["test"], "test", scale_pixels=False) if "test" in data else None
     validation = data.get("validation")
     if validation == "test":
@@ -159,107 +182,57 @@ def load_run_data(
     return RunData(train, test, None)
 
 
-INPUT_EXPECTED = f"--input expects a .npy array or an image file ({', '.join(IMAGE_SUFFIXES)})"
+class PredictInput(NamedTuple):
+    """What `onnxtrain predict --input` reads: the batch, and the file name of each example where it read a folder
+    of images (None: a .npy array or one image, whose examples are numbered)."""
+
+    x: np.ndarray
+    names: tuple[str, ...] | None
 
 
 def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
-    """The --input of `onnxtrain predict`: a .npy array as stored, or an image as uint8 grey or RGB pixels shaped
-    to `input_shape` (the model's input without the batch axis), as `image_pixels` reads it: 16-bit images are
-    brought to 8 bits, transparent pixels are composited on black.
+    """The --input of `onnxtrain predict` (see `read_inputs`), without the file names of a folder's images."""
+    return read_inputs(path, input_shape).x
+
+
+def read_inputs(path: Path, input_shape: tuple[int, ...]) -> PredictInput:
+    """The --input of `onnxtrain predict`: a .npy array as stored; an image as uint8 grey, RGB or RGBA pixels
+    shaped to `input_shape` (the model's input without the batch axis) by the rule `image_dataset_from_directory`
+    reads images with (16-bit images are brought to 8 bits, transparent pixels are composited on black), not
+    resized; or a folder: every image in it, at any depth, in sorted order, each read as one image is, with its
+    path inside the folder.
 
     Raises:
-        InvalidArgumentError: a missing file (or a link to one), a folder, another suffix, a file Pillow cannot read
-            as an image, a model that does not take images, an image of the wrong size, or one `image_pixels`
-            refuses.
+        InvalidArgumentError: a missing file (or a link to one), another suffix, a file Pillow cannot read as an
+            image, a model that does not take images, an image of the wrong size, or one `image_pixels` refuses,
+            a folder without images.
         DataFormatError: a .npy file that is not an array numpy wrote.
         RuntimeSetupError: an image, without Pillow installed.
     """
     _refuse_missing_input(path)
+    if path.is_dir():
+        return PredictInput(*read_image_folder(path, input_shape))
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return read_npy(path, DataFormatError)
+        return PredictInput(read_npy(path, DataFormatError), None)
     if suffix not in IMAGE_SUFFIXES:
         raise InvalidArgumentError(f"{INPUT_EXPECTED}. Received: '{path}'")
-    try:
-        from PIL import Image
-    except ImportError as e:
-        raise RuntimeSetupError("reading images needs Pillow: pip install pillow (or onnxtrain[dev])") from e
-    channels = input_shape[2] if len(input_shape) == 3 else 1
-    if len(input_shape) not in (2, 3) or channels not in (1, 3):
-        raise InvalidArgumentError(f"the model takes {list(input_shape)} inputs, not images; pass a .npy array")
-    try:
-        with open_regular(path) as file, Image.open(file) as image:  # open_regular: a FIFO is refused, not waited on
-            pixels = image_pixels(image, channels, f"'{path}'")
-    except FileNotFoundError as e:  # it went between the check and the read
-        raise InvalidArgumentError(f"{INPUT_EXPECTED}. Received: '{path}', which does not exist") from e
-    except ValueError as e:  # open_regular: not a regular file
-        raise InvalidArgumentError(f"{INPUT_EXPECTED}. Received: '{path}': {e}") from e
-    except OSError as e:  # Pillow's UnidentifiedImageError and a truncated image are OSErrors too
-        unknown = isinstance(e, Image.UnidentifiedImageError)
-        why = "Pillow does not recognise its format (not an image, or a damaged one)" if unknown else e.strerror or e
-        raise InvalidArgumentError(f"--input '{path}' cannot be read as an image: {why}. {INPUT_EXPECTED}.") from e
-    if pixels.shape[:2] != input_shape[:2]:
-        height, width = pixels.shape[:2]
-        raise InvalidArgumentError(
-            f"'{path}' is {width}x{height} pixels; the model expects {input_shape[1]}x{input_shape[0]}. "
-            "Resize it first."
-        )
-    return pixels.reshape(input_shape)
+    return PredictInput(read_image_input(path, input_shape), None)
 
 
 def _refuse_missing_input(path: Path) -> None:
-    """Refuse an --input that is no file to read: a missing path, a link to one, or a folder (one clear line, not
+    """Refuse an --input that is no file or folder to read: a missing path, or a link to one (one clear line, not
     the system's "[Errno 2] No such file or directory")."""
-    if path.is_file():
+    if path.is_file() or path.is_dir():
         return
     if path.is_symlink():
         what = f"a link to '{os.readlink(path)}', which does not exist"
-    elif path.is_dir():
-        what = "a folder; predict reads one file (a .npy array holds a batch)"
     elif os.path.lexists(path):
         return  # a FIFO or a device: the readers refuse it by kind
     else:
         what = "does not exist" if path.parent.is_dir() else f"does not exist (nor does the folder '{path.parent}')"
         raise InvalidArgumentError(f"{INPUT_EXPECTED}. Received: '{path}', which {what}")
     raise InvalidArgumentError(f"{INPUT_EXPECTED}. Received: '{path}', which is {what}")
-
-
-def image_pixels(image: Any, channels: int, source: str) -> np.ndarray:
-    """The uint8 pixels of a Pillow `image`: grey (height, width) for `channels` 1, RGB (height, width, 3) for 3.
-
-    - 16-bit grey (Pillow modes "I;16*", and "I", as which older Pillow opens 16-bit PNGs): each value v becomes
-      round(v / 257), the nearest 8-bit level (65535 -> 255; an 8-bit value widened to 16 bits as v * 257 comes
-      back exactly). Pillow's own convert("L") would clip them at 255, leaving a black-and-white image.
-    - Transparency (an alpha band, or a palette or colour key marked transparent): composited on black, each
-      colour times alpha / 255, rounded, so a transparent pixel reads 0, as the background of Fashion-MNIST.
-    - Anything else: Pillow's conversion to grey ("L", ITU-R 601-2 luma) or RGB.
-
-    Raises:
-        InvalidArgumentError: a floating-point image (mode "F"), or a 32-bit one with values beyond 16 bits.
-    """
-    mode = "L" if channels == 1 else "RGB"
-    if image.mode == "F":
-        raise InvalidArgumentError(
-            f"{source} is a floating-point image (Pillow mode 'F'), whose range onnxtrain cannot know; save the "
-            "values as a .npy array (float32, scaled as the model was trained) and pass that."
-        )
-    if image.mode == "I" or image.mode.startswith("I;16"):
-        values = np.asarray(image).astype(np.int64)
-        if values.size and (values.min() < 0 or values.max() > 65535):
-            raise InvalidArgumentError(
-                f"{source} is a 32-bit integer image (Pillow mode {image.mode!r}) with values in "
-                f"[{values.min()}, {values.max()}]; predict reads 8- and 16-bit images (values 0-65535). Save the "
-                "values as a .npy array, scaled as the model was trained, and pass that."
-            )
-        grey = ((values + 128) // 257).astype(np.uint8)  # round(v / 257): 257 is odd, so there are no ties
-        return grey if channels == 1 else np.repeat(grey[..., np.newaxis], 3, axis=-1)
-    if any(band in ("A", "a") for band in image.getbands()) or "transparency" in image.info:
-        rgba = np.asarray(image.convert("RGBA")).astype(np.uint32)
-        colour = (rgba[..., :3] * rgba[..., 3:] + 127) // 255  # round(c * alpha / 255)
-        from PIL import Image
-
-        image = Image.fromarray(colour.astype(np.uint8))  # (height, width, 3) uint8: RGB
-    return np.asarray(image.convert(mode))
 
 
 # --- saved models ------------------------------------------------------------------------------------------

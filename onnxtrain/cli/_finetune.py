@@ -17,6 +17,7 @@ from onnxtrain.cli._advice import warnings_as_lines
 from onnxtrain.cli._arguments import positive_int
 from onnxtrain.cli._config_keys import DEFAULT_LOSS, FINETUNED_FROM
 from onnxtrain.cli._data import DatasetLoader, RunData, naming_the_option
+from onnxtrain.cli._image_folders import model_target
 from onnxtrain.cli._output_folder import check_output
 from onnxtrain.cli._run_fit import _fit_and_save, _workers_note
 from onnxtrain.cli._train import writing_mode
@@ -61,7 +62,7 @@ def _finetune(args: argparse.Namespace) -> int:
     model.seed = args.seed  # the shuffling's (from_onnx makes seed 0 models); saved, so --resume continues it
     _refuse_training_nothing(args, model, source)
     with model:
-        data = _datasets(args)
+        data = _datasets(args, model)
         if data.train.input_scale is not None:  # what fit adopts of the training data: the test before reads it too
             model.input_scale = data.train.input_scale
         model.compile(optimizer=optimizer, loss=args.loss, metric="accuracy" if args.loss == DEFAULT_LOSS else None)
@@ -149,9 +150,12 @@ def _validation_source(args: argparse.Namespace) -> str:
     return f"--test {args.test!r}" if args.validation == "test" else f"--validation {args.validation!r}"
 
 
-def _datasets(args: argparse.Namespace) -> RunData:
-    loader = DatasetLoader(Path.cwd())
+def _datasets(args: argparse.Namespace, model: Model) -> RunData:
+    """--data, --test and --validation; a folder of images read at `model`'s input size, for --loss."""
+    images = model_target(model, args.loss, model.seed)
+    loader = DatasetLoader(Path.cwd(), images)
     train = loader.load(args.data, "--data", "train")
+    loader.images = images.with_classes_of(train, f"--data {args.data!r}")
     # Integer pixels of the test and validation data as stored: the model reads them with its input_scale, which it
     # takes from the training data (see load_run_data).
     test = loader.load(args.test, "--test", "test", scale_pixels=False) if args.test else None
@@ -253,10 +257,18 @@ def add_finetune_command(commands: argparse._SubParsersAction) -> None:
         "and merges them into the exported weights.",
     )
     finetune.add_argument("model", metavar="MODEL.onnx", help="the ONNX model (external data read from its folder)")
-    finetune.add_argument("--data", required=True, help="training data: 'fashion-mnist[:train]' or a .npz with x, y")
-    finetune.add_argument("--test", help="evaluated before and after training: 'fashion-mnist:test' or a .npz")
     finetune.add_argument(
-        "--validation", metavar="test|DATA", help="evaluated after each epoch: 'test' (the --test data) or a .npz"
+        "--data",
+        required=True,
+        help="training data: 'fashion-mnist[:train]', a .npz with x, y, or a folder of class sub-folders of images",
+    )
+    finetune.add_argument(
+        "--test", help="evaluated before and after training: 'fashion-mnist:test', a .npz or a folder of images"
+    )
+    finetune.add_argument(
+        "--validation",
+        metavar="test|DATA",
+        help="evaluated after each epoch: 'test' (the --test data), a .npz or a folder of images",
     )
     finetune.add_argument(
         "--trainable", nargs="+", metavar="PATTERN", help="initializer names or glob patterns: only these train"

@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--data",
-        help="with --resume: the training data, 'fashion-mnist[:train]' or a .npz with x and y (default: the "
-        "[data] of the run.json beside DIR)",
+        help="with --resume: the training data, 'fashion-mnist[:train]', a .npz with x and y or a folder of class "
+        "sub-folders of images (default: the [data] of the run.json beside DIR)",
     )
     train.add_argument(
         "--epochs",
@@ -162,7 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a saved model directory on a dataset.",
     )
     evaluate.add_argument("model", metavar="MODEL", help=f"saved model directory, or {RUN_FOLDER}")
-    evaluate.add_argument("--data", required=True, help="'fashion-mnist[:test|:train]' or a .npz with x and y")
+    evaluate.add_argument(
+        "--data",
+        required=True,
+        help="'fashion-mnist[:test|:train]', a .npz with x and y, or a folder of class sub-folders of images (read "
+        "at the model's input size, labelled by its classes)",
+    )
     evaluate.add_argument(
         "--batch-size",
         type=positive_int,
@@ -175,15 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict",
-        help="classify a .npy batch or an image",
+        help="classify a .npy batch, an image or a folder of images",
         description="Run a saved model directory or .onnx file on an input.",
     )
     predict.add_argument("model", metavar="MODEL", help=f"saved model directory ({RUN_FOLDER}) or .onnx file")
     predict.add_argument(
         "--input",
         required=True,
-        help=f"a .npy array (one example or a batch) or an image ({', '.join(IMAGE_SUFFIXES)}), grey or RGB as the "
-        "model's input takes",
+        help=f"a .npy array (one example or a batch), an image ({', '.join(IMAGE_SUFFIXES)}), grey, RGB or RGBA as "
+        "the model's input takes and of its size, or a folder: every image in it, at any depth, in sorted order, "
+        "one line each, named by its path in the folder",
     )
     predict.set_defaults(func=cmd_predict)
 

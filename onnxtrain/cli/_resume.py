@@ -19,6 +19,7 @@ from onnxtrain.cli._data import (
     refuse_several_outputs,
     saved_optimizer,
 )
+from onnxtrain.cli._image_folders import saved_target
 from onnxtrain.cli._output_folder import RUN_FILE, check_output, find_saved_run
 from onnxtrain.cli._run_fit import _data_sources, _examples, _fit_and_save, _threads, _workers_note
 from onnxtrain.cli._run_output import resumed_history
@@ -64,7 +65,7 @@ def _resume(args: argparse.Namespace, check_only: bool = False) -> int:
     elif "train" not in data:
         raise InvalidArgumentError(
             f"--resume: no run config ({RUN_FILE}, which onnxtrain train writes beside model/) says what "
-            f"'{args.resume}' was trained on; pass --data 'fashion-mnist[:train]' or a .npz file"
+            f"'{args.resume}' was trained on; pass --data 'fashion-mnist[:train]', a .npz file or a folder of images"
         )
     else:
         data_note = f"{data['train']} (from {run_json})"
@@ -72,7 +73,8 @@ def _resume(args: argparse.Namespace, check_only: bool = False) -> int:
         check_output(Path(args.output), args.overwrite)
     names = {"train": "--data"} if args.data is not None else None
     # where run.json is (its paths are absolute anyway); integer pixels as stored: the model's input_scale reads them
-    datasets = load_run_data(data, run.directory.parent, names, scale_train_pixels=False)
+    # (a folder of images: read at the saved model's input size, labelled by its classes)
+    datasets = load_run_data(data, run.directory.parent, names, scale_train_pixels=False, images=saved_target(saved))
     if check_only:
         return 0
     batch_size, batch_note = _resumed_batch_size(args, record, run_json)

@@ -17,6 +17,7 @@ from onnxtrain.cli._config_keys import setting
 from onnxtrain.cli._config_model import build_model, compile_settings, refuse_training_nothing
 from onnxtrain.cli._data import load_run_data, refuse_scaling_twice
 from onnxtrain.cli._examples import example_config
+from onnxtrain.cli._image_folders import model_target
 from onnxtrain.cli._output_folder import check_output, run_record
 from onnxtrain.cli._resume import _resume
 from onnxtrain.cli._run_config import read_config
@@ -122,9 +123,9 @@ def _train(args: argparse.Namespace, check_only: bool = False) -> int:
         check_output(Path(args.output), args.overwrite)
 
     data = dict(config.get("data") or {})
-    datasets = load_run_data(data, base)
-    model = build_model(config)
+    model = build_model(config)  # before the data: a folder of images is read at its input size, for its loss
     try:
+        datasets = load_run_data(data, base, images=model_target(model, setting(config, "loss"), model.seed))
         refuse_training_nothing(model, f"--example {args.example}" if args.example is not None else args.config)
         refuse_scaling_twice(model, datasets, _data_sources(data)["train"])
     except BaseException:

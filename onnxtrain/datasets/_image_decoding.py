@@ -80,8 +80,8 @@ def read_image(path: str, reading: ImageReading, image_module: ModuleType) -> np
 
 
 def converted(image: Any, channels: int, source: str, image_module: ModuleType) -> Any:
-    """A Pillow `image` in the mode of `channels` ("L", "RGB" or "RGBA"), by the rules `onnxtrain predict` reads
-    images with:
+    """A Pillow `image` in the mode of `channels` ("L", "RGB" or "RGBA"): the one rule by which onnxtrain reads an
+    image, in a folder (`read_image`) and in `onnxtrain predict --input` (`cli._image_input.image_pixels`):
 
     - 16-bit grey (Pillow modes "I;16*", and "I" within 0-65535): each value v becomes round(v / 257), the nearest
       8-bit level; Pillow's own conversion would clip at 255.
