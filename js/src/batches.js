@@ -3,6 +3,7 @@
 // a seeded shuffle (mulberry32).
 
 import { inputData, labelData, splitInputs } from "./inputs.js";
+import { checkIntegerPixels } from "./pixels.js";
 
 /**
  * @typedef {import("./index.js").BundleMetadata} BundleMetadata
@@ -19,16 +20,18 @@ const product = (shape) => shape.reduce((n, d) => n * d, 1);
  * @param {BundleMetadata} metadata
  * @param {string} [argument] how messages name x
  * @param {{allowEmpty?: boolean, warn?: (key: string, message: string) => void}} [options] allowEmpty: take x of
- *   no examples (predict); warn: told of uint8 pixels a float input takes unscaled (input_scale 1)
+ *   no examples (predict); warn: told of pixels a float input takes unscaled (input_scale 1)
  * @returns {{inputs: Rows[], count: number}}
- * @throws {TypeError | RangeError} as step's, naming the argument, the position and the value
+ * @throws {TypeError | RangeError} as step's, naming the argument, the position and the value (integer pixels
+ *   outside [0, 255] at input_scale 1/255: src/pixels.js)
  */
 export function inputRows(x, metadata, argument = "x", { allowEmpty = false, warn } = {}) {
   const specs = metadata.inputs;
   const inputs = splitInputs(x, specs, argument).map((values, k) => {
     const name = specs.length === 1 ? argument : `${argument}[${k}]`;
-    if (warn) warnOfRawPixels(values, specs[k], metadata.input_scale, name, warn);
-    return inputData(values, specs[k], metadata.input_scale, name, allowEmpty);
+    const rows = inputData(values, specs[k], metadata.input_scale, name, allowEmpty);
+    checkIntegerPixels(values, specs[k], metadata.input_scale, name, rows.shape, warn);
+    return rows;
   });
   const count = inputs[0].shape[0];
   const other = inputs.findIndex((rows) => rows.shape[0] !== count);
@@ -41,30 +44,12 @@ export function inputRows(x, metadata, argument = "x", { allowEmpty = false, war
 }
 
 /**
- * Canvas pixels (a Uint8Array or Uint8ClampedArray, 0-255) for a float input of a model whose input scale is 1 are
- * read as they are, which is seldom what a model trained on [0, 1] wants: tell `warn` (the trainer warns once).
- * The bundle cannot say that a model was trained on raw 0-255 values on purpose; a Float32Array is never warned of.
- */
-function warnOfRawPixels(values, spec, inputScale, argument, warn) {
-  const pixels = values instanceof Uint8Array || values instanceof Uint8ClampedArray;
-  if (!pixels || inputScale !== 1 || spec.dtype !== "float32" || (spec.token_ids ?? null) !== null) return;
-  warn(
-    `pixels:${spec.name}`,
-    `onnxtrain-js: ${argument} is a ${values.constructor.name} for the float input '${spec.name}', and the bundle's ` +
-      "input_scale is 1, so the model reads the raw values (0-255). If it was trained on values in [0, 1], scale " +
-      "them: pass Float32Array.from(x, (v) => v / 255), or bundle the model with model.input_scale = 1 / 255 set in " +
-      "Python (integer arrays are then divided by 255). If it was trained on raw 0-255 values, pass a Float32Array " +
-      "to silence this warning (given once per trainer).",
-  );
-}
-
-/**
  * x and labels checked and converted whole, before anything runs.
  * @param {unknown} x
  * @param {unknown} labels
  * @param {BundleMetadata} metadata
  * @param {[string, string]} [names] how messages name x and labels
- * @param {(key: string, message: string) => void} [warn] told of uint8 pixels a float input reads unscaled
+ * @param {(key: string, message: string) => void} [warn] told of pixels a float input reads unscaled
  * @returns {{inputs: Rows[], labels: Rows, count: number}}
  */
 export function dataset(x, labels, metadata, [xName, labelsName] = ["x", "labels"], warn = undefined) {

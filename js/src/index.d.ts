@@ -33,7 +33,9 @@ export interface BundleMetadata {
   outputs: { loss: string; logits: string };
   output_shape: number[];
   /** integer typed arrays (uint8 pixels) given for a float32 input are multiplied by it (divided by n when it is
-   * 1/n), as in Python; float arrays and plain numbers are used as they are; token ids are never scaled */
+   * 1/n), as in Python; float arrays and plain numbers are used as they are; token ids are never scaled. At 1/255,
+   * integers outside [0, 255] are refused (RangeError); at 1, Uint8/Uint8Clamped/Uint16/Int16Array pixels are read
+   * raw and console.warn says so once per trainer */
   input_scale: number;
   class_names: string[] | null;
   loss: string;
@@ -86,14 +88,16 @@ export type ExampleValues =
 /** Rows of examples, one per example (tf.tensor2d's number[][], Float32Array[], or tensors): each row holds one
  * example's values, flat or nested as the input's shape level by level ([28][28][1] for [28, 28, 1]; a typed array
  * or a tensor may stand for any level); a row of another size or nesting ([28][28] or [1][28][28] for [28, 28, 1])
- * is refused naming it. Typed-array rows of one type keep it (Uint8Array rows are pixels, scaled as such). */
+ * is refused naming it. Rows whose values all come from typed arrays of one type keep it, at any level of nesting
+ * (Uint8Array rows are pixels, scaled and checked as such). */
 export type Rows = ArrayLike<ExampleValues | TensorLike | OrtTensorLike>;
 
 /** One input's values: flat, examples one after the other (a typed array or an array of numbers), rows of examples
  * (number[][], nested as the input's shape or flat per example), or a tensor (tf.js or ort). Float arrays
  * (Float32Array, Float64Array, plain numbers) are used as they are; integer typed arrays (Uint8Array pixels,
- * Int32Array, ...) are scaled by the model's input scale (a Uint8Array or Uint8ClampedArray for a float input of a
- * model whose input scale is 1 is read raw, 0-255, and console.warn says so once per trainer), unless the input
+ * Int32Array, ...) are scaled by the model's input scale (refused outside [0, 255] where it is 1/255; a Uint8Array,
+ * Uint8ClampedArray, Uint16Array or Int16Array for a float input of a model whose input scale is 1 is read raw, and
+ * console.warn says so once per trainer), unless the input
  * holds token ids (bundle.json inputs[].token_ids) or is an int64 / int32 input, which take whole numbers (a
  * BigInt64Array, or bigints) and are never scaled. */
 export type InputValues =

@@ -34,7 +34,7 @@ export function describe(value) {
 }
 
 /** "0, 2" for flat index 2 of shape [n, 3]: the position Python's messages give (x[0, 2]). */
-function position(flat, shape) {
+export function position(flat, shape) {
   const index = [];
   for (let k = shape.length - 1; k >= 0; k--) {
     index.unshift(flat % shape[k]);

@@ -50,31 +50,36 @@ function flatten(row, out, argument) {
 /**
  * Append the values of `value` to `out` where it nests them as `dims` from level `k` on: an array of dims[k] values
  * nested as the levels below, a typed array as the last level, a tensor of the remaining shape at any level, a value
- * at none. False (with `out` part filled) where it nests otherwise.
+ * at none. False (with `out` part filled) where it nests otherwise. `types` gathers the typed arrays' types the
+ * values come from (null for a plain value).
  */
-function readAs(value, dims, k, out, argument) {
+function readAs(value, dims, k, out, argument, types) {
   if (Array.isArray(value)) {
     if (k === dims.length || value.length !== dims[k]) return false;
-    if (k < dims.length - 1) return value.every((v) => readAs(v, dims, k + 1, out, argument));
+    if (k < dims.length - 1) return value.every((v) => readAs(v, dims, k + 1, out, argument, types));
     for (const v of value) {
       if (typeof v === "object" && v !== null && isNested(v)) return false;
       out.push(v);
     }
+    if (value.length > 0) types.add(null);
     return true;
   }
   if (isTypedArray(value)) {
     if (k !== dims.length - 1 || value.length !== dims[k]) return false;
     for (let i = 0; i < value.length; i++) out.push(value[i]);
+    types.add(value.constructor);
     return true;
   }
   if (isTensor(value)) {
     if (!sameShape(tensorShape(value), dims.slice(k))) return false;
     const data = tensorData(value, argument);
     for (let i = 0; i < data.length; i++) out.push(data[i]);
+    types.add(isTypedArray(data) ? data.constructor : null);
     return true;
   }
   if (k !== dims.length) return false;
   out.push(value);
+  types.add(null);
   return true;
 }
 
@@ -89,8 +94,9 @@ function nesting(row) {
 /**
  * Rows of examples as the values of the examples one after the other. Each row holds one example's values, flat
  * or nested as the example's shape level by level (an array of [28][28][1] for [28, 28, 1], or a typed array or
- * tensor at any level); a row of another size or nesting is refused naming it. Rows that are typed arrays of one
- * type give that type (Uint8Array pixels stay pixels, scaled as such).
+ * tensor at any level); a row of another size or nesting is refused naming it. Rows whose values all come from
+ * typed arrays (or tensors) of one type give that type, at any level of nesting (Uint8Array pixels stay pixels,
+ * scaled and checked as such).
  * @param {unknown[]} rows
  * @param {number[]} example the shape of one example
  * @param {string} argument how messages name the rows
@@ -118,6 +124,7 @@ export function rowValues(rows, example, argument, hint = () => "") {
     return new RangeError(`${argument} expects ${expected}, flat or nested as that shape. Received: ${argument}[${i}] nested ${how}`);
   };
   const out = [];
+  const types = new Set();
   rows.forEach((row, i) => {
     if (!isNested(row)) {
       throw new TypeError(`${argument} expects ${expected}. Received: ${argument}[${i}]=${describeRow(row)}`);
@@ -125,7 +132,10 @@ export function rowValues(rows, example, argument, hint = () => "") {
     const start = out.length;
     const read = (dims) => {
       out.length = start;
-      return readAs(row, dims, 0, out, `${argument}[${i}]`);
+      const rowTypes = new Set();
+      if (!readAs(row, dims, 0, out, `${argument}[${i}]`, rowTypes)) return false;
+      for (const type of rowTypes) types.add(type);
+      return true;
     };
     if (layouts.some(read)) return;
     out.length = start;
@@ -133,7 +143,8 @@ export function rowValues(rows, example, argument, hint = () => "") {
     if (out.length - start !== size) throw wrongSize(i, out.length - start);
     throw wrongNesting(i, row);
   });
-  return out;
+  const [Typed] = types;
+  return types.size === 1 && Typed !== null ? /** @type {any} */ (Typed).from(out) : out;
 }
 
 const describeRow = (row) =>

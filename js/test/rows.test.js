@@ -187,7 +187,7 @@ test("uint8 pixels for a float input of input scale 1 are read raw, and console.
     assert.equal(warnings.length, 1);
     assert.match(
       warnings[0],
-      /^onnxtrain-js: x is a Uint8Array for the float input 'input', and the bundle's input_scale is 1, so the model reads the raw values \(0-255\)\. If it was trained on values in \[0, 1\], scale them: pass Float32Array\.from\(x, \(v\) => v \/ 255\)/,
+      /^onnxtrain-js: x is a Uint8Array \(pixels 0-255\) for the float input 'input', and the model's input_scale is 1, so the model reads the raw values \(0-255\)\. If it was trained on values in \[0, 1\], scale them: pass Float32Array\.from\(x, \(v\) => v \/ 255\)/,
     );
     const other = await Trainer.load(ort, changedBundle((m) => (m.input_scale = 1)));
     await other.predict(pixels); // once per trainer
