@@ -55,15 +55,64 @@ def scale_integers(x: np.ndarray, input_scale: float) -> np.ndarray:
 
 def rescales_pixels_again(layers: Sequence[Any], data_scale: float) -> tuple[str, float] | None:
     """(the layer's name, its scale) when data already scaled by `data_scale` (a Dataset of input_scale 1/255, as
-    `fashion_mnist()` and `image_dataset_from_directory()` give) meets a model whose first layer divides it again:
-    Keras' `Rescaling(1 / 255)`, or any scalar scale of at most 1/127.5, which takes 0-255 values to a unit range.
-    The model would train on pixels / 65025. None otherwise."""
-    from onnxtrain.layers import Input, Rescaling  # the layers import this module's package
+    `fashion_mnist()` and `image_dataset_from_directory()` give) meets a model that divides it again before any
+    layer changes values: Keras' `Rescaling(1 / 255)`, or any scalar scale of at most 1/127.5, which takes 0-255
+    values to a unit range. The model would train on pixels / 65025. None otherwise.
+
+    The Rescaling may come after layers that only move values (Keras' tutorials put RandomFlip, RandomRotation or
+    Resizing first) and inside a nested model at the start; the walk stops at the first layer of any other kind.
+    """
+    from onnxtrain.layers import Rescaling  # the layers import this module's package
 
     if data_scale == 1.0:
         return None
-    first = next((layer for layer in layers if not isinstance(layer, Input)), None)
+    first = _first_value_layer(layers)
     if not isinstance(first, Rescaling) or np.ndim(first.scale) != 0:
         return None
     scale = float(first.scale)
     return (str(first.name), scale) if 0.0 < scale <= 1 / 127.5 else None
+
+
+def _first_value_layer(layers: Sequence[Any]) -> object | None:
+    """The first of `layers` (in order, looking inside nested models) that may change the scale of the values:
+    neither an Input nor a layer that only moves, resizes, crops or pads them. None when there is none."""
+    from onnxtrain.layers import Layer
+
+    for layer in layers:
+        nested = getattr(layer, "layers", None)
+        if nested is not None and not isinstance(layer, Layer):  # a Model or Sequential (the models import this
+            found = _first_value_layer(nested)  # module, so they are told by their layer list, not their class)
+            if found is not None:
+                return found
+        elif not isinstance(layer, _scale_keeping_layers()):
+            return layer
+    return None
+
+
+def _scale_keeping_layers() -> tuple[type, ...]:
+    """Layers whose outputs are input values moved, interpolated, repeated or padded with zeros: they keep the
+    values' scale, so a Rescaling after them still meets the data's own pixels."""
+    from onnxtrain import layers
+
+    return (
+        layers.Input,
+        layers.RandomFlip,
+        layers.RandomCrop,
+        layers.RandomTranslation,
+        layers.RandomRotation,
+        layers.RandomZoom,
+        layers.Resizing,
+        layers.CenterCrop,
+        layers.Reshape,
+        layers.Permute,
+        layers.Flatten,
+        layers.Cropping1D,
+        layers.Cropping2D,
+        layers.Cropping3D,
+        layers.ZeroPadding1D,
+        layers.ZeroPadding2D,
+        layers.ZeroPadding3D,
+        layers.UpSampling1D,
+        layers.UpSampling2D,
+        layers.UpSampling3D,
+    )

@@ -86,8 +86,9 @@ def check_pixel_range(x: np.ndarray, input_scale: float, argument: str, owner: S
 
 def warn_of_raw_pixels(argument: str, dtype: np.dtype | type = np.uint8, owner: ScaleOwner = "model") -> None:
     """Warn that `argument`, integer pixels of `dtype` (uint8, uint16, int16), goes as it is into a float input at
-    input_scale 1, seldom what a model trained on [0, 1] wants (onnxtrain-js' Trainer warns alike of uint8). Python
-    shows it once per calling line: the warning names the user's line, not onnxtrain's."""
+    input_scale 1, seldom what a model trained on [0, 1] wants (onnxtrain-js' Trainer applies the same rule: it
+    warns of uint8, uint16 and int16, and refuses values outside [0, 255] at 1/255). Python shows it once per
+    calling line: the warning names the user's line, not onnxtrain's."""
     dtype = np.dtype(dtype)
     pixels = _PIXEL_DTYPES.get(dtype, _PIXEL_DTYPES[np.dtype(np.uint8)])
     n = pixels.divisor

@@ -107,10 +107,11 @@ class Loss:
 
     def get_config(self) -> dict[str, Any]:
         """{"name": ..., **arguments}, what `onnxtrain.losses.get` rebuilds the loss from. A loss of one's own is
-        named so that its class is found again (`_own_losses.saved_name`), with its dataclass fields as arguments."""
+        named so that its class is found again (`_own_losses.saved_name`), with its dataclass fields as arguments
+        (a numpy number as the Python number it holds, as Keras serializes one, so that a save can write it)."""
         if not _own_losses.is_own(type(self)):
             return {"name": self.name}
-        arguments = {f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name != "name"}
+        arguments = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.init and f.name != "name"}
         return {"name": _own_losses.saved_name(self), **arguments}
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
@@ -126,6 +127,15 @@ class Loss:
 
 
 EPSILON = 1e-7  # Keras' backend.epsilon()
+
+
+def _plain(value: Any) -> Any:
+    """`value` with numpy numbers (also inside tuples and lists) as Python numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if type(value) in (tuple, list):  # not a namedtuple, whose fields a generator does not fill
+        return type(value)(_plain(item) for item in value)
+    return value
 
 
 def mean_loss(builder: GraphBuilder, value: str) -> str:

@@ -55,15 +55,19 @@ def class_name(cls: type) -> str:
 
 def defined_classes(name: str) -> list[type]:
     """The loss classes of one's own defined in this process that a saved `name` finds, several where it is
-    ambiguous: by key ("__main__.SoftmaxMSE"; where no class has it, the classes of that class name in any module,
-    as a save from a script is loaded where the class is imported), or by the name its class gives its instances or
-    its class name ("softmax_mse", "SoftmaxMSE"), compared normalized. None for a name of onnxtrain's."""
+    ambiguous: by key ("mod.SoftmaxMSE"), or by the name its class gives its instances or its class name
+    ("softmax_mse", "SoftmaxMSE"), compared normalized. None for a name of onnxtrain's.
+
+    A key of a script's class ("__main__.SoftmaxMSE") that no class has finds the classes of that name in any
+    module, as a save from a script is loaded where the class is imported. A key of a named module finds that
+    module's class alone: a class of the same name from another module may compute something else.
+    """
     name = name.strip()
     if name in DEFINED:
         return [DEFINED[name]]
     if "." in name.strip("."):
-        short = name.rpartition(".")[2]
-        return [cls for cls in DEFINED.values() if cls.__qualname__ == short]
+        module, _, qualname = name.partition(".") if name.startswith("__main__.") else ("", "", "")
+        return [cls for cls in DEFINED.values() if module and cls.__qualname__ == qualname]
     wanted = normalized(name)
     if not wanted or wanted in BUILT_IN:
         return []

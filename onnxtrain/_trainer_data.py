@@ -78,10 +78,10 @@ class TrainerData:
         if scale is not None and twice is not None:
             raise InvalidArgumentError(
                 f"fit's training data holds pixels already divided by {1 / scale:.6g} (a Dataset of input_scale "
-                f"{scale:.6g}, as fashion_mnist() and image_dataset_from_directory() give), and the model's first "
-                f"layer {twice[0]!r}, Rescaling(scale={twice[1]:.6g}), divides them again: the model would train on "
-                "pixels / 65025. Remove that Rescaling layer (the model takes the data's input_scale and scales raw "
-                "pixels itself when it predicts), or pass unscaled pixels "
+                f"{scale:.6g}, as fashion_mnist() and image_dataset_from_directory() give), and the model's layer "
+                f"{twice[0]!r}, before any layer that changes values, Rescaling(scale={twice[1]:.6g}), divides them "
+                "again: the model would train on pixels / 65025. Remove that Rescaling layer (the model takes the "
+                "data's input_scale and scales raw pixels itself when it predicts), or pass unscaled pixels "
                 "(image_dataset_from_directory(..., scale_pixels=False))."
             )
         if self.model.class_names is None and train.class_names:

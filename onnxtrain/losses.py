@@ -16,6 +16,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 from onnxtrain import _own_losses
 from onnxtrain._classification_losses import (
     BinaryCrossentropy,
@@ -210,11 +212,18 @@ def _not_defined(name: str, unknown: UnknownIdentifierError) -> str:
         )
     if "." in stripped.strip("."):  # a loss class of one's own, saved by its key
         module, _, short = stripped.rpartition(".")
-        define = f"Define {short}" if module == "__main__" else f"Import {module} (or define {short})"
+        define = f"Define {short}" if module == "__main__" else f"Import {module}"
+        others = sorted(_own_losses.class_key(cls) for cls in _own_losses.DEFINED.values() if cls.__name__ == short)
+        elsewhere = (
+            f" The class of that name this process has, {', '.join(others)}, is another class, which may compute "
+            "something else: it is not taken in its place."
+            if others
+            else ""
+        )
         return (
             f"Could not interpret loss {name!r}: it names a loss class of one's own, {short} of module {module!r}, "
-            f"which this process has not defined: a save holds a loss's name, not its code. {define} before loading, "
-            f"or pass the class: load_model(dir, custom_objects={{{short!r}: {short}}})."
+            f"which this process has not defined: a save holds a loss's name, not its code.{elsewhere} {define} "
+            f"before loading, or pass the class: load_model(dir, custom_objects={{{short!r}: {short}}})."
         )
     return (
         f"{unknown} A loss of one's own (a Loss subclass) is found by its name once its class is defined or imported; "
@@ -263,7 +272,7 @@ def check_loadable(loss: Loss) -> None:
     except (TypeError, ValueError) as e:
         raise InvalidArgumentError(
             f"{what}: its get_config() must return JSON values (numbers, strings, lists, dicts), which a save "
-            f"writes ({e}). Nothing was written."
+            f"writes ({e}; a numpy number becomes one with float(value) or value.item()). Nothing was written."
         ) from e
     try:
         rebuilt = get(config)
@@ -274,9 +283,13 @@ def check_loadable(loss: Loss) -> None:
             f"{what}: its config {config!r} names {_own_losses.class_key(type(rebuilt))} instead. Give the class a "
             "name of its own (name: str = field(default='my_loss', init=False)). Nothing was written."
         )
-    if not _same_settings(rebuilt, loss):
+    differences = _differences(rebuilt, loss)
+    if differences:
+        missing = sorted(name for name in differences if name not in config)
+        unsaved = f" ({', '.join(missing)}: not in get_config())" if missing else ""
         raise InvalidArgumentError(
-            f"{what}: load_model rebuilds it from its get_config(), {config!r}, as {rebuilt!r}, not as {loss!r}. {_FIX}"
+            f"{what}: load_model rebuilds it from its get_config(), {config!r}, with "
+            f"{_settings(differences, 0)} where the loss has {_settings(differences, 1)}{unsaved}. {_FIX}"
         )
 
 
@@ -285,13 +298,52 @@ _FIX = (
     "{**super().get_config(), 'scale': self.scale}. Nothing was written."
 )
 
+_ABSENT = "<absent>"
 
-def _same_settings(rebuilt: Loss, loss: Loss) -> bool:
-    """Whether a loss rebuilt from its config holds what the loss holds (its fields and attributes)."""
+
+def _differences(rebuilt: Loss, loss: Loss) -> dict[str, tuple[Any, Any]]:
+    """The attributes (dataclass fields included) in which a loss rebuilt from its config differs from the loss:
+    name -> (rebuilt value, loss's value). Values are compared as a save writes them (a JSON round trip: a tuple
+    and the list it loads as are the same, so are a numpy number and the Python number it is); values that do not
+    compare to a bool (arrays) are taken as the same, as nothing can be told of them."""
+    theirs, ours = vars(rebuilt), vars(loss)
+    differences = {}
+    for name in sorted(set(theirs) | set(ours)):
+        old, new = theirs.get(name, _ABSENT), ours.get(name, _ABSENT)
+        if not _same_value(old, new):
+            differences[name] = (old, new)
+    return differences
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Whether two settings are the same as a save writes them (`_differences`)."""
     try:
-        return bool(rebuilt == loss and vars(rebuilt) == vars(loss))
-    except (TypeError, ValueError):  # settings that do not compare to a bool (arrays): nothing to tell
+        return bool(_as_saved(a) == _as_saved(b))
+    except (TypeError, ValueError):  # not JSON, and does not compare to a bool: nothing to tell
         return True
+
+
+def _as_saved(value: Any) -> Any:
+    """`value` after a JSON round trip (numpy numbers as Python numbers), or itself where JSON cannot hold it."""
+    try:
+        return json.loads(json.dumps(value, default=_json_number))
+    except (TypeError, ValueError):
+        return value
+
+
+def _json_number(value: Any) -> Any:
+    """A numpy number as the Python number it holds, for json.dumps; anything else is refused."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _settings(differences: dict[str, tuple[Any, Any]], side: int) -> str:
+    """ "scale=1.0, offset=0" from one side of `_differences`."""
+    return ", ".join(
+        f"{name}={values[side] if values[side] is _ABSENT else repr(values[side])}"
+        for name, values in differences.items()
+    )
 
 
 def _from_keras_config(config: Mapping[str, Any]) -> dict[str, Any]:

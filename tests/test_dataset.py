@@ -355,3 +355,24 @@ def test_flags_are_bools_and_a_seed_needs_shuffle(call, message) -> None:
     without shuffle where batches' is refused."""
     with pytest.raises(InvalidArgumentError, match=message):
         call(make(4))
+
+
+def test_dataset_takes_kotlindl_s_features_and_labels_as_create_does() -> None:
+    x, y = np.arange(6, dtype=np.float32).reshape(3, 2), np.array([0, 1, 0])
+    made = Dataset(features=x, labels=y)
+    assert np.array_equal(made.x, Dataset(x, y).x) and np.array_equal(made.y, Dataset(x, y).y)
+    assert np.array_equal(Dataset(x, labels=y).y, y)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"features": np.zeros((3, 2))}, r"Dataset needs x and y \(KotlinDL's features and labels\)\. Received: y"),
+        ({}, r"Received: x and y missing"),
+        ({"x": np.zeros((3, 2)), "y": np.zeros(3), "features": np.zeros((3, 2))}, r"Pass x=\.\.\. or features="),
+    ],
+    ids=["labels missing", "nothing", "x twice"],
+)
+def test_dataset_refuses_x_or_y_missing_or_given_twice(arguments: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        Dataset(**arguments)  # type: ignore[arg-type]

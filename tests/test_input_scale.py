@@ -5,10 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnxtrain import Sequential
+from onnxtrain import Model, Sequential
+from onnxtrain._input_scale import rescales_pixels_again
 from onnxtrain.datasets import Dataset
 from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.layers import Dense, Flatten, Input, Rescaling
+from onnxtrain.layers import (
+    CenterCrop,
+    Conv2D,
+    Dense,
+    Flatten,
+    Input,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    Rescaling,
+    Resizing,
+)
 
 PIXELS = np.arange(8 * 4, dtype=np.float32).reshape(8, 2, 2, 1) / 255  # as fashion_mnist() scales them
 LABELS = np.arange(8) % 2
@@ -47,3 +62,61 @@ def test_data_and_rescaling_that_scale_once_train(first, data):
         model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
         history = model.fit(data, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def _functional(*middle: object) -> Model:
+    inputs = Input(2, 2, 1)
+    x = inputs
+    for layer in middle:
+        x = layer(x)
+    return Model(inputs, Dense(2, activation="linear")(Flatten()(x)))
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        RandomFlip("horizontal", seed=0),
+        RandomRotation(0.1, seed=0),
+        RandomZoom(0.1, seed=0),
+        RandomTranslation(0.1, 0.1, seed=0),
+        RandomCrop(2, 2, seed=0),
+        Resizing(2, 2),
+        CenterCrop(2, 2),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
+def test_a_rescaling_after_layers_that_only_move_pixels_is_found(before):
+    assert rescales_pixels_again(_model(before, Rescaling(1 / 255, name="scale")).layers, 1 / 255) == ("scale", 1 / 255)
+
+
+def test_a_rescaling_after_augmentation_in_a_functional_model_is_found():
+    model = _functional(RandomFlip("horizontal", seed=0), Rescaling(1 / 255, name="scale"))
+    assert rescales_pixels_again(model.layers, 1 / 255) == ("scale", 1 / 255)
+
+
+def test_a_rescaling_inside_a_nested_model_at_the_start_is_found():
+    inner = Sequential.of(Input(2, 2, 1), RandomFlip("horizontal", seed=0), Rescaling(1 / 255, name="scale"))
+    assert rescales_pixels_again(_functional(inner).layers, 1 / 255) == ("scale", 1 / 255)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        (Conv2D(1, 1), Rescaling(1 / 255)),  # features, not pixels
+        (RandomContrast(0.5, seed=0), Rescaling(1 / 255)),  # changes values first
+        (Sequential.of(Input(2, 2, 1), Conv2D(1, 1)), Rescaling(1 / 255)),  # a nested model that computes
+    ],
+    ids=["after Conv2D", "after RandomContrast", "after a nested model"],
+)
+def test_a_rescaling_after_a_layer_that_changes_values_is_not_refused(layers):
+    model = _functional(*layers) if isinstance(layers[0], Sequential) else _model(*layers)
+    assert rescales_pixels_again(model.layers, 1 / 255) is None
+
+
+@pytest.mark.slow
+def test_fit_refuses_a_rescaling_after_a_random_flip():
+    model = _model(RandomFlip("horizontal", seed=0), Rescaling(1 / 255))
+    with model:
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        with pytest.raises(InvalidArgumentError, match="divides them again"):
+            model.fit(Dataset(PIXELS, LABELS, input_scale=1 / 255), epochs=1, verbose=0)

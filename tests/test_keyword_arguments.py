@@ -50,7 +50,6 @@ INITIALIZERS += [
 DATASETS = [
     ("Dataset classNames", lambda: Dataset(X, Y, classNames=["a", "b"]), rf"{SNAKE}'classNames' \(in Python: class_"),
     ("Dataset inputScale", lambda: Dataset(X, Y, inputScale=1), rf"{SNAKE}'inputScale' \(in Python: input_scale\)"),
-    ("Dataset labels", lambda: Dataset(X, Y, labels=Y), r"KotlinDL's 'labels' is y in onnxtrain \(Dataset\.create"),
     ("create classNames", lambda: Dataset.create(X, Y, classNames=["a", "b"]), r"^Dataset\.create\(\) got .*class_"),
 ]
 

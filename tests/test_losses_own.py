@@ -153,6 +153,73 @@ def test_a_name_onnxtrain_takes_or_two_classes_share_is_saved_as_module_and_clas
         losses.get("shared")
 
 
+def _module_class(module: str, exponent: int) -> type[Loss]:
+    """A loss class `MyLoss` as module `module` would define it: |d| ** exponent."""
+
+    def elements(self, builder, output, labels):
+        difference = builder.node("Abs", [builder.node("Sub", [output, labels])])
+        return difference if exponent == 1 else builder.node("Mul", [difference, difference])
+
+    return type("MyLoss", (Loss,), {"__module__": module, "__qualname__": "MyLoss", "elements": elements})
+
+
+def test_a_key_of_a_named_module_never_finds_the_class_of_that_name_of_another_module():
+    squared = _module_class("losses_of_mod1", 2)
+    with pytest.raises(UnknownIdentifierError) as refused:
+        losses.get("losses_of_mod2.MyLoss")
+    message = str(refused.value)
+    assert "MyLoss of module 'losses_of_mod2'" in message and "Import losses_of_mod2 before loading" in message
+    assert "The class of that name this process has, losses_of_mod1.MyLoss, is another class" in message
+    assert type(losses.get("losses_of_mod1.MyLoss")) is squared
+    absolute = _module_class("losses_of_mod2", 1)
+    assert type(losses.get("losses_of_mod2.MyLoss")) is absolute
+
+
+def test_a_key_of_a_script_finds_the_class_of_that_name_where_a_module_defines_it():
+    imported = _module_class("losses_of_mod1", 2)
+    assert type(losses.get("__main__.MyLoss")) is imported  # the script's class, imported from its module
+    _module_class("losses_of_mod2", 1)
+    with pytest.raises(UnknownIdentifierError, match=r"'__main__.MyLoss': it names several loss classes"):
+        losses.get("__main__.MyLoss")
+
+
+@dataclass(frozen=True)
+class PerOutputWeights(Loss):
+    """A tuple field (a frozen dataclass takes no list default), which a save writes as a JSON list."""
+
+    weights: tuple = (1.0, 2.0)
+
+    def elements(self, builder, output, labels):
+        return builder.node("Abs", [builder.node("Sub", [output, labels])])
+
+
+def test_settings_a_save_writes_differently_but_equal_are_loadable():
+    check_loadable(PerOutputWeights())  # (1.0, 2.0) loads as [1.0, 2.0]: the same numbers
+    assert losses.get(json.loads(json.dumps(PerOutputWeights().get_config()))).weights == [1.0, 2.0]
+    for scale in (np.float32(2.0), np.float64(0.1), np.int64(3)):
+        config = ScaledError(scale=scale).get_config()  # numpy numbers as Python's, as Keras serializes them
+        assert config["scale"] == scale.item() and type(config["scale"]) is type(scale.item())
+        check_loadable(ScaledError(scale=scale))
+    assert PerOutputWeights(weights=(np.float32(0.5), 1)).get_config()["weights"] == (0.5, 1)
+
+
+def test_a_refused_loss_names_the_settings_its_config_loses():
+    class Plain(Loss):
+        def __init__(self, scale=1.0):
+            super().__init__()
+            object.__setattr__(self, "scale", scale)
+
+        def elements(self, builder, output, labels):
+            return builder.node("Abs", [builder.node("Sub", [output, labels])])
+
+    with pytest.raises(InvalidArgumentError) as refused:
+        check_loadable(Plain(2.0))
+    message = str(refused.value)
+    assert "load_model rebuilds it from its get_config(), {'name': " in message, message
+    assert "with scale=1.0 where the loss has scale=2.0 (scale: not in get_config())." in message, message
+    check_loadable(Plain())  # its config rebuilds the loss as it is
+
+
 @pytest.mark.parametrize(
     ("identifier", "message"),
     [

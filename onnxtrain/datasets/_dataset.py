@@ -24,12 +24,6 @@ from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 
 from ._idx import read_idx
 
-_KOTLINDL_NAMES = {
-    "features": "is x in onnxtrain (Dataset.create takes features= and labels= too, as OnHeapDataset.create)",
-    "labels": "is y in onnxtrain (Dataset.create takes features= and labels= too, as OnHeapDataset.create)",
-}
-"""KotlinDL's names of Dataset's arguments (OnHeapDataset.create's), with what stands for each in `Dataset(...)`."""
-
 
 class Dataset:
     """Examples ``x`` and labels ``y`` of equal length.
@@ -46,28 +40,39 @@ class Dataset:
         input_scale: the factor that takes raw integer inputs to `x`'s scale (1/255 when pixels were divided by
             255, or to divide integer `x` by 255 here). A model whose first fit trains on this dataset records it,
             and multiplies integer inputs given to `predict` by it.
+        features, labels: KotlinDL's names of x and y (OnHeapDataset.create's), taken for them.
 
     Raises:
         InvalidTypeError: x or y is not numeric (object, str, bool, complex...), or class_names not str.
         ShapeError: x or y is a scalar, or their lengths differ.
         InvalidArgumentError: the dataset is empty, a value is NaN or infinite, a label has no class name,
-            input_scale is not a positive finite number, or integer x outside [0, 255] at input_scale 1/255.
+            input_scale is not a positive finite number, integer x outside [0, 255] at input_scale 1/255, x or y
+            missing, or given twice (as x and as features).
 
     Example:
         >>> train = Dataset(np.zeros((4, 28, 28, 1)), np.array([0, 1, 2, 3]))
         >>> train, val = train.split(0.5)
+        >>> train = Dataset(features=np.zeros((4, 784)), labels=np.array([0, 1, 2, 3]))  # KotlinDL's names
     """
 
     def __init__(
         self,
-        x: Any,
-        y: Any,
+        x: Any = None,
+        y: Any = None,
         *,
         class_names: Sequence[str] | None = None,
         input_scale: float | None = None,
+        features: Any = None,
+        labels: Any = None,
         **unknown: Any,
     ) -> None:
-        refuse_unknown("Dataset", unknown, Dataset.__init__, renamed=_KOTLINDL_NAMES)
+        refuse_unknown("Dataset", unknown, Dataset.__init__)
+        x, y = alias("x", x, "features", features), alias("y", y, "labels", labels)
+        if x is None or y is None:
+            missing = " and ".join(name for name, value in (("x", x), ("y", y)) if value is None)
+            raise InvalidArgumentError(
+                f"Dataset needs x and y (KotlinDL's features and labels). Received: {missing} missing"
+            )
         scale = None if input_scale is None else valid_input_scale(input_scale)
         if input_scale is not None and scale is None:
             raise InvalidArgumentError(
@@ -92,7 +97,7 @@ class Dataset:
         input_scale: float | None = None,
         **unknown: Any,
     ) -> Dataset:
-        """KotlinDL's `OnHeapDataset.create(features, labels)`: the same as ``Dataset(x, y, ...)``, and it takes
+        """KotlinDL's `OnHeapDataset.create(features, labels)`: the same as ``Dataset(x, y, ...)``, which takes
         KotlinDL's names of x and y, `features` and `labels`, too.
 
         Raises:
@@ -104,14 +109,8 @@ class Dataset:
             >>> train = Dataset.create(np.zeros((4, 784)), np.array([0, 1, 2, 3]))
             >>> train = Dataset.create(features=np.zeros((4, 784)), labels=np.array([0, 1, 2, 3]))
         """
-        refuse_unknown("Dataset.create", unknown, Dataset.create, renamed=_KOTLINDL_NAMES)
-        x, y = alias("x", x, "features", features), alias("y", y, "labels", labels)
-        if x is None or y is None:
-            missing = " and ".join(name for name, value in (("x", x), ("y", y)) if value is None)
-            raise InvalidArgumentError(
-                f"Dataset.create() needs x and y (KotlinDL's features and labels). Received: {missing} missing"
-            )
-        return cls(x, y, class_names=class_names, input_scale=input_scale)
+        refuse_unknown("Dataset.create", unknown, Dataset.create)
+        return cls(x, y, class_names=class_names, input_scale=input_scale, features=features, labels=labels)
 
     @classmethod
     def _trusted(
