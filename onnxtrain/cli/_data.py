@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from onnxtrain._input_scale import rescales_pixels_again
 from onnxtrain._npy_file import read_npy, read_npz
 from onnxtrain.cli._image_folders import ImageTarget, load_image_folder
 from onnxtrain.cli._image_input import IMAGE_SUFFIXES, INPUT_EXPECTED, read_image_folder, read_image_input
@@ -129,21 +130,18 @@ class RunData(NamedTuple):
 
 
 def refuse_scaling_twice(model: Any, data: RunData, source: str) -> None:
-    """Refuse pixels this module divided by 255 (uint8 .npz, a folder of images, fashion-mnist) for a model whose
-    first layer divides them again: Keras' `Rescaling(1 / 255)` (any scale of at most 1/127.5, which takes 0-255
-    values to a unit range), which would leave the model training on pixels / 65025."""
-    from onnxtrain.layers import Input, Rescaling
-
-    first = next((layer for layer in model.layers if not isinstance(layer, Input)), None)
-    if data.train.input_scale in (None, 1.0) or not isinstance(first, Rescaling) or first.scale.ndim != 0:
-        return
-    scale = float(first.scale)
-    if 0.0 < scale <= 1 / 127.5:
+    """Refuse pixels this module divided by 255 (uint8 .npz, a folder of images, fashion-mnist) for a model that
+    divides them again before any layer changes values (fit's rule, `rescales_pixels_again`), which would leave the
+    model training on pixels / 65025."""
+    scale_of_data = data.train.input_scale
+    twice = None if scale_of_data is None else rescales_pixels_again(model.layers, scale_of_data)
+    if twice is not None:
+        name, scale = twice
         # (a .npz may hold float32 pixels instead, which are taken as they are; a folder's are always uint8)
         keep = ", or store x as float32 values 0-255 in the .npz (which are taken as they are)" * (".npz" in source)
         raise InvalidArgumentError(
             f"{source}: its x are pixels, which onnxtrain train divides by 255 (as fashion_mnist() does), and the "
-            f"model's first layer {first.name!r}, Rescaling(scale={scale:.6g}), divides them again: the model would "
+            f"model's first layer {name!r}, Rescaling(scale={scale:.6g}), divides them again: the model would "
             f"train on pixels / 65025. Remove that Rescaling layer{keep}."
         )
 
