@@ -14,7 +14,34 @@ sys.path.insert(0, str(Path(__file__).parent))  # for `import reference`
 os.environ.setdefault("ONNXTRAIN_SPINNING", "0")
 
 
+SLOW_LIST = Path(__file__).parent / "slow_tests.txt"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-slow-list",
+        action="store_true",
+        help="don't mark the tests listed in tests/slow_tests.txt slow (tools/slow_tests.py measures them so)",
+    )
+
+
+def _listed_slow_tests() -> set[str]:
+    """The fast-loop tests measured at a tenth of a second or more (tools/slow_tests.py writes the list)."""
+    lines = SLOW_LIST.read_text().splitlines() if SLOW_LIST.exists() else []
+    return {line for line in lines if line and not line.startswith("#")}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--no-slow-list"):
+        listed = _listed_slow_tests()
+        for item in items:
+            if item.nodeid in listed:
+                item.add_marker(pytest.mark.slow)
+    _skip_what_this_install_lacks(items)
+
+
+def _skip_what_this_install_lacks(items: list[pytest.Item]) -> None:
     from onnxtrain import _ort_training
     from onnxtrain._runtime import available_providers
     from onnxtrain.errors import RuntimeSetupError
