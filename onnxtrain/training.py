@@ -1,10 +1,10 @@
 """The training loop around an engine: `Trainer` opens the engine `compile` names, and fits, evaluates and
 predicts over numpy batches with it.
 
-Here: the trainer's setup, fit's checks of its arguments and its loop over epochs, and the check that layers are
-as compiled. Its other parts: the data it reads (`_trainer_data`), one epoch's steps over batches, kept to the
-engine call and a small numpy reduction per batch (`_epoch_loop`), evaluate and the predictions
-(`_trainer_evaluation`); what it is given: `Compiled` (`_compiled`) and `TrainedModel` (`_trained_model`).
+Here: the trainer's setup, fit's checks of its arguments and its loop over epochs. Its other parts: the data it
+reads (`_trainer_data`), one epoch's steps over batches, kept to the engine call and a small numpy reduction per
+batch (`_epoch_loop`), evaluate and the predictions (`_trainer_evaluation`), the check that the layers are as
+compiled (`_compiled_layers`); what it is given: `Compiled` (`_compiled`) and `TrainedModel` (`_trained_model`).
 
 In a data-parallel fit (`onnxtrain.distributed.init()` before compile), every process takes process 0's counters
 (epoch, step, learning rate), shuffles with the same (seed, epoch), takes its rows of each global batch
@@ -44,6 +44,7 @@ from onnxtrain._batches import (
 )
 from onnxtrain._checks import check_positive_int, check_validation_split
 from onnxtrain._compiled import Compiled
+from onnxtrain._compiled_layers import CompiledLayers
 from onnxtrain._data_parallel_fit import (
     TrainingCounters,
     any_process,
@@ -76,8 +77,7 @@ from onnxtrain.callbacks._learning_rate import optimizer_schedule
 from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.distributed._world import world
 from onnxtrain.engine import Engine, EngineRequest
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, listing
-from onnxtrain.functional import every_layer
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, listing
 from onnxtrain.history import History
 from onnxtrain.layers import Input
 from onnxtrain.multi_output import OutputLosses
@@ -110,9 +110,7 @@ class Trainer(TrainerData, EpochLoop, TrainerEvaluation):
         # here, across fit calls, like the epochs.
         self.steps_trained = int(getattr(engine, "step", 0))
         self.threads = threads  # intra-op threads of every session, predict's included (None: ORT's default)
-        self._every_layer = every_layer(model.layers)  # fixed once compiled: add() is refused then (nested: theirs)
-        self._trainable = tuple(layer.trainable for layer in self._every_layer)  # what the engine was built to train
-        self._assigned = [len(layer.settings_assigned()) for layer in self._every_layer]
+        self._compiled_layers = CompiledLayers(model.layers)
         self._flush = FlushToZero()
         self._predictor = Predictor(model, device, threads, self._flush, compiled.loss)
         # (graph input name, per-example shape) of each model input, in order
@@ -375,32 +373,12 @@ class Trainer(TrainerData, EpochLoop, TrainerEvaluation):
 
     # --- the layers as compiled, and the trainer's lifetime -------------------------------------------------
     def check_layers_as_compiled(self, action: str) -> None:
-        """Refuse to run `action` on layers whose settings changed after compile (`layer.trainable = False`,
-        `dropout.rate = 0.3`, `dense.activation = "tanh"`): the compiled engine and the predictions' session still
-        compute the old ones, while save and export would write the new.
+        """Refuse to run `action` on layers whose settings changed after compile (`CompiledLayers.check`).
 
         Raises:
             ModelStateError: naming the layers and what changed, and that compile() applies it.
         """
-        layers = self._every_layer
-        trainable = [layer.name for layer, was in zip(layers, self._trainable, strict=True) if layer.trainable != was]
-        if trainable:  # Keras would train on as compiled, which param_counts() already contradicts
-            raise ModelStateError(
-                f"The trainable flag of layer(s) {trainable} changed after compile() (layer.trainable, or "
-                "model.trainable of this model or of one nested in it); the compiled engine still trains as before. "
-                "Call compile() again to apply it (the weights are kept, the optimizer state starts anew)."
-            )
-        changed = []
-        for layer, assigned in zip(self._every_layer, self._assigned, strict=True):
-            since = [a for a in layer.settings_assigned()[assigned:] if a != "trainable"]
-            if since:  # (trainable: by its value, above)
-                changed.append(f"{layer.name} ({', '.join(dict.fromkeys(since))})")
-        if changed:
-            raise ModelStateError(
-                f"{action}: the settings of layer(s) {', '.join(changed)} were assigned after compile(); the compiled "
-                "model still computes the old ones. Call compile() again to apply them (the weights are kept, the "
-                "optimizer state starts anew)."
-            )
+        self._compiled_layers.check(action)
 
     def weights_changed(self) -> None:
         self._predictor.invalidate()

@@ -1,0 +1,145 @@
+"""The Callback contract: the base class whose hooks `fit` calls, what a callback sees of the model being trained
+(`CallbackModel`), the type of `logs`, and the checks the stock callbacks share."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from onnxtrain.errors import InvalidArgumentError
+
+Logs = Mapping[str, float]
+"""What the hooks get as `logs`. At an epoch's end it is one dict that fit hands to every callback in order, so a
+callback may add a figure to it (as LearningRateScheduler and ReduceLROnPlateau add `learning_rate`, like Keras'):
+the History and the callbacks after it see it. The progress line is printed before the callbacks run, so that what
+they print follows it, and shows only fit's own figures."""
+logger = logging.getLogger("onnxtrain")
+
+
+class CallbackModel(Protocol):
+    """What the stock callbacks use of the model being trained (a `Sequential`, which a callback's `self.model`
+    is): the flag that stops `fit`, the learning rate, the weights, `save` and `save_weights`."""
+
+    stop_training: bool
+
+    @property
+    def learning_rate(self) -> float: ...
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None: ...
+
+    def get_weights(self) -> dict[str, np.ndarray]: ...
+
+    def set_weights(self, weights: Mapping[str, Any] | Sequence[Any]) -> None: ...
+
+    def save(self, directory: str | Path, writing_mode: Any = ..., save_optimizer_state: bool = ...) -> Path: ...
+
+    def save_weights(self, path: str | Path, overwrite: bool = ...) -> Path: ...
+
+
+class Callback:
+    """Base class: override any hook. `self.model` is the model being trained; set
+    `self.model.stop_training = True` to stop after the current batch or epoch.
+
+    The batch hooks are Keras': `on_train_batch_begin` and `on_train_batch_end`, with `on_batch_begin` and
+    `on_batch_end` as their aliases (the `on_train_batch_*` defaults call them), so a callback overriding either
+    spelling is called once per batch. Batches are numbered from 1 in each epoch; begin gets no logs, end gets
+    the running loss and metrics of the epoch. Keras' test and predict hooks are never called (a warning says so).
+    `fit` refuses, before its first step, a hook it could not call as written: one under KotlinDL's camelCase name
+    (`onEpochEnd`), or one whose signature cannot take Keras' arguments (KotlinDL's `on_epoch_end(epoch, event, logs)`).
+
+    Overriding an end hook makes `fit` compute running figures every batch (a microsecond or so per step);
+    a subclass can opt out by setting `wants_batches = False` while a flag of its own leaves that hook idle.
+
+    During `fit`, `self.params` is Keras' {"verbose": ..., "epochs": ..., "steps": ...} of the call (epochs asked
+    for, batches per epoch), and `self.optimizer_steps` the updates the optimizer has made so far.
+    """
+
+    model: CallbackModel
+    params: Mapping[str, Any] = MappingProxyType({})
+    _optimizer_steps: Callable[[], int] | None = None
+    adds_log_keys: ClassVar[tuple[str, ...]] = ()  # what a stock callback adds to the epoch logs (learning_rate)
+
+    def set_model(self, model: CallbackModel) -> None:
+        self.model = model
+
+    def set_params(self, params: Mapping[str, Any]) -> None:
+        self.params = params
+
+    def set_optimizer_steps(self, counter: Callable[[], int]) -> None:
+        """Where `optimizer_steps` reads from (fit passes its trainer's count)."""
+        self._optimizer_steps = counter
+
+    @property
+    def optimizer_steps(self) -> int:
+        """The updates the optimizer has made so far, counted across `fit` calls: Keras'
+        `self.model.optimizer.iterations`. It starts at 0 with each new optimizer (compile), and a model loaded
+        with its optimizer state continues the saved count (engine="portable"; "ort-training" restarts at 0). A
+        non-finite loss makes no update and is not counted. 0 outside `fit`."""
+        return self._optimizer_steps() if self._optimizer_steps is not None else 0
+
+    def log_keys_read(self) -> list[tuple[str, str]]:
+        """The epoch-log keys this callback reads at an epoch's end, each as (key, how the callback names it), e.g.
+        ("val_loss", "EarlyStopping(monitor='val_loss')"). Before its first step `fit` refuses a key that its epoch
+        logs will not hold (`check_log_keys`); a callback of one's own may override this to be checked too. None
+        here."""
+        return []
+
+    def check_fit_start(self, directions: Mapping[str, str]) -> None:
+        """Called by `fit` before its first step, once the keys of `log_keys_read` have passed, in every process of
+        a data-parallel fit: refuse here what would otherwise fail only after an epoch (a path a callback cannot
+        write). `directions` says which way each figure of the epoch logs improves, "up" or "down" by key (val_
+        keys too), as Keras' metrics' `_direction`: the losses down, each compiled metric by its kind; the stock
+        callbacks in mode "auto" take theirs from it (and refuse a figure it does not name). Nothing here."""
+
+    def log_keys_added(self) -> tuple[str, ...] | None:
+        """The keys this callback adds to the epoch logs, which the callbacks after it may read; None where that is
+        unknown: a subclass's own `on_epoch_end` may add any."""
+        stock = next(c for c in type(self).__mro__ if issubclass(c, Callback) and c.__module__.startswith("onnxtrain."))
+        return None if _overrides(self, "on_epoch_end", since=stock) else stock.adds_log_keys
+
+    @property
+    def wants_batches(self) -> bool:
+        """Whether `fit` must call the batch-end hooks with running figures (one of them is overridden)."""
+        return _overrides(self, "on_train_batch_end", "on_batch_end")
+
+    @property
+    def wants_batch_begin(self) -> bool:
+        """Whether `fit` must call the batch-begin hooks (one of them is overridden)."""
+        return _overrides(self, "on_train_batch_begin", "on_batch_begin")
+
+    def on_train_begin(self, logs: Logs | None = None) -> None: ...
+
+    def on_train_end(self, logs: Logs | None = None) -> None: ...
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None: ...
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None: ...
+
+    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self.on_batch_end(batch, logs)
+
+    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
+
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
+
+
+def _overrides(callback: Callback, *hooks: str, since: type[Callback] = Callback) -> bool:
+    """Whether `callback`'s class overrides one of `hooks` as `since` (a base class of it) has them."""
+    return any(getattr(type(callback), hook) is not getattr(since, hook) for hook in hooks)
+
+
+def check_callback_verbose(owner: str, verbose: object) -> int:
+    """A callback's `verbose` as an int: an int >= 0 or a bool (numpy's too)."""
+    if not isinstance(verbose, bool | np.bool_ | numbers.Integral) or verbose < 0:
+        raise InvalidArgumentError(f"{owner}(verbose=...) expects an int >= 0 or a bool. Received: verbose={verbose!r}")
+    return int(verbose)
