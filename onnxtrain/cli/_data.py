@@ -14,6 +14,7 @@ import numpy as np
 
 from onnxtrain._input_scale import rescales_pixels_again
 from onnxtrain._npy_file import read_npy, read_npz
+from onnxtrain._saved_model_folder import saved_model_folder
 from onnxtrain.cli._image_folders import ImageTarget, load_image_folder
 from onnxtrain.cli._image_input import IMAGE_SUFFIXES, INPUT_EXPECTED, read_image_folder, read_image_input
 from onnxtrain.cli._image_input import image_pixels as image_pixels  # predict's pixels, by the datasets' rule
@@ -33,7 +34,10 @@ if TYPE_CHECKING:
     from onnxtrain.datasets import Dataset
     from onnxtrain.sequential import Sequential
 
-SAVED_MODEL = "a saved model directory (the model/ folder `onnxtrain train` writes, or the run folder that holds it)"
+SAVED_MODEL = (
+    "a saved model directory (the model/ folder `onnxtrain train` or `onnxtrain finetune` writes, or the run folder "
+    "that holds it)"
+)
 LISTED_ENTRIES = 10  # error messages name at most this many files of a folder
 
 
@@ -253,7 +257,7 @@ def saved_model_dir(path: str, needs: str) -> Path:
         raise InvalidArgumentError(
             f"'{path}' is an inference-only ONNX file (no layer config, loss or optimizer); this needs {needs}"
         )
-    directory = run_model_folder(directory)
+    directory = saved_model_folder(directory)
     check_saved_model(directory, needs)
     return directory
 
@@ -261,14 +265,6 @@ def saved_model_dir(path: str, needs: str) -> Path:
 def is_saved_model(directory: Path) -> bool:
     """Whether `directory` holds a saved model's config.json and model.onnx."""
     return (directory / CONFIG_FILE).is_file() and (directory / MODEL_FILE).is_file()
-
-
-def run_model_folder(directory: Path) -> Path:
-    """`directory`, or its model/ folder where it is the output folder of a run (`onnxtrain train` writes the model
-    into OUTPUT/model/), as `train --resume` takes either."""
-    if not (directory / CONFIG_FILE).exists() and (directory / "model" / CONFIG_FILE).is_file():
-        return directory / "model"
-    return directory
 
 
 def _parses_as_onnx(path: Path) -> bool:

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from onnxtrain._artifacts_folder import check_writable_folder
+from onnxtrain._saved_model_folder import saved_model_folder
 from onnxtrain.cli._config_keys import RECORD_KEYS
-from onnxtrain.cli._data import LISTED_ENTRIES, SAVED_MODEL, DatasetLoader, check_saved_model, is_saved_model
+from onnxtrain.cli._data import LISTED_ENTRIES, SAVED_MODEL, DatasetLoader, check_saved_model
 from onnxtrain.cli._run_config import read_config
 from onnxtrain.errors import InvalidArgumentError, ModelExistsError, listing
-from onnxtrain.model_files import CONFIG_FILE, SAVED_FILES
+from onnxtrain.model_files import SAVED_FILES
 from onnxtrain.saving import unreplaceable_entries
 
 RUN_FILE = "run.json"  # beside model/: the run's config, data paths absolute, epochs counting all the model trained
@@ -51,9 +52,7 @@ def find_saved_run(path: str) -> SavedRun:
         ModelFileError: not a saved model.
         InvalidArgumentError: a run.json beside it that is not a valid run config.
     """
-    directory = Path(path)
-    if not (directory / CONFIG_FILE).exists() and is_saved_model(directory / "model"):
-        directory = directory / "model"
+    directory = saved_model_folder(Path(path))
     check_saved_model(directory, SAVED_MODEL)
     run_folder = directory.parent if directory.name == "model" else None  # the layout `onnxtrain train` writes
     if run_folder is None:

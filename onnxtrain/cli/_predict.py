@@ -18,7 +18,6 @@ from onnxtrain.cli._data import (
     naming_the_option,
     read_inputs,
     refuse_several_outputs,
-    run_model_folder,
     saved_model_dir,
 )
 from onnxtrain.cli._image_folders import saved_target
@@ -60,7 +59,7 @@ def _predict(args: argparse.Namespace) -> int:
     from onnxtrain.inference import InferenceModel
 
     # A run's folder stands for the model/ in it, as it does for summary, evaluate, export, artifacts and bundle.
-    with InferenceModel.load(run_model_folder(Path(args.model))) as model:
+    with InferenceModel.load(args.model) as model:
         x, names = read_inputs(Path(args.input), model.input_shape)
         if len(_predicted_outputs(model.output_names)) > 1:
             return _predict_several(model, x, args, names)

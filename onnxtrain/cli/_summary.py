@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from onnxtrain.cli._data import LISTED_ENTRIES, check_saved_model, run_model_folder
+from onnxtrain._saved_model_folder import saved_model_folder
+from onnxtrain.cli._data import LISTED_ENTRIES, check_saved_model
 from onnxtrain.errors import InvalidArgumentError, listing
 from onnxtrain.model_files import CONFIG_FILE, MODEL_FILE
 from onnxtrain.model_files import read_config as read_saved_config
@@ -32,7 +33,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(
             f"'{args.model}' does not exist: summary takes a saved model directory or an .onnx file"
         )
-    target = run_model_folder(target) if target.is_dir() else target
+    target = saved_model_folder(target) if target.is_dir() else target
     if target.is_dir():
         check_saved_model(target, "a saved model directory or an .onnx file")
         with load_model(target, compile=False) as model:
