@@ -146,7 +146,7 @@ def _output_losses(
 ) -> multi_output.OutputLosses:
     """compile's loss, loss_weights and metrics of a model of several outputs (`multi_output.resolve`); an
     OutputLosses (what `load_model` passes from a save) as it is."""
-    names = [str(y.layer.name) for y in graph.outputs]  # Model.output_names
+    names = graph.output_names()  # Model.output_names: unique, also for a tensor listed twice
     if isinstance(loss, Mapping) and "class_name" in loss:  # Keras' config of one loss, for every output
         loss = losses.get(loss)
     if isinstance(loss, multi_output.OutputLosses):

@@ -1,11 +1,14 @@
 """A Functional's calls: its `inputs` and `outputs` arguments checked; every call the outputs depend on, each
 after the calls it reads (the order `Functional.emit` emits them in); the call of a graph of several outputs as a
-layer of another (`call_several`); the refs a config and a summary name each call's tensors by (`call_refs`); the
-outputs' names (`output_names`); and the float32 cast of an integer input that a layer reads (`as_float`)."""
+layer of another (`call_several`, whose tensors `call_outputs` finds again); the refs a config and a summary name
+each call's tensors by (`call_refs`) and the summary's rows (`summary_rows`); the outputs' names (`output_names`);
+where a substitute for an output's layer is emitted (`place_substitutes`); how one call is emitted
+(`emit_layer_call`), reading float32 where a layer reads no integers (`as_float`); and every layer of nested graphs
+(`every_layer`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import onnx
@@ -13,10 +16,15 @@ import onnx
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Input, Layer, format_shape
-from onnxtrain.layers._layer import SymbolicTensor, called_tensors, describe
+from onnxtrain.layers._core import dtype_note
+from onnxtrain.layers._layer import Mask, SymbolicTensor, called_tensors, describe
 from onnxtrain.layers._layer_checks import check_same_shapes, check_training_argument
+from onnxtrain.layers._layout import channels_last
+from onnxtrain.layers._masking import emit_call
 
+SummaryRow = tuple[str, str, str, str]  # layer (type), output shape, params, connected to
 Refs = dict[int, list[str | int]]  # a tensor's id -> [layer name, call index(, output index)] (`call_refs`)
+CALL_OUTPUTS = "_call_outputs"  # a graph's attribute: its calls' tensors by call index (`call_several`)
 
 
 def listed(value: Any, argument: str, kind: type, expected: str) -> list[Any]:
@@ -79,7 +87,14 @@ def call_several(graph: Any, inputs: object, training: object) -> list[SymbolicT
         for index, y in enumerate(graph.outputs)
     ]
     graph.symbolic_calls.append(outputs[0])
+    graph.__dict__.setdefault(CALL_OUTPUTS, {})[call_index] = outputs
     return outputs
+
+
+def call_outputs(tensor: SymbolicTensor) -> list[SymbolicTensor]:
+    """Every tensor of the call that returned `tensor`, one per output of its graph (`call_several`'s list), or
+    `[tensor]` for a call of one output."""
+    return list(tensor.layer.__dict__.get(CALL_OUTPUTS, {}).get(tensor.call_index, [tensor]))
 
 
 def call_refs(
@@ -109,6 +124,20 @@ def connected_to(node: SymbolicTensor, ref: Refs) -> str:
     return text if node.training is None else f"{text} (training={node.training})"
 
 
+def summary_rows(layers: Sequence[Layer], calls: dict[int, list[SymbolicTensor]], ref: Refs) -> list[SummaryRow]:
+    """Keras' summary rows of a graph's `layers` whose `calls` read tensors named by `ref` (`call_refs`): layer
+    (type), output shape (a list of them for a nested graph of several), parameter count, and "Connected to"."""
+    rows = []
+    for layer in layers:
+        label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
+        outputs = getattr(layer, "outputs", None) if is_graph(layer) else None
+        shapes = [y.shape for y in outputs] if outputs is not None else [calls[id(layer)][0].shape]
+        shape = format_shape(shapes[0]) if len(shapes) == 1 else f"[{', '.join(map(format_shape, shapes))}]"
+        read = [connected_to(node, ref) for node in calls[id(layer)]]
+        rows.append((label, shape + dtype_note(layer), str(layer.param_count), ", ".join(t for t in read if t)))
+    return rows
+
+
 def output_names(outputs: Sequence[SymbolicTensor]) -> list[str]:
     """The names of a graph's `outputs`: their layers', as Keras names them; where two outputs would share one (one
     tensor listed twice, two calls of one layer, or two outputs of one call of a nested model), the later ones
@@ -124,6 +153,39 @@ def output_names(outputs: Sequence[SymbolicTensor]) -> list[str]:
     return names
 
 
+def place_substitutes(
+    nodes: Sequence[SymbolicTensor], outputs: Sequence[SymbolicTensor], substitutes: Mapping[int, Layer]
+) -> tuple[dict[int, Layer], dict[int, Layer]]:
+    """Where the graph of `nodes` emits `substitutes` (output position -> a layer computing that output instead of
+    its call's layer): (tensor id -> substitute) for a call it replaces, where no layer reads the tensor and each
+    position listing it has a substitute (all alike: the layer without its activation); and (position -> substitute)
+    for a call of its own beside the call, which other layers, or an output without one, read as it is (one tensor
+    twice among the outputs, one of them trained on logits and the other not).
+
+    Raises:
+        InvalidArgumentError: a key that is not an output position.
+    """
+    positions = range(len(outputs))
+    wrong = [key for key in substitutes if isinstance(key, bool) or not isinstance(key, int) or key not in positions]
+    if wrong:
+        raise InvalidArgumentError(
+            f"substitutes expects output positions (0 to {len(outputs) - 1}) as keys. Received: {wrong!r}"
+        )
+    read = {id(x) for node in nodes for x in node.inputs}
+    listed_at: dict[int, list[int]] = {}
+    for position, y in enumerate(outputs):
+        listed_at.setdefault(id(y), []).append(position)
+    in_place: dict[int, Layer] = {}
+    beside: dict[int, Layer] = {}
+    for position, layer in substitutes.items():
+        y = outputs[position]
+        if id(y) not in read and all(p in substitutes for p in listed_at[id(y)]):
+            in_place[id(y)] = layer
+        else:
+            beside[position] = layer
+    return in_place, beside
+
+
 def as_float(builder: GraphBuilder, x: str, floats: dict[str, str]) -> str:
     """`x` as float32 where it is an integer graph input (an `Input(dtype="int64")`), else `x` itself."""
     if builder.input_type(x) in (None, onnx.TensorProto.FLOAT):
@@ -131,3 +193,38 @@ def as_float(builder: GraphBuilder, x: str, floats: dict[str, str]) -> str:
     if x not in floats:
         floats[x] = builder.node("Cast", [x], hint=f"{x}_float", to=onnx.TensorProto.FLOAT)
     return floats[x]
+
+
+def is_graph(layer: object) -> bool:
+    """Whether `layer` is a `Functional` (a model's graph, which this module, imported by it, cannot name)."""
+    return isinstance(layer, Layer) and callable(getattr(layer, "emit_with_masks", None))
+
+
+def emit_layer_call(
+    builder: GraphBuilder, layer: Layer, xs: list[str], masks: list[Mask]
+) -> tuple[list[str], list[Mask]]:
+    """Emit `layer`'s call on `xs`, whose masks are `masks`; returns its outputs (one, but for a model of several)
+    and their masks."""
+    if is_graph(layer):  # a model called as a layer: its inputs' masks go in, its outputs' come out
+        with builder.scope(layer.name or "functional"):
+            return layer.emit_with_masks(builder, xs, input_masks=masks)  # type: ignore[attr-defined]
+    if not getattr(layer, "prefix_names", True):  # OnnxLayer(prefix_names=False): weights keep their own names
+        assert layer.input_shapes is not None or layer.input_shape is not None, "layers must be built"
+        shapes = layer.input_shapes if layer.multi_input else [layer.input_shape]
+        xs = [channels_last(builder, x, len(shape) + 1) for x, shape in zip(xs, shapes, strict=True)]  # type: ignore[arg-type]
+        return [layer.emit(builder, xs if layer.multi_input else xs[0])], [None]  # type: ignore[arg-type]
+    value, mask = emit_call(builder, layer, xs, masks)
+    return [value], [mask]
+
+
+def every_layer(layers: Sequence[Any]) -> list[Layer]:
+    """`layers` and, for a nested model (a Functional) among them, its own layers, recursively, in order. A Model
+    among them (as `model.layers` lists a nested one) stands for its graph."""
+    found: list[Layer] = []
+    for layer in layers:
+        if not isinstance(layer, Layer) and is_graph(getattr(layer, "graph", None)):
+            layer = layer.graph
+        found.append(layer)
+        if is_graph(layer):
+            found.extend(every_layer(layer.layers))
+    return found

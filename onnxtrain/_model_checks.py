@@ -49,15 +49,6 @@ def check_model_base(graph: Functional) -> None:
     """Refuse at construction what the model's graphs cannot emit: see `Model`'s Raises."""
     if len(graph.outputs) > 1:
         names = emit.output_names(graph)
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise InvalidArgumentError(
-                "A model of several outputs names each of its exported outputs after its layer, so each must come "
-                f"from its own layer. Received: outputs {names}, {repeated} more than once (one tensor listed twice, "
-                "two calls of one layer, or two outputs of one nested model). Keras takes it and names those "
-                "outputs alike, which the outputs of an ONNX graph cannot be. Pass all but one through a layer of "
-                f"their own, e.g. Activation('linear', name='{repeated[0]}_copy')(tensor)."
-            )
         clashing = sorted(set(names) & (emit.RESERVED_NAMES | set(emit.input_names(graph))))
         if clashing:
             raise InvalidArgumentError(

@@ -20,7 +20,6 @@ from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Layer, Shape
 from onnxtrain.layers._eager import eager_arrays, run_eagerly
-from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.layers._layer_checks import check_same_shapes, describe
 from onnxtrain.losses import Loss
 from onnxtrain.progress import check_verbose
@@ -174,14 +173,16 @@ def classifies(loss: Loss) -> bool:
     return type(loss).probabilities is not Loss.probabilities
 
 
-def default_logits(graph: Functional, loss: Loss | None) -> dict[SymbolicTensor, Layer]:
-    """The outputs of `graph` whose last Dense, left at its default activation, the graphs emit linear for `loss`
-    (`emit.default_activation_emits_logits`), each with the layer that computes it so. An explicit softmax stays:
-    `model(x)` gives its probabilities, as Keras' does."""
+def default_logits(graph: Functional, loss: Loss | None) -> dict[int, Layer]:
+    """The output positions of `graph` whose last Dense, left at its default activation, the graphs emit linear for
+    `loss` (`emit.default_activation_emits_logits`), each with the layer that computes it so. An explicit softmax
+    stays: `model(x)` gives its probabilities, as Keras' does."""
     substitutes = emit.logits_substitutes(graph, loss)
-    owns = zip(graph.outputs, emit.output_losses(graph, loss), strict=True)
+    owns = enumerate(zip(graph.outputs, emit.output_losses(graph, loss), strict=True))
     return {
-        y: substitutes[y] for y, own in owns if y in substitutes and emit.default_activation_emits_logits(y.layer, own)
+        i: substitutes[i]
+        for i, (y, own) in owns
+        if i in substitutes and emit.default_activation_emits_logits(y.layer, own)
     }
 
 
@@ -225,7 +226,7 @@ class _EmittedGraph:
 
     __slots__ = ("_graph", "_substitutes")
 
-    def __init__(self, graph: Functional, substitutes: Mapping[SymbolicTensor, Layer]):
+    def __init__(self, graph: Functional, substitutes: Mapping[int, Layer]):
         self._graph = graph
         self._substitutes = substitutes
 

@@ -21,7 +21,6 @@ from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers import Activation, Dense, Layer, Shape
 from onnxtrain.layers import Softmax as SoftmaxLayer
-from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, Losses, SoftmaxCrossEntropyWithLogits
 from onnxtrain.multi_output import OutputLosses, pack_outputs, packed_width
 
@@ -54,10 +53,10 @@ def output_shape(graph: Functional) -> Shape:
 def output_names(graph: Functional, loss: Loss | None = None) -> list[str]:
     """The export's output names: for one output, `probabilities` where it holds them (a loss that reads
     probabilities, such as binary cross-entropy not from logits: `Loss.reads_probabilities`), else `logits` (what
-    a loss on logits reads, which `probabilities` then follows, or the raw values of any other loss); the output
-    layers' names for several."""
+    a loss on logits reads, which `probabilities` then follows, or the raw values of any other loss); for several,
+    the model's `output_names` (`Functional.output_names`: the output layers' names, a repeated one numbered)."""
     if len(graph.outputs) != 1:
-        return [str(y.layer.name) for y in graph.outputs]
+        return graph.output_names()
     return [PROBABILITIES_NAME if loss is not None and loss.reads_probabilities else LOGITS_NAME]
 
 
@@ -72,14 +71,16 @@ def output_losses(graph: Functional, loss: Loss | None) -> list[Loss | None]:
     return [loss] * len(graph.outputs)
 
 
-def logits_substitutes(graph: Functional, loss: Loss | None) -> dict[SymbolicTensor, Layer]:
-    """What `Functional.emit` computes instead for `loss`: an output's layer without its softmax (or its default
-    activation) where `graph_layers` would emit it so (same rule, same reasons); nothing otherwise."""
+def logits_substitutes(graph: Functional, loss: Loss | None) -> dict[int, Layer]:
+    """What `Functional.emit` computes instead for `loss`, by output position: an output's layer without its softmax
+    (or its default activation) where `graph_layers` would emit it so (same rule, same reasons) for that output's
+    own loss; nothing otherwise. By position, as one tensor may be listed twice, trained on logits at one position
+    and on its values at another, as Keras' `Model(x, [y, y])` with a loss each."""
     substitutes = {}
-    for output, own in zip(graph.outputs, output_losses(graph, loss), strict=True):
+    for position, (output, own) in enumerate(zip(graph.outputs, output_losses(graph, loss), strict=True)):
         logits = _logits_layer(output.layer, own)
         if logits is not None:
-            substitutes[output] = logits
+            substitutes[position] = logits
     return substitutes
 
 
@@ -251,7 +252,7 @@ def emit_forward(
     builder: GraphBuilder,
     layers: ModelGraph,
     x: str | Sequence[str],
-    substitutes: Mapping[SymbolicTensor, Layer] | None = None,
+    substitutes: Mapping[int, Layer] | None = None,
 ) -> str:
     """Emit every layer call after the Inputs, each inside its own name scope, reading `x` (one value per input);
     returns the output's value name, in Keras' channels-last order (see `layers/_layout.py`)."""
@@ -307,12 +308,11 @@ def inference_graph(
     class_names: Sequence[str] | None = None,
 ) -> onnx.ModelProto:
     """The inference graph of `layers`, their parameters as initializers: input `input` [batch, ...] (or one per
-    Input, named by `input_names`), output
-    `logits`, plus `probabilities` when the loss trains on logits (softmax for softmax cross-entropy, see
-    `graph_layers`; sigmoid for binary cross-entropy from logits: `Loss.probability_op`), or `probabilities` alone
-    where the output holds them (binary cross-entropy on a sigmoid: `output_names`); a model of several
-    outputs has one output per model output, named as its layer (`output_names`), each followed by
-    `<name>_probabilities` where its loss has such an op. Default
+    Input, named by `input_names`), output `logits`, plus `probabilities` when the loss trains on logits (softmax
+    for softmax cross-entropy, see `graph_layers`; sigmoid for binary cross-entropy from logits:
+    `Loss.probability_op`), or `probabilities` alone where the output holds them (binary cross-entropy on a
+    sigmoid: `output_names`); a model of several outputs has one output per model output (a tensor listed twice,
+    twice), named by `output_names`, each followed by `<name>_probabilities` where its loss has such an op. Default
     ONNX domain only, checked with the full ONNX checker. `model_files.exported_model` adds the descriptive metadata
     (what `Sequential.inference_model` returns and `export` writes).
     """

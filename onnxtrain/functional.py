@@ -14,7 +14,7 @@ called so, a Functional of several outputs returns one tensor per output (Keras'
 emitted once for all of them.
 Keras' masks travel beside the values as the graph is emitted (`emit_with_masks`; `Layer`'s docstring). A call made
 with `training=False` (`base_model(x, training=False)`, Keras' transfer learning) is emitted in inference mode in
-every graph, whatever mode the graph is in (`_emit_call`), and its config and summary keep the argument.
+every graph, whatever mode the graph is in (`emit_with_masks`), and its config and summary keep the argument.
 The checks of `inputs` and `outputs`, the order of the calls and the refs a config names them by are
 `_functional_calls.py`'s; the calls rebuilt from a config, `_functional_rebuild.py`'s; what `Model(inputs, outputs)`
 is checked for, `_model_checks.py`'s.
@@ -29,12 +29,17 @@ from typing import Any
 import numpy as np
 
 from onnxtrain._functional_calls import (
+    SummaryRow,
     as_float,
+    call_outputs,
     call_refs,
     call_several,
-    connected_to,
+    emit_layer_call,
+    every_layer,
     listed,
     output_names,
+    place_substitutes,
+    summary_rows,
     topological_calls,
 )
 from onnxtrain._functional_rebuild import rebuild_calls
@@ -43,16 +48,13 @@ from onnxtrain._model_names import AUTO_NAMED
 from onnxtrain._weight_arrays import transpose_hint
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers import Input, Layer, Shape, format_shape
+from onnxtrain.layers import Input, Layer, Shape
 from onnxtrain.layers._call_mode import call_config, call_mode
-from onnxtrain.layers._core import dtype_note
 from onnxtrain.layers._eager import is_eager_input
 from onnxtrain.layers._layer import Mask, SymbolicTensor, describe
 from onnxtrain.layers._layer_checks import positional_inputs
+from onnxtrain.layers._layer_tensors import layer_calls
 from onnxtrain.layers._layout import channels_last
-from onnxtrain.layers._masking import emit_call
-
-SummaryRow = tuple[str, str, str, str]  # layer (type), output shape, params, connected to
 
 
 class Functional(Layer):
@@ -156,6 +158,28 @@ class Functional(Layer):
             return call_several(self, given, training)  # type: ignore[return-value]
         return super().__call__(inputs, *more_inputs, training=training)
 
+    @property
+    def output(self) -> SymbolicTensor | list[SymbolicTensor]:  # type: ignore[override]
+        """Keras' `layer.output`: the graph's own output (a list, one per output, for several), as Keras' model
+        gives, until it is called as a layer of another; then its call's tensor there (`Layer.output`), or the list
+        of them for several outputs.
+
+        Raises:
+            InvalidArgumentError: a graph called at several places (as `Layer.output`).
+        """
+        if not layer_calls(self):
+            return self.outputs[0] if len(self.outputs) == 1 else list(self.outputs)
+        tensor = super().output
+        return tensor if len(self.outputs) == 1 else call_outputs(tensor)
+
+    @property
+    def input(self) -> SymbolicTensor | list[SymbolicTensor]:
+        """Keras' `layer.input`: the graph's own Input (a list for several) until it is called as a layer of another;
+        then what its call read (`Layer.input`)."""
+        if layer_calls(self):
+            return super().input
+        return self.inputs[0] if len(self.inputs) == 1 else list(self.inputs)
+
     def compute_output_shape(self, input_shape: Any) -> Shape:
         expected = [x.shape for x in self.inputs] if self.multi_input else self.inputs[0].shape
         if input_shape != expected or self.output_shape is None:
@@ -176,7 +200,7 @@ class Functional(Layer):
             if isinstance(layer, Functional):
                 yield from layer._named_params(f"{prefix}{layer.name}.", seen)
             else:
-                scope = f"{layer.name}." if getattr(layer, "prefix_names", True) else ""  # see _emit_call
+                scope = f"{layer.name}." if getattr(layer, "prefix_names", True) else ""  # see emit_layer_call
                 yield from ((f"{prefix}{scope}{local}", layer, local) for local in layer.params)
 
     def params_by_name(self) -> dict[str, np.ndarray]:
@@ -250,15 +274,18 @@ class Functional(Layer):
         self,
         builder: GraphBuilder,
         input_values: list[str],
-        substitutes: Mapping[SymbolicTensor, Layer] | None = None,
+        substitutes: Mapping[int, Layer] | None = None,
     ) -> list[str]:
         """Emit every layer call, in order, reading `input_values` (one per input, channels last); returns the
         outputs' values, channels last. Each layer emits inside its own name scope; a layer called twice adds its
         parameters once (`Layer.emit_params`).
 
         Args:
-            substitutes: tensor -> a layer that computes it instead of the layer that was called (e.g. a shallow
-                copy of an output's Dense without its activation, as `emit.graph_layers` makes for a loss on logits).
+            substitutes: output position -> a layer that computes that output, from its call's inputs, instead of
+                the layer that was called (e.g. a shallow copy of an output's Dense without its activation, as
+                `emit.logits_substitutes` makes for a loss on logits). Other layers reading the tensor, and another
+                position listing it without a substitute, read the called layer's value
+                (`_functional_calls.place_substitutes`).
         """
         return self.emit_with_masks(builder, input_values, substitutes)[0]
 
@@ -266,7 +293,7 @@ class Functional(Layer):
         self,
         builder: GraphBuilder,
         input_values: list[str],
-        substitutes: Mapping[SymbolicTensor, Layer] | None = None,
+        substitutes: Mapping[int, Layer] | None = None,
         input_masks: Sequence[Mask] | None = None,
     ) -> tuple[list[str], list[Mask]]:
         """`emit`, carrying Keras' masks beside the values (`Layer`'s docstring): returns the outputs' values and
@@ -279,20 +306,32 @@ class Functional(Layer):
         values = {id(x): value for x, value in zip(self.inputs, input_values, strict=True)}
         masks: dict[int, Mask] = dict(zip(map(id, self.inputs), input_masks or [None] * len(self.inputs), strict=True))
         floats: dict[str, str] = {}  # integer graph input -> its float32 cast, emitted once for the layers that read it
+
+        def call(node: SymbolicTensor, layer: Layer) -> tuple[list[str], list[Mask]]:
+            xs = [values[id(x)] for x in node.inputs]
+            if not layer.reads_integers:
+                xs = [as_float(builder, x, floats) for x in xs]
+            with call_mode(builder, node.training):
+                return emit_layer_call(builder, layer, xs, [masks[id(x)] for x in node.inputs])
+
+        in_place, beside = place_substitutes(self._nodes, self.outputs, substitutes or {})
         emitted: dict[tuple[int, int], tuple[list[str], list[Mask]]] = {}  # a call's outputs, by (layer, call index)
         for node in self._nodes[len(self.inputs) :]:
-            call = (id(node.layer), node.call_index)
-            if call not in emitted:  # a call of a model of several outputs is emitted once, for all its tensors
-                layer = (substitutes or {}).get(node, node.layer)
-                xs = [values[id(x)] for x in node.inputs]
-                if not layer.reads_integers:
-                    xs = [as_float(builder, x, floats) for x in xs]
-                with call_mode(builder, node.training):
-                    emitted[call] = _emit_call(builder, layer, xs, [masks[id(x)] for x in node.inputs])
-            values[id(node)] = emitted[call][0][node.output_index]
-            masks[id(node)] = emitted[call][1][node.output_index]
-        outputs = [channels_last(builder, values[id(y)], len(y.shape) + 1) for y in self.outputs]
-        return outputs, [masks[id(y)] for y in self.outputs]
+            key = (id(node.layer), node.call_index)
+            if key not in emitted:  # a call of a model of several outputs is emitted once, for all its tensors
+                emitted[key] = call(node, in_place.get(id(node), node.layer))
+            values[id(node)] = emitted[key][0][node.output_index]
+            masks[id(node)] = emitted[key][1][node.output_index]
+        outputs = [(values[id(y)], masks[id(y)]) for y in self.outputs]
+        called: dict[int, tuple[str, Mask]] = {}  # a substitute's call beside its tensor's (once for a tensor twice)
+        for position, layer in beside.items():
+            y = self.outputs[position]
+            if id(y) not in called:
+                (value,), (mask,) = call(y, layer)
+                called[id(y)] = (value, mask)
+            outputs[position] = called[id(y)]
+        ranks = [len(y.shape) + 1 for y in self.outputs]
+        return [channels_last(builder, v, r) for (v, _), r in zip(outputs, ranks, strict=True)], [m for _, m in outputs]
 
     def eager_outputs(self, builder: GraphBuilder, xs: list[str]) -> list[tuple[str, Shape]]:
         """Every output of the graph (channels last) and its per-example shape, reading `xs`: what a call of the
@@ -339,46 +378,10 @@ class Functional(Layer):
 
     def summary_rows(self) -> list[SummaryRow]:
         """Keras' summary rows: layer (type), output shape, parameter count, and the calls it reads ("Connected to")."""
-        calls, ref = self._connections()
-        rows = []
-        for layer in self.layers:
-            label = f"{layer.name}({type(layer).__name__})" + ("" if layer.trainable else " [frozen]")
-            shapes = [y.shape for y in layer.outputs] if isinstance(layer, Functional) else [calls[id(layer)][0].shape]
-            shape = format_shape(shapes[0]) if len(shapes) == 1 else f"[{', '.join(map(format_shape, shapes))}]"
-            read = [connected_to(node, ref) for node in calls[id(layer)]]
-            rows.append((label, shape + dtype_note(layer), str(layer.param_count), ", ".join(t for t in read if t)))
-        return rows
+        return summary_rows(self.layers, *self._connections())
 
     def __repr__(self) -> str:
         return f"Functional(name={self.name!r}, layers={[layer.name for layer in self.layers]})"
-
-
-def _emit_call(builder: GraphBuilder, layer: Layer, xs: list[str], masks: list[Mask]) -> tuple[list[str], list[Mask]]:
-    """Emit `layer`'s call on `xs`, whose masks are `masks`; returns its outputs (one, but for a model of several)
-    and their masks."""
-    if isinstance(layer, Functional):  # a model called as a layer: its inputs' masks go in, its outputs' come out
-        with builder.scope(layer.name or "functional"):
-            return layer.emit_with_masks(builder, xs, input_masks=masks)
-    if not getattr(layer, "prefix_names", True):  # OnnxLayer(prefix_names=False): weights keep their own names
-        assert layer.input_shapes is not None or layer.input_shape is not None, "layers must be built"
-        shapes = layer.input_shapes if layer.multi_input else [layer.input_shape]
-        xs = [channels_last(builder, x, len(shape) + 1) for x, shape in zip(xs, shapes, strict=True)]  # type: ignore[arg-type]
-        return [layer.emit(builder, xs if layer.multi_input else xs[0])], [None]  # type: ignore[arg-type]
-    value, mask = emit_call(builder, layer, xs, masks)
-    return [value], [mask]
-
-
-def every_layer(layers: Sequence[Any]) -> list[Layer]:
-    """`layers` and, for a nested model (a Functional) among them, its own layers, recursively, in order. A Model
-    among them (as `model.layers` lists a nested one) stands for its graph."""
-    found: list[Layer] = []
-    for layer in layers:
-        if not isinstance(layer, Layer) and isinstance(getattr(layer, "graph", None), Functional):
-            layer = layer.graph
-        found.append(layer)
-        if isinstance(layer, Functional):
-            found.extend(every_layer(layer.layers))
-    return found
 
 
 def as_graph(layers: Sequence[Layer] | Functional, name: str | None = None) -> Functional:

@@ -132,7 +132,7 @@ def test_an_output_can_be_emitted_by_a_shallow_copy_sharing_the_weights() -> Non
     logits = copy.copy(last)
     logits.activation = activations.Linear()
     builder = GraphBuilder()
-    (value,) = graph.emit(builder, [builder.add_input("x", np.float32, (None, 3))], substitutes={y: logits})
+    (value,) = graph.emit(builder, [builder.add_input("x", np.float32, (None, 3))], substitutes={0: logits})
     builder.add_output(value, "logits", np.float32, (None, 3))
     assert [t.name for t in builder.initializers] == ["dense_1.kernel", "dense_1.bias"]
     session = ort.InferenceSession(builder.build().SerializeToString(), providers=["CPUExecutionProvider"])
@@ -140,6 +140,86 @@ def test_an_output_can_be_emitted_by_a_shallow_copy_sharing_the_weights() -> Non
     z = dense(p, "dense_1", xs)
     softmax = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(session.run(None, {"x": xs})[0], dense(p, "dense_1", softmax), rtol=1e-5, atol=1e-6)
+
+
+def _linear_copy(layer: Dense) -> Dense:
+    logits = copy.copy(layer)
+    logits.activation = activations.Linear()
+    return logits
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+
+def _run_with(graph: Functional, substitutes: dict[int, Layer], x: np.ndarray) -> tuple[list[np.ndarray], int]:
+    """The outputs of `graph` emitted with `substitutes`, and how many MatMul nodes its graph holds."""
+    builder = GraphBuilder()
+    values = graph.emit(builder, [builder.add_input("x", np.float32, (None, *x.shape[1:]))], substitutes=substitutes)
+    for i, (value, y) in enumerate(zip(values, graph.outputs, strict=True)):
+        builder.add_output(value, f"out{i}", np.float32, (None, *y.shape))
+    model = builder.build()
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x}), sum(node.op_type in ("MatMul", "Gemm") for node in model.graph.node)
+
+
+def test_a_substitute_replaces_its_outputs_call_where_nothing_else_reads_it() -> None:
+    x = Input(3)
+    last = Dense(3, activation="softmax")
+    graph = Functional(x, last(Dense(4, activation="tanh")(x)), seed=0)
+    xs, p = data(5, 3), graph.params_by_name()
+    (logits,), products = _run_with(graph, {0: _linear_copy(last)}, xs)
+    np.testing.assert_allclose(logits, dense(p, "dense_2", np.tanh(dense(p, "dense_1", xs))), rtol=1e-5, atol=1e-6)
+    assert products == 2  # the softmax Dense is not emitted beside its copy
+
+
+def test_a_substitute_is_emitted_beside_the_call_that_another_layer_or_output_reads() -> None:
+    # Keras computes every layer as it is; only a loss reads logits. A layer reading the output, or the same tensor
+    # listed again without a substitute (Model(x, [p, p]) with a loss on logits for the first only), reads the
+    # probabilities.
+    x = Input(3)
+    last = Dense(3, activation="softmax")
+    p_tensor = last(x)
+    xs = data(5, 3)
+    for outputs, expected_products in (([p_tensor, Dense(2, activation="linear")(p_tensor)], 3), ([p_tensor] * 2, 2)):
+        graph = Functional(x, outputs, seed=0)
+        w = graph.params_by_name()
+        (logits, other), products = _run_with(graph, {0: _linear_copy(last)}, xs)
+        probabilities = _softmax(dense(w, "dense_1", xs))
+        np.testing.assert_allclose(logits, dense(w, "dense_1", xs), rtol=1e-5, atol=1e-6)
+        reads = dense(w, "dense_2", probabilities) if len(graph.layers) == 3 else probabilities
+        np.testing.assert_allclose(other, reads, rtol=1e-5, atol=1e-6)
+        assert products == expected_products  # the substitute once more, beside its call
+
+
+def test_a_tensor_listed_twice_with_a_substitute_at_each_position_is_emitted_once() -> None:
+    x = Input(3)
+    last = Dense(3, activation="softmax")
+    y = last(x)
+    graph = Functional(x, [y, y], seed=0)
+    xs, w = data(5, 3), graph.params_by_name()
+    (first, second), products = _run_with(graph, {0: _linear_copy(last), 1: _linear_copy(last)}, xs)
+    np.testing.assert_allclose(first, dense(w, "dense_1", xs), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(first, second)
+    assert products == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "match"),
+    [
+        ("tensor", r"output positions \(0 to 0\) as keys. Received: \[SymbolicTensor"),
+        (1, r"Received: \[1\]"),
+        (True, r"Received: \[True\]"),
+    ],
+    ids=["tensor", "out_of_range", "bool"],
+)
+def test_substitutes_are_refused_unless_keyed_by_output_position(key, match) -> None:
+    x = Input(3)
+    y = Dense(3, activation="softmax")(x)
+    graph = Functional(x, y, seed=0)
+    builder = GraphBuilder()
+    with pytest.raises(InvalidArgumentError, match=match):
+        graph.emit(builder, [builder.add_input("x", np.float32, (None, 3))], {y if key == "tensor" else key: y.layer})
 
 
 def test_a_shared_layer_called_on_another_shape_says_so() -> None:

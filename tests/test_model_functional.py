@@ -147,7 +147,6 @@ def test_sequential_is_a_model_and_saves_as_before(tmp_path):
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
-        (lambda a, b: Model([a, b], [(d := Dense(2))(a), d(b)]), InvalidArgumentError, "each must come from its own"),
         (lambda a, b: Model(a, Dense(2)(Concatenate()([a, b]))), InvalidArgumentError, "Graph disconnected"),
         (lambda a, b: Model([a, Input(4, name="labels")], Dense(2)(a)), InvalidArgumentError, "labels'] is a name"),
     ],

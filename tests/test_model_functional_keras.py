@@ -1,21 +1,25 @@
 """What Keras 3.15 takes in `Model(inputs, outputs)` that onnxtrain refused before: an Input no output reads, a
-nested model of several outputs called as a layer, and one tensor among the outputs twice.
+nested model of several outputs called as a layer (and its `layer.output`, a list), and one tensor among the outputs
+twice.
 
 Keras' behaviour was checked in /work/venv-jax (keras 3.15.1, KERAS_BACKEND=jax); what it showed is quoted beside
-each test (the values are the facts a test compares: names, refs, which arrays predict takes).
+each test (the values are the facts a test compares: names, refs, which arrays predict takes); the training numbers
+of one tensor twice are Keras' own, from a fixture.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 
 from onnxtrain import Model, load_model
-from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.layers import Add, Dense, Input
+from onnxtrain.optimizers import SGD
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(12, 4)).astype(np.float32)
@@ -85,31 +89,102 @@ def test_a_nested_model_of_two_outputs_is_a_layer_of_another_as_in_keras(tmp_pat
         assert json.loads(json.dumps(loaded.get_config())) == loaded.get_config()
 
 
+# Keras: `sub.output` of a model of several outputs is a list, one tensor per output (`sub.input` its Input), before
+# and after `sub(c)`: its own tensors (the node that made it). onnxtrain's `layer.output` of a layer called in a
+# graph is its call's tensor there (tests/test_layer_output.py), so once called, the graph's is the list of its
+# call's tensors, which a feature extractor of the outer model reads.
+def test_the_output_of_a_nested_model_of_two_outputs_is_a_list_as_in_keras():
+    sub = two_outputs()
+    graph = sub.graph  # the layer `model.layers` lists as `sub`
+    assert isinstance(graph.output, list) and all(y is own for y, own in zip(graph.output, sub.outputs, strict=True))
+    assert graph.input is sub.inputs[0]
+    c = Input(4, name="c")
+    o1, o2 = sub(c)
+    assert len(graph.output) == 2 and graph.output[0] is o1 and graph.output[1] is o2 and graph.input is c
+    with Model(c, graph.output, name="again", seed=1) as model:
+        assert model.output_names == ["two", "two_1"]  # Keras: ['two', 'two']
+        for got, want in zip(model.predict(X), sub.predict(X), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 # --- one tensor twice among the outputs -------------------------------------------------------------------------
-# Keras: Model(x, [h, h]) is made, output_names ['h', 'h'], and fit takes a target per output (its logs hold one
-# "h_loss", the two outputs' names being one). An ONNX graph needs an output name each: onnxtrain names them
-# `Functional.output_names`, 'h' and 'h_1', once emit.output_names and compile's per-output names read those.
-def test_one_tensor_twice_among_the_outputs_is_refused_naming_the_fix_until_its_outputs_have_names():
-    x = Input(4)
-    h = Dense(3, name="h")(x)
-    with pytest.raises(  # (once the outputs have names of their own, this goes, and the test below passes)
-        InvalidArgumentError, match=r"\['h'\] more than once .*Activation\('linear', name='h_copy'\)\(tensor\)"
-    ):
-        Model(x, [h, h], seed=0)
+# Keras: Model(x, [h, h]) is made, output_names ['h', 'h'], and fit takes a target per output, each position with its
+# own loss, weight and metrics; its logs hold one "h_loss" (the last position's: the two names are one). An ONNX
+# graph needs an output name each: onnxtrain names them `Functional.output_names`, 'h' and 'h_1', and logs both.
+# The numbers are Keras 3.15's (tests/data/keras/one_tensor_twice.npz, tools/keras_output_twice_fixtures.py).
+TWICE = np.load(Path(__file__).parent / "data" / "keras" / "one_tensor_twice.npz")
+TWICE_CASES = {  # case -> (activation, loss, loss_weights, metrics), as the generator compiles them
+    "regression": ("linear", ["mse", "mae"], [1.0, 0.5], [["mae"], ["mse"]]),
+    "softmax": ("softmax", ["sparse_categorical_crossentropy", "mse"], [1.0, 2.0], [["accuracy"], ["mae"]]),
+}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidArgumentError,
-    reason="needs emit.output_names and _compile_settings._output_losses to name outputs by graph.output_names()",
-)
-def test_one_tensor_twice_among_the_outputs_trains_as_in_keras():
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(TWICE_CASES))
+def test_one_tensor_twice_among_the_outputs_trains_as_in_keras(case, tmp_path):
+    k = {name.split("/", 1)[1]: TWICE[name] for name in TWICE.files if name.startswith(case + "/")}
+    activation, loss, loss_weights, metrics = TWICE_CASES[case]
     x = Input(4)
-    h = Dense(3, name="h", activation="linear")(x)
+    h = Dense(3, name="h", activation=activation)(x)
+    targets = [k["first_targets"], k["second_targets"]]
     with Model(x, [h, h], seed=0) as model:
         assert model.output_names == ["h", "h_1"]  # Keras: ['h', 'h'], which an ONNX graph cannot name
+        model.compile(optimizer=SGD(learning_rate=0.1), loss=loss, loss_weights=loss_weights, metrics=metrics)
+        model.set_weights([k["start_kernel"], k["start_bias"]])
+        history = model.fit(k["x"], targets, batch_size=4, epochs=2, shuffle=False, verbose=0).history
+        first_metric, second_metric = f"h_{metrics[0][0]}", f"h_1_{metrics[1][0]}"  # Keras: h_<metric> both
+        assert list(history) == ["loss", "h_loss", "h_1_loss", first_metric, second_metric]
+        np.testing.assert_allclose(history["loss"], k["loss"], rtol=1e-5)
+        np.testing.assert_allclose(history["h_1_loss"], k["second_loss"], rtol=1e-5)  # Keras' one h_loss
+        first_loss = k["loss"] - loss_weights[1] * k["second_loss"]  # the first position's, which Keras' logs lose
+        np.testing.assert_allclose(history["h_loss"], first_loss, rtol=1e-5)
+        np.testing.assert_allclose(history[first_metric], k["first_metric"], rtol=1e-5)
+        np.testing.assert_allclose(history[second_metric], k["second_metric"], rtol=1e-5)
+        kernel, bias = model.get_weights().values()
+        np.testing.assert_allclose(kernel, k["kernel"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(bias, k["bias"], rtol=1e-5, atol=1e-6)
+        assert model.evaluate(k["x"], targets, batch_size=4).loss == pytest.approx(k["evaluate_loss"], rel=1e-5)
+        first, second = model.predict(k["x"])  # one array per position, each as its loss decides
+        np.testing.assert_allclose(second, k["second_predicted"], rtol=1e-5, atol=1e-6)
+        if activation == "softmax":  # class indices from the logits; the softmax's probabilities where mse reads them
+            np.testing.assert_array_equal(first, k["first_predicted"].argmax(axis=1))
+            np.testing.assert_allclose(model.predict_softly(k["x"])[0], k["first_predicted"], rtol=1e-5, atol=1e-6)
+        else:
+            np.testing.assert_allclose(first, k["first_predicted"], rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(first, second)
+        model.save(tmp_path / "m")
+        model.export(tmp_path / "m.onnx")
+    with load_model(tmp_path / "m") as loaded:
+        assert loaded.output_names == ["h", "h_1"]
+        for got, want in zip(loaded.predict(k["x"]), [first, second], strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+    exported = onnx.load(str(tmp_path / "m.onnx"))
+    names = [o.name for o in exported.graph.output]
+    session = ort.InferenceSession(exported.SerializeToString(), providers=["CPUExecutionProvider"])
+    outputs = dict(zip(names, session.run(None, {"input": k["x"]}), strict=True))
+    np.testing.assert_allclose(outputs["h_1"], k["second_predicted"], rtol=1e-5, atol=1e-6)
+    if activation == "softmax":  # the first position's logits and their softmax; the second's, the layer's softmax
+        assert names == ["h", "h_probabilities", "h_1"]
+        np.testing.assert_allclose(outputs["h_probabilities"], k["first_predicted"], rtol=1e-5, atol=1e-6)
+    else:
+        assert names == ["h", "h_1"]
+        np.testing.assert_allclose(outputs["h"], k["first_predicted"], rtol=1e-5, atol=1e-6)
+
+
+# Keras: Model([a, b], [d(a), d(b)]) (one Dense called twice) names its outputs ['dense', 'dense'] and logs one
+# "dense_loss"; onnxtrain names them 'dense_1' and 'dense_1_1', each computed by its own call.
+def test_two_calls_of_one_layer_among_the_outputs_are_two_outputs_as_in_keras():
+    a, b = Input(4, name="a"), Input(4, name="b")
+    shared = Dense(2, activation="linear")
+    other = X[::-1].copy()
+    targets = [Y[:, :2], Y[:, 1:]]
+    with Model([a, b], [shared(a), shared(b)], seed=0) as model:
+        assert model.output_names == ["dense_1", "dense_1_1"]
+        w = model.get_weights()
+        first, second = model.predict([X, other])
+        np.testing.assert_allclose(first, dense(w, "dense_1", X), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(second, dense(w, "dense_1", other), rtol=1e-5, atol=1e-6)
         model.compile(optimizer="sgd", loss="mse")
-        history = model.fit(X, [Y, np.zeros_like(Y)], epochs=1, verbose=0)
-        assert {"loss", "h_loss", "h_1_loss"} <= set(history.history)
-        first, second = model.predict(X)
-        np.testing.assert_array_equal(first, second)
+        result = model.evaluate([X, other], targets)
+    for key, output, target in zip(["dense_1_loss", "dense_1_1_loss"], [first, second], targets, strict=True):
+        assert result.metrics[key] == pytest.approx(float(((output - target) ** 2).mean()), rel=1e-5)
