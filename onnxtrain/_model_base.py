@@ -182,6 +182,20 @@ class ModelBase(ModelWeights):
         return list(self.graph.outputs)
 
     @property
+    def input(self) -> Any:
+        """Keras' `model.input`: its Input tensor (a list for several); for a model called as a layer of another,
+        what that call read (`Functional.input`)."""
+        self._check_built("input")
+        return self.graph.input
+
+    @property
+    def output(self) -> Any:
+        """Keras' `model.output`: its output tensor (a list, one per output, for several); for a model called as a
+        layer of another, that call's tensor(s) there (`Functional.output`)."""
+        self._check_built("output")
+        return self.graph.output
+
+    @property
     def output_names(self) -> list[str]:
         """The outputs' names, as Keras names them: their layers' (the keys of per-output losses and metrics;
         `Functional.output_names`)."""

@@ -142,6 +142,21 @@ def test_inputs_and_outputs_make_a_feature_extractor_once_the_model_is_closed():
     np.testing.assert_allclose(features(X)[0], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_input_and_output_are_the_tensors_as_in_keras_a_list_for_several():
+    inputs = Input(4)
+    hidden = Dense(8)(inputs)
+    single = Model(inputs, Dense(3)(hidden))
+    assert single.input is inputs and single.output is single.outputs[0]
+    several = Model(inputs, [hidden, Dense(2)(hidden)])
+    assert several.input is inputs and several.output == several.outputs
+    extractor = Model(several.input, several.output[0], seed=3)  # Keras' Model(model.input, model.output[0])
+    np.testing.assert_allclose(extractor(X), several(X)[0], rtol=1e-6)
+    outer_input = Input(4)
+    outer = Model(outer_input, several(outer_input))
+    nested_outputs = outer.layers[1].output  # a nested model of two outputs: both, as Keras' layer.output
+    assert isinstance(nested_outputs, list) and [t.shape for t in nested_outputs] == [(8,), (2,)]
+
+
 def test_model_weights_list_every_layer_weight_in_get_weights_order():
     with _classifier() as model:
         model.get_layer("dense_1").trainable = False
