@@ -4,9 +4,10 @@
 
 A forked child saves two distinct complete file sets in turn (OVERRIDE: three files whose contents all carry
 a version tag, with one file name differing; APPEND: three such files replaced in a directory that keeps a
-fourth). The
-parent kills it at a random moment, then loads the directory the way a loader does. Every load must find one
-complete version: no missing file, no mix of versions, no partial file. Exits 1 when any load fails.
+fourth). The parent kills it at a random moment, then loads the directory the way a loader does. Every load must
+find one complete version: no missing file, no mix of versions, no partial file. The save lock's file may outlive
+only a child killed while holding the lock, and only until that load; after a final clean save no scratch entry
+is left, lock files included. Exits 1 when any load fails or any of this does not hold.
 tests/test_saving.py runs a short version of the same loop.
 """
 
@@ -35,7 +36,7 @@ except ImportError:  # run from a checkout without installing
     from onnxtrain import saving
 
 from onnxtrain.errors import ModelFileError
-from onnxtrain.saving import _writing
+from onnxtrain.saving import _lock, _writing
 
 FILE_SIZE = 256 * 1024
 
@@ -52,6 +53,7 @@ class KillReport:
     kills: int = 0
     interrupted: int = 0  # kills that left scratch entries behind: a save killed part-way
     restored: int = 0  # kills after which the loader finished a save: a directory swap, or an APPEND's renames
+    killed_holding_lock: int = 0  # kills that left the save lock's file: the child died holding the lock
     saves_completed: int = 0
     unloadable: int = 0
     versions_found: list[int] = field(default_factory=lambda: [0, 0])
@@ -60,6 +62,7 @@ class KillReport:
     def summary(self) -> str:
         return (
             f"kills={self.kills} interrupted_mid_save={self.interrupted} restored={self.restored} "
+            f"killed_holding_lock={self.killed_holding_lock} "
             f"saves_completed={self.saves_completed} versions_found={self.versions_found} "
             f"unloadable={self.unloadable}"
         )
@@ -102,12 +105,23 @@ def load(directory: Path, loadable: tuple[dict[str, bytes], ...]) -> tuple[int |
 
 
 def scratch_entries(directory: Path) -> list[str]:
-    """Our scratch entries beside and inside `directory`, lock files excepted."""
+    """Our scratch entries beside and inside `directory`, its lock file included.
+
+    A save's lock file exists only while the lock is held: a release unlinks it. A holder killed with SIGKILL
+    leaves it (the kernel drops the flock, not the file), and the next save or load of `directory` unlinks it.
+    So right after a kill the lock file may be there (the child died holding it); after the load that follows,
+    or after any save or load that ran to its end, it must be gone.
+    """
     found = []
     for folder in (directory.parent, directory):
         with contextlib.suppress(FileNotFoundError):
-            found += [n for n in os.listdir(folder) if n.startswith(".onnxtrain-") and "-lock-" not in n]
+            found += [n for n in os.listdir(folder) if n.startswith(saving.SCRATCH_PREFIX)]
     return found
+
+
+def lock_file(directory: Path) -> str:
+    """The name of `directory`'s save lock file, beside it."""
+    return _lock.lock_path(directory).name
 
 
 @contextlib.contextmanager
@@ -168,7 +182,9 @@ def run_kill_loop(
         if not os.WIFSIGNALED(status):
             report.problems.append(f"the saver exited by itself (status {status}); see its traceback above")
         report.kills += 1
-        report.interrupted += any(f"-{pid}-" in name for name in scratch_entries(directory))
+        left = scratch_entries(directory)
+        report.interrupted += any(f"-{pid}-" in name for name in left)
+        report.killed_holding_lock += lock_file(directory) in left  # allowed: the load below removes it
         # What the load must finish: a swap (the directory is missing) or an APPEND's renames (a journal inside).
         missing_before = not directory.exists() or any(
             n.startswith(".onnxtrain-commit-") for n in os.listdir(directory)
@@ -180,9 +196,11 @@ def run_kill_loop(
         else:
             report.versions_found[found] += 1
             report.restored += missing_before
+            if lock_file(directory) in scratch_entries(directory):  # the load took the lock, and released it
+                report.problems.append(f"kill {report.kills}: the lock file outlived the load that followed")
     report.saves_completed = struct.unpack_from("q", counter)[0]
     saving.save_files(directory, plan.saves[0], plan.mode)  # the next save cleans up every leftover
-    if scratch_entries(directory):
+    if scratch_entries(directory):  # its own lock file included: it was released
         report.problems.append(f"scratch left after a clean save: {scratch_entries(directory)}")
     return report
 
