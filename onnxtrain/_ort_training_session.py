@@ -27,6 +27,7 @@ from onnxtrain._ort_training import (
     CHECKPOINT,
     TrainingArtifacts,
     check_optimizer,
+    refuse_nothing_to_train,
     require_training_api,
     write_artifacts,
 )
@@ -35,7 +36,6 @@ from onnxtrain.distributed._communicator import Communicator, broadcast_bytes
 from onnxtrain.distributed._reduce import GradientReduction
 from onnxtrain.engine import Batch, EngineRequest
 from onnxtrain.errors import UnsupportedError
-from onnxtrain.functional import as_graph
 from onnxtrain.optimizers import Optimizer
 
 
@@ -57,12 +57,11 @@ def create_engine(request: EngineRequest) -> OrtTrainingEngine:
             temporary folder, and no folder of `request.artifacts_dir` that it created (`created_directories`).
     """
     check_optimizer(request.optimizer)
-    if not as_graph(request.layers).trainable_params_by_name():
-        raise UnsupportedError(
-            "The ort-training engine needs at least one trainable parameter: ONNX Runtime's training artifacts "
-            "have nothing to build without one. Received: a model whose parameters are all frozen (or that has "
-            "none). Compile with engine='portable' (the default) to evaluate, predict or export it."
-        )
+    refuse_nothing_to_train(
+        request.layers,
+        "The ort-training engine",
+        "Compile with engine='portable' (the default) to evaluate, predict or export it.",
+    )
     optimizer = request.optimizer
     if request.communicator is not None:
         # Distributed, GradientReduction clips the all-reduced gradients: ORT's ClipGradNorm gave two processes

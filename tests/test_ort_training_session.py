@@ -11,8 +11,8 @@ import pytest
 
 from onnxtrain import Sequential, _ort_training, _ort_training_session
 from onnxtrain import losses as loss_module
-from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.layers import Dense, Flatten, Input
+from onnxtrain.errors import InvalidArgumentError, UnsupportedError
+from onnxtrain.layers import Dense, Flatten, Input, Softmax
 from onnxtrain.optimizers import Adam
 
 PACKAGE = Path(_ort_training.__file__).parent
@@ -66,3 +66,29 @@ def test_an_empty_batch_is_refused_before_onnx_runtime_sees_it(tmp_path):
         with pytest.raises(InvalidArgumentError, match=r"at least one example. Received: x.shape=\(0, 4, 3\)"):
             step(np.zeros((0, 4, 3), np.float32), np.zeros(0, np.int64))
     engine.close()
+
+
+@pytest.mark.training
+@pytest.mark.parametrize(
+    ("model", "received"),
+    [
+        (
+            lambda: Sequential.of(Input(3), Dense(2, trainable=False), seed=1),
+            r"a model whose parameters are all frozen\.",
+        ),
+        (
+            lambda: Sequential.of(Input(2, 3), Flatten(), Softmax(), seed=1),
+            r"a model that has none \(no layer has weights: 'flatten_\d+', 'softmax_\d+'\)\.",
+        ),
+    ],
+    ids=["frozen", "weightless"],
+)
+def test_the_engine_refuses_a_model_with_nothing_to_train_in_write_artifacts_words(model, received):
+    """The same refusal as write_artifacts' (`refuse_nothing_to_train`), naming the engine and its fix."""
+    expected = (
+        r"^The ort-training engine needs at least one trainable parameter: ONNX Runtime's training artifacts have "
+        rf"nothing to build without one\. Received: {received} Compile with engine='portable' \(the default\) to "
+        r"evaluate, predict or export it\.$"
+    )
+    with model() as refused, pytest.raises(UnsupportedError, match=expected):
+        refused.compile(loss="mse", engine="ort-training")

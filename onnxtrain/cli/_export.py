@@ -88,7 +88,8 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
         directory = saved_model_dir(args.source, f"a model config (.toml/.json) or {SAVED_MODEL}")
         model, loss, optimizer = load_compiled(directory, None, "artifacts"), None, None
     with model:
-        # ONNX Runtime cannot build the artifacts of a model with nothing to train (generate_artifacts fails in it)
+        # Nothing to train: ONNX Runtime has no artifacts to build. Refused here in the command's words (the config
+        # or saved model, TOML's `trainable = false`) before generate_artifacts' own refusal, which speaks Python.
         refuse_training_nothing(model, args.source, from_config=source.suffix.lower() in (".toml", ".json"))
         # An --opset alone gets the oldest IR version that can hold it, as export does.
         opset, ir_version = inference_opset_and_ir(model.graph.layers, model._compiled, args.opset, args.ir_version)
