@@ -50,8 +50,8 @@ is set instead (`setting_hint`)."""
 def spelling_hint(unknown: Iterable[str], takes: Collection[str], renamed: Mapping[str, str] | None = None) -> str:
     """The sentences that tell a KotlinDL user how Python spells each of the `unknown` keywords: the snake_case of
     a camelCase one whose snake_case is in `takes` (`kernelSize` is `kernel_size`), and, for one whose snake_case is
-    in `renamed` ({KotlinDL's name, snake-cased: what stands for it here, said after the name}), that. Each starts
-    with a space; "" where no keyword is either.
+    in `renamed` ({KotlinDL's name, snake-cased: what stands for it here, said after the name}), that, naming
+    KotlinDL's camelCase beside a snake_case one given. Each starts with a space; "" where no keyword is either.
 
     Example:
         >>> spelling_hint(["batchSize"], ["batch_size"])
@@ -62,14 +62,23 @@ def spelling_hint(unknown: Iterable[str], takes: Collection[str], renamed: Mappi
     spelled = [f"{name!r} (in Python: {snake_case(name)})" for name in names if _camel_of_taken(name, takes)]
     hint = f" Python's spelling of KotlinDL's camelCase names is snake_case: {', '.join(spelled)}." if spelled else ""
     for name in names:
-        if snake_case(name) in renamed and snake_case(name) not in takes:
-            hint += f" KotlinDL's {name!r} {renamed[snake_case(name)]}."
+        snake = snake_case(name)
+        if snake in renamed and snake not in takes:
+            hint += f" {_as_kotlindls(name)} {renamed[snake]}."
     return hint
 
 
 def _camel_of_taken(name: str, takes: Collection[str]) -> bool:
     """Whether `name` is the camelCase of a name in `takes` (`kernelSize`)."""
     return snake_case(name) != name and snake_case(name) in takes
+
+
+def _as_kotlindls(name: str) -> str:
+    """`name`, a KotlinDL argument's name as given, said as KotlinDL's: "KotlinDL's 'trainBatchSize'", or, where it
+    is the snake-cased one (which is ours, not KotlinDL's), "'train_batch_size' (KotlinDL's 'trainBatchSize')"."""
+    first, *rest = snake_case(name).split("_")
+    camel = first + "".join(word.capitalize() for word in rest)
+    return f"{name!r} (KotlinDL's {camel!r})" if name != camel else f"KotlinDL's {name!r}"
 
 
 def setting_hint(unknown: Iterable[str], settings: Mapping[str, str]) -> str:

@@ -31,7 +31,14 @@ HINTS = [
     ("snake_case is not camelCase", ["batch_sizes"], ["batch_size"], {}, ""),
     ("camelCase of nothing taken", ["fooBar"], ["batch_size"], {}, ""),
     ("renamed", ["trainBatchSize"], ["batch_size"], {"train_batch_size": "is b"}, " KotlinDL's 'trainBatchSize' is b."),
-    ("renamed, snake-cased", ["train_batch_size"], ["batch_size"], {"train_batch_size": "is b"}, " KotlinDL's"),
+    (
+        "renamed, snake-cased: ours, said beside KotlinDL's",
+        ["train_batch_size"],
+        ["batch_size"],
+        {"train_batch_size": "is b"},
+        " 'train_batch_size' (KotlinDL's 'trainBatchSize') is b.",
+    ),
+    ("renamed, one word: the same in both", ["callback"], [], {"callback": "is c"}, " KotlinDL's 'callback' is c."),
     ("renamed but taken", ["trainBatchSize"], ["train_batch_size"], {"train_batch_size": "is b"}, f" {SNAKE}"),
     (
         "both kinds",
@@ -60,7 +67,14 @@ REFUSED = [
     (
         "fit train_batch_size",
         lambda m: m.fit(training_dataset=(X, Y), train_batch_size=4),
-        r"KotlinDL's 'training_dataset' is dataset in onnxtrain\. KotlinDL's 'train_batch_size' is batch_size ",
+        r"'training_dataset' \(KotlinDL's 'trainingDataset'\) is dataset in onnxtrain\. 'train_batch_size' "
+        r"\(KotlinDL's 'trainBatchSize'\) is batch_size ",
+    ),
+    (
+        "fit writing_mode",
+        lambda m: m.fit(X, Y, writing_mode="override"),
+        r"^fit\(\) got .*'writing_mode'\. 'writing_mode' \(KotlinDL's 'writingMode'\) is an argument of save\(\) "
+        r"and export\(\) only",
     ),
     (
         "fit validationDataset",
