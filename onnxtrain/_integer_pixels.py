@@ -1,6 +1,7 @@
 """The one rule for integer pixels that a float input reads, wherever they enter (`Dataset(x, y, input_scale=...)`,
 fit, evaluate, predict, `InferenceModel`): at input_scale 1/255 (a model trained on 8-bit pixels) integers must lie
-in [0, 255]; at input_scale 1, images of a pixel dtype (uint8, uint16, int16) are read raw, with a warning."""
+in [0, 255]; at input_scale 1, images of a pixel dtype (uint8, uint16, int16) are read raw, with a warning, unless
+the model scales them itself (a Keras-style Rescaling(1 / 255) at its start: `rescales_raw_pixels`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import os
 import sys
 import types
 import warnings
-from typing import Literal, NamedTuple
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from onnxtrain._input_scale import scale_divisor
+from onnxtrain._input_scale import rescales_pixels_again, scale_divisor
 from onnxtrain.errors import InvalidArgumentError
 
 PIXEL_DIVISOR = 255.0
@@ -40,17 +42,30 @@ _PIXEL_DTYPES = {
 """The integer dtypes images come in: 8-bit, and 16-bit (medical and scientific images, int16 CT values)."""
 
 
-def check_integer_pixels(x: np.ndarray, input_scale: float, argument: str, owner: ScaleOwner = "model") -> None:
+def check_integer_pixels(
+    x: np.ndarray, input_scale: float, argument: str, owner: ScaleOwner = "model", model_rescales: bool = False
+) -> None:
     """Apply the module's rule to integer `x` that a float input reads at `input_scale` (`owner`'s): refuse values
-    outside [0, 255] at 1/255 (`check_pixel_range`), warn of raw pixels at 1 (`warn_of_raw_pixels`). Costs one
-    min/max pass for integers other than uint8 at 1/255, nothing otherwise.
+    outside [0, 255] at 1/255 (`check_pixel_range`), warn of raw pixels at 1 (`warn_of_raw_pixels`), except into
+    a model that scales raw pixels itself (`model_rescales`: see `rescales_raw_pixels`). Costs one min/max pass for
+    integers other than uint8 at 1/255, nothing otherwise.
 
     Raises:
         InvalidArgumentError: the errors of `check_pixel_range`.
     """
     check_pixel_range(x, input_scale, argument, owner)
-    if input_scale == 1.0 and x.dtype in _PIXEL_DTYPES:
+    if input_scale == 1.0 and x.dtype in _PIXEL_DTYPES and not model_rescales:
         warn_of_raw_pixels(argument, x.dtype, owner)
+
+
+def rescales_raw_pixels(layers: Sequence[Any]) -> bool:
+    """Whether a model of `layers` scales raw pixels itself, so it is meant to read them: it starts with Keras'
+    `Rescaling(1 / 255)` (or another scalar scale of at most 1/127.5), possibly after layers that only move values
+    (RandomFlip, Resizing...). The walk is fit's, which refuses such a model on pixels scaled already.
+    """
+    # rescales_pixels_again asks whether the model divides data already divided by 255 again: that holds exactly
+    # when it divides raw pixels (its answer does not depend on the data's scale, once that is not 1).
+    return rescales_pixels_again(layers, 1 / PIXEL_DIVISOR) is not None
 
 
 def check_pixel_range(x: np.ndarray, input_scale: float, argument: str, owner: ScaleOwner = "model") -> None:

@@ -25,7 +25,13 @@ import numpy as np
 
 from onnxtrain._finite_inputs import all_finite, refuse_non_finite
 from onnxtrain._input_scale import INPUT_SCALE_RANGE, scale_divisor, scale_integers, valid_input_scale
-from onnxtrain._integer_pixels import PIXEL_DIVISOR, check_integer_pixels, check_pixel_range, warn_of_raw_pixels
+from onnxtrain._integer_pixels import (
+    PIXEL_DIVISOR,
+    check_integer_pixels,
+    check_pixel_range,
+    rescales_raw_pixels,
+    warn_of_raw_pixels,
+)
 from onnxtrain._token_ids import TokenIds, check_token_ids, token_id_inputs
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from onnxtrain.layers import Shape, format_shape
@@ -62,6 +68,7 @@ def prepare_x(
     allow_single: bool = False,
     token_ids: TokenIds | None = None,
     dtype: Any = np.float32,
+    model_rescales: bool = False,
 ) -> tuple[np.ndarray, bool]:
     """Return (C-contiguous batch of the input's `dtype`, whether `x` was a single example).
 
@@ -69,6 +76,7 @@ def prepare_x(
         token_ids: the ids the Embedding layers this input feeds accept (`_token_ids.token_id_inputs`); None
             for an input that feeds none, which costs nothing more. Such an input is never scaled.
         dtype: the input's: float32, or int64 / int32 for an integer input (see the module's rule).
+        model_rescales: the model scales raw pixels itself (`rescales_raw_pixels`): raw ones are not warned of.
 
     Raises:
         InvalidTypeError: the dtype is not numeric.
@@ -138,7 +146,7 @@ def prepare_x(
     given = x
     if x.dtype.kind in "iub":
         if token_ids is None:  # pixels, by the one rule for integer pixels
-            check_integer_pixels(x, input_scale, argument)
+            check_integer_pixels(x, input_scale, argument, model_rescales=model_rescales)
         x = scale_integers(x, input_scale)
     elif x.dtype != np.float32:
         with np.errstate(over="ignore"):  # float64 values beyond float32 become inf, refused just below
@@ -237,19 +245,22 @@ class InputArrays:
 
 
 class InputSpec(NamedTuple):
-    """What one model input reads: its graph input's name, per-example shape and dtype, and the ids of the
-    Embedding layers it feeds (`_token_ids.token_id_inputs`; None when it feeds none)."""
+    """What one model input reads: its graph input's name, per-example shape and dtype, the ids of the
+    Embedding layers it feeds (`_token_ids.token_id_inputs`; None when it feeds none), and whether the model
+    scales its raw pixels itself (`_integer_pixels.rescales_raw_pixels`; told for a model of one input only)."""
 
     name: str
     shape: Shape
     dtype: np.dtype = np.dtype(np.float32)
     token_ids: TokenIds | None = None
+    model_rescales: bool = False
 
 
 def input_specs(graph: Functional) -> list[InputSpec]:
     """The InputSpec of each input of `graph`, in order: what fit, evaluate and predict check arrays against."""
+    rescales = len(graph.inputs) == 1 and rescales_raw_pixels(graph.layers)
     return [
-        InputSpec(str(x.name), x.shape, np.dtype(x.dtype), ids)
+        InputSpec(str(x.name), x.shape, np.dtype(x.dtype), ids, rescales)
         for x, ids in zip(graph.inputs, token_id_inputs(graph), strict=True)
     ]
 
@@ -295,7 +306,14 @@ def prepare_inputs(
     if len(inputs) == 1:
         spec = inputs[0]
         return prepare_x(
-            sole_input(x, spec, argument), spec.shape, input_scale, argument, allow_single, spec.token_ids, spec.dtype
+            sole_input(x, spec, argument),
+            spec.shape,
+            input_scale,
+            argument,
+            allow_single,
+            spec.token_ids,
+            spec.dtype,
+            spec.model_rescales,
         )
     names = [spec.name for spec in inputs]
     if isinstance(x, dict):
@@ -314,7 +332,14 @@ def prepare_inputs(
         )
     prepared = [
         prepare_x(
-            value, spec.shape, input_scale, f"{argument}[{spec.name!r}]", allow_single, spec.token_ids, spec.dtype
+            value,
+            spec.shape,
+            input_scale,
+            f"{argument}[{spec.name!r}]",
+            allow_single,
+            spec.token_ids,
+            spec.dtype,
+            spec.model_rescales,
         )
         for value, spec in zip(given, inputs, strict=True)
     ]

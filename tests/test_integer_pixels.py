@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from onnxtrain import Dataset, InferenceModel, Sequential
-from onnxtrain._integer_pixels import check_integer_pixels, check_pixel_range
+from onnxtrain._integer_pixels import check_integer_pixels, check_pixel_range, rescales_raw_pixels
 from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.layers import Dense, Input
+from onnxtrain.layers import Dense, Flatten, Input, RandomFlip, Rescaling, Resizing
 
 PIXEL_DTYPES = [np.uint8, np.uint16, np.int16]
 LABELS = np.array([0, 1, 0, 1])
@@ -128,3 +128,46 @@ def test_a_range_check_costs_nothing_for_uint8_and_floats():
     check_pixel_range(np.full((2, 2), 1e6, np.float32), 1 / 255, "x")  # floats are used as they are
     with pytest.raises(InvalidArgumentError, match=r"Received: x\[0, 0\]=256 \(dtype int64\)"):
         check_pixel_range(np.full((2, 2), 256, np.int64), np.float32(1 / 255).item(), "x")
+
+
+OWN_SCALING = [  # the layers before Flatten and Dense; whether the model then scales raw pixels itself
+    ("Rescaling(1/255) first", lambda: (Rescaling(1 / 255),), True),
+    ("Rescaling to [-1, 1]", lambda: (Rescaling(1 / 127.5, offset=-1.0),), True),
+    (
+        "after layers that move values",
+        lambda: (RandomFlip("horizontal", seed=0), Resizing(2, 2), Rescaling(1 / 255)),
+        True,
+    ),
+    ("no Rescaling", lambda: (), False),
+    ("a Rescaling that is no pixel scaling", lambda: (Rescaling(2.0),), False),
+    ("after a layer that computes", lambda: (Dense(1), Rescaling(1 / 255)), False),
+]
+
+
+@pytest.mark.parametrize(("first", "rescales"), [r[1:] for r in OWN_SCALING], ids=[r[0] for r in OWN_SCALING])
+def test_a_model_that_starts_by_rescaling_pixels_is_found_to_scale_raw_pixels_itself(first, rescales):
+    with Sequential.of(Input(2, 2, 1), *first(), Flatten(), Dense(2), seed=0) as model:
+        assert rescales_raw_pixels(model.layers) is rescales
+
+
+@pytest.mark.parametrize("dtype", PIXEL_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_raw_pixels_into_a_model_that_rescales_them_itself_are_not_warned_of(dtype):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_integer_pixels(_pixels(dtype), 1.0, "x", model_rescales=True)
+    with pytest.warns(UserWarning, match=r"^x is "):
+        check_integer_pixels(_pixels(dtype), 1.0, "x", model_rescales=False)
+    with pytest.raises(InvalidArgumentError, match=r"expects integer pixels in \[0, 255\]"):  # its range rule stays
+        check_integer_pixels(_pixels(np.int16, 300), 1 / 255, "x", model_rescales=True)
+
+
+ENTRIES_OF_A_MODEL = ENTRIES[:4]  # fit, fit Dataset, evaluate, predict: what reads the model's own layers
+
+
+@pytest.mark.parametrize("enter", [row[1] for row in ENTRIES_OF_A_MODEL], ids=[row[0] for row in ENTRIES_OF_A_MODEL])
+def test_raw_pixels_are_not_warned_of_where_the_model_rescales_them_itself(enter):
+    model = Sequential.of(Input(3), Rescaling(1 / 255), Dense(2), seed=0)
+    model.compile(optimizer="sgd", loss="softmax_cross_entropy_with_logits")
+    with model, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        enter({"raw": model}, "raw", _pixels(np.uint8))
