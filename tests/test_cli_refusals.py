@@ -25,7 +25,8 @@ from onnxtrain.layers import Dense, Input
 pytest.importorskip("PIL.Image")
 
 EXPECTED = re.escape(
-    "--input expects a .npy array, an image file (.png, .jpg, .jpeg, .bmp, .gif) or a folder of images. Received: "
+    "--input expects a .npy array, a .npz of arrays named after the model's inputs, an image file (.png, .jpg, "
+    ".jpeg, .bmp, .gif) or a folder of images. Received: "
 )
 
 

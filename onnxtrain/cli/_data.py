@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -188,7 +189,7 @@ class PredictInput(NamedTuple):
     """What `onnxtrain predict --input` reads: the batch, and the file name of each example where it read a folder
     of images (None: a .npy array or one image, whose examples are numbered)."""
 
-    x: np.ndarray
+    x: np.ndarray | dict[str, np.ndarray]
     names: tuple[str, ...] | None
 
 
@@ -197,8 +198,10 @@ def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     return read_inputs(path, input_shape).x
 
 
-def read_inputs(path: Path, input_shape: tuple[int, ...]) -> PredictInput:
-    """The --input of `onnxtrain predict`: a .npy array as stored; an image as uint8 grey, RGB or RGBA pixels
+def read_inputs(path: Path, input_shape: tuple[int, ...], input_names: Sequence[str] = ("input",)) -> PredictInput:
+    """The --input of `onnxtrain predict`: a .npy array as stored; a .npz of one array per model input, named
+    after them (`input_names`; a model of one input also takes the `x` of a training .npz, or its only array);
+    an image as uint8 grey, RGB or RGBA pixels
     shaped to `input_shape` (the model's input without the batch axis) by the rule `image_dataset_from_directory`
     reads images with (16-bit images are brought to 8 bits, transparent pixels are composited on black), not
     resized; or a folder: every image in it, at any depth, in sorted order, each read as one image is, with its
@@ -207,19 +210,41 @@ def read_inputs(path: Path, input_shape: tuple[int, ...]) -> PredictInput:
     Raises:
         InvalidArgumentError: a missing file (or a link to one), another suffix, a file Pillow cannot read as an
             image, a model that does not take images, an image of the wrong size, or one `image_pixels` refuses,
-            a folder without images.
-        DataFormatError: a .npy file that is not an array numpy wrote.
+            a folder without images; a .npy for a model of several inputs, a .npz without an array per input.
+        DataFormatError: a .npy file that is not an array numpy wrote, a .npz that is not a numpy archive.
         RuntimeSetupError: an image, without Pillow installed.
     """
     _refuse_missing_input(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz" and not path.is_dir():
+        return PredictInput(_read_npz_inputs(path, input_names), None)
+    if len(input_names) > 1:  # one array, an image or a folder of them cannot feed several inputs
+        raise InvalidArgumentError(
+            f"--input '{path}': the model takes {len(input_names)} inputs {list(input_names)}; pass a .npz of one "
+            f"array per input, named after it: np.savez('inputs.npz', {', '.join(f'{n}=...' for n in input_names)})"
+        )
     if path.is_dir():
         return PredictInput(*read_image_folder(path, input_shape))
-    suffix = path.suffix.lower()
     if suffix == ".npy":
         return PredictInput(read_npy(path, DataFormatError), None)
     if suffix not in IMAGE_SUFFIXES:
         raise InvalidArgumentError(f"{INPUT_EXPECTED}. Received: '{path}'")
     return PredictInput(read_image_input(path, input_shape), None)
+
+
+def _read_npz_inputs(path: Path, input_names: Sequence[str]) -> np.ndarray | dict[str, np.ndarray]:
+    """The arrays of a .npz --input: {input name: array} for every input of the model; for a model of one input,
+    its named array, the `x` of a training .npz, or the archive's only array."""
+    arrays = read_npz(path, f"--input '{path}'", DataFormatError)
+    if all(name in arrays for name in input_names):
+        return {name: arrays[name] for name in input_names} if len(input_names) > 1 else arrays[input_names[0]]
+    if len(input_names) == 1 and ("x" in arrays or len(arrays) == 1):
+        return arrays["x"] if "x" in arrays else next(iter(arrays.values()))
+    one_input = " (or an `x`, as a training .npz holds)" if len(input_names) == 1 else ""
+    raise InvalidArgumentError(
+        f"--input '{path}' expects one array per model input, named after it: {list(input_names)}{one_input}. "
+        f"Received: arrays {sorted(arrays)}"
+    )
 
 
 def _refuse_missing_input(path: Path) -> None:

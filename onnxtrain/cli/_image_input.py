@@ -16,7 +16,10 @@ from onnxtrain.datasets._image_index import index_images
 from onnxtrain.errors import DataFormatError, InvalidArgumentError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-INPUT_EXPECTED = f"--input expects a .npy array, an image file ({', '.join(IMAGE_SUFFIXES)}) or a folder of images"
+INPUT_EXPECTED = (
+    f"--input expects a .npy array, a .npz of arrays named after the model's inputs, an image file "
+    f"({', '.join(IMAGE_SUFFIXES)}) or a folder of images"
+)
 IMAGE_CHANNELS = (1, 3, 4)
 """The channels of the images a model may take: grey, RGB, RGBA."""
 

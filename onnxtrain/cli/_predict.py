@@ -60,7 +60,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     # A run's folder stands for the model/ in it, as it does for summary, evaluate, export, artifacts and bundle.
     with InferenceModel.load(args.model) as model:
-        x, names = read_inputs(Path(args.input), model.input_shape)
+        x, names = read_inputs(Path(args.input), model.input_shape, model.input_names)
         if len(_predicted_outputs(model.output_names)) > 1:
             return _predict_several(model, x, args, names)
         try:
