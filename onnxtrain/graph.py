@@ -23,7 +23,6 @@ from onnxtrain._onnx_versions import (
     DEFAULT_IR_VERSION,
     DEFAULT_OPSET,
     MAX_ORT_TRAINING_IR_VERSION,
-    _min_ir_version,
     check_opset_and_ir,
 )
 from onnxtrain._version import __version__
@@ -36,7 +35,6 @@ __all__ = [
     "PRODUCER_NAME",
     "Dim",
     "GraphBuilder",
-    "_min_ir_version",
     "check_opset_and_ir",
 ]
 

@@ -206,6 +206,9 @@ class History:
             values.append(float(logs.get(key, math.nan)))
 
     def last(self) -> dict[str, float]:
+        """The last epoch's figures, {key: value} for every key (a new dict): what `fit` passes to the callbacks'
+        `on_train_end`, and the final loss and metrics of a run (`history.last()["val_loss"]`). NaN where a key had
+        no value that epoch (a "val_" key on an epoch `validation_freq` skipped); {} when no epoch was recorded."""
         return {key: values[-1] for key, values in self.history.items() if values}
 
     def __len__(self) -> int:

@@ -175,9 +175,16 @@ class InferenceModel:
         return result[0].item() if single and result.ndim == 1 else (result[0] if single else result)
 
     def predict_softly(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto") -> Any:
-        """Class probabilities per example: the `probabilities` output, or a BCE model's sigmoid output. A model of
-        several outputs gives a list, one per output: `<output>_probabilities`, or its loss's probabilities (each
-        output must be a classifier's). `verbose` as predict's: checked, no progress bar."""
+        """Class probabilities per example: the `probabilities` output, or a BCE model's sigmoid output; a model of
+        one output needs a classification loss. A model of several outputs gives a list, one per output, as
+        `Model.predict_softly` does: an output trained with a classification loss gives its probabilities
+        (`<output>_probabilities`, or its loss's), any other its raw values (a regression head's, as `predict` gives
+        them). `verbose` as predict's: checked, no progress bar.
+
+        Raises:
+            InvalidArgumentError: a model of one output without a classification loss (use `predict`), or an output
+                whose loss the metadata does not name (the export of an uncompiled model: use `predict_outputs`).
+        """
         check_verbose(verbose)
         if len(self.predicted_outputs) > 1:
             return self._predict_each(x, batch_size, soft=True)

@@ -125,6 +125,9 @@ FIT_NOTE = "onnxtrain: note: the output stream was closed (its reader went away)
 
 
 def format_logs(logs: Mapping[str, float], separator: str = " - ") -> str:
+    """`logs` as the progress line shows them: each "key: value" with 4 decimals, in the mapping's order, joined by
+    `separator` (the bar's postfix uses ", "). e.g. `format_logs({"loss": 0.25, "accuracy": 0.9})` is
+    "loss: 0.2500 - accuracy: 0.9000"; a callback of one's own may print its figures so."""
     return separator.join(f"{key}: {value:.4f}" for key, value in logs.items())
 
 

@@ -67,9 +67,14 @@ class Callback:
     adds_log_keys: ClassVar[tuple[str, ...]] = ()  # what a stock callback adds to the epoch logs (learning_rate)
 
     def set_model(self, model: CallbackModel) -> None:
+        """Called by each `fit` call before any other hook, with the model being trained (the `Sequential` or
+        `Model` whose `fit` it is), which `self.model` then is. An override should call `super().set_model(model)`."""
         self.model = model
 
     def set_params(self, params: Mapping[str, Any]) -> None:
+        """Called by each `fit` call after `set_model`, before `on_train_begin`, with Keras' `params` of the call:
+        {"verbose": ..., "epochs": the epochs asked for, "steps": batches per epoch (None for a generator read to its
+        end)}, which `self.params` then is. An override should call `super().set_params(params)`."""
         self.params = params
 
     def set_optimizer_steps(self, counter: Callable[[], int]) -> None:
@@ -114,23 +119,75 @@ class Callback:
         """Whether `fit` must call the batch-begin hooks (one of them is overridden)."""
         return _overrides(self, "on_train_batch_begin", "on_batch_begin")
 
-    def on_train_begin(self, logs: Logs | None = None) -> None: ...
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        """Called once at the start of each `fit` call, before the first epoch.
 
-    def on_train_end(self, logs: Logs | None = None) -> None: ...
+        Args:
+            logs: an empty dict (as in Keras, which passes no data here).
+        """
 
-    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None: ...
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        """Called once at the end of each `fit` call, after the last epoch (also when a callback stopped training;
+        not when `fit` raises).
 
-    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None: ...
+        Args:
+            logs: the last epoch's logs as the History recorded them (what `on_epoch_end` got, with the keys the
+                callbacks added), as Keras passes them; an empty dict where no epoch ran.
+        """
+
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        """Called at the start of every epoch of `fit`, before its first batch.
+
+        Args:
+            epoch: the epoch's number, counted from 1 and on across `fit` calls on one model (the second `fit` of 2
+                epochs after 2 trained begins epoch 3), as the History's `epochs` and the progress line number them;
+                Keras passes the 0-based index.
+            logs: an empty dict (as in Keras).
+        """
+
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        """Called at the end of every epoch of `fit`, after its validation, before the History records it.
+
+        Args:
+            epoch: the epoch's number, as `on_epoch_begin` got it.
+            logs: the epoch's figures, keyed as the History's: "loss" and each compiled metric ("accuracy"; a model
+                of several outputs also "<output>_loss", "<output>_<metric>"), their means over the epoch's
+                batches; with validation on this epoch (`validation_data`/`validation_split`, `validation_freq`),
+                the same figures on it with "val_" before each key. e.g. {"loss": 0.2, "accuracy": 0.7,
+                "val_loss": 0.3, "val_accuracy": 0.6}. It is one dict that every callback gets in turn, with the keys
+                the callbacks before this one added ("learning_rate" from LearningRateScheduler or
+                ReduceLROnPlateau); a key added here reaches the callbacks after this one and the History.
+        """
 
     def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        """Called before each training batch of `fit` (only where a batch-begin hook is overridden). The default
+        calls `on_batch_begin(batch, logs)`, Keras' older name: override either one.
+
+        Args:
+            batch: the batch's number in its epoch, counted from 1 (Keras' is the 0-based index).
+            logs: an empty dict (as in Keras).
+        """
         self.on_batch_begin(batch, logs)
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        """Called after each training batch of `fit` (only where a batch-end hook is overridden: the running
+        figures cost a little each step). The default calls `on_batch_end(batch, logs)`, Keras' older name:
+        override either one.
+
+        Args:
+            batch: the batch's number in its epoch, counted from 1 (Keras' is the 0-based index).
+            logs: the epoch's running figures up to this batch, as Keras': the mean "loss" and each compiled metric
+                over the batches so far, keyed as `on_epoch_end`'s (no "val_" keys). After a batch whose loss is not
+                finite (NaN, inf), "loss" is that batch's loss: set `self.model.stop_training = True` here (as
+                TerminateOnNaN does) to end `fit` there, which otherwise raises a `NonFiniteLossError`.
+        """
         self.on_batch_end(batch, logs)
 
-    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
+    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        """Keras' older name of `on_train_batch_begin`, which calls it by default: the same arguments."""
 
-    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        """Keras' older name of `on_train_batch_end`, which calls it by default: the same arguments."""
 
 
 def _overrides(callback: Callback, *hooks: str, since: type[Callback] = Callback) -> bool:

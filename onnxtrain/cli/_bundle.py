@@ -40,7 +40,9 @@ def add_bundle_command(commands: argparse._SubParsersAction) -> None:
         "weights and optimizer state (when the save holds it) and metadata, for onnxtrain-js "
         "(onnxruntime-web in a browser, onnxruntime-node).",
     )
-    bundle.add_argument("model", metavar="MODEL", help="saved model directory")
+    bundle.add_argument(
+        "model", metavar="MODEL", help="saved model directory, or the output folder of a run, for the model/ in it"
+    )
     bundle.add_argument("out", metavar="OUT_DIR", help="folder to write the bundle into")
     bundle.add_argument(
         "--overwrite", action="store_true", help="replace OUT_DIR if it holds a bundle (and nothing else)"

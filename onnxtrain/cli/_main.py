@@ -71,6 +71,10 @@ def _add_ir_version_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `onnxtrain` command's argparse parser with every sub-command registered (train, evaluate, predict,
+    export, artifacts, bundle, finetune, summary): `build_parser().parse_args(["export", "runs/demo", "out.onnx"])`
+    gives a Namespace whose `func` runs the command. `main(argv)` parses and runs it, printing onnxtrain's errors
+    as one line and returning the exit status."""
     parser = _Parser(prog="onnxtrain", description="Train Keras-style models with ONNX Runtime; export portable ONNX.")
     from onnxtrain._version import __version__
 
