@@ -35,6 +35,7 @@ from onnxtrain.layers import (
     Reshape,
     SpatialDropout2D,
     SymbolicTensor,
+    TimeDistributed,
 )
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
@@ -182,19 +183,28 @@ _CARRIERS = (Dropout, SpatialDropout2D, Flatten, Reshape, Add, Average, Maximum,
 def _warn_about_default_relu_logits(output: SymbolicTensor, loss: Loss) -> None:
     """Warn when the logits of a loss that reads them (`Loss.trains_on_logits`) come from a Dense left at its
     default ReLU through layers that only carry or merge values (`Dense(10)` then `Dropout`, or `Add` of two):
-    `graph_layers` emits only a last Dense linear, so these logits are clamped at 0, a trap for Keras users, whose
-    Dense defaults to linear."""
-    pending, seen, found = [output], set(), set[str]()
+    `graph_layers` emits only the output's own Dense linear (reached through TimeDistributed and nested models:
+    `emit.logits_path`), so these logits are clamped at 0, a trap for Keras users, whose Dense defaults to linear.
+    The walk goes into nested models and TimeDistributed too, where such a Dense may sit."""
+    # (tensor, whether its layer is emitted linear: the output's own, and the path the rule reaches from it)
+    pending = [(output, emit.graph_layers([output.layer], loss)[-1] is not output.layer)]
+    seen, found = set[tuple[int, bool]](), set[str]()
     while pending:
-        tensor = pending.pop()
-        if id(tensor) in seen:
+        tensor, linear = pending.pop()
+        if (id(tensor), linear) in seen:
             continue
-        seen.add(id(tensor))
+        seen.add((id(tensor), linear))
         layer = tensor.layer
+        if isinstance(layer, TimeDistributed):  # its layer's values per step
+            layer = layer.layer
+            if isinstance(layer, Functional):
+                pending.append((layer.outputs[0], linear))
+                continue
         if isinstance(layer, _CARRIERS):
-            pending.extend(tensor.inputs)
-        elif tensor is not output and isinstance(layer, Dense) and not getattr(layer, "activation_given", True):
-            # (the output's own Dense is emitted linear: graph_layers)
+            pending.extend((x, False) for x in tensor.inputs)
+        elif isinstance(layer, Functional):  # a nested model: the values of its output of this index
+            pending.append((layer.outputs[tensor.output_index], linear and len(layer.outputs) == 1))
+        elif isinstance(layer, Dense) and not linear and not getattr(layer, "activation_given", True):
             found.add(str(layer.name))
     if found:
         warnings.warn(
@@ -236,16 +246,20 @@ def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
     binary cross-entropy from logits is applied twice.
     Binary cross-entropy on probabilities expects them: without a sigmoid, outputs outside [0, 1] are clipped,
     which stops their gradient, and "probabilities" are not probabilities.
+    A last TimeDistributed or nested model is judged by the layer it ends in (`emit.logits_path`), as the graphs
+    are: `TimeDistributed(Dense(3, activation="relu"))` warns as `Dense(3, activation="relu")` does.
     """
-    activation = getattr(last, "activation", None)
+    inner = emit.logits_path(last)[-1]  # the layer whose activation it is (through TimeDistributed, a nested model)
+    activation = getattr(inner, "activation", None)
     if activation is None:
         return
+    named = f"{last.name!r}" if inner is last else f"{last.name!r} (its {type(inner).__name__} {inner.name!r})"
     left_to_the_loss = emit.graph_layers([last], loss)[-1] is not last  # left out: the loss reads logits
     if loss.trains_on_logits and activation.name != "linear" and not left_to_the_loss:
         fix = (
             "leave that layer out"
-            if isinstance(last, Activation)
-            else f'use {type(last).__name__}(..., activation="linear"), or leave the activation out'
+            if isinstance(inner, Activation)
+            else f'use {type(inner).__name__}(..., activation="linear"), or leave the activation out'
         )
         if activation.name == "sigmoid" and _kind(loss) == "sigmoid":
             effect = "the loss applies its own sigmoid to them, so the sigmoid is applied twice"
@@ -257,16 +271,16 @@ def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
         else:
             effect = f"the loss reads its outputs as logits, which {activation.name} bounds; it trains, but worse"
         warnings.warn(
-            f"Loss {_described(loss)} expects logits, but the last layer {last.name!r} applies activation "
+            f"Loss {_described(loss)} expects logits, but the last layer {named} applies activation "
             f"{activation.name!r} to them: {effect}. For logits {fix}.",
             UserWarning,
             stacklevel=5,  # the caller of compile: compile -> _compile -> compile_settings -> here
         )
     elif isinstance(loss, losses.BinaryCrossentropy) and not loss.from_logits and activation.name != "sigmoid":
         warnings.warn(
-            f"Loss {loss.name!r} expects probabilities, but the last layer {last.name!r} ends in activation "
+            f"Loss {loss.name!r} expects probabilities, but the last layer {named} ends in activation "
             f"{activation.name!r}: outputs outside [0, 1] are clipped, so they get no gradient, and predict_softly "
-            f'returns them as they are. Use {type(last).__name__}(..., activation="sigmoid"), or '
+            f'returns them as they are. Use {type(inner).__name__}(..., activation="sigmoid"), or '
             "BinaryCrossentropy(from_logits=True) with a linear last layer.",
             UserWarning,
             stacklevel=5,

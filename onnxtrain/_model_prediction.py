@@ -175,8 +175,9 @@ def classifies(loss: Loss) -> bool:
 
 def default_logits(graph: Functional, loss: Loss | None) -> dict[int, Layer]:
     """The output positions of `graph` whose last Dense, left at its default activation, the graphs emit linear for
-    `loss` (`emit.default_activation_emits_logits`), each with the layer that computes it so. An explicit softmax
-    stays: `model(x)` gives its probabilities, as Keras' does."""
+    `loss` (`emit.default_activation_emits_logits`: also the Dense a last TimeDistributed or nested model ends in),
+    each with the layer that computes it so. An explicit softmax stays: `model(x)` gives its probabilities, as
+    Keras' does."""
     substitutes = emit.logits_substitutes(graph, loss)
     owns = enumerate(zip(graph.outputs, emit.output_losses(graph, loss), strict=True))
     return {

@@ -19,7 +19,7 @@ from onnxtrain import activations, losses
 from onnxtrain.errors import PortableEngineOnlyError, UnsupportedError
 from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
-from onnxtrain.layers import Activation, Dense, Layer, Shape
+from onnxtrain.layers import Activation, Dense, Layer, Shape, TimeDistributed
 from onnxtrain.layers import Softmax as SoftmaxLayer
 from onnxtrain.losses import Loss, Losses, SoftmaxCrossEntropyWithLogits
 from onnxtrain.multi_output import OutputLosses, pack_outputs, packed_width
@@ -203,6 +203,9 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
         `Softmax()` or `Activation("softmax")` layer, with "sparse_categorical_crossentropy". As in Keras,
         training sees the logits (the softmax is applied once), the `logits` output is the logits, and the
         exported `probabilities` output is the layer's own softmax, not a softmax of it.
+    The rule reaches the layer whose values the last layer's are (`logits_path`): the layer a last
+    `TimeDistributed` applies to each step (Keras' tagger head `TimeDistributed(Dense(n))`), and the last layer of
+    a nested model of one output that is the last layer, at any depth; no other wrapper or merge.
     Every graph of a model (each engine's training and eval graphs, and the export) goes through here, so they
     all compute the same function. The layer itself is not changed.
     """
@@ -214,15 +217,46 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
 
 
 def default_activation_emits_logits(layer: Layer, loss: Loss | None) -> bool:
-    """Whether `layer`, last in a model, is emitted linear for `loss` because its activation was not given."""
-    return _logits_layer(layer, loss) is not None and not getattr(layer, "activation_given", True)
+    """Whether `layer`, last in a model, is emitted linear for `loss` because the activation of the Dense it ends in
+    (itself, or through TimeDistributed or a nested model: `logits_path`) was not given."""
+    return _logits_layer(layer, loss) is not None and not getattr(logits_path(layer)[-1], "activation_given", True)
+
+
+def logits_path(last: Layer) -> list[Layer]:
+    """`last` and the layers the logits rule (`graph_layers`) reaches through it, outermost first: the layer a
+    TimeDistributed wraps, the output layer of a nested model of one output, and so on; the last one is the layer
+    whose activation the rule reads. `[last]` for any other layer."""
+    path = [last]
+    while True:
+        inner = _reached(path[-1])
+        if inner is None:
+            return path
+        path.append(inner)
+
+
+def _reached(layer: Layer) -> Layer | None:
+    """The layer whose values `layer`'s are (per step): a TimeDistributed's, a nested model's one output layer."""
+    if isinstance(layer, TimeDistributed):
+        return layer.layer
+    if isinstance(layer, Functional) and len(layer.outputs) == 1:
+        return layer.outputs[0].layer
+    return None
 
 
 def _logits_layer(last: Layer, loss: Loss | None) -> Layer | None:
     """What the graphs emit in place of a model's last layer `last` under `loss` (`graph_layers`): a copy that
-    shares the layer's name and weights, with a linear activation; None where `last` is emitted as it is."""
+    shares the layer's name and weights, with a linear activation (or, for a TimeDistributed or a nested model, a
+    copy that emits such a copy of its own last layer); None where `last` is emitted as it is."""
     if loss is None or not loss.trains_on_logits:
         return None
+    if isinstance(last, TimeDistributed):
+        inner = _logits_layer(last.layer, loss)
+        return None if inner is None else last.emitting(inner)
+    if isinstance(last, Functional):
+        if len(last.outputs) != 1:  # its call gives several tensors, which other layers may read
+            return None
+        substitutes = logits_substitutes(last, loss)
+        return _graph_on_logits(last, substitutes) if substitutes else None
     activation = getattr(last, "activation", None)
     softmax_loss = isinstance(loss, SoftmaxCrossEntropyWithLogits)  # which applies the softmax a last layer has
     if isinstance(last, Dense):
@@ -246,6 +280,27 @@ def _logits_layer(last: Layer, loss: Loss | None) -> Layer | None:
     # layer built with its weights, `layers/_assignments.py`) for what is valid by construction.
     object.__setattr__(linear, "activation", activations.Linear())
     return linear
+
+
+def _graph_on_logits(graph: Functional, substitutes: Mapping[int, Layer]) -> Functional:
+    """A shallow copy of the nested model's `graph` (its layers, weights and name) that emits its output by
+    `substitutes` (its own `logits_substitutes`) where its caller gives none: the outer graph calls a nested model
+    with its input masks only (`_functional_calls.emit_layer_call`), a TimeDistributed with its input only. Set on
+    the copy alone, not as a subclass, which `Layer` would register as a layer class."""
+    emitted = copy.copy(graph)
+    own = dict(substitutes)
+
+    def emit_with_masks(
+        builder: GraphBuilder,
+        input_values: list[str],
+        substitutes: Mapping[int, Layer] | None = None,
+        input_masks: Sequence[str | None] | None = None,
+    ) -> tuple[list[str], list[str | None]]:
+        chosen = own if substitutes is None else substitutes
+        return Functional.emit_with_masks(emitted, builder, input_values, chosen, input_masks)
+
+    emitted.__dict__["emit_with_masks"] = emit_with_masks
+    return emitted
 
 
 def emit_forward(

@@ -16,6 +16,7 @@ from onnxtrain.losses import Loss
 WIDTHS = (39, 26, 13)
 CONNECTED_WIDTHS = (*WIDTHS, 30)
 TRAINABLE_WIDTH = 11
+LOGITS_MARK = "[linear (logits)]"
 
 
 def summary_table(
@@ -28,9 +29,10 @@ def summary_table(
 ) -> str:
     """The table of a model of type `model_type` ("Sequential (sequential)"), its `layers` and its (trainable,
     frozen) parameter counts `params`. With the compiled `loss`, a last layer whose activation gives way to
-    logits (a Dense left at its default under a loss on logits, see `emit.graph_layers`) is marked
-    "[linear (logits)]". `show_trainable` adds Keras' "Trainable" column; `expand_nested` the rows of a nested
-    model's layers (`expanded`)."""
+    logits (a Dense left at its default under a loss on logits, itself or inside a last TimeDistributed or nested
+    model, see `emit.graph_layers`) is marked "[linear (logits)]", and so are the nested layers the rule reaches
+    where `expand_nested` shows them. `show_trainable` adds Keras' "Trainable" column; `expand_nested` the rows of
+    a nested model's layers (`expanded`)."""
     widths = (*WIDTHS, TRAINABLE_WIDTH) if show_trainable else WIDTHS
     rule = "=" * sum(widths)
     thin = "_" * sum(widths)
@@ -43,11 +45,12 @@ def summary_table(
     ]
     rows = [_layer_row(layer) for layer in layers]
     shown, shown_layers = expanded(rows, layers) if expand_nested else (rows, list(layers))
+    linear = _emitted_linear({id(layers[-1]): loss} if layers else {}, layers)
     for i, ((label, shape, count, _), layer) in enumerate(zip(shown, shown_layers, strict=True)):
         if i:
             lines.append(thin)
-        if layer is layers[-1] and emit.default_activation_emits_logits(layer, loss):
-            label += " [linear (logits)]"
+        if id(layer) in linear:
+            label = _marked(label, widths[0])
         trains = [_trains(layer)] if show_trainable else []
         lines.append(_row(widths, label, shape, count, *trains))
     return "\n".join(line.rstrip() for line in [*lines, *_totals(params, rule)])
@@ -84,12 +87,13 @@ def connected_summary_table(
         rule,
     ]
     output_losses = {id(y.layer): own for y, own in zip(graph.outputs, emit.output_losses(graph, loss), strict=True)}
+    linear = _emitted_linear(output_losses, graph.layers)
     shown, layers = expanded(rows, graph.layers) if expand_nested else (list(rows), list(graph.layers))
     for i, ((label, shape, count, connected), layer) in enumerate(zip(shown, layers, strict=True)):
         if i:
             lines.append(thin)
-        if id(layer) in output_losses and emit.default_activation_emits_logits(layer, output_losses[id(layer)]):
-            label += " [linear (logits)]"
+        if id(layer) in linear:
+            label = _marked(label, widths[0])
         reads = connected.split(", ") if connected else [""]
         trains = [_trains(layer)] if show_trainable else []
         lines.append(_row(widths, label, shape, count, reads[0], *trains))
@@ -114,6 +118,27 @@ def expanded(
             shown += inner
             shown_layers += inner_layers
     return shown, shown_layers
+
+
+def _emitted_linear(output_losses: dict[int, Loss | None], layers: Sequence[Layer]) -> set[int]:
+    """The ids of the layers marked "[linear (logits)]": each output layer of `layers` (by id, with its loss) whose
+    Dense left at its default the graphs emit linear (`emit.default_activation_emits_logits`), and the layers the
+    rule reaches through it (`emit.logits_path`: a nested model's own, shown by `expand_nested`)."""
+    marked: set[int] = set()
+    for layer in layers:
+        if id(layer) in output_losses and emit.default_activation_emits_logits(layer, output_losses[id(layer)]):
+            marked.update(map(id, emit.logits_path(layer)))
+    return marked
+
+
+def _marked(label: str, width: int) -> str:
+    """`label` marked "[linear (logits)]", the mark on a line of its own where it would not fit in the column of
+    `width` beside the label (`time_distributed_1(TimeDistributed)`), rather than wrapped across two (`_row`)."""
+    line = width - 1
+    rest = len(label) % line  # on the label's last line
+    if rest and rest + 1 + len(LOGITS_MARK) <= line:
+        return f"{label} {LOGITS_MARK}"
+    return label.ljust(-(-len(label) // line) * line) + LOGITS_MARK
 
 
 def _layer_row(layer: Layer) -> SummaryRow:

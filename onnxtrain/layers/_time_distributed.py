@@ -92,6 +92,14 @@ class TimeDistributed(Layer):
             f"TimeDistributed(...) instead. Received: layer={value!r:.120}"
         )
 
+    def emitting(self, stand_in: Layer) -> TimeDistributed:
+        """A copy of the wrapper that emits `stand_in` in place of its layer: a copy of that layer sharing its name
+        and weights, such as the wrapped Dense without its activation that `emit.graph_layers` emits under a loss
+        on logits. The copy's weights are the wrapper's own arrays; the wrapper is not changed."""
+        copied = copy.copy(self)
+        copied.__dict__["_layer"] = stand_in
+        return copied
+
     @property
     def trainable(self) -> bool:
         return self._trainable

@@ -1,0 +1,218 @@
+"""The "Logits" rule (README) through a last TimeDistributed and a last nested model: the Dense they end in, left at
+its default activation (KotlinDL's ReLU), or a softmax under softmax cross-entropy, is emitted as the rule emits a
+plain last Dense, in training, prediction, the export, the summary and the warnings. Keras 3 numbers (one SGD step:
+tools/keras_logits_wrapper_fixtures.py, tests/data/keras/logits_rule_wrappers.npz) are the reference."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from onnxtrain import Model, Sequential
+from onnxtrain.layers import LSTM, Dense, Dropout, Embedding, Input, TimeDistributed
+from onnxtrain.losses import BinaryCrossentropy, CategoricalCrossentropy, Loss, SparseCategoricalCrossentropy
+from onnxtrain.optimizers import SGD
+
+FIXTURE = np.load(Path(__file__).parent / "data" / "keras" / "logits_rule_wrappers.npz")
+LSTM_GATES = (0, 3, 1, 2)  # ONNX's gate blocks (i, o, f, c) as indices of Keras' (i, f, c, o)
+
+
+def head(features: int, units: int) -> Model:
+    """The fixture's nested model: Dense(4, tanh) then Dense(units) at its default activation."""
+    x = Input(features)
+    return Model(x, Dense(units)(Dense(4, activation="tanh")(x)), name="head")
+
+
+def tagger(last: Dense) -> Sequential:
+    return Sequential(
+        [Input(shape=(6,), dtype="int64"), Embedding(20, 8, mask_zero=True), LSTM(5, return_sequences=True), last]
+    )
+
+
+def nested_head() -> Model:
+    x = Input(6, 4)
+    return Model(x, head(5, 3)(LSTM(5)(x)))
+
+
+# case -> (model, loss, what `predict` gives: "logits", or "probabilities" of an explicit softmax)
+CASES: dict[str, tuple[Callable[[], Model | Sequential], Loss | str, str]] = {
+    "tagger": (lambda: tagger(TimeDistributed(Dense(3))), CategoricalCrossentropy(from_logits=True), "logits"),
+    "tagger_softmax": (
+        lambda: tagger(TimeDistributed(Dense(3, activation="softmax"))),
+        "categorical_crossentropy",
+        "probabilities",
+    ),
+    "nested_head": (nested_head, SparseCategoricalCrossentropy(from_logits=True), "logits"),
+    "distributed_head": (
+        lambda: Sequential([Input(6, 4), TimeDistributed(head(4, 1))]),
+        BinaryCrossentropy(from_logits=True),
+        "logits",
+    ),
+}
+
+
+def keras_weights(case: str, step: int, names: list[str]) -> dict[str, np.ndarray]:
+    """The fixture's weights before (`step` 0) or after (1) Keras' step, by our names (the same layer order):
+    an LSTM's gate blocks reordered and transposed into ONNX's layout, the rest as they are."""
+    keras = [FIXTURE[f"{case}/w{step}_{i}"] for i in range(int(FIXTURE[f"{case}/weights"]))]
+    assert len(keras) == len(names)
+    return {name: onnx_lstm(name, w) if name.startswith("lstm_") else w for name, w in zip(names, keras, strict=True)}
+
+
+def onnx_lstm(name: str, keras: np.ndarray) -> np.ndarray:
+    """Keras' LSTM kernel [inputs, 4 units] (or recurrent kernel, or bias [4 units]) as ONNX's [1, 4 units, inputs]."""
+    matrix = keras[None] if name.endswith(".bias") else keras
+    blocks = np.split(matrix, 4, axis=1)
+    ours = np.concatenate([blocks[k] for k in LSTM_GATES], axis=1).T[None]
+    return ours[0, :, 0][None] if name.endswith(".bias") else ours
+
+
+def compiled(case: str, engine: str = "auto") -> Model | Sequential:
+    """The case's model with Keras' starting weights, compiled as Keras' (plain SGD, rate 0.1)."""
+    make, loss, _ = CASES[case]
+    model = make()
+    model.set_weights(keras_weights(case, 0, list(model.get_weights())))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # logits as meant: nothing to warn about
+        model.compile(optimizer=SGD(learning_rate=0.1), loss=loss, engine=engine)
+    return model
+
+
+# the ort-training engine has no LSTM gradient: only the case without one
+STEPS = [(case, "portable") for case in CASES] + [("distributed_head", "ort-training")]
+
+
+@pytest.mark.parametrize(("case", "engine"), STEPS)
+def test_one_sgd_step_through_a_wrapper_or_nested_model_is_keras_step(case, engine):
+    x, y = FIXTURE[f"{case}/x"], FIXTURE[f"{case}/y"]
+    with compiled(case, engine) as model:
+        # model(x): Keras' predict (onnxtrain's predict gives class indices, as KotlinDL's)
+        np.testing.assert_allclose(np.asarray(model(x)), FIXTURE[f"{case}/predicted"], rtol=1e-5, atol=1e-5)
+        assert float(model.evaluate(x, y, batch_size=len(x))) == pytest.approx(
+            float(FIXTURE[f"{case}/evaluate_loss"]), abs=1e-5
+        )
+        step_loss = model.train_on_batch(x, y)
+        assert float(step_loss) == pytest.approx(float(FIXTURE[f"{case}/step_loss"]), abs=1e-5)
+        after = model.get_weights()
+        for name, expected in keras_weights(case, 1, list(after)).items():
+            np.testing.assert_allclose(after[name], expected, rtol=0, atol=1e-5, err_msg=name)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_export_holds_keras_logits_and_their_probabilities(tmp_path, case):
+    x, keras_output = FIXTURE[f"{case}/x"], FIXTURE[f"{case}/predicted"]
+    with compiled(case) as model:
+        model.export(tmp_path / "model.onnx")
+        called = np.asarray(model(x))
+        softly = model.predict_softly(x, verbose=0)  # predict's probabilities
+    session = ort.InferenceSession(tmp_path / "model.onnx")
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": x}), strict=True))
+    assert set(outputs) == {"logits", "probabilities"}
+    probabilities = 1 / (1 + np.exp(-outputs["logits"])) if case == "distributed_head" else softmax(outputs["logits"])
+    np.testing.assert_allclose(outputs["probabilities"], probabilities, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(softly, outputs["probabilities"], rtol=1e-5, atol=1e-6)
+    if CASES[case][2] == "logits":  # Keras' linear Dense: its output is the logits, which model(x) gives too
+        np.testing.assert_allclose(outputs["logits"], keras_output, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(called, keras_output, rtol=1e-5, atol=1e-5)
+    else:  # an explicit softmax: Keras' output is the probabilities, as model(x)'s is
+        np.testing.assert_allclose(outputs["probabilities"], keras_output, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(called, keras_output, rtol=1e-5, atol=1e-6)
+
+
+MARK = "[linear (logits)]"
+
+
+@pytest.mark.parametrize(
+    ("case", "marked"),
+    [
+        ("tagger", ["time_distributed_1(TimeDistributed)"]),
+        ("nested_head", ["head(Functional)", "└ dense_2(Dense)"]),  # the nested row the rule reaches too
+        ("distributed_head", ["time_distributed_1(TimeDistributed)"]),
+        ("tagger_softmax", []),  # an explicit softmax, which predict keeps, is not marked
+    ],
+)
+def test_the_summary_marks_the_layers_the_rule_emits_linear(case, marked):
+    with compiled(case) as model:
+        lines = model.summary(print_fn=None, expand_nested=True).splitlines()
+    assert sum(MARK in line for line in lines) == len(marked)
+    for label in marked:
+        (row,) = [i for i, line in enumerate(lines) if label in line]
+        # beside the label, or where it would not fit there, on the next line: never cut in two
+        assert MARK in lines[row] or lines[row + 1].startswith(MARK), lines[row : row + 2]
+
+
+def test_without_a_loss_on_logits_the_wrapped_dense_keeps_its_default_relu():
+    with compiled("tagger") as on_logits:
+        weights = on_logits.get_weights()
+    with tagger(TimeDistributed(Dense(3))) as model:
+        model.set_weights(weights)
+        model.compile(optimizer="sgd", loss="mse")
+        assert MARK not in model.summary(print_fn=None)
+        relu = np.maximum(FIXTURE["tagger/predicted"], 0)  # Keras' linear outputs, clamped by KotlinDL's default
+        np.testing.assert_allclose(np.asarray(model(FIXTURE["tagger/x"])), relu, rtol=1e-5, atol=1e-5)
+
+
+def with_dropout_inside(units: int) -> Model:
+    x = Input(5)
+    return Model(x, Dropout(0.1)(Dense(units)(x)), name="head")
+
+
+def nested(model: Model) -> Model:
+    x = Input(6, 4)
+    return Model(x, model(LSTM(5)(x)))
+
+
+def relu_head() -> Model:
+    x = Input(5)
+    return Model(x, Dense(3, activation="relu", name="scores")(x), name="head")
+
+
+WARNINGS = [
+    (
+        lambda: Sequential([Input(6, 4), TimeDistributed(Dense(3, activation="relu"))]),
+        "categorical_crossentropy",
+        r"the last layer 'time_distributed_1' \(its Dense 'dense'\) applies activation 'relu' to them: relu logits "
+        r"are clamped",
+    ),
+    (
+        lambda: nested(relu_head()),
+        "sparse_categorical_crossentropy",
+        r"the last layer 'head' \(its Dense 'scores'\) applies activation 'relu'",
+    ),
+    (
+        lambda: Sequential([Input(6, 4), TimeDistributed(Dense(3)), Dropout(0.1)]),
+        CategoricalCrossentropy(from_logits=True),
+        r"output 'dropout_1' carries the values of Dense layer\(s\) \['dense'\] left at Dense's default activation",
+    ),
+    (
+        lambda: nested(with_dropout_inside(3)),
+        "sparse_categorical_crossentropy",
+        r"output 'head' carries the values of Dense layer\(s\) \['dense_1'\] left at Dense's default activation",
+    ),
+    (
+        lambda: Sequential([Input(6, 4), TimeDistributed(Dense(1))]),
+        "binary_crossentropy",
+        r"expects probabilities, but the last layer 'time_distributed_1' \(its Dense 'dense'\) ends in activation "
+        r"'relu'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "loss", "match"),
+    WARNINGS,
+    ids=["relu_in_time_distributed", "relu_in_nested", "dropout_after", "dropout_in_nested", "probabilities_loss"],
+)
+def test_compile_warns_of_clamped_logits_inside_a_wrapper_or_nested_model(make, loss, match):
+    with make() as model, pytest.warns(UserWarning, match=match):
+        model.compile(optimizer="sgd", loss=loss)
