@@ -41,7 +41,8 @@ class Batches:
     y: np.ndarray
     class_names: tuple[str, ...] | None = None
     input_scale: float | None = None
-    # Each example's weight (`_sample_weights`: [examples], or [examples, outputs]); None: unweighted
+    # The weights (`_sample_weights`: [examples], [examples, *steps] one per position of an output with steps, or
+    # [examples, outputs]); None: unweighted
     w: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -58,11 +59,13 @@ def read_batches(
     input_scale: float,
     sample_weight: Any = None,
     weighted_triples: bool = False,
+    weighted_metrics: bool = False,
 ) -> Batches:
     """`data` (the argument named `argument`) as a model of `inputs` (`arrays.input_specs`) and `output_shape`
-    reads it, its labels checked by `loss`. Per-example weights come as `sample_weight`, or with
-    `weighted_triples` (validation data, as Keras' `validation_data`) as the third item of a tuple,
-    (x, y, sample_weight), not both. Integers without a scale of their own take `input_scale`, for a
+    reads it, its labels checked by `loss`. Weights (one per example, or per position of an output with steps)
+    come as `sample_weight`, or with `weighted_triples` (validation data, as Keras' `validation_data`) as the third
+    item of a tuple, (x, y, sample_weight), not both; `weighted_metrics`: compile has some, which take no weights
+    per position (`_sample_weights.sample_weights`). Integers without a scale of their own take `input_scale`, for a
     Dataset as for an (x, y) pair, so both give the same numbers; float32 x is not copied. The token ids of the
     inputs that feed Embedding layers are checked once here, not per batch; each input's arrays take its dtype:
     integer inputs stay integers, unscaled.
@@ -108,7 +111,7 @@ def read_batches(
         raise InvalidArgumentError(
             f"{given} expects as many labels as examples. Received: {len(x)} examples, {len(y)} labels"
         )
-    w = sample_weights(sample_weight, len(x), loss, weight_name)
+    w = sample_weights(sample_weight, len(x), loss, weight_name, output_shape, weighted_metrics)
     return Batches(x, y, class_names, data_scale, w)
 
 
@@ -122,6 +125,7 @@ def read_data(
     input_scale: float,
     sample_weight: Any = None,
     weighted_triples: bool = False,
+    weighted_metrics: bool = False,
 ) -> Batches | BatchStream:
     """`read_batches` (same arguments), or for a generator or PyDataset (`is_streamed`) the `BatchStream` that reads
     each of its batches as `read_batches` reads (x, y) or (x, y, sample_weight) arrays, the first one now.
@@ -133,7 +137,16 @@ def read_data(
     given = data.x if isinstance(data, SeparateArrays) else data
     if not is_streamed(given):
         return read_batches(
-            data, argument, inputs, several_outputs, loss, output_shape, input_scale, sample_weight, weighted_triples
+            data,
+            argument,
+            inputs,
+            several_outputs,
+            loss,
+            output_shape,
+            input_scale,
+            sample_weight,
+            weighted_triples,
+            weighted_metrics,
         )
     kind = "generator" if isinstance(given, Iterator) else type(given).__name__
     for name, value in (("y", data.y if isinstance(data, SeparateArrays) else None), ("sample_weight", sample_weight)):
@@ -145,7 +158,9 @@ def read_data(
 
     def read(x: Any, y: Any, weights: Any, where: str) -> Batches:  # (`BatchStream` names the batch itself)
         pair = SeparateArrays(x, y)
-        return read_batches(pair, argument, inputs, several_outputs, loss, output_shape, input_scale, weights)
+        return read_batches(
+            pair, argument, inputs, several_outputs, loss, output_shape, input_scale, weights, False, weighted_metrics
+        )
 
     return BatchStream(given, argument, read, epoch_order)
 

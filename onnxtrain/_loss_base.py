@@ -1,7 +1,8 @@
-"""The `Loss` base class, what every loss shares (how targets are checked, how sample weights weigh it), and the
-small ONNX pieces several losses emit (a mean, a weighted mean, a stable softplus, L2 normalisation). The losses
-themselves: `_classification_losses`, `_regression_losses`; their names and `get`: `onnxtrain.losses`; loss classes of
-one's own, recorded as they are defined: `_own_losses`."""
+"""The `Loss` base class, what every loss shares (how targets are checked, how sample weights weigh it: per example,
+or per position of an output with steps, `weight_steps`), and the small ONNX pieces several losses emit (a mean, a
+weighted mean, a stable softplus, L2 normalisation). The losses themselves: `_classification_losses`,
+`_regression_losses`; their names and `get`: `onnxtrain.losses`; loss classes of one's own, recorded as they are
+defined: `_own_losses`."""
 
 from __future__ import annotations
 
@@ -82,8 +83,9 @@ class Loss:
         )
 
     def emit_weighted(self, builder: GraphBuilder, output: str, labels: str, weights: str) -> str:
-        """The scalar loss with each example's `elements` times its weight (`weights`, [batch, 1]), averaged over
-        every element as `emit` averages them: sum(w_i l_i) / batch, Keras' "sum_over_batch_size"."""
+        """The scalar loss with each example's `elements` times its weight, averaged over every element as `emit`
+        averages them: sum(w l) / elements, Keras' "sum_over_batch_size". `weights` (`weight_rows`): [batch, 1],
+        one per example, or [batch, steps], one per position of an output with steps (Keras' (N, T) weights)."""
         return weighted_mean(builder, self.elements(builder, output, labels), weights)
 
     def label_spec(self, output_shape: Shape) -> tuple[type, tuple[int | None, ...]]:
@@ -144,10 +146,36 @@ def mean_loss(builder: GraphBuilder, value: str) -> str:
 
 
 def weighted_mean(builder: GraphBuilder, value: str, weights: str) -> str:
-    """The mean over every element of `value` ([batch, ...]) times its example's weight (`weights`, [batch, 1]):
-    rows flattened first, so one weight column broadcasts against any rank."""
-    rows = builder.node("Flatten", [value], hint="loss_rows", axis=1)
-    return builder.node("ReduceMean", [builder.node("Mul", [rows, weights], hint="weighted")], hint="loss", keepdims=0)
+    """The mean over every element of `value` ([batch, ...]) times its weight: `weights` [batch, 1] weighs each
+    example's elements, [batch, steps] each position's (its elements [batch, *steps, ...], as Keras multiplies
+    (N, T) sample weights into (N, T) losses); any [batch, ...] is read as `weight_rows` flattens it. The divisor
+    is the element count whatever the weights, Keras' "sum_over_batch_size"."""
+    rows = weight_rows(builder, weights)
+    return builder.node("ReduceMean", [per_weight(builder, value, rows)], hint="loss", keepdims=0)
+
+
+def weight_steps(output_shape: Shape) -> Shape:
+    """The positions at which an output of `output_shape` (without the batch axis) takes a sample weight each, as
+    Keras 3 multiplies (N, *steps) weights into the per-position losses: all its axes but the last ((T, C): (T,),
+    a tagger's time steps; (H, W, C): (H, W)); () for an output of one axis, which takes one weight per example.
+    A weighted graph of one output reads its `sample_weight` input as [batch, *weight_steps]."""
+    return tuple(output_shape[:-1])
+
+
+def weight_rows(builder: GraphBuilder, sample_weights: str) -> str:
+    """The `sample_weight` input as [batch, 1] (one weight per example: [batch]) or [batch, steps] (one per
+    position: [batch, *steps], flattened), the weights `Loss.emit_weighted` and a masked loss multiply in."""
+    return builder.node("Flatten", [sample_weights], hint="sample_weight", axis=1)
+
+
+def per_weight(builder: GraphBuilder, value: str, rows: str) -> str:
+    """`value` ([batch, *steps, ...], or [batch, ...] for one weight per example) times `rows` (`weight_rows`),
+    as [batch, weights, rest]: each weight broadcasts over the values of its example or its position."""
+    weights = builder.node("Slice", [builder.node("Shape", [rows]), builder.ints([1]), builder.ints([2])])
+    shape = builder.node("Concat", [builder.ints([0]), weights, builder.ints([-1])], hint="per_weight_shape", axis=0)
+    grouped = builder.node("Reshape", [value, shape], hint="per_weight")
+    columns = builder.node("Unsqueeze", [rows, builder.ints([2], "axes")], hint="weight_columns")
+    return builder.node("Mul", [grouped, columns], hint="weighted")
 
 
 def sum_last(builder: GraphBuilder, value: str) -> str:

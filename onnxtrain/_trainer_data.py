@@ -32,15 +32,25 @@ class TrainerData:
         _outputs: OutputLosses | None
 
     def prepare(self, data: Any, argument: str, input_scale: float | None = None, sample_weight: Any = None) -> Batches:
-        """`data` as the model reads it (`read_batches`), with its per-example weights where `sample_weight` or
-        (validation data) an (x, y, sample_weight) tuple gives them. Integers without a scale of their own take
-        `input_scale` (default: the model's), for a Dataset as for an (x, y) pair, so both give the same numbers."""
+        """`data` as the model reads it (`read_batches`), with its weights (per example, or per position of an
+        output with steps) where `sample_weight` or (validation data) an (x, y, sample_weight) tuple gives them.
+        Integers without a scale of their own take `input_scale` (default: the model's), for a Dataset as for an
+        (x, y) pair, so both give the same numbers."""
         scale = self.model.input_scale if input_scale is None else input_scale
         several_outputs = self._outputs is not None
         loss, output_shape = self.compiled.loss, self.model.output_shape
         triples = argument == "validation"  # Keras' validation_data=(x, y, sample_weight)
         return read_batches(
-            data, argument, self._inputs, several_outputs, loss, output_shape, scale, sample_weight, triples
+            data,
+            argument,
+            self._inputs,
+            several_outputs,
+            loss,
+            output_shape,
+            scale,
+            sample_weight,
+            triples,
+            bool(self.compiled.weighted_metrics),
         )
 
     def prepare_data(
@@ -52,15 +62,25 @@ class TrainerData:
         loss, output_shape = self.compiled.loss, self.model.output_shape
         triples = argument == "validation"  # Keras' validation_data=(x, y, sample_weight)
         return read_data(
-            data, argument, self._inputs, self._outputs is not None, loss, output_shape, scale, sample_weight, triples
+            data,
+            argument,
+            self._inputs,
+            self._outputs is not None,
+            loss,
+            output_shape,
+            scale,
+            sample_weight,
+            triples,
+            bool(self.compiled.weighted_metrics),
         )
 
     def _weighted(self, *data: Batches | BatchStream | None) -> WeightedEngine | None:
-        """The engine as one that takes sample weights where any of `data` has them (else None); refused, before
-        any step, by an engine that does not take them."""
+        """The engine as one that takes sample weights where any of `data` has them (else None), laid out as its
+        weighted graphs read them (`weighted_engine`); refused, before any step, by an engine that does not take
+        them."""
         if all(batches is None or batches.w is None for batches in data):
             return None
-        return weighted_engine(self.engine, self.compiled.engine)
+        return weighted_engine(self.engine, self.compiled.engine, self.model.output_shape, self._outputs is not None)
 
     def _scale_after(self, train: Batches | BatchStream) -> float:
         """The input scale the model will read inputs with once `fit` adopts `train` (see `_adopt`)."""

@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 
 from onnxtrain import activations, losses
+from onnxtrain._loss_base import weight_rows
 from onnxtrain.errors import PortableEngineOnlyError, UnsupportedError
 from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
@@ -95,19 +96,16 @@ def forward_and_loss(
     """Emit the forward and the loss (with the weight penalties) reading `xs` and `labels`; returns (loss,
     logits): the one output, or for several outputs their packed values and losses (`output_shape`).
 
-    With `sample_weights` (the `sample_weight` input: [batch] for one output, [batch, outputs] for several), each
-    example's loss is weighed by it as Keras weighs it, sum(w_i l_i) / batch (`Loss.emit_weighted`); the weight
+    With `sample_weights` (the `sample_weight` input: [batch, *steps] for one output, one weight per position of
+    an output with steps (`_loss_base.weight_steps`), else [batch]; [batch, outputs] for several), each example's
+    or position's loss is weighed by it as Keras weighs it, sum(w l) / elements (`Loss.emit_weighted`); the weight
     penalties are added unweighted, as Keras adds them. An output that carries a mask (Embedding(mask_zero=True) or
     Masking, through layers that pass it on) weighs its loss by it, as Keras 3 does (`masked_loss`)."""
     outputs, masks = graph.emit_with_masks(builder, list(xs), logits_substitutes(graph, loss))
     with builder.scope("loss"):
         column = None
         if sample_weights is not None and not isinstance(loss, OutputLosses):
-            column = builder.node(
-                "Unsqueeze",
-                [sample_weights, builder.constant(np.array([1], np.int64), "axis", np.int64)],
-                hint="sample_weight",
-            )
+            column = weight_rows(builder, sample_weights)  # [batch, 1], or [batch, steps]
         if isinstance(loss, OutputLosses):
             _refuse_masked_outputs(graph, masks)
             total, per_output = loss.emit_outputs(builder, outputs, labels, sample_weights)
@@ -127,8 +125,8 @@ def forward_and_loss(
 def masked_loss(builder: GraphBuilder, loss: Loss, output: str, labels: str, mask: str, weights: str | None) -> str:
     """Keras 3's loss of an output that carries a mask [batch, *steps] (losses/loss.py, `apply_mask` with
     "sum_over_batch_size"): each unmasked step's loss weighs total / valid (the mask's size over its True count), a
-    masked one 0, so the mean is the mean over the unmasked steps (0 where none is); times each example's
-    `weights` ([batch, 1]) where given, as Keras multiplies sample weights in.
+    masked one 0, so the mean is the mean over the unmasked steps (0 where none is); times `weights` where given
+    (`weight_rows`: [batch, 1] each example's, [batch, steps] each step's), as Keras multiplies sample weights in.
 
     Raises:
         UnsupportedError: `loss` gives no per-step values (`Loss.elements`) to weigh.

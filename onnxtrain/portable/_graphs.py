@@ -3,7 +3,8 @@
 Train step: inputs are the parameters, the optimizer state, `step` (int64, updates made so far), `learning_rate` and a
 batch (`input`, `labels`); outputs are `loss`, `logits`, then `updated.<parameter>`, `updated.<state>` and
 `updated.step`. Eval: parameters and a batch in, `loss` and `logits` out. A graph built `weighted` also takes
-`sample_weight` (float32 [batch], or [batch, outputs] for several outputs) and weighs each example's loss by it;
+`sample_weight` (float32 [batch, *steps]: one weight per position of an output with steps, `_loss_base.weight_steps`,
+else [batch]; [batch, outputs] for several outputs) and weighs each example's (or position's) loss by it;
 the unweighted graphs are what every fit without weights runs. Parameters keep their hierarchical names
 (`dense_1.kernel`), as in the inference export and the ort-training engine.
 """
@@ -18,6 +19,7 @@ import onnx
 from onnx import TensorProto
 
 from onnxtrain import autodiff, emit
+from onnxtrain._loss_base import weight_steps
 from onnxtrain.autodiff._rewrites import mask_pooled_relu_gradients, pool_convolutions_by_phase
 from onnxtrain.errors import ShapeError
 from onnxtrain.functional import Functional, as_graph
@@ -318,6 +320,9 @@ def _batch_inputs(
     labels = b.add_input(emit.LABELS_NAME, label_dtype, label_shape)
     weights = None
     if weighted:
-        shape: tuple[int | None, ...] = (None,) if len(graph.outputs) == 1 else (None, len(graph.outputs))
+        # one weight per example, or per position of an output with steps ((N, T) for a tagger), as Keras takes them
+        shape: tuple[int | None, ...] = (
+            (None, *weight_steps(output_shape)) if len(graph.outputs) == 1 else (None, len(graph.outputs))
+        )
         weights = b.add_input(emit.SAMPLE_WEIGHT_NAME, np.float32, shape)
     return xs, labels, weights, output_shape
