@@ -29,6 +29,7 @@ from onnxtrain.layers._conv_transpose import (
 from onnxtrain.layers._core import Dense, Flatten, Input
 from onnxtrain.layers._depthwise import DepthwiseConv2D
 from onnxtrain.layers._discretization import Discretization
+from onnxtrain.layers._dot_attention import AdditiveAttention, Attention
 from onnxtrain.layers._dropout import Dropout, SpatialDropout1D, SpatialDropout2D, SpatialDropout3D
 from onnxtrain.layers._embedding import Embedding
 from onnxtrain.layers._group_normalization import GroupNormalization
@@ -83,6 +84,8 @@ __all__ = [
     "Activation",
     "ActivationLayer",
     "Add",
+    "AdditiveAttention",
+    "Attention",
     "Average",
     "AveragePooling1D",
     "AveragePooling2D",
