@@ -12,11 +12,14 @@ import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from onnxtrain._batches import batch_arrays
 from onnxtrain._call_arguments import dataset_arg
 from onnxtrain._checks import check_bool
 from onnxtrain._evaluation import evaluate_batches
 from onnxtrain._layer_claims import shares_layers
+from onnxtrain._padding_examples import padding_note
 from onnxtrain._sample_weights import class_sample_weights, combined_weights
 from onnxtrain.callbacks._learning_rate import optimizer_schedule
 from onnxtrain.errors import NonFiniteLossError, UnsupportedError
@@ -117,9 +120,10 @@ def train_batch(trainer: Trainer, data: Any, sample_weight: Any, class_weight: A
             loss, outputs = trainer.engine.train_step(batch_arrays(batch.x), batch.y)
     trainer.weights_changed()
     if not math.isfinite(loss):
+        note = padding_note(trainer.model.graph, batch_arrays(batch.x), np.arange(len(batch)))
         raise NonFiniteLossError(
-            f"train_on_batch: the batch's loss is {loss}, so no update was made. Lower the learning rate, check the "
-            "inputs for extreme values, or clip gradients (Adam(clip_norm=1.0))."
+            f"train_on_batch: the batch's loss is {loss}, so no update was made.{note} Lower the learning rate, check "
+            "the inputs for extreme values, or clip gradients (Adam(clip_norm=1.0))."
         )
     trainer.steps_trained += 1
     sums = trainer._figures.batch_sums(outputs, batch.y, batch.w)

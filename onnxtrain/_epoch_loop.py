@@ -18,6 +18,7 @@ from onnxtrain._batches import Batches, batch_arrays, empty_rows, gather
 from onnxtrain._data_parallel_fit import any_process
 from onnxtrain._evaluation import BatchFigures, FigureSums, all_reduce_figures, log_key
 from onnxtrain._finite_weights import describe_non_finite, non_finite_weights
+from onnxtrain._padding_examples import padding_note
 from onnxtrain.callbacks import CallbackList
 from onnxtrain.distributed._communicator import Communicator, local_rows
 from onnxtrain.errors import NonFiniteLossError
@@ -123,7 +124,10 @@ class EpochLoop:
                         self.model.stop_training = any_process(communicator, self.model.stop_training)
                     if self.model.stop_training:
                         return logs
-                    raise NonFiniteLossError(self._non_finite_loss(loss, epoch, step + 1, steps))
+                    # the batch's rows in the data, which the message names where they are padding only
+                    in_data = None if stream is not None else (np.arange(len(arrays)) if order is None else order)[rows]
+                    note = padding_note(self.model.graph, batch_arrays(xb), in_data)
+                    raise NonFiniteLossError(self._non_finite_loss(loss, epoch, step + 1, steps, note))
                 self.steps_trained += 1  # a finite loss: the engine updated the weights
                 loss_sum += loss * n
                 seen += n
@@ -152,20 +156,22 @@ class EpochLoop:
             metric_sums, (examples,) = all_reduce_figures(communicator, metric_sums, [local_seen])
         return {"loss": loss_sum / seen, **self._metric_logs(metric_sums, examples)}
 
-    def _non_finite_loss(self, loss: float, epoch: int, batch: int, steps: int | None) -> str:
+    def _non_finite_loss(self, loss: float, epoch: int, batch: int, steps: int | None, note: str = "") -> str:
         """NonFiniteLossError's message: where the loss became non-finite and, from one look at the weights, what
         they are now: those of the last finite step, or (an update of finite gradients that overflowed, say)
-        non-finite, which no later step or save can use."""
+        non-finite, which no later step or save can use; then `note` (examples of the batch that are padding only,
+        `padding_note`) before the usual fixes."""
         where = f"The loss became {loss} at epoch {epoch}, batch {batch}/{steps or '?'}; training stopped"
         fix = "Lower the learning rate, check the inputs for extreme values, or clip gradients (Adam(clip_norm=1.0))."
         broken = non_finite_weights(self.engine.get_weights())
         if not broken:
-            return f"{where} and the weights of the last finite step were kept (that batch's update was skipped). {fix}"
+            kept = "and the weights of the last finite step were kept (that batch's update was skipped)."
+            return f"{where} {kept}{note} {fix}"
         return (
             f"{where}, and the model's weights are no longer usable: {describe_non_finite(broken)} hold NaN or inf, "
             "made by the update before that batch (its loss was still finite). Predictions and evaluate would use "
             "them, and save refuses them. Start again from a saved model (load_model) or from finite weights "
-            f"(set_weights, load_weights), then train again. {fix}"
+            f"(set_weights, load_weights), then train again.{note} {fix}"
         )
 
     def _metric_logs(self, sums: FigureSums, examples: float) -> dict[str, float]:

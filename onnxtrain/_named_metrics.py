@@ -1,6 +1,7 @@
 """The metrics of `Metrics`' names (accuracies, errors) as compiled metrics: the `Metrics` members and what each
 computes of a batch, `NamedMetric` (one of them under the key compile was given it), and Keras' classes of them
-(`SparseCategoricalAccuracy`, `BinaryAccuracy`, the top-k accuracies, ...). Resolving names is `onnxtrain.metrics`'.
+(`SparseCategoricalAccuracy`, `BinaryAccuracy`, the top-k accuracies, `MeanAbsoluteError`, `RootMeanSquaredError`,
+...). Resolving names is `onnxtrain.metrics`'.
 """
 
 from __future__ import annotations
@@ -282,7 +283,36 @@ class BinaryAccuracy(NamedMetric):
         super().__init__(Metrics.BINARY_ACCURACY, str(name), threshold=value)
 
 
+class MeanAbsoluteError(NamedMetric):
+    """Keras' MeanAbsoluteError: the mean of |y_true - y_pred| over each example's elements, then over the
+    examples. Logged as "mean_absolute_error" (or `name`); the same as the names "mae" and
+    "mean_absolute_error"."""
+
+    def __init__(self, name: str = "mean_absolute_error"):
+        super().__init__(Metrics.MAE, str(name))
+
+
+class MeanSquaredError(NamedMetric):
+    """Keras' MeanSquaredError: the mean of (y_true - y_pred)^2 over each example's elements, then over the
+    examples. Logged as "mean_squared_error" (or `name`); the same as the names "mse" and "mean_squared_error"."""
+
+    def __init__(self, name: str = "mean_squared_error"):
+        super().__init__(Metrics.MSE, str(name))
+
+
+class RootMeanSquaredError(NamedMetric):
+    """Keras' RootMeanSquaredError: the square root of the epoch's mean squared error (not a mean of per-batch
+    roots). Logged as "root_mean_squared_error" (or `name`); the same as the names "rmse" and
+    "root_mean_squared_error"."""
+
+    def __init__(self, name: str = "root_mean_squared_error"):
+        super().__init__(Metrics.RMSE, str(name))
+
+
 _CLASS_NAMES = {  # the class of each member that has one, which a config of another name or k names
+    Metrics.MAE: "MeanAbsoluteError",
+    Metrics.MSE: "MeanSquaredError",
+    Metrics.RMSE: "RootMeanSquaredError",
     Metrics.TOP_K_CATEGORICAL_ACCURACY: "TopKCategoricalAccuracy",
     Metrics.SPARSE_TOP_K_CATEGORICAL_ACCURACY: "SparseTopKCategoricalAccuracy",
     Metrics.SPARSE_CATEGORICAL_ACCURACY: "SparseCategoricalAccuracy",

@@ -104,7 +104,7 @@ def check_token_ids(x: np.ndarray, ids: TokenIds, argument: str) -> None:
     flat = x.reshape(-1)
     if x.dtype.kind in "iu":  # whole already: the range alone
         if flat.size and (flat.min() < 0 or flat.max() > ids.input_dim - 1):
-            _refuse(x, ids, argument)
+            refuse_token_ids(x, ids, argument)
         return
     high = np.float32(ids.input_dim - 1)
     scratch = np.empty(min(_BLOCK, flat.size), np.float32)
@@ -113,12 +113,17 @@ def check_token_ids(x: np.ndarray, ids: TokenIds, argument: str) -> None:
         fraction = scratch[: len(block)]
         np.subtract(block, np.trunc(block, out=fraction), out=fraction)
         if block.min() < 0 or block.max() > high or fraction.any():
-            _refuse(x, ids, argument)
+            refuse_token_ids(x, ids, argument)
 
 
-def _refuse(x: np.ndarray, ids: TokenIds, argument: str) -> NoReturn:
-    """The error for `x`, found invalid: its first invalid id (the slow path, once)."""
-    bad = (x < 0) | (x > ids.input_dim - 1) | (np.trunc(x) != x)
+def refuse_token_ids(x: np.ndarray, ids: TokenIds, argument: str) -> NoReturn:
+    """The error for `x` (any float or integer array), found invalid: its first invalid id (the slow path, once).
+
+    Raises:
+        InvalidArgumentError: always.
+    """
+    with np.errstate(invalid="ignore"):  # NaN is invalid: its comparisons are False, trunc(NaN) != NaN
+        bad = (x < 0) | (x > ids.input_dim - 1) | (np.trunc(x) != x)
     index = np.unravel_index(int(np.flatnonzero(bad)[0]), x.shape)
     value = np.format_float_positional(x[index], trim="-") if x.dtype.kind == "f" else str(x[index])
     count = int(np.count_nonzero(bad))

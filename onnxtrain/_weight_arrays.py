@@ -64,9 +64,8 @@ def weight_array(
     with np.errstate(over="ignore"):  # values beyond float32's range become inf, refused below
         array = array.astype(np.float32)
     if array.shape != shape:
-        raise InvalidArgumentError(
-            f"{caller}: {name} expects shape {shape}. Received: {array.shape}{transpose_hint(shape, array.shape)}"
-        )
+        hint = recurrent_layout_hint(name, shape, array.shape) or transpose_hint(shape, array.shape)
+        raise InvalidArgumentError(f"{caller}: {name} expects shape {shape}. Received: {array.shape}{hint}")
     bad = np.argwhere(~np.isfinite(array) if finite else np.zeros(array.shape, bool))
     if len(bad):
         where = tuple(int(i) for i in bad[0])
@@ -75,6 +74,32 @@ def weight_array(
             f"({len(bad)} non-finite in all; float64 values beyond float32's range become inf)"
         )
     return array
+
+
+def recurrent_layout_hint(name: str, expected: tuple[int, ...], received: tuple[int, ...]) -> str:
+    """Where `received` is the shape Keras gives a recurrent layer's weight `name` (LSTM, GRU, SimpleRNN) whose
+    expected shape is ONNX's: that the layout is ONNX's with the gate blocks reordered, so a transpose alone would
+    compute something else, and how to convert Keras' weights; "" otherwise."""
+    expected, received = tuple(expected), tuple(received)
+    local = name.rpartition(".")[2]
+    matrix = local in ("kernel", "recurrent_kernel") and len(expected) == 3 and received == expected[:0:-1]
+    bias = (
+        local == "bias"
+        and len(expected) == 2
+        and expected[0] == 1
+        and received in ((expected[1],), (2, expected[1] // 2))
+    )
+    if not (matrix or bias) or expected[0] != 1:
+        return ""
+    layer = name.partition(".")[0]
+    return (
+        ". If it is a Keras LSTM, GRU or SimpleRNN's weight: this layer stores ONNX's layout ([1, gates * units, "
+        "inputs] kernels, a [1, ...] bias) with the gate blocks in ONNX's order (LSTM i, o, f, c where Keras has i, "
+        "f, c, o), so for an LSTM a transpose alone gives the shape but mixes up the gates. Convert Keras' "
+        f"get_weights() of the layer: layer = model.get_layer({layer!r}); "
+        'layer.set_weights(layer.from_keras_weights(keras_weights)) (docs/layers.md, "Recurrent layers: weights '
+        "and Keras'\")"
+    )
 
 
 def transpose_hint(expected: tuple[int, ...], received: tuple[int, ...]) -> str:

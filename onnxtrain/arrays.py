@@ -32,7 +32,7 @@ from onnxtrain._integer_pixels import (
     rescales_raw_pixels,
     warn_of_raw_pixels,
 )
-from onnxtrain._token_ids import TokenIds, check_token_ids, token_id_inputs
+from onnxtrain._token_ids import TokenIds, check_token_ids, refuse_token_ids, token_id_inputs
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from onnxtrain.layers import Shape, format_shape
 
@@ -95,6 +95,8 @@ def prepare_x(
         fix = (
             f". Pass a boolean mask as float32 (1.0 for True): {argument}.astype(np.float32)"
             if x.dtype.kind == "b"
+            else _padding_fix(list(x), argument)
+            if x.dtype.kind == "O" and x.ndim == 1
             else ""
         )
         raise InvalidTypeError(
@@ -137,7 +139,7 @@ def prepare_x(
     if x.shape[0] == 0:
         raise InvalidArgumentError(f"{argument} expects at least one example. Received: {argument}.shape={x.shape}")
     if np.dtype(dtype).kind == "i":
-        x = _as_integers(x, np.dtype(dtype), argument)
+        x = _as_integers(x, np.dtype(dtype), argument, token_ids)
         if token_ids is not None:
             check_token_ids(x, token_ids, argument)
         return x, single
@@ -181,7 +183,8 @@ def as_array(x: Any, argument: str) -> Any:
             array = np.asarray(x)
         except (TypeError, ValueError) as e:
             what = f"a ragged {type(x).__name__}" if isinstance(x, list | tuple) else f"a {type(x).__name__} ({e})"
-            raise InvalidTypeError(f"{argument} expects a numeric array. Received: {what}") from e
+            fix = _padding_fix(x, argument) if isinstance(x, list | tuple) else ""
+            raise InvalidTypeError(f"{argument} expects a numeric array. Received: {what}{fix}") from e
     elif callable(getattr(x, "to_numpy", None)):
         array = np.asarray(x.to_numpy())
     else:
@@ -203,11 +206,25 @@ def as_array(x: Any, argument: str) -> Any:
     return array
 
 
-def _as_integers(x: np.ndarray, dtype: np.dtype, argument: str) -> np.ndarray:
+def _padding_fix(rows: Sequence[Any], argument: str) -> str:
+    """For sequences of different lengths (a list of lists or arrays, as a tokenizer gives them): their lengths
+    and Keras' fix, padding them to one length; "" for anything else."""
+    if not rows or not all(isinstance(row, list | tuple | np.ndarray) for row in rows):
+        return ""
+    lengths = [len(row) for row in rows]
+    return (
+        f". Its sequences have lengths {min(lengths)} to {max(lengths)}: pad them to the length n of the model's "
+        f"Input first, onnxtrain.utils.pad_sequences({argument.rpartition('.')[2]}, maxlen=n) (Keras' "
+        "pad_sequences; its padding 0 is masked by Embedding(..., mask_zero=True), or by Masking() for features)"
+    )
+
+
+def _as_integers(x: np.ndarray, dtype: np.dtype, argument: str, token_ids: TokenIds | None = None) -> np.ndarray:
     """`x` (integers, or floats holding whole numbers) as a C-contiguous array of integer `dtype`, unscaled.
 
     Raises:
-        InvalidArgumentError: a value is fractional, not finite, or outside `dtype`'s range (the first named).
+        InvalidArgumentError: a value is fractional, not finite, or outside `dtype`'s range (the first named); for
+            an input that Embedding layers read (`token_ids`), as the ids they take (`refuse_token_ids`).
     """
     info = np.iinfo(dtype)
     if x.dtype.kind in "iu" and np.can_cast(x.dtype, dtype):
@@ -218,10 +235,12 @@ def _as_integers(x: np.ndarray, dtype: np.dtype, argument: str) -> np.ndarray:
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(x) | (np.trunc(x) != x) | (x < info.min) | (x >= float(info.max) + 1.0)
     if bad.any():
+        if token_ids is not None:  # the range that matters is the Embedding's, not int64's
+            refuse_token_ids(x, token_ids, argument)
         index = np.unravel_index(int(np.flatnonzero(bad)[0]), x.shape)
         raise InvalidArgumentError(
-            f"{argument} expects whole numbers in [{info.min}, {info.max}] for the model's {dtype} input (token "
-            f"ids). Received: {argument}[{', '.join(map(str, index))}]={x[index].item()!r}"
+            f"{argument} expects whole numbers in [{info.min}, {info.max}] for the model's {dtype} input. "
+            f"Received: {argument}[{', '.join(map(str, index))}]={x[index].item()!r}"
         )
     return np.ascontiguousarray(x, dtype)
 

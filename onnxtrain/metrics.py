@@ -1,9 +1,10 @@
 """Metrics, computed on the host from each batch's outputs and accumulated over an epoch: the `Metrics` names,
 the metric objects compile takes (Keras' Precision, Recall, AUC, F1Score, FBetaScore, the accuracies, the top-k
-accuracies with their k, the regression metrics such as R2Score), `named`, which turns what compile was given
-(a name, a metric object, a config, a function fn(y_true, y_pred)) into compiled metrics (`Metric`), and
-`register`, which lets a saved model name a metric of one's own. The metrics themselves live in `_named_metrics`,
-`_accuracy_metrics`, `_confusion_metrics`, `_f_score_metrics` and `_regression_metrics`.
+accuracies with their k, the errors MeanAbsoluteError, MeanSquaredError and RootMeanSquaredError, the regression
+metrics such as R2Score), `named`, which turns what compile was given (a name, a metric object, a config, a function
+fn(y_true, y_pred), a loss object) into compiled metrics (`Metric`), and `register`, which lets a saved model name a
+metric of one's own. The metrics themselves live in `_named_metrics`, `_accuracy_metrics`, `_confusion_metrics`,
+`_f_score_metrics`, `_regression_metrics` and `_loss_metrics`.
 
 Every metric keeps sums (a float, or a vector: a threshold's true and false positives), so per-batch work is a small
 numpy reduction on a (batch, units) array and the epoch's value comes from the summed vector (`Metric.finish`).
@@ -15,18 +16,23 @@ import functools
 import inspect
 import warnings
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from onnxtrain._accuracy_metrics import Accuracy
 from onnxtrain._confusion_metrics import AUC, Precision, Recall
 from onnxtrain._f_score_metrics import F1Score, FBetaScore
+from onnxtrain._loss_base import Loss
+from onnxtrain._loss_metrics import LOSS_NAMES, LossMetric
 from onnxtrain._metric_base import DEFINED, Metric, WeightedMetric
 from onnxtrain._named_metrics import (
     _ALIASES,
     BinaryAccuracy,
     CategoricalAccuracy,
+    MeanAbsoluteError,
+    MeanSquaredError,
     Metrics,
     NamedMetric,
+    RootMeanSquaredError,
     SparseCategoricalAccuracy,
     SparseTopKCategoricalAccuracy,
     TopKCategoricalAccuracy,
@@ -53,8 +59,11 @@ __all__ = [
     "F1Score",
     "FBetaScore",
     "LogCoshError",
+    "LossMetric",
+    "MeanAbsoluteError",
     "MeanAbsolutePercentageError",
     "MeanMetricWrapper",
+    "MeanSquaredError",
     "MeanSquaredLogarithmicError",
     "Metric",
     "Metrics",
@@ -62,6 +71,7 @@ __all__ = [
     "Precision",
     "R2Score",
     "Recall",
+    "RootMeanSquaredError",
     "SparseCategoricalAccuracy",
     "SparseTopKCategoricalAccuracy",
     "TopKCategoricalAccuracy",
@@ -71,9 +81,6 @@ __all__ = [
     "named",
     "register",
 ]
-
-if TYPE_CHECKING:
-    from onnxtrain.losses import Loss
 
 
 def get(identifier: str | Metrics | Any) -> Metrics:
@@ -135,6 +142,10 @@ _CONFIG_CLASSES: dict[str, Any] = {
         LogCoshError,
         CosineSimilarity,
         MeanMetricWrapper,
+        MeanAbsoluteError,
+        MeanSquaredError,
+        RootMeanSquaredError,
+        LossMetric,
     )
 }
 
@@ -144,7 +155,7 @@ _REGISTERED = Registered(
     "onnxtrain.metrics.register",
     lambda obj: (isinstance(obj, type) and issubclass(obj, Metric)) or inspect.isfunction(obj),
     "a Metric subclass or a function fn(y_true, y_pred)",
-    lambda: {*_CONFIG_CLASSES, *_CLASSES, *(m.value for m in Metrics), *_ALIASES},
+    lambda: {*_CONFIG_CLASSES, *_CLASSES, *(m.value for m in Metrics), *_ALIASES, *LOSS_NAMES},
 )
 
 
@@ -201,9 +212,11 @@ def named(identifier: str | Metrics | Metric | Mapping[str, Any] | Any) -> Metri
     """The compiled metric `identifier` gives, keyed as Keras 3 keys it: a metric object as it is (`Precision()`
     logs "precision", `AUC(name="pr_auc")` "pr_auc"), a metric class made with its defaults; a name, Keras'
     ("precision", "recall", "auc", "f1_score", "fbeta_score", "r2_score", "mape", "msle", "logcosh",
-    "cosine_similarity", their class names, the names `get` reads, and those `register`ed), keyed by the name as
-    given; a `Metrics` member, keyed by its value; a function fn(y_true, y_pred) returning a value per example
-    (Keras' metric functions), as a `MeanMetricWrapper` keyed by the function's name; or a saved config
+    "cosine_similarity", their class names, the names `get` reads, Keras' metric names of losses such as
+    "binary_crossentropy" and "hinge", and those `register`ed), keyed by the name as given; a `Metrics` member,
+    keyed by its value; a function fn(y_true, y_pred) returning a value per example (Keras' metric functions), as a
+    `MeanMetricWrapper` keyed by the function's name; a loss object or class (`losses.Huber()`), as a `LossMetric`
+    keyed by Keras' name of the loss ("huber_loss"), as Keras takes one; or a saved config
     {"class_name": ..., "config": {...}}.
 
     Raises:
@@ -214,6 +227,8 @@ def named(identifier: str | Metrics | Metric | Mapping[str, Any] | Any) -> Metri
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Metric):  # a class, as Keras takes it
         return identifier()
+    if isinstance(identifier, Loss) or (isinstance(identifier, type) and issubclass(identifier, Loss)):
+        return LossMetric(identifier if isinstance(identifier, Loss) else identifier())
     if _is_metric_function(identifier):
         return MeanMetricWrapper(identifier)
     if isinstance(identifier, Mapping):
@@ -222,6 +237,8 @@ def named(identifier: str | Metrics | Metric | Mapping[str, Any] | Any) -> Metri
         cls = _CLASSES.get(_key(identifier))
         if cls is not None:
             return cls(name=identifier.strip())  # type: ignore[call-arg]
+        if _key(identifier) in LOSS_NAMES:  # keras.metrics.get("hinge") is the loss function
+            return LossMetric(_key(identifier), name=identifier.strip())
         if member_named(identifier) is None:
             own = _registered_named(identifier)
             if own is not None:
@@ -231,8 +248,9 @@ def named(identifier: str | Metrics | Metric | Mapping[str, Any] | Any) -> Metri
     except UnknownIdentifierError as e:
         registered = f" Registered: {_REGISTERED.names}." if _REGISTERED.names else ""
         raise UnknownIdentifierError(
-            f"{e} Metric classes: {sorted(_CONFIG_CLASSES)} (by name: {sorted(_CLASSES)}).{registered} A metric of "
-            "one's own: a Metric instance, or a function fn(y_true, y_pred) returning a value per example."
+            f"{e} Metric classes: {sorted(_CONFIG_CLASSES)} (by name: {sorted(_CLASSES)}); losses by Keras' metric "
+            f"names: {list(LOSS_NAMES)}, or as objects (losses.Huber()).{registered} A metric of one's own: a Metric "
+            "instance, or a function fn(y_true, y_pred) returning a value per example."
         ) from None
     return NamedMetric(metric, identifier.strip() if isinstance(identifier, str) else metric.value)
 
@@ -248,6 +266,8 @@ def check_loss(metric: Metric, loss: Loss) -> None:
         InvalidArgumentError: naming the metric, the loss and the metrics that fit the loss.
     """
     inner = metric.metric if isinstance(metric, WeightedMetric) else metric
+    if isinstance(inner, LossMetric):
+        inner.check_loss(loss)
     if isinstance(inner, NamedMetric):
         try:
             inner.metric.check_loss(loss)

@@ -194,15 +194,19 @@ def test_an_unknown_layer_class_says_what_to_do(class_name, message):
 
 # --- Keras' variable-length input -------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "make",
-    [lambda: Input(shape=(None,), dtype="int64"), lambda: Input(None, dtype="int32"), lambda: Input(shape=(None, 8))],
+    ("make", "masking"),
+    [
+        (lambda: Input(shape=(None,), dtype="int64"), "mask_zero=True"),  # token ids: a masking Embedding
+        (lambda: Input(None, dtype="int32"), "mask_zero=True"),
+        (lambda: Input(shape=(None, 8)), "Input(shape=(40, 8)); a Masking(mask_value=0.0)"),  # a float series
+    ],
 )
-def test_a_variable_length_input_is_refused_saying_to_pad_to_one_length(make):
+def test_a_variable_length_input_is_refused_saying_to_pad_to_one_length(make, masking):
     with pytest.raises(InvalidArgumentError) as refused:
         make()
     message = str(refused.value)
     assert "fixed shape per example" in message and "dims[0] is None" in message
-    assert "pad_sequences" in message and "np.pad" in message and "mask_zero=True" in message
+    assert "pad_sequences" in message and "np.pad" in message and masking in message
 
 
 def test_a_padded_fixed_length_input_with_masking_is_what_the_message_offers():

@@ -103,11 +103,17 @@ def test_an_integer_input_refuses_ids_outside_the_table(ids, where, value):
         model.predict(np.array(ids, np.int64))
 
 
-def test_an_integer_input_refuses_fractional_ids_as_no_integer():
+@pytest.mark.parametrize(("ids", "where", "value"), BAD_IDS)
+def test_an_integer_input_refuses_float_ids_in_the_embeddings_words(ids, where, value):
+    """Floats into Input(dtype="int64"): a fractional id is refused with the Embedding's range, as a float32
+    input's is, not with int64's [-2**63, 2**63 - 1]; fit refuses it before a step."""
+    x = np.array(ids, np.float32)
     with int64_embedding_model() as model:
-        with pytest.raises(InvalidArgumentError, match=r"x expects whole numbers in \[.*\] for the model's int64 "
-                           r"input \(token ids\)\. Received: x\[0, 2\]=1\.5$"):  # fmt: skip
-            model.predict(np.array([[1, 2, 1.5]]))
+        with pytest.raises(InvalidArgumentError, match=expected("x", where, value) + "$"):
+            model.predict(x)
+        with pytest.raises(InvalidArgumentError, match=expected("x", where, value) + "$"):
+            model.fit(x, np.zeros(len(x), np.int64), verbose=0)
+        assert model._trainer is not None and model._trainer.steps_trained == 0
 
 
 @pytest.mark.parametrize("make", [embedding_model, int64_embedding_model], ids=["float32", "int64"])

@@ -14,7 +14,7 @@ from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._assignments import hold
 from onnxtrain.layers._layer import Layer, Mask, Shape, describe, format_shape
 from onnxtrain.layers._masked_recurrence import Compaction, compact
-from onnxtrain.layers._recurrent_base import _Recurrent, reversed_time
+from onnxtrain.layers._recurrent_base import _Recurrent, built_features, reversed_time
 
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 _WRAPPED = "an LSTM, GRU or SimpleRNN instance (onnxtrain.layers), e.g. Bidirectional(LSTM(32))"
@@ -113,6 +113,42 @@ class Bidirectional(Layer):
             for local, value in direction.params.items():
                 self.add_weight(f"{direction.name}.{local}", value)
             direction.params.clear()  # the wrapper holds them: one copy, which set_weights and training update
+
+    def from_keras_weights(self, keras_weights: Sequence[Any]) -> list[np.ndarray]:
+        """Keras' weights of the same Bidirectional (`keras_layer.get_weights()`: the forward layer's, then the
+        backward one's) as this layer's, in its `get_weights()` order: each direction's converted as the wrapped
+        layer's `from_keras_weights` converts them (ONNX's layout and gate order).
+
+        Example:
+            >>> bi = model.get_layer("bidirectional_1")
+            >>> bi.set_weights(bi.from_keras_weights(keras_model.get_layer("bidirectional").get_weights()))
+
+        Raises:
+            InvalidArgumentError: the layer has no weights yet, or the arrays are not Keras' of its shapes.
+        """
+        owner = f"Bidirectional layer {self.name!r}.from_keras_weights"
+        forward, backward = self.forward_layer, self.backward_layer
+        features = built_features(self, f"{forward.name}.kernel", owner)
+        if not isinstance(keras_weights, list | tuple):
+            raise InvalidArgumentError(
+                f"{owner} expects a list of Keras' arrays. Received: {type(keras_weights).__name__}"
+            )
+        split = len(forward.keras_weight_shapes(features))
+        return forward.keras_to_onnx(keras_weights[:split], features, f"{owner} (forward)") + backward.keras_to_onnx(
+            keras_weights[split:], features, f"{owner} (backward)"
+        )
+
+    def to_keras_weights(self) -> list[np.ndarray]:
+        """This layer's weights as Keras' same Bidirectional holds them: the forward layer's, then the backward
+        one's, each in Keras' layout and gate order (`from_keras_weights` undone)."""
+        weights = self.current_weights()
+        return [
+            value
+            for direction in (self.forward_layer, self.backward_layer)
+            for value in direction.onnx_to_keras(
+                {name.partition(".")[2]: w for name, w in weights.items() if name.startswith(f"{direction.name}.")}
+            )
+        ]
 
     def fused(self) -> bool:
         """Whether the two directions run as one ONNX node (direction="bidirectional"): one class, the same node

@@ -75,10 +75,10 @@ class Input(Layer, SymbolicTensor):
             raise InvalidArgumentError(
                 "Input(*dims) expects at least one dimension, e.g. Input(28, 28, 1). Received: no dimensions"
             )
-        if None in dims:
-            raise InvalidArgumentError(_variable_length(dims))
-        self.dims: Shape = tuple(_positive_int("Input", f"dims[{i}]", d) for i, d in enumerate(dims))
         self.dtype: np.dtype = input_dtype("Input", dtype)
+        if None in dims:
+            raise InvalidArgumentError(_variable_length(dims, self.dtype))
+        self.dims: Shape = tuple(_positive_int("Input", f"dims[{i}]", d) for i, d in enumerate(dims))
         SymbolicTensor.__init__(self, self.dims, self, 0, ())
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -108,15 +108,29 @@ class Flatten(Layer):
         return builder.node("Flatten", [x], hint="flatten", axis=1)
 
 
-def _variable_length(dims: tuple[object, ...]) -> str:
-    """Why Keras' `Input(shape=(None,))` is refused, and what to do."""
+def _variable_length(dims: tuple[object, ...], dtype: np.dtype) -> str:
+    """Why Keras' `Input(shape=(None,))` is refused, and what to do: for token ids, padding read by a masking
+    Embedding; for float steps of features (a time series, `Input(shape=(None, 3))`), padding and Masking; for
+    images, one size."""
     axis = dims.index(None)
-    return (
+    why = (
         f"Input(shape={dims!r}) has no size at dims[{axis}] (dims[{axis}] is None): onnxtrain's models have a fixed "
-        "shape per example (only the batch size is free), so every dimension needs its size. For sequences of "
-        "different lengths, pad them to one length (Keras' pad_sequences(sequences, maxlen=40), or np.pad) and give "
-        "it: Input(shape=(40,), dtype='int64'); with Embedding(..., mask_zero=True) the padding (id 0) is masked, so "
-        "it does not count."
+        "shape per example (only the batch size is free), so every dimension needs its size."
+    )
+    if dtype.kind == "f" and len(dims) == 2:
+        features = dims[1] if isinstance(dims[1], int) else "features"
+        return (
+            f"{why} For series of different lengths, pad them to one length (onnxtrain.utils.pad_sequences(series, "
+            f"maxlen=40, dtype='float32', value=0.0), or np.pad) and give it: Input(shape=(40, {features})); "
+            "a Masking(mask_value=0.0) layer after it masks the padded steps, so that recurrent layers, pooling and "
+            "attention skip them (as in Keras)."
+        )
+    if dtype.kind == "f" and len(dims) >= 3:
+        return f"{why} Resize or pad the examples to one size and give it, e.g. Input(shape=(224, 224, 3))."
+    return (
+        f"{why} For sequences of different lengths, pad them to one length (Keras' pad_sequences(sequences, "
+        "maxlen=40), or np.pad) and give it: Input(shape=(40,), dtype='int64'); with Embedding(..., mask_zero=True) "
+        "the padding (id 0) is masked, so it does not count."
     )
 
 

@@ -23,7 +23,7 @@ class SimpleRNN(_Recurrent):
     (timesteps, features) inputs: Keras 3's SimpleRNN as ONNX's RNN op, e.g. `SimpleRNN(32)`.
 
     Returns the last step's state (units,), or every step's (timesteps, units) with `return_sequences=True`.
-    Weights are stored as ONNX's RNN reads them (docs/layers.md has the layout and how to load Keras' weights):
+    Weights are stored as ONNX's RNN reads them (docs/layers.md has the layout; `from_keras_weights` converts Keras'):
     `kernel` [1, units, features], `recurrent_kernel` [1, units, units], `bias` [1, units] (ONNX's input bias;
     its recurrent bias is zeros), Keras' parameters.
 
@@ -97,6 +97,8 @@ class LSTM(_Recurrent):
     `kernel` [1, 4 * units, features], `recurrent_kernel` [1, 4 * units, units], `bias` [1, 4 * units] (ONNX's
     input bias Wb; its recurrent bias Rb, which would only add to Wb, is zeros), Keras' parameters. A
     fresh layer is drawn as Keras draws its own (in Keras' shapes, then reordered), so it starts as Keras' would.
+    A Keras LSTM's weights go in through `from_keras_weights` (a transpose alone would mix up the gates):
+    `lstm.set_weights(lstm.from_keras_weights(keras_lstm.get_weights()))`; `to_keras_weights()` goes back.
 
     Args:
         units, activation, use_bias, the initializers and regularizers, return_sequences, go_backwards and Keras'

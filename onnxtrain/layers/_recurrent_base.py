@@ -3,14 +3,14 @@ the one RNN, GRU or LSTM node over (batch, timesteps, features) inputs, masked a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from onnxtrain import initializers, regularizers
 from onnxtrain._checks import check_bool
-from onnxtrain.errors import ShapeError
+from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import InitializerLike
 from onnxtrain.layers._core import ActivationLike, _positive_int
@@ -106,6 +106,67 @@ class _Recurrent(Layer):
         ONNX's B: `emit`)."""
         rows = np.asarray(keras, np.float32).reshape(-1, self.gates * self.units)
         return np.concatenate([np.split(row, self.gates)[k] for row in rows for k in self.keras_gate_order])[None]
+
+    def from_keras_weights(self, keras_weights: Sequence[Any]) -> list[np.ndarray]:
+        """Keras' weights of the same layer (`keras_layer.get_weights()`: kernel [features, gates * units],
+        recurrent_kernel [units, gates * units] and, with use_bias, bias [gates * units], or GRU(reset_after=True)'s
+        [2, gates * units]) as this layer's, in its `get_weights()` order: transposed into ONNX's layout with the
+        gate blocks in ONNX's order (LSTM: Keras' i, f, c, o become i, o, f, c; GRU's z, r, h and SimpleRNN's one
+        block stay). A transpose alone would give the shapes but mix up an LSTM's gates.
+
+        Example:
+            >>> lstm = model.get_layer("lstm_1")
+            >>> lstm.set_weights(lstm.from_keras_weights(keras_model.get_layer("lstm").get_weights()))
+
+        Raises:
+            InvalidArgumentError: the layer has no weights yet (not in a model), or `keras_weights` are not Keras'
+                arrays of this layer's shapes (naming the expected ones).
+        """
+        owner = f"{type(self).__name__} layer {self.name!r}.from_keras_weights"
+        return self.keras_to_onnx(keras_weights, built_features(self, "kernel", owner), owner)
+
+    def to_keras_weights(self) -> list[np.ndarray]:
+        """This layer's weights as Keras' same layer holds them (`from_keras_weights` undone): what
+        `keras_layer.set_weights(...)` takes."""
+        return self.onnx_to_keras(self.current_weights())
+
+    def keras_weight_shapes(self, features: int) -> dict[str, tuple[int, ...]]:
+        """The shapes of Keras' weights of this layer on `features` features, by name, in `get_weights()` order."""
+        width = self.gates * self.units
+        shapes: dict[str, tuple[int, ...]] = {"kernel": (features, width), "recurrent_kernel": (self.units, width)}
+        if self.use_bias:
+            shapes["bias"] = (2, width) if self.stores_recurrent_bias() else (width,)
+        return shapes
+
+    def keras_to_onnx(self, keras_weights: Sequence[Any], features: int, owner: str) -> list[np.ndarray]:
+        """`from_keras_weights` on `features` features (Bidirectional converts each direction's); `owner` starts
+        the error."""
+        expected = self.keras_weight_shapes(features)
+        received = [np.shape(value) for value in keras_weights] if isinstance(keras_weights, list | tuple) else None
+        if received != list(expected.values()):
+            names = ", ".join(f"{name} {shape}" for name, shape in expected.items())
+            raise InvalidArgumentError(
+                f"{owner} expects Keras' get_weights() of {type(self).__name__}({self.units}) on {features} "
+                f"features: {names}. Received: "
+                + (f"shapes {received}" if received is not None else type(keras_weights).__name__)
+            )
+        kernel, recurrent, *bias = keras_weights
+        ours = [self.onnx_matrix(np.asarray(kernel)), self.onnx_matrix(np.asarray(recurrent))]
+        return ours + [self.onnx_bias(np.asarray(b)) for b in bias]
+
+    def onnx_to_keras(self, weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """This layer's weights (by local name) in Keras' layout and gate order, in Keras' `get_weights()` order."""
+        keras_order = [int(k) for k in np.argsort(self.keras_gate_order)]
+
+        def keras_blocks(row: np.ndarray) -> np.ndarray:  # [gates * units] or [gates * units, inputs]
+            return np.concatenate([np.split(row, self.gates)[k] for k in keras_order])
+
+        result = [keras_blocks(weights["kernel"][0]).T, keras_blocks(weights["recurrent_kernel"][0]).T]
+        if "bias" in weights:
+            rows = weights["bias"].reshape(-1, self.gates * self.units)
+            shape = self.keras_weight_shapes(weights["kernel"].shape[-1])["bias"]
+            result.append(np.stack([keras_blocks(row) for row in rows]).reshape(shape))
+        return [np.ascontiguousarray(value) for value in result]
 
     # --- graph ----------------------------------------------------------------------------------------------
     def onnx_activations(self) -> list[str]:
@@ -220,6 +281,20 @@ class _Recurrent(Layer):
     def layer_config(self) -> dict[str, Any]:
         """The subclass' own arguments (unit_forget_bias, reset_after)."""
         return {}
+
+
+def built_features(layer: Layer, kernel: str, owner: str) -> int:
+    """The features a built recurrent layer reads: the last axis of its `kernel` weight.
+
+    Raises:
+        InvalidArgumentError: the layer has no weights yet.
+    """
+    if kernel not in layer.params:
+        raise InvalidArgumentError(
+            f"{owner}: the layer has no weights yet, so its features are unknown: a layer makes them when a model of "
+            "it is made (Sequential(...) or Model(...)). Call it after that."
+        )
+    return int(layer.params[kernel].shape[-1])
 
 
 def reversed_time(builder: GraphBuilder, x: str, axis: int, hint: str) -> str:
