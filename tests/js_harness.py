@@ -71,6 +71,26 @@ def write_batches(directory: Path, x: np.ndarray, y: np.ndarray, batch_size: int
     return directory
 
 
+def padded_pool_model(seed: int = 6) -> Any:
+    """Conv -> ZeroPadding2D -> MaxPooling2D(padding="same") on [6, 6, 2] examples, 3 classes, compiled: the model
+    whose numbers ONNX Runtime's Pad_Fusion changes (js/src/sessions.js). Feed it mostly negative values (normal
+    minus 2), where the padding's zeros are the maxima of the border windows."""
+    from onnxtrain import Sequential
+    from onnxtrain.layers import Conv2D, Dense, Flatten, Input, MaxPooling2D, ZeroPadding2D
+
+    model = Sequential.of(
+        Input(6, 6, 2),
+        Conv2D(3, 3, activation="linear"),
+        ZeroPadding2D(1),
+        MaxPooling2D(3, strides=1, padding="same"),
+        Flatten(),
+        Dense(3, activation="linear"),
+        seed=seed,
+    )
+    model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits")
+    return model
+
+
 def python_steps(model: object, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
     """Train the compiled `model` one epoch over x, y in order (one step per batch, as the JS loop runs them);
     returns the seconds fit took."""

@@ -25,6 +25,7 @@ from tests.js_harness import (
     max_difference,
     missing_js_dependencies,
     node_script,
+    padded_pool_model,
     python_steps,
     run_node,
     write_batches,
@@ -489,3 +490,49 @@ result = {{ history: history.history, steps: t.stepCount }};
     assert set(result["history"]) == set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     for key, values in history.history.items():
         np.testing.assert_allclose(result["history"][key], values, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_node_trainer_predicts_and_steps_a_zero_padding_before_a_pool_as_python_does(tmp_path):
+    """ONNX Runtime's Pad_Fusion folds a ZeroPadding2D into the next MaxPool's own padding (filled with -inf):
+    Trainer.predict and evaluate gave other numbers than Python's until its sessions ran without it, as Python's
+    do (js/src/sessions.js). The steps are checked too, and the exported model in a session of sessionOptions()."""
+    rng = np.random.default_rng(7)
+    x = (rng.normal(size=(24, 6, 6, 2)) - 2).astype(np.float32)
+    y = rng.integers(0, 3, size=24)
+    with padded_pool_model() as model:
+        model.export_training_bundle(tmp_path / "bundle")
+        before = model.predict(x)
+        before_soft = model.predict_softly(x)
+        python_steps(model, x, y, 8)
+        after = model.predict(x)
+        model.export_training_bundle(tmp_path / "python")
+    with InferenceModel.load(tmp_path / "bundle" / "model.onnx") as exported:
+        logits = exported.predict_outputs(x)["logits"]
+    result = node_script(
+        f"""
+const {{ sessionOptions }} = await import({json.dumps((JS / "src" / "index.js").as_uri())});
+const x = Float32Array.from({json.dumps(x.ravel().tolist())});
+const y = {json.dumps(y.tolist())};
+const t = await Trainer.load(ort, {json.dumps(str(tmp_path / "bundle"))});
+const before = await t.predict(x);
+const beforeSoft = await t.predictSoftly(x);
+const {{ logits }} = await t.evaluate(x, y);
+await t.fit(x, y, {{ epochs: 1, batchSize: 8, shuffle: false }});
+const session = await ort.InferenceSession.create(t.exportModel(), sessionOptions());
+const exported = await session.run({{ input: new ort.Tensor("float32", x, [24, 6, 6, 2]) }});
+const after = await t.predict(x);
+result = {{ before, beforeSoft, logits, after, exported: exported.logits.data, state: t.stateBytes() }};
+""",
+        tmp_path,
+    )
+    assert len(set(before.tolist())) > 1  # a check that could fail: more than one class
+    np.testing.assert_allclose(result["logits"], logits.ravel(), rtol=0, atol=1e-5)
+    assert result["before"] == before.tolist()
+    np.testing.assert_allclose(result["beforeSoft"], before_soft.ravel(), rtol=0, atol=1e-6)
+    assert result["after"] == after.tolist()
+    metadata = read_metadata(tmp_path / "bundle")
+    node_state = unpack_state(bytes(result["state"]), metadata["tensors"])
+    assert max_difference(node_state, read_state(tmp_path / "python"), metadata["trainable"]) < 1e-5
+    with InferenceModel.load(tmp_path / "python" / "model.onnx") as trained:
+        expected = trained.predict_outputs(x)["logits"]
+    np.testing.assert_allclose(result["exported"], expected.ravel(), rtol=0, atol=1e-5)

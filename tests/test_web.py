@@ -1,6 +1,7 @@
 """onnxtrain-js in a real browser: Debian's Chromium, headless, driven by Playwright for Python, runs onnxruntime-web
 (WebAssembly) from a page served by a local http.server thread. The page's steps give Python's weights, and the
-.onnx it exports (the demo page's download) loads in Python's onnxruntime and predicts as the page does.
+.onnx it exports (the demo page's download) loads in Python's onnxruntime and predicts as the page does; a
+ZeroPadding2D before a pool evaluates as in Python (the page's sessions run without ONNX Runtime's Pad_Fusion).
 
 Needs playwright, /usr/bin/chromium and js/node_modules (`.ci/run` installs them): with CI=true a missing one fails
 the tests, elsewhere they are skipped with the reason.
@@ -18,7 +19,7 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from onnxtrain import Sequential
+from onnxtrain import InferenceModel, Sequential
 from onnxtrain.bundle import read_metadata, read_state, unpack_state
 from onnxtrain.layers import Dense, Embedding, Flatten, Input
 from tests.js_harness import (
@@ -29,6 +30,7 @@ from tests.js_harness import (
     in_js_names,
     max_difference,
     missing_browser,
+    padded_pool_model,
     python_steps,
     run_browser,
     serve,
@@ -99,6 +101,28 @@ def test_browser_steps_give_pythons_weights_and_its_export_predicts_alike(tmp_pa
     session = ort.InferenceSession(base64.b64decode(result["model"]), providers=["CPUExecutionProvider"])
     logits = session.run(["logits"], {"input": x[:12]})[0]
     np.testing.assert_allclose(logits.ravel(), result["evaluation"]["logits"], rtol=0, atol=1e-5)
+
+
+def test_browser_evaluates_and_steps_a_zero_padding_before_a_pool_as_python_does(tmp_path):
+    """onnxruntime-web's Pad_Fusion folds a ZeroPadding2D into the next MaxPool's own padding (filled with -inf),
+    and the page's evaluate gave logits 3-5 away from Python's until Trainer.load's sessions ran without it."""
+    site = _site(tmp_path)
+    rng = np.random.default_rng(7)
+    x = (rng.normal(size=(24, 6, 6, 2)) - 2).astype(np.float32)
+    y = rng.integers(0, 3, size=24)
+    with padded_pool_model() as model:
+        model.export_training_bundle(site / "bundle")
+        write_batches(site / "batches", x, y, 8)
+        python_steps(model, x, y, 8)
+        model.export_training_bundle(tmp_path / "python")
+    with serve(site) as base, chromium_page() as page:
+        result = run_browser(page, base, "bundle/", "batches/")
+    metadata = read_metadata(site / "bundle")
+    browser = unpack_state(base64.b64decode(result["state"]), metadata["tensors"])
+    assert max_difference(browser, read_state(tmp_path / "python"), metadata["trainable"]) < 1e-5
+    with InferenceModel.load(tmp_path / "python" / "model.onnx") as trained:
+        expected = trained.predict_outputs(x[:8])["logits"]
+    np.testing.assert_allclose(result["evaluation"]["logits"], expected.ravel(), rtol=0, atol=1e-5)
 
 
 def _demo_data(site: Path, count: int) -> tuple[np.ndarray, np.ndarray, Path]:

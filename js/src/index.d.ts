@@ -149,7 +149,8 @@ export interface TrainerState {
 }
 
 export interface LoadOptions {
-  /** passed to ort.InferenceSession.create (executionProviders, graphOptimizationLevel, ...) */
+  /** passed to ort.InferenceSession.create (executionProviders, graphOptimizationLevel, ...) through
+   * sessionOptions(): ONNX Runtime's Pad_Fusion is always off, as in Python's sessions */
   sessionOptions?: Record<string, unknown>;
 }
 
@@ -358,3 +359,12 @@ export function writeInitializers(
   weights: Map<string, Float32Array> | Record<string, Float32Array>,
 ): Uint8Array;
 export function readInitializers(model: Uint8Array): Map<string, Float32Array>;
+
+/** The ONNX Runtime optimizers onnxtrain's sessions run without: ["Pad_Fusion"] (it folds a ZeroPadding2D into the
+ * next pool's own padding, which MaxPool fills with -inf: other numbers than the model's). */
+export const DISABLED_OPTIMIZERS: readonly string[];
+/** `options` for ort.InferenceSession.create with DISABLED_OPTIMIZERS added to the optimizers its `extra`
+ * disables ("optimization.disable_specified_optimizers", flat or nested); everything else kept. Open an exported
+ * model.onnx (exportModel's bytes) with it to get Python's numbers. Throws a TypeError for an options or extra
+ * that is not an object. */
+export function sessionOptions(options?: Record<string, unknown>, argument?: string): Record<string, unknown>;

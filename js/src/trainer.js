@@ -9,6 +9,7 @@ import { RESTORE } from "./finite.js";
 import { describe } from "./inputs.js";
 import { predict } from "./predict.js";
 import { graphOutputNames, writeInitializers } from "./protobuf.js";
+import { sessionOptions } from "./sessions.js";
 
 /**
  * @typedef {import("./index.js").BundleMetadata} BundleMetadata
@@ -68,10 +69,12 @@ export class Trainer {
           `Received: ${describe(ort)}${ort == null ? "" : " without InferenceSession.create and Tensor"}`,
       );
     }
+    // Pad_Fusion off, as Python's sessions run (src/sessions.js); checked before any file is read
+    const created = sessionOptions(options?.sessionOptions ?? {}, "Trainer.load's options.sessionOptions");
     const { metadata, where, ...files } = await readBundle(source);
     const open = async (file, bytes) => {
       try {
-        return await ort.InferenceSession.create(bytes, options.sessionOptions ?? {});
+        return await ort.InferenceSession.create(bytes, created);
       } catch (e) {
         throw new Error(`ONNX Runtime could not load ${where(file)}: ${String(e.message).replace(/\.$/, "")}. ${REBUNDLE}.`, {
           cause: e,
