@@ -118,12 +118,14 @@ def prepare_x(
             )
         elif len(input_shape) >= 3 and x.shape[1:] == (*input_shape[1:], input_shape[0]):
             # The model's Input is channels-first (PyTorch's C, H, W) and the images channels-last: reshaping the
-            # data would scramble them; the Input is what to change, as onnxtrain's layers read channels last.
+            # data would scramble them. An imported graph reads its own layout (move the data's axis); a model of
+            # onnxtrain's layers reads channels last (declare its Input so).
             channels_last = ", ".join(map(str, (*input_shape[1:], input_shape[0])))
             hint = (
-                f" The model's Input looks channels-first ({list(input_shape)}) and the examples channels-last; "
-                f"onnxtrain's layers read channels last: declare Input({channels_last}) (a reshape of the data "
-                "would scramble the images)."
+                f" The model's Input looks channels-first ({list(input_shape)}) and the examples channels-last: "
+                f"move their channel axis, np.moveaxis({name}, -1, 1), for a model imported from ONNX (from_onnx, "
+                "OnnxLayer), which reads its graph's layout; for a model of onnxtrain's layers, declare "
+                f"Input({channels_last}) instead. A reshape would scramble the images."
             )
         elif x.ndim >= 2 and int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
             target = ", ".join(map(str, input_shape))
@@ -273,27 +275,35 @@ class InputSpec(NamedTuple):
     dtype: np.dtype = np.dtype(np.float32)
     token_ids: TokenIds | None = None
     model_rescales: bool = False
+    aliases: tuple[str, ...] = ()  # other keys a dict may give it by: an imported model's file input name
 
 
 def input_specs(graph: Functional) -> list[InputSpec]:
-    """The InputSpec of each input of `graph`, in order: what fit, evaluate and predict check arrays against."""
+    """The InputSpec of each input of `graph`, in order: what fit, evaluate and predict check arrays against. A
+    model `from_onnx` made also takes, in a dict, the file's input names (`{"x": ...}`, as its export does)."""
+    from onnxtrain.foreign._input_names import file_input_names  # foreign sits above arrays
+
     rescales = len(graph.inputs) == 1 and rescales_raw_pixels(graph.layers)
     return [
-        InputSpec(str(x.name), x.shape, np.dtype(x.dtype), ids, rescales)
-        for x, ids in zip(graph.inputs, token_id_inputs(graph), strict=True)
+        InputSpec(str(x.name), x.shape, np.dtype(x.dtype), ids, rescales, (file,) if file and file != x.name else ())
+        for x, ids, file in zip(graph.inputs, token_id_inputs(graph), file_input_names(graph), strict=True)
     ]
+
+
+def _keys(spec: InputSpec) -> tuple[str, ...]:
+    return (spec.name, *spec.aliases)
 
 
 def sole_input(x: Any, spec: InputSpec, argument: str) -> Any:
     """The array of a model of one input given as Keras also takes it: alone, as `[batch]` (a list or tuple holding
     one array of a whole batch) or as `{input name: batch}`."""
     if isinstance(x, dict):
-        if list(x) != [spec.name]:
+        if len(x) != 1 or next(iter(x)) not in _keys(spec):
+            shown = " or ".join(f"{{{key!r}: array}}" for key in _keys(spec))
             raise InvalidArgumentError(
-                f"{argument} expects an array, or a dict {{{spec.name!r}: array}} for the model's one input. "
-                f"Received keys: {list(x)}"
+                f"{argument} expects an array, or a dict {shown} for the model's one input. Received keys: {list(x)}"
             )
-        return x[spec.name]
+        return next(iter(x.values()))
     if (
         isinstance(x, list | tuple)
         and len(x) == 1
@@ -336,11 +346,16 @@ def prepare_inputs(
         )
     names = [spec.name for spec in inputs]
     if isinstance(x, dict):
-        if set(x) != set(names):
+        keys = [[key for key in _keys(spec) if key in x] for spec in inputs]
+        chosen = {found[0] for found in keys if len(found) == 1}
+        if len(chosen) != len(inputs) or len(x) != len(inputs):
+            files = [spec.aliases[0] if spec.aliases else spec.name for spec in inputs]
+            also = f" (or the file's input names {files})" if files != names else ""
             raise InvalidArgumentError(
-                f"{argument} expects a dict with one array per model input, keyed {names}. Received keys: {list(x)}"
+                f"{argument} expects a dict with one array per model input, keyed {names}{also}. Received keys: "
+                f"{list(x)}"
             )
-        given = [x[name] for name in names]
+        given = [x[found[0]] for found in keys]
     elif isinstance(x, list | tuple) and len(x) == len(names) and not all(np.isscalar(v) for v in x):
         given = list(x)
     else:

@@ -91,4 +91,4 @@ def test_summary_counts_the_exporter_constants_among_the_frozen(tmp_path, capsys
     onnx.save(masked_model(), tmp_path / "masked.onnx")
     assert main(["summary", str(tmp_path / "masked.onnx")]) == 0
     line = next(t for t in capsys.readouterr().out.splitlines() if t.startswith("Parameters: 48 in 6 weights"))
-    assert "41 train by default, 7 frozen (BatchNormalization statistics, 3 exporter constants: 1-element or " in line
+    assert "41 train by default, 7 frozen (3 exporter constants: 1-element or non-finite);" in line

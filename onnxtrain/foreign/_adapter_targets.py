@@ -1,7 +1,8 @@
 """Which matrix products LoRA adapts (`onnxtrain.adapters.add_adapters`): MatMul and Gemm nodes whose weight
 operand is a 2-D float initializer W, read as it is or through a Transpose(perm=[1, 0]) (torch's dynamo exporter
-writes `nn.Linear` as Transpose(W) -> MatMul), less those whose weight another node reads too; and the warnings
-about the products left out.
+writes `nn.Linear` as Transpose(W) -> MatMul), less those whose weight another node reads too; `nodes` patterns
+select them by node, weight or torch parameter name (the optimizer's `val_93` holds `enc.linear1.weight`); and the
+warnings about the products left out.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import fnmatch
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import onnx
 
 from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.foreign._torch_names import torch_names
 
 FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 _PASS_THROUGH = {"Transpose", "Reshape", "Identity", "Cast", "CastLike", "Unsqueeze", "Squeeze", "Flatten", "Expand"}
@@ -28,6 +30,11 @@ class Target:
     weight_index: int
     out_in: bool  # W is stored (out, in): the adapters are peft's (rank, in) and (out, rank)
     transpose: onnx.NodeProto | None = None  # MatMul reads Transpose(W), perm [1, 0]: the adapters are Wᵀ's
+    torch_name: str | None = None  # the torch parameter W holds where its name is not one (`_torch_names`)
+
+    def names(self) -> tuple[str, ...]:
+        """What a `nodes` pattern selects it by: the node's name, the weight's, and the torch parameter's."""
+        return (self.node.name, self.weight, *([self.torch_name] if self.torch_name else []))
 
 
 def find_targets(graph: onnx.GraphProto, targets: tuple[str, ...]) -> list[Target]:
@@ -53,7 +60,8 @@ def find_targets(graph: onnx.GraphProto, targets: tuple[str, ...]) -> list[Targe
         elif node.input[0] in transposed and node.input[1] not in weights | set(transposed):
             transpose = transposed[node.input[0]]
             found.append(Target(node, transpose.input[0], 0, True, transpose))
-    return found
+    held = torch_names(graph, {t.weight for t in found})  # the dynamo optimizer's `val_93`: enc.linear1.weight
+    return [replace(t, torch_name=held.get(t.weight)) for t in found]
 
 
 def _matrix_weights(graph: onnx.GraphProto) -> set[str]:
@@ -77,17 +85,13 @@ def _transposed_weights(graph: onnx.GraphProto, weights: set[str]) -> dict[str, 
 def select(found: list[Target], patterns: Iterable[str]) -> list[Target]:
     patterns = [patterns] if isinstance(patterns, str) else list(patterns)
     for pattern in patterns:
-        if not any(fnmatch.fnmatchcase(t.node.name, pattern) or fnmatch.fnmatchcase(t.weight, pattern) for t in found):
-            adaptable = [f"{t.node.name or '(unnamed)'} ({t.weight})" for t in found]
+        if not any(fnmatch.fnmatchcase(name, pattern) for t in found for name in t.names()):
+            adaptable = [f"{t.node.name or '(unnamed)'} ({' = '.join(t.names()[1:])})" for t in found]
             raise InvalidArgumentError(
                 f"add_adapters: nodes entry {pattern!r} matches no adaptable node or weight. Adaptable: "
                 f"{', '.join(adaptable) or 'none'}"
             )
-    return [
-        t
-        for t in found
-        if any(fnmatch.fnmatchcase(t.node.name, p) or fnmatch.fnmatchcase(t.weight, p) for p in patterns)
-    ]
+    return [t for t in found if any(fnmatch.fnmatchcase(name, p) for name in t.names() for p in patterns)]
 
 
 def warn_about_ranks_above_full(found: list[Target], initializers: dict[str, onnx.TensorProto], rank: int) -> None:

@@ -34,16 +34,16 @@ from onnxtrain.foreign._graph import Shape
 from onnxtrain.foreign._inline import Inliner, copy_hint
 from onnxtrain.foreign._outputs import pack, packed_shape
 from onnxtrain.foreign._quantized import check_gradients_reach_weights
-from onnxtrain.foreign._selection import matching, patterns, reader_scopes
+from onnxtrain.foreign._removed_biases import restore_removed_biases
+from onnxtrain.foreign._selection import matching, patterns, reader_scopes, settings
 from onnxtrain.foreign._statistics import own_statistics, warn_without_batch_norm
 from onnxtrain.foreign._tied import Untie, untie_weights, warn_tied
+from onnxtrain.foreign._torch_names import warn_unnamed
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers._layer import Layer, describe, format_shape
 
 BATCH_NORM_MODES = ("inference", "train")
 _QUANTIZATION = ("QuantizeLinear", "DequantizeLinear")
-# Float initializers read only here are settings, not weights: Dropout's ratio, Resize's roi and scales, ...
-_SETTING_INPUTS = {"Dropout": {1}, "Resize": {1, 2}, "Upsample": {1}, "Pad": {2}, "Clip": {1, 2}}
 
 
 class OnnxLayer(Layer):
@@ -131,6 +131,7 @@ class OnnxLayer(Layer):
                 + (" (from_onnx imports them all)." if caller == "OnnxLayer" else ".")
             )
         first_import = not _graph.weight_names(proto)  # a file, not a stored graph (load_model, lora)
+        proto = restore_removed_biases(proto, caller, warn=first_import)  # a dynamo optimizer's zero biases
         untied = untie_weights(proto, untie, caller)
         proto = untied.model
         if batch_norm == "train":
@@ -139,7 +140,7 @@ class OnnxLayer(Layer):
             proto = own_statistics(proto)
         batch = exported_batch(proto)  # before the batch is made symbolic: what the probe below runs first
         proto = _graph.with_dynamic_batch(_graph.without_unread_statistics(proto))
-        stripped, weights = _graph.split_weights(proto, _settings(proto))
+        stripped, weights = _graph.split_weights(proto, settings(proto))
         self.graph = _graph.fold_shapes(stripped)
         _graph.check_batch_not_fixed(self.graph, caller)
         self.weight_shapes: dict[str, Shape] = {
@@ -160,6 +161,8 @@ class OnnxLayer(Layer):
         self.non_trainable = self._frozen_names()
         if first_import and self.trainable:
             warn_tied(untied.ambiguous, set(self.weight_shapes) - self.non_trainable, caller)
+            named = set(self.weight_shapes) - self.exporter_constants() - set(untied.copies)
+            warn_unnamed(self.graph.graph, named, {"trainable": chosen, "frozen": self.frozen_patterns}, caller)
 
     # --- selection ----------------------------------------------------------------------------------------
     def _frozen_names(self) -> set[str]:
@@ -319,15 +322,6 @@ _OTHER_FLOATS = (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.Tenso
 
 def _count_initializers(model: onnx.ModelProto, elem: int) -> int:
     return sum(1 for t in model.graph.initializer if t.data_type == elem)
-
-
-def _settings(model: onnx.ModelProto) -> set[str]:
-    """Float initializers that are settings, not weights: read only at `_SETTING_INPUTS` positions."""
-    reads: dict[str, set[bool]] = {}
-    for node in model.graph.node:
-        for i, name in enumerate(node.input):
-            reads.setdefault(name, set()).add(i in _SETTING_INPUTS.get(node.op_type, ()))
-    return {name for name, kinds in reads.items() if kinds == {True}}
 
 
 def compile_opset(layers: Iterable[Any], opset: int | None, ir_version: int | None) -> tuple[int, int]:

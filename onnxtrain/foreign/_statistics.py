@@ -8,6 +8,7 @@ import warnings
 import onnx
 
 from onnxtrain.foreign._tied import fresh, identity_copies, names_in, scope, tensor_copy
+from onnxtrain.foreign._user_frame import user_stacklevel
 
 STATISTICS = ((3, "running_mean"), (4, "running_var"))  # BatchNormalization's inputs
 EXPORT_WITH_STATISTICS = (
@@ -62,5 +63,5 @@ def warn_without_batch_norm(model: onnx.ModelProto, owner: str) -> None:
         "update: the exporter folded each BatchNorm into the Conv before it (its weights and bias hold the "
         f"statistics). To fine-tune with batch statistics, export the model with them: {EXPORT_WITH_STATISTICS}.",
         UserWarning,
-        stacklevel=5,  # from_onnx's caller: from_onnx -> imported_model -> OnnxLayer -> here
+        stacklevel=user_stacklevel(),  # from_onnx's caller, OnnxLayer's
     )

@@ -15,6 +15,8 @@ import onnx
 from onnxtrain.errors import OnnxtrainError
 from onnxtrain.foreign import _graph
 from onnxtrain.foreign._layer import OnnxLayer
+from onnxtrain.foreign._removed_biases import restore_removed_biases
+from onnxtrain.foreign._torch_names import torch_names
 from onnxtrain.layers._layer import format_shape
 
 MAX_ROWS = 60  # a 1,000-node graph's summary stays a screen or two; the rest are counted
@@ -34,6 +36,9 @@ def print_imported(proto: onnx.ModelProto, print_fn: Callable[[str], None] = pri
     print_fn(f"As from_onnx imports it: {inputs} -> OnnxLayer -> {output} {format_shape(shape)}")
     types = _graph.infer(layer.graph)
     frozen = layer.non_trainable
+    held = torch_names(layer.graph.graph, set(layer.weight_shapes))  # `val_93` holds `enc.linear1.weight`
+    restored = {t.name for t in restore_removed_biases(proto, "from_onnx", warn=False).graph.initializer}
+    restored -= {t.name for t in proto.graph.initializer}  # zero biases the exporter's optimizer removed
     rows: list[tuple[str, str, str, str]] = []
     seen: set[str] = set()
     others: Counter[str] = Counter()
@@ -44,7 +49,9 @@ def print_imported(proto: onnx.ModelProto, print_fn: Callable[[str], None] = pri
                 others[node.op_type] += 1
             continue
         count = sum(_size(layer.weight_shapes[w]) for w in weights if w not in seen)
-        shown = ", ".join(f"{w} {list(layer.weight_shapes[w])}{_notes(w, frozen, seen)}" for w in weights)
+        shown = ", ".join(
+            f"{w}{_held(w, held)} {list(layer.weight_shapes[w])}{_notes(w, frozen, seen, restored)}" for w in weights
+        )
         seen.update(weights)
         title = f"{_cell(node.name or node.output[0], 40)} ({node.op_type})"
         rows.append((title, _output_shape(types.get(node.output[0])), _cell(shown, 80), f"{count:,}"))
@@ -58,16 +65,15 @@ def print_imported(proto: onnx.ModelProto, print_fn: Callable[[str], None] = pri
         print_fn(f"... and {len(rows) - MAX_ROWS} more nodes that read weights")
     total = sum(_size(s) for s in layer.weight_shapes.values())
     trainable = sum(_size(s) for name, s in layer.weight_shapes.items() if name not in frozen)
-    constants = len(layer.exporter_constants() & frozen)
-    why = "BatchNormalization statistics" + (
-        f", {constants:,} exporter constant{'' if constants == 1 else 's'}: 1-element or non-finite"
-        if constants
-        else ""
-    )
     print_fn(
         f"Parameters: {total:,} in {len(layer.weight_shapes)} weights (float initializers): {trainable:,} train by "
-        f"default, {total - trainable:,} frozen ({why}); from_onnx(trainable=..., frozen=...) chooses"
+        f"default, {total - trainable:,} frozen{_why_frozen(layer)}; from_onnx(trainable=..., frozen=...) chooses"
     )
+    if restored:
+        print_fn(
+            f"Restored: {', '.join(sorted(restored))} (zero biases the exporter's optimizer removed; they train as "
+            "torch's do)"
+        )
     if others:
         print_fn(f"Nodes without weights: {', '.join(f'{op} {n}' for op, n in sorted(others.items()))}")
 
@@ -75,12 +81,31 @@ def print_imported(proto: onnx.ModelProto, print_fn: Callable[[str], None] = pri
 _HEADER = ("Node (op)", "Output Shape", "Weights", "Param #")
 
 
+def _why_frozen(layer: OnnxLayer) -> str:
+    """What the default import freezes, as found: " (4 BatchNormalization statistics, 3 exporter constants:
+    1-element or non-finite)", or nothing where it freezes nothing."""
+    names = set(layer.weight_shapes)
+    statistics = {n for node in layer.graph.graph.node if node.op_type == "BatchNormalization" for n in node.input[3:5]}
+    constants = len(layer.exporter_constants() & layer.non_trainable)
+    counts = [
+        (len(statistics & names & layer.non_trainable), "BatchNormalization statistic", ""),
+        (constants, "exporter constant", ": 1-element or non-finite"),
+    ]
+    parts = [f"{n:,} {what}{'' if n == 1 else 's'}{how}" for n, what, how in counts if n]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _cell(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _notes(weight: str, frozen: set[str], seen: set[str]) -> str:
-    return (" (frozen)" if weight in frozen else "") + (" (shared)" if weight in seen else "")
+def _held(weight: str, held: dict[str, str]) -> str:
+    return f" (= {held[weight]})" if weight in held else ""
+
+
+def _notes(weight: str, frozen: set[str], seen: set[str], restored: set[str]) -> str:
+    notes = [("restored", restored), ("frozen", frozen), ("shared", seen)]
+    return "".join(f" ({note})" for note, names in notes if weight in names)
 
 
 def _size(shape: tuple[int, ...]) -> int:

@@ -25,6 +25,7 @@ from onnx import numpy_helper
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.foreign._graph import argument
 from onnxtrain.foreign._selection import patterns
+from onnxtrain.foreign._user_frame import user_stacklevel
 
 Untie = bool | str | Sequence[str] | None
 _STATISTICS = {"BatchNormalization": {3, 4}}  # running statistics: `_statistics.own_statistics` gives them copies
@@ -117,7 +118,7 @@ def warn_tied(ambiguous: dict[str, list[onnx.NodeProto]], trained: set[str], own
         "with their names (or True) to give each node its own copy, or export with dynamo=True, optimize=False, "
         "or dynamo=False (TorchScript), which keep each parameter.",
         UserWarning,
-        stacklevel=6,  # from_onnx's caller: from_onnx -> imported_model -> OnnxLayer (and its init wrapper) -> here
+        stacklevel=user_stacklevel(),  # from_onnx's caller, OnnxLayer's
     )
 
 
