@@ -17,7 +17,7 @@ import onnx
 
 from onnxtrain import activations, losses
 from onnxtrain._loss_base import weight_rows
-from onnxtrain.errors import PortableEngineOnlyError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, PortableEngineOnlyError, UnsupportedError
 from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers import Activation, Dense, Layer, Shape, TimeDistributed
@@ -336,6 +336,12 @@ def loss_model(
     """
     loss = loss if isinstance(loss, Loss) else losses.get(loss)
     graph = as_graph(layers)
+    if len(graph.outputs) > 1 and not isinstance(loss, OutputLosses):
+        raise InvalidArgumentError(
+            f"emit.loss_model: a model of several outputs {graph.output_names()} takes one loss per output, packed "
+            "as compile packs them (multi_output.resolve(names, shapes, {name: loss, ...}, None, None)), or cut it "
+            f"to one output first (from_onnx(path, outputs=[name])). Received: loss={loss.name!r}"
+        )
     shape = output_shape(graph)
     builder = GraphBuilder(opset, ir_version, training=training)
     xs = add_graph_inputs(builder, graph)

@@ -63,6 +63,7 @@ def _finetune(args: argparse.Namespace) -> int:
     _refuse_training_nothing(args, model, source)
     with model:
         data = _datasets(args, model)
+        _refuse_other_shapes(args, model, data)
         if data.train.input_scale is not None:  # what fit adopts of the training data: the test before reads it too
             model.input_scale = data.train.input_scale
         model.compile(optimizer=optimizer, loss=args.loss, metric="accuracy" if args.loss == DEFAULT_LOSS else None)
@@ -145,6 +146,65 @@ def _refuse_training_nothing(args: argparse.Namespace, model: Model, source: Pat
     )
 
 
+def _refuse_other_shapes(args: argparse.Namespace, model: Model, data: RunData) -> None:
+    """Refuse data whose examples have another shape than the model's input, saying what .npz to write: fit's
+    advice (`x.reshape(...)`, `np.moveaxis(...)`) is for Python, and an imported graph's input cannot be declared
+    otherwise (a torch CNN reads [1, 28, 28], channels first; fashion-mnist is [28, 28, 1])."""
+    expected = model.input_shape
+    if not isinstance(expected, tuple):  # several inputs: fit names the one that does not fit
+        return
+    sources = [(data.train, "--data", args.data), (data.test, "--test", args.test)]
+    if data.validation is not None and data.validation is not data.test:
+        sources.append((data.validation, "--validation", args.validation))
+    for dataset, option, spec in sources:
+        given = tuple(int(d) for d in dataset.x.shape[1:]) if dataset is not None else tuple(expected)
+        advice = _npz_advice(option, spec, given, tuple(expected))
+        if advice is not None:  # other shapes: fit's error says what it expects
+            raise InvalidArgumentError(
+                f"{option} {spec!r} does not fit the model: {Path(args.model).name} takes examples of shape "
+                f"{list(expected)}, and these are {list(given)}. {advice}"
+            )
+
+
+def _npz_advice(option: str, spec: str, given: tuple[int, ...], expected: tuple[int, ...]) -> str | None:
+    """How to write examples of shape `given` as a .npz (x, y) of the model's input shape `expected` (one Python
+    line, then the option), where the channel axis moves or a reshape makes them; None for other shapes."""
+    if given == expected:
+        return None
+    if len(expected) >= 3 and given == (*expected[1:], expected[0]):
+        what, change, suffix = (
+            "with the channel axis moved first, as the model reads it",
+            "np.moveaxis(x, -1, 1)",
+            "nchw",
+        )
+    elif len(expected) >= 3 and given == (expected[-1], *expected[:-1]):
+        what, change, suffix = (
+            "with the channel axis moved last, as the model reads it",
+            "np.moveaxis(x, 1, -1)",
+            "nhwc",
+        )
+    elif math.prod(given) == math.prod(expected):
+        what, change, suffix = "reshaped", f"x.reshape(-1, {', '.join(map(str, expected))})", "reshaped"
+    else:
+        return None
+    source, _, split = spec.partition(":")
+    if source != "fashion-mnist" and not spec.endswith(".npz"):  # a folder of images
+        return f"Write the examples {what} to a .npz with x and y, and pass that as {option}."
+    if source == "fashion-mnist":
+        split = split or ("train" if option == "--data" else "test")
+        read = f"from onnxtrain.datasets import fashion_mnist; d = fashion_mnist()[{0 if split == 'train' else 1}]; "
+        read += "x, y = d.x, d.y"
+        target = f"fashion_mnist_{split}_{suffix}.npz"
+    else:
+        read = f"d = np.load('{spec}'); x, y = d['x'], d['y']"
+        target = f"{Path(spec).stem}_{suffix}.npz"
+    scrambled = " (a reshape would scramble the images)" if suffix != "reshaped" else ""
+    return (
+        f"Write the examples {what}{scrambled} to a .npz and pass that: "
+        f"python -c \"import numpy as np; {read}; np.savez('{target}', x={change}, y=y)\", then {option} {target}"
+    )
+
+
 def _validation_source(args: argparse.Namespace) -> str:
     """How errors name the validation data: the --test data for `--validation test`."""
     return f"--test {args.test!r}" if args.validation == "test" else f"--validation {args.validation!r}"
@@ -171,7 +231,7 @@ def _build(args: argparse.Namespace) -> Model:
     """from_onnx (with lora) for the model alone; a Functional model of its OnnxLayer and a Dense head with --head."""
     from onnxtrain.adapters import ADAPTER_PATTERNS, add_adapters
     from onnxtrain.foreign._graph import cut, read_model
-    from onnxtrain.foreign._import import imported_model, input_dtype
+    from onnxtrain.foreign._import import companion_outputs, imported_model, input_dtype
     from onnxtrain.foreign._layer import OnnxLayer
     from onnxtrain.foreign._lora import lora
     from onnxtrain.layers import Dense, Flatten, Input
@@ -181,7 +241,9 @@ def _build(args: argparse.Namespace) -> Model:
     proto = read_model(args.model, caller)
     if args.outputs:  # cut before adapting: no adapters on nodes the cut drops
         proto = cut(proto, [args.outputs], caller)
-    elif len(proto.graph.output) > 1:
+    elif companion_outputs(proto):  # an onnxtrain export: its logits, not the probabilities the loss adds again
+        proto = cut(proto, [o.name for o in proto.graph.output if o.name not in companion_outputs(proto)], caller)
+    if not args.outputs and len(proto.graph.output) > 1:
         names = [o.name for o in proto.graph.output]
         raise InvalidArgumentError(
             f"'{args.model}' has {len(names)} outputs {names}; finetune trains one: choose it with --outputs NAME"

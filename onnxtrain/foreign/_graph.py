@@ -10,7 +10,6 @@ model's config.json holds the structure and its checkpoint and model.onnx the we
 from __future__ import annotations
 
 import base64
-import difflib
 import json
 import os
 from collections.abc import Sequence
@@ -22,14 +21,19 @@ from onnx import numpy_helper
 from onnxtrain._onnx_file import check_onnx_model, read_onnx_model
 from onnxtrain._runtime import optimized_by_ort
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
-from onnxtrain.foreign._graph_shapes import BATCH, Shape, infer
+from onnxtrain.foreign import _cut
+from onnxtrain.foreign._cut import keep_only
+from onnxtrain.foreign._cut import value_names as value_names
+from onnxtrain.foreign._graph_shapes import BATCH, Shape
 
 # The shapes of the graph's values are _graph_shapes'; the layer and the inliner read them here too.
 from onnxtrain.foreign._graph_shapes import check_batch_not_fixed as check_batch_not_fixed
+from onnxtrain.foreign._graph_shapes import infer as infer
 from onnxtrain.foreign._graph_shapes import inference_failure as inference_failure
 from onnxtrain.foreign._graph_shapes import numpy_dtype as numpy_dtype
 from onnxtrain.foreign._graph_shapes import per_example_shape as per_example_shape
 from onnxtrain.foreign._graph_shapes import run_for_shape as run_for_shape
+from onnxtrain.foreign._sequence_split import split_sequences
 
 WEIGHTS_KEY = "onnxtrain.weights"  # metadata of a stripped graph: which graph inputs are weights (JSON list)
 # ... and which of them held a value that is not finite when imported (a mask of 0 and -inf): an exporter's constant,
@@ -107,48 +111,15 @@ def min_ir_version(opset: int) -> int:
     return int(onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", opset)]))
 
 
-def value_names(model: onnx.ModelProto) -> list[str]:
-    """Every value a cut can end at: the graph inputs and every node output, in graph order."""
-    weights = {t.name for t in model.graph.initializer}
-    names = [v.name for v in model.graph.input if v.name not in weights]
-    return names + [name for node in model.graph.node for name in node.output if name]
-
-
 def cut(model: onnx.ModelProto, outputs: Sequence[str], owner: str) -> onnx.ModelProto:
-    """`model` computing `outputs` (value names) as its graph outputs, without the nodes and initializers they do
-    not need.
+    """`model` computing `outputs` (value names, or torch module names) as its graph outputs, without the nodes and
+    initializers they do not need (`_cut`).
 
     Raises:
-        InvalidArgumentError: a name is no value of the graph (the error lists close matches).
+        InvalidArgumentError: a name is a weight, no value of the graph, or an ambiguous module (the error says
+            which values to take).
     """
-    if isinstance(outputs, str) or not outputs or not all(isinstance(o, str) for o in outputs):
-        raise InvalidArgumentError(
-            f"{argument(owner, 'outputs')} expects a non-empty list of value names. Received: outputs={outputs!r}"
-        )
-    known = value_names(model)
-    for name in outputs:
-        if name not in known:
-            close = difflib.get_close_matches(name, known, n=5, cutoff=0.4)
-            hint = f"Close matches: {close}." if close else f"The graph's values include: {known[-8:]}."
-            raise InvalidArgumentError(f"{argument(owner, 'outputs')} names no value of the graph: {name!r}. {hint}")
-    needed = set(outputs)
-    kept: list[onnx.NodeProto] = []
-    for node in reversed(model.graph.node):
-        if needed & set(node.output):
-            kept.append(node)
-            needed |= {name for name in node.input if name}
-    graph = model.graph
-    types = {v.name: v for v in [*graph.input, *graph.output, *graph.value_info]}
-    new_outputs = [types.get(name) or onnx.helper.make_empty_tensor_value_info(name) for name in outputs]
-    result = onnx.ModelProto()
-    result.CopyFrom(model)
-    del result.graph.node[:]
-    result.graph.node.extend(reversed(kept))
-    _keep_only(result.graph.initializer, needed)
-    _keep_only(result.graph.input, needed)
-    del result.graph.output[:]
-    result.graph.output.extend(new_outputs)
-    return _with_output_types(result)
+    return _cut.cut(model, outputs, argument(owner, "outputs"))
 
 
 def without_unread_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -175,21 +146,6 @@ def without_unread_statistics(model: onnx.ModelProto) -> onnx.ModelProto:
             del node.attribute[:]
             node.attribute.extend(kept)
     return result
-
-
-def _keep_only(field: object, names: set[str]) -> None:
-    items = [item for item in field if item.name in names]  # type: ignore[attr-defined]
-    del field[:]  # type: ignore[attr-defined]
-    field.extend(items)  # type: ignore[attr-defined]
-
-
-def _with_output_types(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Give outputs declared without a type (a cut's) their inferred type."""
-    inferred = infer(model)
-    for output in model.graph.output:
-        if not output.type.tensor_type.elem_type and output.name in inferred:
-            output.type.CopyFrom(inferred[output.name])
-    return model
 
 
 def weight_names(model: onnx.ModelProto) -> list[str]:
@@ -246,8 +202,16 @@ def split_weights(model: onnx.ModelProto, settings: set[str]) -> tuple[onnx.Mode
 
 def fold_shapes(stripped: onnx.ModelProto, batch: int | None = None) -> onnx.ModelProto:
     """`stripped` with its constant subgraphs (shape computations over static dims) folded by ONNX Runtime's
-    constant folding. Weights are graph inputs there, so nothing that reads one is folded; the rest of ORT's
-    rewrites are off (`_NOT_FOLDING`). Returns `stripped` itself when ORT cannot or changes nothing it may."""
+    constant folding, then each SplitToSequence read only at constant positions made a Split
+    (`_sequence_split`: torch's dynamo exporter writes `x.chunk(3)` so, and neither engine differentiates
+    sequences). Weights are graph inputs there, so nothing that reads one is folded; the rest of ORT's rewrites
+    are off (`_NOT_FOLDING`). Returns `stripped` itself when neither changes anything."""
+    return split_sequences(_folded_by_ort(stripped))
+
+
+def _folded_by_ort(stripped: onnx.ModelProto) -> onnx.ModelProto:
+    """`stripped` with its constant subgraphs folded by ONNX Runtime, or itself when ORT cannot or changes nothing
+    it may."""
     try:
         folded = optimized_by_ort(stripped, disabled_optimizers=_NOT_FOLDING)
     except Exception:  # ORT refuses the graph or writes none: keep it as it is, the engine will say why
@@ -271,7 +235,7 @@ def fold_shapes(stripped: onnx.ModelProto, batch: int | None = None) -> onnx.Mod
     # be taken for weights when the stored graph is imported again (load_model, lora).
     own = {t.name for t in stripped.graph.initializer}
     computed = [t for t in folded.graph.initializer if t.name not in own]
-    _keep_only(folded.graph.initializer, own)
+    keep_only(folded.graph.initializer, own)
     constants = [onnx.helper.make_node("Constant", [], [t.name], name=f"{t.name}_folded", value=t) for t in computed]
     nodes = [*constants, *folded.graph.node]
     del folded.graph.node[:]

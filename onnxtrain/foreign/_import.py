@@ -12,14 +12,16 @@ from typing import Any
 
 import onnx
 
-from onnxtrain.emit import RESERVED_NAMES
+from onnxtrain.emit import LOGITS_NAME, PROBABILITIES_NAME, RESERVED_NAMES
 from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.foreign._graph import COMMANDS
+from onnxtrain.foreign._graph import COMMANDS, read_model
 from onnxtrain.foreign._layer import OnnxLayer
 from onnxtrain.foreign._outputs import OnnxOutput
 from onnxtrain.foreign._tied import Untie
 from onnxtrain.layers import Input
 from onnxtrain.model import Model
+
+_ONNXTRAIN_VERSION = "onnxtrain.version"  # the metadata key of onnxtrain's exports (model_files.META_VERSION)
 
 
 def from_onnx(
@@ -50,7 +52,10 @@ def from_onnx(
             and those holding ±inf or nan, such as a causal mask); False: none; names or glob patterns: only those,
             constants included (a learned temperature).
         frozen: names or glob patterns of weights that do not train (applied after `trainable`).
-        outputs: value names to cut the graph at: `outputs=["/fc2/Relu_output_0"]` makes a feature extractor.
+        outputs: value names to cut the graph at: `outputs=["/fc2/Relu_output_0"]` makes a feature extractor; a
+            torch module's name (`"layer2"`) cuts at its last output (`_cut`). None keeps every output but, in an
+            onnxtrain export, the probabilities its loss added (`companion_outputs`): such a file imports as its
+            `logits`.
         input_scale: what integer arrays given for a float input are multiplied by before the graph sees them in
             `fit`, `evaluate` and `predict` (as for a model trained by onnxtrain, e.g. 1/255 for bytes); None
             keeps 1. Integer inputs are never scaled.
@@ -103,8 +108,11 @@ def imported_model(
 ) -> Model:
     """`from_onnx` but `input_scale`, for a `caller` whose errors name its own arguments: the `finetune` command
     names its options (`--trainable`, see `OnnxLayer`'s `caller`) and takes a graph of one output."""
+    proto = read_model(model, caller)
+    if outputs is None and companion_outputs(proto):
+        outputs = [o.name for o in proto.graph.output if o.name not in companion_outputs(proto)]
     layer = OnnxLayer(
-        model,
+        proto,
         trainable=True if trainable is None else trainable,
         outputs=outputs,
         frozen=frozen,
@@ -132,6 +140,25 @@ def imported_model(
             start += math.prod(shape)
         return Model(inputs if several else inputs[0], outputs_, name=name, seed=0)
     return Model(inputs if several else inputs[0], output, name=name, seed=0)
+
+
+def companion_outputs(model: onnx.ModelProto) -> list[str]:
+    """The outputs of an onnxtrain export that its loss added beside the model's own: `probabilities` after the
+    one output `logits`, `<name>_probabilities` after `<name>` (`_export_names`). Imported as outputs of their
+    own they would ask a loss each (a model of several outputs), though they are the softmax (or sigmoid) of the
+    logits: `from_onnx` leaves them out, and the loss adds them again when the model is exported. Empty for a
+    file onnxtrain did not write (its `onnxtrain.version` metadata says it did)."""
+    if not any(entry.key == _ONNXTRAIN_VERSION for entry in model.metadata_props):
+        return []
+    names = [output.name for output in model.graph.output]
+    found = [
+        name
+        for name in names
+        if name.endswith(f"_{PROBABILITIES_NAME}") and name[: -len(PROBABILITIES_NAME) - 1] in names
+    ]
+    if PROBABILITIES_NAME in names and LOGITS_NAME in names:
+        found.append(PROBABILITIES_NAME)
+    return found if len(found) < len(names) else []
 
 
 def input_dtype(value: onnx.ValueInfoProto) -> str:

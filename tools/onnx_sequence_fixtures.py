@@ -1,0 +1,88 @@
+"""Write a torch model that `chunk`s and `split`s, exported as docs/foreign.md recommends for fine-tuning
+(`torch.onnx.export(dynamo=True, optimize=False)`), with torch's reference training:
+tests/data/onnx_sequences/chunk_dynamo.{onnx,npz}.
+
+The dynamo exporter writes `x.chunk(3, -1)` and `torch.split(x, [1, 3], -1)` as SplitToSequence + SequenceAt, which
+from_onnx turns into Split at import (`onnxtrain/foreign/_sequence_split.py`). `chunk(3)` of 10 features gives parts
+of 4, 4 and 2 (a scalar split that does not divide the axis). The .npz holds the five batches (`x`, `labels`), torch's
+logits of `x[0]` before training (`logits_0`) and each parameter after five plain SGD steps (learning rate 0.1) on
+the mean softmax cross-entropy of the logits (`step_5/<parameter>`, the initializer's name in the graph).
+
+Usage: /work/venv-torch/bin/python tools/onnx_sequence_fixtures.py   (seconds; torch, onnx and onnxscript)
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "onnx_sequences"
+STEPS, BATCH, LEARNING_RATE = 5, 4, 0.1
+
+
+class Chunks(nn.Module):
+    """Linear 6-10 per position, chunked into 4 + 4 + 2 features, the first two summed and split 1 + 3, mixed
+    with the third, averaged over the 3 positions, Linear 6-3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(6, 10)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b, c = self.qkv(x).chunk(3, dim=-1)
+        d, e = torch.split(a + b, [1, 3], dim=-1)
+        mixed = torch.cat([d * c[..., :1], torch.tanh(e), c], dim=-1)
+        return self.head(mixed.mean(dim=1))
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    model = Chunks().eval()
+    x = torch.randn(STEPS, BATCH, 3, 6)
+    labels = torch.randint(0, 3, (STEPS, BATCH))
+    batch = torch.export.Dim("batch", min=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model,
+            (x[0],),
+            dynamo=True,
+            optimize=False,
+            opset_version=20,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
+        )
+    assert program is not None
+    graph = program.model_proto
+    for node in graph.graph.node:  # stack traces name this machine's paths
+        kept = [entry for entry in node.metadata_props if entry.key != "pkg.torch.onnx.stack_trace"]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+    ops = {node.op_type for node in graph.graph.node}
+    assert {"SplitToSequence", "SequenceAt"} <= ops, f"the exporter no longer writes sequences: {sorted(ops)}"
+    onnx.checker.check_model(graph, full_check=True)
+    arrays: dict[str, np.ndarray] = {"x": x.numpy(), "labels": labels.numpy()}
+    with torch.no_grad():
+        arrays["logits_0"] = model(x[0]).numpy()
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    for step in range(STEPS):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x[step]), labels[step]).backward()
+        optimizer.step()
+    arrays |= {f"step_{STEPS}/{name}": p.detach().numpy().copy() for name, p in model.named_parameters()}
+    OUT.mkdir(parents=True, exist_ok=True)
+    onnx.save(graph, OUT / "chunk_dynamo.onnx")
+    np.savez_compressed(OUT / "chunk_dynamo.npz", **arrays)
+    print(f"wrote {OUT / 'chunk_dynamo.onnx'} ({sorted(ops)}) and .npz")
+
+
+if __name__ == "__main__":
+    main()
