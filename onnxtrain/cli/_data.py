@@ -193,7 +193,7 @@ class PredictInput(NamedTuple):
     names: tuple[str, ...] | None
 
 
-def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+def read_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray | dict[str, np.ndarray]:
     """The --input of `onnxtrain predict` (see `read_inputs`), without the file names of a folder's images."""
     return read_inputs(path, input_shape).x
 

@@ -115,7 +115,10 @@ def _predicted_outputs(names: tuple[str, ...]) -> list[str]:
 
 
 def _predict_several(
-    model: InferenceModel, x: np.ndarray, args: argparse.Namespace, names: tuple[str, ...] | None
+    model: InferenceModel,
+    x: np.ndarray | dict[str, np.ndarray],
+    args: argparse.Namespace,
+    names: tuple[str, ...] | None,
 ) -> int:
     """One line per example naming every output: its class and probability where the model gives its
     probabilities (an output trained with softmax cross-entropy), its values otherwise."""
