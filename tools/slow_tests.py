@@ -1,6 +1,7 @@
-"""Measure which tests the fast loop should leave out: every test of `-m "not slow"` that takes a tenth of a second
-or more (setup, call and teardown together) is written to tests/slow_tests.txt, which tests/conftest.py reads to
-mark those tests `slow`. The fast loop then stays under a minute on 2 cores while the whole suite still runs them.
+"""Measure which tests the fast loop should leave out: every test of `-m "not slow"` that takes 0.06 s or more
+(setup, call and teardown together, in one process) is written to tests/slow_tests.txt, which tests/conftest.py
+reads to mark those tests `slow`. The fast loop then stays under a minute on 2 cores (about 50 s, two workers),
+while the whole suite still runs them.
 
     python tools/slow_tests.py                     # runs the fast loop in one process (about 2-3 minutes)
     python tools/slow_tests.py --log durations.txt # or reads the output of an earlier
@@ -54,12 +55,12 @@ def slow_tests(log: str, threshold: float) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threshold", type=float, default=0.1, help="seconds (default 0.1)")
+    parser.add_argument("--threshold", type=float, default=0.06, help="seconds (default 0.06)")
     parser.add_argument("--log", type=Path, help="an earlier run's output instead of a new run")
     args = parser.parse_args()
     log = args.log.read_text() if args.log else durations_log()
     nodes = slow_tests(log, args.threshold)
-    how = f"from {args.log.name}" if args.log else "pytest -n 0"
+    how = "from a saved pytest -n 0 --durations=0 log" if args.log else "pytest -n 0"
     LIST.write_text(HEADER.format(threshold=args.threshold, how=how) + "".join(f"{node}\n" for node in nodes))
     print(f"{len(nodes)} tests of {args.threshold} s or more -> {LIST.relative_to(ROOT)}")
 
