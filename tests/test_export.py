@@ -280,8 +280,8 @@ def test_exported_outputs_equal_the_training_eval_graph(loss):
 
 
 def _node_workdir() -> Path:
-    """A folder with predict.mjs and an installed onnxruntime-node: examples/node itself when CI ran
-    `npm ci --ignore-scripts` there, otherwise a cached install made here (skips when npm cannot install)."""
+    """A folder with predict.mjs, the modules it imports and an installed onnxruntime-node: examples/node itself when
+    CI ran `npm ci --ignore-scripts` there, otherwise a cached install made here (skips when npm cannot install)."""
     if shutil.which("node") is None:
         pytest.skip("node is not installed (CI installs Node.js 20)")
     if (NODE_EXAMPLE / "node_modules" / "onnxruntime-node").is_dir():
@@ -308,7 +308,8 @@ def _node_workdir() -> Path:
             pytest.skip("npm ci --ignore-scripts timed out: no npm registry reachable?")
         if done.returncode != 0:
             pytest.skip(f"npm ci --ignore-scripts failed (no npm registry?): {done.stderr.strip()[-300:]}")
-    shutil.copy(NODE_EXAMPLE / "predict.mjs", workdir / "predict.mjs")
+    for script in NODE_EXAMPLE.glob("*.mjs"):  # predict.mjs and the modules it imports
+        shutil.copy(script, workdir / script.name)
     return workdir
 
 

@@ -46,22 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     from onnxtrain.datasets import fashion_mnist
     from onnxtrain.layers import Dense, Flatten, Input
 
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--count", type=int, default=100, help="how many test images to compare")
     parser.add_argument("--out", type=Path, default=Path("runs/node-demo"))
     parser.add_argument(
-        "--node-dir", type=Path, default=HERE, help="folder with predict.mjs and node_modules"
+        "--node-dir",
+        type=Path,
+        default=HERE,
+        help="folder with predict.mjs, the .mjs modules beside it and node_modules",
     )
     args = parser.parse_args(argv)
     args.out = args.out.resolve()  # relative to where this runs (e.g. the repository root, as the README allows)
 
     train, test = fashion_mnist(progress=False)
-    with Sequential.of(
-        Input(28, 28, 1), Flatten(), Dense(128), Dense(10, activation="linear"), seed=7
-    ) as model:
+    with Sequential.of(Input(28, 28, 1), Flatten(), Dense(128), Dense(10, activation="linear"), seed=7) as model:
         model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits", metric="accuracy")
         model.fit(train, epochs=args.epochs, batch_size=100, verbose=0)
         accuracy = model.evaluate(test).metrics
@@ -76,18 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     js_predictions = np.array(node["predictions"])
     js_probabilities = np.array(node["probabilities"], dtype=np.float64)
 
-    print(
-        f"model: {args.out / 'model.onnx'} (test {accuracy}); "
-        f"inputs {node['inputs']}, outputs {node['outputs']}"
-    )
+    print(f"model: {args.out / 'model.onnx'} (test {accuracy}); inputs {node['inputs']}, outputs {node['outputs']}")
     print(f"{'#':>3}  {'label':<12} {'python':<12} {'node.js':<12}")
     names = test.class_names or tuple(map(str, range(10)))
     for i in range(len(images)):
         mark = "" if py_predictions[i] == js_predictions[i] else "  <-- differs"
-        print(
-            f"{i:>3}  {names[test.y[i]]:<12} {names[py_predictions[i]]:<12} "
-            f"{names[js_predictions[i]]:<12}{mark}"
-        )
+        print(f"{i:>3}  {names[test.y[i]]:<12} {names[py_predictions[i]]:<12} {names[js_predictions[i]]:<12}{mark}")
     same = int((py_predictions == js_predictions).sum())
     diff = float(np.abs(py_probabilities.astype(np.float64) - js_probabilities).max())
     print(f"identical predictions: {same}/{len(images)}; max |probability difference|: {diff:.2e}")
