@@ -367,6 +367,53 @@ def test_dropout_drops_scores_in_training_only_and_resumes_with_the_same_masks(t
     check_resumed_fit(compiled, x, y, tmp_path)
 
 
+def _weights_as_output(layer: MultiHeadAttention, query: np.ndarray, value: np.ndarray) -> None:
+    """Build `layer` by a call and give it weights under which its output is its attention weights: value one-hot
+    per step and the identity value and output projections make output[n, t, h * steps + s] = weights[n, h, t, s]."""
+    layer(query, value)
+    heads, steps = layer.num_heads, value.shape[1]
+    layer.params["value.kernel"][...] = np.stack([np.eye(steps, dtype=np.float32)] * heads, axis=1)
+    layer.params["attention_output.kernel"][...] = np.eye(heads * steps, dtype=np.float32).reshape(heads, steps, -1)
+    for name in ("value.bias", "attention_output.bias"):
+        layer.params[name][...] = 0.0
+
+
+def test_an_eager_training_call_drops_attention_weights_as_keras_does() -> None:
+    # Keras drops each attention weight with probability `dropout` and scales the kept ones by 1 / (1 - dropout)
+    rng = np.random.default_rng(0)
+    query = rng.normal(size=(8, 4, 6)).astype(np.float32)
+    value = np.broadcast_to(np.eye(5, dtype=np.float32), (8, 5, 5)).copy()
+    layer = MultiHeadAttention(2, 3, value_dim=5, output_shape=10, dropout=0.5, seed=3)
+    _weights_as_output(layer, query, value)
+    weights = layer(query, value)
+    np.testing.assert_allclose(weights, attention(layer, query, value), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(weights.reshape(8, 4, 2, 5).sum(-1), 1.0, rtol=1e-5)
+    dropped = layer(query, value, training=True)
+    again = layer(query, value, training=True)
+    assert dropped.shape == weights.shape == (8, 4, 10)
+    zero = dropped == 0
+    assert 0.35 < zero.mean() < 0.65, zero.mean()
+    np.testing.assert_allclose(dropped[~zero], 2 * weights[~zero], rtol=1e-5)
+    assert not np.array_equal(dropped, again), "each training call draws new masks"
+    np.testing.assert_allclose(layer(query, value, training=False), weights, rtol=1e-6)
+    same = MultiHeadAttention(2, 3, value_dim=5, output_shape=10, dropout=0.5, seed=3)
+    same(query, value)  # built, then given the same weights
+    same.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(same(query, value, training=True), dropped)  # a fresh layer draws as step 0
+
+
+def test_an_eager_training_call_takes_the_masked_call_form() -> None:
+    # without dropout the training graph computes what inference does: Keras' attention under the mask
+    rng = np.random.default_rng(1)
+    query, value = rng.normal(size=(4, 5, 6)).astype(np.float32), rng.normal(size=(4, 3, 2)).astype(np.float32)
+    mask = (rng.random((4, 5, 3)) > 0.3).astype(np.float32)
+    layer = MultiHeadAttention(2, 3, use_causal_mask=True)
+    trained = layer(query, value, attention_mask=mask, training=True)
+    expected = attention(layer, query, value, mask=mask)
+    np.testing.assert_allclose(trained, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer([query, value, value, mask], training=True), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_config_round_trips_every_argument() -> None:
     layer = MultiHeadAttention(
         4,
@@ -467,6 +514,13 @@ def _shared_with_another_causal_setting() -> None:
     layer(x, x, use_causal_mask=True)
 
 
+def _eagerly_built_then_called_on_two() -> None:
+    x = np.ones((2, 4, 6), np.float32)
+    layer = MultiHeadAttention(2, 3)
+    layer(x)  # self-attention: built for one input
+    layer(x, x)
+
+
 BAD = [
     (
         lambda: MultiHeadAttention(0, 3),
@@ -523,6 +577,12 @@ BAD = [
     (lambda: MultiHeadAttention(2, 3)([Input(4, 6)] * 5), InvalidArgumentError, r"1 to 4 tensors.*a list of 5"),
     (lambda: MultiHeadAttention(2, 3)(Input(4, 6), key=Input(4, 6)), InvalidArgumentError, r"takes a key with a value"),
     (_shared_with_another_causal_setting, InvalidArgumentError, r"Received: use_causal_mask=True"),
+    (
+        lambda: MultiHeadAttention(2, 3, dropout=0.5)(Input(4, 6), training=True),
+        UnsupportedError,
+        r"training=True is not supported on symbolic tensors.*a call on numpy arrays takes training=True",
+    ),
+    (_eagerly_built_then_called_on_two, InvalidArgumentError, r"first called on 1 tensor\(s\).*Received: 2"),
 ]
 
 

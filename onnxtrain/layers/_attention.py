@@ -35,6 +35,7 @@ from onnxtrain.layers._attention_inputs import (
 )
 from onnxtrain.layers._core import _positive_int
 from onnxtrain.layers._dropout import _rate, _seed, keep_mask, layer_key
+from onnxtrain.layers._eager import is_eager_input
 from onnxtrain.layers._keras_arguments import refuse_activity_regularizer
 from onnxtrain.layers._layer import (
     Layer,
@@ -142,14 +143,18 @@ class MultiHeadAttention(Layer):
     ) -> SymbolicTensor:
         """`mha(x)` (self-attention), `mha(query, value)`, `mha(query, value, key)`, with `attention_mask=` a
         tensor of shape [batch, query length, key length] (nonzero: attend), or the recorded list form
-        `mha([query, value, key, mask])`.
+        `mha([query, value, key, mask])`. Called on numpy arrays in any of these forms, it computes at once
+        (`Layer.__call__`): with `training=True` its training graph (dropout on the attention weights).
 
         Raises:
-            UnsupportedError: return_attention_scores=True; training=True (`check_training_argument`).
+            UnsupportedError: return_attention_scores=True; training=True on symbolic tensors
+                (`check_training_argument`).
             InvalidArgumentError: a key without a value; a list of more than 4 tensors; use_causal_mask different
                 from an earlier call's (a layer computes one thing).
         """
-        check_training_argument(self, training)  # before the other checks; Layer.__call__ keeps it
+        tensors = call_inputs(self, query, value, key, attention_mask)
+        if not is_eager_input(tensors):  # before the settings below change; an eager call takes training=True
+            check_training_argument(self, training)
         if return_attention_scores is not False:
             raise UnsupportedError(
                 f"{describe(self)}: return_attention_scores=True is not supported (a layer call has one output). "
@@ -163,9 +168,8 @@ class MultiHeadAttention(Layer):
                     "Use another layer."
                 )
             self.use_causal_mask = use_causal_mask
-        tensors = call_inputs(self, query, value, key, attention_mask)
         several = len(tensors) > 1
-        if self.symbolic_calls and several != self.multi_input:
+        if (self.symbolic_calls or self.built) and several != self.multi_input:  # built by an eager call too
             first = len(self.input_shapes or ()) if self.multi_input else 1
             raise InvalidArgumentError(
                 f"{describe(self)} was first called on {first} tensor(s); a shared layer takes the same inputs at "

@@ -6,8 +6,10 @@ elsewhere Keras ignores them, and onnxtrain checks them instead: a layer whose d
 it reads is refused (`check_declared_input`). Keras 2's `batch_input_shape=(None, 4)` is `input_shape=(4,)`; a fixed
 batch size (`batch_size=32`, `batch_input_shape=(32, 4)`) is refused: onnxtrain's models take any batch size.
 `dtype` is the Input's dtype where a shape is declared ("float32", or "int64" / "int32" token ids); elsewhere
-Keras' compute dtype, taken as "float32" (what onnxtrain computes in) and refused otherwise. None of them is in the
-layer's config: a built model's config holds its Input instead; a config that has them loads as the layer does.
+Keras' compute dtype, taken as "float32" (what onnxtrain computes in) and refused otherwise. Keras 3's configs write it
+as a dtype policy, `{"class_name": "DTypePolicy", "config": {"name": "float32"}, ...}`: the float32 policy is taken as
+"float32", any other (mixed precision, float16, bfloat16, float64, quantized) is refused naming it. None of them is
+in the layer's config: a built model's config holds its Input instead; a config that has them loads as the layer does.
 """
 
 from __future__ import annotations
@@ -67,14 +69,13 @@ def _declared(owner: str, given: dict[str, Any]) -> DeclaredInput | None:
             f"{owner} takes one of input_shape, input_dim and batch_input_shape (they say the same). Received: {listed}"
         )
     dtype = given.get("dtype")
+    policy = policy_name(dtype)
+    if policy is not None:  # Keras' compute dtype, a policy in any case: float32 or refused
+        _check_float32_policy(owner, dtype, policy)
+        dtype = "float32"
     if not shapes:
         if dtype is not None and not _is_float32(dtype):
-            raise UnsupportedError(
-                f"{owner}(dtype=...) without input_shape is Keras' compute dtype, and onnxtrain computes in float32: "
-                f"leave it out, or give 'float32'. For integer inputs (token ids) declare the input: "
-                f"Input(shape=(40,), dtype='int64'), or input_shape=(40,) with dtype='int64' on a Sequential's first "
-                f"layer. Received: dtype={dtype!r}"
-            )
+            raise UnsupportedError(_compute_dtype_refusal(owner, dtype, "without input_shape is Keras' compute dtype"))
         return None
     name = shapes[0]
     value = given[name]
@@ -115,7 +116,7 @@ def _input_dtype(owner: str, value: object) -> np.dtype:
     """`value` as one of the dtypes an Input takes (`Input(dtype=...)`'s rule, `layers._core.input_dtype`)."""
     try:
         dtype = np.dtype(value)  # type: ignore[call-overload]
-    except TypeError:
+    except (TypeError, ValueError, KeyError):
         dtype = None
     if isinstance(value, bool) or dtype is None or dtype.name not in _INPUT_DTYPES:
         raise InvalidArgumentError(
@@ -129,8 +130,49 @@ def _is_float32(value: object) -> bool:
     """Whether `value` names float32 (a policy such as "mixed_float16" names no numpy dtype: not float32)."""
     try:
         return bool(np.dtype(value) == np.float32)  # type: ignore[call-overload]
-    except TypeError:
+    except (TypeError, ValueError, KeyError):  # np.dtype reads a dict as a structured dtype's fields
         return False
+
+
+def policy_name(value: object) -> str | None:
+    """The name of the Keras dtype policy `value` is, or None when it is none: a policy as Keras' configs write it
+    (`{"class_name": "DTypePolicy", "config": {"name": "mixed_float16"}, ...}`; Keras 2's "Policy" and Keras 3.0's
+    "FloatDTypePolicy" alike; a quantized one, `{"mode": "int8", "source_name": "float32"}`, is "int8_from_float32"),
+    a Keras policy object (its `name`), or a policy's name that no numpy dtype has ("mixed_float16"). A policy that
+    names nothing readable is "" (still a policy, never float32)."""
+    if isinstance(value, str):
+        return value if value.startswith("mixed_") or "_from_" in value else None
+    if isinstance(value, dict):
+        class_name = value.get("class_name")
+        if not isinstance(class_name, str) or not class_name.endswith("Policy"):
+            return None
+        config = value.get("config")
+        config = config if isinstance(config, dict) else {}
+        name, mode, source = config.get("name"), config.get("mode"), config.get("source_name")
+        if isinstance(mode, str) and isinstance(source, str):
+            return f"{mode}_from_{source}"
+        return name if isinstance(name, str) else ""
+    if type(value).__name__.endswith("DTypePolicy"):  # keras.DTypePolicy("float32"), never imported here
+        name = getattr(value, "name", None)
+        return name if isinstance(name, str) else ""
+    return None
+
+
+def _check_float32_policy(owner: str, value: object, policy: str) -> None:
+    if policy != "float32":
+        what = f"is Keras' dtype policy {policy!r}" if policy else "is a Keras dtype policy naming no dtype"
+        raise UnsupportedError(_compute_dtype_refusal(owner, value, what))
+
+
+def _compute_dtype_refusal(owner: str, value: object, what: str) -> str:
+    return (
+        f"{owner}(dtype=...) {what}, and onnxtrain computes and keeps its weights in float32 only: it takes "
+        "'float32' or the float32 policy (Keras' default, "
+        "{'class_name': 'DTypePolicy', 'config': {'name': 'float32'}}); mixed precision, float16, bfloat16, float64 "
+        "and quantized policies are not supported. Leave dtype out, or give 'float32'. For integer inputs (token "
+        "ids) declare the input: Input(shape=(40,), dtype='int64'), or input_shape=(40,) with dtype='int64' on a "
+        f"Sequential's first layer. Received: dtype={value!r}"
+    )
 
 
 def _positive(owner: str, name: str, value: object) -> int:
