@@ -20,7 +20,17 @@ from onnxtrain._loss_base import weight_rows
 from onnxtrain.errors import InvalidArgumentError, PortableEngineOnlyError, UnsupportedError
 from onnxtrain.functional import Functional, as_graph
 from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
-from onnxtrain.layers import Activation, Dense, Layer, Shape, TimeDistributed
+from onnxtrain.layers import (
+    Activation,
+    Conv1D,
+    Conv2DTranspose,
+    Dense,
+    DepthwiseConv2D,
+    Layer,
+    SeparableConv2D,
+    Shape,
+    TimeDistributed,
+)
 from onnxtrain.layers import Softmax as SoftmaxLayer
 from onnxtrain.losses import Loss, Losses, SoftmaxCrossEntropyWithLogits
 from onnxtrain.multi_output import OutputLosses, pack_outputs, packed_width
@@ -36,6 +46,13 @@ RESERVED_NAMES = frozenset({INPUT_NAME, LABELS_NAME, LOSS_NAME, LOGITS_NAME, PRO
 
 ModelGraph = Sequence[Layer] | Functional
 """What the graphs are emitted from: a Functional, or a Sequential's built layer list (Input first)."""
+
+# The forwards that end in the layer's `activation` argument applied to a linear map (Dense; every convolution:
+# Conv1D/2D/3D share one, the transposed ones another), so that a copy with a linear activation gives that map,
+# the logits. Read off `type(layer).emit`: a subclass with its own forward may do anything after it.
+_LINEAR_THEN_ACTIVATION = frozenset(
+    {Dense.emit, Conv1D.emit, Conv2DTranspose.emit, DepthwiseConv2D.emit, SeparableConv2D.emit}
+)
 
 
 def input_names(graph: Functional) -> list[str]:
@@ -197,8 +214,10 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
         `Dense(1)` under `BinaryCrossentropy(from_logits=True)`): Dense's ReLU default would clamp the logits at
         0, so that a class whose unit starts inactive never learns (a sigmoid's unit never goes below 0.5). An
         explicit `activation="relu"` stays; or
-      * under softmax cross-entropy, a softmax: Keras' usual `Dense(10, activation="softmax")`, or a last
-        `Softmax()` or `Activation("softmax")` layer, with "sparse_categorical_crossentropy". As in Keras,
+      * under softmax cross-entropy, a softmax: Keras' usual `Dense(10, activation="softmax")`, a convolution's
+        (Keras' segmentation head `Conv2D(n, 1, activation="softmax")`: every layer whose forward is its activation
+        of a linear map, `_LINEAR_THEN_ACTIVATION`), or a last `Softmax()` or `Activation("softmax")` layer, with
+        "sparse_categorical_crossentropy". As in Keras,
         training sees the logits (the softmax is applied once), the `logits` output is the logits, and the
         exported `probabilities` output is the layer's own softmax, not a softmax of it.
     The rule reaches the layer whose values the last layer's are (`logits_path`): the layer a last
@@ -216,7 +235,8 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
 
 def default_activation_emits_logits(layer: Layer, loss: Loss | None) -> bool:
     """Whether `layer`, last in a model, is emitted linear for `loss` because the activation of the Dense it ends in
-    (itself, or through TimeDistributed or a nested model: `logits_path`) was not given."""
+    (itself, or through TimeDistributed or a nested model: `logits_path`) was not given (`activation_given`, which
+    only Dense records: a convolution's default ReLU stays)."""
     return _logits_layer(layer, loss) is not None and not getattr(logits_path(layer)[-1], "activation_given", True)
 
 
@@ -243,7 +263,8 @@ def _reached(layer: Layer) -> Layer | None:
 
 def _logits_layer(last: Layer, loss: Loss | None) -> Layer | None:
     """What the graphs emit in place of a model's last layer `last` under `loss` (`graph_layers`): a copy that
-    shares the layer's name and weights, with a linear activation (or, for a TimeDistributed or a nested model, a
+    shares the layer's name and weights (a Dense or a convolution: `_LINEAR_THEN_ACTIVATION`), with a linear
+    activation (or a linear Activation layer for a Softmax layer; for a TimeDistributed or a nested model, a
     copy that emits such a copy of its own last layer); None where `last` is emitted as it is."""
     if loss is None or not loss.trains_on_logits:
         return None
@@ -257,11 +278,11 @@ def _logits_layer(last: Layer, loss: Loss | None) -> Layer | None:
         return _graph_on_logits(last, substitutes) if substitutes else None
     activation = getattr(last, "activation", None)
     softmax_loss = isinstance(loss, SoftmaxCrossEntropyWithLogits)  # which applies the softmax a last layer has
-    if isinstance(last, Dense):
-        default = not getattr(last, "activation_given", True)
+    if type(last).emit in _LINEAR_THEN_ACTIVATION:
+        default = not getattr(last, "activation_given", True)  # Dense's flag; a layer without it: given
         softmax = softmax_loss and isinstance(activation, activations.Softmax)
-        if type(last).emit is not Dense.emit or not (softmax or default):
-            return None  # a subclass with its own forward, or an activation given that the loss does not apply
+        if not (softmax or default):
+            return None  # an activation given that the loss does not apply
     elif not softmax_loss:
         return None
     elif type(last) is Activation:

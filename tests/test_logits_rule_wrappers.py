@@ -1,7 +1,9 @@
 """The "Logits" rule (README) through a last TimeDistributed and a last nested model: the Dense they end in, left at
 its default activation (KotlinDL's ReLU), or a softmax under softmax cross-entropy, is emitted as the rule emits a
-plain last Dense, in training, prediction, the export, the summary and the warnings. Keras 3 numbers (one SGD step:
-tools/keras_logits_wrapper_fixtures.py, tests/data/keras/logits_rule_wrappers.npz) are the reference."""
+plain last Dense, in training, prediction, the export, the summary and the warnings; and a last convolution's
+softmax (Keras' segmentation head `Conv2D(n, 1, activation="softmax")`) is applied once, as a Dense's is. Keras 3
+numbers (one SGD step: tools/keras_logits_wrapper_fixtures.py, tests/data/keras/logits_rule_wrappers.npz) are the
+reference."""
 
 from __future__ import annotations
 
@@ -14,7 +16,23 @@ import onnxruntime as ort
 import pytest
 
 from onnxtrain import Model, Sequential
-from onnxtrain.layers import LSTM, Dense, Dropout, Embedding, Input, TimeDistributed
+from onnxtrain.layers import (
+    LSTM,
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Conv2DTranspose,
+    Conv3D,
+    Conv3DTranspose,
+    Dense,
+    DepthwiseConv2D,
+    Dropout,
+    Embedding,
+    Input,
+    Layer,
+    SeparableConv2D,
+    TimeDistributed,
+)
 from onnxtrain.losses import BinaryCrossentropy, CategoricalCrossentropy, Loss, SparseCategoricalCrossentropy
 from onnxtrain.optimizers import SGD
 
@@ -39,6 +57,16 @@ def nested_head() -> Model:
     return Model(x, head(5, 3)(LSTM(5)(x)))
 
 
+def conv1d_softmax() -> Sequential:
+    return Sequential(
+        [
+            Input(6, 4),
+            Conv1D(5, 3, padding="same", activation="tanh"),
+            Conv1D(3, 3, padding="same", activation="softmax"),
+        ]
+    )
+
+
 # case -> (model, loss, what `predict` gives: "logits", or "probabilities" of an explicit softmax)
 CASES: dict[str, tuple[Callable[[], Model | Sequential], Loss | str, str]] = {
     "tagger": (lambda: tagger(TimeDistributed(Dense(3))), CategoricalCrossentropy(from_logits=True), "logits"),
@@ -53,15 +81,31 @@ CASES: dict[str, tuple[Callable[[], Model | Sequential], Loss | str, str]] = {
         BinaryCrossentropy(from_logits=True),
         "logits",
     ),
+    "segmentation_softmax": (
+        lambda: Sequential([Input(4, 5, 2), Conv2D(3, 1, activation="softmax")]),
+        "categorical_crossentropy",
+        "probabilities",
+    ),
+    "conv1d_softmax": (conv1d_softmax, "categorical_crossentropy", "probabilities"),
 }
 
 
 def keras_weights(case: str, step: int, names: list[str]) -> dict[str, np.ndarray]:
     """The fixture's weights before (`step` 0) or after (1) Keras' step, by our names (the same layer order):
-    an LSTM's gate blocks reordered and transposed into ONNX's layout, the rest as they are."""
+    an LSTM's gate blocks reordered and transposed into ONNX's layout, a convolution's kernel (*window, in, filters)
+    as ONNX's (filters, in, *window), the rest as they are."""
     keras = [FIXTURE[f"{case}/w{step}_{i}"] for i in range(int(FIXTURE[f"{case}/weights"]))]
     assert len(keras) == len(names)
-    return {name: onnx_lstm(name, w) if name.startswith("lstm_") else w for name, w in zip(names, keras, strict=True)}
+    return {name: onnx_weight(name, w) for name, w in zip(names, keras, strict=True)}
+
+
+def onnx_weight(name: str, keras: np.ndarray) -> np.ndarray:
+    if name.startswith("lstm_"):
+        return onnx_lstm(name, keras)
+    if name.startswith("conv") and name.endswith(".kernel"):
+        window = keras.ndim - 2
+        return keras.transpose(window + 1, window, *range(window))
+    return keras
 
 
 def onnx_lstm(name: str, keras: np.ndarray) -> np.ndarray:
@@ -83,8 +127,10 @@ def compiled(case: str, engine: str = "auto") -> Model | Sequential:
     return model
 
 
-# the ort-training engine has no LSTM gradient: only the case without one
-STEPS = [(case, "portable") for case in CASES] + [("distributed_head", "ort-training")]
+# the ort-training engine has no LSTM gradient: only the cases without one
+STEPS = [(case, "portable") for case in CASES] + [
+    (case, "ort-training") for case in ("distributed_head", "segmentation_softmax", "conv1d_softmax")
+]
 
 
 @pytest.mark.parametrize(("case", "engine"), STEPS)
@@ -139,6 +185,8 @@ MARK = "[linear (logits)]"
         ("nested_head", ["head(Functional)", "└ dense_2(Dense)"]),  # the nested row the rule reaches too
         ("distributed_head", ["time_distributed_1(TimeDistributed)"]),
         ("tagger_softmax", []),  # an explicit softmax, which predict keeps, is not marked
+        ("segmentation_softmax", []),
+        ("conv1d_softmax", []),
     ],
 )
 def test_the_summary_marks_the_layers_the_rule_emits_linear(case, marked):
@@ -149,6 +197,51 @@ def test_the_summary_marks_the_layers_the_rule_emits_linear(case, marked):
         (row,) = [i for i, line in enumerate(lines) if label in line]
         # beside the label, or where it would not fit there, on the next line: never cut in two
         assert MARK in lines[row] or lines[row + 1].startswith(MARK), lines[row : row + 2]
+
+
+# every layer whose forward ends in its `activation` argument applied to a linear map: name -> (layer, input shape)
+ACTIVATED_LINEAR_MAPS: dict[str, tuple[Callable[..., Layer], tuple[int, ...]]] = {
+    "conv1d": (lambda **kw: Conv1D(3, 3, **kw), (6, 2)),
+    "conv2d": (lambda **kw: Conv2D(3, 2, **kw), (4, 5, 2)),
+    "conv3d": (lambda **kw: Conv3D(3, 2, **kw), (3, 4, 4, 2)),
+    "conv1d_transpose": (lambda **kw: Conv1DTranspose(3, 3, strides=2, **kw), (5, 2)),
+    "conv2d_transpose": (lambda **kw: Conv2DTranspose(3, 2, strides=2, **kw), (3, 4, 2)),
+    "conv3d_transpose": (lambda **kw: Conv3DTranspose(3, 2, **kw), (2, 3, 3, 2)),
+    "separable_conv2d": (lambda **kw: SeparableConv2D(3, 3, **kw), (4, 5, 2)),
+    "depthwise_conv2d": (lambda **kw: DepthwiseConv2D(3, depth_multiplier=2, **kw), (4, 5, 2)),
+}
+
+
+@pytest.mark.parametrize("kind", list(ACTIVATED_LINEAR_MAPS))
+def test_a_last_convolution_softmax_is_applied_once_under_softmax_cross_entropy(kind):
+    """The reference: the same layer with a linear activation under CategoricalCrossentropy(from_logits=True), whose
+    output is the logits, and the cross-entropy of their softmax in numpy."""
+    make, shape = ACTIVATED_LINEAR_MAPS[kind]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, *shape)).astype(np.float32)
+    with (
+        Sequential([Input(*shape), make(activation="softmax", name="head")]) as model,
+        Sequential([Input(*shape), make(activation="linear", name="head")]) as linear,
+    ):
+        linear.compile(optimizer=SGD(0.1), loss=CategoricalCrossentropy(from_logits=True))
+        start = {name: rng.normal(0, 0.5, w.shape).astype(np.float32) for name, w in linear.get_weights().items()}
+        linear.set_weights(start)
+        logits = np.asarray(linear(x))
+        y = np.eye(logits.shape[-1], dtype=np.float32)[rng.integers(0, logits.shape[-1], size=logits.shape[:-1])]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a softmax the loss applies: nothing to warn about
+            model.compile(optimizer=SGD(0.1), loss="categorical_crossentropy")
+        model.set_weights(start)
+        np.testing.assert_allclose(np.asarray(model(x)), softmax(logits), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(model.predict_softly(x, verbose=0), softmax(logits), rtol=1e-5, atol=1e-6)
+        expected = -np.mean(np.sum(y * np.log(softmax(logits)), axis=-1))
+        assert float(model.evaluate(x, y, batch_size=len(x))) == pytest.approx(expected, abs=1e-5)
+        assert float(model.train_on_batch(x, y)) == pytest.approx(float(linear.train_on_batch(x, y)), abs=1e-6)
+        after, reference = model.get_weights(), linear.get_weights()
+        assert set(after) == set(reference)
+        for name, expected_weight in reference.items():
+            np.testing.assert_allclose(after[name], expected_weight, rtol=0, atol=1e-6, err_msg=name)
+        assert MARK not in model.summary(print_fn=None)  # an explicit softmax, which model(x) keeps
 
 
 def test_without_a_loss_on_logits_the_wrapped_dense_keeps_its_default_relu():

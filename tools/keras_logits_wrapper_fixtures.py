@@ -1,5 +1,5 @@
-"""Write Keras 3 reference numbers for the logits rule reaching through a last TimeDistributed and a nested model:
-tests/data/keras/logits_rule_wrappers.npz.
+"""Write Keras 3 reference numbers for the logits rule reaching through a last TimeDistributed and a nested model, and
+for a last convolution's softmax: tests/data/keras/logits_rule_wrappers.npz.
 
 Keras' Dense defaults to linear; onnxtrain's (KotlinDL's) to ReLU, which the README's "Logits" rule leaves out of
 the graphs for the Dense a model ends in under a loss on logits, and a softmax too under softmax cross-entropy:
@@ -17,6 +17,10 @@ Cases (one plain SGD step, learning rate 0.1, on one batch):
     SparseCategoricalCrossentropy(from_logits=True).
   * `distributed_head`: Input((6, 4)) -> TimeDistributed(a model "head": Input((4,)) -> Dense(4, tanh) -> Dense(1)),
     BinaryCrossentropy(from_logits=True) on 0/1 per step.
+  * `segmentation_softmax`: Input((4, 5, 2)) -> Conv2D(3, 1, activation="softmax"), "categorical_crossentropy" on
+    one-hot classes per pixel (Keras' usual segmentation head: the softmax is applied once).
+  * `conv1d_softmax`: Input((6, 4)) -> Conv1D(5, 3, "same", tanh) -> Conv1D(3, 3, "same", softmax),
+    "categorical_crossentropy" on one-hot classes per step.
 Stored per case, under `<case>/`: x, y, the starting weights w0_<i> and the weights after the step w1_<i> (both in
 `model.get_weights()` order, Keras' layouts), predict's output before the step, evaluate's loss before it and the
 step's loss (`train_on_batch`).
@@ -62,6 +66,17 @@ def _nested_head() -> keras.Model:
 def _distributed_head() -> keras.Model:
     x = keras.Input((STEPS, 4))
     return keras.Model(x, layers.TimeDistributed(_head(4, 1))(x))
+
+
+def _segmentation() -> keras.Model:
+    x = keras.Input((4, 5, 2))
+    return keras.Model(x, layers.Conv2D(3, 1, activation="softmax")(x))
+
+
+def _conv1d_softmax() -> keras.Model:
+    x = keras.Input((STEPS, 4))
+    h = layers.Conv1D(5, 3, padding="same", activation="tanh")(x)
+    return keras.Model(x, layers.Conv1D(3, 3, padding="same", activation="softmax")(h))
 
 
 def _case(
@@ -110,6 +125,11 @@ def main() -> None:
     arrays |= _case(
         "distributed_head", _distributed_head, series, flags, keras.losses.BinaryCrossentropy(from_logits=True), 3
     )
+    pixels = rng.normal(size=(8, 4, 5, 2)).astype(np.float32)
+    pixel_classes = np.eye(3, dtype=np.float32)[rng.integers(0, 3, size=(8, 4, 5))]
+    step_classes = np.eye(3, dtype=np.float32)[rng.integers(0, 3, size=(8, STEPS))]
+    arrays |= _case("segmentation_softmax", _segmentation, pixels, pixel_classes, "categorical_crossentropy", 4)
+    arrays |= _case("conv1d_softmax", _conv1d_softmax, series, step_classes, "categorical_crossentropy", 5)
     arrays["keras_version"] = np.array(keras.__version__)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     np.savez(OUT, **arrays)
