@@ -52,8 +52,9 @@ def check_model_base(graph: Functional) -> None:
         clashing = sorted(set(names) & (emit.RESERVED_NAMES | set(emit.input_names(graph))))
         if clashing:
             raise InvalidArgumentError(
-                f"A model of several outputs names its exported outputs after their layers, and {clashing} is the "
-                "name of a graph input or of an output onnxtrain reserves. Name the layer otherwise."
+                f"A model of several outputs names its exported outputs after their layers (or their keys, given a "
+                f"dict of outputs), and {clashing} is the name of a graph input or of an output onnxtrain reserves. "
+                "Name the layer, or key the output, otherwise."
             )
     if len(graph.inputs) > 1:
         reserved = sorted({str(x.name) for x in graph.inputs} & emit.RESERVED_NAMES)
@@ -93,19 +94,14 @@ def check_probability_outputs(graph: Functional, loss: Loss) -> None:
             )
 
 
-def named_outputs(outputs: Mapping[str, SymbolicTensor]) -> list[SymbolicTensor]:
-    """The tensors of Keras' dict of outputs, their layers named by the keys (the names outputs go by)."""
+def named_outputs(outputs: Mapping[str, SymbolicTensor]) -> dict[str, SymbolicTensor]:
+    """Keras' dict of outputs, its keys checked: they name the outputs (`Functional.output_names`), as Keras keys
+    losses, targets and logs by them. An unnamed layer takes its first key as its name too (its layer in the
+    summary and config); a named one keeps its name, and one tensor may be given under several keys."""
     for key, tensor in outputs.items():
         if not isinstance(key, str) or not key:
             raise InvalidArgumentError(f"Model(outputs={{...}}) expects non-empty string keys. Received: {key!r}")
         layer = getattr(tensor, "layer", None)
-        if layer is None:
-            continue  # Functional names what is not a tensor
-        if layer.name is None:
+        if layer is not None and layer.name is None:  # Functional names what is not a tensor
             layer.name = key
-        elif layer.name != key:
-            raise InvalidArgumentError(
-                f"Model(outputs={{...}}) names each output's layer by its key, but output {key!r} comes from a layer "
-                f"already named {layer.name!r}. Use the key {layer.name!r}, or leave the layer unnamed."
-            )
-    return list(outputs.values())
+    return dict(outputs)

@@ -9,6 +9,7 @@ from typing import Any
 
 from onnxtrain import metrics as metrics_module
 from onnxtrain._metric_base import Metric, unique_names, weighted_slots
+from onnxtrain.errors import ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.losses import Loss
 
@@ -80,7 +81,17 @@ class OutputSpec:
 
 def output_spec(name: str, shape: Shape, loss: Loss, weight: float, metrics: Any, weighted_metrics: Any) -> OutputSpec:
     """One output's spec, its metrics keyed as Keras keys them (a second "precision" as "precision_1", a weighted
-    metric named like a metric as "weighted_<name>"), each checked against the output's shape."""
+    metric named like a metric as "weighted_<name>"), each checked against the output's shape, as is its loss.
+
+    Raises:
+        ShapeError: a loss that cannot take an output of this shape (sparse categorical cross-entropy on an output
+            of more than one axis: `Loss.label_spec`), naming the output.
+    """
+    if not isinstance(loss, NoLoss):
+        try:
+            loss.label_spec(shape)
+        except ShapeError as e:
+            raise ShapeError(f"Output {name!r}: {e}") from e
     own = unique_names([metrics_module.named(m) for m in as_list(metrics)])
     weighted = weighted_slots(tuple(metrics_module.named(m) for m in as_list(weighted_metrics)), [m.name for m in own])
     for metric in (*own, *weighted):

@@ -62,13 +62,15 @@ class Functional(Layer):
 
     Args:
         inputs: the Input tensors the graph starts from: one, or a list (their order is `emit`'s).
-        outputs: the tensors it computes: one, or a list.
+        outputs: the tensors it computes: one, a list, or a dict {name: tensor} (Keras' dict of outputs), whose
+            keys name the outputs (`output_names`) and may list one tensor under several.
         name: the graph's name; as a layer inside another graph, its parameters' names start with it.
         seed: seeds the weights of the layers that have none yet (random when None; kept in `seed`).
         trainable: False freezes every layer of the graph (and sets their `trainable`, as Keras does).
 
     Attributes:
-        inputs / outputs: as given, as lists.
+        inputs / outputs: as given, as lists (a dict of outputs: its values).
+        output_keys: a dict of outputs' keys, in order; None for outputs given as a tensor or a list.
         layers: every layer once, Inputs first, in the order of their first call.
 
     Raises:
@@ -80,13 +82,17 @@ class Functional(Layer):
     def __init__(
         self,
         inputs: Input | Sequence[Input],
-        outputs: SymbolicTensor | Sequence[SymbolicTensor],
+        outputs: SymbolicTensor | Sequence[SymbolicTensor] | Mapping[str, SymbolicTensor],
         name: str | None = None,
         seed: int | None = None,
         trainable: bool = True,
     ):
         super().__init__(name=name, trainable=trainable)
         self.inputs: list[Input] = listed(inputs, "inputs", Input, "Input(...) tensors")
+        self.output_keys: list[str] | None = None
+        if isinstance(outputs, Mapping):
+            self.output_keys = [str(key) for key in outputs]
+            outputs = list(outputs.values())
         self.outputs: list[SymbolicTensor] = listed(outputs, "outputs", SymbolicTensor, "symbolic tensors")
         if len({id(x) for x in self.inputs}) != len(self.inputs):
             raise InvalidArgumentError(f"Functional(inputs=...) lists an Input twice. Received: {self.inputs}")
@@ -187,8 +193,17 @@ class Functional(Layer):
         return self.output_shape
 
     def output_names(self) -> list[str]:
-        """The outputs' names: their layers', as Keras names them, made unique (`_functional_calls.output_names`)."""
-        return output_names(self.outputs)
+        """The outputs' names: a dict of outputs' keys; else their layers', as Keras names them, made unique
+        (`_functional_calls.output_names`)."""
+        return list(self.output_keys) if self.output_keys is not None else output_names(self.outputs)
+
+    @property
+    def given_outputs(self) -> list[SymbolicTensor] | dict[str, SymbolicTensor]:
+        """The outputs as the graph was given them: a dict keyed by output name for a dict of outputs, else the
+        list. A model made of them (`Model(graph.inputs, graph.given_outputs)`) names its outputs alike."""
+        if self.output_keys is None:
+            return list(self.outputs)
+        return dict(zip(self.output_keys, self.outputs, strict=True))
 
     # --- parameters ---------------------------------------------------------------------------------------
     def _named_params(self, prefix: str, seen: set[int]) -> Iterator[tuple[str, Layer, str]]:
@@ -345,7 +360,8 @@ class Functional(Layer):
 
     def get_config(self) -> dict[str, Any]:
         """Keras' layout: each layer with, per call, the [layer name, call index] of each tensor it read; a call
-        given `training=False` as {"args": those, "kwargs": {"training": false}}, as Keras keeps a call's kwargs."""
+        given `training=False` as {"args": those, "kwargs": {"training": false}}, as Keras keeps a call's kwargs;
+        the output layers as a dict {key: ref} for a dict of outputs, as Keras writes them."""
         calls, ref = self._connections()
         layers = [
             {
@@ -362,7 +378,9 @@ class Functional(Layer):
             "seed": self.seed,
             "layers": layers,
             "input_layers": [ref[id(x)] for x in self.inputs],
-            "output_layers": [ref[id(y)] for y in self.outputs],
+            "output_layers": [ref[id(y)] for y in self.outputs]
+            if self.output_keys is None
+            else {key: ref[id(y)] for key, y in zip(self.output_keys, self.outputs, strict=True)},
         }
 
     @classmethod
@@ -373,8 +391,12 @@ class Functional(Layer):
 
     @classmethod
     def from_layer_config(cls, config: dict[str, Any]) -> Functional:
+        keyed = config.get("output_layers")
+        if isinstance(keyed, Mapping):  # a dict of outputs (Keras' layout): rebuilt as a list, then keyed again
+            config = {**config, "output_layers": list(keyed.values())}
         inputs, outputs = rebuild_calls(config)
-        return cls(inputs, outputs, config.get("name"), config.get("seed"), config.get("trainable", True))
+        given = dict(zip(map(str, keyed), outputs, strict=True)) if isinstance(keyed, Mapping) else outputs
+        return cls(inputs, given, config.get("name"), config.get("seed"), config.get("trainable", True))
 
     def summary_rows(self) -> list[SummaryRow]:
         """Keras' summary rows: layer (type), output shape, parameter count, and the calls it reads ("Connected to")."""

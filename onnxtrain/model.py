@@ -108,7 +108,7 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
                 )
         graph = Functional.from_layer_config(config)
         name = config.get("name")
-        return cls(graph.inputs, graph.outputs, name=None if name is None else str(name), seed=graph.seed)
+        return cls(graph.inputs, graph.given_outputs, name=None if name is None else str(name), seed=graph.seed)
 
     def _setup(self, graph: Functional, name: str, seed: int) -> None:
         super()._setup(graph, name, seed)

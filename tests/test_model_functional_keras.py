@@ -18,6 +18,8 @@ import onnxruntime as ort
 import pytest
 
 from onnxtrain import Model, load_model
+from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.functional import Functional
 from onnxtrain.layers import Add, Dense, Input
 from onnxtrain.optimizers import SGD
 
@@ -169,6 +171,70 @@ def test_one_tensor_twice_among_the_outputs_trains_as_in_keras(case, tmp_path):
     else:
         assert names == ["h", "h_1"]
         np.testing.assert_allclose(outputs["h"], k["first_predicted"], rtol=1e-5, atol=1e-6)
+
+
+# Keras: Model(x, {"a": h, "b": h}) is made (output_names ['h', 'h'], the layer's); loss, targets and logs are keyed
+# by the dict's keys (a_loss, b_loss). onnxtrain names the outputs by the keys. Numbers: the fixture's "dict" case.
+def test_one_tensor_under_two_keys_trains_as_in_keras(tmp_path):
+    k = {name.split("/", 1)[1]: TWICE[name] for name in TWICE.files if name.startswith("dict/")}
+    x = Input(4)
+    h = Dense(3, name="h", activation="linear")(x)  # Keras' default activation; onnxtrain's is KotlinDL's relu
+    targets = {"a": k["first_targets"], "b": k["second_targets"]}
+    with Model(x, {"a": h, "b": h}, seed=0) as model:
+        assert model.output_names == ["a", "b"]
+        assert [layer.name for layer in model.layers] == ["input_1", "h"]  # a named layer keeps its name
+        model.compile(
+            optimizer=SGD(learning_rate=0.1),
+            loss={"a": "mse", "b": "mae"},
+            loss_weights={"a": 1.0, "b": 0.5},
+            metrics={"a": ["mae"], "b": ["mse"]},
+        )
+        model.set_weights([k["start_kernel"], k["start_bias"]])
+        history = model.fit(k["x"], targets, batch_size=4, epochs=2, shuffle=False, verbose=0).history
+        assert list(history) == ["loss", "a_loss", "b_loss", "a_mae", "b_mse"]
+        for key, values in history.items():
+            np.testing.assert_allclose(values, k[key], rtol=1e-5)
+        kernel, bias = model.get_weights().values()
+        np.testing.assert_allclose(kernel, k["kernel"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(bias, k["bias"], rtol=1e-5, atol=1e-6)
+        assert model.evaluate(k["x"], targets, batch_size=4).loss == pytest.approx(k["evaluate_loss"], rel=1e-5)
+        config = model.get_config()
+        assert config["output_layers"] == {"a": ["h", 0], "b": ["h", 0]}  # Keras' layout for a dict of outputs
+        model.export(tmp_path / "m.onnx")
+    assert Functional.from_layer_config(config).output_names() == ["a", "b"]
+    exported = onnx.load(str(tmp_path / "m.onnx"))
+    assert [o.name for o in exported.graph.output] == ["a", "b"]
+    session = ort.InferenceSession(exported.SerializeToString(), providers=["CPUExecutionProvider"])
+    a, b = session.run(None, {"input": k["x"]})
+    np.testing.assert_allclose(a, k["x"] @ k["kernel"] + k["bias"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_a_dict_key_may_differ_from_its_layers_name():
+    # Keras takes Model(x, {"kind": Dense(3, name="other")(h)}): the key names the output, the layer keeps its name
+    x = Input(4)
+    h = Dense(6)(x)
+    with Model(x, {"kind": Dense(3)(h), "size": Dense(2, name="other")(h)}, seed=0) as model:
+        assert model.output_names == ["kind", "size"]
+        assert [layer.name for layer in model.layers] == ["input_1", "dense_1", "kind", "other"]
+        model.compile(optimizer="sgd", loss={"kind": "sparse_categorical_crossentropy", "size": "mse"})
+        result = model.evaluate(X, {"kind": np.arange(12) % 3, "size": U})
+    assert list(result.metrics) == ["kind_loss", "size_loss"]
+
+
+@pytest.mark.parametrize(
+    ("keys", "match"),
+    [
+        (("labels", "b"), r"\['labels'\] is the name of a graph input or of an output onnxtrain reserves.*key the"),
+        ((1, "b"), "expects non-empty string keys. Received: 1"),
+        (("", "b"), "expects non-empty string keys. Received: ''"),
+    ],
+)
+def test_bad_dict_keys_are_refused(keys, match):
+    x = Input(4)
+    h = Dense(3, name="h")(x)
+    with pytest.raises(InvalidArgumentError, match=match):
+        Model(x, dict(zip(keys, [h, h], strict=True)))
 
 
 # Keras: Model([a, b], [d(a), d(b)]) (one Dense called twice) names its outputs ['dense', 'dense'] and logs one

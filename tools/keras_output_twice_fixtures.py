@@ -11,6 +11,9 @@ Cases (plain SGD, learning rate 0.1, no shuffle, batch 4 over 12 examples, 2 epo
   * `softmax`: p = Dense(3, activation="softmax"); loss ["sparse_categorical_crossentropy", "mse"], the second
     against one-hot targets: the first position reads the softmax's logits in onnxtrain's graphs, the second the
     probabilities, as both do in Keras.
+  * `dict`: the same tensor under two keys, `Model(x, {"a": h, "b": h})` with h = Dense(3, name="h"); loss
+    {"a": "mse", "b": "mae"}, loss_weights {"a": 1, "b": 0.5}, metrics {"a": ["mae"], "b": ["mse"]}. Keras keys
+    targets, losses and logs by the dict's keys (a_loss, b_loss), as onnxtrain names the outputs.
 Stored per case: the data, the starting kernel and bias, each epoch's `loss` and Keras' `h_loss` (the second
 position's), the first position's and second's metric per epoch, the kernel and bias after fit, predict's two
 arrays after fit, and evaluate's loss after fit.
@@ -73,6 +76,41 @@ def _case(name: str, activation: str, loss: list[str], loss_weights: list[float]
     return {f"{name}/{key}": value for key, value in arrays.items()}
 
 
+def _dict_case(x_seed: int, targets: np.ndarray) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(x_seed)
+    x = rng.normal(size=(EXAMPLES, FEATURES)).astype(np.float32)
+    kernel = rng.normal(scale=0.5, size=(FEATURES, UNITS)).astype(np.float32)
+    bias = rng.normal(scale=0.1, size=(UNITS,)).astype(np.float32)
+    inputs = keras.Input((FEATURES,))
+    dense = keras.layers.Dense(UNITS, name="h")
+    h = dense(inputs)
+    model = keras.Model(inputs, {"a": h, "b": h})
+    model.compile(
+        optimizer=keras.optimizers.SGD(LEARNING_RATE),
+        loss={"a": "mse", "b": "mae"},
+        loss_weights={"a": 1.0, "b": 0.5},
+        metrics={"a": ["mae"], "b": ["mse"]},
+    )
+    dense.set_weights([kernel, bias])
+    y = {"a": targets[0], "b": targets[1]}
+    history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0).history
+    assert set(history) == {"loss", "a_loss", "b_loss", "a_mae", "b_mse"}, sorted(history)
+    after_kernel, after_bias = dense.get_weights()
+    evaluated = model.evaluate(x, y, batch_size=BATCH, verbose=0, return_dict=True)
+    arrays = {
+        "x": x,
+        "first_targets": targets[0],
+        "second_targets": targets[1],
+        "start_kernel": kernel,
+        "start_bias": bias,
+        **{key: np.array(value, np.float64) for key, value in history.items()},
+        "kernel": after_kernel,
+        "bias": after_bias,
+        "evaluate_loss": np.float64(evaluated["loss"]),
+    }
+    return {f"dict/{key}": value for key, value in arrays.items()}
+
+
 def main() -> None:
     rng = np.random.default_rng(11)
     regression = rng.normal(size=(2, EXAMPLES, UNITS)).astype(np.float32)
@@ -94,6 +132,7 @@ def main() -> None:
             2,
         )
     )
+    arrays.update(_dict_case(3, rng.normal(size=(2, EXAMPLES, UNITS)).astype(np.float32)))
     arrays["keras_version"] = np.array(keras.__version__)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     np.savez(OUT, **arrays)
