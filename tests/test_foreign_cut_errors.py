@@ -1,7 +1,8 @@
 """Cutting an imported graph (`outputs=[...]`, `--outputs`; `foreign._cut`): a weight is refused by name, a torch
 module's name cuts at its last output, and the suggestions for a name that is neither are values nodes compute,
 the module's own first. On the torch fixtures (tests/data/onnx_models: TorchScript names nodes `/block/conv1/Conv`,
-the dynamo exporter lists `block.conv1` in their metadata) and a TorchScript-like graph made here. And the cut
+the dynamo exporter lists `block.conv1` in their metadata; nested Sequentials, which TorchScript scopes as
+`/enc/enc.2/Gemm` and `/stages/stages.0/fc/Gemm`) and a TorchScript-like graph made here. And the cut
 from_onnx and finetune make by themselves: an onnxtrain export imports as its logits, without the probabilities
 its loss added (and the loss adds again)."""
 
@@ -20,10 +21,12 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxtrain import Sequential, emit, from_onnx
 from onnxtrain.cli import main
 from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.foreign._cut import module_scopes
 from onnxtrain.layers import Dense, Input
 from onnxtrain.optimizers import SGD
 
 FIXTURES = Path(__file__).parent / "data" / "onnx_models"
+NESTED = Path(__file__).parent / "data" / "onnx_sequences"  # tools/onnx_sequence_fixtures.py
 
 
 def _merged_weights() -> onnx.ModelProto:
@@ -101,6 +104,38 @@ def test_a_modules_name_cuts_at_its_last_output(fixture, module, value):
     np.testing.assert_array_equal(by_module.predict(x), by_value.predict(x))
 
 
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+@pytest.mark.parametrize(
+    "module",
+    ["enc", "enc.2", "enc.3", "stages.0", "stages.0.fc", "stages.1", "stages.1.0", "stages.1.1", "embed", "head"],
+)
+def test_a_nested_modules_name_cuts_at_what_torch_computes_for_it(exporter, module):
+    # enc.2 a Sequential's child; stages.0.fc a module's child in a Sequential (ResNet's layer1.0.conv1);
+    # stages.1.0 a Sequential's child in a Sequential
+    reference = np.load(NESTED / "nested.npz")
+    model = from_onnx(NESTED / f"nested_{exporter}.onnx", outputs=[module])
+    np.testing.assert_allclose(model.predict(reference["x"]), reference[module], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("segments", "module"),
+    [
+        (["enc", "enc.2"], "enc.2"),  # a Sequential's child
+        (["layer1", "layer1.0", "conv1"], "layer1.0.conv1"),  # a module's child in a Sequential
+        (["layer2", "layer2.0", "downsample", "downsample.0"], "layer2.0.downsample.0"),
+        (["stages", "stages.1", "stages.1.0"], "stages.1.0"),  # a Sequential in a Sequential
+        (["1", "1.1", "1.1.0"], "1.1.0"),  # the same in a Sequential model
+        (["encoder", "layers.0", "self_attn"], "encoder.layers.0.self_attn"),  # a ModuleList's item
+        (["enc", "2"], "enc.2"),  # a bare index
+        (["block", "block"], "block.block"),  # a child named as its parent
+    ],
+)
+def test_torchscript_scopes_name_the_modules_dotted_path(segments, module):
+    node = helper.make_node("Relu", ["x"], ["y"], name="/" + "/".join([*segments, "Relu"]))
+    parts = module.split(".")
+    assert module_scopes(node) == {".".join(parts[: i + 1]) for i in range(len(parts))}
+
+
 def _suggestions(error: str) -> list[str]:
     found = re.search(r"Close matches: (\[.*?\])\.", error)
     assert found, error
@@ -114,10 +149,16 @@ def _suggestions(error: str) -> list[str]:
         ("cnn_torchscript", "block.bn", "/block/bn2/BatchNormalization_output_0"),
         ("cnn_dynamo", "blocks", "relu_2"),
         ("cnn_dynamo", "block.bn", "getitem_6"),
+        ("nested_torchscript", "enc2", "/enc/enc.2/Gemm_output_0"),  # not enc's, nor enc.3's
+        ("nested_dynamo", "enc2", "linear_2"),
+        ("nested_torchscript", "stages.0.f", "/stages/stages.0/fc/Gemm_output_0"),
+        ("nested_dynamo", "stages.0.f", "linear_3"),
+        ("nested_torchscript", "stage.1", "/stages/stages.1/stages.1.1/Tanh_output_0"),
+        ("nested_dynamo", "stage.1", "tanh"),
     ],
 )
 def test_suggestions_are_values_nodes_compute_the_modules_first(fixture, name, first):
-    model = onnx.load(FIXTURES / f"{fixture}.onnx")
+    model = onnx.load((NESTED if fixture.startswith("nested") else FIXTURES) / f"{fixture}.onnx")
     initializers = {t.name for t in model.graph.initializer}
     computed = {out for node in model.graph.node if node.op_type != "Constant" for out in node.output}
     with pytest.raises(InvalidArgumentError) as caught:

@@ -2,10 +2,11 @@
 does not, and the graph that computes only those values.
 
 A cut ends at a value a node computes from the graph's input (or at a data input itself). A module's name
-(`layer2`, `encoder.layers.0`) stands for the one value its nodes hand on to the rest of the graph: TorchScript
-names a module's nodes under its path (`/layer2/conv1/Conv`), the dynamo exporter lists it in each node's
-`pkg.torch.onnx.name_scopes` metadata. A weight (an initializer, or TorchScript's Identity naming a merged one)
-is refused, as is any value computed from weights and constants alone.
+(`layer2`, `encoder.layers.0`, `enc.2`) stands for the one value its nodes hand on to the rest of the graph:
+TorchScript names a module's nodes under its path (`/layer2/conv1/Conv`; a Sequential's child `/enc/enc.2/Gemm`),
+the dynamo exporter lists it in each node's `pkg.torch.onnx.name_scopes` metadata. A weight (an
+initializer, or TorchScript's Identity naming a merged one) is refused, as is any value computed from weights and
+constants alone.
 """
 
 from __future__ import annotations
@@ -70,12 +71,12 @@ def keep_only(field: object, names: set[str]) -> None:
 
 def module_scopes(node: onnx.NodeProto) -> set[str]:
     """The torch modules `node` belongs to, each with its enclosing ones: from TorchScript's node name
-    (`/encoder/layers.0/linear1/MatMul` -> encoder, encoder.layers, encoder.layers.0, encoder.layers.0.linear1) or
-    the dynamo exporter's `pkg.torch.onnx.name_scopes` (`['', 'layer2', 'layer2.conv1', 'conv2d_4']`, the last
-    entry the op's own name)."""
-    paths: list[str] = []
+    (`/encoder/layers.0/linear1/MatMul` -> encoder, encoder.layers, encoder.layers.0, encoder.layers.0.linear1;
+    `/enc/enc.2/Gemm` -> enc, enc.2) or the dynamo exporter's `pkg.torch.onnx.name_scopes`
+    (`['', 'layer2', 'layer2.conv1', 'conv2d_4']`, the last entry the op's own name)."""
+    paths: list[list[str]] = []
     if node.name.startswith("/") and node.name.count("/") > 1:
-        paths.append(".".join(node.name.split("/")[1:-1]))
+        paths.append(_torchscript_module(node.name.split("/")[1:-1]))
     entry = next((p.value for p in node.metadata_props if p.key == _SCOPES), None)
     if entry is not None:
         try:
@@ -83,12 +84,26 @@ def module_scopes(node: onnx.NodeProto) -> set[str]:
         except (ValueError, SyntaxError):
             scopes = []
         if isinstance(scopes, list) and len(scopes) > 2 and scopes[0] == "":
-            paths.extend(str(scope) for scope in scopes[1:-1])
-    found: set[str] = set()
-    for path in paths:
-        parts = [part for part in path.split(".") if part]
-        found |= {".".join(parts[: i + 1]) for i in range(len(parts))}
-    return found
+            paths.extend([part for part in str(scope).split(".") if part] for scope in scopes[1:-1])
+    return {".".join(parts[: i + 1]) for parts in paths for i in range(len(parts))}
+
+
+def _torchscript_module(segments: list[str]) -> list[str]:
+    """The parts of the dotted name of the module whose scope TorchScript writes as `segments` (`['layer1',
+    'layer1.0', 'conv1']` -> layer1.0.conv1). TorchScript names each module from the last part of its name that is
+    not a number (torch.onnx.utils._unqualified_variable_name): a Sequential's child is `enc.2` under `enc`, its
+    child `enc.2.0` under that, a module's own child `conv1`, the item of a ModuleList not called itself `layers.0`.
+    A segment that begins with the end of the path so far (`enc.2` after `enc`) continues it; any other (`conv1`,
+    a bare `2`) is appended. A ModuleDict's key comes without the dict's name (`/a/Gemm` for `blocks.a`): such a
+    module is found by its key."""
+    path: list[str] = []
+    for segment in segments:
+        parts = [part for part in segment.split(".") if part]
+        overlap = next(
+            (size for size in range(min(len(parts) - 1, len(path)), 0, -1) if path[-size:] == parts[:size]), 0
+        )
+        path.extend(parts[overlap:])
+    return path
 
 
 def _resolve(model: onnx.ModelProto, name: str, what: str) -> str:
@@ -164,21 +179,28 @@ def _module_outputs(model: onnx.ModelProto, module: str, computed: list[str]) ->
 
 
 def _close_matches(model: onnx.ModelProto, name: str, computed: list[str]) -> list[str]:
-    """Up to 5 values a node computes from the input that `name` may have meant: first the outputs of nodes in a
-    module whose name resembles it (`pool` -> `/pool/GlobalAveragePool_output_0`), then values whose own name
-    resembles it."""
-    scopes: dict[str, set[str]] = {}
-    for node in model.graph.node:
-        for out in node.output:
-            scopes[out] = module_scopes(node)
+    """Up to 5 values a node computes from the input that `name` may have meant: first those of the modules whose
+    name resembles it, the closest first, each module's own value (the one its name cuts at) before its others
+    (`pool` -> `/pool/GlobalAveragePool_output_0`), then values whose own name resembles it."""
     taken = set(computed)
-    by_module: list[tuple[float, int, str]] = []
-    for index, value in enumerate(computed):
-        best = max((difflib.SequenceMatcher(None, name, scope).ratio() for scope in scopes.get(value, ())), default=0)
-        if best >= 0.6:
-            by_module.append((-best, -index, value))  # the closest module first, and its last value first
-    ranked = [value for _, _, value in sorted(by_module)]
-    ranked += difflib.get_close_matches(name, list(taken), n=5, cutoff=0.4)
+    members: dict[str, list[str]] = {}  # each module's values computed from the input, in graph order
+    for node in model.graph.node:
+        values = [out for out in node.output if out in taken]
+        for scope in module_scopes(node):
+            members.setdefault(scope, []).extend(values)
+    order = {value: index for index, value in enumerate(computed)}
+    scored: list[tuple[float, int, str]] = []
+    for module, values in members.items():
+        ratio = difflib.SequenceMatcher(None, name, module).ratio()
+        if values and ratio >= 0.6:
+            scored.append((-ratio, -order[values[-1]], module))  # ties: the module that ends later first
+    ranked: list[str] = []
+    for _, _, module in sorted(scored):
+        own = _module_outputs(model, module, computed)
+        ranked += own + [value for value in reversed(members[module]) if value not in own]
+        if len(dict.fromkeys(ranked)) >= 5:
+            break
+    ranked += difflib.get_close_matches(name, computed, n=5, cutoff=0.4)
     return list(dict.fromkeys(ranked))[:5]
 
 
