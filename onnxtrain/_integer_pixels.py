@@ -1,7 +1,7 @@
 """The one rule for integer pixels that a float input reads, wherever they enter (`Dataset(x, y, input_scale=...)`,
 fit, evaluate, predict, `InferenceModel`): at input_scale 1/255 (a model trained on 8-bit pixels) integers must lie
 in [0, 255]; at input_scale 1, images of a pixel dtype (uint8, uint16, int16) are read raw, with a warning, unless
-the model scales them itself (a Keras-style Rescaling(1 / 255) at its start: `rescales_raw_pixels`)."""
+the model scales them itself (a Keras-style Rescaling(1 / 255) at the input's start: `rescales_raw_pixels`)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ import os
 import sys
 import types
 import warnings
-from collections.abc import Sequence
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 
-from onnxtrain._input_scale import rescales_pixels_again, scale_divisor
+from onnxtrain._input_scale import is_pixel_rescaling, scale_divisor, value_layers_reached
 from onnxtrain.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from onnxtrain.functional import Functional
 
 PIXEL_DIVISOR = 255.0
 """The divisor of a model trained on 8-bit pixels (input_scale 1/255): integer inputs must then lie in [0, 255]."""
@@ -58,14 +60,15 @@ def check_integer_pixels(
         warn_of_raw_pixels(argument, x.dtype, owner)
 
 
-def rescales_raw_pixels(layers: Sequence[Any]) -> bool:
-    """Whether a model of `layers` scales raw pixels itself, so it is meant to read them: it starts with Keras'
-    `Rescaling(1 / 255)` (or another scalar scale of at most 1/127.5), possibly after layers that only move values
-    (RandomFlip, Resizing...). The walk is fit's, which refuses such a model on pixels scaled already.
-    """
-    # rescales_pixels_again asks whether the model divides data already divided by 255 again: that holds exactly
-    # when it divides raw pixels (its answer does not depend on the data's scale, once that is not 1).
-    return rescales_pixels_again(layers, 1 / PIXEL_DIVISOR) is not None
+def rescales_raw_pixels(graph: Functional) -> list[bool]:
+    """Per input of `graph`, in order: whether the model scales that input's raw pixels itself, so it is meant to
+    read them: some path from the input reaches Keras' `Rescaling(1 / 255)` (or another scalar scale of at most
+    1/127.5), possibly after layers that only move values (RandomFlip, Resizing...) or keep them in their
+    value_range, inside nested models too (fit's walk, which refuses such a model on pixels scaled already). An
+    input that also feeds other layers unscaled still counts: the model was built for its raw pixels. Each input
+    is judged on its own paths: an image input that a Rescaling divides, beside a float `meta` one, is not warned
+    of."""
+    return [any(is_pixel_rescaling(layer) for layer in value_layers_reached(graph, x)) for x in graph.inputs]
 
 
 def check_pixel_range(x: np.ndarray, input_scale: float, argument: str, owner: ScaleOwner = "model") -> None:

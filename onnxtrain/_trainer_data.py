@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from onnxtrain._batch_stream import BatchStream
 from onnxtrain._batches import Batches, read_batches, read_data
-from onnxtrain._input_scale import rescales_pixels_again
+from onnxtrain._input_scale import refuse_raw_value_ranges, rescales_pixels_again
 from onnxtrain._sample_weights import WeightedEngine, weighted_engine
 from onnxtrain.errors import InvalidArgumentError
 
@@ -104,6 +104,8 @@ class TrainerData:
                 "data's input_scale and scales raw pixels itself when it predicts), or pass unscaled pixels "
                 "(image_dataset_from_directory(..., scale_pixels=False))."
             )
+        if scale is not None:
+            refuse_raw_value_ranges(self.model.layers, scale, "fit's training data")
         if self.model.class_names is None and train.class_names:
             self.model.class_names = train.class_names
         self.model.input_scale = self._scale_after(train)

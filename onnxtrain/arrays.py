@@ -268,7 +268,7 @@ class InputArrays:
 class InputSpec(NamedTuple):
     """What one model input reads: its graph input's name, per-example shape and dtype, the ids of the
     Embedding layers it feeds (`_token_ids.token_id_inputs`; None when it feeds none), and whether the model
-    scales its raw pixels itself (`_integer_pixels.rescales_raw_pixels`; told for a model of one input only)."""
+    scales that input's raw pixels itself (`_integer_pixels.rescales_raw_pixels`, judged per input)."""
 
     name: str
     shape: Shape
@@ -283,10 +283,12 @@ def input_specs(graph: Functional) -> list[InputSpec]:
     model `from_onnx` made also takes, in a dict, the file's input names (`{"x": ...}`, as its export does)."""
     from onnxtrain.foreign._input_names import file_input_names  # foreign sits above arrays
 
-    rescales = len(graph.inputs) == 1 and rescales_raw_pixels(graph.layers)
+    rescales = rescales_raw_pixels(graph)
     return [
-        InputSpec(str(x.name), x.shape, np.dtype(x.dtype), ids, rescales, (file,) if file and file != x.name else ())
-        for x, ids, file in zip(graph.inputs, token_id_inputs(graph), file_input_names(graph), strict=True)
+        InputSpec(str(x.name), x.shape, np.dtype(x.dtype), ids, own, (file,) if file and file != x.name else ())
+        for x, ids, own, file in zip(
+            graph.inputs, token_id_inputs(graph), rescales, file_input_names(graph), strict=True
+        )
     ]
 
 

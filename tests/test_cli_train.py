@@ -73,6 +73,23 @@ def test_pixels_are_not_divided_by_255_twice(folder, capsys, dtype, scale, train
         assert not (folder / "out" / "model").exists()
 
 
+def test_augmentation_at_keras_pixel_range_is_refused_on_pixels_divided_by_255(folder, capsys):
+    """RandomBrightness at Keras' value_range=(0, 255) on pixels onnxtrain train divided by 255: fit's rule."""
+    pixels = np.random.default_rng(1).integers(0, 256, size=(20, 2, 2, 1)).astype(np.uint8)
+    np.savez(folder / "pixels.npz", x=pixels, y=(pixels[:, 0, 0, 0] > 127).astype(np.int64))
+    layers = [
+        {"type": "Input", "shape": [2, 2, 1]},
+        {"type": "RandomBrightness", "factor": 0.2},
+        {"type": "Flatten"},
+        {"type": "Dense", "units": 2},
+    ]
+    config = _config(folder, layers=layers, data={"train": "pixels.npz"}, epochs=1)
+    assert main(["train", config, "--output", "out", "--verbose", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("onnxtrain train: error: ") and "value_range=(0, 1)" in err and err.count("\n") == 1
+    assert not (folder / "out" / "model").exists()
+
+
 # --- what a run says and records ------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_run_without_a_seed_records_the_seed_it_drew(folder, capsys):

@@ -11,10 +11,20 @@ from typing import Any
 import numpy as np
 import pytest
 
-from onnxtrain import Dataset, InferenceModel, Sequential
+from onnxtrain import Dataset, InferenceModel, Model, Sequential
 from onnxtrain._integer_pixels import check_integer_pixels, check_pixel_range, rescales_raw_pixels
 from onnxtrain.errors import InvalidArgumentError
-from onnxtrain.layers import Dense, Flatten, Input, RandomFlip, Rescaling, Resizing
+from onnxtrain.layers import (
+    Concatenate,
+    Dense,
+    Flatten,
+    Input,
+    RandomBrightness,
+    RandomContrast,
+    RandomFlip,
+    Rescaling,
+    Resizing,
+)
 
 PIXEL_DTYPES = [np.uint8, np.uint16, np.int16]
 LABELS = np.array([0, 1, 0, 1])
@@ -138,6 +148,11 @@ OWN_SCALING = [  # the layers before Flatten and Dense; whether the model then s
         lambda: (RandomFlip("horizontal", seed=0), Resizing(2, 2), Rescaling(1 / 255)),
         True,
     ),
+    (
+        "after layers that keep their value_range",
+        lambda: (RandomBrightness(0.2, seed=0), RandomContrast(0.2, seed=0), Rescaling(1 / 255)),
+        True,
+    ),
     ("no Rescaling", lambda: (), False),
     ("a Rescaling that is no pixel scaling", lambda: (Rescaling(2.0),), False),
     ("after a layer that computes", lambda: (Dense(1), Rescaling(1 / 255)), False),
@@ -147,7 +162,7 @@ OWN_SCALING = [  # the layers before Flatten and Dense; whether the model then s
 @pytest.mark.parametrize(("first", "rescales"), [r[1:] for r in OWN_SCALING], ids=[r[0] for r in OWN_SCALING])
 def test_a_model_that_starts_by_rescaling_pixels_is_found_to_scale_raw_pixels_itself(first, rescales):
     with Sequential.of(Input(2, 2, 1), *first(), Flatten(), Dense(2), seed=0) as model:
-        assert rescales_raw_pixels(model.layers) is rescales
+        assert rescales_raw_pixels(model.graph) == [rescales]
 
 
 @pytest.mark.parametrize("dtype", PIXEL_DTYPES, ids=lambda d: np.dtype(d).name)
@@ -171,3 +186,62 @@ def test_raw_pixels_are_not_warned_of_where_the_model_rescales_them_itself(enter
     with model, warnings.catch_warnings():
         warnings.simplefilter("error")
         enter({"raw": model}, "raw", _pixels(np.uint8))
+
+
+def _image_and_meta(image_path: Callable[[Any], Any], meta_path: Callable[[Any], Any] = lambda x: x) -> Model:
+    """A model of an image input (2, 2, 1) and a float `meta` input (2,), each through its own layers."""
+    image, meta = Input(2, 2, 1, name="image"), Input(2, name="meta")
+    joined = Concatenate()([Flatten()(image_path(image)), meta_path(meta)])
+    return Model([image, meta], Dense(2, activation="linear")(joined), seed=0)
+
+
+PER_INPUT = [  # the image input's layers, the meta input's; whether each input is rescaled by the model
+    ("image rescaled", lambda x: Rescaling(1 / 255)(x), lambda x: x, [True, False]),
+    (
+        "image moved, then rescaled",
+        lambda x: Rescaling(1 / 255)(RandomFlip("horizontal", seed=0)(x)),
+        lambda x: x,
+        [True, False],
+    ),
+    ("only meta rescaled", lambda x: x, lambda x: Rescaling(1 / 255)(x), [False, True]),
+    ("image rescaled after a computing layer", lambda x: Rescaling(1 / 255)(Dense(1)(x)), lambda x: x, [False, False]),
+    (
+        "image rescaled inside a nested model",
+        lambda x: Sequential.of(Input(2, 2, 1), RandomFlip("horizontal", seed=0), Rescaling(1 / 255))(x),
+        lambda x: x,
+        [True, False],
+    ),
+    (
+        "image read raw beside its rescaling",
+        lambda x: Concatenate()([Rescaling(1 / 255)(x), x]),
+        lambda x: x,
+        [True, False],
+    ),
+]
+
+
+@pytest.mark.parametrize(("image", "meta", "rescales"), [r[1:] for r in PER_INPUT], ids=[r[0] for r in PER_INPUT])
+def test_a_model_of_several_inputs_is_found_to_rescale_raw_pixels_per_input(image, meta, rescales):
+    with _image_and_meta(image, meta) as model:
+        assert rescales_raw_pixels(model.graph) == rescales
+
+
+SEVERAL_INPUT_ENTRIES: list[tuple[str, Callable[[Model, dict[str, np.ndarray]], Any]]] = [
+    ("fit", lambda model, x: model.fit(x, LABELS, epochs=1, verbose=0)),
+    ("evaluate", lambda model, x: model.evaluate(x, LABELS, verbose=0)),
+    ("predict", lambda model, x: model.predict(x)),
+]
+
+
+@pytest.mark.parametrize("enter", [r[1] for r in SEVERAL_INPUT_ENTRIES], ids=[r[0] for r in SEVERAL_INPUT_ENTRIES])
+def test_raw_pixels_of_an_input_the_model_rescales_are_not_warned_of_beside_a_float_input(enter):
+    x = {"image": np.full((4, 2, 2, 1), 200, np.uint8), "meta": np.full((4, 2), 0.5, np.float32)}
+    rescaled = _image_and_meta(lambda image: Rescaling(1 / 255)(image))
+    rescaled.compile(optimizer="sgd", loss="softmax_cross_entropy_with_logits")
+    with rescaled, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        enter(rescaled, x)
+    raw = _image_and_meta(lambda image: image, lambda meta: Rescaling(1 / 255)(meta))  # the image's own path reads raw
+    raw.compile(optimizer="sgd", loss="softmax_cross_entropy_with_logits")
+    with raw, pytest.warns(UserWarning, match=r"^x\['image'\] is uint8 \(pixels 0-255\)"):
+        enter(raw, x)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from onnxtrain._input_scale import rescales_pixels_again
+from onnxtrain._input_scale import refuse_raw_value_ranges, rescales_pixels_again
 from onnxtrain._npy_file import read_npy, read_npz
 from onnxtrain._saved_model_folder import saved_model_folder
 from onnxtrain.cli._image_folders import ImageTarget, load_image_folder
@@ -149,6 +149,8 @@ def refuse_scaling_twice(model: Any, data: RunData, source: str) -> None:
             f"model's first layer {name!r}, Rescaling(scale={scale:.6g}), divides them again: the model would "
             f"train on pixels / 65025. Remove that Rescaling layer{keep}."
         )
+    if scale_of_data is not None:  # augmentation layers left at Keras' value_range=(0, 255): fit's rule too
+        refuse_raw_value_ranges(model.layers, scale_of_data, source)
 
 
 def load_run_data(
@@ -318,7 +320,9 @@ def refuse_several_outputs(saved: dict[str, Any], model: str, command: str, pyth
     """Refuse a saved model of several outputs (its config.json, `saved`) for a command that reads one label array
     per example: a .npz holds one y, and a model of several outputs needs one per output. `python` names the
     method of the Python API that does what `command` does."""
-    outputs = [str(layer[0]) for layer in saved.get("output_layers") or []]
+    layers = saved.get("output_layers") or []
+    # a model of a dict of outputs saves {key: layer reference}, as Keras 3 does; otherwise a list of references
+    outputs = list(layers) if isinstance(layers, dict) else [str(layer[0]) for layer in layers]
     if len(outputs) > 1:
         raise InvalidArgumentError(
             f"{command} takes a model of one output; '{model}' has {len(outputs)} outputs {outputs}, and a .npz "
