@@ -21,7 +21,7 @@ from onnxtrain._deferred_build import build_shape, data_shape, input_dtype_for, 
 from onnxtrain._layer_names import name_layers
 from onnxtrain._model_names import AUTO_NAMED, auto_model_name
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError, ShapeError
-from onnxtrain.functional import as_graph
+from onnxtrain.functional import Functional, as_graph
 from onnxtrain.layers import Input, Layer, Shape
 from onnxtrain.layers._input_arguments import check_declared_input, declared_input
 from onnxtrain.layers._layer import SymbolicTensor
@@ -46,6 +46,11 @@ class Sequential(Model):
     where the first layer reads them, an Embedding; else float32). `compile` before that is kept and applied once
     the model is built; what needs the weights (summary, count_params, get_weights, save, ...) refuses until then.
 
+    A model of one input and one output is a layer too, as in Keras (`Sequential([data_augmentation,
+    Rescaling(1 / 255), Conv2D(...)])`, `model.add(base_model)`): it shares its layers and weights with this
+    model, as `base_model(x)` does in a functional model. First in the list, its input is this model's input; a
+    Sequential without an input shape is built for the shape it reads when this model is built.
+
     Args:
         layers: Input first, then the other layers (or the layers alone: see above).
         name: the model's name (config, summary, exported graph); without one, Keras' default: "sequential",
@@ -53,7 +58,7 @@ class Sequential(Model):
         seed: seeds weight initialization and the default per-epoch shuffling.
     """
 
-    def __init__(self, layers: Sequence[Layer] = (), name: str | None = None, seed: int | None = None):
+    def __init__(self, layers: Sequence[Layer | Model] = (), name: str | None = None, seed: int | None = None):
         if isinstance(name, Layer) or isinstance(seed, Layer):  # Sequential(Input(3), Dense(3)): layers not listed
             listed_first = list(layers) if isinstance(layers, Sequence) else [layers]
             given = [layer for layer in [*listed_first, name, seed] if isinstance(layer, Layer)]
@@ -67,9 +72,9 @@ class Sequential(Model):
                 f"Sequential expects its layers as one list: Sequential([{listed}]), or use Sequential.of({listed}). "
                 f"Received: the layers as separate arguments: {misplaced}"
             )
-        if isinstance(layers, Layer):
+        if isinstance(layers, Layer | Model):
             layers = [layers]
-        layers = list(layers)
+        stack: list[Layer] = [_as_layer(layer, i) for i, layer in enumerate(layers)]
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0):
             raise InvalidArgumentError(f"Sequential(seed=...) expects a non-negative int or None. Received: {seed!r}")
         if name is None:  # Keras' default: "sequential", "sequential_1", ... (`_model_names.py`)
@@ -78,25 +83,27 @@ class Sequential(Model):
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(f"Sequential(name=...) expects a non-empty string. Received: name={name!r}")
         self.seed = int(seed) if seed is not None else secrets.randbits(32)
-        if not layers or _deferred(layers):  # Keras' Sequential(), then add(...), or layers without an Input
+        if not stack or _deferred(stack):  # Keras' Sequential(), then add(...), or layers without an Input
             self.name, self._layers, self._closed, self._trainer = name, [], False, None
             self.stop_training, self._fitting = False, False
             self._pending_compile = None
-            if layers:
-                _check_layers(layers, "layers")
-                name_layers(layers)
-                self._layers = layers
+            if stack:
+                _check_layers(stack, "layers")
+                name_layers(_named(stack))
+                self._layers = stack
             return
-        layers = _with_declared_input(layers)
-        _check_layers(layers, "layers")
-        name_layers(layers)
-        self._build_stack(layers)
-        self._setup(as_graph(layers, name), name, self.seed)
-        self._layers = layers
+        stack = _with_declared_input(stack)
+        _check_layers(stack, "layers")
+        stack = _nested_built(stack)
+        name_layers(stack)
+        self._build_stack(stack)
+        self._setup(as_graph(stack, name), name, self.seed)
+        self._layers = stack
 
-    def add(self, layer: Layer) -> None:
+    def add(self, layer: Layer | Model) -> None:
         """Append `layer` (Keras' `Sequential.add`), Input first: it is named, shape-checked and built at once,
-        with the weights `Sequential([...all the layers...], seed=model.seed)` gives it. Before `compile` only.
+        with the weights `Sequential([...all the layers...], seed=model.seed)` gives it. Before `compile` only. A
+        model of one input and one output is added as a layer (see the class).
 
         Raises:
             ModelStateError: the model is compiled or closed.
@@ -109,25 +116,28 @@ class Sequential(Model):
                 "layers first, then compile (the weights of the layers already built are kept)."
             )
         argument = "add(layer)" if self._layers else "add(layer) on an empty Sequential"
-        if "graph" not in self.__dict__ and (self._layers or _deferred([layer])):  # built later (see the class)
-            _check_layers([*self._layers, layer], argument)
-            name_layers([*self._layers, layer])
-            self._layers = [*self._layers, layer]
+        added: Layer = _as_layer(layer, len(self._layers))
+        if "graph" not in self.__dict__ and (self._layers or _deferred([added])):  # built later (see the class)
+            _check_layers([*self._layers, added], argument)
+            name_layers(_named([*self._layers, added]))
+            self._layers = [*self._layers, added]
             return
-        if "graph" not in self.__dict__ and not isinstance(layer, Input):  # Dense(8, input_shape=(4,)) first
-            layers = _with_declared_input([layer])
+        if "graph" not in self.__dict__ and not isinstance(added, Input):  # Dense(8, input_shape=(4,)) first
+            layers = _with_declared_input([added])
             _check_layers(layers, argument)
+            layers = _nested_built(layers)
             name_layers(layers)
             self._build_stack(layers)
             self._setup(as_graph(layers, self.name), self.name, self.seed)
             self._layers = layers
             return
-        layers = [*self._layers, layer]
-        _check_layers(layers, argument)
+        _check_layers([*self._layers, added], argument)
+        layers = _nested_built([*self._layers, added])
+        added = layers[-1]  # (a nested Sequential not built yet: its graph, built now)
         name_layers(layers)
         shape = self._layers[-1].output_shape if self._layers else ()
         assert shape is not None  # every layer of the model is built
-        self._build_layer(len(layers) - 1, layer, shape)
+        self._build_layer(len(layers) - 1, added, shape)
         kept = (self.class_names, self.input_scale) if self._layers else (None, 1.0)
         self._setup(as_graph(layers, self.name), self.name, self.seed)
         self._layers = layers
@@ -186,8 +196,9 @@ class Sequential(Model):
         self._check_open("build")
         if not self._layers:
             raise ModelStateError(not_built_message("build", False))
-        layers = [Input(shape=shape, dtype=input_dtype_for(self._layers[0])), *self._layers]
+        layers = [Input(shape=shape, dtype=input_dtype_for(_first_layer(self._layers[0]))), *self._layers]
         _check_layers(layers, "build")
+        layers = _nested_built(layers)
         output_shape = shape
         for layer in layers[1:]:  # every shape first: a shape a layer cannot read leaves the layers unbuilt
             check_declared_input(layer, output_shape, "the output of the layer before it")
@@ -205,7 +216,9 @@ class Sequential(Model):
             self._compile(**pending)
 
     @classmethod
-    def of(cls, *layers: Layer | Sequence[Layer], name: str | None = None, seed: int | None = None) -> Sequential:
+    def of(
+        cls, *layers: Layer | Model | Sequence[Layer | Model], name: str | None = None, seed: int | None = None
+    ) -> Sequential:
         """KotlinDL's constructor: `Sequential.of(Input(28, 28, 1), Flatten(), Dense(10))`, or with a list, as
         KotlinDL's `of(List)` and `of(input, List)`: `Sequential.of([Input(4), Dense(3)])`,
         `Sequential.of(Input(4), [Dense(8), Dense(3)])`."""
@@ -280,23 +293,107 @@ class Sequential(Model):
 
 def _deferred(layers: list[Any]) -> bool:
     """Whether a Sequential of `layers` has no input shape yet: no Input first, nor an input_shape=... on its first
-    layer (it is built later: see `Sequential`)."""
+    layer, nor a model with an input (it is built later: see `Sequential`)."""
     first = layers[0]
-    return isinstance(first, Layer) and not isinstance(first, Input) and declared_input(first) is None
+    if _unbuilt_model(first):
+        return True
+    return isinstance(first, Layer) and not isinstance(first, Input | Functional) and declared_input(first) is None
 
 
 def _with_declared_input(layers: list[Layer]) -> list[Layer]:
-    """`layers`, with the Input its first layer's input_shape=... (input_dim, batch_input_shape) declares first."""
-    declared = declared_input(layers[0]) if not isinstance(layers[0], Input) else None
+    """`layers`, with the Input its first layer's input_shape=... (input_dim, batch_input_shape) declares first, or
+    that of the model first among them (its graph: Keras' Sequential takes a nested model's input shape)."""
+    first = layers[0]
+    if isinstance(first, Functional):
+        (given,) = first.inputs  # one input (`_as_layer`)
+        return [Input(shape=given.dims, dtype=given.dtype.name), *layers]
+    declared = declared_input(first) if not isinstance(first, Input) else None
     if declared is None:
         return layers
     return [Input(shape=declared.shape, dtype=declared.dtype.name), *layers]
 
 
+def _as_layer(item: Any, index: int) -> Any:
+    """`item`, one of a Sequential's layers, as the layer it is: a built model (Keras' `Sequential([augmentation,
+    Conv2D(...)])`) as its graph, which shares its layers and weights with it, as calling the model on a tensor
+    does; a Sequential without an input shape stays as it is until this one is built (`_nested_built`).
+
+    Raises:
+        InvalidArgumentError: a model of several inputs or outputs (a Sequential's layer reads one tensor).
+    """
+    if not isinstance(item, Model):
+        return item
+    graph = item.__dict__.get("graph")
+    if graph is None:
+        return item
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise InvalidArgumentError(
+            f"A Sequential's layers read one tensor and give one: a model among them needs one input and one "
+            f"output. Received: layers[{index}]=model {item.name!r} with {len(graph.inputs)} "
+            f"input(s) and {len(graph.outputs)} output(s). Call it in a functional model instead: "
+            f"outputs = {item.name}([a, b]) (onnxtrain.Model(inputs, outputs))."
+        )
+    return graph
+
+
+def _unbuilt_model(layer: Any) -> bool:
+    """Whether `layer` is a Sequential among another's layers that has no input shape yet."""
+    return isinstance(layer, Sequential) and "graph" not in layer.__dict__
+
+
+def _first_layer(layer: Any) -> Any:
+    """The layer that reads a Sequential's input where `layer` is its first: inside a nested Sequential not built
+    yet, its own first layer."""
+    while _unbuilt_model(layer) and layer._layers:
+        layer = layer._layers[0]
+    return layer
+
+
+def _named(layers: list[Any]) -> list[Layer]:
+    """The layers `name_layers` names in a list not built yet: a nested Sequential not built yet is named (as its
+    graph) when it is built."""
+    return [layer for layer in layers if isinstance(layer, Layer)]
+
+
+def _stack_shape(layer: Any, shape: Shape) -> Shape:
+    """The output shape of `layer` (a nested Sequential not built yet: of its layers in turn) on inputs of `shape`."""
+    if not _unbuilt_model(layer):
+        check_declared_input(layer, shape, "the output of the layer before it")
+        if layer.built and not isinstance(layer, Input) and layer.output_shape is not None:
+            return tuple(layer.output_shape)  # (another model's: `_build_layer` checks what it reads)
+        return tuple(layer.compute_output_shape(shape))
+    if not layer._layers:
+        raise ModelStateError(not_built_message(f"nesting model {layer.name!r}", False))
+    for inner in layer._layers:
+        shape = _stack_shape(inner, shape)
+    return shape
+
+
+def _nested_built(layers: list[Any]) -> list[Layer]:
+    """`layers` (Input first) with each nested Sequential not built yet built for the shape it reads there (Keras
+    builds it at its first call), as its graph. Every shape up to the last of them is computed first, so a layer
+    that cannot read its input leaves them unbuilt."""
+    last = max((i for i, layer in enumerate(layers) if _unbuilt_model(layer)), default=None)
+    if last is None:
+        return layers
+    shapes: list[Shape] = []
+    shape: Shape = ()
+    for layer in layers[: last + 1]:
+        shapes.append(shape)
+        shape = _stack_shape(layer, shape)
+    built = list(layers)
+    for i in range(last + 1):
+        if _unbuilt_model(built[i]):
+            built[i].build((None, *shapes[i]))
+            built[i] = built[i].graph
+    return built
+
+
 def _check_layers(layers: list[Any], argument: str) -> None:
-    """Sequential's rules for its layer list: Layer instances, at most one Input, first, and each layer once."""
+    """Sequential's rules for its layer list: Layer instances (a nested model: its graph, or a Sequential not built
+    yet), at most one Input, first, and each layer once."""
     for i, layer in enumerate(layers):
-        if not isinstance(layer, Layer):
+        if not isinstance(layer, Layer) and not _unbuilt_model(layer):
             raise InvalidTypeError(
                 f"Sequential expects Layer instances. Received: layers[{i}]={layer!r} ({type(layer).__name__})"
             )

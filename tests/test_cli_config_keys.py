@@ -70,3 +70,43 @@ def test_a_config_that_leaves_keys_out_gets_the_defaults_the_help_states():
     expected = {"epochs": 1, "batch_size": 32, "validation_split": 0.0, "threads": None, "checkpoint_every": None}
     assert {key: setting(config, key) for key in expected} == expected
     assert setting({"epochs": 5}, "epochs") == 5  # a key given is the config's
+
+
+@pytest.mark.parametrize(
+    ("config", "source", "message"),
+    [
+        (  # f4_bad.toml: a top-level key written after the [data] header
+            {"layers": LAYERS, "data": {"train": "imgs", "validation_split": 0.2}},
+            "c.toml",
+            r"c\.toml: \[data\] has the key 'validation_split', a key of the config's top level, not of \[data\]: "
+            r"move it there: validation_split = 0\.2 \(in TOML, above the first \[table\] or \[\[layers\]\] header",
+        ),
+        (
+            {"layers": LAYERS, "data": {"train": "t.npz", "epochs": 3, "batch_size": 8}},
+            "c.json",
+            r"\[data\] has the keys \['batch_size', 'epochs'\], keys of the config's top level, not of \[data\]: "
+            r"move them there: batch_size = 8; epochs = 3$",
+        ),
+        (  # a top-level key written after the last [[layers]] header
+            {"layers": [*LAYERS[:1], {**LAYERS[1], "epochs": 4, "loss": "mse"}]},
+            "c.toml",
+            r"c\.toml: layers\[1\] \('Dense'\) has the keys \['epochs', 'loss'\], keys of the config's top level, not "
+            r'a layer argument: move them there: epochs = 4; loss = "mse" \(in TOML, above the first',
+        ),
+        (  # a [data] key at the top level
+            {"layers": LAYERS, "train": "train.npz"},
+            "c.toml",
+            r"c\.toml has the key 'train' at its top level, a key of the \[data\] table: move it there: "
+            r'\[data\] train = "train\.npz" \(in TOML, under the \[data\] header',
+        ),
+    ],
+    ids=["split_in_data", "two_in_data_json", "in_a_layer", "data_key_at_top"],
+)
+def test_a_key_of_another_table_is_refused_saying_where_it_goes(config, source, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        check_config(config, source)
+
+
+def test_a_layer_keeps_its_own_name_and_seed():
+    layers = [LAYERS[0], {"type": "Dropout", "rate": 0.5, "seed": 3, "name": "drop"}, LAYERS[1]]
+    assert check_config({"layers": layers}, "c.toml")["layers"] is layers

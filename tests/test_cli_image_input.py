@@ -105,7 +105,6 @@ REFUSALS = [
         (4, 4, 1),
         r"^--input '.*in/trunc\.png' cannot be read as an image: image file is truncated",
     ),
-    ("other_size", _other_size, (4, 4, 1), r"^'.*in/sub/big\.png' is 7x5 pixels; the model expects 4x4\. Resize it"),
     ("not_images", _other_size, (16,), r"^the model takes \[16\] inputs, not images; pass a \.npy array$"),
 ]
 
@@ -121,3 +120,32 @@ def test_a_truncated_image_given_alone_is_refused_naming_it(tmp_path):
     _truncated(tmp_path)
     with pytest.raises(InvalidArgumentError, match=r"^--input '.*trunc\.png' cannot be read as an image: image file "):
         read_input(tmp_path / "trunc.png", (16, 16, 1))
+
+
+@pytest.mark.parametrize("shape", [(4, 4, 1), (4, 4), (3, 6, 3)])
+def test_a_folder_of_other_sizes_is_resized_as_the_folder_loader_reads_it(tmp_path, shape):
+    """`image_dataset_from_directory(labels=None, shuffle=False)` at the model's size, uint8: the same pixels (its
+    default bilinear resize), so predict on a folder reads what train on a folder trains on."""
+    from onnxtrain.datasets import image_dataset_from_directory
+
+    _other_size(tmp_path / "in")
+    _save_grey(tmp_path / "in" / "sub" / "small.png", (2, 3))
+    read = read_inputs(tmp_path / "in", shape)
+    assert read.names == ("a.png", "sub/big.png", "sub/small.png")
+    loader = image_dataset_from_directory(
+        tmp_path / "in",
+        labels=None,
+        shuffle=False,
+        image_size=shape[:2],
+        color_mode="rgb" if shape[2:] == (3,) else "grayscale",
+        scale_pixels=False,
+        verbose=False,
+    )
+    np.testing.assert_array_equal(read.x, np.asarray(loader).reshape(read.x.shape))
+    assert [Path(path).relative_to(tmp_path / "in").as_posix() for path in loader.file_paths] == list(read.names)
+
+
+def test_an_image_of_another_size_given_alone_is_refused_naming_the_fix(tmp_path):
+    _save_grey(tmp_path / "big.png", (5, 7))
+    with pytest.raises(InvalidArgumentError, match=r"^'.*big\.png' is 7x5 pixels; the model expects 4x4\. Resize it"):
+        read_input(tmp_path / "big.png", (4, 4, 1))

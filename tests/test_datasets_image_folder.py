@@ -53,6 +53,8 @@ def test_files_labels_and_split_are_keras(case, tmp_path):
     images = data.x if isinstance(data, Dataset) else data
     linked = {f"dog/linked/{Path(name).name}": name for name in KERAS["layout"] if name.startswith(".hidden/")}
     assert _files(images) == [linked.get(name, name) for name in expected["files"]]
+    assert [Path(path).relative_to(tmp_path).as_posix() for path in data.file_paths] == expected["files"]  # Keras'
+    assert all(path.startswith(str(tmp_path)) for path in data.file_paths)  # os.path.join(directory, ...), as Keras
     if expected["labels"] is None:
         assert isinstance(data, np.ndarray)
     else:
@@ -67,6 +69,25 @@ def test_both_subsets_are_the_training_and_validation_calls(tmp_path):
     assert _files(train.x) == KERAS["cases"]["training"]["files"]
     assert _files(val.x) == KERAS["cases"]["validation"]["files"]
     assert train.class_names == val.class_names == ("Bird", "cat", "dog")
+    for part, case in ((train, "training"), (val, "validation")):
+        assert [Path(path).relative_to(tmp_path).as_posix() for path in part.file_paths] == KERAS["cases"][case][
+            "files"
+        ]
+
+
+def test_file_paths_name_the_file_of_each_prediction_without_labels(tmp_path):
+    """Keras' `dataset.file_paths` on the images of labels=None (a numpy array here): row i was read from
+    file_paths[i]; a slice or a computation of them holds no files (None / a plain array), nor does a split Dataset."""
+    _keras_layout(tmp_path)
+    images = image_dataset_from_directory(tmp_path, labels=None, seed=3, **QUIET)
+    assert len(images.file_paths) == len(images) == len(KERAS["cases"]["no_labels_shuffled"]["files"])
+    for path, row in zip(images.file_paths, images, strict=True):
+        np.testing.assert_array_equal(row[..., 0], np.asarray(Image.open(path).convert("L").resize((2, 2))))
+    assert images[:2].file_paths is None
+    assert type(images / 255) is np.ndarray and type(images.max()) is np.uint8
+    named = image_dataset_from_directory(tmp_path, **QUIET)
+    assert named.file_paths is not None and named.split(0.5)[0].file_paths is None
+    assert Dataset(np.zeros((2, 1)), np.zeros(2)).file_paths is None
 
 
 def test_label_modes(tmp_path):

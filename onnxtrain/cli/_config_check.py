@@ -4,6 +4,7 @@ what it expects, before it prints or creates anything. The model its `layers` de
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Collection
 from pathlib import Path
@@ -21,6 +22,9 @@ from onnxtrain.cli._config_keys import (
 )
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
+# The top-level keys that no layer takes: written in a [[layers]] table (in TOML, after its header), they are misplaced.
+RUN_KEYS = set(CONFIG_KEYS) - {"layers", "data", "name", "seed"}
+
 MAX_NAME_LENGTH = 100
 SAFE_NAME = re.compile(rf"\w[\w.-]{{0,{MAX_NAME_LENGTH - 1}}}")
 
@@ -33,6 +37,13 @@ def check_config(config: Any, source: str, resuming: bool = False) -> dict[str, 
     if not isinstance(config, dict):
         raise InvalidArgumentError(f"{source} expects a table of settings. Received: {type(config).__name__}")
     unknown = sorted(set(config) - CONFIG_KEYS.keys() - RECORD_KEYS - {RESUMED_FROM, FINETUNED_FROM})
+    misplaced = [key for key in unknown if key in DATA_KEYS]
+    if misplaced:
+        moves = "; ".join(f"[data] {key} = {_written(config[key])}" for key in misplaced)
+        raise InvalidArgumentError(
+            f"{source} has {_listed(misplaced)} at its top level, {_keys_of(misplaced)} the [data] table: move "
+            f"{_it(misplaced)} there: {moves}{_toml_note(source, 'under the [data] header')}"
+        )
     if unknown:
         raise InvalidArgumentError(
             f"{source} has {_unknown_keys(unknown, CONFIG_KEYS)}. Valid keys: {sorted(CONFIG_KEYS)}"
@@ -61,6 +72,14 @@ def check_config(config: Any, source: str, resuming: bool = False) -> dict[str, 
             f"{source}: engine expects one of {list(engines.names())}. Received: engine={engine!r}"
         )
     for i, layer in enumerate(layers):
+        misplaced = [key for key in layer if key in RUN_KEYS]
+        if misplaced:
+            moves = "; ".join(f"{key} = {_written(layer[key])}" for key in misplaced)
+            raise InvalidArgumentError(
+                f"{source}: layers[{i}] ({layer['type']!r}) has {_listed(misplaced)}, {_keys_of(misplaced)} the "
+                f"config's top level, not a layer argument: move {_it(misplaced)} there: {moves}"
+                f"{_toml_note(source, 'above the first [table] or [[layers]] header')}"
+            )
         if not isinstance(layer["type"], str):
             raise InvalidTypeError(
                 f'{source}: layers[{i}] expects `type` to be a layer class name (a str such as "Dense"). '
@@ -89,6 +108,13 @@ def check_config(config: Any, source: str, resuming: bool = False) -> dict[str, 
             f"Received: data={data!r} ({type(data).__name__})"
         )
     unknown = sorted(set(data) - DATA_KEYS)
+    misplaced = [key for key in unknown if key in CONFIG_KEYS]
+    if misplaced:
+        moves = "; ".join(f"{key} = {_written(data[key])}" for key in misplaced)
+        raise InvalidArgumentError(
+            f"{source}: [data] has {_listed(misplaced)}, {_keys_of(misplaced)} the config's top level, not of [data]: "
+            f"move {_it(misplaced)} there: {moves}{_toml_note(source, 'above the first [table] or [[layers]] header')}"
+        )
     if unknown:
         raise InvalidArgumentError(
             f"{source}: [data] has {_unknown_keys(unknown, DATA_KEYS)}. It takes the keys {sorted(DATA_KEYS)}"
@@ -124,6 +150,33 @@ def check_config(config: Any, source: str, resuming: bool = False) -> dict[str, 
             f"several. Received: metric={config['metric']!r}, metrics={config['metrics']!r}"
         )
     return config
+
+
+def _listed(keys: list[str]) -> str:
+    return f"the key {keys[0]!r}" if len(keys) == 1 else f"the keys {keys}"
+
+
+def _keys_of(keys: list[str]) -> str:
+    return "a key of" if len(keys) == 1 else "keys of"
+
+
+def _it(keys: list[str]) -> str:
+    return "it" if len(keys) == 1 else "them"
+
+
+def _written(value: Any) -> str:
+    """`value` as a config writes it (TOML's and JSON's literals agree for these: 0.2, "train.npz", true, [...])."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _toml_note(source: str, where: str) -> str:
+    """Why a TOML config puts a key in the wrong table: every key after a table header belongs to that table."""
+    if Path(source).suffix.lower() != ".toml":
+        return ""
+    return f" (in TOML, {where}: every key written after a [table] or [[layers]] header belongs to that table)"
 
 
 def _unknown_keys(unknown: list[str], known: Collection[str]) -> str:

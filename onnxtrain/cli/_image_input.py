@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from onnxtrain._bounded_read import open_regular
-from onnxtrain.datasets._image_decoding import converted, pillow
+from onnxtrain.datasets._image_decoding import RESAMPLING, converted, pillow
 from onnxtrain.datasets._image_index import index_images
 from onnxtrain.errors import DataFormatError, InvalidArgumentError
 
@@ -20,6 +20,9 @@ INPUT_EXPECTED = (
     f"--input expects a .npy array, a .npz of arrays named after the model's inputs, an image file "
     f"({', '.join(IMAGE_SUFFIXES)}) or a folder of images"
 )
+FOLDER_INTERPOLATION = "bilinear"
+"""The resize filter of a folder's images of another size than the model's: `image_dataset_from_directory`'s
+default, which `train` on a folder uses."""
 IMAGE_CHANNELS = (1, 3, 4)
 """The channels of the images a model may take: grey, RGB, RGBA."""
 
@@ -37,13 +40,15 @@ def image_channels(input_shape: Any) -> int | None:
     return None
 
 
-def read_image_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+def read_image_input(path: Path, input_shape: tuple[int, ...], resize: bool = False) -> np.ndarray:
     """The image file `path` as uint8 pixels shaped to `input_shape` (the model's input without the batch axis),
-    read by `image_pixels`; not resized.
+    read by `image_pixels`; an image of another size resized to it where `resize` (as the folder loader resizes:
+    `FOLDER_INTERPOLATION`), else refused.
 
     Raises:
         InvalidArgumentError: a model that does not take images, a file that is gone, not a regular file, or not
-            one Pillow can read as an image (naming it), an image of another size, or one `image_pixels` refuses.
+            one Pillow can read as an image (naming it), an image of another size (without `resize`), or one
+            `image_pixels` refuses.
         RuntimeSetupError: Pillow is not installed.
     """
     channels = image_channels(input_shape)
@@ -68,6 +73,9 @@ def read_image_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
             unknown = isinstance(e, image_module.UnidentifiedImageError)
             why = "Pillow does not recognise its format (not an image, or a damaged one)" if unknown else _reason(e)
             raise InvalidArgumentError(f"--input '{path}' cannot be read as an image: {why}. {INPUT_EXPECTED}.") from e
+    if pixels.shape[:2] != tuple(input_shape[:2]) and resize:  # the converted image, resized as the loader does
+        filter_ = getattr(image_module.Resampling, RESAMPLING[FOLDER_INTERPOLATION])
+        pixels = np.asarray(image_module.fromarray(pixels).resize((input_shape[1], input_shape[0]), filter_))
     if pixels.shape[:2] != tuple(input_shape[:2]):
         height, width = pixels.shape[:2]
         raise InvalidArgumentError(
@@ -79,8 +87,11 @@ def read_image_input(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
 
 def read_image_folder(folder: Path, input_shape: tuple[int, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
     """Every image of `folder`, at any depth (Keras' suffixes, any case), as one batch, in sorted order (by folder,
-    then file name: `image_dataset_from_directory(labels=None)`'s), each read by `read_image_input`; with their
-    paths inside `folder` ("cat.png", "new/dog.jpg"), by which predict names its rows.
+    then file name: `image_dataset_from_directory(labels=None)`'s), each read by `read_image_input` and resized to
+    the model's (height, width) where it differs, as `image_dataset_from_directory` (and `train` on a folder) read
+    them: the same pixels as ``image_dataset_from_directory(folder, labels=None, shuffle=False,
+    image_size=(height, width), scale_pixels=False)``; with their paths inside `folder` ("cat.png", "new/dog.jpg"),
+    by which predict names its rows.
 
     Raises:
         InvalidArgumentError: a folder without images (saying what it holds), and `read_image_input`'s errors,
@@ -89,7 +100,7 @@ def read_image_folder(folder: Path, input_shape: tuple[int, ...]) -> tuple[np.nd
     if image_channels(input_shape) is None:  # before the folder is walked
         raise InvalidArgumentError(f"the model takes {list(input_shape)} inputs, not images; pass a .npy array")
     paths = index_images(str(folder), None, None, False, None, False, "--input").paths
-    pixels = np.stack([read_image_input(Path(path), input_shape) for path in paths])
+    pixels = np.stack([read_image_input(Path(path), input_shape, resize=True) for path in paths])
     return pixels, tuple(os.path.relpath(path, folder) for path in paths)
 
 

@@ -193,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help=f"a .npy array (one example or a batch), a .npz of one array per model input named after it (a model "
         f"of several inputs), an image ({', '.join(IMAGE_SUFFIXES)}), grey, RGB or RGBA as the model's input takes "
-        "and of its size, or a folder: every image in it, at any depth, in sorted order, one line each, named by "
-        "its path in the folder",
+        "and of its size, or a folder: every image in it, at any depth, in sorted order (resized to the model's "
+        "size as image_dataset_from_directory does), one line each, named by its path in the folder",
     )
     predict.set_defaults(func=cmd_predict)
 

@@ -42,6 +42,10 @@ class Dataset:
             and multiplies integer inputs given to `predict` by it.
         features, labels: KotlinDL's names of x and y (OnHeapDataset.create's), taken for them.
 
+    Attributes:
+        file_paths: the file each example was read from, in order (Keras' ``dataset.file_paths``), for a Dataset
+            that ``image_dataset_from_directory`` returns; None for others, and for a split or shuffle of one.
+
     Raises:
         InvalidTypeError: x or y is not numeric (object, str, bool, complex...), or class_names not str.
         ShapeError: x or y is a scalar, or their lengths differ.
@@ -54,6 +58,8 @@ class Dataset:
         >>> train, val = train.split(0.5)
         >>> train = Dataset(features=np.zeros((4, 784)), labels=np.array([0, 1, 2, 3]))  # KotlinDL's names
     """
+
+    file_paths: list[str] | None = None  # set by image_dataset_from_directory (see Attributes)
 
     def __init__(
         self,

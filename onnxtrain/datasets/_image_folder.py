@@ -25,8 +25,26 @@ _SUBSETS = ("training", "validation", "both", None)
 _KERAS_INTERPOLATIONS = ("lanczos5", "gaussian", "mitchellcubic")  # Keras' (TensorFlow's), which Pillow lacks
 _MAX_SEED = 2**32 - 1  # numpy's RandomState, which Keras' shuffle uses, takes seeds up to this
 
-ImageData = Dataset | np.ndarray
-"""What one subset is: a Dataset of images and labels, or an array of images alone (no labels)."""
+
+class ImageArray(np.ndarray):
+    """The images of ``image_dataset_from_directory(labels=None)``: a numpy array of them, whose ``file_paths`` lists
+    the file each row was read from (Keras' ``dataset.file_paths``), so predictions can be matched to files. A
+    slice of it has no ``file_paths`` (None), and a computation on it (``images / 2``, ``images.sum()``) gives a
+    plain numpy array or number."""
+
+    file_paths: list[str] | None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.file_paths = None  # set by the loader only: a slice no longer holds the files in order
+
+    def __array_wrap__(self, array: Any, context: Any = None, return_scalar: bool = False) -> Any:
+        result = np.asarray(array)  # a computation's result is plain numbers (numpy's scalar for a reduction)
+        return result[()] if return_scalar else result
+
+
+ImageData = Dataset | ImageArray
+"""What one subset is: a Dataset of images and labels, or an array of images alone (no labels); either has the
+subset's ``file_paths``."""
 
 
 def image_dataset_from_directory(
@@ -106,7 +124,9 @@ def image_dataset_from_directory(
     Returns:
         A Dataset (x: (N, height, width, channels); y per ``label_mode``; ``class_names`` set, which fit gives the
         model, so predict's classes, ``onnxtrain predict`` and the export's metadata name them); without labels an
-        array of the images. ``subset="both"``: a tuple (training, validation).
+        array of the images (an ``ImageArray``, a numpy array). ``subset="both"``: a tuple (training, validation).
+        Each has Keras' ``file_paths``: the path of each image's file (``os.path.join(directory, ...)``), in the
+        order of the rows, so ``zip(images.file_paths, model.predict(images))`` names the file of each prediction.
 
     Raises:
         FileNotFoundError, NotADirectoryError: ``directory`` does not exist, or is a file.
@@ -173,7 +193,9 @@ def _subset_data(
         pixels[row] = read_image(path, reading, image_module)
     input_scale = 1 / 255 if scale else None
     if index.labels is None or label_mode is None:
-        return scale_integers(pixels, input_scale) if input_scale is not None else pixels
+        images = (scale_integers(pixels, input_scale) if input_scale is not None else pixels).view(ImageArray)
+        images.file_paths = list(index.paths)
+        return images
     names = index.class_names
     assert names is not None  # labels come with their class names
     y: np.ndarray = index.labels
@@ -181,7 +203,9 @@ def _subset_data(
         y = np.eye(len(names), dtype=np.float32)[y]
     elif label_mode == "binary":
         y = y.astype(np.float32).reshape(-1, 1)
-    return Dataset(pixels, y, class_names=names, input_scale=input_scale)
+    dataset = Dataset(pixels, y, class_names=names, input_scale=input_scale)
+    dataset.file_paths = list(index.paths)
+    return dataset
 
 
 def _folder(directory: Any) -> str:
