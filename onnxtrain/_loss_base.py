@@ -7,7 +7,7 @@ defined: `_own_losses`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from onnx import TensorProto
@@ -32,8 +32,20 @@ class Loss:
     from the name its save gives it: its class's `name` (`name: str = field(default="softmax_mse", init=False)`),
     or where it gives none (its instances then take Keras' name, "softmax_mse" for SoftmaxMSE) its module and class
     name, "__main__.SoftmaxMSE". Its config (`get_config`) holds its dataclass fields besides: a class with other
-    arguments overrides `get_config` to return them."""
+    arguments overrides `get_config` to return them.
 
+    What a class of one's own emits is checked where the graph is made (`_own_losses.check_emitted`): its methods
+    must return a value of the graph (`emit` a scalar, `elements` one or more values per example), and every node
+    they add must be one ONNX takes at the graph's opset; the mistake is reported naming the class and the node.
+
+    `averages_examples` says whether the loss is a mean of per-example values, so that the rows-weighted mean of
+    its value over parts of a batch is its value over the batch: the portable engine's split step
+    (docs/portable.md) relies on it. True for onnxtrain's losses and for a class that defines `elements` and keeps
+    `Loss.emit`; a class of one's own that overrides `emit` or `emit_weighted` is taken as a loss of the whole
+    batch (an RMSE, sqrt(mean((p - y)^2)) over the batch, is not the mean of its parts' RMSEs), whose step is not
+    split, unless it sets `averages_examples = True` on its class (a plain class attribute, not a field)."""
+
+    averages_examples: ClassVar[bool] = True
     name: str = field(default="", init=False)
     # Class-index labels (int64 [batch]) rather than float targets shaped like the output.
     classification: bool = field(default=False, init=False)

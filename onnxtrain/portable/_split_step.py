@@ -10,7 +10,9 @@ throughout (docs/measurements.md). The tutorial MLP's step is two large matrix p
 already splits well: it runs unsplit.
 
 The shares' gradients are means over their rows; weighted by rows and summed, they are the batch's mean gradient
-(to float32 rounding), then clipped as the optimizer clips. Dropout draws each row's mask from the row's index in
+(to float32 rounding), then clipped as the optimizer clips. That holds for a loss that is a mean of per-example
+values, as onnxtrain's losses are; a loss of the whole batch (a class of one's own overriding `emit`, an RMSE say:
+`_own_losses.WHOLE_BATCH_LOSS`) runs unsplit. Dropout draws each row's mask from the row's index in
 the whole batch (the `first_row` input), so a split step drops the same units as an unsplit one.
 """
 
@@ -28,6 +30,7 @@ import onnx
 
 from onnxtrain import emit
 from onnxtrain._float_env import FlushToZero
+from onnxtrain._own_losses import whole_batch_loss
 from onnxtrain._runtime import Device, create_session, session_options
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.optimizers._base import clip_flat_gradients
@@ -44,7 +47,8 @@ def share_count(model: onnx.ModelProto, device: Device, threads: int | None, eli
 
     `eligible`: the engine's step can run split (the fused update on the CPU, in one process, with no layer state
     that each step updates). ONNXTRAIN_SPLIT_STEP=0 never splits, =1 splits wherever it can run, and the default
-    ("auto") splits models with convolutions, where it measured faster.
+    ("auto") splits models with convolutions, where it measured faster. A model whose loss is not a mean of
+    per-example values (`whole_batch_loss`) never splits: its shares' losses would not make the batch's.
 
     Raises:
         InvalidArgumentError: ONNXTRAIN_SPLIT_STEP is not one of "auto", "0" or "1".
@@ -53,7 +57,7 @@ def share_count(model: onnx.ModelProto, device: Device, threads: int | None, eli
     if setting not in SETTINGS:
         raise InvalidArgumentError(f"ONNXTRAIN_SPLIT_STEP expects one of {list(SETTINGS)}. Received: {setting!r}")
     cores = threads if threads is not None else _cores()
-    if setting == "0" or not eligible or device.kind != "cpu" or cores < 2:
+    if setting == "0" or not eligible or device.kind != "cpu" or cores < 2 or whole_batch_loss(model):
         return 1
     if setting == "auto" and not any(node.op_type in _CONVOLUTIONS for node in model.graph.node):
         return 1
