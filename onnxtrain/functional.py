@@ -17,13 +17,13 @@ with `training=False` (`base_model(x, training=False)`, Keras' transfer learning
 every graph, whatever mode the graph is in (`emit_with_masks`), and its config and summary keep the argument.
 The checks of `inputs` and `outputs`, the order of the calls and the refs a config names them by are
 `_functional_calls.py`'s; the calls rebuilt from a config, `_functional_rebuild.py`'s; what `Model(inputs, outputs)`
-is checked for, `_model_checks.py`'s.
+is checked for, `_model_checks.py`'s; the parameters by name and Keras' weights API, `_functional_params.py`'s.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,17 +35,17 @@ from onnxtrain._functional_calls import (
     call_refs,
     call_several,
     emit_layer_call,
-    every_layer,
     listed,
     output_names,
     place_substitutes,
     summary_rows,
     topological_calls,
 )
+from onnxtrain._functional_calls import every_layer as every_layer  # read here by the model modules
+from onnxtrain._functional_params import GraphParams
 from onnxtrain._functional_rebuild import rebuild_calls
 from onnxtrain._layer_names import name_layers
 from onnxtrain._model_names import AUTO_NAMED
-from onnxtrain._weight_arrays import transpose_hint
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import Input, Layer, Shape
@@ -57,7 +57,7 @@ from onnxtrain.layers._layer_tensors import layer_calls
 from onnxtrain.layers._layout import channels_last
 
 
-class Functional(Layer):
+class Functional(GraphParams, Layer):
     """The layers between `inputs` and `outputs`, in the order they are called.
 
     Args:
@@ -204,85 +204,6 @@ class Functional(Layer):
         if self.output_keys is None:
             return list(self.outputs)
         return dict(zip(self.output_keys, self.outputs, strict=True))
-
-    # --- parameters ---------------------------------------------------------------------------------------
-    def _named_params(self, prefix: str, seen: set[int]) -> Iterator[tuple[str, Layer, str]]:
-        """(graph name, layer, local name) of every parameter, each layer once, in the order `emit` adds them."""
-        for layer in self.layers:
-            if id(layer) in seen or isinstance(layer, Input):
-                continue
-            seen.add(id(layer))
-            if isinstance(layer, Functional):
-                yield from layer._named_params(f"{prefix}{layer.name}.", seen)
-            else:
-                scope = f"{layer.name}." if getattr(layer, "prefix_names", True) else ""  # see emit_layer_call
-                yield from ((f"{prefix}{scope}{local}", layer, local) for local in layer.params)
-
-    def params_by_name(self) -> dict[str, np.ndarray]:
-        """Every parameter under its name in this graph's ONNX (`dense_1.kernel`, `encoder.dense_1.kernel`)."""
-        return {name: layer.params[local] for name, layer, local in self._named_params("", set())}
-
-    def trainable_params_by_name(self) -> dict[str, np.ndarray]:
-        """The parameters an optimizer updates: not those of frozen layers, nor non-trainable ones (statistics)."""
-        return {
-            name: layer.params[local]
-            for name, layer, local in self._named_params("", set())
-            if layer.trainable and local not in layer.non_trainable
-        }
-
-    def set_params_by_name(self, weights: dict[str, np.ndarray]) -> None:
-        """Replace parameters by their `params_by_name` names (any subset); shapes must match."""
-        owners = {name: (layer, local) for name, layer, local in self._named_params("", set())}
-        unknown = sorted(set(weights) - set(owners))
-        if unknown:
-            raise InvalidArgumentError(f"Unknown parameter names {unknown}. Expected some of: {sorted(owners)}")
-        for name, value in weights.items():
-            layer, local = owners[name]
-            array = np.asarray(value, dtype=np.float32)
-            if array.shape != layer.params[local].shape:
-                expected = layer.params[local].shape
-                raise ShapeError(
-                    f"Parameter {name} has shape {expected}. Received: {array.shape}"
-                    f"{transpose_hint(expected, array.shape)}"
-                )
-            layer.params[local] = np.asarray(array, order="C")
-
-    def qualified_params(self) -> dict[str, np.ndarray]:
-        return {f"{self.name}.{name}": value for name, value in self.params_by_name().items()}
-
-    # Keras' layer weights API (`layers/_layer_weights.py`): a graph's weights are its layers', by their names here.
-    def _own_weights(self) -> dict[str, np.ndarray]:
-        return self.params_by_name()
-
-    def _trainable_names(self) -> set[str]:
-        return set(self.trainable_params_by_name())
-
-    def _write_weights(self, arrays: dict[str, np.ndarray]) -> None:
-        self.set_params_by_name(arrays)
-
-    def _weights_made(self) -> bool:
-        return True
-
-    def _read_engine(self) -> None:
-        owners = (layer._owning_model() for layer in [self, *every_layer(self.layers)])
-        for model in {id(model): model for model in owners if model is not None}.values():
-            model.sync_weights()
-
-    def _weights_changed(self) -> None:
-        for layer in every_layer(self.layers):
-            if layer.params and not isinstance(layer, Functional):
-                layer._weights_changed()
-
-    def trainable_params(self) -> dict[str, np.ndarray]:
-        return {f"{self.name}.{name}": value for name, value in self.trainable_params_by_name().items()}
-
-    @property
-    def param_count(self) -> int:
-        return int(sum(value.size for value in self.params_by_name().values()))
-
-    @property
-    def trainable_param_count(self) -> int:
-        return int(sum(value.size for value in self.trainable_params_by_name().values()))
 
     # --- ONNX ---------------------------------------------------------------------------------------------
     def emit(  # type: ignore[override]
