@@ -35,9 +35,10 @@ from onnxtrain._initializer_base import (
     kotlindl_names,
     weights_declared_by,
 )
+from onnxtrain._keras_serialized import is_keras_serialized, keras_config
 from onnxtrain._random_initializers import Orthogonal, RandomNormal, RandomUniform, TruncatedNormal, truncated_normal
 from onnxtrain._registry import Registry, snake_case
-from onnxtrain.errors import InvalidArgumentError
+from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 
 __all__ = [
     "Constant",
@@ -70,9 +71,13 @@ __all__ = [
 ]
 
 
+_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
+
+
 @dataclass(frozen=True)
 class VarianceScaling(Initializer):
-    """Keras' variance scaling: variance = scale / n, n chosen by `mode`; `distribution` truncated normal or uniform.
+    """Keras' variance scaling: variance = scale / n, n chosen by `mode`; `distribution` "truncated_normal",
+    "untruncated_normal" or "uniform" (any case; "normal" is "truncated_normal", as in Keras).
 
     The truncated normal is cut at two standard deviations and rescaled (stddev / 0.8796...) so that the
     resulting variance is the requested one, as in Keras and KotlinDL.
@@ -93,11 +98,14 @@ class VarianceScaling(Initializer):
             raise InvalidArgumentError(
                 f"{owner}(mode=...) expects 'fan_in', 'fan_out' or 'fan_avg'. Received: mode={self.mode!r}"
             )
-        if self.distribution not in ("truncated_normal", "uniform"):
+        distribution = self.distribution.lower() if isinstance(self.distribution, str) else self.distribution
+        distribution = "truncated_normal" if distribution == "normal" else distribution  # Keras' alias
+        if distribution not in _DISTRIBUTIONS:
             raise InvalidArgumentError(
-                f"{owner}(distribution=...) expects 'truncated_normal' or 'uniform'. "
+                f"{owner}(distribution=...) expects one of {list(_DISTRIBUTIONS)} (or 'normal', the truncated one). "
                 f"Received: distribution={self.distribution!r}"
             )
+        object.__setattr__(self, "distribution", distribution)
 
     def sample(self, shape: Shape, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
@@ -105,6 +113,8 @@ class VarianceScaling(Initializer):
         if self.distribution == "uniform":
             limit = math.sqrt(3.0 * variance)
             return rng.uniform(-limit, limit, shape)
+        if self.distribution == "untruncated_normal":
+            return rng.normal(0.0, math.sqrt(variance), shape)
         return truncated_normal(rng, shape, math.sqrt(variance) / 0.87962566103423978)
 
     def get_config(self) -> dict[str, Any]:
@@ -202,16 +212,69 @@ _ALIASES = {
     "xavier_uniform": "glorot_uniform",
     "zero": "zeros",
     "one": "ones",
+    "normal": "random_normal",  # Keras' aliases
+    "uniform": "random_uniform",
+    "orthogonal_initializer": "orthogonal",
+}
+_NOT_HERE = "is one of Keras' initializers that onnxtrain does not have:"
+_HINTS = {
+    **dict.fromkeys(
+        ["identity", "identity_initializer"],
+        f"Identity {_NOT_HERE} set the weight after the model is made (layer.set_weights([np.eye(n)])).",
+    ),
+    **dict.fromkeys(
+        ["s_t_f_t", "s_t_f_t_initializer", "stft"],
+        f"STFT {_NOT_HERE} compute the window with numpy and give it as Constant(array).",
+    ),
 }
 _REGISTRY = Registry(
-    "initializer", Initializer, _CLASSES, _ALIASES, normalize=lambda name: snake_case(name).replace("le_cun", "lecun")
+    "initializer",
+    Initializer,
+    _CLASSES,
+    _ALIASES,
+    normalize=lambda name: snake_case(name).replace("le_cun", "lecun"),
+    hints=_HINTS,
 )
 
 
 def get(identifier: InitializerLike) -> Initializer:
-    """Map a name ("he_normal", "HeNormal"), a class (`HeNormal`), a config dict or an instance to an Initializer.
+    """Map a name ("he_normal", "HeNormal", Keras' "GlorotUniform"), a class (`HeNormal`), a config dict
+    ({"name": "random_normal", "stddev": 0.1}), Keras' serialized initializer (what a Keras layer's `get_config()`
+    writes: {"module": "keras.initializers", "class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 0.1,
+    "seed": None}, "registered_name": None}) or an instance to an Initializer.
+
+    Keras' config is read with its meaning: the same distribution and arguments (an int `seed` makes the draws
+    repeatable, with numpy's generator: not Keras' values). Its `input_axes` and `output_axes` (the fans of an
+    EinsumDense kernel, used by Keras only when both are given) are refused together: onnxtrain's layers give
+    their initializers the fans.
 
     Raises:
-        UnknownIdentifierError: the identifier names no initializer.
+        UnknownIdentifierError: the identifier names no initializer onnxtrain has.
+        InvalidArgumentError: a config with keys the initializer does not take.
+        UnsupportedError: Keras' initializer of one's own class, a Keras SeedGenerator as seed, or input_axes
+            with output_axes.
     """
+    if is_keras_serialized(identifier):
+        assert isinstance(identifier, dict)
+        return _REGISTRY.get(_from_keras(keras_config("initializer", identifier, "onnxtrain.initializers")))
     return _REGISTRY.get(identifier)
+
+
+def _from_keras(config: dict[str, Any]) -> dict[str, Any]:
+    """Keras' initializer config, `{"name": class name, **its config}`, as onnxtrain's (the same arguments, but
+    Keras' fan axes, which onnxtrain refuses where Keras would use them)."""
+    name = config["name"]
+    seed = config.get("seed")
+    if seed is not None and not isinstance(seed, int | np.integer):
+        raise UnsupportedError(
+            f"Keras' {name} initializer has seed={seed!r}: a Keras SeedGenerator (or another object), which "
+            "onnxtrain does not read. Give an int seed, or None (the model's seed then decides the draws)."
+        )
+    axes = {key: config.pop(key) for key in ("input_axes", "output_axes") if key in config}
+    if all(axes.get(key) is not None for key in ("input_axes", "output_axes")):
+        raise UnsupportedError(
+            f"Keras' {name} initializer has input_axes={axes['input_axes']!r} and output_axes="
+            f"{axes['output_axes']!r} (the fans of an EinsumDense kernel): onnxtrain's layers give their "
+            "initializers the fans of their weights. Leave both out (None)."
+        )
+    return config

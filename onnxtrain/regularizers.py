@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from onnxtrain._checks import FLOAT32_MAX, as_real
+from onnxtrain._keras_serialized import is_keras_serialized, keras_config
 from onnxtrain._registry import Registry
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.graph import GraphBuilder
@@ -134,20 +135,30 @@ class L1L2(Regularizer):
 
 _CLASSES: dict[str, type[Regularizer]] = {"l1": L1, "l2": L2, "l1_l2": L1L2}
 _ALIASES = {"l1l2": "l1_l2"}
-_REGISTRY = Registry("regularizer", Regularizer, _CLASSES, _ALIASES)
+_HINTS = {
+    "orthogonal_regularizer": "Keras' OrthogonalRegularizer (a penalty on the correlation of a kernel's rows or "
+    "columns) is not in onnxtrain: use l1, l2 or l1_l2."
+}
+_REGISTRY = Registry("regularizer", Regularizer, _CLASSES, _ALIASES, hints=_HINTS)
 
 RegularizerLike = str | Regularizer | type[Regularizer] | dict[str, Any] | None
 
 
 def get(identifier: RegularizerLike) -> Regularizer | None:
-    """Map a name ("l2", "L1L2"), a class, a config dict ({"name": "l2", "l2": 0.001}) or an instance to a
-    Regularizer; None stays None (no penalty).
+    """Map a name ("l2", "L1L2"), a class, a config dict ({"name": "l2", "l2": 0.001}), Keras' serialized regularizer
+    (what a Keras layer's `get_config()` writes: {"module": "keras.regularizers", "class_name": "L2", "config":
+    {"l2": 0.001}, "registered_name": None}) or an instance to a Regularizer; None stays None (no penalty).
 
     Raises:
         UnknownIdentifierError: the name is not a known regularizer.
+        InvalidArgumentError: a config with keys the regularizer does not take.
+        UnsupportedError: Keras' regularizer of one's own class.
     """
     if identifier is None:
         return None
+    if is_keras_serialized(identifier):
+        assert isinstance(identifier, dict)
+        return _REGISTRY.get(keras_config("regularizer", identifier, "onnxtrain.regularizers"))
     return _REGISTRY.get(identifier)
 
 

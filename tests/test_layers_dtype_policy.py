@@ -13,7 +13,7 @@ import pytest
 from layer_harness import KERAS_FIXTURES
 
 from onnxtrain import Sequential
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
+from onnxtrain.errors import UnsupportedError
 from onnxtrain.layers import Dense, Layer
 from onnxtrain.layers._input_arguments import declared_input
 
@@ -35,38 +35,43 @@ NO_KERAS_CONFIG = {
     "IntegerLookup": "Keras 3 makes it with TensorFlow only",
 }
 
-# Keras' configs that name something else onnxtrain's layers do not read yet (not the dtype policy)
-_INITIALIZER = (InvalidArgumentError, "Keras' serialized initializers ({'class_name': 'Zeros', ...}) are not read")
-_QUANTIZATION = (InvalidTypeError, "Keras' quantization_config (None) is not taken")
-_ZERO_OUTPUT = (InvalidTypeError, "Keras' zero_output_for_mask is not taken")
-_NORM_REGULARIZERS = (InvalidTypeError, "Keras' beta_regularizer and gamma_regularizer are not taken")
-NOT_LOADED = {
-    **dict.fromkeys(
-        [
-            "Conv1D",
-            "Conv1DTranspose",
-            "Conv2D",
-            "Conv2DTranspose",
-            "Conv3D",
-            "Conv3DTranspose",
-            "DepthwiseConv2D",
-            "GroupNormalization",
-            "MultiHeadAttention",
-            "PReLU",
-            "SeparableConv2D",
-        ],
-        _INITIALIZER,
-    ),
-    **dict.fromkeys(["Dense", "Embedding", "TimeDistributed"], _QUANTIZATION),
-    **dict.fromkeys(["GRU", "LSTM", "SimpleRNN", "Bidirectional"], _ZERO_OUTPUT),
-    **dict.fromkeys(["BatchNormalization", "LayerNormalization"], _NORM_REGULARIZERS),
-}
 KERAS_REWRITES = {  # arguments Keras' config writes otherwise than it was given: the config's value is the layer's
     "RandomBrightness": ("factor",),  # 0.1 as [-0.1, 0.1]
     "RandomContrast": ("factor",),
     "RandomRotation": ("factor",),
     "RandomCrop": ("seed",),  # a seed Keras drew
 }
+# Keras' defaults of arguments whose onnxtrain default is KotlinDL's ("relu", "same", he_normal, he_uniform): the
+# config writes Keras' own, and the layer it describes has them
+KERAS_DEFAULTS = {
+    "activation": "linear",
+    "padding": "valid",
+    "kernel_initializer": "glorot_uniform",
+    "depthwise_initializer": "glorot_uniform",
+    "pointwise_initializer": "glorot_uniform",
+    "bias_initializer": "zeros",
+}
+_DENSE = ("activation", "kernel_initializer", "bias_initializer")
+KOTLINDL_DEFAULTS = {
+    "Dense": _DENSE,
+    **dict.fromkeys(
+        ["Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose"], (*_DENSE, "padding")
+    ),
+    "DepthwiseConv2D": ("activation", "padding", "depthwise_initializer", "bias_initializer"),
+    "SeparableConv2D": ("activation", "padding", "depthwise_initializer", "pointwise_initializer", "bias_initializer"),
+}
+
+
+def as_keras_made(class_name: str, arguments: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """`arguments` with Keras' values where its `config` says otherwise than they do (`KERAS_REWRITES`) or onnxtrain's
+    defaults differ (`KOTLINDL_DEFAULTS`); a wrapper's layer likewise."""
+    result = arguments | {key: config[key] for key in KERAS_REWRITES.get(class_name, ())}
+    result |= {key: KERAS_DEFAULTS[key] for key in KOTLINDL_DEFAULTS.get(class_name, ())}
+    inner = arguments.get("layer")
+    if isinstance(inner, dict):
+        made = as_keras_made(inner["class_name"], inner["arguments"], config["layer"]["config"])
+        result["layer"] = {**inner, "arguments": made}
+    return result
 
 
 def make(class_name: str, arguments: dict[str, Any], extra: dict[str, Any], wrapped: dict[str, Any]) -> Layer:
@@ -145,22 +150,13 @@ def test_a_keras_layer_config_loads_the_same_with_its_dtype_policy_or_without(cl
     assert load_outcome(class_name, config) == load_outcome(class_name, without)
 
 
-@pytest.mark.parametrize(
-    "class_name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, raises=NOT_LOADED[name][0], reason=NOT_LOADED[name][1]))
-        if name in NOT_LOADED
-        else name
-        for name in sorted(LAYERS)
-    ],
-)
+@pytest.mark.parametrize("class_name", sorted(LAYERS))
 def test_a_keras_layer_config_loads_as_the_layer_it_describes(class_name: str) -> None:
     entry = LAYERS[class_name]
     config = entry["config"]
     layer = Layer.from_config(keras_serialized(class_name, config))
     assert type(layer).__name__ == class_name
-    rewritten = {key: config[key] for key in KERAS_REWRITES.get(class_name, ())}
-    expected = make(class_name, entry["arguments"] | rewritten, {"name": config["name"]}, {})
+    expected = make(class_name, as_keras_made(class_name, entry["arguments"], config), {"name": config["name"]}, {})
     assert layer.get_config() == expected.get_config()
 
 

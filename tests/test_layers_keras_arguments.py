@@ -91,8 +91,8 @@ CONSTRAINTS = [
     (lambda **kw: Conv2DTranspose(2, 3, **kw), "kernel_constraint", "kernel_regularizer"),
     (lambda **kw: DepthwiseConv2D(3, **kw), "depthwise_constraint", "depthwise_regularizer"),
     (lambda **kw: SeparableConv2D(2, 3, **kw), "pointwise_constraint", "pointwise_regularizer"),
-    (lambda **kw: BatchNormalization(**kw), "gamma_constraint", None),
-    (lambda **kw: LayerNormalization(**kw), "beta_constraint", None),
+    (lambda **kw: BatchNormalization(**kw), "gamma_constraint", "gamma_regularizer"),
+    (lambda **kw: LayerNormalization(**kw), "beta_constraint", "beta_regularizer"),
     (lambda **kw: Embedding(10, 4, **kw), "embeddings_constraint", "embeddings_regularizer"),
     (lambda **kw: PReLU(**kw), "alpha_constraint", "alpha_regularizer"),
 ]
@@ -120,7 +120,7 @@ def test_a_constraint_of_none_is_accepted_as_keras_default(make, argument, inste
 
 def test_the_keras_arguments_of_a_layer_follow_its_weights_and_data_format():
     activity = "activity_regularizer"  # every layer's but an Input's (taken at None: test_layers_keras_build.py)
-    assert keras_arguments(Dense) == {"kernel_constraint", "bias_constraint", activity}
+    assert keras_arguments(Dense) == {"kernel_constraint", "bias_constraint", "quantization_config", activity}
     assert keras_arguments(Conv2D) == {"kernel_constraint", "bias_constraint", "data_format", activity}
     assert keras_arguments(SeparableConv2D) == {
         "depthwise_constraint", "pointwise_constraint", "bias_constraint", "data_format", activity

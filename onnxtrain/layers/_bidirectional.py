@@ -14,7 +14,7 @@ from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._assignments import hold
 from onnxtrain.layers._layer import Layer, Mask, Shape, describe, format_shape
 from onnxtrain.layers._masked_recurrence import Compaction, compact
-from onnxtrain.layers._recurrent_base import _Recurrent, built_features, reversed_time
+from onnxtrain.layers._recurrent_base import ZERO_OUTPUT_FOR_MASK, _Recurrent, built_features, reversed_time
 
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 _WRAPPED = "an LSTM, GRU or SimpleRNN instance (onnxtrain.layers), e.g. Bidirectional(LSTM(32))"
@@ -302,8 +302,11 @@ def _merge_mode(value: object) -> str:
 
 
 def _copy(layer: _Recurrent, name: str, **changes: object) -> _Recurrent:
-    """A fresh layer of `layer`'s class and config (no weights, no model), with `name` and `changes`."""
+    """A fresh layer of `layer`'s class and config (no weights, no model), with `name` and `changes`; without
+    `zero_output_for_mask`, which the wrapper decides as Keras' does (zeros at masked steps with return_sequences,
+    whatever the layer said: Keras' Bidirectional sets it so, and writes it so in its config)."""
     config = {**layer.get_config(), "name": name, **changes}
+    config.pop(ZERO_OUTPUT_FOR_MASK, None)
     copy = type(layer).from_layer_config(config)
     assert isinstance(copy, _Recurrent)
     return copy

@@ -13,6 +13,7 @@ from onnxtrain.activations import Activation
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import Initializer
+from onnxtrain.layers._input_arguments import policy_name
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
@@ -28,19 +29,23 @@ INPUT_DTYPES = ("float32", "int32", "int64")
 
 
 def input_dtype(owner: str, value: object) -> np.dtype:
-    """`value` (Keras' spelling "int64", or a numpy dtype or type) as one of INPUT_DTYPES.
+    """`value` (Keras' spelling "int64", a numpy dtype or type, or Keras' dtype policy of one of them, as a layer's
+    config writes it: the float32 policy is float32) as one of INPUT_DTYPES.
 
     Raises:
-        InvalidArgumentError: `value` names another dtype, or none.
+        InvalidArgumentError: `value` names another dtype or policy (mixed precision, ...), or none.
     """
+    policy = policy_name(value)  # the name of Keras' policy, or None where `value` is none
     try:
-        dtype = np.dtype(value)  # type: ignore[call-overload]
-    except TypeError:
+        dtype = np.dtype(value if policy is None else policy)  # type: ignore[call-overload]
+    except (TypeError, ValueError, KeyError):  # np.dtype reads a dict as a structured dtype's fields
         dtype = None
     if value is None or isinstance(value, bool) or dtype is None or dtype.name not in INPUT_DTYPES:
+        what = f" Keras' dtype policy {policy!r} is none of them: onnxtrain computes in float32 only." if policy else ""
         raise InvalidArgumentError(
             f"{owner}(dtype=...) expects one of {list(INPUT_DTYPES)} (or the numpy dtype): float32 for features, "
-            f"int64 or int32 for token ids that Embedding layers read. Received: dtype={value!r}"
+            f"int64 or int32 for token ids that Embedding layers read; Keras' dtype policy of one of them too (its "
+            f"float32 policy).{what} Received: dtype={value!r}"
         )
     return dtype
 

@@ -5,11 +5,18 @@ have, checked in one place for every layer.
 "channels_last" or None, and refused for "channels_first"; the weight constraints (`kernel_constraint`, and
 `<weight>_constraint` for each `<weight>_initializer` a layer takes) are accepted as None and refused otherwise, and
 so is `activity_regularizer`, which every Keras layer takes (onnxtrain penalizes weights only:
-`refuse_activity_regularizer`). None reaches the layer's `__init__`, so none is in its config. KotlinDL's name of
-an argument, snake-cased, where it differs from Keras' (a class's `kotlindl_names`: Dense's `output_size` for
-`units`, the convolutions' `dilations` for `dilation_rate`) is taken as that argument; giving both is refused. Any
-other keyword the layer does not take is refused naming the layer's public class and its arguments, not a private
-base's `__init__` (with the snake_case spelling of a camelCase one it takes: `kernelSize` is `kernel_size`).
+`refuse_activity_regularizer`), and `quantization_config`, which Keras' Dense and Embedding take (onnxtrain does not
+quantize). None reaches the layer's `__init__`, so none is in its config.
+
+A layer class may also keep Keras arguments it has no parameter for (its `kept_keras_arguments`: the recurrent
+layers' `zero_output_for_mask`): each one given is handed to its `keep_keras_argument(name, value)` once `__init__`
+has run, and the layer checks it and keeps it (in its config too).
+
+KotlinDL's name of an argument, snake-cased, where it differs from Keras' (a class's `kotlindl_names`: Dense's
+`output_size` for `units`, the convolutions' `dilations` for `dilation_rate`) is taken as that argument; giving both
+is refused. Any other keyword the layer does not take is refused naming the layer's public class and its arguments,
+not a private base's `__init__` (with the snake_case spelling of a camelCase one it takes: `kernelSize` is
+`kernel_size`).
 
 Keras' input declarations (`input_shape`, `input_dim`, ...) are taken here too, and kept on the layer
 (`_input_arguments.py`). `Layer.__init_subclass__` wraps each layer class's `__init__` with `taking_keras_arguments`.
@@ -30,6 +37,9 @@ DATA_FORMAT = "data_format"
 CHANNELS_LAST = "channels_last"
 CHANNELS_FIRST = "channels_first"
 ACTIVITY_REGULARIZER = "activity_regularizer"
+QUANTIZATION_CONFIG = "quantization_config"
+# Keras 3's layers that take quantization_config (Dense, EinsumDense, Embedding), as onnxtrain names its own of them
+_QUANTIZABLE = frozenset({"Dense", "Embedding"})
 _CONSTRAINT = "_constraint"
 _INITIALIZER = "_initializer"
 _REGULARIZER = "_regularizer"
@@ -43,9 +53,10 @@ def taking_keras_arguments(init: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(init)
     def init_taking_keras_arguments(self: Any, *args: Any, **kwargs: Any) -> None:
-        declared = None
+        declared, kept = None, {}
         if kwargs:
             owner = _owner(type(self), init_taking_keras_arguments)
+            kept = {name: kwargs[name] for name in _kept_arguments(owner) if name in kwargs}
             kwargs, declared = take_input_arguments(owner.__name__, kwargs, _keyword_parameters(owner)[0])
             if declared is not None and not getattr(owner, "takes_input_declarations", True):  # an Input
                 raise InvalidTypeError(
@@ -55,6 +66,8 @@ def taking_keras_arguments(init: Callable[..., None]) -> Callable[..., None]:
                 )
             kwargs = without_keras_arguments(owner, kwargs, len(args))
         init(self, *args, **kwargs)
+        for name, value in kept.items():
+            self.keep_keras_argument(name, value)
         if declared is not None:
             declare_input(self, declared)
 
@@ -87,7 +100,16 @@ def _keras_arguments(layer_class: type) -> frozenset[str]:
         names.add(DATA_FORMAT)
     if getattr(layer_class, "takes_input_declarations", True):  # every layer but an Input, as Keras' base Layer
         names.add(ACTIVITY_REGULARIZER)
+    if any(c.__name__ in _QUANTIZABLE and c.__module__.startswith("onnxtrain.layers") for c in layer_class.__mro__):
+        names.add(QUANTIZATION_CONFIG)
+    names.update(_kept_arguments(layer_class))
     return frozenset(names - set(takes))
+
+
+def _kept_arguments(layer_class: type) -> tuple[str, ...]:
+    """The Keras arguments `layer_class` keeps without a parameter of its own (its `kept_keras_arguments`)."""
+    kept = getattr(layer_class, "kept_keras_arguments", ())
+    return tuple(kept) if callable(getattr(layer_class, "keep_keras_argument", None)) else ()
 
 
 def kotlindl_names(layer_class: type) -> dict[str, str]:
@@ -103,7 +125,8 @@ def without_keras_arguments(layer_class: type, kwargs: dict[str, Any], positiona
     each is checked, and with KotlinDL's names of its arguments (`kotlindl_names`) replaced by its own.
 
     Raises:
-        UnsupportedError: data_format="channels_first", or a constraint or an activity_regularizer other than None.
+        UnsupportedError: data_format="channels_first", or a constraint, an activity_regularizer or a
+            quantization_config other than None.
         InvalidArgumentError: a data_format that is neither "channels_last", "channels_first" nor None; an argument
             given under both its names.
         InvalidTypeError: a keyword argument the layer takes neither as a parameter nor as a Keras argument.
@@ -116,7 +139,9 @@ def without_keras_arguments(layer_class: type, kwargs: dict[str, Any], positiona
             _check_data_format(owner, kwargs[name])
         elif name == ACTIVITY_REGULARIZER:
             refuse_activity_regularizer(layer_class, kwargs[name])
-        else:
+        elif name == QUANTIZATION_CONFIG:
+            _check_quantization_config(owner, kwargs[name])
+        elif name.endswith(_CONSTRAINT):
             _check_constraint(layer_class, name, kwargs[name])
     takes, any_keyword = _keyword_parameters(layer_class)
     unexpected = [name for name in kwargs if name not in takes and name not in keras]
@@ -188,6 +213,17 @@ def refuse_activity_regularizer(layer_class: type, value: object) -> None:
     raise UnsupportedError(
         f"{owner}(activity_regularizer=...) supports only activity_regularizer=None (weight penalties only"
         f"{penalties}). Received: activity_regularizer={value!r}"
+    )
+
+
+def _check_quantization_config(owner: str, value: object) -> None:
+    if value is None:
+        return
+    raise UnsupportedError(
+        f"{owner}(quantization_config=...) supports only quantization_config=None: onnxtrain trains and exports "
+        "float32 weights and does not quantize. Leave it out, and quantize the exported model.onnx with ONNX "
+        f"Runtime's tools (onnxruntime.quantization.quantize_dynamic) if you need to. Received: "
+        f"quantization_config={value!r}"
     )
 
 

@@ -1,66 +1,28 @@
-"""The normalization layers: BatchNormalization (batch statistics in training, moving statistics after),
-LayerNormalization and UnitNormalization (GroupNormalization is in `_group_normalization.py`)."""
+"""BatchNormalization (batch statistics in training, moving statistics after), and where the normalization layers are
+found: LayerNormalization and UnitNormalization are in `_layer_normalization.py`, GroupNormalization in
+`_group_normalization.py`, the arguments they share in `_normalization_arguments.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from onnxtrain import initializers
+from onnxtrain import initializers, regularizers
 from onnxtrain._checks import as_real, check_bool
-from onnxtrain.errors import InvalidArgumentError, ShapeError
+from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import InitializerLike
 from onnxtrain.layers._call_mode import in_training_graph
-from onnxtrain.layers._layer import Layer, Shape, describe, format_shape
+from onnxtrain.layers._layer import Layer, Shape
+from onnxtrain.layers._layer_normalization import LayerNormalization, UnitNormalization
 from onnxtrain.layers._layout import channels_first, channels_last, mark_channels_first
+from onnxtrain.layers._normalization_arguments import _batched_axis, _number, add_penalties, penalties
+from onnxtrain.regularizers import Regularizer, RegularizerLike
 
-# The LayerNormalization op exists from opset 17; before, the layer is emitted as Reduce ops.
-_LAYER_NORMALIZATION_FROM = 17
-
-
-def _number(owner: str, arg: str, value: object, low: float, high: float, low_open: bool = False) -> float:
-    number = as_real(value)
-    if number is None or not (low < number if low_open else low <= number) or not number <= high:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-        raise InvalidArgumentError(f"{owner}({arg}=...) expects a number in {interval}. Received: {arg}={value!r}")
-    return number
-
-
-def _batched_axis(layer: Layer, axis: int, input_shape: Shape) -> int:
-    """Keras' `axis` (counting the batch axis, negative from the end) as a positive index; never the batch axis."""
-    rank = len(input_shape) + 1
-    if not -rank < axis < rank or axis % rank == 0:
-        raise ShapeError(
-            f"{describe(layer)} got axis={axis}, which is no feature axis of inputs of "
-            f"shape {format_shape(input_shape)} (expected -{rank - 1}..-1 or 1..{rank - 1})."
-        )
-    return axis % rank
-
-
-def _axis_list(owner: str, axis: object) -> int | list[int]:
-    """Keras' `axis` of LayerNormalization and UnitNormalization: an int, or a non-empty list of ints."""
-    axes = [axis] if isinstance(axis, int | np.integer) and not isinstance(axis, bool) else axis
-    if (
-        not isinstance(axes, list | tuple)
-        or not axes
-        or any(isinstance(a, bool) or not isinstance(a, int | np.integer) for a in axes)
-    ):
-        raise InvalidArgumentError(
-            f"{owner}(axis=...) expects an int or a non-empty list of ints. Received: axis={axis!r}"
-        )
-    return int(axis) if isinstance(axis, int | np.integer) else [int(a) for a in axes]
-
-
-def _batched_axes(layer: Layer, axis: int | list[int], input_shape: Shape) -> list[int]:
-    """`_axis_list`'s axis as sorted positive indices (`_batched_axis`), each once."""
-    axes = axis if isinstance(axis, list) else [axis]
-    positive = sorted({_batched_axis(layer, a, input_shape) for a in axes})
-    if len(positive) != len(axes):
-        raise InvalidArgumentError(f"{type(layer).__name__}(axis=...) names an axis twice. Received: axis={axis}")
-    return positive
+# LayerNormalization and UnitNormalization too: layers/__init__.py and _masking.py import them from here
+__all__ = ["BatchNorm", "BatchNormalization", "LayerNormalization", "UnitNormalization"]
 
 
 class BatchNormalization(Layer):
@@ -79,6 +41,11 @@ class BatchNormalization(Layer):
         epsilon: added to the variance, > 0 (PyTorch's default is 1e-5).
         center / scale: learn beta / gamma (else 0 / 1).
         beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer: initializers.
+        beta_regularizer, gamma_regularizer: a penalty the loss adds for the weight (`onnxtrain.regularizers`), as
+            Keras adds it (not for a frozen layer).
+        renorm, renorm_clipping, renorm_momentum, synchronized: Keras', at their defaults only (False, None, 0.99,
+            False): onnxtrain has no batch renormalization, and each process of a data-parallel fit normalizes with
+            its own rows' statistics.
     """
 
     accepts_channels_first = True
@@ -94,10 +61,17 @@ class BatchNormalization(Layer):
         gamma_initializer: InitializerLike = "ones",
         moving_mean_initializer: InitializerLike = "zeros",
         moving_variance_initializer: InitializerLike = "ones",
+        beta_regularizer: RegularizerLike = None,
+        gamma_regularizer: RegularizerLike = None,
+        renorm: bool = False,
+        renorm_clipping: Mapping[str, float] | None = None,
+        renorm_momentum: float = 0.99,
+        synchronized: bool = False,
         name: str | None = None,
         trainable: bool = True,
     ):
         super().__init__(name=name, trainable=trainable)
+        _refuse_keras_only(renorm, renorm_clipping, renorm_momentum, synchronized)
         one = axis[0] if isinstance(axis, list | tuple) and len(axis) == 1 else axis  # KotlinDL's listOf(3)
         if isinstance(one, bool) or not isinstance(one, int | np.integer):
             raise InvalidArgumentError(
@@ -112,6 +86,8 @@ class BatchNormalization(Layer):
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.beta_regularizer: Regularizer | None = regularizers.get(beta_regularizer)
+        self.gamma_regularizer: Regularizer | None = regularizers.get(gamma_regularizer)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         _batched_axis(self, self.axis, input_shape)
@@ -133,6 +109,7 @@ class BatchNormalization(Layer):
         rank = len(self.input_shape) + 1
         x, restore = _channels_at_axis_1(builder, x, rank, _batched_axis(self, self.axis, self.input_shape))
         params = self.emit_params(builder)
+        add_penalties(builder, self, params)
         channels = self.params["moving_mean"].shape
         gamma = params.get("gamma") or builder.constant(np.ones(channels), "gamma")
         beta = params.get("beta") or builder.constant(np.zeros(channels), "beta")
@@ -166,8 +143,42 @@ class BatchNormalization(Layer):
             "gamma_initializer": self.gamma_initializer.get_config(),
             "moving_mean_initializer": self.moving_mean_initializer.get_config(),
             "moving_variance_initializer": self.moving_variance_initializer.get_config(),
+            **penalties(self),
             **super().get_config(),
         }
+
+
+def _refuse_keras_only(renorm: object, clipping: object, renorm_momentum: object, synchronized: object) -> None:
+    """Keras' BatchNormalization arguments taken at their defaults only."""
+    if not _is_false(renorm):
+        raise UnsupportedError(
+            "BatchNormalization(renorm=...) supports only renorm=False: onnxtrain has no batch renormalization "
+            f"(Keras' renorm corrections and moving standard deviation). Leave it out. Received: renorm={renorm!r}"
+        )
+    if clipping is not None:
+        raise UnsupportedError(_renorm_setting("renorm_clipping", clipping, None))
+    if isinstance(renorm_momentum, bool) or as_real(renorm_momentum) != _RENORM_MOMENTUM:
+        raise UnsupportedError(_renorm_setting("renorm_momentum", renorm_momentum, _RENORM_MOMENTUM))
+    if not _is_false(synchronized):
+        raise UnsupportedError(
+            "BatchNormalization(synchronized=...) supports only synchronized=False: each process of a data-parallel "
+            "fit normalizes with its own rows' statistics, as tf.keras under MirroredStrategy without SyncBatchNorm "
+            f"(docs/scaling.md). Leave it out. Received: synchronized={synchronized!r}"
+        )
+
+
+_RENORM_MOMENTUM = 0.99  # Keras' default
+
+
+def _renorm_setting(arg: str, value: object, default: object) -> str:
+    return (
+        f"BatchNormalization({arg}=...) supports only Keras' default, {arg}={default!r}: it sets batch "
+        f"renormalization, which onnxtrain does not have (renorm=False). Leave it out. Received: {arg}={value!r}"
+    )
+
+
+def _is_false(value: object) -> bool:
+    return isinstance(value, bool | np.bool_) and not value
 
 
 def _channels_at_axis_1(builder: GraphBuilder, x: str, rank: int, axis: int) -> tuple[str, Callable[[str], str]]:
@@ -201,126 +212,6 @@ def _batch_moments(builder: GraphBuilder, x: str, rank: int, channels: int) -> t
     variance = builder.reduce("ReduceMean", builder.node("Mul", [centered, centered]), axes, True, "batch_variance")
     shape = builder.ints([channels], "channels")
     return builder.node("Reshape", [mean, shape], "mean"), builder.node("Reshape", [variance, shape], "variance")
-
-
-class LayerNormalization(Layer):
-    """Normalizes each example over `axis`: gamma * (x - mean) / sqrt(var + epsilon) + beta, with gamma and beta
-    spanning those axes.
-
-    Emitted as ONNX's LayerNormalization where the axes are the last ones (opset 17+), else as Reduce ops.
-
-    Args:
-        axis: an axis or a list of axes, counting the batch axis: -1, the last, by default.
-        epsilon: added to the variance, > 0.
-        center / scale: learn beta / gamma (else 0 / 1).
-        beta_initializer, gamma_initializer: initializers.
-    """
-
-    def __init__(
-        self,
-        axis: int | Sequence[int] = -1,
-        epsilon: float = 1e-3,
-        center: bool = True,
-        scale: bool = True,
-        beta_initializer: InitializerLike = "zeros",
-        gamma_initializer: InitializerLike = "ones",
-        name: str | None = None,
-        trainable: bool = True,
-    ):
-        super().__init__(name=name, trainable=trainable)
-        self.axis = _axis_list("LayerNormalization", axis)
-        self.epsilon = _number("LayerNormalization", "epsilon", epsilon, 0.0, np.inf, low_open=True)
-        self.center = check_bool("LayerNormalization", "center", center)
-        self.scale = check_bool("LayerNormalization", "scale", scale)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-
-    def _axes(self, input_shape: Shape) -> list[int]:
-        return _batched_axes(self, self.axis, input_shape)
-
-    def compute_output_shape(self, input_shape: Shape) -> Shape:
-        self._axes(input_shape)
-        return input_shape
-
-    def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
-        shape = tuple(input_shape[a - 1] for a in self._axes(input_shape))
-        size = int(np.prod(shape))
-        if self.scale:
-            self.add_weight("gamma", self.gamma_initializer(shape, size, size, rng))
-        if self.center:
-            self.add_weight("beta", self.beta_initializer(shape, size, size, rng))
-
-    def emit(self, builder: GraphBuilder, x: str) -> str:
-        assert self.input_shape is not None, "layers must be built"
-        rank = len(self.input_shape) + 1
-        axes = self._axes(self.input_shape)
-        params = self.emit_params(builder)
-        if axes == list(range(axes[0], rank)) and builder.opset >= _LAYER_NORMALIZATION_FROM:
-            shape = tuple(self.input_shape[axes[0] - 1 :])
-            gamma = params.get("gamma") or builder.constant(np.ones(shape), "gamma")
-            beta = params.get("beta") or builder.constant(np.zeros(shape), "beta")
-            # B given and Mean and InvStdDev declared though unread: ONNX Runtime training's gradient needs them.
-            inputs = [x, gamma, beta]
-            y, _, _ = builder.multi_output_node("LayerNormalization", inputs, 3, axis=axes[0], epsilon=self.epsilon)
-            return y
-        mean = builder.reduce("ReduceMean", x, axes, keepdims=True, hint="mean")
-        centered = builder.node("Sub", [x, mean], hint="centered")
-        variance = builder.reduce("ReduceMean", builder.node("Mul", [centered, centered]), axes, True, "variance")
-        shifted = builder.node("Add", [variance, builder.constant(np.float32(self.epsilon), "epsilon")])
-        y = builder.node("Div", [centered, builder.node("Sqrt", [shifted], hint="std")], hint="normalized")
-        # gamma and beta span `axes`: shaped to broadcast over the other axes of an example
-        broadcast = [self.input_shape[a - 1] if a in axes else 1 for a in range(axes[0], rank)]
-        param_shape = builder.ints(broadcast, "param_shape")
-        for local, op in (("gamma", "Mul"), ("beta", "Add")):
-            if local in params:
-                shaped = builder.node("Reshape", [params[local], param_shape], hint=local)
-                y = builder.node(op, [y, shaped], hint=op.lower())
-        return y
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "axis": self.axis,
-            "epsilon": self.epsilon,
-            "center": self.center,
-            "scale": self.scale,
-            "beta_initializer": self.beta_initializer.get_config(),
-            "gamma_initializer": self.gamma_initializer.get_config(),
-            **super().get_config(),
-        }
-
-
-# Keras' ops.normalize: x * min(rsqrt(sum(x^2)), 1 / epsilon) with epsilon 1e-12, i.e. x / sqrt(max(sum, 1e-24)).
-_UNIT_NORM_FLOOR = 1e-24
-
-
-class UnitNormalization(Layer):
-    """Scales each example to an L2 norm of 1 over `axis`: x / sqrt(max(sum(x^2), 1e-24)), as Keras computes it
-    (an all-zero example stays zero).
-
-    Args:
-        axis: an axis or a list of axes, counting the batch axis (which cannot be one of them): -1, the last, by
-            default.
-    """
-
-    def __init__(self, axis: int | Sequence[int] = -1, name: str | None = None, trainable: bool = True):
-        super().__init__(name=name, trainable=trainable)
-        self.axis = _axis_list("UnitNormalization", axis)
-
-    def _axes(self, input_shape: Shape) -> list[int]:
-        return _batched_axes(self, self.axis, input_shape)
-
-    def compute_output_shape(self, input_shape: Shape) -> Shape:
-        self._axes(input_shape)
-        return input_shape
-
-    def emit(self, builder: GraphBuilder, x: str) -> str:
-        assert self.input_shape is not None, "layers must be built"
-        squares = builder.reduce("ReduceSumSquare", x, self._axes(self.input_shape), keepdims=True, hint="squares")
-        floored = builder.node("Max", [squares, builder.constant(np.float32(_UNIT_NORM_FLOOR), "floor")])
-        return builder.node("Div", [x, builder.node("Sqrt", [floored], hint="norm")], hint="normalized")
-
-    def get_config(self) -> dict[str, Any]:
-        return {"axis": self.axis, **super().get_config()}
 
 
 BatchNorm = BatchNormalization  # KotlinDL's name

@@ -19,6 +19,8 @@ from onnxtrain.layers._masked_recurrence import compact
 from onnxtrain.layers._recurrent_arguments import KERAS_ONLY_AT, ONNX_ACTIVATIONS, check_activation, refuse_unless
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
+ZERO_OUTPUT_FOR_MASK = "zero_output_for_mask"
+
 
 class _Recurrent(Layer):
     """What SimpleRNN, GRU and LSTM share: arguments, the (batch, timesteps, features) layout, the weights in ONNX's
@@ -26,6 +28,9 @@ class _Recurrent(Layer):
     the steps (Embedding(mask_zero=True), Masking) is read as Keras reads it (`emit_masked`)."""
 
     reads_mask = True
+    # Keras' zero_output_for_mask, which the subclasses take without a parameter of their own (`keep_keras_argument`)
+    kept_keras_arguments: ClassVar[tuple[str, ...]] = (ZERO_OUTPUT_FOR_MASK,)
+    zero_output_for_mask: bool = False
 
     op_type: ClassVar[str]
     gates: ClassVar[int]
@@ -69,6 +74,17 @@ class _Recurrent(Layer):
         for arg, value in keras_only.items():
             supported, why = KERAS_ONLY_AT[arg]
             refuse_unless(owner, arg, value, supported, why)
+
+    def keep_keras_argument(self, name: str, value: object) -> None:
+        """Keras' `zero_output_for_mask` (`_keras_arguments.py`): with return_sequences and a mask, a masked step's
+        output is zeros (True) or the previous step's (False, Keras' default; None reads as False, as in Keras).
+        Without return_sequences it changes nothing, as in Keras. Its config holds it where True.
+
+        Raises:
+            InvalidArgumentError: not a bool or None.
+        """
+        assert name == ZERO_OUTPUT_FOR_MASK, name
+        self.zero_output_for_mask = False if value is None else check_bool(type(self).__name__, name, value)
 
     # --- shapes and weights ---------------------------------------------------------------------------------
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -223,7 +239,7 @@ class _Recurrent(Layer):
 
     def emit_masked(self, builder: GraphBuilder, x: Any, mask: Mask | list[Mask]) -> str:
         """Keras' masked recurrence (`_masked_recurrence.py`): a masked step leaves the states as they were; with
-        return_sequences, its output is the previous step's."""
+        return_sequences, its output is the previous step's (zeros with `zero_output_for_mask`)."""
         assert isinstance(mask, str)
         return self._emit(builder, x, mask)
 
@@ -249,7 +265,7 @@ class _Recurrent(Layer):
             return compaction.last(builder, last) if compaction else last
         sequence = builder.node("Squeeze", [y, builder.ints([1], "axes")])
         if compaction:
-            sequence = compaction.spread(builder, sequence, self.go_backwards, zero_masked=False)
+            sequence = compaction.spread(builder, sequence, self.go_backwards, zero_masked=self.zero_output_for_mask)
         if self.go_backwards:  # Keras returns the outputs in the order it computed them, last time step first
             sequence = reversed_time(builder, sequence, 0, "backwards")
         return builder.node("Transpose", [sequence], hint="batch_major", perm=[1, 0, 2])
@@ -275,6 +291,7 @@ class _Recurrent(Layer):
             **penalties,
             "return_sequences": self.return_sequences,
             "go_backwards": self.go_backwards,
+            **({ZERO_OUTPUT_FOR_MASK: True} if self.zero_output_for_mask else {}),
             **super().get_config(),
         }
 
