@@ -1,6 +1,7 @@
 """What `compile` fixed, as Keras' model attributes: `learning_rate` (the engine's rate, settable between steps),
-`optimizer` (the compiled optimizer, whose `learning_rate` is that rate: `CompiledOptimizer`), `loss` and
-`metrics_names` (the names `evaluate` and `test_on_batch` give their figures by).
+`optimizer` (the compiled optimizer, whose `learning_rate` is that rate: `CompiledOptimizer`, which `compile` takes
+back as the optimizer with its current rate), `loss` and `metrics_names` (the names `evaluate` and `test_on_batch`
+give their figures by).
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ class CompiledAttributes:
     def learning_rate(self) -> float:
         """The optimizer's current learning rate; may be set between steps (as schedulers do). Under a schedule it is
         the rate of the next update, `schedule(iterations)` (Keras' `optimizer.learning_rate`): `schedule(0)` before
-        the first step, `schedule(n)` after n updates."""
+        the first step, `schedule(n)` after n updates.
+
+        Setting it sets the compiled Optimizer object's `learning_rate` too (Keras' optimizer holds its rate as a
+        variable that the model's and the callbacks' writes change), so a compile with that object, or with
+        `model.optimizer`, trains on at the rate set."""
         trainer = self._compiled_trainer("learning_rate")
         schedule = trainer.compiled.optimizer.learning_rate
         if isinstance(schedule, LearningRateSchedule):  # the engine holds the last update's rate, schedule(n - 1)
@@ -59,8 +64,10 @@ class CompiledAttributes:
                 f"learning_rate expects a finite number >= 0 within float32's range (<= 3.4e38), which the "
                 f"engines compute in. Received: {value!r}"
             )
-        trainer.compiled.optimizer.check_setting("learning_rate", value)  # (0, where the update divides by it)
+        optimizer = trainer.compiled.optimizer
+        optimizer.check_setting("learning_rate", value)  # (0, where the update divides by it)
         trainer.engine.learning_rate = float(value)
+        optimizer.learning_rate = float(value)
 
     @property
     def optimizer(self) -> CompiledOptimizer | None:
@@ -88,10 +95,15 @@ class CompiledAttributes:
 
 class CompiledOptimizer:
     """`model.optimizer`: the optimizer a model compiled, read through the model. Its `learning_rate` is the rate
-    the engine trains with (set between steps, as `model.learning_rate`; refused under a schedule, as Keras
-    refuses it), `iterations` the updates made so far (Keras' `optimizer.iterations`); every other attribute reads
-    as the compiled optimizer's (`compiled_optimizer`). Its other settings are fixed by compile: assigning one is
-    refused, naming how to change it."""
+    the engine trains with (set between steps, as `model.learning_rate`, which sets the Optimizer object's too;
+    refused under a schedule, as Keras refuses it), `iterations` the updates made so far (Keras'
+    `optimizer.iterations`); every other attribute reads as the compiled optimizer's (`compiled_optimizer`). Its
+    other settings are fixed by compile: assigning one is refused, naming how to change it.
+
+    `compile(optimizer=model.optimizer)` (Keras' idiom after freezing a layer) compiles that Optimizer object at its
+    current rate (`current_optimizer`). As every compile, it starts the optimizer state anew (moments and
+    `iterations` at 0, a schedule from its step 0), where Keras 3 keeps the state of an optimizer object compiled
+    again."""
 
     __slots__ = ("_model",)
 
@@ -102,6 +114,15 @@ class CompiledOptimizer:
     def compiled_optimizer(self) -> Optimizer:
         """The Optimizer object compile was given (or made from a name)."""
         return self._trainer().compiled.optimizer
+
+    def current_optimizer(self) -> Optimizer:
+        """The compiled Optimizer object with the rate the engine trains with now as its `learning_rate` (a schedule
+        stays the schedule): what `compile(optimizer=model.optimizer)` compiles. (This also brings the object up to
+        a rate the engine took from a save or checkpoint, which only the engine holds until then.)"""
+        optimizer = self.compiled_optimizer
+        if not isinstance(optimizer.learning_rate, LearningRateSchedule):
+            optimizer.learning_rate = self.learning_rate
+        return optimizer
 
     @property
     def learning_rate(self) -> float:

@@ -46,6 +46,11 @@ def compile_settings_of(
     graph's, layer state included; those not in `trainable` are marked)."""
     settings = {"engine": repr(engine)}
     config = dict(optimizer.get_config())
+    if isinstance(config.get("learning_rate"), int | float):
+        # a plain rate is state, taken from process 0 with the weights (a model only process 0 loaded from a save
+        # records the rate it trained at last, the others their compiled one); fit refuses rates that still
+        # differ then; a schedule is compared
+        del config["learning_rate"]
     settings["optimizer"] = repr(config.pop("name", type(optimizer).__name__))
     settings.update({f"optimizer {key}": repr(value) for key, value in config.items()})
     settings["loss"] = json.dumps(loss.get_config(), sort_keys=True, default=str)

@@ -1,6 +1,7 @@
-"""Keras' weights API of a model: `get_weights` / `set_weights` (by graph name, or a list in their order),
-`save_weights` / `load_weights` (one .npz file), `weights` / `trainable_weights` / `non_trainable_weights` (each
-layer's `LayerWeight`s), and keeping a compiled engine's weights and the layers' in step (`sync_weights`).
+"""Keras' weights API of a model: `get_weights` (a `WeightsByName` dict) / `set_weights` (by graph name, or a list
+in their order), `save_weights` / `load_weights` (one .npz file), `weights` / `trainable_weights` /
+`non_trainable_weights` (each layer's `LayerWeight`s), and keeping a compiled engine's weights and the layers' in
+step (`sync_weights`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,44 @@ from onnxtrain._checks import check_bool
 from onnxtrain._finite_weights import check_finite_weights, trained_weights
 from onnxtrain._layer_claims import models_sharing_layers, pull_weights
 from onnxtrain._weight_arrays import weight_arrays
+from onnxtrain.errors import InvalidTypeError
 from onnxtrain.layers import Layer
 from onnxtrain.layers._layer_weights import LayerWeight, WeightLists
 
 if TYPE_CHECKING:
     from onnxtrain.functional import Functional
     from onnxtrain.training import Trainer
+
+
+class WeightsByName(dict[str, np.ndarray]):
+    """What `Model.get_weights()` returns: a dict of each parameter by graph name (`dense_1.kernel`), in layer order,
+    where Keras' returns a list. An index or slice (`weights[0]`, Keras' habit) is refused naming the keys and
+    Keras' list, `list(weights.values())`; a name it lacks, naming the names it holds. Pickled or copied it is a
+    plain dict, and `np.savez(path, **weights)` writes it as it is."""
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, slice):  # (unhashable before Python 3.12: it never reaches __missing__)
+            raise _index_refused(self, key)
+        return super().__getitem__(key)
+
+    def __missing__(self, key: object) -> np.ndarray:
+        if isinstance(key, int | np.integer):  # (a bool is an int too: refused alike)
+            raise _index_refused(self, key)
+        raise KeyError(f"{key!r}: no parameter of that name. get_weights() holds {list(self)}")
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, np.ndarray]]]:
+        return dict, (dict(self),)  # a plain dict: unpickling it needs no onnxtrain
+
+
+def _index_refused(weights: WeightsByName, key: object) -> InvalidTypeError:
+    names = list(weights)
+    shown = ", ".join(map(repr, names[:3])) + (", ..." if len(names) > 3 else "") if names else "none here"
+    first = names[0] if names else "dense_1.kernel"
+    return InvalidTypeError(
+        f"get_weights() returns a dict keyed by each parameter's graph name ({shown}), not a list as Keras' does. "
+        f"Received: the index {key!r}. Index it by name (weights[{first!r}]), or take Keras' list, in the same "
+        "order: list(model.get_weights().values())."
+    )
 
 
 class ModelWeights(WeightLists):
@@ -42,16 +75,17 @@ class ModelWeights(WeightLists):
         self._check_built("weights")
         return [weight for layer in self.layers for weight in layer.weights]
 
-    def get_weights(self) -> dict[str, np.ndarray]:
+    def get_weights(self) -> WeightsByName:
         """Current parameters by graph name (`dense_1.kernel`), in layer order, copied from the training engine when
-        compiled (or from that of the compiled model that shares the layers)."""
+        compiled (or from that of the compiled model that shares the layers): a dict (`WeightsByName`), where
+        Keras' returns a list; Keras' list, in the same order, is `list(model.get_weights().values())`."""
         self._check_built("get_weights")
         own = self.graph.params_by_name()
         if self._trainer is not None:
             engine = self._trainer.engine.get_weights()
-            return {name: engine[name] for name in own}
+            return WeightsByName((name, engine[name]) for name in own)
         pull_weights(self)
-        return {name: value.copy() for name, value in self.graph.params_by_name().items()}
+        return WeightsByName((name, value.copy()) for name, value in self.graph.params_by_name().items())
 
     def set_weights(self, weights: Mapping[str, Any] | Sequence[Any]) -> None:
         """Replace parameters: a mapping by graph name (`dense_1.kernel`; any subset), or, as in Keras, a list of

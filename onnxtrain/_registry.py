@@ -97,7 +97,8 @@ class Registry(Generic[T]):
             return self.lookup(identifier)()
         raise UnknownIdentifierError(
             f"Could not interpret {self.kind} {identifier!r} ({type(identifier).__name__}). Expected one of "
-            f"{self.names}{also_accepted}, a {self.base.__name__} class or instance, or a config dict."
+            f"{self.names}{also_accepted}, {_article(self.base.__name__)} {self.base.__name__} class or instance, or a "
+            "config dict."
         )
 
 
@@ -164,3 +165,8 @@ class Registered:
     @property
     def names(self) -> list[str]:
         return sorted(self.objects)
+
+
+def _article(word: str) -> str:
+    """English's article before `word`: "an Optimizer", "a Loss"."""
+    return "an" if word[:1].lower() in "aeiou" else "a"

@@ -19,7 +19,7 @@ import numpy as np
 from onnxtrain._batch_steps import BatchSteps
 from onnxtrain._call_arguments import refuse_unknown
 from onnxtrain._compile_settings import compile_settings
-from onnxtrain._compiled_attributes import CompiledAttributes
+from onnxtrain._compiled_attributes import CompiledAttributes, CompiledOptimizer
 from onnxtrain._deferred_build import check_compile_options
 from onnxtrain._layer_claims import check_sole_trainer, release_layers
 from onnxtrain._model_base import ModelBase
@@ -136,7 +136,7 @@ class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps
     # --- compile ------------------------------------------------------------------------------------------
     def compile(
         self,
-        optimizer: str | Optimizer | dict[str, Any] = "adam",
+        optimizer: str | Optimizer | CompiledOptimizer | dict[str, Any] = "adam",
         loss: str | Losses | Loss | dict[str, Any] = Losses.SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS,
         metric: str | Metrics | Metric | None = None,
         metrics: Iterable[str | Metrics | Metric] | None = None,

@@ -493,10 +493,6 @@ def _the_same_error(errors: list[BaseException | None], kind: type[Exception]) -
 
 COMPILE_DIFFERENCES: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
     # what process r compiles, and what every process must say about it
-    "learning_rate": (
-        lambda r: {"optimizer": Adam(0.05 if r == 1 else 0.01)},
-        "Received: optimizer learning_rate: 0.05 in process 1, 0.01 in process 0.",
-    ),
     "optimizer": (
         lambda r: {"optimizer": "sgd" if r == 1 else "adam"},
         "Received: optimizer: 'sgd' in process 1, 'adam' in process 0.",
@@ -533,7 +529,7 @@ COMPILE_DIFFERENCES: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
 @pytest.mark.parametrize("case", sorted(COMPILE_DIFFERENCES))
 def test_compile_refuses_processes_that_compile_different_settings_or_shapes(case: str) -> None:
     """Process 0's weights are broadcast at compile, its settings are not: a process that compiled another
-    optimizer, learning rate or parameter shape would train another run (or garble the broadcast). Every process
+    optimizer or parameter shape would train another run (or garble the broadcast). Every process
     raises the same error, naming the setting and both values, before the engine's first collective call."""
     options, expected = COMPILE_DIFFERENCES[case]
     world = ThreadWorld(3)

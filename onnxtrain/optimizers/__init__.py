@@ -15,7 +15,7 @@ momentum) onto ONNX Runtime's own optimizer graphs. Every optimizer's `learning_
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from onnxtrain._registry import Registry
 from onnxtrain.optimizers import schedules
@@ -37,6 +37,14 @@ from onnxtrain.optimizers._nadam import Nadam
 from onnxtrain.optimizers._rmsprop import RMSProp, RMSprop
 from onnxtrain.optimizers._sgd import SGD
 from onnxtrain.optimizers.schedules import LearningRateSchedule
+
+
+class StandsForOptimizer(Protocol):
+    """What stands for an Optimizer in `get`: a compiled model's `model.optimizer` (`CompiledOptimizer`, which
+    imports this package), giving its Optimizer object at the rate the model trains with now."""
+
+    def current_optimizer(self) -> Optimizer: ...
+
 
 __all__ = [
     "SGD",
@@ -99,14 +107,18 @@ _REGISTRY = Registry("optimizer", Optimizer, _CLASSES, normalize=_squash, hints=
 _KOTLINDL_SPELLINGS: dict[str, Callable[[], Optimizer]] = {"RMSProp": RMSProp, "AdaGrad": AdaGrad, "AdaDelta": AdaDelta}
 
 
-def get(identifier: str | Optimizer | type[Optimizer] | dict[str, Any]) -> Optimizer:
+def get(identifier: str | Optimizer | type[Optimizer] | dict[str, Any] | StandsForOptimizer) -> Optimizer:
     """Map a name ("adam", "rmsprop", "adagrad_da", ...), a class, a config dict or an instance to an Optimizer.
     "rmsprop", "adagrad" and "adadelta" are Keras' classes with Keras' defaults; KotlinDL's class names spelled
-    exactly ("RMSProp") are KotlinDL's; the other names have one class each ("sgd": SGD(), rate 0.2).
+    exactly ("RMSProp") are KotlinDL's; the other names have one class each ("sgd": SGD(), rate 0.2). A compiled
+    model's `model.optimizer` stands for its Optimizer object at the rate it trains with now
+    (`CompiledOptimizer.current_optimizer`): Keras' `compile(optimizer=model.optimizer, ...)`.
 
     Raises:
         UnknownIdentifierError: the name is not a known optimizer.
     """
+    if not isinstance(identifier, Optimizer) and callable(getattr(identifier, "current_optimizer", None)):
+        return identifier.current_optimizer()  # type: ignore[union-attr]
     if isinstance(identifier, str) and identifier.strip() in _KOTLINDL_SPELLINGS:
         return _KOTLINDL_SPELLINGS[identifier.strip()]()
-    return _REGISTRY.get(identifier)
+    return _REGISTRY.get(identifier, also_accepted=", a compiled model's model.optimizer")
