@@ -1,7 +1,9 @@
 """Python's spelling of KotlinDL's names, for every refusal of an unknown keyword (a model's methods', a layer's, an
 optimizer's, an initializer's, a loader's): the snake_case of a camelCase keyword (`spelling_hint`), what stands here
-for KotlinDL's argument names that are more than a case change (`KOTLINDL_ARGUMENTS`), and where a setting that is
-no argument is set instead (`setting_hint`). No imports of the package's data modules: layers and optimizers use it.
+for KotlinDL's argument names that are more than a case change (`KOTLINDL_ARGUMENTS`), where a setting that is no
+argument is set instead (`setting_hint`), and what stands for PyTorch's optimizer arguments
+(`TORCH_OPTIMIZER_ARGUMENTS`, `torch_optimizer_hint`). No imports of the package's data modules: layers and
+optimizers use it.
 """
 
 from __future__ import annotations
@@ -96,4 +98,61 @@ def setting_hint(unknown: Iterable[str], settings: Mapping[str, str]) -> str:
         if snake in settings:
             spelled = f"{name!r}" if snake == name else f"{name!r} (in Python: {snake})"
             hint += f" {spelled} {settings[snake]}."
+    return hint
+
+
+_LEAVE_OUT = "chooses PyTorch's implementation of the update, which has no counterpart here; leave it out"
+
+TORCH_OPTIMIZER_ARGUMENTS: dict[str, tuple[str | None, str]] = {
+    "lr": ("learning_rate", "is learning_rate in onnxtrain"),
+    "betas": ("beta1", "(b1, b2) is beta1=b1, beta2=b2 in onnxtrain (Keras' beta_1, beta_2)"),
+    "eps": (
+        "epsilon",
+        "is epsilon in onnxtrain (Adam and RMSprop add it in another place than PyTorch: docs/pytorch.md)",
+    ),
+    "alpha": ("rho", "(RMSprop's) is rho in onnxtrain (Keras' name; KotlinDL's decay)"),
+    "dampening": (None, "has no counterpart: onnxtrain's momentum is PyTorch's with dampening=0; leave it out"),
+    "lr_decay": (
+        None,
+        "(Adagrad's) is a schedule in onnxtrain: learning_rate=schedules.InverseTimeDecay(lr, decay_steps=1, "
+        "decay_rate=lr_decay)",
+    ),
+    "momentum_decay": (
+        None,
+        "(NAdam's) has no counterpart: onnxtrain's Nadam is Keras', whose momentum schedule is PyTorch's with "
+        "momentum_decay=1.0 (0.96^t, where PyTorch's default 0.004 gives 0.96^(0.004 t)); leave it out",
+    ),
+    "decoupled_weight_decay": (
+        None,
+        "has no counterpart: onnxtrain's weight_decay (Adam, AdamW, Nadam) is always decoupled, as PyTorch's "
+        "decoupled_weight_decay=True and AdamW; PyTorch's default, weight decay added to the gradient, is an L2 "
+        "regularizer of weight_decay / 2 on every weight (docs/pytorch.md); leave it out",
+    ),
+    "maximize": (None, "has no counterpart: train on the negated objective (a loss of your own) instead"),
+    "foreach": (None, _LEAVE_OUT),
+    "fused": (None, _LEAVE_OUT),
+    "capturable": (None, _LEAVE_OUT),
+    "differentiable": (None, _LEAVE_OUT),
+}
+"""PyTorch's optimizer arguments (`torch.optim`) under other names or with no counterpart here: {name: (the argument
+of ours that stands for it, or None for none; what to do, said after the name)}."""
+
+
+def torch_optimizer_hint(owner: str, unknown: Iterable[str], takes: Collection[str]) -> str:
+    """The sentences that tell a PyTorch user what stands for each of the `unknown` keywords of optimizer `owner`
+    (which takes `takes`) that is PyTorch's (`TORCH_OPTIMIZER_ARGUMENTS`); one whose counterpart `owner` lacks (eps
+    for Adagrad) is said to have none there. Each starts with a space; "" where no keyword is PyTorch's.
+
+    Example:
+        >>> torch_optimizer_hint("Adam", ["lr"], ["learning_rate"])
+        " PyTorch's 'lr' is learning_rate in onnxtrain."
+    """
+    hint = ""
+    for name in unknown:
+        if name not in TORCH_OPTIMIZER_ARGUMENTS:
+            continue
+        ours, what = TORCH_OPTIMIZER_ARGUMENTS[name]
+        if ours is not None and ours not in takes:
+            what = f"has no counterpart in onnxtrain's {owner}; leave it out"
+        hint += f" PyTorch's {name!r} {what}."
     return hint

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from onnxtrain._checks import as_real
-from onnxtrain._spelling import spelling_hint
+from onnxtrain._spelling import spelling_hint, torch_optimizer_hint
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 from onnxtrain.optimizers._clip_gradient import ClipGradientAction
 
@@ -46,7 +46,8 @@ _KERAS_ONLY: dict[str, tuple[Callable[[object, Mapping[str, Any]], bool], str]] 
     "weight_decay": (
         lambda v, kw: _off(v),
         "decoupled weight decay is in Adam, AdamW and Nadam only: use AdamW(weight_decay=...), or penalize the weights "
-        "with kernel_regularizer='l2' on the layers",
+        "with kernel_regularizer='l2' on the layers (PyTorch's weight_decay=wd, added to the gradient, is "
+        "kernel_regularizer=L2(wd / 2) and bias_regularizer=L2(wd / 2) on every layer: docs/pytorch.md)",
     ),
     "use_ema": (lambda v, kw: _off(v), "onnxtrain keeps no moving average of the weights"),
     "ema_momentum": (lambda v, kw: _off(kw.get("use_ema")), "onnxtrain keeps no moving average of the weights"),
@@ -136,6 +137,7 @@ def ours(
     if unknown:
         keras = sorted(name for name in spellings if name not in takes)
         hint = spelling_hint(unknown, (*takes, *spellings, CLIP_GRADIENT))
+        hint += torch_optimizer_hint(owner, unknown, (*takes, *spellings))
         raise InvalidTypeError(
             f"{owner}() got an unexpected keyword argument {', '.join(map(repr, unknown))}.{hint} {owner} takes: "
             f"{', '.join(takes)}; Keras' names {', '.join(keras)}; and KotlinDL's {CLIP_GRADIENT}"
