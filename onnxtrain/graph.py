@@ -150,15 +150,11 @@ class GraphBuilder(GraphReading):
         self._initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), qualified))
         return qualified
 
-    def constant(self, value: float | np.generic | np.ndarray, hint: str = "const", dtype: Any = None) -> str:
+    def constant(self, value: float | np.generic | np.ndarray, hint: str = "const", dtype: Any = np.float32) -> str:
         """A non-trainable constant, emitted as a Constant node so training never treats it as a parameter.
 
-        Its dtype: `dtype` where given; else an integer or bool array's own (`np.array([-1], np.int64)`, axes or a
-        shape), and float32 for anything else (a Python or numpy number, a float array), the dtype of the values
-        layers compute with."""
-        if dtype is None:
-            own = value.dtype if isinstance(value, np.ndarray) else None
-            dtype = own if own is not None and own.kind in "biu" else np.float32
+        float32 unless `dtype` says otherwise, whatever `value`'s own dtype: `np.array([1, 2, 3])` (numpy's int64)
+        multiplies float32 values; axes or a shape take `dtype=np.int64` (or `builder.ints`)."""
         array = np.asarray(value, dtype=dtype)
         name = self.unique_name(hint)
         self._nodes.append(

@@ -68,6 +68,14 @@ def test_a_siamese_distance_on_a_list_of_inputs_computes_as_numpy() -> None:
     np.testing.assert_allclose(predicted, siamese_forward(model.get_weights(), xa, xb), rtol=1e-5, atol=1e-6)
 
 
+def test_a_constant_of_numpys_default_integers_multiplies_float_values() -> None:
+    # np.array([1, 2, 3]) is int64 in numpy: builder.constant makes it float32 unless a dtype is given
+    x = Input(3)
+    model = Model(x, Lambda(lambda g, v: g.node("Mul", [v, g.constant(np.array([1, 2, 3]))]))(x))
+    data = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_allclose(model(data), data * np.array([1, 2, 3], np.float32))
+
+
 def test_a_lambda_takes_its_inputs_as_separate_arguments_too() -> None:
     a, b = Input(3), Input(3)
     layer = Lambda(lambda g, t: g.node("Mul", t))

@@ -275,20 +275,20 @@ def test_a_checked_loss_emits_the_graph_it_emitted_before():
 @pytest.mark.parametrize(
     "value, dtype, expected",
     [
-        (np.array([-1], np.int64), None, TensorProto.INT64),  # axes: keeps its dtype
-        (np.array([1, 2], np.int32), None, TensorProto.INT32),
-        (np.array([True, False]), None, TensorProto.BOOL),
+        (np.array([1, 2, 3]), None, TensorProto.FLOAT),  # numpy's int64 array: a float32 multiplier (a Lambda's)
+        (np.array([True, False]), None, TensorProto.FLOAT),
         (np.array([1.5, 2.0]), None, TensorProto.FLOAT),  # a float64 array: float32, as layers compute
         (2, None, TensorProto.FLOAT),  # a Python number
-        (np.int64(2), None, TensorProto.FLOAT),  # a numpy number
         ([-1], None, TensorProto.FLOAT),  # a list
-        (np.array([-1], np.int64), np.float32, TensorProto.FLOAT),  # a dtype given wins
+        (np.array([-1], np.int64), np.int64, TensorProto.INT64),  # axes: dtype given
         (0.5, np.float16, TensorProto.FLOAT16),
     ],
 )
-def test_a_constant_keeps_an_integer_arrays_dtype_and_is_float32_otherwise(value, dtype, expected):
+def test_a_constant_is_float32_unless_its_dtype_is_given(value, dtype, expected):
     builder = GraphBuilder()
     name = builder.constant(value) if dtype is None else builder.constant(value, dtype=dtype)
     (node,) = builder.nodes
     assert list(node.output) == [name] and node.attribute[0].t.data_type == expected
-    np.testing.assert_array_equal(onnx.numpy_helper.to_array(node.attribute[0].t), np.asarray(value))
+    np.testing.assert_array_equal(
+        onnx.numpy_helper.to_array(node.attribute[0].t), np.asarray(value, dtype or np.float32)
+    )
