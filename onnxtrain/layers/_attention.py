@@ -46,6 +46,7 @@ from onnxtrain.layers._layer import (
     describe,
     format_shape,
 )
+from onnxtrain.layers._layer_checks import take_call_input_count
 from onnxtrain.layers._merge import _reshaped
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
@@ -168,14 +169,7 @@ class MultiHeadAttention(Layer):
                     "Use another layer."
                 )
             self.use_causal_mask = use_causal_mask
-        several = len(tensors) > 1
-        if (self.symbolic_calls or self.built) and several != self.multi_input:  # built by an eager call too
-            first = len(self.input_shapes or ()) if self.multi_input else 1
-            raise InvalidArgumentError(
-                f"{describe(self)} was first called on {first} tensor(s); a shared layer takes the same inputs at "
-                f"every call. Received: {len(tensors)}"
-            )
-        self.multi_input = several
+        several = take_call_input_count(self, len(tensors))
         return super().__call__(tensors if several else tensors[0], training=training)
 
     # --- shapes -------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._attention_inputs import roles
 from onnxtrain.layers._dropout import _rate, _seed, keep_mask, layer_key
 from onnxtrain.layers._layer import Layer, Mask, Shape, SymbolicTensor, describe, format_shape
+from onnxtrain.layers._layer_checks import take_call_input_count
 
 MASKED_SHIFT = 1e9  # Keras subtracts this from a masked score (float32: it swamps any score) before the softmax
 ROLES = ("query", "value", "key")
@@ -89,14 +90,7 @@ class _ScoredAttention(Layer):
                 f"{describe(self)} takes a list [query, value] or [query, value, key] (or one tensor, as both "
                 f"query and value). Received: a list of {len(tensors)}"
             )
-        several = len(tensors) > 1
-        if self.symbolic_calls and several != self.multi_input:
-            first = len(self.input_shapes or ()) if self.multi_input else 1
-            raise InvalidArgumentError(
-                f"{describe(self)} was first called on {first} tensor(s); a shared layer takes the same inputs at "
-                f"every call. Received: {len(tensors)}"
-            )
-        self.multi_input = several
+        several = take_call_input_count(self, len(tensors))
         return super().__call__(tensors if several else tensors[0], training=training)
 
     def _take_causal_call_argument(self, use_causal_mask: object) -> None:

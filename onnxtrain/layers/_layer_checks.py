@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from onnxtrain.errors import InvalidTypeError, OnnxtrainError, ShapeError, UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, OnnxtrainError, ShapeError, UnsupportedError
 from onnxtrain.layers._shapes import Shape, format_shape
 
 
@@ -167,3 +167,21 @@ def check_same_shapes(layer: CheckedLayer, shapes: list[Shape]) -> None:
 def received(value: object) -> str:
     text = repr(value)
     return f"{type(value).__name__} ({text[:60]}{'...' if len(text) > 60 else ''})"
+
+
+def take_call_input_count(layer: Any, count: int) -> bool:
+    """Whether a call of `layer` on `count` tensors takes several (a list [query, value, ...]) rather than one, set
+    as its `multi_input`; a layer already called or built (by an eager call too) takes what it took first.
+
+    Raises:
+        InvalidArgumentError: another count than the first call's or build's.
+    """
+    several = count > 1
+    if (layer.symbolic_calls or layer.built) and several != layer.multi_input:
+        first = len(layer.input_shapes or ()) if layer.multi_input else 1
+        raise InvalidArgumentError(
+            f"{describe(layer)} was first called on {first} tensor(s); a shared layer takes the same inputs at "
+            f"every call. Received: {count}"
+        )
+    layer.multi_input = several
+    return several
