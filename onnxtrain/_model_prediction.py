@@ -89,7 +89,7 @@ class ModelPrediction:
         for output, own in zip(outputs, emit.output_losses(self.graph, loss), strict=True):
             result = own.decide(output) if own is not None else output
             results.append(result[0].item() if single and result.ndim == 1 else (result[0] if single else result))
-        return results[0] if len(results) == 1 else results
+        return by_output(self.graph, results)
 
     def predict_softly(
         self, x: Any = None, batch_size: int = 1024, verbose: int | str = "auto", *, dataset: Any = None, **unknown: Any
@@ -116,7 +116,7 @@ class ModelPrediction:
             assert own is not None  # compiled
             soft = own.probabilities(output) if not several or classifies(own) else output
             results.append(soft[0] if single else soft)
-        return results[0] if len(results) == 1 else results
+        return by_output(self.graph, results)
 
     def predict_outputs(self, x: Any, batch_size: int = 1024) -> dict[str, np.ndarray]:
         """Every output of the inference model for `x`, raw, by output name in the graph's order, as
@@ -168,6 +168,16 @@ def examples(method: str, x: Any, dataset: Any) -> Any:
     return x if x is not None else dataset
 
 
+def by_output(graph: Functional, results: list[Any], sort: bool = True) -> Any:
+    """What predict returns from each output's `results` (in the outputs' order): for a dict of outputs a dict keyed
+    by output name, sorted by key as Keras 3's predict returns it (`sort`; `model(x)` keeps the dict's own order),
+    also for one key; else the one output's result, or the list of them."""
+    if graph.output_keys is not None:
+        keyed = list(zip(graph.output_keys, results, strict=True))
+        return dict(sorted(keyed, key=lambda item: item[0]) if sort else keyed)
+    return results[0] if len(results) == 1 else results
+
+
 def classifies(loss: Loss) -> bool:
     """Whether `loss` is a classification's: it turns outputs into class probabilities (`Loss.probabilities`)."""
     return type(loss).probabilities is not Loss.probabilities
@@ -189,7 +199,7 @@ def default_logits(graph: Functional, loss: Loss | None) -> dict[int, Layer]:
 
 def call_on_data(
     graph: Functional, loss: Loss | None, given: object, training: object
-) -> np.ndarray | list[np.ndarray] | None:
+) -> np.ndarray | list[np.ndarray] | dict[str, np.ndarray] | None:
     """`model(arrays)` of a model whose graphs are emitted for `loss` (compiled, or loaded from a save): as every
     graph of the model computes it (`emit.graph_layers`), so that an output's last Dense left at its default
     activation gives the logits the export's `logits` holds, not their ReLU; None where no output is emitted
@@ -217,7 +227,7 @@ def call_on_data(
         training=bool(training),
         state_owner=graph,  # a training call moves BatchNormalization's statistics, as Keras' does
     )
-    return outputs[0] if len(outputs) == 1 else outputs
+    return by_output(graph, outputs, sort=False)
 
 
 class _EmittedGraph:

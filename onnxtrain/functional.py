@@ -158,11 +158,16 @@ class Functional(GraphParams, Layer):
         training: bool | None = None,
     ) -> SymbolicTensor:
         """A call as a layer of another graph; a graph of several outputs returns a list of tensors, one per output
-        (`outs = sub(x)`, as Keras' nested models), which the other graph's layers read one by one."""
+        (`outs = sub(x)`, as Keras' nested models), which the other graph's layers read one by one. On arrays it
+        runs at once; a dict of outputs then gives a dict of arrays keyed by output name, as Keras 3's."""
         given = positional_inputs(self, inputs, more_inputs)
         if len(self.outputs) != 1 and not is_eager_input(given):  # on data, every output comes back (a list)
             return call_several(self, given, training)  # type: ignore[return-value]
-        return super().__call__(inputs, *more_inputs, training=training)
+        result = super().__call__(inputs, *more_inputs, training=training)
+        if self.output_keys is not None and is_eager_input(given):  # Keras 3: a dict of outputs gives a dict
+            arrays = result if isinstance(result, list) else [result]
+            return dict(zip(self.output_keys, arrays, strict=True))  # type: ignore[return-value]
+        return result
 
     @property
     def output(self) -> SymbolicTensor | list[SymbolicTensor]:  # type: ignore[override]

@@ -38,6 +38,10 @@ class OutputLosses(Loss):
 
     outputs: tuple[OutputSpec, ...] = ()
     name: str = field(default="output_losses", init=False)
+    # A dict of outputs' order in the logs, as Keras 3's evaluate lists them: the outputs' losses in this order
+    # (the loss dict's, else the keys sorted), then the metrics sorted by key; () for a list of outputs: the
+    # losses, then the metrics, in the outputs' order.
+    log_order: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -52,6 +56,9 @@ class OutputLosses(Loss):
         """The outputs whose loss the logs show as `<output>_loss`: as in Keras 3, every output with a loss where
         two or more have one; none where only one has (its loss is the model's `loss`)."""
         with_loss = tuple(spec for spec in self.outputs if spec.has_loss)
+        if self.log_order:
+            rank = {name: index for index, name in enumerate(self.log_order)}
+            with_loss = tuple(sorted(with_loss, key=lambda spec: rank.get(spec.name, len(rank))))
         return with_loss if len(with_loss) > 1 else ()
 
     @property
@@ -249,27 +256,29 @@ class OutputLosses(Loss):
         return sums
 
     def metric_keys(self) -> dict[str, Metric]:
-        """The keys of `batch_sums` that are metrics (not losses), with their metric."""
-        return {f"{spec.name}_{metric.value}": metric for spec in self.outputs for metric in spec.metrics} | {
+        """The keys of `batch_sums` that are metrics (not losses), with their metric, in the logs' order."""
+        keyed = {f"{spec.name}_{metric.value}": metric for spec in self.outputs for metric in spec.metrics} | {
             f"{spec.name}_{metric.value}": metric for spec in self.outputs for metric in spec.weighted_metrics
         }
+        return dict(sorted(keyed.items())) if self.log_order else keyed
 
     def keys(self) -> list[str]:
-        """The keys of `batch_sums`, in order: each output's loss, each output's metrics, then each output's
-        weighted metrics (Keras 3's order)."""
+        """The keys of `batch_sums`, in Keras 3's order: each output's loss, then each output's metrics and each
+        output's weighted metrics (a dict of outputs: see `log_order`)."""
         return [f"{spec.name}_loss" for spec in self._logged] + list(self.metric_keys())
 
     def zeros(self) -> dict[str, Sums]:
-        """The sums before the first batch."""
+        """The sums before the first batch, in the order of `keys` (evaluate's list follows it)."""
         sums: dict[str, Sums] = {f"{spec.name}_loss": 0.0 for spec in self._logged}
-        for spec in self.outputs:
-            sums.update({f"{spec.name}_{metric.value}": metric.zeros(spec.shape) for metric in spec.metrics})
-        for spec in self.outputs:
-            sums.update({f"{spec.name}_{m.value}": m.zeros(spec.shape) for m in spec.weighted_metrics})
+        shapes = {f"{spec.name}_{m.value}": spec.shape for spec in self.outputs for m in spec.figures}
+        sums.update({key: metric.zeros(shapes[key]) for key, metric in self.metric_keys().items()})
         return sums
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "outputs": [spec.get_config() for spec in self.outputs]}
+        config: dict[str, Any] = {"name": self.name, "outputs": [spec.get_config() for spec in self.outputs]}
+        if self.log_order:
+            config["log_order"] = list(self.log_order)
+        return config
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> OutputLosses:
@@ -288,7 +297,8 @@ class OutputLosses(Loss):
                     spec.get("weighted_metrics", []),
                 )
                 for spec in specs
-            )
+            ),
+            tuple(str(name) for name in config.get("log_order", [])),
         )
 
 

@@ -254,3 +254,87 @@ def test_two_calls_of_one_layer_among_the_outputs_are_two_outputs_as_in_keras():
         result = model.evaluate([X, other], targets)
     for key, output, target in zip(["dense_1_loss", "dense_1_1_loss"], [first, second], targets, strict=True):
         assert result.metrics[key] == pytest.approx(float(((output - target) ** 2).mean()), rel=1e-5)
+
+
+# --- a dict of outputs: its loss dict, its logs' order, what predict and a call return ---------------------------
+# Keras 3.15 (/tmp/s20/W/k_order.py, k_order2.py, k_order3.py and /tmp/s20/acc2/k4_dict.py, KERAS_BACKEND=jax):
+# - Model(i, {"only": Dense(2)(i)}) compiles with loss={"only": "mse"}, metrics={"only": ["mae"]} and logs
+#   ['loss', 'mae'] (no prefix: one output); a model of one output named by its layer takes loss={"dense_1": "mse"}
+#   and refuses another key ("Expected keys ['dense_1'] in loss dict, but found loss.keys()=['wrong']").
+# - A dict {q, r, p} of outputs with loss {r, p, q} and metrics {"r": "mae", "q": ["mse", "mae"]}: evaluate's list
+#   is loss, r_loss, p_loss, q_loss (the loss dict's order), then q_mae, q_mse, r_mae (sorted); with loss="mse" the
+#   losses come sorted: p_loss, q_loss, r_loss.
+# - predict returns a dict sorted by key (['p', 'q', 'r']); model(x) a dict in the outputs' order (['q', 'r', 'p']);
+#   a one-key dict's predict is a dict too.
+QRP = {"q": RNG.normal(size=(12, 2)).astype(np.float32), "r": 3 * U, "p": U + 1}
+
+
+def qrp_model() -> Model:
+    x = Input(4)
+    return Model(x, {key: Dense(2, activation="linear", name=f"L{key}")(x) for key in "qrp"}, seed=0)
+
+
+def test_one_output_takes_a_loss_dict_keyed_by_its_name_as_in_keras():
+    x = Input(4)
+    with Model(x, {"only": Dense(2, activation="linear", name="d")(x)}, seed=0) as model:
+        model.compile(optimizer="sgd", loss={"only": "mse"}, metrics={"only": ["mae"]})
+        result = model.evaluate(X, U, return_dict=True)
+        error = dense(model.get_weights(), "d", X) - U
+    assert list(result) == ["loss", "mae"]
+    np.testing.assert_allclose([result["loss"], result["mae"]], [np.mean(error**2), np.mean(np.abs(error))], rtol=1e-5)
+    x = Input(4)
+    with Model(x, Dense(2, activation="linear", name="dense_1")(x)) as model:
+        model.compile(optimizer="sgd", loss={"dense_1": "mse"})
+        np.testing.assert_allclose(float(model.evaluate(X, U)), np.mean((model.predict(X) - U) ** 2), rtol=1e-5)
+        with pytest.raises(InvalidArgumentError, match=r"keyed by this model's output name \['dense_1'\].*\['wrong'\]"):
+            model.compile(optimizer="sgd", loss={"wrong": "mse"})
+
+
+@pytest.mark.parametrize(
+    ("loss", "logged"),
+    [
+        ({"r": "mse", "p": "mse", "q": "mse"}, ["r_loss", "p_loss", "q_loss", "q_mae", "q_mse", "r_mae"]),
+        ("mse", ["p_loss", "q_loss", "r_loss", "q_mae", "q_mse", "r_mae"]),
+    ],
+)
+def test_a_dict_of_outputs_lists_its_figures_in_keras_order(loss, logged, tmp_path):
+    with qrp_model() as model:
+        model.compile(optimizer="sgd", loss=loss, metrics={"r": "mae", "q": ["mse", "mae"]})
+        result = model.evaluate(X, QRP)
+        predicted = model.predict(X)
+        model.save(tmp_path / "m")
+    assert list(result.metrics) == logged
+    assert list(result)[1:] == [result.metrics[key] for key in logged]
+    for key in "pqr":
+        np.testing.assert_allclose(result.metrics[f"{key}_loss"], np.mean((predicted[key] - QRP[key]) ** 2), rtol=1e-5)
+    assert result.loss == pytest.approx(sum(result.metrics[f"{key}_loss"] for key in "pqr"), rel=1e-5)
+    with load_model(tmp_path / "m") as loaded:
+        assert list(loaded.evaluate(X, QRP).metrics) == logged
+
+
+def test_a_dict_of_outputs_predicts_and_calls_a_dict_as_in_keras():
+    with qrp_model() as model:
+        weights = model.get_weights()
+        expected = {key: dense(weights, f"L{key}", X) for key in "qrp"}
+        uncompiled = model.predict(X)
+        called = model(X)
+        model.compile(optimizer="sgd", loss="mse")
+        compiled = model.predict(X)
+    assert list(uncompiled) == list(compiled) == ["p", "q", "r"]
+    assert list(called) == ["q", "r", "p"]
+    for got in (uncompiled, called, compiled):
+        for key in "pqr":
+            np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6)
+    x = Input(4)
+    with Model(x, {"only": Dense(2, activation="linear")(x)}) as model:
+        assert list(model.predict(X)) == list(model(X)) == ["only"]
+
+
+def test_a_dict_of_outputs_predicts_softly_a_dict():
+    x = Input(4)
+    with Model(x, {"size": Dense(2, activation="linear")(x), "kind": Dense(3, activation="linear")(x)}) as model:
+        model.compile(optimizer="sgd", loss={"kind": "sparse_categorical_crossentropy", "size": "mse"})
+        soft, raw = model.predict_softly(X), model.predict_outputs(X)
+    assert list(soft) == ["kind", "size"]
+    np.testing.assert_allclose(soft["kind"].sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(soft["size"], raw["size"], rtol=1e-6)
