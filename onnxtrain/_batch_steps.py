@@ -105,6 +105,7 @@ def train_batch(trainer: Trainer, data: Any, sample_weight: Any, class_weight: A
             "train_on_batch trains one process's batch, which would leave the processes of a data-parallel world "
             "stepping apart. Use fit, which splits each global batch between them."
         )
+    trainer.refuse_augmenting_scaled_pixels("train_on_batch")
     batch = trainer.prepare(data, "x", sample_weight=sample_weight)
     if class_weight is not None:
         by_class = class_sample_weights(class_weight, batch.y, trainer.compiled.loss, trainer.model.output_shape)

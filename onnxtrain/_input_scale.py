@@ -1,7 +1,8 @@
 """The input scale: the factor that takes a model's integer inputs (uint8 pixels) to the floats it trained on, which
 values are one (`valid_input_scale`), the scaling itself (`scale_integers`: 1/n divides by n, bit for bit the
 loaders' own `x / 255`), and the mistakes of scaling pixels twice (`rescales_pixels_again`) or augmenting scaled
-pixels in the range of raw ones (`refuse_raw_value_ranges`), found by walking the layers that keep the values'
+pixels in the range of raw ones (`refuse_raw_value_ranges`; `refuse_raw_value_ranges_of_model` where the model's
+own input_scale scales them), found by walking the layers that keep the values'
 scale from a model's start (or, per input, `value_layers_reached`)."""
 
 from __future__ import annotations
@@ -90,15 +91,9 @@ def refuse_raw_value_ranges(layers: Sequence[Any], data_scale: float, data: str)
     Raises:
         InvalidArgumentError: naming every such layer, its value_range and the one that fits the data.
     """
-    if not 0.0 < data_scale <= 1 / 127.5:
+    named, fits = _raw_value_ranges(layers, data_scale)
+    if not named:
         return
-    raw = [layer for layer in _value_range_layers(layers) if layer.value_range[1] >= 127.5]
-    if not raw:
-        return
-    named = ", ".join(
-        f"{layer.name!r} ({type(layer).__name__}, value_range={_pair(layer.value_range)})" for layer in raw
-    )
-    fits = _pair(tuple(v * data_scale for v in raw[0].value_range))
     raise InvalidArgumentError(
         f"{data} holds pixels already divided by {1 / data_scale:.6g} (input_scale {data_scale:.6g}, as "
         f"fashion_mnist() and image_dataset_from_directory() give), and the model's augmentation layers at its start "
@@ -107,6 +102,48 @@ def refuse_raw_value_ranges(layers: Sequence[Any], data_scale: float, data: str)
         f"after them). Give them the data's range, value_range={fits}, or pass unscaled pixels "
         "(image_dataset_from_directory(..., scale_pixels=False)) and put Rescaling(1 / 255) after them."
     )
+
+
+def refuse_raw_value_ranges_of_model(layers: Sequence[Any], input_scale: float, action: str) -> None:
+    """`refuse_raw_value_ranges` where the model's own `input_scale` (at most 1/127.5: `model.input_scale = 1 / 255`
+    set on a model that reads uint8 pixels, docs/images.md's route for unscaled ones) scales the pixels: it divides
+    them before its first layer, so its augmentation layers left at Keras' value_range=(0, 255) shift [0, 1]
+    pixels by up to 127 as surely as after a loader's division. An input_scale says what the model trains on
+    (integer inputs times it), so floats given as they are must be in that range too: refused whatever the data's
+    dtype, since no data trains such a model as meant.
+
+    Args:
+        action: what is refused, for the message ("fit").
+
+    Raises:
+        InvalidArgumentError: naming every such layer, its value_range and the one that fits the scaled pixels.
+    """
+    named, fits = _raw_value_ranges(layers, input_scale)
+    if not named:
+        return
+    raise InvalidArgumentError(
+        f"{action}: the model's input_scale is {input_scale:.6g} (1/{1 / input_scale:.6g}: it divides integer pixels "
+        f"by {1 / input_scale:.6g} before its first layer, whose layers see the scaled pixels), and its augmentation "
+        f"layers at its start take the range of raw 0-255 pixels: {named}. They would shift and clip the scaled "
+        "pixels as if they were 0-255 ones, and the model would train on noise. Give them the scaled range, "
+        f"value_range={fits}, or leave model.input_scale at 1 and put Rescaling(1 / 255) after them (the model then "
+        "reads raw pixels and scales them itself, as in Keras)."
+    )
+
+
+def _raw_value_ranges(layers: Sequence[Any], scale: float) -> tuple[str, str]:
+    """For pixels scaled by `scale` to a unit range (at most 1/127.5), the value_range layers at the model's start
+    whose range is raw pixels' (high at least 127.5), named as the refusals name them, and the range that fits the
+    scaled pixels; ("", "") where there is none, or `scale` is no pixel scaling."""
+    if not 0.0 < scale <= 1 / 127.5:
+        return "", ""
+    raw = [layer for layer in _value_range_layers(layers) if layer.value_range[1] >= 127.5]
+    if not raw:
+        return "", ""
+    named = ", ".join(
+        f"{layer.name!r} ({type(layer).__name__}, value_range={_pair(layer.value_range)})" for layer in raw
+    )
+    return named, _pair(tuple(v * scale for v in raw[0].value_range))
 
 
 def _pair(values: Sequence[float]) -> str:

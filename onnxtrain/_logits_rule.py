@@ -7,6 +7,7 @@ import copy
 from collections.abc import Mapping, Sequence
 
 from onnxtrain import activations
+from onnxtrain._loss_base import EPSILON
 from onnxtrain.errors import UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.graph import GraphBuilder
@@ -16,7 +17,10 @@ from onnxtrain.layers import (
     Conv2DTranspose,
     Dense,
     DepthwiseConv2D,
+    Flatten,
     Layer,
+    Permute,
+    Reshape,
     SeparableConv2D,
     TimeDistributed,
 )
@@ -51,6 +55,8 @@ def logits_substitutes(graph: Functional, loss: Loss | None) -> dict[int, Layer]
     substitutes = {}
     for position, (output, own) in enumerate(zip(graph.outputs, output_losses(graph, loss), strict=True)):
         logits = _logits_layer(output.layer, own)
+        if logits is None and _moves_a_left_out_softmax(_moved_from(output), own):
+            logits = _log_probabilities(output.layer)
         if logits is not None:
             substitutes[position] = logits
     return substitutes
@@ -71,6 +77,11 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
         "sparse_categorical_crossentropy". As in Keras,
         training sees the logits (the softmax is applied once), the `logits` output is the logits, and the
         exported `probabilities` output is the layer's own softmax, not a softmax of it.
+    A last Reshape, Flatten or Permute (or a chain of them) that only moves the values of such a softmax, keeping
+    the classes the last axis (Keras' segmentation head `Conv2D(n, 1, activation="softmax")` then
+    `Reshape((-1, n))`), is emitted followed by the log of its values clipped to [1e-7, 1 - 1e-7]
+    (`_log_probabilities`): Keras' own cross-entropy of probabilities, whose softmax gives them back, so the
+    softmax is applied once and the exported `probabilities` are the layer's (within the clip).
     The rule reaches the layer whose values the last layer's are (`logits_path`): the layer a last
     `TimeDistributed` applies to each step (Keras' tagger head `TimeDistributed(Dense(n))`), and the last layer of
     a nested model of one output that is the last layer, at any depth; no other wrapper or merge.
@@ -79,6 +90,12 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
     """
     layers = list(layers)
     logits = _logits_layer(layers[-1], loss)
+    if logits is None:
+        moved = len(layers) - 1
+        while moved > 0 and _moves_the_classes_along(layers[moved]):
+            moved -= 1
+        if _moves_a_left_out_softmax(layers[moved:], loss):
+            logits = _log_probabilities(layers[-1])
     if logits is not None:
         layers[-1] = logits
     return layers
@@ -110,6 +127,68 @@ def _reached(layer: Layer) -> Layer | None:
     if isinstance(layer, Functional) and len(layer.outputs) == 1:
         return layer.outputs[0].layer
     return None
+
+
+# Layers whose outputs are their inputs' values moved: after a softmax over the classes (the last axis) they
+# keep the probabilities, as long as the classes stay the last axis (`_moves_the_classes_along`).
+_MOVERS = (Reshape, Flatten, Permute)
+
+
+def _moves_the_classes_along(layer: object) -> bool:
+    """Whether `layer` only moves values (`_MOVERS`) and keeps each example's last axis whole and last: a Permute
+    that leaves the last axis in place, or a Reshape or Flatten whose output ends in the input's last dimension
+    (row-major, each run of that many values stays one run: (H, W, C) -> (H*W, C))."""
+    if isinstance(layer, Permute):
+        return layer.dims[-1] == len(layer.dims)
+    if isinstance(layer, Reshape | Flatten):
+        given, made = layer.input_shape, layer.output_shape
+        return bool(given) and bool(made) and given[-1] == made[-1]  # type: ignore[index]
+    return False
+
+
+def _moved_from(output: object) -> list[Layer]:
+    """The layers from the one whose values the graph's `output` tensor moves (through `_moves_the_classes_along`
+    calls of one input each) to the output's own, innermost first; `[the output's layer]` where it moves none."""
+    chain: list[Layer] = []
+    tensor = output
+    while True:
+        layer = getattr(tensor, "layer", None)
+        inputs = getattr(tensor, "inputs", None) or []
+        chain.insert(0, layer)  # type: ignore[arg-type]
+        if not (_moves_the_classes_along(layer) and len(inputs) == 1):
+            return chain
+        tensor = inputs[0]
+
+
+def _moves_a_left_out_softmax(chain: Sequence[Layer], loss: Loss | None) -> bool:
+    """Whether `chain` (`_moved_from`'s: a layer, then the layers that move its values, keeping the classes last)
+    moves the values of a softmax the rule leaves out under softmax cross-entropy (a softmax given explicitly, not
+    a Dense default), so that the loss would apply a second softmax."""
+    if len(chain) < 2 or not isinstance(loss, SoftmaxCrossEntropyWithLogits):
+        return False
+    inner = chain[0]
+    return (
+        isinstance(inner, Layer)
+        and _logits_layer(inner, loss) is not None
+        and (not default_activation_emits_logits(inner, loss))
+    )
+
+
+def _log_probabilities(mover: Layer) -> Layer:
+    """A copy of `mover` (sharing its name) that emits its values, probabilities, as logits whose softmax gives
+    them back: log(clip(p, 1e-7, 1 - 1e-7)), Keras' categorical cross-entropy of probabilities (which clips them
+    so), so the loss's softmax cross-entropy equals Keras' wherever its clip does not bind, with Keras' gradient."""
+    emitted = copy.copy(mover)
+    own_emit = type(mover).emit
+
+    def emit(builder: GraphBuilder, x: str) -> str:
+        moved = own_emit(emitted, builder, x)
+        low, high = builder.constant(EPSILON, "epsilon"), builder.constant(1.0 - EPSILON, "one_minus_epsilon")
+        clipped = builder.node("Clip", [moved, low, high], hint="clipped_probabilities")
+        return builder.node("Log", [clipped], hint="log_probabilities")
+
+    emitted.__dict__["emit"] = emit  # on the copy alone, as `_graph_on_logits` does
+    return emitted
 
 
 def _logits_layer(last: Layer, loss: Loss | None) -> Layer | None:

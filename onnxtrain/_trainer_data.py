@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from onnxtrain._batch_stream import BatchStream
 from onnxtrain._batches import Batches, read_batches, read_data
-from onnxtrain._input_scale import refuse_raw_value_ranges, rescales_pixels_again
+from onnxtrain._input_scale import refuse_raw_value_ranges, refuse_raw_value_ranges_of_model, rescales_pixels_again
 from onnxtrain._sample_weights import WeightedEngine, weighted_engine
 from onnxtrain.errors import InvalidArgumentError
 
@@ -88,6 +88,14 @@ class TrainerData:
             return train.input_scale
         return self.model.input_scale
 
+    def refuse_augmenting_scaled_pixels(self, action: str) -> None:
+        """Refuse to train (`action`: "fit", "train_on_batch") a model whose own input_scale takes pixels to a unit
+        range (`model.input_scale = 1 / 255` on uint8 pixels, docs/images.md's route) while its augmentation layers
+        at its start keep Keras' value_range=(0, 255) (`refuse_raw_value_ranges_of_model`): the model divides the
+        pixels first, and the augmentation shifts them by up to 127. Training only: evaluate and predict do not
+        augment."""
+        refuse_raw_value_ranges_of_model(self.model.layers, self.model.input_scale, action)
+
     def _adopt(self, train: Batches | BatchStream) -> None:
         """Keep what the training data says about itself, for predict and save: its class names where the model
         has none, and its input scale before the first epoch. Only fit's training data, once every argument of
@@ -106,6 +114,8 @@ class TrainerData:
             )
         if scale is not None:
             refuse_raw_value_ranges(self.model.layers, scale, "fit's training data")
+        if scale is None or self.epochs_trained > 0:  # the model's own input_scale scales them (`_scale_after`)
+            self.refuse_augmenting_scaled_pixels("fit")
         if self.model.class_names is None and train.class_names:
             self.model.class_names = train.class_names
         self.model.input_scale = self._scale_after(train)

@@ -1,10 +1,12 @@
 """onnxtrain/_input_scale.py's `refuse_raw_value_ranges`: pixels the loaders divided by 255 meet augmentation layers
 whose value_range is Keras' default (0, 255), the range of raw pixels, at the model's start: fit refuses them, as it
-refuses a Rescaling of scaled pixels."""
+refuses a Rescaling of scaled pixels; and so when the model's own input_scale divides integer pixels first
+(`refuse_raw_value_ranges_of_model`)."""
 
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -118,3 +120,61 @@ def test_fit_trains_scaled_pixels_with_a_value_range_of_0_to_1_and_adopts_their_
         history = model.fit(Dataset(PIXELS, LABELS, input_scale=1 / 255), epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"][0])
         assert model.input_scale == 1 / 255
+
+
+RAW_PIXELS = np.arange(8 * 4, dtype=np.uint8).reshape(8, 2, 2, 1) * 8  # uint8, as scale_pixels=False gives them
+
+
+@pytest.mark.parametrize("data", ["arrays", "Dataset"])
+def test_fit_refuses_a_model_input_scale_that_divides_pixels_before_a_default_random_brightness(data):
+    # docs/images.md's route for unscaled pixels: uint8 in, model.input_scale = 1 / 255; the model divides first
+    model = _model(RandomBrightness(0.5, seed=0, name="bright"))
+    with model:
+        model.input_scale = 1 / 255
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        before = model.get_weights()
+        given = (RAW_PIXELS, LABELS) if data == "arrays" else (Dataset(RAW_PIXELS, LABELS),)
+        with pytest.raises(InvalidArgumentError) as caught:
+            model.fit(*given, epochs=1, verbose=0)
+        assert all(np.array_equal(before[k], v) for k, v in model.get_weights().items())  # nothing trained
+    message = str(caught.value)
+    assert message.startswith("fit: the model's input_scale is 0.00392157 (1/255"), message
+    assert "'bright' (RandomBrightness, value_range=(0, 255))" in message, message
+    assert "value_range=(0, 1)" in message, message
+
+
+MODEL_SCALES = [  # the layers before Flatten, the model's input_scale, whether fit refuses
+    ("1/255 and (0, 255)", lambda: (RandomContrast(0.2, seed=0, name="contrast"),), 1 / 255, True),
+    ("1/127.5 and (0, 255)", lambda: (RandomContrast(0.2, seed=0, name="contrast"),), 1 / 127.5, True),
+    ("1/255 and (0, 1)", lambda: (RandomContrast(0.2, (0, 1), seed=0),), 1 / 255, False),
+    ("1 and (0, 255): raw pixels", lambda: (RandomContrast(0.2, seed=0),), 1.0, False),
+    ("1 then Rescaling", lambda: (RandomContrast(0.2, seed=0), Rescaling(1 / 255)), 1.0, False),
+]
+
+
+@pytest.mark.parametrize(("first", "scale", "refused"), [r[1:] for r in MODEL_SCALES], ids=[r[0] for r in MODEL_SCALES])
+def test_fit_judges_integer_pixels_by_the_model_input_scale_that_divides_them(first, scale, refused):
+    model = _model(*first())
+    with model:
+        model.input_scale = scale
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        if refused:
+            with pytest.raises(InvalidArgumentError, match=r"'contrast' \(RandomContrast, value_range=\(0, 255\)\)"):
+                model.fit(RAW_PIXELS, LABELS, epochs=1, verbose=0)
+        else:
+            with warnings.catch_warnings():  # input_scale 1 on uint8 without a Rescaling: raw pixels, warned of
+                warnings.simplefilter("ignore", UserWarning)
+                history = model.fit(RAW_PIXELS, LABELS, epochs=1, verbose=0)
+            assert np.isfinite(history.history["loss"][0])
+            assert model.input_scale == scale
+
+
+def test_train_on_batch_refuses_a_model_input_scale_that_divides_pixels_as_fit_does():
+    model = _model(RandomBrightness(0.5, seed=0, name="bright"))
+    with model:
+        model.input_scale = 1 / 255
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        before = model.get_weights()
+        with pytest.raises(InvalidArgumentError, match=r"^train_on_batch: the model's input_scale is 0.00392157"):
+            model.train_on_batch(RAW_PIXELS, LABELS)
+        assert all(np.array_equal(before[k], v) for k, v in model.get_weights().items())

@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from onnxtrain import Model, Sequential
+from onnxtrain import Model, Sequential, emit, losses
 from onnxtrain.layers import (
     LSTM,
     Conv1D,
@@ -30,6 +30,8 @@ from onnxtrain.layers import (
     Embedding,
     Input,
     Layer,
+    Permute,
+    Reshape,
     SeparableConv2D,
     TimeDistributed,
 )
@@ -87,6 +89,11 @@ CASES: dict[str, tuple[Callable[[], Model | Sequential], Loss | str, str]] = {
         "probabilities",
     ),
     "conv1d_softmax": (conv1d_softmax, "categorical_crossentropy", "probabilities"),
+    "segmentation_reshape": (  # the softmax moved by a Reshape that keeps the classes last: still applied once
+        lambda: Sequential([Input(4, 5, 2), Conv2D(3, 1, activation="softmax"), Reshape((-1, 3))]),
+        "categorical_crossentropy",
+        "probabilities",
+    ),
 }
 
 
@@ -129,7 +136,8 @@ def compiled(case: str, engine: str = "auto") -> Model | Sequential:
 
 # the ort-training engine has no LSTM gradient: only the cases without one
 STEPS = [(case, "portable") for case in CASES] + [
-    (case, "ort-training") for case in ("distributed_head", "segmentation_softmax", "conv1d_softmax")
+    (case, "ort-training")
+    for case in ("distributed_head", "segmentation_softmax", "conv1d_softmax", "segmentation_reshape")
 ]
 
 
@@ -187,6 +195,7 @@ MARK = "[linear (logits)]"
         ("tagger_softmax", []),  # an explicit softmax, which predict keeps, is not marked
         ("segmentation_softmax", []),
         ("conv1d_softmax", []),
+        ("segmentation_reshape", []),
     ],
 )
 def test_the_summary_marks_the_layers_the_rule_emits_linear(case, marked):
@@ -309,3 +318,42 @@ WARNINGS = [
 def test_compile_warns_of_clamped_logits_inside_a_wrapper_or_nested_model(make, loss, match):
     with make() as model, pytest.warns(UserWarning, match=match):
         model.compile(optimizer="sgd", loss=loss)
+
+
+def segmentation_moved(*movers: object) -> Model:
+    pixels = Input(4, 5, 2)
+    y = Conv2D(3, 1, activation="softmax", name="conv2d")(pixels)
+    for mover in movers:
+        y = mover(y)
+    return Model(pixels, y)
+
+
+def keras_categorical_crossentropy(probabilities: np.ndarray, y: np.ndarray) -> float:
+    """Keras' categorical cross-entropy of probabilities: normalised, clipped to [1e-7, 1 - 1e-7], averaged."""
+    p = np.clip(probabilities / probabilities.sum(axis=-1, keepdims=True), 1e-7, 1 - 1e-7)
+    return float(np.mean(-(y * np.log(p)).sum(axis=-1)))
+
+
+@pytest.mark.parametrize("movers", [(Reshape((-1, 3)),), (Reshape((5, 4, 3)), Permute((2, 1, 3)))], ids=str)
+def test_a_softmax_moved_by_layers_that_keep_the_classes_last_is_applied_once(movers):
+    # A functional model (the Sequential case is `segmentation_reshape` above): the loss is Keras' on model(x)
+    x = FIXTURE["segmentation_reshape/x"]
+    with segmentation_moved(*[type(m).from_config(m.get_config()) for m in movers]) as model:
+        model.set_weights(keras_weights("segmentation_reshape", 0, list(model.get_weights())))
+        probabilities = np.asarray(model(x))
+        y = np.eye(3, dtype=np.float32)[np.argsort(probabilities, axis=-1)[..., 0]]  # mostly unlikely classes
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model.compile(optimizer=SGD(learning_rate=0.1), loss="categorical_crossentropy")
+        assert float(model.evaluate(x, y, batch_size=len(x))) == pytest.approx(
+            keras_categorical_crossentropy(probabilities, y), abs=1e-5
+        )
+
+
+def test_a_permute_that_moves_the_classes_off_the_last_axis_is_not_reached():
+    # the softmax ran over another axis than the one the loss reads: the rule leaves it as it is
+    with segmentation_moved(Permute((3, 1, 2))) as model:
+        assert emit.logits_substitutes(model.graph, losses.get("categorical_crossentropy")) == {}
+        kept = segmentation_moved(Permute((2, 1, 3)))
+        assert list(emit.logits_substitutes(kept.graph, losses.get("categorical_crossentropy"))) == [0]
+        kept.close()

@@ -21,6 +21,8 @@ Cases (one plain SGD step, learning rate 0.1, on one batch):
     one-hot classes per pixel (Keras' usual segmentation head: the softmax is applied once).
   * `conv1d_softmax`: Input((6, 4)) -> Conv1D(5, 3, "same", tanh) -> Conv1D(3, 3, "same", softmax),
     "categorical_crossentropy" on one-hot classes per step.
+  * `segmentation_reshape`: Input((4, 5, 2)) -> Conv2D(3, 1, activation="softmax") -> Reshape((-1, 3)),
+    "categorical_crossentropy" on one-hot classes per pixel, as (20, 3) (the softmax moved, still applied once).
 Stored per case, under `<case>/`: x, y, the starting weights w0_<i> and the weights after the step w1_<i> (both in
 `model.get_weights()` order, Keras' layouts), predict's output before the step, evaluate's loss before it and the
 step's loss (`train_on_batch`).
@@ -71,6 +73,11 @@ def _distributed_head() -> keras.Model:
 def _segmentation() -> keras.Model:
     x = keras.Input((4, 5, 2))
     return keras.Model(x, layers.Conv2D(3, 1, activation="softmax")(x))
+
+
+def _segmentation_reshape() -> keras.Model:
+    x = keras.Input((4, 5, 2))
+    return keras.Model(x, layers.Reshape((-1, 3))(layers.Conv2D(3, 1, activation="softmax")(x)))
 
 
 def _conv1d_softmax() -> keras.Model:
@@ -130,6 +137,10 @@ def main() -> None:
     step_classes = np.eye(3, dtype=np.float32)[rng.integers(0, 3, size=(8, STEPS))]
     arrays |= _case("segmentation_softmax", _segmentation, pixels, pixel_classes, "categorical_crossentropy", 4)
     arrays |= _case("conv1d_softmax", _conv1d_softmax, series, step_classes, "categorical_crossentropy", 5)
+    reshaped_classes = np.eye(3, dtype=np.float32)[rng.integers(0, 3, size=(8, 20))]  # drawn last: the rest stay
+    arrays |= _case(
+        "segmentation_reshape", _segmentation_reshape, pixels, reshaped_classes, "categorical_crossentropy", 6
+    )
     arrays["keras_version"] = np.array(keras.__version__)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     np.savez(OUT, **arrays)

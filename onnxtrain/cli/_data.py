@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from onnxtrain._input_scale import refuse_raw_value_ranges, rescales_pixels_again
+from onnxtrain._input_scale import refuse_raw_value_ranges, refuse_raw_value_ranges_of_model, rescales_pixels_again
 from onnxtrain._npy_file import read_npy, read_npz
 from onnxtrain._saved_model_folder import saved_model_folder
 from onnxtrain.cli._image_folders import ImageTarget, load_image_folder
@@ -137,7 +137,9 @@ class RunData(NamedTuple):
 def refuse_scaling_twice(model: Any, data: RunData, source: str) -> None:
     """Refuse pixels this module divided by 255 (uint8 .npz, a folder of images, fashion-mnist) for a model that
     divides them again before any layer changes values (fit's rule, `rescales_pixels_again`), which would leave the
-    model training on pixels / 65025."""
+    model training on pixels / 65025; and augmentation layers left at Keras' value_range=(0, 255) for pixels divided
+    by 255, by this module or (integers kept, --resume) by the model's own input_scale (`refuse_raw_value_ranges`,
+    `refuse_raw_value_ranges_of_model`)."""
     scale_of_data = data.train.input_scale
     twice = None if scale_of_data is None else rescales_pixels_again(model.layers, scale_of_data)
     if twice is not None:
@@ -151,6 +153,8 @@ def refuse_scaling_twice(model: Any, data: RunData, source: str) -> None:
         )
     if scale_of_data is not None:  # augmentation layers left at Keras' value_range=(0, 255): fit's rule too
         refuse_raw_value_ranges(model.layers, scale_of_data, source)
+    else:  # the integers kept (--resume), which the model's own input_scale divides: fit's rule for that too
+        refuse_raw_value_ranges_of_model(model.layers, model.input_scale, source)
 
 
 def load_run_data(
