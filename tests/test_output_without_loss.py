@@ -171,15 +171,19 @@ def test_an_output_without_a_loss_is_predicted_saved_loaded_and_exported(tmp_pat
     with _three_heads(keyed=True) as model:
         model.compile(optimizer=SGD(learning_rate=0.1), loss={"kind": "sparse_categorical_crossentropy"})
         model.fit(X, {"kind": Y_KIND}, epochs=1, batch_size=4, verbose=0)
-        predicted = model.predict(X, verbose=0)
-        assert [value.shape for value in predicted] == [(12,), (12, 2), (12, 2)]  # (kind: class indices)
-        emb = predicted[2]
+        predicted = model.predict(X, verbose=0)  # a dict model predicts a dict, by sorted key (Keras 3)
+        assert {key: value.shape for key, value in predicted.items()} == {
+            "emb": (12, 2),
+            "kind": (12,),
+            "size": (12, 2),
+        }
+        emb = predicted["emb"]
         trunk = np.tanh(X @ model.get_weights()["h.kernel"] + model.get_weights()["h.bias"])
         np.testing.assert_allclose(emb, trunk @ _start()["emb.kernel"] + _start()["emb.bias"], atol=1e-5)
         model.save(tmp_path / "saved")
         model.export(tmp_path / "model.onnx")
     with load_model(tmp_path / "saved") as loaded:
-        np.testing.assert_allclose(loaded.predict(X, verbose=0)[2], emb, atol=1e-6)
+        np.testing.assert_allclose(loaded.predict(X, verbose=0)["emb"], emb, atol=1e-6)
         history = loaded.fit(X, {"kind": Y_KIND}, epochs=1, batch_size=4, verbose=0).history
     assert set(history) == {"loss"}
     session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
