@@ -26,7 +26,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _listed_slow_tests() -> set[str]:
-    """The fast-loop tests measured at 0.06 s or more (tools/slow_tests.py writes the list)."""
+    """The fast-loop tests measured at 0.05 s or more (tools/slow_tests.py writes the list)."""
     lines = SLOW_LIST.read_text().splitlines() if SLOW_LIST.exists() else []
     return {line for line in lines if line and not line.startswith("#")}
 

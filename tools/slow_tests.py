@@ -1,4 +1,4 @@
-"""Measure which tests the fast loop should leave out: every test of `-m "not slow"` that takes 0.06 s or more
+"""Measure which tests the fast loop should leave out: every test of `-m "not slow"` that takes 0.05 s or more
 (setup, call and teardown together, in one process) is written to tests/slow_tests.txt, which tests/conftest.py
 reads to mark those tests `slow`. The fast loop then stays under a minute on 2 cores (about 50 s, two workers),
 while the whole suite still runs them.
@@ -55,7 +55,7 @@ def slow_tests(log: str, threshold: float) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threshold", type=float, default=0.06, help="seconds (default 0.06)")
+    parser.add_argument("--threshold", type=float, default=0.05, help="seconds (default 0.05)")
     parser.add_argument("--log", type=Path, help="an earlier run's output instead of a new run")
     args = parser.parse_args()
     log = args.log.read_text() if args.log else durations_log()
