@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from onnxtrain._batch_stream import BatchStream
-from onnxtrain._batches import Batches, read_batches, read_data
+from onnxtrain._batches import Batches, SeparateArrays, read_batches, read_data
 from onnxtrain._input_scale import refuse_raw_value_ranges, refuse_raw_value_ranges_of_model, rescales_pixels_again
 from onnxtrain._sample_weights import WeightedEngine, weighted_engine
 from onnxtrain.errors import InvalidArgumentError
@@ -40,6 +40,7 @@ class TrainerData:
         several_outputs = self._outputs is not None
         loss, output_shape = self.compiled.loss, self.model.output_shape
         triples = argument == "validation"  # Keras' validation_data=(x, y, sample_weight)
+        data, sample_weight = self._by_output_name(data, sample_weight)
         return read_batches(
             data,
             argument,
@@ -61,6 +62,7 @@ class TrainerData:
         scale = self.model.input_scale if input_scale is None else input_scale
         loss, output_shape = self.compiled.loss, self.model.output_shape
         triples = argument == "validation"  # Keras' validation_data=(x, y, sample_weight)
+        data, sample_weight = self._by_output_name(data, sample_weight)
         return read_data(
             data,
             argument,
@@ -73,6 +75,29 @@ class TrainerData:
             triples,
             bool(self.compiled.weighted_metrics),
         )
+
+    def _by_output_name(self, data: Any, sample_weight: Any) -> tuple[Any, Any]:
+        """For a model of one output, y and sample weights as Keras also takes them, {output name: array} (a model of
+        a one-key dict of outputs, `compile(loss={name: ...})`): the arrays. Other data as given."""
+        if self._outputs is not None:
+            return data, sample_weight
+        if isinstance(data, SeparateArrays):
+            data = SeparateArrays(data.x, self._sole_output(data.y, "y"))
+        elif isinstance(data, tuple) and len(data) in (2, 3):
+            named = ("y", "sample_weight")
+            data = (data[0], *(self._sole_output(v, n) for v, n in zip(data[1:], named, strict=False)))
+        return data, self._sole_output(sample_weight, "sample_weight")
+
+    def _sole_output(self, value: Any, argument: str) -> Any:
+        if not isinstance(value, dict):
+            return value
+        name = self.model.graph.output_names()[0]
+        if list(value) != [name]:
+            raise InvalidArgumentError(
+                f"{argument} for a model of one output expects an array, or a dict {{{name!r}: array}} keyed by its "
+                f"output's name. Received keys: {list(value)}"
+            )
+        return value[name]
 
     def _weighted(self, *data: Batches | BatchStream | None) -> WeightedEngine | None:
         """The engine as one that takes sample weights where any of `data` has them (else None), laid out as its

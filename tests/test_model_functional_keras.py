@@ -338,3 +338,22 @@ def test_a_dict_of_outputs_predicts_softly_a_dict():
     assert list(soft) == ["kind", "size"]
     np.testing.assert_allclose(soft["kind"].sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(soft["size"], raw["size"], rtol=1e-6)
+
+
+def test_a_one_output_model_takes_y_and_weights_keyed_by_its_output_name_as_keras():
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    y, w = np.ones((8, 2), np.float32), np.linspace(0.5, 1.5, 8).astype(np.float32)
+    results = []
+    for keyed in (False, True):
+        i = Input(3)
+        with Model(i, {"only": Dense(2, activation="linear")(i)}, seed=0) as model:
+            model.compile(optimizer="sgd", loss={"only": "mse"})
+            given_y, given_w = ({"only": y}, {"only": w}) if keyed else (y, w)
+            history = model.fit(x, given_y, sample_weight=given_w, epochs=2, batch_size=4, shuffle=False, verbose=0)
+            results.append((history.history["loss"], model.evaluate(x, given_y, verbose=0), model.get_weights()))
+            if keyed:
+                with pytest.raises(InvalidArgumentError, match=r"a dict \{'only': array\} keyed by its output's name"):
+                    model.fit(x, {"other": y}, epochs=1, verbose=0)
+    (loss, evaluated, weights), (keyed_loss, keyed_evaluated, keyed_weights) = results
+    assert loss == keyed_loss and evaluated == keyed_evaluated
+    assert all(np.array_equal(weights[k], keyed_weights[k]) for k in weights)
