@@ -84,28 +84,34 @@ def without_stack_traces(graph: onnx.ModelProto) -> None:
         node.metadata_props.extend(kept)
 
 
-def write_chunks() -> None:
-    torch.manual_seed(0)
-    model = Chunks().eval()
-    x = torch.randn(STEPS, BATCH, 3, 6)
-    labels = torch.randint(0, 3, (STEPS, BATCH))
-    batch = torch.export.Dim("batch", min=2)
+def dynamo_export(model: torch.nn.Module, x: torch.Tensor) -> onnx.ModelProto:
+    """`model` exported by the dynamo exporter as the docs recommend for fine-tuning (optimize=False), opset 20, its
+    batch axis dynamic, without the stack traces that would make the fixture differ by machine."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             model,
-            (x[0],),
+            (x,),
             dynamo=True,
             optimize=False,
             opset_version=20,
             input_names=["input"],
             output_names=["logits"],
-            dynamic_shapes=({0: batch},),
+            dynamic_shapes=({0: torch.export.Dim("batch", min=2)},),
             verbose=False,
         )
     assert program is not None
     graph = program.model_proto
     without_stack_traces(graph)
+    return graph
+
+
+def write_chunks() -> None:
+    torch.manual_seed(0)
+    model = Chunks().eval()
+    x = torch.randn(STEPS, BATCH, 3, 6)
+    labels = torch.randint(0, 3, (STEPS, BATCH))
+    graph = dynamo_export(model, x[0])
     ops = {node.op_type for node in graph.graph.node}
     assert {"SplitToSequence", "SequenceAt"} <= ops, f"the exporter no longer writes sequences: {sorted(ops)}"
     onnx.checker.check_model(graph, full_check=True)
@@ -154,21 +160,7 @@ def write_nested() -> None:
             output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}},
         )
-        batch = torch.export.Dim("batch", min=2)
-        program = torch.onnx.export(
-            model,
-            (x,),
-            dynamo=True,
-            optimize=False,
-            opset_version=20,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_shapes=({0: batch},),
-            verbose=False,
-        )
-    assert program is not None
-    graph = program.model_proto
-    without_stack_traces(graph)
+    graph = dynamo_export(model, x)
     onnx.save(graph, OUT / "nested_dynamo.onnx")
     scopes = [node.name for node in onnx.load(path).graph.node]
     for scope in ["/enc/enc.2/Gemm", "/stages/stages.0/fc/Gemm", "/stages/stages.1/stages.1.0/Gemm"]:
