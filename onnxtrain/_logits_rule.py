@@ -1,5 +1,6 @@
 """The logits rule: which output layers the graphs emit without their activation, so a loss on logits reads them
-(`graph_layers`), the substitutes that compute them (`logits_substitutes`), and the loss each output trains on."""
+(`graph_layers`, `logits_graph`), the substitutes that compute them (`logits_substitutes`), and the loss each
+output trains on."""
 
 from __future__ import annotations
 
@@ -7,24 +8,40 @@ import copy
 from collections.abc import Mapping, Sequence
 
 from onnxtrain import activations
+from onnxtrain._functional_calls import topological_calls
 from onnxtrain._loss_base import EPSILON
-from onnxtrain.errors import UnsupportedError
+from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import (
     Activation,
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
     Conv1D,
     Conv2DTranspose,
     Dense,
     DepthwiseConv2D,
     Flatten,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
     Layer,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
     Permute,
     Reshape,
     SeparableConv2D,
+    Shape,
     TimeDistributed,
+    format_shape,
 )
 from onnxtrain.layers import Softmax as SoftmaxLayer
+from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
 from onnxtrain.multi_output import OutputLosses
 
@@ -34,6 +51,30 @@ from onnxtrain.multi_output import OutputLosses
 _LINEAR_THEN_ACTIVATION = frozenset(
     {Dense.emit, Conv1D.emit, Conv2DTranspose.emit, DepthwiseConv2D.emit, SeparableConv2D.emit}
 )
+
+# Layers whose outputs are their input's values moved, or pooled over positions (channel by channel, the classes
+# being the channels): a default activation's logits reach the output through any of them (`logits_chains`), a
+# softmax's probabilities through those that keep them probabilities, the movers and the averages
+# (`logits_substitutes`).
+_MOVERS: tuple[type[Layer], ...] = (Reshape, Flatten, Permute)
+_AVERAGES: tuple[type[Layer], ...] = (
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+)
+_MAXIMA: tuple[type[Layer], ...] = (
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
+)
+_CARRY_PROBABILITIES = _MOVERS + _AVERAGES
+_CARRY_VALUES = _CARRY_PROBABILITIES + _MAXIMA
 
 
 def output_losses(graph: Functional, loss: Loss | None) -> list[Loss | None]:
@@ -47,15 +88,62 @@ def output_losses(graph: Functional, loss: Loss | None) -> list[Loss | None]:
     return [loss] * len(graph.outputs)
 
 
+def logits_graph(graph: Functional, loss: Loss | None) -> Functional:
+    """`graph` as the graphs emit it for `loss`, before `logits_substitutes`: where an output's values are a layer's
+    left at its default activation, moved or pooled (`logits_chains`: `Conv2D(10, 1)` then
+    `GlobalAveragePooling2D()`), a shallow copy of `graph` that computes that output anew from the layer's logits (a
+    copy of each call of the chain, the first one's layer emitted linear); `graph` itself where no output is so. A
+    layer that reads a tensor of the chain still reads its values as called."""
+    chains = logits_chains(graph, loss)
+    if not chains:
+        return graph
+    made: dict[int, SymbolicTensor] = {}  # a tensor listed at several positions is computed anew once
+    outputs, losses = list(graph.outputs), output_losses(graph, loss)
+    for position, chain in chains.items():
+        output = outputs[position]
+        if id(output) not in made:
+            made[id(output)] = _called_anew(chain, losses[position])
+        outputs[position] = made[id(output)]
+    emitted = copy.copy(graph)  # set on the copy alone, as `_graph_on_logits` does
+    emitted.__dict__["outputs"] = outputs
+    emitted.__dict__["_nodes"] = topological_calls(graph.inputs, outputs)
+    return emitted
+
+
+def logits_chains(graph: Functional, loss: Loss | None) -> dict[int, list[SymbolicTensor]]:
+    """By output position, the `logits_chain` of each output that has one for its own loss."""
+    chains = {}
+    for position, (output, own) in enumerate(zip(graph.outputs, output_losses(graph, loss), strict=True)):
+        chain = logits_chain(output, own)
+        if chain:
+            chains[position] = chain
+    return chains
+
+
+def logits_chain(output: SymbolicTensor, loss: Loss | None) -> list[SymbolicTensor]:
+    """Where the values of the graph's `output` are those of a layer left at its default activation that the graphs
+    emit linear for `loss` (`default_activation_emits_logits`), moved or pooled on their way (`_CARRY_VALUES`:
+    Reshape, Flatten, Permute, the poolings): the tensors from that layer's to `output`, first to last; [] where
+    they are not, and for an output that is the layer's own, which `logits_substitutes` emits."""
+    chain = _carried_from(output, _CARRY_VALUES)
+    return chain if len(chain) > 1 and default_activation_emits_logits(chain[0].layer, loss) else []
+
+
 def logits_substitutes(graph: Functional, loss: Loss | None) -> dict[int, Layer]:
     """What `Functional.emit` computes instead for `loss`, by output position: an output's layer without its softmax
     (or its default activation) where `graph_layers` would emit it so (same rule, same reasons) for that output's
     own loss; nothing otherwise. By position, as one tensor may be listed twice, trained on logits at one position
-    and on its values at another, as Keras' `Model(x, [y, y])` with a loss each."""
+    and on its values at another, as Keras' `Model(x, [y, y])` with a loss each.
+
+    Raises:
+        InvalidArgumentError: a softmax that the loss would apply reaches an output with its classes moved off the
+            last axis (`_keeps_the_classes_last`).
+    """
     substitutes = {}
     for position, (output, own) in enumerate(zip(graph.outputs, output_losses(graph, loss), strict=True)):
         logits = _logits_layer(output.layer, own)
-        if logits is None and _moves_a_left_out_softmax(_moved_from(output), own):
+        chain = _carried_from(output, _CARRY_PROBABILITIES)
+        if logits is None and _carries_a_left_out_softmax([t.layer for t in chain], [t.shape for t in chain], own):
             logits = _log_probabilities(output.layer)
         if logits is not None:
             substitutes[position] = logits
@@ -67,51 +155,66 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
 
     A loss that reads logits (`Loss.trains_on_logits`: the softmax cross-entropies, and binary cross-entropy with
     `from_logits=True`) gets them: the last layer is emitted without its activation when that is
-      * a Dense's activation not given (`Dense(10)`, as KotlinDL's tutorial writes it, or the TF RNN tutorial's
-        `Dense(1)` under `BinaryCrossentropy(from_logits=True)`): Dense's ReLU default would clamp the logits at
-        0, so that a class whose unit starts inactive never learns (a sigmoid's unit never goes below 0.5). An
-        explicit `activation="relu"` stays; or
+      * a Dense's or a convolution's activation not given (`Dense(10)`, as KotlinDL's tutorial writes it, the TF
+        RNN tutorial's `Dense(1)` under `BinaryCrossentropy(from_logits=True)`, or a per-position head
+        `Conv1D(n, 1)`): their ReLU default would clamp the logits at 0, so that a class whose unit starts inactive
+        never learns (a sigmoid's unit never goes below 0.5). An explicit `activation="relu"` stays; or
       * under softmax cross-entropy, a softmax: Keras' usual `Dense(10, activation="softmax")`, a convolution's
         (Keras' segmentation head `Conv2D(n, 1, activation="softmax")`: every layer whose forward is its activation
         of a linear map, `_LINEAR_THEN_ACTIVATION`), or a last `Softmax()` or `Activation("softmax")` layer, with
         "sparse_categorical_crossentropy". As in Keras,
         training sees the logits (the softmax is applied once), the `logits` output is the logits, and the
         exported `probabilities` output is the layer's own softmax, not a softmax of it.
-    A last Reshape, Flatten or Permute (or a chain of them) that only moves the values of such a softmax, keeping
-    the classes the last axis (Keras' segmentation head `Conv2D(n, 1, activation="softmax")` then
-    `Reshape((-1, n))`), is emitted followed by the log of its values clipped to [1e-7, 1 - 1e-7]
-    (`_log_probabilities`): Keras' own cross-entropy of probabilities, whose softmax gives them back, so the
-    softmax is applied once and the exported `probabilities` are the layer's (within the clip).
+    Such a layer left at its default activation is emitted linear also where the last layers only move or pool its
+    values (Reshape, Flatten, Permute, the poolings: `logits_chains`), as the head `Conv2D(10, 1)` then
+    `GlobalAveragePooling2D()`, whose logits are the pooled linear values.
+    A last Reshape, Flatten or Permute (or a chain of them), or an average pooling, that only moves or averages the
+    values of such a softmax, keeping the classes the last axis (Keras' segmentation head
+    `Conv2D(n, 1, activation="softmax")` then `Reshape((-1, n))`), is emitted followed by the log of its values
+    clipped to [1e-7, 1 - 1e-7] (`_log_probabilities`): Keras' own cross-entropy of probabilities, whose softmax
+    gives them back, so the softmax is applied once and the exported `logits` are those log-probabilities, its
+    `probabilities` the layer's (within the clip). Where such layers move the classes off the last axis (`Permute`
+    of them, a Flatten merging them), the loss would read other values as the classes than the softmax's: refused
+    (`_keeps_the_classes_last`).
     The rule reaches the layer whose values the last layer's are (`logits_path`): the layer a last
     `TimeDistributed` applies to each step (Keras' tagger head `TimeDistributed(Dense(n))`), and the last layer of
     a nested model of one output that is the last layer, at any depth; no other wrapper or merge.
-    Every graph of a model (each engine's training and eval graphs, and the export) goes through here, so they
-    all compute the same function. The layer itself is not changed.
+    Every graph of a model (each engine's training and eval graphs, and the export) follows this rule
+    (`logits_graph`, then `logits_substitutes`), so they all compute the same function. The layers themselves are
+    not changed.
+
+    Raises:
+        InvalidArgumentError: a softmax that the loss would apply reaches the output with its classes moved off the
+            last axis.
     """
     layers = list(layers)
     logits = _logits_layer(layers[-1], loss)
-    if logits is None:
-        moved = len(layers) - 1
-        while moved > 0 and _moves_the_classes_along(layers[moved]):
-            moved -= 1
-        if _moves_a_left_out_softmax(layers[moved:], loss):
-            logits = _log_probabilities(layers[-1])
     if logits is not None:
         layers[-1] = logits
+        return layers
+    head = _first_carrying(layers, _CARRY_VALUES)
+    if head < len(layers) - 1 and default_activation_emits_logits(layers[head], loss):
+        layers[head] = _logits_layer(layers[head], loss)  # type: ignore[assignment]
+        return layers
+    head = _first_carrying(layers, _CARRY_PROBABILITIES)
+    carried = layers[head:]
+    if len(carried) > 1 and _carries_a_left_out_softmax(carried, _built_shapes(carried), loss):
+        layers[-1] = _log_probabilities(layers[-1])
     return layers
 
 
 def default_activation_emits_logits(layer: Layer, loss: Loss | None) -> bool:
-    """Whether `layer`, last in a model, is emitted linear for `loss` because the activation of the Dense it ends in
-    (itself, or through TimeDistributed or a nested model: `logits_path`) was not given (`activation_given`, which
-    only Dense records: a convolution's default ReLU stays)."""
+    """Whether `layer`, last in a model, is emitted linear for `loss` because the activation of the Dense or
+    convolution it ends in (itself, or through TimeDistributed or a nested model: `logits_path`) was not given
+    (`activation_given`)."""
     return _logits_layer(layer, loss) is not None and not getattr(logits_path(layer)[-1], "activation_given", True)
 
 
 def logits_path(last: Layer) -> list[Layer]:
     """`last` and the layers the logits rule (`graph_layers`) reaches through it, outermost first: the layer a
-    TimeDistributed wraps, the output layer of a nested model of one output, and so on; the last one is the layer
-    whose activation the rule reads. `[last]` for any other layer."""
+    TimeDistributed wraps, the layer whose values a nested model of one output gives (its output layer's, or
+    those its output layers move or pool: `_CARRY_VALUES`), and so on; the last one is the layer whose activation
+    the rule reads. `[last]` for any other layer."""
     path = [last]
     while True:
         inner = _reached(path[-1])
@@ -121,56 +224,116 @@ def logits_path(last: Layer) -> list[Layer]:
 
 
 def _reached(layer: Layer) -> Layer | None:
-    """The layer whose values `layer`'s are (per step): a TimeDistributed's, a nested model's one output layer."""
+    """The layer whose values `layer`'s are (per step): a TimeDistributed's, a nested model's of one output."""
     if isinstance(layer, TimeDistributed):
         return layer.layer
     if isinstance(layer, Functional) and len(layer.outputs) == 1:
-        return layer.outputs[0].layer
+        return _carried_from(layer.outputs[0], _CARRY_VALUES)[0].layer
     return None
 
 
-# Layers whose outputs are their inputs' values moved: after a softmax over the classes (the last axis) they
-# keep the probabilities, as long as the classes stay the last axis (`_moves_the_classes_along`).
-_MOVERS = (Reshape, Flatten, Permute)
+def _carries(layer: object, kinds: tuple[type[Layer], ...]) -> bool:
+    """Whether `layer` is of one of `kinds`, with its class's forward (a subclass with its own may do anything)."""
+    return any(isinstance(layer, kind) and type(layer).emit is kind.emit for kind in kinds)
 
 
-def _moves_the_classes_along(layer: object) -> bool:
-    """Whether `layer` only moves values (`_MOVERS`) and keeps each example's last axis whole and last: a Permute
-    that leaves the last axis in place, or a Reshape or Flatten whose output ends in the input's last dimension
-    (row-major, each run of that many values stays one run: (H, W, C) -> (H*W, C))."""
-    if isinstance(layer, Permute):
-        return layer.dims[-1] == len(layer.dims)
-    if isinstance(layer, Reshape | Flatten):
-        given, made = layer.input_shape, layer.output_shape
-        return bool(given) and bool(made) and given[-1] == made[-1]  # type: ignore[index]
-    return False
+def _carried_from(output: SymbolicTensor, kinds: tuple[type[Layer], ...]) -> list[SymbolicTensor]:
+    """The tensors from the one whose values `output`'s are, through calls of one input each by layers of `kinds`,
+    to `output`, first to last: `[output]` where its layer is none of them."""
+    chain = [output]
+    while _carries(chain[0].layer, kinds) and len(chain[0].inputs) == 1:
+        chain.insert(0, chain[0].inputs[0])
+    return chain
 
 
-def _moved_from(output: object) -> list[Layer]:
-    """The layers from the one whose values the graph's `output` tensor moves (through `_moves_the_classes_along`
-    calls of one input each) to the output's own, innermost first; `[the output's layer]` where it moves none."""
-    chain: list[Layer] = []
-    tensor = output
-    while True:
-        layer = getattr(tensor, "layer", None)
-        inputs = getattr(tensor, "inputs", None) or []
-        chain.insert(0, layer)  # type: ignore[arg-type]
-        if not (_moves_the_classes_along(layer) and len(inputs) == 1):
-            return chain
-        tensor = inputs[0]
+def _first_carrying(layers: Sequence[Layer], kinds: tuple[type[Layer], ...]) -> int:
+    """The index of the layer whose values the last of `layers` (a layer list, each reading the one before) gives
+    through layers of `kinds`: the last index where the last layer is none of them."""
+    first = len(layers) - 1
+    while first > 0 and _carries(layers[first], kinds):
+        first -= 1
+    return first
 
 
-def _moves_a_left_out_softmax(chain: Sequence[Layer], loss: Loss | None) -> bool:
-    """Whether `chain` (`_moved_from`'s: a layer, then the layers that move its values, keeping the classes last)
-    moves the values of a softmax the rule leaves out under softmax cross-entropy (a softmax given explicitly, not
-    a Dense default), so that the loss would apply a second softmax."""
-    if len(chain) < 2 or not isinstance(loss, SoftmaxCrossEntropyWithLogits):
+def _built_shapes(layers: Sequence[Layer]) -> list[Shape]:
+    """Each built layer's per-example output shape."""
+    shapes = []
+    for layer in layers:
+        assert layer.output_shape is not None, "layers must be built"
+        shapes.append(layer.output_shape)
+    return shapes
+
+
+def _called_anew(chain: Sequence[SymbolicTensor], loss: Loss | None) -> SymbolicTensor:
+    """The last tensor of `chain` (`logits_chains`) computed anew: its first call by the layer's logits copy
+    (`_logits_layer`), the others by copies of their layers, so that the graph emits them beside the calls as
+    made (distinct layers: `Functional.emit` emits a layer's call once)."""
+    first = chain[0]
+    logits = _logits_layer(first.layer, loss)
+    tensor = SymbolicTensor(first.shape, logits, first.call_index, first.inputs, first.training, first.output_index)
+    for call in chain[1:]:
+        tensor = SymbolicTensor(call.shape, copy.copy(call.layer), call.call_index, [tensor], call.training)
+    return tensor
+
+
+def _carries_a_left_out_softmax(layers: Sequence[Layer], shapes: Sequence[Shape], loss: Loss | None) -> bool:
+    """Whether `layers` (a layer, then the layers that carry its probabilities: `_CARRY_PROBABILITIES`; `shapes`,
+    the per-example shape of each one's values) carry the values of a softmax the rule leaves out under softmax
+    cross-entropy (a softmax given, not a default activation), so that the loss would apply a second softmax.
+
+    Raises:
+        InvalidArgumentError: they carry one with its classes moved off the last axis (`_keeps_the_classes_last`).
+    """
+    if len(layers) < 2 or not isinstance(loss, SoftmaxCrossEntropyWithLogits):
         return False
-    inner = chain[0]
-    return (
-        isinstance(inner, Layer)
-        and _logits_layer(inner, loss) is not None
-        and (not default_activation_emits_logits(inner, loss))
+    head = layers[0]
+    if _logits_layer(head, loss) is None or default_activation_emits_logits(head, loss):
+        return False
+    _keeps_the_classes_last(layers, shapes, loss)
+    return True
+
+
+def _keeps_the_classes_last(layers: Sequence[Layer], shapes: Sequence[Shape], loss: Loss) -> None:
+    """Check that `layers` (`_carries_a_left_out_softmax`'s) keep the softmax's classes, the last axis of the first
+    one's values, whole and last: a Permute may move them and another move them back; a Reshape, Flatten or pooling
+    keeps them where they are last in its input and its output ends in them (row-major, each run of that many
+    values stays one run: (H, W, C) -> (H*W, C)).
+
+    A softmax over another axis than the one the loss reads as the classes is refused, as nothing the loss could
+    compute means the softmax's classes: Keras renormalises the values over the last axis, and the loss here
+    applies its softmax over it; either trains the model for other classes than its softmax's.
+
+    Raises:
+        InvalidArgumentError: they move the classes off the last axis, merge them with other axes or pool over them.
+    """
+    axis: int | None = len(shapes[0]) - 1
+    for layer, given, made in zip(layers[1:], shapes, shapes[1:], strict=False):
+        if axis is None:
+            break
+        if isinstance(layer, Permute):  # its dims number the axes from 1, the batch being 0
+            axis = list(layer.dims).index(axis + 1)
+        elif axis == len(given) - 1 and given[-1] == made[-1]:
+            axis = len(made) - 1
+        else:
+            axis = None
+    last = len(shapes[-1]) - 1
+    if axis == last:
+        return
+    head, output = layers[0], layers[-1]
+    between = ", ".join(f"{type(layer).__name__} {layer.name!r}" for layer in layers[1:])
+    where = (
+        "merge that axis with others or pool over it"
+        if axis is None
+        else f"move that axis to axis {axis + 1} (the batch axis being 0)"
+    )
+    raise InvalidArgumentError(
+        f"Loss {loss.name!r} reads the classes on the last axis of output {output.name!r} "
+        f"{format_shape(shapes[-1])}, but the softmax of {type(head).__name__} layer {head.name!r} ran over the last "
+        f"axis of its values {format_shape(shapes[0])}, and the layers after it ({between}) {where}: the loss would "
+        "read other values as an example's classes than the ones the softmax normalised, whatever it computed "
+        "(Keras renormalises them over the last axis and trains on that). Keep the classes on the last axis: move "
+        "the axes before that layer, or give labels laid out as its values are (the classes last) and drop the "
+        "layers that move them; for a softmax over the moved axes, end in a Softmax() layer after them."
     )
 
 
@@ -195,7 +358,8 @@ def _logits_layer(last: Layer, loss: Loss | None) -> Layer | None:
     """What the graphs emit in place of a model's last layer `last` under `loss` (`graph_layers`): a copy that
     shares the layer's name and weights (a Dense or a convolution: `_LINEAR_THEN_ACTIVATION`), with a linear
     activation (or a linear Activation layer for a Softmax layer; for a TimeDistributed or a nested model, a
-    copy that emits such a copy of its own last layer); None where `last` is emitted as it is."""
+    copy that emits such a copy of its own last layer, or its output computed anew: `logits_graph`); None where
+    `last` is emitted as it is."""
     if loss is None or not loss.trains_on_logits:
         return None
     if isinstance(last, TimeDistributed):
@@ -204,12 +368,13 @@ def _logits_layer(last: Layer, loss: Loss | None) -> Layer | None:
     if isinstance(last, Functional):
         if len(last.outputs) != 1:  # its call gives several tensors, which other layers may read
             return None
-        substitutes = logits_substitutes(last, loss)
-        return _graph_on_logits(last, substitutes) if substitutes else None
+        emitted = logits_graph(last, loss)
+        substitutes = logits_substitutes(emitted, loss)
+        return _graph_on_logits(emitted, substitutes) if substitutes or emitted is not last else None
     activation = getattr(last, "activation", None)
     softmax_loss = isinstance(loss, SoftmaxCrossEntropyWithLogits)  # which applies the softmax a last layer has
     if type(last).emit in _LINEAR_THEN_ACTIVATION:
-        default = not getattr(last, "activation_given", True)  # Dense's flag; a layer without it: given
+        default = not getattr(last, "activation_given", True)  # Dense's and the convolutions' flag
         softmax = softmax_loss and isinstance(activation, activations.Softmax)
         if not (softmax or default):
             return None  # an activation given that the loss does not apply

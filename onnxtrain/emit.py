@@ -4,7 +4,8 @@ Both are emitted from the same graph of layers (a `Functional`, or a Sequential'
 through one GraphBuilder, so parameter names (`dense_1.kernel`) are the same in the training artifacts, the checkpoint
 and the exported model. A model of one input reads graph input `input`; one of several reads one graph input per
 `Input`, named as the Input layer is (`input_names`). Which output layers the graphs emit without their activation,
-for a loss on logits, is `_logits_rule.py`'s (`graph_layers`, `logits_substitutes`, ...), re-exported here.
+for a loss on logits, is `_logits_rule.py`'s (`graph_layers`, `logits_graph`, `logits_substitutes`, ...), re-exported
+here: every graph emits `logits_graph(graph, loss)` with its `logits_substitutes`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import onnx
 from onnxtrain import losses
 from onnxtrain._logits_rule import default_activation_emits_logits as default_activation_emits_logits
 from onnxtrain._logits_rule import graph_layers as graph_layers
+from onnxtrain._logits_rule import logits_chain as logits_chain
+from onnxtrain._logits_rule import logits_chains as logits_chains
+from onnxtrain._logits_rule import logits_graph as logits_graph
 from onnxtrain._logits_rule import logits_path as logits_path
 from onnxtrain._logits_rule import logits_substitutes as logits_substitutes
 from onnxtrain._logits_rule import output_losses as output_losses
@@ -81,7 +85,8 @@ def forward_and_loss(
     or position's loss is weighed by it as Keras weighs it, sum(w l) / elements (`Loss.emit_weighted`); the weight
     penalties are added unweighted, as Keras adds them. An output that carries a mask (Embedding(mask_zero=True) or
     Masking, through layers that pass it on) weighs its loss by it, as Keras 3 does (`masked_loss`)."""
-    outputs, masks = graph.emit_with_masks(builder, list(xs), logits_substitutes(graph, loss))
+    emitted = logits_graph(graph, loss)
+    outputs, masks = emitted.emit_with_masks(builder, list(xs), logits_substitutes(emitted, loss))
     with builder.scope("loss"):
         column = None
         if sample_weights is not None and not isinstance(loss, OutputLosses):
@@ -245,7 +250,8 @@ def inference_graph(
     graph = as_graph(layers)
     builder = GraphBuilder(opset, ir_version)
     xs = add_graph_inputs(builder, graph)
-    outputs = graph.emit(builder, xs, logits_substitutes(graph, loss))
+    emitted = logits_graph(graph, loss)
+    outputs = emitted.emit(builder, xs, logits_substitutes(emitted, loss))
     names = output_names(graph, loss)
     for output, name, own, y in zip(outputs, names, output_losses(graph, loss), graph.outputs, strict=True):
         builder.add_output(output, name, np.float32, (None, *y.shape))

@@ -337,8 +337,7 @@ def test_3d_layer_configs_use_keras_names():
         "strides": [1, 1, 1],
         "padding": "same",
         "dilation_rate": [1, 1, 1],
-        "groups": 2,
-        "activation": {"name": "relu"},
+        "groups": 2,  # no "activation": not given (KotlinDL's ReLU), left out as Dense leaves it
         "use_bias": True,
         "kernel_initializer": {"name": "he_normal", "seed": None},
         "bias_initializer": {"name": "he_uniform", "seed": None},

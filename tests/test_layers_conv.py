@@ -17,8 +17,11 @@ from onnxtrain import Sequential, emit, initializers, regularizers
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnknownIdentifierError, UnsupportedError
 from onnxtrain.layers import (
     Conv1D,
+    Conv1DTranspose,
     Conv2D,
     Conv2DTranspose,
+    Conv3D,
+    Conv3DTranspose,
     Convolution2D,
     ConvPadding,
     Dense,
@@ -385,6 +388,37 @@ def test_conv_configs_round_trip_through_json():
     ):
         rebuilt = Layer.from_config(json.loads(json.dumps(layer.serialize())))
         assert type(rebuilt) is type(layer) and rebuilt.get_config() == layer.get_config()
+
+
+# every convolution layer class, each defaulting to KotlinDL's ReLU
+EVERY_CONVOLUTION: list[Callable[..., Layer]] = [
+    lambda **a: Conv1D(3, 2, **a),
+    lambda **a: Conv2D(3, 2, **a),
+    lambda **a: Conv3D(3, 2, **a),
+    lambda **a: Conv1DTranspose(3, 2, **a),
+    lambda **a: Conv2DTranspose(3, 2, **a),
+    lambda **a: Conv3DTranspose(3, 2, **a),
+    lambda **a: DepthwiseConv2D(2, **a),
+    lambda **a: SeparableConv2D(3, 2, **a),
+]
+
+
+@pytest.mark.parametrize("make", EVERY_CONVOLUTION, ids=lambda make: type(make()).__name__)
+def test_a_convolution_records_whether_its_activation_was_given_through_its_config(make):
+    # as Dense: ReLU either way, but only a given one is written, so a rebuilt layer keeps the logits rule's default
+    import json
+
+    for arguments, written in [({}, False), ({"activation": "relu"}, True), ({"activation": None}, True)]:
+        layer = make(**arguments)
+        config = layer.get_config()
+        assert layer.activation_given is written and ("activation" in config) is written
+        rebuilt = Layer.from_config(json.loads(json.dumps(layer.serialize())))
+        assert rebuilt.activation_given is written and rebuilt.activation.name == layer.activation.name
+        assert rebuilt.get_config() == config
+    layer = make()
+    assert layer.activation.name == "relu"
+    layer.activation = "relu"  # assigning one gives it, as KotlinDL's tutorial writes it
+    assert layer.activation_given and layer.get_config()["activation"] == {"name": "relu"}
 
 
 REGULARIZED = [  # each layer with every regularizer argument it takes, and the parameter each penalizes

@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from onnxtrain import Model, Sequential, emit, losses
+from onnxtrain import Model, Sequential
 from onnxtrain.layers import (
     LSTM,
     Conv1D,
@@ -348,12 +348,3 @@ def test_a_softmax_moved_by_layers_that_keep_the_classes_last_is_applied_once(mo
         assert float(model.evaluate(x, y, batch_size=len(x))) == pytest.approx(
             keras_categorical_crossentropy(probabilities, y), abs=1e-5
         )
-
-
-def test_a_permute_that_moves_the_classes_off_the_last_axis_is_not_reached():
-    # the softmax ran over another axis than the one the loss reads: the rule leaves it as it is
-    with segmentation_moved(Permute((3, 1, 2))) as model:
-        assert emit.logits_substitutes(model.graph, losses.get("categorical_crossentropy")) == {}
-        kept = segmentation_moved(Permute((2, 1, 3)))
-        assert list(emit.logits_substitutes(kept.graph, losses.get("categorical_crossentropy"))) == [0]
-        kept.close()

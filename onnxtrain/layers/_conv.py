@@ -15,7 +15,7 @@ from onnxtrain.activations import Activation
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import InitializerLike
-from onnxtrain.layers._core import ActivationLike, _positive_int
+from onnxtrain.layers._core import ActivationLike, DefaultActivation, _positive_int
 from onnxtrain.layers._layer import Layer, Shape, format_shape
 from onnxtrain.layers._layout import channels_first, channels_last, mark_channels_first
 from onnxtrain.regularizers import Regularizer, RegularizerLike
@@ -71,6 +71,10 @@ class BaseConv(Layer):
     `weight_arguments` and their own arguments in `layer_config`, make the kernel in `build`, and call `emit_conv`
     and `add_penalties`.
 
+    The activation is recorded as Dense records it: `activation_given` says whether one was given, and the config
+    leaves it out where it was not, so that a last convolution left at KotlinDL's ReLU default gives linear logits
+    to a loss that reads them (`emit.graph_layers`), after `load_model` too.
+
     The ONNX graph gets Keras' padding as explicit pads (no auto_pad): "same" pads like TensorFlow, the odd
     position at the end, so the output has ceil(size / stride) positions; "causal" (Conv1D) pads at the start only.
     """
@@ -90,7 +94,7 @@ class BaseConv(Layer):
         strides: IntOrInts,
         padding: str | ConvPadding,
         dilation_rate: IntOrInts,
-        activation: ActivationLike,
+        activation: ActivationLike | DefaultActivation,
         use_bias: bool,
         bias_initializer: InitializerLike,
         bias_regularizer: RegularizerLike,
@@ -103,10 +107,24 @@ class BaseConv(Layer):
         self.strides = conv_ints(owner, "strides", strides, self.rank, kotlindl=True)
         self.padding = conv_padding(owner, padding, causal=self.causal_allowed)
         self.dilation_rate = conv_ints(owner, "dilation_rate", dilation_rate, self.rank, kotlindl=True)
-        self.activation: Activation = activations.get(activation)
+        if isinstance(activation, DefaultActivation):
+            self._activation = activations.get(activation.value)
+            self.activation_given = False
+        else:
+            self.activation = activation
         self.use_bias = check_bool(owner, "use_bias", use_bias)
         self.bias_initializer = initializers.get(bias_initializer)
         self.bias_regularizer: Regularizer | None = regularizers.get(bias_regularizer)
+
+    @property
+    def activation(self) -> Activation:
+        """The Activation (ReLU when not given); assigning one counts as giving it (`activation_given`)."""
+        return self._activation
+
+    @activation.setter
+    def activation(self, value: ActivationLike) -> None:
+        self._activation = activations.get(value)
+        self.activation_given = True
 
     # --- shapes -------------------------------------------------------------------------------------------
     @property
@@ -190,9 +208,10 @@ class BaseConv(Layer):
     def get_config(self) -> dict[str, Any]:
         prefixes = [prefix for prefix, _ in self.weight_arguments]
         regularizers_given = {f"{p}_regularizer": getattr(self, f"{p}_regularizer") for p in prefixes}
+        activation = {"activation": self.activation.get_config()} if self.activation_given else {}
         return {
             **self.layer_config(),
-            "activation": self.activation.get_config(),
+            **activation,  # left out when not given, so the rebuilt layer keeps the default's rule (as Dense's)
             "use_bias": self.use_bias,
             **{f"{p}_initializer": getattr(self, f"{p}_initializer").get_config() for p in prefixes},
             # the regularizers given; None is left out, as Dense leaves it
@@ -212,7 +231,7 @@ class _Conv(BaseConv):
         padding: str | ConvPadding = "same",
         dilation_rate: IntOrInts = 1,
         groups: int = 1,
-        activation: ActivationLike = "relu",
+        activation: ActivationLike | DefaultActivation = DefaultActivation.RELU,
         use_bias: bool = True,
         kernel_initializer: InitializerLike = initializers.HeNormal,
         bias_initializer: InitializerLike = initializers.HeUniform,
@@ -289,7 +308,10 @@ class Conv2D(_Conv):
     The defaults are KotlinDL's, which differ from Keras: `padding="same"` (Keras: "valid"),
     `activation="relu"` (Keras: linear), `kernel_initializer=HeNormal` (Keras: GlorotUniform) and
     `bias_initializer=HeUniform` (Keras: zeros). Fans are Keras': the kernel's positions times its input
-    channels (per group) for fan-in, times `filters` for fan-out.
+    channels (per group) for fan-in, times `filters` for fan-out. As a Dense, a last convolution of any kind whose
+    activation is not given (also one whose values only Reshape, Flatten, Permute or a pooling carry to the
+    output, as `Conv2D(10, 1)` then `GlobalAveragePooling2D()`), feeding a loss that takes logits, emits its logits
+    linear (`emit.graph_layers`); an explicit `activation="relu"` is kept there too.
 
     The kernel is stored as ONNX's Conv reads it, (filters, in_channels / groups, *kernel_size); Keras' is
     (*kernel_size, in_channels / groups, filters). Unlike Keras, strides and dilation_rate above 1 may be combined.
@@ -302,7 +324,7 @@ class Conv2D(_Conv):
         dilation_rate: an int or one per spatial axis (KotlinDL's (1, d, d, 1) too); KotlinDL's name,
             `dilations`, works too.
         groups: split the input channels into this many groups, each convolved into filters / groups outputs.
-        activation: name, `Activations` member or Activation instance.
+        activation: name, `Activations` member or Activation instance; not given: ReLU (see above).
         use_bias: add a bias per filter.
         kernel_initializer / bias_initializer: name, class or instance from `onnxtrain.initializers`.
         kernel_regularizer / bias_regularizer: a penalty the loss adds for the weight (`onnxtrain.regularizers`:

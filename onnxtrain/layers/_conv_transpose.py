@@ -11,7 +11,7 @@ from onnxtrain import initializers, regularizers
 from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._conv import BaseConv, ConvPadding, InitializerLike, IntOrInts, conv_ints, receptive_field
-from onnxtrain.layers._core import ActivationLike, _positive_int
+from onnxtrain.layers._core import ActivationLike, DefaultActivation, _positive_int
 from onnxtrain.layers._layer import Shape, format_shape
 from onnxtrain.layers._layout import channels_first, mark_channels_first
 from onnxtrain.regularizers import Regularizer, RegularizerLike
@@ -48,7 +48,7 @@ class Conv2DTranspose(BaseConv):
         padding: str | ConvPadding = "same",
         output_padding: IntOrInts | None = None,
         dilation_rate: IntOrInts = 1,
-        activation: ActivationLike = "relu",
+        activation: ActivationLike | DefaultActivation = DefaultActivation.RELU,
         use_bias: bool = True,
         kernel_initializer: InitializerLike = initializers.HeNormal,
         bias_initializer: InitializerLike = initializers.HeUniform,

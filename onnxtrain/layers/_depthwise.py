@@ -9,7 +9,7 @@ import numpy as np
 from onnxtrain import initializers, regularizers
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._conv import BaseConv, ConvPadding, InitializerLike, IntOrInts, receptive_field
-from onnxtrain.layers._core import ActivationLike, _positive_int
+from onnxtrain.layers._core import ActivationLike, DefaultActivation, _positive_int
 from onnxtrain.layers._layer import Shape
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
@@ -54,7 +54,7 @@ class DepthwiseConv2D(BaseConv):
         padding: str | ConvPadding = "same",
         depth_multiplier: int = 1,
         dilation_rate: IntOrInts = 1,
-        activation: ActivationLike = "relu",
+        activation: ActivationLike | DefaultActivation = DefaultActivation.RELU,
         use_bias: bool = True,
         depthwise_initializer: InitializerLike = initializers.HeNormal,
         bias_initializer: InitializerLike = initializers.HeUniform,

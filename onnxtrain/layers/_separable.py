@@ -9,7 +9,7 @@ import numpy as np
 from onnxtrain import initializers, regularizers
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._conv import BaseConv, ConvPadding, InitializerLike, IntOrInts
-from onnxtrain.layers._core import ActivationLike, _positive_int
+from onnxtrain.layers._core import ActivationLike, DefaultActivation, _positive_int
 from onnxtrain.layers._depthwise import depthwise_kernel
 from onnxtrain.layers._layer import Shape
 from onnxtrain.layers._layout import mark_channels_first
@@ -48,7 +48,7 @@ class SeparableConv2D(BaseConv):
         padding: str | ConvPadding = "same",
         dilation_rate: IntOrInts = 1,
         depth_multiplier: int = 1,
-        activation: ActivationLike = "relu",
+        activation: ActivationLike | DefaultActivation = DefaultActivation.RELU,
         use_bias: bool = True,
         depthwise_initializer: InitializerLike = initializers.HeNormal,
         pointwise_initializer: InitializerLike = initializers.HeNormal,
