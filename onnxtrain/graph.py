@@ -74,6 +74,7 @@ class GraphBuilder(GraphReading):
         self.training = training
         self._state_updates: dict[str, str] = {}
         self._added_losses: list[tuple[list[str], Callable[[], str]]] = []  # (scope, term): see `add_loss`
+        self._added_loss_keys: set[str] = set()  # the keys of the terms recorded once per graph: see `add_loss`
         # value -> "channels_first" for values whose channels sit at axis 1 (see layers/_layout.py); absent: Keras'
         # channels-last order.
         self.layouts: dict[str, str] = {}
@@ -279,11 +280,19 @@ class GraphBuilder(GraphReading):
             raise InvalidArgumentError(f"The state {parameter!r} was given a new value twice in one graph.")
         self._state_updates[parameter] = value
 
-    def add_loss(self, term: Callable[[], str]) -> None:
+    def add_loss(self, term: Callable[[], str], key: str | None = None) -> None:
         """Record a scalar that a model's loss adds to itself: a weight penalty (`kernel_regularizer`), as Keras'
         `layer.add_loss`. `term()` emits it, in the scope it was recorded in, only when a graph with a loss calls
         `with_added_losses` (training and evaluation graphs), so the inference export holds none of its nodes.
+
+        A term recorded under a `key` already recorded in this graph is left out: a weight's penalty (keyed by the
+        weight's graph name) counts once however many times its layer is emitted (a shared layer called twice, the
+        logits copy of a last Dense), as Keras sums each weight's penalty once. Without a key every call counts.
         """
+        if key is not None:
+            if key in self._added_loss_keys:
+                return
+            self._added_loss_keys.add(key)
         self._added_losses.append((list(self._scopes), term))
 
     def with_added_losses(self, loss: str) -> str:

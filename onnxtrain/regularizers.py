@@ -165,7 +165,9 @@ def get(identifier: RegularizerLike) -> Regularizer | None:
 def add_penalty(builder: GraphBuilder, regularizer: Regularizer | None, weight: str) -> None:
     """Record `regularizer`'s penalty of graph value `weight` as a term of the model's loss (`builder.add_loss`);
     nothing for None or a zero regularizer. Called from a layer's `emit`, for trainable weights only: Keras leaves
-    out the penalties of a frozen layer.
+    out the penalties of a frozen layer. Once per weight and graph: a layer emitted twice (a shared layer called
+    twice, the logits copy of a last Dense) gets its weights' names again, and Keras counts a weight's penalty once
+    (`Layer.losses` sums the regularizer over `trainable_weights`, not over calls).
     """
     if regularizer is not None and not regularizer.is_zero:
-        builder.add_loss(lambda: regularizer.emit(builder, weight))
+        builder.add_loss(lambda: regularizer.emit(builder, weight), key=f"penalty:{weight}")
