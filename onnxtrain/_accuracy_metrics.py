@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from onnxtrain._metric_base import Metric, Shape, Sums, keras_view
+from onnxtrain._metric_base import Metric, Shape, Sums, keras_view, weighted_sums
 
 if TYPE_CHECKING:
     from onnxtrain.losses import Loss
@@ -20,7 +20,8 @@ class Accuracy(Metric):
     (the softmax under softmax cross-entropy, as the Keras model outputs it) are rarely exactly 0 or 1, so for a
     classifier it is about 0, as in Keras. The share of right classes is "accuracy" (which follows the loss),
     `SparseCategoricalAccuracy`, `CategoricalAccuracy` or `BinaryAccuracy`. Class indices are compared with every
-    unit, as Keras compares a label column with the output. Logged as "accuracy" (or `name`).
+    unit (of their position, for class indices per position), as Keras compares a label column with the output.
+    Logged as "accuracy" (or `name`).
     """
 
     direction = "up"  # Keras' _direction: callbacks in mode "auto" maximize it
@@ -46,13 +47,11 @@ class Accuracy(Metric):
         if not len(outputs):
             return np.zeros(2) if sample_weight is not None else 0.0
         y_pred, _ = keras_view(outputs, labels, loss)
-        y_true = labels.reshape(len(labels), 1) if loss.classification else labels.reshape(outputs.shape)
-        equal = (y_pred == y_true).reshape(len(outputs), -1)
-        per_example = np.count_nonzero(equal, axis=1) / equal.shape[1]
+        y_true = labels[..., None] if loss.classification else labels.reshape(outputs.shape)
+        equal = y_pred == y_true  # [N, *positions, units]
         if sample_weight is None:
-            return float(per_example.sum())
-        weights = np.asarray(sample_weight, np.float64)
-        return np.array([float(weights @ per_example), float(weights.sum())])
+            return float(np.count_nonzero(equal) / (equal.size / len(outputs)))
+        return weighted_sums(equal, sample_weight)
 
     def finish(self, sums: Sums, examples: float) -> float:
         if isinstance(sums, np.ndarray):  # weighted: [sum of w v, sum of w]

@@ -16,6 +16,7 @@ from onnxtrain._loss_base import (
     check_finite_labels,
     check_unit_interval,
     hinge_signs,
+    input_rank,
     label_smoothing_value,
     numeric_labels,
     softplus,
@@ -27,7 +28,10 @@ from onnxtrain.graph import GraphBuilder
 
 @dataclass(frozen=True)
 class SoftmaxCrossEntropyWithLogits(Loss):
-    """Softmax over the last axis, then cross-entropy with integer class labels (int64, shape [batch])."""
+    """Softmax over the last axis, then cross-entropy with integer class labels: one per example (int64 [batch]) for
+    an output [batch, classes], or one per position (int64 [batch, *positions]) for an output [batch, *positions,
+    classes] (a tagger's (T, C), a segmentation's (H, W, C)), averaged over every position, as Keras' sparse
+    categorical cross-entropy takes them."""
 
     name: str = field(default="softmax_cross_entropy_with_logits", init=False)
     classification: bool = field(default=True, init=False)
@@ -48,51 +52,30 @@ class SoftmaxCrossEntropyWithLogits(Loss):
 
     @staticmethod
     def _cross_entropy(builder: GraphBuilder, output: str, labels: str, reduction: str) -> str:
-        # The second output (log-probabilities) is what ORT's gradient of this op reads.
-        loss, _ = builder.multi_output_node(
-            "SoftmaxCrossEntropyLoss", [output, labels], 2, hint="loss", reduction=reduction
-        )
+        if input_rank(builder, labels) == 1:  # a class per example: the op reads [batch, classes] and [batch]
+            return _softmax_cross_entropy(builder, output, labels, reduction)
+        # A class per position (or labels the graph derives, of any rank): each position a row of the op, whose
+        # class axis is its second, then the values back in the labels' shape.
+        scores = builder.node("Flatten", [output], hint="position_scores", axis=-1)
+        classes = builder.node("Reshape", [labels, builder.ints([-1], "flat")], hint="position_labels")
+        loss = _softmax_cross_entropy(builder, scores, classes, reduction)
+        if reduction == "none":
+            loss = builder.node("Reshape", [loss, builder.node("Shape", [labels])], hint="loss")
         return loss
 
     def label_spec(self, output_shape: Shape) -> tuple[type, tuple[int | None, ...]]:
-        if len(output_shape) != 1:
+        if not output_shape:
             raise ShapeError(
-                f"Loss {self.name!r} takes one class index per example, for an output of shape [None, classes]. "
-                f"Received: an output of shape [None, {', '.join(map(str, output_shape))}]. For a class per position "
-                "(per time step), use loss='categorical_crossentropy' with one-hot targets shaped like the output; "
-                "else reduce the positions first (Flatten, GlobalAveragePooling1D)."
+                f"Loss {self.name!r} takes class indices for an output of shape [None, classes] (or [None, "
+                "*positions, classes], a class per position). Received: an output of shape [None], which has no "
+                "class axis. End the model in Dense(classes)."
             )
-        return np.int64, (None,)
+        return np.int64, (None, *output_shape[:-1])
 
     def prepare_labels(self, y: Any, output_shape: Shape, argument: str = "y") -> np.ndarray:
-        num_classes = output_shape[-1]
-        y = numeric_labels(y, argument)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise InvalidArgumentError(
-                f"{argument} for loss {self.name!r} expects class indices of shape (N,). Received: "
-                f"{argument}.shape={y.shape}" + (" (one-hot labels? pass y.argmax(axis=1))" if y.ndim == 2 else "")
-            )
-        if y.dtype.kind == "f":
-            check_finite_labels(y, argument)
-            fractional = np.flatnonzero(y != np.round(y))
-            if fractional.size:
-                i = int(fractional[0])
-                raise InvalidArgumentError(
-                    f"{argument} for loss {self.name!r} expects integral class indices. "
-                    f"Received: {argument}[{i}]={y[i].item()!r}"
-                )
-        labels = y.astype(np.int64)  # ORT's SoftmaxCrossEntropyLoss takes int64 [batch]
-        bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-        if bad.size:
-            i = int(bad[0])
-            raise InvalidArgumentError(
-                f"{argument} for loss {self.name!r} expects class indices in [0, {num_classes - 1}] "
-                f"(the last layer has "
-                f"{num_classes} units). Received: {argument}[{i}]={y[i].item()!r} ({bad.size} labels out of range)"
-            )
-        return labels
+        """Class indices, int64 of shape (N, *positions) for an output (*positions, classes); (N, *positions, 1) is
+        taken too, as Keras squeezes it."""
+        return class_indices(numeric_labels(y, argument), output_shape, argument, self.name)
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
         return outputs.argmax(axis=-1)
@@ -102,10 +85,73 @@ class SoftmaxCrossEntropyWithLogits(Loss):
         return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
+def _softmax_cross_entropy(builder: GraphBuilder, scores: str, labels: str, reduction: str) -> str:
+    # The second output (log-probabilities) is what ORT's gradient of this op reads.
+    loss, _ = builder.multi_output_node(
+        "SoftmaxCrossEntropyLoss", [scores, labels], 2, hint="loss", reduction=reduction
+    )
+    return loss
+
+
+def class_indices(y: np.ndarray, output_shape: Shape, argument: str, loss: str) -> np.ndarray:
+    """`y` as the int64 class indices of an output of `output_shape` (*positions, classes): shape (N, *positions).
+
+    Raises:
+        InvalidArgumentError: another shape (one-hot targets named as such), fractional or out-of-range indices.
+    """
+    positions, num_classes = tuple(output_shape[:-1]), output_shape[-1]
+    if y.shape[1:] == (*positions, 1):  # a trailing axis of one, as Keras squeezes it
+        y = y[..., 0]
+    if not positions and y.ndim != 1:
+        raise InvalidArgumentError(
+            f"{argument} for loss {loss!r} expects class indices of shape (N,). Received: {argument}.shape={y.shape}"
+            + (" (one-hot labels? pass y.argmax(axis=1))" if y.ndim == 2 else "")
+        )
+    if y.shape[1:] != positions:
+        hint = ""
+        if y.shape[1:] == tuple(output_shape):
+            hint = f" (one-hot labels? pass {argument}.argmax(axis=-1), or use loss='categorical_crossentropy')"
+        elif y.ndim == 1:
+            hint = (
+                " (one class per example? the output has the positions "
+                f"{positions} before its classes: reduce them first, with Flatten or GlobalAveragePooling1D)"
+            )
+        raise InvalidArgumentError(
+            f"{argument} for loss {loss!r} expects one class index per position of the output (shape "
+            f"{tuple(output_shape)}: positions {positions}, then {num_classes} classes), an array of shape "
+            f"(N, {', '.join(map(str, positions))}). Received: {argument}.shape={y.shape}{hint}"
+        )
+    if y.dtype.kind == "f":
+        check_finite_labels(y, argument)
+        fractional = np.flatnonzero(y != np.round(y))
+        if fractional.size:
+            raise InvalidArgumentError(
+                f"{argument} for loss {loss!r} expects integral class indices. Received: "
+                f"{argument}[{_index(y, int(fractional[0]))}]={y.flat[int(fractional[0])].item()!r}"
+            )
+    labels = y.astype(np.int64)  # ORT's SoftmaxCrossEntropyLoss takes int64 labels
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        i = int(bad[0])
+        raise InvalidArgumentError(
+            f"{argument} for loss {loss!r} expects class indices in [0, {num_classes - 1}] (the last layer has "
+            f"{num_classes} units). Received: {argument}[{_index(y, i)}]={y.flat[i].item()!r} ({bad.size} labels out "
+            "of range)"
+        )
+    return labels
+
+
+def _index(y: np.ndarray, flat: int) -> str:
+    """The index of `y`'s element `flat` as a message writes it: "3", or "3, 1" for labels per position."""
+    return ", ".join(str(int(k)) for k in np.unravel_index(flat, y.shape))
+
+
 @dataclass(frozen=True)
 class SparseCategoricalCrossentropy(SoftmaxCrossEntropyWithLogits):
-    """Keras' SparseCategoricalCrossentropy: softmax cross-entropy with class indices (int, shape [batch]), the
-    loss of `compile(loss="sparse_categorical_crossentropy")`.
+    """Keras' SparseCategoricalCrossentropy: softmax cross-entropy with class indices (int, shape [batch]; or
+    [batch, *positions] for an output with positions before its classes, a tagger's (T, C), averaged over every
+    position as Keras averages them), the loss of `compile(loss="sparse_categorical_crossentropy")` (KotlinDL's
+    "softmax_cross_entropy_with_logits" computes the same, under its own name).
 
     It applies the softmax itself, to logits, as KotlinDL's `SOFT_MAX_CROSS_ENTROPY_WITH_LOGITS` does: a last
     softmax (`Dense(10, activation="softmax")`, `Softmax()`) is left out of the graphs and a last Dense at its

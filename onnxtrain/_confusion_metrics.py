@@ -35,8 +35,8 @@ def confusion_counts(
     positive = y_true != 0
     weights: np.ndarray = np.ones(y_pred.shape, np.float64)
     if sample_weight is not None:
-        per_example = np.asarray(sample_weight, np.float64).reshape(-1, *([1] * (y_pred.ndim - 1)))
-        weights = np.broadcast_to(per_example, y_pred.shape)
+        given = np.asarray(sample_weight, np.float64)  # [N], or [N, *positions] weighing each position
+        weights = np.broadcast_to(given.reshape(*given.shape, *([1] * (y_pred.ndim - given.ndim))), y_pred.shape)
     shape: tuple[int, ...] = (len(y_pred), -1) if multi_label else (-1,)
     y_pred, positive, weights = y_pred.reshape(shape), positive.reshape(shape), weights.reshape(shape)
     true_w = np.where(positive, weights, 0.0)

@@ -69,8 +69,8 @@ class BatchFigures:
     def batch_sums(
         self, outputs: np.ndarray, labels: np.ndarray, sample_weight: np.ndarray | None = None
     ) -> FigureSums:
-        """Each figure summed over a batch's examples; `sample_weight` (the batch's, or None) weighs the
-        `weighted_metrics` only."""
+        """Each figure summed over a batch's examples; `sample_weight` (the batch's, [batch] or per position
+        [batch, *positions], or None) weighs the `weighted_metrics` only."""
         if self.outputs is not None:
             per_output: FigureSums = {
                 key: value for key, value in self.outputs.batch_sums(outputs, labels, sample_weight).items()
@@ -145,8 +145,9 @@ def evaluate_batches(
     validation), each process evaluates its share of the rows and the sums are all-reduced. Data with sample
     weights (`data.w`) runs the weighted eval steps of `weighted` (the same engine): the loss is then the mean of
     w_i l_i over the examples, as Keras'; the metrics stay unweighted, as Keras' `metrics`, and the
-    `weighted_metrics` weigh each example by its weight. A `BatchStream` (evaluated alone: fit refuses one in a
-    data-parallel world) gives its batches as they come, `batch_size` aside: its next pass (`evaluate_stream`)."""
+    `weighted_metrics` weigh each example by its weight (each position, where the weights are per position). A
+    `BatchStream` (evaluated alone: fit refuses one in a data-parallel world) gives its batches as they come,
+    `batch_size` aside: its next pass (`evaluate_stream`)."""
     if isinstance(data, BatchStream):
         return evaluate_stream(engine, data, figures, flush, progress, weighted)
     loss_sum = 0.0

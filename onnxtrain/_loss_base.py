@@ -190,6 +190,13 @@ def per_weight(builder: GraphBuilder, value: str, rows: str) -> str:
     return builder.node("Mul", [grouped, columns], hint="weighted")
 
 
+def input_rank(builder: GraphBuilder, name: str) -> int | None:
+    """The rank `name` was declared with where it is an input of the graph (`GraphBuilder.add_input`: the labels
+    of a graph of one output), else None (a value the graph computes, such as one output's labels of several)."""
+    declared = next((v for v in builder._inputs if v.name == name), None)  # (GraphBuilder has no getter of shapes)
+    return None if declared is None else len(declared.type.tensor_type.shape.dim)
+
+
 def sum_last(builder: GraphBuilder, value: str) -> str:
     return builder.node(
         "ReduceSum", [value, builder.constant(np.array([-1], np.int64), "last_axis", np.int64)], keepdims=0

@@ -1,6 +1,6 @@
-"""A loss given as a metric, as Keras 3 takes one (`compile(metrics=[onnxtrain.losses.Huber()])`, or a Keras metric
-name that is a loss's, "binary_crossentropy"): the mean over the examples of the loss's value per example, computed
-in numpy from each batch as Keras' metrics read it (`keras_view`) and keyed by Keras' name of the loss
+"""A loss given as a metric, as Keras 3 takes one (`compile(metrics=[onnxtrain.losses.Huber()])`: the mean of the
+batches' means; or a Keras metric name that is a loss's, "binary_crossentropy": the mean over the examples),
+computed in numpy from each batch as Keras' metrics read it (`keras_view`) and keyed by Keras' name of the loss
 ("huber_loss")."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from onnxtrain import losses
+from onnxtrain._metric_base import Sums, reads_softmax
 from onnxtrain._regression_metrics import EPSILON, MeanOfExamples, _l2_normalized
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
@@ -120,17 +121,25 @@ LOSS_NAMES = (
 
 
 class LossMetric(MeanOfExamples):
-    """A loss as a metric: the mean over the examples of `loss`'s value for each, as Keras logs a loss object given
-    in `metrics` (`MeanMetricWrapper(loss)`), keyed by Keras' name of it ("mean_squared_error" for
-    `losses.MeanSquaredError()`, "huber_loss" for `Huber()`) or `name`. It reads a batch as Keras' metrics do
-    (`keras_view`): under a softmax cross-entropy loss the probabilities, and class indices as one-hot targets.
-    A cross-entropy is of those probabilities, clipped to [1e-7, 1 - 1e-7] as Keras' is (a model trained on
-    logits where Keras' ends in its softmax); `from_logits=True` applies a softmax first where the compile loss
-    leaves the outputs as they are.
+    """A loss as a metric, keyed by Keras' name of it ("mean_squared_error" for `losses.MeanSquaredError()`,
+    "huber_loss" for `Huber()`) or `name`, computed as Keras computes each kind:
 
-    Keras averages the loss of each batch (a last, smaller batch counts as much as a full one) and refuses
-    `weighted_metrics` of a loss; this is the mean over every example, weighted by its sample weight in
-    `weighted_metrics`, which equals Keras' value where the batches are of one size.
+    * `per_batch=True`, a loss object in `metrics` (`compile(metrics=[losses.Huber()])`, which `named` makes): Keras
+      wraps the object, which returns each batch's mean, in a `MeanMetricWrapper`, so the value is the mean of the
+      batches' means, a last, smaller batch counting as much as a full one. Keras refuses such a metric in
+      `weighted_metrics` when weights are given; here each batch's mean is then its weighted mean, sum(w l) / sum(w).
+      In a data-parallel fit each process's share of a batch counts as a batch (the same where the shares are of
+      one size).
+    * `per_batch=False` (the default), a Keras metric name that is a loss's ("binary_crossentropy",
+      "SparseCategoricalCrossentropy": Keras' loss function, or its metric class): the mean over the examples of
+      the loss's value for each, weighted by each example's (or each position's) sample weight in
+      `weighted_metrics`.
+
+    It reads a batch as Keras' metrics do (`keras_view`): the model's outputs (under softmax cross-entropy that does
+    not say `from_logits=True`, the probabilities), and class indices as one-hot targets, per example or per
+    position. A cross-entropy is of those probabilities, clipped to [1e-7, 1 - 1e-7] as Keras' is; `from_logits=True`
+    applies a softmax first, unless the outputs are already the probabilities of the compile loss's softmax (which
+    is never applied twice).
 
     Raises:
         InvalidTypeError: `loss` is neither a Loss nor a loss config.
@@ -139,7 +148,7 @@ class LossMetric(MeanOfExamples):
 
     direction = "down"
 
-    def __init__(self, loss: Loss | Mapping[str, Any] | str, name: str | None = None):
+    def __init__(self, loss: Loss | Mapping[str, Any] | str, name: str | None = None, per_batch: bool = False):
         if isinstance(loss, Mapping | str):  # a save's config, {"name": "huber", "delta": 0.5}
             loss = losses.get(loss)
         if not isinstance(loss, losses.Loss):
@@ -150,11 +159,14 @@ class LossMetric(MeanOfExamples):
                 "be a metric. Pass its value per example as a numpy function instead: metrics=[fn], with "
                 "fn(y_true, y_pred) returning one value per example."
             )
+        if not isinstance(per_batch, bool | np.bool_):
+            raise InvalidTypeError(f"LossMetric(per_batch=...) expects a bool. Received: per_batch={per_batch!r}")
         self.loss = loss
         self.name = _KERAS_NAMES.get(type(loss), loss.name) if name is None else str(name)
+        self.per_batch = bool(per_batch)
 
     def _settings(self) -> dict[str, Any]:
-        return {"loss": self.loss, "name": self.name}
+        return {"loss": self.loss, "name": self.name, "per_batch": self.per_batch}
 
     @property
     def reads_class_indices(self) -> bool:
@@ -164,13 +176,24 @@ class LossMetric(MeanOfExamples):
     def view(self, outputs: np.ndarray, labels: np.ndarray, loss: Loss) -> tuple[np.ndarray, np.ndarray]:
         y_pred, y_true = super().view(outputs, labels, loss)
         if _VALUES[type(self.loss)] is _crossentropy and getattr(self.loss, "from_logits", False):
-            if loss.probability_op != "Softmax":  # the outputs as they are: logits, by the metric's word
+            if not reads_softmax(loss):  # the outputs as they are: logits, by the metric's word
                 shifted = np.exp(y_pred - y_pred.max(axis=-1, keepdims=True))
                 y_pred = shifted / shifted.sum(axis=-1, keepdims=True)
         return y_pred, y_true
 
     def values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         return _VALUES[type(self.loss)](self.loss, y_true.astype(np.float64), y_pred.astype(np.float64))
+
+    def batch_sum(
+        self, outputs: np.ndarray, labels: np.ndarray, loss: Loss, sample_weight: np.ndarray | None = None
+    ) -> Sums:
+        """[sum of w v, sum of w] over the examples; `per_batch`: [the batch's (weighted) mean, 1], a batch of no
+        rows or no weight adding nothing."""
+        sums = super().batch_sum(outputs, labels, loss, sample_weight)
+        if not self.per_batch:
+            return sums
+        total, weight = (float(v) for v in np.asarray(sums))
+        return np.array([total / weight, 1.0]) if weight else np.zeros(2)
 
     def check_loss(self, loss: Loss) -> None:
         """Refuse, at compile, a sparse cross-entropy under a loss that takes targets shaped like the output.
@@ -186,8 +209,12 @@ class LossMetric(MeanOfExamples):
             )
 
     def get_config(self) -> str | dict[str, Any]:
-        """The name alone where it is a Keras metric name that builds this loss; else {"class_name": "LossMetric",
-        "config": {"loss": the loss's config, "name": ...}}."""
-        if self.name in LOSS_NAMES and losses.get(self.name) == self.loss:
+        """The name alone where it is a Keras metric name that builds this loss's mean over the examples; else
+        {"class_name": "LossMetric", "config": {"loss": the loss's config, "name": ...}}, with "per_batch": True
+        for a loss object's mean of batch means."""
+        if not self.per_batch and self.name in LOSS_NAMES and losses.get(self.name) == self.loss:
             return self.name
-        return {"class_name": "LossMetric", "config": {"loss": self.loss.get_config(), "name": self.name}}
+        config: dict[str, Any] = {"loss": self.loss.get_config(), "name": self.name}
+        if self.per_batch:
+            config["per_batch"] = True
+        return {"class_name": "LossMetric", "config": config}

@@ -73,7 +73,9 @@ class Metric:
         self, outputs: np.ndarray, labels: np.ndarray, loss: Loss, sample_weight: np.ndarray | None = None
     ) -> Sums:
         """What one batch adds to the sums: `outputs` as the engine returns them, `labels` as `loss.prepare_labels`
-        made them, `sample_weight` one weight per example (a metric of `weighted_metrics`; None: unweighted)."""
+        made them, `sample_weight` (a metric of `weighted_metrics`; None: unweighted) one weight per example
+        [batch], or for an output with positions before its last axis (a tagger's (T, C)) where fit or evaluate
+        was given one per position, [batch, *positions] (`weighted_sums` reduces either as Keras does)."""
         raise NotImplementedError
 
     def finish(self, sums: Sums, examples: float) -> float:
@@ -122,10 +124,10 @@ class Metric:
 
 @dataclass(frozen=True)
 class WeightedMetric(Metric):
-    """A metric of compile's `weighted_metrics`: `metric` with each example weighted by its sample weight (fit's
-    `sample_weight`, `class_weight`, or validation data's third element), as Keras weighs them; with no weights,
-    every example weighs 1. `name` is its key: the metric's name, or "weighted_<name>" where `metrics` already
-    logs that name (Keras 3's rule)."""
+    """A metric of compile's `weighted_metrics`: `metric` with each example (or, given per position, each position of an
+    output with steps) weighted by its sample weight (fit's `sample_weight`, `class_weight`, or validation data's third
+    element), as Keras weighs them; with no weights, every example weighs 1. `name` is its key: the metric's name, or
+    "weighted_<name>" where `metrics` already logs that name (Keras 3's rule)."""
 
     metric: Metric
     name: str
@@ -179,20 +181,48 @@ def unique_names(metrics: list[Metric]) -> tuple[Metric, ...]:
     return tuple(result)
 
 
+def model_outputs(outputs: np.ndarray, loss: Loss) -> np.ndarray:
+    """A batch's outputs as the Keras model outputs them, which Keras' metrics read as y_pred: under softmax
+    cross-entropy that does not say `from_logits=True` (the model ends in a softmax, which the graphs leave to the
+    loss; or KotlinDL's loss, whose metrics read the softmax), the softmax of the engine's outputs (`predict_softly`'s
+    values); else the outputs as they are: the logits of a loss with `from_logits=True` (Keras' model ends in them,
+    and its metrics read them: CosineSimilarity, the errors, AUC(from_logits=True), Precision(thresholds=0)), a
+    regression's values, a sigmoid's probabilities."""
+    return loss.probabilities(outputs) if reads_softmax(loss) else outputs
+
+
+def reads_softmax(loss: Loss) -> bool:
+    """Whether the metrics under `loss` read the softmax of the engine's outputs (`model_outputs`)."""
+    return loss.probability_op == "Softmax" and not getattr(loss, "from_logits", False)
+
+
 def keras_view(outputs: np.ndarray, labels: np.ndarray, loss: Loss) -> tuple[np.ndarray, np.ndarray]:
     """A batch as Keras' metrics read it: (y_pred, y_true), both shaped like the output.
 
-    y_pred is what the Keras model outputs: under softmax cross-entropy, whose graphs leave a last softmax out, the
-    softmax of the engine's outputs (`predict_softly`'s values); else the outputs as they are (logits under binary
-    cross-entropy from logits, as in Keras: AUC(from_logits=True), Precision(thresholds=0)). Class indices become
-    one-hot targets (Keras' confusion metrics take targets shaped like the output).
+    y_pred is what the Keras model outputs (`model_outputs`). Class indices become one-hot targets (Keras'
+    confusion metrics take targets shaped like the output), one per example or per position.
     """
-    y_pred = loss.probabilities(outputs) if loss.probability_op == "Softmax" else outputs
+    y_pred = model_outputs(outputs, loss)
     if loss.classification:
         y_true = np.eye(outputs.shape[-1], dtype=np.float32)[labels.astype(np.int64)]
     else:
         y_true = labels.reshape(outputs.shape)
     return y_pred, y_true
+
+
+def weighted_sums(values: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+    """[sum of w v, sum of w] over a batch, as Keras' weighted `Mean` reduces them (`reduce_to_samplewise_values`):
+    `values` [batch, *positions, ...] (an example's values, or each position's), `sample_weight` one weight per
+    example [batch] or per position [batch, *positions]. Each value beyond the weights' axes is averaged first,
+    then each example adds the mean over its positions of w v, and of w: the ratio of the sums is the weighted
+    mean over every position (each position's values weigh its weight). An example of one value (a metric that
+    reduces its positions itself) weighs the mean of its positions' weights."""
+    weights = np.asarray(sample_weight, np.float64).reshape(len(values), -1)
+    flat = np.asarray(values, np.float64).reshape(len(values), -1)
+    if flat.shape[1] % weights.shape[1]:  # one value per example, weights per position: their mean weighs it
+        weights = weights.mean(axis=1, keepdims=True)
+    means = flat.reshape(*weights.shape, -1).mean(axis=2)
+    return np.array([float((means * weights).mean(axis=1).sum()), float(weights.mean(axis=1).sum())])
 
 
 def divide_no_nan(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

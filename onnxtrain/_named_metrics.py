@@ -16,7 +16,7 @@ import numpy as np
 
 from onnxtrain._checks import as_real
 from onnxtrain._layer_names import to_snake_case
-from onnxtrain._metric_base import Metric, Shape, Sums
+from onnxtrain._metric_base import Metric, Shape, Sums, model_outputs, weighted_sums
 from onnxtrain._regression_metrics import EPSILON
 from onnxtrain.errors import InvalidArgumentError
 
@@ -37,9 +37,11 @@ class Metrics(enum.Enum):
     (CategoricalAccuracy for several units with targets shaped like the output, whatever the loss); name the
     metric (BINARY_ACCURACY, CATEGORICAL_ACCURACY, SPARSE_CATEGORICAL_ACCURACY) to choose it.
 
-    Where the loss trains on logits (softmax cross-entropy, whose graphs leave a last softmax out; binary
-    cross-entropy from logits), MAE, MSE and MSLE compare the probabilities (`Loss.probabilities`) with the targets
-    (one-hot for class labels), as KotlinDL computes its metrics on the softmax of the outputs. MAE, MSE and MSLE
+    MAE, MSE and MSLE compare the model's outputs as Keras' metrics read them (`model_outputs`) with the targets
+    (one-hot for class labels): under softmax cross-entropy whose graphs leave a last softmax out (or KotlinDL's,
+    which computes its metrics on the softmax of the outputs) the probabilities; under a loss with
+    `from_logits=True` the logits the model ends in, as Keras. Class indices per position (a tagger's (N, T)
+    under sparse cross-entropy) score each position, as Keras' sparse accuracies do. MAE, MSE and MSLE
     (KotlinDL's, of log(max(value, 1e-7) + 1) as Keras') are means over every element of an example's output,
     whatever its rank; RMSE is the square root of the epoch's MSE, as Keras' RootMeanSquaredError (not a mean of
     per-batch roots). The top-k accuracies take k = 5, Keras' default (`TopKCategoricalAccuracy(k=...)` and
@@ -74,41 +76,51 @@ class Metrics(enum.Enum):
     def example_values(
         self, outputs: np.ndarray, labels: np.ndarray, loss: Loss, k: int = TOP_K, threshold: float = 0.5
     ) -> np.ndarray:
-        """What each example of a batch scores: hits (bool [N]), binary hits (bool [N, units]) or errors (float
-        [N, elements], absolute or squared); `k` of the top-k accuracies, `threshold` (on probabilities) of the
-        binary accuracy."""
+        """What each example of a batch scores: hits (bool [N]; per position, bool [N, positions]), binary hits
+        (bool [N, units]) or errors (float [N, elements], absolute or squared); `k` of the top-k accuracies,
+        `threshold` (on probabilities) of the binary accuracy."""
+        if self is not Metrics.ACCURACY:
+            self.check_loss(loss)
+        if loss.classification:
+            return self._of_class_indices(outputs, labels, loss, k)
         if self in (Metrics.ACCURACY, Metrics.CATEGORICAL_ACCURACY) and _per_position(outputs, labels, loss):
             # A class per position (a tagger's (N, steps, classes)): a hit per step, as Keras' (bool [N, steps])
-            if self is not Metrics.ACCURACY:
-                self.check_loss(loss)
             return (outputs.argmax(axis=-1) == labels.argmax(axis=-1)).reshape(len(outputs), -1)
-        outputs = outputs.reshape(len(outputs), -1)
+        flat = outputs.reshape(len(outputs), -1)
         if self is Metrics.ACCURACY:
-            if loss.classification:
-                return outputs.argmax(axis=1) == labels
-            if loss.binary or outputs.shape[1] == 1:  # each unit a probability of its own
-                return _binary_hits(outputs, labels, loss)
-            return outputs.argmax(axis=1) == labels.reshape(len(labels), -1).argmax(axis=1)
-        self.check_loss(loss)
-        if self in _SPARSE:
-            if self is Metrics.SPARSE_CATEGORICAL_ACCURACY:
-                return outputs.argmax(axis=1) == labels
-            return _in_top_k(outputs, labels, k)
+            if loss.binary or flat.shape[1] == 1:  # each unit a probability of its own
+                return _binary_hits(flat, labels, loss)
+            return flat.argmax(axis=1) == labels.reshape(len(labels), -1).argmax(axis=1)
         if self is Metrics.BINARY_ACCURACY:
-            return _binary_hits(outputs, labels, loss, threshold)
+            return _binary_hits(flat, labels, loss, threshold)
         if self is Metrics.CATEGORICAL_ACCURACY:
-            return outputs.argmax(axis=1) == labels.reshape(len(labels), -1).argmax(axis=1)
+            return flat.argmax(axis=1) == labels.reshape(len(labels), -1).argmax(axis=1)
         if self is Metrics.TOP_K_CATEGORICAL_ACCURACY:
-            return _in_top_k(outputs, labels.reshape(len(labels), -1).argmax(axis=1), k)
-        if loss.classification:
-            outputs, targets = _softmax(outputs), _one_hot(labels, outputs.shape[1])
-        else:
-            targets = labels.reshape(len(labels), -1)
-            if loss.trains_on_logits:
-                outputs = loss.probabilities(outputs)
-        if self is Metrics.MSLE:  # Keras' and KotlinDL's: of log(max(value, 1e-7) + 1)
-            outputs, targets = (np.log1p(np.maximum(v, EPSILON)) for v in (outputs, targets))
-        error = outputs - targets
+            return _in_top_k(flat, labels.reshape(len(labels), -1).argmax(axis=1), k)
+        return self._errors(model_outputs(outputs, loss), labels)
+
+    def _of_class_indices(self, outputs: np.ndarray, labels: np.ndarray, loss: Loss, k: int) -> np.ndarray:
+        """`example_values` for class indices: one per example (outputs [N, classes], labels [N]; hits [N]) or one
+        per position (outputs [N, *positions, classes], labels [N, *positions]; hits [N, positions]), each
+        position scored as Keras' sparse accuracies score it."""
+        classes = outputs.shape[-1]
+        if self in _ERRORS:  # the model's outputs against one-hot targets
+            return self._errors(model_outputs(outputs, loss), _one_hot(labels, classes))
+        scores, indices = outputs.reshape(-1, classes), labels.reshape(-1)
+        if self is Metrics.SPARSE_TOP_K_CATEGORICAL_ACCURACY:
+            hits = _in_top_k(scores, indices, k)
+        else:  # ACCURACY, SPARSE_CATEGORICAL_ACCURACY
+            hits = scores.argmax(axis=1) == indices
+        return hits.reshape(len(outputs), -1) if outputs.ndim > 2 else hits
+
+    def _errors(self, y_pred: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Each example's absolute or squared errors (MAE; MSE and RMSE; MSLE's of log(max(value, 1e-7) + 1), as
+        Keras' and KotlinDL's), [N, elements]."""
+        y_pred = y_pred.reshape(len(y_pred), -1)
+        targets = targets.reshape(len(y_pred), -1)
+        if self is Metrics.MSLE:
+            y_pred, targets = (np.log1p(np.maximum(v, EPSILON)) for v in (y_pred, targets))
+        error = y_pred - targets
         return np.abs(error) if self is Metrics.MAE else error * error
 
     def check_loss(self, loss: Loss) -> None:
@@ -212,8 +224,7 @@ class NamedMetric(Metric):
             )
         if not len(outputs):
             return np.zeros(2)
-        values = self.metric.example_values(outputs, labels, loss, self.k, self.threshold)
-        return np.array([_weighted(values, sample_weight), float(np.sum(sample_weight, dtype=np.float64))])
+        return weighted_sums(self.metric.example_values(outputs, labels, loss, self.k, self.threshold), sample_weight)
 
     def finish(self, sums: Sums, examples: float) -> float:
         if isinstance(sums, np.ndarray):  # weighted: [sum of w v, sum of w]
@@ -333,16 +344,6 @@ def _per_position(outputs: np.ndarray, labels: np.ndarray, loss: Loss) -> bool:
     return outputs.ndim > 2 and labels.shape == outputs.shape and not loss.binary and not loss.classification
 
 
-def _weighted(values: np.ndarray, weights: np.ndarray) -> float:
-    """Sum over a batch of each example's `Metrics.example_values` times its weight."""
-    w = np.asarray(weights, np.float64)
-    if values.dtype == bool and values.ndim == 1:  # hits
-        return float(w @ values)
-    if values.dtype == bool:  # binary hits, as a share of each example's units
-        return float(w @ (np.count_nonzero(values, axis=1) / values.shape[1]))
-    return float(w @ values.mean(axis=1))
-
-
 def _summed(values: np.ndarray) -> float:
     """The sum over a batch of `Metrics.example_values`: hits counted, binary hits as a share of each example's
     units, errors as the mean over each example's elements."""
@@ -383,8 +384,3 @@ def _labels_mismatch(metric: Metrics, loss: Loss, expected: str) -> InvalidArgum
 
 def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return np.eye(num_classes, dtype=np.float32)[labels]
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)

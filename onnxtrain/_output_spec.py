@@ -59,7 +59,7 @@ class OutputSpec:
     def label_width(self) -> int:
         if not self.has_loss:
             return 0
-        return 1 if self.loss.classification else self.size
+        return math.prod(self.shape[:-1]) if self.loss.classification else self.size  # class indices: one per position
 
     def get_config(self) -> dict[str, Any]:
         config = {

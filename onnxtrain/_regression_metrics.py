@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from onnxtrain._metric_base import Metric, Shape, Sums, keras_view
+from onnxtrain._metric_base import Metric, Shape, Sums, keras_view, weighted_sums
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
 if TYPE_CHECKING:
@@ -23,8 +23,9 @@ CLASS_AGGREGATIONS = ("uniform_average", "variance_weighted_average")
 
 class MeanOfExamples(Metric):
     """A metric that is the mean over the examples of a value per example (`values`), each example weighted by its
-    sample weight as a metric of `weighted_metrics` (Keras' `Mean` of a `MeanMetricWrapper`). An example's value
-    is the mean of what `values` gives it ([batch], or [batch, ...] for an output of several axes).
+    sample weight as a metric of `weighted_metrics` (Keras' `Mean` of a `MeanMetricWrapper`; weights per position
+    weigh each position's values: `weighted_sums`). An example's value is the mean of what `values` gives it
+    ([batch], or [batch, ...] for an output of several axes).
 
     Its sums: [sum of w_i v_i, sum of w_i] (w = 1 unweighted); the value is their ratio, 0 for no weight (Keras'
     divide_no_nan), so it is a mean over the epoch, not of batch means.
@@ -68,9 +69,7 @@ class MeanOfExamples(Metric):
                 f"batch of {len(outputs)}. Received: shape {values.shape}. Reduce over the other axes only (e.g. "
                 "np.mean(..., axis=-1)), not over the batch."
             )
-        per_example = values.reshape(len(values), -1).astype(np.float64).mean(axis=1)
-        weights = np.ones(len(outputs)) if sample_weight is None else np.asarray(sample_weight, np.float64)
-        return np.array([float(weights @ per_example), float(weights.sum())])
+        return weighted_sums(values, np.ones(len(outputs)) if sample_weight is None else sample_weight)
 
     def finish(self, sums: Sums, examples: float) -> float:
         total, weight = (float(v) for v in np.asarray(sums).reshape(2))

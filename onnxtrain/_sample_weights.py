@@ -2,7 +2,8 @@
 the weighted graphs read them, and the engines that take them (`WeightedEngine`).
 
 Keras 3 semantics: each example's loss is multiplied by its weight and the batch's loss is sum(w_i l_i) / batch
-("sum_over_batch_size", not / sum(w)); weight penalties are added unweighted; `metrics` stay unweighted. An output
+("sum_over_batch_size", not / sum(w)); weight penalties are added unweighted; `metrics` stay unweighted, and
+`weighted_metrics` weigh each example, or each position where the weights are per position. An output
 with steps (a tagger's (T, C), `_loss_base.weight_steps`) takes one weight per position too, an (N, T) array as
 Keras 3 takes it (Keras needs that form there): each position's loss times its weight, over the positions' count
 (over the unmasked ones' where the output carries a mask); one weight per example, (N,), weighs each of its
@@ -101,25 +102,17 @@ def sample_weights(
     """`value` as the graphs read it: float32 [examples], or for a model of one output with steps (`output_shape`,
     `weight_steps`) [examples, *steps] where it gives a weight per position ((N, T), or Keras' (N, T, 1)); for a
     model of several outputs [examples, outputs] (one array for every output, or a list / dict {output name:
-    array} with one per output, as Keras takes them), one weight per example.
+    array} with one per output, as Keras takes them), one weight per example. `weighted_metrics` (whether compile
+    has some) changes nothing: they take weights per example and per position alike (`_metric_base.weighted_sums`).
 
     Raises:
         InvalidArgumentError: not one finite weight >= 0 per example (or position).
         InvalidTypeError: not numeric, or for several outputs neither an array, a list nor a dict.
-        UnsupportedError: weights per position where compile has `weighted_metrics`, which weigh examples.
     """
     if value is None:
         return None
     if not isinstance(loss, OutputLosses):
-        weights = _checked_weights(value, examples, argument, output_shape)
-        if weighted_metrics and weights.ndim > 1:
-            raise UnsupportedError(
-                f"{argument} of shape {weights.shape} weighs each position of the output, which compile's "
-                "weighted_metrics cannot: they weigh each example by one weight here. Pass the metrics as "
-                f"compile(metrics=...) to train with per-position weights, or give one weight per example, shape "
-                f"({examples},)."
-            )
-        return weights
+        return _checked_weights(value, examples, argument, output_shape)
     if isinstance(value, Mapping | list | tuple):
         columns = [  # an output without a loss may go without weights (its column weighs nothing)
             np.ones(examples, np.float32) if each is None else _checked_weights(each, examples, f"{argument}[{name!r}]")

@@ -100,9 +100,11 @@ _CLASSES: dict[str, type[Loss]] = {
     Losses.HINGE.value: Hinge,
     Losses.SQUARED_HINGE.value: SquaredHinge,
     Losses.COSINE_SIMILARITY.value: CosineSimilarity,
+    # Keras' name: the same computation as KotlinDL's softmax cross-entropy, under the name the user gave it (in
+    # messages, logs and saves), and with Keras' arguments (from_logits, ignore_class)
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
 }
 _ALIASES = {
-    "sparse_categorical_crossentropy": "softmax_cross_entropy_with_logits",
     "soft_max_cross_entropy_with_logits": "softmax_cross_entropy_with_logits",
     "mean_squared_error": "mse",
     "mean_absolute_error": "mae",
@@ -119,14 +121,9 @@ _ALIASES = {
 
 _normalize = _own_losses.normalized
 _REGISTRY = Registry("loss", Loss, _CLASSES, _ALIASES, normalize=_normalize)
-# "sparse_categorical_crossentropy" alone is KotlinDL's softmax cross-entropy (an alias, the loss it has always
-# compiled); with arguments (from_logits, ignore_class: a SparseCategoricalCrossentropy's config) it is Keras' class.
-_WITH_ARGUMENTS: dict[str, type[Loss]] = {"sparse_categorical_crossentropy": SparseCategoricalCrossentropy}
-_ARGUMENT_REGISTRY = Registry("loss", Loss, {cls.__name__: cls for cls in _WITH_ARGUMENTS.values()}, normalize=str)
 # Keras' loss config keys that onnxtrain's losses do not take, and the one value each may have here (Keras' default)
 _KERAS_ONLY = {"reduction": "sum_over_batch_size", "axis": -1, "dtype": None}
 _own_losses.BUILT_IN.update({*_CLASSES, *_ALIASES, *(_normalize(cls.__name__) for cls in _CLASSES.values())})
-_own_losses.BUILT_IN.update(_normalize(cls.__name__) for cls in _WITH_ARGUMENTS.values())
 # load_model's custom_objects, by each name that finds them, while the load runs (`resolving`)
 _GIVEN: dict[str, type[Loss]] = {}
 
@@ -153,12 +150,6 @@ def get(identifier: str | Losses | Loss | Mapping[str, Any]) -> Loss:
         identifier = identifier.value
     if isinstance(identifier, Mapping) and "class_name" in identifier:
         identifier = _from_keras_config(identifier)
-    if isinstance(identifier, Mapping) and len(identifier) > 1 and isinstance(identifier.get("name"), str):
-        # A name that alone stands for a loss without arguments, and with them for Keras' class that takes them
-        cls = _WITH_ARGUMENTS.get(_normalize(identifier["name"]))
-        if cls is not None:
-            identifier = {**identifier, "name": cls.__name__}
-            return _ARGUMENT_REGISTRY.get(identifier)
     try:
         return _REGISTRY.get(identifier, also_accepted=", a Losses member")
     except UnknownIdentifierError as e:

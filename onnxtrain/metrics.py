@@ -209,15 +209,14 @@ def _is_metric_function(identifier: Any) -> TypeGuard[Callable[..., Any]]:
 
 
 def named(identifier: str | Metrics | Metric | Mapping[str, Any] | Any) -> Metric:
-    """The compiled metric `identifier` gives, keyed as Keras 3 keys it: a metric object as it is (`Precision()`
-    logs "precision", `AUC(name="pr_auc")` "pr_auc"), a metric class made with its defaults; a name, Keras'
-    ("precision", "recall", "auc", "f1_score", "fbeta_score", "r2_score", "mape", "msle", "logcosh",
-    "cosine_similarity", their class names, the names `get` reads, Keras' metric names of losses such as
-    "binary_crossentropy" and "hinge", and those `register`ed), keyed by the name as given; a `Metrics` member,
-    keyed by its value; a function fn(y_true, y_pred) returning a value per example (Keras' metric functions), as a
-    `MeanMetricWrapper` keyed by the function's name; a loss object or class (`losses.Huber()`), as a `LossMetric`
-    keyed by Keras' name of the loss ("huber_loss"), as Keras takes one; or a saved config
-    {"class_name": ..., "config": {...}}.
+    """The compiled metric `identifier` gives, keyed as Keras 3 keys it: a metric object as it is (`Precision()` logs
+    "precision", `AUC(name="pr_auc")` "pr_auc"), a metric class made with its defaults; a name, Keras' ("precision",
+    "recall", "auc", "f1_score", "fbeta_score", "r2_score", "mape", "msle", "logcosh", "cosine_similarity", their class
+    names, the names `get` reads, Keras' metric names of losses such as "binary_crossentropy" and "hinge", and those
+    `register`ed), keyed by the name as given; a `Metrics` member, keyed by its value; a function fn(y_true, y_pred)
+    returning a value per example (Keras' metric functions), as a `MeanMetricWrapper` keyed by the function's name; a
+    loss object or class (`losses.Huber()`), as a `LossMetric` keyed by Keras' name of the loss ("huber_loss"), the mean
+    of the batches' means, as Keras takes one; or a saved config {"class_name": ..., "config": {...}}.
 
     Raises:
         UnknownIdentifierError: not a metric name, with the valid names.
@@ -228,7 +227,8 @@ def named(identifier: str | Metrics | Metric | Mapping[str, Any] | Any) -> Metri
     if isinstance(identifier, type) and issubclass(identifier, Metric):  # a class, as Keras takes it
         return identifier()
     if isinstance(identifier, Loss) or (isinstance(identifier, type) and issubclass(identifier, Loss)):
-        return LossMetric(identifier if isinstance(identifier, Loss) else identifier())
+        # Keras wraps the object, whose value is a batch's mean: the metric is the mean of the batches' means
+        return LossMetric(identifier if isinstance(identifier, Loss) else identifier(), per_batch=True)
     if _is_metric_function(identifier):
         return MeanMetricWrapper(identifier)
     if isinstance(identifier, Mapping):

@@ -100,9 +100,9 @@ class OutputLosses(Loss):
                 )
                 start += spec.label_width
                 if spec.loss.classification:
-                    flat = builder.node(
-                        "Reshape", [columns, builder.constant(np.array([-1], np.int64), "flat", np.int64)]
-                    )
+                    # one class index per example, or per position of an output (T, C): [batch, *positions]
+                    positions = builder.constant(np.array([-1, *spec.shape[:-1]], np.int64), "positions", np.int64)
+                    flat = builder.node("Reshape", [columns, positions])
                     own_labels = builder.node("Cast", [flat], hint="labels", to=TensorProto.INT64)
                 else:
                     shape = builder.constant(np.array([-1, *spec.shape], np.int64), "shape", np.int64)
@@ -227,7 +227,8 @@ class OutputLosses(Loss):
         for spec in self.outputs:
             columns = packed[:, start : start + spec.label_width]
             start += spec.label_width
-            arrays.append(columns[:, 0].astype(np.int64) if spec.loss.classification else columns)
+            indices = columns.reshape(len(columns), *spec.shape[:-1]) if spec.loss.classification else None
+            arrays.append(columns if indices is None else indices.astype(np.int64))
         return arrays
 
     def batch_sums(

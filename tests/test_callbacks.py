@@ -947,7 +947,7 @@ LABEL_MISMATCHES = [
         "categorical accuracy weighted",
         {"loss": "sparse_categorical_crossentropy", "weighted_metrics": ["categorical_accuracy"]},
         r"compile: Metric 'categorical_accuracy' reads targets shaped like the output, but loss "
-        r"'softmax_cross_entropy_with_logits' takes class indices",  # (the name of Keras' sparse loss here)
+        r"'sparse_categorical_crossentropy' takes class indices",  # the loss as it was given, Keras' name
     ),
     (
         "sparse accuracy under mse",

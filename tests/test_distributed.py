@@ -520,7 +520,8 @@ COMPILE_DIFFERENCES: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
     ),
     "loss": (
         lambda r: {"loss": "sparse_categorical_crossentropy" if r == 0 else "mse", "metrics": []},
-        'Received: loss: {"name": "mse"} in process 1, {"name": "softmax_cross_entropy_with_logits"} in process 0 '
+        'Received: loss: {"name": "mse"} in process 1, '
+        f"{json.dumps(losses.get('sparse_categorical_crossentropy').get_config(), sort_keys=True)} in process 0 "
         "(2 processes differ",
     ),
 }

@@ -81,16 +81,16 @@ def test_keras_loss_configs_build_the_loss_they_describe(config, expected):
     assert losses.get(expected.get_config()) == expected  # what a save stores reads back
 
 
-def test_sparse_categorical_crossentropy_is_the_class_with_arguments_and_the_kotlindl_loss_alone():
+def test_sparse_categorical_crossentropy_is_keras_class_and_the_kotlindl_name_kotlindls_loss():
     assert losses.get({"name": "sparse_categorical_crossentropy", "from_logits": True}) == (
         losses.SparseCategoricalCrossentropy(from_logits=True)
     )
-    assert losses.get({"name": "sparse_categorical_crossentropy"}) == SoftmaxCrossEntropyWithLogits()
+    assert losses.get({"name": "sparse_categorical_crossentropy"}) == losses.SparseCategoricalCrossentropy()
+    assert losses.get("softmax_cross_entropy_with_logits") == SoftmaxCrossEntropyWithLogits()
 
 
 CLASS_NAMES = [
-    # as the name "sparse_categorical_crossentropy": KotlinDL's softmax cross-entropy, the same computation
-    ("SparseCategoricalCrossentropy", SoftmaxCrossEntropyWithLogits()),
+    ("SparseCategoricalCrossentropy", losses.SparseCategoricalCrossentropy()),
     ("CategoricalCrossentropy", losses.CategoricalCrossentropy()),
     ("BinaryCrossentropy", losses.BinaryCrossentropy()),
     ("MeanSquaredError", losses.MeanSquaredError()),

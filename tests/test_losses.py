@@ -84,7 +84,10 @@ def test_labels_are_converted_to_what_ort_needs():
 
 
 def test_registry():
-    assert losses.get("sparse_categorical_crossentropy") == SCE
+    # Keras' name makes Keras' class (the same computation as KotlinDL's loss), named as the user named it
+    assert losses.get("sparse_categorical_crossentropy") == losses.SparseCategoricalCrossentropy()
+    assert losses.get("SparseCategoricalCrossentropy").name == "sparse_categorical_crossentropy"
+    assert losses.get("softmax_cross_entropy_with_logits") == SCE
     assert losses.get({"name": "huber", "delta": 2.0}) == losses.Huber(2.0)
     assert losses.get("cce") == losses.CategoricalCrossentropy()
     assert losses.get("kld") == losses.KLDivergence() and losses.get("mape") == losses.MeanAbsolutePercentageError()

@@ -141,15 +141,21 @@ def test_keras_metric_names_go_through_compile_evaluate_and_save(tmp_path, engin
         assert list(loaded.evaluate(x, y, return_dict=True)) == ["loss", *names]
 
 
-def test_mae_under_a_from_logits_loss_compares_probabilities() -> None:
+def test_mae_reads_what_the_model_outputs_probabilities_or_the_logits_of_a_from_logits_loss() -> None:
+    """Keras' metrics read the model's outputs: a softmax's probabilities (the graphs leave the softmax to the loss;
+    KotlinDL's loss reads its softmax too), the logits a model ends in under `from_logits=True`
+    (tests/test_metrics_keras_parity.py checks this against Keras through evaluate and fit)."""
     logits = RNG.standard_normal((6, 3)).astype(np.float32)
     targets = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 2]]
-    for loss, probabilities in [
-        (CategoricalCrossentropy(from_logits=True), _softmax(logits)),
-        (BinaryCrossentropy(from_logits=True), 1 / (1 + np.exp(-logits))),
+    for loss, y_pred in [
+        (CategoricalCrossentropy(), _softmax(logits)),
+        (SoftmaxCrossEntropyWithLogits(), _softmax(logits)),
+        (CategoricalCrossentropy(from_logits=True), logits),
+        (BinaryCrossentropy(from_logits=True), logits),
     ]:
-        expected = np.abs(probabilities - targets).mean(axis=1).sum()
-        assert Metrics.MAE.batch_sum(logits, targets, loss) == pytest.approx(expected, rel=1e-5)
+        expected = np.abs(y_pred - targets).mean(axis=1).sum()
+        labels = targets.argmax(axis=1) if loss.classification else targets
+        assert Metrics.MAE.batch_sum(logits, labels, loss) == pytest.approx(expected, rel=1e-5), loss
 
 
 def test_metric_names_and_aliases() -> None:

@@ -27,7 +27,8 @@ MSE = losses.MeanSquaredError()
 
 # Keras 3.15's values (JAX backend) of keras.metrics.<Class>().update_state(Y_TRUE, Y_PRED[, sample_weight=W]) and
 # keras.metrics.MeanMetricWrapper(keras.losses.<Loss>()).update_state(y_true, y_pred), which is what compile makes of
-# a loss in `metrics`; over one batch, Keras' mean of batch losses is the mean over the examples.
+# a loss in `metrics`; over one batch, Keras' mean of batch losses is the mean over the examples (over several, see
+# test_a_loss_object_metric_is_the_mean_of_batch_means_as_keras_wraps_it and tests/test_metrics_keras_parity.py).
 Y_TRUE = [[0.5, 1.0, 2.0], [0.0, 3.0, 1.0]]
 Y_PRED = [[1.0, 0.5, 2.5], [0.2, 2.0, 1.5]]
 W = [0.25, 1.0]
@@ -185,21 +186,70 @@ def _huber(t: np.ndarray, p: np.ndarray, delta: float) -> np.ndarray:
     return np.mean(np.where(e <= delta, 0.5 * e**2, delta * (e - 0.5 * delta)), axis=-1)
 
 
+def _batch_sums(metric: Metric, t: np.ndarray, p: np.ndarray, w: np.ndarray | None, size: int = 5) -> np.ndarray:
+    metric.size(t.shape[1:])
+    return sum(
+        np.asarray(metric.batch_sum(p[i : i + size], t[i : i + size], MSE, None if w is None else w[i : i + size]))
+        for i in range(0, len(t), size)
+    )
+
+
 @pytest.mark.parametrize("shape", [(13, 3), (13, 4, 2)])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_a_loss_metric_is_the_mean_over_examples_across_batches(shape, weighted):
+def test_a_loss_object_metric_is_the_mean_of_batch_means_as_keras_wraps_it(shape, weighted):
+    """Keras' MeanMetricWrapper of a loss object averages the batches' losses, the last batch (3 of 13 here)
+    counting as much as a full one; weighted (which Keras refuses), each batch's weighted mean."""
     t = RNG.normal(size=shape).astype(np.float32)
     p = RNG.normal(size=shape).astype(np.float32)
     w = RNG.uniform(0.0, 2.0, shape[0]).astype(np.float32) if weighted else None
     metric = named(losses.Huber(delta=0.5))
-    metric.size(shape[1:])
-    sums = sum(
-        np.asarray(metric.batch_sum(p[i : i + 5], t[i : i + 5], MSE, None if w is None else w[i : i + 5]))
-        for i in range(0, shape[0], 5)
-    )
+    assert isinstance(metric, LossMetric) and metric.per_batch
     per_example = _huber(t.astype(np.float64), p.astype(np.float64), 0.5).reshape(shape[0], -1).mean(axis=1)
     weights = np.ones(shape[0]) if w is None else w.astype(np.float64)
-    assert metric.finish(sums, shape[0]) == pytest.approx(float(weights @ per_example / weights.sum()), rel=1e-6)
+    means = [weights[i : i + 5] @ per_example[i : i + 5] / weights[i : i + 5].sum() for i in range(0, shape[0], 5)]
+    assert metric.finish(_batch_sums(metric, t, p, w), shape[0]) == pytest.approx(float(np.mean(means)), rel=1e-6)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_loss_named_as_a_metric_is_the_mean_over_examples_as_keras_loss_function(weighted):
+    t = RNG.uniform(0.0, 1.0, (13, 3)).astype(np.float32)
+    p = RNG.uniform(0.05, 0.95, (13, 3)).astype(np.float32)
+    w = RNG.uniform(0.0, 2.0, 13).astype(np.float32) if weighted else None
+    metric = named("binary_crossentropy")
+    assert isinstance(metric, LossMetric) and not metric.per_batch
+    t64, p64 = t.astype(np.float64), p.astype(np.float64)
+    per_example = -np.mean(t64 * np.log(p64 + 1e-7) + (1 - t64) * np.log(1 - p64 + 1e-7), axis=1)
+    weights = np.ones(13) if w is None else w.astype(np.float64)
+    expected = float(weights @ per_example / weights.sum())
+    assert metric.finish(_batch_sums(metric, t, p, w), 13) == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_loss_object_metric_adds_no_batch_for_rows_or_weights_it_has_not():
+    metric = named(losses.MeanSquaredError())
+    empty = np.zeros((0, 2), np.float32)
+    assert np.array_equal(metric.batch_sum(empty, empty, MSE), np.zeros(2))
+    ones = np.ones((2, 2), np.float32)
+    assert np.array_equal(metric.batch_sum(ones, 0 * ones, MSE, np.zeros(2, np.float32)), np.zeros(2))
+
+
+@pytest.mark.parametrize(
+    ("metric", "config"),
+    [
+        (
+            named(losses.Huber(delta=0.5)),
+            {"loss": {"name": "huber", "delta": 0.5}, "name": "huber_loss", "per_batch": True},
+        ),
+        (
+            named(losses.BinaryCrossentropy()),
+            {"loss": losses.BinaryCrossentropy().get_config(), "name": "binary_crossentropy", "per_batch": True},
+        ),
+        (named("kl_divergence"), None),  # a name: the mean over examples, saved as the name
+    ],
+)
+def test_a_loss_metric_config_keeps_whether_it_averages_batches(metric, config):
+    saved = metric.get_config()
+    assert saved == ("kl_divergence" if config is None else {"class_name": "LossMetric", "config": config})
+    assert named(saved) == metric and named(saved).per_batch == metric.per_batch
 
 
 @pytest.mark.parametrize(
@@ -210,13 +260,17 @@ def test_a_loss_metric_is_the_mean_over_examples_across_batches(shape, weighted)
         ("bce", "bce", losses.BinaryCrossentropy()),
         ("KLDivergence", "KLDivergence", losses.KLDivergence()),
         ("poisson", "poisson", losses.Poisson()),
-        (losses.Poisson, "poisson", losses.Poisson()),
     ],
 )
-def test_keras_metric_names_of_losses_and_loss_classes_build_loss_metrics(given, key, loss):
+def test_keras_metric_names_of_losses_build_loss_metrics_of_the_mean_over_examples(given, key, loss):
     metric = named(given)
     assert metric == LossMetric(loss, name=key)
     assert named(metric.get_config()) == metric
+
+
+def test_a_loss_class_as_a_metric_is_an_object_of_it_the_mean_of_batch_means():
+    """Keras makes an object of a loss class given in `metrics`, and wraps it as it wraps an object."""
+    assert named(losses.Poisson) == named(losses.Poisson()) == LossMetric(losses.Poisson(), per_batch=True)
 
 
 @pytest.mark.parametrize(
@@ -259,10 +313,17 @@ def test_losses_and_error_classes_go_through_compile_fit_evaluate_save_and_load(
         model.save(tmp_path / "saved")
     assert list(history.history) == ["loss", *keys, "log_cosh"]
     t = y.astype(np.float64)
-    assert result["mean_absolute_error"] == pytest.approx(np.mean(np.abs(p - t)), rel=1e-5)
-    assert result["huber_loss"] == pytest.approx(np.mean(_huber(t, p, 0.5)), rel=1e-5)
+
+    def batch_means(values: np.ndarray, weights: np.ndarray) -> float:  # evaluate's batches of 7 (the last of 2)
+        return float(
+            np.mean([weights[i : i + 7] @ values[i : i + 7] / weights[i : i + 7].sum() for i in range(0, 30, 7)])
+        )
+
+    ones = np.ones(30)
+    assert result["mean_absolute_error"] == pytest.approx(batch_means(np.abs(p - t).mean(axis=1), ones), rel=1e-5)
+    assert result["huber_loss"] == pytest.approx(batch_means(_huber(t, p, 0.5), ones), rel=1e-5)
     assert result["root_mean_squared_error"] == pytest.approx(np.sqrt(np.mean((p - t) ** 2)), rel=1e-5)
     log_cosh = np.mean(np.log(np.cosh(p - t)), axis=1)
-    assert result["log_cosh"] == pytest.approx(float(w @ log_cosh / w.sum()), rel=1e-5)
+    assert result["log_cosh"] == pytest.approx(batch_means(log_cosh, w.astype(np.float64)), rel=1e-5)
     with load_model(tmp_path / "saved") as loaded:
         assert loaded.evaluate(x, y, sample_weight=w, batch_size=7, return_dict=True) == pytest.approx(result)

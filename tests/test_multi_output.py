@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from onnxtrain import losses
-from onnxtrain.errors import InvalidArgumentError, ShapeError
+from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.multi_output import NO_LOSS, OutputLosses, packed_width, resolve
 
 NAMES, SHAPES = ["a", "b"], [(3,), (2,)]
@@ -48,10 +48,10 @@ def test_bad_per_output_arguments_are_refused(arguments, match):
         ("sparse_categorical_crossentropy", (4, 4, 3)),
     ],
 )
-def test_sparse_cross_entropy_on_an_output_of_several_axes_is_refused_naming_it(loss, shape):
-    # as for one output (docs/layers.md): refused at compile, not by ONNX shape inference of the backward graph
-    with pytest.raises(ShapeError, match=r"^Output 'tag': .*class index per example.*categorical_crossentropy"):
-        resolve(["tag", "reg"], [shape, (2,)], [loss, "mse"], None, None)
+def test_sparse_cross_entropy_on_an_output_of_several_axes_takes_a_class_per_position(loss, shape):
+    # as Keras: one class index per position, (N, *positions) for an output (*positions, C)
+    resolved = resolve(["tag", "reg"], [shape, (2,)], [loss, "mse"], None, None)
+    assert resolved.outputs[0].label_width == int(np.prod(shape[:-1]))
     resolved = resolve(["tag", "reg"], [shape, (2,)], ["categorical_crossentropy", "mse"], None, None)
     assert resolved.outputs[0].label_width == int(np.prod(shape))  # one-hot targets shaped like the output
     resolved = resolve(["tag", "reg"], [shape, (2,)], [None, "mse"], None, None)  # no loss: takes no labels

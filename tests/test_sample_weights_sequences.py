@@ -356,17 +356,23 @@ def test_bad_per_position_weights_are_refused_naming_what_was_received(weights, 
             np.testing.assert_array_equal(value, before[name])  # refused before any step
 
 
-def test_weighted_metrics_take_one_weight_per_example_and_refuse_one_per_position():
+def test_weighted_metrics_take_one_weight_per_example_or_one_per_position():
+    """As Keras' weighted Mean: per-position weights weigh each position's values (the mean error over each step's
+    units here), sum(w e) / sum(w) over every position."""
     k = fixture("sequence_mse")
     x, y = k["x"], k["y"]
     with sequence_regression() as model:
         model.compile(optimizer="sgd", loss="mse", weighted_metrics=["mae"], engine="portable")
         per_example = np.linspace(0.0, 2.0, len(x)).astype(np.float32)
         result = model.evaluate(x, y, sample_weight=per_example, return_dict=True)
-        error = np.abs(model.predict(x, verbose=0) - y).mean(axis=(1, 2))
-        assert result["mae"] == pytest.approx((per_example * error).sum() / per_example.sum(), rel=1e-5)
-        with pytest.raises(UnsupportedError, match=r"shape \(20, 6\) weighs each position .*weighted_metrics"):
-            model.evaluate(x, y, sample_weight=k["sample_weight"])
+        error = np.abs(model.predict(x, verbose=0) - y)
+        assert result["mae"] == pytest.approx(
+            (per_example * error.mean(axis=(1, 2))).sum() / per_example.sum(), rel=1e-5
+        )
+        per_position = k["sample_weight"]
+        result = model.evaluate(x, y, sample_weight=per_position, return_dict=True)
+        expected = (per_position * error.mean(axis=2)).sum() / per_position.sum()
+        assert result["mae"] == pytest.approx(expected, rel=1e-5)
 
 
 def test_a_model_of_several_outputs_takes_one_weight_per_example_per_output():
