@@ -52,7 +52,9 @@ def test_bundle_holds_the_engines_weights_optimizer_state_and_step(tmp_path):
         np.testing.assert_array_equal(state[name], value)
     assert state["step"] == step == 3
     metadata = read_metadata(tmp_path / "b")
-    assert metadata["inputs"] == [{"name": "input", "dtype": "float32", "shape": [None, 4, 4, 1], "token_ids": None}]
+    assert metadata["inputs"] == [
+        {"name": "input", "dtype": "float32", "shape": [None, 4, 4, 1], "token_ids": None, "rescales_pixels": False}
+    ]
     assert metadata["labels"] == {"name": "labels", "dtype": "int64", "shape": [None]}
     assert metadata["state_source"] == "engine"
     assert all(entry["offset"] % 8 == 0 for entry in metadata["tensors"])
@@ -164,7 +166,11 @@ def test_read_state_reads_only_the_bundles_own_state_file(tmp_path):
 
 def test_unpack_state_refuses_a_short_buffer_and_other_dtypes():
     index = [{"name": "w", "dtype": "float32", "shape": [2, 2], "offset": 8}]
-    with pytest.raises(ModelFileError, match=r"w expects bytes 8..24; the state holds 16"):
+    with pytest.raises(
+        ModelFileError,
+        match=r"expect 24 bytes \(state.bin of this bundle's 1 tensors\) or 48 .*"
+        r"Received: 16 bytes",
+    ):
         unpack_state(bytes(16), index)
     with pytest.raises(ModelFileError, match=r"expects dtype float32 or int64\. Received: float64"):
         unpack_state(bytes(64), [{**index[0], "dtype": "float64"}])

@@ -186,7 +186,8 @@ async function fineTune() {
   const epochs = clamp($("epochs").value, 1, 20); // a second press continues from the weights trained so far
   const stepsPerEpoch = Math.ceil(items.length / batch);
   try {
-    state.trainer.learningRate = Number($("lr").value); // refuses 1e40 (Infinity in float32), negatives, NaN
+    // under the bundle's learning-rate schedule the trainer sets the rate before each step; else the field's
+    if (state.trainer.schedule === null) state.trainer.learningRate = Number($("lr").value); // refuses 1e40, -1, NaN
   } catch (e) {
     $("status").textContent = `Learning rate ${JSON.stringify($("lr").value)}: ${e.message}. Enter a small number such as 0.001.`;
     return;
@@ -379,6 +380,10 @@ async function main() {
   state.fileName = `${m.name}-finetuned.onnx`;
   $("download").textContent = `Download ${state.fileName}`;
   $("lr").value = String(m.learning_rate);
+  if (state.trainer.schedule !== null) { // the model was compiled with a schedule, which the trainer applies
+    $("lr").disabled = true;
+    $("lr").title = `Set by the bundle's schedule: ${state.trainer.schedule}`;
+  }
   $("heldout").value = String(Math.min(2000, Math.floor(state.spec.count / 5)));
   $("count").value = String(state.spec.count);
   updateSplit();

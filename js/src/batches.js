@@ -3,6 +3,7 @@
 // a seeded shuffle (mulberry32).
 
 import { inputData, labelData, splitInputs } from "./inputs.js";
+import { inputArgument, orderHint } from "./named_inputs.js";
 import { checkIntegerPixels } from "./pixels.js";
 
 /**
@@ -27,17 +28,20 @@ const product = (shape) => shape.reduce((n, d) => n * d, 1);
  */
 export function inputRows(x, metadata, argument = "x", { allowEmpty = false, warn } = {}) {
   const specs = metadata.inputs;
-  const inputs = splitInputs(x, specs, argument).map((values, k) => {
-    const name = specs.length === 1 ? argument : `${argument}[${k}]`;
-    const rows = inputData(values, specs[k], metadata.input_scale, name, allowEmpty);
-    checkIntegerPixels(values, specs[k], metadata.input_scale, name, rows.shape, warn);
+  const split = splitInputs(x, specs, argument);
+  const names = specs.map((_, k) => inputArgument(x, specs, k, argument));
+  const swapped = orderHint(split, specs, names); // arrays sized for each other's inputs: say so first
+  if (swapped !== "") throw new RangeError(`${argument} expects ${swapped}`);
+  const inputs = split.map((values, k) => {
+    const rows = inputData(values, specs[k], metadata.input_scale, names[k], allowEmpty);
+    checkIntegerPixels(values, specs[k], metadata.input_scale, names[k], rows.shape, warn);
     return rows;
   });
   const count = inputs[0].shape[0];
   const other = inputs.findIndex((rows) => rows.shape[0] !== count);
   if (other >= 0) {
     throw new RangeError(
-      `${argument} expects as many examples in every input. Received: ${count} and ${inputs[other].shape[0]} (${argument}[${other}])`,
+      `${argument} expects as many examples in every input. Received: ${count} and ${inputs[other].shape[0]} (${names[other]})`,
     );
   }
   return { inputs, count };

@@ -99,7 +99,7 @@ export async function readBundle(source) {
 }
 
 // stateBytes appends a trailer after the tensors: a magic, a fingerprint of the layout (names, dtypes, shapes,
-// offsets) and the learning rate. Python's onnxtrain.bundle.unpack_state reads the tensors and ignores it; bytes
+// offsets) and the learning rate. Python's onnxtrain.bundle.unpack_state checks it the same way (_fingerprint); bytes
 // without it (state.bin, or stateBytes before it was added) are read by their exact length.
 const MAGIC = "OTJSSTA1";
 const TRAILER_BYTES = 24; // magic (8), layout fingerprint (uint32), zero (uint32), learning rate (float64)

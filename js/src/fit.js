@@ -2,11 +2,11 @@
 // the trainer's queued steps, validation through evaluate (validationData, or the last validationSplit of the
 // examples), callbacks awaited (src/callbacks.js), yields to the event loop, and a History-like result.
 
-import { accuracy, positionClasses } from "./accuracy.js";
 import { dataset, shuffledOrder, takeRows } from "./batches.js";
 import { callbackList, hookCaller, introduce } from "./callbacks.js";
 import { RESTORE, describeNonFinite, nonFiniteWeights } from "./finite.js";
 import { describe } from "./inputs.js";
+import { metricSums } from "./metrics.js";
 import { ordinal } from "./rows.js";
 
 /**
@@ -188,22 +188,25 @@ const batchOf = (inputs, start, end, order) => {
 };
 
 /**
- * Mean loss and accuracy of the current weights over `data`, `batchSize` examples per evaluate call (Python's
- * validation: each batch's mean weighted by its examples).
+ * Mean loss and compiled metrics of the current weights over `data`, `batchSize` examples per evaluate call
+ * (Python's validation: each batch's mean weighted by its examples; the metrics from sums over all examples), under
+ * Keras' val_ keys.
  * @param {import("./trainer.js").Trainer} trainer
  * @param {{inputs: Rows[], labels: Rows, count: number}} data
  * @param {number} batchSize
  */
 async function evaluateAll(trainer, data, batchSize) {
   let loss = 0;
-  let right = 0;
+  const sums = metricSums(trainer._metrics.compiled);
   for (let start = 0; start < data.count; start += batchSize) {
     const end = Math.min(data.count, start + batchSize);
-    const result = await trainer.evaluate(batchOf(data.inputs, start, end), takeRows(data.labels, start, end).data);
+    const labels = takeRows(data.labels, start, end).data;
+    const result = await trainer.evaluate(batchOf(data.inputs, start, end), labels);
     loss += result.loss * (end - start);
-    right += result.accuracy * (end - start);
+    sums.add(result.logits, labels, end - start);
   }
-  return { val_loss: loss / data.count, val_accuracy: right / data.count };
+  const metrics = Object.entries(sums.values()).map(([name, value]) => [`val_${name}`, value]);
+  return { val_loss: loss / data.count, ...Object.fromEntries(metrics) };
 }
 
 /**
@@ -250,8 +253,6 @@ export async function fit(trainer, x, labels, options = {}) {
   if (split > 0) [train, held] = splitOff(train, split);
   const call = hookCaller(callbacks, trainer);
   const yieldNow = yieldPolicy(yieldEvery);
-  const classes = positionClasses(trainer.metadata.output_shape);
-  const model = { loss: trainer.metadata.loss, trainsOnLogits: trainer._trainsOnLogits, classes };
   const steps = Math.ceil(train.count / batchSize);
   /** @type {History} */
   const history = { epoch: [], history: {} };
@@ -259,7 +260,9 @@ export async function fit(trainer, x, labels, options = {}) {
   trainer._fitting = true;
   trainer.stopTraining = false;
   try {
-    const metrics = ["loss", "accuracy", ...(held ? ["val_loss", "val_accuracy"] : [])];
+    const keys = ["loss", ...trainer.metrics];
+    const metrics = [...keys, ...(held ? keys.map((key) => `val_${key}`) : [])];
+    trainer._warnOfSkippedMetrics();
     const params = { epochs, initialEpoch, samples: train.count, steps, batchSize, verbose, doValidation: !!held, metrics };
     await introduce(callbacks, trainer, params);
     await call("onTrainBegin", {});
@@ -268,7 +271,7 @@ export async function fit(trainer, x, labels, options = {}) {
       await call("onEpochBegin", epoch, {});
       const order = shuffle ? shuffledOrder(train.count, seed, epoch) : undefined;
       let lossSum = 0;
-      let rightSum = 0;
+      const sums = metricSums(trainer._metrics.compiled);
       let seen = 0;
       let batches = 0;
       logs = {};
@@ -281,16 +284,16 @@ export async function fit(trainer, x, labels, options = {}) {
         batches++;
         if (!Number.isFinite(loss)) {
           // as Python's fit: the step changed nothing; a callback that stops here makes it a graceful stop
-          logs = { loss, accuracy: seen > 0 ? rightSum / seen : NaN };
+          logs = { loss, ...sums.values() };
           if (await call("onBatchEnd", batch, logs)) break;
           // batches counted from 0 as the callbacks count them, and the ordinal to leave no doubt
           const where = `The loss became ${loss} at epoch ${epoch}, batch ${batch} (the ${ordinal(batch + 1)} of ${steps})`;
           throw nonFiniteError(trainer, `${where}; training stopped`, history);
         }
         lossSum += loss * (end - start);
-        rightSum += accuracy(logits, y, end - start, model) * (end - start);
+        sums.add(logits, y, end - start);
         seen += end - start;
-        logs = { loss: lossSum / seen, accuracy: rightSum / seen };
+        logs = { loss: lossSum / seen, ...sums.values() };
         await call("onBatchEnd", batch, logs);
         if (yieldNow("batch")) {
           await nextTask();

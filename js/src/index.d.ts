@@ -18,6 +18,10 @@ export interface ValueSpec {
   /** an input an Embedding reads: its values are token ids, never scaled, whole numbers in [0, input_dim) only;
    * null otherwise (absent in bundles written before it was added: such an input is read unchecked) */
   token_ids?: { input_dim: number; layer: string } | null;
+  /** a float input whose raw pixels the model scales itself (a Keras-style Rescaling(1 / 255) it reaches, as
+   * Python's _integer_pixels.rescales_raw_pixels finds): integer pixels go in raw without the warning of raw pixels.
+   * Absent in bundles written before it was added (read as false) */
+  rescales_pixels?: boolean;
 }
 
 /** bundle.json, as onnxtrain.bundle writes it. */
@@ -35,12 +39,17 @@ export interface BundleMetadata {
   /** integer typed arrays (uint8 pixels) given for a float32 input are multiplied by it (divided by n when it is
    * 1/n), as in Python; float arrays and plain numbers are used as they are; token ids are never scaled. At 1/255,
    * integers outside [0, 255] are refused (RangeError); at 1, Uint8/Uint8Clamped/Uint16/Int16Array pixels are read
-   * raw and console.warn says so once per trainer */
+   * raw and console.warn says so once per trainer, unless the model scales them itself (inputs[].rescales_pixels) */
   input_scale: number;
   class_names: string[] | null;
   loss: string;
-  optimizer: Record<string, unknown> & { name: string; learning_rate: number };
+  /** the optimizer's config; its learning_rate is a number, or a schedule as Python's schedules.serialize writes it */
+  optimizer: Record<string, unknown> & { name: string; learning_rate: number | SerializedSchedule };
+  /** the rate of the next update: under a schedule, schedule(step) (Python's model.learning_rate) */
   learning_rate: number;
+  /** the optimizer's learning-rate schedule, applied before each update (Trainer.learningRate); null for a fixed
+   * rate. Absent in bundles written before it was added: the optimizer config's learning_rate is read then */
+  learning_rate_schedule?: SerializedSchedule | null;
   step_name: string;
   learning_rate_name: string;
   updated_prefix: string;
@@ -48,11 +57,22 @@ export interface BundleMetadata {
   layer_state: string[];
   frozen: string[];
   optimizer_state: { name: string; parameter: string; slot: string; scale: number }[];
+  /** the compiled metrics by their keys in the logs, with what onnxtrain-js needs to compute them as Python does
+   * (metric: Python's Metrics value, or null for one it does not compute); absent in older bundles ("accuracy") */
+  metrics?: { name: string; metric: string | null; k?: number; threshold?: number; logits?: boolean; softmax?: boolean }[];
   /** "engine": the optimizer state of the Python run; "fresh": initial state (the ort-training engine's) */
   state_source: "engine" | "fresh";
   /** parameter name -> initializer name in model.onnx */
   export_initializers: Record<string, string>;
   tensors: TensorEntry[];
+}
+
+/** A learning-rate schedule as Python's onnxtrain.optimizers.schedules.serialize writes it. onnxtrain-js computes
+ * Keras' six (ExponentialDecay, InverseTimeDecay, PiecewiseConstantDecay, PolynomialDecay, CosineDecay,
+ * CosineDecayRestarts) as Python does; Trainer.load refuses another class unless given options.schedule. */
+export interface SerializedSchedule {
+  class_name: string;
+  config: Record<string, unknown>;
 }
 
 /** A URL (browser; http(s) and file: in Node.js), a folder path (Node.js), or a reader of the bundle's files. */
@@ -119,10 +139,13 @@ export type InputValues =
   | OrtTensorLike;
 
 /** One input's values for a model of one input, or an array of them, one per model input in the model's order (a
- * model of one input also takes a list of its one input's values). */
-export type Batch = InputValues | InputValues[];
+ * model of one input also takes a list of its one input's values), or them by input name ({feats, meta} or a Map,
+ * as Python's fit takes a dict; a name the model lacks, or a missing one, is refused naming both). Arrays given in
+ * another order than the model's are refused naming each input's size per example and the order they fit. */
+export type Batch = InputValues | InputValues[] | { [inputName: string]: InputValues } | Map<string, InputValues>;
 
-/** Class indices (int64 labels: whole numbers in [0, classes)) or finite float targets: flat, one example after
+/** Class indices (int64 labels: whole numbers in [0, classes)) or finite float targets (integers too: a
+ * BigInt64Array or an int64 tensor of targets is read as numbers, as Python casts int64 targets): flat, one example after
  * the other, rows of them (number[][]: [[0], [2]], or a regression's [[0.5], [1.2]]) or a tensor (tf.js or ort) of
  * shape [N, ...the labels' shape] or [N, values per example] (class indices: [N] or [N, 1]; one unit: [N, 1] or [N]);
  * an array-like object is read as an array. One-hot rows for class indices are refused, saying to pass the argmax. */
@@ -141,8 +164,8 @@ export interface TrainerState {
   /** updates made so far; setState takes it, when given, in place of the step tensor's value (set 0 to restart
    * the optimizer's bias correction); a whole number >= 0 */
   step?: number;
-  /** the learning rate; undefined in a state read from bytes without it (a bundle's state.bin), and then
-   * setState keeps the trainer's */
+  /** the learning rate of the next update; undefined in a state read from bytes without it (a bundle's state.bin),
+   * and then setState keeps the trainer's. Under a schedule setState does not use it: the step decides the rate */
   learningRate?: number;
   /** every tensor the train step carries, plus frozen parameters and `step`; weights must be finite float32 */
   tensors: Map<string, Float32Array | Float64Array | BigInt64Array | number[]>;
@@ -152,6 +175,10 @@ export interface LoadOptions {
   /** passed to ort.InferenceSession.create (executionProviders, graphOptimizationLevel, ...) through
    * sessionOptions(): ONNX Runtime's Pad_Fusion is always off, as in Python's sessions */
   sessionOptions?: Record<string, unknown>;
+  /** the learning-rate schedule: undefined (the default) applies the bundle's (Keras' six; a class of your own is
+   * refused); a function gives the rate of the update after `step` updates (a finite number >= 0 within float32's
+   * range, checked at each step); null applies none: the rate is bundle.json's learning_rate until you set another */
+  schedule?: ((step: number) => number) | null;
 }
 
 /** The running figures fit passes to callbacks and records per epoch: Keras' keys, as Python's History has them. */
@@ -159,12 +186,15 @@ export interface FitLogs {
   /** the mean loss over the epoch's examples so far (each batch's mean weighted by its examples); NaN in
    * onBatchEnd's logs for a batch whose loss was not finite */
   loss: number;
-  /** evaluate's accuracy (Python's "accuracy" metric) over the epoch's examples so far */
-  accuracy: number;
-  /** with validationData, in onEpochEnd's logs: evaluate's over the validation examples, in batches of batchSize */
+  /** each compiled metric onnxtrain-js computes (trainer.metrics: the accuracies, their top-k, mae, mse,
+   * root_mean_squared_error, msle) under the key Python logs it by ("accuracy", "acc", "mae", a name given), over the
+   * epoch's examples so far, as Python's; "accuracy" alone from a bundle written before bundle.json listed metrics */
+  accuracy?: number;
+  /** with validationData or validationSplit, in onEpochEnd's logs: the loss and each metric (val_<key>) over the
+   * validation examples, in batches of batchSize */
   val_loss?: number;
   val_accuracy?: number;
-  /** keys a callback adds to onEpochEnd's logs are recorded too */
+  /** the other compiled metrics, and keys a callback adds to onEpochEnd's logs (recorded too) */
   [key: string]: number | undefined;
 }
 
@@ -219,7 +249,7 @@ export interface FitOptions {
   seed?: number;
   /** the first epoch's number (Keras' initial_epoch): resume a seeded run with its shuffles; 0 by default */
   initialEpoch?: number;
-  /** [x, labels] evaluated after each epoch: val_loss and val_accuracy */
+  /** [x, labels] evaluated after each epoch: val_loss and val_<metric> for each metric */
   validationData?: [Batch, Labels];
   /** a number in [0, 1): hold out the last fraction of the examples (round(n * split) of them, Python's count),
    * before shuffling, as validation data (Keras', TF.js' and Python's validation_split); not with validationData */
@@ -240,8 +270,9 @@ export interface FitOptions {
 export interface History {
   /** the epochs run, from 0 (initialEpoch onward); Python's History counts from 1 */
   epoch: number[];
-  /** one value per epoch for each key: loss, accuracy, and val_loss, val_accuracy with validationData */
-  history: { loss: number[]; accuracy: number[]; val_loss?: number[]; val_accuracy?: number[]; [key: string]: number[] | undefined };
+  /** one value per epoch for each key: loss and the compiled metrics (FitLogs), and val_loss, val_<metric> with
+   * validation data: Python's History keys, less the metrics onnxtrain-js does not compute (trainer.skippedMetrics) */
+  history: { loss: number[]; val_loss?: number[]; [key: string]: number[] | undefined };
 }
 
 /** fit's error for a loss that is not finite: that step changed nothing, and fit stopped (unless a callback's
@@ -272,15 +303,26 @@ export class Trainer {
   /** Rejects with a TypeError for an `ort` that is not the onnxruntime-node / onnxruntime-web module, and with an
    * Error naming the file or URL for a source that is not a bundle: a missing or unreadable file (the cause kept
    * as `cause`), a bundle.json that is not JSON or of another format, an .onnx that ONNX Runtime cannot load or
-   * whose inputs and outputs are not the ones bundle.json names. Nothing stays open then. */
+   * whose inputs and outputs are not the ones bundle.json names; with an Error naming options.sessionOptions when
+   * ONNX Runtime opens the files with the default options but not with those (an execution provider the package or
+   * machine lacks); with a TypeError for an option it does not take. Nothing stays open then. */
   static load(ort: unknown, source: BundleSource, options?: LoadOptions): Promise<Trainer>;
   readonly metadata: BundleMetadata;
   readonly stepCount: number;
-  /** A finite number >= 0 that float32 holds (<= 3.4e38): the setter throws a TypeError or RangeError naming
-   * any other value. A step uses the rate set when it was called. A rate that large is taken (as Keras and
+  /** The rate of the next update. Under a schedule (the bundle's, or options.schedule): schedule(stepCount), as
+   * Python's model.learning_rate, and the setter throws a TypeError (as Python refuses it; load with
+   * {schedule: null} to set rates yourself). Otherwise a finite number >= 0 that float32 holds (<= 3.4e38): the
+   * setter throws a TypeError or RangeError naming any other value. A step uses the rate set when it was called
+   * (under a schedule, the schedule's at the updates made when it runs). A rate that large is taken (as Keras and
    * Python take it), but its first update may overflow the weights: fit's NonFiniteLossError then says so
    * (weightsFinite false). */
   learningRate: number;
+  /** The schedule applied before each update, as Python's repr names it
+   * ("ExponentialDecay(initial_learning_rate=0.1, decay_steps=1, ...)", or "options.schedule"); null for none. */
+  readonly schedule: string | null;
+  /** The rate of the update after `step` updates (the schedule's, or the rate set); throws a RangeError for a
+   * step that is not a whole number >= 0. */
+  learningRateAt(step: number): number;
   /** Rejects with a TypeError (an argument of the wrong type) or a RangeError (a value out of range: a label,
    * a token id, a count) naming the argument, the position and the value, before anything runs or changes.
    * Calls made while others run are queued: each runs after the previous ones, on the weights they left
@@ -289,8 +331,18 @@ export class Trainer {
   /** Queued after the steps already called. accuracy is Python's "accuracy" metric: the argmax for class
    * indices; for float targets, each unit on its target's side of 0.5 (of 0 when the outputs are logits) for
    * binary cross-entropy or a one-unit output (a regression's too, as in Python), else the argmax against the
-   * target's argmax. */
-  evaluate(x: Batch, labels: Labels): Promise<{ loss: number; logits: Float32Array; accuracy: number }>;
+   * target's argmax; always given. The compiled metrics onnxtrain-js computes (`metrics`) follow under their keys
+   * ({loss, logits, accuracy, mae} for metrics=["mae"]), as Python's evaluate(return_dict=True) gives them. */
+  evaluate(
+    x: Batch,
+    labels: Labels,
+  ): Promise<{ loss: number; logits: Float32Array; accuracy: number; [metric: string]: number | Float32Array }>;
+  /** The keys of the compiled metrics fit and evaluate report, in bundle.json's order (["accuracy"] for a bundle
+   * written before it listed them). */
+  readonly metrics: string[];
+  /** The compiled metrics onnxtrain-js does not compute (AUC, Precision, F1Score, functions of one's own, weighted
+   * metrics): left out of History and evaluate; console.warn names them once per trainer. */
+  readonly skippedMetrics: string[];
   /** Set true (from a callback) to stop fit after the current batch, as TF.js' model.stopTraining; fit sets it
    * false when it starts and true when a callback returns false. */
   stopTraining: boolean;
@@ -314,6 +366,12 @@ export class Trainer {
    * any other loss. */
   predictSoftly(x: Batch, options?: { batchSize?: number }): Promise<Float32Array>;
   getWeights(): Map<string, Float32Array>;
+  /** Set some or all parameters (getWeights' names: trainable, layer state, frozen) from a Map or an object of
+   * values, as Keras' set_weights: the optimizer state, the step and the learning rate stay as they are (setState
+   * sets those too). Throws naming the tensor for a name that is not a parameter (optimizer state and the step:
+   * use setState), another size, or a value that is not finite float32; nothing changes then. Throws while steps
+   * are running. */
+  setWeights(weights: Map<string, ArrayLike<number>> | Record<string, ArrayLike<number>>): void;
   /** The state after the steps that have settled, with step and learning rate. */
   getState(): TrainerState;
   /** Throws (and changes nothing) for what is not a state of this model: a missing, unknown or resized tensor,
@@ -330,6 +388,27 @@ export class Trainer {
   /** Releases the sessions after the steps already called; idempotent. step and evaluate reject afterwards. */
   release(): Promise<void>;
 }
+
+/** An ImageData (ctx.getImageData(...)), or an object with its data, width and height. */
+export interface ImageDataLike {
+  readonly data: Uint8ClampedArray | Uint8Array;
+  readonly width: number;
+  readonly height: number;
+}
+
+/** Canvas pixels as a model input of `channels` channels reads them: a Uint8Array (integer pixels: the model's input
+ * scale divides them as any Uint8Array), one image after another, channels last. `images`: an ImageData, a list of
+ * them, or RGBA bytes (4 per pixel). For 1 channel, gray is "luminance" (the default: Pillow's convert("L"),
+ * (19595 R + 38470 G + 7471 B + 32768) >> 16, alpha ignored) or "alpha" (a drawing on a transparent canvas); 3 keeps
+ * R, G, B; 4 keeps RGBA. Throws a RangeError for other channels or gray, a TypeError for what is not RGBA bytes.
+ * step, evaluate, fit and predict refuse an ImageData, and a Uint8ClampedArray of 4 values per pixel of whole images
+ * for an image input of 1 or 3 channels ([H, W, C], [H, W] or a flat square; 8x8 pixels or more), which would be
+ * read as 4 or 4/3 times as many examples, saying to pass this. */
+export function imagePixels(
+  images: ImageDataLike | Uint8ClampedArray | Uint8Array | ImageDataLike[],
+  channels: 1 | 3 | 4,
+  options?: { gray?: "luminance" | "alpha" },
+): Uint8Array;
 
 export const FORMAT: "onnxtrain.training_bundle/1";
 export function readBundle(source: BundleSource): Promise<{

@@ -9,8 +9,10 @@
 //   const classes = await trainer.predict(xs);         // class indices (probabilities: trainer.predictSoftly)
 //   const onnxBytes = trainer.exportModel();           // the inference model with the trained weights
 //   const session = await ort.InferenceSession.create(onnxBytes, sessionOptions()); // Pad_Fusion off, as Python
+//   const pixels = imagePixels(ctx.getImageData(0, 0, 28, 28), 1); // a canvas's RGBA as the model's 1 channel
 
 export { NonFiniteLossError } from "./fit.js";
+export { imagePixels } from "./images.js";
 export { FORMAT, packState, readBundle, readState, unpackState } from "./bundle.js";
 export { readInitializers, writeInitializers } from "./protobuf.js";
 export { DISABLED_OPTIMIZERS, sessionOptions } from "./sessions.js";

@@ -6,6 +6,8 @@
 // multiplied by it in float32. An input an Embedding reads (bundle.json inputs[].token_ids) holds token ids: never
 // scaled, whole numbers in [0, input_dim) only. An int64 / int32 input takes whole numbers, never scaled.
 
+import { imageDataHint, isImageData, rgbaMismatch } from "./images.js";
+import { byName, inputArgument, isKeyed } from "./named_inputs.js";
 import { countValues, isRows, rowValues } from "./rows.js";
 import { isTensor, tensorValues } from "./tensors.js";
 
@@ -69,19 +71,26 @@ function oneInput(value, spec, argument) {
  * One array of values per model input. A model of one input takes a typed array or an array of numbers (its
  * values, examples one after the other), rows of examples (number[][], or typed-array rows; nested as the input's
  * shape or flat), a tensor (a tf.Tensor or an ort.Tensor), or a list of one of them; a model of several inputs
- * takes a list of one per input. Array-like objects are read as arrays.
+ * takes a list of one per input, or them by input name ({feats, meta}, or a Map). Array-like objects are read as
+ * arrays.
  * @param {unknown} x
  * @param {{name: string, shape: (number | null)[]}[]} inputs the bundle's inputs
  * @param {string} [argument] how messages name x
  * @returns {ArrayLike<number | bigint>[]}
  */
 export function splitInputs(x, inputs, argument = "x") {
+  if (isKeyed(x)) {
+    const values = byName(/** @type {any} */ (x), inputs, argument);
+    return values.map((v, k) => oneInput(plain(v), inputs[k], inputArgument(x, inputs, k, argument)));
+  }
   x = plain(x);
   const one = inputs.length === 1;
   const names = inputs.map((i) => i.name).join(", ");
   const expected = one
     ? `a typed array or an array of numbers, rows of examples (number[][]) or a tensor (input ${names})`
     : `an array of ${inputs.length} arrays or tensors, one per model input (${names})`;
+  const image = isImageData(x) ? x : Array.isArray(x) && isImageData(x[0]) ? x[0] : null;
+  if (image !== null) throw new TypeError(imageDataHint(image, exampleShape(inputs[0]), argument));
   if (isTypedArray(x) || isTensor(x)) {
     if (one) return [oneInput(x, inputs[0], argument)];
     throw new TypeError(`${argument} expects ${expected}. Received: ${describe(x)}`);
@@ -98,6 +107,7 @@ export function splitInputs(x, inputs, argument = "x") {
   }
   const bad = x.findIndex((v) => !isTypedArray(v) && !Array.isArray(v) && !isArrayLike(v) && !isTensor(v));
   if (bad >= 0) {
+    if (isImageData(x[bad]) && !one) throw new TypeError(imageDataHint(x[bad], exampleShape(inputs[bad]), `${argument}[${bad}]`));
     throw new TypeError(`${argument} expects ${expected}. Received: ${argument}[${bad}]=${describe(x[bad])}`);
   }
   if (one) {
@@ -128,6 +138,8 @@ const exampleShape = (spec) => /** @type {number[]} */ (spec.shape.slice(1));
 export function inputData(values, spec, inputScale, argument, allowEmpty = false) {
   const example = spec.shape.slice(1);
   const size = product(example);
+  const rgba = spec.dtype === "float32" && (spec.token_ids ?? null) === null ? rgbaMismatch(values, example, argument, spec.name) : "";
+  if (rgba !== "") throw new RangeError(rgba);
   if ((values.length === 0 && !allowEmpty) || values.length % size !== 0) {
     throw new RangeError(
       `${argument} expects a multiple of ${size} values: one or more examples of shape [${example}] for input ` +
@@ -289,8 +301,9 @@ export function labelData(labels, spec, batch, classes, loss, argument = "labels
     throw new RangeError(`${argument} expects ${product(shape)} values (shape [${shape}]); received ${labels.length}${hint}`);
   }
   if (!classIndices) {
+    // integers are targets too (a BigInt64Array, an int64 tensor), as Python casts an int64 y to float32
     for (let i = 0; i < labels.length; i++) {
-      const v = labels[i];
+      const v = typeof labels[i] === "bigint" ? Number(labels[i]) : labels[i];
       if (typeof v !== "number" || !Number.isFinite(v)) {
         const [Kind, what] = typeof v === "number" ? [RangeError, "finite float targets"] : [TypeError, "numbers"];
         throw new Kind(`${argument} expects ${what}. Received: ${argument}[${position(i, shape)}]=${describe(v)}`);

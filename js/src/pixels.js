@@ -1,6 +1,7 @@
 // The one rule for integer pixels that a float input reads (Python's onnxtrain/_integer_pixels.py, its wording): at
 // input_scale 1/255 (a model trained on 8-bit pixels) integers must lie in [0, 255]; at input_scale 1, images of a
-// pixel type (Uint8Array, Uint8ClampedArray, Uint16Array, Int16Array) are read raw, with a warning. Token ids and
+// pixel type (Uint8Array, Uint8ClampedArray, Uint16Array, Int16Array) are read raw, with a warning, unless the model
+// scales them itself (bundle.json inputs[].rescales_pixels: a Rescaling(1 / 255) at its start). Token ids and
 // int64 / int32 inputs are never checked; Float32Array, Float64Array and plain numbers are used as they are.
 
 import { position, scaleDivisor } from "./inputs.js";
@@ -31,7 +32,7 @@ const pixelTypes = (values) => {
  * Apply the module's rule to one input's values (an integer typed array, as a typed array, typed rows or a tensor
  * give them) for `spec`: refuse values outside [0, 255] at input_scale 1/255, tell `warn` of raw pixels at 1.
  * @param {ArrayLike<number | bigint>} values
- * @param {{name: string, dtype: string, token_ids?: unknown}} spec the bundle's input
+ * @param {{name: string, dtype: string, token_ids?: unknown, rescales_pixels?: boolean}} spec the bundle's input
  * @param {number} inputScale
  * @param {string} argument how messages name `values`
  * @param {number[]} shape the input's shape [examples, ...], for the position of a value
@@ -42,7 +43,9 @@ export function checkIntegerPixels(values, spec, inputScale, argument, shape, wa
   if (spec.dtype !== "float32" || (spec.token_ids ?? null) !== null) return;
   if (!INTEGER_ARRAYS.some((type) => values instanceof type)) return;
   checkPixelRange(values, inputScale, argument, shape);
-  if (warn && inputScale === 1) warnOfRawPixels(values, spec, argument, warn);
+  // a model that scales raw pixels itself (a Rescaling(1 / 255) at its start: bundle.json inputs[].rescales_pixels)
+  // is meant to read them, as Python's rescales_raw_pixels finds
+  if (warn && inputScale === 1 && spec.rescales_pixels !== true) warnOfRawPixels(values, spec, argument, warn);
 }
 
 /**
@@ -72,7 +75,8 @@ function checkPixelRange(values, inputScale, argument, shape) {
 /**
  * Pixels (a Uint8Array or Uint8ClampedArray from a canvas, 16-bit Uint16Array or Int16Array images) for a float
  * input of a model whose input scale is 1 are read as they are, seldom what a model trained on [0, 1] wants: tell
- * `warn`. The bundle cannot say that a model was trained on raw values on purpose; a Float32Array is never warned of.
+ * `warn`. A model with its own Rescaling says so (inputs[].rescales_pixels) and is not warned of; the bundle cannot
+ * say that a model was trained on raw values on purpose otherwise; a Float32Array is never warned of.
  */
 function warnOfRawPixels(values, spec, argument, warn) {
   const pixels = pixelTypes(values);

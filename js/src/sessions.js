@@ -50,3 +50,48 @@ export function sessionOptions(given = {}, argument = "sessionOptions") {
   }
   return { ...given, extra: merged };
 }
+
+/**
+ * A session of a bundle's `bytes`, opened with `options` (sessionOptions(given)). When ONNX Runtime refuses, the
+ * message blames what failed: the caller's options (an execution provider this package or machine lacks), when the
+ * same bytes open with the default options; else the file.
+ * @param {any} ort
+ * @param {Uint8Array} bytes
+ * @param {Record<string, unknown>} options what the session is opened with
+ * @param {Record<string, unknown>} given the caller's sessionOptions
+ * @param {string} where the file's path or URL
+ * @param {string} rebundle what to do about a file ONNX Runtime cannot load
+ * @returns {Promise<any>}
+ * @throws {Error} naming the options or the file, the cause kept
+ */
+export async function openSession(ort, bytes, options, given, where, rebundle) {
+  try {
+    return await ort.InferenceSession.create(bytes, options);
+  } catch (e) {
+    const reason = String(e?.message ?? e).trim().replace(/\.$/, "");
+    if (Object.keys(given).length > 0 && (await opensWithDefaults(ort, bytes))) {
+      const shown = JSON.stringify(given);
+      throw new Error(
+        `ONNX Runtime could not open ${where} with Trainer.load's options.sessionOptions ` +
+          `${shown.length > 300 ? `${shown.slice(0, 300)}...` : shown}: ${reason}. The bundle opens with the default ` +
+          "options, so an option is at fault, most often an execution provider this package or machine lacks " +
+          "(onnxruntime-node: 'cpu', and 'cuda', 'dml' or 'coreml' where its build and the machine have them; " +
+          "onnxruntime-web: 'wasm', and 'webgpu' or 'webnn' where the browser has them): leave it out, or name one " +
+          "this package and machine have",
+        { cause: e },
+      );
+    }
+    throw new Error(`ONNX Runtime could not load ${where}: ${reason}. ${rebundle}.`, { cause: e });
+  }
+}
+
+/** Whether `bytes` open with sessionOptions() alone (the session is released again). */
+async function opensWithDefaults(ort, bytes) {
+  try {
+    const session = await ort.InferenceSession.create(bytes, sessionOptions());
+    await session.release?.();
+    return true;
+  } catch {
+    return false;
+  }
+}

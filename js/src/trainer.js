@@ -5,11 +5,13 @@ import { accuracy, positionClasses } from "./accuracy.js";
 import { REBUNDLE, checkGraphs, packState, readBundle, readState } from "./bundle.js";
 import { dataset } from "./batches.js";
 import { fit } from "./fit.js";
-import { RESTORE } from "./finite.js";
 import { describe } from "./inputs.js";
 import { predict } from "./predict.js";
+import { metricSums, metricsOf } from "./metrics.js";
 import { graphOutputNames, writeInitializers } from "./protobuf.js";
-import { sessionOptions } from "./sessions.js";
+import { scheduleOf } from "./schedules.js";
+import { openSession, sessionOptions } from "./sessions.js";
+import { checkLearningRate, stateTensors, weightTensors } from "./state.js";
 
 /**
  * @typedef {import("./index.js").BundleMetadata} BundleMetadata
@@ -20,28 +22,8 @@ import { sessionOptions } from "./sessions.js";
  * @typedef {import("./index.js").LoadOptions} LoadOptions
  */
 
-const product = (shape) => shape.reduce((n, d) => n * d, 1);
+const LOAD_OPTIONS = ["sessionOptions", "schedule"];
 const LOADING = Symbol("Trainer.load"); // only load makes a Trainer (the typings declare the constructor private)
-
-/**
- * The learning rate, refused unless a finite number >= 0 that float32 (the train step's learning_rate input) holds:
- * 1e40 would be Infinity there and destroy the weights. 0 is kept: steps then leave the weights as they are.
- * @param {unknown} value
- * @param {string} argument how messages name it
- * @returns {number}
- */
-function checkLearningRate(value, argument) {
-  if (typeof value !== "number") {
-    throw new TypeError(`${argument} expects a finite number >= 0. Received: ${describe(value)} (a ${typeof value})`);
-  }
-  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${argument} expects a finite number >= 0. Received: ${value}`);
-  if (!Number.isFinite(Math.fround(value))) {
-    throw new RangeError(
-      `${argument} expects a number within float32's range (<= 3.4e38), which the train step computes in. Received: ${value}`,
-    );
-  }
-  return value;
-}
 
 /** The names the train step carries from one step to the next (its `updated.<name>` outputs). */
 const carriedNames = (metadata) => [
@@ -69,18 +51,19 @@ export class Trainer {
           `Received: ${describe(ort)}${ort == null ? "" : " without InferenceSession.create and Tensor"}`,
       );
     }
+    if (typeof options !== "object" || options === null || Array.isArray(options)) {
+      throw new TypeError(`Trainer.load expects options {${LOAD_OPTIONS.join(", ")}}. Received: ${describe(options)}`);
+    }
+    const unknown = Object.keys(options).filter((name) => !LOAD_OPTIONS.includes(name));
+    if (unknown.length > 0) {
+      throw new TypeError(`Trainer.load takes the options ${LOAD_OPTIONS.join(", ")}. Received: ${unknown.join(", ")}`);
+    }
     // Pad_Fusion off, as Python's sessions run (src/sessions.js); checked before any file is read
-    const created = sessionOptions(options?.sessionOptions ?? {}, "Trainer.load's options.sessionOptions");
+    const created = sessionOptions(options.sessionOptions ?? {}, "Trainer.load's options.sessionOptions");
     const { metadata, where, ...files } = await readBundle(source);
-    const open = async (file, bytes) => {
-      try {
-        return await ort.InferenceSession.create(bytes, created);
-      } catch (e) {
-        throw new Error(`ONNX Runtime could not load ${where(file)}: ${String(e.message).replace(/\.$/, "")}. ${REBUNDLE}.`, {
-          cause: e,
-        });
-      }
-    };
+    const schedule = scheduleOf(metadata, options.schedule); // before any session opens
+    const given = options.sessionOptions ?? {};
+    const open = (file, bytes) => openSession(ort, bytes, created, given, where(file), REBUNDLE);
     const opened = await Promise.allSettled([
       open(metadata.files.train_step, files.trainStep),
       open(metadata.files.eval, files.evaluation),
@@ -116,7 +99,7 @@ export class Trainer {
       // `logits` followed by `probabilities` (Softmax or Sigmoid added); a sigmoid model's sole output is `probabilities`
       const outputNames = graphOutputNames(files.model);
       const trainsOnLogits = outputNames.includes("logits") && outputNames.includes("probabilities");
-      return new Trainer(LOADING, ort, metadata, train, evaluation, files.model, values, trainsOnLogits);
+      return new Trainer(LOADING, ort, metadata, train, evaluation, files.model, values, trainsOnLogits, schedule);
     } catch (e) {
       await Promise.all([train?.release?.(), evaluation?.release?.()]);
       throw e;
@@ -133,8 +116,9 @@ export class Trainer {
    * @param {Uint8Array} template the inference model the weights are written into by exportModel
    * @param {Map<string, Float32Array | BigInt64Array>} values every carried, frozen and step tensor
    * @param {boolean} trainsOnLogits whether the outputs are logits (the export adds Softmax or Sigmoid)
+   * @param {import("./schedules.js").Schedule | null} schedule the learning-rate schedule applied before each update
    */
-  constructor(token, ort, metadata, trainSession, evalSession, template, values, trainsOnLogits) {
+  constructor(token, ort, metadata, trainSession, evalSession, template, values, trainsOnLogits, schedule) {
     if (token !== LOADING) {
       throw new TypeError("new Trainer() is not supported: use `await Trainer.load(ort, source)`");
     }
@@ -150,6 +134,8 @@ export class Trainer {
     this._tensors = new Map();
     for (const [name, data] of values) this._tensors.set(name, this._tensor(name, data));
     this._learningRate = metadata.learning_rate;
+    this._schedule = schedule;
+    this._metrics = metricsOf(metadata, trainsOnLogits);
     this._carried = carriedNames(metadata);
     this._queue = Promise.resolve(); // session runs, one at a time, in call order
     this._pending = 0;
@@ -175,13 +161,41 @@ export class Trainer {
     return Number(this._tensors.get(this.metadata.step_name).data[0]);
   }
 
-  /** The learning rate the next steps use (as a scheduler would change it): a number >= 0 that float32 holds. */
+  /**
+   * The learning rate of the next update: under a schedule, schedule(stepCount) (Python's model.learning_rate);
+   * else the rate set (a number >= 0 that float32 holds), which may be changed between steps.
+   */
   get learningRate() {
-    return this._learningRate;
+    return this._schedule === null ? this._learningRate : this._schedule.rateAt(this.stepCount);
   }
 
   set learningRate(value) {
+    if (this._schedule !== null) {
+      throw new TypeError(
+        `learningRate cannot be set: the learning rate is the schedule ${this._schedule.describe}, which sets it ` +
+          `before each step (as Python refuses it). Received: ${describe(value)}. Load with ` +
+          "Trainer.load(ort, source, {schedule: null}) to set the rate yourself",
+      );
+    }
     this._learningRate = checkLearningRate(value, "learningRate");
+  }
+
+  /**
+   * The rate of the update after `step` updates: the schedule's (computed as Python's, in float64; the step feeds
+   * it as float32), or the rate set when there is none.
+   * @param {number} step a whole number >= 0
+   * @returns {number}
+   */
+  learningRateAt(step) {
+    if (!Number.isSafeInteger(step) || step < 0) {
+      throw new RangeError(`learningRateAt expects a whole number >= 0 (updates made). Received: ${describe(step)}`);
+    }
+    return this._schedule === null ? this._learningRate : this._schedule.rateAt(step);
+  }
+
+  /** The schedule's name and arguments (ExponentialDecay(initial_learning_rate=0.1, ...)), or null for a fixed rate. */
+  get schedule() {
+    return this._schedule === null ? null : this._schedule.describe;
   }
 
   /**
@@ -222,15 +236,18 @@ export class Trainer {
   /**
    * One train step: forward, backward and the optimizer update (none when the loss is not finite: the graph
    * passes every value through), on one batch. A call made while others run is queued: it runs after them, on
-   * the weights they left, with the learning rate set when it was called. x and labels are checked at once.
+   * the weights they left, with the learning rate set when it was called (under a schedule, the schedule's rate at
+   * the updates made when it runs, as Python's fit sets it). x and labels are checked at once.
    * @param {Batch} x float32 values, or integers that the model's input scale converts
    * @param {Labels} labels class indices (int64 labels) or float targets
    * @returns {Promise<{loss: number, logits: Float32Array}>} of the batch before the update
    */
   async step(x, labels) {
     const feeds = this._batchFeeds(x, labels);
-    feeds[this.metadata.learning_rate_name] = new this.ort.Tensor("float32", Float32Array.of(this._learningRate), []);
+    const fixed = this._learningRate;
     return this._enqueue(async () => {
+      const rate = this._schedule === null ? fixed : this._schedule.rateAt(this.stepCount);
+      feeds[this.metadata.learning_rate_name] = new this.ort.Tensor("float32", Float32Array.of(rate), []);
       const results = await this._train.run(this._withState(this._train, feeds));
       const { loss, logits } = this.metadata.outputs;
       this._carried.forEach((name) => this._tensors.set(name, results[this.metadata.updated_prefix + name]));
@@ -239,23 +256,49 @@ export class Trainer {
   }
 
   /**
-   * Loss, logits and accuracy of the current weights on a batch (queued after the steps already called).
-   * Accuracy is Python's "accuracy" metric: the argmax for class indices; for float targets, each unit on its
-   * target's side of 0.5 (0 on logits) for binary cross-entropy or a one-unit output, else the argmax against
-   * the target's.
+   * Loss, logits, accuracy and the compiled metrics of the current weights on a batch (queued after the steps
+   * already called). Accuracy is Python's "accuracy" metric, always given: the argmax for class indices; for float
+   * targets, each unit on its target's side of 0.5 (0 on logits) for binary cross-entropy or a one-unit output, else
+   * the argmax against the target's. The compiled metrics onnxtrain-js computes (`metrics`) follow by their names.
    * @param {Batch} x
    * @param {Labels} labels
-   * @returns {Promise<{loss: number, logits: Float32Array, accuracy: number}>}
+   * @returns {Promise<{loss: number, logits: Float32Array, accuracy: number, [metric: string]: number | Float32Array}>}
    */
   async evaluate(x, labels) {
     const feeds = this._batchFeeds(x, labels);
+    this._warnOfSkippedMetrics();
     const results = await this._enqueue(() => this._eval.run(this._withState(this._eval, feeds)));
     const logits = results[this.metadata.outputs.logits].data;
     const target = feeds[this.metadata.labels.name];
     const classes = positionClasses(this.metadata.output_shape);
     const model = { loss: this.metadata.loss, trainsOnLogits: this._trainsOnLogits, classes };
     const share = accuracy(logits, target.data, target.dims[0], model);
-    return { loss: results[this.metadata.outputs.loss].data[0], logits, accuracy: share };
+    const sums = metricSums(this._metrics.compiled);
+    sums.add(logits, target.data, target.dims[0]);
+    return { loss: results[this.metadata.outputs.loss].data[0], logits, accuracy: share, ...sums.values() };
+  }
+
+  /** The names of the compiled metrics fit and evaluate report (bundle.json's that onnxtrain-js computes). */
+  get metrics() {
+    return this._metrics.compiled.map((m) => m.name);
+  }
+
+  /** The names of the compiled metrics onnxtrain-js does not compute (AUC, Precision, ...): left out of the logs. */
+  get skippedMetrics() {
+    return [...this._metrics.skipped];
+  }
+
+  /** console.warn once that the compiled metrics onnxtrain-js does not compute are left out. */
+  _warnOfSkippedMetrics() {
+    const skipped = this._metrics.skipped;
+    if (skipped.length === 0) return;
+    this._warnOnce(
+      "metrics",
+      `onnxtrain-js: the compiled metric${skipped.length > 1 ? "s" : ""} ${skipped.join(", ")} ` +
+        `${skipped.length > 1 ? "are" : "is"} not computed here (onnxtrain-js computes the accuracies, their top-k, ` +
+        "mae, mse, root_mean_squared_error and msle; not weighted metrics): fit's History and evaluate leave " +
+        `${skipped.length > 1 ? "them" : "it"} out (given once per trainer).`,
+    );
   }
 
   /**
@@ -304,6 +347,23 @@ export class Trainer {
   }
 
   /**
+   * Set some or all of the model's parameters (getWeights' names: trainable, layer state, frozen), leaving the
+   * optimizer state, the step and the learning rate as they are (Keras' set_weights; setState sets everything).
+   * @param {Map<string, ArrayLike<number>> | Record<string, ArrayLike<number>>} weights
+   * @throws {TypeError | RangeError | Error} a name that is not a parameter (an optimizer tensor or the step: use
+   *   setState), a size other than the parameter's, a value that is not finite float32; nothing changes then
+   * @throws {Error} steps are still running
+   */
+  setWeights(weights) {
+    if (this._pending > 0) {
+      throw new Error(`setWeights while ${this._pending} step or evaluate calls are running: await them first`);
+    }
+    const parameters = [...this.metadata.trainable, ...this.metadata.layer_state, ...this.metadata.frozen];
+    const values = weightTensors(weights, parameters, this._shapes);
+    for (const [name, data] of values) this._tensors.set(name, this._tensor(name, data));
+  }
+
+  /**
    * Everything a resumed run needs: weights, optimizer state (as the graph carries it), step and learning rate;
    * copies. The state after the steps that have settled.
    * @returns {TrainerState}
@@ -311,7 +371,7 @@ export class Trainer {
   getState() {
     const tensors = new Map();
     for (const [name, tensor] of this._tensors) tensors.set(name, tensor.data.slice());
-    return { step: this.stepCount, learningRate: this._learningRate, tensors };
+    return { step: this.stepCount, learningRate: this.learningRate, tensors };
   }
 
   /**
@@ -323,30 +383,14 @@ export class Trainer {
    * @throws {Error} steps are still running
    */
   setState(state) {
-    const expected = "a TrainerState {tensors: Map, step?, learningRate?} (getState() or stateFromBytes(bytes))";
-    if (typeof state !== "object" || state === null) throw new TypeError(`setState expects ${expected}. Received: ${describe(state)}`);
-    if (!(state.tensors instanceof Map)) {
-      throw new TypeError(`setState expects ${expected}. Received: state.tensors=${describe(state.tensors)}`);
-    }
     if (this._pending > 0) {
       throw new Error(`setState while ${this._pending} step or evaluate calls are running: await them first`);
     }
-    const rate = state.learningRate === undefined ? this._learningRate : checkLearningRate(state.learningRate, "state.learningRate");
-    const stepName = this.metadata.step_name;
-    const next = new Map();
-    for (const [name, shape] of this._shapes) {
-      const data = state.tensors.get(name);
-      if (data === undefined) throw new Error(`setState: the state has no tensor ${name}`);
-      if (!ArrayBuffer.isView(data) && !Array.isArray(data)) {
-        throw new TypeError(`setState: ${name} expects a typed array. Received: ${describe(data)}`);
-      }
-      if (data.length !== product(shape)) {
-        throw new Error(`setState: ${name} expects ${product(shape)} values (shape [${shape}]); received ${data.length}`);
-      }
-      next.set(name, this._tensor(name, name === stepName ? stepData(data, state.step) : floatData(name, data)));
-    }
-    const unknown = [...state.tensors.keys()].filter((name) => !this._shapes.has(name));
-    if (unknown.length > 0) throw new Error(`setState: unknown tensors ${unknown.join(", ")}`);
+    const values = stateTensors(state, this._shapes, this.metadata.step_name);
+    // under a schedule the step decides the rate: a state's (stateBytes writes the next one) is not used
+    const given = this._schedule === null ? state.learningRate : undefined;
+    const rate = given === undefined ? this._learningRate : checkLearningRate(given, "state.learningRate");
+    const next = new Map([...values].map(([name, data]) => [name, this._tensor(name, data)]));
     this._tensors = next;
     this._learningRate = rate;
   }
@@ -357,7 +401,7 @@ export class Trainer {
    * @returns {Uint8Array}
    */
   stateBytes() {
-    return packState(this.getState().tensors, this.metadata.tensors, this._learningRate);
+    return packState(this.getState().tensors, this.metadata.tensors, this.learningRate);
   }
 
   /**
@@ -390,31 +434,4 @@ export class Trainer {
     await this._queue;
     await Promise.all([this._train.release?.(), this._eval.release?.()]);
   }
-}
-
-/** A weight tensor as float32, refused if a value is not finite (a trainer would never learn again). */
-function floatData(name, data) {
-  const out = Float32Array.from(data, Number);
-  const i = out.findIndex((v) => !Number.isFinite(v));
-  if (i >= 0) {
-    throw new RangeError(
-      `setState: ${name} expects finite values within float32's range. Received: ${name}[${i}]=${describe(data[i])} ` +
-        `(a state taken after training diverged: ${RESTORE})`,
-    );
-  }
-  return out;
-}
-
-/**
- * The step tensor: `given` (state.step) when defined, else the tensor's value; both refused unless a whole number
- * >= 0 (a corrupt state rarely holds one).
- */
-function stepData(data, given) {
-  const whole = (v, what) => {
-    const n = typeof v === "bigint" ? v : Number.isSafeInteger(v) ? BigInt(v) : -1n;
-    if (n < 0n) throw new RangeError(`setState expects ${what} to be a whole number >= 0 (updates made so far). Received: ${describe(v)}`);
-    return n;
-  };
-  const step = whole(data[0], "the step tensor");
-  return BigInt64Array.of(given === undefined ? step : whole(given, "state.step"));
 }

@@ -45,6 +45,23 @@ test("a bundle.json that is not JSON and a truncated .onnx are refused naming th
   );
 });
 
+test("session options ONNX Runtime cannot honour are named as the fault, not the bundle", async () => {
+  // DirectML exists only in Windows builds of onnxruntime-node: here it fails as a provider a machine lacks would
+  const error = await Trainer.load(ort, BUNDLE, { sessionOptions: { executionProviders: ["dml"] } }).catch((e) => e);
+  assert.match(
+    error.message,
+    /^ONNX Runtime could not open .*train_step.onnx with Trainer.load's options.sessionOptions \{"executionProviders":\["dml"\]\}: .*dml.*\. The bundle opens with the default options, so an option is at fault, most often an execution provider this package or machine lacks .*leave it out/,
+  );
+  assert.doesNotMatch(error.message, /Write the bundle again/);
+  assert.ok(error.cause instanceof Error);
+  // a damaged file stays the file's fault, whatever the options
+  const step = new Uint8Array(await readFile(join(BUNDLE, "train_step.onnx")));
+  await assert.rejects(
+    Trainer.load(ort, bundleWith({ "train_step.onnx": step.subarray(0, 500) }), { sessionOptions: { intraOpNumThreads: 1 } }),
+    /ONNX Runtime could not load train_step.onnx: .*Write the bundle again/,
+  );
+});
+
 test("a train_step.onnx of another graph is refused at load, naming what it lacks", async () => {
   const model = new Uint8Array(await readFile(join(BUNDLE, "model.onnx")));
   await assert.rejects(

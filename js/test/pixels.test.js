@@ -155,3 +155,20 @@ test("the trainer warns once of 16-bit pixels at input_scale 1, from a tensor or
     console.warn = warn;
   }
 });
+
+test("a model that scales its raw pixels itself (inputs[].rescales_pixels) is not warned of them", async () => {
+  const own = { ...SPEC, rescales_pixels: true };
+  for (const Type of [Uint8Array, Uint8ClampedArray, Uint16Array, Int16Array]) assert.deepEqual(warningsOf(pixels(Type), 1, own), [], Type.name);
+  assert.equal(warningsOf(pixels(Uint8Array), 1, { ...SPEC, rescales_pixels: false }).length, 1);
+  const warnings = [];
+  const warn = console.warn;
+  console.warn = (message) => void warnings.push(message);
+  try {
+    const rescaling = await Trainer.load(ort, changedBundle((m) => ((m.input_scale = 1), (m.inputs[0].rescales_pixels = true))));
+    await rescaling.evaluate(pixels(Uint8Array), labels);
+    await rescaling.predict(pixels(Uint8ClampedArray));
+    assert.deepEqual(warnings, []);
+  } finally {
+    console.warn = warn;
+  }
+});

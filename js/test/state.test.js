@@ -98,3 +98,26 @@ test("setState honours state.step and refuses what is not a state", async () => 
   const plain = { tensors: Object.fromEntries(trainer.getState().tensors) };
   assert.throws(() => trainer.setState(plain), /Received: state.tensors=an Object/);
 });
+
+test("setWeights sets parameters (some or all) and leaves the optimizer state, step and rate as they were", async () => {
+  const source = await trained(3);
+  const trainer = await trained(1);
+  const before = trainer.getState();
+  const weights = source.getWeights();
+  trainer.setWeights({ "dense_1.kernel": weights.get("dense_1.kernel") });
+  assert.deepEqual(trainer.getWeights().get("dense_1.kernel"), weights.get("dense_1.kernel"));
+  assert.deepEqual(trainer.getWeights().get("dense_2.kernel"), before.tensors.get("dense_2.kernel"));
+  trainer.setWeights(weights);
+  assert.deepEqual(trainer.getWeights(), weights);
+  for (const [name, values] of before.tensors) {
+    if (name.startsWith("optimizer.") || name === "step") assert.deepEqual(trainer.getState().tensors.get(name), values, name);
+  }
+  assert.equal(trainer.stepCount, 1);
+  const step = await trainer.step(batches.x.subarray(0, 8 * 16), batches.y.subarray(0, 8)); // it trains on
+  assert.ok(Number.isFinite(step.loss));
+  assert.throws(() => trainer.setWeights({ step: [0] }), /setWeights expects the model's parameters \(dense_1.kernel, .*\)\. Received: step \(step: optimizer state or the step, which setState sets/);
+  assert.throws(() => trainer.setWeights(new Map([["dense_9.kernel", [1]]])), /Received: dense_9.kernel$/);
+  assert.throws(() => trainer.setWeights({ "dense_2.bias": [1, 2] }), /setWeights: dense_2.bias expects 3 values \(shape \[3\]\); received 2/);
+  assert.throws(() => trainer.setWeights({ "dense_2.bias": [1, NaN, 2] }), /setWeights: dense_2.bias expects finite values .*dense_2.bias\[1\]=NaN/);
+  assert.throws(() => trainer.setWeights([1, 2]), /setWeights expects a Map \(or an object\) of parameter name -> values.*Received: an array of 2/);
+});
