@@ -69,6 +69,9 @@ from onnxtrain.optimizers._sgd import fused_sgd
 
 UPDATES = ("auto", "graph", "fused")
 FLT_MIN = float(np.finfo(np.float32).tiny)  # the smallest normal float32; below it, the graph's FTZ mode gives 0
+# Where each flat buffer starts: a cache line, a multiple of every vector width. numpy aligns to 16 bytes only, and
+# Adam's kernel ran 7-8% slower alone on buffers off a 32-byte boundary (AVX2 loads split across cache lines).
+ALIGNMENT = 64
 
 
 @cache
@@ -146,13 +149,13 @@ def flat_buffer(
 ) -> np.ndarray:
     """One float32 buffer of `values[name]` for each of `names` (shaped as `shapes`), raveled end to end in order;
     zeros where `values` has none (the gradients). Allocated once, as float32: each value is cast as it is copied
-    in, so a large model's buffer never exists as float64 too.
+    in, so a large model's buffer never exists as float64 too. It starts on an `ALIGNMENT`-byte boundary.
 
     Raises:
         MemoryError: the buffer does not fit (the engine turns it into `out_of_memory`'s message).
     """
     sizes = [math.prod(shape) for shape in shapes]
-    buffer = np.zeros(sum(sizes), np.float32)  # calloc: pages left zero (the gradients) cost nothing until written
+    buffer = _aligned_zeros(sum(sizes))
     start = 0
     for name, size in zip(names, sizes, strict=True):
         value = values.get(name)
@@ -160,6 +163,14 @@ def flat_buffer(
             buffer[start : start + size] = np.reshape(value, -1)
         start += size
     return buffer
+
+
+def _aligned_zeros(count: int) -> np.ndarray:
+    """`count` float32 zeros starting on an `ALIGNMENT`-byte boundary: a view into a slightly longer array."""
+    # calloc: pages left zero (the gradients) cost nothing until written
+    raw = np.zeros(count + ALIGNMENT // 4, np.float32)
+    start = (-raw.ctypes.data % ALIGNMENT) // 4  # a float32 array starts on a 4-byte boundary: whole floats
+    return raw[start : start + count]
 
 
 def out_of_memory(optimizer: Optimizer, count: int, buffers: int) -> str:
