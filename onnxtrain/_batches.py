@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -126,9 +126,14 @@ def read_data(
     sample_weight: Any = None,
     weighted_triples: bool = False,
     weighted_metrics: bool = False,
+    by_output_name: Callable[[Any, str], Any] | None = None,
 ) -> Batches | BatchStream:
     """`read_batches` (same arguments), or for a generator or PyDataset (`is_streamed`) the `BatchStream` that reads
     each of its batches as `read_batches` reads (x, y) or (x, y, sample_weight) arrays, the first one now.
+
+    `by_output_name` (a model of one output): (a batch's y or sample weights, its argument's name) -> the array,
+    where it came as Keras also takes it, {output name: array}; it raises for another key. The caller unwraps the
+    arrays of `data` and `sample_weight` itself, as it does for `read_batches`.
 
     Raises:
         InvalidArgumentError: a generator or PyDataset given y=... or sample_weight=... too (as in Keras, its
@@ -157,6 +162,8 @@ def read_data(
             )
 
     def read(x: Any, y: Any, weights: Any, where: str) -> Batches:  # (`BatchStream` names the batch itself)
+        if by_output_name is not None:
+            y, weights = by_output_name(y, "y"), by_output_name(weights, "sample_weight")
         pair = SeparateArrays(x, y)
         return read_batches(
             pair, argument, inputs, several_outputs, loss, output_shape, input_scale, weights, False, weighted_metrics

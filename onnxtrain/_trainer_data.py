@@ -74,11 +74,13 @@ class TrainerData:
             sample_weight,
             triples,
             bool(self.compiled.weighted_metrics),
+            None if self._outputs is not None else self._sole_output,  # a stream's batches, keyed so too
         )
 
     def _by_output_name(self, data: Any, sample_weight: Any) -> tuple[Any, Any]:
         """For a model of one output, y and sample weights as Keras also takes them, {output name: array} (a model of
-        a one-key dict of outputs, `compile(loss={name: ...})`): the arrays. Other data as given."""
+        a one-key dict of outputs, `compile(loss={name: ...})`): the arrays. Other data as given (a generator's or
+        PyDataset's batches are unwrapped as they come, by `_sole_output`)."""
         if self._outputs is not None:
             return data, sample_weight
         if isinstance(data, SeparateArrays):

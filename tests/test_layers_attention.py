@@ -514,11 +514,11 @@ def _shared_with_another_causal_setting() -> None:
     layer(x, x, use_causal_mask=True)
 
 
-def _eagerly_built_then_called_on_two() -> None:
+def _eagerly_built_then_called_on_another_value() -> None:
     x = np.ones((2, 4, 6), np.float32)
     layer = MultiHeadAttention(2, 3)
-    layer(x)  # self-attention: built for one input
-    layer(x, x)
+    layer(x)  # self-attention: built for query, value and key of shape [None, 4, 6]
+    layer(x, np.ones((2, 5, 6), np.float32))
 
 
 BAD = [
@@ -582,7 +582,13 @@ BAD = [
         UnsupportedError,
         r"training=True is not supported on symbolic tensors.*a call on numpy arrays takes training=True",
     ),
-    (_eagerly_built_then_called_on_two, InvalidArgumentError, r"first called on 1 tensor\(s\).*Received: 2"),
+    (
+        _eagerly_built_then_called_on_another_value,
+        ShapeError,
+        r"built for query \[None, 4, 6\], value \[None, 4, 6\], key \[None, 4, 6\] by its first call.*"
+        r"\(attention_mask and use_causal_mask may change from call to call\). Received: query \[None, 4, 6\], "
+        r"value \[None, 5, 6\], key \[None, 5, 6\]",
+    ),
 ]
 
 

@@ -25,11 +25,13 @@ from onnxtrain._checks import check_bool
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import InitializerLike
+from onnxtrain.layers._attention_eager import call_attention_eagerly
 from onnxtrain.layers._attention_inputs import (
     INPUT_ROLES,
     attention_axes_argument,
     call_inputs,
     output_shape_argument,
+    refuse_another_call_form,
     roles,
     steps_mask,
 )
@@ -145,22 +147,32 @@ class MultiHeadAttention(Layer):
         """`mha(x)` (self-attention), `mha(query, value)`, `mha(query, value, key)`, with `attention_mask=` a
         tensor of shape [batch, query length, key length] (nonzero: attend), or the recorded list form
         `mha([query, value, key, mask])`. Called on numpy arrays in any of these forms, it computes at once
-        (`Layer.__call__`): with `training=True` its training graph (dropout on the attention weights).
+        (`Layer.__call__`): with `training=True` its training graph (dropout on the attention weights); as in
+        Keras, such a call's attention_mask and use_causal_mask are its own: a built layer takes them or not at
+        each call (`call_attention_eagerly`).
 
         Raises:
             UnsupportedError: return_attention_scores=True; training=True on symbolic tensors
                 (`check_training_argument`).
-            InvalidArgumentError: a key without a value; a list of more than 4 tensors; use_causal_mask different
-                from an earlier call's (a layer computes one thing).
+            InvalidArgumentError: a key without a value; a list of more than 4 tensors; on symbolic tensors,
+                use_causal_mask different from an earlier call's (a layer computes one thing in a graph).
+            ShapeError: an eager call on a built layer whose query, value or key shapes are not those it was built
+                for.
         """
         tensors = call_inputs(self, query, value, key, attention_mask)
-        if not is_eager_input(tensors):  # before the settings below change; an eager call takes training=True
+        eager = is_eager_input(tensors)
+        if not eager:  # before the settings below change; an eager call takes training=True
             check_training_argument(self, training)
         if return_attention_scores is not False:
             raise UnsupportedError(
                 f"{describe(self)}: return_attention_scores=True is not supported (a layer call has one output). "
                 f"Received: return_attention_scores={return_attention_scores!r}"
             )
+        if eager:  # Keras' eager call: its masks are this call's
+            causal = self.use_causal_mask if use_causal_mask is None else use_causal_mask
+            causal = check_bool("MultiHeadAttention", "use_causal_mask", causal)
+            masks = "attention_mask and use_causal_mask"
+            return call_attention_eagerly(self, cast(list[np.ndarray], tensors), causal, training, masks)
         if use_causal_mask is not None and use_causal_mask != self.use_causal_mask:
             if self.symbolic_calls or self.model_name is not None:
                 raise InvalidArgumentError(
@@ -170,6 +182,8 @@ class MultiHeadAttention(Layer):
                 )
             self.use_causal_mask = use_causal_mask
         several = take_call_input_count(self, len(tensors))
+        if self.built:
+            refuse_another_call_form(self, [tensor.shape for tensor in tensors])
         return super().__call__(tensors if several else tensors[0], training=training)
 
     # --- shapes -------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """What MultiHeadAttention's calls take: the call forms (query, value, key, attention_mask) as the layer records
-them, Keras' masks of those inputs as an attention mask, and the checks of its shape arguments."""
+them, the one form a layer shared in a model takes, Keras' masks of those inputs as an attention mask, and the checks
+of its shape arguments."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import TypeVar, cast
 
 import numpy as np
 
-from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers._core import _positive_int
-from onnxtrain.layers._layer import Layer, Mask, SymbolicTensor, describe
+from onnxtrain.layers._layer import Layer, Mask, Shape, SymbolicTensor, describe, format_shape
 from onnxtrain.layers._merge import _reshaped
 
 INPUT_ROLES = ("query", "value", "key", "attention_mask")
@@ -77,6 +78,49 @@ def call_inputs(
     value = query if value is None else value
     tensors = [query, value] if key is None and mask is None else [query, value, value if key is None else key]
     return tensors if mask is None else [*tensors, mask]
+
+
+def refuse_another_call_form(layer: Layer, shapes: Sequence[Shape]) -> None:
+    """Refuse a symbolic call of a built layer (shared in a model) on query, value and key of the shapes it was built
+    for but in another form, a key or an attention_mask more or less, or a mask of another shape, naming that
+    difference: each call of a layer in a model computes as its first call does. Other shapes are left to the
+    layer's shape check (`check_same_shapes`).
+
+    Raises:
+        ShapeError: naming the first call's form and this one's.
+    """
+    built = layer.input_shapes if layer.multi_input else [layer.input_shape]
+    if built is None or None in built:
+        return
+    first = [tuple(s) for s in cast(list[Shape], built)]
+    given = [tuple(s) for s in shapes]
+    if first == given or roles(first)[:3] != roles(given)[:3]:
+        return
+    masks = [roles(first)[3], roles(given)[3]]
+    if masks[0] != masks[1]:
+        difference = (
+            "an attention_mask more"
+            if masks[0] is None
+            else "no attention_mask"
+            if masks[1] is None
+            else "an attention_mask of another shape"
+        )
+    else:
+        difference = "a key more" if len(given) > len(first) else "no key"
+    raise ShapeError(
+        f"{describe(layer)} was first called as {_call_form(first)}, and a layer shared in a model computes every "
+        f"call as its first: the same inputs, whose shapes its graph was built for. Received: {_call_form(given)}, "
+        f"{difference} (the query, value and key shapes are the same). Give every call the same inputs (an "
+        "attention_mask of ones where a call masks nothing), or call it on numpy arrays, where each call takes "
+        "its own masks."
+    )
+
+
+def _call_form(shapes: list[Shape]) -> str:
+    names = ["x"] if len(shapes) == 1 else list(INPUT_ROLES[: min(len(shapes), 3)])
+    if len(shapes) == 4:
+        names.append(f"attention_mask={format_shape(shapes[3])}")
+    return f"mha({', '.join(names)})"
 
 
 def output_shape_argument(value: object) -> tuple[int, ...] | None:

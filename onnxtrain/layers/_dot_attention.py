@@ -21,8 +21,10 @@ from onnxtrain import initializers
 from onnxtrain._checks import check_bool
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
+from onnxtrain.layers._attention_eager import call_attention_eagerly
 from onnxtrain.layers._attention_inputs import roles
 from onnxtrain.layers._dropout import _rate, _seed, keep_mask, layer_key
+from onnxtrain.layers._eager import is_eager_input
 from onnxtrain.layers._layer import Layer, Mask, Shape, SymbolicTensor, describe, format_shape
 from onnxtrain.layers._layer_checks import take_call_input_count
 
@@ -57,12 +59,16 @@ class _ScoredAttention(Layer):
     ) -> SymbolicTensor:
         """`layer([query, value])` or `layer([query, value, key])` (Keras' calls; the tensors may also come one by
         one), or `layer(x)`: `[x, x]`, as a Sequential calls it. `use_causal_mask=True`: query step i attends to
-        key steps j <= i only.
+        key steps j <= i only; on symbolic tensors it is the layer's setting from then on, on numpy arrays (Keras'
+        eager call) that call's only (`call_attention_eagerly`).
 
         Raises:
             UnsupportedError: return_attention_scores=True (a layer call has one output here); an explicit mask=
                 list (the masks of Embedding(mask_zero=True) and Masking reach the layer by themselves).
-            InvalidArgumentError: a list of more than 3 tensors; use_causal_mask different from an earlier call's.
+            InvalidArgumentError: a list of more than 3 tensors; on symbolic tensors, use_causal_mask different from
+                an earlier call's.
+            ShapeError: an eager call on a built layer whose query, value or key shapes are not those it was built
+                for.
         """
         if return_attention_scores is not False:
             raise UnsupportedError(
@@ -75,8 +81,6 @@ class _ScoredAttention(Layer):
                 "Embedding(mask_zero=True) and Masking reach the layer by themselves, as in Keras. Received: mask="
                 f"{type(mask).__name__}"
             )
-        if use_causal_mask is not None:
-            self._take_causal_call_argument(use_causal_mask)
         if isinstance(inputs, list | tuple):
             if more_inputs:
                 raise InvalidTypeError(
@@ -90,6 +94,12 @@ class _ScoredAttention(Layer):
                 f"{describe(self)} takes a list [query, value] or [query, value, key] (or one tensor, as both "
                 f"query and value). Received: a list of {len(tensors)}"
             )
+        if is_eager_input(tensors):  # Keras' eager call: its use_causal_mask is this call's
+            causal = self.use_causal_mask if use_causal_mask is None else use_causal_mask
+            causal = check_bool(type(self).__name__, "use_causal_mask", causal)
+            return call_attention_eagerly(self, cast(list[np.ndarray], tensors), causal, training, "use_causal_mask")
+        if use_causal_mask is not None:
+            self._take_causal_call_argument(use_causal_mask)
         several = take_call_input_count(self, len(tensors))
         return super().__call__(tensors if several else tensors[0], training=training)
 
