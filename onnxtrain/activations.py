@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,12 +20,22 @@ from onnxtrain.graph import GraphBuilder
 
 @dataclass(frozen=True)
 class Activation:
-    """Base activation: subclasses implement `emit`. `name` is the registry key used in configs."""
+    """Base activation: subclasses implement `emit`. `name` is the registry key used in configs.
+
+    Most are elementwise. One that reads across the last (channels) axis sets `along_last_axis` (softmax): a layer
+    hands it channels-last values, or channels-first ones (a convolution's output), which it reads along axis 1
+    (`channel_axis`); one that changes the shape (glu) says so in `output_shape`.
+    """
 
     name: str = field(default="", init=False)
+    along_last_axis: ClassVar[bool] = False
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
         raise NotImplementedError
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The per-example shape (channels last) of the output for an input of `shape`: the same, for all but glu."""
+        return shape
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, **{k: v for k, v in self.__dict__.items() if k != "name"}}
@@ -93,11 +103,20 @@ def _elu(builder: GraphBuilder, x: str, alpha: float) -> str:
     return builder.node("Add", [builder.node("Relu", [x]), scaled], hint="elu")
 
 
+def channel_axis(builder: GraphBuilder, x: str) -> int:
+    """The axis of `x`'s channels (Keras' last axis): 1 where a layer hands channels-first values (a convolution's
+    output, `layers._layout`), else -1."""
+    from onnxtrain.layers._layout import is_channels_first  # the layers import this module
+
+    return 1 if is_channels_first(builder, x) else -1
+
+
 @dataclass(frozen=True)
 class Softmax(Activation):
     """Softmax over the last axis."""
 
     name: str = field(default="softmax", init=False)
+    along_last_axis: ClassVar[bool] = True
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
         return builder.node("Softmax", [x], hint="softmax", axis=-1)
@@ -247,9 +266,10 @@ class LogSoftmax(Activation):
     """log(softmax(x)) over the last axis."""
 
     name: str = field(default="log_softmax", init=False)
+    along_last_axis: ClassVar[bool] = True
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
-        return builder.node("LogSoftmax", [x], hint="log_softmax", axis=-1)
+        return builder.node("LogSoftmax", [x], hint="log_softmax", axis=channel_axis(builder, x))
 
 
 def _check_finite(owner: str, arg: str, value: object) -> float:
@@ -351,6 +371,14 @@ class Activations(enum.Enum):
     Snake = "snake"
 
 
+# Keras 3's other activations (celu, glu, sparsemax, ...) subclass Activation, so their module comes after it; those
+# with arguments are importable from here, as LeakyRelu is.
+from onnxtrain._keras_activations import KERAS_ACTIVATIONS, KERAS_ALIASES  # noqa: E402
+from onnxtrain._keras_activations import Celu as Celu  # noqa: E402
+from onnxtrain._keras_activations import SoftShrink as SoftShrink  # noqa: E402
+from onnxtrain._keras_activations import Squareplus as Squareplus  # noqa: E402
+from onnxtrain._keras_activations import Threshold as Threshold  # noqa: E402
+
 _CLASSES: dict[str, type[Activation]] = {
     "linear": Linear,
     "relu": Relu,
@@ -373,6 +401,7 @@ _CLASSES: dict[str, type[Activation]] = {
     "hard_shrink": HardShrink,
     "lisht": LiSHT,
     "snake": Snake,
+    **KERAS_ACTIVATIONS,
 }
 _ALIASES = {
     "identity": "linear",
@@ -384,6 +413,7 @@ _ALIASES = {
     "hardswish": "hard_silu",
     "logsoftmax": "log_softmax",
     "hardshrink": "hard_shrink",
+    **KERAS_ALIASES,
 }
 
 

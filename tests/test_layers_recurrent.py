@@ -216,10 +216,10 @@ def test_lstm_learns_the_sign_of_a_sum_and_its_export_predicts_the_same(tmp_path
         (lambda: GRU(3, time_major=True), UnsupportedError, r"time_major=False .*Received: time_major=True"),
         (lambda: LSTM(3, activity_regularizer="l2"), UnsupportedError, r"Received: activity_regularizer='l2'"),
         (
-            lambda: LSTM(3, recurrent_activation="hard_sigmoid"),
+            lambda: LSTM(3, recurrent_activation="hard_silu"),
             UnsupportedError,
-            r"LSTM\(recurrent_activation=...\) expects one of \['relu', 'sigmoid', 'tanh'\].*"
-            r"Received: recurrent_activation='hard_sigmoid'",
+            r"LSTM\(recurrent_activation=...\) expects one of \['hard_sigmoid', 'relu', 'sigmoid', 'tanh'\].*"
+            r"Received: recurrent_activation='hard_silu'",
         ),
         (lambda: SimpleRNN(3, activation="gelu"), UnsupportedError, r"Received: activation='gelu'"),
         (lambda: SimpleRNN(3, activation=None), UnsupportedError, r"Received: activation=None"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -20,10 +21,13 @@ from onnxtrain.graph import GraphBuilder
 RECURRENT_OPS = frozenset({"RNN", "GRU", "LSTM"})
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 _DEFAULT_ACTIVATIONS = {"RNN": ("Tanh",), "GRU": ("Sigmoid", "Tanh"), "LSTM": ("Sigmoid", "Tanh", "Tanh")}
-# ONNX's activation names (case-insensitive, as ONNX Runtime reads them) that take no alpha or beta. Those that do
-# are refused: without activation_alpha, ONNX Runtime 1.19's kernels do not use the default alpha that ONNX's spec
-# gives them (its RNN's HardSigmoid outputs zeros, its LSTM's ThresholdedRelu and Elu differ), so no answer is right.
-_ACTIVATIONS = {name.lower(): name for name in ("Sigmoid", "Tanh", "Relu", "Softsign", "Softplus")}
+# ONNX's activation names (case-insensitive, as ONNX Runtime reads them) that take no alpha or beta, and HardSigmoid
+# with both given (Keras' hard_sigmoid: alpha 1/6, beta 0.5). The others that take them are refused, as is
+# HardSigmoid without them: without activation_alpha, ONNX Runtime 1.19's kernels do not use the default alpha that
+# ONNX's spec gives them (its RNN's HardSigmoid outputs zeros, its LSTM's ThresholdedRelu and Elu differ), so no
+# answer is right.
+_ACTIVATIONS = {name.lower(): name for name in ("Sigmoid", "Tanh", "Relu", "Softsign", "Softplus", "HardSigmoid")}
+_TAKING_ALPHA_BETA = "HardSigmoid"
 
 
 def is_recurrent(node: onnx.NodeProto) -> bool:
@@ -94,6 +98,23 @@ def make_time_major(builder: GraphBuilder, nodes: Sequence[onnx.NodeProto]) -> N
                     replaced[builder.node("Transpose", [value], hint="batch_major", perm=perm)] = name
 
 
+def _alpha_beta(node: onnx.NodeProto, attributes: dict[str, Any], taking: int) -> tuple[float, float] | None:
+    """The alpha and beta of the node's `taking` HardSigmoid activations (ONNX Runtime consumes one of each per
+    activation that takes them, in order): one pair, the same for each; None where none takes them."""
+    given = [list(attributes.get(name, [])) for name in ("activation_alpha", "activation_beta")]
+    if not taking and not any(given):
+        return None
+    pairs = set(zip(*given, strict=False))
+    if not taking or any(len(values) != taking for values in given) or len(pairs) != 1:
+        raise _refuse(
+            node,
+            f"activation_alpha={given[0]} and activation_beta={given[1]} are not one alpha and beta for each of its "
+            f"{taking} HardSigmoid activation(s), the same for each (only HardSigmoid takes them here)",
+        )
+    alpha, beta = pairs.pop()
+    return float(alpha), float(beta)
+
+
 def _refuse(node: onnx.NodeProto, why: str) -> UnsupportedError:
     return UnsupportedError(f"The {node.op_type} node {node.name!r} cannot be differentiated: {why}.")
 
@@ -113,19 +134,18 @@ class Recurrence:
     linear_before_reset: bool
     dtype: np.dtype
     sequence_lens: str  # each sequence's length [batch] (int32), or "": every sequence has all the steps
+    hard_sigmoid: tuple[float, float] | None = None  # the alpha and beta of every HardSigmoid activation
 
     @classmethod
     def of(cls, node: onnx.NodeProto, facts: GraphFacts) -> Recurrence:
         """Raises:
-        UnsupportedError: naming the node: activation_alpha/activation_beta, an activation other than Sigmoid, Tanh,
-            Relu, Softsign and Softplus, or hidden_size unknown.
+        UnsupportedError: naming the node: an activation other than Sigmoid, Tanh, Relu, Softsign, Softplus and
+            HardSigmoid; activation_alpha/activation_beta other than one alpha and beta, the same, for each
+            HardSigmoid; or hidden_size unknown.
         """
         attributes = node_attributes(node)
         op = node.op_type
         inputs = [*node.input, *[""] * 8]
-        for name in ("activation_alpha", "activation_beta"):
-            if name in attributes:
-                raise _refuse(node, f"{name}={attributes[name]} is not supported (only the activations' defaults)")
         layout = int(attributes.get("layout", 0))
         shape = facts.shape(inputs[0])
         steps = shape[layout] if shape is not None and len(shape) == 3 else None
@@ -147,6 +167,7 @@ class Recurrence:
                 f"activations={names} is not {per * len(directions)} of {sorted(_ACTIVATIONS.values())}",
             )
         canonical = [_ACTIVATIONS[a.lower()] for a in names]
+        hard_sigmoid = _alpha_beta(node, attributes, canonical.count(_TAKING_ALPHA_BETA))
         if len(canonical) == per:
             canonical *= len(directions)
         activations = tuple(tuple(canonical[d * per : (d + 1) * per]) for d in range(len(directions)))
@@ -164,12 +185,13 @@ class Recurrence:
             linear_before_reset=bool(attributes.get("linear_before_reset", 0)),
             dtype=np.dtype(helper.tensor_dtype_to_np_dtype(elem)),
             sequence_lens=inputs[4],
+            hard_sigmoid=hard_sigmoid,
         )
 
     def emit(self, b: GraphBuilder, read: set[str]) -> list[str | None]:
         """The node's outputs (Y, Y_h[, Y_c]) computed by standard ops; None for those nothing reads."""
         op, n = self.node.op_type, [*self.node.input, *[""] * 8]
-        e = Emitter(b, self.dtype)
+        e = Emitter(b, self.dtype, self.hard_sigmoid)
         x = e.transpose(n[0], [1, 0, 2]) if self.layout else n[0]  # [steps, batch, features]
         state_inputs = [n[5], n[6] if op == "LSTM" else ""]
         if self.layout:
@@ -333,9 +355,10 @@ class Emitter:
     """The few idioms the recurrent equations are written with (unrolled here, batched in `_recurrent_scan.py`), in
     the builder's opset and the node's dtype."""
 
-    def __init__(self, b: GraphBuilder, dtype: np.dtype):
+    def __init__(self, b: GraphBuilder, dtype: np.dtype, hard_sigmoid: tuple[float, float] | None = None):
         self.b = b
         self.dtype = dtype
+        self.hard_sigmoid = hard_sigmoid  # HardSigmoid's alpha and beta
         self._one = ""
         self._bounds: dict[float, tuple[str, str]] = {}
 
@@ -358,6 +381,10 @@ class Emitter:
         return self.b.node("Clip", [value, *self._bounds[threshold]], hint="clipped")
 
     def act(self, name: str, value: str) -> str:
+        if name == _TAKING_ALPHA_BETA:
+            assert self.hard_sigmoid is not None, "Recurrence.of takes HardSigmoid with its alpha and beta only"
+            alpha, beta = self.hard_sigmoid
+            return self.b.node(name, [value], hint=name.lower(), alpha=alpha, beta=beta)
         return self.b.node(name, [value], hint=name.lower())
 
     def times_transposed(self, a: str, b: str) -> str:

@@ -74,7 +74,9 @@ class _ScanBackward:
     def __init__(self, ctx: GradientContext, settings: Recurrence):
         self.ctx, self.s, self.b = ctx, settings, ctx.builder
         self.size = settings.hidden
-        self.e = StepEmitter(ctx.builder, settings.dtype, settings.hidden, settings.clip, ctx.input(0))
+        self.e = StepEmitter(
+            ctx.builder, settings.dtype, settings.hidden, settings.clip, ctx.input(0), settings.hard_sigmoid
+        )
         # With sequence_lens: 1 where a step is within its sequence's length, 0 beyond ([steps, batch, 1]; as rows
         # [steps * batch, 1]), and 1 - that; "" without.
         self.valid3 = self.invalid3 = self.valid = self.invalid = ""

@@ -21,8 +21,16 @@ class StepEmitter(Emitter):
     """`Emitter`'s idioms and those of sequences over the steps of time-major `x` [steps, batch, features], for a
     node of `hidden` units whose gates clip at `threshold` (None: no clip)."""
 
-    def __init__(self, b: GraphBuilder, dtype: np.dtype, hidden: int, threshold: float | None, x: str):
-        super().__init__(b, dtype)
+    def __init__(
+        self,
+        b: GraphBuilder,
+        dtype: np.dtype,
+        hidden: int,
+        threshold: float | None,
+        x: str,
+        hard_sigmoid: tuple[float, float] | None = None,
+    ):
+        super().__init__(b, dtype, hard_sigmoid)
         self.size, self.threshold = hidden, threshold
         self.elem = helper.np_dtype_to_tensor_dtype(dtype)
         self._zero, self._zeros = "", ""
@@ -83,6 +91,13 @@ class StepEmitter(Emitter):
         if activation == "Softsign":
             denominator = b.node("Add", [e.one(), b.node("Abs", [pre])])
             return b.node("Reciprocal", [b.node("Mul", [denominator, denominator])], hint="softsign_slope")
+        if activation == "HardSigmoid":  # alpha where 0 < value < 1, else 0
+            assert self.hard_sigmoid is not None, "Recurrence.of takes HardSigmoid with its alpha and beta only"
+            if not self._zero:
+                self._zero = b.constant(np.zeros((), self.dtype), "zero", self.dtype)
+            inside = b.node("And", [b.node("Greater", [value, self._zero]), b.node("Less", [value, e.one()])])
+            alpha = b.constant(np.array(self.hard_sigmoid[0], self.dtype), "alpha", self.dtype)
+            return b.node("Mul", [b.node("Cast", [inside], to=self.elem), alpha], hint="hard_sigmoid_slope")
         assert activation == "Softplus", activation  # `Recurrence.of` admits no other
         return b.node("Sigmoid", [pre], hint="softplus_slope")
 

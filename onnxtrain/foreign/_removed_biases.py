@@ -7,10 +7,16 @@ fine-tuning drifts from torch's (9,770 parameters where torch has 9,802; 5e-3 of
 metadata proves what was there: the rule's name, and the aten call (`aten.linear(%view_7,
 %p_..._out_proj_weight, %p_..._out_proj_bias)`) naming a parameter the graph no longer holds. Such a node gets
 the bias back, a zero initializer of that parameter's name, as its C (Gemm) or B (Conv) input.
+
+The rule also fires where torch's module never had a bias (`nn.Conv2d(..., bias=False)`: the exporter writes a
+zero bias for the call's `None`, which the optimizer then drops). Such a node's aten call says so
+(`aten.conv2d(%x, %p_conv_weight, None, ...)`, or `aten.linear(%x, %p_proj_weight)` without the argument): it gets
+nothing back and is not warned about, as nothing was lost.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -19,8 +25,10 @@ from onnx import numpy_helper
 
 from onnxtrain.foreign._tied import fresh, names_in
 from onnxtrain.foreign._torch_names import (
+    FX_NODE,
     POSITIONAL,
     REWRITE_RULES,
+    FxCall,
     fx_call,
     signature,
     torch_names,
@@ -73,9 +81,28 @@ def restore_removed_biases(model: onnx.ModelProto, owner: str, warn: bool) -> on
 
 
 def _bias_removed(node: onnx.NodeProto) -> bool:
+    """Whether the optimizer removed a bias `node` had: its rule is recorded, and the aten call it lowers had a
+    bias argument (one the metadata does not show counts as had)."""
     rules = next((p.value for p in node.metadata_props if p.key == REWRITE_RULES), "")
     biased = len(node.input) > 2 and node.input[2]
-    return not biased and f"RemoveOptionalBiasFrom{node.op_type}" in {r.strip() for r in rules.split(",")}
+    ruled = f"RemoveOptionalBiasFrom{node.op_type}" in {r.strip() for r in rules.split(",")}
+    return not biased and ruled and not _called_without_bias(node)
+
+
+def _called_without_bias(node: onnx.NodeProto) -> bool:
+    """Whether `node` lowers a linear or convolution call whose bias is `None` or left out (`bias=False`)."""
+    call = fx_call(node)
+    return call is not None and POSITIONAL.search(call.target) is not None and _bias_argument(node, call) == "None"
+
+
+def _bias_argument(node: onnx.NodeProto, call: FxCall) -> str:
+    """The bias argument of a linear or convolution call as written (`%p_fc_bias`, `None`): its positional
+    argument 2, else a `bias` keyword, else `None` (left out)."""
+    if len(call.args) > 2:
+        return call.args[2]
+    text = next((p.value for p in node.metadata_props if p.key == FX_NODE), "")
+    keyword = re.search(r"kwargs = \{.*?\bbias: ([^,}]+)", text)
+    return keyword.group(1).strip() if keyword else "None"
 
 
 def _removed_parameter(
@@ -87,9 +114,12 @@ def _removed_parameter(
     call = fx_call(node)
     if call is None or not placeholders:
         return None
-    missing = unaccounted(call, groups[call.name], placeholders, held)
-    if POSITIONAL.search(call.target) and len(call.args) > 2 and placeholders.get(call.args[2][1:]) in missing:
-        return placeholders[call.args[2][1:]]
+    group = groups[call.name]
+    if POSITIONAL.search(call.target):
+        bias = placeholders.get(_bias_argument(node, call)[1:])
+        if bias is not None and bias not in held and all(bias not in n.input for n in group):
+            return bias
+    missing = unaccounted(call, group, placeholders, held)
     return missing[0] if len(missing) == 1 else None
 
 

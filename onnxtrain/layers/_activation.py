@@ -74,7 +74,10 @@ class Activation(_Elementwise):
 
     @property
     def accepts_channels_first(self) -> bool:  # type: ignore[override]
-        return not isinstance(self.activation, activations.Softmax)  # softmax is over the last (Keras) axis
+        return not self.activation.along_last_axis  # softmax, glu, ... read the last (Keras) axis
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return self.activation.output_shape(input_shape)  # glu halves the last axis
 
     def emit_values(self, builder: GraphBuilder, x: str) -> str:
         return self.activation.emit(builder, x)

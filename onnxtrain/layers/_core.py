@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,6 +15,7 @@ from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.initializers import Initializer
 from onnxtrain.layers._input_arguments import policy_name
+from onnxtrain.layers._keras_input import check_dense_input, per_example_shape
 from onnxtrain.layers._layer import Layer, Shape, SymbolicTensor
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
@@ -62,12 +64,26 @@ class Input(Layer, SymbolicTensor):
         dtype: "float32" (default), or "int64" / "int32" for token ids: the graph input (training graphs and the
             export) then has that type and arrays are fed as integers, never scaled by `input_scale`; layers other
             than Embedding (and OnnxLayer) read it cast to float32.
+        batch_shape: Keras' `(None, *shape)`, instead of shape (what Keras' InputLayer config writes).
+        sparse, ragged, optional: Keras' arguments, taken at False (or None): inputs are dense and always given.
     """
 
-    def __init__(self, *dims: int, name: str | None = None, shape: Shape | None = None, dtype: object = "float32"):
+    def __init__(
+        self,
+        *dims: int,
+        name: str | None = None,
+        shape: Shape | None = None,
+        dtype: object = "float32",
+        batch_shape: Sequence[int | None] | None = None,
+        sparse: bool | None = None,
+        ragged: bool | None = None,
+        optional: bool = False,
+    ):
         super().__init__(name=name)
+        check_dense_input(sparse, ragged, optional)
         if len(dims) == 1 and isinstance(dims[0], tuple | list) and shape is None:  # Keras': Input((28, 28, 1))
             dims, shape = (), dims[0]
+        shape, dims = per_example_shape(dims, shape, batch_shape)
         if shape is not None and dims:
             raise InvalidArgumentError(f"Input takes dims or shape=..., not both. Received: dims={dims}, shape={shape}")
         if shape is not None and not isinstance(shape, tuple | list):
@@ -210,7 +226,7 @@ class Dense(Layer):
         self.activation_given = True
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        return (*input_shape[:-1], self.units)
+        return self.activation.output_shape((*input_shape[:-1], self.units))  # glu halves the units
 
     def build(self, input_shape: Shape, rng: np.random.Generator) -> None:
         fan_in, fan_out = input_shape[-1], self.units

@@ -37,6 +37,7 @@ from onnxtrain.layers._eager import call_eagerly, is_eager_input
 from onnxtrain.layers._input_arguments import check_declared_input
 from onnxtrain.layers._keras_arguments import taking_keras_arguments
 from onnxtrain.layers._keras_build import taking_keras_build
+from onnxtrain.layers._keras_input import KERAS_CLASS_NAMES
 from onnxtrain.layers._layer_checks import (
     CUSTOM_LAYER_DOCS,
     check_emits_onnx,
@@ -224,6 +225,7 @@ class Layer(LayerWeights, LayerMasks):
         if cls is not Layer and "class_name" not in config:
             return cls.from_layer_config(config)
         class_name = config.get("class_name")
+        class_name = KERAS_CLASS_NAMES.get(class_name, class_name) if isinstance(class_name, str) else class_name
         if class_name not in Layer.registry:
             raise UnknownIdentifierError(unknown_layer_class(class_name, Layer.registry, Layer))
         return Layer.registry[class_name].from_layer_config(config.get("config", {}))

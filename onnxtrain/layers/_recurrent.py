@@ -29,7 +29,7 @@ class SimpleRNN(_Recurrent):
 
     Args:
         units: the state's size, a positive int.
-        activation: "tanh", "sigmoid" or "relu" (what ONNX's op computes).
+        activation: "tanh", "sigmoid", "relu" or "hard_sigmoid" (Keras 3's; what ONNX's op computes).
         use_bias: add the bias.
         kernel_initializer / recurrent_initializer / bias_initializer: drawn in Keras' shapes ([features, units],
             [units, units], [units]) with Keras' fans, then laid out as ONNX reads them.
@@ -103,7 +103,7 @@ class LSTM(_Recurrent):
     Args:
         units, activation, use_bias, the initializers and regularizers, return_sequences, go_backwards and Keras'
             other arguments: as SimpleRNN's.
-        recurrent_activation: of the gates i, f, o: "sigmoid" (default), "tanh" or "relu".
+        recurrent_activation: of the gates i, f, o: "sigmoid" (default), "hard_sigmoid" (Keras 3's), "tanh" or "relu".
         unit_forget_bias: start the forget gate's bias at 1 (Keras' default), whatever bias_initializer gives.
     """
 
@@ -184,7 +184,7 @@ class GRU(_Recurrent):
     Args:
         units, activation, use_bias, the initializers and regularizers, return_sequences, go_backwards and Keras'
             other arguments: as SimpleRNN's.
-        recurrent_activation: of the gates z and r: "sigmoid" (default), "tanh" or "relu".
+        recurrent_activation: of the gates z and r: "sigmoid" (default), "hard_sigmoid" (Keras 3's), "tanh" or "relu".
         reset_after: apply the reset gate after the recurrent kernel (True, as cuDNN) or before it.
     """
 

@@ -3,6 +3,8 @@ compute: the activations, and Keras' arguments taken at one value only."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from onnxtrain import activations
@@ -11,9 +13,21 @@ from onnxtrain.activations import Activation
 from onnxtrain.errors import UnknownIdentifierError, UnsupportedError
 from onnxtrain.layers._core import ActivationLike
 
-# The activations ONNX's recurrent ops compute without an alpha (the others' defaults differ between ONNX's spec and
-# ONNX Runtime), by onnxtrain's activation name.
-ONNX_ACTIVATIONS = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu"}
+# The activations ONNX's recurrent ops compute, by onnxtrain's activation name: those without an alpha, and Keras 3's
+# hard_sigmoid, clip(x / 6 + 0.5, 0, 1), as HardSigmoid with its alpha and beta given (their defaults differ
+# between ONNX's spec and ONNX Runtime, whose RNN outputs zeros without them).
+ONNX_ACTIVATIONS = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "hard_sigmoid": "HardSigmoid"}
+_ALPHA_BETA = {"HardSigmoid": (1.0 / 6.0, 0.5)}  # Keras 3's hard_sigmoid
+
+
+def activation_arguments(names: Sequence[str]) -> dict[str, list[float]]:
+    """The `activation_alpha` and `activation_beta` of a recurrent node whose `activations` are `names` (ONNX's):
+    one value for each activation that takes them, in their order, as ONNX Runtime consumes them; none when no
+    activation takes them."""
+    taking = [_ALPHA_BETA[name] for name in names if name in _ALPHA_BETA]
+    if not taking:
+        return {}
+    return {"activation_alpha": [a for a, _ in taking], "activation_beta": [b for _, b in taking]}
 
 
 def check_activation(owner: str, arg: str, value: ActivationLike) -> Activation:

@@ -16,7 +16,13 @@ from onnxtrain.initializers import InitializerLike
 from onnxtrain.layers._core import ActivationLike, _positive_int
 from onnxtrain.layers._layer import Layer, Mask, Shape, describe, format_shape
 from onnxtrain.layers._masked_recurrence import compact
-from onnxtrain.layers._recurrent_arguments import KERAS_ONLY_AT, ONNX_ACTIVATIONS, check_activation, refuse_unless
+from onnxtrain.layers._recurrent_arguments import (
+    KERAS_ONLY_AT,
+    ONNX_ACTIVATIONS,
+    activation_arguments,
+    check_activation,
+    refuse_unless,
+)
 from onnxtrain.regularizers import Regularizer, RegularizerLike
 
 ZERO_OUTPUT_FOR_MASK = "zero_output_for_mask"
@@ -231,6 +237,7 @@ class _Recurrent(Layer):
             hidden_size=self.units,
             direction=direction,
             activations=activations,
+            **activation_arguments(activations),  # hard_sigmoid's alpha and beta
             **self.op_attributes(),
         )
 
