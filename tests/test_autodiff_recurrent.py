@@ -219,7 +219,8 @@ def lstm_model(
         (lstm_model([4, 2, 3], activation_alpha=[0.1]), r"activation_alpha=\[0.1"),
         (
             lstm_model([4, 2, 3], activations=["Sigmoid", "LeakyRelu", "Tanh"]),
-            r"activations=\['Sigmoid', 'LeakyRelu', 'Tanh'\] is not 3 of \['HardSigmoid', 'Relu', 'Sigmoid', 'Softplus'",
+            r"activations=\['Sigmoid', 'LeakyRelu', 'Tanh'\] is not 3 of "
+            r"\['HardSigmoid', 'Relu', 'Sigmoid', 'Softplus'",
         ),
     ],
 )
