@@ -101,9 +101,12 @@ def train_batch(trainer: Trainer, data: Any, sample_weight: Any, class_weight: A
     """One engine train step on all of `data` (what `train_on_batch` runs); returns the batch's logs."""
     trainer.check_layers_as_compiled("train_on_batch")
     if trainer.communicator is not None:
+        world = trainer.communicator
         raise UnsupportedError(
             "train_on_batch trains one process's batch, which would leave the processes of a data-parallel world "
-            "stepping apart. Use fit, which splits each global batch between them."
+            f"stepping apart. Received: train_on_batch in process {world.rank} of {world.size} "
+            "(onnxtrain.distributed.init() before compile). Use fit, which splits each global batch between them, "
+            "or compile the model inside `with onnxtrain.distributed.alone():` to train it alone."
         )
     trainer.refuse_augmenting_scaled_pixels("train_on_batch")
     batch = trainer.prepare(data, "x", sample_weight=sample_weight)

@@ -9,6 +9,7 @@ process reaches the same verdict, and raises the same `DataParallelError`, at th
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,13 +20,15 @@ from onnxtrain._batch_stream import BatchStream
 from onnxtrain._batches import Batches, examples
 from onnxtrain.arrays import InputArrays
 from onnxtrain.callbacks import Callback, CSVLogger, ModelCheckpoint
-from onnxtrain.distributed._communicator import Communicator, broadcast_bytes
+from onnxtrain.distributed._communicator import Communicator, broadcast_bytes, meet
 from onnxtrain.distributed._data_checksum import SAMPLED_ROWS, checksums_differ, sampled_checksum
 from onnxtrain.distributed._reduce import all_reduce_sums
 from onnxtrain.distributed._world import world
 from onnxtrain.errors import DataParallelError, InvalidArgumentError, ModelStateError
 
 LISTED_PROCESSES = 4  # how many processes a message names before "and N more"
+
+logger = logging.getLogger("onnxtrain")
 
 
 def gathered(communicator: Communicator, values: Sequence[float]) -> np.ndarray:
@@ -84,6 +87,7 @@ def check_compiled_alike(communicator: Communicator, settings: Mapping[str, str]
     Raises:
         DataParallelError: a setting or a parameter's shape differs from process 0's, in every process alike.
     """
+    meet(communicator, lambda waited: logger.warning(_stalled_at_compile(communicator, waited)))
     mine = json.dumps(list(settings.items())).encode()
     first = broadcast_bytes(communicator, mine if communicator.rank == 0 else None)
     differing = np.flatnonzero(gathered(communicator, [float(mine != first)])[:, 0])
@@ -102,6 +106,18 @@ def check_compiled_alike(communicator: Communicator, settings: Mapping[str, str]
     )
 
 
+def _stalled_at_compile(communicator: Communicator, waited: float) -> str:
+    """The warning of a process that has waited `waited` seconds at compile for the others (`meet`)."""
+    return (
+        f"Process {communicator.rank} of {communicator.size} has waited {waited:.0f} s in compile for "
+        "the other processes of its data-parallel world, and waits on. After onnxtrain.distributed.init(), "
+        "compile (and load_model, which compiles) is collective: every process makes it, in the same order. A "
+        "model that only some processes load or compile (`if world.rank == 0: load_model(...)`, to evaluate or "
+        "predict) belongs inside `with onnxtrain.distributed.alone():` in those processes. (Processes that are "
+        "only slower to get here, loading data, need no change.)"
+    )
+
+
 def _processes(ranks: Sequence[int]) -> str:
     """`ranks` for a message: "process 1", "processes 1, 2, 3, 4 and 2 more"."""
     named = ", ".join(map(str, ranks[:LISTED_PROCESSES]))
@@ -115,7 +131,11 @@ def _by_process(values: np.ndarray, describe: Any) -> str:
     groups: dict[float, list[int]] = {}
     for rank, value in enumerate(values.tolist()):
         groups.setdefault(value, []).append(rank)
-    return ", ".join(f"{describe(value)} in {_processes(ranks)}" for value, ranks in groups.items())
+    exactly = len({describe(value) for value in groups}) < len(groups)  # values that read alike once rounded
+    return ", ".join(
+        f"{describe(value)}{f' (exactly {value!r})' if exactly else ''} in {_processes(ranks)}"
+        for value, ranks in groups.items()
+    )
 
 
 # What check_world gathers from each process, in order: (name, what every process must hold alike, how a value
@@ -135,22 +155,35 @@ _FIT_SETTINGS: tuple[tuple[str, str, Any], ...] = (
     ("validation_batch_size", "fit with the same validation_batch_size", lambda v: f"validation_batch_size={v:g}"),
     ("epochs", "fit for the same number of epochs", lambda v: f"epochs={v:g}"),
     ("shuffle", "fit with the same shuffle flag", lambda v: f"shuffle={bool(v)}"),
-    ("learning_rate", "train with the same learning rate", lambda v: f"learning_rate={v!r}"),
+    (
+        "learning_rate",
+        "train with the same learning rate (model.learning_rate set in some processes only, or by a callback in "
+        "some processes only at the end of the last fit: give learning-rate callbacks to every process)",
+        lambda v: f"learning_rate={v:.7g}",
+    ),
 )
 
 
 # The parts of a dataset whose checksums check_world compares, as a message names them (training, validation)
 _DATA_PARTS = (("x", "x"), ("y", "y"), ("sample weights (sample_weight, class_weight)", "sample weights"))
+# Rows in another order differ too: what draws one per process
+_SAME_ORDER = (
+    ": a split or shuffle of your own without a seed (Dataset.split(shuffle=True), Dataset.shuffle(), "
+    "np.random.permutation) draws another order in each process. Pass the same seed= in every process "
+    "(split(0.8, shuffle=True, seed=1)), or leave the shuffling to fit, which shuffles alike in every process."
+)
 # Why every process must hold the whole set, and the fix where x or y differ (training, validation)
 _WHOLE_SET = (
     (
         "onnxtrain gives each process its rows of every global batch itself (what DistributedSampler does for "
         "PyTorch DDP), and batch_size is the global batch",
-        "Load all the training data in every process, not a shard of it per process.",
+        "Load all the training data in every process, not a shard of it per process, and in the same order"
+        + _SAME_ORDER,
     ),
     (
         "onnxtrain gives each process its share of it to evaluate",
-        "Pass all the validation data in every process, not a shard of it per process.",
+        "Pass all the validation data in every process, not a shard of it per process, and in the same order"
+        + _SAME_ORDER,
     ),
 )
 _SAME_WEIGHTS = (
@@ -226,7 +259,10 @@ def check_world(
     current = world()
     if current is not communicator:
         if communicator is None:
-            happened, fix = "init() was called after compile()", "train over the world (or call init() first)"
+            happened, fix = (
+                "init() was called after compile() (or the model was compiled inside alone())",
+                "train over the world (or call init() first)",
+            )
         elif current is None:
             happened, fix = "leave() was called after compile()", "train alone"
         else:
@@ -305,6 +341,33 @@ def process_zero_counters(communicator: Communicator, mine: TrainingCounters) ->
     if mine.epochs == 0 and epochs > 0:
         return TrainingCounters(int(epochs), int(steps), learning_rate, input_scale)
     return TrainingCounters(mine.epochs, int(steps), mine.learning_rate, mine.input_scale)
+
+
+def agree_on_step(communicator: Communicator, learning_rate: float, moment: str, flag: bool = False) -> bool:
+    """Whether `flag` is set in any process, after checking that every process trains at the same `learning_rate`
+    at `moment` ("when epoch 3 started"): one all-reduce, which the epoch loop makes as each epoch starts, after
+    each batch where a process reads batch logs (with the stop flag), and before each step where a process has a
+    batch-begin hook (`LearningRateScheduler(per_step=True)`). A callback that sets the rate in some processes
+    only (ReduceLROnPlateau or LearningRateScheduler given to process 0 alone, Horovod's habit for the callbacks
+    that print) would step their weights apart with the same reduced gradients, silently.
+
+    Raises:
+        DataParallelError: the rates differ, naming each process's, in every process alike (before a step used
+            them where the rate was set at an epoch's or a batch's start).
+    """
+    table = gathered(communicator, [learning_rate, float(flag)])
+    rates = table[:, 0]
+    if not np.all(rates == rates[0]):
+        received = _by_process(rates, lambda v: f"learning_rate={v:.7g}")
+        raise DataParallelError(
+            "A data-parallel fit expects every process to train at the same learning rate: they apply the same "
+            f"reduced gradients, and other rates step their weights apart. Received: {received}, {moment}. Give "
+            "every callback that sets the rate (ReduceLROnPlateau, LearningRateScheduler, or one of your own that "
+            "sets model.learning_rate) to every process, as Horovod asks: each process sees the same all-reduced "
+            "logs and sets the same rate. (Every callback can run in every process: only process 0 prints, and "
+            "CSVLogger and ModelCheckpoint write in process 0 alone by themselves.)"
+        )
+    return bool(np.any(table[:, 1]))
 
 
 def shared_seed(communicator: Communicator, seed: int) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 
 from onnxtrain._batch_stream import BatchStream
 from onnxtrain._batches import Batches, batch_arrays, empty_rows, gather
-from onnxtrain._data_parallel_fit import any_process
+from onnxtrain._data_parallel_fit import agree_on_step, any_process
 from onnxtrain._evaluation import BatchFigures, FigureSums, all_reduce_figures, log_key
 from onnxtrain._finite_weights import describe_non_finite, non_finite_weights
 from onnxtrain._padding_examples import padding_note
@@ -78,6 +78,11 @@ class EpochLoop:
         weights = arrays.w
         w_buffer = empty_rows(weights, buffer_rows) if order is not None and weights is not None else None
         wb = None
+        # A callback that set the rate in some processes only (at an epoch's end or start) is refused before a step
+        # uses it; where a process has a batch-begin hook, so is one set there, before each step.
+        rates_each_step = communicator is not None and agree_on_step(
+            communicator, self.engine.learning_rate, f"when epoch {epoch} started", callbacks.wants_batch_begin
+        )
         try:
             # a stream's own end ends the epoch (its last next() runs a PyDataset's on_epoch_end); arrays count
             for step in itertools.count() if stream is not None else range(steps or 0):
@@ -106,6 +111,9 @@ class EpochLoop:
                 if callbacks.wants_batch_begin:
                     with self._flush.suspended():  # callbacks are user code: the caller's float mode (_float_env.py)
                         callbacks.on_batch_begin(step + 1)
+                if rates_each_step:
+                    assert communicator is not None
+                    agree_on_step(communicator, self.engine.learning_rate, f"before batch {step + 1} of epoch {epoch}")
                 if wb is not None:
                     assert self._weighted_engine is not None  # fit checked that the engine takes weights
                     loss, outputs = self._weighted_engine.train_step(batch_arrays(xb), yb, first_row, wb)
@@ -143,8 +151,13 @@ class EpochLoop:
                     progress.batch_end(step + 1, logs)
                     with self._flush.suspended():
                         callbacks.on_batch_end(step + 1, logs)
-                    if self._agree_each_batch and communicator is not None:
-                        self.model.stop_training = any_process(communicator, self.model.stop_training)
+                    if self._agree_each_batch and communicator is not None:  # a stop, and the rate for the next step
+                        self.model.stop_training = agree_on_step(
+                            communicator,
+                            self.engine.learning_rate,
+                            f"after batch {step + 1} of epoch {epoch}",
+                            self.model.stop_training,
+                        )
                     if self.model.stop_training:
                         break
         except KeyboardInterrupt:

@@ -18,6 +18,7 @@ from test_distributed import ThreadWorld, _mpiexec
 
 import onnxtrain.distributed as dist
 from onnxtrain import Model, Sequential
+from onnxtrain.datasets import Dataset
 from onnxtrain.distributed._data_checksum import SAMPLED_ROWS, SAMPLED_VALUES, checksums_differ, sampled_checksum
 from onnxtrain.errors import DataParallelError
 from onnxtrain.layers import Concatenate, Dense, Input
@@ -95,7 +96,7 @@ X = RNG.normal(size=(40, 5)).astype(np.float32)
 Y = RNG.integers(0, 3, 40)
 
 
-def _fit(x: np.ndarray, y: np.ndarray, seed: int = 1, **fit: Any) -> Any:
+def _fit(x: Any, y: Any, seed: int = 1, **fit: Any) -> Any:
     with Sequential.of(Input(5), Dense(3), seed=seed) as model:
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", engine="portable")
         model.fit(x, y, epochs=1, batch_size=8, verbose=0, **fit)
@@ -126,7 +127,18 @@ DIFFERENT_DATA: dict[str, tuple[int, Callable[[int], Any], str]] = {
         "the same whole training set: onnxtrain gives each process its rows of every global batch itself (what "
         "DistributedSampler does for PyTorch DDP), and batch_size is the global batch. Received: training x and y "
         "in process 1 that differ from process 0's (20 examples in every process; checksums of up to 256 evenly "
-        "spaced rows). Load all the training data in every process, not a shard of it per process.",
+        "spaced rows). Load all the training data in every process, not a shard of it per process, and in the same "
+        "order: a split or shuffle of your own without a seed",
+    ),
+    "unseeded_split": (  # each process draws its own split, as one process does
+        2,
+        lambda r: _fit(Dataset.create(X, Y).split(0.8, shuffle=True)[0], None),
+        "Received: training x and y in process 1 that differ from process 0's (32 examples in every process; "
+        "checksums of up to 256 evenly spaced rows). Load all the training data in every process, not a shard of it "
+        "per process, and in the same order: a split or shuffle of your own without a seed (Dataset.split("
+        "shuffle=True), Dataset.shuffle(), np.random.permutation) draws another order in each process. Pass the same "
+        "seed= in every process (split(0.8, shuffle=True, seed=1)), or leave the shuffling to fit, which shuffles "
+        "alike in every process.",
     ),
     "shuffled_by_each": (
         3,
@@ -139,7 +151,7 @@ DIFFERENT_DATA: dict[str, tuple[int, Callable[[int], Any], str]] = {
         "the same whole validation set: onnxtrain gives each process its share of it to evaluate. Received: "
         "validation x and y in process 1 that differ from process 0's (20 examples in every process; checksums of "
         "up to 256 evenly spaced rows). Pass all the validation data in every process, not a shard of it per "
-        "process.",
+        "process, and in the same order: ",
     ),
     "sample_weight": (
         2,
@@ -184,6 +196,17 @@ def test_fit_compares_every_input_of_a_model_of_several_inputs() -> None:
     errors = _errors_in(2, fit_in)
     assert all(isinstance(e, DataParallelError) for e in errors), errors
     assert "Received: training x in process 1 that differs from process 0's" in str(errors[0])
+
+
+@pytest.mark.slow
+def test_a_split_seeded_alike_in_every_process_trains_as_one_process() -> None:
+    train, _ = Dataset.create(X, Y).split(0.8, shuffle=True, seed=3)
+    alone = _fit(train, None)
+    world = ThreadWorld(2)
+    dist.init(communicator=world)
+    for weights in world.run(lambda r: _fit(Dataset.create(X, Y).split(0.8, shuffle=True, seed=3)[0], None)):
+        for name, value in alone.items():
+            np.testing.assert_allclose(weights[name], value, rtol=1e-5, atol=1e-6)
 
 
 def test_copies_of_the_same_data_train_as_one_process() -> None:

@@ -601,7 +601,9 @@ FIT_DIFFERENCES: dict[str, tuple[Callable[[int], dict[str, Any]], str]] = {
     "shuffle": (lambda r: {"shuffle": r == 0}, "same shuffle flag. Received: shuffle=True in process 0, shuffle=False"),
     "learning_rate": (
         lambda r: {"learning_rate": 0.5 if r == 1 else None},
-        "same learning rate. Received: learning_rate=0.05 in processes 0, 2, learning_rate=0.5 in process 1",
+        "same learning rate (model.learning_rate set in some processes only, or by a callback in some processes "
+        "only at the end of the last fit: give learning-rate callbacks to every process). Received: "
+        "learning_rate=0.05 in processes 0, 2, learning_rate=0.5 in process 1",
     ),
     "batch_smaller_than_world": (
         lambda r: {"batch_size": 2},

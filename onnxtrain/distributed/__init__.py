@@ -17,7 +17,7 @@ from onnxtrain.distributed._communicator import Communicator, broadcast_bytes, l
 from onnxtrain.distributed._mpi import MPICommunicator
 from onnxtrain.distributed._reduce import GradientReduction, all_reduce_sums
 from onnxtrain.distributed._torch import TorchCommunicator
-from onnxtrain.distributed._world import init, leave, rank, size, world
+from onnxtrain.distributed._world import alone, init, leave, rank, size, world
 
 __all__ = [
     "Communicator",
@@ -25,6 +25,7 @@ __all__ = [
     "MPICommunicator",
     "TorchCommunicator",
     "all_reduce_sums",
+    "alone",
     "broadcast_bytes",
     "init",
     "leave",

@@ -1,8 +1,11 @@
 """The communicator interface a data-parallel fit needs (rank, size, in-place all-reduce sum, broadcast, abort),
-and what is built on it alone: a bytes broadcast and the rows each process takes of a global batch."""
+and what is built on it alone: a bytes broadcast, the rows each process takes of a global batch, and a meeting that
+says when a process has waited long for the others."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -17,6 +20,9 @@ class Communicator(Protocol):
     Every call is collective: all processes of the world make it, in the same order, with buffers of the same
     shape and dtype. Implementations wrap an existing distributed engine (`MPICommunicator`,
     `TorchCommunicator`); onnxtrain has no sockets or protocols of its own.
+
+    A communicator may also offer `ibarrier() -> Callable[[], bool]`, a non-blocking barrier (`MPICommunicator`
+    does), whose callable says whether every process has reached it: `meet` then warns a process that waits long.
     """
 
     @property
@@ -80,3 +86,28 @@ def local_rows(start: int, stop: int, rank: int, size: int) -> slice:
         )
     count = stop - start
     return slice(start + count * rank // size, start + count * (rank + 1) // size)
+
+
+STALL_SECONDS = 60.0  # how long `meet` waits before it warns (Horovod's stall check waits as long)
+
+
+def meet(communicator: Communicator, stalled: Callable[[float], None], after: float | None = None) -> None:
+    """Wait until every process of the world has reached this call, and call `stalled(seconds waited)` once, in
+    a process still waiting after `after` seconds (default `STALL_SECONDS`), then wait on: a process that will
+    never come (only process 0 compiles a model) would otherwise leave this one blocked without a word. Polls the
+    communicator's non-blocking barrier (`ibarrier`); without one (a communicator of your own), returns at once,
+    and the next collective call waits as before."""
+    start = getattr(communicator, "ibarrier", None)
+    if start is None or communicator.size == 1:
+        return
+    done = start()
+    began, warned = time.monotonic(), False
+    patience = STALL_SECONDS if after is None else after
+    pause = 1e-4
+    while not done():
+        waited = time.monotonic() - began
+        if not warned and waited >= patience:
+            stalled(waited)
+            warned = True
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)  # at once where all are there, and a process waiting costs no core

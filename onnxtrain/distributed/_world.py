@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 
@@ -23,6 +27,11 @@ def init(backend: str = "mpi", communicator: Communicator | None = None) -> Comm
     Returns:
         The communicator: `.rank` and `.size` say where this process stands.
 
+    Raises:
+        InvalidArgumentError: an unknown backend; or "mpi" finds a world of one process where the launcher says it
+            started several (torchrun's WORLD_SIZE, PMI_SIZE, OMPI_COMM_WORLD_SIZE, SLURM_STEP_NUM_TASKS), which
+            would train N separate runs, each as process 0.
+
     Example:
         ```python
         import onnxtrain.distributed as dist
@@ -38,9 +47,10 @@ def init(backend: str = "mpi", communicator: Communicator | None = None) -> Comm
         if backend not in BACKENDS:
             raise InvalidArgumentError(f"init(backend=...) expects one of {list(BACKENDS)}. Received: {backend!r}")
         if backend == "mpi":
-            from onnxtrain.distributed._mpi import MPICommunicator
+            from onnxtrain.distributed._mpi import MPICommunicator, check_launched_size
 
             communicator = MPICommunicator()
+            check_launched_size(communicator.size, os.environ)  # mpi4py alone, under torchrun or another MPI
         else:
             from onnxtrain.distributed._torch import TorchCommunicator
 
@@ -71,5 +81,33 @@ def size() -> int:
 
 def leave() -> None:
     """Train alone again: models compiled after this call are not data-parallel (the communicator itself is not
-    closed; MPI finalises at exit)."""
+    closed; MPI finalises at exit). `alone()` does so for a block, and joins the world again after it."""
     _world.clear()
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """A block in which this process trains alone, as after `leave()`, and after which it is in its world again:
+    for a model that only some processes load or compile (compile, and `load_model`, which compiles, are
+    collective in a world: the others would never come, and this process would wait for them forever).
+
+    Models compiled in the block stay this process's alone: they evaluate, predict and save with no other process,
+    in the block and after it (fit them in the block: after it, fit says they were compiled alone). A model
+    compiled in the world needs no block for evaluate, predict or save, which are local.
+
+    Example:
+        ```python
+        world = dist.init()
+        model.fit(x, y, epochs=5, batch_size=256, callbacks=[ModelCheckpoint("best", save_best_only=True)])
+        if world.rank == 0:
+            with dist.alone():
+                best = onnxtrain.load_model("best")
+            print(best.evaluate(x_test, y_test))
+        ```
+    """
+    joined = list(_world)
+    _world.clear()
+    try:
+        yield
+    finally:
+        _world[:] = joined

@@ -3,11 +3,12 @@
 checkpoint, so that a worker lost mid-run restarts the group from the last epoch's checkpoint. Needs
 `pip install onnxtrain[ray]` (ray[train] and a CPU torch: Ray's collectives need it).
 
-Not imported by `onnxtrain.distributed` itself: it reads saved models (`load_model`), which sits above the trainer.
+Not imported by `onnxtrain.distributed` itself: it reads saved models (`model_files`), which sits above the trainer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
@@ -18,13 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from onnxtrain import model_files
+from onnxtrain._checkpoint_check import check_checkpoint, checkpoint_limit
 from onnxtrain._checks import check_positive_int
 from onnxtrain._data_parallel_fit import any_process
 from onnxtrain.callbacks import Callback, Logs
 from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.distributed._world import init, leave
-from onnxtrain.errors import InvalidArgumentError, RuntimeSetupError
-from onnxtrain.loading import load_model
+from onnxtrain.errors import InvalidArgumentError, ModelFileError, RuntimeSetupError
+from onnxtrain.model_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
+from onnxtrain.saving import reading_model
 
 logger = logging.getLogger("onnxtrain")
 
@@ -71,13 +75,15 @@ def ray_fit(
     The callbacks of `fit_options` run as in that one fit (EarlyStopping stops the run, ReduceLROnPlateau keeps
     its count, CSVLogger writes every epoch in process 0), and the run's last checkpoint holds the model as fit
     returns it (the best epoch's weights after `EarlyStopping(restore_best_weights=True)`). A restart after a
-    failure loads the last checkpoint and fits the remaining epochs with the callbacks as `fit_options` gives
-    them (in a fresh state: a `CSVLogger` needs `append=True` to keep the rows before the restart); a run that
-    a callback stopped stays stopped.
+    failure builds the model again (`build_model`), gives it the last checkpoint's state (`resume`) and fits the
+    remaining epochs with the callbacks as `fit_options` gives them (in a fresh state: a `CSVLogger` needs
+    `append=True` to keep the rows before the restart); a run that a callback stopped stays stopped.
 
     Args:
-        build_model: returns a compiled model; each worker calls it when there is no checkpoint yet (process 0's
-            weights are broadcast, so the models need not start alike).
+        build_model: returns a compiled model; each worker calls it at the start, and again at a restart, whose
+            model then takes the last checkpoint's weights, optimizer state, learning rate and epoch count: the
+            restarted run trains the model of the first (its layers, metrics of one's own, threads, engine).
+            Process 0's weights are broadcast, so the models need not start alike.
         data: returns (x, y), the whole training data, in each worker; each takes its rows of every batch.
         epochs / batch_size: of the whole run, as `fit` takes them.
         workers: Ray Train workers (`ScalingConfig(num_workers=...)`).
@@ -142,13 +148,12 @@ def fit_in_worker(
     how many epochs it holds)."""
     checkpoint = ray.train.get_checkpoint()
     done, finished = 0, False
-    if checkpoint is None:
-        model = build_model()
-    else:
+    model = build_model()
+    if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             progress = json.loads((Path(folder) / PROGRESS_FILE).read_text())
             done, finished = int(progress["epochs"]), bool(progress.get("finished", False))
-            model = load_model(Path(folder) / MODEL_FOLDER)  # weights, optimizer state and epoch count
+            resume(model, Path(folder) / MODEL_FOLDER)  # weights, optimizer state, rate and epoch count
         if world.rank == 0:  # a restart after a failure: worth a line in the run's log
             logger.warning("ray_fit: resuming from the checkpoint of epoch %d of %d", done, epochs)
     if finished or done >= epochs:  # the failure came after the run's last report
@@ -161,6 +166,56 @@ def fit_in_worker(
     with model:  # last, so that it reports the figures every other callback added (learning_rate) and its decisions
         reporter = _ReportEachEpoch(ray, world, last_epoch=epochs)
         model.fit(x, y, epochs=epochs - done, batch_size=batch_size, callbacks=[*callbacks, reporter], **fit)
+
+
+def resume(model: Any, directory: Path) -> None:
+    """Give `model`, compiled by `build_model`, the weights, optimizer state and step, learning rate, epoch count
+    and input scale of the save in `directory` (`save_optimizer_state=True`), as `load_model` gives a model it
+    rebuilds: compiled again with the settings compile resolved for it (its metrics of one's own, engine,
+    threads), not those the save names, which a metric function's name alone cannot rebuild.
+
+    Raises:
+        ModelFileError: the save is not this model's (other parameter names or shapes), holds no optimizer state,
+            or is damaged.
+    """
+    with reading_model(directory) as files:
+        config = model_files.read_config(files[CONFIG_FILE])
+        model_files.check_saved_values(config, files[CONFIG_FILE])
+        model_bytes = model_files.read_file(files[MODEL_FILE])
+        weights = model_files.onnx_weights(model_bytes, files[MODEL_FILE], config)
+        if CHECKPOINT_FILE not in files or not config.get("optimizer_state_saved"):
+            raise ModelFileError(f"{directory} holds no optimizer state to resume from: save_optimizer_state=True")
+        state = model_files.read_file(files[CHECKPOINT_FILE], checkpoint_limit(weights))
+    expected = config.get("checkpoint_sha256")
+    if expected is not None and hashlib.sha256(state).hexdigest() != expected:
+        raise ModelFileError(f"{files[CHECKPOINT_FILE]} is damaged: its SHA-256 differs from the one config.json holds")
+    mine = model.get_weights()
+    model_files.check_weights(mine, weights, files[MODEL_FILE], model.graph.trainable_params_by_name())
+    check_checkpoint(state, mine, files[CHECKPOINT_FILE])
+    model.set_weights({name: weights[name] for name in mine})
+    trainer = model._trainer
+    compiled = trainer.compiled
+    model._compile(
+        resume=state,
+        optimizer=compiled.optimizer,
+        loss=compiled.loss,
+        metric=None,
+        metrics=list(compiled.metrics) or None,
+        device=compiled.device,
+        engine=compiled.engine,
+        artifacts_dir=None,
+        threads=trainer.threads,
+        opset=compiled.opset,
+        ir_version=compiled.ir_version,
+        loss_weights=None,
+        weighted_metrics=[weighted.metric for weighted in compiled.weighted_metrics] or None,
+    )
+    resumed = model._trainer
+    resumed.epochs_trained = int(config.get("epochs_trained", 0))
+    rate = config.get("current_learning_rate")
+    if rate is not None:
+        resumed.engine.learning_rate = float(rate)
+    model.input_scale = float(config.get("input_scale", 1.0))
 
 
 class _ReportEachEpoch(Callback):
