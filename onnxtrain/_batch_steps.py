@@ -21,6 +21,7 @@ from onnxtrain._evaluation import evaluate_batches
 from onnxtrain._layer_claims import shares_layers
 from onnxtrain._padding_examples import padding_note
 from onnxtrain._sample_weights import class_sample_weights, combined_weights
+from onnxtrain.callbacks._base import sorted_logs
 from onnxtrain.callbacks._learning_rate import optimizer_schedule
 from onnxtrain.errors import NonFiniteLossError, UnsupportedError
 from onnxtrain.optimizers.schedules import rate_at
@@ -63,8 +64,9 @@ class BatchSteps:
 
         Returns:
             The batch's loss (computed before the update, as fit's), or, where the model logs metrics (or
-            several outputs' losses), [loss, *those] in `metrics_names` order; a dict by those names with
-            `return_dict=True`. The metrics are the batch's alone (tf.keras' `reset_metrics=True`).
+            several outputs' losses), [loss, *those] in `metrics_names` order; with `return_dict=True` a dict by
+            those names, sorted by name as Keras 3's ({"accuracy": ..., "loss": ...}). The metrics are the batch's
+            alone (tf.keras' `reset_metrics=True`).
 
         Raises:
             ModelStateError: not compiled, or called from a callback while fit runs.
@@ -146,8 +148,9 @@ def test_batch(trainer: Trainer, data: Any, sample_weight: Any) -> dict[str, flo
 
 
 def keras_figures(logs: dict[str, float], as_dict: bool) -> float | list[float] | dict[str, float]:
-    """Keras' return of a one-batch method: the dict, the loss alone, or [loss, *the others]."""
+    """Keras' return of a one-batch method: the dict sorted by key (as Keras 3 sorts its logs), the loss alone, or
+    [loss, *the others] in `metrics_names` order (`logs`' own)."""
     if as_dict:
-        return logs
+        return sorted_logs(logs)
     values = [float(value) for value in logs.values()]
     return values[0] if len(values) == 1 else values

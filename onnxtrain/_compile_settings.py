@@ -16,6 +16,7 @@ from onnxtrain import metrics as metrics_module
 from onnxtrain._artifacts_folder import check_artifacts_folder
 from onnxtrain._checks import check_threads
 from onnxtrain._compiled import Compiled
+from onnxtrain._logits_rule import _CARRY_VALUES, _carried_from
 from onnxtrain._metric_base import Metric, unique_names, weighted_slots
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
@@ -27,13 +28,9 @@ from onnxtrain.layers import (
     Add,
     Average,
     Concatenate,
-    Dense,
     Dropout,
-    Flatten,
-    Layer,
     Maximum,
     Minimum,
-    Reshape,
     SpatialDropout2D,
     SymbolicTensor,
     TimeDistributed,
@@ -41,6 +38,7 @@ from onnxtrain.layers import (
 from onnxtrain.losses import Loss, Losses
 from onnxtrain.metrics import Metrics
 from onnxtrain.optimizers import Optimizer
+from onnxtrain.progress import prints_here
 
 
 def compile_settings(
@@ -133,9 +131,11 @@ def compile_settings(
     _check_trainable(graph, compiled.loss)
     if artifacts_dir is not None:  # both engines write there only after this: a refusal leaves it as it was
         check_artifacts_folder(artifacts_dir, "compile(artifacts_dir=...)")
-    for output, own in zip(graph.outputs, emit.output_losses(graph, compiled.loss), strict=True):
+    # the positions whose head the graphs emit otherwise than it is called (`emit.inference_graph`)
+    left_out = {*emit.logits_substitutes(graph, compiled.loss), *emit.logits_chains(graph, compiled.loss)}
+    for position, (output, own) in enumerate(zip(graph.outputs, emit.output_losses(graph, compiled.loss), strict=True)):
         assert own is not None  # compiled
-        _warn_about_output_activation(output.layer, own)
+        _warn_about_output_activation(output, own, position in left_out)
         if own.trains_on_logits:
             _warn_about_default_relu_logits(output, own)
     return compiled
@@ -171,11 +171,13 @@ def _output_losses(
     graph: Functional, loss: Any, loss_weights: Any, metrics: Any, weighted_metrics: Any = None
 ) -> multi_output.OutputLosses:
     """compile's loss, loss_weights and metrics of a model of several outputs (`multi_output.resolve`); an
-    OutputLosses (what `load_model` passes from a save) as it is."""
+    OutputLosses (what `load_model` passes from a save) as it is, its outputs in the model's order
+    (`OutputLosses.ordered_as`)."""
     names = graph.output_names()  # Model.output_names: unique, also for a tensor listed twice
     if isinstance(loss, Mapping) and "class_name" in loss:  # Keras' config of one loss, for every output
         loss = losses.get(loss)
     if isinstance(loss, multi_output.OutputLosses):
+        loss = loss.ordered_as(names)  # a save of a dict of outputs from before they were sorted lists its order
         if loss.names != names:
             raise InvalidArgumentError(
                 f"compile(loss=...) got the losses of outputs {loss.names}; this model's are {names}."
@@ -214,25 +216,32 @@ def _check_trainable(graph: Functional, loss: Loss) -> None:
             )
 
 
-# Layers whose output holds the values they read (at inference), or merges them: a Dense's ReLU before them still
-# clamps the logits.
-_CARRIERS = (Dropout, SpatialDropout2D, Flatten, Reshape, Add, Average, Maximum, Minimum, Concatenate)
+# Layers whose output holds the values they read (at inference), moves or pools them (the logits rule's
+# `_CARRY_VALUES`), or merges them: a ReLU left at its default before them still clamps the logits, unless the
+# rule reaches it (`emit.logits_chain`: moved or pooled values only).
+_CARRIERS = (*_CARRY_VALUES, Dropout, SpatialDropout2D, Add, Average, Maximum, Minimum, Concatenate)
 
 
 def _warn_about_default_relu_logits(output: SymbolicTensor, loss: Loss) -> None:
-    """Warn when the logits of a loss that reads them (`Loss.trains_on_logits`) come from a Dense left at its
-    default ReLU through layers that only carry or merge values (`Dense(10)` then `Dropout`, or `Add` of two):
-    `graph_layers` emits only the output's own Dense linear (reached through TimeDistributed and nested models:
-    `emit.logits_path`), so these logits are clamped at 0, a trap for Keras users, whose Dense defaults to linear.
-    The walk goes into nested models and TimeDistributed too, where such a Dense may sit."""
+    """Warn when the logits of a loss that reads them (`Loss.trains_on_logits`) come from a Dense or a convolution
+    left at its default ReLU through layers that carry, move, pool or merge values (`Dense(10)` then `Dropout`,
+    `Add` of two, `Conv2D(10, 1)` then `Dropout` then `GlobalAveragePooling2D`), where the logits rule does not
+    reach it: the graphs emit linear only the output's own layer and one whose values the last layers only move or
+    pool (`emit.logits_chain`; through TimeDistributed and nested models: `emit.logits_path`), so these logits are
+    clamped at 0, a trap for Keras users, whose Dense and convolutions default to linear. The walk goes into
+    nested models and TimeDistributed too, where such a layer may sit."""
     # (tensor, whether its layer is emitted linear: the output's own, and the path the rule reaches from it)
-    pending = [(output, emit.graph_layers([output.layer], loss)[-1] is not output.layer)]
-    seen, found = set[tuple[int, bool]](), set[str]()
+    pending = [(output, _emitted_on_logits(output, loss))]
+    seen, found = set[tuple[int, bool]](), dict[str, str]()
     while pending:
         tensor, linear = pending.pop()
         if (id(tensor), linear) in seen:
             continue
         seen.add((id(tensor), linear))
+        chain = emit.logits_chain(tensor, loss) if linear else []
+        if chain:  # values moved or pooled from a layer the rule emits linear (`logits_graph`)
+            pending.append((chain[0], True))
+            continue
         layer = tensor.layer
         if isinstance(layer, TimeDistributed):  # its layer's values per step
             layer = layer.layer
@@ -243,17 +252,25 @@ def _warn_about_default_relu_logits(output: SymbolicTensor, loss: Loss) -> None:
             pending.extend((x, False) for x in tensor.inputs)
         elif isinstance(layer, Functional):  # a nested model: the values of its output of this index
             pending.append((layer.outputs[tensor.output_index], linear and len(layer.outputs) == 1))
-        elif isinstance(layer, Dense) and not linear and not getattr(layer, "activation_given", True):
-            found.add(str(layer.name))
-    if found:
+        elif not linear and not getattr(layer, "activation_given", True):  # a Dense or a convolution at its ReLU
+            found[str(layer.name)] = type(layer).__name__
+    if found and prints_here():  # one warning for a data-parallel world, not one per process
+        kinds = sorted(set(found.values()))
+        whose = f"{kinds[0]}'s" if len(kinds) == 1 else "their"
         warnings.warn(
-            f"Loss {_described(loss)} expects logits, but output {output.layer.name!r} carries the values of Dense "
-            f"layer(s) {sorted(found)} left at Dense's default activation, ReLU (KotlinDL's default; Keras' is "
-            f"linear): the logits are clamped at 0, and {_CLAMPED[_kind(loss)]}. Give them "
+            f"Loss {_described(loss)} expects logits, but output {output.layer.name!r} carries the values of "
+            f"{' and '.join(kinds)} layer(s) {sorted(found)} left at {whose} default activation, ReLU (KotlinDL's "
+            f"default; Keras' is linear): the logits are clamped at 0, and {_CLAMPED[_kind(loss)]}. Give them "
             'activation="linear".',
             UserWarning,
             stacklevel=5,  # the caller of compile: compile -> _compile -> compile_settings -> here
         )
+
+
+def _emitted_on_logits(output: SymbolicTensor, loss: Loss) -> bool:
+    """Whether the graphs emit `output`'s own layer linear for `loss` (`emit.graph_layers`), or the layer whose
+    values it moves or pools (`emit.logits_chain`)."""
+    return emit.graph_layers([output.layer], loss)[-1] is not output.layer or bool(emit.logits_chain(output, loss))
 
 
 # What logits clamped at 0 (a ReLU) do to each kind of loss on logits
@@ -273,8 +290,8 @@ def _kind(loss: Loss) -> str:
     return "softmax" if isinstance(loss, losses.SoftmaxCrossEntropyWithLogits) else "sigmoid"
 
 
-def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
-    """Warn when the last layer's activation does not fit the loss.
+def _warn_about_output_activation(output: SymbolicTensor, loss: Loss, left_to_the_loss: bool) -> None:
+    """Warn when the activation of the layer whose values `output` gives does not fit the loss.
 
     A loss on logits (softmax cross-entropy; binary cross-entropy with `from_logits=True`) expects raw logits. A
     Dense activation left at its default is left out of the graphs (`emit.graph_layers`), and so is a softmax
@@ -285,15 +302,22 @@ def _warn_about_output_activation(last: Layer, loss: Loss) -> None:
     binary cross-entropy from logits is applied twice.
     Binary cross-entropy on probabilities expects them: without a sigmoid, outputs outside [0, 1] are clipped,
     which stops their gradient, and "probabilities" are not probabilities.
-    A last TimeDistributed or nested model is judged by the layer it ends in (`emit.logits_path`), as the graphs
-    are: `TimeDistributed(Dense(3, activation="relu"))` warns as `Dense(3, activation="relu")` does.
+    The layer judged is the one the rule reads (`emit.logits_path`): through last layers that only move or pool
+    values (`Conv2D(10, 1, activation="relu")` then `GlobalAveragePooling2D()` warns as the Conv2D would), a last
+    TimeDistributed and a nested model: `TimeDistributed(Dense(3, activation="relu"))` warns as
+    `Dense(3, activation="relu")` does. `left_to_the_loss`: the graphs leave that activation to the loss
+    (`emit.logits_substitutes`, `emit.logits_chains`), which reads the logits.
     """
-    inner = emit.logits_path(last)[-1]  # the layer whose activation it is (through TimeDistributed, a nested model)
+    last = output.layer
+    head = _carried_from(output, _CARRY_VALUES)[0].layer  # the layer whose values the last layers move or pool
+    inner = emit.logits_path(head)[-1]  # the layer whose activation it is (through TimeDistributed, a nested model)
     activation = getattr(inner, "activation", None)
-    if activation is None:
+    if activation is None or not prints_here():  # one warning for a data-parallel world, not one per process
         return
-    named = f"{last.name!r}" if inner is last else f"{last.name!r} (its {type(inner).__name__} {inner.name!r})"
-    left_to_the_loss = emit.graph_layers([last], loss)[-1] is not last  # left out: the loss reads logits
+    named = f"{last.name!r}"
+    if inner is not last:
+        whose = "its" if head is last else "the values, moved or pooled, of"
+        named += f" ({whose} {type(inner).__name__} {inner.name!r})"
     if loss.trains_on_logits and activation.name != "linear" and not left_to_the_loss:
         fix = (
             "leave that layer out"

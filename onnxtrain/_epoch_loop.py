@@ -20,6 +20,7 @@ from onnxtrain._evaluation import BatchFigures, FigureSums, all_reduce_figures, 
 from onnxtrain._finite_weights import describe_non_finite, non_finite_weights
 from onnxtrain._padding_examples import padding_note
 from onnxtrain.callbacks import CallbackList
+from onnxtrain.callbacks._base import sorted_logs
 from onnxtrain.distributed._communicator import Communicator, local_rows
 from onnxtrain.errors import NonFiniteLossError
 from onnxtrain.optimizers.schedules import rate_at
@@ -125,7 +126,7 @@ class EpochLoop:
                 if not math.isfinite(loss):  # distributed: the loss of all processes, so all of them are here
                     # A callback that stops training here (TerminateOnNaN) makes this a graceful stop; its logs
                     # (the epoch's in the History then) hold the figures of every process's rows.
-                    logs = {"loss": loss, **self._running_metric_logs(metric_sums, local_seen)}
+                    logs = self._logs(loss, self._running_metric_logs(metric_sums, local_seen))
                     with self._flush.suspended():  # fit may hold the float mode for the epoch; callbacks are user code
                         callbacks.on_batch_end(step + 1, logs)
                     if communicator is not None:
@@ -144,10 +145,7 @@ class EpochLoop:
                     metric_sums[metric] += value
                 # (every process alike in a data-parallel fit, where the local wishes imply the agreed flag)
                 if progress.wants_batches or callbacks.wants_batches or self._batch_logs_everywhere:
-                    logs = {
-                        "loss": loss_sum / seen,
-                        **self._running_metric_logs(metric_sums, local_seen),
-                    }
+                    logs = self._logs(loss_sum / seen, self._running_metric_logs(metric_sums, local_seen))
                     progress.batch_end(step + 1, logs)
                     with self._flush.suspended():
                         callbacks.on_batch_end(step + 1, logs)
@@ -167,7 +165,7 @@ class EpochLoop:
         examples: float = local_seen
         if communicator is not None:  # the metrics over every process's examples
             metric_sums, (examples,) = all_reduce_figures(communicator, metric_sums, [local_seen])
-        return {"loss": loss_sum / seen, **self._metric_logs(metric_sums, examples)}
+        return self._logs(loss_sum / seen, self._metric_logs(metric_sums, examples))
 
     def _non_finite_loss(self, loss: float, epoch: int, batch: int, steps: int | None, note: str = "") -> str:
         """NonFiniteLossError's message: where the loss became non-finite and, from one look at the weights, what
@@ -189,6 +187,11 @@ class EpochLoop:
 
     def _metric_logs(self, sums: FigureSums, examples: float) -> dict[str, float]:
         return {log_key(m): value for m, value in self._figures.means(sums, examples).items()}
+
+    def _logs(self, loss: float, metric_logs: dict[str, float]) -> dict[str, float]:
+        """A batch's or an epoch's logs: "loss" and the metrics, sorted by key as Keras 3 gives them to the
+        callbacks and the progress bar (`callbacks._base.sorted_logs`)."""
+        return sorted_logs({"loss": loss, **metric_logs})
 
     def _running_metric_logs(self, sums: FigureSums, local_examples: int) -> dict[str, float]:
         """The epoch's running metrics so far; in a data-parallel fit over every process's rows, as one process on

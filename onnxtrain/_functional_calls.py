@@ -51,11 +51,7 @@ def topological_calls(inputs: list[Input], outputs: list[SymbolicTensor]) -> lis
             tensor, inputs_done = stack.pop()
             if isinstance(tensor, Input):
                 if id(tensor) not in done:
-                    given = ", ".join(_label(x) for x in inputs)
-                    raise InvalidArgumentError(
-                        f"Graph disconnected: outputs[{index}] depends on {_label(tensor)}, which is not in inputs "
-                        f"({given}). Add it to inputs."
-                    )
+                    raise InvalidArgumentError(_disconnected(index, output, tensor, inputs))
             elif id(tensor) in done:
                 continue
             elif inputs_done:
@@ -69,6 +65,25 @@ def topological_calls(inputs: list[Input], outputs: list[SymbolicTensor]) -> lis
 
 def _label(x: Input) -> str:
     return f"Input {x.name!r}" if x.name else f"Input of shape {format_shape(x.shape)}"
+
+
+def _disconnected(index: int, output: SymbolicTensor, missing: Input, inputs: list[Input]) -> str:
+    """The message for `outputs[index]` depending on `missing`, an Input not in `inputs`. Where an Input of
+    `inputs` has its name, they are two Inputs of one name: typically a nested model's own Input (made when that
+    model was), which the outer model's calls of it never read."""
+    given = ", ".join(_label(x) for x in inputs)
+    layer = "" if output is missing else f" ({describe(output.layer)} output)"
+    text = f"Graph disconnected: outputs[{index}]{layer} depends on {_label(missing)}, "
+    namesake = missing.name is not None and any(x.name == missing.name for x in inputs)
+    if not namesake:
+        return text + f"which is not in inputs ({given}). Add it to inputs."
+    example = f"inner.get_layer({output.layer.name!r}).output" if output.layer.name else "..."
+    return text + (
+        f"a different Input from the {_label(missing)} in inputs ({given}): two Inputs of one name, typically a "
+        "nested model's own Input and the outer model's. A layer inside a nested model reads that model's own "
+        f"Input: build from its inputs, e.g. Model(inner.inputs, {example}) with `inner` the nested model, or "
+        "read the nested model's call in this graph (`inner(x)`), which reads the outer Input."
+    )
 
 
 def call_several(graph: Any, inputs: object, training: object) -> list[SymbolicTensor]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from onnxtrain._functional_outputs import WRITTEN_POSITIONS, flattened
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.layers import Input, Layer
 from onnxtrain.layers._call_mode import call_entry
@@ -37,8 +38,12 @@ def rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTen
                 xs = [tensors[_ref(ref)] for ref in refs]
                 # a layer taking one tensor or several (MultiHeadAttention) learns which from its call
                 output = layer(xs if layer.multi_input or len(xs) > 1 else xs[0], **kwargs)
-                for tensor in output if isinstance(output, list) else [output]:  # a model of several outputs: a list
-                    tensors[(str(layer.name), tensor.call_index, tensor.output_index)] = tensor
+                # a nested model's call: its outputs' structure (a dict, ...); a config written before a dict of
+                # outputs was sorted refers to them in the dict's order (`_functional_outputs.written_positions`)
+                positions = layer.__dict__.get(WRITTEN_POSITIONS)
+                for tensor in flattened(output):
+                    index = tensor.output_index if positions is None else positions[tensor.output_index]
+                    tensors[(str(layer.name), tensor.call_index, index)] = tensor
                 progressed = True
             if not inbound:
                 del pending[key]

@@ -95,16 +95,19 @@ class ModelBase(ModelWeights):
     ) -> SymbolicTensor:
         """Call the model as a layer of another (Keras' nested models): its weights are shared with it. A model of
         several inputs takes a list of tensors or them as separate arguments (`model(a, b)`); on numpy arrays it
-        runs at once, as a layer does (`layers._eager`), and a model of several outputs returns a list, one array
-        per output. On data, a compiled model (or one loaded from a save) computes what its graphs do: an output's
-        last Dense left at its default activation gives the logits under a loss on logits, as the export's
-        `logits` (`emit.graph_layers`). `training` is Keras' call argument."""
+        runs at once, as a layer does (`layers._eager`), and returns one array per output as Keras 3's call does:
+        one array (also for a list or tuple of one output), a list or tuple of them as the model was given its
+        outputs, or a dict keyed by output name in the dict's order. On data, a compiled model (or one loaded from
+        a save) computes what its graphs do: an output's last Dense left at its default activation gives the logits
+        under a loss on logits, as the export's `logits` (`emit.graph_layers`). `training` is Keras' call
+        argument."""
         if "graph" in self.__dict__:
             given = positional_inputs(self.graph, inputs, more_inputs)
             if is_eager_input(given):
                 outputs = call_on_data(self.graph, self._emitted_loss(), given, training)
-                if outputs is not None:
-                    return outputs  # type: ignore[return-value]
+                if outputs is None:
+                    outputs = self.graph(inputs, *more_inputs, training=training)
+                return outputs  # type: ignore[return-value]
         return self.graph(inputs, *more_inputs, training=training)
 
     @property
@@ -190,8 +193,9 @@ class ModelBase(ModelWeights):
 
     @property
     def output(self) -> Any:
-        """Keras' `model.output`: its output tensor (a list, one per output, for several); for a model called as a
-        layer of another, that call's tensor(s) there (`Functional.output`)."""
+        """Keras' `model.output`: its outputs in the structure the model was given them: one tensor, a list (also
+        of one) or a tuple of them, or a dict keyed by output name in the dict's order; for a model called as a
+        layer of another, that call's tensor(s) there, in that structure too (`Functional.output`)."""
         self._check_built("output")
         return self.graph.output
 

@@ -10,6 +10,7 @@ from onnxtrain._call_arguments import alias, dataset_arg, refuse_unknown
 from onnxtrain._checks import check_bool, check_positive_int
 from onnxtrain._deferred_build import fit_inputs
 from onnxtrain._layer_claims import shares_layers
+from onnxtrain.callbacks._base import sorted_logs
 from onnxtrain.history import EvaluationResult, History
 from onnxtrain.progress import check_verbose
 
@@ -170,8 +171,9 @@ class ModelFit:
 
         Args:
             verbose: 0 (silent), 1 (a progress bar on a terminal), 2 (one line) or Keras' "auto" (1).
-            return_dict: as in Keras, a dict of the figures, {"loss": ..., "accuracy": ...}, keyed as `fit`'s
-                logs (`EvaluationResult.to_dict`), instead of the EvaluationResult (which unpacks as Keras' list).
+            return_dict: as in Keras, a dict of the figures, {"accuracy": ..., "loss": ...}, keyed as `fit`'s
+                logs and sorted by key as Keras 3's, instead of the EvaluationResult (which unpacks as Keras' list,
+                the loss first).
             sample_weight: each example's weight (as `fit` takes it): the loss is sum(w_i l_i) / examples, as
                 Keras'; the metrics stay unweighted.
             steps: Keras' `steps`: evaluate that many batches (of arrays the first; of a generator or PyDataset the
@@ -189,4 +191,4 @@ class ModelFit:
             sample_weight=sample_weight,
             steps=steps,
         )
-        return result.to_dict() if as_dict else result
+        return sorted_logs(result.to_dict()) if as_dict else result

@@ -6,7 +6,7 @@ of the loss the model's graphs are emitted for (`call_on_data`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +15,7 @@ from onnxtrain import emit
 from onnxtrain._batch_stream import check_steps
 from onnxtrain._call_arguments import refuse_unknown
 from onnxtrain._checks import check_positive_int
+from onnxtrain._functional_outputs import returned
 from onnxtrain._prediction import UncompiledPredictor
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.graph import GraphBuilder
@@ -54,7 +55,9 @@ class ModelPrediction:
         **unknown: Any,
     ) -> Any:
         """Class index per example (an int for one example) for classification losses; raw outputs otherwise. A
-        model of several outputs returns a list: one such array per output, each by its own loss.
+        model of several outputs returns one such array per output, each by its own loss, as Keras 3's predict: in a
+        list (a tuple for a model given a tuple of outputs), or for a dict of outputs in a dict sorted by output
+        name.
 
         Before compile (Keras allows it) predict runs the inference model of the layers' current weights (what
         `export` writes) in an ONNX Runtime session on the CPU, kept until the weights change: a new model gives
@@ -95,10 +98,10 @@ class ModelPrediction:
         self, x: Any = None, batch_size: int = 1024, verbose: int | str = "auto", *, dataset: Any = None, **unknown: Any
     ) -> Any:
         """Class probabilities per example (softmax for softmax cross-entropy, the sigmoid output for BCE). A model
-        of several outputs returns a list, one array per output: the probabilities of each output trained with a
-        classification loss, and the raw values of any other (a regression head's, as predict gives them); a model
-        of one output needs a classification loss. `verbose` as predict's: checked, no progress bar; `dataset=`
-        (KotlinDL's) as predict's.
+        of several outputs returns one array per output, structured as predict's: the probabilities of each output
+        trained with a classification loss, and the raw values of any other (a regression head's, as predict gives
+        them); a model of one output needs a classification loss. `verbose` as predict's: checked, no progress
+        bar; `dataset=` (KotlinDL's) as predict's.
 
         Raises:
             InvalidArgumentError: a model of one output whose loss is not a classification's (use predict); both x
@@ -168,14 +171,13 @@ def examples(method: str, x: Any, dataset: Any) -> Any:
     return x if x is not None else dataset
 
 
-def by_output(graph: Functional, results: list[Any], sort: bool = True) -> Any:
-    """What predict returns from each output's `results` (in the outputs' order): for a dict of outputs a dict keyed
-    by output name, sorted by key as Keras 3's predict returns it (`sort`; `model(x)` keeps the dict's own order),
-    also for one key; else the one output's result, or the list of them."""
-    if graph.output_keys is not None:
-        keyed = list(zip(graph.output_keys, results, strict=True))
-        return dict(sorted(keyed, key=lambda item: item[0]) if sort else keyed)
-    return results[0] if len(results) == 1 else results
+def by_output(graph: Functional, results: Sequence[Any], sort: bool = True) -> Any:
+    """What predict and `model(arrays)` return from each output's `results` (in the outputs' order), as Keras 3's
+    (`_functional_outputs.returned`): for a dict of outputs a dict keyed by output name, sorted by key for predict
+    (`sort`; `model(x)` keeps the dict's own order, `given_keys`), also for one key; else the one output's result
+    (of a list or tuple of one too, which Keras unpacks), or the results in the list or tuple the model was given
+    its outputs in."""
+    return returned(graph.output_structure, graph.output_keys, results, None if sort else graph.given_keys)
 
 
 def classifies(loss: Loss) -> bool:
@@ -183,34 +185,42 @@ def classifies(loss: Loss) -> bool:
     return type(loss).probabilities is not Loss.probabilities
 
 
-def default_logits(graph: Functional, loss: Loss | None) -> dict[int, Layer]:
-    """The output positions of `graph` whose last Dense, left at its default activation, the graphs emit linear for
-    `loss` (`emit.default_activation_emits_logits`: also the Dense a last TimeDistributed or nested model ends in),
-    each with the layer that computes it so. An explicit softmax stays: `model(x)` gives its probabilities, as
-    Keras' does."""
-    substitutes = emit.logits_substitutes(graph, loss)
+def default_logits(graph: Functional, loss: Loss | None) -> tuple[Functional, dict[int, Layer]] | None:
+    """`graph` as the graphs emit it for `loss` where a layer left at its default activation is emitted linear
+    (`emit.default_activation_emits_logits`), as `emit.inference_graph` emits it: the graph to emit
+    (`emit.logits_graph`, which computes anew the outputs whose values such a layer's are, moved or pooled:
+    `Conv2D(10, 1)` then `GlobalAveragePooling2D()`) and, by output position, the layers that compute its outputs
+    so (`emit.logits_substitutes`: an output's own last Dense or convolution, also the one a last TimeDistributed
+    or nested model ends in). None where no output is so. An explicit softmax stays: `model(x)` gives its
+    probabilities, as Keras' does."""
+    emitted = emit.logits_graph(graph, loss)
+    substitutes = emit.logits_substitutes(emitted, loss)
     owns = enumerate(zip(graph.outputs, emit.output_losses(graph, loss), strict=True))
-    return {
+    chosen = {
         i: substitutes[i]
         for i, (y, own) in owns
         if i in substitutes and emit.default_activation_emits_logits(y.layer, own)
     }
+    if not chosen and emitted is graph:
+        return None
+    return emitted, chosen
 
 
 def call_on_data(
     graph: Functional, loss: Loss | None, given: object, training: object
-) -> np.ndarray | list[np.ndarray] | dict[str, np.ndarray] | None:
+) -> np.ndarray | list[np.ndarray] | tuple[np.ndarray, ...] | dict[str, np.ndarray] | None:
     """`model(arrays)` of a model whose graphs are emitted for `loss` (compiled, or loaded from a save): as every
-    graph of the model computes it (`emit.graph_layers`), so that an output's last Dense left at its default
-    activation gives the logits the export's `logits` holds, not their ReLU; None where no output is emitted
-    otherwise than it is called (the graph's own eager call then runs, `layers/_eager.py`).
+    graph of the model computes it (`emit.graph_layers`), so that an output's last Dense or convolution left at its
+    default activation gives the logits the export's `logits` holds, not their ReLU, also where the last layers
+    move or pool them (`emit.logits_chains`); None where no output is emitted otherwise than it is called (the
+    graph's own eager call then runs, `layers/_eager.py`).
 
     Raises:
         InvalidTypeError: `training` is not a bool or None; another number of arrays than the model takes.
         ShapeError: arrays of other per-example shapes than the model's inputs.
     """
-    substitutes = default_logits(graph, loss)
-    if not substitutes:
+    logits = default_logits(graph, loss)
+    if logits is None:
         return None
     if training is not None and not isinstance(training, bool | np.bool_):
         raise InvalidTypeError(f"{describe(graph)}: training expects True, False or None. Received: {training!r}")
@@ -222,7 +232,7 @@ def call_on_data(
     check_same_shapes(graph, [tuple(array.shape[1:]) for array in arrays])
     graph._read_engine()  # the compiled engine holds the current weights
     outputs = run_eagerly(
-        _EmittedGraph(graph, substitutes),  # type: ignore[arg-type]
+        _EmittedGraph(graph, *logits),  # type: ignore[arg-type]
         arrays,
         training=bool(training),
         state_owner=graph,  # a training call moves BatchNormalization's statistics, as Keras' does
@@ -231,14 +241,15 @@ def call_on_data(
 
 
 class _EmittedGraph:
-    """`graph` as an eager call emits it with `substitutes` for some outputs' layers; it shares the graph's
-    attributes (`__dict__`), so that its count of eager training calls, which random layers draw by, is the
-    graph's own."""
+    """`graph` as an eager call emits it: `emitted` (`graph` or its `emit.logits_graph` copy), with `substitutes`
+    for some outputs' layers; it shares the graph's attributes (`__dict__`), so that its count of eager training
+    calls, which random layers draw by, is the graph's own."""
 
-    __slots__ = ("_graph", "_substitutes")
+    __slots__ = ("_emitted", "_graph", "_substitutes")
 
-    def __init__(self, graph: Functional, substitutes: Mapping[int, Layer]):
+    def __init__(self, graph: Functional, emitted: Functional, substitutes: Mapping[int, Layer]):
         self._graph = graph
+        self._emitted = emitted
         self._substitutes = substitutes
 
     @property
@@ -246,5 +257,5 @@ class _EmittedGraph:
         return self._graph.__dict__
 
     def eager_outputs(self, builder: GraphBuilder, xs: list[str]) -> list[tuple[str, Shape]]:
-        values = self._graph.emit(builder, xs, self._substitutes)
+        values = self._emitted.emit(builder, xs, self._substitutes)
         return list(zip(values, [y.shape for y in self._graph.outputs], strict=True))

@@ -10,8 +10,11 @@ Example:
 Layers are named (`dense_1`, ...) and given weights (from `seed`, as in Sequential) when the Functional is made.
 A layer called twice shares its weights: the graph emits its parameters once. A Functional is a layer too, so it
 can be called inside another; its layers' parameters are then named under its own name (`encoder.dense_1.kernel`);
-called so, a Functional of several outputs returns one tensor per output (Keras' `outs = sub(x)`), and its call is
-emitted once for all of them.
+called so, it returns its outputs' tensors in the structure it was given them, as Keras' nested model does (one
+tensor, a list or tuple, a dict keyed as its outputs: `outs = sub(x)`, `outs["a"]`; `_functional_outputs.py`), and
+a call of several outputs is emitted once for all of them. A dict of outputs is flattened in sorted key order, as
+Keras 3 flattens it: `outputs`, `output_names`, `layers` (and so the weights' order) and compile's per-output lists
+follow its sorted keys, while a call and `output` give the dict in its own order.
 Keras' masks travel beside the values as the graph is emitted (`emit_with_masks`; `Layer`'s docstring). A call made
 with `training=False` (`base_model(x, training=False)`, Keras' transfer learning) is emitted in inference mode in
 every graph, whatever mode the graph is in (`emit_with_masks`), and its config and summary keep the argument.
@@ -42,8 +45,19 @@ from onnxtrain._functional_calls import (
     topological_calls,
 )
 from onnxtrain._functional_calls import every_layer as every_layer  # read here by the model modules
+from onnxtrain._functional_outputs import (
+    WRITTEN_POSITIONS,
+    config_structure,
+    returned,
+    sorted_outputs,
+    structure_from_config,
+    structure_of,
+    structured,
+    written_positions,
+)
 from onnxtrain._functional_params import GraphParams
 from onnxtrain._functional_rebuild import rebuild_calls
+from onnxtrain._keras_functional_config import onnxtrain_functional_config
 from onnxtrain._layer_names import name_layers
 from onnxtrain._model_names import AUTO_NAMED
 from onnxtrain.errors import InvalidArgumentError, ShapeError
@@ -62,21 +76,28 @@ class Functional(GraphParams, Layer):
 
     Args:
         inputs: the Input tensors the graph starts from: one, or a list (their order is `emit`'s).
-        outputs: the tensors it computes: one, a list, or a dict {name: tensor} (Keras' dict of outputs), whose
-            keys name the outputs (`output_names`) and may list one tensor under several.
+        outputs: the tensors it computes: one, a list or tuple, or a dict {name: tensor} (Keras' dict of outputs),
+            whose keys name the outputs (`output_names`) and may list one tensor under several; its outputs are in
+            sorted key order, as Keras 3 flattens such a dict. A call of the graph as a layer of another returns its
+            tensors in this structure (a dict in its own order), as Keras' does.
         name: the graph's name; as a layer inside another graph, its parameters' names start with it.
         seed: seeds the weights of the layers that have none yet (random when None; kept in `seed`).
         trainable: False freezes every layer of the graph (and sets their `trainable`, as Keras does).
 
     Attributes:
-        inputs / outputs: as given, as lists (a dict of outputs: its values).
-        output_keys: a dict of outputs' keys, in order; None for outputs given as a tensor or a list.
+        inputs / outputs: as given, as lists (a dict of outputs: its values, in sorted key order).
+        output_keys: a dict of outputs' keys, sorted (the outputs' order); None for outputs given as a tensor, a list
+            or a tuple.
+        given_keys: a dict of outputs' keys in the dict's own order (a call's, `output`'s and the config's); None
+            as `output_keys`.
+        output_structure: how `outputs` was given: "tensor", "list", "tuple" or "dict".
         layers: every layer once, Inputs first, in the order of their first call.
 
     Raises:
         InvalidTypeError: an input is not an Input, or an output not a symbolic tensor.
-        InvalidArgumentError: an output depends on an Input not in `inputs`, an input is listed twice, or two
-            layers have one name. (An input that no output reads is taken, as Keras takes it.)
+        InvalidArgumentError: an output depends on an Input not in `inputs`, an input is listed twice, two
+            layers have one name, or two keys of a dict of outputs are one name as text. (An input that no
+            output reads is taken, as Keras takes it.)
     """
 
     def __init__(
@@ -90,9 +111,10 @@ class Functional(GraphParams, Layer):
         super().__init__(name=name, trainable=trainable)
         self.inputs: list[Input] = listed(inputs, "inputs", Input, "Input(...) tensors")
         self.output_keys: list[str] | None = None
-        if isinstance(outputs, Mapping):
-            self.output_keys = [str(key) for key in outputs]
-            outputs = list(outputs.values())
+        self.given_keys: list[str] | None = None
+        self.output_structure = structure_of(outputs)
+        if isinstance(outputs, Mapping):  # flattened in sorted key order, as Keras 3 flattens a dict
+            self.given_keys, self.output_keys, outputs = sorted_outputs(outputs)
         self.outputs: list[SymbolicTensor] = listed(outputs, "outputs", SymbolicTensor, "symbolic tensors")
         if len({id(x) for x in self.inputs}) != len(self.inputs):
             raise InvalidArgumentError(f"Functional(inputs=...) lists an Input twice. Received: {self.inputs}")
@@ -156,32 +178,40 @@ class Functional(GraphParams, Layer):
         inputs: SymbolicTensor | Sequence[SymbolicTensor],
         *more_inputs: SymbolicTensor,
         training: bool | None = None,
-    ) -> SymbolicTensor:
-        """A call as a layer of another graph; a graph of several outputs returns a list of tensors, one per output
-        (`outs = sub(x)`, as Keras' nested models), which the other graph's layers read one by one. On arrays it
-        runs at once; a dict of outputs then gives a dict of arrays keyed by output name, as Keras 3's."""
+    ) -> Any:
+        """A call as a layer of another graph: its tensors in the structure the graph was given its outputs, as
+        Keras' nested model returns them: one tensor, a list or tuple of them, or a dict keyed as the outputs
+        (`outs = sub(x)`, `outs["a"]`), which the other graph's layers read one by one. On arrays it runs at once
+        and returns what Keras 3's call does (`_functional_outputs.returned`): one array (also for a list or tuple
+        of one output), a list or tuple of them as the graph was given its outputs, or for a dict of outputs a
+        dict keyed by output name (in the dict's own order)."""
         given = positional_inputs(self, inputs, more_inputs)
-        if len(self.outputs) != 1 and not is_eager_input(given):  # on data, every output comes back (a list)
-            return call_several(self, given, training)  # type: ignore[return-value]
-        result = super().__call__(inputs, *more_inputs, training=training)
-        if self.output_keys is not None and is_eager_input(given):  # Keras 3: a dict of outputs gives a dict
-            arrays = result if isinstance(result, list) else [result]
-            return dict(zip(self.output_keys, arrays, strict=True))  # type: ignore[return-value]
-        return result
+        if is_eager_input(given):  # Keras 3's structure of arrays, as a Model's call on them (`returned`)
+            result = super().__call__(inputs, *more_inputs, training=training)
+            results = result if isinstance(result, list) else [result]
+            return returned(self.output_structure, self.output_keys, results, self.given_keys)
+        if len(self.outputs) == 1:
+            tensors = [super().__call__(inputs, *more_inputs, training=training)]
+        else:  # one tensor per output, all of one call
+            tensors = call_several(self, given, training)
+        return self._structured(tensors)
+
+    def _structured(self, items: list[Any]) -> Any:
+        """`items`, one per output in the outputs' order, in the structure the graph was given its outputs."""
+        return structured(self.output_structure, self.output_keys, items, self.given_keys)
 
     @property
-    def output(self) -> SymbolicTensor | list[SymbolicTensor]:  # type: ignore[override]
-        """Keras' `layer.output`: the graph's own output (a list, one per output, for several), as Keras' model
-        gives, until it is called as a layer of another; then its call's tensor there (`Layer.output`), or the list
-        of them for several outputs.
+    def output(self) -> Any:
+        """Keras' `layer.output`: the graph's own outputs in the structure it was given them (one tensor, a list or
+        tuple, a dict), as Keras' model gives them, until it is called as a layer of another; then its call's
+        tensors there (`Layer.output`), in that structure too.
 
         Raises:
             InvalidArgumentError: a graph called at several places (as `Layer.output`).
         """
         if not layer_calls(self):
-            return self.outputs[0] if len(self.outputs) == 1 else list(self.outputs)
-        tensor = super().output
-        return tensor if len(self.outputs) == 1 else call_outputs(tensor)
+            return self._structured(self.outputs)
+        return self._structured(call_outputs(super().output))
 
     @property
     def input(self) -> SymbolicTensor | list[SymbolicTensor]:
@@ -198,17 +228,16 @@ class Functional(GraphParams, Layer):
         return self.output_shape
 
     def output_names(self) -> list[str]:
-        """The outputs' names: a dict of outputs' keys; else their layers', as Keras names them, made unique
-        (`_functional_calls.output_names`)."""
+        """The outputs' names: a dict of outputs' keys, sorted (as Keras 3's `output_names`); else their layers', as
+        Keras names them, made unique (`_functional_calls.output_names`)."""
         return list(self.output_keys) if self.output_keys is not None else output_names(self.outputs)
 
     @property
-    def given_outputs(self) -> list[SymbolicTensor] | dict[str, SymbolicTensor]:
-        """The outputs as the graph was given them: a dict keyed by output name for a dict of outputs, else the
-        list. A model made of them (`Model(graph.inputs, graph.given_outputs)`) names its outputs alike."""
-        if self.output_keys is None:
-            return list(self.outputs)
-        return dict(zip(self.output_keys, self.outputs, strict=True))
+    def given_outputs(self) -> Any:
+        """The outputs as the graph was given them (`output_structure`): one tensor, a list or tuple, or a dict keyed
+        by output name. A model made of them (`Model(graph.inputs, graph.given_outputs)`) names and calls its
+        outputs alike."""
+        return self._structured(self.outputs)
 
     # --- ONNX ---------------------------------------------------------------------------------------------
     def emit(  # type: ignore[override]
@@ -287,7 +316,9 @@ class Functional(GraphParams, Layer):
     def get_config(self) -> dict[str, Any]:
         """Keras' layout: each layer with, per call, the [layer name, call index] of each tensor it read; a call
         given `training=False` as {"args": those, "kwargs": {"training": false}}, as Keras keeps a call's kwargs;
-        the output layers as a dict {key: ref} for a dict of outputs, as Keras writes them."""
+        the output layers as a dict {key: ref} for a dict of outputs in its own order, as Keras writes them, and
+        where they cannot tell it, how the outputs were given (a list of one, a tuple) or that the refs to its
+        outputs count them sorted (`_functional_outputs.config_structure`)."""
         calls, ref = self._connections()
         layers = [
             {
@@ -306,7 +337,8 @@ class Functional(GraphParams, Layer):
             "input_layers": [ref[id(x)] for x in self.inputs],
             "output_layers": [ref[id(y)] for y in self.outputs]
             if self.output_keys is None
-            else {key: ref[id(y)] for key, y in zip(self.output_keys, self.outputs, strict=True)},
+            else self._structured([ref[id(y)] for y in self.outputs]),
+            **config_structure(self.output_structure, len(self.outputs), self.given_keys),
         }
 
     @classmethod
@@ -317,12 +349,22 @@ class Functional(GraphParams, Layer):
 
     @classmethod
     def from_layer_config(cls, config: dict[str, Any]) -> Functional:
+        """The graph a Functional config describes: onnxtrain's `get_config()`, or Keras 3's as it writes it
+        (`__keras_tensor__` calls, one input or output ref: `_keras_functional_config`)."""
+        config = onnxtrain_functional_config(config)
         keyed = config.get("output_layers")
+        keys = None
         if isinstance(keyed, Mapping):  # a dict of outputs (Keras' layout): rebuilt as a list, then keyed again
-            config = {**config, "output_layers": list(keyed.values())}
-        inputs, outputs = rebuild_calls(config)
-        given = dict(zip(map(str, keyed), outputs, strict=True)) if isinstance(keyed, Mapping) else outputs
-        return cls(inputs, given, config.get("name"), config.get("seed"), config.get("trainable", True))
+            keys = list(map(str, keyed))
+            inputs, outputs = rebuild_calls({**config, "output_layers": list(keyed.values())})
+        else:
+            inputs, outputs = rebuild_calls(config)
+        given = structured(structure_from_config(config, len(outputs)), keys, outputs)
+        graph = cls(inputs, given, config.get("name"), config.get("seed"), config.get("trainable", True))
+        positions = written_positions(config, graph.output_keys) if graph.output_keys is not None else None
+        if positions is not None:  # a config from before dict outputs were sorted: the refs to them count so
+            graph.__dict__[WRITTEN_POSITIONS] = positions
+        return graph
 
     def summary_rows(self) -> list[SummaryRow]:
         """Keras' summary rows: layer (type), output shape, parameter count, and the calls it reads ("Connected to")."""

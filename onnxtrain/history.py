@@ -171,7 +171,8 @@ class EvaluationResult:
 
     def to_dict(self) -> dict[str, float]:
         """Keras' `evaluate(..., return_dict=True)`: {"loss": ..., "accuracy": ...}, the keys as in the logs of
-        `fit` (a model of several outputs: "loss", "<output>_loss", "<output>_accuracy", ...)."""
+        `fit` (a model of several outputs: "loss", "<output>_loss", "<output>_accuracy", ...), in the order of the
+        list (`list(result)`), the loss first."""
         return {"loss": self.loss, **{_name(m): v for m, v in self.metrics.items()}}
 
 
@@ -179,10 +180,12 @@ class EvaluationResult:
 class History:
     """Per-epoch figures of a `fit` call.
 
-    `history` maps Keras-compatible keys ("loss", "accuracy", "val_loss", "val_accuracy", ...) to one value
-    per epoch; `epochs` (or Keras' spelling `epoch`) holds the epoch numbers (1-based, continuing across `fit`
-    calls on one model, where Keras' are 0-based indices). A `learning_rate` key appears when a
-    LearningRateScheduler or ReduceLROnPlateau callback adds it to the logs, as in Keras. `params` is Keras'
+    `history` maps Keras-compatible keys ("accuracy", "loss", "val_accuracy", "val_loss", ...) to one value
+    per epoch, in Keras 3's order: the first epoch's keys sorted, then those first logged later (the val_ ones of
+    a `validation_freq` that skips the first epoch) and those a callback adds, as they came; `epochs` (or Keras'
+    spelling `epoch`) holds the epoch numbers (1-based, continuing across `fit` calls on one model, where Keras'
+    are 0-based indices). A `learning_rate` key appears when a LearningRateScheduler or ReduceLROnPlateau callback
+    adds it to the logs, as in Keras. `params` is Keras'
     {"verbose": ..., "epochs": ..., "steps": ...} of the call (epochs asked for, batches per epoch); a History
     read from CSV has none, and equality ignores it.
     """
@@ -206,9 +209,10 @@ class History:
             values.append(float(logs.get(key, math.nan)))
 
     def last(self) -> dict[str, float]:
-        """The last epoch's figures, {key: value} for every key (a new dict): what `fit` passes to the callbacks'
-        `on_train_end`, and the final loss and metrics of a run (`history.last()["val_loss"]`). NaN where a key had
-        no value that epoch (a "val_" key on an epoch `validation_freq` skipped); {} when no epoch was recorded."""
+        """The last epoch's figures, {key: value} for every key (a new dict): the final loss and metrics of a run
+        (`history.last()["val_loss"]`), with the keys callbacks added (`learning_rate`), which the callbacks'
+        `on_train_end` does not get (Keras passes it the epoch's logs as fit built them). NaN where a key had no
+        value that epoch (a "val_" key on an epoch `validation_freq` skipped); {} when no epoch was recorded."""
         return {key: values[-1] for key, values in self.history.items() if values}
 
     def __len__(self) -> int:
@@ -226,6 +230,11 @@ class History:
     @classmethod
     def from_csv(cls, path: str | Path) -> History:
         """Read a file written by `to_csv` or `CSVLogger`.
+
+        A "val_" column that holds no value at all (every cell nan) is left out: Keras' CSVLogger, and so
+        onnxtrain's, adds a "val_" column for every figure where the first epoch it logs has no validation figure,
+        which a fit without validation leaves empty. So a CSVLogger's file reads back equal to its fit's History
+        (and `plot` draws no empty validation curve).
 
         Raises:
             InvalidArgumentError: the file cannot be read, or is not a History CSV (header, column count or a
@@ -256,6 +265,9 @@ class History:
             history.epochs.append(epoch)
             for key, value in zip(header[1:], values, strict=True):
                 history.history[key].append(value)
+        for key in [key for key, values in history.history.items() if key.startswith("val_")]:
+            if all(math.isnan(value) for value in history.history[key]):
+                del history.history[key]
         return history
 
     def plot(self, path: str | Path) -> Path:

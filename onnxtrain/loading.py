@@ -24,6 +24,7 @@ from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelFileEr
 from onnxtrain.layers import Layer
 from onnxtrain.model import Model
 from onnxtrain.model_files import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
+from onnxtrain.multi_output import OutputLosses
 from onnxtrain.saving import reading_model
 from onnxtrain.sequential import Sequential
 
@@ -118,7 +119,10 @@ def _load(
                     model = Sequential(layers, name=str(config.get("name", "sequential")), seed=config["seed"])
         model.class_names = tuple(config["class_names"]) if config.get("class_names") else None
         model.input_scale = float(config.get("input_scale", 1.0))
-        model.trained_loss = trained_loss(config)
+        loss = trained_loss(config)
+        if isinstance(loss, OutputLosses):  # a save of a dict of outputs from before they were sorted lists its order
+            loss = loss.ordered_as(model.output_names)
+        model.trained_loss = loss
         model_files.check_weights(
             model.get_weights(), weights, files[MODEL_FILE], model.graph.trainable_params_by_name()
         )

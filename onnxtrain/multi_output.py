@@ -13,6 +13,7 @@ are `_output_spec.py`'s; compile's per-output arguments are resolved into them b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -281,13 +282,23 @@ class OutputLosses(Loss):
             config["log_order"] = list(self.log_order)
         return config
 
+    def ordered_as(self, names: Sequence[str]) -> OutputLosses:
+        """These losses with their outputs in the order of `names`, the same names in any order (a save of a dict
+        of outputs from before they were sorted); itself where they are in that order or are other names."""
+        if list(names) == self.names or sorted(names) != sorted(self.names) or len(set(names)) != len(names):
+            return self
+        by_name = {spec.name: spec for spec in self.outputs}
+        return dataclasses.replace(self, outputs=tuple(by_name[name] for name in names))
+
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> OutputLosses:
-        """The OutputLosses `get_config` describes."""
+        """The OutputLosses `get_config` describes. The outputs of a dict of outputs (whose config has a
+        `log_order`) are read in sorted order, the model's (`Functional`): a save from before dict outputs were
+        sorted listed them in the dict's."""
         specs = config.get("outputs")
         if not isinstance(specs, list) or not all(isinstance(spec, dict) for spec in specs):
             raise InvalidArgumentError(f"An output_losses config expects a list of outputs. Received: {specs!r}")
-        return cls(
+        built = cls(
             tuple(
                 output_spec(
                     str(spec["name"]),
@@ -301,6 +312,7 @@ class OutputLosses(Loss):
             ),
             tuple(str(name) for name in config.get("log_order", [])),
         )
+        return built.ordered_as(sorted(built.names)) if built.log_order else built
 
 
 def packed_width(shapes: Sequence[Shape]) -> int:

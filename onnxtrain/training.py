@@ -72,6 +72,7 @@ from onnxtrain._trainer_data import TrainerData
 from onnxtrain._trainer_evaluation import TrainerEvaluation
 from onnxtrain.arrays import input_specs
 from onnxtrain.callbacks import CallbackList
+from onnxtrain.callbacks._base import sorted_logs
 from onnxtrain.callbacks._callback import check_fit_start, check_log_keys
 from onnxtrain.callbacks._learning_rate import optimizer_schedule
 from onnxtrain.distributed._communicator import Communicator
@@ -290,6 +291,7 @@ class Trainer(TrainerData, EpochLoop, TrainerEvaluation):
         if communicator is not None:  # one shuffle for all processes: process 0's
             base_seed = shared_seed(communicator, base_seed)
         callback_list.on_train_begin()
+        train_end_logs: dict[str, float] = {}  # no epoch ran: Keras' on_train_end gets empty logs
         try:
             for _ in range(epochs):
                 epoch = self.epochs_trained + 1
@@ -313,9 +315,13 @@ class Trainer(TrainerData, EpochLoop, TrainerEvaluation):
                         communicator=communicator,
                         weighted=self._weighted_engine,
                     )
-                    logs["val_loss"] = result.loss
-                    logs.update({f"val_{log_key(m)}": v for m, v in result.metrics.items()})
-                progress.epoch_end(epoch, logs)  # first, so that what callbacks print follows the epoch's line
+                    val_logs = {"val_loss": result.loss, **{f"val_{log_key(m)}": v for m, v in result.metrics.items()}}
+                    logs.update(sorted_logs(val_logs))
+                # First, so that what callbacks print follows the epoch's line. Keras' bar (verbose=1) lists the
+                # figures as it first saw them: the batches' (sorted), then the val_ ones (sorted); its one line
+                # (verbose=2) sorts them all.
+                progress.epoch_end(epoch, logs if verbose == 1 else sorted_logs(logs))
+                train_end_logs = dict(logs)  # Keras' on_train_end logs: the last epoch's, before callbacks add keys
                 callback_list.on_epoch_end(epoch, logs)
                 history.append(epoch, logs)  # last, as Keras' History: with what callbacks added (learning_rate)
                 if communicator is not None:
@@ -324,7 +330,7 @@ class Trainer(TrainerData, EpochLoop, TrainerEvaluation):
                     break
         finally:
             progress.close()
-        callback_list.on_train_end(history.last())
+        callback_list.on_train_end(train_end_logs)
         return history
 
     def _epochs_after(self, initial_epoch: Any, epochs: int) -> int:

@@ -117,8 +117,11 @@ def test_reduce_lr_on_plateau_names_the_missing_figure():
 
 # --- the rate in a real fit: optimizer, History, CSVLogger ---------------------------------------------------
 def test_reduce_lr_on_plateau_in_fit_reaches_the_optimizer_history_and_csv(tmp_path):
-    # Keras ("rlr"): History keys [..., 'scripted', 'learning_rate'], learning_rate [0.1]*4 + [0.05]*2, final 0.05;
-    # a CSVLogger after the callback has a learning_rate column.
+    # Keras ("rlr"): History keys [..., 'scripted', 'learning_rate'] (the first epoch's sorted, then those the
+    # callbacks added: tests/data/keras/keras_key_order.json), learning_rate [0.1]*4 + [0.05]*2, final 0.05; a
+    # CSVLogger after the callback has a learning_rate column, among the others, sorted, and (the first epoch
+    # having no val_ figure) a val_ column for each, which this fit without validation leaves nan: History.from_csv
+    # leaves those out.
     x, y = tiny_data()
     path = tmp_path / "log.csv"
     scripted = ScriptFigure("scripted", [1.0, 0.9, 0.95, 0.96, 0.97, 0.5])
@@ -132,10 +135,12 @@ def test_reduce_lr_on_plateau_in_fit_reaches_the_optimizer_history_and_csv(tmp_p
             ],
         )  # fmt: skip
         final = model.learning_rate
-    assert list(history.history) == ["loss", "accuracy", "scripted", "learning_rate"]
+    assert list(history.history) == ["accuracy", "loss", "scripted", "learning_rate"]
     assert history.history["learning_rate"] == pytest.approx([0.1] * 4 + [0.05] * 2, rel=F32)
     assert final == pytest.approx(0.05, rel=F32)
-    assert path.read_text().splitlines()[0] == "epoch,loss,accuracy,scripted,learning_rate"
+    header = "epoch,accuracy,learning_rate,loss,scripted,val_accuracy,val_learning_rate,val_loss,val_scripted"
+    assert path.read_text().splitlines()[0] == header
+    assert all(row.endswith(",nan,nan,nan,nan") for row in path.read_text().splitlines()[1:])
     assert History.from_csv(path) == history
     assert History.from_csv(history.to_csv(tmp_path / "history.csv")) == history
 
@@ -154,23 +159,31 @@ def test_scheduler_adds_the_rate_to_the_logs_after_a_csv_logger_has_fixed_its_co
             x, y, epochs=1, batch_size=8, verbose=0,
             callbacks=[LearningRateScheduler(lambda epoch: 0.01), CSVLogger(path, append=True)],
         )  # fmt: skip
-    assert list(history.history) == ["loss", "accuracy", "learning_rate"]
+    assert list(history.history) == ["accuracy", "loss", "learning_rate"]
     assert history.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.1 / 3], rel=F32)
     assert appended.history["learning_rate"] == [0.01]
-    logged = History.from_csv(path)  # appending keeps the file's columns
-    assert list(logged.history) == ["loss", "accuracy"] and logged.epochs == [1, 2, 3, 4]
+    # appending keeps the file's columns: Keras' (no learning_rate), with a val_ one for each, all nan here
+    assert path.read_text().splitlines()[0] == "epoch,accuracy,loss,val_accuracy,val_loss"
+    logged = History.from_csv(path)  # which leaves out the val_ columns that hold no value
+    assert list(logged.history) == ["accuracy", "loss"] and logged.epochs == [1, 2, 3, 4]
     assert logged.history["loss"] == history.history["loss"] + appended.history["loss"]
 
 
-def test_train_end_gets_the_last_epochs_rate():
+def test_train_end_gets_the_last_epochs_logs_without_the_rate_the_scheduler_added():
+    # Keras 3: on_train_end gets the last epoch's logs as fit built them, sorted; the learning_rate a callback adds
+    # at an epoch's end is the History's alone (tests/data/keras/keras_key_order.json, "callbacks_add_keys")
     ends: list[dict] = []
     x, y = tiny_data()
     with tiny_model() as model:
-        model.fit(
+        history = model.fit(
             x, y, epochs=2, batch_size=8, verbose=0,
             callbacks=[LearningRateScheduler(lambda epoch: 0.1 / epoch), LambdaCallback(on_train_end=ends.append)],
         )  # fmt: skip
-    assert ends[0]["learning_rate"] == pytest.approx(0.05)
+    assert len(ends) == 1 and "learning_rate" not in ends[0]
+    assert list(ends[0]) == ["accuracy", "loss"]
+    last = history.last()
+    assert last["learning_rate"] == pytest.approx(0.05, rel=F32)
+    assert ends[0] == {key: last[key] for key in ("accuracy", "loss")}
 
 
 # --- per-step schedules count the optimizer's steps ------------------------------------------------------------

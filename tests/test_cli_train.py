@@ -336,8 +336,12 @@ def test_a_history_csv_ahead_of_its_model_is_cut_to_the_model_on_resume(folder):
     2 again): the resumed run's lists each of the model's epochs once, the last row written for it."""
     assert main(["train", _config(folder, seed=2), "--epochs", "2", "--output", "out", "--verbose", "0"]) == 0
     rows = (folder / "out" / "history.csv").read_text().splitlines()
-    stale = rows[2].replace(rows[2].split(",")[1], "9.0", 1)
-    (folder / "out" / "history.csv").write_text("\n".join([*rows, "3,1.0,0.5", stale]) + "\n")
+    header = rows[0].split(",")  # Keras' columns: epoch, then the keys sorted
+    stale = rows[2].split(",")
+    stale[header.index("loss")] = "9.0"
+    third = {"epoch": "3", "loss": "1.0", "accuracy": "0.5"}
+    ahead = [",".join(third.get(column, "nan") for column in header), ",".join(stale)]
+    (folder / "out" / "history.csv").write_text("\n".join([*rows, *ahead]) + "\n")
     assert main(["train", "--resume", "out", "--epochs", "1", "--output", "next", "--verbose", "0"]) == 0
     history = History.from_csv(folder / "next" / "history.csv")
     assert history.epochs == [1, 2, 3] and history.history["loss"][1] == 9.0

@@ -334,7 +334,11 @@ MISTAKES: list[tuple[Callable[[], object], type[Exception], str]] = [
     (lambda: Dot(axes=1)([Input(3), Input(4)]), ShapeError, "dotted axes to be the same size"),
     (lambda: Dot(axes=(1, 1, 1)), InvalidArgumentError, "an int or a pair of ints"),
     (lambda: Sequential.of(Input(3), Add()), InvalidArgumentError, "a Sequential model cannot hold it"),
-    (_disconnected, InvalidArgumentError, r"Graph disconnected: outputs\[0\] depends on Input of shape \[None, 3\]"),
+    (
+        _disconnected,
+        InvalidArgumentError,
+        r"Graph disconnected: outputs\[0\] \(Add layer output\) depends on Input of shape \[None, 3\]",
+    ),
     (lambda: Functional(Dense(2)(Input(2)), Input(2)), InvalidTypeError, r"inputs\[0\]: Dense layer output"),
     (lambda: Functional(Input(2), [np.zeros(2)]), InvalidTypeError, r"outputs\[0\]: ndarray"),
 ]

@@ -5,11 +5,12 @@ them (/work/venv-jax, keras 3.15.1, KERAS_BACKEND=jax); forwards in ONNX Runtime
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from onnxtrain.errors import ShapeError
+from onnxtrain.errors import InvalidArgumentError, ShapeError
 from onnxtrain.functional import Functional
 from onnxtrain.layers import Add, Concatenate, Dense, Input
 from tests.test_functional import data, dense, run
@@ -73,3 +74,40 @@ def test_an_input_no_output_reads_is_taken_as_keras_takes_it() -> None:
     (y,), _ = run(graph, xa, xb)
     np.testing.assert_allclose(y, dense(graph.params_by_name(), "dense_1", xa), rtol=1e-5, atol=1e-6)
     assert graph.get_config()["input_layers"] == [["a", 0], ["b", 0]]
+
+
+def _nested_models_own_input() -> None:
+    # /tmp/s21/T1/nest/nest4.py: a layer inside a nested model reads that model's own Input, another Input than the
+    # outer model's though of the same name (Keras 3.15: "Output with path `` is not connected to `inputs`")
+    own = Input(4, name="input_1")
+    inner = Functional(own, Dense(3, name="sm")(Dense(8)(own)), name="inner", seed=0)
+    outer_input = Input(4, name="input_1")
+    Functional(outer_input, inner(outer_input))  # the nested model's call reads the outer Input
+    Functional(outer_input, inner.layers[-1].output)  # its layer's own call does not
+
+
+def _an_input_outside() -> None:
+    a, b = Input(3, name="a"), Input(3, name="b")
+    Functional(a, Add()([a, b]))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            _nested_models_own_input,
+            r"^Graph disconnected: outputs\[0\] \(Dense layer 'sm' output\) depends on Input 'input_1', a different "
+            r"Input from the Input 'input_1' in inputs \(Input 'input_1'\): two Inputs of one name, typically a "
+            r"nested model's own Input and the outer model's\..*e\.g\. Model\(inner\.inputs, "
+            r"inner\.get_layer\('sm'\)\.output\)",
+        ),
+        (
+            _an_input_outside,
+            r"^Graph disconnected: outputs\[0\] \(Add layer output\) depends on Input 'b', which is not in inputs "
+            r"\(Input 'a'\)\. Add it to inputs\.$",
+        ),
+    ],
+)
+def test_an_output_on_an_input_outside_inputs_is_refused_naming_both(make: Callable[[], None], message: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        make()

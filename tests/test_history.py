@@ -38,9 +38,10 @@ def test_fit_history_has_keras_keys_and_epoch_numbers_that_continue_across_fits(
     with tiny_model() as model:
         first = model.fit(x, y, epochs=2, batch_size=16, verbose=0, validation=(x[:8], y[:8]))
         second = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
-    assert list(first.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    # Keras 3 sorts the logs (tests/data/keras/keras_key_order.json; tests/test_history_key_order.py)
+    assert list(first.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert first.epochs == [1, 2] and all(len(v) == 2 for v in first.history.values())
-    assert second.epochs == [3] and list(second.history) == ["loss", "accuracy"]
+    assert second.epochs == [3] and list(second.history) == ["accuracy", "loss"]
 
 
 def test_validation_split_takes_the_last_fraction_before_shuffling():
@@ -108,9 +109,10 @@ def test_csv_round_trip_preserves_every_value(tmp_path_factory, columns, rows, d
         history.append(epoch + 10, {key: data.draw(floats) for key in columns})
     path = history.to_csv(tmp_path_factory.mktemp("csv") / "history.csv")
     loaded = History.from_csv(path)
-    assert loaded.epochs == history.epochs and list(loaded.history) == list(history.history)
-    for key, values in history.history.items():
-        np.testing.assert_array_equal(loaded.history[key], values)  # equal_nan by default, bit-exact otherwise
+    empty = [key for key, values in history.history.items() if key.startswith("val_") and np.isnan(values).all()]
+    assert loaded.epochs == history.epochs and list(loaded.history) == [k for k in history.history if k not in empty]
+    for key, values in loaded.history.items():
+        np.testing.assert_array_equal(values, history.history[key])  # equal_nan by default, bit-exact otherwise
 
 
 def test_csv_from_fit_reads_back_equal(tmp_path):
@@ -119,7 +121,8 @@ def test_csv_from_fit_reads_back_equal(tmp_path):
         history = model.fit(x, y, epochs=3, batch_size=16, validation_split=0.25, verbose=0)
     loaded = History.from_csv(history.to_csv(tmp_path / "h.csv"))
     assert loaded.history == history.history and loaded.epochs == [1, 2, 3]
-    assert (tmp_path / "h.csv").read_text().splitlines()[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
+    assert list(loaded.history) == list(history.history)
+    assert (tmp_path / "h.csv").read_text().splitlines()[0] == "epoch,accuracy,loss,val_accuracy,val_loss"
 
 
 @pytest.mark.parametrize(
@@ -154,6 +157,44 @@ def test_from_csv_skips_blank_lines(tmp_path):
     path = tmp_path / "h.csv"
     path.write_text("epoch,loss\n1,0.5\n\n2,0.25\n\n")
     assert History.from_csv(path).history == {"loss": [0.5, 0.25]}
+
+
+NAN = math.nan
+EMPTY_COLUMNS = [  # a CSV, and the History read from it (nan where a value is missing)
+    (  # a CSVLogger of a fit without validation: Keras' val_ columns, which hold no value, are left out
+        "epoch,accuracy,loss,val_accuracy,val_loss\n1,0.5,1.0,nan,nan\n2,0.75,0.5,nan,nan\n",
+        {"accuracy": [0.5, 0.75], "loss": [1.0, 0.5]},
+    ),
+    (  # validation_freq=2: a val_ column with a value is kept, with its nan
+        "epoch,loss,val_loss\n1,1.0,nan\n2,0.5,0.75\n",
+        {"loss": [1.0, 0.5], "val_loss": [NAN, 0.75]},
+    ),
+    (  # only val_ columns: a figure of the training's with no value is kept
+        "epoch,learning_rate,loss,val_learning_rate,val_loss\n1,nan,nan,nan,0.25\n",
+        {"learning_rate": [NAN], "loss": [NAN], "val_loss": [0.25]},
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), EMPTY_COLUMNS, ids=["no_validation", "validation_freq", "train_nan"])
+def test_from_csv_leaves_out_the_val_columns_that_hold_no_value(tmp_path, text, expected):
+    path = tmp_path / "log.csv"
+    path.write_text(text)
+    loaded = History.from_csv(path)
+    assert list(loaded.history) == list(expected)
+    for key, values in expected.items():
+        np.testing.assert_array_equal(loaded.history[key], values)
+
+
+def test_a_csv_logger_of_a_fit_without_validation_reads_back_equal_to_its_history(tmp_path):
+    from onnxtrain.callbacks import CSVLogger
+
+    x, y = tiny_data()
+    with tiny_model() as model:
+        history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[CSVLogger(tmp_path / "log.csv")])
+    assert (tmp_path / "log.csv").read_text().splitlines()[0] == "epoch,accuracy,loss,val_accuracy,val_loss"
+    loaded = History.from_csv(tmp_path / "log.csv")
+    assert loaded == history and list(loaded.history) == list(history.history) == ["accuracy", "loss"]
 
 
 # --- plot -----------------------------------------------------------------------------------------------

@@ -113,12 +113,12 @@ def test_a_keras_call_onnxtrain_cannot_rebuild_is_refused_naming_the_layer(call,
         onnxtrain_functional_config(_with_call(call))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Functional.from_layer_config does not call onnxtrain_functional_config yet (functional.py is another "
-    "builder's this session): remove this mark once it does",
-)
-def test_model_from_config_takes_a_keras_functional_config_as_it_is():
-    model = Model.from_config(CONFIGS["functional_dict"]["config"])
-    model.set_weights(arrays("functional_dict", "w"))
-    np.testing.assert_allclose(flat(model.predict(ARRAYS["functional_dict/x"]))[1], ARRAYS["functional_dict/y/1"])
+@pytest.mark.parametrize("name", FUNCTIONAL)
+def test_model_from_config_takes_a_keras_functional_config_as_it_is(name):
+    model = Model.from_config(copy.deepcopy(CONFIGS[name]["config"]))  # Functional.from_layer_config converts it
+    model.set_weights(arrays(name, "w"))
+    outputs = flat(model.predict(arrays(name, "x") or ARRAYS[f"{name}/x"]))
+    expected = [ARRAYS[f"{name}/y/{i}"] for i in range(len(arrays(name, "y")))]
+    assert len(outputs) == len(expected)
+    for ours, keras in zip(outputs, expected, strict=True):
+        np.testing.assert_allclose(ours, keras, rtol=1e-5, atol=1e-6)

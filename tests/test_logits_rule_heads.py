@@ -89,6 +89,8 @@ def assert_trains_as_linear(
         for name, values in outputs.items():
             np.testing.assert_allclose(values, reference[name], rtol=1e-5, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(model.predict_softly(x), linear.predict_softly(x), rtol=1e-5, atol=1e-6)
+        # model(x) computes what the graphs do (`_model_prediction.call_on_data`): the logits, moved or pooled too
+        np.testing.assert_allclose(np.asarray(model(x)), reference["logits"], rtol=1e-5, atol=1e-6)
         y = labels(loss, (len(x), *model.output_shape), rng)
         assert float(model.evaluate(x, y, batch_size=6)) == pytest.approx(float(linear.evaluate(x, y, batch_size=6)))
         assert float(model.train_on_batch(x, y)) == pytest.approx(float(linear.train_on_batch(x, y)), abs=1e-6)
@@ -186,6 +188,16 @@ CARRIED: dict[str, tuple[Callable[[Activation], Model | Sequential], tuple[int, 
         (4, 5, 2),
         CategoricalCrossentropy(from_logits=True),
     ),
+    "dense_then_flatten": (  # Keras' Dense(n) per step then Flatten(): no warning, as the graphs are linear
+        lambda a: Sequential([Input(6, 4), Dense(2, name="head", **given(a)), Flatten()]),
+        (6, 4),
+        CategoricalCrossentropy(from_logits=True),
+    ),
+    "dense_then_reshape": (
+        lambda a: Sequential([Input(6, 4), Dense(3, name="head", **given(a)), Reshape((3, 6))]),
+        (6, 4),
+        BinaryCrossentropy(from_logits=True),
+    ),
     "dense_then_global_average": (  # a Dense's values, pooled over the steps, as well
         lambda a: Sequential([Input(6, 4), Dense(3, name="head", **given(a)), GlobalAveragePooling1D()]),
         (6, 4),
@@ -235,8 +247,14 @@ def test_another_reader_of_the_head_keeps_its_default_relu(tmp_path):
         linear.set_weights(model.get_weights())
         z = np.asarray(linear(x))
         outputs = exported(model, x, tmp_path, "model")
+        called = model(x)  # as the export computes them, a list as the outputs were given
+        predicted = model.predict_outputs(x)
     np.testing.assert_allclose(outputs["classes"], z.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(outputs["maps"], np.maximum(z, 0).reshape(len(x), -1), rtol=1e-5, atol=1e-6)
+    assert isinstance(called, list)
+    for name, values in zip(["classes", "maps"], called, strict=True):
+        np.testing.assert_allclose(values, outputs[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(predicted[name], outputs[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 # --- an explicit ReLU stays -------------------------------------------------------------------------------------
@@ -255,13 +273,18 @@ def test_an_explicit_relu_on_a_last_convolution_stays_and_warns(tmp_path):
         np.testing.assert_allclose(exported(model, x, tmp_path, "relu")["logits"], np.maximum(z, 0), atol=1e-6)
 
 
-def test_an_explicit_relu_pooled_to_the_output_stays(tmp_path):
+def test_an_explicit_relu_pooled_to_the_output_stays_and_warns(tmp_path):
     x = np.random.default_rng(4).normal(size=(4, 4, 5, 2)).astype(np.float32)
     with (
         Sequential([Input(4, 5, 2), Conv2D(3, 1, activation="relu", name="head"), GlobalAveragePooling2D()]) as model,
         Sequential([Input(4, 5, 2), Conv2D(3, 1, activation="linear", name="head")]) as linear,
     ):
-        model.compile(loss="sparse_categorical_crossentropy")
+        with pytest.warns(
+            UserWarning,
+            match=r"the last layer 'global_average_pooling2d(_\d+)?' \(the values, moved or pooled, of Conv2D 'head'\) "
+            r"applies activation 'relu' to them: relu logits are clamped.*Conv2D\(\.\.\., activation=\"linear\"\)",
+        ):
+            model.compile(loss="sparse_categorical_crossentropy")
         linear.set_weights(model.get_weights())
         z = np.asarray(linear(x))
         expected = np.maximum(z, 0).mean(axis=(1, 2))
@@ -282,7 +305,10 @@ def test_a_saved_convolution_head_loads_with_its_activation_given_or_not(tmp_pat
         saved = exported(model, x, tmp_path, "before")
         softly = model.predict_softly(x)
         model.save(tmp_path / "saved")
-    with load_model(tmp_path / "saved") as loaded:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the explicit ReLU's own warning, again at the load's compile
+        loaded = load_model(tmp_path / "saved")
+    with loaded:
         head = loaded.get_layer("head")
         assert head.activation.name == "relu" and head.activation_given is (activation is not None)
         assert ("activation" in head.get_config()) is (activation is not None)

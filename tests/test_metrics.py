@@ -133,12 +133,13 @@ def test_keras_metric_names_go_through_compile_evaluate_and_save(tmp_path, engin
         result = model.evaluate(x, y, return_dict=True)
         scores = model.predict_softly(x)
         model.save(tmp_path / "saved")
-    assert list(history.history) == ["loss", *names]
+    keras_keys = ["accuracy", "loss", "sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy"]  # sorted
+    assert list(history.history) == keras_keys
     assert result["sparse_categorical_accuracy"] == result["accuracy"] == pytest.approx(np.mean(scores.argmax(1) == y))
     own = scores[np.arange(30), y]
     assert result["sparse_top_k_categorical_accuracy"] == pytest.approx(np.mean((scores > own[:, None]).sum(1) < 5))
     with load_model(tmp_path / "saved") as loaded:
-        assert list(loaded.evaluate(x, y, return_dict=True)) == ["loss", *names]
+        assert list(loaded.evaluate(x, y, return_dict=True)) == keras_keys
 
 
 def test_mae_reads_what_the_model_outputs_probabilities_or_the_logits_of_a_from_logits_loss() -> None:
@@ -195,8 +196,14 @@ def test_rmse_is_the_root_of_the_epoch_mse_not_a_mean_of_batch_roots(engine: str
     assert abs(figures["root_mean_squared_error"] - batch_roots) > 1e-3
     assert figures["root_mean_squared_error"] == pytest.approx(figures["mse"] ** 0.5)
     logs = history.history
-    names = ["loss", "root_mean_squared_error", "mse"]
-    assert list(logs) == names + [f"val_{name}" for name in names]
+    assert list(logs) == [  # Keras 3's order: sorted
+        "loss",
+        "mse",
+        "root_mean_squared_error",
+        "val_loss",
+        "val_mse",
+        "val_root_mean_squared_error",
+    ]
     assert logs["root_mean_squared_error"][0] == pytest.approx(logs["mse"][0] ** 0.5)
     assert logs["val_root_mean_squared_error"][0] == pytest.approx(logs["val_mse"][0] ** 0.5)
 
@@ -225,28 +232,45 @@ def test_metrics_that_read_the_other_kind_of_labels_are_refused_by_name(metric, 
 
 
 # What Keras 3.15 names each metric in History and evaluate(return_dict=True): the string compile was given,
-# verbatim (metrics=["acc"] -> "acc", "val_acc"; KERAS_BACKEND=jax, binary cross-entropy, one sigmoid unit).
+# verbatim (metrics=["acc"] -> "acc", "val_acc"; KERAS_BACKEND=jax, binary cross-entropy, one sigmoid unit); and
+# its History's training keys in Keras' order, sorted (its val_ keys follow in the same order).
 KERAS_METRIC_KEYS = [
-    (["acc", "mean_absolute_error", "mean_squared_error"], ["acc", "mean_absolute_error", "mean_squared_error"]),
-    (["mae", "mse", "accuracy"], ["mae", "mse", "accuracy"]),
-    (["RootMeanSquaredError", "BinaryAccuracy"], ["RootMeanSquaredError", "BinaryAccuracy"]),
-    (["root_mean_squared_error", "binary_accuracy"], ["root_mean_squared_error", "binary_accuracy"]),
-    (["MeanAbsoluteError", "MAE"], ["MeanAbsoluteError", "MAE"]),
-    (["acc", "accuracy"], ["acc", "accuracy"]),  # two names, two keys, as in Keras
-    ([Metrics.ACCURACY, Metrics.MAE], ["accuracy", "mae"]),  # members: their values (KotlinDL's API)
+    (
+        ["acc", "mean_absolute_error", "mean_squared_error"],
+        ["acc", "mean_absolute_error", "mean_squared_error"],
+        ["acc", "loss", "mean_absolute_error", "mean_squared_error"],
+    ),
+    (["mae", "mse", "accuracy"], ["mae", "mse", "accuracy"], ["accuracy", "loss", "mae", "mse"]),
+    (
+        ["RootMeanSquaredError", "BinaryAccuracy"],
+        ["RootMeanSquaredError", "BinaryAccuracy"],
+        ["BinaryAccuracy", "RootMeanSquaredError", "loss"],
+    ),
+    (
+        ["root_mean_squared_error", "binary_accuracy"],
+        ["root_mean_squared_error", "binary_accuracy"],
+        ["binary_accuracy", "loss", "root_mean_squared_error"],
+    ),
+    (["MeanAbsoluteError", "MAE"], ["MeanAbsoluteError", "MAE"], ["MAE", "MeanAbsoluteError", "loss"]),
+    (["acc", "accuracy"], ["acc", "accuracy"], ["acc", "accuracy", "loss"]),  # two names, two keys, as in Keras
+    ([Metrics.ACCURACY, Metrics.MAE], ["accuracy", "mae"], ["accuracy", "loss", "mae"]),  # members: their values
 ]
 
 
-@pytest.mark.parametrize(("given", "keys"), KERAS_METRIC_KEYS, ids=[str(keys) for _, keys in KERAS_METRIC_KEYS])
-def test_metrics_are_logged_under_the_names_compile_was_given_as_in_keras_3(given, keys):
+@pytest.mark.parametrize(
+    ("given", "keys", "history_keys"), KERAS_METRIC_KEYS, ids=[str(keys) for _, keys, _ in KERAS_METRIC_KEYS]
+)
+def test_metrics_are_logged_under_the_names_compile_was_given_as_in_keras_3(given, keys, history_keys):
     x = RNG.standard_normal((32, 3)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.float32)
     with Sequential([Input(3), Dense(1, activation="sigmoid")], seed=0) as model:
         model.compile(optimizer="adam", loss="binary_crossentropy", metrics=given)
         history = model.fit(x, y, epochs=1, verbose=0, validation_split=0.25)
         result = model.evaluate(x, y)
-    assert list(history.history) == ["loss", *keys, "val_loss", *(f"val_{key}" for key in keys)]
-    assert list(result.to_dict()) == ["loss", *keys]
+        figures = model.evaluate(x, y, return_dict=True)
+    assert list(history.history) == [*history_keys, *(f"val_{key}" for key in history_keys)]
+    assert list(figures) == history_keys
+    assert list(result.to_dict()) == ["loss", *keys]  # the list's order: the loss, then the metrics as compiled
     assert result.metrics[keys[0]] == result.metrics[get(given[0])]  # any name of the metric finds it
 
 
@@ -263,7 +287,7 @@ def test_a_metric_of_a_model_of_several_outputs_is_logged_as_output_and_the_name
             metrics={"kind": "acc", "size": ["mean_absolute_error"]},
         )
         figures = model.evaluate(x, [RNG.integers(0, 3, 24), x[:, :1]], return_dict=True)
-    assert list(figures) == ["loss", "kind_loss", "size_loss", "kind_acc", "size_mean_absolute_error"]
+    assert list(figures) == ["kind_acc", "kind_loss", "loss", "size_loss", "size_mean_absolute_error"]  # Keras
 
 
 def test_named_keeps_the_spelling_and_resolves_the_metric():

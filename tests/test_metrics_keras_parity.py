@@ -1,8 +1,8 @@
-"""Metrics through compile, evaluate and fit against Keras 3.15's numbers (tests/data/keras/keras_loss_metric_parity.npz,
-written by tools/keras_loss_metric_fixtures.py): the sparse accuracies on class indices per position, weighted
-metrics with one weight per position, losses given as metrics (a loss object: the mean of the batches' means), and
-what the metrics that read values see of a model ending in logits (the logits, as Keras' metrics see the model's
-outputs) or in a softmax (its probabilities)."""
+"""Metrics through compile, evaluate and fit against Keras 3.15's numbers
+(tests/data/keras/keras_loss_metric_parity.npz, written by tools/keras_loss_metric_fixtures.py): the sparse accuracies
+on class indices per position, weighted metrics with one weight per position, losses given as metrics (a loss object:
+the mean of the batches' means), and what the metrics that read values see of a model ending in logits (the logits,
+as Keras' metrics see the model's outputs) or in a softmax (its probabilities)."""
 
 from __future__ import annotations
 

@@ -146,8 +146,10 @@ def test_per_output_metrics_history_and_csv_keys(tmp_path):
         figures = model.evaluate(X, [Y_CLASS, Y_VALUE], return_dict=True)
         classes, values = model.predict(X, verbose=0)
     keys = ["loss", "kind_loss", "size_loss", "kind_accuracy", "size_mae", "size_mse", "size_rmse"]  # names given
-    assert list(history.history) == keys + [f"val_{key}" for key in keys]
-    assert figures == dict(zip(keys, result, strict=True))  # Keras' return_dict=True: keyed as the logs
+    logged = ["kind_accuracy", "kind_loss", "loss", "size_loss", "size_mae", "size_mse", "size_rmse"]  # sorted
+    assert list(history.history) == logged + [f"val_{key}" for key in logged]  # Keras 3's order
+    assert figures == dict(zip(keys, result, strict=True))  # Keras' return_dict=True: keyed as the logs ...
+    assert list(figures) == logged  # ... and sorted as they are, where the list keeps the loss first
     assert list(History.from_csv(tmp_path / "log.csv").history) == list(history.history)
     assert list(result) == [result.loss, *(result.metrics[key] for key in keys[1:])]
     assert result.metrics["kind_accuracy"] == pytest.approx(float((classes == Y_CLASS).mean()))

@@ -15,11 +15,19 @@ import numpy as np
 from onnxtrain.errors import InvalidArgumentError
 
 Logs = Mapping[str, float]
-"""What the hooks get as `logs`. At an epoch's end it is one dict that fit hands to every callback in order, so a
-callback may add a figure to it (as LearningRateScheduler and ReduceLROnPlateau add `learning_rate`, like Keras'):
-the History and the callbacks after it see it. The progress line is printed before the callbacks run, so that what
-they print follows it, and shows only fit's own figures."""
+"""What the hooks get as `logs`: its keys sorted, as Keras 3 hands them to every hook (`sorted_logs`). At an epoch's
+end it is one dict that fit hands to every callback in order, so a callback may add a figure to it (as
+LearningRateScheduler and ReduceLROnPlateau add `learning_rate`, like Keras'), after the sorted keys: the History and
+the callbacks after it see it. The progress line is printed before the callbacks run, so that what they print
+follows it, and shows only fit's own figures."""
 logger = logging.getLogger("onnxtrain")
+
+
+def sorted_logs(logs: Mapping[str, float]) -> dict[str, float]:
+    """`logs` with its keys sorted: the order Keras 3 gives every hook's logs (its CallbackList passes them through
+    `python_utils.pythonify_logs`), and so its History's keys (the first epoch's, then those logged later) and
+    `evaluate(..., return_dict=True)`'s: "accuracy", "loss", "val_accuracy", "val_loss"."""
+    return dict(sorted(logs.items()))
 
 
 class CallbackModel(Protocol):
@@ -131,8 +139,10 @@ class Callback:
         not when `fit` raises).
 
         Args:
-            logs: the last epoch's logs as the History recorded them (what `on_epoch_end` got, with the keys the
-                callbacks added), as Keras passes them; an empty dict where no epoch ran.
+            logs: the last epoch's logs as fit built them, sorted by key as Keras passes them: its figures and
+                validation figures, without the keys that callbacks added at its end (`learning_rate`), as in
+                Keras, whose epoch-end hooks get a copy of them (the History records those keys:
+                `history.last()`). An empty dict where no epoch ran.
         """
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
@@ -153,10 +163,11 @@ class Callback:
             logs: the epoch's figures, keyed as the History's: "loss" and each compiled metric ("accuracy"; a model
                 of several outputs also "<output>_loss", "<output>_<metric>"), their means over the epoch's
                 batches; with validation on this epoch (`validation_data`/`validation_split`, `validation_freq`),
-                the same figures on it with "val_" before each key. e.g. {"loss": 0.2, "accuracy": 0.7,
-                "val_loss": 0.3, "val_accuracy": 0.6}. It is one dict that every callback gets in turn, with the keys
-                the callbacks before this one added ("learning_rate" from LearningRateScheduler or
-                ReduceLROnPlateau); a key added here reaches the callbacks after this one and the History.
+                the same figures on it with "val_" before each key; sorted by key, as Keras 3's. e.g.
+                {"accuracy": 0.7, "loss": 0.2, "val_accuracy": 0.6, "val_loss": 0.3}. It is one dict that every
+                callback gets in turn, with the keys the callbacks before this one added after those
+                ("learning_rate" from LearningRateScheduler or ReduceLROnPlateau); a key added here reaches the
+                callbacks after this one and the History.
         """
 
     def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
@@ -177,9 +188,9 @@ class Callback:
         Args:
             batch: the batch's number in its epoch, counted from 1 (Keras' is the 0-based index).
             logs: the epoch's running figures up to this batch, as Keras': the mean "loss" and each compiled metric
-                over the batches so far, keyed as `on_epoch_end`'s (no "val_" keys). After a batch whose loss is not
-                finite (NaN, inf), "loss" is that batch's loss: set `self.model.stop_training = True` here (as
-                TerminateOnNaN does) to end `fit` there, which otherwise raises a `NonFiniteLossError`.
+                over the batches so far, keyed and sorted as `on_epoch_end`'s (no "val_" keys). After a batch whose
+                loss is not finite (NaN, inf), "loss" is that batch's loss: set `self.model.stop_training = True`
+                here (as TerminateOnNaN does) to end `fit` there, which otherwise raises a `NonFiniteLossError`.
         """
         self.on_batch_end(batch, logs)
 

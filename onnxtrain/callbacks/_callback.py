@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from onnxtrain.callbacks._base import Callback, CallbackModel, Logs
+from onnxtrain.callbacks._base import Callback, CallbackModel, Logs, sorted_logs
 from onnxtrain.callbacks._base import _overrides as _overrides
 from onnxtrain.callbacks._base import check_callback_verbose as check_callback_verbose
 from onnxtrain.callbacks._base import logger as logger
@@ -21,11 +21,12 @@ from onnxtrain.callbacks._unmonitored import CSVLogger as CSVLogger
 from onnxtrain.callbacks._unmonitored import TerminateOnNaN as TerminateOnNaN
 from onnxtrain.callbacks._unmonitored import TimeStopping as TimeStopping
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
+from onnxtrain.progress import prints_here
 
 
 def _warn_about_uncalled_hooks(callback: Callback) -> None:
     hooks = [hook for hook in UNCALLED_HOOKS if callable(getattr(callback, hook, None))]  # a LambdaCallback's too
-    if hooks:
+    if hooks and prints_here():  # one warning for a data-parallel world, not one per process
         warnings.warn(
             f"Callback {type(callback).__name__} overrides {', '.join(hooks)}, which onnxtrain never calls: "
             + UNCALLED_ADVICE,
@@ -35,12 +36,24 @@ def _warn_about_uncalled_hooks(callback: Callback) -> None:
 
 
 def _dict(logs: Logs | None) -> Logs:
-    """A hook's logs as Keras passes them: a dict, empty where there are none (a begin hook's)."""
-    return {} if logs is None else logs
+    """A hook's logs as Keras 3's CallbackList passes them: a dict, its keys sorted (`sorted_logs`), empty where
+    there are none (a begin hook's). fit's own dict is sorted in place, not copied: a key a callback adds to it
+    (learning_rate) then follows the sorted ones in what fit reads back from it (the History), as in Keras."""
+    if logs is None:
+        return {}
+    if not isinstance(logs, dict):
+        return sorted_logs(logs)
+    keys = list(logs)
+    if keys != sorted(keys):
+        ordered = sorted_logs(logs)
+        logs.clear()
+        logs.update(ordered)
+    return logs
 
 
 class CallbackList:
-    """Calls every callback's hook in order, with `logs` a dict (empty for the begin hooks), as Keras' does.
+    """Calls every callback's hook in order, with `logs` a dict sorted by key (empty for the begin hooks), as
+    Keras 3's does.
 
     Args:
         callbacks: a Callback, a sequence or set of them, or None.

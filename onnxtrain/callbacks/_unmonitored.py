@@ -54,7 +54,12 @@ class CSVLogger(Callback):
 
     The file reads back with `History.from_csv`. With `append=True` an existing file is continued under its
     header (figures it lacks are dropped, figures missing from the logs are written as nan); otherwise the
-    file is replaced when training begins. The columns are those of the first epoch logged.
+    file is replaced when training begins. The columns are Keras 3's: those of the first epoch logged, sorted by
+    name (a `learning_rate` a callback before this one adds among them); where that epoch logged no "val_" figure
+    (no validation, or a `validation_freq` that skips it), a "val_" column for each of them follows (Keras' rule:
+    for every one, `val_learning_rate` too), so that the later epochs' validation figures have a place (those an
+    epoch lacks are written as nan, Keras' "NA"). `History.from_csv` leaves out a "val_" column that holds no
+    value, so the file of a fit without validation reads back equal to its History.
     """
 
     def __init__(self, path: str | Path, append: bool = False):
@@ -87,7 +92,10 @@ class CSVLogger(Callback):
         logs = logs or {}
         lines = []
         if self._keys is None:
-            self._keys = list(logs)
+            keys = sorted(logs)
+            if not any(key.startswith("val_") for key in keys):
+                keys += [f"val_{key}" for key in keys]
+            self._keys = keys
             lines.append(",".join(["epoch", *self._keys]))
         lines.append(",".join([str(epoch), *(repr(float(logs.get(k, math.nan))) for k in self._keys)]))
         with open(self.path, "a", encoding="utf-8") as f:
