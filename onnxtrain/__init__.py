@@ -46,3 +46,11 @@ __all__ = [
     "load_model",
     "lora",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Only reached for a name the package lacks: KotlinDL's name of a class it has under another
+    # (`onnxtrain.Functional` is `onnxtrain.Model`) is refused naming it.
+    from onnxtrain._kotlindl_attributes import missing_module_attribute
+
+    raise AttributeError(missing_module_attribute(__name__, name), name=name)

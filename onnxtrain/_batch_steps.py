@@ -71,13 +71,14 @@ class BatchSteps:
         Raises:
             ModelStateError: not compiled, or called from a callback while fit runs.
             NonFiniteLossError: the batch's loss is NaN or inf (no update was made).
-            UnsupportedError: in a data-parallel world (use fit).
+            InvalidArgumentError: a Dataset given with a y beside it (a Dataset carries its labels).
+            UnsupportedError: in a data-parallel world (use fit, or compile the model in `distributed.alone()`).
         """
         self._check_not_fitting("train_on_batch")
         self._build_for("train_on_batch", x)
         trainer = self._compiled_trainer("train_on_batch")
         as_dict = check_bool("train_on_batch", "return_dict", return_dict)
-        logs = train_batch(trainer, dataset_arg(x, y, "x"), sample_weight, class_weight)
+        logs = train_batch(trainer, dataset_arg(x, y, "x", "train_on_batch"), sample_weight, class_weight)
         if shares_layers(self):  # the layers hold the trained weights, for the model they are shared with (nested)
             self.sync_weights()
         return keras_figures(logs, as_dict)
@@ -90,7 +91,7 @@ class BatchSteps:
         self._build_for("test_on_batch", x)
         trainer = self._compiled_trainer("test_on_batch")
         as_dict = check_bool("test_on_batch", "return_dict", return_dict)
-        return keras_figures(test_batch(trainer, dataset_arg(x, y, "x"), sample_weight), as_dict)
+        return keras_figures(test_batch(trainer, dataset_arg(x, y, "x", "test_on_batch"), sample_weight), as_dict)
 
     def predict_on_batch(self, x: Any = None, *, dataset: Any = None) -> Any:
         """Keras' `predict_on_batch`: `predict(x)` run as one batch (class indices for classification, raw values

@@ -87,13 +87,35 @@ def check_sole_trainer(model: Any, action: str) -> None:
     """
     for other in models_sharing_layers(model):
         if other is not model and getattr(other, "_trainer", None) is not None and not other._closed:
+            if other.name != model.name:
+                raise ModelStateError(
+                    f"{action}() on model {model.name!r}: it shares layers with model {other.name!r} (made of the "
+                    f"same layers, or one a layer of the other), which is compiled, and one engine at a time trains "
+                    f"a layer's weights. Close {other.name!r} first ({other.name}.close(); its trained weights stay "
+                    f"in the layers, and {model.name!r} starts from them), or compile and train one of the two "
+                    f"models only."
+                )
             raise ModelStateError(
-                f"{action}() on model {model.name!r}: it shares layers with model {other.name!r} (made of the same "
-                f"layers, or one a layer of the other), which is compiled, and one engine at a time trains a layer's "
-                f"weights. Close "
-                f"{other.name!r} first ({other.name}.close(); its trained weights stay in the layers, and "
-                f"{model.name!r} starts from them), or compile and train one of the two models only."
+                f"{action}() on model {model.name!r}: it shares layers{_shared_names(model, other)} with another "
+                f"model also named {other.name!r} (a loaded model keeps the name it was saved under, which a new "
+                f"model takes too as Keras' default), which is compiled, and one engine at a time trains a layer's "
+                f"weights. Close that other, compiled model first (its close(); its trained weights stay in the "
+                f"layers, and this one starts from them), or, to reuse a saved model's layers, load it uncompiled: "
+                f"load_model(..., compile=False); or compile and train one of the two models only. (name=... tells "
+                f"two models apart.)"
             )
+
+
+def _shared_names(model: Any, other: Any) -> str:
+    """The names of the layers `model` and `other` are both made of (" ['conv2d_1', ...]"), as the refusal of two
+    models of one name tells them apart; "" where they share none directly (one is a layer of the other)."""
+    theirs = {id(layer) for layer in every_layer(other.graph.layers)}
+    shared = [
+        str(layer.name)
+        for layer in every_layer(model.graph.layers)
+        if id(layer) in theirs and not isinstance(layer, Input)
+    ]
+    return f" {shared}" if shared else ""
 
 
 def models_sharing_layers(model: Any) -> list[Any]:

@@ -18,12 +18,12 @@ from onnxtrain._call_arguments import refuse_unknown
 from onnxtrain._checks import check_bool
 from onnxtrain._compiled import Compiled
 from onnxtrain._deferred_build import not_built_message
+from onnxtrain._kotlindl_attributes import KOTLINDL_MODEL_ATTRIBUTES, missing_attribute
 from onnxtrain._layer_claims import claim_layers, rename_claims
 from onnxtrain._model_checks import check_model_base
 from onnxtrain._model_names import AUTO_NAMED
 from onnxtrain._model_prediction import call_on_data
 from onnxtrain._model_weights import ModelWeights
-from onnxtrain._registry import snake_case
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ModelStateError
 from onnxtrain.functional import Functional, every_layer
 from onnxtrain.layers import Input, Lambda, Layer, Shape
@@ -32,7 +32,7 @@ from onnxtrain.layers._eager import is_eager_input
 from onnxtrain.layers._layer import SymbolicTensor
 from onnxtrain.layers._layer_checks import positional_inputs
 from onnxtrain.losses import Loss
-from onnxtrain.summary import connected_summary_table
+from onnxtrain.summary import KERAS_SUMMARY_SETTINGS, check_print_fn, connected_summary_table
 from onnxtrain.training import Trainer
 
 
@@ -85,7 +85,8 @@ class ModelBase(ModelWeights):
         def __getattr__(self, attribute: str) -> Any:
             # Only reached for an attribute neither set nor defined (a subclass' own `__getattr__` ends here):
             # KotlinDL's name of one (`model.predictSoftly`) is refused naming Python's.
-            raise AttributeError(missing_attribute(self, attribute), name=attribute, obj=self)
+            message = missing_attribute(self, attribute, KOTLINDL_MODEL_ATTRIBUTES, "model")
+            raise AttributeError(message, name=attribute, obj=self)
 
     def __call__(
         self,
@@ -132,6 +133,16 @@ class ModelBase(ModelWeights):
         graph = self.__dict__.get("graph")
         if graph is not None:
             graph.trainable = bool(value)
+
+    def freeze(self) -> None:
+        """KotlinDL's `model.freeze()`: `model.trainable = False`, every layer of the model frozen (see
+        `trainable`); a compiled model applies it at its next compile(), as it applies the flag."""
+        self.trainable = False
+
+    def unfreeze(self) -> None:
+        """`model.trainable = True` (as a layer's `unfreeze()`, KotlinDL's): every layer of the model trainable
+        again, applied at the next compile() as `freeze`."""
+        self.trainable = True
 
     @property
     def layers(self) -> list[Any]:
@@ -247,7 +258,15 @@ class ModelBase(ModelWeights):
         total = sum(value.size for value in self.graph.params_by_name().values())
         return int(trainable), int(total - trainable)
 
-    def summary(self, print_fn: Any = print, show_trainable: bool = False, expand_nested: bool = False) -> str | None:
+    def summary(
+        self,
+        print_fn: Any = print,
+        show_trainable: bool = False,
+        expand_nested: bool = False,
+        line_length: int | None = None,
+        positions: Sequence[float] | None = None,
+        **unknown: Any,
+    ) -> str | None:
         """KotlinDL's summary table: printed, or returned as a string. Once compiled (or loaded from a save of a
         compiled model), a last Dense left at its default activation under a loss on logits shows
         "[linear (logits)]": that is what it emits.
@@ -258,27 +277,53 @@ class ModelBase(ModelWeights):
                 for one without weights.
             expand_nested: Keras' argument: under a nested model's row, a row for each of its layers (`└ name`),
                 recursively.
+            line_length: Keras' argument: the table's width in characters, its columns scaled to it (None: the
+                default widths).
+            positions: Keras' argument: where each column ends, as fractions of the line ([0.4, 0.7, 1.0]) or,
+                where the last is over 1, in characters (Keras 2's); one per column, "Trainable" aside.
 
         Returns:
             None after printing (as in Keras, so a REPL or notebook does not echo the table a second time), or
             the table when `print_fn` is None.
 
+        Raises:
+            InvalidTypeError: a keyword summary does not take (Keras' `layer_range`), or a `print_fn` that is not
+                callable.
+            InvalidArgumentError: `line_length` or `positions` that leave a column too narrow
+                (`summary.column_widths`).
+
         Example:
             >>> model.summary()  # doctest: +SKIP
-            >>> text = model.summary(print_fn=None)  # doctest: +SKIP
+            >>> text = model.summary(print_fn=None, line_length=100)  # doctest: +SKIP
         """
+        refuse_unknown("summary", unknown, ModelBase.summary, settings=KERAS_SUMMARY_SETTINGS)
         self._check_built("summary")
+        check_print_fn(print_fn)
         trainable = check_bool("summary", "show_trainable", show_trainable)
-        return _print(self._summary_table(trainable, check_bool("summary", "expand_nested", expand_nested)), print_fn)
+        nested = check_bool("summary", "expand_nested", expand_nested)
+        table = self._summary_table(trainable, nested, line_length, positions)
+        if print_fn is None:
+            return table
+        print_fn(table)
+        return None
 
     print_summary = summary
 
-    def _summary_table(self, show_trainable: bool = False, expand_nested: bool = False) -> str:
+    def _summary_table(
+        self,
+        show_trainable: bool = False,
+        expand_nested: bool = False,
+        line_length: int | None = None,
+        positions: Sequence[float] | None = None,
+    ) -> str:
         """Keras' summary table with "Connected to" (a Sequential's is KotlinDL's: `Sequential._summary_table`)."""
         rows = self.graph.summary_rows()
         loss = self._emitted_loss()
         kind = f"Functional ({self.name})"
-        return connected_summary_table(kind, rows, self.param_counts(), loss, self.graph, show_trainable, expand_nested)
+        counts = self.param_counts()
+        return connected_summary_table(
+            kind, rows, counts, loss, self.graph, show_trainable, expand_nested, line_length, positions
+        )
 
     def _emitted_loss(self) -> Loss | None:
         """The loss the model's graphs and export are emitted for: the compiled one, else the one it was trained
@@ -358,37 +403,3 @@ class ModelBase(ModelWeights):
     def get_config(self) -> dict[str, Any]:
         """Keras' Functional config (`Functional.get_config`) under the model's name and seed."""
         return {"class_name": "Functional", **self.graph.get_config(), "name": self.name, "seed": self.seed}
-
-
-# KotlinDL's names of a model's attributes that are more than a case change (snake-cased), with what stands for each
-_KOTLINDL_ATTRIBUTES = {
-    "layers_by_name": "model.get_layer(name), or {layer.name: layer for layer in model.layers}",
-    "is_model_compiled": "model.is_compiled",
-    "input_dimensions": "model.input_shape",
-}
-
-
-def missing_attribute(model: object, attribute: str) -> str:
-    """The message of `model.<attribute>` where the model has no such attribute: Python's spelling of KotlinDL's
-    name where the model has one (`predictSoftly` is `predict_softly`, `layersByName` is `get_layer`)."""
-    message = f"{type(model).__name__!r} object has no attribute {attribute!r}"
-    if attribute.startswith("_"):
-        return message
-    snake = snake_case(attribute)
-    if snake != attribute and (snake in vars(model) or hasattr(type(model), snake)):
-        return f"{message}. Python's spelling of KotlinDL's camelCase names is snake_case: model.{snake}"
-    if snake in _KOTLINDL_ATTRIBUTES:
-        return f"{message}. For KotlinDL's {attribute}, use {_KOTLINDL_ATTRIBUTES[snake]}"
-    return message
-
-
-def _print(text: str, print_fn: Any) -> str | None:
-    if print_fn is None:
-        return text
-    if not callable(print_fn):
-        raise InvalidTypeError(
-            f"summary(print_fn=...) expects a callable taking the table (e.g. print), or None to return it. "
-            f"Received: {print_fn!r}"
-        )
-    print_fn(text)
-    return None

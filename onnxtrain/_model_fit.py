@@ -100,7 +100,7 @@ class ModelFit:
         self._fitting = True
         try:
             history = trainer.fit(
-                dataset_arg(dataset, y, "dataset"),
+                dataset_arg(dataset, y, "dataset", "fit"),
                 epochs=check_positive_int("epochs", epochs),
                 batch_size=check_positive_int("batch_size", batch_size),
                 shuffle=shuffle,
@@ -185,7 +185,7 @@ class ModelFit:
         trainer = self._compiled_trainer("evaluate")
         as_dict = check_bool("evaluate", "return_dict", return_dict)
         result = trainer.evaluate(
-            dataset_arg(dataset, y, "dataset"),
+            dataset_arg(dataset, y, "dataset", "evaluate"),
             batch_size=check_positive_int("batch_size", batch_size),
             verbose=check_verbose(verbose),
             sample_weight=sample_weight,

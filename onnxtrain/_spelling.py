@@ -2,13 +2,17 @@
 optimizer's, an initializer's, a loader's): the snake_case of a camelCase keyword (`spelling_hint`), what stands here
 for KotlinDL's argument names that are more than a case change (`KOTLINDL_ARGUMENTS`), where a setting that is no
 argument is set instead (`setting_hint`), and what stands for PyTorch's optimizer arguments
-(`TORCH_OPTIMIZER_ARGUMENTS`, `torch_optimizer_hint`). No imports of the package's data modules: layers and
-optimizers use it.
+(`TORCH_OPTIMIZER_ARGUMENTS`, `torch_optimizer_hint`); and, for KotlinDL's positional arguments after a Dataset
+(`fit(train, val)`, `evaluate(test, 100)`), the keyword that takes them (`labels_beside_dataset`). KotlinDL's names
+of attributes are `_kotlindl_attributes.py`'s. No imports of the package's data modules: layers and optimizers use
+it.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 from onnxtrain._registry import snake_case
 
@@ -99,6 +103,63 @@ def setting_hint(unknown: Iterable[str], settings: Mapping[str, str]) -> str:
             spelled = f"{name!r}" if snake == name else f"{name!r} (in Python: {snake})"
             hint += f" {spelled} {settings[snake]}."
     return hint
+
+
+def labels_beside_dataset(method: str, y: Any) -> str:
+    """The message of `method(dataset, y)` where `dataset` is a Dataset, which carries its labels: KotlinDL's
+    positional arguments after the dataset named as Python's keywords (`fit(trainingDataset, validationDataset)`,
+    `fit(dataset, epochs, batchSize)`, `fit(dataset, validationRate)`, `evaluate(dataset, batchSize)`).
+
+    Example:
+        >>> labels_beside_dataset("evaluate", 100).split("; ")[-1]
+        'here batch_size is keyword-only: evaluate(dataset, batch_size=100).'
+    """
+    start = f"{method}() got a Dataset and, as y, {_described(y)}: a Dataset carries its labels, so y must be None."
+    if _is_data(y):
+        if method == "fit":
+            return (
+                f"{start} To validate on it, pass it by keyword: fit(dataset, validation_data=...) (or validation=..., "
+                "KotlinDL's validationDataset): KotlinDL's fit(trainingDataset, validationDataset, ...) takes the "
+                "validation data second, where onnxtrain's fit, as Keras', takes the labels there."
+            )
+    elif isinstance(y, numbers.Integral) and not isinstance(y, bool):
+        if method == "fit":
+            return (
+                f"{start} KotlinDL's fit(dataset, epochs, batchSize) takes the epochs second; here epochs and "
+                f"batch_size are keyword-only: fit(dataset, epochs={y}, batch_size=...)."
+            )
+        if method in ("evaluate", "predict"):
+            return (
+                f"{start} KotlinDL's {method}(dataset, batchSize) takes the batch size second; here batch_size is "
+                f"keyword-only: {method}(dataset, batch_size={y})."
+            )
+    elif isinstance(y, numbers.Real) and not isinstance(y, bool) and 0 < float(y) < 1 and method == "fit":
+        return (
+            f"{start} KotlinDL's fit(dataset, validationRate, ...) takes the validation rate second; here it is "
+            f"validation_split, keyword-only: fit(dataset, validation_split={y}, ...)."
+        )
+    return f"{start} Pass the Dataset alone: {method}(dataset)."
+
+
+def _is_data(value: Any) -> bool:
+    """Whether `value` is data a call could validate on: a Dataset (by its `x` and `y`), or (x, y[, weights])."""
+    if hasattr(value, "x") and hasattr(value, "y"):
+        return True
+    return isinstance(value, tuple | list) and len(value) in (2, 3)
+
+
+def _described(value: Any) -> str:
+    """`value` as `labels_beside_dataset` names it: a Dataset, an array by its shape, a number by its value."""
+    if hasattr(value, "x") and hasattr(value, "y"):
+        return f"a {type(value).__name__}"
+    shape = getattr(value, "shape", None)
+    if isinstance(shape, tuple):
+        return f"an array of shape {shape}"
+    if isinstance(value, tuple | list):
+        return f"a {type(value).__name__} of {len(value)}"
+    if isinstance(value, numbers.Number):
+        return f"{value!r}"
+    return f"a {type(value).__name__}"
 
 
 _LEAVE_OUT = "chooses PyTorch's implementation of the update, which has no counterpart here; leave it out"

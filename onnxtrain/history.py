@@ -8,11 +8,12 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
 from onnxtrain import metrics as metrics_module
+from onnxtrain._kotlindl_attributes import KOTLINDL_HISTORY_ATTRIBUTES, missing_attribute
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, RuntimeSetupError, UnknownIdentifierError
 from onnxtrain.metrics import Metric, Metrics, NamedMetric
 
@@ -214,6 +215,14 @@ class History:
         `on_train_end` does not get (Keras passes it the epoch's logs as fit built them). NaN where a key had no
         value that epoch (a "val_" key on an epoch `validation_freq` skipped); {} when no epoch was recorded."""
         return {key: values[-1] for key, values in self.history.items() if values}
+
+    if not TYPE_CHECKING:  # mypy would take a History to have every attribute
+
+        def __getattr__(self, attribute: str) -> Any:
+            # Only reached for an attribute neither set nor defined: KotlinDL's name of one
+            # (`history.lastEpochEvent`) is refused naming what stands for it.
+            message = missing_attribute(self, attribute, KOTLINDL_HISTORY_ATTRIBUTES, "history")
+            raise AttributeError(message, name=attribute, obj=self)
 
     def __len__(self) -> int:
         return len(self.epochs)

@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from onnxtrain._inference_metadata import (
 )
 from onnxtrain._inference_source import read_model
 from onnxtrain._keyword_arguments import refuse_unknown
+from onnxtrain._kotlindl_attributes import missing_attribute
 from onnxtrain._onnx_file import parse_onnx_model
 from onnxtrain._runtime import create_session, default_opset, resolve_device, runtime_refusal, runtime_tail
 from onnxtrain._spelling import LOADED_MODEL_SETTINGS
@@ -155,6 +156,13 @@ class InferenceModel:
         refuse_unknown("InferenceModel.load", unknown, InferenceModel.load, settings=LOADED_MODEL_SETTINGS)
         data, source = read_model(path)
         return cls(data, device=device, threads=threads, source=str(source))
+
+    if not TYPE_CHECKING:  # mypy would take an inference model to have every attribute
+
+        def __getattr__(self, attribute: str) -> Any:
+            # Only reached for an attribute neither set nor defined: KotlinDL's camelCase name of one
+            # (`predictSoftly`) is refused naming Python's.
+            raise AttributeError(missing_attribute(self, attribute, {}, "inference_model"), name=attribute, obj=self)
 
     # --- prediction ---------------------------------------------------------------------------------------
     def predict(self, x: Any, batch_size: int = 1024, verbose: int | str = "auto") -> Any:

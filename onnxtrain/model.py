@@ -21,6 +21,7 @@ from onnxtrain._call_arguments import refuse_unknown
 from onnxtrain._compile_settings import compile_settings
 from onnxtrain._compiled_attributes import CompiledAttributes, CompiledOptimizer
 from onnxtrain._deferred_build import check_compile_options
+from onnxtrain._kotlindl_attributes import HintingClassAttributes
 from onnxtrain._layer_claims import check_sole_trainer, release_layers
 from onnxtrain._model_base import ModelBase
 from onnxtrain._model_checks import check_model_arguments, check_probability_outputs, named_outputs
@@ -37,7 +38,7 @@ from onnxtrain.optimizers import Optimizer
 from onnxtrain.training import Trainer
 
 
-class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps):
+class Model(ModelBase, ModelFit, ModelPrediction, CompiledAttributes, BatchSteps, metaclass=HintingClassAttributes):
     """Keras' functional Model: the layers between `inputs` and `outputs`, called as the graph records
     (`onnxtrain.functional`), trained, saved and exported as a Sequential is (a Sequential is a Model).
 

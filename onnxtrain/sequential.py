@@ -254,12 +254,21 @@ class Sequential(Model):
         layer.input_shape, layer.output_shape = shape, output_shape
         return output_shape
 
-    def _summary_table(self, show_trainable: bool = False, expand_nested: bool = False) -> str:
+    def _summary_table(
+        self,
+        show_trainable: bool = False,
+        expand_nested: bool = False,
+        line_length: int | None = None,
+        positions: Sequence[float] | None = None,
+    ) -> str:
         """KotlinDL's summary table (what `Model.summary` prints): Layer (type) | Output Shape | Param #."""
         self._check_built("summary")
         loss = self._emitted_loss()
         model_type = f"{type(self).__name__} ({self.name})"
-        return summary_table(model_type, self._layers, self.param_counts(), loss, show_trainable, expand_nested)
+        counts = self.param_counts()
+        return summary_table(
+            model_type, self._layers, counts, loss, show_trainable, expand_nested, self.graph, line_length, positions
+        )
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "layers": [layer.serialize() for layer in self._layers]}

@@ -271,6 +271,47 @@ def test_early_stopping_rejects_bad_arguments(kwargs, match):
         EarlyStopping(**kwargs)
 
 
+SNAKE = r"Python's spelling of KotlinDL's camelCase names is snake_case: "
+KOTLINDL_KEYWORDS = [
+    (
+        EarlyStopping,
+        {"minDelta": 0.01, "restoreBestWeights": True},
+        r"^EarlyStopping\(\) got unexpected keyword arguments 'minDelta', 'restoreBestWeights'\. "
+        + SNAKE
+        + r"'minDelta' \(in Python: min_delta\), 'restoreBestWeights' \(in Python: restore_best_weights\)\. It "
+        r"takes: monitor, min_delta, patience, verbose, mode, baseline, restore_best_weights, start_from_epoch\. "
+        r"Received: minDelta=0\.01, restoreBestWeights=True$",
+    ),
+    (
+        ReduceLROnPlateau,
+        {"minLr": 1e-4},
+        r"^ReduceLROnPlateau\(\) got unexpected keyword argument 'minLr'\. " + SNAKE + r"'minLr' \(in Python: "
+        r"min_lr\)\. It takes: monitor, factor, patience, verbose, mode, min_delta, cooldown, min_lr\. Received: "
+        r"minLr=0\.0001$",
+    ),
+    (ReduceLROnPlateau, {"minDelta": 0.1}, SNAKE + r"'minDelta' \(in Python: min_delta\)\."),
+    (
+        ModelCheckpoint,
+        {"filepath": "checkpoints", "saveBestOnly": True},
+        r"^ModelCheckpoint\(\) got unexpected keyword argument 'saveBestOnly'\. " + SNAKE + r"'saveBestOnly' \(in "
+        r"Python: save_best_only\)\. It takes: directory, monitor, save_best_only, .*Received: saveBestOnly=True$",
+    ),
+    (  # a misspelling is no KotlinDL name: refused with what it takes, no spelling
+        EarlyStopping,
+        {"patienc": 3},
+        r"^EarlyStopping\(\) got unexpected keyword argument 'patienc'\. It takes: monitor, min_delta, patience, ",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("callback", "kwargs", "match"), KOTLINDL_KEYWORDS, ids=[str(list(row[1])) for row in KOTLINDL_KEYWORDS]
+)
+def test_kotlindl_keywords_of_the_monitoring_callbacks_name_pythons_spelling(callback, kwargs, match):
+    with pytest.raises(InvalidTypeError, match=match):
+        callback(**kwargs)
+
+
 # --- TerminateOnNaN -------------------------------------------------------------------------------------
 def diverging_fit(callbacks):
     rng = np.random.default_rng(0)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).parent.parent
 RUNNABLE = {
     "README.md": [1, 2],  # the Functional API, several outputs
     "docs/autodiff.md": [0, 1],  # gradients() of a model, backward() inside a builder
-    "docs/kotlindl.md": [0, 1, 2, 3, 4, 5],  # every block: small random data
+    "docs/kotlindl.md": [0, 1, 2, 3, 4, 5, 6],  # every block: small random data
     "docs/pytorch.md": [0, 1],  # the training loop, freezing and recompiling
 }
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import struct
 import sys
 
@@ -89,6 +91,33 @@ def test_append_back_fills_keys_first_seen_later_with_nan():
     assert history.epochs == [1, 2]
     assert math.isnan(history.history["val_loss"][0]) and history.history["val_loss"][1] == 0.7
     assert history.last() == {"loss": 0.5, "val_loss": 0.7} and len(history) == 2
+
+
+HISTORY_ATTRIBUTES = [  # KotlinDL's TrainingHistory names, and a name neither has
+    (
+        "lastEpochEvent",
+        r"^'History' object has no attribute 'lastEpochEvent'\. For KotlinDL's lastEpochEvent, use history\.last\(\): "
+        r"the last epoch's figures",
+    ),
+    ("epochHistory", r"For KotlinDL's epochHistory, use history\.history \(\{key: one value per epoch\}\)"),
+    ("batchHistory", r"For KotlinDL's batchHistory, use a Callback's on_train_batch_end\(batch, logs\)"),
+    (
+        "toCsv",
+        r"^'History' object has no attribute 'toCsv'\. Python's spelling of KotlinDL's camelCase names is snake_case: "
+        r"history\.to_csv$",
+    ),
+    ("losses", r"^'History' object has no attribute 'losses'$"),
+]
+
+
+@pytest.mark.parametrize(("attribute", "match"), HISTORY_ATTRIBUTES, ids=[row[0] for row in HISTORY_ATTRIBUTES])
+def test_kotlindl_names_of_a_historys_attributes_name_what_stands_for_them(attribute, match):
+    history = History(history={"loss": [0.5]}, epochs=[1])
+    with pytest.raises(AttributeError, match=match) as raised:
+        getattr(history, attribute)
+    assert raised.value.name == attribute and raised.value.obj is history
+    assert getattr(history, "_private", None) is None and not hasattr(history, attribute)
+    assert copy.deepcopy(history) == pickle.loads(pickle.dumps(history)) == history  # they probe attributes too
 
 
 # --- CSV ------------------------------------------------------------------------------------------------

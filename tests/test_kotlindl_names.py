@@ -138,7 +138,8 @@ ATTRIBUTES = [
     ("countParams", SNAKE + "model.count_params$"),
     ("layersByName", r"For KotlinDL's layersByName, use model\.get_layer\(name\), or \{layer\.name: layer for "),
     ("isModelCompiled", r"For KotlinDL's isModelCompiled, use model\.is_compiled$"),
-    ("predictAndGetActivations", r"no attribute 'predictAndGetActivations'$"),  # nothing stands for it
+    ("predictAndGetActivations", r"For KotlinDL's predictAndGetActivations, use model\.predict\(x\) for the "),
+    ("fooBar", r"no attribute 'fooBar'$"),  # nothing stands for it
     ("_privateName", r"no attribute '_privateName'$"),
 ]
 

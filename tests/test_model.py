@@ -424,7 +424,7 @@ COMPILED_BAD_CALLS = [
     (
         lambda m, x, y: m.fit(Dataset(x, y), y),
         InvalidArgumentError,
-        r"A Dataset already carries its labels, so y must be None",
+        r"fit\(\) got a Dataset and, as y, an array of shape \(120,\): a Dataset carries its labels, so y must be None",
     ),
     (lambda m, x, y: m.fit(x), InvalidTypeError, r"dataset expects .* alone: y \(the labels\) is missing"),
     (lambda m, x, y: m.evaluate(x), InvalidTypeError, r"y \(the labels\) is missing"),

@@ -9,10 +9,12 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from onnxtrain._checks import as_real, check_bool
+from onnxtrain._keyword_arguments import refuse_unknown
 from onnxtrain.callbacks._callback import Callback, Logs, _overrides, check_callback_verbose
 from onnxtrain.callbacks._monitored import EarlyStoppingMode, _Monitor, check_count
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
@@ -170,7 +172,9 @@ class ReduceLROnPlateau(Callback):
         min_delta: float = 1e-4,
         cooldown: int = 0,
         min_lr: float = 0.0,
+        **unknown: Any,
     ):
+        refuse_unknown("ReduceLROnPlateau", unknown, ReduceLROnPlateau.__init__, renamed={})  # KotlinDL's minLr, ...
         self._monitor = _Monitor("ReduceLROnPlateau", monitor, mode, min_delta)
         scale = as_real(factor)
         if scale is None or not 0 < scale < 1:

@@ -8,8 +8,10 @@ import os
 import string
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from onnxtrain._checks import as_real, check_bool
+from onnxtrain._keyword_arguments import refuse_unknown
 from onnxtrain.callbacks._callback import Callback, Logs, check_callback_verbose
 from onnxtrain.callbacks._monitored import EarlyStoppingMode, _Monitor
 from onnxtrain.errors import InvalidArgumentError, ModelExistsError
@@ -59,7 +61,9 @@ class ModelCheckpoint(Callback):
         verbose: int = 0,
         save_freq: str = "epoch",
         initial_value_threshold: float | None = None,
+        **unknown: Any,
     ):
+        refuse_unknown("ModelCheckpoint", unknown, ModelCheckpoint.__init__, renamed={})  # saveBestOnly, ...
         if directory is not None and filepath is not None:
             raise InvalidArgumentError(
                 "ModelCheckpoint takes directory=... or Keras' filepath=..., not both (they are the same argument)."

@@ -8,10 +8,12 @@ import logging
 import math
 import numbers
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from onnxtrain._checks import as_real, check_bool
+from onnxtrain._keyword_arguments import refuse_unknown
 from onnxtrain.callbacks._callback import Callback, Logs, check_callback_verbose, logger
 from onnxtrain.errors import InvalidArgumentError, ModelStateError
 from onnxtrain.progress import log_once, print_once
@@ -173,7 +175,9 @@ class EarlyStopping(Callback):
         baseline: float | None = None,
         restore_best_weights: bool = False,
         start_from_epoch: int = 0,
+        **unknown: Any,
     ):
+        refuse_unknown("EarlyStopping", unknown, EarlyStopping.__init__, renamed={})  # KotlinDL's minDelta, ...
         self._monitor = _Monitor("EarlyStopping", monitor, mode, min_delta)
         self.patience = check_count("EarlyStopping", "patience", patience)
         self.verbose = check_callback_verbose("EarlyStopping", verbose)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numbers
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from onnxtrain._finite_inputs import refuse_non_finite
 from onnxtrain._input_scale import INPUT_SCALE_RANGE, scale_integers, valid_input_scale
 from onnxtrain._integer_pixels import check_integer_pixels
 from onnxtrain._keyword_arguments import alias, refuse_unknown
+from onnxtrain._kotlindl_attributes import KOTLINDL_DATASET_ATTRIBUTES, missing_attribute
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, ShapeError
 
 from ._idx import read_idx
@@ -169,6 +170,14 @@ class Dataset:
     def class_names(self) -> tuple[str, ...] | None:
         """Names of the classes, indexed by label, or None."""
         return self._class_names
+
+    if not TYPE_CHECKING:  # mypy would take a dataset to have every attribute
+
+        def __getattr__(self, attribute: str) -> Any:
+            # Only reached for an attribute neither set nor defined: KotlinDL's name of one (`dataset.xSize()`,
+            # `dataset.getX(i)`) is refused naming Python's.
+            message = missing_attribute(self, attribute, KOTLINDL_DATASET_ATTRIBUTES, "dataset")
+            raise AttributeError(message, name=attribute, obj=self)
 
     def __len__(self) -> int:
         return len(self._x)

@@ -1,6 +1,6 @@
 """The message of `layer.<attribute>` where a layer has no such attribute: Python's spelling where the attribute is
 KotlinDL's (`layer.isTrainable` is `layer.trainable`, `dense.outputSize` is `dense.units`, `layer.getWeights` is
-`layer.get_weights`), as a model's `__getattr__` hints it (`_model_base.missing_attribute`)."""
+`layer.get_weights`), as a model's `__getattr__` hints it (`onnxtrain._kotlindl_attributes.missing_attribute`)."""
 
 from __future__ import annotations
 

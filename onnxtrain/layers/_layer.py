@@ -177,6 +177,15 @@ class Layer(LayerWeights, LayerMasks):
             # `dense.outputSize`, `layer.getWeights`) is refused naming Python's (`missing_layer_attribute`).
             raise AttributeError(missing_layer_attribute(self, attribute), name=attribute, obj=self)
 
+    def freeze(self) -> None:
+        """KotlinDL's `layer.freeze()`: `layer.trainable = False` (no optimizer updates its weights). A compiled
+        model applies it at its next compile(); until then fit refuses to run (`ModelStateError`)."""
+        self.trainable = False
+
+    def unfreeze(self) -> None:
+        """KotlinDL's `layer.unfreeze()`: `layer.trainable = True`, applied at the next compile() as `freeze`."""
+        self.trainable = True
+
     def settings_assigned(self) -> list[str]:
         """The constructor arguments assigned since construction, in order (`layer.rate = 0.3`: ["rate"]): how a
         compiled model tells that a layer no longer computes what it compiled (`Trainer.check_layers_as_compiled`)."""
@@ -368,8 +377,17 @@ def called_tensors(layer: Layer, inputs: object) -> list[SymbolicTensor]:
     for i, item in enumerate(items):
         if not isinstance(item, SymbolicTensor):
             where = f"inputs[{i}]" if layer.multi_input else "its input"
+            fix = "To compute on data, call it on a numpy array (batch first)."
+            if isinstance(item, Layer):  # KotlinDL's wiring, `conv2(conv1)`
+                other, this = item.name or "other", layer.name or "layer"
+                y = "[..., y]" if layer.multi_input else "y"
+                fix = (
+                    f"Call it on the tensor that the {type(item).__name__} layer's call returned, not on the layer "
+                    f"(KotlinDL's layer(otherLayer) wiring): y = {other}(x), then {this}({y})"
+                    + (f"; here {other}.output, the tensor of its one call." if len(item.symbolic_calls) == 1 else ".")
+                )
             raise InvalidTypeError(
                 f"{describe(layer)} is called on symbolic tensors: an Input(...) or another layer's output. "
-                f"Received as {where}: {received(item)}. To compute on data, call it on a numpy array (batch first)."
+                f"Received as {where}: {received(item)}. {fix}"
             )
     return items
