@@ -17,7 +17,7 @@ from onnxtrain._checks import check_bool
 from onnxtrain._finite_weights import check_finite_weights, trained_weights
 from onnxtrain._layer_claims import models_sharing_layers, pull_weights
 from onnxtrain._weight_arrays import weight_arrays
-from onnxtrain.errors import InvalidTypeError
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.layers import Layer
 from onnxtrain.layers._layer_weights import LayerWeight, WeightLists
 
@@ -57,6 +57,43 @@ def _index_refused(weights: WeightsByName, key: object) -> InvalidTypeError:
     )
 
 
+# the names a training bundle's state gives the optimizer's slots and the step (onnxtrain/portable/_graphs.py)
+_OPTIMIZER_STATE_PREFIX = "optimizer."
+_STEP = "step"
+
+
+def _refuse_optimizer_state(weights: object, parameters: Mapping[str, np.ndarray]) -> None:
+    """Refuse a mapping that holds a training bundle's optimizer state or step (what `onnxtrain.bundle.unpack_state`
+    and `read_state` return), naming `load_state`, which sets them.
+
+    Raises:
+        InvalidArgumentError: naming the state's names and the fix.
+    """
+    if not isinstance(weights, Mapping):
+        return
+    state = [
+        name
+        for name in weights
+        if name not in parameters
+        and isinstance(name, str)
+        and (name == _STEP or name.startswith(_OPTIMIZER_STATE_PREFIX))
+    ]
+    if state:
+        raise InvalidArgumentError(
+            f"set_weights expects parameters by name ({_first(list(parameters))}). Received: a training bundle's "
+            f"optimizer state and step ({_first(state)}), as onnxtrain.bundle.unpack_state or read_state returns "
+            "them. To continue a run from a bundle or JavaScript stateBytes() (weights, optimizer state and step), "
+            "call onnxtrain.bundle.load_state(model, bundle, state); for the weights alone, pass "
+            "{name: value for name, value in tensors.items() if name in model.get_weights()}."
+        )
+
+
+def _first(names: list[str], most: int = 3) -> str:
+    """The first `most` names, quoted, and how many more."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(map(repr, names[:most])) + more
+
+
 class ModelWeights(WeightLists):
     """The weights half of `ModelBase` (see the module docstring); a model is one, through `ModelBase`."""
 
@@ -94,6 +131,7 @@ class ModelWeights(WeightLists):
         """
         self._check_built("set_weights")
         every = self.graph.params_by_name()
+        _refuse_optimizer_state(weights, every)
         constants = set(every) - set(self.graph.trainable_params_by_name())
         arrays = weight_arrays(weights, every, constants)
         self.graph.set_params_by_name({name: value.copy() for name, value in arrays.items()})

@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from onnxtrain import Model, Sequential
-from onnxtrain.bundle import BUNDLE_FILES, _pack, read_metadata, read_state, unpack_state
+from onnxtrain._bundle_state import pack_state
+from onnxtrain.bundle import BUNDLE_FILES, read_metadata, read_state, unpack_state
 from onnxtrain.cli import main
 from onnxtrain.errors import InvalidArgumentError, ModelExistsError, ModelFileError, ModelStateError
 from onnxtrain.layers import BatchNormalization, Concatenate, Dense, Embedding, Flatten, Input
@@ -206,7 +207,7 @@ def test_packed_state_reads_back_bit_for_bit(shapes, step, seed):
     rng = np.random.default_rng(seed)
     tensors = {f"t{k}": rng.standard_normal(shape).astype(np.float32) for k, shape in enumerate(shapes)}
     tensors["step"] = np.array(step, np.int64)
-    data, index = _pack(tensors)
+    data, index = pack_state(tensors)
     assert all(entry["offset"] % 8 == 0 for entry in index) and len(data) % 8 == 0
     unpacked = unpack_state(data, index)
     assert list(unpacked) == list(tensors)
@@ -228,3 +229,15 @@ def test_bundle_names_the_inputs_an_embedding_reads_with_the_smallest_table(tmp_
         ("pixels", "float32", None),
         ("ids", "int64", {"input_dim": 7, "layer": "embedding_2"}),
     ]
+
+
+def test_the_public_names_stay_importable_from_onnxtrain_bundle():
+    import onnxtrain.bundle
+    from onnxtrain import _bundle_resume, _bundle_state
+
+    for name in onnxtrain.bundle.__all__:
+        own = getattr(_bundle_state, name, None) or getattr(_bundle_resume, name, None)
+        assert getattr(onnxtrain.bundle, name) is (own or onnxtrain.bundle.write_training_bundle), name
+    assert {"load_state", "unpack_state", "state_bytes_rate", "read_state", "read_metadata"} <= set(
+        onnxtrain.bundle.__all__
+    )

@@ -1,5 +1,6 @@
-"""onnxtrain.bundle's reading of state bytes: a bundle's state.bin, or what onnxtrain-js' `stateBytes()` writes (its
-trailer's layout fingerprint and learning rate checked and read as `stateFromBytes` does in JavaScript)."""
+"""onnxtrain.bundle's reading of state bytes (`_bundle_state`): a bundle's state.bin, or what onnxtrain-js'
+`stateBytes()` writes (its trailer's layout fingerprint and learning rate checked and read as `stateFromBytes` does
+in JavaScript)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from onnxtrain.bundle import _fingerprint, _pack, read_metadata, state_bytes_rate, unpack_state
+from onnxtrain._bundle_state import _fingerprint, pack_state
+from onnxtrain.bundle import read_metadata, state_bytes_rate, unpack_state
 from onnxtrain.errors import ModelFileError
 from tests.js_harness import JS, ORT_NODE, missing_js_dependencies, node_script
 
@@ -62,7 +64,7 @@ result = Array.from(bytes.subarray(bytes.length - 16, bytes.length - 12));
 
 def _state(index: list[dict]) -> bytes:
     tensors = {e["name"]: np.zeros(e["shape"], e["dtype"]) for e in index}
-    return _pack(tensors)[0]
+    return pack_state(tensors)[0]
 
 
 def _trailer(index: list[dict], rate: float = 0.001) -> bytes:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from onnxtrain import Sequential
-from onnxtrain.errors import InvalidTypeError
+from onnxtrain.bundle import read_state
+from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.layers import Dense, Input
 
 NAMES = ["dense_1.kernel", "dense_1.bias", "dense_2.kernel", "dense_2.bias"]
@@ -70,3 +71,40 @@ def test_it_pickles_copies_compares_and_saves_as_a_plain_dict(weights):
     with np.load(buffer) as saved:
         assert sorted(saved.files) == sorted(NAMES)
         np.testing.assert_array_equal(saved["dense_1.kernel"], weights["dense_1.kernel"])
+
+
+def _bundle_state(tmp_path):
+    """A compiled model with trained weights, and its training bundle's state (weights, Adam's slots, step)."""
+    model = Sequential.of(Input(4), Dense(8), Dense(3, activation="linear"), seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", engine="portable")
+    model.fit(np.ones((4, 4), np.float32), np.array([0, 1, 2, 0]), verbose=0)
+    model.export_training_bundle(tmp_path / "b")
+    return model, read_state(tmp_path / "b")
+
+
+@pytest.mark.parametrize(
+    "pick",
+    [
+        lambda state: state,  # all of unpack_state's / read_state's dict
+        lambda state: {"step": state["step"]},
+        lambda state: {k: v for k, v in state.items() if k.startswith("optimizer.")},
+    ],
+    ids=["everything", "step", "slots"],
+)
+def test_set_weights_refuses_a_bundles_optimizer_state_naming_load_state(tmp_path, pick):
+    model, state = _bundle_state(tmp_path)
+    with model, pytest.raises(InvalidArgumentError, match=r"onnxtrain\.bundle\.load_state\(model, bundle, state\)"):
+        model.set_weights(pick(state))
+
+
+def test_set_weights_takes_a_bundles_weights_filtered_as_its_message_says(tmp_path):
+    model, state = _bundle_state(tmp_path)
+    with model:
+        with pytest.raises(InvalidArgumentError, match=r"Received: a training bundle's optimizer state and step \('"):
+            model.set_weights(state)
+        model.set_weights({name: value * 0 for name, value in model.get_weights().items()})
+        model.set_weights({name: value for name, value in state.items() if name in model.get_weights()})
+        for name, value in model.get_weights().items():
+            np.testing.assert_array_equal(value, state[name], err_msg=name)
+        with pytest.raises(InvalidArgumentError, match=r"unknown parameter names \['dense_9.kernel'\]"):
+            model.set_weights({"dense_9.kernel": state["dense_1.kernel"]})  # other names: as before

@@ -58,7 +58,8 @@ export interface BundleMetadata {
   frozen: string[];
   optimizer_state: { name: string; parameter: string; slot: string; scale: number }[];
   /** the compiled metrics by their keys in the logs, with what onnxtrain-js needs to compute them as Python does
-   * (metric: Python's Metrics value, or null for one it does not compute); absent in older bundles ("accuracy") */
+   * (metric: Python's Metrics value, "equal_values" for Keras' Accuracy class, or null for one it does not compute;
+   * a value it does not know is skipped too); absent in older bundles ("accuracy") */
   metrics?: { name: string; metric: string | null; k?: number; threshold?: number; logits?: boolean; softmax?: boolean }[];
   /** "engine": the optimizer state of the Python run; "fresh": initial state (the ort-training engine's) */
   state_source: "engine" | "fresh";
@@ -331,7 +332,7 @@ export class Trainer {
   /** Queued after the steps already called. accuracy is Python's "accuracy" metric: the argmax for class
    * indices; for float targets, each unit on its target's side of 0.5 (of 0 when the outputs are logits) for
    * binary cross-entropy or a one-unit output (a regression's too, as in Python), else the argmax against the
-   * target's argmax; always given. The compiled metrics onnxtrain-js computes (`metrics`) follow under their keys
+   * target's argmax; per position for a class per position (a tagger's [steps, classes]); always given. The compiled metrics onnxtrain-js computes (`metrics`) follow under their keys
    * ({loss, logits, accuracy, mae} for metrics=["mae"]), as Python's evaluate(return_dict=True) gives them. */
   evaluate(
     x: Batch,

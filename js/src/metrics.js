@@ -1,6 +1,7 @@
 // The compiled metrics fit and evaluate report, as Python's onnxtrain/_named_metrics.py computes them (Metrics:
-// the accuracies, their top-k and the errors), from bundle.json's `metrics` (onnxtrain/bundle.py `_metrics`): each
-// batch adds to a sum over its examples, the epoch's value is sum / examples (RMSE's square root of the mean).
+// the accuracies, their top-k and the errors; and "equal_values", onnxtrain/_accuracy_metrics.py's Accuracy), from
+// bundle.json's `metrics` (onnxtrain/bundle.py `_metrics`): each batch adds to a sum over its examples, the epoch's
+// value is sum / examples (RMSE's square root of the mean).
 // Metrics onnxtrain-js does not compute (AUC, Precision, functions of one's own, weighted metrics) are listed as
 // skipped; a bundle written before `metrics` logs "accuracy", as onnxtrain-js did.
 
@@ -103,6 +104,19 @@ function batchSum(entry, model) {
           total += entry.metric === "mae" ? Math.abs(error) : error * error;
         }
         return total / units;
+      };
+    case "equal_values":
+      // Keras' Accuracy class: the share of an example's values equal to their targets (class indices compared
+      // with every unit of their position, as Keras compares a label column with the output); the softmax rounded
+      // to float32, as Python computes it in the outputs' dtype
+      return (outputs, labels, batch) => {
+        const predicted = entry.softmax ? softmax(outputs, classes).map(Math.fround) : outputs;
+        let equal = 0;
+        for (let i = 0; i < outputs.length; i++) {
+          const target = labels instanceof BigInt64Array ? Number(labels[Math.floor(i / classes)]) : labels[i];
+          if (predicted[i] === target) equal++;
+        }
+        return equal / (outputs.length / batch);
       };
     default:
       return null;

@@ -259,7 +259,7 @@ export class Trainer {
    * Loss, logits, accuracy and the compiled metrics of the current weights on a batch (queued after the steps
    * already called). Accuracy is Python's "accuracy" metric, always given: the argmax for class indices; for float
    * targets, each unit on its target's side of 0.5 (0 on logits) for binary cross-entropy or a one-unit output, else
-   * the argmax against the target's. The compiled metrics onnxtrain-js computes (`metrics`) follow by their names.
+   * the argmax against the target's; per position where the output has a class per position (a tagger's). The compiled metrics onnxtrain-js computes (`metrics`) follow by their names.
    * @param {Batch} x
    * @param {Labels} labels
    * @returns {Promise<{loss: number, logits: Float32Array, accuracy: number, [metric: string]: number | Float32Array}>}

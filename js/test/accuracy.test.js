@@ -35,3 +35,20 @@ test("a class per position (a tagger's [steps, classes]): each step a hit or a m
   assert.equal(positionClasses([3, 2]), 2);
   assert.equal(positionClasses([10]), undefined);
 });
+
+test("class indices per position (a tagger's [steps, classes], labels [steps]): each step's argmax, as Python", () => {
+  const tagger = { loss: "sparse_categorical_crossentropy", trainsOnLogits: true, classes: 2 };
+  // two examples of three steps: right, wrong, right | wrong, wrong, right -> (2/3 + 1/3) / 2
+  const outputs = Float32Array.of(0.9, 0.1, 0.2, 0.8, 0.3, 0.7, 1, 0, 0, 1, 1, 0);
+  const labels = BigInt64Array.of(0n, 0n, 1n, 1n, 0n, 0n);
+  assert.equal(accuracy(outputs, labels, 2, tagger), 0.5);
+  // one class per example (no positions): the argmax over each example's 3 units, 0, 0, 0 and 0
+  assert.equal(accuracy(outputs, BigInt64Array.of(0n, 0n, 2n, 1n), 4, { ...tagger, classes: undefined }), 0.5);
+});
+
+test("binary cross-entropy over steps: each unit on its target's side, not an argmax per step", () => {
+  const tagger = { ...binary, classes: 2 };
+  const outputs = Float32Array.of(0.9, 0.6, 0.2, 0.1);
+  assert.equal(accuracy(outputs, Float32Array.of(1, 0, 0, 0), 1, tagger), 0.75);
+});
+
