@@ -20,9 +20,15 @@ from onnxtrain.layers import (
     AveragePooling3D,
     Conv1D,
     Conv2DTranspose,
+    Cropping1D,
+    Cropping2D,
+    Cropping3D,
     Dense,
     DepthwiseConv2D,
+    Dropout,
     Flatten,
+    GaussianDropout,
+    GaussianNoise,
     GlobalAveragePooling1D,
     GlobalAveragePooling2D,
     GlobalAveragePooling3D,
@@ -34,14 +40,22 @@ from onnxtrain.layers import (
     MaxPooling2D,
     MaxPooling3D,
     Permute,
+    RepeatVector,
     Reshape,
     SeparableConv2D,
     Shape,
     TimeDistributed,
+    UpSampling1D,
+    UpSampling2D,
+    UpSampling3D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+    ZeroPadding3D,
     format_shape,
 )
 from onnxtrain.layers import Softmax as SoftmaxLayer
 from onnxtrain.layers._layer import SymbolicTensor
+from onnxtrain.layers._layout import channels_last
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
 from onnxtrain.multi_output import OutputLosses
 
@@ -53,9 +67,7 @@ _LINEAR_THEN_ACTIVATION = frozenset(
 )
 
 # Layers whose outputs are their input's values moved, or pooled over positions (channel by channel, the classes
-# being the channels): a default activation's logits reach the output through any of them (`logits_chains`), a
-# softmax's probabilities through those that keep them probabilities, the movers and the averages
-# (`logits_substitutes`).
+# being the channels): a default activation's logits reach the output through any of them (`logits_chains`).
 _MOVERS: tuple[type[Layer], ...] = (Reshape, Flatten, Permute)
 _AVERAGES: tuple[type[Layer], ...] = (
     AveragePooling1D,
@@ -73,8 +85,32 @@ _MAXIMA: tuple[type[Layer], ...] = (
     GlobalMaxPooling2D,
     GlobalMaxPooling3D,
 )
-_CARRY_PROBABILITIES = _MOVERS + _AVERAGES
-_CARRY_VALUES = _CARRY_PROBABILITIES + _MAXIMA
+_CARRY_VALUES = _MOVERS + _AVERAGES + _MAXIMA
+# Layers whose outputs hold, class by class, non-negative values of their input's (the classes being its last
+# axis): those above, and repeated, cropped or dropped positions (Dropout in training zeros some values and scales
+# the others; SpatialDropout* whole classes). A softmax's probabilities reach the output through any of them, and
+# the loss reads them as Keras' cross-entropy of probabilities does, renormalised over the classes
+# (`_log_probabilities`).
+_CARRY_PROBABILITIES: tuple[type[Layer], ...] = (
+    *_CARRY_VALUES,
+    *(UpSampling1D, UpSampling2D, UpSampling3D, Cropping1D, Cropping2D, Cropping3D, RepeatVector, Dropout),
+)
+# Layers after which Keras' cross-entropy of a softmax's probabilities is no softmax cross-entropy of any logits
+# (`_refuse_spoiled_probabilities`): refused, with why.
+_SPOIL_PROBABILITIES: dict[type[Layer], str] = {
+    **dict.fromkeys(
+        (ZeroPadding1D, ZeroPadding2D, ZeroPadding3D),
+        "pads them with zeros: a padded position's classes sum to 0, whose cross-entropy Keras computes as NaN (it "
+        "divides them by their sum). Pad before the layer whose softmax it is, or crop the padding off before the "
+        "output",
+    ),
+    **dict.fromkeys(
+        (GaussianNoise, GaussianDropout),
+        "adds noise to them in training (or multiplies them by it), which can make them negative: Keras' "
+        "cross-entropy of such values (renormalised, then clipped to [1e-7, 1 - 1e-7]) is no softmax "
+        "cross-entropy of any logits. Apply the noise before the layer whose softmax it is",
+    ),
+}
 
 
 def output_losses(graph: Functional, loss: Loss | None) -> list[Loss | None]:
@@ -123,10 +159,25 @@ def logits_chains(graph: Functional, loss: Loss | None) -> dict[int, list[Symbol
 def logits_chain(output: SymbolicTensor, loss: Loss | None) -> list[SymbolicTensor]:
     """Where the values of the graph's `output` are those of a layer left at its default activation that the graphs
     emit linear for `loss` (`default_activation_emits_logits`), moved or pooled on their way (`_CARRY_VALUES`:
-    Reshape, Flatten, Permute, the poolings): the tensors from that layer's to `output`, first to last; [] where
-    they are not, and for an output that is the layer's own, which `logits_substitutes` emits."""
+    Reshape, Flatten, Permute, the poolings), or, under softmax cross-entropy, those of a last `Softmax()` or
+    `Activation("softmax")` layer after such values (Keras' all-convolutional head `Conv2D(n, 1)`,
+    `GlobalAveragePooling2D()`, `Activation("softmax")`; `Dense(n)` then `Softmax()`), or its probabilities carried
+    on (`_CARRY_PROBABILITIES`); or those of a nested model (or TimeDistributed) that ends in such a chain and is
+    not emitted linear itself (`_values_anew`), carried so: the tensors from that layer's to `output`, first to
+    last; [] where they are not, and for an output that is the default activation's layer's own, which
+    `logits_substitutes` emits."""
     chain = _carried_from(output, _CARRY_VALUES)
-    return chain if len(chain) > 1 and default_activation_emits_logits(chain[0].layer, loss) else []
+    if len(chain) > 1 and default_activation_emits_logits(chain[0].layer, loss):
+        return chain
+    probabilities = _carried_from(output, _CARRY_PROBABILITIES)
+    softmax = probabilities[0]
+    if _softmax_layer_left_out(softmax.layer, loss) and len(softmax.inputs) == 1:
+        logits = _carried_from(softmax.inputs[0], _CARRY_VALUES)
+        if default_activation_emits_logits(logits[0].layer, loss):
+            return logits + probabilities
+    if _values_anew(softmax.layer, loss) is not None:  # a nested model whose own output is such a chain
+        return probabilities
+    return []
 
 
 def logits_substitutes(graph: Functional, loss: Loss | None) -> dict[int, Layer]:
@@ -137,12 +188,13 @@ def logits_substitutes(graph: Functional, loss: Loss | None) -> dict[int, Layer]
 
     Raises:
         InvalidArgumentError: a softmax that the loss would apply reaches an output with its classes moved off the
-            last axis (`_keeps_the_classes_last`).
+            last axis (`_keeps_the_classes_last`), or through a layer that pads or adds noise to its probabilities
+            (`_refuse_spoiled_probabilities`).
     """
     substitutes = {}
     for position, (output, own) in enumerate(zip(graph.outputs, output_losses(graph, loss), strict=True)):
         logits = _logits_layer(output.layer, own)
-        chain = _carried_from(output, _CARRY_PROBABILITIES)
+        chain = _carried_from(output, (*_CARRY_PROBABILITIES, *_SPOIL_PROBABILITIES))
         if logits is None and _carries_a_left_out_softmax([t.layer for t in chain], [t.shape for t in chain], own):
             logits = _log_probabilities(output.layer)
         if logits is not None:
@@ -167,15 +219,22 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
         exported `probabilities` output is the layer's own softmax, not a softmax of it.
     Such a layer left at its default activation is emitted linear also where the last layers only move or pool its
     values (Reshape, Flatten, Permute, the poolings: `logits_chains`), as the head `Conv2D(10, 1)` then
-    `GlobalAveragePooling2D()`, whose logits are the pooled linear values.
-    A last Reshape, Flatten or Permute (or a chain of them), or an average pooling, that only moves or averages the
-    values of such a softmax, keeping the classes the last axis (Keras' segmentation head
-    `Conv2D(n, 1, activation="softmax")` then `Reshape((-1, n))`), is emitted followed by the log of its values
-    clipped to [1e-7, 1 - 1e-7] (`_log_probabilities`): Keras' own cross-entropy of probabilities, whose softmax
-    gives them back, so the softmax is applied once and the exported `logits` are those log-probabilities, its
-    `probabilities` the layer's (within the clip). Where such layers move the classes off the last axis (`Permute`
-    of them, a Flatten merging them), the loss would read other values as the classes than the softmax's: refused
-    (`_keeps_the_classes_last`).
+    `GlobalAveragePooling2D()`, whose logits are the pooled linear values, and under softmax cross-entropy where a
+    last `Softmax()` or `Activation("softmax")` layer reads them (Keras' all-convolutional head, the same then
+    `Activation("softmax")`; `Dense(10)` then `Softmax()`): the softmax layer is left to the loss, as a Dense's own
+    softmax is, and the values it reads are the logits.
+    Where the last layers carry the probabilities of such a softmax (given, or a softmax layer's) class by class to
+    the output, keeping the classes the last axis (`_CARRY_PROBABILITIES`: Reshape, Flatten, Permute, the
+    poolings, UpSampling, Cropping, RepeatVector, Dropout; Keras' segmentation head
+    `Conv2D(n, 1, activation="softmax")` then `Reshape((-1, n))` or `UpSampling2D(2)`), the last one is emitted
+    followed by the log of its values renormalised over the classes and clipped to [1e-7, 1 - 1e-7]
+    (`_log_probabilities`): Keras' own cross-entropy of probabilities, whose softmax gives them back, so the
+    softmax is applied once and the exported `logits` are those log-probabilities, its `probabilities` the
+    output's values renormalised (the values themselves where they sum to 1, within the clip; `model(x)` gives the
+    values, as Keras' does). Where such layers move the classes off the last axis (`Permute` of them, a Flatten
+    merging them), the loss would read other values as the classes than the softmax's: refused
+    (`_keeps_the_classes_last`); so are ZeroPadding, GaussianNoise and GaussianDropout after the softmax, whose
+    values Keras' cross-entropy reads as no logits can give (`_SPOIL_PROBABILITIES`).
     The rule reaches the layer whose values the last layer's are (`logits_path`): the layer a last
     `TimeDistributed` applies to each step (Keras' tagger head `TimeDistributed(Dense(n))`), and the last layer of
     a nested model of one output that is the last layer, at any depth; no other wrapper or merge.
@@ -185,22 +244,41 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
 
     Raises:
         InvalidArgumentError: a softmax that the loss would apply reaches the output with its classes moved off the
-            last axis.
+            last axis, or through a layer of `_SPOIL_PROBABILITIES`.
     """
     layers = list(layers)
     logits = _logits_layer(layers[-1], loss)
     if logits is not None:
+        _emit_linear_before_softmax(layers, len(layers) - 1, loss)
         layers[-1] = logits
         return layers
     head = _first_carrying(layers, _CARRY_VALUES)
     if head < len(layers) - 1 and default_activation_emits_logits(layers[head], loss):
         layers[head] = _logits_layer(layers[head], loss)  # type: ignore[assignment]
         return layers
-    head = _first_carrying(layers, _CARRY_PROBABILITIES)
+    head = _first_carrying(layers, (*_CARRY_PROBABILITIES, *_SPOIL_PROBABILITIES))
     carried = layers[head:]
     if len(carried) > 1 and _carries_a_left_out_softmax(carried, _built_shapes(carried), loss):
+        _emit_linear_before_softmax(layers, head, loss)
         layers[-1] = _log_probabilities(layers[-1])
     return layers
+
+
+def _emit_linear_before_softmax(layers: list[Layer], index: int, loss: Loss | None) -> None:
+    """Where `layers[index]` is a softmax layer the loss applies (`_softmax_layer_left_out`) that reads the values,
+    moved or pooled, of a layer left at its default activation (`default_activation_emits_logits`), put that
+    layer's linear copy in its place (`graph_layers`, as `logits_chain` does in a graph)."""
+    if index == 0 or not _softmax_layer_left_out(layers[index], loss):
+        return
+    head = _first_carrying(layers[:index], _CARRY_VALUES)
+    if default_activation_emits_logits(layers[head], loss):
+        layers[head] = _logits_layer(layers[head], loss)  # type: ignore[assignment]
+
+
+def _softmax_layer_left_out(layer: Layer, loss: Loss | None) -> bool:
+    """Whether `layer` is a `Softmax()` or `Activation("softmax")` layer that the graphs leave to `loss`, a softmax
+    cross-entropy (`_logits_layer`)."""
+    return type(layer) in (SoftmaxLayer, Activation) and _logits_layer(layer, loss) is not None
 
 
 def default_activation_emits_logits(layer: Layer, loss: Loss | None) -> bool:
@@ -266,31 +344,69 @@ def _built_shapes(layers: Sequence[Layer]) -> list[Shape]:
 
 def _called_anew(chain: Sequence[SymbolicTensor], loss: Loss | None) -> SymbolicTensor:
     """The last tensor of `chain` (`logits_chains`) computed anew: its first call by the layer's logits copy
-    (`_logits_layer`), the others by copies of their layers, so that the graph emits them beside the calls as
-    made (distinct layers: `Functional.emit` emits a layer's call once)."""
+    (`_logits_layer`; a nested model's by `_values_anew`), the others by copies of their layers, so that the graph
+    emits them beside the calls as made (distinct layers: `Functional.emit` emits a layer's call once)."""
     first = chain[0]
-    logits = _logits_layer(first.layer, loss)
+    linear = default_activation_emits_logits(first.layer, loss)
+    logits = _logits_layer(first.layer, loss) if linear else _values_anew(first.layer, loss)
     tensor = SymbolicTensor(first.shape, logits, first.call_index, first.inputs, first.training, first.output_index)
     for call in chain[1:]:
         tensor = SymbolicTensor(call.shape, copy.copy(call.layer), call.call_index, [tensor], call.training)
     return tensor
 
 
+def _values_anew(layer: Layer, loss: Loss | None) -> Layer | None:
+    """A copy of `layer`, a nested model of one output (or a TimeDistributed of one) that `loss` does not emit
+    linear itself (`default_activation_emits_logits`), that computes its values as its `logits_graph` does, its
+    default activations emitted linear and its softmax kept: a nested model ending in `Dense(n)` then `Softmax()`
+    gives the softmax of the Dense's linear values, in `model(x)` too; None where `layer` is none such."""
+    if loss is None or not loss.trains_on_logits or default_activation_emits_logits(layer, loss):
+        return None
+    if isinstance(layer, TimeDistributed):
+        inner = _values_anew(layer.layer, loss)
+        return None if inner is None else layer.emitting(inner)
+    if isinstance(layer, Functional) and len(layer.outputs) == 1:
+        emitted = logits_graph(layer, loss)
+        return None if emitted is layer else _graph_on_logits(emitted, {})
+    return None
+
+
 def _carries_a_left_out_softmax(layers: Sequence[Layer], shapes: Sequence[Shape], loss: Loss | None) -> bool:
-    """Whether `layers` (a layer, then the layers that carry its probabilities: `_CARRY_PROBABILITIES`; `shapes`,
-    the per-example shape of each one's values) carry the values of a softmax the rule leaves out under softmax
-    cross-entropy (a softmax given, not a default activation), so that the loss would apply a second softmax.
+    """Whether `layers` (a layer, then the layers that carry its probabilities: `_CARRY_PROBABILITIES`, or spoil
+    them: `_SPOIL_PROBABILITIES`; `shapes`, the per-example shape of each one's values) carry the values of a
+    softmax the rule leaves out under softmax cross-entropy (a softmax given, not a default activation), so that the
+    loss would apply a second softmax.
 
     Raises:
-        InvalidArgumentError: they carry one with its classes moved off the last axis (`_keeps_the_classes_last`).
+        InvalidArgumentError: they carry one with its classes moved off the last axis (`_keeps_the_classes_last`),
+            or through a layer of `_SPOIL_PROBABILITIES`.
     """
     if len(layers) < 2 or not isinstance(loss, SoftmaxCrossEntropyWithLogits):
         return False
     head = layers[0]
     if _logits_layer(head, loss) is None or default_activation_emits_logits(head, loss):
         return False
+    _refuse_spoiled_probabilities(layers, loss)
     _keeps_the_classes_last(layers, shapes, loss)
     return True
+
+
+def _refuse_spoiled_probabilities(layers: Sequence[Layer], loss: Loss) -> None:
+    """Refuse a layer of `_SPOIL_PROBABILITIES` among those that carry the softmax of `layers[0]`.
+
+    Raises:
+        InvalidArgumentError: one is there, named with why the loss cannot read its values as Keras does.
+    """
+    for layer in layers[1:]:
+        why = next((why for kind, why in _SPOIL_PROBABILITIES.items() if _carries(layer, (kind,))), None)
+        if why is not None:
+            head = layers[0]
+            raise InvalidArgumentError(
+                f"Loss {loss.name!r} reads the output of {type(layers[-1]).__name__} layer {layers[-1].name!r} as "
+                f"the probabilities of the softmax of {type(head).__name__} layer {head.name!r}, as Keras' "
+                f"cross-entropy of probabilities does, but {type(layer).__name__} layer {layer.name!r} after that "
+                f"softmax {why}."
+            )
 
 
 def _keeps_the_classes_last(layers: Sequence[Layer], shapes: Sequence[Shape], loss: Loss) -> None:
@@ -337,17 +453,26 @@ def _keeps_the_classes_last(layers: Sequence[Layer], shapes: Sequence[Shape], lo
     )
 
 
-def _log_probabilities(mover: Layer) -> Layer:
-    """A copy of `mover` (sharing its name) that emits its values, probabilities, as logits whose softmax gives
-    them back: log(clip(p, 1e-7, 1 - 1e-7)), Keras' categorical cross-entropy of probabilities (which clips them
-    so), so the loss's softmax cross-entropy equals Keras' wherever its clip does not bind, with Keras' gradient."""
-    emitted = copy.copy(mover)
-    own_emit = type(mover).emit
+def _log_probabilities(last: Layer) -> Layer:
+    """A copy of `last` (sharing its name) that emits its values, probabilities carried class by class
+    (`_CARRY_PROBABILITIES`), as logits whose softmax gives them back renormalised over the classes: Keras'
+    cross-entropy of probabilities, log(clip(p / sum(p), 1e-7, 1 - 1e-7)) over the last axis, so the loss's
+    softmax cross-entropy equals Keras' (with Keras' gradient) wherever its clip does not bind. A position whose
+    values sum to 0 (every class dropped by a Dropout in training), which Keras computes as NaN (0 / 0), reads
+    0 instead: the clip's floor for every class."""
+    emitted = copy.copy(last)
+    own_emit = type(last).emit
 
     def emit(builder: GraphBuilder, x: str) -> str:
-        moved = own_emit(emitted, builder, x)
+        assert emitted.output_shape is not None, "layers must be built"
+        # the classes last: a pooling's output may hold them at axis 1 (`layers/_layout.py`)
+        values = channels_last(builder, own_emit(emitted, builder, x), len(emitted.output_shape) + 1)
+        total = builder.reduce("ReduceSum", values, [-1], keepdims=True, hint="class_sum")
+        positive = builder.node("Greater", [total, builder.constant(0.0, "zero")], hint="positive_sum")
+        divisor = builder.node("Where", [positive, total, builder.constant(1.0, "one")], hint="class_sum_or_one")
+        normalised = builder.node("Div", [values, divisor], hint="normalised_probabilities")
         low, high = builder.constant(EPSILON, "epsilon"), builder.constant(1.0 - EPSILON, "one_minus_epsilon")
-        clipped = builder.node("Clip", [moved, low, high], hint="clipped_probabilities")
+        clipped = builder.node("Clip", [normalised, low, high], hint="clipped_probabilities")
         return builder.node("Log", [clipped], hint="log_probabilities")
 
     emitted.__dict__["emit"] = emit  # on the copy alone, as `_graph_on_logits` does

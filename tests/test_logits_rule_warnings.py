@@ -25,7 +25,6 @@ from onnxtrain.layers import (
     GlobalAveragePooling1D,
     GlobalAveragePooling2D,
     Input,
-    MaxPooling1D,
 )
 from onnxtrain.losses import BinaryCrossentropy, CategoricalCrossentropy, Loss
 
@@ -157,12 +156,6 @@ MOVED: list[tuple[Make, Loss | str, str]] = [
         r"moved or pooled, of Dense 'head'\) applies activation 'relu' to them: relu logits are clamped",
     ),
     (
-        lambda a: Sequential([Input(6, 4), Dense(3, name="head", **given(a)), MaxPooling1D(2, name="pool")]),
-        "categorical_crossentropy",
-        r"the last layer 'pool' \(the values, moved or pooled, of Dense 'head'\) applies activation 'softmax' to them: "
-        r"the loss reads its outputs as logits",  # a maximum of probabilities is not one: the softmax stays
-    ),
-    (
         lambda a: Sequential([Input(6, 4), Dense(3, name="head", **given(a)), GlobalAveragePooling1D(name="pool")]),
         "binary_crossentropy",
         r"^Loss 'binary_crossentropy' expects probabilities, but the last layer 'pool' \(the values, moved or pooled, "
@@ -171,7 +164,7 @@ MOVED: list[tuple[Make, Loss | str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("make", "loss", "match"), MOVED, ids=["relu_flattened", "softmax_max_pooled", "relu_bce"])
+@pytest.mark.parametrize(("make", "loss", "match"), MOVED, ids=["relu_flattened", "relu_bce"])
 def test_an_explicit_activation_moved_or_pooled_to_the_output_warns_as_a_last_one(make, loss, match):
     activation = "softmax" if "softmax" in match else "relu"
     with make(activation) as model, pytest.warns(UserWarning, match=match):
