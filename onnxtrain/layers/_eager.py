@@ -11,13 +11,17 @@ do, and a fresh layer draws the same again.
 
 An unbuilt layer takes its shapes from the arrays and is built (its weights drawn at random, as Keras builds a layer
 on its first call); it stays built where that made weights, and a weightless one (an augmentation layer) is left as
-it was, so a model can still take it at any shape. A layer of a compiled model computes with its engine's current
-weights. This module reads a layer through `EagerLayer`, so it never imports the Layer class (which imports it).
+it was, so a model can still take it at any shape. A built layer called on arrays of other shapes computes with its
+weights where they fit them, as Keras' does (an LSTM on longer sequences: `_eager_shapes.py`); a model takes the
+shapes of its Inputs. The graph's opset is the one `compile` would choose: an imported ONNX graph's, where newer. A
+layer of a compiled model computes with its engine's current weights. This module reads a layer through
+`EagerLayer`, so it never imports the Layer class (which imports it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,7 +30,8 @@ from onnxtrain._registry import snake_case
 from onnxtrain._runtime import DISABLED_OPTIMIZERS
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.graph import GraphBuilder
-from onnxtrain.layers._layer_checks import CheckedLayer, check_same_shapes, describe, take_shapes
+from onnxtrain.layers._eager_shapes import check_weights_fit, differs, shapes_of_call
+from onnxtrain.layers._layer_checks import CheckedLayer, describe, take_shapes
 from onnxtrain.layers._shapes import Shape
 
 STEP = "step"
@@ -71,8 +76,8 @@ class _EagerBuilder(GraphBuilder):
     """A builder whose training graph reads its step counter from the `step` input (an int64 scalar), and which
     remembers the array of each parameter it adds, to tell whose state a training call updated."""
 
-    def __init__(self, training: bool):
-        super().__init__(training=training)
+    def __init__(self, training: bool, opset: int, ir_version: int):
+        super().__init__(opset=opset, ir_version=ir_version, training=training)
         self.parameters: dict[str, np.ndarray] = {}  # graph name -> the layer's array (`Layer.emit_params`)
 
     def add_initializer(self, name: str, array: np.ndarray) -> str:
@@ -96,7 +101,8 @@ def call_eagerly(
 
     Raises:
         InvalidTypeError: `training` is not a bool or None; another number of arrays than the layer takes.
-        ShapeError: arrays of other per-example shapes than a built layer's.
+        ShapeError: arrays of other per-example shapes than a built layer's that its weights do not fit, or of
+            other shapes than a model's inputs (`_eager_shapes.check_weights_fit`).
     """
     if training is not None and not isinstance(training, bool | np.bool_):
         raise InvalidTypeError(f"{describe(layer)}: training expects True, False or None. Received: {training!r}")
@@ -107,17 +113,19 @@ def call_eagerly(
     arrays = eager_arrays(describe(layer), arrays, [layer.reads_integers] * len(arrays))
     shapes = [tuple(array.shape[1:]) for array in arrays]
     built_here = not layer.built
+    other_shapes = not built_here and differs(layer, shapes)
     if built_here:
         take_shapes(layer, shapes)
         layer.build(shapes if layer.multi_input else shapes[0], np.random.default_rng())
-    else:
-        check_same_shapes(layer, shapes)
+    elif other_shapes:  # computed where its weights fit, as Keras computes it (`_eager_shapes.py`)
+        check_weights_fit(layer, shapes)
     layer._read_engine()  # a compiled model's engine holds the current weights
     name = layer.name
     if name is None:  # Dropout and the augmentation layers key their draws by the layer's name
         layer.__dict__["name"] = snake_case(type(layer).__name__)
     try:
-        outputs = run_eagerly(layer, arrays, training=bool(training), state_owner=layer)
+        with shapes_of_call(layer, shapes) if other_shapes else nullcontext():
+            outputs = run_eagerly(layer, arrays, training=bool(training), state_owner=layer)
     finally:
         layer.__dict__["name"] = name
         if built_here and not layer.params:
@@ -138,7 +146,7 @@ def run_eagerly(
     """
     import onnxruntime as ort  # the inference API only; imported here to keep importing onnxtrain light
 
-    builder = _EagerBuilder(training=training)
+    builder = _EagerBuilder(training, *_versions(layer))
     names = [builder.add_input(f"input_{i}", x.dtype, (None, *x.shape[1:])) for i, x in enumerate(arrays)]
     outputs = layer.eager_outputs(builder, names)
     for i, (value, shape) in enumerate(outputs):
@@ -162,6 +170,16 @@ def run_eagerly(
         updated = [builder.parameters[name] for name in updates]
         _write_state(state_owner, list(zip(updated, results[len(outputs) :], strict=True)))
     return results[: len(outputs)]
+
+
+def _versions(layer: object) -> tuple[int, int]:
+    """The opset and IR version of an eager call's graph: those `compile` would choose for the layer (a model's
+    graph: for its layers), the default raised to the opset of an imported ONNX graph among them (`from_onnx`'s,
+    which is never downgraded: `OnnxLayer.graph_at`), as `predict` runs it."""
+    from onnxtrain.foreign._layer import compile_opset  # imports the layers: here, not when they are imported
+
+    held = layer.__dict__.get("layers")  # a model's graph's layers (an emitted copy of it shares its __dict__)
+    return compile_opset([layer, *(held if isinstance(held, list) else ())], None, None)
 
 
 def _write_state(owner: StateOwner, new: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:

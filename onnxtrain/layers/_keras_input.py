@@ -15,7 +15,7 @@ import numpy as np
 
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError, UnsupportedError
 
-KERAS_CLASS_NAMES = {"InputLayer": "Input"}
+KERAS_CLASS_NAMES = {"InputLayer": "Input", "Sequential": "Functional"}  # Keras' class -> ours
 """{Keras' class name in a model config: the onnxtrain layer class that rebuilds it}."""
 
 
