@@ -14,9 +14,10 @@ from typing import Any
 from onnxtrain import emit, engines, losses, multi_output, optimizers
 from onnxtrain import metrics as metrics_module
 from onnxtrain._artifacts_folder import check_artifacts_folder
+from onnxtrain._carried_probabilities import CARRY_PROBABILITIES, CARRY_VALUES, carried_from
 from onnxtrain._checks import check_threads
 from onnxtrain._compiled import Compiled
-from onnxtrain._logits_rule import _CARRY_VALUES, _carried_from
+from onnxtrain._logits_rule import softmax_layer_left_out
 from onnxtrain._metric_base import Metric, unique_names, weighted_slots
 from onnxtrain._runtime import check_runtime_loads
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
@@ -137,7 +138,7 @@ def compile_settings(
         assert own is not None  # compiled
         _warn_about_output_activation(output, own, position in left_out)
         if own.trains_on_logits:
-            _warn_about_default_relu_logits(output, own)
+            _warn_about_default_relu_logits(output, own, position in left_out)
     return compiled
 
 
@@ -217,21 +218,24 @@ def _check_trainable(graph: Functional, loss: Loss) -> None:
 
 
 # Layers whose output holds the values they read (at inference), moves or pools them (the logits rule's
-# `_CARRY_VALUES`), or merges them: a ReLU left at its default before them still clamps the logits, unless the
+# `CARRY_VALUES`), or merges them: a ReLU left at its default before them still clamps the logits, unless the
 # rule reaches it (`emit.logits_chain`: moved or pooled values only).
-_CARRIERS = (*_CARRY_VALUES, Dropout, SpatialDropout2D, Add, Average, Maximum, Minimum, Concatenate)
+_CARRIERS = (*CARRY_VALUES, Dropout, SpatialDropout2D, Add, Average, Maximum, Minimum, Concatenate)
 
 
-def _warn_about_default_relu_logits(output: SymbolicTensor, loss: Loss) -> None:
+def _warn_about_default_relu_logits(output: SymbolicTensor, loss: Loss, left_to_the_loss: bool) -> None:
     """Warn when the logits of a loss that reads them (`Loss.trains_on_logits`) come from a Dense or a convolution
     left at its default ReLU through layers that carry, move, pool or merge values (`Dense(10)` then `Dropout`,
     `Add` of two, `Conv2D(10, 1)` then `Dropout` then `GlobalAveragePooling2D`), where the logits rule does not
     reach it: the graphs emit linear only the output's own layer and one whose values the last layers only move or
     pool (`emit.logits_chain`; through TimeDistributed and nested models: `emit.logits_path`), so these logits are
-    clamped at 0, a trap for Keras users, whose Dense and convolutions default to linear. The walk goes into
-    nested models and TimeDistributed too, where such a layer may sit."""
-    # (tensor, whether its layer is emitted linear: the output's own, and the path the rule reaches from it)
-    pending = [(output, _emitted_on_logits(output, loss))]
+    clamped at 0, a trap for Keras users, whose Dense and convolutions default to linear. The walk goes on through
+    a softmax layer that the loss applies (`Dense(10)`, `Dropout`, `Softmax()`: the values it reads are the
+    logits), and into nested models and TimeDistributed, where such a layer may sit. `left_to_the_loss`: the
+    graphs emit the output's layer otherwise than called (`emit.logits_substitutes`, `emit.logits_chains`)."""
+    # (tensor, whether the graphs emit it so that the loss reads its values as logits: the output left to the loss,
+    # the path the rule reaches from it)
+    pending = [(output, left_to_the_loss)]
     seen, found = set[tuple[int, bool]](), dict[str, str]()
     while pending:
         tensor, linear = pending.pop()
@@ -241,6 +245,10 @@ def _warn_about_default_relu_logits(output: SymbolicTensor, loss: Loss) -> None:
         chain = emit.logits_chain(tensor, loss) if linear else []
         if chain:  # values moved or pooled from a layer the rule emits linear (`logits_graph`)
             pending.append((chain[0], True))
+            continue
+        softmax = _applied_softmax(tensor, loss) if linear else None
+        if softmax is not None:  # the loss applies it: the values it reads are the logits
+            pending.extend((x, False) for x in softmax.inputs)
             continue
         layer = tensor.layer
         if isinstance(layer, TimeDistributed):  # its layer's values per step
@@ -267,10 +275,14 @@ def _warn_about_default_relu_logits(output: SymbolicTensor, loss: Loss) -> None:
         )
 
 
-def _emitted_on_logits(output: SymbolicTensor, loss: Loss) -> bool:
-    """Whether the graphs emit `output`'s own layer linear for `loss` (`emit.graph_layers`), or the layer whose
-    values it moves or pools (`emit.logits_chain`)."""
-    return emit.graph_layers([output.layer], loss)[-1] is not output.layer or bool(emit.logits_chain(output, loss))
+def _applied_softmax(tensor: SymbolicTensor, loss: Loss) -> SymbolicTensor | None:
+    """The tensor of the `Softmax()` or `Activation("softmax")` layer (or a TimeDistributed of one) whose
+    probabilities `tensor`, read as logits by `loss`, holds as it is or carried class by class
+    (`CARRY_PROBABILITIES`), where the graphs leave that softmax to the loss (`softmax_layer_left_out`); None
+    otherwise."""
+    softmax = carried_from(tensor, CARRY_PROBABILITIES)[0]
+    layer = softmax.layer.layer if isinstance(softmax.layer, TimeDistributed) else softmax.layer
+    return softmax if softmax_layer_left_out(layer, loss) else None
 
 
 # What logits clamped at 0 (a ReLU) do to each kind of loss on logits
@@ -309,7 +321,7 @@ def _warn_about_output_activation(output: SymbolicTensor, loss: Loss, left_to_th
     (`emit.logits_substitutes`, `emit.logits_chains`), which reads the logits.
     """
     last = output.layer
-    head = _carried_from(output, _CARRY_VALUES)[0].layer  # the layer whose values the last layers move or pool
+    head = carried_from(output, CARRY_VALUES)[0].layer  # the layer whose values the last layers move or pool
     inner = emit.logits_path(head)[-1]  # the layer whose activation it is (through TimeDistributed, a nested model)
     activation = getattr(inner, "activation", None)
     if activation is None or not prints_here():  # one warning for a data-parallel world, not one per process

@@ -1,6 +1,7 @@
 """The logits rule: which output layers the graphs emit without their activation, so a loss on logits reads them
 (`graph_layers`, `logits_graph`), the substitutes that compute them (`logits_substitutes`), and the loss each
-output trains on."""
+output trains on. The layers that carry values or probabilities to an output, and the log-probabilities the loss
+reads from carried ones, are `_carried_probabilities.py`'s."""
 
 from __future__ import annotations
 
@@ -8,54 +9,33 @@ import copy
 from collections.abc import Mapping, Sequence
 
 from onnxtrain import activations
+from onnxtrain._carried_probabilities import (
+    CARRY_PROBABILITIES,
+    CARRY_VALUES,
+    SPOIL_PROBABILITIES,
+    built_shapes,
+    carried_from,
+    check_carried_probabilities,
+    first_carrying,
+    log_probabilities,
+)
 from onnxtrain._functional_calls import topological_calls
-from onnxtrain._loss_base import EPSILON
-from onnxtrain.errors import InvalidArgumentError, UnsupportedError
+from onnxtrain.errors import UnsupportedError
 from onnxtrain.functional import Functional
 from onnxtrain.graph import GraphBuilder
 from onnxtrain.layers import (
     Activation,
-    AveragePooling1D,
-    AveragePooling2D,
-    AveragePooling3D,
     Conv1D,
     Conv2DTranspose,
-    Cropping1D,
-    Cropping2D,
-    Cropping3D,
     Dense,
     DepthwiseConv2D,
-    Dropout,
-    Flatten,
-    GaussianDropout,
-    GaussianNoise,
-    GlobalAveragePooling1D,
-    GlobalAveragePooling2D,
-    GlobalAveragePooling3D,
-    GlobalMaxPooling1D,
-    GlobalMaxPooling2D,
-    GlobalMaxPooling3D,
     Layer,
-    MaxPooling1D,
-    MaxPooling2D,
-    MaxPooling3D,
-    Permute,
-    RepeatVector,
-    Reshape,
     SeparableConv2D,
     Shape,
     TimeDistributed,
-    UpSampling1D,
-    UpSampling2D,
-    UpSampling3D,
-    ZeroPadding1D,
-    ZeroPadding2D,
-    ZeroPadding3D,
-    format_shape,
 )
 from onnxtrain.layers import Softmax as SoftmaxLayer
 from onnxtrain.layers._layer import SymbolicTensor
-from onnxtrain.layers._layout import channels_last
 from onnxtrain.losses import Loss, SoftmaxCrossEntropyWithLogits
 from onnxtrain.multi_output import OutputLosses
 
@@ -65,52 +45,6 @@ from onnxtrain.multi_output import OutputLosses
 _LINEAR_THEN_ACTIVATION = frozenset(
     {Dense.emit, Conv1D.emit, Conv2DTranspose.emit, DepthwiseConv2D.emit, SeparableConv2D.emit}
 )
-
-# Layers whose outputs are their input's values moved, or pooled over positions (channel by channel, the classes
-# being the channels): a default activation's logits reach the output through any of them (`logits_chains`).
-_MOVERS: tuple[type[Layer], ...] = (Reshape, Flatten, Permute)
-_AVERAGES: tuple[type[Layer], ...] = (
-    AveragePooling1D,
-    AveragePooling2D,
-    AveragePooling3D,
-    GlobalAveragePooling1D,
-    GlobalAveragePooling2D,
-    GlobalAveragePooling3D,
-)
-_MAXIMA: tuple[type[Layer], ...] = (
-    MaxPooling1D,
-    MaxPooling2D,
-    MaxPooling3D,
-    GlobalMaxPooling1D,
-    GlobalMaxPooling2D,
-    GlobalMaxPooling3D,
-)
-_CARRY_VALUES = _MOVERS + _AVERAGES + _MAXIMA
-# Layers whose outputs hold, class by class, non-negative values of their input's (the classes being its last
-# axis): those above, and repeated, cropped or dropped positions (Dropout in training zeros some values and scales
-# the others; SpatialDropout* whole classes). A softmax's probabilities reach the output through any of them, and
-# the loss reads them as Keras' cross-entropy of probabilities does, renormalised over the classes
-# (`_log_probabilities`).
-_CARRY_PROBABILITIES: tuple[type[Layer], ...] = (
-    *_CARRY_VALUES,
-    *(UpSampling1D, UpSampling2D, UpSampling3D, Cropping1D, Cropping2D, Cropping3D, RepeatVector, Dropout),
-)
-# Layers after which Keras' cross-entropy of a softmax's probabilities is no softmax cross-entropy of any logits
-# (`_refuse_spoiled_probabilities`): refused, with why.
-_SPOIL_PROBABILITIES: dict[type[Layer], str] = {
-    **dict.fromkeys(
-        (ZeroPadding1D, ZeroPadding2D, ZeroPadding3D),
-        "pads them with zeros: a padded position's classes sum to 0, whose cross-entropy Keras computes as NaN (it "
-        "divides them by their sum). Pad before the layer whose softmax it is, or crop the padding off before the "
-        "output",
-    ),
-    **dict.fromkeys(
-        (GaussianNoise, GaussianDropout),
-        "adds noise to them in training (or multiplies them by it), which can make them negative: Keras' "
-        "cross-entropy of such values (renormalised, then clipped to [1e-7, 1 - 1e-7]) is no softmax "
-        "cross-entropy of any logits. Apply the noise before the layer whose softmax it is",
-    ),
-}
 
 
 def output_losses(graph: Functional, loss: Loss | None) -> list[Loss | None]:
@@ -158,21 +92,21 @@ def logits_chains(graph: Functional, loss: Loss | None) -> dict[int, list[Symbol
 
 def logits_chain(output: SymbolicTensor, loss: Loss | None) -> list[SymbolicTensor]:
     """Where the values of the graph's `output` are those of a layer left at its default activation that the graphs
-    emit linear for `loss` (`default_activation_emits_logits`), moved or pooled on their way (`_CARRY_VALUES`:
+    emit linear for `loss` (`default_activation_emits_logits`), moved or pooled on their way (`CARRY_VALUES`:
     Reshape, Flatten, Permute, the poolings), or, under softmax cross-entropy, those of a last `Softmax()` or
     `Activation("softmax")` layer after such values (Keras' all-convolutional head `Conv2D(n, 1)`,
     `GlobalAveragePooling2D()`, `Activation("softmax")`; `Dense(n)` then `Softmax()`), or its probabilities carried
-    on (`_CARRY_PROBABILITIES`); or those of a nested model (or TimeDistributed) that ends in such a chain and is
+    on (`CARRY_PROBABILITIES`); or those of a nested model (or TimeDistributed) that ends in such a chain and is
     not emitted linear itself (`_values_anew`), carried so: the tensors from that layer's to `output`, first to
     last; [] where they are not, and for an output that is the default activation's layer's own, which
     `logits_substitutes` emits."""
-    chain = _carried_from(output, _CARRY_VALUES)
+    chain = carried_from(output, CARRY_VALUES)
     if len(chain) > 1 and default_activation_emits_logits(chain[0].layer, loss):
         return chain
-    probabilities = _carried_from(output, _CARRY_PROBABILITIES)
+    probabilities = carried_from(output, CARRY_PROBABILITIES)
     softmax = probabilities[0]
-    if _softmax_layer_left_out(softmax.layer, loss) and len(softmax.inputs) == 1:
-        logits = _carried_from(softmax.inputs[0], _CARRY_VALUES)
+    if softmax_layer_left_out(softmax.layer, loss) and len(softmax.inputs) == 1:
+        logits = carried_from(softmax.inputs[0], CARRY_VALUES)
         if default_activation_emits_logits(logits[0].layer, loss):
             return logits + probabilities
     if _values_anew(softmax.layer, loss) is not None:  # a nested model whose own output is such a chain
@@ -188,15 +122,15 @@ def logits_substitutes(graph: Functional, loss: Loss | None) -> dict[int, Layer]
 
     Raises:
         InvalidArgumentError: a softmax that the loss would apply reaches an output with its classes moved off the
-            last axis (`_keeps_the_classes_last`), or through a layer that pads or adds noise to its probabilities
-            (`_refuse_spoiled_probabilities`).
+            last axis, or through a layer that pads or adds noise to its probabilities
+            (`check_carried_probabilities`).
     """
     substitutes = {}
     for position, (output, own) in enumerate(zip(graph.outputs, output_losses(graph, loss), strict=True)):
         logits = _logits_layer(output.layer, own)
-        chain = _carried_from(output, (*_CARRY_PROBABILITIES, *_SPOIL_PROBABILITIES))
+        chain = carried_from(output, (*CARRY_PROBABILITIES, *SPOIL_PROBABILITIES))
         if logits is None and _carries_a_left_out_softmax([t.layer for t in chain], [t.shape for t in chain], own):
-            logits = _log_probabilities(output.layer)
+            logits = log_probabilities(output.layer)
         if logits is not None:
             substitutes[position] = logits
     return substitutes
@@ -224,17 +158,17 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
     `Activation("softmax")`; `Dense(10)` then `Softmax()`): the softmax layer is left to the loss, as a Dense's own
     softmax is, and the values it reads are the logits.
     Where the last layers carry the probabilities of such a softmax (given, or a softmax layer's) class by class to
-    the output, keeping the classes the last axis (`_CARRY_PROBABILITIES`: Reshape, Flatten, Permute, the
+    the output, keeping the classes the last axis (`CARRY_PROBABILITIES`: Reshape, Flatten, Permute, the
     poolings, UpSampling, Cropping, RepeatVector, Dropout; Keras' segmentation head
     `Conv2D(n, 1, activation="softmax")` then `Reshape((-1, n))` or `UpSampling2D(2)`), the last one is emitted
     followed by the log of its values renormalised over the classes and clipped to [1e-7, 1 - 1e-7]
-    (`_log_probabilities`): Keras' own cross-entropy of probabilities, whose softmax gives them back, so the
+    (`log_probabilities`): Keras' own cross-entropy of probabilities, whose softmax gives them back, so the
     softmax is applied once and the exported `logits` are those log-probabilities, its `probabilities` the
     output's values renormalised (the values themselves where they sum to 1, within the clip; `model(x)` gives the
     values, as Keras' does). Where such layers move the classes off the last axis (`Permute` of them, a Flatten
     merging them), the loss would read other values as the classes than the softmax's: refused
-    (`_keeps_the_classes_last`); so are ZeroPadding, GaussianNoise and GaussianDropout after the softmax, whose
-    values Keras' cross-entropy reads as no logits can give (`_SPOIL_PROBABILITIES`).
+    (`check_carried_probabilities`); so are ZeroPadding, GaussianNoise and GaussianDropout after the softmax, whose
+    values Keras' cross-entropy reads as no logits can give (`SPOIL_PROBABILITIES`).
     The rule reaches the layer whose values the last layer's are (`logits_path`): the layer a last
     `TimeDistributed` applies to each step (Keras' tagger head `TimeDistributed(Dense(n))`), and the last layer of
     a nested model of one output that is the last layer, at any depth; no other wrapper or merge.
@@ -244,7 +178,7 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
 
     Raises:
         InvalidArgumentError: a softmax that the loss would apply reaches the output with its classes moved off the
-            last axis, or through a layer of `_SPOIL_PROBABILITIES`.
+            last axis, or through a layer of `SPOIL_PROBABILITIES`.
     """
     layers = list(layers)
     logits = _logits_layer(layers[-1], loss)
@@ -252,30 +186,30 @@ def graph_layers(layers: Sequence[Layer], loss: Loss | None) -> list[Layer]:
         _emit_linear_before_softmax(layers, len(layers) - 1, loss)
         layers[-1] = logits
         return layers
-    head = _first_carrying(layers, _CARRY_VALUES)
+    head = first_carrying(layers, CARRY_VALUES)
     if head < len(layers) - 1 and default_activation_emits_logits(layers[head], loss):
         layers[head] = _logits_layer(layers[head], loss)  # type: ignore[assignment]
         return layers
-    head = _first_carrying(layers, (*_CARRY_PROBABILITIES, *_SPOIL_PROBABILITIES))
+    head = first_carrying(layers, (*CARRY_PROBABILITIES, *SPOIL_PROBABILITIES))
     carried = layers[head:]
-    if len(carried) > 1 and _carries_a_left_out_softmax(carried, _built_shapes(carried), loss):
+    if len(carried) > 1 and _carries_a_left_out_softmax(carried, built_shapes(carried), loss):
         _emit_linear_before_softmax(layers, head, loss)
-        layers[-1] = _log_probabilities(layers[-1])
+        layers[-1] = log_probabilities(layers[-1])
     return layers
 
 
 def _emit_linear_before_softmax(layers: list[Layer], index: int, loss: Loss | None) -> None:
-    """Where `layers[index]` is a softmax layer the loss applies (`_softmax_layer_left_out`) that reads the values,
+    """Where `layers[index]` is a softmax layer the loss applies (`softmax_layer_left_out`) that reads the values,
     moved or pooled, of a layer left at its default activation (`default_activation_emits_logits`), put that
     layer's linear copy in its place (`graph_layers`, as `logits_chain` does in a graph)."""
-    if index == 0 or not _softmax_layer_left_out(layers[index], loss):
+    if index == 0 or not softmax_layer_left_out(layers[index], loss):
         return
-    head = _first_carrying(layers[:index], _CARRY_VALUES)
+    head = first_carrying(layers[:index], CARRY_VALUES)
     if default_activation_emits_logits(layers[head], loss):
         layers[head] = _logits_layer(layers[head], loss)  # type: ignore[assignment]
 
 
-def _softmax_layer_left_out(layer: Layer, loss: Loss | None) -> bool:
+def softmax_layer_left_out(layer: Layer, loss: Loss | None) -> bool:
     """Whether `layer` is a `Softmax()` or `Activation("softmax")` layer that the graphs leave to `loss`, a softmax
     cross-entropy (`_logits_layer`)."""
     return type(layer) in (SoftmaxLayer, Activation) and _logits_layer(layer, loss) is not None
@@ -291,7 +225,7 @@ def default_activation_emits_logits(layer: Layer, loss: Loss | None) -> bool:
 def logits_path(last: Layer) -> list[Layer]:
     """`last` and the layers the logits rule (`graph_layers`) reaches through it, outermost first: the layer a
     TimeDistributed wraps, the layer whose values a nested model of one output gives (its output layer's, or
-    those its output layers move or pool: `_CARRY_VALUES`), and so on; the last one is the layer whose activation
+    those its output layers move or pool: `CARRY_VALUES`), and so on; the last one is the layer whose activation
     the rule reads. `[last]` for any other layer."""
     path = [last]
     while True:
@@ -306,40 +240,8 @@ def _reached(layer: Layer) -> Layer | None:
     if isinstance(layer, TimeDistributed):
         return layer.layer
     if isinstance(layer, Functional) and len(layer.outputs) == 1:
-        return _carried_from(layer.outputs[0], _CARRY_VALUES)[0].layer
+        return carried_from(layer.outputs[0], CARRY_VALUES)[0].layer
     return None
-
-
-def _carries(layer: object, kinds: tuple[type[Layer], ...]) -> bool:
-    """Whether `layer` is of one of `kinds`, with its class's forward (a subclass with its own may do anything)."""
-    return any(isinstance(layer, kind) and type(layer).emit is kind.emit for kind in kinds)
-
-
-def _carried_from(output: SymbolicTensor, kinds: tuple[type[Layer], ...]) -> list[SymbolicTensor]:
-    """The tensors from the one whose values `output`'s are, through calls of one input each by layers of `kinds`,
-    to `output`, first to last: `[output]` where its layer is none of them."""
-    chain = [output]
-    while _carries(chain[0].layer, kinds) and len(chain[0].inputs) == 1:
-        chain.insert(0, chain[0].inputs[0])
-    return chain
-
-
-def _first_carrying(layers: Sequence[Layer], kinds: tuple[type[Layer], ...]) -> int:
-    """The index of the layer whose values the last of `layers` (a layer list, each reading the one before) gives
-    through layers of `kinds`: the last index where the last layer is none of them."""
-    first = len(layers) - 1
-    while first > 0 and _carries(layers[first], kinds):
-        first -= 1
-    return first
-
-
-def _built_shapes(layers: Sequence[Layer]) -> list[Shape]:
-    """Each built layer's per-example output shape."""
-    shapes = []
-    for layer in layers:
-        assert layer.output_shape is not None, "layers must be built"
-        shapes.append(layer.output_shape)
-    return shapes
 
 
 def _called_anew(chain: Sequence[SymbolicTensor], loss: Loss | None) -> SymbolicTensor:
@@ -372,111 +274,22 @@ def _values_anew(layer: Layer, loss: Loss | None) -> Layer | None:
 
 
 def _carries_a_left_out_softmax(layers: Sequence[Layer], shapes: Sequence[Shape], loss: Loss | None) -> bool:
-    """Whether `layers` (a layer, then the layers that carry its probabilities: `_CARRY_PROBABILITIES`, or spoil
-    them: `_SPOIL_PROBABILITIES`; `shapes`, the per-example shape of each one's values) carry the values of a
+    """Whether `layers` (a layer, then the layers that carry its probabilities: `CARRY_PROBABILITIES`, or spoil
+    them: `SPOIL_PROBABILITIES`; `shapes`, the per-example shape of each one's values) carry the values of a
     softmax the rule leaves out under softmax cross-entropy (a softmax given, not a default activation), so that the
     loss would apply a second softmax.
 
     Raises:
-        InvalidArgumentError: they carry one with its classes moved off the last axis (`_keeps_the_classes_last`),
-            or through a layer of `_SPOIL_PROBABILITIES`.
+        InvalidArgumentError: they carry one with its classes moved off the last axis, or through a layer of
+            `SPOIL_PROBABILITIES` (`check_carried_probabilities`).
     """
     if len(layers) < 2 or not isinstance(loss, SoftmaxCrossEntropyWithLogits):
         return False
     head = layers[0]
     if _logits_layer(head, loss) is None or default_activation_emits_logits(head, loss):
         return False
-    _refuse_spoiled_probabilities(layers, loss)
-    _keeps_the_classes_last(layers, shapes, loss)
+    check_carried_probabilities(layers, shapes, loss)
     return True
-
-
-def _refuse_spoiled_probabilities(layers: Sequence[Layer], loss: Loss) -> None:
-    """Refuse a layer of `_SPOIL_PROBABILITIES` among those that carry the softmax of `layers[0]`.
-
-    Raises:
-        InvalidArgumentError: one is there, named with why the loss cannot read its values as Keras does.
-    """
-    for layer in layers[1:]:
-        why = next((why for kind, why in _SPOIL_PROBABILITIES.items() if _carries(layer, (kind,))), None)
-        if why is not None:
-            head = layers[0]
-            raise InvalidArgumentError(
-                f"Loss {loss.name!r} reads the output of {type(layers[-1]).__name__} layer {layers[-1].name!r} as "
-                f"the probabilities of the softmax of {type(head).__name__} layer {head.name!r}, as Keras' "
-                f"cross-entropy of probabilities does, but {type(layer).__name__} layer {layer.name!r} after that "
-                f"softmax {why}."
-            )
-
-
-def _keeps_the_classes_last(layers: Sequence[Layer], shapes: Sequence[Shape], loss: Loss) -> None:
-    """Check that `layers` (`_carries_a_left_out_softmax`'s) keep the softmax's classes, the last axis of the first
-    one's values, whole and last: a Permute may move them and another move them back; a Reshape, Flatten or pooling
-    keeps them where they are last in its input and its output ends in them (row-major, each run of that many
-    values stays one run: (H, W, C) -> (H*W, C)).
-
-    A softmax over another axis than the one the loss reads as the classes is refused, as nothing the loss could
-    compute means the softmax's classes: Keras renormalises the values over the last axis, and the loss here
-    applies its softmax over it; either trains the model for other classes than its softmax's.
-
-    Raises:
-        InvalidArgumentError: they move the classes off the last axis, merge them with other axes or pool over them.
-    """
-    axis: int | None = len(shapes[0]) - 1
-    for layer, given, made in zip(layers[1:], shapes, shapes[1:], strict=False):
-        if axis is None:
-            break
-        if isinstance(layer, Permute):  # its dims number the axes from 1, the batch being 0
-            axis = list(layer.dims).index(axis + 1)
-        elif axis == len(given) - 1 and given[-1] == made[-1]:
-            axis = len(made) - 1
-        else:
-            axis = None
-    last = len(shapes[-1]) - 1
-    if axis == last:
-        return
-    head, output = layers[0], layers[-1]
-    between = ", ".join(f"{type(layer).__name__} {layer.name!r}" for layer in layers[1:])
-    where = (
-        "merge that axis with others or pool over it"
-        if axis is None
-        else f"move that axis to axis {axis + 1} (the batch axis being 0)"
-    )
-    raise InvalidArgumentError(
-        f"Loss {loss.name!r} reads the classes on the last axis of output {output.name!r} "
-        f"{format_shape(shapes[-1])}, but the softmax of {type(head).__name__} layer {head.name!r} ran over the last "
-        f"axis of its values {format_shape(shapes[0])}, and the layers after it ({between}) {where}: the loss would "
-        "read other values as an example's classes than the ones the softmax normalised, whatever it computed "
-        "(Keras renormalises them over the last axis and trains on that). Keep the classes on the last axis: move "
-        "the axes before that layer, or give labels laid out as its values are (the classes last) and drop the "
-        "layers that move them; for a softmax over the moved axes, end in a Softmax() layer after them."
-    )
-
-
-def _log_probabilities(last: Layer) -> Layer:
-    """A copy of `last` (sharing its name) that emits its values, probabilities carried class by class
-    (`_CARRY_PROBABILITIES`), as logits whose softmax gives them back renormalised over the classes: Keras'
-    cross-entropy of probabilities, log(clip(p / sum(p), 1e-7, 1 - 1e-7)) over the last axis, so the loss's
-    softmax cross-entropy equals Keras' (with Keras' gradient) wherever its clip does not bind. A position whose
-    values sum to 0 (every class dropped by a Dropout in training), which Keras computes as NaN (0 / 0), reads
-    0 instead: the clip's floor for every class."""
-    emitted = copy.copy(last)
-    own_emit = type(last).emit
-
-    def emit(builder: GraphBuilder, x: str) -> str:
-        assert emitted.output_shape is not None, "layers must be built"
-        # the classes last: a pooling's output may hold them at axis 1 (`layers/_layout.py`)
-        values = channels_last(builder, own_emit(emitted, builder, x), len(emitted.output_shape) + 1)
-        total = builder.reduce("ReduceSum", values, [-1], keepdims=True, hint="class_sum")
-        positive = builder.node("Greater", [total, builder.constant(0.0, "zero")], hint="positive_sum")
-        divisor = builder.node("Where", [positive, total, builder.constant(1.0, "one")], hint="class_sum_or_one")
-        normalised = builder.node("Div", [values, divisor], hint="normalised_probabilities")
-        low, high = builder.constant(EPSILON, "epsilon"), builder.constant(1.0 - EPSILON, "one_minus_epsilon")
-        clipped = builder.node("Clip", [normalised, low, high], hint="clipped_probabilities")
-        return builder.node("Log", [clipped], hint="log_probabilities")
-
-    emitted.__dict__["emit"] = emit  # on the copy alone, as `_graph_on_logits` does
-    return emitted
 
 
 def _logits_layer(last: Layer, loss: Loss | None) -> Layer | None:

@@ -17,7 +17,7 @@ from typing import Any
 from onnxtrain import emit
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.functional import Functional, SummaryRow
-from onnxtrain.layers import Layer, format_shape
+from onnxtrain.layers import Layer, TimeDistributed, format_shape
 from onnxtrain.layers._core import dtype_note
 from onnxtrain.losses import Loss
 
@@ -222,13 +222,26 @@ def _column_ends(widths: Sequence[int], positions: Sequence[float], length: int)
 def _emitted_linear(graph: Functional, loss: Loss | None) -> set[int]:
     """The ids of the layers marked "[linear (logits)]": each output's layer that the graphs emit linear for the
     output's own loss (`emit.default_activation_emits_logits`), the first layer of each output's logits chain (a
-    Dense left at its default whose values a Reshape, Flatten or pooling carries to the output:
-    `emit.logits_chains`), and the layers the rule reaches through them (`_marked_by_rule`)."""
+    Dense left at its default whose values a Reshape, Flatten or pooling, or a `Softmax()` layer, carries to the
+    output: `emit.logits_chains`), and the layers the rule reaches through them (`_marked_by_rule`); where a
+    chain's first layer is a nested model that computes its values anew (one ending in `Dense(3)` then
+    `Softmax()`), the layers its own `_emitted_linear` marks."""
     own_losses = emit.output_losses(graph, loss)
     marked = _marked_by_rule([(y.layer, own) for y, own in zip(graph.outputs, own_losses, strict=True)])
-    for chain in emit.logits_chains(graph, loss).values():
-        marked.update(map(id, emit.logits_path(chain[0].layer)))
+    for position, chain in emit.logits_chains(graph, loss).items():
+        marked.update(_chain_head_marks(chain[0].layer, own_losses[position]))
     return marked
+
+
+def _chain_head_marks(first: Layer, loss: Loss | None) -> set[int]:
+    """The ids marked for `first`, the first layer of an output's logits chain: it and the layers the rule reaches
+    through it where the graphs emit it linear (`emit.logits_path`); for a nested model (or a TimeDistributed of
+    one) whose values the graphs compute anew, its own softmax kept (`emit.logits_chain`), the layers of its own
+    graph that they emit linear, not the model, whose values stay probabilities."""
+    if emit.default_activation_emits_logits(first, loss):
+        return set(map(id, emit.logits_path(first)))
+    nested = first.layer if isinstance(first, TimeDistributed) else first
+    return _emitted_linear(nested, loss) if isinstance(nested, Functional) else set()
 
 
 def _marked_by_rule(outputs: Sequence[tuple[Layer, Loss | None]]) -> set[int]:

@@ -10,7 +10,7 @@ import pytest
 
 from onnxtrain import Model
 from onnxtrain.errors import InvalidArgumentError, UnsupportedError
-from onnxtrain.layers import Activation, Add, Dense, Dropout, Flatten, Input
+from onnxtrain.layers import Activation, Add, Dense, Dropout, Flatten, Input, Softmax
 from onnxtrain.losses import BinaryCrossentropy, Losses
 from onnxtrain.sequential import Sequential
 
@@ -61,6 +61,36 @@ def test_logits_carried_from_a_dense_at_its_default_relu_warn():
     with Sequential.of(Input(4), Dense(3), Dropout(0.1)) as model, warnings.catch_warnings():
         warnings.simplefilter("error")
         model.compile(loss="mse")  # not logits
+
+
+def test_a_default_relu_behind_a_softmax_layer_the_loss_applies_warns_where_the_rule_does_not_reach_it():
+    """The loss applies a last Softmax() or Activation("softmax") layer (or one whose probabilities a Dropout
+    carries), so the values it reads are the logits: a Dense at its default ReLU behind a Dropout keeps it and is
+    warned about, as `Dense(3)` then `Dropout` is; one right before the softmax layer is emitted linear by the rule,
+    and a hidden ReLU is meant."""
+    for model in (
+        Sequential.of(Input(4), Dense(3), Dropout(0.1), Softmax()),
+        Sequential.of(Input(4), Dense(3), Dropout(0.1), Activation("softmax")),
+        Sequential.of(Input(4), Dense(3), Dropout(0.1), Softmax(), Dropout(0.1)),
+    ):
+        with (
+            model,
+            pytest.warns(UserWarning, match=r"carries the values of Dense layer\(s\) \['dense_1'\] left at .*ReLU"),
+        ):
+            model.compile(loss="sparse_categorical_crossentropy")
+    for model, loss in (
+        (
+            Sequential.of(Input(4), Dense(3, activation="linear"), Dropout(0.1), Softmax()),
+            "sparse_categorical_crossentropy",
+        ),
+        (Sequential.of(Input(4), Dense(3), Softmax()), "sparse_categorical_crossentropy"),
+        (Sequential.of(Input(4), Dense(3), Softmax(), Dropout(0.1)), "sparse_categorical_crossentropy"),
+        (Sequential.of(Input(4), Dense(8), Dropout(0.1), Dense(3), Softmax()), "sparse_categorical_crossentropy"),
+        (Sequential.of(Input(4), Dense(3), Dropout(0.1), Softmax()), "mse"),  # not logits
+    ):
+        with model, warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model.compile(loss=loss)
 
 
 @pytest.mark.parametrize("activation", ["relu", "linear", "softmax"])

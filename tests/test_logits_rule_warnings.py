@@ -15,6 +15,7 @@ import onnxruntime as ort
 import pytest
 
 from onnxtrain import Model, Sequential
+from onnxtrain.layers import Activation as ActivationLayer
 from onnxtrain.layers import (
     Add,
     Conv1D,
@@ -25,6 +26,8 @@ from onnxtrain.layers import (
     GlobalAveragePooling1D,
     GlobalAveragePooling2D,
     Input,
+    RepeatVector,
+    Softmax,
 )
 from onnxtrain.losses import BinaryCrossentropy, CategoricalCrossentropy, Loss
 
@@ -145,6 +148,69 @@ def test_a_default_relu_the_rule_does_not_reach_is_warned_about_and_stays(tmp_pa
         np.testing.assert_allclose(logits, exported_logits(relu, x, tmp_path / "relu.onnx"), atol=1e-6)
         assert not np.allclose(logits, exported_logits(linear, x, tmp_path / "linear.onnx"), atol=1e-3)
         np.testing.assert_allclose(np.asarray(model(x)), logits, rtol=1e-5, atol=1e-6)
+
+
+# --- a default ReLU before a Dropout then a softmax layer that the loss applies: warned about, and it stays --------
+def nested_dense_dropout_softmax(activation: Activation) -> Model:
+    inner = Input(4)
+    head = Model(inner, Softmax(name="probabilities")(Dropout(0.2)(Dense(3, name="head", **given(activation))(inner))))
+    x = Input(4)
+    return Model(x, head(x))
+
+
+SOFTMAX_CLAMPED: dict[str, tuple[Make, tuple[int, ...], str]] = {
+    "softmax_layer": (
+        lambda a: Sequential([Input(4), Dense(3, name="head", **given(a)), Dropout(0.2), Softmax(name="p")]),
+        (4,),
+        r"^Loss 'sparse_categorical_crossentropy' expects logits, but output 'p' carries the values of Dense "
+        r"layer\(s\) \['head'\] left at Dense's default activation, ReLU",
+    ),
+    "softmax_activation_layer": (
+        lambda a: Sequential(
+            [Input(4), Dense(3, name="head", **given(a)), Dropout(0.2), ActivationLayer("softmax", name="p")]
+        ),
+        (4,),
+        r"output 'p' carries the values of Dense layer\(s\) \['head'\] left at Dense's default activation",
+    ),
+    "softmax_layer_repeated": (
+        lambda a: Sequential(
+            [Input(4), Dense(3, name="head", **given(a)), Dropout(0.2), Softmax(), RepeatVector(2, name="p")]
+        ),
+        (4,),
+        r"output 'p' carries the values of Dense layer\(s\) \['head'\] left at Dense's default activation",
+    ),
+    "nested_softmax_layer": (
+        nested_dense_dropout_softmax,
+        (4,),
+        r"carries the values of Dense layer\(s\) \['head'\] left at Dense's default activation",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SOFTMAX_CLAMPED))
+def test_a_default_relu_before_a_dropout_then_a_softmax_layer_is_warned_about_and_stays(tmp_path, case):
+    """The loss applies the softmax layer (its input, or the probabilities it carries, are the logits: README's
+    "Logits"), but the rule does not reach the Dense through the Dropout: its ReLU stays, as compile says."""
+    make, shape, match = SOFTMAX_CLAMPED[case]
+    x = np.random.default_rng(2).normal(size=(6, *shape)).astype(np.float32)
+    with make(None) as model, make("relu") as relu, make("linear") as linear:
+        with pytest.warns(UserWarning, match=match):
+            model.compile(loss="sparse_categorical_crossentropy")
+        compiled_quietly(relu, "sparse_categorical_crossentropy")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a linear head before the softmax layer is what the loss wants
+            linear.compile(loss="sparse_categorical_crossentropy")
+        relu.set_weights(model.get_weights())
+        linear.set_weights(model.get_weights())
+        logits = exported_logits(model, x, tmp_path / "model.onnx")
+        np.testing.assert_allclose(logits, exported_logits(relu, x, tmp_path / "relu.onnx"), atol=1e-6)
+        assert not np.allclose(logits, exported_logits(linear, x, tmp_path / "linear.onnx"), atol=1e-3)
+        np.testing.assert_allclose(np.asarray(model(x)), softmax(logits), rtol=1e-5, atol=1e-6)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 # --- an explicit activation the last layers move or pool ----------------------------------------------------------

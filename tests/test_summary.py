@@ -10,7 +10,7 @@ import pytest
 
 from onnxtrain import Model, Sequential
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
-from onnxtrain.layers import BatchNormalization, Dense, Flatten, Input, Reshape
+from onnxtrain.layers import BatchNormalization, Dense, Flatten, Input, RepeatVector, Reshape, Softmax
 from onnxtrain.summary import CONNECTED_WIDTHS, LOGITS_MARK, WIDTHS, column_widths, summary_table
 
 # Keras: outer.summary(expand_nested=True) of the models of `three_deep`, its "Layer (type)" column
@@ -234,6 +234,42 @@ def test_a_head_given_its_activation_is_not_marked():
     model.compile(optimizer="adam", loss="softmax_cross_entropy_with_logits")
     assert LOGITS_MARK not in model.summary(print_fn=None)
     model.close()
+
+
+def nested_softmax_head(kind: str) -> Model | Sequential:
+    """A nested model ending in `Dense(3)` then `Softmax()` as the output's layer (or its probabilities repeated):
+    the graphs emit its Dense linear and leave its softmax to the loss (`emit.logits_chain`)."""
+    inner = Input(4, name="inner_input")
+    head = Model(inner, Softmax(name="probabilities")(Dense(3, name="scores")(inner)), name="head", seed=0)
+    if kind == "sequential":
+        return Sequential([Input(4), Dense(4, activation="tanh", name="features"), head], seed=0)
+    x = Input(4)
+    features = head(Dense(4, activation="tanh", name="features")(x))
+    return Model(x, RepeatVector(2, name="repeated")(features) if kind == "repeated" else features, seed=0)
+
+
+def marked_rows(table: str) -> list[str]:
+    """The "Layer (type)" cells marked with the logits mark, beside the label or on a line of its own under it."""
+    lines = table.splitlines()
+    rows = []
+    for i, line in enumerate(lines):
+        if LOGITS_MARK in line:
+            label = line[:39].replace(LOGITS_MARK, "").strip() or lines[i - 1][:39].strip()
+            rows.append(label.lstrip("└ "))
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["functional", "sequential", "repeated"])
+def test_a_nested_models_dense_before_its_softmax_layer_is_marked_not_the_model(kind):
+    with nested_softmax_head(kind) as model:
+        loss = "sparse_categorical_crossentropy" if kind != "repeated" else "categorical_crossentropy"
+        model.compile(loss=loss)
+        expanded = model.summary(print_fn=None, expand_nested=True)
+        assert marked_rows(expanded) == ["scores(Dense)"]
+        scores = next(line for line in expanded.splitlines() if "scores(Dense)" in line)
+        assert scores.startswith(f"   └ scores(Dense) {LOGITS_MARK}")
+        # its values stay the softmax's probabilities (model(x)): the nested model's own row is not marked
+        assert LOGITS_MARK not in model.summary(print_fn=None)
 
 
 # --- totals -----------------------------------------------------------------------------------------------------

@@ -4,10 +4,10 @@ softmax layer after a head left at its default activation: tests/data/keras/logi
 Under "sparse_categorical_crossentropy" (or "categorical_crossentropy") Keras computes the cross-entropy of the
 values the model gives: normalised over the classes (the last axis), clipped to [1e-7, 1 - 1e-7], logged. A softmax
 followed by UpSampling, Cropping, max or average pooling, RepeatVector or Dropout gives probabilities carried class
-by class, which onnxtrain's logits rule reads as Keras does (`_logits_rule._log_probabilities`), not as logits of a
-second softmax. Keras' Dense and convolutions default to linear; onnxtrain's (KotlinDL's) to ReLU, which the rule
-emits linear where a last `Softmax()` or `Activation("softmax")` layer reads them under softmax cross-entropy, so
-each onnxtrain model here, written with that activation left out, must take Keras' step:
+by class, which onnxtrain's logits rule reads as Keras does (`_carried_probabilities.log_probabilities`), not as
+logits of a second softmax. Keras' Dense and convolutions default to linear; onnxtrain's (KotlinDL's) to ReLU, which
+the rule emits linear where a last `Softmax()` or `Activation("softmax")` layer reads them under softmax cross-
+entropy, so each onnxtrain model here, written with that activation left out, must take Keras' step:
 tests/test_logits_rule_carried.py compares, without Keras installed.
 
 Cases (one plain SGD step, learning rate 0.1, on one batch; the Dropout cases evaluate only, as their training
