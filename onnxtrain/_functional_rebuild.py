@@ -11,10 +11,12 @@ from onnxtrain.layers._call_mode import call_entry
 from onnxtrain.layers._layer import SymbolicTensor
 
 Ref = tuple[str, int, int]  # a tensor's layer name, call index and output index
+CONFIG_POSITION = "_config_position"  # a rebuilt layer's (config list, its place in it), in its __dict__
 
 
-def rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTensor]]:
-    """New layers from a `get_config` dict, called as it records; returns (inputs, outputs)."""
+def rebuild_calls(config: dict[str, Any], keep_order: bool = False) -> tuple[list[Input], list[SymbolicTensor]]:
+    """New layers from a `get_config` dict, called as it records; returns (inputs, outputs). With `keep_order`
+    each layer keeps its place in the config's list, which a graph of them takes as its order (`in_config_order`)."""
     try:
         entries = [(Layer.from_config(entry), entry["inbound_nodes"]) for entry in config["layers"]]
         input_refs, output_refs = config["input_layers"], config["output_layers"]
@@ -23,6 +25,9 @@ def rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTen
             "A Functional config needs 'layers' (each with 'inbound_nodes'), 'input_layers' and 'output_layers', "
             f"as get_config() writes them. Missing or malformed: {e}"
         ) from e
+    listing = object()  # this config's list, which the positions below are places in
+    for position, (layer, _) in enumerate(entries if keep_order else ()):
+        layer.__dict__[CONFIG_POSITION] = (listing, position)
     tensors: dict[Ref, SymbolicTensor] = {}
     pending = {}
     for layer, inbound in entries:
@@ -54,6 +59,17 @@ def rebuild_calls(config: dict[str, Any]) -> tuple[list[Input], list[SymbolicTen
         return [tensors[_ref(ref)] for ref in input_refs], [tensors[_ref(ref)] for ref in output_refs]  # type: ignore[misc]
     except (KeyError, TypeError, ValueError) as e:
         raise InvalidArgumentError(f"The Functional config names an input or output no layer makes: {e}") from e
+
+
+def in_config_order(layers: list[Layer]) -> list[Layer]:
+    """`layers` (a graph's, in the order of their first call) in the order of the config they were all rebuilt
+    from, as Keras orders the layers of a model rebuilt from its config (and so its weights: a Keras model's
+    `get_weights()` list sets the rebuilt model's); else as they are. onnxtrain's own config lists a graph's
+    layers in its order, so a saved and loaded model keeps it."""
+    places: list[tuple[object, int]] = [layer.__dict__.get(CONFIG_POSITION) or (None, 0) for layer in layers]
+    if not places or any(place[0] is None or place[0] is not places[0][0] for place in places):
+        return layers
+    return [layer for _, layer in sorted(zip(places, layers, strict=True), key=lambda pair: pair[0][1])]
 
 
 def _ref(ref: Any) -> Ref:

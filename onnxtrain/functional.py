@@ -56,7 +56,7 @@ from onnxtrain._functional_outputs import (
     written_positions,
 )
 from onnxtrain._functional_params import GraphParams
-from onnxtrain._functional_rebuild import rebuild_calls
+from onnxtrain._functional_rebuild import in_config_order, rebuild_calls
 from onnxtrain._keras_functional_config import onnxtrain_functional_config
 from onnxtrain._layer_names import name_layers
 from onnxtrain._model_names import AUTO_NAMED
@@ -91,7 +91,8 @@ class Functional(GraphParams, Layer):
         given_keys: a dict of outputs' keys in the dict's own order (a call's, `output`'s and the config's); None
             as `output_keys`.
         output_structure: how `outputs` was given: "tensor", "list", "tuple" or "dict".
-        layers: every layer once, Inputs first, in the order of their first call.
+        layers: every layer once, Inputs first, in the order of their first call; a graph of layers all rebuilt
+            from one config (`from_config`): in the config's order, as Keras orders it (and `get_weights`).
 
     Raises:
         InvalidTypeError: an input is not an Input, or an output not a symbolic tensor.
@@ -122,7 +123,7 @@ class Functional(GraphParams, Layer):
             raise InvalidArgumentError(f"Functional(seed=...) expects a non-negative int or None. Received: {seed!r}")
         self.seed: int = int(seed) if seed is not None else secrets.randbits(32)
         self._nodes = topological_calls(self.inputs, self.outputs)
-        self.layers: list[Layer] = list({id(node.layer): node.layer for node in self._nodes}.values())
+        self.layers: list[Layer] = in_config_order(list({id(n.layer): n.layer for n in self._nodes}.values()))
         name_layers(self.layers)
         self._build_layers()
         self.multi_input = len(self.inputs) > 1
@@ -354,11 +355,14 @@ class Functional(GraphParams, Layer):
         config = onnxtrain_functional_config(config)
         keyed = config.get("output_layers")
         keys = None
+        # the layers (and so the weights) in the config's order, as Keras rebuilds a model; but for a save from
+        # before a dict of outputs was sorted, which listed them in the order of calls that have changed since
+        keep_order = not isinstance(keyed, Mapping) or written_positions(config, sorted(map(str, keyed))) is None
         if isinstance(keyed, Mapping):  # a dict of outputs (Keras' layout): rebuilt as a list, then keyed again
             keys = list(map(str, keyed))
-            inputs, outputs = rebuild_calls({**config, "output_layers": list(keyed.values())})
+            inputs, outputs = rebuild_calls({**config, "output_layers": list(keyed.values())}, keep_order)
         else:
-            inputs, outputs = rebuild_calls(config)
+            inputs, outputs = rebuild_calls(config, keep_order)
         given = structured(structure_from_config(config, len(outputs)), keys, outputs)
         graph = cls(inputs, given, config.get("name"), config.get("seed"), config.get("trainable", True))
         positions = written_positions(config, graph.output_keys) if graph.output_keys is not None else None

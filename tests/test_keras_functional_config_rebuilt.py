@@ -19,6 +19,7 @@ from onnxtrain import Model
 from onnxtrain._keras_functional_config import onnxtrain_functional_config
 from onnxtrain.errors import InvalidArgumentError, UnsupportedError
 from onnxtrain.functional import Functional
+from onnxtrain.layers import Concatenate, Dense, Input
 
 CONFIGS = json.loads((KERAS_FIXTURES / "functional_configs.json").read_text())
 with np.load(KERAS_FIXTURES / "functional_configs.npz") as _data:
@@ -164,3 +165,35 @@ REFUSED = [
 def test_what_onnxtrain_cannot_rebuild_is_refused_naming_it(config, error, message):
     with pytest.raises(error, match=message):
         Model.from_config(copy.deepcopy(config()))
+
+
+def test_a_rebuilt_model_lists_its_layers_and_weights_in_the_keras_config_s_order():
+    config = CONFIGS["masked_bidirectional"]  # the Embedding (on 'tok') listed before the Dense (on 'feat')
+    model = Model.from_config(copy.deepcopy(config))
+    listed_names = [entry["name"] for entry in config["layers"] if entry.get("module") != "keras.src.ops.numpy"]
+    assert [layer.name for layer in model.layers] == listed_names
+    keras_order = []  # Keras' get_weights() list: layer by layer, as its config lists them
+    for name in listed_names:
+        layer = model.get_layer(name)
+        weights = [ARRAYS[f"masked_bidirectional/layer/{name}/{i}"] for i in range(len(layer.weights))]
+        keras_order += layer.from_keras_weights(weights) if hasattr(layer, "from_keras_weights") else weights
+    model.set_weights(keras_order)
+    x = listed("masked_bidirectional", "x")
+    for ours, keras in zip(flat(model(x)), listed("masked_bidirectional", "y"), strict=True):
+        np.testing.assert_allclose(ours, keras, rtol=1e-5, atol=1e-5)
+
+
+def test_onnxtrain_s_config_of_a_rebuilt_or_python_model_keeps_its_layer_order():
+    rebuilt = Model.from_config(copy.deepcopy(CONFIGS["masked_bidirectional"]))
+    a, b = Input(3, name="a"), Input(2, name="b")
+    python = Model([a, b], Concatenate(name="joined")([Dense(2, name="late")(b), Dense(2, name="early")(a)]))
+    assert [layer.name for layer in python.layers] == ["a", "b", "late", "early", "joined"]
+    for model in (rebuilt, python):
+        again = Model.from_config(model.get_config())
+        assert [layer.name for layer in again.layers] == [layer.name for layer in model.layers]
+        again.set_weights(list(model.get_weights().values()))  # a plain list, in the model's order
+        for (name, ours), (expected_name, expected) in zip(
+            again.get_weights().items(), model.get_weights().items(), strict=True
+        ):
+            assert name == expected_name
+            np.testing.assert_array_equal(ours, expected)
