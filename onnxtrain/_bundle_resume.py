@@ -12,6 +12,7 @@ import numpy as np
 
 from onnxtrain._bounded_read import read_bounded
 from onnxtrain._bundle_state import MAX_STATE_BYTES, STATE_FILE, read_metadata, state_bytes_rate, unpack_state
+from onnxtrain._recompile import recompile_resuming
 from onnxtrain.errors import InvalidArgumentError, ModelFileError, ModelStateError
 from onnxtrain.optimizers.schedules import LearningRateSchedule
 from onnxtrain.portable import PortableEngine
@@ -70,24 +71,8 @@ def load_state(
         step=int(tensors[STEP]),
         optimizer=trainer.compiled.optimizer.name,
     )
-    compiled = trainer.compiled
-    config = compiled.get_config()
-    model._compile(
-        resume=write_checkpoint(checkpoint),
-        optimizer=compiled.optimizer,
-        loss=compiled.loss,
-        metric=None,
-        metrics=config["metrics"] or None,
-        device=compiled.device,
-        engine=compiled.engine,
-        artifacts_dir=None,
-        threads=trainer.threads,
-        opset=compiled.opset,
-        ir_version=compiled.ir_version,
-        loss_weights=None,
-        weighted_metrics=config.get("weighted_metrics") or None,
-    )
-    if not isinstance(compiled.optimizer.learning_rate, LearningRateSchedule):
+    recompile_resuming(model, write_checkpoint(checkpoint))
+    if not isinstance(trainer.compiled.optimizer.learning_rate, LearningRateSchedule):  # the optimizer compiled again
         model.learning_rate = float(metadata["learning_rate"] if rate is None else rate)
 
 

@@ -23,6 +23,7 @@ from onnxtrain import model_files
 from onnxtrain._checkpoint_check import check_checkpoint, checkpoint_limit
 from onnxtrain._checks import check_positive_int
 from onnxtrain._data_parallel_fit import any_process
+from onnxtrain._recompile import recompile_resuming
 from onnxtrain.callbacks import Callback, Logs
 from onnxtrain.distributed._communicator import Communicator
 from onnxtrain.distributed._world import init, leave
@@ -193,23 +194,7 @@ def resume(model: Any, directory: Path) -> None:
     model_files.check_weights(mine, weights, files[MODEL_FILE], model.graph.trainable_params_by_name())
     check_checkpoint(state, mine, files[CHECKPOINT_FILE])
     model.set_weights({name: weights[name] for name in mine})
-    trainer = model._trainer
-    compiled = trainer.compiled
-    model._compile(
-        resume=state,
-        optimizer=compiled.optimizer,
-        loss=compiled.loss,
-        metric=None,
-        metrics=list(compiled.metrics) or None,
-        device=compiled.device,
-        engine=compiled.engine,
-        artifacts_dir=None,
-        threads=trainer.threads,
-        opset=compiled.opset,
-        ir_version=compiled.ir_version,
-        loss_weights=None,
-        weighted_metrics=[weighted.metric for weighted in compiled.weighted_metrics] or None,
-    )
+    recompile_resuming(model, state)
     resumed = model._trainer
     resumed.epochs_trained = int(config.get("epochs_trained", 0))
     rate = config.get("current_learning_rate")
