@@ -227,15 +227,21 @@ class Threshold(Activation):
 
 @dataclass(frozen=True)
 class LogSigmoid(Activation):
-    """Keras' log_sigmoid: log(sigmoid(x)) = -softplus(-x), emitted as min(x, 0) - log(1 + exp(-|x|)) (exact,
-    and finite for large |x|)."""
+    """Keras' log_sigmoid: log(sigmoid(x)) = -softplus(-x), emitted as where(x < 0, x, 0) - log(1 + exp(t)) with
+    t = where(x < 0, x, -x) = -|x|: exact, finite for large |x|, and with gradient sigmoid(-x) everywhere."""
 
     name: str = field(default="log_sigmoid", init=False)
 
     def emit(self, builder: GraphBuilder, x: str) -> str:
-        decay = builder.node("Exp", [builder.node("Neg", [builder.node("Abs", [x])])])
-        log1p = builder.node("Log", [builder.node("Add", [decay, builder.constant(1.0, "one")])])
-        return builder.node("Sub", [builder.node("Min", [x, _zero(builder)]), log1p], hint="log_sigmoid")
+        # Where, not Min and Abs: their gradients at the tie x = 0 (1 and 0) would give 1.0 there instead of 0.5;
+        # Where's condition picks one smooth branch, each fed only values whose Exp cannot overflow.
+        zero = _zero(builder)
+        negative = builder.node("Less", [x, zero])
+        minus_abs = builder.node("Where", [negative, x, builder.node("Neg", [x])])
+        log1p = builder.node(
+            "Log", [builder.node("Add", [builder.node("Exp", [minus_abs]), builder.constant(1.0, "one")])]
+        )
+        return builder.node("Sub", [builder.node("Where", [negative, x, zero]), log1p], hint="log_sigmoid")
 
 
 @dataclass(frozen=True)

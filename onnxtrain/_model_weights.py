@@ -20,6 +20,7 @@ from onnxtrain._weight_arrays import weight_arrays
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
 from onnxtrain.layers import Layer
 from onnxtrain.layers._layer_weights import LayerWeight, WeightLists
+from onnxtrain.layers._preprocessing import without_keras_counts
 
 if TYPE_CHECKING:
     from onnxtrain.functional import Functional
@@ -126,11 +127,13 @@ class ModelWeights(WeightLists):
 
     def set_weights(self, weights: Mapping[str, Any] | Sequence[Any]) -> None:
         """Replace parameters: a mapping by graph name (`dense_1.kernel`; any subset), or, as in Keras, a list of
-        every parameter in `get_weights()` order. Each value must match its parameter's shape, and be finite where
+        every parameter in `get_weights()` order (Keras' own, whose Normalization layers add a count after their
+        variance, too: dropped). Each value must match its parameter's shape, and be finite where
         training changes it (a frozen one may hold what an exporter wrote: a causal mask of -inf).
         """
         self._check_built("set_weights")
         every = self.graph.params_by_name()
+        weights = without_keras_counts(list(self.graph._named_params("", set())), weights)  # Normalization's
         _refuse_optimizer_state(weights, every)
         constants = set(every) - set(self.graph.trainable_params_by_name())
         arrays = weight_arrays(weights, every, constants)

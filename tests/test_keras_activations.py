@@ -74,6 +74,20 @@ def test_a_keras_dense_config_naming_it_loads(name):
     assert layer.activation.name == config["config"]["activation"]
 
 
+@pytest.mark.parametrize("engine", ["portable", "ort-training"])
+def test_log_sigmoid_trains_with_its_exact_gradient_at_zero_and_far_out(engine):
+    # the bias of each unit is the pre-activation z; a residual of 1.5 on 3 outputs makes the step f'(z) = sigmoid(-z)
+    z = np.array([0.0, 100.0, -100.0], np.float32)
+    model = Sequential.of(Input(1), Dense(3, activation="log_sigmoid", name="dense"), seed=0)
+    model.set_weights({"dense.kernel": np.zeros((1, 3), np.float32), "dense.bias": z})
+    forward = -np.logaddexp(0.0, -z.astype(np.float64))
+    np.testing.assert_allclose(model.predict(np.ones((1, 1), np.float32))[0], forward, rtol=1e-6, atol=1e-6)
+    model.compile(optimizer=SGD(learning_rate=1.0), loss="mse", engine=engine)
+    model.train_on_batch(np.ones((1, 1), np.float32), (forward - 1.5)[None].astype(np.float32))
+    step = z - model.get_weights()["dense.bias"]
+    np.testing.assert_allclose(step, 1.0 / (1.0 + np.exp(z.astype(np.float64))), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "activation",
     [

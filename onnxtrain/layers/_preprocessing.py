@@ -3,7 +3,7 @@ mean and variance given or computed from data by `adapt`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -275,6 +275,24 @@ class Normalization(Layer):
     def _weights_made(self) -> bool:
         return bool(self.params) or self._adapted is not None
 
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Keras' `layer.set_weights([mean, variance])`; Keras' own list `[mean, variance, count]` too (its
+        `get_weights()`), whose count is dropped.
+
+        Raises:
+            InvalidArgumentError: a third array that is not a count (a scalar whole number >= 0); see
+                `Layer.set_weights` for the rest.
+        """
+        if isinstance(weights, list | tuple) and len(weights) == 3 and len(self._own_weights()) == 2:
+            if not is_keras_count(weights[2]):
+                raise InvalidArgumentError(
+                    f"{self._weights_owner()}.set_weights expects [mean, variance], or Keras' [mean, variance, count] "
+                    "whose count is a scalar whole number >= 0 (dropped: onnxtrain keeps no count). Received: "
+                    f"a third array {describe_array(weights[2])}"
+                )
+            weights = list(weights[:2])
+        super().set_weights(weights)
+
     # --- graph ----------------------------------------------------------------------------------------------
     def emit(self, builder: GraphBuilder, x: str) -> str:
         assert self.input_shape is not None, "layers must be built"
@@ -304,3 +322,34 @@ class Normalization(Layer):
             "invert": self.invert,
             **super().get_config(),
         }
+
+
+def is_keras_count(value: object) -> bool:
+    """Whether `value` is Keras' third Normalization weight, `count`: a scalar whole number >= 0 (0 in Keras 3)."""
+    array = np.asarray(value) if isinstance(value, int | float | np.generic | np.ndarray) else None
+    if array is None or array.shape != () or array.dtype.kind not in "iuf":
+        return False
+    number = float(array)
+    return bool(np.isfinite(number)) and number >= 0 and number.is_integer()
+
+
+def describe_array(value: object) -> str:
+    array = np.asarray(value) if isinstance(value, int | float | np.generic | np.ndarray) else None
+    if array is None:
+        return f"of type {type(value).__name__}"
+    return f"of shape {array.shape}, dtype {array.dtype}" + (f": {array.item()!r}" if array.size == 1 else "")
+
+
+def without_keras_counts(
+    named: Sequence[tuple[str, Layer, str]], weights: Mapping[str, Any] | Sequence[Any]
+) -> Mapping[str, Any] | Sequence[Any]:
+    """Keras' `model.get_weights()` list for the parameters `named` ((graph name, layer, local name), in order),
+    without Keras' count after each adapted Normalization's variance; `weights` as it is unless it holds exactly one
+    count there for each of them (then it is another list, which `set_weights` refuses as it stands)."""
+    slots = [i for i, (_, layer, local) in enumerate(named) if isinstance(layer, Normalization) and local == "variance"]
+    if not slots or not isinstance(weights, list | tuple) or len(weights) != len(named) + len(slots):
+        return weights
+    counts = {slot + k + 1 for k, slot in enumerate(slots)}  # their places in Keras' list
+    if not all(is_keras_count(weights[i]) for i in counts):
+        return weights
+    return [value for i, value in enumerate(weights) if i not in counts]
