@@ -12,7 +12,7 @@ import numpy as np
 
 from onnxtrain._bounded_read import read_bounded
 from onnxtrain._bundle_state import MAX_STATE_BYTES, STATE_FILE, read_metadata, state_bytes_rate, unpack_state
-from onnxtrain._recompile import recompile_resuming
+from onnxtrain._recompile import ResumableModel, recompile_resuming
 from onnxtrain.errors import InvalidArgumentError, ModelFileError, ModelStateError
 from onnxtrain.optimizers.schedules import LearningRateSchedule
 from onnxtrain.portable import PortableEngine
@@ -20,12 +20,11 @@ from onnxtrain.portable._checkpoint import Checkpoint, write_checkpoint
 from onnxtrain.portable._graphs import STEP
 
 if TYPE_CHECKING:
-    from onnxtrain.model import Model
     from onnxtrain.training import Trainer
 
 
 def load_state(
-    model: Model, directory: str | os.PathLike[str], state: bytes | str | os.PathLike[str] | None = None
+    model: ResumableModel, directory: str | os.PathLike[str], state: bytes | str | os.PathLike[str] | None = None
 ) -> None:
     """Continue in Python a run that onnxtrain-js trained from the bundle at `directory`: give the compiled `model`
     (the model the bundle was written from, compiled with the same optimizer and the portable engine) the weights,

@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from onnxtrain._activation_base import Activation, channel_axis
 from onnxtrain._checks import FLOAT32_MAX, as_real
-from onnxtrain.activations import Activation, channel_axis
 from onnxtrain.errors import InvalidArgumentError, ShapeError, UnsupportedError
 from onnxtrain.graph import GraphBuilder
 

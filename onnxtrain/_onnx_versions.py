@@ -19,7 +19,7 @@ def check_opset_and_ir(opset: int, ir_version: int) -> None:
     latest = onnx.defs.onnx_opset_version()
     if not isinstance(opset, int) or isinstance(opset, bool) or not 13 <= opset <= latest:
         raise InvalidArgumentError(f"opset expects an int in [13, {latest}]. Received: opset={opset!r}")
-    needed = _min_ir_version(opset)
+    needed = min_ir_version(opset)
     if not isinstance(ir_version, int) or isinstance(ir_version, bool) or not needed <= ir_version <= onnx.IR_VERSION:
         raise InvalidArgumentError(
             f"ir_version expects an int in [{needed}, {onnx.IR_VERSION}] for opset {opset} "
@@ -27,6 +27,7 @@ def check_opset_and_ir(opset: int, ir_version: int) -> None:
         )
 
 
-def _min_ir_version(opset: int) -> int:
+def min_ir_version(opset: int) -> int:
+    """The oldest IR version that holds `opset`."""
     # VERSION_TABLE rows are (onnx release, IR version, ai.onnx opset, ai.onnx.ml opset[, training opset]).
     return min((row[1] for row in onnx.helper.VERSION_TABLE if row[2] >= opset), default=onnx.IR_VERSION)

@@ -4,15 +4,34 @@ run continues from state written elsewhere (a JS bundle's, `bundle.load_state`; 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from onnxtrain._metric_base import WeightedMetric
 
 if TYPE_CHECKING:
-    from onnxtrain.model import Model
+    from onnxtrain.training import Trainer
 
 
-def recompile_resuming(model: Model, state: bytes) -> None:
+class ResumableModel(Protocol):
+    """What resuming a run uses of a compiled `onnxtrain.model.Model` (which these modules may not import: it imports
+    `onnxtrain.bundle` to write bundles)."""
+
+    _trainer: Trainer | None
+
+    @property
+    def learning_rate(self) -> float: ...
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None: ...
+
+    def _compile(self, resume: bytes | None = None, **options: Any) -> None: ...
+
+    def _compiled_trainer(self, action: str) -> Trainer: ...
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def recompile_resuming(model: ResumableModel, state: bytes) -> None:
     """Compile `model` again as it was compiled (optimizer, loss, metrics and weighted metrics, device, engine,
     threads, opset and IR version), starting its optimizer from `state`, a checkpoint's bytes."""
     trainer = model._trainer

@@ -12,33 +12,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from onnxtrain._activation_base import Activation as Activation
+from onnxtrain._activation_base import channel_axis as channel_axis
 from onnxtrain._checks import FLOAT32_MAX, as_real
 from onnxtrain._registry import Registry
 from onnxtrain.errors import InvalidArgumentError
 from onnxtrain.graph import GraphBuilder
-
-
-@dataclass(frozen=True)
-class Activation:
-    """Base activation: subclasses implement `emit`. `name` is the registry key used in configs.
-
-    Most are elementwise. One that reads across the last (channels) axis sets `along_last_axis` (softmax): a layer
-    hands it channels-last values, or channels-first ones (a convolution's output), which it reads along axis 1
-    (`channel_axis`); one that changes the shape (glu) says so in `output_shape`.
-    """
-
-    name: str = field(default="", init=False)
-    along_last_axis: ClassVar[bool] = False
-
-    def emit(self, builder: GraphBuilder, x: str) -> str:
-        raise NotImplementedError
-
-    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The per-example shape (channels last) of the output for an input of `shape`: the same, for all but glu."""
-        return shape
-
-    def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, **{k: v for k, v in self.__dict__.items() if k != "name"}}
 
 
 @dataclass(frozen=True)
@@ -101,14 +80,6 @@ def _elu(builder: GraphBuilder, x: str, alpha: float) -> str:
     expm1 = builder.node("Sub", [builder.node("Exp", [negative]), builder.constant(1.0, "elu_one")])
     scaled = builder.node("Mul", [expm1, builder.constant(alpha, "elu_alpha")])
     return builder.node("Add", [builder.node("Relu", [x]), scaled], hint="elu")
-
-
-def channel_axis(builder: GraphBuilder, x: str) -> int:
-    """The axis of `x`'s channels (Keras' last axis): 1 where a layer hands channels-first values (a convolution's
-    output, `layers._layout`), else -1."""
-    from onnxtrain.layers._layout import is_channels_first  # the layers import this module
-
-    return 1 if is_channels_first(builder, x) else -1
 
 
 @dataclass(frozen=True)

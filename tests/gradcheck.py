@@ -28,7 +28,7 @@ from onnx.reference import ReferenceEvaluator
 from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
 
 from onnxtrain import autodiff
-from onnxtrain._onnx_versions import DEFAULT_IR_VERSION, _min_ir_version
+from onnxtrain._onnx_versions import DEFAULT_IR_VERSION, min_ir_version
 
 LOSS = "loss"
 
@@ -151,7 +151,7 @@ def forward_model(case: Case, dtype: np.dtype) -> tuple[onnx.ModelProto, dict[st
         [numpy_helper.from_array(a, name) for name, a in initializers.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", case.opset)])
-    model.ir_version = max(DEFAULT_IR_VERSION, _min_ir_version(case.opset))
+    model.ir_version = max(DEFAULT_IR_VERSION, min_ir_version(case.opset))
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     # graph outputs take their inferred types
     inferred = {v.name: v for v in model.graph.value_info}

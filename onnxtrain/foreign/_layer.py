@@ -250,6 +250,11 @@ class OnnxLayer(Layer):
         """The default-domain opset of the graph: compile at least at this one (see `graph_at`)."""
         return _graph.opset_of(self.graph)
 
+    @property
+    def imported_opset(self) -> int:
+        """`opset`, under the name an eager call reads it by (`layers._eager`, which sits below this package)."""
+        return self.opset
+
     def graph_at(self, opset: int) -> onnx.ModelProto:
         """The stripped graph in `opset` (a model has one default-domain opset): an older graph is upgraded by
         onnx's version converter, whose upgrade adapters cover every standard op. A newer one is refused rather

@@ -26,10 +26,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from onnxtrain._onnx_versions import min_ir_version
 from onnxtrain._registry import snake_case
 from onnxtrain._runtime import DISABLED_OPTIMIZERS
 from onnxtrain.errors import InvalidArgumentError, InvalidTypeError
-from onnxtrain.graph import GraphBuilder
+from onnxtrain.graph import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
 from onnxtrain.layers._eager_shapes import check_weights_fit, differs, shapes_of_call
 from onnxtrain.layers._layer_checks import CheckedLayer, describe, take_shapes
 from onnxtrain.layers._shapes import Shape
@@ -176,10 +177,13 @@ def _versions(layer: object) -> tuple[int, int]:
     """The opset and IR version of an eager call's graph: those `compile` would choose for the layer (a model's
     graph: for its layers), the default raised to the opset of an imported ONNX graph among them (`from_onnx`'s,
     which is never downgraded: `OnnxLayer.graph_at`), as `predict` runs it."""
-    from onnxtrain.foreign._layer import compile_opset  # imports the layers: here, not when they are imported
-
     held = layer.__dict__.get("layers")  # a model's graph's layers (an emitted copy of it shares its __dict__)
-    return compile_opset([layer, *(held if isinstance(held, list) else ())], None, None)
+    pending, opset = [layer, *(held if isinstance(held, list) else ())], DEFAULT_OPSET
+    while pending:  # the layers and the layers of nested models; an OnnxLayer tells its graph's opset
+        inner = pending.pop()
+        opset = max(opset, getattr(inner, "imported_opset", DEFAULT_OPSET))
+        pending.extend(getattr(inner, "layers", ()) if inner is not layer else ())
+    return opset, max(DEFAULT_IR_VERSION, min_ir_version(opset))
 
 
 def _write_state(owner: StateOwner, new: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:

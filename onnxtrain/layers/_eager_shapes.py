@@ -122,9 +122,9 @@ def _held(layer: Any, seen: set[int] | None = None) -> Iterator[Any]:
 
 
 def _is_graph(layer: Any) -> bool:
-    from onnxtrain._functional_params import GraphParams  # imports the layers: here, not when they are imported
-
-    return isinstance(layer, GraphParams)
+    """Whether `layer` is a `Functional` (a model's graph, whose module imports the layers), as
+    `_functional_calls.is_graph` tells."""
+    return callable(getattr(layer, "emit_with_masks", None))
 
 
 def _inputs_of_shape(shapes: list[Shape]) -> str:
