@@ -111,6 +111,16 @@ def test_the_bundles_own_state_is_restored_without_js(tmp_path):
             np.testing.assert_array_equal(value, state[name], err_msg=name)
 
 
+@pytest.mark.training
+def test_load_state_refuses_a_model_compiled_for_ort_training(tmp_path):
+    with _model() as model:
+        model.export_training_bundle(tmp_path / "b")
+    with Sequential.of(Input(8, 8, 1), Flatten(), Dense(4, activation="linear"), seed=1) as other:
+        other.compile(optimizer="adam", loss="sparse_categorical_crossentropy", engine="ort-training")
+        with pytest.raises(ModelStateError, match=r"portable engine .*Compile with engine='portable'"):
+            load_state(other, tmp_path / "b")
+
+
 def test_load_state_refuses_what_does_not_match(tmp_path):
     with _model() as model:
         model.export_training_bundle(tmp_path / "b")
@@ -125,9 +135,6 @@ def test_load_state_refuses_what_does_not_match(tmp_path):
             r"'sequential(_\d+)?'\), which holds tensors the model does not have: batch_normalization_1"
             r".beta, .* and 10 more; shapes differ: dense_1.kernel, optimizer.m.dense_1.kernel",
         ):
-            load_state(other, tmp_path / "b")
-        other.compile(optimizer="adam", loss="sparse_categorical_crossentropy", engine="ort-training")
-        with pytest.raises(ModelStateError, match=r"portable engine .*Compile with engine='portable'"):
             load_state(other, tmp_path / "b")
     with _model() as model:
         model.compile(optimizer=SGD(0.01), loss="sparse_categorical_crossentropy")

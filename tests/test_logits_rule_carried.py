@@ -175,6 +175,7 @@ def test_evaluate_and_one_sgd_step_are_keras(case, engine):
             np.testing.assert_allclose(after[name], expected, rtol=0, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("case", list(ORT_CANNOT_TRAIN))
 def test_ort_training_refuses_what_it_cannot_train_with_its_own_reason(case):
     """The graphs build (a softmax average-pooled channels-first once failed ONNX shape inference); the engine's

@@ -139,6 +139,7 @@ def test_evaluate_and_fit_metrics_match_keras_3(case):
         assert_keras_values(history.history, k, "history")
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("case", ["tagger_sparse", "logits_categorical", "logits_binary"])
 def test_ort_training_evaluates_the_same_metrics(case):
     model, k = compiled(case, "ort-training")
