@@ -28,8 +28,6 @@ class ResumableModel(Protocol):
 
     def _compiled_trainer(self, action: str) -> Trainer: ...
 
-    def fit(self, *args: Any, **kwargs: Any) -> Any: ...
-
 
 def recompile_resuming(model: ResumableModel, state: bytes) -> None:
     """Compile `model` again as it was compiled (optimizer, loss, metrics and weighted metrics, device, engine,
